@@ -1,0 +1,74 @@
+import Foundation
+
+/// The result of `tpat inspect`: the model's op histogram and one verdict per node
+/// (schema: schemas/inspect-report.schema.json).
+public struct InspectReport: Codable, Sendable {
+    public static let formatVersion = 1
+    public var format: Int = InspectReport.formatVersion
+    public var model: String
+    public var opsets: [String: Int64]
+    public var rulesSource: String
+    /// Op type -> node count.
+    public var histogram: [String: Int]
+    public var nodes: [NodeVerdict]
+    /// Names of the nodes that need a plugin.
+    public var pluginCandidates: [String]
+    public var probe: ProbeSummary?
+    public var warnings: [String]
+
+    public struct ProbeSummary: Codable, Sendable {
+        public var parser: String?
+        public var note: String?
+        /// Nodes where the parser and the table disagree.
+        public var disagreements: [String]
+    }
+
+    public var counts: [NodeVerdict.Verdict: Int] {
+        Dictionary(grouping: nodes, by: \.verdict).mapValues(\.count)
+    }
+
+    public func json() throws(TPATError) -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do { return try e.encode(self) } catch { throw TPATError(.io, "cannot encode report: \(error)") }
+    }
+
+    /// The human-readable report: histogram, node table, plugin candidates.
+    public func text() -> String {
+        var out = "Model: \(model)\n"
+        out += "Opsets: " + opsets.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "ai.onnx" : $0.key) \($0.value)" }.joined(separator: ", ") + "\n"
+        out += "Rules: \(rulesSource)\n\n"
+        out += "Op histogram (\(nodes.count) nodes):\n"
+        for (op, n) in histogram.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
+            out += "  \(op.padding(toLength: max(24, op.count), withPad: " ", startingAt: 0)) \(n)\n"
+        }
+        out += "\nNodes:\n"
+        let nameWidth = min(40, max(4, nodes.map(\.name.count).max() ?? 4))
+        let opWidth = max(8, nodes.map(\.opType.count).max() ?? 8)
+        for n in nodes {
+            let name = n.name.count > nameWidth ? String(n.name.prefix(nameWidth - 1)) + "…" : n.name
+            var line = "  \(name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  \(n.opType.padding(toLength: opWidth, withPad: " ", startingAt: 0))  \(n.verdict.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0))  "
+            line += n.verdict == .supported ? "" : "[\(n.rule ?? "-")] \(n.reason)"
+            if !n.unchecked.isEmpty { line += " (unchecked: \(n.unchecked.joined(separator: "; ")))" }
+            if let p = n.probe {
+                line += p.imported ? "  | parser: imports" : "  | parser: fails: \(p.error ?? "?")"
+            }
+            out += line + "\n"
+        }
+        let c = counts
+        out += "\nSummary: \(c[.supported] ?? 0) supported, \(c[.restricted] ?? 0) restricted-but-fine, \(c[.unsupported] ?? 0) unsupported\n"
+        if let probe {
+            out += "Probe: \(probe.parser ?? "none") \(probe.note.map { "(\($0))" } ?? "")\n"
+            if !probe.disagreements.isEmpty { out += "  parser disagrees with the table on: \(probe.disagreements.joined(separator: ", "))\n" }
+        }
+        for w in warnings { out += "warning: \(w)\n" }
+        out += "\nPlugin candidates (\(pluginCandidates.count)):\n"
+        if pluginCandidates.isEmpty { out += "  none: TensorRT's parser should import every node\n" }
+        for name in pluginCandidates {
+            if let n = nodes.first(where: { $0.name == name }) {
+                out += "  \(n.name) (\(n.opType) \(n.inputs.joined(separator: ", ")) -> \(n.outputs.joined(separator: ", "))): \(n.reason)\n"
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,27 @@
+import ArgumentParser
+import Foundation
+import TPATCore
+
+struct Inspect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show, node by node, what TensorRT's ONNX parser imports and which nodes need a plugin.")
+
+    @Argument(help: "The ONNX model.") var model: String
+    @Flag(help: "Print the report as JSON (schemas/inspect-report.schema.json).") var json = false
+    @Flag(help: "Also ask an installed TensorRT or TensorRT-RTX ONNX parser which nodes fail to import.") var probe = false
+
+    func run() async throws {
+        try await guarded { () async throws(TPATError) in
+            // Load first: bad input fails fast, before Python starts.
+            _ = try ONNXModel.load(path: model)
+            let inspector = Inspector(bridge: try PythonBridge.locate(), rules: try ParserRules.bundled())
+            let report = try await inspector.inspect(modelPath: model, probe: probe)
+            if json {
+                FileHandle.standardOutput.write(try report.json())
+                print("")
+            } else {
+                print(report.text(), terminator: "")
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+"""Asks a real TensorRT ONNX parser which nodes it can import.
+
+Each node is cut out into a one-node model (inferred input types, constant inputs kept as
+initializers) and parsed by a fresh parser, so one failing node does not hide the next.
+Uses `tensorrt` when installed, else TensorRT-RTX (`tensorrt_rtx_bindings`). TensorRT-RTX's
+parser dlopens the unversioned libtensorrt_rtx.so when a node falls back to the plugin
+registry; the Swift tool puts a folder holding that symlink on LD_LIBRARY_PATH.
+"""
+import onnx
+from onnx import helper
+
+from .shapes import infer_model, load_model
+
+
+def _parser_module():
+    try:
+        import tensorrt as trt  # noqa: F401
+        return trt, f"TensorRT {trt.__version__}"
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        import tensorrt_rtx_bindings as trt
+        return trt, f"TensorRT-RTX {trt.__version__} (needs the libtensorrt_rtx.so symlink on LD_LIBRARY_PATH)"
+    except Exception:  # noqa: BLE001
+        return None, None
+
+
+def _one_node_model(model, index, types, constants):
+    node = model.graph.node[index]
+    inputs, inits = [], []
+    for name in node.input:
+        if not name or name in {i.name for i in inputs} or name in {t.name for t in inits}:
+            continue
+        if name in constants:
+            t = onnx.TensorProto()
+            t.CopyFrom(constants[name])
+            t.name = name
+            inits.append(t)
+        elif name in types:
+            inputs.append(types[name])
+        else:
+            inputs.append(helper.make_empty_tensor_value_info(name))
+    outputs = [types.get(o) or helper.make_empty_tensor_value_info(o) for o in node.output if o]
+    graph = helper.make_graph([node], f"probe_{index}", inputs, outputs, inits)
+    m = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
+    return m
+
+
+def probe(request: dict) -> dict:
+    trt, parser_name = _parser_module()
+    if trt is None:
+        return {"parser": None, "nodes": [], "note": "no TensorRT or TensorRT-RTX Python module is installed"}
+    model = load_model(request.get("model_path", ""))
+    inferred, _ = infer_model(model)
+    types = {vi.name: vi for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)}
+    constants = {t.name: t for t in inferred.graph.initializer}
+    for n in inferred.graph.node:
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+            for a in n.attribute:
+                if a.name == "value":
+                    constants[n.output[0]] = a.t
+    logger = trt.Logger(trt.Logger.INTERNAL_ERROR)
+    builder = trt.Builder(logger)
+    results = []
+    for i, node in enumerate(inferred.graph.node):
+        name = node.name or f"{node.op_type}_{i}"
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            results.append({"index": i, "node": name, "op_type": node.op_type, "imported": True, "error": None})
+            continue
+        sub = _one_node_model(inferred, i, types, constants)
+        network = builder.create_network(0)
+        parser = trt.OnnxParser(network, logger)
+        ok = parser.parse(sub.SerializeToString())
+        err = None
+        if not ok and parser.num_errors > 0:
+            e = parser.get_error(0)
+            err = e.desc().splitlines()[0] if e.desc() else "parse failed"
+        elif not ok:
+            err = "parse failed"
+        results.append({"index": i, "node": name, "op_type": node.op_type, "imported": bool(ok), "error": err})
+        del parser, network
+    return {"parser": parser_name, "nodes": results, "note": None}

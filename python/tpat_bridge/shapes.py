@@ -1,0 +1,75 @@
+"""ONNX shape inference (with data propagation) answered as plain tensor types and shapes."""
+import os
+
+import onnx
+from onnx import shape_inference
+
+from .errors import BridgeError
+
+_TWO_GB = 2 ** 31 - 1
+
+
+def _dims(tensor_type):
+    if not tensor_type.HasField("shape"):
+        return None
+    out = []
+    for d in tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            out.append({"value": int(d.dim_value)})
+        elif d.HasField("dim_param") and d.dim_param:
+            out.append({"param": d.dim_param})
+        else:
+            out.append({})
+    return out
+
+
+def _entry(vi):
+    t = vi.type.tensor_type
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type not in (0, 8) else ("string" if t.elem_type == 8 else "undefined")
+    if t.elem_type == onnx.TensorProto.BFLOAT16:
+        dtype = "bfloat16"
+    return {"name": vi.name, "elem_type": int(t.elem_type), "dtype": dtype, "shape": _dims(t)}
+
+
+def load_model(path: str) -> onnx.ModelProto:
+    if not path or not os.path.isfile(path):
+        raise BridgeError("input", f"no such model file: {path}")
+    try:
+        return onnx.load(path, load_external_data=True)
+    except Exception as e:  # noqa: BLE001
+        raise BridgeError("model", f"onnx cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+
+
+def infer_model(model: onnx.ModelProto, data_prop: bool = True):
+    """Returns (inferred model, warnings). Models over 2 GB are inferred from disk without data propagation."""
+    warnings = []
+    try:
+        if model.ByteSize() > _TWO_GB:
+            raise BridgeError("model", "model over 2 GB: run shape inference from path")
+        inferred = shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=data_prop)
+    except BridgeError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        warnings.append(f"shape inference failed, using declared types only: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        inferred = model
+    return inferred, warnings
+
+
+def infer_shapes(request: dict) -> dict:
+    model = load_model(request.get("model_path", ""))
+    inferred, warnings = infer_model(model, bool(request.get("data_prop", True)))
+    g = inferred.graph
+    seen = set()
+    tensors = []
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        if vi.name in seen or not vi.type.HasField("tensor_type"):
+            continue
+        seen.add(vi.name)
+        tensors.append(_entry(vi))
+    for init in g.initializer:
+        if init.name in seen:
+            continue
+        seen.add(init.name)
+        vi = onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+        tensors.append(_entry(vi))
+    return {"tensors": tensors, "warnings": warnings}
