@@ -20,6 +20,7 @@ Casts between integer types and from bool are dropped (values are assumed to fit
 from __future__ import annotations
 
 import tvm
+from tvm.sym.analyzer import Analyzer
 from tvm import tirx
 
 
@@ -66,7 +67,7 @@ def to_json(e, var_names: dict) -> dict:
             raise ExprError(f"free variable '{e.name}' is not a plan symbol")
         return {"sym": name}
     if isinstance(e, tirx.Cast):
-        if not _is_int_dtype(str(e.dtype)) or not _is_int_dtype(str(e.value.dtype)):
+        if not _is_int_dtype(str(e.ty.dtype)) or not _is_int_dtype(str(e.value.ty.dtype)):
             raise ExprError(f"non-integer cast in launch expression: {e}")
         return to_json(e.value, var_names)
     for cls, name in _BIN.items():
@@ -170,5 +171,5 @@ ANALYZER = None
 def simplify(e):
     global ANALYZER
     if ANALYZER is None:
-        ANALYZER = tvm.arith.Analyzer()
+        ANALYZER = Analyzer()
     return ANALYZER.simplify(e)

@@ -1,4 +1,4 @@
-"""Checks on rules/tensorrt10-onnx-operators.json (the TensorRT 10.x verdict rules as data)."""
+"""Checks on Sources/TPATCore/Selection/Resources/tensorrt10-onnx-operators.json (the TensorRT 10.x verdict rules as data)."""
 from __future__ import annotations
 
 import copy
@@ -12,7 +12,7 @@ import onnx.defs
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-RULES_PATH = REPO / "rules" / "tensorrt10-onnx-operators.json"
+RULES_PATH = REPO / "Sources" / "TPATCore" / "Selection" / "Resources" / "tensorrt10-onnx-operators.json"
 SCHEMA_PATH = REPO / "schemas" / "trt-rules.schema.json"
 SOURCE_SHA = "96e781103cfc4adf4a6bb557e94bac8e693f6f4c"
 # Optional local mirror of onnx/onnx-tensorrt, used to cross-check against the table itself.

@@ -14,7 +14,8 @@ public struct NodeVerdict: Codable, Sendable, Equatable {
     public var opType: String
     public var domain: String
     public var verdict: Verdict
-    /// The rule that decided it: a restriction id, "dtype", "op", or nil when plainly supported.
+    /// For an unsupported node, the rule that decided it: a restriction id, "dtype" or "op".
+    /// Restricted nodes list the restrictions they meet in `reason`.
     public var rule: String?
     public var reason: String
     /// Per-node input and output signatures ("float32[N,8]").

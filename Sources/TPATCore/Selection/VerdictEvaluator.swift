@@ -56,7 +56,6 @@ public struct VerdictEvaluator: Sendable {
         }
         if !(op.restrictions ?? []).isEmpty || !notes.isEmpty {
             v.verdict = .restricted
-            v.rule = op.restrictions?.first?.id
             let ids = (op.restrictions ?? []).map(\.id)
             v.reason = (["meets " + ids.joined(separator: ", ")] + notes).joined(separator: "; ")
             if ids.isEmpty { v.reason = notes.joined(separator: "; ") }

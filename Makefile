@@ -1,0 +1,49 @@
+# TPAT: the two commands of the README.
+#   make demo   set up everything (venv, build) and run the pipeline on examples/demo.onnx
+#   make test   set up everything and run every test (Swift and Python)
+# Both are quick when nothing changed: the venv is rebuilt only when python/requirements.lock changes.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.tpat-stamp
+SWIFT_FLAGS ?=
+DEMO_MODEL := examples/demo.onnx
+
+.PHONY: all venv build demo test test-swift test-python fixtures clean
+
+all: build
+
+venv: $(STAMP)
+
+# The venv holds TVM, ONNX, ONNX Runtime, the CUDA 13 compiler and TensorRT-RTX, all pinned in
+# python/requirements.lock (top-level intent in python/requirements.txt).
+$(STAMP): python/requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --no-input -r python/requirements.lock
+	@# TensorRT-RTX's parser dlopens the unversioned libtensorrt_rtx.so; the wheel ships only .so.1.
+	@mkdir -p $(VENV)/tpat-lib
+	@ln -sf "$$($(PY) -c 'import os, tensorrt_rtx_libs as m; print(os.path.join(os.path.dirname(m.__file__), "libtensorrt_rtx.so.1"))')" $(VENV)/tpat-lib/libtensorrt_rtx.so
+	@touch $@
+
+build: venv
+	swift build $(SWIFT_FLAGS)
+
+demo: build
+	.build/debug/tpat inspect $(DEMO_MODEL)
+
+test: build
+	$(MAKE) test-swift test-python
+
+test-swift:
+	swift test $(SWIFT_FLAGS)
+
+# pytest exits 5 when it collects nothing: that is a failure here too.
+test-python: venv
+	$(PY) -m pytest -q tests/python
+
+fixtures: venv
+	$(PY) scripts/make_fixtures.py
+
+clean:
+	rm -rf .build $(VENV)
