@@ -48,7 +48,11 @@ public struct InspectReport: Codable, Sendable {
         for n in nodes {
             let name = n.name.count > nameWidth ? String(n.name.prefix(nameWidth - 1)) + "…" : n.name
             var line = "  \(name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  \(n.opType.padding(toLength: opWidth, withPad: " ", startingAt: 0))  \(n.verdict.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0))  "
-            line += n.verdict == .supported ? "" : "[\(n.rule ?? "-")] \(n.reason)"
+            switch n.verdict {
+            case .supported: break
+            case .restricted: line += n.reason
+            case .unsupported: line += "[\(n.rule ?? "-")] \(n.reason)"
+            }
             if !n.unchecked.isEmpty { line += " (unchecked: \(n.unchecked.joined(separator: "; ")))" }
             if let p = n.probe {
                 line += p.imported ? "  | parser: imports" : "  | parser: fails: \(p.error ?? "?")"
