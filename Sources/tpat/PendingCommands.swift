@@ -14,12 +14,6 @@ extension PendingCommand {
     }
 }
 
-struct Plan: PendingCommand {
-    static let configuration = CommandConfiguration(abstract: "Plan TVM CUDA kernels for one node (not implemented yet).")
-    static let issue = "issue 3: kernel plans"
-    @Argument var args: [String] = []
-}
-
 struct Generate: PendingCommand {
     static let configuration = CommandConfiguration(abstract: "Generate IPluginV3 plugins and the rewritten model (not implemented yet).")
     static let issue = "issue 4: plugins"

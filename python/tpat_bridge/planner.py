@@ -385,9 +385,9 @@ def lower_and_capture(mod, target):
             tvm.compile(mod, target=target, relax_pipeline=pipeline)
     finally:
         _CAPTURE.cap = None
-    for k in ("relax", "host"):
-        if k not in cap:
-            raise PlanError("tvm_error", f"pipeline did not reach the {k} capture point")
+    if "relax" not in cap:
+        raise PlanError("tvm_error", "pipeline did not reach the Relax capture point")
+    cap.setdefault("host", {})  # no TIR at all (e.g. Identity): interpreted as copies
     return cap
 
 
@@ -566,8 +566,6 @@ class Interp:
             si = b.var.ty
             if isinstance(si, relax.TensorType) and si.shape is not None:
                 for dim in si.shape.values:
-                    for var in self.tirx.analysis.undefined_vars(dim) if False else []:
-                        pass
                     if isinstance(dim, tvm.ir.Var) and dim not in self.sym_names:
                         raise PlanError(
                             "data_dependent_shape",
@@ -605,8 +603,13 @@ class Interp:
                 return
             name = getattr(op, "name", None) or getattr(op, "name_hint", None) or str(op)
             low = str(name).lower()
-            if "nonzero" in low or "unique" in low:
-                raise PlanError("data_dependent_shape", f"operator {name}")
+            if name in ("relax.tensor_to_shape", "relax.shape_to_tensor") or "nonzero" in low \
+                    or "unique" in low:
+                raise PlanError(
+                    "data_dependent_shape",
+                    f"{self.info.op_type}: TVM computes a shape from tensor values ({name}); "
+                    "no static launch plan exists",
+                )
             raise PlanError("unsupported_lowering", f"relax call to {name} is not a kernel")
         env[b.var] = self.resolve(val, env)
 
@@ -727,7 +730,11 @@ class Interp:
             step = getattr(s, "step", None)
             if step is not None and not (isinstance(step, tirx.IntImm) and step.value == 1):
                 raise PlanError("unsupported_lowering", f"{fname}: host loop with step {step}")
-            lv = tirx.Var(f"loop{self.loop_count}", "int64")
+            used = {x["name"] for x in self.info.symbols}
+            lname = f"loop{self.loop_count}"
+            while lname in used:
+                lname = "_" + lname
+            lv = tirx.Var(lname, "int64")
             self.loop_count += 1
             self.sym_names[lv] = lv.name
             begin = self.subst(s.min, self.env_s)
@@ -940,7 +947,11 @@ def make_plan(model_path: str, sm: str) -> dict:
     it.run()
     srcs = cap.get("src", [])
     if not it.kernel_order:
-        raise PlanError("unsupported_lowering", "TVM produced no CUDA kernel for this node")
+        raise PlanError(
+            "no_kernel",
+            "TVM lowers this node to no CUDA kernel (outputs alias inputs or constants); "
+            "nothing to generate",
+        )
     if len(srcs) != 1:
         raise PlanError("unsupported_lowering", f"expected one CUDA module, got {len(srcs)}")
     inputs = []
@@ -961,11 +972,10 @@ def make_plan(model_path: str, sm: str) -> dict:
         outputs.append(
             {"name": o["name"], "dtype": o["dtype"], "shape": _shape_items(se), "shape_expr": se}
         )
-    loop_syms = {v for v in it.sym_names.values() if v.startswith("loop")}
     plan = {
         "format_version": FORMAT_VERSION,
         "tvm_version": tvm.__version__,
-        "target": {"sm": sm, "tvm_target": str(target.export()) if False else _target_json(target)},
+        "target": {"sm": sm, "tvm_target": _target_json(target)},
         "op_type": info.op_type,
         "inputs": inputs,
         "outputs": outputs,
@@ -980,7 +990,6 @@ def make_plan(model_path: str, sm: str) -> dict:
         "constants": it.constants,
         "fixups": list(info.fixups),
     }
-    del loop_syms
     return plan
 
 

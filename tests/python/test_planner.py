@@ -540,6 +540,19 @@ def test_refuse_unique(tmp_path):
     assert not r["ok"] and r["error"]["code"] == "data_dependent_shape"
 
 
+def test_refuse_range_value_dependent(tmp_path):
+    n = h.make_node("Range", ["s", "l", "d"], ["out"])
+    m = mk(n, [("s", TP.INT64, []), ("l", TP.INT64, []), ("d", TP.INT64, [])], [("out", TP.INT64, ["K"])])
+    r = _plan_model(tmp_path, m)
+    assert not r["ok"] and r["error"]["code"] == "data_dependent_shape"
+
+
+def test_identity_has_no_kernel(tmp_path):
+    m = mk(h.make_node("Identity", ["x"], ["out"]), [("x", TP.FLOAT, ["N"])], [("out", TP.FLOAT, ["N"])])
+    r = _plan_model(tmp_path, m)
+    assert not r["ok"] and r["error"]["code"] == "no_kernel"
+
+
 def test_malformed_model(tmp_path):
     p = tmp_path / "bad.onnx"
     p.write_bytes(b"\x08\x07this is not a protobuf\xff\xff\xff")

@@ -1,0 +1,238 @@
+import Foundation
+
+/// A complete, launchable plan of TVM's CUDA kernels for one node: the representation between
+/// the planning stage and plugin generation. Mirrors schemas/kernel-plan.schema.json field for
+/// field (docs/kernel-plan.md explains it).
+public struct KernelPlan: Codable, Sendable, Equatable {
+    public var formatVersion: Int
+    public var tvmVersion: String
+    public var target: Target
+    public var opType: String
+    /// The node's non-constant inputs, in node order.
+    public var inputs: [Tensor]
+    public var outputs: [Tensor]
+    public var symbols: [Symbol]
+    public var cudaSource: String
+    public var compileFlags: [String]
+    public var kernels: [Kernel]
+    public var steps: [Step]
+    public var buffers: [Buffer]
+    public var workspaceAlignment: Int
+    public var workspaceBytes: Expr
+    public var constants: [Constant]
+    public var fixups: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", tvmVersion = "tvm_version", target, opType = "op_type"
+        case inputs, outputs, symbols, cudaSource = "cuda_source", compileFlags = "compile_flags"
+        case kernels, steps, buffers, workspaceAlignment = "workspace_alignment"
+        case workspaceBytes = "workspace_bytes", constants, fixups
+    }
+
+    public struct Target: Codable, Sendable, Equatable {
+        public var sm: String
+        public var tvmTarget: TVMTarget
+        enum CodingKeys: String, CodingKey { case sm, tvmTarget = "tvm_target" }
+    }
+
+    public struct TVMTarget: Codable, Sendable, Equatable {
+        public var kind: String
+        public var arch: String
+        public var maxNumThreads: Int?
+        public var maxThreadsPerBlock: Int?
+        public var maxSharedMemoryPerBlock: Int?
+        public var threadWarpSize: Int?
+        enum CodingKeys: String, CodingKey {
+            case kind, arch, maxNumThreads = "max_num_threads", maxThreadsPerBlock = "max_threads_per_block"
+            case maxSharedMemoryPerBlock = "max_shared_memory_per_block", threadWarpSize = "thread_warp_size"
+        }
+    }
+
+    public struct Tensor: Codable, Sendable, Equatable {
+        public var name: String
+        public var dtype: String
+        /// Per dim: an integer or a symbol name (informational; use shapeExpr).
+        public var shape: [ShapeEntry]
+        public var shapeExpr: [Expr]
+        enum CodingKeys: String, CodingKey { case name, dtype, shape, shapeExpr = "shape_expr" }
+    }
+
+    public enum ShapeEntry: Codable, Sendable, Equatable {
+        case int(Int64), text(String)
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let i = try? c.decode(Int64.self) { self = .int(i) } else { self = .text(try c.decode(String.self)) }
+        }
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .int(let i): try c.encode(i)
+            case .text(let s): try c.encode(s)
+            }
+        }
+    }
+
+    /// A symbolic dim and where it is read at run time: inputs[input].shape[dim].
+    public struct Symbol: Codable, Sendable, Equatable {
+        public var name: String
+        public var input: Int
+        public var dim: Int
+    }
+
+    public struct Kernel: Codable, Sendable, Equatable {
+        public var name: String
+        public var params: [Param]
+    }
+
+    public struct Param: Codable, Sendable, Equatable {
+        public var name: String
+        /// "ptr" or a C integer type (int32, int64, ...).
+        public var type: String
+        public var dtype: String
+    }
+
+    public struct Buffer: Codable, Sendable, Equatable {
+        public var id: Int
+        public var dtype: String
+        public var shape: [Expr]
+        public var bytes: Expr
+        public var offset: Expr
+    }
+
+    public struct Constant: Codable, Sendable, Equatable {
+        public var id: Int
+        public var dtype: String
+        public var shape: [Int64]
+        /// Base64 of the raw little-endian element bytes.
+        public var data: String
+    }
+
+    /// What a kernel argument or copy endpoint is bound to.
+    public enum Binding: Codable, Sendable, Equatable {
+        case input(Int), output(Int), buffer(Int), constant(Int), scalar(Expr)
+
+        enum CodingKeys: String, CodingKey { case kind, index, id, expr }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            switch try c.decode(String.self, forKey: .kind) {
+            case "input": self = .input(try c.decode(Int.self, forKey: .index))
+            case "output": self = .output(try c.decode(Int.self, forKey: .index))
+            case "buffer": self = .buffer(try c.decode(Int.self, forKey: .id))
+            case "constant": self = .constant(try c.decode(Int.self, forKey: .id))
+            case "scalar": self = .scalar(try c.decode(Expr.self, forKey: .expr))
+            case let k: throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: "unknown binding kind \(k)")
+            }
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            switch self {
+            case .input(let i): try c.encode("input", forKey: .kind); try c.encode(i, forKey: .index)
+            case .output(let i): try c.encode("output", forKey: .kind); try c.encode(i, forKey: .index)
+            case .buffer(let i): try c.encode("buffer", forKey: .kind); try c.encode(i, forKey: .id)
+            case .constant(let i): try c.encode("constant", forKey: .kind); try c.encode(i, forKey: .id)
+            case .scalar(let e): try c.encode("scalar", forKey: .kind); try c.encode(e, forKey: .expr)
+            }
+        }
+    }
+
+    /// One step of the host launch sequence.
+    public indirect enum Step: Codable, Sendable, Equatable {
+        case launch(kernel: String, args: [Binding], grid: [Expr], block: [Expr], dynamicSharedMemoryBytes: Expr)
+        case loop(variable: String, begin: Expr, extent: Expr, body: [Step])
+        case copy(source: Binding, destination: Binding, bytes: Expr)
+
+        enum CodingKeys: String, CodingKey {
+            case kind, kernel, args, grid, block, dynamicSharedMemoryBytes = "dynamic_shared_memory_bytes"
+            case variable = "var", begin, extent, body, src, dst, bytes
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            switch try c.decode(String.self, forKey: .kind) {
+            case "launch":
+                self = .launch(kernel: try c.decode(String.self, forKey: .kernel), args: try c.decode([Binding].self, forKey: .args),
+                               grid: try c.decode([Expr].self, forKey: .grid), block: try c.decode([Expr].self, forKey: .block),
+                               dynamicSharedMemoryBytes: try c.decode(Expr.self, forKey: .dynamicSharedMemoryBytes))
+            case "loop":
+                self = .loop(variable: try c.decode(String.self, forKey: .variable), begin: try c.decode(Expr.self, forKey: .begin),
+                             extent: try c.decode(Expr.self, forKey: .extent), body: try c.decode([Step].self, forKey: .body))
+            case "copy":
+                self = .copy(source: try c.decode(Binding.self, forKey: .src), destination: try c.decode(Binding.self, forKey: .dst),
+                             bytes: try c.decode(Expr.self, forKey: .bytes))
+            case let k: throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: "unknown step kind \(k)")
+            }
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            switch self {
+            case let .launch(kernel, args, grid, block, smem):
+                try c.encode("launch", forKey: .kind); try c.encode(kernel, forKey: .kernel); try c.encode(args, forKey: .args)
+                try c.encode(grid, forKey: .grid); try c.encode(block, forKey: .block); try c.encode(smem, forKey: .dynamicSharedMemoryBytes)
+            case let .loop(variable, begin, extent, body):
+                try c.encode("loop", forKey: .kind); try c.encode(variable, forKey: .variable); try c.encode(begin, forKey: .begin)
+                try c.encode(extent, forKey: .extent); try c.encode(body, forKey: .body)
+            case let .copy(src, dst, bytes):
+                try c.encode("copy", forKey: .kind); try c.encode(src, forKey: .src); try c.encode(dst, forKey: .dst); try c.encode(bytes, forKey: .bytes)
+            }
+        }
+    }
+
+    /// Decodes a plan and checks what the schema cannot: references between its parts.
+    public static func decode(_ data: Data) throws(TPATError) -> KernelPlan {
+        let plan: KernelPlan
+        do { plan = try JSONDecoder().decode(KernelPlan.self, from: data) } catch {
+            throw TPATError(.plan, "kernel plan does not match schemas/kernel-plan.schema.json: \(error)")
+        }
+        try plan.checkReferences()
+        return plan
+    }
+
+    func checkReferences() throws(TPATError) {
+        let kernelsByName = Dictionary(kernels.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let bufferIDs = Set(buffers.map(\.id)), constantIDs = Set(constants.map(\.id))
+        func check(_ b: Binding) throws(TPATError) {
+            switch b {
+            case .input(let i) where !inputs.indices.contains(i): throw TPATError(.plan, "plan binds missing input \(i)")
+            case .output(let i) where !outputs.indices.contains(i): throw TPATError(.plan, "plan binds missing output \(i)")
+            case .buffer(let i) where !bufferIDs.contains(i): throw TPATError(.plan, "plan binds missing buffer \(i)")
+            case .constant(let i) where !constantIDs.contains(i): throw TPATError(.plan, "plan binds missing constant \(i)")
+            default: break
+            }
+        }
+        func walk(_ steps: [Step]) throws(TPATError) {
+            for s in steps {
+                switch s {
+                case let .launch(kernel, args, _, _, _):
+                    guard let k = kernelsByName[kernel] else { throw TPATError(.plan, "plan launches unknown kernel \(kernel)") }
+                    guard k.params.count == args.count else {
+                        throw TPATError(.plan, "kernel \(kernel) takes \(k.params.count) parameters, the plan passes \(args.count)")
+                    }
+                    for a in args { try check(a) }
+                case let .loop(_, _, _, body): try walk(body)
+                case let .copy(src, dst, _): try check(src); try check(dst)
+                }
+            }
+        }
+        try walk(steps)
+        for s in symbols where !inputs.indices.contains(s.input) {
+            throw TPATError(.plan, "symbol \(s.name) reads missing input \(s.input)")
+        }
+    }
+
+    /// Number of kernel launches in the plan, counting each loop body once.
+    public var launchCount: Int {
+        func count(_ steps: [Step]) -> Int {
+            steps.reduce(0) { n, s in
+                switch s {
+                case .launch: n + 1
+                case let .loop(_, _, _, body): n + count(body)
+                case .copy: n
+                }
+            }
+        }
+        return count(steps)
+    }
+}

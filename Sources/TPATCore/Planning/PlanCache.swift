@@ -1,0 +1,47 @@
+import Crypto
+import Foundation
+
+/// Kernel plans on disk, keyed by the node's canonical one-node model (op, attributes, dtypes,
+/// shapes, constant inputs), the target, the TVM version and the plan format. Location:
+/// $TPAT_CACHE_DIR, else $XDG_CACHE_HOME/tpat, else ~/.cache/tpat; plans live in plans/.
+public struct PlanCache: Sendable {
+    public let directory: URL
+
+    public init(directory: URL) { self.directory = directory }
+
+    public static func standard() -> PlanCache {
+        let env = ProcessInfo.processInfo.environment
+        let base: URL
+        if let dir = env["TPAT_CACHE_DIR"], !dir.isEmpty {
+            base = URL(fileURLWithPath: dir)
+        } else if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty {
+            base = URL(fileURLWithPath: xdg).appendingPathComponent("tpat")
+        } else {
+            base = FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/tpat")
+        }
+        return PlanCache(directory: base.appendingPathComponent("plans"))
+    }
+
+    /// The cache key of a node for a target and TVM version.
+    public static func key(node: ExtractedNode, target: String, tvmVersion: String, schedule: String = "dlight") -> String {
+        var h = SHA256()
+        h.update(data: node.canonicalBytes)
+        h.update(data: Data("\u{0}\(target)\u{0}\(tvmVersion)\u{0}\(schedule)\u{0}plan-format-1".utf8))
+        return h.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    func url(_ key: String) -> URL { directory.appendingPathComponent("\(key).json") }
+
+    public func load(_ key: String) -> KernelPlan? {
+        guard let data = try? Data(contentsOf: url(key)) else { return nil }
+        return try? KernelPlan.decode(data)
+    }
+
+    public func store(_ plan: KernelPlan, key: String) throws(TPATError) {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        let data: Data
+        do { data = try e.encode(plan) } catch { throw TPATError(.io, "cannot encode plan: \(error)") }
+        try AtomicFiles.write([(url(key), data)])
+    }
+}

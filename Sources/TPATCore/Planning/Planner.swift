@@ -1,0 +1,56 @@
+import Foundation
+
+/// Stage 2 of the pipeline: a selected node -> a KernelPlan from TVM (through the bridge),
+/// cached on disk.
+public struct Planner: Sendable {
+    public static let targets = ["sm_80", "sm_86", "sm_89", "sm_90"]
+    public let bridge: PythonBridge
+    public let cache: PlanCache?
+
+    public init(bridge: PythonBridge, cache: PlanCache? = PlanCache.standard()) {
+        self.bridge = bridge
+        self.cache = cache
+    }
+
+    public struct Outcome: Sendable {
+        public var plan: KernelPlan
+        public var cached: Bool
+        public var key: String
+    }
+
+    struct PlanRequest: Codable {
+        var command = "plan"
+        var modelPath: String
+        var target: String
+        enum CodingKeys: String, CodingKey { case command, modelPath = "model_path", target }
+    }
+
+    /// TVM's version as the bridge reports it (part of every cache key).
+    public func tvmVersion() async throws(TPATError) -> String {
+        let v = try await bridge.call(BridgeMessages.VersionRequest(), as: BridgeMessages.Versions.self)
+        guard let tvm = v.tvm else { throw TPATError(.bridge, "apache-tvm is not installed in \(bridge.python): run `make venv`") }
+        return tvm
+    }
+
+    public func plan(_ node: ExtractedNode, target: String, tvmVersion: String) async throws(TPATError) -> Outcome {
+        guard Self.targets.contains(target) else {
+            throw TPATError(.input, "unknown target \(target) (use one of \(Self.targets.joined(separator: ", ")))")
+        }
+        let key = PlanCache.key(node: node, target: target, tvmVersion: tvmVersion)
+        if let cached = cache?.load(key) { return Outcome(plan: cached, cached: true, key: key) }
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-plan-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("node.onnx")
+        try node.model.save(to: path)
+        let plan: KernelPlan
+        do {
+            plan = try await bridge.call(PlanRequest(modelPath: path.path, target: target), as: KernelPlan.self)
+        } catch {
+            throw TPATError(.plan, "cannot plan node '\(node.sourceName)' (\(node.opType)): \(error.message)")
+        }
+        try plan.checkReferences()
+        try cache?.store(plan, key: key)
+        return Outcome(plan: plan, cached: false, key: key)
+    }
+}

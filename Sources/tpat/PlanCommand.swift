@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import TPATCore
+
+struct Plan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Plan TVM CUDA kernels for one node (schemas/kernel-plan.schema.json).")
+
+    @Argument(help: "The ONNX model.") var model: String
+    @Option(help: "Name of the node to plan (as `tpat inspect` shows it).") var node: String
+    @Option(help: "GPU architecture: sm_80, sm_86, sm_89 or sm_90.") var target = "sm_90"
+    @Option(name: .shortAndLong, help: "Write the plan here (default: standard output).") var output: String?
+    @Flag(help: "Ignore the plan cache.") var noCache = false
+
+    func run() async throws {
+        try await guarded { () async throws(TPATError) in
+            guard Planner.targets.contains(target) else {
+                throw TPATError(.input, "unknown target \(target) (use one of \(Planner.targets.joined(separator: ", ")))")
+            }
+            let loaded = try ONNXModel.load(path: model)
+            let bridge = try PythonBridge.locate()
+            let inspector = Inspector(bridge: bridge, rules: try ParserRules.bundled())
+            let (tensors, _) = try await inspector.tensorInfo(modelPath: model)
+            let extracted = try NodeExtractor.extract(node: node, from: loaded, tensors: tensors)
+            let planner = Planner(bridge: bridge, cache: noCache ? nil : PlanCache.standard())
+            let start = ContinuousClock.now
+            let outcome = try await planner.plan(extracted, target: target, tvmVersion: try await planner.tvmVersion())
+            let elapsed = ContinuousClock.now - start
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let data: Data
+            do { data = try encoder.encode(outcome.plan) } catch { throw TPATError(.io, "cannot encode plan: \(error)") }
+            if let output {
+                try AtomicFiles.write([(URL(fileURLWithPath: output), data)])
+            } else {
+                FileHandle.standardOutput.write(data)
+                print("")
+            }
+            let p = outcome.plan
+            let summary = "planned \(extracted.sourceName) (\(p.opType)) for \(p.target.sm): \(p.kernels.count) kernel(s), \(p.launchCount) launch step(s), \(p.buffers.count) buffer(s), \(p.constants.count) constant(s)"
+                + (p.fixups.isEmpty ? "" : ", fixups: \(p.fixups.joined(separator: "; "))")
+                + (outcome.cached ? " [cached]" : "") + " in \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))"
+            FileHandle.standardError.write(Data((summary + "\n").utf8))
+        }
+    }
+}
