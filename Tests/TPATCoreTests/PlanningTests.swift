@@ -1,0 +1,111 @@
+import Foundation
+import SwiftProtobuf
+import Testing
+@testable import TPATCore
+
+@Suite(.serialized) struct PlanningTests {
+    static func tensors(_ model: String) async throws -> (ONNXModel, [String: TensorInfo]) {
+        let path = Repo.fixture(model).path
+        let inspector = Inspector(bridge: try Repo.bridge(), rules: try ParserRules.bundled())
+        return (try ONNXModel.load(path: path), try await inspector.tensorInfo(modelPath: path).tensors)
+    }
+
+    @Test func extractionIsCanonicalAndKeepsSymbols() async throws {
+        let (model, tensors) = try await Self.tensors("symbolic.onnx")
+        let node = try NodeExtractor.extract(node: "scatter_add", from: model, tensors: tensors)
+        let g = node.model.graph
+        #expect(g.node.count == 1)
+        #expect(g.node[0].opType == "ScatterND")
+        #expect(g.node[0].attribute.contains { $0.name == "reduction" && String(decoding: $0.s, as: UTF8.self) == "add" })
+        // Symbolic dims survive, renamed by first appearance and mapped back to the model's names.
+        let dims = g.input.flatMap { TensorInfo($0)?.shape ?? [] }
+        #expect(dims.contains(.symbol("s0")))
+        #expect(Set(node.symbols.values).isSubset(of: ["batch", "seq"]))
+        #expect(node.symbols["s0"] != nil)
+        #expect(g.input.allSatisfy { $0.name.hasPrefix("in") })
+        // Re-extracting gives the same bytes: the node's identity is stable.
+        let again = try NodeExtractor.extract(node: "scatter_add", from: model, tensors: tensors)
+        #expect(again.canonicalBytes == node.canonicalBytes)
+        #expect(PlanCache.key(node: again, target: "sm_90", tvmVersion: "x") == PlanCache.key(node: node, target: "sm_90", tvmVersion: "x"))
+        #expect(PlanCache.key(node: node, target: "sm_89", tvmVersion: "x") != PlanCache.key(node: node, target: "sm_90", tvmVersion: "x"))
+    }
+
+    @Test func constantInputsStayConstants() async throws {
+        let (model, tensors) = try await Self.tensors("verdicts_basic.onnx")
+        let topk = try NodeExtractor.extract(node: "topk_k4096", from: model, tensors: tensors)
+        #expect(topk.model.graph.initializer.count == 1)
+        #expect(TensorValues.integers(topk.model.graph.initializer[0]) == [4096])
+        #expect(topk.model.graph.input.count == 1)
+        #expect(topk.model.graph.output.count == 2)
+        // A node fed by a Constant node gets the constant as an initializer too.
+        let cumsum = try NodeExtractor.extract(node: "cumsum_const_axis", from: model, tensors: tensors)
+        #expect(cumsum.model.graph.initializer.count == 1)
+        #expect(throws: TPATError.self) { try NodeExtractor.extract(node: "no_such_node", from: model, tensors: tensors) }
+    }
+
+    @Test func plansComeBackTypedAndCached() async throws {
+        let (model, tensors) = try await Self.tensors("symbolic.onnx")
+        let node = try NodeExtractor.extract(node: "scatter_add", from: model, tensors: tensors)
+        let cacheDir = try temporaryDirectory()
+        let planner = Planner(bridge: try Repo.bridge(), cache: PlanCache(directory: cacheDir))
+        let tvm = try await planner.tvmVersion()
+        let first = try await planner.plan(node, target: "sm_90", tvmVersion: tvm)
+        #expect(!first.cached)
+        let plan = first.plan
+        #expect(plan.opType == "ScatterND")
+        #expect(plan.target.sm == "sm_90")
+        #expect(!plan.kernels.isEmpty)
+        #expect(plan.launchCount >= 1)
+        #expect(plan.cudaSource.contains(plan.kernels[0].name))
+        // Symbolic: some symbol is read from an input and appears in a launch or scalar.
+        #expect(!plan.symbols.isEmpty)
+        // The Swift encoding of the plan validates against the schema the bridge checks too.
+        let check = try await Repo.bridge().call(
+            BridgeMessages.ValidateRequest(schema: "kernel-plan.schema.json", definition: nil, instance: try JSONValue.from(plan)),
+            as: BridgeMessages.ValidateResult.self)
+        #expect(check.valid, "\(check.errors)")
+        // Second time: from the cache, even with no working Python at all.
+        let broken = Planner(bridge: PythonBridge(root: Repo.root, python: "/nonexistent/python"), cache: PlanCache(directory: cacheDir))
+        let second = try await broken.plan(node, target: "sm_90", tvmVersion: tvm)
+        #expect(second.cached)
+        #expect(second.plan == plan)
+    }
+
+    @Test func dataDependentShapesAreRefusedWithAReason() async throws {
+        var proto = Onnx_ModelProto()
+        proto.irVersion = 10
+        var opset = Onnx_OperatorSetIdProto(); opset.version = 20
+        proto.opsetImport = [opset]
+        var node = Onnx_NodeProto(); node.opType = "NonZero"; node.name = "nz"; node.input = ["x"]; node.output = ["y"]
+        proto.graph.node = [node]
+        proto.graph.input = [NodeExtractor.valueInfo("x", .float, [.fixed(4), .fixed(5)])]
+        proto.graph.output = [NodeExtractor.valueInfo("y", .int64, [.fixed(2), .unknown])]
+        let model = ONNXModel(proto: proto)
+        let extracted = try NodeExtractor.extract(node: "nz", from: model, tensors: [:])
+        let planner = Planner(bridge: try Repo.bridge(), cache: nil)
+        do {
+            _ = try await planner.plan(extracted, target: "sm_90", tvmVersion: "test")
+            Issue.record("NonZero was planned")
+        } catch {
+            #expect(error.kind == .plan)
+            #expect(error.message.contains("nz"))
+        }
+    }
+
+    @Test func expressionsEvaluateLikeTheSchemaSays() throws {
+        let json = #"{"op":"select","args":[{"op":"lt","args":[{"sym":"n"},{"int":0}]},{"op":"floordiv","args":[{"sym":"n"},{"int":4}]},{"op":"floormod","args":[{"sym":"n"},{"int":4}]}]}"#
+        let e = try JSONDecoder().decode(Expr.self, from: Data(json.utf8))
+        #expect(e.evaluate(["n": -7]) == -2)   // floordiv rounds toward -infinity
+        #expect(e.evaluate(["n": 7]) == 3)
+        #expect(e.evaluate([:]) == nil)
+        #expect(Expr.op("truncdiv", [.int(-7), .int(4)]).evaluate([:]) == -1)
+        #expect(Expr.op("floormod", [.int(-7), .int(4)]).evaluate([:]) == 1)
+        #expect(Expr.op("floordiv", [.int(1), .int(0)]).evaluate([:]) == nil)
+        #expect(e.symbols == ["n"])
+        #expect(e.cpp { "v_\($0)" }.contains("tpat_floordiv(v_n, INT64_C(4))"))
+        let bad = #"{"op":"add","args":[{"int":1}]}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Expr.self, from: Data(bad.utf8)) }
+        let round = try JSONDecoder().decode(Expr.self, from: JSONEncoder().encode(e))
+        #expect(round == e)
+    }
+}
