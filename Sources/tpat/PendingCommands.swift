@@ -14,12 +14,6 @@ extension PendingCommand {
     }
 }
 
-struct Generate: PendingCommand {
-    static let configuration = CommandConfiguration(abstract: "Generate IPluginV3 plugins and the rewritten model (not implemented yet).")
-    static let issue = "issue 4: plugins"
-    @Argument var args: [String] = []
-}
-
 struct Build: PendingCommand {
     static let configuration = CommandConfiguration(abstract: "Build the generated CMake project (not implemented yet).")
     static let issue = "issue 4: plugins"

@@ -16,6 +16,14 @@
 extern const tpat::PluginSpec* const tpat_plugin_specs[];
 extern const int32_t tpat_plugin_spec_count;
 
+// TENSORRTAPI exports only when TENSORRT_BUILD_LIB is defined; the library is built with hidden
+// visibility, so export the two entry points explicitly.
+#if defined(_WIN32)
+#define TPAT_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define TPAT_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
 namespace
 {
 struct CreatorTable
@@ -51,12 +59,12 @@ CreatorTable* creatorTable() noexcept
 }
 } // namespace
 
-extern "C" TENSORRTAPI void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
+extern "C" TPAT_PLUGIN_EXPORT void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
 {
     tpat::setLoggerFinder(finder);
 }
 
-extern "C" TENSORRTAPI nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
+extern "C" TPAT_PLUGIN_EXPORT nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators)
 {
     CreatorTable* table = creatorTable();
     if (table == nullptr)

@@ -39,6 +39,12 @@ def dispatch(request: dict) -> dict:
         elif command == "validate":
             from . import schema_check
             result = schema_check.validate(request)
+        elif command == "reference":
+            from . import reference
+            result = reference.make_reference(request)
+        elif command == "engine":
+            from . import engine
+            result = engine.build_engine(request)
         elif command == "plan":
             from . import planner
             answer = planner.handle_plan(request)

@@ -14,6 +14,12 @@ public struct ExtractedNode: Sendable {
     public var sourceOutputs: [String]
     /// Canonical symbol -> the symbol's name in the source model.
     public var symbols: [String: String]
+    /// Source tensors of the canonical graph inputs in0, in1, ... (the plugin's inputs).
+    public var graphInputSources: [String]
+    /// Source tensors of the canonical graph outputs (the node's non-empty outputs).
+    public var graphOutputSources: [String]
+    /// Tensors whose type was changed for TensorRT (float64 computed as float32).
+    public var demoted: [String]
 
     /// The canonical serialized model: the identity of the node for caching and plugin sharing.
     public var canonicalBytes: Data { (try? model.serializedInline()) ?? Data() }
@@ -23,17 +29,19 @@ public enum NodeExtractor {
     /// Cuts node `name` out of `model`, typing its inputs and outputs from `tensors`
     /// (shape inference). Constant inputs (initializers, Constant nodes) stay constants.
     public static func extract(node name: String, from model: ONNXModel,
-                               tensors: [String: TensorInfo]) throws(TPATError) -> ExtractedNode {
+                               tensors: [String: TensorInfo], demoteFloat64: Bool = false) throws(TPATError) -> ExtractedNode {
         let index = GraphIndex(model.graph)
         guard let i = model.graph.node.indices.first(where: { index.nodeName($0) == name }) else {
             let names = model.graph.node.indices.prefix(8).map(index.nodeName).joined(separator: ", ")
             throw TPATError(.input, "no node named '\(name)' in the model (nodes: \(names)\(model.graph.node.count > 8 ? ", ..." : ""))")
         }
-        return try extract(nodeAt: i, index: index, model: model, tensors: tensors)
+        return try extract(nodeAt: i, index: index, model: model, tensors: tensors, demoteFloat64: demoteFloat64)
     }
 
+    /// With `demoteFloat64`, float64 inputs and outputs become float32 (TensorRT has no float64
+    /// tensors; the rewritten model casts around the plugin).
     public static func extract(nodeAt i: Int, index: GraphIndex, model: ONNXModel,
-                               tensors: [String: TensorInfo]) throws(TPATError) -> ExtractedNode {
+                               tensors: [String: TensorInfo], demoteFloat64: Bool = false) throws(TPATError) -> ExtractedNode {
         let source = index.graph.node[i]
         let nodeName = index.nodeName(i)
         var symbols: [String: String] = [:]   // source -> canonical
@@ -59,6 +67,12 @@ public enum NodeExtractor {
         node.attribute = source.attribute
         var renamed: [String: String] = [:]
         var inputCount = 0, constCount = 0
+        var inputSources: [String] = [], outputSources: [String] = [], demoted: [String] = []
+        func bridged(_ t: String, _ type: ONNXDataType) -> ONNXDataType {
+            guard demoteFloat64, type == .double else { return type }
+            demoted.append(t)
+            return .float
+        }
         for t in source.input {
             if t.isEmpty { node.input.append(""); continue }
             if let r = renamed[t] { node.input.append(r); continue }
@@ -78,7 +92,8 @@ public enum NodeExtractor {
                 throw TPATError(.plan, "node '\(nodeName)': the rank of input '\(t)' is unknown")
             }
             let r = "in\(inputCount)"; inputCount += 1
-            graph.input.append(valueInfo(r, ti.dataType, canonical(shape)))
+            graph.input.append(valueInfo(r, bridged(t, ti.dataType), canonical(shape)))
+            inputSources.append(t)
             renamed[t] = r
             node.input.append(r)
         }
@@ -89,7 +104,8 @@ public enum NodeExtractor {
             guard let ti = info(t), ti.dataType != .undefined else {
                 throw TPATError(.plan, "node '\(nodeName)': the type of output '\(t)' is unknown")
             }
-            graph.output.append(valueInfo(r, ti.dataType, ti.shape.map(canonical)))
+            graph.output.append(valueInfo(r, bridged(t, ti.dataType), ti.shape.map(canonical)))
+            outputSources.append(t)
         }
         graph.node = [node]
         var proto = Onnx_ModelProto()
@@ -99,7 +115,8 @@ public enum NodeExtractor {
         proto.graph = graph
         return ExtractedNode(sourceName: nodeName, opType: source.opType, model: ONNXModel(proto: proto),
                              sourceInputs: Array(source.input), sourceOutputs: Array(source.output),
-                             symbols: canonicalToSource)
+                             symbols: canonicalToSource, graphInputSources: inputSources,
+                             graphOutputSources: outputSources, demoted: demoted)
     }
 
     static func valueInfo(_ name: String, _ type: ONNXDataType, _ shape: [Dimension]?) -> Onnx_ValueInfoProto {

@@ -1,0 +1,100 @@
+import Foundation
+
+/// Rewrites the model so TensorRT's ONNX parser calls the plugins: each covered node becomes a
+/// node whose op_type is the plugin name (domain and plugin_namespace "tpat", plugin_version),
+/// reading the node's non-constant inputs and writing its outputs under their original names.
+/// Other nodes, initializers and tensor names stay as they are. Tensors TensorRT has no type
+/// for are bridged with Cast nodes around the plugin.
+public enum ModelRewriter {
+    public struct Replacement: Sendable {
+        public var nodeName: String
+        public var plugin: String
+        public var extracted: ExtractedNode
+        public var plan: KernelPlan
+    }
+
+    /// Returns the rewritten model and notes on each Cast bridge inserted.
+    public static func rewrite(_ model: ONNXModel, replacements: [Replacement]) -> (ONNXModel, [String]) {
+        var out = model
+        var notes: [String] = []
+        let index = GraphIndex(model.graph)
+        let byName = Dictionary(replacements.map { ($0.nodeName, $0) }, uniquingKeysWith: { a, _ in a })
+        var nodes: [Onnx_NodeProto] = []
+        for (i, node) in model.graph.node.enumerated() {
+            guard let r = byName[index.nodeName(i)] else { nodes.append(node); continue }
+            var plugin = Onnx_NodeProto()
+            plugin.name = node.name.isEmpty ? index.nodeName(i) : node.name
+            plugin.opType = r.plugin
+            plugin.domain = PluginSource.namespace
+            plugin.attribute = [stringAttribute("plugin_version", PluginSource.version),
+                                stringAttribute("plugin_namespace", PluginSource.namespace)]
+            var before: [Onnx_NodeProto] = [], after: [Onnx_NodeProto] = []
+            for (k, source) in r.extracted.graphInputSources.enumerated() {
+                let declared = index.declared[source]?.dataType ?? .undefined
+                if let bridge = castTarget(planDType: r.plan.inputs[k].dtype, original: declared, demoted: r.extracted.demoted.contains(source)) {
+                    let name = "\(source)__tpat_\(bridge.name)"
+                    before.append(cast(source, to: name, type: bridge, node: "\(plugin.name)__tpat_cast_in\(k)"))
+                    plugin.input.append(name)
+                    notes.append("\(plugin.name): input '\(source)' cast to \(bridge.name) for TensorRT")
+                } else {
+                    plugin.input.append(source)
+                }
+            }
+            for (k, source) in r.extracted.graphOutputSources.enumerated() {
+                let original = r.extracted.demoted.contains(source) ? ONNXDataType.double : (ONNXDataType.named(r.plan.outputs[k].dtype) ?? .undefined)
+                if let bridge = castTarget(planDType: r.plan.outputs[k].dtype, original: original, demoted: r.extracted.demoted.contains(source)) {
+                    let name = "\(source)__tpat_\(bridge.name)"
+                    plugin.output.append(name)
+                    after.append(cast(name, to: source, type: original, node: "\(plugin.name)__tpat_cast_out\(k)"))
+                    notes.append("\(plugin.name): output '\(source)' computed as \(bridge.name), cast back to \(original.name)")
+                } else {
+                    plugin.output.append(source)
+                }
+            }
+            nodes += before + [plugin] + after
+        }
+        out.proto.graph.node = nodes
+        if !replacements.isEmpty, !out.proto.opsetImport.contains(where: { $0.domain == PluginSource.namespace }) {
+            var o = Onnx_OperatorSetIdProto()
+            o.domain = PluginSource.namespace
+            o.version = 1
+            out.proto.opsetImport.append(o)
+        }
+        return (out, notes)
+    }
+
+    /// The type the plugin's tensor has in TensorRT when it differs from the model's.
+    static func castTarget(planDType: String, original: ONNXDataType, demoted: Bool) -> ONNXDataType? {
+        if demoted { return .float }
+        return TensorRTType.bridged(planDType)
+    }
+
+    static func stringAttribute(_ name: String, _ value: String) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .string
+        a.s = Data(value.utf8)
+        return a
+    }
+
+    static func cast(_ input: String, to output: String, type: ONNXDataType, node: String) -> Onnx_NodeProto {
+        var n = Onnx_NodeProto()
+        n.name = node
+        n.opType = "Cast"
+        n.input = [input]
+        n.output = [output]
+        var a = Onnx_AttributeProto()
+        a.name = "to"
+        a.type = .int
+        a.i = Int64(type.rawValue)
+        n.attribute = [a]
+        return n
+    }
+}
+
+extension ONNXDataType {
+    /// The data type for a plan dtype name ("float32", "uint32", ...).
+    public static func named(_ name: String) -> ONNXDataType? {
+        allCases.first { $0.name == name }
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import TPATCore
+
+struct Generate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate IPluginV3 plugins (TVM kernels) and the rewritten model TensorRT can import.")
+
+    @Argument(help: "The ONNX model.") var model: String
+    @Flag(help: "Convert every node `tpat inspect` marks unsupported.") var auto = false
+    @Option(help: "Convert these nodes (comma-separated names).") var nodes: String?
+    @Option(help: "Convert every node of these op types (comma-separated).") var ops: String?
+    @Option(help: "GPU architecture the kernels are planned for: sm_80, sm_86, sm_89 or sm_90.") var target = "sm_90"
+    @Option(name: .shortAndLong, help: "Output folder (gets <model>.onnx and plugins/).") var output: String
+    @Flag(help: "Replace the output folder if it is not empty.") var force = false
+    @Flag(help: "Skip the ONNX Runtime reference data.") var noReference = false
+
+    func run() async throws {
+        try await guarded { () async throws(TPATError) in
+            let chosen = [auto, nodes != nil, ops != nil].filter { $0 }.count
+            guard chosen == 1 else { throw TPATError(.input, "choose exactly one of --auto, --nodes, --ops") }
+            let list = { (s: String) in s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+            let selection: Generator.Selection = auto ? .auto : (nodes.map { .nodes(list($0)) } ?? .ops(list(ops ?? "")))
+            _ = try ONNXModel.load(path: model)
+            let diagnostics = DiagnosticsCollector()
+            let generator = Generator(bridge: try PythonBridge.locate(), rules: try ParserRules.bundled(), diagnostics: diagnostics)
+            let report = try await generator.generate(modelPath: model, options: .init(
+                selection: selection, target: target, output: URL(fileURLWithPath: output), force: force, reference: !noReference))
+            printDiagnostics(diagnostics)
+            print("Rewritten model: \(report.rewrittenModel)")
+            print("Plugins (\(report.plugins.count)) in \(output)/plugins:")
+            for p in report.plugins {
+                print("  \(p.name)  \(p.opType)  nodes: \(p.nodes.joined(separator: ", "))  kernels: \(p.kernels)  reference cases: \(p.referenceCases)")
+            }
+            if !report.failures.isEmpty {
+                print("Not converted (\(report.failures.count)), left as they are:")
+                for f in report.failures { print("  \(f.node) (\(f.opType)): \(f.reason)") }
+            }
+            if !report.casts.isEmpty {
+                print("Cast bridges (TensorRT has no tensor type for these):")
+                for c in report.casts { print("  \(c)") }
+            }
+            if report.plugins.isEmpty { throw TPATError(.plan, "no node could be converted") }
+        }
+    }
+}

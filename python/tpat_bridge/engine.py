@@ -1,0 +1,218 @@
+"""Builds a serialized TensorRT engine from an ONNX model whose unsupported nodes are TPAT plugins.
+
+Request (bridge command "engine"):
+    {"command": "engine", "model_path": str, "sm": "89", "plugin_library": str | null,
+     "python_plugin_specs": [str, ...], "output": str,
+     "profile": {input_name: {"min": [...], "opt": [...], "max": [...]}}   (optional)
+     "dynamic_dim": [min, opt, max]                                         (optional, [1, 8, 64])}
+
+Uses `tensorrt` when importable, else TensorRT-RTX (`tensorrt_rtx_bindings`, which builds ahead of
+time on a machine without a GPU for the compute capability `sm`: 75, 80, 86, 89, 120, 121).
+`plugin_library` (libtpat_plugins.so) is loaded into the plugin registry when given; otherwise
+the Python plugins of plugin-runtime/python/tpat_trt_plugin.py are registered from
+`python_plugin_specs`. Inputs with dynamic dims get one optimization profile: `profile` where it
+names the input, else `dynamic_dim` for each dynamic dim.
+
+TensorRT-RTX's ONNX parser dlopens the unversioned libtensorrt_rtx.so when it imports a plugin
+node; a folder holding that symlink must be on LD_LIBRARY_PATH when the process starts (checked
+here, so that a missing link is an error, not an abort).
+
+Answer: {"runtime": "TensorRT-RTX 1.7.1.116", "engine_path": str, "engine_bytes": int,
+         "layers": [{"name", "type", "plugin": bool}], "layers_source": "engine_inspector" | "network",
+         "plugins_in_engine": [layer names of plugin layers whose name is recorded in the engine],
+         "profile": {input: {"min", "opt", "max"}}, "sm": str | null}
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import sys
+from pathlib import Path
+
+from tpat_bridge.errors import BridgeError
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON_PLUGIN_DIR = REPO / "plugin-runtime" / "python"
+
+_SM = {"75": "SM75", "80": "SM80", "86": "SM86", "89": "SM89", "120": "SM120", "121": "SM121"}
+
+
+def _runtime():
+    try:
+        import tensorrt as trt
+        return trt, f"TensorRT {trt.__version__}", False
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        import tensorrt_rtx_bindings as trt
+        return trt, f"TensorRT-RTX {trt.__version__}", True
+    except Exception as e:  # noqa: BLE001
+        raise BridgeError("no_tensorrt", f"neither tensorrt nor tensorrt_rtx_bindings imports: {e}")
+
+
+def _check_rtx_symlink():
+    try:
+        ctypes.CDLL("libtensorrt_rtx.so")
+    except OSError:
+        raise BridgeError(
+            "trt_rtx_symlink",
+            "libtensorrt_rtx.so is not loadable: TensorRT-RTX's ONNX parser dlopens it for plugin nodes; "
+            "put a folder with a libtensorrt_rtx.so -> libtensorrt_rtx.so.1 symlink on LD_LIBRARY_PATH",
+        )
+
+
+def _make_logger(trt):
+    class _Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors = []
+
+        def log(self, severity, msg):
+            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
+                self.errors.append(msg)
+            if int(severity) <= int(trt.ILogger.Severity.WARNING):
+                print(f"[TRT] {msg}", file=sys.stderr)
+
+    return _Logger()
+
+
+def _plugin_types(trt):
+    names = ("PLUGIN", "PLUGIN_V2", "PLUGIN_V3")
+    return {getattr(trt.LayerType, n) for n in names if hasattr(trt.LayerType, n)}
+
+
+def _type_name(t) -> str:
+    return getattr(t, "name", None) or str(t).split(".")[-1]
+
+
+def _register_python_plugins(paths, registry):
+    if str(PYTHON_PLUGIN_DIR) not in sys.path:
+        sys.path.insert(0, str(PYTHON_PLUGIN_DIR))
+    import tpat_trt_plugin  # noqa: E402
+
+    try:
+        return tpat_trt_plugin.register(paths, registry)
+    except (OSError, KeyError, ValueError, AttributeError, json.JSONDecodeError) as e:
+        raise BridgeError("plugin_spec", f"{type(e).__name__}: {e}")
+
+
+def _profile(trt, builder, network, request):
+    wanted = request.get("profile") or {}
+    lo, opt, hi = (request.get("dynamic_dim") or [1, 8, 64])
+    used = {}
+    prof = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        t = network.get_input(i)
+        shape = list(t.shape)
+        if all(d >= 0 for d in shape):
+            continue
+        if t.name in wanted:
+            w = wanted[t.name]
+            mn, op, mx = list(w["min"]), list(w["opt"]), list(w["max"])
+        else:
+            mn = [d if d >= 0 else lo for d in shape]
+            op = [d if d >= 0 else opt for d in shape]
+            mx = [d if d >= 0 else hi for d in shape]
+        prof.set_shape(t.name, mn, op, mx)
+        used[t.name] = {"min": mn, "opt": op, "max": mx}
+    return prof, used
+
+
+def build_engine(request: dict) -> dict:
+    model_path = request.get("model_path")
+    output = request.get("output")
+    if not model_path or not os.path.isfile(model_path):
+        raise BridgeError("bad_request", f"model_path {model_path!r} is not a file")
+    if not output:
+        raise BridgeError("bad_request", "output (engine path) is required")
+    trt, runtime, rtx = _runtime()
+    sm = request.get("sm")
+    sm = str(sm) if sm is not None else None
+    if rtx:
+        if sm not in _SM or not hasattr(trt.ComputeCapability, _SM[sm]):
+            raise BridgeError("bad_sm", f"TensorRT-RTX builds for sm in {sorted(_SM, key=int)}, not {sm!r}")
+        _check_rtx_symlink()
+
+    logger = _make_logger(trt)
+    builder = trt.Builder(logger)
+    registry = builder.get_plugin_registry() if hasattr(builder, "get_plugin_registry") else trt.get_plugin_registry()
+    lib = request.get("plugin_library")
+    specs = request.get("python_plugin_specs") or []
+    if lib:
+        if not os.path.isfile(lib):
+            raise BridgeError("plugin_library", f"plugin_library {lib!r} is not a file")
+        try:
+            handle = registry.load_library(os.path.abspath(lib))
+        except Exception as e:  # noqa: BLE001
+            raise BridgeError("plugin_library", f"could not load {lib}: {e}")
+        if handle is None:
+            raise BridgeError("plugin_library", f"could not load {lib}: " + "; ".join(logger.errors[-3:]))
+    elif specs:
+        _register_python_plugins(specs, registry)
+
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(os.path.abspath(model_path)):
+        reason = "ONNX parse failed"
+        if parser.num_errors > 0:
+            e = parser.get_error(0)
+            desc = (e.desc() or reason).splitlines()[0]
+            node = e.node_name() if hasattr(e, "node_name") else ""
+            op = e.node_operator() if hasattr(e, "node_operator") else ""
+            reason = f"node {node!r} ({op}): {desc}" if node or op else desc
+        raise BridgeError("parse_failed", reason[:2000])
+
+    plugin_types = _plugin_types(trt)
+    layers = []
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        layers.append({"name": layer.name, "type": _type_name(layer.type), "plugin": layer.type in plugin_types})
+
+    config = builder.create_builder_config()
+    if rtx:
+        config.num_compute_capabilities = 1
+        config.set_compute_capability(getattr(trt.ComputeCapability, _SM[sm]), 0)
+    if hasattr(trt, "ProfilingVerbosity"):
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    prof, used = _profile(trt, builder, network, request)
+    if used:
+        config.add_optimization_profile(prof)
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        reason = logger.errors[-1] if logger.errors else "build_serialized_network returned None"
+        raise BridgeError("build_failed", reason.splitlines()[0][:2000])
+    blob = bytes(serialized)
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_bytes(blob)
+
+    source = "network"
+    try:  # needs a GPU the engine can run on; a CPU-only TensorRT-RTX build cannot deserialize
+        engine = trt.Runtime(logger).deserialize_cuda_engine(blob)
+        if engine is not None:
+            info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
+            eng_layers = []
+            for entry in info.get("Layers", []):
+                if isinstance(entry, str):
+                    eng_layers.append({"name": entry, "type": "", "plugin": False})
+                else:
+                    ltype = str(entry.get("LayerType", ""))
+                    eng_layers.append({"name": entry.get("Name", ""), "type": ltype, "plugin": "plugin" in ltype.lower()})
+            if eng_layers:
+                layers, source = eng_layers, "engine_inspector"
+    except Exception:  # noqa: BLE001
+        pass
+
+    plugin_names = [l["name"] for l in layers if l["plugin"]] if source == "network" else []
+    in_engine = [n for n in plugin_names if n.encode() in blob]
+    return {
+        "runtime": runtime,
+        "engine_path": str(output),
+        "engine_bytes": len(blob),
+        "layers": layers,
+        "layers_source": source,
+        "plugins_in_engine": in_engine,
+        "profile": used,
+        "sm": sm if rtx else None,
+    }

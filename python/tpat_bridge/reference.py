@@ -1,0 +1,1117 @@
+"""Reference data for a generated plugin: op-aware inputs + ONNX Runtime (CPU) outputs.
+
+Public entry: make_reference(request) -> {"cases", "manifest", "notes", "bytes"}.
+
+Request:
+  {"command": "reference", "model_path": <one-node canonical model>, "out_dir": <folder>,
+   "prefix": "tpat_<P>", "plugin": "<P>", "cases": null | [{"s0": 4, ...}, ...], "seed": 0,
+   "max_case_bytes": optional hard cap per case (default 8 MiB)}
+
+The model is in canonical form: graph inputs in0, in1, ... (the node's non-constant inputs),
+initializers const0, ... (its constant inputs), outputs out0, ...; symbolic dims s0, s1, ...
+
+Written into out_dir (case<k>/ folders and manifest.* are replaced, nothing else is touched):
+  manifest.json, manifest.txt (line based, read by plugin-runtime/check/tpat_check.cpp),
+  case<k>/in<i>.bin, case<k>/out<j>.bin  (raw little-endian, row-major; bool = 1 byte,
+  float16/bfloat16 = their 16-bit patterns).
+The format and the per-op input rules are described in docs/reference-data.md.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import re
+import shutil
+
+import numpy as np
+import onnx
+from onnx import TensorProto as TP
+from onnx import helper, numpy_helper
+
+from tpat_bridge.errors import BridgeError
+
+FORMAT_VERSION = 1
+DEFAULT_MAX_CASE_BYTES = 8 << 20      # hard cap: a case over this is an error
+TARGET_CASE_BYTES = 3 << 20           # soft cap used when picking symbolic bindings
+MAX_TENSOR_ELEMENTS = 4 << 20
+
+try:
+    import ml_dtypes
+    _BF16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover - ml_dtypes is in the lock file
+    ml_dtypes = None
+    _BF16 = None
+
+ONNX_TO_NAME = {
+    TP.FLOAT: "float32", TP.FLOAT16: "float16", TP.BFLOAT16: "bfloat16", TP.DOUBLE: "float64",
+    TP.INT8: "int8", TP.UINT8: "uint8", TP.INT16: "int16", TP.UINT16: "uint16",
+    TP.INT32: "int32", TP.UINT32: "uint32", TP.INT64: "int64", TP.UINT64: "uint64", TP.BOOL: "bool",
+}
+NAME_TO_NP = {
+    "float32": np.dtype(np.float32), "float16": np.dtype(np.float16), "float64": np.dtype(np.float64),
+    "int8": np.dtype(np.int8), "uint8": np.dtype(np.uint8), "int16": np.dtype(np.int16),
+    "uint16": np.dtype(np.uint16), "int32": np.dtype(np.int32), "uint32": np.dtype(np.uint32),
+    "int64": np.dtype(np.int64), "uint64": np.dtype(np.uint64), "bool": np.dtype(np.bool_),
+}
+if _BF16 is not None:
+    NAME_TO_NP["bfloat16"] = _BF16
+
+FLOATS = ("float32", "float16", "bfloat16", "float64")
+
+# Tolerances per output dtype: (atol, rtol). Integers and bool are compared exactly.
+TOLERANCES = {
+    "float32": (1e-4, 1e-3),
+    "float16": (1e-2, 1e-2),
+    "bfloat16": (5e-2, 5e-2),
+    "float64": (1e-6, 1e-5),
+}
+
+# Values used for symbolic dims, one list per candidate binding: symbol k takes values[k % len].
+# Odd, non power-of-two sizes first (they expose tiling/bounds bugs); smaller fallbacks later.
+_CANDIDATE_VALUES = [
+    [3, 5, 4, 6, 2],
+    [7, 11, 9, 13, 5],
+    [5, 3, 6, 4, 2],
+    [3], [7], [5], [4], [2], [6], [9],
+    [2, 3], [3, 2], [1],
+]
+
+
+class Infeasible(Exception):
+    """The op's input rules cannot be met for this binding (try another one)."""
+
+
+def _np_dtype(name):
+    if name not in NAME_TO_NP:
+        raise BridgeError("model", f"unsupported element type {name} for reference data")
+    return NAME_TO_NP[name]
+
+
+def _dtype_name(arr) -> str:
+    dt = np.dtype(arr.dtype)
+    if _BF16 is not None and dt == _BF16:
+        return "bfloat16"
+    for k, v in NAME_TO_NP.items():
+        if v == dt:
+            return k
+    raise BridgeError("model", f"unsupported output element type {dt}")
+
+
+# --------------------------------------------------------------------------------------------
+# model reading
+# --------------------------------------------------------------------------------------------
+
+class Slot:
+    """One input position of the node: a graph input, a constant (initializer) or absent."""
+
+    def __init__(self, pos, name, kind, dtype=None, dims=None, value=None, graph_index=None):
+        self.pos = pos
+        self.name = name
+        self.kind = kind            # "input" | "const" | "absent"
+        self.dtype = dtype          # dtype name
+        self.dims = dims            # list of int | str (symbol) for inputs
+        self.value = value          # np array for constants
+        self.graph_index = graph_index
+
+
+def _load(path):
+    if not isinstance(path, str) or not os.path.isfile(path):
+        raise BridgeError("input", f"no such model file: {path}")
+    try:
+        return onnx.load(path)
+    except Exception as e:
+        raise BridgeError("model", f"onnx cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+
+
+def _read_model(model):
+    g = model.graph
+    if len(g.node) != 1:
+        raise BridgeError("model", f"reference data needs a one-node model, this one has {len(g.node)} nodes")
+    node = g.node[0]
+    inits = {t.name: t for t in g.initializer}
+    graph_inputs = [vi for vi in g.input if vi.name not in inits]
+    gi_index = {vi.name: i for i, vi in enumerate(graph_inputs)}
+    anon = itertools.count()
+    input_dims = []
+    for vi in graph_inputs:
+        tt = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type") or tt.elem_type not in ONNX_TO_NAME:
+            raise BridgeError("model", f"graph input {vi.name}: unsupported type for reference data")
+        dims = []
+        for d in tt.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(int(d.dim_value))
+            elif d.HasField("dim_param") and d.dim_param:
+                dims.append(d.dim_param)
+            else:
+                dims.append(f"_anon{next(anon)}")
+        input_dims.append((ONNX_TO_NAME[tt.elem_type], dims))
+    slots = []
+    for pos, name in enumerate(node.input):
+        if not name:
+            slots.append(Slot(pos, name, "absent"))
+        elif name in inits:
+            t = inits[name]
+            if t.data_type not in ONNX_TO_NAME:
+                raise BridgeError("model", f"constant {name}: unsupported type")
+            slots.append(Slot(pos, name, "const", ONNX_TO_NAME[t.data_type], value=numpy_helper.to_array(t)))
+        elif name in gi_index:
+            i = gi_index[name]
+            dt, dims = input_dims[i]
+            slots.append(Slot(pos, name, "input", dt, dims, graph_index=i))
+        else:
+            raise BridgeError("model", f"node input {name!r} is neither a graph input nor an initializer")
+    used = {s.graph_index for s in slots if s.kind == "input"}
+    if used != set(range(len(graph_inputs))):
+        raise BridgeError("model", "every graph input must feed the node")
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+    return node, attrs, slots, graph_inputs
+
+
+def _symbols(slots):
+    seen = []
+    for s in slots:
+        if s.kind == "input":
+            for d in s.dims:
+                if isinstance(d, str) and d not in seen:
+                    seen.append(d)
+    def key(sym):
+        m = re.fullmatch(r"s(\d+)", sym)
+        return (0, int(m.group(1)), sym) if m else (1, 0, sym)
+    return sorted(seen, key=key)
+
+
+# --------------------------------------------------------------------------------------------
+# generation context
+# --------------------------------------------------------------------------------------------
+
+class Ctx:
+    def __init__(self, node, attrs, slots, binding, rng, notes):
+        self.node = node
+        self.op = node.op_type
+        self.attrs = attrs
+        self.slots = slots
+        self.binding = binding
+        self.rng = rng
+        self.notes = notes          # a set: rules applied (deduplicated across cases)
+        self.values = {}            # pos -> np array (generated inputs)
+        self.shapes = {}
+        for s in slots:
+            if s.kind == "input":
+                self.shapes[s.pos] = tuple(int(binding[d]) if isinstance(d, str) else int(d) for d in s.dims)
+            elif s.kind == "const":
+                self.shapes[s.pos] = tuple(s.value.shape)
+
+    def n(self):
+        return len(self.slots)
+
+    def has(self, pos):
+        return pos < len(self.slots) and self.slots[pos].kind != "absent"
+
+    def is_input(self, pos):
+        return pos < len(self.slots) and self.slots[pos].kind == "input"
+
+    def shape(self, pos):
+        return self.shapes[pos]
+
+    def dtype(self, pos):
+        return self.slots[pos].dtype
+
+    def value(self, pos):
+        """The constant value or the value generated so far (None if neither)."""
+        s = self.slots[pos]
+        if s.kind == "const":
+            return s.value
+        return self.values.get(pos)
+
+    def set(self, pos, arr):
+        if self.is_input(pos):
+            arr = np.asarray(arr)
+            self.values[pos] = _cast(arr, self.dtype(pos)).reshape(self.shape(pos))
+
+    def note(self, text):
+        self.notes.add(text)
+
+
+def _cast(arr, dtype_name):
+    dt = _np_dtype(dtype_name)
+    if dtype_name == "bool":
+        return np.asarray(arr).astype(np.bool_)
+    return np.asarray(arr).astype(dt)
+
+
+def _random(rng, dtype_name, shape, kind="normal"):
+    shape = tuple(shape)
+    if dtype_name == "bool":
+        return rng.random(shape) < 0.5
+    if dtype_name in FLOATS:
+        if kind == "uniform":
+            x = rng.uniform(-1.0, 1.0, shape)
+        else:
+            x = rng.standard_normal(shape)
+        return _cast(x, dtype_name)
+    dt = _np_dtype(dtype_name)
+    if np.issubdtype(dt, np.signedinteger):
+        return rng.integers(-10, 11, shape).astype(dt)
+    return rng.integers(0, 21, shape).astype(dt)
+
+
+def _nonzero_ints(rng, shape, lo=1, hi=10, signed=True):
+    mag = rng.integers(lo, hi + 1, shape)
+    if signed:
+        mag = np.where(rng.random(shape) < 0.5, -mag, mag)
+    return mag
+
+
+def _maybe_negative(rng, idx, dims, frac=0.25):
+    """Turns about `frac` of the (non-negative, in-range) indices into their negative alias."""
+    idx = np.asarray(idx, dtype=np.int64)
+    neg = rng.random(idx.shape) < frac
+    return np.where(neg, idx - np.asarray(dims, dtype=np.int64), idx)
+
+
+def _norm_axis(axis, rank):
+    axis = int(axis)
+    if axis < 0:
+        axis += rank
+    if not 0 <= axis < max(rank, 1):
+        raise Infeasible(f"axis {axis} out of range for rank {rank}")
+    return axis
+
+
+def _index_dtype_ok_signed(ctx, pos):
+    return np.issubdtype(_np_dtype(ctx.dtype(pos)), np.signedinteger)
+
+
+# --------------------------------------------------------------------------------------------
+# per-op input rules; each sets some positions with ctx.set, the rest gets generic random data
+# --------------------------------------------------------------------------------------------
+
+def _gen_gather(ctx):
+    data, ind = ctx.shape(0), ctx.shape(1)
+    axis = _norm_axis(ctx.attrs.get("axis", 0), len(data))
+    d = data[axis]
+    if d == 0 and int(np.prod(ind)) > 0:
+        raise Infeasible("gather from an empty axis")
+    idx = ctx.rng.integers(0, max(d, 1), ind)
+    if _index_dtype_ok_signed(ctx, 1):
+        idx = _maybe_negative(ctx.rng, idx, d)
+    ctx.set(1, idx)
+    ctx.note(f"{ctx.op}: indices uniform in [-d, d) along axis (about 25% negative)")
+
+
+def _gen_gather_elements(ctx):
+    data, ind = ctx.shape(0), ctx.shape(1)
+    axis = _norm_axis(ctx.attrs.get("axis", 0), len(data))
+    d = data[axis]
+    if d == 0 and int(np.prod(ind)) > 0:
+        raise Infeasible("gather from an empty axis")
+    idx = ctx.rng.integers(0, max(d, 1), ind)
+    ctx.set(1, _maybe_negative(ctx.rng, idx, d))
+    ctx.note("GatherElements: indices uniform in [-d, d) along axis (about 25% negative)")
+
+
+def _gen_gather_nd(ctx):
+    data, ind = ctx.shape(0), ctx.shape(1)
+    b = int(ctx.attrs.get("batch_dims", 0))
+    if len(ind) < 1:
+        raise Infeasible("GatherND indices need rank >= 1")
+    k = ind[-1]
+    if k > len(data) - b:
+        raise Infeasible("GatherND: indices.shape[-1] > rank(data) - batch_dims")
+    if tuple(ind[:b]) != tuple(data[:b]):
+        raise Infeasible("GatherND: batch dims differ")
+    dims = np.asarray(data[b:b + k], dtype=np.int64)
+    if k and (dims == 0).any():
+        raise Infeasible("GatherND: empty indexed dim")
+    u = ctx.rng.random(ind)
+    idx = np.floor(u * dims).astype(np.int64) if k else np.zeros(ind, np.int64)
+    ctx.set(1, _maybe_negative(ctx.rng, idx, dims))
+    ctx.note(f"GatherND: index tuples in range per indexed dim (batch_dims={b}, about 25% negative)")
+
+
+def _gen_scatter_nd(ctx):
+    data, ind = ctx.shape(0), ctx.shape(1)
+    red = ctx.attrs.get("reduction", "none")
+    if len(ind) < 1:
+        raise Infeasible("ScatterND indices need rank >= 1")
+    k = ind[-1]
+    if k > len(data) or k < 1:
+        raise Infeasible("ScatterND: bad index depth")
+    dims = data[:k]
+    slots = int(np.prod(dims))
+    m = int(np.prod(ind[:-1]))
+    if ctx.has(2) and tuple(ctx.shape(2)) != tuple(ind[:-1]) + tuple(data[k:]):
+        raise Infeasible("ScatterND: updates shape mismatch")
+    if red == "none":
+        if m > slots:
+            raise Infeasible(f"ScatterND: {m} unique updates do not fit {slots} slots")
+        flat = ctx.rng.choice(slots, size=m, replace=False) if m else np.zeros(0, np.int64)
+        ctx.note("ScatterND reduction=none: index tuples without duplicates")
+    else:
+        if slots == 0 and m:
+            raise Infeasible("ScatterND: no slots")
+        pool = max(1, min(slots, (m + 1) // 2))
+        targets = ctx.rng.choice(slots, size=pool, replace=False)
+        flat = targets[ctx.rng.integers(0, pool, m)]
+        if m >= 2:
+            flat[-1] = flat[0]   # at least one duplicate
+        ctx.note(f"ScatterND reduction={red}: index tuples with duplicates")
+    idx = np.stack(np.unravel_index(flat.astype(np.int64), dims), axis=-1).reshape(ind) if m else np.zeros(ind, np.int64)
+    ctx.set(1, _maybe_negative(ctx.rng, idx, np.asarray(dims, dtype=np.int64)))
+    if red == "mul" and ctx.is_input(2) and ctx.dtype(2) in FLOATS:
+        ctx.set(2, ctx.rng.uniform(0.5, 1.5, ctx.shape(2)))
+        ctx.note("ScatterND reduction=mul: updates in [0.5, 1.5]")
+
+
+def _gen_scatter_elements(ctx):
+    data, ind = ctx.shape(0), ctx.shape(1)
+    red = ctx.attrs.get("reduction", "none")
+    axis = _norm_axis(ctx.attrs.get("axis", 0), len(data))
+    if len(ind) != len(data) or any(i > d for a, (i, d) in enumerate(zip(ind, data)) if a != axis):
+        raise Infeasible("ScatterElements: indices shape does not fit data")
+    if ctx.has(2) and tuple(ctx.shape(2)) != tuple(ind):
+        raise Infeasible("ScatterElements: updates shape differs from indices")
+    d = data[axis]
+    n = ind[axis]
+    moved = list(ind)
+    moved.pop(axis)
+    fibers = int(np.prod(moved)) if moved else 1
+    if n and d == 0:
+        raise Infeasible("ScatterElements: empty axis")
+    if red == "none":
+        if n > d:
+            raise Infeasible(f"ScatterElements: {n} unique indices do not fit axis of {d}")
+        keys = ctx.rng.random((fibers, d))
+        idx = np.argsort(keys, axis=1)[:, :n]
+        ctx.note("ScatterElements reduction=none: indices distinct along axis within every fiber")
+    else:
+        pool = max(1, min(d, (n + 1) // 2))
+        idx = ctx.rng.integers(0, pool, (fibers, n))
+        if n >= 2:
+            idx[:, -1] = idx[:, 0]
+        ctx.note(f"ScatterElements reduction={red}: indices with duplicates along axis")
+    idx = idx.reshape(tuple(moved) + (n,))
+    idx = np.moveaxis(idx, -1, axis)
+    ctx.set(1, _maybe_negative(ctx.rng, idx, d))
+    if red == "mul" and ctx.is_input(2) and ctx.dtype(2) in FLOATS:
+        ctx.set(2, ctx.rng.uniform(0.5, 1.5, ctx.shape(2)))
+
+
+def _scalar_of(arr):
+    a = np.asarray(arr).reshape(-1)
+    if a.size != 1:
+        raise Infeasible("expected a one-element tensor")
+    return a[0]
+
+
+def _gen_onehot(ctx):
+    if ctx.is_input(1):
+        ctx.set(1, np.full(ctx.shape(1), 10))
+        ctx.note("OneHot: non-constant depth set to 10")
+    depth = int(_scalar_of(ctx.value(1)))
+    if depth <= 0:
+        raise Infeasible("OneHot: depth must be positive")
+    ind = ctx.shape(0)
+    signed = ctx.dtype(0) in FLOATS or _index_dtype_ok_signed(ctx, 0)
+    lo = -depth if signed else 0
+    ctx.set(0, ctx.rng.integers(lo, depth, ind))
+    ctx.note("OneHot: indices in [-depth, depth)" if signed else "OneHot: indices in [0, depth)")
+    if ctx.is_input(2):
+        ctx.set(2, np.array([0, 1]) if ctx.dtype(2) not in FLOATS else ctx.rng.standard_normal(2))
+
+
+def _distinct_along(rng, dtype_name, shape, axis):
+    """Values distinct along `axis` within every fiber (no ties)."""
+    shape = tuple(shape)
+    n = shape[axis]
+    others = shape[:axis] + shape[axis + 1:]
+    fibers = int(np.prod(others)) if others else 1
+    limit_int = {"float16": 2048, "bfloat16": 256, "float32": 1 << 24, "float64": 1 << 50}
+    if dtype_name in FLOATS and n <= limit_int[dtype_name]:
+        perm = np.argsort(rng.random((fibers, n)), axis=1)
+        scale = 2.0 ** -max(0, math.ceil(math.log2(max(n, 1) / 8))) if n > 8 else 1.0
+        vals = (perm - n // 2).astype(np.float64) * scale
+    elif dtype_name in ("float16", "bfloat16"):
+        bits = np.arange(1 << 16, dtype=np.uint16)
+        pool = bits.view(np.float16 if dtype_name == "float16" else _BF16).astype(np.float64)
+        pool = np.unique(pool[np.isfinite(pool) & (np.abs(pool) <= 1e4)])
+        if n > pool.size:
+            raise Infeasible(f"{dtype_name} cannot hold {n} distinct values")
+        vals = np.stack([rng.choice(pool, n, replace=False) for _ in range(fibers)]) if fibers else np.zeros((0, n))
+    elif dtype_name == "bool":
+        if n > 2:
+            raise Infeasible("bool cannot hold distinct values")
+        vals = np.argsort(rng.random((fibers, n)), axis=1)
+    else:
+        info = np.iinfo(_np_dtype(dtype_name))
+        if n > int(info.max) - int(info.min) + 1:
+            raise Infeasible(f"{dtype_name} cannot hold {n} distinct values")
+        perm = np.argsort(rng.random((fibers, n)), axis=1)
+        vals = perm - (min(n // 2, -int(info.min)) if info.min < 0 else 0)
+    vals = vals.reshape(others + (n,))
+    return _cast(np.moveaxis(vals, -1, axis), dtype_name)
+
+
+def _gen_topk(ctx):
+    x = ctx.shape(0)
+    axis = _norm_axis(ctx.attrs.get("axis", -1), len(x))
+    if ctx.is_input(1):
+        ctx.set(1, np.full(ctx.shape(1), max(1, x[axis] // 2)))
+        ctx.note("TopK: non-constant K set to dim // 2")
+    k = int(_scalar_of(ctx.value(1)))
+    if k > x[axis]:
+        raise Infeasible(f"TopK: K={k} > axis dim {x[axis]}")
+    ctx.set(0, _distinct_along(ctx.rng, ctx.dtype(0), x, axis))
+    ctx.note("TopK: values distinct along the axis (no ties: index output is deterministic)")
+
+
+def _gen_bitshift(ctx):
+    for pos in (0, 1):
+        if ctx.is_input(pos):
+            dt = _np_dtype(ctx.dtype(pos))
+            bits = dt.itemsize * 8
+            if pos == 0:
+                ctx.set(0, ctx.rng.integers(0, np.iinfo(dt).max, ctx.shape(0), dtype=dt, endpoint=True))
+            else:
+                ctx.set(1, ctx.rng.integers(0, bits, ctx.shape(1)))
+    ctx.note("BitShift: X over the full unsigned range, shift amounts in [0, bit width)")
+
+
+def _gen_div_mod(ctx):
+    fmod = int(ctx.attrs.get("fmod", 0))
+    for pos in (0, 1):
+        if not ctx.is_input(pos):
+            continue
+        dtn = ctx.dtype(pos)
+        shp = ctx.shape(pos)
+        if dtn in FLOATS:
+            if pos == 0:
+                ctx.set(0, ctx.rng.uniform(-10, 10, shp))
+            else:
+                ctx.set(1, np.where(ctx.rng.random(shp) < 0.5, -1, 1) * ctx.rng.uniform(0.5, 3.0, shp))
+        else:
+            signed = np.issubdtype(_np_dtype(dtn), np.signedinteger)
+            if pos == 0:
+                ctx.set(0, ctx.rng.integers(-100 if signed else 0, 101, shp))
+            else:
+                ctx.set(1, _nonzero_ints(ctx.rng, shp, 1, 9, signed))
+    if ctx.op == "Mod":
+        ctx.note(f"Mod (fmod={fmod}): non-zero divisors of both signs, floats |b| in [0.5, 3]")
+    else:
+        ctx.note("Div: non-zero divisors (ints in [-9, 9] \\ {0}, floats |b| in [0.5, 3])")
+
+
+def _gen_maxunpool(ctx):
+    x = ctx.shape(0)
+    if len(x) < 3:
+        raise Infeasible("MaxUnpool needs rank >= 3")
+    nsp = len(x) - 2
+    k = list(ctx.attrs.get("kernel_shape", [1] * nsp))
+    s = list(ctx.attrs.get("strides", [1] * nsp))
+    p = list(ctx.attrs.get("pads", [0] * (2 * nsp)))
+    out_sp = [(x[2 + i] - 1) * s[i] + k[i] - p[i] - p[i + nsp] for i in range(nsp)]
+    if ctx.has(2):
+        if ctx.is_input(2):
+            ctx.set(2, np.asarray([x[0], x[1]] + out_sp))
+            ctx.note("MaxUnpool: non-constant output_shape set to the default shape")
+        os_ = [int(v) for v in np.asarray(ctx.value(2)).reshape(-1)]
+        out_sp = os_[2:]
+    if any(o <= 0 for o in out_sp):
+        raise Infeasible("MaxUnpool: empty output")
+    N, C = x[0], x[1]
+    plane = int(np.prod(out_sp))
+    in_sp = x[2:]
+    nin = int(np.prod(in_sp))
+    if nin > plane:
+        raise Infeasible("MaxUnpool: more inputs than outputs per plane")
+    rng = ctx.rng
+    # a random position inside each input element's pooling window, clipped to the output
+    grids = np.meshgrid(*[np.arange(d) for d in in_sp], indexing="ij")
+    coords = []
+    for i in range(nsp):
+        start = grids[i] * s[i] - p[i]
+        off = rng.integers(0, k[i], (N, C) + tuple(in_sp))
+        coords.append(np.clip(start[None, None] + off, 0, out_sp[i] - 1))
+    local = np.ravel_multi_index(coords, out_sp)                 # (N, C, *in_sp)
+    local = local.reshape(N * C, nin)
+    used = np.zeros((N * C, plane), dtype=bool)
+    for r in range(N * C):
+        row = local[r]
+        order = rng.permutation(nin)
+        for e in order:
+            v = row[e]
+            if not used[r, v]:
+                used[r, v] = True
+                continue
+            # duplicate: another free spot in the window, else any free spot in the plane
+            pos = np.unravel_index(e, in_sp)
+            ranges = [range(max(0, pos[i] * s[i] - p[i]), min(out_sp[i], pos[i] * s[i] - p[i] + k[i])) for i in range(nsp)]
+            cands = [int(np.ravel_multi_index(c, out_sp)) for c in itertools.product(*ranges)]
+            cands = [c for c in cands if not used[r, c]]
+            if not cands:
+                cands = np.flatnonzero(~used[r]).tolist()
+            v = cands[int(rng.integers(0, len(cands)))]
+            used[r, v] = True
+            row[e] = v
+    flat = local + (np.arange(N * C, dtype=np.int64) * plane)[:, None]
+    ctx.set(1, flat.reshape(x))
+    ctx.note("MaxUnpool: indices = flat output positions inside each pooling window, unique per output")
+
+
+def _gen_grid_sample(ctx):
+    x, gshape = ctx.shape(0), ctx.shape(1)
+    nsp = gshape[-1]
+    if nsp != len(x) - 2:
+        raise Infeasible("GridSample: grid last dim != spatial rank")
+    g = ctx.rng.uniform(-1.1, 1.1, gshape)
+    mode = ctx.attrs.get("mode", "linear" if ctx.node.domain in ("", "ai.onnx") else "bilinear")
+    align = int(ctx.attrs.get("align_corners", 0))
+    if mode == "nearest":
+        # keep the unnormalized coordinate away from .5 (rounding ties differ between libraries)
+        for i in range(nsp):
+            L = x[-1 - i]        # grid[..., 0] indexes the last (W) dim
+            gi = g[..., i]
+            u = (gi + 1) / 2 * (L - 1) if align else ((gi + 1) * L - 1) / 2
+            frac = u - np.floor(u)
+            bad = np.abs(frac - 0.5) < 0.02
+            u = np.where(bad, np.floor(u) + np.where(frac < 0.5, 0.45, 0.55), u)
+            g[..., i] = (2 * u / (L - 1) - 1 if L > 1 else gi) if align else (2 * u + 1) / L - 1
+        ctx.note("GridSample nearest: coordinates kept away from rounding ties")
+    ctx.set(1, g)
+    ctx.note("GridSample: grid uniform in [-1.1, 1.1]")
+
+
+def _gen_cumsum(ctx):
+    if ctx.is_input(1):
+        r = len(ctx.shape(0))
+        ctx.set(1, np.full(ctx.shape(1), int(ctx.rng.integers(-r, r))))
+        ctx.note("CumSum: non-constant axis drawn in [-rank, rank)")
+
+
+def _gen_roialign(ctx):
+    x = ctx.shape(0)
+    N, H, W = x[0], x[2], x[3]
+    ss = float(ctx.attrs.get("spatial_scale", 1.0))
+    if ctx.is_input(1):
+        r = ctx.shape(1)[0]
+        x1 = ctx.rng.uniform(0, W * 0.7, r) / ss
+        y1 = ctx.rng.uniform(0, H * 0.7, r) / ss
+        x2 = x1 + ctx.rng.uniform(1, max(1.5, W * 0.3), r) / ss
+        y2 = y1 + ctx.rng.uniform(1, max(1.5, H * 0.3), r) / ss
+        ctx.set(1, np.stack([x1, y1, x2, y2], axis=1))
+    if ctx.is_input(2):
+        ctx.set(2, ctx.rng.integers(0, max(N, 1), ctx.shape(2)))
+    ctx.note("RoiAlign: boxes inside the image (x1<x2, y1<y2), batch indices in [0, N)")
+
+
+def _gen_trilu(ctx):
+    if ctx.is_input(1):
+        ctx.set(1, np.full(ctx.shape(1), int(ctx.rng.integers(-2, 3))))
+
+
+_UNARY_DOMAINS = {
+    "Log": (0.1, 4.0), "Sqrt": (0.0, 4.0), "Rsqrt": (0.1, 4.0),
+    "Asin": (-0.95, 0.95), "Acos": (-0.95, 0.95), "Atanh": (-0.95, 0.95),
+    "Acosh": (1.05, 4.0),
+}
+
+
+def _gen_domain(ctx):
+    lo, hi = _UNARY_DOMAINS[ctx.op]
+    if ctx.is_input(0) and ctx.dtype(0) in FLOATS:
+        ctx.set(0, ctx.rng.uniform(lo, hi, ctx.shape(0)))
+        ctx.note(f"{ctx.op}: inputs uniform in [{lo}, {hi}] (the op's domain)")
+
+
+def _gen_reciprocal(ctx):
+    if ctx.is_input(0) and ctx.dtype(0) in FLOATS:
+        shp = ctx.shape(0)
+        ctx.set(0, np.where(ctx.rng.random(shp) < 0.5, -1, 1) * ctx.rng.uniform(0.5, 3.0, shp))
+        ctx.note("Reciprocal: |x| in [0.5, 3]")
+
+
+def _gen_pow(ctx):
+    if ctx.is_input(0) and ctx.dtype(0) in FLOATS:
+        ctx.set(0, ctx.rng.uniform(0.5, 2.0, ctx.shape(0)))
+    if ctx.is_input(1):
+        if ctx.dtype(1) in FLOATS:
+            ctx.set(1, ctx.rng.uniform(-2.0, 2.0, ctx.shape(1)))
+        else:
+            ctx.set(1, ctx.rng.integers(0, 4, ctx.shape(1)))
+    if ctx.is_input(0) and ctx.dtype(0) not in FLOATS:
+        ctx.set(0, ctx.rng.integers(-4, 5, ctx.shape(0)))
+    ctx.note("Pow: float bases in [0.5, 2], small exponents")
+
+
+_GENERATORS = {
+    "Gather": _gen_gather,
+    "GatherElements": _gen_gather_elements,
+    "GatherND": _gen_gather_nd,
+    "ScatterND": _gen_scatter_nd,
+    "ScatterElements": _gen_scatter_elements,
+    "Scatter": _gen_scatter_elements,
+    "OneHot": _gen_onehot,
+    "TopK": _gen_topk,
+    "BitShift": _gen_bitshift,
+    "Mod": _gen_div_mod,
+    "Div": _gen_div_mod,
+    "MaxUnpool": _gen_maxunpool,
+    "GridSample": _gen_grid_sample,
+    "CumSum": _gen_cumsum,
+    "RoiAlign": _gen_roialign,
+    "Trilu": _gen_trilu,
+    "Reciprocal": _gen_reciprocal,
+    "Pow": _gen_pow,
+}
+for _op in _UNARY_DOMAINS:
+    _GENERATORS[_op] = _gen_domain
+
+# ops whose inputs are plain random data by design (no note about a missing rule)
+_PLAIN_RANDOM = {
+    "Resize", "Upsample", "Col2Im", "CumSum", "LayerNormalization", "Einsum", "Add", "Sub", "Mul",
+    "Where", "Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Erf", "Gelu", "Softmax", "LogSoftmax",
+    "MatMul", "Gemm", "Conv", "ConvTranspose", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin",
+    "ReduceProd", "Transpose", "Concat", "Split", "Slice", "Reshape", "Expand", "Tile", "Pad",
+    "InstanceNormalization", "GroupNormalization", "BatchNormalization", "Clip", "Max", "Min",
+    "Sin", "Cos", "Tan", "Atan", "Sinh", "Cosh", "Asinh", "Sign", "Floor", "Ceil", "Round",
+    "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not",
+    "Cast", "CastLike", "Identity", "Flatten", "Squeeze", "Unsqueeze", "DepthToSpace",
+    "SpaceToDepth", "AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool", "LpPool",
+    "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign",
+    "PRelu", "ThresholdedRelu", "Mish", "Shrink", "IsNaN", "IsInf", "ReverseSequence",
+    "ArgMax", "ArgMin", "Hardmax", "LpNormalization", "MeanVarianceNormalization",
+    "DFT", "STFT", "AffineGrid", "Sum", "Mean", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# binding fixups (shape relations that a plain binding cannot know)
+# --------------------------------------------------------------------------------------------
+
+def _fix_binding(op, attrs, slots, binding):
+    b = dict(binding)
+    if op == "Col2Im" and len(slots) >= 3 and slots[0].kind == "input" and slots[1].kind == "const" and slots[2].kind == "const":
+        img = [int(v) for v in slots[1].value.reshape(-1)]
+        blk = [int(v) for v in slots[2].value.reshape(-1)]
+        n = len(img)
+        dil = list(attrs.get("dilations", [1] * n))
+        st = list(attrs.get("strides", [1] * n))
+        pads = list(attrs.get("pads", [0] * (2 * n)))
+        L = 1
+        for i in range(n):
+            L *= (img[i] + pads[i] + pads[i + n] - dil[i] * (blk[i] - 1) - 1) // st[i] + 1
+        dims = slots[0].dims
+        if len(dims) == 3:
+            if isinstance(dims[2], str):
+                b[dims[2]] = L
+            if isinstance(dims[1], str):
+                b[dims[1]] = max(1, int(b[dims[1]])) * int(np.prod(blk))   # C * prod(block_shape)
+    return b
+
+
+# --------------------------------------------------------------------------------------------
+# tolerances
+# --------------------------------------------------------------------------------------------
+
+def _einsum_contraction(eq, shapes):
+    eq = eq.replace(" ", "")
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    sizes = {}
+    for term, shp in zip(terms, shapes):
+        if "..." in term:
+            pre, post = term.split("...")
+            for c, d in zip(pre, shp[:len(pre)]):
+                sizes[c] = d
+            for c, d in zip(post, shp[len(shp) - len(post):] if post else []):
+                sizes[c] = d
+        else:
+            for c, d in zip(term, shp):
+                sizes[c] = d
+    if not _:
+        counts = {}
+        for c in lhs.replace(",", "").replace(".", ""):
+            counts[c] = counts.get(c, 0) + 1
+        rhs = "".join(sorted(c for c, k in counts.items() if k == 1))
+    return int(np.prod([sizes[c] for c in sizes if c not in rhs])) if sizes else 1
+
+
+def _reduction_length(ctx, out_shapes):
+    """Number of terms summed per output element for sum-like ops (None when not sum-like)."""
+    op = ctx.op
+    try:
+        if op == "CumSum":
+            axis = int(_scalar_of(ctx.value(1)))
+            shp = ctx.shape(0)
+            return shp[_norm_axis(axis, len(shp))]
+        if op == "Einsum":
+            return _einsum_contraction(ctx.attrs["equation"], [ctx.shape(i) for i in range(ctx.n()) if ctx.has(i)])
+        if op == "MatMul":
+            return ctx.shape(0)[-1] if ctx.shape(0) else 1
+        if op == "Gemm":
+            a = ctx.shape(0)
+            return a[0] if ctx.attrs.get("transA", 0) else a[-1]
+        if op in ("ReduceSum", "ReduceMean", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"):
+            nin = int(np.prod(ctx.shape(0)))
+            nout = max(1, int(np.prod(out_shapes[0])))
+            return max(1, nin // nout)
+        if op in ("Conv", "ConvTranspose"):
+            w = ctx.shape(1)
+            return int(np.prod(w[1:])) if op == "Conv" else int(w[0] * np.prod(w[2:]))
+    except (KeyError, Infeasible, ValueError, IndexError):
+        return None
+    return None
+
+
+def _tolerances(ctx, outputs):
+    out_shapes = [o.shape for o in outputs]
+    k = _reduction_length(ctx, out_shapes)
+    scale = max(1.0, math.sqrt(k)) if k else 1.0
+    tols = []
+    for arr in outputs:
+        name = _dtype_name(arr)
+        if name not in TOLERANCES:
+            tols.append((0.0, 0.0))
+            continue
+        atol, rtol = TOLERANCES[name]
+        tols.append((atol * scale, rtol))
+    if scale > 1.0:
+        ctx.note(f"{ctx.op}: float atol scaled by sqrt(reduction length) (x{scale:.3g} in some case)")
+    return tols
+
+
+# --------------------------------------------------------------------------------------------
+# onnxruntime
+# --------------------------------------------------------------------------------------------
+
+_LOW = {TP.FLOAT16, TP.BFLOAT16}
+
+
+def _float_twin(model):
+    """The model with float16/bfloat16 tensors turned into float32 (for ops ORT's CPU lacks)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+
+    def fix_vi(vi):
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type in _LOW:
+            vi.type.tensor_type.elem_type = TP.FLOAT
+
+    for vi in itertools.chain(g.input, g.output, g.value_info):
+        fix_vi(vi)
+    for i, t in enumerate(g.initializer):
+        if t.data_type in _LOW:
+            arr = numpy_helper.to_array(t).astype(np.float32)
+            g.initializer[i].CopyFrom(numpy_helper.from_array(arr, t.name))
+    for node in g.node:
+        for a in node.attribute:
+            if a.name in ("to", "stash_type", "dtype", "output_dtype") and a.type == onnx.AttributeProto.INT and a.i in _LOW:
+                a.i = TP.FLOAT
+            if a.type == onnx.AttributeProto.TENSOR and a.t.data_type in _LOW:
+                arr = numpy_helper.to_array(a.t).astype(np.float32)
+                a.t.CopyFrom(numpy_helper.from_array(arr, a.t.name))
+    return m
+
+
+class _Runner:
+    def __init__(self, model):
+        import onnxruntime as ort
+        self.ort = ort
+        self.model = model
+        self.input_names = [vi.name for vi in model.graph.input if vi.name not in {t.name for t in model.graph.initializer}]
+        self.out_types = [vi.type.tensor_type.elem_type for vi in model.graph.output]
+        self.has_low = any(t in _LOW for t in self.out_types) or any(
+            vi.type.tensor_type.elem_type in _LOW for vi in model.graph.input) or any(
+            t.data_type in _LOW for t in model.graph.initializer)
+        self.has_bf16 = TP.BFLOAT16 in self.out_types or any(
+            vi.type.tensor_type.elem_type == TP.BFLOAT16 for vi in model.graph.input) or any(
+            t.data_type == TP.BFLOAT16 for t in model.graph.initializer)
+        self._native = None
+        self._twin = None
+        self.used_twin = False
+
+    def _session(self, model):
+        so = self.ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        return self.ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+    def run(self, feeds):
+        native_error = None
+        if not self.has_bf16:   # ORT's CPU has (almost) no bfloat16 kernels, and numpy feeds cannot carry it
+            try:
+                if self._native is None:
+                    self._native = self._session(self.model)
+                return [np.asarray(o) for o in self._native.run(None, feeds)], False
+            except Exception as e:
+                native_error = e
+                if not self.has_low:
+                    raise
+        if not self.has_low:
+            raise native_error
+        if self._twin is None:
+            self._twin = self._session(_float_twin(self.model))
+        tfeeds = {k: (v.astype(np.float32) if v.dtype in (np.float16, _BF16) else v) for k, v in feeds.items()}
+        outs = self._twin.run(None, tfeeds)
+        res = []
+        for o, t in zip(outs, self.out_types):
+            o = np.asarray(o)
+            if t == TP.FLOAT16:
+                o = o.astype(np.float16)
+            elif t == TP.BFLOAT16:
+                o = o.astype(_BF16)
+            res.append(o)
+        self.used_twin = True
+        return res, True
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
+
+def _raw(arr):
+    name = _dtype_name(arr)
+    a = np.ascontiguousarray(arr)
+    if name == "bool":
+        a = a.astype(np.uint8)
+    elif name == "bfloat16":
+        a = a.view(np.uint16)
+    if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and not np.little_endian):
+        a = a.byteswap().view(a.dtype.newbyteorder("<"))
+    return a.tobytes()
+
+
+def _case_bytes(arrays):
+    return sum(int(a.size) * a.dtype.itemsize for a in arrays)
+
+
+def _clear_out_dir(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    for entry in os.listdir(out_dir):
+        p = os.path.join(out_dir, entry)
+        if re.fullmatch(r"case\d+", entry) and os.path.isdir(p):
+            shutil.rmtree(p)
+        elif entry in ("manifest.json", "manifest.txt"):
+            os.remove(p)
+
+
+def _fmt_float(x):
+    return repr(float(x))
+
+
+# --------------------------------------------------------------------------------------------
+# entry
+# --------------------------------------------------------------------------------------------
+
+def _build_case(node, attrs, slots, binding, rng, runner, notes, max_bytes):
+    for s in slots:
+        if s.kind == "input":
+            for d in s.dims:
+                if isinstance(d, str) and (d not in binding or int(binding[d]) < 0):
+                    raise BridgeError("input", f"case binding misses symbol {d}")
+    ctx = Ctx(node, attrs, slots, binding, rng, notes)
+    est = 0
+    for s in slots:
+        if s.kind == "input":
+            n = int(np.prod(ctx.shape(s.pos)))
+            if n > MAX_TENSOR_ELEMENTS:
+                raise Infeasible(f"input {s.name} has {n} elements (> {MAX_TENSOR_ELEMENTS})")
+            est += n * _np_dtype(s.dtype).itemsize
+    if est > max_bytes:
+        raise Infeasible(f"inputs take {est} bytes (> {max_bytes})")
+    gen = _GENERATORS.get(node.op_type)
+    if gen is not None:
+        gen(ctx)
+    elif node.op_type not in _PLAIN_RANDOM:
+        ctx.note(f"{node.op_type}: no input rule for this op, inputs are generic random data of their dtype")
+    for s in slots:
+        if s.kind == "input" and s.pos not in ctx.values:
+            ctx.values[s.pos] = _random(rng, s.dtype, ctx.shape(s.pos))
+    inputs = [None] * len(runner.input_names)
+    for s in slots:
+        if s.kind == "input":
+            inputs[s.graph_index] = ctx.values[s.pos]
+    feeds = {name: arr for name, arr in zip(runner.input_names, inputs)}
+    try:
+        outputs, twin = runner.run(feeds)
+    except Exception as e:
+        msg = str(e).strip().splitlines()
+        raise Infeasible(f"onnxruntime: {msg[0] if msg else type(e).__name__}")
+    for o in outputs:
+        if o.size > MAX_TENSOR_ELEMENTS:
+            raise Infeasible(f"an output has {o.size} elements")
+        _dtype_name(o)
+    total = _case_bytes(inputs) + _case_bytes(outputs)
+    if total > max_bytes:
+        raise Infeasible(f"case takes {total} bytes (> {max_bytes})")
+    if twin:
+        notes.add("float16/bfloat16: onnxruntime CPU lacks the kernel, outputs computed on a float32 copy of the model and rounded")
+    tols = _tolerances(ctx, outputs)
+    return inputs, outputs, tols
+
+
+def _candidates(symbols):
+    seen = set()
+    for vals in _CANDIDATE_VALUES:
+        b = {s: vals[i % len(vals)] for i, s in enumerate(symbols)}
+        key = tuple(b[s] for s in symbols)
+        if key not in seen:
+            seen.add(key)
+            yield b
+
+
+def make_reference(request: dict) -> dict:
+    model_path = request.get("model_path")
+    out_dir = request.get("out_dir")
+    plugin = request.get("plugin")
+    prefix = request.get("prefix") or (f"tpat_{plugin}" if plugin else None)
+    if not isinstance(out_dir, str) or not out_dir:
+        raise BridgeError("input", "reference: 'out_dir' is required")
+    if not isinstance(plugin, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", plugin or ""):
+        raise BridgeError("input", "reference: 'plugin' must be a C identifier")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
+        raise BridgeError("input", "reference: 'prefix' must be a C identifier")
+    seed = request.get("seed", 0)
+    seed = 0 if seed is None else int(seed)
+    max_bytes = int(request.get("max_case_bytes") or DEFAULT_MAX_CASE_BYTES)
+    cases_req = request.get("cases")
+    if cases_req is not None and (not isinstance(cases_req, list) or not all(isinstance(c, dict) for c in cases_req)):
+        raise BridgeError("input", "reference: 'cases' must be null or a list of {symbol: size} objects")
+
+    model = _load(model_path)
+    node, attrs, slots, graph_inputs = _read_model(model)
+    symbols = _symbols(slots)
+    runner = _Runner(model)
+    notes = set()
+    results = []   # (binding, inputs, outputs, tols)
+
+    if cases_req is not None:
+        if not cases_req:
+            raise BridgeError("input", "reference: 'cases' is empty")
+        for k, c in enumerate(cases_req):
+            unknown = set(c) - set(symbols)
+            if unknown:
+                raise BridgeError("input", f"case {k}: unknown symbols {sorted(unknown)} (model has {symbols})")
+            try:
+                b = {s: int(v) for s, v in c.items()}
+            except (TypeError, ValueError):
+                raise BridgeError("input", f"case {k}: sizes must be integers")
+            rng = np.random.default_rng([seed, k])
+            try:
+                results.append((b,) + _build_case(node, attrs, slots, b, rng, runner, notes, max_bytes))
+            except Infeasible as e:
+                raise BridgeError("reference", f"case {k} {b}: {e}")
+    else:
+        want = 2 if symbols else 1
+        last = None
+        tried = 0
+        shapes_seen = set()
+        for cand in (_candidates(symbols) if symbols else [{}]):
+            b = _fix_binding(node.op_type, attrs, slots, cand)
+            rng = np.random.default_rng([seed, tried])
+            tried += 1
+            shape_key = tuple(tuple(int(b[d]) if isinstance(d, str) else d for d in s.dims) for s in slots if s.kind == "input")
+            if shape_key in shapes_seen:
+                continue
+            try:
+                limit = min(max_bytes, TARGET_CASE_BYTES) if symbols else max_bytes
+                case_notes = set()
+                r = _build_case(node, attrs, slots, b, rng, runner, case_notes, limit)
+            except Infeasible as e:
+                last = f"{b}: {e}" if symbols else str(e)
+                continue
+            notes |= case_notes
+            shapes_seen.add(shape_key)
+            results.append((b,) + r)
+            if len(results) == want:
+                break
+        if not results:
+            code = "too_large" if last and "bytes" in last and not symbols else "reference"
+            raise BridgeError(code, f"no valid reference case for {node.op_type}: {last}")
+        if len(results) < want:
+            notes.add(f"only one valid binding found for the symbolic dims ({last})")
+
+    # ---- write ----
+    _clear_out_dir(out_dir)
+    total = 0
+    jcases = []
+    lines = [
+        "# TPAT reference data (docs/reference-data.md); paths are relative to this file",
+        f"format {FORMAT_VERSION}",
+        f"plugin {plugin}",
+        f"prefix {prefix}",
+        f"op {node.op_type}",
+        f"seed {seed}",
+    ]
+    for k, (b, inputs, outputs, tols) in enumerate(results):
+        cdir = os.path.join(out_dir, f"case{k}")
+        os.makedirs(cdir, exist_ok=True)
+        lines.append(f"case {k}")
+        if b:
+            lines.append("# bindings " + " ".join(f"{s}={v}" for s, v in b.items()))
+        jin, jout = [], []
+        for i, arr in enumerate(inputs):
+            rel = f"case{k}/in{i}.bin"
+            data = _raw(arr)
+            with open(os.path.join(out_dir, rel), "wb") as f:
+                f.write(data)
+            total += len(data)
+            dt = _dtype_name(arr)
+            lines.append(f"input {i} {dt} {arr.ndim}{''.join(' ' + str(d) for d in arr.shape)} {rel}")
+            jin.append({"index": i, "name": f"in{i}", "dtype": dt, "shape": list(arr.shape), "file": rel, "bytes": len(data)})
+        for j, (arr, (atol, rtol)) in enumerate(zip(outputs, tols)):
+            rel = f"case{k}/out{j}.bin"
+            data = _raw(arr)
+            with open(os.path.join(out_dir, rel), "wb") as f:
+                f.write(data)
+            total += len(data)
+            dt = _dtype_name(arr)
+            lines.append(f"output {j} {dt} {arr.ndim}{''.join(' ' + str(d) for d in arr.shape)} {rel} {_fmt_float(atol)} {_fmt_float(rtol)}")
+            jout.append({"index": j, "name": f"out{j}", "dtype": dt, "shape": list(arr.shape), "file": rel, "bytes": len(data),
+                         "atol": float(atol), "rtol": float(rtol)})
+        lines.append("end")
+        jcases.append({"index": k, "bindings": b, "inputs": jin, "outputs": jout})
+    note_list = sorted(notes)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "plugin": plugin,
+        "prefix": prefix,
+        "op": node.op_type,
+        "domain": node.domain or "",
+        "seed": seed,
+        "symbols": symbols,
+        "cases": jcases,
+        "notes": note_list,
+    }
+    jtext = json.dumps(manifest, indent=2) + "\n"
+    ttext = "\n".join(lines) + "\n"
+    jpath = os.path.join(out_dir, "manifest.json")
+    tpath = os.path.join(out_dir, "manifest.txt")
+    with open(jpath, "w") as f:
+        f.write(jtext)
+    with open(tpath, "w") as f:
+        f.write(ttext)
+    total += len(jtext.encode()) + len(ttext.encode())
+    return {"cases": len(results), "manifest": os.path.abspath(tpath), "notes": note_list, "bytes": total}
+
+
+def read_case_arrays(manifest_json_path):
+    """Reads back every case of a manifest.json: [(bindings, [inputs], [(output, atol, rtol)])]."""
+    base = os.path.dirname(os.path.abspath(manifest_json_path))
+    with open(manifest_json_path) as f:
+        m = json.load(f)
+    res = []
+    for c in m["cases"]:
+        def load(e):
+            dt = _np_dtype(e["dtype"])
+            raw = np.fromfile(os.path.join(base, e["file"]), dtype=np.uint8)
+            if e["dtype"] == "bool":
+                return raw.astype(np.bool_).reshape(e["shape"])
+            return raw.view(dt.newbyteorder("<") if dt.itemsize > 1 and dt != _BF16 else dt).astype(dt).reshape(e["shape"])
+        res.append((c["bindings"], [load(e) for e in c["inputs"]], [(load(e), e["atol"], e["rtol"]) for e in c["outputs"]]))
+    return res
