@@ -14,12 +14,6 @@ extension PendingCommand {
     }
 }
 
-struct Build: PendingCommand {
-    static let configuration = CommandConfiguration(abstract: "Build the generated CMake project (not implemented yet).")
-    static let issue = "issue 4: plugins"
-    @Argument var args: [String] = []
-}
-
 struct Engine: PendingCommand {
     static let configuration = CommandConfiguration(abstract: "Build a TensorRT / TensorRT-RTX engine with the plugins (not implemented yet).")
     static let issue = "issue 4: plugins"

@@ -331,6 +331,24 @@ def test_python_plugin_engine_sm89(built, model):
 
 
 @pytest.mark.skipif(not HAVE_HEADERS, reason=NO_HEADERS)
+def test_cpp_plugin_api_without_tensorrt(built):
+    """libtpat_plugins.so through getCreators and the IPluginV3 interfaces, as TensorRT calls them
+    (tests/fixtures/plugin_sample/plugin_api_check.cpp); links no TensorRT library."""
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    nvcc = _nvcc()
+    exe = built["work"] / "plugin_api_check"
+    p = subprocess.run([cxx, "-std=c++17", "-O1", "-Wno-deprecated-declarations", f"-I{TRT_ROOT / 'include'}",
+                        f"-I{nvcc.parent.parent / 'include'}", str(FIXTURE / "plugin_api_check.cpp"),
+                        f"-L{built['build']}", "-ltpat_plugins", f"-Wl,-rpath,{built['build']}", "-o", str(exe)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-4000:]
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("PASS"), r.stdout + r.stderr
+
+
+@pytest.mark.skipif(not HAVE_HEADERS, reason=NO_HEADERS)
 def test_cpp_plugin_library_engine_sm89(built, model):
     _need_rtx()
     lib = built["build"] / "libtpat_plugins.so"
