@@ -33,7 +33,7 @@ build: venv
 	swift build $(SWIFT_FLAGS)
 
 demo: build
-	.build/debug/tpat inspect $(DEMO_MODEL)
+	.build/debug/tpat demo --model $(DEMO_MODEL) -o out/demo
 
 test: build
 	$(MAKE) test-swift test-python

@@ -14,12 +14,6 @@ extension PendingCommand {
     }
 }
 
-struct Engine: PendingCommand {
-    static let configuration = CommandConfiguration(abstract: "Build a TensorRT / TensorRT-RTX engine with the plugins (not implemented yet).")
-    static let issue = "issue 4: plugins"
-    @Argument var args: [String] = []
-}
-
 struct Verify: PendingCommand {
     static let configuration = CommandConfiguration(abstract: "Check every plugin against ONNX Runtime on the GPU (not implemented yet).")
     static let issue = "issue 5: proof on the GPU"
@@ -38,8 +32,3 @@ struct Tune: PendingCommand {
     @Argument var args: [String] = []
 }
 
-struct Demo: PendingCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the whole pipeline on the built-in example (for now: `make demo` runs inspect).")
-    static let issue = "issue 4: plugins; `make demo` runs inspect on examples/demo.onnx meanwhile"
-    @Argument var args: [String] = []
-}

@@ -1,0 +1,69 @@
+import Foundation
+
+/// Stage 5: the rewritten model + plugins -> a serialized engine, built by TensorRT when its
+/// Python module is installed, else by TensorRT-RTX on the CPU (ahead of time, for sm 75-121;
+/// such an engine cannot run on the H100). Loads the C++ plugin library when it was built, else
+/// registers the Python IPluginV3 plugins (same launcher through ctypes).
+public struct EngineBuilder: Sendable {
+    public let bridge: PythonBridge
+
+    public init(bridge: PythonBridge) { self.bridge = bridge }
+
+    struct Request: Encodable {
+        var command = "engine"
+        var model_path: String
+        var sm: String
+        var plugin_library: String?
+        var python_plugin_specs: [String]
+        var output: String
+        var dynamic_dim: [Int]?
+    }
+
+    public struct Layer: Codable, Sendable {
+        public var name: String
+        public var type: String
+        public var plugin: Bool
+    }
+
+    public struct Result: Codable, Sendable {
+        public var runtime: String
+        public var enginePath: String
+        public var engineBytes: Int
+        public var layers: [Layer]
+        public var pluginsInEngine: [String]
+        enum CodingKeys: String, CodingKey {
+            case runtime, enginePath = "engine_path", engineBytes = "engine_bytes", layers, pluginsInEngine = "plugins_in_engine"
+        }
+    }
+
+    /// How the plugins reach the builder.
+    public enum PluginSource: Sendable, Equatable {
+        case library(URL)
+        case python([URL])
+        case none
+    }
+
+    /// libtpat_plugins.so when built, else the Python plugin specs, in a `tpat generate` plugins folder.
+    public static func plugins(in folder: URL) -> PluginSource {
+        let lib = folder.appendingPathComponent("build/libtpat_plugins.so")
+        if FileManager.default.fileExists(atPath: lib.path) { return .library(lib) }
+        let fm = FileManager.default
+        let specs = ((try? fm.contentsOfDirectory(atPath: folder.path)) ?? []).sorted().compactMap { d -> URL? in
+            let u = folder.appendingPathComponent(d).appendingPathComponent("\(d).plugin.json")
+            return fm.fileExists(atPath: u.path) ? u : nil
+        }
+        return specs.isEmpty ? .none : .python(specs)
+    }
+
+    public func build(model: URL, sm: String, plugins: PluginSource, output: URL, dynamicDim: [Int]?) async throws(TPATError) -> Result {
+        var library: String?
+        var specs: [String] = []
+        switch plugins {
+        case .library(let u): library = u.path
+        case .python(let s): specs = s.map(\.path)
+        case .none: break
+        }
+        return try await bridge.call(Request(model_path: model.path, sm: sm, plugin_library: library, python_plugin_specs: specs,
+                                             output: output.path, dynamic_dim: dynamicDim), as: Result.self)
+    }
+}
