@@ -433,7 +433,7 @@ EXPECT_EXTERNAL_DATA = {
 
 # ----------------------------------------------------------------------------------------
 # examples/demo.onnx: a small image model, symbolic batch "N", with four nodes TensorRT 10
-# cannot import (GridSample 5-D, TopK K=4096, ScatterND reduction=add, Col2Im).
+# cannot import (GridSample 5-D, TopK K=4096, ScatterND reduction=add, Resize cubic).
 # ----------------------------------------------------------------------------------------
 def build_demo():
     rng = np.random.default_rng(6)
@@ -445,9 +445,7 @@ def build_demo():
         init("topk_k", np.array([4096], dtype=np.int64)),
         init("batch_axis", np.array([0], dtype=np.int64)),
         init("row0", np.array([[0]], dtype=np.int64)),
-        init("fold_shape", np.array([0, 32, 256], dtype=np.int64)),
-        init("image_shape", np.array([32, 32], dtype=np.int64)),
-        init("block_shape", np.array([2, 2], dtype=np.int64)),
+        init("up_scales", np.array([1, 1, 2, 2], dtype=np.float32)),
     ]
     nodes = [
         helper.make_node("Conv", ["images", "conv_w", "conv_b"], ["conv"], name="stem_conv",
@@ -458,10 +456,9 @@ def build_demo():
         helper.make_node("GridSample", ["feat5d", "grid3d"], ["warped"], name="warp_3d",
                          mode="linear", padding_mode="border", align_corners=0),
         helper.make_node("ReduceMean", ["warped", "reduce_axes"], ["warped_mean"], name="warp_pool", keepdims=0),
-        # patch folding: [N,8,32,32] -> [N,32,256] columns -> Col2Im back to [N,8,32,32]
-        helper.make_node("Reshape", ["feat", "fold_shape"], ["cols"], name="to_columns"),
-        helper.make_node("Col2Im", ["cols", "image_shape", "block_shape"], ["folded"], name="fold_patches",
-                         strides=[2, 2]),
+        # coarse branch: 2x2 max-pool [N,8,16,16], bicubic upsampling back to [N,8,32,32]
+        helper.make_node("MaxPool", ["feat"], ["pooled"], name="coarse_pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Resize", ["pooled", "", "up_scales"], ["folded"], name="upsample_cubic", mode="cubic"),
         helper.make_node("Add", ["feat", "folded"], ["fused"], name="fuse"),
         # score top-4096 activations per image, then scatter-add the batch mean into row 0
         helper.make_node("Flatten", ["fused"], ["flat"], name="flatten", axis=1),
@@ -484,7 +481,7 @@ def build_demo():
 # Intent for the demo (not part of expected-verdicts.json, which covers tests/fixtures/models only).
 DEMO_UNSUPPORTED = {
     "warp_3d": "GridSample.rank",
-    "fold_patches": "op",
+    "upsample_cubic": "Resize.mode",
     "top_4096": "TopK.K",
     "accumulate_row0": "ScatterND.reduction",
 }

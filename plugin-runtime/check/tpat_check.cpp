@@ -816,8 +816,8 @@ int main(int argc, char** argv)
             if (!same)
             {
                 const int nb = std::max(0, std::min<int>(outDims[j].nb_dims, TPAT_MAX_DIMS));
-                shapeErr += "out" + std::to_string(j) + " shape " + shapeString(outDims[j].d, nb) + " expected "
-                    + shapeString(t.dims.data(), static_cast<int>(t.dims.size())) + "; ";
+                shapeErr += std::string(shapeErr.empty() ? "" : "; ") + "out" + std::to_string(j) + " shape "
+                    + shapeString(outDims[j].d, nb) + " expected " + shapeString(t.dims.data(), static_cast<int>(t.dims.size()));
             }
         }
         if (!shapeErr.empty())

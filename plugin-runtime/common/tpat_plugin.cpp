@@ -28,8 +28,9 @@ ILoggerFinder* gLoggerFinder{nullptr};
 std::mutex gInitMutex;
 std::map<PluginSpec const*, int32_t>& initCounts()
 {
-    static std::map<PluginSpec const*, int32_t> counts;
-    return counts;
+    // Leaked on purpose: plugin objects may be destroyed during static destruction at exit.
+    static auto* counts = new std::map<PluginSpec const*, int32_t>();
+    return *counts;
 }
 
 char const* codeName(int code) noexcept

@@ -49,8 +49,10 @@ CreatorTable* creatorTable() noexcept
 {
     try
     {
-        static CreatorTable table; // created once, thread-safe (C++11 magic statics)
-        return &table;
+        // Created once (thread-safe magic static) and never destroyed: TensorRT's registry may
+        // still hold the creators while static objects are destroyed at exit.
+        static CreatorTable* table = new CreatorTable();
+        return table;
     }
     catch (...)
     {

@@ -568,7 +568,7 @@ def _gen_grid_sample(ctx):
     if nsp != len(x) - 2:
         raise Infeasible("GridSample: grid last dim != spatial rank")
     g = ctx.rng.uniform(-1.1, 1.1, gshape)
-    mode = ctx.attrs.get("mode", "linear" if ctx.node.domain in ("", "ai.onnx") else "bilinear")
+    mode = ctx.attrs.get("mode", "linear")
     align = int(ctx.attrs.get("align_corners", 0))
     if mode == "nearest":
         # keep the unnormalized coordinate away from .5 (rounding ties differ between libraries)
@@ -710,6 +710,13 @@ def _fix_binding(op, attrs, slots, binding):
                 b[dims[2]] = L
             if isinstance(dims[1], str):
                 b[dims[1]] = max(1, int(b[dims[1]])) * int(np.prod(blk))   # C * prod(block_shape)
+    if op == "TopK" and len(slots) >= 2 and slots[0].kind == "input" and slots[1].kind == "const":
+        dims = slots[0].dims
+        k = int(np.asarray(slots[1].value).reshape(-1)[0])
+        axis = int(attrs.get("axis", -1))
+        axis = axis + len(dims) if axis < 0 else axis
+        if 0 <= axis < len(dims) and isinstance(dims[axis], str) and int(b[dims[axis]]) < k:
+            b[dims[axis]] = k + int(b[dims[axis]]) - 1     # K <= axis dim, still varying per case
     return b
 
 

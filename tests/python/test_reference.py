@@ -79,6 +79,8 @@ MODELS = {
                           attrs={"axis": -1, "largest": 1, "sorted": 1}),
     "topk_fp16": lambda: model("TopK", [(TP.FLOAT16, ["s0", 3000])], [TP.FLOAT16, TP.INT64], consts=[np.array([2900], np.int64)],
                                attrs={"axis": 1, "largest": 0}),
+    "topk_symbolic_axis": lambda: model("TopK", [(TP.FLOAT, [2, "s0"])], [TP.FLOAT, TP.INT64], consts=[np.array([100], np.int64)],
+                                        attrs={"axis": 1}),
     "bitshift_u32": lambda: model("BitShift", [(TP.UINT32, ["s0", 16]), (TP.UINT32, ["s0", 16])], [TP.UINT32],
                                   attrs={"direction": "LEFT"}),
     "mod_i32": lambda: model("Mod", [(TP.INT32, ["s0", 8]), (TP.INT32, ["s0", 8])], [TP.INT32], attrs={"fmod": 0}),
@@ -318,7 +320,7 @@ def test_gridsample_grid(generated):
             assert (np.abs(u - np.floor(u) - 0.5) > 0.01).all()
 
 
-@pytest.mark.parametrize("name", ["topk", "topk_fp16"])
+@pytest.mark.parametrize("name", ["topk", "topk_fp16", "topk_symbolic_axis"])
 def test_topk_distinct(generated, name):
     _, cases = case_inputs(generated, name)
     for _, (x,), (vals, idx) in cases:
