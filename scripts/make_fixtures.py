@@ -432,6 +432,106 @@ EXPECT_EXTERNAL_DATA = {
 
 
 # ----------------------------------------------------------------------------------------
+# plugins_symbolic.onnx / plugins_static.onnx: models whose unsupported nodes TVM can all plan,
+# so that `tpat generate --auto` converts every one and TensorRT(-RTX) imports the result.
+# Together they hold 8 different unsupported op types; plugins_symbolic has symbolic batch and
+# sequence dims and two identical BitwiseAnd nodes that share one plugin.
+# ----------------------------------------------------------------------------------------
+def build_plugins_symbolic():
+    rng = np.random.default_rng(8)
+    inits = [
+        init("ln_scale", (1 + 0.1 * rng.standard_normal(64)).astype(np.float32)),
+        init("ln_bias", (0.1 * rng.standard_normal(64)).astype(np.float32)),
+        init("rows", np.array([[0], [1]], dtype=np.int64)),
+        init("k8", np.array([8], dtype=np.int64)),
+        init("mask", np.array(0x0F0F, dtype=np.int32)),
+        init("one", np.array(1, dtype=np.int32)),
+    ]
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "ln_scale", "ln_bias"], ["ln_y", "ln_mean"], name="ln_with_mean",
+                         axis=-1, epsilon=1e-5),
+        helper.make_node("Relu", ["ln_mean"], ["mean_act"], name="mean_relu"),
+        helper.make_node("ScatterND", ["ln_y", "rows", "upd"], ["scattered"], name="scatter_rows_add", reduction="add"),
+        helper.make_node("TopK", ["scattered", "k8"], ["top_vals", "top_idx"], name="topk_unsorted", axis=-1, sorted=0),
+        helper.make_node("Add", ["tokens", "one"], ["tokens_next"], name="tokens_shift"),
+        helper.make_node("BitwiseAnd", ["tokens", "mask"], ["band_a_out"], name="band_a"),
+        helper.make_node("BitwiseAnd", ["tokens_next", "mask"], ["band_b_out"], name="band_b"),
+        helper.make_node("BitwiseXor", ["band_a_out", "band_b_out"], ["token_bits"], name="bxor"),
+    ]
+    inputs = [vi("x", F, ["batch", "seq", 64]), vi("upd", F, [2, "seq", 64]), vi("tokens", I32, ["batch", "seq"])]
+    outputs = [vi("top_vals", F, ["batch", "seq", 8]), vi("top_idx", I64, ["batch", "seq", 8]),
+               vi("mean_act", F, ["batch", "seq", 1]), vi("token_bits", I32, ["batch", "seq"])]
+    graph = helper.make_graph(nodes, "plugins_symbolic", inputs, outputs, initializer=inits)
+    feeds = {
+        "x": rng.standard_normal((3, 5, 64)).astype(np.float32),
+        "upd": rng.standard_normal((2, 5, 64)).astype(np.float32),
+        "tokens": rng.integers(0, 1 << 20, (3, 5)).astype(np.int32),
+    }
+    return make_model(graph), feeds
+
+
+EXPECT_PLUGINS_SYMBOLIC = {
+    "ln_with_mean": (U, "LayerNormalization.Mean"),
+    "mean_relu": (S, None),
+    "scatter_rows_add": (U, "ScatterND.reduction"),
+    "topk_unsorted": (U, "TopK.sorted"),
+    "tokens_shift": (S, None),
+    "band_a": (U, "op"),
+    "band_b": (U, "op"),
+    "bxor": (U, "op"),
+}
+
+
+def build_plugins_static():
+    rng = np.random.default_rng(9)
+    inits = [
+        init("up_scales", np.array([1, 1, 2, 2], dtype=np.float32)),
+        init("k4096", np.array([4096], dtype=np.int64)),
+    ]
+    nodes = [
+        helper.make_node("GridSample", ["vol", "grid"], ["sampled"], name="gridsample_5d", mode="linear",
+                         padding_mode="zeros", align_corners=0),
+        helper.make_node("Sigmoid", ["sampled"], ["sampled_act"], name="sampled_sigmoid"),
+        helper.make_node("Resize", ["img", "", "up_scales"], ["up"], name="resize_cubic", mode="cubic"),
+        helper.make_node("Relu", ["up"], ["up_act"], name="up_relu"),
+        helper.make_node("MaxUnpool", ["pooled", "pool_idx"], ["unpooled"], name="maxunpool",
+                         kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("TopK", ["scores", "k4096"], ["best", "best_idx"], name="topk_4096", axis=-1),
+    ]
+    inputs = [vi("vol", F, [1, 4, 6, 8, 8]), vi("grid", F, [1, 3, 4, 4, 3]), vi("img", F, [1, 3, 8, 8]),
+              vi("pooled", F, [1, 2, 4, 4]), vi("pool_idx", I64, [1, 2, 4, 4]), vi("scores", F, [2, 5000])]
+    outputs = [vi("sampled_act", F, [1, 4, 3, 4, 4]), vi("up_act", F, [1, 3, 16, 16]),
+               vi("unpooled", F, [1, 2, 8, 8]), vi("best", F, [2, 4096]), vi("best_idx", I64, [2, 4096])]
+    graph = helper.make_graph(nodes, "plugins_static", inputs, outputs, initializer=inits)
+    # MaxUnpool indices: one position inside each 2x2 window of the 8x8 plane.
+    idx = np.zeros((1, 2, 4, 4), dtype=np.int64)
+    for c in range(2):
+        for i in range(4):
+            for j in range(4):
+                di, dj = rng.integers(0, 2, 2)
+                idx[0, c, i, j] = (2 * i + di) * 8 + (2 * j + dj)
+    feeds = {
+        "vol": rng.standard_normal((1, 4, 6, 8, 8)).astype(np.float32),
+        "grid": rng.uniform(-1, 1, (1, 3, 4, 4, 3)).astype(np.float32),
+        "img": rng.standard_normal((1, 3, 8, 8)).astype(np.float32),
+        "pooled": rng.standard_normal((1, 2, 4, 4)).astype(np.float32),
+        "pool_idx": idx,
+        "scores": rng.standard_normal((2, 5000)).astype(np.float32),
+    }
+    return make_model(graph), feeds
+
+
+EXPECT_PLUGINS_STATIC = {
+    "gridsample_5d": (U, "GridSample.rank"),
+    "sampled_sigmoid": (S, None),
+    "resize_cubic": (U, "Resize.mode"),
+    "up_relu": (S, None),
+    "maxunpool": (U, "op"),
+    "topk_4096": (U, "TopK.K"),
+}
+
+
+# ----------------------------------------------------------------------------------------
 # examples/demo.onnx: a small image model, symbolic batch "N", with four nodes TensorRT 10
 # cannot import (GridSample 5-D, TopK K=4096, ScatterND reduction=add, Resize cubic).
 # ----------------------------------------------------------------------------------------
@@ -495,6 +595,8 @@ FIXTURES = [
     ("verdicts_custom_domain.onnx", build_verdicts_custom_domain, EXPECT_CUSTOM_DOMAIN, False),
     ("symbolic.onnx", build_symbolic, EXPECT_SYMBOLIC, True),
     ("external_data.onnx", build_external_data, EXPECT_EXTERNAL_DATA, True),
+    ("plugins_symbolic.onnx", build_plugins_symbolic, EXPECT_PLUGINS_SYMBOLIC, True),
+    ("plugins_static.onnx", build_plugins_static, EXPECT_PLUGINS_STATIC, True),
 ]
 
 

@@ -202,6 +202,13 @@ def load_node(model_path: str) -> NodeInfo:
     info = NodeInfo(node.op_type, inputs, outputs, symbols, model)
     if changed:
         info.fixups.append("unnamed input dims were given symbol names <input>_dim<d>")
+    if node.op_type == "TopK":
+        # sorted=0 leaves the output order unspecified, so the sorted result is a valid answer;
+        # TVM's frontend only implements sorted=1.
+        for a in node.attribute:
+            if a.name == "sorted" and a.i == 0:
+                a.i = 1
+                info.fixups.append("TopK sorted=0 planned as sorted=1 (a sorted result is a valid unsorted one)")
     return info
 
 

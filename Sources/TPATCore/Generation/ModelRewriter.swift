@@ -26,8 +26,12 @@ public enum ModelRewriter {
             plugin.name = node.name.isEmpty ? index.nodeName(i) : node.name
             plugin.opType = r.plugin
             plugin.domain = PluginSource.namespace
+            var tactic = Onnx_AttributeProto()
+            tactic.name = "tactic"  // a creator field: 0 lets TensorRT choose among the plugin's tactics
+            tactic.type = .int
+            tactic.i = 0
             plugin.attribute = [stringAttribute("plugin_version", PluginSource.version),
-                                stringAttribute("plugin_namespace", PluginSource.namespace)]
+                                stringAttribute("plugin_namespace", PluginSource.namespace), tactic]
             var before: [Onnx_NodeProto] = [], after: [Onnx_NodeProto] = []
             for (k, source) in r.extracted.graphInputSources.enumerated() {
                 let declared = index.declared[source]?.dataType ?? .undefined
