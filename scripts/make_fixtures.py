@@ -434,7 +434,8 @@ EXPECT_EXTERNAL_DATA = {
 # ----------------------------------------------------------------------------------------
 # plugins_symbolic.onnx / plugins_static.onnx: models whose unsupported nodes TVM can all plan,
 # so that `tpat generate --auto` converts every one and TensorRT(-RTX) imports the result.
-# Together they hold 8 different unsupported op types; plugins_symbolic has symbolic batch and
+# Together they hold 8 different unsupported op types (ScatterND, TopK, BitwiseAnd, BitwiseXor,
+# BitwiseNot, GridSample, Resize, MaxUnpool); plugins_symbolic has symbolic batch and
 # sequence dims and two identical BitwiseAnd nodes that share one plugin.
 # ----------------------------------------------------------------------------------------
 def build_plugins_symbolic():
@@ -448,19 +449,19 @@ def build_plugins_symbolic():
         init("one", np.array(1, dtype=np.int32)),
     ]
     nodes = [
-        helper.make_node("LayerNormalization", ["x", "ln_scale", "ln_bias"], ["ln_y", "ln_mean"], name="ln_with_mean",
+        helper.make_node("LayerNormalization", ["x", "ln_scale", "ln_bias"], ["ln_y"], name="layernorm",
                          axis=-1, epsilon=1e-5),
-        helper.make_node("Relu", ["ln_mean"], ["mean_act"], name="mean_relu"),
         helper.make_node("ScatterND", ["ln_y", "rows", "upd"], ["scattered"], name="scatter_rows_add", reduction="add"),
         helper.make_node("TopK", ["scattered", "k8"], ["top_vals", "top_idx"], name="topk_unsorted", axis=-1, sorted=0),
         helper.make_node("Add", ["tokens", "one"], ["tokens_next"], name="tokens_shift"),
         helper.make_node("BitwiseAnd", ["tokens", "mask"], ["band_a_out"], name="band_a"),
         helper.make_node("BitwiseAnd", ["tokens_next", "mask"], ["band_b_out"], name="band_b"),
-        helper.make_node("BitwiseXor", ["band_a_out", "band_b_out"], ["token_bits"], name="bxor"),
+        helper.make_node("BitwiseXor", ["band_a_out", "band_b_out"], ["token_xor"], name="bxor"),
+        helper.make_node("BitwiseNot", ["token_xor"], ["token_bits"], name="bnot"),
     ]
     inputs = [vi("x", F, ["batch", "seq", 64]), vi("upd", F, [2, "seq", 64]), vi("tokens", I32, ["batch", "seq"])]
     outputs = [vi("top_vals", F, ["batch", "seq", 8]), vi("top_idx", I64, ["batch", "seq", 8]),
-               vi("mean_act", F, ["batch", "seq", 1]), vi("token_bits", I32, ["batch", "seq"])]
+               vi("token_bits", I32, ["batch", "seq"])]
     graph = helper.make_graph(nodes, "plugins_symbolic", inputs, outputs, initializer=inits)
     feeds = {
         "x": rng.standard_normal((3, 5, 64)).astype(np.float32),
@@ -471,14 +472,14 @@ def build_plugins_symbolic():
 
 
 EXPECT_PLUGINS_SYMBOLIC = {
-    "ln_with_mean": (U, "LayerNormalization.Mean"),
-    "mean_relu": (S, None),
+    "layernorm": (R, None),
     "scatter_rows_add": (U, "ScatterND.reduction"),
     "topk_unsorted": (U, "TopK.sorted"),
     "tokens_shift": (S, None),
     "band_a": (U, "op"),
     "band_b": (U, "op"),
     "bxor": (U, "op"),
+    "bnot": (U, "op"),
 }
 
 

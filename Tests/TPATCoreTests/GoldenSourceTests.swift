@@ -6,7 +6,7 @@ import Testing
 /// (tests/fixtures/plans) render to the committed files in tests/fixtures/golden, and those files
 /// compile with nvcc. TPAT_UPDATE_GOLDEN=1 rewrites the golden files.
 @Suite(.serialized) struct GoldenSourceTests {
-    static let plans = ["ScatterND_8e694214", "LayerNormalization_1facea49", "TopK_e4cb7ec0"]
+    static let plans = ["ScatterND_7a375313", "GridSample_4821a747", "TopK_8c43395b"]
 
     static func source(_ name: String) throws -> PluginSource {
         let data = try Data(contentsOf: Repo.root.appendingPathComponent("tests/fixtures/plans/\(name).plan.json"))

@@ -976,6 +976,17 @@ def make_plan(model_path: str, sm: str) -> dict:
     outputs = []
     for k, o in enumerate(info.outputs):
         se = [it.to_json(x) for x in it.out_shapes[k]]
+        declared = o.get("shape")
+        if declared is not None:
+            # The frontend must produce the shape ONNX declares (TVM 0.27's LayerNormalization,
+            # for one, returns a scalar placeholder for Mean / InvStdDev).
+            bad = len(declared) != len(se) or any(
+                isinstance(d, int) and "int" in e and e["int"] != d for d, e in zip(declared, se))
+            if bad:
+                raise PlanError(
+                    "frontend_shape_bug",
+                    f"output {k} ({o['name']}): TVM's lowering gives shape {_shape_items(se)}, ONNX declares {declared}",
+                )
         outputs.append(
             {"name": o["name"], "dtype": o["dtype"], "shape": _shape_items(se), "shape_expr": se}
         )

@@ -23,11 +23,21 @@ public struct PlanCache: Sendable {
     }
 
     /// The cache key of a node for a target and TVM version.
-    public static func key(node: ExtractedNode, target: String, tvmVersion: String, schedule: String = "dlight") -> String {
+    public static func key(node: ExtractedNode, target: String, tvmVersion: String, planner: String = "", schedule: String = "dlight") -> String {
         var h = SHA256()
         h.update(data: node.canonicalBytes)
-        h.update(data: Data("\u{0}\(target)\u{0}\(tvmVersion)\u{0}\(schedule)\u{0}plan-format-1".utf8))
+        h.update(data: Data("\u{0}\(target)\u{0}\(tvmVersion)\u{0}\(planner)\u{0}\(schedule)\u{0}plan-format-1".utf8))
         return h.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// A digest of the planner's own sources (python/tpat_bridge/planner.py, plan_expr.py), so a
+    /// changed planner never serves plans made by an older one.
+    public static func plannerRevision(root: URL) -> String {
+        var h = SHA256()
+        for f in ["python/tpat_bridge/planner.py", "python/tpat_bridge/plan_expr.py"] {
+            h.update(data: (try? Data(contentsOf: root.appendingPathComponent(f))) ?? Data(f.utf8))
+        }
+        return h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 
     func url(_ key: String) -> URL { directory.appendingPathComponent("\(key).json") }

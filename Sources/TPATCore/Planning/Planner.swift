@@ -36,7 +36,7 @@ public struct Planner: Sendable {
         guard Self.targets.contains(target) else {
             throw TPATError(.input, "unknown target \(target) (use one of \(Self.targets.joined(separator: ", ")))")
         }
-        let key = PlanCache.key(node: node, target: target, tvmVersion: tvmVersion)
+        let key = PlanCache.key(node: node, target: target, tvmVersion: tvmVersion, planner: PlanCache.plannerRevision(root: bridge.root))
         if let cached = cache?.load(key) { return Outcome(plan: cached, cached: true, key: key) }
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-plan-\(UUID().uuidString)")
