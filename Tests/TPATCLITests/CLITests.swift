@@ -3,6 +3,7 @@ import Testing
 
 /// Runs the built `tpat` executable as a user would.
 @Suite(.serialized) struct CLITests {
+    init() {}
     static let root: URL = {
         var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {

@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+@testable import TPATCore
+
+/// generate -> build -> engine through the CLI, on fixture models holding 8 different op types
+/// TensorRT cannot import (one with symbolic batch and sequence dims): every unsupported node
+/// becomes a plugin, libtpat_kernels.so and tpat_check compile with nvcc, and TensorRT-RTX builds
+/// an sm_89 engine with the plugin layers in it.
+@Suite(.serialized) struct PipelineTests {
+    let cli = CLITests()
+
+    struct GenerateReport: Decodable {
+        struct Plugin: Decodable { var name: String; var opType: String; var nodes: [String]; var referenceCases: Int }
+        struct Failure: Decodable { var node: String; var reason: String }
+        var plugins: [Plugin]
+        var failures: [Failure]
+        var rewrittenModel: String
+    }
+
+    func temp() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-pipeline-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test(arguments: [("plugins_symbolic", 6), ("plugins_static", 4)])
+    func generateBuildEngine(model: String, unsupported: Int) throws {
+        let out = try temp().appendingPathComponent("out")
+        let fixture = cli.fixture("\(model).onnx")
+        let g = try cli.run(["generate", fixture, "--auto", "-o", out.path])
+        #expect(g.status == 0, "\(g.stderr)")
+        let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
+        #expect(report.failures.isEmpty, "\(report.failures.map(\.reason))")
+        #expect(report.plugins.flatMap(\.nodes).count == unsupported)
+        let symbolic = model == "plugins_symbolic"
+        for p in report.plugins { #expect(p.referenceCases == (symbolic ? 2 : 1), "\(p.name)") }
+        if symbolic {
+            // Identical nodes share one plugin.
+            #expect(report.plugins.first { $0.opType == "BitwiseAnd" }?.nodes.sorted() == ["band_a", "band_b"])
+        }
+
+        // The rewritten model: covered nodes call plugins, everything else is unchanged.
+        let original = try ONNXModel.load(path: fixture)
+        let rewritten = try ONNXModel.load(path: report.rewrittenModel)
+        #expect(rewritten.graph.initializer == original.graph.initializer)
+        #expect(rewritten.graph.input == original.graph.input)
+        #expect(rewritten.graph.output == original.graph.output)
+        #expect(rewritten.opsetVersion(domain: "tpat") == 1)
+        let pluginNames = Set(report.plugins.map(\.name))
+        let covered = Set(report.plugins.flatMap(\.nodes))
+        for node in rewritten.graph.node {
+            if covered.contains(node.name) {
+                #expect(pluginNames.contains(node.opType))
+                #expect(node.domain == "tpat")
+                #expect(node.attribute(named: "plugin_namespace") == "tpat")
+                #expect(node.attribute(named: "plugin_version") == "1")
+                let before = try #require(original.graph.node.first { $0.name == node.name })
+                #expect(node.output == before.output)
+            } else {
+                #expect(original.graph.node.contains(node))
+            }
+        }
+
+        let b = try cli.run(["build", out.path, "--arch", "90"])
+        #expect(b.status == 0, "\(b.stdout)\(b.stderr)")
+        let build = out.appendingPathComponent("plugins/build")
+        #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("libtpat_kernels.so").path))
+        #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("tpat_check").path))
+
+        let e = try cli.run(["engine", report.rewrittenModel, "--sm", "89"])
+        #expect(e.status == 0, "\(e.stdout)\(e.stderr)")
+        #expect(e.stdout.contains("TensorRT"))
+        let engine = URL(fileURLWithPath: report.rewrittenModel).deletingPathExtension().appendingPathExtension("sm89.engine")
+        let size = (try? FileManager.default.attributesOfItem(atPath: engine.path)[.size] as? Int) ?? 0
+        #expect(size > 0)
+        let line = e.stdout.split(separator: "\n").first { $0.contains("plugin layers in it:") }.map(String.init) ?? ""
+        for node in covered { #expect(line.contains(node), "plugin layer \(node) missing from the engine") }
+    }
+
+    @Test func nodesTVMCannotPlanAreReportedAndLeft() throws {
+        let out = try temp().appendingPathComponent("out")
+        let r = try cli.run(["generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--auto", "-o", out.path, "--no-reference"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("Not converted"))
+        let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
+        #expect(!report.plugins.isEmpty)
+        let failed = Set(report.failures.map(\.node))
+        #expect(failed.isSuperset(of: ["col2im", "unique"]))
+        let rewritten = try ONNXModel.load(path: report.rewrittenModel)
+        #expect(rewritten.graph.node.contains { $0.name == "col2im" && $0.opType == "Col2Im" })
+    }
+
+    @Test func generateRefusesBadRequestsAndWritesNothing() throws {
+        let dir = try temp()
+        let busy = dir.appendingPathComponent("busy")
+        try FileManager.default.createDirectory(at: busy, withIntermediateDirectories: true)
+        try Data("keep".utf8).write(to: busy.appendingPathComponent("mine.txt"))
+        let a = try cli.run(["generate", cli.fixture("plugins_static.onnx"), "--auto", "-o", busy.path])
+        #expect(a.status == 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: busy.path) == ["mine.txt"])
+        let fresh = dir.appendingPathComponent("fresh")
+        let b = try cli.run(["generate", cli.fixture("plugins_static.onnx"), "--nodes", "no_such_node", "-o", fresh.path])
+        #expect(b.status == 2)
+        #expect(b.stderr.hasPrefix("error: "))
+        #expect(!FileManager.default.fileExists(atPath: fresh.path))
+        let c = try cli.run(["generate", cli.fixture("plugins_static.onnx"), "-o", fresh.path])
+        #expect(c.status == 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["busy"])
+    }
+}
+
+extension Onnx_NodeProto {
+    func attribute(named name: String) -> String? {
+        attribute.first { $0.name == name }.map { String(decoding: $0.s, as: UTF8.self) }
+    }
+}
