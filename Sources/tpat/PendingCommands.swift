@@ -14,11 +14,6 @@ extension PendingCommand {
     }
 }
 
-struct Verify: PendingCommand {
-    static let configuration = CommandConfiguration(abstract: "Check every plugin against ONNX Runtime on the GPU (not implemented yet).")
-    static let issue = "issue 5: proof on the GPU"
-    @Argument var args: [String] = []
-}
 
 struct Bench: PendingCommand {
     static let configuration = CommandConfiguration(abstract: "Benchmark plugins against PyTorch on the GPU (not implemented yet).")

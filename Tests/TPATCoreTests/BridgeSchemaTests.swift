@@ -45,3 +45,14 @@ import Testing
         #expect(r.valid, "\(r.errors)")
     }
 }
+
+extension BridgeSchemaTests {
+    @Test func planReferenceAndEngineRequestsMatchTheSchema() async throws {
+        let plan = Planner.PlanRequest(modelPath: "/n.onnx", target: "sm_90")
+        #expect(try await validate(plan, schema: "bridge.schema.json", definition: "request").valid)
+        let engine = EngineBuilder.Request(model_path: "/m.onnx", sm: "89", plugin_library: nil, python_plugin_specs: ["/p.json"],
+                                           output: "/m.engine", dynamic_dim: [1, 8, 64])
+        let r = try await validate(engine, schema: "bridge.schema.json", definition: "request")
+        #expect(r.valid, "\(r.errors)")
+    }
+}

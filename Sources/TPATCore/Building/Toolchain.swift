@@ -26,7 +26,7 @@ public enum Tool {
                 output: .string(limit: 64 << 20), error: .combinedWithOutput)
             let status: Int32
             if case .exited(let code) = r.terminationStatus { status = code } else { status = -1 }
-            return Result(status: status, output: r.standardOutput ?? "")
+            return Result(status: status, output: r.standardOutput)
         } catch {
             throw TPATError(.io, "cannot run \(executable): \(error)")
         }

@@ -1,0 +1,1315 @@
+/*
+ * tpat_plugin_check: runs every plugin of a generated project through libtpat_plugins.so the way
+ * TensorRT's runtime does, on the plugins' reference data, and compares the results.
+ *
+ *   tpat_plugin_check LIBPLUGINS PROJECT_DIR [--verbose]
+ *
+ *   LIBPLUGINS   libtpat_plugins.so (dlopen'ed; getCreators / setLoggerFinder are dlsym'ed)
+ *   PROJECT_DIR  the generated project (OUT/plugins): <P>/reference/manifest.txt for every plugin P
+ *                (format in docs/reference-data.md)
+ *
+ * For every creator (IPluginCreatorV3One, namespace "tpat") and every case of its manifest:
+ *   runtime      createPlugin(name, {tactic: int32 0}, TensorRTPhase::kRUNTIME); core/build/runtime
+ *                capabilities; getNbOutputs / getOutputDataTypes against the manifest;
+ *                supportsFormatCombination on the concrete linear descriptors; attachToContext
+ *                (a minimal IPluginResourceContext); onShapeChange; getWorkspaceSize (build
+ *                capability, min = opt = max = the case's shapes); enqueue on a stream; compare.
+ *   clone        the attached plugin's clone() enqueued once (no attachToContext); compare.
+ *   deserialized setTactic(last tactic) on the runtime plugin, getFieldsToSerialize, the fields
+ *                deep-copied and given to createPlugin(..., kRUNTIME) (TensorRT's engine
+ *                deserialization path); the tactic must survive; attach, onShapeChange, enqueue;
+ *                compare.
+ * Outputs are filled with 0x7F bytes before every enqueue, so an output never written fails.
+ *
+ * Output: one line per plugin/case/variant/output with max abs / max rel error and PASS/FAIL,
+ * then exactly "N passed, M failed". Exit code 0 when everything passes, 1 on any mismatch or
+ * plugin API failure, 2 on usage, loading, manifest, or CUDA errors (no device included).
+ *
+ * Comparison (same as tpat_check): |got - expected| <= atol + rtol * |expected| for floats
+ * (float16/bfloat16 converted on the host), NaN matches NaN, infinities must match exactly;
+ * integers and bool bit-exactly.
+ *
+ * Needs the TensorRT headers (NvInfer.h) at build time only, the CUDA runtime and libdl; no
+ * TensorRT library (libtpat_plugins.so needs none either).
+ */
+#include "NvInfer.h"
+
+#include <cuda_runtime_api.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace nvinfer1;
+
+namespace
+{
+
+enum ExitCode
+{
+    kExitPass = 0,
+    kExitMismatch = 1,
+    kExitError = 2
+};
+
+constexpr int kMaxDims = Dims::MAX_DIMS;
+
+[[noreturn]] void fatal(const char* fmt, ...)
+{
+    std::fflush(stdout);
+    std::fprintf(stderr, "tpat_plugin_check: error: ");
+    va_list ap;
+    va_start(ap, fmt);
+    std::vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    std::fprintf(stderr, "\n");
+    std::exit(kExitError);
+}
+
+void checkCuda(cudaError_t e, const char* what)
+{
+    if (e != cudaSuccess)
+    {
+        fatal("CUDA error in %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// element types
+// ---------------------------------------------------------------------------------------------
+
+enum class Kind
+{
+    F32,
+    F16,
+    BF16,
+    F64,
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    Bool
+};
+
+struct DType
+{
+    const char* name;
+    Kind kind;
+    size_t size;
+    bool hasTrt;     // a TensorRT DataType exists for it
+    DataType trt;
+};
+
+const DType kDTypes[] = {
+    {"float32", Kind::F32, 4, true, DataType::kFLOAT},
+    {"float16", Kind::F16, 2, true, DataType::kHALF},
+    {"bfloat16", Kind::BF16, 2, true, DataType::kBF16},
+    {"float64", Kind::F64, 8, false, DataType::kFLOAT},
+    {"int8", Kind::I8, 1, true, DataType::kINT8},
+    {"int16", Kind::I16, 2, false, DataType::kFLOAT},
+    {"int32", Kind::I32, 4, true, DataType::kINT32},
+    {"int64", Kind::I64, 8, true, DataType::kINT64},
+    {"uint8", Kind::U8, 1, true, DataType::kUINT8},
+    {"uint16", Kind::U16, 2, false, DataType::kFLOAT},
+    {"uint32", Kind::U32, 4, false, DataType::kFLOAT},
+    {"uint64", Kind::U64, 8, false, DataType::kFLOAT},
+    {"bool", Kind::Bool, 1, true, DataType::kBOOL},
+};
+
+const DType* findDType(const std::string& name)
+{
+    for (const DType& d : kDTypes)
+    {
+        if (name == d.name)
+        {
+            return &d;
+        }
+    }
+    return nullptr;
+}
+
+const char* trtTypeName(DataType t)
+{
+    switch (t)
+    {
+    case DataType::kFLOAT: return "kFLOAT";
+    case DataType::kHALF: return "kHALF";
+    case DataType::kINT8: return "kINT8";
+    case DataType::kINT32: return "kINT32";
+    case DataType::kBOOL: return "kBOOL";
+    case DataType::kUINT8: return "kUINT8";
+    case DataType::kFP8: return "kFP8";
+    case DataType::kBF16: return "kBF16";
+    case DataType::kINT64: return "kINT64";
+    case DataType::kINT4: return "kINT4";
+    default: return "other";
+    }
+}
+
+bool isFloat(Kind k)
+{
+    return k == Kind::F32 || k == Kind::F16 || k == Kind::BF16 || k == Kind::F64;
+}
+
+float halfToFloat(uint16_t h)
+{
+    const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1Fu;
+    uint32_t man = h & 0x3FFu;
+    uint32_t bits;
+    if (exp == 0)
+    {
+        if (man == 0)
+        {
+            bits = sign;
+        }
+        else
+        {
+            int e = -1;
+            do
+            {
+                ++e;
+                man <<= 1;
+            } while ((man & 0x400u) == 0);
+            man &= 0x3FFu;
+            bits = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | (man << 13);
+        }
+    }
+    else if (exp == 0x1F)
+    {
+        bits = sign | 0x7F800000u | (man << 13);
+    }
+    else
+    {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+float bf16ToFloat(uint16_t h)
+{
+    const uint32_t bits = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+template <typename T>
+T load(const unsigned char* p, size_t i)
+{
+    T v;
+    std::memcpy(&v, p + i * sizeof(T), sizeof(T));
+    return v;
+}
+
+double toDouble(Kind k, const unsigned char* p, size_t i)
+{
+    switch (k)
+    {
+    case Kind::F32: return load<float>(p, i);
+    case Kind::F16: return halfToFloat(load<uint16_t>(p, i));
+    case Kind::BF16: return bf16ToFloat(load<uint16_t>(p, i));
+    case Kind::F64: return load<double>(p, i);
+    case Kind::I8: return load<int8_t>(p, i);
+    case Kind::I16: return load<int16_t>(p, i);
+    case Kind::I32: return load<int32_t>(p, i);
+    case Kind::I64: return static_cast<double>(load<int64_t>(p, i));
+    case Kind::U8: return load<uint8_t>(p, i);
+    case Kind::U16: return load<uint16_t>(p, i);
+    case Kind::U32: return load<uint32_t>(p, i);
+    case Kind::U64: return static_cast<double>(load<uint64_t>(p, i));
+    case Kind::Bool: return load<uint8_t>(p, i);
+    }
+    return 0.0;
+}
+
+std::string valueString(Kind k, const unsigned char* p, size_t i)
+{
+    char buf[64];
+    switch (k)
+    {
+    case Kind::I64: std::snprintf(buf, sizeof(buf), "%lld", static_cast<long long>(load<int64_t>(p, i))); break;
+    case Kind::U64: std::snprintf(buf, sizeof(buf), "%llu", static_cast<unsigned long long>(load<uint64_t>(p, i))); break;
+    default:
+        if (isFloat(k))
+        {
+            std::snprintf(buf, sizeof(buf), "%.9g", toDouble(k, p, i));
+        }
+        else
+        {
+            std::snprintf(buf, sizeof(buf), "%.0f", toDouble(k, p, i));
+        }
+    }
+    return buf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// manifest (docs/reference-data.md; same parser as check/tpat_check.cpp)
+// ---------------------------------------------------------------------------------------------
+
+struct Tensor
+{
+    int index = -1;
+    const DType* dtype = nullptr;
+    std::vector<int64_t> dims;
+    std::string file;
+    double atol = 0.0;
+    double rtol = 0.0;
+
+    size_t count() const
+    {
+        size_t n = 1;
+        for (int64_t d : dims)
+        {
+            n *= static_cast<size_t>(d);
+        }
+        return n;
+    }
+    size_t bytes() const
+    {
+        return count() * dtype->size;
+    }
+};
+
+struct Case
+{
+    int index = -1;
+    std::vector<Tensor> inputs;
+    std::vector<Tensor> outputs;
+};
+
+struct Manifest
+{
+    std::string plugin;
+    std::string prefix;
+    std::string op;
+    std::string dir;
+    std::vector<Case> cases;
+};
+
+std::string dirName(const std::string& path)
+{
+    const size_t s = path.find_last_of('/');
+    if (s == std::string::npos)
+    {
+        return ".";
+    }
+    return s == 0 ? "/" : path.substr(0, s);
+}
+
+bool fileExists(const std::string& path)
+{
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+Manifest readManifest(const std::string& path)
+{
+    std::ifstream in(path);
+    if (!in)
+    {
+        fatal("cannot open manifest %s: %s", path.c_str(), std::strerror(errno));
+    }
+    Manifest m;
+    m.dir = dirName(path);
+    std::string line;
+    int lineNo = 0;
+    Case* cur = nullptr;
+    auto bad = [&](const char* why) { fatal("%s:%d: %s: %s", path.c_str(), lineNo, why, line.c_str()); };
+    while (std::getline(in, line))
+    {
+        ++lineNo;
+        const size_t hash = line.find('#');
+        std::string body = hash == std::string::npos ? line : line.substr(0, hash);
+        std::istringstream ss(body);
+        std::vector<std::string> tok;
+        for (std::string t; ss >> t;)
+        {
+            tok.push_back(t);
+        }
+        if (tok.empty())
+        {
+            continue;
+        }
+        const std::string& key = tok[0];
+        if (key == "format")
+        {
+            if (tok.size() != 2 || tok[1] != "1")
+            {
+                bad("unsupported manifest format");
+            }
+        }
+        else if (key == "plugin" && tok.size() == 2)
+        {
+            m.plugin = tok[1];
+        }
+        else if (key == "prefix" && tok.size() == 2)
+        {
+            m.prefix = tok[1];
+        }
+        else if (key == "op" && tok.size() == 2)
+        {
+            m.op = tok[1];
+        }
+        else if (key == "case")
+        {
+            if (tok.size() != 2 || cur != nullptr)
+            {
+                bad("bad 'case' line (or previous case not closed by 'end')");
+            }
+            m.cases.emplace_back();
+            cur = &m.cases.back();
+            cur->index = std::atoi(tok[1].c_str());
+        }
+        else if (key == "end")
+        {
+            if (cur == nullptr)
+            {
+                bad("'end' without 'case'");
+            }
+            cur = nullptr;
+        }
+        else if (key == "input" || key == "output")
+        {
+            if (cur == nullptr)
+            {
+                bad("tensor line outside a case");
+            }
+            const bool isOut = key == "output";
+            if (tok.size() < 5)
+            {
+                bad("too few fields");
+            }
+            Tensor t;
+            char* endp = nullptr;
+            t.index = static_cast<int>(std::strtol(tok[1].c_str(), &endp, 10));
+            t.dtype = findDType(tok[2]);
+            if (t.dtype == nullptr)
+            {
+                bad("unknown dtype");
+            }
+            const long rank = std::strtol(tok[3].c_str(), &endp, 10);
+            if (*endp != '\0' || rank < 0 || rank > kMaxDims)
+            {
+                bad("bad rank (at most Dims::MAX_DIMS)");
+            }
+            const size_t want = 4 + static_cast<size_t>(rank) + 1 + (isOut ? 2 : 0);
+            if (tok.size() != want)
+            {
+                bad("wrong number of fields for this rank");
+            }
+            for (long i = 0; i < rank; ++i)
+            {
+                const long long d = std::strtoll(tok[4 + i].c_str(), &endp, 10);
+                if (*endp != '\0' || d < 0)
+                {
+                    bad("bad dim");
+                }
+                t.dims.push_back(d);
+            }
+            t.file = tok[4 + rank];
+            if (isOut)
+            {
+                t.atol = std::strtod(tok[5 + rank].c_str(), &endp);
+                t.rtol = std::strtod(tok[6 + rank].c_str(), &endp);
+            }
+            auto& list = isOut ? cur->outputs : cur->inputs;
+            if (t.index != static_cast<int>(list.size()))
+            {
+                bad("tensor indices must be 0, 1, ... in order");
+            }
+            list.push_back(t);
+        }
+        // other keys (seed, notes, future additions) are ignored
+    }
+    if (cur != nullptr)
+    {
+        fatal("%s: last case not closed by 'end'", path.c_str());
+    }
+    if (m.cases.empty())
+    {
+        fatal("%s: no cases", path.c_str());
+    }
+    return m;
+}
+
+std::vector<unsigned char> readFile(const std::string& dir, const Tensor& t)
+{
+    const std::string path = (!t.file.empty() && t.file[0] == '/') ? t.file : dir + "/" + t.file;
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    if (!in)
+    {
+        fatal("cannot open %s: %s", path.c_str(), std::strerror(errno));
+    }
+    const std::streamoff size = in.tellg();
+    if (size < 0 || static_cast<size_t>(size) != t.bytes())
+    {
+        fatal("%s holds %lld bytes, the manifest's shape needs %zu", path.c_str(), static_cast<long long>(size), t.bytes());
+    }
+    std::vector<unsigned char> buf(t.bytes());
+    in.seekg(0);
+    if (!buf.empty() && !in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(buf.size())))
+    {
+        fatal("cannot read %s", path.c_str());
+    }
+    return buf;
+}
+
+std::string shapeString(const int64_t* d, int n)
+{
+    std::string s = "[";
+    for (int i = 0; i < n; ++i)
+    {
+        s += (i ? "," : "") + std::to_string(d[i]);
+    }
+    return s + "]";
+}
+
+std::string shapeString(const std::vector<int64_t>& d)
+{
+    return shapeString(d.data(), static_cast<int>(d.size()));
+}
+
+std::string multiIndex(const std::vector<int64_t>& dims, size_t flat)
+{
+    std::vector<int64_t> idx(dims.size());
+    for (size_t j = dims.size(); j-- > 0;)
+    {
+        idx[j] = dims[j] ? static_cast<int64_t>(flat % static_cast<size_t>(dims[j])) : 0;
+        flat = dims[j] ? flat / static_cast<size_t>(dims[j]) : 0;
+    }
+    return shapeString(idx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// comparison
+// ---------------------------------------------------------------------------------------------
+
+struct CompareResult
+{
+    size_t bad = 0;
+    double maxAbs = 0.0;
+    double maxRel = 0.0;
+    std::vector<size_t> firstBad;
+};
+
+CompareResult compare(const Tensor& t, const unsigned char* got, const unsigned char* want)
+{
+    CompareResult r;
+    const size_t n = t.count();
+    const Kind k = t.dtype->kind;
+    const bool fl = isFloat(k);
+    for (size_t i = 0; i < n; ++i)
+    {
+        bool ok;
+        double absErr = 0.0;
+        double relErr = 0.0;
+        if (fl)
+        {
+            const double a = toDouble(k, got, i);
+            const double b = toDouble(k, want, i);
+            if (std::isnan(b))
+            {
+                ok = std::isnan(a);
+                absErr = ok ? 0.0 : std::numeric_limits<double>::infinity();
+            }
+            else if (std::isinf(b) || std::isinf(a) || std::isnan(a))
+            {
+                ok = a == b;
+                absErr = ok ? 0.0 : std::numeric_limits<double>::infinity();
+            }
+            else
+            {
+                absErr = std::fabs(a - b);
+                ok = absErr <= t.atol + t.rtol * std::fabs(b);
+            }
+            relErr = absErr == 0.0 ? 0.0 : absErr / std::max(std::fabs(b), 1e-30);
+        }
+        else
+        {
+            ok = std::memcmp(got + i * t.dtype->size, want + i * t.dtype->size, t.dtype->size) == 0;
+            if (!ok)
+            {
+                const double a = toDouble(k, got, i);
+                const double b = toDouble(k, want, i);
+                absErr = std::fabs(a - b);
+                if (absErr == 0.0)
+                {
+                    absErr = 1.0; // bool bytes other than 0/1, or unrepresentable 64-bit differences
+                }
+                relErr = absErr / std::max(std::fabs(b), 1.0);
+            }
+        }
+        if (absErr > r.maxAbs || std::isnan(absErr))
+        {
+            r.maxAbs = absErr;
+        }
+        if (relErr > r.maxRel)
+        {
+            r.maxRel = relErr;
+        }
+        if (!ok)
+        {
+            if (r.firstBad.size() < 5)
+            {
+                r.firstBad.push_back(i);
+            }
+            ++r.bad;
+        }
+    }
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TensorRT stand-ins: logger, logger finder, resource context
+// ---------------------------------------------------------------------------------------------
+
+struct Logger : ILogger
+{
+    bool verbose = false;
+    std::vector<std::string> errors; // since the last take()
+    void log(Severity s, AsciiChar const* msg) noexcept override
+    {
+        if (s <= Severity::kERROR)
+        {
+            try
+            {
+                errors.emplace_back(msg != nullptr ? msg : "");
+            }
+            catch (...)
+            {
+            }
+        }
+        if (s <= Severity::kWARNING || verbose)
+        {
+            std::printf("  log[%s] %s\n", s <= Severity::kERROR ? "error" : s == Severity::kWARNING ? "warning" : "info",
+                msg != nullptr ? msg : "");
+        }
+    }
+    std::string take()
+    {
+        std::string s;
+        for (const std::string& e : errors)
+        {
+            s += (s.empty() ? "" : "; ") + e;
+        }
+        errors.clear();
+        return s;
+    }
+};
+
+struct Finder : ILoggerFinder
+{
+    ILogger* logger;
+    explicit Finder(ILogger* l)
+        : logger(l)
+    {
+    }
+    ILogger* findLogger() override
+    {
+        return logger;
+    }
+};
+
+// What attachToContext receives from TensorRT's execution context. The TPAT plugin uses neither
+// the allocator nor the error recorder; both are null here.
+class ResourceContext : public IPluginResourceContext
+{
+public:
+    IGpuAllocator* getGpuAllocator() const noexcept override
+    {
+        return nullptr;
+    }
+    IErrorRecorder* getErrorRecorder() const noexcept override
+    {
+        return nullptr;
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// device buffers
+// ---------------------------------------------------------------------------------------------
+
+struct DeviceBuffer
+{
+    void* ptr = nullptr;
+    size_t bytes = 0;
+    DeviceBuffer(size_t n, const char* what)
+        : bytes(n)
+    {
+        if (n > 0)
+        {
+            checkCuda(cudaMalloc(&ptr, n), what);
+        }
+    }
+    ~DeviceBuffer()
+    {
+        if (ptr != nullptr)
+        {
+            cudaFree(ptr);
+        }
+    }
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+};
+
+// Plugin objects, deleted in reverse order of creation (TensorRT owns them the same way).
+struct PluginDeleter
+{
+    void operator()(IPluginV3* p) const
+    {
+        delete p;
+    }
+};
+using PluginPtr = std::unique_ptr<IPluginV3, PluginDeleter>;
+
+struct Caps
+{
+    IPluginV3OneCore* core = nullptr;
+    IPluginV3OneBuild* build = nullptr;
+    IPluginV3OneRuntime* rt = nullptr;
+};
+
+// An owned deep copy of a PluginFieldCollection (what TensorRT writes into the engine and gives
+// back to createPlugin on deserialization).
+struct OwnedFields
+{
+    std::vector<std::string> names;
+    std::vector<std::vector<unsigned char>> data;
+    std::vector<PluginField> fields;
+    PluginFieldCollection fc{};
+};
+
+size_t fieldElementSize(PluginFieldType t)
+{
+    switch (t)
+    {
+    case PluginFieldType::kFLOAT16: return 2;
+    case PluginFieldType::kFLOAT32: return 4;
+    case PluginFieldType::kFLOAT64: return 8;
+    case PluginFieldType::kINT8: return 1;
+    case PluginFieldType::kINT16: return 2;
+    case PluginFieldType::kINT32: return 4;
+    case PluginFieldType::kCHAR: return 1;
+    case PluginFieldType::kDIMS: return sizeof(Dims);
+    case PluginFieldType::kUNKNOWN: return 1;
+    case PluginFieldType::kBF16: return 2;
+    case PluginFieldType::kINT64: return 8;
+    case PluginFieldType::kFP8: return 1;
+    default: return 0;
+    }
+}
+
+bool copyFields(const PluginFieldCollection* src, OwnedFields& dst, std::string& why)
+{
+    if (src == nullptr || src->nbFields < 0 || (src->nbFields > 0 && src->fields == nullptr))
+    {
+        why = "getFieldsToSerialize returned no collection";
+        return false;
+    }
+    dst.names.resize(static_cast<size_t>(src->nbFields));
+    dst.data.resize(static_cast<size_t>(src->nbFields));
+    for (int32_t i = 0; i < src->nbFields; ++i)
+    {
+        const PluginField& f = src->fields[i];
+        const size_t es = fieldElementSize(f.type);
+        if (f.name == nullptr || es == 0 || f.length < 0 || (f.length > 0 && f.data == nullptr))
+        {
+            why = "getFieldsToSerialize: field " + std::to_string(i) + " is malformed";
+            return false;
+        }
+        dst.names[static_cast<size_t>(i)] = f.name;
+        const size_t bytes = es * static_cast<size_t>(f.length);
+        dst.data[static_cast<size_t>(i)].assign(static_cast<const unsigned char*>(f.data), static_cast<const unsigned char*>(f.data) + bytes);
+    }
+    for (int32_t i = 0; i < src->nbFields; ++i)
+    {
+        const PluginField& f = src->fields[i];
+        dst.fields.emplace_back(dst.names[static_cast<size_t>(i)].c_str(), dst.data[static_cast<size_t>(i)].data(), f.type, f.length);
+    }
+    dst.fc.nbFields = static_cast<int32_t>(dst.fields.size());
+    dst.fc.fields = dst.fields.data();
+    return true;
+}
+
+bool readTacticField(const PluginFieldCollection* fc, int32_t& tactic)
+{
+    if (fc == nullptr || fc->fields == nullptr)
+    {
+        return false;
+    }
+    for (int32_t i = 0; i < fc->nbFields; ++i)
+    {
+        const PluginField& f = fc->fields[i];
+        if (f.name != nullptr && std::strcmp(f.name, "tactic") == 0 && f.type == PluginFieldType::kINT32 && f.length == 1
+            && f.data != nullptr)
+        {
+            std::memcpy(&tactic, f.data, sizeof(int32_t));
+            return true;
+        }
+    }
+    return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the checker
+// ---------------------------------------------------------------------------------------------
+
+struct Checker
+{
+    Logger& logger;
+    bool verbose = false;
+    cudaStream_t stream = nullptr;
+    int passed = 0;
+    int failed = 0;
+
+    explicit Checker(Logger& l)
+        : logger(l)
+    {
+    }
+
+    // A failure that is not a numeric comparison: one FAIL line per output (so the count matches
+    // what a comparison would have given) with the reason and anything the plugin logged.
+    void failOutputs(const std::string& label, const Case& c, const std::string& why)
+    {
+        std::string logged = logger.take();
+        for (size_t j = 0; j < c.outputs.size(); ++j)
+        {
+            std::printf("%s out%zu %s %s: %s%s%s FAIL\n", label.c_str(), j, c.outputs[j].dtype->name,
+                shapeString(c.outputs[j].dims).c_str(), why.c_str(), logged.empty() ? "" : " (plugin: ", logged.empty() ? "" : (logged + ")").c_str());
+            ++failed;
+        }
+        if (c.outputs.empty())
+        {
+            std::printf("%s: %s FAIL\n", label.c_str(), why.c_str());
+            ++failed;
+        }
+    }
+
+    static Caps caps(IPluginV3* p)
+    {
+        Caps k;
+        k.core = static_cast<IPluginV3OneCore*>(p->getCapabilityInterface(PluginCapabilityType::kCORE));
+        k.build = static_cast<IPluginV3OneBuild*>(p->getCapabilityInterface(PluginCapabilityType::kBUILD));
+        k.rt = static_cast<IPluginV3OneRuntime*>(p->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+        return k;
+    }
+
+    static bool kindIs(IPluginCapability* c, const char* kind)
+    {
+        return c != nullptr && c->getInterfaceInfo().kind != nullptr && std::strcmp(c->getInterfaceInfo().kind, kind) == 0;
+    }
+
+    // Capability and identity checks; empty string when fine.
+    static std::string checkIdentity(IPluginV3* p, IPluginCreatorV3One* creator, Caps& k)
+    {
+        if (p == nullptr)
+        {
+            return "null plugin";
+        }
+        k = caps(p);
+        if (!kindIs(k.core, "PLUGIN_V3ONE_CORE") || !kindIs(k.build, "PLUGIN_V3ONE_BUILD") || !kindIs(k.rt, "PLUGIN_V3ONE_RUNTIME"))
+        {
+            return "getCapabilityInterface: missing or wrong core/build/runtime capability";
+        }
+        if (std::strcmp(k.core->getPluginName(), creator->getPluginName()) != 0
+            || std::strcmp(k.core->getPluginVersion(), creator->getPluginVersion()) != 0
+            || std::strcmp(k.core->getPluginNamespace(), creator->getPluginNamespace()) != 0)
+        {
+            return "plugin name/version/namespace differ from the creator's";
+        }
+        return "";
+    }
+
+    // Runs one plugin object on case c: onShapeChange (unless skipped), workspace, enqueue,
+    // compare. The plugin must already be attached (or be a clone of an attached one).
+    void run(const std::string& label, IPluginV3* p, const Case& c, const std::vector<PluginTensorDesc>& inDesc,
+        const std::vector<PluginTensorDesc>& outDesc, const std::vector<DynamicPluginTensorDesc>& dynIn,
+        const std::vector<DynamicPluginTensorDesc>& dynOut, const std::vector<std::vector<unsigned char>>& hostIn,
+        const std::vector<std::vector<unsigned char>>& hostWant, bool shapeChange)
+    {
+        const int32_t nIn = static_cast<int32_t>(inDesc.size());
+        const int32_t nOut = static_cast<int32_t>(outDesc.size());
+        Caps k = caps(p);
+        if (k.rt == nullptr || k.build == nullptr)
+        {
+            failOutputs(label, c, "no runtime/build capability");
+            return;
+        }
+        if (shapeChange && k.rt->onShapeChange(inDesc.data(), nIn, outDesc.data(), nOut) != 0)
+        {
+            failOutputs(label, c, "onShapeChange failed");
+            return;
+        }
+        const size_t ws = k.build->getWorkspaceSize(dynIn.data(), nIn, dynOut.data(), nOut);
+        std::string logged = logger.take();
+        if (!logged.empty())
+        {
+            failOutputs(label, c, "getWorkspaceSize reported an error: " + logged);
+            return;
+        }
+        std::vector<std::unique_ptr<DeviceBuffer>> dIn;
+        std::vector<std::unique_ptr<DeviceBuffer>> dOut;
+        std::vector<const void*> inPtrs(static_cast<size_t>(nIn) + 1, nullptr);
+        std::vector<void*> outPtrs(static_cast<size_t>(nOut) + 1, nullptr);
+        for (int32_t i = 0; i < nIn; ++i)
+        {
+            dIn.emplace_back(new DeviceBuffer(hostIn[static_cast<size_t>(i)].size(), "cudaMalloc (input)"));
+            if (dIn.back()->bytes)
+            {
+                checkCuda(cudaMemcpy(dIn.back()->ptr, hostIn[static_cast<size_t>(i)].data(), dIn.back()->bytes, cudaMemcpyHostToDevice),
+                    "cudaMemcpy (input)");
+            }
+            inPtrs[static_cast<size_t>(i)] = dIn.back()->ptr;
+        }
+        for (int32_t j = 0; j < nOut; ++j)
+        {
+            dOut.emplace_back(new DeviceBuffer(hostWant[static_cast<size_t>(j)].size(), "cudaMalloc (output)"));
+            if (dOut.back()->bytes)
+            {
+                checkCuda(cudaMemset(dOut.back()->ptr, 0x7F, dOut.back()->bytes), "cudaMemset (poison outputs)");
+            }
+            outPtrs[static_cast<size_t>(j)] = dOut.back()->ptr;
+        }
+        DeviceBuffer workspace(ws, "cudaMalloc (workspace)");
+        if (verbose)
+        {
+            std::printf("%s: workspace %zu bytes\n", label.c_str(), ws);
+        }
+        const int32_t erc = k.rt->enqueue(inDesc.data(), outDesc.data(), inPtrs.data(), outPtrs.data(), workspace.ptr, stream);
+        checkCuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize (after enqueue: kernel fault?)");
+        checkCuda(cudaGetLastError(), "kernel launch");
+        if (erc != 0)
+        {
+            failOutputs(label, c, "enqueue returned " + std::to_string(erc));
+            return;
+        }
+        for (int32_t j = 0; j < nOut; ++j)
+        {
+            const Tensor& o = c.outputs[static_cast<size_t>(j)];
+            std::vector<unsigned char> got(hostWant[static_cast<size_t>(j)].size());
+            if (!got.empty())
+            {
+                checkCuda(cudaMemcpy(got.data(), dOut[static_cast<size_t>(j)]->ptr, got.size(), cudaMemcpyDeviceToHost), "cudaMemcpy (output)");
+            }
+            const CompareResult r = compare(o, got.data(), hostWant[static_cast<size_t>(j)].data());
+            const bool ok = r.bad == 0;
+            std::printf("%s out%d %s %s: max_abs %.3g max_rel %.3g bad %zu/%zu (atol %g rtol %g) %s\n", label.c_str(), j,
+                o.dtype->name, shapeString(o.dims).c_str(), r.maxAbs, r.maxRel, r.bad, o.count(), o.atol, o.rtol, ok ? "PASS" : "FAIL");
+            for (size_t i : r.firstBad)
+            {
+                std::printf("    at %s: got %s expected %s\n", multiIndex(o.dims, i).c_str(), valueString(o.dtype->kind, got.data(), i).c_str(),
+                    valueString(o.dtype->kind, hostWant[static_cast<size_t>(j)].data(), i).c_str());
+            }
+            ok ? ++passed : ++failed;
+        }
+    }
+
+    void checkCase(IPluginCreatorV3One* creator, const Manifest& m, const Case& c)
+    {
+        const std::string name = creator->getPluginName();
+        const std::string base = name + " case " + std::to_string(c.index);
+        const int32_t nIn = static_cast<int32_t>(c.inputs.size());
+        const int32_t nOut = static_cast<int32_t>(c.outputs.size());
+        logger.take();
+
+        // -- runtime phase creation, as TensorRT does when it deserializes an engine ----------
+        int32_t tactic0 = 0;
+        PluginField f0[] = {PluginField("tactic", &tactic0, PluginFieldType::kINT32, 1)};
+        PluginFieldCollection fc0{1, f0};
+        PluginPtr plugin(creator->createPlugin(name.c_str(), &fc0, TensorRTPhase::kRUNTIME));
+        Caps k;
+        std::string why = checkIdentity(plugin.get(), creator, k);
+        if (!why.empty())
+        {
+            failOutputs(base, c, "createPlugin(kRUNTIME): " + why);
+            return;
+        }
+
+        // -- declared outputs against the manifest ----------------------------------------------
+        if (k.build->getNbOutputs() != nOut)
+        {
+            failOutputs(base, c, "getNbOutputs " + std::to_string(k.build->getNbOutputs()) + ", the manifest has " + std::to_string(nOut));
+            return;
+        }
+        std::vector<DataType> inTypes;
+        for (const Tensor& t : c.inputs)
+        {
+            if (!t.dtype->hasTrt)
+            {
+                failOutputs(base, c, std::string("input dtype ") + t.dtype->name + " has no TensorRT DataType");
+                return;
+            }
+            inTypes.push_back(t.dtype->trt);
+        }
+        std::vector<DataType> outTypes(static_cast<size_t>(nOut), DataType::kINT4);
+        if (k.build->getOutputDataTypes(outTypes.data(), nOut, inTypes.data(), nIn) != 0)
+        {
+            failOutputs(base, c, "getOutputDataTypes failed");
+            return;
+        }
+        for (int32_t j = 0; j < nOut; ++j)
+        {
+            const DType* want = c.outputs[static_cast<size_t>(j)].dtype;
+            if (!want->hasTrt || outTypes[static_cast<size_t>(j)] != want->trt)
+            {
+                failOutputs(base, c, "getOutputDataTypes: out" + std::to_string(j) + " is " + trtTypeName(outTypes[static_cast<size_t>(j)])
+                        + ", the manifest has " + want->name);
+                return;
+            }
+        }
+
+        // -- tensor descriptors: concrete shapes, linear format ---------------------------------
+        auto desc = [](const Tensor& t) {
+            PluginTensorDesc d{};
+            d.type = t.dtype->trt;
+            d.format = TensorFormat::kLINEAR;
+            d.scale = -1.0F; // not INT8-quantized
+            d.dims.nbDims = static_cast<int32_t>(t.dims.size());
+            for (size_t i = 0; i < t.dims.size(); ++i)
+            {
+                d.dims.d[i] = t.dims[i];
+            }
+            return d;
+        };
+        std::vector<PluginTensorDesc> inDesc;
+        std::vector<PluginTensorDesc> outDesc;
+        std::vector<DynamicPluginTensorDesc> dynAll; // inputs then outputs
+        for (const Tensor& t : c.inputs)
+        {
+            inDesc.push_back(desc(t));
+        }
+        for (const Tensor& t : c.outputs)
+        {
+            outDesc.push_back(desc(t));
+        }
+        for (const PluginTensorDesc& d : inDesc)
+        {
+            dynAll.push_back(DynamicPluginTensorDesc{d, d.dims, d.dims, d.dims});
+        }
+        for (const PluginTensorDesc& d : outDesc)
+        {
+            dynAll.push_back(DynamicPluginTensorDesc{d, d.dims, d.dims, d.dims});
+        }
+        // the engine could only hold this combination if the plugin accepted it at build time
+        for (int32_t pos = 0; pos < nIn + nOut; ++pos)
+        {
+            if (!k.build->supportsFormatCombination(pos, dynAll.data(), nIn, nOut))
+            {
+                failOutputs(base, c, "supportsFormatCombination rejects the linear " + std::string(pos < nIn ? "input " : "output ")
+                        + std::to_string(pos < nIn ? pos : pos - nIn) + " of the manifest's types");
+                return;
+            }
+        }
+        const std::vector<DynamicPluginTensorDesc> dynIn(dynAll.begin(), dynAll.begin() + nIn);
+        const std::vector<DynamicPluginTensorDesc> dynOut(dynAll.begin() + nIn, dynAll.end());
+
+        // -- reference data ----------------------------------------------------------------------
+        std::vector<std::vector<unsigned char>> hostIn;
+        std::vector<std::vector<unsigned char>> hostWant;
+        for (const Tensor& t : c.inputs)
+        {
+            hostIn.push_back(readFile(m.dir, t));
+        }
+        for (const Tensor& t : c.outputs)
+        {
+            hostWant.push_back(readFile(m.dir, t));
+        }
+
+        ResourceContext context;
+
+        // -- 1. the runtime plugin, attached to an execution context ----------------------------
+        {
+            const std::string label = base + " runtime tactic 0";
+            PluginPtr attached(k.rt->attachToContext(&context));
+            Caps ka;
+            why = checkIdentity(attached.get(), creator, ka);
+            if (!why.empty())
+            {
+                failOutputs(label, c, "attachToContext: " + why);
+            }
+            else
+            {
+                run(label, attached.get(), c, inDesc, outDesc, dynIn, dynOut, hostIn, hostWant, true);
+
+                // -- 2. a clone of the attached plugin, enqueued as is --------------------------
+                const std::string cl = base + " clone tactic 0";
+                PluginPtr cloned(attached->clone());
+                Caps kc;
+                why = checkIdentity(cloned.get(), creator, kc);
+                if (!why.empty())
+                {
+                    failOutputs(cl, c, "clone: " + why);
+                }
+                else
+                {
+                    run(cl, cloned.get(), c, inDesc, outDesc, dynIn, dynOut, hostIn, hostWant, false);
+                }
+            }
+        }
+
+        // -- 3. serialize, recreate from the fields (engine deserialization), attach, run --------
+        {
+            // the last tactic when the plugin has several: the fields must carry it over
+            const int32_t nbTactics = k.build->getNbTactics();
+            const int32_t tactic = nbTactics > 0 ? nbTactics : 0;
+            std::string label = base + " deserialized tactic " + std::to_string(tactic);
+            if (k.rt->setTactic(tactic) != 0)
+            {
+                failOutputs(label, c, "setTactic(" + std::to_string(tactic) + ") failed");
+                return;
+            }
+            OwnedFields owned;
+            if (!copyFields(k.rt->getFieldsToSerialize(), owned, why))
+            {
+                failOutputs(label, c, why);
+                return;
+            }
+            PluginPtr restored(creator->createPlugin(name.c_str(), &owned.fc, TensorRTPhase::kRUNTIME));
+            Caps kr;
+            why = checkIdentity(restored.get(), creator, kr);
+            if (!why.empty())
+            {
+                failOutputs(label, c, "createPlugin(serialized fields, kRUNTIME): " + why);
+                return;
+            }
+            int32_t back = -1;
+            if (!readTacticField(kr.rt->getFieldsToSerialize(), back) || back != tactic)
+            {
+                failOutputs(label, c, "the recreated plugin serializes tactic " + std::to_string(back) + ", not " + std::to_string(tactic));
+                return;
+            }
+            PluginPtr attached(kr.rt->attachToContext(&context));
+            Caps ka;
+            why = checkIdentity(attached.get(), creator, ka);
+            if (!why.empty())
+            {
+                failOutputs(label, c, "attachToContext: " + why);
+                return;
+            }
+            run(label, attached.get(), c, inDesc, outDesc, dynIn, dynOut, hostIn, hostWant, true);
+        }
+    }
+};
+
+void usage()
+{
+    std::fprintf(stderr,
+        "usage: tpat_plugin_check LIBPLUGINS PROJECT_DIR [--verbose]\n"
+        "  LIBPLUGINS   libtpat_plugins.so of the generated project\n"
+        "  PROJECT_DIR  the generated project folder (OUT/plugins), holding <P>/reference/manifest.txt\n");
+    std::exit(kExitError);
+}
+
+// Plugin folders of the project: every PROJECT_DIR/<P>/reference/manifest.txt.
+std::set<std::string> pluginFolders(const std::string& dir)
+{
+    std::set<std::string> names;
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr)
+    {
+        fatal("cannot open project folder %s: %s", dir.c_str(), std::strerror(errno));
+    }
+    while (dirent* e = ::readdir(d))
+    {
+        const std::string n = e->d_name;
+        if (n == "." || n == ".." || n == "build")
+        {
+            continue;
+        }
+        if (fileExists(dir + "/" + n + "/reference/manifest.txt"))
+        {
+            names.insert(n);
+        }
+    }
+    ::closedir(d);
+    return names;
+}
+
+using GetCreatorsFn = IPluginCreatorInterface* const* (*) (int32_t&);
+using SetLoggerFinderFn = void (*)(ILoggerFinder*);
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    bool verbose = false;
+    std::vector<std::string> positional;
+    for (int i = 1; i < argc; ++i)
+    {
+        const std::string a = argv[i];
+        if (a == "--verbose" || a == "-v")
+        {
+            verbose = true;
+        }
+        else if (!a.empty() && a[0] == '-')
+        {
+            usage();
+        }
+        else
+        {
+            positional.push_back(a);
+        }
+    }
+    if (positional.size() != 2)
+    {
+        usage();
+    }
+    std::string libPath = positional[0];
+    std::string projectDir = positional[1];
+    while (projectDir.size() > 1 && projectDir.back() == '/')
+    {
+        projectDir.pop_back();
+    }
+
+    // -- the library, as IPluginRegistry::loadLibrary opens it ------------------------------------
+    if (libPath.find('/') == std::string::npos)
+    {
+        libPath = "./" + libPath; // dlopen searches the library path for bare names
+    }
+    void* lib = ::dlopen(libPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr)
+    {
+        fatal("dlopen %s: %s", libPath.c_str(), ::dlerror());
+    }
+    auto getCreators = reinterpret_cast<GetCreatorsFn>(::dlsym(lib, "getCreators"));
+    auto setLoggerFinder = reinterpret_cast<SetLoggerFinderFn>(::dlsym(lib, "setLoggerFinder"));
+    if (getCreators == nullptr || setLoggerFinder == nullptr)
+    {
+        fatal("%s does not export getCreators and setLoggerFinder", libPath.c_str());
+    }
+    Logger logger;
+    logger.verbose = verbose;
+    Finder finder(&logger);
+    setLoggerFinder(&finder);
+    int32_t nbCreators = 0;
+    IPluginCreatorInterface* const* creators = getCreators(nbCreators);
+    if (creators == nullptr || nbCreators <= 0)
+    {
+        fatal("getCreators returned no creators (%d)", nbCreators);
+    }
+
+    // -- creators and their reference data --------------------------------------------------------
+    struct Entry
+    {
+        IPluginCreatorV3One* creator;
+        std::string manifestPath;
+    };
+    std::vector<Entry> entries;
+    std::set<std::string> withCreator;
+    for (int32_t i = 0; i < nbCreators; ++i)
+    {
+        IPluginCreatorInterface* ci = creators[i];
+        if (ci == nullptr)
+        {
+            fatal("getCreators: creator %d is null", i);
+        }
+        const InterfaceInfo info = ci->getInterfaceInfo();
+        if (info.kind == nullptr || std::strcmp(info.kind, "PLUGIN CREATOR_V3ONE") != 0)
+        {
+            fatal("getCreators: creator %d is a %s, not an IPluginCreatorV3One", i, info.kind ? info.kind : "(null)");
+        }
+        auto* creator = static_cast<IPluginCreatorV3One*>(ci);
+        const char* ns = creator->getPluginNamespace();
+        if (ns == nullptr || std::strcmp(ns, "tpat") != 0)
+        {
+            fatal("getCreators: creator %s has namespace '%s', not 'tpat'", creator->getPluginName(), ns ? ns : "(null)");
+        }
+        withCreator.insert(creator->getPluginName());
+        entries.push_back({creator, projectDir + "/" + creator->getPluginName() + "/reference/manifest.txt"});
+    }
+    std::printf("tpat_plugin_check: %s: %d creator(s)\n", libPath.c_str(), nbCreators);
+
+    // plugin folders holding reference data that the library does not provide
+    std::vector<std::string> orphans;
+    for (const std::string& n : pluginFolders(projectDir))
+    {
+        if (withCreator.count(n) == 0)
+        {
+            orphans.push_back(n);
+        }
+    }
+
+    // -- the device ------------------------------------------------------------------------------
+    int devices = 0;
+    const cudaError_t de = cudaGetDeviceCount(&devices);
+    if (de != cudaSuccess || devices == 0)
+    {
+        fatal("no CUDA device (cudaGetDeviceCount: %s): the plugins cannot be enqueued here",
+            de != cudaSuccess ? cudaGetErrorString(de) : "0 devices");
+    }
+    int device = 0;
+    checkCuda(cudaGetDevice(&device), "cudaGetDevice");
+    cudaDeviceProp prop{};
+    checkCuda(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+    std::printf("tpat_plugin_check: device %s (sm_%d%d), TensorRT headers %d.%d.%d\n", prop.name, prop.major, prop.minor,
+        NV_TENSORRT_MAJOR, NV_TENSORRT_MINOR, NV_TENSORRT_PATCH);
+
+    Checker checker(logger);
+    checker.verbose = verbose;
+    checkCuda(cudaStreamCreateWithFlags(&checker.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+
+    int skipped = 0;
+    for (const Entry& e : entries)
+    {
+        const char* name = e.creator->getPluginName();
+        if (!fileExists(e.manifestPath))
+        {
+            std::printf("plugin %s: no reference data (%s): SKIPPED\n", name, e.manifestPath.c_str());
+            ++skipped;
+            continue;
+        }
+        const Manifest m = readManifest(e.manifestPath);
+        if (!m.plugin.empty() && m.plugin != name)
+        {
+            fatal("%s is for plugin %s, not %s", e.manifestPath.c_str(), m.plugin.c_str(), name);
+        }
+        std::printf("plugin %s v%s%s%s: %zu case(s)\n", name, e.creator->getPluginVersion(), m.op.empty() ? "" : ", op ",
+            m.op.c_str(), m.cases.size());
+        for (const Case& c : m.cases)
+        {
+            checker.checkCase(e.creator, m, c);
+        }
+    }
+    for (const std::string& n : orphans)
+    {
+        std::printf("plugin %s: reference data but no creator in %s FAIL\n", n.c_str(), libPath.c_str());
+        ++checker.failed;
+    }
+    if (skipped > 0)
+    {
+        std::printf("%d plugin(s) without reference data skipped\n", skipped);
+    }
+
+    cudaStreamDestroy(checker.stream);
+    std::printf("%d passed, %d failed\n", checker.passed, checker.failed);
+    std::fflush(stdout);
+    if (checker.passed + checker.failed == 0)
+    {
+        std::fprintf(stderr, "tpat_plugin_check: error: nothing was checked (no plugin has reference data)\n");
+        return kExitError;
+    }
+    return checker.failed == 0 ? kExitPass : kExitMismatch;
+}
