@@ -5,7 +5,7 @@ Usage: python bench/suite.py [--out-dir bench/models] [--cases bench/cases.json]
 
 Data, indices, updates, scales and biases are graph INPUTS (so the models stay a few hundred
 bytes); only what an op needs as a constant is an initializer: TopK's K, CumSum's axis, OneHot's
-depth, Resize's scales, ReduceMax's axes.
+depth and values, Resize's scales, ReduceMax's axes.
 
 Minimal traffic ("code" in cases.json) is a Python expression over the plugin's canonical tensors:
 in0, in1, ... are the node's non-constant inputs in node order, out0, out1, ... its outputs;
@@ -148,14 +148,16 @@ def build_suite():
             "B(in0) + B(out0) + B(in1) + B(in2)",
             "indices unique (reduction=none)" if red == "none" else "indices with duplicates on purpose")
 
-    # OneHot: depth 16384 (constant), 16 indices -> (16, 16384) float32; values [off, on] an input.
+    # OneHot: depth 16384, 16 indices -> (16, 16384) float32. depth and values [off, on] are
+    # constants (TVM's OneHot converter takes only constant values).
     m = _model("onehot",
                helper.make_node("OneHot", ["indices", "depth", "values"], ["y"], axis=-1),
-               [("indices", "int64", (16,)), ("values", "float32", (2,))],
+               [("indices", "int64", (16,))],
                [("y", "float32", (16, 16384))],
-               inits=[_const("depth", np.array(16384, dtype=np.int64))])
-    add("onehot", "OneHot", m, "writes the output once, reads indices and the two values",
-        "B(in0) + B(in1) + B(out0)")
+               inits=[_const("depth", np.array(16384, dtype=np.int64)),
+                      _const("values", np.array([0.0, 1.0], dtype=np.float32))])
+    add("onehot", "OneHot", m, "reads the indices, writes the output once",
+        "B(in0) + B(out0)")
 
     # Resize linear x4 (half_pixel) (32,32,44,50) -> (32,32,176,200); scales constant, roi empty.
     m = _model("resize",
