@@ -1216,6 +1216,8 @@ int main(int argc, char** argv)
     {
         IPluginCreatorV3One* creator;
         std::string manifestPath;
+        bool hasManifest;
+        Manifest manifest;
     };
     std::vector<Entry> entries;
     std::set<std::string> withCreator;
@@ -1238,9 +1240,32 @@ int main(int argc, char** argv)
             fatal("getCreators: creator %s has namespace '%s', not 'tpat'", creator->getPluginName(), ns ? ns : "(null)");
         }
         withCreator.insert(creator->getPluginName());
-        entries.push_back({creator, projectDir + "/" + creator->getPluginName() + "/reference/manifest.txt"});
+        Entry e{creator, projectDir + "/" + creator->getPluginName() + "/reference/manifest.txt", false, Manifest{}};
+        e.hasManifest = fileExists(e.manifestPath);
+        if (e.hasManifest)
+        {
+            e.manifest = readManifest(e.manifestPath); // a bad manifest stops here, before the device
+            if (!e.manifest.plugin.empty() && e.manifest.plugin != creator->getPluginName())
+            {
+                fatal("%s is for plugin %s, not %s", e.manifestPath.c_str(), e.manifest.plugin.c_str(), creator->getPluginName());
+            }
+        }
+        entries.push_back(std::move(e));
     }
     std::printf("tpat_plugin_check: %s: %d creator(s)\n", libPath.c_str(), nbCreators);
+    for (const Entry& e : entries)
+    {
+        if (e.hasManifest)
+        {
+            std::printf("  %s::%s v%s%s%s: %zu case(s)\n", e.creator->getPluginNamespace(), e.creator->getPluginName(),
+                e.creator->getPluginVersion(), e.manifest.op.empty() ? "" : ", op ", e.manifest.op.c_str(), e.manifest.cases.size());
+        }
+        else
+        {
+            std::printf("  %s::%s v%s: no reference data (%s)\n", e.creator->getPluginNamespace(), e.creator->getPluginName(),
+                e.creator->getPluginVersion(), e.manifestPath.c_str());
+        }
+    }
 
     // plugin folders holding reference data that the library does not provide
     std::vector<std::string> orphans;
@@ -1274,23 +1299,15 @@ int main(int argc, char** argv)
     int skipped = 0;
     for (const Entry& e : entries)
     {
-        const char* name = e.creator->getPluginName();
-        if (!fileExists(e.manifestPath))
+        if (!e.hasManifest)
         {
-            std::printf("plugin %s: no reference data (%s): SKIPPED\n", name, e.manifestPath.c_str());
+            std::printf("plugin %s: no reference data: SKIPPED\n", e.creator->getPluginName());
             ++skipped;
             continue;
         }
-        const Manifest m = readManifest(e.manifestPath);
-        if (!m.plugin.empty() && m.plugin != name)
+        for (const Case& c : e.manifest.cases)
         {
-            fatal("%s is for plugin %s, not %s", e.manifestPath.c_str(), m.plugin.c_str(), name);
-        }
-        std::printf("plugin %s v%s%s%s: %zu case(s)\n", name, e.creator->getPluginVersion(), m.op.empty() ? "" : ", op ",
-            m.op.c_str(), m.cases.size());
-        for (const Case& c : m.cases)
-        {
-            checker.checkCase(e.creator, m, c);
+            checker.checkCase(e.creator, e.manifest, c);
         }
     }
     for (const std::string& n : orphans)
