@@ -41,10 +41,15 @@ public struct Verifier: Sendable {
         return (0, 0)
     }
 
-    /// "ERROR SUMMARY: N errors" from compute-sanitizer.
+    /// Errors counted by compute-sanitizer: "ERROR SUMMARY: N errors" (memcheck) or
+    /// "RACECHECK SUMMARY: H hazards displayed (N errors, W warnings)" (racecheck).
     static func sanitizerErrors(_ output: String) -> Int? {
-        guard let line = output.split(separator: "\n").last(where: { $0.contains("ERROR SUMMARY:") }) else { return nil }
-        return line.split(separator: " ").compactMap { Int($0) }.first
+        guard let line = output.split(separator: "\n").last(where: { $0.contains("SUMMARY:") }) else { return nil }
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "(" || $0 == "," })
+        for (i, w) in words.enumerated() where w.hasPrefix("error") && i > 0 {
+            if let n = Int(words[i - 1]) { return n }
+        }
+        return nil
     }
 
     public func verify(out: URL, sanitize: Bool) async throws(TPATError) -> Report {
