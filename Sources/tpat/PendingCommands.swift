@@ -15,11 +15,6 @@ extension PendingCommand {
 }
 
 
-struct Bench: PendingCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmark plugins against PyTorch on the GPU (not implemented yet).")
-    static let issue = "issue 5: proof on the GPU"
-    @Argument var args: [String] = []
-}
 
 struct Tune: PendingCommand {
     static let configuration = CommandConfiguration(abstract: "Tune plugin kernels with MetaSchedule (not implemented yet).")

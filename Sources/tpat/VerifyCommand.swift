@@ -15,8 +15,15 @@ struct Verify: AsyncParsableCommand {
             guard !outs.isEmpty else { throw TPATError(.input, "name at least one folder") }
             var allOK = true
             for out in outs {
-                let report = try await Verifier().verify(out: URL(fileURLWithPath: out), sanitize: sanitize)
                 print("== \(out)")
+                let report: Verifier.Report
+                do {
+                    report = try await Verifier().verify(out: URL(fileURLWithPath: out), sanitize: sanitize)
+                } catch {
+                    print("  FAIL  \(error.message)")
+                    allOK = false
+                    continue
+                }
                 for p in report.plugins {
                     let parts = p.runs.map { r in
                         r.tool == "tpat_check" ? "\(r.passed) passed, \(r.failed) failed" : "\(r.tool) \(r.sanitizerErrors.map { "\($0) errors" } ?? "exit \(r.status)")"

@@ -92,7 +92,7 @@ import Testing
         #expect(lines.first?.hasPrefix("error: ") == true)
     }
 
-    @Test(arguments: ["bench", "tune"])
+    @Test(arguments: ["tune"])
     func pendingSubcommandsSaySoAndExitTwo(name: String) throws {
         let r = try run([name])
         #expect(r.status == 2)

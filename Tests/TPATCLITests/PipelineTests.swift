@@ -15,6 +15,7 @@ import Testing
         var plugins: [Plugin]
         var failures: [Failure]
         var rewrittenModel: String
+        var casts: [String]
     }
 
     func temp() throws -> URL {
@@ -88,6 +89,35 @@ import Testing
         #expect(failed.isSuperset(of: ["col2im", "unique"]))
         let rewritten = try ONNXModel.load(path: report.rewrittenModel)
         #expect(rewritten.graph.node.contains { $0.name == "col2im" && $0.opType == "Col2Im" })
+        // BitShift on uint32: TensorRT has no uint32 tensors, so the plugin is bridged with Casts
+        // (bit-exact int32 in, uint32 back out), and the tool says so.
+        let shift = try #require(report.plugins.first { $0.opType == "BitShift" })
+        #expect(report.casts.contains { $0.contains("bitshift") })
+        #expect(r.stdout.contains("Cast bridges"))
+        let plugin = try #require(rewritten.graph.node.first { $0.opType == shift.name })
+        for input in plugin.input {
+            let cast = try #require(rewritten.graph.node.first { $0.output.contains(input) })
+            #expect(cast.opType == "Cast")
+            #expect(cast.attribute.first { $0.name == "to" }?.i == Int64(ONNXDataType.int32.rawValue))
+        }
+        let back = try #require(rewritten.graph.node.first { $0.input.contains(plugin.output[0]) })
+        #expect(back.opType == "Cast" && back.output == ["bitshift_out"])
+        #expect(back.attribute.first { $0.name == "to" }?.i == Int64(ONNXDataType.uint32.rawValue))
+    }
+
+    @Test func float64NodesArePlannedInFloat32WithCasts() throws {
+        let out = try temp().appendingPathComponent("out")
+        let r = try cli.run(["generate", cli.fixture("verdicts_dtypes.onnx"), "--nodes", "abs_double", "-o", out.path, "--no-reference"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
+        #expect(report.plugins.count == 1)
+        #expect(report.casts.count == 2)
+        let plan = try KernelPlan.decode(Data(contentsOf: out.appendingPathComponent("plugins/\(report.plugins[0].name)/\(report.plugins[0].name).plan.json")))
+        #expect(plan.inputs.allSatisfy { $0.dtype == "float32" } && plan.outputs.allSatisfy { $0.dtype == "float32" })
+        let rewritten = try ONNXModel.load(path: report.rewrittenModel)
+        let back = try #require(rewritten.graph.node.first { $0.output == ["abs_double_out"] })
+        #expect(back.opType == "Cast")
+        #expect(back.attribute.first { $0.name == "to" }?.i == Int64(ONNXDataType.double.rawValue))
     }
 
     @Test func generateRefusesBadRequestsAndWritesNothing() throws {

@@ -1060,7 +1060,7 @@ def render_markdown(doc, chart_name=None):
                                if s.get("flush_l2") else "off (inputs may stay in the 50 MB L2 between runs: small cases can exceed DRAM bandwidth)"))
     if copy_gbps:
         L.append(f"- copy bandwidth: **{copy_gbps:.0f} GB/s** (device-to-device copy of {c.get('bytes_copied', 0) / 2**30:.0f} GiB, bytes read + written / median time)")
-    L.append(f"- kernel-only: {s.get('timing', '')}")
+    L.append(f"- timing: {s.get('timing', '')}")
     L.append("")
     rows = doc.get("results", [])
     L.append("## Kernel-only medians")
@@ -1189,7 +1189,8 @@ def write_chart(doc, png_path):
     labels, values, slower = chart_data(doc)
     if not labels:
         return None
-    title = f"Kernel-only median time per op (log scale, lower is better) - {doc.get('device', {}).get('name', '')}"
+    flushed = "L2 flushed" if doc.get("settings", {}).get("flush_l2") else "L2 not flushed"
+    title = f"Kernel-only median time per op (log scale, lower is better, {flushed}) - {doc.get('device', {}).get('name', '')}"
     try:
         import matplotlib
         matplotlib.use("Agg")

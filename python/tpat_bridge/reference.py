@@ -938,8 +938,8 @@ def _build_case(node, attrs, slots, binding, rng, runner, notes, max_bytes):
     for s in slots:
         if s.kind == "input":
             n = int(np.prod(ctx.shape(s.pos)))
-            if n > MAX_TENSOR_ELEMENTS:
-                raise Infeasible(f"input {s.name} has {n} elements (> {MAX_TENSOR_ELEMENTS})")
+            if n > max(MAX_TENSOR_ELEMENTS, max_bytes):
+                raise Infeasible(f"input {s.name} has {n} elements (> {max(MAX_TENSOR_ELEMENTS, max_bytes)})")
             est += n * _np_dtype(s.dtype).itemsize
     if est > max_bytes:
         raise Infeasible(f"inputs take {est} bytes (> {max_bytes})")
@@ -962,7 +962,7 @@ def _build_case(node, attrs, slots, binding, rng, runner, notes, max_bytes):
         msg = str(e).strip().splitlines()
         raise Infeasible(f"onnxruntime: {msg[0] if msg else type(e).__name__}")
     for o in outputs:
-        if o.size > MAX_TENSOR_ELEMENTS:
+        if o.size > max(MAX_TENSOR_ELEMENTS, max_bytes):
             raise Infeasible(f"an output has {o.size} elements")
         _dtype_name(o)
     total = _case_bytes(inputs) + _case_bytes(outputs)
