@@ -17,7 +17,7 @@ struct Verify: AsyncParsableCommand {
             for out in outs {
                 print("== \(out)")
                 let report: Verifier.Report
-                do {
+                do throws(TPATError) {
                     report = try await Verifier().verify(out: URL(fileURLWithPath: out), sanitize: sanitize)
                 } catch {
                     print("  FAIL  \(error.message)")
