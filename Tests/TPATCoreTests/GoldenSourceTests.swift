@@ -14,7 +14,7 @@ import Testing
         let node = ExtractedNode(sourceName: "node", opType: plan.opType, model: ONNXModel(proto: Onnx_ModelProto()),
                                  sourceInputs: [], sourceOutputs: [], symbols: [:], graphInputSources: [],
                                  graphOutputSources: [], demoted: [])
-        return PluginSource(name: name, node: node, plan: plan, coveredNodes: ["node"])
+        return PluginSource(name: name, node: node, tactics: [plan], coveredNodes: ["node"])
     }
 
     static func rendered(_ name: String) throws -> [String: String] {
@@ -23,7 +23,8 @@ import Testing
         let launchers = LauncherRenderer(templates: templates)
         let plugins = PluginRenderer(templates: templates)
         return [
-            "\(name)_kernels.cuh": launchers.kernels(s),
+            "\(name)_tactic0_kernels.cuh": launchers.kernels(s, tactic: 0),
+            "\(name)_tactic0.cu": try launchers.tactic(s, tactic: 0),
             "\(name)_launcher.h": try launchers.header(s),
             "\(name)_launcher.cu": try launchers.launcher(s),
             "\(name)_plugin.cpp": try plugins.pluginSource(s),
@@ -58,8 +59,10 @@ import Testing
         for name in Self.plans {
             let dir = build.appendingPathComponent(name)
             try FileManager.default.copyItem(at: Repo.root.appendingPathComponent("tests/fixtures/golden/\(name)"), to: dir)
-            let r = try await Tool.run(cuda.nvcc.path, ["-arch=sm_90", "-std=c++17", "-w", "-c", "\(name)_launcher.cu", "-o", "launcher.o"], directory: dir)
-            #expect(r.status == 0, "\(name): \(r.output.suffix(2000))")
+            for file in ["\(name)_launcher.cu", "\(name)_tactic0.cu"] {
+                let r = try await Tool.run(cuda.nvcc.path, ["-arch=sm_90", "-std=c++17", "-w", "-c", file, "-o", "\(file).o"], directory: dir)
+                #expect(r.status == 0, "\(name)/\(file): \(r.output.suffix(2000))")
+            }
         }
         let trt = ProcessInfo.processInfo.environment["TensorRT_ROOT"].map { URL(fileURLWithPath: $0).appendingPathComponent("include") }
             ?? Repo.root.appendingPathComponent(".trt/include")

@@ -1,6 +1,8 @@
 // Helpers of TPAT's generated launchers: the integer semantics of kernel-plan expressions
 // (schemas/kernel-plan.schema.json) and argument passing to TVM's kernels.
 #pragma once
+#include "tpat_launcher_abi.h"
+
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -41,3 +43,14 @@ struct tpat_ptr
         return static_cast<T*>(p);
     }
 };
+
+// One tactic of a plugin: a complete kernel plan in its own translation unit, called by the
+// plugin's launcher (<P>_launcher.cu) and hidden from the library's exports.
+#define TPAT_TACTIC_API __attribute__((visibility("hidden")))
+#define TPAT_DECLARE_TACTIC(T)                                                                            \
+    TPAT_EXTERN_C TPAT_TACTIC_API int T##_output_dims(tpat_dims const* inputs, tpat_dims* outputs);        \
+    TPAT_EXTERN_C TPAT_TACTIC_API int T##_workspace_size(tpat_dims const* inputs, size_t* bytes);          \
+    TPAT_EXTERN_C TPAT_TACTIC_API int T##_initialize(void);                                               \
+    TPAT_EXTERN_C TPAT_TACTIC_API int T##_enqueue(tpat_dims const* inputs, void const* const* in_ptrs,    \
+        void* const* out_ptrs, void* workspace, cudaStream_t stream);                                     \
+    TPAT_EXTERN_C TPAT_TACTIC_API void T##_terminate(void)

@@ -31,6 +31,7 @@ public struct Generator: Sendable {
             public var launches: Int
             public var referenceCases: Int
             public var fixups: [String]
+            public var tactics: Int
         }
         public struct Failure: Codable, Sendable {
             public var node: String
@@ -105,7 +106,17 @@ public struct Generator: Sendable {
                 for t in outcome.plan.inputs + outcome.plan.outputs where TensorRTType.name(t.dtype) == nil {
                     throw TPATError(.plan, "TensorRT has no tensor type for \(t.dtype)")
                 }
-                sources.append(PluginSource(name: name, node: first, plan: outcome.plan, coveredNodes: nodes.map(\.sourceName)))
+                // Where TPAT used its own lowering, TVM's default one becomes a second tactic, so
+                // TensorRT times both at engine build time.
+                var tactics = [outcome.plan]
+                if PluginSource.lowering(of: outcome.plan) != "TVM default lowering" {
+                    do throws(TPATError) {
+                        tactics.append(try await planner.plan(first, target: options.target, tvmVersion: tvm, lowering: "tvm").plan)
+                    } catch {
+                        diagnostics.emit(.init(.note, "no second tactic from TVM's default lowering: \(error.message)", node: first.sourceName))
+                    }
+                }
+                sources.append(PluginSource(name: name, node: first, tactics: tactics, coveredNodes: nodes.map(\.sourceName)))
                 for n in nodes { replacements.append(.init(nodeName: n.sourceName, plugin: name, extracted: n, plan: outcome.plan)) }
             } catch {
                 for n in nodes {
@@ -166,7 +177,14 @@ public struct Generator: Sendable {
         var reportPlugins: [Report.Plugin] = []
         for s in sources {
             let dir = s.name
-            add("\(dir)/\(s.name)_kernels.cuh", launchers.kernels(s))
+            for k in s.tactics.indices {
+                add("\(dir)/\(s.name)_tactic\(k)_kernels.cuh", launchers.kernels(s, tactic: k))
+                add("\(dir)/\(s.name)_tactic\(k).cu", try launchers.tactic(s, tactic: k))
+                if k > 0 {
+                    let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    files.append(("\(dir)/\(s.name).tactic\(k).plan.json", (try? e.encode(s.tactics[k])) ?? Data()))
+                }
+            }
             add("\(dir)/\(s.name)_launcher.h", try launchers.header(s))
             add("\(dir)/\(s.name)_launcher.cu", try launchers.launcher(s))
             add("\(dir)/\(s.name)_plugin.cpp", try plugins.pluginSource(s))
@@ -175,7 +193,7 @@ public struct Generator: Sendable {
             files.append(("\(dir)/\(s.name).plan.json", (try? e.encode(s.plan)) ?? Data()))
             files.append(("\(dir)/\(s.name).onnx", try s.node.model.serializedInline()))
             reportPlugins.append(.init(name: s.name, opType: s.plan.opType, nodes: s.coveredNodes, kernels: s.plan.kernels.count,
-                                       launches: s.plan.launchCount, referenceCases: 0, fixups: s.plan.fixups))
+                                       launches: s.plan.launchCount, referenceCases: 0, fixups: s.plan.fixups, tactics: s.tactics.count))
         }
         add("tpat_plugin_specs.cpp", try plugins.specsSource(sources))
         add("CMakeLists.txt", try cmakeLists(sources: sources, name: "tpat_" + (URL(fileURLWithPath: modelPath).deletingPathExtension().lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "_" })))
@@ -221,7 +239,9 @@ public struct Generator: Sendable {
             let template = try MustacheTemplate(string: "{{%CONTENT_TYPE:TEXT}}" + String(contentsOf: url, encoding: .utf8))
             return template.render([
                 "project_name": name,
-                "launcher_sources": sources.map { "\($0.name)/\($0.name)_launcher.cu" }.joined(separator: "\n  "),
+                "launcher_sources": sources.flatMap { p in
+                    ["\(p.name)/\(p.name)_launcher.cu"] + p.tactics.indices.map { "\(p.name)/\(p.name)_tactic\($0).cu" }
+                }.joined(separator: "\n  "),
                 "plugin_sources": (sources.map { "\($0.name)/\($0.name)_plugin.cpp" } + ["tpat_plugin_specs.cpp"]).joined(separator: "\n  "),
                 "check_sources": "check/tpat_check.cpp",
             ])
@@ -253,7 +273,7 @@ public struct Generator: Sendable {
         s += "`cmake -S plugins -B plugins/build [-DTensorRT_ROOT=...] && cmake --build plugins/build`.\n\n"
         s += "| plugin | ONNX op | nodes | kernels |\n|---|---|---|---|\n"
         for p in sources { s += "| \(p.name) | \(p.plan.opType) | \(p.coveredNodes.joined(separator: ", ")) | \(p.plan.kernels.count) |\n" }
-        s += "\nEach plugin folder: `<P>_kernels.cuh` (TVM), `<P>_launcher.{h,cu}` (C ABI, no TensorRT), `<P>_plugin.cpp` (IPluginV3 spec),\n"
+        s += "\nEach plugin folder: `<P>_tactic<k>_kernels.cuh` (TVM) and `<P>_tactic<k>.cu` per tactic, `<P>_launcher.{h,cu}` (C ABI, no TensorRT), `<P>_plugin.cpp` (IPluginV3 spec),\n"
         s += "`<P>.plugin.json` (Python IPluginV3 spec), `<P>.plan.json` (kernel plan), `<P>.onnx` (the node alone), `reference/` (ONNX Runtime data).\n"
         s += "Check on a GPU: `build/tpat_check build/libtpat_kernels.so <P>/reference/manifest.txt`.\n"
         return s

@@ -69,7 +69,7 @@ public struct PluginRenderer: Sendable {
             "name": source.name, "opType": plan.opType, "covered": source.coveredNodes.joined(separator: ", "),
             "inputTypes": try types(plan.inputs, plugin: source.name), "outputTypes": try types(plan.outputs, plugin: source.name),
             "nbInputs": plan.inputs.count, "nbOutputs": plan.outputs.count, "outputShapes": shapes,
-            "version": PluginSource.version, "namespace": PluginSource.namespace, "nbTactics": 1,
+            "version": PluginSource.version, "namespace": PluginSource.namespace, "nbTactics": source.tactics.count,
         ])
     }
 
@@ -99,7 +99,7 @@ public struct PluginRenderer: Sendable {
                         input_dtypes: plan.inputs.map(\.dtype), output_dtypes: plan.outputs.map(\.dtype),
                         input_ranks: plan.inputs.map(\.shapeExpr.count),
                         output_shapes: plan.outputs.map { $0.shapeExpr.map(rename) },
-                        library: kernelsLibrary, prefix: "tpat_\(source.name)", num_tactics: 1)
+                        library: kernelsLibrary, prefix: "tpat_\(source.name)", num_tactics: source.tactics.count)
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { return try e.encode(spec) } catch { throw TPATError(.io, "cannot encode plugin spec: \(error)") }

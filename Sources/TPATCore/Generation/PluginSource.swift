@@ -6,9 +6,24 @@ public struct PluginSource: Sendable {
     /// Plugin name = ONNX op_type of the rewritten node = C symbol stem ("ScatterND_1a2b3c4d").
     public var name: String
     public var node: ExtractedNode
-    public var plan: KernelPlan
+    /// The kernel plans the plugin can run, one per tactic; TensorRT times them at engine build
+    /// time (getValidTactics/setTactic). Tactic 0 is TPAT's default choice.
+    public var tactics: [KernelPlan]
     /// Names of the model nodes this plugin replaces.
     public var coveredNodes: [String]
+
+    /// The default plan (tactic 0): types, shapes and symbols are the same in every tactic.
+    public var plan: KernelPlan { tactics[0] }
+
+    public init(name: String, node: ExtractedNode, tactics: [KernelPlan], coveredNodes: [String]) {
+        precondition(!tactics.isEmpty)
+        self.name = name; self.node = node; self.tactics = tactics; self.coveredNodes = coveredNodes
+    }
+
+    /// How a tactic's plan was lowered, from its fixups ("TPAT lowering" or "TVM default lowering").
+    public static func lowering(of plan: KernelPlan) -> String {
+        plan.fixups.first { $0.lowercased().hasPrefix("tpat lowering") } ?? "TVM default lowering"
+    }
 
     public static let version = "1"
     public static let namespace = "tpat"

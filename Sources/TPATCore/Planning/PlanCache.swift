@@ -30,11 +30,11 @@ public struct PlanCache: Sendable {
         return h.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
-    /// A digest of the planner's own sources (python/tpat_bridge/planner.py, plan_expr.py), so a
+    /// A digest of the planner's own sources (python/tpat_bridge/planner.py, plan_expr.py, lowerings.py), so a
     /// changed planner never serves plans made by an older one.
     public static func plannerRevision(root: URL) -> String {
         var h = SHA256()
-        for f in ["python/tpat_bridge/planner.py", "python/tpat_bridge/plan_expr.py"] {
+        for f in ["python/tpat_bridge/planner.py", "python/tpat_bridge/plan_expr.py", "python/tpat_bridge/lowerings.py"] {
             h.update(data: (try? Data(contentsOf: root.appendingPathComponent(f))) ?? Data(f.utf8))
         }
         return h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()

@@ -22,7 +22,8 @@ public struct Planner: Sendable {
         var command = "plan"
         var modelPath: String
         var target: String
-        enum CodingKeys: String, CodingKey { case command, modelPath = "model_path", target }
+        var lowering: String?
+        enum CodingKeys: String, CodingKey { case command, modelPath = "model_path", target, lowering }
     }
 
     /// TVM's version as the bridge reports it (part of every cache key).
@@ -32,11 +33,14 @@ public struct Planner: Sendable {
         return tvm
     }
 
-    public func plan(_ node: ExtractedNode, target: String, tvmVersion: String) async throws(TPATError) -> Outcome {
+    /// `lowering`: "tpat" (TPAT's own TVM definitions where it has one, the default) or "tvm"
+    /// (the frontend's legalization); nil lets the planner choose.
+    public func plan(_ node: ExtractedNode, target: String, tvmVersion: String, lowering: String? = nil) async throws(TPATError) -> Outcome {
         guard Self.targets.contains(target) else {
             throw TPATError(.input, "unknown target \(target) (use one of \(Self.targets.joined(separator: ", ")))")
         }
-        let key = PlanCache.key(node: node, target: target, tvmVersion: tvmVersion, planner: PlanCache.plannerRevision(root: bridge.root))
+        let key = PlanCache.key(node: node, target: target, tvmVersion: tvmVersion, planner: PlanCache.plannerRevision(root: bridge.root),
+                                schedule: "dlight/\(lowering ?? "default")")
         if let cached = cache?.load(key) { return Outcome(plan: cached, cached: true, key: key) }
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-plan-\(UUID().uuidString)")
@@ -45,7 +49,7 @@ public struct Planner: Sendable {
         try node.model.save(to: path)
         let plan: KernelPlan
         do {
-            plan = try await bridge.call(PlanRequest(modelPath: path.path, target: target), as: KernelPlan.self)
+            plan = try await bridge.call(PlanRequest(modelPath: path.path, target: target, lowering: lowering), as: KernelPlan.self)
         } catch {
             throw TPATError(.plan, "cannot plan node '\(node.sourceName)' (\(node.opType)): \(error.message)")
         }
