@@ -92,11 +92,15 @@ import Testing
         #expect(lines.first?.hasPrefix("error: ") == true)
     }
 
-    @Test(arguments: ["tune"])
-    func pendingSubcommandsSaySoAndExitTwo(name: String) throws {
-        let r = try run([name])
-        #expect(r.status == 2)
-        #expect(r.stderr.contains("not implemented yet"))
+    /// GPU-stage commands on a folder that holds no generated project: one line, exit 2.
+    @Test(arguments: ["tune", "verify", "bench", "build"])
+    func gpuCommandsRefuseAFolderWithoutAProject(name: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-empty-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let r = try run([name, dir.path])
+        #expect(r.status == 2, "\(name): \(r.stdout)")
+        #expect(r.stderr.split(whereSeparator: \.isNewline).count == 1, "\(name): \(r.stderr)")
+        #expect(r.stderr.hasPrefix("error: "))
     }
 
     @Test func helpListsEverySubcommand() throws {

@@ -42,6 +42,9 @@ def dispatch(request: dict) -> dict:
         elif command == "reference":
             from . import reference
             result = reference.make_reference(request)
+        elif command == "tune":
+            from . import tune
+            result = tune.tune(request)
         elif command == "bench":
             from . import bench
             result = bench.run_bench(request)

@@ -1,6 +1,8 @@
 """KernelPlan: read TVM's CUDA kernels and host launch sequence for a one-node ONNX model.
 
 Public entry: handle_plan(request) -> {"ok": True, "plan": {...}} | {"ok": False, "error": {...}}.
+Request field "lowering": "tpat" (default; else $TPAT_LOWERING) uses TPAT's own TIR for ops listed in
+lowerings.py (ScatterND, ScatterElements) instead of the frontend's legalization; "tvm" keeps TVM's.
 The plan format is described in schemas/kernel-plan.schema.json and docs/kernel-plan.md.
 
 How it works (TVM 0.27):
@@ -92,8 +94,11 @@ def handle_plan(request: dict) -> dict:
                 "invalid_request",
                 f"unsupported target '{target}'; expected one of {sorted(SM_TARGETS)}",
             )
+        lowering = request.get("lowering", os.environ.get("TPAT_LOWERING") or "tpat")
+        if lowering not in ("tpat", "tvm"):
+            raise PlanError("invalid_request", f"lowering must be 'tpat' or 'tvm', not {lowering!r}")
         with _LOCK:
-            plan = make_plan(model_path, target)
+            plan = make_plan(model_path, target, lowering)
         return {"ok": True, "plan": plan}
     except PlanError as e:
         return _err(e.code, e.reason)
@@ -937,22 +942,42 @@ def _shape_items(exprs):
     return out
 
 
-def make_plan(model_path: str, sm: str) -> dict:
+def make_plan(model_path: str, sm: str, lowering: str = "tpat") -> dict:
     import tvm
 
     info = load_node(model_path)
-    mod = build_relax_module(info)
     target = cuda_target(sm)
-    try:
-        cap = lower_and_capture(mod, target)
-    except PlanError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        msg = " | ".join(s.strip() for s in str(e).strip().splitlines()[-4:] if s.strip())
-        raise PlanError("tvm_error", f"TVM compile failed: {type(e).__name__}: {msg[:1500]}") from None
+    cap = None
+    if lowering == "tpat":
+        # TPAT's own TIR for ops whose default legalization is serial (python/tpat_bridge/lowerings.py,
+        # docs/lowerings.md); any failure falls back to the frontend's lowering below.
+        from . import lowerings
+
+        try:
+            tl = lowerings.tpat_module(info)
+            if tl is not None:
+                cap = lower_and_capture(tl[0], target)
+                info.fixups.append(f"tpat lowering: {tl[1]}")
+        except Exception as e:  # noqa: BLE001
+            cap = None
+            info.fixups.append(f"tpat lowering failed ({type(e).__name__}: {str(e)[:200]}); "
+                               "TVM's default lowering used")
+    if cap is None:
+        mod = build_relax_module(info)
+        try:
+            cap = lower_and_capture(mod, target)
+        except PlanError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            msg = " | ".join(s.strip() for s in str(e).strip().splitlines()[-4:] if s.strip())
+            raise PlanError("tvm_error", f"TVM compile failed: {type(e).__name__}: {msg[:1500]}") from None
     it = Interp(info, cap)
     it.run()
     srcs = cap.get("src", [])
+    if lowering == "tpat" and srcs:
+        from .lowerings import with_prelude  # cuda_source = TPAT prelude + TVM's source
+
+        srcs = [with_prelude(x) for x in srcs]
     if not it.kernel_order:
         raise PlanError(
             "no_kernel",

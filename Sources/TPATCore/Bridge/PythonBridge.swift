@@ -54,10 +54,11 @@ public struct PythonBridge: Sendable {
     }
 
     /// Sends one request and decodes the `result` of a successful answer as `R`.
-    public func call<Q: Encodable, R: Decodable>(_ request: Q, as: R.Type, timeout: Duration = .seconds(3600)) async throws(TPATError) -> R {
+    /// With `progress`, the bridge's stderr (progress lines) goes straight to the user's terminal.
+    public func call<Q: Encodable, R: Decodable>(_ request: Q, as: R.Type, timeout: Duration = .seconds(3600), progress: Bool = false) async throws(TPATError) -> R {
         let body: Data
         do { body = try JSONEncoder().encode(request) } catch { throw TPATError(.bridge, "cannot encode request: \(error)") }
-        let raw = try await send(body, timeout: timeout)
+        let raw = try await send(body, timeout: timeout, progress: progress)
         let answer: BridgeAnswer<R>
         do { answer = try JSONDecoder().decode(BridgeAnswer<R>.self, from: raw) } catch {
             throw TPATError(.bridge, "bridge answer does not match the schema: \(error)")
@@ -70,15 +71,25 @@ public struct PythonBridge: Sendable {
     }
 
     /// Runs `python -m tpat_bridge` with `body` on stdin; returns stdout.
-    public func send(_ body: Data, timeout: Duration) async throws(TPATError) -> Data {
+    public func send(_ body: Data, timeout: Duration, progress: Bool = false) async throws(TPATError) -> Data {
         let env = ProcessInfo.processInfo.environment
         let pythonPath = ([root.appendingPathComponent("python").path] + (env["PYTHONPATH"].map { [$0] } ?? [])).joined(separator: ":")
         let ldPath = (libraryPaths + (env["LD_LIBRARY_PATH"].map { [$0] } ?? [])).joined(separator: ":")
+        let environment = Environment.inherit.updating(["PYTHONPATH": pythonPath, "LD_LIBRARY_PATH": ldPath, "PYTHONUNBUFFERED": "1"])
         do {
+            if progress {
+                let result = try await Subprocess.run(
+                    .path(FilePath(python)), arguments: ["-m", "tpat_bridge"], environment: environment,
+                    input: .data(body), output: .data(limit: 1 << 30), error: .currentStandardError)
+                guard case .exited(0) = result.terminationStatus else {
+                    throw TPATError(.bridge, "Python bridge ended with \(result.terminationStatus)")
+                }
+                return result.standardOutput
+            }
             let result = try await Subprocess.run(
                 .path(FilePath(python)),
                 arguments: ["-m", "tpat_bridge"],
-                environment: .inherit.updating(["PYTHONPATH": pythonPath, "LD_LIBRARY_PATH": ldPath, "PYTHONUNBUFFERED": "1"]),
+                environment: environment,
                 input: .data(body),
                 output: .data(limit: 1 << 30),
                 error: .string(limit: 1 << 20)

@@ -176,22 +176,8 @@ public struct Generator: Sendable {
 
         var reportPlugins: [Report.Plugin] = []
         for s in sources {
-            let dir = s.name
-            for k in s.tactics.indices {
-                add("\(dir)/\(s.name)_tactic\(k)_kernels.cuh", launchers.kernels(s, tactic: k))
-                add("\(dir)/\(s.name)_tactic\(k).cu", try launchers.tactic(s, tactic: k))
-                if k > 0 {
-                    let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    files.append(("\(dir)/\(s.name).tactic\(k).plan.json", (try? e.encode(s.tactics[k])) ?? Data()))
-                }
-            }
-            add("\(dir)/\(s.name)_launcher.h", try launchers.header(s))
-            add("\(dir)/\(s.name)_launcher.cu", try launchers.launcher(s))
-            add("\(dir)/\(s.name)_plugin.cpp", try plugins.pluginSource(s))
-            files.append(("\(dir)/\(s.name).plugin.json", try plugins.pythonSpec(s, kernelsLibrary: "../build/libtpat_kernels.so")))
-            let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
-            files.append(("\(dir)/\(s.name).plan.json", (try? e.encode(s.plan)) ?? Data()))
-            files.append(("\(dir)/\(s.name).onnx", try s.node.model.serializedInline()))
+            files += try Self.pluginFiles(s, launchers: launchers, plugins: plugins)
+            files.append(("\(s.name)/\(s.name).onnx", try s.node.model.serializedInline()))
             reportPlugins.append(.init(name: s.name, opType: s.plan.opType, nodes: s.coveredNodes, kernels: s.plan.kernels.count,
                                        launches: s.plan.launchCount, referenceCases: 0, fixups: s.plan.fixups, tactics: s.tactics.count))
         }
@@ -231,6 +217,25 @@ public struct Generator: Sendable {
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFiles.write([(staging.appendingPathComponent("tpat-generate.json"), (try? e.encode(report)) ?? Data())])
         return report
+    }
+
+    /// The generated sources of one plugin (paths relative to the project): per tactic its TVM
+    /// kernels, its host code and its plan; the launcher; the IPluginV3 spec; the Python spec.
+    static func pluginFiles(_ s: PluginSource, launchers: LauncherRenderer, plugins: PluginRenderer) throws(TPATError) -> [(String, Data)] {
+        var files: [(String, Data)] = []
+        func add(_ path: String, _ text: String) { files.append(("\(s.name)/\(path)", Data(text.utf8))) }
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        for k in s.tactics.indices {
+            add("\(s.name)_tactic\(k)_kernels.cuh", launchers.kernels(s, tactic: k))
+            add("\(s.name)_tactic\(k).cu", try launchers.tactic(s, tactic: k))
+            let planFile = k == 0 ? "\(s.name).plan.json" : "\(s.name).tactic\(k).plan.json"
+            files.append(("\(s.name)/\(planFile)", (try? e.encode(s.tactics[k])) ?? Data()))
+        }
+        add("\(s.name)_launcher.h", try launchers.header(s))
+        add("\(s.name)_launcher.cu", try launchers.launcher(s))
+        add("\(s.name)_plugin.cpp", try plugins.pluginSource(s))
+        files.append(("\(s.name)/\(s.name).plugin.json", try plugins.pythonSpec(s, kernelsLibrary: "../build/libtpat_kernels.so")))
+        return files
     }
 
     func cmakeLists(sources: [PluginSource], name: String) throws(TPATError) -> String {

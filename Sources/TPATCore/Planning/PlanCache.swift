@@ -40,6 +40,21 @@ public struct PlanCache: Sendable {
         return h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 
+    /// A digest of every file in a folder (a MetaSchedule database), names and contents.
+    public static func digest(folder: URL) -> String {
+        var h = SHA256()
+        let fm = FileManager.default
+        let files = (fm.enumerator(atPath: folder.path)?.compactMap { $0 as? String } ?? []).sorted()
+        for f in files {
+            let u = folder.appendingPathComponent(f)
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: u.path, isDirectory: &isDir), !isDir.boolValue else { continue }
+            h.update(data: Data(f.utf8))
+            h.update(data: (try? Data(contentsOf: u)) ?? Data())
+        }
+        return h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+
     func url(_ key: String) -> URL { directory.appendingPathComponent("\(key).json") }
 
     public func load(_ key: String) -> KernelPlan? {

@@ -23,7 +23,8 @@ public struct Planner: Sendable {
         var modelPath: String
         var target: String
         var lowering: String?
-        enum CodingKeys: String, CodingKey { case command, modelPath = "model_path", target, lowering }
+        var database: String?
+        enum CodingKeys: String, CodingKey { case command, modelPath = "model_path", target, lowering, database }
     }
 
     /// TVM's version as the bridge reports it (part of every cache key).
@@ -35,12 +36,15 @@ public struct Planner: Sendable {
 
     /// `lowering`: "tpat" (TPAT's own TVM definitions where it has one, the default) or "tvm"
     /// (the frontend's legalization); nil lets the planner choose.
-    public func plan(_ node: ExtractedNode, target: String, tvmVersion: String, lowering: String? = nil) async throws(TPATError) -> Outcome {
+    /// `database`: a MetaSchedule database folder (`tpat tune`); its tuned schedules are used,
+    /// dlight's defaults for everything it does not cover.
+    public func plan(_ node: ExtractedNode, target: String, tvmVersion: String, lowering: String? = nil,
+                     database: URL? = nil) async throws(TPATError) -> Outcome {
         guard Self.targets.contains(target) else {
             throw TPATError(.input, "unknown target \(target) (use one of \(Self.targets.joined(separator: ", ")))")
         }
         let key = PlanCache.key(node: node, target: target, tvmVersion: tvmVersion, planner: PlanCache.plannerRevision(root: bridge.root),
-                                schedule: "dlight/\(lowering ?? "default")")
+                                schedule: "dlight/\(lowering ?? "default")" + (database.map { "/ms:" + PlanCache.digest(folder: $0) } ?? ""))
         if let cached = cache?.load(key) { return Outcome(plan: cached, cached: true, key: key) }
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-plan-\(UUID().uuidString)")
@@ -49,7 +53,7 @@ public struct Planner: Sendable {
         try node.model.save(to: path)
         let plan: KernelPlan
         do {
-            plan = try await bridge.call(PlanRequest(modelPath: path.path, target: target, lowering: lowering), as: KernelPlan.self)
+            plan = try await bridge.call(PlanRequest(modelPath: path.path, target: target, lowering: lowering, database: database?.path), as: KernelPlan.self)
         } catch {
             throw TPATError(.plan, "cannot plan node '\(node.sourceName)' (\(node.opType)): \(error.message)")
         }

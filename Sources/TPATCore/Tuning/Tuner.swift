@@ -1,0 +1,115 @@
+import Foundation
+
+/// Tuning (`tpat tune`, on a GPU machine): MetaSchedule searches schedules for every plugin's
+/// kernels (database in OUT/tuning/<P>, kept and reused); the plugin is then re-planned with the
+/// tuned schedules and gets them as tactic 0, its earlier tactics (dlight defaults, TVM's own
+/// lowering) staying as further tactics for TensorRT to time.
+public struct Tuner: Sendable {
+    public let bridge: PythonBridge
+    public let diagnostics: DiagnosticsCollector
+
+    public init(bridge: PythonBridge, diagnostics: DiagnosticsCollector) {
+        self.bridge = bridge
+        self.diagnostics = diagnostics
+    }
+
+    struct Request: Encodable {
+        var command = "tune"
+        var model_path: String
+        var target: String
+        var work_dir: String
+        var trials: Int
+        var time_budget_s: Double?
+    }
+
+    public struct Answer: Decodable, Sendable {
+        public struct Task: Decodable, Sendable {
+            public var name: String
+            public var trials: Int
+            public var bestUs: Double?
+            enum CodingKeys: String, CodingKey { case name, trials, bestUs = "best_us" }
+        }
+        public var tasks: [Task]
+        public var costModel: String?
+        public var interrupted: Bool
+        enum CodingKeys: String, CodingKey { case tasks, costModel = "cost_model", interrupted }
+    }
+
+    public struct Result: Sendable {
+        public var plugin: String
+        public var answer: Answer
+        public var tactics: Int
+    }
+
+    static let tunedMarker = "MetaSchedule"
+
+    /// The plugins of a generated project, read back from their plan files.
+    static func plugins(in project: URL, coveredNodes: [String: [String]]) throws(TPATError) -> [PluginSource] {
+        let fm = FileManager.default
+        var out: [PluginSource] = []
+        for name in ((try? fm.contentsOfDirectory(atPath: project.path)) ?? []).sorted() {
+            let dir = project.appendingPathComponent(name)
+            let first = dir.appendingPathComponent("\(name).plan.json")
+            guard fm.fileExists(atPath: first.path) else { continue }
+            var tactics: [KernelPlan] = []
+            var k = 0
+            while true {
+                let file = k == 0 ? first : dir.appendingPathComponent("\(name).tactic\(k).plan.json")
+                guard let data = try? Data(contentsOf: file) else { break }
+                tactics.append(try KernelPlan.decode(data))
+                k += 1
+            }
+            let model = try ONNXModel.load(path: dir.appendingPathComponent("\(name).onnx").path)
+            let node = ExtractedNode(sourceName: name, opType: tactics[0].opType, model: model, sourceInputs: [], sourceOutputs: [],
+                                     symbols: [:], graphInputSources: [], graphOutputSources: [], demoted: [])
+            out.append(PluginSource(name: name, node: node, tactics: tactics, coveredNodes: coveredNodes[name] ?? []))
+        }
+        return out
+    }
+
+    public func tune(out: URL, trials: Int, timeBudgetMinutes: Double?) async throws(TPATError) -> [Result] {
+        let project = out.appendingPathComponent("plugins")
+        let reportURL = out.appendingPathComponent("tpat-generate.json")
+        guard let reportData = try? Data(contentsOf: reportURL),
+              let report = try? JSONDecoder().decode(Generator.Report.self, from: reportData) else {
+            throw TPATError(.input, "\(out.path) holds no `tpat generate` output (tpat-generate.json)")
+        }
+        let covered = Dictionary(report.plugins.map { ($0.name, $0.nodes) }, uniquingKeysWith: { a, _ in a })
+        var sources = try Self.plugins(in: project, coveredNodes: covered)
+        guard !sources.isEmpty else { throw TPATError(.input, "no plugin in \(project.path)") }
+        let planner = Planner(bridge: bridge)
+        let tvm = try await planner.tvmVersion()
+        let templates = try TemplateSet(directory: bridge.root.appendingPathComponent("plugin-runtime/templates"))
+        let launchers = LauncherRenderer(templates: templates), renderer = PluginRenderer(templates: templates)
+        var results: [Result] = []
+        let budget = timeBudgetMinutes.map { $0 * 60 / Double(sources.count) }
+        for i in sources.indices {
+            let s = sources[i]
+            let work = out.appendingPathComponent("tuning/\(s.name)")
+            try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+            FileHandle.standardError.write(Data("== tuning \(s.name) (\(s.plan.opType)), \(trials) trials\n".utf8))
+            let answer = try await bridge.call(Request(model_path: project.appendingPathComponent("\(s.name)/\(s.name).onnx").path,
+                                                       target: s.plan.target.sm, work_dir: work.path, trials: trials, time_budget_s: budget),
+                                               as: Answer.self, progress: true)
+            do throws(TPATError) {
+                let tuned = try await planner.plan(s.node, target: s.plan.target.sm, tvmVersion: tvm, database: work).plan
+                // The tuned plan leads; earlier tuned plans go, the other tactics stay behind it.
+                let rest = s.tactics.filter { !$0.fixups.contains { $0.contains(Self.tunedMarker) } && $0.cudaSource != tuned.cudaSource }
+                sources[i].tactics = [tuned] + rest
+                let files = try Generator.pluginFiles(sources[i], launchers: launchers, plugins: renderer)
+                try AtomicFiles.write(files.map { (project.appendingPathComponent($0.0), $0.1) })
+            } catch {
+                diagnostics.emit(.init(.warning, "\(s.name): tuned schedules not used: \(error.message)"))
+            }
+            results.append(Result(plugin: s.name, answer: answer, tactics: sources[i].tactics.count))
+        }
+        // Tactic files may have changed: the project's sources list and spec list follow.
+        let name = "tpat_" + URL(fileURLWithPath: report.model).deletingPathExtension().lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "_" }
+        let gen = Generator(bridge: bridge, rules: try ParserRules.bundled(), cache: nil, diagnostics: diagnostics)
+        try AtomicFiles.write([
+            (project.appendingPathComponent("CMakeLists.txt"), Data(try gen.cmakeLists(sources: sources, name: name).utf8)),
+            (project.appendingPathComponent("tpat_plugin_specs.cpp"), Data(try renderer.specsSource(sources).utf8)),
+        ])
+        return results
+    }
+}

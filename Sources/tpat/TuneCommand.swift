@@ -1,0 +1,26 @@
+import ArgumentParser
+import Foundation
+import TPATCore
+
+struct Tune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "On a GPU: tune every plugin's kernels with MetaSchedule; tuned schedules become tactic 0 (rebuild after).")
+
+    @Argument(help: "The folder `tpat generate` wrote.") var out: String
+    @Option(help: "MetaSchedule trials per plugin.") var trials = 64
+    @Option(help: "Time budget for the whole folder, in minutes.") var timeBudget: Double?
+
+    func run() async throws {
+        try await guarded { () async throws(TPATError) in
+            let diagnostics = DiagnosticsCollector()
+            let results = try await Tuner(bridge: try PythonBridge.locate(), diagnostics: diagnostics).tune(
+                out: URL(fileURLWithPath: out), trials: trials, timeBudgetMinutes: timeBudget)
+            printDiagnostics(diagnostics)
+            for r in results {
+                let best = r.answer.tasks.compactMap(\.bestUs).map { String(format: "%.1f us", $0) }.joined(separator: ", ")
+                print("\(r.plugin): \(r.answer.tasks.count) task(s), \(r.answer.tasks.map(\.trials).reduce(0, +)) trials, best \(best.isEmpty ? "-" : best); \(r.tactics) tactic(s)\(r.answer.interrupted ? " (interrupted: kept what was found)" : "")")
+            }
+            print("Database in \(out)/tuning; rebuild with `tpat build \(out)`.")
+        }
+    }
+}

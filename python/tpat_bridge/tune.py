@@ -1,0 +1,399 @@
+"""Bridge command "tune": MetaSchedule search for the kernels of a one-node ONNX model.
+
+`tune(request)` builds the Relax module exactly as the planner does up to the point where the
+planner schedules it (ONNX import + dtype fixups, or TPAT's own lowering; then library dispatch,
+LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR), and tunes every unscheduled
+PrimFunc with MetaSchedule (tvm.s_tir.meta_schedule) for the target. Records go to a JSON
+database in `work_dir` (database_workload.json + database_tuning_record.json, plus logs/); a
+second call with the same work_dir starts its search from the records already there and appends.
+
+`apply_database(mod, target, work_dir)` is the planner's side: called on the fused module (after
+FuseTIR, before dlight) it replaces every PrimFunc the database has a record for with the best
+tuned schedule (marked `tirx.is_scheduled`, so dlight leaves it alone) and leaves the rest
+unscheduled for dlight.
+
+See docs/tuning.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from .errors import BridgeError
+
+LOWERINGS = ("tpat", "tvm")
+
+
+class _StopTuning(Exception):
+    """Raised from the progress callback to end the search (time budget)."""
+
+
+# --------------------------------------------------------------------------------------------
+# targets
+
+
+def tuning_target(name: str):
+    """TVM target for a request's "target": "sm_80".."sm_90" (the planner's CUDA target, with an
+    LLVM host) or "llvm" (this machine's CPU, for tests)."""
+    import tvm
+
+    from . import planner
+
+    if name == "llvm":
+        return tvm.target.Target({"kind": "llvm", "num-cores": max(1, os.cpu_count() or 1)})
+    if name in planner.SM_TARGETS:
+        t = planner.cuda_target(name)
+        return tvm.target.Target(t, host=tvm.target.Target({"kind": "llvm"}))
+    raise BridgeError(
+        "invalid_request",
+        f"unsupported target '{name}'; expected one of {sorted(planner.SM_TARGETS) + ['llvm']}",
+    )
+
+
+def _is_gpu(target) -> bool:
+    return str(target.kind.name) == "cuda"
+
+
+# --------------------------------------------------------------------------------------------
+# the module the planner schedules
+
+
+def pre_schedule_passes(target):
+    """The planner's CUDA pipeline up to (not including) the dlight default schedule."""
+    from tvm.relax.backend.cuda import pipeline as cp
+
+    legal = cp.legalize_passes(target)
+    # legalize_passes = LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR, dlight
+    return cp.library_dispatch_passes(target) + legal[:-1]
+
+
+def build_fused_module(model_path: str, target, lowering: str = "tpat"):
+    """(fused Relax IRModule, NodeInfo, lowering note) as the planner builds it before dlight.
+
+    Uses planner.load_node / planner.build_relax_module (ONNX import, output dtype fixups) and,
+    for lowering "tpat", lowerings.tpat_module (TPAT's own TIR) exactly like planner.make_plan.
+    """
+    import tvm
+
+    from . import planner
+
+    try:
+        info = planner.load_node(model_path)
+    except planner.PlanError as e:
+        raise BridgeError(e.code, e.reason) from None
+    mod, note = None, None
+    if lowering == "tpat":
+        from . import lowerings
+
+        try:
+            tl = lowerings.tpat_module(info, mode="gpu" if _is_gpu(target) else "cpu")
+            if tl is not None:
+                mod, note = tl[0], f"tpat lowering: {tl[1]}"
+        except Exception as e:  # noqa: BLE001 - the planner falls back the same way
+            mod, note = None, f"tpat lowering failed ({type(e).__name__}); TVM's lowering used"
+    if mod is None:
+        try:
+            mod = planner.build_relax_module(info)
+        except planner.PlanError as e:
+            raise BridgeError(e.code, e.reason) from None
+    with target:
+        mod = tvm.transform.Sequential(pre_schedule_passes(target))(mod)
+    return mod, info, note
+
+
+# --------------------------------------------------------------------------------------------
+# database
+
+
+def open_database(work_dir: str):
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.database.JSONDatabase(work_dir=work_dir, module_equality="structural")
+
+
+def apply_database(mod, target, work_dir: str):
+    """Apply the best tuned schedules of the JSON database in `work_dir` to a fused module.
+
+    `mod`: the Relax IRModule after FuseTIR (the planner's pipeline right before dlight).
+    `target`: a tvm.target.Target (the planner's CUDA target) or a request target name.
+    PrimFuncs with a record get the best record's trace replayed and `tirx.is_scheduled`; the
+    others are returned unchanged (unscheduled), for dlight to schedule next.
+    """
+    import tvm
+    from tvm import relax
+
+    if isinstance(target, str):
+        target = tuning_target(target)
+    if not os.path.isfile(os.path.join(work_dir, "database_workload.json")):
+        raise BridgeError("invalid_request", f"no tuning database in '{work_dir}'")
+    db = open_database(work_dir)
+    with target, db, tvm.transform.PassContext(opt_level=3):
+        return relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
+
+
+def database_pass(target, work_dir: str):
+    """apply_database as a module pass, to sit between FuseTIR and dlight in a Sequential."""
+    import tvm
+
+    @tvm.transform.module_pass(opt_level=0, name="TPATApplyTuningDatabase")
+    def _apply(m, _ctx):
+        return apply_database(m, target, work_dir)
+
+    return _apply
+
+
+def _best_us(db, task_mod):
+    """Best mean run time (microseconds) recorded for the task's workload, or None."""
+    if not db.has_workload(task_mod):
+        return None, 0
+    wl = db.commit_workload(task_mod)
+    recs = db.get_top_k(wl, 1)
+    n = sum(1 for r in db.get_all_tuning_records() if r.workload.same_as(wl)
+            or tvm_structural_equal(r.workload.mod, task_mod))
+    if not recs or not recs[0].run_secs:
+        return None, n
+    secs = [float(x) for x in recs[0].run_secs]
+    return sum(secs) / len(secs) * 1e6, n
+
+
+def tvm_structural_equal(a, b) -> bool:
+    import tvm
+
+    return bool(tvm.ir.structural_equal(a, b))
+
+
+# --------------------------------------------------------------------------------------------
+# in-process builder and runner
+#
+# MetaSchedule's LocalBuilder/LocalRunner run candidates in worker processes (tvm.support.popen_pool),
+# which need the `cloudpickle` and `psutil` packages (apache-tvm's "popen-pool" extra); neither is
+# in TPAT's pinned venv nor on the GPU machine. Building and timing in this process needs nothing
+# more: built modules are kept in memory (artifact path "tpat-mem:<n>") until the runner times them.
+
+_ARTIFACTS: dict = {}
+_ARTIFACT_SEQ = [0]
+
+
+def _in_process_measurers(target):
+    import tvm
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.builder import local_builder as lb
+    from tvm.s_tir.meta_schedule.runner import local_runner as lr
+    from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common, run_evaluator_common
+
+    gpu = _is_gpu(target)
+    config = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=100 if gpu else 20,
+                                       enable_cpu_cache_flush=False)
+
+    @derived_object
+    class InProcessBuilder(ms.builder.PyBuilder):
+        def build(self, build_inputs):
+            results = []
+            for bi in build_inputs:
+                try:
+                    rt = lb.default_build(bi.mod, bi.target, None)
+                    _ARTIFACT_SEQ[0] += 1
+                    key = f"tpat-mem:{_ARTIFACT_SEQ[0]}"
+                    _ARTIFACTS[key] = rt
+                    results.append(ms.builder.BuilderResult(key, None))
+                except KeyboardInterrupt:
+                    raise
+                except Exception as e:  # noqa: BLE001 - a failed candidate, not a failed search
+                    results.append(ms.builder.BuilderResult(None, f"{type(e).__name__}: {e}"[:4000]))
+            return results
+
+    @derived_object
+    class InProcessRunner(ms.runner.PyRunner):
+        def run(self, runner_inputs):
+            fill = tvm.get_global_func("tvm.contrib.random.random_fill_for_measure", True) or \
+                tvm.get_global_func("tvm.contrib.random.random_fill", True)
+            futures = []
+            for ri in runner_inputs:
+                key = str(ri.artifact_path)
+                rt = _ARTIFACTS.pop(key, None)
+                try:
+                    if rt is None:
+                        raise RuntimeError(f"no built module for {key}")
+                    dev = tvm.device(str(ri.device_type), 0)
+                    args = alloc_argument_common(
+                        fill, dev, tuple(a.as_json() for a in ri.args_info), 1)
+                    costs = run_evaluator_common(rt, dev, config, args)
+                    futures.append(lr.LocalRunnerFuture(res=costs, error_message=None))
+                except KeyboardInterrupt:
+                    raise
+                except Exception as e:  # noqa: BLE001
+                    futures.append(lr.LocalRunnerFuture(
+                        res=None, error_message=f"{type(e).__name__}: {e}"[:4000]))
+            return futures
+
+    return InProcessBuilder(), InProcessRunner()
+
+
+# --------------------------------------------------------------------------------------------
+# tune
+
+
+def _validate(request):
+    if not isinstance(request, dict):
+        raise BridgeError("invalid_request", "request must be a JSON object")
+    mp = request.get("model_path")
+    if not isinstance(mp, str) or not mp:
+        raise BridgeError("invalid_request", "model_path (string) is required")
+    if not os.path.isfile(mp):
+        raise BridgeError("model_load_failed", f"model file '{mp}' does not exist")
+    wd = request.get("work_dir")
+    if not isinstance(wd, str) or not wd:
+        raise BridgeError("invalid_request", "work_dir (string) is required")
+    trials = request.get("trials", 64)
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise BridgeError("invalid_request", f"trials must be a positive integer, not {trials!r}")
+    budget = request.get("time_budget_s")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or budget <= 0):
+        raise BridgeError("invalid_request", f"time_budget_s must be a positive number, not {budget!r}")
+    lowering = request.get("lowering", os.environ.get("TPAT_LOWERING") or "tpat")
+    if lowering not in LOWERINGS:
+        raise BridgeError("invalid_request", f"lowering must be 'tpat' or 'tvm', not {lowering!r}")
+    target = request.get("target", "sm_90")
+    if not isinstance(target, str):
+        raise BridgeError("invalid_request", "target must be a string")
+    return mp, wd, trials, budget, lowering, target
+
+
+def _cost_model_kind() -> str:
+    try:
+        import xgboost  # noqa: F401
+
+        return "xgb"
+    except Exception:  # noqa: BLE001 - any import failure: no xgboost
+        return "random"
+
+
+def _log(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def tune(request: dict) -> dict:
+    """Bridge command "tune". Raises BridgeError for bad requests; see the module docstring."""
+    model_path, work_dir, trials, budget, lowering, target_name = _validate(request)
+    target = tuning_target(target_name)
+
+    import tvm
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.ir.utils import derived_object
+
+    mod, _info, note = build_fused_module(model_path, target, lowering)
+    os.makedirs(work_dir, exist_ok=True)
+    db = open_database(work_dir)
+
+    extracted = ms.relax_integration.extract_tasks(mod, target)
+    skipped = []
+    todo = []
+    for t in extracted:
+        f = t.dispatched[0]["main"] if t.dispatched else t.mod["main"]
+        if f.attrs is not None and "tirx.is_scheduled" in f.attrs and int(f.attrs["tirx.is_scheduled"]):
+            skipped.append(t)  # hand-scheduled (TPAT lowering): nothing to search
+        else:
+            todo.append(t)
+    n = len(todo)
+    names = [t.task_name for t in todo]
+    stats = {i: {"trials": 0, "best_us": None} for i in range(n)}
+    for i, t in enumerate(todo):
+        stats[i]["best_us"] = _best_us(db, t.dispatched[0])[0]
+    deadline = time.monotonic() + float(budget) if budget is not None else None
+    cost_model = _cost_model_kind()
+
+    @derived_object
+    class Progress(ms.measure_callback.PyMeasureCallback):
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            st = stats[task_id]
+            for br, rr in zip(builder_results, runner_results):
+                st["trials"] += 1
+                if br.error_msg is None and rr.error_msg is None and rr.run_secs:
+                    secs = [float(x) for x in rr.run_secs]
+                    us = sum(secs) / len(secs) * 1e6
+                    if st["best_us"] is None or us < st["best_us"]:
+                        st["best_us"] = us
+            best = "none" if st["best_us"] is None else f"{st['best_us']:.2f}"
+            _log(f"task {task_id + 1}/{n} {names[task_id]}: trials {st['trials']}, best {best} us")
+            if deadline is not None and time.monotonic() > deadline:
+                raise _StopTuning()
+
+    interrupted = False
+    stopped_by_budget = False
+    if n:
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            todo, work_dir=work_dir, num_threads=max(1, os.cpu_count() or 1), seed=None)
+        builder, runner = _in_process_measurers(target)
+        # AddToDatabase first: a batch is in the database before Progress may stop the search.
+        callbacks = [ms.measure_callback.AddToDatabase(), ms.measure_callback.UpdateCostModel(),
+                     Progress()]
+        _log(f"tune: {n} task(s) for {target_name}, {trials} trials, cost model {cost_model}, "
+             f"database {work_dir}")
+        try:
+            ms.tune_tasks(
+                tasks=contexts,
+                task_weights=weights,
+                work_dir=work_dir,
+                max_trials_global=trials,
+                num_trials_per_iter=min(32, trials),
+                builder=builder,
+                runner=runner,
+                database=db,
+                cost_model=cost_model,
+                measure_callbacks=callbacks,
+                task_scheduler="gradient",
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+        except Exception as e:  # noqa: BLE001 - the callback's stop/Ctrl-C come back wrapped
+            text = f"{type(e).__name__}: {e}"
+            if "_StopTuning" in text:
+                stopped_by_budget = True
+            elif "KeyboardInterrupt" in text:
+                interrupted = True
+            else:
+                raise BridgeError("tvm_error", f"tuning failed: {text.splitlines()[-1][:1500]}") from None
+    if interrupted:
+        _log("tune: interrupted; records measured so far are kept in the database")
+    tasks = []
+    for i, t in enumerate(todo):
+        best, records = _best_us(db, t.dispatched[0])
+        tasks.append({"name": names[i], "trials": stats[i]["trials"], "best_us": best,
+                      "records": records})
+    for t in skipped:
+        tasks.append({"name": t.task_name, "trials": 0, "best_us": None, "records": 0,
+                      "skipped": "already scheduled (TPAT lowering)"})
+    answer = {
+        "work_dir": work_dir,
+        "target": target_name,
+        "lowering": lowering,
+        "tasks": tasks,
+        "cost_model": cost_model,
+        "interrupted": interrupted,
+        "budget_exhausted": stopped_by_budget,
+    }
+    if note:
+        answer["note"] = note
+    return answer
+
+
+def main(argv=None) -> int:
+    """`python -m tpat_bridge.tune '<request json>'`: prints the answer (for manual runs)."""
+    argv = sys.argv[1:] if argv is None else argv
+    req = json.loads(argv[0]) if argv else json.loads(sys.stdin.read())
+    try:
+        ans = tune(req)
+    except BridgeError as e:
+        print(json.dumps({"ok": False, "error": {"code": e.code, "reason": e.reason}}))
+        return 1
+    print(json.dumps({"ok": True, "result": ans}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
