@@ -98,7 +98,10 @@ def handle_plan(request: dict) -> dict:
         if lowering not in ("tpat", "tvm"):
             raise PlanError("invalid_request", f"lowering must be 'tpat' or 'tvm', not {lowering!r}")
         with _LOCK:
-            plan = make_plan(model_path, target, lowering)
+            database = request.get("database")
+            if database is not None and not os.path.isfile(os.path.join(str(database), "database_workload.json")):
+                raise PlanError("invalid_request", f"no MetaSchedule database in {database!r} (run tpat tune)")
+            plan = make_plan(model_path, target, lowering, database)
         return {"ok": True, "plan": plan}
     except PlanError as e:
         return _err(e.code, e.reason)
@@ -355,7 +358,7 @@ def _install_build_wrapper():
     _WRAPPED = True
 
 
-def lower_and_capture(mod, target):
+def lower_and_capture(mod, target, database=None):
     import tvm
     from tvm import relax
     from tvm.relax.backend.cuda import pipeline as cp
@@ -373,9 +376,15 @@ def lower_and_capture(mod, target):
     @tvm.transform.module_pass(opt_level=0, name="TPATPipeline")
     def pipeline(m, _ctx):
         with target:
+            legal = cp.legalize_passes(target)
+            if database:
+                # Tuned schedules (tpat tune) go in before dlight, which schedules the rest.
+                from .tune import database_pass
+
+                legal = legal[:-1] + [database_pass(target, database)] + legal[-1:]
             seq = tvm.transform.Sequential(
                 cp.library_dispatch_passes(target)
-                + cp.legalize_passes(target)
+                + legal
                 + cp.dataflow_lower_passes(target)
                 + [capture_relax]
                 + cp.finalize_passes(target)
@@ -942,7 +951,7 @@ def _shape_items(exprs):
     return out
 
 
-def make_plan(model_path: str, sm: str, lowering: str = "tpat") -> dict:
+def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | None = None) -> dict:
     import tvm
 
     info = load_node(model_path)
@@ -956,7 +965,7 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat") -> dict:
         try:
             tl = lowerings.tpat_module(info)
             if tl is not None:
-                cap = lower_and_capture(tl[0], target)
+                cap = lower_and_capture(tl[0], target, database)
                 info.fixups.append(f"tpat lowering: {tl[1]}")
         except Exception as e:  # noqa: BLE001
             cap = None
@@ -965,12 +974,14 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat") -> dict:
     if cap is None:
         mod = build_relax_module(info)
         try:
-            cap = lower_and_capture(mod, target)
+            cap = lower_and_capture(mod, target, database)
         except PlanError:
             raise
         except Exception as e:  # noqa: BLE001
             msg = " | ".join(s.strip() for s in str(e).strip().splitlines()[-4:] if s.strip())
             raise PlanError("tvm_error", f"TVM compile failed: {type(e).__name__}: {msg[:1500]}") from None
+    if database:
+        info.fixups.append(f"MetaSchedule database applied (tpat tune): {os.path.basename(os.path.normpath(database))}")
     it = Interp(info, cap)
     it.run()
     srcs = cap.get("src", [])

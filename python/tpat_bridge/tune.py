@@ -12,6 +12,17 @@ FuseTIR, before dlight) it replaces every PrimFunc the database has a record for
 tuned schedule (marked `tirx.is_scheduled`, so dlight leaves it alone) and leaves the rest
 unscheduled for dlight.
 
+Request: {"command": "tune", "model_path", "target": "sm_80".."sm_90" | "llvm", "work_dir",
+"trials" (max_trials_global of this call), optional "time_budget_s", "lowering": "tpat"|"tvm",
+"trials_per_batch" (default min(32, trials))}. Answer: {"work_dir", "target", "lowering",
+"tasks": [{"name", "trials" (measured in this call), "best_us" (best in the database, or None),
+"records" (records in the database for the task), "skipped" (only for hand-scheduled funcs)}],
+"cost_model": "xgb" | "random" (random when xgboost is not importable), "interrupted",
+"budget_exhausted", "note" (TPAT lowering used)}. Progress on stderr, one line per batch:
+"task k/n <name>: trials t, best <us> us". Ctrl-C: the batch in flight finishes and is saved, then
+the search stops (a second Ctrl-C stops at once); the answer says "interrupted": true.
+Candidates are built and timed in this process (no cloudpickle/psutil needed).
+
 See docs/tuning.md.
 """
 from __future__ import annotations
@@ -27,7 +38,36 @@ LOWERINGS = ("tpat", "tvm")
 
 
 class _StopTuning(Exception):
-    """Raised from the progress callback to end the search (time budget)."""
+    """Raised from the progress callback to end the search (time budget, Ctrl-C)."""
+
+
+# Why the current search stops early: None, "interrupted" (Ctrl-C) or "budget" (time_budget_s).
+_STOP = {"reason": None}
+
+
+def _on_sigint(signum, frame):
+    if _STOP["reason"] == "interrupted":
+        raise KeyboardInterrupt  # second Ctrl-C: stop now
+    _STOP["reason"] = "interrupted"
+    _log("tune: Ctrl-C: stopping after the current batch (Ctrl-C again to stop at once); "
+         "measured records stay in the database")
+
+
+def _install_sigint():
+    """First Ctrl-C: finish the batch in flight (its records get saved), then stop."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _restore_sigint(old):
+    import signal
+
+    if old is not None:
+        signal.signal(signal.SIGINT, old)
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,18 +190,11 @@ def _best_us(db, task_mod):
         return None, 0
     wl = db.commit_workload(task_mod)
     recs = db.get_top_k(wl, 1)
-    n = sum(1 for r in db.get_all_tuning_records() if r.workload.same_as(wl)
-            or tvm_structural_equal(r.workload.mod, task_mod))
+    n = sum(1 for r in db.get_all_tuning_records() if r.workload.same_as(wl))
     if not recs or not recs[0].run_secs:
         return None, n
     secs = [float(x) for x in recs[0].run_secs]
     return sum(secs) / len(secs) * 1e6, n
-
-
-def tvm_structural_equal(a, b) -> bool:
-    import tvm
-
-    return bool(tvm.ir.structural_equal(a, b))
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,6 +233,7 @@ def _in_process_measurers(target):
                     _ARTIFACTS[key] = rt
                     results.append(ms.builder.BuilderResult(key, None))
                 except KeyboardInterrupt:
+                    _STOP["reason"] = "interrupted"
                     raise
                 except Exception as e:  # noqa: BLE001 - a failed candidate, not a failed search
                     results.append(ms.builder.BuilderResult(None, f"{type(e).__name__}: {e}"[:4000]))
@@ -223,6 +257,7 @@ def _in_process_measurers(target):
                     costs = run_evaluator_common(rt, dev, config, args)
                     futures.append(lr.LocalRunnerFuture(res=costs, error_message=None))
                 except KeyboardInterrupt:
+                    _STOP["reason"] = "interrupted"
                     raise
                 except Exception as e:  # noqa: BLE001
                     futures.append(lr.LocalRunnerFuture(
@@ -254,13 +289,16 @@ def _validate(request):
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
                                or budget <= 0):
         raise BridgeError("invalid_request", f"time_budget_s must be a positive number, not {budget!r}")
+    batch = request.get("trials_per_batch", min(32, trials))
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise BridgeError("invalid_request", f"trials_per_batch must be a positive integer, not {batch!r}")
     lowering = request.get("lowering", os.environ.get("TPAT_LOWERING") or "tpat")
     if lowering not in LOWERINGS:
         raise BridgeError("invalid_request", f"lowering must be 'tpat' or 'tvm', not {lowering!r}")
     target = request.get("target", "sm_90")
     if not isinstance(target, str):
         raise BridgeError("invalid_request", "target must be a string")
-    return mp, wd, trials, budget, lowering, target
+    return mp, wd, trials, batch, budget, lowering, target
 
 
 def _cost_model_kind() -> str:
@@ -279,7 +317,7 @@ def _log(msg: str) -> None:
 
 def tune(request: dict) -> dict:
     """Bridge command "tune". Raises BridgeError for bad requests; see the module docstring."""
-    model_path, work_dir, trials, budget, lowering, target_name = _validate(request)
+    model_path, work_dir, trials, batch, budget, lowering, target_name = _validate(request)
     target = tuning_target(target_name)
 
     import tvm
@@ -304,6 +342,7 @@ def tune(request: dict) -> dict:
     stats = {i: {"trials": 0, "best_us": None} for i in range(n)}
     for i, t in enumerate(todo):
         stats[i]["best_us"] = _best_us(db, t.dispatched[0])[0]
+    _STOP["reason"] = None
     deadline = time.monotonic() + float(budget) if budget is not None else None
     cost_model = _cost_model_kind()
 
@@ -311,6 +350,8 @@ def tune(request: dict) -> dict:
     class Progress(ms.measure_callback.PyMeasureCallback):
         def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
             st = stats[task_id]
+            if not builder_results:
+                return  # the search had no new candidate for this task
             for br, rr in zip(builder_results, runner_results):
                 st["trials"] += 1
                 if br.error_msg is None and rr.error_msg is None and rr.run_secs:
@@ -320,8 +361,11 @@ def tune(request: dict) -> dict:
                         st["best_us"] = us
             best = "none" if st["best_us"] is None else f"{st['best_us']:.2f}"
             _log(f"task {task_id + 1}/{n} {names[task_id]}: trials {st['trials']}, best {best} us")
-            if deadline is not None and time.monotonic() > deadline:
-                raise _StopTuning()
+            if _STOP["reason"] is None and deadline is not None and time.monotonic() > deadline:
+                _STOP["reason"] = "budget"
+                _log("tune: time budget used up")
+            if _STOP["reason"] is not None:
+                raise _StopTuning(_STOP["reason"])
 
     interrupted = False
     stopped_by_budget = False
@@ -332,15 +376,16 @@ def tune(request: dict) -> dict:
         # AddToDatabase first: a batch is in the database before Progress may stop the search.
         callbacks = [ms.measure_callback.AddToDatabase(), ms.measure_callback.UpdateCostModel(),
                      Progress()]
-        _log(f"tune: {n} task(s) for {target_name}, {trials} trials, cost model {cost_model}, "
-             f"database {work_dir}")
+        _log(f"tune: {n} task(s) for {target_name}, {trials} trials in batches of {batch}, "
+             f"cost model {cost_model}, database {work_dir}")
+        old_handler = _install_sigint()
         try:
             ms.tune_tasks(
                 tasks=contexts,
                 task_weights=weights,
                 work_dir=work_dir,
                 max_trials_global=trials,
-                num_trials_per_iter=min(32, trials),
+                num_trials_per_iter=batch,
                 builder=builder,
                 runner=runner,
                 database=db,
@@ -349,15 +394,17 @@ def tune(request: dict) -> dict:
                 task_scheduler="gradient",
             )
         except KeyboardInterrupt:
-            interrupted = True
-        except Exception as e:  # noqa: BLE001 - the callback's stop/Ctrl-C come back wrapped
-            text = f"{type(e).__name__}: {e}"
-            if "_StopTuning" in text:
-                stopped_by_budget = True
-            elif "KeyboardInterrupt" in text:
-                interrupted = True
-            else:
+            _STOP["reason"] = "interrupted"
+        except Exception as e:  # noqa: BLE001 - exceptions raised in Python callbacks come back
+            # from MetaSchedule's C++ loop as RuntimeError(''): the reason is in _STOP.
+            if _STOP["reason"] is None:
+                text = f"{type(e).__name__}: {e}".strip()
                 raise BridgeError("tvm_error", f"tuning failed: {text.splitlines()[-1][:1500]}") from None
+        finally:
+            _restore_sigint(old_handler)
+            _ARTIFACTS.clear()
+        interrupted = _STOP["reason"] == "interrupted"
+        stopped_by_budget = _STOP["reason"] == "budget"
     if interrupted:
         _log("tune: interrupted; records measured so far are kept in the database")
     tasks = []

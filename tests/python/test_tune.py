@@ -1,0 +1,237 @@
+"""MetaSchedule tuning (python/tpat_bridge/tune.py) on the CPU: LLVM target, and CUDA compile-only.
+
+Run: .venv/bin/python -m pytest tests/python/test_tune.py -q
+About 1 minute on 2 cores; most of it is a one-time cost of MetaSchedule's first TuneContext in a
+process (it imports tvm.s_tir.tensor_intrin, which parses every tensor intrinsic: ~15 s).
+"""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+
+onnx = pytest.importorskip("onnx")
+tvm = pytest.importorskip("tvm")
+
+from onnx import TensorProto, helper  # noqa: E402
+
+from tpat_bridge import tune as T  # noqa: E402
+from tpat_bridge.errors import BridgeError  # noqa: E402
+
+
+def _one_node(path, op, shape, **attrs):
+    node = helper.make_node(op, ["in0"], ["out0"], **attrs)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("in0", TensorProto.FLOAT, shape)],
+                          [helper.make_tensor_value_info("out0", TensorProto.FLOAT, shape)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def softmax_model(tmp_path_factory):
+    return _one_node(tmp_path_factory.mktemp("m") / "softmax.onnx", "Softmax", [64, 256], axis=-1)
+
+
+def _records(work_dir):
+    with open(os.path.join(work_dir, "database_tuning_record.json")) as f:
+        return [line for line in f if line.strip()]
+
+
+def _struct_eq(a, b):
+    import tvm_ffi
+
+    return bool(tvm_ffi.structural_equal(a, b))
+
+
+def test_tune_llvm_then_continue_then_apply(softmax_model, tmp_path, capsys):
+    wd = str(tmp_path / "db")
+    req = {"command": "tune", "model_path": softmax_model, "target": "llvm", "work_dir": wd,
+           "trials": 6, "lowering": "tvm"}
+    a1 = T.tune(req)
+    assert a1["work_dir"] == wd and a1["interrupted"] is False
+    assert a1["cost_model"] in ("xgb", "random")
+    assert [t["name"] for t in a1["tasks"]] == ["softmax"]
+    t1 = a1["tasks"][0]
+    assert t1["trials"] == 6 and t1["best_us"] is not None and t1["best_us"] > 0
+    assert os.path.isfile(os.path.join(wd, "database_workload.json"))
+    n1 = len(_records(wd))
+    assert n1 == t1["records"] >= 1
+    err = capsys.readouterr().err
+    assert "task 1/1 softmax: trials 6, best " in err
+
+    # second call: continues from the same database (appends, starts from the best known)
+    a2 = T.tune(dict(req, trials=4))
+    t2 = a2["tasks"][0]
+    assert t2["trials"] == 4
+    assert len(_records(wd)) == t2["records"] > n1
+    assert t2["best_us"] <= t1["best_us"] + 1e-9  # the database best never gets worse
+
+    # apply_database on the planner's pre-dlight module: the tuned schedule replaces the func
+    target = T.tuning_target("llvm")
+    mod, _info, _ = T.build_fused_module(softmax_model, target, "tvm")
+    tuned = T.apply_database(mod, target, wd)
+    assert "tirx.is_scheduled" not in (mod["softmax"].attrs or {})
+    assert bool(tuned["softmax"].attrs["tirx.is_scheduled"])
+    assert not _struct_eq(mod["softmax"], tuned["softmax"])
+    assert "T.parallel" in tuned["softmax"].script() or "rf" in tuned["softmax"].script()
+
+    # and it still computes softmax
+    ex = tvm.compile(tuned, target=target)
+    vm = tvm.relax.VirtualMachine(ex, tvm.cpu())
+    x = np.random.default_rng(0).random((64, 256), dtype=np.float32)
+    y = vm["main"](tvm.runtime.tensor(x)).numpy()
+    e = np.exp(x - x.max(1, keepdims=True))
+    np.testing.assert_allclose(y, e / e.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+def test_interrupt_keeps_records(softmax_model, tmp_path, monkeypatch):
+    """Ctrl-C (SIGINT) during the first batch: the batch finishes, is saved, and the search stops.
+    A second Ctrl-C stops at once (KeyboardInterrupt inside the batch), keeping earlier batches."""
+    import signal
+
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+
+    orig = T._in_process_measurers
+
+    def patched(action):
+        def measurers(target):
+            builder, runner = orig(target)
+            calls = [0]
+
+            @derived_object
+            class InterruptingRunner(ms.runner.PyRunner):
+                def run(self, runner_inputs):
+                    calls[0] += 1
+                    if calls[0] == action[0]:
+                        for _ in range(action[1]):  # 2 = a second Ctrl-C: stop at once
+                            os.kill(os.getpid(), signal.SIGINT)
+                    return runner.run(runner_inputs)
+
+            return builder, InterruptingRunner()
+
+        return measurers
+
+    req = {"command": "tune", "model_path": softmax_model, "target": "llvm", "trials": 12,
+           "lowering": "tvm", "trials_per_batch": 4}
+    wd = str(tmp_path / "db1")
+    monkeypatch.setattr(T, "_in_process_measurers", patched((1, 1)))
+    ans = T.tune(dict(req, work_dir=wd))
+    assert ans["interrupted"] is True and ans["tasks"][0]["trials"] == 4
+    assert ans["tasks"][0]["records"] == 4 == len(_records(wd))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+    wd = str(tmp_path / "db2")
+    monkeypatch.setattr(T, "_in_process_measurers", patched((2, 2)))
+    ans = T.tune(dict(req, work_dir=wd))
+    assert ans["interrupted"] is True
+    assert ans["tasks"][0]["records"] == 4 == len(_records(wd))
+    assert ans["tasks"][0]["best_us"] is not None
+
+
+def test_time_budget(softmax_model, tmp_path):
+    ans = T.tune({"command": "tune", "model_path": softmax_model, "target": "llvm", "trials": 64,
+                  "lowering": "tvm", "trials_per_batch": 4, "time_budget_s": 0.001,
+                  "work_dir": str(tmp_path / "db")})
+    assert ans["budget_exhausted"] is True and ans["interrupted"] is False
+    assert ans["tasks"][0]["trials"] == 4
+
+
+def test_cuda_records_apply_then_dlight_then_compile(tmp_path, monkeypatch):
+    """CUDA without a GPU: candidates are built (CUDA C, no nvcc needed) and given fake times, so
+    the database holds real sm_90 schedules; then the planner's pipeline order (FuseTIR ->
+    apply_database -> dlight -> lowering) compiles, and the tuned kernel replaces dlight's."""
+    from tvm.ir.utils import derived_object
+    from tvm.relax.backend.cuda import pipeline as cp
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.runner.local_runner import LocalRunnerFuture
+
+    orig = T._in_process_measurers
+
+    def measurers(target):
+        builder, _runner = orig(target)
+
+        @derived_object
+        class FakeGpuRunner(ms.runner.PyRunner):
+            def run(self, runner_inputs):
+                out = []
+                for ri in runner_inputs:
+                    rt = T._ARTIFACTS.pop(str(ri.artifact_path))
+                    src = "".join(m.inspect_source("cuda") for m in rt.imports if m.kind == "cuda")
+                    assert "__global__" in src
+                    # fake times: any block size but dlight's 1024 threads wins
+                    fast = "* 1024)" not in src
+                    out.append(LocalRunnerFuture(res=[1e-5 if fast else 1e-4], error_message=None))
+                return out
+
+        return builder, FakeGpuRunner()
+
+    monkeypatch.setattr(T, "_in_process_measurers", measurers)
+    model = _one_node(tmp_path / "relu.onnx", "Relu", [256, 1024])
+    wd = str(tmp_path / "db")
+    ans = T.tune({"command": "tune", "model_path": model, "target": "sm_90", "work_dir": wd,
+                  "trials": 4, "lowering": "tvm"})
+    assert ans["tasks"][0]["records"] >= 1 and ans["tasks"][0]["best_us"] == pytest.approx(10.0)
+
+    from tpat_bridge import planner
+
+    target = planner.cuda_target("sm_90")  # the planner's own target object
+
+    def cuda_source(with_db):
+        mod, _info, _ = T.build_fused_module(model, target, "tvm")
+        legal = cp.legalize_passes(target)
+
+        @tvm.transform.module_pass(opt_level=0)
+        def pipeline(m, _ctx):
+            with target:
+                passes = cp.dataflow_lower_passes(target) + cp.finalize_passes(target)
+                if with_db:
+                    m = T.apply_database(m, target, wd)
+                m = tvm.transform.Sequential(legal[-1:] + passes)(m)  # dlight, then lowering
+                return m
+
+        ex = tvm.compile(mod, target=target, relax_pipeline=pipeline)
+        mods = [ex.mod] + list(ex.mod.imports)
+        seen = []
+        while mods:
+            m = mods.pop()
+            seen.append(m)
+            mods.extend(m.imports)
+        srcs = sorted({m.inspect_source("cuda") for m in seen if m.kind == "cuda"})
+        assert len(srcs) == 1
+        return srcs[0]
+
+    untuned, tuned = cuda_source(False), cuda_source(True)
+    assert "__global__" in tuned and "__global__" in untuned
+    assert "* 1024)" in untuned  # dlight's Fallback: 1024 threads per block
+    assert tuned != untuned and "* 1024)" not in tuned
+
+
+def test_bad_requests(softmax_model, tmp_path):
+    base = {"command": "tune", "model_path": softmax_model, "target": "llvm",
+            "work_dir": str(tmp_path / "db"), "trials": 4}
+    for bad in (
+        dict(base, model_path=None),
+        dict(base, model_path=str(tmp_path / "missing.onnx")),
+        dict(base, work_dir=""),
+        dict(base, trials=0),
+        dict(base, trials="8"),
+        dict(base, target="sm_70"),
+        dict(base, lowering="fast"),
+        dict(base, time_budget_s=-1),
+        "not a dict",
+    ):
+        with pytest.raises(BridgeError) as ei:
+            T.tune(bad)
+        assert ei.value.code in ("invalid_request", "model_load_failed")
+    bad_model = tmp_path / "bad.onnx"
+    bad_model.write_bytes(b"not onnx")
+    with pytest.raises(BridgeError) as ei:
+        T.tune(dict(base, model_path=str(bad_model)))
+    assert ei.value.code == "model_load_failed"
+    with pytest.raises(BridgeError):
+        T.apply_database(None, "llvm", str(tmp_path / "nowhere"))
