@@ -7,7 +7,7 @@ struct Tune: AsyncParsableCommand {
         abstract: "On a GPU: tune every plugin's kernels with MetaSchedule; tuned schedules become tactic 0 (rebuild after).")
 
     @Argument(help: "The folder `tpat generate` wrote.") var out: String
-    @Option(help: "MetaSchedule trials per plugin.") var trials = 64
+    @Option(help: "MetaSchedule trials per plugin (0: no search; re-plan from the database in OUT/tuning, re-render the sources).") var trials = 64
     @Option(help: "Time budget for the whole folder, in minutes.") var timeBudget: Double?
 
     func run() async throws {

@@ -144,3 +144,30 @@ extension Onnx_NodeProto {
         attribute.first { $0.name == name }.map { String(decoding: $0.s, as: UTF8.self) }
     }
 }
+
+extension PipelineTests {
+    /// A plugin with two fp16 tactics (a MetaSchedule-tuned GELU plan from the H100 and dlight's):
+    /// `tpat tune --trials 0` re-renders the sources from the plans, and the project links: TVM's
+    /// fp16 helpers of each tactic stay private to their translation unit.
+    @Test func tunedTacticsRenderAndLink() throws {
+        let out = try temp().appendingPathComponent("out")
+        let g = try cli.run(["generate", CLITests.root.appendingPathComponent("bench/models/gelu.onnx").path, "--ops", "Gelu",
+                             "-o", out.path, "--no-reference"])
+        #expect(g.status == 0, "\(g.stderr)")
+        let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
+        let name = try #require(report.plugins.first?.name)
+        let dir = out.appendingPathComponent("plugins/\(name)")
+        let fixtures = CLITests.root.appendingPathComponent("tests/fixtures/plans/tuned")
+        for (src, dst) in [("Gelu_5baf895c.plan.json", "\(name).plan.json"), ("Gelu_5baf895c.tactic1.plan.json", "\(name).tactic1.plan.json")] {
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent(dst))
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent(src), to: dir.appendingPathComponent(dst))
+        }
+        let t = try cli.run(["tune", out.path, "--trials", "0"])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(t.stdout.contains("2 tactic(s)"))
+        let launcher = try String(contentsOf: dir.appendingPathComponent("\(name)_launcher.cu"), encoding: .utf8)
+        #expect(launcher.contains("return 2;"))
+        let b = try cli.run(["build", out.path, "--arch", "90"])
+        #expect(b.status == 0, "\(b.stdout)\(b.stderr)")
+    }
+}

@@ -239,6 +239,11 @@ public struct Generator: Sendable {
     }
 
     func cmakeLists(sources: [PluginSource], name: String) throws(TPATError) -> String {
+        try Self.cmakeLists(sources: sources, name: name, runtime: runtime)
+    }
+
+    /// The project's CMakeLists.txt: the template with every plugin's launcher, tactic and spec sources.
+    static func cmakeLists(sources: [PluginSource], name: String, runtime: URL) throws(TPATError) -> String {
         let url = runtime.appendingPathComponent("CMakeLists.template.txt")
         do {
             let template = try MustacheTemplate(string: "{{%CONTENT_TYPE:TEXT}}" + String(contentsOf: url, encoding: .utf8))

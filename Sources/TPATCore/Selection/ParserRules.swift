@@ -45,10 +45,21 @@ public struct ParserRules: Codable, Sendable {
     public var maxOpset: Int
     public var ops: [String: OpRule]
 
-    /// The rules shipped with TPAT.
+    static let resourceName = "tensorrt10-onnx-operators.json"
+
+    /// The rules shipped with TPAT: the build's resource bundle beside the executable, else the
+    /// source tree's copy (a statically linked binary carried to another machine, tests).
     public static func bundled() throws(TPATError) -> ParserRules {
-        guard let url = Bundle.module.url(forResource: "tensorrt10-onnx-operators", withExtension: "json") else {
-            throw TPATError(.io, "TensorRT rules resource is missing from the build")
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        var candidates = [
+            exe.appendingPathComponent("tpat_TPATCore.resources/\(resourceName)"),
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/\(resourceName)"),
+        ]
+        if let home = ProcessInfo.processInfo.environment["TPAT_HOME"] {
+            candidates.append(URL(fileURLWithPath: home).appendingPathComponent("Sources/TPATCore/Selection/Resources/\(resourceName)"))
+        }
+        guard let url = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
+            throw TPATError(.io, "TensorRT rules (\(resourceName)) not found beside the executable or in the source tree (set TPAT_HOME)")
         }
         do { return try JSONDecoder().decode(ParserRules.self, from: Data(contentsOf: url)) } catch {
             throw TPATError(.io, "TensorRT rules resource is unreadable: \(error)")

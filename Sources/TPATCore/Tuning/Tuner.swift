@@ -32,6 +32,9 @@ public struct Tuner: Sendable {
         public var tasks: [Task]
         public var costModel: String?
         public var interrupted: Bool
+        init(tasks: [Task], costModel: String?, interrupted: Bool) {
+            self.tasks = tasks; self.costModel = costModel; self.interrupted = interrupted
+        }
         enum CodingKeys: String, CodingKey { case tasks, costModel = "cost_model", interrupted }
     }
 
@@ -78,7 +81,7 @@ public struct Tuner: Sendable {
         var sources = try Self.plugins(in: project, coveredNodes: covered)
         guard !sources.isEmpty else { throw TPATError(.input, "no plugin in \(project.path)") }
         let planner = Planner(bridge: bridge)
-        let tvm = try await planner.tvmVersion()
+        let tvm = trials > 0 || FileManager.default.fileExists(atPath: out.appendingPathComponent("tuning").path) ? try await planner.tvmVersion() : ""
         let templates = try TemplateSet(directory: bridge.root.appendingPathComponent("plugin-runtime/templates"))
         let launchers = LauncherRenderer(templates: templates), renderer = PluginRenderer(templates: templates)
         var results: [Result] = []
@@ -87,15 +90,20 @@ public struct Tuner: Sendable {
             let s = sources[i]
             let work = out.appendingPathComponent("tuning/\(s.name)")
             try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-            FileHandle.standardError.write(Data("== tuning \(s.name) (\(s.plan.opType)), \(trials) trials\n".utf8))
-            let answer = try await bridge.call(Request(model_path: project.appendingPathComponent("\(s.name)/\(s.name).onnx").path,
+            var answer = Answer(tasks: [], costModel: nil, interrupted: false)
+            if trials > 0 {
+                FileHandle.standardError.write(Data("== tuning \(s.name) (\(s.plan.opType)), \(trials) trials\n".utf8))
+                answer = try await bridge.call(Request(model_path: project.appendingPathComponent("\(s.name)/\(s.name).onnx").path,
                                                        target: s.plan.target.sm, work_dir: work.path, trials: trials, time_budget_s: budget),
                                                as: Answer.self, progress: true)
+            }
             do throws(TPATError) {
-                let tuned = try await planner.plan(s.node, target: s.plan.target.sm, tvmVersion: tvm, database: work).plan
-                // The tuned plan leads; earlier tuned plans go, the other tactics stay behind it.
-                let rest = s.tactics.filter { !$0.fixups.contains { $0.contains(Self.tunedMarker) } && $0.cudaSource != tuned.cudaSource }
-                sources[i].tactics = [tuned] + rest
+                if FileManager.default.fileExists(atPath: work.appendingPathComponent("database_workload.json").path) {
+                    let tuned = try await planner.plan(s.node, target: s.plan.target.sm, tvmVersion: tvm, database: work).plan
+                    // The tuned plan leads; earlier tuned plans go, the other tactics stay behind it.
+                    let rest = s.tactics.filter { !$0.fixups.contains { $0.contains(Self.tunedMarker) } && $0.cudaSource != tuned.cudaSource }
+                    sources[i].tactics = [tuned] + rest
+                }
                 let files = try Generator.pluginFiles(sources[i], launchers: launchers, plugins: renderer)
                 try AtomicFiles.write(files.map { (project.appendingPathComponent($0.0), $0.1) })
             } catch {
@@ -105,9 +113,9 @@ public struct Tuner: Sendable {
         }
         // Tactic files may have changed: the project's sources list and spec list follow.
         let name = "tpat_" + URL(fileURLWithPath: report.model).deletingPathExtension().lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "_" }
-        let gen = Generator(bridge: bridge, rules: try ParserRules.bundled(), cache: nil, diagnostics: diagnostics)
         try AtomicFiles.write([
-            (project.appendingPathComponent("CMakeLists.txt"), Data(try gen.cmakeLists(sources: sources, name: name).utf8)),
+            (project.appendingPathComponent("CMakeLists.txt"),
+             Data(try Generator.cmakeLists(sources: sources, name: name, runtime: bridge.root.appendingPathComponent("plugin-runtime")).utf8)),
             (project.appendingPathComponent("tpat_plugin_specs.cpp"), Data(try renderer.specsSource(sources).utf8)),
         ])
         return results
