@@ -10,7 +10,7 @@ depth and values, Resize's scales, ReduceMax's axes.
 Minimal traffic ("code" in cases.json) is a Python expression over the plugin's canonical tensors:
 in0, in1, ... are the node's non-constant inputs in node order, out0, out1, ... its outputs;
 B(t) = bytes of tensor t (elements * element size), N(t) = its element count,
-S(t) = its shape (a tuple). `traffic_bytes(code, inputs, outputs)` below evaluates it;
+S(t) = its shape (a tuple). `traffic_bytes(code, inputs, outputs)` (python/tpat_bridge/bench.py) evaluates it;
 python/tpat_bridge/bench.py keeps an identical copy so the GPU machine needs nothing from bench/.
 """
 from __future__ import annotations
@@ -30,28 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 IR_VERSION = 9        # onnxruntime >= 1.16 and onnx >= 1.15 read it
 
 DTYPES = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "int64": TP.INT64}
-ITEMSIZE = {"float32": 4, "float16": 2, "int64": 8, "int32": 4, "bfloat16": 2, "float64": 8,
-            "int8": 1, "uint8": 1, "bool": 1, "int16": 2, "uint16": 2, "uint32": 4, "uint64": 8}
+import sys  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "python"))
+from tpat_bridge.bench import traffic_bytes  # noqa: E402,F401  the formula evaluator bench uses
 
 
-def traffic_bytes(code: str, inputs: list, outputs: list) -> int:
-    """Evaluates a minimal-traffic formula. inputs/outputs: lists of (shape, dtype name)."""
-    env = {}
-    for prefix, tensors in (("in", inputs), ("out", outputs)):
-        for i, (shape, dtype) in enumerate(tensors):
-            env[f"{prefix}{i}"] = (tuple(int(d) for d in shape), dtype)
-
-    def N(t):
-        return int(math.prod(t[0]))
-
-    def B(t):
-        return N(t) * ITEMSIZE[t[1]]
-
-    def S(t):
-        return t[0]
-
-    env.update({"B": B, "N": N, "S": S, "prod": math.prod, "min": min, "max": max})
-    return int(eval(code, {"__builtins__": {}}, env))
 
 
 # --------------------------------------------------------------------------------------------
