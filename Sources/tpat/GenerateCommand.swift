@@ -14,6 +14,7 @@ struct Generate: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Output folder (gets <model>.onnx and plugins/).") var output: String
     @Flag(help: "Replace the output folder if it is not empty.") var force = false
     @Flag(help: "Skip the ONNX Runtime reference data.") var noReference = false
+    @Option(help: "Tuning databases of an earlier `tpat tune` (OUT/tuning): tuned plans become tactic 0.") var tuning: String?
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
@@ -25,7 +26,8 @@ struct Generate: AsyncParsableCommand {
             let diagnostics = DiagnosticsCollector()
             let generator = Generator(bridge: try PythonBridge.locate(), rules: try ParserRules.bundled(), diagnostics: diagnostics)
             let report = try await generator.generate(modelPath: model, options: .init(
-                selection: selection, target: target, output: URL(fileURLWithPath: output), force: force, reference: !noReference))
+                selection: selection, target: target, output: URL(fileURLWithPath: output), force: force, reference: !noReference,
+                tuning: tuning.map { URL(fileURLWithPath: $0) }))
             printDiagnostics(diagnostics)
             print("Rewritten model: \(report.rewrittenModel)")
             print("Plugins (\(report.plugins.count)) in \(output)/plugins:")

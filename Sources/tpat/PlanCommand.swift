@@ -11,6 +11,8 @@ struct Plan: AsyncParsableCommand {
     @Option(help: "GPU architecture: sm_80, sm_86, sm_89 or sm_90.") var target = "sm_90"
     @Option(name: .shortAndLong, help: "Write the plan here (default: standard output).") var output: String?
     @Flag(help: "Ignore the plan cache.") var noCache = false
+    @Option(help: "A MetaSchedule database folder (from `tpat tune`): use its tuned schedules.") var database: String?
+    @Option(help: "Lowering: tpat (TPAT's own TVM definitions where there is one) or tvm (the frontend's).") var lowering: String?
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
@@ -24,7 +26,8 @@ struct Plan: AsyncParsableCommand {
             let extracted = try NodeExtractor.extract(node: node, from: loaded, tensors: tensors)
             let planner = Planner(bridge: bridge, cache: noCache ? nil : PlanCache.standard())
             let start = ContinuousClock.now
-            let outcome = try await planner.plan(extracted, target: target, tvmVersion: try await planner.tvmVersion())
+            let outcome = try await planner.plan(extracted, target: target, tvmVersion: try await planner.tvmVersion(),
+                                                 lowering: lowering, database: database.map { URL(fileURLWithPath: $0) })
             let elapsed = ContinuousClock.now - start
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -103,6 +103,13 @@ import Testing
         #expect(r.stderr.hasPrefix("error: "))
     }
 
+    @Test func planRefusesAMissingTuningDatabase() throws {
+        let r = try run(["plan", fixture("plugins_symbolic.onnx"), "--node", "band_a", "--database", "/no/such/database", "-o", "/dev/null"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("no MetaSchedule database"))
+        #expect(r.stderr.split(whereSeparator: \.isNewline).count == 1)
+    }
+
     @Test func helpListsEverySubcommand() throws {
         let r = try run(["--help"])
         #expect(r.status == 0)

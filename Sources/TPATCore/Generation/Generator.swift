@@ -16,8 +16,12 @@ public struct Generator: Sendable {
         public var output: URL
         public var force: Bool
         public var reference: Bool
-        public init(selection: Selection, target: String = "sm_90", output: URL, force: Bool = false, reference: Bool = true) {
+        /// A `tpat tune` folder (OUT/tuning of an earlier run): plugins with a database there get
+        /// their tuned plan as tactic 0.
+        public var tuning: URL?
+        public init(selection: Selection, target: String = "sm_90", output: URL, force: Bool = false, reference: Bool = true, tuning: URL? = nil) {
             self.selection = selection; self.target = target; self.output = output; self.force = force; self.reference = reference
+            self.tuning = tuning
         }
     }
 
@@ -114,6 +118,14 @@ public struct Generator: Sendable {
                         tactics.append(try await planner.plan(first, target: options.target, tvmVersion: tvm, lowering: "tvm").plan)
                     } catch {
                         diagnostics.emit(.init(.note, "no second tactic from TVM's default lowering: \(error.message)", node: first.sourceName))
+                    }
+                }
+                if let db = options.tuning?.appendingPathComponent(name),
+                   FileManager.default.fileExists(atPath: db.appendingPathComponent("database_workload.json").path) {
+                    do throws(TPATError) {
+                        tactics.insert(try await planner.plan(first, target: options.target, tvmVersion: tvm, database: db).plan, at: 0)
+                    } catch {
+                        diagnostics.emit(.init(.warning, "tuned schedules in \(db.path) not used: \(error.message)", node: first.sourceName))
                     }
                 }
                 sources.append(PluginSource(name: name, node: first, tactics: tactics, coveredNodes: nodes.map(\.sourceName)))
