@@ -310,6 +310,13 @@ def _cost_model_kind() -> str:
         return "random"
 
 
+def _bar(done: int, total: int, width: int = 24) -> str:
+    """A text progress bar over all trials of this call: [#######-----------] 12/64."""
+    total = max(total, 1)
+    filled = min(width, round(width * done / total))
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total}"
+
+
 def _log(msg: str) -> None:
     sys.stderr.write(msg + "\n")
     sys.stderr.flush()
@@ -360,7 +367,8 @@ def tune(request: dict) -> dict:
                     if st["best_us"] is None or us < st["best_us"]:
                         st["best_us"] = us
             best = "none" if st["best_us"] is None else f"{st['best_us']:.2f}"
-            _log(f"task {task_id + 1}/{n} {names[task_id]}: trials {st['trials']}, best {best} us")
+            _log(f"{_bar(sum(s['trials'] for s in stats.values()), trials)} "
+                 f"task {task_id + 1}/{n} {names[task_id]}: trials {st['trials']}, best {best} us")
             if _STOP["reason"] is None and deadline is not None and time.monotonic() > deadline:
                 _STOP["reason"] = "budget"
                 _log("tune: time budget used up")
