@@ -14,7 +14,7 @@ unscheduled for dlight.
 
 Request: {"command": "tune", "model_path", "target": "sm_80".."sm_90" | "llvm", "work_dir",
 "trials" (max_trials_global of this call), optional "time_budget_s", "lowering": "tpat"|"tvm",
-"trials_per_batch" (default min(32, trials))}. Answer: {"work_dir", "target", "lowering",
+"trials_per_batch" (default min(32, trials), min(8, trials) with a time budget)}. Answer: {"work_dir", "target", "lowering",
 "tasks": [{"name", "trials" (measured in this call), "best_us" (best in the database, or None),
 "records" (records in the database for the task), "skipped" (only for hand-scheduled funcs)}],
 "cost_model": "xgb" | "random" (random when xgboost is not importable), "interrupted",
@@ -289,7 +289,8 @@ def _validate(request):
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
                                or budget <= 0):
         raise BridgeError("invalid_request", f"time_budget_s must be a positive number, not {budget!r}")
-    batch = request.get("trials_per_batch", min(32, trials))
+    # The time budget is checked between batches: with a budget, batches are small so it holds.
+    batch = request.get("trials_per_batch", min(8 if budget is not None else 32, trials))
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise BridgeError("invalid_request", f"trials_per_batch must be a positive integer, not {batch!r}")
     lowering = request.get("lowering", os.environ.get("TPAT_LOWERING") or "tpat")

@@ -93,9 +93,15 @@ public struct Tuner: Sendable {
             var answer = Answer(tasks: [], costModel: nil, interrupted: false)
             if trials > 0 {
                 FileHandle.standardError.write(Data("== tuning \(s.name) (\(s.plan.opType)), \(trials) trials\n".utf8))
-                answer = try await bridge.call(Request(model_path: project.appendingPathComponent("\(s.name)/\(s.name).onnx").path,
-                                                       target: s.plan.target.sm, work_dir: work.path, trials: trials, time_budget_s: budget),
-                                               as: Answer.self, progress: true)
+                // A failed search (a candidate can crash the measuring process) costs this plugin
+                // its search, not the folder: what the database already holds is still used.
+                do throws(TPATError) {
+                    answer = try await bridge.call(Request(model_path: project.appendingPathComponent("\(s.name)/\(s.name).onnx").path,
+                                                           target: s.plan.target.sm, work_dir: work.path, trials: trials, time_budget_s: budget),
+                                                   as: Answer.self, progress: true)
+                } catch {
+                    diagnostics.emit(.init(.warning, "\(s.name): tuning failed: \(error.message)"))
+                }
             }
             do throws(TPATError) {
                 if FileManager.default.fileExists(atPath: work.appendingPathComponent("database_workload.json").path) {
