@@ -22,10 +22,10 @@ struct Generate: AsyncParsableCommand {
             guard chosen == 1 else { throw TPATError(.input, "choose exactly one of --auto, --nodes, --ops") }
             let list = { (s: String) in s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
             let selection: Generator.Selection = auto ? .auto : (nodes.map { .nodes(list($0)) } ?? .ops(list(ops ?? "")))
-            _ = try ONNXModel.load(path: model)
+            let loaded = try ONNXModel.load(path: model)
             let diagnostics = DiagnosticsCollector()
             let generator = Generator(bridge: try PythonBridge.locate(), rules: try ParserRules.bundled(), diagnostics: diagnostics)
-            let report = try await generator.generate(modelPath: model, options: .init(
+            let report = try await generator.generate(model: loaded, modelPath: model, options: .init(
                 selection: selection, target: target, output: URL(fileURLWithPath: output), force: force, reference: !noReference,
                 tuning: tuning.map { URL(fileURLWithPath: $0) }))
             printDiagnostics(diagnostics)

@@ -13,9 +13,9 @@ struct Inspect: AsyncParsableCommand {
     func run() async throws {
         try await guarded { () async throws(TPATError) in
             // Load first: bad input fails fast, before Python starts.
-            _ = try ONNXModel.load(path: model)
+            let loaded = try ONNXModel.load(path: model)
             let inspector = Inspector(bridge: try PythonBridge.locate(), rules: try ParserRules.bundled())
-            let report = try await inspector.inspect(modelPath: model, probe: probe)
+            let report = try await inspector.inspect(model: loaded, modelPath: model, probe: probe)
             if json {
                 FileHandle.standardOutput.write(try report.json())
                 print("")

@@ -63,6 +63,11 @@ public struct Generator: Sendable {
     var runtime: URL { bridge.root.appendingPathComponent("plugin-runtime") }
 
     public func generate(modelPath: String, options: Options) async throws(TPATError) -> Report {
+        try await generate(model: try ONNXModel.load(path: modelPath), modelPath: modelPath, options: options)
+    }
+
+    /// The same for a model already loaded from `modelPath` (the bridge reads the file itself).
+    public func generate(model: ONNXModel, modelPath: String, options: Options) async throws(TPATError) -> Report {
         guard Planner.targets.contains(options.target) else {
             throw TPATError(.input, "unknown target \(options.target) (use one of \(Planner.targets.joined(separator: ", ")))")
         }
@@ -73,7 +78,6 @@ public struct Generator: Sendable {
                 throw TPATError(.input, "\(out.path) exists and is not empty (use --force to replace it)")
             }
         }
-        let model = try ONNXModel.load(path: modelPath)
         let inspector = Inspector(bridge: bridge, rules: rules)
         let (tensors, _) = try await inspector.tensorInfo(modelPath: modelPath)
         let index = GraphIndex(model.graph)
@@ -194,7 +198,7 @@ public struct Generator: Sendable {
                                        launches: s.plan.launchCount, referenceCases: 0, fixups: s.plan.fixups, tactics: s.tactics.count))
         }
         add("tpat_plugin_specs.cpp", try plugins.specsSource(sources))
-        add("CMakeLists.txt", try cmakeLists(sources: sources, name: "tpat_" + (URL(fileURLWithPath: modelPath).deletingPathExtension().lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "_" })))
+        add("CMakeLists.txt", try cmakeLists(sources: sources, name: Self.projectName(modelPath: modelPath)))
         add("README.md", projectReadme(sources: sources, modelPath: modelPath, target: options.target))
         try AtomicFiles.write(files.map { (project.appendingPathComponent($0.0), $0.1) })
         try copyRuntime(to: project)
@@ -252,6 +256,11 @@ public struct Generator: Sendable {
 
     func cmakeLists(sources: [PluginSource], name: String) throws(TPATError) -> String {
         try Self.cmakeLists(sources: sources, name: name, runtime: runtime)
+    }
+
+    /// The CMake project name for a model: "tpat_" and the file name's identifier characters.
+    static func projectName(modelPath: String) -> String {
+        "tpat_" + URL(fileURLWithPath: modelPath).deletingPathExtension().lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "_" }
     }
 
     /// The project's CMakeLists.txt: the template with every plugin's launcher, tactic and spec sources.

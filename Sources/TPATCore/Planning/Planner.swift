@@ -6,10 +6,13 @@ public struct Planner: Sendable {
     public static let targets = ["sm_80", "sm_86", "sm_89", "sm_90"]
     public let bridge: PythonBridge
     public let cache: PlanCache?
+    /// Digest of the planner's Python sources, read once (part of every cache key).
+    let plannerRevision: String
 
     public init(bridge: PythonBridge, cache: PlanCache? = PlanCache.standard()) {
         self.bridge = bridge
         self.cache = cache
+        self.plannerRevision = PlanCache.plannerRevision(root: bridge.root)
     }
 
     public struct Outcome: Sendable {
@@ -43,7 +46,7 @@ public struct Planner: Sendable {
         guard Self.targets.contains(target) else {
             throw TPATError(.input, "unknown target \(target) (use one of \(Self.targets.joined(separator: ", ")))")
         }
-        let key = PlanCache.key(node: node, target: target, tvmVersion: tvmVersion, planner: PlanCache.plannerRevision(root: bridge.root),
+        let key = PlanCache.key(node: node, target: target, tvmVersion: tvmVersion, planner: plannerRevision,
                                 schedule: "dlight/\(lowering ?? "default")" + (database.map { "/ms:" + PlanCache.digest(folder: $0) } ?? ""))
         if let cached = cache?.load(key) { return Outcome(plan: cached, cached: true, key: key) }
 

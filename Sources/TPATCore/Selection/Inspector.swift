@@ -18,7 +18,11 @@ public struct Inspector: Sendable {
     }
 
     public func inspect(modelPath: String, probe: Bool) async throws(TPATError) -> InspectReport {
-        let model = try ONNXModel.load(path: modelPath)
+        try await inspect(model: try ONNXModel.load(path: modelPath), modelPath: modelPath, probe: probe)
+    }
+
+    /// The same for a model already loaded from `modelPath` (the bridge reads the file itself).
+    public func inspect(model: ONNXModel, modelPath: String, probe: Bool) async throws(TPATError) -> InspectReport {
         let (tensors, warnings) = try await tensorInfo(modelPath: modelPath)
         var nodes = VerdictEvaluator(rules: rules).evaluate(model: model, tensors: tensors)
         var report = InspectReport(

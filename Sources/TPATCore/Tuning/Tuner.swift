@@ -118,7 +118,7 @@ public struct Tuner: Sendable {
             results.append(Result(plugin: s.name, answer: answer, tactics: sources[i].tactics.count))
         }
         // Tactic files may have changed: the project's sources list and spec list follow.
-        let name = "tpat_" + URL(fileURLWithPath: report.model).deletingPathExtension().lastPathComponent.filter { $0.isLetter || $0.isNumber || $0 == "_" }
+        let name = Generator.projectName(modelPath: report.model)
         try AtomicFiles.write([
             (project.appendingPathComponent("CMakeLists.txt"),
              Data(try Generator.cmakeLists(sources: sources, name: name, runtime: bridge.root.appendingPathComponent("plugin-runtime")).utf8)),
