@@ -37,6 +37,18 @@ import numpy as np
 
 REDUCTIONS = ("none", "add", "mul", "max", "min")
 
+
+def _resize():
+    from . import lowering_resize
+
+    return lowering_resize
+
+
+# op -> module with select(node, ops, info, attr) and emit(bb, params, det): TE-based lowerings,
+# left unscheduled for dlight / MetaSchedule.
+TE_LOWERINGS = {"Resize": _resize}
+TPAT_OPS = ("ScatterND", "ScatterElements") + tuple(TE_LOWERINGS)
+
 # dtype -> helper suffix, for the reductions (atomics).
 ATOMIC_DTYPES = {
     "float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64",
@@ -475,7 +487,9 @@ def _node_operands(info):
     by_name = {x["name"]: (k, x) for k, x in enumerate(info.inputs)}
     ops = []
     for nm in node.input:
-        if nm in by_name:
+        if nm == "":
+            ops.append(("absent", None, None, None))  # an omitted optional input
+        elif nm in by_name:
             k, x = by_name[nm]
             ops.append(("param", k, list(x["shape"]), x["dtype"]))
         elif nm in inits:
@@ -493,8 +507,15 @@ def select(info):
     g = info.model.graph
     node = g.node[0]
     op = node.op_type
-    if op not in ("ScatterND", "ScatterElements") or node.domain not in ("", "ai.onnx"):
+    if node.domain not in ("", "ai.onnx") or op not in TPAT_OPS:
         return None, "no TPAT lowering for this op"
+    if op in TE_LOWERINGS:
+        if len(node.output) != len(info.outputs):
+            return None, "unexpected arity"
+        ops = _node_operands(info)
+        if ops is None:
+            return None, "an input is neither a graph input nor an initializer"
+        return TE_LOWERINGS[op]().select(node, ops, info, _attr)
     if len(node.input) != 3 or len(node.output) != 1:
         return None, "unexpected arity"
     ops = _node_operands(info)
@@ -525,6 +546,31 @@ def select(info):
         return None, "ScatterElements ranks/axis"
     det = {"op": op, "reduction": red, "ops": ops, "axis": axis % r}
     return f"scatter_elements (axis={axis % r}, reduction={red})", det
+
+
+def _te_module(info, det):
+    """Relax `main(graph inputs...)` = emit_te(TPAT's TE compute) for the TE-based lowerings."""
+    from tvm import relax, tirx
+
+    syms = {}
+
+    def dim(x):
+        if isinstance(x, int):
+            return x
+        if x not in syms:
+            syms[x] = tirx.Var(x, "int64")
+        return syms[x]
+
+    params = [relax.Var(x["name"], relax.TensorType([dim(s) for s in x["shape"]], x["dtype"]))
+              for x in info.inputs]
+    mod = TE_LOWERINGS[det["op"]]()
+    bb = relax.BlockBuilder()
+    with bb.function("main", params):
+        with bb.dataflow():
+            out = mod.emit(bb, params, det)
+            res = bb.emit_output(out)
+        bb.emit_func_output(res)
+    return bb.get()
 
 
 def primfunc_for(det, mode="gpu"):
@@ -577,6 +623,8 @@ def tpat_module(info, mode="gpu"):
     name, det = select(info)
     if name is None:
         return None
+    if det["op"] in TE_LOWERINGS:
+        return _te_module(info, det), name
     mod = build_module(info, det, mode)
     if mode == "gpu":
         install_cuda_postproc()

@@ -9,8 +9,8 @@ How it works (TVM 0.27):
  1. onnx model -> tvm.relax.frontend.onnx.from_onnx(keep_params_in_input=False)
  2. output dtypes are checked against the ONNX declaration; float64 outputs of the frontend
     (OneHot) are cast back inside the Relax module.
- 3. CUDA Relax pipeline: DispatchSampling/SortScan, LegalizeOps, FuseOps/FuseTIR, dlight default
-    GPU schedules, dataflow lowering. A capture pass keeps `main` at this point: a flat list of
+ 3. CUDA Relax pipeline: DispatchSampling/SortScan, LegalizeOps, FuseOps/FuseTIR, int32 index
+    narrowing (`narrow_index_pass`), dlight default GPU schedules, dataflow lowering. A capture pass keeps `main` at this point: a flat list of
     alloc_tensor / PrimFunc calls / reshape views.
  4. tvm.compile for CUDA with a pass instrument keeping the TIR module right before
     tirx.MakePackedAPI (host functions calling `tirx.call_ffi_kernel`) and a wrapper of
@@ -358,7 +358,55 @@ def _install_build_wrapper():
     _WRAPPED = True
 
 
-def lower_and_capture(mod, target, database=None):
+INT32_LIMIT = 2**31 - 1
+
+
+def narrowing_applies(info) -> bool:
+    """int32 indexing is safe: every node input and output is static, < 2^31 elements."""
+    for t in list(info.inputs) + list(info.outputs):
+        shape = t.get("shape")
+        if shape is None or any(not isinstance(d, int) for d in shape):
+            return False
+        if int(np.prod(shape, dtype=np.float64)) > INT32_LIMIT:
+            return False
+    return True
+
+
+def narrow_index_pass():
+    """Index arithmetic in int32 for PrimFuncs whose buffers are static and < 2^31 elements.
+
+    TVM's legalizations index in int64; on NVIDIA GPUs 64-bit integer division and modulo are
+    emulated (tens of instructions each), which made e.g. Resize and GridSample compute-bound.
+    `tirx.transform.ForceNarrowIndexToInt32` rewrites the indices; it refuses functions with
+    int64 data buffers (indices of GatherND, TopK...), which keep int64, and functions with static
+    extents beyond int32. Only used when `narrowing_applies(info)`: with symbolic shapes a
+    dimension may exceed 2^31 at run time. Runs after FuseTIR, before dlight and the tuning
+    database, in the planner and in `tpat tune` alike.
+    """
+    import tvm
+    from tvm import tirx
+
+    @tvm.transform.module_pass(opt_level=0, name="TPATNarrowIndexToInt32")
+    def _narrow(m, _ctx):
+        updates = {}
+        for gv, f in m.functions.items():
+            if not isinstance(f, tirx.PrimFunc):
+                continue
+            if f.attrs is not None and "tirx.is_scheduled" in f.attrs and int(f.attrs["tirx.is_scheduled"]):
+                continue  # hand-scheduled TPAT lowerings pick their own index types
+            try:
+                one = tirx.transform.ForceNarrowIndexToInt32()(tvm.IRModule({gv: f}))
+                updates[gv] = one[gv]
+            except Exception:  # noqa: BLE001 - e.g. int64 data buffers: keep int64
+                continue
+        for gv, f in updates.items():
+            m[gv] = f
+        return m
+
+    return _narrow
+
+
+def lower_and_capture(mod, target, database=None, narrow=False):
     import tvm
     from tvm import relax
     from tvm.relax.backend.cuda import pipeline as cp
@@ -377,6 +425,8 @@ def lower_and_capture(mod, target, database=None):
     def pipeline(m, _ctx):
         with target:
             legal = cp.legalize_passes(target)
+            if narrow:
+                legal = legal[:-1] + [narrow_index_pass()] + legal[-1:]
             if database:
                 # Tuned schedules (tpat tune) go in before dlight, which schedules the rest.
                 from .tune import database_pass
@@ -965,7 +1015,7 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
         try:
             tl = lowerings.tpat_module(info)
             if tl is not None:
-                cap = lower_and_capture(tl[0], target, database)
+                cap = lower_and_capture(tl[0], target, database, narrowing_applies(info))
                 info.fixups.append(f"tpat lowering: {tl[1]}")
         except Exception as e:  # noqa: BLE001
             cap = None
@@ -974,7 +1024,7 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
     if cap is None:
         mod = build_relax_module(info)
         try:
-            cap = lower_and_capture(mod, target, database)
+            cap = lower_and_capture(mod, target, database, narrowing_applies(info))
         except PlanError:
             raise
         except Exception as e:  # noqa: BLE001

@@ -386,7 +386,15 @@ def run_tvm_llvm(b):
 
     info = planner.load_node(str(b["path"]))
     mod = planner.build_relax_module(info)
-    ex = tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"}))
+    target = tvm.target.Target({"kind": "llvm"})
+    if planner.narrowing_applies(info):
+        # The planner's int32 index narrowing (static shapes) is checked on LLVM too.
+        with target:
+            mod = tvm.transform.Sequential([
+                relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
+                relax.transform.FoldConstant(), relax.transform.FuseOps(),
+                relax.transform.FuseTIR(), planner.narrow_index_pass()])(mod)
+    ex = tvm.compile(mod, target=target)
     vm = relax.VirtualMachine(ex, tvm.cpu())
     feeds = b["feeds"](b["syms"])
     b["_feeds"] = feeds
@@ -603,3 +611,42 @@ def test_onehot_fixup(built):
     plan = _plan(built, "onehot")
     assert plan["outputs"][0]["dtype"] == "float32"
     assert any("float64" in f for f in plan["fixups"])
+
+
+def _kernel_bodies(src):
+    """The text of every __global__ function of a CUDA source."""
+    out = []
+    for part in src.split("__global__ void")[1:]:
+        start, semi = part.find("{"), part.find(";")
+        if start < 0 or 0 <= semi < start:
+            continue  # a declaration
+        depth = 0
+        for i in range(start, len(part)):
+            depth += {"{": 1, "}": -1}.get(part[i], 0)
+            if depth == 0:
+                out.append(part[:i + 1])
+                break
+    return out
+
+
+def test_static_shapes_index_in_int32(built):
+    # narrow_index_pass: a static Resize indexes in int32 (64-bit division is emulated on GPUs).
+    plan = _plan(built, "resize_cubic")
+    bodies = _kernel_bodies(plan["cuda_source"])
+    assert bodies
+    for body in bodies:
+        assert "int64_t" not in body.split("{", 1)[1], body[:400]
+
+
+def test_symbolic_shapes_keep_int64(built):
+    plan = _plan(built, "gatherelements_sym")
+    assert any("int64_t" in b for b in _kernel_bodies(plan["cuda_source"]))
+
+
+def test_narrowing_applies_only_to_static_small_shapes():
+    class I:
+        def __init__(self, ins, outs):
+            self.inputs, self.outputs = ins, outs
+    assert planner.narrowing_applies(I([{"shape": [2, 3]}], [{"shape": [6]}]))
+    assert not planner.narrowing_applies(I([{"shape": ["N", 3]}], [{"shape": [6]}]))
+    assert not planner.narrowing_applies(I([{"shape": [2**16, 2**16]}], [{"shape": [1]}]))

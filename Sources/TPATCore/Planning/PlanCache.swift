@@ -30,11 +30,17 @@ public struct PlanCache: Sendable {
         return h.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
-    /// A digest of the planner's own sources (python/tpat_bridge/planner.py, plan_expr.py, lowerings.py), so a
-    /// changed planner never serves plans made by an older one.
+    /// The planner's own sources: a change to any of them changes `plannerRevision`.
+    public static let plannerSources = [
+        "python/tpat_bridge/planner.py", "python/tpat_bridge/plan_expr.py", "python/tpat_bridge/lowerings.py",
+        "python/tpat_bridge/lowering_resize.py", "python/tpat_bridge/lowering_topk.py",
+    ]
+
+    /// A digest of the planner's own sources (`plannerSources`), so a changed planner never serves
+    /// plans made by an older one.
     public static func plannerRevision(root: URL) -> String {
         var h = SHA256()
-        for f in ["python/tpat_bridge/planner.py", "python/tpat_bridge/plan_expr.py", "python/tpat_bridge/lowerings.py"] {
+        for f in plannerSources {
             h.update(data: (try? Data(contentsOf: root.appendingPathComponent(f))) ?? Data(f.utf8))
         }
         return h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
