@@ -192,7 +192,8 @@ def resize_te(x, det):
     return te.compute(oshape, fcompute, name="tpat_resize")
 
 
-def emit(bb, params, det):
-    """Emit the lowering into a Relax BlockBuilder (inside main's dataflow block)."""
+def emit(bb, params, det, mode="gpu"):
+    """Emit the lowering into a Relax BlockBuilder (inside main's dataflow block); the same TE
+    compute serves every target (`mode` is unused)."""
     return bb.emit_te(lambda x: resize_te(x, det), params[det["x_index"]],
                       primfunc_name_hint="tpat_resize")

@@ -44,9 +44,16 @@ def _resize():
     return lowering_resize
 
 
-# op -> module with select(node, ops, info, attr) and emit(bb, params, det): TE-based lowerings,
-# left unscheduled for dlight / MetaSchedule.
-TE_LOWERINGS = {"Resize": _resize}
+def _topk():
+    from . import lowering_topk
+
+    return lowering_topk
+
+
+# op -> module with select(node, ops, info, attr) and emit(bb, params, det), emitting into Relax:
+# Resize is a TE compute left unscheduled (dlight / MetaSchedule schedule it); TopK is TIR written
+# with TVM's IR builder in te.extern stages (like topi.gpu.sort).
+TE_LOWERINGS = {"Resize": _resize, "TopK": _topk}
 TPAT_OPS = ("ScatterND", "ScatterElements") + tuple(TE_LOWERINGS)
 
 # dtype -> helper suffix, for the reductions (atomics).
@@ -548,7 +555,7 @@ def select(info):
     return f"scatter_elements (axis={axis % r}, reduction={red})", det
 
 
-def _te_module(info, det):
+def _te_module(info, det, mode="gpu"):
     """Relax `main(graph inputs...)` = emit_te(TPAT's TE compute) for the TE-based lowerings."""
     from tvm import relax, tirx
 
@@ -567,7 +574,7 @@ def _te_module(info, det):
     bb = relax.BlockBuilder()
     with bb.function("main", params):
         with bb.dataflow():
-            out = mod.emit(bb, params, det)
+            out = mod.emit(bb, params, det, mode)
             res = bb.emit_output(out)
         bb.emit_func_output(res)
     return bb.get()
@@ -624,7 +631,7 @@ def tpat_module(info, mode="gpu"):
     if name is None:
         return None
     if det["op"] in TE_LOWERINGS:
-        return _te_module(info, det), name
+        return _te_module(info, det, mode), name
     mod = build_module(info, det, mode)
     if mode == "gpu":
         install_cuda_postproc()
