@@ -192,8 +192,143 @@ def resize_te(x, det):
     return te.compute(oshape, fcompute, name="tpat_resize")
 
 
+def axis_tables(det):
+    """Per resized axis: (int32 indices [O, taps], float32 weights [O, taps]) computed at plan
+    time with the float32 formulas of ONNX Runtime (the kernel then only looks them up)."""
+    f32 = np.float32
+    out = []
+    for _a, L, O, s in det["resized"]:
+        s = f32(s)
+        x = np.arange(O, dtype=f32)
+        ctm = det["ctm"]
+        if ctm == "half_pixel":
+            xo = (x + f32(0.5)) / s - f32(0.5)
+        elif ctm == "pytorch_half_pixel":
+            xo = (x + f32(0.5)) / s - f32(0.5) if O > 1 else np.zeros(O, f32)
+        elif ctm == "half_pixel_symmetric":
+            adj = f32(O) / (s * f32(L))
+            offset = (f32(L) / f32(2)) * (f32(1) - adj)
+            xo = offset + (x + f32(0.5)) / s - f32(0.5)
+        elif ctm == "align_corners":
+            xo = np.zeros(O, f32) if O == 1 else x * (f32(L - 1) / f32(O - 1))
+        else:
+            xo = x / s
+        xo = xo.astype(f32)
+        if det["mode"] == "linear":
+            xo = np.clip(xo, f32(0), f32(L - 1))
+            x0 = np.floor(xo).astype(np.int32)
+            w1 = (xo - x0.astype(f32)).astype(f32)
+            idx = np.stack([x0, np.minimum(x0 + 1, L - 1)], -1).astype(np.int32)
+            w = np.stack([f32(1) - w1, w1], -1).astype(f32)
+        else:
+            a = f32(det["a"])
+            fl = np.floor(xo)
+            t = (xo - fl).astype(f32)
+            t1, t2, t3 = t + f32(1), f32(1) - t, f32(2) - t
+            c0 = ((a * t1 - f32(5) * a) * t1 + f32(8) * a) * t1 - f32(4) * a
+            c1 = ((a + f32(2)) * t - (a + f32(3))) * t * t + f32(1)
+            c2 = ((a + f32(2)) * t2 - (a + f32(3))) * t2 * t2 + f32(1)
+            c3 = ((a * t3 - f32(5) * a) * t3 + f32(8) * a) * t3 - f32(4) * a
+            w = np.stack([c0, c1, c2, c3], -1).astype(f32)
+            raw = fl.astype(np.int64)[:, None] + np.arange(-1, 3)[None, :]
+            if det["exclude_outside"]:
+                w = np.where((raw >= 0) & (raw <= L - 1), w, f32(0)).astype(f32)
+                w = (w / w.sum(-1, keepdims=True, dtype=f32)).astype(f32)
+            idx = np.clip(raw, 0, L - 1).astype(np.int32)
+        out.append((np.ascontiguousarray(idx), np.ascontiguousarray(w)))
+    return out
+
+
+def resize_te_tables(x, det, tabs):
+    """The resized output from per-axis tap tables (tabs: [idx_a, w_a] placeholders)."""
+    from tvm import te, tirx
+
+    r = len(det["xshape"])
+    order = [a for a, *_ in det["resized"]]
+    tab = {a: (tabs[2 * k], tabs[2 * k + 1]) for k, a in enumerate(order)}
+    oshape = [x.shape[a] if a not in tab else det["resized"][order.index(a)][2] for a in range(r)]
+    dtype = det["dtype"]
+    taps = 2 if det["mode"] == "linear" else 4
+
+    def fcompute(*idx):
+        def nest(k, src):
+            if k == len(order):
+                v = x(*src)
+                return v if dtype == "float32" else tirx.Cast("float32", v)
+            a = order[k]
+            ti, tw = tab[a]
+            acc = None
+            for t in range(taps):
+                s2 = list(src)
+                s2[a] = tirx.Cast(str(idx[a].ty), ti(idx[a], t))
+                term = tw(idx[a], t) * nest(k + 1, s2)
+                acc = term if acc is None else acc + term
+            return acc
+
+        out = nest(0, list(idx))
+        return out if dtype == "float32" else tirx.Cast(dtype, out)
+
+    return te.compute(oshape, fcompute, name="tpat_resize")
+
+
 def emit(bb, params, det, mode="gpu"):
     """Emit the lowering into a Relax BlockBuilder (inside main's dataflow block); the same TE
-    compute serves every target (`mode` is unused)."""
-    return bb.emit_te(lambda x: resize_te(x, det), params[det["x_index"]],
+    compute serves every target (`mode` is unused). Default: tap tables computed at plan time
+    (constants of the plan); TPAT_RESIZE_IMPL=inline computes coordinates in the kernel."""
+    import os
+
+    from tvm import relax
+
+    x = params[det["x_index"]]
+    if os.environ.get("TPAT_RESIZE_IMPL", "tables") == "inline":
+        return bb.emit_te(lambda x: resize_te(x, det), x, primfunc_name_hint="tpat_resize")
+    consts = []
+    for idx, w in axis_tables(det):
+        consts += [relax.const(idx, "int32"), relax.const(w, "float32")]
+    return bb.emit_te(lambda x, *tabs: resize_te_tables(x, det, tabs), x, *consts,
                       primfunc_name_hint="tpat_resize")
+
+
+ROWS_PER_THREAD = 4
+
+
+def schedule(mod, det, mode="gpu"):
+    """TPAT's GPU schedule for the resize compute: threads along the last output axis, each thread
+    walking ROWS_PER_THREAD output rows (its x taps are loaded once and reused, the row taps are
+    the same for the whole warp), blocks over the fused leading axes. Indices are narrowed to
+    int32 first when every shape is static. Returns the module unchanged (dlight schedules it)
+    when the last axis is symbolic, the mode is not GPU, or TPAT_RESIZE_SCHEDULE=dlight."""
+    import os
+
+    import tvm
+    from tvm import s_tir, tirx
+
+    if mode != "gpu" or os.environ.get("TPAT_RESIZE_SCHEDULE", "tpat") == "dlight":
+        return mod
+    gv = next((g for g in mod.get_global_vars() if g.name_hint == "tpat_resize"), None)
+    w = det["oshape"][-1]
+    if gv is None or not isinstance(w, int):
+        return mod
+    func = mod[gv]
+    if all(isinstance(d, int) for d in det["xshape"] + det["oshape"]) and \
+            int(np.prod(det["oshape"], dtype=np.float64)) < 2**31:
+        func = tirx.transform.ForceNarrowIndexToInt32()(tvm.IRModule({gv: func}))[gv]
+    sch = s_tir.Schedule(func)
+    blk = sch.get_sblock("tpat_resize")
+    loops = sch.get_loops(blk)
+    tx = loops[-1]
+    if len(loops) > 1:
+        rows = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
+        bo, ri = sch.split(rows, [None, ROWS_PER_THREAD])
+    else:
+        bo, ri = None, None
+    if w > 1024:
+        wo, tx = sch.split(tx, [None, 256])
+        sch.bind(wo, "blockIdx.y")
+    if bo is not None:
+        sch.reorder(bo, tx, ri)
+        sch.bind(bo, "blockIdx.x")
+    sch.bind(tx, "threadIdx.x")
+    out = sch.mod["main"].with_attr("tirx.is_scheduled", True)
+    mod[gv] = out
+    return mod

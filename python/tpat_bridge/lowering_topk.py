@@ -2,30 +2,37 @@
 
 TVM 0.27 legalizes TopK by sorting every row completely (a multi-pass merge sort, 6 kernels) and
 slicing the first K; for a large row that is several times slower than PyTorch's radix select.
-This lowering keeps only what can reach the answer:
+This lowering keeps only what can reach the answer.
 
-  1. chunk sort: each row is cut into chunks of CH elements (CH = 4096 for 4-byte values, 2048 for
-     8-byte ones, less for short rows); one thread block sorts a chunk in shared memory with a
-     bitonic network and writes its first min(CH, K) entries (value, int32 index);
-  2. merge tree: pairs of sorted lists are merged, each output list truncated to K entries (the
-     top K of a union is in the union of the top Ks). One thread per element finds its place by
-     a binary search in the partner list ("merge path"), so a level is one fully parallel kernel.
-     The last level writes the outputs (values, int64 indices).
+Every element becomes one unsigned 64-bit sort key, compared with a single instruction:
+    key = (ordered 32-bit image of the value) << 32 | (0xFFFFFFFF - index)
+where the ordered image is the IEEE bit pattern made monotonic (negatives inverted, positives with
+the sign bit set; int32 with the sign bit flipped) and inverted again for largest=0. Sorting keys
+in descending order gives values in the requested order and equal values by ascending index, as
+ONNX asks. NaN (canonicalized at load) counts as larger than every number, like PyTorch and NumPy:
+first for largest=1, last for largest=0. Padding entries past the row's end get keys below every
+real key. -0.0 and +0.0 are equal (ties by index). The output values are read back from X by
+index, bit for bit.
 
-Order: values descending (largest=1) or ascending (largest=0); equal values by ascending index,
-which is what ONNX asks for; NaN counts as larger than every number (like PyTorch and NumPy), so it
-comes first for largest=1 and last for largest=0. Padding entries (past the row's end) carry index
->= N and sort after every real entry. `sorted=0` gets the same sorted answer (a valid one).
+  1. chunk sort: each row is cut into chunks of CH keys (CH = 4096, less for short rows); one
+     thread block sorts a chunk in shared memory with a bitonic network (32 KB) and writes its
+     first min(CH, K) keys;
+  2. merge tree: pairs of sorted lists are merged, each output list truncated to K keys (the top
+     K of a union is in the union of the top Ks). One thread per key finds its place by a binary
+     search in the partner list ("merge path"), so a level is one fully parallel kernel. The last
+     level writes the outputs (values gathered from X, int64 indices).
 
 Everything is TIR written with TVM's IR builder inside `te.extern` stages (the way TVM's own
 topi.gpu.sort is written) and goes through TVM's normal pipeline and CUDA codegen. Leading
-dimensions may be symbolic (rows); the axis length N and K must be static.
+dimensions may be symbolic (rows); the axis length N and K must be static. Value types: float32,
+float16, bfloat16, int32 (a 32-bit image); 64-bit values keep TVM's lowering. `sorted=0` gets the
+same sorted answer (a valid one).
 """
 from __future__ import annotations
 
 import numpy as np
 
-DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int32": 4, "int64": 8}
+DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int32": 4}
 MAX_THREADS = 1024
 MERGE_THREADS = 256
 
@@ -60,7 +67,7 @@ def select(node, ops, info, attr):
     if len(info.outputs) != 2 or info.outputs[0]["dtype"] != dtype or info.outputs[1]["dtype"] != "int64":
         return None, "outputs"
     largest = int(attr(node, "largest", 1))
-    ch = min(4096 if DTYPES[dtype] <= 4 else 2048, _pow2ceil(max(n, 2)))
+    ch = min(4096, _pow2ceil(max(n, 2)))
     det = {"op": "TopK", "dtype": dtype, "xshape": xshape, "n": n, "k": k,
            "largest": bool(largest), "ch": ch, "x_index": ops[0][1]}
     chunks = _pow2ceil(-(-n // ch))
@@ -72,28 +79,41 @@ def select(node, ops, info, attr):
 # order
 
 
-def _before(det, av, ai, bv, bi):
-    """Entry (av, ai) comes strictly before (bv, bi) in the output order (a total order)."""
+def _key(det, v, g):
+    """The uint64 sort key of value v at row position g (int32); descending key order = output order."""
     from tvm import tirx
 
-    n = tirx.const(det["n"], "int32")
     dtype = det["dtype"]
-    a_ok, b_ok = ai < n, bi < n
-    if dtype.startswith(("float", "bfloat")):
-        a = tirx.Cast("float32", av) if dtype != "float64" else av
-        b = tirx.Cast("float32", bv) if dtype != "float64" else bv
-        an, bn = tirx.isnan(a), tirx.isnan(b)
-        if det["largest"]:
-            first = tirx.Or(tirx.And(an, tirx.Not(bn)), tirx.And(tirx.Not(bn), a > b))
-        else:
-            first = tirx.Or(tirx.And(tirx.Not(an), bn), tirx.And(tirx.Not(an), a < b))
-        same = tirx.Or(tirx.And(an, bn), a == b)
+    u32 = lambda c: tirx.const(c, "uint32")  # noqa: E731
+    if dtype == "int32":
+        u = tirx.bitwise_xor(tirx.reinterpret("uint32", v), u32(0x80000000))
     else:
-        first = av > bv if det["largest"] else av < bv
-        same = av == bv
-    real = tirx.And(a_ok, tirx.Or(tirx.Not(b_ok), tirx.Or(first, tirx.And(same, ai < bi))))
-    pads = tirx.And(tirx.Not(a_ok), tirx.And(tirx.Not(b_ok), ai < bi))
-    return tirx.Or(real, pads)
+        f = tirx.Cast("float32", v) if dtype != "float32" else v
+        bits = tirx.reinterpret("uint32", f)
+        bits = tirx.Select(tirx.isnan(f), u32(0x7FC00000), bits)  # one NaN, the largest
+        bits = tirx.Select(f == tirx.const(0.0, "float32"), u32(0), bits)  # -0.0 ties with +0.0
+        neg = tirx.bitwise_and(bits, u32(0x80000000)) != u32(0)
+        u = tirx.Select(neg, tirx.bitwise_not(bits), tirx.bitwise_or(bits, u32(0x80000000)))
+    if not det["largest"]:
+        u = tirx.bitwise_not(u)
+    lo = u32(0xFFFFFFFF) - tirx.Cast("uint32", g)
+    return tirx.bitwise_or(tirx.shift_left(tirx.Cast("uint64", u), tirx.const(32, "uint64")),
+                           tirx.Cast("uint64", lo))
+
+
+def _pad_key(g):
+    """Key of padding position g >= N: below every real key (their high word is never 0)."""
+    from tvm import tirx
+
+    return tirx.Cast("uint64", tirx.const(0xFFFFFFFF, "uint32") - tirx.Cast("uint32", g))
+
+
+def _index_of(key):
+    """Row position (int64) from a key."""
+    from tvm import tirx
+
+    low = tirx.Cast("uint32", tirx.bitwise_and(key, tirx.const(0xFFFFFFFF, "uint64")))
+    return tirx.Cast("int64", tirx.const(0xFFFFFFFF, "uint32") - low)
 
 
 def _unravel(row, lead):
@@ -161,13 +181,13 @@ class _Threads:
 
 
 def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
-    """x: the input. outs: (values (rows, C, L0), int32 idx (rows, C, L0)), or when there is a
-    single chunk (final) the outputs (lead..., K) with int64 indices."""
+    """x: the input. outs: (keys (rows, C, L0),) or, with a single chunk (final), the outputs
+    (values, int64 indices) of shape (lead..., K)."""
     from tvm import tirx
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    n, k, ch, dtype = det["n"], det["k"], det["ch"], det["dtype"]
+    n, k, ch = det["n"], det["k"], det["ch"]
     chunks = _pow2ceil(-(-n // ch))
     keep = min(ch, k)
     tb = min(MAX_THREADS, ch // 2)
@@ -177,10 +197,8 @@ def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
     with IRBuilder() as ib:
         th = _Threads(mode, rows * chunks, tb)
         with th as bx:
-            sv = T.decl_buffer([ch], dtype, scope=scope)
-            si = T.decl_buffer([ch], "int32", scope=scope)
-            tv = T.decl_buffer([2], dtype, scope="local")
-            ti = T.decl_buffer([2], "int32", scope="local")
+            sk = T.decl_buffer([ch], "uint64", scope=scope)
+            tmp = T.decl_buffer([2], "uint64", scope="local")
             row = tirx.Cast("int64", bx) // tirx.const(chunks, "int64")
             c = tirx.Cast("int32", tirx.Cast("int64", bx) % tirx.const(chunks, "int64"))
 
@@ -190,36 +208,34 @@ def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
                     g = c * i32(ch) + e
                     with T.If(g < i32(n)):
                         with T.Then():
-                            T.buffer_store(sv, x[tuple(_unravel(row, lead) + [tirx.Cast("int64", g)])], [e])
+                            v = x[tuple(_unravel(row, lead) + [tirx.Cast("int64", g)])]
+                            T.buffer_store(sk, _key(det, v, g), [e])
                         with T.Else():
-                            T.buffer_store(sv, tirx.const(0, dtype), [e])
-                    T.buffer_store(si, g, [e])  # >= N: padding, sorts last
+                            T.buffer_store(sk, _pad_key(g), [e])
 
             th.each_thread(load)
             th.barrier()
             with T.serial(0, logc) as s:
                 with T.serial(0, s + 1) as t:
-                    j = tirx.shift_right(tirx.shift_left(i32(1), s), t)
-                    blk = tirx.shift_left(i32(2), s)
+                    lj = s - t  # partner distance j = 2^lj; blocks of 2^(s+1) alternate direction
 
                     def stage(tx):
                         with T.serial(0, max(1, ch // 2 // tb)) as q:
                             p = q * i32(tb) + tirx.Cast("int32", tx)
-                            i = (p // j) * (j * i32(2)) + p % j
-                            T.buffer_store(tv, sv[i], [0])
-                            T.buffer_store(ti, si[i], [0])
-                            T.buffer_store(tv, sv[i + j], [1])
-                            T.buffer_store(ti, si[i + j], [1])
-                            up = tirx.bitwise_and(i, blk) == i32(0)
-                            b_first = _before(det, tv[1], ti[1], tv[0], ti[0])
-                            a_first = _before(det, tv[0], ti[0], tv[1], ti[1])
-                            swap = tirx.Or(tirx.And(up, b_first), tirx.And(tirx.Not(up), a_first))
+                            i = tirx.bitwise_or(
+                                tirx.shift_left(tirx.shift_right(p, lj), lj + i32(1)),
+                                tirx.bitwise_and(p, tirx.shift_left(i32(1), lj) - i32(1)))
+                            j = tirx.shift_left(i32(1), lj)
+                            T.buffer_store(tmp, sk[i], [0])
+                            T.buffer_store(tmp, sk[i + j], [1])
+                            a, b = tmp[0], tmp[1]
+                            down = tirx.bitwise_and(tirx.shift_right(i, s + i32(1)), i32(1)) == i32(0)
+                            # descending (largest key first) where `down`, ascending elsewhere
+                            swap = tirx.Select(down, a < b, a > b)
                             with T.If(swap):
                                 with T.Then():
-                                    T.buffer_store(sv, tv[1], [i])
-                                    T.buffer_store(si, ti[1], [i])
-                                    T.buffer_store(sv, tv[0], [i + j])
-                                    T.buffer_store(si, ti[0], [i + j])
+                                    T.buffer_store(sk, b, [i])
+                                    T.buffer_store(sk, a, [i + j])
 
                     th.each_thread(stage)
                     th.barrier()
@@ -231,12 +247,12 @@ def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
                         with T.Then():
                             if final:
                                 dst = _unravel(row, lead) + [tirx.Cast("int64", e)]
-                                T.buffer_store(outs[0], sv[e], dst)
-                                T.buffer_store(outs[1], tirx.Cast("int64", si[e]), dst)
+                                gi = _index_of(sk[e])
+                                T.buffer_store(outs[0], x[tuple(_unravel(row, lead) + [gi])], dst)
+                                T.buffer_store(outs[1], gi, dst)
                             else:
                                 dst = [row, tirx.Cast("int64", c), tirx.Cast("int64", e)]
-                                T.buffer_store(outs[0], sv[e], dst)
-                                T.buffer_store(outs[1], si[e], dst)
+                                T.buffer_store(outs[0], sk[e], dst)
 
             th.each_thread(store)
     return ib.get()
@@ -246,9 +262,9 @@ def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
 # stage 2: one merge level
 
 
-def _merge_ir(det, rows, lead, m, length, inv, ini, outs, final, mode="gpu"):
-    """Merge list pairs (2p, 2p+1) of (rows, m, length) into (rows, m/2, min(2*length, K));
-    final: into the outputs (rows, K) with int64 indices."""
+def _merge_ir(det, rows, lead, m, length, keys, x, outs, final, mode="gpu"):
+    """Merge list pairs (2p, 2p+1) of keys (rows, m, length) into (rows, m/2, min(2*length, K));
+    final: into the outputs (values gathered from x, int64 indices) of shape (lead..., K)."""
     from tvm import tirx
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
@@ -262,13 +278,14 @@ def _merge_ir(det, rows, lead, m, length, inv, ini, outs, final, mode="gpu"):
         th = _Threads(mode, nb, MERGE_THREADS)
         with th as bx:
             lo = T.decl_buffer([2], "int32", scope="local")
-            th.each_thread(lambda tx: _merge_one(det, bx, tx, total, m, length, out_len, steps,
-                                                 lo, lead, inv, ini, outs, final))
+            th.each_thread(lambda tx: _merge_one(bx, tx, total, m, length, out_len, steps, lo,
+                                                 lead, keys, x, outs, final))
     return ib.get()
 
 
-def _merge_one(det, bx, tx, total, m, length, out_len, steps, lo, lead, inv, ini, outs, final):
-    """One merge thread: place entry `gid` of its list in the merged output."""
+def _merge_one(bx, tx, total, m, length, out_len, steps, lo, lead, keys, x, outs, final):
+    """One merge thread: place key `gid` of its list in the merged output (keys are unique, so
+    position = own index + number of larger keys in the partner list)."""
     from tvm import tirx
     from tvm.script.ir_builder import tirx as T
 
@@ -282,17 +299,14 @@ def _merge_one(det, bx, tx, total, m, length, out_len, steps, lo, lead, inv, ini
             lst = rem // i64(length)
             i = tirx.Cast("int32", rem % i64(length))
             other = tirx.bitwise_xor(lst, i64(1))
-            v = inv[row, lst, tirx.Cast("int64", i)]
-            vi = ini[row, lst, tirx.Cast("int64", i)]
+            me = keys[row, lst, tirx.Cast("int64", i)]
             T.buffer_store(lo, i32(0), [0])
             T.buffer_store(lo, i32(length), [1])
             with T.serial(0, steps):
                 with T.If(lo[0] < lo[1]):
                     with T.Then():
                         mid = tirx.shift_right(lo[0] + lo[1], i32(1))
-                        pv = inv[row, other, tirx.Cast("int64", mid)]
-                        pi = ini[row, other, tirx.Cast("int64", mid)]
-                        with T.If(_before(det, pv, pi, v, vi)):
+                        with T.If(keys[row, other, tirx.Cast("int64", mid)] > me):
                             with T.Then():
                                 T.buffer_store(lo, mid + i32(1), [0])
                             with T.Else():
@@ -302,12 +316,11 @@ def _merge_one(det, bx, tx, total, m, length, out_len, steps, lo, lead, inv, ini
                 with T.Then():
                     if final:
                         dst = _unravel(row, lead) + [tirx.Cast("int64", pos)]
-                        T.buffer_store(outs[0], v, dst)
-                        T.buffer_store(outs[1], tirx.Cast("int64", vi), dst)
+                        gi = _index_of(me)
+                        T.buffer_store(outs[0], x[tuple(_unravel(row, lead) + [gi])], dst)
+                        T.buffer_store(outs[1], gi, dst)
                     else:
-                        dst = [row, lst // i64(2), tirx.Cast("int64", pos)]
-                        T.buffer_store(outs[0], v, dst)
-                        T.buffer_store(outs[1], vi, dst)
+                        T.buffer_store(outs[0], me, [row, lst // i64(2), tirx.Cast("int64", pos)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,37 +341,35 @@ def emit(bb, params, det, mode="gpu"):
     keep = min(ch, k)
     oshape = lead + [k]
 
-    def chunk_stage(xt, final):
-        if final:
-            return te.extern([oshape, oshape], [xt],
-                             lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, True, mode),
-                             dtype=[dtype, "int64"], name="tpat_topk_sort")
-        return te.extern([(rows, chunks, keep), (rows, chunks, keep)], [xt],
-                         lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, False, mode),
-                         dtype=[dtype, "int32"], name="tpat_topk_sort")
-
-    final = chunks == 1
-    res = bb.emit_te(chunk_stage, x, final, primfunc_name_hint="tpat_topk_sort")
-    m, length = chunks, keep
-    level = 0
-    while not final:
+    if chunks == 1:
+        return bb.emit_te(
+            lambda xt: te.extern([oshape, oshape], [xt],
+                                 lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, True, mode),
+                                 dtype=[dtype, "int64"], name="tpat_topk_sort"),
+            x, primfunc_name_hint="tpat_topk_sort")
+    keys = bb.emit_te(
+        lambda xt: te.extern([(rows, chunks, keep)], [xt],
+                             lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, False, mode),
+                             dtype="uint64", name="tpat_topk_sort"),
+        x, primfunc_name_hint="tpat_topk_sort")
+    m, length, level = chunks, keep, 0
+    while True:
         final = m == 2
-        out_len = k if final else min(2 * length, k)
-        vals = bb.emit(relax.TupleGetItem(res, 0))
-        idxs = bb.emit(relax.TupleGetItem(res, 1))
-
-        def merge_stage(vt, it, m=m, length=length, final=final, out_len=out_len):
-            if final:
-                shp, dts = [oshape, oshape], [dtype, "int64"]
-            else:
-                shp = [(rows, m // 2, out_len), (rows, m // 2, out_len)]
-                dts = [dtype, "int32"]
-            return te.extern(
-                shp, [vt, it],
-                lambda ins, outs: _merge_ir(det, rows, lead, m, length, ins[0], ins[1], outs, final, mode),
-                dtype=dts, name="tpat_topk_merge")
-
+        out_len = min(2 * length, k)
         level += 1
-        res = bb.emit_te(merge_stage, vals, idxs, primfunc_name_hint=f"tpat_topk_merge{level}")
-        m, length = m // 2, out_len
-    return res
+
+        def merge_stage(kt, xt, m=m, length=length, final=final, out_len=out_len):
+            if final:
+                return te.extern(
+                    [oshape, oshape], [kt, xt],
+                    lambda ins, outs: _merge_ir(det, rows, lead, m, length, ins[0], ins[1], outs, True, mode),
+                    dtype=[dtype, "int64"], name="tpat_topk_merge")
+            return te.extern(
+                [(rows, m // 2, out_len)], [kt, xt],
+                lambda ins, outs: _merge_ir(det, rows, lead, m, length, ins[0], ins[1], outs, False, mode),
+                dtype="uint64", name="tpat_topk_merge")
+
+        res = bb.emit_te(merge_stage, keys, x, primfunc_name_hint=f"tpat_topk_merge{level}")
+        if final:
+            return res
+        keys, m, length = res, m // 2, out_len

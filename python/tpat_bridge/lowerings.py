@@ -577,7 +577,10 @@ def _te_module(info, det, mode="gpu"):
             out = mod.emit(bb, params, det, mode)
             res = bb.emit_output(out)
         bb.emit_func_output(res)
-    return bb.get()
+    built = bb.get()
+    if hasattr(mod, "schedule"):  # a TPAT schedule for the GPU (else dlight schedules it)
+        built = mod.schedule(built, det, mode)
+    return built
 
 
 def primfunc_for(det, mode="gpu"):
