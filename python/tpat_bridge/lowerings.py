@@ -52,8 +52,14 @@ def _topk():
 
 # op -> module with select(node, ops, info, attr) and emit(bb, params, det), emitting into Relax:
 # Resize is a TE compute left unscheduled (dlight / MetaSchedule schedule it); TopK is TIR written
-# with TVM's IR builder in te.extern stages (like topi.gpu.sort).
-TE_LOWERINGS = {"Resize": _resize, "TopK": _topk}
+# with TVM's IR builder in te.extern stages (like topi.gpu.sort), CumSum likewise.
+def _cumsum():
+    from . import lowering_cumsum
+
+    return lowering_cumsum
+
+
+TE_LOWERINGS = {"Resize": _resize, "TopK": _topk, "CumSum": _cumsum}
 TPAT_OPS = ("ScatterND", "ScatterElements") + tuple(TE_LOWERINGS)
 
 # dtype -> helper suffix, for the reductions (atomics).
