@@ -140,16 +140,14 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
 
 
 def emit(bb, params, det, mode="gpu"):
-    from tvm import te, tirx
+    from tvm import te
 
-    x = params[det["x_index"]]
-    shape = list(x.ty.shape.values)
-    lead = shape[:-1]
-    rows = tirx.const(1, "int64")
-    for d in lead:
-        rows = rows * d
-    return bb.emit_te(
-        lambda xt: te.extern([shape], [xt],
-                             lambda ins, outs: _scan_ir(det, rows, lead, ins[0], outs[0], mode),
-                             dtype=det["dtype"], name="tpat_cumsum"),
-        x, primfunc_name_hint="tpat_cumsum")
+    from .lowering_topk import lead_rows
+
+    def stage(xt):
+        lead, rows = lead_rows(xt)
+        return te.extern([xt.shape], [xt],
+                         lambda ins, outs: _scan_ir(det, rows, lead, ins[0], outs[0], mode),
+                         dtype=det["dtype"], name="tpat_cumsum")
+
+    return bb.emit_te(stage, params[det["x_index"]], primfunc_name_hint="tpat_cumsum")

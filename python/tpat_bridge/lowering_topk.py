@@ -327,31 +327,41 @@ def _merge_one(bx, tx, total, m, length, out_len, steps, lo, lead, keys, x, outs
 # Relax
 
 
-def emit(bb, params, det, mode="gpu"):
-    """Emit chunk sort -> merge levels into main's dataflow block; returns (values, indices)."""
-    from tvm import relax, te, tirx
+def lead_rows(t):
+    """(leading dims, their product as int64) of a TE tensor: the rows of a last-axis op. Taken
+    from the stage's own placeholder so symbolic dims are the PrimFunc's variables."""
+    from tvm import tirx
 
-    x = params[det["x_index"]]
-    lead = list(x.ty.shape.values)[:-1]
+    lead = list(t.shape[:-1])
     rows = tirx.const(1, "int64")
     for d in lead:
         rows = rows * d
+    return lead, rows
+
+
+def emit(bb, params, det, mode="gpu"):
+    """Emit chunk sort -> merge levels into main's dataflow block; returns (values, indices)."""
+    from tvm import te
+
+    x = params[det["x_index"]]
     n, k, ch, dtype = det["n"], det["k"], det["ch"], det["dtype"]
     chunks = _pow2ceil(-(-n // ch))
     keep = min(ch, k)
-    oshape = lead + [k]
+
+    def sort_stage(xt, final):
+        lead, rows = lead_rows(xt)
+        if final:
+            oshape = lead + [k]
+            return te.extern([oshape, oshape], [xt],
+                             lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, True, mode),
+                             dtype=[dtype, "int64"], name="tpat_topk_sort")
+        return te.extern([(rows, chunks, keep)], [xt],
+                         lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, False, mode),
+                         dtype="uint64", name="tpat_topk_sort")
 
     if chunks == 1:
-        return bb.emit_te(
-            lambda xt: te.extern([oshape, oshape], [xt],
-                                 lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, True, mode),
-                                 dtype=[dtype, "int64"], name="tpat_topk_sort"),
-            x, primfunc_name_hint="tpat_topk_sort")
-    keys = bb.emit_te(
-        lambda xt: te.extern([(rows, chunks, keep)], [xt],
-                             lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, False, mode),
-                             dtype="uint64", name="tpat_topk_sort"),
-        x, primfunc_name_hint="tpat_topk_sort")
+        return bb.emit_te(sort_stage, x, True, primfunc_name_hint="tpat_topk_sort")
+    keys = bb.emit_te(sort_stage, x, False, primfunc_name_hint="tpat_topk_sort")
     m, length, level = chunks, keep, 0
     while True:
         final = m == 2
@@ -359,7 +369,9 @@ def emit(bb, params, det, mode="gpu"):
         level += 1
 
         def merge_stage(kt, xt, m=m, length=length, final=final, out_len=out_len):
+            lead, rows = lead_rows(xt)
             if final:
+                oshape = lead + [k]
                 return te.extern(
                     [oshape, oshape], [kt, xt],
                     lambda ins, outs: _merge_ir(det, rows, lead, m, length, ins[0], ins[1], outs, True, mode),

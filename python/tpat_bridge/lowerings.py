@@ -52,14 +52,21 @@ def _topk():
 
 # op -> module with select(node, ops, info, attr) and emit(bb, params, det), emitting into Relax:
 # Resize is a TE compute left unscheduled (dlight / MetaSchedule schedule it); TopK is TIR written
-# with TVM's IR builder in te.extern stages (like topi.gpu.sort), CumSum likewise.
+# with TVM's IR builder in te.extern stages (like topi.gpu.sort), CumSum and LayerNormalization likewise.
 def _cumsum():
     from . import lowering_cumsum
 
     return lowering_cumsum
 
 
-TE_LOWERINGS = {"Resize": _resize, "TopK": _topk, "CumSum": _cumsum}
+def _layernorm():
+    from . import lowering_layernorm
+
+    return lowering_layernorm
+
+
+TE_LOWERINGS = {"Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
+                "LayerNormalization": _layernorm}
 TPAT_OPS = ("ScatterND", "ScatterElements") + tuple(TE_LOWERINGS)
 
 # dtype -> helper suffix, for the reductions (atomics).
