@@ -1,12 +1,15 @@
 """TPAT's own TVM lowering of ONNX CumSum along the last axis: one kernel, one pass.
 
 TVM 0.27 legalizes CumSum to a multi-kernel scan with host loops (4 kernels, int64 indexing).
-Here one thread block scans one row (rows are the leading dimensions, which may be symbolic):
+Here one thread block scans one row (rows are the leading dimensions, which may be symbolic),
+tile by tile (a tile = T threads x E elements, in shared memory; accumulator float32 for 16-bit
+floats, else the element type):
 
-  1. each of the T threads loads E = ceil(N / T) consecutive elements and scans them in
-     registers (accumulator: float32 for 16-bit floats, else the element type);
-  2. the block scans the T thread totals in shared memory (Hillis-Steele, log2(T) steps);
-  3. each thread adds the total of the threads before it and stores its E results.
+  1. the tile is loaded coalesced (consecutive threads, consecutive elements);
+  2. each thread scans E consecutive elements of the tile;
+  3. the block scans the T thread totals (Hillis-Steele, log2(T) steps, double-buffered);
+  4. each thread adds the totals before it and the running total of earlier tiles; the tile is
+     stored coalesced.
 
 `exclusive` and `reverse` are index mappings of the same scan. Everything is TIR written with
 TVM's IR builder inside a `te.extern` stage (like topi's scans), through TVM's normal pipeline
@@ -19,7 +22,7 @@ import numpy as np
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int32", "int64")
 MAX_THREADS = 1024
-MIN_PER_THREAD = 4
+MIN_PER_THREAD = 4  # E: elements per thread and tile
 
 
 def select(node, ops, info, attr):
@@ -40,13 +43,14 @@ def select(node, ops, info, attr):
     threads = 32
     while threads < MAX_THREADS and threads * MIN_PER_THREAD < n:
         threads *= 2
-    per = -(-n // threads)
+    per = MIN_PER_THREAD
     det = {"op": "CumSum", "dtype": dtype, "xshape": xshape, "n": n,
            "exclusive": bool(int(attr(node, "exclusive", 0))),
            "reverse": bool(int(attr(node, "reverse", 0))),
            "threads": threads, "per": per, "x_index": ops[0][1]}
     flags = ", ".join(f for f, on in (("exclusive", det["exclusive"]), ("reverse", det["reverse"])) if on)
-    return (f"cumsum (last axis, {threads} threads x {per} per row"
+    tiles = -(-n // (threads * per))
+    return (f"cumsum (last axis, {threads} threads x {per}, {tiles} tile(s) per row"
             + (f", {flags}" if flags else "") + ")"), det
 
 
@@ -62,80 +66,109 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
     from .lowering_topk import _Threads, _unravel
 
     n, tb, per, dtype = det["n"], det["threads"], det["per"], det["dtype"]
+    tile = tb * per
+    tiles = -(-n // tile)
     acc = _acc_dtype(dtype)
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
     zero = tirx.const(0, acc)
     steps = int(np.log2(tb))
-    scope = "shared" if mode == "gpu" else "global"
+    fin = steps % 2
+    gpu = mode == "gpu"
+    scope = "shared" if gpu else "global"
     with IRBuilder() as ib:
         th = _Threads(mode, rows, tb)
         with th as bx:
             row = tirx.Cast("int64", bx)
             lead_idx = _unravel(row, lead)
-            tot = T.decl_buffer([2, tb], acc, scope=scope)  # double-buffered thread totals
-            # CPU mode keeps every thread's values (threads run one after the other)
-            loc = T.decl_buffer([per] if mode == "gpu" else [tb, per], acc,
-                                scope="local" if mode == "gpu" else "global")
-            run = T.decl_buffer([1] if mode == "gpu" else [tb], acc,
-                                scope="local" if mode == "gpu" else "global")
-
-            def L(tx, e):
-                return [e] if mode == "gpu" else [tirx.Cast("int32", tx), e]
+            buf = T.decl_buffer([tile], acc, scope=scope)      # the tile, in scan order
+            tot = T.decl_buffer([2, tb], acc, scope=scope)     # thread totals, double-buffered
+            carry = T.decl_buffer([1], acc, scope="local" if gpu else "global")  # rows before
+            run = T.decl_buffer([1] if gpu else [tb], acc, scope="local" if gpu else "global")
+            cur = T.decl_buffer([1] if gpu else [tb], acc, scope="local" if gpu else "global")
 
             def R(tx):
-                return [0] if mode == "gpu" else [tirx.Cast("int32", tx)]
+                return [0] if gpu else [tirx.Cast("int32", tx)]
 
             def elem(p):
-                """Element index (int32) of scan position p."""
-                return (i32(n - 1) - p) if det["reverse"] else p
+                """Element index (int64) of scan position p."""
+                return tirx.Cast("int64", (i32(n - 1) - p) if det["reverse"] else p)
 
-            def local_scan(tx):
-                t32 = tirx.Cast("int32", tx)
-                T.buffer_store(run, zero, R(tx))
-                with T.unroll(0, per) as e:
-                    p = t32 * i32(per) + e
-                    with T.If(p < i32(n)):
-                        with T.Then():
-                            v = x[tuple(lead_idx + [tirx.Cast("int64", elem(p))])]
-                            v = tirx.Cast(acc, v) if acc != dtype else v
-                            if det["exclusive"]:
-                                T.buffer_store(loc, run[tuple(R(tx))], L(tx, e))
-                                T.buffer_store(run, run[tuple(R(tx))] + v, R(tx))
-                            else:
-                                T.buffer_store(run, run[tuple(R(tx))] + v, R(tx))
-                                T.buffer_store(loc, run[tuple(R(tx))], L(tx, e))
-                T.buffer_store(tot, run[tuple(R(tx))], [0, t32])
+            T.buffer_store(carry, zero, [0])
+            with T.serial(0, tiles) as tt:
+                base = tt * i32(tile)
 
-            th.each_thread(local_scan)
-            th.barrier()
-            # inclusive scan of the thread totals: step s reads buffer s%2, writes (s+1)%2
-            for s in range(steps):
-                src, dst, d = s % 2, (s + 1) % 2, 1 << s
-
-                def block_step(tx, src=src, dst=dst, d=d):
+                def load(tx):  # coalesced: consecutive threads, consecutive positions
                     t32 = tirx.Cast("int32", tx)
-                    with T.If(t32 >= i32(d)):
-                        with T.Then():
-                            T.buffer_store(tot, tot[src, t32] + tot[src, t32 - i32(d)], [dst, t32])
-                        with T.Else():
-                            T.buffer_store(tot, tot[src, t32], [dst, t32])
+                    with T.unroll(0, per) as q:
+                        p = base + q * i32(tb) + t32
+                        v = x[tuple(lead_idx + [elem(p)])]
+                        v = tirx.Cast(acc, v) if acc != dtype else v
+                        with T.If(p < i32(n)):
+                            with T.Then():
+                                T.buffer_store(buf, v, [q * i32(tb) + t32])
+                            with T.Else():
+                                T.buffer_store(buf, zero, [q * i32(tb) + t32])
 
-                th.each_thread(block_step)
+                th.each_thread(load)
                 th.barrier()
-            fin = steps % 2
 
-            def finish(tx):
-                t32 = tirx.Cast("int32", tx)
-                before = tirx.Select(t32 > i32(0), tot[fin, tirx.max(t32 - i32(1), i32(0))], zero)
-                with T.unroll(0, per) as e:
-                    p = t32 * i32(per) + e
-                    with T.If(p < i32(n)):
-                        with T.Then():
-                            v = loc[tuple(L(tx, e))] + before
-                            v = tirx.Cast(dtype, v) if acc != dtype else v
-                            T.buffer_store(out, v, lead_idx + [tirx.Cast("int64", elem(p))])
+                def local_scan(tx):  # each thread scans `per` consecutive positions
+                    t32 = tirx.Cast("int32", tx)
+                    T.buffer_store(run, zero, R(tx))
+                    with T.unroll(0, per) as e:
+                        k = t32 * i32(per) + e
+                        v = buf[k]
+                        if det["exclusive"]:  # buf[k] gets the sum before it: keep v in `cur`
+                            T.buffer_store(cur, v, R(tx))
+                            T.buffer_store(buf, run[tuple(R(tx))], [k])
+                            T.buffer_store(run, run[tuple(R(tx))] + cur[tuple(R(tx))], R(tx))
+                        else:
+                            T.buffer_store(run, run[tuple(R(tx))] + v, R(tx))
+                            T.buffer_store(buf, run[tuple(R(tx))], [k])
+                    T.buffer_store(tot, run[tuple(R(tx))], [0, t32])
 
-            th.each_thread(finish)
+                th.each_thread(local_scan)
+                th.barrier()
+                for s_ in range(steps):  # Hillis-Steele over the thread totals
+                    src, dst, d = s_ % 2, (s_ + 1) % 2, 1 << s_
+
+                    def block_step(tx, src=src, dst=dst, d=d):
+                        t32 = tirx.Cast("int32", tx)
+                        with T.If(t32 >= i32(d)):
+                            with T.Then():
+                                T.buffer_store(tot, tot[src, t32] + tot[src, t32 - i32(d)], [dst, t32])
+                            with T.Else():
+                                T.buffer_store(tot, tot[src, t32], [dst, t32])
+
+                    th.each_thread(block_step)
+                    th.barrier()
+
+                def add_prefix(tx):
+                    t32 = tirx.Cast("int32", tx)
+                    before = tirx.Select(t32 > i32(0), tot[fin, tirx.max(t32 - i32(1), i32(0))], zero)
+                    with T.unroll(0, per) as e:
+                        k = t32 * i32(per) + e
+                        T.buffer_store(buf, buf[k] + before + carry[0], [k])
+
+                th.each_thread(add_prefix)
+                th.barrier()
+
+                def store(tx):  # coalesced again
+                    t32 = tirx.Cast("int32", tx)
+                    with T.unroll(0, per) as q:
+                        p = base + q * i32(tb) + t32
+                        with T.If(p < i32(n)):
+                            with T.Then():
+                                v = buf[q * i32(tb) + t32]
+                                v = tirx.Cast(dtype, v) if acc != dtype else v
+                                T.buffer_store(out, v, lead_idx + [elem(p)])
+                    if gpu:  # every thread keeps the same running total of the tiles so far
+                        T.buffer_store(carry, carry[0] + tot[fin, tb - 1], [0])
+
+                th.each_thread(store)
+                if not gpu:
+                    T.buffer_store(carry, carry[0] + tot[fin, tb - 1], [0])
+                th.barrier()
     return ib.get()
 
 

@@ -1,0 +1,59 @@
+"""Writes bench/models/lowerings_check.onnx: one small model with a node for each of TPAT's own
+lowerings (python/tpat_bridge/lowering_*.py), a symbolic batch dim, odd sizes and ties, for
+`tpat generate` + `tpat verify --sanitize` on a GPU machine (compute-sanitizer memcheck/racecheck).
+
+    python bench/lowerings_check.py
+"""
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto as TP
+from onnx import helper as h
+
+OUT = Path(__file__).resolve().parent / "models" / "lowerings_check.onnx"
+
+
+def main():
+    nodes = [
+        h.make_node("TopK", ["t_x", "t_k"], ["t_v", "t_i"], axis=-1, largest=1, name="topk_largest"),
+        h.make_node("TopK", ["t_x2", "t_k2"], ["t_v2", "t_i2"], axis=-1, largest=0, name="topk_smallest"),
+        h.make_node("CumSum", ["c_x", "c_axis"], ["c_y"], exclusive=1, reverse=1, name="cumsum_excl_rev"),
+        h.make_node("Resize", ["r_x", "", "r_scales"], ["r_y"], mode="linear", name="resize_linear"),
+        h.make_node("Resize", ["r_x2", "", "", "r_sizes"], ["r_y2"], mode="cubic",
+                    coordinate_transformation_mode="align_corners", name="resize_cubic"),
+        h.make_node("LayerNormalization", ["l_x", "l_s", "l_b"], ["l_y"], axis=-1, epsilon=1e-5,
+                    name="layernorm_fp16"),
+        h.make_node("ScatterElements", ["s_d", "s_i", "s_u"], ["s_y"], axis=1, reduction="max",
+                    name="scatterel_max"),
+    ]
+    f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
+    vi = h.make_tensor_value_info
+    inputs = [
+        vi("t_x", f, ["B", 9000]), vi("t_x2", f, ["B", 3, 700]), vi("c_x", f, ["B", 5001]),
+        vi("r_x", f, ["B", 3, 13, 17]), vi("r_x2", f, [1, 2, 9, 6]), vi("l_x", f16, ["B", 7, 512]),
+        vi("l_s", f16, [512]), vi("l_b", f16, [512]), vi("s_d", f, ["B", 300]),
+        vi("s_i", i64, ["B", 100]), vi("s_u", f, ["B", 100]),
+    ]
+    outputs = [
+        vi("t_v", f, ["B", 4100]), vi("t_i", i64, ["B", 4100]), vi("t_v2", f, ["B", 3, 65]),
+        vi("t_i2", i64, ["B", 3, 65]), vi("c_y", f, ["B", 5001]), vi("r_y", f, ["B", 3, 26, 51]),
+        vi("r_y2", f, [1, 2, 20, 11]), vi("l_y", f16, ["B", 7, 512]), vi("s_y", f, ["B", 300]),
+    ]
+    inits = [
+        h.make_tensor("t_k", i64, [1], [4100]), h.make_tensor("t_k2", i64, [1], [65]),
+        h.make_tensor("c_axis", i64, [], [1]), h.make_tensor("r_scales", f, [4], [1, 1, 2, 3]),
+        h.make_tensor("r_sizes", i64, [4], [1, 2, 20, 11]),
+    ]
+    g = h.make_graph(nodes, "tpat_lowerings_check", inputs, outputs, inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
+    m.ir_version = 9
+    onnx.checker.check_model(m, full_check=True)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(m, str(OUT))
+    print(OUT)
+
+
+if __name__ == "__main__":
+    np.random.seed(0)
+    main()
