@@ -65,8 +65,20 @@ def _layernorm():
     return lowering_layernorm
 
 
+def _gathernd():
+    from . import lowering_indexing
+
+    return lowering_indexing.GATHER_ND
+
+
+def _onehot():
+    from . import lowering_indexing
+
+    return lowering_indexing.ONE_HOT
+
+
 TE_LOWERINGS = {"Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
-                "LayerNormalization": _layernorm}
+                "LayerNormalization": _layernorm, "GatherND": _gathernd, "OneHot": _onehot}
 TPAT_OPS = ("ScatterND", "ScatterElements") + tuple(TE_LOWERINGS)
 
 # dtype -> helper suffix, for the reductions (atomics).
