@@ -77,8 +77,15 @@ def _onehot():
     return lowering_indexing.ONE_HOT
 
 
+def _gelu():
+    from . import lowering_elementwise
+
+    return lowering_elementwise
+
+
 TE_LOWERINGS = {"Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
-                "LayerNormalization": _layernorm, "GatherND": _gathernd, "OneHot": _onehot}
+                "LayerNormalization": _layernorm, "GatherND": _gathernd, "OneHot": _onehot,
+                "Gelu": _gelu}
 TPAT_OPS = ("ScatterND", "ScatterElements") + tuple(TE_LOWERINGS)
 
 # dtype -> helper suffix, for the reductions (atomics).
