@@ -19,6 +19,7 @@ def main():
         h.make_node("TopK", ["t_x", "t_k"], ["t_v", "t_i"], axis=-1, largest=1, name="topk_largest"),
         h.make_node("TopK", ["t_x2", "t_k2"], ["t_v2", "t_i2"], axis=-1, largest=0, name="topk_smallest"),
         h.make_node("CumSum", ["c_x", "c_axis"], ["c_y"], exclusive=1, reverse=1, name="cumsum_excl_rev"),
+        h.make_node("CumSum", ["c_x2", "c_axis"], ["c_y2"], name="cumsum_long_row"),
         h.make_node("Resize", ["r_x", "", "r_scales"], ["r_y"], mode="linear", name="resize_linear"),
         h.make_node("Resize", ["r_x2", "", "", "r_sizes"], ["r_y2"], mode="cubic",
                     coordinate_transformation_mode="align_corners", name="resize_cubic"),
@@ -26,27 +27,34 @@ def main():
                     name="layernorm_fp16"),
         h.make_node("ScatterElements", ["s_d", "s_i", "s_u"], ["s_y"], axis=1, reduction="max",
                     name="scatterel_max"),
+        h.make_node("GatherND", ["g_d", "g_i"], ["g_y"], batch_dims=0, name="gathernd"),
+        h.make_node("OneHot", ["o_i", "o_depth", "o_vals"], ["o_y"], axis=-1, name="onehot"),
+        h.make_node("Gelu", ["e_x"], ["e_y"], name="gelu_fp16"),
     ]
     f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
     vi = h.make_tensor_value_info
     inputs = [
-        vi("t_x", f, ["B", 9000]), vi("t_x2", f, ["B", 3, 700]), vi("c_x", f, ["B", 5001]),
+        vi("t_x", f, ["B", 9000]), vi("t_x2", f, ["B", 3, 700]), vi("c_x", f, ["B", 5001]), vi("c_x2", f, [2, 40000]),
         vi("r_x", f, ["B", 3, 13, 17]), vi("r_x2", f, [1, 2, 9, 6]), vi("l_x", f16, ["B", 7, 512]),
         vi("l_s", f16, [512]), vi("l_b", f16, [512]), vi("s_d", f, ["B", 300]),
         vi("s_i", i64, ["B", 100]), vi("s_u", f, ["B", 100]),
+        vi("g_d", f, [6, 7, 33]), vi("g_i", i64, ["B", 5, 2]), vi("o_i", i64, ["B", 9]),
+        vi("e_x", f16, ["B", 4, 1000]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]), vi("t_i", i64, ["B", 4100]), vi("t_v2", f, ["B", 3, 65]),
-        vi("t_i2", i64, ["B", 3, 65]), vi("c_y", f, ["B", 5001]), vi("r_y", f, ["B", 3, 26, 51]),
+        vi("t_i2", i64, ["B", 3, 65]), vi("c_y", f, ["B", 5001]), vi("c_y2", f, [2, 40000]), vi("r_y", f, ["B", 3, 26, 51]),
         vi("r_y2", f, [1, 2, 20, 11]), vi("l_y", f16, ["B", 7, 512]), vi("s_y", f, ["B", 300]),
+        vi("g_y", f, ["B", 5, 33]), vi("o_y", f, ["B", 9, 50]), vi("e_y", f16, ["B", 4, 1000]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]), h.make_tensor("t_k2", i64, [1], [65]),
         h.make_tensor("c_axis", i64, [], [1]), h.make_tensor("r_scales", f, [4], [1, 1, 2, 3]),
         h.make_tensor("r_sizes", i64, [4], [1, 2, 20, 11]),
+        h.make_tensor("o_depth", i64, [], [50]), h.make_tensor("o_vals", f, [2], [0.0, 1.0]),
     ]
     g = h.make_graph(nodes, "tpat_lowerings_check", inputs, outputs, inits)
-    m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 20)])
     m.ir_version = 9
     onnx.checker.check_model(m, full_check=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,8 @@ struct Tune: AsyncParsableCommand {
             printDiagnostics(diagnostics)
             for r in results {
                 let best = r.answer.tasks.compactMap(\.bestUs).map { String(format: "%.1f us", $0) }.joined(separator: ", ")
-                print("\(r.plugin): \(r.answer.tasks.count) task(s), \(r.answer.tasks.map(\.trials).reduce(0, +)) trials, best \(best.isEmpty ? "-" : best); \(r.tactics) tactic(s)\(r.answer.interrupted ? " (interrupted: kept what was found)" : "")")
+                let how = [r.answer.costModel.map { "cost model \($0)" }, r.answer.builder.map { "builder \($0)" }].compactMap { $0 }
+                print("\(r.plugin): \(r.answer.tasks.count) task(s), \(r.answer.tasks.map(\.trials).reduce(0, +)) trials, best \(best.isEmpty ? "-" : best); \(r.tactics) tactic(s)\(how.isEmpty ? "" : " [\(how.joined(separator: ", "))]")\(r.answer.interrupted ? " (interrupted: kept what was found)" : "")")
             }
             print("Database in \(out)/tuning; rebuild with `tpat build \(out)`.")
         }

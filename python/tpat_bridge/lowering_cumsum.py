@@ -23,6 +23,9 @@ import numpy as np
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int32", "int64")
 MAX_THREADS = 1024
 MIN_PER_THREAD = 4  # E: elements per thread and tile
+# Up to this many tiles per row, every tile gets its own block, which first sums the row before
+# its tile (re-reading at most MAX_PARALLEL_TILES - 1 tiles); longer rows loop over their tiles.
+MAX_PARALLEL_TILES = 8
 
 
 def select(node, ops, info, attr):
@@ -50,7 +53,9 @@ def select(node, ops, info, attr):
            "threads": threads, "per": per, "x_index": ops[0][1]}
     flags = ", ".join(f for f, on in (("exclusive", det["exclusive"]), ("reverse", det["reverse"])) if on)
     tiles = -(-n // (threads * per))
-    return (f"cumsum (last axis, {threads} threads x {per}, {tiles} tile(s) per row"
+    det["parallel_tiles"] = 1 < tiles <= MAX_PARALLEL_TILES
+    how = "one block per tile" if det["parallel_tiles"] else "one block per row"
+    return (f"cumsum (last axis, {threads} threads x {per}, {tiles} tile(s) per row, {how}"
             + (f", {flags}" if flags else "") + ")"), det
 
 
@@ -75,10 +80,15 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
     fin = steps % 2
     gpu = mode == "gpu"
     scope = "shared" if gpu else "global"
+    par = det.get("parallel_tiles", False)
     with IRBuilder() as ib:
-        th = _Threads(mode, rows, tb)
+        th = _Threads(mode, rows * tiles if par else rows, tb)
         with th as bx:
-            row = tirx.Cast("int64", bx)
+            if par:
+                row = tirx.Cast("int64", bx) // tirx.const(tiles, "int64")
+                my_tile = tirx.Cast("int32", tirx.Cast("int64", bx) % tirx.const(tiles, "int64"))
+            else:
+                row = tirx.Cast("int64", bx)
             lead_idx = _unravel(row, lead)
             buf = T.decl_buffer([tile], acc, scope=scope)      # the tile, in scan order
             tot = T.decl_buffer([2, tb], acc, scope=scope)     # thread totals, double-buffered
@@ -94,7 +104,44 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
                 return tirx.Cast("int64", (i32(n - 1) - p) if det["reverse"] else p)
 
             T.buffer_store(carry, zero, [0])
-            with T.serial(0, tiles) as tt:
+
+            def block_scan_totals():
+                """Inclusive Hillis-Steele scan of tot[0, :] into tot[fin, :] (barriers inside)."""
+                for s_ in range(steps):
+                    src, dst, d = s_ % 2, (s_ + 1) % 2, 1 << s_
+
+                    def block_step(tx, src=src, dst=dst, d=d):
+                        t32 = tirx.Cast("int32", tx)
+                        with T.If(t32 >= i32(d)):
+                            with T.Then():
+                                T.buffer_store(tot, tot[src, t32] + tot[src, t32 - i32(d)], [dst, t32])
+                            with T.Else():
+                                T.buffer_store(tot, tot[src, t32], [dst, t32])
+
+                    th.each_thread(block_step)
+                    th.barrier()
+
+            if par:
+                # the sum of the row before this block's tile: coalesced partial sums, block scan
+                def before_tile(tx):
+                    t32 = tirx.Cast("int32", tx)
+                    T.buffer_store(run, zero, R(tx))
+                    with T.serial(0, my_tile * i32(per)) as q:
+                        v = x[tuple(lead_idx + [elem(q * i32(tb) + t32)])]
+                        v = tirx.Cast(acc, v) if acc != dtype else v
+                        T.buffer_store(run, run[tuple(R(tx))] + v, R(tx))
+                    T.buffer_store(tot, run[tuple(R(tx))], [0, t32])
+
+                th.each_thread(before_tile)
+                th.barrier()
+                block_scan_totals()
+                if gpu:
+                    th.each_thread(lambda tx: T.buffer_store(carry, tot[fin, tb - 1], [0]))
+                else:
+                    T.buffer_store(carry, tot[fin, tb - 1], [0])
+                th.barrier()
+            with T.serial(0, 1 if par else tiles) as tloop:
+                tt = my_tile if par else tloop
                 base = tt * i32(tile)
 
                 def load(tx):  # coalesced: consecutive threads, consecutive positions
@@ -129,19 +176,7 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
 
                 th.each_thread(local_scan)
                 th.barrier()
-                for s_ in range(steps):  # Hillis-Steele over the thread totals
-                    src, dst, d = s_ % 2, (s_ + 1) % 2, 1 << s_
-
-                    def block_step(tx, src=src, dst=dst, d=d):
-                        t32 = tirx.Cast("int32", tx)
-                        with T.If(t32 >= i32(d)):
-                            with T.Then():
-                                T.buffer_store(tot, tot[src, t32] + tot[src, t32 - i32(d)], [dst, t32])
-                            with T.Else():
-                                T.buffer_store(tot, tot[src, t32], [dst, t32])
-
-                    th.each_thread(block_step)
-                    th.barrier()
+                block_scan_totals()
 
                 def add_prefix(tx):
                     t32 = tirx.Cast("int32", tx)

@@ -17,16 +17,24 @@ Request: {"command": "tune", "model_path", "target": "sm_80".."sm_90" | "llvm", 
 "trials_per_batch" (default min(32, trials), min(8, trials) with a time budget)}. Answer: {"work_dir", "target", "lowering",
 "tasks": [{"name", "trials" (measured in this call), "best_us" (best in the database, or None),
 "records" (records in the database for the task), "skipped" (only for hand-scheduled funcs)}],
-"cost_model": "xgb" | "random" (random when xgboost is not importable), "interrupted",
+"cost_model": "xgb" | "random" (random when xgboost is not importable), "builder":
+"local (N workers)" | "in-process" (how candidates were built and timed), "interrupted",
 "budget_exhausted", "note" (TPAT lowering used)}. Progress on stderr, one line per batch:
 "task k/n <name>: trials t, best <us> us". Ctrl-C: the batch in flight finishes and is saved, then
 the search stops (a second Ctrl-C stops at once); the answer says "interrupted": true.
-Candidates are built and timed in this process (no cloudpickle/psutil needed).
+
+Measurers: with `cloudpickle` and `psutil` importable (tvm.support.popen_pool), candidates are
+built with MetaSchedule's LocalBuilder job in N = cpu-count worker processes (parallel builds,
+workers kept for the whole search) and timed by LocalRunner in one worker process: a candidate
+that crashes its worker, or leaves its CUDA context broken (illegal address), fails alone.
+Otherwise, or with TPAT_TUNE_MEASURER=inprocess, they are built and timed serially in this
+process. The worker processes get TPAT's CUDA postproc hook (lowerings.install_cuda_postproc).
 
 See docs/tuning.md.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -35,6 +43,17 @@ import time
 from .errors import BridgeError
 
 LOWERINGS = ("tpat", "tvm")
+
+# TPAT_TUNE_MEASURER: "inprocess" forces the serial in-process builder/runner, "local" requires the
+# worker-process ones (an error when cloudpickle/psutil are missing), "auto" (default): local when
+# importable.
+MEASURER_ENV = "TPAT_TUNE_MEASURER"
+MEASURERS = ("auto", "local", "inprocess")
+# Worker timeouts: a build (NVRTC / LLVM) and one candidate's timing.
+BUILD_TIMEOUT_S = 60.0
+RUN_TIMEOUT_S = 30.0
+# A builder worker process is replaced after this many builds (bounds its memory growth).
+BUILDS_PER_WORKER = 64
 
 
 class _StopTuning(Exception):
@@ -198,12 +217,199 @@ def _best_us(db, task_mod):
 
 
 # --------------------------------------------------------------------------------------------
-# in-process builder and runner
-#
-# MetaSchedule's LocalBuilder/LocalRunner run candidates in worker processes (tvm.support.popen_pool),
-# which need the `cloudpickle` and `psutil` packages (apache-tvm's "popen-pool" extra); neither is
-# in TPAT's pinned venv nor on the GPU machine. Building and timing in this process needs nothing
-# more: built modules are kept in memory (artifact path "tpat-mem:<n>") until the runner times them.
+# measurers: worker processes (default) or in-process (fallback)
+
+
+def _evaluator_config(target):
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=100 if _is_gpu(target) else 20,
+                                     enable_cpu_cache_flush=False)
+
+
+def _popen_pool_missing():
+    """None when tvm.support.popen_pool can run (cloudpickle and psutil import), else the reason."""
+    missing = []
+    for name in ("cloudpickle", "psutil"):
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - any import failure: not usable
+            missing.append(name)
+    return f"{' and '.join(missing)} not importable" if missing else None
+
+
+def _measurer_choice() -> str:
+    choice = (os.environ.get(MEASURER_ENV) or "auto").strip().lower().replace("-", "")
+    if choice not in MEASURERS:
+        raise BridgeError("invalid_request",
+                          f"{MEASURER_ENV} must be one of {list(MEASURERS)}, not {choice!r}")
+    return choice
+
+
+def _worker_init():
+    """Runs once in every builder/runner worker process (tvm.exec.popen_worker) before any job."""
+    import signal
+
+    # Ctrl-C belongs to the bridge process (first one: finish the batch), not to the workers,
+    # which are in its process group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The bridge's stdout carries its one JSON answer: worker chatter goes to stderr.
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    # TPAT's lowerings call device helpers that a CUDA postproc hook prepends to TVM's source;
+    # the build happens here, so the hook must be registered here too (harmless without them).
+    from tpat_bridge import lowerings
+
+    lowerings.install_cuda_postproc()
+
+
+def _worker_build(mod, target, params):
+    """The builder's f_build: MetaSchedule's default_build without its up-front
+    `import tvm.s_tir.tensor_intrin` (~16 s of TVMScript parsing in every new worker process);
+    the import is done (once per worker) and the build retried only if a build fails: a
+    tensorized candidate can need what it registers (e.g. ldmatrix index maps)."""
+    from tvm.driver import build as tvm_build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    try:
+        return tvm_build(mod, target=target)
+    except Exception:  # noqa: BLE001
+        if "tvm.s_tir.tensor_intrin" in sys.modules:
+            raise
+        import tvm.s_tir.tensor_intrin  # noqa: F401
+
+        return tvm_build(mod, target=target)
+
+
+@contextlib.contextmanager
+def _workers_can_import_tpat():
+    """Workers are `python -m tvm.exec.popen_worker` children that inherit os.environ and unpickle
+    _worker_init/_worker_build by reference: put TPAT's python/ folder on their PYTHONPATH (the
+    Swift bridge already does; a test that only edits sys.path does not)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    old = os.environ.get("PYTHONPATH")
+    parts = [p for p in (old or "").split(os.pathsep) if p]
+    if any(os.path.abspath(p) == root for p in parts):
+        yield
+        return
+    os.environ["PYTHONPATH"] = os.pathsep.join([root] + parts)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def _build_job(args):
+    """One LocalBuilder job in a worker: MetaSchedule's own worker function (build, then export
+    the module to a tar file in a new temp dir; RemoveBuildArtifact deletes it after timing)."""
+    from tvm.s_tir.meta_schedule.builder import local_builder as lb
+
+    return lb._worker_func(*args)  # noqa: SLF001 - what LocalBuilder.build sends its workers
+
+
+def _cuda_error(msg) -> bool:
+    """A runner failure that may leave its worker's CUDA context unusable (illegal address,
+    launch failure...) while the process lives on."""
+    return msg is not None and "cuda" in str(msg).lower()
+
+
+def _local_measurers(target, workers=None):
+    """(builder, runner, "local (N workers)"): MetaSchedule's LocalBuilder job (same worker
+    function, initializer, timeout) on a pool of N worker processes kept for the whole search, and
+    its LocalRunner (one worker process), replaced after a CUDA error. Call inside
+    _workers_can_import_tpat(); close both with .close().
+
+    Why not ms.builder.LocalBuilder itself: it starts a new pool for every batch, and a worker
+    process starts in ~7 s on the H100 machine (importing TVM), which at 8 candidates per batch
+    costs as much as building them serially. Kept workers are recycled after
+    BUILDS_PER_WORKER builds (the reason LocalBuilder restarts them: memory grows)."""
+    from tvm.ir.utils import derived_object
+    from tvm.runtime import save_param_dict
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
+
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    config = _evaluator_config(target)
+
+    @derived_object
+    class PooledLocalBuilder(ms.builder.PyBuilder):
+        def __init__(self):
+            super().__init__()
+            self.pool = PopenPoolExecutor(max_workers=workers, timeout=BUILD_TIMEOUT_S,
+                                          initializer=_worker_init,
+                                          maximum_process_uses=BUILDS_PER_WORKER)
+            # one worker up front: an error here (TPAT not importable...) means fall back
+            self.pool.submit(int).result()
+
+        def close(self):
+            self.pool.shutdown(wait=True)
+
+        def build(self, build_inputs):
+            jobs = [(_worker_build, None, bi.mod, bi.target,
+                     None if bi.params is None else save_param_dict(bi.params)) for bi in build_inputs]
+            results = []
+            for r in self.pool.map_with_error_catching(_build_job, jobs):
+                if r.status == StatusKind.COMPLETE:
+                    results.append(ms.builder.BuilderResult(r.value, None))
+                elif r.status == StatusKind.TIMEOUT:
+                    results.append(ms.builder.BuilderResult(
+                        None, f"LocalBuilder: Timeout, killed after {BUILD_TIMEOUT_S} seconds"))
+                else:  # an exception, or the worker died (ChildProcessError): this candidate only
+                    results.append(ms.builder.BuilderResult(
+                        None, "LocalBuilder: An exception occurred\n" + str(r.value)))
+            return results
+
+    @derived_object
+    class IsolatingRunner(ms.runner.PyRunner):
+        """MetaSchedule's LocalRunner (one worker process), one candidate at a time. A candidate
+        that kills its worker (an illegal address on the H100 does) fails alone: the pool starts
+        a new worker. After a CUDA error that the worker survived, it is replaced too: a sticky
+        error (illegal address, launch failure) leaves its CUDA context unusable."""
+
+        def __init__(self):
+            super().__init__()
+            self.local = None
+            self.restarts = 0
+
+        def _runner(self):
+            if self.local is None:
+                self.local = ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S, evaluator_config=config,
+                                                   initializer=_worker_init)
+            return self.local
+
+        def close(self):
+            if self.local is not None:
+                self.local.pool.shutdown(wait=True)
+                self.local = None
+
+        def run(self, runner_inputs):
+            futures = []
+            for ri in runner_inputs:
+                fut = self._runner().run([ri])[0]
+                if _cuda_error(fut.result().error_msg):
+                    self.close()  # a fresh worker (and CUDA context) for the next candidate
+                    self.restarts += 1
+                futures.append(fut)
+            return futures
+
+    builder = PooledLocalBuilder()
+    try:
+        runner = IsolatingRunner()
+        runner._runner()  # the runner's worker starts now too (and fails now, if it must)
+    except BaseException:
+        builder.close()
+        raise
+    return builder, runner, f"local ({workers} workers)"
+
+
+# In-process builder and runner (fallback): nothing beyond TVM needed, built modules are kept in
+# memory (artifact path "tpat-mem:<n>") until the runner times them. Builds are serial, there is
+# no per-candidate timeout, and a candidate that crashes the GPU ends the search.
 
 _ARTIFACTS: dict = {}
 _ARTIFACT_SEQ = [0]
@@ -217,9 +423,7 @@ def _in_process_measurers(target):
     from tvm.s_tir.meta_schedule.runner import local_runner as lr
     from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common, run_evaluator_common
 
-    gpu = _is_gpu(target)
-    config = ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=100 if gpu else 20,
-                                       enable_cpu_cache_flush=False)
+    config = _evaluator_config(target)
 
     @derived_object
     class InProcessBuilder(ms.builder.PyBuilder):
@@ -302,6 +506,30 @@ def _validate(request):
     return mp, wd, trials, batch, budget, lowering, target
 
 
+def _measurers(target, choice: str):
+    """(builder, runner, label) for the search: the worker-process ones unless `choice` is
+    "inprocess" or (for "auto") popen_pool cannot run; see _local_measurers. Call inside
+    _workers_can_import_tpat()."""
+    if choice != "inprocess":
+        missing = _popen_pool_missing()
+        if missing is None:
+            try:
+                return _local_measurers(target)
+            except Exception as e:  # noqa: BLE001 - e.g. a worker that cannot start
+                if choice == "local":
+                    raise BridgeError("tvm_error", f"{MEASURER_ENV}=local: worker processes "
+                                      f"failed to start: {type(e).__name__}: {e}"[:1500]) from None
+                _log(f"tune: worker processes failed to start ({type(e).__name__}: "
+                     f"{(str(e).strip().splitlines() or [''])[-1][:300]}); building in this process")
+        elif choice == "local":
+            raise BridgeError("invalid_request", f"{MEASURER_ENV}=local, but {missing} "
+                              "(pip install -r python/requirements.lock)")
+        else:
+            _log(f"tune: {missing}: candidates are built and timed serially in this process")
+    builder, runner = _in_process_measurers(target)
+    return builder, runner, "in-process"
+
+
 def _cost_model_kind() -> str:
     try:
         import xgboost  # noqa: F401
@@ -327,6 +555,7 @@ def tune(request: dict) -> dict:
     """Bridge command "tune". Raises BridgeError for bad requests; see the module docstring."""
     model_path, work_dir, trials, batch, budget, lowering, target_name = _validate(request)
     target = tuning_target(target_name)
+    measurer = _measurer_choice()
 
     import tvm
     from tvm.s_tir import meta_schedule as ms
@@ -378,40 +607,50 @@ def tune(request: dict) -> dict:
 
     interrupted = False
     stopped_by_budget = False
+    builder_kind = None  # nothing measured: no builder used
     if n:
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
             todo, work_dir=work_dir, num_threads=max(1, os.cpu_count() or 1), seed=None)
-        builder, runner = _in_process_measurers(target)
-        # AddToDatabase first: a batch is in the database before Progress may stop the search.
-        callbacks = [ms.measure_callback.AddToDatabase(), ms.measure_callback.UpdateCostModel(),
-                     Progress()]
-        _log(f"tune: {n} task(s) for {target_name}, {trials} trials in batches of {batch}, "
-             f"cost model {cost_model}, database {work_dir}")
-        old_handler = _install_sigint()
-        try:
-            ms.tune_tasks(
-                tasks=contexts,
-                task_weights=weights,
-                work_dir=work_dir,
-                max_trials_global=trials,
-                num_trials_per_iter=batch,
-                builder=builder,
-                runner=runner,
-                database=db,
-                cost_model=cost_model,
-                measure_callbacks=callbacks,
-                task_scheduler="gradient",
-            )
-        except KeyboardInterrupt:
-            _STOP["reason"] = "interrupted"
-        except Exception as e:  # noqa: BLE001 - exceptions raised in Python callbacks come back
-            # from MetaSchedule's C++ loop as RuntimeError(''): the reason is in _STOP.
-            if _STOP["reason"] is None:
-                text = f"{type(e).__name__}: {e}".strip()
-                raise BridgeError("tvm_error", f"tuning failed: {text.splitlines()[-1][:1500]}") from None
-        finally:
-            _restore_sigint(old_handler)
-            _ARTIFACTS.clear()
+        with _workers_can_import_tpat():
+            builder = runner = None
+            old_handler = _install_sigint()
+            try:
+                builder, runner, builder_kind = _measurers(target, measurer)
+                # AddToDatabase first: a batch is in the database before Progress may stop the search.
+                callbacks = [ms.measure_callback.AddToDatabase()]
+                if builder_kind != "in-process":
+                    callbacks.append(ms.measure_callback.RemoveBuildArtifact())  # the tar files' temp dirs
+                callbacks += [ms.measure_callback.UpdateCostModel(), Progress()]
+                _log(f"tune: {n} task(s) for {target_name}, {trials} trials in batches of {batch}, "
+                     f"cost model {cost_model}, builder {builder_kind}, database {work_dir}")
+                ms.tune_tasks(
+                    tasks=contexts,
+                    task_weights=weights,
+                    work_dir=work_dir,
+                    max_trials_global=trials,
+                    num_trials_per_iter=batch,
+                    builder=builder,
+                    runner=runner,
+                    database=db,
+                    cost_model=cost_model,
+                    measure_callbacks=callbacks,
+                    task_scheduler="gradient",
+                )
+            except KeyboardInterrupt:
+                _STOP["reason"] = "interrupted"
+            except BridgeError:
+                raise
+            except Exception as e:  # noqa: BLE001 - exceptions raised in Python callbacks come back
+                # from MetaSchedule's C++ loop as RuntimeError(''): the reason is in _STOP.
+                if _STOP["reason"] is None:
+                    text = f"{type(e).__name__}: {e}".strip()
+                    raise BridgeError("tvm_error", f"tuning failed: {text.splitlines()[-1][:1500]}") from None
+            finally:
+                _restore_sigint(old_handler)
+                _ARTIFACTS.clear()
+                for m in (builder, runner):
+                    if m is not None and hasattr(m, "close"):
+                        m.close()
         interrupted = _STOP["reason"] == "interrupted"
         stopped_by_budget = _STOP["reason"] == "budget"
     if interrupted:
@@ -430,6 +669,7 @@ def tune(request: dict) -> dict:
         "lowering": lowering,
         "tasks": tasks,
         "cost_model": cost_model,
+        "builder": builder_kind,
         "interrupted": interrupted,
         "budget_exhausted": stopped_by_budget,
     }

@@ -3,7 +3,8 @@
 Every case: the plan validates against the schema, names the lowering and launches one kernel; its
 CUDA source compiles with nvcc -arch=sm_90; the same IR built for LLVM (serial loops for blocks
 and threads) matches ONNX Runtime. Cases: exclusive/reverse, rows shorter and longer than the
-block, a length that does not divide, float32/float16/int32/int64, a symbolic leading dim, rank 1
+block, rows of 1 to 10 tiles (one block per tile, one block looping over tiles), a length that
+does not divide, float32/float16/int32/int64, a symbolic leading dim, rank 1
 and 3. CumSum on another axis keeps TVM's lowering.
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_cumsum.py
@@ -51,6 +52,7 @@ CASES = {
     "reverse_long": (_model([4, 16384], axis=1, reverse=1), {}, 2e-3),
     "exclusive_reverse_odd": (_model([2, 5001], exclusive=1, reverse=1), {}, 1e-3),
     "rank1": (_model([7]), {}, 1e-6),
+    "long_row_loops_tiles": (_model([2, 40000], reverse=1), {}, 5e-3),
     "symbolic_rows": (_model(["B", 3000]), {"B": 3}, 1e-3),
     "fp16": (_model([2, 700], dtype="float16"), {}, 5e-2),
     "int32": (_model([3, 5000], dtype="int32"), {}, 0),

@@ -41,19 +41,28 @@ def _records(work_dir):
         return [line for line in f if line.strip()]
 
 
+def _logs(work_dir):
+    d = os.path.join(work_dir, "logs")
+    return "".join(open(os.path.join(d, f)).read() for f in sorted(os.listdir(d)))
+
+
 def _struct_eq(a, b):
     import tvm_ffi
 
     return bool(tvm_ffi.structural_equal(a, b))
 
 
-def test_tune_llvm_then_continue_then_apply(softmax_model, tmp_path, capsys):
+def test_tune_llvm_then_continue_then_apply(softmax_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TPAT_TUNE_MEASURER", raising=False)
     wd = str(tmp_path / "db")
     req = {"command": "tune", "model_path": softmax_model, "target": "llvm", "work_dir": wd,
            "trials": 6, "lowering": "tvm"}
     a1 = T.tune(req)
     assert a1["work_dir"] == wd and a1["interrupted"] is False
-    assert a1["cost_model"] in ("xgb", "random")
+    # the pinned venv has xgboost, cloudpickle and psutil: XGBoost cost model, parallel builds in
+    # worker processes (one per core)
+    assert a1["cost_model"] == "xgb"
+    assert a1["builder"] == f"local ({os.cpu_count()} workers)"
     assert [t["name"] for t in a1["tasks"]] == ["softmax"]
     t1 = a1["tasks"][0]
     assert t1["trials"] == 6 and t1["best_us"] is not None and t1["best_us"] > 0
@@ -62,6 +71,8 @@ def test_tune_llvm_then_continue_then_apply(softmax_model, tmp_path, capsys):
     assert n1 == t1["records"] >= 1
     err = capsys.readouterr().err
     assert "task 1/1 softmax: trials 6, best " in err
+    assert f"cost model xgb, builder local ({os.cpu_count()} workers)" in err
+    assert "XGB iter" in _logs(wd)  # the XGBoost model was trained on the measured batch
 
     # second call: continues from the same database (appends, starts from the best known)
     a2 = T.tune(dict(req, trials=4))
@@ -118,6 +129,7 @@ def test_interrupt_keeps_records(softmax_model, tmp_path, monkeypatch):
 
     req = {"command": "tune", "model_path": softmax_model, "target": "llvm", "trials": 12,
            "lowering": "tvm", "trials_per_batch": 4}
+    monkeypatch.setenv("TPAT_TUNE_MEASURER", "inprocess")
     wd = str(tmp_path / "db1")
     monkeypatch.setattr(T, "_in_process_measurers", patched((1, 1)))
     ans = T.tune(dict(req, work_dir=wd))
@@ -133,12 +145,85 @@ def test_interrupt_keeps_records(softmax_model, tmp_path, monkeypatch):
     assert ans["tasks"][0]["best_us"] is not None
 
 
-def test_time_budget(softmax_model, tmp_path):
+def test_time_budget_and_inprocess_fallback(softmax_model, tmp_path, monkeypatch, capsys):
+    """TPAT_TUNE_MEASURER=inprocess: the serial in-process builder/runner, still XGBoost."""
+    monkeypatch.setenv("TPAT_TUNE_MEASURER", "inprocess")
     ans = T.tune({"command": "tune", "model_path": softmax_model, "target": "llvm", "trials": 64,
                   "lowering": "tvm", "trials_per_batch": 4, "time_budget_s": 0.001,
                   "work_dir": str(tmp_path / "db")})
     assert ans["budget_exhausted"] is True and ans["interrupted"] is False
-    assert ans["tasks"][0]["trials"] == 4
+    assert ans["tasks"][0]["trials"] == 4 and ans["tasks"][0]["records"] == 4
+    assert ans["builder"] == "in-process" and ans["cost_model"] == "xgb"
+    assert "builder in-process" in capsys.readouterr().err
+
+
+def test_local_measurers_isolate_failing_candidates(tmp_path):
+    """The worker-process builder and runner on real kernels: a candidate whose build fails and
+    one that crashes its process (a write 4 TiB out of bounds: SIGSEGV) fail alone; a new worker
+    times the next candidate. The workers have TPAT's CUDA postproc hook and leave stdout (the
+    bridge's answer channel) alone."""
+    import shutil
+
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.script import tirx as Tx
+
+    @Tx.prim_func
+    def good(A: Tx.Buffer((16,), "float32")):
+        Tx.func_attr({"global_symbol": "main", "tir.noalias": True})
+        for i in Tx.serial(16):
+            A[i] = A[i] + Tx.float32(1)
+
+    @Tx.prim_func
+    def crash(A: Tx.Buffer((16,), "float32")):
+        Tx.func_attr({"global_symbol": "main", "tir.noalias": True})
+        for i in Tx.serial(16):
+            A[Tx.int64(1) << Tx.int64(42)] = Tx.float32(1)
+
+    @Tx.prim_func
+    def unbuildable(A: Tx.Buffer((16,), "float32")):  # GPU thread binding on the CPU target
+        Tx.func_attr({"global_symbol": "main", "tir.noalias": True})
+        for i in Tx.thread_binding(16, thread="threadIdx.x"):
+            A[i] = Tx.float32(1)
+
+    target = T.tuning_target("llvm")
+    old_pp = os.environ.get("PYTHONPATH")
+    with T._workers_can_import_tpat():
+        assert os.environ["PYTHONPATH"].split(os.pathsep)[0].endswith("python")
+        builder, runner, kind = T._local_measurers(target, workers=2)
+        assert kind == "local (2 workers)"
+        built = []
+        try:
+            def probe():
+                import tvm_ffi
+
+                print("worker chatter")  # must not reach fd 1
+                hook = tvm_ffi.get_global_func("tvm_callback_cuda_postproc", allow_missing=True)
+                return hook is not None and os.fstat(1).st_ino == os.fstat(2).st_ino
+
+            assert builder.pool.submit(probe).result() is True
+
+            built = builder.build([ms.builder.BuilderInput(tvm.IRModule({"main": f}), target)
+                                   for f in (good, crash, unbuildable)])
+            assert [b.error_msg is None for b in built] == [True, True, False]
+            assert "GetThreadIndex" in built[2].error_msg or "not implemented" in built[2].error_msg
+            args = ms.arg_info.ArgInfo.from_prim_func(good)
+            results = [f.result() for f in runner.run(
+                [ms.runner.RunnerInput(built[i].artifact_path, "cpu", args) for i in (0, 1, 0)])]
+            assert results[0].error_msg is None and len(results[0].run_secs) == 1
+            assert results[1].run_secs is None and "Subprocess terminated" in results[1].error_msg
+            assert results[2].error_msg is None and float(results[2].run_secs[0]) > 0
+            assert runner.restarts == 0  # the pool replaced the dead worker; no CUDA error here
+        finally:
+            runner.close()
+            builder.close()
+            for b in built:
+                if b.artifact_path:
+                    shutil.rmtree(os.path.dirname(b.artifact_path), ignore_errors=True)
+    assert os.environ.get("PYTHONPATH") == old_pp  # restored
+    # which runner failures get the runner a new worker (and CUDA context)
+    assert T._cuda_error("RuntimeError: CUDA: an illegal memory access was encountered")
+    assert T._cuda_error("cuModuleLaunch failed with error: CUDA_ERROR_ILLEGAL_ADDRESS")
+    assert not T._cuda_error(None) and not T._cuda_error("LocalRunner: Timeout, killed after 30 seconds")
 
 
 def test_cuda_records_apply_then_dlight_then_compile(tmp_path, monkeypatch):
@@ -171,6 +256,7 @@ def test_cuda_records_apply_then_dlight_then_compile(tmp_path, monkeypatch):
         return builder, FakeGpuRunner()
 
     monkeypatch.setattr(T, "_in_process_measurers", measurers)
+    monkeypatch.setenv("TPAT_TUNE_MEASURER", "inprocess")
     model = _one_node(tmp_path / "relu.onnx", "Relu", [256, 1024])
     wd = str(tmp_path / "db")
     ans = T.tune({"command": "tune", "model_path": model, "target": "sm_90", "work_dir": wd,
@@ -211,7 +297,7 @@ def test_cuda_records_apply_then_dlight_then_compile(tmp_path, monkeypatch):
     assert tuned != untuned and "* 1024)" not in tuned
 
 
-def test_bad_requests(softmax_model, tmp_path):
+def test_bad_requests(softmax_model, tmp_path, monkeypatch):
     base = {"command": "tune", "model_path": softmax_model, "target": "llvm",
             "work_dir": str(tmp_path / "db"), "trials": 4}
     for bad in (
@@ -228,6 +314,12 @@ def test_bad_requests(softmax_model, tmp_path):
         with pytest.raises(BridgeError) as ei:
             T.tune(bad)
         assert ei.value.code in ("invalid_request", "model_load_failed")
+    for bad_env in ("fast", "serial"):
+        monkeypatch.setenv("TPAT_TUNE_MEASURER", bad_env)
+        with pytest.raises(BridgeError) as ei:
+            T.tune(base)
+        assert ei.value.code == "invalid_request" and "TPAT_TUNE_MEASURER" in ei.value.reason
+    monkeypatch.delenv("TPAT_TUNE_MEASURER")
     bad_model = tmp_path / "bad.onnx"
     bad_model.write_bytes(b"not onnx")
     with pytest.raises(BridgeError) as ei:

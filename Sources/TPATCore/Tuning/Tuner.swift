@@ -30,12 +30,17 @@ public struct Tuner: Sendable {
             enum CodingKeys: String, CodingKey { case name, trials, bestUs = "best_us" }
         }
         public var tasks: [Task]
+        /// "xgb" or "random" (no xgboost in the bridge's Python).
         public var costModel: String?
+        /// How candidates were built and timed: "local (N workers)" (worker processes: parallel
+        /// builds, a crashing candidate fails alone) or "in-process" (serial; no cloudpickle/psutil,
+        /// or TPAT_TUNE_MEASURER=inprocess); nil when nothing was searched.
+        public var builder: String?
         public var interrupted: Bool
-        init(tasks: [Task], costModel: String?, interrupted: Bool) {
-            self.tasks = tasks; self.costModel = costModel; self.interrupted = interrupted
+        init(tasks: [Task], costModel: String?, builder: String? = nil, interrupted: Bool) {
+            self.tasks = tasks; self.costModel = costModel; self.builder = builder; self.interrupted = interrupted
         }
-        enum CodingKeys: String, CodingKey { case tasks, costModel = "cost_model", interrupted }
+        enum CodingKeys: String, CodingKey { case tasks, costModel = "cost_model", builder, interrupted }
     }
 
     public struct Result: Sendable {
