@@ -1,8 +1,11 @@
 """MetaSchedule tuning (python/tpat_bridge/tune.py) on the CPU: LLVM target, and CUDA compile-only.
 
 Run: .venv/bin/python -m pytest tests/python/test_tune.py -q
-About 1 minute on 2 cores; most of it is a one-time cost of MetaSchedule's first TuneContext in a
-process (it imports tvm.s_tir.tensor_intrin, which parses every tensor intrinsic: ~15 s).
+About 1.5 minutes on 2 cores; a good part of it is a one-time cost of MetaSchedule's first
+TuneContext in a process (it imports tvm.s_tir.tensor_intrin, which parses every tensor intrinsic:
+~15 s), and a worker process pays it again when a build fails (the unbuildable candidate below).
+The searches run with the venv's real measurers: worker processes (cloudpickle, psutil) and the
+XGBoost cost model; TPAT_TUNE_MEASURER=inprocess where a test patches the in-process ones.
 """
 import os
 import sys
