@@ -1,8 +1,9 @@
 """KernelPlan: read TVM's CUDA kernels and host launch sequence for a one-node ONNX model.
 
 Public entry: handle_plan(request) -> {"ok": True, "plan": {...}} | {"ok": False, "error": {...}}.
-Request field "lowering": "tpat" (default; else $TPAT_LOWERING) uses TPAT's own TIR for ops listed in
-lowerings.py (ScatterND, ScatterElements) instead of the frontend's legalization; "tvm" keeps TVM's.
+Request field "lowering": "tpat" (default; else $TPAT_LOWERING) uses TPAT's own TIR/TE for the ops of
+lowerings.py (ScatterND, ScatterElements, TopK, Resize, CumSum, LayerNormalization, GatherND, OneHot,
+Gelu) instead of the frontend's legalization; "tvm" keeps TVM's.
 The plan format is described in schemas/kernel-plan.schema.json and docs/kernel-plan.md.
 
 How it works (TVM 0.27):
