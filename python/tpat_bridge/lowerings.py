@@ -1,5 +1,8 @@
 """TPAT's own TVM lowerings, used by the planner instead of the ONNX frontend's legalization.
 
+This module holds the scatter lowerings (below) and the dispatch to the others (`TE_LOWERINGS`:
+TopK, Resize, CumSum, LayerNormalization, GatherND, OneHot, Gelu in lowering_*.py; docs/lowerings.md).
+
 TVM 0.27 legalizes ScatterND and ScatterElements to `te.extern` IR that loops over the indices
 serially (one thread walks all updates), which is 10-25x slower than PyTorch on the H100.
 This module defines fully parallel replacements as TIR (TVMScript generated for the node's ranks,

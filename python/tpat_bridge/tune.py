@@ -119,13 +119,15 @@ def _is_gpu(target) -> bool:
 # the module the planner schedules
 
 
-def pre_schedule_passes(target):
+def pre_schedule_passes(target, narrow=False):
     """The planner's CUDA pipeline up to (not including) the dlight default schedule."""
     from tvm.relax.backend.cuda import pipeline as cp
 
+    from .planner import narrow_index_pass
+
     legal = cp.legalize_passes(target)
     # legalize_passes = LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR, dlight
-    return cp.library_dispatch_passes(target) + legal[:-1]
+    return cp.library_dispatch_passes(target) + legal[:-1] + ([narrow_index_pass()] if narrow else [])
 
 
 def build_fused_module(model_path: str, target, lowering: str = "tpat"):
@@ -158,7 +160,8 @@ def build_fused_module(model_path: str, target, lowering: str = "tpat"):
         except planner.PlanError as e:
             raise BridgeError(e.code, e.reason) from None
     with target:
-        mod = tvm.transform.Sequential(pre_schedule_passes(target))(mod)
+        mod = tvm.transform.Sequential(
+            pre_schedule_passes(target, planner.narrowing_applies(info)))(mod)
     return mod, info, note
 
 
