@@ -14,11 +14,15 @@ unscheduled for dlight.
 
 Request: {"command": "tune", "model_path", "target": "sm_80".."sm_90" | "llvm", "work_dir",
 "trials" (max_trials_global of this call), optional "time_budget_s", "lowering": "tpat"|"tvm",
-"trials_per_batch" (default min(32, trials), min(8, trials) with a time budget)}. Answer: {"work_dir", "target", "lowering",
+"trials_per_batch" (default min(32, trials), min(8, trials) with a time budget), "rpc":
+{"tracker": "host:port", "key", "session_timeout_s" (default 60), "max_workers" (default 1)}
+(optional: time candidates on the RPC servers registered under `key` at TVM's RPC tracker)}. Answer: {"work_dir", "target", "lowering",
 "tasks": [{"name", "trials" (measured in this call), "best_us" (best in the database, or None),
 "records" (records in the database for the task), "skipped" (only for hand-scheduled funcs)}],
 "cost_model": "xgb" | "random" (random when xgboost is not importable), "builder":
-"local (N workers)" | "in-process" (how candidates were built and timed), "interrupted",
+"local (N workers)" | "in-process" (how candidates were built and timed), "runner": "local" |
+"rpc (key K at host:port)" | "in-process" (where they were timed; None when nothing was searched),
+"interrupted",
 "budget_exhausted", "note" (TPAT lowering used)}. Progress on stderr, one line per batch:
 "task k/n <name>: trials t, best <us> us". Ctrl-C: the batch in flight finishes and is saved, then
 the search stops (a second Ctrl-C stops at once); the answer says "interrupted": true.
@@ -29,6 +33,10 @@ workers kept for the whole search) and timed by LocalRunner in one worker proces
 that crashes its worker, or leaves its CUDA context broken (illegal address), fails alone.
 Otherwise, or with TPAT_TUNE_MEASURER=inprocess, they are built and timed serially in this
 process. The worker processes get TPAT's CUDA postproc hook (lowerings.install_cuda_postproc).
+With "rpc", candidates are built by the same worker-process builder (its tar artifacts are what
+MetaSchedule's RPCRunner uploads) and timed on the tracker's servers by ms.runner.RPCRunner
+(max_workers sessions at once); the tracker is asked first (RPC_CHECK_TIMEOUT_S) whether a server
+is registered under the key: "rpc_unavailable" otherwise. No in-process fallback with "rpc".
 
 See docs/tuning.md.
 """
@@ -54,6 +62,9 @@ BUILD_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 30.0
 # A builder worker process is replaced after this many builds (bounds its memory growth).
 BUILDS_PER_WORKER = 64
+# "rpc": the tracker must answer within this many seconds before the search starts.
+RPC_CHECK_TIMEOUT_S = 5.0
+RPC_KEYS = ("tracker", "key", "session_timeout_s", "max_workers")
 
 
 class _StopTuning(Exception):
@@ -321,7 +332,7 @@ def _cuda_error(msg) -> bool:
     return msg is not None and "cuda" in str(msg).lower()
 
 
-def _local_measurers(target, workers=None):
+def _local_measurers(target, workers=None, rpc=None):
     """(builder, runner, "local (N workers)"): MetaSchedule's LocalBuilder job (same worker
     function, initializer, timeout) on a pool of N worker processes kept for the whole search, and
     its LocalRunner (one worker process), replaced after a CUDA error. Call inside
@@ -330,7 +341,10 @@ def _local_measurers(target, workers=None):
     Why not ms.builder.LocalBuilder itself: it starts a new pool for every batch, and a worker
     process starts in ~7 s on the H100 machine (importing TVM), which at 8 candidates per batch
     costs as much as building them serially. Kept workers are recycled after
-    BUILDS_PER_WORKER builds (the reason LocalBuilder restarts them: memory grows)."""
+    BUILDS_PER_WORKER builds (the reason LocalBuilder restarts them: memory grows).
+
+    `rpc` (a validated request "rpc", see _validate_rpc): the runner is MetaSchedule's RPCRunner
+    instead, timing the builder's tar artifacts on the tracker's servers."""
     from tvm.ir.utils import derived_object
     from tvm.runtime import save_param_dict
     from tvm.s_tir import meta_schedule as ms
@@ -402,8 +416,15 @@ def _local_measurers(target, workers=None):
 
     builder = PooledLocalBuilder()
     try:
-        runner = IsolatingRunner()
-        runner._runner()  # the runner's worker starts now too (and fails now, if it must)
+        if rpc is not None:
+            runner = ms.runner.RPCRunner(
+                rpc_config=ms.runner.RPCConfig(
+                    tracker_host=rpc["host"], tracker_port=rpc["port"], tracker_key=rpc["key"],
+                    session_timeout_sec=rpc["session_timeout_s"]),
+                evaluator_config=config, max_workers=rpc["max_workers"], initializer=_worker_init)
+        else:
+            runner = IsolatingRunner()
+            runner._runner()  # the runner's worker starts now too (and fails now, if it must)
     except BaseException:
         builder.close()
         raise
@@ -506,18 +527,106 @@ def _validate(request):
     target = request.get("target", "sm_90")
     if not isinstance(target, str):
         raise BridgeError("invalid_request", "target must be a string")
-    return mp, wd, trials, batch, budget, lowering, target
+    rpc = _validate_rpc(request.get("rpc"))
+    return mp, wd, trials, batch, budget, lowering, target, rpc
 
 
-def _measurers(target, choice: str):
-    """(builder, runner, label) for the search: the worker-process ones unless `choice` is
-    "inprocess" or (for "auto") popen_pool cannot run; see _local_measurers. Call inside
-    _workers_can_import_tpat()."""
+def _validate_rpc(rpc):
+    """The request's "rpc" as {"host", "port", "key", "session_timeout_s", "max_workers"}, or None."""
+    if rpc is None:
+        return None
+    if not isinstance(rpc, dict):
+        raise BridgeError("invalid_request", "rpc must be an object {tracker, key, session_timeout_s, max_workers}")
+    unknown = sorted(set(rpc) - set(RPC_KEYS))
+    if unknown:
+        raise BridgeError("invalid_request", f"rpc: unknown field(s) {unknown}; expected {list(RPC_KEYS)}")
+    tracker = rpc.get("tracker")
+    host, _, port = tracker.rpartition(":") if isinstance(tracker, str) else ("", "", "")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]:9190
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BridgeError("invalid_request", f"rpc.tracker must be 'host:port' (port 1-65535), not {tracker!r}")
+    key = rpc.get("key")
+    if not isinstance(key, str) or not key.strip() or ":" in key:
+        raise BridgeError("invalid_request", f"rpc.key must be a non-empty string without ':', not {key!r}")
+    timeout = rpc.get("session_timeout_s", 60)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise BridgeError("invalid_request", f"rpc.session_timeout_s must be a positive number, not {timeout!r}")
+    workers = rpc.get("max_workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise BridgeError("invalid_request", f"rpc.max_workers must be a positive integer, not {workers!r}")
+    return {"host": host, "port": int(port), "key": key, "session_timeout_s": float(timeout),
+            "max_workers": workers}
+
+
+def _rpc_label(rpc) -> str:
+    return f"rpc (key {rpc['key']} at {rpc['host']}:{rpc['port']})"
+
+
+def check_tracker(rpc, timeout: float = RPC_CHECK_TIMEOUT_S) -> dict:
+    """Ask the tracker for its summary (TVM's tracker protocol, with a socket timeout: TVM's own
+    client retries a refused connection for 60 s) and require a server registered under the key.
+    Returns the summary; raises BridgeError("rpc_unavailable") otherwise. All servers busy is only
+    a warning: the runner's requests wait in the tracker's queue."""
+    import socket
+    import struct
+
+    from tvm.rpc import base
+
+    where = f"{rpc['host']}:{rpc['port']}"
+    try:
+        with socket.create_connection((rpc["host"], rpc["port"]), timeout=timeout) as sock:
+            sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+            magic = struct.unpack("<i", base.recvall(sock, 4))[0]
+            if magic != base.RPC_TRACKER_MAGIC:
+                raise BridgeError("rpc_unavailable", f"{where} is not a TVM RPC tracker")
+            base.sendjson(sock, [base.TrackerCode.SUMMARY])
+            value = base.recvjson(sock)
+    except BridgeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - refused, timed out, unknown host, closed...
+        raise BridgeError("rpc_unavailable", f"RPC tracker {where} not reachable "
+                          f"({type(e).__name__}: {str(e) or 'no answer'})"[:500]) from None
+    if not (isinstance(value, list) and len(value) == 2 and value[0] == base.TrackerCode.SUCCESS):
+        raise BridgeError("rpc_unavailable", f"RPC tracker {where} gave no summary ({str(value)[:200]})")
+    summary = value[1]
+    servers = [s for s in summary.get("server_info", []) if s.get("key") == f"server:{rpc['key']}"]
+    if not servers:
+        keys = sorted({str(s.get("key", "")).split(":", 1)[-1] for s in summary.get("server_info", [])})
+        raise BridgeError("rpc_unavailable", f"no RPC server registered under key '{rpc['key']}' at "
+                          f"tracker {where} (keys there: {keys or 'none'})")
+    free = summary.get("queue_info", {}).get(rpc["key"], {}).get("free", len(servers))
+    _log(f"tune: RPC tracker {where}: {len(servers)} server(s) under key '{rpc['key']}', {free} free")
+    if not free:
+        _log(f"tune: warning: every server under key '{rpc['key']}' is busy; measurements wait for one")
+    return summary
+
+
+def _measurers(target, choice: str, rpc=None):
+    """(builder, runner, builder label, runner label) for the search: the worker-process ones
+    unless `choice` is "inprocess" or (for "auto") popen_pool cannot run; see _local_measurers.
+    With `rpc`: the worker-process builder and MetaSchedule's RPCRunner, never in-process. Call
+    inside _workers_can_import_tpat()."""
+    if rpc is not None:
+        if choice == "inprocess":
+            raise BridgeError("invalid_request", f"rpc needs the worker-process builder (its tar "
+                              f"artifacts are uploaded), not {MEASURER_ENV}=inprocess (in-memory modules)")
+        missing = _popen_pool_missing()
+        if missing is not None:
+            raise BridgeError("invalid_request", f"rpc needs the worker-process builder, but {missing} "
+                              "(pip install -r python/requirements.lock)")
+        try:
+            builder, runner, label = _local_measurers(target, rpc=rpc)
+        except BridgeError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise BridgeError("tvm_error", f"rpc: worker processes failed to start: "
+                              f"{type(e).__name__}: {e}"[:1500]) from None
+        return builder, runner, label, _rpc_label(rpc)
     if choice != "inprocess":
         missing = _popen_pool_missing()
         if missing is None:
             try:
-                return _local_measurers(target)
+                return _local_measurers(target) + ("local",)
             except Exception as e:  # noqa: BLE001 - e.g. a worker that cannot start
                 if choice == "local":
                     raise BridgeError("tvm_error", f"{MEASURER_ENV}=local: worker processes "
@@ -530,7 +639,7 @@ def _measurers(target, choice: str):
         else:
             _log(f"tune: {missing}: candidates are built and timed serially in this process")
     builder, runner = _in_process_measurers(target)
-    return builder, runner, "in-process"
+    return builder, runner, "in-process", "in-process"
 
 
 def _cost_model_kind() -> str:
@@ -556,9 +665,13 @@ def _log(msg: str) -> None:
 
 def tune(request: dict) -> dict:
     """Bridge command "tune". Raises BridgeError for bad requests; see the module docstring."""
-    model_path, work_dir, trials, batch, budget, lowering, target_name = _validate(request)
+    model_path, work_dir, trials, batch, budget, lowering, target_name, rpc = _validate(request)
     target = tuning_target(target_name)
     measurer = _measurer_choice()
+    if rpc is not None:
+        if measurer == "inprocess":
+            _measurers(target, measurer, rpc)  # raises: no in-process measuring over RPC
+        check_tracker(rpc)  # before the (slow) module build and search
 
     import tvm
     from tvm.s_tir import meta_schedule as ms
@@ -610,7 +723,7 @@ def tune(request: dict) -> dict:
 
     interrupted = False
     stopped_by_budget = False
-    builder_kind = None  # nothing measured: no builder used
+    builder_kind = runner_kind = None  # nothing measured: no builder used
     if n:
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
             todo, work_dir=work_dir, num_threads=max(1, os.cpu_count() or 1), seed=None)
@@ -618,14 +731,15 @@ def tune(request: dict) -> dict:
             builder = runner = None
             old_handler = _install_sigint()
             try:
-                builder, runner, builder_kind = _measurers(target, measurer)
+                builder, runner, builder_kind, runner_kind = _measurers(target, measurer, rpc)
                 # AddToDatabase first: a batch is in the database before Progress may stop the search.
                 callbacks = [ms.measure_callback.AddToDatabase()]
                 if builder_kind != "in-process":
                     callbacks.append(ms.measure_callback.RemoveBuildArtifact())  # the tar files' temp dirs
                 callbacks += [ms.measure_callback.UpdateCostModel(), Progress()]
                 _log(f"tune: {n} task(s) for {target_name}, {trials} trials in batches of {batch}, "
-                     f"cost model {cost_model}, builder {builder_kind}, database {work_dir}")
+                     f"cost model {cost_model}, builder {builder_kind}, runner {runner_kind}, "
+                     f"database {work_dir}")
                 ms.tune_tasks(
                     tasks=contexts,
                     task_weights=weights,
@@ -654,6 +768,8 @@ def tune(request: dict) -> dict:
                 for m in (builder, runner):
                     if m is not None and hasattr(m, "close"):
                         m.close()
+                    elif m is not None and hasattr(m, "pool"):  # MetaSchedule's RPCRunner
+                        m.pool.shutdown(wait=True)
         interrupted = _STOP["reason"] == "interrupted"
         stopped_by_budget = _STOP["reason"] == "budget"
     if interrupted:
@@ -673,6 +789,7 @@ def tune(request: dict) -> dict:
         "tasks": tasks,
         "cost_model": cost_model,
         "builder": builder_kind,
+        "runner": runner_kind,
         "interrupted": interrupted,
         "budget_exhausted": stopped_by_budget,
     }

@@ -330,3 +330,112 @@ def test_bad_requests(softmax_model, tmp_path, monkeypatch):
     assert ei.value.code == "model_load_failed"
     with pytest.raises(BridgeError):
         T.apply_database(None, "llvm", str(tmp_path / "nowhere"))
+
+
+# --------------------------------------------------------------------------------------------
+# "rpc": measuring through TVM's RPC tracker (a local tracker and server on this CPU)
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def rpc_tracker(tmp_path):
+    """A TVM RPC tracker and one RPC server (key tpat-test) on 127.0.0.1, as subprocesses of this
+    venv's Python; yields the tracker's "host:port" once its summary lists the server."""
+    import subprocess
+    import time
+
+    pytest.importorskip("tornado", reason="TVM's RPC tracker needs tornado (python/requirements.lock)")
+    port = _free_port()
+    logs = [open(tmp_path / n, "w") for n in ("tracker.log", "server.log")]
+    procs = []
+    try:
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(port),
+             "--port-end", str(port + 1)], stdout=logs[0], stderr=subprocess.STDOUT))
+        rpc = {"host": "127.0.0.1", "port": port, "key": "tpat-test"}
+        deadline = time.monotonic() + 40
+        while True:  # the tracker answers (its own startup imports TVM: a few seconds)
+            try:
+                T.check_tracker(rpc, timeout=2)
+                break
+            except BridgeError as e:
+                if e.code != "rpc_unavailable" or procs[0].poll() is not None or time.monotonic() > deadline:
+                    raise
+                if "no RPC server registered" in e.reason and len(procs) == 1:
+                    procs.append(subprocess.Popen(
+                        [sys.executable, "-m", "tvm.exec.rpc_server", "--tracker", f"127.0.0.1:{port}",
+                         "--key", "tpat-test", "--host", "127.0.0.1", "--port", str(_free_port()),
+                         "--port-end", "65535"], stdout=logs[1], stderr=subprocess.STDOUT))
+                time.sleep(0.3)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for p in reversed(procs):
+            p.kill()
+            p.wait(timeout=10)
+        for f in logs:
+            f.close()
+
+
+def test_tune_through_rpc_tracker(softmax_model, tmp_path, rpc_tracker, capsys, monkeypatch):
+    """A real search whose candidates are built by the worker-process builder and timed by
+    MetaSchedule's RPCRunner on the RPC server behind the tracker (LLVM target)."""
+    monkeypatch.delenv("TPAT_TUNE_MEASURER", raising=False)
+    wd = str(tmp_path / "db")
+    ans = T.tune({"command": "tune", "model_path": softmax_model, "target": "llvm", "work_dir": wd,
+                  "trials": 4, "lowering": "tvm", "rpc": {"tracker": rpc_tracker, "key": "tpat-test"}})
+    assert ans["runner"] == f"rpc (key tpat-test at {rpc_tracker})"
+    assert ans["builder"] == f"local ({os.cpu_count()} workers)"
+    t = ans["tasks"][0]
+    assert t["trials"] == 4 and t["best_us"] is not None and t["best_us"] > 0
+    assert t["records"] == len(_records(wd)) >= 1
+    err = capsys.readouterr().err
+    assert f"runner rpc (key tpat-test at {rpc_tracker})" in err
+    assert "1 server(s) under key 'tpat-test', 1 free" in err
+    # a key no server registered under: refused before the search
+    with pytest.raises(BridgeError) as ei:
+        T.tune({"command": "tune", "model_path": softmax_model, "target": "llvm", "work_dir": wd,
+                "trials": 4, "rpc": {"tracker": rpc_tracker, "key": "other"}})
+    assert ei.value.code == "rpc_unavailable" and "'other'" in ei.value.reason and "tpat-test" in ei.value.reason
+
+
+def test_rpc_unreachable_and_bad_rpc_requests(softmax_model, tmp_path, monkeypatch):
+    import json
+    import time
+
+    port = _free_port()  # nothing listens there
+    req = {"command": "tune", "model_path": softmax_model, "target": "llvm",
+           "work_dir": str(tmp_path / "db"), "trials": 4,
+           "rpc": {"tracker": f"127.0.0.1:{port}", "key": "tpat-test"}}
+    t0 = time.monotonic()
+    assert T.main([json.dumps(req)]) == 1
+    assert time.monotonic() - t0 < 10
+    with pytest.raises(BridgeError) as ei:
+        T.tune(req)
+    assert ei.value.code == "rpc_unavailable" and f"127.0.0.1:{port} not reachable" in ei.value.reason
+    assert not os.path.exists(tmp_path / "db")  # refused before anything was built
+
+    for rpc in ("127.0.0.1:9190", {"key": "k"}, {"tracker": "host", "key": "k"},
+                {"tracker": "host:0", "key": "k"}, {"tracker": "host:x", "key": "k"},
+                {"tracker": "host:9190"}, {"tracker": "host:9190", "key": ""},
+                {"tracker": "host:9190", "key": "k", "session_timeout_s": 0},
+                {"tracker": "host:9190", "key": "k", "max_workers": 0},
+                {"tracker": "host:9190", "key": "k", "max_workers": True},
+                {"tracker": "host:9190", "key": "k", "workers": 2}):
+        with pytest.raises(BridgeError) as ei:
+            T.tune(dict(req, rpc=rpc))
+        assert ei.value.code == "invalid_request" and "rpc" in ei.value.reason
+        assert "\n" not in ei.value.reason
+    assert T._validate_rpc({"tracker": "[::1]:9190", "key": "k"}) == {
+        "host": "::1", "port": 9190, "key": "k", "session_timeout_s": 60.0, "max_workers": 1}
+    # the in-process measurers keep built modules in memory: nothing to upload
+    monkeypatch.setenv("TPAT_TUNE_MEASURER", "inprocess")
+    with pytest.raises(BridgeError) as ei:
+        T.tune(req)
+    assert ei.value.code == "invalid_request" and "inprocess" in ei.value.reason
