@@ -9,11 +9,13 @@ import Testing
         {"work_dir": "/o/tuning/Gelu_1", "target": "sm_90", "lowering": "tvm",
          "tasks": [{"name": "gelu", "trials": 32, "best_us": 56.54, "records": 32},
                    {"name": "scatter", "trials": 0, "best_us": null, "records": 0, "skipped": "already scheduled (TPAT lowering)"}],
-         "cost_model": "xgb", "builder": "local (16 workers)", "interrupted": false, "budget_exhausted": false}
+         "cost_model": "xgb", "builder": "local (16 workers)", "runner": "rpc (key h100 at tracker:9190)",
+         "interrupted": false, "budget_exhausted": false}
         """
         let a = try JSONDecoder().decode(Tuner.Answer.self, from: Data(json.utf8))
         #expect(a.costModel == "xgb")
         #expect(a.builder == "local (16 workers)")
+        #expect(a.runner == "rpc (key h100 at tracker:9190)")
         #expect(a.tasks.map(\.trials) == [32, 0] && a.tasks[0].bestUs == 56.54 && a.tasks[1].bestUs == nil)
         #expect(!a.interrupted)
     }
@@ -23,7 +25,58 @@ import Testing
         for extra in [#", "builder": null"#, ""] {
             let json = #"{"tasks": [], "cost_model": "random""# + extra + #", "interrupted": true}"#
             let a = try JSONDecoder().decode(Tuner.Answer.self, from: Data(json.utf8))
-            #expect(a.builder == nil && a.costModel == "random" && a.interrupted)
+            #expect(a.builder == nil && a.runner == nil && a.costModel == "random" && a.interrupted)
+        }
+    }
+}
+
+/// `tpat tune --rpc-tracker HOST:PORT --rpc-key KEY [--rpc-workers N]` -> the request's "rpc" field.
+@Suite struct TunerRPCRequestTests {
+    private func encoded(_ rpc: Tuner.RPC?) throws -> [String: Any] {
+        let req = Tuner.request(modelPath: "/o/plugins/P/P.onnx", target: "sm_90", workDir: "/o/tuning/P", trials: 8, timeBudgetS: nil, rpc: rpc)
+        return try #require(JSONSerialization.jsonObject(with: JSONEncoder().encode(req)) as? [String: Any])
+    }
+
+    @Test func bothFlagsGiveTheRPCField() throws {
+        let rpc = try #require(try Tuner.RPC.from(tracker: "tracker.example:9190", key: "h100", workers: 4))
+        let json = try encoded(rpc)
+        #expect(json["command"] as? String == "tune" && json["trials"] as? Int == 8)
+        let field = try #require(json["rpc"] as? [String: Any])
+        #expect(field["tracker"] as? String == "tracker.example:9190")
+        #expect(field["key"] as? String == "h100")
+        #expect(field["max_workers"] as? Int == 4)
+        #expect(field.count == 3)
+        // without --rpc-workers the bridge's default applies (the field is left out)
+        let plain = try #require(try encoded(try Tuner.RPC.from(tracker: "[::1]:9190", key: "h100", workers: nil))["rpc"] as? [String: Any])
+        #expect(plain["max_workers"] == nil && plain["tracker"] as? String == "[::1]:9190")
+    }
+
+    @Test func noFlagsNoField() throws {
+        #expect(try Tuner.RPC.from(tracker: nil, key: nil, workers: nil) == nil)
+        let json = try encoded(nil)
+        #expect(json["rpc"] == nil && json["time_budget_s"] == nil)
+    }
+
+    @Test func badFlagCombinationsAreRefused() {
+        let bad: [(String?, String?, Int?, String)] = [
+            ("host:9190", nil, nil, "--rpc-key"),
+            (nil, "h100", nil, "--rpc-tracker"),
+            (nil, nil, 2, "--rpc-workers"),
+            ("host", "h100", nil, "HOST:PORT"),
+            (":9190", "h100", nil, "HOST:PORT"),
+            ("host:0", "h100", nil, "HOST:PORT"),
+            ("host:port", "h100", nil, "HOST:PORT"),
+            ("host:9190", "", nil, "--rpc-key"),
+            ("host:9190", "a:b", nil, "--rpc-key"),
+            ("host:9190", "h100", 0, "--rpc-workers"),
+        ]
+        for (tracker, key, workers, mention) in bad {
+            #expect(throws: TPATError.self) { try Tuner.RPC.from(tracker: tracker, key: key, workers: workers) }
+            do {
+                _ = try Tuner.RPC.from(tracker: tracker, key: key, workers: workers)
+            } catch {
+                #expect(error.kind == .input && error.message.contains(mention), "\(error.message)")
+            }
         }
     }
 }

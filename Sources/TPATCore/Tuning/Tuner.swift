@@ -20,6 +20,43 @@ public struct Tuner: Sendable {
         var work_dir: String
         var trials: Int
         var time_budget_s: Double?
+        var rpc: RPC?
+    }
+
+    /// Measuring through TVM's RPC tracker (`--rpc-tracker HOST:PORT --rpc-key KEY [--rpc-workers N]`):
+    /// the request's "rpc" field. Candidates are built on this host and timed on the servers
+    /// registered under `key` (docs/tuning.md).
+    public struct RPC: Encodable, Equatable, Sendable {
+        public var tracker: String
+        public var key: String
+        /// Concurrent remote measurements (the bridge's default: 1).
+        public var maxWorkers: Int?
+        enum CodingKeys: String, CodingKey { case tracker, key, maxWorkers = "max_workers" }
+
+        /// The CLI's flags: nil when none is given; both tracker and key, or an error.
+        public static func from(tracker: String?, key: String?, workers: Int?) throws(TPATError) -> RPC? {
+            switch (tracker, key) {
+            case (nil, nil):
+                if workers != nil { throw TPATError(.input, "--rpc-workers needs --rpc-tracker and --rpc-key") }
+                return nil
+            case (nil, _): throw TPATError(.input, "--rpc-key needs --rpc-tracker HOST:PORT")
+            case (_, nil): throw TPATError(.input, "--rpc-tracker needs --rpc-key KEY (the key the RPC servers registered with)")
+            case let (t?, k?):
+                let parts = t.split(separator: ":", omittingEmptySubsequences: false)
+                guard parts.count >= 2, !parts.dropLast().joined(separator: ":").isEmpty,
+                      let port = Int(parts.last!), (1...65535).contains(port) else {
+                    throw TPATError(.input, "--rpc-tracker must be HOST:PORT (port 1-65535), not '\(t)'")
+                }
+                guard !k.isEmpty, !k.contains(":") else { throw TPATError(.input, "--rpc-key must be a non-empty key without ':'") }
+                if let w = workers, w < 1 { throw TPATError(.input, "--rpc-workers must be at least 1") }
+                return RPC(tracker: t, key: k, maxWorkers: workers)
+            }
+        }
+    }
+
+    /// The bridge request for one plugin (encoded as the bridge reads it; nil fields left out).
+    static func request(modelPath: String, target: String, workDir: String, trials: Int, timeBudgetS: Double?, rpc: RPC?) -> Request {
+        Request(model_path: modelPath, target: target, work_dir: workDir, trials: trials, time_budget_s: timeBudgetS, rpc: rpc)
     }
 
     public struct Answer: Decodable, Sendable {
@@ -36,11 +73,14 @@ public struct Tuner: Sendable {
         /// builds, a crashing candidate fails alone) or "in-process" (serial; no cloudpickle/psutil,
         /// or TPAT_TUNE_MEASURER=inprocess); nil when nothing was searched.
         public var builder: String?
+        /// Where candidates were timed: "local", "rpc (key K at host:port)" or "in-process"; nil
+        /// when nothing was searched or from bridges before the field existed.
+        public var runner: String?
         public var interrupted: Bool
-        init(tasks: [Task], costModel: String?, builder: String? = nil, interrupted: Bool) {
-            self.tasks = tasks; self.costModel = costModel; self.builder = builder; self.interrupted = interrupted
+        init(tasks: [Task], costModel: String?, builder: String? = nil, runner: String? = nil, interrupted: Bool) {
+            self.tasks = tasks; self.costModel = costModel; self.builder = builder; self.runner = runner; self.interrupted = interrupted
         }
-        enum CodingKeys: String, CodingKey { case tasks, costModel = "cost_model", builder, interrupted }
+        enum CodingKeys: String, CodingKey { case tasks, costModel = "cost_model", builder, runner, interrupted }
     }
 
     public struct Result: Sendable {
@@ -75,7 +115,7 @@ public struct Tuner: Sendable {
         return out
     }
 
-    public func tune(out: URL, trials: Int, timeBudgetMinutes: Double?) async throws(TPATError) -> [Result] {
+    public func tune(out: URL, trials: Int, timeBudgetMinutes: Double?, rpc: RPC? = nil) async throws(TPATError) -> [Result] {
         let project = out.appendingPathComponent("plugins")
         let reportURL = out.appendingPathComponent("tpat-generate.json")
         guard let reportData = try? Data(contentsOf: reportURL),
@@ -101,8 +141,8 @@ public struct Tuner: Sendable {
                 // A failed search (a candidate can crash the measuring process) costs this plugin
                 // its search, not the folder: what the database already holds is still used.
                 do throws(TPATError) {
-                    answer = try await bridge.call(Request(model_path: project.appendingPathComponent("\(s.name)/\(s.name).onnx").path,
-                                                           target: s.plan.target.sm, work_dir: work.path, trials: trials, time_budget_s: budget),
+                    answer = try await bridge.call(Self.request(modelPath: project.appendingPathComponent("\(s.name)/\(s.name).onnx").path,
+                                                                target: s.plan.target.sm, workDir: work.path, trials: trials, timeBudgetS: budget, rpc: rpc),
                                                    as: Answer.self, progress: true)
                 } catch {
                     diagnostics.emit(.init(.warning, "\(s.name): tuning failed: \(error.message)"))
