@@ -123,35 +123,29 @@ def onehot_te(ind, det, values=None):
 # Relax
 
 
-class _GatherND:
-    @staticmethod
-    def select(node, ops, info, attr):
-        return select_gathernd(node, ops, info, attr)
+class _Lowering:
+    """select/emit pair in the shape lowerings.TE_LOWERINGS expects."""
 
-    @staticmethod
-    def emit(bb, params, det, mode="gpu"):
-        from tvm import relax
-
-        args = [params[o[1]] if o[0] == "param" else relax.const(np.ascontiguousarray(o[1]), o[3])
-                for o in det["ops"]]
-        return bb.emit_te(lambda d, i: gathernd_te(d, i, det), *args,
-                          primfunc_name_hint="tpat_gather_nd")
+    def __init__(self, select, emit):
+        self.select, self.emit = select, emit
 
 
-class _OneHot:
-    @staticmethod
-    def select(node, ops, info, attr):
-        return select_onehot(node, ops, info, attr)
+def _emit_gathernd(bb, params, det, mode="gpu"):
+    from tvm import relax
 
-    @staticmethod
-    def emit(bb, params, det, mode="gpu"):
-        ind = params[det["ops"][0][1]]
-        if "values" in det:
-            return bb.emit_te(lambda i: onehot_te(i, det), ind, primfunc_name_hint="tpat_one_hot")
-        vals = params[det["ops"][2][1]]
-        return bb.emit_te(lambda i, v: onehot_te(i, det, [v[0], v[1]]), ind, vals,
-                          primfunc_name_hint="tpat_one_hot")
+    args = [params[o[1]] if o[0] == "param" else relax.const(np.ascontiguousarray(o[1]), o[3])
+            for o in det["ops"]]
+    return bb.emit_te(lambda d, i: gathernd_te(d, i, det), *args, primfunc_name_hint="tpat_gather_nd")
 
 
-GATHER_ND = _GatherND()
-ONE_HOT = _OneHot()
+def _emit_onehot(bb, params, det, mode="gpu"):
+    ind = params[det["ops"][0][1]]
+    if "values" in det:
+        return bb.emit_te(lambda i: onehot_te(i, det), ind, primfunc_name_hint="tpat_one_hot")
+    vals = params[det["ops"][2][1]]
+    return bb.emit_te(lambda i, v: onehot_te(i, det, [v[0], v[1]]), ind, vals,
+                      primfunc_name_hint="tpat_one_hot")
+
+
+GATHER_ND = _Lowering(select_gathernd, _emit_gathernd)
+ONE_HOT = _Lowering(select_onehot, _emit_onehot)

@@ -590,8 +590,8 @@ def select(info):
     return f"scatter_elements (axis={axis % r}, reduction={red})", det
 
 
-def _te_module(info, det, mode="gpu"):
-    """Relax `main(graph inputs...)` = emit_te(TPAT's TE compute) for the TE-based lowerings."""
+def _main_params(info):
+    """(Relax parameters of `main`, one per graph input, symbolic dims as shared int64 vars; dim())."""
     from tvm import relax, tirx
 
     syms = {}
@@ -605,6 +605,14 @@ def _te_module(info, det, mode="gpu"):
 
     params = [relax.Var(x["name"], relax.TensorType([dim(s) for s in x["shape"]], x["dtype"]))
               for x in info.inputs]
+    return params, dim
+
+
+def _te_module(info, det, mode="gpu"):
+    """Relax `main(graph inputs...)` = emit_te(TPAT's TE compute) for the TE-based lowerings."""
+    from tvm import relax
+
+    params, _ = _main_params(info)
     mod = TE_LOWERINGS[det["op"]]()
     bb = relax.BlockBuilder()
     with bb.function("main", params):
@@ -630,19 +638,9 @@ def primfunc_for(det, mode="gpu"):
 
 def build_module(info, det, mode="gpu"):
     """Relax `main(graph inputs...)` = call_tir(TPAT PrimFunc, [data, indices, updates])."""
-    from tvm import relax, tirx
+    from tvm import relax
 
-    syms = {}
-
-    def dim(x):
-        if isinstance(x, int):
-            return x
-        if x not in syms:
-            syms[x] = tirx.Var(x, "int64")
-        return syms[x]
-
-    params = [relax.Var(x["name"], relax.TensorType([dim(s) for s in x["shape"]], x["dtype"]))
-              for x in info.inputs]
+    params, dim = _main_params(info)
     func, _ = primfunc_for(det, mode)
     fname = "tpat_scatter_nd" if det["op"] == "ScatterND" else "tpat_scatter_elements"
     bb = relax.BlockBuilder()

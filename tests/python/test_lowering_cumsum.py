@@ -11,12 +11,7 @@ Run: .venv/bin/python -m pytest tests/python/test_lowering_cumsum.py
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +20,12 @@ import pytest
 from onnx import TensorProto as TP
 from onnx import helper as h
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from lowering_harness import (  # noqa: E402
+    input_shape, launches, lowered_plan, run_llvm, run_ort)
 from tpat_bridge import lowerings, planner  # noqa: E402
 
-SCHEMA = json.loads((ROOT / "schemas" / "kernel-plan.schema.json").read_text())
-NVCC = ROOT / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "int32": TP.INT32, "int64": TP.INT64}
 
 
@@ -63,58 +57,17 @@ CASES = {
 def _feeds(model, syms, seed=0):
     rng = np.random.default_rng(seed)
     vi = model.graph.input[0]
-    shape = [d.dim_value if d.HasField("dim_value") else syms[d.dim_param]
-             for d in vi.type.tensor_type.shape.dim]
+    shape = input_shape(vi, syms)
     et = vi.type.tensor_type.elem_type
     if et in (TP.INT32, TP.INT64):
         return {"x": rng.integers(-1000, 1000, shape).astype(np.int32 if et == TP.INT32 else np.int64)}
     return {"x": rng.standard_normal(shape).astype(np.float16 if et == TP.FLOAT16 else np.float32)}
 
 
-@pytest.fixture(scope="module")
-def workdir():
-    return Path(tempfile.mkdtemp(prefix="tpat_cumsum_test_"))
-
-
-@pytest.fixture(scope="module")
-def built(workdir):
-    out = {}
-    for name, (model, _s, _t) in CASES.items():
-        path = workdir / f"{name}.onnx"
-        onnx.save(model, str(path))
-        out[name] = {"path": path, "res": planner.handle_plan(
-            {"command": "plan", "model_path": str(path), "target": "sm_90"})}
-    return out
-
-
-@pytest.fixture(scope="module")
-def compiled(built, workdir):
-    def job(name):
-        res = built[name]["res"]
-        if not res["ok"]:
-            return 1, str(res)
-        p = res["plan"]
-        cu = workdir / f"{name}.cu"
-        cu.write_text(p["cuda_source"])
-        r = subprocess.run([str(NVCC), "-arch=sm_90", "-c", "-w", *p["compile_flags"], "-o",
-                            str(workdir / f"{name}.o"), str(cu)], capture_output=True, text=True)
-        return r.returncode, r.stderr[-3000:]
-
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as ex:
-        names = list(CASES)
-        return dict(zip(names, ex.map(job, names)))
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
-    import jsonschema
-
-    res = built[name]["res"]
-    assert res["ok"], res.get("error")
-    plan = res["plan"]
-    jsonschema.validate(plan, SCHEMA)
-    assert any(f.startswith("tpat lowering: cumsum") for f in plan["fixups"]), plan["fixups"]
-    assert [s["kernel"] for s in plan["steps"] if s["kind"] == "launch"] == ["tpat_cumsum_kernel"]
+    plan = lowered_plan(built[name]["res"], "tpat lowering: cumsum")
+    assert launches(plan) == ["tpat_cumsum_kernel"]
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -123,30 +76,13 @@ def test_nvcc_compiles(compiled, name):
     assert rc == 0, err
 
 
-def _run_ort(model, feeds):
-    import onnxruntime as ort
-
-    if feeds["x"].dtype == np.float16:  # ONNX Runtime's CPU CumSum has no float16 kernel
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        m.graph.input[0].type.tensor_type.elem_type = TP.FLOAT
-        m.graph.output[0].type.tensor_type.elem_type = TP.FLOAT
-        return _run_ort(m, {"x": feeds["x"].astype(np.float32)}).astype(np.float16)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)[0]
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_numerics_llvm_vs_ort(built, name):
-    import tvm
-    from tvm import relax
-
     model, syms, tol = CASES[name]
     feeds = _feeds(model, syms)
-    mod, _ = lowerings.tpat_module(planner.load_node(str(built[name]["path"])), mode="cpu")
-    vm = relax.VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
-    got = vm["main"](tvm.runtime.tensor(feeds["x"])).numpy()
-    want = _run_ort(model, feeds)
+    got = run_llvm(built[name]["path"], feeds)[0]
+    # ONNX Runtime's CPU CumSum has no float16 kernel
+    want = run_ort(model, feeds, via_float32=feeds["x"].dtype == np.float16)[0]
     assert got.dtype == want.dtype and got.shape == want.shape
     if tol == 0:
         np.testing.assert_array_equal(got, want)

@@ -11,27 +11,20 @@ Run: .venv/bin/python -m pytest tests/python/test_lowering_resize.py
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto as TP
 from onnx import helper as h
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from lowering_harness import (  # noqa: E402
+    input_shape, lowered_plan, run_llvm, run_ort)
 from tpat_bridge import lowerings, planner  # noqa: E402
 
-SCHEMA = json.loads((ROOT / "schemas" / "kernel-plan.schema.json").read_text())
-NVCC = ROOT / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16}
 
 
@@ -102,60 +95,15 @@ NOT_LOWERED = {
 def _feeds(model, syms, seed=0):
     rng = np.random.default_rng(seed)
     vi = model.graph.input[0]
-    shape = [d.dim_value if d.HasField("dim_value") else syms[d.dim_param]
-             for d in vi.type.tensor_type.shape.dim]
+    shape = input_shape(vi, syms)
     dtype = {TP.FLOAT: np.float32, TP.FLOAT16: np.float16}[vi.type.tensor_type.elem_type]
     return {"x": rng.standard_normal(shape).astype(dtype)}
 
 
-@pytest.fixture(scope="module")
-def workdir():
-    return Path(tempfile.mkdtemp(prefix="tpat_resize_test_"))
-
-
-@pytest.fixture(scope="module")
-def built(workdir):
-    def job(item):
-        name, model = item
-        path = workdir / f"{name}.onnx"
-        onnx.save(model, str(path))
-        return name, path, planner.handle_plan({"command": "plan", "model_path": str(path),
-                                                "target": "sm_90"})
-
-    items = [(n, c[0]) for n, c in CASES.items()] + list(NOT_LOWERED.items())
-    out = {}
-    for name, path, res in map(job, items):
-        out[name] = {"path": path, "res": res}
-    return out
-
-
-@pytest.fixture(scope="module")
-def compiled(built, workdir):
-    def job(name):
-        res = built[name]["res"]
-        if not res["ok"]:
-            return 1, str(res)
-        p = res["plan"]
-        cu = workdir / f"{name}.cu"
-        cu.write_text(p["cuda_source"])
-        r = subprocess.run([str(NVCC), "-arch=sm_90", "-c", "-w", *p["compile_flags"], "-o",
-                            str(workdir / f"{name}.o"), str(cu)], capture_output=True, text=True)
-        return r.returncode, r.stderr[-3000:]
-
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as ex:
-        names = list(CASES)
-        return dict(zip(names, ex.map(job, names)))
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
-    import jsonschema
-
-    res = built[name]["res"]
-    assert res["ok"], res.get("error")
-    jsonschema.validate(res["plan"], SCHEMA)
-    assert any(f.startswith("tpat lowering: resize") for f in res["plan"]["fixups"]), res["plan"]["fixups"]
-    assert len(res["plan"]["kernels"]) == 1
+    plan = lowered_plan(built[name]["res"], "tpat lowering: resize")
+    assert len(plan["kernels"]) == 1
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -164,36 +112,13 @@ def test_nvcc_compiles(compiled, name):
     assert rc == 0, err
 
 
-def _run_ort(model, feeds):
-    import onnxruntime as ort
-
-    if feeds["x"].dtype == np.float16:  # ONNX Runtime's CPU Resize has no float16 kernel
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        for vi in list(m.graph.input) + list(m.graph.output):
-            vi.type.tensor_type.elem_type = TP.FLOAT
-        return _run_ort(m, {"x": feeds["x"].astype(np.float32)}).astype(np.float16)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)[0]
-
-
-def _run_llvm(path, feeds):
-    import tvm
-    from tvm import relax
-
-    info = planner.load_node(str(path))
-    mod, _ = lowerings.tpat_module(info, mode="cpu")
-    ex = tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"}))
-    vm = relax.VirtualMachine(ex, tvm.cpu())
-    return vm["main"](tvm.runtime.tensor(feeds["x"])).numpy()
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_numerics_llvm_vs_ort(built, name):
     model, syms, tol = CASES[name]
     feeds = _feeds(model, syms)
-    got = _run_llvm(built[name]["path"], feeds)
-    want = _run_ort(model, feeds)
+    got = run_llvm(built[name]["path"], feeds)[0]
+    # ONNX Runtime's CPU Resize has no float16 kernel
+    want = run_ort(model, feeds, via_float32=feeds["x"].dtype == np.float16)[0]
     assert got.dtype == want.dtype and got.shape == want.shape
     np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=tol, atol=tol)
 
