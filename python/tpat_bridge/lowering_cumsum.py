@@ -68,7 +68,7 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    from .lowering_topk import _Threads, _unravel
+    from .lowering_ir import Threads, unravel
 
     n, tb, per, dtype = det["n"], det["threads"], det["per"], det["dtype"]
     tile = tb * per
@@ -82,14 +82,14 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
     scope = "shared" if gpu else "global"
     par = det.get("parallel_tiles", False)
     with IRBuilder() as ib:
-        th = _Threads(mode, rows * tiles if par else rows, tb)
+        th = Threads(mode, rows * tiles if par else rows, tb)
         with th as bx:
             if par:
                 row = tirx.Cast("int64", bx) // tirx.const(tiles, "int64")
                 my_tile = tirx.Cast("int32", tirx.Cast("int64", bx) % tirx.const(tiles, "int64"))
             else:
                 row = tirx.Cast("int64", bx)
-            lead_idx = _unravel(row, lead)
+            lead_idx = unravel(row, lead)
             buf = T.decl_buffer([tile], acc, scope=scope)      # the tile, in scan order
             tot = T.decl_buffer([2, tb], acc, scope=scope)     # thread totals, double-buffered
             carry = T.decl_buffer([1], acc, scope="local" if gpu else "global")  # rows before
@@ -210,7 +210,7 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
 def emit(bb, params, det, mode="gpu"):
     from tvm import te
 
-    from .lowering_topk import lead_rows
+    from .lowering_ir import lead_rows
 
     def stage(xt):
         lead, rows = lead_rows(xt)

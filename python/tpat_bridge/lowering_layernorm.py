@@ -60,7 +60,7 @@ def _ln_ir(det, rows, lead, x, scale, bias, y, mode="gpu"):
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    from .lowering_topk import _Threads, _unravel
+    from .lowering_ir import Threads, unravel
 
     n, vec, dtype = det["n"], det["vec"], det["dtype"]
     per = n // 32
@@ -75,7 +75,7 @@ def _ln_ir(det, rows, lead, x, scale, bias, y, mode="gpu"):
     with IRBuilder() as ib:
         if mode != "gpu":
             with T.serial(0, rows) as row:
-                li = _unravel(tirx.Cast("int64", row), lead)
+                li = unravel(tirx.Cast("int64", row), lead)
                 acc = T.decl_buffer([2], "float32", scope="global")
                 T.buffer_store(acc, f32(0), [0])
                 T.buffer_store(acc, f32(0), [1])
@@ -95,7 +95,7 @@ def _ln_ir(det, rows, lead, x, scale, bias, y, mode="gpu"):
                     T.buffer_store(y, v if dtype == "float32" else tirx.Cast(dtype, v), li + [e])
             return ib.get()
         nb = (rows + i64(WARPS_PER_BLOCK - 1)) // i64(WARPS_PER_BLOCK)
-        th = _Threads("gpu", nb, 32 * WARPS_PER_BLOCK)
+        th = Threads("gpu", nb, 32 * WARPS_PER_BLOCK)
         with th as bx:
             tx = th.tx
             lane = tirx.Cast("int32", tx) % 32
@@ -123,7 +123,7 @@ def _ln_ir(det, rows, lead, x, scale, bias, y, mode="gpu"):
 
             with T.If(row < rows):
                 with T.Then():
-                    li = _unravel(row, lead)
+                    li = unravel(row, lead)
                     with T.unroll(0, chunks) as j:
                         with T.vectorized(0, vec) as v:
                             T.buffer_store(loc, x[tuple(li + [col(j, v)])], [j * vec + v])
@@ -173,7 +173,7 @@ def emit(bb, params, det, mode="gpu"):
     has_scale = len(args) > 1 and args[1] is not None
     has_bias = len(args) > 2 and args[2] is not None
 
-    from .lowering_topk import lead_rows
+    from .lowering_ir import lead_rows
 
     def stage(*ts):
         lead, rows = lead_rows(ts[0])

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .lowering_ir import Threads, lead_rows, unravel
+
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int32": 4}
 MAX_THREADS = 1024
 MERGE_THREADS = 256
@@ -116,68 +118,8 @@ def _index_of(key):
     return tirx.Cast("int64", tirx.const(0xFFFFFFFF, "uint32") - low)
 
 
-def _unravel(row, lead):
-    """Row number -> index expressions over the leading dims (last fastest)."""
-    from tvm import tirx
-
-    out = []
-    rem = row
-    for d in reversed(lead[1:]):
-        dd = tirx.Cast("int64", d) if not isinstance(d, int) else tirx.const(d, "int64")
-        out.append(rem % dd)
-        rem = rem // dd
-    out.append(rem)
-    return list(reversed(out)) if lead else []
-
-
-def _sync():
-    import tvm
-
-    from tvm.script.ir_builder import tirx as T
-
-    T.evaluate(tvm.ir.Call("tirx.tvm_storage_sync", [tvm.ir.StringImm("shared")], ret_ty="void"))
-
-
 # --------------------------------------------------------------------------------------------
 # stage 1: chunk sort
-
-
-class _Threads:
-    """GPU: thread_extent scopes (one block, its threads). CPU (mode "cpu", for the LLVM tests):
-    serial loops, the thread loop opened anew inside every phase between barriers."""
-
-    def __init__(self, mode, nblocks, nthreads):
-        self.mode, self.nblocks, self.nthreads = mode, nblocks, nthreads
-
-    def __enter__(self):
-        from tvm import te
-        from tvm.script.ir_builder import tirx as T
-
-        if self.mode == "gpu":
-            bx, self.tx = te.thread_axis("blockIdx.x"), te.thread_axis("threadIdx.x")
-            self._f = T.frame_scope([T.attr(bx, "thread_extent", self.nblocks),
-                                     T.attr(self.tx, "thread_extent", self.nthreads)])
-            self._f.__enter__()
-            return bx
-        self._f = T.serial(0, self.nblocks)
-        return self._f.__enter__()
-
-    def __exit__(self, *a):
-        return self._f.__exit__(*a)
-
-    def each_thread(self, body):
-        """Run body(tx) for every thread of the block (then a barrier on the GPU)."""
-        from tvm.script.ir_builder import tirx as T
-
-        if self.mode == "gpu":
-            body(self.tx)
-            return
-        with T.serial(0, self.nthreads) as tx:
-            body(tx)
-
-    def barrier(self):
-        if self.mode == "gpu":
-            _sync()
 
 
 def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
@@ -195,7 +137,7 @@ def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
     scope = "shared" if mode == "gpu" else "global"
     with IRBuilder() as ib:
-        th = _Threads(mode, rows * chunks, tb)
+        th = Threads(mode, rows * chunks, tb)
         with th as bx:
             sk = T.decl_buffer([ch], "uint64", scope=scope)
             tmp = T.decl_buffer([2], "uint64", scope="local")
@@ -208,7 +150,7 @@ def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
                     g = c * i32(ch) + e
                     with T.If(g < i32(n)):
                         with T.Then():
-                            v = x[tuple(_unravel(row, lead) + [tirx.Cast("int64", g)])]
+                            v = x[tuple(unravel(row, lead) + [tirx.Cast("int64", g)])]
                             T.buffer_store(sk, _key(det, v, g), [e])
                         with T.Else():
                             T.buffer_store(sk, _pad_key(g), [e])
@@ -246,9 +188,9 @@ def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
                     with T.If(e < i32(keep)):
                         with T.Then():
                             if final:
-                                dst = _unravel(row, lead) + [tirx.Cast("int64", e)]
+                                dst = unravel(row, lead) + [tirx.Cast("int64", e)]
                                 gi = _index_of(sk[e])
-                                T.buffer_store(outs[0], x[tuple(_unravel(row, lead) + [gi])], dst)
+                                T.buffer_store(outs[0], x[tuple(unravel(row, lead) + [gi])], dst)
                                 T.buffer_store(outs[1], gi, dst)
                             else:
                                 dst = [row, tirx.Cast("int64", c), tirx.Cast("int64", e)]
@@ -275,7 +217,7 @@ def _merge_ir(det, rows, lead, m, length, keys, x, outs, final, mode="gpu"):
     with IRBuilder() as ib:
         total = rows * i64(m * length)
         nb = (total + i64(MERGE_THREADS - 1)) // i64(MERGE_THREADS)
-        th = _Threads(mode, nb, MERGE_THREADS)
+        th = Threads(mode, nb, MERGE_THREADS)
         with th as bx:
             lo = T.decl_buffer([2], "int32", scope="local")
             th.each_thread(lambda tx: _merge_one(bx, tx, total, m, length, out_len, steps, lo,
@@ -315,9 +257,9 @@ def _merge_one(bx, tx, total, m, length, out_len, steps, lo, lead, keys, x, outs
             with T.If(pos < i32(out_len)):
                 with T.Then():
                     if final:
-                        dst = _unravel(row, lead) + [tirx.Cast("int64", pos)]
+                        dst = unravel(row, lead) + [tirx.Cast("int64", pos)]
                         gi = _index_of(me)
-                        T.buffer_store(outs[0], x[tuple(_unravel(row, lead) + [gi])], dst)
+                        T.buffer_store(outs[0], x[tuple(unravel(row, lead) + [gi])], dst)
                         T.buffer_store(outs[1], gi, dst)
                     else:
                         T.buffer_store(outs[0], me, [row, lst // i64(2), tirx.Cast("int64", pos)])
@@ -325,18 +267,6 @@ def _merge_one(bx, tx, total, m, length, out_len, steps, lo, lead, keys, x, outs
 
 # --------------------------------------------------------------------------------------------
 # Relax
-
-
-def lead_rows(t):
-    """(leading dims, their product as int64) of a TE tensor: the rows of a last-axis op. Taken
-    from the stage's own placeholder so symbolic dims are the PrimFunc's variables."""
-    from tvm import tirx
-
-    lead = list(t.shape[:-1])
-    rows = tirx.const(1, "int64")
-    for d in lead:
-        rows = rows * d
-    return lead, rows
 
 
 def emit(bb, params, det, mode="gpu"):
