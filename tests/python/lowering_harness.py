@@ -103,3 +103,13 @@ def run_ort(model, feeds: dict, via_float32: bool = False) -> list:
         return [o.astype(np.float16) if h else o for o, h in zip(outs, half)]
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, feeds)
+
+
+def assert_matches(got, want, tol: float) -> None:
+    """Same dtype and shape; equal when tol is 0, else within tol (relative and absolute)."""
+    assert got.dtype == want.dtype and got.shape == want.shape
+    if tol == 0:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got.astype(np.float64), np.asarray(want).astype(np.float64),
+                                   rtol=tol, atol=tol)

@@ -23,7 +23,7 @@ from onnx import helper as h
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import (  # noqa: E402
-    input_shape, launches, lowered_plan, run_llvm, run_ort)
+    assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort)
 from tpat_bridge import lowerings, planner  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "int32": TP.INT32, "int64": TP.INT64}
@@ -83,11 +83,7 @@ def test_numerics_llvm_vs_ort(built, name):
     got = run_llvm(built[name]["path"], feeds)[0]
     # ONNX Runtime's CPU CumSum has no float16 kernel
     want = run_ort(model, feeds, via_float32=feeds["x"].dtype == np.float16)[0]
-    assert got.dtype == want.dtype and got.shape == want.shape
-    if tol == 0:
-        np.testing.assert_array_equal(got, want)
-    else:
-        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=tol, atol=tol)
+    assert_matches(got, want, tol)
 
 
 def test_other_axis_keeps_tvm_lowering(workdir):
