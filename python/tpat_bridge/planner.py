@@ -407,6 +407,17 @@ def narrow_index_pass():
     return _narrow
 
 
+def pre_schedule_passes(target, narrow=False):
+    """The CUDA pipeline up to (not including) dlight's default schedules: library dispatch,
+    LegalizeOps .. FuseTIR and, with `narrow`, int32 index narrowing. `tpat tune` searches the
+    module these passes produce, so its records match the planner's functions."""
+    from tvm.relax.backend.cuda import pipeline as cp
+
+    legal = cp.legalize_passes(target)
+    # legalize_passes = LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR, dlight
+    return cp.library_dispatch_passes(target) + legal[:-1] + ([narrow_index_pass()] if narrow else [])
+
+
 def lower_and_capture(mod, target, database=None, narrow=False):
     import tvm
     from tvm import relax
@@ -425,17 +436,15 @@ def lower_and_capture(mod, target, database=None, narrow=False):
     @tvm.transform.module_pass(opt_level=0, name="TPATPipeline")
     def pipeline(m, _ctx):
         with target:
-            legal = cp.legalize_passes(target)
-            if narrow:
-                legal = legal[:-1] + [narrow_index_pass()] + legal[-1:]
+            passes = pre_schedule_passes(target, narrow)
             if database:
                 # Tuned schedules (tpat tune) go in before dlight, which schedules the rest.
                 from .tune import database_pass
 
-                legal = legal[:-1] + [database_pass(target, database)] + legal[-1:]
+                passes.append(database_pass(target, database))
             seq = tvm.transform.Sequential(
-                cp.library_dispatch_passes(target)
-                + legal
+                passes
+                + [cp.legalize_passes(target)[-1]]  # dlight's default GPU schedules
                 + cp.dataflow_lower_passes(target)
                 + [capture_relax]
                 + cp.finalize_passes(target)

@@ -130,17 +130,6 @@ def _is_gpu(target) -> bool:
 # the module the planner schedules
 
 
-def pre_schedule_passes(target, narrow=False):
-    """The planner's CUDA pipeline up to (not including) the dlight default schedule."""
-    from tvm.relax.backend.cuda import pipeline as cp
-
-    from .planner import narrow_index_pass
-
-    legal = cp.legalize_passes(target)
-    # legalize_passes = LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR, dlight
-    return cp.library_dispatch_passes(target) + legal[:-1] + ([narrow_index_pass()] if narrow else [])
-
-
 def build_fused_module(model_path: str, target, lowering: str = "tpat"):
     """(fused Relax IRModule, NodeInfo, lowering note) as the planner builds it before dlight.
 
@@ -172,7 +161,7 @@ def build_fused_module(model_path: str, target, lowering: str = "tpat"):
             raise BridgeError(e.code, e.reason) from None
     with target:
         mod = tvm.transform.Sequential(
-            pre_schedule_passes(target, planner.narrowing_applies(info)))(mod)
+            planner.pre_schedule_passes(target, planner.narrowing_applies(info)))(mod)
     return mod, info, note
 
 
