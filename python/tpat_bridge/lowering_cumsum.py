@@ -47,13 +47,13 @@ def select(node, ops, info, attr):
     while threads < MAX_THREADS and threads * MIN_PER_THREAD < n:
         threads *= 2
     per = MIN_PER_THREAD
+    tiles = -(-n // (threads * per))
     det = {"op": "CumSum", "dtype": dtype, "xshape": xshape, "n": n,
            "exclusive": bool(int(attr(node, "exclusive", 0))),
            "reverse": bool(int(attr(node, "reverse", 0))),
-           "threads": threads, "per": per, "x_index": ops[0][1]}
+           "threads": threads, "per": per, "tiles": tiles,
+           "parallel_tiles": 1 < tiles <= MAX_PARALLEL_TILES, "x_index": ops[0][1]}
     flags = ", ".join(f for f, on in (("exclusive", det["exclusive"]), ("reverse", det["reverse"])) if on)
-    tiles = -(-n // (threads * per))
-    det["parallel_tiles"] = 1 < tiles <= MAX_PARALLEL_TILES
     how = "one block per tile" if det["parallel_tiles"] else "one block per row"
     return (f"cumsum (last axis, {threads} threads x {per}, {tiles} tile(s) per row, {how}"
             + (f", {flags}" if flags else "") + ")"), det
@@ -70,9 +70,8 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
 
     from .lowering_ir import Threads, unravel
 
-    n, tb, per, dtype = det["n"], det["threads"], det["per"], det["dtype"]
+    n, tb, per, tiles, dtype = det["n"], det["threads"], det["per"], det["tiles"], det["dtype"]
     tile = tb * per
-    tiles = -(-n // tile)
     acc = _acc_dtype(dtype)
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
     zero = tirx.const(0, acc)
@@ -80,7 +79,7 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
     fin = steps % 2
     gpu = mode == "gpu"
     scope = "shared" if gpu else "global"
-    par = det.get("parallel_tiles", False)
+    par = det["parallel_tiles"]
     with IRBuilder() as ib:
         th = Threads(mode, rows * tiles if par else rows, tb)
         with th as bx:

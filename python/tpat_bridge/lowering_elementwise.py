@@ -25,16 +25,11 @@ def select(node, ops, info, attr):
     approx = attr(node, "approximate", "none")
     if approx not in ("none", "tanh"):
         return None, f"approximate={approx}"
-    static = 1
-    for d in xshape:
-        static *= d if isinstance(d, int) else 1
     vec = 16 // DTYPES[dtype]
-    symbolic = any(not isinstance(d, int) for d in xshape)
     last = xshape[-1] if xshape else 1
     if not isinstance(last, int) or last % vec:
         vec = 1
-    det = {"op": "Gelu", "dtype": dtype, "approx": approx, "vec": vec, "x_index": ops[0][1],
-           "static": not symbolic and static < 2**31}
+    det = {"op": "Gelu", "dtype": dtype, "approx": approx, "vec": vec, "x_index": ops[0][1]}
     return f"gelu ({approx}, {vec} element(s) per thread)", det
 
 
@@ -61,22 +56,12 @@ def emit(bb, params, det, mode="gpu"):
     return bb.emit_te(lambda x: gelu_te(x, det), params[det["x_index"]], primfunc_name_hint="tpat_gelu")
 
 
-def schedule(mod, det, mode="gpu"):
-    """Split the last axis by vec, fuse, split into (blocks, THREADS); 16-byte vector copies in
-    and out of registers around the scalar math (int32 indices when static)."""
-    import tvm
-    from tvm import s_tir, tirx
+PRIMFUNC = "tpat_gelu"
 
-    if mode != "gpu":
-        return mod
-    gv = next((g for g in mod.get_global_vars() if g.name_hint == "tpat_gelu"), None)
-    if gv is None:
-        return mod
-    func = mod[gv]
-    if det["static"]:
-        func = tirx.transform.ForceNarrowIndexToInt32()(tvm.IRModule({gv: func}))[gv]
-    sch = s_tir.Schedule(func)
-    blk = sch.get_sblock("tpat_gelu")
+
+def schedule(sch, blk, det):
+    """Split the last axis by vec, fuse, split into (blocks, THREADS); 16-byte vector copies in
+    and out of registers around the scalar math (applied by lowerings._tpat_schedule)."""
     loops = list(sch.get_loops(blk))
     vec = det["vec"]
     vi = None
@@ -95,5 +80,4 @@ def schedule(mod, det, mode="gpu"):
         sch.vectorize(sch.get_loops(yl)[-1])
     sch.bind(bo, "blockIdx.x")
     sch.bind(tx, "threadIdx.x")
-    mod[gv] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
-    return mod
+    return True

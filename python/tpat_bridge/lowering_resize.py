@@ -1,17 +1,18 @@
 """TPAT's own TVM lowering of ONNX Resize, modes linear and cubic (any rank, any resized axes).
 
-The frontend's legalization (topi.image.resize2d/3d) works, but with dynamic-looking index math:
-every output element recomputes coordinates through int64 division/modulo chains. This lowering
-is a plain TE compute with separable taps:
+The frontend's legalization (topi.image.resize2d/3d) works, but every output element recomputes
+its coordinates through int64 division/modulo chains. This lowering is a TE compute with
+separable taps read from tables:
 
-    out[i] = sum over taps t of  prod_a w_a(i_a, t_a) * x[clamp(base_a(i_a) + t_a) for each axis a]
+    out[i] = sum over taps of  prod_a w_a[i_a, t_a] * x[idx_a[i_a, t_a] for each resized axis a]
 
-where for every resized axis a the source coordinate is the ONNX coordinate transform of i_a
-(half_pixel, pytorch_half_pixel, half_pixel_symmetric, align_corners, asymmetric), the taps are
-2 (linear) or 4 (cubic, `cubic_coeff_a`, `exclude_outside`), weights in float32 (like ONNX
-Runtime) and indices clamped to the edge. Axes that are not resized (scale 1, same size) are read
-straight through and may be symbolic. The compute is left unscheduled: dlight schedules it by
-default and `tpat tune` searches it with MetaSchedule, like any frontend operator.
+For every resized axis the tables (int32 indices, float32 weights) are computed at plan time
+(`axis_tables`) with ONNX Runtime's float32 formulas: the ONNX coordinate transform (half_pixel,
+pytorch_half_pixel, half_pixel_symmetric, align_corners, asymmetric), 2 taps (linear) or 4
+(cubic, `cubic_coeff_a`, `exclude_outside`), indices clamped to the edge. They travel as plan
+constants. Axes that are not resized (scale 1, same size) are read straight through and may be
+symbolic. On the GPU, TPAT's schedule (`schedule`) puts threads along the last output axis; when
+it declines, dlight schedules the compute.
 
 Not handled here (the frontend's lowering is used): nearest, antialias, tf_crop_and_resize,
 keep_aspect_ratio_policy other than stretch, resized axes with symbolic sizes, non-float dtypes.
@@ -90,106 +91,6 @@ def select(node, ops, info, attr):
     }
     axes_txt = ",".join(str(a) for a, *_ in resized)
     return f"resize ({mode}, {ctm}, axes {axes_txt})", det
-
-
-def _coord(ctm, i, L, O, s):
-    """Source coordinate (float32 PrimExpr) of output index i (int32 PrimExpr) on one axis."""
-    from tvm import tirx
-
-    f = lambda v: tirx.const(v, "float32")  # noqa: E731
-    xf = tirx.Cast("float32", i)
-    if ctm == "half_pixel":
-        return (xf + f(0.5)) / f(s) - f(0.5)
-    if ctm == "pytorch_half_pixel":
-        return (xf + f(0.5)) / f(s) - f(0.5) if O > 1 else f(0.0)
-    if ctm == "half_pixel_symmetric":
-        adj = np.float32(O) / (np.float32(s) * np.float32(L))
-        center = np.float32(L) / np.float32(2)
-        offset = float(center * (np.float32(1) - adj))
-        return f(offset) + (xf + f(0.5)) / f(s) - f(0.5)
-    if ctm == "align_corners":
-        return f(0.0) if O == 1 else xf * f(float(np.float32(L - 1) / np.float32(O - 1)))
-    return xf / f(s)  # asymmetric
-
-
-def _cubic_weights(t, A):
-    from tvm import tirx
-
-    f = lambda v: tirx.const(v, "float32")  # noqa: E731
-    a = f(A)
-    t1, t2, t3 = t + f(1.0), f(1.0) - t, f(2.0) - t
-    c0 = ((a * t1 - f(5.0) * a) * t1 + f(8.0) * a) * t1 - f(4.0) * a
-    c1 = ((a + f(2.0)) * t - (a + f(3.0))) * t * t + f(1.0)
-    c2 = ((a + f(2.0)) * t2 - (a + f(3.0))) * t2 * t2 + f(1.0)
-    c3 = ((a * t3 - f(5.0) * a) * t3 + f(8.0) * a) * t3 - f(4.0) * a
-    return [c0, c1, c2, c3]
-
-
-def _axis_taps(det, i, L, O, s):
-    """[(index PrimExpr int32, weight PrimExpr float32)] of one resized axis at output index i."""
-    from tvm import te, tirx
-
-    f = lambda v: tirx.const(v, "float32")  # noqa: E731
-    ii = lambda v: tirx.const(v, "int32")  # noqa: E731
-    i = tirx.Cast("int32", i)
-    xo = _coord(det["ctm"], i, L, O, s)
-    if det["mode"] == "linear":
-        xo = te.max(f(0.0), te.min(xo, f(float(L - 1))))
-        x0 = tirx.Cast("int32", te.floor(xo))
-        w1 = xo - tirx.Cast("float32", x0)
-        x1 = te.min(x0 + ii(1), ii(L - 1))
-        return [(x0, f(1.0) - w1), (x1, w1)]
-    fl = te.floor(xo)
-    t = xo - fl
-    base = tirx.Cast("int32", fl)
-    ws = _cubic_weights(t, det["a"])
-    taps = []
-    for k, w in enumerate(ws):
-        raw = base + ii(k - 1)
-        idx = te.max(ii(0), te.min(raw, ii(L - 1)))
-        if det["exclude_outside"]:
-            w = tirx.Select(tirx.all(raw >= ii(0), raw <= ii(L - 1)), w, f(0.0))
-        taps.append((idx, w))
-    if det["exclude_outside"]:
-        total = taps[0][1] + taps[1][1] + taps[2][1] + taps[3][1]
-        taps = [(idx, w / total) for idx, w in taps]
-    return taps
-
-
-def resize_te(x, det):
-    """The TE tensor of the resized output (x: the input placeholder)."""
-    import itertools
-
-    from tvm import te, tirx
-
-    r = len(det["xshape"])
-    resized = {a: (L, O, s) for a, L, O, s in det["resized"]}
-    oshape = [x.shape[a] if a not in resized else resized[a][1] for a in range(r)]
-    dtype = det["dtype"]
-
-    def fcompute(*idx):
-        per_axis = []
-        for a in range(r):
-            if a in resized:
-                L, O, s = resized[a]
-                per_axis.append(_axis_taps(det, idx[a], L, O, s))
-            else:
-                per_axis.append([(idx[a], None)])
-        acc = None
-        for combo in itertools.product(*per_axis):
-            w = None
-            for _, wk in combo:
-                if wk is not None:
-                    w = wk if w is None else w * wk
-            src = [tirx.Cast(str(idx[a].ty), c[0]) if a in resized else c[0] for a, c in enumerate(combo)]
-            v = x(*src)
-            if dtype != "float32":
-                v = tirx.Cast("float32", v)
-            term = v * w
-            acc = term if acc is None else acc + term
-        return acc if dtype == "float32" else tirx.Cast(dtype, acc)
-
-    return te.compute(oshape, fcompute, name="tpat_resize")
 
 
 def axis_tables(det):
@@ -272,16 +173,11 @@ def resize_te_tables(x, det, tabs):
 
 
 def emit(bb, params, det, mode="gpu"):
-    """Emit the lowering into a Relax BlockBuilder (inside main's dataflow block); the same TE
-    compute serves every target (`mode` is unused). Default: tap tables computed at plan time
-    (constants of the plan); TPAT_RESIZE_IMPL=inline computes coordinates in the kernel."""
-    import os
-
+    """Emit the lowering into a Relax BlockBuilder (inside main's dataflow block): the tap tables
+    as constants of the plan, then the TE compute (the same for every target; `mode` is unused)."""
     from tvm import relax
 
     x = params[det["x_index"]]
-    if os.environ.get("TPAT_RESIZE_IMPL", "tables") == "inline":
-        return bb.emit_te(lambda x: resize_te(x, det), x, primfunc_name_hint="tpat_resize")
     consts = []
     for idx, w in axis_tables(det):
         consts += [relax.const(idx, "int32"), relax.const(w, "float32")]
@@ -290,31 +186,20 @@ def emit(bb, params, det, mode="gpu"):
 
 
 ROWS_PER_THREAD = 4
+PRIMFUNC = "tpat_resize"
 
 
-def schedule(mod, det, mode="gpu"):
-    """TPAT's GPU schedule for the resize compute: threads along the last output axis, each thread
-    walking ROWS_PER_THREAD output rows (its x taps are loaded once and reused, the row taps are
-    the same for the whole warp), blocks over the fused leading axes. Indices are narrowed to
-    int32 first when every shape is static. Returns the module unchanged (dlight schedules it)
-    when the last axis is symbolic, the mode is not GPU, or TPAT_RESIZE_SCHEDULE=dlight."""
+def schedule(sch, blk, det):
+    """TPAT's GPU schedule for the resize compute (applied by lowerings._tpat_schedule): threads
+    along the last output axis, each thread walking ROWS_PER_THREAD output rows (its x taps are
+    loaded once and reused, the row taps are the same for the whole warp), blocks over the fused
+    leading axes. Declines (dlight schedules it) when the last axis is symbolic or
+    TPAT_RESIZE_SCHEDULE=dlight."""
     import os
 
-    import tvm
-    from tvm import s_tir, tirx
-
-    if mode != "gpu" or os.environ.get("TPAT_RESIZE_SCHEDULE", "tpat") == "dlight":
-        return mod
-    gv = next((g for g in mod.get_global_vars() if g.name_hint == "tpat_resize"), None)
     w = det["oshape"][-1]
-    if gv is None or not isinstance(w, int):
-        return mod
-    func = mod[gv]
-    if all(isinstance(d, int) for d in det["xshape"] + det["oshape"]) and \
-            int(np.prod(det["oshape"], dtype=np.float64)) < 2**31:
-        func = tirx.transform.ForceNarrowIndexToInt32()(tvm.IRModule({gv: func}))[gv]
-    sch = s_tir.Schedule(func)
-    blk = sch.get_sblock("tpat_resize")
+    if os.environ.get("TPAT_RESIZE_SCHEDULE", "tpat") == "dlight" or not isinstance(w, int):
+        return False
     loops = sch.get_loops(blk)
     tx = loops[-1]
     if len(loops) > 1:
@@ -329,6 +214,4 @@ def schedule(mod, det, mode="gpu"):
         sch.reorder(bo, tx, ri)
         sch.bind(bo, "blockIdx.x")
     sch.bind(tx, "threadIdx.x")
-    out = sch.mod["main"].with_attr("tirx.is_scheduled", True)
-    mod[gv] = out
-    return mod
+    return True

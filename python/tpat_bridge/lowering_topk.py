@@ -70,9 +70,9 @@ def select(node, ops, info, attr):
         return None, "outputs"
     largest = int(attr(node, "largest", 1))
     ch = min(4096, _pow2ceil(max(n, 2)))
+    chunks = _pow2ceil(-(-n // ch))  # lists at level 0 (padding chunks make a power of two)
     det = {"op": "TopK", "dtype": dtype, "xshape": xshape, "n": n, "k": k,
-           "largest": bool(largest), "ch": ch, "x_index": ops[0][1]}
-    chunks = _pow2ceil(-(-n // ch))
+           "largest": bool(largest), "ch": ch, "chunks": chunks, "x_index": ops[0][1]}
     return (f"topk (K={k}, {'largest' if largest else 'smallest'}, chunks of {ch}, "
             f"{chunks} chunk(s), {int(np.log2(chunks))} merge level(s))"), det
 
@@ -129,8 +129,7 @@ def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    n, k, ch = det["n"], det["k"], det["ch"]
-    chunks = _pow2ceil(-(-n // ch))
+    n, k, ch, chunks = det["n"], det["k"], det["ch"], det["chunks"]
     keep = min(ch, k)
     tb = min(MAX_THREADS, ch // 2)
     logc = int(np.log2(ch))
@@ -274,8 +273,7 @@ def emit(bb, params, det, mode="gpu"):
     from tvm import te
 
     x = params[det["x_index"]]
-    n, k, ch, dtype = det["n"], det["k"], det["ch"], det["dtype"]
-    chunks = _pow2ceil(-(-n // ch))
+    k, ch, chunks, dtype = det["k"], det["ch"], det["chunks"], det["dtype"]
     keep = min(ch, k)
 
     def sort_stage(xt, final):

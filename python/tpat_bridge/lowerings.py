@@ -621,8 +621,29 @@ def _te_module(info, det, mode="gpu"):
             res = bb.emit_output(out)
         bb.emit_func_output(res)
     built = bb.get()
-    if hasattr(mod, "schedule"):  # a TPAT schedule for the GPU (else dlight schedules it)
-        built = mod.schedule(built, det, mode)
+    if mode == "gpu" and hasattr(mod, "schedule"):  # a TPAT schedule (else dlight schedules it)
+        from .planner import narrowing_applies
+
+        built = _tpat_schedule(built, mod, det, narrowing_applies(info))
+    return built
+
+
+def _tpat_schedule(built, low, det, narrow):
+    """Apply a lowering's GPU schedule to its PrimFunc `low.PRIMFUNC`: indices narrowed to int32
+    first when `narrow` (the planner's narrowing skips scheduled functions), then
+    `low.schedule(sch, block, det)`; the result is marked tirx.is_scheduled. Unchanged when the
+    lowering declines (schedule returns False): dlight schedules it then."""
+    import tvm
+    from tvm import s_tir, tirx
+
+    gv = next(g for g in built.get_global_vars() if g.name_hint == low.PRIMFUNC)
+    func = built[gv]
+    if narrow:
+        func = tirx.transform.ForceNarrowIndexToInt32()(tvm.IRModule({gv: func}))[gv]
+    sch = s_tir.Schedule(func)
+    if not low.schedule(sch, sch.get_sblock(low.PRIMFUNC), det):
+        return built
+    built[gv] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
     return built
 
 
