@@ -36,6 +36,9 @@ def dispatch(request: dict) -> dict:
         elif command == "probe":
             from . import probe
             result = probe.probe(request)
+        elif command == "qnn_probe":
+            from . import qnn_probe
+            result = qnn_probe.probe_qnn(request)
         elif command == "validate":
             from . import schema_check
             result = schema_check.validate(request)
