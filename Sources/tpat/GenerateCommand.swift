@@ -8,6 +8,7 @@ struct Generate: AsyncParsableCommand {
 
     @Argument(help: "The ONNX model.") var model: String
     @Flag(help: "Convert every node `tpat inspect` marks unsupported.") var auto = false
+    @Option(help: "Whose verdicts --auto follows: tensorrt (the rule table) or qnn (the nodes QNN's HTP backend refuses).") var backend: VendorBackend = .tensorrt
     @Option(help: "Convert these nodes (comma-separated names).") var nodes: String?
     @Option(help: "Convert every node of these op types (comma-separated).") var ops: String?
     @Option(help: "GPU architecture the kernels are planned for: sm_80, sm_86, sm_89 or sm_90.") var target = "sm_90"
@@ -21,8 +22,9 @@ struct Generate: AsyncParsableCommand {
             let chosen = [auto, nodes != nil, ops != nil].filter { $0 }.count
             guard chosen == 1 else { throw TPATError(.input, "choose exactly one of --auto, --nodes, --ops") }
             let list = { (s: String) in s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
-            let selection: Generator.Selection = auto ? .auto : (nodes.map { .nodes(list($0)) } ?? .ops(list(ops ?? "")))
+            var selection: Generator.Selection = auto ? .auto : (nodes.map { .nodes(list($0)) } ?? .ops(list(ops ?? "")))
             let loaded = try ONNXModel.load(path: model)
+            if auto, backend == .qnn { selection = .indices(try await qnnRefusedNodes(model: loaded, modelPath: model)) }
             let diagnostics = DiagnosticsCollector()
             let generator = Generator(bridge: try PythonBridge.locate(), rules: try ParserRules.bundled(), diagnostics: diagnostics)
             let report = try await generator.generate(model: loaded, modelPath: model, options: .init(

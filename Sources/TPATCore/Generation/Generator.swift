@@ -8,6 +8,8 @@ public struct Generator: Sendable {
         case auto
         case nodes([String])
         case ops([String])
+        /// Node indices chosen by a caller (`generate --auto --backend qnn`: the nodes QNN refuses).
+        case indices([Int])
     }
 
     public struct Options: Sendable {
@@ -173,6 +175,8 @@ public struct Generator: Sendable {
                 result.append(i)
             }
             return result.sorted()
+        case .indices(let list):
+            return Set(list).filter { model.graph.node.indices.contains($0) }.sorted()
         case .ops(let ops):
             let wanted = Set(ops)
             let result = model.graph.node.indices.filter { wanted.contains(model.graph.node[$0].opType) }

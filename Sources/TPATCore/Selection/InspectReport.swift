@@ -15,6 +15,8 @@ public struct InspectReport: Codable, Sendable {
     public var pluginCandidates: [String]
     public var probe: ProbeSummary?
     public var warnings: [String]
+    /// Whose verdicts these are: nil or "tensorrt" (TensorRT's ONNX parser), "qnn" (QNN's HTP backend).
+    public var target: String? = nil
 
     public struct ProbeSummary: Codable, Sendable {
         public var parser: String?
@@ -37,7 +39,7 @@ public struct InspectReport: Codable, Sendable {
     public func text() -> String {
         var out = "Model: \(model)\n"
         out += "Opsets: " + opsets.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "ai.onnx" : $0.key) \($0.value)" }.joined(separator: ", ") + "\n"
-        out += "Rules: \(rulesSource)\n\n"
+        out += (target == VendorBackend.qnn.rawValue ? "Asked: " : "Rules: ") + "\(rulesSource)\n\n"
         out += "Op histogram (\(nodes.count) nodes):\n"
         for (op, n) in histogram.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
             out += "  \(op.padding(toLength: max(24, op.count), withPad: " ", startingAt: 0)) \(n)\n"
@@ -60,14 +62,18 @@ public struct InspectReport: Codable, Sendable {
             out += line + "\n"
         }
         let c = counts
-        out += "\nSummary: \(c[.supported] ?? 0) supported, \(c[.restricted] ?? 0) restricted-but-fine, \(c[.unsupported] ?? 0) unsupported\n"
+        out += target == VendorBackend.qnn.rawValue
+            ? "\nSummary: \(c[.supported] ?? 0) taken by QNN's HTP backend, \(c[.unsupported] ?? 0) refused\n"
+            : "\nSummary: \(c[.supported] ?? 0) supported, \(c[.restricted] ?? 0) restricted-but-fine, \(c[.unsupported] ?? 0) unsupported\n"
         if let probe {
             out += "Probe: \(probe.parser ?? "none") \(probe.note.map { "(\($0))" } ?? "")\n"
             if !probe.disagreements.isEmpty { out += "  parser disagrees with the table on: \(probe.disagreements.joined(separator: ", "))\n" }
         }
         for w in warnings { out += "warning: \(w)\n" }
         out += "\nPlugin candidates (\(pluginCandidates.count)):\n"
-        if pluginCandidates.isEmpty { out += "  none: TensorRT's parser should import every node\n" }
+        if pluginCandidates.isEmpty {
+            out += target == VendorBackend.qnn.rawValue ? "  none: QNN's HTP backend takes every node\n" : "  none: TensorRT's parser should import every node\n"
+        }
         for name in pluginCandidates {
             if let n = nodes.first(where: { $0.name == name }) {
                 out += "  \(n.name) (\(n.opType) \(n.inputs.joined(separator: ", ")) -> \(n.outputs.joined(separator: ", "))): \(n.reason)\n"
