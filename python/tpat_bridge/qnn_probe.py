@@ -25,6 +25,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 from .probe import _one_node_model
 from .shapes import infer_model, load_model
@@ -34,7 +35,7 @@ _BACKEND_FAIL = re.compile(r"QNN\.backendValidateOpConfig\(\) failed for node `(
 _EP_FAIL = re.compile(r"Validation FAILED for \d+ nodes in OrtNodeUnit \((?P<op>[^)]*)\) :\s*\n\s*Operator type: (?P<type>\S+) Node name: (?P<node>.*?) Node index: \d+\s*\n\s*REASON : (?P<reason>[^\n]*)")
 _PLACED = re.compile(r"(?:Node\(s\)|All nodes) placed on \[(?P<ep>[^\]]+)\]\. Number of nodes: (?P<n>\d+)")
 _INTERFACE = re.compile(r"Found valid interface, version: (?P<v>[\d.]+) backend provider name: (?P<name>\S+)")
-_WORKER_TIMEOUT_S = 600
+_NODE_TIMEOUT_S = 120
 # The HTP the backend validates for: Snapdragon X Elite (soc_model 60, HTP v75), float32 models run in
 # fp16 as ONNX Runtime documents for HTP. Without fp16 precision the x86 HTP backend fails to finalize
 # float32 graphs of ScatterND, GridSample or CumSum (QNN_COMMON_ERROR_MEM_ALLOC) that it takes in fp16;
@@ -137,6 +138,8 @@ def worker(work: str, start: int) -> int:
             out.write(json.dumps({"start": job["index"]}) + "\n")
             out.flush()
             error, log = _run_one(ort, qnn, job["path"], os.path.join(work, f"log_{job['index']}.txt"))
+            if error is not None:
+                error = error.replace(job["path"], "<one-node model>")
             verdict = classify(log, job["node"], error)
             interface = _INTERFACE.search(log)
             verdict.update(index=job["index"], interface=interface and f"{interface['name']} {interface['v']}")
@@ -159,6 +162,23 @@ def _read_results(path: str) -> tuple[dict, int | None]:
                 else:
                     done[r["index"]] = r
     return done, started
+
+
+def _run_worker(cmd: list[str], work: str, err) -> None:
+    """Runs one worker to its end; kills it when a node takes longer than _NODE_TIMEOUT_S."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env)
+    results = os.path.join(work, "results.jsonl")
+    current, since = None, time.monotonic()
+    while proc.poll() is None:
+        time.sleep(0.2)
+        done, started = _read_results(results)
+        pending = started if started is not None and started not in done else None
+        if pending != current:
+            current, since = pending, time.monotonic()
+        elif pending is not None and time.monotonic() - since > _NODE_TIMEOUT_S:
+            proc.kill()
+            proc.wait()
 
 
 def backend_name(qnn, interface: str | None) -> str:
@@ -203,12 +223,8 @@ def probe_qnn(request: dict) -> dict:
         while start < len(jobs):
             cmd = [sys.executable, "-m", "tpat_bridge.qnn_probe", work, str(start)]
             worker_err = os.path.join(work, "worker.err")
-            try:
-                with open(worker_err, "wb") as err:
-                    subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, timeout=_WORKER_TIMEOUT_S,
-                                   check=False, env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
-            except subprocess.TimeoutExpired:
-                pass
+            with open(worker_err, "wb") as err:
+                _run_worker(cmd, work, err)
             done, started = _read_results(os.path.join(work, "results.jsonl"))
             if started is None:  # the worker died before its first node: nothing can be asked
                 with open(worker_err, encoding="utf-8", errors="replace") as f:
@@ -219,7 +235,7 @@ def probe_qnn(request: dict) -> dict:
             results.update(done)
             if started is not None and started not in results:
                 results[started] = {"index": started, "taken": False, "rule": "qnn.crash",
-                                    "error": "the QNN backend ended the probing process on this node (crash or time-out)"}
+                                    "error": f"the QNN backend ended the probing process on this node (crash, or over {_NODE_TIMEOUT_S} s)"}
             missing = [job for job in jobs if job["index"] not in results]
             if not missing:
                 break

@@ -2,7 +2,6 @@
 ONNX Runtime's QNN execution provider (onnxruntime-qnn, pinned in the venv; its x86_64 wheel runs
 here on the CPU)."""
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -132,20 +131,43 @@ def test_a_crashing_node_costs_that_node_only(tmp_path, monkeypatch):
     model = mixed_model(tmp_path / "m.onnx")
     calls = []
 
-    def fake_run(cmd, **kwargs):
-        work, start = cmd[-2], int(cmd[-1])
+    def fake_run(cmd, work, err):
+        start = int(cmd[-1])
         calls.append(start)
         jobs = json.loads(Path(work, "jobs.json").read_text())
         with open(Path(work, "results.jsonl"), "a") as out:
             for job in jobs[start:]:
                 out.write(json.dumps({"start": job["index"]}) + "\n")
                 if job["index"] == 1 and start == 0:
-                    return subprocess.CompletedProcess(cmd, -6)
+                    return
                 out.write(json.dumps({"index": job["index"], "taken": True, "rule": None, "error": None, "interface": None}) + "\n")
-        return subprocess.CompletedProcess(cmd, 0)
 
-    monkeypatch.setattr(qnn_probe.subprocess, "run", fake_run)
+    monkeypatch.setattr(qnn_probe, "_run_worker", fake_run)
     result = qnn_probe.probe_qnn({"model_path": str(model)})
     assert calls == [0, 2]
     assert [n["taken"] for n in result["nodes"]] == [True, False, True, True, True]
     assert result["nodes"][1]["rule"] == "qnn.crash"
+
+
+def test_a_hanging_node_is_killed_after_the_node_timeout(tmp_path, monkeypatch):
+    """A real worker process that hangs on node 2 is killed after _NODE_TIMEOUT_S; node 2 is
+    `qnn.crash`, the others are answered by the next worker."""
+    model = mixed_model(tmp_path / "m.onnx")
+    fake = tmp_path / "fake_python"
+    fake.write_text(f"""#!{sys.executable}
+import json, sys, time
+work, start = sys.argv[-2], int(sys.argv[-1])
+jobs = json.load(open(work + "/jobs.json"))
+with open(work + "/results.jsonl", "a") as out:
+    for job in jobs[start:]:
+        out.write(json.dumps({{"start": job["index"]}}) + "\\n"); out.flush()
+        if job["index"] == 2:
+            time.sleep(120)
+        out.write(json.dumps({{"index": job["index"], "taken": True, "rule": None, "error": None, "interface": None}}) + "\\n"); out.flush()
+""")
+    fake.chmod(0o755)
+    monkeypatch.setattr(qnn_probe.sys, "executable", str(fake))
+    monkeypatch.setattr(qnn_probe, "_NODE_TIMEOUT_S", 1)
+    result = qnn_probe.probe_qnn({"model_path": str(model)})
+    assert [n["rule"] for n in result["nodes"]] == [None, None, "qnn.crash", None, None]
+    assert "over 1 s" in result["nodes"][2]["error"]
