@@ -16,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_bridge import FIXTURES, ask, validator  # noqa: E402
 from tpat_bridge import qnn_probe  # noqa: E402
 
-pytest.importorskip("onnxruntime_qnn")
 
 
 def mixed_model(path):
