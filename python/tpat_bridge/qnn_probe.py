@@ -59,8 +59,8 @@ def _qnn():
     return ort, qnn
 
 
-def _session_options(ort, qnn, verbose: bool, op_packages: str | None = None):
-    """SessionOptions with the QNN EP (HTP backend) appended through ORT's plugin-EP API."""
+def _session_options(ort, qnn):
+    """SessionOptions with the QNN EP (HTP backend) appended through ORT's plugin-EP API, verbose log."""
     try:
         ort.register_execution_provider_library("QNN", qnn.get_library_path())
     except Exception as e:  # noqa: BLE001  already registered in this process
@@ -70,11 +70,8 @@ def _session_options(ort, qnn, verbose: bool, op_packages: str | None = None):
     if not devices:
         raise RuntimeError("the QNN execution provider library registered no device")
     so = ort.SessionOptions()
-    so.log_severity_level = 0 if verbose else 3
-    options = {"backend_path": qnn.get_qnn_htp_path(), **HTP_OPTIONS}
-    if op_packages:
-        options["op_packages"] = op_packages
-    so.add_provider_for_devices(devices[:1], options)
+    so.log_severity_level = 0
+    so.add_provider_for_devices(devices[:1], {"backend_path": qnn.get_qnn_htp_path(), **HTP_OPTIONS})
     return so
 
 
@@ -91,7 +88,7 @@ def classify(log: str, node_name: str, error: str | None) -> dict:
             members.append(follow.split("]", 1)[-1].strip() if "VerifyEachNodeIsAssignedToAnEp" in follow else follow.strip())
         placements[m["ep"]] = members
     on_cpu = any(member.endswith(f"({node_name})") for member in placements.get("CPUExecutionProvider", []))
-    backend = [m for m in _BACKEND_FAIL.finditer(log)]
+    backend = list(_BACKEND_FAIL.finditer(log))
     ep = [m for m in _EP_FAIL.finditer(log) if m["reason"].strip() != "Failed to add node."]
     if error is None and not on_cpu and any(ep_name != "CPUExecutionProvider" for ep_name in placements):
         return {"taken": True, "rule": None, "error": None}
@@ -116,7 +113,7 @@ def _run_one(ort, qnn, model_path: str, log_path: str) -> tuple[str | None, str]
     with open(log_path, "wb") as log:
         os.dup2(log.fileno(), 2)
         try:
-            ort.InferenceSession(model_path, _session_options(ort, qnn, verbose=True))
+            ort.InferenceSession(model_path, _session_options(ort, qnn))
         except Exception as e:  # noqa: BLE001
             error = f"{type(e).__name__}: {e}"
         finally:
