@@ -33,10 +33,8 @@ public struct ProjectBuilder: Sendable {
                          "-DCMAKE_CUDA_COMPILER=\(tools.cuda.nvcc.path)", "-DCUDAToolkit_ROOT=\(tools.cuda.root.path)"]
         if let ninja = tools.ninja {
             configure += ["-G", "Ninja", "-DCMAKE_MAKE_PROGRAM=\(ninja.path)"]
-            Self.dropCacheOfOtherGenerator(build: build, generator: "Ninja")
-        } else {
-            Self.dropCacheOfOtherGenerator(build: build, generator: "Unix Makefiles")
         }
+        Self.dropStaleCache(build: build, source: source, generator: tools.ninja == nil ? "Unix Makefiles" : "Ninja")
         if let architectures { configure.append("-DTPAT_CUDA_ARCHITECTURES=\(architectures)") }
         if let root = tensorRTRoot ?? ProcessInfo.processInfo.environment["TensorRT_ROOT"] { configure.append("-DTensorRT_ROOT=\(root)") }
         let logURL = build.appendingPathComponent("tpat-build.log")
@@ -71,12 +69,18 @@ public struct ProjectBuilder: Sendable {
                       toolchain: tools, log: logURL)
     }
 
-    /// A build folder configured with another generator makes CMake refuse: forget its cache.
-    static func dropCacheOfOtherGenerator(build: URL, generator: String) {
+    /// A build folder configured with another generator, or for another source folder (OUT was
+    /// moved or copied), makes CMake refuse: forget its cache (the build folder is inside OUT).
+    static func dropStaleCache(build: URL, source: URL, generator: String) {
         let cache = build.appendingPathComponent("CMakeCache.txt")
-        guard let text = try? String(contentsOf: cache, encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("CMAKE_GENERATOR:INTERNAL=") }),
-              line.dropFirst("CMAKE_GENERATOR:INTERNAL=".count) != Substring(generator) else { return }
+        guard let text = try? String(contentsOf: cache, encoding: .utf8) else { return }
+        func value(_ key: String) -> String? {
+            text.split(separator: "\n").first { $0.hasPrefix(key) }.map { String($0.dropFirst(key.count)) }
+        }
+        let sameGenerator = value("CMAKE_GENERATOR:INTERNAL=") == generator
+        let sameSource = value("CMAKE_HOME_DIRECTORY:INTERNAL=").map {
+            URL(fileURLWithPath: $0).standardizedFileURL.path == source.standardizedFileURL.path } ?? false
+        guard !(sameGenerator && sameSource) else { return }
         try? FileManager.default.removeItem(at: cache)
         try? FileManager.default.removeItem(at: build.appendingPathComponent("CMakeFiles"))
     }
