@@ -97,6 +97,33 @@ import Testing
         let line = e.stdout.split(separator: "\n").first { $0.contains("plugin layers in it:") }.map(String.init) ?? ""
         for node in covered { #expect(line.contains(node), "plugin layer \(node) missing from the engine") }
 
+        // The generated README names every way into TensorRT for this model.
+        let readme = try String(contentsOf: out.appendingPathComponent("plugins/README.md"), encoding: .utf8)
+        let modelName = URL(fileURLWithPath: report.rewrittenModel).lastPathComponent
+        for way in ["--onnx=OUT/\(modelName) --dynamicPlugins=LIB", "--staticPlugins=STATIC", "--setPluginsToSerialize=LIB",
+                    "polygraphy run", "polygraphy convert", "load_library(", "loadLibrary(", "--embed-plugins"] {
+            #expect(readme.contains(way), "plugins/README.md lacks \(way)")
+        }
+
+        // With TensorRT headers (fetched into .trt/, or TensorRT_ROOT): the plugin library, and an
+        // engine carrying it (--embed-plugins). CI has no headers and says so.
+        let trt = ProcessInfo.processInfo.environment["TensorRT_ROOT"] ?? CLITests.root.appendingPathComponent(".trt").path
+        if !symbolic, FileManager.default.fileExists(atPath: trt + "/include/NvInfer.h") {
+            let bt = try cli.run(["build", out.path, "--arch", "90", "--tensorrt-root", trt])
+            #expect(bt.status == 0, "\(bt.stdout)\(bt.stderr)")
+            #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("libtpat_plugins.so").path))
+            #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("libtpat_plugins_static.so").path))
+            let emb = out.appendingPathComponent("embedded.engine")
+            let ee = try cli.run(["engine", report.rewrittenModel, "--sm", "89", "--embed-plugins", "-o", emb.path])
+            #expect(ee.status == 0, "\(ee.stdout)\(ee.stderr)")
+            #expect(ee.stdout.contains("Plugins serialized into the engine: \(build.appendingPathComponent("libtpat_plugins.so").path)"), "\(ee.stdout)")
+            let lib = try Data(contentsOf: build.appendingPathComponent("libtpat_plugins.so"))
+            let blob = try Data(contentsOf: emb)
+            #expect(blob.range(of: lib.prefix(1 << 16)) != nil, "the library is not inside the engine")
+        } else if !symbolic {
+            print("note: TensorRT headers not found (TensorRT_ROOT or .trt/include): libtpat_plugins.so and --embed-plugins not tested")
+        }
+
         // A compile error: `tpat build` shows the compiler's whole message, not one line (issue 10).
         if !symbolic {
             let launcher = out.appendingPathComponent("plugins/\(report.plugins[0].name)/\(report.plugins[0].name)_launcher.cu")

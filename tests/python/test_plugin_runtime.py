@@ -439,6 +439,28 @@ def test_copied_library_load_library_engine(built, model, deployed):
     _assert_plugin_engine(a, built, "copied")
 
 
+def test_cpp_load_library_of_copied_library(built, deployed):
+    """C++ IPluginRegistry::loadLibrary (tests/fixtures/plugin_sample/load_library_check.cpp) of the
+    copied library, linked against TensorRT-RTX's libtensorrt_rtx.so.1 from the wheel."""
+    _need_rtx()
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    try:
+        import tensorrt_rtx_libs as m  # noqa: PLC0415
+    except Exception:  # noqa: BLE001
+        pytest.skip("the C++ check links TensorRT-RTX's library (tensorrt_rtx_libs wheel)")
+    libdir = Path(m.__file__).parent
+    exe = built["work"] / "load_library_check"
+    p = subprocess.run([cxx, "-std=c++17", "-Wno-deprecated-declarations", f"-I{TRT_ROOT / 'include'}",
+                        f"-I{_nvcc().parent.parent / 'include'}", str(FIXTURE / "load_library_check.cpp"),
+                        str(libdir / "libtensorrt_rtx.so.1"), "-o", str(exe)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-4000:]
+    env = dict(os.environ, LD_LIBRARY_PATH=f"{libdir}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+    r = subprocess.run([str(exe), str(deployed / "libtpat_plugins.so")], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("PASS"), r.stdout + r.stderr
+
+
 def test_static_library_registers_itself(built, model, deployed):
     """libtpat_plugins_static.so loaded with a plain dlopen (ctypes.CDLL, as polygraphy --plugins and
     trtexec --staticPlugins do) registers its creators; the engine then builds with no load_library."""
