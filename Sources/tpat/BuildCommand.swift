@@ -16,10 +16,14 @@ struct Build: AsyncParsableCommand {
             let bridge = try PythonBridge.locate()
             let r = try await ProjectBuilder(projectRoot: bridge.root).build(
                 out: URL(fileURLWithPath: out), architectures: arch, tensorRTRoot: tensorRTRoot, jobs: jobs)
+            print("cmake: \(r.toolchain.cmake.path)")
+            print("ninja: \(r.toolchain.ninja?.path ?? "not found (CMake's default generator)")")
+            print("nvcc:  \(r.toolchain.cuda.nvcc.path)")
             for n in r.notes { print(n) }
             print("libtpat_kernels.so: \(r.kernels?.path ?? "not built")")
             print("tpat_check:         \(r.check?.path ?? "not built")")
             print("libtpat_plugins.so: \(r.plugins?.path ?? "not built (no TensorRT headers: set --tensorrt-root or TensorRT_ROOT)")")
+            if let s = r.staticPlugins { print("libtpat_plugins_static.so: \(s.path) (registers itself when loaded: trtexec --staticPlugins)") }
         }
     }
 }

@@ -29,6 +29,7 @@ struct Demo: AsyncParsableCommand {
             print("\n== 3. build \(output)")
             let built = try await ProjectBuilder(projectRoot: bridge.root).build(
                 out: URL(fileURLWithPath: output), architectures: arch, tensorRTRoot: nil, jobs: ProcessInfo.processInfo.activeProcessorCount)
+            print("  cmake: \(built.toolchain.cmake.path)\n  nvcc:  \(built.toolchain.cuda.nvcc.path)")
             for n in built.notes { print("  \(n)") }
             print("  libtpat_kernels.so: \(built.kernels?.path ?? "not built")")
             print("  tpat_check:         \(built.check?.path ?? "not built")")

@@ -11,6 +11,8 @@ struct Engine: AsyncParsableCommand {
     @Option(help: "The generated plugins folder (default: plugins/ beside the model).") var plugins: String?
     @Option(name: .shortAndLong, help: "Engine file (default: <model>.sm<SM>.engine beside the model).") var output: String?
     @Option(help: "min,opt,max for every symbolic input dim (default 1,8,64).") var dynamicDim: String?
+    @Flag(name: .customLong("embed-plugins"), help: "Serialize libtpat_plugins.so into the engine (setPluginsToSerialize): no separate .so to deploy.")
+    var embedPlugins = false
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
@@ -26,7 +28,7 @@ struct Engine: AsyncParsableCommand {
             let out = output.map { URL(fileURLWithPath: $0) }
                 ?? modelURL.deletingPathExtension().appendingPathExtension("sm\(sm).engine")
             let r = try await EngineBuilder(bridge: try PythonBridge.locate()).build(
-                model: modelURL, sm: sm, plugins: source, output: out, dynamicDim: dims)
+                model: modelURL, sm: sm, plugins: source, output: out, dynamicDim: dims, embedPlugins: embedPlugins)
             switch source {
             case .library(let u): print("Plugins: C++ library \(u.path)")
             case .python(let s): print("Plugins: Python IPluginV3 (\(s.count) spec(s); libtpat_plugins.so not built)")
@@ -35,6 +37,10 @@ struct Engine: AsyncParsableCommand {
             print("Builder: \(r.runtime)")
             print("Layers (\(r.layers.count), * = plugin):")
             for l in r.layers { print("  \(l.plugin ? "*" : " ") \(l.name)  [\(l.type)]") }
+            if let embedded = r.embeddedPlugins, !embedded.isEmpty {
+                let flags = (r.builderFlags ?? []).isEmpty ? "" : " (builder flags: \(r.builderFlags!.joined(separator: ", ")))"
+                print("Plugins serialized into the engine: \(embedded.joined(separator: ", "))\(flags)")
+            }
             print("Engine: \(r.enginePath) (\(r.engineBytes) bytes), plugin layers in it: \(r.pluginsInEngine.isEmpty ? "none" : r.pluginsInEngine.joined(separator: ", "))")
         }
     }

@@ -19,6 +19,7 @@ func guarded(_ body: () async throws(TPATError) -> Void) async throws {
     do {
         try await body()
     } catch {
+        if !error.detail.isEmpty { FileHandle.standardError.write(Data((error.detail + "\n").utf8)) }
         FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
         throw ExitCode(2)
     }

@@ -25,10 +25,11 @@ import Testing
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 
-    func run(_ args: [String]) throws -> Result {
+    func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = Self.tpat
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         p.currentDirectoryURL = Self.root
         let out = Pipe(), err = Pipe()
         p.standardOutput = out

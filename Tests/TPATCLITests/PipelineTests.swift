@@ -62,8 +62,28 @@ import Testing
             }
         }
 
-        let b = try cli.run(["build", out.path, "--arch", "90"])
+        // cmake, ninja and nvcc come from the venv even when PATH offers others first (issue 10).
+        let decoys = try temp().appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: decoys, withIntermediateDirectories: true)
+        for tool in ["cmake", "ninja", "nvcc"] {
+            let u = decoys.appendingPathComponent(tool)
+            try Data("#!/bin/sh\necho decoy \(tool) >&2\nexit 97\n".utf8).write(to: u)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: u.path)
+        }
+        let path = decoys.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let b = try cli.run(["build", out.path, "--arch", "90"], environment: ["PATH": path, "CUDA_PATH": decoys.deletingLastPathComponent().path])
         #expect(b.status == 0, "\(b.stdout)\(b.stderr)")
+        let venv = CLITests.root.appendingPathComponent(".venv").path
+        let used = Dictionary(uniqueKeysWithValues: b.stdout.split(separator: "\n").compactMap { line -> (String, String)? in
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, ["cmake", "ninja", "nvcc"].contains(String(parts[0])) else { return nil }
+            return (String(parts[0]), parts[1].trimmingCharacters(in: .whitespaces))
+        })
+        #expect(used["cmake"] == "\(venv)/bin/cmake", "\(b.stdout)")
+        #expect(used["ninja"] == "\(venv)/bin/ninja", "\(b.stdout)")
+        #expect(used["nvcc"]?.hasPrefix("\(venv)/lib/python") == true && used["nvcc"]?.hasSuffix("/site-packages/nvidia/cu13/bin/nvcc") == true,
+                "\(b.stdout)")
+        #expect(!b.stderr.contains("decoy"))
         let build = out.appendingPathComponent("plugins/build")
         #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("libtpat_kernels.so").path))
         #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("tpat_check").path))
@@ -76,6 +96,76 @@ import Testing
         #expect(size > 0)
         let line = e.stdout.split(separator: "\n").first { $0.contains("plugin layers in it:") }.map(String.init) ?? ""
         for node in covered { #expect(line.contains(node), "plugin layer \(node) missing from the engine") }
+
+        // The generated README names every way into TensorRT for this model.
+        let readme = try String(contentsOf: out.appendingPathComponent("plugins/README.md"), encoding: .utf8)
+        let modelName = URL(fileURLWithPath: report.rewrittenModel).lastPathComponent
+        for way in ["--onnx=OUT/\(modelName) --dynamicPlugins=LIB", "--staticPlugins=STATIC", "--setPluginsToSerialize=LIB",
+                    "polygraphy run", "polygraphy convert", "load_library(", "loadLibrary(", "--embed-plugins"] {
+            #expect(readme.contains(way), "plugins/README.md lacks \(way)")
+        }
+
+        // With TensorRT headers (fetched into .trt/, or TensorRT_ROOT): the plugin library, and an
+        // engine carrying it (--embed-plugins). CI has no headers and says so.
+        let trt = ProcessInfo.processInfo.environment["TensorRT_ROOT"] ?? CLITests.root.appendingPathComponent(".trt").path
+        if !symbolic, FileManager.default.fileExists(atPath: trt + "/include/NvInfer.h") {
+            let bt = try cli.run(["build", out.path, "--arch", "90", "--tensorrt-root", trt])
+            #expect(bt.status == 0, "\(bt.stdout)\(bt.stderr)")
+            #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("libtpat_plugins.so").path))
+            #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("libtpat_plugins_static.so").path))
+            let emb = out.appendingPathComponent("embedded.engine")
+            let ee = try cli.run(["engine", report.rewrittenModel, "--sm", "89", "--embed-plugins", "-o", emb.path])
+            #expect(ee.status == 0, "\(ee.stdout)\(ee.stderr)")
+            #expect(ee.stdout.contains("Plugins serialized into the engine: \(build.appendingPathComponent("libtpat_plugins.so").path)"), "\(ee.stdout)")
+            let lib = try Data(contentsOf: build.appendingPathComponent("libtpat_plugins.so"))
+            let blob = try Data(contentsOf: emb)
+            #expect(blob.range(of: lib.prefix(1 << 16)) != nil, "the library is not inside the engine")
+        } else if !symbolic {
+            print("note: TensorRT headers not found (TensorRT_ROOT or .trt/include): libtpat_plugins.so and --embed-plugins not tested")
+        }
+
+        // A compile error: `tpat build` shows the compiler's whole message, not one line (issue 10).
+        if !symbolic {
+            let launcher = out.appendingPathComponent("plugins/\(report.plugins[0].name)/\(report.plugins[0].name)_launcher.cu")
+            let text = try String(contentsOf: launcher, encoding: .utf8)
+            try Data(("static_assert(false, \"tpat test: first error\");\nstatic_assert(false, \"tpat test: second error\");\n" + text).utf8).write(to: launcher)
+            let f = try cli.run(["build", out.path, "--arch", "90"])
+            #expect(f.status != 0)
+            #expect(f.stderr.contains("tpat test: first error") && f.stderr.contains("tpat test: second error"), "\(f.stderr)")
+            #expect(f.stderr.contains("FAILED:"), "\(f.stderr)")
+            let last = f.stderr.split(separator: "\n").last.map(String.init) ?? ""
+            #expect(last.hasPrefix("error: cmake build failed") && last.contains("tpat-build.log"), "\(last)")
+            let log = try String(contentsOf: out.appendingPathComponent("plugins/build/tpat-build.log"), encoding: .utf8)
+            #expect(log.contains("tpat test: second error"))
+        }
+    }
+
+    /// A CMake configure error is shown whole, every line of it.
+    @Test func cmakeConfigureErrorIsShownWhole() throws {
+        let out = try temp().appendingPathComponent("out")
+        let plugins = out.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
+        try Data("cmake_minimum_required(VERSION 3.18)\nmessage(FATAL_ERROR \"tpat test line one\\ntpat test line two\")\n".utf8)
+            .write(to: plugins.appendingPathComponent("CMakeLists.txt"))
+        let r = try cli.run(["build", out.path])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("CMake Error"), "\(r.stderr)")
+        #expect(r.stderr.contains("tpat test line one") && r.stderr.contains("tpat test line two"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").last?.hasPrefix("error: cmake configure failed") == true, "\(r.stderr)")
+    }
+
+    /// When no selected node converts, OUT holds no plugin project (nothing to build), and
+    /// `tpat build` says so.
+    @Test func noConvertedNodeMeansNoPluginProject() throws {
+        let out = try temp().appendingPathComponent("out")
+        let g = try cli.run(["generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--nodes", "col2im", "-o", out.path, "--no-reference"])
+        #expect(g.stdout.contains("col2im") || g.stderr.contains("col2im"), "\(g.stdout)\(g.stderr)")
+        let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
+        #expect(report.plugins.isEmpty && report.failures.map(\.node) == ["col2im"])
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("plugins").path))
+        let b = try cli.run(["build", out.path])
+        #expect(b.status == 2)
+        #expect(b.stderr.contains("holds no generated plugin project"), "\(b.stderr)")
     }
 
     @Test func nodesTVMCannotPlanAreReportedAndLeft() throws {

@@ -4,7 +4,8 @@ Request (bridge command "engine"):
     {"command": "engine", "model_path": str, "sm": "89", "plugin_library": str | null,
      "python_plugin_specs": [str, ...], "output": str,
      "profile": {input_name: {"min": [...], "opt": [...], "max": [...]}}   (optional)
-     "dynamic_dim": [min, opt, max]                                         (optional, [1, 8, 64])}
+     "dynamic_dim": [min, opt, max]                                         (optional, [1, 8, 64])
+     "embed_plugins": bool                                                  (optional, false)}
 
 Uses `tensorrt` when importable, else TensorRT-RTX (`tensorrt_rtx_bindings`, which builds ahead of
 time on a machine without a GPU for the compute capability `sm`: 75, 80, 86, 89, 120, 121).
@@ -13,6 +14,14 @@ the Python plugins of plugin-runtime/python/tpat_trt_plugin.py are registered fr
 `python_plugin_specs`. Inputs with dynamic dims get one optimization profile: `profile` where it
 names the input, else `dynamic_dim` for each dynamic dim.
 
+`embed_plugins` serializes `plugin_library` into the engine (IBuilderConfig.plugins_to_serialize),
+so that deploying it needs no separate .so: full TensorRT serializes plugin libraries only into
+version-compatible engines (BuilderFlag.VERSION_COMPATIBLE; the lean runtime stays in the plan, as
+TensorRT does by default); TensorRT-RTX 1.7 serializes them into any engine, and refuses
+VERSION_COMPATIBLE without EXCLUDE_LEAN_RUNTIME ("Unable to load library: libnvinfer_lean.so.1"),
+so no flag is set there. The runtime that deserializes such an engine must allow host code
+(IRuntime.engine_host_code_allowed = True).
+
 TensorRT-RTX's ONNX parser dlopens the unversioned libtensorrt_rtx.so when it imports a plugin
 node; a folder holding that symlink must be on LD_LIBRARY_PATH when the process starts (checked
 here, so that a missing link is an error, not an abort).
@@ -20,7 +29,8 @@ here, so that a missing link is an error, not an abort).
 Answer: {"runtime": "TensorRT-RTX 1.7.1.116", "engine_path": str, "engine_bytes": int,
          "layers": [{"name", "type", "plugin": bool}], "layers_source": "engine_inspector" | "network",
          "plugins_in_engine": [layer names of plugin layers whose name is recorded in the engine],
-         "profile": {input: {"min", "opt", "max"}}, "sm": str | null}
+         "profile": {input: {"min", "opt", "max"}}, "sm": str | null,
+         "embedded_plugins": [paths serialized into the engine], "builder_flags": [flags set for that]}
 """
 from __future__ import annotations
 
@@ -139,6 +149,10 @@ def build_engine(request: dict) -> dict:
     registry = builder.get_plugin_registry() if hasattr(builder, "get_plugin_registry") else trt.get_plugin_registry()
     lib = request.get("plugin_library")
     specs = request.get("python_plugin_specs") or []
+    embed = bool(request.get("embed_plugins"))
+    if embed and not lib:
+        raise BridgeError("embed_plugins", "embedding plugins needs the C++ plugin library (libtpat_plugins.so): "
+                                           "build it with TensorRT headers (tpat build --tensorrt-root DIR)")
     if lib:
         if not os.path.isfile(lib):
             raise BridgeError("plugin_library", f"plugin_library {lib!r} is not a file")
@@ -178,6 +192,7 @@ def build_engine(request: dict) -> dict:
     prof, used = _profile(trt, builder, network, request)
     if used:
         config.add_optimization_profile(prof)
+    embedded, flags = _embed_plugins(trt, config, lib, rtx) if embed else ([], [])
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -215,4 +230,19 @@ def build_engine(request: dict) -> dict:
         "plugins_in_engine": in_engine,
         "profile": used,
         "sm": sm if rtx else None,
+        "embedded_plugins": embedded,
+        "builder_flags": flags,
     }
+
+
+def _embed_plugins(trt, config, lib, rtx):
+    """Serialize the plugin library into the engine; returns ([library], [builder flags set])."""
+    if not hasattr(config, "plugins_to_serialize"):
+        raise BridgeError("embed_plugins", "this TensorRT has no IBuilderConfig.plugins_to_serialize")
+    flags = []
+    if not rtx:  # full TensorRT: plugin libraries are serialized only into version-compatible engines
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        flags.append("VERSION_COMPATIBLE")
+    path = os.path.abspath(lib)
+    config.plugins_to_serialize = [path]
+    return [path], flags

@@ -41,6 +41,12 @@ def _nvcc():
     return None
 
 
+def _cmake():
+    """The venv's cmake (the pinned wheel), else one on PATH."""
+    venv = REPO / ".venv" / "bin" / "cmake"
+    return str(venv) if venv.is_file() else shutil.which("cmake")
+
+
 def _rtx_lib_dir(tmp):
     """Folder with libtensorrt_rtx.so (the Makefile's .venv/tpat-lib, else a fresh symlink)."""
     d = REPO / ".venv" / "tpat-lib"
@@ -89,8 +95,9 @@ def built(tmp_path_factory):
     nvcc = _nvcc()
     if nvcc is None:
         pytest.skip("no nvcc (pip install nvidia-cuda-nvcc into .venv, or set TPAT_NVCC)")
-    if shutil.which("cmake") is None:
-        pytest.skip("no cmake on PATH")
+    cmake = _cmake()
+    if cmake is None:
+        pytest.skip("no cmake (make venv installs the pinned wheel)")
     work = tmp_path_factory.mktemp("plugin_rt")
     proj = work / "proj"
     shutil.copytree(FIXTURE, proj)
@@ -110,10 +117,10 @@ def built(tmp_path_factory):
     else:
         args.append("-DCMAKE_DISABLE_FIND_PACKAGE_TensorRT=ON")
     build = proj / "build"
-    conf = subprocess.run(["cmake", "-S", str(proj), "-B", str(build), *args], env=env,
+    conf = subprocess.run([cmake, "-S", str(proj), "-B", str(build), *args], env=env,
                           capture_output=True, text=True, timeout=300)
     assert conf.returncode == 0, conf.stdout + conf.stderr
-    b = subprocess.run(["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)], env=env,
+    b = subprocess.run([cmake, "--build", str(build), "-j", str(os.cpu_count() or 2)], env=env,
                        capture_output=True, text=True, timeout=600)
     assert b.returncode == 0, b.stdout[-4000:] + b.stderr[-4000:]
     spec = build / "AddOne.json"
@@ -145,6 +152,16 @@ import json, sys
 sys.path.insert(0, sys.argv[2])
 req = json.loads(sys.argv[1])
 calls = []
+preload = req.pop("_preload", [])  # libraries dlopen'ed (ctypes.CDLL) once TensorRT is loaded
+if preload:
+    import ctypes
+    try:
+        import tensorrt as _trt
+    except Exception:
+        import tensorrt_rtx_bindings as _trt
+    for lib in preload:
+        ctypes.CDLL(lib)
+    calls += [f"registered:{n}" for n in ("AddOne",) if _trt.get_plugin_registry().get_creator(n, "1", "tpat")]
 if req.get("python_plugin_specs"):
     import tpat_trt_plugin as tp
     for name in ("get_output_shapes", "supports_format_combination", "configure_plugin", "get_workspace_size",
@@ -275,7 +292,7 @@ def test_skip_message_without_headers(built):
         pytest.skip("covered by test_template_builds_kernels_and_checker (headers absent)")
     args = [a for a in built["cmake_args"] if not a.startswith("-DTensorRT_ROOT")]
     args.append("-DCMAKE_DISABLE_FIND_PACKAGE_TensorRT=ON")
-    p = subprocess.run(["cmake", "-S", str(built["proj"]), "-B", str(built["work"] / "build-noheaders"), *args],
+    p = subprocess.run([_cmake(), "-S", str(built["proj"]), "-B", str(built["work"] / "build-noheaders"), *args],
                        env=built["env"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "TensorRT headers not found (set TensorRT_ROOT): skipping libtpat_plugins.so" in p.stdout
@@ -370,3 +387,129 @@ def test_engine_errors(built, model):
         assert not a["result"]["runtime"].startswith("TensorRT-RTX")
     else:
         assert a["code"] == "bad_sm", a
+
+
+# --- one deployable library (issue 10): self-contained, copied elsewhere, static and embedded -------
+
+def _dynamic_section(lib: Path) -> str:
+    readelf = shutil.which("readelf")
+    assert readelf, "readelf (binutils) is needed to check the plugin library's dynamic section"
+    p = subprocess.run([readelf, "-d", str(lib)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+@pytest.fixture(scope="module")
+def deployed(built, tmp_path_factory):
+    """The two plugin libraries copied alone into a folder far from the build."""
+    if not HAVE_HEADERS:
+        pytest.skip(NO_HEADERS)
+    d = tmp_path_factory.mktemp("deployed") / "elsewhere"
+    d.mkdir()
+    for name in ("libtpat_plugins.so", "libtpat_plugins_static.so"):
+        shutil.copy2(built["build"] / name, d / name)
+    return d
+
+
+@pytest.mark.skipif(not HAVE_HEADERS, reason=NO_HEADERS)
+def test_plugin_libraries_are_self_contained(built):
+    """No other TPAT library, no CUDA runtime library, no RPATH/RUNPATH at all (so none absolute);
+    only TensorRT's two entry points exported."""
+    for name in ("libtpat_plugins.so", "libtpat_plugins_static.so"):
+        lib = built["build"] / name
+        dyn = _dynamic_section(lib)
+        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn)
+        assert needed and not [n for n in needed if "tpat" in n or "cudart" in n or "nvinfer" in n or "tensorrt" in n], needed
+        paths = re.findall(r"\((?:RPATH|RUNPATH)\)\s+Library r(?:un)?path: \[([^\]]*)\]", dyn)
+        assert paths == [], paths
+        assert "RPATH" not in dyn and "RUNPATH" not in dyn, dyn
+        if shutil.which("nm"):
+            syms = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True).stdout
+            assert sorted(l.split()[-1] for l in syms.splitlines() if " T " in l) == ["getCreators", "setLoggerFinder"]
+    # the kernel-only library stays for tpat_check and the bench, found beside it through $ORIGIN only
+    paths = re.findall(r"Library r(?:un)?path: \[([^\]]*)\]", _dynamic_section(built["build"] / "libtpat_kernels.so"))
+    assert all(p.startswith("$ORIGIN") for entry in paths for p in entry.split(":") if p), paths
+
+
+def test_copied_library_load_library_engine(built, model, deployed):
+    """registry.load_library of the COPIED libtpat_plugins.so (the build folder is not on any path)
+    and an sm_89 engine with it."""
+    _need_rtx()
+    a = run_engine(built, _engine_request(built, model, "copied", plugin_library=str(deployed / "libtpat_plugins.so")))
+    _assert_plugin_engine(a, built, "copied")
+
+
+def test_cpp_load_library_of_copied_library(built, deployed):
+    """C++ IPluginRegistry::loadLibrary (tests/fixtures/plugin_sample/load_library_check.cpp) of the
+    copied library, linked against TensorRT-RTX's libtensorrt_rtx.so.1 from the wheel."""
+    _need_rtx()
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    try:
+        import tensorrt_rtx_libs as m  # noqa: PLC0415
+    except Exception:  # noqa: BLE001
+        pytest.skip("the C++ check links TensorRT-RTX's library (tensorrt_rtx_libs wheel)")
+    libdir = Path(m.__file__).parent
+    exe = built["work"] / "load_library_check"
+    p = subprocess.run([cxx, "-std=c++17", "-Wno-deprecated-declarations", f"-I{TRT_ROOT / 'include'}",
+                        f"-I{_nvcc().parent.parent / 'include'}", str(FIXTURE / "load_library_check.cpp"),
+                        str(libdir / "libtensorrt_rtx.so.1"), "-o", str(exe)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-4000:]
+    env = dict(os.environ, LD_LIBRARY_PATH=f"{libdir}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+    r = subprocess.run([str(exe), str(deployed / "libtpat_plugins.so")], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().endswith("PASS"), r.stdout + r.stderr
+
+
+def test_static_library_registers_itself(built, model, deployed):
+    """libtpat_plugins_static.so loaded with a plain dlopen (ctypes.CDLL, as polygraphy --plugins and
+    trtexec --staticPlugins do) registers its creators; the engine then builds with no load_library."""
+    _need_rtx()
+    a = run_engine(built, _engine_request(built, model, "static", _preload=[str(deployed / "libtpat_plugins_static.so")]))
+    assert "registered:AddOne" in a["calls"], a
+    _assert_plugin_engine(a, built, "static")
+
+
+def test_embed_plugins_engine(built, model, deployed):
+    """--embed-plugins: the whole library is serialized into the engine (plugins_to_serialize)."""
+    _need_rtx()
+    lib = deployed / "libtpat_plugins.so"
+    a = run_engine(built, _engine_request(built, model, "embed", plugin_library=str(lib), embed_plugins=True))
+    r = _assert_plugin_engine(a, built, "embed")
+    assert r["embedded_plugins"] == [str(lib)]
+    blob = Path(r["engine_path"]).read_bytes()
+    assert lib.read_bytes() in blob, "library bytes not found in the engine"
+    plain = run_engine(built, _engine_request(built, model, "plain", plugin_library=str(lib)))["result"]
+    assert plain["embedded_plugins"] == [] and r["engine_bytes"] > plain["engine_bytes"] + lib.stat().st_size // 2
+    if r["runtime"].startswith("TensorRT-RTX"):
+        assert r["builder_flags"] == []
+    else:
+        assert "VERSION_COMPATIBLE" in r["builder_flags"]
+
+
+def test_embed_plugins_needs_the_cpp_library(built, model):
+    _need_rtx()
+    a = run_engine(built, _engine_request(built, model, "embed_py", python_plugin_specs=[str(built["spec"])], embed_plugins=True))
+    assert not a["ok"] and a["code"] == "embed_plugins", a
+
+
+def test_polygraphy_convert_with_plugins(built, model, deployed, tmp_path):
+    """polygraphy convert --plugins (ctypes.CDLL: the static library) against TensorRT-RTX: polygraphy
+    imports a module named tensorrt_rtx, the wheel's is tensorrt_rtx_bindings: a 3-line alias module."""
+    _need_rtx()
+    exe = Path(sys.executable).parent / "polygraphy"
+    if not exe.is_file():
+        pytest.skip("polygraphy not installed (python/requirements.lock pins it)")
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "tensorrt_rtx.py").write_text("import sys\nimport tensorrt_rtx_bindings as _m\nsys.modules[__name__] = _m\n")
+    env = dict(os.environ, POLYGRAPHY_USE_TENSORRT_RTX="1", PYTHONPATH=str(shim),
+               LD_LIBRARY_PATH=f"{built['rtx_lib']}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+    engine = tmp_path / "pg.engine"
+    p = subprocess.run([sys.executable, str(exe), "convert", str(model), "--convert-to", "trt", "-o", str(engine),
+                        "--plugins", str(deployed / "libtpat_plugins_static.so"), "--compute-capabilities", "8.9",
+                        "--trt-min-shapes", "x:[1,16]", "--trt-opt-shapes", "x:[8,16]", "--trt-max-shapes", "x:[64,16]"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    blob = engine.read_bytes()
+    assert b"AddOne" in blob and b"tpat" in blob

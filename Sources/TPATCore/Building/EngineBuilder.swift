@@ -17,6 +17,7 @@ public struct EngineBuilder: Sendable {
         var python_plugin_specs: [String]
         var output: String
         var dynamic_dim: [Int]?
+        var embed_plugins: Bool? = nil
     }
 
     public struct Layer: Codable, Sendable {
@@ -31,8 +32,12 @@ public struct EngineBuilder: Sendable {
         public var engineBytes: Int
         public var layers: [Layer]
         public var pluginsInEngine: [String]
+        /// Plugin libraries serialized into the engine (`embedPlugins`), and the builder flags set for it.
+        public var embeddedPlugins: [String]?
+        public var builderFlags: [String]?
         enum CodingKeys: String, CodingKey {
             case runtime, enginePath = "engine_path", engineBytes = "engine_bytes", layers, pluginsInEngine = "plugins_in_engine"
+            case embeddedPlugins = "embedded_plugins", builderFlags = "builder_flags"
         }
     }
 
@@ -55,7 +60,9 @@ public struct EngineBuilder: Sendable {
         return specs.isEmpty ? .none : .python(specs)
     }
 
-    public func build(model: URL, sm: String, plugins: PluginSource, output: URL, dynamicDim: [Int]?) async throws(TPATError) -> Result {
+    /// `embedPlugins`: serialize the C++ plugin library into the engine (needs `.library`).
+    public func build(model: URL, sm: String, plugins: PluginSource, output: URL, dynamicDim: [Int]?,
+                      embedPlugins: Bool = false) async throws(TPATError) -> Result {
         var library: String?
         var specs: [String] = []
         switch plugins {
@@ -64,6 +71,7 @@ public struct EngineBuilder: Sendable {
         case .none: break
         }
         return try await bridge.call(Request(model_path: model.path, sm: sm, plugin_library: library, python_plugin_specs: specs,
-                                             output: output.path, dynamic_dim: dynamicDim), as: Result.self)
+                                             output: output.path, dynamic_dim: dynamicDim, embed_plugins: embedPlugins ? true : nil),
+                                     as: Result.self)
     }
 }

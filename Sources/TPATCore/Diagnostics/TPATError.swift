@@ -13,11 +13,14 @@ public struct TPATError: Error, CustomStringConvertible, Equatable, Sendable {
     }
     public var kind: Kind
     public var message: String
+    /// Tool output behind the error (e.g. CMake's whole error), shown above the `error:` line.
+    public var detail: String
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, detail: String = "") {
         self.kind = kind
         // Keep it to one line whatever the cause said.
         self.message = message.split(whereSeparator: \.isNewline).joined(separator: " ")
+        self.detail = detail
     }
 
     public var description: String { message }
