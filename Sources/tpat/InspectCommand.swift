@@ -9,9 +9,11 @@ struct Inspect: AsyncParsableCommand {
     @Argument(help: "The ONNX model.") var model: String
     @Flag(help: "Print the report as JSON (schemas/inspect-report.schema.json).") var json = false
     @Flag(help: "Also ask an installed TensorRT or TensorRT-RTX ONNX parser which nodes fail to import.") var probe = false
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
+            _ = log.bootstrap()
             // Load first: bad input fails fast, before Python starts.
             let loaded = try ONNXModel.load(path: model)
             let inspector = Inspector(bridge: try PythonBridge.locate(), rules: try ParserRules.bundled())

@@ -8,10 +8,12 @@ struct Verify: AsyncParsableCommand {
 
     @Argument(help: "Folders `tpat generate` wrote (built with `tpat build`).") var outs: [String]
     @Flag(help: "Also run every check under compute-sanitizer memcheck and racecheck.") var sanitize = false
-    @Flag(help: "Print the check programs' full output.") var verbose = false
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
+            _ = log.bootstrap()
+            let verbose = log.verbose
             guard !outs.isEmpty else { throw TPATError(.input, "name at least one folder") }
             var allOK = true
             for out in outs {
@@ -42,7 +44,7 @@ struct Verify: AsyncParsableCommand {
                 }
                 allOK = allOK && report.ok
             }
-            if !allOK { throw TPATError(.plan, "verification failed") }
+            if !allOK { throw TPATError(.failed, "verification failed") }
         }
     }
 }

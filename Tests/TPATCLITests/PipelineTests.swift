@@ -81,7 +81,7 @@ import Testing
     @Test func nodesTVMCannotPlanAreReportedAndLeft() throws {
         let out = try temp().appendingPathComponent("out")
         let r = try cli.run(["generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--auto", "-o", out.path, "--no-reference"])
-        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.status == 3, "\(r.stderr)")  // partial conversion
         #expect(r.stdout.contains("Not converted"))
         let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
         #expect(!report.plugins.isEmpty)

@@ -17,6 +17,8 @@ public struct EngineBuilder: Sendable {
         var python_plugin_specs: [String]
         var output: String
         var dynamic_dim: [Int]?
+        var profiles: [ShapeProfile]? = nil
+        var timing_cache: String? = nil
     }
 
     public struct Layer: Codable, Sendable {
@@ -31,8 +33,21 @@ public struct EngineBuilder: Sendable {
         public var engineBytes: Int
         public var layers: [Layer]
         public var pluginsInEngine: [String]
+        /// The optimization profiles as built (given ones, dynamic inputs they omit filled in).
+        public var profiles: [ShapeProfile]?
+        public var numProfiles: Int?
+        /// The compute capabilities built for (TensorRT-RTX); nil: the GPU present (TensorRT).
+        public var sm: String?
+        public var timingCache: TimingCache?
+        public struct TimingCache: Codable, Sendable {
+            public var path: String
+            public var loadedBytes: Int
+            public var savedBytes: Int
+            enum CodingKeys: String, CodingKey { case path, loadedBytes = "loaded_bytes", savedBytes = "saved_bytes" }
+        }
         enum CodingKeys: String, CodingKey {
             case runtime, enginePath = "engine_path", engineBytes = "engine_bytes", layers, pluginsInEngine = "plugins_in_engine"
+            case profiles, numProfiles = "num_profiles", sm, timingCache = "timing_cache"
         }
     }
 
@@ -55,7 +70,10 @@ public struct EngineBuilder: Sendable {
         return specs.isEmpty ? .none : .python(specs)
     }
 
-    public func build(model: URL, sm: String, plugins: PluginSource, output: URL, dynamicDim: [Int]?) async throws(TPATError) -> Result {
+    /// `sm`: one compute capability or several ("86;89", TensorRT-RTX); `profiles`: one
+    /// optimization profile each; `timingCache`: read when it exists, written after the build.
+    public func build(model: URL, sm: String, plugins: PluginSource, output: URL, dynamicDim: [Int]?,
+                      profiles: [ShapeProfile] = [], timingCache: URL? = nil) async throws(TPATError) -> Result {
         var library: String?
         var specs: [String] = []
         switch plugins {
@@ -64,6 +82,7 @@ public struct EngineBuilder: Sendable {
         case .none: break
         }
         return try await bridge.call(Request(model_path: model.path, sm: sm, plugin_library: library, python_plugin_specs: specs,
-                                             output: output.path, dynamic_dim: dynamicDim), as: Result.self)
+                                             output: output.path, dynamic_dim: dynamicDim,
+                                             profiles: profiles.isEmpty ? nil : profiles, timing_cache: timingCache?.path), as: Result.self)
     }
 }
