@@ -17,7 +17,7 @@ struct Build: AsyncParsableCommand {
             let logger = log.bootstrap()
             var architectures: String?
             if let arch { architectures = GPUArchitecture.cmake(try GPUArchitecture.list(arch)) }
-            logger.info("building \(out.debugDescription) for \(architectures ?? "80;86;89;90")")
+            logger.debug("building \(out.debugDescription) for \(architectures ?? "80;86;89;90")")
             let bridge = try PythonBridge.locate()
             let r = try await ProjectBuilder(projectRoot: bridge.root).build(
                 out: URL(fileURLWithPath: out), architectures: architectures, tensorRTRoot: tensorRTRoot, jobs: jobs)

@@ -44,7 +44,7 @@ struct Engine: AsyncParsableCommand {
             }
             let out = (saveEngine ?? output).map { URL(fileURLWithPath: $0) }
                 ?? modelURL.deletingPathExtension().appendingPathExtension("sm\(archs.map(\.value).joined(separator: "-")).engine")
-            logger.info("building the engine of \(model.debugDescription) for \(archs.map(\.sm).joined(separator: ", "))\(profiles.isEmpty ? "" : " with \(profiles.count) profile(s)")")
+            logger.debug("building the engine of \(model.debugDescription) for \(archs.map(\.sm).joined(separator: ", "))\(profiles.isEmpty ? "" : " with \(profiles.count) profile(s)")")
             let r = try await EngineBuilder(bridge: try PythonBridge.locate()).build(
                 model: modelURL, sm: sm, plugins: source, output: out, dynamicDim: dims, profiles: profiles,
                 timingCache: timingCache.map { URL(fileURLWithPath: $0) })

@@ -16,14 +16,16 @@ struct Verify: AsyncParsableCommand {
             let verbose = log.verbose
             guard !outs.isEmpty else { throw TPATError(.input, "name at least one folder") }
             var allOK = true
+            var usage: TPATError?
             for out in outs {
                 print("== \(out)")
                 let report: Verifier.Report
                 do throws(TPATError) {
                     report = try await Verifier().verify(out: URL(fileURLWithPath: out), sanitize: sanitize)
                 } catch {
+                    // Not a check that failed: the folder is unusable (exit 2 below).
                     print("  FAIL  \(error.message)")
-                    allOK = false
+                    usage = usage ?? error
                     continue
                 }
                 for p in report.plugins {
@@ -44,6 +46,7 @@ struct Verify: AsyncParsableCommand {
                 }
                 allOK = allOK && report.ok
             }
+            if let usage { throw usage }
             if !allOK { throw TPATError(.failed, "verification failed") }
         }
     }
