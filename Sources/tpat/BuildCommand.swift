@@ -18,6 +18,12 @@ struct Build: AsyncParsableCommand {
             var architectures: String?
             if let arch { architectures = GPUArchitecture.cmake(try GPUArchitecture.list(arch)) }
             logger.debug("building \(out.debugDescription) for \(architectures ?? "80;86;89;90")")
+            // A generate that converted nothing leaves no project: nothing to build is not an error.
+            if let data = try? Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("tpat-generate.json")),
+               let report = try? JSONDecoder().decode(Generator.Report.self, from: data), report.plugins.isEmpty {
+                print("Nothing to build: \(out)/tpat-generate.json lists no plugin (outcome \(report.outcome.rawValue)).")
+                return
+            }
             let bridge = try PythonBridge.locate()
             let r = try await ProjectBuilder(projectRoot: bridge.root).build(
                 out: URL(fileURLWithPath: out), architectures: architectures, tensorRTRoot: tensorRTRoot, jobs: jobs)

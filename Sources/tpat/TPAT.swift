@@ -49,7 +49,9 @@ func guarded(_ body: () async throws(TPATError) -> Void) async throws {
     do {
         try await body()
     } catch {
-        FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+        // A planning failure names its reason code, as generate's report does.
+        let code = error.kind == .plan ? error.code.map { " [\($0)]" } ?? "" : ""
+        FileHandle.standardError.write(Data("error: \(error.message)\(code)\n".utf8))
         throw error.exitCode.argumentParser
     }
 }

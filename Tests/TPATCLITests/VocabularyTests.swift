@@ -163,6 +163,13 @@ import Testing
         let original = try ONNXModel.load(path: fixture), written = try ONNXModel.load(path: report.rewrittenModel)
         #expect(written.graph.node == original.graph.node)
         #expect(written.graph.initializer == original.graph.initializer)
+        // The rest of the pipeline goes on: nothing to build, an engine without plugins.
+        let b = try cli.run(["build", out.path])
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(b.stdout.hasPrefix("Nothing to build"))
+        let e = try cli.run(["engine", report.rewrittenModel, "--arch", "89", "-q"])
+        #expect(e.status == 0, "\(e.stdout)\(e.stderr)")
+        #expect(e.stdout.contains("plugin layers in it: none"))
         // --nodes / --ops that select nothing stay usage errors.
         let none = try cli.run(["generate", fixture, "--ops", "TopK", "-o", out.path + "2"])
         #expect(none.status == 2)
@@ -240,5 +247,16 @@ import Testing
             #expect(r.stderr.hasPrefix("error: ") && r.stderr.contains(words), "\(bad): \(r.stderr)")
             #expect(r.stderr.split(separator: "\n").count == 1, "\(bad): \(r.stderr)")
         }
+    }
+}
+
+extension VocabularyTests {
+    /// `tpat plan` of a node TVM cannot plan: one error line ending in the bridge's reason code.
+    @Test func planShowsTheReasonCode() throws {
+        let r = try cli.run(["plan", cli.fixture("verdicts_unsupported_ops.onnx"), "--node", "unique", "--arch", "90"])
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("error: cannot plan node 'unique' (Unique): "))
+        #expect(r.stderr.hasSuffix(" [data_dependent_shape]\n"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
     }
 }
