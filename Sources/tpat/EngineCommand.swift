@@ -64,7 +64,10 @@ struct Engine: AsyncParsableCommand {
             }
             print("Layers (\(r.layers.count), * = plugin):")
             for l in r.layers { print("  \(l.plugin ? "*" : " ") \(l.name)  [\(l.type)]") }
-            if let t = r.timingCache { print("Timing cache: \(t.path) (read \(t.loadedBytes) bytes, wrote \(t.savedBytes))") }
+            if let t = r.timingCache {
+                print("Timing cache: \(t.path) (read \(t.loadedBytes) bytes, wrote \(t.savedBytes))")
+                if let why = t.ignored { logger.warning("timing cache \(t.path.debugDescription) not used, started empty: \(why)") }
+            }
             print("Engine: \(r.enginePath) (\(r.engineBytes) bytes), plugin layers in it: \(r.pluginsInEngine.isEmpty ? "none" : r.pluginsInEngine.joined(separator: ", "))")
         }
     }

@@ -68,7 +68,7 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("libtpat_kernels.so").path))
         #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("tpat_check").path))
 
-        let e = try cli.run(["engine", report.rewrittenModel, "--sm", "89"])
+        let e = try cli.run(["engine", report.rewrittenModel, "--arch", "89"])
         #expect(e.status == 0, "\(e.stdout)\(e.stderr)")
         #expect(e.stdout.contains("TensorRT"))
         let engine = URL(fileURLWithPath: report.rewrittenModel).deletingPathExtension().appendingPathExtension("sm89.engine")

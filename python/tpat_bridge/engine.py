@@ -72,10 +72,13 @@ def _make_logger(trt):
         def __init__(self):
             trt.ILogger.__init__(self)
             self.errors = []
+            self.warnings = []
 
         def log(self, severity, msg):
             if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
                 self.errors.append(msg)
+            if severity == trt.ILogger.Severity.WARNING:
+                self.warnings.append(msg)
             if int(severity) <= int(trt.ILogger.Severity.WARNING):
                 print(f"[TRT] {msg}", file=sys.stderr)
 
@@ -136,25 +139,28 @@ def _profile(trt, builder, network, request, wanted=None):
     return prof, used
 
 
-def _timing_cache(config, path):
-    """Loads the timing cache at `path` when it exists (else starts an empty one)."""
+def _timing_cache(config, path, logger):
+    """Loads the timing cache at `path` when it exists (else starts an empty one). TensorRT, like
+    trtexec, starts empty from a file it cannot read (another version, garbage): said in `ignored`."""
     data = b""
     if path and os.path.isfile(path):
         data = Path(path).read_bytes()
+    seen = len(logger.warnings) + len(logger.errors)
     cache = config.create_timing_cache(data)
     if cache is None or not config.set_timing_cache(cache, False):
         raise BridgeError("input", f"timing cache {path!r} is not usable by this TensorRT")
-    return len(data)
+    said = [m for m in (logger.warnings + logger.errors)[seen:] if "timing cache" in m.lower()]
+    return len(data), ("; ".join(said)[:500] if data and said else None)
 
 
-def _save_timing_cache(config, path, loaded):
+def _save_timing_cache(config, path, loaded, ignored=None):
     cache = config.get_timing_cache()
     blob = bytes(cache.serialize()) if cache is not None else b""
     tmp = f"{path}.tmp-{os.getpid()}"
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(tmp).write_bytes(blob)
     os.replace(tmp, path)
-    return {"path": str(path), "loaded_bytes": loaded, "saved_bytes": len(blob)}
+    return {"path": str(path), "loaded_bytes": loaded, "saved_bytes": len(blob), "ignored": ignored}
 
 
 def build_engine(request: dict) -> dict:
@@ -224,7 +230,7 @@ def build_engine(request: dict) -> dict:
                 raise BridgeError("input", f"TensorRT refused optimization profile {len(profiles)}: {'; '.join(logger.errors[-2:])}")
             profiles.append(used)
     timing = request.get("timing_cache")
-    loaded = _timing_cache(config, timing) if timing else 0
+    loaded, ignored = _timing_cache(config, timing, logger) if timing else (0, None)
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -233,7 +239,7 @@ def build_engine(request: dict) -> dict:
     blob = bytes(serialized)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     Path(output).write_bytes(blob)
-    timing_info = _save_timing_cache(config, timing, loaded) if timing else None
+    timing_info = _save_timing_cache(config, timing, loaded, ignored) if timing else None
 
     source = "network"
     try:  # needs a GPU the engine can run on; a CPU-only TensorRT-RTX build cannot deserialize

@@ -43,7 +43,9 @@ public struct EngineBuilder: Sendable {
             public var path: String
             public var loadedBytes: Int
             public var savedBytes: Int
-            enum CodingKeys: String, CodingKey { case path, loadedBytes = "loaded_bytes", savedBytes = "saved_bytes" }
+            /// Why TensorRT started from an empty cache instead of the file's (unreadable, another version).
+            public var ignored: String?
+            enum CodingKeys: String, CodingKey { case path, loadedBytes = "loaded_bytes", savedBytes = "saved_bytes", ignored }
         }
         enum CodingKeys: String, CodingKey {
             case runtime, enginePath = "engine_path", engineBytes = "engine_bytes", layers, pluginsInEngine = "plugins_in_engine"
