@@ -11,9 +11,11 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Timed runs per measurement (median).") var runs = 200
     @Option(help: "Where the report goes.") var reportDir = "bench/results"
     @Option(help: "File stem of the report.") var name = "bench"
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
+            _ = log.bootstrap()
             guard !outs.isEmpty else { throw TPATError(.input, "name at least one folder") }
             let r = try await Benchmark(bridge: try PythonBridge.locate()).run(
                 outs: outs.map { URL(fileURLWithPath: $0) }, flushL2: flushL2, runs: runs,
@@ -21,6 +23,10 @@ struct Bench: AsyncParsableCommand {
             if let text = try? String(contentsOfFile: r.report, encoding: .utf8) { print(text) }
             print("report: \(r.report)")
             if let chart = r.chart { print("chart: \(chart)") }
+            if !r.failed.isEmpty {
+                let names = r.failed.map { "\($0.plugin ?? "?") (\($0.status ?? "?"))" }.joined(separator: ", ")
+                throw TPATError(.failed, "\(r.failed.count) plugin(s) did not pass: \(names)")
+            }
         }
     }
 }

@@ -7,15 +7,26 @@ struct Build: AsyncParsableCommand {
         abstract: "Configure and build the generated CMake project (OUT/plugins/build).")
 
     @Argument(help: "The folder `tpat generate` wrote.") var out: String
-    @Option(help: "CUDA architectures, e.g. \"80;86;89;90\" (default; PTX for the last).") var arch: String?
+    @Option(help: "GPU architectures to compile for, e.g. 90, sm_90 or \"80;86;89;90\" (default; PTX for the last).") var arch: String?
     @Option(name: .customLong("tensorrt-root"), help: "TensorRT install (include/NvInfer.h); else $TensorRT_ROOT.") var tensorRTRoot: String?
     @Option(help: "Parallel build jobs.") var jobs = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
+            let logger = log.bootstrap()
+            var architectures: String?
+            if let arch { architectures = GPUArchitecture.cmake(try GPUArchitecture.list(arch)) }
+            logger.debug("building \(out.debugDescription) for \(architectures ?? "80;86;89;90")")
+            // A generate that converted nothing leaves no project: nothing to build is not an error.
+            if let data = try? Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("tpat-generate.json")),
+               let report = try? JSONDecoder().decode(Generator.Report.self, from: data), report.plugins.isEmpty {
+                print("Nothing to build: \(out)/tpat-generate.json lists no plugin (outcome \(report.outcome.rawValue)).")
+                return
+            }
             let bridge = try PythonBridge.locate()
             let r = try await ProjectBuilder(projectRoot: bridge.root).build(
-                out: URL(fileURLWithPath: out), architectures: arch, tensorRTRoot: tensorRTRoot, jobs: jobs)
+                out: URL(fileURLWithPath: out), architectures: architectures, tensorRTRoot: tensorRTRoot, jobs: jobs)
             print("cmake: \(r.toolchain.cmake.path)")
             print("ninja: \(r.toolchain.ninja?.path ?? "not found (CMake's default generator)")")
             print("nvcc:  \(r.toolchain.cuda.nvcc.path)")

@@ -10,9 +10,11 @@ struct Inspect: AsyncParsableCommand {
     @Flag(help: "Print the report as JSON (schemas/inspect-report.schema.json).") var json = false
     @Flag(help: "Also ask an installed TensorRT or TensorRT-RTX ONNX parser which nodes fail to import.") var probe = false
     @Option(help: "Whose verdicts: tensorrt (the rule table) or qnn (QNN's HTP backend, asked through ONNX Runtime's QNN provider).") var backend: VendorBackend = .tensorrt
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
+            _ = log.bootstrap()
             // Load first: bad input fails fast, before Python starts.
             let loaded = try ONNXModel.load(path: model)
             let report: InspectReport

@@ -8,17 +8,18 @@ struct Plan: AsyncParsableCommand {
 
     @Argument(help: "The ONNX model.") var model: String
     @Option(help: "Name of the node to plan (as `tpat inspect` shows it).") var node: String
-    @Option(help: "GPU architecture: sm_80, sm_86, sm_89 or sm_90.") var target = "sm_90"
+    @Option(help: "GPU architecture to plan for: 80, 86, 89 or 90 (also written sm_90).") var arch = "90"
+    @Option(name: .customLong("target"), help: .hidden) var legacyTarget: String?
     @Option(name: .shortAndLong, help: "Write the plan here (default: standard output).") var output: String?
     @Flag(help: "Ignore the plan cache.") var noCache = false
     @Option(help: "A MetaSchedule database folder (from `tpat tune`): use its tuned schedules.") var database: String?
     @Option(help: "Lowering: tpat (TPAT's own TVM definitions where there is one) or tvm (the frontend's).") var lowering: String?
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
-            guard Planner.targets.contains(target) else {
-                throw TPATError(.input, "unknown target \(target) (use one of \(Planner.targets.joined(separator: ", ")))")
-            }
+            let logger = log.bootstrap()
+            let target = try Planner.target(GPUArchitecture.one(legacyTarget ?? arch, for: "plan"))
             let loaded = try ONNXModel.load(path: model)
             let bridge = try PythonBridge.locate()
             let inspector = Inspector(bridge: bridge, rules: try ParserRules.bundled())
@@ -43,7 +44,7 @@ struct Plan: AsyncParsableCommand {
             let summary = "planned \(extracted.sourceName) (\(p.opType)) for \(p.target.sm): \(p.kernels.count) kernel(s), \(p.launchCount) launch step(s), \(p.buffers.count) buffer(s), \(p.constants.count) constant(s)"
                 + (p.fixups.isEmpty ? "" : ", fixups: \(p.fixups.joined(separator: "; "))")
                 + (outcome.cached ? " [cached]" : "") + " in \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))"
-            FileHandle.standardError.write(Data((summary + "\n").utf8))
+            logger.info("\(summary)")
         }
     }
 }

@@ -12,14 +12,16 @@ struct Tune: AsyncParsableCommand {
     @Option(name: .customLong("rpc-tracker"), help: ArgumentHelp("Time candidates on the servers of TVM's RPC tracker at HOST:PORT (with --rpc-key); they are built here.", valueName: "host:port")) var rpcTracker: String?
     @Option(name: .customLong("rpc-key"), help: ArgumentHelp("The key the RPC servers registered with (python -m tvm.exec.rpc_server --key KEY).", valueName: "key")) var rpcKey: String?
     @Option(name: .customLong("rpc-workers"), help: "Concurrent remote measurements (default 1; up to the servers behind the key).") var rpcWorkers: Int?
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
+            let logger = log.bootstrap()
             let rpc = try Tuner.RPC.from(tracker: rpcTracker, key: rpcKey, workers: rpcWorkers)
             let diagnostics = DiagnosticsCollector()
             let results = try await Tuner(bridge: try PythonBridge.locate(), diagnostics: diagnostics).tune(
                 out: URL(fileURLWithPath: out), trials: trials, timeBudgetMinutes: timeBudget, rpc: rpc)
-            printDiagnostics(diagnostics)
+            logger.report(diagnostics)
             for r in results {
                 let best = r.answer.tasks.compactMap(\.bestUs).map { String(format: "%.1f us", $0) }.joined(separator: ", ")
                 let how = [r.answer.costModel.map { "cost model \($0)" }, r.answer.builder.map { "builder \($0)" }, r.answer.runner.map { "runner \($0)" }].compactMap { $0 }

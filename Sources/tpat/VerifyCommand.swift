@@ -8,20 +8,24 @@ struct Verify: AsyncParsableCommand {
 
     @Argument(help: "Folders `tpat generate` wrote (built with `tpat build`).") var outs: [String]
     @Flag(help: "Also run every check under compute-sanitizer memcheck and racecheck.") var sanitize = false
-    @Flag(help: "Print the check programs' full output.") var verbose = false
+    @OptionGroup var log: LogOptions
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
+            _ = log.bootstrap()
+            let verbose = log.verbose
             guard !outs.isEmpty else { throw TPATError(.input, "name at least one folder") }
             var allOK = true
+            var usage: TPATError?
             for out in outs {
                 print("== \(out)")
                 let report: Verifier.Report
                 do throws(TPATError) {
                     report = try await Verifier().verify(out: URL(fileURLWithPath: out), sanitize: sanitize)
                 } catch {
+                    // Not a check that failed: the folder is unusable (exit 2 below).
                     print("  FAIL  \(error.message)")
-                    allOK = false
+                    usage = usage ?? error
                     continue
                 }
                 for p in report.plugins {
@@ -42,7 +46,8 @@ struct Verify: AsyncParsableCommand {
                 }
                 allOK = allOK && report.ok
             }
-            if !allOK { throw TPATError(.plan, "verification failed") }
+            if let usage { throw usage }
+            if !allOK { throw TPATError(.failed, "verification failed") }
         }
     }
 }

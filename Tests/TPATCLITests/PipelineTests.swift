@@ -88,7 +88,7 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("libtpat_kernels.so").path))
         #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("tpat_check").path))
 
-        let e = try cli.run(["engine", report.rewrittenModel, "--sm", "89"])
+        let e = try cli.run(["engine", report.rewrittenModel, "--arch", "89"])
         #expect(e.status == 0, "\(e.stdout)\(e.stderr)")
         #expect(e.stdout.contains("TensorRT"))
         let engine = URL(fileURLWithPath: report.rewrittenModel).deletingPathExtension().appendingPathExtension("sm89.engine")
@@ -171,7 +171,7 @@ import Testing
     @Test func nodesTVMCannotPlanAreReportedAndLeft() throws {
         let out = try temp().appendingPathComponent("out")
         let r = try cli.run(["generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--auto", "-o", out.path, "--no-reference"])
-        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.status == 3, "\(r.stderr)")  // partial conversion
         #expect(r.stdout.contains("Not converted"))
         let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
         #expect(!report.plugins.isEmpty)

@@ -1,18 +1,22 @@
 """Builds a serialized TensorRT engine from an ONNX model whose unsupported nodes are TPAT plugins.
 
 Request (bridge command "engine"):
-    {"command": "engine", "model_path": str, "sm": "89", "plugin_library": str | null,
+    {"command": "engine", "model_path": str, "sm": "89" (TensorRT-RTX: one or "80;89"), "plugin_library": str | null,
      "python_plugin_specs": [str, ...], "output": str,
-     "profile": {input_name: {"min": [...], "opt": [...], "max": [...]}}   (optional)
-     "dynamic_dim": [min, opt, max]                                         (optional, [1, 8, 64])
-     "embed_plugins": bool                                                  (optional, false)}
+     "profiles": [{input_name: {"min": [...], "opt": [...], "max": [...]}}, ...]   (optional, one per profile)
+     "profile": {input_name: {...}}                     (optional, the same for one profile)
+     "dynamic_dim": [min, opt, max]                     (optional, [1, 8, 64])
+     "timing_cache": str                                (optional: read when it exists, written after the build)
+     "embed_plugins": bool                              (optional, false)}
 
 Uses `tensorrt` when importable, else TensorRT-RTX (`tensorrt_rtx_bindings`, which builds ahead of
 time on a machine without a GPU for the compute capability `sm`: 75, 80, 86, 89, 120, 121).
 `plugin_library` (libtpat_plugins.so) is loaded into the plugin registry when given; otherwise
 the Python plugins of plugin-runtime/python/tpat_trt_plugin.py are registered from
-`python_plugin_specs`. Inputs with dynamic dims get one optimization profile: `profile` where it
-names the input, else `dynamic_dim` for each dynamic dim.
+`python_plugin_specs`. Every entry of `profiles` (trtexec's --minShapes/--optShapes/--maxShapes)
+becomes one optimization profile; a dynamic input a profile does not name gets `dynamic_dim` for
+each dynamic dim. A profile naming something that is no input, with the wrong rank, or contradicting
+a static dim is an "input" error. Without `profiles`, one profile as before.
 
 `embed_plugins` serializes `plugin_library` into the engine (IBuilderConfig.plugins_to_serialize),
 so that deploying it needs no separate .so: full TensorRT serializes plugin libraries only into
@@ -29,7 +33,8 @@ here, so that a missing link is an error, not an abort).
 Answer: {"runtime": "TensorRT-RTX 1.7.1.116", "engine_path": str, "engine_bytes": int,
          "layers": [{"name", "type", "plugin": bool}], "layers_source": "engine_inspector" | "network",
          "plugins_in_engine": [layer names of plugin layers whose name is recorded in the engine],
-         "profile": {input: {"min", "opt", "max"}}, "sm": str | null,
+         "profile": {input: {"min", "opt", "max"}} (the first), "profiles": [...], "sm": str | null,
+         "timing_cache": {"path", "loaded_bytes", "saved_bytes"} | null,
          "embedded_plugins": [paths serialized into the engine], "builder_flags": [flags set for that]}
 """
 from __future__ import annotations
@@ -77,10 +82,13 @@ def _make_logger(trt):
         def __init__(self):
             trt.ILogger.__init__(self)
             self.errors = []
+            self.warnings = []
 
         def log(self, severity, msg):
             if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
                 self.errors.append(msg)
+            if severity == trt.ILogger.Severity.WARNING:
+                self.warnings.append(msg)
             if int(severity) <= int(trt.ILogger.Severity.WARNING):
                 print(f"[TRT] {msg}", file=sys.stderr)
 
@@ -107,26 +115,62 @@ def _register_python_plugins(paths, registry):
         raise BridgeError("plugin_spec", f"{type(e).__name__}: {e}")
 
 
-def _profile(trt, builder, network, request):
-    wanted = request.get("profile") or {}
+def _profile(trt, builder, network, request, wanted=None):
+    wanted = (request.get("profile") or {}) if wanted is None else wanted
     lo, opt, hi = (request.get("dynamic_dim") or [1, 8, 64])
+    inputs = {network.get_input(i).name: list(network.get_input(i).shape) for i in range(network.num_inputs)}
+    for name in wanted:
+        if name not in inputs:
+            raise BridgeError("input", f"shape for {name!r}, which is not an input of the model (inputs: {', '.join(inputs)})")
     used = {}
     prof = builder.create_optimization_profile()
-    for i in range(network.num_inputs):
-        t = network.get_input(i)
-        shape = list(t.shape)
-        if all(d >= 0 for d in shape):
-            continue
-        if t.name in wanted:
-            w = wanted[t.name]
+    for name, shape in inputs.items():
+        if name in wanted:
+            w = wanted[name]
             mn, op, mx = list(w["min"]), list(w["opt"]), list(w["max"])
+            for label, dims in (("min", mn), ("opt", op), ("max", mx)):
+                if len(dims) != len(shape):
+                    raise BridgeError("input", f"{label} shape of {name!r} has {len(dims)} dims, the input has {len(shape)}")
+                for k, (d, m) in enumerate(zip(shape, dims)):
+                    if d >= 0 and d != m:
+                        raise BridgeError("input", f"{label} shape of {name!r}: dim {k} is fixed at {d} in the model, not {m}")
+            if not all(a <= b <= c for a, b, c in zip(mn, op, mx)):
+                raise BridgeError("input", f"shapes of {name!r}: need min <= opt <= max in every dim ({mn}, {op}, {mx})")
+        elif all(d >= 0 for d in shape):
+            continue
         else:
             mn = [d if d >= 0 else lo for d in shape]
             op = [d if d >= 0 else opt for d in shape]
             mx = [d if d >= 0 else hi for d in shape]
-        prof.set_shape(t.name, mn, op, mx)
-        used[t.name] = {"min": mn, "opt": op, "max": mx}
+        if all(d >= 0 for d in shape):
+            continue  # static: nothing to set (the checks above passed)
+        prof.set_shape(name, mn, op, mx)
+        used[name] = {"min": mn, "opt": op, "max": mx}
     return prof, used
+
+
+def _timing_cache(config, path, logger):
+    """Loads the timing cache at `path` when it exists (else starts an empty one). TensorRT, like
+    trtexec, starts empty from a file it cannot read (another version, garbage): said in `ignored`."""
+    data = b""
+    if path and os.path.isfile(path):
+        data = Path(path).read_bytes()
+    seen = len(logger.warnings) + len(logger.errors)
+    cache = config.create_timing_cache(data)
+    if cache is None or not config.set_timing_cache(cache, False):
+        raise BridgeError("input", f"timing cache {path!r} is not usable by this TensorRT")
+    said = [m for m in (logger.warnings + logger.errors)[seen:] if "timing cache" in m.lower()]
+    return len(data), ("; ".join(said)[:500] if data and said else None)
+
+
+def _save_timing_cache(config, path, loaded, ignored=None):
+    cache = config.get_timing_cache()
+    blob = bytes(cache.serialize()) if cache is not None else b""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(tmp).write_bytes(blob)
+    os.replace(tmp, path)
+    return {"path": str(path), "loaded_bytes": loaded, "saved_bytes": len(blob), "ignored": ignored}
 
 
 def build_engine(request: dict) -> dict:
@@ -139,9 +183,11 @@ def build_engine(request: dict) -> dict:
     trt, runtime, rtx = _runtime()
     sm = request.get("sm")
     sm = str(sm) if sm is not None else None
+    sms = [x.strip() for x in (sm or "").replace(",", ";").split(";") if x.strip()]
     if rtx:
-        if sm not in _SM or not hasattr(trt.ComputeCapability, _SM[sm]):
-            raise BridgeError("bad_sm", f"TensorRT-RTX builds for sm in {sorted(_SM, key=int)}, not {sm!r}")
+        for one in sms or [None]:
+            if one not in _SM or not hasattr(trt.ComputeCapability, _SM[one]):
+                raise BridgeError("bad_sm", f"TensorRT-RTX builds for sm in {sorted(_SM, key=int)}, not {one!r}")
         _check_rtx_symlink()
 
     logger = _make_logger(trt)
@@ -185,13 +231,20 @@ def build_engine(request: dict) -> dict:
 
     config = builder.create_builder_config()
     if rtx:
-        config.num_compute_capabilities = 1
-        config.set_compute_capability(getattr(trt.ComputeCapability, _SM[sm]), 0)
+        config.num_compute_capabilities = len(sms)
+        for k, one in enumerate(sms):
+            config.set_compute_capability(getattr(trt.ComputeCapability, _SM[one]), k)
     if hasattr(trt, "ProfilingVerbosity"):
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-    prof, used = _profile(trt, builder, network, request)
-    if used:
-        config.add_optimization_profile(prof)
+    profiles = []
+    for wanted in (request.get("profiles") or [None]):
+        prof, used = _profile(trt, builder, network, request, wanted)
+        if used:
+            if config.add_optimization_profile(prof) < 0:
+                raise BridgeError("input", f"TensorRT refused optimization profile {len(profiles)}: {'; '.join(logger.errors[-2:])}")
+            profiles.append(used)
+    timing = request.get("timing_cache")
+    loaded, ignored = _timing_cache(config, timing, logger) if timing else (0, None)
     embedded, flags = _embed_plugins(trt, config, lib, rtx) if embed else ([], [])
 
     serialized = builder.build_serialized_network(network, config)
@@ -201,6 +254,7 @@ def build_engine(request: dict) -> dict:
     blob = bytes(serialized)
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     Path(output).write_bytes(blob)
+    timing_info = _save_timing_cache(config, timing, loaded, ignored) if timing else None
 
     source = "network"
     try:  # needs a GPU the engine can run on; a CPU-only TensorRT-RTX build cannot deserialize
@@ -228,8 +282,11 @@ def build_engine(request: dict) -> dict:
         "layers": layers,
         "layers_source": source,
         "plugins_in_engine": in_engine,
-        "profile": used,
-        "sm": sm if rtx else None,
+        "profile": profiles[0] if profiles else {},
+        "profiles": profiles,
+        "num_profiles": config.num_optimization_profiles,
+        "sm": ";".join(sms) if rtx else None,
+        "timing_cache": timing_info,
         "embedded_plugins": embedded,
         "builder_flags": flags,
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Subprocess
 #if canImport(System)
 import System
@@ -58,13 +59,21 @@ public struct PythonBridge: Sendable {
     public func call<Q: Encodable, R: Decodable>(_ request: Q, as: R.Type, timeout: Duration = .seconds(3600), progress: Bool = false) async throws(TPATError) -> R {
         let body: Data
         do { body = try JSONEncoder().encode(request) } catch { throw TPATError(.bridge, "cannot encode request: \(error)") }
+        let log = Logger(label: "tpat.bridge")
+        let command = ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["command"] as? String ?? "?"
+        let start = ContinuousClock.now
+        log.debug("bridge: \(command) (\(python) -m tpat_bridge)")
+        defer {
+            let d = (ContinuousClock.now - start).components
+            log.debug("bridge: \(command) done in \(String(format: "%.2f s", Double(d.seconds) + Double(d.attoseconds) / 1e18))")
+        }
         let raw = try await send(body, timeout: timeout, progress: progress)
         let answer: BridgeAnswer<R>
         do { answer = try JSONDecoder().decode(BridgeAnswer<R>.self, from: raw) } catch {
             throw TPATError(.bridge, "bridge answer does not match the schema: \(error)")
         }
         if let error = answer.error {
-            throw TPATError(error.code == "input" ? .input : (error.code == "model" ? .model : .bridge), error.reason)
+            throw TPATError(error.code == "input" ? .input : (error.code == "model" ? .model : .bridge), error.reason, code: error.code)
         }
         guard answer.ok, let result = answer.result else { throw TPATError(.bridge, "bridge answered without a result") }
         return result

@@ -17,6 +17,8 @@ public struct EngineBuilder: Sendable {
         var python_plugin_specs: [String]
         var output: String
         var dynamic_dim: [Int]?
+        var profiles: [ShapeProfile]? = nil
+        var timing_cache: String? = nil
         var embed_plugins: Bool? = nil
     }
 
@@ -35,8 +37,23 @@ public struct EngineBuilder: Sendable {
         /// Plugin libraries serialized into the engine (`embedPlugins`), and the builder flags set for it.
         public var embeddedPlugins: [String]?
         public var builderFlags: [String]?
+        /// The optimization profiles as built (given ones, dynamic inputs they omit filled in).
+        public var profiles: [ShapeProfile]?
+        public var numProfiles: Int?
+        /// The compute capabilities built for (TensorRT-RTX); nil: the GPU present (TensorRT).
+        public var sm: String?
+        public var timingCache: TimingCache?
+        public struct TimingCache: Codable, Sendable {
+            public var path: String
+            public var loadedBytes: Int
+            public var savedBytes: Int
+            /// Why TensorRT started from an empty cache instead of the file's (unreadable, another version).
+            public var ignored: String?
+            enum CodingKeys: String, CodingKey { case path, loadedBytes = "loaded_bytes", savedBytes = "saved_bytes", ignored }
+        }
         enum CodingKeys: String, CodingKey {
             case runtime, enginePath = "engine_path", engineBytes = "engine_bytes", layers, pluginsInEngine = "plugins_in_engine"
+            case profiles, numProfiles = "num_profiles", sm, timingCache = "timing_cache"
             case embeddedPlugins = "embedded_plugins", builderFlags = "builder_flags"
         }
     }
@@ -60,9 +77,11 @@ public struct EngineBuilder: Sendable {
         return specs.isEmpty ? .none : .python(specs)
     }
 
+    /// `sm`: one compute capability or several ("86;89", TensorRT-RTX); `profiles`: one
+    /// optimization profile each; `timingCache`: read when it exists, written after the build;
     /// `embedPlugins`: serialize the C++ plugin library into the engine (needs `.library`).
     public func build(model: URL, sm: String, plugins: PluginSource, output: URL, dynamicDim: [Int]?,
-                      embedPlugins: Bool = false) async throws(TPATError) -> Result {
+                      profiles: [ShapeProfile] = [], timingCache: URL? = nil, embedPlugins: Bool = false) async throws(TPATError) -> Result {
         var library: String?
         var specs: [String] = []
         switch plugins {
@@ -71,7 +90,8 @@ public struct EngineBuilder: Sendable {
         case .none: break
         }
         return try await bridge.call(Request(model_path: model.path, sm: sm, plugin_library: library, python_plugin_specs: specs,
-                                             output: output.path, dynamic_dim: dynamicDim, embed_plugins: embedPlugins ? true : nil),
-                                     as: Result.self)
+                                             output: output.path, dynamic_dim: dynamicDim,
+                                             profiles: profiles.isEmpty ? nil : profiles, timing_cache: timingCache?.path,
+                                             embed_plugins: embedPlugins ? true : nil), as: Result.self)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Mustache
 
 /// Stage 3: selected nodes -> plugin sources and the rewritten model, written atomically into
@@ -27,8 +28,20 @@ public struct Generator: Sendable {
         }
     }
 
-    /// What was generated; also written as OUT/tpat-generate.json.
+    /// What was generated; also written as OUT/tpat-generate.json (schemas/generate-report.schema.json,
+    /// docs/generate-report.md).
     public struct Report: Codable, Sendable {
+        /// How the run ended; the CLI's exit code follows it (0, or 3 for partial and none).
+        public enum Outcome: String, Codable, Sendable {
+            /// Every selected node became a plugin.
+            case converted
+            /// Some selected nodes became plugins, the others were left as they are.
+            case partial
+            /// No selected node converted.
+            case none
+            /// `--auto` found no node TensorRT rejects: the model is written unchanged, no plugins/.
+            case nothingToConvert = "nothing_to_convert"
+        }
         public struct Plugin: Codable, Sendable {
             public var name: String
             public var opType: String
@@ -42,8 +55,23 @@ public struct Generator: Sendable {
         public struct Failure: Codable, Sendable {
             public var node: String
             public var opType: String
+            /// A stable reason code (docs/generate-report.md): the bridge's, or TPAT's own.
+            public var code: String
             public var reason: String
+
+            public init(node: String, opType: String, code: String, reason: String) {
+                self.node = node; self.opType = opType; self.code = code; self.reason = reason
+            }
+            /// Reports written before reason codes existed read as code "unknown".
+            public init(from decoder: any Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                node = try c.decode(String.self, forKey: .node)
+                opType = try c.decode(String.self, forKey: .opType)
+                code = try c.decodeIfPresent(String.self, forKey: .code) ?? "unknown"
+                reason = try c.decode(String.self, forKey: .reason)
+            }
         }
+        public var outcome: Outcome
         public var model: String
         public var rewrittenModel: String
         public var target: String
@@ -51,15 +79,37 @@ public struct Generator: Sendable {
         public var plugins: [Plugin]
         public var failures: [Failure]
         public var casts: [String]
+
+        public init(outcome: Outcome, model: String, rewrittenModel: String, target: String, tvmVersion: String,
+                    plugins: [Plugin], failures: [Failure], casts: [String]) {
+            self.outcome = outcome; self.model = model; self.rewrittenModel = rewrittenModel; self.target = target
+            self.tvmVersion = tvmVersion; self.plugins = plugins; self.failures = failures; self.casts = casts
+        }
+        /// Reports written before `outcome` existed get it from their plugins and failures.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            model = try c.decode(String.self, forKey: .model)
+            rewrittenModel = try c.decode(String.self, forKey: .rewrittenModel)
+            target = try c.decode(String.self, forKey: .target)
+            tvmVersion = try c.decode(String.self, forKey: .tvmVersion)
+            plugins = try c.decode([Plugin].self, forKey: .plugins)
+            failures = try c.decode([Failure].self, forKey: .failures)
+            casts = try c.decode([String].self, forKey: .casts)
+            outcome = try c.decodeIfPresent(Outcome.self, forKey: .outcome)
+                ?? (failures.isEmpty ? (plugins.isEmpty ? .nothingToConvert : .converted) : (plugins.isEmpty ? .none : .partial))
+        }
     }
 
     public let bridge: PythonBridge
     public let rules: ParserRules
     public let cache: PlanCache?
     public let diagnostics: DiagnosticsCollector
+    /// Progress lines (info: one per node and per plugin), details (debug).
+    public let log: Logger
 
-    public init(bridge: PythonBridge, rules: ParserRules, cache: PlanCache? = PlanCache.standard(), diagnostics: DiagnosticsCollector) {
-        self.bridge = bridge; self.rules = rules; self.cache = cache; self.diagnostics = diagnostics
+    public init(bridge: PythonBridge, rules: ParserRules, cache: PlanCache? = PlanCache.standard(), diagnostics: DiagnosticsCollector,
+                log: Logger = Logger(label: "tpat.generate")) {
+        self.bridge = bridge; self.rules = rules; self.cache = cache; self.diagnostics = diagnostics; self.log = log
     }
 
     var runtime: URL { bridge.root.appendingPathComponent("plugin-runtime") }
@@ -84,7 +134,12 @@ public struct Generator: Sendable {
         let (tensors, _) = try await inspector.tensorInfo(modelPath: modelPath)
         let index = GraphIndex(model.graph)
         let selected = try select(options.selection, model: model, index: index, tensors: tensors)
-        guard !selected.isEmpty else { throw TPATError(.input, "no node selected: nothing to generate") }
+        if selected.isEmpty, options.selection != .auto { throw TPATError(.input, "no node selected: nothing to generate") }
+        if selected.isEmpty {
+            log.info("nothing to convert: TensorRT's ONNX parser imports every node of the model (TensorRT 10.x operator table)")
+        }
+        let shown = selected.prefix(8).map { index.nodeName($0).debugDescription }.joined(separator: ", ") + (selected.count > 8 ? ", ..." : "")
+        if !selected.isEmpty { log.info("selected \(selected.count) node(s): \(shown)") }
 
         // Extract and group identical nodes.
         var groups: [Data: [ExtractedNode]] = [:]
@@ -97,24 +152,30 @@ public struct Generator: Sendable {
                 if groups[key] == nil { order.append(key) }
                 groups[key, default: []].append(node)
             } catch {
-                failures.append(.init(node: index.nodeName(i), opType: model.graph.node[i].opType, reason: error.message))
+                failures.append(.init(node: index.nodeName(i), opType: model.graph.node[i].opType, code: error.code ?? "extraction_failed", reason: error.message))
+                log.info("node \(index.nodeName(i).debugDescription) (\(model.graph.node[i].opType)): not converted [\(error.code ?? "extraction_failed")]")
                 diagnostics.emit(.init(.warning, "not converted: \(error.message)", node: index.nodeName(i)))
             }
         }
 
         let planner = Planner(bridge: bridge, cache: cache)
+        log.debug("TVM: \(bridge.python) -m tpat_bridge; plan cache: \(cache?.directory.path ?? "off")")
         let tvm = try await planner.tvmVersion()
         var sources: [PluginSource] = []
         var replacements: [ModelRewriter.Replacement] = []
-        for key in order {
+        for (k, key) in order.enumerated() {
             let nodes = groups[key]!
             let first = nodes[0]
+            let what = "[\(k + 1)/\(order.count)] node \(first.sourceName.debugDescription) (\(first.opType))"
+                + (nodes.count > 1 ? " and \(nodes.count - 1) identical node(s)" : "")
+            log.info("\(what): planning for \(options.target)")
+            let start = ContinuousClock.now
             do throws(TPATError) {
                 let outcome = try await planner.plan(first, target: options.target, tvmVersion: tvm)
                 let name = PluginSource.name(opType: first.opType, key: outcome.key)
                 // TensorRT must be able to carry every tensor of the plugin.
                 for t in outcome.plan.inputs + outcome.plan.outputs where TensorRTType.name(t.dtype) == nil {
-                    throw TPATError(.plan, "TensorRT has no tensor type for \(t.dtype)")
+                    throw TPATError(.plan, "TensorRT has no tensor type for \(t.dtype)", code: "no_tensorrt_type")
                 }
                 // Where TPAT used its own lowering, TVM's default one becomes a second tactic, so
                 // TensorRT times both at engine build time.
@@ -135,10 +196,12 @@ public struct Generator: Sendable {
                     }
                 }
                 sources.append(PluginSource(name: name, node: first, tactics: tactics, coveredNodes: nodes.map(\.sourceName)))
+                log.info("\(what): plugin \(name), \(outcome.plan.kernels.count) kernel(s), \(tactics.count) tactic(s)\(outcome.cached ? " [cached plan]" : "") in \(Self.seconds(since: start))")
                 for n in nodes { replacements.append(.init(nodeName: n.sourceName, plugin: name, extracted: n, plan: outcome.plan)) }
             } catch {
+                log.info("\(what): not converted [\(error.code ?? "tvm_error")] in \(Self.seconds(since: start))")
                 for n in nodes {
-                    failures.append(.init(node: n.sourceName, opType: n.opType, reason: error.message))
+                    failures.append(.init(node: n.sourceName, opType: n.opType, code: error.code ?? "tvm_error", reason: error.message))
                     diagnostics.emit(.init(.warning, "not converted, left as it is: \(error.message)", node: n.sourceName))
                 }
             }
@@ -152,13 +215,20 @@ public struct Generator: Sendable {
         }
         do throws(TPATError) {
             let report = try await render(sources: sources, replacements: replacements, failures: failures, model: model,
-                                          modelPath: modelPath, options: options, tvmVersion: tvm, staging: staging)
+                                          modelPath: modelPath, options: options, tvmVersion: tvm, staging: staging,
+                                          outcome: selected.isEmpty ? .nothingToConvert : (failures.isEmpty ? .converted : (sources.isEmpty ? .none : .partial)))
             try move(staging, to: out, force: options.force)
             return report
         } catch {
             try? FileManager.default.removeItem(at: staging)
             throw error
         }
+    }
+
+    /// "1.2 s": time since `start`, for progress lines.
+    static func seconds(since start: ContinuousClock.Instant) -> String {
+        let d = ContinuousClock.now - start
+        return String(format: "%.1f s", Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
     }
 
     func select(_ selection: Selection, model: ONNXModel, index: GraphIndex, tensors: [String: TensorInfo]) throws(TPATError) -> [Int] {
@@ -186,7 +256,8 @@ public struct Generator: Sendable {
     }
 
     func render(sources: [PluginSource], replacements: [ModelRewriter.Replacement], failures: [Report.Failure],
-                model: ONNXModel, modelPath: String, options: Options, tvmVersion: String, staging: URL) async throws(TPATError) -> Report {
+                model: ONNXModel, modelPath: String, options: Options, tvmVersion: String, staging: URL,
+                outcome: Report.Outcome) async throws(TPATError) -> Report {
         let templates = try TemplateSet(directory: runtime.appendingPathComponent("templates"))
         let launchers = LauncherRenderer(templates: templates)
         let plugins = PluginRenderer(templates: templates)
@@ -195,7 +266,8 @@ public struct Generator: Sendable {
         func add(_ path: String, _ text: String) { files.append((path, Data(text.utf8))) }
 
         var reportPlugins: [Report.Plugin] = []
-        for s in sources {
+        for (k, s) in sources.enumerated() {
+            log.info("[\(k + 1)/\(sources.count)] plugin \(s.name) (\(s.plan.opType)): sources for \(s.tactics.count) tactic(s)")
             files += try Self.pluginFiles(s, launchers: launchers, plugins: plugins)
             files.append(("\(s.name)/\(s.name).onnx", try s.node.model.serializedInline()))
             reportPlugins.append(.init(name: s.name, opType: s.plan.opType, nodes: s.coveredNodes, kernels: s.plan.kernels.count,
@@ -219,6 +291,7 @@ public struct Generator: Sendable {
                     var cases: [String: Int]? = nil; var seed = 0
                 }
                 struct Answer: Decodable { var cases: Int; var notes: [String] }
+                log.info("[\(k + 1)/\(sources.count)] plugin \(s.name): reference data from ONNX Runtime")
                 do {
                     let a = try await bridge.call(Request(model_path: dir.appendingPathComponent("\(s.name).onnx").path,
                                                           out_dir: dir.appendingPathComponent("reference").path,
@@ -235,7 +308,7 @@ public struct Generator: Sendable {
         for c in casts { diagnostics.emit(.init(.note, c)) }
         let modelName = URL(fileURLWithPath: modelPath).lastPathComponent
         try rewritten.save(to: staging.appendingPathComponent(modelName))
-        let report = Report(model: modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
+        let report = Report(outcome: outcome, model: modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
                             target: options.target, tvmVersion: tvmVersion, plugins: reportPlugins, failures: failures, casts: casts)
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFiles.write([(staging.appendingPathComponent("tpat-generate.json"), (try? e.encode(report)) ?? Data())])

@@ -4,6 +4,14 @@ import Foundation
 /// cached on disk.
 public struct Planner: Sendable {
     public static let targets = ["sm_80", "sm_86", "sm_89", "sm_90"]
+
+    /// The planner's name for `arch` (`sm_90`), when the planner knows it.
+    public static func target(_ arch: GPUArchitecture) throws(TPATError) -> String {
+        guard targets.contains(arch.sm) else {
+            throw TPATError(.input, "kernels cannot be planned for \(arch.sm) (plan for one of \(targets.map { $0.dropFirst(3) }.joined(separator: ", ")))")
+        }
+        return arch.sm
+    }
     public let bridge: PythonBridge
     public let cache: PlanCache?
     /// Digest of the planner's Python sources, read once (part of every cache key).
@@ -58,9 +66,11 @@ public struct Planner: Sendable {
         do {
             plan = try await bridge.call(PlanRequest(modelPath: path.path, target: target, lowering: lowering, database: database?.path), as: KernelPlan.self)
         } catch {
-            throw TPATError(.plan, "cannot plan node '\(node.sourceName)' (\(node.opType)): \(error.message)")
+            throw TPATError(.plan, "cannot plan node '\(node.sourceName)' (\(node.opType)): \(error.message)", code: error.code ?? "bridge_failed")
         }
-        try plan.checkReferences()
+        do throws(TPATError) { try plan.checkReferences() } catch {
+            throw TPATError(error.kind, error.message, code: error.code ?? "invalid_plan")
+        }
         try cache?.store(plan, key: key)
         return Outcome(plan: plan, cached: false, key: key)
     }

@@ -23,7 +23,16 @@ public struct Benchmark: Sendable {
         public var chart: String?
         public var resultsJSON: String?
         public var copyGbps: Double?
-        enum CodingKeys: String, CodingKey { case report, chart, resultsJSON = "results_json", copyGbps = "copy_gbps" }
+        /// One row per plugin; status "ok", "mismatch" (output differs from PyTorch), "error" or "skipped".
+        public var results: [Row]?
+        public struct Row: Decodable, Sendable {
+            public var plugin: String?
+            public var status: String?
+            public var error: String?
+        }
+        /// Rows whose plugin did not pass: a mismatch against PyTorch or an error.
+        public var failed: [Row] { (results ?? []).filter { $0.status == "mismatch" || $0.status == "error" } }
+        enum CodingKeys: String, CodingKey { case report, chart, resultsJSON = "results_json", copyGbps = "copy_gbps", results }
     }
 
     public func run(outs: [URL], flushL2: Bool, runs: Int, reportDirectory: URL, name: String) async throws(TPATError) -> Result {
