@@ -24,8 +24,8 @@ struct Demo: AsyncParsableCommand {
             let gen = try await Generator(bridge: bridge, rules: rules, diagnostics: diagnostics).generate(
                 modelPath: path, options: .init(selection: .auto, output: URL(fileURLWithPath: output), force: true))
             printDiagnostics(diagnostics)
-            for p in gen.plugins { print("  plugin \(p.name) (\(p.opType)) for \(p.nodes.joined(separator: ", ")): \(p.kernels) kernel(s), \(p.referenceCases) reference case(s)") }
-            for f in gen.failures { print("  left as it is: \(f.node) (\(f.opType)): \(f.reason)") }
+            for p in gen.plugins { print(SafeText.terminal("  plugin \(p.name) (\(p.opType)) for \(p.nodes.joined(separator: ", ")): \(p.kernels) kernel(s), \(p.referenceCases) reference case(s)")) }
+            for f in gen.failures { print(SafeText.terminal("  left as it is: \(f.node) (\(f.opType)): \(f.reason)")) }
             print("\n== 3. build \(output)")
             let built = try await ProjectBuilder(projectRoot: bridge.root).build(
                 out: URL(fileURLWithPath: output), architectures: arch, tensorRTRoot: nil, jobs: ProcessInfo.processInfo.activeProcessorCount)
@@ -40,7 +40,7 @@ struct Demo: AsyncParsableCommand {
             let engine = try await EngineBuilder(bridge: bridge).build(
                 model: modelOut, sm: sm, plugins: source, output: modelOut.deletingPathExtension().appendingPathExtension("sm\(sm).engine"), dynamicDim: nil)
             print("  builder: \(engine.runtime)")
-            for l in engine.layers { print("  \(l.plugin ? "*" : " ") \(l.name)  [\(l.type)]") }
+            for l in engine.layers { print(SafeText.terminal("  \(l.plugin ? "*" : " ") \(l.name)  [\(l.type)]")) }
             print("  engine: \(engine.enginePath) (\(engine.engineBytes) bytes); plugin layers: \(engine.pluginsInEngine.joined(separator: ", "))")
             print("\nProduced in \(output): \(URL(fileURLWithPath: gen.rewrittenModel).lastPathComponent) (rewritten model), plugins/ (CMake project, built in plugins/build), the engine. TensorRT-RTX engines cannot run on an H100; run `tpat verify` on a GPU for the plugins' own proof.")
         }

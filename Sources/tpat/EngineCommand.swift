@@ -34,8 +34,8 @@ struct Engine: AsyncParsableCommand {
             }
             print("Builder: \(r.runtime)")
             print("Layers (\(r.layers.count), * = plugin):")
-            for l in r.layers { print("  \(l.plugin ? "*" : " ") \(l.name)  [\(l.type)]") }
-            print("Engine: \(r.enginePath) (\(r.engineBytes) bytes), plugin layers in it: \(r.pluginsInEngine.isEmpty ? "none" : r.pluginsInEngine.joined(separator: ", "))")
+            for l in r.layers { print("  \(l.plugin ? "*" : " ") \(SafeText.terminal(l.name))  [\(SafeText.terminal(l.type))]") }
+            print("Engine: \(r.enginePath) (\(r.engineBytes) bytes), plugin layers in it: \(r.pluginsInEngine.isEmpty ? "none" : SafeText.terminal(r.pluginsInEngine.joined(separator: ", ")))")
         }
     }
 }

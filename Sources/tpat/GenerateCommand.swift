@@ -29,18 +29,18 @@ struct Generate: AsyncParsableCommand {
                 selection: selection, target: target, output: URL(fileURLWithPath: output), force: force, reference: !noReference,
                 tuning: tuning.map { URL(fileURLWithPath: $0) }))
             printDiagnostics(diagnostics)
-            print("Rewritten model: \(report.rewrittenModel)")
+            print("Rewritten model: \(SafeText.terminal(report.rewrittenModel))")
             print("Plugins (\(report.plugins.count)) in \(output)/plugins:")
             for p in report.plugins {
-                print("  \(p.name)  \(p.opType)  nodes: \(p.nodes.joined(separator: ", "))  kernels: \(p.kernels)  reference cases: \(p.referenceCases)")
+                print("  \(p.name)  \(SafeText.terminal(p.opType))  nodes: \(SafeText.terminal(p.nodes.joined(separator: ", ")))  kernels: \(p.kernels)  reference cases: \(p.referenceCases)")
             }
             if !report.failures.isEmpty {
                 print("Not converted (\(report.failures.count)), left as they are:")
-                for f in report.failures { print("  \(f.node) (\(f.opType)): \(f.reason)") }
+                for f in report.failures { print(SafeText.terminal("  \(f.node) (\(f.opType)): \(f.reason)")) }
             }
             if !report.casts.isEmpty {
                 print("Cast bridges (TensorRT has no tensor type for these):")
-                for c in report.casts { print("  \(c)") }
+                for c in report.casts { print(SafeText.terminal("  \(c)")) }
             }
             if report.plugins.isEmpty { throw TPATError(.plan, "no node could be converted") }
         }

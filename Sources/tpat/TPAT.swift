@@ -19,13 +19,13 @@ func guarded(_ body: () async throws(TPATError) -> Void) async throws {
     do {
         try await body()
     } catch {
-        FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+        FileHandle.standardError.write(Data("error: \(SafeText.terminal(error.message))\n".utf8))
         throw ExitCode(2)
     }
 }
 
 func printDiagnostics(_ collector: DiagnosticsCollector) {
     for d in collector.diagnostics {
-        FileHandle.standardError.write(Data((d.rendered + "\n").utf8))
+        FileHandle.standardError.write(Data((SafeText.terminal(d.rendered) + "\n").utf8))
     }
 }

@@ -20,7 +20,7 @@ struct Verify: AsyncParsableCommand {
                 do throws(TPATError) {
                     report = try await Verifier().verify(out: URL(fileURLWithPath: out), sanitize: sanitize)
                 } catch {
-                    print("  FAIL  \(error.message)")
+                    print("  FAIL  \(SafeText.terminal(error.message))")
                     allOK = false
                     continue
                 }
@@ -31,7 +31,7 @@ struct Verify: AsyncParsableCommand {
                     print("  \(p.ok ? "PASS" : "FAIL")  \(p.plugin): \(parts.joined(separator: "; "))")
                     for r in p.runs where verbose || !r.ok {
                         for line in r.output.split(separator: "\n") where verbose || line.contains("FAIL") || line.contains("error") || line.contains("ERROR") {
-                            print("        \(line)")
+                            print("        \(SafeText.terminal(String(line)))")
                         }
                     }
                 }
