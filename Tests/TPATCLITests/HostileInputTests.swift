@@ -314,6 +314,11 @@ import Testing
             expectOneLineError(r, "refusing to write into")
             try? FileManager.default.removeItem(at: URL(fileURLWithPath: out).appendingPathComponent(OutputFolder.marker))
         }
+        // OUT as a symbolic link (to the precious folder) or as a file: refused.
+        try FileManager.default.createSymbolicLink(atPath: s.work.appendingPathComponent("link").path, withDestinationPath: precious.path)
+        expectOneLineError(try check(s, ["generate", model.path, "--auto", "--force", "-o", s.work.appendingPathComponent("link").path]), "symbolic link")
+        try writeData(s.work.appendingPathComponent("file"), Data("x".utf8))
+        expectOneLineError(try check(s, ["generate", model.path, "--auto", "--force", "-o", s.work.appendingPathComponent("file").path]), "not a folder")
         let cwd = try CLIRun.run(["generate", model.path, "--auto", "--force", "-o", "."], cwd: s.work)
         expectOneLineError(cwd, "refusing to write into")
         #expect(FileManager.default.fileExists(atPath: s.model.appendingPathComponent("m.onnx").path))
@@ -350,6 +355,11 @@ import Testing
         #expect(throws: TPATError.self) { try AtomicFiles.write([(dir, Data("{}".utf8))]) }
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("keep.txt").path))
         #expect(try FileManager.default.contentsOfDirectory(atPath: s.work.path) == ["plan.json"])
+        // Through the CLI: `tpat plan -o` on a folder fails and keeps the folder.
+        let model = try ModelBuilder.bitwiseAnd().write(to: s.model.appendingPathComponent("m.onnx"))
+        let r = try check(s, ["plan", model.path, "--node", "band", "-o", dir.path])
+        expectOneLineError(r, "it is a folder")
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("keep.txt").path))
         // A plain file is replaced atomically.
         let file = s.work.appendingPathComponent("p.json")
         try AtomicFiles.write([(file, Data("1".utf8))])
