@@ -191,6 +191,7 @@ import Testing
             ([("location", "k.bin"), ("length", "8 ")], "not a byte count"),
             ([("location", "k.bin"), ("location", "other.bin")], "given twice"),
             ([("location", "missing.bin")], "missing"),
+            ([("location", "k.bin"), ("length", "4")], "its type and dims need 8"),
             ([("offset", "0")], "no location"),
         ]
         for (entries, fragment) in cases {

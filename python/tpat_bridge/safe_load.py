@@ -40,6 +40,22 @@ def _tensors(graph):
                 yield from _tensors(g)
 
 
+def _byte_size(t):
+    """Bytes the tensor's dims and type call for; None for strings and sub-byte types."""
+    if t.data_type in (0, onnx.TensorProto.STRING, onnx.TensorProto.INT4, onnx.TensorProto.UINT4) or t.data_type > 20:
+        return None
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    except Exception:  # noqa: BLE001
+        return None
+    count = 1
+    for d in t.dims:
+        if d < 0:
+            return -1
+        count *= d
+    return count * itemsize
+
+
 def _fail(tensor, why):
     return BridgeError("model", f"external data of tensor {tensor.name!r}: {why}")
 
@@ -105,6 +121,9 @@ class _Reader:
             length = max(0, size - offset)
         if offset > size or offset + length > size:
             raise _fail(t, f"offset {offset} + length {length} is past the end of {location!r} ({size} bytes)")
+        expected = _byte_size(t)
+        if expected is not None and expected != length:
+            raise _fail(t, f"{length} bytes in {location!r}, but its type and dims need {expected}")
         if entry[2] + length > size:
             raise _fail(t, f"the tensors read more bytes from {location!r} than its {size} (overlapping external data)")
         entry[2] += length

@@ -70,6 +70,7 @@ def test_a_fifo_is_refused_without_blocking(scratch):
     ([("location", "k.bin"), ("offset", "4"), ("length", "8")], "past the end"),
     ([("location", "k.bin"), ("offset", "-1")], "not a byte count"),
     ([("location", "k.bin"), ("location", "k.bin")], "given twice"),
+    ([("location", "k.bin"), ("length", "4")], "its type and dims need 8"),
 ])
 def test_bounds(scratch, entries, message):
     (scratch / "model" / "k.bin").write_bytes((5).to_bytes(8, "little"))

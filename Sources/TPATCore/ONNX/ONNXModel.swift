@@ -168,6 +168,9 @@ struct ExternalDataReader {
         guard !overflow, offset <= file.size, end <= file.size else {
             throw fail(t, "offset \(offset) + length \(length) is past the end of '\(location)' (\(file.size) bytes)")
         }
+        if let expected = TensorValues.byteSize(t), UInt64(expected) != length {
+            throw fail(t, "\(length) bytes in '\(location)', but its type and dims need \(expected)")
+        }
         guard file.taken + length <= file.size else {
             throw fail(t, "the tensors read more bytes from '\(location)' than its \(file.size) (overlapping external data)")
         }

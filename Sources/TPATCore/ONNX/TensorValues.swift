@@ -15,6 +15,25 @@ public enum TensorValues {
         return n
     }
 
+    /// Bytes per element of the fixed-size types TPAT reads; nil for others (strings, sub-byte types).
+    public static func elementSize(_ type: ONNXDataType) -> Int? {
+        switch type {
+        case .double, .int64, .uint64, .complex64: 8
+        case .float, .int32, .uint32: 4
+        case .int16, .uint16, .float16, .bfloat16: 2
+        case .int8, .uint8, .bool, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0: 1
+        case .complex128: 16
+        default: nil
+        }
+    }
+
+    /// The bytes the tensor's dims and type call for (nil when unknown or too large).
+    public static func byteSize(_ t: Onnx_TensorProto) -> Int? {
+        guard let type = ONNXDataType(rawValue: t.dataType), let size = elementSize(type), let count = elementCount(t) else { return nil }
+        let (n, o) = count.multipliedReportingOverflow(by: size)
+        return o ? nil : n
+    }
+
     /// Why the tensor's data does not fit its type and dims, or nil when it does (or when TPAT
     /// does not read that type). Data that does not fit is never read.
     public static func payloadProblem(_ t: Onnx_TensorProto) -> String? {
