@@ -396,6 +396,17 @@ import Testing
         // The other node is still judged, whatever happened to TopK.
         #expect(nodes.first { $0["name"] as? String == "relu_ok" }?["verdict"] as? String == "supported", "\(label)")
         #expect(nodes.count == 2)
+        let topk = try #require(nodes.first { $0["name"] as? String == "topk" })
+        let reason = topk["reason"] as? String ?? ""
+        switch label {
+        case "+inf", "NaN", "1e30", "int64 max", "2^63 as double":
+            #expect(topk["verdict"] as? String == "unsupported", "\(label): \(reason)")
+            #expect(label != "int64 max" || reason.contains("9223372036854775807"), "\(reason)")
+        case "-inf", "int64 min":
+            #expect(topk["verdict"] as? String == "restricted", "\(label): \(reason)")
+        default:   // data that does not fit its dims: not read, so the check is left open
+            #expect(topk["verdict"] as? String != "unsupported" || reason.contains("K"), "\(label): \(reason)")
+        }
     }
 
     @Test func malformedConstantFailsItsNodeOnlyInExtraction() throws {

@@ -98,6 +98,10 @@ public struct VerdictEvaluator: Sendable {
             guard let t = index.constant(name) else {
                 return .unchecked("input '\(name)' is not a constant; must stay below \(shown) at run time")
             }
+            if let ints = TensorValues.integers(t) {   // integers shown exactly (2^63-1, not 9.2e18)
+                if let bad = ints.first(where: { Double($0) >= limit }) { return .violated("'\(name)' = \(bad) (limit \(shown))") }
+                return .pass
+            }
             guard let values = TensorValues.doubles(t) else {
                 return .unchecked("cannot read '\(name)' (\(TensorValues.payloadProblem(t) ?? "unsupported type")); must stay below \(shown)")
             }
