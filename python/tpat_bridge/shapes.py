@@ -67,8 +67,8 @@ def _without_malformed_constants(model: onnx.ModelProto, warnings: list) -> onnx
     plain graph inputs of that type (their consumers are then typed without their value)."""
     g = model.graph
     bad_inits = [t for t in g.initializer if payload_problem(t)]
-    bad_nodes = [n for n in g.node if n.op_type == "Constant" and n.domain in ("", "ai.onnx")
-                 and any(a.HasField("t") and payload_problem(a.t) for a in n.attribute)]
+    bad_nodes = {i for i, n in enumerate(g.node) if n.op_type == "Constant" and n.domain in ("", "ai.onnx")
+                 and any(a.HasField("t") and payload_problem(a.t) for a in n.attribute)}
     if not bad_inits and not bad_nodes:
         return model
     m = onnx.ModelProto()
@@ -83,16 +83,17 @@ def _without_malformed_constants(model: onnx.ModelProto, warnings: list) -> onnx
     for t in bad_inits:
         if t.name not in declared:
             m.graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, None))
-    bad_ids = {id(n) for n in bad_nodes}
     kept = []
-    for orig, n in zip(g.node, m.graph.node):
-        if id(orig) in bad_ids:
-            t = next(a.t for a in orig.attribute if a.HasField("t"))
-            warnings.append(f"Constant {orig.name!r}: {payload_problem(t)}; left out of shape inference")
+    for i, n in enumerate(m.graph.node):
+        if i in bad_nodes:
+            t = next(a.t for a in n.attribute if a.HasField("t") and payload_problem(a.t))
+            warnings.append(f"Constant {n.name!r}: {payload_problem(t)}; left out of shape inference")
             for o in n.output:
                 m.graph.input.append(onnx.helper.make_tensor_value_info(o, t.data_type, None))
         else:
-            kept.append(n)
+            c = onnx.NodeProto()
+            c.CopyFrom(n)
+            kept.append(c)
     del m.graph.node[:]
     m.graph.node.extend(kept)
     return m

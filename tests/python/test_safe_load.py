@@ -108,3 +108,21 @@ def test_malformed_int64_constant_does_not_crash_shape_inference(scratch, nbytes
     assert shapes["r"] == [{"value": 4}, {"value": 8}]   # the rest of the model is still inferred
     _, warnings = infer_model(model)
     assert warnings
+
+
+@pytest.mark.parametrize("nbytes", [0, 3])
+def test_malformed_constant_node_is_left_out_and_the_rest_inferred(nbytes):
+    k = TensorProto(name="Kc", data_type=TensorProto.INT64, dims=[1], raw_data=b"\x01" * nbytes)
+    g = helper.make_graph([helper.make_node("Constant", [], ["K"], value=k, name="c"),
+                           helper.make_node("Relu", ["x"], ["r"], name="relu"),
+                           helper.make_node("TopK", ["x", "K"], ["v", "i"], name="topk")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+                          [helper.make_tensor_value_info("r", TensorProto.FLOAT, None),
+                           helper.make_tensor_value_info("v", TensorProto.FLOAT, None)])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    inferred, warnings = infer_model(model)
+    assert any("Constant 'c'" in w for w in warnings)
+    assert [n.name for n in inferred.graph.node] == ["relu", "topk"]
+    r = next(o for o in inferred.graph.output if o.name == "r")
+    assert [d.dim_value for d in r.type.tensor_type.shape.dim] == [4, 8]
+    assert [n.name for n in model.graph.node] == ["c", "relu", "topk"]   # the caller's model is untouched
