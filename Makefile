@@ -10,7 +10,7 @@ STAMP := $(VENV)/.tpat-stamp
 SWIFT_FLAGS ?=
 DEMO_MODEL := examples/demo.onnx
 
-.PHONY: all venv build demo test test-swift test-python fixtures clean
+.PHONY: all venv build demo test test-swift test-python fuzz fixtures clean
 
 all: build
 
@@ -44,6 +44,10 @@ test-swift:
 # pytest exits 5 when it collects nothing: that is a failure here too.
 test-python: venv
 	$(PY) -m pytest -q tests/python
+
+# The hostile-input fuzzers at full length (make test runs a short seeded subset of them).
+fuzz: build
+	TPAT_FUZZ_ITERATIONS=$${TPAT_FUZZ_ITERATIONS:-20000} TPAT_FUZZ_CLI=$${TPAT_FUZZ_CLI:-40} swift test $(SWIFT_FLAGS) --filter HostileFuzzTests
 
 fixtures: venv
 	$(PY) scripts/make_fixtures.py

@@ -28,8 +28,8 @@ struct Demo: AsyncParsableCommand {
             let gen = try await Generator(bridge: bridge, rules: rules, diagnostics: diagnostics, log: logger).generate(
                 modelPath: path, options: .init(selection: .auto, target: target, output: URL(fileURLWithPath: output), force: true))
             logger.report(diagnostics)
-            for p in gen.plugins { print("  plugin \(p.name) (\(p.opType)) for \(p.nodes.joined(separator: ", ")): \(p.kernels) kernel(s), \(p.referenceCases) reference case(s)") }
-            for f in gen.failures { print("  left as it is: \(f.node) (\(f.opType)): [\(f.code)] \(f.reason)") }
+            for p in gen.plugins { print(SafeText.terminal("  plugin \(p.name) (\(p.opType)) for \(p.nodes.joined(separator: ", ")): \(p.kernels) kernel(s), \(p.referenceCases) reference case(s)")) }
+            for f in gen.failures { print(SafeText.terminal("  left as it is: \(f.node) (\(f.opType)): [\(f.code)] \(f.reason)")) }
             print("\n== 3. build --arch \(gpu) \(output)")
             let built = try await ProjectBuilder(projectRoot: bridge.root).build(
                 out: URL(fileURLWithPath: output), architectures: gpu.value, tensorRTRoot: nil, jobs: ProcessInfo.processInfo.activeProcessorCount)
@@ -45,7 +45,7 @@ struct Demo: AsyncParsableCommand {
             let engine = try await EngineBuilder(bridge: bridge).build(
                 model: modelOut, sm: gpu.value, plugins: source, output: modelOut.deletingPathExtension().appendingPathExtension("sm\(gpu.value).engine"), dynamicDim: nil)
             print("  builder: \(engine.runtime)")
-            for l in engine.layers { print("  \(l.plugin ? "*" : " ") \(l.name)  [\(l.type)]") }
+            for l in engine.layers { print(SafeText.terminal("  \(l.plugin ? "*" : " ") \(l.name)  [\(l.type)]")) }
             print("  engine: \(engine.enginePath) (\(engine.engineBytes) bytes); plugin layers: \(engine.pluginsInEngine.joined(separator: ", "))")
             print("\nProduced in \(output): \(URL(fileURLWithPath: gen.rewrittenModel).lastPathComponent) (rewritten model), plugins/ (CMake project, built in plugins/build), the engine. TensorRT-RTX engines cannot run on an H100; run `tpat verify` on a GPU for the plugins' own proof (build with --arch 90 there).")
         }

@@ -65,7 +65,7 @@ struct Engine: AsyncParsableCommand {
                 print("Profile \(k): \(text)")
             }
             print("Layers (\(r.layers.count), * = plugin):")
-            for l in r.layers { print("  \(l.plugin ? "*" : " ") \(l.name)  [\(l.type)]") }
+            for l in r.layers { print("  \(l.plugin ? "*" : " ") \(SafeText.terminal(l.name))  [\(SafeText.terminal(l.type))]") }
             if let embedded = r.embeddedPlugins, !embedded.isEmpty {
                 let flags = (r.builderFlags ?? []).isEmpty ? "" : " (builder flags: \(r.builderFlags!.joined(separator: ", ")))"
                 print("Plugins serialized into the engine: \(embedded.joined(separator: ", "))\(flags)")
@@ -74,7 +74,7 @@ struct Engine: AsyncParsableCommand {
                 print("Timing cache: \(t.path) (read \(t.loadedBytes) bytes, wrote \(t.savedBytes))")
                 if let why = t.ignored { logger.warning("timing cache \(t.path.debugDescription) not used, started empty: \(why)") }
             }
-            print("Engine: \(r.enginePath) (\(r.engineBytes) bytes), plugin layers in it: \(r.pluginsInEngine.isEmpty ? "none" : r.pluginsInEngine.joined(separator: ", "))")
+            print("Engine: \(r.enginePath) (\(r.engineBytes) bytes), plugin layers in it: \(r.pluginsInEngine.isEmpty ? "none" : SafeText.terminal(r.pluginsInEngine.joined(separator: ", ")))")
         }
     }
 }

@@ -46,22 +46,22 @@ struct Generate: AsyncParsableCommand {
                 tuning: tuning.map { URL(fileURLWithPath: $0) }))
             logger.report(diagnostics)
             if report.outcome == .nothingToConvert {
-                print("Nothing to convert: TensorRT's ONNX parser imports every node of \(model.debugDescription).")
+                print("Nothing to convert: TensorRT's ONNX parser imports every node of \(SafeText.terminal(model)).")
                 print("Written: \(report.rewrittenModel) (the model, unchanged) and \(output)/tpat-generate.json (no plugins, no plugins/ folder).")
                 return
             }
-            print("Rewritten model: \(report.rewrittenModel)")
+            print("Rewritten model: \(SafeText.terminal(report.rewrittenModel))")
             print("Plugins (\(report.plugins.count))\(report.plugins.isEmpty ? "" : " in \(output)/plugins"):")
             for p in report.plugins {
-                print("  \(p.name)  \(p.opType)  nodes: \(p.nodes.map(\.debugDescription).joined(separator: ", "))  kernels: \(p.kernels)  reference cases: \(p.referenceCases)")
+                print("  \(p.name)  \(SafeText.terminal(p.opType))  nodes: \(SafeText.terminal(p.nodes.joined(separator: ", ")))  kernels: \(p.kernels)  reference cases: \(p.referenceCases)")
             }
             if !report.failures.isEmpty {
                 print("Not converted (\(report.failures.count)), left as they are:")
-                for f in report.failures { print("  \(f.node.debugDescription) (\(f.opType)): [\(f.code)] \(f.reason)") }
+                for f in report.failures { print(SafeText.terminal("  \(f.node) (\(f.opType)): [\(f.code)] \(f.reason)")) }
             }
             if !report.casts.isEmpty {
                 print("Cast bridges (TensorRT has no tensor type for these):")
-                for c in report.casts { print("  \(c)") }
+                for c in report.casts { print(SafeText.terminal("  \(c)")) }
             }
             switch report.outcome {
             case .none:

@@ -61,7 +61,7 @@ struct StderrLogHandler: LogHandler {
         case .warning: prefix = "warning: "
         case .error, .critical: prefix = "error: "
         }
-        FileHandle.standardError.write(Data((prefix + event.message.description + "\n").utf8))
+        FileHandle.standardError.write(Data((prefix + SafeText.terminal(event.message.description) + "\n").utf8))
     }
 }
 

@@ -44,7 +44,7 @@ struct Plan: AsyncParsableCommand {
             let summary = "planned \(extracted.sourceName) (\(p.opType)) for \(p.target.sm): \(p.kernels.count) kernel(s), \(p.launchCount) launch step(s), \(p.buffers.count) buffer(s), \(p.constants.count) constant(s)"
                 + (p.fixups.isEmpty ? "" : ", fixups: \(p.fixups.joined(separator: "; "))")
                 + (outcome.cached ? " [cached]" : "") + " in \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))"
-            logger.info("\(summary)")
+            logger.info("\(SafeText.terminal(summary))")
         }
     }
 }

@@ -49,16 +49,16 @@ func guarded(_ body: () async throws(TPATError) -> Void) async throws {
     do {
         try await body()
     } catch {
-        if !error.detail.isEmpty { FileHandle.standardError.write(Data((error.detail + "\n").utf8)) }
+        if !error.detail.isEmpty { FileHandle.standardError.write(Data((SafeText.terminalLines(error.detail) + "\n").utf8)) }
         // A planning failure names its reason code, as generate's report does.
         let code = error.kind == .plan ? error.code.map { " [\($0)]" } ?? "" : ""
-        FileHandle.standardError.write(Data("error: \(error.message)\(code)\n".utf8))
+        FileHandle.standardError.write(Data("error: \(SafeText.terminal(error.message))\(code)\n".utf8))
         throw error.exitCode.argumentParser
     }
 }
 
 func printDiagnostics(_ collector: DiagnosticsCollector) {
     for d in collector.diagnostics {
-        FileHandle.standardError.write(Data((d.rendered + "\n").utf8))
+        FileHandle.standardError.write(Data((SafeText.terminal(d.rendered) + "\n").utf8))
     }
 }

@@ -24,7 +24,7 @@ struct Verify: AsyncParsableCommand {
                     report = try await Verifier().verify(out: URL(fileURLWithPath: out), sanitize: sanitize)
                 } catch {
                     // Not a check that failed: the folder is unusable (exit 2 below).
-                    print("  FAIL  \(error.message)")
+                    print("  FAIL  \(SafeText.terminal(error.message))")
                     usage = usage ?? error
                     continue
                 }
@@ -35,7 +35,7 @@ struct Verify: AsyncParsableCommand {
                     print("  \(p.ok ? "PASS" : "FAIL")  \(p.plugin): \(parts.joined(separator: "; "))")
                     for r in p.runs where verbose || !r.ok {
                         for line in r.output.split(separator: "\n") where verbose || line.contains("FAIL") || line.contains("error") || line.contains("ERROR") {
-                            print("        \(line)")
+                            print("        \(SafeText.terminal(String(line)))")
                         }
                     }
                 }

@@ -152,7 +152,7 @@ def load_node(model_path: str) -> NodeInfo:
     import onnx
 
     try:
-        model = onnx.load(model_path)
+        model = onnx.load(model_path, load_external_data=False)  # TPAT writes node models inline
     except Exception as e:  # noqa: BLE001
         raise PlanError("model_load_failed", f"cannot read ONNX model '{model_path}': {e}") from None
     try:

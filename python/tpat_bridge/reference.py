@@ -120,7 +120,7 @@ def _load(path):
     if not isinstance(path, str) or not os.path.isfile(path):
         raise BridgeError("input", f"no such model file: {path}")
     try:
-        return onnx.load(path)
+        return onnx.load(path, load_external_data=False)  # TPAT writes node models inline
     except Exception as e:
         raise BridgeError("model", f"onnx cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
 

@@ -4,6 +4,7 @@ import os
 import onnx
 from onnx import shape_inference
 
+from . import safe_load
 from .errors import BridgeError
 
 _TWO_GB = 2 ** 31 - 1
@@ -32,17 +33,76 @@ def _entry(vi):
 
 
 def load_model(path: str) -> onnx.ModelProto:
-    if not path or not os.path.isfile(path):
-        raise BridgeError("input", f"no such model file: {path}")
+    """The model with its external data, read under safe_load's rules (never onnx's own loader)."""
+    return safe_load.load_model(path)
+
+
+def payload_problem(t: onnx.TensorProto):
+    """Why a tensor's data does not fit its type and dims (None when it does). onnx's shape
+    inference reads such data out of bounds (an int64 constant with 0 or 3 bytes segfaults it)."""
+    count = 1
+    for d in t.dims:
+        if d < 0:
+            return f"negative dim {d}"
+        count *= d
+    if t.data_location == onnx.TensorProto.EXTERNAL or t.data_type in (0, onnx.TensorProto.STRING):
+        return None
     try:
-        return onnx.load(path, load_external_data=True)
-    except Exception as e:  # noqa: BLE001
-        raise BridgeError("model", f"onnx cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        field = onnx.helper.tensor_dtype_to_field(t.data_type)
+    except Exception:  # noqa: BLE001  (unknown or sub-byte types: not read by TPAT)
+        return f"unknown data type {t.data_type}" if t.data_type > 25 else None
+    if t.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4) or t.data_type > 16:
+        return None
+    if t.raw_data:
+        return None if len(t.raw_data) == count * itemsize else f"{len(t.raw_data)} bytes of data, its type and shape need {count * itemsize}"
+    n = len(getattr(t, field))
+    if t.data_type in (onnx.TensorProto.COMPLEX64, onnx.TensorProto.COMPLEX128):
+        n //= 2
+    return None if n == count else f"{n} values, its shape needs {count}"
+
+
+def _without_malformed_constants(model: onnx.ModelProto, warnings: list) -> onnx.ModelProto:
+    """A copy for shape inference where constants whose data does not fit their shape become
+    plain graph inputs of that type (their consumers are then typed without their value)."""
+    g = model.graph
+    bad_inits = [t for t in g.initializer if payload_problem(t)]
+    bad_nodes = {i for i, n in enumerate(g.node) if n.op_type == "Constant" and n.domain in ("", "ai.onnx")
+                 and any(a.HasField("t") and payload_problem(a.t) for a in n.attribute)}
+    if not bad_inits and not bad_nodes:
+        return model
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    declared = {vi.name for vi in m.graph.input}
+    for t in bad_inits:
+        warnings.append(f"constant {t.name!r}: {payload_problem(t)}; left out of shape inference")
+    names = {t.name for t in bad_inits}
+    keep = [t for t in m.graph.initializer if t.name not in names]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(keep)
+    for t in bad_inits:
+        if t.name not in declared:
+            m.graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, None))
+    kept = []
+    for i, n in enumerate(m.graph.node):
+        if i in bad_nodes:
+            t = next(a.t for a in n.attribute if a.HasField("t") and payload_problem(a.t))
+            warnings.append(f"Constant {n.name!r}: {payload_problem(t)}; left out of shape inference")
+            for o in n.output:
+                m.graph.input.append(onnx.helper.make_tensor_value_info(o, t.data_type, None))
+        else:
+            c = onnx.NodeProto()
+            c.CopyFrom(n)
+            kept.append(c)
+    del m.graph.node[:]
+    m.graph.node.extend(kept)
+    return m
 
 
 def infer_model(model: onnx.ModelProto, data_prop: bool = True):
     """Returns (inferred model, warnings). Models over 2 GB are inferred from disk without data propagation."""
     warnings = []
+    model = _without_malformed_constants(model, warnings)
     try:
         if model.ByteSize() > _TWO_GB:
             raise BridgeError("model", "model over 2 GB: run shape inference from path")

@@ -19,11 +19,28 @@ public enum ModelRewriter {
         var notes: [String] = []
         let index = GraphIndex(model.graph)
         let byName = Dictionary(replacements.map { ($0.nodeName, $0) }, uniquingKeysWith: { a, _ in a })
+        // Names TPAT adds (Cast nodes and their tensors) must not collide with any name in the model.
+        var taken = Set(index.names)
+        func collect(_ g: Onnx_GraphProto) {
+            for n in g.node {
+                taken.insert(n.name); taken.formUnion(n.input); taken.formUnion(n.output)
+                for a in n.attribute { if a.hasG { collect(a.g) }; a.graphs.forEach(collect) }
+            }
+            taken.formUnion(g.initializer.map(\.name)); taken.formUnion(g.input.map(\.name))
+            taken.formUnion(g.output.map(\.name)); taken.formUnion(g.valueInfo.map(\.name))
+        }
+        collect(model.graph)
+        func fresh(_ base: String) -> String {
+            var name = base, k = 0
+            while taken.contains(name) { k += 1; name = "\(base)_\(k)" }
+            taken.insert(name)
+            return name
+        }
         var nodes: [Onnx_NodeProto] = []
         for (i, node) in model.graph.node.enumerated() {
             guard let r = byName[index.nodeName(i)] else { nodes.append(node); continue }
             var plugin = Onnx_NodeProto()
-            plugin.name = node.name.isEmpty ? index.nodeName(i) : node.name
+            plugin.name = index.nodeName(i)
             plugin.opType = r.plugin
             plugin.domain = PluginSource.namespace
             var tactic = Onnx_AttributeProto()
@@ -36,8 +53,8 @@ public enum ModelRewriter {
             for (k, source) in r.extracted.graphInputSources.enumerated() {
                 let declared = index.declared[source]?.dataType ?? .undefined
                 if let bridge = castTarget(planDType: r.plan.inputs[k].dtype, original: declared, demoted: r.extracted.demoted.contains(source)) {
-                    let name = "\(source)__tpat_\(bridge.name)"
-                    before.append(cast(source, to: name, type: bridge, node: "\(plugin.name)__tpat_cast_in\(k)"))
+                    let name = fresh("\(source)__tpat_\(bridge.name)")
+                    before.append(cast(source, to: name, type: bridge, node: fresh("\(plugin.name)__tpat_cast_in\(k)")))
                     plugin.input.append(name)
                     notes.append("\(plugin.name): input '\(source)' cast to \(bridge.name) for TensorRT")
                 } else {
@@ -47,9 +64,9 @@ public enum ModelRewriter {
             for (k, source) in r.extracted.graphOutputSources.enumerated() {
                 let original = r.extracted.demoted.contains(source) ? ONNXDataType.double : (ONNXDataType.named(r.plan.outputs[k].dtype) ?? .undefined)
                 if let bridge = castTarget(planDType: r.plan.outputs[k].dtype, original: original, demoted: r.extracted.demoted.contains(source)) {
-                    let name = "\(source)__tpat_\(bridge.name)"
+                    let name = fresh("\(source)__tpat_\(bridge.name)")
                     plugin.output.append(name)
-                    after.append(cast(name, to: source, type: original, node: "\(plugin.name)__tpat_cast_out\(k)"))
+                    after.append(cast(name, to: source, type: original, node: fresh("\(plugin.name)__tpat_cast_out\(k)")))
                     notes.append("\(plugin.name): output '\(source)' computed as \(bridge.name), cast back to \(original.name)")
                 } else {
                     plugin.output.append(source)

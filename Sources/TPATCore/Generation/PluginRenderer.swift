@@ -66,7 +66,7 @@ public struct PluginRenderer: Sendable {
             }
         }
         return try templates.render("plugin.cpp", [
-            "name": source.name, "opType": plan.opType, "covered": source.coveredNodes.joined(separator: ", "),
+            "name": source.name, "opType": SafeText.comment(plan.opType), "covered": source.coveredNodes.count,
             "inputTypes": try types(plan.inputs, plugin: source.name), "outputTypes": try types(plan.outputs, plugin: source.name),
             "nbInputs": plan.inputs.count, "nbOutputs": plan.outputs.count, "outputShapes": shapes,
             "version": PluginSource.version, "namespace": PluginSource.namespace, "nbTactics": source.tactics.count,

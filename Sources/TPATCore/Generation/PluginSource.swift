@@ -28,10 +28,12 @@ public struct PluginSource: Sendable {
     public static let version = "1"
     public static let namespace = "tpat"
 
-    /// The name for a node with the given plan-cache key.
+    /// The name for a node with the given plan-cache key: ASCII letters and digits of the op type
+    /// (at most 48) and of the key only, so it is safe as a C identifier, a file and a CMake name.
     public static func name(opType: String, key: String) -> String {
-        let stem = opType.filter { $0.isLetter || $0.isNumber }
-        return "\(stem.isEmpty ? "Op" : stem)_\(key.prefix(8))"
+        let stem = String(SafeText.identifier(opType).filter { $0 != "_" }.prefix(48))
+        let suffix = String(SafeText.identifier(key).filter { $0 != "_" }.prefix(8))
+        return "\(stem.isEmpty || stem.first!.isNumber ? "Op" + stem : stem)_\(suffix.isEmpty ? "0" : suffix)"
     }
 }
 

@@ -7,7 +7,8 @@ import SwiftProtobuf
 /// `save(to:)` writes those tensors back out as external data beside the new model.
 public struct ONNXModel: Sendable {
     public var proto: Onnx_ModelProto
-    /// Tensor name -> file name (relative to the model) it was stored in.
+    /// Tensor name -> the file (relative to the model) it was read from. Only which tensors were
+    /// external matters to `save(to:)`, which picks its own data file name.
     public var externalLocations: [String: String]
 
     public init(proto: Onnx_ModelProto, externalLocations: [String: String] = [:]) {
@@ -75,74 +76,161 @@ extension ONNXModel {
         if let bad = proto.graph.node.firstIndex(where: { $0.opType.isEmpty }) {
             throw TPATError(.model, "\(displayName) is not a valid ONNX model (node \(bad) has no op_type)")
         }
+        // Checked before anything reads or rewrites the graph (node names are made unique by
+        // GraphIndex instead: see GraphIndex.nodeName).
+        if let problem = GraphIndex.structuralProblem(proto.graph) {
+            throw TPATError(.model, "\(displayName) is not a valid ONNX graph: \(problem)")
+        }
     }
 
-    /// Reads every EXTERNAL tensor (initializers and tensor attributes, subgraphs included) into memory.
+    /// Reads every EXTERNAL tensor (initializers, sparse tensors and tensor attributes, subgraphs
+    /// included) into memory, under the rules of `ExternalDataReader`.
     static func resolveExternalData(in graph: inout Onnx_GraphProto, baseDirectory: URL,
                                     locations: inout [String: String], displayName: String) throws(TPATError) {
-        for i in graph.initializer.indices {
-            try resolve(&graph.initializer[i], baseDirectory: baseDirectory, locations: &locations, displayName: displayName)
-        }
-        for n in graph.node.indices {
-            for a in graph.node[n].attribute.indices {
-                if graph.node[n].attribute[a].hasT {
-                    try resolve(&graph.node[n].attribute[a].t, baseDirectory: baseDirectory, locations: &locations, displayName: displayName)
-                }
-                if graph.node[n].attribute[a].hasG {
-                    try resolveExternalData(in: &graph.node[n].attribute[a].g, baseDirectory: baseDirectory, locations: &locations, displayName: displayName)
-                }
-                for g in graph.node[n].attribute[a].graphs.indices {
-                    try resolveExternalData(in: &graph.node[n].attribute[a].graphs[g], baseDirectory: baseDirectory, locations: &locations, displayName: displayName)
-                }
-            }
+        var reader = ExternalDataReader(base: baseDirectory, displayName: displayName)
+        defer { reader.close() }
+        try ExternalDataReader.forEachTensor(in: &graph) { (t: inout Onnx_TensorProto) throws(TPATError) in
+            guard t.dataLocation == .external else { return }
+            let location = try reader.read(into: &t)
+            locations[t.name] = location
         }
     }
+}
 
-    static func resolve(_ tensor: inout Onnx_TensorProto, baseDirectory: URL,
-                        locations: inout [String: String], displayName: String) throws(TPATError) {
-        guard tensor.dataLocation == .external else { return }
-        let entries = Dictionary(tensor.externalData.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
-        guard let location = entries["location"], !location.isEmpty else {
-            throw TPATError(.model, "\(displayName): tensor '\(tensor.name)' is external but names no location")
+/// Reads external tensor data without trusting the model: the file must be inside the model's
+/// folder (relative path, no `..`, no symbolic link on any component, a regular file: a FIFO or a
+/// device is refused before it is opened for reading), offset + length must lie inside the file,
+/// and the tensors together may not read more bytes from a file than it holds (overlapping
+/// tensors are refused), so reading is bounded by the size of the files on disk.
+struct ExternalDataReader {
+    let base: URL
+    let displayName: String
+    /// Per file (device, inode): its size and the bytes the tensors took from it so far.
+    private var files: [String: (fd: Int32, size: UInt64, taken: UInt64)] = [:]
+
+    init(base: URL, displayName: String) { self.base = base; self.displayName = displayName }
+
+    func fail(_ t: Onnx_TensorProto, _ why: String) -> TPATError {
+        TPATError(.model, "\(displayName): external data of tensor '\(t.name)': \(why)")
+    }
+
+    /// Reads the tensor's bytes into `raw_data`, clears its external-data fields, returns the location.
+    mutating func read(into t: inout Onnx_TensorProto) throws(TPATError) -> String {
+        var entries: [String: String] = [:]
+        for e in t.externalData {
+            guard entries[e.key] == nil else { throw fail(t, "key '\(e.key)' is given twice") }
+            entries[e.key] = e.value
         }
-        // Same rule as onnx.checker: the data file must stay inside the model's folder.
-        if location.hasPrefix("/") || location.split(separator: "/").contains("..") {
-            throw TPATError(.model, "\(displayName): tensor '\(tensor.name)' has external data outside the model's folder: \(location)")
+        guard let location = entries["location"], !location.isEmpty else { throw fail(t, "no location") }
+        let parts = location.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard !location.hasPrefix("/"), !location.contains("\\"), !location.contains("\0"), !parts.isEmpty,
+              !parts.contains("..") else {
+            throw fail(t, "location '\(location)' is outside the model's folder")
         }
-        let file = baseDirectory.appendingPathComponent(location)
-        guard let handle = try? FileHandle(forReadingFrom: file) else {
-            throw TPATError(.model, "\(displayName): external data file '\(location)' of tensor '\(tensor.name)' is missing")
+        // Every component: no symbolic link; folders on the way, a regular file at the end.
+        var path = base.path
+        for (k, part) in parts.enumerated() {
+            path += "/" + part
+            var st = stat()
+            guard lstat(path, &st) == 0 else { throw fail(t, "file '\(location)' is missing") }
+            let kind = st.st_mode & S_IFMT
+            if kind == S_IFLNK { throw fail(t, "'\(location)' goes through a symbolic link") }
+            if k < parts.count - 1 {
+                guard kind == S_IFDIR else { throw fail(t, "'\(location)' is not a path to a file") }
+            } else {
+                guard kind == S_IFREG else { throw fail(t, "'\(location)' is not a regular file") }
+            }
         }
-        defer { try? handle.close() }
-        let offset = UInt64(entries["offset"] ?? "0") ?? 0
-        let fileSize = (try? handle.seekToEnd()) ?? 0
-        let length = entries["length"].flatMap { UInt64($0) } ?? (fileSize >= offset ? fileSize - offset : 0)
-        guard offset <= fileSize, length <= fileSize - offset else {
-            throw TPATError(.model, "\(displayName): external data file '\(location)' is too short for tensor '\(tensor.name)' (needs \(offset + length) bytes, has \(fileSize))")
+        func number(_ key: String) throws(TPATError) -> UInt64? {
+            guard let text = entries[key] else { return nil }
+            guard let v = UInt64(text) else { throw fail(t, "\(key) '\(text)' is not a byte count") }
+            return v
         }
-        do {
-            try handle.seek(toOffset: offset)
-            tensor.rawData = try handle.read(upToCount: Int(length)) ?? Data()
-        } catch {
-            throw TPATError(.model, "\(displayName): cannot read external data '\(location)': \(error.localizedDescription)")
+        let offset = try number("offset") ?? 0
+        let wantedLength = try number("length")
+        // Open without following a link and without blocking, then check what was opened.
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw fail(t, "cannot open '\(location)': \(String(cString: strerror(errno)))") }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            Foundation.close(fd)
+            throw fail(t, "'\(location)' is not a regular file")
         }
-        tensor.dataLocation = .default
-        tensor.externalData = []
-        locations[tensor.name] = location
+        let id = "\(st.st_dev):\(st.st_ino)"
+        if files[id] != nil {
+            Foundation.close(fd)
+        } else {
+            files[id] = (fd, UInt64(max(0, st.st_size)), 0)
+        }
+        let file = files[id]!
+        let length = wantedLength ?? (file.size >= offset ? file.size - offset : 0)
+        let (end, overflow) = offset.addingReportingOverflow(length)
+        guard !overflow, offset <= file.size, end <= file.size else {
+            throw fail(t, "offset \(offset) + length \(length) is past the end of '\(location)' (\(file.size) bytes)")
+        }
+        if let expected = TensorValues.byteSize(t), UInt64(expected) != length {
+            throw fail(t, "\(length) bytes in '\(location)', but its type and dims need \(expected)")
+        }
+        guard file.taken + length <= file.size else {
+            throw fail(t, "the tensors read more bytes from '\(location)' than its \(file.size) (overlapping external data)")
+        }
+        files[id]!.taken += length
+        var data = Data(count: Int(length))
+        let got = data.withUnsafeMutableBytes { buf -> Int in
+            var done = 0
+            while done < buf.count {
+                let n = pread(file.fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                done += n
+            }
+            return done
+        }
+        guard got == Int(length) else { throw fail(t, "cannot read \(length) bytes of '\(location)'") }
+        t.rawData = data
+        t.dataLocation = .default
+        t.externalData = []
+        return location
+    }
+
+    func close() { for f in files.values { Foundation.close(f.fd) } }
+
+    /// Calls `body` on every tensor of the graph: initializers, sparse initializers, tensor and
+    /// sparse-tensor attributes, subgraphs.
+    static func forEachTensor(in graph: inout Onnx_GraphProto,
+                              _ body: (inout Onnx_TensorProto) throws(TPATError) -> Void) throws(TPATError) {
+        func sparse(_ s: inout Onnx_SparseTensorProto) throws(TPATError) {
+            if s.hasValues { try body(&s.values) }
+            if s.hasIndices { try body(&s.indices) }
+        }
+        for i in graph.initializer.indices { try body(&graph.initializer[i]) }
+        for i in graph.sparseInitializer.indices { try sparse(&graph.sparseInitializer[i]) }
+        for n in graph.node.indices {
+            for a in graph.node[n].attribute.indices {
+                if graph.node[n].attribute[a].hasT { try body(&graph.node[n].attribute[a].t) }
+                for k in graph.node[n].attribute[a].tensors.indices { try body(&graph.node[n].attribute[a].tensors[k]) }
+                if graph.node[n].attribute[a].hasSparseTensor { try sparse(&graph.node[n].attribute[a].sparseTensor) }
+                for k in graph.node[n].attribute[a].sparseTensors.indices { try sparse(&graph.node[n].attribute[a].sparseTensors[k]) }
+                if graph.node[n].attribute[a].hasG { try forEachTensor(in: &graph.node[n].attribute[a].g, body) }
+                for g in graph.node[n].attribute[a].graphs.indices { try forEachTensor(in: &graph.node[n].attribute[a].graphs[g], body) }
+            }
+        }
     }
 }
 
 // MARK: - Saving
 
 extension ONNXModel {
-    /// Serializes the model; tensors that were external are written back to their data files
-    /// (offsets 4096-aligned, as onnx does), beside `url`. Writes go to temporary files that are
-    /// renamed into place at the end, so a failure leaves nothing half written.
+    /// Serializes the model; tensors that were external are written to ONE data file beside
+    /// `url` whose name TPAT chooses (`<model file name>.data`, offsets 4096-aligned as onnx
+    /// does): never a name read from the input, so a crafted `location` cannot overwrite outputs.
+    /// Writes go to temporary files that are renamed into place at the end, so a failure leaves
+    /// nothing half written.
     public func save(to url: URL) throws(TPATError) {
         var proto = self.proto
         var files: [String: Data] = [:]
         if !externalLocations.isEmpty {
-            externalize(graph: &proto.graph, files: &files)
+            externalize(graph: &proto.graph, files: &files, dataFile: Self.dataFileName(for: url))
         }
         let bytes: Data
         do { bytes = try proto.serializedBytes() } catch {
@@ -154,9 +242,12 @@ extension ONNXModel {
         try AtomicFiles.write(writes)
     }
 
-    private func externalize(graph: inout Onnx_GraphProto, files: inout [String: Data]) {
+    /// The external-data file of a model saved at `url`.
+    public static func dataFileName(for url: URL) -> String { url.lastPathComponent + ".data" }
+
+    private func externalize(graph: inout Onnx_GraphProto, files: inout [String: Data], dataFile location: String) {
         func move(_ t: inout Onnx_TensorProto) {
-            guard let location = externalLocations[t.name], t.dataLocation != .external else { return }
+            guard externalLocations[t.name] != nil, t.dataLocation != .external else { return }
             var payload = t.rawData
             if payload.isEmpty, let raw = TensorValues.rawBytes(of: t) { payload = raw }
             var file = files[location] ?? Data()
@@ -176,8 +267,8 @@ extension ONNXModel {
         for n in graph.node.indices {
             for a in graph.node[n].attribute.indices {
                 if graph.node[n].attribute[a].hasT { move(&graph.node[n].attribute[a].t) }
-                if graph.node[n].attribute[a].hasG { externalize(graph: &graph.node[n].attribute[a].g, files: &files) }
-                for g in graph.node[n].attribute[a].graphs.indices { externalize(graph: &graph.node[n].attribute[a].graphs[g], files: &files) }
+                if graph.node[n].attribute[a].hasG { externalize(graph: &graph.node[n].attribute[a].g, files: &files, dataFile: location) }
+                for g in graph.node[n].attribute[a].graphs.indices { externalize(graph: &graph.node[n].attribute[a].graphs[g], files: &files, dataFile: location) }
             }
         }
     }
@@ -189,23 +280,34 @@ extension ONNXModel {
 }
 
 /// Writes several files so that either all appear or none: each goes to a temporary sibling first,
-/// then all are renamed into place.
+/// then all are renamed into place (rename(2): an existing file is replaced atomically; an
+/// existing folder is never deleted, the write fails instead).
 public enum AtomicFiles {
     public static func write(_ files: [(URL, Data)]) throws(TPATError) {
+        let fm = FileManager.default
+        for (url, _) in files {
+            var st = stat()
+            guard lstat(url.path, &st) == 0 else { continue }
+            let kind = st.st_mode & S_IFMT
+            if kind == S_IFDIR { throw TPATError(.io, "cannot write \(url.path): it is a folder (TPAT does not replace folders with files)") }
+            if kind != S_IFREG && kind != S_IFLNK { throw TPATError(.io, "cannot write \(url.path): it is not a regular file") }
+        }
         var staged: [(tmp: URL, final: URL)] = []
         do {
             for (url, data) in files {
-                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
                 let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tpat-\(UUID().uuidString)")
-                try data.write(to: tmp)
+                try data.write(to: tmp, options: .withoutOverwriting)
                 staged.append((tmp, url))
             }
             for s in staged {
-                if FileManager.default.fileExists(atPath: s.final.path) { try FileManager.default.removeItem(at: s.final) }
-                try FileManager.default.moveItem(at: s.tmp, to: s.final)
+                guard rename(s.tmp.path, s.final.path) == 0 else {
+                    throw TPATError(.io, "cannot write \(s.final.path): \(String(cString: strerror(errno)))")
+                }
             }
         } catch {
-            for s in staged { try? FileManager.default.removeItem(at: s.tmp) }
+            for s in staged { try? fm.removeItem(at: s.tmp) }
+            if let e = error as? TPATError { throw e }
             throw TPATError(.io, "cannot write \(files.first?.0.path ?? "output"): \(error.localizedDescription)")
         }
     }

@@ -3,9 +3,65 @@ import Foundation
 /// Reads the values of small constant tensors (axes, K, depth, zero points) whichever field of
 /// TensorProto holds them.
 public enum TensorValues {
+    /// The number of elements its dims give (1 for a scalar); nil for a negative dim or overflow.
+    public static func elementCount(_ t: Onnx_TensorProto) -> Int? {
+        var n = 1
+        for d in t.dims {
+            guard d >= 0, let v = Int(exactly: d) else { return nil }
+            let (p, o) = n.multipliedReportingOverflow(by: v)
+            if o { return nil }
+            n = p
+        }
+        return n
+    }
+
+    /// Bytes per element of the fixed-size types TPAT reads; nil for others (strings, sub-byte types).
+    public static func elementSize(_ type: ONNXDataType) -> Int? {
+        switch type {
+        case .double, .int64, .uint64, .complex64: 8
+        case .float, .int32, .uint32: 4
+        case .int16, .uint16, .float16, .bfloat16: 2
+        case .int8, .uint8, .bool, .float8e4m3fn, .float8e4m3fnuz, .float8e5m2, .float8e5m2fnuz, .float8e8m0: 1
+        case .complex128: 16
+        default: nil
+        }
+    }
+
+    /// The bytes the tensor's dims and type call for (nil when unknown or too large).
+    public static func byteSize(_ t: Onnx_TensorProto) -> Int? {
+        guard let type = ONNXDataType(rawValue: t.dataType), let size = elementSize(type), let count = elementCount(t) else { return nil }
+        let (n, o) = count.multipliedReportingOverflow(by: size)
+        return o ? nil : n
+    }
+
+    /// Why the tensor's data does not fit its type and dims, or nil when it does (or when TPAT
+    /// does not read that type). Data that does not fit is never read.
+    public static func payloadProblem(_ t: Onnx_TensorProto) -> String? {
+        guard let count = elementCount(t) else { return "dims \(t.dims) are negative or too large" }
+        guard t.dataLocation != .external, let type = ONNXDataType(rawValue: t.dataType) else { return nil }
+        let size: Int
+        let values: Int
+        switch type {
+        case .float: size = 4; values = t.floatData.count
+        case .double: size = 8; values = t.doubleData.count
+        case .int64: size = 8; values = t.int64Data.count
+        case .uint64: size = 8; values = t.uint64Data.count
+        case .uint32: size = 4; values = t.uint64Data.count
+        case .int32: size = 4; values = t.int32Data.count
+        case .int16, .uint16, .float16, .bfloat16: size = 2; values = t.int32Data.count
+        case .int8, .uint8, .bool: size = 1; values = t.int32Data.count
+        default: return nil
+        }
+        if !t.rawData.isEmpty {
+            let (need, o) = count.multipliedReportingOverflow(by: size)
+            return !o && t.rawData.count == need ? nil : "\(t.rawData.count) bytes of data, its type and shape need \(o ? "too many" : "\(need)")"
+        }
+        return values == count ? nil : "\(values) values, its shape needs \(count)"
+    }
+
     /// Integer view of an integer or bool tensor; nil for other types or unreadable data.
     public static func integers(_ t: Onnx_TensorProto) -> [Int64]? {
-        guard let type = ONNXDataType(rawValue: t.dataType) else { return nil }
+        guard let type = ONNXDataType(rawValue: t.dataType), payloadProblem(t) == nil else { return nil }
         if !t.rawData.isEmpty {
             let bytes = [UInt8](t.rawData)
             func read<T: FixedWidthInteger>(_: T.Type) -> [Int64]? {
@@ -39,7 +95,7 @@ public enum TensorValues {
 
     /// Floating view of a float tensor (fp32/fp64 only; fp16 via raw bytes is decoded too).
     public static func doubles(_ t: Onnx_TensorProto) -> [Double]? {
-        guard let type = ONNXDataType(rawValue: t.dataType) else { return nil }
+        guard let type = ONNXDataType(rawValue: t.dataType), payloadProblem(t) == nil else { return nil }
         if !t.rawData.isEmpty {
             let bytes = [UInt8](t.rawData)
             switch type {

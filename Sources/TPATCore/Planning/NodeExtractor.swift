@@ -77,6 +77,9 @@ public enum NodeExtractor {
             if t.isEmpty { node.input.append(""); continue }
             if let r = renamed[t] { node.input.append(r); continue }
             if var c = index.constant(t) {
+                if let problem = TensorValues.payloadProblem(c) {
+                    throw TPATError(.plan, "node '\(nodeName)': constant input '\(t)' is malformed (\(problem))")
+                }
                 let r = "const\(constCount)"; constCount += 1
                 c.name = r
                 c.docString = ""

@@ -32,32 +32,38 @@ public struct InspectReport: Codable, Sendable {
     public func json() throws(TPATError) -> Data {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        do { return try e.encode(self) } catch { throw TPATError(.io, "cannot encode report: \(error)") }
+        let data: Data
+        do { data = try e.encode(self) } catch { throw TPATError(.io, "cannot encode report: \(error)") }
+        return SafeText.jsonEscapingInvisibles(data)
     }
 
-    /// The human-readable report: histogram, node table, plugin candidates.
+    /// The human-readable report: histogram, node table, plugin candidates. Every piece of model
+    /// text goes through `SafeText.terminal`, so a name cannot forge lines or drive the terminal.
     public func text() -> String {
-        var out = "Model: \(model)\n"
-        out += "Opsets: " + opsets.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "ai.onnx" : $0.key) \($0.value)" }.joined(separator: ", ") + "\n"
+        let t = SafeText.terminal
+        var out = "Model: \(t(model))\n"
+        out += "Opsets: " + opsets.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "ai.onnx" : t($0.key)) \($0.value)" }.joined(separator: ", ") + "\n"
         out += (target == VendorBackend.qnn.rawValue ? "Asked: " : "Rules: ") + "\(rulesSource)\n\n"
         out += "Op histogram (\(nodes.count) nodes):\n"
         for (op, n) in histogram.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
+            let op = t(op)
             out += "  \(op.padding(toLength: max(24, op.count), withPad: " ", startingAt: 0)) \(n)\n"
         }
         out += "\nNodes:\n"
-        let nameWidth = min(40, max(4, nodes.map(\.name.count).max() ?? 4))
-        let opWidth = max(8, nodes.map(\.opType.count).max() ?? 8)
+        let nameWidth = min(40, max(4, nodes.map { t($0.name).count }.max() ?? 4))
+        let opWidth = max(8, nodes.map { t($0.opType).count }.max() ?? 8)
         for n in nodes {
-            let name = n.name.count > nameWidth ? String(n.name.prefix(nameWidth - 1)) + "…" : n.name
-            var line = "  \(name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  \(n.opType.padding(toLength: opWidth, withPad: " ", startingAt: 0))  \(n.verdict.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0))  "
+            let full = t(n.name)
+            let name = full.count > nameWidth ? String(full.prefix(nameWidth - 1)) + "…" : full
+            var line = "  \(name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  \(t(n.opType).padding(toLength: opWidth, withPad: " ", startingAt: 0))  \(n.verdict.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0))  "
             switch n.verdict {
             case .supported: break
-            case .restricted: line += n.reason
-            case .unsupported: line += "[\(n.rule ?? "-")] \(n.reason)"
+            case .restricted: line += t(n.reason)
+            case .unsupported: line += "[\(t(n.rule ?? "-"))] \(t(n.reason))"
             }
-            if !n.unchecked.isEmpty { line += " (unchecked: \(n.unchecked.joined(separator: "; ")))" }
+            if !n.unchecked.isEmpty { line += " (unchecked: \(t(n.unchecked.joined(separator: "; "))))" }
             if let p = n.probe {
-                line += p.imported ? "  | parser: imports" : "  | parser: fails: \(p.error ?? "?")"
+                line += p.imported ? "  | parser: imports" : "  | parser: fails: \(t(p.error ?? "?"))"
             }
             out += line + "\n"
         }
@@ -66,17 +72,17 @@ public struct InspectReport: Codable, Sendable {
             ? "\nSummary: \(c[.supported] ?? 0) taken by QNN's HTP backend, \(c[.unsupported] ?? 0) refused\n"
             : "\nSummary: \(c[.supported] ?? 0) supported, \(c[.restricted] ?? 0) restricted-but-fine, \(c[.unsupported] ?? 0) unsupported\n"
         if let probe {
-            out += "Probe: \(probe.parser ?? "none") \(probe.note.map { "(\($0))" } ?? "")\n"
-            if !probe.disagreements.isEmpty { out += "  parser disagrees with the table on: \(probe.disagreements.joined(separator: ", "))\n" }
+            out += "Probe: \(t(probe.parser ?? "none")) \(probe.note.map { "(\(t($0)))" } ?? "")\n"
+            if !probe.disagreements.isEmpty { out += "  parser disagrees with the table on: \(t(probe.disagreements.joined(separator: ", ")))\n" }
         }
-        for w in warnings { out += "warning: \(w)\n" }
+        for w in warnings { out += "warning: \(t(w))\n" }
         out += "\nPlugin candidates (\(pluginCandidates.count)):\n"
         if pluginCandidates.isEmpty {
             out += target == VendorBackend.qnn.rawValue ? "  none: QNN's HTP backend takes every node\n" : "  none: TensorRT's parser should import every node\n"
         }
         for name in pluginCandidates {
             if let n = nodes.first(where: { $0.name == name }) {
-                out += "  \(n.name) (\(n.opType) \(n.inputs.joined(separator: ", ")) -> \(n.outputs.joined(separator: ", "))): \(n.reason)\n"
+                out += "  \(t(n.name)) (\(t(n.opType)) \(t(n.inputs.joined(separator: ", "))) -> \(t(n.outputs.joined(separator: ", ")))): \(t(n.reason))\n"
             }
         }
         return out

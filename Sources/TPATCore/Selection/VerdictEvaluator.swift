@@ -94,10 +94,19 @@ public struct VerdictEvaluator: Sendable {
             return index.isConstant(name) ? .pass : .violated("input '\(name)' is not a constant")
         case .inputConstantBelow:
             guard let name = input(r.input), let limit = r.limit else { return .pass }
-            guard let t = index.constant(name), let values = TensorValues.doubles(t) else {
-                return .unchecked("input '\(name)' is not a constant; must stay below \(Int64(limit)) at run time")
+            let shown = SafeText.number(limit)
+            guard let t = index.constant(name) else {
+                return .unchecked("input '\(name)' is not a constant; must stay below \(shown) at run time")
             }
-            if let bad = values.first(where: { $0 >= limit }) { return .violated("'\(name)' = \(Int64(bad)) (limit \(Int64(limit)))") }
+            if let ints = TensorValues.integers(t) {   // integers shown exactly (2^63-1, not 9.2e18)
+                if let bad = ints.first(where: { Double($0) >= limit }) { return .violated("'\(name)' = \(bad) (limit \(shown))") }
+                return .pass
+            }
+            guard let values = TensorValues.doubles(t) else {
+                return .unchecked("cannot read '\(name)' (\(TensorValues.payloadProblem(t) ?? "unsupported type")); must stay below \(shown)")
+            }
+            // NaN compares false with everything: it is not below the limit either.
+            if let bad = values.first(where: { $0.isNaN || $0 >= limit }) { return .violated("'\(name)' = \(SafeText.number(bad)) (limit \(shown))") }
             return .pass
         case .inputConstantAllZero:
             guard let name = input(r.input) else { return .pass }

@@ -99,6 +99,10 @@ public struct Tuner: Sendable {
             let dir = project.appendingPathComponent(name)
             let first = dir.appendingPathComponent("\(name).plan.json")
             guard fm.fileExists(atPath: first.path) else { continue }
+            // The folder name becomes C identifiers in the re-rendered sources.
+            guard SafeText.isIdentifier(name) else {
+                throw TPATError(.input, "plugin folder '\(SafeText.comment(name))' in \(project.path) is not a plugin name TPAT writes")
+            }
             var tactics: [KernelPlan] = []
             var k = 0
             while true {
