@@ -533,7 +533,7 @@ import Testing
                 Issue.record("\(file): a // comment ends with a backslash (continues onto the next line): \(line)")
             }
         }
-        let readme = Generator.projectReadme(sources: [source], modelPath: "/m\n# Title.onnx", target: "sm_90")
+        let readme = Generator.projectReadme(sources: [source], modelName: "m\n# Title.onnx", target: "sm_90")
         #expect(isTerminalSafe(readme) && !readme.contains("\n# Title"))
         // The sources compile (nvcc from the venv; without it this part is skipped with a note).
         guard let cuda = CUDAToolkit.locate(projectRoot: CLITests.root) else {
