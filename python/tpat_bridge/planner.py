@@ -1020,8 +1020,9 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
     if lowering == "tpat":
         # TPAT's own TIR for ops whose default legalization is serial (python/tpat_bridge/lowerings.py,
         # docs/lowerings.md); any failure falls back to the frontend's lowering below.
-        from . import lowerings
+        from . import lowerings, refusals
 
+        refusals.check(info, "tpat")
         try:
             tl = lowerings.tpat_module(info)
             if tl is not None:
@@ -1032,6 +1033,9 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             info.fixups.append(f"tpat lowering failed ({type(e).__name__}: {str(e)[:200]}); "
                                "TVM's default lowering used")
     if cap is None:
+        from . import refusals
+
+        refusals.check(info, "tvm")  # attribute values TVM's frontend ignores or gets wrong
         mod = build_relax_module(info)
         try:
             cap = lower_and_capture(mod, target, database, narrowing_applies(info))

@@ -64,7 +64,7 @@ public struct PythonBridge: Sendable {
             throw TPATError(.bridge, "bridge answer does not match the schema: \(error)")
         }
         if let error = answer.error {
-            throw TPATError(error.code == "input" ? .input : (error.code == "model" ? .model : .bridge), error.reason)
+            throw TPATError(error.code == "input" ? .input : (error.code == "model" ? .model : .bridge), error.reason, code: error.code)
         }
         guard answer.ok, let result = answer.result else { throw TPATError(.bridge, "bridge answered without a result") }
         return result

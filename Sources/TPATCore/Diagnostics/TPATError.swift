@@ -13,9 +13,12 @@ public struct TPATError: Error, CustomStringConvertible, Equatable, Sendable {
     }
     public var kind: Kind
     public var message: String
+    /// The stable reason code of a bridge failure (`unsupported_attribute`, `tvm_error`, ...), if any.
+    public var code: String?
 
-    public init(_ kind: Kind, _ message: String) {
+    public init(_ kind: Kind, _ message: String, code: String? = nil) {
         self.kind = kind
+        self.code = code
         // Keep it to one line whatever the cause said.
         self.message = message.split(whereSeparator: \.isNewline).joined(separator: " ")
     }

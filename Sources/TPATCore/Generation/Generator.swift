@@ -16,6 +16,8 @@ public struct Generator: Sendable {
         public var output: URL
         public var force: Bool
         public var reference: Bool
+        /// Run every tactic on the CPU (LLVM) against the reference data and drop the ones that disagree.
+        public var crossCheck: Bool = true
         /// A `tpat tune` folder (OUT/tuning of an earlier run): plugins with a database there get
         /// their tuned plan as tactic 0.
         public var tuning: URL?
@@ -40,6 +42,10 @@ public struct Generator: Sendable {
         public struct Failure: Codable, Sendable {
             public var node: String
             public var opType: String
+            /// A stable reason code (docs/lowerings.md, "Reason codes"): the planner's
+            /// (`unsupported_attribute`, `tvm_error`, ...) or `extract_failed`, `no_tensorrt_type`,
+            /// `render_failed`, `cross_check_failed`.
+            public var code: String
             public var reason: String
         }
         public var model: String
@@ -95,7 +101,7 @@ public struct Generator: Sendable {
                 if groups[key] == nil { order.append(key) }
                 groups[key, default: []].append(node)
             } catch {
-                failures.append(.init(node: index.nodeName(i), opType: model.graph.node[i].opType, reason: error.message))
+                failures.append(.init(node: index.nodeName(i), opType: model.graph.node[i].opType, code: error.code ?? "extract_failed", reason: error.message))
                 diagnostics.emit(.init(.warning, "not converted: \(error.message)", node: index.nodeName(i)))
             }
         }
@@ -112,7 +118,7 @@ public struct Generator: Sendable {
                 let name = PluginSource.name(opType: first.opType, key: outcome.key)
                 // TensorRT must be able to carry every tensor of the plugin.
                 for t in outcome.plan.inputs + outcome.plan.outputs where TensorRTType.name(t.dtype) == nil {
-                    throw TPATError(.plan, "TensorRT has no tensor type for \(t.dtype)")
+                    throw TPATError(.plan, "TensorRT has no tensor type for \(t.dtype)", code: "no_tensorrt_type")
                 }
                 // Where TPAT used its own lowering, TVM's default one becomes a second tactic, so
                 // TensorRT times both at engine build time.
@@ -136,7 +142,7 @@ public struct Generator: Sendable {
                 for n in nodes { replacements.append(.init(nodeName: n.sourceName, plugin: name, extracted: n, plan: outcome.plan)) }
             } catch {
                 for n in nodes {
-                    failures.append(.init(node: n.sourceName, opType: n.opType, reason: error.message))
+                    failures.append(.init(node: n.sourceName, opType: n.opType, code: error.code ?? "plan_failed", reason: error.message))
                     diagnostics.emit(.init(.warning, "not converted, left as it is: \(error.message)", node: n.sourceName))
                 }
             }
@@ -190,39 +196,48 @@ public struct Generator: Sendable {
         var files: [(String, Data)] = []
         func add(_ path: String, _ text: String) { files.append((path, Data(text.utf8))) }
 
+        // Per plugin: its node model, reference data, the CPU cross-check of its tactics, its
+        // sources. A plugin that fails any of it is reported and left out; the others go on.
         var reportPlugins: [Report.Plugin] = []
-        for s in sources {
-            files += try Self.pluginFiles(s, launchers: launchers, plugins: plugins)
-            files.append(("\(s.name)/\(s.name).onnx", try s.node.model.serializedInline()))
-            reportPlugins.append(.init(name: s.name, opType: s.plan.opType, nodes: s.coveredNodes, kernels: s.plan.kernels.count,
-                                       launches: s.plan.launchCount, referenceCases: 0, fixups: s.plan.fixups, tactics: s.tactics.count))
-        }
-        add("tpat_plugin_specs.cpp", try plugins.specsSource(sources))
-        add("CMakeLists.txt", try cmakeLists(sources: sources, name: Self.projectName(modelPath: modelPath)))
-        add("README.md", projectReadme(sources: sources, modelPath: modelPath, target: options.target))
-        try AtomicFiles.write(files.map { (project.appendingPathComponent($0.0), $0.1) })
-        try copyRuntime(to: project)
-
-        // Reference data from ONNX Runtime, one folder per plugin.
-        if options.reference {
-            for (k, s) in sources.enumerated() {
-                let dir = project.appendingPathComponent(s.name)
-                struct Request: Encodable {
-                    var command = "reference"; var model_path: String; var out_dir: String; var prefix: String; var plugin: String
-                    var cases: [String: Int]? = nil; var seed = 0
+        var kept: [PluginSource] = []
+        var failures = failures
+        for var s in sources {
+            let dir = project.appendingPathComponent(s.name)
+            do throws(TPATError) {
+                try AtomicFiles.write([(dir.appendingPathComponent("\(s.name).onnx"), try s.node.model.serializedInline())])
+                var cases = 0
+                if options.reference {
+                    cases = try await reference(s, dir: dir)
+                    if cases > 0 && options.crossCheck { s.tactics = try await crossCheck(s, dir: dir) }
                 }
-                struct Answer: Decodable { var cases: Int; var notes: [String] }
-                do {
-                    let a = try await bridge.call(Request(model_path: dir.appendingPathComponent("\(s.name).onnx").path,
-                                                          out_dir: dir.appendingPathComponent("reference").path,
-                                                          prefix: "tpat_\(s.name)", plugin: s.name), as: Answer.self)
-                    reportPlugins[k].referenceCases = a.cases
-                    for n in a.notes { diagnostics.emit(.init(.note, "reference data: \(n)", node: s.coveredNodes.first)) }
-                } catch {
-                    diagnostics.emit(.init(.warning, "plugin \(s.name): no reference data: \(error.message)", node: s.coveredNodes.first))
+                let pluginFiles: [(String, Data)]
+                do throws(TPATError) { pluginFiles = try Self.pluginFiles(s, launchers: launchers, plugins: plugins) } catch {
+                    throw TPATError(error.kind, error.message, code: error.code ?? "render_failed")
+                }
+                try AtomicFiles.write(pluginFiles.map { (project.appendingPathComponent($0.0), $0.1) })
+                kept.append(s)
+                reportPlugins.append(.init(name: s.name, opType: s.plan.opType, nodes: s.coveredNodes, kernels: s.plan.kernels.count,
+                                           launches: s.plan.launchCount, referenceCases: cases, fixups: s.plan.fixups, tactics: s.tactics.count))
+            } catch {
+                try? FileManager.default.removeItem(at: dir)
+                for n in s.coveredNodes {
+                    failures.append(.init(node: n, opType: s.node.opType, code: error.code ?? "render_failed", reason: error.message))
+                    diagnostics.emit(.init(.warning, "not converted, left as it is: \(error.message)", node: n))
                 }
             }
         }
+        let keptNames = Set(kept.map(\.name))
+        let replacements = replacements.compactMap { r -> ModelRewriter.Replacement? in
+            guard keptNames.contains(r.plugin), let k = kept.first(where: { $0.name == r.plugin }) else { return nil }
+            var r = r
+            r.plan = k.plan
+            return r
+        }
+        add("tpat_plugin_specs.cpp", try plugins.specsSource(kept))
+        add("CMakeLists.txt", try cmakeLists(sources: kept, name: Self.projectName(modelPath: modelPath)))
+        add("README.md", projectReadme(sources: kept, modelPath: modelPath, target: options.target))
+        try AtomicFiles.write(files.map { (project.appendingPathComponent($0.0), $0.1) })
+        try copyRuntime(to: project)
 
         let (rewritten, casts) = ModelRewriter.rewrite(model, replacements: replacements)
         for c in casts { diagnostics.emit(.init(.note, c)) }
@@ -233,6 +248,67 @@ public struct Generator: Sendable {
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFiles.write([(staging.appendingPathComponent("tpat-generate.json"), (try? e.encode(report)) ?? Data())])
         return report
+    }
+
+    /// Reference data from ONNX Runtime in `dir`/reference: the number of cases, 0 (with a
+    /// warning) when there is none.
+    func reference(_ s: PluginSource, dir: URL) async throws(TPATError) -> Int {
+        struct Request: Encodable {
+            var command = "reference"; var model_path: String; var out_dir: String; var prefix: String; var plugin: String
+            var cases: [String: Int]? = nil; var seed = 0
+        }
+        struct Answer: Decodable { var cases: Int; var notes: [String] }
+        do {
+            let a = try await bridge.call(Request(model_path: dir.appendingPathComponent("\(s.name).onnx").path,
+                                                  out_dir: dir.appendingPathComponent("reference").path,
+                                                  prefix: "tpat_\(s.name)", plugin: s.name), as: Answer.self)
+            for n in a.notes { diagnostics.emit(.init(.note, "reference data: \(n)", node: s.coveredNodes.first)) }
+            return a.cases
+        } catch {
+            diagnostics.emit(.init(.warning, "plugin \(s.name): no reference data (not cross-checked): \(error.message)", node: s.coveredNodes.first))
+            return 0
+        }
+    }
+
+    /// Every tactic built for LLVM and run on the reference data (bridge command `cross_check`):
+    /// the tactics that agree, or skipped the check, in their order; a tactic that disagrees is
+    /// dropped with a warning; throws `cross_check_failed` when every tactic disagrees.
+    func crossCheck(_ s: PluginSource, dir: URL) async throws(TPATError) -> [KernelPlan] {
+        struct Request: Encodable {
+            var command = "cross_check"; var model_path: String; var reference_dir: String; var tactics: [String]
+        }
+        struct Answer: Decodable {
+            struct Tactic: Decodable { var tactic: Int; var lowering: String; var status: String; var max_error: Double; var cases: Int; var detail: String }
+            var tactics: [Tactic]
+        }
+        let lowerings = s.tactics.map { PluginSource.lowering(of: $0) == "TVM default lowering" ? "tvm" : "tpat" }
+        let a: Answer
+        do {
+            a = try await bridge.call(Request(model_path: dir.appendingPathComponent("\(s.name).onnx").path,
+                                              reference_dir: dir.appendingPathComponent("reference").path, tactics: lowerings), as: Answer.self)
+        } catch {
+            diagnostics.emit(.init(.warning, "plugin \(s.name): tactics not cross-checked on the CPU: \(error.message)", node: s.coveredNodes.first))
+            return s.tactics
+        }
+        var kept: [KernelPlan] = []
+        var worst: [String] = []
+        for t in a.tactics where s.tactics.indices.contains(t.tactic) {
+            switch t.status {
+            case "disagrees":
+                let e = String(format: "%.3g", t.max_error)
+                worst.append("tactic \(t.tactic) (\(t.lowering)): max error \(e)")
+                diagnostics.emit(.init(.warning, "plugin \(s.name): tactic \(t.tactic) (\(t.lowering) lowering) dropped: disagrees with ONNX Runtime on the CPU, max error \(e) (\(t.detail))", node: s.coveredNodes.first))
+            case "skipped":
+                diagnostics.emit(.init(.note, "plugin \(s.name): tactic \(t.tactic) not cross-checked: \(t.detail)", node: s.coveredNodes.first))
+                kept.append(s.tactics[t.tactic])
+            default:
+                kept.append(s.tactics[t.tactic])
+            }
+        }
+        guard !kept.isEmpty else {
+            throw TPATError(.plan, "plugin \(s.name): every tactic disagrees with ONNX Runtime on the CPU (\(worst.joined(separator: "; ")))", code: "cross_check_failed")
+        }
+        return kept
     }
 
     /// The generated sources of one plugin (paths relative to the project): per tactic its TVM

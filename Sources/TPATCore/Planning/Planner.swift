@@ -58,7 +58,7 @@ public struct Planner: Sendable {
         do {
             plan = try await bridge.call(PlanRequest(modelPath: path.path, target: target, lowering: lowering, database: database?.path), as: KernelPlan.self)
         } catch {
-            throw TPATError(.plan, "cannot plan node '\(node.sourceName)' (\(node.opType)): \(error.message)")
+            throw TPATError(.plan, "cannot plan node '\(node.sourceName)' (\(node.opType)): \(error.message)", code: error.code ?? "bridge_failed")
         }
         try plan.checkReferences()
         try cache?.store(plan, key: key)
