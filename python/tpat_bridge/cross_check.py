@@ -8,9 +8,10 @@ schedules for CUDA is compiled for LLVM here, so a lowering that computes the wr
 ignored attribute, a wrong formula) is caught without a GPU. The CUDA schedule itself is not
 checked here (that is `tpat verify` on a GPU).
 
-Request:  {"command": "cross_check", "model_path": "P/P.onnx", "reference_dir": "P/reference",
-           "tactics": ["tpat", "tvm", ...], "max_case_bytes": 1048576}
-Answer:   {"tactics": [{"tactic": k, "lowering": ..., "status": "agrees" | "disagrees" | "skipped",
+Request:  {"command": "cross_check", "plugins": [{"model_path": "P/P.onnx", "reference_dir":
+           "P/reference", "tactics": ["tpat", "tvm", ...]}, ...], "max_case_bytes": 1048576}
+           (or one plugin's fields at the top level: the answer is then that plugin's)
+Answer:   {"plugins": [one per plugin, in order: {"error": reason} or] {"tactics": [{"tactic": k, "lowering": ..., "status": "agrees" | "disagrees" | "skipped",
            "max_error": float, "cases": n, "detail": str}], "seconds": float}
 
 Only cases up to `max_case_bytes` (inputs + outputs; default 1 MiB) are run, so the check stays
@@ -98,7 +99,7 @@ def _run_lowering(model_path: str, lowering: str, ref_dir: str, cases: list) -> 
         try:
             feeds = [_load(ref_dir, t) for t in case["inputs"]]
             wants = [_load(ref_dir, t) for t in case["outputs"]]
-            res = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(f)) for f in feeds])
+            res = vm["main"](*[tvm.runtime.tensor(np.require(f, requirements="C")) for f in feeds])  # rank 0 stays rank 0
         except _Skip as e:
             return {"status": "skipped", "max_error": 0.0, "cases": 0, "detail": str(e)}
         except Exception as e:  # noqa: BLE001
@@ -122,6 +123,24 @@ def _run_lowering(model_path: str, lowering: str, ref_dir: str, cases: list) -> 
 
 
 def cross_check(request: dict) -> dict:
+    """One plugin (model_path, reference_dir, tactics) or many ({"plugins": [...]}, one answer
+    each: its result, or {"error": reason} when that plugin could not be checked)."""
+    if "plugins" in request:
+        if not isinstance(request["plugins"], list):
+            raise BridgeError("input", "plugins must be a list")
+        out = []
+        for item in request["plugins"]:
+            try:
+                out.append(_one(dict(item, max_case_bytes=request.get("max_case_bytes", DEFAULT_MAX_CASE_BYTES))))
+            except BridgeError as e:
+                out.append({"error": e.reason})
+            except Exception as e:  # noqa: BLE001 - one plugin's failure is its own
+                out.append({"error": f"{type(e).__name__}: {str(e)[:300]}"})
+        return {"plugins": out}
+    return _one(request)
+
+
+def _one(request: dict) -> dict:
     model_path = request.get("model_path")
     ref_dir = request.get("reference_dir")
     tactics = request.get("tactics")

@@ -1015,6 +1015,11 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
     import tvm
 
     info = load_node(model_path)
+    for t in info.inputs + info.outputs:
+        if t.get("shape") and any(d == 0 for d in t["shape"]):
+            # TVM's lowerings of empty tensors break (int32/int64 mismatches, launch plans with
+            # undefined symbols); an empty output needs no kernel anyway.
+            raise PlanError("zero_size_tensor", f"'{t['name']}' has a zero-size dim {t['shape']}: nothing to compute")
     target = cuda_target(sm)
     cap = None
     if lowering == "tpat":

@@ -16,8 +16,9 @@ public struct Generator: Sendable {
         public var output: URL
         public var force: Bool
         public var reference: Bool
-        /// Run every tactic on the CPU (LLVM) against the reference data and drop the ones that disagree.
-        public var crossCheck: Bool = true
+        /// Run every tactic on the CPU (LLVM) against the reference data and drop the ones that
+        /// disagree; on unless the environment sets TPAT_CROSS_CHECK=0.
+        public var crossCheck: Bool = ProcessInfo.processInfo.environment["TPAT_CROSS_CHECK"] != "0"
         /// A `tpat tune` folder (OUT/tuning of an earlier run): plugins with a database there get
         /// their tuned plan as tactic 0.
         public var tuning: URL?
@@ -196,20 +197,32 @@ public struct Generator: Sendable {
         var files: [(String, Data)] = []
         func add(_ path: String, _ text: String) { files.append((path, Data(text.utf8))) }
 
-        // Per plugin: its node model, reference data, the CPU cross-check of its tactics, its
-        // sources. A plugin that fails any of it is reported and left out; the others go on.
+        // Per plugin: its node model, reference data, the CPU cross-check of its tactics (one
+        // bridge call for all plugins), its sources. A plugin that fails any of it is reported
+        // and left out; the others go on.
         var reportPlugins: [Report.Plugin] = []
         var kept: [PluginSource] = []
         var failures = failures
-        for var s in sources {
+        func fail(_ s: PluginSource, _ error: TPATError) {
+            try? FileManager.default.removeItem(at: project.appendingPathComponent(s.name))
+            for n in s.coveredNodes {
+                failures.append(.init(node: n, opType: s.node.opType, code: error.code ?? "render_failed", reason: error.message))
+                diagnostics.emit(.init(.warning, "not converted, left as it is: \(error.message)", node: n))
+            }
+        }
+        var staged: [(source: PluginSource, cases: Int)] = []
+        for s in sources {
             let dir = project.appendingPathComponent(s.name)
             do throws(TPATError) {
                 try AtomicFiles.write([(dir.appendingPathComponent("\(s.name).onnx"), try s.node.model.serializedInline())])
-                var cases = 0
-                if options.reference {
-                    cases = try await reference(s, dir: dir)
-                    if cases > 0 && options.crossCheck { s.tactics = try await crossCheck(s, dir: dir) }
-                }
+                staged.append((s, options.reference ? await reference(s, dir: dir) : 0))
+            } catch { fail(s, error) }
+        }
+        let checked = options.crossCheck ? await crossCheck(staged.filter { $0.cases > 0 }.map(\.source), project: project) : [:]
+        for (s0, cases) in staged {
+            var s = s0
+            do throws(TPATError) {
+                if let verdict = checked[s.name] { s.tactics = try verdict.get() }
                 let pluginFiles: [(String, Data)]
                 do throws(TPATError) { pluginFiles = try Self.pluginFiles(s, launchers: launchers, plugins: plugins) } catch {
                     throw TPATError(error.kind, error.message, code: error.code ?? "render_failed")
@@ -218,13 +231,7 @@ public struct Generator: Sendable {
                 kept.append(s)
                 reportPlugins.append(.init(name: s.name, opType: s.plan.opType, nodes: s.coveredNodes, kernels: s.plan.kernels.count,
                                            launches: s.plan.launchCount, referenceCases: cases, fixups: s.plan.fixups, tactics: s.tactics.count))
-            } catch {
-                try? FileManager.default.removeItem(at: dir)
-                for n in s.coveredNodes {
-                    failures.append(.init(node: n, opType: s.node.opType, code: error.code ?? "render_failed", reason: error.message))
-                    diagnostics.emit(.init(.warning, "not converted, left as it is: \(error.message)", node: n))
-                }
-            }
+            } catch { fail(s, error) }
         }
         let keptNames = Set(kept.map(\.name))
         let replacements = replacements.compactMap { r -> ModelRewriter.Replacement? in
@@ -252,7 +259,7 @@ public struct Generator: Sendable {
 
     /// Reference data from ONNX Runtime in `dir`/reference: the number of cases, 0 (with a
     /// warning) when there is none.
-    func reference(_ s: PluginSource, dir: URL) async throws(TPATError) -> Int {
+    func reference(_ s: PluginSource, dir: URL) async -> Int {
         struct Request: Encodable {
             var command = "reference"; var model_path: String; var out_dir: String; var prefix: String; var plugin: String
             var cases: [String: Int]? = nil; var seed = 0
@@ -270,45 +277,58 @@ public struct Generator: Sendable {
         }
     }
 
-    /// Every tactic built for LLVM and run on the reference data (bridge command `cross_check`):
-    /// the tactics that agree, or skipped the check, in their order; a tactic that disagrees is
-    /// dropped with a warning; throws `cross_check_failed` when every tactic disagrees.
-    func crossCheck(_ s: PluginSource, dir: URL) async throws(TPATError) -> [KernelPlan] {
-        struct Request: Encodable {
-            var command = "cross_check"; var model_path: String; var reference_dir: String; var tactics: [String]
-        }
+    /// Every tactic built for LLVM and run on the reference data (bridge command `cross_check`,
+    /// one call for all plugins): per plugin, the tactics that agree or could not be checked, in
+    /// their order; a tactic that disagrees is dropped with a warning (node, tactic, max error);
+    /// `cross_check_failed` when every tactic disagrees. A plugin the bridge could not check keeps
+    /// its tactics (with a warning).
+    func crossCheck(_ sources: [PluginSource], project: URL) async -> [String: Result<[KernelPlan], TPATError>] {
+        guard !sources.isEmpty else { return [:] }
+        struct Item: Encodable { var model_path: String; var reference_dir: String; var tactics: [String] }
+        struct Request: Encodable { var command = "cross_check"; var plugins: [Item] }
         struct Answer: Decodable {
             struct Tactic: Decodable { var tactic: Int; var lowering: String; var status: String; var max_error: Double; var cases: Int; var detail: String }
-            var tactics: [Tactic]
+            struct Plugin: Decodable { var tactics: [Tactic]?; var error: String? }
+            var plugins: [Plugin]
         }
-        let lowerings = s.tactics.map { PluginSource.lowering(of: $0) == "TVM default lowering" ? "tvm" : "tpat" }
-        let a: Answer
+        let items = sources.map { s in
+            let dir = project.appendingPathComponent(s.name)
+            return Item(model_path: dir.appendingPathComponent("\(s.name).onnx").path, reference_dir: dir.appendingPathComponent("reference").path,
+                        tactics: s.tactics.map { PluginSource.lowering(of: $0) == "TVM default lowering" ? "tvm" : "tpat" })
+        }
+        let answer: Answer
         do {
-            a = try await bridge.call(Request(model_path: dir.appendingPathComponent("\(s.name).onnx").path,
-                                              reference_dir: dir.appendingPathComponent("reference").path, tactics: lowerings), as: Answer.self)
+            answer = try await bridge.call(Request(plugins: items), as: Answer.self)
         } catch {
-            diagnostics.emit(.init(.warning, "plugin \(s.name): tactics not cross-checked on the CPU: \(error.message)", node: s.coveredNodes.first))
-            return s.tactics
+            diagnostics.emit(.init(.warning, "tactics not cross-checked on the CPU: \(error.message)"))
+            return [:]
         }
-        var kept: [KernelPlan] = []
-        var worst: [String] = []
-        for t in a.tactics where s.tactics.indices.contains(t.tactic) {
-            switch t.status {
-            case "disagrees":
-                let e = String(format: "%.3g", t.max_error)
-                worst.append("tactic \(t.tactic) (\(t.lowering)): max error \(e)")
-                diagnostics.emit(.init(.warning, "plugin \(s.name): tactic \(t.tactic) (\(t.lowering) lowering) dropped: disagrees with ONNX Runtime on the CPU, max error \(e) (\(t.detail))", node: s.coveredNodes.first))
-            case "skipped":
-                diagnostics.emit(.init(.note, "plugin \(s.name): tactic \(t.tactic) not cross-checked: \(t.detail)", node: s.coveredNodes.first))
-                kept.append(s.tactics[t.tactic])
-            default:
-                kept.append(s.tactics[t.tactic])
+        var out: [String: Result<[KernelPlan], TPATError>] = [:]
+        for (s, a) in zip(sources, answer.plugins) {
+            let node = s.coveredNodes.first
+            guard let results = a.tactics else {
+                diagnostics.emit(.init(.warning, "plugin \(s.name): tactics not cross-checked on the CPU: \(a.error ?? "no answer")", node: node))
+                continue
             }
+            var kept: [KernelPlan] = [], dropped: [String] = []
+            for t in results where s.tactics.indices.contains(t.tactic) {
+                switch t.status {
+                case "disagrees":
+                    let e = String(format: "%.3g", t.max_error)
+                    dropped.append("tactic \(t.tactic) (\(t.lowering)): max error \(e)")
+                    diagnostics.emit(.init(.warning, "plugin \(s.name): tactic \(t.tactic) (\(t.lowering) lowering) dropped: disagrees with ONNX Runtime on the CPU, max error \(e) (\(t.detail))", node: node))
+                case "skipped":
+                    diagnostics.emit(.init(.note, "plugin \(s.name): tactic \(t.tactic) not cross-checked: \(t.detail)", node: node))
+                    kept.append(s.tactics[t.tactic])
+                default:
+                    kept.append(s.tactics[t.tactic])
+                }
+            }
+            out[s.name] = kept.isEmpty
+                ? .failure(TPATError(.plan, "plugin \(s.name): every tactic disagrees with ONNX Runtime on the CPU (\(dropped.joined(separator: "; ")))", code: "cross_check_failed"))
+                : .success(kept)
         }
-        guard !kept.isEmpty else {
-            throw TPATError(.plan, "plugin \(s.name): every tactic disagrees with ONNX Runtime on the CPU (\(worst.joined(separator: "; ")))", code: "cross_check_failed")
-        }
-        return kept
+        return out
     }
 
     /// The generated sources of one plugin (paths relative to the project): per tactic its TVM
