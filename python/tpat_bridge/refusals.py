@@ -14,8 +14,9 @@ LayerNormalization stash_type (TVM computes in the input type's float32 widening
 than asked, within tolerance), MaxPool storage_order (the Indices output is not produced at all:
 an arity error, not a silent one), Attention's opset-23 attributes (the converter is the
 com.microsoft one: refused below). Values it reads but computes wrongly: Dropout training_mode
-(an input since opset 12: the result is its input), Resize cubic downsampling (differs from ONNX
-Runtime; TPAT's own Resize lowering is right).
+(an input since opset 12: the result is its input), Resize `scales` whose output length is not
+input * scale (TVM maps coordinates with output / input, ONNX Runtime with the scale: the cubic and
+linear downsampling backend tests; TPAT's own Resize lowering is right).
 """
 from __future__ import annotations
 
@@ -62,20 +63,23 @@ def _dropout_training(node, consts, info):
     return bool(np.asarray(t).reshape(-1)[0]) if np.asarray(t).size else False
 
 
-def _resize_scales(node, consts, info):
-    """Per resized axis: output / input length, or None when unknown."""
-    x = info.inputs[0]["shape"] if info.inputs else None
-    out = info.outputs[0].get("shape")
-    if x is None or out is None or len(x) != len(out):
-        return None
-    return [o / i for i, o in zip(x, out) if isinstance(i, int) and isinstance(o, int) and i > 0]
-
-
-def _resize_cubic_down(node, consts, info):
-    if _attr(node, "mode", "nearest") != "cubic":
+def _resize_fractional_scales(node, consts, info):
+    """Constant `scales` whose output length is not input * scale (0.6 of 4 = 2.4 -> 2): ONNX
+    Runtime maps coordinates with the given scale, TVM's lowering with output / input."""
+    if _attr(node, "coordinate_transformation_mode", "half_pixel") in ("align_corners", "tf_crop_and_resize"):
+        return False  # these ignore the scale
+    sc = consts.get(2)
+    if sc is None or isinstance(sc, str) or np.asarray(sc).size == 0:
         return False
-    r = _resize_scales(node, consts, info)
-    return r is None or any(v < 1 for v in r)
+    x = info.inputs[0]["shape"] if info.inputs else []
+    axes = _attr(node, "axes", None)
+    axes = list(range(len(x))) if axes is None else [int(a) % max(len(x), 1) for a in axes]
+    for a, v in zip(axes, np.asarray(sc, dtype=np.float64).reshape(-1)):
+        if a >= len(x) or not isinstance(x[a], int):
+            return True  # symbolic length: cannot tell
+        if abs(np.floor(x[a] * np.float32(v)) - x[a] * np.float64(np.float32(v))) > 1e-6:
+            return True
+    return False
 
 
 def _resize_axes(node, consts, info):
@@ -94,8 +98,9 @@ REFUSALS = {
         ("tvm", lambda n, c, i: _attr(n, "keep_aspect_ratio_policy", "stretch") != "stretch",
          "Resize keep_aspect_ratio_policy other than stretch: TVM's frontend ignores it"),
         ("tvm", _resize_axes, "Resize with an axes attribute: TVM's frontend ignores it"),
-        ("tvm", _resize_cubic_down,
-         "Resize cubic downsampling: TVM's lowering differs from ONNX Runtime"),
+        ("tvm", _resize_fractional_scales,
+         "Resize scales whose output length is not input * scale: TVM's lowering maps coordinates "
+         "with output / input, ONNX Runtime with the scale"),
     ],
     "Dropout": [
         ("all", _dropout_training,

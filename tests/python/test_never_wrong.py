@@ -50,6 +50,10 @@ def resize(name, mode, scales, shape, out, **attrs):
 
 CUBIC_DOWN = resize("cubic_down", "cubic", [1, 1, 0.8, 0.8], [1, 1, 4, 4], [1, 1, 3, 3])
 ANTIALIAS = resize("aa", "linear", [1, 1, 0.5, 0.5], [1, 1, 8, 8], [1, 1, 4, 4], antialias=1)
+LINEAR_DOWN = resize("linear_down", "linear", [1, 1, 0.6, 0.6], [1, 1, 2, 4], [1, 1, 1, 2])
+CUBIC_SIZES = one_node(h.make_node("Resize", ["in0", "", "", "const0"], ["out0"], mode="cubic"),
+                       [vi("in0", TP.FLOAT, [1, 1, 4, 4])], [vi("out0", TP.FLOAT, [1, 1, 3, 3])],
+                       [nh.from_array(np.array([1, 1, 3, 3], np.int64), "const0")])
 DROPOUT = one_node(h.make_node("Dropout", ["in0", "const0", "const1"], ["out0"]),
                    [vi("in0", TP.FLOAT, [4, 8])], [vi("out0", TP.FLOAT, [4, 8])],
                    [nh.from_array(np.array(0.5, np.float32), "const0"), nh.from_array(np.array(True), "const1")])
@@ -64,7 +68,8 @@ def save(model, tmp_path, name):
 @pytest.mark.parametrize("model,lowering,refused", [
     (ANTIALIAS, "tpat", True), (ANTIALIAS, "tvm", True),
     (DROPOUT, "tvm", True),
-    (CUBIC_DOWN, "tvm", True), (CUBIC_DOWN, "tpat", False),
+    (CUBIC_DOWN, "tvm", True), (CUBIC_DOWN, "tpat", False), (LINEAR_DOWN, "tvm", True),
+    (CUBIC_SIZES, "tvm", False),  # sizes: output / input is the scale, TVM agrees
 ])
 def test_refusals(tmp_path, model, lowering, refused):
     res = planner.handle_plan({"model_path": save(model, tmp_path, "m"), "lowering": lowering})
@@ -85,6 +90,8 @@ def test_dropout_inference_is_not_refused(tmp_path):
 @pytest.mark.parametrize("model,expect", [
     (CUBIC_DOWN, {"tpat": "agrees", "tvm": "disagrees"}),
     (ANTIALIAS, {"tpat": "skipped", "tvm": "disagrees"}),
+    (LINEAR_DOWN, {"tpat": "agrees", "tvm": "disagrees"}),
+    (CUBIC_SIZES, {"tpat": "agrees", "tvm": "agrees"}),
 ])
 def test_cross_check_catches_wrong_lowerings(tmp_path, model, expect):
     p = save(model, tmp_path, "m")
@@ -93,8 +100,8 @@ def test_cross_check_catches_wrong_lowerings(tmp_path, model, expect):
     ans = cross_check.cross_check({"model_path": p, "reference_dir": str(tmp_path / "ref"), "tactics": ["tpat", "tvm"]})
     got = {t["lowering"]: t["status"] for t in ans["tactics"]}
     assert got == expect, ans
-    bad = next(t for t in ans["tactics"] if t["lowering"] == "tvm")
-    assert bad["max_error"] > 0.05 and bad["cases"] == 1
+    tvm = next(t for t in ans["tactics"] if t["lowering"] == "tvm")
+    assert tvm["cases"] == 1 and (tvm["max_error"] > 0.05) == (expect["tvm"] == "disagrees")
 
 
 def test_cross_check_agrees_on_symbolic_scatter(tmp_path):
@@ -185,7 +192,7 @@ def test_generate_reports_failures_and_keeps_the_rest(tmp_path):
     for p in plugins.values():
         assert p["referenceCases"] >= 1, p
         assert (out / "plugins" / p["name"] / "reference" / "manifest.txt").exists()
-    # TVM's cubic downsampling is refused: only TPAT's lowering remains as a tactic.
+    # TVM's Resize with fractional scales is refused: only TPAT's lowering remains as a tactic.
     assert plugins["cubic_down"]["tactics"] == 1
     # the failed nodes stay in the rewritten model as they were; the others call plugins
     rewritten = onnx.load(str(out / "mixed.onnx"))
