@@ -54,6 +54,9 @@ LINEAR_DOWN = resize("linear_down", "linear", [1, 1, 0.6, 0.6], [1, 1, 2, 4], [1
 CUBIC_SIZES = one_node(h.make_node("Resize", ["in0", "", "", "const0"], ["out0"], mode="cubic"),
                        [vi("in0", TP.FLOAT, [1, 1, 4, 4])], [vi("out0", TP.FLOAT, [1, 1, 3, 3])],
                        [nh.from_array(np.array([1, 1, 3, 3], np.int64), "const0")])
+ROIALIGN_MAX = one_node(h.make_node("RoiAlign", ["in0", "in1", "in2"], ["out0"], mode="max", output_height=2, output_width=2),
+                        [vi("in0", TP.FLOAT, [1, 1, 8, 8]), vi("in1", TP.FLOAT, [3, 4]), vi("in2", TP.INT64, [3])],
+                        [vi("out0", TP.FLOAT, [3, 1, 2, 2])], opset=16)
 DROPOUT = one_node(h.make_node("Dropout", ["in0", "const0", "const1"], ["out0"]),
                    [vi("in0", TP.FLOAT, [4, 8])], [vi("out0", TP.FLOAT, [4, 8])],
                    [nh.from_array(np.array(0.5, np.float32), "const0"), nh.from_array(np.array(True), "const1")])
@@ -70,6 +73,7 @@ def save(model, tmp_path, name):
     (DROPOUT, "tvm", True),
     (CUBIC_DOWN, "tvm", True), (CUBIC_DOWN, "tpat", False), (LINEAR_DOWN, "tvm", True),
     (CUBIC_SIZES, "tvm", False),  # sizes: output / input is the scale, TVM agrees
+    (ROIALIGN_MAX, "tvm", True),
 ])
 def test_refusals(tmp_path, model, lowering, refused):
     res = planner.handle_plan({"model_path": save(model, tmp_path, "m"), "lowering": lowering})
@@ -130,12 +134,27 @@ def test_cross_check_agrees_on_symbolic_scatter(tmp_path):
         h.make_node("TopK", ["in0", "const0"], ["out0", "out1"], axis=-1),
         [vi("in0", TP.UINT64, ["s0", 16])], [vi("out0", TP.UINT64, ["s0", 3]), vi("out1", TP.INT64, ["s0", 3])],
         [nh.from_array(np.array([3], np.int64), "const0")])),
+    ("bitshift_uint16", one_node(
+        h.make_node("BitShift", ["in0", "in1"], ["out0"], direction="LEFT"),
+        [vi("in0", TP.UINT16, ["s0"]), vi("in1", TP.UINT16, ["s0"])], [vi("out0", TP.UINT16, ["s0"])])),
+    # ONNX Runtime has RoiAlign up to opset 16 only: the reference runs RoiAlign-16
+    ("roialign_22", one_node(
+        h.make_node("RoiAlign", ["in0", "in1", "in2"], ["out0"], output_height=2, output_width=2),
+        [vi("in0", TP.FLOAT, [1, 2, 8, 8]), vi("in1", TP.FLOAT, ["s0", 4]), vi("in2", TP.INT64, ["s0"])],
+        [vi("out0", TP.FLOAT, ["s0", 2, 2, 2])], opset=22)),
 ])
 def test_reference_data_for_former_failures(tmp_path, name, model):
     p = save(model, tmp_path, name)
     ans = reference.make_reference({"command": "reference", "model_path": p, "out_dir": str(tmp_path / "ref"),
                                     "prefix": "x", "plugin": name})
     assert ans["cases"] == 2
+    if name == "bitshift_uint16":
+        c = json.loads((tmp_path / "ref" / "manifest.json").read_text())["cases"][0]
+        x, k, y = (np.fromfile(tmp_path / "ref" / t["file"], np.uint16) for t in c["inputs"] + c["outputs"])
+        np.testing.assert_array_equal(y, (x.astype(np.uint32) << k).astype(np.uint16))
+        return
+    if name == "roialign_22":
+        return
     man = json.loads((tmp_path / "ref" / "manifest.json").read_text())
     if name == "topk_uint64":
         # values map back exactly: the top 3 of every row, largest first
