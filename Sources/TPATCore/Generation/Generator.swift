@@ -103,7 +103,7 @@ public struct Generator: Sendable {
                 groups[key, default: []].append(node)
             } catch {
                 failures.append(.init(node: index.nodeName(i), opType: model.graph.node[i].opType, code: error.code ?? "extract_failed", reason: error.message))
-                diagnostics.emit(.init(.warning, "not converted: \(error.message)", node: index.nodeName(i)))
+                diagnostics.emit(.init(.warning, "not converted (\(error.code ?? "extract_failed")): \(error.message)", node: index.nodeName(i)))
             }
         }
 
@@ -144,7 +144,7 @@ public struct Generator: Sendable {
             } catch {
                 for n in nodes {
                     failures.append(.init(node: n.sourceName, opType: n.opType, code: error.code ?? "plan_failed", reason: error.message))
-                    diagnostics.emit(.init(.warning, "not converted, left as it is: \(error.message)", node: n.sourceName))
+                    diagnostics.emit(.init(.warning, "not converted (\(error.code ?? "plan_failed")), left as it is: \(error.message)", node: n.sourceName))
                 }
             }
         }
@@ -207,7 +207,7 @@ public struct Generator: Sendable {
             try? FileManager.default.removeItem(at: project.appendingPathComponent(s.name))
             for n in s.coveredNodes {
                 failures.append(.init(node: n, opType: s.node.opType, code: error.code ?? "render_failed", reason: error.message))
-                diagnostics.emit(.init(.warning, "not converted, left as it is: \(error.message)", node: n))
+                diagnostics.emit(.init(.warning, "not converted (\(error.code ?? "render_failed")), left as it is: \(error.message)", node: n))
             }
         }
         var staged: [(source: PluginSource, cases: Int)] = []
