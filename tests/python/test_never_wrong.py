@@ -278,3 +278,52 @@ def test_a_plugin_that_cannot_render_is_reported_and_the_rest_go_on(tmp_path):
     assert [(f["node"], f["code"]) for f in rep["failures"]] == [("tril", "render_failed")], rep["failures"]
     assert [p["nodes"] for p in rep["plugins"]] == [["snd"]]
     assert "does not define" in r.stderr
+
+
+FAKE_BRIDGE = '''
+import json, os, subprocess, sys
+req = sys.stdin.read()
+r = json.loads(req)
+if r.get("command") != "cross_check":
+    sys.stdout.write(subprocess.run([os.environ["TPAT_REAL_PYTHON"], "-m", "tpat_bridge"], input=req, text=True,
+                                    stdout=subprocess.PIPE).stdout)
+    sys.exit(0)
+verdicts = json.loads(os.environ["TPAT_FAKE_VERDICTS"])
+out = []
+for item in r["plugins"]:
+    op = os.path.basename(os.path.dirname(item["model_path"])).split("_")[0]
+    st = verdicts.get(op, ["agrees"] * len(item["tactics"]))
+    out.append({"tactics": [{"tactic": k, "lowering": low, "status": st[k], "max_error": 0.5 if st[k] == "disagrees" else 0.0,
+                             "cases": 1, "detail": "fake"} for k, low in enumerate(item["tactics"])]})
+print(json.dumps({"protocol": 1, "ok": True, "result": {"plugins": out}}))
+'''
+
+
+@pytest.mark.skipif(not TPAT.exists(), reason="needs the tpat binary (swift build; make test builds it first)")
+def test_generate_drops_disagreeing_tactics_and_plugins(tmp_path):
+    """The Swift side of the cross-check, with the bridge's verdicts scripted (a wrapper bridge
+    answers cross_check, the real one the rest): a disagreeing tactic is dropped with a warning,
+    a plugin whose every tactic disagrees is reported `cross_check_failed` and left out."""
+    fake = tmp_path / "fake_bridge.py"
+    fake.write_text(FAKE_BRIDGE)
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {fake} \"$@\"\n")
+    wrapper.chmod(0o755)
+    env = dict(os.environ, TPAT_PYTHON=str(wrapper), TPAT_REAL_PYTHON=sys.executable,
+               TPAT_FAKE_VERDICTS=json.dumps({"Resize": ["disagrees", "agrees"], "TopK": ["disagrees", "disagrees"]}))
+    out = tmp_path / "out"
+    r = subprocess.run([str(TPAT), "generate", str(ROOT / "tests/fixtures/models/plugins_static.onnx"), "--auto", "-o", str(out)],
+                       capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((out / "tpat-generate.json").read_text())
+    plugins = {p["opType"]: p for p in rep["plugins"]}
+    assert set(plugins) == {"GridSample", "Resize", "MaxUnpool"}, rep
+    assert plugins["Resize"]["tactics"] == 1
+    plan = json.loads((out / "plugins" / plugins["Resize"]["name"] / f"{plugins['Resize']['name']}.plan.json").read_text())
+    assert not any(f.startswith("tpat lowering") for f in plan["fixups"])  # TPAT's tactic 0 dropped, TVM's kept
+    assert "tactic 0 (tpat lowering) dropped" in r.stderr and "max error 0.5" in r.stderr
+    [f] = rep["failures"]
+    assert f["opType"] == "TopK" and f["code"] == "cross_check_failed"
+    assert not any(n.startswith("TopK") for n in os.listdir(out / "plugins"))
+    rewritten = onnx.load(str(out / "plugins_static.onnx"))
+    assert any(n.op_type == "TopK" for n in rewritten.graph.node)
