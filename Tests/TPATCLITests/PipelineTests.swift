@@ -11,7 +11,7 @@ import Testing
 
     struct GenerateReport: Decodable {
         struct Plugin: Decodable { var name: String; var opType: String; var nodes: [String]; var referenceCases: Int }
-        struct Failure: Decodable { var node: String; var reason: String }
+        struct Failure: Decodable { var node: String; var code: String; var reason: String }
         var plugins: [Plugin]
         var failures: [Failure]
         var rewrittenModel: String
@@ -177,6 +177,8 @@ import Testing
         #expect(!report.plugins.isEmpty)
         let failed = Set(report.failures.map(\.node))
         #expect(failed.isSuperset(of: ["col2im", "unique"]))
+        #expect(report.failures.first { $0.node == "unique" }?.code == "data_dependent_shape")
+        #expect(report.failures.first { $0.node == "col2im" }?.code == "frontend_import_failed")
         let rewritten = try ONNXModel.load(path: report.rewrittenModel)
         #expect(rewritten.graph.node.contains { $0.name == "col2im" && $0.opType == "Col2Im" })
         // BitShift on uint32: TensorRT has no uint32 tensors, so the plugin is bridged with Casts

@@ -45,6 +45,9 @@ def dispatch(request: dict) -> dict:
         elif command == "reference":
             from . import reference
             result = reference.make_reference(request)
+        elif command == "cross_check":
+            from . import cross_check
+            result = cross_check.cross_check(request)
         elif command == "tune":
             from . import tune
             result = tune.tune(request)

@@ -1015,13 +1015,19 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
     import tvm
 
     info = load_node(model_path)
+    for t in info.inputs + info.outputs:
+        if t.get("shape") and any(d == 0 for d in t["shape"]):
+            # TVM's lowerings of empty tensors break (int32/int64 mismatches, launch plans with
+            # undefined symbols); an empty output needs no kernel anyway.
+            raise PlanError("zero_size_tensor", f"'{t['name']}' has a zero-size dim {t['shape']}: nothing to compute")
     target = cuda_target(sm)
     cap = None
     if lowering == "tpat":
         # TPAT's own TIR for ops whose default legalization is serial (python/tpat_bridge/lowerings.py,
         # docs/lowerings.md); any failure falls back to the frontend's lowering below.
-        from . import lowerings
+        from . import lowerings, refusals
 
+        refusals.check(info, "tpat")
         try:
             tl = lowerings.tpat_module(info)
             if tl is not None:
@@ -1032,6 +1038,9 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             info.fixups.append(f"tpat lowering failed ({type(e).__name__}: {str(e)[:200]}); "
                                "TVM's default lowering used")
     if cap is None:
+        from . import refusals
+
+        refusals.check(info, "tvm")  # attribute values TVM's frontend ignores or gets wrong
         mod = build_relax_module(info)
         try:
             cap = lower_and_capture(mod, target, database, narrowing_applies(info))

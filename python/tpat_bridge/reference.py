@@ -710,6 +710,25 @@ def _fix_binding(op, attrs, slots, binding):
                 b[dims[2]] = L
             if isinstance(dims[1], str):
                 b[dims[1]] = max(1, int(b[dims[1]])) * int(np.prod(blk))   # C * prod(block_shape)
+    if op in ("ScatterElements", "Scatter") and len(slots) >= 3 and "absent" not in (slots[1].kind, slots[2].kind):
+        # indices and updates have one shape (ONNX): a symbol of one takes the other's dim, a
+        # constant's when one is constant (GCN models scatter constant ones by runtime indices).
+        a = slots[1].dims if slots[1].kind == "input" else list(slots[1].value.shape)
+        u = slots[2].dims if slots[2].kind == "input" else list(slots[2].value.shape)
+        if len(a) == len(u):
+            for x, y in zip(a, u):
+                if isinstance(x, str) and isinstance(y, str):
+                    b[y] = b[x]
+                elif isinstance(x, str):
+                    b[x] = int(y)
+                elif isinstance(y, str):
+                    b[y] = int(x)
+            d = slots[0].dims if slots[0].kind == "input" else list(slots[0].value.shape)
+            if len(d) == len(a):   # every indices dim fits the data's (distinct indices on the axis)
+                for x, y in zip(d, a):
+                    n = int(b[y]) if isinstance(y, str) else int(y)
+                    if isinstance(x, str) and int(b[x]) < n:
+                        b[x] = n + int(b[x]) - 1
     if op == "TopK" and len(slots) >= 2 and slots[0].kind == "input" and slots[1].kind == "const":
         dims = slots[0].dims
         k = int(np.asarray(slots[1].value).reshape(-1)[0])
@@ -824,6 +843,86 @@ def _float_twin(model):
     return m
 
 
+_UNSIGNED = {TP.UINT16: (TP.INT16, np.int16), TP.UINT32: (TP.INT32, np.int32), TP.UINT64: (TP.INT64, np.int64)}
+
+
+def _older_opset_twin(model, error):
+    """The model at the op's previous schema version, when ONNX Runtime has no kernel for this one
+    (RoiAlign-22 adds only float16/bfloat16 types to RoiAlign-16) and the model still checks."""
+    if "NOT_IMPLEMENTED" not in str(error):
+        return None
+    n = model.graph.node[0]
+    if n.domain not in ("", "ai.onnx"):
+        return None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    try:
+        since = onnx.defs.get_schema(n.op_type, opset).since_version
+        prev = onnx.defs.get_schema(n.op_type, since - 1)
+    except Exception:  # noqa: BLE001 - no older version
+        return None
+    if set(prev.attributes) < {a.name for a in n.attribute}:
+        return None
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for o in m.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            o.version = since - 1
+    try:
+        onnx.checker.check_model(m)
+    except Exception:  # noqa: BLE001
+        return None
+    return m
+
+
+def _uint16_bitshift(model):
+    """BitShift on uint16: ONNX Runtime's CPU has uint8/32/64 kernels only."""
+    return model.graph.node[0].op_type == "BitShift" and model.graph.output[0].type.tensor_type.elem_type == TP.UINT16
+
+
+def _run_uint16_bitshift(runner, feeds):
+    """uint16 BitShift through ORT's uint32 kernel; the result wraps back to 16 bits (a left shift
+    modulo 2^16, as the uint16 op computes)."""
+    if runner._twin is None:
+        m = onnx.ModelProto()
+        m.CopyFrom(runner.model)
+        for v in itertools.chain(m.graph.input, m.graph.output):
+            if v.type.tensor_type.elem_type == TP.UINT16:
+                v.type.tensor_type.elem_type = TP.UINT32
+        for i, t in enumerate(m.graph.initializer):
+            if t.data_type == TP.UINT16:
+                m.graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.uint32), t.name))
+        runner._twin = runner._session(m)
+    wide = {k: (v.astype(np.uint32) if v.dtype == np.uint16 else v) for k, v in feeds.items()}
+    return [np.asarray(runner._twin.run(None, wide)[0]).astype(np.uint16)]
+
+
+def _unsigned_topk(model):
+    """TopK on uint16/32/64: ONNX Runtime's CPU has no kernel (NOT_IMPLEMENTED)."""
+    n = model.graph.node[0]
+    return n.op_type == "TopK" and model.graph.input and model.graph.input[0].type.tensor_type.elem_type in _UNSIGNED
+
+
+def _run_unsigned_topk(runner, feeds):
+    """TopK of unsigned values through ONNX Runtime's signed kernel: x XOR the sign bit maps the
+    unsigned order onto the signed one exactly, so the indices are ORT's and the values map back."""
+    if runner._twin is None:
+        m = onnx.ModelProto()
+        m.CopyFrom(runner.model)
+        signed = _UNSIGNED[m.graph.input[0].type.tensor_type.elem_type][0]
+        m.graph.input[0].type.tensor_type.elem_type = signed
+        m.graph.output[0].type.tensor_type.elem_type = signed
+        runner._twin = runner._session(m)
+    name = runner.model.graph.input[0].name
+    x = feeds[name]
+    bits = x.dtype.itemsize * 8
+    flip = np.array(1 << (bits - 1), dtype=x.dtype)
+    sdt = _UNSIGNED[runner.model.graph.input[0].type.tensor_type.elem_type][1]
+    f = dict(feeds)
+    f[name] = (x ^ flip).view(sdt)
+    vals, idx = runner._twin.run(None, f)
+    return [np.asarray(vals).view(x.dtype) ^ flip, np.asarray(idx)]
+
+
 class _Runner:
     def __init__(self, model):
         import onnxruntime as ort
@@ -861,6 +960,10 @@ class _Runner:
         return self.ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
     def run(self, feeds):
+        if _unsigned_topk(self.model):
+            return _run_unsigned_topk(self, feeds), False
+        if _uint16_bitshift(self.model):
+            return _run_uint16_bitshift(self, feeds), False
         native_error = None
         if not self.has_bf16:   # ORT's CPU has (almost) no bfloat16 kernels, and numpy feeds cannot carry it
             try:
@@ -870,7 +973,11 @@ class _Runner:
             except Exception as e:
                 native_error = e
                 if not self.has_low:
-                    raise
+                    older = _older_opset_twin(self.model, e)
+                    if older is None:
+                        raise
+                    self._native = self._session(older)  # the same op at its previous version
+                    return [np.asarray(o) for o in self._native.run(None, feeds)], False
         if not self.has_low:
             raise native_error
         if self._twin is None:

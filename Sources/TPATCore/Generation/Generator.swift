@@ -19,6 +19,9 @@ public struct Generator: Sendable {
         public var output: URL
         public var force: Bool
         public var reference: Bool
+        /// Run every tactic on the CPU (LLVM) against the reference data and drop the ones that
+        /// disagree; on unless the environment sets TPAT_CROSS_CHECK=0.
+        public var crossCheck: Bool = ProcessInfo.processInfo.environment["TPAT_CROSS_CHECK"] != "0"
         /// A `tpat tune` folder (OUT/tuning of an earlier run): plugins with a database there get
         /// their tuned plan as tactic 0.
         public var tuning: URL?
@@ -55,7 +58,9 @@ public struct Generator: Sendable {
         public struct Failure: Codable, Sendable {
             public var node: String
             public var opType: String
-            /// A stable reason code (docs/generate-report.md): the bridge's, or TPAT's own.
+            /// A stable reason code (docs/generate-report.md, docs/lowerings.md "Reason codes"): the
+            /// planner's (`unsupported_attribute`, `tvm_error`, ...) or TPAT's own (`extraction_failed`,
+            /// `no_tensorrt_type`, `render_failed`, `cross_check_failed`).
             public var code: String
             public var reason: String
 
@@ -152,7 +157,7 @@ public struct Generator: Sendable {
             } catch {
                 failures.append(.init(node: index.nodeName(i), opType: model.graph.node[i].opType, code: error.code ?? "extraction_failed", reason: error.message))
                 log.info("node \(index.nodeName(i).debugDescription) (\(model.graph.node[i].opType)): not converted [\(error.code ?? "extraction_failed")]")
-                diagnostics.emit(.init(.warning, "not converted: \(error.message)", node: index.nodeName(i)))
+                diagnostics.emit(.init(.warning, "not converted (\(error.code ?? "extraction_failed")): \(error.message)", node: index.nodeName(i)))
             }
         }
 
@@ -200,7 +205,7 @@ public struct Generator: Sendable {
                 log.info("\(what): not converted [\(error.code ?? "tvm_error")] in \(Self.seconds(since: start))")
                 for n in nodes {
                     failures.append(.init(node: n.sourceName, opType: n.opType, code: error.code ?? "tvm_error", reason: error.message))
-                    diagnostics.emit(.init(.warning, "not converted, left as it is: \(error.message)", node: n.sourceName))
+                    diagnostics.emit(.init(.warning, "not converted (\(error.code ?? "tvm_error")), left as it is: \(error.message)", node: n.sourceName))
                 }
             }
         }
@@ -263,55 +268,149 @@ public struct Generator: Sendable {
         var files: [(String, Data)] = []
         func add(_ path: String, _ text: String) { files.append((path, Data(text.utf8))) }
 
+        // Per plugin: its node model, reference data, the CPU cross-check of its tactics (one
+        // bridge call for all plugins), its sources. A plugin that fails any of it is reported
+        // and left out; the others go on.
         var reportPlugins: [Report.Plugin] = []
+        var kept: [PluginSource] = []
+        var failures = failures
+        func fail(_ s: PluginSource, _ error: TPATError) {
+            try? FileManager.default.removeItem(at: project.appendingPathComponent(s.name))
+            for n in s.coveredNodes {
+                failures.append(.init(node: n, opType: s.node.opType, code: error.code ?? "render_failed", reason: error.message))
+                diagnostics.emit(.init(.warning, "not converted (\(error.code ?? "render_failed")), left as it is: \(error.message)", node: n))
+            }
+        }
+        var staged: [(source: PluginSource, cases: Int)] = []
         for (k, s) in sources.enumerated() {
-            log.info("[\(k + 1)/\(sources.count)] plugin \(s.name) (\(s.plan.opType)): sources for \(s.tactics.count) tactic(s)")
-            files += try Self.pluginFiles(s, launchers: launchers, plugins: plugins)
-            files.append(("\(s.name)/\(s.name).onnx", try s.node.model.serializedInline()))
-            reportPlugins.append(.init(name: s.name, opType: s.plan.opType, nodes: s.coveredNodes, kernels: s.plan.kernels.count,
-                                       launches: s.plan.launchCount, referenceCases: 0, fixups: s.plan.fixups, tactics: s.tactics.count))
+            let dir = project.appendingPathComponent(s.name)
+            log.info("[\(k + 1)/\(sources.count)] plugin \(s.name) (\(s.plan.opType)): node model\(options.reference ? ", reference data from ONNX Runtime" : "")")
+            do throws(TPATError) {
+                try AtomicFiles.write([(dir.appendingPathComponent("\(s.name).onnx"), try s.node.model.serializedInline())])
+                staged.append((s, options.reference ? await reference(s, dir: dir) : 0))
+            } catch { fail(s, error) }
+        }
+        let checked = options.crossCheck ? await crossCheck(staged.filter { $0.cases > 0 }.map(\.source), project: project) : [:]
+        for (s0, cases) in staged {
+            var s = s0
+            log.info("plugin \(s.name): sources for \(checked[s.name].flatMap { try? $0.get().count } ?? s.tactics.count) tactic(s)")
+            do throws(TPATError) {
+                if let verdict = checked[s.name] { s.tactics = try verdict.get() }
+                let pluginFiles: [(String, Data)]
+                do throws(TPATError) { pluginFiles = try Self.pluginFiles(s, launchers: launchers, plugins: plugins) } catch {
+                    throw TPATError(error.kind, error.message, code: error.code ?? "render_failed")
+                }
+                try AtomicFiles.write(pluginFiles.map { (project.appendingPathComponent($0.0), $0.1) })
+                kept.append(s)
+                reportPlugins.append(.init(name: s.name, opType: s.plan.opType, nodes: s.coveredNodes, kernels: s.plan.kernels.count,
+                                           launches: s.plan.launchCount, referenceCases: cases, fixups: s.plan.fixups, tactics: s.tactics.count))
+            } catch { fail(s, error) }
+        }
+        let keptNames = Set(kept.map(\.name))
+        let replacements = replacements.compactMap { r -> ModelRewriter.Replacement? in
+            guard keptNames.contains(r.plugin), let k = kept.first(where: { $0.name == r.plugin }) else { return nil }
+            var r = r
+            r.plan = k.plan
+            return r
         }
         // No plugin, no project: a plugins/ folder with nothing to build is never written.
-        if !sources.isEmpty {
-            add("tpat_plugin_specs.cpp", try plugins.specsSource(sources))
-            add("CMakeLists.txt", try cmakeLists(sources: sources, name: Self.projectName(modelPath: modelPath)))
-            add("README.md", projectReadme(sources: sources, modelPath: modelPath, target: options.target))
+        if kept.isEmpty {
+            try? FileManager.default.removeItem(at: project)
+        } else {
+            add("tpat_plugin_specs.cpp", try plugins.specsSource(kept))
+            add("CMakeLists.txt", try cmakeLists(sources: kept, name: Self.projectName(modelPath: modelPath)))
+            add("README.md", projectReadme(sources: kept, modelPath: modelPath, target: options.target))
             try AtomicFiles.write(files.map { (project.appendingPathComponent($0.0), $0.1) })
             try copyRuntime(to: project)
-        }
-
-        // Reference data from ONNX Runtime, one folder per plugin.
-        if options.reference {
-            for (k, s) in sources.enumerated() {
-                let dir = project.appendingPathComponent(s.name)
-                struct Request: Encodable {
-                    var command = "reference"; var model_path: String; var out_dir: String; var prefix: String; var plugin: String
-                    var cases: [String: Int]? = nil; var seed = 0
-                }
-                struct Answer: Decodable { var cases: Int; var notes: [String] }
-                log.info("[\(k + 1)/\(sources.count)] plugin \(s.name): reference data from ONNX Runtime")
-                do {
-                    let a = try await bridge.call(Request(model_path: dir.appendingPathComponent("\(s.name).onnx").path,
-                                                          out_dir: dir.appendingPathComponent("reference").path,
-                                                          prefix: "tpat_\(s.name)", plugin: s.name), as: Answer.self)
-                    reportPlugins[k].referenceCases = a.cases
-                    for n in a.notes { diagnostics.emit(.init(.note, "reference data: \(n)", node: s.coveredNodes.first)) }
-                } catch {
-                    diagnostics.emit(.init(.warning, "plugin \(s.name): no reference data: \(error.message)", node: s.coveredNodes.first))
-                }
-            }
         }
 
         let (rewritten, casts) = ModelRewriter.rewrite(model, replacements: replacements)
         for c in casts { diagnostics.emit(.init(.note, c)) }
         let modelName = URL(fileURLWithPath: modelPath).lastPathComponent
         try rewritten.save(to: staging.appendingPathComponent(modelName))
-        let report = Report(outcome: outcome, model: modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
+        // Rendering can fail plugins too (reference data, cross-check): the outcome counts them.
+        let final: Report.Outcome = outcome == .nothingToConvert ? outcome
+            : failures.isEmpty ? .converted : (kept.isEmpty ? .none : .partial)
+        let report = Report(outcome: final, model: modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
                             target: options.target, tvmVersion: tvmVersion, plugins: reportPlugins, failures: failures, casts: casts)
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFiles.write([(staging.appendingPathComponent("tpat-generate.json"), (try? e.encode(report)) ?? Data()),
                                (staging.appendingPathComponent(OutputFolder.marker), OutputFolder.markerContents())])
         return report
+    }
+
+    /// Reference data from ONNX Runtime in `dir`/reference: the number of cases, 0 (with a
+    /// warning) when there is none.
+    func reference(_ s: PluginSource, dir: URL) async -> Int {
+        struct Request: Encodable {
+            var command = "reference"; var model_path: String; var out_dir: String; var prefix: String; var plugin: String
+            var cases: [String: Int]? = nil; var seed = 0
+        }
+        struct Answer: Decodable { var cases: Int; var notes: [String] }
+        do {
+            let a = try await bridge.call(Request(model_path: dir.appendingPathComponent("\(s.name).onnx").path,
+                                                  out_dir: dir.appendingPathComponent("reference").path,
+                                                  prefix: "tpat_\(s.name)", plugin: s.name), as: Answer.self)
+            for n in a.notes { diagnostics.emit(.init(.note, "reference data: \(n)", node: s.coveredNodes.first)) }
+            return a.cases
+        } catch {
+            diagnostics.emit(.init(.warning, "plugin \(s.name): no reference data (not cross-checked): \(error.message)", node: s.coveredNodes.first))
+            return 0
+        }
+    }
+
+    /// Every tactic built for LLVM and run on the reference data (bridge command `cross_check`,
+    /// one call for all plugins): per plugin, the tactics that agree or could not be checked, in
+    /// their order; a tactic that disagrees is dropped with a warning (node, tactic, max error);
+    /// `cross_check_failed` when every tactic disagrees. A plugin the bridge could not check keeps
+    /// its tactics (with a warning).
+    func crossCheck(_ sources: [PluginSource], project: URL) async -> [String: Result<[KernelPlan], TPATError>] {
+        guard !sources.isEmpty else { return [:] }
+        struct Item: Encodable { var model_path: String; var reference_dir: String; var tactics: [String] }
+        struct Request: Encodable { var command = "cross_check"; var plugins: [Item] }
+        struct Answer: Decodable {
+            struct Tactic: Decodable { var tactic: Int; var lowering: String; var status: String; var max_error: Double; var cases: Int; var detail: String }
+            struct Plugin: Decodable { var tactics: [Tactic]?; var error: String? }
+            var plugins: [Plugin]
+        }
+        let items = sources.map { s in
+            let dir = project.appendingPathComponent(s.name)
+            return Item(model_path: dir.appendingPathComponent("\(s.name).onnx").path, reference_dir: dir.appendingPathComponent("reference").path,
+                        tactics: s.tactics.map { PluginSource.lowering(of: $0) == "TVM default lowering" ? "tvm" : "tpat" })
+        }
+        let answer: Answer
+        do {
+            answer = try await bridge.call(Request(plugins: items), as: Answer.self)
+        } catch {
+            diagnostics.emit(.init(.warning, "tactics not cross-checked on the CPU: \(error.message)"))
+            return [:]
+        }
+        var out: [String: Result<[KernelPlan], TPATError>] = [:]
+        for (s, a) in zip(sources, answer.plugins) {
+            let node = s.coveredNodes.first
+            guard let results = a.tactics else {
+                diagnostics.emit(.init(.warning, "plugin \(s.name): tactics not cross-checked on the CPU: \(a.error ?? "no answer")", node: node))
+                continue
+            }
+            var kept: [KernelPlan] = [], dropped: [String] = []
+            for t in results where s.tactics.indices.contains(t.tactic) {
+                switch t.status {
+                case "disagrees":
+                    let e = String(format: "%.3g", t.max_error)
+                    dropped.append("tactic \(t.tactic) (\(t.lowering)): max error \(e)")
+                    diagnostics.emit(.init(.warning, "plugin \(s.name): tactic \(t.tactic) (\(t.lowering) lowering) dropped: disagrees with ONNX Runtime on the CPU, max error \(e) (\(t.detail))", node: node))
+                case "skipped":
+                    diagnostics.emit(.init(.note, "plugin \(s.name): tactic \(t.tactic) not cross-checked: \(t.detail)", node: node))
+                    kept.append(s.tactics[t.tactic])
+                default:
+                    kept.append(s.tactics[t.tactic])
+                }
+            }
+            out[s.name] = kept.isEmpty
+                ? .failure(TPATError(.plan, "plugin \(s.name): every tactic disagrees with ONNX Runtime on the CPU (\(dropped.joined(separator: "; ")))", code: "cross_check_failed"))
+                : .success(kept)
+        }
+        return out
     }
 
     /// The generated sources of one plugin (paths relative to the project): per tactic its TVM

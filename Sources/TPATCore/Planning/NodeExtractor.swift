@@ -110,6 +110,7 @@ public enum NodeExtractor {
             graph.output.append(valueInfo(r, bridged(t, ti.dataType), ti.shape.map(canonical)))
             outputSources.append(t)
         }
+        if !demoted.isEmpty { demoteDoubles(&node, &graph) }
         graph.node = [node]
         var proto = Onnx_ModelProto()
         proto.irVersion = model.proto.irVersion
@@ -120,6 +121,28 @@ public enum NodeExtractor {
                              sourceInputs: Array(source.input), sourceOutputs: Array(source.output),
                              symbols: canonicalToSource, graphInputSources: inputSources,
                              graphOutputSources: outputSources, demoted: demoted)
+    }
+
+    /// The node computes in float32 once its float64 tensors are demoted: a type attribute
+    /// naming float64 (Cast `to`, `dtype`, `output_dtype`) names float32, and float64 constants
+    /// become float32, so the one-node model stays well-typed (ONNX Runtime runs it for the
+    /// reference data).
+    static func demoteDoubles(_ node: inout Onnx_NodeProto, _ graph: inout Onnx_GraphProto) {
+        let double = ONNXDataType.double.rawValue, float = ONNXDataType.float.rawValue
+        for k in node.attribute.indices where ["to", "dtype", "output_dtype"].contains(node.attribute[k].name)
+            && node.attribute[k].type == .int && node.attribute[k].i == Int64(double) {
+            node.attribute[k].i = Int64(float)
+        }
+        for k in graph.initializer.indices where graph.initializer[k].dataType == double {
+            guard let values = TensorValues.doubles(graph.initializer[k]) else { continue }
+            var t = graph.initializer[k]
+            t.doubleData = []
+            t.dataType = float
+            var raw = Data(capacity: values.count * 4)
+            for v in values { withUnsafeBytes(of: Float(v).bitPattern.littleEndian) { raw.append(contentsOf: $0) } }
+            t.rawData = raw
+            graph.initializer[k] = t
+        }
     }
 
     static func valueInfo(_ name: String, _ type: ONNXDataType, _ shape: [Dimension]?) -> Onnx_ValueInfoProto {

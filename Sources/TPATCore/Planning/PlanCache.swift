@@ -36,7 +36,7 @@ public struct PlanCache: Sendable {
         "python/tpat_bridge/lowering_resize.py", "python/tpat_bridge/lowering_topk.py",
         "python/tpat_bridge/lowering_cumsum.py", "python/tpat_bridge/lowering_layernorm.py",
         "python/tpat_bridge/lowering_indexing.py", "python/tpat_bridge/lowering_elementwise.py",
-        "python/tpat_bridge/lowering_ir.py",
+        "python/tpat_bridge/lowering_ir.py", "python/tpat_bridge/refusals.py",
     ]
 
     /// A digest of the planner's own sources (`plannerSources`), so a changed planner never serves
