@@ -7,9 +7,12 @@ struct Generate: AsyncParsableCommand {
         abstract: "Generate IPluginV3 plugins (TVM kernels) and the rewritten model TensorRT can import.")
 
     @Argument(help: "The ONNX model.") var model: String
-    @Flag(help: "Convert every node `tpat inspect` marks unsupported.") var auto = false
-    @Option(help: "Convert these nodes (comma-separated names).") var nodes: String?
-    @Option(help: "Convert every node of these op types (comma-separated).") var ops: String?
+    @Flag(help: "Convert every node the installed TensorRT parser rejects (without one: every node the --trt rules mark unsupported).") var auto = false
+    @Option(help: "Convert these nodes too (comma-separated names).") var nodes: String?
+    @Option(help: "Convert every node of these op types too (comma-separated).") var ops: String?
+    @Option(help: "Do not convert these nodes (comma-separated names).") var excludeNodes: String?
+    @Option(help: "Do not convert nodes of these op types (comma-separated).") var excludeOps: String?
+    @OptionGroup var rules: RulesOption
     @Option(help: "GPU architecture the kernels are planned for: sm_80, sm_86, sm_89 or sm_90.") var target = "sm_90"
     @Option(name: .shortAndLong, help: "Output folder (gets <model>.onnx and plugins/).") var output: String
     @Flag(help: "Replace the output folder if it is not empty.") var force = false
@@ -18,13 +21,13 @@ struct Generate: AsyncParsableCommand {
 
     func run() async throws {
         try await guarded { () async throws(TPATError) in
-            let chosen = [auto, nodes != nil, ops != nil].filter { $0 }.count
-            guard chosen == 1 else { throw TPATError(.input, "choose exactly one of --auto, --nodes, --ops") }
-            let list = { (s: String) in s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
-            let selection: Generator.Selection = auto ? .auto : (nodes.map { .nodes(list($0)) } ?? .ops(list(ops ?? "")))
+            guard auto || nodes != nil || ops != nil else { throw TPATError(.input, "choose what to convert: --auto, --nodes and/or --ops") }
+            let list = { (s: String?) in (s ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+            let selection = Generator.Selection(auto: auto, nodes: list(nodes), ops: list(ops), excludeNodes: list(excludeNodes), excludeOps: list(excludeOps))
             let loaded = try ONNXModel.load(path: model)
             let diagnostics = DiagnosticsCollector()
-            let generator = Generator(bridge: try PythonBridge.locate(), rules: try ParserRules.bundled(), diagnostics: diagnostics)
+            let bridge = try PythonBridge.locate()
+            let generator = Generator(bridge: bridge, rules: try await rules.rules(bridge: bridge), diagnostics: diagnostics)
             let report = try await generator.generate(model: loaded, modelPath: model, options: .init(
                 selection: selection, target: target, output: URL(fileURLWithPath: output), force: force, reference: !noReference,
                 tuning: tuning.map { URL(fileURLWithPath: $0) }))

@@ -72,4 +72,28 @@ def infer_shapes(request: dict) -> dict:
         seen.add(init.name)
         vi = onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
         tensors.append(_entry(vi))
-    return {"tensors": tensors, "warnings": warnings}
+    return {"tensors": tensors, "warnings": warnings, "checker": check_model(model), "non_tensor": non_tensor_values(inferred)}
+
+
+def check_model(model: onnx.ModelProto):
+    """The ONNX checker's first complaint (full check, shapes included), or None when it accepts the model."""
+    try:
+        if model.ByteSize() > _TWO_GB:
+            return None
+        onnx.checker.check_model(model, full_check=True)
+        return None
+    except Exception as e:  # noqa: BLE001
+        text = str(e).strip().splitlines()
+        return (text[0] if text else type(e).__name__)[:500]
+
+
+def non_tensor_values(model: onnx.ModelProto) -> list:
+    """Values whose type is a sequence, optional or map: TensorRT has no such tensors."""
+    out, seen = [], set()
+    for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+        kind = vi.type.WhichOneof("value")
+        if vi.name in seen or kind in (None, "tensor_type", "sparse_tensor_type"):
+            continue
+        seen.add(vi.name)
+        out.append({"name": vi.name, "kind": {"sequence_type": "sequence", "optional_type": "optional", "map_type": "map"}.get(kind, kind)})
+    return out

@@ -4,10 +4,21 @@ import Mustache
 /// Stage 3: selected nodes -> plugin sources and the rewritten model, written atomically into
 /// OUT (OUT/<model>.onnx and OUT/plugins/, one CMake project for the model).
 public struct Generator: Sendable {
-    public enum Selection: Sendable, Equatable {
-        case auto
-        case nodes([String])
-        case ops([String])
+    /// Which nodes to convert: `auto` (what the installed parser rejects, else what the rules
+    /// reject), plus named nodes and op types, minus the excluded ones. Blocked nodes
+    /// (PluginBlockers) are never converted.
+    public struct Selection: Sendable, Equatable {
+        public var auto: Bool
+        public var nodes: [String]
+        public var ops: [String]
+        public var excludeNodes: [String]
+        public var excludeOps: [String]
+        public init(auto: Bool = false, nodes: [String] = [], ops: [String] = [], excludeNodes: [String] = [], excludeOps: [String] = []) {
+            self.auto = auto; self.nodes = nodes; self.ops = ops; self.excludeNodes = excludeNodes; self.excludeOps = excludeOps
+        }
+        public static let auto = Selection(auto: true)
+        public static func nodes(_ n: [String]) -> Selection { .init(nodes: n) }
+        public static func ops(_ o: [String]) -> Selection { .init(ops: o) }
     }
 
     public struct Options: Sendable {
@@ -49,6 +60,9 @@ public struct Generator: Sendable {
         public var plugins: [Plugin]
         public var failures: [Failure]
         public var casts: [String]
+        /// With --auto: "parser" or "table", and the nodes where the two disagree.
+        public var selectedBy: String? = nil
+        public var disagreements: [String]? = nil
     }
 
     public let bridge: PythonBridge
@@ -79,15 +93,35 @@ public struct Generator: Sendable {
             }
         }
         let inspector = Inspector(bridge: bridge, rules: rules)
+        // Inspect (probing the installed parser for --auto): verdicts, blockers, candidates.
+        let inspected = try await inspector.inspect(model: model, modelPath: modelPath, probe: options.selection.auto)
         let (tensors, _) = try await inspector.tensorInfo(modelPath: modelPath)
         let index = GraphIndex(model.graph)
-        let selected = try select(options.selection, model: model, index: index, tensors: tensors)
-        guard !selected.isEmpty else { throw TPATError(.input, "no node selected: nothing to generate") }
+        let chosen = try select(options.selection, model: model, index: index, report: inspected)
+        var failures: [Report.Failure] = []
+        var selected: [Int] = []
+        for i in chosen {
+            if let b = inspected.nodes[i].blocker {
+                failures.append(.init(node: index.nodeName(i), opType: model.graph.node[i].opType, reason: "cannot become a plugin [\(b.code)]: \(b.reason); instead: \(b.suggestion)"))
+                diagnostics.emit(.init(.warning, "cannot become a plugin [\(b.code)]: \(b.reason); instead: \(b.suggestion)", node: index.nodeName(i)))
+            } else {
+                selected.append(i)
+            }
+        }
+        if options.selection.auto {
+            diagnostics.emit(.init(.note, "--auto: candidates chosen by the \(inspected.selectedBy ?? "table")" + (inspected.probe?.parser.map { " (\($0))" } ?? " (\(inspected.rulesSource))")))
+            for n in inspected.nodes where selected.contains(n.index) || inspected.probe?.disagreements.contains(n.name) == true {
+                guard let p = n.probe else { continue }
+                diagnostics.emit(.init(.note, "parser: \(p.imported ? "imports" : "rejects (\(p.error ?? "?"))"); table: \(n.verdict.rawValue)\(n.verdict == .unsupported ? " (\(n.reason))" : "")", node: n.name))
+            }
+        }
+        guard !selected.isEmpty else {
+            throw TPATError(.input, failures.isEmpty ? "no node selected: nothing to generate" : "no selected node can become a plugin: " + failures.map { "\($0.node): \($0.reason)" }.joined(separator: "; "))
+        }
 
         // Extract and group identical nodes.
         var groups: [Data: [ExtractedNode]] = [:]
         var order: [Data] = []
-        var failures: [Report.Failure] = []
         for i in selected {
             do {
                 let node = try NodeExtractor.extract(nodeAt: i, index: index, model: model, tensors: tensors, demoteFloat64: true)
@@ -149,8 +183,12 @@ public struct Generator: Sendable {
             throw TPATError(.io, "cannot create \(staging.path): \(error.localizedDescription)")
         }
         do throws(TPATError) {
-            let report = try await render(sources: sources, replacements: replacements, failures: failures, model: model,
+            var report = try await render(sources: sources, replacements: replacements, failures: failures, model: model,
                                           modelPath: modelPath, options: options, tvmVersion: tvm, staging: staging)
+            if options.selection.auto {
+                report.selectedBy = inspected.selectedBy
+                report.disagreements = inspected.probe?.disagreements ?? []
+            }
             try move(staging, to: out, force: options.force)
             return report
         } catch {
@@ -159,26 +197,31 @@ public struct Generator: Sendable {
         }
     }
 
-    func select(_ selection: Selection, model: ONNXModel, index: GraphIndex, tensors: [String: TensorInfo]) throws(TPATError) -> [Int] {
-        switch selection {
-        case .auto:
-            let verdicts = VerdictEvaluator(rules: rules).evaluate(model: model, tensors: tensors)
-            return verdicts.filter { $0.verdict == .unsupported }.map(\.index)
-        case .nodes(let names):
-            var result: [Int] = []
-            for name in names {
-                guard let i = model.graph.node.indices.first(where: { index.nodeName($0) == name }) else {
-                    throw TPATError(.input, "no node named '\(name)' in the model")
-                }
-                result.append(i)
-            }
-            return result.sorted()
-        case .ops(let ops):
-            let wanted = Set(ops)
-            let result = model.graph.node.indices.filter { wanted.contains(model.graph.node[$0].opType) }
-            if result.isEmpty { throw TPATError(.input, "the model has no node of type \(ops.joined(separator: ", "))") }
-            return result
+    /// Node indices: auto's candidates (plus the blocked nodes it would want, reported later), named
+    /// nodes and op types, minus the exclusions.
+    func select(_ selection: Selection, model: ONNXModel, index: GraphIndex, report: InspectReport) throws(TPATError) -> [Int] {
+        var result = Set<Int>()
+        if selection.auto {
+            let wanted = Set(report.pluginCandidates + report.blocked)
+            result.formUnion(model.graph.node.indices.filter { wanted.contains(index.nodeName($0)) })
         }
+        func named(_ name: String) throws(TPATError) -> Int {
+            guard let i = model.graph.node.indices.first(where: { index.nodeName($0) == name }) else {
+                throw TPATError(.input, "no node named '\(name)' in the model")
+            }
+            return i
+        }
+        for name in selection.nodes { result.insert(try named(name)) }
+        if !selection.ops.isEmpty {
+            let wanted = Set(selection.ops)
+            let found = model.graph.node.indices.filter { wanted.contains(model.graph.node[$0].opType) }
+            if found.isEmpty { throw TPATError(.input, "the model has no node of type \(selection.ops.joined(separator: ", "))") }
+            result.formUnion(found)
+        }
+        for name in selection.excludeNodes { result.remove(try named(name)) }
+        let excludedOps = Set(selection.excludeOps)
+        result = result.filter { !excludedOps.contains(model.graph.node[$0].opType) }
+        return result.sorted()
     }
 
     func render(sources: [PluginSource], replacements: [ModelRewriter.Replacement], failures: [Report.Failure],

@@ -15,12 +15,23 @@ public struct InspectReport: Codable, Sendable {
     public var pluginCandidates: [String]
     public var probe: ProbeSummary?
     public var warnings: [String]
+    /// The rule set used: "10", "11" or "rtx" (`--trt`).
+    public var trt: String? = nil
+    /// The ONNX checker's complaint when it rejects the model (inspect goes on).
+    public var checker: String? = nil
+    /// What chose the plugin candidates: "parser" (an installed parser's answers) or "table".
+    public var selectedBy: String? = nil
+    /// Nodes that need a plugin but cannot become one (see each node's `blocker`).
+    public var blocked: [String] = []
 
     public struct ProbeSummary: Codable, Sendable {
         public var parser: String?
         public var note: String?
         /// Nodes where the parser and the table disagree.
         public var disagreements: [String]
+        /// How the parser was asked: "whole-model", "per-node" or both; number of parses.
+        public var mode: String? = nil
+        public var parses: Int? = nil
     }
 
     public var counts: [NodeVerdict.Verdict: Int] {
@@ -57,20 +68,31 @@ public struct InspectReport: Codable, Sendable {
             if let p = n.probe {
                 line += p.imported ? "  | parser: imports" : "  | parser: fails: \(p.error ?? "?")"
             }
+            if let b = n.blocker { line += "  | cannot be a plugin [\(b.code)]" }
             out += line + "\n"
         }
         let c = counts
         out += "\nSummary: \(c[.supported] ?? 0) supported, \(c[.restricted] ?? 0) restricted-but-fine, \(c[.unsupported] ?? 0) unsupported\n"
         if let probe {
-            out += "Probe: \(probe.parser ?? "none") \(probe.note.map { "(\($0))" } ?? "")\n"
+            out += "Probe: \(probe.parser ?? "none") \(probe.note.map { "(\($0))" } ?? "")"
+            if let m = probe.mode { out += " [\(m), \(probe.parses ?? 0) parse(s)]" }
+            out += "\n"
             if !probe.disagreements.isEmpty { out += "  parser disagrees with the table on: \(probe.disagreements.joined(separator: ", "))\n" }
         }
         for w in warnings { out += "warning: \(w)\n" }
-        out += "\nPlugin candidates (\(pluginCandidates.count)):\n"
+        if !blocked.isEmpty {
+            out += "\nCannot become plugins (\(blocked.count)):\n"
+            for n in nodes where blocked.contains(n.name) {
+                if let b = n.blocker { out += "  \(n.name) (\(n.opType)) [\(b.code)]: \(b.reason)\n    instead: \(b.suggestion)\n" }
+            }
+        }
+        out += "\nPlugin candidates (\(pluginCandidates.count), chosen by the \(selectedBy ?? "table")):\n"
         if pluginCandidates.isEmpty { out += "  none: TensorRT's parser should import every node\n" }
         for name in pluginCandidates {
             if let n = nodes.first(where: { $0.name == name }) {
-                out += "  \(n.name) (\(n.opType) \(n.inputs.joined(separator: ", ")) -> \(n.outputs.joined(separator: ", "))): \(n.reason)\n"
+                let why = n.probe.flatMap { $0.imported ? nil : "parser: \($0.error ?? "rejected")" }
+                out += "  \(n.name) (\(n.opType) \(n.inputs.joined(separator: ", ")) -> \(n.outputs.joined(separator: ", "))): "
+                out += (why.map { "\($0); table: \(n.verdict.rawValue)" + (n.verdict == .unsupported ? " (\(n.reason))" : "") } ?? n.reason) + "\n"
             }
         }
         return out
