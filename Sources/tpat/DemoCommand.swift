@@ -15,14 +15,16 @@ struct Demo: AsyncParsableCommand {
         try await guarded { () async throws(TPATError) in
             let bridge = try PythonBridge.locate()
             let path = model ?? bridge.root.appendingPathComponent("examples/demo.onnx").path
-            let rules = try ParserRules.bundled()
+            // The demo shows TensorRT 10.x's rejections (4 plugins); TensorRT-RTX, installed here,
+            // imports two of them (`tpat generate --auto` asks the installed parser).
+            let rules = try ParserRules.bundled(.trt10)
             print("== 1. inspect \(path)")
             let report = try await Inspector(bridge: bridge, rules: rules).inspect(modelPath: path, probe: false)
             print(report.text())
-            print("== 2. generate --auto -o \(output)")
+            print("== 2. generate --nodes <the TensorRT 10.x table's candidates> -o \(output)")
             let diagnostics = DiagnosticsCollector()
             let gen = try await Generator(bridge: bridge, rules: rules, diagnostics: diagnostics).generate(
-                modelPath: path, options: .init(selection: .auto, output: URL(fileURLWithPath: output), force: true))
+                modelPath: path, options: .init(selection: .nodes(report.pluginCandidates), output: URL(fileURLWithPath: output), force: true))
             printDiagnostics(diagnostics)
             for p in gen.plugins { print("  plugin \(p.name) (\(p.opType)) for \(p.nodes.joined(separator: ", ")): \(p.kernels) kernel(s), \(p.referenceCases) reference case(s)") }
             for f in gen.failures { print("  left as it is: \(f.node) (\(f.opType)): \(f.reason)") }

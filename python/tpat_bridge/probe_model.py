@@ -66,7 +66,9 @@ def whole_model(trt, builder, logger, model, types, max_parses=64):
             orig = kept[idx]
             if g.node[orig].op_type != e.node_operator():
                 continue  # an error inside a subgraph, or an index in another order
-            desc = e.desc().splitlines()[0] if e.desc() else "parse failed"
+            desc = e.desc().splitlines()[0].strip() if e.desc() else ""
+            if desc in ("", "false"):
+                desc = f"{e.node_operator()} not imported (the parser gives no reason)"
             if orig not in rejected:
                 rejected[orig] = desc
                 new = True
