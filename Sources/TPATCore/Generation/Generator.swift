@@ -183,12 +183,9 @@ public struct Generator: Sendable {
             throw TPATError(.io, "cannot create \(staging.path): \(error.localizedDescription)")
         }
         do throws(TPATError) {
-            var report = try await render(sources: sources, replacements: replacements, failures: failures, model: model,
-                                          modelPath: modelPath, options: options, tvmVersion: tvm, staging: staging)
-            if options.selection.auto {
-                report.selectedBy = inspected.selectedBy
-                report.disagreements = inspected.probe?.disagreements ?? []
-            }
+            let report = try await render(sources: sources, replacements: replacements, failures: failures, model: model,
+                                          modelPath: modelPath, options: options, tvmVersion: tvm, staging: staging,
+                                          auto: options.selection.auto ? inspected : nil)
             try move(staging, to: out, force: options.force)
             return report
         } catch {
@@ -225,7 +222,8 @@ public struct Generator: Sendable {
     }
 
     func render(sources: [PluginSource], replacements: [ModelRewriter.Replacement], failures: [Report.Failure],
-                model: ONNXModel, modelPath: String, options: Options, tvmVersion: String, staging: URL) async throws(TPATError) -> Report {
+                model: ONNXModel, modelPath: String, options: Options, tvmVersion: String, staging: URL,
+                auto: InspectReport? = nil) async throws(TPATError) -> Report {
         let templates = try TemplateSet(directory: runtime.appendingPathComponent("templates"))
         let launchers = LauncherRenderer(templates: templates)
         let plugins = PluginRenderer(templates: templates)
@@ -271,9 +269,13 @@ public struct Generator: Sendable {
         for c in casts { diagnostics.emit(.init(.note, c)) }
         let modelName = URL(fileURLWithPath: modelPath).lastPathComponent
         try rewritten.save(to: staging.appendingPathComponent(modelName))
-        let report = Report(model: modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
+        var report = Report(model: modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
                             target: options.target, tvmVersion: tvmVersion, plugins: reportPlugins, failures: failures, casts: casts)
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if let auto {
+            report.selectedBy = auto.selectedBy
+            report.disagreements = auto.probe?.disagreements ?? []
+        }
         try AtomicFiles.write([(staging.appendingPathComponent("tpat-generate.json"), (try? e.encode(report)) ?? Data())])
         return report
     }

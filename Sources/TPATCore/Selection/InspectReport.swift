@@ -86,7 +86,8 @@ public struct InspectReport: Codable, Sendable {
                 if let b = n.blocker { out += "  \(n.name) (\(n.opType)) [\(b.code)]: \(b.reason)\n    instead: \(b.suggestion)\n" }
             }
         }
-        out += "\nPlugin candidates (\(pluginCandidates.count), chosen by the \(selectedBy ?? "table")):\n"
+        out += "\nPlugin candidates (\(pluginCandidates.count)):\n"
+        if selectedBy == "parser" { out += "  (what the installed parser rejects; the table's verdict beside)\n" }
         if pluginCandidates.isEmpty { out += "  none: TensorRT's parser should import every node\n" }
         for name in pluginCandidates {
             if let n = nodes.first(where: { $0.name == name }) {

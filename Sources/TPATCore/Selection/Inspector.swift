@@ -75,12 +75,11 @@ public struct Inspector: Sendable {
             report.warnings.append("the installed parser is TensorRT \(parserFlavour.rawValue), the rules are --trt \(rules.flavour?.rawValue ?? "?"): candidates come from the rules, the parser's answers are shown beside")
         }
         report.selectedBy = byParser ? "parser" : "table"
-        report.pluginCandidates = report.nodes.filter { n in
-            n.blocker == nil && (byParser ? n.probe.map { !$0.imported } ?? (n.verdict == .unsupported) : n.verdict == .unsupported)
-        }.map(\.name)
-        report.blocked = report.nodes.filter { n in
-            n.blocker != nil && (n.verdict == .unsupported || n.probe.map { !$0.imported } == true)
-        }.map(\.name)
+        let needsPlugin = { (n: NodeVerdict) -> Bool in
+            byParser ? n.probe.map { !$0.imported } ?? (n.verdict == .unsupported) : n.verdict == .unsupported
+        }
+        report.pluginCandidates = report.nodes.filter { needsPlugin($0) && $0.blocker == nil }.map(\.name)
+        report.blocked = report.nodes.filter { needsPlugin($0) && $0.blocker != nil }.map(\.name)
         return report
     }
 }
