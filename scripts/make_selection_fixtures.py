@@ -5,6 +5,7 @@
                            unsupported BitwiseAnd computing a Reshape's shape (both blocked); an unsupported
                            BitwiseXor on data (a real candidate); a Shape -> Reshape chain (Shape is not blocked)
   select_sequence.onnx     SplitToSequence + SequenceAt at constant positions (non-tensor nodes)
+  select_sequence_keepdims.onnx  the same without `split`, keepdims=0, a negative position and a repeated read
   select_checker.onnx      a model the ONNX checker rejects (unknown attribute on a Relu); inspect goes on
   select_trt11.onnx        ops TensorRT 11 imports but the 10.x rules reject: RMSNormalization, CumSum with a
                            computed axis, TopK sorted=0 (10.x: imported by the importer), 1-D MaxPool
@@ -68,6 +69,17 @@ def sequence():
     return model(nodes, [vi("x", T.FLOAT, [6, 3])], [vi("first", T.FLOAT, [2, 3]), vi("second_relu", T.FLOAT, [4, 3])], inits)
 
 
+def sequence_keepdims():
+    nodes = [
+        h.make_node("SplitToSequence", ["x"], ["cols"], name="split_cols", axis=1, keepdims=0),
+        h.make_node("SequenceAt", ["cols", "last"], ["col_last"], name="at_last"),
+        h.make_node("SequenceAt", ["cols", "p0"], ["col0"], name="at_0"),
+        h.make_node("SequenceAt", ["cols", "p0"], ["col0_again"], name="at_0_again"),
+    ]
+    inits = [nh.from_array(np.array(-1, np.int64), "last"), nh.from_array(np.array(0, np.int64), "p0")]
+    return model(nodes, [vi("x", T.FLOAT, [3, 4])], [vi("col_last", T.FLOAT, [3]), vi("col0", T.FLOAT, [3]), vi("col0_again", T.FLOAT, [3])], inits)
+
+
 def checker_rejects():
     relu = h.make_node("Relu", ["x"], ["y"], name="relu_odd", not_an_attribute=3)
     return model([relu, h.make_node("Col2Im", ["y", "img", "blk"], ["z"], name="col2im")],
@@ -101,7 +113,7 @@ def probe():
     return model(nodes, [vi("x", T.FLOAT, [1, 4, 8])], [vi("d", T.FLOAT, [1, 1, 4, 4]), vi("nzf", T.FLOAT, [3, "nnz"])], inits, opset=18)
 
 
-FIXTURES = {"select_shape_feed.onnx": shape_feed, "select_sequence.onnx": sequence, "select_checker.onnx": checker_rejects,
+FIXTURES = {"select_shape_feed.onnx": shape_feed, "select_sequence.onnx": sequence, "select_sequence_keepdims.onnx": sequence_keepdims, "select_checker.onnx": checker_rejects,
             "select_trt11.onnx": trt11, "select_probe.onnx": probe}
 
 

@@ -45,7 +45,8 @@ struct Generate: AsyncParsableCommand {
                 print("Cast bridges (TensorRT has no tensor type for these):")
                 for c in report.casts { print("  \(c)") }
             }
-            if report.plugins.isEmpty { throw TPATError(.plan, "no node could be converted") }
+            for r in report.rewrites ?? [] { print("Rewritten: \(r)") }
+            if report.plugins.isEmpty && (report.rewrites ?? []).isEmpty { throw TPATError(.plan, "no node could be converted") }
         }
     }
 }

@@ -74,10 +74,14 @@ import Testing
         for name in ["split_seq", "seq_at_0", "seq_at_1"] {
             let b = try #require(try node(r, name).blocker)
             #expect(b.code == "non_tensor")
-            #expect(b.suggestion.contains("constant-fold"))
+            #expect(b.suggestion.contains("rewrites this SplitToSequence"))  // generate can (SequenceRewriter)
         }
         #expect(try node(r, "relu_second").blocker == nil)
         #expect(r.pluginCandidates.isEmpty && r.blocked.count == 3)
+        // Where no rewrite applies, the advice is to constant-fold first.
+        let model = try ONNXModel.load(path: Repo.fixture("select_sequence.onnx").path)
+        let blockers = PluginBlockers.find(index: GraphIndex(model.graph), nonTensorValues: ["parts"])
+        #expect(blockers.count == 3 && blockers.values.allSatisfy { $0.code == "non_tensor" && $0.suggestion.contains("constant-fold") })
     }
 
     @Test func aModelTheCheckerRejectsIsReportedAndInspected() async throws {
@@ -118,5 +122,25 @@ import Testing
         #expect(try names(.init(auto: true, ops: ["Relu"], excludeNodes: ["band_shape"])) == ["cumsum_ends", "bxor_data", "relu_x"])
         #expect(try names(.init(auto: true, nodes: ["shape_x"], excludeOps: ["CumSum", "BitwiseAnd"])) == ["bxor_data", "shape_x"])
         #expect(throws: TPATError.self) { try names(.init(auto: true, excludeNodes: ["nope"])) }
+    }
+}
+
+extension SelectionTests {
+    @Test func sequenceRewritesArePlannedOnlyForConstantReads() async throws {
+        let inspector = Inspector(bridge: try Repo.bridge(), rules: try ParserRules.bundled(.trt11))
+        for (name, parts, reads) in [("select_sequence.onnx", 2, ["seq_at_0", "seq_at_1"]), ("select_sequence_keepdims.onnx", 4, ["at_last", "at_0", "at_0_again"])] {
+            let path = Repo.fixture(name).path
+            let (tensors, _) = try await inspector.tensorInfo(modelPath: path)
+            let plan = SequenceRewriter.plan(try ONNXModel.load(path: path), tensors: tensors)
+            #expect(plan.count == 1 && plan.first?.parts == parts && plan.first?.reads == reads, "\(name)")
+        }
+        // A position that is not a constant: no rewrite.
+        var model = try ONNXModel.load(path: Repo.fixture("select_sequence.onnx").path)
+        let (tensors, _) = try await inspector.tensorInfo(modelPath: Repo.fixture("select_sequence.onnx").path)
+        model.proto.graph.initializer.removeAll { $0.name == "p1" }
+        #expect(SequenceRewriter.plan(model, tensors: tensors).isEmpty)
+        // The inspect report tells what generate will do.
+        let r = try await inspector.inspect(modelPath: Repo.fixture("select_sequence.onnx").path, probe: false)
+        #expect(r.nodes.first { $0.name == "split_seq" }?.blocker?.suggestion.contains("rewrites this SplitToSequence") == true)
     }
 }

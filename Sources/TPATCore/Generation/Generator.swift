@@ -60,6 +60,8 @@ public struct Generator: Sendable {
         public var plugins: [Plugin]
         public var failures: [Failure]
         public var casts: [String]
+        /// Sequence patterns rewritten into Splits before selection (SequenceRewriter).
+        public var rewrites: [String]? = nil
         /// With --auto: "parser" or "table", and the nodes where the two disagree.
         public var selectedBy: String? = nil
         public var disagreements: [String]? = nil
@@ -81,7 +83,34 @@ public struct Generator: Sendable {
     }
 
     /// The same for a model already loaded from `modelPath` (the bridge reads the file itself).
-    public func generate(model: ONNXModel, modelPath: String, options: Options) async throws(TPATError) -> Report {
+    /// SplitToSequence + SequenceAt(constant) patterns are first rewritten into Splits
+    /// (SequenceRewriter); the rewritten model is what the rest sees and what OUT gets.
+    public func generate(model original: ONNXModel, modelPath originalPath: String, options: Options) async throws(TPATError) -> Report {
+        var model = original, modelPath = originalPath
+        var scratch: URL?
+        var rewrites: [String] = []
+        defer { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
+        if original.graph.node.contains(where: { $0.opType == "SplitToSequence" }) {
+            let (tensors, _) = try await Inspector(bridge: bridge, rules: rules).tensorInfo(modelPath: originalPath)
+            let (rewritten, notes) = SequenceRewriter.rewrite(original, tensors: tensors)
+            if !notes.isEmpty {
+                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-rewrite-\(UUID().uuidString)")
+                do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+                    throw TPATError(.io, "cannot create \(dir.path): \(error.localizedDescription)")
+                }
+                scratch = dir
+                let path = dir.appendingPathComponent(URL(fileURLWithPath: originalPath).lastPathComponent)
+                try rewritten.save(to: path)
+                model = rewritten
+                modelPath = path.path
+                for n in notes { diagnostics.emit(.init(.note, "rewritten: \(n)")) }
+                rewrites = notes
+            }
+        }
+        return try await generateRewritten(model: model, modelPath: modelPath, displayPath: originalPath, rewrites: rewrites, options: options)
+    }
+
+    func generateRewritten(model: ONNXModel, modelPath: String, displayPath: String, rewrites: [String], options: Options) async throws(TPATError) -> Report {
         guard Planner.targets.contains(options.target) else {
             throw TPATError(.input, "unknown target \(options.target) (use one of \(Planner.targets.joined(separator: ", ")))")
         }
@@ -114,6 +143,29 @@ public struct Generator: Sendable {
                 guard let p = n.probe else { continue }
                 diagnostics.emit(.init(.note, "parser: \(p.imported ? "imports" : "rejects (\(p.error ?? "?"))"); table: \(n.verdict.rawValue)\(n.verdict == .unsupported ? " (\(n.reason))" : "")", node: n.name))
             }
+        }
+        if selected.isEmpty, !rewrites.isEmpty {
+            // The rewrite alone was needed: OUT gets the rewritten model and the report, no plugins.
+            let out = options.output.standardizedFileURL
+            let staging = out.deletingLastPathComponent().appendingPathComponent(".\(out.lastPathComponent).tpat-\(UUID().uuidString)")
+            let name = URL(fileURLWithPath: displayPath).lastPathComponent
+            var report = Report(model: displayPath, rewrittenModel: out.appendingPathComponent(name).path, target: options.target,
+                                tvmVersion: "", plugins: [], failures: failures, casts: [])
+            report.rewrites = rewrites
+            report.selectedBy = options.selection.auto ? inspected.selectedBy : nil
+            do throws(TPATError) {
+                do { try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true) } catch {
+                    throw TPATError(.io, "cannot create \(staging.path): \(error.localizedDescription)")
+                }
+                try model.save(to: staging.appendingPathComponent(name))
+                let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try AtomicFiles.write([(staging.appendingPathComponent("tpat-generate.json"), (try? e.encode(report)) ?? Data())])
+                try move(staging, to: out, force: options.force)
+            } catch {
+                try? FileManager.default.removeItem(at: staging)
+                throw error
+            }
+            return report
         }
         guard !selected.isEmpty else {
             throw TPATError(.input, failures.isEmpty ? "no node selected: nothing to generate" : "no selected node can become a plugin: " + failures.map { "\($0.node): \($0.reason)" }.joined(separator: "; "))
@@ -185,7 +237,7 @@ public struct Generator: Sendable {
         do throws(TPATError) {
             let report = try await render(sources: sources, replacements: replacements, failures: failures, model: model,
                                           modelPath: modelPath, options: options, tvmVersion: tvm, staging: staging,
-                                          auto: options.selection.auto ? inspected : nil)
+                                          auto: options.selection.auto ? inspected : nil, displayPath: displayPath, rewrites: rewrites)
             try move(staging, to: out, force: options.force)
             return report
         } catch {
@@ -223,7 +275,7 @@ public struct Generator: Sendable {
 
     func render(sources: [PluginSource], replacements: [ModelRewriter.Replacement], failures: [Report.Failure],
                 model: ONNXModel, modelPath: String, options: Options, tvmVersion: String, staging: URL,
-                auto: InspectReport? = nil) async throws(TPATError) -> Report {
+                auto: InspectReport? = nil, displayPath: String? = nil, rewrites: [String] = []) async throws(TPATError) -> Report {
         let templates = try TemplateSet(directory: runtime.appendingPathComponent("templates"))
         let launchers = LauncherRenderer(templates: templates)
         let plugins = PluginRenderer(templates: templates)
@@ -269,9 +321,10 @@ public struct Generator: Sendable {
         for c in casts { diagnostics.emit(.init(.note, c)) }
         let modelName = URL(fileURLWithPath: modelPath).lastPathComponent
         try rewritten.save(to: staging.appendingPathComponent(modelName))
-        var report = Report(model: modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
+        var report = Report(model: displayPath ?? modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
                             target: options.target, tvmVersion: tvmVersion, plugins: reportPlugins, failures: failures, casts: casts)
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        report.rewrites = rewrites.isEmpty ? nil : rewrites
         if let auto {
             report.selectedBy = auto.selectedBy
             report.disagreements = auto.probe?.disagreements ?? []

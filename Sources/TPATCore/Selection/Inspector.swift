@@ -40,6 +40,12 @@ public struct Inspector: Sendable {
         for (i, b) in PluginBlockers.find(index: index, nonTensorValues: Set((shapeResult.nonTensor ?? []).map(\.name))) {
             nodes[i].blocker = b
         }
+        for r in SequenceRewriter.plan(model, tensors: tensors) {
+            for name in [r.node] + r.reads {
+                guard let i = nodes.firstIndex(where: { $0.name == name }) else { continue }
+                nodes[i].blocker?.suggestion = "`tpat generate` rewrites this SplitToSequence and its SequenceAt reads into a Split (\(r.parts) parts), which TensorRT imports"
+            }
+        }
         var report = InspectReport(
             model: modelPath,
             opsets: Dictionary(model.proto.opsetImport.map { ($0.domain, $0.version) }, uniquingKeysWith: max),
