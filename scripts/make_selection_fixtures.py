@@ -6,6 +6,8 @@
                            BitwiseXor on data (a real candidate); a Shape -> Reshape chain (Shape is not blocked)
   select_sequence.onnx     SplitToSequence + SequenceAt at constant positions (non-tensor nodes)
   select_sequence_keepdims.onnx  the same without `split`, keepdims=0, a negative position and a repeated read
+  select_subgraph.onnx     an If whose branches hold an unsupported BitwiseAnd on an outer-scope tensor and a TopK
+                           whose K is an outer initializer
   select_checker.onnx      a model the ONNX checker rejects (unknown attribute on a Relu); inspect goes on
   select_trt11.onnx        ops TensorRT 11 imports but the 10.x rules reject: RMSNormalization, CumSum with a
                            computed axis, TopK sorted=0 (10.x: imported by the importer), 1-D MaxPool
@@ -80,6 +82,20 @@ def sequence_keepdims():
     return model(nodes, [vi("x", T.FLOAT, [3, 4])], [vi("col_last", T.FLOAT, [3]), vi("col0", T.FLOAT, [3]), vi("col0_again", T.FLOAT, [3])], inits)
 
 
+def subgraph():
+    # An If whose then-branch holds an unsupported BitwiseAnd on an outer-scope tensor and a TopK
+    # whose K is an outer initializer (constant across scopes); the else-branch a plain Relu.
+    then_g = h.make_graph([h.make_node("BitwiseAnd", ["codes", "mask"], ["masked"], name="band_inner"),
+                           h.make_node("Cast", ["masked"], ["then_out"], name="cast_inner", to=T.FLOAT)],
+                          "then_branch", [], [vi("then_out", T.FLOAT, [8])])
+    else_g = h.make_graph([h.make_node("TopK", ["scores", "k"], ["top", "top_i"], name="topk_inner"),
+                           h.make_node("Relu", ["top"], ["else_out"], name="relu_inner")],
+                          "else_branch", [], [vi("else_out", T.FLOAT, [8])])
+    nodes = [h.make_node("If", ["flag"], ["y"], name="if_node", then_branch=then_g, else_branch=else_g)]
+    inits = [nh.from_array(np.array([3] * 8, np.int32), "mask"), nh.from_array(np.array([8], np.int64), "k")]
+    return model(nodes, [vi("flag", T.BOOL, []), vi("codes", T.INT32, [8]), vi("scores", T.FLOAT, [16])], [vi("y", T.FLOAT, [8])], inits)
+
+
 def checker_rejects():
     relu = h.make_node("Relu", ["x"], ["y"], name="relu_odd", not_an_attribute=3)
     return model([relu, h.make_node("Col2Im", ["y", "img", "blk"], ["z"], name="col2im")],
@@ -113,7 +129,7 @@ def probe():
     return model(nodes, [vi("x", T.FLOAT, [1, 4, 8])], [vi("d", T.FLOAT, [1, 1, 4, 4]), vi("nzf", T.FLOAT, [3, "nnz"])], inits, opset=18)
 
 
-FIXTURES = {"select_shape_feed.onnx": shape_feed, "select_sequence.onnx": sequence, "select_sequence_keepdims.onnx": sequence_keepdims, "select_checker.onnx": checker_rejects,
+FIXTURES = {"select_shape_feed.onnx": shape_feed, "select_sequence.onnx": sequence, "select_sequence_keepdims.onnx": sequence_keepdims, "select_subgraph.onnx": subgraph, "select_checker.onnx": checker_rejects,
             "select_trt11.onnx": trt11, "select_probe.onnx": probe}
 
 

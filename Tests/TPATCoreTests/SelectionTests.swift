@@ -144,3 +144,19 @@ extension SelectionTests {
         #expect(r.nodes.first { $0.name == "split_seq" }?.blocker?.suggestion.contains("rewrites this SplitToSequence") == true)
     }
 }
+
+extension SelectionTests {
+    @Test func nodesInsideIfBodiesAreInspectedWithTheirPath() async throws {
+        let r = try await inspect("select_subgraph.onnx", .trt10)
+        let band = try #require(r.subgraphNodes.first { $0.name == "if_node > then_branch > band_inner" })
+        #expect(band.verdict == .unsupported && band.rule == "op")
+        #expect(band.inputs == ["int32[8]", "int32[8]"])  // outer-scope tensors, typed
+        // K is an initializer of the enclosing graph: a constant for the TopK.K check.
+        let topk = try #require(r.subgraphNodes.first { $0.name == "if_node > else_branch > topk_inner" })
+        #expect(topk.verdict == .restricted && topk.unchecked.isEmpty)
+        #expect(r.subgraphNodes.count == 4)
+        #expect(r.pluginCandidates.isEmpty)  // not converted yet: said in a warning
+        #expect(r.warnings.contains { $0.contains("inside If/Loop/Scan bodies") })
+        #expect(r.text().contains("if_node > then_branch > band_inner"))
+    }
+}

@@ -61,7 +61,7 @@ def infer_shapes(request: dict) -> dict:
     g = inferred.graph
     seen = set()
     tensors = []
-    for vi in list(g.input) + list(g.value_info) + list(g.output):
+    for vi in list(g.input) + list(g.value_info) + list(g.output) + _subgraph_values(g):
         if vi.name in seen or not vi.type.HasField("tensor_type"):
             continue
         seen.add(vi.name)
@@ -73,6 +73,16 @@ def infer_shapes(request: dict) -> dict:
         vi = onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
         tensors.append(_entry(vi))
     return {"tensors": tensors, "warnings": warnings, "checker": check_model(model), "non_tensor": non_tensor_values(inferred)}
+
+
+def _subgraph_values(graph) -> list:
+    """Typed values of If/Loop/Scan bodies, nested ones included (names are unique across scopes)."""
+    out = []
+    for node in graph.node:
+        for a in node.attribute:
+            for body in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                out += list(body.input) + list(body.value_info) + list(body.output) + _subgraph_values(body)
+    return out
 
 
 def check_model(model: onnx.ModelProto):

@@ -23,6 +23,9 @@ public struct InspectReport: Codable, Sendable {
     public var selectedBy: String? = nil
     /// Nodes that need a plugin but cannot become one (see each node's `blocker`).
     public var blocked: [String] = []
+    /// Verdicts of the nodes inside If/Loop/Scan bodies, named "node > attribute > node"
+    /// (inspected only: not plugin candidates yet).
+    public var subgraphNodes: [NodeVerdict] = []
 
     public struct ProbeSummary: Codable, Sendable {
         public var parser: String?
@@ -70,6 +73,13 @@ public struct InspectReport: Codable, Sendable {
             }
             if let b = n.blocker { line += "  | cannot be a plugin [\(b.code)]" }
             out += line + "\n"
+        }
+        let inner = subgraphNodes.filter { $0.verdict != .supported }
+        if !subgraphNodes.isEmpty {
+            out += "\nInside If/Loop/Scan bodies (\(subgraphNodes.count) nodes, \(inner.count) not plainly supported):\n"
+            for n in inner {
+                out += "  \(n.name)  \(n.opType)  \(n.verdict.rawValue)  " + (n.verdict == .unsupported ? "[\(n.rule ?? "-")] " : "") + n.reason + "\n"
+            }
         }
         let c = counts
         out += "\nSummary: \(c[.supported] ?? 0) supported, \(c[.restricted] ?? 0) restricted-but-fine, \(c[.unsupported] ?? 0) unsupported\n"

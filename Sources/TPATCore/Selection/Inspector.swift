@@ -53,6 +53,11 @@ public struct Inspector: Sendable {
             histogram: Dictionary(grouping: model.graph.node, by: \.opType).mapValues(\.count),
             nodes: nodes, pluginCandidates: [], probe: nil, warnings: shapeResult.warnings)
         report.trt = rules.flavour?.rawValue
+        report.subgraphNodes = Subgraphs.verdicts(model: model, rules: rules, tensors: tensors)
+        if !report.subgraphNodes.isEmpty {
+            let n = report.subgraphNodes.filter { $0.verdict == .unsupported }.count
+            report.warnings.append("\(report.subgraphNodes.count) node(s) inside If/Loop/Scan bodies inspected (\(n) unsupported); generate does not convert nodes inside bodies yet")
+        }
         if let c = shapeResult.checker {
             report.checker = c
             report.warnings.insert("the ONNX checker rejects this model (\(c)); types and verdicts may be incomplete", at: 0)
