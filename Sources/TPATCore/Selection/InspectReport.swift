@@ -98,7 +98,10 @@ public struct InspectReport: Codable, Sendable {
         }
         out += "\nPlugin candidates (\(pluginCandidates.count)):\n"
         if selectedBy == "parser" { out += "  (what the installed parser rejects; the table's verdict beside)\n" }
-        if pluginCandidates.isEmpty { out += "  none: TensorRT's parser should import every node\n" }
+        if pluginCandidates.isEmpty {
+            out += subgraphNodes.contains { $0.verdict == .unsupported }
+                ? "  none at the top level (see the bodies above)\n" : "  none: TensorRT's parser should import every node\n"
+        }
         for name in pluginCandidates {
             if let n = nodes.first(where: { $0.name == name }) {
                 let why = n.probe.flatMap { $0.imported ? nil : "parser: \($0.error ?? "rejected")" }
