@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import sys
 from collections import defaultdict
@@ -172,7 +171,6 @@ def _constants_from_test_data(model, case_dir, everything=False):
     """Makes every input but the first an initializer with the test's own data (weights, K, axes, shapes
     are constants in real models; the parser requires several of them to be)."""
     import onnx
-    from onnx import numpy_helper as nh
     data = sorted(Path(case_dir, "test_data_set_0").glob("input_*.pb"), key=lambda p: int(p.stem.split("_")[1]))
     g = model.graph
     inputs = list(g.input)
@@ -188,7 +186,6 @@ def _constants_from_test_data(model, case_dir, everything=False):
             keep.append(vi)
     del g.input[:]
     g.input.extend(keep)
-    _ = nh
     return model
 
 
@@ -362,7 +359,6 @@ def build_rtx(r11):
 
 def main(argv):
     what = argv[1] if len(argv) > 1 else "all"
-    base = json.loads(json.dumps(load(F10)))
     # The 10.x file is both the hand transcription and the importer-corrected result: re-applying is idempotent.
     r10 = build_10()
     if what in ("10", "all"):
@@ -373,7 +369,6 @@ def main(argv):
             write(F11, r11)
         if what in ("rtx", "all"):
             write(FRTX, build_rtx(r11))
-    _ = base, os
     return 0
 
 

@@ -33,7 +33,7 @@ struct Generate: AsyncParsableCommand {
                 tuning: tuning.map { URL(fileURLWithPath: $0) }))
             printDiagnostics(diagnostics)
             print("Rewritten model: \(report.rewrittenModel)")
-            print("Plugins (\(report.plugins.count)) in \(output)/plugins:")
+            if !report.plugins.isEmpty || (report.rewrites ?? []).isEmpty { print("Plugins (\(report.plugins.count)) in \(output)/plugins:") }
             for p in report.plugins {
                 print("  \(p.name)  \(p.opType)  nodes: \(p.nodes.joined(separator: ", "))  kernels: \(p.kernels)  reference cases: \(p.referenceCases)")
             }

@@ -6,7 +6,6 @@ succeeds: one parse per rejected node plus one, each in the node's real context.
 output has no known type (a cut needs it) or the parser's error names no node of the graph, what is
 known so far is returned with `complete` False and the caller probes the remaining nodes one by one.
 """
-import onnx
 from onnx import helper
 
 
@@ -76,7 +75,3 @@ def whole_model(trt, builder, logger, model, types, max_parses=64):
         if not new:
             return rejected, False, parses
     return rejected, False, parses
-
-
-def _unused():
-    return onnx
