@@ -19,14 +19,16 @@ struct Demo: AsyncParsableCommand {
             let target = try Planner.target(gpu)
             let bridge = try PythonBridge.locate()
             let path = model ?? bridge.root.appendingPathComponent("examples/demo.onnx").path
-            let rules = try ParserRules.bundled()
+            // The demo shows TensorRT 10.x's rejections (4 plugins); TensorRT-RTX, installed here,
+            // imports two of them (`tpat generate --auto` asks the installed parser).
+            let rules = try ParserRules.bundled(.trt10)
             print("== 1. inspect \(path)")
             let report = try await Inspector(bridge: bridge, rules: rules).inspect(modelPath: path, probe: false)
             print(report.text())
-            print("== 2. generate --auto --arch \(gpu) -o \(output)")
+            print("== 2. generate --nodes <the TensorRT 10.x table's candidates> --arch \(gpu) -o \(output)")
             let diagnostics = DiagnosticsCollector()
             let gen = try await Generator(bridge: bridge, rules: rules, diagnostics: diagnostics, log: logger).generate(
-                modelPath: path, options: .init(selection: .auto, target: target, output: URL(fileURLWithPath: output), force: true))
+                modelPath: path, options: .init(selection: .nodes(report.pluginCandidates), target: target, output: URL(fileURLWithPath: output), force: true))
             logger.report(diagnostics)
             for p in gen.plugins { print(SafeText.terminal("  plugin \(p.name) (\(p.opType)) for \(p.nodes.joined(separator: ", ")): \(p.kernels) kernel(s), \(p.referenceCases) reference case(s)")) }
             for f in gen.failures { print(SafeText.terminal("  left as it is: \(f.node) (\(f.opType)): [\(f.code)] \(f.reason)")) }

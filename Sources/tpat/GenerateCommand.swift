@@ -16,10 +16,13 @@ struct Generate: AsyncParsableCommand {
         """)
 
     @Argument(help: "The ONNX model.") var model: String
-    @Flag(help: "Convert every node `tpat inspect` marks unsupported.") var auto = false
-    @Option(help: "Whose verdicts --auto follows: tensorrt (the rule table) or qnn (the nodes QNN's HTP backend refuses).") var backend: VendorBackend = .tensorrt
-    @Option(help: "Convert these nodes (comma-separated names).") var nodes: String?
-    @Option(help: "Convert every node of these op types (comma-separated).") var ops: String?
+    @Flag(help: "Convert every node the installed TensorRT parser rejects (without one: every node the --trt rules mark unsupported).") var auto = false
+    @Option(help: "Whose verdicts --auto follows: tensorrt (the parser or the --trt rules) or qnn (the nodes QNN's HTP backend refuses).") var backend: VendorBackend = .tensorrt
+    @Option(help: "Convert these nodes too (comma-separated names).") var nodes: String?
+    @Option(help: "Convert every node of these op types too (comma-separated).") var ops: String?
+    @Option(help: "Do not convert these nodes (comma-separated names).") var excludeNodes: String?
+    @Option(help: "Do not convert nodes of these op types (comma-separated).") var excludeOps: String?
+    @OptionGroup var rules: RulesOption
     @Option(help: "GPU architecture the kernels are planned for: 80, 86, 89 or 90 (also written sm_90).") var arch = "90"
     @Option(name: .customLong("target"), help: .hidden) var legacyTarget: String?
     @Option(name: .shortAndLong, help: "Output folder (gets <model>.onnx, plugins/ and tpat-generate.json).") var output: String
@@ -33,25 +36,31 @@ struct Generate: AsyncParsableCommand {
         try await guarded { () async throws(TPATError) in
             let logger = log.bootstrap()
             let target = try Planner.target(GPUArchitecture.one(legacyTarget ?? arch, for: "generate"))
-            let chosen = [auto, nodes != nil, ops != nil].filter { $0 }.count
-            guard chosen == 1 else { throw TPATError(.input, "choose exactly one of --auto, --nodes, --ops") }
-            let list = { (s: String) in s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
-            var selection: Generator.Selection = auto ? .auto : (nodes.map { .nodes(list($0)) } ?? .ops(list(ops ?? "")))
+            guard auto || nodes != nil || ops != nil else { throw TPATError(.input, "choose what to convert: --auto, --nodes and/or --ops") }
+            let list = { (s: String?) in (s ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+            var selection = Generator.Selection(auto: auto, nodes: list(nodes), ops: list(ops), excludeNodes: list(excludeNodes), excludeOps: list(excludeOps))
             let loaded = try ONNXModel.load(path: model)
-            if auto, backend == .qnn { selection = .indices(try await qnnRefusedNodes(model: loaded, modelPath: model)) }
+            if auto, backend == .qnn {  // QNN's refusals replace the TensorRT parser's as --auto's choice
+                selection.auto = false
+                selection.indices = try await qnnRefusedNodes(model: loaded, modelPath: model)
+                selection.byBackend = true
+            }
             let diagnostics = DiagnosticsCollector()
-            let generator = Generator(bridge: try PythonBridge.locate(), rules: try ParserRules.bundled(), diagnostics: diagnostics, log: logger)
+            let bridge = try PythonBridge.locate()
+            let generator = Generator(bridge: bridge, rules: try await rules.rules(bridge: bridge), diagnostics: diagnostics, log: logger)
             let report = try await generator.generate(model: loaded, modelPath: model, options: .init(
                 selection: selection, target: target, output: URL(fileURLWithPath: output), force: force, reference: !noReference,
                 tuning: tuning.map { URL(fileURLWithPath: $0) }))
             logger.report(diagnostics)
+            for r in report.rewrites ?? [] { print("Rewritten: \(SafeText.terminal(r))") }
             if report.outcome == .nothingToConvert {
-                print("Nothing to convert: TensorRT's ONNX parser imports every node of \(SafeText.terminal(model)).")
-                print("Written: \(report.rewrittenModel) (the model, unchanged) and \(output)/tpat-generate.json (no plugins, no plugins/ folder).")
+                let who = backend == .qnn ? "QNN's HTP backend takes" : "TensorRT's ONNX parser imports"
+                print("Nothing to convert: \(who) every node of \(SafeText.terminal(model)).")
+                print("Written: \(SafeText.terminal(report.rewrittenModel)) (the model\((report.rewrites ?? []).isEmpty ? ", unchanged" : ", sequence patterns rewritten")) and \(SafeText.terminal(output))/tpat-generate.json (no plugins, no plugins/ folder).")
                 return
             }
             print("Rewritten model: \(SafeText.terminal(report.rewrittenModel))")
-            print("Plugins (\(report.plugins.count))\(report.plugins.isEmpty ? "" : " in \(output)/plugins"):")
+            print("Plugins (\(report.plugins.count))\(report.plugins.isEmpty ? "" : " in \(SafeText.terminal(output))/plugins"):")
             for p in report.plugins {
                 print("  \(p.name)  \(SafeText.terminal(p.opType))  nodes: \(SafeText.terminal(p.nodes.joined(separator: ", ")))  kernels: \(p.kernels)  reference cases: \(p.referenceCases)")
             }

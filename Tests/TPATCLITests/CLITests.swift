@@ -44,11 +44,12 @@ import Testing
     func fixture(_ name: String) -> String { Self.root.appendingPathComponent("tests/fixtures/models/\(name)").path }
 
     @Test func inspectPrintsTableAndCandidates() throws {
-        let r = try run(["inspect", fixture("verdicts_basic.onnx")])
+        let r = try run(["inspect", fixture("verdicts_basic.onnx"), "--trt", "10"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("Op histogram"))
         #expect(r.stdout.contains("scatternd_add"))
-        let candidates = try #require(r.stdout.components(separatedBy: "Plugin candidates (8):").last)
+        #expect(r.stdout.contains("Rules: TensorRT 10.x rules"))
+        let candidates = try #require(r.stdout.components(separatedBy: "Plugin candidates (7):").last)
         #expect(candidates.contains("topk_k4096"))
         #expect(!candidates.contains("relu_ok"))
     }

@@ -28,7 +28,9 @@ import Testing
     func generateBuildEngine(model: String, unsupported: Int) throws {
         let out = try temp().appendingPathComponent("out")
         let fixture = cli.fixture("\(model).onnx")
-        let g = try cli.run(["generate", fixture, "--auto", "-o", out.path])
+        // The TensorRT 10.x table's candidates, plus the TopK whose `sorted=0` that table rejects but
+        // its importer takes (TPAT's TopK plugin path stays covered): --auto and --ops combine.
+        let g = try cli.run(["generate", fixture, "--auto", "--trt", "10", "--ops", "TopK", "-o", out.path])
         #expect(g.status == 0, "\(g.stderr)")
         let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
         #expect(report.failures.isEmpty, "\(report.failures.map(\.reason))")
@@ -170,7 +172,7 @@ import Testing
 
     @Test func nodesTVMCannotPlanAreReportedAndLeft() throws {
         let out = try temp().appendingPathComponent("out")
-        let r = try cli.run(["generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--auto", "-o", out.path, "--no-reference"])
+        let r = try cli.run(["generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--auto", "--trt", "10", "-o", out.path, "--no-reference"])
         #expect(r.status == 3, "\(r.stderr)")  // partial conversion
         #expect(r.stdout.contains("Not converted"))
         let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))

@@ -1,7 +1,8 @@
 """Asks a real TensorRT ONNX parser which nodes it can import.
 
-Each node is cut out into a one-node model (inferred input types, constant inputs kept as
-initializers) and parsed by a fresh parser, so one failing node does not hide the next.
+The whole model is parsed first, rejected nodes cut out one parse at a time (probe_model.py); only
+where that cannot go on is each remaining node cut out into a one-node model (inferred input types,
+constant inputs kept as initializers) and parsed by a fresh parser.
 Uses `tensorrt` when installed, else TensorRT-RTX (`tensorrt_rtx_bindings`). TensorRT-RTX's
 parser dlopens the unversioned libtensorrt_rtx.so when a node falls back to the plugin
 registry; the Swift tool puts a folder holding that symlink on LD_LIBRARY_PATH.
@@ -61,9 +62,14 @@ def probe(request: dict) -> dict:
                     constants[n.output[0]] = a.t
     logger = trt.Logger(trt.Logger.INTERNAL_ERROR)
     builder = trt.Builder(logger)
+    from .probe_model import whole_model
+    rejected, complete, parses = whole_model(trt, builder, logger, inferred, types)
     results = []
     for i, node in enumerate(inferred.graph.node):
         name = node.name or f"{node.op_type}_{i}"
+        if i in rejected or complete:
+            results.append({"index": i, "node": name, "op_type": node.op_type, "imported": i not in rejected, "error": rejected.get(i)})
+            continue
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             results.append({"index": i, "node": name, "op_type": node.op_type, "imported": True, "error": None})
             continue
@@ -71,6 +77,7 @@ def probe(request: dict) -> dict:
         network = builder.create_network(0)
         parser = trt.OnnxParser(network, logger)
         ok = parser.parse(sub.SerializeToString())
+        parses += 1
         err = None
         if not ok and parser.num_errors > 0:
             e = parser.get_error(0)
@@ -79,4 +86,5 @@ def probe(request: dict) -> dict:
             err = "parse failed"
         results.append({"index": i, "node": name, "op_type": node.op_type, "imported": bool(ok), "error": err})
         del parser, network
-    return {"parser": parser_name, "nodes": results, "note": None}
+    mode = "whole-model" if complete else ("whole-model+per-node" if rejected else "per-node")
+    return {"parser": parser_name, "nodes": results, "note": None, "mode": mode, "parses": parses}

@@ -121,7 +121,7 @@ def infer_shapes(request: dict) -> dict:
     g = inferred.graph
     seen = set()
     tensors = []
-    for vi in list(g.input) + list(g.value_info) + list(g.output):
+    for vi in list(g.input) + list(g.value_info) + list(g.output) + _subgraph_values(g):
         if vi.name in seen or not vi.type.HasField("tensor_type"):
             continue
         seen.add(vi.name)
@@ -132,4 +132,38 @@ def infer_shapes(request: dict) -> dict:
         seen.add(init.name)
         vi = onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
         tensors.append(_entry(vi))
-    return {"tensors": tensors, "warnings": warnings}
+    return {"tensors": tensors, "warnings": warnings, "checker": check_model(model), "non_tensor": non_tensor_values(inferred)}
+
+
+def _subgraph_values(graph) -> list:
+    """Typed values of If/Loop/Scan bodies, nested ones included (names are unique across scopes)."""
+    out = []
+    for node in graph.node:
+        for a in node.attribute:
+            for body in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                out += list(body.input) + list(body.value_info) + list(body.output) + _subgraph_values(body)
+    return out
+
+
+def check_model(model: onnx.ModelProto):
+    """The ONNX checker's first complaint (full check, shapes included), or None when it accepts the model."""
+    try:
+        if model.ByteSize() > _TWO_GB:
+            return None
+        onnx.checker.check_model(model, full_check=True)
+        return None
+    except Exception as e:  # noqa: BLE001
+        text = str(e).strip().splitlines()
+        return (text[0] if text else type(e).__name__)[:500]
+
+
+def non_tensor_values(model: onnx.ModelProto) -> list:
+    """Values whose type is a sequence, optional or map: TensorRT has no such tensors."""
+    out, seen = [], set()
+    for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+        kind = vi.type.WhichOneof("value")
+        if vi.name in seen or kind in (None, "tensor_type", "sparse_tensor_type"):
+            continue
+        seen.add(vi.name)
+        out.append({"name": vi.name, "kind": {"sequence_type": "sequence", "optional_type": "optional", "map_type": "map"}.get(kind, kind)})
+    return out

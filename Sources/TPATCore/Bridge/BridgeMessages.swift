@@ -55,6 +55,16 @@ public enum BridgeMessages {
     public struct ShapeResult: Codable, Sendable {
         public var tensors: [Tensor]
         public var warnings: [String]
+        /// The ONNX checker's first complaint, nil when it accepts the model.
+        public var checker: String?
+        /// Values typed sequence, optional or map.
+        public var nonTensor: [NonTensor]?
+        enum CodingKeys: String, CodingKey { case tensors, warnings, checker, nonTensor = "non_tensor" }
+    }
+
+    public struct NonTensor: Codable, Sendable, Equatable {
+        public var name: String
+        public var kind: String
     }
 
     public struct ProbeNode: Codable, Sendable, Equatable {
@@ -70,6 +80,9 @@ public enum BridgeMessages {
         public var parser: String?
         public var nodes: [ProbeNode]
         public var note: String?
+        /// "whole-model", "per-node" or "whole-model+per-node"; how many parses it took.
+        public var mode: String?
+        public var parses: Int?
     }
 
     public struct ValidateRequest: Codable, Sendable {

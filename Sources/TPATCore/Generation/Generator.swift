@@ -5,12 +5,28 @@ import Mustache
 /// Stage 3: selected nodes -> plugin sources and the rewritten model, written atomically into
 /// OUT (OUT/<model>.onnx and OUT/plugins/, one CMake project for the model).
 public struct Generator: Sendable {
-    public enum Selection: Sendable, Equatable {
-        case auto
-        case nodes([String])
-        case ops([String])
+    /// Which nodes to convert: `auto` (what the installed parser rejects, else what the rules
+    /// reject), plus named nodes and op types, minus the excluded ones. Blocked nodes
+    /// (PluginBlockers) are never converted.
+    public struct Selection: Sendable, Equatable {
+        public var auto: Bool
+        public var nodes: [String]
+        public var ops: [String]
+        public var excludeNodes: [String]
+        public var excludeOps: [String]
         /// Node indices chosen by a caller (`generate --auto --backend qnn`: the nodes QNN refuses).
-        case indices([Int])
+        public var indices: [Int]
+        /// The indices are a vendor backend's choice (like `auto`): none chosen is "nothing to convert".
+        public var byBackend = false
+        public init(auto: Bool = false, nodes: [String] = [], ops: [String] = [], excludeNodes: [String] = [], excludeOps: [String] = [],
+                    indices: [Int] = []) {
+            self.auto = auto; self.nodes = nodes; self.ops = ops; self.excludeNodes = excludeNodes; self.excludeOps = excludeOps
+            self.indices = indices
+        }
+        public static let auto = Selection(auto: true)
+        public static func nodes(_ n: [String]) -> Selection { .init(nodes: n) }
+        public static func ops(_ o: [String]) -> Selection { .init(ops: o) }
+        public static func indices(_ i: [Int]) -> Selection { var s = Selection(indices: i); s.byBackend = true; return s }
     }
 
     public struct Options: Sendable {
@@ -84,6 +100,11 @@ public struct Generator: Sendable {
         public var plugins: [Plugin]
         public var failures: [Failure]
         public var casts: [String]
+        /// Sequence patterns rewritten into Splits before selection (SequenceRewriter).
+        public var rewrites: [String]? = nil
+        /// With --auto: "parser" or "table", and the nodes where the two disagree.
+        public var selectedBy: String? = nil
+        public var disagreements: [String]? = nil
 
         public init(outcome: Outcome, model: String, rewrittenModel: String, target: String, tvmVersion: String,
                     plugins: [Plugin], failures: [Failure], casts: [String]) {
@@ -100,6 +121,9 @@ public struct Generator: Sendable {
             plugins = try c.decode([Plugin].self, forKey: .plugins)
             failures = try c.decode([Failure].self, forKey: .failures)
             casts = try c.decode([String].self, forKey: .casts)
+            rewrites = try c.decodeIfPresent([String].self, forKey: .rewrites)
+            selectedBy = try c.decodeIfPresent(String.self, forKey: .selectedBy)
+            disagreements = try c.decodeIfPresent([String].self, forKey: .disagreements)
             outcome = try c.decodeIfPresent(Outcome.self, forKey: .outcome)
                 ?? (failures.isEmpty ? (plugins.isEmpty ? .nothingToConvert : .converted) : (plugins.isEmpty ? .none : .partial))
         }
@@ -124,22 +148,69 @@ public struct Generator: Sendable {
     }
 
     /// The same for a model already loaded from `modelPath` (the bridge reads the file itself).
-    public func generate(model: ONNXModel, modelPath: String, options: Options) async throws(TPATError) -> Report {
+    /// SplitToSequence + SequenceAt(constant) patterns are first rewritten into Splits
+    /// (SequenceRewriter); the rewritten model is what the rest sees and what OUT gets.
+    public func generate(model original: ONNXModel, modelPath originalPath: String, options: Options) async throws(TPATError) -> Report {
+        var model = original, modelPath = originalPath
+        var scratch: URL?
+        var rewrites: [String] = []
+        defer { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
+        if original.graph.node.contains(where: { $0.opType == "SplitToSequence" }) {
+            let (tensors, _) = try await Inspector(bridge: bridge, rules: rules).tensorInfo(modelPath: originalPath)
+            let (rewritten, notes) = SequenceRewriter.rewrite(original, tensors: tensors)
+            if !notes.isEmpty {
+                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-rewrite-\(UUID().uuidString)")
+                do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+                    throw TPATError(.io, "cannot create \(dir.path): \(error.localizedDescription)")
+                }
+                scratch = dir
+                let path = dir.appendingPathComponent(URL(fileURLWithPath: originalPath).lastPathComponent)
+                try rewritten.save(to: path)
+                model = rewritten
+                modelPath = path.path
+                for n in notes { diagnostics.emit(.init(.note, "rewritten: \(n)")) }
+                rewrites = notes
+            }
+        }
+        return try await generateRewritten(model: model, modelPath: modelPath, displayPath: originalPath, rewrites: rewrites, options: options)
+    }
+
+    func generateRewritten(model: ONNXModel, modelPath: String, displayPath: String, rewrites: [String], options: Options) async throws(TPATError) -> Report {
         guard Planner.targets.contains(options.target) else {
             throw TPATError(.input, "unknown target \(options.target) (use one of \(Planner.targets.joined(separator: ", ")))")
         }
         let out = options.output.standardizedFileURL
-        try OutputFolder.check(out, force: options.force, modelPath: modelPath)
+        try OutputFolder.check(out, force: options.force, modelPath: displayPath)
         let lock = try OutputFolder.Lock(out)
         defer { withExtendedLifetime(lock) {} }
-        try OutputFolder.check(out, force: options.force, modelPath: modelPath)  // again, under the lock
+        try OutputFolder.check(out, force: options.force, modelPath: displayPath)  // again, under the lock
         let inspector = Inspector(bridge: bridge, rules: rules)
+        // Inspect (probing the installed parser for --auto): verdicts, blockers, candidates.
+        let inspected = try await inspector.inspect(model: model, modelPath: modelPath, probe: options.selection.auto)
         let (tensors, _) = try await inspector.tensorInfo(modelPath: modelPath)
         let index = GraphIndex(model.graph)
-        let selected = try select(options.selection, model: model, index: index, tensors: tensors)
-        if selected.isEmpty, options.selection != .auto { throw TPATError(.input, "no node selected: nothing to generate") }
-        if selected.isEmpty {
-            log.info("nothing to convert: TensorRT's ONNX parser imports every node of the model (TensorRT 10.x operator table)")
+        let chosen = try select(options.selection, model: model, index: index, report: inspected)
+        var failures: [Report.Failure] = []
+        var selected: [Int] = []
+        for i in chosen {
+            if let b = inspected.nodes[i].blocker {
+                let why = "cannot become a plugin: \(b.reason); instead: \(b.suggestion)"
+                failures.append(.init(node: index.nodeName(i), opType: model.graph.node[i].opType, code: b.code, reason: why))
+                diagnostics.emit(.init(.warning, "not converted (\(b.code)): \(why)", node: index.nodeName(i)))
+            } else {
+                selected.append(i)
+            }
+        }
+        if options.selection.auto {
+            diagnostics.emit(.init(.note, "--auto: candidates chosen by the \(inspected.selectedBy ?? "table")" + (inspected.probe?.parser.map { " (\($0))" } ?? " (\(inspected.rulesSource))")))
+            for n in inspected.nodes where selected.contains(n.index) || inspected.probe?.disagreements.contains(n.name) == true {
+                guard let p = n.probe else { continue }
+                diagnostics.emit(.init(.note, "parser: \(p.imported ? "imports" : "rejects (\(p.error ?? "?"))"); table: \(n.verdict.rawValue)\(n.verdict == .unsupported ? " (\(n.reason))" : "")", node: n.name))
+            }
+        }
+        if chosen.isEmpty, !options.selection.auto, !options.selection.byBackend { throw TPATError(.input, "no node selected: nothing to generate") }
+        if chosen.isEmpty {
+            log.info("nothing to convert: TensorRT's ONNX parser imports every node of the model (\(inspected.selectedBy == "parser" ? inspected.probe?.parser ?? "parser" : inspected.rulesSource))")
         }
         let shown = selected.prefix(8).map { index.nodeName($0).debugDescription }.joined(separator: ", ") + (selected.count > 8 ? ", ..." : "")
         if !selected.isEmpty { log.info("selected \(selected.count) node(s): \(shown)") }
@@ -147,7 +218,6 @@ public struct Generator: Sendable {
         // Extract and group identical nodes.
         var groups: [Data: [ExtractedNode]] = [:]
         var order: [Data] = []
-        var failures: [Report.Failure] = []
         for i in selected {
             do {
                 let node = try NodeExtractor.extract(nodeAt: i, index: index, model: model, tensors: tensors, demoteFloat64: true)
@@ -219,7 +289,8 @@ public struct Generator: Sendable {
         do throws(TPATError) {
             let report = try await render(sources: sources, replacements: replacements, failures: failures, model: model,
                                           modelPath: modelPath, options: options, tvmVersion: tvm, staging: staging,
-                                          outcome: selected.isEmpty ? .nothingToConvert : (failures.isEmpty ? .converted : (sources.isEmpty ? .none : .partial)))
+                                          outcome: chosen.isEmpty ? .nothingToConvert : (failures.isEmpty ? .converted : (sources.isEmpty ? .none : .partial)),
+                                          auto: options.selection.auto ? inspected : nil, displayPath: displayPath, rewrites: rewrites)
             try move(staging, to: out, force: options.force)
             return report
         } catch {
@@ -234,33 +305,38 @@ public struct Generator: Sendable {
         return String(format: "%.1f s", Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
     }
 
-    func select(_ selection: Selection, model: ONNXModel, index: GraphIndex, tensors: [String: TensorInfo]) throws(TPATError) -> [Int] {
-        switch selection {
-        case .auto:
-            let verdicts = VerdictEvaluator(rules: rules).evaluate(model: model, tensors: tensors)
-            return verdicts.filter { $0.verdict == .unsupported }.map(\.index)
-        case .nodes(let names):
-            var result: [Int] = []
-            for name in names {
-                guard let i = model.graph.node.indices.first(where: { index.nodeName($0) == name }) else {
-                    throw TPATError(.input, "no node named '\(name)' in the model")
-                }
-                result.append(i)
-            }
-            return result.sorted()
-        case .indices(let list):
-            return Set(list).filter { model.graph.node.indices.contains($0) }.sorted()
-        case .ops(let ops):
-            let wanted = Set(ops)
-            let result = model.graph.node.indices.filter { wanted.contains(model.graph.node[$0].opType) }
-            if result.isEmpty { throw TPATError(.input, "the model has no node of type \(ops.joined(separator: ", "))") }
-            return result
+    /// Node indices: auto's candidates (plus the blocked nodes it would want, reported later), named
+    /// nodes and op types, minus the exclusions.
+    func select(_ selection: Selection, model: ONNXModel, index: GraphIndex, report: InspectReport) throws(TPATError) -> [Int] {
+        var result = Set<Int>()
+        result.formUnion(selection.indices.filter { model.graph.node.indices.contains($0) })
+        if selection.auto {
+            let wanted = Set(report.pluginCandidates + report.blocked)
+            result.formUnion(model.graph.node.indices.filter { wanted.contains(index.nodeName($0)) })
         }
+        func named(_ name: String) throws(TPATError) -> Int {
+            guard let i = model.graph.node.indices.first(where: { index.nodeName($0) == name }) else {
+                throw TPATError(.input, "no node named '\(name)' in the model")
+            }
+            return i
+        }
+        for name in selection.nodes { result.insert(try named(name)) }
+        if !selection.ops.isEmpty {
+            let wanted = Set(selection.ops)
+            let found = model.graph.node.indices.filter { wanted.contains(model.graph.node[$0].opType) }
+            if found.isEmpty { throw TPATError(.input, "the model has no node of type \(selection.ops.joined(separator: ", "))") }
+            result.formUnion(found)
+        }
+        for name in selection.excludeNodes { result.remove(try named(name)) }
+        let excludedOps = Set(selection.excludeOps)
+        result = result.filter { !excludedOps.contains(model.graph.node[$0].opType) }
+        return result.sorted()
     }
 
     func render(sources: [PluginSource], replacements: [ModelRewriter.Replacement], failures: [Report.Failure],
                 model: ONNXModel, modelPath: String, options: Options, tvmVersion: String, staging: URL,
-                outcome: Report.Outcome) async throws(TPATError) -> Report {
+                outcome: Report.Outcome, auto: InspectReport? = nil, displayPath: String? = nil,
+                rewrites: [String] = []) async throws(TPATError) -> Report {
         let templates = try TemplateSet(directory: runtime.appendingPathComponent("templates"))
         let launchers = LauncherRenderer(templates: templates)
         let plugins = PluginRenderer(templates: templates)
@@ -331,8 +407,13 @@ public struct Generator: Sendable {
         // Rendering can fail plugins too (reference data, cross-check): the outcome counts them.
         let final: Report.Outcome = outcome == .nothingToConvert ? outcome
             : failures.isEmpty ? .converted : (kept.isEmpty ? .none : .partial)
-        let report = Report(outcome: final, model: modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
+        var report = Report(outcome: final, model: displayPath ?? modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
                             target: options.target, tvmVersion: tvmVersion, plugins: reportPlugins, failures: failures, casts: casts)
+        report.rewrites = rewrites.isEmpty ? nil : rewrites
+        if let auto {
+            report.selectedBy = auto.selectedBy
+            report.disagreements = auto.probe?.disagreements ?? []
+        }
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFiles.write([(staging.appendingPathComponent("tpat-generate.json"), (try? e.encode(report)) ?? Data()),
                                (staging.appendingPathComponent(OutputFolder.marker), OutputFolder.markerContents())])

@@ -17,12 +17,26 @@ public struct InspectReport: Codable, Sendable {
     public var warnings: [String]
     /// Whose verdicts these are: nil or "tensorrt" (TensorRT's ONNX parser), "qnn" (QNN's HTP backend).
     public var target: String? = nil
+    /// The rule set used: "10", "11" or "rtx" (`--trt`).
+    public var trt: String? = nil
+    /// The ONNX checker's complaint when it rejects the model (inspect goes on).
+    public var checker: String? = nil
+    /// What chose the plugin candidates: "parser" (an installed parser's answers) or "table".
+    public var selectedBy: String? = nil
+    /// Nodes that need a plugin but cannot become one (see each node's `blocker`).
+    public var blocked: [String] = []
+    /// Verdicts of the nodes inside If/Loop/Scan bodies, named "node > attribute > node"
+    /// (inspected only: not plugin candidates yet).
+    public var subgraphNodes: [NodeVerdict] = []
 
     public struct ProbeSummary: Codable, Sendable {
         public var parser: String?
         public var note: String?
         /// Nodes where the parser and the table disagree.
         public var disagreements: [String]
+        /// How the parser was asked: "whole-model", "per-node" or both; number of parses.
+        public var mode: String? = nil
+        public var parses: Int? = nil
     }
 
     public var counts: [NodeVerdict.Verdict: Int] {
@@ -65,24 +79,45 @@ public struct InspectReport: Codable, Sendable {
             if let p = n.probe {
                 line += p.imported ? "  | parser: imports" : "  | parser: fails: \(t(p.error ?? "?"))"
             }
+            if let b = n.blocker { line += "  | cannot be a plugin [\(b.code)]" }
             out += line + "\n"
+        }
+        let inner = subgraphNodes.filter { $0.verdict != .supported }
+        if !subgraphNodes.isEmpty {
+            out += "\nInside If/Loop/Scan bodies (\(subgraphNodes.count) nodes, \(inner.count) not plainly supported):\n"
+            for n in inner {
+                out += "  \(t(n.name))  \(t(n.opType))  \(n.verdict.rawValue)  " + (n.verdict == .unsupported ? "[\(t(n.rule ?? "-"))] " : "") + t(n.reason) + "\n"
+            }
         }
         let c = counts
         out += target == VendorBackend.qnn.rawValue
             ? "\nSummary: \(c[.supported] ?? 0) taken by QNN's HTP backend, \(c[.unsupported] ?? 0) refused\n"
             : "\nSummary: \(c[.supported] ?? 0) supported, \(c[.restricted] ?? 0) restricted-but-fine, \(c[.unsupported] ?? 0) unsupported\n"
         if let probe {
-            out += "Probe: \(t(probe.parser ?? "none")) \(probe.note.map { "(\(t($0)))" } ?? "")\n"
+            out += "Probe: \(t(probe.parser ?? "none")) \(probe.note.map { "(\(t($0)))" } ?? "")"
+            if let m = probe.mode { out += " [\(m), \(probe.parses ?? 0) parse(s)]" }
+            out += "\n"
             if !probe.disagreements.isEmpty { out += "  parser disagrees with the table on: \(t(probe.disagreements.joined(separator: ", ")))\n" }
         }
         for w in warnings { out += "warning: \(t(w))\n" }
+        if !blocked.isEmpty {
+            out += "\nCannot become plugins (\(blocked.count)):\n"
+            for n in nodes where blocked.contains(n.name) {
+                if let b = n.blocker { out += "  \(t(n.name)) (\(t(n.opType))) [\(b.code)]: \(t(b.reason))\n    instead: \(t(b.suggestion))\n" }
+            }
+        }
         out += "\nPlugin candidates (\(pluginCandidates.count)):\n"
+        if selectedBy == "parser" { out += "  (what the installed parser rejects; the table's verdict beside)\n" }
         if pluginCandidates.isEmpty {
-            out += target == VendorBackend.qnn.rawValue ? "  none: QNN's HTP backend takes every node\n" : "  none: TensorRT's parser should import every node\n"
+            out += subgraphNodes.contains { $0.verdict == .unsupported }
+                ? "  none at the top level (see the bodies above)\n"
+                : target == VendorBackend.qnn.rawValue ? "  none: QNN's HTP backend takes every node\n" : "  none: TensorRT's parser should import every node\n"
         }
         for name in pluginCandidates {
             if let n = nodes.first(where: { $0.name == name }) {
-                out += "  \(t(n.name)) (\(t(n.opType)) \(t(n.inputs.joined(separator: ", "))) -> \(t(n.outputs.joined(separator: ", ")))): \(t(n.reason))\n"
+                let why = n.probe.flatMap { $0.imported ? nil : "parser: \(t($0.error ?? "rejected"))" }
+                out += "  \(t(n.name)) (\(t(n.opType)) \(t(n.inputs.joined(separator: ", "))) -> \(t(n.outputs.joined(separator: ", ")))): "
+                out += (why.map { "\($0); table: \(n.verdict.rawValue)" + (n.verdict == .unsupported ? " (\(t(n.reason)))" : "") } ?? t(n.reason)) + "\n"
             }
         }
         return out

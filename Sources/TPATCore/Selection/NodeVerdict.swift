@@ -25,6 +25,16 @@ public struct NodeVerdict: Codable, Sendable, Equatable {
     public var unchecked: [String]
     /// The real parser's answer with --probe, else nil.
     public var probe: ProbeAnswer?
+    /// Why this node can never become a plugin (PluginBlockers), else nil.
+    public var blocker: Blocker? = nil
+
+    public struct Blocker: Codable, Sendable, Equatable {
+        /// `feeds_shape_input` or `non_tensor`.
+        public var code: String
+        public var reason: String
+        /// What to do instead.
+        public var suggestion: String
+    }
 
     public struct ProbeAnswer: Codable, Sendable, Equatable {
         public var imported: Bool

@@ -118,6 +118,9 @@ public struct VerdictEvaluator: Sendable {
             guard let name = input(r.input ?? 0), let ranks = r.ranks else { return .pass }
             guard let rank = info(name, index, tensors)?.rank else { return .unchecked("rank of '\(name)' is unknown") }
             return ranks.contains(rank) ? .pass : .violated("'\(name)' has rank \(rank)")
+        case .inputAbsent:
+            guard let name = input(r.input) else { return .pass }
+            return .violated("input '\(name)' is given")
         case .inputStaticShape:
             guard let name = input(r.input ?? 0) else { return .pass }
             guard let t = info(name, index, tensors), t.shape != nil else { return .unchecked("shape of '\(name)' is unknown") }

@@ -1,0 +1,73 @@
+/// Nodes that cannot become a TensorRT plugin whatever the parser says, and what to do instead.
+///
+/// - A plugin's outputs are execution tensors: TensorRT cannot use them as shape tensors. A node
+///   whose outputs reach a shape input (Reshape's shape, Range, Expand, Tile's repeats, Slice's
+///   bounds, ConstantOfShape, Resize's sizes/scales, Pad's pads, TopK's K, OneHot's depth, ...),
+///   directly or through shape arithmetic, is blocked (`feeds_shape_input`).
+/// - TensorRT has no sequence, optional or map tensors: a node consuming or producing one is
+///   blocked (`non_tensor`).
+public enum PluginBlockers {
+    /// Input positions that TensorRT reads as shape tensors, per default-domain op.
+    public static let shapeInputs: [String: [Int]] = [
+        "Reshape": [1], "Expand": [1], "Tile": [1], "Range": [0, 1, 2], "ConstantOfShape": [0],
+        "Slice": [1, 2, 3, 4], "Resize": [1, 2, 3], "Upsample": [1], "Pad": [1, 3], "TopK": [1], "OneHot": [1],
+        "Squeeze": [1], "Unsqueeze": [1], "Split": [1], "CumSum": [1], "EyeLike": [], "RandomNormal": [],
+        "ReduceSum": [1], "ReduceMean": [1], "ReduceMax": [1], "ReduceMin": [1], "ReduceProd": [1],
+        "ReduceL1": [1], "ReduceL2": [1], "ReduceLogSum": [1], "ReduceLogSumExp": [1], "ReduceSumSquare": [1],
+        "NonMaxSuppression": [2], "Trilu": [1], "CenterCropPad": [1], "Col2Im": [1, 2], "STFT": [1, 3],
+        "BlackmanWindow": [0], "HannWindow": [0], "HammingWindow": [0], "DFT": [1, 2],
+    ]
+    /// Ops whose output depends only on the input's shape, not its values: shape-ness stops there.
+    static let shapeOnly: Set<String> = ["Shape", "Size"]
+    /// Ops that take or give sequences, optionals or maps.
+    public static let nonTensorOps: Set<String> = [
+        "SequenceAt", "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert", "SequenceLength",
+        "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional", "OptionalGetElement", "OptionalHasElement",
+    ]
+
+    public static let shapeSuggestion = "fold the shape computation into constants before TPAT (polygraphy surgeon sanitize --fold-constants, "
+        + "with fixed input shapes if needed: --override-input-shapes), or keep this node in TensorRT and convert what feeds it instead"
+    public static let nonTensorSuggestion = "constant-fold the model first (polygraphy surgeon sanitize --fold-constants or onnxsim), "
+        + "which removes sequence ops over constants; a SplitToSequence read by SequenceAt at constant positions is a Split"
+
+    /// Node index -> blocker, for every blocked node of the graph.
+    public static func find(index: GraphIndex, nonTensorValues: Set<String>) -> [Int: NodeVerdict.Blocker] {
+        let graph = index.graph
+        var result: [Int: NodeVerdict.Blocker] = [:]
+        // Shape tensors, walked back from every shape input through the producers.
+        var shapeTensors: [String: String] = [:]  // tensor -> the shape input it reaches ("Reshape 'r' shape")
+        var work: [String] = []
+        for (i, node) in graph.node.enumerated() where node.isDefaultDomain {
+            for k in shapeInputs[node.opType] ?? [] where node.input.indices.contains(k) && !node.input[k].isEmpty {
+                let t = node.input[k]
+                if shapeTensors[t] == nil, !index.isConstant(t) {
+                    shapeTensors[t] = "input \(k) of \(node.opType) '\(index.nodeName(i))'"
+                    work.append(t)
+                }
+            }
+        }
+        while let t = work.popLast() {
+            guard let p = index.producer[t] else { continue }
+            let node = graph.node[p]
+            if node.isDefaultDomain && shapeOnly.contains(node.opType) { continue }
+            if result[p] == nil {
+                result[p] = .init(code: "feeds_shape_input",
+                                  reason: "its output '\(t)' feeds \(shapeTensors[t] ?? "a shape input") (TensorRT cannot take a plugin's output as a shape tensor)",
+                                  suggestion: shapeSuggestion)
+            }
+            for x in node.input where !x.isEmpty && shapeTensors[x] == nil && !index.isConstant(x) {
+                shapeTensors[x] = shapeTensors[t]
+                work.append(x)
+            }
+        }
+        // Sequence, optional and map values.
+        for (i, node) in graph.node.enumerated() {
+            let values = (node.input + node.output).filter { !$0.isEmpty && nonTensorValues.contains($0) }
+            if (node.isDefaultDomain && nonTensorOps.contains(node.opType)) || !values.isEmpty {
+                let what = values.isEmpty ? "\(node.opType) works on sequences or optionals" : "takes or gives non-tensor values (\(values.prefix(3).joined(separator: ", ")))"
+                result[i] = .init(code: "non_tensor", reason: "\(what): TensorRT has no sequence, optional or map tensors", suggestion: nonTensorSuggestion)
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+@testable import TPATCore
+
+/// Issue 13's selection: rule sets per TensorRT flavour, parser-driven candidates, nodes that can
+/// never become plugins (shape inputs, non-tensor values), models the ONNX checker rejects.
+/// Fixtures: scripts/make_selection_fixtures.py.
+@Suite struct SelectionTests {
+    func inspect(_ model: String, _ flavour: ParserRules.Flavour, probe: Bool = false) async throws -> InspectReport {
+        let inspector = Inspector(bridge: try Repo.bridge(), rules: try ParserRules.bundled(flavour))
+        return try await inspector.inspect(modelPath: Repo.fixture(model).path, probe: probe)
+    }
+
+    func node(_ r: InspectReport, _ name: String) throws -> NodeVerdict {
+        try #require(r.nodes.first { $0.name == name }, "no node \(name)")
+    }
+
+    @Test func everyFlavourLoadsWithItsSource() throws {
+        let r10 = try ParserRules.bundled(.trt10), r11 = try ParserRules.bundled(.trt11), rtx = try ParserRules.bundled(.rtx)
+        #expect(r10.sourceDescription.hasPrefix("TensorRT 10.x rules: onnx/onnx-tensorrt docs/operators.md @ 96e7811"))
+        #expect(r11.source.tensorrt == "11.x" && r11.flavour == .trt11)
+        #expect(rtx.sourceDescription.contains("TensorRT-RTX") && rtx.source.commit == nil)
+        #expect(r10.ops["RMSNormalization"]?.status == .unsupported && r11.ops["RMSNormalization"]?.status == .supported)
+        #expect(r11.ops["RoiAlign"]?.status == .supported && rtx.ops["RoiAlign"]?.status == .unsupported)
+        #expect(r10.ops["NonZero"]?.source?.contains("onnxOpImporters.cpp @ 96e7811") == true)
+        #expect(rtx.ops["ScatterElements"]?.restrictions?.first { $0.id == "ScatterElements.reduction" }?.allowed == [.string("none")])
+    }
+
+    @Test func defaultFlavourFollowsTheInstalledParser() {
+        func v(_ trt: String?, _ rtx: String?) -> BridgeMessages.Versions {
+            .init(python: "3.11", onnx: nil, onnxruntime: nil, tvm: nil, tvmFFI: nil, tensorrt: trt, tensorrtRTX: rtx)
+        }
+        #expect(ParserRules.Flavour.installed(v("10.13.0.35", nil)) == .trt10)
+        #expect(ParserRules.Flavour.installed(v("11.4.0.106", "1.7.1.116")) == .trt11)
+        #expect(ParserRules.Flavour.installed(v(nil, "1.7.1.116")) == .rtx)
+        #expect(ParserRules.Flavour.installed(v(nil, nil)) == .trt11)
+        #expect(ParserRules.Flavour.installed(nil) == .trt11)
+        #expect(ParserRules.Flavour.ofParser("TensorRT-RTX 1.7.1.116 (needs ...)") == .rtx)
+        #expect(ParserRules.Flavour.ofParser("TensorRT 10.13.0") == .trt10)
+        #expect(ParserRules.Flavour.ofParser("TensorRT 11.4.0") == .trt11)
+    }
+
+    @Test func tensorRT11RulesImportWhat10Rejects() async throws {
+        let r10 = try await inspect("select_trt11.onnx", .trt10)
+        #expect(try node(r10, "rms").verdict == .unsupported)
+        #expect(try node(r10, "cumsum_dyn_axis").rule == "CumSum.axis")
+        // Importer overrides apply to 10.x too: TopK sorted=0 and 1-D pooling are imported.
+        #expect(try node(r10, "topk_unsorted").verdict == .restricted)
+        #expect(try node(r10, "maxpool_1d").verdict == .restricted)
+        let r11 = try await inspect("select_trt11.onnx", .trt11)
+        #expect(try node(r11, "rms").verdict == .supported)
+        #expect(try node(r11, "cumsum_dyn_axis").verdict == .supported)
+        #expect(r11.trt == "11" && r11.pluginCandidates.isEmpty)
+    }
+
+    @Test func nodesFeedingShapeInputsAreBlocked() async throws {
+        let r = try await inspect("select_shape_feed.onnx", .trt10)
+        for name in ["cumsum_ends", "gather_total", "band_shape"] {
+            let b = try #require(try node(r, name).blocker, "\(name) not blocked")
+            #expect(b.code == "feeds_shape_input")
+            #expect(b.suggestion.contains("--fold-constants"))
+        }
+        #expect(try node(r, "cumsum_ends").blocker?.reason.contains("Range 'range_positions'") == true)
+        #expect(try node(r, "band_shape").blocker?.reason.contains("Reshape 'reshape_x'") == true)
+        // Shape reads only the shape of its input: the Relu before it stays free; so does data.
+        for name in ["relu_x", "bxor_data", "range_positions", "reshape_x"] { #expect(try node(r, name).blocker == nil, "\(name)") }
+        #expect(r.pluginCandidates == ["bxor_data"])
+        #expect(r.blocked == ["cumsum_ends", "band_shape"])
+        #expect(r.text().contains("Cannot become plugins (2)"))
+    }
+
+    @Test func sequenceNodesAreBlockedWithASuggestion() async throws {
+        let r = try await inspect("select_sequence.onnx", .trt11)
+        for name in ["split_seq", "seq_at_0", "seq_at_1"] {
+            let b = try #require(try node(r, name).blocker)
+            #expect(b.code == "non_tensor")
+            #expect(b.suggestion.contains("rewrites this SplitToSequence"))  // generate can (SequenceRewriter)
+        }
+        #expect(try node(r, "relu_second").blocker == nil)
+        #expect(r.pluginCandidates.isEmpty && r.blocked.count == 3)
+        // Where no rewrite applies, the advice is to constant-fold first.
+        let model = try ONNXModel.load(path: Repo.fixture("select_sequence.onnx").path)
+        let blockers = PluginBlockers.find(index: GraphIndex(model.graph), nonTensorValues: ["parts"])
+        #expect(blockers.count == 3 && blockers.values.allSatisfy { $0.code == "non_tensor" && $0.suggestion.contains("constant-fold") })
+    }
+
+    @Test func aModelTheCheckerRejectsIsReportedAndInspected() async throws {
+        let r = try await inspect("select_checker.onnx", .trt11)
+        #expect(r.checker?.contains("not_an_attribute") == true)
+        #expect(r.warnings.first?.hasPrefix("the ONNX checker rejects this model") == true)
+        #expect(r.pluginCandidates == ["col2im"])
+        let clean = try await inspect("select_shape_feed.onnx", .trt11)
+        #expect(clean.checker == nil)
+    }
+
+    @Test func theInstalledParserChoosesWhenItIsTheRulesFlavour() async throws {
+        let rtx = try await inspect("select_probe.onnx", .rtx, probe: true)
+        try #require(rtx.probe?.parser?.hasPrefix("TensorRT-RTX") == true, "needs TensorRT-RTX (in the venv)")
+        #expect(rtx.selectedBy == "parser")
+        #expect(rtx.probe?.mode == "whole-model" && rtx.probe?.parses == 3)
+        #expect(rtx.pluginCandidates == ["nonzero", "col2im"])
+        // With the 10.x rules the table chooses (NonZero on float is in it); the parser's answer
+        // is shown beside and the disagreement listed.
+        let t10 = try await inspect("select_probe.onnx", .trt10, probe: true)
+        #expect(t10.selectedBy == "table")
+        #expect(t10.pluginCandidates == ["col2im"])
+        #expect(t10.probe?.disagreements == ["nonzero"])
+        #expect(t10.warnings.contains { $0.contains("candidates come from the rules") })
+    }
+
+    @Test func selectionAddsAndRemoves() async throws {
+        let bridge = try Repo.bridge()
+        let rules = try ParserRules.bundled(.trt10)
+        let path = Repo.fixture("select_shape_feed.onnx").path
+        let model = try ONNXModel.load(path: path)
+        let report = try await Inspector(bridge: bridge, rules: rules).inspect(model: model, modelPath: path, probe: false)
+        let g = Generator(bridge: bridge, rules: rules, cache: nil, diagnostics: DiagnosticsCollector())
+        let index = GraphIndex(model.graph)
+        func names(_ s: Generator.Selection) throws -> [String] { try g.select(s, model: model, index: index, report: report).map(index.nodeName) }
+        // auto: the candidates and the blocked nodes it would want (reported, never converted).
+        #expect(try names(.auto) == ["cumsum_ends", "band_shape", "bxor_data"])
+        #expect(try names(.init(auto: true, ops: ["Relu"], excludeNodes: ["band_shape"])) == ["cumsum_ends", "bxor_data", "relu_x"])
+        #expect(try names(.init(auto: true, nodes: ["shape_x"], excludeOps: ["CumSum", "BitwiseAnd"])) == ["bxor_data", "shape_x"])
+        #expect(throws: TPATError.self) { try names(.init(auto: true, excludeNodes: ["nope"])) }
+    }
+}
+
+extension SelectionTests {
+    @Test func sequenceRewritesArePlannedOnlyForConstantReads() async throws {
+        let inspector = Inspector(bridge: try Repo.bridge(), rules: try ParserRules.bundled(.trt11))
+        for (name, parts, reads) in [("select_sequence.onnx", 2, ["seq_at_0", "seq_at_1"]), ("select_sequence_keepdims.onnx", 4, ["at_last", "at_0", "at_0_again"])] {
+            let path = Repo.fixture(name).path
+            let (tensors, _) = try await inspector.tensorInfo(modelPath: path)
+            let plan = SequenceRewriter.plan(try ONNXModel.load(path: path), tensors: tensors)
+            #expect(plan.count == 1 && plan.first?.parts == parts && plan.first?.reads == reads, "\(name)")
+        }
+        // A position that is not a constant: no rewrite.
+        var model = try ONNXModel.load(path: Repo.fixture("select_sequence.onnx").path)
+        let (tensors, _) = try await inspector.tensorInfo(modelPath: Repo.fixture("select_sequence.onnx").path)
+        model.proto.graph.initializer.removeAll { $0.name == "p1" }
+        #expect(SequenceRewriter.plan(model, tensors: tensors).isEmpty)
+        // The inspect report tells what generate will do.
+        let r = try await inspector.inspect(modelPath: Repo.fixture("select_sequence.onnx").path, probe: false)
+        #expect(r.nodes.first { $0.name == "split_seq" }?.blocker?.suggestion.contains("rewrites this SplitToSequence") == true)
+    }
+}
+
+extension SelectionTests {
+    @Test func nodesInsideIfBodiesAreInspectedWithTheirPath() async throws {
+        let r = try await inspect("select_subgraph.onnx", .trt10)
+        let band = try #require(r.subgraphNodes.first { $0.name == "if_node > then_branch > band_inner" })
+        #expect(band.verdict == .unsupported && band.rule == "op")
+        #expect(band.inputs == ["int32[8]", "int32[8]"])  // outer-scope tensors, typed
+        // K is an initializer of the enclosing graph: a constant for the TopK.K check.
+        let topk = try #require(r.subgraphNodes.first { $0.name == "if_node > else_branch > topk_inner" })
+        #expect(topk.verdict == .restricted && topk.unchecked.isEmpty)
+        #expect(r.subgraphNodes.count == 4)
+        #expect(r.pluginCandidates.isEmpty)  // not converted yet: said in a warning
+        #expect(r.warnings.contains { $0.contains("inside If/Loop/Scan bodies") })
+        #expect(r.text().contains("if_node > then_branch > band_inner"))
+    }
+}

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Builds the selection fixtures (issue 13) into tests/fixtures/models/ (deterministic, overwriting):
+
+  select_shape_feed.onnx   nodes whose outputs reach shape inputs: a CumSum -> Gather -> Range chain and an
+                           unsupported BitwiseAnd computing a Reshape's shape (both blocked); an unsupported
+                           BitwiseXor on data (a real candidate); a Shape -> Reshape chain (Shape is not blocked)
+  select_sequence.onnx     SplitToSequence + SequenceAt at constant positions (non-tensor nodes)
+  select_sequence_keepdims.onnx  the same without `split`, keepdims=0, a negative position and a repeated read
+  select_subgraph.onnx     an If whose branches hold an unsupported BitwiseAnd on an outer-scope tensor and a TopK
+                           whose K is an outer initializer
+  select_checker.onnx      a model the ONNX checker rejects (unknown attribute on a Relu); inspect goes on
+  select_trt11.onnx        ops TensorRT 11 imports but the 10.x rules reject: RMSNormalization, CumSum with a
+                           computed axis, TopK sorted=0 (10.x: imported by the importer), 1-D MaxPool
+  select_probe.onnx        for the whole-model probe: Relu, NonZero (TensorRT-RTX rejects), Col2Im (rejected),
+                           nodes after both
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto as T, helper as h, numpy_helper as nh
+
+OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "models"
+
+
+def model(nodes, inputs, outputs, inits=(), opset=20, check=True):
+    g = h.make_graph(nodes, "g", inputs, outputs, list(inits))
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", opset)], producer_name="tpat-fixtures")
+    m.ir_version = 10
+    if check:
+        onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def vi(name, t, shape):
+    return h.make_tensor_value_info(name, t, shape)
+
+
+def shape_feed():
+    nodes = [
+        h.make_node("CumSum", ["lengths", "axis0"], ["ends"], name="cumsum_ends"),
+        h.make_node("Gather", ["ends", "last"], ["total"], name="gather_total", axis=0),
+        h.make_node("Range", ["zero", "total", "one"], ["positions"], name="range_positions"),
+        h.make_node("BitwiseAnd", ["dims", "mask"], ["dims_masked"], name="band_shape"),
+        h.make_node("Reshape", ["x", "dims_masked"], ["x_reshaped"], name="reshape_x"),
+        h.make_node("BitwiseXor", ["codes", "key"], ["codes_x"], name="bxor_data"),
+        h.make_node("Shape", ["x"], ["x_shape"], name="shape_x"),
+        h.make_node("Relu", ["x"], ["x_relu"], name="relu_x"),
+        h.make_node("Reshape", ["x_relu", "x_shape"], ["x_again"], name="reshape_again"),
+    ]
+    inits = [nh.from_array(np.array(0, np.int64), "axis0"), nh.from_array(np.array(2, np.int64), "last"),
+             nh.from_array(np.array(0, np.int64), "zero"), nh.from_array(np.array(1, np.int64), "one"),
+             nh.from_array(np.array([-1, -1], np.int64), "mask"), nh.from_array(np.array([7, 7, 7, 7], np.int32), "key")]
+    return model(nodes, [vi("lengths", T.INT64, [3]), vi("dims", T.INT64, [2]), vi("x", T.FLOAT, [4, 6]), vi("codes", T.INT32, [4])],
+                 [vi("positions", T.INT64, ["n"]), vi("x_reshaped", T.FLOAT, ["r0", "r1"]), vi("codes_x", T.INT32, [4]), vi("x_again", T.FLOAT, [4, 6])],
+                 inits, opset=18)
+
+
+def sequence():
+    nodes = [
+        h.make_node("SplitToSequence", ["x", "sizes"], ["parts"], name="split_seq", axis=0),
+        h.make_node("SequenceAt", ["parts", "p0"], ["first"], name="seq_at_0"),
+        h.make_node("SequenceAt", ["parts", "p1"], ["second"], name="seq_at_1"),
+        h.make_node("Relu", ["second"], ["second_relu"], name="relu_second"),
+    ]
+    inits = [nh.from_array(np.array([2, 4], np.int64), "sizes"), nh.from_array(np.array(0, np.int64), "p0"),
+             nh.from_array(np.array(1, np.int64), "p1")]
+    return model(nodes, [vi("x", T.FLOAT, [6, 3])], [vi("first", T.FLOAT, [2, 3]), vi("second_relu", T.FLOAT, [4, 3])], inits)
+
+
+def sequence_keepdims():
+    nodes = [
+        h.make_node("SplitToSequence", ["x"], ["cols"], name="split_cols", axis=1, keepdims=0),
+        h.make_node("SequenceAt", ["cols", "last"], ["col_last"], name="at_last"),
+        h.make_node("SequenceAt", ["cols", "p0"], ["col0"], name="at_0"),
+        h.make_node("SequenceAt", ["cols", "p0"], ["col0_again"], name="at_0_again"),
+    ]
+    inits = [nh.from_array(np.array(-1, np.int64), "last"), nh.from_array(np.array(0, np.int64), "p0")]
+    return model(nodes, [vi("x", T.FLOAT, [3, 4])], [vi("col_last", T.FLOAT, [3]), vi("col0", T.FLOAT, [3]), vi("col0_again", T.FLOAT, [3])], inits)
+
+
+def subgraph():
+    # An If whose then-branch holds an unsupported BitwiseAnd on an outer-scope tensor and a TopK
+    # whose K is an outer initializer (constant across scopes); the else-branch a plain Relu.
+    then_g = h.make_graph([h.make_node("BitwiseAnd", ["codes", "mask"], ["masked"], name="band_inner"),
+                           h.make_node("Cast", ["masked"], ["then_out"], name="cast_inner", to=T.FLOAT)],
+                          "then_branch", [], [vi("then_out", T.FLOAT, [8])])
+    else_g = h.make_graph([h.make_node("TopK", ["scores", "k"], ["top", "top_i"], name="topk_inner"),
+                           h.make_node("Relu", ["top"], ["else_out"], name="relu_inner")],
+                          "else_branch", [], [vi("else_out", T.FLOAT, [8])])
+    nodes = [h.make_node("If", ["flag"], ["y"], name="if_node", then_branch=then_g, else_branch=else_g)]
+    inits = [nh.from_array(np.array([3] * 8, np.int32), "mask"), nh.from_array(np.array([8], np.int64), "k")]
+    return model(nodes, [vi("flag", T.BOOL, []), vi("codes", T.INT32, [8]), vi("scores", T.FLOAT, [16])], [vi("y", T.FLOAT, [8])], inits)
+
+
+def checker_rejects():
+    relu = h.make_node("Relu", ["x"], ["y"], name="relu_odd", not_an_attribute=3)
+    return model([relu, h.make_node("Col2Im", ["y", "img", "blk"], ["z"], name="col2im")],
+                 [vi("x", T.FLOAT, [1, 8, 16])], [vi("z", T.FLOAT, [1, 2, 8, 8])],
+                 [nh.from_array(np.array([8, 8], np.int64), "img"), nh.from_array(np.array([2, 2], np.int64), "blk")], check=False)
+
+
+def trt11():
+    nodes = [
+        h.make_node("RMSNormalization", ["x", "scale"], ["normed"], name="rms", axis=-1),
+        h.make_node("ReduceMax", ["axis_src"], ["axis_dyn"], name="axis_max", keepdims=0),
+        h.make_node("CumSum", ["normed", "axis_dyn"], ["summed"], name="cumsum_dyn_axis"),
+        h.make_node("TopK", ["summed", "k"], ["vals", "idx"], name="topk_unsorted", axis=-1, sorted=0),
+        h.make_node("MaxPool", ["seq"], ["pooled"], name="maxpool_1d", kernel_shape=[2], strides=[2]),
+    ]
+    inits = [nh.from_array(np.ones(8, np.float32), "scale"), nh.from_array(np.array([3], np.int64), "k")]
+    return model(nodes, [vi("x", T.FLOAT, [2, 8]), vi("axis_src", T.INT64, [1]), vi("seq", T.FLOAT, [1, 4, 16])],
+                 [vi("vals", T.FLOAT, [2, 3]), vi("idx", T.INT64, [2, 3]), vi("pooled", T.FLOAT, [1, 4, 8])], inits, opset=23)
+
+
+def probe():
+    nodes = [
+        h.make_node("Relu", ["x"], ["a"], name="relu_in"),
+        h.make_node("NonZero", ["a"], ["nz"], name="nonzero"),
+        h.make_node("Relu", ["a"], ["b"], name="relu_mid"),
+        h.make_node("Col2Im", ["b", "img", "blk"], ["c"], name="col2im"),
+        h.make_node("Cast", ["nz"], ["nzf"], name="cast_nz", to=T.FLOAT),
+        h.make_node("Relu", ["c"], ["d"], name="relu_out"),
+    ]
+    inits = [nh.from_array(np.array([4, 4], np.int64), "img"), nh.from_array(np.array([2, 2], np.int64), "blk")]
+    return model(nodes, [vi("x", T.FLOAT, [1, 4, 8])], [vi("d", T.FLOAT, [1, 1, 4, 4]), vi("nzf", T.FLOAT, [3, "nnz"])], inits, opset=18)
+
+
+FIXTURES = {"select_shape_feed.onnx": shape_feed, "select_sequence.onnx": sequence, "select_sequence_keepdims.onnx": sequence_keepdims, "select_subgraph.onnx": subgraph, "select_checker.onnx": checker_rejects,
+            "select_trt11.onnx": trt11, "select_probe.onnx": probe}
+
+
+def main(argv):
+    out = Path(argv[1]) if len(argv) > 1 else OUT
+    out.mkdir(parents=True, exist_ok=True)
+    for name, build in FIXTURES.items():
+        onnx.save_model(build(), str(out / name))
+        print(f"wrote {out / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
