@@ -1011,6 +1011,12 @@ def _shape_items(exprs):
     return out
 
 
+# ONNX ops whose TVM 0.27 default legalization (topi scatter_nd / scatter_elements) stores to an
+# offset computed from index data with no bounds check: an out-of-range index writes outside the
+# output. Only TPAT's own lowering (lowerings.py: wrap negative indices, skip the rest) plans them.
+UNCHECKED_INDEX_WRITES = ("ScatterND", "ScatterElements", "Scatter")
+
+
 def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | None = None) -> dict:
     import tvm
 
@@ -1031,6 +1037,22 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             cap = None
             info.fixups.append(f"tpat lowering failed ({type(e).__name__}: {str(e)[:200]}); "
                                "TVM's default lowering used")
+    if cap is None and info.op_type in UNCHECKED_INDEX_WRITES:
+        if lowering != "tpat":
+            why = f"lowering {lowering!r} was asked for"
+        else:
+            from . import lowerings
+
+            why = next((f for f in info.fixups if f.startswith("tpat lowering failed")), None)
+            if why is None:
+                try:
+                    why = "TPAT's lowering does not apply: " + str(lowerings.select(info)[1])
+                except Exception as e:  # noqa: BLE001
+                    why = f"TPAT's lowering does not apply: {type(e).__name__}"
+
+        raise PlanError("unchecked_indices",
+                        f"TVM's default {info.op_type} lowering writes out of bounds on out-of-range indices, "
+                        f"so TPAT does not use it ({why})")
     if cap is None:
         mod = build_relax_module(info)
         try:
