@@ -15,7 +15,9 @@ struct TPAT: AsyncParsableCommand {
 }
 
 /// Runs a command body; a TPATError becomes one `error: ...` line on stderr and exit code 2.
+/// SIGINT and SIGTERM end the bridge's Python process groups and remove temporary folders first.
 func guarded(_ body: () async throws(TPATError) -> Void) async throws {
+    ChildProcesses.shared.installSignalHandlers()
     do {
         try await body()
     } catch {
