@@ -1011,10 +1011,13 @@ def _shape_items(exprs):
     return out
 
 
-# ONNX ops whose TVM 0.27 default legalization (topi scatter_nd / scatter_elements) stores to an
-# offset computed from index data with no bounds check: an out-of-range index writes outside the
-# output. Only TPAT's own lowering (lowerings.py: wrap negative indices, skip the rest) plans them.
-UNCHECKED_INDEX_WRITES = ("ScatterND", "ScatterElements", "Scatter")
+# ONNX ops whose TVM 0.27 default legalization (topi scatter_nd / scatter_elements / gather_nd)
+# uses index data as an offset with no bounds check: an out-of-range index writes (scatter) or
+# reads (GatherND) outside its tensor. Only TPAT's own lowerings plan them (lowerings.py: scatter
+# wraps negative indices and skips the rest; lowering_indexing.py: GatherND wraps and clamps).
+# Gather and GatherElements keep TVM's lowering (TPAT has none): an out-of-range index there reads
+# out of bounds (README, "Hostile models").
+UNCHECKED_INDEX_OPS = {"ScatterND": "writes", "ScatterElements": "writes", "Scatter": "writes", "GatherND": "reads"}
 
 
 def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | None = None) -> dict:
@@ -1037,7 +1040,7 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             cap = None
             info.fixups.append(f"tpat lowering failed ({type(e).__name__}: {str(e)[:200]}); "
                                "TVM's default lowering used")
-    if cap is None and info.op_type in UNCHECKED_INDEX_WRITES:
+    if cap is None and info.op_type in UNCHECKED_INDEX_OPS:
         if lowering != "tpat":
             why = f"lowering {lowering!r} was asked for"
         else:
@@ -1051,8 +1054,8 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
                     why = f"TPAT's lowering does not apply: {type(e).__name__}"
 
         raise PlanError("unchecked_indices",
-                        f"TVM's default {info.op_type} lowering writes out of bounds on out-of-range indices, "
-                        f"so TPAT does not use it ({why})")
+                        f"TVM's default {info.op_type} lowering {UNCHECKED_INDEX_OPS[info.op_type]} out of bounds "
+                        f"on out-of-range indices, so TPAT does not use it ({why})")
     if cap is None:
         mod = build_relax_module(info)
         try:

@@ -165,3 +165,17 @@ def test_tvm_default_scatter_is_never_planned(tmp_path, op, lowering, idx_shape)
     r = planner.handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90", "lowering": lowering})
     assert not r["ok"] and r["error"]["code"] == "unchecked_indices", r
     assert "out of bounds" in r["error"]["reason"]
+
+
+def test_tvm_default_gathernd_is_never_planned(tmp_path):
+    n = h.make_node("GatherND", ["x", "i"], ["out"])
+    m = _canonical(n, [h.make_tensor_value_info("x", TP.FLOAT, [5, 3]),
+                       h.make_tensor_value_info("i", TP.INT64, [4, 1])],
+                   [h.make_tensor_value_info("out", TP.FLOAT, [4, 3])])
+    path = tmp_path / "node.onnx"
+    onnx.save(m, str(path))
+    r = planner.handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90", "lowering": "tvm"})
+    assert not r["ok"] and r["error"]["code"] == "unchecked_indices", r
+    assert "reads out of bounds" in r["error"]["reason"]
+    ok = planner.handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
+    assert ok["ok"] and any(f.startswith("tpat lowering: gather_nd") for f in ok["plan"]["fixups"]), ok
