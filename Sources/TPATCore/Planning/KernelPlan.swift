@@ -226,7 +226,7 @@ public struct KernelPlan: Codable, Sendable, Equatable {
             guard Self.isIdentifier(k.name), kernelNames.insert(k.name).inserted else { throw fail("kernel name is not a unique C identifier") }
             guard cudaSource.contains(k.name) else { throw fail("kernel \(k.name) is not in the CUDA source") }
             for p in k.params {
-                guard Self.isIdentifier(p.name), Self.paramTypes.contains(p.type), Self.dtypes.contains(p.dtype) else {
+                guard Self.isIdentifier(p.name), Self.paramTypes.contains(p.type), Self.isIdentifier(p.dtype) else {
                     throw fail("parameter of kernel \(k.name)")
                 }
             }
