@@ -1014,10 +1014,9 @@ def _shape_items(exprs):
 # ONNX ops whose TVM 0.27 default legalization (topi scatter_nd / scatter_elements / gather_nd)
 # uses index data as an offset with no bounds check: an out-of-range index writes (scatter) or
 # reads (GatherND) outside its tensor. Only TPAT's own lowerings plan them (lowerings.py: scatter
-# wraps negative indices and skips the rest; lowering_indexing.py: GatherND wraps and clamps).
-# Gather and GatherElements keep TVM's lowering (TPAT has none): an out-of-range index there reads
-# out of bounds (README, "Hostile models").
-UNCHECKED_INDEX_OPS = {"ScatterND": "writes", "ScatterElements": "writes", "Scatter": "writes", "GatherND": "reads"}
+# wraps negative indices and skips the rest; lowering_indexing.py: the gathers wrap and clamp).
+UNCHECKED_INDEX_OPS = {"ScatterND": "writes", "ScatterElements": "writes", "Scatter": "writes",
+                       "GatherND": "reads", "Gather": "reads", "GatherElements": "reads"}
 
 
 def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | None = None) -> dict:

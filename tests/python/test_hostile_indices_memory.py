@@ -179,3 +179,35 @@ def test_tvm_default_gathernd_is_never_planned(tmp_path):
     assert "reads out of bounds" in r["error"]["reason"]
     ok = planner.handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
     assert ok["ok"] and any(f.startswith("tpat lowering: gather_nd") for f in ok["plan"]["fixups"]), ok
+
+
+@pytest.mark.parametrize("axis,qshape", [(0, [4]), (1, [2, 3]), (1, [])])
+def test_tpat_gather_clamps_out_of_range_indices(tmp_path, axis, qshape):
+    n = h.make_node("Gather", ["x", "i"], ["out"], axis=axis)
+    oshape = [5, 3][:axis] + qshape + [5, 3][axis + 1:]
+    m = _canonical(n, [h.make_tensor_value_info("x", TP.FLOAT, [5, 3]),
+                       h.make_tensor_value_info("i", TP.INT64, qshape)],
+                   [h.make_tensor_value_info("out", TP.FLOAT, oshape)])
+    x = np.arange(15, dtype=np.float32).reshape(5, 3)
+    dim = x.shape[axis]
+    i = np.array([7, -1, -9, 2, 2**40, -(2**62)][: int(np.prod(qshape))], np.int64).reshape(qshape)
+    got = _run_cpu(tmp_path, m, {"x": x, "i": i})
+    w = np.clip(np.where(i < 0, i + dim, i), 0, dim - 1)
+    np.testing.assert_array_equal(got, np.take(x, w, axis=axis))
+    r = planner.handle_plan({"command": "plan", "model_path": str(tmp_path / "node.onnx"), "target": "sm_90"})
+    assert r["ok"] and any(f.startswith("tpat lowering: gather") for f in r["plan"]["fixups"]), r
+
+
+def test_tpat_gather_elements_clamps_out_of_range_indices(tmp_path):
+    n = h.make_node("GatherElements", ["x", "i"], ["out"], axis=1)
+    m = _canonical(n, [h.make_tensor_value_info("x", TP.FLOAT, ["N", 5]),
+                       h.make_tensor_value_info("i", TP.INT64, ["N", 3])],
+                   [h.make_tensor_value_info("out", TP.FLOAT, ["N", 3])])
+    x = np.arange(10, dtype=np.float32).reshape(2, 5)
+    i = np.array([[5, -1, -7], [2**40, 0, -(2**62)]], np.int64)
+    got = _run_cpu(tmp_path, m, {"x": x, "i": i})
+    w = np.clip(np.where(i < 0, i + 5, i), 0, 4)
+    np.testing.assert_array_equal(got, np.take_along_axis(x, w, axis=1))
+    r = planner.handle_plan({"command": "plan", "model_path": str(tmp_path / "node.onnx"), "target": "sm_90",
+                             "lowering": "tvm"})
+    assert not r["ok"] and r["error"]["code"] == "unchecked_indices" and "reads" in r["error"]["reason"]
