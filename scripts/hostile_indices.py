@@ -1,14 +1,14 @@
 """Out-of-range index cases for `tpat verify --sanitize` (issue 11, item 8).
 
-  .venv/bin/python scripts/hostile_indices.py model M.onnx   # ScatterND (none, add), ScatterElements, GatherND
-  tpat generate M.onnx --ops ScatterND,ScatterElements,GatherND -o OUT
+  .venv/bin/python scripts/hostile_indices.py model M.onnx   # ScatterND (none, add), ScatterElements, the gathers
+  tpat generate M.onnx --ops ScatterND,ScatterElements,GatherND,Gather,GatherElements -o OUT
   .venv/bin/python scripts/hostile_indices.py cases OUT     # one more reference case per plugin
 
 The extra case has the shapes of the plugin's case 0 and indices far out of range (dim, dim + 3,
 -dim - 5, 2^40, -2^62) mixed with valid and negative ones. Its expected output follows TPAT's
 documented semantics, not ONNX Runtime's (ONNX calls such indices an error and ONNX Runtime
 refuses them): ScatterND/ScatterElements wrap a negative index once (+ dim) and skip an update
-whose index is still out of range; GatherND wraps, then clamps into range. On the GPU machine
+whose index is still out of range; GatherND, Gather and GatherElements wrap, then clamp. On the GPU machine
 `tpat verify --sanitize OUT` then runs every plugin on it under compute-sanitizer memcheck.
 """
 from __future__ import annotations
@@ -32,12 +32,16 @@ def make_model(path: str) -> None:
         h.make_node("ScatterND", ["d1", "i1", "u1"], ["o1"], name="scatternd_add", reduction="add"),
         h.make_node("ScatterElements", ["d2", "i2", "u2"], ["o2"], name="scatterelements_axis1", axis=1),
         h.make_node("GatherND", ["d3", "i3"], ["o3"], name="gathernd"),
+        h.make_node("Gather", ["d4", "i4"], ["o4"], name="gather_axis0", axis=0),
+        h.make_node("GatherElements", ["d5", "i5"], ["o5"], name="gatherelements_axis1", axis=1),
     ]
     inputs = [vi("d0", f, ["N", 4]), vi("i0", i, ["M", 1]), vi("u0", f, ["M", 4]),
               vi("d1", f, ["N", 4]), vi("i1", i, ["M", 1]), vi("u1", f, ["M", 4]),
               vi("d2", f, ["N", 8]), vi("i2", i, ["N", 3]), vi("u2", f, ["N", 3]),
-              vi("d3", f, ["N", 4]), vi("i3", i, ["M", 1])]
-    outputs = [vi("o0", f, ["N", 4]), vi("o1", f, ["N", 4]), vi("o2", f, ["N", 8]), vi("o3", f, ["M", 4])]
+              vi("d3", f, ["N", 4]), vi("i3", i, ["M", 1]),
+              vi("d4", f, ["N", 4]), vi("i4", i, ["M"]), vi("d5", f, ["N", 8]), vi("i5", i, ["N", 3])]
+    outputs = [vi("o0", f, ["N", 4]), vi("o1", f, ["N", 4]), vi("o2", f, ["N", 8]), vi("o3", f, ["M", 4]),
+               vi("o4", f, ["M", 4]), vi("o5", f, ["N", 3])]
     m = h.make_model(h.make_graph(nodes, "hostile_indices", inputs, outputs), opset_imports=[h.make_opsetid("", 18)])
     m.ir_version = 9
     onnx.checker.check_model(m)
@@ -83,20 +87,31 @@ def add_case(plugin: Path) -> str | None:
     if not manifest.exists():
         return None
     op, cases = _parse(manifest)
-    if op not in ("ScatterND", "ScatterElements", "GatherND") or not cases:
+    if op not in ("ScatterND", "ScatterElements", "GatherND", "Gather", "GatherElements") or not cases:
         return None
     node = onnx.load(str(plugin / f"{plugin.name}.onnx")).graph.node[0]
     attrs = {a.name: h.get_attribute_value(a) for a in node.attribute}
     rng = np.random.default_rng(11)
     c0 = cases[0]
     shapes = [list(e["shape"]) for e in c0["inputs"]]
-    if op in ("ScatterND", "GatherND"):  # rows of indices: all 5 bad values + every valid row once
+    if op in ("ScatterND", "GatherND", "Gather"):  # rows of indices: all 5 bad values + every valid row once
         rows = 5 + shapes[0][0]
         shapes[1][0] = rows
         if op == "ScatterND":
             shapes[2][0] = rows
     data = rng.standard_normal(shapes[0]).astype(np.float32)
-    if op == "GatherND":
+    if op == "Gather":  # axis 0
+        idx = _bad(shapes[0][0], shapes[1][0], rng)
+        w = np.where(idx < 0, idx + shapes[0][0], idx)
+        out = data[np.clip(w, 0, shapes[0][0] - 1)]
+        ins = [data, idx]
+    elif op == "GatherElements":
+        axis = int(attrs.get("axis", 0)) % len(shapes[0])
+        dim = shapes[0][axis]
+        idx = np.stack([_bad(dim, shapes[1][1], np.random.default_rng(r), rot=r) for r in range(shapes[1][0])])
+        out = np.take_along_axis(data, np.clip(np.where(idx < 0, idx + dim, idx), 0, dim - 1), axis=axis)
+        ins = [data, idx]
+    elif op == "GatherND":
         idx = _bad(shapes[0][0], shapes[1][0], rng).reshape(shapes[1])
         w = np.where(idx < 0, idx + shapes[0][0], idx)
         out = data[np.clip(w[:, 0], 0, shapes[0][0] - 1)]
