@@ -9,7 +9,13 @@ The extra case has the shapes of the plugin's case 0 and indices far out of rang
 documented semantics, not ONNX Runtime's (ONNX calls such indices an error and ONNX Runtime
 refuses them): ScatterND/ScatterElements wrap a negative index once (+ dim) and skip an update
 whose index is still out of range; GatherND, Gather and GatherElements wrap, then clamp. On the GPU machine
-`tpat verify --sanitize OUT` then runs every plugin on it under compute-sanitizer memcheck.
+`tpat verify --sanitize OUT` then runs every plugin on it under compute-sanitizer memcheck; without
+the tpat binary there, the same checks are:
+
+  cmake -S OUT/plugins -B OUT/plugins/build -DTPAT_CUDA_ARCHITECTURES=90 && cmake --build OUT/plugins/build -j
+  for m in OUT/plugins/*/reference/manifest.txt; do
+    compute-sanitizer --tool memcheck --error-exitcode 99 OUT/plugins/build/tpat_check \
+      OUT/plugins/build/libtpat_kernels.so "$m" --all-tactics; done
 """
 from __future__ import annotations
 
