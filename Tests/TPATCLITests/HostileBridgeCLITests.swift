@@ -62,7 +62,7 @@ import Glibc
             .split(whereSeparator: \.isNewline).compactMap { Int32($0) }
     }
 
-    static func allGone(_ pids: [Int32], within seconds: Double = 5) -> Bool {
+    static func allGone(_ pids: [Int32], within seconds: Double = 30) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if pids.allSatisfy({ kill($0, 0) != 0 && errno == ESRCH }) { return true }
@@ -112,8 +112,8 @@ import Glibc
         let python = try Self.script(dir, "python", Self.hangOn("infer_shapes"))
         let start = Date()
         let r = try #require(Self.finish(try Self.start(["inspect", Self.fixture("verdicts_basic.onnx")],
-                                                       env: ["TPAT_PYTHON": python.path, "TPAT_BRIDGE_TIMEOUT": "2"], cwd: Self.root), within: 60))
-        #expect(Date().timeIntervalSince(start) < 30)
+                                                       env: ["TPAT_PYTHON": python.path, "TPAT_BRIDGE_TIMEOUT": "2"], cwd: Self.root), within: 200))
+        #expect(Date().timeIntervalSince(start) < 150)  // the fake sleeps 300 s
         #expect(r.status == 2)
         let lines = r.stderr.split(whereSeparator: \.isNewline)
         #expect(lines.count == 1 && lines[0].hasPrefix("error: ") && lines[0].contains("did not answer 'infer_shapes' within 2 s"), "\(r.stderr)")
@@ -133,14 +133,14 @@ import Glibc
                                  env: ["TPAT_PYTHON": python.path, "TMPDIR": tmp.path, "TPAT_CACHE_DIR": dir.appendingPathComponent("cache").path],
                                  cwd: Self.root)
         // Wait until tpat is inside the plan request (the version request imports TVM first).
-        let deadline = Date().addingTimeInterval(120)
+        let deadline = Date().addingTimeInterval(240)
         while Self.pids(dir).count < 2 && Date() < deadline && run.process.isRunning { usleep(100_000) }
         let pids = Self.pids(dir)
         try #require(pids.count == 2, "the plan request never started")
         let planFolders = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.hasPrefix("tpat-plan-") }
         #expect(planFolders.count == 1, "\(planFolders)")
         kill(run.process.processIdentifier, signal)
-        let r = try #require(Self.finish(run, within: 15), "tpat did not exit after the signal")
+        let r = try #require(Self.finish(run, within: 60), "tpat did not exit after the signal")
         #expect(r.status == status, "\(r.stderr)")
         #expect(r.stderr.contains("error: interrupted"))
         #expect(Self.allGone(pids), "the Python \(pids) outlived tpat")

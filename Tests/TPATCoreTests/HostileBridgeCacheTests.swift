@@ -25,7 +25,7 @@ import Glibc
     }
 
     /// True when every process is gone within `seconds`.
-    static func allGone(_ pids: [Int32], within seconds: Double = 5) -> Bool {
+    static func allGone(_ pids: [Int32], within seconds: Double = 30) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if pids.allSatisfy({ kill($0, 0) != 0 && errno == ESRCH }) { return true }
@@ -48,7 +48,8 @@ import Glibc
             #expect(error.message.contains("did not answer 'version' within 1 s"), "\(error.message)")
             #expect(!error.message.contains("\n"))
         }
-        #expect(Date().timeIntervalSince(start) < 10)
+        // The fake sleeps 300 s: anything well below proves the timeout (generous: CI shares 2 cores).
+        #expect(Date().timeIntervalSince(start) < 150)
         let pids = Self.pids(dir)
         #expect(pids.count == 2)
         #expect(Self.allGone(pids), "bridge processes \(pids) still run after the timeout")
@@ -62,7 +63,7 @@ import Glibc
             try await bridge.call(BridgeMessages.VersionRequest(), as: BridgeMessages.Versions.self, timeout: .seconds(600))
         }
         var waited = 0
-        while Self.pids(dir).count < 2 && waited < 100 { try await Task.sleep(for: .milliseconds(50)); waited += 1 }
+        while Self.pids(dir).count < 2 && waited < 1200 { try await Task.sleep(for: .milliseconds(50)); waited += 1 }
         task.cancel()
         _ = await task.result
         let pids = Self.pids(dir)
