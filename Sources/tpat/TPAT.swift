@@ -44,8 +44,10 @@ extension TPATExitCode {
 }
 
 /// Runs a command body; a TPATError becomes one `error: ...` line on stderr and its exit code
-/// (2 for bad input or usage, 1 for a failed check).
+/// (2 for bad input or usage, 1 for a failed check). SIGINT and SIGTERM end the bridge's Python
+/// process groups and remove temporary folders first.
 func guarded(_ body: () async throws(TPATError) -> Void) async throws {
+    ChildProcesses.shared.installSignalHandlers()
     do {
         try await body()
     } catch {

@@ -18,6 +18,89 @@ static inline int64_t tpat_floormod(int64_t a, int64_t b)
     return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 }
 static inline int64_t tpat_min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Checked int64 arithmetic of the generated host code (Expr.cppChecked): an overflow, a division
+// by zero or a shift out of range sets `bad` and yields 0; the caller then returns TPAT_BAD_DIMS
+// instead of sizing a workspace or launching a grid from a wrapped value.
+static inline int64_t tpat_ck_add(int64_t a, int64_t b, bool& bad)
+{
+    if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b))
+        return bad = true, 0;
+    return a + b;
+}
+static inline int64_t tpat_ck_sub(int64_t a, int64_t b, bool& bad)
+{
+    if ((b < 0 && a > INT64_MAX + b) || (b > 0 && a < INT64_MIN + b))
+        return bad = true, 0;
+    return a - b;
+}
+static inline int64_t tpat_ck_mul(int64_t a, int64_t b, bool& bad)
+{
+    if (a == 0 || b == 0)
+        return 0;
+    bool over = a > 0 ? (b > 0 ? a > INT64_MAX / b : b < INT64_MIN / a)
+                      : (b > 0 ? a < INT64_MIN / b : a < INT64_MAX / b);
+    if (over)
+        return bad = true, 0;
+    return a * b;
+}
+static inline int64_t tpat_ck_floordiv(int64_t a, int64_t b, bool& bad)
+{
+    if (b == 0 || (a == INT64_MIN && b == -1))
+        return bad = true, 0;
+    return tpat_floordiv(a, b);
+}
+static inline int64_t tpat_ck_floormod(int64_t a, int64_t b, bool& bad)
+{
+    if (b == 0)
+        return bad = true, 0;
+    return b == -1 ? 0 : tpat_floormod(a, b);
+}
+static inline int64_t tpat_ck_truncdiv(int64_t a, int64_t b, bool& bad)
+{
+    if (b == 0 || (a == INT64_MIN && b == -1))
+        return bad = true, 0;
+    return a / b;
+}
+static inline int64_t tpat_ck_truncmod(int64_t a, int64_t b, bool& bad)
+{
+    if (b == 0)
+        return bad = true, 0;
+    return b == -1 ? 0 : a % b;
+}
+static inline int64_t tpat_ck_shl(int64_t a, int64_t b, bool& bad)
+{
+    if (b < 0 || b > 62 || a < 0 || a > (INT64_MAX >> b))
+        return bad = true, 0;
+    return a << b;
+}
+static inline int64_t tpat_ck_shr(int64_t a, int64_t b, bool& bad)
+{
+    if (b < 0 || b > 63)
+        return bad = true, 0;
+    return a >> b;
+}
+
+// A kernel argument of C type T: false when the int64 value does not fit (e.g. an int32 index
+// parameter of a kernel TVM narrowed to 32-bit arithmetic, fed a tensor of 2^31 elements).
+template <class T>
+static inline bool tpat_fits(int64_t v)
+{
+    if (static_cast<T>(-1) > static_cast<T>(0)) // unsigned
+        return v >= 0 && (sizeof(T) >= sizeof(int64_t) || v <= static_cast<int64_t>(static_cast<T>(-1)));
+    return sizeof(T) >= sizeof(int64_t)
+        || (v >= -(int64_t(1) << (8 * sizeof(T) - 1)) && v < (int64_t(1) << (8 * sizeof(T) - 1)));
+}
+
+// A launch CUDA accepts: grid.x < 2^31, grid.y/z <= 65535, a block of at most 1024 threads
+// (z <= 64), dynamic shared memory within 227 KiB (sm_80..sm_90). Dims <= 0 launch as 1.
+static inline bool tpat_launch_ok(int64_t gx, int64_t gy, int64_t gz, int64_t bx, int64_t by, int64_t bz, int64_t smem)
+{
+    auto one = [](int64_t v) { return v > 0 ? v : int64_t(1); };
+    gx = one(gx), gy = one(gy), gz = one(gz), bx = one(bx), by = one(by), bz = one(bz);
+    return gx <= INT64_C(2147483647) && gy <= 65535 && gz <= 65535 && bx <= 1024 && by <= 1024 && bz <= 64
+        && bx * by * bz <= 1024 && smem >= 0 && smem <= 227 * 1024;
+}
 static inline int64_t tpat_max(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // A launch dimension that evaluates to <= 0 is launched as 1 (TVM runtime behaviour).

@@ -8,6 +8,7 @@ to stdout (library chatter is sent to stderr).
 import contextlib
 import json
 import os
+import signal
 import sys
 
 from tpat_bridge.errors import BridgeError
@@ -74,7 +75,14 @@ def dispatch(request: dict) -> dict:
     return {"protocol": PROTOCOL, "ok": True, "result": result}
 
 
+def _stop(signum, _frame):
+    # tpat ends the bridge's process group with SIGTERM (timeout, SIGINT/SIGTERM of tpat):
+    # leave through SystemExit so that `with` blocks remove their temporary folders.
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop)
     real_stdout = sys.stdout
     try:
         request = json.loads(sys.stdin.read())

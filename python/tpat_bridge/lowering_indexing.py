@@ -1,4 +1,4 @@
-"""TPAT's own TVM lowerings of GatherND and OneHot: one fused kernel each.
+"""TPAT's own TVM lowerings of GatherND, Gather, GatherElements and OneHot: one fused kernel each.
 
 TVM 0.27's frontend lowers GatherND to two kernels (negative-index wrap, then the gather) and
 OneHot to a float64 one-hot plus a cast (a frontend quirk: double the bytes, two kernels). Both
@@ -8,6 +8,9 @@ TE compute, left unscheduled: dlight schedules it by default, `tpat tune` search
 GatherND (any batch_dims): out[b.., i.., j..] = data[b.., idx[b.., i.., 0..k-1], j..];
 negative indices are wrapped (+ dim size) and the result clamped into range, so a bad index
 reads an element of the tensor instead of faulting (ONNX leaves it undefined).
+
+Gather / GatherElements (any axis): TVM's own lowerings read out of bounds on an out-of-range
+index; here negative indices are wrapped and the result clamped, as for GatherND.
 
 OneHot (any axis): out[.., d, ..] = on if wrap(indices[..]) == d else off, with depth a constant
 and values constant or a runtime input; out-of-range indices give an all-`off` row (ONNX).
@@ -64,6 +67,70 @@ def gathernd_te(data, idx, det):
         return data[tuple(src)]
 
     return te.compute(oshape, f, name="tpat_gather_nd")
+
+
+# --------------------------------------------------------------------------------------------
+# Gather, GatherElements: TVM's lowerings (take mode "fast", gather_elements) read out of bounds on
+# an out-of-range index. Here: wrap negative indices once, then clamp, like GatherND.
+
+
+def _clamped(raw, dim, out_dtype):
+    from tvm import te, tirx
+
+    dt = str(raw.dtype)
+    d = tirx.Cast(dt, dim) if not isinstance(dim, int) else tirx.const(dim, dt)
+    w = tirx.Select(raw < tirx.const(0, dt), raw + d, raw)
+    w = te.max(tirx.const(0, dt), te.min(w, d - tirx.const(1, dt)))
+    return tirx.Cast(out_dtype, w)
+
+
+def select_gather(node, ops, info, attr):
+    if len(ops) != 2 or ops[0][0] == "absent" or ops[1][0] == "absent":
+        return None, "Gather arity"
+    (_, _, dshape, dtype), (_, _, qshape, qdtype) = ops
+    if qdtype not in INDEX_DTYPES:
+        return None, f"index dtype {qdtype}"
+    r = len(dshape)
+    axis = int(attr(node, "axis", 0))
+    if r == 0 or not -r <= axis < r:
+        return None, "Gather axis"
+    if info.outputs[0]["dtype"] != dtype:
+        return None, "output dtype"
+    det = {"op": node.op_type, "ops": ops, "axis": axis % r, "dtype": dtype}
+    return f"{node.op_type.lower()} (axis={axis % r}, indices clamped, one kernel)", det
+
+
+select_gather_elements = select_gather
+
+
+def gather_te(data, idx, det):
+    from tvm import te
+
+    a = det["axis"]
+    dshape, qshape = list(data.shape), list(idx.shape)
+    q = len(qshape)
+
+    def f(*o):
+        pos = o[a:a + q]
+        raw = idx[tuple(pos)] if q else idx[()]
+        src = list(o[:a]) + [_clamped(raw, dshape[a], str(o[0].ty) if o else "int64")] + list(o[a + q:])
+        return data[tuple(src)]
+
+    return te.compute(dshape[:a] + qshape + dshape[a + 1:], f, name="tpat_gather")
+
+
+def gather_elements_te(data, idx, det):
+    from tvm import te
+
+    a = det["axis"]
+    dshape = list(data.shape)
+
+    def f(*o):
+        src = list(o)
+        src[a] = _clamped(idx[tuple(o)], dshape[a], str(o[0].ty))
+        return data[tuple(src)]
+
+    return te.compute(list(idx.shape), f, name="tpat_gather_elements")
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,6 +205,16 @@ def _emit_gathernd(bb, params, det, mode="gpu"):
     return bb.emit_te(lambda d, i: gathernd_te(d, i, det), *args, primfunc_name_hint="tpat_gather_nd")
 
 
+def _emit_gather(bb, params, det, mode="gpu"):
+    from tvm import relax
+
+    args = [params[o[1]] if o[0] == "param" else relax.const(np.ascontiguousarray(o[1]), o[3])
+            for o in det["ops"]]
+    te_fn, name = ((gather_te, "tpat_gather") if det["op"] == "Gather"
+                   else (gather_elements_te, "tpat_gather_elements"))
+    return bb.emit_te(lambda d, i: te_fn(d, i, det), *args, primfunc_name_hint=name)
+
+
 def _emit_onehot(bb, params, det, mode="gpu"):
     ind = params[det["ops"][0][1]]
     if "values" in det:
@@ -148,4 +225,6 @@ def _emit_onehot(bb, params, det, mode="gpu"):
 
 
 GATHER_ND = _Lowering(select_gathernd, _emit_gathernd)
+GATHER = _Lowering(select_gather, _emit_gather)
+GATHER_ELEMENTS = _Lowering(select_gather_elements, _emit_gather)
 ONE_HOT = _Lowering(select_onehot, _emit_onehot)

@@ -1,7 +1,7 @@
 """TPAT's own TVM lowerings, used by the planner instead of the ONNX frontend's legalization.
 
 This module holds the scatter lowerings (below) and the dispatch to the others (`TE_LOWERINGS`:
-TopK, Resize, CumSum, LayerNormalization, GatherND, OneHot, Gelu in lowering_*.py; docs/lowerings.md).
+TopK, Resize, CumSum, LayerNormalization, GatherND, Gather, GatherElements, OneHot, Gelu in lowering_*.py; docs/lowerings.md).
 
 TVM 0.27 legalizes ScatterND and ScatterElements to `te.extern` IR that loops over the indices
 serially (one thread walks all updates), which is 10-25x slower than PyTorch on the H100.
@@ -74,6 +74,18 @@ def _gathernd():
     return lowering_indexing.GATHER_ND
 
 
+def _gather():
+    from . import lowering_indexing
+
+    return lowering_indexing.GATHER
+
+
+def _gather_elements():
+    from . import lowering_indexing
+
+    return lowering_indexing.GATHER_ELEMENTS
+
+
 def _onehot():
     from . import lowering_indexing
 
@@ -88,7 +100,7 @@ def _gelu():
 
 TE_LOWERINGS = {"Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
                 "LayerNormalization": _layernorm, "GatherND": _gathernd, "OneHot": _onehot,
-                "Gelu": _gelu}
+                "Gelu": _gelu, "Gather": _gather, "GatherElements": _gather_elements}
 TPAT_OPS = ("ScatterND", "ScatterElements") + tuple(TE_LOWERINGS)
 
 # dtype -> helper suffix, for the reductions (atomics).

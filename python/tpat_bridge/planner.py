@@ -1011,6 +1011,14 @@ def _shape_items(exprs):
     return out
 
 
+# ONNX ops whose TVM 0.27 default legalization (topi scatter_nd / scatter_elements / gather_nd)
+# uses index data as an offset with no bounds check: an out-of-range index writes (scatter) or
+# reads (GatherND) outside its tensor. Only TPAT's own lowerings plan them (lowerings.py: scatter
+# wraps negative indices and skips the rest; lowering_indexing.py: the gathers wrap and clamp).
+UNCHECKED_INDEX_OPS = {"ScatterND": "writes", "ScatterElements": "writes", "Scatter": "writes",
+                       "GatherND": "reads", "Gather": "reads", "GatherElements": "reads"}
+
+
 def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | None = None) -> dict:
     import tvm
 
@@ -1037,6 +1045,22 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             cap = None
             info.fixups.append(f"tpat lowering failed ({type(e).__name__}: {str(e)[:200]}); "
                                "TVM's default lowering used")
+    if cap is None and info.op_type in UNCHECKED_INDEX_OPS:
+        if lowering != "tpat":
+            why = f"lowering {lowering!r} was asked for"
+        else:
+            from . import lowerings
+
+            why = next((f for f in info.fixups if f.startswith("tpat lowering failed")), None)
+            if why is None:
+                try:
+                    why = "TPAT's lowering does not apply: " + str(lowerings.select(info)[1])
+                except Exception as e:  # noqa: BLE001
+                    why = f"TPAT's lowering does not apply: {type(e).__name__}"
+
+        raise PlanError("unchecked_indices",
+                        f"TVM's default {info.op_type} lowering {UNCHECKED_INDEX_OPS[info.op_type]} out of bounds "
+                        f"on out-of-range indices, so TPAT does not use it ({why})")
     if cap is None:
         from . import refusals
 

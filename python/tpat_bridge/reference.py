@@ -1063,6 +1063,7 @@ def _build_case(node, attrs, slots, binding, rng, runner, notes, max_bytes):
         if s.kind == "input":
             inputs[s.graph_index] = ctx.values[s.pos]
     feeds = {name: arr for name, arr in zip(runner.input_names, inputs)}
+    _check_output_sizes(runner.model, feeds, max_bytes)
     try:
         outputs, twin = runner.run(feeds)
     except Exception as e:
@@ -1079,6 +1080,55 @@ def _build_case(node, attrs, slots, binding, rng, runner, notes, max_bytes):
         notes.add("float16/bfloat16: onnxruntime CPU lacks the kernel, outputs computed on a float32 copy of the model and rounded")
     tols = _tolerances(ctx, outputs)
     return inputs, outputs, tols
+
+
+# Ops whose output shape comes from input values: if shape inference cannot size their outputs for
+# the case's input shapes, ONNX Runtime is not run (it might allocate anything, e.g. OneHot depth 2^28).
+# (Ops whose outputs are bounded by their inputs' sizes, such as TopK, Slice or NonZero, are not here.)
+_VALUE_SHAPED = {"OneHot", "Expand", "Tile", "ConstantOfShape", "Range", "Resize", "Upsample", "Pad",
+                 "CenterCropPad", "Col2Im", "MaxUnpool", "Loop", "Scan", "If"}
+
+
+def _check_output_sizes(model, feeds, max_bytes):
+    """Sizes every output from the feeds' shapes (ONNX shape inference with the constant inputs'
+    values) before ONNX Runtime runs; raises Infeasible("too_large: ...") when an output or the
+    case would exceed `max_bytes`, or when a value-shaped op's outputs cannot be sized."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    inits = {t.name for t in m.graph.initializer}
+    for vi in m.graph.input:
+        if vi.name in inits or vi.name not in feeds:
+            continue
+        shape = vi.type.tensor_type.shape
+        del shape.dim[:]
+        for d in feeds[vi.name].shape:
+            shape.dim.add().dim_value = int(d)
+    for vi in m.graph.output:
+        vi.type.tensor_type.ClearField("shape")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+    except Exception as e:  # noqa: BLE001 - an inference error is not a size; ORT decides
+        inferred = None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+    op = model.graph.node[0].op_type if model.graph.node else "?"
+    total = sum(int(a.size) * a.dtype.itemsize for a in feeds.values())
+    for k, vi in enumerate(model.graph.output):
+        out = inferred.graph.output[k] if inferred is not None else None
+        tt = out.type.tensor_type if out is not None else None
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] if tt is not None and tt.HasField("shape") else None
+        if dims is None or any(d is None for d in dims):
+            if op in _VALUE_SHAPED:
+                detail = f" ({why})" if inferred is None else ""
+                raise Infeasible(f"too_large: output {vi.name} of {op} cannot be sized before running ONNX Runtime{detail}")
+            continue
+        n = math.prod(dims)
+        et = tt.elem_type or vi.type.tensor_type.elem_type
+        size = NAME_TO_NP[ONNX_TO_NAME[et]].itemsize if et in ONNX_TO_NAME else 8
+        if n * size > max_bytes:
+            raise Infeasible(f"too_large: output {vi.name} would take {n * size} bytes ({dims}) > {max_bytes}")
+        total += n * size
+    if total > max_bytes:
+        raise Infeasible(f"too_large: the case would take {total} bytes > {max_bytes}")
 
 
 def _candidates(symbols):
@@ -1157,7 +1207,7 @@ def make_reference(request: dict) -> dict:
             if len(results) == want:
                 break
         if not results:
-            code = "too_large" if last and "bytes" in last and not symbols else "reference"
+            code = "too_large" if last and ("too_large" in last or ("bytes" in last and not symbols)) else "reference"
             raise BridgeError(code, f"no valid reference case for {node.op_type}: {last}")
         if len(results) < want:
             notes.add(f"only one valid binding found for the symbolic dims ({last})")

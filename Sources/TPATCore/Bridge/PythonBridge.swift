@@ -23,40 +23,67 @@ public struct PythonBridge: Sendable {
         self.libraryPaths = libraryPaths
     }
 
-    /// Finds the project root (TPAT_HOME, else upward from the executable and the working
-    /// directory) and its Python (TPAT_PYTHON, else ROOT/.venv/bin/python).
+    /// Finds the project root and its Python. The root is TPAT_HOME when set, else the folder
+    /// holding the installed tool (upward from the executable). The working directory is never
+    /// searched: a model's folder may hold a `.venv/bin/python` that must not run. The Python is
+    /// TPAT_PYTHON, else ROOT/.venv/bin/python.
     public static func locate() throws(TPATError) -> PythonBridge {
         let env = ProcessInfo.processInfo.environment
-        var candidates: [URL] = []
-        if let home = env["TPAT_HOME"] { candidates.append(URL(fileURLWithPath: home)) }
-        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent())
-        candidates.append(URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        let marker = "python/tpat_bridge/__main__.py"
         var root: URL?
-        search: for start in candidates {
-            var dir = start.standardizedFileURL
+        if let home = env["TPAT_HOME"], !home.isEmpty {
+            let dir = URL(fileURLWithPath: home).standardizedFileURL
+            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent(marker).path) else {
+                throw TPATError(.bridge, "TPAT_HOME (\(home)) holds no python/tpat_bridge")
+            }
+            root = dir
+        } else {
+            var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().standardizedFileURL
             for _ in 0..<8 {
-                if FileManager.default.fileExists(atPath: dir.appendingPathComponent("python/tpat_bridge/__main__.py").path) {
-                    root = dir; break search
-                }
+                if FileManager.default.fileExists(atPath: dir.appendingPathComponent(marker).path) { root = dir; break }
                 let parent = dir.deletingLastPathComponent()
                 if parent.path == dir.path { break }
                 dir = parent
             }
         }
         guard let root else {
-            throw TPATError(.bridge, "cannot find TPAT's python/tpat_bridge (set TPAT_HOME to the repository root)")
+            throw TPATError(.bridge, "cannot find TPAT's python/tpat_bridge beside the tpat executable (set TPAT_HOME to the repository root)")
         }
-        let python = env["TPAT_PYTHON"] ?? root.appendingPathComponent(".venv/bin/python").path
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            throw TPATError(.bridge, "no Python at \(python): run `make venv` (or set TPAT_PYTHON)")
+        let python = env["TPAT_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? root.appendingPathComponent(".venv/bin/python").path
+        guard python.hasPrefix("/"), FileManager.default.isExecutableFile(atPath: python) else {
+            throw TPATError(.bridge, "no Python at \(python): run `make venv` (or set TPAT_PYTHON to an absolute path)")
         }
         let link = root.appendingPathComponent(".venv/tpat-lib").path
         return PythonBridge(root: root, python: python, libraryPaths: [link])
     }
 
+    /// How long one request of each kind may take before its Python process group is ended
+    /// (seconds). TPAT_BRIDGE_TIMEOUT (seconds) replaces every entry.
+    public static let defaultTimeouts: [String: Int] = [
+        "version": 120, "validate": 120, "infer_shapes": 600, "probe": 600, "reference": 900,
+        "plan": 1800, "engine": 3600, "bench": 3600, "tune": 86400,
+    ]
+
+    /// The timeout of a request kind: TPAT_BRIDGE_TIMEOUT, else `defaultTimeouts`, else one hour.
+    public static func timeout(command: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(TPATError) -> Duration {
+        if let text = environment["TPAT_BRIDGE_TIMEOUT"], !text.isEmpty {
+            guard let s = Double(text), s.isFinite, s > 0, s <= 1e7 else {
+                throw TPATError(.input, "TPAT_BRIDGE_TIMEOUT must be a positive number of seconds, not '\(text.prefix(40))'")
+            }
+            return .milliseconds(Int64(s * 1000))
+        }
+        return .seconds(defaultTimeouts[command] ?? 3600)
+    }
+
+    /// The `command` of an encoded request ("?" when it has none).
+    static func command(of body: Data) -> String {
+        ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["command"] as? String ?? "?"
+    }
+
     /// Sends one request and decodes the `result` of a successful answer as `R`.
     /// With `progress`, the bridge's stderr (progress lines) goes straight to the user's terminal.
-    public func call<Q: Encodable, R: Decodable>(_ request: Q, as: R.Type, timeout: Duration = .seconds(3600), progress: Bool = false) async throws(TPATError) -> R {
+    /// `timeout`: nil takes the request kind's (`timeout(command:)`).
+    public func call<Q: Encodable, R: Decodable>(_ request: Q, as: R.Type, timeout: Duration? = nil, progress: Bool = false) async throws(TPATError) -> R {
         let body: Data
         do { body = try JSONEncoder().encode(request) } catch { throw TPATError(.bridge, "cannot encode request: \(error)") }
         let log = Logger(label: "tpat.bridge")
@@ -79,40 +106,73 @@ public struct PythonBridge: Sendable {
         return result
     }
 
-    /// Runs `python -m tpat_bridge` with `body` on stdin; returns stdout.
-    public func send(_ body: Data, timeout: Duration, progress: Bool = false) async throws(TPATError) -> Data {
+    /// Runs `python -m tpat_bridge` with `body` on stdin in a process group of its own; returns
+    /// stdout. Past the timeout (or when tpat is cancelled or gets SIGINT/SIGTERM, see
+    /// `ChildProcesses`) the whole group gets SIGTERM, then SIGKILL 2 s later.
+    public func send(_ body: Data, timeout: Duration? = nil, progress: Bool = false) async throws(TPATError) -> Data {
+        let command = Self.command(of: body)
+        let limit: Duration
+        if let timeout { limit = timeout } else { limit = try Self.timeout(command: command) }
         let env = ProcessInfo.processInfo.environment
         let pythonPath = ([root.appendingPathComponent("python").path] + (env["PYTHONPATH"].map { [$0] } ?? [])).joined(separator: ":")
         let ldPath = (libraryPaths + (env["LD_LIBRARY_PATH"].map { [$0] } ?? [])).joined(separator: ":")
         let environment = Environment.inherit.updating(["PYTHONPATH": pythonPath, "LD_LIBRARY_PATH": ldPath, "PYTHONUNBUFFERED": "1"])
+        var options = PlatformOptions()
+        options.processGroupID = 0
+        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2))]
+        let configuration = Configuration(executable: .path(FilePath(python)), arguments: ["-m", "tpat_bridge"], environment: environment,
+                                          platformOptions: options)
+        if ChildProcesses.shared.isStopping { throw TPATError(.bridge, "tpat is stopping: no new Python bridge request") }
+        enum Outcome: Sendable { case finished(TerminationStatus, Data, String), timedOut }
+        let outcome: Outcome
         do {
-            if progress {
-                let result = try await Subprocess.run(
-                    .path(FilePath(python)), arguments: ["-m", "tpat_bridge"], environment: environment,
-                    input: .data(body), output: .data(limit: 1 << 30), error: .currentStandardError)
-                guard case .exited(0) = result.terminationStatus else {
-                    throw TPATError(.bridge, "Python bridge ended with \(result.terminationStatus)")
+            outcome = try await withThrowingTaskGroup(of: Outcome.self) { group in
+                group.addTask {
+                    if progress {
+                        let r = try await Subprocess.run(configuration, input: .data(body), output: .data(limit: 1 << 30),
+                                                         error: .currentStandardError) { execution in
+                            ChildProcesses.shared.add(execution.processIdentifier.value)
+                        }
+                        ChildProcesses.shared.remove(r.processIdentifier.value)
+                        return .finished(r.terminationStatus, r.standardOutput, "")
+                    }
+                    let r = try await Subprocess.run(configuration, input: .data(body), output: .data(limit: 1 << 30),
+                                                     error: .string(limit: 1 << 20)) { execution in
+                        ChildProcesses.shared.add(execution.processIdentifier.value)
+                    }
+                    ChildProcesses.shared.remove(r.processIdentifier.value)
+                    return .finished(r.terminationStatus, r.standardOutput, r.standardError)
                 }
-                return result.standardOutput
+                group.addTask {
+                    try await Task.sleep(for: limit)
+                    return .timedOut
+                }
+                let first = try await group.next()!
+                group.cancelAll()
+                return first
             }
-            let result = try await Subprocess.run(
-                .path(FilePath(python)),
-                arguments: ["-m", "tpat_bridge"],
-                environment: environment,
-                input: .data(body),
-                output: .data(limit: 1 << 30),
-                error: .string(limit: 1 << 20)
-            )
-            guard case .exited(0) = result.terminationStatus else {
-                let tail = (result.standardError ?? "").split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
-                throw TPATError(.bridge, "Python bridge ended with \(result.terminationStatus)\(tail.isEmpty ? "" : ": \(tail)")")
-            }
-            return result.standardOutput
-        } catch let e as TPATError {
-            throw e
         } catch {
             throw TPATError(.bridge, "cannot run the Python bridge (\(python)): \(error)")
         }
+        switch outcome {
+        case .timedOut:
+            throw TPATError(.bridge, "the Python bridge did not answer '\(command)' within \(Self.seconds(limit)) s and was stopped (set TPAT_BRIDGE_TIMEOUT to allow longer)")
+        case let .finished(status, stdout, stderr):
+            let tail = stderr.split(whereSeparator: \.isNewline).last.map { String($0.prefix(500)) } ?? ""
+            switch status {
+            case .exited(0):
+                return stdout
+            case .exited(let code):
+                throw TPATError(.bridge, "the Python bridge ended with exit code \(code) in '\(command)'\(tail.isEmpty ? "" : ": \(tail)")")
+            case .signaled(let signal):
+                throw TPATError(.bridge, "the Python bridge crashed (signal \(signal)) in '\(command)'\(tail.isEmpty ? "" : ": \(tail)")")
+            }
+        }
+    }
+
+    static func seconds(_ d: Duration) -> String {
+        let (s, atto) = d.components
+        return atto == 0 ? "\(s)" : String(format: "%.1f", Double(s) + Double(atto) / 1e18)
     }
 }
 

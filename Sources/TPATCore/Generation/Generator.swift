@@ -283,6 +283,8 @@ public struct Generator: Sendable {
         // Render everything into a staging folder beside OUT, then move it into place.
         let parent = out.deletingLastPathComponent()
         let staging = parent.appendingPathComponent(".\(out.lastPathComponent).tpat-\(UUID().uuidString)")
+        ChildProcesses.shared.addFolder(staging)  // removed if tpat is interrupted
+        defer { ChildProcesses.shared.removeFolder(staging) }
         do { try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true) } catch {
             throw TPATError(.io, "cannot create \(staging.path): \(error.localizedDescription)")
         }

@@ -80,70 +80,123 @@ public struct LauncherRenderer: Sendable {
             if let v = loopVars[name] { return v }
             return "TPAT_UNKNOWN_SYMBOL_\(SafeText.identifier(name))"
         }
-        // Symbols from dims, then every input dim checked against the plan.
+        // Symbols from dims, then every input dim checked against the plan. All host arithmetic is
+        // checked (Expr.cppChecked): a wrapped value makes the call return TPAT_BAD_DIMS.
+        func ck(_ e: Expr) -> String { e.cppChecked(sym) }
         var bind = ""
         for (i, t) in plan.inputs.enumerated() {
             bind += "    if (in[\(i)].nb_dims != \(t.shapeExpr.count)) return false;\n"
         }
         for (k, s) in plan.symbols.enumerated() {
-            bind += "    sym[\(k)] = in[\(s.input)].d[\(s.dim)]; // \(SafeText.comment(s.name))\n"
+            bind += "    sym[\(k)] = in[\(s.input)].d[\(s.dim)]; // symbol \(k)\n"
         }
         for (i, t) in plan.inputs.enumerated() {
             for (d, e) in t.shapeExpr.enumerated() {
-                bind += "    if (in[\(i)].d[\(d)] < 0 || in[\(i)].d[\(d)] != \(e.cpp(sym))) return false;\n"
+                bind += "    if (in[\(i)].d[\(d)] < 0 || in[\(i)].d[\(d)] != \(ck(e))) return false;\n"
             }
         }
         var outDims = ""
         for (j, t) in plan.outputs.enumerated() {
             outDims += "    out[\(j)].nb_dims = \(t.shapeExpr.count);\n"
-            for (d, e) in t.shapeExpr.enumerated() { outDims += "    out[\(j)].d[\(d)] = \(e.cpp(sym));\n" }
+            for (d, e) in t.shapeExpr.enumerated() {
+                outDims += "    out[\(j)].d[\(d)] = \(ck(e));\n    ovf = ovf || out[\(j)].d[\(d)] < 0;\n"
+            }
         }
         let kernels = Dictionary(plan.kernels.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let buffers = Dictionary(plan.buffers.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        // Workspace buffers: offsets computed once, each checked to lie inside the workspace.
+        var wsLayout = ""
+        for b in plan.buffers {
+            wsLayout += "    int64_t const off\(b.id) = \(ck(b.offset));\n"
+            wsLayout += "    ovf = ovf || off\(b.id) < 0 || tpat_ck_add(off\(b.id), \(ck(b.bytes)), ovf) > wsBytes;\n"
+        }
         func pointer(_ b: KernelPlan.Binding) -> String {
             switch b {
             case .input(let i): "const_cast<void*>(inputs[\(i)])"
             case .output(let i): "outputs[\(i)]"
-            case .buffer(let id): "static_cast<void*>(ws + \(buffers[id].map { $0.offset.cpp(sym) } ?? "0"))"
+            case .buffer(let id): "static_cast<void*>(ws + off\(id))"
             case .constant(let id): "gConstants.ptr[\(id)]"
             case .scalar: "nullptr"
             }
         }
         var unknownKernel: String?
-        func render(_ steps: [KernelPlan.Step], indent: String) -> String {
+        var launchCount = 0
+        /// Top-level steps (`hoisted` non-nil) have their values computed and checked in `hoisted`,
+        /// before the first launch, so a bad size stops the plugin before it launches anything;
+        /// steps inside a plan loop check theirs just before they run.
+        func render(_ steps: [KernelPlan.Step], indent: String, hoisted: inout String?) -> String {
             var out = ""
             for step in steps {
+                let top = hoisted != nil
+                let inner = top ? indent : indent + "    "
+                var decl = ""
                 switch step {
                 case let .launch(kernel, args, grid, block, smem):
                     guard kernels[kernel] != nil else { unknownKernel = kernel; continue }
                     let params = kernels[kernel]?.params ?? []
-                    let argText = zip(args, params).map { arg, param -> String in
-                        if case .scalar(let e) = arg { return "static_cast<\(TensorRTType.cType(param.type))>(\(e.cpp(sym)))" }
-                        return "tpat_ptr{\(pointer(arg))}"
-                    }.joined(separator: ", ")
-                    let smemText = smem.cpp(sym)
-                    if smem != .int(0) {
-                        out += "\(indent)if (\(smemText) > 48 * 1024)\n\(indent)    cudaFuncSetAttribute(\(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(\(smemText)));\n"
+                    let n = launchCount
+                    launchCount += 1
+                    let g = (0..<3).map { grid.indices.contains($0) ? ck(grid[$0]) : "INT64_C(1)" }
+                    let bl = (0..<3).map { block.indices.contains($0) ? ck(block[$0]) : "INT64_C(1)" }
+                    decl += "\(inner)int64_t const g\(n)[3] = {\(g.joined(separator: ", "))};\n"
+                    decl += "\(inner)int64_t const b\(n)[3] = {\(bl.joined(separator: ", "))};\n"
+                    decl += "\(inner)int64_t const smem\(n) = \(ck(smem));\n"
+                    var argText: [String] = []
+                    for (a, (arg, param)) in zip(args, params).enumerated() {
+                        if case .scalar(let e) = arg {
+                            let cType = TensorRTType.cType(param.type)
+                            decl += "\(inner)int64_t const a\(n)_\(a) = \(ck(e));\n"
+                            decl += "\(inner)ovf = ovf || !tpat_fits<\(cType)>(a\(n)_\(a));\n"
+                            argText.append("static_cast<\(cType)>(a\(n)_\(a))")
+                        } else {
+                            argText.append("tpat_ptr{\(pointer(arg))}")
+                        }
                     }
-                    out += "\(indent)\(kernel)<<<tpat_dim3(\(grid.map { $0.cpp(sym) }.joined(separator: ", "))), tpat_dim3(\(block.map { $0.cpp(sym) }.joined(separator: ", "))), static_cast<size_t>(\(smemText)), stream>>>(\(argText));\n"
+                    decl += "\(inner)ovf = ovf || !tpat_launch_ok(g\(n)[0], g\(n)[1], g\(n)[2], b\(n)[0], b\(n)[1], b\(n)[2], smem\(n));\n"
+                    var run = ""
+                    if smem != .int(0) {
+                        run += "\(inner)if (smem\(n) > 48 * 1024)\n\(inner)    cudaFuncSetAttribute(\(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem\(n)));\n"
+                    }
+                    run += "\(inner)\(kernel)<<<tpat_dim3(g\(n)[0], g\(n)[1], g\(n)[2]), tpat_dim3(b\(n)[0], b\(n)[1], b\(n)[2]), static_cast<size_t>(smem\(n)), stream>>>(\(argText.joined(separator: ", ")));\n"
+                    if top {
+                        hoisted! += decl
+                        out += run
+                    } else {
+                        out += "\(indent){\n" + decl + "\(inner)if (ovf)\n\(inner)    return TPAT_BAD_DIMS;\n" + run + "\(indent)}\n"
+                    }
                 case let .loop(variable, begin, extent, body):
                     let v = "loop_\(loopVars.count)"
-                    let b = begin.cpp(sym), e = extent.cpp(sym)
                     loopVars[variable] = v
-                    out += "\(indent)for (int64_t \(v) = \(b); \(v) < \(b) + \(e); ++\(v))\n\(indent){\n"
-                    out += render(body, indent: indent + "    ")
+                    out += "\(indent)int64_t const \(v)_begin = \(ck(begin));\n"
+                    out += "\(indent)int64_t const \(v)_end = tpat_ck_add(\(v)_begin, \(ck(extent)), ovf);\n"
+                    out += "\(indent)if (ovf)\n\(indent)    return TPAT_BAD_DIMS;\n"
+                    out += "\(indent)for (int64_t \(v) = \(v)_begin; \(v) < \(v)_end; ++\(v))\n\(indent){\n"
+                    var none: String? = nil
+                    out += render(body, indent: indent + "    ", hoisted: &none)
                     out += "\(indent)}\n"
                 case let .copy(src, dst, bytes):
-                    out += "\(indent)cudaMemcpyAsync(\(pointer(dst)), \(pointer(src)), static_cast<size_t>(\(bytes.cpp(sym))), cudaMemcpyDeviceToDevice, stream);\n"
+                    let n = launchCount
+                    launchCount += 1
+                    decl += "\(inner)int64_t const bytes\(n) = \(ck(bytes));\n"
+                    decl += "\(inner)ovf = ovf || bytes\(n) < 0;\n"
+                    let run = "\(inner)cudaMemcpyAsync(\(pointer(dst)), \(pointer(src)), static_cast<size_t>(bytes\(n)), cudaMemcpyDeviceToDevice, stream);\n"
+                    if top {
+                        hoisted! += decl
+                        out += run
+                    } else {
+                        out += "\(indent){\n" + decl + "\(inner)if (ovf)\n\(inner)    return TPAT_BAD_DIMS;\n" + run + "\(indent)}\n"
+                    }
                 }
             }
             return out
         }
-        let steps = render(plan.steps, indent: "    ")
+        var hoisted: String? = ""
+        let body = render(plan.steps, indent: "    ", hoisted: &hoisted)
         if let unknownKernel {
             throw TPATError(.plan, "plugin \(source.name): the plan launches kernel '\(SafeText.comment(unknownKernel))', which it does not define")
         }
-        if steps.contains("TPAT_UNKNOWN_SYMBOL") || bind.contains("TPAT_UNKNOWN_SYMBOL") || outDims.contains("TPAT_UNKNOWN_SYMBOL") {
+        let steps = (hoisted ?? "") + "    if (ovf)\n        return TPAT_BAD_DIMS;\n" + body
+        let workspace = ck(plan.workspaceBytes)
+        if [steps, bind, outDims, wsLayout, workspace].contains(where: { $0.contains("TPAT_UNKNOWN_SYMBOL") }) {
             throw TPATError(.plan, "plugin \(source.name): the plan uses a symbol it does not define")
         }
         let constants: [[String: Any]] = plan.constants.map { c in
@@ -165,8 +218,8 @@ public struct LauncherRenderer: Sendable {
             "constants": constants, "constantSlots": max(1, (plan.constants.map(\.id).max() ?? -1) + 1),
             "hasConstants": plan.constants.isEmpty ? "false" : "true",
             "symbolSlots": max(1, plan.symbols.count), "bindSymbols": bind, "outputDims": outDims,
-            "workspaceBytes": plan.workspaceBytes.cpp(sym), "alignment": plan.workspaceAlignment,
-            "steps": steps,
+            "workspaceBytes": workspace, "alignment": plan.workspaceAlignment,
+            "workspaceLayout": wsLayout, "steps": steps,
         ]
         return try templates.render("tactic.cu", context)
     }

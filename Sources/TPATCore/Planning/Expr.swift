@@ -90,12 +90,22 @@ public indirect enum Expr: Codable, Sendable, Equatable, Hashable {
 
     /// C++ expression over int64_t variables named by `symbol` (helpers from tpat_launcher_abi.h
     /// for floor division and modulo).
-    public func cpp(_ symbol: (String) -> String) -> String {
+    public func cpp(_ symbol: (String) -> String) -> String { render(symbol, checked: nil) }
+
+    /// The same with checked arithmetic (tpat_launcher_util.h): an overflow, a division by zero
+    /// or a shift out of range sets the C++ `bool` lvalue `flag` and yields 0, so that generated
+    /// host code can return TPAT_BAD_DIMS before it launches anything.
+    public func cppChecked(_ symbol: (String) -> String, flag: String = "ovf") -> String { render(symbol, checked: flag) }
+
+    static let checkedOps: Set<String> = ["add", "sub", "mul", "floordiv", "floormod", "truncdiv", "truncmod", "shl", "shr"]
+
+    func render(_ symbol: (String) -> String, checked flag: String?) -> String {
         switch self {
         case .int(let v): return v == Int64.min ? "INT64_MIN" : "INT64_C(\(v))"
         case .sym(let s): return symbol(s)
         case let .op(op, args):
-            let a = args.map { $0.cpp(symbol) }
+            let a = args.map { $0.render(symbol, checked: flag) }
+            if let flag, Self.checkedOps.contains(op) { return "tpat_ck_\(op)(\(a[0]), \(a[1]), \(flag))" }
             switch op {
             case "add": return "(\(a[0]) + \(a[1]))"
             case "sub": return "(\(a[0]) - \(a[1]))"

@@ -186,8 +186,65 @@ public struct KernelPlan: Codable, Sendable, Equatable {
         do { plan = try JSONDecoder().decode(KernelPlan.self, from: data) } catch {
             throw TPATError(.plan, "kernel plan does not match schemas/kernel-plan.schema.json: \(error)")
         }
-        try plan.checkReferences()
+        try plan.validate()
         return plan
+    }
+
+    static let dtypes: Set<String> = ["float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "uint16",
+                                      "int32", "uint32", "int64", "uint64", "bool"]
+    static let paramTypes: Set<String> = ["ptr", "int32", "int64", "uint32", "uint64", "int8", "int16", "uint8", "uint16", "bool"]
+
+    static func isIdentifier(_ s: String) -> Bool {
+        guard let f = s.unicodeScalars.first, f == "_" || (f.isASCII && f.properties.isAlphabetic) else { return false }
+        return s.count <= 256 && s.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }
+    }
+
+    /// The schema's constraints that generated code relies on, beyond what decoding checks: every
+    /// name that becomes C++ is an identifier, dtypes and targets are known, text that becomes a
+    /// comment has no line breaks, compile flags are plain options, references resolve. A plan
+    /// from the cache or the bridge is used only when this passes.
+    public func validate() throws(TPATError) {
+        func fail(_ why: String) -> TPATError { TPATError(.plan, "kernel plan rejected: \(why)") }
+        guard formatVersion == 1 else { throw fail("format_version \(formatVersion)") }
+        guard Planner.targets.contains(target.sm) else { throw fail("unknown target") }
+        guard [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096].contains(workspaceAlignment) else {
+            throw fail("workspace_alignment \(workspaceAlignment)")
+        }
+        let noControl = { (t: String, allowed: Set<Unicode.Scalar>) in
+            !t.unicodeScalars.contains { !allowed.contains($0) && ($0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}") }
+        }
+        let lineSafe = { (t: String) in t.count <= 1024 && noControl(t, []) }
+        guard lineSafe(opType), lineSafe(tvmVersion) else { throw fail("op_type or tvm_version holds control characters") }
+        for t in inputs + outputs {
+            guard Self.dtypes.contains(t.dtype) else { throw fail("unknown dtype") }
+            guard t.shapeExpr.count <= 8, t.shape.count == t.shapeExpr.count else { throw fail("tensor rank") }
+            for case .text(let text) in t.shape where !lineSafe(text) { throw fail("shape text holds control characters") }
+            guard lineSafe(t.name) else { throw fail("tensor name holds control characters") }
+        }
+        var kernelNames = Set<String>()
+        for k in kernels {
+            guard Self.isIdentifier(k.name), kernelNames.insert(k.name).inserted else { throw fail("kernel name is not a unique C identifier") }
+            guard cudaSource.contains(k.name) else { throw fail("kernel \(k.name) is not in the CUDA source") }
+            for p in k.params {
+                guard Self.isIdentifier(p.name), Self.paramTypes.contains(p.type), Self.isIdentifier(p.dtype) else {
+                    throw fail("parameter of kernel \(k.name)")
+                }
+            }
+        }
+        for b in buffers where !Self.dtypes.contains(b.dtype) { throw fail("buffer dtype") }
+        for c in constants {
+            guard Self.dtypes.contains(c.dtype), Data(base64Encoded: c.data) != nil else { throw fail("constant \(c.id)") }
+        }
+        for sym in symbols {
+            guard lineSafe(sym.name), (0..<8).contains(sym.dim) else { throw fail("symbol") }
+        }
+        for f in compileFlags {
+            guard f.hasPrefix("-"), f.count <= 200,
+                  f.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-=.,+:/".unicodeScalars.contains($0)) })
+            else { throw fail("compile flag") }
+        }
+        guard !cudaSource.isEmpty, noControl(cudaSource, ["\n", "\t", "\r"]) else { throw fail("CUDA source holds control characters") }
+        try checkReferences()
     }
 
     func checkReferences() throws(TPATError) {

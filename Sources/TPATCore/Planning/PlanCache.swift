@@ -66,16 +66,68 @@ public struct PlanCache: Sendable {
 
     func url(_ key: String) -> URL { directory.appendingPathComponent("\(key).json") }
 
-    public func load(_ key: String) -> KernelPlan? {
-        guard let data = try? Data(contentsOf: url(key)) else { return nil }
-        return try? KernelPlan.decode(data)
+    /// One cache file: the plan with the key it was stored under and the digests of the node it
+    /// was planned for and of the plan itself. The cache is a hint, never trusted as code: an entry
+    /// whose key, node or plan digest does not match, that does not decode strictly, or that fails
+    /// `KernelPlan.validate` is ignored (and replaced by a fresh plan).
+    struct Entry: Codable {
+        var format: String
+        var key: String
+        var nodeDigest: String
+        var planDigest: String
+        var plan: KernelPlan
+        static let currentFormat = "tpat-plan-cache-2"
+        enum CodingKeys: String, CodingKey { case format, key, nodeDigest = "node_digest", planDigest = "plan_digest", plan }
     }
 
-    public func store(_ plan: KernelPlan, key: String) throws(TPATError) {
+    static func sha256(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
+
+    static func canonical(_ plan: KernelPlan) -> Data? {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
-        let data: Data
-        do { data = try e.encode(plan) } catch { throw TPATError(.io, "cannot encode plan: \(error)") }
-        try AtomicFiles.write([(url(key), data)])
+        return try? e.encode(plan)
+    }
+
+    /// Why a cache file is not used (nil: no file); the caller re-plans either way.
+    public enum Rejection: Error, Equatable, Sendable { case unreadable, corrupt, keyMismatch, nodeMismatch, planDigestMismatch, invalidPlan(String) }
+
+    /// The plan cached under `key` for `node`, or why there is none usable.
+    public func lookup(_ key: String, node: ExtractedNode) -> Result<KernelPlan, Rejection>? {
+        let file = url(key)
+        guard FileManager.default.fileExists(atPath: file.path) else { return nil }
+        guard let data = try? Data(contentsOf: file), data.count < 256 << 20 else { return .failure(.unreadable) }
+        guard let entry = try? JSONDecoder().decode(Entry.self, from: data), entry.format == Entry.currentFormat else {
+            return .failure(.corrupt)
+        }
+        guard entry.key == key else { return .failure(.keyMismatch) }
+        guard entry.nodeDigest == Self.sha256(node.canonicalBytes) else { return .failure(.nodeMismatch) }
+        guard let bytes = Self.canonical(entry.plan), Self.sha256(bytes) == entry.planDigest else { return .failure(.planDigestMismatch) }
+        do throws(TPATError) { try entry.plan.validate() } catch { return .failure(.invalidPlan(error.message)) }
+        return .success(entry.plan)
+    }
+
+    /// The usable plan cached under `key` for `node`; a corrupt or mismatched entry is removed.
+    public func load(_ key: String, node: ExtractedNode) -> KernelPlan? {
+        switch lookup(key, node: node) {
+        case .success(let plan)?: return plan
+        case .failure?: try? FileManager.default.removeItem(at: url(key)); return nil
+        case nil: return nil
+        }
+    }
+
+    /// Stores `plan` for `node` under `key`: written to a temporary file, then renamed into place.
+    public func store(_ plan: KernelPlan, key: String, node: ExtractedNode) throws(TPATError) {
+        guard let bytes = Self.canonical(plan) else { throw TPATError(.io, "cannot encode plan") }
+        let entry = Entry(format: Entry.currentFormat, key: key, nodeDigest: Self.sha256(node.canonicalBytes),
+                          planDigest: Self.sha256(bytes), plan: plan)
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        do {
+            let data = try e.encode(entry)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try data.write(to: url(key), options: .atomic)
+        } catch {
+            throw TPATError(.io, "cannot write the plan cache entry \(url(key).path): \(error.localizedDescription)")
+        }
     }
 }

@@ -56,10 +56,11 @@ public struct Planner: Sendable {
         }
         let key = PlanCache.key(node: node, target: target, tvmVersion: tvmVersion, planner: plannerRevision,
                                 schedule: "dlight/\(lowering ?? "default")" + (database.map { "/ms:" + PlanCache.digest(folder: $0) } ?? ""))
-        if let cached = cache?.load(key) { return Outcome(plan: cached, cached: true, key: key) }
+        if let cached = cache?.load(key, node: node) { return Outcome(plan: cached, cached: true, key: key) }
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-plan-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: dir) }
+        ChildProcesses.shared.addFolder(dir)
+        defer { try? FileManager.default.removeItem(at: dir); ChildProcesses.shared.removeFolder(dir) }
         let path = dir.appendingPathComponent("node.onnx")
         try node.model.save(to: path)
         let plan: KernelPlan
@@ -71,7 +72,10 @@ public struct Planner: Sendable {
         do throws(TPATError) { try plan.checkReferences() } catch {
             throw TPATError(error.kind, error.message, code: error.code ?? "invalid_plan")
         }
-        try cache?.store(plan, key: key)
+        do throws(TPATError) { try plan.validate() } catch {
+            throw TPATError(error.kind, error.message, code: error.code ?? "invalid_plan")
+        }
+        try cache?.store(plan, key: key, node: node)
         return Outcome(plan: plan, cached: false, key: key)
     }
 }
