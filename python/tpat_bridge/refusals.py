@@ -76,8 +76,10 @@ def _resize_fractional_scales(node, consts, info):
     axes = _attr(node, "axes", None)
     axes = list(range(len(x))) if axes is None else [int(a) % max(len(x), 1) for a in axes]
     for a, v in zip(axes, np.asarray(sc, dtype=np.float64).reshape(-1)):
+        if float(np.float32(v)).is_integer():
+            continue  # an integer scale gives exactly input * scale, symbolic length or not
         if a >= len(x) or not isinstance(x[a], int):
-            return True  # symbolic length: cannot tell
+            return True  # symbolic length and a fractional scale: cannot tell
         if abs(np.floor(x[a] * np.float32(v)) - x[a] * np.float64(np.float32(v))) > 1e-6:
             return True
     return False

@@ -57,6 +57,10 @@ CUBIC_SIZES = one_node(h.make_node("Resize", ["in0", "", "", "const0"], ["out0"]
 ROIALIGN_MAX = one_node(h.make_node("RoiAlign", ["in0", "in1", "in2"], ["out0"], mode="max", output_height=2, output_width=2),
                         [vi("in0", TP.FLOAT, [1, 1, 8, 8]), vi("in1", TP.FLOAT, [3, 4]), vi("in2", TP.INT64, [3])],
                         [vi("out0", TP.FLOAT, [3, 1, 2, 2])], opset=16)
+# Integer scales on a symbolic batch: output = input * scale exactly, nothing to refuse (the demo's
+# cubic upsampling); a fractional scale on a symbolic axis cannot be judged and is refused.
+CUBIC_UP_SYMBOLIC = resize("cubic_up", "cubic", [1, 1, 2, 2], ["N", 3, 16, 16], ["N", 3, 32, 32])
+LINEAR_FRACTION_SYMBOLIC = resize("linear_frac", "linear", [1, 1, 0.6, 0.6], [1, 1, "H", 4], [1, 1, "H2", 2])
 DROPOUT = one_node(h.make_node("Dropout", ["in0", "const0", "const1"], ["out0"]),
                    [vi("in0", TP.FLOAT, [4, 8])], [vi("out0", TP.FLOAT, [4, 8])],
                    [nh.from_array(np.array(0.5, np.float32), "const0"), nh.from_array(np.array(True), "const1")])
@@ -74,6 +78,7 @@ def save(model, tmp_path, name):
     (CUBIC_DOWN, "tvm", True), (CUBIC_DOWN, "tpat", False), (LINEAR_DOWN, "tvm", True),
     (CUBIC_SIZES, "tvm", False),  # sizes: output / input is the scale, TVM agrees
     (ROIALIGN_MAX, "tvm", True),
+    (CUBIC_UP_SYMBOLIC, "tvm", False), (LINEAR_FRACTION_SYMBOLIC, "tvm", True),
 ])
 def test_refusals(tmp_path, model, lowering, refused):
     res = planner.handle_plan({"model_path": save(model, tmp_path, "m"), "lowering": lowering})
