@@ -66,7 +66,7 @@ struct Generate: AsyncParsableCommand {
             }
             if !report.failures.isEmpty {
                 print("Not converted (\(report.failures.count)), left as they are:")
-                for f in report.failures { print(SafeText.terminal("  \(f.node) (\(f.opType)): [\(f.code)] \(f.reason)")) }
+                for f in report.failures { print("  \(SafeText.terminal(f.node.debugDescription)) (\(SafeText.terminal(f.opType))): [\(f.code)] \(SafeText.terminal(f.reason))") }
             }
             if !report.casts.isEmpty {
                 print("Cast bridges (TensorRT has no tensor type for these):")

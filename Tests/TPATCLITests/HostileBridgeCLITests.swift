@@ -185,9 +185,9 @@ import Glibc
         let r = try #require(Self.finish(try Self.start(
             ["generate", Self.fixture("verdicts_basic.onnx"), "--nodes", "scatternd_none,topk_k4096", "-o", out.path, "--no-reference"],
             env: ["TPAT_PYTHON": python.path, "TPAT_CACHE_DIR": dir.appendingPathComponent("cache").path], cwd: Self.root), within: 180))
-        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.status == 3, "\(r.stderr)")  // partial: one node converted, one not
         #expect(r.stdout.contains("Plugins (1)"), "\(r.stdout)")
-        #expect(r.stdout.contains("topk_k4096 (TopK): cannot plan node 'topk_k4096' (TopK): the Python bridge crashed (signal 11)"), "\(r.stdout)")
+        #expect(r.stdout.contains("\"topk_k4096\" (TopK): [bridge_failed] cannot plan node 'topk_k4096' (TopK): the Python bridge crashed (signal 11)"), "\(r.stdout)")
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("tpat-generate.json").path))
     }
 }

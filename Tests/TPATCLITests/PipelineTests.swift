@@ -166,8 +166,8 @@ import Testing
         #expect(report.plugins.isEmpty && report.failures.map(\.node) == ["col2im"])
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("plugins").path))
         let b = try cli.run(["build", out.path])
-        #expect(b.status == 2)
-        #expect(b.stderr.contains("holds no generated plugin project"), "\(b.stderr)")
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(b.stdout.contains("Nothing to build"), "\(b.stdout)")
     }
 
     @Test func nodesTVMCannotPlanAreReportedAndLeft() throws {

@@ -195,6 +195,7 @@ public struct Generator: Sendable {
         for i in chosen {
             if let b = inspected.nodes[i].blocker {
                 let why = "cannot become a plugin: \(b.reason); instead: \(b.suggestion)"
+                log.info("node \(index.nodeName(i).debugDescription) (\(model.graph.node[i].opType)): not converted [\(b.code)]")
                 failures.append(.init(node: index.nodeName(i), opType: model.graph.node[i].opType, code: b.code, reason: why))
                 diagnostics.emit(.init(.warning, "not converted (\(b.code)): \(why)", node: index.nodeName(i)))
             } else {
@@ -355,6 +356,7 @@ public struct Generator: Sendable {
         func fail(_ s: PluginSource, _ error: TPATError) {
             try? FileManager.default.removeItem(at: project.appendingPathComponent(s.name))
             for n in s.coveredNodes {
+                log.info("node \(n.debugDescription) (\(s.node.opType)): not converted [\(error.code ?? "render_failed")]")
                 failures.append(.init(node: n, opType: s.node.opType, code: error.code ?? "render_failed", reason: error.message))
                 diagnostics.emit(.init(.warning, "not converted (\(error.code ?? "render_failed")), left as it is: \(error.message)", node: n))
             }
@@ -369,9 +371,9 @@ public struct Generator: Sendable {
             } catch { fail(s, error) }
         }
         let checked = options.crossCheck ? await crossCheck(staged.filter { $0.cases > 0 }.map(\.source), project: project) : [:]
-        for (s0, cases) in staged {
+        for (k, (s0, cases)) in staged.enumerated() {
             var s = s0
-            log.info("plugin \(s.name): sources for \(checked[s.name].flatMap { try? $0.get().count } ?? s.tactics.count) tactic(s)")
+            log.info("[\(k + 1)/\(staged.count)] plugin \(s.name) (\(s.plan.opType)): sources for \(checked[s.name].flatMap { try? $0.get().count } ?? s.tactics.count) tactic(s)")
             do throws(TPATError) {
                 if let verdict = checked[s.name] { s.tactics = try verdict.get() }
                 let pluginFiles: [(String, Data)]
