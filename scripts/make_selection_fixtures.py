@@ -8,6 +8,10 @@
   select_sequence_keepdims.onnx  the same without `split`, keepdims=0, a negative position and a repeated read
   select_subgraph.onnx     an If whose branches hold an unsupported BitwiseAnd on an outer-scope tensor and a TopK
                            whose K is an outer initializer
+  select_body_convert.onnx nodes to convert inside bodies, reading outer-scope tensors: an If whose then-branch holds
+                           a ScatterND with reduction=add (else-branch: a longer Concat, so the If's output has an
+                           unknown first dim), a ScatterND with reduction=mul downstream of the If, and a Loop whose
+                           body holds a TopK with K=4096 (an outer initializer) on an outer graph input
   select_checker.onnx      a model the ONNX checker rejects (unknown attribute on a Relu); inspect goes on
   select_trt11.onnx        ops TensorRT 11 imports but the 10.x rules reject: RMSNormalization, CumSum with a
                            computed axis, TopK sorted=0 (10.x: imported by the importer), 1-D MaxPool
@@ -96,6 +100,24 @@ def subgraph():
     return model(nodes, [vi("flag", T.BOOL, []), vi("codes", T.INT32, [8]), vi("scores", T.FLOAT, [16])], [vi("y", T.FLOAT, [8])], inits)
 
 
+def body_convert():
+    then_g = h.make_graph([h.make_node("ScatterND", ["data", "idx", "upd"], ["then_out"], name="scatter_add", reduction="add")],
+                          "then_branch", [], [vi("then_out", T.FLOAT, [8, 4])])
+    else_g = h.make_graph([h.make_node("Concat", ["data", "data"], ["else_out"], name="twice", axis=0)],
+                          "else_branch", [], [vi("else_out", T.FLOAT, [16, 4])])
+    body = h.make_graph([h.make_node("TopK", ["scores", "k"], ["vals", "inds"], name="topk_big"),
+                         h.make_node("Identity", ["cond_in"], ["cond_out"], name="keep_going")],
+                        "loop_body", [vi("iter", T.INT64, []), vi("cond_in", T.BOOL, [])],
+                        [vi("cond_out", T.BOOL, []), vi("vals", T.FLOAT, [4096])])
+    nodes = [h.make_node("If", ["flag"], ["y"], name="if_node", then_branch=then_g, else_branch=else_g),
+             h.make_node("ScatterND", ["y", "idx", "upd"], ["z"], name="scatter_after", reduction="mul"),
+             h.make_node("Loop", ["trips", "go"], ["loop_vals"], name="loop", body=body)]
+    inits = [nh.from_array(np.array([[1], [5]], np.int64), "idx"), nh.from_array(np.array([4096], np.int64), "k"),
+             nh.from_array(np.array(2, np.int64), "trips"), nh.from_array(np.array(True), "go")]
+    return model(nodes, [vi("flag", T.BOOL, []), vi("data", T.FLOAT, [8, 4]), vi("upd", T.FLOAT, [2, 4]), vi("scores", T.FLOAT, [4100])],
+                 [vi("z", T.FLOAT, ["n", 4]), vi("loop_vals", T.FLOAT, [2, 4096])], inits, opset=18)
+
+
 def checker_rejects():
     relu = h.make_node("Relu", ["x"], ["y"], name="relu_odd", not_an_attribute=3)
     return model([relu, h.make_node("Col2Im", ["y", "img", "blk"], ["z"], name="col2im")],
@@ -129,7 +151,8 @@ def probe():
     return model(nodes, [vi("x", T.FLOAT, [1, 4, 8])], [vi("d", T.FLOAT, [1, 1, 4, 4]), vi("nzf", T.FLOAT, [3, "nnz"])], inits, opset=18)
 
 
-FIXTURES = {"select_shape_feed.onnx": shape_feed, "select_sequence.onnx": sequence, "select_sequence_keepdims.onnx": sequence_keepdims, "select_subgraph.onnx": subgraph, "select_checker.onnx": checker_rejects,
+FIXTURES = {"select_shape_feed.onnx": shape_feed, "select_sequence.onnx": sequence, "select_sequence_keepdims.onnx": sequence_keepdims, "select_subgraph.onnx": subgraph, "select_body_convert.onnx": body_convert,
+            "select_checker.onnx": checker_rejects,
             "select_trt11.onnx": trt11, "select_probe.onnx": probe}
 
 

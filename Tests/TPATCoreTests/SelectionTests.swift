@@ -116,7 +116,7 @@ import Testing
         let report = try await Inspector(bridge: bridge, rules: rules).inspect(model: model, modelPath: path, probe: false)
         let g = Generator(bridge: bridge, rules: rules, cache: nil, diagnostics: DiagnosticsCollector())
         let index = GraphIndex(model.graph)
-        func names(_ s: Generator.Selection) throws -> [String] { try g.select(s, model: model, index: index, report: report).map(index.nodeName) }
+        func names(_ s: Generator.Selection) throws -> [String] { try g.select(s, model: model, index: index, bodies: [], report: report).0.map(index.nodeName) }
         // auto: the candidates and the blocked nodes it would want (reported, never converted).
         #expect(try names(.auto) == ["cumsum_ends", "band_shape", "bxor_data"])
         #expect(try names(.init(auto: true, ops: ["Relu"], excludeNodes: ["band_shape"])) == ["cumsum_ends", "bxor_data", "relu_x"])
@@ -155,8 +155,44 @@ extension SelectionTests {
         let topk = try #require(r.subgraphNodes.first { $0.name == "if_node > else_branch > topk_inner" })
         #expect(topk.verdict == .restricted && topk.unchecked.isEmpty)
         #expect(r.subgraphNodes.count == 4)
-        #expect(r.pluginCandidates.isEmpty)  // not converted yet: said in a warning
-        #expect(r.warnings.contains { $0.contains("inside If/Loop/Scan bodies") })
-        #expect(r.text().contains("if_node > then_branch > band_inner"))
+        #expect(r.pluginCandidates == ["if_node > then_branch > band_inner"])
+        #expect(r.text().contains("  if_node > then_branch > band_inner (BitwiseAnd int32[8], int32[8] -> int32[8])"))
+    }
+
+    @Test func bodyNodesAreSelectedExtractedAndBlockedByPath() async throws {
+        let bridge = try Repo.bridge()
+        let rules = try ParserRules.bundled(.trt10)
+        let path = Repo.fixture("select_body_convert.onnx").path
+        let model = try ONNXModel.load(path: path)
+        let inspector = Inspector(bridge: bridge, rules: rules)
+        let report = try await inspector.inspect(model: model, modelPath: path, probe: false)
+        #expect(report.pluginCandidates == ["scatter_after", "if_node > then_branch > scatter_add", "loop > body > topk_big"])
+        let g = Generator(bridge: bridge, rules: rules, cache: nil, diagnostics: DiagnosticsCollector())
+        let index = GraphIndex(model.graph), bodies = Subgraphs.bodies(model)
+        func names(_ s: Generator.Selection) throws -> [String] {
+            let (top, inner) = try g.select(s, model: model, index: index, bodies: bodies, report: report)
+            return top.map(index.nodeName) + inner.map { $0.body.nodePath($0.node) }
+        }
+        #expect(try names(.init(auto: true, excludeNodes: ["scatter_after"], excludeOps: ["TopK"])) == ["if_node > then_branch > scatter_add"])
+        #expect(try names(.init(nodes: ["if_node > else_branch > twice"], ops: ["TopK"])) == ["if_node > else_branch > twice", "loop > body > topk_big"])
+        // The TopK's outer-scope input is a graph input of its one-node model, K a constant; the
+        // node after the If is typed from the If's inferred output (first dim a symbol).
+        let (tensors, _) = try await inspector.tensorInfo(modelPath: path)
+        let loopBody = try #require(bodies.first { $0.path == "loop > body" })
+        let topk = try Subgraphs.extract(0, of: loopBody, model: model, tensors: tensors, demoteFloat64: true)
+        #expect(topk.sourceName == "loop > body > topk_big" && topk.graphInputSources == ["scores"])
+        #expect(topk.model.graph.initializer.map(\.name) == ["const0"] && topk.graphOutputSources == ["vals", "inds"])
+        let after = try NodeExtractor.extract(node: "scatter_after", from: model, tensors: tensors)
+        #expect(after.model.graph.input.first?.type.tensorType.shape.dim.first?.dimParam == "s0")
+        // A body output that reaches a shape input through its If is blocked.
+        var shaped = model
+        var reshape = Onnx_NodeProto()
+        reshape.opType = "Reshape"; reshape.name = "reshape_by_y"; reshape.input = ["data", "y"]; reshape.output = ["r"]
+        shaped.proto.graph.node.append(reshape)
+        let owner = PluginBlockers.find(index: GraphIndex(shaped.graph), nonTensorValues: [])
+        #expect(owner[0]?.code == "feeds_shape_input")
+        let inner = Subgraphs.blockers(bodies: Subgraphs.bodies(shaped), ownerBlockers: ["if_node": try #require(owner[0])], nonTensorValues: [])
+        #expect(inner["if_node > then_branch > scatter_add"]?.code == "feeds_shape_input")
+        #expect(inner["loop > body > topk_big"] == nil)
     }
 }

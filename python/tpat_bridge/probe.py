@@ -26,10 +26,28 @@ def _parser_module():
         return None, None
 
 
+def _outer_names(graph, defined=frozenset()) -> list:
+    """Tensors a subgraph reads from enclosing scopes (If/Loop/Scan bodies, nested ones too)."""
+    defined = set(defined) | {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    out = []
+    for n in graph.node:
+        for x in n.input:
+            if x and x not in defined and x not in out:
+                out.append(x)
+        for a in n.attribute:
+            for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+                out += [x for x in _outer_names(g, defined) if x not in out]
+        defined |= {o for o in n.output if o}
+    return out
+
+
 def _one_node_model(model, index, types, constants):
     node = model.graph.node[index]
     inputs, inits = [], []
-    for name in node.input:
+    # A node with bodies also reads the outer-scope tensors its bodies use: they are inputs too.
+    implicit = [x for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs))
+                for x in _outer_names(g)]
+    for name in list(node.input) + implicit:
         if not name or name in {i.name for i in inputs} or name in {t.name for t in inits}:
             continue
         if name in constants:

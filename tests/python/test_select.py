@@ -188,6 +188,16 @@ def test_probe_falls_back_to_one_node_at_a_time_when_a_cut_is_impossible():
     assert by == {"split_seq": False, "seq_at_0": False, "seq_at_1": False, "relu_second": True}
 
 
+@pytest.mark.skipif(not has_rtx(), reason="TensorRT-RTX is not installed")
+def test_probe_gives_a_body_holder_the_outer_scope_tensors_its_bodies_read():
+    # The If's then-branch reads `data`, `idx`, `upd` from the outer graph: probed alone, the If
+    # gets them as inputs, so the parser's answer is about the body's ScatterND, not a missing input.
+    r = ask({"command": "probe", "model_path": str(MODELS / "select_body_convert.onnx")})
+    by = {n["node"]: n for n in r["nodes"]}
+    assert not by["if_node"]["imported"] and "ScatterND" in by["if_node"]["error"]
+    assert by["loop"]["imported"]
+
+
 def test_shapes_report_checker_and_non_tensor_values():
     bad = ask({"command": "infer_shapes", "model_path": str(MODELS / "select_checker.onnx")})
     assert "not_an_attribute" in bad["checker"]

@@ -189,18 +189,24 @@ public struct Generator: Sendable {
         let inspected = try await inspector.inspect(model: model, modelPath: modelPath, probe: options.selection.auto)
         let (tensors, _) = try await inspector.tensorInfo(modelPath: modelPath)
         let index = GraphIndex(model.graph)
-        let chosen = try select(options.selection, model: model, index: index, report: inspected)
+        let bodies = Subgraphs.bodies(model)
+        // Top-level nodes by index, body nodes by path (Subgraphs).
+        let (chosen, chosenInner) = try select(options.selection, model: model, index: index, bodies: bodies, report: inspected)
         var failures: [Report.Failure] = []
         var selected: [Int] = []
+        var selectedInner: [(body: Subgraphs.Body, node: Int)] = []
+        func blocked(_ name: String, _ opType: String, _ b: NodeVerdict.Blocker) {
+            let why = "cannot become a plugin: \(b.reason); instead: \(b.suggestion)"
+            log.info("node \(name.debugDescription) (\(opType)): not converted [\(b.code)]")
+            failures.append(.init(node: name, opType: opType, code: b.code, reason: why))
+            diagnostics.emit(.init(.warning, "not converted (\(b.code)): \(why)", node: name))
+        }
         for i in chosen {
-            if let b = inspected.nodes[i].blocker {
-                let why = "cannot become a plugin: \(b.reason); instead: \(b.suggestion)"
-                log.info("node \(index.nodeName(i).debugDescription) (\(model.graph.node[i].opType)): not converted [\(b.code)]")
-                failures.append(.init(node: index.nodeName(i), opType: model.graph.node[i].opType, code: b.code, reason: why))
-                diagnostics.emit(.init(.warning, "not converted (\(b.code)): \(why)", node: index.nodeName(i)))
-            } else {
-                selected.append(i)
-            }
+            if let b = inspected.nodes[i].blocker { blocked(index.nodeName(i), model.graph.node[i].opType, b) } else { selected.append(i) }
+        }
+        let innerVerdicts = Dictionary(inspected.subgraphNodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for (body, j) in chosenInner {
+            if let b = innerVerdicts[body.nodePath(j)]?.blocker { blocked(body.nodePath(j), body.graph.node[j].opType, b) } else { selectedInner.append((body, j)) }
         }
         if options.selection.auto {
             diagnostics.emit(.init(.note, "--auto: candidates chosen by the \(inspected.selectedBy ?? "table")" + (inspected.probe?.parser.map { " (\($0))" } ?? " (\(inspected.rulesSource))")))
@@ -209,26 +215,33 @@ public struct Generator: Sendable {
                 diagnostics.emit(.init(.note, "parser: \(p.imported ? "imports" : "rejects (\(p.error ?? "?"))"); table: \(n.verdict.rawValue)\(n.verdict == .unsupported ? " (\(n.reason))" : "")", node: n.name))
             }
         }
-        if chosen.isEmpty, !options.selection.auto, !options.selection.byBackend { throw TPATError(.input, "no node selected: nothing to generate") }
-        if chosen.isEmpty {
+        let nothing = chosen.isEmpty && chosenInner.isEmpty
+        if nothing, !options.selection.auto, !options.selection.byBackend { throw TPATError(.input, "no node selected: nothing to generate") }
+        if nothing {
             log.info("nothing to convert: TensorRT's ONNX parser imports every node of the model (\(inspected.selectedBy == "parser" ? inspected.probe?.parser ?? "parser" : inspected.rulesSource))")
         }
-        let shown = selected.prefix(8).map { index.nodeName($0).debugDescription }.joined(separator: ", ") + (selected.count > 8 ? ", ..." : "")
-        if !selected.isEmpty { log.info("selected \(selected.count) node(s): \(shown)") }
+        let selectedNames = selected.map(index.nodeName) + selectedInner.map { $0.body.nodePath($0.node) }
+        let shown = selectedNames.prefix(8).map(\.debugDescription).joined(separator: ", ") + (selectedNames.count > 8 ? ", ..." : "")
+        if !selectedNames.isEmpty { log.info("selected \(selectedNames.count) node(s): \(shown)") }
 
-        // Extract and group identical nodes.
+        // Extract (body nodes with their outer-scope inputs as graph inputs) and group identical nodes.
         var groups: [Data: [ExtractedNode]] = [:]
         var order: [Data] = []
-        for i in selected {
-            do {
-                let node = try NodeExtractor.extract(nodeAt: i, index: index, model: model, tensors: tensors, demoteFloat64: true)
+        let work: [(name: String, opType: String, extract: () throws(TPATError) -> ExtractedNode)] =
+            selected.map { i in (index.nodeName(i), model.graph.node[i].opType, { () throws(TPATError) in
+                try NodeExtractor.extract(nodeAt: i, index: index, model: model, tensors: tensors, demoteFloat64: true) }) }
+            + selectedInner.map { b, j in (b.nodePath(j), b.graph.node[j].opType, { () throws(TPATError) in
+                try Subgraphs.extract(j, of: b, model: model, tensors: tensors, demoteFloat64: true) }) }
+        for (name, opType, extract) in work {
+            do throws(TPATError) {
+                let node = try extract()
                 let key = node.canonicalBytes
                 if groups[key] == nil { order.append(key) }
                 groups[key, default: []].append(node)
             } catch {
-                failures.append(.init(node: index.nodeName(i), opType: model.graph.node[i].opType, code: error.code ?? "extraction_failed", reason: error.message))
-                log.info("node \(index.nodeName(i).debugDescription) (\(model.graph.node[i].opType)): not converted [\(error.code ?? "extraction_failed")]")
-                diagnostics.emit(.init(.warning, "not converted (\(error.code ?? "extraction_failed")): \(error.message)", node: index.nodeName(i)))
+                failures.append(.init(node: name, opType: opType, code: error.code ?? "extraction_failed", reason: error.message))
+                log.info("node \(name.debugDescription) (\(opType)): not converted [\(error.code ?? "extraction_failed")]")
+                diagnostics.emit(.init(.warning, "not converted (\(error.code ?? "extraction_failed")): \(error.message)", node: name))
             }
         }
 
@@ -292,7 +305,7 @@ public struct Generator: Sendable {
         do throws(TPATError) {
             let report = try await render(sources: sources, replacements: replacements, failures: failures, model: model,
                                           modelPath: modelPath, options: options, tvmVersion: tvm, staging: staging,
-                                          outcome: chosen.isEmpty ? .nothingToConvert : (failures.isEmpty ? .converted : (sources.isEmpty ? .none : .partial)),
+                                          outcome: nothing ? .nothingToConvert : (failures.isEmpty ? .converted : (sources.isEmpty ? .none : .partial)),
                                           auto: options.selection.auto ? inspected : nil, displayPath: displayPath, rewrites: rewrites)
             try move(staging, to: out, force: options.force)
             return report
@@ -308,32 +321,46 @@ public struct Generator: Sendable {
         return String(format: "%.1f s", Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
     }
 
-    /// Node indices: auto's candidates (plus the blocked nodes it would want, reported later), named
-    /// nodes and op types, minus the exclusions.
-    func select(_ selection: Selection, model: ONNXModel, index: GraphIndex, report: InspectReport) throws(TPATError) -> [Int] {
+    /// Node indices and body nodes (by path): auto's candidates (plus the blocked nodes it would
+    /// want, reported later), named nodes (a body node by its path) and op types (in bodies too),
+    /// minus the exclusions.
+    func select(_ selection: Selection, model: ONNXModel, index: GraphIndex, bodies: [Subgraphs.Body],
+                report: InspectReport) throws(TPATError) -> ([Int], [(body: Subgraphs.Body, node: Int)]) {
         var result = Set<Int>()
+        var inner = Set<String>()  // body node paths
+        var byPath: [String: (body: Subgraphs.Body, node: Int)] = [:]
+        for b in bodies { for j in b.graph.node.indices { byPath[b.nodePath(j)] = (b, j) } }
         result.formUnion(selection.indices.filter { model.graph.node.indices.contains($0) })
         if selection.auto {
             let wanted = Set(report.pluginCandidates + report.blocked)
             result.formUnion(model.graph.node.indices.filter { wanted.contains(index.nodeName($0)) })
+            inner.formUnion(wanted.filter { byPath[$0] != nil })
         }
-        func named(_ name: String) throws(TPATError) -> Int {
-            guard let i = model.graph.node.indices.first(where: { index.nodeName($0) == name }) else {
-                throw TPATError(.input, "no node named '\(name)' in the model")
-            }
-            return i
+        func named(_ name: String) throws(TPATError) -> Int? {
+            if let i = model.graph.node.indices.first(where: { index.nodeName($0) == name }) { return i }
+            if byPath[name] != nil { return nil }
+            throw TPATError(.input, "no node named '\(name)' in the model")
         }
-        for name in selection.nodes { result.insert(try named(name)) }
+        for name in selection.nodes {
+            if let i = try named(name) { result.insert(i) } else { inner.insert(name) }
+        }
         if !selection.ops.isEmpty {
             let wanted = Set(selection.ops)
             let found = model.graph.node.indices.filter { wanted.contains(model.graph.node[$0].opType) }
-            if found.isEmpty { throw TPATError(.input, "the model has no node of type \(selection.ops.joined(separator: ", "))") }
+            let foundInner = byPath.filter { wanted.contains($0.value.body.graph.node[$0.value.node].opType) }.keys
+            if found.isEmpty && foundInner.isEmpty { throw TPATError(.input, "the model has no node of type \(selection.ops.joined(separator: ", "))") }
             result.formUnion(found)
+            inner.formUnion(foundInner)
         }
-        for name in selection.excludeNodes { result.remove(try named(name)) }
+        for name in selection.excludeNodes {
+            if let i = try named(name) { result.remove(i) } else { inner.remove(name) }
+        }
         let excludedOps = Set(selection.excludeOps)
         result = result.filter { !excludedOps.contains(model.graph.node[$0].opType) }
-        return result.sorted()
+        let innerNodes = inner.compactMap { byPath[$0] }.filter { !excludedOps.contains($0.body.graph.node[$0.node].opType) }
+        // Body order: the walk's (outer before inner), then node order.
+        let bodyOrder = Dictionary(bodies.enumerated().map { ($1.path, $0) }, uniquingKeysWith: { a, _ in a })
+        return (result.sorted(), innerNodes.sorted { (bodyOrder[$0.body.path] ?? 0, $0.node) < (bodyOrder[$1.body.path] ?? 0, $1.node) })
     }
 
     func render(sources: [PluginSource], replacements: [ModelRewriter.Replacement], failures: [Report.Failure],

@@ -3,6 +3,7 @@ import Foundation
 /// Rewrites the model so TensorRT's ONNX parser calls the plugins: each covered node becomes a
 /// node whose op_type is the plugin name (domain and plugin_namespace "tpat", plugin_version),
 /// reading the node's non-constant inputs and writing its outputs under their original names.
+/// Nodes inside If/Loop/Scan bodies are replaced in their body (named by path, Subgraphs).
 /// Other nodes, initializers and tensor names stay as they are. Tensors TensorRT has no type
 /// for are bridged with Cast nodes around the plugin.
 public enum ModelRewriter {
@@ -36,45 +37,71 @@ public enum ModelRewriter {
             taken.insert(name)
             return name
         }
-        var nodes: [Onnx_NodeProto] = []
-        for (i, node) in model.graph.node.enumerated() {
-            guard let r = byName[index.nodeName(i)] else { nodes.append(node); continue }
-            var plugin = Onnx_NodeProto()
-            plugin.name = index.nodeName(i)
-            plugin.opType = r.plugin
-            plugin.domain = PluginSource.namespace
-            var tactic = Onnx_AttributeProto()
-            tactic.name = "tactic"  // a creator field: 0 lets TensorRT choose among the plugin's tactics
-            tactic.type = .int
-            tactic.i = 0
-            plugin.attribute = [stringAttribute("plugin_version", PluginSource.version),
-                                stringAttribute("plugin_namespace", PluginSource.namespace), tactic]
-            var before: [Onnx_NodeProto] = [], after: [Onnx_NodeProto] = []
-            for (k, source) in r.extracted.graphInputSources.enumerated() {
-                let declared = index.declared[source]?.dataType ?? .undefined
-                if let bridge = castTarget(planDType: r.plan.inputs[k].dtype, original: declared, demoted: r.extracted.demoted.contains(source)) {
-                    let name = fresh("\(source)__tpat_\(bridge.name)")
-                    before.append(cast(source, to: name, type: bridge, node: fresh("\(plugin.name)__tpat_cast_in\(k)")))
-                    plugin.input.append(name)
-                    notes.append("\(plugin.name): input '\(source)' cast to \(bridge.name) for TensorRT")
-                } else {
-                    plugin.input.append(source)
-                }
-            }
-            for (k, source) in r.extracted.graphOutputSources.enumerated() {
-                let original = r.extracted.demoted.contains(source) ? ONNXDataType.double : (ONNXDataType.named(r.plan.outputs[k].dtype) ?? .undefined)
-                if let bridge = castTarget(planDType: r.plan.outputs[k].dtype, original: original, demoted: r.extracted.demoted.contains(source)) {
-                    let name = fresh("\(source)__tpat_\(bridge.name)")
-                    plugin.output.append(name)
-                    after.append(cast(name, to: source, type: original, node: fresh("\(plugin.name)__tpat_cast_out\(k)")))
-                    notes.append("\(plugin.name): output '\(source)' computed as \(bridge.name), cast back to \(original.name)")
-                } else {
-                    plugin.output.append(source)
-                }
-            }
-            nodes += before + [plugin] + after
+        // Declared types from every graph (tensor names are unique across scopes).
+        var declared: [String: TensorInfo] = [:]
+        func declare(_ g: Onnx_GraphProto) {
+            for vi in g.input + g.valueInfo + g.output { if let info = TensorInfo(vi) { declared[vi.name] = declared[vi.name] ?? info } }
+            for n in g.node { for a in n.attribute { Subgraphs.graphs(a).forEach(declare) } }
         }
-        out.proto.graph.node = nodes
+        declare(model.graph)
+        // Top-level nodes are matched by name, body nodes by path (Subgraphs.bodyPath): the
+        // plugin node takes the body node's place in its body.
+        func rewrite(_ graph: Onnx_GraphProto, prefix: String) -> Onnx_GraphProto {
+            var graph = graph
+            let names = GraphIndex.uniqueNames(graph.node)
+            var nodes: [Onnx_NodeProto] = []
+            for (i, var node) in graph.node.enumerated() {
+                guard let r = byName[prefix + names[i]] else {
+                    for a in node.attribute.indices {
+                        let count = Subgraphs.graphs(node.attribute[a]).count
+                        let path = { (k: Int) in Subgraphs.bodyPath(owner: prefix + names[i], attribute: node.attribute[a].name, k: k, count: count) + " > " }
+                        if node.attribute[a].type == .graph { node.attribute[a].g = rewrite(node.attribute[a].g, prefix: path(0)) }
+                        if node.attribute[a].type == .graphs {
+                            node.attribute[a].graphs = node.attribute[a].graphs.enumerated().map { k, g in rewrite(g, prefix: path(k)) }
+                        }
+                    }
+                    nodes.append(node)
+                    continue
+                }
+                var plugin = Onnx_NodeProto()
+                plugin.name = names[i]
+                plugin.opType = r.plugin
+                plugin.domain = PluginSource.namespace
+                var tactic = Onnx_AttributeProto()
+                tactic.name = "tactic"  // a creator field: 0 lets TensorRT choose among the plugin's tactics
+                tactic.type = .int
+                tactic.i = 0
+                plugin.attribute = [stringAttribute("plugin_version", PluginSource.version),
+                                    stringAttribute("plugin_namespace", PluginSource.namespace), tactic]
+                var before: [Onnx_NodeProto] = [], after: [Onnx_NodeProto] = []
+                for (k, source) in r.extracted.graphInputSources.enumerated() {
+                    let inType = declared[source]?.dataType ?? .undefined
+                    if let bridge = castTarget(planDType: r.plan.inputs[k].dtype, original: inType, demoted: r.extracted.demoted.contains(source)) {
+                        let name = fresh("\(source)__tpat_\(bridge.name)")
+                        before.append(cast(source, to: name, type: bridge, node: fresh("\(plugin.name)__tpat_cast_in\(k)")))
+                        plugin.input.append(name)
+                        notes.append("\(plugin.name): input '\(source)' cast to \(bridge.name) for TensorRT")
+                    } else {
+                        plugin.input.append(source)
+                    }
+                }
+                for (k, source) in r.extracted.graphOutputSources.enumerated() {
+                    let original = r.extracted.demoted.contains(source) ? ONNXDataType.double : (ONNXDataType.named(r.plan.outputs[k].dtype) ?? .undefined)
+                    if let bridge = castTarget(planDType: r.plan.outputs[k].dtype, original: original, demoted: r.extracted.demoted.contains(source)) {
+                        let name = fresh("\(source)__tpat_\(bridge.name)")
+                        plugin.output.append(name)
+                        after.append(cast(name, to: source, type: original, node: fresh("\(plugin.name)__tpat_cast_out\(k)")))
+                        notes.append("\(plugin.name): output '\(source)' computed as \(bridge.name), cast back to \(original.name)")
+                    } else {
+                        plugin.output.append(source)
+                    }
+                }
+                nodes += before + [plugin] + after
+            }
+            graph.node = nodes
+            return graph
+        }
+        out.proto.graph = rewrite(model.graph, prefix: "")
         if !replacements.isEmpty, !out.proto.opsetImport.contains(where: { $0.domain == PluginSource.namespace }) {
             var o = Onnx_OperatorSetIdProto()
             o.domain = PluginSource.namespace

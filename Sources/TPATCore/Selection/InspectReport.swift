@@ -11,7 +11,7 @@ public struct InspectReport: Codable, Sendable {
     /// Op type -> node count.
     public var histogram: [String: Int]
     public var nodes: [NodeVerdict]
-    /// Names of the nodes that need a plugin.
+    /// Names of the nodes that need a plugin (body nodes by path, see `subgraphNodes`).
     public var pluginCandidates: [String]
     public var probe: ProbeSummary?
     public var warnings: [String]
@@ -25,8 +25,8 @@ public struct InspectReport: Codable, Sendable {
     public var selectedBy: String? = nil
     /// Nodes that need a plugin but cannot become one (see each node's `blocker`).
     public var blocked: [String] = []
-    /// Verdicts of the nodes inside If/Loop/Scan bodies, named "node > attribute > node"
-    /// (inspected only: not plugin candidates yet).
+    /// Verdicts of the nodes inside If/Loop/Scan bodies, named "node > attribute > node"; `index`
+    /// is the node's index in its body. Candidates and blocked ones are in the lists above.
     public var subgraphNodes: [NodeVerdict] = []
 
     public struct ProbeSummary: Codable, Sendable {
@@ -86,7 +86,8 @@ public struct InspectReport: Codable, Sendable {
         if !subgraphNodes.isEmpty {
             out += "\nInside If/Loop/Scan bodies (\(subgraphNodes.count) nodes, \(inner.count) not plainly supported):\n"
             for n in inner {
-                out += "  \(t(n.name))  \(t(n.opType))  \(n.verdict.rawValue)  " + (n.verdict == .unsupported ? "[\(t(n.rule ?? "-"))] " : "") + t(n.reason) + "\n"
+                out += "  \(t(n.name))  \(t(n.opType))  \(n.verdict.rawValue)  " + (n.verdict == .unsupported ? "[\(t(n.rule ?? "-"))] " : "") + t(n.reason)
+                    + (n.blocker.map { "  | cannot be a plugin [\($0.code)]" } ?? "") + "\n"
             }
         }
         let c = counts
@@ -102,19 +103,17 @@ public struct InspectReport: Codable, Sendable {
         for w in warnings { out += "warning: \(t(w))\n" }
         if !blocked.isEmpty {
             out += "\nCannot become plugins (\(blocked.count)):\n"
-            for n in nodes where blocked.contains(n.name) {
+            for n in nodes + subgraphNodes where blocked.contains(n.name) {
                 if let b = n.blocker { out += "  \(t(n.name)) (\(t(n.opType))) [\(b.code)]: \(t(b.reason))\n    instead: \(t(b.suggestion))\n" }
             }
         }
         out += "\nPlugin candidates (\(pluginCandidates.count)):\n"
         if selectedBy == "parser" { out += "  (what the installed parser rejects; the table's verdict beside)\n" }
         if pluginCandidates.isEmpty {
-            out += subgraphNodes.contains { $0.verdict == .unsupported }
-                ? "  none at the top level (see the bodies above)\n"
-                : target == VendorBackend.qnn.rawValue ? "  none: QNN's HTP backend takes every node\n" : "  none: TensorRT's parser should import every node\n"
+            out += target == VendorBackend.qnn.rawValue ? "  none: QNN's HTP backend takes every node\n" : "  none: TensorRT's parser should import every node\n"
         }
         for name in pluginCandidates {
-            if let n = nodes.first(where: { $0.name == name }) {
+            if let n = nodes.first(where: { $0.name == name }) ?? subgraphNodes.first(where: { $0.name == name }) {
                 let why = n.probe.flatMap { $0.imported ? nil : "parser: \(t($0.error ?? "rejected"))" }
                 out += "  \(t(n.name)) (\(t(n.opType)) \(t(n.inputs.joined(separator: ", "))) -> \(t(n.outputs.joined(separator: ", ")))): "
                 out += (why.map { "\($0); table: \(n.verdict.rawValue)" + (n.verdict == .unsupported ? " (\(t(n.reason)))" : "") } ?? t(n.reason)) + "\n"

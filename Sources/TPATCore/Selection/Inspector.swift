@@ -37,9 +37,16 @@ public struct Inspector: Sendable {
         let tensors = Self.tensors(shapeResult)
         var nodes = VerdictEvaluator(rules: rules).evaluate(model: model, tensors: tensors)
         let index = GraphIndex(model.graph)
-        for (i, b) in PluginBlockers.find(index: index, nonTensorValues: Set((shapeResult.nonTensor ?? []).map(\.name))) {
+        let nonTensor = Set((shapeResult.nonTensor ?? []).map(\.name))
+        var ownerBlockers: [String: NodeVerdict.Blocker] = [:]
+        for (i, b) in PluginBlockers.find(index: index, nonTensorValues: nonTensor) {
             nodes[i].blocker = b
+            ownerBlockers[nodes[i].name] = b
         }
+        let bodies = Subgraphs.bodies(model)
+        var inner = Subgraphs.verdicts(bodies: bodies, rules: rules, tensors: tensors)
+        let innerBlockers = Subgraphs.blockers(bodies: bodies, ownerBlockers: ownerBlockers, nonTensorValues: nonTensor)
+        for k in inner.indices { inner[k].blocker = innerBlockers[inner[k].name] }
         for r in SequenceRewriter.plan(model, tensors: tensors) {
             for name in [r.node] + r.reads {
                 guard let i = nodes.firstIndex(where: { $0.name == name }) else { continue }
@@ -53,11 +60,7 @@ public struct Inspector: Sendable {
             histogram: Dictionary(grouping: model.graph.node, by: \.opType).mapValues(\.count),
             nodes: nodes, pluginCandidates: [], probe: nil, warnings: shapeResult.warnings)
         report.trt = rules.flavour?.rawValue
-        report.subgraphNodes = Subgraphs.verdicts(model: model, rules: rules, tensors: tensors)
-        if !report.subgraphNodes.isEmpty {
-            let n = report.subgraphNodes.filter { $0.verdict == .unsupported }.count
-            report.warnings.append("\(report.subgraphNodes.count) node(s) inside If/Loop/Scan bodies inspected (\(n) unsupported); generate does not convert nodes inside bodies yet")
-        }
+        report.subgraphNodes = inner
         if let c = shapeResult.checker {
             report.checker = c
             report.warnings.insert("the ONNX checker rejects this model (\(c)); types and verdicts may be incomplete", at: 0)
@@ -86,11 +89,16 @@ public struct Inspector: Sendable {
             report.warnings.append("the installed parser is TensorRT \(parserFlavour.rawValue), the rules are --trt \(rules.flavour?.rawValue ?? "?"): candidates come from the rules, the parser's answers are shown beside")
         }
         report.selectedBy = byParser ? "parser" : "table"
+        // The parser's answer for an If/Loop/Scan may come from a node in its bodies: the bodies'
+        // nodes are judged on their own (by the table: the probe does not map errors inside bodies).
+        let owners = Set(bodies.map(\.owner))
         let needsPlugin = { (n: NodeVerdict) -> Bool in
-            byParser ? n.probe.map { !$0.imported } ?? (n.verdict == .unsupported) : n.verdict == .unsupported
+            if byParser, owners.contains(n.name), n.verdict != .unsupported { return false }
+            return byParser ? n.probe.map { !$0.imported } ?? (n.verdict == .unsupported) : n.verdict == .unsupported
         }
-        report.pluginCandidates = report.nodes.filter { needsPlugin($0) && $0.blocker == nil }.map(\.name)
-        report.blocked = report.nodes.filter { needsPlugin($0) && $0.blocker != nil }.map(\.name)
+        let all = report.nodes + report.subgraphNodes
+        report.pluginCandidates = all.filter { needsPlugin($0) && $0.blocker == nil }.map(\.name)
+        report.blocked = all.filter { needsPlugin($0) && $0.blocker != nil }.map(\.name)
         return report
     }
 }

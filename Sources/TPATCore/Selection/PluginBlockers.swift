@@ -30,8 +30,9 @@ public enum PluginBlockers {
     public static let nonTensorSuggestion = "constant-fold the model first (polygraphy surgeon sanitize --fold-constants or onnxsim), "
         + "which removes sequence ops over constants; a SplitToSequence read by SequenceAt at constant positions is a Split"
 
-    /// Node index -> blocker, for every blocked node of the graph.
-    public static func find(index: GraphIndex, nonTensorValues: Set<String>) -> [Int: NodeVerdict.Blocker] {
+    /// Node index -> blocker, for every blocked node of the graph. For a body (Subgraphs),
+    /// `shapeOutputs` are its outputs that reach a shape input through `owner` (the If/Loop/Scan).
+    public static func find(index: GraphIndex, nonTensorValues: Set<String>, shapeOutputs: Set<String> = [], owner: String = "") -> [Int: NodeVerdict.Blocker] {
         let graph = index.graph
         var result: [Int: NodeVerdict.Blocker] = [:]
         // Shape tensors, walked back from every shape input through the producers.
@@ -45,6 +46,10 @@ public enum PluginBlockers {
                     work.append(t)
                 }
             }
+        }
+        for t in shapeOutputs.sorted() where shapeTensors[t] == nil && !index.isConstant(t) {
+            shapeTensors[t] = "a shape input through '\(owner)'"
+            work.append(t)
         }
         while let t = work.popLast() {
             guard let p = index.producer[t] else { continue }
