@@ -210,6 +210,24 @@ def build_suite():
         "reads x once, scale and bias once, writes y once (one pass; mean/variance stay on chip)",
         "B(in0) + B(in1) + B(in2) + B(out0)")
 
+    # LayerNormalization fp16 with Mean and InvStdDev (float32) used, as training graphs have it.
+    m = _model("layernorm_stats",
+               helper.make_node("LayerNormalization", ["x", "scale", "bias"], ["y", "mean", "invstd"],
+                                axis=-1, epsilon=1e-5),
+               [("x", "float16", (8192, 1024)), ("scale", "float16", (1024,)), ("bias", "float16", (1024,))],
+               [("y", "float16", (8192, 1024)), ("mean", "float32", (8192, 1)), ("invstd", "float32", (8192, 1))])
+    add("layernorm_stats", "LayerNormalization", m,
+        "reads x once, scale and bias once, writes y, mean and invstd once",
+        "B(in0) + B(in1) + B(in2) + B(out0) + B(out1) + B(out2)")
+
+    # RMSNormalization (opset 23) fp16 over the last axis, as in LLaMA-style decoders.
+    m = _model("rmsnorm",
+               helper.make_node("RMSNormalization", ["x", "scale"], ["y"], axis=-1, epsilon=1e-6),
+               [("x", "float16", (8192, 4096)), ("scale", "float16", (4096,))],
+               [("y", "float16", (8192, 4096))], opset=23)
+    add("rmsnorm", "RMSNormalization", m, "reads x once, scale once, writes y once",
+        "B(in0) + B(in1) + B(out0)")
+
     # GELU (erf form) as one node: Gelu, opset 20, approximate='none'.
     m = _model("gelu",
                helper.make_node("Gelu", ["x"], ["y"], approximate="none"),
