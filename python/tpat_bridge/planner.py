@@ -1108,7 +1108,8 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
         declared = o.get("shape")
         if declared is not None:
             # The frontend must produce the shape ONNX declares (TVM 0.27's LayerNormalization,
-            # for one, returns a scalar placeholder for Mean / InvStdDev).
+            # for one, returns a scalar placeholder for Mean / InvStdDev; TPAT's lowering writes
+            # them, lowering_layernorm.py, so this is reached only when it declines).
             bad = len(declared) != len(se) or any(
                 isinstance(d, int) and "int" in e and e["int"] != d for d, e in zip(declared, se))
             if bad:
