@@ -1,8 +1,8 @@
 """TPAT's own TVM lowerings, used by the planner instead of the ONNX frontend's legalization.
 
 This module holds the scatter lowerings (below) and the dispatch to the others (`TE_LOWERINGS`:
-TopK, Resize, CumSum, LayerNormalization, RMSNormalization, GatherND, Gather, GatherElements,
-OneHot, Gelu in lowering_*.py; docs/lowerings.md).
+TopK, Resize, CumSum, LayerNormalization, RMSNormalization, DFT, GatherND, Gather,
+GatherElements, OneHot, Gelu in lowering_*.py; docs/lowerings.md).
 
 TVM 0.27 legalizes ScatterND and ScatterElements to `te.extern` IR that loops over the indices
 serially (one thread walks all updates), which is 10-25x slower than PyTorch on the H100.
@@ -75,6 +75,12 @@ def _rmsnorm():
     return lowering_rmsnorm
 
 
+def _dft():
+    from . import lowering_dft
+
+    return lowering_dft
+
+
 def _gathernd():
     from . import lowering_indexing
 
@@ -108,7 +114,7 @@ def _gelu():
 TE_LOWERINGS = {"Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
                 "LayerNormalization": _layernorm, "GatherND": _gathernd, "OneHot": _onehot,
                 "Gelu": _gelu, "Gather": _gather, "GatherElements": _gather_elements,
-                "RMSNormalization": _rmsnorm}
+                "RMSNormalization": _rmsnorm, "DFT": _dft}
 TPAT_OPS = ("ScatterND", "ScatterElements") + tuple(TE_LOWERINGS)
 
 # dtype -> helper suffix, for the reductions (atomics).
