@@ -29,6 +29,8 @@ def main():
         h.make_node("LayerNormalization", ["n_x", "n_s", "n_b"], ["n_y", "n_mean", "n_rstd"], axis=-2,
                     epsilon=1e-3, name="layernorm_stats_axis_m2"),
         h.make_node("RMSNormalization", ["q_x", "q_s"], ["q_y"], axis=-1, epsilon=1e-6, name="rmsnorm_fp16"),
+        h.make_node("DFT", ["d_x", "", "d_axis"], ["d_y"], onesided=1, name="dft_onesided"),
+        h.make_node("DFT", ["d_x2", "d_len", "d_axis"], ["d_y2"], inverse=1, name="dft_inverse_len"),
         h.make_node("ScatterElements", ["s_d", "s_i", "s_u"], ["s_y"], axis=1, reduction="max",
                     name="scatterel_max"),
         h.make_node("GatherND", ["g_d", "g_i"], ["g_y"], batch_dims=0, name="gathernd"),
@@ -46,6 +48,7 @@ def main():
         vi("e_x", f16, ["B", 4, 1000]),
         vi("n_x", f, ["B", 6, 40]), vi("n_s", f, [40]), vi("n_b", f, [6, 1]),
         vi("q_x", f16, ["B", 7, 1024]), vi("q_s", f16, [1024]),
+        vi("d_x", f, ["B", 96, 1]), vi("d_x2", f, ["B", 50, 2]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]), vi("t_i", i64, ["B", 4100]), vi("t_v2", f, ["B", 3, 65]),
@@ -54,12 +57,14 @@ def main():
         vi("g_y", f, ["B", 5, 33]), vi("o_y", f, ["B", 9, 50]), vi("e_y", f16, ["B", 4, 1000]),
         vi("n_y", f, ["B", 6, 40]), vi("n_mean", f, ["B", 1, 1]), vi("n_rstd", f, ["B", 1, 1]),
         vi("q_y", f16, ["B", 7, 1024]),
+        vi("d_y", f, ["B", 49, 2]), vi("d_y2", f, ["B", 64, 2]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]), h.make_tensor("t_k2", i64, [1], [65]),
         h.make_tensor("c_axis", i64, [], [1]), h.make_tensor("r_scales", f, [4], [1, 1, 2, 3]),
         h.make_tensor("r_sizes", i64, [4], [1, 2, 20, 11]),
-        h.make_tensor("o_depth", i64, [], [50]), h.make_tensor("o_vals", f, [2], [0.0, 1.0]),
+        h.make_tensor("o_depth", i64, [], [50]), h.make_tensor("d_axis", i64, [], [1]),
+        h.make_tensor("d_len", i64, [], [64]), h.make_tensor("o_vals", f, [2], [0.0, 1.0]),
     ]
     g = h.make_graph(nodes, "tpat_lowerings_check", inputs, outputs, inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 23)])  # RMSNormalization: 23

@@ -228,6 +228,15 @@ def build_suite():
     add("rmsnorm", "RMSNormalization", m, "reads x once, scale once, writes y once",
         "B(in0) + B(in1) + B(out0)")
 
+    # DFT (opset 20) of a real series, onesided, as the transformers time-series models use it
+    # (Autoformer's autocorrelation: rfft over a 720-step window for every batch x channel).
+    m = _model("dft",
+               helper.make_node("DFT", ["x", "", "axis"], ["y"], onesided=1),
+               [("x", "float32", (512, 720, 1))],
+               [("y", "float32", (512, 361, 2))], opset=20,
+               inits=[_const("axis", np.array(1, dtype=np.int64))])
+    add("dft", "DFT", m, "reads the input once, writes the output once", "B(in0) + B(out0)")
+
     # GELU (erf form) as one node: Gelu, opset 20, approximate='none'.
     m = _model("gelu",
                helper.make_node("Gelu", ["x"], ["y"], approximate="none"),

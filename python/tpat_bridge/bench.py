@@ -433,6 +433,32 @@ def torch_impl(op, attrs, slots, torch, device, n_outputs=1):
             return f, f"torch.ops.aten.native_layer_norm(normalized_shape=x.shape[{axis}:], eps={eps}) (y, mean, rstd)"
         return f, f"F.layer_norm(normalized_shape=x.shape[{axis}:], eps={eps})"
 
+    if op == "DFT":
+        inverse, onesided = bool(int(attrs.get("inverse", 0))), bool(int(attrs.get("onesided", 0)))
+        n_c, ax_c = const_list(1), const_list(2)
+        # opset 17: axis attribute (default 1); opset 20: constant axis input (default -2)
+        axis = int(attrs["axis"]) if "axis" in attrs else int(ax_c[0]) if ax_c else -2
+
+        def f(*ins):
+            x = args(ins)[0]
+            a = axis % x.dim()
+            n = int(n_c[0]) if n_c else x.shape[a]
+            if x.shape[-1] == 2:
+                xc = torch.view_as_complex(x.float().contiguous())
+            else:
+                xc = x[..., 0].float()
+            if inverse:
+                y = torch.fft.ifft(xc, n=n, dim=a)
+            elif onesided and x.shape[-1] == 1:
+                y = torch.fft.rfft(xc, n=n, dim=a)
+            else:
+                y = torch.fft.fft(xc, n=n, dim=a)
+                if onesided:
+                    y = y.narrow(a, 0, n // 2 + 1)
+            return (torch.view_as_real(y.contiguous()).to(x.dtype),)
+        kind = "ifft" if inverse else "rfft/fft" if onesided else "fft"
+        return f, f"torch.fft.{kind}(dim={axis}) on float32, torch.view_as_real"
+
     if op == "Gelu":
         approx = attrs.get("approximate", "none")
 

@@ -40,6 +40,7 @@ EXPECTED = {   # case -> (op, input shapes, output shapes), as the issue lists t
     "layernorm_stats": ("LayerNormalization", [(8192, 1024), (1024,), (1024,)],
                         [(8192, 1024), (8192, 1), (8192, 1)]),
     "rmsnorm": ("RMSNormalization", [(8192, 4096), (4096,)], [(8192, 4096)]),
+    "dft": ("DFT", [(512, 720, 1)], [(512, 361, 2)]),
     "gelu": ("Gelu", [(8192, 4096)], [(8192, 4096)]),
 }
 
@@ -314,6 +315,7 @@ SMALL_SHAPES = {
     "layernorm_stats": {"x": (6, 32), "scale": (32,), "bias": (32,), "y": (6, 32), "mean": (6, 1),
                         "invstd": (6, 1)},
     "rmsnorm": {"x": (6, 40), "scale": (40,), "y": (6, 40)},
+    "dft": {"x": (3, 20, 1), "y": (3, 11, 2)},
     "gelu": {"x": (5, 9), "y": (5, 9)},
 }
 
