@@ -1,5 +1,6 @@
 """Writes bench/models/lowerings_check.onnx: one small model with a node for each of TPAT's own
-lowerings (python/tpat_bridge/lowering_*.py), a symbolic batch dim, odd sizes and ties, for
+lowerings (python/tpat_bridge/lowering_*.py), a symbolic batch dim, odd sizes and ties (LayerNormalization
+with Mean/InvStdDev over the last two axes, N = 240 not a multiple of 32 x 4, broadcast B), for
 `tpat generate` + `tpat verify --sanitize` on a GPU machine (compute-sanitizer memcheck/racecheck).
 
     python bench/lowerings_check.py
@@ -25,6 +26,11 @@ def main():
                     coordinate_transformation_mode="align_corners", name="resize_cubic"),
         h.make_node("LayerNormalization", ["l_x", "l_s", "l_b"], ["l_y"], axis=-1, epsilon=1e-5,
                     name="layernorm_fp16"),
+        h.make_node("LayerNormalization", ["n_x", "n_s", "n_b"], ["n_y", "n_mean", "n_rstd"], axis=-2,
+                    epsilon=1e-3, name="layernorm_stats_axis_m2"),
+        h.make_node("RMSNormalization", ["q_x", "q_s"], ["q_y"], axis=-1, epsilon=1e-6, name="rmsnorm_fp16"),
+        h.make_node("DFT", ["d_x", "", "d_axis"], ["d_y"], onesided=1, name="dft_onesided"),
+        h.make_node("DFT", ["d_x2", "d_len", "d_axis"], ["d_y2"], inverse=1, name="dft_inverse_len"),
         h.make_node("ScatterElements", ["s_d", "s_i", "s_u"], ["s_y"], axis=1, reduction="max",
                     name="scatterel_max"),
         h.make_node("GatherND", ["g_d", "g_i"], ["g_y"], batch_dims=0, name="gathernd"),
@@ -40,22 +46,29 @@ def main():
         vi("s_i", i64, ["B", 100]), vi("s_u", f, ["B", 100]),
         vi("g_d", f, [6, 7, 33]), vi("g_i", i64, ["B", 5, 2]), vi("o_i", i64, ["B", 9]),
         vi("e_x", f16, ["B", 4, 1000]),
+        vi("n_x", f, ["B", 6, 40]), vi("n_s", f, [40]), vi("n_b", f, [6, 1]),
+        vi("q_x", f16, ["B", 7, 1024]), vi("q_s", f16, [1024]),
+        vi("d_x", f, ["B", 96, 1]), vi("d_x2", f, ["B", 50, 2]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]), vi("t_i", i64, ["B", 4100]), vi("t_v2", f, ["B", 3, 65]),
         vi("t_i2", i64, ["B", 3, 65]), vi("c_y", f, ["B", 5001]), vi("c_y2", f, [2, 40000]), vi("r_y", f, ["B", 3, 26, 51]),
         vi("r_y2", f, [1, 2, 20, 11]), vi("l_y", f16, ["B", 7, 512]), vi("s_y", f, ["B", 300]),
         vi("g_y", f, ["B", 5, 33]), vi("o_y", f, ["B", 9, 50]), vi("e_y", f16, ["B", 4, 1000]),
+        vi("n_y", f, ["B", 6, 40]), vi("n_mean", f, ["B", 1, 1]), vi("n_rstd", f, ["B", 1, 1]),
+        vi("q_y", f16, ["B", 7, 1024]),
+        vi("d_y", f, ["B", 49, 2]), vi("d_y2", f, ["B", 64, 2]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]), h.make_tensor("t_k2", i64, [1], [65]),
         h.make_tensor("c_axis", i64, [], [1]), h.make_tensor("r_scales", f, [4], [1, 1, 2, 3]),
         h.make_tensor("r_sizes", i64, [4], [1, 2, 20, 11]),
-        h.make_tensor("o_depth", i64, [], [50]), h.make_tensor("o_vals", f, [2], [0.0, 1.0]),
+        h.make_tensor("o_depth", i64, [], [50]), h.make_tensor("d_axis", i64, [], [1]),
+        h.make_tensor("d_len", i64, [], [64]), h.make_tensor("o_vals", f, [2], [0.0, 1.0]),
     ]
     g = h.make_graph(nodes, "tpat_lowerings_check", inputs, outputs, inits)
-    m = h.make_model(g, opset_imports=[h.make_opsetid("", 20)])
-    m.ir_version = 9
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 23)])  # RMSNormalization: 23
+    m.ir_version = 10
     onnx.checker.check_model(m, full_check=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(m, str(OUT))

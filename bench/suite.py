@@ -210,6 +210,33 @@ def build_suite():
         "reads x once, scale and bias once, writes y once (one pass; mean/variance stay on chip)",
         "B(in0) + B(in1) + B(in2) + B(out0)")
 
+    # LayerNormalization fp16 with Mean and InvStdDev (float32) used, as training graphs have it.
+    m = _model("layernorm_stats",
+               helper.make_node("LayerNormalization", ["x", "scale", "bias"], ["y", "mean", "invstd"],
+                                axis=-1, epsilon=1e-5),
+               [("x", "float16", (8192, 1024)), ("scale", "float16", (1024,)), ("bias", "float16", (1024,))],
+               [("y", "float16", (8192, 1024)), ("mean", "float32", (8192, 1)), ("invstd", "float32", (8192, 1))])
+    add("layernorm_stats", "LayerNormalization", m,
+        "reads x once, scale and bias once, writes y, mean and invstd once",
+        "B(in0) + B(in1) + B(in2) + B(out0) + B(out1) + B(out2)")
+
+    # RMSNormalization (opset 23) fp16 over the last axis, as in LLaMA-style decoders.
+    m = _model("rmsnorm",
+               helper.make_node("RMSNormalization", ["x", "scale"], ["y"], axis=-1, epsilon=1e-6),
+               [("x", "float16", (8192, 4096)), ("scale", "float16", (4096,))],
+               [("y", "float16", (8192, 4096))], opset=23)
+    add("rmsnorm", "RMSNormalization", m, "reads x once, scale once, writes y once",
+        "B(in0) + B(in1) + B(out0)")
+
+    # DFT (opset 20) of a real series, onesided, as the transformers time-series models use it
+    # (Autoformer's autocorrelation: rfft over a 720-step window for every batch x channel).
+    m = _model("dft",
+               helper.make_node("DFT", ["x", "", "axis"], ["y"], onesided=1),
+               [("x", "float32", (512, 720, 1))],
+               [("y", "float32", (512, 361, 2))], opset=20,
+               inits=[_const("axis", np.array(1, dtype=np.int64))])
+    add("dft", "DFT", m, "reads the input once, writes the output once", "B(in0) + B(out0)")
+
     # GELU (erf form) as one node: Gelu, opset 20, approximate='none'.
     m = _model("gelu",
                helper.make_node("Gelu", ["x"], ["y"], approximate="none"),

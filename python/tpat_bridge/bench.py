@@ -210,8 +210,9 @@ class Launcher:
 # PyTorch implementations of the suite's ops (eager; the same function goes to torch.compile)
 # --------------------------------------------------------------------------------------------
 
-def torch_impl(op, attrs, slots, torch, device):
-    """(fn(*graph inputs) -> tuple of outputs, description) or (None, reason)."""
+def torch_impl(op, attrs, slots, torch, device, n_outputs=1):
+    """(fn(*graph inputs) -> tuple of outputs, description) or (None, reason); n_outputs: how
+    many of the node's outputs are used (LayerNormalization's Mean / InvStdDev)."""
     F = torch.nn.functional
     consts = {}
     for s in slots:
@@ -405,20 +406,58 @@ def torch_impl(op, attrs, slots, torch, device):
             return (c.flip(axis) if rev else c,)
         return f, f"torch.cumsum(dim={axis})" + (" (reverse via flip)" if rev else "") + (" (exclusive: minus x)" if excl else "")
 
-    if op == "LayerNormalization":
+    if op in ("LayerNormalization", "RMSNormalization"):
         axis = int(attrs.get("axis", -1))
         eps = float(attrs.get("epsilon", 1e-5))
+        rms = op == "RMSNormalization"
 
         def f(*ins):
             v = args(ins)
             x = v[0]
             a = axis % x.dim()
-            w = v[1] if len(v) > 1 else None
-            b = v[2] if len(v) > 2 else None
             shape = tuple(x.shape[a:])
-            return (F.layer_norm(x, shape, w.reshape(shape) if w is not None else None,
-                                 b.reshape(shape) if b is not None else None, eps),)
+            # Scale / B broadcast to the normalized shape (a view, no copy)
+            w = v[1].expand(shape) if len(v) > 1 and v[1] is not None else None
+            b = v[2].expand(shape) if len(v) > 2 and v[2] is not None else None
+            if rms:
+                return (F.rms_norm(x, shape, w, eps),)
+            if n_outputs == 1:
+                return (F.layer_norm(x, shape, w, b, eps),)
+            # Mean and InvStdDev (float32, shape x.shape[:axis] + [1] * len(shape)) as ATen has them
+            y, mean, rstd = torch.ops.aten.native_layer_norm(x, list(shape), w, b, eps)
+            stat = tuple(x.shape[:a]) + (1,) * len(shape)
+            return (y, mean.float().reshape(stat), rstd.float().reshape(stat))[:n_outputs]
+        if rms:
+            return f, f"F.rms_norm(normalized_shape=x.shape[{axis}:], eps={eps})"
+        if n_outputs > 1:
+            return f, f"torch.ops.aten.native_layer_norm(normalized_shape=x.shape[{axis}:], eps={eps}) (y, mean, rstd)"
         return f, f"F.layer_norm(normalized_shape=x.shape[{axis}:], eps={eps})"
+
+    if op == "DFT":
+        inverse, onesided = bool(int(attrs.get("inverse", 0))), bool(int(attrs.get("onesided", 0)))
+        n_c, ax_c = const_list(1), const_list(2)
+        # opset 17: axis attribute (default 1); opset 20: constant axis input (default -2)
+        axis = int(attrs["axis"]) if "axis" in attrs else int(ax_c[0]) if ax_c else -2
+
+        def f(*ins):
+            x = args(ins)[0]
+            a = axis % x.dim()
+            n = int(n_c[0]) if n_c else x.shape[a]
+            if x.shape[-1] == 2:
+                xc = torch.view_as_complex(x.float().contiguous())
+            else:
+                xc = x[..., 0].float()
+            if inverse:
+                y = torch.fft.ifft(xc, n=n, dim=a)
+            elif onesided and x.shape[-1] == 1:
+                y = torch.fft.rfft(xc, n=n, dim=a)
+            else:
+                y = torch.fft.fft(xc, n=n, dim=a)
+                if onesided:
+                    y = y.narrow(a, 0, n // 2 + 1)
+            return (torch.view_as_real(y.contiguous()).to(x.dtype),)
+        kind = "ifft" if inverse else "rfft/fft" if onesided else "fft"
+        return f, f"torch.fft.{kind}(dim={axis}) on float32, torch.view_as_real"
 
     if op == "Gelu":
         approx = attrs.get("approximate", "none")
@@ -769,7 +808,7 @@ def bench_plugin(torch, timer, out_dir, name, pdir, meta, case, seed, do_compile
     res["traffic"] = {"bytes": tb, "code": code, "words": words, "source": src}
 
     # ---- PyTorch reference (eager) and correctness ----
-    fn, desc = torch_impl(op, attrs, slots, torch, "cuda")
+    fn, desc = torch_impl(op, attrs, slots, torch, "cuda", len(out_dtypes))
     res["torch_impl"] = desc
     tols = [tolerance_for(ctx, d, out_shapes) for d in out_dtypes]
     exp = None

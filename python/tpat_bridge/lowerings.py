@@ -1,7 +1,8 @@
 """TPAT's own TVM lowerings, used by the planner instead of the ONNX frontend's legalization.
 
 This module holds the scatter lowerings (below) and the dispatch to the others (`TE_LOWERINGS`:
-TopK, Resize, CumSum, LayerNormalization, GatherND, Gather, GatherElements, OneHot, Gelu in lowering_*.py; docs/lowerings.md).
+TopK, Resize, CumSum, LayerNormalization, RMSNormalization, DFT, GatherND, Gather,
+GatherElements, OneHot, Gelu in lowering_*.py; docs/lowerings.md).
 
 TVM 0.27 legalizes ScatterND and ScatterElements to `te.extern` IR that loops over the indices
 serially (one thread walks all updates), which is 10-25x slower than PyTorch on the H100.
@@ -68,6 +69,18 @@ def _layernorm():
     return lowering_layernorm
 
 
+def _rmsnorm():
+    from . import lowering_rmsnorm
+
+    return lowering_rmsnorm
+
+
+def _dft():
+    from . import lowering_dft
+
+    return lowering_dft
+
+
 def _gathernd():
     from . import lowering_indexing
 
@@ -100,7 +113,8 @@ def _gelu():
 
 TE_LOWERINGS = {"Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
                 "LayerNormalization": _layernorm, "GatherND": _gathernd, "OneHot": _onehot,
-                "Gelu": _gelu, "Gather": _gather, "GatherElements": _gather_elements}
+                "Gelu": _gelu, "Gather": _gather, "GatherElements": _gather_elements,
+                "RMSNormalization": _rmsnorm, "DFT": _dft}
 TPAT_OPS = ("ScatterND", "ScatterElements") + tuple(TE_LOWERINGS)
 
 # dtype -> helper suffix, for the reductions (atomics).

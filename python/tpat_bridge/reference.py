@@ -785,6 +785,13 @@ def _reduction_length(ctx, out_shapes):
             nin = int(np.prod(ctx.shape(0)))
             nout = max(1, int(np.prod(out_shapes[0])))
             return max(1, nin // nout)
+        if op == "DFT":  # every output sums the signal's terms (an FFT's error differs from a direct sum's)
+            shp = ctx.shape(0)
+            if "axis" in ctx.attrs:
+                return shp[_norm_axis(int(ctx.attrs["axis"]), len(shp))]
+            if ctx.has(2):
+                return shp[_norm_axis(int(_scalar_of(ctx.value(2))), len(shp))]
+            return max(shp[1], shp[-2])  # default: 1 (opset 17) or -2 (opset 20)
         if op in ("Conv", "ConvTranspose"):
             w = ctx.shape(1)
             return int(np.prod(w[1:])) if op == "Conv" else int(w[0] * np.prod(w[2:]))

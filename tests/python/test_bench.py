@@ -37,6 +37,10 @@ EXPECTED = {   # case -> (op, input shapes, output shapes), as the issue lists t
     "topk": ("TopK", [(8, 65536)], [(8, 4096), (8, 4096)]),
     "cumsum": ("CumSum", [(64, 16384)], [(64, 16384)]),
     "layernorm": ("LayerNormalization", [(8192, 1024), (1024,), (1024,)], [(8192, 1024)]),
+    "layernorm_stats": ("LayerNormalization", [(8192, 1024), (1024,), (1024,)],
+                        [(8192, 1024), (8192, 1), (8192, 1)]),
+    "rmsnorm": ("RMSNormalization", [(8192, 4096), (4096,)], [(8192, 4096)]),
+    "dft": ("DFT", [(512, 720, 1)], [(512, 361, 2)]),
     "gelu": ("Gelu", [(8192, 4096)], [(8192, 4096)]),
 }
 
@@ -308,6 +312,10 @@ SMALL_SHAPES = {
     "topk": {"x": (2, 5000)},
     "cumsum": {"x": (3, 50), "y": (3, 50)},
     "layernorm": {"x": (6, 32), "scale": (32,), "bias": (32,), "y": (6, 32)},
+    "layernorm_stats": {"x": (6, 32), "scale": (32,), "bias": (32,), "y": (6, 32), "mean": (6, 1),
+                        "invstd": (6, 1)},
+    "rmsnorm": {"x": (6, 40), "scale": (40,), "y": (6, 40)},
+    "dft": {"x": (3, 20, 1), "y": (3, 11, 2)},
     "gelu": {"x": (5, 9), "y": (5, 9)},
 }
 
@@ -322,7 +330,7 @@ def test_torch_table_matches_onnxruntime():
                 d.dim_value = n
         node, attrs, slots, gi = R._read_model(m)
         ins, ctx = bench.make_inputs(torch, node, attrs, slots, {}, 0, "cpu", set())
-        fn, desc = bench.torch_impl(node.op_type, attrs, slots, torch, "cpu")
+        fn, desc = bench.torch_impl(node.op_type, attrs, slots, torch, "cpu", len(m.graph.output))
         assert fn is not None, desc
         outs, _ = R._Runner(m).run({v.name: t.numpy() for v, t in zip(gi, ins)})
         tols = [bench.tolerance_for(ctx, R._dtype_name(o), [o.shape for o in outs]) for o in outs]

@@ -35,6 +35,7 @@ public struct PlanCache: Sendable {
         "python/tpat_bridge/planner.py", "python/tpat_bridge/plan_expr.py", "python/tpat_bridge/lowerings.py",
         "python/tpat_bridge/lowering_resize.py", "python/tpat_bridge/lowering_topk.py",
         "python/tpat_bridge/lowering_cumsum.py", "python/tpat_bridge/lowering_layernorm.py",
+        "python/tpat_bridge/lowering_rmsnorm.py", "python/tpat_bridge/lowering_dft.py",
         "python/tpat_bridge/lowering_indexing.py", "python/tpat_bridge/lowering_elementwise.py",
         "python/tpat_bridge/lowering_ir.py", "python/tpat_bridge/refusals.py",
     ]
