@@ -219,7 +219,10 @@ class GpuPlugins:
     """Each plugin through its launcher in libtpat_kernels.so, buffers and stream from cupy."""
 
     def __init__(self, plugins_dir):
-        import cupy  # noqa: F401 - fail early when the GPU mode cannot run
+        try:
+            import cupy  # noqa: F401 - fail early when the GPU mode cannot run
+        except ImportError as e:
+            raise VerifyError(f"the GPU mode needs cupy and a GPU ({e}); --cpu runs the plugins' LLVM builds instead") from None
         self.dir = plugins_dir
         lib = os.path.join(plugins_dir, "build", "libtpat_kernels.so")
         if not os.path.exists(lib):
@@ -318,7 +321,7 @@ def verify_model(out_dir, cpu=False, inputs=None, dim=2, seed=0, atol=1e-3, rtol
     rewritten_path = os.path.join(out_dir, os.path.basename(report["rewrittenModel"]))
     original_path = original or report["model"]
     if not os.path.exists(original_path):
-        raise VerifyError(f"the original model {original_path!r} (from tpat-generate.json) is not here: give it with --original")
+        raise VerifyError(f"the original model {original_path!r} is not here" + ("" if original else " (path from tpat-generate.json): give it with --original"))
     rewritten, orig = onnx.load(rewritten_path), onnx.load(original_path)
     plugins_dir = os.path.join(out_dir, "plugins")
     runner = CpuPlugins(plugins_dir) if cpu else GpuPlugins(plugins_dir)
@@ -357,7 +360,9 @@ def bridge(request: dict) -> dict:
         return verify_model(request["out_dir"], cpu=bool(request.get("cpu")), inputs=request.get("inputs"),
                             dim=int(request.get("dim", 2)), seed=int(request.get("seed", 0)),
                             original=request.get("original"))
-    except (VerifyError, OSError, KeyError) as e:
+    except VerifyError as e:
+        raise BridgeError("input", str(e)) from None
+    except (OSError, KeyError) as e:
         raise BridgeError("input", f"{type(e).__name__}: {e}") from None
 
 
