@@ -8,7 +8,7 @@
 #   scripts/conformance_gpu.sh [WORK=out/conformance] [ARCH=90] [JOBS=8] [SANITIZE=0] > log
 #
 # One line per plugin: "<case> <plugin> PASS|FAIL|BUILD_FAILED ..." and a summary at the end;
-# build logs in <case>/out/plugins/build.log. Exit 0 when every plugin passed.
+# build logs in <case>/out/plugins/build.log. Exit 0 when every plugin passed (and there was one).
 set -u
 work=${1:-out/conformance}
 arch=${2:-90}
@@ -43,4 +43,4 @@ ls -d "$work"/*/out 2>/dev/null | while read -r g; do [ -d "$g/plugins" ] && ech
   | xargs -r -P "$jobs" -I{} bash -c 'one "$@"' _ {} | tee "$work/gpu-results.txt"
 pass=$(grep -c ' PASS$' "$work/gpu-results.txt"); fail=$(grep -c ' FAIL ' "$work/gpu-results.txt"); bf=$(grep -c BUILD_FAILED "$work/gpu-results.txt")
 echo "summary: $pass passed, $fail failed, $bf builds failed ($(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1))"
-[ "$fail" = 0 ] && [ "$bf" = 0 ]
+[ "$pass" -gt 0 ] && [ "$fail" = 0 ] && [ "$bf" = 0 ]
