@@ -90,9 +90,12 @@ def test_causes(tpat, work, case, code, in_scope):
 
 def test_report_counts(affine, tmp_path):
     results = [affine, {"case": "x", "considered": False, "code": "not_single_node"},
-               {"case": "y", "considered": True, "inScope": True, "plugin": None, "passed": False, "code": "tvm_error", "op": "Y"}]
+               {"case": "y", "considered": True, "inScope": True, "plugin": None, "passed": False, "code": "tvm_error", "op": "Y"},
+               {"case": "z", "considered": True, "inScope": True, "plugin": None, "passed": False, "code": "not_run", "op": "Z"},
+               {"case": "w", "considered": True, "inScope": False, "plugin": None, "passed": False, "code": "imported_by_tensorrt", "op": "W"}]
     s = conf.summarize(results, "rtx", 5)
-    assert (s["casesRun"], s["singleNodeTensorCases"], s["inScope"], s["pluginsMade"], s["passed"]) == (3, 2, 2, 1, 1)
-    assert s["causes"] == {"tvm_error": 1} and s["notConsidered"] == {"not_single_node": 1}
+    assert (s["singleNodeTensorCases"], s["inScope"], s["inScopeRun"], s["pluginsMade"], s["passed"]) == (4, 3, 2, 1, 1)
+    assert s["causes"] == {"tvm_error": 1} and s["notConsidered"] == {"not_single_node": 1} and s["partial"]
     md = conf.markdown(s)
-    assert "Partial run: 3 of 5" in md and "| test_affine_grid_2d | AffineGrid |" in md
+    assert "**Partial run:** 5 of 5 cases inspected; 2 of the 3 cases in scope" in md
+    assert "| test_affine_grid_2d | AffineGrid |" in md and "| z |" not in md
