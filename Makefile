@@ -10,7 +10,7 @@ STAMP := $(VENV)/.tpat-stamp
 SWIFT_FLAGS ?=
 DEMO_MODEL := examples/demo.onnx
 
-.PHONY: all venv build demo test test-swift test-python fuzz fixtures clean
+.PHONY: all venv build demo test test-swift test-python fuzz fixtures conformance clean
 
 all: build
 
@@ -48,6 +48,11 @@ test-python: venv
 # The hostile-input fuzzers at full length (make test runs a short seeded subset of them).
 fuzz: build
 	TPAT_FUZZ_ITERATIONS=$${TPAT_FUZZ_ITERATIONS:-20000} TPAT_FUZZ_CLI=$${TPAT_FUZZ_CLI:-40} swift test $(SWIFT_FLAGS) --filter HostileFuzzTests
+
+# ONNX's backend node tests through inspect -> generate -> CPU check (docs/conformance.md); make test
+# runs a handful of them (tests/python/test_conformance.py). CONFORMANCE_ARGS: e.g. --resume --jobs 1.
+conformance: build
+	$(PY) scripts/conformance.py run $(CONFORMANCE_ARGS)
 
 fixtures: venv
 	$(PY) scripts/make_fixtures.py

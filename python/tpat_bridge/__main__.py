@@ -49,6 +49,9 @@ def dispatch(request: dict) -> dict:
         elif command == "cross_check":
             from . import cross_check
             result = cross_check.cross_check(request)
+        elif command == "verify_model":
+            from . import verify_model
+            result = verify_model.bridge(request)
         elif command == "tune":
             from . import tune
             result = tune.tune(request)
