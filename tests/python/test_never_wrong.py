@@ -205,8 +205,9 @@ def test_generate_reports_failures_and_keeps_the_rest(tmp_path):
     r = subprocess.run([str(TPAT), "generate", str(model), "--nodes",
                         "scatter,trilu_empty,resize_aa,dropout_train,topk_u64,cast_double,cubic_down", "-o", str(out)],
                        capture_output=True, text=True, env=env, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 3, r.stderr[-3000:]  # a partial conversion (docs/generate-report.md)
     rep = json.loads((out / "tpat-generate.json").read_text())
+    assert rep["outcome"] == "partial"
     failures = {f["node"]: f for f in rep["failures"]}
     assert failures["resize_aa"]["code"] == "unsupported_attribute"
     assert failures["dropout_train"]["code"] == "unsupported_attribute"
@@ -255,9 +256,10 @@ def test_cross_check_through_the_bridge_one_plugin_failure_is_its_own(tmp_path):
 
 
 @pytest.mark.skipif(not TPAT.exists(), reason="needs the tpat binary (swift build; make test builds it first)")
-def test_a_plugin_that_cannot_render_is_reported_and_the_rest_go_on(tmp_path):
-    """The launch plan of one plugin uses a symbol it does not define (what a zero-size Trilu once
-    produced, aborting the whole run): that node is reported `render_failed`, the other converts."""
+def test_a_poisoned_cache_entry_is_replanned_not_rendered(tmp_path):
+    """A cached launch plan edited to use a symbol it does not define (what a zero-size Trilu once
+    produced, aborting the whole run) no longer reaches rendering: the entry's plan digest no longer
+    matches, so it is discarded and the node re-planned (issue 11); both nodes convert."""
     nodes = [h.make_node("Trilu", ["x"], ["y"], name="tril"),
              h.make_node("ScatterND", ["d", "i", "u"], ["o"], reduction="add", name="snd")]
     g = h.make_graph(nodes, "g", [vi("x", TP.FLOAT, [4, 5]), vi("d", TP.FLOAT, [8, 4]), vi("i", TP.INT64, [3, 1]),
@@ -270,19 +272,21 @@ def test_a_plugin_that_cannot_render_is_reported_and_the_rest_go_on(tmp_path):
     assert subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900).returncode == 0
     poisoned = 0
     for f in (cache / "plans").glob("*.json"):
-        plan = json.loads(f.read_text())
+        entry = json.loads(f.read_text())
+        plan = entry["plan"]
         if plan["op_type"] == "Trilu":
             launch = next(s for s in plan["steps"] if s["kind"] == "launch")
             launch["grid"][0] = {"sym": "s_undefined"}
-            f.write_text(json.dumps(plan))
+            f.write_text(json.dumps(entry))
             poisoned += 1
     assert poisoned >= 1
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((tmp_path / "out" / "tpat-generate.json").read_text())
-    assert [(f["node"], f["code"]) for f in rep["failures"]] == [("tril", "render_failed")], rep["failures"]
-    assert [p["nodes"] for p in rep["plugins"]] == [["snd"]]
-    assert "does not define" in r.stderr
+    assert rep["failures"] == [], rep["failures"]
+    assert sorted(p["nodes"][0] for p in rep["plugins"]) == ["snd", "tril"]
+    assert "s_undefined" not in (tmp_path / "out" / "plugins").joinpath(
+        next(p["name"] for p in rep["plugins"] if p["opType"] == "Trilu"), next(p["name"] for p in rep["plugins"] if p["opType"] == "Trilu") + ".plan.json").read_text()
 
 
 FAKE_BRIDGE = '''
@@ -317,9 +321,9 @@ def test_generate_drops_disagreeing_tactics_and_plugins(tmp_path):
     env = dict(os.environ, TPAT_PYTHON=str(wrapper), TPAT_REAL_PYTHON=sys.executable,
                TPAT_FAKE_VERDICTS=json.dumps({"Resize": ["disagrees", "agrees"], "TopK": ["disagrees", "disagrees"]}))
     out = tmp_path / "out"
-    r = subprocess.run([str(TPAT), "generate", str(ROOT / "tests/fixtures/models/plugins_static.onnx"), "--auto", "-o", str(out)],
-                       capture_output=True, text=True, env=env, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([str(TPAT), "generate", str(ROOT / "tests/fixtures/models/plugins_static.onnx"), "--auto", "--trt", "10",
+                        "-o", str(out)], capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 3, r.stderr[-3000:]  # TopK left out: a partial conversion
     rep = json.loads((out / "tpat-generate.json").read_text())
     plugins = {p["opType"]: p for p in rep["plugins"]}
     assert set(plugins) == {"GridSample", "Resize", "MaxUnpool"}, rep
