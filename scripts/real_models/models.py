@@ -382,9 +382,8 @@ MODELS: list[Model] = [
     Model("autoformer", "transformers", "Autoformer (auto-correlation: rfft/irfft)", autoformer, exporter="dynamo"),
     Model("informer", "transformers", "Informer (ProbSparse attention)", informer, exporter="dynamo"),
     Model("patchtst", "transformers", "PatchTST forecasting", patchtst, exporter="dynamo"),
-    Model("mixtral_moe", "transformers", "Mixtral MoE, 4 experts, top-2", mixtral, exporter="dynamo"),
-    Model("switch_transformers", "transformers", "Switch Transformers encoder, 4 experts", switch_transformers,
-          exporter="dynamo"),
+    Model("mixtral_moe", "transformers", "Mixtral MoE, 4 experts, top-2", mixtral),
+    Model("switch_transformers", "transformers", "Switch Transformers encoder, 4 experts", switch_transformers),
     Model("deformable_detr", "transformers", "Deformable DETR (multi-scale deformable attention)", deformable_detr,
           exporter="dynamo", optimize=False, fold=True),
 ]

@@ -45,8 +45,8 @@ KNOWN_CODES = (
 )
 _MESSAGE_CODES = (
     (re.compile(r"output shape depends on|data[- ]dependent", re.I), "data_dependent_shape"),
-    (re.compile(r"frontend (?:cannot|can't|does not) import|no converter|not supported by the frontend|"
-                r"operators? not supported", re.I), "frontend_import_failed"),
+    (re.compile(r"OpNotImplemented|frontend (?:cannot|can't|does not) import|no converter|"
+                r"not supported (?:by the|for) frontend|operators? (?:are )?not supported", re.I), "frontend_import_failed"),
     (re.compile(r"type of (?:output|input) .* is unknown|cannot extract|rank .* unknown", re.I), "extraction_failed"),
     (re.compile(r"TensorRT has no tensor type", re.I), "no_tensorrt_type"),
     (re.compile(r"\bTVM\b|tvm\.|TVMError|InternalError", re.I), "tvm_error"),
@@ -247,12 +247,15 @@ def markdown(rows: list[dict], header: dict) -> str:
             ops = sorted({p["op"] for p in r.get("plugins", []) if layers & set(p["nodes"])})
             plugins = f"{len(layers)}: " + _md_escape(", ".join(ops))
         node = f"`{_md_escape(r['node'])}` ({_md_escape(r.get('op') or '?')})" if r.get("node") else (r.get("stage") or "")
-        nc = r.get("not_converted", [])
-        ncs = ", ".join(f"{f['op']} `{f['code']}`" for f in nc[:4]) + (f", +{len(nc) - 4}" if len(nc) > 4 else "")
+        counts: dict = {}
+        for f in r.get("not_converted", []):
+            key = (f.get("op") or "?", f.get("code") or "unknown")
+            counts[key] = counts.get(key, 0) + 1
+        ncs = ", ".join(f"{_md_escape(op)} `{_md_escape(code)}`" + (f" ×{n}" if n > 1 else "")
+                        for (op, code), n in counts.items())
         lines.append("| " + " | ".join([
             _md_escape(r["model"]), _md_escape(r.get("package", "")), f"**{r['outcome']}**", plugins, node,
-            f"`{_md_escape(r['code'])}`" if r.get("code") else "", _md_escape(short(r.get("reason") or "")),
-            _md_escape(ncs),
+            f"`{_md_escape(r['code'])}`" if r.get("code") else "", _md_escape(short(r.get("reason") or "")), ncs,
         ]) + " |")
     return "\n".join(lines) + "\n"
 
