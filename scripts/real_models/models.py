@@ -313,8 +313,9 @@ class _Logits(torch.nn.Module):
         super().__init__()
         self.model = model.eval()
 
-    def forward(self, input_ids):
-        return self.model(input_ids=input_ids, use_cache=False, return_dict=True).logits
+    def forward(self, input_ids, attention_mask):
+        # an explicit mask: without one transformers looks for packed sequences (torch.diff, no ONNX export)
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, return_dict=True).logits
 
 
 def mixtral():
@@ -324,7 +325,8 @@ def mixtral():
     cfg = MixtralConfig(vocab_size=64, hidden_size=32, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
                         num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=64,
                         experts_implementation="eager")  # the per-expert loop: the default grouped_mm has no ONNX export
-    return _Logits(MixtralForCausalLM(cfg)), (torch.randint(0, 64, (1, 8)),), ["input_ids"]
+    ids = torch.randint(0, 64, (1, 8))
+    return _Logits(MixtralForCausalLM(cfg)), (ids, torch.ones_like(ids)), ["input_ids", "attention_mask"]
 
 
 class _Switch(torch.nn.Module):
