@@ -41,7 +41,7 @@ KNOWN_CODES = (
     "data_dependent_shape", "frontend_import_failed", "frontend_shape_bug", "frontend_type_bug", "tvm_error",
     "unsupported_dtype", "unsupported_model", "invalid_model", "not_single_node", "model_load_failed",
     "extraction_failed", "no_tensorrt_type", "invalid_plan", "bridge_failed", "feeds_shape_input", "non_tensor",
-    "zero_size_tensor", "refused", "cross_check_failed",
+    "zero_size_tensor", "refused", "cross_check_failed", "unsupported_lowering",
 )
 _MESSAGE_CODES = (
     (re.compile(r"output shape depends on|data[- ]dependent", re.I), "data_dependent_shape"),
@@ -49,6 +49,7 @@ _MESSAGE_CODES = (
                 r"not supported (?:by the|for) frontend|operators? (?:are )?not supported", re.I), "frontend_import_failed"),
     (re.compile(r"type of (?:output|input) .* is unknown|cannot extract|rank .* unknown", re.I), "extraction_failed"),
     (re.compile(r"TensorRT has no tensor type", re.I), "no_tensorrt_type"),
+    (re.compile(r"host allocation in", re.I), "unsupported_lowering"),
     (re.compile(r"\bTVM\b|tvm\.|TVMError|InternalError", re.I), "tvm_error"),
 )
 
@@ -209,9 +210,34 @@ def run_model(name: str, models: Path, out: Path, tpat: str, timeout: int, sm: s
             row.update(code=code, reason=reason, parser_error=err["message"])
         row["op"] = err["op"]
     else:
-        row.update(code="engine_failed", reason=err["message"])
+        # The parser's error names no node: ask the parser node by node (inspect --probe).
+        rejected = probe_rejected(tpat, rewritten, work, timeout, env, {n for p in plugins for n in p["nodes"]})
+        row["parser_rejected"] = rejected
+        if rejected:
+            first = rejected[0]
+            row.update(node=first["node"], op=first["op"], code="parser_rejects_node", parser_error=err["message"],
+                       reason=f"{first['error'] or err['message']} (TensorRT's parser asked node by node: "
+                              f"{len(rejected)} node(s) rejected)")
+        else:
+            row.update(code="engine_failed", reason=err["message"])
     row["outcome"] = "blocked"
     return row
+
+
+def probe_rejected(tpat: str, model: Path, work: Path, timeout: int, env: dict, converted: set) -> list[dict]:
+    """Nodes of `model` that TensorRT's parser rejects when asked one by one (`tpat inspect --probe`),
+    TPAT's own plugin nodes left out."""
+    rc, text, _ = run([tpat, "inspect", str(model), "--json", "--probe"], work / "probe.log", timeout, env)
+    try:
+        report = json.loads(text[text.index("{"):]) if rc == 0 else {}
+    except ValueError:
+        return []
+    out = []
+    for n in report.get("nodes", []):
+        p = n.get("probe")
+        if p and p.get("imported") is False and n.get("domain", "") in ("", "ai.onnx") and n["name"] not in converted:
+            out.append({"node": n["name"], "op": n.get("opType"), "error": p.get("error")})
+    return out
 
 
 def safe(s) -> str:
