@@ -393,4 +393,4 @@ MODELS: list[Model] = [
 BY_NAME = {m.name: m for m in MODELS}
 
 # The subset `make test` exports and runs: small and quick through the whole pipeline.
-SMALL = ["graphsage", "gcn", "patchtst"]
+SMALL = ["graphsage", "monai_localnet_warp", "patchtst"]
