@@ -335,7 +335,7 @@ def main() -> int:
     header = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "tpat_commit": _git_commit(),
-        "tpat": tpat,
+        "tpat": os.path.relpath(tpat, ROOT) if tpat.startswith(str(ROOT) + os.sep) else tpat,
         "sm": args.sm,
         "builder": _builder(out, rows),
     }
