@@ -1,6 +1,7 @@
 # TPAT: the two commands of the README.
 #   make demo   set up everything (venv, build) and run the pipeline on examples/demo.onnx
 #   make test   set up everything and run every test (Swift and Python)
+#   make real-models  export the real-model suite (own venv, .venv-models) and run the pipeline on it
 # Both are quick when nothing changed: the venv is rebuilt only when python/requirements.lock changes.
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.tpat-stamp
 SWIFT_FLAGS ?=
 DEMO_MODEL := examples/demo.onnx
 
-.PHONY: all venv build demo test test-swift test-python fuzz fixtures conformance clean
+.PHONY: all venv build demo test test-swift test-python fuzz fixtures conformance clean models-venv real-models-export real-models
 
 all: build
 
@@ -57,5 +58,34 @@ conformance: build
 fixtures: venv
 	$(PY) scripts/make_fixtures.py
 
+# The real-model suite (scripts/real_models): its own venv with a CPU torch, pinned in
+# scripts/real_models/requirements.lock. torch 2.13.0+cpu comes from pip's find-links folder when it
+# holds the wheel (PIP_FIND_LINKS), else from PyTorch's CPU index (PyPI's Linux torch is the CUDA build).
+MODELS_VENV := .venv-models
+MODELS_PY := $(MODELS_VENV)/bin/python
+MODELS_LOCK := scripts/real_models/requirements.lock
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+MODELS_PIP_ARGS ?= $(if $(wildcard $(PIP_FIND_LINKS)/torch-2.13.0+cpu-*.whl),,--extra-index-url $(TORCH_CPU_INDEX))
+MODELS_DIR ?= .real-models
+REAL_MODELS_OUT ?= out/real-models
+
+models-venv: $(MODELS_VENV)/.tpat-stamp
+
+$(MODELS_VENV)/.tpat-stamp: $(MODELS_LOCK)
+	@test -x $(MODELS_PY) || $(PYTHON) -m venv $(MODELS_VENV)
+	$(MODELS_PY) -m pip install -q --disable-pip-version-check --no-input $(MODELS_PIP_ARGS) -r $(MODELS_LOCK)
+	@touch $@
+
+# Exports what is not in $(MODELS_DIR) yet (a failed export is retried next time and gets a row).
+real-models-export: models-venv
+	$(MODELS_PY) scripts/real_models/export.py --out $(MODELS_DIR) || echo "some exports failed: $(MODELS_DIR)/*.failed.json"
+
+# inspect -> generate --auto -> build -> engine per model; results in $(REAL_MODELS_OUT)/results.{md,json},
+# copied to reports/real-models.{md,json} and into README's table.
+real-models: build real-models-export
+	$(PY) scripts/real_models/run.py --models $(MODELS_DIR) --out $(REAL_MODELS_OUT) --readme README.md
+	cp $(REAL_MODELS_OUT)/results.md reports/real-models.md
+	cp $(REAL_MODELS_OUT)/results.json reports/real-models.json
+
 clean:
-	rm -rf .build $(VENV)
+	rm -rf .build $(VENV) $(MODELS_VENV)
