@@ -50,7 +50,9 @@ func guarded(_ body: () async throws(TPATError) -> Void) async throws {
     ChildProcesses.shared.installSignalHandlers()
     do {
         try await body()
+        ChildProcesses.shared.parkIfStopping()
     } catch {
+        ChildProcesses.shared.parkIfStopping()
         if !error.detail.isEmpty { FileHandle.standardError.write(Data((SafeText.terminalLines(error.detail) + "\n").utf8)) }
         // A planning failure names its reason code, as generate's report does.
         let code = error.kind == .plan ? error.code.map { " [\($0)]" } ?? "" : ""

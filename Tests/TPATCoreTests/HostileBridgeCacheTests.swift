@@ -88,7 +88,7 @@ import Glibc
 
     @Test func timeoutsPerKindAndFromTheEnvironment() throws {
         #expect(try PythonBridge.timeout(command: "plan", environment: [:]) == .seconds(1800))
-        #expect(try PythonBridge.timeout(command: "version", environment: [:]) == .seconds(120))
+        #expect(try PythonBridge.timeout(command: "version", environment: [:]) == .seconds(600))
         #expect(try PythonBridge.timeout(command: "unknown", environment: [:]) == .seconds(3600))
         #expect(try PythonBridge.timeout(command: "plan", environment: ["TPAT_BRIDGE_TIMEOUT": "2.5"]) == .milliseconds(2500))
         for bad in ["abc", "-1", "0", "inf", "nan", "1e300"] {

@@ -32,6 +32,14 @@ public final class ChildProcesses: @unchecked Sendable {
     /// True once `terminateAll` began: no new bridge process is started.
     public var isStopping: Bool { lock.withLock { stopping } }
 
+    /// While a signal is being handled, the work in flight must not go on to write or exit on
+    /// its own (a bridge call cut short would read as a node failure): park the caller until the
+    /// handler exits the process with 128 + the signal.
+    public func parkIfStopping() {
+        guard isStopping else { return }
+        while true { sleep(60) }
+    }
+
     /// A temporary folder to remove if tpat is interrupted (the owner still removes it normally).
     /// Register it before creating it.
     public func addFolder(_ url: URL) { lock.withLock { _ = folders.insert(url.path) } }

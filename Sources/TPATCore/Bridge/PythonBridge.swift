@@ -122,7 +122,7 @@ public struct PythonBridge: Sendable {
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2))]
         let configuration = Configuration(executable: .path(FilePath(python)), arguments: ["-m", "tpat_bridge"], environment: environment,
                                           platformOptions: options)
-        if ChildProcesses.shared.isStopping { throw TPATError(.bridge, "tpat is stopping: no new Python bridge request") }
+        ChildProcesses.shared.parkIfStopping()
         enum Outcome: Sendable { case finished(TerminationStatus, Data, String), timedOut }
         let outcome: Outcome
         do {
@@ -152,8 +152,10 @@ public struct PythonBridge: Sendable {
                 return first
             }
         } catch {
+            ChildProcesses.shared.parkIfStopping()
             throw TPATError(.bridge, "cannot run the Python bridge (\(python)): \(error)")
         }
+        ChildProcesses.shared.parkIfStopping()  // ended by a signal: not an answer
         switch outcome {
         case .timedOut:
             throw TPATError(.bridge, "the Python bridge did not answer '\(command)' within \(Self.seconds(limit)) s and was stopped (set TPAT_BRIDGE_TIMEOUT to allow longer)")

@@ -307,6 +307,7 @@ public struct Generator: Sendable {
                                           modelPath: modelPath, options: options, tvmVersion: tvm, staging: staging,
                                           outcome: nothing ? .nothingToConvert : (failures.isEmpty ? .converted : (sources.isEmpty ? .none : .partial)),
                                           auto: options.selection.auto ? inspected : nil, displayPath: displayPath, rewrites: rewrites)
+            ChildProcesses.shared.parkIfStopping()  // interrupted: OUT stays as it was
             try move(staging, to: out, force: options.force)
             return report
         } catch {
