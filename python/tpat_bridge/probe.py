@@ -65,19 +65,27 @@ def _one_node_model(model, index, types, constants):
     return m
 
 
+def _types_and_constants(inferred):
+    """Value infos by tensor name (inputs, inferred intermediates, outputs) and constant tensors by
+    name (initializers and Constant nodes' `value`), for cutting nodes out into one-node models."""
+    g = inferred.graph
+    types = {vi.name: vi for vi in list(g.input) + list(g.value_info) + list(g.output)}
+    constants = {t.name: t for t in g.initializer}
+    for n in g.node:
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
+            for a in n.attribute:
+                if a.name == "value":
+                    constants[n.output[0]] = a.t
+    return types, constants
+
+
 def probe(request: dict) -> dict:
     trt, parser_name = _parser_module()
     if trt is None:
         return {"parser": None, "nodes": [], "note": "no TensorRT or TensorRT-RTX Python module is installed"}
     model = load_model(request.get("model_path", ""))
     inferred, _ = infer_model(model)
-    types = {vi.name: vi for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)}
-    constants = {t.name: t for t in inferred.graph.initializer}
-    for n in inferred.graph.node:
-        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
-            for a in n.attribute:
-                if a.name == "value":
-                    constants[n.output[0]] = a.t
+    types, constants = _types_and_constants(inferred)
     logger = trt.Logger(trt.Logger.INTERNAL_ERROR)
     builder = trt.Builder(logger)
     from .probe_model import whole_model

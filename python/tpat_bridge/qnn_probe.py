@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from .probe import _one_node_model
+from .probe import _one_node_model, _types_and_constants
 from .shapes import infer_model, load_model
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -191,13 +191,7 @@ def probe_qnn(request: dict) -> dict:
         return {"backend": None, "nodes": [], "note": "onnxruntime-qnn is not installed (x86_64 Linux and Windows wheels on PyPI)"}
     model = load_model(request.get("model_path", ""))
     inferred, _ = infer_model(model)
-    types = {vi.name: vi for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output)}
-    constants = {t.name: t for t in inferred.graph.initializer}
-    for n in inferred.graph.node:
-        if n.op_type == "Constant" and n.domain in ("", "ai.onnx"):
-            for a in n.attribute:
-                if a.name == "value":
-                    constants[n.output[0]] = a.t
+    types, constants = _types_and_constants(inferred)
     results: dict[int, dict] = {}
     interface = None
     with tempfile.TemporaryDirectory(prefix="tpat-qnn-") as work:

@@ -23,19 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .lowerings import _attr
 from .planner import PlanError
 
 CODE = "unsupported_attribute"
-
-
-def _attr(node, name, default):
-    from onnx import helper
-
-    for a in node.attribute:
-        if a.name == name:
-            v = helper.get_attribute_value(a)
-            return v.decode() if isinstance(v, bytes) else v
-    return default
 
 
 def _consts(info):
