@@ -35,6 +35,8 @@ import onnx
 from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
+from .cross_check import _error as compare  # one comparison rule: tpat_check's
+
 PLUGIN_DOMAIN = "tpat"
 _NP = {TP.FLOAT: np.float32, TP.FLOAT16: np.float16, TP.DOUBLE: np.float64, TP.INT8: np.int8,
        TP.UINT8: np.uint8, TP.INT16: np.int16, TP.UINT16: np.uint16, TP.INT32: np.int32,
@@ -296,24 +298,6 @@ def run_rewritten(model, feeds, runner) -> tuple[dict, list[str]]:
 # ------------------------------------------------------------------------------------------------
 # comparison
 # ------------------------------------------------------------------------------------------------
-
-def compare(got, want, atol, rtol) -> tuple[float, bool]:
-    if got.shape != want.shape:
-        return float("inf"), False
-    if want.size == 0:
-        return 0.0, True
-    if want.dtype.kind in "iub":
-        ok = bool(np.array_equal(got.astype(want.dtype), want))
-        return (0.0 if ok else float(np.max(np.abs(got.astype(np.float64) - want.astype(np.float64))))), ok
-    g, w = got.astype(np.float64), want.astype(np.float64)
-    if not np.array_equal(np.isnan(g), np.isnan(w)):
-        return float("inf"), False
-    fin = np.isfinite(w) & np.isfinite(g)
-    if not np.array_equal(g[~fin & ~np.isnan(w)], w[~fin & ~np.isnan(w)]):
-        return float("inf"), False
-    diff = np.abs(g[fin] - w[fin])
-    return (float(diff.max()) if diff.size else 0.0), bool(np.all(diff <= atol + rtol * np.abs(w[fin])))
-
 
 def verify_model(out_dir, cpu=False, inputs=None, dim=2, seed=0, atol=1e-3, rtol=1e-3, original=None) -> dict:
     with open(os.path.join(out_dir, "tpat-generate.json")) as f:
