@@ -295,10 +295,6 @@ def run_rewritten(model, feeds, runner) -> tuple[dict, list[str]]:
     return env, order
 
 
-# ------------------------------------------------------------------------------------------------
-# comparison
-# ------------------------------------------------------------------------------------------------
-
 def verify_model(out_dir, cpu=False, inputs=None, dim=2, seed=0, atol=1e-3, rtol=1e-3, original=None) -> dict:
     with open(os.path.join(out_dir, "tpat-generate.json")) as f:
         report = json.load(f)
