@@ -3,7 +3,8 @@
 
   tensorrt10-onnx-operators.json   TensorRT 10.x: the docs table (onnx-tensorrt docs/operators.md @ 96e7811,
                                     transcribed by hand, kept as the base) + importer overrides (IMPORTER_10)
-  tensorrt11-onnx-operators.json   TensorRT 11.x: the 10.x rules + TRT11 patches (newer docs table, importer)
+  tensorrt11-onnx-operators.json   TensorRT 11.x: the 10.x rules + TRT11 patches from onnx-tensorrt's table at the
+                                    commit TensorRT 11.1 pins (7c51a63), importer overrides kept where they differ
   tensorrt-rtx-onnx-operators.json TensorRT-RTX 1.7: the 11.x rules corrected by what TensorRT-RTX's parser
                                     does with ONNX's node test models (onnx.backend.test data) and a few
                                     synthetic cases; needs `tensorrt_rtx_bindings` and the libtensorrt_rtx.so
@@ -13,6 +14,8 @@ Every op a patch or the probe changed carries `source` (where the rule comes fro
 the parser's importers disagree the importers win (cited by file, commit and line).
 
 Usage: python scripts/trt_rules.py [10|11|rtx|all]   (rtx: ~1-2 min on 2 cores)
+       python scripts/trt_rules.py check11 OPERATORS_MD  (diff the 11.x rules against a fetched docs/operators.md:
+                                                         every status/type difference must be a cited override)
 """
 from __future__ import annotations
 
@@ -30,9 +33,13 @@ F10, F11, FRTX = RES / "tensorrt10-onnx-operators.json", RES / "tensorrt11-onnx-
 IMP10 = "onnx/onnx-tensorrt onnxOpImporters.cpp @ 96e7811"
 IMPU10 = "onnx/onnx-tensorrt importerUtils.cpp @ 96e7811"
 IMP_NEW = "onnx/onnx-tensorrt onnxOpImporters.cpp @ dd0a3a9"
-DOCS_1015 = "onnx/onnx-tensorrt docs/operators.md, TensorRT 10.15 table (the newest table the project could retrieve)"
-ISSUE13 = "issue 13: imported by TensorRT 11's parser in a user's run (importer source not retrievable here)"
+# NVIDIA/TensorRT's `TensorRT 11.1 OSS Release` (82d1dca) pins the parsers/onnx submodule at 7c51a63; the 11.0 release
+# (771d8ef) pins 5ab48c5, whose table was not retrievable here (neither mirror nor index holds that commit).
+COMMIT_111 = "7c51a63a719180eb5160c874c111746f3fb46a6b"
+DOCS_111 = "onnx/onnx-tensorrt docs/operators.md @ 7c51a63 (TensorRT 11.1 table; NVIDIA/TensorRT 82d1dca pins parsers/onnx there)"
 CHANGELOG_107 = "onnx/onnx-tensorrt docs/Changelog.md, 10.7 GA: dynamic axes for Squeeze and Unsqueeze"
+CHANGELOG_TENSOR_AXES = {"Slice": "onnx/onnx-tensorrt docs/Changelog.md, 10.3 GA: tensor `axes` inputs for Slice",
+                         "Pad": "onnx/onnx-tensorrt docs/Changelog.md, 10.4 GA: tensor `axes` for Pad"}
 
 FLOAT3 = ["FP32", "FP16", "BF16"]
 
@@ -72,7 +79,7 @@ def patches_11(ops):
     def sup(name, types, src, restrictions=(), **extra):
         ops[name] = {"status": "supported", "types": types, **extra, "restrictions": list(restrictions), "source": src}
 
-    sup("Attention", FLOAT3, f"{DOCS_1015}; {IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER(Attention): one output, no past_key/past_value)", [
+    sup("Attention", FLOAT3 + ["INT8", "FP8"], f"{DOCS_111}; {IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER(Attention): one output, no past_key/past_value; 3D Q/K/V reshaped to 4D, where the 11.1 table says 4D only: the importer wins)", [
         {"id": "Attention.present_key", "kind": "outputUnused", "output": 1, "text": "only the first output is supported"},
         {"id": "Attention.present_value", "kind": "outputUnused", "output": 2, "text": "only the first output is supported"},
         {"id": "Attention.qk_matmul_output", "kind": "outputUnused", "output": 3, "text": "only the first output is supported"},
@@ -84,32 +91,72 @@ def patches_11(ops):
          "text": "`qk_matmul_output_mode` is unsupported"},
         {"id": "Attention.rank", "kind": "inputRankIn", "input": 0, "ranks": [3, 4], "text": "Q, K and V 3D or 4D (3D is reshaped)"},
     ])
-    sup("RMSNormalization", FLOAT3, DOCS_1015)
-    sup("RotaryEmbedding", FLOAT3, DOCS_1015, [note("RotaryEmbedding.position_ids", "`position_ids` must be INT64")])
-    sup("TensorScatter", FLOAT3 + ["INT32"], DOCS_1015, [
+    sup("RMSNormalization", FLOAT3, DOCS_111)
+    sup("RotaryEmbedding", FLOAT3, DOCS_111, [note("RotaryEmbedding.position_ids", "`position_ids` must be INT64")])
+    sup("TensorScatter", FLOAT3 + ["INT32"], DOCS_111, [
         {"id": "TensorScatter.axis", "kind": "attributeIn", "attribute": "axis", "allowed": [-2], "default": -2, "text": "`axis` must be -2"},
         {"id": "TensorScatter.rank", "kind": "inputRankIn", "input": 0, "ranks": [4], "text": "`past_cache` and `update` must be 4D"},
     ])
-    sup("Swish", FLOAT3, ISSUE13)
+    sup("Swish", FLOAT3, DOCS_111)
     for w in ("BlackmanWindow", "HammingWindow", "HannWindow"):
-        sup(w, ["FP32", "FP16"], f"{DOCS_1015}; {IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER({w}): output_datatype must be 1)", [
+        sup(w, ["FP32", "FP16"], f"{DOCS_111}; {IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER({w}): output_datatype must be 1)", [
             {"id": f"{w}.output_datatype", "kind": "attributeIn", "attribute": "output_datatype", "allowed": [1], "default": 1,
              "text": "output must be float32"}], typeInputs=[], typeOutputs=[0])
-    sup("STFT", ["FP32"], DOCS_1015, [
+    sup("STFT", ["FP32"], DOCS_111, [
         {"id": "STFT.frame_step", "kind": "inputConstant", "input": 1, "text": "`frame_step` must be an initializer"},
         {"id": "STFT.window", "kind": "inputConstant", "input": 2, "text": "`window` must be an initializer"},
         note("STFT.real", "input must be real-valued")])
     ops["Pow"]["types"] = FLOAT3 + ["INT32", "INT64"]
-    cite(ops["Pow"], DOCS_1015)
+    cite(ops["Pow"], DOCS_111)
+    for op in ("Constant", "ConstantOfShape"):
+        ops[op]["types"] = FLOAT3 + ["FP8", "FP4", "INT4", "INT32", "INT64", "BOOL"]
+        cite(ops[op], DOCS_111)
+    ops["DequantizeLinear"]["types"] = ["INT8", "FP8", "FP4", "INT4"]
+    cite(ops["DequantizeLinear"], DOCS_111)
     drop(ops["CumSum"], "CumSum.axis")
-    cite(ops["CumSum"], f"{IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER(CumSum): `axis` through convertToTensor + addCumulative)")
+    cite(ops["CumSum"], f"{IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER(CumSum): `axis` through convertToTensor + addCumulative; "
+                        f"the 11.1 table still says `axis` must be a build-time constant: the importer wins)")
     for op in ("Squeeze", "Unsqueeze"):
         drop(ops[op], f"{op}.axes")
         ops[op]["restrictions"].append(note(f"{op}.axes", "`axes` must be resolvable to a constant (computed axes accepted)"))
-        cite(ops[op], f"{DOCS_1015}; {CHANGELOG_107}")
+        cite(ops[op], f"{DOCS_111}; {CHANGELOG_107}")
     for op in ("Slice", "Pad"):
         drop(ops[op], f"{op}.axes")
-        cite(ops[op], f"{DOCS_1015} (no restriction on `axes`); {ISSUE13}")
+        cite(ops[op], f"{DOCS_111} (no restriction on `axes`); {CHANGELOG_TENSOR_AXES[op]}")
+    for op in ("Clip", "NonZero", "TopK", "AveragePool", "MaxPool"):
+        cite(ops[op], f"the 11.1 table ({DOCS_111}) repeats the 10.x docs row: the importer override stays")
+
+
+# Every status/type difference between the 11.x rules and the 7c51a63 table, and why (check11 fails on any other).
+OVERRIDES_111 = {"Clip": "importer", "NonZero": "importer"}
+
+
+def parse_operators_md(text):
+    """onnx-tensorrt's docs/operators.md support matrix -> {op: (supported, [types])}."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or cells[1] not in ("Y", "N") or not line.lstrip().startswith("|"):
+            continue
+        types = [t.strip() for t in cells[2].split(",") if t.strip()] if cells[1] == "Y" and len(cells) > 2 else []
+        rows[cells[0]] = (cells[1] == "Y", types)
+    return rows
+
+
+def check_11(rules, table_text):
+    """Differences between the 11.x rules and a fetched table that no override explains (empty: consistent)."""
+    problems = []
+    rows = parse_operators_md(table_text)
+    for op, (supported, types) in sorted(rows.items()):
+        rule = rules["ops"].get(op)
+        if rule is None:
+            problems.append(f"{op}: in the table, not in the rules")
+            continue
+        if (rule["status"] == "supported") != supported:
+            problems.append(f"{op}: status {rule['status']} vs table {'Y' if supported else 'N'}")
+        elif supported and rule["types"] != types and op not in OVERRIDES_111:
+            problems.append(f"{op}: types {rule['types']} vs table {types}")
+    return problems
 
 
 # --- TensorRT-RTX 1.7: the parser over ONNX's node tests ----------------------------------------------------
@@ -332,10 +379,15 @@ def build_10():
 
 def build_11(r10):
     rules = copy.deepcopy(r10)
-    rules["source"] = {**r10["source"], "tensorrt": "11.x",
-                       "notes": [f"base: the TensorRT 10.x rules (docs/operators.md @ {r10['source']['commit'][:7]} + importer overrides)",
-                                 "patched per op (see each op's `source`) from the TensorRT 10.15 table, onnxOpImporters.cpp @ dd0a3a9 "
-                                 "and issue 13's TensorRT 11 observations; the exact commit of TensorRT 11's release was not retrievable here"]}
+    rules["source"] = {**r10["source"], "commit": COMMIT_111, "tensorrt": "11.x",
+                       "notes": [f"the table: {DOCS_111}. The 11.0 release (NVIDIA/TensorRT 771d8ef) pins 5ab48c5, whose table "
+                                 "was not retrievable here",
+                                 f"built as the TensorRT 10.x rules (docs/operators.md @ {r10['source']['commit'][:7]} + importer "
+                                 "overrides) patched per op where the 7c51a63 table differs (each patched op's `source` names it); "
+                                 "every other row of that table matches the 10.x transcription in status and types "
+                                 "(scripts/trt_rules.py check11 OPERATORS_MD checks a fetched copy)",
+                                 "where the table and the importers (onnxOpImporters.cpp @ 96e7811, dd0a3a9) disagree the "
+                                 "importers win: Clip, NonZero, TopK, 1-D pooling, CumSum, Attention's 3-D inputs"]}
     for op in rules["ops"].values():
         if op.get("reason") == "not supported by the TensorRT 10.x ONNX parser (marked N)":
             op["reason"] = "not supported by TensorRT's ONNX parser (marked N in onnx-tensorrt's table)"
@@ -359,6 +411,10 @@ def build_rtx(r11):
 
 def main(argv):
     what = argv[1] if len(argv) > 1 else "all"
+    if what == "check11":
+        problems = check_11(load(F11), Path(argv[2]).read_text())
+        print("\n".join(problems) or "the 11.x rules agree with the table (overrides: " + ", ".join(OVERRIDES_111) + ")")
+        return 1 if problems else 0
     # The 10.x file is both the hand transcription and the importer-corrected result: re-applying is idempotent.
     r10 = build_10()
     if what in ("10", "all"):

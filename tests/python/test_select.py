@@ -101,6 +101,24 @@ def test_tensorrt11_imports_what_10_rejects(rules):
     assert o11["HannWindow"]["typeInputs"] == [] and o11["HannWindow"]["typeOutputs"] == [0]
 
 
+def test_tensorrt11_rules_come_from_the_table_tensorrt_11_1_pins(rules):
+    r11 = rules["11"]
+    assert r11["source"]["commit"] == trt_rules.COMMIT_111
+    ops = r11["ops"]
+    assert {"INT8", "FP8"} <= set(ops["Attention"]["types"]) and "FP4" in ops["DequantizeLinear"]["types"]
+    assert "7c51a63" in ops["Swish"]["source"] and "issue 13" not in ops["Swish"]["source"]
+    # check11 parses onnx-tensorrt's markdown matrix and names differences no cited override explains.
+    table = ("| Operator | Supported | Supported Types | Restrictions |\n|---|---|---|---|\n"
+             "| Swish                     | Y          | FP32, FP16, BF16 |\n"
+             "| Clip | Y | FP32, FP16, BF16 |  |\n"
+             "| BitShift | N |\n")
+    assert trt_rules.parse_operators_md(table)["BitShift"] == (False, [])
+    assert trt_rules.check_11(r11, table) == []
+    assert trt_rules.check_11(r11, table.replace("| Swish                     | Y", "| Swish | N")) == ["Swish: status supported vs table N"]
+    assert trt_rules.check_11(r11, table + "| Abs | Y | FP32 |\n") == [
+        f"Abs: types {ops['Abs']['types']} vs table ['FP32']"]
+
+
 def test_importer_overrides_apply_to_every_flavour(rules):
     for f in ("10", "11"):
         ops = rules[f]["ops"]
