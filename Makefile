@@ -2,6 +2,8 @@
 #   make demo   set up everything (venv, build) and run the pipeline on examples/demo.onnx
 #   make test   set up everything and run every test (Swift and Python)
 #   make real-models  export the real-model suite (own venv, .venv-models) and run the pipeline on it
+#   make lint   check formatting and lint findings (Swift, Python, plugin-runtime C++); fails on any
+#   make format rewrite the tree in the formatters' style (then `make lint` passes)
 # Both are quick when nothing changed: the venv is rebuilt only when python/requirements.lock changes.
 
 PYTHON ?= python3
@@ -11,7 +13,7 @@ STAMP := $(VENV)/.tpat-stamp
 SWIFT_FLAGS ?=
 DEMO_MODEL := examples/demo.onnx
 
-.PHONY: all venv build demo test test-swift test-python fuzz fixtures conformance clean models-venv real-models-export real-models
+.PHONY: all venv build demo test test-swift test-python lint format fuzz fixtures conformance clean models-venv real-models-export real-models
 
 all: build
 
@@ -45,6 +47,26 @@ test-swift:
 # pytest exits 5 when it collects nothing: that is a failure here too.
 test-python: venv
 	$(PY) -m pytest -q tests/python
+
+# Formatters and linters: swift-format is the Swift toolchain's own (Swift 6.3.1 ships swift-format 6.3.1;
+# config .swift-format), ruff and clang-format are pinned wheels in the venv (ruff.toml,
+# plugin-runtime/.clang-format). Not formatted: generated protobuf sources (ONNX/Generated), the
+# mustache templates and tests/fixtures (golden files the tests compare byte for byte).
+SWIFT_FORMAT ?= $(shell command -v swift-format 2>/dev/null || echo "swift format")
+SWIFT_SOURCES = $(shell find Package.swift Sources Tests -name '*.swift' -not -path '*/Generated/*' | sort)
+CXX_SOURCES = $(shell find plugin-runtime \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) | sort)
+
+lint: venv
+	$(SWIFT_FORMAT) lint --strict --parallel $(SWIFT_SOURCES)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/clang-format --dry-run --Werror $(CXX_SOURCES)
+
+format: venv
+	$(SWIFT_FORMAT) format --in-place --parallel $(SWIFT_SOURCES)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
 
 # The hostile-input fuzzers at full length (make test runs a short seeded subset of them).
 fuzz: build

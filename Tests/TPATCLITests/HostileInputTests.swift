@@ -310,7 +310,8 @@ import Testing
         expectOneLineError(try check(s, ["generate", model.path, "--auto", "-o", precious.path]), "use --force")
         // The model's own folder, a folder holding it, the current folder, $HOME, /: never.
         for (out, env) in [(s.model.path, [:]), (s.root.path, [:]), ("/", [:]), (s.work.path, ["HOME": s.work.path])] as [(String, [String: String])] {
-            try writeData(URL(fileURLWithPath: out).appendingPathComponent(OutputFolder.marker), OutputFolder.markerContents()) // even marked
+            // even marked
+            try writeData(URL(fileURLWithPath: out).appendingPathComponent(OutputFolder.marker), OutputFolder.markerContents())
             let r = try check(s, ["generate", model.path, "--auto", "--force", "-o", out], allowed: [], environment: env)
             expectOneLineError(r, "refusing to write into")
             try? FileManager.default.removeItem(at: URL(fileURLWithPath: out).appendingPathComponent(OutputFolder.marker))
