@@ -13,7 +13,7 @@ STAMP := $(VENV)/.tpat-stamp
 SWIFT_FLAGS ?=
 DEMO_MODEL := examples/demo.onnx
 
-.PHONY: all venv build demo test test-swift test-python lint format fuzz fixtures conformance clean models-venv real-models-export real-models
+.PHONY: all venv build demo test test-swift test-python lint lint-swift lint-python lint-cxx format fuzz fixtures conformance clean models-venv real-models-export real-models
 
 all: build
 
@@ -56,14 +56,24 @@ SWIFT_FORMAT ?= $(shell command -v swift-format 2>/dev/null || echo "swift forma
 SWIFT_SOURCES = $(shell find Package.swift Sources Tests -name '*.swift' -not -path '*/Generated/*' | sort)
 CXX_SOURCES = $(shell find plugin-runtime \( -name '*.cpp' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' \) | sort)
 
-lint: venv
-	$(SWIFT_FORMAT) lint --strict --parallel $(SWIFT_SOURCES)
+# `make -k lint` reports all three languages even when the first fails.
+lint: lint-swift lint-python lint-cxx
+
+lint-swift:
+	@echo "$(SWIFT_FORMAT) lint --strict: $(words $(SWIFT_SOURCES)) Swift files"
+	@$(SWIFT_FORMAT) lint --strict --parallel $(SWIFT_SOURCES)
+
+lint-python: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/clang-format --dry-run --Werror $(CXX_SOURCES)
+
+lint-cxx: venv
+	@echo "clang-format --dry-run --Werror: $(words $(CXX_SOURCES)) plugin-runtime files"
+	@$(VENV)/bin/clang-format --dry-run --Werror $(CXX_SOURCES)
 
 format: venv
-	$(SWIFT_FORMAT) format --in-place --parallel $(SWIFT_SOURCES)
+	@echo "$(SWIFT_FORMAT) format --in-place: $(words $(SWIFT_SOURCES)) Swift files"
+	@$(SWIFT_FORMAT) format --in-place --parallel $(SWIFT_SOURCES)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/clang-format -i $(CXX_SOURCES)
