@@ -15,6 +15,9 @@
   select_checker.onnx      a model the ONNX checker rejects (unknown attribute on a Relu); inspect goes on
   select_trt11.onnx        ops TensorRT 11 imports but the 10.x rules reject: RMSNormalization, CumSum with a
                            computed axis, TopK sorted=0 (10.x: imported by the importer), 1-D MaxPool
+  select_if_ranks.onnx     an If whose branches give different ranks (then: Unsqueeze to 3-D, else: 2-D), a Cast and an
+                           unsupported BitwiseNot after it (unknown rank: blocked) summed to a scalar, and a BitwiseNot on the If's
+                           input (known rank: a real candidate)
   select_probe.onnx        for the whole-model probe: Relu, NonZero (TensorRT-RTX rejects), Col2Im (rejected),
                            nodes after both
 """
@@ -151,9 +154,26 @@ def probe():
     return model(nodes, [vi("x", T.FLOAT, [1, 4, 8])], [vi("d", T.FLOAT, [1, 1, 4, 4]), vi("nzf", T.FLOAT, [3, "nnz"])], inits, opset=18)
 
 
+def if_ranks():
+    then_g = h.make_graph([h.make_node("Unsqueeze", ["codes", "axis0"], ["then_out"], name="lift")],
+                          "then_branch", [], [vi("then_out", T.INT32, [1, 2, 3])])
+    else_g = h.make_graph([h.make_node("Identity", ["codes"], ["else_out"], name="keep")],
+                          "else_branch", [], [vi("else_out", T.INT32, [2, 3])])
+    nodes = [
+        h.make_node("If", ["flag"], ["picked"], name="if_ranks", then_branch=then_g, else_branch=else_g),
+        h.make_node("Cast", ["picked"], ["picked64"], name="cast_picked", to=T.INT64),
+        h.make_node("BitwiseNot", ["picked64"], ["flipped"], name="bnot_after_if"),
+        h.make_node("ReduceSum", ["flipped"], ["total"], name="sum_all", keepdims=0),
+        h.make_node("BitwiseNot", ["codes"], ["codes_not"], name="bnot_codes"),
+    ]
+    inits = [nh.from_array(np.array([0], np.int64), "axis0")]
+    return model(nodes, [vi("flag", T.BOOL, []), vi("codes", T.INT32, [2, 3])],
+                 [vi("total", T.INT64, []), vi("codes_not", T.INT32, [2, 3])], inits)
+
+
 FIXTURES = {"select_shape_feed.onnx": shape_feed, "select_sequence.onnx": sequence, "select_sequence_keepdims.onnx": sequence_keepdims, "select_subgraph.onnx": subgraph, "select_body_convert.onnx": body_convert,
             "select_checker.onnx": checker_rejects,
-            "select_trt11.onnx": trt11, "select_probe.onnx": probe}
+            "select_trt11.onnx": trt11, "select_probe.onnx": probe, "select_if_ranks.onnx": if_ranks}
 
 
 def main(argv):

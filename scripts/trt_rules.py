@@ -70,6 +70,9 @@ def importer_10(ops):
                 r["ranks"] = [3, 4, 5]
                 r["text"] = "1D, 2D or 3D pooling (the docs say 2D or 3D; the importer expands 1D to 2D)"
         cite(ops[p], f"{IMPU10} L1387-1390 (poolingHelper expands 1D pooling to 2D)")
+    for r in ops["If"]["restrictions"]:
+        if r["id"] == "If.branches":  # the docs' restriction, made checkable (VerdictEvaluator compares the ranks)
+            r["kind"] = "branchRanksEqual"
     drop(ops["TopK"], "TopK.sorted")
     cite(ops["TopK"], f"{IMP10} L5724-5770 (the TopK importer never reads `sorted`; results come sorted)")
 

@@ -53,6 +53,22 @@ import Testing
         #expect(report.disagreements == ["cumsum_ends"])
         #expect(r.stderr.contains("parser: rejects") || r.stdout.contains("parser: rejects"))
     }
+
+    @Test func nodesAfterAnIfWithBranchesOfDifferentRanksAreReportedNotFatal() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-sel-\(UUID().uuidString)/out")
+        let r = try cli.run(["generate", cli.fixture("select_if_ranks.onnx"), "--auto", "--trt", "11", "--no-reference", "-o", out.path])
+        #expect(r.status == 3, "\(r.stdout)\(r.stderr)")  // partial: the other BitwiseNot became a plugin
+        struct Report: Decodable {
+            struct Plugin: Decodable { var nodes: [String] }
+            struct Failure: Decodable { var node: String; var code: String; var reason: String }
+            var plugins: [Plugin]; var failures: [Failure]
+        }
+        let report = try JSONDecoder().decode(Report.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
+        #expect(report.plugins.flatMap(\.nodes) == ["bnot_codes"])
+        #expect(report.failures.map(\.node) == ["if_ranks", "bnot_after_if"])
+        #expect(report.failures.allSatisfy { $0.code == "unknown_rank" })
+        #expect(r.stderr.contains("not converted (unknown_rank): cannot become a plugin: the rank of input 'picked64' is unknown"))
+    }
 }
 
 extension SelectionCLITests {

@@ -159,6 +159,30 @@ extension SelectionTests {
         #expect(r.text().contains("  if_node > then_branch > band_inner (BitwiseAnd int32[8], int32[8] -> int32[8])"))
     }
 
+    @Test func nodesAfterAnIfWhoseBranchesDifferInRankAreBlocked() async throws {
+        let r = try await inspect("select_if_ranks.onnx", .trt11)
+        // TensorRT rejects the If itself (its restriction, now checked); neither can become a plugin.
+        let ifNode = try node(r, "if_ranks")
+        #expect(ifNode.verdict == .unsupported && ifNode.rule == "If.branches")
+        #expect(ifNode.reason.contains("output 'picked': then_branch gives rank 3, else_branch rank 2"))
+        #expect(ifNode.blocker?.code == "unknown_rank")
+        let after = try #require(try node(r, "bnot_after_if").blocker)
+        #expect(after.code == "unknown_rank")
+        #expect(after.reason.contains("the rank of input 'picked64' is unknown: it comes from If 'if_ranks'"), "\(after.reason)")
+        #expect(after.suggestion.contains("onnxsim"))
+        // Nodes TensorRT imports keep no blocker; the BitwiseNot on a known rank stays a candidate.
+        for name in ["cast_picked", "sum_all"] { #expect(try node(r, name).blocker == nil, "\(name)") }
+        #expect(r.pluginCandidates == ["bnot_codes"])
+        #expect(r.blocked == ["if_ranks", "bnot_after_if"])
+        #expect(r.text().contains("bnot_after_if (BitwiseNot) [unknown_rank]"))
+        let request = BridgeMessages.ValidateRequest(schema: "inspect-report.schema.json", definition: nil, instance: try JSONValue.from(r))
+        let valid = try await Repo.bridge().call(request, as: BridgeMessages.ValidateResult.self)
+        #expect(valid.valid, "\(valid.errors)")
+        // Same-rank branches pass the If restriction (select_body_convert: [8,4] vs [16,4]).
+        let same = try await inspect("select_body_convert.onnx", .trt11)
+        #expect(try node(same, "if_node").rule != "If.branches")
+    }
+
     @Test func bodyNodesAreSelectedExtractedAndBlockedByPath() async throws {
         let bridge = try Repo.bridge()
         let rules = try ParserRules.bundled(.trt10)

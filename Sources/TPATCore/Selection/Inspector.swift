@@ -96,6 +96,15 @@ public struct Inspector: Sendable {
             if byParser, owners.contains(n.name), n.verdict != .unsupported { return false }
             return byParser ? n.probe.map { !$0.imported } ?? (n.verdict == .unsupported) : n.verdict == .unsupported
         }
+        // A node to convert that reads a tensor of unknown rank cannot be extracted (`unknown_rank`).
+        for k in report.nodes.indices where report.nodes[k].blocker == nil && needsPlugin(report.nodes[k]) {
+            report.nodes[k].blocker = PluginBlockers.unknownRank(node: report.nodes[k].index, index: index, tensors: tensors)
+        }
+        let bodyOf = Dictionary(bodies.flatMap { b in b.graph.node.indices.map { (b.nodePath($0), (b, $0)) } }, uniquingKeysWith: { a, _ in a })
+        for k in report.subgraphNodes.indices where report.subgraphNodes[k].blocker == nil && needsPlugin(report.subgraphNodes[k]) {
+            guard let (b, j) = bodyOf[report.subgraphNodes[k].name] else { continue }
+            report.subgraphNodes[k].blocker = PluginBlockers.unknownRank(node: b.offset + j, index: b.scoped, tensors: tensors)
+        }
         let all = report.nodes + report.subgraphNodes
         report.pluginCandidates = all.filter { needsPlugin($0) && $0.blocker == nil }.map(\.name)
         report.blocked = all.filter { needsPlugin($0) && $0.blocker != nil }.map(\.name)

@@ -29,7 +29,7 @@ public struct NodeVerdict: Codable, Sendable, Equatable {
     public var blocker: Blocker? = nil
 
     public struct Blocker: Codable, Sendable, Equatable {
-        /// `feeds_shape_input` or `non_tensor`.
+        /// `feeds_shape_input`, `non_tensor` or `unknown_rank` (PluginBlockers).
         public var code: String
         public var reason: String
         /// What to do instead.

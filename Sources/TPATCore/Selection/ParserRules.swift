@@ -44,6 +44,8 @@ public struct ParserRules: Codable, Sendable {
             case attributeIn, attributeAllOnes, attributeAbsent
             case inputConstant, inputConstantBelow, inputConstantAllZero
             case inputRankIn, inputStaticShape, outputUnused, note, inputAbsent
+            /// If: each output has the same rank in then_branch and else_branch.
+            case branchRanksEqual
         }
         public var id: String
         public var kind: Kind

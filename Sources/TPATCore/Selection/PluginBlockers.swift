@@ -6,6 +6,10 @@
 ///   directly or through shape arithmetic, is blocked (`feeds_shape_input`).
 /// - TensorRT has no sequence, optional or map tensors: a node consuming or producing one is
 ///   blocked (`non_tensor`).
+/// - A plugin is one node whose inputs have fixed ranks: a node to convert that reads a tensor of
+///   unknown rank (typically after an If whose branches give different ranks) is blocked
+///   (`unknown_rank`, `unknownRank`); ONNX has no symbolic rank and the rank one run of ONNX Runtime
+///   would see holds only for the branch that run took.
 public enum PluginBlockers {
     /// Input positions that TensorRT reads as shape tensors, per default-domain op.
     public static let shapeInputs: [String: [Int]] = [
@@ -29,6 +33,53 @@ public enum PluginBlockers {
         + "with fixed input shapes if needed: --override-input-shapes), or keep this node in TensorRT and convert what feeds it instead"
     public static let nonTensorSuggestion = "constant-fold the model first (polygraphy surgeon sanitize --fold-constants or onnxsim), "
         + "which removes sequence ops over constants; a SplitToSequence read by SequenceAt at constant positions is a Split"
+
+    public static let rankSuggestion = "if the If's condition is fixed for your deployment, fold it (onnxsim, or polygraphy surgeon sanitize "
+        + "--fold-constants with fixed input shapes: --override-input-shapes), else make both branches return the same rank "
+        + "(Unsqueeze/Reshape in one branch) before TPAT"
+
+    /// Per output of an If: the rank each branch gives (its declared output type, else the inferred one).
+    static func branchRanks(_ node: Onnx_NodeProto, tensors: [String: TensorInfo]) -> [(output: String, then: Int?, else: Int?)] {
+        guard node.isDefaultDomain, node.opType == "If", let t = node.attribute("then_branch"), let e = node.attribute("else_branch"),
+              t.type == .graph, e.type == .graph else { return [] }
+        func rank(_ vi: Onnx_ValueInfoProto) -> Int? { TensorInfo(vi)?.rank ?? tensors[vi.name]?.rank }
+        return node.output.indices.compactMap { k in
+            guard t.g.output.indices.contains(k), e.g.output.indices.contains(k) else { return nil }
+            return (node.output[k], rank(t.g.output[k]), rank(e.g.output[k]))
+        }
+    }
+
+    /// "output 'y': then_branch rank 3, else_branch rank 2" for the first output whose branches differ in rank.
+    public static func branchRankMismatch(_ node: Onnx_NodeProto, tensors: [String: TensorInfo]) -> String? {
+        guard let d = branchRanks(node, tensors: tensors).first(where: { $0.then != nil && $0.else != nil && $0.then != $0.else }),
+              let a = d.then, let b = d.else else { return nil }
+        return "output '\(d.output)': then_branch gives rank \(a), else_branch rank \(b)"
+    }
+
+    /// The `unknown_rank` blocker of node `i` (a node TPAT would convert), else nil: an If whose
+    /// branches differ in rank, or a node reading a non-constant tensor of unknown rank, traced back
+    /// through its producers to such an If where there is one.
+    public static func unknownRank(node i: Int, index: GraphIndex, tensors: [String: TensorInfo]) -> NodeVerdict.Blocker? {
+        let node = index.graph.node[i]
+        let why = "a plugin is one node with inputs of fixed rank, and ONNX has no symbolic rank"
+        if let d = branchRankMismatch(node, tensors: tensors) {
+            return .init(code: "unknown_rank", reason: "its branches give outputs of different ranks (\(d)): a plugin's outputs need a fixed rank, and ONNX has no symbolic rank",
+                         suggestion: rankSuggestion)
+        }
+        func rank(_ t: String) -> Int? { (tensors[t] ?? index.declared[t])?.rank }
+        guard let t = node.input.first(where: { !$0.isEmpty && !index.isConstant($0) && rank($0) == nil }) else { return nil }
+        // Walk back through producers whose inputs have unknown rank too, to the If that lost it.
+        var seen: Set<String> = [], work = [t], origin: String?
+        while let x = work.popLast(), origin == nil, seen.count < 10_000 {
+            guard seen.insert(x).inserted, let p = index.producer[x] else { continue }
+            let n = index.graph.node[p]
+            if let d = branchRankMismatch(n, tensors: tensors) { origin = "If '\(index.nodeName(p))' (\(d))"; break }
+            work += n.input.filter { !$0.isEmpty && !index.isConstant($0) && rank($0) == nil }
+        }
+        let from = origin.map { ": it comes from \($0)" } ?? ": shape inference could not determine it"
+        return .init(code: "unknown_rank", reason: "the rank of input '\(t)' is unknown\(from); \(why)",
+                     suggestion: origin == nil ? "give the model's inputs fixed ranks and run shape inference (onnxsim or polygraphy surgeon sanitize), or keep this node in TensorRT" : rankSuggestion)
+    }
 
     /// Node index -> blocker, for every blocked node of the graph. For a body (Subgraphs),
     /// `shapeOutputs` are its outputs that reach a shape input through `owner` (the If/Loop/Scan).

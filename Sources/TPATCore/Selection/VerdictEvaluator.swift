@@ -125,6 +125,8 @@ public struct VerdictEvaluator: Sendable {
             guard let name = input(r.input ?? 0) else { return .pass }
             guard let t = info(name, index, tensors), t.shape != nil else { return .unchecked("shape of '\(name)' is unknown") }
             return t.isStatic ? .pass : .violated("'\(name)' has dynamic shape \(t.signature)")
+        case .branchRanksEqual:
+            return PluginBlockers.branchRankMismatch(node, tensors: tensors).map { .violated($0) } ?? .pass
         case .outputUnused:
             guard let k = r.output, node.output.indices.contains(k), !node.output[k].isEmpty else { return .pass }
             let name = node.output[k]
