@@ -1,6 +1,6 @@
 """`tpat bench` pieces that need no GPU: the suite models (bench/suite.py) and bench/cases.json,
 the minimal-traffic formulas, report + chart rendering from a synthetic results JSON, and the
-clean error when no CUDA device exists (python/tpat_bridge/bench.py).
+clean error when no CUDA device exists (python/tpat_bridge/tools/bench/).
 Run: .venv/bin/python -m pytest tests/python/test_bench.py
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import suite  # noqa: E402
-from tpat_bridge import bench  # noqa: E402
+from tpat_bridge.tools import bench  # noqa: E402
 from tpat_bridge.errors import BridgeError  # noqa: E402
 
 EXPECTED = {   # case -> (op, input shapes, output shapes), as the issue lists them
@@ -322,7 +322,7 @@ SMALL_SHAPES = {
 
 def test_torch_table_matches_onnxruntime():
     torch = pytest.importorskip("torch")
-    from tpat_bridge import reference as R
+    from tpat_bridge.tools import reference as R
     for id, model, _ in suite.build_suite():
         m = copy.deepcopy(model)
         for v in list(m.graph.input) + list(m.graph.output):

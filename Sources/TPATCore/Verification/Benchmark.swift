@@ -2,7 +2,7 @@ import Foundation
 
 /// Stage 6b: every plugin against PyTorch eager and torch.compile on the same inputs, kernel-only
 /// (CUDA graphs) and host-inclusive, through the bridge's "bench" command on a GPU machine
-/// (python/tpat_bridge/bench.py; formulas and method in bench/README.md).
+/// (python/tpat_bridge/tools/bench/; formulas and method in bench/README.md).
 public struct Benchmark: Sendable {
     public let bridge: PythonBridge
 

@@ -1,0 +1,54 @@
+"""python -m tpat_bridge.tools.bench run|report: the bench without Swift (the GPU machine has
+Python with torch but no Swift and no TVM).
+
+  run    --cases bench/cases.json --suite-dir .bench-carry --report-dir DIR [--flush-l2] [--runs N]
+         [--name STEM] [--only ID,...] [OUT ...]
+  report RESULTS.json [--report-dir DIR]     (re-render the markdown and the chart of one run)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from tpat_bridge.errors import BridgeError
+
+from .report import render_report
+from .runner import run_bench
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tpat_bridge.tools.bench")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="time every case / plugin (GPU machine)")
+    run.add_argument("outs", nargs="*")
+    run.add_argument("--cases")
+    run.add_argument("--suite-dir")
+    run.add_argument("--report-dir", required=True)
+    run.add_argument("--flush-l2", action="store_true")
+    run.add_argument("--runs", type=int, default=200)
+    run.add_argument("--name", default="bench")
+    run.add_argument("--only", help="comma-separated case ids")
+    run.add_argument("--no-compile", action="store_true")
+    rep = sub.add_parser("report", help="re-render the report and chart of a results JSON")
+    rep.add_argument("results")
+    rep.add_argument("--report-dir")
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "report":
+            out = render_report(a.results, a.report_dir or os.path.dirname(os.path.abspath(a.results)))
+        else:
+            out = run_bench({"command": "bench", "outs": a.outs, "cases": a.cases, "suite_dir": a.suite_dir,
+                             "report_dir": a.report_dir, "flush_l2": a.flush_l2, "runs": a.runs, "name": a.name,
+                             "only": a.only.split(",") if a.only else None, "compile": not a.no_compile})
+            out = {k: out[k] for k in ("report", "chart", "results_json", "device", "copy_gbps")}
+    except BridgeError as e:
+        print(f"error: {e.code}: {e.reason}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
