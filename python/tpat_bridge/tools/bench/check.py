@@ -29,6 +29,14 @@ def _to_torch(torch, arr, dtype_name, device):
     return torch.from_numpy(a).to(device)
 
 
+def to_numpy(t):
+    """A CPU tensor as a numpy array (bfloat16 through ml_dtypes, as the reference data has it)."""
+    if str(t.dtype) == "torch.bfloat16":
+        import torch
+        return t.view(torch.int16).numpy().view(np.uint16).view(R.NAME_TO_NP["bfloat16"])
+    return t.numpy()
+
+
 def make_inputs(torch, node, attrs, slots, binding, seed, device, notes):
     """Graph inputs (list of GPU tensors, by graph index) with the reference data's rules, and the
     generation context (for tolerances). Rule-driven inputs come from reference.py's generators
