@@ -105,6 +105,9 @@ def main(argv=None):
     for c in cases:
         if c.get("requires"):
             r = {"id": c["id"], "op": c["op"], "status": "requires", "reason": f"requires {c['requires']}"}
+            if a.plan_only:     # say what tpat answers today
+                p = plan_case(c, a.arch, a.timeout)
+                r["reason"] += f"; tpat plan today: {p['reason'] or 'planned'}"
         elif a.plan_only:
             r = plan_case(c, a.arch, a.timeout)
         else:

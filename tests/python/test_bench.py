@@ -282,6 +282,12 @@ def test_report_of_unplanned_cases(tmp_path):
     assert "| nonzero | NonZero | not planned | — | 80.0 µs | n/a | n/a |" in md
     assert "nonzero (NonZero): not planned: requires a NonZero lowering (PyTorch timed alone)" in md
     assert "every case planned: missed (nonzero)" in md
+    doc["results"][0]["baseline"] = {"pass": True}
+    doc["results"][-1]["baseline"] = {"pass": False, "reason": "out0: 3/6 bad"}
+    p.write_text(json.dumps(doc))
+    md = Path(bench.render_report(str(p), str(tmp_path))["report"]).read_text()
+    assert "PyTorch baselines checked against ONNX Runtime at small shapes: 1 of 2 match; differ: nonzero" in md
+    assert "**PyTorch baseline differs from ONNX Runtime**: out0: 3/6 bad" in md
     s = bench_report.summary(doc["results"])
     assert [bench_report.label(r) for r in s["not_planned"]] == ["nonzero"] and len(s["timed"]) == 3
 
@@ -399,6 +405,13 @@ def test_torch_baseline_matches_onnxruntime(case_id):
     case = bench.load_cases(str(ROOT / "bench" / "cases.json"))[case_id]
     res = baselines.check_baseline(case, torch)
     assert res["pass"], res
+
+
+def test_check_baselines_without_torch_is_one_error_line(monkeypatch, capsys):
+    from tpat_bridge.tools.bench import __main__ as cli
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert cli.main(["check-baselines", "--cases", str(ROOT / "bench" / "cases.json")]) == 2
+    assert capsys.readouterr().err.startswith("error: check-baselines needs torch")
 
 
 def test_small_model_keeps_the_op_and_takes_the_check_shapes():

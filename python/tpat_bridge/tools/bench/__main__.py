@@ -4,6 +4,9 @@ Python with torch but no Swift and no TVM).
   run    --cases bench/cases.json --suite-dir .bench-carry --report-dir DIR [--flush-l2] [--runs N]
          [--name STEM] [--only ID,...] [OUT ...]
   report RESULTS.json [--report-dir DIR]     (re-render the markdown and the chart of one run)
+  check-baselines --cases bench/cases.json [--only ID,...]
+         (every case's PyTorch baseline against ONNX Runtime at its check shapes, on the CPU;
+         needs torch; exit 1 when one differs)
 """
 from __future__ import annotations
 
@@ -14,8 +17,29 @@ import sys
 
 from tpat_bridge.errors import BridgeError
 
+from .baselines import check_baseline
+from .cases import load_cases
 from .report import render_report
 from .runner import run_bench
+
+
+def check_baselines(cases_path, only=None):
+    try:
+        import torch
+    except ImportError as e:
+        print(f"error: check-baselines needs torch (the CPU build is enough): {e}", file=sys.stderr)
+        return 2
+    bad = 0
+    for cid, case in load_cases(cases_path).items():
+        if only and cid not in only:
+            continue
+        r = check_baseline(case, torch)
+        bad += not r["pass"]
+        why = r.get("reason") or "; ".join(f"out{j}: {o.get('bad')}/{o.get('n')} bad, max_abs {o.get('max_abs')}"
+                                           for j, o in enumerate(r.get("outputs", [])) if not o["pass"])
+        print(f"{cid:30s} {'pass' if r['pass'] else 'FAIL'}  {r.get('torch_impl', '')}" + (f"  ({why})" if why else ""))
+    print(f"{bad} baseline(s) differ from ONNX Runtime")
+    return 1 if bad else 0
 
 
 def main(argv=None):
@@ -31,10 +55,15 @@ def main(argv=None):
     run.add_argument("--name", default="bench")
     run.add_argument("--only", help="comma-separated case ids")
     run.add_argument("--no-compile", action="store_true")
+    chk = sub.add_parser("check-baselines", help="PyTorch baselines against ONNX Runtime (CPU, needs torch)")
+    chk.add_argument("--cases", required=True)
+    chk.add_argument("--only", help="comma-separated case ids")
     rep = sub.add_parser("report", help="re-render the report and chart of a results JSON")
     rep.add_argument("results")
     rep.add_argument("--report-dir")
     a = ap.parse_args(argv)
+    if a.cmd == "check-baselines":
+        return check_baselines(a.cases, a.only.split(",") if a.only else None)
     try:
         if a.cmd == "report":
             out = render_report(a.results, a.report_dir or os.path.dirname(os.path.abspath(a.results)))

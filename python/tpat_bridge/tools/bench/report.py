@@ -136,6 +136,11 @@ def _summary(rows):
                                          for r in s["under_copy"]) if s["under_copy"] else ""))
     if s["not_planned"]:
         L.append("- every case planned: missed (" + ", ".join(label(r) for r in s["not_planned"]) + ")")
+    checked = [r for r in rows if isinstance(r.get("baseline"), dict)]
+    if checked:
+        wrong = [label(r) for r in checked if not r["baseline"].get("pass")]
+        L.append(f"- PyTorch baselines checked against ONNX Runtime at small shapes: {len(checked) - len(wrong)} of "
+                 f"{len(checked)} match" + (f"; differ: {', '.join(wrong)}" if wrong else ""))
     L.append("")
     L.append("Cases that are not memory-bound (the bound column: latency, compute, gather) have no "
              "copy-bandwidth target; the cases table says why for each.")
@@ -248,6 +253,10 @@ def _problems(rows):
 
 def _row_notes(r):
     notes = list(r.get("notes", []))
+    b = r.get("baseline")
+    if isinstance(b, dict) and not b.get("pass"):
+        notes.insert(0, "**PyTorch baseline differs from ONNX Runtime**: " + (b.get("reason") or str(
+            [o for o in b.get("outputs", []) if not o.get("pass")])[:300]))
     if r.get("bound_why"):
         notes.insert(0, f"{r.get('bound')}: {r['bound_why']}")
     for k in ("eager", "compiled"):

@@ -15,6 +15,7 @@ from tpat_bridge.errors import BridgeError
 from tpat_bridge.tools import reference as R
 
 from . import report
+from .baselines import check_baseline
 from .cases import default_traffic_code, discover_plugins, load_cases, match_case, traffic_bytes
 from .check import _torch_dtype, compare_outputs, make_inputs, tolerance_for
 from .launcher import Launcher, _dims_array
@@ -395,6 +396,7 @@ def run_bench(request: dict) -> dict:
         except Exception as e:  # noqa: BLE001 - a CUDA error or bench bug: record, go on
             r = _failed_row(item, "error", short_error(e))
         r["seconds"] = time.perf_counter() - t0
+        _check_baseline(torch, item, r)
         doc["results"].append(r)
         _log("  " + report.one_line(r))
         torch.cuda.synchronize()
@@ -405,6 +407,13 @@ def run_bench(request: dict) -> dict:
     paths = report.render_report(json_path, cfg["report_dir"], cfg["stem"])
     return {"report": paths["report"], "chart": paths["chart"], "results_json": os.path.abspath(json_path),
             "device": info["name"], "copy_gbps": copy["gbps"], "results": doc["results"]}
+
+
+def _check_baseline(torch, item, row):
+    """Suite cases: the PyTorch baseline against ONNX Runtime at the case's check shapes (CPU)."""
+    case = item[1] if item[0] == "unplanned" else item[5]
+    if case and case.get("check_shapes") and case.get("model_path"):
+        row["baseline"] = check_baseline(case, torch)
 
 
 def _write_json(path, doc):
