@@ -41,6 +41,15 @@ def _reason(stderr):
     return (errs or lines or ["no output"])[-1][:400]
 
 
+def _generate_failure(out):
+    """The node's reason code and reason from OUT/tpat-generate.json (None when absent)."""
+    try:
+        fails = json.loads((out / "tpat-generate.json").read_text()).get("failures") or []
+    except (OSError, ValueError):
+        return None
+    return "; ".join(f"{f.get('reason')} [{f.get('code')}]" for f in fails) or None
+
+
 def run(cmd, timeout):
     env = dict(os.environ, TPAT_HOME=str(ROOT))
     t0 = time.time()
@@ -63,7 +72,8 @@ def prepare_case(c, carry, arch, timeout):
     rc, so, err, s1 = run([str(TPAT), "generate", c["model_path"], "--ops", c["select"], "-o", str(out),
                            "--no-reference", "--force"], timeout)
     if rc != 0 or not (out / "plugins").is_dir() or not any((out / "plugins").iterdir()):
-        return {"id": c["id"], "op": c["op"], "status": "not_planned", "reason": _reason(err + so), "seconds": round(s1, 1)}
+        return {"id": c["id"], "op": c["op"], "status": "not_planned", "reason": _generate_failure(out) or _reason(err + so),
+                "seconds": round(s1, 1)}
     rc, so, err, s2 = run([str(TPAT), "build", str(out), "--arch", arch], timeout)
     if rc != 0:
         return {"id": c["id"], "op": c["op"], "status": "not_built", "reason": _reason(err + so),
