@@ -9,7 +9,7 @@ SERIES = (("tpat", "TPAT", "#d62728"), ("eager", "PyTorch eager", "#1f77b4"),
 
 
 def chart_data(doc):
-    """[(label, [TPAT, eager, compiled kernel µs or None], TPAT / best or None)] of the rows that
+    """[(label, [TPAT, eager, compiled kernel µs or None], TPAT / best or None, status)] of the rows that
     have at least one timing, in the results' order."""
     out = []
     for r in doc.get("results", []):
@@ -18,7 +18,7 @@ def chart_data(doc):
         vals = [(r.get(k) or {}).get("kernel_us") if isinstance(r.get(k), dict) else None for k, _, _ in SERIES]
         if not any(vals):
             continue
-        out.append((r.get("case") or r.get("plugin") or "?", vals, r.get("ratio_tpat_over_best")))
+        out.append((r.get("case") or r.get("plugin") or "?", vals, r.get("ratio_tpat_over_best"), r.get("status")))
     return out
 
 
@@ -53,14 +53,20 @@ def write_chart(doc, png_path, worst_target=1.25):
     ax_t.invert_yaxis()
     ax_t.legend(loc="lower right", fontsize=8)
     ax_t.grid(axis="x", which="major", alpha=0.3)
-    ratios = [row[2] or 0 for row in data]
-    colors = ["#d62728" if x > worst_target else "#ff7f0e" if x > 1.0 else "#2ca02c" for x in ratios]
-    ax_r.barh(y, ratios, 0.6, color=colors)
-    for v, x in zip(y, ratios):
-        ax_r.text(x, v, f" {x:.2f}" if x else " not timed", va="center", fontsize=7)
+    ratios = [row[2] for row in data]
+    timed = [x for x in ratios if x]
+    lo = min([0.5] + [x / 1.2 for x in timed])
+    colors = ["#d62728" if (x or 0) > worst_target else "#ff7f0e" if (x or 0) > 1.0 else "#2ca02c" for x in ratios]
+    ax_r.barh(y, [(x - lo) if x else float("nan") for x in ratios], 0.6, color=colors, left=lo)
+    for v, x, row in zip(y, ratios, data):
+        words = " not planned" if row[3] == "not_planned" else " not timed"
+        ax_r.text(x or lo, v, f" {x:.2f}" if x else words, va="center", fontsize=7)
+    ax_r.set_xscale("log", base=2)
+    ax_r.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax_r.set_xlim(left=lo)
     ax_r.axvline(1.0, color="black", lw=0.8)
     ax_r.axvline(worst_target, color="#d62728", lw=0.8, ls="--")
-    ax_r.set_xlabel("TPAT / best of eager and torch.compile (lower is better)")
+    ax_r.set_xlabel("TPAT / best of eager and torch.compile (log scale, lower is better)")
     ax_r.grid(axis="x", alpha=0.3)
     fig.suptitle(f"TPAT bench, {doc.get('device', {}).get('name', '')}, {flushed}", fontsize=10)
     fig.tight_layout()
