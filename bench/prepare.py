@@ -7,7 +7,8 @@ the GPU machine times every case in one run.
     python bench/prepare.py --carry .bench-carry [--arch 90] [--only id,id]
         `tpat generate --no-reference` + `tpat build` of every case into DIR/<case id>/ (the
         CMake scratch removed so the folder travels small), and DIR/prepare.json: per case
-        "planned" / "not_planned" (with the reason) / "requires" (lowering not landed yet).
+        "planned" / "not_planned" (with the reason) / "requires" (lowering not landed yet). Only
+        what the bench reads is kept (about 1 MB per case; --full keeps the OUT folders).
 
 Cases with "requires" in cases.json are not tried: the bench reports them as not planned and
 still times their PyTorch baseline.
@@ -67,7 +68,7 @@ def plan_case(c, arch, timeout):
             "reason": None if rc == 0 else _reason(err), "summary": summary.strip(), "seconds": round(s, 1)}
 
 
-def prepare_case(c, carry, arch, timeout):
+def prepare_case(c, carry, arch, timeout, slim=True):
     out = Path(carry) / c["id"]
     rc, so, err, s1 = run([str(TPAT), "generate", c["model_path"], "--ops", c["select"], "-o", str(out),
                            "--no-reference", "--force"], timeout)
@@ -78,8 +79,26 @@ def prepare_case(c, carry, arch, timeout):
     if rc != 0:
         return {"id": c["id"], "op": c["op"], "status": "not_built", "reason": _reason(err + so),
                 "seconds": round(s1 + s2, 1)}
-    shutil.rmtree(out / "plugins" / "build" / "CMakeFiles", ignore_errors=True)
+    if slim:
+        slim_out(out)
+    else:
+        shutil.rmtree(out / "plugins" / "build" / "CMakeFiles", ignore_errors=True)
     return {"id": c["id"], "op": c["op"], "status": "planned", "reason": None, "seconds": round(s1 + s2, 1)}
+
+
+def slim_out(out):
+    """Keeps what the bench reads (OUT/<model>.onnx, each plugin's node model, plugin.json and
+    plans, plugins/build/libtpat_kernels.so): about 1 MB per case, so the suite travels in one go."""
+    keep = {out / "plugins" / "build" / "libtpat_kernels.so"}
+    keep |= set(out.glob("*.onnx")) | set(out.glob("tpat-generate.json"))
+    for d in (out / "plugins").iterdir():
+        if d.is_dir() and d.name not in ("build", "common", "check", "python", "cmake"):
+            keep |= {f for f in d.iterdir() if f.name.endswith((".onnx", ".plugin.json", ".plan.json"))}
+    for f in sorted(out.rglob("*"), reverse=True):
+        if f.is_file() and f not in keep:
+            f.unlink()
+        elif f.is_dir() and not any(f.iterdir()):
+            f.rmdir()
 
 
 def markdown(rows):
@@ -103,6 +122,7 @@ def main(argv=None):
     ap.add_argument("--arch", default="90")
     ap.add_argument("--only", help="comma-separated case ids")
     ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--full", action="store_true", help="keep the whole OUT folders (default: what the bench reads)")
     a = ap.parse_args(argv)
     if not TPAT.is_file():
         print(f"error: {TPAT} not built (swift build)", file=sys.stderr)
@@ -122,7 +142,7 @@ def main(argv=None):
             r = plan_case(c, a.arch, a.timeout)
         else:
             Path(a.carry).mkdir(parents=True, exist_ok=True)
-            r = prepare_case(c, a.carry, a.arch, a.timeout)
+            r = prepare_case(c, a.carry, a.arch, a.timeout, slim=not a.full)
         rows.append(r)
         print(f"{r['id']:30s} {r['status']:12s} {r.get('reason') or r.get('summary') or ''}", flush=True)
     if a.plan_only:

@@ -394,6 +394,27 @@ def test_suite_work_list(tmp_path, written):
     assert "needs 'cases'" in e.value.reason
 
 
+def test_resume_keeps_an_earlier_call_of_the_same_run(tmp_path, written):
+    """A run split over several calls (a GPU call is limited in time): rows already there are kept,
+    skipped ones run again, another device is refused; keys of items and rows agree."""
+    d, _ = written
+    cfg = runner._parse_request({"suite_dir": str(tmp_path), "cases": str(d / "cases.json"),
+                                 "report_dir": str(tmp_path), "resume": True, "flush_l2": True})
+    items = runner.work_list(cfg)
+    rows = [runner._failed_row(it, "error" if k % 2 else "skipped", "x") for k, it in enumerate(items[:4])]
+    assert [runner.row_key(r) for r in rows] == [runner.item_key(it) for it in items[:4]]
+    prev = {"device": {"name": "H100"}, "settings": {"flush_l2": True}, "copy": {"gbps": 2990.0}, "calls": 1,
+            "date": "then", "results": rows}
+    (tmp_path / "bench.json").write_text(json.dumps(prev))
+    doc = {"device": {"name": "H100"}, "copy": {"gbps": 3010.0}, "date": "now"}
+    done = runner._resumed(cfg, str(tmp_path / "bench.json"), doc)
+    assert set(done) == {runner.row_key(rows[1]), runner.row_key(rows[3])}
+    assert doc["copy"]["gbps"] == 2990.0 and doc["calls"] == 2 and doc["date"] == "then"
+    with pytest.raises(BridgeError):
+        runner._resumed(cfg, str(tmp_path / "bench.json"), {"device": {"name": "H200"}, "copy": {}, "date": "now"})
+    assert runner._resumed(dict(cfg, resume=False), str(tmp_path / "bench.json"), doc) == {}
+
+
 # ------------------------------------------------------------------------------------------------
 # where PyTorch is installed (CPU is enough; the development venv has no torch, the GPU machine
 # has): every case's PyTorch baseline matches ONNX Runtime at the case's check shapes

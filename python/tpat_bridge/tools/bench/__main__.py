@@ -2,7 +2,7 @@
 Python with torch but no Swift and no TVM).
 
   run    --cases bench/cases.json --suite-dir .bench-carry --report-dir DIR [--flush-l2] [--runs N]
-         [--name STEM] [--only ID,...] [OUT ...]
+         [--name STEM] [--only ID,...] [--time-budget S] [--resume] [OUT ...]
   report RESULTS.json [--report-dir DIR]     (re-render the markdown and the chart of one run)
   check-baselines --cases bench/cases.json [--only ID,...]
          (every case's PyTorch baseline against ONNX Runtime at its check shapes, on the CPU;
@@ -55,6 +55,9 @@ def main(argv=None):
     run.add_argument("--name", default="bench")
     run.add_argument("--only", help="comma-separated case ids")
     run.add_argument("--no-compile", action="store_true")
+    run.add_argument("--time-budget", type=float, help="seconds; cases that would start later are 'skipped' rows")
+    run.add_argument("--resume", action="store_true",
+                     help="keep the rows of REPORT_DIR/NAME.json from an earlier call (same device), run the rest")
     chk = sub.add_parser("check-baselines", help="PyTorch baselines against ONNX Runtime (CPU, needs torch)")
     chk.add_argument("--cases", required=True)
     chk.add_argument("--only", help="comma-separated case ids")
@@ -70,7 +73,8 @@ def main(argv=None):
         else:
             out = run_bench({"command": "bench", "outs": a.outs, "cases": a.cases, "suite_dir": a.suite_dir,
                              "report_dir": a.report_dir, "flush_l2": a.flush_l2, "runs": a.runs, "name": a.name,
-                             "only": a.only.split(",") if a.only else None, "compile": not a.no_compile})
+                             "only": a.only.split(",") if a.only else None, "compile": not a.no_compile,
+                             "time_budget_s": a.time_budget, "resume": a.resume})
             out = {k: out[k] for k in ("report", "chart", "results_json", "device", "copy_gbps")}
     except BridgeError as e:
         print(f"error: {e.code}: {e.reason}", file=sys.stderr)

@@ -280,7 +280,7 @@ def _parse_request(request):
             "flush": bool(request.get("flush_l2", False)), "seed": int(request.get("seed") or 0),
             "compile": bool(request.get("compile", True)), "stem": request.get("name") or "bench",
             "budget": request.get("time_budget_s"), "cases": load_cases(request.get("cases")),
-            "only": request.get("only"),
+            "only": request.get("only"), "resume": bool(request.get("resume", False)),
             "copy_bytes": int(request.get("copy_bytes") or COPY_BYTES),
             "flush_bytes": int(request.get("flush_bytes") or FLUSH_BYTES)}
 
@@ -362,6 +362,44 @@ def _failed_row(item, status, error):
             "case": case["id"] if case else None, "status": status, "error": error, **_case_fields(case)}
 
 
+def item_key(item):
+    """The identity of a work item, matching `row_key` of its result row (for --resume)."""
+    if item[0] == "unplanned":
+        return f"{item[1]['id']}|None"
+    if item[0] == "error":
+        return row_key(item[1])
+    return f"{item[5]['id'] if item[5] else None}|{item[2]}"
+
+
+def row_key(row):
+    return f"{row.get('case')}|{row.get('plugin')}"
+
+
+def _new_doc(cfg, info, copy, timer):
+    return {"format": 1, "tool": "tpat bench",
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "device": info, "copy": copy, "calls": 1,
+            "settings": {"runs": cfg["runs"], "warmup": cfg["warmup"], "flush_l2": cfg["flush"],
+                         "flush_bytes": timer.flush.numel() if timer.flush is not None else 0,
+                         "compile": cfg["compile"], "seed": cfg["seed"], "timing": TIMING_WORDS},
+            "results": []}
+
+
+def _resumed(cfg, json_path, doc):
+    """With "resume": the rows of an earlier call of the same run (same device and settings) are
+    kept and their items not run again; skipped rows are run again. {key: row}."""
+    if not cfg["resume"] or not os.path.isfile(json_path):
+        return {}
+    with open(json_path) as f:
+        prev = json.load(f)
+    if prev.get("device", {}).get("name") != doc["device"]["name"] or prev.get("settings", {}).get("flush_l2") != cfg["flush"]:
+        raise BridgeError("input", f"bench: cannot resume {json_path}: another device or L2 setting")
+    doc["copy"] = prev.get("copy", doc["copy"])             # one copy bandwidth for the whole run
+    doc["date"] = prev.get("date", doc["date"])
+    doc["calls"] = int(prev.get("calls", 1)) + 1
+    return {row_key(r): r for r in prev.get("results", []) if r.get("status") != "skipped"}
+
+
 def run_bench(request: dict) -> dict:
     cfg = _parse_request(request)
     torch = _import_torch()
@@ -373,15 +411,14 @@ def run_bench(request: dict) -> dict:
     copy = copy_bandwidth(torch, cfg["copy_bytes"])
     _log(f"copy bandwidth {copy['gbps']:.0f} GB/s")
     timer = Timer(torch, cfg["runs"], cfg["warmup"], cfg["flush_bytes"] if cfg["flush"] else 0)
-    doc = {"format": 1, "tool": "tpat bench",
-           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "device": info, "copy": copy,
-           "settings": {"runs": cfg["runs"], "warmup": cfg["warmup"], "flush_l2": cfg["flush"],
-                        "flush_bytes": timer.flush.numel() if timer.flush is not None else 0,
-                        "compile": cfg["compile"], "seed": cfg["seed"], "timing": TIMING_WORDS},
-           "results": []}
+    doc = _new_doc(cfg, info, copy, timer)
     json_path = os.path.join(cfg["report_dir"], f"{cfg['stem']}.json")
+    done = _resumed(cfg, json_path, doc)
     for item in work_list(cfg):
+        key = item_key(item)
+        if key in done:
+            doc["results"].append(done[key])
+            continue
         if item[0] == "error":
             doc["results"].append(item[1])
             continue
@@ -390,7 +427,7 @@ def run_bench(request: dict) -> dict:
             continue
         t0 = time.perf_counter()
         try:
-            r = _run_item(torch, timer, cfg, item, copy["gbps"])
+            r = _run_item(torch, timer, cfg, item, doc["copy"]["gbps"])
         except BridgeError as e:
             r = _failed_row(item, "error", f"{e.code}: {e.reason}")
         except Exception as e:  # noqa: BLE001 - a CUDA error or bench bug: record, go on
@@ -406,7 +443,7 @@ def run_bench(request: dict) -> dict:
     _write_json(json_path, doc)
     paths = report.render_report(json_path, cfg["report_dir"], cfg["stem"])
     return {"report": paths["report"], "chart": paths["chart"], "results_json": os.path.abspath(json_path),
-            "device": info["name"], "copy_gbps": copy["gbps"], "results": doc["results"]}
+            "device": info["name"], "copy_gbps": doc["copy"]["gbps"], "results": doc["results"]}
 
 
 def _check_baseline(torch, item, row):
