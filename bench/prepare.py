@@ -150,7 +150,11 @@ def main(argv=None):
             Path(a.out).write_text(markdown(rows))
             Path(a.out).with_suffix(".json").write_text(json.dumps({"cases": rows}, indent=1) + "\n")
     else:
-        (Path(a.carry) / "prepare.json").write_text(json.dumps({"cases": rows}, indent=1) + "\n")
+        record = Path(a.carry) / "prepare.json"          # merged: --only updates its cases
+        known = {r["id"]: r for r in json.loads(record.read_text())["cases"]} if record.is_file() else {}
+        known.update({r["id"]: r for r in rows})
+        order = [c["id"] for c in load(a.cases)]
+        record.write_text(json.dumps({"cases": [known[i] for i in order if i in known]}, indent=1) + "\n")
     return 0 if all(r["status"] in ("planned", "requires") for r in rows) else 1
 
 
