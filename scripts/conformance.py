@@ -156,7 +156,7 @@ _SAME_WIDTH = {("uint64", "int64"), ("uint32", "int32"), ("uint16", "int16"), ("
 
 
 def _as_plugin_dtype(arr: np.ndarray, want: str) -> np.ndarray:
-    from tpat_bridge.reference import _dtype_name, _np_dtype
+    from tpat_bridge.tools.reference import _dtype_name, _np_dtype
     have = _dtype_name(arr)
     if have == want:
         return arr
@@ -172,7 +172,7 @@ def write_conformance_set(plugin_dir: Path, prepared: onnx.ModelProto, inputs: l
     """<P>/conformance/: the test's inputs and expected outputs in the plugin's canonical order and
     dtypes, as manifest.json + manifest.txt (docs/reference-data.md), tolerances from the plugin's
     reference manifest."""
-    from tpat_bridge.reference import ONNX_TO_NAME, _dtype_name, _fmt_float, _raw
+    from tpat_bridge.tools.reference import ONNX_TO_NAME, _dtype_name, _fmt_float, _raw
     name = plugin_dir.name
     pmodel = onnx.load(str(plugin_dir / f"{name}.onnx"))
     pinits = {t.name for t in pmodel.graph.initializer}

@@ -99,11 +99,21 @@ import Testing
 
     /// Bench's rows decide its exit code: a mismatch or an error is a failed benchmark (exit 1).
     @Test func benchRowsThatDidNotPass() throws {
-        let json = #"{"report": "r.md", "results": [{"plugin": "A", "status": "ok"}, {"plugin": "B", "status": "mismatch"}, {"plugin": "C", "status": "skipped"}, {"plugin": "D", "status": "error", "error": "x"}]}"#
+        let json = #"{"report": "r.md", "results": [{"plugin": "A", "status": "ok"}, {"plugin": "B", "status": "mismatch"}, {"plugin": "C", "status": "skipped"}, {"plugin": "D", "status": "error", "error": "x"}, {"plugin": null, "status": "not_planned", "error": "not planned: requires a NonZero lowering"}]}"#
         let r = try JSONDecoder().decode(Benchmark.Result.self, from: Data(json.utf8))
         #expect(r.failed.map(\.plugin) == ["B", "D"])
         let old = try JSONDecoder().decode(Benchmark.Result.self, from: Data(#"{"report": "r.md"}"#.utf8))
         #expect(old.failed.isEmpty)
+    }
+
+    /// `tpat bench --suite DIR` on a folder that does not exist, or with nothing to bench: one line, exit 2.
+    @Test func benchSuiteFolderMustExist() throws {
+        let r = try cli.run(["bench", "--suite", "/no/such/suite-folder"])
+        #expect(r.status == 2)
+        #expect(r.stderr.hasPrefix("error: ") && r.stderr.contains("no suite folder"))
+        #expect(r.stderr.split(whereSeparator: \.isNewline).count == 1)
+        let none = try cli.run(["bench"])
+        #expect(none.status == 2 && none.stderr.contains("--suite DIR"))
     }
 
     // MARK: generate: progress, reason codes, schema, partial and nothing to convert

@@ -170,25 +170,32 @@ bool parseInt(const char* s, long& out)
     return errno == 0 && end != s && *end == '\0';
 }
 
-}  // namespace
+// ---------------------------------------------------------------------------------------------
+// steps: parse args, load the launcher, per case: shapes, data, run each tactic, compare
+// ---------------------------------------------------------------------------------------------
 
-int main(int argc, char** argv)
+struct Options
 {
     std::string libPath;
     std::string manifestPath;
     std::string prefixOverride;
     long tactic = 0;
     bool allTactics = false;
-    bool tacticGiven = false;
     long repeat = 1;
     bool verbose = false;
+};
+
+Options parseArgs(int argc, char** argv)
+{
+    Options o;
+    bool tacticGiven = false;
     std::vector<std::string> positional;
     for (int i = 1; i < argc; ++i)
     {
         const std::string a = argv[i];
         if (a == "--tactic" && i + 1 < argc)
         {
-            if (!parseInt(argv[++i], tactic) || tactic < 0)
+            if (!parseInt(argv[++i], o.tactic) || o.tactic < 0)
             {
                 usage();
             }
@@ -196,28 +203,24 @@ int main(int argc, char** argv)
         }
         else if (a == "--all-tactics")
         {
-            allTactics = true;
+            o.allTactics = true;
         }
         else if (a == "--repeat" && i + 1 < argc)
         {
-            if (!parseInt(argv[++i], repeat) || repeat < 1)
+            if (!parseInt(argv[++i], o.repeat) || o.repeat < 1)
             {
                 usage();
             }
         }
         else if (a == "--prefix" && i + 1 < argc)
         {
-            prefixOverride = argv[++i];
+            o.prefixOverride = argv[++i];
         }
         else if (a == "--verbose" || a == "-v")
         {
-            verbose = true;
+            o.verbose = true;
         }
-        else if (a == "-h" || a == "--help")
-        {
-            usage();
-        }
-        else if (!a.empty() && a[0] == '-')
+        else if (a == "-h" || a == "--help" || (!a.empty() && a[0] == '-'))
         {
             usage();
         }
@@ -226,15 +229,265 @@ int main(int argc, char** argv)
             positional.push_back(a);
         }
     }
-    if (positional.size() != 2 || (allTactics && tacticGiven))
+    if (positional.size() != 2 || (o.allTactics && tacticGiven))
     {
         usage();
     }
-    libPath = positional[0];
-    manifestPath = positional[1];
+    o.libPath = positional[0];
+    o.manifestPath = positional[1];
+    return o;
+}
 
-    const Manifest m = readManifest(manifestPath, TPAT_MAX_DIMS, "bad rank (at most TPAT_MAX_DIMS)");
-    const std::string prefix = !prefixOverride.empty() ? prefixOverride : m.prefix;
+// The tactics to run: every one, or the one asked for (which must exist).
+std::vector<int> chooseTactics(const Options& o, int nTactics)
+{
+    std::vector<int> tactics;
+    if (o.allTactics)
+    {
+        for (int t = 0; t < nTactics; ++t)
+        {
+            tactics.push_back(t);
+        }
+        return tactics;
+    }
+    if (o.tactic >= nTactics)
+    {
+        fatal("--tactic %ld: the plugin has %d tactic(s)", o.tactic, nTactics);
+    }
+    tactics.push_back(static_cast<int>(o.tactic));
+    return tactics;
+}
+
+// Everything the per-case steps share, and the running tally.
+struct Run
+{
+    const Options& opts;
+    const Launcher& L;
+    std::vector<int> tactics;
+    cudaStream_t stream = nullptr;
+    cudaEvent_t evStart = nullptr;
+    cudaEvent_t evStop = nullptr;
+    int passed = 0;
+    int failed = 0;
+};
+
+std::string outLabel(const Case& c, int t, size_t j)
+{
+    const Tensor& o = c.outputs[j];
+    char head[64];
+    std::snprintf(head, sizeof head, "case %d tactic %d out%zu ", c.index, t, j);
+    return head + std::string(o.dtype->name) + " " + shapeString(o.dims.data(), static_cast<int>(o.dims.size()));
+}
+
+// Every output of every tactic of the case fails for the same reason.
+void failCase(Run& run, const Case& c, const std::string& why)
+{
+    for (int t : run.tactics)
+    {
+        for (size_t j = 0; j < c.outputs.size(); ++j)
+        {
+            std::printf("%s: %s FAIL\n", outLabel(c, t, j).c_str(), why.c_str());
+            ++run.failed;
+        }
+    }
+}
+
+void checkStatus(int rc, const char* fn)
+{
+    if (rc == TPAT_CUDA_ERROR)
+    {
+        launcherCudaError(fn);
+    }
+}
+
+// Shapes step: the launcher's output dims must be the reference's; returns the workspace size,
+// or false (the case failed, already reported).
+bool caseShapes(Run& run, const Case& c, const std::vector<tpat_dims>& inDims, size_t& wsBytes)
+{
+    std::vector<tpat_dims> outDims(c.outputs.size() + TPAT_MAX_DIMS);  // slack for a launcher writing too many
+    std::memset(outDims.data(), 0, outDims.size() * sizeof(tpat_dims));
+    int rc = run.L.outputDims(inDims.data(), outDims.data());
+    checkStatus(rc, "output_dims");
+    if (rc != TPAT_OK)
+    {
+        failCase(run, c, std::string("output_dims returned ") + statusName(rc));
+        return false;
+    }
+    std::string shapeErr;
+    for (size_t j = 0; j < c.outputs.size(); ++j)
+    {
+        const Tensor& t = c.outputs[j];
+        bool same = outDims[j].nb_dims == static_cast<int32_t>(t.dims.size());
+        for (size_t d = 0; same && d < t.dims.size(); ++d)
+        {
+            same = outDims[j].d[d] == t.dims[d];
+        }
+        if (!same)
+        {
+            const int nb = std::max(0, std::min<int>(outDims[j].nb_dims, TPAT_MAX_DIMS));
+            shapeErr += std::string(shapeErr.empty() ? "" : "; ") + "out" + std::to_string(j) + " shape "
+                + shapeString(outDims[j].d, nb) + " expected " + shapeString(t.dims.data(), static_cast<int>(t.dims.size()));
+        }
+    }
+    if (!shapeErr.empty())
+    {
+        failCase(run, c, "output_dims mismatch: " + shapeErr);
+        return false;
+    }
+    rc = run.L.workspaceSize(inDims.data(), &wsBytes);
+    checkStatus(rc, "workspace_size");
+    if (rc != TPAT_OK)
+    {
+        failCase(run, c, std::string("workspace_size returned ") + statusName(rc));
+        return false;
+    }
+    return true;
+}
+
+// Data step: the case's inputs on the device, expected outputs on the host, output buffers.
+struct CaseData
+{
+    std::vector<std::vector<unsigned char>> hostWant;
+    std::vector<std::unique_ptr<DeviceBuffer>> dIn;
+    std::vector<std::unique_ptr<DeviceBuffer>> dOut;
+    std::vector<const void*> inPtrs;
+    std::vector<void*> outPtrs;
+};
+
+void loadCaseData(const std::string& dir, const Case& c, CaseData& d)
+{
+    const size_t nIn = c.inputs.size();
+    const size_t nOut = c.outputs.size();
+    std::vector<std::vector<unsigned char>> hostIn(nIn);
+    d.hostWant.resize(nOut);
+    for (size_t i = 0; i < nIn; ++i)
+    {
+        hostIn[i] = readFile(dir, c.inputs[i]);
+    }
+    for (size_t j = 0; j < nOut; ++j)
+    {
+        d.hostWant[j] = readFile(dir, c.outputs[j]);
+    }
+    d.inPtrs.assign(nIn + 1, nullptr);
+    d.outPtrs.assign(nOut + 1, nullptr);
+    for (size_t i = 0; i < nIn; ++i)
+    {
+        d.dIn.emplace_back(new DeviceBuffer(hostIn[i].size(), "cudaMalloc (input)"));
+        if (!hostIn[i].empty())
+        {
+            checkCuda(cudaMemcpy(d.dIn.back()->ptr, hostIn[i].data(), hostIn[i].size(), cudaMemcpyHostToDevice), "cudaMemcpy (input)");
+        }
+        d.inPtrs[i] = d.dIn.back()->ptr;
+    }
+    for (size_t j = 0; j < nOut; ++j)
+    {
+        d.dOut.emplace_back(new DeviceBuffer(d.hostWant[j].size(), "cudaMalloc (output)"));
+        d.outPtrs[j] = d.dOut.back()->ptr;
+    }
+}
+
+// Run step: poison the outputs, enqueue `repeat` times between two events; returns the status.
+int runTactic(Run& run, const Case& c, int t, const std::vector<tpat_dims>& inDims, CaseData& d, void* workspace)
+{
+    for (size_t j = 0; j < c.outputs.size(); ++j)
+    {
+        if (d.dOut[j]->bytes)
+        {
+            checkCuda(cudaMemsetAsync(d.dOut[j]->ptr, 0x7F, d.dOut[j]->bytes, run.stream), "cudaMemsetAsync (poison outputs)");
+        }
+    }
+    checkCuda(cudaStreamSynchronize(run.stream), "cudaStreamSynchronize (before enqueue)");
+    checkCuda(cudaEventRecord(run.evStart, run.stream), "cudaEventRecord");
+    int erc = TPAT_OK;
+    for (long r = 0; r < run.opts.repeat && erc == TPAT_OK; ++r)
+    {
+        erc = run.L.enqueue(inDims.data(), d.inPtrs.data(), d.outPtrs.data(), workspace, t, run.stream);
+    }
+    checkCuda(cudaEventRecord(run.evStop, run.stream), "cudaEventRecord");
+    checkStatus(erc, "enqueue");
+    checkCuda(cudaStreamSynchronize(run.stream), "cudaStreamSynchronize (after enqueue: kernel fault?)");
+    checkCuda(cudaGetLastError(), "kernel launch");
+    return erc;
+}
+
+// Compare and report step: one line per output, the first bad elements under it.
+void compareOutputs(Run& run, const Case& c, int t, const CaseData& d)
+{
+    for (size_t j = 0; j < c.outputs.size(); ++j)
+    {
+        const Tensor& o = c.outputs[j];
+        std::vector<unsigned char> got(d.hostWant[j].size());
+        if (!got.empty())
+        {
+            checkCuda(cudaMemcpy(got.data(), d.dOut[j]->ptr, got.size(), cudaMemcpyDeviceToHost), "cudaMemcpy (output)");
+        }
+        const CompareResult r = compare(o, got.data(), d.hostWant[j].data());
+        const bool ok = r.bad == 0;
+        std::printf("%s: max_abs %.3g max_rel %.3g bad %zu/%zu (atol %g rtol %g) %s\n", outLabel(c, t, j).c_str(), r.maxAbs,
+            r.maxRel, r.bad, o.count(), o.atol, o.rtol, ok ? "PASS" : "FAIL");
+        for (size_t i : r.firstBad)
+        {
+            std::printf("    at %s: got %s expected %s\n", multiIndex(o.dims, i).c_str(),
+                valueString(o.dtype->kind, got.data(), i).c_str(), valueString(o.dtype->kind, d.hostWant[j].data(), i).c_str());
+        }
+        ok ? ++run.passed : ++run.failed;
+    }
+}
+
+void checkCase(Run& run, const Manifest& m, const Case& c)
+{
+    std::vector<tpat_dims> inDims(c.inputs.size());
+    std::memset(inDims.data(), 0, inDims.size() * sizeof(tpat_dims));
+    for (size_t i = 0; i < c.inputs.size(); ++i)
+    {
+        inDims[i].nb_dims = static_cast<int32_t>(c.inputs[i].dims.size());
+        for (size_t d = 0; d < c.inputs[i].dims.size(); ++d)
+        {
+            inDims[i].d[d] = c.inputs[i].dims[d];
+        }
+    }
+    size_t wsBytes = 0;
+    if (!caseShapes(run, c, inDims, wsBytes))
+    {
+        return;
+    }
+    CaseData data;
+    loadCaseData(m.dir, c, data);
+    DeviceBuffer workspace(wsBytes, "cudaMalloc (workspace)");
+    if (run.opts.verbose)
+    {
+        std::printf("case %d: workspace %zu bytes\n", c.index, wsBytes);
+    }
+    for (int t : run.tactics)
+    {
+        const int erc = runTactic(run, c, t, inDims, data, workspace.ptr);
+        if (erc != TPAT_OK)
+        {
+            for (size_t j = 0; j < c.outputs.size(); ++j)
+            {
+                std::printf("%s: enqueue returned %s FAIL\n", outLabel(c, t, j).c_str(), statusName(erc));
+                ++run.failed;
+            }
+            continue;
+        }
+        if (run.opts.repeat > 1)
+        {
+            float ms = 0.f;
+            checkCuda(cudaEventElapsedTime(&ms, run.evStart, run.evStop), "cudaEventElapsedTime");
+            std::printf("case %d tactic %d: %.4f ms per enqueue (average of %ld)\n", c.index, t, ms / run.opts.repeat,
+                run.opts.repeat);
+        }
+        compareOutputs(run, c, t, data);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    const Options opts = parseArgs(argc, argv);
+    const Manifest m = readManifest(opts.manifestPath, TPAT_MAX_DIMS, "bad rank (at most TPAT_MAX_DIMS)");
+    const std::string prefix = !opts.prefixOverride.empty() ? opts.prefixOverride : m.prefix;
     if (prefix.empty())
     {
         fatal("no symbol prefix: the manifest has no 'prefix' line and --prefix was not given");
@@ -245,226 +498,37 @@ int main(int argc, char** argv)
     cudaDeviceProp prop{};
     checkCuda(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
 
-    const Launcher L = loadLauncher(libPath, prefix);
+    const Launcher L = loadLauncher(opts.libPath, prefix);
     const int nTactics = L.numTactics();
     if (nTactics < 1)
     {
         fatal("%s_num_tactics returned %d", prefix.c_str(), nTactics);
     }
-    std::vector<int> tactics;
-    if (allTactics)
-    {
-        for (int t = 0; t < nTactics; ++t)
-        {
-            tactics.push_back(t);
-        }
-    }
-    else
-    {
-        if (tactic >= nTactics)
-        {
-            fatal("--tactic %ld: the plugin has %d tactic(s)", tactic, nTactics);
-        }
-        tactics.push_back(static_cast<int>(tactic));
-    }
+    Run run{opts, L, chooseTactics(opts, nTactics)};
     std::printf("tpat_check: plugin %s (%s%s%s), %zu case(s), %d tactic(s), device %s (sm_%d%d)\n",
         m.plugin.c_str(), prefix.c_str(), m.op.empty() ? "" : ", op ", m.op.c_str(), m.cases.size(), nTactics, prop.name,
         prop.major, prop.minor);
 
-    int rc = L.initialize();
-    if (rc == TPAT_CUDA_ERROR)
-    {
-        launcherCudaError("initialize");
-    }
+    const int rc = L.initialize();
+    checkStatus(rc, "initialize");
     if (rc != TPAT_OK)
     {
         fatal("%s_initialize returned %d (%s)", prefix.c_str(), rc, statusName(rc));
     }
+    checkCuda(cudaStreamCreateWithFlags(&run.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    checkCuda(cudaEventCreate(&run.evStart), "cudaEventCreate");
+    checkCuda(cudaEventCreate(&run.evStop), "cudaEventCreate");
 
-    cudaStream_t stream = nullptr;
-    checkCuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
-    cudaEvent_t evStart = nullptr;
-    cudaEvent_t evStop = nullptr;
-    checkCuda(cudaEventCreate(&evStart), "cudaEventCreate");
-    checkCuda(cudaEventCreate(&evStop), "cudaEventCreate");
-
-    int passed = 0;
-    int failed = 0;
     for (const Case& c : m.cases)
     {
-        const size_t nIn = c.inputs.size();
-        const size_t nOut = c.outputs.size();
-        std::vector<tpat_dims> inDims(nIn);
-        std::vector<tpat_dims> outDims(nOut + TPAT_MAX_DIMS);  // slack for a launcher writing too many
-        std::memset(inDims.data(), 0, inDims.size() * sizeof(tpat_dims));
-        std::memset(outDims.data(), 0, outDims.size() * sizeof(tpat_dims));
-        for (size_t i = 0; i < nIn; ++i)
-        {
-            inDims[i].nb_dims = static_cast<int32_t>(c.inputs[i].dims.size());
-            for (size_t d = 0; d < c.inputs[i].dims.size(); ++d)
-            {
-                inDims[i].d[d] = c.inputs[i].dims[d];
-            }
-        }
-        auto failCase = [&](const std::string& why) {
-            for (int t : tactics)
-            {
-                for (size_t j = 0; j < nOut; ++j)
-                {
-                    std::printf("case %d tactic %d out%zu %s %s: %s FAIL\n", c.index, t, j, c.outputs[j].dtype->name,
-                        shapeString(c.outputs[j].dims.data(), static_cast<int>(c.outputs[j].dims.size())).c_str(), why.c_str());
-                    ++failed;
-                }
-            }
-        };
-
-        // shapes
-        rc = L.outputDims(inDims.data(), outDims.data());
-        if (rc == TPAT_CUDA_ERROR)
-        {
-            launcherCudaError("output_dims");
-        }
-        if (rc != TPAT_OK)
-        {
-            failCase(std::string("output_dims returned ") + statusName(rc));
-            continue;
-        }
-        std::string shapeErr;
-        for (size_t j = 0; j < nOut; ++j)
-        {
-            const Tensor& t = c.outputs[j];
-            bool same = outDims[j].nb_dims == static_cast<int32_t>(t.dims.size());
-            for (size_t d = 0; same && d < t.dims.size(); ++d)
-            {
-                same = outDims[j].d[d] == t.dims[d];
-            }
-            if (!same)
-            {
-                const int nb = std::max(0, std::min<int>(outDims[j].nb_dims, TPAT_MAX_DIMS));
-                shapeErr += std::string(shapeErr.empty() ? "" : "; ") + "out" + std::to_string(j) + " shape "
-                    + shapeString(outDims[j].d, nb) + " expected " + shapeString(t.dims.data(), static_cast<int>(t.dims.size()));
-            }
-        }
-        if (!shapeErr.empty())
-        {
-            failCase("output_dims mismatch: " + shapeErr);
-            continue;
-        }
-
-        size_t wsBytes = 0;
-        rc = L.workspaceSize(inDims.data(), &wsBytes);
-        if (rc == TPAT_CUDA_ERROR)
-        {
-            launcherCudaError("workspace_size");
-        }
-        if (rc != TPAT_OK)
-        {
-            failCase(std::string("workspace_size returned ") + statusName(rc));
-            continue;
-        }
-
-        // data
-        std::vector<std::vector<unsigned char>> hostIn(nIn);
-        std::vector<std::vector<unsigned char>> hostWant(nOut);
-        for (size_t i = 0; i < nIn; ++i)
-        {
-            hostIn[i] = readFile(m.dir, c.inputs[i]);
-        }
-        for (size_t j = 0; j < nOut; ++j)
-        {
-            hostWant[j] = readFile(m.dir, c.outputs[j]);
-        }
-        std::vector<std::unique_ptr<DeviceBuffer>> dIn;
-        std::vector<std::unique_ptr<DeviceBuffer>> dOut;
-        std::vector<const void*> inPtrs(nIn + 1, nullptr);
-        std::vector<void*> outPtrs(nOut + 1, nullptr);
-        for (size_t i = 0; i < nIn; ++i)
-        {
-            dIn.emplace_back(new DeviceBuffer(hostIn[i].size(), "cudaMalloc (input)"));
-            if (!hostIn[i].empty())
-            {
-                checkCuda(cudaMemcpy(dIn.back()->ptr, hostIn[i].data(), hostIn[i].size(), cudaMemcpyHostToDevice), "cudaMemcpy (input)");
-            }
-            inPtrs[i] = dIn.back()->ptr;
-        }
-        for (size_t j = 0; j < nOut; ++j)
-        {
-            dOut.emplace_back(new DeviceBuffer(hostWant[j].size(), "cudaMalloc (output)"));
-            outPtrs[j] = dOut.back()->ptr;
-        }
-        DeviceBuffer workspace(wsBytes, "cudaMalloc (workspace)");
-        if (verbose)
-        {
-            std::printf("case %d: workspace %zu bytes\n", c.index, wsBytes);
-        }
-
-        for (int t : tactics)
-        {
-            for (size_t j = 0; j < nOut; ++j)
-            {
-                if (dOut[j]->bytes)
-                {
-                    checkCuda(cudaMemsetAsync(dOut[j]->ptr, 0x7F, dOut[j]->bytes, stream), "cudaMemsetAsync (poison outputs)");
-                }
-            }
-            checkCuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize (before enqueue)");
-            checkCuda(cudaEventRecord(evStart, stream), "cudaEventRecord");
-            int erc = TPAT_OK;
-            for (long r = 0; r < repeat && erc == TPAT_OK; ++r)
-            {
-                erc = L.enqueue(inDims.data(), inPtrs.data(), outPtrs.data(), workspace.ptr, t, stream);
-            }
-            checkCuda(cudaEventRecord(evStop, stream), "cudaEventRecord");
-            if (erc == TPAT_CUDA_ERROR)
-            {
-                launcherCudaError("enqueue");
-            }
-            checkCuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize (after enqueue: kernel fault?)");
-            checkCuda(cudaGetLastError(), "kernel launch");
-            if (erc != TPAT_OK)
-            {
-                for (size_t j = 0; j < nOut; ++j)
-                {
-                    std::printf("case %d tactic %d out%zu %s %s: enqueue returned %s FAIL\n", c.index, t, j, c.outputs[j].dtype->name,
-                        shapeString(c.outputs[j].dims.data(), static_cast<int>(c.outputs[j].dims.size())).c_str(), statusName(erc));
-                    ++failed;
-                }
-                continue;
-            }
-            if (repeat > 1)
-            {
-                float ms = 0.f;
-                checkCuda(cudaEventElapsedTime(&ms, evStart, evStop), "cudaEventElapsedTime");
-                std::printf("case %d tactic %d: %.4f ms per enqueue (average of %ld)\n", c.index, t, ms / repeat, repeat);
-            }
-            for (size_t j = 0; j < nOut; ++j)
-            {
-                const Tensor& o = c.outputs[j];
-                std::vector<unsigned char> got(hostWant[j].size());
-                if (!got.empty())
-                {
-                    checkCuda(cudaMemcpy(got.data(), dOut[j]->ptr, got.size(), cudaMemcpyDeviceToHost), "cudaMemcpy (output)");
-                }
-                const CompareResult r = compare(o, got.data(), hostWant[j].data());
-                const bool ok = r.bad == 0;
-                std::printf("case %d tactic %d out%zu %s %s: max_abs %.3g max_rel %.3g bad %zu/%zu (atol %g rtol %g) %s\n", c.index, t, j,
-                    o.dtype->name, shapeString(o.dims.data(), static_cast<int>(o.dims.size())).c_str(), r.maxAbs, r.maxRel, r.bad,
-                    o.count(), o.atol, o.rtol, ok ? "PASS" : "FAIL");
-                for (size_t i : r.firstBad)
-                {
-                    std::printf("    at %s: got %s expected %s\n", multiIndex(o.dims, i).c_str(),
-                        valueString(o.dtype->kind, got.data(), i).c_str(), valueString(o.dtype->kind, hostWant[j].data(), i).c_str());
-                }
-                ok ? ++passed : ++failed;
-            }
-        }
+        checkCase(run, m, c);
     }
 
     L.terminate();
-    cudaEventDestroy(evStart);
-    cudaEventDestroy(evStop);
-    cudaStreamDestroy(stream);
-    std::printf("%d passed, %d failed\n", passed, failed);
+    cudaEventDestroy(run.evStart);
+    cudaEventDestroy(run.evStop);
+    cudaStreamDestroy(run.stream);
+    std::printf("%d passed, %d failed\n", run.passed, run.failed);
     std::fflush(stdout);
-    return failed == 0 ? kExitPass : kExitMismatch;
+    return run.failed == 0 ? kExitPass : kExitMismatch;
 }

@@ -255,6 +255,64 @@ inline std::string dirName(const std::string& path)
     return s == 0 ? "/" : path.substr(0, s);
 }
 
+// The whitespace-separated fields of a manifest line, without its '#' comment.
+inline std::vector<std::string> manifestTokens(const std::string& line)
+{
+    const size_t hash = line.find('#');
+    std::istringstream ss(hash == std::string::npos ? line : line.substr(0, hash));
+    std::vector<std::string> tok;
+    for (std::string t; ss >> t;)
+    {
+        tok.push_back(t);
+    }
+    return tok;
+}
+
+// One "input I DTYPE RANK D... FILE" or "output J DTYPE RANK D... FILE ATOL RTOL" line; `bad`
+// reports a malformed line and does not return.
+template <class Bad>
+inline Tensor parseTensorLine(const std::vector<std::string>& tok, bool isOut, long maxRank, const char* badRankMessage, Bad&& bad)
+{
+    if (tok.size() < 5)
+    {
+        bad("too few fields");
+    }
+    Tensor t;
+    char* endp = nullptr;
+    t.index = static_cast<int>(std::strtol(tok[1].c_str(), &endp, 10));
+    t.dtype = findDType(tok[2]);
+    if (t.dtype == nullptr)
+    {
+        bad("unknown dtype");
+    }
+    const long rank = std::strtol(tok[3].c_str(), &endp, 10);
+    if (*endp != '\0' || rank < 0 || rank > maxRank)
+    {
+        bad(badRankMessage);
+    }
+    const size_t want = 4 + static_cast<size_t>(rank) + 1 + (isOut ? 2 : 0);
+    if (tok.size() != want)
+    {
+        bad("wrong number of fields for this rank");
+    }
+    for (long i = 0; i < rank; ++i)
+    {
+        const long long d = std::strtoll(tok[4 + i].c_str(), &endp, 10);
+        if (*endp != '\0' || d < 0)
+        {
+            bad("bad dim");
+        }
+        t.dims.push_back(d);
+    }
+    t.file = tok[4 + rank];
+    if (isOut)
+    {
+        t.atol = std::strtod(tok[5 + rank].c_str(), &endp);
+        t.rtol = std::strtod(tok[6 + rank].c_str(), &endp);
+    }
+    return t;
+}
+
 // Parses a manifest.txt; a tensor of rank above maxRank stops with badRankMessage (each program
 // names its own limit: TPAT_MAX_DIMS, Dims::MAX_DIMS).
 inline Manifest readManifest(const std::string& path, long maxRank, const char* badRankMessage)
@@ -273,14 +331,7 @@ inline Manifest readManifest(const std::string& path, long maxRank, const char* 
     while (std::getline(in, line))
     {
         ++lineNo;
-        const size_t hash = line.find('#');
-        std::string body = hash == std::string::npos ? line : line.substr(0, hash);
-        std::istringstream ss(body);
-        std::vector<std::string> tok;
-        for (std::string t; ss >> t;)
-        {
-            tok.push_back(t);
-        }
+        const std::vector<std::string> tok = manifestTokens(line);
         if (tok.empty())
         {
             continue;
@@ -293,17 +344,9 @@ inline Manifest readManifest(const std::string& path, long maxRank, const char* 
                 bad("unsupported manifest format");
             }
         }
-        else if (key == "plugin" && tok.size() == 2)
+        else if ((key == "plugin" || key == "prefix" || key == "op") && tok.size() == 2)
         {
-            m.plugin = tok[1];
-        }
-        else if (key == "prefix" && tok.size() == 2)
-        {
-            m.prefix = tok[1];
-        }
-        else if (key == "op" && tok.size() == 2)
-        {
-            m.op = tok[1];
+            (key == "plugin" ? m.plugin : key == "prefix" ? m.prefix : m.op) = tok[1];
         }
         else if (key == "case")
         {
@@ -330,43 +373,7 @@ inline Manifest readManifest(const std::string& path, long maxRank, const char* 
                 bad("tensor line outside a case");
             }
             const bool isOut = key == "output";
-            if (tok.size() < 5)
-            {
-                bad("too few fields");
-            }
-            Tensor t;
-            char* endp = nullptr;
-            t.index = static_cast<int>(std::strtol(tok[1].c_str(), &endp, 10));
-            t.dtype = findDType(tok[2]);
-            if (t.dtype == nullptr)
-            {
-                bad("unknown dtype");
-            }
-            const long rank = std::strtol(tok[3].c_str(), &endp, 10);
-            if (*endp != '\0' || rank < 0 || rank > maxRank)
-            {
-                bad(badRankMessage);
-            }
-            const size_t want = 4 + static_cast<size_t>(rank) + 1 + (isOut ? 2 : 0);
-            if (tok.size() != want)
-            {
-                bad("wrong number of fields for this rank");
-            }
-            for (long i = 0; i < rank; ++i)
-            {
-                const long long d = std::strtoll(tok[4 + i].c_str(), &endp, 10);
-                if (*endp != '\0' || d < 0)
-                {
-                    bad("bad dim");
-                }
-                t.dims.push_back(d);
-            }
-            t.file = tok[4 + rank];
-            if (isOut)
-            {
-                t.atol = std::strtod(tok[5 + rank].c_str(), &endp);
-                t.rtol = std::strtod(tok[6 + rank].c_str(), &endp);
-            }
+            Tensor t = parseTensorLine(tok, isOut, maxRank, badRankMessage, bad);
             auto& list = isOut ? cur->outputs : cur->inputs;
             if (t.index != static_cast<int>(list.size()))
             {

@@ -324,6 +324,108 @@ bool readTacticField(const PluginFieldCollection* fc, int32_t& tactic)
 }
 
 // ---------------------------------------------------------------------------------------------
+// one case's tensors: descriptors, reference data, device buffers
+// ---------------------------------------------------------------------------------------------
+
+// Concrete shapes, linear format; the dynamic descriptors have min = opt = max = the shapes.
+struct Descriptors
+{
+    std::vector<PluginTensorDesc> in;
+    std::vector<PluginTensorDesc> out;
+    std::vector<DynamicPluginTensorDesc> dynAll; // inputs then outputs
+    std::vector<DynamicPluginTensorDesc> dynIn;
+    std::vector<DynamicPluginTensorDesc> dynOut;
+
+    static PluginTensorDesc desc(const Tensor& t)
+    {
+        PluginTensorDesc d{};
+        d.type = trtTypeOf(*t.dtype).type;
+        d.format = TensorFormat::kLINEAR;
+        d.scale = -1.0F; // not INT8-quantized
+        d.dims.nbDims = static_cast<int32_t>(t.dims.size());
+        for (size_t i = 0; i < t.dims.size(); ++i)
+        {
+            d.dims.d[i] = t.dims[i];
+        }
+        return d;
+    }
+
+    explicit Descriptors(const Case& c)
+    {
+        for (const Tensor& t : c.inputs)
+        {
+            in.push_back(desc(t));
+        }
+        for (const Tensor& t : c.outputs)
+        {
+            out.push_back(desc(t));
+        }
+        for (const PluginTensorDesc& d : in)
+        {
+            dynAll.push_back(DynamicPluginTensorDesc{d, d.dims, d.dims, d.dims});
+        }
+        for (const PluginTensorDesc& d : out)
+        {
+            dynAll.push_back(DynamicPluginTensorDesc{d, d.dims, d.dims, d.dims});
+        }
+        dynIn.assign(dynAll.begin(), dynAll.begin() + static_cast<std::ptrdiff_t>(in.size()));
+        dynOut.assign(dynAll.begin() + static_cast<std::ptrdiff_t>(in.size()), dynAll.end());
+    }
+};
+
+// The case's inputs and expected outputs, read from its files.
+struct Reference
+{
+    std::vector<std::vector<unsigned char>> in;
+    std::vector<std::vector<unsigned char>> want;
+
+    Reference(const Manifest& m, const Case& c)
+    {
+        for (const Tensor& t : c.inputs)
+        {
+            in.push_back(readFile(m.dir, t));
+        }
+        for (const Tensor& t : c.outputs)
+        {
+            want.push_back(readFile(m.dir, t));
+        }
+    }
+};
+
+// Device copies of the inputs and outputs filled with 0x7F bytes (an output never written fails).
+struct Buffers
+{
+    std::vector<std::unique_ptr<DeviceBuffer>> in;
+    std::vector<std::unique_ptr<DeviceBuffer>> out;
+    std::vector<const void*> inPtrs;
+    std::vector<void*> outPtrs;
+
+    explicit Buffers(const Reference& ref)
+        : inPtrs(ref.in.size() + 1, nullptr)
+        , outPtrs(ref.want.size() + 1, nullptr)
+    {
+        for (size_t i = 0; i < ref.in.size(); ++i)
+        {
+            in.emplace_back(new DeviceBuffer(ref.in[i].size(), "cudaMalloc (input)"));
+            if (in.back()->bytes)
+            {
+                checkCuda(cudaMemcpy(in.back()->ptr, ref.in[i].data(), in.back()->bytes, cudaMemcpyHostToDevice), "cudaMemcpy (input)");
+            }
+            inPtrs[i] = in.back()->ptr;
+        }
+        for (size_t j = 0; j < ref.want.size(); ++j)
+        {
+            out.emplace_back(new DeviceBuffer(ref.want[j].size(), "cudaMalloc (output)"));
+            if (out.back()->bytes)
+            {
+                checkCuda(cudaMemset(out.back()->ptr, 0x7F, out.back()->bytes), "cudaMemset (poison outputs)");
+            }
+            outPtrs[j] = out.back()->ptr;
+        }
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
 // the checker
 // ---------------------------------------------------------------------------------------------
 
@@ -395,60 +497,35 @@ struct Checker
 
     // Runs one plugin object on case c: onShapeChange (unless skipped), workspace, enqueue,
     // compare. The plugin must already be attached (or be a clone of an attached one).
-    void run(const std::string& label, IPluginV3* p, const Case& c, const std::vector<PluginTensorDesc>& inDesc,
-        const std::vector<PluginTensorDesc>& outDesc, const std::vector<DynamicPluginTensorDesc>& dynIn,
-        const std::vector<DynamicPluginTensorDesc>& dynOut, const std::vector<std::vector<unsigned char>>& hostIn,
-        const std::vector<std::vector<unsigned char>>& hostWant, bool shapeChange)
+    void run(const std::string& label, IPluginV3* p, const Case& c, const Descriptors& d, const Reference& ref, bool shapeChange)
     {
-        const int32_t nIn = static_cast<int32_t>(inDesc.size());
-        const int32_t nOut = static_cast<int32_t>(outDesc.size());
+        const int32_t nIn = static_cast<int32_t>(d.in.size());
+        const int32_t nOut = static_cast<int32_t>(d.out.size());
         Caps k = caps(p);
         if (k.rt == nullptr || k.build == nullptr)
         {
             failOutputs(label, c, "no runtime/build capability");
             return;
         }
-        if (shapeChange && k.rt->onShapeChange(inDesc.data(), nIn, outDesc.data(), nOut) != 0)
+        if (shapeChange && k.rt->onShapeChange(d.in.data(), nIn, d.out.data(), nOut) != 0)
         {
             failOutputs(label, c, "onShapeChange failed");
             return;
         }
-        const size_t ws = k.build->getWorkspaceSize(dynIn.data(), nIn, dynOut.data(), nOut);
+        const size_t ws = k.build->getWorkspaceSize(d.dynIn.data(), nIn, d.dynOut.data(), nOut);
         std::string logged = logger.take();
         if (!logged.empty())
         {
             failOutputs(label, c, "getWorkspaceSize reported an error: " + logged);
             return;
         }
-        std::vector<std::unique_ptr<DeviceBuffer>> dIn;
-        std::vector<std::unique_ptr<DeviceBuffer>> dOut;
-        std::vector<const void*> inPtrs(static_cast<size_t>(nIn) + 1, nullptr);
-        std::vector<void*> outPtrs(static_cast<size_t>(nOut) + 1, nullptr);
-        for (int32_t i = 0; i < nIn; ++i)
-        {
-            dIn.emplace_back(new DeviceBuffer(hostIn[static_cast<size_t>(i)].size(), "cudaMalloc (input)"));
-            if (dIn.back()->bytes)
-            {
-                checkCuda(cudaMemcpy(dIn.back()->ptr, hostIn[static_cast<size_t>(i)].data(), dIn.back()->bytes, cudaMemcpyHostToDevice),
-                    "cudaMemcpy (input)");
-            }
-            inPtrs[static_cast<size_t>(i)] = dIn.back()->ptr;
-        }
-        for (int32_t j = 0; j < nOut; ++j)
-        {
-            dOut.emplace_back(new DeviceBuffer(hostWant[static_cast<size_t>(j)].size(), "cudaMalloc (output)"));
-            if (dOut.back()->bytes)
-            {
-                checkCuda(cudaMemset(dOut.back()->ptr, 0x7F, dOut.back()->bytes), "cudaMemset (poison outputs)");
-            }
-            outPtrs[static_cast<size_t>(j)] = dOut.back()->ptr;
-        }
+        Buffers buf(ref);
         DeviceBuffer workspace(ws, "cudaMalloc (workspace)");
         if (verbose)
         {
             std::printf("%s: workspace %zu bytes\n", label.c_str(), ws);
         }
-        const int32_t erc = k.rt->enqueue(inDesc.data(), outDesc.data(), inPtrs.data(), outPtrs.data(), workspace.ptr, stream);
+        const int32_t erc = k.rt->enqueue(d.in.data(), d.out.data(), buf.inPtrs.data(), buf.outPtrs.data(), workspace.ptr, stream);
         checkCuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize (after enqueue: kernel fault?)");
         checkCuda(cudaGetLastError(), "kernel launch");
         if (erc != 0)
@@ -456,36 +533,166 @@ struct Checker
             failOutputs(label, c, "enqueue returned " + std::to_string(erc));
             return;
         }
-        for (int32_t j = 0; j < nOut; ++j)
+        compareOutputs(label, c, ref, buf);
+    }
+
+    // One line per output with the errors and PASS/FAIL, the first bad elements under it.
+    void compareOutputs(const std::string& label, const Case& c, const Reference& ref, const Buffers& buf)
+    {
+        for (size_t j = 0; j < c.outputs.size(); ++j)
         {
-            const Tensor& o = c.outputs[static_cast<size_t>(j)];
-            std::vector<unsigned char> got(hostWant[static_cast<size_t>(j)].size());
+            const Tensor& o = c.outputs[j];
+            std::vector<unsigned char> got(ref.want[j].size());
             if (!got.empty())
             {
-                checkCuda(cudaMemcpy(got.data(), dOut[static_cast<size_t>(j)]->ptr, got.size(), cudaMemcpyDeviceToHost), "cudaMemcpy (output)");
+                checkCuda(cudaMemcpy(got.data(), buf.out[j]->ptr, got.size(), cudaMemcpyDeviceToHost), "cudaMemcpy (output)");
             }
-            const CompareResult r = compare(o, got.data(), hostWant[static_cast<size_t>(j)].data());
+            const CompareResult r = compare(o, got.data(), ref.want[j].data());
             const bool ok = r.bad == 0;
-            std::printf("%s out%d %s %s: max_abs %.3g max_rel %.3g bad %zu/%zu (atol %g rtol %g) %s\n", label.c_str(), j,
-                o.dtype->name, shapeString(o.dims).c_str(), r.maxAbs, r.maxRel, r.bad, o.count(), o.atol, o.rtol, ok ? "PASS" : "FAIL");
+            std::printf("%s out%d %s %s: max_abs %.3g max_rel %.3g bad %zu/%zu (atol %g rtol %g) %s\n", label.c_str(),
+                static_cast<int32_t>(j), o.dtype->name, shapeString(o.dims).c_str(), r.maxAbs, r.maxRel, r.bad, o.count(), o.atol,
+                o.rtol, ok ? "PASS" : "FAIL");
             for (size_t i : r.firstBad)
             {
                 std::printf("    at %s: got %s expected %s\n", multiIndex(o.dims, i).c_str(), valueString(o.dtype->kind, got.data(), i).c_str(),
-                    valueString(o.dtype->kind, hostWant[static_cast<size_t>(j)].data(), i).c_str());
+                    valueString(o.dtype->kind, ref.want[j].data(), i).c_str());
             }
             ok ? ++passed : ++failed;
         }
+    }
+
+    // Declared outputs against the manifest: their number and data types; empty string when fine.
+    static std::string checkDeclaredOutputs(const Caps& k, const Case& c)
+    {
+        const int32_t nIn = static_cast<int32_t>(c.inputs.size());
+        const int32_t nOut = static_cast<int32_t>(c.outputs.size());
+        if (k.build->getNbOutputs() != nOut)
+        {
+            return "getNbOutputs " + std::to_string(k.build->getNbOutputs()) + ", the manifest has " + std::to_string(nOut);
+        }
+        std::vector<DataType> inTypes;
+        for (const Tensor& t : c.inputs)
+        {
+            const TrtType tt = trtTypeOf(*t.dtype);
+            if (!tt.has)
+            {
+                return std::string("input dtype ") + t.dtype->name + " has no TensorRT DataType";
+            }
+            inTypes.push_back(tt.type);
+        }
+        std::vector<DataType> outTypes(static_cast<size_t>(nOut), DataType::kINT4);
+        if (k.build->getOutputDataTypes(outTypes.data(), nOut, inTypes.data(), nIn) != 0)
+        {
+            return "getOutputDataTypes failed";
+        }
+        for (int32_t j = 0; j < nOut; ++j)
+        {
+            const DType* want = c.outputs[static_cast<size_t>(j)].dtype;
+            const TrtType wantTrt = trtTypeOf(*want);
+            if (!wantTrt.has || outTypes[static_cast<size_t>(j)] != wantTrt.type)
+            {
+                return "getOutputDataTypes: out" + std::to_string(j) + " is " + trtTypeName(outTypes[static_cast<size_t>(j)])
+                    + ", the manifest has " + want->name;
+            }
+        }
+        return "";
+    }
+
+    // The engine could only hold this combination if the plugin accepted it at build time;
+    // empty string when every linear input and output of the manifest's types is supported.
+    static std::string checkFormats(const Caps& k, const Descriptors& d)
+    {
+        const int32_t nIn = static_cast<int32_t>(d.in.size());
+        const int32_t nOut = static_cast<int32_t>(d.out.size());
+        for (int32_t pos = 0; pos < nIn + nOut; ++pos)
+        {
+            if (!k.build->supportsFormatCombination(pos, d.dynAll.data(), nIn, nOut))
+            {
+                return "supportsFormatCombination rejects the linear " + std::string(pos < nIn ? "input " : "output ")
+                    + std::to_string(pos < nIn ? pos : pos - nIn) + " of the manifest's types";
+            }
+        }
+        return "";
+    }
+
+    // 1. the runtime plugin attached to an execution context, 2. a clone of it enqueued as is.
+    void runAttachedAndClone(IPluginCreatorV3One* creator, const std::string& base, const Caps& k, ResourceContext& context,
+        const Case& c, const Descriptors& d, const Reference& ref)
+    {
+        const std::string label = base + " runtime tactic 0";
+        PluginPtr attached(k.rt->attachToContext(&context));
+        Caps ka;
+        std::string why = checkIdentity(attached.get(), creator, ka);
+        if (!why.empty())
+        {
+            failOutputs(label, c, "attachToContext: " + why);
+            return;
+        }
+        run(label, attached.get(), c, d, ref, true);
+        const std::string cl = base + " clone tactic 0";
+        PluginPtr cloned(attached->clone());
+        Caps kc;
+        why = checkIdentity(cloned.get(), creator, kc);
+        if (!why.empty())
+        {
+            failOutputs(cl, c, "clone: " + why);
+            return;
+        }
+        run(cl, cloned.get(), c, d, ref, false);
+    }
+
+    // 3. serialize (the last tactic when the plugin has several: the fields must carry it
+    // over), recreate from the fields as engine deserialization does, attach, run.
+    void runDeserialized(IPluginCreatorV3One* creator, const std::string& name, const std::string& base, const Caps& k,
+        ResourceContext& context, const Case& c, const Descriptors& d, const Reference& ref)
+    {
+        const int32_t nbTactics = k.build->getNbTactics();
+        const int32_t tactic = nbTactics > 0 ? nbTactics : 0;
+        const std::string label = base + " deserialized tactic " + std::to_string(tactic);
+        if (k.rt->setTactic(tactic) != 0)
+        {
+            failOutputs(label, c, "setTactic(" + std::to_string(tactic) + ") failed");
+            return;
+        }
+        OwnedFields owned;
+        std::string why;
+        if (!copyFields(k.rt->getFieldsToSerialize(), owned, why))
+        {
+            failOutputs(label, c, why);
+            return;
+        }
+        PluginPtr restored(creator->createPlugin(name.c_str(), &owned.fc, TensorRTPhase::kRUNTIME));
+        Caps kr;
+        why = checkIdentity(restored.get(), creator, kr);
+        if (!why.empty())
+        {
+            failOutputs(label, c, "createPlugin(serialized fields, kRUNTIME): " + why);
+            return;
+        }
+        int32_t back = -1;
+        if (!readTacticField(kr.rt->getFieldsToSerialize(), back) || back != tactic)
+        {
+            failOutputs(label, c, "the recreated plugin serializes tactic " + std::to_string(back) + ", not " + std::to_string(tactic));
+            return;
+        }
+        PluginPtr attached(kr.rt->attachToContext(&context));
+        Caps ka;
+        why = checkIdentity(attached.get(), creator, ka);
+        if (!why.empty())
+        {
+            failOutputs(label, c, "attachToContext: " + why);
+            return;
+        }
+        run(label, attached.get(), c, d, ref, true);
     }
 
     void checkCase(IPluginCreatorV3One* creator, const Manifest& m, const Case& c)
     {
         const std::string name = creator->getPluginName();
         const std::string base = name + " case " + std::to_string(c.index);
-        const int32_t nIn = static_cast<int32_t>(c.inputs.size());
-        const int32_t nOut = static_cast<int32_t>(c.outputs.size());
         logger.take();
 
-        // -- runtime phase creation, as TensorRT does when it deserializes an engine ----------
+        // runtime phase creation, as TensorRT does when it deserializes an engine
         int32_t tactic0 = 0;
         PluginField f0[] = {PluginField("tactic", &tactic0, PluginFieldType::kINT32, 1)};
         PluginFieldCollection fc0{1, f0};
@@ -497,172 +704,23 @@ struct Checker
             failOutputs(base, c, "createPlugin(kRUNTIME): " + why);
             return;
         }
-
-        // -- declared outputs against the manifest ----------------------------------------------
-        if (k.build->getNbOutputs() != nOut)
+        why = checkDeclaredOutputs(k, c);
+        if (!why.empty())
         {
-            failOutputs(base, c, "getNbOutputs " + std::to_string(k.build->getNbOutputs()) + ", the manifest has " + std::to_string(nOut));
+            failOutputs(base, c, why);
             return;
         }
-        std::vector<DataType> inTypes;
-        for (const Tensor& t : c.inputs)
+        const Descriptors d(c);
+        why = checkFormats(k, d);
+        if (!why.empty())
         {
-            const TrtType tt = trtTypeOf(*t.dtype);
-            if (!tt.has)
-            {
-                failOutputs(base, c, std::string("input dtype ") + t.dtype->name + " has no TensorRT DataType");
-                return;
-            }
-            inTypes.push_back(tt.type);
-        }
-        std::vector<DataType> outTypes(static_cast<size_t>(nOut), DataType::kINT4);
-        if (k.build->getOutputDataTypes(outTypes.data(), nOut, inTypes.data(), nIn) != 0)
-        {
-            failOutputs(base, c, "getOutputDataTypes failed");
+            failOutputs(base, c, why);
             return;
         }
-        for (int32_t j = 0; j < nOut; ++j)
-        {
-            const DType* want = c.outputs[static_cast<size_t>(j)].dtype;
-            const TrtType wantTrt = trtTypeOf(*want);
-            if (!wantTrt.has || outTypes[static_cast<size_t>(j)] != wantTrt.type)
-            {
-                failOutputs(base, c, "getOutputDataTypes: out" + std::to_string(j) + " is " + trtTypeName(outTypes[static_cast<size_t>(j)])
-                        + ", the manifest has " + want->name);
-                return;
-            }
-        }
-
-        // -- tensor descriptors: concrete shapes, linear format ---------------------------------
-        auto desc = [](const Tensor& t) {
-            PluginTensorDesc d{};
-            d.type = trtTypeOf(*t.dtype).type;
-            d.format = TensorFormat::kLINEAR;
-            d.scale = -1.0F; // not INT8-quantized
-            d.dims.nbDims = static_cast<int32_t>(t.dims.size());
-            for (size_t i = 0; i < t.dims.size(); ++i)
-            {
-                d.dims.d[i] = t.dims[i];
-            }
-            return d;
-        };
-        std::vector<PluginTensorDesc> inDesc;
-        std::vector<PluginTensorDesc> outDesc;
-        std::vector<DynamicPluginTensorDesc> dynAll; // inputs then outputs
-        for (const Tensor& t : c.inputs)
-        {
-            inDesc.push_back(desc(t));
-        }
-        for (const Tensor& t : c.outputs)
-        {
-            outDesc.push_back(desc(t));
-        }
-        for (const PluginTensorDesc& d : inDesc)
-        {
-            dynAll.push_back(DynamicPluginTensorDesc{d, d.dims, d.dims, d.dims});
-        }
-        for (const PluginTensorDesc& d : outDesc)
-        {
-            dynAll.push_back(DynamicPluginTensorDesc{d, d.dims, d.dims, d.dims});
-        }
-        // the engine could only hold this combination if the plugin accepted it at build time
-        for (int32_t pos = 0; pos < nIn + nOut; ++pos)
-        {
-            if (!k.build->supportsFormatCombination(pos, dynAll.data(), nIn, nOut))
-            {
-                failOutputs(base, c, "supportsFormatCombination rejects the linear " + std::string(pos < nIn ? "input " : "output ")
-                        + std::to_string(pos < nIn ? pos : pos - nIn) + " of the manifest's types");
-                return;
-            }
-        }
-        const std::vector<DynamicPluginTensorDesc> dynIn(dynAll.begin(), dynAll.begin() + nIn);
-        const std::vector<DynamicPluginTensorDesc> dynOut(dynAll.begin() + nIn, dynAll.end());
-
-        // -- reference data ----------------------------------------------------------------------
-        std::vector<std::vector<unsigned char>> hostIn;
-        std::vector<std::vector<unsigned char>> hostWant;
-        for (const Tensor& t : c.inputs)
-        {
-            hostIn.push_back(readFile(m.dir, t));
-        }
-        for (const Tensor& t : c.outputs)
-        {
-            hostWant.push_back(readFile(m.dir, t));
-        }
-
+        const Reference ref(m, c);
         ResourceContext context;
-
-        // -- 1. the runtime plugin, attached to an execution context ----------------------------
-        {
-            const std::string label = base + " runtime tactic 0";
-            PluginPtr attached(k.rt->attachToContext(&context));
-            Caps ka;
-            why = checkIdentity(attached.get(), creator, ka);
-            if (!why.empty())
-            {
-                failOutputs(label, c, "attachToContext: " + why);
-            }
-            else
-            {
-                run(label, attached.get(), c, inDesc, outDesc, dynIn, dynOut, hostIn, hostWant, true);
-
-                // -- 2. a clone of the attached plugin, enqueued as is --------------------------
-                const std::string cl = base + " clone tactic 0";
-                PluginPtr cloned(attached->clone());
-                Caps kc;
-                why = checkIdentity(cloned.get(), creator, kc);
-                if (!why.empty())
-                {
-                    failOutputs(cl, c, "clone: " + why);
-                }
-                else
-                {
-                    run(cl, cloned.get(), c, inDesc, outDesc, dynIn, dynOut, hostIn, hostWant, false);
-                }
-            }
-        }
-
-        // -- 3. serialize, recreate from the fields (engine deserialization), attach, run --------
-        {
-            // the last tactic when the plugin has several: the fields must carry it over
-            const int32_t nbTactics = k.build->getNbTactics();
-            const int32_t tactic = nbTactics > 0 ? nbTactics : 0;
-            std::string label = base + " deserialized tactic " + std::to_string(tactic);
-            if (k.rt->setTactic(tactic) != 0)
-            {
-                failOutputs(label, c, "setTactic(" + std::to_string(tactic) + ") failed");
-                return;
-            }
-            OwnedFields owned;
-            if (!copyFields(k.rt->getFieldsToSerialize(), owned, why))
-            {
-                failOutputs(label, c, why);
-                return;
-            }
-            PluginPtr restored(creator->createPlugin(name.c_str(), &owned.fc, TensorRTPhase::kRUNTIME));
-            Caps kr;
-            why = checkIdentity(restored.get(), creator, kr);
-            if (!why.empty())
-            {
-                failOutputs(label, c, "createPlugin(serialized fields, kRUNTIME): " + why);
-                return;
-            }
-            int32_t back = -1;
-            if (!readTacticField(kr.rt->getFieldsToSerialize(), back) || back != tactic)
-            {
-                failOutputs(label, c, "the recreated plugin serializes tactic " + std::to_string(back) + ", not " + std::to_string(tactic));
-                return;
-            }
-            PluginPtr attached(kr.rt->attachToContext(&context));
-            Caps ka;
-            why = checkIdentity(attached.get(), creator, ka);
-            if (!why.empty())
-            {
-                failOutputs(label, c, "attachToContext: " + why);
-                return;
-            }
-            run(label, attached.get(), c, inDesc, outDesc, dynIn, dynOut, hostIn, hostWant, true);
-        }
+        runAttachedAndClone(creator, base, k, context, c, d, ref);
+        runDeserialized(creator, name, base, k, context, c, d, ref);
     }
 };
 
@@ -703,18 +761,28 @@ std::set<std::string> pluginFolders(const std::string& dir)
 using GetCreatorsFn = IPluginCreatorInterface* const* (*) (int32_t&);
 using SetLoggerFinderFn = void (*)(ILoggerFinder*);
 
-} // namespace
+// ---------------------------------------------------------------------------------------------
+// steps of main: parse args, load the library, pair creators with reference data, open the
+// device, check every case, report
+// ---------------------------------------------------------------------------------------------
 
-int main(int argc, char** argv)
+struct Options
 {
+    std::string libPath;
+    std::string projectDir;
     bool verbose = false;
+};
+
+Options parseArgs(int argc, char** argv)
+{
+    Options o;
     std::vector<std::string> positional;
     for (int i = 1; i < argc; ++i)
     {
         const std::string a = argv[i];
         if (a == "--verbose" || a == "-v")
         {
-            verbose = true;
+            o.verbose = true;
         }
         else if (!a.empty() && a[0] == '-')
         {
@@ -729,18 +797,22 @@ int main(int argc, char** argv)
     {
         usage();
     }
-    std::string libPath = positional[0];
-    std::string projectDir = positional[1];
-    while (projectDir.size() > 1 && projectDir.back() == '/')
+    o.libPath = positional[0];
+    o.projectDir = positional[1];
+    while (o.projectDir.size() > 1 && o.projectDir.back() == '/')
     {
-        projectDir.pop_back();
+        o.projectDir.pop_back();
     }
+    if (o.libPath.find('/') == std::string::npos)
+    {
+        o.libPath = "./" + o.libPath; // dlopen searches the library path for bare names
+    }
+    return o;
+}
 
-    // -- the library, as IPluginRegistry::loadLibrary opens it ------------------------------------
-    if (libPath.find('/') == std::string::npos)
-    {
-        libPath = "./" + libPath; // dlopen searches the library path for bare names
-    }
+// The library, as IPluginRegistry::loadLibrary opens it: the logger finder set, the creators.
+IPluginCreatorInterface* const* loadLibrary(const std::string& libPath, Finder& finder, int32_t& nbCreators)
+{
     void* lib = ::dlopen(libPath.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr)
     {
@@ -752,27 +824,30 @@ int main(int argc, char** argv)
     {
         fatal("%s does not export getCreators and setLoggerFinder", libPath.c_str());
     }
-    Logger logger;
-    logger.verbose = verbose;
-    Finder finder(&logger);
     setLoggerFinder(&finder);
-    int32_t nbCreators = 0;
+    nbCreators = 0;
     IPluginCreatorInterface* const* creators = getCreators(nbCreators);
     if (creators == nullptr || nbCreators <= 0)
     {
         fatal("getCreators returned no creators (%d)", nbCreators);
     }
+    return creators;
+}
 
-    // -- creators and their reference data --------------------------------------------------------
-    struct Entry
-    {
-        IPluginCreatorV3One* creator;
-        std::string manifestPath;
-        bool hasManifest;
-        Manifest manifest;
-    };
+// A creator and the reference data of its plugin folder (if any).
+struct Entry
+{
+    IPluginCreatorV3One* creator;
+    std::string manifestPath;
+    bool hasManifest;
+    Manifest manifest;
+};
+
+// Every creator must be an IPluginCreatorV3One in namespace "tpat"; a bad manifest stops here,
+// before the device.
+std::vector<Entry> pairCreators(IPluginCreatorInterface* const* creators, int32_t nbCreators, const std::string& projectDir)
+{
     std::vector<Entry> entries;
-    std::set<std::string> withCreator;
     for (int32_t i = 0; i < nbCreators; ++i)
     {
         IPluginCreatorInterface* ci = creators[i];
@@ -791,12 +866,11 @@ int main(int argc, char** argv)
         {
             fatal("getCreators: creator %s has namespace '%s', not 'tpat'", creator->getPluginName(), ns ? ns : "(null)");
         }
-        withCreator.insert(creator->getPluginName());
         Entry e{creator, projectDir + "/" + creator->getPluginName() + "/reference/manifest.txt", false, Manifest{}};
         e.hasManifest = fileExists(e.manifestPath);
         if (e.hasManifest)
         {
-            e.manifest = readManifest(e.manifestPath, kMaxDims, "bad rank (at most Dims::MAX_DIMS)"); // a bad manifest stops here, before the device
+            e.manifest = readManifest(e.manifestPath, kMaxDims, "bad rank (at most Dims::MAX_DIMS)");
             if (!e.manifest.plugin.empty() && e.manifest.plugin != creator->getPluginName())
             {
                 fatal("%s is for plugin %s, not %s", e.manifestPath.c_str(), e.manifest.plugin.c_str(), creator->getPluginName());
@@ -804,6 +878,11 @@ int main(int argc, char** argv)
         }
         entries.push_back(std::move(e));
     }
+    return entries;
+}
+
+void printInventory(const std::string& libPath, int32_t nbCreators, const std::vector<Entry>& entries)
+{
     std::printf("tpat_plugin_check: %s: %d creator(s)\n", libPath.c_str(), nbCreators);
     for (const Entry& e : entries)
     {
@@ -818,8 +897,16 @@ int main(int argc, char** argv)
                 e.creator->getPluginVersion(), e.manifestPath.c_str());
         }
     }
+}
 
-    // plugin folders holding reference data that the library does not provide
+// Plugin folders holding reference data that the library does not provide.
+std::vector<std::string> orphanFolders(const std::string& projectDir, const std::vector<Entry>& entries)
+{
+    std::set<std::string> withCreator;
+    for (const Entry& e : entries)
+    {
+        withCreator.insert(e.creator->getPluginName());
+    }
     std::vector<std::string> orphans;
     for (const std::string& n : pluginFolders(projectDir))
     {
@@ -828,8 +915,11 @@ int main(int argc, char** argv)
             orphans.push_back(n);
         }
     }
+    return orphans;
+}
 
-    // -- the device ------------------------------------------------------------------------------
+void openDevice()
+{
     int devices = 0;
     const cudaError_t de = cudaGetDeviceCount(&devices);
     if (de != cudaSuccess || devices == 0)
@@ -843,11 +933,11 @@ int main(int argc, char** argv)
     checkCuda(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
     std::printf("tpat_plugin_check: device %s (sm_%d%d), TensorRT headers %d.%d.%d\n", prop.name, prop.major, prop.minor,
         NV_TENSORRT_MAJOR, NV_TENSORRT_MINOR, NV_TENSORRT_PATCH);
+}
 
-    Checker checker(logger);
-    checker.verbose = verbose;
-    checkCuda(cudaStreamCreateWithFlags(&checker.stream, cudaStreamNonBlocking), "cudaStreamCreate");
-
+// Every case of every plugin with reference data; orphans fail. Returns the plugins skipped.
+int checkAll(Checker& checker, const std::vector<Entry>& entries, const std::vector<std::string>& orphans, const std::string& libPath)
+{
     int skipped = 0;
     for (const Entry& e : entries)
     {
@@ -867,11 +957,32 @@ int main(int argc, char** argv)
         std::printf("plugin %s: reference data but no creator in %s FAIL\n", n.c_str(), libPath.c_str());
         ++checker.failed;
     }
+    return skipped;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    const Options opts = parseArgs(argc, argv);
+    Logger logger;
+    logger.verbose = opts.verbose;
+    Finder finder(&logger);
+    int32_t nbCreators = 0;
+    IPluginCreatorInterface* const* creators = loadLibrary(opts.libPath, finder, nbCreators);
+    const std::vector<Entry> entries = pairCreators(creators, nbCreators, opts.projectDir);
+    printInventory(opts.libPath, nbCreators, entries);
+    const std::vector<std::string> orphans = orphanFolders(opts.projectDir, entries);
+    openDevice();
+
+    Checker checker(logger);
+    checker.verbose = opts.verbose;
+    checkCuda(cudaStreamCreateWithFlags(&checker.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    const int skipped = checkAll(checker, entries, orphans, opts.libPath);
     if (skipped > 0)
     {
         std::printf("%d plugin(s) without reference data skipped\n", skipped);
     }
-
     cudaStreamDestroy(checker.stream);
     std::printf("%d passed, %d failed\n", checker.passed, checker.failed);
     std::fflush(stdout);

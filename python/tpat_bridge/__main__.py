@@ -44,7 +44,7 @@ def dispatch(request: dict) -> dict:
             from . import schema_check
             result = schema_check.validate(request)
         elif command == "reference":
-            from . import reference
+            from .tools import reference
             result = reference.make_reference(request)
         elif command == "cross_check":
             from . import cross_check
@@ -56,7 +56,7 @@ def dispatch(request: dict) -> dict:
             from . import tune
             result = tune.tune(request)
         elif command == "bench":
-            from . import bench
+            from .tools import bench
             result = bench.run_bench(request)
         elif command == "engine":
             from . import engine

@@ -24,7 +24,7 @@ from onnx import numpy_helper
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge import reference  # noqa: E402
+from tpat_bridge.tools import reference  # noqa: E402
 from tpat_bridge.errors import BridgeError  # noqa: E402
 
 

@@ -28,7 +28,8 @@ from onnx import numpy_helper as nh
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge import cross_check, planner, reference  # noqa: E402
+from tpat_bridge import cross_check, planner  # noqa: E402
+from tpat_bridge.tools import reference  # noqa: E402
 
 TPAT = ROOT / ".build" / "debug" / "tpat"
 

@@ -1,4 +1,4 @@
-"""Reference data (python/tpat_bridge/reference.py) and the generic checker
+"""Reference data (python/tpat_bridge/tools/reference.py) and the generic checker
 (plugin-runtime/check/tpat_check.cpp). CPU only: the checker and a sample launcher are compiled
 with nvcc, not run. Run: .venv/bin/python -m pytest tests/python/test_reference.py
 """
@@ -22,7 +22,7 @@ from onnx import numpy_helper
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge import reference  # noqa: E402
+from tpat_bridge.tools import reference  # noqa: E402
 from tpat_bridge.errors import BridgeError  # noqa: E402
 
 NVCC = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "nvidia" / "cu13" / "bin" / "nvcc"

@@ -1149,7 +1149,21 @@ def _candidates(symbols):
 
 
 def make_reference(request: dict) -> dict:
-    model_path = request.get("model_path")
+    req = _parse_request(request)
+    model = _load(req["model_path"])
+    node, attrs, slots, _ = _read_model(model)
+    symbols = _symbols(slots)
+    runner = _Runner(model)
+    notes = set()
+    if req["cases"] is not None:
+        results = _requested_cases(req, node, attrs, slots, symbols, runner, notes)
+    else:
+        results = _searched_cases(req, node, attrs, slots, symbols, runner, notes)
+    return _write_reference(req, node, symbols, results, sorted(notes))
+
+
+def _parse_request(request):
+    """The checked request: model_path, out_dir, plugin, prefix, seed, max_bytes, cases."""
     out_dir = request.get("out_dir")
     plugin = request.get("plugin")
     prefix = request.get("prefix") or (f"tpat_{plugin}" if plugin else None)
@@ -1160,122 +1174,136 @@ def make_reference(request: dict) -> dict:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
         raise BridgeError("input", "reference: 'prefix' must be a C identifier")
     seed = request.get("seed", 0)
-    seed = 0 if seed is None else int(seed)
-    max_bytes = int(request.get("max_case_bytes") or DEFAULT_MAX_CASE_BYTES)
-    cases_req = request.get("cases")
-    if cases_req is not None and (not isinstance(cases_req, list) or not all(isinstance(c, dict) for c in cases_req)):
+    cases = request.get("cases")
+    if cases is not None and (not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases)):
         raise BridgeError("input", "reference: 'cases' must be null or a list of {symbol: size} objects")
+    return {"model_path": request.get("model_path"), "out_dir": out_dir, "plugin": plugin, "prefix": prefix,
+            "seed": 0 if seed is None else int(seed), "cases": cases,
+            "max_bytes": int(request.get("max_case_bytes") or DEFAULT_MAX_CASE_BYTES)}
 
-    model = _load(model_path)
-    node, attrs, slots, graph_inputs = _read_model(model)
-    symbols = _symbols(slots)
-    runner = _Runner(model)
-    notes = set()
-    results = []   # (binding, inputs, outputs, tols)
 
-    if cases_req is not None:
-        if not cases_req:
-            raise BridgeError("input", "reference: 'cases' is empty")
-        for k, c in enumerate(cases_req):
-            unknown = set(c) - set(symbols)
-            if unknown:
-                raise BridgeError("input", f"case {k}: unknown symbols {sorted(unknown)} (model has {symbols})")
-            try:
-                b = {s: int(v) for s, v in c.items()}
-            except (TypeError, ValueError):
-                raise BridgeError("input", f"case {k}: sizes must be integers")
-            rng = np.random.default_rng([seed, k])
-            try:
-                results.append((b,) + _build_case(node, attrs, slots, b, rng, runner, notes, max_bytes))
-            except Infeasible as e:
-                raise BridgeError("reference", f"case {k} {b}: {e}")
-    else:
-        want = 2 if symbols else 1
-        last = None
-        tried = 0
-        shapes_seen = set()
-        for cand in (_candidates(symbols) if symbols else [{}]):
-            b = _fix_binding(node.op_type, attrs, slots, cand)
-            rng = np.random.default_rng([seed, tried])
-            tried += 1
-            shape_key = tuple(tuple(int(b[d]) if isinstance(d, str) else d for d in s.dims) for s in slots if s.kind == "input")
-            if shape_key in shapes_seen:
-                continue
-            try:
-                limit = min(max_bytes, TARGET_CASE_BYTES) if symbols else max_bytes
-                case_notes = set()
-                r = _build_case(node, attrs, slots, b, rng, runner, case_notes, limit)
-            except Infeasible as e:
-                last = f"{b}: {e}" if symbols else str(e)
-                continue
-            notes |= case_notes
-            shapes_seen.add(shape_key)
-            results.append((b,) + r)
-            if len(results) == want:
-                break
-        if not results:
-            code = "too_large" if last and ("too_large" in last or ("bytes" in last and not symbols)) else "reference"
-            raise BridgeError(code, f"no valid reference case for {node.op_type}: {last}")
-        if len(results) < want:
-            notes.add(f"only one valid binding found for the symbolic dims ({last})")
+def _requested_cases(req, node, attrs, slots, symbols, runner, notes):
+    """One case per requested binding; any infeasible one is an error. [(binding, ins, outs, tols)]"""
+    if not req["cases"]:
+        raise BridgeError("input", "reference: 'cases' is empty")
+    results = []
+    for k, c in enumerate(req["cases"]):
+        unknown = set(c) - set(symbols)
+        if unknown:
+            raise BridgeError("input", f"case {k}: unknown symbols {sorted(unknown)} (model has {symbols})")
+        try:
+            b = {s: int(v) for s, v in c.items()}
+        except (TypeError, ValueError):
+            raise BridgeError("input", f"case {k}: sizes must be integers")
+        rng = np.random.default_rng([req["seed"], k])
+        try:
+            results.append((b,) + _build_case(node, attrs, slots, b, rng, runner, notes, req["max_bytes"]))
+        except Infeasible as e:
+            raise BridgeError("reference", f"case {k} {b}: {e}")
+    return results
 
-    # ---- write ----
+
+def _searched_cases(req, node, attrs, slots, symbols, runner, notes):
+    """Two cases at distinct shapes for a symbolic model (one for a static one), trying the
+    candidate bindings in order. [(binding, ins, outs, tols)]"""
+    want = 2 if symbols else 1
+    last = None
+    tried = 0
+    shapes_seen = set()
+    results = []
+    for cand in (_candidates(symbols) if symbols else [{}]):
+        b = _fix_binding(node.op_type, attrs, slots, cand)
+        rng = np.random.default_rng([req["seed"], tried])
+        tried += 1
+        shape_key = tuple(tuple(int(b[d]) if isinstance(d, str) else d for d in s.dims) for s in slots if s.kind == "input")
+        if shape_key in shapes_seen:
+            continue
+        try:
+            limit = min(req["max_bytes"], TARGET_CASE_BYTES) if symbols else req["max_bytes"]
+            case_notes = set()
+            r = _build_case(node, attrs, slots, b, rng, runner, case_notes, limit)
+        except Infeasible as e:
+            last = f"{b}: {e}" if symbols else str(e)
+            continue
+        notes |= case_notes
+        shapes_seen.add(shape_key)
+        results.append((b,) + r)
+        if len(results) == want:
+            break
+    if not results:
+        code = "too_large" if last and ("too_large" in last or ("bytes" in last and not symbols)) else "reference"
+        raise BridgeError(code, f"no valid reference case for {node.op_type}: {last}")
+    if len(results) < want:
+        notes.add(f"only one valid binding found for the symbolic dims ({last})")
+    return results
+
+
+def _write_tensor(out_dir, rel, arr):
+    data = _raw(arr)
+    with open(os.path.join(out_dir, rel), "wb") as f:
+        f.write(data)
+    return len(data)
+
+
+def _write_case(out_dir, k, b, inputs, outputs, tols, lines):
+    """case<k>/in<i>.bin, out<j>.bin; appends the manifest.txt lines; returns (json entry, bytes)."""
+    os.makedirs(os.path.join(out_dir, f"case{k}"), exist_ok=True)
+    lines.append(f"case {k}")
+    if b:
+        lines.append("# bindings " + " ".join(f"{s}={v}" for s, v in b.items()))
+    total, jin, jout = 0, [], []
+    for i, arr in enumerate(inputs):
+        rel = f"case{k}/in{i}.bin"
+        n = _write_tensor(out_dir, rel, arr)
+        total += n
+        dt = _dtype_name(arr)
+        lines.append(f"input {i} {dt} {arr.ndim}{''.join(' ' + str(d) for d in arr.shape)} {rel}")
+        jin.append({"index": i, "name": f"in{i}", "dtype": dt, "shape": list(arr.shape), "file": rel, "bytes": n})
+    for j, (arr, (atol, rtol)) in enumerate(zip(outputs, tols)):
+        rel = f"case{k}/out{j}.bin"
+        n = _write_tensor(out_dir, rel, arr)
+        total += n
+        dt = _dtype_name(arr)
+        lines.append(f"output {j} {dt} {arr.ndim}{''.join(' ' + str(d) for d in arr.shape)} {rel} {_fmt_float(atol)} {_fmt_float(rtol)}")
+        jout.append({"index": j, "name": f"out{j}", "dtype": dt, "shape": list(arr.shape), "file": rel, "bytes": n,
+                     "atol": float(atol), "rtol": float(rtol)})
+    lines.append("end")
+    return {"index": k, "bindings": b, "inputs": jin, "outputs": jout}, total
+
+
+def _write_reference(req, node, symbols, results, note_list):
+    """Replaces the case folders and writes manifest.json + manifest.txt."""
+    out_dir = req["out_dir"]
     _clear_out_dir(out_dir)
     total = 0
     jcases = []
     lines = [
         "# TPAT reference data (docs/reference-data.md); paths are relative to this file",
         f"format {FORMAT_VERSION}",
-        f"plugin {plugin}",
-        f"prefix {prefix}",
+        f"plugin {req['plugin']}",
+        f"prefix {req['prefix']}",
         f"op {node.op_type}",
-        f"seed {seed}",
+        f"seed {req['seed']}",
     ]
     for k, (b, inputs, outputs, tols) in enumerate(results):
-        cdir = os.path.join(out_dir, f"case{k}")
-        os.makedirs(cdir, exist_ok=True)
-        lines.append(f"case {k}")
-        if b:
-            lines.append("# bindings " + " ".join(f"{s}={v}" for s, v in b.items()))
-        jin, jout = [], []
-        for i, arr in enumerate(inputs):
-            rel = f"case{k}/in{i}.bin"
-            data = _raw(arr)
-            with open(os.path.join(out_dir, rel), "wb") as f:
-                f.write(data)
-            total += len(data)
-            dt = _dtype_name(arr)
-            lines.append(f"input {i} {dt} {arr.ndim}{''.join(' ' + str(d) for d in arr.shape)} {rel}")
-            jin.append({"index": i, "name": f"in{i}", "dtype": dt, "shape": list(arr.shape), "file": rel, "bytes": len(data)})
-        for j, (arr, (atol, rtol)) in enumerate(zip(outputs, tols)):
-            rel = f"case{k}/out{j}.bin"
-            data = _raw(arr)
-            with open(os.path.join(out_dir, rel), "wb") as f:
-                f.write(data)
-            total += len(data)
-            dt = _dtype_name(arr)
-            lines.append(f"output {j} {dt} {arr.ndim}{''.join(' ' + str(d) for d in arr.shape)} {rel} {_fmt_float(atol)} {_fmt_float(rtol)}")
-            jout.append({"index": j, "name": f"out{j}", "dtype": dt, "shape": list(arr.shape), "file": rel, "bytes": len(data),
-                         "atol": float(atol), "rtol": float(rtol)})
-        lines.append("end")
-        jcases.append({"index": k, "bindings": b, "inputs": jin, "outputs": jout})
-    note_list = sorted(notes)
+        entry, n = _write_case(out_dir, k, b, inputs, outputs, tols, lines)
+        jcases.append(entry)
+        total += n
     manifest = {
         "format": FORMAT_VERSION,
-        "plugin": plugin,
-        "prefix": prefix,
+        "plugin": req["plugin"],
+        "prefix": req["prefix"],
         "op": node.op_type,
         "domain": node.domain or "",
-        "seed": seed,
+        "seed": req["seed"],
         "symbols": symbols,
         "cases": jcases,
         "notes": note_list,
     }
     jtext = json.dumps(manifest, indent=2) + "\n"
     ttext = "\n".join(lines) + "\n"
-    jpath = os.path.join(out_dir, "manifest.json")
     tpath = os.path.join(out_dir, "manifest.txt")
-    with open(jpath, "w") as f:
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         f.write(jtext)
     with open(tpath, "w") as f:
         f.write(ttext)

@@ -1,0 +1,444 @@
+"""PyTorch baselines of the bench suite: one entry per ONNX op in `TORCH_REFS`.
+
+An entry is a function `ref(r: Ref) -> (fn, description)`; `fn(*graph inputs)` returns the tuple
+of the node's used outputs and is what eager and torch.compile run. An entry raises `NoBaseline`
+for attribute values it does not implement (the bench reports the reason, it never guesses).
+Every entry implements the ONNX semantics for the values it accepts; tests/python/test_bench.py
+checks each case's baseline against ONNX Runtime on a small shape where torch is importable.
+"""
+from __future__ import annotations
+
+import math
+
+
+class NoBaseline(Exception):
+    """No PyTorch baseline for this op or attribute value."""
+
+
+class Ref:
+    """What an entry needs: the node's attributes, its input slots (graph inputs, constants,
+    absent), how many outputs are used, and torch on a device."""
+
+    def __init__(self, op, attrs, slots, torch, device, n_outputs=1):
+        import numpy as np
+        self.op, self.attrs, self.slots = op, attrs, slots
+        self.torch, self.device, self.n_outputs = torch, device, n_outputs
+        self.F = torch.nn.functional
+        self.consts = {}
+        for s in slots:
+            if s.kind == "const":
+                a = np.ascontiguousarray(s.value)
+                if a.dtype.name == "bfloat16":
+                    a = a.view(np.uint16)
+                self.consts[s.pos] = torch.from_numpy(a.copy()).to(device)
+
+    def args(self, ins):
+        """The node's inputs in node order: graph inputs, constants, None for absent ones."""
+        v = []
+        for s in self.slots:
+            if s.kind == "input":
+                v.append(ins[s.graph_index])
+            elif s.kind == "const":
+                v.append(self.consts[s.pos])
+            else:
+                v.append(None)
+        return v
+
+    def const_list(self, pos):
+        """The constant input at `pos` as a flat list, None when it is not a constant."""
+        s = self.slots[pos] if pos < len(self.slots) else None
+        if s is None or s.kind != "const":
+            return None
+        return [x.item() for x in s.value.reshape(-1)]
+
+    def attr(self, name, default):
+        return self.attrs.get(name, default)
+
+
+def _wrap_neg(torch, idx, d):
+    return torch.where(idx < 0, idx + d, idx)
+
+
+# --------------------------------------------------------------------------------------------
+# indexing
+# --------------------------------------------------------------------------------------------
+
+def gather_nd(r):
+    b = int(r.attr("batch_dims", 0))
+    torch = r.torch
+
+    def f(*ins):
+        data, idx = r.args(ins)[:2]
+        if b == 0:
+            return (data[tuple(idx.unbind(-1))],)
+        # batch_dims=b: flatten the batch dims into one leading index (ONNX GatherND semantics)
+        bshape = data.shape[:b]
+        nb = math.prod(bshape)
+        d = data.reshape((nb,) + tuple(data.shape[b:]))
+        i = idx.reshape((nb,) + tuple(idx.shape[b:]))
+        k = i.shape[-1]
+        dims = d.shape[1:1 + k]
+        cols = [_wrap_neg(torch, i[..., j], dims[j]) for j in range(k)]
+        batch = torch.arange(nb, device=d.device).reshape((nb,) + (1,) * (i.dim() - 2))
+        y = d[(batch.expand(i.shape[:-1]),) + tuple(cols)]
+        return (y.reshape(tuple(bshape) + tuple(y.shape[1:])),)
+    if b == 0:
+        return f, "data[tuple(indices.unbind(-1))] (advanced indexing)"
+    return f, f"batch_dims={b}: data[arange(batch), *indices.unbind(-1)] on the flattened batch (advanced indexing)"
+
+
+def gather(r):
+    axis = int(r.attr("axis", 0))
+    torch = r.torch
+
+    def f(*ins):
+        data, idx = r.args(ins)[:2]
+        a = axis % data.dim()
+        i = _wrap_neg(torch, idx, data.shape[a])
+        y = torch.index_select(data, a, i.reshape(-1))
+        return (y.reshape(tuple(data.shape[:a]) + tuple(idx.shape) + tuple(data.shape[a + 1:])),)
+    return f, f"torch.index_select(data, {axis}, indices.flatten()) + reshape (negative indices wrapped)"
+
+
+def gather_elements(r):
+    axis = int(r.attr("axis", 0))
+    torch = r.torch
+
+    def f(*ins):
+        data, idx = r.args(ins)[:2]
+        a = axis % data.dim()
+        return (torch.gather(data, a, _wrap_neg(torch, idx, data.shape[a])),)
+    return f, f"torch.gather(data, {axis}, indices) (negative indices wrapped)"
+
+
+def scatter_nd(r):
+    red = r.attr("reduction", "none")
+    torch = r.torch
+    if red in ("none", "add"):
+        def f(*ins):
+            data, idx, upd = r.args(ins)[:3]
+            out = data.clone()
+            out.index_put_(tuple(idx.unbind(-1)), upd, accumulate=(red == "add"))
+            return (out,)
+        return f, f"data.clone().index_put_(tuple(indices.unbind(-1)), updates, accumulate={red == 'add'})"
+    amode = {"mul": "prod", "max": "amax", "min": "amin"}.get(red)
+    if amode is None:
+        raise NoBaseline(f"ScatterND reduction={red}: no PyTorch implementation here")
+
+    def f(*ins):
+        data, idx, upd = r.args(ins)[:3]
+        k = idx.shape[-1]
+        dims = data.shape[:k]
+        flat = torch.zeros(idx.shape[:-1], dtype=torch.int64, device=idx.device)
+        for j in range(k):
+            flat = flat * dims[j] + _wrap_neg(torch, idx[..., j], dims[j])
+        out = data.clone().reshape(math.prod(dims), -1)
+        out.index_reduce_(0, flat.reshape(-1), upd.reshape(flat.numel(), -1), amode, include_self=True)
+        return (out.reshape(data.shape),)
+    return f, f"data.clone().index_reduce_(0, flat indices, updates, {amode!r})"
+
+
+def scatter_elements(r):
+    axis = int(r.attr("axis", 0))
+    red = r.attr("reduction", "none")
+    tred = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}.get(red)
+    torch = r.torch
+
+    def f(*ins):
+        data, idx, upd = r.args(ins)[:3]
+        a = axis % data.dim()
+        i = _wrap_neg(torch, idx, data.shape[a])
+        if tred is None:
+            return (data.scatter(a, i, upd),)
+        return (data.scatter_reduce(a, i, upd, reduce=tred, include_self=True),)
+    desc = ("data.scatter(axis, idx, updates)" if tred is None else
+            f"data.scatter_reduce(axis, idx, updates, reduce={tred!r}, include_self=True)")
+    return f, desc + " (negative indices wrapped first)"
+
+
+def one_hot(r):
+    depth, values = r.const_list(1), r.const_list(2)
+    if depth is None:
+        raise NoBaseline("OneHot with a non-constant depth: no PyTorch implementation here")
+    depth = int(depth[0])
+    axis = int(r.attr("axis", -1))
+    unit = values == [0.0, 1.0] or values == [0, 1]
+    torch, F = r.torch, r.F
+
+    def f(*ins):
+        v = r.args(ins)
+        oh = F.one_hot(torch.remainder(v[0].long(), depth), depth)
+        if axis != -1 and axis != oh.dim() - 1:
+            oh = oh.movedim(-1, axis)
+        vals = v[2]
+        if unit:
+            return (oh.to(vals.dtype),)
+        return (torch.where(oh.bool(), vals[1], vals[0]),)
+    return f, "F.one_hot(indices mod depth, depth) + cast" + (f", moved to axis {axis}" if axis != -1 else "")
+
+
+def compress(r):
+    axis = r.attrs.get("axis")
+    torch = r.torch
+
+    def f(*ins):
+        data, cond = r.args(ins)[:2]
+        pos = cond.nonzero().reshape(-1)
+        if axis is None:
+            return (torch.index_select(data.reshape(-1), 0, pos),)
+        return (torch.index_select(data, int(axis) % data.dim(), pos),)
+    return f, "torch.index_select(data, axis, condition.nonzero())" + (" on the flattened data" if axis is None else "")
+
+
+# --------------------------------------------------------------------------------------------
+# data-dependent outputs
+# --------------------------------------------------------------------------------------------
+
+def non_zero(r):
+    def f(*ins):
+        return (r.torch.nonzero(r.args(ins)[0]).t().contiguous(),)
+    return f, "torch.nonzero(x).t() (ONNX's (rank, N) layout)"
+
+
+def unique(r):
+    if "axis" in r.attrs:
+        raise NoBaseline("Unique with an axis: no PyTorch implementation here")
+    if not int(r.attr("sorted", 1)):
+        raise NoBaseline("Unique sorted=0 (first-occurrence order): no PyTorch implementation here")
+    if r.n_outputs > 1:
+        raise NoBaseline("Unique with indices/inverse/counts outputs used: only Y is implemented here")
+
+    def f(*ins):
+        return (r.torch.unique(r.args(ins)[0], sorted=True),)
+    return f, "torch.unique(x, sorted=True) (flattened; Y only)"
+
+
+# --------------------------------------------------------------------------------------------
+# resampling
+# --------------------------------------------------------------------------------------------
+
+_INTERP_MODES = {("linear", 1): "linear", ("linear", 2): "bilinear", ("linear", 3): "trilinear",
+                 ("cubic", 2): "bicubic"}
+
+
+def resize(r):
+    mode = r.attr("mode", "nearest")
+    ctm = r.attr("coordinate_transformation_mode", "half_pixel")
+    scales, sizes = r.const_list(2), r.const_list(3)
+    if mode not in ("linear", "cubic"):
+        raise NoBaseline(f"Resize mode={mode}: no PyTorch implementation here")
+    if ctm in ("half_pixel", "pytorch_half_pixel"):
+        align = False
+    elif ctm == "align_corners":
+        align = True
+    else:
+        raise NoBaseline(f"Resize coordinate_transformation_mode={ctm}: no F.interpolate equivalent")
+    if r.attr("antialias", 0) or (mode == "cubic" and (float(r.attr("cubic_coeff_a", -0.75)) != -0.75
+                                                       or int(r.attr("exclude_outside", 0)))):
+        raise NoBaseline("Resize antialias/cubic variant: no F.interpolate equivalent")
+    kw = {}
+    if scales:
+        if scales[0] != 1 or scales[1] != 1:
+            raise NoBaseline("Resize of the batch/channel dims")
+        kw["scale_factor"] = tuple(float(s) for s in scales[2:])
+    elif sizes:
+        kw["size"] = tuple(int(s) for s in sizes[2:])
+    else:
+        raise NoBaseline("Resize without constant scales or sizes")
+    nsp = len(scales or sizes) - 2
+    tmode = _INTERP_MODES.get((mode, nsp))
+    if tmode is None:
+        raise NoBaseline(f"Resize {mode} over {nsp} spatial dims: no F.interpolate mode")
+    F = r.F
+
+    def f(*ins):
+        return (F.interpolate(r.args(ins)[0], mode=tmode, align_corners=align, **kw),)
+    return f, f"F.interpolate(mode={tmode!r}, align_corners={align}, {', '.join(f'{k}={v}' for k, v in kw.items())})"
+
+
+def grid_sample(r):
+    mode = {"linear": "bilinear", "bilinear": "bilinear", "nearest": "nearest",
+            "cubic": "bicubic", "bicubic": "bicubic"}[r.attr("mode", "linear")]
+    pad = r.attr("padding_mode", "zeros")
+    align = bool(int(r.attr("align_corners", 0)))
+    F = r.F
+
+    def f(*ins):
+        x, grid = r.args(ins)[:2]
+        return (F.grid_sample(x, grid, mode=mode, padding_mode=pad, align_corners=align),)
+    return f, f"F.grid_sample(mode={mode!r}, padding_mode={pad!r}, align_corners={align})"
+
+
+# --------------------------------------------------------------------------------------------
+# reductions, scans, selection
+# --------------------------------------------------------------------------------------------
+
+def _reduce(name, torch_fn):
+    def ref(r):
+        if len(r.slots) > 1 and r.slots[1].kind == "input":
+            raise NoBaseline(f"{r.op} with non-constant axes")
+        axes = r.const_list(1) if len(r.slots) > 1 else None
+        if axes is None:
+            axes = r.attrs.get("axes")
+        keep = bool(int(r.attr("keepdims", 1)))
+        if not axes and int(r.attr("noop_with_empty_axes", 0)):
+            raise NoBaseline(f"{r.op} noop_with_empty_axes")
+        fn = getattr(r.torch, torch_fn)
+
+        def f(*ins):
+            x = r.args(ins)[0]
+            dims = [int(a) for a in axes] if axes else list(range(x.dim()))
+            return (fn(x, dim=dims, keepdim=keep),)
+        return f, f"torch.{torch_fn}(dim={axes}, keepdim={keep})"
+    ref.__name__ = name
+    return ref
+
+
+def top_k(r):
+    k = r.const_list(1)
+    if k is None:
+        raise NoBaseline("TopK with a non-constant K")
+    k = int(k[0])
+    axis = int(r.attr("axis", -1))
+    largest = bool(int(r.attr("largest", 1)))
+
+    def f(*ins):
+        v, i = r.torch.topk(r.args(ins)[0], k, dim=axis, largest=largest, sorted=True)
+        return (v, i)
+    return f, f"torch.topk(k={k}, dim={axis}, largest={largest}, sorted=True)"
+
+
+def cum_sum(r):
+    axis = r.const_list(1)
+    if axis is None:
+        raise NoBaseline("CumSum with a non-constant axis")
+    axis = int(axis[0])
+    excl = bool(int(r.attr("exclusive", 0)))
+    rev = bool(int(r.attr("reverse", 0)))
+
+    def f(*ins):
+        x = r.args(ins)[0]
+        y = x.flip(axis) if rev else x
+        c = y.cumsum(axis)
+        if excl:
+            c = c - y
+        return (c.flip(axis) if rev else c,)
+    return f, (f"torch.cumsum(dim={axis})" + (" (reverse via flip)" if rev else "")
+               + (" (exclusive: minus x)" if excl else ""))
+
+
+def dft(r):
+    inverse, onesided = bool(int(r.attr("inverse", 0))), bool(int(r.attr("onesided", 0)))
+    n_c, ax_c = r.const_list(1), r.const_list(2)
+    # opset 17: axis attribute (default 1); opset 20: constant axis input (default -2)
+    axis = int(r.attrs["axis"]) if "axis" in r.attrs else int(ax_c[0]) if ax_c else -2
+    torch = r.torch
+
+    def f(*ins):
+        x = r.args(ins)[0]
+        a = axis % x.dim()
+        n = int(n_c[0]) if n_c else x.shape[a]
+        xc = torch.view_as_complex(x.float().contiguous()) if x.shape[-1] == 2 else x[..., 0].float()
+        if inverse:
+            y = torch.fft.ifft(xc, n=n, dim=a)
+        elif onesided and x.shape[-1] == 1:
+            y = torch.fft.rfft(xc, n=n, dim=a)
+        else:
+            y = torch.fft.fft(xc, n=n, dim=a)
+            if onesided:
+                y = y.narrow(a, 0, n // 2 + 1)
+        return (torch.view_as_real(y.contiguous()).to(x.dtype),)
+    kind = "ifft" if inverse else "rfft/fft" if onesided else "fft"
+    return f, f"torch.fft.{kind}(dim={axis}) on float32, torch.view_as_real"
+
+
+# --------------------------------------------------------------------------------------------
+# normalization, activation
+# --------------------------------------------------------------------------------------------
+
+def _norm_operands(r, ins):
+    v = r.args(ins)
+    x = v[0]
+    a = int(r.attr("axis", -1)) % x.dim()
+    shape = tuple(x.shape[a:])
+    # Scale / B broadcast to the normalized shape (a view, no copy)
+    w = v[1].expand(shape) if len(v) > 1 and v[1] is not None else None
+    b = v[2].expand(shape) if len(v) > 2 and v[2] is not None else None
+    return x, a, shape, w, b
+
+
+def layer_norm(r):
+    axis, eps = int(r.attr("axis", -1)), float(r.attr("epsilon", 1e-5))
+    torch, F, n = r.torch, r.F, r.n_outputs
+
+    def f(*ins):
+        x, a, shape, w, b = _norm_operands(r, ins)
+        if n == 1:
+            return (F.layer_norm(x, shape, w, b, eps),)
+        # Mean and InvStdDev (float32, shape x.shape[:axis] + [1] * len(shape)) as ATen has them
+        y, mean, rstd = torch.ops.aten.native_layer_norm(x, list(shape), w, b, eps)
+        stat = tuple(x.shape[:a]) + (1,) * len(shape)
+        return (y, mean.float().reshape(stat), rstd.float().reshape(stat))[:n]
+    if n > 1:
+        return f, f"torch.ops.aten.native_layer_norm(normalized_shape=x.shape[{axis}:], eps={eps}) (y, mean, rstd)"
+    return f, f"F.layer_norm(normalized_shape=x.shape[{axis}:], eps={eps})"
+
+
+def rms_norm(r):
+    axis, eps = int(r.attr("axis", -1)), float(r.attr("epsilon", 1e-5))
+    F = r.F
+
+    def f(*ins):
+        x, _, shape, w, _ = _norm_operands(r, ins)
+        return (F.rms_norm(x, shape, w, eps),)
+    return f, f"F.rms_norm(normalized_shape=x.shape[{axis}:], eps={eps})"
+
+
+def gelu(r):
+    approx = r.attr("approximate", "none")
+    F = r.F
+
+    def f(*ins):
+        return (F.gelu(r.args(ins)[0], approximate=approx),)
+    return f, f"F.gelu(approximate={approx!r})"
+
+
+# --------------------------------------------------------------------------------------------
+# the table
+# --------------------------------------------------------------------------------------------
+
+TORCH_REFS = {
+    "Gather": gather,
+    "GatherElements": gather_elements,
+    "GatherND": gather_nd,
+    "ScatterND": scatter_nd,
+    "ScatterElements": scatter_elements,
+    "Scatter": scatter_elements,
+    "OneHot": one_hot,
+    "Compress": compress,
+    "NonZero": non_zero,
+    "Unique": unique,
+    "Resize": resize,
+    "Upsample": resize,
+    "GridSample": grid_sample,
+    "ReduceMax": _reduce("reduce_max", "amax"),
+    "ReduceMin": _reduce("reduce_min", "amin"),
+    "TopK": top_k,
+    "CumSum": cum_sum,
+    "DFT": dft,
+    "LayerNormalization": layer_norm,
+    "RMSNormalization": rms_norm,
+    "Gelu": gelu,
+}
+
+
+def torch_impl(op, attrs, slots, torch, device, n_outputs=1):
+    """(fn(*graph inputs) -> tuple of outputs, description) or (None, reason); n_outputs: how
+    many of the node's outputs are used (LayerNormalization's Mean / InvStdDev)."""
+    ref = TORCH_REFS.get(op)
+    if ref is None:
+        return None, f"no PyTorch implementation of {op} in the bench table"
+    try:
+        return ref(Ref(op, attrs, slots, torch, device, n_outputs))
+    except NoBaseline as e:
+        return None, str(e)
