@@ -8,15 +8,16 @@ public struct PluginRenderer: Sendable {
 
     public init(templates: TemplateSet) { self.templates = templates }
 
-    func types(_ tensors: [KernelPlan.Tensor], plugin: String) throws(TPATError) -> String {
+    /// TensorRT's type names (`kFLOAT`) of the tensors.
+    static func types(_ tensors: [KernelPlan.Tensor], plugin: String) throws(TPATError) -> [String] {
         var out: [String] = []
         for t in tensors {
             guard let n = TensorRTType.name(t.dtype) else {
                 throw TPATError(.plan, "plugin \(plugin): TensorRT has no tensor type for \(t.dtype)")
             }
-            out.append("nvinfer1::DataType::\(n)")
+            out.append(n)
         }
-        return out.joined(separator: ", ")
+        return out
     }
 
     /// C++ building an IDimensionExpr for `e`; symbols read the inputs' DimsExprs.
@@ -52,29 +53,46 @@ public struct PluginRenderer: Sendable {
         return try r(e)
     }
 
+    /// The plugin's PluginSpec (plugin.cpp.mustache).
     public func pluginSource(_ source: PluginSource) throws(TPATError) -> String {
-        let plan = source.plan
-        let symbols = Dictionary(plan.symbols.map { ($0.name, ($0.input, $0.dim)) }, uniquingKeysWith: { a, _ in a })
-        var shapes = ""
-        for (i, t) in plan.inputs.enumerated() {
-            shapes += "    if (inputs[\(i)].nbDims != \(t.shapeExpr.count))\n        return false;\n"
-        }
-        for (j, t) in plan.outputs.enumerated() {
-            shapes += "    outputs[\(j)].nbDims = \(t.shapeExpr.count);\n"
-            for (d, e) in t.shapeExpr.enumerated() {
-                shapes += "    outputs[\(j)].d[\(d)] = \(try Self.exprBuilder(e, symbols: symbols, plugin: source.name));\n"
-            }
-        }
-        return try templates.render("plugin.cpp", [
-            "name": source.name, "opType": SafeText.comment(plan.opType), "covered": source.coveredNodes.count,
-            "inputTypes": try types(plan.inputs, plugin: source.name), "outputTypes": try types(plan.outputs, plugin: source.name),
-            "nbInputs": plan.inputs.count, "nbOutputs": plan.outputs.count, "outputShapes": shapes,
-            "version": PluginSource.version, "namespace": PluginSource.namespace, "nbTactics": source.tactics.count,
-        ])
+        try templates.render("plugin.cpp", try Self.pluginView(source))
     }
 
+    /// The view of plugin.cpp.mustache; output dims arrive as rendered IExprBuilder expressions.
+    struct PluginView {
+        var name: String, opType: String, covered: Int
+        var inputTypes: [String], outputTypes: [String]
+        var nbInputs: Int, nbOutputs: Int
+        var inputs: [ShapeView], outputs: [ShapeView]
+        var version: String, namespace: String, nbTactics: Int
+    }
+    struct ShapeView { var index: Int, rank: Int, dims: [DimView] }
+    struct DimView { var tensor: Int, dim: Int, expr: String }
+
+    static func pluginView(_ source: PluginSource) throws(TPATError) -> PluginView {
+        let plan = source.plan
+        let symbols = Dictionary(plan.symbols.map { ($0.name, ($0.input, $0.dim)) }, uniquingKeysWith: { a, _ in a })
+        var outputs: [ShapeView] = []
+        for (j, t) in plan.outputs.enumerated() {
+            var dims: [DimView] = []
+            for (d, e) in t.shapeExpr.enumerated() {
+                dims.append(DimView(tensor: j, dim: d, expr: try exprBuilder(e, symbols: symbols, plugin: source.name)))
+            }
+            outputs.append(ShapeView(index: j, rank: t.shapeExpr.count, dims: dims))
+        }
+        return PluginView(
+            name: source.name, opType: SafeText.comment(plan.opType), covered: source.coveredNodes.count,
+            inputTypes: try types(plan.inputs, plugin: source.name), outputTypes: try types(plan.outputs, plugin: source.name),
+            nbInputs: plan.inputs.count, nbOutputs: plan.outputs.count,
+            inputs: plan.inputs.enumerated().map { ShapeView(index: $0, rank: $1.shapeExpr.count, dims: []) }, outputs: outputs,
+            version: PluginSource.version, namespace: PluginSource.namespace, nbTactics: source.tactics.count)
+    }
+
+    /// The list of the library's plugin specs (plugin_specs.cpp.mustache).
     public func specsSource(_ sources: [PluginSource]) throws(TPATError) -> String {
-        try templates.render("plugin_specs.cpp", ["plugins": sources.map { ["name": $0.name] }, "count": sources.count])
+        struct Entry { var name: String }
+        struct SpecsView { var plugins: [Entry], count: Int }
+        return try templates.render("plugin_specs.cpp", SpecsView(plugins: sources.map { Entry(name: $0.name) }, count: sources.count))
     }
 
     /// The Python plugin's spec: types, output shapes as plan expressions over "in<i>_d<j>".
