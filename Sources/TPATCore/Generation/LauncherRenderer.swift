@@ -191,8 +191,8 @@ public struct LauncherRenderer: Sendable {
                     guard let params = kernels[kernel]?.params else { unknownKernel = kernel; continue }
                     let n = launchCount
                     launchCount += 1
-                    let g = (0..<3).map { grid.indices.contains($0) ? ck(grid[$0]) : "INT64_C(1)" }
-                    let bl = (0..<3).map { block.indices.contains($0) ? ck(block[$0]) : "INT64_C(1)" }
+                    let g = (0..<3).map { grid.indices.contains($0) ? ck(grid[$0]) : ck(.int(1)) }
+                    let bl = (0..<3).map { block.indices.contains($0) ? ck(block[$0]) : ck(.int(1)) }
                     let smemText = ck(smem)
                     var scalars: [ScalarView] = [], argViews: [ArgView] = []
                     for (a, (arg, param)) in zip(args, params).enumerated() {

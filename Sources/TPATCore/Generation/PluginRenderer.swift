@@ -20,37 +20,37 @@ public struct PluginRenderer: Sendable {
         return out
     }
 
-    /// C++ building an IDimensionExpr for `e`; symbols read the inputs' DimsExprs.
+    /// C++ building an IDimensionExpr for `e` through tpat::dimexpr (common/tpat_dimexpr_trt.h);
+    /// symbols read the inputs' DimsExprs. Every operator has a C++ form, but IExprBuilder has no
+    /// shift: a shift whose amount depends on the input dims, or any part made only of constants
+    /// that has no value (a division by zero, a shift out of 0...62), is declined here, with the
+    /// reason, instead of yielding a plugin whose getOutputShapes fails in TensorRT.
     static func exprBuilder(_ e: Expr, symbols: [String: (Int, Int)], plugin: String) throws(TPATError) -> String {
-        func r(_ e: Expr) throws(TPATError) -> String {
-            switch e {
-            case .int(let v): return "b.constant(\(v))"
-            case .sym(let s):
-                guard let (i, d) = symbols[s] else { throw TPATError(.plan, "plugin \(plugin): output shape reads unknown symbol \(s)") }
-                return "inputs[\(i)].d[\(d)]"
-            case let .op(op, args):
-                func bin(_ kind: String, _ a: Expr, _ b: Expr) throws(TPATError) -> String {
-                    "b.operation(DimensionOperation::\(kind), *\(try r(a)), *\(try r(b)))"
-                }
-                switch op {
-                case "add": return try bin("kSUM", args[0], args[1])
-                case "sub": return try bin("kSUB", args[0], args[1])
-                case "mul": return try bin("kPROD", args[0], args[1])
-                case "floordiv", "truncdiv": return try bin("kFLOOR_DIV", args[0], args[1])  // sizes are >= 0
-                case "min": return try bin("kMIN", args[0], args[1])
-                case "max": return try bin("kMAX", args[0], args[1])
-                case "eq": return try bin("kEQUAL", args[0], args[1])
-                case "lt": return try bin("kLESS", args[0], args[1])
-                case "gt": return try bin("kLESS", args[1], args[0])
-                case "floormod", "truncmod":
-                    // a - floor(a / b) * b
-                    return try r(.op("sub", [args[0], .op("mul", [.op("floordiv", [args[0], args[1]]), args[1]])]))
-                default:
-                    throw TPATError(.plan, "plugin \(plugin): output shape uses '\(op)', which IExprBuilder cannot express")
-                }
+        try checkBuildable(e, plugin: plugin)
+        var unknown: String?
+        let text = e.cpp(context: "b", literal: { "dx::lit(b, \($0))" }, symbol: { s in
+            guard let (i, d) = symbols[s] else { unknown = unknown ?? s; return "nullptr" }
+            return "inputs[\(i)].d[\(d)]"
+        })
+        if let unknown { throw TPATError(.plan, "plugin \(plugin): output shape reads unknown symbol \(SafeText.comment(unknown))") }
+        return text
+    }
+
+    /// Throws when tpat::dimexpr over IExprBuilder would return nullptr for `e` whatever the input dims.
+    static func checkBuildable(_ e: Expr, plugin: String) throws(TPATError) {
+        guard case let .op(op, args) = e else { return }
+        for a in args { try checkBuildable(a, plugin: plugin) }
+        if e.symbols.isEmpty, e.evaluate([:]) == nil {
+            throw TPATError(.plan, "plugin \(plugin): output shape has '\(op.rawValue)' of constants with no value (a division by zero)")
+        }
+        for i in op.constantOperands {
+            guard args[i].symbols.isEmpty, let v = args[i].evaluate([:]) else {
+                throw TPATError(.plan, "plugin \(plugin): output shape uses '\(op.rawValue)' by an amount that depends on the input dims, which IExprBuilder cannot express")
+            }
+            if !(0...62).contains(v) {
+                throw TPATError(.plan, "plugin \(plugin): output shape uses '\(op.rawValue)' by \(v), outside 0...62")
             }
         }
-        return try r(e)
     }
 
     /// The plugin's PluginSpec (plugin.cpp.mustache).
