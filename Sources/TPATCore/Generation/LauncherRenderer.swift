@@ -106,7 +106,7 @@ public struct LauncherRenderer: Sendable {
         var inputs: [TensorView], outputs: [TensorView]
         var symbols: [SymbolView]
         var constants: [ConstantView]
-        var constantSlots: Int, hasConstants: String, symbolSlots: Int
+        var constantSlots: Int, hasConstants: Bool, symbolSlots: Int
         var workspaceBytes: String, alignment: Int
         var buffers: [BufferView]
         /// Top-level steps: their checks run before the first launch (tactic.cu), loops and the
@@ -243,7 +243,7 @@ public struct LauncherRenderer: Sendable {
             inputs: inputs, outputs: outputs,
             symbols: plan.symbols.enumerated().map { SymbolView(index: $0, input: $1.input, dim: $1.dim) },
             constants: constants, constantSlots: max(1, (plan.constants.map(\.id).max() ?? -1) + 1),
-            hasConstants: plan.constants.isEmpty ? "false" : "true", symbolSlots: max(1, plan.symbols.count),
+            hasConstants: !plan.constants.isEmpty, symbolSlots: max(1, plan.symbols.count),
             workspaceBytes: workspace, alignment: plan.workspaceAlignment, buffers: buffers, steps: stepViews)
     }
 }
