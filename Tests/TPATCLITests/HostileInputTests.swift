@@ -521,7 +521,7 @@ import Testing
         let templates = try TemplateSet(directory: CLITests.root.appendingPathComponent("plugin-runtime/templates"))
         let launchers = LauncherRenderer(templates: templates), plugins = PluginRenderer(templates: templates)
         let files = [
-            "\(name)_tactic0_kernels.cuh": launchers.kernels(source, tactic: 0),
+            "\(name)_tactic0_kernels.cuh": try launchers.kernels(source, tactic: 0),
             "\(name)_tactic0.cu": try launchers.tactic(source, tactic: 0),
             "\(name)_launcher.h": try launchers.header(source),
             "\(name)_launcher.cu": try launchers.launcher(source),

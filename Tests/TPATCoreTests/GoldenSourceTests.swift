@@ -23,7 +23,7 @@ import Testing
         let launchers = LauncherRenderer(templates: templates)
         let plugins = PluginRenderer(templates: templates)
         return [
-            "\(name)_tactic0_kernels.cuh": launchers.kernels(s, tactic: 0),
+            "\(name)_tactic0_kernels.cuh": try launchers.kernels(s, tactic: 0),
             "\(name)_tactic0.cu": try launchers.tactic(s, tactic: 0),
             "\(name)_launcher.h": try launchers.header(s),
             "\(name)_launcher.cu": try launchers.launcher(s),

@@ -98,11 +98,11 @@ import Testing
         #expect(e.evaluate(["n": -7]) == -2)   // floordiv rounds toward -infinity
         #expect(e.evaluate(["n": 7]) == 3)
         #expect(e.evaluate([:]) == nil)
-        #expect(Expr.op("truncdiv", [.int(-7), .int(4)]).evaluate([:]) == -1)
-        #expect(Expr.op("floormod", [.int(-7), .int(4)]).evaluate([:]) == 1)
-        #expect(Expr.op("floordiv", [.int(1), .int(0)]).evaluate([:]) == nil)
+        #expect(Expr.op(.truncdiv, [.int(-7), .int(4)]).evaluate([:]) == -1)
+        #expect(Expr.op(.floormod, [.int(-7), .int(4)]).evaluate([:]) == 1)
+        #expect(Expr.op(.floordiv, [.int(1), .int(0)]).evaluate([:]) == nil)
         #expect(e.symbols == ["n"])
-        #expect(e.cpp { "v_\($0)" }.contains("tpat_floordiv(v_n, INT64_C(4))"))
+        #expect(e.cppChecked { "v_\($0)" }.contains("dx::floordiv(ovf, v_n, INT64_C(4))"))
         let bad = #"{"op":"add","args":[{"int":1}]}"#
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(Expr.self, from: Data(bad.utf8)) }
         let round = try JSONDecoder().decode(Expr.self, from: JSONEncoder().encode(e))

@@ -1,85 +1,11 @@
 // Helpers of TPAT's generated launchers: the integer semantics of kernel-plan expressions
-// (schemas/kernel-plan.schema.json) and argument passing to TVM's kernels.
+// (tpat::dimexpr, tpat_dimexpr.h) and argument passing to TVM's kernels.
 #pragma once
+#include "tpat_dimexpr.h"
 #include "tpat_launcher_abi.h"
 
 #include <cuda_runtime.h>
 #include <stdint.h>
-
-// Floor division and modulo (round toward -infinity), as TVM's floordiv/floormod.
-static inline int64_t tpat_floordiv(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-static inline int64_t tpat_floormod(int64_t a, int64_t b)
-{
-    int64_t r = a % b;
-    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
-}
-static inline int64_t tpat_min(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// Checked int64 arithmetic of the generated host code (Expr.cppChecked): an overflow, a division
-// by zero or a shift out of range sets `bad` and yields 0; the caller then returns TPAT_BAD_DIMS
-// instead of sizing a workspace or launching a grid from a wrapped value.
-static inline int64_t tpat_ck_add(int64_t a, int64_t b, bool& bad)
-{
-    if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b))
-        return bad = true, 0;
-    return a + b;
-}
-static inline int64_t tpat_ck_sub(int64_t a, int64_t b, bool& bad)
-{
-    if ((b < 0 && a > INT64_MAX + b) || (b > 0 && a < INT64_MIN + b))
-        return bad = true, 0;
-    return a - b;
-}
-static inline int64_t tpat_ck_mul(int64_t a, int64_t b, bool& bad)
-{
-    if (a == 0 || b == 0)
-        return 0;
-    bool over = a > 0 ? (b > 0 ? a > INT64_MAX / b : b < INT64_MIN / a)
-                      : (b > 0 ? a < INT64_MIN / b : a < INT64_MAX / b);
-    if (over)
-        return bad = true, 0;
-    return a * b;
-}
-static inline int64_t tpat_ck_floordiv(int64_t a, int64_t b, bool& bad)
-{
-    if (b == 0 || (a == INT64_MIN && b == -1))
-        return bad = true, 0;
-    return tpat_floordiv(a, b);
-}
-static inline int64_t tpat_ck_floormod(int64_t a, int64_t b, bool& bad)
-{
-    if (b == 0)
-        return bad = true, 0;
-    return b == -1 ? 0 : tpat_floormod(a, b);
-}
-static inline int64_t tpat_ck_truncdiv(int64_t a, int64_t b, bool& bad)
-{
-    if (b == 0 || (a == INT64_MIN && b == -1))
-        return bad = true, 0;
-    return a / b;
-}
-static inline int64_t tpat_ck_truncmod(int64_t a, int64_t b, bool& bad)
-{
-    if (b == 0)
-        return bad = true, 0;
-    return b == -1 ? 0 : a % b;
-}
-static inline int64_t tpat_ck_shl(int64_t a, int64_t b, bool& bad)
-{
-    if (b < 0 || b > 62 || a < 0 || a > (INT64_MAX >> b))
-        return bad = true, 0;
-    return a << b;
-}
-static inline int64_t tpat_ck_shr(int64_t a, int64_t b, bool& bad)
-{
-    if (b < 0 || b > 63)
-        return bad = true, 0;
-    return a >> b;
-}
 
 // A kernel argument of C type T: false when the int64 value does not fit (e.g. an int32 index
 // parameter of a kernel TVM narrowed to 32-bit arithmetic, fed a tensor of 2^31 elements).
@@ -101,7 +27,6 @@ static inline bool tpat_launch_ok(int64_t gx, int64_t gy, int64_t gz, int64_t bx
     return gx <= INT64_C(2147483647) && gy <= 65535 && gz <= 65535 && bx <= 1024 && by <= 1024 && bz <= 64
         && bx * by * bz <= 1024 && smem >= 0 && smem <= 227 * 1024;
 }
-static inline int64_t tpat_max(int64_t a, int64_t b) { return a > b ? a : b; }
 
 // A launch dimension that evaluates to <= 0 is launched as 1 (TVM runtime behaviour).
 static inline dim3 tpat_dim3(int64_t x, int64_t y, int64_t z)

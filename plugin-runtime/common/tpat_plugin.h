@@ -10,6 +10,7 @@
 #define TPAT_PLUGIN_H
 
 #include "NvInfer.h"
+#include "tpat_dimexpr_trt.h"
 #include "tpat_launcher_abi.h"
 
 #include <cstdint>
@@ -148,37 +149,7 @@ private:
     nvinfer1::PluginFieldCollection mFC{};
 };
 
-//! Helpers for generated outputShapes functions: the KernelPlan Expr operators
-//! (schemas/kernel-plan.schema.json $defs.Expr) over IDimensionExpr. Constant operands fold to
-//! constants; comparisons and logic give 0/1. truncdiv/truncmod assume non-negative operands
-//! (shapes) and equal floordiv/floormod; shl/shr need a constant shift. Each returns nullptr when
-//! an operand is nullptr or the operation cannot be expressed (the caller returns false).
-namespace dimexpr
-{
-using E = nvinfer1::IDimensionExpr const*;
-E lit(nvinfer1::IExprBuilder& b, int64_t v) noexcept;
-E add(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E sub(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E mul(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E floordiv(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E floormod(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E truncdiv(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E truncmod(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E min(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E max(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E shl(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E shr(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E eq(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E ne(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E lt(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E le(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E gt(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E ge(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E land(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E lor(nvinfer1::IExprBuilder& b, E x, E y) noexcept;
-E lnot(nvinfer1::IExprBuilder& b, E x) noexcept;
-E select(nvinfer1::IExprBuilder& b, E c, E t, E e) noexcept;
-} // namespace dimexpr
+//! The Expr operators over IExprBuilder (tpat::dimexpr) are in tpat_dimexpr_trt.h.
 
 } // namespace tpat
 

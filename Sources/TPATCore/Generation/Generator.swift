@@ -533,7 +533,7 @@ public struct Generator: Sendable {
         func add(_ path: String, _ text: String) { files.append(("\(s.name)/\(path)", Data(text.utf8))) }
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
         for k in s.tactics.indices {
-            add("\(s.name)_tactic\(k)_kernels.cuh", launchers.kernels(s, tactic: k))
+            add("\(s.name)_tactic\(k)_kernels.cuh", try launchers.kernels(s, tactic: k))
             add("\(s.name)_tactic\(k).cu", try launchers.tactic(s, tactic: k))
             let planFile = k == 0 ? "\(s.name).plan.json" : "\(s.name).tactic\(k).plan.json"
             files.append(("\(s.name)/\(planFile)", (try? e.encode(s.tactics[k])) ?? Data()))
@@ -559,14 +559,15 @@ public struct Generator: Sendable {
         let url = runtime.appendingPathComponent("CMakeLists.template.txt")
         do {
             let template = try MustacheTemplate(string: "{{%CONTENT_TYPE:TEXT}}" + String(contentsOf: url, encoding: .utf8))
-            return template.render([
-                "project_name": name,
-                "launcher_sources": sources.flatMap { p in
+            /// Source lists, one path per line.
+            struct CMakeView { var project_name: String, launcher_sources: String, plugin_sources: String, check_sources: String }
+            return template.render(CMakeView(
+                project_name: name,
+                launcher_sources: sources.flatMap { p in
                     ["\(p.name)/\(p.name)_launcher.cu"] + p.tactics.indices.map { "\(p.name)/\(p.name)_tactic\($0).cu" }
                 }.joined(separator: "\n  "),
-                "plugin_sources": (sources.map { "\($0.name)/\($0.name)_plugin.cpp" } + ["tpat_plugin_specs.cpp"]).joined(separator: "\n  "),
-                "check_sources": "check/tpat_check.cpp",
-            ])
+                plugin_sources: (sources.map { "\($0.name)/\($0.name)_plugin.cpp" } + ["tpat_plugin_specs.cpp"]).joined(separator: "\n  "),
+                check_sources: "check/tpat_check.cpp"))
         } catch {
             throw TPATError(.io, "cannot render \(url.path): \(error)")
         }

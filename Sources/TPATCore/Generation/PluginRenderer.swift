@@ -8,73 +8,91 @@ public struct PluginRenderer: Sendable {
 
     public init(templates: TemplateSet) { self.templates = templates }
 
-    func types(_ tensors: [KernelPlan.Tensor], plugin: String) throws(TPATError) -> String {
+    /// TensorRT's type names (`kFLOAT`) of the tensors.
+    static func types(_ tensors: [KernelPlan.Tensor], plugin: String) throws(TPATError) -> [String] {
         var out: [String] = []
         for t in tensors {
             guard let n = TensorRTType.name(t.dtype) else {
                 throw TPATError(.plan, "plugin \(plugin): TensorRT has no tensor type for \(t.dtype)")
             }
-            out.append("nvinfer1::DataType::\(n)")
+            out.append(n)
         }
-        return out.joined(separator: ", ")
+        return out
     }
 
-    /// C++ building an IDimensionExpr for `e`; symbols read the inputs' DimsExprs.
+    /// C++ building an IDimensionExpr for `e` through tpat::dimexpr (common/tpat_dimexpr_trt.h);
+    /// symbols read the inputs' DimsExprs. Every operator has a C++ form, but IExprBuilder has no
+    /// shift: a shift whose amount depends on the input dims, or any part made only of constants
+    /// that has no value (a division by zero, a shift out of 0...62), is declined here, with the
+    /// reason, instead of yielding a plugin whose getOutputShapes fails in TensorRT.
     static func exprBuilder(_ e: Expr, symbols: [String: (Int, Int)], plugin: String) throws(TPATError) -> String {
-        func r(_ e: Expr) throws(TPATError) -> String {
-            switch e {
-            case .int(let v): return "b.constant(\(v))"
-            case .sym(let s):
-                guard let (i, d) = symbols[s] else { throw TPATError(.plan, "plugin \(plugin): output shape reads unknown symbol \(s)") }
-                return "inputs[\(i)].d[\(d)]"
-            case let .op(op, args):
-                func bin(_ kind: String, _ a: Expr, _ b: Expr) throws(TPATError) -> String {
-                    "b.operation(DimensionOperation::\(kind), *\(try r(a)), *\(try r(b)))"
-                }
-                switch op {
-                case "add": return try bin("kSUM", args[0], args[1])
-                case "sub": return try bin("kSUB", args[0], args[1])
-                case "mul": return try bin("kPROD", args[0], args[1])
-                case "floordiv", "truncdiv": return try bin("kFLOOR_DIV", args[0], args[1])  // sizes are >= 0
-                case "min": return try bin("kMIN", args[0], args[1])
-                case "max": return try bin("kMAX", args[0], args[1])
-                case "eq": return try bin("kEQUAL", args[0], args[1])
-                case "lt": return try bin("kLESS", args[0], args[1])
-                case "gt": return try bin("kLESS", args[1], args[0])
-                case "floormod", "truncmod":
-                    // a - floor(a / b) * b
-                    return try r(.op("sub", [args[0], .op("mul", [.op("floordiv", [args[0], args[1]]), args[1]])]))
-                default:
-                    throw TPATError(.plan, "plugin \(plugin): output shape uses '\(op)', which IExprBuilder cannot express")
-                }
+        try checkBuildable(e, plugin: plugin)
+        var unknown: String?
+        let text = e.cpp(context: "b", literal: { "dx::lit(b, \($0))" }, symbol: { s in
+            guard let (i, d) = symbols[s] else { unknown = unknown ?? s; return "nullptr" }
+            return "inputs[\(i)].d[\(d)]"
+        })
+        if let unknown { throw TPATError(.plan, "plugin \(plugin): output shape reads unknown symbol \(SafeText.comment(unknown))") }
+        return text
+    }
+
+    /// Throws when tpat::dimexpr over IExprBuilder would return nullptr for `e` whatever the input dims.
+    static func checkBuildable(_ e: Expr, plugin: String) throws(TPATError) {
+        guard case let .op(op, args) = e else { return }
+        for a in args { try checkBuildable(a, plugin: plugin) }
+        if e.symbols.isEmpty, e.evaluate([:]) == nil {
+            throw TPATError(.plan, "plugin \(plugin): output shape has '\(op.rawValue)' of constants with no value (a division by zero)")
+        }
+        for i in op.constantOperands {
+            guard args[i].symbols.isEmpty, let v = args[i].evaluate([:]) else {
+                throw TPATError(.plan, "plugin \(plugin): output shape uses '\(op.rawValue)' by an amount that depends on the input dims, which IExprBuilder cannot express")
+            }
+            if !(0...62).contains(v) {
+                throw TPATError(.plan, "plugin \(plugin): output shape uses '\(op.rawValue)' by \(v), outside 0...62")
             }
         }
-        return try r(e)
     }
 
+    /// The plugin's PluginSpec (plugin.cpp.mustache).
     public func pluginSource(_ source: PluginSource) throws(TPATError) -> String {
+        try templates.render("plugin.cpp", try Self.pluginView(source))
+    }
+
+    /// The view of plugin.cpp.mustache; output dims arrive as rendered IExprBuilder expressions.
+    struct PluginView {
+        var name: String, opType: String, covered: Int
+        var inputTypes: [String], outputTypes: [String]
+        var nbInputs: Int, nbOutputs: Int
+        var inputs: [ShapeView], outputs: [ShapeView]
+        var version: String, namespace: String, nbTactics: Int
+    }
+    struct ShapeView { var index: Int, rank: Int, dims: [DimView] }
+    struct DimView { var tensor: Int, dim: Int, expr: String }
+
+    static func pluginView(_ source: PluginSource) throws(TPATError) -> PluginView {
         let plan = source.plan
         let symbols = Dictionary(plan.symbols.map { ($0.name, ($0.input, $0.dim)) }, uniquingKeysWith: { a, _ in a })
-        var shapes = ""
-        for (i, t) in plan.inputs.enumerated() {
-            shapes += "    if (inputs[\(i)].nbDims != \(t.shapeExpr.count))\n        return false;\n"
-        }
+        var outputs: [ShapeView] = []
         for (j, t) in plan.outputs.enumerated() {
-            shapes += "    outputs[\(j)].nbDims = \(t.shapeExpr.count);\n"
+            var dims: [DimView] = []
             for (d, e) in t.shapeExpr.enumerated() {
-                shapes += "    outputs[\(j)].d[\(d)] = \(try Self.exprBuilder(e, symbols: symbols, plugin: source.name));\n"
+                dims.append(DimView(tensor: j, dim: d, expr: try exprBuilder(e, symbols: symbols, plugin: source.name)))
             }
+            outputs.append(ShapeView(index: j, rank: t.shapeExpr.count, dims: dims))
         }
-        return try templates.render("plugin.cpp", [
-            "name": source.name, "opType": SafeText.comment(plan.opType), "covered": source.coveredNodes.count,
-            "inputTypes": try types(plan.inputs, plugin: source.name), "outputTypes": try types(plan.outputs, plugin: source.name),
-            "nbInputs": plan.inputs.count, "nbOutputs": plan.outputs.count, "outputShapes": shapes,
-            "version": PluginSource.version, "namespace": PluginSource.namespace, "nbTactics": source.tactics.count,
-        ])
+        return PluginView(
+            name: source.name, opType: SafeText.comment(plan.opType), covered: source.coveredNodes.count,
+            inputTypes: try types(plan.inputs, plugin: source.name), outputTypes: try types(plan.outputs, plugin: source.name),
+            nbInputs: plan.inputs.count, nbOutputs: plan.outputs.count,
+            inputs: plan.inputs.enumerated().map { ShapeView(index: $0, rank: $1.shapeExpr.count, dims: []) }, outputs: outputs,
+            version: PluginSource.version, namespace: PluginSource.namespace, nbTactics: source.tactics.count)
     }
 
+    /// The list of the library's plugin specs (plugin_specs.cpp.mustache).
     public func specsSource(_ sources: [PluginSource]) throws(TPATError) -> String {
-        try templates.render("plugin_specs.cpp", ["plugins": sources.map { ["name": $0.name] }, "count": sources.count])
+        struct Entry { var name: String }
+        struct SpecsView { var plugins: [Entry], count: Int }
+        return try templates.render("plugin_specs.cpp", SpecsView(plugins: sources.map { Entry(name: $0.name) }, count: sources.count))
     }
 
     /// The Python plugin's spec: types, output shapes as plan expressions over "in<i>_d<j>".

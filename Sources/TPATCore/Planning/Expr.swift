@@ -1,9 +1,102 @@
+/// The operators of plan expressions: the one table of them in Swift. The schema lists the same
+/// names (schemas/kernel-plan.schema.json $defs.Expr), and C++ implements each as
+/// `tpat::dimexpr::<cppName>` (plugin-runtime/common/tpat_dimexpr.h over checked int64,
+/// tpat_dimexpr_trt.h over TensorRT's IExprBuilder).
+public enum ExprOp: String, CaseIterable, Codable, Sendable, Hashable {
+    case add, sub, mul
+    /// Rounding toward -infinity (Python's `//` and `%`).
+    case floordiv, floormod
+    /// Rounding toward zero (C's `/` and `%`).
+    case truncdiv, truncmod
+    case min, max
+    /// Shifts; IExprBuilder needs the shift amount constant (`constantOperands`).
+    case shl, shr
+    /// Comparisons: 0 or 1.
+    case eq, ne, lt, le, gt, ge
+    /// Logic over "non-zero is true": 0 or 1.
+    case and, or, not
+    /// select(c, t, e): t when c != 0, else e.
+    case select
+
+    public var arity: Int {
+        switch self {
+        case .not: 1
+        case .select: 3
+        default: 2
+        }
+    }
+
+    /// The function of tpat::dimexpr (`and`, `or`, `not` are C++ keywords).
+    public var cppName: String {
+        switch self {
+        case .and: "land"
+        case .or: "lor"
+        case .not: "lnot"
+        default: rawValue
+        }
+    }
+
+    /// Operands an output shape can only have when they are constant (free of symbols): TensorRT's
+    /// IExprBuilder has no shift, so a shift by a constant becomes a product or a floor division.
+    public var constantOperands: [Int] {
+        switch self {
+        case .shl, .shr: [1]
+        default: []
+        }
+    }
+
+    /// Operands evaluated only when chosen (`select`'s branches, the second of `and`/`or`): the
+    /// checked host code passes them as lambdas, so that an untaken branch cannot report an overflow.
+    var lazyOperands: [Int] {
+        switch self {
+        case .select: [1, 2]
+        case .and, .or: [1]
+        default: []
+        }
+    }
+
+    /// The value in signed 64-bit (wrapping; Swift's shifts), nil for a division by zero or the
+    /// one quotient that does not fit (INT64_MIN / -1).
+    public func apply(_ a: [Int64]) -> Int64? {
+        switch self {
+        case .add: return a[0] &+ a[1]
+        case .sub: return a[0] &- a[1]
+        case .mul: return a[0] &* a[1]
+        case .floordiv:
+            guard a[1] != 0, !(a[0] == .min && a[1] == -1) else { return nil }
+            let q = a[0] / a[1]
+            return (a[0] % a[1] != 0 && ((a[0] < 0) != (a[1] < 0))) ? q - 1 : q
+        case .floormod:
+            guard a[1] != 0 else { return nil }
+            guard a[1] != -1 else { return 0 }
+            let r = a[0] % a[1]
+            return (r != 0 && ((r < 0) != (a[1] < 0))) ? r + a[1] : r
+        case .truncdiv: return a[1] == 0 || (a[0] == .min && a[1] == -1) ? nil : a[0] / a[1]
+        case .truncmod: return a[1] == 0 ? nil : a[1] == -1 ? 0 : a[0] % a[1]
+        case .min: return Swift.min(a[0], a[1])
+        case .max: return Swift.max(a[0], a[1])
+        case .shl: return a[0] << a[1]
+        case .shr: return a[0] >> a[1]
+        case .eq: return a[0] == a[1] ? 1 : 0
+        case .ne: return a[0] != a[1] ? 1 : 0
+        case .lt: return a[0] < a[1] ? 1 : 0
+        case .le: return a[0] <= a[1] ? 1 : 0
+        case .gt: return a[0] > a[1] ? 1 : 0
+        case .ge: return a[0] >= a[1] ? 1 : 0
+        case .and: return (a[0] != 0 && a[1] != 0) ? 1 : 0
+        case .or: return (a[0] != 0 || a[1] != 0) ? 1 : 0
+        case .not: return a[0] == 0 ? 1 : 0
+        case .select: return a[0] != 0 ? a[1] : a[2]
+        }
+    }
+}
+
 /// Integer expression of a kernel plan (grid sizes, scalar arguments, buffer sizes, output
 /// shapes), over the plan's symbols. Evaluated in signed 64-bit, as the schema defines.
 public indirect enum Expr: Codable, Sendable, Equatable, Hashable {
     case int(Int64)
     case sym(String)
-    case op(String, [Expr])
+    case op(ExprOp, [Expr])
 
     enum CodingKeys: String, CodingKey { case int, sym, op, args }
 
@@ -11,13 +104,13 @@ public indirect enum Expr: Codable, Sendable, Equatable, Hashable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         if let v = try c.decodeIfPresent(Int64.self, forKey: .int) { self = .int(v); return }
         if let s = try c.decodeIfPresent(String.self, forKey: .sym) { self = .sym(s); return }
-        let op = try c.decode(String.self, forKey: .op)
+        let name = try c.decode(String.self, forKey: .op)
         let args = try c.decode([Expr].self, forKey: .args)
-        guard let arity = Expr.arity[op] else {
-            throw DecodingError.dataCorruptedError(forKey: .op, in: c, debugDescription: "unknown expression op \(op)")
+        guard let op = ExprOp(rawValue: name) else {
+            throw DecodingError.dataCorruptedError(forKey: .op, in: c, debugDescription: "unknown expression op \(name)")
         }
-        guard args.count == arity else {
-            throw DecodingError.dataCorruptedError(forKey: .args, in: c, debugDescription: "\(op) takes \(arity) arguments, got \(args.count)")
+        guard args.count == op.arity else {
+            throw DecodingError.dataCorruptedError(forKey: .args, in: c, debugDescription: "\(name) takes \(op.arity) arguments, got \(args.count)")
         }
         self = .op(op, args)
     }
@@ -27,15 +120,9 @@ public indirect enum Expr: Codable, Sendable, Equatable, Hashable {
         switch self {
         case .int(let v): try c.encode(v, forKey: .int)
         case .sym(let s): try c.encode(s, forKey: .sym)
-        case let .op(op, args): try c.encode(op, forKey: .op); try c.encode(args, forKey: .args)
+        case let .op(op, args): try c.encode(op.rawValue, forKey: .op); try c.encode(args, forKey: .args)
         }
     }
-
-    static let arity: [String: Int] = [
-        "add": 2, "sub": 2, "mul": 2, "floordiv": 2, "floormod": 2, "truncdiv": 2, "truncmod": 2,
-        "min": 2, "max": 2, "shl": 2, "shr": 2, "eq": 2, "ne": 2, "lt": 2, "le": 2, "gt": 2, "ge": 2,
-        "and": 2, "or": 2, "not": 1, "select": 3,
-    ]
 
     /// Symbols the expression reads.
     public var symbols: Set<String> {
@@ -54,82 +141,32 @@ public indirect enum Expr: Codable, Sendable, Equatable, Hashable {
         case let .op(op, args):
             let v = args.map { $0.evaluate(env) }
             guard !v.contains(where: { $0 == nil }) else { return nil }
-            let a = v.map { $0! }
-            switch op {
-            case "add": return a[0] &+ a[1]
-            case "sub": return a[0] &- a[1]
-            case "mul": return a[0] &* a[1]
-            case "floordiv":
-                guard a[1] != 0 else { return nil }
-                let q = a[0] / a[1]
-                return (a[0] % a[1] != 0 && ((a[0] < 0) != (a[1] < 0))) ? q - 1 : q
-            case "floormod":
-                guard a[1] != 0 else { return nil }
-                let r = a[0] % a[1]
-                return (r != 0 && ((r < 0) != (a[1] < 0))) ? r + a[1] : r
-            case "truncdiv": return a[1] == 0 ? nil : a[0] / a[1]
-            case "truncmod": return a[1] == 0 ? nil : a[0] % a[1]
-            case "min": return min(a[0], a[1])
-            case "max": return max(a[0], a[1])
-            case "shl": return a[0] << a[1]
-            case "shr": return a[0] >> a[1]
-            case "eq": return a[0] == a[1] ? 1 : 0
-            case "ne": return a[0] != a[1] ? 1 : 0
-            case "lt": return a[0] < a[1] ? 1 : 0
-            case "le": return a[0] <= a[1] ? 1 : 0
-            case "gt": return a[0] > a[1] ? 1 : 0
-            case "ge": return a[0] >= a[1] ? 1 : 0
-            case "and": return (a[0] != 0 && a[1] != 0) ? 1 : 0
-            case "or": return (a[0] != 0 || a[1] != 0) ? 1 : 0
-            case "not": return a[0] == 0 ? 1 : 0
-            case "select": return a[0] != 0 ? a[1] : a[2]
-            default: return nil
-            }
+            return op.apply(v.map { $0! })
         }
     }
 
-    /// C++ expression over int64_t variables named by `symbol` (helpers from tpat_launcher_abi.h
-    /// for floor division and modulo).
-    public func cpp(_ symbol: (String) -> String) -> String { render(symbol, checked: nil) }
-
-    /// The same with checked arithmetic (tpat_launcher_util.h): an overflow, a division by zero
-    /// or a shift out of range sets the C++ `bool` lvalue `flag` and yields 0, so that generated
-    /// host code can return TPAT_BAD_DIMS before it launches anything.
-    public func cppChecked(_ symbol: (String) -> String, flag: String = "ovf") -> String { render(symbol, checked: flag) }
-
-    static let checkedOps: Set<String> = ["add", "sub", "mul", "floordiv", "floormod", "truncdiv", "truncmod", "shl", "shr"]
-
-    func render(_ symbol: (String) -> String, checked flag: String?) -> String {
+    /// C++ through tpat::dimexpr (plugin-runtime/common/tpat_dimexpr.h), which generated code
+    /// names `dx`: `dx::<op>(context, args...)`. `context` is the first argument of every call
+    /// (`ovf`, a `bool` the checked int64 functions set on overflow, division by zero or a shift out
+    /// of range; or `b`, the IExprBuilder); `literal` and `symbol` render the leaves. With `lazy`,
+    /// the operands ExprOp.lazyOperands lists become `[&] { return ...; }`.
+    public func cpp(context: String, lazy: Bool = false, literal: (Int64) -> String, symbol: (String) -> String) -> String {
         switch self {
-        case .int(let v): return v == Int64.min ? "INT64_MIN" : "INT64_C(\(v))"
+        case .int(let v): return literal(v)
         case .sym(let s): return symbol(s)
         case let .op(op, args):
-            let a = args.map { $0.render(symbol, checked: flag) }
-            if let flag, Self.checkedOps.contains(op) { return "tpat_ck_\(op)(\(a[0]), \(a[1]), \(flag))" }
-            switch op {
-            case "add": return "(\(a[0]) + \(a[1]))"
-            case "sub": return "(\(a[0]) - \(a[1]))"
-            case "mul": return "(\(a[0]) * \(a[1]))"
-            case "floordiv": return "tpat_floordiv(\(a[0]), \(a[1]))"
-            case "floormod": return "tpat_floormod(\(a[0]), \(a[1]))"
-            case "truncdiv": return "(\(a[0]) / \(a[1]))"
-            case "truncmod": return "(\(a[0]) % \(a[1]))"
-            case "min": return "tpat_min(\(a[0]), \(a[1]))"
-            case "max": return "tpat_max(\(a[0]), \(a[1]))"
-            case "shl": return "(\(a[0]) << \(a[1]))"
-            case "shr": return "(\(a[0]) >> \(a[1]))"
-            case "eq": return "(int64_t)(\(a[0]) == \(a[1]))"
-            case "ne": return "(int64_t)(\(a[0]) != \(a[1]))"
-            case "lt": return "(int64_t)(\(a[0]) < \(a[1]))"
-            case "le": return "(int64_t)(\(a[0]) <= \(a[1]))"
-            case "gt": return "(int64_t)(\(a[0]) > \(a[1]))"
-            case "ge": return "(int64_t)(\(a[0]) >= \(a[1]))"
-            case "and": return "(int64_t)((\(a[0]) != 0) && (\(a[1]) != 0))"
-            case "or": return "(int64_t)((\(a[0]) != 0) || (\(a[1]) != 0))"
-            case "not": return "(int64_t)(\(a[0]) == 0)"
-            case "select": return "((\(a[0]) != 0) ? \(a[1]) : \(a[2]))"
-            default: return "0"
+            let lazyArgs = lazy ? op.lazyOperands : []
+            let a = args.enumerated().map { i, e in
+                let text = e.cpp(context: context, lazy: lazy, literal: literal, symbol: symbol)
+                return lazyArgs.contains(i) ? "[&] { return \(text); }" : text
             }
+            return "dx::\(op.cppName)(\(([context] + a).joined(separator: ", ")))"
         }
+    }
+
+    /// The launchers' host arithmetic: int64 literals, checked operations that set the C++ `bool`
+    /// lvalue `flag` (so that generated code can return TPAT_BAD_DIMS before it launches anything).
+    public func cppChecked(_ symbol: (String) -> String, flag: String = "ovf") -> String {
+        cpp(context: flag, lazy: true, literal: { $0 == Int64.min ? "INT64_MIN" : "INT64_C(\($0))" }, symbol: symbol)
     }
 }
