@@ -19,7 +19,9 @@ from onnx import TensorProto as TP
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 SCHEMA = json.loads((ROOT / "schemas" / "kernel-plan.schema.json").read_text())
 NVCC = ROOT / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"
@@ -31,7 +33,7 @@ def plan_all(models: dict, workdir: Path) -> dict:
     for name, model in models.items():
         path = workdir / f"{name}.onnx"
         onnx.save(model, str(path))
-        out[name] = {"path": path, "res": planner.handle_plan(
+        out[name] = {"path": path, "res": handle_plan(
             {"command": "plan", "model_path": str(path), "target": "sm_90"})}
     return out
 
@@ -79,8 +81,8 @@ def run_llvm(path: Path, feeds: dict) -> list:
     import tvm
     from tvm import relax
 
-    info = planner.load_node(str(path))
-    mod, _ = lowerings.tpat_module(info, mode="cpu")
+    info = load_node(str(path))
+    mod, _ = registry.tpat_module(info, mode="cpu")
     vm = relax.VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
     res = vm["main"](*[tvm.runtime.tensor(feeds[i["name"]]) for i in info.inputs])
     return [r.numpy() for r in res] if not hasattr(res, "numpy") else [res.numpy()]

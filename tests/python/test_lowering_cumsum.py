@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import (  # noqa: E402
     assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort)
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "int32": TP.INT32, "int64": TP.INT64}
 
@@ -89,5 +90,5 @@ def test_numerics_llvm_vs_ort(built, name):
 def test_other_axis_keeps_tvm_lowering(workdir):
     path = workdir / "axis0.onnx"
     onnx.save(_model([300, 4], axis=0), str(path))
-    sel, reason = lowerings.select(planner.load_node(str(path)))
+    sel, reason = registry.select(load_node(str(path)))
     assert sel is None and "last axis" in reason

@@ -23,7 +23,8 @@ from onnx import helper as h
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import input_shape, lowered_plan, run_llvm, run_ort  # noqa: E402
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16}
 NP_T = {"float32": np.float32, "float16": np.float16}
@@ -114,5 +115,5 @@ def test_numerics_llvm_vs_ort(built, name):
 
 @pytest.mark.parametrize("name", list(NOT_LOWERED))
 def test_other_cases_decline_with_a_reason(built, name):
-    sel, reason = lowerings.select(planner.load_node(str(built[name]["path"])))
+    sel, reason = registry.select(load_node(str(built[name]["path"])))
     assert sel is None and reason

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import (  # noqa: E402
     assert_matches, input_shape, lowered_plan, run_llvm, run_ort)
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16}
 
@@ -125,8 +126,8 @@ def test_numerics_llvm_vs_ort(built, name):
 @pytest.mark.parametrize("name", list(NOT_LOWERED))
 def test_other_modes_keep_tvm_lowering(built, name):
     res = built[name]["res"]
-    info = planner.load_node(str(built[name]["path"]))
-    sel, reason = lowerings.select(info)
+    info = load_node(str(built[name]["path"]))
+    sel, reason = registry.select(info)
     assert sel is None and reason
     if res["ok"]:
         assert not any(f.startswith("tpat lowering") for f in res["plan"]["fixups"])

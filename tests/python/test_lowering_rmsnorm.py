@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import assert_matches, launches, lowered_plan, run_llvm  # noqa: E402
 from norm_cases import feeds_for, norm_model, ort_answer  # noqa: E402
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 RMS = "RMSNormalization"
 CASES = {
@@ -67,5 +68,5 @@ def test_numerics_llvm_vs_ort(built, name):
 
 @pytest.mark.parametrize("name", list(NOT_LOWERED))
 def test_other_cases_decline_with_a_reason(built, name):
-    sel, reason = lowerings.select(planner.load_node(str(built[name]["path"])))
+    sel, reason = registry.select(load_node(str(built[name]["path"])))
     assert sel is None and reason

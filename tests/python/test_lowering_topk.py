@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import (  # noqa: E402
     input_shape, launches, lowered_plan, run_llvm, run_ort)
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "int32": TP.INT32, "int64": TP.INT64}
 
@@ -106,7 +107,7 @@ def test_nan_comes_first_for_largest(workdir):
     onnx.save(_model([1, 300], 4), str(path))
     x = np.arange(300, dtype=np.float32)[None]
     x[0, 7] = np.nan
-    mod, _ = lowerings.tpat_module(planner.load_node(str(path)), mode="cpu")
+    mod, _ = registry.tpat_module(load_node(str(path)), mode="cpu")
     vm = relax.VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
     res = vm["main"](tvm.runtime.tensor(x))
     v, i = res[0].numpy()[0], res[1].numpy()[0]
@@ -117,12 +118,12 @@ def test_nan_comes_first_for_largest(workdir):
 def test_other_axis_keeps_tvm_lowering(workdir):
     path = workdir / "axis0.onnx"
     onnx.save(_model([300, 4], 10, axis=0), str(path))
-    sel, reason = lowerings.select(planner.load_node(str(path)))
+    sel, reason = registry.select(load_node(str(path)))
     assert sel is None and "last axis" in reason
 
 
 def test_int64_values_keep_tvm_lowering(workdir):
     path = workdir / "i64.onnx"
     onnx.save(_model([2, 3000], 50, dtype="int64"), str(path))
-    sel, reason = lowerings.select(planner.load_node(str(path)))
+    sel, reason = registry.select(load_node(str(path)))
     assert sel is None and "int64" in reason

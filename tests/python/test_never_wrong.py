@@ -28,7 +28,9 @@ from onnx import numpy_helper as nh
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge import cross_check, planner, reference  # noqa: E402
+from tpat_bridge import reference  # noqa: E402
+from tpat_bridge.tools import cross_check  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
 
 TPAT = ROOT / ".build" / "debug" / "tpat"
 
@@ -81,7 +83,7 @@ def save(model, tmp_path, name):
     (CUBIC_UP_SYMBOLIC, "tvm", False), (LINEAR_FRACTION_SYMBOLIC, "tvm", True),
 ])
 def test_refusals(tmp_path, model, lowering, refused):
-    res = planner.handle_plan({"model_path": save(model, tmp_path, "m"), "lowering": lowering})
+    res = handle_plan({"model_path": save(model, tmp_path, "m"), "lowering": lowering})
     if refused:
         assert not res["ok"] and res["error"]["code"] == "unsupported_attribute", res
     else:
@@ -92,7 +94,7 @@ def test_dropout_inference_is_not_refused(tmp_path):
     m = one_node(h.make_node("Dropout", ["in0", "const0", "const1"], ["out0"]),
                  [vi("in0", TP.FLOAT, [4, 8])], [vi("out0", TP.FLOAT, [4, 8])],
                  [nh.from_array(np.array(0.5, np.float32), "const0"), nh.from_array(np.array(False), "const1")])
-    res = planner.handle_plan({"model_path": save(m, tmp_path, "m"), "lowering": "tvm"})
+    res = handle_plan({"model_path": save(m, tmp_path, "m"), "lowering": "tvm"})
     assert res["ok"] or res["error"]["code"] != "unsupported_attribute", res
 
 

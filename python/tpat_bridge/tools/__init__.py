@@ -1,0 +1,3 @@
+"""Tools built on planning: MetaSchedule tuning (tune), TensorRT engines (engine), parser and QNN
+probes (probe, probe_model, qnn_probe), the CPU cross-check (cross_check, compare) and the
+whole-model check (verify_model)."""
