@@ -6,26 +6,74 @@
 #   scripts/snapshot_generated.sh /tmp/after         # on the new tree
 #   scripts/snapshot_generated.sh --diff /tmp/before /tmp/after
 #
-# --diff compares the generated sources (.cu .cuh .cpp .h CMakeLists.txt .cmake) byte for byte and
-# lists the other files (plan JSON, reports) that differ. Needs `swift build` (.build/debug/tpat)
+# --diff compares the generated sources (.cu .cuh .cpp .h CMakeLists.txt .cmake) byte for byte, with
+# plugins paired by op type and nodes (their names carry the planner's digest), and lists the other
+# files (plan JSON, specs, reports) that differ. Needs `swift build` (.build/debug/tpat)
 # and the venv. Runs from the repository root; TPAT_HOME is set to it.
+#
+# SNAPSHOT_ONLY=<regex>: only the cases whose name (demo, fixture-<model>, bench-<case>) matches.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "${TPAT_ROOT:-$(dirname "$0")/..}"  # TPAT_ROOT: the checkout, when this script runs from a copy
 ROOT=$PWD
 
 if [[ "${1:-}" == "--diff" ]]; then
-  a=$2; b=$3
-  status=0
-  if ! diff -r -q "$a" "$b" --exclude='*.json' --exclude='*.onnx' --exclude='*.log' >/dev/null; then
-    echo "generated sources differ:"
-    diff -r -q "$a" "$b" --exclude='*.json' --exclude='*.onnx' --exclude='*.log' || true
-    status=1
-  else
-    echo "generated sources (.cu .cuh .cpp .h CMake) identical"
-  fi
-  echo "other files that differ (plans, reports, models):"
-  diff -r -q "$a" "$b" | grep -v -e '\.cu ' -e '\.cuh ' -e '\.cpp ' -e '\.h ' || true
-  exit $status
+  # Plugin names end in the plan-cache key, which covers the Python package's digest: a changed .py
+  # file renames every plugin. Plugins are paired by op type and covered nodes
+  # (tpat-generate.json) and B's names replaced by A's before comparing bytes.
+  exec "${PYTHON:-.venv/bin/python}" - "$2" "$3" <<'PY'
+import json, os, sys
+a, b = sys.argv[1], sys.argv[2]
+SOURCES = (".cu", ".cuh", ".cpp", ".h", ".cmake", "CMakeLists.txt")
+def names(case_dir):
+    try:
+        rep = json.load(open(os.path.join(case_dir, "tpat-generate.json")))
+    except OSError:
+        return {}
+    return {(p["opType"], tuple(sorted(p["nodes"]))): p["name"] for p in rep.get("plugins", [])}
+def files(root):
+    out = {}
+    for d, _, fs in os.walk(root):
+        for f in fs:
+            out[os.path.relpath(os.path.join(d, f), root)] = os.path.join(d, f)
+    return out
+src_diff, other_diff = [], []
+cases = sorted(set(os.listdir(a)) | set(os.listdir(b)))
+for case in cases:
+    ca, cb = os.path.join(a, case), os.path.join(b, case)
+    if not (os.path.isdir(ca) and os.path.isdir(cb)):
+        if os.path.isdir(ca) or os.path.isdir(cb):
+            src_diff.append(f"{case}: only in {'A' if os.path.isdir(ca) else 'B'}")
+        continue
+    na, nb = names(ca), names(cb)
+    rename = {nb[k]: na[k] for k in nb if k in na}
+    def norm(rel, data):
+        for new, old in rename.items():
+            rel = rel.replace(new, old)
+            data = data.replace(new.encode(), old.encode())
+        return rel, data
+    fa = files(ca)
+    fb = {}
+    for rel, path in files(cb).items():
+        r, data = norm(rel, open(path, "rb").read())
+        fb[r] = data
+    for rel in sorted(set(fa) | set(fb)):
+        is_src = rel.endswith(SOURCES)
+        target = src_diff if is_src else other_diff
+        if rel not in fa or rel not in fb:
+            target.append(f"{case}/{rel}: only in {'A' if rel in fa else 'B'}")
+        elif open(fa[rel], "rb").read() != fb[rel]:
+            target.append(f"{case}/{rel}")
+    if set(nb.values()) != set(rename):
+        src_diff.append(f"{case}: plugins without a partner: {sorted(set(nb.values()) - set(rename))}")
+print("generated sources (.cu .cuh .cpp .h CMake), plugin names paired:",
+      "identical" if not src_diff else f"{len(src_diff)} differ")
+for x in src_diff:
+    print("  ", x)
+print(f"other files that differ (plans, specs, reports, models, logs): {len(other_diff)}")
+for x in other_diff:
+    print("  ", x)
+sys.exit(1 if src_diff else 0)
+PY
 fi
 
 OUT=${1:?usage: snapshot_generated.sh OUTDIR | --diff A B}
@@ -39,6 +87,7 @@ export TPAT_HOME=${TPAT_HOME:-$ROOT} TPAT_CACHE_DIR=$CACHE  # TPAT_HOME: the tre
 
 gen() {  # name model args...
   local name=$1 model=$2; shift 2
+  [[ -z "${SNAPSHOT_ONLY:-}" || "$name" =~ $SNAPSHOT_ONLY ]] || return 0
   if "$TPAT" generate "$model" -o "$OUT/$name" --no-reference --force --trt 11 "$@" >"$OUT/$name.log" 2>&1; then
     echo "ok   $name"
   else

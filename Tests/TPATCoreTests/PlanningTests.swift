@@ -91,6 +91,10 @@ import Testing
         let plan = first.plan
         #expect(plan.opType == "ScatterND")
         #expect(plan.target.sm == "sm_90")
+        // TPAT's own scatter lowering made it, and the plan says so in fields, not prose.
+        #expect(plan.lowering == "scatter_nd" && plan.usesTPATLowering)
+        #expect(plan.loweringDetail == "scatter_nd (reduction=add)")
+        #expect(plan.declined.isEmpty && !plan.fixups.contains { $0.hasPrefix("tpat lowering") })
         #expect(!plan.kernels.isEmpty)
         #expect(plan.launchCount >= 1)
         #expect(plan.cudaSource.contains(plan.kernels[0].name))

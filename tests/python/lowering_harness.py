@@ -56,14 +56,18 @@ def compile_all(built: dict, names, workdir: Path) -> dict:
         return dict(zip(names, ex.map(job, names)))
 
 
-def lowered_plan(res: dict, fixup_prefix: str) -> dict:
-    """The plan of a successful answer, schema-valid and made by the named TPAT lowering."""
+def lowered_plan(res: dict, lowering: str) -> dict:
+    """The plan of a successful answer, schema-valid and made by the named TPAT lowering
+    (`lowering`: its registry name, or "name (detail prefix" to check the detail too)."""
     import jsonschema
 
     assert res["ok"], res.get("error")
     plan = res["plan"]
     jsonschema.validate(plan, SCHEMA)
-    assert any(f.startswith(fixup_prefix) for f in plan["fixups"]), plan["fixups"]
+    name = lowering.split(" ")[0]
+    assert plan["lowering"] == name, (plan["lowering"], plan["declined"])
+    assert plan["lowering_detail"].startswith(lowering), plan["lowering_detail"]
+    assert not any(d["lowering"] == name for d in plan["declined"]), plan["declined"]
     return plan
 
 

@@ -1,4 +1,4 @@
-"""TPAT's own CumSum lowering (python/tpat_bridge/lowering_cumsum.py), CPU only.
+"""TPAT's own CumSum lowering (python/tpat_bridge/lowerings/cumsum.py), CPU only.
 
 Every case: the plan validates against the schema, names the lowering and launches one kernel; its
 CUDA source compiles with nvcc -arch=sm_90; the same IR built for LLVM (serial loops for blocks
@@ -67,7 +67,7 @@ def _feeds(model, syms, seed=0):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
-    plan = lowered_plan(built[name]["res"], "tpat lowering: cumsum")
+    plan = lowered_plan(built[name]["res"], "cumsum")
     assert launches(plan) == ["tpat_cumsum_kernel"]
 
 
@@ -90,5 +90,7 @@ def test_numerics_llvm_vs_ort(built, name):
 def test_other_axis_keeps_tvm_lowering(workdir):
     path = workdir / "axis0.onnx"
     onnx.save(_model([300, 4], axis=0), str(path))
-    sel, reason = registry.select(load_node(str(path)))
+    choice = registry.choose(load_node(str(path)))
+    sel, reason = choice.selection, choice.reason
+    assert (choice.declined[-1][1] == reason) if choice.declined else reason == "no TPAT lowering for this op"
     assert sel is None and "last axis" in reason

@@ -1,4 +1,4 @@
-"""TPAT's own Gelu lowering (python/tpat_bridge/lowering_elementwise.py), CPU only.
+"""TPAT's own Gelu lowering (python/tpat_bridge/lowerings/elementwise.py), CPU only.
 
 Every case: the plan names the lowering and has one kernel; static float16 shapes move 16 bytes
 per thread (uint4 loads and stores); the CUDA source compiles with nvcc -arch=sm_90; the TE
@@ -63,7 +63,7 @@ def test_plan_compile_and_numerics(workdir, name):
     res = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
     assert res["ok"], res
     plan = res["plan"]
-    assert any(f.startswith("tpat lowering: gelu") and per in f for f in plan["fixups"]), plan["fixups"]
+    assert plan["lowering"] == "gelu" and per in plan["lowering_detail"], plan["lowering_detail"]
     assert len([s for s in plan["steps"] if s["kind"] == "launch"]) == 1
     if name == "fp16_erf":
         assert "*(uint4*)" in plan["cuda_source"]

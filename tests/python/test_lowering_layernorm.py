@@ -1,4 +1,4 @@
-"""TPAT's own LayerNormalization lowering (python/tpat_bridge/lowering_layernorm.py), CPU only.
+"""TPAT's own LayerNormalization lowering (python/tpat_bridge/lowerings/layernorm.py), CPU only.
 
 Every case: the plan validates against the schema, names the lowering and launches one kernel
 whose reductions are warp shuffles (16-byte vector loads where N allows); the CUDA source
@@ -58,7 +58,7 @@ NOT_LOWERED = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
-    plan = lowered_plan(built[name]["res"], "tpat lowering: layer_norm")
+    plan = lowered_plan(built[name]["res"], "layer_norm")
     assert launches(plan) == ["tpat_layer_norm_kernel"]
     src = plan["cuda_source"]
     assert "__shfl_down_sync" in src
@@ -87,5 +87,7 @@ def test_numerics_llvm_vs_ort(built, name):
 
 @pytest.mark.parametrize("name", list(NOT_LOWERED))
 def test_other_cases_decline_with_a_reason(built, name):
-    sel, reason = registry.select(load_node(str(built[name]["path"])))
+    choice = registry.choose(load_node(str(built[name]["path"])))
+    sel, reason = choice.selection, choice.reason
+    assert (choice.declined[-1][1] == reason) if choice.declined else reason == "no TPAT lowering for this op"
     assert sel is None and reason

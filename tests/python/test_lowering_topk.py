@@ -1,4 +1,4 @@
-"""TPAT's own TopK lowering (python/tpat_bridge/lowering_topk.py), CPU only.
+"""TPAT's own TopK lowering (python/tpat_bridge/lowerings/topk.py), CPU only.
 
 Every case: the plan validates against the schema, names the lowering and launches the chunk sort
 plus one kernel per merge level; its CUDA source compiles with nvcc -arch=sm_90; the same IR built
@@ -74,7 +74,7 @@ def _feeds(model, syms, seed=0):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
-    plan = lowered_plan(built[name]["res"], "tpat lowering: topk")
+    plan = lowered_plan(built[name]["res"], "topk")
     kernels = launches(plan)
     levels = CASES[name][2]
     assert kernels[0].startswith("tpat_topk_sort") and len(kernels) == 1 + levels, kernels
@@ -118,12 +118,16 @@ def test_nan_comes_first_for_largest(workdir):
 def test_other_axis_keeps_tvm_lowering(workdir):
     path = workdir / "axis0.onnx"
     onnx.save(_model([300, 4], 10, axis=0), str(path))
-    sel, reason = registry.select(load_node(str(path)))
+    choice = registry.choose(load_node(str(path)))
+    sel, reason = choice.selection, choice.reason
+    assert (choice.declined[-1][1] == reason) if choice.declined else reason == "no TPAT lowering for this op"
     assert sel is None and "last axis" in reason
 
 
 def test_int64_values_keep_tvm_lowering(workdir):
     path = workdir / "i64.onnx"
     onnx.save(_model([2, 3000], 50, dtype="int64"), str(path))
-    sel, reason = registry.select(load_node(str(path)))
+    choice = registry.choose(load_node(str(path)))
+    sel, reason = choice.selection, choice.reason
+    assert (choice.declined[-1][1] == reason) if choice.declined else reason == "no TPAT lowering for this op"
     assert sel is None and "int64" in reason

@@ -1,6 +1,6 @@
 """Issue 14, items 1 and 4: never silently wrong, and one node's failure never aborts the model.
 
-- the refusal table (python/tpat_bridge/refusals.py): attribute values a lowering does not
+- the refusal table (python/tpat_bridge/lowerings/refusals.py): attribute values a lowering does not
   implement are plan errors `unsupported_attribute`, per lowering;
 - the bridge command `cross_check`: a tactic's lowering built for LLVM and run on the reference
   data; TVM's cubic downsampling and its antialias-ignoring Resize disagree, TPAT's agree;
@@ -331,7 +331,7 @@ def test_generate_drops_disagreeing_tactics_and_plugins(tmp_path):
     assert set(plugins) == {"GridSample", "Resize", "MaxUnpool"}, rep
     assert plugins["Resize"]["tactics"] == 1
     plan = json.loads((out / "plugins" / plugins["Resize"]["name"] / f"{plugins['Resize']['name']}.plan.json").read_text())
-    assert not any(f.startswith("tpat lowering") for f in plan["fixups"])  # TPAT's tactic 0 dropped, TVM's kept
+    assert plan["lowering"] == "tvm-default"  # TPAT's tactic 0 dropped, TVM's kept
     assert "tactic 0 (tpat lowering) dropped" in r.stderr and "max error 0.5" in r.stderr
     [f] = rep["failures"]
     assert f["opType"] == "TopK" and f["code"] == "cross_check_failed"

@@ -1,4 +1,4 @@
-"""MetaSchedule tuning (python/tpat_bridge/tune.py) on the CPU: LLVM target, and CUDA compile-only.
+"""MetaSchedule tuning (python/tpat_bridge/tools/tune.py) on the CPU: LLVM target, and CUDA compile-only.
 
 Run: .venv/bin/python -m pytest tests/python/test_tune.py -q
 About 1.5 minutes on 2 cores; a good part of it is a one-time cost of MetaSchedule's first

@@ -1,4 +1,4 @@
-"""`tpat verify OUT --model` (python/tpat_bridge/verify_model.py) in its CPU mode: the demo's
+"""`tpat verify OUT --model` (python/tpat_bridge/tools/verify_model.py) in its CPU mode: the demo's
 rewritten model cut at its plugin node, the plugin run through the LLVM build of its plan, every
 other node through ONNX Runtime, compared tensor by tensor with ONNX Runtime on the original; a
 plugin that computes something else is named as the first tensor that differs."""

@@ -18,12 +18,15 @@ The axis (a constant) must be the last one and its length static.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from tvm import te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
 from .ir import Threads, lead_rows, unravel
+from .protocol import Decline, Lowering, NodeView, Selection
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int32", "int64")
 MAX_THREADS = 1024
@@ -33,35 +36,50 @@ MIN_PER_THREAD = 4  # E: elements per thread and tile
 MAX_PARALLEL_TILES = 8
 
 
-def select(node, ops, info, attr):
-    if len(ops) != 2 or ops[0][0] != "param" or ops[1][0] != "const":
-        return None, "CumSum needs a runtime X and a constant axis"
-    xshape, dtype = ops[0][2], ops[0][3]
-    if dtype not in DTYPES or info.outputs[0]["dtype"] != dtype:
-        return None, f"dtype {dtype}"
+@dataclass(frozen=True)
+class CumSumSelection(Selection):
+    dtype: str
+    xshape: list
+    n: int  # the axis length
+    exclusive: bool
+    reverse: bool
+    threads: int  # T
+    per: int  # E
+    tiles: int  # tiles per row
+    parallel_tiles: bool  # a block per tile (else a block per row)
+    x_index: int
+
+    def describe(self) -> str:
+        flags = ", ".join(f for f, on in (("exclusive", self.exclusive), ("reverse", self.reverse)) if on)
+        how = "one block per tile" if self.parallel_tiles else "one block per row"
+        return (f"cumsum (last axis, {self.threads} threads x {self.per}, {self.tiles} tile(s) per row, {how}"
+                + (f", {flags}" if flags else "") + ")")
+
+
+def select(node: NodeView) -> CumSumSelection | Decline:
+    ops = node.operands
+    if len(ops) != 2 or not ops[0].is_param or not ops[1].is_const:
+        return Decline("CumSum needs a runtime X and a constant axis")
+    xshape, dtype = ops[0].shape, ops[0].dtype
+    if dtype not in DTYPES or node.outputs[0]["dtype"] != dtype:
+        return Decline(f"dtype {dtype}")
     r = len(xshape)
     if r == 0:
-        return None, "scalar input"
-    axis = int(np.asarray(ops[1][1]).reshape(-1)[0])
+        return Decline("scalar input")
+    axis = int(np.asarray(ops[1].value).reshape(-1)[0])
     if axis % r != r - 1:
-        return None, "only the last axis is lowered by TPAT"
+        return Decline("only the last axis is lowered by TPAT")
     n = xshape[-1]
     if not isinstance(n, int) or n < 1 or n >= 2**31:
-        return None, "axis length must be static"
+        return Decline("axis length must be static")
     threads = 32
     while threads < MAX_THREADS and threads * MIN_PER_THREAD < n:
         threads *= 2
     per = MIN_PER_THREAD
     tiles = -(-n // (threads * per))
-    det = {"op": "CumSum", "dtype": dtype, "xshape": xshape, "n": n,
-           "exclusive": bool(int(attr(node, "exclusive", 0))),
-           "reverse": bool(int(attr(node, "reverse", 0))),
-           "threads": threads, "per": per, "tiles": tiles,
-           "parallel_tiles": 1 < tiles <= MAX_PARALLEL_TILES, "x_index": ops[0][1]}
-    flags = ", ".join(f for f, on in (("exclusive", det["exclusive"]), ("reverse", det["reverse"])) if on)
-    how = "one block per tile" if det["parallel_tiles"] else "one block per row"
-    return (f"cumsum (last axis, {threads} threads x {per}, {tiles} tile(s) per row, {how}"
-            + (f", {flags}" if flags else "") + ")"), det
+    return CumSumSelection(dtype=dtype, xshape=xshape, n=n, exclusive=bool(int(node.attr("exclusive", 0))),
+                           reverse=bool(int(node.attr("reverse", 0))), threads=threads, per=per, tiles=tiles,
+                           parallel_tiles=1 < tiles <= MAX_PARALLEL_TILES, x_index=ops[0].index)
 
 
 def _acc_dtype(dtype):
@@ -69,7 +87,7 @@ def _acc_dtype(dtype):
 
 
 def _scan_ir(det, rows, lead, x, out, mode="gpu"):
-    n, tb, per, tiles, dtype = det["n"], det["threads"], det["per"], det["tiles"], det["dtype"]
+    n, tb, per, tiles, dtype = det.n, det.threads, det.per, det.tiles, det.dtype
     tile = tb * per
     acc = _acc_dtype(dtype)
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
@@ -78,7 +96,7 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
     fin = steps % 2
     gpu = mode == "gpu"
     scope = "shared" if gpu else "global"
-    par = det["parallel_tiles"]
+    par = det.parallel_tiles
     with IRBuilder() as ib:
         th = Threads(mode, rows * tiles if par else rows, tb)
         with th as bx:
@@ -99,7 +117,7 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
 
             def elem(p):
                 """Element index (int64) of scan position p."""
-                return tirx.Cast("int64", (i32(n - 1) - p) if det["reverse"] else p)
+                return tirx.Cast("int64", (i32(n - 1) - p) if det.reverse else p)
 
             T.buffer_store(carry, zero, [0])
 
@@ -163,7 +181,7 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu"):
                     with T.unroll(0, per) as e:
                         k = t32 * i32(per) + e
                         v = buf[k]
-                        if det["exclusive"]:  # buf[k] gets the sum before it: keep v in `cur`
+                        if det.exclusive:  # buf[k] gets the sum before it: keep v in `cur`
                             T.buffer_store(cur, v, R(tx))
                             T.buffer_store(buf, run[tuple(R(tx))], [k])
                             T.buffer_store(run, run[tuple(R(tx))] + cur[tuple(R(tx))], R(tx))
@@ -210,6 +228,20 @@ def emit(bb, params, det, mode="gpu"):
         lead, rows = lead_rows(xt)
         return te.extern([xt.shape], [xt],
                          lambda ins, outs: _scan_ir(det, rows, lead, ins[0], outs[0], mode),
-                         dtype=det["dtype"], name="tpat_cumsum")
+                         dtype=det.dtype, name="tpat_cumsum")
 
-    return bb.emit_te(stage, params[det["x_index"]], primfunc_name_hint="tpat_cumsum")
+    return bb.emit_te(stage, params[det.x_index], primfunc_name_hint="tpat_cumsum")
+
+
+class CumSumLowering(Lowering):
+    name = "cumsum"
+    ops = ("CumSum",)
+
+    def select(self, node):
+        return select(node)
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return emit(bb, params, sel, mode)
+
+
+CUMSUM = CumSumLowering()

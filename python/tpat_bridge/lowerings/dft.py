@@ -17,67 +17,85 @@ must be constants; inverse with onesided (not defined by ONNX Runtime) is declin
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from tvm import te, tirx
+
+from .protocol import Decline, Lowering, NodeView, Selection
 
 DTYPES = ("float32", "float16")
 
 
+@dataclass(frozen=True)
+class DFTSelection(Selection):
+    dtype: str
+    axis: int  # the signal axis (normalized, never the last)
+    n: int  # dft_length
+    length: int  # the signal's length on `axis`
+    k: int  # output bins (n, or n // 2 + 1 when onesided)
+    inverse: bool
+    onesided: bool
+    complex: bool  # the input's last dim is 2 (else 1: real)
+    x_index: int
+
+    def describe(self) -> str:
+        kind = ("inverse " if self.inverse else "") + ("onesided " if self.onesided else "")
+        return f"dft ({kind}axis={self.axis}, n={self.n}, direct sum)"
+
+
 def _const_int(op):
-    if op[0] != "const":
+    if not op.is_const:
         return None
-    v = op[1].reshape(-1)
+    v = op.value.reshape(-1)
     return int(v[0]) if v.size == 1 else None
 
 
-def select(node, ops, info, attr):
-    if not ops or ops[0][0] != "param":
-        return None, "DFT needs a runtime input"
-    xshape, dtype = ops[0][2], ops[0][3]
-    if dtype not in DTYPES or info.outputs[0]["dtype"] != dtype:
-        return None, f"dtype {dtype}"
+def select(n: NodeView) -> DFTSelection | Decline:
+    ops = n.operands
+    if not ops or not ops[0].is_param:
+        return Decline("DFT needs a runtime input")
+    xshape, dtype = ops[0].shape, ops[0].dtype
+    if dtype not in DTYPES or n.outputs[0]["dtype"] != dtype:
+        return Decline(f"dtype {dtype}")
     r = len(xshape)
     if r < 2 or xshape[-1] not in (1, 2):
-        return None, "input must be [..., signal, 1 or 2]"
-    ver = next((o.version for o in info.model.opset_import if o.domain in ("", "ai.onnx")), 20)
-    if ver < 20:
-        axis = int(attr(node, "axis", 1))
-    elif len(ops) > 2 and ops[2][0] != "absent":
+        return Decline("input must be [..., signal, 1 or 2]")
+    if n.opset(20) < 20:
+        axis = int(n.attr("axis", 1))
+    elif len(ops) > 2 and not ops[2].is_absent:
         axis = _const_int(ops[2])
         if axis is None:
-            return None, "axis must be a constant scalar"
+            return Decline("axis must be a constant scalar")
     else:
         axis = -2
     if not -r <= axis < r or axis % r == r - 1:
-        return None, f"axis {axis} of a rank-{r} input"
+        return Decline(f"axis {axis} of a rank-{r} input")
     axis %= r
     length = xshape[axis]
     if not isinstance(length, int):
-        return None, "the signal axis must be static"
-    n = length
-    if len(ops) > 1 and ops[1][0] != "absent":
-        n = _const_int(ops[1])
-        if n is None:
-            return None, "dft_length must be a constant scalar"
-    if n < 1:
-        return None, f"dft_length {n}"
-    inverse, onesided = int(attr(node, "inverse", 0)), int(attr(node, "onesided", 0))
+        return Decline("the signal axis must be static")
+    size = length
+    if len(ops) > 1 and not ops[1].is_absent:
+        size = _const_int(ops[1])
+        if size is None:
+            return Decline("dft_length must be a constant scalar")
+    if size < 1:
+        return Decline(f"dft_length {size}")
+    inverse, onesided = int(n.attr("inverse", 0)), int(n.attr("onesided", 0))
     if inverse and onesided:
-        return None, "inverse with onesided"
-    k = n // 2 + 1 if onesided else n
-    det = {"op": "DFT", "dtype": dtype, "axis": axis, "n": n, "length": length, "k": k,
-           "inverse": bool(inverse), "complex": xshape[-1] == 2, "x_index": ops[0][1]}
-    kind = ("inverse " if inverse else "") + ("onesided " if onesided else "")
-    return f"dft ({kind}axis={axis}, n={n}, direct sum)", det
+        return Decline("inverse with onesided")
+    k = size // 2 + 1 if onesided else size
+    return DFTSelection(dtype=dtype, axis=axis, n=size, length=length, k=k, inverse=bool(inverse),
+                        onesided=bool(onesided), complex=xshape[-1] == 2, x_index=ops[0].index)
 
 
 def dft_te(x, det):
-    axis, n, dtype = det["axis"], det["n"], det["dtype"]
+    axis, n, dtype = det.axis, det.n, det.dtype
     f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
-    red = te.reduce_axis((0, min(n, det["length"])), name="j")
-    sign = 1.0 if det["inverse"] else -1.0
+    red = te.reduce_axis((0, min(n, det.length)), name="j")
+    sign = 1.0 if det.inverse else -1.0
     shape = list(x.shape[:-1]) + [2]
-    shape[axis] = det["k"]
+    shape[axis] = det.k
 
     def ld(*i):
         v = x(*i)
@@ -88,7 +106,7 @@ def dft_te(x, det):
         xi = list(i[:-1])
         xi[axis] = red
         re = ld(*xi, 0)
-        im = ld(*xi, 1) if det["complex"] else f32(0.0)
+        im = ld(*xi, 1) if det.complex else f32(0.0)
         kj = (tirx.Cast("int64", k) * tirx.Cast("int64", red)) % tirx.const(n, "int64")
         ang = tirx.Cast("float32", kj) * f32(2.0 * math.pi / n)
         cs, sn = tirx.cos(ang), tirx.sin(ang) * f32(sign)
@@ -97,7 +115,7 @@ def dft_te(x, det):
         return te.sum(val, axis=red)
 
     s = te.compute(shape, acc, name="tpat_dft_sum")
-    scale = 1.0 / n if det["inverse"] else 1.0
+    scale = 1.0 / n if det.inverse else 1.0
 
     def out(*i):
         v = s(*i) * f32(scale) if scale != 1.0 else s(*i)
@@ -107,4 +125,18 @@ def dft_te(x, det):
 
 
 def emit(bb, params, det, mode="gpu"):
-    return bb.emit_te(lambda x: dft_te(x, det), params[det["x_index"]], primfunc_name_hint="tpat_dft")
+    return bb.emit_te(lambda x: dft_te(x, det), params[det.x_index], primfunc_name_hint="tpat_dft")
+
+
+class DFTLowering(Lowering):
+    name = "dft"
+    ops = ("DFT",)
+
+    def select(self, node):
+        return select(node)
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return emit(bb, params, sel, mode)
+
+
+DFT = DFTLowering()

@@ -10,38 +10,54 @@ TVM's default lowering stays available as the second tactic (and tunable with `t
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from tvm import te, tirx
 
-DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
+from .. import dtypes
+from .protocol import Decline, Lowering, NodeView, Selection
+
+DTYPES = dtypes.sizes(*dtypes.FLOATS)
 THREADS = 256
 
 
-def select(node, ops, info, attr):
-    if len(ops) != 1 or ops[0][0] != "param":
-        return None, "Gelu arity"
-    xshape, dtype = ops[0][2], ops[0][3]
-    if dtype not in DTYPES or info.outputs[0]["dtype"] != dtype:
-        return None, f"dtype {dtype}"
-    approx = attr(node, "approximate", "none")
+@dataclass(frozen=True)
+class GeluSelection(Selection):
+    dtype: str
+    approx: str  # "none" (erf) or "tanh"
+    vec: int  # elements per thread (16 bytes, or 1)
+    x_index: int  # main's parameter of X
+
+    def describe(self) -> str:
+        return f"gelu ({self.approx}, {self.vec} element(s) per thread)"
+
+
+def select(n: NodeView) -> GeluSelection | Decline:
+    ops = n.operands
+    if len(ops) != 1 or not ops[0].is_param:
+        return Decline("Gelu arity")
+    xshape, dtype = ops[0].shape, ops[0].dtype
+    if dtype not in DTYPES or n.outputs[0]["dtype"] != dtype:
+        return Decline(f"dtype {dtype}")
+    approx = n.attr("approximate", "none")
     if approx not in ("none", "tanh"):
-        return None, f"approximate={approx}"
+        return Decline(f"approximate={approx}")
     vec = 16 // DTYPES[dtype]
     last = xshape[-1] if xshape else 1
     if not isinstance(last, int) or last % vec:
         vec = 1
-    det = {"op": "Gelu", "dtype": dtype, "approx": approx, "vec": vec, "x_index": ops[0][1]}
-    return f"gelu ({approx}, {vec} element(s) per thread)", det
+    return GeluSelection(dtype=dtype, approx=approx, vec=vec, x_index=ops[0].index)
 
 
 def gelu_te(x, det):
     f = lambda v: tirx.const(v, "float32")  # noqa: E731
-    dtype = det["dtype"]
+    dtype = det.dtype
 
     def fc(*i):
         v = x(*i)
         v = v if dtype == "float32" else tirx.Cast("float32", v)
-        if det["approx"] == "tanh":
+        if det.approx == "tanh":
             inner = f(float(np.sqrt(2.0 / np.pi))) * (v + f(0.044715) * v * v * v)
             y = f(0.5) * v * (f(1.0) + tirx.tanh(inner))
         else:
@@ -52,7 +68,7 @@ def gelu_te(x, det):
 
 
 def emit(bb, params, det, mode="gpu"):
-    return bb.emit_te(lambda x: gelu_te(x, det), params[det["x_index"]], primfunc_name_hint="tpat_gelu")
+    return bb.emit_te(lambda x: gelu_te(x, det), params[det.x_index], primfunc_name_hint=PRIMFUNC)
 
 
 PRIMFUNC = "tpat_gelu"
@@ -60,9 +76,9 @@ PRIMFUNC = "tpat_gelu"
 
 def schedule(sch, blk, det):
     """Split the last axis by vec, fuse, split into (blocks, THREADS); 16-byte vector copies in
-    and out of registers around the scalar math (applied by lowerings._tpat_schedule)."""
+    and out of registers around the scalar math (applied by ir.apply_schedule)."""
     loops = list(sch.get_loops(blk))
-    vec = det["vec"]
+    vec = det.vec
     vi = None
     if vec > 1:
         lo, vi = sch.split(loops[-1], [None, vec])
@@ -80,3 +96,21 @@ def schedule(sch, blk, det):
     sch.bind(bo, "blockIdx.x")
     sch.bind(tx, "threadIdx.x")
     return True
+
+
+class GeluLowering(Lowering):
+    name = "gelu"
+    ops = ("Gelu",)
+    primfunc = PRIMFUNC
+
+    def select(self, node):
+        return select(node)
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return emit(bb, params, sel, mode)
+
+    def schedule(self, sch, block, sel):
+        return schedule(sch, block, sel)
+
+
+GELU = GeluLowering()

@@ -17,8 +17,13 @@ and values constant or a runtime input; out-of-range indices give an all-`off` r
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from tvm import relax, te, tirx
+from tvm import te, tirx
+
+from .ir import relax_arg
+from .protocol import Decline, Lowering, NodeView, Operand, Selection
 
 INDEX_DTYPES = ("int32", "int64")
 
@@ -27,26 +32,39 @@ INDEX_DTYPES = ("int32", "int64")
 # GatherND
 
 
-def select_gathernd(node, ops, info, attr):
-    if len(ops) != 2 or ops[0][0] == "absent" or ops[1][0] == "absent":
-        return None, "GatherND arity"
-    (_, _, dshape, dtype), (_, _, qshape, qdtype) = ops
+@dataclass(frozen=True)
+class GatherNDSelection(Selection):
+    data: Operand
+    indices: Operand
+    b: int  # batch_dims
+    k: int  # index tuple length (the indices' static last dim)
+    dtype: str
+
+    def describe(self) -> str:
+        return f"gather_nd (batch_dims={self.b}, k={self.k}, one kernel)"
+
+
+def select_gathernd(n: NodeView) -> GatherNDSelection | Decline:
+    ops = n.operands
+    if len(ops) != 2 or ops[0].is_absent or ops[1].is_absent:
+        return Decline("GatherND arity")
+    data, indices = ops
+    dshape, dtype, qshape, qdtype = data.shape, data.dtype, indices.shape, indices.dtype
     if qdtype not in INDEX_DTYPES:
-        return None, f"index dtype {qdtype}"
-    b = int(attr(node, "batch_dims", 0))
+        return Decline(f"index dtype {qdtype}")
+    b = int(n.attr("batch_dims", 0))
     if not qshape or not isinstance(qshape[-1], int):
-        return None, "the last index dim must be static"
+        return Decline("the last index dim must be static")
     k = qshape[-1]
     if k < 1 or b + k > len(dshape) or b >= len(qshape):
-        return None, "GatherND ranks"
-    if info.outputs[0]["dtype"] != dtype:
-        return None, "output dtype"
-    det = {"op": "GatherND", "ops": ops, "b": b, "k": k, "dtype": dtype}
-    return f"gather_nd (batch_dims={b}, k={k}, one kernel)", det
+        return Decline("GatherND ranks")
+    if n.outputs[0]["dtype"] != dtype:
+        return Decline("output dtype")
+    return GatherNDSelection(data=data, indices=indices, b=b, k=k, dtype=dtype)
 
 
 def gathernd_te(data, idx, det):
-    b, k = det["b"], det["k"]
+    b, k = det.b, det.k
     dshape, qshape = list(data.shape), list(idx.shape)
     oshape = qshape[:-1] + dshape[b + k:]
     nq = len(qshape) - 1  # index positions (batch dims included)
@@ -81,27 +99,37 @@ def _clamped(raw, dim, out_dtype):
     return tirx.Cast(out_dtype, w)
 
 
-def select_gather(node, ops, info, attr):
-    if len(ops) != 2 or ops[0][0] == "absent" or ops[1][0] == "absent":
-        return None, "Gather arity"
-    (_, _, dshape, dtype), (_, _, qshape, qdtype) = ops
+@dataclass(frozen=True)
+class GatherSelection(Selection):
+    op: str  # "Gather" or "GatherElements"
+    data: Operand
+    indices: Operand
+    axis: int
+    dtype: str
+
+    def describe(self) -> str:
+        return f"{self.op.lower()} (axis={self.axis}, indices clamped, one kernel)"
+
+
+def select_gather(n: NodeView) -> GatherSelection | Decline:
+    ops = n.operands
+    if len(ops) != 2 or ops[0].is_absent or ops[1].is_absent:
+        return Decline("Gather arity")
+    data, indices = ops
+    dshape, dtype, qdtype = data.shape, data.dtype, indices.dtype
     if qdtype not in INDEX_DTYPES:
-        return None, f"index dtype {qdtype}"
+        return Decline(f"index dtype {qdtype}")
     r = len(dshape)
-    axis = int(attr(node, "axis", 0))
+    axis = int(n.attr("axis", 0))
     if r == 0 or not -r <= axis < r:
-        return None, "Gather axis"
-    if info.outputs[0]["dtype"] != dtype:
-        return None, "output dtype"
-    det = {"op": node.op_type, "ops": ops, "axis": axis % r, "dtype": dtype}
-    return f"{node.op_type.lower()} (axis={axis % r}, indices clamped, one kernel)", det
-
-
-select_gather_elements = select_gather
+        return Decline("Gather axis")
+    if n.outputs[0]["dtype"] != dtype:
+        return Decline("output dtype")
+    return GatherSelection(op=n.op_type, data=data, indices=indices, axis=axis % r, dtype=dtype)
 
 
 def gather_te(data, idx, det):
-    a = det["axis"]
+    a = det.axis
     dshape, qshape = list(data.shape), list(idx.shape)
     q = len(qshape)
 
@@ -115,7 +143,7 @@ def gather_te(data, idx, det):
 
 
 def gather_elements_te(data, idx, det):
-    a = det["axis"]
+    a = det.axis
     dshape = list(data.shape)
 
     def f(*o):
@@ -130,36 +158,49 @@ def gather_elements_te(data, idx, det):
 # OneHot
 
 
-def select_onehot(node, ops, info, attr):
-    if len(ops) != 3 or ops[0][0] != "param":
-        return None, "OneHot needs runtime indices"
-    if ops[0][3] not in INDEX_DTYPES + ("float32",):
-        return None, f"indices dtype {ops[0][3]}"
-    if ops[1][0] != "const":
-        return None, "depth must be a constant"
-    depth = int(np.asarray(ops[1][1]).reshape(-1)[0])
+@dataclass(frozen=True)
+class OneHotSelection(Selection):
+    indices: Operand  # a graph input
+    values_op: Operand  # [off, on], a constant or a graph input
+    depth: int
+    axis: int
+    dtype: str
+    values: list | None  # [off, on] when constant
+
+    def describe(self) -> str:
+        return f"one_hot (depth={self.depth}, axis={self.axis}, one kernel)"
+
+
+def select_onehot(n: NodeView) -> OneHotSelection | Decline:
+    ops = n.operands
+    if len(ops) != 3 or not ops[0].is_param:
+        return Decline("OneHot needs runtime indices")
+    indices, depth_op, values_op = ops
+    if indices.dtype not in INDEX_DTYPES + ("float32",):
+        return Decline(f"indices dtype {indices.dtype}")
+    if not depth_op.is_const:
+        return Decline("depth must be a constant")
+    depth = int(np.asarray(depth_op.value).reshape(-1)[0])
     if depth < 1:
-        return None, "depth"
-    vdtype = ops[2][3]
-    odtype = info.outputs[0]["dtype"]
-    if odtype != vdtype:
-        return None, "output dtype"
-    r = len(ops[0][2])
-    axis = int(attr(node, "axis", -1))
+        return Decline("depth")
+    odtype = n.outputs[0]["dtype"]
+    if odtype != values_op.dtype:
+        return Decline("output dtype")
+    r = len(indices.shape)
+    axis = int(n.attr("axis", -1))
     if not -r - 1 <= axis <= r:
-        return None, "axis"
-    det = {"op": "OneHot", "ops": ops, "depth": depth, "axis": axis % (r + 1), "dtype": odtype}
-    if ops[2][0] == "const":
-        det["values"] = [v.item() for v in np.asarray(ops[2][1]).reshape(-1)[:2]]
-    return f"one_hot (depth={depth}, axis={axis % (r + 1)}, one kernel)", det
+        return Decline("axis")
+    values = [v.item() for v in np.asarray(values_op.value).reshape(-1)[:2]] if values_op.is_const else None
+    return OneHotSelection(indices=indices, values_op=values_op, depth=depth, axis=axis % (r + 1), dtype=odtype,
+                           values=values)
 
 
 def onehot_te(ind, det, values=None):
-    depth, axis, dtype = det["depth"], det["axis"], det["dtype"]
+    depth, axis, dtype = det.depth, det.axis, det.dtype
     ishape = list(ind.shape)
     oshape = ishape[:axis] + [depth] + ishape[axis:]
     if values is None:
-        off, on = (tirx.const(v, dtype) for v in det["values"])
+        off, on = (tirx.const(v, dtype) for v in det.values)
     else:
         off, on = values[0], values[1]
 
@@ -181,37 +222,41 @@ def onehot_te(ind, det, values=None):
 # Relax
 
 
-class _Lowering:
-    """select/emit pair in the shape lowerings.TE_LOWERINGS expects."""
-
-    def __init__(self, select, emit):
-        self.select, self.emit = select, emit
-
-
 def _emit_gathernd(bb, params, det, mode="gpu"):
-    args = [params[o[1]] if o[0] == "param" else relax.const(np.ascontiguousarray(o[1]), o[3])
-            for o in det["ops"]]
+    args = [relax_arg(params, o) for o in (det.data, det.indices)]
     return bb.emit_te(lambda d, i: gathernd_te(d, i, det), *args, primfunc_name_hint="tpat_gather_nd")
 
 
 def _emit_gather(bb, params, det, mode="gpu"):
-    args = [params[o[1]] if o[0] == "param" else relax.const(np.ascontiguousarray(o[1]), o[3])
-            for o in det["ops"]]
-    te_fn, name = ((gather_te, "tpat_gather") if det["op"] == "Gather"
+    args = [relax_arg(params, o) for o in (det.data, det.indices)]
+    te_fn, name = ((gather_te, "tpat_gather") if det.op == "Gather"
                    else (gather_elements_te, "tpat_gather_elements"))
     return bb.emit_te(lambda d, i: te_fn(d, i, det), *args, primfunc_name_hint=name)
 
 
 def _emit_onehot(bb, params, det, mode="gpu"):
-    ind = params[det["ops"][0][1]]
-    if "values" in det:
+    ind = params[det.indices.index]
+    if det.values is not None:
         return bb.emit_te(lambda i: onehot_te(i, det), ind, primfunc_name_hint="tpat_one_hot")
-    vals = params[det["ops"][2][1]]
+    vals = params[det.values_op.index]
     return bb.emit_te(lambda i, v: onehot_te(i, det, [v[0], v[1]]), ind, vals,
                       primfunc_name_hint="tpat_one_hot")
 
 
-GATHER_ND = _Lowering(select_gathernd, _emit_gathernd)
-GATHER = _Lowering(select_gather, _emit_gather)
-GATHER_ELEMENTS = _Lowering(select_gather_elements, _emit_gather)
-ONE_HOT = _Lowering(select_onehot, _emit_onehot)
+class _Indexing(Lowering):
+    """The four lowerings of this module: one selection function and one emit each."""
+
+    def __init__(self, name, op, select, emit):
+        self.name, self.ops, self._select, self._emit = name, (op,), select, emit
+
+    def select(self, node):
+        return self._select(node)
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return self._emit(bb, params, sel, mode)
+
+
+GATHER_ND = _Indexing("gather_nd", "GatherND", select_gathernd, _emit_gathernd)
+GATHER = _Indexing("gather", "Gather", select_gather, _emit_gather)
+GATHER_ELEMENTS = _Indexing("gather_elements", "GatherElements", select_gather, _emit_gather)
+ONE_HOT = _Indexing("one_hot", "OneHot", select_onehot, _emit_onehot)

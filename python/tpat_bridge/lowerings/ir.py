@@ -9,6 +9,7 @@ leading (row) dimensions of last-axis ops, symbolic ones included.
 """
 from __future__ import annotations
 
+import numpy as np
 import tvm
 from tvm import relax, s_tir, te, tirx
 from tvm.script.ir_builder import tirx as T
@@ -74,6 +75,21 @@ def lead_rows(t):
     return lead, rows
 
 
+def relax_arg(params, op):
+    """The Relax argument for an operand: main's parameter, or the constant."""
+    return params[op.index] if op.is_param else relax.const(np.ascontiguousarray(op.value), op.dtype)
+
+
+def main_dims(params):
+    """dim(x) of `main_params` for the parameters already made: the same shape variables."""
+    syms = {}
+    for p in params:
+        for v in p.ty.shape.values:
+            if isinstance(v, tirx.Var):
+                syms.setdefault(str(v.name), v)
+    return lambda x: x if isinstance(x, int) else syms[x]
+
+
 def main_params(info):
     """(Relax parameters of `main`, one per graph input, symbolic dims as shared int64 vars; dim())."""
     syms = {}
@@ -90,17 +106,17 @@ def main_params(info):
     return params, dim
 
 
-def apply_schedule(built, low, det, narrow):
-    """Apply a lowering's GPU schedule to its PrimFunc `low.PRIMFUNC`: indices narrowed to int32
+def apply_schedule(built, low, sel, narrow):
+    """Apply a lowering's GPU schedule to its PrimFunc `low.primfunc`: indices narrowed to int32
     first when `narrow` (the planner's narrowing skips scheduled functions), then
-    `low.schedule(sch, block, det)`; the result is marked tirx.is_scheduled. Unchanged when the
+    `low.schedule(sch, block, sel)`; the result is marked tirx.is_scheduled. Unchanged when the
     lowering declines (schedule returns False): dlight schedules it then."""
-    gv = next(g for g in built.get_global_vars() if g.name_hint == low.PRIMFUNC)
+    gv = next(g for g in built.get_global_vars() if g.name_hint == low.primfunc)
     func = built[gv]
     if narrow:
         func = tirx.transform.ForceNarrowIndexToInt32()(tvm.IRModule({gv: func}))[gv]
     sch = s_tir.Schedule(func)
-    if not low.schedule(sch, sch.get_sblock(low.PRIMFUNC), det):
+    if not low.schedule(sch, sch.get_sblock(low.primfunc), sel):
         return built
     built[gv] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
     return built

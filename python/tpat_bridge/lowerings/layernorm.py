@@ -13,7 +13,7 @@ Here the tensor is seen as (rows, N) with rows = prod(X.shape[:axis]) and N = pr
      InvStdDev (float32, shape X.shape[:axis] + [1] * (rank - axis)) when the node uses them.
 
 Scale and B may have N elements (vector loads) or any shape broadcastable to X.shape[axis:] (one
-element at a time through a static index map). RMSNormalization (lowering_rmsnorm.py) is the same
+element at a time through a static index map). RMSNormalization (rmsnorm.py) is the same
 kernel with `rms` set: no mean, y = x * rsqrt(mean(x^2) + epsilon) * scale.
 
 Blocks hold 8 warps (8 rows). Everything is TIR written with TVM's IR builder inside a
@@ -24,15 +24,18 @@ bfloat16 / float32. Leading dimensions (rows) may be symbolic.
 """
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
+
 import tvm
-from tvm import relax, te, tirx
+from tvm import te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
-from .ir import Threads
+from .. import dtypes
+from .ir import Threads, relax_arg
+from .protocol import Decline, Lowering, NodeView, Selection
 
-DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2}
+DTYPES = dtypes.sizes(*dtypes.FLOATS)
 WARPS_PER_BLOCK = 8
 MAX_N = 8192  # 256 elements per lane in registers; longer rows keep TVM's lowering
 
@@ -61,75 +64,95 @@ def _param_map(pshape, norm):
     return "bcast", terms
 
 
-def select_norm(node, ops, info, attr, rms):
+@dataclass(frozen=True)
+class NormSelection(Selection):
+    op: str  # "LayerNormalization" or "RMSNormalization"
+    rms: bool
+    dtype: str  # X
+    sdtype: str  # Scale (and B)
+    ydtype: str
+    xshape: list
+    axis: int
+    n: int  # elements per row: prod(X.shape[axis:])
+    vec: int  # X / Y vector width
+    svec: int  # Scale / B vector width (1 when one broadcasts)
+    eps: float
+    ops: list  # [Operand]: X, Scale[, B]
+    maps: list  # per Scale / B: ("full", None), ("bcast", terms) or None (absent)
+    stats: int  # Mean / InvStdDev outputs asked for (0..2)
+
+    def describe(self) -> str:
+        what = "rms_norm" if self.rms else "layer_norm"
+        stats = " + Mean/InvStdDev" if self.stats == 2 else " + Mean" if self.stats == 1 else ""
+        return f"{what} (axis={self.axis}, N={self.n}, warp per row, {self.vec}-wide vectors{stats})"
+
+
+def select_norm(n: NodeView, rms: bool) -> NormSelection | Decline:
     """Shared selection of LayerNormalization (rms False) and RMSNormalization (rms True)."""
+    ops, info = n.operands, n.info
     name = "RMSNormalization" if rms else "LayerNormalization"
     nparams = (2,) if rms else (2, 3)
-    if len(ops) not in nparams or ops[0][0] != "param" or ops[1][0] == "absent":
-        return None, f"{name} arity"
+    if len(ops) not in nparams or not ops[0].is_param or ops[1].is_absent:
+        return Decline(f"{name} arity")
     if rms and len(info.outputs) != 1:
-        return None, f"{name} has one output"
-    xshape, dtype = ops[0][2], ops[0][3]
+        return Decline(f"{name} has one output")
+    xshape, dtype = ops[0].shape, ops[0].dtype
     if dtype not in DTYPES:
-        return None, f"dtype {dtype}"
-    sdtype = ydtype = ops[1][3]
+        return Decline(f"dtype {dtype}")
+    sdtype = ydtype = ops[1].dtype
     if sdtype != dtype or info.outputs[0]["dtype"] != dtype:
         # RMSNormalization-23 allows Scale (and Y) of another type V, but its function body
         # multiplies X's type by V (ONNX Runtime refuses the model): declined, not guessed
-        return None, f"X {dtype}, Scale {sdtype}, Y {info.outputs[0]['dtype']}: types differ"
+        return Decline(f"X {dtype}, Scale {sdtype}, Y {info.outputs[0]['dtype']}: types differ")
     r = len(xshape)
-    axis = int(attr(node, "axis", -1))
+    axis = int(n.attr("axis", -1))
     if r == 0 or not -r <= axis < r:
-        return None, f"axis {axis} of a rank-{r} input"
+        return Decline(f"axis {axis} of a rank-{r} input")
     axis %= r
-    stash = int(attr(node, "stash_type", 1))
+    stash = int(n.attr("stash_type", 1))
     if stash != 1:
-        return None, f"stash_type={stash} (only 1, float32, is implemented)"
+        return Decline(f"stash_type={stash} (only 1, float32, is implemented)")
     norm = xshape[axis:]
     if any(not isinstance(d, int) for d in norm):
-        return None, "normalized dims must be static"
-    n = _prod(norm)
-    if n == 0 or n > MAX_N:
-        return None, f"normalized size {n} (TPAT lowers 1..{MAX_N})"
+        return Decline("normalized dims must be static")
+    size = _prod(norm)
+    if size == 0 or size > MAX_N:
+        return Decline(f"normalized size {size} (TPAT lowers 1..{MAX_N})")
     for k, o in enumerate(info.outputs[1:], 1):
         if o["dtype"] != "float32":
-            return None, f"output {k} dtype {o['dtype']} (stash_type 1 gives float32)"
+            return Decline(f"output {k} dtype {o['dtype']} (stash_type 1 gives float32)")
     maps = []
     for o in ops[1:]:
-        if o[0] == "absent":
+        if o.is_absent:
             maps.append(None)
             continue
-        if o[3] != sdtype:
-            return None, "Scale/B dtypes differ"
-        m = _param_map(o[2], norm)
+        if o.dtype != sdtype:
+            return Decline("Scale/B dtypes differ")
+        m = _param_map(o.shape, norm)
         if m is None:
-            return None, f"Scale/B shape {o[2]} does not broadcast to {norm}"
+            return Decline(f"Scale/B shape {o.shape} does not broadcast to {norm}")
         maps.append(m)
     vec = 16 // DTYPES[dtype]
-    while vec > 1 and n % vec:
+    while vec > 1 and size % vec:
         vec //= 2
     if any(m is not None and m[0] == "bcast" for m in maps):
         svec = 1
     else:
         svec = vec
-    det = {"op": node.op_type, "rms": rms, "dtype": dtype, "sdtype": sdtype, "ydtype": ydtype,
-           "xshape": xshape, "axis": axis, "n": n, "vec": vec, "svec": svec,
-           "eps": float(attr(node, "epsilon", 1e-5)), "ops": ops, "maps": maps,
-           "stats": len(info.outputs) - 1}
-    what = "rms_norm" if rms else "layer_norm"
-    stats = " + Mean/InvStdDev" if det["stats"] == 2 else " + Mean" if det["stats"] == 1 else ""
-    return f"{what} (axis={axis}, N={n}, warp per row, {vec}-wide vectors{stats})", det
+    return NormSelection(op=n.op_type, rms=rms, dtype=dtype, sdtype=sdtype, ydtype=ydtype, xshape=xshape,
+                         axis=axis, n=size, vec=vec, svec=svec, eps=float(n.attr("epsilon", 1e-5)), ops=ops,
+                         maps=maps, stats=len(info.outputs) - 1)
 
 
-def select(node, ops, info, attr):
-    return select_norm(node, ops, info, attr, rms=False)
+def select(n: NodeView) -> NormSelection | Decline:
+    return select_norm(n, rms=False)
 
 
 def _norm_ir(det, rows, ins, outs, mode="gpu"):
     """IR of one normalization: ins = [x, scale, bias?] (flat views made here), outs = [y, mean?,
     invstddev?]."""
-    n, vec, svec, dtype, ydtype = det["n"], det["vec"], det["svec"], det["dtype"], det["ydtype"]
-    rms = det["rms"]
+    n, vec, svec, dtype, ydtype = det.n, det.vec, det.svec, det.dtype, det.ydtype
+    rms = det.rms
     chunks = -(-n // (32 * vec))
     per = chunks * vec
     guard = n % (32 * vec) != 0
@@ -152,11 +175,11 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
             y = flat(outs[0], rows * i64(n))
             stats = [flat(o, rows) for o in outs[1:]]
             params = []
-            for k, m in enumerate(det["maps"]):
+            for k, m in enumerate(det.maps):
                 if m is None:
                     params.append(None)
                     continue
-                b = ins[1 + sum(1 for mm in det["maps"][:k] if mm is not None)]
+                b = ins[1 + sum(1 for mm in det.maps[:k] if mm is not None)]
                 size = 1
                 for d in b.shape:
                     size = size * d
@@ -177,9 +200,9 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
             """The output value in float32 of normalized v at column c."""
             scale, bias = params
             if scale is not None:
-                v = v * cvt(load_param(0, c), det["sdtype"])
+                v = v * cvt(load_param(0, c), det.sdtype)
             if bias is not None:
-                v = v + cvt(load_param(1, c), det["sdtype"])
+                v = v + cvt(load_param(1, c), det.sdtype)
             return v
 
         if mode != "gpu":
@@ -197,7 +220,7 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
                 with T.serial(0, n) as e:
                     d = cvt(x[base + e], dtype) - mean
                     T.buffer_store(acc, acc[1] + d * d, [1])
-                rstd = tirx.rsqrt(acc[1] / f32(n) + f32(det["eps"]))
+                rstd = tirx.rsqrt(acc[1] / f32(n) + f32(det.eps))
                 with T.serial(0, n) as e:
                     c = tirx.Cast("int64", e)
                     v = finish((cvt(x[base + c], dtype) - mean) * rstd, c,
@@ -216,8 +239,8 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
             lane = tirx.Cast("int32", tx) % 32
             row = tirx.Cast("int64", bx) * i64(WARPS_PER_BLOCK) + tirx.Cast("int64", tx) // i64(32)
             loc = T.decl_buffer([per], dtype, scope="local")
-            auxs = T.decl_buffer([per], det["sdtype"], scope="local") if scale is not None else None
-            auxb = T.decl_buffer([per], det["sdtype"], scope="local") if bias is not None else None
+            auxs = T.decl_buffer([per], det.sdtype, scope="local") if scale is not None else None
+            auxb = T.decl_buffer([per], det.sdtype, scope="local") if bias is not None else None
             yl = T.decl_buffer([per], ydtype, scope="local") if ydtype != dtype else loc
             acc = T.decl_buffer([3], "float32", scope="local")
             mask = tvm.ir.Call("tirx.tvm_warp_activemask", [], ret_ty="uint32")
@@ -274,7 +297,7 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
                             d = acc[2]
                         T.buffer_store(acc, acc[1] + d * d, [1])
                     warp_sum(1)
-                    rstd = tirx.rsqrt(acc[1] / f32(n) + f32(det["eps"]))
+                    rstd = tirx.rsqrt(acc[1] / f32(n) + f32(det.eps))
                     # Scale and B into registers (vector loads when they have N elements)
                     for p, dst in ((scale, auxs), (bias, auxb)):
                         if p is None:
@@ -306,14 +329,9 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
 
 def emit(bb, params, det, mode="gpu"):
     """Emit the normalization into main's dataflow block: Y, or (Y, Mean[, InvStdDev])."""
-    args = []
-    for o in det["ops"]:
-        if o[0] == "param":
-            args.append(params[o[1]])
-        elif o[0] == "const":
-            args.append(relax.const(np.ascontiguousarray(o[1]), o[3]))
-    axis, nstats = det["axis"], det["stats"]
-    name = "tpat_rms_norm" if det["rms"] else "tpat_layer_norm"
+    args = [relax_arg(params, o) for o in det.ops if not o.is_absent]
+    axis, nstats = det.axis, det.stats
+    name = "tpat_rms_norm" if det.rms else "tpat_layer_norm"
 
     def stage(*ts):
         xs = list(ts[0].shape)
@@ -322,7 +340,7 @@ def emit(bb, params, det, mode="gpu"):
             rows = rows * d
         stat_shape = xs[:axis] + [1] * (len(xs) - axis)
         shapes = [xs] + [stat_shape] * nstats
-        dtypes = [det["ydtype"]] + ["float32"] * nstats
+        dtypes = [det.ydtype] + ["float32"] * nstats
 
         def body(ins, outs):
             return _norm_ir(det, rows, list(ins), list(outs), mode)
@@ -336,3 +354,19 @@ def emit(bb, params, det, mode="gpu"):
         return res
 
     return bb.emit_te(stage, *args, primfunc_name_hint=name)
+
+
+class NormLowering(Lowering):
+    """LayerNormalization, and RMSNormalization (rmsnorm.py) with `rms` set."""
+
+    def __init__(self, name, op, rms):
+        self.name, self.ops, self.rms = name, (op,), rms
+
+    def select(self, node):
+        return select_norm(node, rms=self.rms)
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return emit(bb, params, sel, mode)
+
+
+LAYER_NORM = NormLowering("layer_norm", "LayerNormalization", rms=False)

@@ -25,7 +25,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from ..errors import PlanError
-from .operands import attr as _attr
+from .protocol import attr as _attr
 
 CODE = "unsupported_attribute"
 

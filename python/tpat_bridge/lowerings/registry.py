@@ -1,74 +1,113 @@
-"""TPAT's own TVM lowerings, used by the planner instead of the ONNX frontend's legalization: the
-registry (one table, op -> lowering module) and the entry points the planner, `tpat tune` and the
-cross-check call (docs/lowerings.md).
+"""The registry of TPAT's own TVM lowerings: ONE table (`LOWERINGS`), and the choice among them.
 
-Entry point for the planner: `tpat_module(info)` -> (IRModule, lowering name) or None.
+The planner, `tpat tune` and the cross-check ask `choose(info)`: every lowering registered for the
+node's op (default domain) is offered the node in table order; the first `Selection` wins, each
+`Decline` is kept with its reason (the plan's `declined`). `build(choice)` then emits the Relax
+`main(graph inputs...)` with the chosen lowering's IR, scheduled by the lowering where it has a
+schedule. Adding a lowering = one module (a `Lowering`, protocol.py) + one line below
+(docs/lowerings.md).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from tvm import relax
 
-from ..node import narrowing_applies
-from . import cumsum, dft, elementwise, indexing, layernorm, prelude, resize, rmsnorm, scatter, topk
+from ..node import NodeInfo, narrowing_applies
+from .cumsum import CUMSUM
+from .dft import DFT
+from .elementwise import GELU
+from .indexing import GATHER, GATHER_ELEMENTS, GATHER_ND, ONE_HOT
 from .ir import apply_schedule, main_params
-from .operands import attr, node_operands
+from .layernorm import LAYER_NORM
+from .protocol import Decline, Lowering, NodeView, Selection, node_operands
+from .resize import RESIZE
+from .rmsnorm import RMS_NORM
+from .scatter import SCATTER_ELEMENTS, SCATTER_ND
+from .topk import TOPK
 
-# op -> module with select(node, ops, info, attr) and emit(bb, params, det), emitting into Relax:
-# Resize is a TE compute left unscheduled (dlight / MetaSchedule schedule it); TopK is TIR written
-# with TVM's IR builder in te.extern stages (like topi.gpu.sort), CumSum and LayerNormalization likewise.
-TE_LOWERINGS = {"Resize": resize, "TopK": topk, "CumSum": cumsum,
-                "LayerNormalization": layernorm, "GatherND": indexing.GATHER_ND, "OneHot": indexing.ONE_HOT,
-                "Gelu": elementwise, "Gather": indexing.GATHER, "GatherElements": indexing.GATHER_ELEMENTS,
-                "RMSNormalization": rmsnorm, "DFT": dft}
-TPAT_OPS = ("ScatterND", "ScatterElements") + tuple(TE_LOWERINGS)
+LOWERINGS: tuple[Lowering, ...] = (
+    SCATTER_ND,
+    SCATTER_ELEMENTS,
+    TOPK,
+    RESIZE,
+    CUMSUM,
+    LAYER_NORM,
+    RMS_NORM,
+    DFT,
+    GATHER_ND,
+    GATHER,
+    GATHER_ELEMENTS,
+    ONE_HOT,
+    GELU,
+)
+BY_NAME = {low.name: low for low in LOWERINGS}
+TPAT_OPS = tuple(dict.fromkeys(op for low in LOWERINGS for op in low.ops))
 
 
-def select(info):
-    """(lowering name, details) when a TPAT lowering applies to the node, else (None, reason)."""
-    g = info.model.graph
-    node = g.node[0]
-    op = node.op_type
-    if node.domain not in ("", "ai.onnx") or op not in TPAT_OPS:
-        return None, "no TPAT lowering for this op"
-    if op in TE_LOWERINGS:
-        if len(node.output) != len(info.outputs):
-            return None, "unexpected arity"
+@dataclass
+class Choice:
+    """The outcome of offering a node to the lowerings registered for its op."""
+
+    lowering: Lowering | None = None
+    selection: Selection | None = None
+    declined: list = field(default_factory=list)  # [(lowering name, reason)]
+    reason: str = ""  # why none was chosen
+
+    def declined_json(self) -> list:
+        return [{"lowering": name, "reason": reason} for name, reason in self.declined]
+
+
+def candidates(info: NodeInfo) -> list:
+    node = info.model.graph.node[0]
+    if node.domain not in ("", "ai.onnx"):
+        return []
+    return [low for low in LOWERINGS if node.op_type in low.ops]
+
+
+def choose(info: NodeInfo) -> Choice:
+    """The first registered lowering whose `select` takes the node, and every decline before it."""
+    lows = candidates(info)
+    if not lows:
+        return Choice(reason="no TPAT lowering for this op")
+    node = info.model.graph.node[0]
+    if len(node.output) != len(info.outputs):
+        why = "unexpected arity"
+    else:
         ops = node_operands(info)
-        if ops is None:
-            return None, "an input is neither a graph input nor an initializer"
-        return TE_LOWERINGS[op].select(node, ops, info, attr)
-    if len(node.input) != 3 or len(node.output) != 1:
-        return None, "unexpected arity"
-    ops = node_operands(info)
-    if ops is None:
-        return None, "an input is neither a graph input nor an initializer"
-    return scatter.select(node, ops, info, attr)
+        why = None if ops is not None else "an input is neither a graph input nor an initializer"
+    if why is not None:
+        return Choice(declined=[(low.name, why) for low in lows], reason=why)
+    view = NodeView(node=node, operands=ops, info=info)
+    declined = []
+    for low in lows:
+        sel = low.select(view)
+        if isinstance(sel, Decline):
+            declined.append((low.name, sel.reason))
+            continue
+        return Choice(lowering=low, selection=sel, declined=declined)
+    return Choice(declined=declined, reason="; ".join(reason for _, reason in declined))
 
 
-def _te_module(info, det, mode="gpu"):
-    """Relax `main(graph inputs...)` = emit_te(TPAT's TE compute) for the TE-based lowerings."""
+def build(info: NodeInfo, choice: Choice, mode: str = "gpu"):
+    """Relax `main(graph inputs...)` with the chosen lowering's IR (and its GPU schedule)."""
+    low, sel = choice.lowering, choice.selection
     params, _ = main_params(info)
-    mod = TE_LOWERINGS[det["op"]]
     bb = relax.BlockBuilder()
     with bb.function("main", params):
         with bb.dataflow():
-            out = mod.emit(bb, params, det, mode)
+            out = low.emit(bb, params, sel, mode)
             res = bb.emit_output(out)
         bb.emit_func_output(res)
     built = bb.get()
-    if mode == "gpu" and hasattr(mod, "schedule"):  # a TPAT schedule (else dlight schedules it)
-        built = apply_schedule(built, mod, det, narrowing_applies(info))
+    if mode == "gpu" and low.primfunc is not None:  # a TPAT schedule (else dlight schedules it)
+        built = apply_schedule(built, low, sel, narrowing_applies(info))
     return built
 
 
-def tpat_module(info, mode="gpu"):
-    """(IRModule, lowering name) when a TPAT lowering applies to the node, else None."""
-    name, det = select(info)
-    if name is None:
+def tpat_module(info: NodeInfo, mode: str = "gpu"):
+    """(IRModule, chosen Choice) when a TPAT lowering takes the node, else None."""
+    choice = choose(info)
+    if choice.lowering is None:
         return None
-    if det["op"] in TE_LOWERINGS:
-        return _te_module(info, det, mode), name
-    mod = scatter.build_module(info, det, mode)
-    if mode == "gpu":
-        prelude.install_cuda_postproc()
-    return mod, name
+    return build(info, choice, mode), choice

@@ -29,14 +29,16 @@ read-modify-write instead of atomics (used by the tests to compare with ONNX Run
 """
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
+
 import tvm.script
 from tvm import relax
 from tvm.script import tirx as T  # noqa: F401  (the TVMScript sources below name it)
 
 from .. import dtypes
-from .ir import main_params
-from .prelude import ATOMIC_DTYPES
+from .ir import main_dims, relax_arg
+from .prelude import ATOMIC_DTYPES, install_cuda_postproc
+from .protocol import Decline, Lowering, NodeView, Operand, Selection
 
 REDUCTIONS = ("none", "add", "mul", "max", "min")
 # reduction "none" is a plain store: any of these element types.
@@ -254,67 +256,84 @@ def parse_primfunc(source: str):
 # Selection and the Relax module
 
 
-def select(node, ops, info, attr):
-    if len(node.input) != 3 or len(node.output) != 1:
-        return None, "unexpected arity"
+@dataclass(frozen=True)
+class ScatterSelection(Selection):
+    op: str  # "ScatterND" or "ScatterElements"
+    data: Operand
+    indices: Operand
+    updates: Operand
+    reduction: str
+    axis: int | None = None  # ScatterElements
+
+    def describe(self) -> str:
+        if self.op == "ScatterND":
+            return f"scatter_nd ({'reduction=' + self.reduction})"
+        return f"scatter_elements (axis={self.axis}, reduction={self.reduction})"
+
+
+def select(node: NodeView) -> ScatterSelection | Decline:
+    if len(node.node.input) != 3 or len(node.node.output) != 1:
+        return Decline("unexpected arity")
     op = node.op_type
-    (_, _, dshape, dtype), (_, _, qshape, qdtype), (_, _, ushape, udtype) = ops
-    red = attr(node, "reduction", "none")
+    data, indices, updates = node.operands
+    dshape, dtype, qshape, qdtype, ushape = data.shape, data.dtype, indices.shape, indices.dtype, updates.shape
+    red = node.attr("reduction", "none")
     if red not in REDUCTIONS:
-        return None, f"reduction {red}"
-    if udtype != dtype or info.outputs[0]["dtype"] != dtype:
-        return None, "dtype mismatch"
+        return Decline(f"reduction {red}")
+    if updates.dtype != dtype or node.outputs[0]["dtype"] != dtype:
+        return Decline("dtype mismatch")
     if qdtype not in ("int32", "int64"):
-        return None, f"index dtype {qdtype}"
+        return Decline(f"index dtype {qdtype}")
     allowed = PLAIN_DTYPES if red == "none" else set(ATOMIC_DTYPES)
     if dtype not in allowed:
-        return None, f"dtype {dtype} with reduction {red}"
+        return Decline(f"dtype {dtype} with reduction {red}")
     if op == "ScatterND":
         if not qshape or not isinstance(qshape[-1], int):
-            return None, "ScatterND needs a static last index dim"
+            return Decline("ScatterND needs a static last index dim")
         k = qshape[-1]
         if k < 1 or k > len(dshape) or len(ushape) != len(qshape) - 1 + len(dshape) - k:
-            return None, "ScatterND ranks"
-        det = {"op": op, "reduction": red, "ops": ops}
-        return f"scatter_nd ({'reduction=' + red})", det
-    axis = int(attr(node, "axis", 0))
+            return Decline("ScatterND ranks")
+        return ScatterSelection(op=op, data=data, indices=indices, updates=updates, reduction=red)
+    axis = int(node.attr("axis", 0))
     r = len(dshape)
     if r == 0 or len(qshape) != r or len(ushape) != r or not -r <= axis < r:
-        return None, "ScatterElements ranks/axis"
-    det = {"op": op, "reduction": red, "ops": ops, "axis": axis % r}
-    return f"scatter_elements (axis={axis % r}, reduction={red})", det
+        return Decline("ScatterElements ranks/axis")
+    return ScatterSelection(op=op, data=data, indices=indices, updates=updates, reduction=red, axis=axis % r)
 
 
-
-def primfunc_for(det, mode="gpu"):
-    (_, _, dshape, dtype), (_, _, qshape, qdtype), (_, _, ushape, _) = det["ops"]
-    if det["op"] == "ScatterND":
-        src = scatter_nd_source(dshape, qshape, ushape, dtype, qdtype, det["reduction"], mode)
+def primfunc_for(sel: ScatterSelection, mode="gpu"):
+    """(PrimFunc, its TVMScript source) of the selection."""
+    d, q, u = sel.data, sel.indices, sel.updates
+    if sel.op == "ScatterND":
+        src = scatter_nd_source(d.shape, q.shape, u.shape, d.dtype, q.dtype, sel.reduction, mode)
     else:
-        src = scatter_elements_source(dshape, qshape, ushape, det["axis"], dtype, qdtype,
-                                      det["reduction"], mode)
+        src = scatter_elements_source(d.shape, q.shape, u.shape, sel.axis, d.dtype, q.dtype, sel.reduction, mode)
     return parse_primfunc(src), src
 
 
-def build_module(info, det, mode="gpu"):
-    """Relax `main(graph inputs...)` = call_tir(TPAT PrimFunc, [data, indices, updates])."""
-    params, dim = main_params(info)
-    func, _ = primfunc_for(det, mode)
-    fname = "tpat_scatter_nd" if det["op"] == "ScatterND" else "tpat_scatter_elements"
-    bb = relax.BlockBuilder()
-    with bb.function("main", params):
-        with bb.dataflow():
-            gv = bb.add_func(func, fname)
-            args = []
-            for o in det["ops"]:
-                if o[0] == "param":
-                    args.append(params[o[1]])
-                else:
-                    args.append(relax.const(np.ascontiguousarray(o[1]), o[3]))
-            out_shape = [dim(s) for s in det["ops"][0][2]]
-            out = bb.emit(relax.call_tir(gv, relax.Tuple(args),
-                                         out_ty=relax.TensorType(out_shape, det["ops"][0][3])))
-            res = bb.emit_output(out)
-        bb.emit_func_output(res)
-    return bb.get()
+def emit(bb, params, sel: ScatterSelection, mode="gpu"):
+    """call_tir(TPAT PrimFunc, [data, indices, updates]) into main's dataflow block."""
+    func, _ = primfunc_for(sel, mode)
+    gv = bb.add_func(func, "tpat_scatter_nd" if sel.op == "ScatterND" else "tpat_scatter_elements")
+    args = [relax_arg(params, o) for o in (sel.data, sel.indices, sel.updates)]
+    dim = main_dims(params)
+    out = bb.emit(relax.call_tir(gv, relax.Tuple(args),
+                                 out_ty=relax.TensorType([dim(s) for s in sel.data.shape], sel.data.dtype)))
+    if mode == "gpu":
+        install_cuda_postproc()  # TVM's own CUDA build must see the atomic helpers too
+    return out
 
+
+class ScatterLowering(Lowering):
+    def __init__(self, name, op):
+        self.name, self.ops = name, (op,)
+
+    def select(self, node):
+        return select(node)
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return emit(bb, params, sel, mode)
+
+
+SCATTER_ND = ScatterLowering("scatter_nd", "ScatterND")
+SCATTER_ELEMENTS = ScatterLowering("scatter_elements", "ScatterElements")

@@ -30,14 +30,18 @@ same sorted answer (a valid one).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from tvm import te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
+from .. import dtypes
 from .ir import Threads, lead_rows, unravel
+from .protocol import Decline, Lowering, NodeView, Selection
 
-DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "int32": 4}
+DTYPES = dtypes.sizes(*dtypes.FLOATS, "int32")
 MAX_THREADS = 1024
 MERGE_THREADS = 256
 
@@ -49,35 +53,51 @@ def _pow2ceil(n: int) -> int:
     return p
 
 
-def select(node, ops, info, attr):
-    if len(ops) != 2 or ops[0][0] != "param":
-        return None, "TopK needs a runtime X"
-    if ops[1][0] != "const":
-        return None, "K must be a constant"
-    xshape, dtype = ops[0][2], ops[0][3]
+@dataclass(frozen=True)
+class TopKSelection(Selection):
+    dtype: str
+    xshape: list
+    n: int  # the axis length
+    k: int
+    largest: bool
+    ch: int  # chunk length (keys sorted per block)
+    chunks: int  # lists at merge level 0 (a power of two)
+    x_index: int
+
+    def describe(self) -> str:
+        return (f"topk (K={self.k}, {'largest' if self.largest else 'smallest'}, chunks of {self.ch}, "
+                f"{self.chunks} chunk(s), {int(np.log2(self.chunks))} merge level(s))")
+
+
+def select(node: NodeView) -> TopKSelection | Decline:
+    ops = node.operands
+    if len(ops) != 2 or not ops[0].is_param:
+        return Decline("TopK needs a runtime X")
+    if not ops[1].is_const:
+        return Decline("K must be a constant")
+    xshape, dtype = ops[0].shape, ops[0].dtype
     if dtype not in DTYPES:
-        return None, f"dtype {dtype}"
+        return Decline(f"dtype {dtype}")
     r = len(xshape)
     if r == 0:
-        return None, "scalar input"
-    axis = int(attr(node, "axis", -1))
+        return Decline("scalar input")
+    axis = int(node.attr("axis", -1))
     if axis % r != r - 1:
-        return None, "only the last axis is lowered by TPAT"
+        return Decline("only the last axis is lowered by TPAT")
     n = xshape[-1]
     if not isinstance(n, int):
-        return None, "axis length must be static"
-    k = int(np.asarray(ops[1][1]).reshape(-1)[0])
+        return Decline("axis length must be static")
+    k = int(np.asarray(ops[1].value).reshape(-1)[0])
     if k < 1 or k > n or n >= 2**31 - 2**20:
-        return None, f"K={k} for axis length {n}"
-    if len(info.outputs) != 2 or info.outputs[0]["dtype"] != dtype or info.outputs[1]["dtype"] != "int64":
-        return None, "outputs"
-    largest = int(attr(node, "largest", 1))
+        return Decline(f"K={k} for axis length {n}")
+    outs = node.outputs
+    if len(outs) != 2 or outs[0]["dtype"] != dtype or outs[1]["dtype"] != "int64":
+        return Decline("outputs")
+    largest = int(node.attr("largest", 1))
     ch = min(4096, _pow2ceil(max(n, 2)))
     chunks = _pow2ceil(-(-n // ch))  # lists at level 0 (padding chunks make a power of two)
-    det = {"op": "TopK", "dtype": dtype, "xshape": xshape, "n": n, "k": k,
-           "largest": bool(largest), "ch": ch, "chunks": chunks, "x_index": ops[0][1]}
-    return (f"topk (K={k}, {'largest' if largest else 'smallest'}, chunks of {ch}, "
-            f"{chunks} chunk(s), {int(np.log2(chunks))} merge level(s))"), det
+    return TopKSelection(dtype=dtype, xshape=xshape, n=n, k=k, largest=bool(largest), ch=ch, chunks=chunks,
+                         x_index=ops[0].index)
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,7 +106,7 @@ def select(node, ops, info, attr):
 
 def _key(det, v, g):
     """The uint64 sort key of value v at row position g (int32); descending key order = output order."""
-    dtype = det["dtype"]
+    dtype = det.dtype
     u32 = lambda c: tirx.const(c, "uint32")  # noqa: E731
     if dtype == "int32":
         u = tirx.bitwise_xor(tirx.reinterpret("uint32", v), u32(0x80000000))
@@ -97,7 +117,7 @@ def _key(det, v, g):
         bits = tirx.Select(f == tirx.const(0.0, "float32"), u32(0), bits)  # -0.0 ties with +0.0
         neg = tirx.bitwise_and(bits, u32(0x80000000)) != u32(0)
         u = tirx.Select(neg, tirx.bitwise_not(bits), tirx.bitwise_or(bits, u32(0x80000000)))
-    if not det["largest"]:
+    if not det.largest:
         u = tirx.bitwise_not(u)
     lo = u32(0xFFFFFFFF) - tirx.Cast("uint32", g)
     return tirx.bitwise_or(tirx.shift_left(tirx.Cast("uint64", u), tirx.const(32, "uint64")),
@@ -122,7 +142,7 @@ def _index_of(key):
 def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
     """x: the input. outs: (keys (rows, C, L0),) or, with a single chunk (final), the outputs
     (values, int64 indices) of shape (lead..., K)."""
-    n, k, ch, chunks = det["n"], det["k"], det["ch"], det["chunks"]
+    n, k, ch, chunks = det.n, det.k, det.ch, det.chunks
     keep = min(ch, k)
     tb = min(MAX_THREADS, ch // 2)
     logc = int(np.log2(ch))
@@ -199,7 +219,7 @@ def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
 def _merge_ir(det, rows, lead, m, length, keys, x, outs, final, mode="gpu"):
     """Merge list pairs (2p, 2p+1) of keys (rows, m, length) into (rows, m/2, min(2*length, K));
     final: into the outputs (values gathered from x, int64 indices) of shape (lead..., K)."""
-    out_len = min(2 * length, det["k"])
+    out_len = min(2 * length, det.k)
     steps = int(np.ceil(np.log2(length + 1))) + 1
     i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
     with IRBuilder() as ib:
@@ -256,8 +276,8 @@ def _merge_one(bx, tx, total, m, length, out_len, steps, lo, lead, keys, x, outs
 
 def emit(bb, params, det, mode="gpu"):
     """Emit chunk sort -> merge levels into main's dataflow block; returns (values, indices)."""
-    x = params[det["x_index"]]
-    k, ch, chunks, dtype = det["k"], det["ch"], det["chunks"], det["dtype"]
+    x = params[det.x_index]
+    k, ch, chunks, dtype = det.k, det.ch, det.chunks, det.dtype
     keep = min(ch, k)
 
     def sort_stage(xt, final):
@@ -297,3 +317,17 @@ def emit(bb, params, det, mode="gpu"):
         if final:
             return res
         keys, m, length = res, m // 2, out_len
+
+
+class TopKLowering(Lowering):
+    name = "topk"
+    ops = ("TopK",)
+
+    def select(self, node):
+        return select(node)
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return emit(bb, params, sel, mode)
+
+
+TOPK = TopKLowering()

@@ -36,6 +36,7 @@ from .pipeline import SM_TARGETS, cuda_target, lower_and_capture
 from .relax_import import build_relax_module
 
 FORMAT_VERSION = 1
+TVM_DEFAULT = "tvm-default"  # the plan's `lowering` when TVM's own legalization made the kernels
 
 # Flags the CUDA C source needs; they mirror tvm/support/nvcc.py (nvcc and NVRTC paths).
 COMPILE_FLAGS = [
@@ -114,8 +115,8 @@ def _shape_items(exprs):
 
 # ONNX ops whose TVM 0.27 default legalization (topi scatter_nd / scatter_elements / gather_nd)
 # uses index data as an offset with no bounds check: an out-of-range index writes (scatter) or
-# reads (GatherND) outside its tensor. Only TPAT's own lowerings plan them (lowerings.py: scatter
-# wraps negative indices and skips the rest; lowering_indexing.py: the gathers wrap and clamp).
+# reads (GatherND) outside its tensor. Only TPAT's own lowerings plan them (lowerings/scatter.py:
+# wraps negative indices and skips the rest; lowerings/indexing.py: the gathers wrap and clamp).
 UNCHECKED_INDEX_OPS = {"ScatterND": "writes", "ScatterElements": "writes", "Scatter": "writes",
                        "GatherND": "reads", "Gather": "reads", "GatherElements": "reads"}
 
@@ -129,29 +130,32 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             raise PlanError("zero_size_tensor", f"'{t['name']}' has a zero-size dim {t['shape']}: nothing to compute")
     target = cuda_target(sm)
     cap = None
+    made_by, detail, declined, failure = TVM_DEFAULT, None, [], None
     if lowering == "tpat":
         # TPAT's own TIR for ops whose default legalization is serial (python/tpat_bridge/lowerings/,
         # docs/lowerings.md); any failure falls back to the frontend's lowering below.
         refusals.check(info, "tpat")
+        choice = None
         try:
-            tl = registry.tpat_module(info)
-            if tl is not None:
-                cap = lower_and_capture(tl[0], target, database, narrowing_applies(info))
-                info.fixups.append(f"tpat lowering: {tl[1]}")
+            choice = registry.choose(info)
+            declined = choice.declined_json()
+            if choice.lowering is not None:
+                cap = lower_and_capture(registry.build(info, choice), target, database, narrowing_applies(info))
+                made_by, detail = choice.lowering.name, choice.selection.describe()
         except Exception as e:  # noqa: BLE001
             cap = None
-            info.fixups.append(f"tpat lowering failed ({type(e).__name__}: {str(e)[:200]}); "
-                               "TVM's default lowering used")
+            failure = (f"tpat lowering failed ({type(e).__name__}: {str(e)[:200]}); "
+                       "TVM's default lowering used")
+            if choice is None:  # choosing itself raised: every candidate failed
+                failed = registry.candidates(info)
+            else:
+                failed = [choice.lowering] if choice.lowering is not None else []
+            declined += [{"lowering": low.name, "reason": failure} for low in failed]
     if cap is None and info.op_type in UNCHECKED_INDEX_OPS:
         if lowering != "tpat":
             why = f"lowering {lowering!r} was asked for"
         else:
-            why = next((f for f in info.fixups if f.startswith("tpat lowering failed")), None)
-            if why is None:
-                try:
-                    why = "TPAT's lowering does not apply: " + str(registry.select(info)[1])
-                except Exception as e:  # noqa: BLE001
-                    why = f"TPAT's lowering does not apply: {type(e).__name__}"
+            why = failure or "TPAT's lowering does not apply: " + choice.reason
 
         raise PlanError("unchecked_indices",
                         f"TVM's default {info.op_type} lowering {UNCHECKED_INDEX_OPS[info.op_type]} out of bounds "
@@ -166,8 +170,9 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
         except Exception as e:  # noqa: BLE001
             msg = " | ".join(s.strip() for s in str(e).strip().splitlines()[-4:] if s.strip())
             raise PlanError("tvm_error", f"TVM compile failed: {type(e).__name__}: {msg[:1500]}") from None
-    if database:
-        info.fixups.append(f"MetaSchedule database applied (tpat tune): {os.path.basename(os.path.normpath(database))}")
+    tuned_with = os.path.basename(os.path.normpath(database)) if database else None
+    if tuned_with:
+        info.fixups.append(f"MetaSchedule database applied (tpat tune): {tuned_with}")
     it = Interp(info, cap)
     it.run()
     srcs = cap.get("src", [])
@@ -200,7 +205,7 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
         if declared is not None:
             # The frontend must produce the shape ONNX declares (TVM 0.27's LayerNormalization,
             # for one, returns a scalar placeholder for Mean / InvStdDev; TPAT's lowering writes
-            # them, lowering_layernorm.py, so this is reached only when it declines).
+            # them, lowerings/layernorm.py, so this is reached only when it declines).
             bad = len(declared) != len(se) or any(
                 isinstance(d, int) and "int" in e and e["int"] != d for d, e in zip(declared, se))
             if bad:
@@ -227,8 +232,14 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
         "workspace_alignment": WORKSPACE_ALIGNMENT,
         "workspace_bytes": it.workspace,
         "constants": it.constants,
+        "lowering": made_by,
+        "declined": declined,
         "fixups": list(info.fixups),
     }
+    if detail is not None:
+        plan["lowering_detail"] = detail
+    if tuned_with:
+        plan["tuning_database"] = tuned_with
     return plan
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from .. import dtypes
 from ..errors import BridgeError
 from ..lowerings import registry
 from ..planning.load import load_node
@@ -37,9 +38,9 @@ from ..planning.relax_import import build_relax_module
 from . import compare
 
 DEFAULT_MAX_CASE_BYTES = 1 << 20
-_NP = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int8": np.int8,
-       "int16": np.int16, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
-       "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64, "bool": np.uint8}
+# dtype -> numpy dtype of reference files run on the CPU (dtypes.DTYPES): bfloat16 is not run (numpy has
+# no such type), bool is stored as one byte per element.
+_NP = {n: np.dtype("uint8" if n == "bool" else d.numpy) for n, d in dtypes.DTYPES.items() if n != "bfloat16"}
 
 
 def _load(ref_dir: str, t: dict) -> np.ndarray:

@@ -145,7 +145,7 @@ def build_fused_module(model_path: str, target, lowering: str = "tpat"):
         try:
             tl = registry.tpat_module(info, mode="gpu" if _is_gpu(target) else "cpu")
             if tl is not None:
-                mod, note = tl[0], f"tpat lowering: {tl[1]}"
+                mod, note = tl[0], f"tpat lowering: {tl[1].selection.describe()}"
         except Exception as e:  # noqa: BLE001 - the planner falls back the same way
             mod, note = None, f"tpat lowering failed ({type(e).__name__}); TVM's lowering used"
     if mod is None:

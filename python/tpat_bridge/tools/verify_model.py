@@ -33,16 +33,15 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
+from .. import dtypes
 from ..errors import BridgeError
 from .compare import error as compare  # one comparison rule: tpat_check's
 
 PLUGIN_DOMAIN = "tpat"
-_NP = {TP.FLOAT: np.float32, TP.FLOAT16: np.float16, TP.DOUBLE: np.float64, TP.INT8: np.int8,
-       TP.UINT8: np.uint8, TP.INT16: np.int16, TP.UINT16: np.uint16, TP.INT32: np.int32,
-       TP.UINT32: np.uint32, TP.INT64: np.int64, TP.UINT64: np.uint64, TP.BOOL: np.bool_}
+# ONNX element type -> numpy dtype of the inputs this check makes (dtypes.DTYPES; bfloat16 has none)
+_NP = {d.onnx: np.dtype(d.numpy) for d in dtypes.DTYPES.values() if d.name != "bfloat16"}
 
 
 class VerifyError(Exception):
@@ -206,8 +205,7 @@ class CpuPlugins:
             pdir = os.path.join(self.dir, name)
             plan = os.path.join(pdir, f"{name}.plan.json" if tactic == 0 else f"{name}.tactic{tactic}.plan.json")
             with open(plan) as f:
-                fix = json.load(f).get("fixups", [])
-            lowering = "tpat" if any(x.lower().startswith("tpat lowering") for x in fix) else "tvm"
+                lowering = "tvm" if json.load(f).get("lowering", "tvm-default") == "tvm-default" else "tpat"
             _, mod = cross_check._module(os.path.join(pdir, f"{name}.onnx"), lowering)
             target = tvm.target.Target({"kind": "llvm"})
             with target:
