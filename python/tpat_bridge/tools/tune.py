@@ -53,7 +53,6 @@ import threading
 import time
 
 import tvm
-from tvm.driver import build as tvm_build
 from tvm.ir.utils import derived_object
 from tvm.rpc import base
 from tvm.runtime import save_param_dict
@@ -61,11 +60,10 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.builder import local_builder as lb
 from tvm.s_tir.meta_schedule.runner import local_runner as lr
 from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common, run_evaluator_common
-from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
 
 from ..errors import BridgeError, PlanError
-from ..lowerings import prelude, registry
+from ..lowerings import registry
 from ..node import narrowing_applies
 from ..planning.load import load_node
 from ..planning.pipeline import (  # noqa: F401  (apply_database, tuning_target: tune's API too)
@@ -75,6 +73,7 @@ from ..planning.pipeline import (  # noqa: F401  (apply_database, tuning_target:
     tuning_target,
 )
 from ..planning.relax_import import build_relax_module
+from . import tune_worker
 
 LOWERINGS = ("tpat", "tvm")
 
@@ -203,40 +202,10 @@ def _measurer_choice() -> str:
     return choice
 
 
-def _worker_init():
-    """Runs once in every builder/runner worker process (tvm.exec.popen_worker) before any job."""
-    # Ctrl-C belongs to the bridge process (first one: finish the batch), not to the workers,
-    # which are in its process group.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The bridge's stdout carries its one JSON answer: worker chatter goes to stderr.
-    sys.stdout.flush()
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    # TPAT's lowerings call device helpers that a CUDA postproc hook prepends to TVM's source;
-    # the build happens here, so the hook must be registered here too (harmless without them).
-    prelude.install_cuda_postproc()
-
-
-def _worker_build(mod, target, params):
-    """The builder's f_build: MetaSchedule's default_build without its up-front
-    `import tvm.s_tir.tensor_intrin` (~16 s of TVMScript parsing in every new worker process);
-    the import is done (once per worker) and the build retried only if a build fails: a
-    tensorized candidate can need what it registers (e.g. ldmatrix index maps)."""
-    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
-    try:
-        return tvm_build(mod, target=target)
-    except Exception:  # noqa: BLE001
-        if "tvm.s_tir.tensor_intrin" in sys.modules:
-            raise
-        import tvm.s_tir.tensor_intrin  # noqa: F401  lazy on purpose: ~16 s, only when a build needs it
-
-        return tvm_build(mod, target=target)
-
-
 @contextlib.contextmanager
 def _workers_can_import_tpat():
     """Workers are `python -m tvm.exec.popen_worker` children that inherit os.environ and unpickle
-    _worker_init/_worker_build by reference: put TPAT's python/ folder on their PYTHONPATH (the
+    tune_worker's functions by reference: put TPAT's python/ folder on their PYTHONPATH (the
     Swift bridge already does; a test that only edits sys.path does not)."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     old = os.environ.get("PYTHONPATH")
@@ -252,12 +221,6 @@ def _workers_can_import_tpat():
             os.environ.pop("PYTHONPATH", None)
         else:
             os.environ["PYTHONPATH"] = old
-
-
-def _build_job(args):
-    """One LocalBuilder job in a worker: MetaSchedule's own worker function (build, then export
-    the module to a tar file in a new temp dir; RemoveBuildArtifact deletes it after timing)."""
-    return lb._worker_func(*args)  # noqa: SLF001 - what LocalBuilder.build sends its workers
 
 
 def _cuda_error(msg) -> bool:
@@ -288,7 +251,7 @@ def _local_measurers(target, workers=None, rpc=None):
         def __init__(self):
             super().__init__()
             self.pool = PopenPoolExecutor(max_workers=workers, timeout=BUILD_TIMEOUT_S,
-                                          initializer=_worker_init,
+                                          initializer=tune_worker.init,
                                           maximum_process_uses=BUILDS_PER_WORKER)
             # one worker up front: an error here (TPAT not importable...) means fall back
             self.pool.submit(int).result()
@@ -297,10 +260,10 @@ def _local_measurers(target, workers=None, rpc=None):
             self.pool.shutdown(wait=True)
 
         def build(self, build_inputs):
-            jobs = [(_worker_build, None, bi.mod, bi.target,
+            jobs = [(tune_worker.build, None, bi.mod, bi.target,
                      None if bi.params is None else save_param_dict(bi.params)) for bi in build_inputs]
             results = []
-            for r in self.pool.map_with_error_catching(_build_job, jobs):
+            for r in self.pool.map_with_error_catching(tune_worker.build_job, jobs):
                 if r.status == StatusKind.COMPLETE:
                     results.append(ms.builder.BuilderResult(r.value, None))
                 elif r.status == StatusKind.TIMEOUT:
@@ -326,7 +289,7 @@ def _local_measurers(target, workers=None, rpc=None):
         def _runner(self):
             if self.local is None:
                 self.local = ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S, evaluator_config=config,
-                                                   initializer=_worker_init)
+                                                   initializer=tune_worker.init)
             return self.local
 
         def close(self):
@@ -351,7 +314,7 @@ def _local_measurers(target, workers=None, rpc=None):
                 rpc_config=ms.runner.RPCConfig(
                     tracker_host=rpc["host"], tracker_port=rpc["port"], tracker_key=rpc["key"],
                     session_timeout_sec=rpc["session_timeout_s"]),
-                evaluator_config=config, max_workers=rpc["max_workers"], initializer=_worker_init)
+                evaluator_config=config, max_workers=rpc["max_workers"], initializer=tune_worker.init)
         else:
             runner = IsolatingRunner()
             runner._runner()  # the runner's worker starts now too (and fails now, if it must)
