@@ -1,5 +1,5 @@
 """Writes bench/models/lowerings_check.onnx: one small model with a node for each of TPAT's own
-lowerings (python/tpat_bridge/lowering_*.py), a symbolic batch dim, odd sizes and ties (LayerNormalization
+lowerings (python/tpat_bridge/lowerings/), a symbolic batch dim, odd sizes and ties (LayerNormalization
 with Mean/InvStdDev over the last two axes, N = 240 not a multiple of 32 x 4, broadcast B), for
 `tpat generate` + `tpat verify --sanitize` on a GPU machine (compute-sanitizer memcheck/racecheck).
 

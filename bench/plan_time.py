@@ -17,11 +17,11 @@ CHILD = r"""
 import sys, time, json
 t0 = time.perf_counter()
 sys.path.insert(0, %(py)r)
-from tpat_bridge import planner
+from tpat_bridge.planning.plan import handle_plan
 t1 = time.perf_counter()
-r1 = planner.handle_plan({"command": "plan", "model_path": %(path)r, "target": "sm_90"})
+r1 = handle_plan({"command": "plan", "model_path": %(path)r, "target": "sm_90"})
 t2 = time.perf_counter()
-r2 = planner.handle_plan({"command": "plan", "model_path": %(path)r, "target": "sm_90"})
+r2 = handle_plan({"command": "plan", "model_path": %(path)r, "target": "sm_90"})
 t3 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "cold_s": t2 - t1, "warm_s": t3 - t2, "ok": r1["ok"],
                   "kernels": len(r1["plan"]["kernels"]) if r1["ok"] else 0,

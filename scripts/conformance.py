@@ -245,7 +245,7 @@ def tactic_lowerings(plugin_dir: Path) -> list[str]:
 
 def check_plugin(plugin_dir: Path, conf_dir: Path) -> dict:
     """Every tactic built for LLVM and run on the conformance set (cross_check.py)."""
-    from tpat_bridge import cross_check
+    from tpat_bridge.tools import cross_check
     manifest = json.loads((conf_dir / "manifest.json").read_text())
     res = []
     for k, lowering in enumerate(tactic_lowerings(plugin_dir)):

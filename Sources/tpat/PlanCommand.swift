@@ -42,6 +42,8 @@ struct Plan: AsyncParsableCommand {
             }
             let p = outcome.plan
             let summary = "planned \(extracted.sourceName) (\(p.opType)) for \(p.target.sm): \(p.kernels.count) kernel(s), \(p.launchCount) launch step(s), \(p.buffers.count) buffer(s), \(p.constants.count) constant(s)"
+                + ", lowering: \(p.lowering)" + (p.loweringDetail.map { " (\($0))" } ?? "")
+                + (p.declined.isEmpty ? "" : ", declined: " + p.declined.map { "\($0.lowering): \($0.reason)" }.joined(separator: "; "))
                 + (p.fixups.isEmpty ? "" : ", fixups: \(p.fixups.joined(separator: "; "))")
                 + (outcome.cached ? " [cached]" : "") + " in \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))"
             logger.info("\(SafeText.terminal(summary))")

@@ -59,7 +59,7 @@ struct Verify: AsyncParsableCommand {
         }
     }
 
-    /// `--model`: bridge command `verify_model` (python/tpat_bridge/verify_model.py) per folder.
+    /// `--model`: bridge command `verify_model` (python/tpat_bridge/tools/verify_model.py) per folder.
     func verifyModels() async throws(TPATError) {
         struct Request: Encodable { var command = "verify_model"; var out_dir: String; var cpu: Bool; var inputs: String?; var original: String? }
         struct Answer: Decodable {

@@ -511,7 +511,8 @@ import Testing
         // Second: were it built in memory, the renderers still keep the text inert.
         var plan = try Self.plan(opType: "ScatterND")
         plan.opType = opType
-        plan.fixups = ["tpat lowering\n#error from fixup"]
+        plan.lowering = "scatter_nd"
+        plan.loweringDetail = "scatter_nd\n#error from a lowering detail"
         let node = ExtractedNode(sourceName: Self.hostileNames[0], opType: opType, model: ONNXModel(proto: Onnx_ModelProto()),
                                  sourceInputs: [], sourceOutputs: [], symbols: [:], graphInputSources: [],
                                  graphOutputSources: [], demoted: [])
@@ -538,6 +539,8 @@ import Testing
                 Issue.record("\(file): a // comment ends with a backslash (continues onto the next line): \(line)")
             }
         }
+        // The hostile lowering detail did reach the sources (as a comment), so the checks above saw it.
+        #expect(files.values.contains { $0.contains("from a lowering detail") })
         let readme = Generator.projectReadme(sources: [source], modelName: "m\n# Title.onnx", target: "sm_90")
         #expect(isTerminalSafe(readme) && !readme.contains("\n# Title"))
         // The sources compile (nvcc from the venv; without it this part is skipped with a note).

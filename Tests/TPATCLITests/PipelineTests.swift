@@ -10,7 +10,11 @@ import Testing
     let cli = CLITests()
 
     struct GenerateReport: Decodable {
-        struct Plugin: Decodable { var name: String; var opType: String; var nodes: [String]; var referenceCases: Int }
+        struct Declined: Decodable { var lowering: String; var reason: String }
+        struct Plugin: Decodable {
+            var name: String; var opType: String; var nodes: [String]; var referenceCases: Int
+            var lowering: String; var declined: [Declined]; var fixups: [String]
+        }
         struct Failure: Decodable { var node: String; var code: String; var reason: String }
         var plugins: [Plugin]
         var failures: [Failure]
@@ -37,6 +41,15 @@ import Testing
         #expect(report.plugins.flatMap(\.nodes).count == unsupported)
         let symbolic = model == "plugins_symbolic"
         for p in report.plugins { #expect(p.referenceCases == (symbolic ? 2 : 1), "\(p.name)") }
+        // Which lowering made each plugin is a field of the report (and of its plan), not prose in fixups:
+        // TPAT's own for TopK and ScatterND, TVM's for GridSample (no TPAT lowering is registered for it).
+        for p in report.plugins {
+            let plan = try KernelPlan.decode(Data(contentsOf: out.appendingPathComponent("plugins/\(p.name)/\(p.name).plan.json")))
+            #expect(p.lowering == plan.lowering && p.declined.map(\.lowering) == plan.declined.map(\.lowering), "\(p.name)")
+            #expect(!p.fixups.contains { $0.hasPrefix("tpat lowering") }, "\(p.name)")
+            if ["TopK", "ScatterND"].contains(p.opType) { #expect(p.lowering != "tvm-default", "\(p.name): \(p.declined)") }
+            if p.opType == "GridSample" { #expect(p.lowering == "tvm-default" && p.declined.isEmpty) }
+        }
         if symbolic {
             // Identical nodes share one plugin.
             #expect(report.plugins.first { $0.opType == "BitwiseAnd" }?.nodes.sorted() == ["band_a", "band_b"])

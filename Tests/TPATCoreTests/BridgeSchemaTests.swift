@@ -56,3 +56,34 @@ extension BridgeSchemaTests {
         #expect(r.valid, "\(r.errors)")
     }
 }
+
+extension BridgeSchemaTests {
+    /// The plan's `lowering` / `lowering_detail` / `declined` / `tuning_database`: what the Swift
+    /// side encodes validates against schemas/kernel-plan.schema.json, and a lowering name that is
+    /// not one is refused by the schema and by `KernelPlan.validate` alike.
+    @Test func planLoweringFieldsMatchTheSchema() async throws {
+        let data = try Data(contentsOf: Repo.root.appendingPathComponent("tests/fixtures/plans/ScatterND_7a375313.plan.json"))
+        var plan = try KernelPlan.decode(data)
+        #expect(plan.lowering == KernelPlan.tvmDefault && !plan.usesTPATLowering)
+        plan.lowering = "scatter_nd"
+        plan.loweringDetail = "scatter_nd (reduction=add)"
+        plan.declined = [.init(lowering: "scatter_elements", reason: "not this op")]
+        plan.tuningDatabase = "ScatterND_7a375313"
+        #expect(plan.usesTPATLowering)
+        #expect(PluginSource.lowering(of: plan) == "tpat lowering: scatter_nd (reduction=add)")
+        try plan.validate()
+        let good = try await validate(plan, schema: "kernel-plan.schema.json", definition: nil)
+        #expect(good.valid, "\(good.errors)")
+        for bad in ["Scatter ND", "", "tvm_default\n"] {
+            var p = plan
+            p.lowering = bad
+            #expect(throws: TPATError.self) { try p.validate() }
+            // (the schema's `$`, under Python's jsonschema, also matches before a final newline)
+            if !bad.hasSuffix("\n") { #expect(try await !validate(p, schema: "kernel-plan.schema.json", definition: nil).valid) }
+        }
+        var declinedDefault = plan
+        declinedDefault.declined = [.init(lowering: KernelPlan.tvmDefault, reason: "x")]
+        #expect(throws: TPATError.self) { try declinedDefault.validate() }
+    }
+}
+

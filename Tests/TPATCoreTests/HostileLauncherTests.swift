@@ -26,7 +26,7 @@ import Testing
                 "block": [{"int": 256}, {"int": 1}, {"int": 1}], "dynamic_shared_memory_bytes": {"int": 0}}],
      "buffers": [{"id": 0, "dtype": "float32", "shape": [{"sym": "s0"}], "bytes": {"op": "mul", "args": [{"sym": "s0"}, {"int": 4}]}, "offset": {"int": 0}}],
      "workspace_alignment": 256, "workspace_bytes": {"op": "mul", "args": [{"sym": "s0"}, {"int": 4}]},
-     "constants": [], "fixups": []}
+     "constants": [], "lowering": "tvm-default", "declined": [], "fixups": []}
     """#
 
     static let driver = #"""

@@ -30,6 +30,43 @@ import Testing
         #expect(PlanCache.key(node: node, target: "sm_89", tvmVersion: "x") != PlanCache.key(node: node, target: "sm_90", tvmVersion: "x"))
     }
 
+    /// The plan cache key covers the whole Python package by digest: any `*.py` file added,
+    /// changed, renamed or removed anywhere under python/tpat_bridge changes the revision; bytecode
+    /// caches and other files do not.
+    @Test func plannerRevisionCoversEveryPythonFileOfThePackage() throws {
+        let root = try temporaryDirectory()
+        let pkg = root.appendingPathComponent(PlanCache.plannerPackage)
+        let fm = FileManager.default
+        try fm.createDirectory(at: pkg.appendingPathComponent("lowerings"), withIntermediateDirectories: true)
+        func write(_ path: String, _ text: String) throws {
+            let u = pkg.appendingPathComponent(path)
+            try fm.createDirectory(at: u.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: u)
+        }
+        try write("__main__.py", "main\n")
+        try write("lowerings/registry.py", "LOWERINGS = ()\n")
+        var seen = [PlanCache.plannerRevision(root: root)]
+        func changes(_ why: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            let rev = PlanCache.plannerRevision(root: root)
+            #expect(!seen.contains(rev), "\(why) left the revision unchanged", sourceLocation: sourceLocation)
+            seen.append(rev)
+        }
+        func keeps(_ why: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(PlanCache.plannerRevision(root: root) == seen.last, "\(why) changed the revision", sourceLocation: sourceLocation)
+        }
+        try write("lowerings/new_op.py", "def select(node): ...\n"); changes("a new lowering module")
+        try write("lowerings/new_op.py", "def select(node): return None\n"); changes("an edited module")
+        try write("planning/deep/x.py", ""); changes("an empty module in a new subpackage")
+        try fm.moveItem(at: pkg.appendingPathComponent("planning/deep/x.py"), to: pkg.appendingPathComponent("planning/deep/y.py"))
+        changes("a renamed module")
+        try fm.removeItem(at: pkg.appendingPathComponent("lowerings/new_op.py")); changes("a removed module")
+        try write("lowerings/__pycache__/registry.cpython-311.py", "bytecode\n"); keeps("a __pycache__ file")
+        try write("lowerings/notes.txt", "text\n"); keeps("a file that is not Python")
+        // The repository's own package: a revision, and not the empty package's.
+        #expect(PlanCache.plannerRevision(root: Repo.root) != PlanCache.plannerRevision(root: try temporaryDirectory()))
+        #expect(PlanCache.pythonSources(in: Repo.root.appendingPathComponent(PlanCache.plannerPackage)).contains("lowerings/registry.py"))
+    }
+
     @Test func constantInputsStayConstants() async throws {
         let (model, tensors) = try await Self.tensors("verdicts_basic.onnx")
         let topk = try NodeExtractor.extract(node: "topk_k4096", from: model, tensors: tensors)
@@ -54,6 +91,10 @@ import Testing
         let plan = first.plan
         #expect(plan.opType == "ScatterND")
         #expect(plan.target.sm == "sm_90")
+        // TPAT's own scatter lowering made it, and the plan says so in fields, not prose.
+        #expect(plan.lowering == "scatter_nd" && plan.usesTPATLowering)
+        #expect(plan.loweringDetail == "scatter_nd (reduction=add)")
+        #expect(plan.declined.isEmpty && !plan.fixups.contains { $0.hasPrefix("tpat lowering") })
         #expect(!plan.kernels.isEmpty)
         #expect(plan.launchCount >= 1)
         #expect(plan.cudaSource.contains(plan.kernels[0].name))

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import TPATCore
 
-/// The tune answer as python/tpat_bridge/tune.py writes it (see docs/tuning.md), decoded by Tuner.
+/// The tune answer as python/tpat_bridge/tools/tune.py writes it (see docs/tuning.md), decoded by Tuner.
 @Suite struct TunerAnswerTests {
     @Test func decodesCostModelAndBuilder() throws {
         let json = """

@@ -19,7 +19,9 @@ from onnx import TensorProto as TP
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 SCHEMA = json.loads((ROOT / "schemas" / "kernel-plan.schema.json").read_text())
 NVCC = ROOT / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"
@@ -31,7 +33,7 @@ def plan_all(models: dict, workdir: Path) -> dict:
     for name, model in models.items():
         path = workdir / f"{name}.onnx"
         onnx.save(model, str(path))
-        out[name] = {"path": path, "res": planner.handle_plan(
+        out[name] = {"path": path, "res": handle_plan(
             {"command": "plan", "model_path": str(path), "target": "sm_90"})}
     return out
 
@@ -54,14 +56,18 @@ def compile_all(built: dict, names, workdir: Path) -> dict:
         return dict(zip(names, ex.map(job, names)))
 
 
-def lowered_plan(res: dict, fixup_prefix: str) -> dict:
-    """The plan of a successful answer, schema-valid and made by the named TPAT lowering."""
+def lowered_plan(res: dict, lowering: str) -> dict:
+    """The plan of a successful answer, schema-valid and made by the named TPAT lowering
+    (`lowering`: its registry name, or "name (detail prefix" to check the detail too)."""
     import jsonschema
 
     assert res["ok"], res.get("error")
     plan = res["plan"]
     jsonschema.validate(plan, SCHEMA)
-    assert any(f.startswith(fixup_prefix) for f in plan["fixups"]), plan["fixups"]
+    name = lowering.split(" ")[0]
+    assert plan["lowering"] == name, (plan["lowering"], plan["declined"])
+    assert plan["lowering_detail"].startswith(lowering), plan["lowering_detail"]
+    assert not any(d["lowering"] == name for d in plan["declined"]), plan["declined"]
     return plan
 
 
@@ -79,8 +85,8 @@ def run_llvm(path: Path, feeds: dict) -> list:
     import tvm
     from tvm import relax
 
-    info = planner.load_node(str(path))
-    mod, _ = lowerings.tpat_module(info, mode="cpu")
+    info = load_node(str(path))
+    mod, _ = registry.tpat_module(info, mode="cpu")
     vm = relax.VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
     res = vm["main"](*[tvm.runtime.tensor(feeds[i["name"]]) for i in info.inputs])
     return [r.numpy() for r in res] if not hasattr(res, "numpy") else [res.numpy()]

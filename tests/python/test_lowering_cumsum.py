@@ -1,4 +1,4 @@
-"""TPAT's own CumSum lowering (python/tpat_bridge/lowering_cumsum.py), CPU only.
+"""TPAT's own CumSum lowering (python/tpat_bridge/lowerings/cumsum.py), CPU only.
 
 Every case: the plan validates against the schema, names the lowering and launches one kernel; its
 CUDA source compiles with nvcc -arch=sm_90; the same IR built for LLVM (serial loops for blocks
@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import (  # noqa: E402
     assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort)
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "int32": TP.INT32, "int64": TP.INT64}
 
@@ -66,7 +67,7 @@ def _feeds(model, syms, seed=0):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
-    plan = lowered_plan(built[name]["res"], "tpat lowering: cumsum")
+    plan = lowered_plan(built[name]["res"], "cumsum")
     assert launches(plan) == ["tpat_cumsum_kernel"]
 
 
@@ -89,5 +90,7 @@ def test_numerics_llvm_vs_ort(built, name):
 def test_other_axis_keeps_tvm_lowering(workdir):
     path = workdir / "axis0.onnx"
     onnx.save(_model([300, 4], axis=0), str(path))
-    sel, reason = lowerings.select(planner.load_node(str(path)))
+    choice = registry.choose(load_node(str(path)))
+    sel, reason = choice.selection, choice.reason
+    assert (choice.declined[-1][1] == reason) if choice.declined else reason == "no TPAT lowering for this op"
     assert sel is None and "last axis" in reason

@@ -1,4 +1,4 @@
-"""TPAT's own DFT lowering (python/tpat_bridge/lowering_dft.py), CPU only.
+"""TPAT's own DFT lowering (python/tpat_bridge/lowerings/dft.py), CPU only.
 
 TVM 0.27 has no DFT converter (`frontend_import_failed` without this lowering). Every case: a
 schema-valid plan made by the lowering, nvcc -arch=sm_90 compiles its CUDA source, and the LLVM
@@ -23,7 +23,8 @@ from onnx import helper as h
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import input_shape, lowered_plan, run_llvm, run_ort  # noqa: E402
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16}
 NP_T = {"float32": np.float32, "float16": np.float16}
@@ -90,7 +91,7 @@ def _feeds(model, syms):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
-    plan = lowered_plan(built[name]["res"], "tpat lowering: dft")
+    plan = lowered_plan(built[name]["res"], "dft")
     assert plan["steps"]
 
 
@@ -114,5 +115,7 @@ def test_numerics_llvm_vs_ort(built, name):
 
 @pytest.mark.parametrize("name", list(NOT_LOWERED))
 def test_other_cases_decline_with_a_reason(built, name):
-    sel, reason = lowerings.select(planner.load_node(str(built[name]["path"])))
+    choice = registry.choose(load_node(str(built[name]["path"])))
+    sel, reason = choice.selection, choice.reason
+    assert (choice.declined[-1][1] == reason) if choice.declined else reason == "no TPAT lowering for this op"
     assert sel is None and reason

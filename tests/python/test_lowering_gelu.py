@@ -1,4 +1,4 @@
-"""TPAT's own Gelu lowering (python/tpat_bridge/lowering_elementwise.py), CPU only.
+"""TPAT's own Gelu lowering (python/tpat_bridge/lowerings/elementwise.py), CPU only.
 
 Every case: the plan names the lowering and has one kernel; static float16 shapes move 16 bytes
 per thread (uint4 loads and stores); the CUDA source compiles with nvcc -arch=sm_90; the TE
@@ -22,7 +22,9 @@ from onnx import helper as h
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 NVCC = ROOT / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"
 
@@ -58,10 +60,10 @@ def test_plan_compile_and_numerics(workdir, name):
     model, syms, tol, per = CASES[name]
     path = workdir / f"{name}.onnx"
     onnx.save(model, str(path))
-    res = planner.handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
+    res = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
     assert res["ok"], res
     plan = res["plan"]
-    assert any(f.startswith("tpat lowering: gelu") and per in f for f in plan["fixups"]), plan["fixups"]
+    assert plan["lowering"] == "gelu" and per in plan["lowering_detail"], plan["lowering_detail"]
     assert len([s for s in plan["steps"] if s["kind"] == "launch"]) == 1
     if name == "fp16_erf":
         assert "*(uint4*)" in plan["cuda_source"]
@@ -75,8 +77,8 @@ def test_plan_compile_and_numerics(workdir, name):
     shape = [d.dim_value if d.HasField("dim_value") else syms[d.dim_param] for d in vi.type.tensor_type.shape.dim]
     dt = np.float16 if vi.type.tensor_type.elem_type == TP.FLOAT16 else np.float32
     x = (np.random.default_rng(0).standard_normal(shape) * 3).astype(dt)
-    info = planner.load_node(str(path))
-    mod, _ = lowerings.tpat_module(info, mode="cpu")
+    info = load_node(str(path))
+    mod, _ = registry.tpat_module(info, mode="cpu")
     vm = relax.VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
     got = vm["main"](tvm.runtime.tensor(x)).numpy()
     want = ort.InferenceSession(model.SerializeToString(),

@@ -1,4 +1,4 @@
-"""TPAT's own Resize lowering (python/tpat_bridge/lowering_resize.py), CPU only.
+"""TPAT's own Resize lowering (python/tpat_bridge/lowerings/resize.py), CPU only.
 
 Every case: the plan validates against the schema and names the lowering; its CUDA source compiles
 with nvcc -arch=sm_90; the same TE compute built for LLVM matches ONNX Runtime (float16 cases: ONNX
@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import (  # noqa: E402
     assert_matches, input_shape, lowered_plan, run_llvm, run_ort)
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16}
 
@@ -102,7 +103,7 @@ def _feeds(model, syms, seed=0):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
-    plan = lowered_plan(built[name]["res"], "tpat lowering: resize")
+    plan = lowered_plan(built[name]["res"], "resize")
     assert len(plan["kernels"]) == 1
 
 
@@ -125,8 +126,10 @@ def test_numerics_llvm_vs_ort(built, name):
 @pytest.mark.parametrize("name", list(NOT_LOWERED))
 def test_other_modes_keep_tvm_lowering(built, name):
     res = built[name]["res"]
-    info = planner.load_node(str(built[name]["path"]))
-    sel, reason = lowerings.select(info)
+    info = load_node(str(built[name]["path"]))
+    choice = registry.choose(info)
+    sel, reason = choice.selection, choice.reason
+    assert (choice.declined[-1][1] == reason) if choice.declined else reason == "no TPAT lowering for this op"
     assert sel is None and reason
     if res["ok"]:
-        assert not any(f.startswith("tpat lowering") for f in res["plan"]["fixups"])
+        assert res["plan"]["lowering"] == "tvm-default" and res["plan"]["declined"][0]["lowering"] == "resize"

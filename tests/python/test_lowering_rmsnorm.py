@@ -1,4 +1,4 @@
-"""TPAT's own RMSNormalization lowering (python/tpat_bridge/lowering_rmsnorm.py), CPU only.
+"""TPAT's own RMSNormalization lowering (python/tpat_bridge/lowerings/rmsnorm.py), CPU only.
 
 TVM 0.27 has no RMSNormalization converter; without this lowering the node is `tvm_error`.
 Every case: a schema-valid plan made by the lowering (one kernel, warp shuffles, vector loads
@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import assert_matches, launches, lowered_plan, run_llvm  # noqa: E402
 from norm_cases import feeds_for, norm_model, ort_answer  # noqa: E402
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 RMS = "RMSNormalization"
 CASES = {
@@ -41,7 +42,7 @@ NOT_LOWERED = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
-    plan = lowered_plan(built[name]["res"], "tpat lowering: rms_norm")
+    plan = lowered_plan(built[name]["res"], "rms_norm")
     assert launches(plan) == ["tpat_rms_norm_kernel"]
     src = plan["cuda_source"]
     assert "__shfl_down_sync" in src
@@ -67,5 +68,7 @@ def test_numerics_llvm_vs_ort(built, name):
 
 @pytest.mark.parametrize("name", list(NOT_LOWERED))
 def test_other_cases_decline_with_a_reason(built, name):
-    sel, reason = lowerings.select(planner.load_node(str(built[name]["path"])))
+    choice = registry.choose(load_node(str(built[name]["path"])))
+    sel, reason = choice.selection, choice.reason
+    assert (choice.declined[-1][1] == reason) if choice.declined else reason == "no TPAT lowering for this op"
     assert sel is None and reason

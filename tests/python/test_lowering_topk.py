@@ -1,4 +1,4 @@
-"""TPAT's own TopK lowering (python/tpat_bridge/lowering_topk.py), CPU only.
+"""TPAT's own TopK lowering (python/tpat_bridge/lowerings/topk.py), CPU only.
 
 Every case: the plan validates against the schema, names the lowering and launches the chunk sort
 plus one kernel per merge level; its CUDA source compiles with nvcc -arch=sm_90; the same IR built
@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import (  # noqa: E402
     input_shape, launches, lowered_plan, run_llvm, run_ort)
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "int32": TP.INT32, "int64": TP.INT64}
 
@@ -73,7 +74,7 @@ def _feeds(model, syms, seed=0):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
-    plan = lowered_plan(built[name]["res"], "tpat lowering: topk")
+    plan = lowered_plan(built[name]["res"], "topk")
     kernels = launches(plan)
     levels = CASES[name][2]
     assert kernels[0].startswith("tpat_topk_sort") and len(kernels) == 1 + levels, kernels
@@ -106,7 +107,7 @@ def test_nan_comes_first_for_largest(workdir):
     onnx.save(_model([1, 300], 4), str(path))
     x = np.arange(300, dtype=np.float32)[None]
     x[0, 7] = np.nan
-    mod, _ = lowerings.tpat_module(planner.load_node(str(path)), mode="cpu")
+    mod, _ = registry.tpat_module(load_node(str(path)), mode="cpu")
     vm = relax.VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
     res = vm["main"](tvm.runtime.tensor(x))
     v, i = res[0].numpy()[0], res[1].numpy()[0]
@@ -117,12 +118,16 @@ def test_nan_comes_first_for_largest(workdir):
 def test_other_axis_keeps_tvm_lowering(workdir):
     path = workdir / "axis0.onnx"
     onnx.save(_model([300, 4], 10, axis=0), str(path))
-    sel, reason = lowerings.select(planner.load_node(str(path)))
+    choice = registry.choose(load_node(str(path)))
+    sel, reason = choice.selection, choice.reason
+    assert (choice.declined[-1][1] == reason) if choice.declined else reason == "no TPAT lowering for this op"
     assert sel is None and "last axis" in reason
 
 
 def test_int64_values_keep_tvm_lowering(workdir):
     path = workdir / "i64.onnx"
     onnx.save(_model([2, 3000], 50, dtype="int64"), str(path))
-    sel, reason = lowerings.select(planner.load_node(str(path)))
+    choice = registry.choose(load_node(str(path)))
+    sel, reason = choice.selection, choice.reason
+    assert (choice.declined[-1][1] == reason) if choice.declined else reason == "no TPAT lowering for this op"
     assert sel is None and "int64" in reason

@@ -1,5 +1,5 @@
-"""TPAT's own scatter lowerings (python/tpat_bridge/lowerings.py), CPU only:
-plans validate against the schema and name the lowering in `fixups`; their CUDA source (TPAT
+"""TPAT's own scatter lowerings (python/tpat_bridge/lowerings/scatter.py), CPU only:
+plans validate against the schema and name the lowering in `lowering`; their CUDA source (TPAT
 prelude + TVM's source) compiles with nvcc -arch=sm_90; the same TIR built for LLVM (serial loops,
 plain read-modify-write instead of atomics) matches ONNX Runtime for every reduction and dtype on
 small shapes with duplicate and negative indices; the "tvm" switch is refused (TVM's default scatter has no bounds check).
@@ -25,7 +25,11 @@ from onnx import helper as h
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge import lowerings, planner  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
+from tpat_bridge.lowerings import prelude  # noqa: E402
+from tpat_bridge.lowerings import scatter  # noqa: E402
 
 SCHEMA = json.loads((ROOT / "schemas" / "kernel-plan.schema.json").read_text())
 NVCC = ROOT / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"
@@ -147,7 +151,7 @@ def built(workdir):
         model, feeds = fn()
         path = workdir / f"{name}.onnx"
         onnx.save(model, str(path))
-        res = planner.handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
+        res = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
         out[name] = {"model": model, "feeds": feeds, "path": path, "res": res}
     return out
 
@@ -183,7 +187,7 @@ def test_plan_schema_and_lowering(built, name):
 
     plan = _plan(built, name)
     jsonschema.validate(plan, SCHEMA)
-    assert any(f.startswith("tpat lowering: ") for f in plan["fixups"]), plan["fixups"]
+    assert plan["lowering"] in ("scatter_nd", "scatter_elements") and plan["lowering_detail"].startswith(plan["lowering"]), plan
     # two kernels: the copy, then the parallel scatter
     assert len(plan["kernels"]) == 2
     assert [s["kind"] for s in plan["steps"]] == ["launch", "launch"]
@@ -191,12 +195,12 @@ def test_plan_schema_and_lowering(built, name):
     red = name.split("_")[1]
     src = plan["cuda_source"]
     if red == "none":
-        assert "tpat_atomic_" not in src and lowerings.PRELUDE_MARK not in src
+        assert "tpat_atomic_" not in src and prelude.PRELUDE_MARK not in src
     else:
-        assert src.startswith(lowerings.PRELUDE_MARK)
+        assert src.startswith(prelude.PRELUDE_MARK)
         assert f"tpat_atomic_{red}_" in src
     # the scatter kernel's grid covers every (update, element) pair at run time
-    from tpat_bridge.plan_expr import evaluate
+    from tpat_bridge.planning.expr import evaluate
 
     env = {s["name"]: SYMS[s["name"]] for s in plan["symbols"]}
     feeds = built[name]["feeds"]
@@ -219,8 +223,8 @@ def _run_llvm(b):
     import tvm
     from tvm import relax
 
-    info = planner.load_node(str(b["path"]))
-    mod, _name = lowerings.tpat_module(info, mode="cpu")
+    info = load_node(str(b["path"]))
+    mod, _name = registry.tpat_module(info, mode="cpu")
     ex = tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"}))
     vm = relax.VirtualMachine(ex, tvm.cpu())
     args = [tvm.runtime.tensor(b["feeds"][i["name"]]) for i in info.inputs]
@@ -297,11 +301,11 @@ def test_numerics_llvm_vs_ort(built, name):
 def test_switch_tvm_refused_for_scatter(built, workdir):
     """TVM's default ScatterND writes out of bounds on out-of-range indices: never planned."""
     path = built["nd_add_float32"]["path"]
-    r = planner.handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90",
+    r = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90",
                              "lowering": "tvm"})
     assert not r["ok"] and r["error"]["code"] == "unchecked_indices", r
     assert "out of bounds" in r["error"]["reason"]
-    bad = planner.handle_plan({"command": "plan", "model_path": str(path), "lowering": "x"})
+    bad = handle_plan({"command": "plan", "model_path": str(path), "lowering": "x"})
     assert not bad["ok"] and bad["error"]["code"] == "invalid_request"
 
 
@@ -313,24 +317,24 @@ def test_other_ops_unchanged(workdir):
     m.ir_version = 9
     p = workdir / "elu.onnx"
     onnx.save(m, str(p))
-    a = planner.handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90"})
-    b = planner.handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90",
+    a = handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90"})
+    b = handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90",
                              "lowering": "tvm"})
     assert a["ok"] and b["ok"] and a["plan"] == b["plan"]
 
 
 def test_static_bench_shape_vectorized_copy():
     """Suite shape: the copy kernel moves 16 bytes per thread (float4)."""
-    src = lowerings.scatter_nd_source([32, 128, 128, 256], [32, 600, 3], [32, 600, 256],
+    src = scatter.scatter_nd_source([32, 128, 128, 256], [32, 600, 3], [32, 600, 256],
                                       "float32", "int64", "add")
     assert "T.vectorized(T.int64(4))" in src
-    lowerings.parse_primfunc(src)
+    scatter.parse_primfunc(src)
 
 
 def test_prelude_idempotent():
     src = 'extern "C" __global__ void k(float* p) { tpat_atomic_max_f32(&p[0], 1.0f); }'
-    once = lowerings.with_prelude(src)
-    assert once.startswith(lowerings.PRELUDE_MARK) and once.endswith(src)
-    assert lowerings.with_prelude(once) == once
+    once = prelude.with_prelude(src)
+    assert once.startswith(prelude.PRELUDE_MARK) and once.endswith(src)
+    assert prelude.with_prelude(once) == once
     assert "tpat_atomic_add_f32" not in once  # only the helpers the source calls
-    assert lowerings.with_prelude("no helpers") == "no helpers"
+    assert prelude.with_prelude("no helpers") == "no helpers"

@@ -1,6 +1,6 @@
 """Issue 14, items 1 and 4: never silently wrong, and one node's failure never aborts the model.
 
-- the refusal table (python/tpat_bridge/refusals.py): attribute values a lowering does not
+- the refusal table (python/tpat_bridge/lowerings/refusals.py): attribute values a lowering does not
   implement are plan errors `unsupported_attribute`, per lowering;
 - the bridge command `cross_check`: a tactic's lowering built for LLVM and run on the reference
   data; TVM's cubic downsampling and its antialias-ignoring Resize disagree, TPAT's agree;
@@ -28,8 +28,9 @@ from onnx import numpy_helper as nh
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge import cross_check, planner  # noqa: E402
 from tpat_bridge.tools import reference  # noqa: E402
+from tpat_bridge.tools import cross_check  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
 
 TPAT = ROOT / ".build" / "debug" / "tpat"
 
@@ -82,7 +83,7 @@ def save(model, tmp_path, name):
     (CUBIC_UP_SYMBOLIC, "tvm", False), (LINEAR_FRACTION_SYMBOLIC, "tvm", True),
 ])
 def test_refusals(tmp_path, model, lowering, refused):
-    res = planner.handle_plan({"model_path": save(model, tmp_path, "m"), "lowering": lowering})
+    res = handle_plan({"model_path": save(model, tmp_path, "m"), "lowering": lowering})
     if refused:
         assert not res["ok"] and res["error"]["code"] == "unsupported_attribute", res
     else:
@@ -93,7 +94,7 @@ def test_dropout_inference_is_not_refused(tmp_path):
     m = one_node(h.make_node("Dropout", ["in0", "const0", "const1"], ["out0"]),
                  [vi("in0", TP.FLOAT, [4, 8])], [vi("out0", TP.FLOAT, [4, 8])],
                  [nh.from_array(np.array(0.5, np.float32), "const0"), nh.from_array(np.array(False), "const1")])
-    res = planner.handle_plan({"model_path": save(m, tmp_path, "m"), "lowering": "tvm"})
+    res = handle_plan({"model_path": save(m, tmp_path, "m"), "lowering": "tvm"})
     assert res["ok"] or res["error"]["code"] != "unsupported_attribute", res
 
 
@@ -330,7 +331,7 @@ def test_generate_drops_disagreeing_tactics_and_plugins(tmp_path):
     assert set(plugins) == {"GridSample", "Resize", "MaxUnpool"}, rep
     assert plugins["Resize"]["tactics"] == 1
     plan = json.loads((out / "plugins" / plugins["Resize"]["name"] / f"{plugins['Resize']['name']}.plan.json").read_text())
-    assert not any(f.startswith("tpat lowering") for f in plan["fixups"])  # TPAT's tactic 0 dropped, TVM's kept
+    assert plan["lowering"] == "tvm-default"  # TPAT's tactic 0 dropped, TVM's kept
     assert "tactic 0 (tpat lowering) dropped" in r.stderr and "max error 0.5" in r.stderr
     [f] = rep["failures"]
     assert f["opType"] == "TopK" and f["code"] == "cross_check_failed"

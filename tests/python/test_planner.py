@@ -22,8 +22,13 @@ from onnx import helper as h
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge import planner  # noqa: E402
-from tpat_bridge.plan_expr import evaluate  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.node import narrowing_applies  # noqa: E402
+from tpat_bridge.planning.relax_import import build_relax_module  # noqa: E402
+from tpat_bridge.planning import pipeline  # noqa: E402
+from tpat_bridge import dtypes  # noqa: E402
+from tpat_bridge.planning.expr import evaluate  # noqa: E402
 
 SCHEMA = json.loads((ROOT / "schemas" / "kernel-plan.schema.json").read_text())
 NVCC = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "nvidia" / "cu13" / "bin" / "nvcc"
@@ -345,7 +350,7 @@ def built(workdir):
         model, syms, feeds, tol = fn()
         path = workdir / f"{name}.onnx"
         onnx.save(model, str(path))
-        res = planner.handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
+        res = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
         out[name] = {"model": model, "syms": syms, "feeds": feeds, "tol": tol, "path": path, "res": res}
     return out
 
@@ -384,16 +389,16 @@ def run_tvm_llvm(b):
     import tvm
     from tvm import relax
 
-    info = planner.load_node(str(b["path"]))
-    mod = planner.build_relax_module(info)
+    info = load_node(str(b["path"]))
+    mod = build_relax_module(info)
     target = tvm.target.Target({"kind": "llvm"})
-    if planner.narrowing_applies(info):
+    if narrowing_applies(info):
         # The planner's int32 index narrowing (static shapes) is checked on LLVM too.
         with target:
             mod = tvm.transform.Sequential([
                 relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
                 relax.transform.FoldConstant(), relax.transform.FuseOps(),
-                relax.transform.FuseTIR(), planner.narrow_index_pass()])(mod)
+                relax.transform.FuseTIR(), pipeline.narrow_index_pass()])(mod)
     ex = tvm.compile(mod, target=target)
     vm = relax.VirtualMachine(ex, tvm.cpu())
     feeds = b["feeds"](b["syms"])
@@ -493,7 +498,7 @@ def test_plan_schema(built, name):
         assert off % plan["workspace_alignment"] == 0 and off + nb <= ws
     for k, o in enumerate(plan["outputs"]):
         decl = built[name]["model"].graph.output[k].type.tensor_type.elem_type
-        assert o["dtype"] == planner._onnx_dtype(decl)
+        assert o["dtype"] == dtypes.onnx_dtype(decl)
     for s in plan["symbols"]:
         assert plan["inputs"][s["input"]]["shape"][s["dim"]] == s["name"]
 
@@ -533,7 +538,7 @@ def test_numerics_llvm_vs_ort(built, name):
 def _plan_model(tmp_path, model, name="m.onnx"):
     p = tmp_path / name
     onnx.save(model, str(p))
-    return planner.handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90"})
+    return handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90"})
 
 
 def test_refuse_nonzero(tmp_path):
@@ -564,7 +569,7 @@ def test_identity_has_no_kernel(tmp_path):
 def test_malformed_model(tmp_path):
     p = tmp_path / "bad.onnx"
     p.write_bytes(b"\x08\x07this is not a protobuf\xff\xff\xff")
-    r = planner.handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90"})
+    r = handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90"})
     assert not r["ok"] and set(r["error"]) == {"code", "reason"}
     assert r["error"]["code"] in ("model_load_failed", "invalid_model")
 
@@ -577,9 +582,9 @@ def test_invalid_graph(tmp_path):
 
 
 def test_missing_file_and_bad_target(tmp_path):
-    r = planner.handle_plan({"command": "plan", "model_path": str(tmp_path / "none.onnx")})
+    r = handle_plan({"command": "plan", "model_path": str(tmp_path / "none.onnx")})
     assert not r["ok"] and r["error"]["code"] == "model_load_failed"
-    r = planner.handle_plan({"command": "plan", "model_path": "x.onnx", "target": "sm_70"})
+    r = handle_plan({"command": "plan", "model_path": "x.onnx", "target": "sm_70"})
     assert not r["ok"] and r["error"]["code"] == "invalid_request"
 
 
@@ -595,14 +600,14 @@ def test_targets_differ(tmp_path):
     p = tmp_path / "sm.onnx"
     onnx.save(m, str(p))
     for sm in ("sm_80", "sm_86", "sm_89"):
-        r = planner.handle_plan({"command": "plan", "model_path": str(p), "target": sm})
+        r = handle_plan({"command": "plan", "model_path": str(p), "target": sm})
         assert r["ok"], r
         assert r["plan"]["target"]["sm"] == sm and r["plan"]["target"]["tvm_target"]["arch"] == sm
 
 
 def test_cumsum_has_host_loop(built):
     # TVM's own CumSum lowering loops on the host (TPAT's lowering is one kernel: lowering "tvm")
-    res = planner.handle_plan({"command": "plan", "model_path": str(built["cumsum_sym"]["path"]),
+    res = handle_plan({"command": "plan", "model_path": str(built["cumsum_sym"]["path"]),
                                "target": "sm_90", "lowering": "tvm"})
     assert res["ok"], res
     plan = res["plan"]
@@ -613,7 +618,7 @@ def test_cumsum_has_host_loop(built):
 
 def test_onehot_fixup(built):
     # TVM's OneHot lowering produces float64 (TPAT's own lowering does not: lowering "tvm" here)
-    res = planner.handle_plan({"command": "plan", "model_path": str(built["onehot"]["path"]),
+    res = handle_plan({"command": "plan", "model_path": str(built["onehot"]["path"]),
                                "target": "sm_90", "lowering": "tvm"})
     assert res["ok"], res
     plan = res["plan"]
@@ -655,6 +660,6 @@ def test_narrowing_applies_only_to_static_small_shapes():
     class I:
         def __init__(self, ins, outs):
             self.inputs, self.outputs = ins, outs
-    assert planner.narrowing_applies(I([{"shape": [2, 3]}], [{"shape": [6]}]))
-    assert not planner.narrowing_applies(I([{"shape": ["N", 3]}], [{"shape": [6]}]))
-    assert not planner.narrowing_applies(I([{"shape": [2**16, 2**16]}], [{"shape": [1]}]))
+    assert narrowing_applies(I([{"shape": [2, 3]}], [{"shape": [6]}]))
+    assert not narrowing_applies(I([{"shape": ["N", 3]}], [{"shape": [6]}]))
+    assert not narrowing_applies(I([{"shape": [2**16, 2**16]}], [{"shape": [1]}]))

@@ -171,7 +171,7 @@ if req.get("python_plugin_specs"):
             calls.append(_name)
             return _orig(self, *a)
         setattr(tp.TpatPlugin, name, wrap)
-from tpat_bridge.engine import build_engine
+from tpat_bridge.tools.engine import build_engine
 from tpat_bridge.errors import BridgeError
 try:
     out = {"ok": True, "result": build_engine(req)}

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from test_bridge import FIXTURES, ask, validator  # noqa: E402
-from tpat_bridge import qnn_probe  # noqa: E402
+from tpat_bridge.tools import qnn_probe  # noqa: E402
 
 
 

@@ -1,7 +1,7 @@
 """RoiAlign through TVM's own lowering (no TPAT lowering), CPU only.
 
 TVM 0.27 plans RoiAlign only because the planner guards dlight's rules
-(`planner.default_schedule_pass`): dlight's Reduction rule asserts that every access region has
+(`pipeline.default_schedule_pass`): dlight's Reduction rule asserts that every access region has
 extent 1, which the data-dependent bilinear reads of RoiAlign break, and the bare
 `AssertionError` became `tvm_error` with an empty message (issue 14). Guarded, the rule counts as
 not applying and GeneralReduction / Fallback schedule the function. Per case: the plan is made
@@ -25,7 +25,10 @@ from onnx import helper as h
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import assert_matches, input_shape, launches, run_ort  # noqa: E402
-from tpat_bridge import planner  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.planning.relax_import import build_relax_module  # noqa: E402
+from tpat_bridge.planning import pipeline  # noqa: E402
 
 
 def _model(xshape, rois, oh, ow, **attrs):
@@ -81,8 +84,8 @@ def test_numerics_llvm_vs_ort(built, name):
 
     model, syms = CASES[name]
     feeds = _feeds(model, syms)
-    info = planner.load_node(str(built[name]["path"]))
-    ex = tvm.compile(planner.build_relax_module(info), target=tvm.target.Target({"kind": "llvm"}))
+    info = load_node(str(built[name]["path"]))
+    ex = tvm.compile(build_relax_module(info), target=tvm.target.Target({"kind": "llvm"}))
     vm = relax.VirtualMachine(ex, tvm.cpu())
     got = vm["main"](*[tvm.runtime.tensor(feeds[i["name"]]) for i in info.inputs]).numpy()
     assert_matches(got, run_ort(model, feeds)[0], 1e-4)
@@ -106,6 +109,6 @@ def test_refused_with_a_reason(workdir, name):
     model, code, words = REFUSED[name]
     path = workdir / f"refused_{name}.onnx"
     onnx.save(model, str(path))
-    res = planner.handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
+    res = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
     assert not res["ok"] and res["error"]["code"] == code, res
     assert words in res["error"]["reason"]

@@ -11,9 +11,9 @@ from onnx import TensorProto, helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
 
-from tpat_bridge import safe_load  # noqa: E402
+from tpat_bridge.planning import safe_load  # noqa: E402
 from tpat_bridge.errors import BridgeError  # noqa: E402
-from tpat_bridge.shapes import infer_model, infer_shapes  # noqa: E402
+from tpat_bridge.planning.shapes import infer_model, infer_shapes  # noqa: E402
 
 SECRET = b"TPAT-PY-SECRET" + b"S" * 100
 

@@ -1,4 +1,4 @@
-"""MetaSchedule tuning (python/tpat_bridge/tune.py) on the CPU: LLVM target, and CUDA compile-only.
+"""MetaSchedule tuning (python/tpat_bridge/tools/tune.py) on the CPU: LLVM target, and CUDA compile-only.
 
 Run: .venv/bin/python -m pytest tests/python/test_tune.py -q
 About 1.5 minutes on 2 cores; a good part of it is a one-time cost of MetaSchedule's first
@@ -20,7 +20,7 @@ tvm = pytest.importorskip("tvm")
 
 from onnx import TensorProto, helper  # noqa: E402
 
-from tpat_bridge import tune as T  # noqa: E402
+from tpat_bridge.tools import tune as T  # noqa: E402
 from tpat_bridge.errors import BridgeError  # noqa: E402
 
 
@@ -266,9 +266,9 @@ def test_cuda_records_apply_then_dlight_then_compile(tmp_path, monkeypatch):
                   "trials": 4, "lowering": "tvm"})
     assert ans["tasks"][0]["records"] >= 1 and ans["tasks"][0]["best_us"] == pytest.approx(10.0)
 
-    from tpat_bridge import planner
+    from tpat_bridge.planning import pipeline
 
-    target = planner.cuda_target("sm_90")  # the planner's own target object
+    target = pipeline.cuda_target("sm_90")  # the planner's own target object
 
     def cuda_source(with_db):
         mod, _info, _ = T.build_fused_module(model, target, "tvm")

@@ -1,4 +1,4 @@
-"""`tpat verify OUT --model` (python/tpat_bridge/verify_model.py) in its CPU mode: the demo's
+"""`tpat verify OUT --model` (python/tpat_bridge/tools/verify_model.py) in its CPU mode: the demo's
 rewritten model cut at its plugin node, the plugin run through the LLVM build of its plan, every
 other node through ONNX Runtime, compared tensor by tensor with ONNX Runtime on the original; a
 plugin that computes something else is named as the first tensor that differs."""
@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge import verify_model as vm  # noqa: E402
+from tpat_bridge.tools import verify_model as vm  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_wrong_plugin_is_named(demo_out, monkeypatch):
 
 def test_cli_exit_codes(demo_out, tmp_path):
     env = {"PYTHONPATH": str(ROOT / "python")}
-    cmd = [sys.executable, "-m", "tpat_bridge.verify_model", str(demo_out), "--cpu"]
+    cmd = [sys.executable, "-m", "tpat_bridge.tools.verify_model", str(demo_out), "--cpu"]
     ok = subprocess.run(cmd + ["--original", str(ROOT / "examples" / "demo.onnx")], capture_output=True, text=True, env=env, timeout=600)
     assert ok.returncode == 0 and ok.stdout.strip().endswith("PASS"), ok.stdout + ok.stderr
     bad = subprocess.run(cmd + ["--original", str(tmp_path / "nope.onnx")], capture_output=True, text=True, env=env, timeout=600)

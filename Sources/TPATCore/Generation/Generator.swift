@@ -68,6 +68,10 @@ public struct Generator: Sendable {
             public var kernels: Int
             public var launches: Int
             public var referenceCases: Int
+            /// The lowering of the plugin's default tactic: a TPAT lowering's name or "tvm-default".
+            public var lowering: String
+            /// The TPAT lowerings registered for the op that declined the node, and why.
+            public var declined: [KernelPlan.Declined]
             public var fixups: [String]
             public var tactics: Int
         }
@@ -267,7 +271,7 @@ public struct Generator: Sendable {
                 // Where TPAT used its own lowering, TVM's default one becomes a second tactic, so
                 // TensorRT times both at engine build time.
                 var tactics = [outcome.plan]
-                if PluginSource.lowering(of: outcome.plan) != "TVM default lowering" {
+                if outcome.plan.usesTPATLowering {
                     do throws(TPATError) {
                         tactics.append(try await planner.plan(first, target: options.target, tvmVersion: tvm, lowering: "tvm").plan)
                     } catch {
@@ -411,7 +415,8 @@ public struct Generator: Sendable {
                 try AtomicFiles.write(pluginFiles.map { (project.appendingPathComponent($0.0), $0.1) })
                 kept.append(s)
                 reportPlugins.append(.init(name: s.name, opType: s.plan.opType, nodes: s.coveredNodes, kernels: s.plan.kernels.count,
-                                           launches: s.plan.launchCount, referenceCases: cases, fixups: s.plan.fixups, tactics: s.tactics.count))
+                                           launches: s.plan.launchCount, referenceCases: cases, lowering: s.plan.lowering,
+                                           declined: s.plan.declined, fixups: s.plan.fixups, tactics: s.tactics.count))
             } catch { fail(s, error) }
         }
         let keptNames = Set(kept.map(\.name))
@@ -489,7 +494,7 @@ public struct Generator: Sendable {
         let items = sources.map { s in
             let dir = project.appendingPathComponent(s.name)
             return Item(model_path: dir.appendingPathComponent("\(s.name).onnx").path, reference_dir: dir.appendingPathComponent("reference").path,
-                        tactics: s.tactics.map { PluginSource.lowering(of: $0) == "TVM default lowering" ? "tvm" : "tpat" })
+                        tactics: s.tactics.map { $0.usesTPATLowering ? "tpat" : "tvm" })
         }
         let answer: Answer
         do {

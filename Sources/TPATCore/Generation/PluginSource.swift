@@ -20,9 +20,10 @@ public struct PluginSource: Sendable {
         self.name = name; self.node = node; self.tactics = tactics; self.coveredNodes = coveredNodes
     }
 
-    /// How a tactic's plan was lowered, from its fixups ("TPAT lowering" or "TVM default lowering").
+    /// How a tactic's plan was lowered, for comments and messages: "tpat lowering: <detail>" or
+    /// "TVM default lowering" (from the plan's `lowering` fields).
     public static func lowering(of plan: KernelPlan) -> String {
-        plan.fixups.first { $0.lowercased().hasPrefix("tpat lowering") } ?? "TVM default lowering"
+        plan.usesTPATLowering ? "tpat lowering: \(plan.loweringDetail ?? plan.lowering)" : "TVM default lowering"
     }
 
     public static let version = "1"

@@ -20,13 +20,35 @@ public struct KernelPlan: Codable, Sendable, Equatable {
     public var workspaceAlignment: Int
     public var workspaceBytes: Expr
     public var constants: [Constant]
+    /// The lowering that made the kernels: a TPAT lowering's registry name
+    /// (python/tpat_bridge/lowerings/registry.py), or `tvmDefault` for TVM's own legalization.
+    public var lowering: String
+    /// The TPAT lowering's summary of what it chose (shapes, vector width...); nil for TVM's.
+    public var loweringDetail: String?
+    /// The TPAT lowerings registered for the op that declined the node, each with its reason.
+    public var declined: [Declined]
+    /// The `tpat tune` database whose schedules the plan uses (its folder name), if any.
+    public var tuningDatabase: String?
+    /// Notes for humans only; nothing reads them.
     public var fixups: [String]
 
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version", tvmVersion = "tvm_version", target, opType = "op_type"
         case inputs, outputs, symbols, cudaSource = "cuda_source", compileFlags = "compile_flags"
         case kernels, steps, buffers, workspaceAlignment = "workspace_alignment"
-        case workspaceBytes = "workspace_bytes", constants, fixups
+        case workspaceBytes = "workspace_bytes", constants, lowering, loweringDetail = "lowering_detail"
+        case declined, tuningDatabase = "tuning_database", fixups
+    }
+
+    /// `lowering` of a plan made by TVM's default legalization.
+    public static let tvmDefault = "tvm-default"
+    /// Whether TPAT's own lowering made the kernels.
+    public var usesTPATLowering: Bool { lowering != Self.tvmDefault }
+
+    /// A TPAT lowering that did not take the node, and why.
+    public struct Declined: Codable, Sendable, Equatable {
+        public var lowering: String
+        public var reason: String
     }
 
     public struct Target: Codable, Sendable, Equatable {
@@ -215,6 +237,13 @@ public struct KernelPlan: Codable, Sendable, Equatable {
         }
         let lineSafe = { (t: String) in t.count <= 1024 && noControl(t, []) }
         guard lineSafe(opType), lineSafe(tvmVersion) else { throw fail("op_type or tvm_version holds control characters") }
+        let loweringName = { (t: String) in
+            t == Self.tvmDefault || (!t.isEmpty && t.count <= 64 && t.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" })
+        }
+        guard loweringName(lowering), loweringDetail.map(lineSafe) ?? true, tuningDatabase.map(lineSafe) ?? true else {
+            throw fail("lowering, lowering_detail or tuning_database")
+        }
+        for d in declined where !loweringName(d.lowering) || d.lowering == Self.tvmDefault || !lineSafe(d.reason) { throw fail("declined lowering") }
         for t in inputs + outputs {
             guard Self.dtypes.contains(t.dtype) else { throw fail("unknown dtype") }
             guard t.shapeExpr.count <= 8, t.shape.count == t.shapeExpr.count else { throw fail("tensor rank") }

@@ -30,24 +30,42 @@ public struct PlanCache: Sendable {
         return h.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
-    /// The planner's own sources: a change to any of them changes `plannerRevision`.
-    public static let plannerSources = [
-        "python/tpat_bridge/planner.py", "python/tpat_bridge/plan_expr.py", "python/tpat_bridge/lowerings.py",
-        "python/tpat_bridge/lowering_resize.py", "python/tpat_bridge/lowering_topk.py",
-        "python/tpat_bridge/lowering_cumsum.py", "python/tpat_bridge/lowering_layernorm.py",
-        "python/tpat_bridge/lowering_rmsnorm.py", "python/tpat_bridge/lowering_dft.py",
-        "python/tpat_bridge/lowering_indexing.py", "python/tpat_bridge/lowering_elementwise.py",
-        "python/tpat_bridge/lowering_ir.py", "python/tpat_bridge/refusals.py",
-    ]
+    /// The Python package whose code makes the plans: every `*.py` file under it keys the cache.
+    public static let plannerPackage = "python/tpat_bridge"
 
-    /// A digest of the planner's own sources (`plannerSources`), so a changed planner never serves
-    /// plans made by an older one.
+    /// A digest of the planner's own code: every `*.py` file under `plannerPackage` (`__pycache__`
+    /// folders left out), as sorted relative paths and contents, so a changed, added, removed or
+    /// renamed module never serves plans made by an older planner. There is no list to keep up.
     public static func plannerRevision(root: URL) -> String {
+        let package = root.appendingPathComponent(plannerPackage)
         var h = SHA256()
-        for f in plannerSources {
-            h.update(data: (try? Data(contentsOf: root.appendingPathComponent(f))) ?? Data(f.utf8))
+        for f in pythonSources(in: package) {
+            h.update(data: Data(f.utf8))
+            h.update(data: Data([0]))
+            let bytes = (try? Data(contentsOf: package.appendingPathComponent(f))) ?? Data()
+            h.update(data: Data("\(bytes.count)".utf8))
+            h.update(data: Data([0]))
+            h.update(data: bytes)
         }
         return h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The `*.py` files under `folder` (relative paths, sorted), `__pycache__` folders skipped.
+    static func pythonSources(in folder: URL) -> [String] {
+        let fm = FileManager.default
+        guard let walk = fm.enumerator(atPath: folder.path) else { return [] }
+        var files: [String] = []
+        while let f = walk.nextObject() as? String {
+            let name = (f as NSString).lastPathComponent
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: folder.appendingPathComponent(f).path, isDirectory: &isDir) else { continue }
+            if isDir.boolValue {
+                if name == "__pycache__" { walk.skipDescendants() }
+                continue
+            }
+            if name.hasSuffix(".py") { files.append(f) }
+        }
+        return files.sorted()
     }
 
     /// A digest of every file in a folder (a MetaSchedule database), names and contents.

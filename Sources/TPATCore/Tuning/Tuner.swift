@@ -89,8 +89,6 @@ public struct Tuner: Sendable {
         public var tactics: Int
     }
 
-    static let tunedMarker = "MetaSchedule"
-
     /// The plugins of a generated project, read back from their plan files.
     static func plugins(in project: URL, coveredNodes: [String: [String]]) throws(TPATError) -> [PluginSource] {
         let fm = FileManager.default
@@ -156,7 +154,7 @@ public struct Tuner: Sendable {
                 if FileManager.default.fileExists(atPath: work.appendingPathComponent("database_workload.json").path) {
                     let tuned = try await planner.plan(s.node, target: s.plan.target.sm, tvmVersion: tvm, database: work).plan
                     // The tuned plan leads; earlier tuned plans go, the other tactics stay behind it.
-                    let rest = s.tactics.filter { !$0.fixups.contains { $0.contains(Self.tunedMarker) } && $0.cudaSource != tuned.cudaSource }
+                    let rest = s.tactics.filter { $0.tuningDatabase == nil && $0.cudaSource != tuned.cudaSource }
                     sources[i].tactics = [tuned] + rest
                 }
                 let files = try Generator.pluginFiles(sources[i], launchers: launchers, plugins: renderer)

@@ -932,7 +932,7 @@ def _run_unsigned_topk(runner, feeds):
 
 class _Runner:
     def __init__(self, model):
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: ONNX Runtime loads only when reference data is computed
         self.ort = ort
         self.model = model
         self.input_names = [vi.name for vi in model.graph.input if vi.name not in {t.name for t in model.graph.initializer}]

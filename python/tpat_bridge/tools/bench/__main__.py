@@ -25,7 +25,7 @@ from .runner import run_bench
 
 def check_baselines(cases_path, only=None):
     try:
-        import torch
+        import torch  # lazy: torch exists on the GPU machine only
     except ImportError as e:
         print(f"error: check-baselines needs torch (the CPU build is enough): {e}", file=sys.stderr)
         return 2

@@ -24,9 +24,9 @@ def chart_data(doc):
 
 def _pyplot():
     try:
-        import matplotlib
+        import matplotlib  # lazy: the chart is optional where matplotlib is missing
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: after the Agg backend is chosen
     except ImportError:
         return None
     return plt

@@ -32,7 +32,7 @@ def _to_torch(torch, arr, dtype_name, device):
 def to_numpy(t):
     """A CPU tensor as a numpy array (bfloat16 through ml_dtypes, as the reference data has it)."""
     if str(t.dtype) == "torch.bfloat16":
-        import torch
+        import torch  # lazy: torch exists on the GPU machine only
         return t.view(torch.int16).numpy().view(np.uint16).view(R.NAME_TO_NP["bfloat16"])
     return t.numpy()
 

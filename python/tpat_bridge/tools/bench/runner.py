@@ -287,7 +287,7 @@ def _parse_request(request):
 
 def _import_torch():
     try:
-        import torch
+        import torch  # lazy: torch exists on the GPU machine only
     except ImportError as e:
         raise BridgeError("no_device", f"bench needs PyTorch with CUDA: {e}")
     if not torch.cuda.is_available() or torch.cuda.device_count() < 1:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 class NoBaseline(Exception):
     """No PyTorch baseline for this op or attribute value."""
@@ -20,7 +22,6 @@ class Ref:
     absent), how many outputs are used, and torch on a device."""
 
     def __init__(self, op, attrs, slots, torch, device, n_outputs=1):
-        import numpy as np
         self.op, self.attrs, self.slots = op, attrs, slots
         self.torch, self.device, self.n_outputs = torch, device, n_outputs
         self.F = torch.nn.functional

@@ -1,0 +1,113 @@
+"""The registry of TPAT's own TVM lowerings: ONE table (`LOWERINGS`), and the choice among them.
+
+The planner, `tpat tune` and the cross-check ask `choose(info)`: every lowering registered for the
+node's op (default domain) is offered the node in table order; the first `Selection` wins, each
+`Decline` is kept with its reason (the plan's `declined`). `build(choice)` then emits the Relax
+`main(graph inputs...)` with the chosen lowering's IR, scheduled by the lowering where it has a
+schedule. Adding a lowering = one module (a `Lowering`, protocol.py) + one line below
+(docs/lowerings.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tvm import relax
+
+from ..node import NodeInfo, narrowing_applies
+from .cumsum import CUMSUM
+from .dft import DFT
+from .elementwise import GELU
+from .indexing import GATHER, GATHER_ELEMENTS, GATHER_ND, ONE_HOT
+from .ir import apply_schedule, main_params
+from .layernorm import LAYER_NORM
+from .protocol import Decline, Lowering, NodeView, Selection, node_operands
+from .resize import RESIZE
+from .rmsnorm import RMS_NORM
+from .scatter import SCATTER_ELEMENTS, SCATTER_ND
+from .topk import TOPK
+
+LOWERINGS: tuple[Lowering, ...] = (
+    SCATTER_ND,
+    SCATTER_ELEMENTS,
+    TOPK,
+    RESIZE,
+    CUMSUM,
+    LAYER_NORM,
+    RMS_NORM,
+    DFT,
+    GATHER_ND,
+    GATHER,
+    GATHER_ELEMENTS,
+    ONE_HOT,
+    GELU,
+)
+BY_NAME = {low.name: low for low in LOWERINGS}
+TPAT_OPS = tuple(dict.fromkeys(op for low in LOWERINGS for op in low.ops))
+
+
+@dataclass
+class Choice:
+    """The outcome of offering a node to the lowerings registered for its op."""
+
+    lowering: Lowering | None = None
+    selection: Selection | None = None
+    declined: list = field(default_factory=list)  # [(lowering name, reason)]
+    reason: str = ""  # why none was chosen
+
+    def declined_json(self) -> list:
+        return [{"lowering": name, "reason": reason} for name, reason in self.declined]
+
+
+def candidates(info: NodeInfo) -> list:
+    node = info.model.graph.node[0]
+    if node.domain not in ("", "ai.onnx"):
+        return []
+    return [low for low in LOWERINGS if node.op_type in low.ops]
+
+
+def choose(info: NodeInfo) -> Choice:
+    """The first registered lowering whose `select` takes the node, and every decline before it."""
+    lows = candidates(info)
+    if not lows:
+        return Choice(reason="no TPAT lowering for this op")
+    node = info.model.graph.node[0]
+    if len(node.output) != len(info.outputs):
+        why = "unexpected arity"
+    else:
+        ops = node_operands(info)
+        why = None if ops is not None else "an input is neither a graph input nor an initializer"
+    if why is not None:
+        return Choice(declined=[(low.name, why) for low in lows], reason=why)
+    view = NodeView(node=node, operands=ops, info=info)
+    declined = []
+    for low in lows:
+        sel = low.select(view)
+        if isinstance(sel, Decline):
+            declined.append((low.name, sel.reason))
+            continue
+        return Choice(lowering=low, selection=sel, declined=declined)
+    return Choice(declined=declined, reason="; ".join(reason for _, reason in declined))
+
+
+def build(info: NodeInfo, choice: Choice, mode: str = "gpu"):
+    """Relax `main(graph inputs...)` with the chosen lowering's IR (and its GPU schedule)."""
+    low, sel = choice.lowering, choice.selection
+    params, _ = main_params(info)
+    bb = relax.BlockBuilder()
+    with bb.function("main", params):
+        with bb.dataflow():
+            out = low.emit(bb, params, sel, mode)
+            res = bb.emit_output(out)
+        bb.emit_func_output(res)
+    built = bb.get()
+    if mode == "gpu" and low.primfunc is not None:  # a TPAT schedule (else dlight schedules it)
+        built = apply_schedule(built, low, sel, narrowing_applies(info))
+    return built
+
+
+def tpat_module(info: NodeInfo, mode: str = "gpu"):
+    """(IRModule, chosen Choice) when a TPAT lowering takes the node, else None."""
+    choice = choose(info)
+    if choice.lowering is None:
+        return None
+    return build(info, choice, mode), choice

@@ -1,0 +1,249 @@
+"""TPAT's own TVM lowering of ONNX Resize, modes linear and cubic (any rank, any resized axes).
+
+The frontend's legalization (topi.image.resize2d/3d) works, but every output element recomputes
+its coordinates through int64 division/modulo chains. This lowering is a TE compute with
+separable taps read from tables:
+
+    out[i] = sum over taps of  prod_a w_a[i_a, t_a] * x[idx_a[i_a, t_a] for each resized axis a]
+
+For every resized axis the tables (int32 indices, float32 weights) are computed at plan time
+(`axis_tables`) with ONNX Runtime's float32 formulas: the ONNX coordinate transform (half_pixel,
+pytorch_half_pixel, half_pixel_symmetric, align_corners, asymmetric), 2 taps (linear) or 4
+(cubic, `cubic_coeff_a`, `exclude_outside`), indices clamped to the edge. They travel as plan
+constants. Axes that are not resized (scale 1, same size) are read straight through and may be
+symbolic. On the GPU, TPAT's schedule (`schedule`) puts threads along the last output axis; when
+it declines, dlight schedules the compute.
+
+Not handled here (the frontend's lowering is used): nearest, antialias, tf_crop_and_resize,
+keep_aspect_ratio_policy other than stretch, resized axes with symbolic sizes, non-float dtypes.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from tvm import relax, te, tirx
+
+from .. import dtypes
+from .protocol import Decline, Lowering, NodeView, Selection
+
+MODES = ("linear", "cubic")
+COORD_MODES = ("half_pixel", "pytorch_half_pixel", "half_pixel_symmetric", "align_corners",
+               "asymmetric")
+FLOAT_DTYPES = dtypes.FLOATS
+
+
+@dataclass(frozen=True)
+class ResizeSelection(Selection):
+    mode: str  # "linear" or "cubic"
+    ctm: str  # coordinate_transformation_mode
+    dtype: str
+    xshape: list
+    oshape: list
+    resized: list  # [(axis, input length, output length, scale)] of the axes that change
+    a: float  # cubic_coeff_a
+    exclude_outside: int
+    x_index: int
+
+    def describe(self) -> str:
+        axes_txt = ",".join(str(a) for a, *_ in self.resized)
+        return f"resize ({self.mode}, {self.ctm}, axes {axes_txt})"
+
+
+def select(node: NodeView) -> ResizeSelection | Decline:
+    ops = node.operands
+    mode = node.attr("mode", "nearest")
+    if mode not in MODES:
+        return Decline(f"Resize mode {mode}")
+    ctm = node.attr("coordinate_transformation_mode", "half_pixel")
+    if ctm not in COORD_MODES:
+        return Decline(f"coordinate_transformation_mode {ctm}")
+    if int(node.attr("antialias", 0)) != 0:
+        return Decline("antialias")
+    if node.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
+        return Decline("keep_aspect_ratio_policy")
+    x = ops[0]
+    if not x.is_param:
+        return Decline("constant Resize input")
+    xshape, dtype = x.shape, x.dtype
+    if dtype not in FLOAT_DTYPES or node.outputs[0]["dtype"] != dtype:
+        return Decline(f"dtype {dtype}")
+    r = len(xshape)
+    oshape = node.outputs[0].get("shape")
+    if oshape is None or len(oshape) != r:
+        return Decline("output shape unknown")
+    axes = node.attr("axes", None)
+    axes = list(range(r)) if axes is None else [int(a) % r for a in axes]
+    scales = sizes = None
+    if len(ops) > 2 and ops[2].is_const and ops[2].value.size:
+        scales = [float(v) for v in np.asarray(ops[2].value, dtype=np.float32).reshape(-1)]
+    if len(ops) > 3 and ops[3].is_const and ops[3].value.size:
+        sizes = [int(v) for v in np.asarray(ops[3].value).reshape(-1)]
+    if (scales is None) == (sizes is None):
+        return Decline("needs constant scales or constant sizes")
+    given = scales if scales is not None else sizes
+    if len(given) != len(axes):
+        return Decline("scales/sizes length")
+    for k in range(1, len(ops)):
+        if ops[k].is_param:
+            return Decline("runtime roi/scales/sizes")
+    per_axis = {}
+    for a, v in zip(axes, given):
+        per_axis[a] = v
+    resized = []
+    for a in range(r):
+        if a not in per_axis:
+            continue
+        L, O = xshape[a], oshape[a]
+        if scales is not None and per_axis[a] == 1.0 and (O == L):
+            continue
+        if sizes is not None and per_axis[a] == L and O == L and isinstance(L, int):
+            continue
+        if not isinstance(L, int) or not isinstance(O, int):
+            return Decline(f"resized axis {a} is symbolic")
+        s = np.float32(per_axis[a]) if scales is not None else np.float32(O) / np.float32(L)
+        if scales is not None and int(np.floor(L * float(s))) != O:
+            return Decline(f"axis {a}: output {O} != floor({L} * {float(s)})")
+        resized.append((a, int(L), int(O), float(s)))
+    if not resized:
+        return Decline("nothing is resized")
+    return ResizeSelection(mode=mode, ctm=ctm, dtype=dtype, xshape=xshape, oshape=oshape, resized=resized,
+                           a=float(node.attr("cubic_coeff_a", -0.75)),
+                           exclude_outside=int(node.attr("exclude_outside", 0)), x_index=x.index)
+
+
+def axis_tables(det):
+    """Per resized axis: (int32 indices [O, taps], float32 weights [O, taps]) computed at plan
+    time with the float32 formulas of ONNX Runtime (the kernel then only looks them up)."""
+    f32 = np.float32
+    out = []
+    for _a, L, O, s in det.resized:
+        s = f32(s)
+        x = np.arange(O, dtype=f32)
+        ctm = det.ctm
+        if ctm == "half_pixel":
+            xo = (x + f32(0.5)) / s - f32(0.5)
+        elif ctm == "pytorch_half_pixel":
+            xo = (x + f32(0.5)) / s - f32(0.5) if O > 1 else np.zeros(O, f32)
+        elif ctm == "half_pixel_symmetric":
+            adj = f32(O) / (s * f32(L))
+            offset = (f32(L) / f32(2)) * (f32(1) - adj)
+            xo = offset + (x + f32(0.5)) / s - f32(0.5)
+        elif ctm == "align_corners":
+            xo = np.zeros(O, f32) if O == 1 else x * (f32(L - 1) / f32(O - 1))
+        else:
+            xo = x / s
+        xo = xo.astype(f32)
+        if det.mode == "linear":
+            xo = np.clip(xo, f32(0), f32(L - 1))
+            x0 = np.floor(xo).astype(np.int32)
+            w1 = (xo - x0.astype(f32)).astype(f32)
+            idx = np.stack([x0, np.minimum(x0 + 1, L - 1)], -1).astype(np.int32)
+            w = np.stack([f32(1) - w1, w1], -1).astype(f32)
+        else:
+            a = f32(det.a)
+            fl = np.floor(xo)
+            t = (xo - fl).astype(f32)
+            t1, t2, t3 = t + f32(1), f32(1) - t, f32(2) - t
+            c0 = ((a * t1 - f32(5) * a) * t1 + f32(8) * a) * t1 - f32(4) * a
+            c1 = ((a + f32(2)) * t - (a + f32(3))) * t * t + f32(1)
+            c2 = ((a + f32(2)) * t2 - (a + f32(3))) * t2 * t2 + f32(1)
+            c3 = ((a * t3 - f32(5) * a) * t3 + f32(8) * a) * t3 - f32(4) * a
+            w = np.stack([c0, c1, c2, c3], -1).astype(f32)
+            raw = fl.astype(np.int64)[:, None] + np.arange(-1, 3)[None, :]
+            if det.exclude_outside:
+                w = np.where((raw >= 0) & (raw <= L - 1), w, f32(0)).astype(f32)
+                w = (w / w.sum(-1, keepdims=True, dtype=f32)).astype(f32)
+            idx = np.clip(raw, 0, L - 1).astype(np.int32)
+        out.append((np.ascontiguousarray(idx), np.ascontiguousarray(w)))
+    return out
+
+
+def resize_te_tables(x, det, tabs):
+    """The resized output from per-axis tap tables (tabs: [idx_a, w_a] placeholders)."""
+    r = len(det.xshape)
+    order = [a for a, *_ in det.resized]
+    tab = {a: (tabs[2 * k], tabs[2 * k + 1]) for k, a in enumerate(order)}
+    oshape = [x.shape[a] if a not in tab else det.resized[order.index(a)][2] for a in range(r)]
+    dtype = det.dtype
+    taps = 2 if det.mode == "linear" else 4
+
+    def fcompute(*idx):
+        def nest(k, src):
+            if k == len(order):
+                v = x(*src)
+                return v if dtype == "float32" else tirx.Cast("float32", v)
+            a = order[k]
+            ti, tw = tab[a]
+            acc = None
+            for t in range(taps):
+                s2 = list(src)
+                s2[a] = tirx.Cast(str(idx[a].ty), ti(idx[a], t))
+                term = tw(idx[a], t) * nest(k + 1, s2)
+                acc = term if acc is None else acc + term
+            return acc
+
+        out = nest(0, list(idx))
+        return out if dtype == "float32" else tirx.Cast(dtype, out)
+
+    return te.compute(oshape, fcompute, name="tpat_resize")
+
+
+def emit(bb, params, det, mode="gpu"):
+    """Emit the lowering into a Relax BlockBuilder (inside main's dataflow block): the tap tables
+    as constants of the plan, then the TE compute (the same for every target; `mode` is unused)."""
+    x = params[det.x_index]
+    consts = []
+    for idx, w in axis_tables(det):
+        consts += [relax.const(idx, "int32"), relax.const(w, "float32")]
+    return bb.emit_te(lambda x, *tabs: resize_te_tables(x, det, tabs), x, *consts,
+                      primfunc_name_hint="tpat_resize")
+
+
+ROWS_PER_THREAD = 4
+PRIMFUNC = "tpat_resize"
+
+
+def schedule(sch, blk, det):
+    """TPAT's GPU schedule for the resize compute (applied by ir.apply_schedule): threads
+    along the last output axis, each thread walking ROWS_PER_THREAD output rows (its x taps are
+    loaded once and reused, the row taps are the same for the whole warp), blocks over the fused
+    leading axes. Declines (dlight schedules it) when the last axis is symbolic or
+    TPAT_RESIZE_SCHEDULE=dlight."""
+    w = det.oshape[-1]
+    if os.environ.get("TPAT_RESIZE_SCHEDULE", "tpat") == "dlight" or not isinstance(w, int):
+        return False
+    loops = sch.get_loops(blk)
+    tx = loops[-1]
+    if len(loops) > 1:
+        rows = sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0]
+        bo, ri = sch.split(rows, [None, ROWS_PER_THREAD])
+    else:
+        bo, ri = None, None
+    if w > 1024:
+        wo, tx = sch.split(tx, [None, 256])
+        sch.bind(wo, "blockIdx.y")
+    if bo is not None:
+        sch.reorder(bo, tx, ri)
+        sch.bind(bo, "blockIdx.x")
+    sch.bind(tx, "threadIdx.x")
+    return True
+
+
+class ResizeLowering(Lowering):
+    name = "resize"
+    ops = ("Resize",)
+    primfunc = PRIMFUNC
+
+    def select(self, node):
+        return select(node)
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return emit(bb, params, sel, mode)
+
+    def schedule(self, sch, block, sel):
+        return schedule(sch, block, sel)
+
+
+RESIZE = ResizeLowering()

@@ -1,0 +1,694 @@
+"""Bridge command "tune": MetaSchedule search for the kernels of a one-node ONNX model.
+
+`tune(request)` builds the Relax module exactly as the planner does up to the point where the
+planner schedules it (ONNX import + dtype fixups, or TPAT's own lowering; then library dispatch,
+LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR), and tunes every unscheduled
+PrimFunc with MetaSchedule (tvm.s_tir.meta_schedule) for the target. Records go to a JSON
+database in `work_dir` (database_workload.json + database_tuning_record.json, plus logs/); a
+second call with the same work_dir starts its search from the records already there and appends.
+
+`apply_database(mod, target, work_dir)` is the planner's side: called on the fused module (after
+FuseTIR, before dlight) it replaces every PrimFunc the database has a record for with the best
+tuned schedule (marked `tirx.is_scheduled`, so dlight leaves it alone) and leaves the rest
+unscheduled for dlight.
+
+Request: {"command": "tune", "model_path", "target": "sm_80".."sm_90" | "llvm", "work_dir",
+"trials" (max_trials_global of this call), optional "time_budget_s", "lowering": "tpat"|"tvm",
+"trials_per_batch" (default min(32, trials), min(8, trials) with a time budget), "rpc":
+{"tracker": "host:port", "key", "session_timeout_s" (default 60), "max_workers" (default 1)}
+(optional: time candidates on the RPC servers registered under `key` at TVM's RPC tracker)}. Answer: {"work_dir", "target", "lowering",
+"tasks": [{"name", "trials" (measured in this call), "best_us" (best in the database, or None),
+"records" (records in the database for the task), "skipped" (only for hand-scheduled funcs)}],
+"cost_model": "xgb" | "random" (random when xgboost is not importable), "builder":
+"local (N workers)" | "in-process" (how candidates were built and timed), "runner": "local" |
+"rpc (key K at host:port)" | "in-process" (where they were timed; None when nothing was searched),
+"interrupted",
+"budget_exhausted", "note" (TPAT lowering used)}. Progress on stderr, one line per batch:
+"task k/n <name>: trials t, best <us> us". Ctrl-C: the batch in flight finishes and is saved, then
+the search stops (a second Ctrl-C stops at once); the answer says "interrupted": true.
+
+Measurers: with `cloudpickle` and `psutil` importable (tvm.support.popen_pool), candidates are
+built with MetaSchedule's LocalBuilder job in N = cpu-count worker processes (parallel builds,
+workers kept for the whole search) and timed by LocalRunner in one worker process: a candidate
+that crashes its worker, or leaves its CUDA context broken (illegal address), fails alone.
+Otherwise, or with TPAT_TUNE_MEASURER=inprocess, they are built and timed serially in this
+process. The worker processes get TPAT's CUDA postproc hook (lowerings/prelude.py, install_cuda_postproc).
+With "rpc", candidates are built by the same worker-process builder (its tar artifacts are what
+MetaSchedule's RPCRunner uploads) and timed on the tracker's servers by ms.runner.RPCRunner
+(max_workers sessions at once); the tracker is asked first (RPC_CHECK_TIMEOUT_S) whether a server
+is registered under the key: "rpc_unavailable" otherwise. No in-process fallback with "rpc".
+
+See docs/tuning.md.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+import tvm
+from tvm.ir.utils import derived_object
+from tvm.rpc import base
+from tvm.runtime import save_param_dict
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.builder import local_builder as lb
+from tvm.s_tir.meta_schedule.runner import local_runner as lr
+from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common, run_evaluator_common
+from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
+
+from ..errors import BridgeError, PlanError
+from ..lowerings import registry
+from ..node import narrowing_applies
+from ..planning.load import load_node
+from ..planning.pipeline import (  # noqa: F401  (apply_database, tuning_target: tune's API too)
+    apply_database,
+    open_database,
+    pre_schedule_passes,
+    tuning_target,
+)
+from ..planning.relax_import import build_relax_module
+from . import tune_worker
+
+LOWERINGS = ("tpat", "tvm")
+
+# TPAT_TUNE_MEASURER: "inprocess" forces the serial in-process builder/runner, "local" requires the
+# worker-process ones (an error when cloudpickle/psutil are missing), "auto" (default): local when
+# importable.
+MEASURER_ENV = "TPAT_TUNE_MEASURER"
+MEASURERS = ("auto", "local", "inprocess")
+# Worker timeouts: a build (NVRTC / LLVM) and one candidate's timing.
+BUILD_TIMEOUT_S = 60.0
+RUN_TIMEOUT_S = 30.0
+# A builder worker process is replaced after this many builds (bounds its memory growth).
+BUILDS_PER_WORKER = 64
+# "rpc": the tracker must answer within this many seconds before the search starts.
+RPC_CHECK_TIMEOUT_S = 5.0
+RPC_KEYS = ("tracker", "key", "session_timeout_s", "max_workers")
+
+
+class _StopTuning(Exception):
+    """Raised from the progress callback to end the search (time budget, Ctrl-C)."""
+
+
+# Why the current search stops early: None, "interrupted" (Ctrl-C) or "budget" (time_budget_s).
+_STOP = {"reason": None}
+
+
+def _on_sigint(signum, frame):
+    if _STOP["reason"] == "interrupted":
+        raise KeyboardInterrupt  # second Ctrl-C: stop now
+    _STOP["reason"] = "interrupted"
+    _log("tune: Ctrl-C: stopping after the current batch (Ctrl-C again to stop at once); "
+         "measured records stay in the database")
+
+
+def _install_sigint():
+    """First Ctrl-C: finish the batch in flight (its records get saved), then stop."""
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _restore_sigint(old):
+    if old is not None:
+        signal.signal(signal.SIGINT, old)
+
+
+def _is_gpu(target) -> bool:
+    return str(target.kind.name) == "cuda"
+
+
+# --------------------------------------------------------------------------------------------
+# the module the planner schedules
+
+
+def build_fused_module(model_path: str, target, lowering: str = "tpat"):
+    """(fused Relax IRModule, NodeInfo, lowering note) as the planner builds it before dlight.
+
+    Uses planning's load_node / build_relax_module (ONNX import, output dtype fixups) and,
+    for lowering "tpat", the lowerings registry's tpat_module (TPAT's own TIR) exactly like make_plan.
+    """
+    try:
+        info = load_node(model_path)
+    except PlanError as e:
+        raise BridgeError(e.code, e.reason) from None
+    mod, note = None, None
+    if lowering == "tpat":
+        try:
+            tl = registry.tpat_module(info, mode="gpu" if _is_gpu(target) else "cpu")
+            if tl is not None:
+                mod, note = tl[0], f"tpat lowering: {tl[1].selection.describe()}"
+        except Exception as e:  # noqa: BLE001 - the planner falls back the same way
+            mod, note = None, f"tpat lowering failed ({type(e).__name__}); TVM's lowering used"
+    if mod is None:
+        try:
+            mod = build_relax_module(info)
+        except PlanError as e:
+            raise BridgeError(e.code, e.reason) from None
+    with target:
+        mod = tvm.transform.Sequential(
+            pre_schedule_passes(target, narrowing_applies(info)))(mod)
+    return mod, info, note
+
+
+# database: planning.pipeline (open_database, apply_database, database_pass)
+
+
+def _best_us(db, task_mod):
+    """Best mean run time (microseconds) recorded for the task's workload, or None."""
+    if not db.has_workload(task_mod):
+        return None, 0
+    wl = db.commit_workload(task_mod)
+    recs = db.get_top_k(wl, 1)
+    n = sum(1 for r in db.get_all_tuning_records() if r.workload.same_as(wl))
+    if not recs or not recs[0].run_secs:
+        return None, n
+    secs = [float(x) for x in recs[0].run_secs]
+    return sum(secs) / len(secs) * 1e6, n
+
+
+# --------------------------------------------------------------------------------------------
+# measurers: worker processes (default) or in-process (fallback)
+
+
+def _evaluator_config(target):
+    return ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=100 if _is_gpu(target) else 20,
+                                     enable_cpu_cache_flush=False)
+
+
+def _popen_pool_missing():
+    """None when tvm.support.popen_pool can run (cloudpickle and psutil import), else the reason."""
+    missing = []
+    for name in ("cloudpickle", "psutil"):
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - any import failure: not usable
+            missing.append(name)
+    return f"{' and '.join(missing)} not importable" if missing else None
+
+
+def _measurer_choice() -> str:
+    choice = (os.environ.get(MEASURER_ENV) or "auto").strip().lower().replace("-", "")
+    if choice not in MEASURERS:
+        raise BridgeError("invalid_request",
+                          f"{MEASURER_ENV} must be one of {list(MEASURERS)}, not {choice!r}")
+    return choice
+
+
+@contextlib.contextmanager
+def _workers_can_import_tpat():
+    """Workers are `python -m tvm.exec.popen_worker` children that inherit os.environ and unpickle
+    tune_worker's functions by reference: put TPAT's python/ folder on their PYTHONPATH (the
+    Swift bridge already does; a test that only edits sys.path does not)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    old = os.environ.get("PYTHONPATH")
+    parts = [p for p in (old or "").split(os.pathsep) if p]
+    if any(os.path.abspath(p) == root for p in parts):
+        yield
+        return
+    os.environ["PYTHONPATH"] = os.pathsep.join([root] + parts)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def _cuda_error(msg) -> bool:
+    """A runner failure that may leave its worker's CUDA context unusable (illegal address,
+    launch failure...) while the process lives on."""
+    return msg is not None and "cuda" in str(msg).lower()
+
+
+def _local_measurers(target, workers=None, rpc=None):
+    """(builder, runner, "local (N workers)"): MetaSchedule's LocalBuilder job (same worker
+    function, initializer, timeout) on a pool of N worker processes kept for the whole search, and
+    its LocalRunner (one worker process), replaced after a CUDA error. Call inside
+    _workers_can_import_tpat(); close both with .close().
+
+    Why not ms.builder.LocalBuilder itself: it starts a new pool for every batch, and a worker
+    process starts in ~7 s on the H100 machine (importing TVM), which at 8 candidates per batch
+    costs as much as building them serially. Kept workers are recycled after
+    BUILDS_PER_WORKER builds (the reason LocalBuilder restarts them: memory grows).
+
+    `rpc` (a validated request "rpc", see _validate_rpc): the runner is MetaSchedule's RPCRunner
+    instead, timing the builder's tar artifacts on the tracker's servers."""
+
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    config = _evaluator_config(target)
+
+    @derived_object
+    class PooledLocalBuilder(ms.builder.PyBuilder):
+        def __init__(self):
+            super().__init__()
+            self.pool = PopenPoolExecutor(max_workers=workers, timeout=BUILD_TIMEOUT_S,
+                                          initializer=tune_worker.init,
+                                          maximum_process_uses=BUILDS_PER_WORKER)
+            # one worker up front: an error here (TPAT not importable...) means fall back
+            self.pool.submit(int).result()
+
+        def close(self):
+            self.pool.shutdown(wait=True)
+
+        def build(self, build_inputs):
+            jobs = [(tune_worker.build, None, bi.mod, bi.target,
+                     None if bi.params is None else save_param_dict(bi.params)) for bi in build_inputs]
+            results = []
+            for r in self.pool.map_with_error_catching(tune_worker.build_job, jobs):
+                if r.status == StatusKind.COMPLETE:
+                    results.append(ms.builder.BuilderResult(r.value, None))
+                elif r.status == StatusKind.TIMEOUT:
+                    results.append(ms.builder.BuilderResult(
+                        None, f"LocalBuilder: Timeout, killed after {BUILD_TIMEOUT_S} seconds"))
+                else:  # an exception, or the worker died (ChildProcessError): this candidate only
+                    results.append(ms.builder.BuilderResult(
+                        None, "LocalBuilder: An exception occurred\n" + str(r.value)))
+            return results
+
+    @derived_object
+    class IsolatingRunner(ms.runner.PyRunner):
+        """MetaSchedule's LocalRunner (one worker process), one candidate at a time. A candidate
+        that kills its worker (an illegal address on the H100 does) fails alone: the pool starts
+        a new worker. After a CUDA error that the worker survived, it is replaced too: a sticky
+        error (illegal address, launch failure) leaves its CUDA context unusable."""
+
+        def __init__(self):
+            super().__init__()
+            self.local = None
+            self.restarts = 0
+
+        def _runner(self):
+            if self.local is None:
+                self.local = ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S, evaluator_config=config,
+                                                   initializer=tune_worker.init)
+            return self.local
+
+        def close(self):
+            if self.local is not None:
+                self.local.pool.shutdown(wait=True)
+                self.local = None
+
+        def run(self, runner_inputs):
+            futures = []
+            for ri in runner_inputs:
+                fut = self._runner().run([ri])[0]
+                if _cuda_error(fut.result().error_msg):
+                    self.close()  # a fresh worker (and CUDA context) for the next candidate
+                    self.restarts += 1
+                futures.append(fut)
+            return futures
+
+    builder = PooledLocalBuilder()
+    try:
+        if rpc is not None:
+            runner = ms.runner.RPCRunner(
+                rpc_config=ms.runner.RPCConfig(
+                    tracker_host=rpc["host"], tracker_port=rpc["port"], tracker_key=rpc["key"],
+                    session_timeout_sec=rpc["session_timeout_s"]),
+                evaluator_config=config, max_workers=rpc["max_workers"], initializer=tune_worker.init)
+        else:
+            runner = IsolatingRunner()
+            runner._runner()  # the runner's worker starts now too (and fails now, if it must)
+    except BaseException:
+        builder.close()
+        raise
+    return builder, runner, f"local ({workers} workers)"
+
+
+# In-process builder and runner (fallback): nothing beyond TVM needed, built modules are kept in
+# memory (artifact path "tpat-mem:<n>") until the runner times them. Builds are serial, there is
+# no per-candidate timeout, and a candidate that crashes the GPU ends the search.
+
+_ARTIFACTS: dict = {}
+_ARTIFACT_SEQ = [0]
+
+
+def _in_process_measurers(target):
+    config = _evaluator_config(target)
+
+    @derived_object
+    class InProcessBuilder(ms.builder.PyBuilder):
+        def build(self, build_inputs):
+            results = []
+            for bi in build_inputs:
+                try:
+                    rt = lb.default_build(bi.mod, bi.target, None)
+                    _ARTIFACT_SEQ[0] += 1
+                    key = f"tpat-mem:{_ARTIFACT_SEQ[0]}"
+                    _ARTIFACTS[key] = rt
+                    results.append(ms.builder.BuilderResult(key, None))
+                except KeyboardInterrupt:
+                    _STOP["reason"] = "interrupted"
+                    raise
+                except Exception as e:  # noqa: BLE001 - a failed candidate, not a failed search
+                    results.append(ms.builder.BuilderResult(None, f"{type(e).__name__}: {e}"[:4000]))
+            return results
+
+    @derived_object
+    class InProcessRunner(ms.runner.PyRunner):
+        def run(self, runner_inputs):
+            fill = tvm.get_global_func("tvm.contrib.random.random_fill_for_measure", True) or \
+                tvm.get_global_func("tvm.contrib.random.random_fill", True)
+            futures = []
+            for ri in runner_inputs:
+                key = str(ri.artifact_path)
+                rt = _ARTIFACTS.pop(key, None)
+                try:
+                    if rt is None:
+                        raise RuntimeError(f"no built module for {key}")
+                    dev = tvm.device(str(ri.device_type), 0)
+                    args = alloc_argument_common(
+                        fill, dev, tuple(a.as_json() for a in ri.args_info), 1)
+                    costs = run_evaluator_common(rt, dev, config, args)
+                    futures.append(lr.LocalRunnerFuture(res=costs, error_message=None))
+                except KeyboardInterrupt:
+                    _STOP["reason"] = "interrupted"
+                    raise
+                except Exception as e:  # noqa: BLE001
+                    futures.append(lr.LocalRunnerFuture(
+                        res=None, error_message=f"{type(e).__name__}: {e}"[:4000]))
+            return futures
+
+    return InProcessBuilder(), InProcessRunner()
+
+
+# --------------------------------------------------------------------------------------------
+# tune
+
+
+def _validate(request):
+    if not isinstance(request, dict):
+        raise BridgeError("invalid_request", "request must be a JSON object")
+    mp = request.get("model_path")
+    if not isinstance(mp, str) or not mp:
+        raise BridgeError("invalid_request", "model_path (string) is required")
+    if not os.path.isfile(mp):
+        raise BridgeError("model_load_failed", f"model file '{mp}' does not exist")
+    wd = request.get("work_dir")
+    if not isinstance(wd, str) or not wd:
+        raise BridgeError("invalid_request", "work_dir (string) is required")
+    trials = request.get("trials", 64)
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise BridgeError("invalid_request", f"trials must be a positive integer, not {trials!r}")
+    budget = request.get("time_budget_s")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or budget <= 0):
+        raise BridgeError("invalid_request", f"time_budget_s must be a positive number, not {budget!r}")
+    # The time budget is checked between batches: with a budget, batches are small so it holds.
+    batch = request.get("trials_per_batch", min(8 if budget is not None else 32, trials))
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise BridgeError("invalid_request", f"trials_per_batch must be a positive integer, not {batch!r}")
+    lowering = request.get("lowering", os.environ.get("TPAT_LOWERING") or "tpat")
+    if lowering not in LOWERINGS:
+        raise BridgeError("invalid_request", f"lowering must be 'tpat' or 'tvm', not {lowering!r}")
+    target = request.get("target", "sm_90")
+    if not isinstance(target, str):
+        raise BridgeError("invalid_request", "target must be a string")
+    rpc = _validate_rpc(request.get("rpc"))
+    return mp, wd, trials, batch, budget, lowering, target, rpc
+
+
+def _validate_rpc(rpc):
+    """The request's "rpc" as {"host", "port", "key", "session_timeout_s", "max_workers"}, or None."""
+    if rpc is None:
+        return None
+    if not isinstance(rpc, dict):
+        raise BridgeError("invalid_request", "rpc must be an object {tracker, key, session_timeout_s, max_workers}")
+    unknown = sorted(set(rpc) - set(RPC_KEYS))
+    if unknown:
+        raise BridgeError("invalid_request", f"rpc: unknown field(s) {unknown}; expected {list(RPC_KEYS)}")
+    tracker = rpc.get("tracker")
+    host, _, port = tracker.rpartition(":") if isinstance(tracker, str) else ("", "", "")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # [::1]:9190
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise BridgeError("invalid_request", f"rpc.tracker must be 'host:port' (port 1-65535), not {tracker!r}")
+    key = rpc.get("key")
+    if not isinstance(key, str) or not key.strip() or ":" in key:
+        raise BridgeError("invalid_request", f"rpc.key must be a non-empty string without ':', not {key!r}")
+    timeout = rpc.get("session_timeout_s", 60)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise BridgeError("invalid_request", f"rpc.session_timeout_s must be a positive number, not {timeout!r}")
+    workers = rpc.get("max_workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise BridgeError("invalid_request", f"rpc.max_workers must be a positive integer, not {workers!r}")
+    return {"host": host, "port": int(port), "key": key, "session_timeout_s": float(timeout),
+            "max_workers": workers}
+
+
+def _rpc_label(rpc) -> str:
+    return f"rpc (key {rpc['key']} at {rpc['host']}:{rpc['port']})"
+
+
+def check_tracker(rpc, timeout: float = RPC_CHECK_TIMEOUT_S) -> dict:
+    """Ask the tracker for its summary (TVM's tracker protocol, with a socket timeout: TVM's own
+    client retries a refused connection for 60 s) and require a server registered under the key.
+    Returns the summary; raises BridgeError("rpc_unavailable") otherwise. All servers busy is only
+    a warning: the runner's requests wait in the tracker's queue."""
+
+    where = f"{rpc['host']}:{rpc['port']}"
+    try:
+        with socket.create_connection((rpc["host"], rpc["port"]), timeout=timeout) as sock:
+            sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+            magic = struct.unpack("<i", base.recvall(sock, 4))[0]
+            if magic != base.RPC_TRACKER_MAGIC:
+                raise BridgeError("rpc_unavailable", f"{where} is not a TVM RPC tracker")
+            base.sendjson(sock, [base.TrackerCode.SUMMARY])
+            value = base.recvjson(sock)
+    except BridgeError:
+        raise
+    except Exception as e:  # noqa: BLE001 - refused, timed out, unknown host, closed...
+        raise BridgeError("rpc_unavailable", f"RPC tracker {where} not reachable "
+                          f"({type(e).__name__}: {str(e) or 'no answer'})"[:500]) from None
+    if not (isinstance(value, list) and len(value) == 2 and value[0] == base.TrackerCode.SUCCESS):
+        raise BridgeError("rpc_unavailable", f"RPC tracker {where} gave no summary ({str(value)[:200]})")
+    summary = value[1]
+    servers = [s for s in summary.get("server_info", []) if s.get("key") == f"server:{rpc['key']}"]
+    if not servers:
+        keys = sorted({str(s.get("key", "")).split(":", 1)[-1] for s in summary.get("server_info", [])})
+        raise BridgeError("rpc_unavailable", f"no RPC server registered under key '{rpc['key']}' at "
+                          f"tracker {where} (keys there: {keys or 'none'})")
+    free = summary.get("queue_info", {}).get(rpc["key"], {}).get("free", len(servers))
+    _log(f"tune: RPC tracker {where}: {len(servers)} server(s) under key '{rpc['key']}', {free} free")
+    if not free:
+        _log(f"tune: warning: every server under key '{rpc['key']}' is busy; measurements wait for one")
+    return summary
+
+
+def _measurers(target, choice: str, rpc=None):
+    """(builder, runner, builder label, runner label) for the search: the worker-process ones
+    unless `choice` is "inprocess" or (for "auto") popen_pool cannot run; see _local_measurers.
+    With `rpc`: the worker-process builder and MetaSchedule's RPCRunner, never in-process. Call
+    inside _workers_can_import_tpat()."""
+    if rpc is not None:
+        if choice == "inprocess":
+            raise BridgeError("invalid_request", f"rpc needs the worker-process builder (its tar "
+                              f"artifacts are uploaded), not {MEASURER_ENV}=inprocess (in-memory modules)")
+        missing = _popen_pool_missing()
+        if missing is not None:
+            raise BridgeError("invalid_request", f"rpc needs the worker-process builder, but {missing} "
+                              "(pip install -r python/requirements.lock)")
+        try:
+            builder, runner, label = _local_measurers(target, rpc=rpc)
+        except BridgeError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise BridgeError("tvm_error", f"rpc: worker processes failed to start: "
+                              f"{type(e).__name__}: {e}"[:1500]) from None
+        return builder, runner, label, _rpc_label(rpc)
+    if choice != "inprocess":
+        missing = _popen_pool_missing()
+        if missing is None:
+            try:
+                return _local_measurers(target) + ("local",)
+            except Exception as e:  # noqa: BLE001 - e.g. a worker that cannot start
+                if choice == "local":
+                    raise BridgeError("tvm_error", f"{MEASURER_ENV}=local: worker processes "
+                                      f"failed to start: {type(e).__name__}: {e}"[:1500]) from None
+                _log(f"tune: worker processes failed to start ({type(e).__name__}: "
+                     f"{(str(e).strip().splitlines() or [''])[-1][:300]}); building in this process")
+        elif choice == "local":
+            raise BridgeError("invalid_request", f"{MEASURER_ENV}=local, but {missing} "
+                              "(pip install -r python/requirements.lock)")
+        else:
+            _log(f"tune: {missing}: candidates are built and timed serially in this process")
+    builder, runner = _in_process_measurers(target)
+    return builder, runner, "in-process", "in-process"
+
+
+def _cost_model_kind() -> str:
+    try:
+        import xgboost  # noqa: F401  an availability probe: the cost model depends on it
+
+        return "xgb"
+    except Exception:  # noqa: BLE001 - any import failure: no xgboost
+        return "random"
+
+
+def _bar(done: int, total: int, width: int = 24) -> str:
+    """A text progress bar over all trials of this call: [#######-----------] 12/64."""
+    total = max(total, 1)
+    filled = min(width, round(width * done / total))
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total}"
+
+
+def _log(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def tune(request: dict) -> dict:
+    """Bridge command "tune". Raises BridgeError for bad requests; see the module docstring."""
+    model_path, work_dir, trials, batch, budget, lowering, target_name, rpc = _validate(request)
+    target = tuning_target(target_name)
+    measurer = _measurer_choice()
+    if rpc is not None:
+        if measurer == "inprocess":
+            _measurers(target, measurer, rpc)  # raises: no in-process measuring over RPC
+        check_tracker(rpc)  # before the (slow) module build and search
+
+
+    mod, _info, note = build_fused_module(model_path, target, lowering)
+    os.makedirs(work_dir, exist_ok=True)
+    db = open_database(work_dir)
+
+    extracted = ms.relax_integration.extract_tasks(mod, target)
+    skipped = []
+    todo = []
+    for t in extracted:
+        f = t.dispatched[0]["main"] if t.dispatched else t.mod["main"]
+        if f.attrs is not None and "tirx.is_scheduled" in f.attrs and int(f.attrs["tirx.is_scheduled"]):
+            skipped.append(t)  # hand-scheduled (TPAT lowering): nothing to search
+        else:
+            todo.append(t)
+    n = len(todo)
+    names = [t.task_name for t in todo]
+    stats = {i: {"trials": 0, "best_us": None} for i in range(n)}
+    for i, t in enumerate(todo):
+        stats[i]["best_us"] = _best_us(db, t.dispatched[0])[0]
+    _STOP["reason"] = None
+    deadline = time.monotonic() + float(budget) if budget is not None else None
+    cost_model = _cost_model_kind()
+
+    @derived_object
+    class Progress(ms.measure_callback.PyMeasureCallback):
+        def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
+            st = stats[task_id]
+            if not builder_results:
+                return  # the search had no new candidate for this task
+            for br, rr in zip(builder_results, runner_results):
+                st["trials"] += 1
+                if br.error_msg is None and rr.error_msg is None and rr.run_secs:
+                    secs = [float(x) for x in rr.run_secs]
+                    us = sum(secs) / len(secs) * 1e6
+                    if st["best_us"] is None or us < st["best_us"]:
+                        st["best_us"] = us
+            best = "none" if st["best_us"] is None else f"{st['best_us']:.2f}"
+            _log(f"{_bar(sum(s['trials'] for s in stats.values()), trials)} "
+                 f"task {task_id + 1}/{n} {names[task_id]}: trials {st['trials']}, best {best} us")
+            if _STOP["reason"] is None and deadline is not None and time.monotonic() > deadline:
+                _STOP["reason"] = "budget"
+                _log("tune: time budget used up")
+            if _STOP["reason"] is not None:
+                raise _StopTuning(_STOP["reason"])
+
+    interrupted = False
+    stopped_by_budget = False
+    builder_kind = runner_kind = None  # nothing measured: no builder used
+    if n:
+        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            todo, work_dir=work_dir, num_threads=max(1, os.cpu_count() or 1), seed=None)
+        with _workers_can_import_tpat():
+            builder = runner = None
+            old_handler = _install_sigint()
+            try:
+                builder, runner, builder_kind, runner_kind = _measurers(target, measurer, rpc)
+                # AddToDatabase first: a batch is in the database before Progress may stop the search.
+                callbacks = [ms.measure_callback.AddToDatabase()]
+                if builder_kind != "in-process":
+                    callbacks.append(ms.measure_callback.RemoveBuildArtifact())  # the tar files' temp dirs
+                callbacks += [ms.measure_callback.UpdateCostModel(), Progress()]
+                _log(f"tune: {n} task(s) for {target_name}, {trials} trials in batches of {batch}, "
+                     f"cost model {cost_model}, builder {builder_kind}, runner {runner_kind}, "
+                     f"database {work_dir}")
+                ms.tune_tasks(
+                    tasks=contexts,
+                    task_weights=weights,
+                    work_dir=work_dir,
+                    max_trials_global=trials,
+                    num_trials_per_iter=batch,
+                    builder=builder,
+                    runner=runner,
+                    database=db,
+                    cost_model=cost_model,
+                    measure_callbacks=callbacks,
+                    task_scheduler="gradient",
+                )
+            except KeyboardInterrupt:
+                _STOP["reason"] = "interrupted"
+            except BridgeError:
+                raise
+            except Exception as e:  # noqa: BLE001 - exceptions raised in Python callbacks come back
+                # from MetaSchedule's C++ loop as RuntimeError(''): the reason is in _STOP.
+                if _STOP["reason"] is None:
+                    text = f"{type(e).__name__}: {e}".strip()
+                    raise BridgeError("tvm_error", f"tuning failed: {text.splitlines()[-1][:1500]}") from None
+            finally:
+                _restore_sigint(old_handler)
+                _ARTIFACTS.clear()
+                for m in (builder, runner):
+                    if m is not None and hasattr(m, "close"):
+                        m.close()
+                    elif m is not None and hasattr(m, "pool"):  # MetaSchedule's RPCRunner
+                        m.pool.shutdown(wait=True)
+        interrupted = _STOP["reason"] == "interrupted"
+        stopped_by_budget = _STOP["reason"] == "budget"
+    if interrupted:
+        _log("tune: interrupted; records measured so far are kept in the database")
+    tasks = []
+    for i, t in enumerate(todo):
+        best, records = _best_us(db, t.dispatched[0])
+        tasks.append({"name": names[i], "trials": stats[i]["trials"], "best_us": best,
+                      "records": records})
+    for t in skipped:
+        tasks.append({"name": t.task_name, "trials": 0, "best_us": None, "records": 0,
+                      "skipped": "already scheduled (TPAT lowering)"})
+    answer = {
+        "work_dir": work_dir,
+        "target": target_name,
+        "lowering": lowering,
+        "tasks": tasks,
+        "cost_model": cost_model,
+        "builder": builder_kind,
+        "runner": runner_kind,
+        "interrupted": interrupted,
+        "budget_exhausted": stopped_by_budget,
+    }
+    if note:
+        answer["note"] = note
+    return answer
+
+
+def main(argv=None) -> int:
+    """`python -m tpat_bridge.tools.tune '<request json>'`: prints the answer (for manual runs)."""
+    argv = sys.argv[1:] if argv is None else argv
+    req = json.loads(argv[0]) if argv else json.loads(sys.stdin.read())
+    try:
+        ans = tune(req)
+    except BridgeError as e:
+        print(json.dumps({"ok": False, "error": {"code": e.code, "reason": e.reason}}))
+        return 1
+    print(json.dumps({"ok": True, "result": ans}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The lowering registry (python/tpat_bridge/lowerings/registry.py): one table of `Lowering`s, every
+lowering declared in the package is in it, and a choice records who declined and why."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+import sys
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto as TP
+from onnx import helper
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+
+import tpat_bridge.lowerings as pkg  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
+from tpat_bridge.lowerings.protocol import Decline, Lowering, Selection  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+
+
+def test_one_table_of_lowerings_with_unique_names():
+    names = [low.name for low in registry.LOWERINGS]
+    assert len(names) == len(set(names)) == 13
+    for low in registry.LOWERINGS:
+        assert isinstance(low, Lowering)
+        assert re.fullmatch(r"[a-z0-9_]+", low.name) and low.name != "tvm_default"
+        assert low.ops and all(isinstance(op, str) for op in low.ops)
+        if low.primfunc is not None:  # a lowering that names its PrimFunc schedules it
+            assert type(low).schedule is not Lowering.schedule, low.name
+    assert set(registry.TPAT_OPS) == {"ScatterND", "ScatterElements", "TopK", "Resize", "CumSum", "LayerNormalization",
+                                      "RMSNormalization", "DFT", "GatherND", "Gather", "GatherElements", "OneHot", "Gelu"}
+
+
+def test_every_lowering_in_the_package_is_registered():
+    """A module that declares a lowering and forgets the registry line fails here."""
+    declared = []
+    for m in pkgutil.iter_modules(pkg.__path__):
+        mod = importlib.import_module(f"tpat_bridge.lowerings.{m.name}")
+        declared += [v for v in vars(mod).values() if isinstance(v, Lowering)]
+    assert {id(v) for v in declared} == {id(v) for v in registry.LOWERINGS}
+
+
+def _model(tmp_path, node, inputs, outputs, inits=(), opset=20):
+    g = helper.make_graph([node], "g", inputs, outputs, list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    path = tmp_path / "m.onnx"
+    onnx.save(m, str(path))
+    return load_node(str(path))
+
+
+def test_a_choice_keeps_the_decline_reason(tmp_path):
+    # TopK along a non-last axis: TPAT's TopK declines, with its reason
+    info = _model(tmp_path, helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=0),
+                  [helper.make_tensor_value_info("x", TP.FLOAT, [8, 4])],
+                  [helper.make_tensor_value_info("v", TP.FLOAT, [2, 4]), helper.make_tensor_value_info("i", TP.INT64, [2, 4])],
+                  [helper.make_tensor("k", TP.INT64, [1], [2])])
+    choice = registry.choose(info)
+    assert choice.lowering is None and choice.selection is None
+    assert choice.declined == [("topk", "only the last axis is lowered by TPAT")]
+    assert choice.declined_json() == [{"lowering": "topk", "reason": "only the last axis is lowered by TPAT"}]
+    assert choice.reason == "only the last axis is lowered by TPAT"
+
+
+def test_a_choice_names_the_lowering_and_its_selection(tmp_path):
+    info = _model(tmp_path, helper.make_node("Gelu", ["x"], ["y"]),
+                  [helper.make_tensor_value_info("x", TP.FLOAT16, ["n", 64])],
+                  [helper.make_tensor_value_info("y", TP.FLOAT16, ["n", 64])])
+    choice = registry.choose(info)
+    assert choice.lowering is registry.BY_NAME["gelu"] and choice.declined == []
+    assert isinstance(choice.selection, Selection) and not isinstance(choice.selection, Decline)
+    assert choice.selection.vec == 8 and choice.selection.describe() == "gelu (none, 8 element(s) per thread)"
+
+
+def test_ops_without_a_lowering_have_no_candidates(tmp_path):
+    info = _model(tmp_path, helper.make_node("Relu", ["x"], ["y"]),
+                  [helper.make_tensor_value_info("x", TP.FLOAT, [4])], [helper.make_tensor_value_info("y", TP.FLOAT, [4])])
+    choice = registry.choose(info)
+    assert choice.lowering is None and choice.declined == [] and choice.reason == "no TPAT lowering for this op"
