@@ -68,6 +68,27 @@ def _error(got: np.ndarray, want: np.ndarray, atol: float, rtol: float) -> tuple
     return (err if nan_ok and inf_ok else float("inf")), ok
 
 
+def actual_outputs(outs: list, wants: list, data_dependent: list) -> list:
+    """A data-dependent output (docs/kernel-plan.md) is allocated for its upper bound and holds
+    its actual shape's elements first (row-major): the first volume(actual) elements, reshaped to
+    the shape whose dim `dim` is the value of its size output. Size outputs are dropped. A count
+    that differs from the reference gives the unreshaped buffer (a shape mismatch)."""
+    if not data_dependent:
+        return outs
+    fixed = list(outs[:len(wants)])
+    for dd in data_dependent:
+        k, d, j = dd["output"], dd["dim"], dd["size_output"]
+        if k >= len(fixed) or j >= len(outs):
+            continue
+        count = int(np.asarray(outs[j]).reshape(-1)[0])
+        shape = list(fixed[k].shape)
+        if not 0 <= count <= shape[d]:
+            continue
+        shape[d] = count
+        fixed[k] = fixed[k].reshape(-1)[:int(np.prod(shape))].reshape(shape)
+    return fixed
+
+
 def _module(model_path: str, lowering: str):
     from . import lowerings, planner
 
@@ -106,6 +127,7 @@ def _run_lowering(model_path: str, lowering: str, ref_dir: str, cases: list) -> 
             return {"status": "skipped", "max_error": 0.0, "cases": n,
                     "detail": f"LLVM run failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}"}
         outs = [res.numpy()] if hasattr(res, "numpy") else [r.numpy() for r in res]
+        outs = actual_outputs(outs, wants, info.data_dependent)
         if len(outs) != len(wants):
             return {"status": "disagrees", "max_error": float("inf"), "cases": n + 1,
                     "detail": f"{len(outs)} outputs, reference has {len(wants)}"}

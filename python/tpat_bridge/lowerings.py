@@ -111,7 +111,13 @@ def _gelu():
     return lowering_elementwise
 
 
-TE_LOWERINGS = {"Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
+def _nonzero():
+    from . import lowering_nonzero
+
+    return lowering_nonzero
+
+
+TE_LOWERINGS = {"NonZero": _nonzero, "Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
                 "LayerNormalization": _layernorm, "GatherND": _gathernd, "OneHot": _onehot,
                 "Gelu": _gelu, "Gather": _gather, "GatherElements": _gather_elements,
                 "RMSNormalization": _rmsnorm, "DFT": _dft}
@@ -714,6 +720,7 @@ def tpat_module(info, mode="gpu"):
     if name is None:
         return None
     if det["op"] in TE_LOWERINGS:
+        info.data_dependent = list(det.get("data_dependent", ()))  # size-tensor outputs (NonZero)
         return _te_module(info, det, mode), name
     mod = build_module(info, det, mode)
     if mode == "gpu":

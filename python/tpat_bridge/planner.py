@@ -67,6 +67,11 @@ DATA_DEPENDENT_OPS = {
 }
 
 
+# Of those, the ones TPAT lowers itself (a size-tensor output, docs/kernel-plan.md "Data-dependent
+# outputs"): planned only through TPAT's lowering, refused when it does not apply.
+DATA_DEPENDENT_LOWERED = ("NonZero",)
+
+
 class PlanError(Exception):
     def __init__(self, code: str, reason: str):
         super().__init__(f"{code}: {reason}")
@@ -126,6 +131,8 @@ class NodeInfo:
     symbols: list  # [{"name","input","dim"}]
     model: object = None
     fixups: list = field(default_factory=list)
+    # [{"output", "dim", "size_output"}] set by a TPAT lowering with data-dependent outputs
+    data_dependent: list = field(default_factory=list)
 
 
 _ONNX_TO_DTYPE = None
@@ -164,7 +171,8 @@ def load_node(model_path: str) -> NodeInfo:
     if len(g.node) != 1:
         raise PlanError("not_single_node", f"expected exactly one node, found {len(g.node)}")
     node = g.node[0]
-    if node.op_type in DATA_DEPENDENT_OPS and node.domain in ("", "ai.onnx"):
+    if node.op_type in DATA_DEPENDENT_OPS and node.domain in ("", "ai.onnx") \
+            and node.op_type not in DATA_DEPENDENT_LOWERED:
         raise PlanError(
             "data_dependent_shape",
             f"{node.op_type}: {DATA_DEPENDENT_OPS[node.op_type]}; TVM lowers it to runtime "
@@ -1067,6 +1075,13 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             cap = None
             info.fixups.append(f"tpat lowering failed ({type(e).__name__}: {str(e)[:200]}); "
                                "TVM's default lowering used")
+    if cap is None and info.op_type in DATA_DEPENDENT_LOWERED:
+        why = next((f for f in info.fixups if f.startswith("tpat lowering failed")), None)
+        raise PlanError("data_dependent_shape",
+                        f"{info.op_type}: {DATA_DEPENDENT_OPS[info.op_type]}; TVM lowers it to runtime builtins "
+                        f"and TPAT's lowering " + (f"failed: {why}" if why else
+                                                   f"does not apply (lowering {lowering!r})" if lowering != "tpat" else
+                                                   "does not apply"))
     if cap is None and info.op_type in UNCHECKED_INDEX_OPS:
         if lowering != "tpat":
             why = f"lowering {lowering!r} was asked for"
@@ -1142,6 +1157,7 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
         outputs.append(
             {"name": o["name"], "dtype": o["dtype"], "shape": _shape_items(se), "shape_expr": se}
         )
+    _add_size_outputs(info, it, outputs)
     plan = {
         "format_version": FORMAT_VERSION,
         "tvm_version": tvm.__version__,
@@ -1161,6 +1177,28 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
         "fixups": list(info.fixups),
     }
     return plan
+
+
+def _add_size_outputs(info, it, outputs):
+    """Data-dependent outputs (docs/kernel-plan.md): output k's dim d is the value of a 0-D int64
+    size output, appended after the ONNX outputs; shape_expr[d] is its upper bound."""
+    n = len(info.outputs)
+    if not info.data_dependent:
+        return
+    if len(it.out_shapes) != n + len({d["size_output"] for d in info.data_dependent}):
+        raise PlanError("unsupported_lowering",
+                        f"the lowering returns {len(it.out_shapes)} tensors for {n} outputs")
+    for dd in info.data_dependent:
+        k, d, j = dd["output"], dd["dim"], dd["size_output"]
+        if not (0 <= k < n and n <= j < len(it.out_shapes) and 0 <= d < len(outputs[k]["shape_expr"])):
+            raise PlanError("unsupported_lowering", f"bad data-dependent output {dd}")
+        outputs[k]["data_dependent"] = {"dim": d, "size_output": j}
+    for j in range(n, len(it.out_shapes)):
+        if it.out_shapes[j]:
+            raise PlanError("unsupported_lowering", f"size output {j} is not 0-D")
+        of = sorted(dd["output"] for dd in info.data_dependent if dd["size_output"] == j)
+        outputs.append({"name": f"{info.outputs[of[0]]['name']}__tpat_size", "dtype": "int64", "shape": [],
+                        "shape_expr": [], "size_of": of})
 
 
 def _target_json(target) -> dict:
