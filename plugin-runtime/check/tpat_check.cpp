@@ -17,7 +17,9 @@
  * Comparison: |got - expected| <= atol + rtol * |expected| for floats (float16/bfloat16 converted
  * to float on the host), NaN matches NaN, infinities must match exactly; integers and bool are
  * compared bit-exactly. Outputs are filled with 0x7F bytes before every tactic, so an output the
- * kernels never write does not pass by accident.
+ * kernels never write does not pass by accident. A data-dependent output (tpat_<P>_output_kind) is
+ * allocated for its upper bound; its size tensor must hold the reference's dim, and the first
+ * volume(reference) elements are compared.
  *
  * Needs only the CUDA runtime and libdl (no TensorRT).
  */
@@ -67,6 +69,14 @@ struct Launcher
     int (*enqueue)(const tpat_dims*, const void* const*, void* const*, void*, int32_t, cudaStream_t) = nullptr;
     void (*terminate)() = nullptr;
     int (*numTactics)() = nullptr;
+    int (*outputKind)(int32_t, int32_t*, int32_t*) = nullptr;  // optional (older launchers: all fixed)
+
+    int kind(int32_t j, int32_t* sizeOutput, int32_t* dim) const
+    {
+        *sizeOutput = -1;
+        *dim = -1;
+        return outputKind != nullptr ? outputKind(j, sizeOutput, dim) : (j >= 0 ? TPAT_OUTPUT_FIXED : -1);
+    }
 };
 
 void* sym(void* lib, const std::string& name)
@@ -100,6 +110,8 @@ Launcher loadLauncher(const std::string& libPath, const std::string& prefix)
     l.enqueue = reinterpret_cast<decltype(l.enqueue)>(sym(lib, prefix + "_enqueue"));
     l.terminate = reinterpret_cast<decltype(l.terminate)>(sym(lib, prefix + "_terminate"));
     l.numTactics = reinterpret_cast<decltype(l.numTactics)>(sym(lib, prefix + "_num_tactics"));
+    dlerror();
+    l.outputKind = reinterpret_cast<decltype(l.outputKind)>(dlsym(lib, (prefix + "_output_kind").c_str()));
     return l;  // the library stays loaded until exit
 }
 
@@ -294,8 +306,22 @@ int main(int argc, char** argv)
     {
         const size_t nIn = c.inputs.size();
         const size_t nOut = c.outputs.size();
+        // Data-dependent outputs (tpat_launcher_abi.h): kinds, then the trailing size tensors.
+        std::vector<int32_t> sizeOf(nOut, -1), dynDim(nOut, -1);
+        for (size_t j = 0; j < nOut; ++j)
+        {
+            if (L.kind(static_cast<int32_t>(j), &sizeOf[j], &dynDim[j]) != TPAT_OUTPUT_DATA_DEPENDENT)
+            {
+                sizeOf[j] = dynDim[j] = -1;
+            }
+        }
+        size_t nAll = nOut;
+        for (int32_t so = 0, dd = 0; nAll < nOut + TPAT_MAX_DIMS && L.kind(static_cast<int32_t>(nAll), &so, &dd) == TPAT_OUTPUT_SIZE;)
+        {
+            ++nAll;
+        }
         std::vector<tpat_dims> inDims(nIn);
-        std::vector<tpat_dims> outDims(nOut + TPAT_MAX_DIMS);  // slack for a launcher writing too many
+        std::vector<tpat_dims> outDims(nAll + TPAT_MAX_DIMS);  // slack for a launcher writing too many
         std::memset(inDims.data(), 0, inDims.size() * sizeof(tpat_dims));
         std::memset(outDims.data(), 0, outDims.size() * sizeof(tpat_dims));
         for (size_t i = 0; i < nIn; ++i)
@@ -336,7 +362,8 @@ int main(int argc, char** argv)
             bool same = outDims[j].nb_dims == static_cast<int32_t>(t.dims.size());
             for (size_t d = 0; same && d < t.dims.size(); ++d)
             {
-                same = outDims[j].d[d] == t.dims[d];
+                // a data-dependent dim: output_dims gives its upper bound
+                same = static_cast<int32_t>(d) == dynDim[j] ? t.dims[d] <= outDims[j].d[d] : outDims[j].d[d] == t.dims[d];
             }
             if (!same)
             {
@@ -377,7 +404,7 @@ int main(int argc, char** argv)
         std::vector<std::unique_ptr<DeviceBuffer>> dIn;
         std::vector<std::unique_ptr<DeviceBuffer>> dOut;
         std::vector<const void*> inPtrs(nIn + 1, nullptr);
-        std::vector<void*> outPtrs(nOut + 1, nullptr);
+        std::vector<void*> outPtrs(nAll + 1, nullptr);
         for (size_t i = 0; i < nIn; ++i)
         {
             dIn.emplace_back(new DeviceBuffer(hostIn[i].size(), "cudaMalloc (input)"));
@@ -387,9 +414,12 @@ int main(int argc, char** argv)
             }
             inPtrs[i] = dIn.back()->ptr;
         }
-        for (size_t j = 0; j < nOut; ++j)
+        for (size_t j = 0; j < nAll; ++j)
         {
-            dOut.emplace_back(new DeviceBuffer(hostWant[j].size(), "cudaMalloc (output)"));
+            // data-dependent outputs get their upper bound, size tensors one int64
+            const size_t bytes = j >= nOut ? sizeof(int64_t)
+                : sizeOf[j] >= 0 ? static_cast<size_t>(tpat_volume(&outDims[j])) * c.outputs[j].dtype->size : hostWant[j].size();
+            dOut.emplace_back(new DeviceBuffer(bytes, "cudaMalloc (output)"));
             outPtrs[j] = dOut.back()->ptr;
         }
         DeviceBuffer workspace(wsBytes, "cudaMalloc (workspace)");
@@ -400,7 +430,7 @@ int main(int argc, char** argv)
 
         for (int t : tactics)
         {
-            for (size_t j = 0; j < nOut; ++j)
+            for (size_t j = 0; j < nAll; ++j)
             {
                 if (dOut[j]->bytes)
                 {
@@ -440,6 +470,25 @@ int main(int argc, char** argv)
             for (size_t j = 0; j < nOut; ++j)
             {
                 const Tensor& o = c.outputs[j];
+                if (sizeOf[j] >= 0)
+                {
+                    // compare the size tensor with the reference's dim first; then the first
+                    // volume(expected) elements (row-major for the actual shape)
+                    int64_t count = -1;
+                    if (sizeOf[j] < static_cast<int32_t>(nAll))
+                    {
+                        checkCuda(cudaMemcpy(&count, dOut[static_cast<size_t>(sizeOf[j])]->ptr, sizeof(count), cudaMemcpyDeviceToHost),
+                            "cudaMemcpy (size tensor)");
+                    }
+                    if (count != o.dims[static_cast<size_t>(dynDim[j])])
+                    {
+                        std::printf("case %d tactic %d out%zu %s %s: size tensor (out%d) holds %lld, expected %lld FAIL\n", c.index, t, j,
+                            o.dtype->name, shapeString(o.dims.data(), static_cast<int>(o.dims.size())).c_str(), sizeOf[j],
+                            static_cast<long long>(count), static_cast<long long>(o.dims[static_cast<size_t>(dynDim[j])]));
+                        ++failed;
+                        continue;
+                    }
+                }
                 std::vector<unsigned char> got(hostWant[j].size());
                 if (!got.empty())
                 {

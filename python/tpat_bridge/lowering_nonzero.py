@@ -75,6 +75,13 @@ def _is_nonzero(v, dtype):
 
     if dtype == "bool":
         return v
+    if dtype.startswith("float") or dtype == "bfloat16":
+        # on the bits, sign cleared: NaN is non-zero and -0.0 zero whatever the compiler's float
+        # compare does (LLVM's `!=` is ordered: NaN != 0 is false there; fast math on CUDA)
+        bits = {"float16": "uint16", "bfloat16": "uint16", "float32": "uint32", "float64": "uint64"}[dtype]
+        width = int(bits[4:])
+        mag = tirx.reinterpret(bits, v) & tirx.const((1 << (width - 1)) - 1, bits)
+        return mag != tirx.const(0, bits)
     return v != tirx.const(0, dtype)
 
 

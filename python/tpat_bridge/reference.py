@@ -647,7 +647,17 @@ def _gen_pow(ctx):
     ctx.note("Pow: float bases in [0.5, 2], small exponents")
 
 
+def _gen_nonzero(ctx):
+    """About half the elements zero (random data of a float dtype has none)."""
+    if ctx.is_input(0):
+        x = _random(ctx.rng, ctx.dtype(0), ctx.shape(0))
+        keep = ctx.rng.random(ctx.shape(0)) < 0.5
+        ctx.set(0, np.where(keep, x, np.zeros_like(x)))
+        ctx.note("NonZero: about half the input elements are zero")
+
+
 _GENERATORS = {
+    "NonZero": _gen_nonzero,
     "Gather": _gen_gather,
     "GatherElements": _gen_gather_elements,
     "GatherND": _gen_gather_nd,

@@ -55,6 +55,10 @@ public struct LauncherRenderer: Sendable {
         try templates.render("launcher.cu", [
             "name": source.name, "opType": SafeText.comment(source.plan.opType), "count": source.tactics.count,
             "first": Self.function(source, tactic: 0),
+            "nbOutputs": source.plan.outputs.count,
+            "outputKinds": source.plan.outputs.map { $0.sizeOf != nil ? "TPAT_OUTPUT_SIZE" : $0.dataDependent != nil ? "TPAT_OUTPUT_DATA_DEPENDENT" : "TPAT_OUTPUT_FIXED" }.joined(separator: ", "),
+            "sizeOutputs": source.plan.outputs.enumerated().map { j, t in String(t.sizeOf != nil ? j : t.dataDependent?.sizeOutput ?? -1) }.joined(separator: ", "),
+            "dynamicDims": source.plan.outputs.map { String($0.dataDependent?.dim ?? -1) }.joined(separator: ", "),
             "tactics": source.tactics.enumerated().map { k, plan in
                 ["index": k, "fn": Self.function(source, tactic: k), "lowering": SafeText.comment(PluginSource.lowering(of: plan)), "kernels": plan.kernels.count] as [String: Any]
             },

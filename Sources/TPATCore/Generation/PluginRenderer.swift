@@ -59,10 +59,24 @@ public struct PluginRenderer: Sendable {
         for (i, t) in plan.inputs.enumerated() {
             shapes += "    if (inputs[\(i)].nbDims != \(t.shapeExpr.count))\n        return false;\n"
         }
+        // A size tensor is declared once (IExprBuilder::declareSizeTensor: opt = upper = the
+        // first data-dependent output's bound); its expression is that output's dim.
+        for (j, t) in plan.outputs.enumerated() {
+            guard let of = t.sizeOf, let k = of.first, let dd = plan.outputs[k].dataDependent else { continue }
+            let upper = try Self.exprBuilder(plan.outputs[k].shapeExpr[dd.dim], symbols: symbols, plugin: source.name)
+            shapes += "    nvinfer1::IDimensionExpr const* upper\(j) = \(upper);\n"
+            shapes += "    if (upper\(j) == nullptr)\n        return false;\n"
+            shapes += "    nvinfer1::IDimensionExpr const* size\(j) = b.declareSizeTensor(\(j), *upper\(j), *upper\(j));\n"
+            shapes += "    if (size\(j) == nullptr)\n        return false;\n"
+        }
         for (j, t) in plan.outputs.enumerated() {
             shapes += "    outputs[\(j)].nbDims = \(t.shapeExpr.count);\n"
             for (d, e) in t.shapeExpr.enumerated() {
-                shapes += "    outputs[\(j)].d[\(d)] = \(try Self.exprBuilder(e, symbols: symbols, plugin: source.name));\n"
+                if let dd = t.dataDependent, dd.dim == d {
+                    shapes += "    outputs[\(j)].d[\(d)] = size\(dd.sizeOutput); // data-dependent (size tensor \(dd.sizeOutput))\n"
+                } else {
+                    shapes += "    outputs[\(j)].d[\(d)] = \(try Self.exprBuilder(e, symbols: symbols, plugin: source.name));\n"
+                }
             }
         }
         return try templates.render("plugin.cpp", [
@@ -93,12 +107,15 @@ public struct PluginRenderer: Sendable {
             var input_dtypes: [String]; var output_dtypes: [String]
             var input_ranks: [Int]
             var output_shapes: [[Expr]]
+            /// Per output: null, or {"dim", "size_output"} (shape dim `dim` is a size tensor's value).
+            var data_dependent: [KernelPlan.DataDependent?]?
             var library: String; var prefix: String; var num_tactics: Int
         }
         let spec = Spec(name: source.name, version: PluginSource.version, namespace: PluginSource.namespace,
                         input_dtypes: plan.inputs.map(\.dtype), output_dtypes: plan.outputs.map(\.dtype),
                         input_ranks: plan.inputs.map(\.shapeExpr.count),
                         output_shapes: plan.outputs.map { $0.shapeExpr.map(rename) },
+                        data_dependent: plan.sizeOutputCount > 0 ? plan.outputs.map(\.dataDependent) : nil,
                         library: kernelsLibrary, prefix: "tpat_\(source.name)", num_tactics: source.tactics.count)
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
