@@ -36,6 +36,9 @@ def main():
         h.make_node("GatherND", ["g_d", "g_i"], ["g_y"], batch_dims=0, name="gathernd"),
         h.make_node("OneHot", ["o_i", "o_depth", "o_vals"], ["o_y"], axis=-1, name="onehot"),
         h.make_node("Gelu", ["e_x"], ["e_y"], name="gelu_fp16"),
+        # data-dependent outputs (size tensors): several blocks, bool and float with NaN-free data
+        h.make_node("NonZero", ["z_x"], ["z_y"], name="nonzero_bool"),
+        h.make_node("NonZero", ["z_x2"], ["z_y2"], name="nonzero_f32"),
     ]
     f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
     vi = h.make_tensor_value_info
@@ -49,6 +52,7 @@ def main():
         vi("n_x", f, ["B", 6, 40]), vi("n_s", f, [40]), vi("n_b", f, [6, 1]),
         vi("q_x", f16, ["B", 7, 1024]), vi("q_s", f16, [1024]),
         vi("d_x", f, ["B", 96, 1]), vi("d_x2", f, ["B", 50, 2]),
+        vi("z_x", TP.BOOL, ["B", 3, 700]), vi("z_x2", f, ["B", 5000]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]), vi("t_i", i64, ["B", 4100]), vi("t_v2", f, ["B", 3, 65]),
@@ -58,6 +62,7 @@ def main():
         vi("n_y", f, ["B", 6, 40]), vi("n_mean", f, ["B", 1, 1]), vi("n_rstd", f, ["B", 1, 1]),
         vi("q_y", f16, ["B", 7, 1024]),
         vi("d_y", f, ["B", 49, 2]), vi("d_y2", f, ["B", 64, 2]),
+        vi("z_y", i64, [3, "z_n"]), vi("z_y2", i64, [2, "z_n2"]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]), h.make_tensor("t_k2", i64, [1], [65]),
