@@ -117,7 +117,13 @@ def _nonzero():
     return lowering_nonzero
 
 
-TE_LOWERINGS = {"NonZero": _nonzero, "Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
+def _compress():
+    from . import lowering_compress
+
+    return lowering_compress
+
+
+TE_LOWERINGS = {"NonZero": _nonzero, "Compress": _compress, "Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
                 "LayerNormalization": _layernorm, "GatherND": _gathernd, "OneHot": _onehot,
                 "Gelu": _gelu, "Gather": _gather, "GatherElements": _gather_elements,
                 "RMSNormalization": _rmsnorm, "DFT": _dft}

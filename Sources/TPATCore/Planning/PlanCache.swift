@@ -38,7 +38,7 @@ public struct PlanCache: Sendable {
         "python/tpat_bridge/lowering_rmsnorm.py", "python/tpat_bridge/lowering_dft.py",
         "python/tpat_bridge/lowering_indexing.py", "python/tpat_bridge/lowering_elementwise.py",
         "python/tpat_bridge/lowering_ir.py", "python/tpat_bridge/refusals.py",
-        "python/tpat_bridge/lowering_nonzero.py",
+        "python/tpat_bridge/lowering_nonzero.py", "python/tpat_bridge/lowering_compress.py",
     ]
 
     /// A digest of the planner's own sources (`plannerSources`), so a changed planner never serves
