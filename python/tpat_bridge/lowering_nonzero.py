@@ -115,19 +115,20 @@ def _local(mode, tb):
     return buf, (lambda tx: [0] if gpu else [tirx.Cast("int32", tx)])
 
 
-def _thread_count(x, base, t, per, n, dtype):
-    """Number of non-zero elements among thread t's `per` consecutive elements of the tile."""
+def _thread_count(pred, base, t, per, n):
+    """Number of positions p < n with pred(p) among thread t's `per` consecutive ones of the tile."""
     from tvm import tirx
 
     c = _i64(0)
     for e in range(per):
         p = base + tirx.Cast("int64", t) * per + e
-        nz = tirx.And(p < n, _is_nonzero(x[tirx.min(p, n - 1)], dtype))
+        nz = tirx.And(p < n, pred(tirx.min(p, n - 1)))
         c = c + tirx.Cast("int64", nz)
     return c
 
 
-def _count_ir(det, n, x, counts, nblocks, mode):
+def _count_ir(det, n, x, counts, nblocks, mode, pred=None):
+    """Per block of T x E positions: how many satisfy pred (default: x non-zero) -> counts[b]."""
     from tvm import tirx
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
@@ -140,14 +141,16 @@ def _count_ir(det, n, x, counts, nblocks, mode):
     with IRBuilder() as ib:
         th = Threads(mode, nblocks, tb)
         with th as bx:
-            xf = T.decl_buffer([n], det["dtype"], data=x.data)
+            if pred is None:
+                xf = T.decl_buffer([n], det["dtype"], data=x.data)
+                pred = lambda p: _is_nonzero(xf[p], det["dtype"])  # noqa: E731
             b = tirx.Cast("int64", bx)
             red = T.decl_buffer([tb], "int64", scope="shared" if gpu else "global")
             with T.If(b * tile < n):  # a grid of 0 blocks is launched as 1 (n == 0)
                 with T.Then():
                     base = b * tile
                     th.each_thread(lambda tx: T.buffer_store(
-                        red, _thread_count(xf, base, tx, per, n, det["dtype"]), [tirx.Cast("int32", tx)]))
+                        red, _thread_count(pred, base, tx, per, n), [tirx.Cast("int32", tx)]))
                     th.barrier()
                     s = tb // 2
                     while s >= 1:
@@ -268,7 +271,8 @@ def _scatter_ir(det, shape, n, x, offsets, size, out, nblocks, mode):
                 with T.Then():
                     base = b * tile
                     th.each_thread(lambda tx: T.buffer_store(
-                        tot, _thread_count(xf, base, tx, per, n, dtype), [0, tirx.Cast("int32", tx)]))
+                        tot, _thread_count(lambda q: _is_nonzero(xf[q], dtype), base, tx, per, n),
+                        [0, tirx.Cast("int32", tx)]))
                     th.barrier()
                     block_scan(th, tot, tb, steps)
 

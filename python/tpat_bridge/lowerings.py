@@ -123,7 +123,13 @@ def _compress():
     return lowering_compress
 
 
-TE_LOWERINGS = {"NonZero": _nonzero, "Compress": _compress, "Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
+def _unique():
+    from . import lowering_unique
+
+    return lowering_unique
+
+
+TE_LOWERINGS = {"NonZero": _nonzero, "Compress": _compress, "Unique": _unique, "Resize": _resize, "TopK": _topk, "CumSum": _cumsum,
                 "LayerNormalization": _layernorm, "GatherND": _gathernd, "OneHot": _onehot,
                 "Gelu": _gelu, "Gather": _gather, "GatherElements": _gather_elements,
                 "RMSNormalization": _rmsnorm, "DFT": _dft}
@@ -590,7 +596,7 @@ def select(info):
     if node.domain not in ("", "ai.onnx") or op not in TPAT_OPS:
         return None, "no TPAT lowering for this op"
     if op in TE_LOWERINGS:
-        if len(node.output) != len(info.outputs):
+        if len([o for o in node.output if o]) != len(info.outputs):  # "" = an omitted optional output
             return None, "unexpected arity"
         ops = _node_operands(info)
         if ops is None:

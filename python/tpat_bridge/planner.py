@@ -69,7 +69,7 @@ DATA_DEPENDENT_OPS = {
 
 # Of those, the ones TPAT lowers itself (a size-tensor output, docs/kernel-plan.md "Data-dependent
 # outputs"): planned only through TPAT's lowering, refused when it does not apply.
-DATA_DEPENDENT_LOWERED = ("NonZero", "Compress")
+DATA_DEPENDENT_LOWERED = ("NonZero", "Compress", "Unique")
 
 
 class PlanError(Exception):

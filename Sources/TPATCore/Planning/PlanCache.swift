@@ -39,6 +39,7 @@ public struct PlanCache: Sendable {
         "python/tpat_bridge/lowering_indexing.py", "python/tpat_bridge/lowering_elementwise.py",
         "python/tpat_bridge/lowering_ir.py", "python/tpat_bridge/refusals.py",
         "python/tpat_bridge/lowering_nonzero.py", "python/tpat_bridge/lowering_compress.py",
+        "python/tpat_bridge/lowering_unique.py",
     ]
 
     /// A digest of the planner's own sources (`plannerSources`), so a changed planner never serves

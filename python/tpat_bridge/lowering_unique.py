@@ -1,0 +1,272 @@
+"""TPAT's own TVM lowering of ONNX Unique without `axis`: data-dependent outputs through one size tensor.
+
+Unique(X) of the flattened X gives Y (the distinct values), indices (first occurrence of each in
+X), inverse_indices (for every element of X, its value's position in Y) and counts; `sorted=1`
+orders Y ascending, `sorted=0` by first occurrence. Y, indices and counts have the
+data-dependent length U (the plan's size output, 0-D int64; upper bound N = X.size);
+inverse_indices is [N]. Any subset of the four outputs may be used.
+
+Kernels, no host synchronisation, no serial loop over the data:
+  1. argsort of X (TVM's GPU sort through Relax `argsort`: block sorts then merge passes);
+  2. group starts: flag[i] = (i == 0 or X[perm[i]] != X[perm[i-1]]); NonZero's block-wide count
+     and scan kernels (lowering_nonzero.py) number them: offsets per block and U;
+  3. assign: first[g] = N for every g (one kernel), then per sorted position (a block-wide scan of
+     the flags) the group g, starts[g] and first[g] = min(first[g], perm[i]) (atomicMin: the sort
+     need not be stable);
+  4. sorted=0 only: argsort of first[] (groups in order of first occurrence; unused slots hold N
+     and sort last) and its inverse permutation (rank of each group);
+  5. outputs: one thread per group (Y, indices, counts from starts[] and first[]) and one thread
+     per element (inverse_indices[perm[i]]).
+Float values compare with `!=` (-0.0 == 0.0; NaNs are never equal, each NaN is its own value).
+`mode="cpu"` builds the same IR with serial loops (plain min for the atomic) for the LLVM tests.
+Unique with `axis` is not lowered (refused as before).
+"""
+from __future__ import annotations
+
+from .lowering_nonzero import PER_THREAD, THREADS, _count_ir, _i64, _numel, _scan_ir, block_scan, _local
+
+DTYPES = ("float32", "float64", "int32", "int64", "int8", "uint8", "int16", "uint16")
+ELEM_THREADS = 256
+
+
+def select(node, ops, info, attr):
+    if len(ops) != 1 or ops[0][0] != "param":
+        return None, "Unique needs a runtime input"
+    if attr(node, "axis", None) is not None:
+        return None, "Unique with axis is not lowered by TPAT"
+    xshape, dtype = ops[0][2], ops[0][3]
+    if dtype not in DTYPES:
+        return None, f"dtype {dtype}"
+    if len(xshape) == 0:
+        return None, "scalar input"
+    present = [k for k, nm in enumerate(node.output) if nm]
+    if len(present) != len(info.outputs) or not present:
+        return None, "unexpected outputs"
+    n_out = len(present)
+    dd = [{"output": j, "dim": 0, "size_output": n_out} for j, k in enumerate(present) if k in (0, 1, 3)]
+    det = {"op": "Unique", "dtype": dtype, "x_index": ops[0][1], "present": present,
+           "sorted": bool(int(attr(node, "sorted", 1))), "threads": THREADS, "per": PER_THREAD,
+           "data_dependent": dd}
+    names = ["Y", "indices", "inverse_indices", "counts"]
+    return (f"unique (flattened, {'sorted' if det['sorted'] else 'first-occurrence order'}, outputs "
+            f"{', '.join(names[k] for k in present)}; argsort, block-wide scans, size tensor)"), det
+
+
+def _flag(xv, perm, p):
+    """Sorted position p starts a group."""
+    from tvm import tirx
+
+    prev = tirx.max(p - 1, _i64(0))
+    return tirx.Or(p == _i64(0), xv[perm[p]] != xv[perm[prev]])
+
+
+def _atomic_min(buf, idx, val, mode):
+    from tvm import tirx
+    from tvm.script.ir_builder import tirx as T
+
+    if mode == "gpu":
+        T.evaluate(T.call_extern("int64", "tpat_atomic_min_i64", T.address_of(buf[idx]), val))
+    else:
+        T.buffer_store(buf, tirx.min(buf[idx], val), [idx])
+
+
+def _assign_ir(det, n, xv, perm, offsets, gid, starts, first, mode):
+    from tvm import tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    from .lowering_ir import Threads
+
+    tb, per = det["threads"], det["per"]
+    tile = tb * per
+    steps = tb.bit_length() - 1
+    fin = steps % 2
+    gpu = mode == "gpu"
+    nb = (n + (tile - 1)) // tile
+    with IRBuilder() as ib:
+        with T.seq_scope():
+            # kernel 1: first[g] = N
+            th0 = Threads(mode, (n + (ELEM_THREADS - 1)) // ELEM_THREADS, ELEM_THREADS)
+            with th0 as bx:
+                def init(tx):
+                    q = tirx.Cast("int64", bx) * ELEM_THREADS + tirx.Cast("int64", tx)
+                    with T.If(q < n):
+                        with T.Then():
+                            T.buffer_store(first, n, [q])
+
+                th0.each_thread(init)
+            # kernel 2: groups of the sorted positions
+            th = Threads(mode, nb, tb)
+            with th as bx:
+                b = tirx.Cast("int64", bx)
+                tot = T.decl_buffer([2, tb], "int64", scope="shared" if gpu else "global")
+                run, R = _local(mode, tb)
+                with T.If(b * tile < n):
+                    with T.Then():
+                        base = b * tile
+
+                        def local(tx):
+                            c = _i64(0)
+                            for e in range(per):
+                                p = base + tirx.Cast("int64", tx) * per + e
+                                c = c + tirx.Cast("int64", tirx.And(p < n, _flag(xv, perm, tirx.min(p, n - 1))))
+                            T.buffer_store(tot, c, [0, tirx.Cast("int32", tx)])
+
+                        th.each_thread(local)
+                        th.barrier()
+                        block_scan(th, tot, tb, steps)
+
+                        def write(tx):
+                            t = tirx.Cast("int32", tx)
+                            T.buffer_store(run, offsets[b] + tirx.Select(t > 0, tot[fin, tirx.max(t - 1, 0)], _i64(0)), R(tx))
+                            for e in range(per):
+                                p = base + tirx.Cast("int64", tx) * per + e
+                                with T.If(p < n):
+                                    with T.Then():
+                                        f = _flag(xv, perm, p)
+                                        with T.If(f):
+                                            with T.Then():
+                                                T.buffer_store(starts, p, [run[tuple(R(tx))]])
+                                                T.buffer_store(run, run[tuple(R(tx))] + 1, R(tx))
+                                        g = run[tuple(R(tx))] - 1
+                                        T.buffer_store(gid, g, [p])
+                                        _atomic_min(first, g, perm[p], mode)
+
+                        th.each_thread(write)
+    return ib.get()
+
+
+def _elementwise(mode, n, body):
+    """One thread per index q < n: body(q)."""
+    from tvm import tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    from .lowering_ir import Threads
+
+    with IRBuilder() as ib:
+        th = Threads(mode, (n + (ELEM_THREADS - 1)) // ELEM_THREADS, ELEM_THREADS)
+        with th as bx:
+            def each(tx):
+                q = tirx.Cast("int64", bx) * ELEM_THREADS + tirx.Cast("int64", tx)
+                with T.If(q < n):
+                    with T.Then():
+                        body(q)
+
+            th.each_thread(each)
+    return ib.get()
+
+
+def emit(bb, params, det, mode="gpu"):
+    from tvm import relax, te, tirx
+    from tvm.script.ir_builder import tirx as T
+
+    if mode == "gpu":
+        from .lowerings import install_cuda_postproc
+
+        install_cuda_postproc()  # TVM's own CUDA build sees the atomic helper too
+    x = params[det["x_index"]]
+    n_expr = _numel(x.ty.shape.values)
+    xf = bb.emit(relax.op.reshape(x, [n_expr]))
+    # small integers sort as int32 (same order; TVM's CPU sort has no 8/16-bit kernels)
+    keys = bb.emit(relax.op.astype(xf, "int32")) if det["dtype"] in ("int8", "uint8", "int16", "uint16") else xf
+    perm = bb.emit(relax.op.argsort(keys, axis=0, descending=False, dtype="int64"))
+    tile = det["threads"] * det["per"]
+
+    def count_stage(xt, pt):
+        n = xt.shape[0]
+        nb = (n + (tile - 1)) // tile
+        return te.extern([(nb,)], [xt, pt],
+                         lambda ins, outs: _count_ir(det, n, ins[0], outs[0], nb, mode,
+                                                     pred=lambda p: _flag(ins[0], ins[1], p)),
+                         dtype="int64", name="tpat_unique_count")
+
+    counts = bb.emit_te(count_stage, xf, perm, primfunc_name_hint="tpat_unique_count")
+
+    def scan_stage(ct):
+        nb = ct.shape[0]
+        return te.extern([(nb,), ()], [ct], lambda ins, outs: _scan_ir(det, ins[0], outs[0], outs[1], nb, mode),
+                         dtype=["int64", "int64"], name="tpat_unique_scan")
+
+    scanned = bb.emit_te(scan_stage, counts, primfunc_name_hint="tpat_unique_scan")
+    offsets = bb.emit(relax.TupleGetItem(scanned, 0))
+    size = bb.emit(relax.TupleGetItem(scanned, 1))
+
+    def assign_stage(xt, pt, ot):
+        n = xt.shape[0]
+        return te.extern([(n,), (n,), (n,)], [xt, pt, ot],
+                         lambda ins, outs: _assign_ir(det, n, ins[0], ins[1], ins[2], outs[0], outs[1], outs[2], mode),
+                         dtype=["int64", "int64", "int64"], name="tpat_unique_assign")
+
+    assigned = bb.emit_te(assign_stage, xf, perm, offsets, primfunc_name_hint="tpat_unique_assign")
+    gid = bb.emit(relax.TupleGetItem(assigned, 0))
+    starts = bb.emit(relax.TupleGetItem(assigned, 1))
+    first = bb.emit(relax.TupleGetItem(assigned, 2))
+
+    order = rank = None
+    if not det["sorted"]:
+        order = bb.emit(relax.op.argsort(first, axis=0, descending=False, dtype="int64"))
+
+        def rank_stage(ot, st):
+            n = ot.shape[0]
+
+            def ir(ins, outs):
+                o, s, r = ins[0], ins[1], outs[0]
+                return _elementwise(mode, n, lambda q: _rank_body(T, o, s, r, q))
+
+            return te.extern([(n,)], [ot, st], ir, dtype="int64", name="tpat_unique_rank")
+
+        rank = bb.emit_te(rank_stage, order, size, primfunc_name_hint="tpat_unique_rank")
+
+    dtype = det["dtype"]
+
+    def groups_stage(xt, pt, st_, ft, sz, *maybe_order):
+        n = xt.shape[0]
+
+        def ir(ins, outs):
+            xv, pv, sv, fv, zv = ins[:5]
+            ov = ins[5] if len(ins) > 5 else None
+            y, ind, cnt = outs
+
+            def body(r):
+                u = zv[()]
+                with T.If(r < u):
+                    with T.Then():
+                        g = ov[r] if ov is not None else r
+                        s = sv[g]
+                        e = tirx.Select(g + 1 < u, sv[tirx.min(g + 1, n - 1)], n)
+                        T.buffer_store(y, xv[pv[s]], [r])
+                        T.buffer_store(ind, fv[g], [r])
+                        T.buffer_store(cnt, e - s, [r])
+
+            return _elementwise(mode, n, body)
+
+        return te.extern([(n,), (n,), (n,)], [xt, pt, st_, ft, sz, *maybe_order], ir,
+                         dtype=[dtype, "int64", "int64"], name="tpat_unique_groups")
+
+    extra = [order] if order is not None else []
+    groups = bb.emit_te(groups_stage, xf, perm, starts, first, size, *extra, primfunc_name_hint="tpat_unique_groups")
+
+    def inverse_stage(pt, gt, *maybe_rank):
+        n = pt.shape[0]
+
+        def ir(ins, outs):
+            pv, gv = ins[0], ins[1]
+            rv = ins[2] if len(ins) > 2 else None
+            return _elementwise(mode, n, lambda q: T.buffer_store(
+                outs[0], rv[gv[q]] if rv is not None else gv[q], [pv[q]]))
+
+        return te.extern([(n,)], [pt, gt, *maybe_rank], ir, dtype="int64", name="tpat_unique_inverse")
+
+    inverse = bb.emit_te(inverse_stage, perm, gid, *([rank] if rank is not None else []),
+                         primfunc_name_hint="tpat_unique_inverse")
+    all_outs = [bb.emit(relax.TupleGetItem(groups, 0)), bb.emit(relax.TupleGetItem(groups, 1)), inverse,
+                bb.emit(relax.TupleGetItem(groups, 2))]
+    return bb.emit(relax.Tuple([all_outs[k] for k in det["present"]] + [size]))
+
+
+def _rank_body(T, order, size, rank, q):
+    """rank[order[q]] = q for the U groups (their position in first-occurrence order)."""
+    with T.If(q < size[()]):
+        with T.Then():
+            T.buffer_store(rank, q, [order[q]])
