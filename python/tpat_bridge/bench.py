@@ -389,6 +389,17 @@ def torch_impl(op, attrs, slots, torch, device, n_outputs=1):
             return (v, i)
         return f, f"torch.topk(k={k}, dim={axis}, largest={largest}, sorted=True)"
 
+    if op == "NonZero":
+        return (lambda *ins: (torch.nonzero(args(ins)[0]).T.contiguous(),)), "torch.nonzero(x).T"
+    if op == "Compress":
+        axis = attrs.get("axis")
+
+        def f(*ins):
+            x, c = args(ins)[:2]
+            n = min(c.numel(), x.numel() if axis is None else x.shape[int(axis)])
+            sel = torch.nonzero(c.reshape(-1)[:n]).reshape(-1)
+            return (x.reshape(-1)[sel] if axis is None else torch.index_select(x, int(axis), sel),)
+        return f, "torch.index_select(x, axis, torch.nonzero(condition))"
     if op == "CumSum":
         axis = const_list(1)
         if axis is None:
@@ -570,6 +581,22 @@ def compare(torch, got, exp, atol, rtol):
         max_abs = float((got.long() - exp.long()).abs().max().item()) if got.numel() else 0.0
     return {"pass": bad == 0, "bad": bad, "n": int(exp.numel()), "max_abs": max_abs,
             "atol": atol, "rtol": rtol}
+
+
+def actual_views(meta, outs, n_node):
+    """The node's outputs, data-dependent ones cut to their actual shape (the size tensor's
+    value in their dim; docs/kernel-plan.md): reads the size tensors back (after the timing)."""
+    views = list(outs[:n_node])
+    for k, d in enumerate((meta.get("data_dependent") or [])[:n_node]):
+        if d:
+            count = int(outs[d["size_output"]].item())
+            shape = list(outs[k].shape)
+            shape[d["dim"]] = max(0, min(count, shape[d["dim"]]))
+            n = 1
+            for v in shape:
+                n *= v
+            views[k] = outs[k].reshape(-1)[:n].reshape(shape)
+    return views
 
 
 def compare_outputs(torch, op, attrs, ins, got, exp, tols):
@@ -777,12 +804,13 @@ def bench_plugin(torch, timer, out_dir, name, pdir, meta, case, seed, do_compile
     lib = os.path.join(out_dir, "plugins", "build", "libtpat_kernels.so")
     prefix = meta.get("prefix") or f"tpat_{name}"
     L = Launcher(lib, prefix)
-    outs_dims = _dims_array([()] * len(model.graph.output))
+    out_dtypes = meta.get("output_dtypes") or [R.ONNX_TO_NAME[vi.type.tensor_type.elem_type] for vi in model.graph.output]
+    n_all = len(out_dtypes)  # the node's outputs, then size tensors of data-dependent ones
+    outs_dims = _dims_array([()] * n_all)
     rc = L.output_dims(_dims_array(in_shapes), outs_dims)
     if rc != 0:
         raise BridgeError("launcher", f"{prefix}_output_dims returned {rc} for {in_shapes}")
-    out_shapes = [tuple(outs_dims[j].d[k] for k in range(outs_dims[j].nb_dims)) for j in range(len(model.graph.output))]
-    out_dtypes = meta.get("output_dtypes") or [R.ONNX_TO_NAME[vi.type.tensor_type.elem_type] for vi in model.graph.output]
+    out_shapes = [tuple(outs_dims[j].d[k] for k in range(outs_dims[j].nb_dims)) for j in range(n_all)]
     res["outputs"] = [{"dtype": d, "shape": list(s)} for d, s in zip(out_dtypes, out_shapes)]
     ws = ctypes.c_size_t(0)
     rc = L.workspace_size(_dims_array(in_shapes), ctypes.byref(ws))
@@ -808,7 +836,8 @@ def bench_plugin(torch, timer, out_dir, name, pdir, meta, case, seed, do_compile
     res["traffic"] = {"bytes": tb, "code": code, "words": words, "source": src}
 
     # ---- PyTorch reference (eager) and correctness ----
-    fn, desc = torch_impl(op, attrs, slots, torch, "cuda", len(out_dtypes))
+    n_node = len(model.graph.output)
+    fn, desc = torch_impl(op, attrs, slots, torch, "cuda", n_node)
     res["torch_impl"] = desc
     tols = [tolerance_for(ctx, d, out_shapes) for d in out_dtypes]
     exp = None
@@ -830,7 +859,7 @@ def bench_plugin(torch, timer, out_dir, name, pdir, meta, case, seed, do_compile
         if rc != 0:
             tactic_rows.append({"tactic": t, "error": f"enqueue returned {rc}"})
             continue
-        chk = compare_outputs(torch, op, attrs, ins, outs, exp, tols) if exp is not None else None
+        chk = compare_outputs(torch, op, attrs, ins, actual_views(meta, outs, n_node), exp, tols) if exp is not None else None
         checks.append({"tactic": t, "outputs": chk})
         tactic_rows.append({"tactic": t})
     res["check"] = {"against": "PyTorch eager" if exp is not None else None,
