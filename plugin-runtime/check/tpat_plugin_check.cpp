@@ -20,6 +20,8 @@
  *                deserialization path); the tactic must survive; attach, onShapeChange, enqueue;
  *                compare.
  * Outputs are filled with 0x7F bytes before every enqueue, so an output never written fails.
+ * Plugin outputs past the manifest's must be int64 size tensors (data-dependent outputs, 0-D,
+ * one int64 each); a data-dependent output is compared on its first volume(reference) elements.
  *
  * Output: one line per plugin/case/variant/output with max abs / max rel error and PASS/FAIL,
  * then exactly "N passed, M failed". Exit code 0 when everything passes, 1 on any mismatch or
@@ -436,7 +438,9 @@ struct Checker
         }
         for (int32_t j = 0; j < nOut; ++j)
         {
-            dOut.emplace_back(new DeviceBuffer(hostWant[static_cast<size_t>(j)].size(), "cudaMalloc (output)"));
+            // outputs past the manifest's are size tensors (one int64, written on the device)
+            const size_t bytes = static_cast<size_t>(j) < hostWant.size() ? hostWant[static_cast<size_t>(j)].size() : sizeof(int64_t);
+            dOut.emplace_back(new DeviceBuffer(bytes, "cudaMalloc (output)"));
             if (dOut.back()->bytes)
             {
                 checkCuda(cudaMemset(dOut.back()->ptr, 0x7F, dOut.back()->bytes), "cudaMemset (poison outputs)");
@@ -456,8 +460,9 @@ struct Checker
             failOutputs(label, c, "enqueue returned " + std::to_string(erc));
             return;
         }
-        for (int32_t j = 0; j < nOut; ++j)
+        for (int32_t j = 0; j < static_cast<int32_t>(c.outputs.size()); ++j)
         {
+            // a data-dependent output holds its actual shape's elements first (compact)
             const Tensor& o = c.outputs[static_cast<size_t>(j)];
             std::vector<unsigned char> got(hostWant[static_cast<size_t>(j)].size());
             if (!got.empty())
@@ -498,10 +503,11 @@ struct Checker
             return;
         }
 
-        // -- declared outputs against the manifest ----------------------------------------------
-        if (k.build->getNbOutputs() != nOut)
+        // -- declared outputs against the manifest (plus trailing int64 size tensors) -----------
+        const int32_t nPlug = k.build->getNbOutputs();
+        if (nPlug < nOut || nPlug > nOut + 8)
         {
-            failOutputs(base, c, "getNbOutputs " + std::to_string(k.build->getNbOutputs()) + ", the manifest has " + std::to_string(nOut));
+            failOutputs(base, c, "getNbOutputs " + std::to_string(nPlug) + ", the manifest has " + std::to_string(nOut));
             return;
         }
         std::vector<DataType> inTypes;
@@ -515,8 +521,8 @@ struct Checker
             }
             inTypes.push_back(tt.type);
         }
-        std::vector<DataType> outTypes(static_cast<size_t>(nOut), DataType::kINT4);
-        if (k.build->getOutputDataTypes(outTypes.data(), nOut, inTypes.data(), nIn) != 0)
+        std::vector<DataType> outTypes(static_cast<size_t>(nPlug), DataType::kINT4);
+        if (k.build->getOutputDataTypes(outTypes.data(), nPlug, inTypes.data(), nIn) != 0)
         {
             failOutputs(base, c, "getOutputDataTypes failed");
             return;
@@ -557,6 +563,20 @@ struct Checker
         {
             outDesc.push_back(desc(t));
         }
+        for (int32_t j = nOut; j < nPlug; ++j)
+        {
+            if (outTypes[static_cast<size_t>(j)] != DataType::kINT64)
+            {
+                failOutputs(base, c, "output " + std::to_string(j) + " (past the manifest's) is not an int64 size tensor");
+                return;
+            }
+            PluginTensorDesc d{};
+            d.type = DataType::kINT64;
+            d.format = TensorFormat::kLINEAR;
+            d.scale = -1.0F;
+            d.dims.nbDims = 0; // a size tensor is 0-D
+            outDesc.push_back(d);
+        }
         for (const PluginTensorDesc& d : inDesc)
         {
             dynAll.push_back(DynamicPluginTensorDesc{d, d.dims, d.dims, d.dims});
@@ -566,9 +586,9 @@ struct Checker
             dynAll.push_back(DynamicPluginTensorDesc{d, d.dims, d.dims, d.dims});
         }
         // the engine could only hold this combination if the plugin accepted it at build time
-        for (int32_t pos = 0; pos < nIn + nOut; ++pos)
+        for (int32_t pos = 0; pos < nIn + nPlug; ++pos)
         {
-            if (!k.build->supportsFormatCombination(pos, dynAll.data(), nIn, nOut))
+            if (!k.build->supportsFormatCombination(pos, dynAll.data(), nIn, nPlug))
             {
                 failOutputs(base, c, "supportsFormatCombination rejects the linear " + std::string(pos < nIn ? "input " : "output ")
                         + std::to_string(pos < nIn ? pos : pos - nIn) + " of the manifest's types");
