@@ -6,7 +6,8 @@ import Testing
 /// plugin whose output dim is a size tensor. generate (reference data, the LLVM cross-check),
 /// the rewritten model (the plugin node's extra size output), the C++ spec (declareSizeTensor),
 /// the launcher's output_kind, build (nvcc: launchers and tpat_check), and an sm_89 TensorRT-RTX
-/// engine with the plugin layer feeding a Transpose.
+/// engine with the plugin layer feeding a Transpose; Compress and Unique (one size tensor shared by
+/// three outputs) in the same model and engine.
 @Suite(.serialized) struct DataDependentTests {
     let cli = CLITests()
 
@@ -18,14 +19,21 @@ import Testing
         var rewrittenModel: String
     }
 
-    /// x[6, 40] -> Relu -> NonZero -> Transpose -> y[?, 2]
+    /// x[6, 40] -> Relu -> NonZero -> Transpose -> y[?, 2]; Compress(x, c[40], axis 1) -> z[6, ?];
+    /// Unique(u[50]) -> (uy, ui, uinv, ucnt), sorted=0.
     func model(at url: URL) throws {
         var m = ModelBuilder(opset: 13)
         m.input("x", .float, [6, 40])
+        m.input("c", .bool, [40])
+        m.input("u", .int64, [50])
         m.node("Relu", ["x"], ["r"], name: "relu")
         m.node("NonZero", ["r"], ["nz"], name: "nonzero")
         m.node("Transpose", ["nz"], ["y"], name: "transpose")
+        m.node("Compress", ["x", "c"], ["z"], name: "compress", attributes: [ModelBuilder.attribute("axis", int: 1)])
+        m.node("Unique", ["u"], ["uy", "ui", "uinv", "ucnt"], name: "unique", attributes: [ModelBuilder.attribute("sorted", int: 0)])
         m.output("y", .int64, nil)
+        m.output("z", .float, nil)
+        for o in ["uy", "ui", "uinv", "ucnt"] { m.output(o, .int64, nil) }
         try m.proto.serializedData().write(to: url)
     }
 
@@ -34,7 +42,7 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let input = dir.appendingPathComponent("nonzero.onnx"), out = dir.appendingPathComponent("out")
         try model(at: input)
-        let g = try cli.run(["generate", input.path, "--ops", "NonZero", "-o", out.path])
+        let g = try cli.run(["generate", input.path, "--ops", "NonZero,Compress,Unique", "-o", out.path])
         #expect(g.status == 0, "\(g.stdout)\(g.stderr)")
         #expect(!g.stderr.contains("cross-check") || !g.stderr.contains("disagree"), "\(g.stderr)")
         let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
@@ -42,6 +50,11 @@ import Testing
         let plugin = try #require(report.plugins.first { $0.opType == "NonZero" })
         #expect(plugin.nodes == ["nonzero"])
         #expect(plugin.referenceCases == 1)
+        #expect(Set(report.plugins.map(\.opType)) == ["NonZero", "Compress", "Unique"], "\(report.plugins.map(\.opType))")
+        for p in report.plugins { #expect(p.referenceCases == 1, "\(p.name): no reference data, not cross-checked") }
+        let unique = try #require(report.plugins.first { $0.opType == "Unique" })
+        let uplan = try KernelPlan.decode(Data(contentsOf: out.appendingPathComponent("plugins/\(unique.name)/\(unique.name).plan.json")))
+        #expect(uplan.outputs.count == 5 && uplan.outputs[4].sizeOf == [0, 1, 3] && uplan.outputs[2].dataDependent == nil)
 
         // The plan: output 0's dim 1 is the value of output 1, a 0-D int64 size tensor.
         let pdir = out.appendingPathComponent("plugins/\(plugin.name)")
@@ -74,7 +87,7 @@ import Testing
         let e = try cli.run(["engine", report.rewrittenModel, "--arch", "89"])
         #expect(e.status == 0, "\(e.stdout)\(e.stderr)")
         let line = e.stdout.split(separator: "\n").first { $0.contains("plugin layers in it:") }.map(String.init) ?? ""
-        #expect(line.contains("nonzero"), "\(e.stdout)")
+        for node in ["nonzero", "compress", "unique"] { #expect(line.contains(node), "\(node): \(e.stdout)") }
 
         // With TensorRT headers: the C++ plugin library (declareSizeTensor) in an engine too.
         let trt = ProcessInfo.processInfo.environment["TensorRT_ROOT"] ?? CLITests.root.appendingPathComponent(".trt").path
