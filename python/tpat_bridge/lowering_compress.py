@@ -15,7 +15,6 @@ loops for the LLVM tests and the cross-check.
 """
 from __future__ import annotations
 
-from .lowering_nonzero import DTYPES as COND_DTYPES  # noqa: F401 - the condition is bool
 from .lowering_nonzero import THREADS, PER_THREAD, _count_ir, _scan_ir, _scatter_ir, _numel, _i64
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "uint16",
