@@ -76,10 +76,13 @@ import Testing
         proto.irVersion = 10
         var opset = Onnx_OperatorSetIdProto(); opset.version = 20
         proto.opsetImport = [opset]
+        // Unique along an axis: no TPAT lowering (without axis it has one, lowering_unique.py)
         var node = Onnx_NodeProto(); node.opType = "Unique"; node.name = "nz"; node.input = ["x"]; node.output = ["y"]
+        var axis = Onnx_AttributeProto(); axis.name = "axis"; axis.type = .int; axis.i = 0
+        node.attribute = [axis]
         proto.graph.node = [node]
         proto.graph.input = [NodeExtractor.valueInfo("x", .float, [.fixed(4), .fixed(5)])]
-        proto.graph.output = [NodeExtractor.valueInfo("y", .float, [.unknown])]
+        proto.graph.output = [NodeExtractor.valueInfo("y", .float, [.unknown, .fixed(5)])]
         let model = ONNXModel(proto: proto)
         let extracted = try NodeExtractor.extract(node: "nz", from: model, tensors: [:])
         let planner = Planner(bridge: try Repo.bridge(), cache: nil)
