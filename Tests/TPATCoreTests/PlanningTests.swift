@@ -76,19 +76,18 @@ import Testing
         proto.irVersion = 10
         var opset = Onnx_OperatorSetIdProto(); opset.version = 20
         proto.opsetImport = [opset]
-        // Unique along an axis: no TPAT lowering (without axis it has one, lowering_unique.py)
-        var node = Onnx_NodeProto(); node.opType = "Unique"; node.name = "nz"; node.input = ["x"]; node.output = ["y"]
-        var axis = Onnx_AttributeProto(); axis.name = "axis"; axis.type = .int; axis.i = 0
-        node.attribute = [axis]
+        // NonMaxSuppression: no TPAT lowering (NonZero, Compress and Unique have one)
+        var node = Onnx_NodeProto(); node.opType = "NonMaxSuppression"; node.name = "nz"; node.input = ["b", "s"]; node.output = ["y"]
         proto.graph.node = [node]
-        proto.graph.input = [NodeExtractor.valueInfo("x", .float, [.fixed(4), .fixed(5)])]
-        proto.graph.output = [NodeExtractor.valueInfo("y", .float, [.unknown, .fixed(5)])]
+        proto.graph.input = [NodeExtractor.valueInfo("b", .float, [.fixed(1), .fixed(6), .fixed(4)]),
+                             NodeExtractor.valueInfo("s", .float, [.fixed(1), .fixed(1), .fixed(6)])]
+        proto.graph.output = [NodeExtractor.valueInfo("y", .int64, [.unknown, .fixed(3)])]
         let model = ONNXModel(proto: proto)
         let extracted = try NodeExtractor.extract(node: "nz", from: model, tensors: [:])
         let planner = Planner(bridge: try Repo.bridge(), cache: nil)
         do {
             _ = try await planner.plan(extracted, target: "sm_90", tvmVersion: "test")
-            Issue.record("Unique was planned")
+            Issue.record("NonMaxSuppression was planned")
         } catch {
             #expect(error.kind == .plan)
             #expect(error.message.contains("nz"))

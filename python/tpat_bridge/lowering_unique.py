@@ -1,4 +1,4 @@
-"""TPAT's own TVM lowering of ONNX Unique without `axis`: data-dependent outputs through one size tensor.
+"""TPAT's own TVM lowering of ONNX Unique: data-dependent outputs through one size tensor.
 
 Unique(X) of the flattened X gives Y (the distinct values), indices (first occurrence of each in
 X), inverse_indices (for every element of X, its value's position in Y) and counts; `sorted=1`
@@ -19,7 +19,13 @@ Kernels, no host synchronisation, no serial loop over the data:
      per element (inverse_indices[perm[i]]).
 Float values compare with `!=` (-0.0 == 0.0; NaNs are never equal, each NaN is its own value).
 `mode="cpu"` builds the same IR with serial loops (plain min for the atomic) for the LLVM tests.
-Unique with `axis` is not lowered (refused as before).
+
+With `axis` the values are the slices X[..., j, ...] (row-major over the other dims, compared
+lexicographically): one block per slice ranks it against every other slice (threads split the
+other slices, each comparison a loop over the slice, a block-wide sum; O(A^2 * slice) work, no
+sort), the ranks give the sorted order; group flags compare neighbouring slices; then the same
+count / scan / assign / groups kernels, and Y is gathered slice by slice (Compress's gather).
+sorted=0 argsorts the first occurrences as above.
 """
 from __future__ import annotations
 
@@ -32,9 +38,13 @@ ELEM_THREADS = 256
 def select(node, ops, info, attr):
     if len(ops) != 1 or ops[0][0] != "param":
         return None, "Unique needs a runtime input"
-    if attr(node, "axis", None) is not None:
-        return None, "Unique with axis is not lowered by TPAT"
     xshape, dtype = ops[0][2], ops[0][3]
+    axis = attr(node, "axis", None)
+    if axis is not None:
+        axis = int(axis)
+        if not -len(xshape) <= axis < len(xshape):
+            return None, f"axis {axis} for rank {len(xshape)}"
+        axis %= len(xshape)
     if dtype not in DTYPES:
         return None, f"dtype {dtype}"
     if len(xshape) == 0:
@@ -43,11 +53,16 @@ def select(node, ops, info, attr):
     if len(present) != len(info.outputs) or not present:
         return None, "unexpected outputs"
     n_out = len(present)
-    dd = [{"output": j, "dim": 0, "size_output": n_out} for j, k in enumerate(present) if k in (0, 1, 3)]
-    det = {"op": "Unique", "dtype": dtype, "x_index": ops[0][1], "present": present,
+    dd = [{"output": j, "dim": axis if (k == 0 and axis is not None) else 0, "size_output": n_out}
+          for j, k in enumerate(present) if k in (0, 1, 3)]
+    det = {"op": "Unique", "dtype": dtype, "x_index": ops[0][1], "present": present, "axis": axis,
            "sorted": bool(int(attr(node, "sorted", 1))), "threads": THREADS, "per": PER_THREAD,
            "data_dependent": dd}
     names = ["Y", "indices", "inverse_indices", "counts"]
+    if axis is not None:
+        return (f"unique (axis {axis}, {'sorted' if det['sorted'] else 'first-occurrence order'}, outputs "
+                f"{', '.join(names[k] for k in present)}; slices ranked by a block per slice, block-wide scans, "
+                "size tensor)"), det
     return (f"unique (flattened, {'sorted' if det['sorted'] else 'first-occurrence order'}, outputs "
             f"{', '.join(names[k] for k in present)}; argsort, block-wide scans, size tensor)"), det
 
@@ -70,7 +85,9 @@ def _atomic_min(buf, idx, val, mode):
         T.buffer_store(buf, tirx.min(buf[idx], val), [idx])
 
 
-def _assign_ir(det, n, xv, perm, offsets, gid, starts, first, mode):
+def _assign_ir(det, n, xv, perm, offsets, gid, starts, first, mode, flag=None):
+    """flag(p): sorted position p starts a group (default: its value differs from the one before)."""
+    flag = flag or (lambda p: _flag(xv, perm, p))
     from tvm import tirx
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
@@ -109,7 +126,7 @@ def _assign_ir(det, n, xv, perm, offsets, gid, starts, first, mode):
                             c = _i64(0)
                             for e in range(per):
                                 p = base + tirx.Cast("int64", tx) * per + e
-                                c = c + tirx.Cast("int64", tirx.And(p < n, _flag(xv, perm, tirx.min(p, n - 1))))
+                                c = c + tirx.Cast("int64", tirx.And(p < n, flag(tirx.min(p, n - 1))))
                             T.buffer_store(tot, c, [0, tirx.Cast("int32", tx)])
 
                         th.each_thread(local)
@@ -123,7 +140,7 @@ def _assign_ir(det, n, xv, perm, offsets, gid, starts, first, mode):
                                 p = base + tirx.Cast("int64", tx) * per + e
                                 with T.If(p < n):
                                     with T.Then():
-                                        f = _flag(xv, perm, p)
+                                        f = flag(p)
                                         with T.If(f):
                                             with T.Then():
                                                 T.buffer_store(starts, p, [run[tuple(R(tx))]])
@@ -158,6 +175,8 @@ def _elementwise(mode, n, body):
 
 
 def emit(bb, params, det, mode="gpu"):
+    if det.get("axis") is not None:
+        return _emit_axis(bb, params, det, mode)
     from tvm import relax, te, tirx
     from tvm.script.ir_builder import tirx as T
 
@@ -270,3 +289,235 @@ def _rank_body(T, order, size, rank, q):
     with T.If(q < size[()]):
         with T.Then():
             T.buffer_store(rank, q, [order[q]])
+
+
+# --------------------------------------------------------------------------------------------
+# Unique along an axis: the slices X[:, j, :] (row-major over the other dims) are the values.
+
+
+def _slice_elem(xf, a_len, inner, j, e):
+    return xf[((e // inner) * a_len + j) * inner + e % inner]
+
+
+def _rank_ir(det, xf_buf, a_len, inner, slen, rank, mode):
+    """One block per slice j: rank[j] = #{k : slice k < slice j, or equal and k < j}
+    (lexicographic; the threads split the k, a block-wide tree sum)."""
+    from tvm import tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    from .lowering_ir import Threads
+
+    tb = ELEM_THREADS
+    gpu = mode == "gpu"
+    with IRBuilder() as ib:
+        th = Threads(mode, a_len, tb)
+        with th as bx:
+            xf = T.decl_buffer([slen * a_len], det["dtype"], data=xf_buf.data)
+            j = tirx.Cast("int64", bx)
+            cnt = T.decl_buffer([tb], "int64", scope="shared" if gpu else "global")
+            res = T.decl_buffer([tb], "int32", scope="shared" if gpu else "global")
+
+            def count(tx):
+                t = tirx.Cast("int32", tx)
+                T.buffer_store(cnt, _i64(0), [t])
+                with T.serial(_i64(0), (a_len + (tb - 1)) // tb) as it:
+                    k = it * tb + tirx.Cast("int64", tx)
+                    with T.If(k < a_len):
+                        with T.Then():
+                            T.buffer_store(res, tirx.const(0, "int32"), [t])
+                            with T.serial(_i64(0), slen) as e:
+                                a = _slice_elem(xf, a_len, inner, k, e)
+                                b = _slice_elem(xf, a_len, inner, j, e)
+                                sign = tirx.Select(a < b, tirx.const(-1, "int32"),
+                                                   tirx.Select(b < a, tirx.const(1, "int32"), tirx.const(0, "int32")))
+                                T.buffer_store(res, tirx.Select(res[t] != 0, res[t], sign), [t])
+                            less = tirx.Or(res[t] < 0, tirx.And(res[t] == 0, k < j))
+                            T.buffer_store(cnt, cnt[t] + tirx.Cast("int64", less), [t])
+
+            th.each_thread(count)
+            th.barrier()
+            s = tb // 2
+            while s >= 1:
+                def add(tx, s=s):
+                    t = tirx.Cast("int32", tx)
+                    with T.If(t < s):
+                        with T.Then():
+                            T.buffer_store(cnt, cnt[t] + cnt[t + s], [t])
+
+                th.each_thread(add)
+                th.barrier()
+                s //= 2
+
+            def store(tx):
+                with T.If(tirx.Cast("int32", tx) == 0):
+                    with T.Then():
+                        T.buffer_store(rank, cnt[0], [j])
+
+            th.each_thread(store)
+    return ib.get()
+
+
+def _emit_axis(bb, params, det, mode):
+    from tvm import relax, te, tirx
+    from tvm.script.ir_builder import tirx as T
+
+    from .lowering_compress import _gather_ir
+
+    if mode == "gpu":
+        from .lowerings import install_cuda_postproc
+
+        install_cuda_postproc()
+    x = params[det["x_index"]]
+    ax = det["axis"]
+    tile = det["threads"] * det["per"]
+
+    def parts(xt):
+        shape = list(xt.shape)
+        return _numel(shape[:ax]), _numel(shape[ax:ax + 1]), _numel(shape[ax + 1:])
+
+    def rank_stage(xt):
+        outer, a_len, inner = parts(xt)
+        return te.extern([(a_len,)], [xt], lambda ins, outs: _rank_ir(det, ins[0], a_len, inner, outer * inner, outs[0], mode),
+                         dtype="int64", name="tpat_unique_rank_slices")
+
+    srank = bb.emit_te(rank_stage, x, primfunc_name_hint="tpat_unique_rank_slices")
+
+    def perm_stage(rt):
+        n = rt.shape[0]
+        return te.extern([(n,)], [rt], lambda ins, outs: _elementwise(
+            mode, n, lambda q: T.buffer_store(outs[0], q, [ins[0][q]])), dtype="int64", name="tpat_unique_perm")
+
+    perm = bb.emit_te(perm_stage, srank, primfunc_name_hint="tpat_unique_perm")
+
+    def flags_stage(xt, pt):
+        outer, a_len, inner = parts(xt)
+        slen = outer * inner
+
+        def ir(ins, outs):
+            xv, pv, fl = ins[0], ins[1], outs[0]
+
+            def body(p):
+                T.buffer_store(fl, tirx.Cast("int64", p == 0), [p])
+                with T.If(p > 0):
+                    with T.Then():
+                        with T.serial(_i64(0), slen) as e:
+                            a = _slice_elem(xv_flat, a_len, inner, pv[p], e)
+                            b = _slice_elem(xv_flat, a_len, inner, pv[p - 1], e)
+                            T.buffer_store(fl, tirx.Select(a != b, _i64(1), fl[p]), [p])
+
+            from .lowering_ir import Threads
+
+            from tvm.script.ir_builder import IRBuilder
+
+            with IRBuilder() as ib:
+                th = Threads(mode, (a_len + (ELEM_THREADS - 1)) // ELEM_THREADS, ELEM_THREADS)
+                with th as bx:
+                    xv_flat = T.decl_buffer([slen * a_len], det["dtype"], data=xv.data)
+
+                    def each(tx):
+                        q = tirx.Cast("int64", bx) * ELEM_THREADS + tirx.Cast("int64", tx)
+                        with T.If(q < a_len):
+                            with T.Then():
+                                body(q)
+
+                    th.each_thread(each)
+            return ib.get()
+
+        return te.extern([(a_len,)], [xt, pt], ir, dtype="int64", name="tpat_unique_flags")
+
+    flags = bb.emit_te(flags_stage, x, perm, primfunc_name_hint="tpat_unique_flags")
+
+    def count_stage(ft):
+        n = ft.shape[0]
+        nb = (n + (tile - 1)) // tile
+        return te.extern([(nb,)], [ft], lambda ins, outs: _count_ir(det, n, ins[0], outs[0], nb, mode,
+                                                                    pred=lambda p: ins[0][p] != _i64(0)),
+                         dtype="int64", name="tpat_unique_count")
+
+    counts = bb.emit_te(count_stage, flags, primfunc_name_hint="tpat_unique_count")
+
+    def scan_stage(ct):
+        nb = ct.shape[0]
+        return te.extern([(nb,), ()], [ct], lambda ins, outs: _scan_ir(det, ins[0], outs[0], outs[1], nb, mode),
+                         dtype=["int64", "int64"], name="tpat_unique_scan")
+
+    scanned = bb.emit_te(scan_stage, counts, primfunc_name_hint="tpat_unique_scan")
+    offsets = bb.emit(relax.TupleGetItem(scanned, 0))
+    size = bb.emit(relax.TupleGetItem(scanned, 1))
+
+    def assign_stage(ft, pt, ot):
+        n = ft.shape[0]
+        return te.extern([(n,), (n,), (n,)], [ft, pt, ot],
+                         lambda ins, outs: _assign_ir(det, n, ins[0], ins[1], ins[2], outs[0], outs[1], outs[2], mode,
+                                                      flag=lambda p: ins[0][p] != _i64(0)),
+                         dtype=["int64", "int64", "int64"], name="tpat_unique_assign")
+
+    assigned = bb.emit_te(assign_stage, flags, perm, offsets, primfunc_name_hint="tpat_unique_assign")
+    gid = bb.emit(relax.TupleGetItem(assigned, 0))
+    starts = bb.emit(relax.TupleGetItem(assigned, 1))
+    first = bb.emit(relax.TupleGetItem(assigned, 2))
+    order = grank = None
+    if not det["sorted"]:
+        order = bb.emit(relax.op.argsort(first, axis=0, descending=False, dtype="int64"))
+
+        def grank_stage(ot, st):
+            n = ot.shape[0]
+            return te.extern([(n,)], [ot, st], lambda ins, outs: _elementwise(
+                mode, n, lambda q: _rank_body(T, ins[0], ins[1], outs[0], q)), dtype="int64", name="tpat_unique_rank")
+
+        grank = bb.emit_te(grank_stage, order, size, primfunc_name_hint="tpat_unique_rank")
+
+    def groups_stage(pt, st_, ft, sz, *maybe_order):
+        n = pt.shape[0]
+
+        def ir(ins, outs):
+            pv, sv, fv, zv = ins[:4]
+            ov = ins[4] if len(ins) > 4 else None
+            sel, ind, cnt = outs
+
+            def body(r):
+                u = zv[()]
+                with T.If(r < u):
+                    with T.Then():
+                        g = ov[r] if ov is not None else r
+                        s_ = sv[g]
+                        e = tirx.Select(g + 1 < u, sv[tirx.min(g + 1, n - 1)], n)
+                        T.buffer_store(sel, pv[s_], [r])
+                        T.buffer_store(ind, fv[g], [r])
+                        T.buffer_store(cnt, e - s_, [r])
+
+            return _elementwise(mode, n, body)
+
+        return te.extern([(n,), (n,), (n,)], [pt, st_, ft, sz, *maybe_order], ir,
+                         dtype=["int64", "int64", "int64"], name="tpat_unique_groups")
+
+    groups = bb.emit_te(groups_stage, perm, starts, first, size, *([order] if order is not None else []),
+                        primfunc_name_hint="tpat_unique_groups")
+    sel = bb.emit(relax.TupleGetItem(groups, 0))
+
+    gdet = {"axis": ax, "dtype": det["dtype"]}
+
+    def y_stage(xt, selt, st):
+        a_len = parts(xt)[1]
+        return te.extern([list(xt.shape)], [xt, selt, st],
+                         lambda ins, outs: _gather_ir(gdet, xt.shape, a_len, ins[0], ins[1], ins[2], outs[0], mode),
+                         dtype=det["dtype"], name="tpat_unique_y")
+
+    y = bb.emit_te(y_stage, x, sel, size, primfunc_name_hint="tpat_unique_y")
+
+    def inverse_stage(pt, gt, *maybe_rank):
+        n = pt.shape[0]
+
+        def ir(ins, outs):
+            pv, gv = ins[0], ins[1]
+            rv = ins[2] if len(ins) > 2 else None
+            return _elementwise(mode, n, lambda q: T.buffer_store(
+                outs[0], rv[gv[q]] if rv is not None else gv[q], [pv[q]]))
+
+        return te.extern([(n,)], [pt, gt, *maybe_rank], ir, dtype="int64", name="tpat_unique_inverse")
+
+    inverse = bb.emit_te(inverse_stage, perm, gid, *([grank] if grank is not None else []),
+                         primfunc_name_hint="tpat_unique_inverse")
+    all_outs = [y, bb.emit(relax.TupleGetItem(groups, 1)), inverse, bb.emit(relax.TupleGetItem(groups, 2))]
+    return bb.emit(relax.Tuple([all_outs[k] for k in det["present"]] + [size]))

@@ -1,12 +1,13 @@
-"""TPAT's Unique lowering without axis (python/tpat_bridge/lowering_unique.py): data-dependent
-outputs sharing one size tensor, CPU only.
+"""TPAT's Unique lowering (python/tpat_bridge/lowering_unique.py): data-dependent outputs sharing
+one size tensor, CPU only.
 
 Every case: the plan validates against the schema, declares Y, indices and counts data-dependent
 on one trailing 0-D int64 size output (inverse_indices stays [N]); its CUDA source compiles with
 nvcc -arch=sm_90; the same IR built for LLVM matches ONNX Runtime on the actual shapes (all four
 outputs or a subset). Cases: sorted and first-occurrence order, float32/float64/int32/int64/int8,
-several blocks, all equal, all distinct, ties at block edges. Symbolic input dims and `axis` are
-refused (TVM's GPU argsort has a host-side condition on the symbolic size; axis is not lowered).
+several blocks, all equal, all distinct, ties at block edges; along an axis (first, middle, last,
+negative; sorted and not; a subset of outputs). Symbolic input dims are refused where TVM's GPU
+argsort is used (a host-side condition on the symbolic size): flattened, and sorted=0.
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_unique.py
 """
@@ -34,7 +35,10 @@ def _model(xshape, dtype="float32", sorted_=1, outs=ALL, axis=None):
     kw = {"sorted": sorted_} if axis is None else {"sorted": sorted_, "axis": axis}
     n = h.make_node("Unique", ["x"], list(outs), **kw)
     types = [ONNX_T[dtype], TP.INT64, TP.INT64, TP.INT64]
-    outputs = [h.make_tensor_value_info(nm, types[k], ["n"] if k == 2 else ["u"]) for k, nm in enumerate(outs) if nm]
+    r = len(xshape)
+    yshape = ["u"] if axis is None else ["u" if i == axis % r else f"d{i}" for i in range(r)]
+    outputs = [h.make_tensor_value_info(nm, types[k], ["n"] if k == 2 else yshape if k == 0 else ["u"])
+               for k, nm in enumerate(outs) if nm]
     g = h.make_graph([n], "g", [h.make_tensor_value_info("x", ONNX_T[dtype], xshape)], outputs)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
     m.ir_version = 9
@@ -52,6 +56,13 @@ CASES = {
     "all_equal": (_model([1500], "int64"), "equal"),
     "all_distinct_unsorted": (_model([2100], "int64", sorted_=0), "distinct"),
     "only_y": (_model([9, 11], outs=("Y",)), (-3, 3)),
+    # along an axis: the slices are the values (lexicographic order)
+    "axis0_rows": (_model([6, 3], axis=0), (0, 2)),
+    "axis1_int64": (_model([2, 7, 3], "int64", axis=1), (0, 2)),
+    "axis1_unsorted": (_model([4, 9], "int64", sorted_=0, axis=1), (0, 2)),
+    "axis_last_long_slices": (_model([3, 2, 300], axis=-1), (0, 2)),
+    "axis0_many_slices_unsorted": (_model([600, 2], "int64", sorted_=0, axis=0), (0, 2)),
+    "axis0_subset": (_model([40, 2], "int64", outs=("Y", "", "inv", ""), axis=0), (0, 3)),
 }
 
 
@@ -68,7 +79,7 @@ def _x(model, values, seed=0):
     else:
         x = rng.integers(values[0], values[1], n)
     x = x.astype(dt)
-    if dt.startswith("float"):
+    if dt.startswith("float") and values not in ((0, 2), (0, 3)):
         x = x / 2
     return {"x": x.reshape(shape)}
 
@@ -90,8 +101,11 @@ def test_plan_declares_one_size_output(built, name):
     assert size["dtype"] == "int64" and size["shape_expr"] == []
     dd = [j for j, k in enumerate(present) if k != 2]
     assert size["size_of"] == dd
+    ax = next((a.i for a in model.graph.node[0].attribute if a.name == "axis"), None)
+    rank = len(model.graph.input[0].type.tensor_type.shape.dim)
     for j, k in enumerate(present):
-        assert outs[j].get("data_dependent") == ({"dim": 0, "size_output": len(present)} if k != 2 else None)
+        dim = ax % rank if (k == 0 and ax is not None) else 0
+        assert outs[j].get("data_dependent") == ({"dim": dim, "size_output": len(present)} if k != 2 else None)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -105,7 +119,8 @@ def test_numerics_llvm_vs_ort(built, name):
     model, values = CASES[name]
     feeds = _x(model, values)
     outs = run_llvm(built[name]["path"], feeds)
-    if feeds["x"].dtype == np.float64 or feeds["x"].dtype == np.int32:
+    has_axis = any(a.name == "axis" for a in model.graph.node[0].attribute)
+    if not has_axis and (feeds["x"].dtype == np.float64 or feeds["x"].dtype == np.int32):
         # ONNX Runtime's CPU Unique: float, int64, int8 (and strings); numpy for the others
         y, ind, inv, cnt = np.unique(feeds["x"].reshape(-1), return_index=True, return_inverse=True, return_counts=True)
         if model.graph.node[0].attribute[0].i == 0:  # sorted=0: first-occurrence order
@@ -124,16 +139,21 @@ def test_numerics_llvm_vs_ort(built, name):
         np.testing.assert_array_equal(g, w)
 
 
-def test_symbolic_and_axis_are_refused(workdir):
+def test_symbolic_dims(workdir):
+    """Flattened (and sorted=0 with an axis) use TVM's GPU argsort, whose host-side size check the
+    planner cannot express: refused. With an axis and sorted=1 there is no sort: planned."""
     p = workdir / "u_sym.onnx"
     onnx.save(_model(["b", 700], "int64"), str(p))
     r = planner.handle_plan({"command": "plan", "model_path": str(p)})
     assert not r["ok"] and "host-side condition" in r["error"]["reason"]
-    p = workdir / "u_axis.onnx"
-    onnx.save(_model([4, 5], axis=0), str(p))
-    assert lowerings.select(planner.load_node(str(p))) == (None, "Unique with axis is not lowered by TPAT")
+    p = workdir / "u_sym_axis.onnx"
+    onnx.save(_model(["b", 5], "int64", axis=0), str(p))
     r = planner.handle_plan({"command": "plan", "model_path": str(p)})
-    assert not r["ok"] and r["error"]["code"] == "data_dependent_shape"
+    assert r["ok"], r
+    feeds = {"x": np.random.default_rng(1).integers(0, 2, (40, 5)).astype(np.int64)}
+    got = cross_check.actual_outputs(run_llvm(p, feeds), run_ort(onnx.load(str(p)), feeds), _data_dependent(p))
+    for g, w in zip(got, run_ort(onnx.load(str(p)), feeds)):
+        np.testing.assert_array_equal(g, w)
 
 
 def test_reference_and_cross_check_agree(tmp_path):

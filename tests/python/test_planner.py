@@ -547,8 +547,9 @@ def test_nonzero_plans_with_a_size_output_only_through_tpat(tmp_path):
     assert r == {"ok": False, "error": {"code": "data_dependent_shape", "reason": r["error"]["reason"]}}
 
 
-def test_refuse_unique_with_axis(tmp_path):
-    m = mk(h.make_node("Unique", ["x"], ["y"], sorted=1, axis=0), [("x", TP.FLOAT, [6, 2])], [("y", TP.FLOAT, ["K", 2])])
+def test_refuse_nonmaxsuppression(tmp_path):
+    m = mk(h.make_node("NonMaxSuppression", ["b", "s"], ["y"]), [("b", TP.FLOAT, [1, 6, 4]), ("s", TP.FLOAT, [1, 1, 6])],
+           [("y", TP.INT64, ["K", 3])])
     r = _plan_model(tmp_path, m)
     assert not r["ok"] and r["error"]["code"] == "data_dependent_shape"
 
