@@ -7,7 +7,7 @@ import Testing
 /// the rewritten model (the plugin node's extra size output), the C++ spec (declareSizeTensor),
 /// the launcher's output_kind, build (nvcc: launchers and tpat_check), and an sm_89 TensorRT-RTX
 /// engine with the plugin layer feeding a Transpose; Compress and Unique (one size tensor shared by
-/// three outputs) in the same model and engine.
+/// three outputs; and along an axis with an omitted output) in the same model and engine.
 @Suite(.serialized) struct DataDependentTests {
     let cli = CLITests()
 
@@ -31,8 +31,11 @@ import Testing
         m.node("Transpose", ["nz"], ["y"], name: "transpose")
         m.node("Compress", ["x", "c"], ["z"], name: "compress", attributes: [ModelBuilder.attribute("axis", int: 1)])
         m.node("Unique", ["u"], ["uy", "ui", "uinv", "ucnt"], name: "unique", attributes: [ModelBuilder.attribute("sorted", int: 0)])
+        m.node("Unique", ["x"], ["ay", "", "ainv"], name: "unique_axis", attributes: [ModelBuilder.attribute("axis", int: 0)])
         m.output("y", .int64, nil)
         m.output("z", .float, nil)
+        m.output("ay", .float, nil)
+        m.output("ainv", .int64, nil)
         for o in ["uy", "ui", "uinv", "ucnt"] { m.output(o, .int64, nil) }
         try m.proto.serializedData().write(to: url)
     }
@@ -50,9 +53,9 @@ import Testing
         let plugin = try #require(report.plugins.first { $0.opType == "NonZero" })
         #expect(plugin.nodes == ["nonzero"])
         #expect(plugin.referenceCases == 1)
-        #expect(Set(report.plugins.map(\.opType)) == ["NonZero", "Compress", "Unique"], "\(report.plugins.map(\.opType))")
+        #expect(report.plugins.map(\.opType).sorted() == ["Compress", "NonZero", "Unique", "Unique"], "\(report.plugins.map(\.opType))")
         for p in report.plugins { #expect(p.referenceCases == 1, "\(p.name): no reference data, not cross-checked") }
-        let unique = try #require(report.plugins.first { $0.opType == "Unique" })
+        let unique = try #require(report.plugins.first { $0.nodes == ["unique"] })
         let uplan = try KernelPlan.decode(Data(contentsOf: out.appendingPathComponent("plugins/\(unique.name)/\(unique.name).plan.json")))
         #expect(uplan.outputs.count == 5 && uplan.outputs[4].sizeOf == [0, 1, 3] && uplan.outputs[2].dataDependent == nil)
 
@@ -87,7 +90,7 @@ import Testing
         let e = try cli.run(["engine", report.rewrittenModel, "--arch", "89"])
         #expect(e.status == 0, "\(e.stdout)\(e.stderr)")
         let line = e.stdout.split(separator: "\n").first { $0.contains("plugin layers in it:") }.map(String.init) ?? ""
-        for node in ["nonzero", "compress", "unique"] { #expect(line.contains(node), "\(node): \(e.stdout)") }
+        for node in ["nonzero", "compress", "unique", "unique_axis"] { #expect(line.contains(node), "\(node): \(e.stdout)") }
 
         // With TensorRT headers: the C++ plugin library (declareSizeTensor) in an engine too.
         let trt = ProcessInfo.processInfo.environment["TensorRT_ROOT"] ?? CLITests.root.appendingPathComponent(".trt").path
