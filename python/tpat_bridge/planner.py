@@ -1147,8 +1147,11 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             # The frontend must produce the shape ONNX declares (TVM 0.27's LayerNormalization,
             # for one, returns a scalar placeholder for Mean / InvStdDev; TPAT's lowering writes
             # them, lowering_layernorm.py, so this is reached only when it declines).
+            # a data-dependent dim's expression is its upper bound: any declared value fits
+            dyn = {dd["dim"] for dd in info.data_dependent if dd["output"] == k}
             bad = len(declared) != len(se) or any(
-                isinstance(d, int) and "int" in e and e["int"] != d for d, e in zip(declared, se))
+                isinstance(d, int) and "int" in e and e["int"] != d and i not in dyn
+                for i, (d, e) in enumerate(zip(declared, se)))
             if bad:
                 raise PlanError(
                     "frontend_shape_bug",
