@@ -36,6 +36,12 @@ def main():
         h.make_node("GatherND", ["g_d", "g_i"], ["g_y"], batch_dims=0, name="gathernd"),
         h.make_node("OneHot", ["o_i", "o_depth", "o_vals"], ["o_y"], axis=-1, name="onehot"),
         h.make_node("Gelu", ["e_x"], ["e_y"], name="gelu_fp16"),
+        # data-dependent outputs (size tensors): several blocks, bool and float with NaN-free data
+        h.make_node("NonZero", ["z_x"], ["z_y"], name="nonzero_bool"),
+        h.make_node("NonZero", ["z_x2"], ["z_y2"], name="nonzero_f32"),
+        h.make_node("Compress", ["k_x", "k_c"], ["k_y"], axis=1, name="compress_axis1"),
+        h.make_node("Unique", ["u_x"], ["u_y", "u_i", "u_inv", "u_c"], sorted=0, name="unique_flat_unsorted"),
+        h.make_node("Unique", ["v_x"], ["v_y", "v_i", "v_inv", "v_c"], axis=0, name="unique_axis0"),
     ]
     f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
     vi = h.make_tensor_value_info
@@ -49,6 +55,8 @@ def main():
         vi("n_x", f, ["B", 6, 40]), vi("n_s", f, [40]), vi("n_b", f, [6, 1]),
         vi("q_x", f16, ["B", 7, 1024]), vi("q_s", f16, [1024]),
         vi("d_x", f, ["B", 96, 1]), vi("d_x2", f, ["B", 50, 2]),
+        vi("z_x", TP.BOOL, ["B", 3, 700]), vi("z_x2", f, ["B", 5000]),
+        vi("k_x", f, ["B", 3000]), vi("k_c", TP.BOOL, [3000]), vi("u_x", i64, [3000]), vi("v_x", i64, ["B", 3]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]), vi("t_i", i64, ["B", 4100]), vi("t_v2", f, ["B", 3, 65]),
@@ -58,6 +66,10 @@ def main():
         vi("n_y", f, ["B", 6, 40]), vi("n_mean", f, ["B", 1, 1]), vi("n_rstd", f, ["B", 1, 1]),
         vi("q_y", f16, ["B", 7, 1024]),
         vi("d_y", f, ["B", 49, 2]), vi("d_y2", f, ["B", 64, 2]),
+        vi("z_y", i64, [3, "z_n"]), vi("z_y2", i64, [2, "z_n2"]),
+        vi("k_y", f, ["B", "k_n"]), vi("u_y", i64, ["u_n"]), vi("u_i", i64, ["u_n"]), vi("u_inv", i64, [3000]),
+        vi("u_c", i64, ["u_n"]), vi("v_y", i64, ["v_n", 3]), vi("v_i", i64, ["v_n"]), vi("v_inv", i64, ["B"]),
+        vi("v_c", i64, ["v_n"]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]), h.make_tensor("t_k2", i64, [1], [65]),

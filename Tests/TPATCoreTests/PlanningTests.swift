@@ -117,20 +117,53 @@ import Testing
         proto.irVersion = 10
         var opset = Onnx_OperatorSetIdProto(); opset.version = 20
         proto.opsetImport = [opset]
-        var node = Onnx_NodeProto(); node.opType = "NonZero"; node.name = "nz"; node.input = ["x"]; node.output = ["y"]
+        // NonMaxSuppression: no TPAT lowering (NonZero, Compress and Unique have one)
+        var node = Onnx_NodeProto(); node.opType = "NonMaxSuppression"; node.name = "nz"; node.input = ["b", "s"]; node.output = ["y"]
         proto.graph.node = [node]
-        proto.graph.input = [NodeExtractor.valueInfo("x", .float, [.fixed(4), .fixed(5)])]
-        proto.graph.output = [NodeExtractor.valueInfo("y", .int64, [.fixed(2), .unknown])]
+        proto.graph.input = [NodeExtractor.valueInfo("b", .float, [.fixed(1), .fixed(6), .fixed(4)]),
+                             NodeExtractor.valueInfo("s", .float, [.fixed(1), .fixed(1), .fixed(6)])]
+        proto.graph.output = [NodeExtractor.valueInfo("y", .int64, [.unknown, .fixed(3)])]
         let model = ONNXModel(proto: proto)
         let extracted = try NodeExtractor.extract(node: "nz", from: model, tensors: [:])
         let planner = Planner(bridge: try Repo.bridge(), cache: nil)
         do {
             _ = try await planner.plan(extracted, target: "sm_90", tvmVersion: "test")
-            Issue.record("NonZero was planned")
+            Issue.record("NonMaxSuppression was planned")
         } catch {
             #expect(error.kind == .plan)
             #expect(error.message.contains("nz"))
+            #expect(error.code == "data_dependent_shape", "\(error.message)")
         }
+    }
+
+    /// NonZero plans through TPAT's lowering: output 0's dim 1 is the value of a trailing 0-D
+    /// int64 size output, its upper bound the input's element count.
+    @Test func nonZeroPlansWithASizeOutput() async throws {
+        var proto = Onnx_ModelProto()
+        proto.irVersion = 10
+        var opset = Onnx_OperatorSetIdProto(); opset.version = 20
+        proto.opsetImport = [opset]
+        var node = Onnx_NodeProto(); node.opType = "NonZero"; node.name = "nz"; node.input = ["x"]; node.output = ["y"]
+        proto.graph.node = [node]
+        proto.graph.input = [NodeExtractor.valueInfo("x", .float, [.fixed(4), .fixed(5)])]
+        proto.graph.output = [NodeExtractor.valueInfo("y", .int64, [.fixed(2), .unknown])]
+        let extracted = try NodeExtractor.extract(node: "nz", from: ONNXModel(proto: proto), tensors: [:])
+        let plan = try await Planner(bridge: try Repo.bridge(), cache: nil).plan(extracted, target: "sm_90", tvmVersion: "test").plan
+        #expect(plan.outputs.count == 2 && plan.sizeOutputCount == 1)
+        #expect(plan.outputs[0].dataDependent == KernelPlan.DataDependent(dim: 1, sizeOutput: 1))
+        #expect(plan.outputs[0].shapeExpr == [.int(2), .int(20)])
+        #expect(plan.outputs[1].sizeOf == [0] && plan.outputs[1].dtype == "int64" && plan.outputs[1].shapeExpr.isEmpty)
+        // a size output that names nothing, or a data-dependent output without one, is rejected
+        var bad = plan
+        bad.outputs[1].sizeOf = nil
+        #expect(throws: TPATError.self) { try bad.validate() }
+        bad = plan
+        bad.outputs[0].dataDependent = nil
+        #expect(throws: TPATError.self) { try bad.validate() }
+        bad = plan
+        bad.outputs[1].shapeExpr = [.int(1)]
+        bad.outputs[1].shape = [.int(1)]
+        #expect(throws: TPATError.self) { try bad.validate() }
     }
 
     @Test func expressionsEvaluateLikeTheSchemaSays() throws {

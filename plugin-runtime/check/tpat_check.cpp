@@ -17,7 +17,9 @@
  * Comparison: |got - expected| <= atol + rtol * |expected| for floats (float16/bfloat16 converted
  * to float on the host), NaN matches NaN, infinities must match exactly; integers and bool are
  * compared bit-exactly. Outputs are filled with 0x7F bytes before every tactic, so an output the
- * kernels never write does not pass by accident.
+ * kernels never write does not pass by accident. A data-dependent output (tpat_<P>_output_kind) is
+ * allocated for its upper bound; its size tensor must hold the reference's dim, and the first
+ * volume(reference) elements are compared.
  *
  * Needs only the CUDA runtime and libdl (no TensorRT).
  */
@@ -67,6 +69,14 @@ struct Launcher
     int (*enqueue)(const tpat_dims*, const void* const*, void* const*, void*, int32_t, cudaStream_t) = nullptr;
     void (*terminate)() = nullptr;
     int (*numTactics)() = nullptr;
+    int (*outputKind)(int32_t, int32_t*, int32_t*) = nullptr;  // optional (older launchers: all fixed)
+
+    int kind(int32_t j, int32_t* sizeOutput, int32_t* dim) const
+    {
+        *sizeOutput = -1;
+        *dim = -1;
+        return outputKind != nullptr ? outputKind(j, sizeOutput, dim) : (j >= 0 ? TPAT_OUTPUT_FIXED : -1);
+    }
 };
 
 void* sym(void* lib, const std::string& name)
@@ -100,6 +110,8 @@ Launcher loadLauncher(const std::string& libPath, const std::string& prefix)
     l.enqueue = reinterpret_cast<decltype(l.enqueue)>(sym(lib, prefix + "_enqueue"));
     l.terminate = reinterpret_cast<decltype(l.terminate)>(sym(lib, prefix + "_terminate"));
     l.numTactics = reinterpret_cast<decltype(l.numTactics)>(sym(lib, prefix + "_num_tactics"));
+    dlerror();
+    l.outputKind = reinterpret_cast<decltype(l.outputKind)>(dlsym(lib, (prefix + "_output_kind").c_str()));
     return l;  // the library stays loaded until exit
 }
 
@@ -300,11 +312,42 @@ void checkStatus(int rc, const char* fn)
     }
 }
 
-// Shapes step: the launcher's output dims must be the reference's; returns the workspace size,
-// or false (the case failed, already reported).
-bool caseShapes(Run& run, const Case& c, const std::vector<tpat_dims>& inDims, size_t& wsBytes)
+// Data-dependent outputs (tpat_launcher_abi.h): per output its size output and dim (-1: fixed),
+// and the count of all outputs, the trailing size tensors included.
+struct OutputKinds
 {
-    std::vector<tpat_dims> outDims(c.outputs.size() + TPAT_MAX_DIMS);  // slack for a launcher writing too many
+    std::vector<int32_t> sizeOf;
+    std::vector<int32_t> dynDim;
+    size_t nAll = 0;
+};
+
+OutputKinds outputKinds(const Launcher& L, size_t nOut)
+{
+    OutputKinds k;
+    k.sizeOf.assign(nOut, -1);
+    k.dynDim.assign(nOut, -1);
+    for (size_t j = 0; j < nOut; ++j)
+    {
+        if (L.kind(static_cast<int32_t>(j), &k.sizeOf[j], &k.dynDim[j]) != TPAT_OUTPUT_DATA_DEPENDENT)
+        {
+            k.sizeOf[j] = k.dynDim[j] = -1;
+        }
+    }
+    k.nAll = nOut;
+    for (int32_t so = 0, dd = 0; k.nAll < nOut + TPAT_MAX_DIMS && L.kind(static_cast<int32_t>(k.nAll), &so, &dd) == TPAT_OUTPUT_SIZE;)
+    {
+        ++k.nAll;
+    }
+    return k;
+}
+
+// Shapes step: the launcher's output dims must be the reference's (a data-dependent dim: at least
+// the reference's, its upper bound); returns them and the workspace size, or false (the case
+// failed, already reported).
+bool caseShapes(Run& run, const Case& c, const OutputKinds& kinds, const std::vector<tpat_dims>& inDims,
+    std::vector<tpat_dims>& outDims, size_t& wsBytes)
+{
+    outDims.assign(kinds.nAll + TPAT_MAX_DIMS, tpat_dims{});  // slack for a launcher writing too many
     std::memset(outDims.data(), 0, outDims.size() * sizeof(tpat_dims));
     int rc = run.L.outputDims(inDims.data(), outDims.data());
     checkStatus(rc, "output_dims");
@@ -320,7 +363,8 @@ bool caseShapes(Run& run, const Case& c, const std::vector<tpat_dims>& inDims, s
         bool same = outDims[j].nb_dims == static_cast<int32_t>(t.dims.size());
         for (size_t d = 0; same && d < t.dims.size(); ++d)
         {
-            same = outDims[j].d[d] == t.dims[d];
+            // a data-dependent dim: output_dims gives its upper bound
+            same = static_cast<int32_t>(d) == kinds.dynDim[j] ? t.dims[d] <= outDims[j].d[d] : outDims[j].d[d] == t.dims[d];
         }
         if (!same)
         {
@@ -354,7 +398,7 @@ struct CaseData
     std::vector<void*> outPtrs;
 };
 
-void loadCaseData(const std::string& dir, const Case& c, CaseData& d)
+void loadCaseData(const std::string& dir, const Case& c, const OutputKinds& kinds, const std::vector<tpat_dims>& outDims, CaseData& d)
 {
     const size_t nIn = c.inputs.size();
     const size_t nOut = c.outputs.size();
@@ -369,7 +413,7 @@ void loadCaseData(const std::string& dir, const Case& c, CaseData& d)
         d.hostWant[j] = readFile(dir, c.outputs[j]);
     }
     d.inPtrs.assign(nIn + 1, nullptr);
-    d.outPtrs.assign(nOut + 1, nullptr);
+    d.outPtrs.assign(kinds.nAll + 1, nullptr);
     for (size_t i = 0; i < nIn; ++i)
     {
         d.dIn.emplace_back(new DeviceBuffer(hostIn[i].size(), "cudaMalloc (input)"));
@@ -379,9 +423,12 @@ void loadCaseData(const std::string& dir, const Case& c, CaseData& d)
         }
         d.inPtrs[i] = d.dIn.back()->ptr;
     }
-    for (size_t j = 0; j < nOut; ++j)
+    for (size_t j = 0; j < kinds.nAll; ++j)
     {
-        d.dOut.emplace_back(new DeviceBuffer(d.hostWant[j].size(), "cudaMalloc (output)"));
+        // data-dependent outputs get their upper bound, size tensors one int64
+        const size_t bytes = j >= nOut ? sizeof(int64_t)
+            : kinds.sizeOf[j] >= 0 ? static_cast<size_t>(tpat_volume(&outDims[j])) * c.outputs[j].dtype->size : d.hostWant[j].size();
+        d.dOut.emplace_back(new DeviceBuffer(bytes, "cudaMalloc (output)"));
         d.outPtrs[j] = d.dOut.back()->ptr;
     }
 }
@@ -389,7 +436,7 @@ void loadCaseData(const std::string& dir, const Case& c, CaseData& d)
 // Run step: poison the outputs, enqueue `repeat` times between two events; returns the status.
 int runTactic(Run& run, const Case& c, int t, const std::vector<tpat_dims>& inDims, CaseData& d, void* workspace)
 {
-    for (size_t j = 0; j < c.outputs.size(); ++j)
+    for (size_t j = 0; j < d.dOut.size(); ++j)
     {
         if (d.dOut[j]->bytes)
         {
@@ -410,12 +457,31 @@ int runTactic(Run& run, const Case& c, int t, const std::vector<tpat_dims>& inDi
     return erc;
 }
 
-// Compare and report step: one line per output, the first bad elements under it.
-void compareOutputs(Run& run, const Case& c, int t, const CaseData& d)
+// Compare and report step: one line per output, the first bad elements under it. A data-dependent
+// output's size tensor must hold the reference's dim; then its first volume(reference) elements
+// (row-major for the actual shape) are compared.
+void compareOutputs(Run& run, const Case& c, int t, const OutputKinds& kinds, const CaseData& d)
 {
     for (size_t j = 0; j < c.outputs.size(); ++j)
     {
         const Tensor& o = c.outputs[j];
+        if (kinds.sizeOf[j] >= 0)
+        {
+            int64_t count = -1;
+            if (kinds.sizeOf[j] < static_cast<int32_t>(kinds.nAll))
+            {
+                checkCuda(cudaMemcpy(&count, d.dOut[static_cast<size_t>(kinds.sizeOf[j])]->ptr, sizeof(count), cudaMemcpyDeviceToHost),
+                    "cudaMemcpy (size tensor)");
+            }
+            const int64_t want = o.dims[static_cast<size_t>(kinds.dynDim[j])];
+            if (count != want)
+            {
+                std::printf("%s: size tensor (out%d) holds %lld, expected %lld FAIL\n", outLabel(c, t, j).c_str(), kinds.sizeOf[j],
+                    static_cast<long long>(count), static_cast<long long>(want));
+                ++run.failed;
+                continue;
+            }
+        }
         std::vector<unsigned char> got(d.hostWant[j].size());
         if (!got.empty())
         {
@@ -446,13 +512,15 @@ void checkCase(Run& run, const Manifest& m, const Case& c)
             inDims[i].d[d] = c.inputs[i].dims[d];
         }
     }
+    const OutputKinds kinds = outputKinds(run.L, c.outputs.size());
+    std::vector<tpat_dims> outDims;
     size_t wsBytes = 0;
-    if (!caseShapes(run, c, inDims, wsBytes))
+    if (!caseShapes(run, c, kinds, inDims, outDims, wsBytes))
     {
         return;
     }
     CaseData data;
-    loadCaseData(m.dir, c, data);
+    loadCaseData(m.dir, c, kinds, outDims, data);
     DeviceBuffer workspace(wsBytes, "cudaMalloc (workspace)");
     if (run.opts.verbose)
     {
@@ -477,7 +545,7 @@ void checkCase(Run& run, const Manifest& m, const Case& c)
             std::printf("case %d tactic %d: %.4f ms per enqueue (average of %ld)\n", c.index, t, ms / run.opts.repeat,
                 run.opts.repeat);
         }
-        compareOutputs(run, c, t, data);
+        compareOutputs(run, c, t, kinds, data);
     }
 }
 

@@ -20,6 +20,8 @@
  *                deserialization path); the tactic must survive; attach, onShapeChange, enqueue;
  *                compare.
  * Outputs are filled with 0x7F bytes before every enqueue, so an output never written fails.
+ * Plugin outputs past the manifest's must be int64 size tensors (data-dependent outputs, 0-D,
+ * one int64 each); a data-dependent output is compared on its first volume(reference) elements.
  *
  * Output: one line per plugin/case/variant/output with max abs / max rel error and PASS/FAIL,
  * then exactly "N passed, M failed". Exit code 0 when everything passes, 1 on any mismatch or
@@ -328,6 +330,7 @@ bool readTacticField(const PluginFieldCollection* fc, int32_t& tactic)
 // ---------------------------------------------------------------------------------------------
 
 // Concrete shapes, linear format; the dynamic descriptors have min = opt = max = the shapes.
+// `nSize` trailing outputs past the manifest's are size tensors (0-D int64).
 struct Descriptors
 {
     std::vector<PluginTensorDesc> in;
@@ -350,7 +353,7 @@ struct Descriptors
         return d;
     }
 
-    explicit Descriptors(const Case& c)
+    Descriptors(const Case& c, int32_t nSize)
     {
         for (const Tensor& t : c.inputs)
         {
@@ -359,6 +362,15 @@ struct Descriptors
         for (const Tensor& t : c.outputs)
         {
             out.push_back(desc(t));
+        }
+        for (int32_t j = 0; j < nSize; ++j)
+        {
+            PluginTensorDesc d{};
+            d.type = DataType::kINT64;
+            d.format = TensorFormat::kLINEAR;
+            d.scale = -1.0F;
+            d.dims.nbDims = 0; // a size tensor is 0-D
+            out.push_back(d);
         }
         for (const PluginTensorDesc& d : in)
         {
@@ -392,7 +404,8 @@ struct Reference
     }
 };
 
-// Device copies of the inputs and outputs filled with 0x7F bytes (an output never written fails).
+// Device copies of the inputs and outputs filled with 0x7F bytes (an output never written fails);
+// `nSize` more outputs are size tensors (one int64 each, written on the device).
 struct Buffers
 {
     std::vector<std::unique_ptr<DeviceBuffer>> in;
@@ -400,9 +413,9 @@ struct Buffers
     std::vector<const void*> inPtrs;
     std::vector<void*> outPtrs;
 
-    explicit Buffers(const Reference& ref)
+    Buffers(const Reference& ref, size_t nSize)
         : inPtrs(ref.in.size() + 1, nullptr)
-        , outPtrs(ref.want.size() + 1, nullptr)
+        , outPtrs(ref.want.size() + nSize + 1, nullptr)
     {
         for (size_t i = 0; i < ref.in.size(); ++i)
         {
@@ -413,9 +426,10 @@ struct Buffers
             }
             inPtrs[i] = in.back()->ptr;
         }
-        for (size_t j = 0; j < ref.want.size(); ++j)
+        for (size_t j = 0; j < ref.want.size() + nSize; ++j)
         {
-            out.emplace_back(new DeviceBuffer(ref.want[j].size(), "cudaMalloc (output)"));
+            const size_t bytes = j < ref.want.size() ? ref.want[j].size() : sizeof(int64_t);
+            out.emplace_back(new DeviceBuffer(bytes, "cudaMalloc (output)"));
             if (out.back()->bytes)
             {
                 checkCuda(cudaMemset(out.back()->ptr, 0x7F, out.back()->bytes), "cudaMemset (poison outputs)");
@@ -519,7 +533,7 @@ struct Checker
             failOutputs(label, c, "getWorkspaceSize reported an error: " + logged);
             return;
         }
-        Buffers buf(ref);
+        Buffers buf(ref, d.out.size() - c.outputs.size());
         DeviceBuffer workspace(ws, "cudaMalloc (workspace)");
         if (verbose)
         {
@@ -537,6 +551,8 @@ struct Checker
     }
 
     // One line per output with the errors and PASS/FAIL, the first bad elements under it.
+    // A data-dependent output holds its actual shape's elements first (compact); size tensors
+    // (past the manifest's outputs) are not compared here.
     void compareOutputs(const std::string& label, const Case& c, const Reference& ref, const Buffers& buf)
     {
         for (size_t j = 0; j < c.outputs.size(); ++j)
@@ -561,15 +577,18 @@ struct Checker
         }
     }
 
-    // Declared outputs against the manifest: their number and data types; empty string when fine.
-    static std::string checkDeclaredOutputs(const Caps& k, const Case& c)
+    // Declared outputs against the manifest: their number and data types, plus up to 8 trailing
+    // int64 size tensors (data-dependent outputs; their count in nSize); empty string when fine.
+    static std::string checkDeclaredOutputs(const Caps& k, const Case& c, int32_t& nSize)
     {
         const int32_t nIn = static_cast<int32_t>(c.inputs.size());
         const int32_t nOut = static_cast<int32_t>(c.outputs.size());
-        if (k.build->getNbOutputs() != nOut)
+        const int32_t nPlug = k.build->getNbOutputs();
+        if (nPlug < nOut || nPlug > nOut + 8)
         {
-            return "getNbOutputs " + std::to_string(k.build->getNbOutputs()) + ", the manifest has " + std::to_string(nOut);
+            return "getNbOutputs " + std::to_string(nPlug) + ", the manifest has " + std::to_string(nOut);
         }
+        nSize = nPlug - nOut;
         std::vector<DataType> inTypes;
         for (const Tensor& t : c.inputs)
         {
@@ -580,10 +599,17 @@ struct Checker
             }
             inTypes.push_back(tt.type);
         }
-        std::vector<DataType> outTypes(static_cast<size_t>(nOut), DataType::kINT4);
-        if (k.build->getOutputDataTypes(outTypes.data(), nOut, inTypes.data(), nIn) != 0)
+        std::vector<DataType> outTypes(static_cast<size_t>(nPlug), DataType::kINT4);
+        if (k.build->getOutputDataTypes(outTypes.data(), nPlug, inTypes.data(), nIn) != 0)
         {
             return "getOutputDataTypes failed";
+        }
+        for (int32_t j = nOut; j < nPlug; ++j)
+        {
+            if (outTypes[static_cast<size_t>(j)] != DataType::kINT64)
+            {
+                return "output " + std::to_string(j) + " (past the manifest's) is not an int64 size tensor";
+            }
         }
         for (int32_t j = 0; j < nOut; ++j)
         {
@@ -704,13 +730,14 @@ struct Checker
             failOutputs(base, c, "createPlugin(kRUNTIME): " + why);
             return;
         }
-        why = checkDeclaredOutputs(k, c);
+        int32_t nSize = 0;
+        why = checkDeclaredOutputs(k, c, nSize);
         if (!why.empty())
         {
             failOutputs(base, c, why);
             return;
         }
-        const Descriptors d(c);
+        const Descriptors d(c, nSize);
         why = checkFormats(k, d);
         if (!why.empty())
         {

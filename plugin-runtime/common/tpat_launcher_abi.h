@@ -23,8 +23,13 @@
  *        Frees what initialize allocated. Idempotent.
  *   int  tpat_P_num_tactics(void);
  *        Number of kernel variants (>= 1).
+ *   int  tpat_P_output_kind(int32_t output, int32_t* size_output, int32_t* dim);
+ *        TPAT_OUTPUT_FIXED, TPAT_OUTPUT_DATA_DEPENDENT (dim *dim is the value of output
+ *        *size_output; output_dims gives the upper bound) or TPAT_OUTPUT_SIZE (a 0-D int64 size
+ *        tensor, *size_output = output); -1 past the last output. Either pointer may be null.
+ *        Size tensors follow the node's own outputs; enqueue writes them on the device, no sync.
  *
- * All int-returning functions return TPAT_OK (0) or one of the TPAT_* error codes.
+ * The other int-returning functions return TPAT_OK (0) or one of the TPAT_* error codes.
  * Tensors are dense, row-major (TensorRT kLINEAR), with the element types the plugin declares.
  */
 #ifndef TPAT_LAUNCHER_ABI_H
@@ -50,6 +55,17 @@ enum
     TPAT_BAD_TACTIC = 3
 };
 
+/* What tpat_<P>_output_kind says of an output (IPluginV3 size tensors, docs/plugin-runtime.md):
+   FIXED: its shape is what output_dims gives; DATA_DEPENDENT: dim `dim` holds the value of output
+   `size_output` at run time, output_dims gives its upper bound (the buffer's size) and the data is
+   row-major for the actual shape; SIZE: a 0-D int64 size tensor, written on the device by enqueue. */
+enum
+{
+    TPAT_OUTPUT_FIXED = 0,
+    TPAT_OUTPUT_DATA_DEPENDENT = 1,
+    TPAT_OUTPUT_SIZE = 2
+};
+
 #if defined(_WIN32)
 #define TPAT_LAUNCHER_API __declspec(dllexport)
 #else
@@ -62,7 +78,7 @@ enum
 #define TPAT_EXTERN_C extern
 #endif
 
-/* Declares the six launcher functions of plugin P (use in the launcher itself, with
+/* Declares the seven launcher functions of plugin P (use in the launcher itself, with
    TPAT_LAUNCHER_API on the definitions, and in the code that calls it). */
 #define TPAT_DECLARE_LAUNCHER(P)                                                                            \
     TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_output_dims(const tpat_dims* inputs, tpat_dims* outputs); \
@@ -72,7 +88,8 @@ enum
         const void* const* in_ptrs, void* const* out_ptrs, void* workspace, int32_t tactic,                   \
         cudaStream_t stream);                                                                                 \
     TPAT_EXTERN_C TPAT_LAUNCHER_API void tpat_##P##_terminate(void);                                        \
-    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_num_tactics(void)
+    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_num_tactics(void);                                       \
+    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_output_kind(int32_t output, int32_t* size_output, int32_t* dim)
 
 /* Number of elements of a shape (1 for rank 0). */
 static inline int64_t tpat_volume(const tpat_dims* s)

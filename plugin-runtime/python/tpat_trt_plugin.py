@@ -15,6 +15,10 @@ Spec: a small JSON file per plugin
       "num_tactics": 2                             (optional: else tpat_<P>_num_tactics())
     }
 
+Optional `"data_dependent": [null | {"dim": d, "size_output": j}, ...]` (one per output): output k's
+dim d is the value of output j, a 0-D int64 size tensor the kernels write on the device;
+output_shapes[k][d] is its upper bound (IExprBuilder.declare_size_tensor, opt = upper).
+
 `output_shapes[k]` lists output k's dims as KernelPlan Expr ASTs
 (schemas/kernel-plan.schema.json $defs.Expr) in which {"sym": "in<i>_d<j>"} is dim j of input i.
 dtypes: float32 float16 bfloat16 int8 uint8 int32 int64 bool (also fp8 int4 fp4 where TensorRT
@@ -244,6 +248,15 @@ class Spec:
         self.output_shapes = data["output_shapes"]
         if len(self.output_shapes) != len(self.output_dtypes):
             raise ValueError("output_shapes and output_dtypes differ in length")
+        # per output: None or {"dim", "size_output"} (a data-dependent dim, IPluginV3 size tensor)
+        self.data_dependent = list(data.get("data_dependent") or [None] * len(self.output_shapes))
+        if len(self.data_dependent) != len(self.output_shapes):
+            raise ValueError("data_dependent and output_shapes differ in length")
+        for k, d in enumerate(self.data_dependent):
+            if d is not None and not (0 <= int(d["dim"]) < len(self.output_shapes[k])
+                                      and 0 <= int(d["size_output"]) < len(self.output_shapes)
+                                      and self.output_shapes[int(d["size_output"])] == []):
+                raise ValueError(f"output {k}: data_dependent names no 0-D size output")
         lib = Path(data["library"])
         if not lib.is_absolute() and base_dir is not None:
             lib = base_dir / lib
@@ -306,9 +319,18 @@ class TpatPlugin(trt.IPluginV3, trt.IPluginV3OneCore, trt.IPluginV3OneBuild, trt
 
     def get_output_shapes(self, inputs, shape_inputs, expr_builder):
         db = _DimBuilder(inputs, expr_builder)
+        dd = self.spec.data_dependent
+        sizes = {}  # size output -> its IDimensionExpr, declared once (opt = upper = the bound)
+        for k, d in enumerate(dd):
+            if d is not None and d["size_output"] not in sizes:
+                upper = db.build(self.spec.output_shapes[k][d["dim"]])
+                sizes[d["size_output"]] = expr_builder.declare_size_tensor(d["size_output"], upper, upper)
         outs = []
-        for dims in self.spec.output_shapes:
-            outs.append(trt.DimsExprs([db.build(e) for e in dims]))
+        for k, dims in enumerate(self.spec.output_shapes):
+            ex = [db.build(e) for e in dims]
+            if dd[k] is not None:
+                ex[dd[k]["dim"]] = sizes[dd[k]["size_output"]]
+            outs.append(trt.DimsExprs(ex))
         return outs
 
     def supports_format_combination(self, pos, in_out, num_inputs):

@@ -17,6 +17,9 @@ class NodeInfo:
     symbols: list  # [{"name","input","dim"}]
     model: object = None
     fixups: list = field(default_factory=list)
+    # [{"output", "dim", "size_output"}] set by a TPAT lowering with data-dependent outputs
+    # (its Selection's `data_dependent`; docs/kernel-plan.md "Data-dependent outputs")
+    data_dependent: list = field(default_factory=list)
 
 
 def narrowing_applies(info) -> bool:

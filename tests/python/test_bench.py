@@ -132,10 +132,11 @@ def test_suite_covers_every_op_in_variants(written):
     assert {c["attributes"].get("padding_mode") for c in by_op["GridSample"]} == {"zeros", "border", "reflection"}
     assert {c["attributes"].get("reduction", "none") for c in by_op["ScatterND"] + by_op["ScatterElements"]} >= {
         "none", "add", "max"}
-    # data-dependent placeholders: not planned until their lowering lands, traffic counted at run time
+    # data-dependent outputs (TPAT's NonZero / Unique / Compress lowerings): planned like the others,
+    # their traffic counted at run time (it depends on the output's actual size)
     for id in ("nonzero", "unique", "compress"):
-        assert by[id]["requires"] and by[id]["traffic"]["bytes"] is None
-    assert not any(c.get("requires") for c in cases if c["op"] not in ("NonZero", "Unique", "Compress"))
+        assert not by[id].get("requires") and by[id]["traffic"]["bytes"] is None
+    assert not any(c.get("requires") for c in cases)
 
 
 def test_committed_suite_is_up_to_date(written):
@@ -376,7 +377,11 @@ def test_suite_work_list(tmp_path, written):
     (out / "plugins" / "build" / "libtpat_kernels.so").write_bytes(b"")
     (suite_dir / "prepare.json").write_text(json.dumps({"cases": [
         {"id": "cumsum_leading", "status": "not_planned", "reason": "cumsum: host allocation in local"}]}))
-    cfg = runner._parse_request({"suite_dir": str(suite_dir), "cases": str(d / "cases.json"),
+    # a case whose lowering has not landed ("requires"; none in the suite now) is a not-planned row
+    with_requires = dict(doc, cases=[dict(c, requires="a NonZero lowering (test)") if c["id"] == "nonzero" else c
+                                     for c in doc["cases"]])
+    (d / "cases_requires.json").write_text(json.dumps(with_requires))
+    cfg = runner._parse_request({"suite_dir": str(suite_dir), "cases": str(d / "cases_requires.json"),
                                  "report_dir": str(tmp_path / "rep")})
     items = runner.work_list(cfg)
     assert len(items) == len(doc["cases"])

@@ -541,14 +541,20 @@ def _plan_model(tmp_path, model, name="m.onnx"):
     return handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90"})
 
 
-def test_refuse_nonzero(tmp_path):
+def test_nonzero_plans_with_a_size_output_only_through_tpat(tmp_path):
+    """NonZero has TPAT's lowering (a size-tensor output, test_lowering_nonzero.py); TVM's own
+    lowering is a runtime builtin, so `lowering: tvm` still refuses it."""
     m = mk(h.make_node("NonZero", ["x"], ["out"]), [("x", TP.FLOAT, [4])], [("out", TP.INT64, [1, "K"])])
     r = _plan_model(tmp_path, m)
+    assert r["ok"] and r["plan"]["outputs"][0]["data_dependent"] == {"dim": 1, "size_output": 1}
+    p = tmp_path / "m.onnx"
+    r = handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90", "lowering": "tvm"})
     assert r == {"ok": False, "error": {"code": "data_dependent_shape", "reason": r["error"]["reason"]}}
 
 
-def test_refuse_unique(tmp_path):
-    m = mk(h.make_node("Unique", ["x"], ["y"], sorted=1), [("x", TP.FLOAT, [6])], [("y", TP.FLOAT, ["K"])])
+def test_refuse_nonmaxsuppression(tmp_path):
+    m = mk(h.make_node("NonMaxSuppression", ["b", "s"], ["y"]), [("b", TP.FLOAT, [1, 6, 4]), ("s", TP.FLOAT, [1, 1, 6])],
+           [("y", TP.INT64, ["K", 3])])
     r = _plan_model(tmp_path, m)
     assert not r["ok"] and r["error"]["code"] == "data_dependent_shape"
 

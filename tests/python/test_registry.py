@@ -23,7 +23,7 @@ from tpat_bridge.planning.load import load_node  # noqa: E402
 
 def test_one_table_of_lowerings_with_unique_names():
     names = [low.name for low in registry.LOWERINGS]
-    assert len(names) == len(set(names)) == 13
+    assert len(names) == len(set(names)) == 16
     for low in registry.LOWERINGS:
         assert isinstance(low, Lowering)
         assert re.fullmatch(r"[a-z0-9_]+", low.name) and low.name != "tvm_default"
@@ -31,7 +31,8 @@ def test_one_table_of_lowerings_with_unique_names():
         if low.primfunc is not None:  # a lowering that names its PrimFunc schedules it
             assert type(low).schedule is not Lowering.schedule, low.name
     assert set(registry.TPAT_OPS) == {"ScatterND", "ScatterElements", "TopK", "Resize", "CumSum", "LayerNormalization",
-                                      "RMSNormalization", "DFT", "GatherND", "Gather", "GatherElements", "OneHot", "Gelu"}
+                                      "RMSNormalization", "DFT", "GatherND", "Gather", "GatherElements", "OneHot", "Gelu",
+                                      "NonZero", "Compress", "Unique"}
 
 
 def test_every_lowering_in_the_package_is_registered():

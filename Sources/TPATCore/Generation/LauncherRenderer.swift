@@ -71,6 +71,9 @@ public struct LauncherRenderer: Sendable {
         var name: String, opType: String, count: Int
         /// The function stem of tactic 0 (its output dims serve every tactic).
         var first: String
+        var nbOutputs: Int
+        /// Per output, C lists: its TPAT_OUTPUT_* kind, its size output (-1: none), its data-dependent dim (-1: none).
+        var outputKinds: String, sizeOutputs: String, dynamicDims: String
         var tactics: [TacticEntry]
     }
     struct TacticEntry { var index: Int, fn: String, lowering: String, kernels: Int }
@@ -78,6 +81,10 @@ public struct LauncherRenderer: Sendable {
     static func launcherView(_ source: PluginSource) -> LauncherView {
         LauncherView(name: source.name, opType: SafeText.comment(source.plan.opType), count: source.tactics.count,
                      first: function(source, tactic: 0),
+                     nbOutputs: source.plan.outputs.count,
+                     outputKinds: source.plan.outputs.map { $0.sizeOf != nil ? "TPAT_OUTPUT_SIZE" : $0.dataDependent != nil ? "TPAT_OUTPUT_DATA_DEPENDENT" : "TPAT_OUTPUT_FIXED" }.joined(separator: ", "),
+                     sizeOutputs: source.plan.outputs.enumerated().map { j, t in String(t.sizeOf != nil ? j : t.dataDependent?.sizeOutput ?? -1) }.joined(separator: ", "),
+                     dynamicDims: source.plan.outputs.map { String($0.dataDependent?.dim ?? -1) }.joined(separator: ", "),
                      tactics: source.tactics.enumerated().map { k, plan in
                          TacticEntry(index: k, fn: function(source, tactic: k), lowering: SafeText.comment(PluginSource.lowering(of: plan)),
                                      kernels: plan.kernels.count)

@@ -5,7 +5,8 @@ import Foundation
 /// reading the node's non-constant inputs and writing its outputs under their original names.
 /// Nodes inside If/Loop/Scan bodies are replaced in their body (named by path, Subgraphs).
 /// Other nodes, initializers and tensor names stay as they are. Tensors TensorRT has no type
-/// for are bridged with Cast nodes around the plugin.
+/// for are bridged with Cast nodes around the plugin. A plugin with data-dependent outputs gets
+/// one extra output per size tensor (`<node>__tpat_size<k>`, read by nothing).
 public enum ModelRewriter {
     public struct Replacement: Sendable {
         public var nodeName: String
@@ -95,6 +96,11 @@ public enum ModelRewriter {
                     } else {
                         plugin.output.append(source)
                     }
+                }
+                // Size tensors of data-dependent outputs (KernelPlan.sizeOf): extra plugin outputs
+                // that nothing reads (TensorRT needs them; their values are the dims).
+                for k in r.extracted.graphOutputSources.count..<max(r.extracted.graphOutputSources.count, r.plan.outputs.count) {
+                    plugin.output.append(fresh("\(plugin.name)__tpat_size\(k)"))
                 }
                 nodes += before + [plugin] + after
             }

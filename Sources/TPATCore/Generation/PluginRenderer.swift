@@ -64,19 +64,34 @@ public struct PluginRenderer: Sendable {
         var inputTypes: [String], outputTypes: [String]
         var nbInputs: Int, nbOutputs: Int
         var inputs: [ShapeView], outputs: [ShapeView]
+        /// The size tensors (data-dependent outputs), declared before the output dims that read them.
+        var sizes: [SizeView]
         var version: String, namespace: String, nbTactics: Int
     }
     struct ShapeView { var index: Int, rank: Int, dims: [DimView] }
     struct DimView { var tensor: Int, dim: Int, expr: String }
+    /// Size output `output`, declared with `upper` (an IExprBuilder expression) as its bound.
+    struct SizeView { var output: Int, upper: String }
 
     static func pluginView(_ source: PluginSource) throws(TPATError) -> PluginView {
         let plan = source.plan
         let symbols = Dictionary(plan.symbols.map { ($0.name, ($0.input, $0.dim)) }, uniquingKeysWith: { a, _ in a })
         var outputs: [ShapeView] = []
+        // A size tensor is declared once (IExprBuilder::declareSizeTensor: opt = upper = the
+        // first data-dependent output's bound); its expression is that output's dim.
+        var sizes: [SizeView] = []
+        for (j, t) in plan.outputs.enumerated() {
+            guard let of = t.sizeOf, let k = of.first, let dd = plan.outputs[k].dataDependent else { continue }
+            sizes.append(SizeView(output: j, upper: try exprBuilder(plan.outputs[k].shapeExpr[dd.dim], symbols: symbols, plugin: source.name)))
+        }
         for (j, t) in plan.outputs.enumerated() {
             var dims: [DimView] = []
             for (d, e) in t.shapeExpr.enumerated() {
-                dims.append(DimView(tensor: j, dim: d, expr: try exprBuilder(e, symbols: symbols, plugin: source.name)))
+                if let dd = t.dataDependent, dd.dim == d {
+                    dims.append(DimView(tensor: j, dim: d, expr: "size\(dd.sizeOutput); // data-dependent (size tensor \(dd.sizeOutput))"))
+                } else {
+                    dims.append(DimView(tensor: j, dim: d, expr: try exprBuilder(e, symbols: symbols, plugin: source.name)))
+                }
             }
             outputs.append(ShapeView(index: j, rank: t.shapeExpr.count, dims: dims))
         }
@@ -84,7 +99,7 @@ public struct PluginRenderer: Sendable {
             name: source.name, opType: SafeText.comment(plan.opType), covered: source.coveredNodes.count,
             inputTypes: try types(plan.inputs, plugin: source.name), outputTypes: try types(plan.outputs, plugin: source.name),
             nbInputs: plan.inputs.count, nbOutputs: plan.outputs.count,
-            inputs: plan.inputs.enumerated().map { ShapeView(index: $0, rank: $1.shapeExpr.count, dims: []) }, outputs: outputs,
+            inputs: plan.inputs.enumerated().map { ShapeView(index: $0, rank: $1.shapeExpr.count, dims: []) }, outputs: outputs, sizes: sizes,
             version: PluginSource.version, namespace: PluginSource.namespace, nbTactics: source.tactics.count)
     }
 
@@ -111,12 +126,15 @@ public struct PluginRenderer: Sendable {
             var input_dtypes: [String]; var output_dtypes: [String]
             var input_ranks: [Int]
             var output_shapes: [[Expr]]
+            /// Per output: null, or {"dim", "size_output"} (shape dim `dim` is a size tensor's value).
+            var data_dependent: [KernelPlan.DataDependent?]?
             var library: String; var prefix: String; var num_tactics: Int
         }
         let spec = Spec(name: source.name, version: PluginSource.version, namespace: PluginSource.namespace,
                         input_dtypes: plan.inputs.map(\.dtype), output_dtypes: plan.outputs.map(\.dtype),
                         input_ranks: plan.inputs.map(\.shapeExpr.count),
                         output_shapes: plan.outputs.map { $0.shapeExpr.map(rename) },
+                        data_dependent: plan.sizeOutputCount > 0 ? plan.outputs.map(\.dataDependent) : nil,
                         library: kernelsLibrary, prefix: "tpat_\(source.name)", num_tactics: source.tactics.count)
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -76,8 +76,24 @@ public struct KernelPlan: Codable, Sendable, Equatable {
         /// Per dim: an integer or a symbol name (informational; use shapeExpr).
         public var shape: [ShapeEntry]
         public var shapeExpr: [Expr]
-        enum CodingKeys: String, CodingKey { case name, dtype, shape, shapeExpr = "shape_expr" }
+        /// Outputs only: dim `dim` is the value of output `sizeOutput` (shapeExpr[dim] its upper bound).
+        public var dataDependent: DataDependent? = nil
+        /// Outputs only: this 0-D int64 output is the size tensor of these outputs (no ONNX output).
+        public var sizeOf: [Int]? = nil
+        enum CodingKeys: String, CodingKey {
+            case name, dtype, shape, shapeExpr = "shape_expr", dataDependent = "data_dependent", sizeOf = "size_of"
+        }
     }
+
+    /// A data-dependent output dim (IPluginV3 size tensors; docs/kernel-plan.md).
+    public struct DataDependent: Codable, Sendable, Equatable {
+        public var dim: Int
+        public var sizeOutput: Int
+        enum CodingKeys: String, CodingKey { case dim, sizeOutput = "size_output" }
+    }
+
+    /// Outputs that are size tensors (not ONNX outputs of the node): the trailing ones.
+    public var sizeOutputCount: Int { outputs.filter { $0.sizeOf != nil }.count }
 
     public enum ShapeEntry: Codable, Sendable, Equatable {
         case int(Int64), text(String)
@@ -274,6 +290,31 @@ public struct KernelPlan: Codable, Sendable, Equatable {
         }
         guard !cudaSource.isEmpty, noControl(cudaSource, ["\n", "\t", "\r"]) else { throw fail("CUDA source holds control characters") }
         try checkReferences()
+        try checkDataDependent()
+    }
+
+    /// Size outputs are 0-D int64, trail the node's outputs, and match the outputs naming them.
+    func checkDataDependent() throws(TPATError) {
+        func fail(_ why: String) -> TPATError { TPATError(.plan, "kernel plan rejected: \(why)") }
+        let first = outputs.firstIndex { $0.sizeOf != nil } ?? outputs.count
+        for (j, t) in outputs.enumerated() {
+            if let of = t.sizeOf {
+                guard j >= first, t.dtype == "int64", t.shapeExpr.isEmpty, t.dataDependent == nil, !of.isEmpty else {
+                    throw fail("size output \(j) is not a trailing 0-D int64 tensor")
+                }
+                for k in of where !(0..<first).contains(k) || outputs[k].dataDependent?.sizeOutput != j {
+                    throw fail("size output \(j) names output \(k), which does not name it")
+                }
+            } else if j >= first {
+                throw fail("output \(j) follows a size output")
+            }
+            if let dd = t.dataDependent {
+                guard j < first, t.shapeExpr.indices.contains(dd.dim), outputs.indices.contains(dd.sizeOutput),
+                      outputs[dd.sizeOutput].sizeOf?.contains(j) == true else {
+                    throw fail("data-dependent output \(j) has no matching size output")
+                }
+            }
+        }
     }
 
     func checkReferences() throws(TPATError) {

@@ -111,10 +111,18 @@ class Decline:
 
 class Selection:
     """Base of every lowering's selection: the named choices emit and schedule work from.
-    `describe()` is the one-line summary the plan carries as `lowering_detail`."""
+    `describe()` is the one-line summary the plan carries as `lowering_detail`; `data_dependent`
+    lists the outputs whose dim is the value of a size output the lowering appends (NonZero,
+    Compress, Unique; docs/kernel-plan.md "Data-dependent outputs")."""
 
     def describe(self) -> str:
         raise NotImplementedError
+
+    @property
+    def data_dependent(self) -> list:
+        """[{"output": k, "dim": d, "size_output": j}]: output k's dim d is the value of the 0-D
+        int64 tensor j (j >= the node's output count) that emit returns after the outputs."""
+        return []
 
 
 class Lowering(ABC):

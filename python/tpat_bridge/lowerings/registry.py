@@ -14,17 +14,20 @@ from dataclasses import dataclass, field
 from tvm import relax
 
 from ..node import NodeInfo, narrowing_applies
+from .compress import COMPRESS
 from .cumsum import CUMSUM
 from .dft import DFT
 from .elementwise import GELU
 from .indexing import GATHER, GATHER_ELEMENTS, GATHER_ND, ONE_HOT
 from .ir import apply_schedule, main_params
 from .layernorm import LAYER_NORM
+from .nonzero import NONZERO
 from .protocol import Decline, Lowering, NodeView, Selection, node_operands
 from .resize import RESIZE
 from .rmsnorm import RMS_NORM
 from .scatter import SCATTER_ELEMENTS, SCATTER_ND
 from .topk import TOPK
+from .unique import UNIQUE
 
 LOWERINGS: tuple[Lowering, ...] = (
     SCATTER_ND,
@@ -40,6 +43,9 @@ LOWERINGS: tuple[Lowering, ...] = (
     GATHER_ELEMENTS,
     ONE_HOT,
     GELU,
+    NONZERO,
+    COMPRESS,
+    UNIQUE,
 )
 BY_NAME = {low.name: low for low in LOWERINGS}
 TPAT_OPS = tuple(dict.fromkeys(op for low in LOWERINGS for op in low.ops))
@@ -71,7 +77,7 @@ def choose(info: NodeInfo) -> Choice:
     if not lows:
         return Choice(reason="no TPAT lowering for this op")
     node = info.model.graph.node[0]
-    if len(node.output) != len(info.outputs):
+    if len([o for o in node.output if o]) != len(info.outputs):  # "" = an omitted optional output
         why = "unexpected arity"
     else:
         ops = node_operands(info)
@@ -90,8 +96,11 @@ def choose(info: NodeInfo) -> Choice:
 
 
 def build(info: NodeInfo, choice: Choice, mode: str = "gpu"):
-    """Relax `main(graph inputs...)` with the chosen lowering's IR (and its GPU schedule)."""
+    """Relax `main(graph inputs...)` with the chosen lowering's IR (and its GPU schedule). A
+    lowering with data-dependent outputs returns their size tensors after the node's outputs;
+    `info.data_dependent` records which (the planner's size outputs)."""
     low, sel = choice.lowering, choice.selection
+    info.data_dependent = list(sel.data_dependent)
     params, _ = main_params(info)
     bb = relax.BlockBuilder()
     with bb.function("main", params):

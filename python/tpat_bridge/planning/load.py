@@ -2,7 +2,9 @@
 
 Unnamed symbolic input dims get names (<input>_dim<d>), TopK sorted=0 is planned as sorted=1; each
 such change is a human note in `NodeInfo.fixups`. Ops whose output shape depends on input values are
-refused here (`data_dependent_shape`): they have no static launch plan.
+refused here (`data_dependent_shape`): they have no static launch plan, except those TPAT lowers
+itself with a size-tensor output (`DATA_DEPENDENT_LOWERED`; the planner refuses them when that
+lowering does not apply).
 """
 from __future__ import annotations
 
@@ -21,6 +23,10 @@ DATA_DEPENDENT_OPS = {
     "StringNormalizer": "string tensors",
 }
 
+# Of those, the ones TPAT lowers itself (a size-tensor output, docs/kernel-plan.md "Data-dependent
+# outputs"): planned only through TPAT's lowering, refused when it does not apply.
+DATA_DEPENDENT_LOWERED = ("NonZero", "Compress", "Unique")
+
 
 def load_node(model_path: str) -> NodeInfo:
     try:
@@ -36,7 +42,8 @@ def load_node(model_path: str) -> NodeInfo:
     if len(g.node) != 1:
         raise PlanError("not_single_node", f"expected exactly one node, found {len(g.node)}")
     node = g.node[0]
-    if node.op_type in DATA_DEPENDENT_OPS and node.domain in ("", "ai.onnx"):
+    if node.op_type in DATA_DEPENDENT_OPS and node.domain in ("", "ai.onnx") \
+            and node.op_type not in DATA_DEPENDENT_LOWERED:
         raise PlanError(
             "data_dependent_shape",
             f"{node.op_type}: {DATA_DEPENDENT_OPS[node.op_type]}; TVM lowers it to runtime "

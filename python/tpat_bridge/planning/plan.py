@@ -31,7 +31,7 @@ from ..lowerings.prelude import with_prelude
 from ..node import narrowing_applies
 from .expr import to_text
 from .interp import WORKSPACE_ALIGNMENT, Interp
-from .load import load_node
+from .load import DATA_DEPENDENT_LOWERED, DATA_DEPENDENT_OPS, load_node
 from .pipeline import SM_TARGETS, cuda_target, lower_and_capture
 from .relax_import import build_relax_module
 
@@ -151,6 +151,14 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             else:
                 failed = [choice.lowering] if choice.lowering is not None else []
             declined += [{"lowering": low.name, "reason": failure} for low in failed]
+    if cap is None and info.op_type in DATA_DEPENDENT_LOWERED:
+        if lowering != "tpat":
+            why = f"does not apply (lowering {lowering!r})"
+        else:
+            why = f"failed: {failure}" if failure else "does not apply: " + choice.reason
+        raise PlanError("data_dependent_shape",
+                        f"{info.op_type}: {DATA_DEPENDENT_OPS[info.op_type]}; TVM lowers it to runtime builtins "
+                        f"and TPAT's lowering {why}")
     if cap is None and info.op_type in UNCHECKED_INDEX_OPS:
         if lowering != "tpat":
             why = f"lowering {lowering!r} was asked for"
@@ -206,8 +214,11 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             # The frontend must produce the shape ONNX declares (TVM 0.27's LayerNormalization,
             # for one, returns a scalar placeholder for Mean / InvStdDev; TPAT's lowering writes
             # them, lowerings/layernorm.py, so this is reached only when it declines).
+            # A data-dependent dim's expression is its upper bound: any declared value fits.
+            dyn = {dd["dim"] for dd in info.data_dependent if dd["output"] == k}
             bad = len(declared) != len(se) or any(
-                isinstance(d, int) and "int" in e and e["int"] != d for d, e in zip(declared, se))
+                isinstance(d, int) and "int" in e and e["int"] != d and i not in dyn
+                for i, (d, e) in enumerate(zip(declared, se)))
             if bad:
                 raise PlanError(
                     "frontend_shape_bug",
@@ -216,6 +227,7 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
         outputs.append(
             {"name": o["name"], "dtype": o["dtype"], "shape": _shape_items(se), "shape_expr": se}
         )
+    _add_size_outputs(info, it, outputs)
     plan = {
         "format_version": FORMAT_VERSION,
         "tvm_version": tvm.__version__,
@@ -241,6 +253,28 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
     if tuned_with:
         plan["tuning_database"] = tuned_with
     return plan
+
+
+def _add_size_outputs(info, it, outputs):
+    """Data-dependent outputs (docs/kernel-plan.md): output k's dim d is the value of a 0-D int64
+    size output, appended after the ONNX outputs; shape_expr[d] is its upper bound."""
+    n = len(info.outputs)
+    if not info.data_dependent:
+        return
+    if len(it.out_shapes) != n + len({d["size_output"] for d in info.data_dependent}):
+        raise PlanError("unsupported_lowering",
+                        f"the lowering returns {len(it.out_shapes)} tensors for {n} outputs")
+    for dd in info.data_dependent:
+        k, d, j = dd["output"], dd["dim"], dd["size_output"]
+        if not (0 <= k < n and n <= j < len(it.out_shapes) and 0 <= d < len(outputs[k]["shape_expr"])):
+            raise PlanError("unsupported_lowering", f"bad data-dependent output {dd}")
+        outputs[k]["data_dependent"] = {"dim": d, "size_output": j}
+    for j in range(n, len(it.out_shapes)):
+        if it.out_shapes[j]:
+            raise PlanError("unsupported_lowering", f"size output {j} is not 0-D")
+        of = sorted(dd["output"] for dd in info.data_dependent if dd["size_output"] == j)
+        outputs.append({"name": f"{info.outputs[of[0]]['name']}__tpat_size", "dtype": "int64", "shape": [],
+                        "shape_expr": [], "size_of": of})
 
 
 def _target_json(target) -> dict:

@@ -647,7 +647,32 @@ def _gen_pow(ctx):
     ctx.note("Pow: float bases in [0.5, 2], small exponents")
 
 
+def _gen_nonzero(ctx):
+    """About half the elements zero (random data of a float dtype has none)."""
+    if ctx.is_input(0):
+        x = _random(ctx.rng, ctx.dtype(0), ctx.shape(0))
+        keep = ctx.rng.random(ctx.shape(0)) < 0.5
+        ctx.set(0, np.where(keep, x, np.zeros_like(x)))
+        ctx.note("NonZero: about half the input elements are zero")
+
+
+def _gen_unique(ctx):
+    """Repeated values (slices along an axis: 0/1 elements, so slices repeat too)."""
+    if ctx.is_input(0):
+        hi = 2 if ctx.attrs.get("axis") is not None else 6
+        ctx.set(0, ctx.rng.integers(0 if hi == 2 else -5, hi, ctx.shape(0)))
+        ctx.note("Unique: small integer values, so values (or slices) repeat")
+
+
+def _gen_compress(ctx):
+    if ctx.is_input(1):
+        ctx.set(1, ctx.rng.random(ctx.shape(1)) < 0.5)
+
+
 _GENERATORS = {
+    "NonZero": _gen_nonzero,
+    "Unique": _gen_unique,
+    "Compress": _gen_compress,
     "Gather": _gen_gather,
     "GatherElements": _gen_gather_elements,
     "GatherND": _gen_gather_nd,

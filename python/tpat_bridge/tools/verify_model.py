@@ -37,6 +37,7 @@ from onnx import helper, numpy_helper
 
 from .. import dtypes
 from ..errors import BridgeError
+from .compare import actual_outputs
 from .compare import error as compare  # one comparison rule: tpat_check's
 
 PLUGIN_DOMAIN = "tpat"
@@ -46,6 +47,23 @@ _NP = {d.onnx: np.dtype(d.numpy) for d in dtypes.DTYPES.values() if d.name != "b
 
 class VerifyError(Exception):
     pass
+
+
+def _plan_outputs(plugins_dir, name, tactic=0) -> list:
+    """The plan's outputs: the node's, then the size tensors of data-dependent ones (size_of)."""
+    plan = os.path.join(plugins_dir, name, f"{name}.plan.json" if tactic == 0 else f"{name}.tactic{tactic}.plan.json")
+    with open(plan) as f:
+        return json.load(f)["outputs"]
+
+
+def _actual(outputs: list, outs: list) -> list:
+    """Data-dependent outputs cut to their actual shape (the size tensor's value in their dim;
+    docs/kernel-plan.md); size tensors stay (0-D)."""
+    dd = [{"output": k, **o["data_dependent"]} for k, o in enumerate(outputs) if o.get("data_dependent")]
+    if not dd:
+        return outs
+    n = sum(1 for o in outputs if "size_of" not in o)
+    return actual_outputs(outs, outs[:n], dd) + list(outs[n:])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -212,7 +230,8 @@ class CpuPlugins:
                 ex = tvm.compile(mod, target=target)
             self.vms[key] = relax.VirtualMachine(ex, tvm.cpu())
         res = self.vms[key]["main"](*[tvm.runtime.tensor(np.require(a, requirements="C")) for a in inputs])
-        return [res.numpy()] if hasattr(res, "numpy") else [r.numpy() for r in res]
+        outs = [res.numpy()] if hasattr(res, "numpy") else [r.numpy() for r in res]
+        return _actual(_plan_outputs(self.dir, name, tactic), outs)
 
 
 class _Dims(ctypes.Structure):
@@ -242,8 +261,8 @@ class GpuPlugins:
     def run(self, name, tactic, inputs):
         import cupy as cp  # lazy: GPU machines only (checked in __init__)
 
-        pm = onnx.load(os.path.join(self.dir, name, f"{name}.onnx"))
-        out_types = [_NP[o.type.tensor_type.elem_type] for o in pm.graph.output]
+        plan_outs = _plan_outputs(self.dir, name, tactic)  # the node's outputs, then size tensors
+        out_types = [np.bool_ if o["dtype"] == "bool" else dtypes.numpy_dtype(o["dtype"]).type for o in plan_outs]
         if name not in self.ready:
             if self._fn(name, "initialize")() != 0:
                 raise VerifyError(f"plugin {name}: initialize failed")
@@ -276,7 +295,7 @@ class GpuPlugins:
         stream.synchronize()
         if rc != 0:
             raise VerifyError(f"plugin {name}: enqueue returned {rc}")
-        return [a.get().astype(np.bool_) if t == np.bool_ else a.get() for a, t in zip(d_out, out_types)]
+        return _actual(plan_outs, [a.get().astype(np.bool_) if t == np.bool_ else a.get() for a, t in zip(d_out, out_types)])
 
 
 def run_rewritten(model, feeds, runner) -> tuple[dict, list[str]]:

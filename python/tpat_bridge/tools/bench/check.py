@@ -130,3 +130,20 @@ def compare_outputs(torch, op, attrs, ins, got, exp, tols):
             res.append(compare(torch, g, e, atol, rtol))
     return res
 
+
+
+def actual_views(data_dependent, outs, n_node):
+    """The node's outputs, data-dependent ones cut to their actual shape (the size tensor's value
+    in their dim; docs/kernel-plan.md): reads the size tensors back (after the run).
+    `data_dependent`: per output null or {"dim", "size_output"} (the plugin meta's)."""
+    views = list(outs[:n_node])
+    for k, d in enumerate(list(data_dependent)[:n_node]):
+        if d:
+            count = int(outs[d["size_output"]].item())
+            shape = list(outs[k].shape)
+            shape[d["dim"]] = max(0, min(count, shape[d["dim"]]))
+            n = 1
+            for v in shape:
+                n *= v
+            views[k] = outs[k].reshape(-1)[:n].reshape(shape)
+    return views

@@ -17,7 +17,7 @@ from tpat_bridge.tools import reference as R
 from . import report
 from .baselines import check_baseline
 from .cases import default_traffic_code, discover_plugins, load_cases, match_case, traffic_bytes
-from .check import _torch_dtype, compare_outputs, make_inputs, tolerance_for
+from .check import _torch_dtype, actual_views, compare_outputs, make_inputs, tolerance_for
 from .launcher import Launcher, _dims_array
 from .timer import COPY_BYTES, FLUSH_BYTES, Timer, copy_bandwidth, device_info, measure, short_error
 from .torch_refs import torch_impl
@@ -147,12 +147,15 @@ class _Bound:
         lib = os.path.join(out_dir, "plugins", "build", "libtpat_kernels.so")
         self.prefix = meta.get("prefix") or f"tpat_{name}"
         self.L = Launcher(lib, self.prefix)
-        n_out = len(nd.model.graph.output)
-        outs_dims = _dims_array([()] * n_out)
-        self._rc(self.L.output_dims(_dims_array(nd.in_shapes), outs_dims), f"output_dims for {nd.in_shapes}")
-        self.out_shapes = [tuple(outs_dims[j].d[k] for k in range(outs_dims[j].nb_dims)) for j in range(n_out)]
         self.out_dtypes = meta.get("output_dtypes") or [R.ONNX_TO_NAME[vi.type.tensor_type.elem_type]
                                                         for vi in nd.model.graph.output]
+        # the node's outputs, then the size tensors of data-dependent ones (docs/kernel-plan.md)
+        self.n_node = len(nd.model.graph.output)
+        self.data_dependent = meta.get("data_dependent") or []
+        n_all = len(self.out_dtypes)
+        outs_dims = _dims_array([()] * n_all)
+        self._rc(self.L.output_dims(_dims_array(nd.in_shapes), outs_dims), f"output_dims for {nd.in_shapes}")
+        self.out_shapes = [tuple(outs_dims[j].d[k] for k in range(outs_dims[j].nb_dims)) for j in range(n_all)]
         ws = ctypes.c_size_t(0)
         self._rc(self.L.workspace_size(_dims_array(nd.in_shapes), ctypes.byref(ws)), "workspace_size")
         self.workspace = torch.empty(max(1, ws.value), dtype=torch.uint8, device="cuda") if ws.value else None
@@ -181,7 +184,8 @@ def _check_tactics(torch, nd, b, exp, tols, res):
         if rc != 0:
             rows.append({"tactic": t, "error": f"enqueue returned {rc}"})
             continue
-        chk = compare_outputs(torch, nd.op, nd.attrs, nd.ins, b.outs, exp, tols) if exp is not None else None
+        got = actual_views(b.data_dependent, b.outs, b.n_node)
+        chk = compare_outputs(torch, nd.op, nd.attrs, nd.ins, got, exp, tols) if exp is not None else None
         checks.append({"tactic": t, "outputs": chk})
         rows.append({"tactic": t})
     res["check"] = {"against": "PyTorch eager" if exp is not None else None,
@@ -222,7 +226,7 @@ def bench_plugin(torch, timer, out_dir, name, pdir, meta, case, seed, do_compile
     res["outputs"] = [{"dtype": d, "shape": list(s)} for d, s in zip(b.out_dtypes, b.out_shapes)]
     res["num_tactics"] = b.n_tactics
     res["traffic"] = _traffic(case, nd.in_shapes, in_dtypes, b.out_shapes, b.out_dtypes)
-    fn, exp = _baseline(torch, nd, len(b.out_dtypes), res)
+    fn, exp = _baseline(torch, nd, b.n_node, res)
     tols = [tolerance_for(nd.ctx, d, b.out_shapes) for d in b.out_dtypes]
     rows = _check_tactics(torch, nd, b, exp, tols, res)
     _time_tactics(torch, timer, b, rows, res)

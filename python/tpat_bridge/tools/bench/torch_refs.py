@@ -184,7 +184,9 @@ def compress(r):
 
     def f(*ins):
         data, cond = r.args(ins)[:2]
-        pos = cond.nonzero().reshape(-1)
+        # only the first min(len(condition), the axis length) values count (as ONNX Runtime)
+        n = min(cond.numel(), data.numel() if axis is None else data.shape[int(axis) % data.dim()])
+        pos = cond.reshape(-1)[:n].nonzero().reshape(-1)
         if axis is None:
             return (torch.index_select(data.reshape(-1), 0, pos),)
         return (torch.index_select(data, int(axis) % data.dim(), pos),)
