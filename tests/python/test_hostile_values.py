@@ -4,8 +4,10 @@ A seeded property test: every model of the lowering tests (test_lowering_*.py `C
 `NOT_LOWERED`) is mutated with hostile attribute values, constant values and dims (+-inf, nan,
 2**63-1, -2**63, 0, negative, huge sizes, axes out of range, empty tensors, wrong dtypes) and then
 
-- offered to every registered lowering whose `ops` has its op: `select` answers a `Selection` or a
-  `Decline` with a reason, never an exception, within a time and memory bound;
+- loaded as the planner loads a node (`load_node`, whose refusals are answers) and offered to every
+  registered lowering whose `ops` has its op (`registry.offer`: `select`, a `BadValue` it raises
+  declined): a `Selection` or a `Decline` with a reason, never another exception, within a time
+  and memory bound;
 - given to the reference-data generator (`tools/reference.py`) in a child process with a 4 GiB
   address-space limit: it answers reference data or a `BridgeError` with a known code, never
   another exception, a hang or an allocation past the limit.
@@ -140,9 +142,11 @@ def _mutate_attribute(rng: random.Random, node) -> str:
     elif a.type == onnx.AttributeProto.FLOAT:
         new = h.make_attribute(name, rng.choice(HOSTILE_FLOATS))
     elif a.type == onnx.AttributeProto.INTS:
-        new = h.make_attribute(name, [rng.choice(HOSTILE_INTS) for _ in range(rng.randrange(0, 6))])
+        new = h.make_attribute(name, [rng.choice(HOSTILE_INTS) for _ in range(rng.randrange(0, 6))],
+                               attr_type=onnx.AttributeProto.INTS)
     elif a.type == onnx.AttributeProto.FLOATS:
-        new = h.make_attribute(name, [rng.choice(HOSTILE_FLOATS) for _ in range(rng.randrange(0, 6))])
+        new = h.make_attribute(name, [rng.choice(HOSTILE_FLOATS) for _ in range(rng.randrange(0, 6))],
+                               attr_type=onnx.AttributeProto.FLOATS)
     elif a.type == onnx.AttributeProto.STRING:
         new = h.make_attribute(name, rng.choice(HOSTILE_STRINGS))
     if new is None:
@@ -254,7 +258,7 @@ def test_select_answers_selection_or_decline(name, model, seed):
     view = NodeView(node=info.model.graph.node[0], operands=ops, info=info)
     for low in lows:
         try:
-            sel = low.select(view)
+            sel = registry.offer(low, view)  # select, with BadValue declined (the planner's path)
         except Exception as e:  # noqa: BLE001
             pytest.fail(f"{low.name}.select raised {type(e).__name__}: {e} on {name} ({what})")
         assert isinstance(sel, (Selection, Decline)), (low.name, what, sel)
