@@ -125,6 +125,27 @@ def _load(path):
         raise BridgeError("model", f"onnx cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
 
 
+# Inputs ONNX defines as one value (a scalar or a one-element tensor), by op: input positions.
+_SCALAR_INPUTS = {"CumSum": (1,), "TopK": (1,), "OneHot": (1,), "Range": (0, 1, 2), "DFT": (1, 2),
+                  "Trilu": (1,), "STFT": (1, 3)}
+
+
+def _check_axes(node, attrs, slots):
+    """`axis`, `axes` and `batch_dims` within the inputs' rank (+ the axes added: OneHot, Unsqueeze):
+    ONNX Runtime narrows some to int32 before its range check (LayerNormalization axis 2^31: SIGSEGV)."""
+    ranks = [len(s.dims) for s in slots if s.kind == "input"] + [s.value.ndim for s in slots if s.kind == "const"]
+    r = max(ranks, default=0)
+    axes = attrs.get("axes")
+    extra = len(axes) if isinstance(axes, list) else 1
+    for name in ("axis", "axes", "batch_dims"):
+        v = attrs.get(name)
+        if v is None:
+            continue
+        vals = v if isinstance(v, list) else [v]
+        if not all(isinstance(a, int) and -(r + extra) <= a <= r + extra for a in vals):
+            raise BridgeError("model", f"{node.op_type}: attribute {name}={v} is out of range for rank {r}")
+
+
 def _read_model(model):
     g = model.graph
     if len(g.node) != 1:
@@ -166,11 +187,17 @@ def _read_model(model):
             slots.append(Slot(pos, name, "input", dt, dims, graph_index=i))
         else:
             raise BridgeError("model", f"node input {name!r} is neither a graph input nor an initializer")
+    for pos in _SCALAR_INPUTS.get(node.op_type, ()):
+        if pos < len(slots) and slots[pos].kind == "const" and slots[pos].value.size != 1:
+            # ONNX Runtime reads element 0 unchecked (CumSum's empty axis: SIGSEGV)
+            raise BridgeError("model", f"{node.op_type}: constant input {pos} has {slots[pos].value.size} "
+                              "values, the op takes one")
     used = {s.graph_index for s in slots if s.kind == "input"}
     if used != set(range(len(graph_inputs))):
         raise BridgeError("model", "every graph input must feed the node")
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     attrs = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v) for k, v in attrs.items()}
+    _check_axes(node, attrs, slots)
     return node, attrs, slots, graph_inputs
 
 
