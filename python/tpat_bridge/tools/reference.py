@@ -137,7 +137,10 @@ def _check_axes(node, attrs, slots):
     r = max(ranks, default=0)
     axes = attrs.get("axes")
     extra = len(axes) if isinstance(axes, list) else 1
-    for name in ("axis", "axes", "batch_dims"):
+    b = attrs.get("batch_dims")
+    if b is not None and not (isinstance(b, int) and 0 <= b < max(1, min(ranks, default=1))):
+        raise BridgeError("model", f"{node.op_type}: batch_dims={b} must be in [0, the smallest input rank)")
+    for name in ("axis", "axes"):
         v = attrs.get(name)
         if v is None:
             continue
