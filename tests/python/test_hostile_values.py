@@ -349,3 +349,46 @@ def test_reference_answers_data_or_known_code(tmp_path):
     assert not bad, "\n".join(f"{w}: {a}" for w, a in bad[:20])
     # the corpus is not all refusals: the mutations leave some models the generator can run
     assert any(a["ok"] for a in answers), answers[:5]
+
+
+# ---------------------------------------------------------------- through the CLI
+
+
+TPAT = Path(os.environ.get("TPAT_BIN") or ROOT / ".build" / "debug" / "tpat")
+
+
+def _cli_model():
+    """Three nodes TPAT converts: a good BitwiseAnd, a CumSum whose axis constant is empty and a
+    TopK whose K is 2^63-1 (the values that crashed ONNX Runtime and TVM's inputs before)."""
+    nodes = [h.make_node("BitwiseAnd", ["a", "b"], ["y"], name="good"),
+             h.make_node("CumSum", ["x", "empty_axis"], ["c"], name="bad_cumsum"),
+             h.make_node("TopK", ["x", "huge_k"], ["v", "i"], name="bad_topk")]
+    g = h.make_graph(nodes, "g", [_vi("a", [4], TP.INT32), _vi("b", [4], TP.INT32), _vi("x", [2, 8])],
+                     [_vi("y", [4], TP.INT32), _vi("c", [2, 8]), _vi("v", [2, 8]), _vi("i", [2, 8], TP.INT64)],
+                     initializer=[_const("empty_axis", np.zeros((0,), np.int64)),
+                                  _const("huge_k", np.array([2**63 - 1], np.int64))])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
+    m.ir_version = 9
+    return m
+
+
+@pytest.mark.skipif(not TPAT.exists(), reason="needs the tpat executable: `make test` builds it first")
+def test_generate_reports_the_bad_nodes_and_converts_the_others(tmp_path):
+    model = tmp_path / "model" / "m.onnx"
+    model.parent.mkdir()
+    onnx.save(_cli_model(), str(model))
+    out = tmp_path / "out"
+    env = dict(os.environ, TPAT_HOME=str(ROOT), TPAT_CACHE_DIR=str(tmp_path / "cache"), TPAT_CROSS_CHECK="0")
+    r = subprocess.run([str(TPAT), "generate", str(model), "--nodes", "good,bad_cumsum,bad_topk", "-o", str(out)],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 3, r.stdout + r.stderr  # partial
+    report = json.loads((out / "tpat-generate.json").read_text())
+    assert report["outcome"] == "partial"
+    assert [p["nodes"] for p in report["plugins"]] == [["good"]], report["plugins"]
+    failures = {f["node"]: f for f in report["failures"]}
+    assert set(failures) == {"bad_cumsum", "bad_topk"}, report["failures"]
+    for f in failures.values():
+        assert f["code"] and f["code"] not in ("internal", "bridge_failed", "unknown"), f
+        assert "\n" not in f["reason"]
+    assert "Traceback" not in r.stdout + r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "model", "out"]

@@ -31,6 +31,7 @@ from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
 from tpat_bridge.errors import BridgeError
+from tpat_bridge.planning.values import bad_value
 
 FORMAT_VERSION = 1
 DEFAULT_MAX_CASE_BYTES = 8 << 20      # hard cap: a case over this is an error
@@ -125,30 +126,6 @@ def _load(path):
         raise BridgeError("model", f"onnx cannot load {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
 
 
-# Inputs ONNX defines as one value (a scalar or a one-element tensor), by op: input positions.
-_SCALAR_INPUTS = {"CumSum": (1,), "TopK": (1,), "OneHot": (1,), "Range": (0, 1, 2), "DFT": (1, 2),
-                  "Trilu": (1,), "STFT": (1, 3)}
-
-
-def _check_axes(node, attrs, slots):
-    """`axis`, `axes` and `batch_dims` within the inputs' rank (+ the axes added: OneHot, Unsqueeze):
-    ONNX Runtime narrows some to int32 before its range check (LayerNormalization axis 2^31: SIGSEGV)."""
-    ranks = [len(s.dims) for s in slots if s.kind == "input"] + [s.value.ndim for s in slots if s.kind == "const"]
-    r = max(ranks, default=0)
-    axes = attrs.get("axes")
-    extra = len(axes) if isinstance(axes, list) else 1
-    b = attrs.get("batch_dims")
-    if b is not None and not (isinstance(b, int) and 0 <= b < max(1, min(ranks, default=1))):
-        raise BridgeError("model", f"{node.op_type}: batch_dims={b} must be in [0, the smallest input rank)")
-    for name in ("axis", "axes"):
-        v = attrs.get(name)
-        if v is None:
-            continue
-        vals = v if isinstance(v, list) else [v]
-        if not all(isinstance(a, int) and -(r + extra) <= a <= r + extra for a in vals):
-            raise BridgeError("model", f"{node.op_type}: attribute {name}={v} is out of range for rank {r}")
-
-
 def _read_model(model):
     g = model.graph
     if len(g.node) != 1:
@@ -190,17 +167,17 @@ def _read_model(model):
             slots.append(Slot(pos, name, "input", dt, dims, graph_index=i))
         else:
             raise BridgeError("model", f"node input {name!r} is neither a graph input nor an initializer")
-    for pos in _SCALAR_INPUTS.get(node.op_type, ()):
-        if pos < len(slots) and slots[pos].kind == "const" and slots[pos].value.size != 1:
-            # ONNX Runtime reads element 0 unchecked (CumSum's empty axis: SIGSEGV)
-            raise BridgeError("model", f"{node.op_type}: constant input {pos} has {slots[pos].value.size} "
-                              "values, the op takes one")
     used = {s.graph_index for s in slots if s.kind == "input"}
     if used != set(range(len(graph_inputs))):
         raise BridgeError("model", "every graph input must feed the node")
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     attrs = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v) for k, v in attrs.items()}
-    _check_axes(node, attrs, slots)
+    # values ONNX does not allow, before ONNX Runtime runs (some crash it: planning/values.py)
+    why = bad_value(node.op_type, attrs, [s.dims if s.kind == "input" else list(s.value.shape) if s.kind == "const"
+                                          else None for s in slots],
+                    {s.pos: s.value for s in slots if s.kind == "const"})
+    if why:
+        raise BridgeError("model", why)
     return node, attrs, slots, graph_inputs
 
 
