@@ -388,7 +388,7 @@ def test_generate_reports_the_bad_nodes_and_converts_the_others(tmp_path):
     failures = {f["node"]: f for f in report["failures"]}
     assert set(failures) == {"bad_cumsum", "bad_topk"}, report["failures"]
     for f in failures.values():
-        assert f["code"] and f["code"] not in ("internal", "bridge_failed", "unknown"), f
+        assert f["code"] == "invalid_value", f  # planning/values.py, before TVM or ONNX Runtime see them
         assert "\n" not in f["reason"]
     assert "Traceback" not in r.stdout + r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "model", "out"]
