@@ -392,3 +392,54 @@ def test_generate_reports_the_bad_nodes_and_converts_the_others(tmp_path):
         assert "\n" not in f["reason"]
     assert "Traceback" not in r.stdout + r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "model", "out"]
+
+
+# ---------------------------------------------------------------- the planner, in a child
+
+PLAN_CHILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from tpat_bridge.planning import plan
+answers = []
+for path in sys.argv[3:]:
+    open(sys.argv[2] + ".at", "w").write(path)
+    try:
+        r = plan.handle_plan({"model_path": path, "target": "sm_90"})
+        answers.append({"ok": True} if r["ok"] else {"ok": False, **r["error"]})
+    except BaseException as e:
+        answers.append({"ok": False, "exception": type(e).__name__, "reason": str(e)[:300]})
+    json.dump(answers, open(sys.argv[2], "w"))
+"""
+
+# The planner's documented codes (docs/kernel-plan.md, docs/generate-report.md).
+PLAN_CODES = {"invalid_request", "model_load_failed", "invalid_model", "not_single_node", "data_dependent_shape",
+              "frontend_import_failed", "frontend_shape_bug", "frontend_type_bug", "unsupported_lowering",
+              "no_kernel", "unsupported_dtype", "tvm_error", "unsupported_attribute", "zero_size_tensor",
+              "unchecked_indices", "unsupported_model", "invalid_value"}
+PLAN_MUTANTS = max(4, ITERATIONS // 200) if ITERATIONS else 4
+
+
+def test_planner_answers_a_plan_or_a_known_code(tmp_path):
+    """Hostile mutants through the whole planner (TVM included): a plan or a documented code, no
+    crash of the process, no hang (TVM's own failures are `tvm_error`, a per-node failure)."""
+    rng = random.Random(SEED + 2)
+    models = sorted(base_models().items())
+    paths, whats = [], []
+    for k in range(PLAN_MUTANTS):
+        name, model = models[rng.randrange(len(models))]
+        bad, what = mutate(rng, model)
+        p = tmp_path / f"p{k}.onnx"
+        onnx.save(bad, str(p))
+        paths.append(str(p))
+        whats.append(f"{name}: {what}")
+    out = tmp_path / "answers.json"
+    r = subprocess.run([sys.executable, "-c", PLAN_CHILD, str(ROOT / "python"), str(out), *paths],
+                       capture_output=True, text=True, timeout=120 + 30 * len(paths))
+    if r.returncode != 0:
+        at = Path(str(out) + ".at").read_text() if Path(str(out) + ".at").exists() else ""
+        pytest.fail(f"the planner child died ({r.returncode}) on {whats[paths.index(at)] if at in paths else '?'}: "
+                    f"{r.stderr[-1500:]}")
+    answers = json.loads(out.read_text())
+    assert len(answers) == len(paths)
+    bad = [(w, a) for w, a in zip(whats, answers) if not a["ok"] and a.get("code") not in PLAN_CODES]
+    assert not bad, "\n".join(f"{w}: {a}" for w, a in bad)

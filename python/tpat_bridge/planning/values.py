@@ -8,7 +8,9 @@ batch_dims of -2 crash it). The rules (README, "Hostile models"):
   Trilu k, STFT frame_step / frame_length) that is a constant holds exactly one finite value;
 - `axis` / `axes` lie in [-(r + e), r + e) for the largest input rank r (e: the axes an op adds,
   OneHot's 1, Unsqueeze's len(axes)); `batch_dims` in [0, the smallest input rank);
-- TopK's constant K lies in [0, the axis length] when that length is static.
+- TopK's constant K lies in [0, the axis length] when that length is static;
+- `epsilon` is finite; Resize's constant scales are finite floats > 0, its constant sizes
+  integers > 0.
 Pure Python and numpy: no TVM import.
 """
 from __future__ import annotations
@@ -56,6 +58,16 @@ def bad_value(op: str, attrs: dict, shapes: list, consts: dict) -> str | None:
         vals = v if isinstance(v, list) else [v]
         if not all(isinstance(a, int) and -(r + extra) <= a < r + extra for a in vals):
             return f"{op}: attribute {name}={v} is out of range for rank {r}"
+    eps = attrs.get("epsilon")
+    if isinstance(eps, float) and not math.isfinite(eps):
+        return f"{op}: epsilon={eps}"
+    if op == "Resize":
+        sc, sz = consts.get(2), consts.get(3)
+        if sc is not None and sc.size and not (np.issubdtype(sc.dtype, np.floating) and np.all(np.isfinite(sc))
+                                               and np.all(sc > 0)):
+            return f"Resize: scales {sc.reshape(-1)[:8].tolist()} must be finite and > 0"
+        if sz is not None and sz.size and not (np.issubdtype(sz.dtype, np.integer) and np.all(sz > 0)):
+            return f"Resize: sizes {sz.reshape(-1)[:8].tolist()} must be integers > 0"
     if op == "TopK" and 1 in consts and shapes and shapes[0]:
         k, _ = _one_value(consts[1])
         axis = attrs.get("axis", -1)
