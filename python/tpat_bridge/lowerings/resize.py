@@ -85,6 +85,8 @@ def select(node: NodeView) -> ResizeSelection | Decline:
     if len(ops) > 2 and ops[2].is_const and ops[2].value.size:
         scales = [float(v) for v in np.asarray(ops[2].value, dtype=np.float32).reshape(-1)]
     if len(ops) > 3 and ops[3].is_const and ops[3].value.size:
+        if ops[3].value.dtype.kind not in "iu":
+            return Decline(f"sizes of type {ops[3].value.dtype} (ONNX: int64)")
         sizes = [int(v) for v in np.asarray(ops[3].value).reshape(-1)]
     if scales is not None and not all(math.isfinite(v) and v > 0 for v in scales):
         return Decline(f"scales {scales} (must be finite and > 0)")
