@@ -81,6 +81,7 @@ format: venv
 # The hostile-input fuzzers at full length (make test runs a short seeded subset of them).
 fuzz: build
 	TPAT_FUZZ_ITERATIONS=$${TPAT_FUZZ_ITERATIONS:-20000} TPAT_FUZZ_CLI=$${TPAT_FUZZ_CLI:-40} swift test $(SWIFT_FLAGS) --filter HostileFuzzTests
+	TPAT_FUZZ_ITERATIONS=$${TPAT_FUZZ_ITERATIONS:-20000} $(PY) -m pytest -q tests/python/test_hostile_values.py
 
 # ONNX's backend node tests through inspect -> generate -> CPU check (docs/conformance.md); make test
 # runs a handful of them (tests/python/test_conformance.py). CONFORMANCE_ARGS: e.g. --resume --jobs 1.

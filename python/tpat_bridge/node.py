@@ -2,9 +2,8 @@
 indexing rule both apply (`narrowing_applies`)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-
-import numpy as np
 
 INT32_LIMIT = 2**31 - 1
 
@@ -28,6 +27,6 @@ def narrowing_applies(info) -> bool:
         shape = t.get("shape")
         if shape is None or any(not isinstance(d, int) for d in shape):
             return False
-        if int(np.prod(shape, dtype=np.float64)) > INT32_LIMIT:
+        if math.prod(shape) > INT32_LIMIT:  # exact ints (a float64 product of hostile dims is inf)
             return False
     return True

@@ -69,6 +69,7 @@ def test_a_fifo_is_refused_without_blocking(scratch):
 @pytest.mark.parametrize("entries,message", [
     ([("location", "k.bin"), ("offset", "4"), ("length", "8")], "past the end"),
     ([("location", "k.bin"), ("offset", "-1")], "not a byte count"),
+    ([("location", "k.bin"), ("length", "\u00b2")], "not a byte count"),  # isdigit() but not int()
     ([("location", "k.bin"), ("location", "k.bin")], "given twice"),
     ([("location", "k.bin"), ("length", "4")], "its type and dims need 8"),
 ])

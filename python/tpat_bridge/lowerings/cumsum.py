@@ -66,7 +66,7 @@ def select(node: NodeView) -> CumSumSelection | Decline:
     r = len(xshape)
     if r == 0:
         return Decline("scalar input")
-    axis = int(np.asarray(ops[1].value).reshape(-1)[0])
+    axis = ops[1].scalar_int("axis")
     if axis % r != r - 1:
         return Decline("only the last axis is lowered by TPAT")
     n = xshape[-1]

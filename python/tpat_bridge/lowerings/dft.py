@@ -46,8 +46,7 @@ class DFTSelection(Selection):
 def _const_int(op):
     if not op.is_const:
         return None
-    v = op.value.reshape(-1)
-    return int(v[0]) if v.size == 1 else None
+    return op.scalar_int("DFT's axis / dft_length")
 
 
 def select(n: NodeView) -> DFTSelection | Decline:
@@ -79,7 +78,7 @@ def select(n: NodeView) -> DFTSelection | Decline:
         size = _const_int(ops[1])
         if size is None:
             return Decline("dft_length must be a constant scalar")
-    if size < 1:
+    if not 1 <= size < 2**31:
         return Decline(f"dft_length {size}")
     inverse, onesided = int(n.attr("inverse", 0)), int(n.attr("onesided", 0))
     if inverse and onesided:

@@ -180,9 +180,9 @@ def select_onehot(n: NodeView) -> OneHotSelection | Decline:
         return Decline(f"indices dtype {indices.dtype}")
     if not depth_op.is_const:
         return Decline("depth must be a constant")
-    depth = int(np.asarray(depth_op.value).reshape(-1)[0])
-    if depth < 1:
-        return Decline("depth")
+    depth = depth_op.scalar_int("depth")
+    if not 1 <= depth < 2**31:
+        return Decline(f"depth {depth}")
     odtype = n.outputs[0]["dtype"]
     if odtype != values_op.dtype:
         return Decline("output dtype")

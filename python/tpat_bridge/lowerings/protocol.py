@@ -13,6 +13,7 @@ the tests). Lowerings are registered in one table, lowerings/registry.py.
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -47,13 +48,62 @@ class Operand:
     def is_absent(self) -> bool:
         return self.kind == "absent"
 
+    def scalar_int(self, what: str) -> int:
+        """The constant's one integer value (K, depth, axis, ...): BadValue when the constant is
+        empty, has several values, or holds a non-integer or non-finite number."""
+        v = np.asarray(self.value).reshape(-1)
+        if v.size != 1:
+            raise BadValue(f"{what} has {v.size} values, expected one")
+        x = v[0].item()
+        if isinstance(x, float):
+            if not math.isfinite(x) or x != int(x):
+                raise BadValue(f"{what} is {x}, not an integer")
+        elif not isinstance(x, int):
+            raise BadValue(f"{what} is {type(x).__name__}, not an integer")
+        return int(x)
+
+
+class BadValue(Exception):
+    """A model value a lowering cannot even read (an attribute of the wrong type, an empty or
+    non-finite constant where one integer is expected). `select` may let it escape: the registry
+    (`registry.offer`) turns it into `Decline(f"invalid value: {reason}")`, never a crash."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _typed(name, v, default):
+    """`v` checked against the type of `default` (int, float, str, list); BadValue when it differs."""
+    if default is None or isinstance(default, bool):
+        return v
+    if isinstance(default, int) and not isinstance(v, int):
+        raise BadValue(f"attribute {name} is {type(v).__name__}, expected an int")
+    if isinstance(default, float):
+        if not isinstance(v, (int, float)):
+            raise BadValue(f"attribute {name} is {type(v).__name__}, expected a float")
+        if not math.isfinite(v):
+            raise BadValue(f"attribute {name} is {v}")
+        return float(v)
+    if isinstance(default, str) and not isinstance(v, str):
+        raise BadValue(f"attribute {name} is {type(v).__name__}, expected a string")
+    if isinstance(default, (list, tuple)) and not isinstance(v, (list, tuple)):
+        raise BadValue(f"attribute {name} is {type(v).__name__}, expected a list")
+    return v
+
 
 def attr(node, name, default):
-    """The node's attribute `name` (bytes decoded), else `default`."""
+    """The node's attribute `name` (bytes decoded), else `default`. When `default` is an int, float,
+    string or list the value must be of that type (a float finite): else BadValue."""
     for a in node.attribute:
         if a.name == name:
             v = helper.get_attribute_value(a)
-            return v.decode() if isinstance(v, bytes) else v
+            if isinstance(v, bytes):
+                try:
+                    v = v.decode()
+                except UnicodeDecodeError:
+                    raise BadValue(f"attribute {name} is not UTF-8") from None
+            return _typed(name, v, default)
     return default
 
 

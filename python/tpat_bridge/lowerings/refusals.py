@@ -25,6 +25,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from ..errors import PlanError
+from .protocol import BadValue
 from .protocol import attr as _attr
 
 CODE = "unsupported_attribute"
@@ -148,7 +149,11 @@ def refusal(info, lowering: str):
 
 
 def check(info, lowering: str) -> None:
-    """Raises PlanError(unsupported_attribute) when the table refuses the node for `lowering`."""
-    reason = refusal(info, lowering)
+    """Raises PlanError(unsupported_attribute) when the table refuses the node for `lowering`
+    (invalid_value when a value it reads is of the wrong type)."""
+    try:
+        reason = refusal(info, lowering)
+    except BadValue as e:  # an attribute of the wrong type or a non-finite float
+        raise PlanError("invalid_value", e.reason) from None
     if reason is not None:
         raise PlanError(CODE, reason)

@@ -22,7 +22,7 @@ from .indexing import GATHER, GATHER_ELEMENTS, GATHER_ND, ONE_HOT
 from .ir import apply_schedule, main_params
 from .layernorm import LAYER_NORM
 from .nonzero import NONZERO
-from .protocol import Decline, Lowering, NodeView, Selection, node_operands
+from .protocol import BadValue, Decline, Lowering, NodeView, Selection, node_operands
 from .resize import RESIZE
 from .rmsnorm import RMS_NORM
 from .scatter import SCATTER_ELEMENTS, SCATTER_ND
@@ -71,6 +71,14 @@ def candidates(info: NodeInfo) -> list:
     return [low for low in LOWERINGS if node.op_type in low.ops]
 
 
+def offer(low: Lowering, view: NodeView) -> Selection | Decline:
+    """`low.select(view)`, with a model value it cannot read (`BadValue`) declined with the reason."""
+    try:
+        return low.select(view)
+    except BadValue as e:
+        return Decline(f"invalid value: {e.reason}")
+
+
 def choose(info: NodeInfo) -> Choice:
     """The first registered lowering whose `select` takes the node, and every decline before it."""
     lows = candidates(info)
@@ -87,7 +95,7 @@ def choose(info: NodeInfo) -> Choice:
     view = NodeView(node=node, operands=ops, info=info)
     declined = []
     for low in lows:
-        sel = low.select(view)
+        sel = offer(low, view)
         if isinstance(sel, Decline):
             declined.append((low.name, sel.reason))
             continue

@@ -19,6 +19,7 @@ keep_aspect_ratio_policy other than stretch, resized axes with symbolic sizes, n
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -74,12 +75,23 @@ def select(node: NodeView) -> ResizeSelection | Decline:
     if oshape is None or len(oshape) != r:
         return Decline("output shape unknown")
     axes = node.attr("axes", None)
-    axes = list(range(r)) if axes is None else [int(a) % r for a in axes]
+    if r == 0:
+        return Decline("scalar input")
+    if axes is not None and (not isinstance(axes, list) or len(set(axes)) != len(axes)
+                             or not all(isinstance(a, int) and -r <= a < r for a in axes)):
+        return Decline(f"axes {axes} for a rank-{r} input")
+    axes = list(range(r)) if axes is None else [a % r for a in axes]
     scales = sizes = None
     if len(ops) > 2 and ops[2].is_const and ops[2].value.size:
         scales = [float(v) for v in np.asarray(ops[2].value, dtype=np.float32).reshape(-1)]
     if len(ops) > 3 and ops[3].is_const and ops[3].value.size:
+        if ops[3].value.dtype.kind not in "iu":
+            return Decline(f"sizes of type {ops[3].value.dtype} (ONNX: int64)")
         sizes = [int(v) for v in np.asarray(ops[3].value).reshape(-1)]
+    if scales is not None and not all(math.isfinite(v) and v > 0 for v in scales):
+        return Decline(f"scales {scales} (must be finite and > 0)")
+    if sizes is not None and not all(0 < v < 2**31 for v in sizes):
+        return Decline(f"sizes {sizes} (must be in [1, 2^31))")
     if (scales is None) == (sizes is None):
         return Decline("needs constant scales or constant sizes")
     given = scales if scales is not None else sizes

@@ -87,7 +87,7 @@ def select(node: NodeView) -> TopKSelection | Decline:
     n = xshape[-1]
     if not isinstance(n, int):
         return Decline("axis length must be static")
-    k = int(np.asarray(ops[1].value).reshape(-1)[0])
+    k = ops[1].scalar_int("K")
     if k < 1 or k > n or n >= 2**31 - 2**20:
         return Decline(f"K={k} for axis length {n}")
     outs = node.outputs

@@ -28,6 +28,22 @@ DATA_DEPENDENT_OPS = {
 DATA_DEPENDENT_LOWERED = ("NonZero", "Compress", "Unique")
 
 
+MAX_ELEMENTS = 2**62  # a tensor's static element count must stay far from int64 overflow
+
+
+def _check_dims(name, shape):
+    """A declared static dim is >= 0 and the static dims' product is below MAX_ELEMENTS (exact
+    Python ints: nothing wraps), else `invalid_model`."""
+    count = 1
+    for d in shape:
+        if isinstance(d, int):
+            if d < 0:
+                raise PlanError("invalid_model", f"'{name}' has a negative dim {d}")
+            count *= d
+    if count >= MAX_ELEMENTS:
+        raise PlanError("invalid_model", f"'{name}' would have {count} elements (>= 2^62)")
+
+
 def load_node(model_path: str) -> NodeInfo:
     try:
         model = onnx.load(model_path, load_external_data=False)  # TPAT writes node models inline
@@ -75,6 +91,7 @@ def load_node(model_path: str) -> NodeInfo:
                 if name not in seen:
                     seen.add(name)
                     symbols.append({"name": name, "input": len(inputs), "dim": d})
+        _check_dims(gi.name, shape)
         inputs.append({"name": gi.name, "dtype": dtype, "shape": shape})
     outputs = []
     for go in g.output:
@@ -86,6 +103,7 @@ def load_node(model_path: str) -> NodeInfo:
                 int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or None)
                 for d in tt.shape.dim
             ]
+            _check_dims(go.name, shape)
         outputs.append({"name": go.name, "dtype": dtype, "shape": shape})
     info = NodeInfo(node.op_type, inputs, outputs, symbols, model)
     if changed:

@@ -24,16 +24,19 @@ import threading
 import traceback
 
 import tvm
+from onnx import numpy_helper
 
 from ..errors import BridgeError, PlanError
 from ..lowerings import refusals, registry
 from ..lowerings.prelude import with_prelude
+from ..lowerings.protocol import BadValue, attr
 from ..node import narrowing_applies
 from .expr import to_text
 from .interp import WORKSPACE_ALIGNMENT, Interp
 from .load import DATA_DEPENDENT_LOWERED, DATA_DEPENDENT_OPS, load_node
 from .pipeline import SM_TARGETS, cuda_target, lower_and_capture
 from .relax_import import build_relax_module
+from .values import bad_value
 
 FORMAT_VERSION = 1
 TVM_DEFAULT = "tvm-default"  # the plan's `lowering` when TVM's own legalization made the kernels
@@ -121,6 +124,26 @@ UNCHECKED_INDEX_OPS = {"ScatterND": "writes", "ScatterElements": "writes", "Scat
                        "GatherND": "reads", "Gather": "reads", "GatherElements": "reads"}
 
 
+def _bad_value(info):
+    """values.bad_value for the loaded node (a model value ONNX does not allow), or None."""
+    g = info.model.graph
+    node = g.node[0]
+    inits = {t.name: t for t in g.initializer}
+    shapes = {x["name"]: x["shape"] for x in info.inputs}
+    consts, in_shapes = {}, []
+    for k, nm in enumerate(node.input):
+        if nm in inits:
+            consts[k] = numpy_helper.to_array(inits[nm])
+            in_shapes.append(list(consts[k].shape))
+        else:
+            in_shapes.append(shapes.get(nm))
+    try:
+        attrs = {a.name: attr(node, a.name, None) for a in node.attribute}
+    except BadValue as e:
+        return e.reason
+    return bad_value(node.op_type, attrs, in_shapes, consts)
+
+
 def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | None = None) -> dict:
     info = load_node(model_path)
     for t in info.inputs + info.outputs:
@@ -128,6 +151,9 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             # TVM's lowerings of empty tensors break (int32/int64 mismatches, launch plans with
             # undefined symbols); an empty output needs no kernel anyway.
             raise PlanError("zero_size_tensor", f"'{t['name']}' has a zero-size dim {t['shape']}: nothing to compute")
+    why = _bad_value(info)
+    if why:
+        raise PlanError("invalid_value", why)
     target = cuda_target(sm)
     cap = None
     made_by, detail, declined, failure = TVM_DEFAULT, None, [], None

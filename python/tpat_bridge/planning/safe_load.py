@@ -99,7 +99,7 @@ class _Reader:
             if key not in entries:
                 return None
             v = entries[key]
-            if not v.isdigit():
+            if not (v.isascii() and v.isdigit()):  # str.isdigit accepts '²', which int() refuses
                 raise _fail(t, f"{key} {v!r} is not a byte count")
             return int(v)
 

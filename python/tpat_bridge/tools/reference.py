@@ -31,6 +31,7 @@ from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
 from tpat_bridge.errors import BridgeError
+from tpat_bridge.planning.values import bad_value
 
 FORMAT_VERSION = 1
 DEFAULT_MAX_CASE_BYTES = 8 << 20      # hard cap: a case over this is an error
@@ -142,6 +143,9 @@ def _read_model(model):
         dims = []
         for d in tt.shape.dim:
             if d.HasField("dim_value"):
+                if d.dim_value < 1:  # ONNX Runtime kernels divide by empty dims (DFT: SIGFPE)
+                    raise BridgeError("model", f"graph input {vi.name}: dim {d.dim_value}; reference data "
+                                      "needs dims >= 1 (the planner refuses empty tensors: zero_size_tensor)")
                 dims.append(int(d.dim_value))
             elif d.HasField("dim_param") and d.dim_param:
                 dims.append(d.dim_param)
@@ -167,7 +171,13 @@ def _read_model(model):
     if used != set(range(len(graph_inputs))):
         raise BridgeError("model", "every graph input must feed the node")
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+    attrs = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v) for k, v in attrs.items()}
+    # values ONNX does not allow, before ONNX Runtime runs (some crash it: planning/values.py)
+    why = bad_value(node.op_type, attrs, [s.dims if s.kind == "input" else list(s.value.shape) if s.kind == "const"
+                                          else None for s in slots],
+                    {s.pos: s.value for s in slots if s.kind == "const"})
+    if why:
+        raise BridgeError("model", why)
     return node, attrs, slots, graph_inputs
 
 
@@ -756,7 +766,7 @@ def _fix_binding(op, attrs, slots, binding):
                         b[x] = n + int(b[x]) - 1
     if op == "TopK" and len(slots) >= 2 and slots[0].kind == "input" and slots[1].kind == "const":
         dims = slots[0].dims
-        k = int(np.asarray(slots[1].value).reshape(-1)[0])
+        k = int(_scalar_of(slots[1].value))
         axis = int(attrs.get("axis", -1))
         axis = axis + len(dims) if axis < 0 else axis
         if 0 <= axis < len(dims) and isinstance(dims[axis], str) and int(b[dims[axis]]) < k:
@@ -1066,6 +1076,11 @@ def _fmt_float(x):
 # entry
 # --------------------------------------------------------------------------------------------
 
+# What reading a hostile attribute or constant raises (int() of a list, nan or inf, an empty
+# constant indexed, an axis out of range, a huge size): a case or model the rules cannot use.
+_BAD_VALUE = (ValueError, TypeError, IndexError, OverflowError, KeyError, ZeroDivisionError)
+
+
 def _build_case(node, attrs, slots, binding, rng, runner, notes, max_bytes):
     for s in slots:
         if s.kind == "input":
@@ -1076,7 +1091,7 @@ def _build_case(node, attrs, slots, binding, rng, runner, notes, max_bytes):
     est = 0
     for s in slots:
         if s.kind == "input":
-            n = int(np.prod(ctx.shape(s.pos)))
+            n = math.prod(ctx.shape(s.pos))  # exact: np.prod wraps in int64 on hostile dims
             if n > max(MAX_TENSOR_ELEMENTS, max_bytes):
                 raise Infeasible(f"input {s.name} has {n} elements (> {max(MAX_TENSOR_ELEMENTS, max_bytes)})")
             est += n * _np_dtype(s.dtype).itemsize
@@ -1084,7 +1099,10 @@ def _build_case(node, attrs, slots, binding, rng, runner, notes, max_bytes):
         raise Infeasible(f"inputs take {est} bytes (> {max_bytes})")
     gen = _GENERATORS.get(node.op_type)
     if gen is not None:
-        gen(ctx)
+        try:
+            gen(ctx)
+        except _BAD_VALUE as e:  # an attribute or constant of the model the rule cannot use
+            raise Infeasible(f"{node.op_type}: the input rule cannot use the model's values ({type(e).__name__}: {e})")
     elif node.op_type not in _PLAIN_RANDOM:
         ctx.note(f"{node.op_type}: no input rule for this op, inputs are generic random data of their dtype")
     for s in slots:
@@ -1237,7 +1255,11 @@ def _searched_cases(req, node, attrs, slots, symbols, runner, notes):
     shapes_seen = set()
     results = []
     for cand in (_candidates(symbols) if symbols else [{}]):
-        b = _fix_binding(node.op_type, attrs, slots, cand)
+        try:
+            b = _fix_binding(node.op_type, attrs, slots, cand)
+        except (Infeasible, *_BAD_VALUE) as e:
+            raise BridgeError("reference", f"{node.op_type}: the model's values do not fit its shapes "
+                              f"({type(e).__name__}: {e})") from None
         rng = np.random.default_rng([req["seed"], tried])
         tried += 1
         shape_key = tuple(tuple(int(b[d]) if isinstance(d, str) else d for d in s.dims) for s in slots if s.kind == "input")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import math
 import os
 import sys
 
@@ -75,6 +76,9 @@ def _graph_inputs(model):
     return [vi for vi in model.graph.input if vi.name not in inits]
 
 
+MAX_INPUT_ELEMENTS = 1 << 28  # a generated input is at most 2 GiB (float64)
+
+
 def make_inputs(model, npz=None, dim=2, seed=0) -> dict:
     feeds = {}
     if npz:
@@ -88,6 +92,9 @@ def make_inputs(model, npz=None, dim=2, seed=0) -> dict:
         if tt.elem_type not in _NP:
             raise VerifyError(f"input {vi.name!r} has an element type this check cannot make (give it in --inputs)")
         shape = [d.dim_value if d.HasField("dim_value") else dim for d in tt.shape.dim]
+        if any(d < 0 for d in shape) or math.prod(shape) > MAX_INPUT_ELEMENTS:  # exact ints: no wrap
+            raise VerifyError(f"input {vi.name!r} has shape {shape}: negative or over {MAX_INPUT_ELEMENTS} "
+                              "elements (give it in --inputs)")
         dt = _NP[tt.elem_type]
         if dt == np.bool_:
             feeds[vi.name] = rng.random(shape) < 0.5

@@ -1,0 +1,78 @@
+"""Model values ONNX does not allow, checked before anything converts them (issue 11, item 4).
+
+One table of the inputs ONNX defines as one value (`SCALAR_INPUTS`) and one check, `bad_value`,
+used by the planner (plan error `invalid_value`) and the reference-data generator (code `model`,
+before ONNX Runtime runs: an empty CumSum axis, a LayerNormalization axis of 2^31 and a GatherND
+batch_dims of -2 crash it). The rules (README, "Hostile models"):
+- a one-value input (CumSum axis, TopK K, OneHot depth, Range's three, DFT dft_length / axis,
+  Trilu k, STFT frame_step / frame_length) that is a constant holds exactly one finite value;
+- `axis` / `axes` lie in [-(r + e), r + e) for the largest input rank r (e: the axes an op adds,
+  OneHot's 1, Unsqueeze's len(axes)); `batch_dims` in [0, the smallest input rank);
+- TopK's constant K lies in [0, the axis length] when that length is static;
+- `epsilon` is finite; Resize's constant scales are finite floats > 0, its constant sizes
+  integers > 0.
+Pure Python and numpy: no TVM import.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# Inputs ONNX defines as one value (a scalar or a one-element tensor), by op: input positions.
+SCALAR_INPUTS = {"CumSum": (1,), "TopK": (1,), "OneHot": (1,), "Range": (0, 1, 2), "DFT": (1, 2),
+                 "Trilu": (1,), "STFT": (1, 3)}
+
+
+def _one_value(arr) -> tuple:
+    """(the value as a Python number, None) or (None, why not)."""
+    a = np.asarray(arr).reshape(-1)
+    if a.size != 1:
+        return None, f"has {a.size} values, the op takes one"
+    x = a[0].item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None, f"is {x}"
+    return x, None
+
+
+def bad_value(op: str, attrs: dict, shapes: list, consts: dict) -> str | None:
+    """Why the node's values are not allowed, or None. `attrs`: name -> decoded attribute value;
+    `shapes`: each input's shape (ints or symbol names; None when absent); `consts`: input position
+    -> numpy value of the constant inputs."""
+    for pos in SCALAR_INPUTS.get(op, ()):
+        if pos in consts:
+            _, why = _one_value(consts[pos])
+            if why:
+                return f"{op}: constant input {pos} {why}"
+    ranks = [len(s) for s in shapes if s is not None]
+    r = max(ranks, default=0)
+    b = attrs.get("batch_dims")
+    if b is not None and not (isinstance(b, int) and 0 <= b < max(1, min(ranks, default=1))):
+        return f"{op}: batch_dims={b} must be in [0, the smallest input rank)"
+    axes = attrs.get("axes")
+    extra = len(axes) if isinstance(axes, list) else 1
+    for name in ("axis", "axes"):
+        v = attrs.get(name)
+        if v is None:
+            continue
+        vals = v if isinstance(v, list) else [v]
+        if not all(isinstance(a, int) and -(r + extra) <= a < r + extra for a in vals):
+            return f"{op}: attribute {name}={v} is out of range for rank {r}"
+    eps = attrs.get("epsilon")
+    if isinstance(eps, float) and not math.isfinite(eps):
+        return f"{op}: epsilon={eps}"
+    if op == "Resize":
+        sc, sz = consts.get(2), consts.get(3)
+        if sc is not None and sc.size and not (np.issubdtype(sc.dtype, np.floating) and np.all(np.isfinite(sc))
+                                               and np.all(sc > 0)):
+            return f"Resize: scales {sc.reshape(-1)[:8].tolist()} must be finite and > 0"
+        if sz is not None and sz.size and not (np.issubdtype(sz.dtype, np.integer) and np.all(sz > 0)):
+            return f"Resize: sizes {sz.reshape(-1)[:8].tolist()} must be integers > 0"
+    if op == "TopK" and 1 in consts and shapes and shapes[0]:
+        k, _ = _one_value(consts[1])
+        axis = attrs.get("axis", -1)
+        x = shapes[0]
+        if isinstance(axis, int) and -len(x) <= axis < len(x) and isinstance(x[axis], int):
+            if not (isinstance(k, int) and 0 <= k <= x[axis]):
+                return f"TopK: K={k} is not in [0, {x[axis]}] (the axis length)"
+    return None
