@@ -44,7 +44,7 @@ ITERATIONS = int(os.environ.get("TPAT_FUZZ_ITERATIONS") or 0)
 PER_MODEL = max(3, ITERATIONS // 100) if ITERATIONS else 3
 SEED = int(os.environ.get("TPAT_FUZZ_SEED") or 11)
 
-LOWERING_TESTS = ["cumsum", "dft", "gelu", "indexing", "layernorm", "resize", "rmsnorm", "topk"]
+LOWERING_TESTS = ["cumsum", "dft", "gelu", "indexing", "layernorm", "resize", "rmsnorm", "topk", "nonzero", "compress", "unique"]
 
 # The reference generator's documented codes (docs/reference-data.md).
 REFERENCE_CODES = {"input", "model", "too_large", "reference"}

@@ -59,10 +59,10 @@ def select(node: NodeView) -> CompressSelection | Decline:
         return Decline(f"dtype {dtype}")
     if cdtype != "bool" or len(cshape) != 1:
         return Decline("condition must be a 1-D bool tensor")
-    axis = node.attr("axis", None)
+    # The int default makes attr() check the value (BadValue on a float or a string axis).
+    axis = node.attr("axis", 0) if any(a.name == "axis" for a in node.node.attribute) else None
     r = len(xshape)
     if axis is not None:
-        axis = int(axis)
         if r == 0 or not -r <= axis < r:
             return Decline(f"axis {axis} for rank {r}")
         axis %= r

@@ -77,9 +77,9 @@ def select(node: NodeView) -> UniqueSelection | Decline:
     if len(ops) != 1 or not ops[0].is_param:
         return Decline("Unique needs a runtime input")
     xshape, dtype = ops[0].shape, ops[0].dtype
-    axis = node.attr("axis", None)
+    # The int default makes attr() check the value (BadValue on a float or a string axis).
+    axis = node.attr("axis", 0) if any(a.name == "axis" for a in node.node.attribute) else None
     if axis is not None:
-        axis = int(axis)
         if not -len(xshape) <= axis < len(xshape):
             return Decline(f"axis {axis} for rank {len(xshape)}")
         axis %= len(xshape)
