@@ -6,7 +6,9 @@ import Testing
 /// (tests/fixtures/plans) render to the committed files in tests/fixtures/golden, and those files
 /// compile with nvcc. TPAT_UPDATE_GOLDEN=1 rewrites the golden files.
 @Suite(.serialized) struct GoldenSourceTests {
-    static let plans = ["ScatterND_7a375313", "GridSample_4821a747", "TopK_8c43395b"]
+    /// Resize_a11c0f16: TVM's fp16 Resize (align_corners), whose `max(min(int, 127), 0)` must still find the
+    /// global integer max/min next to the fp16 prelude's `max(half, half)` in the kernels' namespace.
+    static let plans = ["ScatterND_7a375313", "GridSample_4821a747", "TopK_8c43395b", "Resize_a11c0f16"]
 
     static func source(_ name: String) throws -> PluginSource {
         let data = try Data(contentsOf: Repo.root.appendingPathComponent("tests/fixtures/plans/\(name).plan.json"))

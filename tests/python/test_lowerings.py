@@ -331,6 +331,21 @@ def test_static_bench_shape_vectorized_copy():
     scatter.parse_primfunc(src)
 
 
+def test_whole_rows_scatter_vectorized():
+    """scatternd_rows: reduction none, whole 1024-float rows: the scatter moves 16 bytes per thread
+    too (the LLVM cases nd_none_float32 / nd_none_int32, 20-element slices, run the same path);
+    16-bit slices of 20 elements (not a multiple of 8) stay scalar."""
+    src = scatter.scatter_nd_source([16384, 1024], [4096, 1], [4096, 1024], "float32", "int64", "none")
+    assert src.count("T.vectorized(T.int64(4))") == 2
+    scatter.parse_primfunc(src)
+    assert scatter.scatter_nd_source(["N", 4, 5], ["M", 1], ["M", 4, 5], "float32", "int64", "none",
+                                     mode="cpu").count("T.vectorized") == 1
+    assert "T.vectorized" not in scatter.scatter_nd_source(["N", 4, 5], ["M", 1], ["M", 4, 5], "float16",
+                                                           "int64", "none", mode="cpu")
+    assert scatter.scatter_nd_source([64, 1024], [8, 1], [8, 1024], "float32", "int64",
+                                     "add").count("T.vectorized") == 1  # the copy only: atomics stay scalar
+
+
 def test_prelude_idempotent():
     src = 'extern "C" __global__ void k(float* p) { tpat_atomic_max_f32(&p[0], 1.0f); }'
     once = prelude.with_prelude(src)

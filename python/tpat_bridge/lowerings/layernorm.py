@@ -18,8 +18,8 @@ kernel with `rms` set: no mean, y = x * rsqrt(mean(x^2) + epsilon) * scale.
 
 Blocks hold 8 warps (8 rows). Everything is TIR written with TVM's IR builder inside a
 `te.extern` stage and goes through TVM's pipeline and CUDA codegen; `mode="cpu"` runs the same
-formulas with serial loops (no shuffles) for the LLVM tests. Lowered when: N is static and at most
-MAX_N, Scale/B are static-shaped and broadcastable to X.shape[axis:], stash_type is 1, float16 /
+formulas with serial loops (no shuffles) for the LLVM tests. N > MAX_N: `_block_norm_ir`, a block
+per row (its IR runs on the CPU as well). Lowered when: N is static, Scale/B are static-shaped and broadcastable to X.shape[axis:], stash_type is 1, float16 /
 bfloat16 / float32. Leading dimensions (rows) may be symbolic.
 """
 from __future__ import annotations
@@ -37,7 +37,9 @@ from .protocol import Decline, Lowering, NodeView, Selection
 
 DTYPES = dtypes.sizes(*dtypes.FLOATS)
 WARPS_PER_BLOCK = 8
-MAX_N = 8192  # 256 elements per lane in registers; longer rows keep TVM's lowering
+MAX_N = 8192  # 256 elements per lane in registers; longer rows: a block per row
+BLOCK_THREADS = 1024  # the block-per-row kernel (N > MAX_N)
+MAX_BLOCK_N = 2**31 - 1
 
 
 def _prod(xs):
@@ -84,7 +86,8 @@ class NormSelection(Selection):
     def describe(self) -> str:
         what = "rms_norm" if self.rms else "layer_norm"
         stats = " + Mean/InvStdDev" if self.stats == 2 else " + Mean" if self.stats == 1 else ""
-        return f"{what} (axis={self.axis}, N={self.n}, warp per row, {self.vec}-wide vectors{stats})"
+        who = "warp per row" if self.n <= MAX_N else f"block of {BLOCK_THREADS} per row, shifted sums"
+        return f"{what} (axis={self.axis}, N={self.n}, {who}, {self.vec}-wide vectors{stats})"
 
 
 def select_norm(n: NodeView, rms: bool) -> NormSelection | Decline:
@@ -116,8 +119,8 @@ def select_norm(n: NodeView, rms: bool) -> NormSelection | Decline:
     if any(not isinstance(d, int) for d in norm):
         return Decline("normalized dims must be static")
     size = _prod(norm)
-    if size == 0 or size > MAX_N:
-        return Decline(f"normalized size {size} (TPAT lowers 1..{MAX_N})")
+    if size == 0 or size > MAX_BLOCK_N:
+        return Decline(f"normalized size {size} (TPAT lowers 1..{MAX_BLOCK_N})")
     for k, o in enumerate(info.outputs[1:], 1):
         if o["dtype"] != "float32":
             return Decline(f"output {k} dtype {o['dtype']} (stash_type 1 gives float32)")
@@ -327,6 +330,144 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
     return ib.get()
 
 
+def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
+    """N > MAX_N: a block of BLOCK_THREADS threads per row (the row does not fit in a warp's
+    registers). Pass 1: each thread sums d = x - x[row, 0] and d^2 over its vectors (consecutive
+    threads on consecutive vectors: coalesced, up to 16-byte loads), a shared-memory tree reduces
+    both; mean = x0 + S1/N, var = S2/N - (S1/N)^2 (the shift keeps the cancellation small; RMS: no
+    shift, S2 only). Pass 2 re-reads the row (from L2 when it is still there) and writes y.
+    2 reads + 1 write of X/Y; Scale/B are read per row from L2. The same IR runs on the CPU with
+    serial loops for the threads (the LLVM tests)."""
+    n, vec, dtype, ydtype, tb = det.n, det.vec, det.dtype, det.ydtype, BLOCK_THREADS
+    nvec = n // vec  # vec divides n (selection)
+    iters = -(-nvec // tb)
+    gpu = mode == "gpu"
+    f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+
+    def cvt(v, dt):
+        return v if dt == "float32" else tirx.Cast("float32", v)
+
+    with IRBuilder() as ib:
+        th = Threads(mode, rows, tb)
+        with th as bx:
+            def flat(buf, size):
+                return T.decl_buffer([size], buf.dtype, data=buf.data, elem_offset=0)
+
+            x = flat(ins[0], rows * i64(n))
+            y = flat(outs[0], rows * i64(n))
+            stats = [flat(o, rows) for o in outs[1:]]
+            params = []
+            k_in = 1
+            for m in det.maps:
+                if m is None:
+                    params.append(None)
+                    continue
+                b = ins[k_in]
+                k_in += 1
+                size = 1
+                for d in b.shape:
+                    size = size * d
+                params.append((flat(b, size), m))
+            params += [None] * (2 - len(params))
+            row = tirx.Cast("int64", bx)
+            base = row * i64(n)
+            reds = [T.decl_buffer([tb], "float32", scope="shared" if gpu else "global") for _ in range(2)]
+            loc = "local" if gpu else "global"
+            acc = T.decl_buffer([2] if gpu else [2, tb], "float32", scope=loc)
+            xv = T.decl_buffer([vec], dtype, scope=loc)
+            yv = T.decl_buffer([vec], ydtype, scope=loc)
+
+            def A(k, tx):
+                return [k] if gpu else [k, tirx.Cast("int32", tx)]
+
+            shift = f32(0) if det.rms else cvt(x[base], dtype)
+
+            def each_vec(tx, body):
+                with T.serial(0, iters) as it:
+                    iv = it * i32(tb) + tirx.Cast("int32", tx)
+                    with T.If(iv < i32(nvec)):
+                        with T.Then():
+                            c0 = tirx.Cast("int64", iv) * i64(vec)
+                            with T.vectorized(0, vec) as v:
+                                T.buffer_store(xv, x[base + c0 + v], [v])
+                            body(c0)
+
+            def sums(tx):
+                T.buffer_store(acc, f32(0), A(0, tx))
+                T.buffer_store(acc, f32(0), A(1, tx))
+
+                def body(c0):
+                    with T.unroll(0, vec) as v:
+                        d = cvt(xv[v], dtype) - shift
+                        T.buffer_store(acc, acc[tuple(A(0, tx))] + d, A(0, tx))
+                        T.buffer_store(acc, acc[tuple(A(1, tx))] + d * d, A(1, tx))
+                each_vec(tx, body)
+                T.buffer_store(reds[0], acc[tuple(A(0, tx))], [tirx.Cast("int32", tx)])
+                T.buffer_store(reds[1], acc[tuple(A(1, tx))], [tirx.Cast("int32", tx)])
+
+            th.each_thread(sums)
+            th.barrier()
+            half = tb // 2
+            while half >= 1:
+                def step(tx, half=half):
+                    t = tirx.Cast("int32", tx)
+                    with T.If(t < i32(half)):
+                        with T.Then():
+                            for r in reds:
+                                T.buffer_store(r, r[t] + r[t + i32(half)], [t])
+                th.each_thread(step)
+                th.barrier()
+                half //= 2
+
+            def fetch(tx):  # the block's sums into every thread's registers (no shared reads later)
+                T.buffer_store(acc, reds[0][0], A(0, tx))
+                T.buffer_store(acc, reds[1][0], A(1, tx))
+
+            th.each_thread(fetch)
+
+            def moments(tx):
+                m1 = acc[tuple(A(0, tx))] / f32(n)
+                s2 = acc[tuple(A(1, tx))] / f32(n)
+                mean = f32(0) if det.rms else shift + m1
+                var = s2 if det.rms else tirx.max(s2 - m1 * m1, f32(0))
+                return mean, tirx.rsqrt(var + f32(det.eps))
+            scale, bias = params
+
+            def pidx(m, c):
+                if m[0] == "full":
+                    return c
+                idx = i64(0)
+                for inner, dim, stride in m[1]:
+                    idx = idx + (c // i64(inner)) % i64(dim) * i64(stride)
+                return idx
+
+            def normalize(tx):
+                mean, rstd = moments(tx)
+
+                def body(c0):
+                    with T.unroll(0, vec) as v:
+                        c = c0 + tirx.Cast("int64", v)
+                        val = (cvt(xv[v], dtype) - mean) * rstd
+                        if scale is not None:
+                            val = val * cvt(scale[0][pidx(scale[1], c)], det.sdtype)
+                        if bias is not None:
+                            val = val + cvt(bias[0][pidx(bias[1], c)], det.sdtype)
+                        T.buffer_store(yv, val if ydtype == "float32" else tirx.Cast(ydtype, val), [v])
+                    with T.vectorized(0, vec) as v:
+                        T.buffer_store(y, yv[v], [base + c0 + v])
+                each_vec(tx, body)
+                if stats:
+                    with T.If(tirx.Cast("int32", tx) == i32(0)):
+                        with T.Then():
+                            for buf, val in zip(stats, (mean, rstd)):
+                                T.buffer_store(buf, val, [row])
+
+            th.each_thread(normalize)
+    return ib.get()
+
+
 def emit(bb, params, det, mode="gpu"):
     """Emit the normalization into main's dataflow block: Y, or (Y, Mean[, InvStdDev])."""
     args = [relax_arg(params, o) for o in det.ops if not o.is_absent]
@@ -343,6 +484,8 @@ def emit(bb, params, det, mode="gpu"):
         dtypes = [det.ydtype] + ["float32"] * nstats
 
         def body(ins, outs):
+            if det.n > MAX_N:
+                return _block_norm_ir(det, rows, list(ins), list(outs), mode)
             return _norm_ir(det, rows, list(ins), list(outs), mode)
 
         # Buffers without elem_offset (compact), so 16-byte vector access is plain indexing.

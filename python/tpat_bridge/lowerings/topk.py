@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tvm import te, tirx
+from tvm import relax, te, tirx, topi
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
@@ -63,9 +63,11 @@ class TopKSelection(Selection):
     ch: int  # chunk length (keys sorted per block)
     chunks: int  # lists at merge level 0 (a power of two)
     x_index: int
+    axis: int = -1  # normalized; not the last: X is transposed to put it last, the outputs back
 
     def describe(self) -> str:
-        return (f"topk (K={self.k}, {'largest' if self.largest else 'smallest'}, chunks of {self.ch}, "
+        moved = f"axis {self.axis} moved last by a transpose, " if self.axis != len(self.xshape) - 1 else ""
+        return (f"topk ({moved}K={self.k}, {'largest' if self.largest else 'smallest'}, chunks of {self.ch}, "
                 f"{self.chunks} chunk(s), {int(np.log2(self.chunks))} merge level(s))")
 
 
@@ -82,9 +84,10 @@ def select(node: NodeView) -> TopKSelection | Decline:
     if r == 0:
         return Decline("scalar input")
     axis = int(node.attr("axis", -1))
-    if axis % r != r - 1:
-        return Decline("only the last axis is lowered by TPAT")
-    n = xshape[-1]
+    if not -r <= axis < r:
+        return Decline(f"axis {axis} out of range for rank {r}")
+    axis %= r
+    n = xshape[axis]
     if not isinstance(n, int):
         return Decline("axis length must be static")
     k = ops[1].scalar_int("K")
@@ -97,7 +100,7 @@ def select(node: NodeView) -> TopKSelection | Decline:
     ch = min(4096, _pow2ceil(max(n, 2)))
     chunks = _pow2ceil(-(-n // ch))  # lists at level 0 (padding chunks make a power of two)
     return TopKSelection(dtype=dtype, xshape=xshape, n=n, k=k, largest=bool(largest), ch=ch, chunks=chunks,
-                         x_index=ops[0].index)
+                         x_index=ops[0].index, axis=axis)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,8 +278,21 @@ def _merge_one(bx, tx, total, m, length, out_len, steps, lo, lead, keys, x, outs
 
 
 def emit(bb, params, det, mode="gpu"):
+    """(values, indices); a non-last axis goes last through a transpose and the outputs come back."""
+    r = len(det.xshape)
+    if det.axis == r - 1:
+        return _emit_last(bb, params[det.x_index], det, mode)
+    perm = [d for d in range(r) if d != det.axis] + [det.axis]
+    inv = [perm.index(d) for d in range(r)]
+    xt = bb.emit_te(topi.transpose, params[det.x_index], perm, primfunc_name_hint="tpat_topk_transpose")
+    both = _emit_last(bb, xt, det, mode)
+    outs = [bb.emit_te(topi.transpose, bb.emit(relax.TupleGetItem(both, j)), inv,
+                       primfunc_name_hint="tpat_topk_transpose") for j in range(2)]
+    return relax.Tuple(outs)
+
+
+def _emit_last(bb, x, det, mode="gpu"):
     """Emit chunk sort -> merge levels into main's dataflow block; returns (values, indices)."""
-    x = params[det.x_index]
     k, ch, chunks, dtype = det.k, det.ch, det.chunks, det.dtype
     keep = min(ch, k)
 
