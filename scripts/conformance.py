@@ -238,8 +238,13 @@ def tactic_lowerings(plugin_dir: Path) -> list[str]:
         p = plugin_dir / (f"{name}.plan.json" if k == 0 else f"{name}.tactic{k}.plan.json")
         if not p.exists():
             return out
-        fix = json.loads(p.read_text()).get("fixups", [])
-        out.append("tpat" if any(f.lower().startswith("tpat lowering") for f in fix) else "tvm")
+        plan = json.loads(p.read_text())
+        # the plan's `lowering` field (a TPAT lowering's registry name, or "tvm-default"); plans
+        # no longer say it in `fixups`, which made every tactic "tvm" here
+        low = plan.get("lowering")
+        if low is None:
+            low = "tpat" if any(f.lower().startswith("tpat lowering") for f in plan.get("fixups", [])) else "tvm-default"
+        out.append("tvm" if low == "tvm-default" else "tpat")
         k += 1
 
 
