@@ -27,8 +27,10 @@ let package = Package(
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
             exclude: ["ONNX/README.md"],
-            resources: [.copy("Selection/Resources/tensorrt10-onnx-operators.json"), .copy("Selection/Resources/tensorrt11-onnx-operators.json"),
-                        .copy("Selection/Resources/tensorrt-rtx-onnx-operators.json")]
+            resources: [
+                .copy("Selection/Resources/tensorrt10-onnx-operators.json"), .copy("Selection/Resources/tensorrt11-onnx-operators.json"),
+                .copy("Selection/Resources/tensorrt-rtx-onnx-operators.json"),
+            ]
         ),
         .executableTarget(
             name: "tpat",

@@ -2,13 +2,13 @@
 the same process). Usage: .venv/bin/python bench/plan_time.py [case ...]
 Cases are the ones of tests/python/test_planner.py.
 """
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,6 +13,7 @@ the GPU machine times every case in one run.
 Cases with "requires" in cases.json are not tried: the bench reports them as not planned and
 still times their PyTorch baseline.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,23 +63,43 @@ def run(cmd, timeout):
 
 
 def plan_case(c, arch, timeout):
-    rc, _, err, s = run([str(TPAT), "plan", c["model_path"], "--node", c["node"], "--arch", arch, "--no-cache"], timeout)
+    rc, _, err, s = run(
+        [str(TPAT), "plan", c["model_path"], "--node", c["node"], "--arch", arch, "--no-cache"], timeout
+    )
     summary = next((ln.split("] ", 1)[-1] for ln in err.splitlines() if "planned " in ln), "")
-    return {"id": c["id"], "op": c["op"], "status": "planned" if rc == 0 else "not_planned",
-            "reason": None if rc == 0 else _reason(err), "summary": summary.strip(), "seconds": round(s, 1)}
+    return {
+        "id": c["id"],
+        "op": c["op"],
+        "status": "planned" if rc == 0 else "not_planned",
+        "reason": None if rc == 0 else _reason(err),
+        "summary": summary.strip(),
+        "seconds": round(s, 1),
+    }
 
 
 def prepare_case(c, carry, arch, timeout, slim=True):
     out = Path(carry) / c["id"]
-    rc, so, err, s1 = run([str(TPAT), "generate", c["model_path"], "--ops", c["select"], "-o", str(out),
-                           "--no-reference", "--force"], timeout)
+    rc, so, err, s1 = run(
+        [str(TPAT), "generate", c["model_path"], "--ops", c["select"], "-o", str(out), "--no-reference", "--force"],
+        timeout,
+    )
     if rc != 0 or not (out / "plugins").is_dir() or not any((out / "plugins").iterdir()):
-        return {"id": c["id"], "op": c["op"], "status": "not_planned", "reason": _generate_failure(out) or _reason(err + so),
-                "seconds": round(s1, 1)}
+        return {
+            "id": c["id"],
+            "op": c["op"],
+            "status": "not_planned",
+            "reason": _generate_failure(out) or _reason(err + so),
+            "seconds": round(s1, 1),
+        }
     rc, so, err, s2 = run([str(TPAT), "build", str(out), "--arch", arch], timeout)
     if rc != 0:
-        return {"id": c["id"], "op": c["op"], "status": "not_built", "reason": _reason(err + so),
-                "seconds": round(s1 + s2, 1)}
+        return {
+            "id": c["id"],
+            "op": c["op"],
+            "status": "not_built",
+            "reason": _reason(err + so),
+            "seconds": round(s1 + s2, 1),
+        }
     if slim:
         slim_out(out)
     else:
@@ -90,7 +111,10 @@ def slim_out(out):
     """Keeps what the bench reads (OUT/<model>.onnx, each plugin's node model, plugin.json and
     plans, plugins/build/libtpat_kernels.so, stripped): about 0.7 MB per case, so the suite travels in one go."""
     keep = {out / "plugins" / "build" / "libtpat_kernels.so"}
-    keep |= set(out.glob("*.onnx")) | {out / "tpat-generate.json", out / ".tpat-output"}   # the marker: generate --force may replace it
+    keep |= set(out.glob("*.onnx")) | {
+        out / "tpat-generate.json",
+        out / ".tpat-output",
+    }  # the marker: generate --force may replace it
     for d in (out / "plugins").iterdir():
         if d.is_dir() and d.name not in ("build", "common", "check", "python", "cmake"):
             keep |= {f for f in d.iterdir() if f.name.endswith((".onnx", ".plugin.json", ".plan.json"))}
@@ -100,19 +124,26 @@ def slim_out(out):
         elif f.is_dir() and not any(f.iterdir()):
             f.rmdir()
     lib = out / "plugins" / "build" / "libtpat_kernels.so"
-    if shutil.which("strip") and lib.is_file():      # symbols the loader needs stay (~30 % smaller)
+    if shutil.which("strip") and lib.is_file():  # symbols the loader needs stay (~30 % smaller)
         subprocess.run(["strip", "--strip-unneeded", str(lib)], check=False)
 
 
 def markdown(rows):
-    L = ["# `tpat plan` of every bench case (CPU)", "",
-         f"{sum(r['status'] == 'planned' for r in rows)} of {len(rows)} cases plan; written by "
-         "`python bench/prepare.py --plan-only`.", "",
-         "| case | op | result | reason / plan | seconds |", "|---|---|---|---|---:|"]
+    L = [
+        "# `tpat plan` of every bench case (CPU)",
+        "",
+        f"{sum(r['status'] == 'planned' for r in rows)} of {len(rows)} cases plan; written by "
+        "`python bench/prepare.py --plan-only`.",
+        "",
+        "| case | op | result | reason / plan | seconds |",
+        "|---|---|---|---|---:|",
+    ]
     for r in rows:
         what = r.get("reason") or r.get("summary") or ""
-        L.append(f"| {r['id']} | {r['op']} | {r['status'].replace('_', ' ')} | {what.replace('|', '/')} | "
-                 f"{r.get('seconds', '')} |")
+        L.append(
+            f"| {r['id']} | {r['op']} | {r['status'].replace('_', ' ')} | {what.replace('|', '/')} | "
+            f"{r.get('seconds', '')} |"
+        )
     return "\n".join(L) + "\n"
 
 
@@ -138,7 +169,7 @@ def main(argv=None):
     for c in cases:
         if c.get("requires"):
             r = {"id": c["id"], "op": c["op"], "status": "requires", "reason": f"requires {c['requires']}"}
-            if a.plan_only:     # say what tpat answers today
+            if a.plan_only:  # say what tpat answers today
                 p = plan_case(c, a.arch, a.timeout)
                 r["reason"] += f"; tpat plan today: {p['reason'] or 'planned'}"
         elif a.plan_only:
@@ -153,7 +184,7 @@ def main(argv=None):
             Path(a.out).write_text(markdown(rows))
             Path(a.out).with_suffix(".json").write_text(json.dumps({"cases": rows}, indent=1) + "\n")
     else:
-        record = Path(a.carry) / "prepare.json"          # merged: --only updates its cases
+        record = Path(a.carry) / "prepare.json"  # merged: --only updates its cases
         known = {r["id"]: r for r in json.loads(record.read_text())["cases"]} if record.is_file() else {}
         known.update({r["id"]: r for r in rows})
         order = [c["id"] for c in load(a.cases)]

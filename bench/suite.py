@@ -19,11 +19,11 @@ bandwidth target applies) or why not ("bound_why"), small input shapes ("check_s
 tests/python/test_bench.py checks its PyTorch baseline against ONNX Runtime, and, for ops whose
 lowering has not landed, "requires" (the bench then reports it as not planned and times PyTorch).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 from pathlib import Path
 
@@ -33,16 +33,13 @@ from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
-IR_VERSION = 9        # onnxruntime >= 1.16 and onnx >= 1.15 read it
+IR_VERSION = 9  # onnxruntime >= 1.16 and onnx >= 1.15 read it
 
 DTYPES = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "bfloat16": TP.BFLOAT16, "int64": TP.INT64, "bool": TP.BOOL}
 import sys  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "python"))
 from tpat_bridge.tools.bench import traffic_bytes  # noqa: E402,F401  the formula evaluator bench uses
-
-
-
 
 # --------------------------------------------------------------------------------------------
 # building one case
@@ -51,7 +48,10 @@ from tpat_bridge.tools.bench import traffic_bytes  # noqa: E402,F401  the formul
 # Memory-bound words, reused: a case is "memory" when its minimal traffic is over ~32 MB and
 # streamed, so the copy-bandwidth target (85 %) applies; otherwise the case says why not.
 LATENCY = "latency", "moves a few MB or less: launch and tail effects dominate, no copy-bandwidth target"
-GATHER = "gather", "reads scattered elements or samples: each one pulls a whole 32-byte sector, the formula counts only the bytes used"
+GATHER = (
+    "gather",
+    "reads scattered elements or samples: each one pulls a whole 32-byte sector, the formula counts only the bytes used",
+)
 COMPUTE = "compute", "the work per byte (sorting, selection, transforms) bounds it, not the traffic"
 ONCE = "reads the input once, writes the output once", "B(in0) + B(out0)"
 EVERY = "every input and output once"
@@ -68,11 +68,14 @@ def _const(name, arr):
 
 def _model(case, node, inputs, outputs, inits=(), opset=18):
     """A one-node model; outputs: [(name, dtype, shape or None)], None = inferred by ONNX."""
-    graph = helper.make_graph([node], f"tpat_bench_{case}", [_vi(*i) for i in inputs],
-                              [_vi(n, d, s if s is not None else None) for n, d, s in outputs],
-                              initializer=list(inits))
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                          producer_name="tpat-bench-suite")
+    graph = helper.make_graph(
+        [node],
+        f"tpat_bench_{case}",
+        [_vi(*i) for i in inputs],
+        [_vi(n, d, s if s is not None else None) for n, d, s in outputs],
+        initializer=list(inits),
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tpat-bench-suite")
     m.ir_version = IR_VERSION
     inferred = onnx.shape_inference.infer_shapes(m, strict_mode=True, data_prop=True)
     for o, io in zip(m.graph.output, inferred.graph.output):
@@ -96,8 +99,12 @@ def _case(id, op, variant, model, words, code, bound=None, check=None, requires=
 
     def desc(name, canon):
         tt = types[name].type.tensor_type
-        return {"name": name, "canonical": canon, "dtype": name_of[tt.elem_type],
-                "shape": [_dim(d) for d in tt.shape.dim]}
+        return {
+            "name": name,
+            "canonical": canon,
+            "dtype": name_of[tt.elem_type],
+            "shape": [_dim(d) for d in tt.shape.dim],
+        }
 
     ins, k = [], 0
     consts = []
@@ -115,13 +122,25 @@ def _case(id, op, variant, model, words, code, bound=None, check=None, requires=
     attrs = {a: (v.decode() if isinstance(v, bytes) else v) for a, v in attrs.items()}
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     entry = {
-        "id": id, "model": f"{id}.onnx", "op": op, "select": op, "node": node.name, "variant": variant,
-        "opset": opset, "attributes": attrs, "constants": consts, "inputs": ins, "outputs": outs,
+        "id": id,
+        "model": f"{id}.onnx",
+        "op": op,
+        "select": op,
+        "node": node.name,
+        "variant": variant,
+        "opset": opset,
+        "attributes": attrs,
+        "constants": consts,
+        "inputs": ins,
+        "outputs": outs,
         "traffic": {"words": words, "code": code},
     }
     static = all(isinstance(d, int) for t in ins + outs for d in t["shape"])
-    entry["traffic"]["bytes"] = (traffic_bytes(code, [(i["shape"], i["dtype"]) for i in ins],
-                                               [(o["shape"], o["dtype"]) for o in outs]) if static else None)
+    entry["traffic"]["bytes"] = (
+        traffic_bytes(code, [(i["shape"], i["dtype"]) for i in ins], [(o["shape"], o["dtype"]) for o in outs])
+        if static
+        else None
+    )
     if not static:
         entry["traffic"]["words"] += " (the output size depends on the data: counted at run time)"
     entry["bound"], why = bound or ("memory", None)
@@ -141,13 +160,30 @@ class Suite:
     def __init__(self):
         self.out = []
 
-    def case(self, id, op, variant, inputs, outputs, *, inputs_order=None, attrs=None, inits=(), opset=18,
-             traffic=ONCE, bound=None, check=None, requires=None, notes=""):
+    def case(
+        self,
+        id,
+        op,
+        variant,
+        inputs,
+        outputs,
+        *,
+        inputs_order=None,
+        attrs=None,
+        inits=(),
+        opset=18,
+        traffic=ONCE,
+        bound=None,
+        check=None,
+        requires=None,
+        notes="",
+    ):
         names = inputs_order if inputs_order is not None else [i[0] for i in inputs] + [t.name for t in inits]
         node = helper.make_node(op, names, [o[0] for o in outputs], name=id, **(attrs or {}))
         model = _model(id, node, inputs, [(o[0], o[1], o[2] if len(o) > 2 else None) for o in outputs], inits, opset)
-        self.out.append((id, model, _case(id, op, variant, model, traffic[0], traffic[1], bound, check,
-                                          requires, notes)))
+        self.out.append(
+            (id, model, _case(id, op, variant, model, traffic[0], traffic[1], bound, check, requires, notes))
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,272 +191,692 @@ class Suite:
 # --------------------------------------------------------------------------------------------
 
 ROWS = "reads only the gathered rows (= output bytes) and the indices, writes the output", "B(out0) + B(in1) + B(out0)"
-SCATTER = ("data read once and written once, plus indices and updates read once",
-           "B(in0) + B(out0) + B(in1) + B(in2)")
+SCATTER = ("data read once and written once, plus indices and updates read once", "B(in0) + B(out0) + B(in1) + B(in2)")
 
 
 def _gathers(s):
-    s.case("gathernd", "GatherND", "batch_dims=0, 3-tuples into a 4-D f32 table, 224-float rows",
-           [("data", "float32", (1, 128, 128, 224)), ("indices", "int64", (1, 600, 3))], [("y", "float32")],
-           attrs={"batch_dims": 0}, traffic=ROWS, bound=LATENCY,
-           check={"data": (2, 5, 6, 7), "indices": (2, 9, 3)})
-    s.case("gathernd_batch1", "GatherND", "batch_dims=1, 1-tuples: 2048 rows of 1 KB per batch",
-           [("data", "float32", (32, 4096, 256)), ("indices", "int64", (32, 2048, 1))], [("y", "float32")],
-           attrs={"batch_dims": 1}, traffic=ROWS, check={"data": (2, 7, 5), "indices": (2, 4, 1)})
-    s.case("gathernd_scalars_fp16", "GatherND", "fp16, tuples as long as the rank: one scalar per tuple",
-           [("data", "float16", (4096, 4096)), ("indices", "int64", (1048576, 2))], [("y", "float16")],
-           traffic=ROWS, bound=GATHER, check={"data": (6, 7), "indices": (9, 2)})
-    s.case("gathernd_small_bf16", "GatherND", "bf16, small: 256 rows of 64",
-           [("data", "bfloat16", (64, 64, 64)), ("indices", "int64", (256, 2))], [("y", "bfloat16")],
-           traffic=ROWS, bound=LATENCY, check={"data": (4, 5, 6), "indices": (3, 2)})
-    s.case("gather_embedding_fp16", "Gather", "axis 0, an fp16 embedding table of 32000 x 4096, 2048 tokens",
-           [("data", "float16", (32000, 4096)), ("indices", "int64", (4, 512))], [("y", "float16")],
-           attrs={"axis": 0}, traffic=ROWS, check={"data": (9, 5), "indices": (2, 3)})
-    s.case("gather_axis1", "Gather", "axis 1 of a 3-D f32 tensor, 512 of 1024 slices",
-           [("data", "float32", (64, 1024, 128)), ("indices", "int64", (512,))], [("y", "float32")],
-           attrs={"axis": 1}, traffic=ROWS, check={"data": (2, 7, 3), "indices": (5,)})
-    s.case("gatherelements", "GatherElements", "axis 1, f32 (4096, 4096), 512 picks per row",
-           [("data", "float32", (4096, 4096)), ("indices", "int64", (4096, 512))], [("y", "float32")],
-           attrs={"axis": 1}, traffic=("reads the picked elements and the indices, writes the output",
-                                       "B(out0) + B(in1) + B(out0)"),
-           bound=GATHER, check={"data": (3, 8), "indices": (3, 5)})
-    s.case("gatherelements_axis0_small", "GatherElements", "axis 0 (leading), small f32",
-           [("data", "float32", (64, 256)), ("indices", "int64", (32, 256))], [("y", "float32")],
-           attrs={"axis": 0}, traffic=("reads the picked elements and the indices, writes the output",
-                                       "B(out0) + B(in1) + B(out0)"),
-           bound=LATENCY, check={"data": (6, 4), "indices": (3, 4)})
+    s.case(
+        "gathernd",
+        "GatherND",
+        "batch_dims=0, 3-tuples into a 4-D f32 table, 224-float rows",
+        [("data", "float32", (1, 128, 128, 224)), ("indices", "int64", (1, 600, 3))],
+        [("y", "float32")],
+        attrs={"batch_dims": 0},
+        traffic=ROWS,
+        bound=LATENCY,
+        check={"data": (2, 5, 6, 7), "indices": (2, 9, 3)},
+    )
+    s.case(
+        "gathernd_batch1",
+        "GatherND",
+        "batch_dims=1, 1-tuples: 2048 rows of 1 KB per batch",
+        [("data", "float32", (32, 4096, 256)), ("indices", "int64", (32, 2048, 1))],
+        [("y", "float32")],
+        attrs={"batch_dims": 1},
+        traffic=ROWS,
+        check={"data": (2, 7, 5), "indices": (2, 4, 1)},
+    )
+    s.case(
+        "gathernd_scalars_fp16",
+        "GatherND",
+        "fp16, tuples as long as the rank: one scalar per tuple",
+        [("data", "float16", (4096, 4096)), ("indices", "int64", (1048576, 2))],
+        [("y", "float16")],
+        traffic=ROWS,
+        bound=GATHER,
+        check={"data": (6, 7), "indices": (9, 2)},
+    )
+    s.case(
+        "gathernd_small_bf16",
+        "GatherND",
+        "bf16, small: 256 rows of 64",
+        [("data", "bfloat16", (64, 64, 64)), ("indices", "int64", (256, 2))],
+        [("y", "bfloat16")],
+        traffic=ROWS,
+        bound=LATENCY,
+        check={"data": (4, 5, 6), "indices": (3, 2)},
+    )
+    s.case(
+        "gather_embedding_fp16",
+        "Gather",
+        "axis 0, an fp16 embedding table of 32000 x 4096, 2048 tokens",
+        [("data", "float16", (32000, 4096)), ("indices", "int64", (4, 512))],
+        [("y", "float16")],
+        attrs={"axis": 0},
+        traffic=ROWS,
+        check={"data": (9, 5), "indices": (2, 3)},
+    )
+    s.case(
+        "gather_axis1",
+        "Gather",
+        "axis 1 of a 3-D f32 tensor, 512 of 1024 slices",
+        [("data", "float32", (64, 1024, 128)), ("indices", "int64", (512,))],
+        [("y", "float32")],
+        attrs={"axis": 1},
+        traffic=ROWS,
+        check={"data": (2, 7, 3), "indices": (5,)},
+    )
+    s.case(
+        "gatherelements",
+        "GatherElements",
+        "axis 1, f32 (4096, 4096), 512 picks per row",
+        [("data", "float32", (4096, 4096)), ("indices", "int64", (4096, 512))],
+        [("y", "float32")],
+        attrs={"axis": 1},
+        traffic=("reads the picked elements and the indices, writes the output", "B(out0) + B(in1) + B(out0)"),
+        bound=GATHER,
+        check={"data": (3, 8), "indices": (3, 5)},
+    )
+    s.case(
+        "gatherelements_axis0_small",
+        "GatherElements",
+        "axis 0 (leading), small f32",
+        [("data", "float32", (64, 256)), ("indices", "int64", (32, 256))],
+        [("y", "float32")],
+        attrs={"axis": 0},
+        traffic=("reads the picked elements and the indices, writes the output", "B(out0) + B(in1) + B(out0)"),
+        bound=LATENCY,
+        check={"data": (6, 4), "indices": (3, 4)},
+    )
 
 
 def _scatters(s):
     for red, id in (("none", "scatternd"), ("add", "scatternd_add")):
-        s.case(id, "ScatterND", f"reduction={red}, 3-tuples into (32,128,128,256) f32, 256-float rows",
-               [("data", "float32", (32, 128, 128, 256)), ("indices", "int64", (32, 600, 3)),
-                ("updates", "float32", (32, 600, 256))], [("y", "float32")],
-               attrs={} if red == "none" else {"reduction": red},
-               traffic=(SCATTER[0] + ("" if red == "none" else " (the add's read of the target rows is counted inside the data read)"),
-                        SCATTER[1]),
-               check={"data": (3, 4, 5, 6), "indices": (3, 7, 3), "updates": (3, 7, 6)},
-               notes="indices unique (reduction=none)" if red == "none" else "indices with duplicates on purpose")
-    s.case("scatternd_rows", "ScatterND", "whole rows: 1-tuples replace 4096 of 16384 rows of 4 KB",
-           [("data", "float32", (16384, 1024)), ("indices", "int64", (4096, 1)), ("updates", "float32", (4096, 1024))],
-           [("y", "float32")], traffic=SCATTER,
-           check={"data": (6, 5), "indices": (3, 1), "updates": (3, 5)}, notes="indices unique")
-    s.case("scatternd_max_fp16", "ScatterND", "reduction=max, fp16, 2-tuples, 256-element rows",
-           [("data", "float16", (256, 256, 256)), ("indices", "int64", (16384, 2)), ("updates", "float16", (16384, 256))],
-           [("y", "float16")], attrs={"reduction": "max"}, traffic=SCATTER,
-           check={"data": (3, 4, 5), "indices": (6, 2), "updates": (6, 5)}, notes="indices with duplicates on purpose")
-    s.case("scatterelements_max", "ScatterElements", "axis 1, reduction=max, f32 (256, 4096)",
-           [("data", "float32", (256, 4096)), ("indices", "int64", (256, 1024)), ("updates", "float32", (256, 1024))],
-           [("y", "float32")], attrs={"axis": 1, "reduction": "max"}, traffic=SCATTER, bound=LATENCY,
-           check={"data": (5, 12), "indices": (5, 7), "updates": (5, 7)},
-           notes="indices with duplicates along the axis on purpose")
-    s.case("scatterelements_add_axis0", "ScatterElements",
-           "axis 0 (leading), reduction=add: GNN sum aggregation, 250000 edges into 50000 nodes x 64",
-           [("data", "float32", (50000, 64)), ("indices", "int64", (250000, 64)), ("updates", "float32", (250000, 64))],
-           [("y", "float32")], attrs={"axis": 0, "reduction": "add"}, traffic=SCATTER,
-           check={"data": (6, 3), "indices": (9, 3), "updates": (9, 3)})
-    s.case("scatterelements_graphsage", "ScatterElements",
-           "the real-model suite's GraphSAGE aggregation: axis 0, add, 64 edges into 24 nodes x 8",
-           [("data", "float32", (24, 8)), ("indices", "int64", (64, 8)), ("updates", "float32", (64, 8))],
-           [("y", "float32")], attrs={"axis": 0, "reduction": "add"}, traffic=SCATTER, bound=LATENCY,
-           check={"data": (5, 2), "indices": (7, 2), "updates": (7, 2)})
-    s.case("scatterelements_none_fp16", "ScatterElements", "axis -1, no reduction, fp16 (4096, 4096)",
-           [("data", "float16", (4096, 4096)), ("indices", "int64", (4096, 256)), ("updates", "float16", (4096, 256))],
-           [("y", "float16")], attrs={"axis": -1}, traffic=SCATTER,
-           check={"data": (3, 8), "indices": (3, 4), "updates": (3, 4)}, notes="indices unique along the axis")
+        s.case(
+            id,
+            "ScatterND",
+            f"reduction={red}, 3-tuples into (32,128,128,256) f32, 256-float rows",
+            [
+                ("data", "float32", (32, 128, 128, 256)),
+                ("indices", "int64", (32, 600, 3)),
+                ("updates", "float32", (32, 600, 256)),
+            ],
+            [("y", "float32")],
+            attrs={} if red == "none" else {"reduction": red},
+            traffic=(
+                SCATTER[0]
+                + ("" if red == "none" else " (the add's read of the target rows is counted inside the data read)"),
+                SCATTER[1],
+            ),
+            check={"data": (3, 4, 5, 6), "indices": (3, 7, 3), "updates": (3, 7, 6)},
+            notes="indices unique (reduction=none)" if red == "none" else "indices with duplicates on purpose",
+        )
+    s.case(
+        "scatternd_rows",
+        "ScatterND",
+        "whole rows: 1-tuples replace 4096 of 16384 rows of 4 KB",
+        [("data", "float32", (16384, 1024)), ("indices", "int64", (4096, 1)), ("updates", "float32", (4096, 1024))],
+        [("y", "float32")],
+        traffic=SCATTER,
+        check={"data": (6, 5), "indices": (3, 1), "updates": (3, 5)},
+        notes="indices unique",
+    )
+    s.case(
+        "scatternd_max_fp16",
+        "ScatterND",
+        "reduction=max, fp16, 2-tuples, 256-element rows",
+        [("data", "float16", (256, 256, 256)), ("indices", "int64", (16384, 2)), ("updates", "float16", (16384, 256))],
+        [("y", "float16")],
+        attrs={"reduction": "max"},
+        traffic=SCATTER,
+        check={"data": (3, 4, 5), "indices": (6, 2), "updates": (6, 5)},
+        notes="indices with duplicates on purpose",
+    )
+    s.case(
+        "scatterelements_max",
+        "ScatterElements",
+        "axis 1, reduction=max, f32 (256, 4096)",
+        [("data", "float32", (256, 4096)), ("indices", "int64", (256, 1024)), ("updates", "float32", (256, 1024))],
+        [("y", "float32")],
+        attrs={"axis": 1, "reduction": "max"},
+        traffic=SCATTER,
+        bound=LATENCY,
+        check={"data": (5, 12), "indices": (5, 7), "updates": (5, 7)},
+        notes="indices with duplicates along the axis on purpose",
+    )
+    s.case(
+        "scatterelements_add_axis0",
+        "ScatterElements",
+        "axis 0 (leading), reduction=add: GNN sum aggregation, 250000 edges into 50000 nodes x 64",
+        [("data", "float32", (50000, 64)), ("indices", "int64", (250000, 64)), ("updates", "float32", (250000, 64))],
+        [("y", "float32")],
+        attrs={"axis": 0, "reduction": "add"},
+        traffic=SCATTER,
+        check={"data": (6, 3), "indices": (9, 3), "updates": (9, 3)},
+    )
+    s.case(
+        "scatterelements_graphsage",
+        "ScatterElements",
+        "the real-model suite's GraphSAGE aggregation: axis 0, add, 64 edges into 24 nodes x 8",
+        [("data", "float32", (24, 8)), ("indices", "int64", (64, 8)), ("updates", "float32", (64, 8))],
+        [("y", "float32")],
+        attrs={"axis": 0, "reduction": "add"},
+        traffic=SCATTER,
+        bound=LATENCY,
+        check={"data": (5, 2), "indices": (7, 2), "updates": (7, 2)},
+    )
+    s.case(
+        "scatterelements_none_fp16",
+        "ScatterElements",
+        "axis -1, no reduction, fp16 (4096, 4096)",
+        [("data", "float16", (4096, 4096)), ("indices", "int64", (4096, 256)), ("updates", "float16", (4096, 256))],
+        [("y", "float16")],
+        attrs={"axis": -1},
+        traffic=SCATTER,
+        check={"data": (3, 8), "indices": (3, 4), "updates": (3, 4)},
+        notes="indices unique along the axis",
+    )
 
 
 def _onehots(s):
     unit = _const("values", np.array([0.0, 1.0], dtype=np.float32))
-    s.case("onehot", "OneHot", "depth 16384, 16 indices, f32",
-           [("indices", "int64", (16,))], [("y", "float32")], attrs={"axis": -1},
-           inits=[_const("depth", np.array(16384, dtype=np.int64)), unit],
-           traffic=("reads the indices, writes the output once", "B(in0) + B(out0)"), bound=LATENCY,
-           check={"indices": (5,)})
-    s.case("onehot_vocab", "OneHot", "vocabulary-size depth (GPT-2's 50257), 1024 tokens, f32",
-           [("indices", "int64", (4, 256))], [("y", "float32")], attrs={"axis": -1},
-           inits=[_const("depth", np.array(50257, dtype=np.int64)), unit],
-           traffic=("reads the indices, writes the output once", "B(in0) + B(out0)"), check={"indices": (2, 3)})
-    s.case("onehot_axis0_fp16", "OneHot", "axis 0 (leading), depth 1000, fp16 output, 32768 indices",
-           [("indices", "int64", (32768,))], [("y", "float16")], attrs={"axis": 0},
-           inits=[_const("depth", np.array(1000, dtype=np.int64)), _const("values", np.array([0.0, 1.0], dtype=np.float16))],
-           traffic=("reads the indices, writes the output once", "B(in0) + B(out0)"), check={"indices": (5,)})
+    s.case(
+        "onehot",
+        "OneHot",
+        "depth 16384, 16 indices, f32",
+        [("indices", "int64", (16,))],
+        [("y", "float32")],
+        attrs={"axis": -1},
+        inits=[_const("depth", np.array(16384, dtype=np.int64)), unit],
+        traffic=("reads the indices, writes the output once", "B(in0) + B(out0)"),
+        bound=LATENCY,
+        check={"indices": (5,)},
+    )
+    s.case(
+        "onehot_vocab",
+        "OneHot",
+        "vocabulary-size depth (GPT-2's 50257), 1024 tokens, f32",
+        [("indices", "int64", (4, 256))],
+        [("y", "float32")],
+        attrs={"axis": -1},
+        inits=[_const("depth", np.array(50257, dtype=np.int64)), unit],
+        traffic=("reads the indices, writes the output once", "B(in0) + B(out0)"),
+        check={"indices": (2, 3)},
+    )
+    s.case(
+        "onehot_axis0_fp16",
+        "OneHot",
+        "axis 0 (leading), depth 1000, fp16 output, 32768 indices",
+        [("indices", "int64", (32768,))],
+        [("y", "float16")],
+        attrs={"axis": 0},
+        inits=[
+            _const("depth", np.array(1000, dtype=np.int64)),
+            _const("values", np.array([0.0, 1.0], dtype=np.float16)),
+        ],
+        traffic=("reads the indices, writes the output once", "B(in0) + B(out0)"),
+        check={"indices": (5,)},
+    )
 
 
 def _resamplers(s):
-    s.case("resize", "Resize", "linear x4, half_pixel, f32 NCHW",
-           [("x", "float32", (32, 32, 44, 50))], [("y", "float32")],
-           inputs_order=["x", "", "scales"], attrs={"mode": "linear", "coordinate_transformation_mode": "half_pixel"},
-           inits=[_const("scales", np.array([1, 1, 4, 4], dtype=np.float32))],
-           traffic=("reads the input once, writes the (16x larger) output once", "B(in0) + B(out0)"),
-           check={"x": (2, 3, 5, 7)})
-    s.case("resize_align_corners_fp16", "Resize", "linear x2, align_corners, fp16",
-           [("x", "float16", (16, 64, 128, 128))], [("y", "float16")],
-           inputs_order=["x", "", "scales"], attrs={"mode": "linear", "coordinate_transformation_mode": "align_corners"},
-           inits=[_const("scales", np.array([1, 1, 2, 2], dtype=np.float32))], check={"x": (1, 2, 3, 5)})
-    s.case("resize_cubic", "Resize", "cubic x2 (a = -0.75), half_pixel, f32",
-           [("x", "float32", (8, 32, 128, 128))], [("y", "float32")],
-           inputs_order=["x", "", "scales"], attrs={"mode": "cubic", "coordinate_transformation_mode": "half_pixel"},
-           inits=[_const("scales", np.array([1, 1, 2, 2], dtype=np.float32))], check={"x": (1, 2, 4, 5)})
-    s.case("resize_down_bf16", "Resize", "linear x0.5 (downsampling, no antialias), half_pixel, bf16",
-           [("x", "bfloat16", (16, 32, 256, 256))], [("y", "bfloat16")],
-           inputs_order=["x", "", "scales"], attrs={"mode": "linear", "coordinate_transformation_mode": "half_pixel"},
-           inits=[_const("scales", np.array([1, 1, 0.5, 0.5], dtype=np.float32))], check={"x": (1, 2, 6, 8)})
-    s.case("gridsample", "GridSample", "5-D trilinear, zeros, align_corners=0 (opset 20)",
-           [("x", "float32", (2, 32, 16, 64, 64)), ("grid", "float32", (2, 16, 64, 64, 3))], [("y", "float32")],
-           attrs={"mode": "linear", "padding_mode": "zeros", "align_corners": 0}, opset=20,
-           traffic=("reads the input volume once (the grid covers it), the grid once, writes the output once",
-                    "B(in0) + B(in1) + B(out0)"), bound=GATHER, check={"x": (2, 3, 4, 5, 6), "grid": (2, 3, 4, 5, 3)})
-    s.case("gridsample_border_align", "GridSample", "4-D bilinear, border padding, align_corners=1",
-           [("x", "float32", (8, 64, 128, 128)), ("grid", "float32", (8, 128, 128, 2))], [("y", "float32")],
-           attrs={"mode": "linear", "padding_mode": "border", "align_corners": 1}, opset=20,
-           traffic=("reads the input once, the grid once, writes the output once", "B(in0) + B(in1) + B(out0)"),
-           bound=GATHER, check={"x": (2, 3, 4, 5), "grid": (2, 3, 4, 2)})
-    s.case("gridsample_nearest_reflection", "GridSample", "4-D nearest, reflection padding, small",
-           [("x", "float32", (2, 16, 32, 32)), ("grid", "float32", (2, 48, 48, 2))], [("y", "float32")],
-           attrs={"mode": "nearest", "padding_mode": "reflection", "align_corners": 0}, opset=20,
-           traffic=("reads the input once, the grid once, writes the output once", "B(in0) + B(in1) + B(out0)"),
-           bound=LATENCY, check={"x": (1, 2, 4, 5), "grid": (1, 3, 4, 2)})
-    s.case("gridsample_cubic", "GridSample", "4-D bicubic, zeros, align_corners=0",
-           [("x", "float32", (4, 32, 64, 64)), ("grid", "float32", (4, 64, 64, 2))], [("y", "float32")],
-           attrs={"mode": "cubic", "padding_mode": "zeros", "align_corners": 0}, opset=20,
-           traffic=("reads the input once, the grid once, writes the output once", "B(in0) + B(in1) + B(out0)"),
-           bound=GATHER, check={"x": (1, 2, 5, 6), "grid": (1, 3, 4, 2)})
+    s.case(
+        "resize",
+        "Resize",
+        "linear x4, half_pixel, f32 NCHW",
+        [("x", "float32", (32, 32, 44, 50))],
+        [("y", "float32")],
+        inputs_order=["x", "", "scales"],
+        attrs={"mode": "linear", "coordinate_transformation_mode": "half_pixel"},
+        inits=[_const("scales", np.array([1, 1, 4, 4], dtype=np.float32))],
+        traffic=("reads the input once, writes the (16x larger) output once", "B(in0) + B(out0)"),
+        check={"x": (2, 3, 5, 7)},
+    )
+    s.case(
+        "resize_align_corners_fp16",
+        "Resize",
+        "linear x2, align_corners, fp16",
+        [("x", "float16", (16, 64, 128, 128))],
+        [("y", "float16")],
+        inputs_order=["x", "", "scales"],
+        attrs={"mode": "linear", "coordinate_transformation_mode": "align_corners"},
+        inits=[_const("scales", np.array([1, 1, 2, 2], dtype=np.float32))],
+        check={"x": (1, 2, 3, 5)},
+    )
+    s.case(
+        "resize_cubic",
+        "Resize",
+        "cubic x2 (a = -0.75), half_pixel, f32",
+        [("x", "float32", (8, 32, 128, 128))],
+        [("y", "float32")],
+        inputs_order=["x", "", "scales"],
+        attrs={"mode": "cubic", "coordinate_transformation_mode": "half_pixel"},
+        inits=[_const("scales", np.array([1, 1, 2, 2], dtype=np.float32))],
+        check={"x": (1, 2, 4, 5)},
+    )
+    s.case(
+        "resize_down_bf16",
+        "Resize",
+        "linear x0.5 (downsampling, no antialias), half_pixel, bf16",
+        [("x", "bfloat16", (16, 32, 256, 256))],
+        [("y", "bfloat16")],
+        inputs_order=["x", "", "scales"],
+        attrs={"mode": "linear", "coordinate_transformation_mode": "half_pixel"},
+        inits=[_const("scales", np.array([1, 1, 0.5, 0.5], dtype=np.float32))],
+        check={"x": (1, 2, 6, 8)},
+    )
+    s.case(
+        "gridsample",
+        "GridSample",
+        "5-D trilinear, zeros, align_corners=0 (opset 20)",
+        [("x", "float32", (2, 32, 16, 64, 64)), ("grid", "float32", (2, 16, 64, 64, 3))],
+        [("y", "float32")],
+        attrs={"mode": "linear", "padding_mode": "zeros", "align_corners": 0},
+        opset=20,
+        traffic=(
+            "reads the input volume once (the grid covers it), the grid once, writes the output once",
+            "B(in0) + B(in1) + B(out0)",
+        ),
+        bound=GATHER,
+        check={"x": (2, 3, 4, 5, 6), "grid": (2, 3, 4, 5, 3)},
+    )
+    s.case(
+        "gridsample_border_align",
+        "GridSample",
+        "4-D bilinear, border padding, align_corners=1",
+        [("x", "float32", (8, 64, 128, 128)), ("grid", "float32", (8, 128, 128, 2))],
+        [("y", "float32")],
+        attrs={"mode": "linear", "padding_mode": "border", "align_corners": 1},
+        opset=20,
+        traffic=("reads the input once, the grid once, writes the output once", "B(in0) + B(in1) + B(out0)"),
+        bound=GATHER,
+        check={"x": (2, 3, 4, 5), "grid": (2, 3, 4, 2)},
+    )
+    s.case(
+        "gridsample_nearest_reflection",
+        "GridSample",
+        "4-D nearest, reflection padding, small",
+        [("x", "float32", (2, 16, 32, 32)), ("grid", "float32", (2, 48, 48, 2))],
+        [("y", "float32")],
+        attrs={"mode": "nearest", "padding_mode": "reflection", "align_corners": 0},
+        opset=20,
+        traffic=("reads the input once, the grid once, writes the output once", "B(in0) + B(in1) + B(out0)"),
+        bound=LATENCY,
+        check={"x": (1, 2, 4, 5), "grid": (1, 3, 4, 2)},
+    )
+    s.case(
+        "gridsample_cubic",
+        "GridSample",
+        "4-D bicubic, zeros, align_corners=0",
+        [("x", "float32", (4, 32, 64, 64)), ("grid", "float32", (4, 64, 64, 2))],
+        [("y", "float32")],
+        attrs={"mode": "cubic", "padding_mode": "zeros", "align_corners": 0},
+        opset=20,
+        traffic=("reads the input once, the grid once, writes the output once", "B(in0) + B(in1) + B(out0)"),
+        bound=GATHER,
+        check={"x": (1, 2, 5, 6), "grid": (1, 3, 4, 2)},
+    )
 
 
 def _reductions(s):
     def axes(*a):
         return [_const("axes", np.array(a, dtype=np.int64))]
-    s.case("reducemax", "ReduceMax", "axis 1 (middle), keepdims, f32 (256, 82, 128)",
-           [("x", "float32", (256, 82, 128))], [("y", "float32")], attrs={"keepdims": 1}, inits=axes(1),
-           bound=LATENCY, check={"x": (4, 9, 6)})
-    s.case("reducemax_last_fp16", "ReduceMax", "axis -1 (last), keepdims=0, fp16 (8192, 4096)",
-           [("x", "float16", (8192, 4096))], [("y", "float16")], attrs={"keepdims": 0}, inits=axes(-1),
-           check={"x": (3, 7)})
-    s.case("reducemax_leading", "ReduceMax", "axis 0 (leading), keepdims, f32 (4096, 8192)",
-           [("x", "float32", (4096, 8192))], [("y", "float32")], attrs={"keepdims": 1}, inits=axes(0),
-           check={"x": (5, 6)})
-    s.case("reducemax_two_axes", "ReduceMax", "axes [1, 2] (all but the batch), keepdims, f32 (64, 512, 512)",
-           [("x", "float32", (64, 512, 512))], [("y", "float32")], attrs={"keepdims": 1}, inits=axes(1, 2),
-           check={"x": (2, 3, 4)})
+
+    s.case(
+        "reducemax",
+        "ReduceMax",
+        "axis 1 (middle), keepdims, f32 (256, 82, 128)",
+        [("x", "float32", (256, 82, 128))],
+        [("y", "float32")],
+        attrs={"keepdims": 1},
+        inits=axes(1),
+        bound=LATENCY,
+        check={"x": (4, 9, 6)},
+    )
+    s.case(
+        "reducemax_last_fp16",
+        "ReduceMax",
+        "axis -1 (last), keepdims=0, fp16 (8192, 4096)",
+        [("x", "float16", (8192, 4096))],
+        [("y", "float16")],
+        attrs={"keepdims": 0},
+        inits=axes(-1),
+        check={"x": (3, 7)},
+    )
+    s.case(
+        "reducemax_leading",
+        "ReduceMax",
+        "axis 0 (leading), keepdims, f32 (4096, 8192)",
+        [("x", "float32", (4096, 8192))],
+        [("y", "float32")],
+        attrs={"keepdims": 1},
+        inits=axes(0),
+        check={"x": (5, 6)},
+    )
+    s.case(
+        "reducemax_two_axes",
+        "ReduceMax",
+        "axes [1, 2] (all but the batch), keepdims, f32 (64, 512, 512)",
+        [("x", "float32", (64, 512, 512))],
+        [("y", "float32")],
+        attrs={"keepdims": 1},
+        inits=axes(1, 2),
+        check={"x": (2, 3, 4)},
+    )
 
 
 def _selections(s):
     def k(n):
         return [_const("k", np.array([n], dtype=np.int64))]
+
     vi = ("reads the input once, writes values and indices once", "B(in0) + B(out0) + B(out1)")
-    s.case("topk", "TopK", "K=4096 of 65536 (1/16 of the row), last axis, largest",
-           [("x", "float32", (8, 65536))], [("values", "float32"), ("indices", "int64")],
-           attrs={"axis": -1, "largest": 1, "sorted": 1}, inits=k(4096), traffic=vi, bound=COMPUTE,
-           check={"x": (2, 5000)})
-    s.case("topk_small_k", "TopK", "K=8 of 1024, 16384 rows, largest",
-           [("x", "float32", (16384, 1024))], [("values", "float32"), ("indices", "int64")],
-           attrs={"axis": -1, "largest": 1, "sorted": 1}, inits=k(8), traffic=vi, check={"x": (3, 20)})
-    s.case("topk_k_eq_row", "TopK", "K = row length (256): a full sort of every row, smallest first",
-           [("x", "float32", (32768, 256))], [("values", "float32"), ("indices", "int64")],
-           attrs={"axis": -1, "largest": 0, "sorted": 1}, inits=k(256), traffic=vi, bound=COMPUTE,
-           check={"x": (3, 256)})
-    s.case("topk_axis0", "TopK", "axis 0 (leading), K=16 of 4096, smallest",
-           [("x", "float32", (4096, 2048))], [("values", "float32"), ("indices", "int64")],
-           attrs={"axis": 0, "largest": 0, "sorted": 1}, inits=k(16), traffic=vi, bound=COMPUTE,
-           check={"x": (40, 5)})
+    s.case(
+        "topk",
+        "TopK",
+        "K=4096 of 65536 (1/16 of the row), last axis, largest",
+        [("x", "float32", (8, 65536))],
+        [("values", "float32"), ("indices", "int64")],
+        attrs={"axis": -1, "largest": 1, "sorted": 1},
+        inits=k(4096),
+        traffic=vi,
+        bound=COMPUTE,
+        check={"x": (2, 5000)},
+    )
+    s.case(
+        "topk_small_k",
+        "TopK",
+        "K=8 of 1024, 16384 rows, largest",
+        [("x", "float32", (16384, 1024))],
+        [("values", "float32"), ("indices", "int64")],
+        attrs={"axis": -1, "largest": 1, "sorted": 1},
+        inits=k(8),
+        traffic=vi,
+        check={"x": (3, 20)},
+    )
+    s.case(
+        "topk_k_eq_row",
+        "TopK",
+        "K = row length (256): a full sort of every row, smallest first",
+        [("x", "float32", (32768, 256))],
+        [("values", "float32"), ("indices", "int64")],
+        attrs={"axis": -1, "largest": 0, "sorted": 1},
+        inits=k(256),
+        traffic=vi,
+        bound=COMPUTE,
+        check={"x": (3, 256)},
+    )
+    s.case(
+        "topk_axis0",
+        "TopK",
+        "axis 0 (leading), K=16 of 4096, smallest",
+        [("x", "float32", (4096, 2048))],
+        [("values", "float32"), ("indices", "int64")],
+        attrs={"axis": 0, "largest": 0, "sorted": 1},
+        inits=k(16),
+        traffic=vi,
+        bound=COMPUTE,
+        check={"x": (40, 5)},
+    )
 
 
 def _scans(s):
     def axis(a):
         return [_const("axis", np.array(a, dtype=np.int64))]
-    s.case("cumsum", "CumSum", "axis 1 (last), f32 (64, 16384)",
-           [("x", "float32", (64, 16384))], [("y", "float32")], inits=axis(1), bound=LATENCY, check={"x": (3, 50)})
-    s.case("cumsum_leading", "CumSum", "axis 0 (leading), f32 (16384, 1024)",
-           [("x", "float32", (16384, 1024))], [("y", "float32")], inits=axis(0), check={"x": (40, 3)})
-    s.case("cumsum_reverse_exclusive", "CumSum", "reverse=1, exclusive=1 over long rows, f32 (16, 1048576)",
-           [("x", "float32", (16, 1048576))], [("y", "float32")], attrs={"reverse": 1, "exclusive": 1},
-           inits=axis(1), check={"x": (3, 70)})
-    s.case("cumsum_fp16_short", "CumSum", "axis -1 (negative), fp16, short rows (262144, 128)",
-           [("x", "float16", (262144, 128))], [("y", "float16")], inits=axis(-1), check={"x": (5, 16)})
+
+    s.case(
+        "cumsum",
+        "CumSum",
+        "axis 1 (last), f32 (64, 16384)",
+        [("x", "float32", (64, 16384))],
+        [("y", "float32")],
+        inits=axis(1),
+        bound=LATENCY,
+        check={"x": (3, 50)},
+    )
+    s.case(
+        "cumsum_leading",
+        "CumSum",
+        "axis 0 (leading), f32 (16384, 1024)",
+        [("x", "float32", (16384, 1024))],
+        [("y", "float32")],
+        inits=axis(0),
+        check={"x": (40, 3)},
+    )
+    s.case(
+        "cumsum_reverse_exclusive",
+        "CumSum",
+        "reverse=1, exclusive=1 over long rows, f32 (16, 1048576)",
+        [("x", "float32", (16, 1048576))],
+        [("y", "float32")],
+        attrs={"reverse": 1, "exclusive": 1},
+        inits=axis(1),
+        check={"x": (3, 70)},
+    )
+    s.case(
+        "cumsum_fp16_short",
+        "CumSum",
+        "axis -1 (negative), fp16, short rows (262144, 128)",
+        [("x", "float16", (262144, 128))],
+        [("y", "float16")],
+        inits=axis(-1),
+        check={"x": (5, 16)},
+    )
 
 
 def _norms(s):
-    ln = ("reads x once, scale and bias once, writes y once (one pass; mean/variance stay on chip)",
-          "B(in0) + B(in1) + B(in2) + B(out0)")
-    s.case("layernorm", "LayerNormalization", "last axis, fp16 (8192, 1024)",
-           [("x", "float16", (8192, 1024)), ("scale", "float16", (1024,)), ("bias", "float16", (1024,))],
-           [("y", "float16")], attrs={"axis": -1, "epsilon": 1e-5}, traffic=ln,
-           check={"x": (6, 32), "scale": (32,), "bias": (32,)})
-    s.case("layernorm_stats", "LayerNormalization", "last axis, fp16, Mean and InvStdDev outputs used (training graphs)",
-           [("x", "float16", (8192, 1024)), ("scale", "float16", (1024,)), ("bias", "float16", (1024,))],
-           [("y", "float16"), ("mean", "float32"), ("invstd", "float32")], attrs={"axis": -1, "epsilon": 1e-5},
-           traffic=("reads x once, scale and bias once, writes y, mean and invstd once",
-                    "B(in0) + B(in1) + B(in2) + B(out0) + B(out1) + B(out2)"),
-           check={"x": (6, 32), "scale": (32,), "bias": (32,)})
-    s.case("layernorm_axis1_f32", "LayerNormalization", "axis 1 of a 3-D f32 tensor: normalizes 128 x 768 per row",
-           [("x", "float32", (256, 128, 768)), ("scale", "float32", (128, 768)), ("bias", "float32", (128, 768))],
-           [("y", "float32")], attrs={"axis": 1, "epsilon": 1e-5}, traffic=ln,
-           check={"x": (2, 3, 4), "scale": (3, 4), "bias": (3, 4)})
-    s.case("layernorm_small_bf16", "LayerNormalization", "last axis, bf16, small (128 tokens x 768)",
-           [("x", "bfloat16", (128, 768)), ("scale", "bfloat16", (768,)), ("bias", "bfloat16", (768,))],
-           [("y", "bfloat16")], attrs={"axis": -1, "epsilon": 1e-5}, traffic=ln, bound=LATENCY,
-           check={"x": (4, 16), "scale": (16,), "bias": (16,)})
+    ln = (
+        "reads x once, scale and bias once, writes y once (one pass; mean/variance stay on chip)",
+        "B(in0) + B(in1) + B(in2) + B(out0)",
+    )
+    s.case(
+        "layernorm",
+        "LayerNormalization",
+        "last axis, fp16 (8192, 1024)",
+        [("x", "float16", (8192, 1024)), ("scale", "float16", (1024,)), ("bias", "float16", (1024,))],
+        [("y", "float16")],
+        attrs={"axis": -1, "epsilon": 1e-5},
+        traffic=ln,
+        check={"x": (6, 32), "scale": (32,), "bias": (32,)},
+    )
+    s.case(
+        "layernorm_stats",
+        "LayerNormalization",
+        "last axis, fp16, Mean and InvStdDev outputs used (training graphs)",
+        [("x", "float16", (8192, 1024)), ("scale", "float16", (1024,)), ("bias", "float16", (1024,))],
+        [("y", "float16"), ("mean", "float32"), ("invstd", "float32")],
+        attrs={"axis": -1, "epsilon": 1e-5},
+        traffic=(
+            "reads x once, scale and bias once, writes y, mean and invstd once",
+            "B(in0) + B(in1) + B(in2) + B(out0) + B(out1) + B(out2)",
+        ),
+        check={"x": (6, 32), "scale": (32,), "bias": (32,)},
+    )
+    s.case(
+        "layernorm_axis1_f32",
+        "LayerNormalization",
+        "axis 1 of a 3-D f32 tensor: normalizes 128 x 768 per row",
+        [("x", "float32", (256, 128, 768)), ("scale", "float32", (128, 768)), ("bias", "float32", (128, 768))],
+        [("y", "float32")],
+        attrs={"axis": 1, "epsilon": 1e-5},
+        traffic=ln,
+        check={"x": (2, 3, 4), "scale": (3, 4), "bias": (3, 4)},
+    )
+    s.case(
+        "layernorm_small_bf16",
+        "LayerNormalization",
+        "last axis, bf16, small (128 tokens x 768)",
+        [("x", "bfloat16", (128, 768)), ("scale", "bfloat16", (768,)), ("bias", "bfloat16", (768,))],
+        [("y", "bfloat16")],
+        attrs={"axis": -1, "epsilon": 1e-5},
+        traffic=ln,
+        bound=LATENCY,
+        check={"x": (4, 16), "scale": (16,), "bias": (16,)},
+    )
     rms = ("reads x once, scale once, writes y once", "B(in0) + B(in1) + B(out0)")
-    s.case("rmsnorm", "RMSNormalization", "last axis, fp16 (8192, 4096), LLaMA-style decoders",
-           [("x", "float16", (8192, 4096)), ("scale", "float16", (4096,))], [("y", "float16")],
-           attrs={"axis": -1, "epsilon": 1e-6}, opset=23, traffic=rms, check={"x": (6, 40), "scale": (40,)})
-    s.case("rmsnorm_bf16", "RMSNormalization", "last axis, bf16 (16384, 2048)",
-           [("x", "bfloat16", (16384, 2048)), ("scale", "bfloat16", (2048,))], [("y", "bfloat16")],
-           attrs={"axis": -1, "epsilon": 1e-6}, opset=23, traffic=rms, check={"x": (4, 24), "scale": (24,)})
-    s.case("rmsnorm_small_f32", "RMSNormalization", "last axis, f32, small (32, 512)",
-           [("x", "float32", (32, 512)), ("scale", "float32", (512,))], [("y", "float32")],
-           attrs={"axis": -1, "epsilon": 1e-6}, opset=23, traffic=rms, bound=LATENCY,
-           check={"x": (3, 12), "scale": (12,)})
+    s.case(
+        "rmsnorm",
+        "RMSNormalization",
+        "last axis, fp16 (8192, 4096), LLaMA-style decoders",
+        [("x", "float16", (8192, 4096)), ("scale", "float16", (4096,))],
+        [("y", "float16")],
+        attrs={"axis": -1, "epsilon": 1e-6},
+        opset=23,
+        traffic=rms,
+        check={"x": (6, 40), "scale": (40,)},
+    )
+    s.case(
+        "rmsnorm_bf16",
+        "RMSNormalization",
+        "last axis, bf16 (16384, 2048)",
+        [("x", "bfloat16", (16384, 2048)), ("scale", "bfloat16", (2048,))],
+        [("y", "bfloat16")],
+        attrs={"axis": -1, "epsilon": 1e-6},
+        opset=23,
+        traffic=rms,
+        check={"x": (4, 24), "scale": (24,)},
+    )
+    s.case(
+        "rmsnorm_small_f32",
+        "RMSNormalization",
+        "last axis, f32, small (32, 512)",
+        [("x", "float32", (32, 512)), ("scale", "float32", (512,))],
+        [("y", "float32")],
+        attrs={"axis": -1, "epsilon": 1e-6},
+        opset=23,
+        traffic=rms,
+        bound=LATENCY,
+        check={"x": (3, 12), "scale": (12,)},
+    )
 
 
 def _transforms(s):
     def axis(a):
         return [_const("axis", np.array(a, dtype=np.int64))]
-    s.case("dft", "DFT", "real input, onesided, 720 steps (Autoformer's auto-correlation window), 512 series",
-           [("x", "float32", (512, 720, 1))], [("y", "float32")], inputs_order=["x", "", "axis"],
-           attrs={"onesided": 1}, inits=axis(1), opset=20, bound=COMPUTE, check={"x": (3, 20, 1)})
-    s.case("dft_complex", "DFT", "complex input, full spectrum, n = 1024 (a power of two)",
-           [("x", "float32", (256, 1024, 2))], [("y", "float32")], inputs_order=["x", "", "axis"],
-           inits=axis(1), opset=20, bound=COMPUTE, check={"x": (2, 16, 2)})
-    s.case("dft_inverse", "DFT", "inverse, complex, n = 96",
-           [("x", "float32", (128, 96, 2))], [("y", "float32")], inputs_order=["x", "", "axis"],
-           attrs={"inverse": 1}, inits=axis(1), opset=20, bound=COMPUTE, check={"x": (3, 12, 2)})
-    s.case("dft_autoformer", "DFT", "the real-model suite's Autoformer rfft: (1, 2, 8, 16) along the last axis",
-           [("x", "float32", (1, 2, 8, 16, 1))], [("y", "float32")], inputs_order=["x", "", "axis"],
-           attrs={"onesided": 1}, inits=axis(3), opset=20, bound=LATENCY, check={"x": (1, 2, 3, 10, 1)})
-    s.case("gelu", "Gelu", "erf form (approximate='none'), fp16 (8192, 4096)",
-           [("x", "float16", (8192, 4096))], [("y", "float16")], attrs={"approximate": "none"}, opset=20,
-           check={"x": (5, 9)})
-    s.case("gelu_tanh_bf16", "Gelu", "tanh form, bf16 (8192, 4096)",
-           [("x", "bfloat16", (8192, 4096))], [("y", "bfloat16")], attrs={"approximate": "tanh"}, opset=20,
-           check={"x": (5, 9)})
-    s.case("gelu_small_f32", "Gelu", "erf form, f32, small (128, 768)",
-           [("x", "float32", (128, 768))], [("y", "float32")], attrs={"approximate": "none"}, opset=20,
-           bound=LATENCY, check={"x": (5, 9)})
+
+    s.case(
+        "dft",
+        "DFT",
+        "real input, onesided, 720 steps (Autoformer's auto-correlation window), 512 series",
+        [("x", "float32", (512, 720, 1))],
+        [("y", "float32")],
+        inputs_order=["x", "", "axis"],
+        attrs={"onesided": 1},
+        inits=axis(1),
+        opset=20,
+        bound=COMPUTE,
+        check={"x": (3, 20, 1)},
+    )
+    s.case(
+        "dft_complex",
+        "DFT",
+        "complex input, full spectrum, n = 1024 (a power of two)",
+        [("x", "float32", (256, 1024, 2))],
+        [("y", "float32")],
+        inputs_order=["x", "", "axis"],
+        inits=axis(1),
+        opset=20,
+        bound=COMPUTE,
+        check={"x": (2, 16, 2)},
+    )
+    s.case(
+        "dft_inverse",
+        "DFT",
+        "inverse, complex, n = 96",
+        [("x", "float32", (128, 96, 2))],
+        [("y", "float32")],
+        inputs_order=["x", "", "axis"],
+        attrs={"inverse": 1},
+        inits=axis(1),
+        opset=20,
+        bound=COMPUTE,
+        check={"x": (3, 12, 2)},
+    )
+    s.case(
+        "dft_autoformer",
+        "DFT",
+        "the real-model suite's Autoformer rfft: (1, 2, 8, 16) along the last axis",
+        [("x", "float32", (1, 2, 8, 16, 1))],
+        [("y", "float32")],
+        inputs_order=["x", "", "axis"],
+        attrs={"onesided": 1},
+        inits=axis(3),
+        opset=20,
+        bound=LATENCY,
+        check={"x": (1, 2, 3, 10, 1)},
+    )
+    s.case(
+        "gelu",
+        "Gelu",
+        "erf form (approximate='none'), fp16 (8192, 4096)",
+        [("x", "float16", (8192, 4096))],
+        [("y", "float16")],
+        attrs={"approximate": "none"},
+        opset=20,
+        check={"x": (5, 9)},
+    )
+    s.case(
+        "gelu_tanh_bf16",
+        "Gelu",
+        "tanh form, bf16 (8192, 4096)",
+        [("x", "bfloat16", (8192, 4096))],
+        [("y", "bfloat16")],
+        attrs={"approximate": "tanh"},
+        opset=20,
+        check={"x": (5, 9)},
+    )
+    s.case(
+        "gelu_small_f32",
+        "Gelu",
+        "erf form, f32, small (128, 768)",
+        [("x", "float32", (128, 768))],
+        [("y", "float32")],
+        attrs={"approximate": "none"},
+        opset=20,
+        bound=LATENCY,
+        check={"x": (5, 9)},
+    )
 
 
 def _data_dependent(s):
     # TPAT's own lowerings with a size-tensor output (lowerings/nonzero.py, compress.py, unique.py)
-    s.case("nonzero", "NonZero", "bool mask (4096, 4096), about half set",
-           [("x", "bool", (4096, 4096))], [("y", "int64", (2, "n"))], traffic=ONCE, bound=(
-               "compute", "a count then a compaction: two passes over the input"),
-           check={"x": (5, 7)})
-    s.case("unique", "Unique", "sorted, flattened, int64 (1048576) with values in [-10, 10]",
-           [("x", "int64", (1048576,))], [("y", "int64", ("n",))], attrs={"sorted": 1}, traffic=ONCE,
-           bound=COMPUTE, check={"x": (20,)})
-    s.case("compress", "Compress", "axis 0, f32 (65536, 256) rows kept by a bool condition",
-           [("data", "float32", (65536, 256)), ("condition", "bool", (65536,))], [("y", "float32", ("n", 256))],
-           attrs={"axis": 0}, traffic=("reads the kept rows and the condition, writes the output",
-                                       "B(out0) + B(in1) + B(out0)"),
-           check={"data": (6, 3), "condition": (6,)})
+    s.case(
+        "nonzero",
+        "NonZero",
+        "bool mask (4096, 4096), about half set",
+        [("x", "bool", (4096, 4096))],
+        [("y", "int64", (2, "n"))],
+        traffic=ONCE,
+        bound=("compute", "a count then a compaction: two passes over the input"),
+        check={"x": (5, 7)},
+    )
+    s.case(
+        "unique",
+        "Unique",
+        "sorted, flattened, int64 (1048576) with values in [-10, 10]",
+        [("x", "int64", (1048576,))],
+        [("y", "int64", ("n",))],
+        attrs={"sorted": 1},
+        traffic=ONCE,
+        bound=COMPUTE,
+        check={"x": (20,)},
+    )
+    s.case(
+        "compress",
+        "Compress",
+        "axis 0, f32 (65536, 256) rows kept by a bool condition",
+        [("data", "float32", (65536, 256)), ("condition", "bool", (65536,))],
+        [("y", "float32", ("n", 256))],
+        attrs={"axis": 0},
+        traffic=("reads the kept rows and the condition, writes the output", "B(out0) + B(in1) + B(out0)"),
+        check={"data": (6, 3), "condition": (6,)},
+    )
 
 
 def build_suite():
     """Returns [(case id, ModelProto, cases.json entry)]."""
     s = Suite()
-    for part in (_gathers, _scatters, _onehots, _resamplers, _reductions, _selections, _scans, _norms,
-                 _transforms, _data_dependent):
+    for part in (
+        _gathers,
+        _scatters,
+        _onehots,
+        _resamplers,
+        _reductions,
+        _selections,
+        _scans,
+        _norms,
+        _transforms,
+        _data_dependent,
+    ):
         part(s)
     return s.out
 
@@ -435,9 +891,9 @@ def write_suite(out_dir=ROOT / "bench" / "models", cases_path=ROOT / "bench" / "
     doc = {
         "format": 1,
         "about": "TPAT benchmark suite (bench/suite.py). traffic.code is a Python expression over "
-                 "the plugin's canonical tensors in0.. (non-constant node inputs) and out0..; "
-                 "B(t) = bytes, N(t) = elements, S(t) = shape. traffic.bytes is its value for the "
-                 "case's shapes.",
+        "the plugin's canonical tensors in0.. (non-constant node inputs) and out0..; "
+        "B(t) = bytes, N(t) = elements, S(t) = shape. traffic.bytes is its value for the "
+        "case's shapes.",
         "models_dir": os.path.relpath(out_dir, Path(cases_path).parent),
         "cases": entries,
     }
@@ -453,7 +909,10 @@ def main(argv=None):
     doc = write_suite(a.out_dir, a.cases)
     for c in doc["cases"]:
         mb = f"{c['traffic']['bytes'] / 1e6:10.2f} MB" if c['traffic']['bytes'] is not None else "  (data-dependent)"
-        print(f"{c['id']:30s} {c['op']:20s} {mb}  {c['model']}" + (f"  requires {c['requires']}" if c.get('requires') else ""))
+        print(
+            f"{c['id']:30s} {c['op']:20s} {mb}  {c['model']}"
+            + (f"  requires {c['requires']}" if c.get('requires') else "")
+        )
     return 0
 
 

@@ -11,6 +11,7 @@ Columns (kernel-only medians, L2 flushed, each from one run with its own PyTorch
   - eager / compiled: PyTorch, from the TPAT run.
 Ratios are TPAT / min(eager, compiled) of the same run.
 """
+
 import json
 import math
 from pathlib import Path
@@ -53,7 +54,8 @@ def main():
             f"| {case} | {r['op']} | {us(b) if b else '-'} | {us(tu) if tu else '-'} | "
             f"{f'{tuning[0]} s' + (' (' + tuning[1] + ')' if tuning[1] != 'rc=0' else '') if tuning else 'not tuned (TPAT lowering)'} | "
             f"**{us(t)}** ({lowering}) | {us(r['eager']['kernel_us'])} | {us(r['compiled']['kernel_us'])} | "
-            f"{ratio:.2f}x | {r['pct_copy']['tpat']:.0f}% | {tact} |")
+            f"{ratio:.2f}x | {r['pct_copy']['tpat']:.0f}% | {tact} |"
+        )
     geo = math.exp(sum(logs) / len(logs))
     worst = max(tpat.values(), key=lambda r: r["tpat"]["kernel_us"] / r["best_torch_us"])
     text = [
@@ -82,9 +84,11 @@ def main():
         f"{worst['tpat']['kernel_us'] / worst['best_torch_us']:.2f}x).",
         "- Memory-bound cases at >= 70% of the copy bandwidth (cases whose minimal traffic is over",
         "  30 MB and streamed, i.e. not GridSample's random gathers):",
-        *[f"  - {c}: {tpat[c]['pct_copy']['tpat']:.1f}% "
-          f"({'met' if tpat[c]['pct_copy']['tpat'] >= 70 else 'missed'})"
-          for c in ("scatternd", "scatternd_add", "gelu", "resize", "layernorm") if c in tpat],
+        *[
+            f"  - {c}: {tpat[c]['pct_copy']['tpat']:.1f}% ({'met' if tpat[c]['pct_copy']['tpat'] >= 70 else 'missed'})"
+            for c in ("scatternd", "scatternd_add", "gelu", "resize", "layernorm")
+            if c in tpat
+        ],
         "",
         "Why the misses:",
         "- layernorm (62%, 1.05x): one warp per 1024-element fp16 row keeps the row in registers, but the",

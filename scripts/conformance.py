@@ -23,12 +23,12 @@ Each step has a time bound; a case's result is <work>/<case>/result.json; `repor
 <report>/conformance.json and conformance.md. On the GPU machine, scripts/conformance_gpu.sh runs
 the same manifests through each plugin's launcher with tpat_check.
 """
+
 from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
 import fnmatch
-import glob
 import json
 import os
 import re
@@ -52,19 +52,60 @@ NODE_NAME = "conformance_node"
 # quantization parameters): op -> input positions turned into initializers. One table, documented
 # in docs/conformance.md.
 SHAPE_INPUTS: dict[str, tuple[int, ...]] = {
-    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "TopK": (1,), "Resize": (1, 2, 3), "Upsample": (1,),
-    "Pad": (1, 2, 3), "OneHot": (1,), "ConstantOfShape": (0,), "Range": (0, 1, 2),
-    "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqueeze": (1,), "Split": (1,), "CenterCropPad": (1,),
-    "Col2Im": (1, 2), "DFT": (1, 2), "STFT": (1, 3), "CumSum": (1,), "Trilu": (1,),
-    "NonMaxSuppression": (2, 3, 4), "Clip": (1, 2), "Dropout": (1, 2), "AffineGrid": (1,),
-    "MaxUnpool": (2,), "BlackmanWindow": (0,), "HannWindow": (0,), "HammingWindow": (0,),
-    "MelWeightMatrix": (0, 1, 2, 3, 4), "ReduceSum": (1,), "ReduceMean": (1,), "ReduceMax": (1,),
-    "ReduceMin": (1,), "ReduceProd": (1,), "ReduceL1": (1,), "ReduceL2": (1,), "ReduceLogSum": (1,),
-    "ReduceLogSumExp": (1,), "ReduceSumSquare": (1,), "QuantizeLinear": (1, 2),
-    "DequantizeLinear": (1, 2), "QLinearConv": (1, 2, 3, 4, 5, 6, 7, 8), "QLinearMatMul": (1, 2, 4, 5, 6, 7),
-    "ConvInteger": (1, 2, 3), "MatMulInteger": (2, 3), "Conv": (1, 2), "ConvTranspose": (1, 2),
-    "BatchNormalization": (1, 2, 3, 4), "InstanceNormalization": (1, 2), "LayerNormalization": (1, 2),
-    "GroupNormalization": (1, 2), "RMSNormalization": (1,), "PRelu": (1,), "DeformConv": (1, 3),
+    "Reshape": (1,),
+    "Expand": (1,),
+    "Tile": (1,),
+    "TopK": (1,),
+    "Resize": (1, 2, 3),
+    "Upsample": (1,),
+    "Pad": (1, 2, 3),
+    "OneHot": (1,),
+    "ConstantOfShape": (0,),
+    "Range": (0, 1, 2),
+    "Slice": (1, 2, 3, 4),
+    "Squeeze": (1,),
+    "Unsqueeze": (1,),
+    "Split": (1,),
+    "CenterCropPad": (1,),
+    "Col2Im": (1, 2),
+    "DFT": (1, 2),
+    "STFT": (1, 3),
+    "CumSum": (1,),
+    "Trilu": (1,),
+    "NonMaxSuppression": (2, 3, 4),
+    "Clip": (1, 2),
+    "Dropout": (1, 2),
+    "AffineGrid": (1,),
+    "MaxUnpool": (2,),
+    "BlackmanWindow": (0,),
+    "HannWindow": (0,),
+    "HammingWindow": (0,),
+    "MelWeightMatrix": (0, 1, 2, 3, 4),
+    "ReduceSum": (1,),
+    "ReduceMean": (1,),
+    "ReduceMax": (1,),
+    "ReduceMin": (1,),
+    "ReduceProd": (1,),
+    "ReduceL1": (1,),
+    "ReduceL2": (1,),
+    "ReduceLogSum": (1,),
+    "ReduceLogSumExp": (1,),
+    "ReduceSumSquare": (1,),
+    "QuantizeLinear": (1, 2),
+    "DequantizeLinear": (1, 2),
+    "QLinearConv": (1, 2, 3, 4, 5, 6, 7, 8),
+    "QLinearMatMul": (1, 2, 4, 5, 6, 7),
+    "ConvInteger": (1, 2, 3),
+    "MatMulInteger": (2, 3),
+    "Conv": (1, 2),
+    "ConvTranspose": (1, 2),
+    "BatchNormalization": (1, 2, 3, 4),
+    "InstanceNormalization": (1, 2),
+    "LayerNormalization": (1, 2),
+    "GroupNormalization": (1, 2),
+    "RMSNormalization": (1,),
+    "PRelu": (1,),
+    "DeformConv": (1, 3),
 }
 
 DEFAULT_TOL = {"float32": (1e-4, 1e-3), "float16": (1e-2, 1e-2), "bfloat16": (5e-2, 5e-2), "float64": (1e-6, 1e-5)}
@@ -72,6 +113,7 @@ DEFAULT_TOL = {"float32": (1e-4, 1e-3), "float16": (1e-2, 1e-2), "bfloat16": (5e
 
 def node_tests_dir() -> Path:
     import onnx.backend.test as t
+
     return Path(t.__file__).resolve().parent / "data" / "node"
 
 
@@ -82,6 +124,7 @@ def tpat_binary() -> str:
 # ------------------------------------------------------------------------------------------------
 # preparing a case
 # ------------------------------------------------------------------------------------------------
+
 
 class CaseError(Exception):
     def __init__(self, code: str, detail: str):
@@ -157,6 +200,7 @@ _SAME_WIDTH = {("uint64", "int64"), ("uint32", "int32"), ("uint16", "int16"), ("
 
 def _as_plugin_dtype(arr: np.ndarray, want: str) -> np.ndarray:
     from tpat_bridge.tools.reference import _dtype_name, _np_dtype
+
     have = _dtype_name(arr)
     if have == want:
         return arr
@@ -167,12 +211,14 @@ def _as_plugin_dtype(arr: np.ndarray, want: str) -> np.ndarray:
     raise CaseError("io_mismatch", f"test tensor is {have}, the plugin takes {want}")
 
 
-def write_conformance_set(plugin_dir: Path, prepared: onnx.ModelProto, inputs: list, outputs: list,
-                          test_model: onnx.ModelProto) -> Path:
+def write_conformance_set(
+    plugin_dir: Path, prepared: onnx.ModelProto, inputs: list, outputs: list, test_model: onnx.ModelProto
+) -> Path:
     """<P>/conformance/: the test's inputs and expected outputs in the plugin's canonical order and
     dtypes, as manifest.json + manifest.txt (docs/reference-data.md), tolerances from the plugin's
     reference manifest."""
     from tpat_bridge.tools.reference import ONNX_TO_NAME, _dtype_name, _fmt_float, _raw
+
     name = plugin_dir.name
     pmodel = onnx.load(str(plugin_dir / f"{name}.onnx"))
     pinits = {t.name for t in pmodel.graph.initializer}
@@ -198,8 +244,15 @@ def write_conformance_set(plugin_dir: Path, prepared: onnx.ModelProto, inputs: l
     if d.exists():
         shutil.rmtree(d)
     (d / "case0").mkdir(parents=True)
-    lines = ["# ONNX backend test data for this plugin (scripts/conformance.py); paths relative to this file",
-             "format 1", f"plugin {name}", f"prefix tpat_{name}", f"op {node.op_type}", "seed 0", "case 0"]
+    lines = [
+        "# ONNX backend test data for this plugin (scripts/conformance.py); paths relative to this file",
+        "format 1",
+        f"plugin {name}",
+        f"prefix tpat_{name}",
+        f"op {node.op_type}",
+        "seed 0",
+        "case 0",
+    ]
     jin, jout = [], []
     for i, (tname, vi) in enumerate(zip(node_in, p_in)):
         arr = _as_plugin_dtype(values[tname], ONNX_TO_NAME[vi.type.tensor_type.elem_type])
@@ -208,7 +261,9 @@ def write_conformance_set(plugin_dir: Path, prepared: onnx.ModelProto, inputs: l
         (d / rel).write_bytes(data)
         dt = _dtype_name(arr)
         lines.append(f"input {i} {dt} {arr.ndim}{''.join(' ' + str(x) for x in arr.shape)} {rel}")
-        jin.append({"index": i, "name": f"in{i}", "dtype": dt, "shape": list(arr.shape), "file": rel, "bytes": len(data)})
+        jin.append(
+            {"index": i, "name": f"in{i}", "dtype": dt, "shape": list(arr.shape), "file": rel, "bytes": len(data)}
+        )
     for j, (tname, vo) in enumerate(zip(node_out, pmodel.graph.output)):
         if tname not in expected:
             raise CaseError("io_mismatch", f"no expected data for output {j}")
@@ -218,20 +273,40 @@ def write_conformance_set(plugin_dir: Path, prepared: onnx.ModelProto, inputs: l
         rel = f"case0/out{j}.bin"
         data = _raw(arr)
         (d / rel).write_bytes(data)
-        lines.append(f"output {j} {dt} {arr.ndim}{''.join(' ' + str(x) for x in arr.shape)} {rel} {_fmt_float(atol)} {_fmt_float(rtol)}")
-        jout.append({"index": j, "name": f"out{j}", "dtype": dt, "shape": list(arr.shape), "file": rel, "bytes": len(data),
-                     "atol": float(atol), "rtol": float(rtol)})
+        lines.append(
+            f"output {j} {dt} {arr.ndim}{''.join(' ' + str(x) for x in arr.shape)} {rel} {_fmt_float(atol)} {_fmt_float(rtol)}"
+        )
+        jout.append(
+            {
+                "index": j,
+                "name": f"out{j}",
+                "dtype": dt,
+                "shape": list(arr.shape),
+                "file": rel,
+                "bytes": len(data),
+                "atol": float(atol),
+                "rtol": float(rtol),
+            }
+        )
     lines.append("end")
-    manifest = {"format": 1, "plugin": name, "prefix": f"tpat_{name}", "op": node.op_type, "domain": node.domain,
-                "seed": 0, "symbols": [], "notes": ["ONNX backend test data"],
-                "cases": [{"index": 0, "bindings": {}, "inputs": jin, "outputs": jout}]}
+    manifest = {
+        "format": 1,
+        "plugin": name,
+        "prefix": f"tpat_{name}",
+        "op": node.op_type,
+        "domain": node.domain,
+        "seed": 0,
+        "symbols": [],
+        "notes": ["ONNX backend test data"],
+        "cases": [{"index": 0, "bindings": {}, "inputs": jin, "outputs": jout}],
+    }
     (d / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (d / "manifest.txt").write_text("\n".join(lines) + "\n")
     return d
 
 
 def tactic_lowerings(plugin_dir: Path) -> list[str]:
-    """"tpat" or "tvm" per tactic, in tactic order (the rule of PluginSource.lowering(of:))."""
+    """ "tpat" or "tvm" per tactic, in tactic order (the rule of PluginSource.lowering(of:))."""
     name = plugin_dir.name
     out, k = [], 0
     while True:
@@ -243,7 +318,9 @@ def tactic_lowerings(plugin_dir: Path) -> list[str]:
         # no longer say it in `fixups`, which made every tactic "tvm" here
         low = plan.get("lowering")
         if low is None:
-            low = "tpat" if any(f.lower().startswith("tpat lowering") for f in plan.get("fixups", [])) else "tvm-default"
+            low = (
+                "tpat" if any(f.lower().startswith("tpat lowering") for f in plan.get("fixups", [])) else "tvm-default"
+            )
         out.append("tvm" if low == "tvm-default" else "tpat")
         k += 1
 
@@ -251,10 +328,13 @@ def tactic_lowerings(plugin_dir: Path) -> list[str]:
 def check_plugin(plugin_dir: Path, conf_dir: Path) -> dict:
     """Every tactic built for LLVM and run on the conformance set (cross_check.py)."""
     from tpat_bridge.tools import cross_check
+
     manifest = json.loads((conf_dir / "manifest.json").read_text())
     res = []
     for k, lowering in enumerate(tactic_lowerings(plugin_dir)):
-        r = cross_check._run_lowering(str(plugin_dir / f"{plugin_dir.name}.onnx"), lowering, str(conf_dir), manifest["cases"])
+        r = cross_check._run_lowering(
+            str(plugin_dir / f"{plugin_dir.name}.onnx"), lowering, str(conf_dir), manifest["cases"]
+        )
         res.append({"tactic": k, "lowering": lowering, **r})
     for t in res:
         if t["max_error"] == float("inf"):
@@ -266,11 +346,13 @@ def check_plugin(plugin_dir: Path, conf_dir: Path) -> dict:
 # one case end to end
 # ------------------------------------------------------------------------------------------------
 
+
 def _run(cmd, timeout, cwd=None):
     """(returncode or None on timeout, stdout, stderr); the child gets its own process group,
     killed whole on timeout."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True
+    )
     try:
         out, err = p.communicate(timeout=timeout)
         return p.returncode, out, err
@@ -327,7 +409,9 @@ def run_case(case_dir: Path, work: Path, trt: str, timeout: float, scope_only: b
         return r
     gen_out = wd / "out"
     env_timeout = max(30, int(timeout))
-    rc, out, err = _run([tpat_binary(), "generate", str(wd / "model.onnx"), "--nodes", NODE_NAME, "-o", str(gen_out)], env_timeout)
+    rc, out, err = _run(
+        [tpat_binary(), "generate", str(wd / "model.onnx"), "--nodes", NODE_NAME, "-o", str(gen_out)], env_timeout
+    )
     (wd / "generate.log").write_text((out or "") + (err or ""))
     if rc is None:
         r.update(code="generate_timeout", detail=f"tpat generate ran over {env_timeout} s")
@@ -363,9 +447,16 @@ def run_case(case_dir: Path, work: Path, trt: str, timeout: float, scope_only: b
     bad = [t for t in tactics if t["status"] == "disagrees"]
     skipped = [t for t in tactics if t["status"] == "skipped"]
     if bad:
-        r.update(code="wrong_numerics", detail="; ".join(f"tactic {t['tactic']} ({t['lowering']}): max error {t['max_error']:.3g} {t['detail']}" for t in bad)[:300])
+        r.update(
+            code="wrong_numerics",
+            detail="; ".join(
+                f"tactic {t['tactic']} ({t['lowering']}): max error {t['max_error']:.3g} {t['detail']}" for t in bad
+            )[:300],
+        )
     elif skipped:
-        r.update(code="not_checked_on_cpu", detail="; ".join(f"tactic {t['tactic']}: {t['detail']}" for t in skipped)[:300])
+        r.update(
+            code="not_checked_on_cpu", detail="; ".join(f"tactic {t['tactic']}: {t['detail']}" for t in skipped)[:300]
+        )
     elif not tactics:
         r.update(code="no_tactics", detail="the plugin has no plan file")
     else:
@@ -377,6 +468,7 @@ def run_case(case_dir: Path, work: Path, trt: str, timeout: float, scope_only: b
 # ------------------------------------------------------------------------------------------------
 # driver and report
 # ------------------------------------------------------------------------------------------------
+
 
 def select_cases(patterns: list[str] | None) -> list[Path]:
     root = node_tests_dir()
@@ -397,12 +489,16 @@ def cmd_run(args) -> int:
     by_op: dict[str, list[Path]] = {}
     for c in cases:
         by_op.setdefault(re.sub(r"^test_([a-z0-9]+).*$", r"\1", c.name), []).append(c)
-    cases = [v[k] for k in range(max((len(v) for v in by_op.values()), default=0)) for v in by_op.values() if k < len(v)]
+    cases = [
+        v[k] for k in range(max((len(v) for v in by_op.values()), default=0)) for v in by_op.values() if k < len(v)
+    ]
+
     def finished(c: Path) -> bool:
         try:
             return json.loads((work / c.name / "result.json").read_text()).get("code") != "not_run"
         except (OSError, ValueError):
             return False
+
     todo = [c for c in cases if not (args.resume and finished(c))]
     print(f"{len(cases)} cases, {len(todo)} to run, {args.jobs} at a time, {args.timeout:.0f} s per case", flush=True)
 
@@ -410,8 +506,16 @@ def cmd_run(args) -> int:
         try:
             res = run_case(c, work, args.trt, args.timeout, args.scope_only)
         except Exception as e:  # noqa: BLE001 - one case's failure is its own
-            res = {"case": c.name, "op": None, "considered": True, "inScope": False, "plugin": None, "passed": False,
-                   "code": "harness_error", "detail": f"{type(e).__name__}: {e}"[:300]}
+            res = {
+                "case": c.name,
+                "op": None,
+                "considered": True,
+                "inScope": False,
+                "plugin": None,
+                "passed": False,
+                "code": "harness_error",
+                "detail": f"{type(e).__name__}: {e}"[:300],
+            }
         (work / c.name).mkdir(parents=True, exist_ok=True)
         (work / c.name / "result.json").write_text(json.dumps(res, indent=1) + "\n")
         return res
@@ -435,31 +539,57 @@ def summarize(results: list[dict], trt: str, total_selected: int) -> dict:
     plugins = [r for r in ran if r.get("plugin")]
     passed = [r for r in ran if r.get("passed")]
     causes = Counter(r["code"] for r in ran if not r.get("passed"))
-    return {"format": 1, "trt": trt, "onnx": onnx.__version__, "casesSelected": total_selected,
-            "casesWithResult": len(results), "singleNodeTensorCases": len(considered), "inScope": len(scope),
-            "inScopeRun": len(ran), "inScopeNotRun": len(scope) - len(ran),
-            "partial": len(results) < total_selected or len(ran) < len(scope),
-            "pluginsMade": len(plugins), "passed": len(passed), "causes": dict(causes.most_common()),
-            "passedByOp": dict(Counter(r["op"] for r in passed).most_common()),
-            "notConsidered": dict(Counter(r["code"] for r in results if not r.get("considered")).most_common()),
-            "cases": sorted(ran, key=lambda r: r["case"])}
+    return {
+        "format": 1,
+        "trt": trt,
+        "onnx": onnx.__version__,
+        "casesSelected": total_selected,
+        "casesWithResult": len(results),
+        "singleNodeTensorCases": len(considered),
+        "inScope": len(scope),
+        "inScopeRun": len(ran),
+        "inScopeNotRun": len(scope) - len(ran),
+        "partial": len(results) < total_selected or len(ran) < len(scope),
+        "pluginsMade": len(plugins),
+        "passed": len(passed),
+        "causes": dict(causes.most_common()),
+        "passedByOp": dict(Counter(r["op"] for r in passed).most_common()),
+        "notConsidered": dict(Counter(r["code"] for r in results if not r.get("considered")).most_common()),
+        "cases": sorted(ran, key=lambda r: r["case"]),
+    }
 
 
 def markdown(s: dict) -> str:
-    lines = [f"# ONNX backend node tests through TPAT (TensorRT rules: {s['trt']}, onnx {s['onnx']})", "",
-             "Generated by `scripts/conformance.py` (docs/conformance.md); numerics checked on the CPU",
-             "(LLVM build of every tactic's plan) against the test's expected outputs.", ""]
+    lines = [
+        f"# ONNX backend node tests through TPAT (TensorRT rules: {s['trt']}, onnx {s['onnx']})",
+        "",
+        "Generated by `scripts/conformance.py` (docs/conformance.md); numerics checked on the CPU",
+        "(LLVM build of every tactic's plan) against the test's expected outputs.",
+        "",
+    ]
     if s["partial"]:
-        lines += [f"**Partial run:** {s['casesWithResult']} of {s['casesSelected']} cases inspected; "
-                  f"{s['inScopeRun']} of the {s['inScope']} cases in scope went through generate "
-                  f"({s['inScopeNotRun']} not run yet).", ""]
-    lines += ["| node test cases | single-node tensor cases | in scope (TensorRT rejects) | in scope, run | plugins made | passed |",
-              "|---|---|---|---|---|---|",
-              f"| {s['casesSelected']} | {s['singleNodeTensorCases']} | {s['inScope']} | {s['inScopeRun']} | {s['pluginsMade']} | {s['passed']} |", "",
-              "| cause (in scope, run, not passed) | cases |", "|---|---|"]
+        lines += [
+            f"**Partial run:** {s['casesWithResult']} of {s['casesSelected']} cases inspected; "
+            f"{s['inScopeRun']} of the {s['inScope']} cases in scope went through generate "
+            f"({s['inScopeNotRun']} not run yet).",
+            "",
+        ]
+    lines += [
+        "| node test cases | single-node tensor cases | in scope (TensorRT rejects) | in scope, run | plugins made | passed |",
+        "|---|---|---|---|---|---|",
+        f"| {s['casesSelected']} | {s['singleNodeTensorCases']} | {s['inScope']} | {s['inScopeRun']} | {s['pluginsMade']} | {s['passed']} |",
+        "",
+        "| cause (in scope, run, not passed) | cases |",
+        "|---|---|",
+    ]
     lines += [f"| `{k}` | {v} |" for k, v in s["causes"].items()]
-    lines += ["", "Not considered: " + ", ".join(f"`{k}` {v}" for k, v in s["notConsidered"].items()), "",
-              "| case | op | plugin | result | detail |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Not considered: " + ", ".join(f"`{k}` {v}" for k, v in s["notConsidered"].items()),
+        "",
+        "| case | op | plugin | result | detail |",
+        "|---|---|---|---|---|",
+    ]
     for r in s["cases"]:
         det = (r.get("detail") or "").replace("|", "\\|").replace("\n", " ")[:140]
         lines.append(f"| {r['case']} | {r['op']} | {r.get('plugin') or ''} | `{r['code']}` | {det} |")
@@ -483,8 +613,10 @@ def cmd_report(args, selected=None) -> int:
     rep.mkdir(parents=True, exist_ok=True)
     (rep / "conformance.json").write_text(json.dumps(s, indent=1) + "\n")
     (rep / "conformance.md").write_text(markdown(s))
-    print(f"{s['casesWithResult']}/{s['casesSelected']} cases inspected, in scope {s['inScope']} (run {s['inScopeRun']}), "
-          f"plugins {s['pluginsMade']}, passed {s['passed']}; causes {s['causes']}")
+    print(
+        f"{s['casesWithResult']}/{s['casesSelected']} cases inspected, in scope {s['inScope']} (run {s['inScopeRun']}), "
+        f"plugins {s['pluginsMade']}, passed {s['passed']}; causes {s['causes']}"
+    )
     return 0
 
 
@@ -501,7 +633,11 @@ def main(argv=None) -> int:
             p.add_argument("--limit", type=int, default=0)
             p.add_argument("--jobs", type=int, default=2)
             p.add_argument("--timeout", type=float, default=300.0, help="seconds per case")
-            p.add_argument("--resume", action="store_true", help="keep cases that already have a result (other than a --scope-only one)")
+            p.add_argument(
+                "--resume",
+                action="store_true",
+                help="keep cases that already have a result (other than a --scope-only one)",
+            )
             p.add_argument("--scope-only", action="store_true", help="inspect only: which cases are in scope")
     c = sub.add_parser("check")
     c.add_argument("plugin_dir")

@@ -17,6 +17,7 @@ the tpat binary there, the same checks are:
     compute-sanitizer --tool memcheck --error-exitcode 99 OUT/plugins/build/tpat_check \
       OUT/plugins/build/libtpat_kernels.so "$m" --all-tactics; done
 """
+
 from __future__ import annotations
 
 import sys
@@ -41,13 +42,31 @@ def make_model(path: str) -> None:
         h.make_node("Gather", ["d4", "i4"], ["o4"], name="gather_axis0", axis=0),
         h.make_node("GatherElements", ["d5", "i5"], ["o5"], name="gatherelements_axis1", axis=1),
     ]
-    inputs = [vi("d0", f, ["N", 4]), vi("i0", i, ["M", 1]), vi("u0", f, ["M", 4]),
-              vi("d1", f, ["N", 4]), vi("i1", i, ["M", 1]), vi("u1", f, ["M", 4]),
-              vi("d2", f, ["N", 8]), vi("i2", i, ["N", 3]), vi("u2", f, ["N", 3]),
-              vi("d3", f, ["N", 4]), vi("i3", i, ["M", 1]),
-              vi("d4", f, ["N", 4]), vi("i4", i, ["M"]), vi("d5", f, ["N", 8]), vi("i5", i, ["N", 3])]
-    outputs = [vi("o0", f, ["N", 4]), vi("o1", f, ["N", 4]), vi("o2", f, ["N", 8]), vi("o3", f, ["M", 4]),
-               vi("o4", f, ["M", 4]), vi("o5", f, ["N", 3])]
+    inputs = [
+        vi("d0", f, ["N", 4]),
+        vi("i0", i, ["M", 1]),
+        vi("u0", f, ["M", 4]),
+        vi("d1", f, ["N", 4]),
+        vi("i1", i, ["M", 1]),
+        vi("u1", f, ["M", 4]),
+        vi("d2", f, ["N", 8]),
+        vi("i2", i, ["N", 3]),
+        vi("u2", f, ["N", 3]),
+        vi("d3", f, ["N", 4]),
+        vi("i3", i, ["M", 1]),
+        vi("d4", f, ["N", 4]),
+        vi("i4", i, ["M"]),
+        vi("d5", f, ["N", 8]),
+        vi("i5", i, ["N", 3]),
+    ]
+    outputs = [
+        vi("o0", f, ["N", 4]),
+        vi("o1", f, ["N", 4]),
+        vi("o2", f, ["N", 8]),
+        vi("o3", f, ["M", 4]),
+        vi("o4", f, ["M", 4]),
+        vi("o5", f, ["N", 3]),
+    ]
     m = h.make_model(h.make_graph(nodes, "hostile_indices", inputs, outputs), opset_imports=[h.make_opsetid("", 18)])
     m.ir_version = 9
     onnx.checker.check_model(m)
@@ -58,7 +77,7 @@ def _bad(dim: int, n: int, rng, rot: int = 0) -> np.ndarray:
     """n indices for an axis of size dim: out of range ones first, then distinct valid ones (some
     negative)."""
     pool = [dim, dim + 3, -dim - 5, 2**40, -(2**62)]
-    pool = pool[rot % len(pool):] + pool[:rot % len(pool)]
+    pool = pool[rot % len(pool) :] + pool[: rot % len(pool)]
     out = pool[: min(len(pool), max(1, n - dim))]
     valid = list(rng.permutation(dim))
     while len(out) < n:
@@ -80,7 +99,12 @@ def _parse(manifest: Path):
             cur = {"inputs": [], "outputs": []}
         elif w[0] in ("input", "output") and cur is not None:
             rank = int(w[3])
-            entry = {"index": int(w[1]), "dtype": w[2], "shape": [int(x) for x in w[4:4 + rank]], "rest": w[4 + rank + 1:]}
+            entry = {
+                "index": int(w[1]),
+                "dtype": w[2],
+                "shape": [int(x) for x in w[4 : 4 + rank]],
+                "rest": w[4 + rank + 1 :],
+            }
             cur[w[0] + "s"].append(entry)
         elif w[0] == "end" and cur is not None:
             cases.append(cur)
@@ -155,10 +179,14 @@ def add_case(plugin: Path) -> str | None:
     for e, arr in zip(c0["inputs"], ins):  # shapes as built above
         arr = arr.astype(NP[e["dtype"]])
         (cdir / f"in{e['index']}.bin").write_bytes(arr.tobytes())
-        text.append(f"input {e['index']} {e['dtype']} {arr.ndim} {' '.join(map(str, arr.shape))} case{k}/in{e['index']}.bin")
+        text.append(
+            f"input {e['index']} {e['dtype']} {arr.ndim} {' '.join(map(str, arr.shape))} case{k}/in{e['index']}.bin"
+        )
     o = c0["outputs"][0]
     (cdir / "out0.bin").write_bytes(out.astype(NP[o["dtype"]]).tobytes())
-    text.append(f"output 0 {o['dtype']} {out.ndim} {' '.join(map(str, out.shape))} case{k}/out0.bin {' '.join(o['rest'])}")
+    text.append(
+        f"output 0 {o['dtype']} {out.ndim} {' '.join(map(str, out.shape))} case{k}/out0.bin {' '.join(o['rest'])}"
+    )
     text.append("end")
     with manifest.open("a") as fh:
         fh.write("\n".join(text) + "\n")

@@ -24,11 +24,11 @@ domain onnxruntime does not know).
 
 Usage: scripts/make_fixtures.py [--out-dir DIR] [--examples-dir DIR] [--skip-ort]
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -85,66 +85,156 @@ def build_verdicts_basic():
     # ScatterND: constant indices, reduction none (passes) vs add (violates).
     inputs += [vi("sc_data", F, [4, 8]), vi("sc_updates", F, [2, 8])]
     inits.append(init("sc_indices", np.array([[1], [3]], dtype=np.int64)))
-    nodes.append(helper.make_node("ScatterND", ["sc_data", "sc_indices", "sc_updates"], ["scatternd_none_out"],
-                                  name="scatternd_none", reduction="none"))
-    nodes.append(helper.make_node("ScatterND", ["sc_data", "sc_indices", "sc_updates"], ["scatternd_add_out"],
-                                  name="scatternd_add", reduction="add"))
+    nodes.append(
+        helper.make_node(
+            "ScatterND",
+            ["sc_data", "sc_indices", "sc_updates"],
+            ["scatternd_none_out"],
+            name="scatternd_none",
+            reduction="none",
+        )
+    )
+    nodes.append(
+        helper.make_node(
+            "ScatterND",
+            ["sc_data", "sc_indices", "sc_updates"],
+            ["scatternd_add_out"],
+            name="scatternd_add",
+            reduction="add",
+        )
+    )
     outputs += [vi("scatternd_none_out", F, [4, 8]), vi("scatternd_add_out", F, [4, 8])]
 
     # TopK: K over the 3840 limit; sorted=0; the passing case.
     inputs += [vi("tk_big", F, [1, 5000]), vi("tk_small", F, [2, 64])]
     inits += [init("k_4096", np.array([4096], dtype=np.int64)), init("k_16", np.array([16], dtype=np.int64))]
     nodes.append(helper.make_node("TopK", ["tk_big", "k_4096"], ["topk_k4096_v", "topk_k4096_i"], name="topk_k4096"))
-    nodes.append(helper.make_node("TopK", ["tk_small", "k_16"], ["topk_unsorted_v", "topk_unsorted_i"],
-                                  name="topk_unsorted", sorted=0))
-    nodes.append(helper.make_node("TopK", ["tk_small", "k_16"], ["topk_sorted_v", "topk_sorted_i"],
-                                  name="topk_sorted", sorted=1))
-    outputs += [vi("topk_k4096_v", F, [1, 4096]), vi("topk_k4096_i", I64, [1, 4096]),
-                vi("topk_unsorted_v", F, [2, 16]), vi("topk_unsorted_i", I64, [2, 16]),
-                vi("topk_sorted_v", F, [2, 16]), vi("topk_sorted_i", I64, [2, 16])]
+    nodes.append(
+        helper.make_node(
+            "TopK", ["tk_small", "k_16"], ["topk_unsorted_v", "topk_unsorted_i"], name="topk_unsorted", sorted=0
+        )
+    )
+    nodes.append(
+        helper.make_node("TopK", ["tk_small", "k_16"], ["topk_sorted_v", "topk_sorted_i"], name="topk_sorted", sorted=1)
+    )
+    outputs += [
+        vi("topk_k4096_v", F, [1, 4096]),
+        vi("topk_k4096_i", I64, [1, 4096]),
+        vi("topk_unsorted_v", F, [2, 16]),
+        vi("topk_unsorted_i", I64, [2, 16]),
+        vi("topk_sorted_v", F, [2, 16]),
+        vi("topk_sorted_i", I64, [2, 16]),
+    ]
 
     # GridSample: 4-D passes, 5-D (allowed by ONNX since opset 20) violates.
-    inputs += [vi("gs_x4", F, [1, 2, 6, 6]), vi("gs_grid4", F, [1, 4, 4, 2]),
-               vi("gs_x5", F, [1, 2, 4, 6, 6]), vi("gs_grid5", F, [1, 3, 4, 4, 3])]
-    nodes.append(helper.make_node("GridSample", ["gs_x4", "gs_grid4"], ["gridsample_4d_out"], name="gridsample_4d",
-                                  mode="linear", padding_mode="zeros", align_corners=0))
-    nodes.append(helper.make_node("GridSample", ["gs_x5", "gs_grid5"], ["gridsample_5d_out"], name="gridsample_5d",
-                                  mode="linear", padding_mode="zeros", align_corners=0))
+    inputs += [
+        vi("gs_x4", F, [1, 2, 6, 6]),
+        vi("gs_grid4", F, [1, 4, 4, 2]),
+        vi("gs_x5", F, [1, 2, 4, 6, 6]),
+        vi("gs_grid5", F, [1, 3, 4, 4, 3]),
+    ]
+    nodes.append(
+        helper.make_node(
+            "GridSample",
+            ["gs_x4", "gs_grid4"],
+            ["gridsample_4d_out"],
+            name="gridsample_4d",
+            mode="linear",
+            padding_mode="zeros",
+            align_corners=0,
+        )
+    )
+    nodes.append(
+        helper.make_node(
+            "GridSample",
+            ["gs_x5", "gs_grid5"],
+            ["gridsample_5d_out"],
+            name="gridsample_5d",
+            mode="linear",
+            padding_mode="zeros",
+            align_corners=0,
+        )
+    )
     outputs += [vi("gridsample_4d_out", F, [1, 2, 4, 4]), vi("gridsample_5d_out", F, [1, 2, 3, 4, 4])]
 
     # Resize: cubic mode, antialias=1 (opset >= 18), linear (passes).
     inputs += [vi("rs_x", F, [1, 3, 8, 8])]
     inits.append(init("rs_scales_up", np.array([1, 1, 2, 2], dtype=np.float32)))
     inits.append(init("rs_scales_down", np.array([1, 1, 0.5, 0.5], dtype=np.float32)))
-    nodes.append(helper.make_node("Resize", ["rs_x", "", "rs_scales_up"], ["resize_cubic_out"], name="resize_cubic",
-                                  mode="cubic"))
-    nodes.append(helper.make_node("Resize", ["rs_x", "", "rs_scales_down"], ["resize_antialias_out"],
-                                  name="resize_antialias", mode="linear", antialias=1))
-    nodes.append(helper.make_node("Resize", ["rs_x", "", "rs_scales_up"], ["resize_linear_out"], name="resize_linear",
-                                  mode="linear", coordinate_transformation_mode="half_pixel"))
-    outputs += [vi("resize_cubic_out", F, [1, 3, 16, 16]), vi("resize_antialias_out", F, [1, 3, 4, 4]),
-                vi("resize_linear_out", F, [1, 3, 16, 16])]
+    nodes.append(
+        helper.make_node(
+            "Resize", ["rs_x", "", "rs_scales_up"], ["resize_cubic_out"], name="resize_cubic", mode="cubic"
+        )
+    )
+    nodes.append(
+        helper.make_node(
+            "Resize",
+            ["rs_x", "", "rs_scales_down"],
+            ["resize_antialias_out"],
+            name="resize_antialias",
+            mode="linear",
+            antialias=1,
+        )
+    )
+    nodes.append(
+        helper.make_node(
+            "Resize",
+            ["rs_x", "", "rs_scales_up"],
+            ["resize_linear_out"],
+            name="resize_linear",
+            mode="linear",
+            coordinate_transformation_mode="half_pixel",
+        )
+    )
+    outputs += [
+        vi("resize_cubic_out", F, [1, 3, 16, 16]),
+        vi("resize_antialias_out", F, [1, 3, 4, 4]),
+        vi("resize_linear_out", F, [1, 3, 16, 16]),
+    ]
 
     # CumSum: axis from an initializer, from a Constant node (both pass), from a graph input (violates).
     inputs += [vi("cs_x", F, [3, 5]), vi("cs_axis_in", I64, [])]
     inits.append(init("cs_axis_init", np.array(1, dtype=np.int64)))
-    nodes.append(helper.make_node("Constant", [], ["cs_axis_const"], name="cumsum_axis_constant",
-                                  value=numpy_helper.from_array(np.array(0, dtype=np.int64))))
-    nodes.append(helper.make_node("CumSum", ["cs_x", "cs_axis_init"], ["cumsum_init_axis_out"],
-                                  name="cumsum_init_axis"))
-    nodes.append(helper.make_node("CumSum", ["cs_x", "cs_axis_const"], ["cumsum_const_axis_out"],
-                                  name="cumsum_const_axis"))
-    nodes.append(helper.make_node("CumSum", ["cs_x", "cs_axis_in"], ["cumsum_input_axis_out"],
-                                  name="cumsum_input_axis"))
-    outputs += [vi("cumsum_init_axis_out", F, [3, 5]), vi("cumsum_const_axis_out", F, [3, 5]),
-                vi("cumsum_input_axis_out", F, [3, 5])]
+    nodes.append(
+        helper.make_node(
+            "Constant",
+            [],
+            ["cs_axis_const"],
+            name="cumsum_axis_constant",
+            value=numpy_helper.from_array(np.array(0, dtype=np.int64)),
+        )
+    )
+    nodes.append(
+        helper.make_node("CumSum", ["cs_x", "cs_axis_init"], ["cumsum_init_axis_out"], name="cumsum_init_axis")
+    )
+    nodes.append(
+        helper.make_node("CumSum", ["cs_x", "cs_axis_const"], ["cumsum_const_axis_out"], name="cumsum_const_axis")
+    )
+    nodes.append(
+        helper.make_node("CumSum", ["cs_x", "cs_axis_in"], ["cumsum_input_axis_out"], name="cumsum_input_axis")
+    )
+    outputs += [
+        vi("cumsum_init_axis_out", F, [3, 5]),
+        vi("cumsum_const_axis_out", F, [3, 5]),
+        vi("cumsum_input_axis_out", F, [3, 5]),
+    ]
 
     # LayerNormalization whose second output (Mean) is produced and used (graph output).
     inputs += [vi("ln_x", F, [2, 4, 16])]
-    inits += [init("ln_scale", rng.standard_normal(16).astype(np.float32)),
-              init("ln_bias", rng.standard_normal(16).astype(np.float32))]
-    nodes.append(helper.make_node("LayerNormalization", ["ln_x", "ln_scale", "ln_bias"], ["ln_y", "ln_mean"],
-                                  name="layernorm_mean", axis=-1, epsilon=1e-5))
+    inits += [
+        init("ln_scale", rng.standard_normal(16).astype(np.float32)),
+        init("ln_bias", rng.standard_normal(16).astype(np.float32)),
+    ]
+    nodes.append(
+        helper.make_node(
+            "LayerNormalization",
+            ["ln_x", "ln_scale", "ln_bias"],
+            ["ln_y", "ln_mean"],
+            name="layernorm_mean",
+            axis=-1,
+            epsilon=1e-5,
+        )
+    )
     outputs += [vi("ln_y", F, [2, 4, 16]), vi("ln_mean", F, [2, 4, 1])]
 
     graph = helper.make_graph(nodes, "verdicts_basic", inputs, outputs, initializer=inits)
@@ -197,16 +287,24 @@ def build_verdicts_unsupported_ops():
 
     # Col2Im: [N, C*prod(block), L] -> [N, C, H, W]
     inputs.append(vi("c2i_x", F, [1, 8, 16]))
-    inits += [init("c2i_image_shape", np.array([8, 8], dtype=np.int64)),
-              init("c2i_block_shape", np.array([2, 2], dtype=np.int64))]
-    nodes.append(helper.make_node("Col2Im", ["c2i_x", "c2i_image_shape", "c2i_block_shape"], ["col2im_out"],
-                                  name="col2im", strides=[2, 2]))
+    inits += [
+        init("c2i_image_shape", np.array([8, 8], dtype=np.int64)),
+        init("c2i_block_shape", np.array([2, 2], dtype=np.int64)),
+    ]
+    nodes.append(
+        helper.make_node(
+            "Col2Im", ["c2i_x", "c2i_image_shape", "c2i_block_shape"], ["col2im_out"], name="col2im", strides=[2, 2]
+        )
+    )
     outputs.append(vi("col2im_out", F, [1, 2, 8, 8]))
 
     # MaxUnpool
     inputs += [vi("mu_x", F, [1, 1, 2, 2]), vi("mu_idx", I64, [1, 1, 2, 2])]
-    nodes.append(helper.make_node("MaxUnpool", ["mu_x", "mu_idx"], ["maxunpool_out"], name="maxunpool",
-                                  kernel_shape=[2, 2], strides=[2, 2]))
+    nodes.append(
+        helper.make_node(
+            "MaxUnpool", ["mu_x", "mu_idx"], ["maxunpool_out"], name="maxunpool", kernel_shape=[2, 2], strides=[2, 2]
+        )
+    )
     outputs.append(vi("maxunpool_out", F, [1, 1, 4, 4]))
 
     # BitShift (uint32)
@@ -221,10 +319,17 @@ def build_verdicts_unsupported_ops():
 
     # Unique
     inputs.append(vi("uq_x", F, [6]))
-    nodes.append(helper.make_node("Unique", ["uq_x"], ["unique_y", "unique_idx", "unique_inv", "unique_cnt"],
-                                  name="unique", sorted=1))
-    outputs += [vi("unique_y", F, ["n_unique"]), vi("unique_idx", I64, ["n_unique"]), vi("unique_inv", I64, [6]),
-                vi("unique_cnt", I64, ["n_unique"])]
+    nodes.append(
+        helper.make_node(
+            "Unique", ["uq_x"], ["unique_y", "unique_idx", "unique_inv", "unique_cnt"], name="unique", sorted=1
+        )
+    )
+    outputs += [
+        vi("unique_y", F, ["n_unique"]),
+        vi("unique_idx", I64, ["n_unique"]),
+        vi("unique_inv", I64, [6]),
+        vi("unique_cnt", I64, ["n_unique"]),
+    ]
 
     # Compress
     inputs += [vi("cp_x", F, [3, 2]), vi("cp_cond", B, [3])]
@@ -292,8 +397,15 @@ def build_verdicts_dtypes():
     # ScatterElements on bool data (ScatterElements lists no BOOL).
     inputs += [vi("se_data", B, [3, 3]), vi("se_updates", B, [1, 2])]
     inits.append(init("se_indices", np.array([[1, 2]], dtype=np.int64)))
-    nodes.append(helper.make_node("ScatterElements", ["se_data", "se_indices", "se_updates"], ["scatterelements_out"],
-                                  name="scatterelements_bool", axis=1))
+    nodes.append(
+        helper.make_node(
+            "ScatterElements",
+            ["se_data", "se_indices", "se_updates"],
+            ["scatterelements_out"],
+            name="scatterelements_bool",
+            axis=1,
+        )
+    )
     outputs.append(vi("scatterelements_out", B, [3, 3]))
 
     # Abs on DOUBLE: TensorRT casts DOUBLE down to FLOAT (FP32 is listed) -> restricted.
@@ -340,8 +452,9 @@ def build_verdicts_custom_domain():
         helper.make_node("MyCustomOp", ["r"], ["c"], name="custom_op", domain="com.example", alpha=0.5),
         helper.make_node("Sigmoid", ["c"], ["y"], name="sigmoid_after"),
     ]
-    graph = helper.make_graph(nodes, "verdicts_custom_domain", [vi("x", F, [2, 4])], [vi("y", F, [2, 4])],
-                              value_info=[vi("c", F, [2, 4])])
+    graph = helper.make_graph(
+        nodes, "verdicts_custom_domain", [vi("x", F, [2, 4])], [vi("y", F, [2, 4])], value_info=[vi("c", F, [2, 4])]
+    )
     return make_model(graph, extra_opsets=[("com.example", 1)]), None
 
 
@@ -370,8 +483,9 @@ def build_symbolic():
         helper.make_node("MatMul", ["x", "w_proj"], ["proj"], name="proj_matmul"),
         helper.make_node("Add", ["proj", "b_proj"], ["proj_b"], name="proj_bias"),
         helper.make_node("Relu", ["proj_b"], ["act"], name="proj_relu"),
-        helper.make_node("ScatterND", ["act", "scatter_idx", "upd"], ["scattered"], name="scatter_add",
-                         reduction="add"),
+        helper.make_node(
+            "ScatterND", ["act", "scatter_idx", "upd"], ["scattered"], name="scatter_add", reduction="add"
+        ),
         helper.make_node("Shape", ["scattered"], ["act_shape"], name="shape_of_scattered"),
         helper.make_node("Gather", ["act_shape", "gather_idx"], ["batch_seq"], name="gather_batch_seq", axis=0),
         helper.make_node("Concat", ["batch_seq", "head_dims"], ["new_shape"], name="concat_shape", axis=0),
@@ -418,8 +532,9 @@ def build_external_data():
         helper.make_node("Add", ["fc", "b_fc"], ["fc_b"], name="fc_bias"),
         helper.make_node("Relu", ["fc_b"], ["y"], name="fc_relu"),
     ]
-    graph = helper.make_graph(nodes, "external_data", [vi("x", F, ["N", 16])], [vi("y", F, ["N", 32])],
-                              initializer=inits)
+    graph = helper.make_graph(
+        nodes, "external_data", [vi("x", F, ["N", 16])], [vi("y", F, ["N", 32])], initializer=inits
+    )
     feeds = {"x": rng.standard_normal((2, 16)).astype(np.float32)}
     return make_model(graph), feeds
 
@@ -449,8 +564,9 @@ def build_plugins_symbolic():
         init("one", np.array(1, dtype=np.int32)),
     ]
     nodes = [
-        helper.make_node("LayerNormalization", ["x", "ln_scale", "ln_bias"], ["ln_y"], name="layernorm",
-                         axis=-1, epsilon=1e-5),
+        helper.make_node(
+            "LayerNormalization", ["x", "ln_scale", "ln_bias"], ["ln_y"], name="layernorm", axis=-1, epsilon=1e-5
+        ),
         helper.make_node("ScatterND", ["ln_y", "rows", "upd"], ["scattered"], name="scatter_rows_add", reduction="add"),
         helper.make_node("TopK", ["scattered", "k8"], ["top_vals", "top_idx"], name="topk_unsorted", axis=-1, sorted=0),
         helper.make_node("Add", ["tokens", "one"], ["tokens_next"], name="tokens_shift"),
@@ -460,8 +576,11 @@ def build_plugins_symbolic():
         helper.make_node("BitwiseNot", ["token_xor"], ["token_bits"], name="bnot"),
     ]
     inputs = [vi("x", F, ["batch", "seq", 64]), vi("upd", F, [2, "seq", 64]), vi("tokens", I32, ["batch", "seq"])]
-    outputs = [vi("top_vals", F, ["batch", "seq", 8]), vi("top_idx", I64, ["batch", "seq", 8]),
-               vi("token_bits", I32, ["batch", "seq"])]
+    outputs = [
+        vi("top_vals", F, ["batch", "seq", 8]),
+        vi("top_idx", I64, ["batch", "seq", 8]),
+        vi("token_bits", I32, ["batch", "seq"]),
+    ]
     graph = helper.make_graph(nodes, "plugins_symbolic", inputs, outputs, initializer=inits)
     feeds = {
         "x": rng.standard_normal((3, 5, 64)).astype(np.float32),
@@ -490,19 +609,38 @@ def build_plugins_static():
         init("k4096", np.array([4096], dtype=np.int64)),
     ]
     nodes = [
-        helper.make_node("GridSample", ["vol", "grid"], ["sampled"], name="gridsample_5d", mode="linear",
-                         padding_mode="zeros", align_corners=0),
+        helper.make_node(
+            "GridSample",
+            ["vol", "grid"],
+            ["sampled"],
+            name="gridsample_5d",
+            mode="linear",
+            padding_mode="zeros",
+            align_corners=0,
+        ),
         helper.make_node("Sigmoid", ["sampled"], ["sampled_act"], name="sampled_sigmoid"),
         helper.make_node("Resize", ["img", "", "up_scales"], ["up"], name="resize_cubic", mode="cubic"),
         helper.make_node("Relu", ["up"], ["up_act"], name="up_relu"),
-        helper.make_node("MaxUnpool", ["pooled", "pool_idx"], ["unpooled"], name="maxunpool",
-                         kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node(
+            "MaxUnpool", ["pooled", "pool_idx"], ["unpooled"], name="maxunpool", kernel_shape=[2, 2], strides=[2, 2]
+        ),
         helper.make_node("TopK", ["scores", "k4096"], ["best", "best_idx"], name="topk_4096", axis=-1),
     ]
-    inputs = [vi("vol", F, [1, 4, 6, 8, 8]), vi("grid", F, [1, 3, 4, 4, 3]), vi("img", F, [1, 3, 8, 8]),
-              vi("pooled", F, [1, 2, 4, 4]), vi("pool_idx", I64, [1, 2, 4, 4]), vi("scores", F, [2, 5000])]
-    outputs = [vi("sampled_act", F, [1, 4, 3, 4, 4]), vi("up_act", F, [1, 3, 16, 16]),
-               vi("unpooled", F, [1, 2, 8, 8]), vi("best", F, [2, 4096]), vi("best_idx", I64, [2, 4096])]
+    inputs = [
+        vi("vol", F, [1, 4, 6, 8, 8]),
+        vi("grid", F, [1, 3, 4, 4, 3]),
+        vi("img", F, [1, 3, 8, 8]),
+        vi("pooled", F, [1, 2, 4, 4]),
+        vi("pool_idx", I64, [1, 2, 4, 4]),
+        vi("scores", F, [2, 5000]),
+    ]
+    outputs = [
+        vi("sampled_act", F, [1, 4, 3, 4, 4]),
+        vi("up_act", F, [1, 3, 16, 16]),
+        vi("unpooled", F, [1, 2, 8, 8]),
+        vi("best", F, [2, 4096]),
+        vi("best_idx", I64, [2, 4096]),
+    ]
     graph = helper.make_graph(nodes, "plugins_static", inputs, outputs, initializer=inits)
     # MaxUnpool indices: one position inside each 2x2 window of the 8x8 plane.
     idx = np.zeros((1, 2, 4, 4), dtype=np.int64)
@@ -549,13 +687,21 @@ def build_demo():
         init("up_scales", np.array([1, 1, 2, 2], dtype=np.float32)),
     ]
     nodes = [
-        helper.make_node("Conv", ["images", "conv_w", "conv_b"], ["conv"], name="stem_conv",
-                         kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "Conv", ["images", "conv_w", "conv_b"], ["conv"], name="stem_conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]
+        ),
         helper.make_node("Relu", ["conv"], ["feat"], name="stem_relu"),
         # volumetric warp of the features: [N,8,1,32,32] sampled with a 3-D grid -> [N,8,4,8,8]
         helper.make_node("Unsqueeze", ["feat", "unsq_axes"], ["feat5d"], name="to_volume"),
-        helper.make_node("GridSample", ["feat5d", "grid3d"], ["warped"], name="warp_3d",
-                         mode="linear", padding_mode="border", align_corners=0),
+        helper.make_node(
+            "GridSample",
+            ["feat5d", "grid3d"],
+            ["warped"],
+            name="warp_3d",
+            mode="linear",
+            padding_mode="border",
+            align_corners=0,
+        ),
         helper.make_node("ReduceMean", ["warped", "reduce_axes"], ["warped_mean"], name="warp_pool", keepdims=0),
         # coarse branch: 2x2 max-pool [N,8,16,16], bicubic upsampling back to [N,8,32,32]
         helper.make_node("MaxPool", ["feat"], ["pooled"], name="coarse_pool", kernel_shape=[2, 2], strides=[2, 2]),
@@ -565,8 +711,9 @@ def build_demo():
         helper.make_node("Flatten", ["fused"], ["flat"], name="flatten", axis=1),
         helper.make_node("TopK", ["flat", "topk_k"], ["top_vals", "top_idx"], name="top_4096", axis=-1),
         helper.make_node("ReduceMean", ["top_vals", "batch_axis"], ["top_mean"], name="batch_mean", keepdims=1),
-        helper.make_node("ScatterND", ["top_vals", "row0", "top_mean"], ["accum"], name="accumulate_row0",
-                         reduction="add"),
+        helper.make_node(
+            "ScatterND", ["top_vals", "row0", "top_mean"], ["accum"], name="accumulate_row0", reduction="add"
+        ),
         helper.make_node("Sigmoid", ["accum"], ["scores"], name="scores_sigmoid"),
     ]
     inputs = [vi("images", F, ["N", 3, 32, 32]), vi("grid3d", F, ["N", 4, 8, 8, 3])]
@@ -643,8 +790,14 @@ def save(model, path: Path, external=False):
         bin_path = path.parent / EXTERNAL_LOCATION
         if bin_path.exists():
             bin_path.unlink()  # onnx appends to an existing data file
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=EXTERNAL_LOCATION, size_threshold=0)
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=EXTERNAL_LOCATION,
+            size_threshold=0,
+        )
     else:
         onnx.save_model(model, str(path))
 

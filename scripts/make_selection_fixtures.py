@@ -1,26 +1,27 @@
 #!/usr/bin/env python3
 """Builds the selection fixtures (issue 13) into tests/fixtures/models/ (deterministic, overwriting):
 
-  select_shape_feed.onnx   nodes whose outputs reach shape inputs: a CumSum -> Gather -> Range chain and an
-                           unsupported BitwiseAnd computing a Reshape's shape (both blocked); an unsupported
-                           BitwiseXor on data (a real candidate); a Shape -> Reshape chain (Shape is not blocked)
-  select_sequence.onnx     SplitToSequence + SequenceAt at constant positions (non-tensor nodes)
-  select_sequence_keepdims.onnx  the same without `split`, keepdims=0, a negative position and a repeated read
-  select_subgraph.onnx     an If whose branches hold an unsupported BitwiseAnd on an outer-scope tensor and a TopK
-                           whose K is an outer initializer
-  select_body_convert.onnx nodes to convert inside bodies, reading outer-scope tensors: an If whose then-branch holds
-                           a ScatterND with reduction=add (else-branch: a longer Concat, so the If's output has an
-                           unknown first dim), a ScatterND with reduction=mul downstream of the If, and a Loop whose
-                           body holds a TopK with K=4096 (an outer initializer) on an outer graph input
-  select_checker.onnx      a model the ONNX checker rejects (unknown attribute on a Relu); inspect goes on
-  select_trt11.onnx        ops TensorRT 11 imports but the 10.x rules reject: RMSNormalization, CumSum with a
-                           computed axis, TopK sorted=0 (10.x: imported by the importer), 1-D MaxPool
-  select_if_ranks.onnx     an If whose branches give different ranks (then: Unsqueeze to 3-D, else: 2-D), a Cast and an
-                           unsupported BitwiseNot after it (unknown rank: blocked) summed to a scalar, and a BitwiseNot on the If's
-                           input (known rank: a real candidate)
-  select_probe.onnx        for the whole-model probe: Relu, NonZero (TensorRT-RTX rejects), Col2Im (rejected),
-                           nodes after both
+select_shape_feed.onnx   nodes whose outputs reach shape inputs: a CumSum -> Gather -> Range chain and an
+                         unsupported BitwiseAnd computing a Reshape's shape (both blocked); an unsupported
+                         BitwiseXor on data (a real candidate); a Shape -> Reshape chain (Shape is not blocked)
+select_sequence.onnx     SplitToSequence + SequenceAt at constant positions (non-tensor nodes)
+select_sequence_keepdims.onnx  the same without `split`, keepdims=0, a negative position and a repeated read
+select_subgraph.onnx     an If whose branches hold an unsupported BitwiseAnd on an outer-scope tensor and a TopK
+                         whose K is an outer initializer
+select_body_convert.onnx nodes to convert inside bodies, reading outer-scope tensors: an If whose then-branch holds
+                         a ScatterND with reduction=add (else-branch: a longer Concat, so the If's output has an
+                         unknown first dim), a ScatterND with reduction=mul downstream of the If, and a Loop whose
+                         body holds a TopK with K=4096 (an outer initializer) on an outer graph input
+select_checker.onnx      a model the ONNX checker rejects (unknown attribute on a Relu); inspect goes on
+select_trt11.onnx        ops TensorRT 11 imports but the 10.x rules reject: RMSNormalization, CumSum with a
+                         computed axis, TopK sorted=0 (10.x: imported by the importer), 1-D MaxPool
+select_if_ranks.onnx     an If whose branches give different ranks (then: Unsqueeze to 3-D, else: 2-D), a Cast and an
+                         unsupported BitwiseNot after it (unknown rank: blocked) summed to a scalar, and a BitwiseNot on the If's
+                         input (known rank: a real candidate)
+select_probe.onnx        for the whole-model probe: Relu, NonZero (TensorRT-RTX rejects), Col2Im (rejected),
+                         nodes after both
 """
+
 from __future__ import annotations
 
 import sys
@@ -28,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto as T, helper as h, numpy_helper as nh
+from onnx import TensorProto as T
+from onnx import helper as h
+from onnx import numpy_helper as nh
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "models"
 
@@ -58,12 +61,26 @@ def shape_feed():
         h.make_node("Relu", ["x"], ["x_relu"], name="relu_x"),
         h.make_node("Reshape", ["x_relu", "x_shape"], ["x_again"], name="reshape_again"),
     ]
-    inits = [nh.from_array(np.array(0, np.int64), "axis0"), nh.from_array(np.array(2, np.int64), "last"),
-             nh.from_array(np.array(0, np.int64), "zero"), nh.from_array(np.array(1, np.int64), "one"),
-             nh.from_array(np.array([-1, -1], np.int64), "mask"), nh.from_array(np.array([7, 7, 7, 7], np.int32), "key")]
-    return model(nodes, [vi("lengths", T.INT64, [3]), vi("dims", T.INT64, [2]), vi("x", T.FLOAT, [4, 6]), vi("codes", T.INT32, [4])],
-                 [vi("positions", T.INT64, ["n"]), vi("x_reshaped", T.FLOAT, ["r0", "r1"]), vi("codes_x", T.INT32, [4]), vi("x_again", T.FLOAT, [4, 6])],
-                 inits, opset=18)
+    inits = [
+        nh.from_array(np.array(0, np.int64), "axis0"),
+        nh.from_array(np.array(2, np.int64), "last"),
+        nh.from_array(np.array(0, np.int64), "zero"),
+        nh.from_array(np.array(1, np.int64), "one"),
+        nh.from_array(np.array([-1, -1], np.int64), "mask"),
+        nh.from_array(np.array([7, 7, 7, 7], np.int32), "key"),
+    ]
+    return model(
+        nodes,
+        [vi("lengths", T.INT64, [3]), vi("dims", T.INT64, [2]), vi("x", T.FLOAT, [4, 6]), vi("codes", T.INT32, [4])],
+        [
+            vi("positions", T.INT64, ["n"]),
+            vi("x_reshaped", T.FLOAT, ["r0", "r1"]),
+            vi("codes_x", T.INT32, [4]),
+            vi("x_again", T.FLOAT, [4, 6]),
+        ],
+        inits,
+        opset=18,
+    )
 
 
 def sequence():
@@ -73,9 +90,14 @@ def sequence():
         h.make_node("SequenceAt", ["parts", "p1"], ["second"], name="seq_at_1"),
         h.make_node("Relu", ["second"], ["second_relu"], name="relu_second"),
     ]
-    inits = [nh.from_array(np.array([2, 4], np.int64), "sizes"), nh.from_array(np.array(0, np.int64), "p0"),
-             nh.from_array(np.array(1, np.int64), "p1")]
-    return model(nodes, [vi("x", T.FLOAT, [6, 3])], [vi("first", T.FLOAT, [2, 3]), vi("second_relu", T.FLOAT, [4, 3])], inits)
+    inits = [
+        nh.from_array(np.array([2, 4], np.int64), "sizes"),
+        nh.from_array(np.array(0, np.int64), "p0"),
+        nh.from_array(np.array(1, np.int64), "p1"),
+    ]
+    return model(
+        nodes, [vi("x", T.FLOAT, [6, 3])], [vi("first", T.FLOAT, [2, 3]), vi("second_relu", T.FLOAT, [4, 3])], inits
+    )
 
 
 def sequence_keepdims():
@@ -86,46 +108,101 @@ def sequence_keepdims():
         h.make_node("SequenceAt", ["cols", "p0"], ["col0_again"], name="at_0_again"),
     ]
     inits = [nh.from_array(np.array(-1, np.int64), "last"), nh.from_array(np.array(0, np.int64), "p0")]
-    return model(nodes, [vi("x", T.FLOAT, [3, 4])], [vi("col_last", T.FLOAT, [3]), vi("col0", T.FLOAT, [3]), vi("col0_again", T.FLOAT, [3])], inits)
+    return model(
+        nodes,
+        [vi("x", T.FLOAT, [3, 4])],
+        [vi("col_last", T.FLOAT, [3]), vi("col0", T.FLOAT, [3]), vi("col0_again", T.FLOAT, [3])],
+        inits,
+    )
 
 
 def subgraph():
     # An If whose then-branch holds an unsupported BitwiseAnd on an outer-scope tensor and a TopK
     # whose K is an outer initializer (constant across scopes); the else-branch a plain Relu.
-    then_g = h.make_graph([h.make_node("BitwiseAnd", ["codes", "mask"], ["masked"], name="band_inner"),
-                           h.make_node("Cast", ["masked"], ["then_out"], name="cast_inner", to=T.FLOAT)],
-                          "then_branch", [], [vi("then_out", T.FLOAT, [8])])
-    else_g = h.make_graph([h.make_node("TopK", ["scores", "k"], ["top", "top_i"], name="topk_inner"),
-                           h.make_node("Relu", ["top"], ["else_out"], name="relu_inner")],
-                          "else_branch", [], [vi("else_out", T.FLOAT, [8])])
+    then_g = h.make_graph(
+        [
+            h.make_node("BitwiseAnd", ["codes", "mask"], ["masked"], name="band_inner"),
+            h.make_node("Cast", ["masked"], ["then_out"], name="cast_inner", to=T.FLOAT),
+        ],
+        "then_branch",
+        [],
+        [vi("then_out", T.FLOAT, [8])],
+    )
+    else_g = h.make_graph(
+        [
+            h.make_node("TopK", ["scores", "k"], ["top", "top_i"], name="topk_inner"),
+            h.make_node("Relu", ["top"], ["else_out"], name="relu_inner"),
+        ],
+        "else_branch",
+        [],
+        [vi("else_out", T.FLOAT, [8])],
+    )
     nodes = [h.make_node("If", ["flag"], ["y"], name="if_node", then_branch=then_g, else_branch=else_g)]
     inits = [nh.from_array(np.array([3] * 8, np.int32), "mask"), nh.from_array(np.array([8], np.int64), "k")]
-    return model(nodes, [vi("flag", T.BOOL, []), vi("codes", T.INT32, [8]), vi("scores", T.FLOAT, [16])], [vi("y", T.FLOAT, [8])], inits)
+    return model(
+        nodes,
+        [vi("flag", T.BOOL, []), vi("codes", T.INT32, [8]), vi("scores", T.FLOAT, [16])],
+        [vi("y", T.FLOAT, [8])],
+        inits,
+    )
 
 
 def body_convert():
-    then_g = h.make_graph([h.make_node("ScatterND", ["data", "idx", "upd"], ["then_out"], name="scatter_add", reduction="add")],
-                          "then_branch", [], [vi("then_out", T.FLOAT, [8, 4])])
-    else_g = h.make_graph([h.make_node("Concat", ["data", "data"], ["else_out"], name="twice", axis=0)],
-                          "else_branch", [], [vi("else_out", T.FLOAT, [16, 4])])
-    body = h.make_graph([h.make_node("TopK", ["scores", "k"], ["vals", "inds"], name="topk_big"),
-                         h.make_node("Identity", ["cond_in"], ["cond_out"], name="keep_going")],
-                        "loop_body", [vi("iter", T.INT64, []), vi("cond_in", T.BOOL, [])],
-                        [vi("cond_out", T.BOOL, []), vi("vals", T.FLOAT, [4096])])
-    nodes = [h.make_node("If", ["flag"], ["y"], name="if_node", then_branch=then_g, else_branch=else_g),
-             h.make_node("ScatterND", ["y", "idx", "upd"], ["z"], name="scatter_after", reduction="mul"),
-             h.make_node("Loop", ["trips", "go"], ["loop_vals"], name="loop", body=body)]
-    inits = [nh.from_array(np.array([[1], [5]], np.int64), "idx"), nh.from_array(np.array([4096], np.int64), "k"),
-             nh.from_array(np.array(2, np.int64), "trips"), nh.from_array(np.array(True), "go")]
-    return model(nodes, [vi("flag", T.BOOL, []), vi("data", T.FLOAT, [8, 4]), vi("upd", T.FLOAT, [2, 4]), vi("scores", T.FLOAT, [4100])],
-                 [vi("z", T.FLOAT, ["n", 4]), vi("loop_vals", T.FLOAT, [2, 4096])], inits, opset=18)
+    then_g = h.make_graph(
+        [h.make_node("ScatterND", ["data", "idx", "upd"], ["then_out"], name="scatter_add", reduction="add")],
+        "then_branch",
+        [],
+        [vi("then_out", T.FLOAT, [8, 4])],
+    )
+    else_g = h.make_graph(
+        [h.make_node("Concat", ["data", "data"], ["else_out"], name="twice", axis=0)],
+        "else_branch",
+        [],
+        [vi("else_out", T.FLOAT, [16, 4])],
+    )
+    body = h.make_graph(
+        [
+            h.make_node("TopK", ["scores", "k"], ["vals", "inds"], name="topk_big"),
+            h.make_node("Identity", ["cond_in"], ["cond_out"], name="keep_going"),
+        ],
+        "loop_body",
+        [vi("iter", T.INT64, []), vi("cond_in", T.BOOL, [])],
+        [vi("cond_out", T.BOOL, []), vi("vals", T.FLOAT, [4096])],
+    )
+    nodes = [
+        h.make_node("If", ["flag"], ["y"], name="if_node", then_branch=then_g, else_branch=else_g),
+        h.make_node("ScatterND", ["y", "idx", "upd"], ["z"], name="scatter_after", reduction="mul"),
+        h.make_node("Loop", ["trips", "go"], ["loop_vals"], name="loop", body=body),
+    ]
+    inits = [
+        nh.from_array(np.array([[1], [5]], np.int64), "idx"),
+        nh.from_array(np.array([4096], np.int64), "k"),
+        nh.from_array(np.array(2, np.int64), "trips"),
+        nh.from_array(np.array(True), "go"),
+    ]
+    return model(
+        nodes,
+        [
+            vi("flag", T.BOOL, []),
+            vi("data", T.FLOAT, [8, 4]),
+            vi("upd", T.FLOAT, [2, 4]),
+            vi("scores", T.FLOAT, [4100]),
+        ],
+        [vi("z", T.FLOAT, ["n", 4]), vi("loop_vals", T.FLOAT, [2, 4096])],
+        inits,
+        opset=18,
+    )
 
 
 def checker_rejects():
     relu = h.make_node("Relu", ["x"], ["y"], name="relu_odd", not_an_attribute=3)
-    return model([relu, h.make_node("Col2Im", ["y", "img", "blk"], ["z"], name="col2im")],
-                 [vi("x", T.FLOAT, [1, 8, 16])], [vi("z", T.FLOAT, [1, 2, 8, 8])],
-                 [nh.from_array(np.array([8, 8], np.int64), "img"), nh.from_array(np.array([2, 2], np.int64), "blk")], check=False)
+    return model(
+        [relu, h.make_node("Col2Im", ["y", "img", "blk"], ["z"], name="col2im")],
+        [vi("x", T.FLOAT, [1, 8, 16])],
+        [vi("z", T.FLOAT, [1, 2, 8, 8])],
+        [nh.from_array(np.array([8, 8], np.int64), "img"), nh.from_array(np.array([2, 2], np.int64), "blk")],
+        check=False,
+    )
 
 
 def trt11():
@@ -137,8 +214,13 @@ def trt11():
         h.make_node("MaxPool", ["seq"], ["pooled"], name="maxpool_1d", kernel_shape=[2], strides=[2]),
     ]
     inits = [nh.from_array(np.ones(8, np.float32), "scale"), nh.from_array(np.array([3], np.int64), "k")]
-    return model(nodes, [vi("x", T.FLOAT, [2, 8]), vi("axis_src", T.INT64, [1]), vi("seq", T.FLOAT, [1, 4, 16])],
-                 [vi("vals", T.FLOAT, [2, 3]), vi("idx", T.INT64, [2, 3]), vi("pooled", T.FLOAT, [1, 4, 8])], inits, opset=23)
+    return model(
+        nodes,
+        [vi("x", T.FLOAT, [2, 8]), vi("axis_src", T.INT64, [1]), vi("seq", T.FLOAT, [1, 4, 16])],
+        [vi("vals", T.FLOAT, [2, 3]), vi("idx", T.INT64, [2, 3]), vi("pooled", T.FLOAT, [1, 4, 8])],
+        inits,
+        opset=23,
+    )
 
 
 def probe():
@@ -151,14 +233,28 @@ def probe():
         h.make_node("Relu", ["c"], ["d"], name="relu_out"),
     ]
     inits = [nh.from_array(np.array([4, 4], np.int64), "img"), nh.from_array(np.array([2, 2], np.int64), "blk")]
-    return model(nodes, [vi("x", T.FLOAT, [1, 4, 8])], [vi("d", T.FLOAT, [1, 1, 4, 4]), vi("nzf", T.FLOAT, [3, "nnz"])], inits, opset=18)
+    return model(
+        nodes,
+        [vi("x", T.FLOAT, [1, 4, 8])],
+        [vi("d", T.FLOAT, [1, 1, 4, 4]), vi("nzf", T.FLOAT, [3, "nnz"])],
+        inits,
+        opset=18,
+    )
 
 
 def if_ranks():
-    then_g = h.make_graph([h.make_node("Unsqueeze", ["codes", "axis0"], ["then_out"], name="lift")],
-                          "then_branch", [], [vi("then_out", T.INT32, [1, 2, 3])])
-    else_g = h.make_graph([h.make_node("Identity", ["codes"], ["else_out"], name="keep")],
-                          "else_branch", [], [vi("else_out", T.INT32, [2, 3])])
+    then_g = h.make_graph(
+        [h.make_node("Unsqueeze", ["codes", "axis0"], ["then_out"], name="lift")],
+        "then_branch",
+        [],
+        [vi("then_out", T.INT32, [1, 2, 3])],
+    )
+    else_g = h.make_graph(
+        [h.make_node("Identity", ["codes"], ["else_out"], name="keep")],
+        "else_branch",
+        [],
+        [vi("else_out", T.INT32, [2, 3])],
+    )
     nodes = [
         h.make_node("If", ["flag"], ["picked"], name="if_ranks", then_branch=then_g, else_branch=else_g),
         h.make_node("Cast", ["picked"], ["picked64"], name="cast_picked", to=T.INT64),
@@ -167,13 +263,25 @@ def if_ranks():
         h.make_node("BitwiseNot", ["codes"], ["codes_not"], name="bnot_codes"),
     ]
     inits = [nh.from_array(np.array([0], np.int64), "axis0")]
-    return model(nodes, [vi("flag", T.BOOL, []), vi("codes", T.INT32, [2, 3])],
-                 [vi("total", T.INT64, []), vi("codes_not", T.INT32, [2, 3])], inits)
+    return model(
+        nodes,
+        [vi("flag", T.BOOL, []), vi("codes", T.INT32, [2, 3])],
+        [vi("total", T.INT64, []), vi("codes_not", T.INT32, [2, 3])],
+        inits,
+    )
 
 
-FIXTURES = {"select_shape_feed.onnx": shape_feed, "select_sequence.onnx": sequence, "select_sequence_keepdims.onnx": sequence_keepdims, "select_subgraph.onnx": subgraph, "select_body_convert.onnx": body_convert,
-            "select_checker.onnx": checker_rejects,
-            "select_trt11.onnx": trt11, "select_probe.onnx": probe, "select_if_ranks.onnx": if_ranks}
+FIXTURES = {
+    "select_shape_feed.onnx": shape_feed,
+    "select_sequence.onnx": sequence,
+    "select_sequence_keepdims.onnx": sequence_keepdims,
+    "select_subgraph.onnx": subgraph,
+    "select_body_convert.onnx": body_convert,
+    "select_checker.onnx": checker_rejects,
+    "select_trt11.onnx": trt11,
+    "select_probe.onnx": probe,
+    "select_if_ranks.onnx": if_ranks,
+}
 
 
 def main(argv):

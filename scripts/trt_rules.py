@@ -17,6 +17,7 @@ Usage: python scripts/trt_rules.py [10|11|rtx|all]   (rtx: ~1-2 min on 2 cores)
        python scripts/trt_rules.py check11 OPERATORS_MD  (diff the 11.x rules against a fetched docs/operators.md:
                                                          every status/type difference must be a cited override)
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,7 +29,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RES = REPO / "Sources" / "TPATCore" / "Selection" / "Resources"
-F10, F11, FRTX = RES / "tensorrt10-onnx-operators.json", RES / "tensorrt11-onnx-operators.json", RES / "tensorrt-rtx-onnx-operators.json"
+F10, F11, FRTX = (
+    RES / "tensorrt10-onnx-operators.json",
+    RES / "tensorrt11-onnx-operators.json",
+    RES / "tensorrt-rtx-onnx-operators.json",
+)
 
 IMP10 = "onnx/onnx-tensorrt onnxOpImporters.cpp @ 96e7811"
 IMPU10 = "onnx/onnx-tensorrt importerUtils.cpp @ 96e7811"
@@ -38,8 +43,10 @@ IMP_NEW = "onnx/onnx-tensorrt onnxOpImporters.cpp @ dd0a3a9"
 COMMIT_111 = "7c51a63a719180eb5160c874c111746f3fb46a6b"
 DOCS_111 = "onnx/onnx-tensorrt docs/operators.md @ 7c51a63 (TensorRT 11.1 table; NVIDIA/TensorRT 82d1dca pins parsers/onnx there)"
 CHANGELOG_107 = "onnx/onnx-tensorrt docs/Changelog.md, 10.7 GA: dynamic axes for Squeeze and Unsqueeze"
-CHANGELOG_TENSOR_AXES = {"Slice": "onnx/onnx-tensorrt docs/Changelog.md, 10.3 GA: tensor `axes` inputs for Slice",
-                         "Pad": "onnx/onnx-tensorrt docs/Changelog.md, 10.4 GA: tensor `axes` for Pad"}
+CHANGELOG_TENSOR_AXES = {
+    "Slice": "onnx/onnx-tensorrt docs/Changelog.md, 10.3 GA: tensor `axes` inputs for Slice",
+    "Pad": "onnx/onnx-tensorrt docs/Changelog.md, 10.4 GA: tensor `axes` for Pad",
+}
 
 FLOAT3 = ["FP32", "FP16", "BF16"]
 
@@ -82,33 +89,116 @@ def patches_11(ops):
     def sup(name, types, src, restrictions=(), **extra):
         ops[name] = {"status": "supported", "types": types, **extra, "restrictions": list(restrictions), "source": src}
 
-    sup("Attention", FLOAT3 + ["INT8", "FP8"], f"{DOCS_111}; {IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER(Attention): one output, no past_key/past_value; 3D Q/K/V reshaped to 4D, where the 11.1 table says 4D only: the importer wins)", [
-        {"id": "Attention.present_key", "kind": "outputUnused", "output": 1, "text": "only the first output is supported"},
-        {"id": "Attention.present_value", "kind": "outputUnused", "output": 2, "text": "only the first output is supported"},
-        {"id": "Attention.qk_matmul_output", "kind": "outputUnused", "output": 3, "text": "only the first output is supported"},
-        {"id": "Attention.past_key", "kind": "inputAbsent", "input": 4, "text": "`past_key` is unsupported"},
-        {"id": "Attention.past_value", "kind": "inputAbsent", "input": 5, "text": "`past_value` is unsupported"},
-        {"id": "Attention.nonpad_kv_seqlen", "kind": "inputAbsent", "input": 6, "text": "`nonpad_kv_seqlen` is unsupported"},
-        {"id": "Attention.softcap", "kind": "attributeAbsent", "attribute": "softcap", "text": "`softcap` is unsupported"},
-        {"id": "Attention.qk_matmul_output_mode", "kind": "attributeAbsent", "attribute": "qk_matmul_output_mode",
-         "text": "`qk_matmul_output_mode` is unsupported"},
-        {"id": "Attention.rank", "kind": "inputRankIn", "input": 0, "ranks": [3, 4], "text": "Q, K and V 3D or 4D (3D is reshaped)"},
-    ])
+    sup(
+        "Attention",
+        FLOAT3 + ["INT8", "FP8"],
+        f"{DOCS_111}; {IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER(Attention): one output, no past_key/past_value; 3D Q/K/V reshaped to 4D, where the 11.1 table says 4D only: the importer wins)",
+        [
+            {
+                "id": "Attention.present_key",
+                "kind": "outputUnused",
+                "output": 1,
+                "text": "only the first output is supported",
+            },
+            {
+                "id": "Attention.present_value",
+                "kind": "outputUnused",
+                "output": 2,
+                "text": "only the first output is supported",
+            },
+            {
+                "id": "Attention.qk_matmul_output",
+                "kind": "outputUnused",
+                "output": 3,
+                "text": "only the first output is supported",
+            },
+            {"id": "Attention.past_key", "kind": "inputAbsent", "input": 4, "text": "`past_key` is unsupported"},
+            {"id": "Attention.past_value", "kind": "inputAbsent", "input": 5, "text": "`past_value` is unsupported"},
+            {
+                "id": "Attention.nonpad_kv_seqlen",
+                "kind": "inputAbsent",
+                "input": 6,
+                "text": "`nonpad_kv_seqlen` is unsupported",
+            },
+            {
+                "id": "Attention.softcap",
+                "kind": "attributeAbsent",
+                "attribute": "softcap",
+                "text": "`softcap` is unsupported",
+            },
+            {
+                "id": "Attention.qk_matmul_output_mode",
+                "kind": "attributeAbsent",
+                "attribute": "qk_matmul_output_mode",
+                "text": "`qk_matmul_output_mode` is unsupported",
+            },
+            {
+                "id": "Attention.rank",
+                "kind": "inputRankIn",
+                "input": 0,
+                "ranks": [3, 4],
+                "text": "Q, K and V 3D or 4D (3D is reshaped)",
+            },
+        ],
+    )
     sup("RMSNormalization", FLOAT3, DOCS_111)
     sup("RotaryEmbedding", FLOAT3, DOCS_111, [note("RotaryEmbedding.position_ids", "`position_ids` must be INT64")])
-    sup("TensorScatter", FLOAT3 + ["INT32"], DOCS_111, [
-        {"id": "TensorScatter.axis", "kind": "attributeIn", "attribute": "axis", "allowed": [-2], "default": -2, "text": "`axis` must be -2"},
-        {"id": "TensorScatter.rank", "kind": "inputRankIn", "input": 0, "ranks": [4], "text": "`past_cache` and `update` must be 4D"},
-    ])
+    sup(
+        "TensorScatter",
+        FLOAT3 + ["INT32"],
+        DOCS_111,
+        [
+            {
+                "id": "TensorScatter.axis",
+                "kind": "attributeIn",
+                "attribute": "axis",
+                "allowed": [-2],
+                "default": -2,
+                "text": "`axis` must be -2",
+            },
+            {
+                "id": "TensorScatter.rank",
+                "kind": "inputRankIn",
+                "input": 0,
+                "ranks": [4],
+                "text": "`past_cache` and `update` must be 4D",
+            },
+        ],
+    )
     sup("Swish", FLOAT3, DOCS_111)
     for w in ("BlackmanWindow", "HammingWindow", "HannWindow"):
-        sup(w, ["FP32", "FP16"], f"{DOCS_111}; {IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER({w}): output_datatype must be 1)", [
-            {"id": f"{w}.output_datatype", "kind": "attributeIn", "attribute": "output_datatype", "allowed": [1], "default": 1,
-             "text": "output must be float32"}], typeInputs=[], typeOutputs=[0])
-    sup("STFT", ["FP32"], DOCS_111, [
-        {"id": "STFT.frame_step", "kind": "inputConstant", "input": 1, "text": "`frame_step` must be an initializer"},
-        {"id": "STFT.window", "kind": "inputConstant", "input": 2, "text": "`window` must be an initializer"},
-        note("STFT.real", "input must be real-valued")])
+        sup(
+            w,
+            ["FP32", "FP16"],
+            f"{DOCS_111}; {IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER({w}): output_datatype must be 1)",
+            [
+                {
+                    "id": f"{w}.output_datatype",
+                    "kind": "attributeIn",
+                    "attribute": "output_datatype",
+                    "allowed": [1],
+                    "default": 1,
+                    "text": "output must be float32",
+                }
+            ],
+            typeInputs=[],
+            typeOutputs=[0],
+        )
+    sup(
+        "STFT",
+        ["FP32"],
+        DOCS_111,
+        [
+            {
+                "id": "STFT.frame_step",
+                "kind": "inputConstant",
+                "input": 1,
+                "text": "`frame_step` must be an initializer",
+            },
+            {"id": "STFT.window", "kind": "inputConstant", "input": 2, "text": "`window` must be an initializer"},
+            note("STFT.real", "input must be real-valued"),
+        ],
+    )
     ops["Pow"]["types"] = FLOAT3 + ["INT32", "INT64"]
     cite(ops["Pow"], DOCS_111)
     for op in ("Constant", "ConstantOfShape"):
@@ -117,11 +207,16 @@ def patches_11(ops):
     ops["DequantizeLinear"]["types"] = ["INT8", "FP8", "FP4", "INT4"]
     cite(ops["DequantizeLinear"], DOCS_111)
     drop(ops["CumSum"], "CumSum.axis")
-    cite(ops["CumSum"], f"{IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER(CumSum): `axis` through convertToTensor + addCumulative; "
-                        f"the 11.1 table still says `axis` must be a build-time constant: the importer wins)")
+    cite(
+        ops["CumSum"],
+        f"{IMP_NEW} (DEFINE_BUILTIN_OP_IMPORTER(CumSum): `axis` through convertToTensor + addCumulative; "
+        f"the 11.1 table still says `axis` must be a build-time constant: the importer wins)",
+    )
     for op in ("Squeeze", "Unsqueeze"):
         drop(ops[op], f"{op}.axes")
-        ops[op]["restrictions"].append(note(f"{op}.axes", "`axes` must be resolvable to a constant (computed axes accepted)"))
+        ops[op]["restrictions"].append(
+            note(f"{op}.axes", "`axes` must be resolvable to a constant (computed axes accepted)")
+        )
         cite(ops[op], f"{DOCS_111}; {CHANGELOG_107}")
     for op in ("Slice", "Pad"):
         drop(ops[op], f"{op}.axes")
@@ -192,18 +287,34 @@ def violates(op, r):
 def _synthetic():
     """Cases the node tests do not cover but real models hit (seen in issue 13)."""
     import numpy as np
-    from onnx import TensorProto as T, helper as h, numpy_helper as nh
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
     cases = []
 
     def model(name, node, inputs, inits, outs, opset=18):
         g = h.make_graph([node], name, inputs, outs, inits)
         cases.append((name, h.make_model(g, opset_imports=[h.make_opsetid("", opset)])))
-    model("synthetic_topk_k4096", h.make_node("TopK", ["x", "k"], ["v", "i"]),
-          [h.make_tensor_value_info("x", T.FLOAT, [1, 65536])], [nh.from_array(np.array([4096], np.int64), "k")],
-          [h.make_tensor_value_info("v", T.FLOAT, None), h.make_tensor_value_info("i", T.INT64, None)])
-    model("synthetic_gridsample_5d", h.make_node("GridSample", ["x", "g"], ["y"]),
-          [h.make_tensor_value_info("x", T.FLOAT, [1, 2, 4, 4, 4]), h.make_tensor_value_info("g", T.FLOAT, [1, 3, 3, 3, 3])], [],
-          [h.make_tensor_value_info("y", T.FLOAT, None)], opset=20)
+
+    model(
+        "synthetic_topk_k4096",
+        h.make_node("TopK", ["x", "k"], ["v", "i"]),
+        [h.make_tensor_value_info("x", T.FLOAT, [1, 65536])],
+        [nh.from_array(np.array([4096], np.int64), "k")],
+        [h.make_tensor_value_info("v", T.FLOAT, None), h.make_tensor_value_info("i", T.INT64, None)],
+    )
+    model(
+        "synthetic_gridsample_5d",
+        h.make_node("GridSample", ["x", "g"], ["y"]),
+        [
+            h.make_tensor_value_info("x", T.FLOAT, [1, 2, 4, 4, 4]),
+            h.make_tensor_value_info("g", T.FLOAT, [1, 3, 3, 3, 3]),
+        ],
+        [],
+        [h.make_tensor_value_info("y", T.FLOAT, None)],
+        opset=20,
+    )
     return cases
 
 
@@ -221,6 +332,7 @@ def _constants_from_test_data(model, case_dir, everything=False):
     """Makes every input but the first an initializer with the test's own data (weights, K, axes, shapes
     are constants in real models; the parser requires several of them to be)."""
     import onnx
+
     data = sorted(Path(case_dir, "test_data_set_0").glob("input_*.pb"), key=lambda p: int(p.stem.split("_")[1]))
     g = model.graph
     inputs = list(g.input)
@@ -243,6 +355,7 @@ def probe_node_tests():
     import onnx
     import onnx.backend.test
     import tensorrt_rtx_bindings as trt
+
     root = Path(onnx.backend.test.__file__).parent / "data" / "node"
     logger = trt.Logger(trt.Logger.INTERNAL_ERROR)
     builder = trt.Builder(logger)
@@ -261,8 +374,11 @@ def probe_node_tests():
     for name, m in cases:
         node = m.graph.node[0]
         ok, err = _parse(trt, logger, builder, m.SerializeToString())
-        attrs = {a.name: (a.s.decode() if a.type == onnx.AttributeProto.STRING else a.i)
-                 for a in node.attribute if a.type in (onnx.AttributeProto.STRING, onnx.AttributeProto.INT)}
+        attrs = {
+            a.name: (a.s.decode() if a.type == onnx.AttributeProto.STRING else a.i)
+            for a in node.attribute
+            if a.type in (onnx.AttributeProto.STRING, onnx.AttributeProto.INT)
+        }
         vi = m.graph.input[0] if m.graph.input else None
         vi = m.graph.input[0] if m.graph.input else (m.graph.initializer[0] if m.graph.initializer else None)
         tt = vi.type.tensor_type if isinstance(vi, onnx.ValueInfoProto) and vi.type.HasField("tensor_type") else None
@@ -271,14 +387,27 @@ def probe_node_tests():
         dtype = TRT_NAMES.get(et, onnx.TensorProto.DataType.Name(et)) if et else None
         rank = len(tt.shape.dim) if tt is not None else (len(init.dims) if init is not None else None)
         lists = {a.name: list(a.ints) for a in node.attribute if a.type == onnx.AttributeProto.INTS}
-        results.append({"case": name, "op": node.op_type, "ok": ok, "error": err, "attrs": attrs, "lists": lists, "dtype": dtype, "rank": rank,
-                        "outputs": len([o for o in node.output if o]), "inputs": len([i for i in node.input if i])})
+        results.append(
+            {
+                "case": name,
+                "op": node.op_type,
+                "ok": ok,
+                "error": err,
+                "attrs": attrs,
+                "lists": lists,
+                "dtype": dtype,
+                "rank": rank,
+                "outputs": len([o for o in node.output if o]),
+                "inputs": len([i for i in node.input if i]),
+            }
+        )
     return results, trt.__version__, onnx.__version__
 
 
 def _schema_default(op, attr):
     import onnx.defs
     from onnx import helper
+
     try:
         a = onnx.defs.get_schema(op).attributes[attr]
     except Exception:  # noqa: BLE001
@@ -303,13 +432,20 @@ def rtx_from_probe(ops, results, version):
         listing = lambda xs: ", ".join(r["case"] for r in xs[:4]) + (f" (+{len(xs) - 4})" if len(xs) > 4 else "")
         if not passed:
             if op["status"] == "supported" and failed:
-                ops[name] = {"status": "unsupported",
-                             "reason": f"TensorRT-RTX {version} rejects every test of {name} ({len(failed)}): {failed[0]['error'][:200]}",
-                             "source": f"{src}: {listing(failed)}"}
+                ops[name] = {
+                    "status": "unsupported",
+                    "reason": f"TensorRT-RTX {version} rejects every test of {name} ({len(failed)}): {failed[0]['error'][:200]}",
+                    "source": f"{src}: {listing(failed)}",
+                }
             continue
         if op["status"] == "unsupported":
             types = sorted({r["dtype"] for r in passed if r["dtype"]}) or ["FP32"]
-            ops[name] = {"status": "supported", "types": types, "restrictions": [], "source": f"{src}: imports {listing(passed)}"}
+            ops[name] = {
+                "status": "supported",
+                "types": types,
+                "restrictions": [],
+                "source": f"{src}: imports {listing(passed)}",
+            }
             op = ops[name]
         changed = []
         # Restrictions the parser does not enforce: widen to what it imported.
@@ -321,7 +457,10 @@ def rtx_from_probe(ops, results, version):
                     r["text"] += f" (TensorRT-RTX imports rank {', '.join(map(str, seen))} too)"
                     changed.append(f"{r['id']} widened")
             if r["kind"] == "attributeIn":
-                seen = sorted({p["attrs"][r["attribute"]] for p in passed if r["attribute"] in p["attrs"]} - set(r["allowed"]), key=str)
+                seen = sorted(
+                    {p["attrs"][r["attribute"]] for p in passed if r["attribute"] in p["attrs"]} - set(r["allowed"]),
+                    key=str,
+                )
                 if seen:
                     r["allowed"] = r["allowed"] + seen
                     changed.append(f"{r['id']} widened")
@@ -339,10 +478,15 @@ def rtx_from_probe(ops, results, version):
                 good = {r["attrs"].get(k, _schema_default(name, k)) for r in passed}
                 bad = {r["attrs"].get(k, _schema_default(name, k)) for r in failed}
                 if None not in good | bad and not (good & bad):
-                    rule = {"id": f"{name}.{k}", "kind": "attributeIn", "attribute": k, "allowed": sorted(good, key=str),
-                            "default": _schema_default(name, k),
-                            "text": f"TensorRT-RTX {version} rejects {k}={', '.join(map(str, sorted(bad, key=str)))}: "
-                                    f"{failed[0]['error'][:160]}"}
+                    rule = {
+                        "id": f"{name}.{k}",
+                        "kind": "attributeIn",
+                        "attribute": k,
+                        "allowed": sorted(good, key=str),
+                        "default": _schema_default(name, k),
+                        "text": f"TensorRT-RTX {version} rejects {k}={', '.join(map(str, sorted(bad, key=str)))}: "
+                        f"{failed[0]['error'][:160]}",
+                    }
                     break
             if rule is None:
                 gd, bd = {r["dtype"] for r in passed}, {r["dtype"] for r in failed}
@@ -350,8 +494,10 @@ def rtx_from_probe(ops, results, version):
                     op["types"] = [t for t in op["types"] if t not in bd] or sorted(gd)
                     changed.append(f"types without {', '.join(sorted(bd))}")
                 else:
-                    rule = note(f"{name}.probe", f"TensorRT-RTX {version} rejected some tests: {listing(failed)}: "
-                                f"{failed[0]['error'][:160]}")
+                    rule = note(
+                        f"{name}.probe",
+                        f"TensorRT-RTX {version} rejected some tests: {listing(failed)}: {failed[0]['error'][:160]}",
+                    )
             if rule is not None:
                 op["restrictions"] = [r for r in op.get("restrictions", []) if r["id"] != rule["id"]] + [rule]
                 changed.append(rule["id"])
@@ -382,15 +528,21 @@ def build_10():
 
 def build_11(r10):
     rules = copy.deepcopy(r10)
-    rules["source"] = {**r10["source"], "commit": COMMIT_111, "tensorrt": "11.x",
-                       "notes": [f"the table: {DOCS_111}. The 11.0 release (NVIDIA/TensorRT 771d8ef) pins 5ab48c5, whose table "
-                                 "was not retrievable here",
-                                 f"built as the TensorRT 10.x rules (docs/operators.md @ {r10['source']['commit'][:7]} + importer "
-                                 "overrides) patched per op where the 7c51a63 table differs (each patched op's `source` names it); "
-                                 "every other row of that table matches the 10.x transcription in status and types "
-                                 "(scripts/trt_rules.py check11 OPERATORS_MD checks a fetched copy)",
-                                 "where the table and the importers (onnxOpImporters.cpp @ 96e7811, dd0a3a9) disagree the "
-                                 "importers win: Clip, NonZero, TopK, 1-D pooling, CumSum, Attention's 3-D inputs"]}
+    rules["source"] = {
+        **r10["source"],
+        "commit": COMMIT_111,
+        "tensorrt": "11.x",
+        "notes": [
+            f"the table: {DOCS_111}. The 11.0 release (NVIDIA/TensorRT 771d8ef) pins 5ab48c5, whose table "
+            "was not retrievable here",
+            f"built as the TensorRT 10.x rules (docs/operators.md @ {r10['source']['commit'][:7]} + importer "
+            "overrides) patched per op where the 7c51a63 table differs (each patched op's `source` names it); "
+            "every other row of that table matches the 10.x transcription in status and types "
+            "(scripts/trt_rules.py check11 OPERATORS_MD checks a fetched copy)",
+            "where the table and the importers (onnxOpImporters.cpp @ 96e7811, dd0a3a9) disagree the "
+            "importers win: Clip, NonZero, TopK, 1-D pooling, CumSum, Attention's 3-D inputs",
+        ],
+    }
     for op in rules["ops"].values():
         if op.get("reason") == "not supported by the TensorRT 10.x ONNX parser (marked N)":
             op["reason"] = "not supported by TensorRT's ONNX parser (marked N in onnx-tensorrt's table)"
@@ -403,11 +555,17 @@ def build_11(r10):
 def build_rtx(r11):
     results, version, onnx_version = probe_node_tests()
     rules = copy.deepcopy(r11)
-    rules["source"] = {"repository": "onnx/onnx", "path": "onnx/backend/test/data/node", "commit": None,
-                       "tensorrt": f"TensorRT-RTX {version}",
-                       "notes": [f"base: the TensorRT 11.x rules; corrected by TensorRT-RTX {version}'s parser over the single-node "
-                                 f"ONNX node tests of onnx {onnx_version} ({len(results)} models, inputs after the first made "
-                                 "initializers) and synthetic cases; regenerate with scripts/trt_rules.py rtx"]}
+    rules["source"] = {
+        "repository": "onnx/onnx",
+        "path": "onnx/backend/test/data/node",
+        "commit": None,
+        "tensorrt": f"TensorRT-RTX {version}",
+        "notes": [
+            f"base: the TensorRT 11.x rules; corrected by TensorRT-RTX {version}'s parser over the single-node "
+            f"ONNX node tests of onnx {onnx_version} ({len(results)} models, inputs after the first made "
+            "initializers) and synthetic cases; regenerate with scripts/trt_rules.py rtx"
+        ],
+    }
     rtx_from_probe(rules["ops"], results, version)
     return rules
 
@@ -416,7 +574,9 @@ def main(argv):
     what = argv[1] if len(argv) > 1 else "all"
     if what == "check11":
         problems = check_11(load(F11), Path(argv[2]).read_text())
-        print("\n".join(problems) or "the 11.x rules agree with the table (overrides: " + ", ".join(OVERRIDES_111) + ")")
+        print(
+            "\n".join(problems) or "the 11.x rules agree with the table (overrides: " + ", ".join(OVERRIDES_111) + ")"
+        )
         return 1 if problems else 0
     # The 10.x file is both the hand transcription and the importer-corrected result: re-applying is idempotent.
     r10 = build_10()

@@ -7,7 +7,8 @@ struct Bench: AsyncParsableCommand {
         abstract: "On a GPU: time every plugin against PyTorch eager and torch.compile (markdown report + PNG chart).")
 
     @Argument(help: "Folders `tpat generate` wrote (built with `tpat build`).") var outs: [String] = []
-    @Option(help: "A suite folder from `python bench/prepare.py --carry DIR`: every case of bench/cases.json in one run.") var suite: String?
+    @Option(help: "A suite folder from `python bench/prepare.py --carry DIR`: every case of bench/cases.json in one run.") var suite:
+        String?
     @Flag(help: "Clear the 50 MB L2 before every timed run.") var flushL2 = false
     @Option(help: "Timed runs per measurement (median).") var runs = 200
     @Option(help: "Where the report goes.") var reportDir = "bench/results"

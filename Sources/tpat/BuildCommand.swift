@@ -8,7 +8,8 @@ struct Build: AsyncParsableCommand {
 
     @Argument(help: "The folder `tpat generate` wrote.") var out: String
     @Option(help: "GPU architectures to compile for, e.g. 90, sm_90 or \"80;86;89;90\" (default; PTX for the last).") var arch: String?
-    @Option(name: .customLong("tensorrt-root"), help: "TensorRT install (include/NvInfer.h); else $TensorRT_ROOT.") var tensorRTRoot: String?
+    @Option(name: .customLong("tensorrt-root"), help: "TensorRT install (include/NvInfer.h); else $TensorRT_ROOT.") var tensorRTRoot:
+        String?
     @Option(help: "Parallel build jobs.") var jobs = ProcessInfo.processInfo.activeProcessorCount
     @OptionGroup var log: LogOptions
 
@@ -20,7 +21,8 @@ struct Build: AsyncParsableCommand {
             logger.debug("building \(out.debugDescription) for \(architectures ?? "80;86;89;90")")
             // A generate that converted nothing leaves no project: nothing to build is not an error.
             if let data = try? Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("tpat-generate.json")),
-               let report = try? JSONDecoder().decode(Generator.Report.self, from: data), report.plugins.isEmpty {
+                let report = try? JSONDecoder().decode(Generator.Report.self, from: data), report.plugins.isEmpty
+            {
                 print("Nothing to build: \(out)/tpat-generate.json lists no plugin (outcome \(report.outcome.rawValue)).")
                 return
             }
@@ -34,7 +36,9 @@ struct Build: AsyncParsableCommand {
             print("libtpat_kernels.so: \(r.kernels?.path ?? "not built")")
             print("tpat_check:         \(r.check?.path ?? "not built")")
             print("libtpat_plugins.so: \(r.plugins?.path ?? "not built (no TensorRT headers: set --tensorrt-root or TensorRT_ROOT)")")
-            if let s = r.staticPlugins { print("libtpat_plugins_static.so: \(s.path) (registers itself when loaded: trtexec --staticPlugins)") }
+            if let s = r.staticPlugins {
+                print("libtpat_plugins_static.so: \(s.path) (registers itself when loaded: trtexec --staticPlugins)")
+            }
         }
     }
 }

@@ -6,18 +6,20 @@ struct Generate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate IPluginV3 plugins (TVM kernels) and the rewritten model TensorRT can import.",
         discussion: """
-        OUT gets <model>.onnx, plugins/ (one CMake project) and tpat-generate.json \
-        (schemas/generate-report.schema.json). With --auto on a model whose every node TensorRT \
-        imports, nothing needs converting: OUT gets the model unchanged and tpat-generate.json \
-        (outcome "nothing_to_convert", no plugins/), and the exit code is 0. A node that does \
-        not convert is left as it is, with a reason code; the exit code is then 3.
+            OUT gets <model>.onnx, plugins/ (one CMake project) and tpat-generate.json \
+            (schemas/generate-report.schema.json). With --auto on a model whose every node TensorRT \
+            imports, nothing needs converting: OUT gets the model unchanged and tpat-generate.json \
+            (outcome "nothing_to_convert", no plugins/), and the exit code is 0. A node that does \
+            not convert is left as it is, with a reason code; the exit code is then 3.
 
-        \(TPATExitCode.helpText)
-        """)
+            \(TPATExitCode.helpText)
+            """)
 
     @Argument(help: "The ONNX model.") var model: String
-    @Flag(help: "Convert every node the installed TensorRT parser rejects (without one: every node the --trt rules mark unsupported).") var auto = false
-    @Option(help: "Whose verdicts --auto follows: tensorrt (the parser or the --trt rules) or qnn (the nodes QNN's HTP backend refuses).") var backend: VendorBackend = .tensorrt
+    @Flag(help: "Convert every node the installed TensorRT parser rejects (without one: every node the --trt rules mark unsupported).")
+    var auto = false
+    @Option(help: "Whose verdicts --auto follows: tensorrt (the parser or the --trt rules) or qnn (the nodes QNN's HTP backend refuses).")
+    var backend: VendorBackend = .tensorrt
     @Option(help: "Convert these nodes too (comma-separated names).") var nodes: String?
     @Option(help: "Convert every node of these op types too (comma-separated).") var ops: String?
     @Option(help: "Do not convert these nodes (comma-separated names).") var excludeNodes: String?
@@ -36,9 +38,14 @@ struct Generate: AsyncParsableCommand {
         try await guarded { () async throws(TPATError) in
             let logger = log.bootstrap()
             let target = try Planner.target(GPUArchitecture.one(legacyTarget ?? arch, for: "generate"))
-            guard auto || nodes != nil || ops != nil else { throw TPATError(.input, "choose what to convert: --auto, --nodes and/or --ops") }
-            let list = { (s: String?) in (s ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
-            var selection = Generator.Selection(auto: auto, nodes: list(nodes), ops: list(ops), excludeNodes: list(excludeNodes), excludeOps: list(excludeOps))
+            guard auto || nodes != nil || ops != nil else {
+                throw TPATError(.input, "choose what to convert: --auto, --nodes and/or --ops")
+            }
+            let list = { (s: String?) in
+                (s ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            }
+            var selection = Generator.Selection(
+                auto: auto, nodes: list(nodes), ops: list(ops), excludeNodes: list(excludeNodes), excludeOps: list(excludeOps))
             let loaded = try ONNXModel.load(path: model)
             if auto, backend == .qnn {  // QNN's refusals replace the TensorRT parser's as --auto's choice
                 selection.auto = false
@@ -48,25 +55,35 @@ struct Generate: AsyncParsableCommand {
             let diagnostics = DiagnosticsCollector()
             let bridge = try PythonBridge.locate()
             let generator = Generator(bridge: bridge, rules: try await rules.rules(bridge: bridge), diagnostics: diagnostics, log: logger)
-            let report = try await generator.generate(model: loaded, modelPath: model, options: .init(
-                selection: selection, target: target, output: URL(fileURLWithPath: output), force: force, reference: !noReference,
-                tuning: tuning.map { URL(fileURLWithPath: $0) }))
+            let report = try await generator.generate(
+                model: loaded, modelPath: model,
+                options: .init(
+                    selection: selection, target: target, output: URL(fileURLWithPath: output), force: force, reference: !noReference,
+                    tuning: tuning.map { URL(fileURLWithPath: $0) }))
             logger.report(diagnostics)
             for r in report.rewrites ?? [] { print("Rewritten: \(SafeText.terminal(r))") }
             if report.outcome == .nothingToConvert {
                 let who = backend == .qnn ? "QNN's HTP backend takes" : "TensorRT's ONNX parser imports"
                 print("Nothing to convert: \(who) every node of \(SafeText.terminal(model)).")
-                print("Written: \(SafeText.terminal(report.rewrittenModel)) (the model\((report.rewrites ?? []).isEmpty ? ", unchanged" : ", sequence patterns rewritten")) and \(SafeText.terminal(output))/tpat-generate.json (no plugins, no plugins/ folder).")
+                print(
+                    "Written: \(SafeText.terminal(report.rewrittenModel)) (the model\((report.rewrites ?? []).isEmpty ? ", unchanged" : ", sequence patterns rewritten")) and \(SafeText.terminal(output))/tpat-generate.json (no plugins, no plugins/ folder)."
+                )
                 return
             }
             print("Rewritten model: \(SafeText.terminal(report.rewrittenModel))")
             print("Plugins (\(report.plugins.count))\(report.plugins.isEmpty ? "" : " in \(SafeText.terminal(output))/plugins"):")
             for p in report.plugins {
-                print("  \(p.name)  \(SafeText.terminal(p.opType))  nodes: \(SafeText.terminal(p.nodes.joined(separator: ", ")))  kernels: \(p.kernels)  reference cases: \(p.referenceCases)")
+                print(
+                    "  \(p.name)  \(SafeText.terminal(p.opType))  nodes: \(SafeText.terminal(p.nodes.joined(separator: ", ")))  kernels: \(p.kernels)  reference cases: \(p.referenceCases)"
+                )
             }
             if !report.failures.isEmpty {
                 print("Not converted (\(report.failures.count)), left as they are:")
-                for f in report.failures { print("  \(SafeText.terminal(f.node.debugDescription)) (\(SafeText.terminal(f.opType))): [\(f.code)] \(SafeText.terminal(f.reason))") }
+                for f in report.failures {
+                    print(
+                        "  \(SafeText.terminal(f.node.debugDescription)) (\(SafeText.terminal(f.opType))): [\(f.code)] \(SafeText.terminal(f.reason))"
+                    )
+                }
             }
             if !report.casts.isEmpty {
                 print("Cast bridges (TensorRT has no tensor type for these):")
@@ -77,7 +94,9 @@ struct Generate: AsyncParsableCommand {
                 logger.error("no selected node could be converted (exit code 3)")
                 partial = true
             case .partial:
-                logger.warning("\(report.failures.count) selected node(s) not converted, \(report.plugins.flatMap(\.nodes).count) converted (exit code 3)")
+                logger.warning(
+                    "\(report.failures.count) selected node(s) not converted, \(report.plugins.flatMap(\.nodes).count) converted (exit code 3)"
+                )
                 partial = true
             case .converted, .nothingToConvert: break
             }

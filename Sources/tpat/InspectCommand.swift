@@ -9,7 +9,10 @@ struct Inspect: AsyncParsableCommand {
     @Argument(help: "The ONNX model.") var model: String
     @Flag(help: "Print the report as JSON (schemas/inspect-report.schema.json).") var json = false
     @Flag(help: "Also ask an installed TensorRT or TensorRT-RTX ONNX parser which nodes fail to import.") var probe = false
-    @Option(help: "Whose verdicts: tensorrt (TensorRT's parser or its rule table, see --trt) or qnn (QNN's HTP backend, asked through ONNX Runtime's QNN provider).") var backend: VendorBackend = .tensorrt
+    @Option(
+        help:
+            "Whose verdicts: tensorrt (TensorRT's parser or its rule table, see --trt) or qnn (QNN's HTP backend, asked through ONNX Runtime's QNN provider)."
+    ) var backend: VendorBackend = .tensorrt
     @OptionGroup var rules: RulesOption
     @OptionGroup var log: LogOptions
 

@@ -6,7 +6,8 @@ import TPATCore
 /// `-v/--verbose` and `-q/--quiet`, on every command. Results go to standard output; progress
 /// lines, notes, warnings and debug lines go to standard error through swift-log.
 struct LogOptions: ParsableArguments {
-    @Flag(name: .shortAndLong, help: "Also print debug lines on stderr (each Python bridge call and its time, the plan cache).") var verbose = false
+    @Flag(name: .shortAndLong, help: "Also print debug lines on stderr (each Python bridge call and its time, the plan cache).")
+    var verbose = false
     @Flag(name: .shortAndLong, help: "Print no progress lines or notes; results, warnings and errors only.") var quiet = false
 
     func validate() throws {

@@ -27,8 +27,9 @@ struct Plan: AsyncParsableCommand {
             let extracted = try NodeExtractor.extract(node: node, from: loaded, tensors: tensors)
             let planner = Planner(bridge: bridge, cache: noCache ? nil : PlanCache.standard())
             let start = ContinuousClock.now
-            let outcome = try await planner.plan(extracted, target: target, tvmVersion: try await planner.tvmVersion(),
-                                                 lowering: lowering, database: database.map { URL(fileURLWithPath: $0) })
+            let outcome = try await planner.plan(
+                extracted, target: target, tvmVersion: try await planner.tvmVersion(),
+                lowering: lowering, database: database.map { URL(fileURLWithPath: $0) })
             let elapsed = ContinuousClock.now - start
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -41,11 +42,13 @@ struct Plan: AsyncParsableCommand {
                 print("")
             }
             let p = outcome.plan
-            let summary = "planned \(extracted.sourceName) (\(p.opType)) for \(p.target.sm): \(p.kernels.count) kernel(s), \(p.launchCount) launch step(s), \(p.buffers.count) buffer(s), \(p.constants.count) constant(s)"
+            let summary =
+                "planned \(extracted.sourceName) (\(p.opType)) for \(p.target.sm): \(p.kernels.count) kernel(s), \(p.launchCount) launch step(s), \(p.buffers.count) buffer(s), \(p.constants.count) constant(s)"
                 + ", lowering: \(p.lowering)" + (p.loweringDetail.map { " (\($0))" } ?? "")
                 + (p.declined.isEmpty ? "" : ", declined: " + p.declined.map { "\($0.lowering): \($0.reason)" }.joined(separator: "; "))
                 + (p.fixups.isEmpty ? "" : ", fixups: \(p.fixups.joined(separator: "; "))")
-                + (outcome.cached ? " [cached]" : "") + " in \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))"
+                + (outcome.cached ? " [cached]" : "")
+                + " in \(elapsed.formatted(.units(allowed: [.seconds, .milliseconds], width: .narrow)))"
             logger.info("\(SafeText.terminal(summary))")
         }
     }

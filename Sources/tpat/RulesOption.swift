@@ -4,7 +4,9 @@ import TPATCore
 /// `--trt 10|11|rtx`: which TensorRT ONNX parser's rules to use (default: the installed parser's
 /// flavour, else 11).
 struct RulesOption: ParsableArguments {
-    @Option(name: .customLong("trt"), help: "TensorRT flavour whose parser rules apply: 10, 11 or rtx (default: the installed parser's, else 11).")
+    @Option(
+        name: .customLong("trt"),
+        help: "TensorRT flavour whose parser rules apply: 10, 11 or rtx (default: the installed parser's, else 11).")
     var trt: String?
 
     func rules(bridge: PythonBridge) async throws(TPATError) -> ParserRules {

@@ -10,11 +10,11 @@ struct TPAT: AsyncParsableCommand {
         commandName: "tpat",
         abstract: "TVM Plugin Autogen Tool: TensorRT plugins for the ONNX nodes TensorRT cannot import.",
         discussion: """
-        GPU architectures are written 90 or sm_90, lists as "80;86;89;90". Every command takes \
-        -v/--verbose and -q/--quiet; results go to stdout, progress and diagnostics to stderr.
+            GPU architectures are written 90 or sm_90, lists as "80;86;89;90". Every command takes \
+            -v/--verbose and -q/--quiet; results go to stdout, progress and diagnostics to stderr.
 
-        \(TPATExitCode.helpText)
-        """,
+            \(TPATExitCode.helpText)
+            """,
         version: "0.1.0",
         subcommands: [Inspect.self, Plan.self, Generate.self, Build.self, Engine.self, Verify.self, Bench.self, Tune.self, Demo.self]
     )

@@ -7,11 +7,20 @@ struct Tune: AsyncParsableCommand {
         abstract: "On a GPU: tune every plugin's kernels with MetaSchedule; tuned schedules become tactic 0 (rebuild after).")
 
     @Argument(help: "The folder `tpat generate` wrote.") var out: String
-    @Option(help: "MetaSchedule trials per plugin (0: no search; re-plan from the database in OUT/tuning, re-render the sources).") var trials = 64
+    @Option(help: "MetaSchedule trials per plugin (0: no search; re-plan from the database in OUT/tuning, re-render the sources).")
+    var trials = 64
     @Option(help: "Time budget for the whole folder, in minutes.") var timeBudget: Double?
-    @Option(name: .customLong("rpc-tracker"), help: ArgumentHelp("Time candidates on the servers of TVM's RPC tracker at HOST:PORT (with --rpc-key); they are built here.", valueName: "host:port")) var rpcTracker: String?
-    @Option(name: .customLong("rpc-key"), help: ArgumentHelp("The key the RPC servers registered with (python -m tvm.exec.rpc_server --key KEY).", valueName: "key")) var rpcKey: String?
-    @Option(name: .customLong("rpc-workers"), help: "Concurrent remote measurements (default 1; up to the servers behind the key).") var rpcWorkers: Int?
+    @Option(
+        name: .customLong("rpc-tracker"),
+        help: ArgumentHelp(
+            "Time candidates on the servers of TVM's RPC tracker at HOST:PORT (with --rpc-key); they are built here.",
+            valueName: "host:port")) var rpcTracker: String?
+    @Option(
+        name: .customLong("rpc-key"),
+        help: ArgumentHelp("The key the RPC servers registered with (python -m tvm.exec.rpc_server --key KEY).", valueName: "key"))
+    var rpcKey: String?
+    @Option(name: .customLong("rpc-workers"), help: "Concurrent remote measurements (default 1; up to the servers behind the key).")
+    var rpcWorkers: Int?
     @OptionGroup var log: LogOptions
 
     func run() async throws {
@@ -24,8 +33,13 @@ struct Tune: AsyncParsableCommand {
             logger.report(diagnostics)
             for r in results {
                 let best = r.answer.tasks.compactMap(\.bestUs).map { String(format: "%.1f us", $0) }.joined(separator: ", ")
-                let how = [r.answer.costModel.map { "cost model \($0)" }, r.answer.builder.map { "builder \($0)" }, r.answer.runner.map { "runner \($0)" }].compactMap { $0 }
-                print("\(r.plugin): \(r.answer.tasks.count) task(s), \(r.answer.tasks.map(\.trials).reduce(0, +)) trials, best \(best.isEmpty ? "-" : best); \(r.tactics) tactic(s)\(how.isEmpty ? "" : " [\(how.joined(separator: ", "))]")\(r.answer.interrupted ? " (interrupted: kept what was found)" : "")")
+                let how = [
+                    r.answer.costModel.map { "cost model \($0)" }, r.answer.builder.map { "builder \($0)" },
+                    r.answer.runner.map { "runner \($0)" },
+                ].compactMap { $0 }
+                print(
+                    "\(r.plugin): \(r.answer.tasks.count) task(s), \(r.answer.tasks.map(\.trials).reduce(0, +)) trials, best \(best.isEmpty ? "-" : best); \(r.tactics) tactic(s)\(how.isEmpty ? "" : " [\(how.joined(separator: ", "))]")\(r.answer.interrupted ? " (interrupted: kept what was found)" : "")"
+                )
             }
             print("Database in \(out)/tuning; rebuild with `tpat build \(out)`.")
         }

@@ -80,7 +80,7 @@ import Testing
         switch kind {
         case "missing": break
         case "directory": try FileManager.default.createDirectory(at: path, withIntermediateDirectories: true)
-        case "random": try Data((0..<2048).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }).write(to: path)
+        case "random": try Data((0..<2048).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 7) }).write(to: path)
         case "truncated": try good.prefix(good.count / 2).write(to: path)
         case "tensor": try Data([0x08, 0x02, 0x10, 0x01, 0x42, 0x01, 0x77]).write(to: path)  // a TensorProto
         case "empty-graph": try Data([0x08, 0x0a, 0x3a, 0x02, 0x12, 0x00, 0x42, 0x02, 0x10, 0x14]).write(to: path)
@@ -106,7 +106,9 @@ import Testing
     }
 
     @Test func planRefusesAMissingTuningDatabase() throws {
-        let r = try run(["plan", fixture("plugins_symbolic.onnx"), "--node", "band_a", "--database", "/no/such/database", "-o", "/dev/null"])
+        let r = try run([
+            "plan", fixture("plugins_symbolic.onnx"), "--node", "band_a", "--database", "/no/such/database", "-o", "/dev/null",
+        ])
         #expect(r.status == 2)
         #expect(r.stderr.contains("no MetaSchedule database"))
         #expect(r.stderr.split(whereSeparator: \.isNewline).count == 1)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// A data-dependent output end to end on the CPU: NonZero (TensorRT-RTX imports none) becomes a
@@ -80,7 +81,9 @@ import Testing
         #expect(spec.contains("outputs[1].nbDims = 0;"))
         let launcher = try String(contentsOf: pdir.appendingPathComponent("\(plugin.name)_launcher.cu"), encoding: .utf8)
         #expect(launcher.contains("kKind[] = { TPAT_OUTPUT_DATA_DEPENDENT, TPAT_OUTPUT_SIZE }"), "\(launcher)")
-        let pyspec = try JSONSerialization.jsonObject(with: Data(contentsOf: pdir.appendingPathComponent("\(plugin.name).plugin.json"))) as? [String: Any]
+        let pyspec =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: pdir.appendingPathComponent("\(plugin.name).plugin.json")))
+            as? [String: Any]
         let dd = pyspec?["data_dependent"] as? [Any]
         #expect(dd?.count == 2 && (dd?[0] as? [String: Int]) == ["dim": 1, "size_output": 1] && dd?[1] is NSNull)
 

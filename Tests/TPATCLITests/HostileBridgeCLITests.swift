@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,8 +40,10 @@ import Glibc
         while r.process.isRunning && Date() < deadline { usleep(50_000) }
         if r.process.isRunning { kill(r.process.processIdentifier, SIGKILL); r.process.waitUntilExit(); return nil }
         r.process.waitUntilExit()
-        return (r.process.terminationStatus, (try? String(contentsOf: r.stdout, encoding: .utf8)) ?? "",
-                (try? String(contentsOf: r.stderr, encoding: .utf8)) ?? "")
+        return (
+            r.process.terminationStatus, (try? String(contentsOf: r.stdout, encoding: .utf8)) ?? "",
+            (try? String(contentsOf: r.stderr, encoding: .utf8)) ?? ""
+        )
     }
 
     static func tempDir() throws -> URL {
@@ -88,20 +91,25 @@ import Glibc
         let evil = try Self.tempDir()
         let marker = evil.appendingPathComponent("RAN")
         for python in [".venv/bin/python", "venv/bin/python", "python/.venv/bin/python"] {
-            _ = try Self.script(evil, python, "touch '\(marker.path)'\necho '{\"protocol\": 1, \"ok\": false, \"error\": {\"code\": \"input\", \"reason\": \"evil\"}}'")
+            _ = try Self.script(
+                evil, python,
+                "touch '\(marker.path)'\necho '{\"protocol\": 1, \"ok\": false, \"error\": {\"code\": \"input\", \"reason\": \"evil\"}}'")
         }
         try FileManager.default.createDirectory(at: evil.appendingPathComponent("python/tpat_bridge"), withIntermediateDirectories: true)
         try Data().write(to: evil.appendingPathComponent("python/tpat_bridge/__main__.py"))
         let sub = evil.appendingPathComponent("models/deep")
         try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
         for cwd in [evil, sub] {
-            let r = try #require(Self.finish(try Self.start(["inspect", Self.fixture("verdicts_basic.onnx")], env: [:], cwd: cwd), within: 120))
+            let r = try #require(
+                Self.finish(try Self.start(["inspect", Self.fixture("verdicts_basic.onnx")], env: [:], cwd: cwd), within: 120))
             #expect(r.status == 0, "\(r.stderr)")
             #expect(r.stdout.contains("Plugin candidates"))
             #expect(!FileManager.default.fileExists(atPath: marker.path), "tpat ran the working directory's Python")
         }
         // TPAT_HOME names the root explicitly; one without the bridge is refused, not searched around.
-        let r = try #require(Self.finish(try Self.start(["inspect", Self.fixture("verdicts_basic.onnx")], env: ["TPAT_HOME": sub.path], cwd: evil), within: 60))
+        let r = try #require(
+            Self.finish(
+                try Self.start(["inspect", Self.fixture("verdicts_basic.onnx")], env: ["TPAT_HOME": sub.path], cwd: evil), within: 60))
         #expect(r.status == 2)
         #expect(r.stderr.hasPrefix("error: TPAT_HOME"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: marker.path))
@@ -111,12 +119,17 @@ import Glibc
         let dir = try Self.tempDir()
         let python = try Self.script(dir, "python", Self.hangOn("infer_shapes"))
         let start = Date()
-        let r = try #require(Self.finish(try Self.start(["inspect", Self.fixture("verdicts_basic.onnx")],
-                                                       env: ["TPAT_PYTHON": python.path, "TPAT_BRIDGE_TIMEOUT": "2"], cwd: Self.root), within: 200))
+        let r = try #require(
+            Self.finish(
+                try Self.start(
+                    ["inspect", Self.fixture("verdicts_basic.onnx")],
+                    env: ["TPAT_PYTHON": python.path, "TPAT_BRIDGE_TIMEOUT": "2"], cwd: Self.root), within: 200))
         #expect(Date().timeIntervalSince(start) < 150)  // the fake sleeps 300 s
         #expect(r.status == 2)
         let lines = r.stderr.split(whereSeparator: \.isNewline)
-        #expect(lines.count == 1 && lines[0].hasPrefix("error: ") && lines[0].contains("did not answer 'infer_shapes' within 2 s"), "\(r.stderr)")
+        #expect(
+            lines.count == 1 && lines[0].hasPrefix("error: ") && lines[0].contains("did not answer 'infer_shapes' within 2 s"),
+            "\(r.stderr)")
         let pids = Self.pids(dir)
         #expect(pids.count == 2)
         #expect(Self.allGone(pids), "the hung Python \(pids) outlived tpat")
@@ -129,9 +142,10 @@ import Glibc
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         let python = try Self.script(dir, "python", Self.hangOn("\"command\":\"plan\""))
         let out = dir.appendingPathComponent("out")
-        let run = try Self.start(["generate", Self.fixture("verdicts_basic.onnx"), "--ops", "TopK", "-o", out.path, "--no-reference"],
-                                 env: ["TPAT_PYTHON": python.path, "TMPDIR": tmp.path, "TPAT_CACHE_DIR": dir.appendingPathComponent("cache").path],
-                                 cwd: Self.root)
+        let run = try Self.start(
+            ["generate", Self.fixture("verdicts_basic.onnx"), "--ops", "TopK", "-o", out.path, "--no-reference"],
+            env: ["TPAT_PYTHON": python.path, "TMPDIR": tmp.path, "TPAT_CACHE_DIR": dir.appendingPathComponent("cache").path],
+            cwd: Self.root)
         // Wait until tpat is inside the plan request (the version request imports TVM first).
         let deadline = Date().addingTimeInterval(240)
         while Self.pids(dir).count < 2 && Date() < deadline && run.process.isRunning { usleep(100_000) }
@@ -151,14 +165,19 @@ import Glibc
 
     @Test func aPythonCrashInAPerModelStepIsOneErrorLine() throws {
         let dir = try Self.tempDir()
-        let python = try Self.script(dir, "python", """
+        let python = try Self.script(
+            dir, "python",
+            """
             body=$(cat)
             case "$body" in
               *infer_shapes*) echo 'Fatal Python error: Segmentation fault' >&2; kill -SEGV $$ ;;
               *) printf '%s' "$body" | exec "$REAL" "$@" ;;
             esac
             """)
-        let r = try #require(Self.finish(try Self.start(["inspect", Self.fixture("verdicts_basic.onnx")], env: ["TPAT_PYTHON": python.path], cwd: Self.root), within: 60))
+        let r = try #require(
+            Self.finish(
+                try Self.start(["inspect", Self.fixture("verdicts_basic.onnx")], env: ["TPAT_PYTHON": python.path], cwd: Self.root),
+                within: 60))
         #expect(r.status == 2)
         let lines = r.stderr.split(whereSeparator: \.isNewline)
         #expect(lines.count == 1 && lines[0].hasPrefix("error: the Python bridge crashed (signal 11) in 'infer_shapes'"), "\(r.stderr)")
@@ -171,7 +190,9 @@ import Glibc
         let answer = dir.appendingPathComponent("answer.json")
         let plan = try Data(contentsOf: Self.root.appendingPathComponent("tests/fixtures/plans/ScatterND_7a375313.plan.json"))
         try (Data("{\"protocol\": 1, \"ok\": true, \"result\": ".utf8) + plan + Data("}".utf8)).write(to: answer)
-        let python = try Self.script(dir, "python", """
+        let python = try Self.script(
+            dir, "python",
+            """
             body=$(cat)
             case "$body" in
               *'"command":"plan"'*)
@@ -182,12 +203,21 @@ import Glibc
             esac
             """)
         let out = dir.appendingPathComponent("out")
-        let r = try #require(Self.finish(try Self.start(
-            ["generate", Self.fixture("verdicts_basic.onnx"), "--nodes", "scatternd_none,topk_k4096", "-o", out.path, "--no-reference"],
-            env: ["TPAT_PYTHON": python.path, "TPAT_CACHE_DIR": dir.appendingPathComponent("cache").path], cwd: Self.root), within: 180))
+        let r = try #require(
+            Self.finish(
+                try Self.start(
+                    [
+                        "generate", Self.fixture("verdicts_basic.onnx"), "--nodes", "scatternd_none,topk_k4096", "-o", out.path,
+                        "--no-reference",
+                    ],
+                    env: ["TPAT_PYTHON": python.path, "TPAT_CACHE_DIR": dir.appendingPathComponent("cache").path], cwd: Self.root),
+                within: 180))
         #expect(r.status == 3, "\(r.stderr)")  // partial: one node converted, one not
         #expect(r.stdout.contains("Plugins (1)"), "\(r.stdout)")
-        #expect(r.stdout.contains("\"topk_k4096\" (TopK): [bridge_failed] cannot plan node 'topk_k4096' (TopK): the Python bridge crashed (signal 11)"), "\(r.stdout)")
+        #expect(
+            r.stdout.contains(
+                "\"topk_k4096\" (TopK): [bridge_failed] cannot plan node 'topk_k4096' (TopK): the Python bridge crashed (signal 11)"),
+            "\(r.stdout)")
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("tpat-generate.json").path))
     }
 }

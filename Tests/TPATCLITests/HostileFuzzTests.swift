@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// Property-based fuzzing of the stages a hostile model goes through: loading, verdicts (inspect),
@@ -15,10 +16,14 @@ import Testing
     static let cliRuns = Int(env["TPAT_FUZZ_CLI"] ?? "") ?? 3
     static let seed = UInt64(env["TPAT_FUZZ_SEED"] ?? "") ?? 0x7A47_11
 
-    static let strings = ["", "a", "x", "K", "v", "node", "TopK_0", "Relu_1", "dup", "a\nb", "\u{1b}[2J", "\u{202e}rev", "../x",
-                          "/etc/passwd", "é", "\u{0}", "*/", "\\", String(repeating: "L", count: 300), "in0", "out0", "const0"]
-    static let ops = ["TopK", "Relu", "Add", "OneHot", "Resize", "Gather", "ScatterND", "BitwiseAnd", "Reshape", "Pad",
-                      "Constant", "NonZero", "Unique", "CumSum", "LayerNormalization", "Loop", "If", "", "NoSuchOp"]
+    static let strings = [
+        "", "a", "x", "K", "v", "node", "TopK_0", "Relu_1", "dup", "a\nb", "\u{1b}[2J", "\u{202e}rev", "../x",
+        "/etc/passwd", "é", "\u{0}", "*/", "\\", String(repeating: "L", count: 300), "in0", "out0", "const0",
+    ]
+    static let ops = [
+        "TopK", "Relu", "Add", "OneHot", "Resize", "Gather", "ScatterND", "BitwiseAnd", "Reshape", "Pad",
+        "Constant", "NonZero", "Unique", "CumSum", "LayerNormalization", "Loop", "If", "", "NoSuchOp",
+    ]
     static let ints: [Int64] = [0, 1, -1, 2, 3, 4096, 3840, Int64.max, Int64.min, 1 << 32, -(1 << 40)]
 
     struct Rng {
@@ -35,7 +40,9 @@ import Testing
         chain.initializer(ModelBuilder.float("w", [1, 2, 3, 4, 5, 6, 7, 8], dims: [8]))
         chain.node("Add", ["x", "w"], ["y"], name: "add")
         chain.node("Relu", ["y"], ["z"])
-        chain.node("Constant", [], ["c"], name: "const", attributes: [ModelBuilder.attribute("value", tensor: ModelBuilder.int64("cv", [2], dims: [1]))])
+        chain.node(
+            "Constant", [], ["c"], name: "const",
+            attributes: [ModelBuilder.attribute("value", tensor: ModelBuilder.int64("cv", [2], dims: [1]))])
         chain.node("TopK", ["z", "c"], ["v", "i"], name: "topk", attributes: [ModelBuilder.attribute("axis", int: -1)])
         chain.output("v"); chain.output("i", .int64)
         var onehot = ModelBuilder(opset: 13)
@@ -54,7 +61,8 @@ import Testing
         case 2: t.dataType = Int32(r.int(30))
         case 3: t.int64Data = (0..<r.int(4)).map { _ in r.pick(ints) }; t.rawData = Data()
         case 4: t.floatData = (0..<r.int(4)).map { _ in r.pick([Float.nan, .infinity, -.infinity, 1e30, -0.0, 3.5]) }; t.rawData = Data()
-        case 5: t.doubleData = [r.pick([Double.nan, .infinity, 9.3e18, -1e300])]; t.dataType = ONNXDataType.double.rawValue; t.rawData = Data()
+        case 5:
+            t.doubleData = [r.pick([Double.nan, .infinity, 9.3e18, -1e300])]; t.dataType = ONNXDataType.double.rawValue; t.rawData = Data()
         default: t.name = r.pick(strings)
         }
     }
@@ -73,8 +81,11 @@ import Testing
             case 2 where n > 0: m.graph.node.append(m.graph.node[r.int(n)])
             case 3 where n > 0:
                 let k = r.int(n)
-                if m.graph.node[k].input.isEmpty { m.graph.node[k].input.append(r.pick(strings)) }
-                else { m.graph.node[k].input[r.int(m.graph.node[k].input.count)] = r.pick(strings + ["x", "y", "K", "c"]) }
+                if m.graph.node[k].input.isEmpty {
+                    m.graph.node[k].input.append(r.pick(strings))
+                } else {
+                    m.graph.node[k].input[r.int(m.graph.node[k].input.count)] = r.pick(strings + ["x", "y", "K", "c"])
+                }
             case 4 where n > 0:
                 var a = Onnx_AttributeProto(); a.name = r.pick(["axis", "sorted", "largest", "k", "mode", "value", "to"])
                 if r.chance(0.5) { a.type = .int; a.i = r.pick(ints) } else { a.type = .string; a.s = Data(r.pick(strings).utf8) }
@@ -83,13 +94,16 @@ import Testing
             case 6 where n > 0: m.graph.node[r.int(n)].domain = r.pick(["", "ai.onnx", "com.microsoft", "evil\n"])
             case 7 where !m.graph.input.isEmpty:
                 let k = r.int(m.graph.input.count)
-                m.graph.input[k] = ModelBuilder.valueInfo(m.graph.input[k].name, ONNXDataType(rawValue: Int32(r.int(17))) ?? .float,
-                                                          r.chance(0.2) ? nil : (0..<r.int(4)).map { _ in r.pick(ints + [4, 8]) })
+                m.graph.input[k] = ModelBuilder.valueInfo(
+                    m.graph.input[k].name, ONNXDataType(rawValue: Int32(r.int(17))) ?? .float,
+                    r.chance(0.2) ? nil : (0..<r.int(4)).map { _ in r.pick(ints + [4, 8]) })
             case 8:
                 var t = ModelBuilder.int64(r.pick(strings), [r.pick(ints)]); mutateTensor(&t, &r); m.graph.initializer.append(t)
             case 9 where n > 0:
                 for k in m.graph.node.indices where m.graph.node[k].opType == "Constant" {
-                    if let a = m.graph.node[k].attribute.firstIndex(where: { $0.hasT }) { mutateTensor(&m.graph.node[k].attribute[a].t, &r) }
+                    if let a = m.graph.node[k].attribute.firstIndex(where: { $0.hasT }) {
+                        mutateTensor(&m.graph.node[k].attribute[a].t, &r)
+                    }
                 }
             case 10 where n > 1: m.graph.node.swapAt(r.int(n), r.int(n))
             default:
@@ -112,8 +126,9 @@ import Testing
         var tensors: [String: TensorInfo] = index.declared
         for (k, v) in index.initializers { tensors[k] = TensorInfo(v) }
         let verdicts = VerdictEvaluator(rules: try ParserRules.bundled()).evaluate(model: model, tensors: tensors)
-        let report = InspectReport(model: "fuzz.onnx", opsets: [:], rulesSource: "fuzz", histogram: [:], nodes: verdicts,
-                                   pluginCandidates: verdicts.filter { $0.verdict == .unsupported }.map(\.name), probe: nil, warnings: [])
+        let report = InspectReport(
+            model: "fuzz.onnx", opsets: [:], rulesSource: "fuzz", histogram: [:], nodes: verdicts,
+            pluginCandidates: verdicts.filter { $0.verdict == .unsupported }.map(\.name), probe: nil, warnings: [])
         let text = report.text()
         #expect(isTerminalSafe(text))
         #expect(text.split(separator: "\n").count >= verdicts.count)
@@ -134,7 +149,8 @@ import Testing
             }
         }
         let (rewritten, _) = ModelRewriter.rewrite(model, replacements: replacements)
-        #expect(GraphIndex.structuralProblem(rewritten.graph) == nil, "rewritten graph: \(GraphIndex.structuralProblem(rewritten.graph) ?? "")")
+        #expect(
+            GraphIndex.structuralProblem(rewritten.graph) == nil, "rewritten graph: \(GraphIndex.structuralProblem(rewritten.graph) ?? "")")
         let out = dir.appendingPathComponent("out")
         try rewritten.save(to: out.appendingPathComponent("m.onnx"))
         let written = Set(try FileManager.default.contentsOfDirectory(atPath: out.path))
@@ -155,7 +171,7 @@ import Testing
             var m = r.pick(corpus)
             Self.mutate(&m, &r)
             var bytes: Data = try m.serializedBytes()
-            if r.chance(0.15), !bytes.isEmpty {   // byte-level damage on top
+            if r.chance(0.15), !bytes.isEmpty {  // byte-level damage on top
                 for _ in 0..<(1 + r.int(4)) { bytes[r.int(bytes.count)] = UInt8(truncatingIfNeeded: r.g.next()) }
                 if r.chance(0.3) { bytes = bytes.prefix(r.int(bytes.count)) }
             }
@@ -207,11 +223,16 @@ import Testing
                         guard [".cpp", ".cu", ".h", ".cuh", ".txt", ".cmake"].contains(where: { p.hasSuffix($0) }) else { continue }
                         scanned += 1
                         let text = try String(contentsOf: out.appendingPathComponent("plugins/\(p)"), encoding: .utf8)
-                        #expect(text.unicodeScalars.allSatisfy { $0.isASCII && ($0.value >= 0x20 || $0 == "\n" || $0 == "\t") }, "run \(k): \(p)")
+                        #expect(
+                            text.unicodeScalars.allSatisfy { $0.isASCII && ($0.value >= 0x20 || $0 == "\n" || $0 == "\t") },
+                            "run \(k): \(p)")
                     }
-                } else { print("fuzz CLI generate \(k): \(SafeText.terminal(String(g.stderr.prefix(600))))") }
-                #expect(g.status == 0 || g.stderr.hasSuffix("\n") && g.stderr.split(separator: "\n").last?.hasPrefix("error: ") == true,
-                        "run \(k): \(g.stderr)")
+                } else {
+                    print("fuzz CLI generate \(k): \(SafeText.terminal(String(g.stderr.prefix(600))))")
+                }
+                #expect(
+                    g.status == 0 || g.stderr.hasSuffix("\n") && g.stderr.split(separator: "\n").last?.hasPrefix("error: ") == true,
+                    "run \(k): \(g.stderr)")
                 #expect(isTerminalSafe(g.stdout) && isTerminalSafe(g.stderr))
             }
             let changed = Scratch.changed(before, s.snapshot()).filter { !$0.hasPrefix("work") }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// The hostile-input suite (issue 11): models from strangers, built in code by `ModelBuilder`.
@@ -15,16 +16,21 @@ import Testing
     /// Runs `tpat args` and checks the common properties: no crash, no hang, nothing outside
     /// `allowed` (paths relative to the scratch root, as prefixes) changed, the secret not shown.
     @discardableResult
-    func check(_ s: Scratch, _ args: [String], allowed: [String] = [], environment: [String: String] = [:],
-               timeout: TimeInterval = 300, sourceLocation: SourceLocation = #_sourceLocation) throws -> CLIRun {
+    func check(
+        _ s: Scratch, _ args: [String], allowed: [String] = [], environment: [String: String] = [:],
+        timeout: TimeInterval = 300, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> CLIRun {
         let before = s.snapshot()
         let r = try CLIRun.run(args, environment: environment, timeout: timeout)
         let changed = Scratch.changed(before, s.snapshot()).filter { c in !allowed.contains { c == $0 || c.hasPrefix($0 + "/") } }
         #expect(!r.hung, "hang: \(args)", sourceLocation: sourceLocation)
         #expect(!r.crashed, "crash (status \(r.status)): \(r.stderr)", sourceLocation: sourceLocation)
         #expect(changed.isEmpty, "written outside OUT: \(changed)", sourceLocation: sourceLocation)
-        #expect(!r.stdout.contains(Scratch.secret) && !r.stderr.contains(Scratch.secret), "the secret was printed", sourceLocation: sourceLocation)
-        #expect(isTerminalSafe(r.stdout) && isTerminalSafe(r.stderr), "raw control characters on the terminal", sourceLocation: sourceLocation)
+        #expect(
+            !r.stdout.contains(Scratch.secret) && !r.stderr.contains(Scratch.secret), "the secret was printed",
+            sourceLocation: sourceLocation)
+        #expect(
+            isTerminalSafe(r.stdout) && isTerminalSafe(r.stderr), "raw control characters on the terminal", sourceLocation: sourceLocation)
         return r
     }
 
@@ -50,13 +56,13 @@ import Testing
     // MARK: - 1. Model text never reaches code, files or the terminal unescaped
 
     static let hostileNames = [
-        "a\n#include \"/etc/passwd\"\nint x = 1;",          // newline: a new C++ line after a // comment
-        "b */ system(\"id\"); /*",                              // block-comment break
-        "c\\",                                                  // backslash at the end of a // comment
-        "d\u{1b}[2J\u{1b}[31mred",                              // ANSI escapes: clear screen, colours
-        "e\u{202e}txt.exe",                                     // bidi override
-        "f\r\u{0}g",                                            // carriage return, NUL
-        "$(touch pwned)`id`;rm -rf ~",                          // shell metacharacters
+        "a\n#include \"/etc/passwd\"\nint x = 1;",  // newline: a new C++ line after a // comment
+        "b */ system(\"id\"); /*",  // block-comment break
+        "c\\",  // backslash at the end of a // comment
+        "d\u{1b}[2J\u{1b}[31mred",  // ANSI escapes: clear screen, colours
+        "e\u{202e}txt.exe",  // bidi override
+        "f\r\u{0}g",  // carriage return, NUL
+        "$(touch pwned)`id`;rm -rf ~",  // shell metacharacters
     ]
 
     @Test(arguments: Array(hostileNames.indices))
@@ -65,7 +71,7 @@ import Testing
         let name = Self.hostileNames[k]
         var m = ModelBuilder.topK(k: ModelBuilder.int64("K", [4096]), name: name)
         m.proto.graph.node[0].docString = name
-        m.proto.graph.input[0].name = "x" // tensor names hostile too:
+        m.proto.graph.input[0].name = "x"  // tensor names hostile too:
         m.node("Relu", ["v"], ["r\n\u{1b}[1m" + name], name: name + "2", domain: "")
         m.output("r\n\u{1b}[1m" + name)
         let model = try m.write(to: s.model.appendingPathComponent("m.onnx"))
@@ -145,8 +151,10 @@ import Testing
 
     @Test func externalDataOutsideTheFolderIsRefused() throws {
         let s = try Scratch(); defer { s.remove() }
-        for location in ["../outside/secret.bin", "/etc/passwd", s.outside.appendingPathComponent("secret.bin").path,
-                         "sub/../../outside/secret.bin", "..", "a\\..\\..\\secret.bin"] {
+        for location in [
+            "../outside/secret.bin", "/etc/passwd", s.outside.appendingPathComponent("secret.bin").path,
+            "sub/../../outside/secret.bin", "..", "a\\..\\..\\secret.bin",
+        ] {
             let model = try externalModel(s, [("location", location), ("length", "8")])
             let r = try check(s, ["inspect", model.path])
             expectOneLineError(r, "outside the model's folder")
@@ -156,14 +164,17 @@ import Testing
     @Test func externalDataThroughASymlinkIsRefused() throws {
         let s = try Scratch(); defer { s.remove() }
         let fm = FileManager.default
-        try fm.createSymbolicLink(atPath: s.model.appendingPathComponent("data.bin").path, withDestinationPath: s.outside.appendingPathComponent("secret.bin").path)
+        try fm.createSymbolicLink(
+            atPath: s.model.appendingPathComponent("data.bin").path,
+            withDestinationPath: s.outside.appendingPathComponent("secret.bin").path)
         try fm.createSymbolicLink(atPath: s.model.appendingPathComponent("sub").path, withDestinationPath: s.outside.path)
         try fm.createSymbolicLink(atPath: s.model.appendingPathComponent("passwd").path, withDestinationPath: "/etc/passwd")
         for location in ["data.bin", "sub/secret.bin", "passwd", "./data.bin"] {
             let model = try externalModel(s, [("location", location), ("length", "8")])
             let r = try check(s, ["inspect", model.path])
             expectOneLineError(r, "symbolic link")
-            let g = try check(s, ["generate", model.path, "--ops", "TopK", "-o", s.work.appendingPathComponent("out").path], allowed: ["work"])
+            let g = try check(
+                s, ["generate", model.path, "--ops", "TopK", "-o", s.work.appendingPathComponent("out").path], allowed: ["work"])
             expectOneLineError(g, "symbolic link")
             #expect(!fm.fileExists(atPath: s.work.appendingPathComponent("out").path))
         }
@@ -231,7 +242,8 @@ import Testing
         }
         var model = ONNXModel(proto: ModelBuilder.bitwiseAnd().proto)
         // A large constant with external data in a file called like TPAT's outputs.
-        model.proto.graph.initializer.append(ModelBuilder.external("big", .uint8, dims: [Int64(payload.count)], [("location", "plugins/CMakeLists.txt")]))
+        model.proto.graph.initializer.append(
+            ModelBuilder.external("big", .uint8, dims: [Int64(payload.count)], [("location", "plugins/CMakeLists.txt")]))
         let path = s.model.appendingPathComponent("m.onnx")
         let modelBytes: Data = try model.proto.serializedBytes()
         try modelBytes.write(to: path)
@@ -270,13 +282,18 @@ import Testing
             let r = try check(s, ["generate", model.path, "--auto", "-o", out.path] + (force ? ["--force"] : []), allowed: ["work/out"])
             #expect(r.status == 3, "\(r.stderr)")  // partial: band_bad's malformed constant fails that node only
             #expect(r.stdout.contains("band\\u{a}#include"), "\(r.stdout)")
-            let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("tpat-generate.json"))) as? [String: Any])
+            let report = try #require(
+                try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("tpat-generate.json"))) as? [String: Any]
+            )
             let plugins = try #require(report["plugins"] as? [[String: Any]])
             let failures = try #require(report["failures"] as? [[String: Any]])
             #expect(plugins.count == 1 && (plugins.first?["nodes"] as? [String]) == [evil])
             #expect(failures.count == 1 && failures.first?["node"] as? String == "band_bad", "\(failures)")
             let generated = files(under: out.appendingPathComponent("plugins"))
-            for (path, data) in generated where path.hasSuffix(".cpp") || path.hasSuffix(".cu") || path.hasSuffix(".h") || path.hasSuffix(".cuh") || path.hasSuffix(".txt") || path.hasSuffix(".md") {
+            for (path, data) in generated
+            where path.hasSuffix(".cpp") || path.hasSuffix(".cu") || path.hasSuffix(".h") || path.hasSuffix(".cuh")
+                || path.hasSuffix(".txt") || path.hasSuffix(".md")
+            {
                 let text = String(decoding: data, as: UTF8.self)
                 #expect(!text.split(separator: "\n").contains { $0.hasPrefix("#error") || $0.hasPrefix("#include \"/etc") }, "\(path)")
             }
@@ -306,10 +323,13 @@ import Testing
         let model = try ModelBuilder.bitwiseAnd().write(to: s.model.appendingPathComponent("m.onnx"))
         let precious = s.work.appendingPathComponent("precious")
         try writeData(precious.appendingPathComponent("thesis.tex"), Data("years of work\n".utf8))
-        expectOneLineError(try check(s, ["generate", model.path, "--auto", "--force", "-o", precious.path]), "was not written by tpat generate")
+        expectOneLineError(
+            try check(s, ["generate", model.path, "--auto", "--force", "-o", precious.path]), "was not written by tpat generate")
         expectOneLineError(try check(s, ["generate", model.path, "--auto", "-o", precious.path]), "use --force")
         // The model's own folder, a folder holding it, the current folder, $HOME, /: never.
-        for (out, env) in [(s.model.path, [:]), (s.root.path, [:]), ("/", [:]), (s.work.path, ["HOME": s.work.path])] as [(String, [String: String])] {
+        for (out, env) in [(s.model.path, [:]), (s.root.path, [:]), ("/", [:]), (s.work.path, ["HOME": s.work.path])]
+            as [(String, [String: String])]
+        {
             // even marked
             try writeData(URL(fileURLWithPath: out).appendingPathComponent(OutputFolder.marker), OutputFolder.markerContents())
             let r = try check(s, ["generate", model.path, "--auto", "--force", "-o", out], allowed: [], environment: env)
@@ -318,9 +338,11 @@ import Testing
         }
         // OUT as a symbolic link (to the precious folder) or as a file: refused.
         try FileManager.default.createSymbolicLink(atPath: s.work.appendingPathComponent("link").path, withDestinationPath: precious.path)
-        expectOneLineError(try check(s, ["generate", model.path, "--auto", "--force", "-o", s.work.appendingPathComponent("link").path]), "symbolic link")
+        expectOneLineError(
+            try check(s, ["generate", model.path, "--auto", "--force", "-o", s.work.appendingPathComponent("link").path]), "symbolic link")
         try writeData(s.work.appendingPathComponent("file"), Data("x".utf8))
-        expectOneLineError(try check(s, ["generate", model.path, "--auto", "--force", "-o", s.work.appendingPathComponent("file").path]), "not a folder")
+        expectOneLineError(
+            try check(s, ["generate", model.path, "--auto", "--force", "-o", s.work.appendingPathComponent("file").path]), "not a folder")
         let cwd = try CLIRun.run(["generate", model.path, "--auto", "--force", "-o", "."], cwd: s.work)
         expectOneLineError(cwd, "refusing to write into")
         #expect(FileManager.default.fileExists(atPath: s.model.appendingPathComponent("m.onnx").path))
@@ -342,12 +364,14 @@ import Testing
         let s = try Scratch(); defer { s.remove() }
         let model = try ModelBuilder.bitwiseAnd().write(to: s.model.appendingPathComponent("m.onnx"))
         let out = s.work.appendingPathComponent("out")
-        let held = try OutputFolder.Lock(out)   // a first run, in progress
+        let held = try OutputFolder.Lock(out)  // a first run, in progress
         let r = try check(s, ["generate", model.path, "--auto", "-o", out.path], allowed: ["work"])
         expectOneLineError(r, "another tpat run is writing")
         #expect(!FileManager.default.fileExists(atPath: out.path))
         withExtendedLifetime(held) {}
-        #expect(throws: TPATError.self) { _ = try OutputFolder.Lock(out); _ = try OutputFolder.Lock(out) }
+        #expect(throws: TPATError.self) {
+            _ = try OutputFolder.Lock(out); _ = try OutputFolder.Lock(out)
+        }
     }
 
     @Test func writingAFileNeverDeletesAFolder() throws {
@@ -375,7 +399,14 @@ import Testing
         ("+inf", ModelBuilder.float("K", [.infinity])), ("-inf", ModelBuilder.float("K", [-.infinity])),
         ("NaN", ModelBuilder.float("K", [.nan])), ("1e30", ModelBuilder.float("K", [1e30])),
         ("int64 max", ModelBuilder.int64("K", [Int64.max])), ("int64 min", ModelBuilder.int64("K", [Int64.min])),
-        ("2^63 as double", { var t = ModelBuilder.raw("K", .double, dims: [1], bytes: withUnsafeBytes(of: Double(9.3e18).bitPattern.littleEndian) { Data($0) }); t.name = "K"; return t }()),
+        (
+            "2^63 as double",
+            {
+                var t = ModelBuilder.raw(
+                    "K", .double, dims: [1], bytes: withUnsafeBytes(of: Double(9.3e18).bitPattern.littleEndian) { Data($0) });
+                t.name = "K"; return t
+            }()
+        ),
         ("0 bytes", ModelBuilder.raw("K", .int64, dims: [1], bytes: Data())),
         ("3 bytes", ModelBuilder.raw("K", .int64, dims: [1], bytes: Data([1, 2, 3]))),
         ("negative dims", ModelBuilder.int64("K", [4], dims: [-1])),
@@ -405,7 +436,7 @@ import Testing
             #expect(label != "int64 max" || reason.contains("9223372036854775807"), "\(reason)")
         case "-inf", "int64 min":
             #expect(topk["verdict"] as? String == "restricted", "\(label): \(reason)")
-        default:   // data that does not fit its dims: not read, so the check is left open
+        default:  // data that does not fit its dims: not read, so the check is left open
             #expect(topk["verdict"] as? String != "unsupported" || reason.contains("K"), "\(label): \(reason)")
         }
     }
@@ -456,9 +487,9 @@ import Testing
         m.input("x")
         m.node("Relu", ["x"], ["a"], name: "dup")
         m.node("Neg", ["a"], ["b"], name: "dup")
-        m.node("Relu", ["b"], ["c"])                 // unnamed: would be "Relu_2"
+        m.node("Relu", ["b"], ["c"])  // unnamed: would be "Relu_2"
         m.node("Neg", ["c"], ["d"], name: "Relu_2")  // named like it
-        m.node("Abs", ["d"], ["e"], name: "dup_0")   // named like a renamed duplicate
+        m.node("Abs", ["d"], ["e"], name: "dup_0")  // named like a renamed duplicate
         m.output("e")
         let index = GraphIndex(m.proto.graph)
         let names = m.proto.graph.node.indices.map(index.nodeName)
@@ -476,11 +507,15 @@ import Testing
         m.output("a__tpat_int32", .uint32, [4])
         let model = ONNXModel(proto: m.proto)
         let index = GraphIndex(model.graph)
-        let tensors = ["a": TensorInfo(name: "a", dataType: .uint32, shape: [.fixed(4)]), "b": TensorInfo(name: "b", dataType: .uint32, shape: [.fixed(4)]),
-                       "y": TensorInfo(name: "y", dataType: .uint32, shape: [.fixed(4)])]
+        let tensors = [
+            "a": TensorInfo(name: "a", dataType: .uint32, shape: [.fixed(4)]),
+            "b": TensorInfo(name: "b", dataType: .uint32, shape: [.fixed(4)]),
+            "y": TensorInfo(name: "y", dataType: .uint32, shape: [.fixed(4)]),
+        ]
         let node = try NodeExtractor.extract(nodeAt: 0, index: index, model: model, tensors: tensors)
         let plan = try Self.plan(opType: "BitwiseAnd", dtypes: ["uint32", "uint32"], outputDType: "uint32")
-        let (out, _) = ModelRewriter.rewrite(model, replacements: [.init(nodeName: "band", plugin: "BitwiseAnd_00000000", extracted: node, plan: plan)])
+        let (out, _) = ModelRewriter.rewrite(
+            model, replacements: [.init(nodeName: "band", plugin: "BitwiseAnd_00000000", extracted: node, plan: plan)])
         let nodeNames = out.graph.node.map(\.name)
         #expect(Set(nodeNames).count == nodeNames.count, "\(nodeNames)")
         #expect(GraphIndex.structuralProblem(out.graph) == nil, "\(GraphIndex.structuralProblem(out.graph) ?? "")")
@@ -513,9 +548,10 @@ import Testing
         plan.opType = opType
         plan.lowering = "scatter_nd"
         plan.loweringDetail = "scatter_nd\n#error from a lowering detail"
-        let node = ExtractedNode(sourceName: Self.hostileNames[0], opType: opType, model: ONNXModel(proto: Onnx_ModelProto()),
-                                 sourceInputs: [], sourceOutputs: [], symbols: [:], graphInputSources: [],
-                                 graphOutputSources: [], demoted: [])
+        let node = ExtractedNode(
+            sourceName: Self.hostileNames[0], opType: opType, model: ONNXModel(proto: Onnx_ModelProto()),
+            sourceInputs: [], sourceOutputs: [], symbols: [:], graphInputSources: [],
+            graphOutputSources: [], demoted: [])
         let name = PluginSource.name(opType: opType, key: "7a375313")
         #expect(name == "ScattererrorinjectedND_7a375313")
         let source = PluginSource(name: name, node: node, tactics: [plan], coveredNodes: Self.hostileNames)
@@ -534,7 +570,9 @@ import Testing
                 #expect(line.hasPrefix("//") && !line.contains("\n"), "\(file): \(line)")
             }
             #expect(!text.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("#error") }, "\(file)")
-            #expect(text.unicodeScalars.allSatisfy { $0.isASCII && ($0.value >= 0x20 || $0 == "\n") }, "\(file): non-ASCII or control characters")
+            #expect(
+                text.unicodeScalars.allSatisfy { $0.isASCII && ($0.value >= 0x20 || $0 == "\n") },
+                "\(file): non-ASCII or control characters")
             for line in text.split(separator: "\n") where line.hasSuffix("\\") && line.contains("//") {
                 Issue.record("\(file): a // comment ends with a backslash (continues onto the next line): \(line)")
             }
@@ -551,7 +589,8 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-hostile-cc-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: CLITests.root.appendingPathComponent("plugin-runtime/common"), to: dir.appendingPathComponent("common"))
+        try FileManager.default.copyItem(
+            at: CLITests.root.appendingPathComponent("plugin-runtime/common"), to: dir.appendingPathComponent("common"))
         let src = dir.appendingPathComponent(name)
         try FileManager.default.createDirectory(at: src, withIntermediateDirectories: true)
         for (file, text) in files { try Data(text.utf8).write(to: src.appendingPathComponent(file)) }

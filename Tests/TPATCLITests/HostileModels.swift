@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import TPATCore
 
 /// Builds the hostile models of HostileInputTests in code (no binary blobs): an ONNX graph with
@@ -18,7 +19,9 @@ struct ModelBuilder {
         tt.elemType = type.rawValue
         if let dims {
             var s = Onnx_TensorShapeProto()
-            s.dim = dims.map { var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = $0; return d }
+            s.dim = dims.map {
+                var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = $0; return d
+            }
             tt.shape = s
         }
         var t = Onnx_TypeProto(); t.tensorType = tt
@@ -34,8 +37,10 @@ struct ModelBuilder {
         proto.graph.output.append(Self.valueInfo(name, type, dims))
     }
 
-    mutating func node(_ op: String, _ inputs: [String], _ outputs: [String], name: String = "", domain: String = "",
-                       attributes: [Onnx_AttributeProto] = [], doc: String = "") {
+    mutating func node(
+        _ op: String, _ inputs: [String], _ outputs: [String], name: String = "", domain: String = "",
+        attributes: [Onnx_AttributeProto] = [], doc: String = ""
+    ) {
         var n = Onnx_NodeProto()
         n.opType = op; n.input = inputs; n.output = outputs; n.name = name; n.domain = domain
         n.attribute = attributes; n.docString = doc
@@ -66,7 +71,9 @@ struct ModelBuilder {
     static func external(_ name: String, _ type: ONNXDataType, dims: [Int64], _ entries: [(String, String)]) -> Onnx_TensorProto {
         var t = Onnx_TensorProto()
         t.name = name; t.dataType = type.rawValue; t.dims = dims; t.dataLocation = .external
-        t.externalData = entries.map { var e = Onnx_StringStringEntryProto(); e.key = $0.0; e.value = $0.1; return e }
+        t.externalData = entries.map {
+            var e = Onnx_StringStringEntryProto(); e.key = $0.0; e.value = $0.1; return e
+        }
         return t
     }
 
@@ -167,8 +174,10 @@ struct CLIRun {
         status == 2 && stderr.split(whereSeparator: \.isNewline).count == 1 && stderr.hasPrefix("error: ")
     }
 
-    static func run(_ args: [String], environment: [String: String] = [:], timeout: TimeInterval = 300,
-                    cwd: URL = CLITests.root) throws -> CLIRun {
+    static func run(
+        _ args: [String], environment: [String: String] = [:], timeout: TimeInterval = 300,
+        cwd: URL = CLITests.root
+    ) throws -> CLIRun {
         let p = Process()
         p.executableURL = CLITests.tpat
         p.arguments = args
@@ -198,7 +207,8 @@ struct CLIRun {
         }
         _ = group.wait(timeout: .now() + 10)
         let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-        return CLIRun(status: status, stdout: String(decoding: o.data, as: UTF8.self), stderr: String(decoding: e.data, as: UTF8.self), hung: hung)
+        return CLIRun(
+            status: status, stdout: String(decoding: o.data, as: UTF8.self), stderr: String(decoding: e.data, as: UTF8.self), hung: hung)
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// generate -> build -> engine through the CLI, on fixture models holding 8 different op types
@@ -86,18 +87,21 @@ import Testing
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: u.path)
         }
         let path = decoys.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-        let b = try cli.run(["build", out.path, "--arch", "90"], environment: ["PATH": path, "CUDA_PATH": decoys.deletingLastPathComponent().path])
+        let b = try cli.run(
+            ["build", out.path, "--arch", "90"], environment: ["PATH": path, "CUDA_PATH": decoys.deletingLastPathComponent().path])
         #expect(b.status == 0, "\(b.stdout)\(b.stderr)")
         let venv = CLITests.root.appendingPathComponent(".venv").path
-        let used = Dictionary(uniqueKeysWithValues: b.stdout.split(separator: "\n").compactMap { line -> (String, String)? in
-            let parts = line.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, ["cmake", "ninja", "nvcc"].contains(String(parts[0])) else { return nil }
-            return (String(parts[0]), parts[1].trimmingCharacters(in: .whitespaces))
-        })
+        let used = Dictionary(
+            uniqueKeysWithValues: b.stdout.split(separator: "\n").compactMap { line -> (String, String)? in
+                let parts = line.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, ["cmake", "ninja", "nvcc"].contains(String(parts[0])) else { return nil }
+                return (String(parts[0]), parts[1].trimmingCharacters(in: .whitespaces))
+            })
         #expect(used["cmake"] == "\(venv)/bin/cmake", "\(b.stdout)")
         #expect(used["ninja"] == "\(venv)/bin/ninja", "\(b.stdout)")
-        #expect(used["nvcc"]?.hasPrefix("\(venv)/lib/python") == true && used["nvcc"]?.hasSuffix("/site-packages/nvidia/cu13/bin/nvcc") == true,
-                "\(b.stdout)")
+        #expect(
+            used["nvcc"]?.hasPrefix("\(venv)/lib/python") == true && used["nvcc"]?.hasSuffix("/site-packages/nvidia/cu13/bin/nvcc") == true,
+            "\(b.stdout)")
         #expect(!b.stderr.contains("decoy"))
         let build = out.appendingPathComponent("plugins/build")
         #expect(FileManager.default.fileExists(atPath: build.appendingPathComponent("libtpat_kernels.so").path))
@@ -115,8 +119,10 @@ import Testing
         // The generated README names every way into TensorRT for this model.
         let readme = try String(contentsOf: out.appendingPathComponent("plugins/README.md"), encoding: .utf8)
         let modelName = URL(fileURLWithPath: report.rewrittenModel).lastPathComponent
-        for way in ["--onnx=OUT/\(modelName) --dynamicPlugins=LIB", "--staticPlugins=STATIC", "--setPluginsToSerialize=LIB",
-                    "polygraphy run", "polygraphy convert", "load_library(", "loadLibrary(", "--embed-plugins"] {
+        for way in [
+            "--onnx=OUT/\(modelName) --dynamicPlugins=LIB", "--staticPlugins=STATIC", "--setPluginsToSerialize=LIB",
+            "polygraphy run", "polygraphy convert", "load_library(", "loadLibrary(", "--embed-plugins",
+        ] {
             #expect(readme.contains(way), "plugins/README.md lacks \(way)")
         }
 
@@ -131,7 +137,9 @@ import Testing
             let emb = out.appendingPathComponent("embedded.engine")
             let ee = try cli.run(["engine", report.rewrittenModel, "--sm", "89", "--embed-plugins", "-o", emb.path])
             #expect(ee.status == 0, "\(ee.stdout)\(ee.stderr)")
-            #expect(ee.stdout.contains("Plugins serialized into the engine: \(build.appendingPathComponent("libtpat_plugins.so").path)"), "\(ee.stdout)")
+            #expect(
+                ee.stdout.contains("Plugins serialized into the engine: \(build.appendingPathComponent("libtpat_plugins.so").path)"),
+                "\(ee.stdout)")
             let lib = try Data(contentsOf: build.appendingPathComponent("libtpat_plugins.so"))
             let blob = try Data(contentsOf: emb)
             #expect(blob.range(of: lib.prefix(1 << 16)) != nil, "the library is not inside the engine")
@@ -143,7 +151,9 @@ import Testing
         if !symbolic {
             let launcher = out.appendingPathComponent("plugins/\(report.plugins[0].name)/\(report.plugins[0].name)_launcher.cu")
             let text = try String(contentsOf: launcher, encoding: .utf8)
-            try Data(("static_assert(false, \"tpat test: first error\");\nstatic_assert(false, \"tpat test: second error\");\n" + text).utf8).write(to: launcher)
+            try Data(
+                ("static_assert(false, \"tpat test: first error\");\nstatic_assert(false, \"tpat test: second error\");\n" + text).utf8
+            ).write(to: launcher)
             let f = try cli.run(["build", out.path, "--arch", "90"])
             #expect(f.status != 0)
             #expect(f.stderr.contains("tpat test: first error") && f.stderr.contains("tpat test: second error"), "\(f.stderr)")
@@ -173,7 +183,9 @@ import Testing
     /// `tpat build` says so.
     @Test func noConvertedNodeMeansNoPluginProject() throws {
         let out = try temp().appendingPathComponent("out")
-        let g = try cli.run(["generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--nodes", "col2im", "-o", out.path, "--no-reference"])
+        let g = try cli.run([
+            "generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--nodes", "col2im", "-o", out.path, "--no-reference",
+        ])
         #expect(g.stdout.contains("col2im") || g.stderr.contains("col2im"), "\(g.stdout)\(g.stderr)")
         let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
         #expect(report.plugins.isEmpty && report.failures.map(\.node) == ["col2im"])
@@ -185,7 +197,9 @@ import Testing
 
     @Test func nodesTVMCannotPlanAreReportedAndLeft() throws {
         let out = try temp().appendingPathComponent("out")
-        let r = try cli.run(["generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--auto", "--trt", "10", "-o", out.path, "--no-reference"])
+        let r = try cli.run([
+            "generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--auto", "--trt", "10", "-o", out.path, "--no-reference",
+        ])
         #expect(r.status == 3, "\(r.stderr)")  // partial conversion
         #expect(r.stdout.contains("Not converted"))
         let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
@@ -220,7 +234,8 @@ import Testing
         let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
         #expect(report.plugins.count == 1)
         #expect(report.casts.count == 2)
-        let plan = try KernelPlan.decode(Data(contentsOf: out.appendingPathComponent("plugins/\(report.plugins[0].name)/\(report.plugins[0].name).plan.json")))
+        let plan = try KernelPlan.decode(
+            Data(contentsOf: out.appendingPathComponent("plugins/\(report.plugins[0].name)/\(report.plugins[0].name).plan.json")))
         #expect(plan.inputs.allSatisfy { $0.dtype == "float32" } && plan.outputs.allSatisfy { $0.dtype == "float32" })
         let rewritten = try ONNXModel.load(path: report.rewrittenModel)
         let back = try #require(rewritten.graph.node.first { $0.output == ["abs_double_out"] })
@@ -259,14 +274,18 @@ extension PipelineTests {
     /// fp16 helpers of each tactic stay private to their translation unit.
     @Test func tunedTacticsRenderAndLink() throws {
         let out = try temp().appendingPathComponent("out")
-        let g = try cli.run(["generate", CLITests.root.appendingPathComponent("bench/models/gelu.onnx").path, "--ops", "Gelu",
-                             "-o", out.path, "--no-reference"])
+        let g = try cli.run([
+            "generate", CLITests.root.appendingPathComponent("bench/models/gelu.onnx").path, "--ops", "Gelu",
+            "-o", out.path, "--no-reference",
+        ])
         #expect(g.status == 0, "\(g.stderr)")
         let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
         let name = try #require(report.plugins.first?.name)
         let dir = out.appendingPathComponent("plugins/\(name)")
         let fixtures = CLITests.root.appendingPathComponent("tests/fixtures/plans/tuned")
-        for (src, dst) in [("Gelu_5baf895c.plan.json", "\(name).plan.json"), ("Gelu_5baf895c.tactic1.plan.json", "\(name).tactic1.plan.json")] {
+        for (src, dst) in [
+            ("Gelu_5baf895c.plan.json", "\(name).plan.json"), ("Gelu_5baf895c.tactic1.plan.json", "\(name).tactic1.plan.json"),
+        ] {
             try? FileManager.default.removeItem(at: dir.appendingPathComponent(dst))
             try FileManager.default.copyItem(at: fixtures.appendingPathComponent(src), to: dir.appendingPathComponent(dst))
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// One CLI vocabulary (issue 10): GPU architectures written 90 or sm_90 everywhere, -v/-q on every
@@ -41,8 +42,10 @@ import Testing
     }
 
     /// Every command that takes an architecture refuses a bad one the same way: exit 2, one line.
-    @Test(arguments: [["plan", "M", "--node", "x"], ["generate", "M", "--auto", "-o", "/tmp/tpat-never"], ["build", "/tmp"],
-                      ["engine", "M"], ["demo"]])
+    @Test(arguments: [
+        ["plan", "M", "--node", "x"], ["generate", "M", "--auto", "-o", "/tmp/tpat-never"], ["build", "/tmp"],
+        ["engine", "M"], ["demo"],
+    ])
     func badArchitectureIsAUsageError(args: [String]) throws {
         let model = cli.fixture("plugins_static.onnx")
         let r = try cli.run(args.map { $0 == "M" ? model : $0 } + ["--arch", "sm_9x"])
@@ -74,8 +77,10 @@ import Testing
         for flag in ["-v, --verbose", "-q, --quiet"] { #expect(help.stdout.contains(flag), "\(command): \(flag)") }
         // Arguments that parse, so that the only fault is asking for both.
         let model = cli.fixture("plugins_static.onnx")
-        let args: [String: [String]] = ["inspect": [model], "plan": [model, "--node", "x"], "generate": [model, "--auto", "-o", "/tmp/tpat-never"],
-                                        "engine": [model], "demo": []]
+        let args: [String: [String]] = [
+            "inspect": [model], "plan": [model, "--node", "x"], "generate": [model, "--auto", "-o", "/tmp/tpat-never"],
+            "engine": [model], "demo": [],
+        ]
         let both = try cli.run([command] + (args[command] ?? ["/tmp"]) + ["-v", "-q"])
         #expect(both.status == 2, "\(command): \(both.stderr)")
         #expect(both.stderr.hasPrefix("error: choose one of --verbose and --quiet"), "\(command): \(both.stderr)")
@@ -84,7 +89,10 @@ import Testing
     @Test func exitCodesAreDocumentedInHelpAndUsageErrorsExitTwo() throws {
         let help = try cli.run(["--help"])
         #expect(help.status == 0)
-        for line in ["Exit codes:", "0  done", "1  a check or benchmark failed", "2  bad input or usage", "3  generate left some selected nodes unconverted"] {
+        for line in [
+            "Exit codes:", "0  done", "1  a check or benchmark failed", "2  bad input or usage",
+            "3  generate left some selected nodes unconverted",
+        ] {
             #expect(help.stdout.contains(line), "\(line)")
         }
         #expect(try cli.run(["generate", "--help"]).stdout.contains("Exit codes:"))
@@ -99,7 +107,8 @@ import Testing
 
     /// Bench's rows decide its exit code: a mismatch or an error is a failed benchmark (exit 1).
     @Test func benchRowsThatDidNotPass() throws {
-        let json = #"{"report": "r.md", "results": [{"plugin": "A", "status": "ok"}, {"plugin": "B", "status": "mismatch"}, {"plugin": "C", "status": "skipped"}, {"plugin": "D", "status": "error", "error": "x"}, {"plugin": null, "status": "not_planned", "error": "not planned: requires a NonZero lowering"}]}"#
+        let json =
+            #"{"report": "r.md", "results": [{"plugin": "A", "status": "ok"}, {"plugin": "B", "status": "mismatch"}, {"plugin": "C", "status": "skipped"}, {"plugin": "D", "status": "error", "error": "x"}, {"plugin": null, "status": "not_planned", "error": "not planned: requires a NonZero lowering"}]}"#
         let r = try JSONDecoder().decode(Benchmark.Result.self, from: Data(json.utf8))
         #expect(r.failed.map(\.plugin) == ["B", "D"])
         let old = try JSONDecoder().decode(Benchmark.Result.self, from: Data(#"{"report": "r.md"}"#.utf8))
@@ -122,7 +131,9 @@ import Testing
     /// a size-tensor output): a partial conversion, exit 3, outputs written and schema-valid.
     @Test func partialConversionShowsReasonCodesAndExitsThree() async throws {
         let out = try temp().appendingPathComponent("out")
-        let r = try cli.run(["generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--auto", "--arch", "sm_90", "-o", out.path, "--no-reference"])
+        let r = try cli.run([
+            "generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--auto", "--arch", "sm_90", "-o", out.path, "--no-reference",
+        ])
         #expect(r.status == 3, "\(r.stderr)")
         #expect(r.stdout.contains("\"col2im\" (Col2Im): [frontend_import_failed]"), "\(r.stdout)")
         #expect(!r.stdout.contains("\"unique\" (Unique): ["), "\(r.stdout)")
@@ -135,19 +146,29 @@ import Testing
         let v = try await validate(file)
         #expect(v.valid, "\(v.errors)")
         // Progress: one line per node planned and per plugin written, unless --quiet.
-        let groups = r.stderr.split(separator: "\n").filter { $0.hasPrefix("[") && $0.contains("] node ") && $0.contains(": planning for sm_90") }
+        let groups = r.stderr.split(separator: "\n").filter {
+            $0.hasPrefix("[") && $0.contains("] node ") && $0.contains(": planning for sm_90")
+        }
         #expect(groups.count == report.plugins.count + Set(report.failures.map(\.node)).count - 0, "\(r.stderr)")
         for p in report.plugins { #expect(r.stderr.contains("] plugin \(p.name) (\(p.opType)): sources for"), "\(p.name)") }
-        for f in report.failures { #expect(r.stderr.contains("\(f.node.debugDescription) (\(f.opType)): not converted [\(f.code)]"), "\(f.node)") }
+        for f in report.failures {
+            #expect(r.stderr.contains("\(f.node.debugDescription) (\(f.opType)): not converted [\(f.code)]"), "\(f.node)")
+        }
     }
 
     @Test func quietAndVerboseGenerate() throws {
         let dir = try temp()
-        let q = try cli.run(["generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--nodes", "bitshift", "-o", dir.appendingPathComponent("q").path, "--no-reference", "-q"])
+        let q = try cli.run([
+            "generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--nodes", "bitshift", "-o", dir.appendingPathComponent("q").path,
+            "--no-reference", "-q",
+        ])
         #expect(q.status == 0, "\(q.stderr)")
         #expect(q.stderr.isEmpty, "\(q.stderr)")
         #expect(q.stdout.contains("Plugins (1)"))
-        let v = try cli.run(["generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--nodes", "bitshift", "-o", dir.appendingPathComponent("v").path, "--no-reference", "--verbose"])
+        let v = try cli.run([
+            "generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--nodes", "bitshift", "-o", dir.appendingPathComponent("v").path,
+            "--no-reference", "--verbose",
+        ])
         #expect(v.status == 0, "\(v.stderr)")
         #expect(v.stderr.contains("[1/1] node \"bitshift\" (BitShift): planning for sm_90"))
         #expect(v.stderr.contains("debug: "))
@@ -164,7 +185,10 @@ import Testing
         #expect(r.stdout.hasPrefix("Nothing to convert"))
         #expect(r.stderr.contains("nothing to convert"))
         // The external data goes to a file whose name TPAT chooses (issue 11), beside the marker of a TPAT output.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == [".tpat-output", "external_data.onnx", "external_data.onnx.data", "tpat-generate.json"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: out.path).sorted() == [
+                ".tpat-output", "external_data.onnx", "external_data.onnx.data", "tpat-generate.json",
+            ])
         let file = out.appendingPathComponent("tpat-generate.json")
         let report = try JSONDecoder().decode(Generator.Report.self, from: Data(contentsOf: file))
         #expect(report.outcome == .nothingToConvert)
@@ -189,10 +213,16 @@ import Testing
     @Test func schemaRejectsWhatItForbids() async throws {
         let dir = try temp()
         let bad = dir.appendingPathComponent("bad.json")
-        try Data(#"{"outcome": "converted", "model": "m", "rewrittenModel": "o", "target": "sm_90", "tvmVersion": "x", "plugins": [], "failures": [], "casts": []}"#.utf8).write(to: bad)
+        try Data(
+            #"{"outcome": "converted", "model": "m", "rewrittenModel": "o", "target": "sm_90", "tvmVersion": "x", "plugins": [], "failures": [], "casts": []}"#
+                .utf8
+        ).write(to: bad)
         #expect(try await validate(bad).valid == false)  // converted needs a plugin
         let noCode = dir.appendingPathComponent("nocode.json")
-        try Data(#"{"outcome": "none", "model": "m", "rewrittenModel": "o", "target": "sm_90", "tvmVersion": "x", "plugins": [], "failures": [{"node": "n", "opType": "T", "reason": "r"}], "casts": []}"#.utf8).write(to: noCode)
+        try Data(
+            #"{"outcome": "none", "model": "m", "rewrittenModel": "o", "target": "sm_90", "tvmVersion": "x", "plugins": [], "failures": [{"node": "n", "opType": "T", "reason": "r"}], "casts": []}"#
+                .utf8
+        ).write(to: noCode)
         #expect(try await validate(noCode).valid == false)
     }
 
@@ -221,7 +251,10 @@ import Testing
         #expect(p[0].shapes["x"] == .init(min: [1, 16], opt: [4, 16], max: [8, 16]))
         #expect(p[0].shapes["a:b"] == .init(min: [2], opt: [2], max: [2]))
         #expect(p[1].shapes["x"] == .init(min: [32, 16], opt: [32, 16], max: [32, 16]))
-        for (mn, op, mx) in [(["x:1x16"], [String](), [String]()), (["x:8x16"], ["x:4x16"], []), (["x:1"], ["x:1x2"], []), (["x16"], ["x:16"], []), (["x:1xq"], ["x:1x1"], [])] {
+        for (mn, op, mx) in [
+            (["x:1x16"], [String](), [String]()), (["x:8x16"], ["x:4x16"], []), (["x:1"], ["x:1x2"], []), (["x16"], ["x:16"], []),
+            (["x:1xq"], ["x:1x1"], []),
+        ] {
             #expect(throws: TPATError.self) { _ = try ShapeProfile.parse(min: mn, opt: op, max: mx) }
         }
     }
@@ -235,9 +268,11 @@ import Testing
         }
         let model = dir.appendingPathComponent("external_data.onnx").path
         let engine = dir.appendingPathComponent("sub/model.plan"), cache = dir.appendingPathComponent("timing.cache")
-        let args = ["engine", model, "--arch", "sm_86;89", "--min-shapes", "x:1x16", "--opt-shapes", "x:4x16", "--max-shapes", "x:8x16",
-                    "--minShapes", "x:16x16", "--optShapes", "x:32x16", "--maxShapes", "x:64x16",
-                    "--save-engine", engine.path, "--timing-cache", cache.path]
+        let args = [
+            "engine", model, "--arch", "sm_86;89", "--min-shapes", "x:1x16", "--opt-shapes", "x:4x16", "--max-shapes", "x:8x16",
+            "--minShapes", "x:16x16", "--optShapes", "x:32x16", "--maxShapes", "x:64x16",
+            "--save-engine", engine.path, "--timing-cache", cache.path,
+        ]
         let a = try cli.run(args)
         #expect(a.status == 0, "\(a.stdout)\(a.stderr)")
         #expect(a.stdout.contains("for sm 86;89"))
@@ -251,8 +286,11 @@ import Testing
         #expect(b.status == 0, "\(b.stderr)")
         #expect(b.stdout.contains("Timing cache: \(cache.path) (read \(saved.count) bytes"))
 
-        for (bad, words) in [(["--opt-shapes", "y:4x16"], "not an input of the model"), (["--opt-shapes", "x:4x17"], "fixed at 16"),
-                             (["--opt-shapes", "x:4"], "has 1 dims"), (["--min-shapes", "x:1x16"], "no --opt-shapes"), (["--arch", "90"], "TensorRT-RTX builds for sm")] {
+        for (bad, words) in [
+            (["--opt-shapes", "y:4x16"], "not an input of the model"), (["--opt-shapes", "x:4x17"], "fixed at 16"),
+            (["--opt-shapes", "x:4"], "has 1 dims"), (["--min-shapes", "x:1x16"], "no --opt-shapes"),
+            (["--arch", "90"], "TensorRT-RTX builds for sm"),
+        ] {
             let r = try cli.run(["engine", model, "--save-engine", dir.appendingPathComponent("bad.plan").path] + bad)
             #expect(r.status == 2, "\(bad)")
             #expect(r.stderr.hasPrefix("error: ") && r.stderr.contains(words), "\(bad): \(r.stderr)")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// The Swift side of the bridge checked against schemas/bridge.schema.json (the Python side is
@@ -34,7 +35,8 @@ import Testing
 
     @Test func bridgeErrorsBecomeTPATErrors() async throws {
         await #expect(throws: TPATError.self) {
-            _ = try await Repo.bridge().call(BridgeMessages.ModelRequest.inferShapes("/no/such/model.onnx"), as: BridgeMessages.ShapeResult.self)
+            _ = try await Repo.bridge().call(
+                BridgeMessages.ModelRequest.inferShapes("/no/such/model.onnx"), as: BridgeMessages.ShapeResult.self)
         }
     }
 
@@ -50,8 +52,9 @@ extension BridgeSchemaTests {
     @Test func planReferenceAndEngineRequestsMatchTheSchema() async throws {
         let plan = Planner.PlanRequest(modelPath: "/n.onnx", target: "sm_90")
         #expect(try await validate(plan, schema: "bridge.schema.json", definition: "request").valid)
-        let engine = EngineBuilder.Request(model_path: "/m.onnx", sm: "89", plugin_library: nil, python_plugin_specs: ["/p.json"],
-                                           output: "/m.engine", dynamic_dim: [1, 8, 64])
+        let engine = EngineBuilder.Request(
+            model_path: "/m.onnx", sm: "89", plugin_library: nil, python_plugin_specs: ["/p.json"],
+            output: "/m.engine", dynamic_dim: [1, 8, 64])
         let r = try await validate(engine, schema: "bridge.schema.json", definition: "request")
         #expect(r.valid, "\(r.errors)")
     }
@@ -86,4 +89,3 @@ extension BridgeSchemaTests {
         #expect(throws: TPATError.self) { try declinedDefault.validate() }
     }
 }
-

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// The Expr operator table (ExprOp): every row against hand-written values, the schema's list,
@@ -61,7 +62,8 @@ import Testing
         let lazy = op.lazyOperands
         let checkedArgs = args.enumerated().map { lazy.contains($0) ? "[&] { return \($1); }" : $1 }
         #expect(e.cppChecked { "v" + $0.dropFirst() } == "dx::\(op.cppName)(\((["ovf"] + checkedArgs).joined(separator: ", ")))")
-        #expect(e.cpp(context: "b", literal: { "dx::lit(b, \($0))" }, symbol: { "v" + $0.dropFirst() })
+        #expect(
+            e.cpp(context: "b", literal: { "dx::lit(b, \($0))" }, symbol: { "v" + $0.dropFirst() })
                 == "dx::\(op.cppName)(\((["b"] + args).joined(separator: ", ")))")
         // A wrong argument count does not decode.
         let wrong = #"{"op":"\#(op.rawValue)","args":[\#(Array(repeating: #"{"int":1}"#, count: op.arity + 1).joined(separator: ","))]}"#
@@ -77,21 +79,27 @@ import Testing
         let listed = names.split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\" ")) }
         #expect(Set(listed) == Set(ExprOp.allCases.map(\.rawValue)))
         #expect(listed.count == ExprOp.allCases.count)
-        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Expr.self, from: Data(#"{"op":"pow","args":[{"int":1},{"int":2}]}"#.utf8)) }
+        #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(Expr.self, from: Data(#"{"op":"pow","args":[{"int":1},{"int":2}]}"#.utf8))
+        }
     }
 
     /// What IExprBuilder cannot build is declined when the plugin is generated, with the reason.
     @Test func outputShapesIExprBuilderCannotBuildAreDeclined() throws {
         let symbols = ["n": (0, 0), "k": (0, 1)]
         func render(_ e: Expr) throws(TPATError) -> String { try PluginRenderer.exprBuilder(e, symbols: symbols, plugin: "P") }
-        #expect(try render(.op(.shl, [.sym("n"), .op(.add, [.int(1), .int(2)])])) == "dx::shl(b, inputs[0].d[0], dx::add(b, dx::lit(b, 1), dx::lit(b, 2)))")
+        #expect(
+            try render(.op(.shl, [.sym("n"), .op(.add, [.int(1), .int(2)])]))
+                == "dx::shl(b, inputs[0].d[0], dx::add(b, dx::lit(b, 1), dx::lit(b, 2)))")
         #expect(try render(.op(.select, [.op(.lt, [.sym("n"), .sym("k")]), .sym("n"), .sym("k")])).hasPrefix("dx::select(b, dx::lt(b, "))
-        for (e, reason) in [(Expr.op(.shl, [.sym("n"), .sym("k")]), "depends on the input dims"),
-                            (.op(.shr, [.sym("n"), .op(.add, [.sym("k"), .int(1)])]), "depends on the input dims"),
-                            (.op(.shl, [.sym("n"), .int(63)]), "outside 0...62"),
-                            (.op(.shr, [.sym("n"), .int(-1)]), "outside 0...62"),
-                            (.op(.add, [.sym("n"), .op(.floordiv, [.int(1), .int(0)])]), "division by zero"),
-                            (.op(.add, [.sym("n"), .sym("zz")]), "unknown symbol zz")] {
+        for (e, reason) in [
+            (Expr.op(.shl, [.sym("n"), .sym("k")]), "depends on the input dims"),
+            (.op(.shr, [.sym("n"), .op(.add, [.sym("k"), .int(1)])]), "depends on the input dims"),
+            (.op(.shl, [.sym("n"), .int(63)]), "outside 0...62"),
+            (.op(.shr, [.sym("n"), .int(-1)]), "outside 0...62"),
+            (.op(.add, [.sym("n"), .op(.floordiv, [.int(1), .int(0)])]), "division by zero"),
+            (.op(.add, [.sym("n"), .sym("zz")]), "unknown symbol zz"),
+        ] {
             #expect {
                 _ = try render(e)
             } throws: { error in
@@ -178,7 +186,8 @@ import Testing
             for c in table[op] ?? [] {
                 // No value: generation declines it (outputShapesIExprBuilderCannotBuildAreDeclined); the
                 // C++ alone gives nullptr.
-                let constant = c.value == nil
+                let constant =
+                    c.value == nil
                     ? expr(op, c).cpp(context: "b", literal: { "dx::lit(b, \($0))" }, symbol: { $0 })
                     : try PluginRenderer.exprBuilder(expr(op, c), symbols: [:], plugin: "T")
                 let expect = c.value.map { "e != nullptr && e->isConstant() && value(e) == INT64_C(\($0))" } ?? "e == nullptr"
@@ -189,7 +198,8 @@ import Testing
                 let symbols = Dictionary(uniqueKeysWithValues: c.args.indices.map { ("s\($0)", (0, $0)) })
                 let text = try PluginRenderer.exprBuilder(.op(op, args), symbols: symbols, plugin: "T")
                 let dims = c.args.enumerated().map { "inputs[0].d[\($0)] = b.dim(INT64_C(\($1)));" }.joined(separator: " ")
-                body += "    { \(dims) E e = \(text); check(e != nullptr && value(e) == INT64_C(\(v)), \(cString("builder \(op) \(c) dims"))); }\n"
+                body +=
+                    "    { \(dims) E e = \(text); check(e != nullptr && value(e) == INT64_C(\(v)), \(cString("builder \(op) \(c) dims"))); }\n"
             }
         }
         return """
@@ -271,16 +281,22 @@ import Testing
         r = try await Tool.run(dir.appendingPathComponent("int64").path, [], directory: dir)
         #expect(r.status == 0 && r.output.contains(" 0 failures"), "\(r.output.suffix(3000))")
 
-        let trt = ProcessInfo.processInfo.environment["TensorRT_ROOT"].map { URL(fileURLWithPath: $0).appendingPathComponent("include") }
+        let trt =
+            ProcessInfo.processInfo.environment["TensorRT_ROOT"].map { URL(fileURLWithPath: $0).appendingPathComponent("include") }
             ?? Repo.root.appendingPathComponent(".trt/include")
         guard FileManager.default.fileExists(atPath: trt.appendingPathComponent("NvInfer.h").path),
-              let cuda = CUDAToolkit.locate(projectRoot: Repo.root) else {
+            let cuda = CUDAToolkit.locate(projectRoot: Repo.root)
+        else {
             print("note: TensorRT headers or CUDA not found (TensorRT_ROOT or .trt/include): the IExprBuilder form not compiled")
             return
         }
         try Self.builderProgram().write(to: dir.appendingPathComponent("builder.cpp"), atomically: true, encoding: .utf8)
-        r = try await Tool.run("g++", ["-std=c++17", "-Wall", "-Werror", "-I", common, "-isystem", trt.path,
-                                       "-isystem", cuda.root.appendingPathComponent("include").path, "builder.cpp", "-o", "builder"], directory: dir)
+        r = try await Tool.run(
+            "g++",
+            [
+                "-std=c++17", "-Wall", "-Werror", "-I", common, "-isystem", trt.path,
+                "-isystem", cuda.root.appendingPathComponent("include").path, "builder.cpp", "-o", "builder",
+            ], directory: dir)
         #expect(r.status == 0, "\(r.output.suffix(3000))")
         r = try await Tool.run(dir.appendingPathComponent("builder").path, [], directory: dir)
         #expect(r.status == 0 && r.output.contains(" 0 failures"), "\(r.output.suffix(3000))")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// Reference tests on the generated sources of 3 plugins: committed kernel plans
@@ -13,9 +14,10 @@ import Testing
     static func source(_ name: String) throws -> PluginSource {
         let data = try Data(contentsOf: Repo.root.appendingPathComponent("tests/fixtures/plans/\(name).plan.json"))
         let plan = try KernelPlan.decode(data)
-        let node = ExtractedNode(sourceName: "node", opType: plan.opType, model: ONNXModel(proto: Onnx_ModelProto()),
-                                 sourceInputs: [], sourceOutputs: [], symbols: [:], graphInputSources: [],
-                                 graphOutputSources: [], demoted: [])
+        let node = ExtractedNode(
+            sourceName: "node", opType: plan.opType, model: ONNXModel(proto: Onnx_ModelProto()),
+            sourceInputs: [], sourceOutputs: [], symbols: [:], graphInputSources: [],
+            graphOutputSources: [], demoted: [])
         return PluginSource(name: name, node: node, tactics: [plan], coveredNodes: ["node"])
     }
 
@@ -30,7 +32,8 @@ import Testing
             "\(name)_launcher.h": try launchers.header(s),
             "\(name)_launcher.cu": try launchers.launcher(s),
             "\(name)_plugin.cpp": try plugins.pluginSource(s),
-            "\(name).plugin.json": String(decoding: try plugins.pythonSpec(s, kernelsLibrary: "../build/libtpat_kernels.so"), as: UTF8.self),
+            "\(name).plugin.json": String(
+                decoding: try plugins.pythonSpec(s, kernelsLibrary: "../build/libtpat_kernels.so"), as: UTF8.self),
         ]
     }
 
@@ -62,11 +65,13 @@ import Testing
             let dir = build.appendingPathComponent(name)
             try FileManager.default.copyItem(at: Repo.root.appendingPathComponent("tests/fixtures/golden/\(name)"), to: dir)
             for file in ["\(name)_launcher.cu", "\(name)_tactic0.cu"] {
-                let r = try await Tool.run(cuda.nvcc.path, ["-arch=sm_90", "-std=c++17", "-w", "-c", file, "-o", "\(file).o"], directory: dir)
+                let r = try await Tool.run(
+                    cuda.nvcc.path, ["-arch=sm_90", "-std=c++17", "-w", "-c", file, "-o", "\(file).o"], directory: dir)
                 #expect(r.status == 0, "\(name)/\(file): \(r.output.suffix(2000))")
             }
         }
-        let trt = ProcessInfo.processInfo.environment["TensorRT_ROOT"].map { URL(fileURLWithPath: $0).appendingPathComponent("include") }
+        let trt =
+            ProcessInfo.processInfo.environment["TensorRT_ROOT"].map { URL(fileURLWithPath: $0).appendingPathComponent("include") }
             ?? Repo.root.appendingPathComponent(".trt/include")
         guard FileManager.default.fileExists(atPath: trt.appendingPathComponent("NvInfer.h").path) else {
             print("note: TensorRT headers not found (TensorRT_ROOT or .trt/include): plugin specs not compiled")
@@ -74,8 +79,12 @@ import Testing
         }
         for name in Self.plans {
             let dir = build.appendingPathComponent(name)
-            let r = try await Tool.run("g++", ["-std=c++17", "-fsyntax-only", "-I", trt.path, "-I", cuda.root.appendingPathComponent("include").path,
-                                                "\(name)_plugin.cpp"], directory: dir)
+            let r = try await Tool.run(
+                "g++",
+                [
+                    "-std=c++17", "-fsyntax-only", "-I", trt.path, "-I", cuda.root.appendingPathComponent("include").path,
+                    "\(name)_plugin.cpp",
+                ], directory: dir)
             #expect(r.status == 0, "\(name): \(r.output.suffix(2000))")
         }
     }

@@ -1,7 +1,9 @@
 import Foundation
 import SwiftProtobuf
 import Testing
+
 @testable import TPATCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -73,7 +75,8 @@ import Glibc
     }
 
     @Test func aCrashIsOneLine() async throws {
-        let (python, _) = try Self.fakePython("cat > /dev/null\necho 'Fatal Python error: Segmentation fault' >&2\necho 'more' >&2\nkill -SEGV $$")
+        let (python, _) = try Self.fakePython(
+            "cat > /dev/null\necho 'Fatal Python error: Segmentation fault' >&2\necho 'more' >&2\nkill -SEGV $$")
         let bridge = PythonBridge(root: Repo.root, python: python.path)
         do {
             _ = try await bridge.call(BridgeMessages.ModelRequest.inferShapes("/nonexistent.onnx"), as: BridgeMessages.ShapeResult.self)
@@ -131,7 +134,8 @@ import Glibc
         try cache.store(planB, key: keyB, node: b)
         #expect(cache.load(keyA, node: a) == planA)
         // No temporary file is left beside the entries.
-        #expect(try FileManager.default.contentsOfDirectory(atPath: cache.directory.path).sorted() == ["\(keyA).json", "\(keyB).json"].sorted())
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: cache.directory.path).sorted() == ["\(keyA).json", "\(keyB).json"].sorted())
 
         // Another node's entry copied under A's key: the key it carries does not match.
         let fileA = cache.url(keyA), fileB = cache.url(keyB)
@@ -155,7 +159,12 @@ import Glibc
         #expect(cache.load(keyA, node: a) == nil)
 
         // Corrupt JSON, an empty file, an old bare plan: corrupt.
-        for text in ["{\"format\": \"tpat-plan-cache-2\", \"key\": ", "", String(decoding: try Data(contentsOf: Repo.root.appendingPathComponent("tests/fixtures/plans/ScatterND_7a375313.plan.json")), as: UTF8.self)] {
+        for text in [
+            "{\"format\": \"tpat-plan-cache-2\", \"key\": ", "",
+            String(
+                decoding: try Data(contentsOf: Repo.root.appendingPathComponent("tests/fixtures/plans/ScatterND_7a375313.plan.json")),
+                as: UTF8.self),
+        ] {
             try Data(text.utf8).write(to: fileA)
             #expect(cache.lookup(keyA, node: a).map { if case .failure(.corrupt) = $0 { true } else { false } } == true)
         }
@@ -176,11 +185,13 @@ import Glibc
             Issue.record("a plan with code as a kernel name was accepted"); return
         }
         #expect(why.contains("kernel name"))
-        for mutate in [{ (p: inout KernelPlan) in p.compileFlags.append("-Xcompiler=$(touch x)") },
-                       { (p: inout KernelPlan) in p.target.sm = "sm_1000" },
-                       { (p: inout KernelPlan) in p.inputs[0].dtype = "float32*" },
-                       { (p: inout KernelPlan) in p.opType = "ScatterND\n#include </etc/passwd>" },
-                       { (p: inout KernelPlan) in p.workspaceAlignment = 3 }] {
+        for mutate in [
+            { (p: inout KernelPlan) in p.compileFlags.append("-Xcompiler=$(touch x)") },
+            { (p: inout KernelPlan) in p.target.sm = "sm_1000" },
+            { (p: inout KernelPlan) in p.inputs[0].dtype = "float32*" },
+            { (p: inout KernelPlan) in p.opType = "ScatterND\n#include </etc/passwd>" },
+            { (p: inout KernelPlan) in p.workspaceAlignment = 3 },
+        ] {
             var p = try Self.fixturePlan()
             mutate(&p)
             #expect(throws: TPATError.self) { try p.validate() }

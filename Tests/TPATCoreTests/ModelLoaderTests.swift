@@ -1,6 +1,7 @@
 import Foundation
 import SwiftProtobuf
 import Testing
+
 @testable import TPATCore
 
 @Suite struct ModelLoaderTests {
@@ -120,7 +121,9 @@ import Testing
                 switch Int.random(in: 0..<4, using: &rng) {
                 case 0: b[at] = UInt8.random(in: 0...255, using: &rng)
                 case 1: b[at] ^= 1 << UInt8.random(in: 0..<8, using: &rng)
-                case 2: b.insert(contentsOf: (0..<Int.random(in: 1...16, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }, at: at)
+                case 2:
+                    b.insert(
+                        contentsOf: (0..<Int.random(in: 1...16, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }, at: at)
                 default: b.removeSubrange(at..<min(b.count, at + Int.random(in: 1...32, using: &rng)))
                 }
                 if b.isEmpty { b = [0] }

@@ -1,6 +1,7 @@
 import Foundation
 import SwiftProtobuf
 import Testing
+
 @testable import TPATCore
 
 @Suite(.serialized) struct PlanningTests {
@@ -120,8 +121,10 @@ import Testing
         // NonMaxSuppression: no TPAT lowering (NonZero, Compress and Unique have one)
         var node = Onnx_NodeProto(); node.opType = "NonMaxSuppression"; node.name = "nz"; node.input = ["b", "s"]; node.output = ["y"]
         proto.graph.node = [node]
-        proto.graph.input = [NodeExtractor.valueInfo("b", .float, [.fixed(1), .fixed(6), .fixed(4)]),
-                             NodeExtractor.valueInfo("s", .float, [.fixed(1), .fixed(1), .fixed(6)])]
+        proto.graph.input = [
+            NodeExtractor.valueInfo("b", .float, [.fixed(1), .fixed(6), .fixed(4)]),
+            NodeExtractor.valueInfo("s", .float, [.fixed(1), .fixed(1), .fixed(6)]),
+        ]
         proto.graph.output = [NodeExtractor.valueInfo("y", .int64, [.unknown, .fixed(3)])]
         let model = ONNXModel(proto: proto)
         let extracted = try NodeExtractor.extract(node: "nz", from: model, tensors: [:])
@@ -167,9 +170,10 @@ import Testing
     }
 
     @Test func expressionsEvaluateLikeTheSchemaSays() throws {
-        let json = #"{"op":"select","args":[{"op":"lt","args":[{"sym":"n"},{"int":0}]},{"op":"floordiv","args":[{"sym":"n"},{"int":4}]},{"op":"floormod","args":[{"sym":"n"},{"int":4}]}]}"#
+        let json =
+            #"{"op":"select","args":[{"op":"lt","args":[{"sym":"n"},{"int":0}]},{"op":"floordiv","args":[{"sym":"n"},{"int":4}]},{"op":"floormod","args":[{"sym":"n"},{"int":4}]}]}"#
         let e = try JSONDecoder().decode(Expr.self, from: Data(json.utf8))
-        #expect(e.evaluate(["n": -7]) == -2)   // floordiv rounds toward -infinity
+        #expect(e.evaluate(["n": -7]) == -2)  // floordiv rounds toward -infinity
         #expect(e.evaluate(["n": 7]) == 3)
         #expect(e.evaluate([:]) == nil)
         #expect(Expr.op(.truncdiv, [.int(-7), .int(4)]).evaluate([:]) == -1)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// `QNNInspector`: verdicts of QNN's real HTP backend (onnxruntime-qnn's libQnnHtp.so through ONNX

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// Issue 13's selection: rule sets per TensorRT flavour, parser-driven candidates, nodes that can
@@ -116,7 +117,9 @@ import Testing
         let report = try await Inspector(bridge: bridge, rules: rules).inspect(model: model, modelPath: path, probe: false)
         let g = Generator(bridge: bridge, rules: rules, cache: nil, diagnostics: DiagnosticsCollector())
         let index = GraphIndex(model.graph)
-        func names(_ s: Generator.Selection) throws -> [String] { try g.select(s, model: model, index: index, bodies: [], report: report).0.map(index.nodeName) }
+        func names(_ s: Generator.Selection) throws -> [String] {
+            try g.select(s, model: model, index: index, bodies: [], report: report).0.map(index.nodeName)
+        }
         // auto: the candidates and the blocked nodes it would want (reported, never converted).
         #expect(try names(.auto) == ["cumsum_ends", "band_shape", "bxor_data"])
         #expect(try names(.init(auto: true, ops: ["Relu"], excludeNodes: ["band_shape"])) == ["cumsum_ends", "bxor_data", "relu_x"])
@@ -128,7 +131,9 @@ import Testing
 extension SelectionTests {
     @Test func sequenceRewritesArePlannedOnlyForConstantReads() async throws {
         let inspector = Inspector(bridge: try Repo.bridge(), rules: try ParserRules.bundled(.trt11))
-        for (name, parts, reads) in [("select_sequence.onnx", 2, ["seq_at_0", "seq_at_1"]), ("select_sequence_keepdims.onnx", 4, ["at_last", "at_0", "at_0_again"])] {
+        for (name, parts, reads) in [
+            ("select_sequence.onnx", 2, ["seq_at_0", "seq_at_1"]), ("select_sequence_keepdims.onnx", 4, ["at_last", "at_0", "at_0_again"]),
+        ] {
             let path = Repo.fixture(name).path
             let (tensors, _) = try await inspector.tensorInfo(modelPath: path)
             let plan = SequenceRewriter.plan(try ONNXModel.load(path: path), tensors: tensors)
@@ -197,8 +202,12 @@ extension SelectionTests {
             let (top, inner) = try g.select(s, model: model, index: index, bodies: bodies, report: report)
             return top.map(index.nodeName) + inner.map { $0.body.nodePath($0.node) }
         }
-        #expect(try names(.init(auto: true, excludeNodes: ["scatter_after"], excludeOps: ["TopK"])) == ["if_node > then_branch > scatter_add"])
-        #expect(try names(.init(nodes: ["if_node > else_branch > twice"], ops: ["TopK"])) == ["if_node > else_branch > twice", "loop > body > topk_big"])
+        #expect(
+            try names(.init(auto: true, excludeNodes: ["scatter_after"], excludeOps: ["TopK"])) == ["if_node > then_branch > scatter_add"])
+        #expect(
+            try names(.init(nodes: ["if_node > else_branch > twice"], ops: ["TopK"])) == [
+                "if_node > else_branch > twice", "loop > body > topk_big",
+            ])
         // The TopK's outer-scope input is a graph input of its one-node model, K a constant; the
         // node after the If is typed from the If's inferred output (first dim a symbol).
         let (tensors, _) = try await inspector.tensorInfo(modelPath: path)
@@ -215,7 +224,8 @@ extension SelectionTests {
         shaped.proto.graph.node.append(reshape)
         let owner = PluginBlockers.find(index: GraphIndex(shaped.graph), nonTensorValues: [])
         #expect(owner[0]?.code == "feeds_shape_input")
-        let inner = Subgraphs.blockers(bodies: Subgraphs.bodies(shaped), ownerBlockers: ["if_node": try #require(owner[0])], nonTensorValues: [])
+        let inner = Subgraphs.blockers(
+            bodies: Subgraphs.bodies(shaped), ownerBlockers: ["if_node": try #require(owner[0])], nonTensorValues: [])
         #expect(inner["if_node > then_branch > scatter_add"]?.code == "feeds_shape_input")
         #expect(inner["loop > body > topk_big"] == nil)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Mustache
 import Testing
+
 @testable import TPATCore
 
 /// Snippet reference tests of the template partials (in the style of swift-openapi-generator's
@@ -18,13 +19,18 @@ import Testing
     }
 
     static func launch(_ n: Int, dynamicSmem: Bool = false) -> R.LaunchView {
-        R.LaunchView(n: n, kernel: "k\(n)", grid: ["dx::floordiv(ovf, sym[0], INT64_C(256))", "INT64_C(1)", "INT64_C(1)"],
-                     block: ["INT64_C(256)", "INT64_C(1)", "INT64_C(1)"], smem: dynamicSmem ? "dx::mul(ovf, sym[0], INT64_C(4))" : "INT64_C(0)",
-                     dynamicSmem: dynamicSmem,
-                     scalars: [R.ScalarView(index: 1, expr: "sym[0]", cType: "int32_t"), R.ScalarView(index: 3, expr: "INT64_C(7)", cType: "int64_t")],
-                     args: [R.ArgView(index: 0, pointer: R.PointerView(input: 0)), R.ArgView(index: 1, scalar: R.ScalarType(cType: "int32_t")),
-                            R.ArgView(index: 2, pointer: R.PointerView(buffer: 2)), R.ArgView(index: 3, scalar: R.ScalarType(cType: "int64_t")),
-                            R.ArgView(index: 4, pointer: R.PointerView(output: 1)), R.ArgView(index: 5, pointer: R.PointerView(constant: 0))])
+        R.LaunchView(
+            n: n, kernel: "k\(n)", grid: ["dx::floordiv(ovf, sym[0], INT64_C(256))", "INT64_C(1)", "INT64_C(1)"],
+            block: ["INT64_C(256)", "INT64_C(1)", "INT64_C(1)"], smem: dynamicSmem ? "dx::mul(ovf, sym[0], INT64_C(4))" : "INT64_C(0)",
+            dynamicSmem: dynamicSmem,
+            scalars: [
+                R.ScalarView(index: 1, expr: "sym[0]", cType: "int32_t"), R.ScalarView(index: 3, expr: "INT64_C(7)", cType: "int64_t"),
+            ],
+            args: [
+                R.ArgView(index: 0, pointer: R.PointerView(input: 0)), R.ArgView(index: 1, scalar: R.ScalarType(cType: "int32_t")),
+                R.ArgView(index: 2, pointer: R.PointerView(buffer: 2)), R.ArgView(index: 3, scalar: R.ScalarType(cType: "int64_t")),
+                R.ArgView(index: 4, pointer: R.PointerView(output: 1)), R.ArgView(index: 5, pointer: R.PointerView(constant: 0)),
+            ])
     }
 
     static func copy(_ n: Int) -> R.CopyView {
@@ -37,11 +43,20 @@ import Testing
     }
 
     /// A loop whose body has a launch, a copy and a loop of its own.
-    static var loop: R.StepView { step(depth: 0, loop: R.LoopView(variable: "loop_0", begin: "INT64_C(0)", extent: "sym[1]", body: [
-        step(depth: 1, launch: launch(1, dynamicSmem: true)),
-        step(depth: 1, copy: copy(2)),
-        step(depth: 1, loop: R.LoopView(variable: "loop_1", begin: "loop_0", extent: "INT64_C(2)", body: [step(depth: 2, launch: launch(3))])),
-    ])) }
+    static var loop: R.StepView {
+        step(
+            depth: 0,
+            loop: R.LoopView(
+                variable: "loop_0", begin: "INT64_C(0)", extent: "sym[1]",
+                body: [
+                    step(depth: 1, launch: launch(1, dynamicSmem: true)),
+                    step(depth: 1, copy: copy(2)),
+                    step(
+                        depth: 1,
+                        loop: R.LoopView(
+                            variable: "loop_1", begin: "loop_0", extent: "INT64_C(2)", body: [step(depth: 2, launch: launch(3))])),
+                ]))
+    }
 
     static let snippets: [String: @Sendable () throws -> String] = [
         "launch_checks": { try render("{{#.launch}}\n{{> launch_checks}}\n{{/.launch}}\n", step(depth: 0, launch: launch(0))) },
@@ -51,20 +66,28 @@ import Testing
         "loop": { try render("{{#.loop}}\n{{> loop}}\n{{/.loop}}\n", loop) },
         "step": {
             struct Steps { var steps: [R.StepView] }
-            return try render("{{#steps}}\n{{> step}}\n{{/steps}}\n", Steps(steps: [step(depth: 0, launch: launch(0)), step(depth: 0, copy: copy(1)), loop]))
+            return try render(
+                "{{#steps}}\n{{> step}}\n{{/steps}}\n",
+                Steps(steps: [step(depth: 0, launch: launch(0)), step(depth: 0, copy: copy(1)), loop]))
         },
         "nested_step": {
             struct Steps { var steps: [R.StepView] }
-            return try render("{{#steps}}\n{{> nested_step}}\n{{/steps}}\n", Steps(steps: [step(depth: 1, launch: launch(0)), step(depth: 1, copy: copy(1))]))
+            return try render(
+                "{{#steps}}\n{{> nested_step}}\n{{/steps}}\n",
+                Steps(steps: [step(depth: 1, launch: launch(0)), step(depth: 1, copy: copy(1))]))
         },
         "inline_pointer": {
             struct Pointers { var pointers: [R.PointerView] }
-            return try render("{{#pointers}}\n[{{> inline_pointer}}]\n{{/pointers}}\n",
-                              Pointers(pointers: [R.PointerView(input: 0), R.PointerView(output: 1), R.PointerView(buffer: 2), R.PointerView(constant: 3)]))
+            return try render(
+                "{{#pointers}}\n[{{> inline_pointer}}]\n{{/pointers}}\n",
+                Pointers(pointers: [
+                    R.PointerView(input: 0), R.PointerView(output: 1), R.PointerView(buffer: 2), R.PointerView(constant: 3),
+                ]))
         },
         "kernels.cuh": {
-            let with = R.KernelsView(name: "P_1", tvmVersion: "0.27", sm: "sm_90", tactic: 1, includes: ["#include <cuda_fp16.h>", "#include <cstdint>"],
-                                     namespace: "tpat_P_1_t1_kernels", body: "static __global__ void k0(float* x) { x[0] = 1; }")
+            let with = R.KernelsView(
+                name: "P_1", tvmVersion: "0.27", sm: "sm_90", tactic: 1, includes: ["#include <cuda_fp16.h>", "#include <cstdint>"],
+                namespace: "tpat_P_1_t1_kernels", body: "static __global__ void k0(float* x) { x[0] = 1; }")
             var without = with
             without.includes = []
             return try render("{{> kernels.cuh}}", with) + "---\n" + (try render("{{> kernels.cuh}}", without))

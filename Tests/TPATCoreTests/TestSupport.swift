@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import TPATCore
 
 /// Paths of the repository the tests run in.

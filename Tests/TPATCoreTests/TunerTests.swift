@@ -1,17 +1,18 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// The tune answer as python/tpat_bridge/tools/tune.py writes it (see docs/tuning.md), decoded by Tuner.
 @Suite struct TunerAnswerTests {
     @Test func decodesCostModelAndBuilder() throws {
         let json = """
-        {"work_dir": "/o/tuning/Gelu_1", "target": "sm_90", "lowering": "tvm",
-         "tasks": [{"name": "gelu", "trials": 32, "best_us": 56.54, "records": 32},
-                   {"name": "scatter", "trials": 0, "best_us": null, "records": 0, "skipped": "already scheduled (TPAT lowering)"}],
-         "cost_model": "xgb", "builder": "local (16 workers)", "runner": "rpc (key h100 at tracker:9190)",
-         "interrupted": false, "budget_exhausted": false}
-        """
+            {"work_dir": "/o/tuning/Gelu_1", "target": "sm_90", "lowering": "tvm",
+             "tasks": [{"name": "gelu", "trials": 32, "best_us": 56.54, "records": 32},
+                       {"name": "scatter", "trials": 0, "best_us": null, "records": 0, "skipped": "already scheduled (TPAT lowering)"}],
+             "cost_model": "xgb", "builder": "local (16 workers)", "runner": "rpc (key h100 at tracker:9190)",
+             "interrupted": false, "budget_exhausted": false}
+            """
         let a = try JSONDecoder().decode(Tuner.Answer.self, from: Data(json.utf8))
         #expect(a.costModel == "xgb")
         #expect(a.builder == "local (16 workers)")
@@ -33,7 +34,8 @@ import Testing
 /// `tpat tune --rpc-tracker HOST:PORT --rpc-key KEY [--rpc-workers N]` -> the request's "rpc" field.
 @Suite struct TunerRPCRequestTests {
     private func encoded(_ rpc: Tuner.RPC?) throws -> [String: Any] {
-        let req = Tuner.request(modelPath: "/o/plugins/P/P.onnx", target: "sm_90", workDir: "/o/tuning/P", trials: 8, timeBudgetS: nil, rpc: rpc)
+        let req = Tuner.request(
+            modelPath: "/o/plugins/P/P.onnx", target: "sm_90", workDir: "/o/tuning/P", trials: 8, timeBudgetS: nil, rpc: rpc)
         return try #require(JSONSerialization.jsonObject(with: JSONEncoder().encode(req)) as? [String: Any])
     }
 

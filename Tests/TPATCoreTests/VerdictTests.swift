@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TPATCore
 
 /// The verdicts of every fixture node against expected-verdicts.json, which the fixture script

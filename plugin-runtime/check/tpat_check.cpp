@@ -29,13 +29,13 @@
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -136,14 +136,16 @@ const char* statusName(int rc)
     {
         e = cudaDeviceSynchronize();
     }
-    fatal("%s returned TPAT_CUDA_ERROR (CUDA: %s)", fn, e == cudaSuccess ? "no error visible to the checker" : cudaGetErrorString(e));
+    fatal("%s returned TPAT_CUDA_ERROR (CUDA: %s)", fn,
+        e == cudaSuccess ? "no error visible to the checker" : cudaGetErrorString(e));
 }
 
 struct DeviceBuffer
 {
     void* ptr = nullptr;
     size_t bytes = 0;
-    explicit DeviceBuffer(size_t n, const char* what) : bytes(n)
+    explicit DeviceBuffer(size_t n, const char* what)
+        : bytes(n)
     {
         if (n > 0)
         {
@@ -334,7 +336,8 @@ OutputKinds outputKinds(const Launcher& L, size_t nOut)
         }
     }
     k.nAll = nOut;
-    for (int32_t so = 0, dd = 0; k.nAll < nOut + TPAT_MAX_DIMS && L.kind(static_cast<int32_t>(k.nAll), &so, &dd) == TPAT_OUTPUT_SIZE;)
+    for (int32_t so = 0, dd = 0;
+        k.nAll < nOut + TPAT_MAX_DIMS && L.kind(static_cast<int32_t>(k.nAll), &so, &dd) == TPAT_OUTPUT_SIZE;)
     {
         ++k.nAll;
     }
@@ -364,13 +367,15 @@ bool caseShapes(Run& run, const Case& c, const OutputKinds& kinds, const std::ve
         for (size_t d = 0; same && d < t.dims.size(); ++d)
         {
             // a data-dependent dim: output_dims gives its upper bound
-            same = static_cast<int32_t>(d) == kinds.dynDim[j] ? t.dims[d] <= outDims[j].d[d] : outDims[j].d[d] == t.dims[d];
+            same = static_cast<int32_t>(d) == kinds.dynDim[j] ? t.dims[d] <= outDims[j].d[d]
+                                                              : outDims[j].d[d] == t.dims[d];
         }
         if (!same)
         {
             const int nb = std::max(0, std::min<int>(outDims[j].nb_dims, TPAT_MAX_DIMS));
             shapeErr += std::string(shapeErr.empty() ? "" : "; ") + "out" + std::to_string(j) + " shape "
-                + shapeString(outDims[j].d, nb) + " expected " + shapeString(t.dims.data(), static_cast<int>(t.dims.size()));
+                + shapeString(outDims[j].d, nb) + " expected "
+                + shapeString(t.dims.data(), static_cast<int>(t.dims.size()));
         }
     }
     if (!shapeErr.empty())
@@ -398,7 +403,8 @@ struct CaseData
     std::vector<void*> outPtrs;
 };
 
-void loadCaseData(const std::string& dir, const Case& c, const OutputKinds& kinds, const std::vector<tpat_dims>& outDims, CaseData& d)
+void loadCaseData(
+    const std::string& dir, const Case& c, const OutputKinds& kinds, const std::vector<tpat_dims>& outDims, CaseData& d)
 {
     const size_t nIn = c.inputs.size();
     const size_t nOut = c.outputs.size();
@@ -419,7 +425,8 @@ void loadCaseData(const std::string& dir, const Case& c, const OutputKinds& kind
         d.dIn.emplace_back(new DeviceBuffer(hostIn[i].size(), "cudaMalloc (input)"));
         if (!hostIn[i].empty())
         {
-            checkCuda(cudaMemcpy(d.dIn.back()->ptr, hostIn[i].data(), hostIn[i].size(), cudaMemcpyHostToDevice), "cudaMemcpy (input)");
+            checkCuda(cudaMemcpy(d.dIn.back()->ptr, hostIn[i].data(), hostIn[i].size(), cudaMemcpyHostToDevice),
+                "cudaMemcpy (input)");
         }
         d.inPtrs[i] = d.dIn.back()->ptr;
     }
@@ -427,7 +434,8 @@ void loadCaseData(const std::string& dir, const Case& c, const OutputKinds& kind
     {
         // data-dependent outputs get their upper bound, size tensors one int64
         const size_t bytes = j >= nOut ? sizeof(int64_t)
-            : kinds.sizeOf[j] >= 0 ? static_cast<size_t>(tpat_volume(&outDims[j])) * c.outputs[j].dtype->size : d.hostWant[j].size();
+            : kinds.sizeOf[j] >= 0     ? static_cast<size_t>(tpat_volume(&outDims[j])) * c.outputs[j].dtype->size
+                                       : d.hostWant[j].size();
         d.dOut.emplace_back(new DeviceBuffer(bytes, "cudaMalloc (output)"));
         d.outPtrs[j] = d.dOut.back()->ptr;
     }
@@ -440,7 +448,8 @@ int runTactic(Run& run, const Case& c, int t, const std::vector<tpat_dims>& inDi
     {
         if (d.dOut[j]->bytes)
         {
-            checkCuda(cudaMemsetAsync(d.dOut[j]->ptr, 0x7F, d.dOut[j]->bytes, run.stream), "cudaMemsetAsync (poison outputs)");
+            checkCuda(cudaMemsetAsync(d.dOut[j]->ptr, 0x7F, d.dOut[j]->bytes, run.stream),
+                "cudaMemsetAsync (poison outputs)");
         }
     }
     checkCuda(cudaStreamSynchronize(run.stream), "cudaStreamSynchronize (before enqueue)");
@@ -470,14 +479,15 @@ void compareOutputs(Run& run, const Case& c, int t, const OutputKinds& kinds, co
             int64_t count = -1;
             if (kinds.sizeOf[j] < static_cast<int32_t>(kinds.nAll))
             {
-                checkCuda(cudaMemcpy(&count, d.dOut[static_cast<size_t>(kinds.sizeOf[j])]->ptr, sizeof(count), cudaMemcpyDeviceToHost),
+                checkCuda(cudaMemcpy(&count, d.dOut[static_cast<size_t>(kinds.sizeOf[j])]->ptr, sizeof(count),
+                              cudaMemcpyDeviceToHost),
                     "cudaMemcpy (size tensor)");
             }
             const int64_t want = o.dims[static_cast<size_t>(kinds.dynDim[j])];
             if (count != want)
             {
-                std::printf("%s: size tensor (out%d) holds %lld, expected %lld FAIL\n", outLabel(c, t, j).c_str(), kinds.sizeOf[j],
-                    static_cast<long long>(count), static_cast<long long>(want));
+                std::printf("%s: size tensor (out%d) holds %lld, expected %lld FAIL\n", outLabel(c, t, j).c_str(),
+                    kinds.sizeOf[j], static_cast<long long>(count), static_cast<long long>(want));
                 ++run.failed;
                 continue;
             }
@@ -485,16 +495,18 @@ void compareOutputs(Run& run, const Case& c, int t, const OutputKinds& kinds, co
         std::vector<unsigned char> got(d.hostWant[j].size());
         if (!got.empty())
         {
-            checkCuda(cudaMemcpy(got.data(), d.dOut[j]->ptr, got.size(), cudaMemcpyDeviceToHost), "cudaMemcpy (output)");
+            checkCuda(
+                cudaMemcpy(got.data(), d.dOut[j]->ptr, got.size(), cudaMemcpyDeviceToHost), "cudaMemcpy (output)");
         }
         const CompareResult r = compare(o, got.data(), d.hostWant[j].data());
         const bool ok = r.bad == 0;
-        std::printf("%s: max_abs %.3g max_rel %.3g bad %zu/%zu (atol %g rtol %g) %s\n", outLabel(c, t, j).c_str(), r.maxAbs,
-            r.maxRel, r.bad, o.count(), o.atol, o.rtol, ok ? "PASS" : "FAIL");
+        std::printf("%s: max_abs %.3g max_rel %.3g bad %zu/%zu (atol %g rtol %g) %s\n", outLabel(c, t, j).c_str(),
+            r.maxAbs, r.maxRel, r.bad, o.count(), o.atol, o.rtol, ok ? "PASS" : "FAIL");
         for (size_t i : r.firstBad)
         {
             std::printf("    at %s: got %s expected %s\n", multiIndex(o.dims, i).c_str(),
-                valueString(o.dtype->kind, got.data(), i).c_str(), valueString(o.dtype->kind, d.hostWant[j].data(), i).c_str());
+                valueString(o.dtype->kind, got.data(), i).c_str(),
+                valueString(o.dtype->kind, d.hostWant[j].data(), i).c_str());
         }
         ok ? ++run.passed : ++run.failed;
     }
@@ -573,9 +585,9 @@ int main(int argc, char** argv)
         fatal("%s_num_tactics returned %d", prefix.c_str(), nTactics);
     }
     Run run{opts, L, chooseTactics(opts, nTactics)};
-    std::printf("tpat_check: plugin %s (%s%s%s), %zu case(s), %d tactic(s), device %s (sm_%d%d)\n",
-        m.plugin.c_str(), prefix.c_str(), m.op.empty() ? "" : ", op ", m.op.c_str(), m.cases.size(), nTactics, prop.name,
-        prop.major, prop.minor);
+    std::printf("tpat_check: plugin %s (%s%s%s), %zu case(s), %d tactic(s), device %s (sm_%d%d)\n", m.plugin.c_str(),
+        prefix.c_str(), m.op.empty() ? "" : ", op ", m.op.c_str(), m.cases.size(), nTactics, prop.name, prop.major,
+        prop.minor);
 
     const int rc = L.initialize();
     checkStatus(rc, "initialize");

@@ -190,7 +190,9 @@ inline std::string valueString(Kind k, const unsigned char* p, size_t i)
     switch (k)
     {
     case Kind::I64: std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(load<int64_t>(p, i))); break;
-    case Kind::U64: std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(load<uint64_t>(p, i))); break;
+    case Kind::U64:
+        std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(load<uint64_t>(p, i)));
+        break;
     default:
         if (isFloat(k))
         {
@@ -271,7 +273,8 @@ inline std::vector<std::string> manifestTokens(const std::string& line)
 // One "input I DTYPE RANK D... FILE" or "output J DTYPE RANK D... FILE ATOL RTOL" line; `bad`
 // reports a malformed line and does not return.
 template <class Bad>
-inline Tensor parseTensorLine(const std::vector<std::string>& tok, bool isOut, long maxRank, const char* badRankMessage, Bad&& bad)
+inline Tensor parseTensorLine(
+    const std::vector<std::string>& tok, bool isOut, long maxRank, const char* badRankMessage, Bad&& bad)
 {
     if (tok.size() < 5)
     {
@@ -405,7 +408,8 @@ inline std::vector<unsigned char> readFile(const std::string& dir, const Tensor&
     const std::streamoff size = in.tellg();
     if (size < 0 || static_cast<size_t>(size) != t.bytes())
     {
-        fatal("%s holds %lld bytes, the manifest's shape needs %zu", path.c_str(), static_cast<long long>(size), t.bytes());
+        fatal("%s holds %lld bytes, the manifest's shape needs %zu", path.c_str(), static_cast<long long>(size),
+            t.bytes());
     }
     std::vector<unsigned char> buf(t.bytes());
     in.seekg(0);

@@ -56,7 +56,7 @@
 #include <vector>
 
 using namespace nvinfer1;
-using namespace tpat_check; // tpat_check_common.h: dtypes, manifest, comparison
+using namespace tpat_check;  // tpat_check_common.h: dtypes, manifest, comparison
 
 [[noreturn]] void tpat_check::fatal(const char* fmt, ...)
 {
@@ -81,8 +81,8 @@ constexpr int kMaxDims = Dims::MAX_DIMS;
 
 struct TrtType
 {
-    bool has;      // a TensorRT DataType exists for it
-    DataType type; // kFLOAT where none does
+    bool has;       // a TensorRT DataType exists for it
+    DataType type;  // kFLOAT where none does
 };
 
 TrtType trtTypeOf(const DType& d)
@@ -141,7 +141,7 @@ bool fileExists(const std::string& path)
 struct Logger : ILogger
 {
     bool verbose = false;
-    std::vector<std::string> errors; // since the last take()
+    std::vector<std::string> errors;  // since the last take()
     void log(Severity s, AsciiChar const* msg) noexcept override
     {
         if (s <= Severity::kERROR)
@@ -156,7 +156,10 @@ struct Logger : ILogger
         }
         if (s <= Severity::kWARNING || verbose)
         {
-            std::printf("  log[%s] %s\n", s <= Severity::kERROR ? "error" : s == Severity::kWARNING ? "warning" : "info",
+            std::printf("  log[%s] %s\n",
+                s <= Severity::kERROR         ? "error"
+                    : s == Severity::kWARNING ? "warning"
+                                              : "info",
                 msg != nullptr ? msg : "");
         }
     }
@@ -179,10 +182,7 @@ struct Finder : ILoggerFinder
         : logger(l)
     {
     }
-    ILogger* findLogger() override
-    {
-        return logger;
-    }
+    ILogger* findLogger() override { return logger; }
 };
 
 // What attachToContext receives from TensorRT's execution context. The TPAT plugin uses neither
@@ -190,14 +190,8 @@ struct Finder : ILoggerFinder
 class ResourceContext : public IPluginResourceContext
 {
 public:
-    IGpuAllocator* getGpuAllocator() const noexcept override
-    {
-        return nullptr;
-    }
-    IErrorRecorder* getErrorRecorder() const noexcept override
-    {
-        return nullptr;
-    }
+    IGpuAllocator* getGpuAllocator() const noexcept override { return nullptr; }
+    IErrorRecorder* getErrorRecorder() const noexcept override { return nullptr; }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -230,10 +224,7 @@ struct DeviceBuffer
 // Plugin objects, deleted in reverse order of creation (TensorRT owns them the same way).
 struct PluginDeleter
 {
-    void operator()(IPluginV3* p) const
-    {
-        delete p;
-    }
+    void operator()(IPluginV3* p) const { delete p; }
 };
 using PluginPtr = std::unique_ptr<IPluginV3, PluginDeleter>;
 
@@ -294,12 +285,14 @@ bool copyFields(const PluginFieldCollection* src, OwnedFields& dst, std::string&
         }
         dst.names[static_cast<size_t>(i)] = f.name;
         const size_t bytes = es * static_cast<size_t>(f.length);
-        dst.data[static_cast<size_t>(i)].assign(static_cast<const unsigned char*>(f.data), static_cast<const unsigned char*>(f.data) + bytes);
+        dst.data[static_cast<size_t>(i)].assign(
+            static_cast<const unsigned char*>(f.data), static_cast<const unsigned char*>(f.data) + bytes);
     }
     for (int32_t i = 0; i < src->nbFields; ++i)
     {
         const PluginField& f = src->fields[i];
-        dst.fields.emplace_back(dst.names[static_cast<size_t>(i)].c_str(), dst.data[static_cast<size_t>(i)].data(), f.type, f.length);
+        dst.fields.emplace_back(
+            dst.names[static_cast<size_t>(i)].c_str(), dst.data[static_cast<size_t>(i)].data(), f.type, f.length);
     }
     dst.fc.nbFields = static_cast<int32_t>(dst.fields.size());
     dst.fc.fields = dst.fields.data();
@@ -315,8 +308,8 @@ bool readTacticField(const PluginFieldCollection* fc, int32_t& tactic)
     for (int32_t i = 0; i < fc->nbFields; ++i)
     {
         const PluginField& f = fc->fields[i];
-        if (f.name != nullptr && std::strcmp(f.name, "tactic") == 0 && f.type == PluginFieldType::kINT32 && f.length == 1
-            && f.data != nullptr)
+        if (f.name != nullptr && std::strcmp(f.name, "tactic") == 0 && f.type == PluginFieldType::kINT32
+            && f.length == 1 && f.data != nullptr)
         {
             std::memcpy(&tactic, f.data, sizeof(int32_t));
             return true;
@@ -335,7 +328,7 @@ struct Descriptors
 {
     std::vector<PluginTensorDesc> in;
     std::vector<PluginTensorDesc> out;
-    std::vector<DynamicPluginTensorDesc> dynAll; // inputs then outputs
+    std::vector<DynamicPluginTensorDesc> dynAll;  // inputs then outputs
     std::vector<DynamicPluginTensorDesc> dynIn;
     std::vector<DynamicPluginTensorDesc> dynOut;
 
@@ -344,7 +337,7 @@ struct Descriptors
         PluginTensorDesc d{};
         d.type = trtTypeOf(*t.dtype).type;
         d.format = TensorFormat::kLINEAR;
-        d.scale = -1.0F; // not INT8-quantized
+        d.scale = -1.0F;  // not INT8-quantized
         d.dims.nbDims = static_cast<int32_t>(t.dims.size());
         for (size_t i = 0; i < t.dims.size(); ++i)
         {
@@ -369,7 +362,7 @@ struct Descriptors
             d.type = DataType::kINT64;
             d.format = TensorFormat::kLINEAR;
             d.scale = -1.0F;
-            d.dims.nbDims = 0; // a size tensor is 0-D
+            d.dims.nbDims = 0;  // a size tensor is 0-D
             out.push_back(d);
         }
         for (const PluginTensorDesc& d : in)
@@ -422,7 +415,8 @@ struct Buffers
             in.emplace_back(new DeviceBuffer(ref.in[i].size(), "cudaMalloc (input)"));
             if (in.back()->bytes)
             {
-                checkCuda(cudaMemcpy(in.back()->ptr, ref.in[i].data(), in.back()->bytes, cudaMemcpyHostToDevice), "cudaMemcpy (input)");
+                checkCuda(cudaMemcpy(in.back()->ptr, ref.in[i].data(), in.back()->bytes, cudaMemcpyHostToDevice),
+                    "cudaMemcpy (input)");
             }
             inPtrs[i] = in.back()->ptr;
         }
@@ -464,7 +458,8 @@ struct Checker
         for (size_t j = 0; j < c.outputs.size(); ++j)
         {
             std::printf("%s out%zu %s %s: %s%s%s FAIL\n", label.c_str(), j, c.outputs[j].dtype->name,
-                shapeString(c.outputs[j].dims).c_str(), why.c_str(), logged.empty() ? "" : " (plugin: ", logged.empty() ? "" : (logged + ")").c_str());
+                shapeString(c.outputs[j].dims).c_str(), why.c_str(),
+                logged.empty() ? "" : " (plugin: ", logged.empty() ? "" : (logged + ")").c_str());
             ++failed;
         }
         if (c.outputs.empty())
@@ -485,7 +480,8 @@ struct Checker
 
     static bool kindIs(IPluginCapability* c, const char* kind)
     {
-        return c != nullptr && c->getInterfaceInfo().kind != nullptr && std::strcmp(c->getInterfaceInfo().kind, kind) == 0;
+        return c != nullptr && c->getInterfaceInfo().kind != nullptr
+            && std::strcmp(c->getInterfaceInfo().kind, kind) == 0;
     }
 
     // Capability and identity checks; empty string when fine.
@@ -496,7 +492,8 @@ struct Checker
             return "null plugin";
         }
         k = caps(p);
-        if (!kindIs(k.core, "PLUGIN_V3ONE_CORE") || !kindIs(k.build, "PLUGIN_V3ONE_BUILD") || !kindIs(k.rt, "PLUGIN_V3ONE_RUNTIME"))
+        if (!kindIs(k.core, "PLUGIN_V3ONE_CORE") || !kindIs(k.build, "PLUGIN_V3ONE_BUILD")
+            || !kindIs(k.rt, "PLUGIN_V3ONE_RUNTIME"))
         {
             return "getCapabilityInterface: missing or wrong core/build/runtime capability";
         }
@@ -511,7 +508,8 @@ struct Checker
 
     // Runs one plugin object on case c: onShapeChange (unless skipped), workspace, enqueue,
     // compare. The plugin must already be attached (or be a clone of an attached one).
-    void run(const std::string& label, IPluginV3* p, const Case& c, const Descriptors& d, const Reference& ref, bool shapeChange)
+    void run(const std::string& label, IPluginV3* p, const Case& c, const Descriptors& d, const Reference& ref,
+        bool shapeChange)
     {
         const int32_t nIn = static_cast<int32_t>(d.in.size());
         const int32_t nOut = static_cast<int32_t>(d.out.size());
@@ -539,7 +537,8 @@ struct Checker
         {
             std::printf("%s: workspace %zu bytes\n", label.c_str(), ws);
         }
-        const int32_t erc = k.rt->enqueue(d.in.data(), d.out.data(), buf.inPtrs.data(), buf.outPtrs.data(), workspace.ptr, stream);
+        const int32_t erc
+            = k.rt->enqueue(d.in.data(), d.out.data(), buf.inPtrs.data(), buf.outPtrs.data(), workspace.ptr, stream);
         checkCuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize (after enqueue: kernel fault?)");
         checkCuda(cudaGetLastError(), "kernel launch");
         if (erc != 0)
@@ -561,16 +560,18 @@ struct Checker
             std::vector<unsigned char> got(ref.want[j].size());
             if (!got.empty())
             {
-                checkCuda(cudaMemcpy(got.data(), buf.out[j]->ptr, got.size(), cudaMemcpyDeviceToHost), "cudaMemcpy (output)");
+                checkCuda(
+                    cudaMemcpy(got.data(), buf.out[j]->ptr, got.size(), cudaMemcpyDeviceToHost), "cudaMemcpy (output)");
             }
             const CompareResult r = compare(o, got.data(), ref.want[j].data());
             const bool ok = r.bad == 0;
             std::printf("%s out%d %s %s: max_abs %.3g max_rel %.3g bad %zu/%zu (atol %g rtol %g) %s\n", label.c_str(),
-                static_cast<int32_t>(j), o.dtype->name, shapeString(o.dims).c_str(), r.maxAbs, r.maxRel, r.bad, o.count(), o.atol,
-                o.rtol, ok ? "PASS" : "FAIL");
+                static_cast<int32_t>(j), o.dtype->name, shapeString(o.dims).c_str(), r.maxAbs, r.maxRel, r.bad,
+                o.count(), o.atol, o.rtol, ok ? "PASS" : "FAIL");
             for (size_t i : r.firstBad)
             {
-                std::printf("    at %s: got %s expected %s\n", multiIndex(o.dims, i).c_str(), valueString(o.dtype->kind, got.data(), i).c_str(),
+                std::printf("    at %s: got %s expected %s\n", multiIndex(o.dims, i).c_str(),
+                    valueString(o.dtype->kind, got.data(), i).c_str(),
                     valueString(o.dtype->kind, ref.want[j].data(), i).c_str());
             }
             ok ? ++passed : ++failed;
@@ -617,8 +618,8 @@ struct Checker
             const TrtType wantTrt = trtTypeOf(*want);
             if (!wantTrt.has || outTypes[static_cast<size_t>(j)] != wantTrt.type)
             {
-                return "getOutputDataTypes: out" + std::to_string(j) + " is " + trtTypeName(outTypes[static_cast<size_t>(j)])
-                    + ", the manifest has " + want->name;
+                return "getOutputDataTypes: out" + std::to_string(j) + " is "
+                    + trtTypeName(outTypes[static_cast<size_t>(j)]) + ", the manifest has " + want->name;
             }
         }
         return "";
@@ -642,8 +643,8 @@ struct Checker
     }
 
     // 1. the runtime plugin attached to an execution context, 2. a clone of it enqueued as is.
-    void runAttachedAndClone(IPluginCreatorV3One* creator, const std::string& base, const Caps& k, ResourceContext& context,
-        const Case& c, const Descriptors& d, const Reference& ref)
+    void runAttachedAndClone(IPluginCreatorV3One* creator, const std::string& base, const Caps& k,
+        ResourceContext& context, const Case& c, const Descriptors& d, const Reference& ref)
     {
         const std::string label = base + " runtime tactic 0";
         PluginPtr attached(k.rt->attachToContext(&context));
@@ -698,7 +699,8 @@ struct Checker
         int32_t back = -1;
         if (!readTacticField(kr.rt->getFieldsToSerialize(), back) || back != tactic)
         {
-            failOutputs(label, c, "the recreated plugin serializes tactic " + std::to_string(back) + ", not " + std::to_string(tactic));
+            failOutputs(label, c,
+                "the recreated plugin serializes tactic " + std::to_string(back) + ", not " + std::to_string(tactic));
             return;
         }
         PluginPtr attached(kr.rt->attachToContext(&context));
@@ -785,7 +787,7 @@ std::set<std::string> pluginFolders(const std::string& dir)
     return names;
 }
 
-using GetCreatorsFn = IPluginCreatorInterface* const* (*) (int32_t&);
+using GetCreatorsFn = IPluginCreatorInterface* const* (*)(int32_t&);
 using SetLoggerFinderFn = void (*)(ILoggerFinder*);
 
 // ---------------------------------------------------------------------------------------------
@@ -832,7 +834,7 @@ Options parseArgs(int argc, char** argv)
     }
     if (o.libPath.find('/') == std::string::npos)
     {
-        o.libPath = "./" + o.libPath; // dlopen searches the library path for bare names
+        o.libPath = "./" + o.libPath;  // dlopen searches the library path for bare names
     }
     return o;
 }
@@ -872,7 +874,8 @@ struct Entry
 
 // Every creator must be an IPluginCreatorV3One in namespace "tpat"; a bad manifest stops here,
 // before the device.
-std::vector<Entry> pairCreators(IPluginCreatorInterface* const* creators, int32_t nbCreators, const std::string& projectDir)
+std::vector<Entry> pairCreators(
+    IPluginCreatorInterface* const* creators, int32_t nbCreators, const std::string& projectDir)
 {
     std::vector<Entry> entries;
     for (int32_t i = 0; i < nbCreators; ++i)
@@ -891,7 +894,8 @@ std::vector<Entry> pairCreators(IPluginCreatorInterface* const* creators, int32_
         const char* ns = creator->getPluginNamespace();
         if (ns == nullptr || std::strcmp(ns, "tpat") != 0)
         {
-            fatal("getCreators: creator %s has namespace '%s', not 'tpat'", creator->getPluginName(), ns ? ns : "(null)");
+            fatal(
+                "getCreators: creator %s has namespace '%s', not 'tpat'", creator->getPluginName(), ns ? ns : "(null)");
         }
         Entry e{creator, projectDir + "/" + creator->getPluginName() + "/reference/manifest.txt", false, Manifest{}};
         e.hasManifest = fileExists(e.manifestPath);
@@ -900,7 +904,8 @@ std::vector<Entry> pairCreators(IPluginCreatorInterface* const* creators, int32_
             e.manifest = readManifest(e.manifestPath, kMaxDims, "bad rank (at most Dims::MAX_DIMS)");
             if (!e.manifest.plugin.empty() && e.manifest.plugin != creator->getPluginName())
             {
-                fatal("%s is for plugin %s, not %s", e.manifestPath.c_str(), e.manifest.plugin.c_str(), creator->getPluginName());
+                fatal("%s is for plugin %s, not %s", e.manifestPath.c_str(), e.manifest.plugin.c_str(),
+                    creator->getPluginName());
             }
         }
         entries.push_back(std::move(e));
@@ -916,12 +921,13 @@ void printInventory(const std::string& libPath, int32_t nbCreators, const std::v
         if (e.hasManifest)
         {
             std::printf("  %s::%s v%s%s%s: %zu case(s)\n", e.creator->getPluginNamespace(), e.creator->getPluginName(),
-                e.creator->getPluginVersion(), e.manifest.op.empty() ? "" : ", op ", e.manifest.op.c_str(), e.manifest.cases.size());
+                e.creator->getPluginVersion(), e.manifest.op.empty() ? "" : ", op ", e.manifest.op.c_str(),
+                e.manifest.cases.size());
         }
         else
         {
-            std::printf("  %s::%s v%s: no reference data (%s)\n", e.creator->getPluginNamespace(), e.creator->getPluginName(),
-                e.creator->getPluginVersion(), e.manifestPath.c_str());
+            std::printf("  %s::%s v%s: no reference data (%s)\n", e.creator->getPluginNamespace(),
+                e.creator->getPluginName(), e.creator->getPluginVersion(), e.manifestPath.c_str());
         }
     }
 }
@@ -958,12 +964,13 @@ void openDevice()
     checkCuda(cudaGetDevice(&device), "cudaGetDevice");
     cudaDeviceProp prop{};
     checkCuda(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
-    std::printf("tpat_plugin_check: device %s (sm_%d%d), TensorRT headers %d.%d.%d\n", prop.name, prop.major, prop.minor,
-        NV_TENSORRT_MAJOR, NV_TENSORRT_MINOR, NV_TENSORRT_PATCH);
+    std::printf("tpat_plugin_check: device %s (sm_%d%d), TensorRT headers %d.%d.%d\n", prop.name, prop.major,
+        prop.minor, NV_TENSORRT_MAJOR, NV_TENSORRT_MINOR, NV_TENSORRT_PATCH);
 }
 
 // Every case of every plugin with reference data; orphans fail. Returns the plugins skipped.
-int checkAll(Checker& checker, const std::vector<Entry>& entries, const std::vector<std::string>& orphans, const std::string& libPath)
+int checkAll(Checker& checker, const std::vector<Entry>& entries, const std::vector<std::string>& orphans,
+    const std::string& libPath)
 {
     int skipped = 0;
     for (const Entry& e : entries)
@@ -987,7 +994,7 @@ int checkAll(Checker& checker, const std::vector<Entry>& entries, const std::vec
     return skipped;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv)
 {

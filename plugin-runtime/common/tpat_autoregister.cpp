@@ -20,7 +20,7 @@ extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCrea
 
 namespace
 {
-using GetPluginRegistry = nvinfer1::IPluginRegistry* (*) ();
+using GetPluginRegistry = nvinfer1::IPluginRegistry* (*)();
 
 GetPluginRegistry findGetPluginRegistry() noexcept
 {
@@ -34,7 +34,7 @@ GetPluginRegistry findGetPluginRegistry() noexcept
         if (void* handle = ::dlopen(name, RTLD_LAZY | RTLD_NOLOAD))
         {
             void* f = ::dlsym(handle, "getPluginRegistry");
-            ::dlclose(handle); // drops only the reference NOLOAD took
+            ::dlclose(handle);  // drops only the reference NOLOAD took
             if (f != nullptr)
             {
                 return reinterpret_cast<GetPluginRegistry>(f);
@@ -52,9 +52,10 @@ struct AutoRegister
         nvinfer1::IPluginRegistry* registry = get != nullptr ? get() : nullptr;
         if (registry == nullptr)
         {
-            std::fprintf(stderr, "[tpat] libtpat_plugins_static: no TensorRT library loaded in this process, "
-                                 "plugins not registered (load TensorRT first, or use libtpat_plugins.so with "
-                                 "loadLibrary / --dynamicPlugins)\n");
+            std::fprintf(stderr,
+                "[tpat] libtpat_plugins_static: no TensorRT library loaded in this process, "
+                "plugins not registered (load TensorRT first, or use libtpat_plugins.so with "
+                "loadLibrary / --dynamicPlugins)\n");
             return;
         }
         int32_t n = 0;
@@ -72,4 +73,4 @@ struct AutoRegister
 };
 
 AutoRegister const gAutoRegister;
-} // namespace
+}  // namespace

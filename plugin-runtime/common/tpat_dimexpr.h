@@ -37,8 +37,8 @@ inline int64_t mul(bool& bad, int64_t a, int64_t b) noexcept
 {
     if (a == 0 || b == 0)
         return 0;
-    bool over = a > 0 ? (b > 0 ? a > INT64_MAX / b : b < INT64_MIN / a)
-                      : (b > 0 ? a < INT64_MIN / b : a < INT64_MAX / b);
+    bool over
+        = a > 0 ? (b > 0 ? a > INT64_MAX / b : b < INT64_MIN / a) : (b > 0 ? a < INT64_MIN / b : a < INT64_MAX / b);
     if (over)
         return bad = true, 0;
     return a * b;
@@ -153,5 +153,5 @@ inline auto select(bool&, int64_t c, T t, F e) noexcept -> decltype(int64_t(t())
 {
     return c != 0 ? t() : e();
 }
-} // namespace dimexpr
-} // namespace tpat
+}  // namespace dimexpr
+}  // namespace tpat

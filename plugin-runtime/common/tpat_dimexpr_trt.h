@@ -43,12 +43,11 @@ inline E fold(B& b, F f, E x, E y) noexcept
     int64_t v = f(bad, x->getConstantValue(), y->getConstantValue());
     return bad ? nullptr : b.constant(v);
 }
-} // namespace detail
+}  // namespace detail
 
-#define TPAT_DIMEXPR_FOLD2(name)                                                                                      \
-    if (detail::isConst(x) && detail::isConst(y))                                                                     \
-    return detail::fold(                                                                                              \
-        b, [](bool& bad, int64_t p, int64_t q) noexcept { return name(bad, p, q); }, x, y)
+#define TPAT_DIMEXPR_FOLD2(name)                                                                                       \
+    if (detail::isConst(x) && detail::isConst(y))                                                                      \
+    return detail::fold(b, [](bool& bad, int64_t p, int64_t q) noexcept { return name(bad, p, q); }, x, y)
 
 inline E lit(B& b, int64_t v) noexcept
 {
@@ -168,5 +167,5 @@ inline E select(B& b, E c, E t, E e) noexcept
 }
 
 #undef TPAT_DIMEXPR_FOLD2
-} // namespace dimexpr
-} // namespace tpat
+}  // namespace dimexpr
+}  // namespace tpat

@@ -35,9 +35,9 @@
 #ifndef TPAT_LAUNCHER_ABI_H
 #define TPAT_LAUNCHER_ABI_H
 
+#include <cuda_runtime_api.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cuda_runtime_api.h>
 
 #define TPAT_MAX_DIMS 8
 
@@ -80,15 +80,14 @@ enum
 
 /* Declares the seven launcher functions of plugin P (use in the launcher itself, with
    TPAT_LAUNCHER_API on the definitions, and in the code that calls it). */
-#define TPAT_DECLARE_LAUNCHER(P)                                                                            \
-    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_output_dims(const tpat_dims* inputs, tpat_dims* outputs); \
-    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_workspace_size(const tpat_dims* inputs, size_t* bytes);   \
-    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_initialize(void);                                        \
-    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_enqueue(const tpat_dims* inputs,                         \
-        const void* const* in_ptrs, void* const* out_ptrs, void* workspace, int32_t tactic,                   \
-        cudaStream_t stream);                                                                                 \
-    TPAT_EXTERN_C TPAT_LAUNCHER_API void tpat_##P##_terminate(void);                                        \
-    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_num_tactics(void);                                       \
+#define TPAT_DECLARE_LAUNCHER(P)                                                                                       \
+    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_output_dims(const tpat_dims* inputs, tpat_dims* outputs);           \
+    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_workspace_size(const tpat_dims* inputs, size_t* bytes);             \
+    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_initialize(void);                                                   \
+    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_enqueue(const tpat_dims* inputs, const void* const* in_ptrs,        \
+        void* const* out_ptrs, void* workspace, int32_t tactic, cudaStream_t stream);                                  \
+    TPAT_EXTERN_C TPAT_LAUNCHER_API void tpat_##P##_terminate(void);                                                   \
+    TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_num_tactics(void);                                                  \
     TPAT_EXTERN_C TPAT_LAUNCHER_API int tpat_##P##_output_kind(int32_t output, int32_t* size_output, int32_t* dim)
 
 /* Number of elements of a shape (1 for rank 0). */

@@ -12,7 +12,7 @@
 template <class T>
 static inline bool tpat_fits(int64_t v)
 {
-    if (static_cast<T>(-1) > static_cast<T>(0)) // unsigned
+    if (static_cast<T>(-1) > static_cast<T>(0))  // unsigned
         return v >= 0 && (sizeof(T) >= sizeof(int64_t) || v <= static_cast<int64_t>(static_cast<T>(-1)));
     return sizeof(T) >= sizeof(int64_t)
         || (v >= -(int64_t(1) << (8 * sizeof(T) - 1)) && v < (int64_t(1) << (8 * sizeof(T) - 1)));
@@ -55,10 +55,10 @@ struct tpat_ptr
 // One tactic of a plugin: a complete kernel plan in its own translation unit, called by the
 // plugin's launcher (<P>_launcher.cu) and hidden from the library's exports.
 #define TPAT_TACTIC_API __attribute__((visibility("hidden")))
-#define TPAT_DECLARE_TACTIC(T)                                                                            \
-    TPAT_EXTERN_C TPAT_TACTIC_API int T##_output_dims(tpat_dims const* inputs, tpat_dims* outputs);        \
-    TPAT_EXTERN_C TPAT_TACTIC_API int T##_workspace_size(tpat_dims const* inputs, size_t* bytes);          \
-    TPAT_EXTERN_C TPAT_TACTIC_API int T##_initialize(void);                                               \
-    TPAT_EXTERN_C TPAT_TACTIC_API int T##_enqueue(tpat_dims const* inputs, void const* const* in_ptrs,    \
-        void* const* out_ptrs, void* workspace, cudaStream_t stream);                                     \
+#define TPAT_DECLARE_TACTIC(T)                                                                                         \
+    TPAT_EXTERN_C TPAT_TACTIC_API int T##_output_dims(tpat_dims const* inputs, tpat_dims* outputs);                    \
+    TPAT_EXTERN_C TPAT_TACTIC_API int T##_workspace_size(tpat_dims const* inputs, size_t* bytes);                      \
+    TPAT_EXTERN_C TPAT_TACTIC_API int T##_initialize(void);                                                            \
+    TPAT_EXTERN_C TPAT_TACTIC_API int T##_enqueue(tpat_dims const* inputs, void const* const* in_ptrs,                 \
+        void* const* out_ptrs, void* workspace, cudaStream_t stream);                                                  \
     TPAT_EXTERN_C TPAT_TACTIC_API void T##_terminate(void)

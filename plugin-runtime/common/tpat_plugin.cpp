@@ -49,7 +49,7 @@ std::string describe(char const* what, int code)
 {
     return std::string(what) + " failed: " + codeName(code) + " (" + std::to_string(code) + ")";
 }
-} // namespace
+}  // namespace
 
 void setLoggerFinder(ILoggerFinder* finder) noexcept
 {
@@ -70,7 +70,8 @@ void log(ILogger::Severity severity, char const* plugin, char const* msg) noexce
 {
     try
     {
-        std::string line = std::string("[tpat] ") + (plugin != nullptr ? plugin : "?") + ": " + (msg != nullptr ? msg : "");
+        std::string line
+            = std::string("[tpat] ") + (plugin != nullptr ? plugin : "?") + ": " + (msg != nullptr ? msg : "");
         if (ILogger* logger = getLogger())
         {
             logger->log(severity, line.c_str());
@@ -118,7 +119,7 @@ Plugin::Plugin(Plugin const& other)
     , IPluginV3OneRuntime(other)
     , mSpec(other.mSpec)
     , mTactic(other.mTactic)
-    , mInitialized(false) // a clone takes its own reference when it needs the constants
+    , mInitialized(false)  // a clone takes its own reference when it needs the constants
     , mInputDims(other.mInputDims)
     , mScratch(other.mScratch)
     , mMetadata(other.mMetadata)
@@ -279,7 +280,7 @@ int32_t Plugin::configurePlugin(
         error("configurePlugin: unexpected number of inputs or outputs");
         return -1;
     }
-    (void) out;
+    (void)out;
     // Shapes may still hold -1 for dynamic dims here; keep the max dims (all concrete) for the
     // workspace query and check the launcher accepts them.
     for (int32_t i = 0; i < nbInputs; ++i)
@@ -355,7 +356,7 @@ int32_t Plugin::getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept
     }
     for (int32_t i = 0; i < nbTactics; ++i)
     {
-        tactics[i] = i + 1; // TensorRT reserves 0 for the default tactic
+        tactics[i] = i + 1;  // TensorRT reserves 0 for the default tactic
     }
     return 0;
 }
@@ -384,7 +385,7 @@ int32_t Plugin::onShapeChange(
         error("onShapeChange: unexpected number of inputs or outputs");
         return -1;
     }
-    (void) out;
+    (void)out;
     for (int32_t i = 0; i < nbInputs; ++i)
     {
         if (!toTpatDims(in[i].dims, mInputDims[static_cast<size_t>(i)]))
@@ -463,7 +464,8 @@ PluginCreator::PluginCreator(PluginSpec const& spec)
     mFC.fields = mFieldNames.data();
 }
 
-IPluginV3* PluginCreator::createPlugin(char const* /*name*/, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept
+IPluginV3* PluginCreator::createPlugin(
+    char const* /*name*/, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept
 {
     try
     {
@@ -475,7 +477,7 @@ IPluginV3* PluginCreator::createPlugin(char const* /*name*/, PluginFieldCollecti
                 PluginField const& f = fc->fields[i];
                 if (f.name == nullptr || std::strcmp(f.name, "tactic") != 0 || f.data == nullptr || f.length < 1)
                 {
-                    continue; // other fields (ONNX attributes) carry nothing the runtime needs
+                    continue;  // other fields (ONNX attributes) carry nothing the runtime needs
                 }
                 if (f.type == PluginFieldType::kINT32)
                 {
@@ -490,7 +492,8 @@ IPluginV3* PluginCreator::createPlugin(char const* /*name*/, PluginFieldCollecti
         int32_t const maxTactic = mSpec.nbTactics > 1 ? mSpec.nbTactics : 0;
         if (tactic < 0 || tactic > maxTactic)
         {
-            log(ILogger::Severity::kERROR, mSpec.name, ("createPlugin: serialized tactic " + std::to_string(tactic) + " out of range").c_str());
+            log(ILogger::Severity::kERROR, mSpec.name,
+                ("createPlugin: serialized tactic " + std::to_string(tactic) + " out of range").c_str());
             return nullptr;
         }
         return new Plugin(mSpec, tactic);
@@ -522,4 +525,4 @@ char const* PluginCreator::getPluginNamespace() const noexcept
     return mSpec.pluginNamespace;
 }
 
-} // namespace tpat
+}  // namespace tpat

@@ -22,22 +22,22 @@ namespace tpat
 
 struct PluginSpec
 {
-    char const* name;            // TensorRT plugin name = ONNX op_type
-    char const* version;         // "1"
-    char const* pluginNamespace; // "tpat"
+    char const* name;             // TensorRT plugin name = ONNX op_type
+    char const* version;          // "1"
+    char const* pluginNamespace;  // "tpat"
     int32_t nbInputs;
     int32_t nbOutputs;
-    nvinfer1::DataType const* inputTypes;  // nbInputs entries
-    nvinfer1::DataType const* outputTypes; // nbOutputs entries
+    nvinfer1::DataType const* inputTypes;   // nbInputs entries
+    nvinfer1::DataType const* outputTypes;  // nbOutputs entries
     // Symbolic output shapes through IExprBuilder; false when the inputs are not acceptable.
-    bool (*outputShapes)(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs* outputs,
-        nvinfer1::IExprBuilder& b);
+    bool (*outputShapes)(
+        nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs* outputs, nvinfer1::IExprBuilder& b);
     // The launcher's C ABI (tpat_<P>_*).
     int (*workspaceSize)(tpat_dims const*, size_t*);
     int (*initialize)(void);
     int (*enqueue)(tpat_dims const*, void const* const*, void* const*, void*, int32_t, cudaStream_t);
     void (*terminate)(void);
-    int32_t nbTactics; // >= 1
+    int32_t nbTactics;  // >= 1
 };
 
 //! Logger reached through the ILoggerFinder TensorRT gives setLoggerFinder (nullptr before that).
@@ -74,11 +74,11 @@ public:
     // IPluginV3OneBuild
     int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
         nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
-    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
-        nvinfer1::DataType const* inputTypes, int32_t nbInputs) const noexcept override;
-    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs,
-        nvinfer1::DimsExprs const* shapeInputs, int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs,
-        int32_t nbOutputs, nvinfer1::IExprBuilder& exprBuilder) noexcept override;
+    int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs, nvinfer1::DataType const* inputTypes,
+        int32_t nbInputs) const noexcept override;
+    int32_t getOutputShapes(nvinfer1::DimsExprs const* inputs, int32_t nbInputs, nvinfer1::DimsExprs const* shapeInputs,
+        int32_t nbShapeInputs, nvinfer1::DimsExprs* outputs, int32_t nbOutputs,
+        nvinfer1::IExprBuilder& exprBuilder) noexcept override;
     bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
         int32_t nbOutputs) noexcept override;
     int32_t getNbOutputs() const noexcept override;
@@ -90,36 +90,27 @@ public:
 
     // IPluginV3OneRuntime
     int32_t setTactic(int32_t tactic) noexcept override;
-    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs,
-        nvinfer1::PluginTensorDesc const* out, int32_t nbOutputs) noexcept override;
+    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
+        int32_t nbOutputs) noexcept override;
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const* outputDesc,
         void const* const* inputs, void* const* outputs, void* workspace, cudaStream_t stream) noexcept override;
     nvinfer1::IPluginV3* attachToContext(nvinfer1::IPluginResourceContext* context) noexcept override;
     nvinfer1::PluginFieldCollection const* getFieldsToSerialize() noexcept override;
 
     // Introspection (tests, tpat_check).
-    PluginSpec const& spec() const noexcept
-    {
-        return mSpec;
-    }
-    int32_t tactic() const noexcept
-    {
-        return mTactic;
-    }
-    std::vector<tpat_dims> const& inputDims() const noexcept
-    {
-        return mInputDims;
-    }
+    PluginSpec const& spec() const noexcept { return mSpec; }
+    int32_t tactic() const noexcept { return mTactic; }
+    std::vector<tpat_dims> const& inputDims() const noexcept { return mInputDims; }
 
 private:
     bool ensureInitialized() noexcept;
     void error(char const* msg) const noexcept;
 
     PluginSpec const& mSpec;
-    int32_t mTactic{0};                // TensorRT tactic id: 0 default, 1..nbTactics
-    bool mInitialized{false};          // this object holds a reference on the launcher's constants
-    std::vector<tpat_dims> mInputDims; // last concrete input dims (configurePlugin / onShapeChange)
-    std::vector<tpat_dims> mScratch;   // enqueue's dims, preallocated (enqueue allocates nothing)
+    int32_t mTactic{0};                 // TensorRT tactic id: 0 default, 1..nbTactics
+    bool mInitialized{false};           // this object holds a reference on the launcher's constants
+    std::vector<tpat_dims> mInputDims;  // last concrete input dims (configurePlugin / onShapeChange)
+    std::vector<tpat_dims> mScratch;    // enqueue's dims, preallocated (enqueue allocates nothing)
     std::vector<nvinfer1::PluginField> mFields;
     nvinfer1::PluginFieldCollection mFC{};
     std::string mMetadata;
@@ -131,17 +122,14 @@ public:
     explicit PluginCreator(PluginSpec const& spec);
     ~PluginCreator() override = default;
 
-    nvinfer1::IPluginV3* createPlugin(char const* name, nvinfer1::PluginFieldCollection const* fc,
-        nvinfer1::TensorRTPhase phase) noexcept override;
+    nvinfer1::IPluginV3* createPlugin(
+        char const* name, nvinfer1::PluginFieldCollection const* fc, nvinfer1::TensorRTPhase phase) noexcept override;
     nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override;
     char const* getPluginName() const noexcept override;
     char const* getPluginVersion() const noexcept override;
     char const* getPluginNamespace() const noexcept override;
 
-    PluginSpec const& spec() const noexcept
-    {
-        return mSpec;
-    }
+    PluginSpec const& spec() const noexcept { return mSpec; }
 
 private:
     PluginSpec const& mSpec;
@@ -151,6 +139,6 @@ private:
 
 //! The Expr operators over IExprBuilder (tpat::dimexpr) are in tpat_dimexpr_trt.h.
 
-} // namespace tpat
+}  // namespace tpat
 
-#endif // TPAT_PLUGIN_H
+#endif  // TPAT_PLUGIN_H

@@ -59,7 +59,7 @@ CreatorTable* creatorTable() noexcept
         return nullptr;
     }
 }
-} // namespace
+}  // namespace
 
 extern "C" TPAT_PLUGIN_EXPORT void setLoggerFinder(nvinfer1::ILoggerFinder* finder)
 {

@@ -28,6 +28,7 @@ Use: `register(["AddOne.json", ...])` registers one creator per spec in the plug
 (namespace from the spec); then TensorRT's ONNX parser maps nodes whose op_type is the plugin
 name, with attributes plugin_version / plugin_namespace, to these plugins.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -41,9 +42,11 @@ import numpy as np
 def _import_trt():
     try:
         import tensorrt as trt  # noqa: F401
+
         return trt
     except Exception:  # noqa: BLE001
         import tensorrt_rtx_bindings as trt
+
         return trt
 
 
@@ -60,9 +63,20 @@ class tpat_dims(ctypes.Structure):
 
 def _dtype(name: str):
     table = {
-        "float32": "FLOAT", "float": "FLOAT", "float16": "HALF", "half": "HALF", "bfloat16": "BF16",
-        "int8": "INT8", "uint8": "UINT8", "int32": "INT32", "int64": "INT64", "bool": "BOOL",
-        "fp8": "FP8", "float8e4m3fn": "FP8", "int4": "INT4", "fp4": "FP4",
+        "float32": "FLOAT",
+        "float": "FLOAT",
+        "float16": "HALF",
+        "half": "HALF",
+        "bfloat16": "BF16",
+        "int8": "INT8",
+        "uint8": "UINT8",
+        "int32": "INT32",
+        "int64": "INT64",
+        "bool": "BOOL",
+        "fp8": "FP8",
+        "float8e4m3fn": "FP8",
+        "int4": "INT4",
+        "fp4": "FP4",
     }
     attr = table.get(name.lower())
     if attr is None or not hasattr(trt.DataType, attr):
@@ -88,8 +102,11 @@ class Launcher:
         self.output_dims = self._fn("output_dims", ctypes.c_int, [P(tpat_dims), P(tpat_dims)])
         self.workspace_size = self._fn("workspace_size", ctypes.c_int, [P(tpat_dims), P(ctypes.c_size_t)])
         self.initialize = self._fn("initialize", ctypes.c_int, [])
-        self.enqueue = self._fn("enqueue", ctypes.c_int, [P(tpat_dims), P(ctypes.c_void_p), P(ctypes.c_void_p),
-                                                         ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p])
+        self.enqueue = self._fn(
+            "enqueue",
+            ctypes.c_int,
+            [P(tpat_dims), P(ctypes.c_void_p), P(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p],
+        )
         self.terminate = self._fn("terminate", None, [])
         self.num_tactics = self._fn("num_tactics", ctypes.c_int, [])
         self._lib = lib
@@ -122,6 +139,7 @@ def _code(what: str, code: int) -> str:
 
 # --- Expr AST -> IDimensionExpr ----------------------------------------------------------------
 
+
 def _floordiv(a, b):
     return a // b
 
@@ -132,15 +150,27 @@ def _truncdiv(a, b):
 
 
 _FOLD = {
-    "add": lambda a: a[0] + a[1], "sub": lambda a: a[0] - a[1], "mul": lambda a: a[0] * a[1],
-    "floordiv": lambda a: a[0] // a[1], "floormod": lambda a: a[0] % a[1],
-    "truncdiv": lambda a: _truncdiv(a[0], a[1]), "truncmod": lambda a: a[0] - _truncdiv(a[0], a[1]) * a[1],
-    "min": lambda a: min(a[0], a[1]), "max": lambda a: max(a[0], a[1]),
-    "shl": lambda a: a[0] << a[1], "shr": lambda a: a[0] >> a[1],
-    "eq": lambda a: int(a[0] == a[1]), "ne": lambda a: int(a[0] != a[1]), "lt": lambda a: int(a[0] < a[1]),
-    "le": lambda a: int(a[0] <= a[1]), "gt": lambda a: int(a[0] > a[1]), "ge": lambda a: int(a[0] >= a[1]),
-    "and": lambda a: int(bool(a[0]) and bool(a[1])), "or": lambda a: int(bool(a[0]) or bool(a[1])),
-    "not": lambda a: int(not a[0]), "select": lambda a: a[1] if a[0] else a[2],
+    "add": lambda a: a[0] + a[1],
+    "sub": lambda a: a[0] - a[1],
+    "mul": lambda a: a[0] * a[1],
+    "floordiv": lambda a: a[0] // a[1],
+    "floormod": lambda a: a[0] % a[1],
+    "truncdiv": lambda a: _truncdiv(a[0], a[1]),
+    "truncmod": lambda a: a[0] - _truncdiv(a[0], a[1]) * a[1],
+    "min": lambda a: min(a[0], a[1]),
+    "max": lambda a: max(a[0], a[1]),
+    "shl": lambda a: a[0] << a[1],
+    "shr": lambda a: a[0] >> a[1],
+    "eq": lambda a: int(a[0] == a[1]),
+    "ne": lambda a: int(a[0] != a[1]),
+    "lt": lambda a: int(a[0] < a[1]),
+    "le": lambda a: int(a[0] <= a[1]),
+    "gt": lambda a: int(a[0] > a[1]),
+    "ge": lambda a: int(a[0] >= a[1]),
+    "and": lambda a: int(bool(a[0]) and bool(a[1])),
+    "or": lambda a: int(bool(a[0]) or bool(a[1])),
+    "not": lambda a: int(not a[0]),
+    "select": lambda a: a[1] if a[0] else a[2],
 }
 
 
@@ -238,6 +268,7 @@ class _DimBuilder:
 
 # --- spec --------------------------------------------------------------------------------------
 
+
 class Spec:
     def __init__(self, data: dict, base_dir: Path | None = None):
         self.name = data["name"]
@@ -253,9 +284,11 @@ class Spec:
         if len(self.data_dependent) != len(self.output_shapes):
             raise ValueError("data_dependent and output_shapes differ in length")
         for k, d in enumerate(self.data_dependent):
-            if d is not None and not (0 <= int(d["dim"]) < len(self.output_shapes[k])
-                                      and 0 <= int(d["size_output"]) < len(self.output_shapes)
-                                      and self.output_shapes[int(d["size_output"])] == []):
+            if d is not None and not (
+                0 <= int(d["dim"]) < len(self.output_shapes[k])
+                and 0 <= int(d["size_output"]) < len(self.output_shapes)
+                and self.output_shapes[int(d["size_output"])] == []
+            ):
                 raise ValueError(f"output {k}: data_dependent names no 0-D size output")
         lib = Path(data["library"])
         if not lib.is_absolute() and base_dir is not None:
@@ -271,12 +304,13 @@ class Spec:
         self.init_lock = threading.Lock()
 
     @classmethod
-    def load(cls, path) -> "Spec":
+    def load(cls, path) -> Spec:
         path = Path(path)
         return cls(json.loads(path.read_text()), path.parent)
 
 
 # --- plugin ------------------------------------------------------------------------------------
+
 
 class TpatPlugin(trt.IPluginV3, trt.IPluginV3OneCore, trt.IPluginV3OneBuild, trt.IPluginV3OneRuntime):
     def __init__(self, spec: Spec, tactic: int = 0, phase=None):
@@ -369,9 +403,9 @@ class TpatPlugin(trt.IPluginV3, trt.IPluginV3OneCore, trt.IPluginV3OneBuild, trt
         return c
 
     def get_fields_to_serialize(self):
-        return trt.PluginFieldCollection([
-            trt.PluginField("tactic", np.array([self.tactic], dtype=np.int32), trt.PluginFieldType.INT32)
-        ])
+        return trt.PluginFieldCollection(
+            [trt.PluginField("tactic", np.array([self.tactic], dtype=np.int32), trt.PluginFieldType.INT32)]
+        )
 
     def enqueue(self, input_desc, output_desc, inputs, outputs, workspace, stream):
         self._ensure_initialized()
@@ -379,8 +413,9 @@ class TpatPlugin(trt.IPluginV3, trt.IPluginV3OneCore, trt.IPluginV3OneBuild, trt
         ins = (ctypes.c_void_p * max(len(inputs), 1))(*[int(p) for p in inputs])
         outs = (ctypes.c_void_p * max(len(outputs), 1))(*[int(p) for p in outputs])
         tactic = self.tactic - 1 if self.tactic > 0 else 0
-        code = self.spec.launcher.enqueue(dims, ins, outs, ctypes.c_void_p(int(workspace) or None), tactic,
-                                          ctypes.c_void_p(int(stream) or None))
+        code = self.spec.launcher.enqueue(
+            dims, ins, outs, ctypes.c_void_p(int(workspace) or None), tactic, ctypes.c_void_p(int(stream) or None)
+        )
         if code != TPAT_OK:
             raise RuntimeError(f"[tpat] {self.spec.name}: " + _code("enqueue", code))
 
@@ -420,9 +455,9 @@ class TpatPluginCreator(trt.IPluginCreatorV3One):
         self.name = spec.name
         self.plugin_namespace = spec.namespace
         self.plugin_version = spec.version
-        self.field_names = trt.PluginFieldCollection([
-            trt.PluginField("tactic", np.array([], dtype=np.int32), trt.PluginFieldType.INT32)
-        ])
+        self.field_names = trt.PluginFieldCollection(
+            [trt.PluginField("tactic", np.array([], dtype=np.int32), trt.PluginFieldType.INT32)]
+        )
 
     def create_plugin(self, name, fc, phase):
         tactic = 0
@@ -446,8 +481,14 @@ def register(spec_paths, registry=None) -> list:
     creators = []
     for p in spec_paths:
         spec = Spec.load(p)
-        existing = next((c for c in _registered if (c.spec.name, c.spec.namespace, c.spec.version)
-                         == (spec.name, spec.namespace, spec.version)), None)
+        existing = next(
+            (
+                c
+                for c in _registered
+                if (c.spec.name, c.spec.namespace, c.spec.version) == (spec.name, spec.namespace, spec.version)
+            ),
+            None,
+        )
         if existing is not None:
             creators.append(existing)
             continue

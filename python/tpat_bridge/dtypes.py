@@ -5,6 +5,7 @@ type of a graph input, the numpy type reference data is read with, a lowering's 
 answered from `DTYPES`. ONNX enums are TensorProto.DataType values (tests/python/test_dtypes.py
 checks them against onnx); C types are the ones of TVM's CUDA source.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,21 +24,24 @@ class DType:
     ctype: str  # C / CUDA type
 
 
-DTYPES = {d.name: d for d in (
-    DType("float32", "float32", 1, 4, "float"),
-    DType("float16", "float16", 10, 2, "half"),
-    DType("bfloat16", "uint16", 16, 2, "nv_bfloat16"),
-    DType("float64", "float64", 11, 8, "double"),
-    DType("int8", "int8", 3, 1, "int8_t"),
-    DType("uint8", "uint8", 2, 1, "uint8_t"),
-    DType("int16", "int16", 5, 2, "int16_t"),
-    DType("uint16", "uint16", 4, 2, "uint16_t"),
-    DType("int32", "int32", 6, 4, "int32_t"),
-    DType("uint32", "uint32", 12, 4, "uint32_t"),
-    DType("int64", "int64", 7, 8, "int64_t"),
-    DType("uint64", "uint64", 13, 8, "uint64_t"),
-    DType("bool", "bool", 9, 1, "bool"),
-)}
+DTYPES = {
+    d.name: d
+    for d in (
+        DType("float32", "float32", 1, 4, "float"),
+        DType("float16", "float16", 10, 2, "half"),
+        DType("bfloat16", "uint16", 16, 2, "nv_bfloat16"),
+        DType("float64", "float64", 11, 8, "double"),
+        DType("int8", "int8", 3, 1, "int8_t"),
+        DType("uint8", "uint8", 2, 1, "uint8_t"),
+        DType("int16", "int16", 5, 2, "int16_t"),
+        DType("uint16", "uint16", 4, 2, "uint16_t"),
+        DType("int32", "int32", 6, 4, "int32_t"),
+        DType("uint32", "uint32", 12, 4, "uint32_t"),
+        DType("int64", "int64", 7, 8, "int64_t"),
+        DType("uint64", "uint64", 13, 8, "uint64_t"),
+        DType("bool", "bool", 9, 1, "bool"),
+    )
+}
 
 BY_ONNX = {d.onnx: d for d in DTYPES.values()}
 FLOATS = ("float32", "float16", "bfloat16")  # the types the float kernels compute in float32

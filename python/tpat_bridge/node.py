@@ -1,5 +1,6 @@
 """The one-node ONNX model the planner plans and a lowering lowers (`NodeInfo`), and the int32
 indexing rule both apply (`narrowing_applies`)."""
+
 from __future__ import annotations
 
 import math

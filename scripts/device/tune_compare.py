@@ -11,6 +11,7 @@ the rest). Both are timed with the VM's time_evaluator on the same random inputs
 repeats; the whole node, so kernel launches included). Prints one JSON line:
 {"untuned_us", "tuned_us", "tuned_wins", "tasks_tuned"}. Exit 0, or 2 when something failed.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,9 @@ sys.path.insert(0, os.path.join(ROOT, "python"))
 
 import numpy as np  # noqa: E402
 import tvm  # noqa: E402
-from tvm import relax  # noqa: E402
-
 from tpat_bridge.planning.pipeline import apply_database, tuning_target  # noqa: E402
 from tpat_bridge.tools.tune import build_fused_module  # noqa: E402
+from tvm import relax  # noqa: E402
 
 WIN = 0.97  # the tuned build must be at least 3% faster to be kept
 
@@ -65,15 +65,32 @@ def main(argv):
     args = _inputs(info, dev, np.random.default_rng(0))
     untuned = _time(mod, target, args, dev)
     tuned_mod = apply_database(mod, target, work_dir)
-    n_tuned = sum(1 for _, f in tuned_mod.functions.items()
-                  if isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None
-                  and "tirx.is_scheduled" in f.attrs and int(f.attrs["tirx.is_scheduled"])) \
-        - sum(1 for _, f in mod.functions.items()
-              if isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None
-              and "tirx.is_scheduled" in f.attrs and int(f.attrs["tirx.is_scheduled"]))
+    n_tuned = sum(
+        1
+        for _, f in tuned_mod.functions.items()
+        if isinstance(f, tvm.tirx.PrimFunc)
+        and f.attrs is not None
+        and "tirx.is_scheduled" in f.attrs
+        and int(f.attrs["tirx.is_scheduled"])
+    ) - sum(
+        1
+        for _, f in mod.functions.items()
+        if isinstance(f, tvm.tirx.PrimFunc)
+        and f.attrs is not None
+        and "tirx.is_scheduled" in f.attrs
+        and int(f.attrs["tirx.is_scheduled"])
+    )
     tuned = _time(tuned_mod, target, args, dev) if n_tuned > 0 else untuned
-    print(json.dumps({"untuned_us": round(untuned, 3), "tuned_us": round(tuned, 3),
-                      "tuned_wins": n_tuned > 0 and tuned < WIN * untuned, "tasks_tuned": n_tuned}))
+    print(
+        json.dumps(
+            {
+                "untuned_us": round(untuned, 3),
+                "tuned_us": round(tuned, 3),
+                "tuned_wins": n_tuned > 0 and tuned < WIN * untuned,
+                "tasks_tuned": n_tuned,
+            }
+        )
+    )
     return 0
 
 

@@ -7,6 +7,7 @@ into OUT/<name>.onnx, with OUT/<name>.json (package versions, exporter, inputs, 
 A model that fails to export gets OUT/<name>.failed.json with the error instead, and is retried
 on the next run. Runs in the models venv (scripts/real_models/requirements.lock).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,11 +46,26 @@ def export_one(name: str, out: Path) -> dict:
     try:
         with torch.no_grad():
             if spec.exporter == "dynamo":
-                torch.onnx.export(module, inputs, str(tmp), dynamo=True, opset_version=spec.opset,
-                                  input_names=input_names, optimize=spec.optimize, external_data=False)
+                torch.onnx.export(
+                    module,
+                    inputs,
+                    str(tmp),
+                    dynamo=True,
+                    opset_version=spec.opset,
+                    input_names=input_names,
+                    optimize=spec.optimize,
+                    external_data=False,
+                )
             else:
-                torch.onnx.export(module, inputs, str(tmp), dynamo=False, opset_version=spec.opset,
-                                  input_names=input_names, do_constant_folding=True)
+                torch.onnx.export(
+                    module,
+                    inputs,
+                    str(tmp),
+                    dynamo=False,
+                    opset_version=spec.opset,
+                    input_names=input_names,
+                    do_constant_folding=True,
+                )
         if spec.fold:
             _fold_with_onnxruntime(tmp)
         model = onnx.load(str(tmp))
@@ -65,11 +81,14 @@ def export_one(name: str, out: Path) -> dict:
             "what": spec.what,
             "package": spec.package,
             "versions": {p: md.version(p) for p in sorted({"torch", "onnx", spec.package})},
-            "exporter": spec.exporter + ("" if spec.optimize or spec.exporter != "dynamo" else " (optimize=False)")
-                        + (" + onnxruntime constant folding" if spec.fold else ""),
+            "exporter": spec.exporter
+            + ("" if spec.optimize or spec.exporter != "dynamo" else " (optimize=False)")
+            + (" + onnxruntime constant folding" if spec.fold else ""),
             "opset": spec.opset,
-            "inputs": [{"name": n, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
-                       for n, t in zip(input_names, inputs)],
+            "inputs": [
+                {"name": n, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
+                for n, t in zip(input_names, inputs)
+            ],
             "nodes": len(model.graph.node),
             "ops": dict(sorted(ops.items())),
             "subgraph_ops": dict(sorted(subgraph_ops.items())),
@@ -138,8 +157,12 @@ def main() -> int:
             continue
         t0 = time.time()
         try:
-            p = subprocess.run([sys.executable, __file__, "--out", str(out), "--one", name],
-                               capture_output=True, text=True, timeout=args.timeout)
+            p = subprocess.run(
+                [sys.executable, __file__, "--out", str(out), "--one", name],
+                capture_output=True,
+                text=True,
+                timeout=args.timeout,
+            )
             ok, log = p.returncode == 0, (p.stdout + p.stderr)
         except subprocess.TimeoutExpired as e:
             ok, log = False, f"timed out after {args.timeout} s\n{e.stdout or ''}{e.stderr or ''}"
@@ -151,8 +174,9 @@ def main() -> int:
             errors = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b", ln)]
             summary = [ln for ln in lines if ln.startswith("<class '")]  # torch.onnx's "Exception summary"
             last = (summary[:1] or errors or lines or ["no output"])[-1]
-            (out / f"{name}.failed.json").write_text(json.dumps(
-                {"name": name, "error": last, "log_tail": lines[-80:]}, indent=2) + "\n")
+            (out / f"{name}.failed.json").write_text(
+                json.dumps({"name": name, "error": last, "log_tail": lines[-80:]}, indent=2) + "\n"
+            )
             print(f"{name}: export FAILED: {last}", file=sys.stderr)
     return 1 if failed else 0
 

@@ -4,10 +4,11 @@ Each entry builds a torch module and example inputs with the package's own class
 exports it with torch.onnx. Runs in the models venv (.venv-models, requirements.lock here), never
 in TPAT's own venv. `SMALL` is the subset `make test` runs.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -53,8 +54,10 @@ def torchvision_with_python_ops():
         _TV_OPS.append(lib)  # keep the library (and its definitions) alive
         lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        lib.define("roi_align(Tensor input, Tensor rois, float spatial_scale, SymInt pooled_height, "
-                   "SymInt pooled_width, int sampling_ratio, bool aligned) -> Tensor")
+        lib.define(
+            "roi_align(Tensor input, Tensor rois, float spatial_scale, SymInt pooled_height, "
+            "SymInt pooled_width, int sampling_ratio, bool aligned) -> Tensor"
+        )
         lib.impl("nms", _nms, "CompositeExplicitAutograd")
         lib.impl("qnms", _nms, "CompositeExplicitAutograd")
     import sys
@@ -131,7 +134,8 @@ def _mobilenet_fpn():
 def fasterrcnn():
     tv = torchvision_with_python_ops()
     m = tv.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
-        weights=None, weights_backbone=None, num_classes=5, rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50)
+        weights=None, weights_backbone=None, num_classes=5, rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50
+    )
     return _DetectorWrapper(m, ["boxes", "labels", "scores"]), (_image(),), ["image"]
 
 
@@ -147,8 +151,15 @@ def retinanet():
     from torchvision.models.detection.anchor_utils import AnchorGenerator
 
     anchors = AnchorGenerator(sizes=((32,), (64,), (128,)), aspect_ratios=((0.5, 1.0, 2.0),) * 3)
-    m = RetinaNet(backbone, num_classes=5, anchor_generator=anchors, min_size=320, max_size=320,
-                  topk_candidates=100, detections_per_img=50)
+    m = RetinaNet(
+        backbone,
+        num_classes=5,
+        anchor_generator=anchors,
+        min_size=320,
+        max_size=320,
+        topk_candidates=100,
+        detections_per_img=50,
+    )
     return _DetectorWrapper(m, ["boxes", "labels", "scores"]), (_image(),), ["image"]
 
 
@@ -158,8 +169,16 @@ def maskrcnn():
     from torchvision.models.detection.anchor_utils import AnchorGenerator
 
     anchors = AnchorGenerator(sizes=((32,), (64,), (128,)), aspect_ratios=((0.5, 1.0, 2.0),) * 3)
-    m = MaskRCNN(backbone, num_classes=5, rpn_anchor_generator=anchors, min_size=320, max_size=320,
-                 rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50, box_detections_per_img=20)
+    m = MaskRCNN(
+        backbone,
+        num_classes=5,
+        rpn_anchor_generator=anchors,
+        min_size=320,
+        max_size=320,
+        rpn_pre_nms_top_n_test=100,
+        rpn_post_nms_top_n_test=50,
+        box_detections_per_img=20,
+    )
     return _DetectorWrapper(m, ["boxes", "labels", "scores", "masks"]), (_image(),), ["image"]
 
 
@@ -180,6 +199,7 @@ def raft_small():
 
 
 # --- torch-geometric ---------------------------------------------------------------------------
+
 
 def _graph(nodes=24, edges=64, features=8):
     g = torch.Generator().manual_seed(0)
@@ -206,16 +226,25 @@ def gcn():
 def gat():
     from torch_geometric.nn import GAT
 
-    return _GNN(GAT(in_channels=8, hidden_channels=16, num_layers=2, out_channels=4, heads=2)), _graph(), ["x", "edge_index"]
+    return (
+        _GNN(GAT(in_channels=8, hidden_channels=16, num_layers=2, out_channels=4, heads=2)),
+        _graph(),
+        ["x", "edge_index"],
+    )
 
 
 def graphsage():
     from torch_geometric.nn import GraphSAGE
 
-    return _GNN(GraphSAGE(in_channels=8, hidden_channels=16, num_layers=2, out_channels=4)), _graph(), ["x", "edge_index"]
+    return (
+        _GNN(GraphSAGE(in_channels=8, hidden_channels=16, num_layers=2, out_channels=4)),
+        _graph(),
+        ["x", "edge_index"],
+    )
 
 
 # --- MONAI -------------------------------------------------------------------------------------
+
 
 class _Registration(torch.nn.Module):
     """LocalNet predicts a dense displacement field; Warp resamples the moving image with it."""
@@ -225,7 +254,9 @@ class _Registration(torch.nn.Module):
         from monai.networks.blocks import Warp
         from monai.networks.nets import LocalNet
 
-        self.net = LocalNet(spatial_dims=3, in_channels=2, num_channel_initial=4, extract_levels=(0, 1, 2), out_channels=3)
+        self.net = LocalNet(
+            spatial_dims=3, in_channels=2, num_channel_initial=4, extract_levels=(0, 1, 2), out_channels=3
+        )
         self.warp = Warp(mode="bilinear", padding_mode="border")
 
     def forward(self, moving, fixed):
@@ -240,30 +271,50 @@ def monai_localnet():
 
 # --- transformers ------------------------------------------------------------------------------
 
+
 class _TimeSeries(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model.eval()
 
     def forward(self, past_values, past_time_features, past_observed_mask, future_values, future_time_features):
-        return self.model(past_values=past_values, past_time_features=past_time_features,
-                          past_observed_mask=past_observed_mask, future_values=future_values,
-                          future_time_features=future_time_features, use_cache=False,
-                          return_dict=True).last_hidden_state
+        return self.model(
+            past_values=past_values,
+            past_time_features=past_time_features,
+            past_observed_mask=past_observed_mask,
+            future_values=future_values,
+            future_time_features=future_time_features,
+            use_cache=False,
+            return_dict=True,
+        ).last_hidden_state
 
 
 def _ts_inputs(context=16, lags=(1, 2, 3), prediction=4, time_features=1):
     g = torch.Generator().manual_seed(0)
     past = context + max(lags)
-    return (torch.rand(1, past, generator=g), torch.rand(1, past, time_features, generator=g),
-            torch.ones(1, past), torch.rand(1, prediction, generator=g),
-            torch.rand(1, prediction, time_features, generator=g))
+    return (
+        torch.rand(1, past, generator=g),
+        torch.rand(1, past, time_features, generator=g),
+        torch.ones(1, past),
+        torch.rand(1, prediction, generator=g),
+        torch.rand(1, prediction, time_features, generator=g),
+    )
 
 
 _TS_NAMES = ["past_values", "past_time_features", "past_observed_mask", "future_values", "future_time_features"]
-_TS_CONFIG = dict(prediction_length=4, context_length=16, lags_sequence=[1, 2, 3], num_time_features=1, d_model=16,
-                  encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-                  encoder_ffn_dim=16, decoder_ffn_dim=16)
+_TS_CONFIG = dict(
+    prediction_length=4,
+    context_length=16,
+    lags_sequence=[1, 2, 3],
+    num_time_features=1,
+    d_model=16,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=16,
+    decoder_ffn_dim=16,
+)
 
 
 def autoformer():
@@ -303,8 +354,17 @@ def patchtst():
     from transformers import PatchTSTConfig, PatchTSTForPrediction
 
     torch.manual_seed(0)
-    cfg = PatchTSTConfig(num_input_channels=2, context_length=32, patch_length=8, patch_stride=8, prediction_length=4,
-                         d_model=16, num_attention_heads=2, num_hidden_layers=1, ffn_dim=16)
+    cfg = PatchTSTConfig(
+        num_input_channels=2,
+        context_length=32,
+        patch_length=8,
+        patch_stride=8,
+        prediction_length=4,
+        d_model=16,
+        num_attention_heads=2,
+        num_hidden_layers=1,
+        ffn_dim=16,
+    )
     return _PatchTST(PatchTSTForPrediction(cfg)), (torch.rand(1, 32, 2),), ["past_values"]
 
 
@@ -322,9 +382,18 @@ def mixtral():
     from transformers import MixtralConfig, MixtralForCausalLM
 
     torch.manual_seed(0)
-    cfg = MixtralConfig(vocab_size=64, hidden_size=32, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=64,
-                        experts_implementation="eager")  # the per-expert loop: the default grouped_mm has no ONNX export
+    cfg = MixtralConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        max_position_embeddings=64,
+        experts_implementation="eager",
+    )  # the per-expert loop: the default grouped_mm has no ONNX export
     ids = torch.randint(0, 64, (1, 8))
     return _Logits(MixtralForCausalLM(cfg)), (ids, torch.ones_like(ids)), ["input_ids", "attention_mask"]
 
@@ -342,8 +411,18 @@ def switch_transformers():
     from transformers import SwitchTransformersConfig, SwitchTransformersEncoderModel
 
     torch.manual_seed(0)
-    cfg = SwitchTransformersConfig(vocab_size=64, d_model=16, d_kv=8, d_ff=16, num_layers=2, num_sparse_encoder_layers=1,
-                                   num_heads=2, num_experts=4, expert_capacity=8, num_decoder_layers=0)
+    cfg = SwitchTransformersConfig(
+        vocab_size=64,
+        d_model=16,
+        d_kv=8,
+        d_ff=16,
+        num_layers=2,
+        num_sparse_encoder_layers=1,
+        num_heads=2,
+        num_experts=4,
+        expert_capacity=8,
+        num_decoder_layers=0,
+    )
     ids = torch.randint(0, 64, (1, 8))
     return _Switch(SwitchTransformersEncoderModel(cfg)), (ids, torch.ones_like(ids)), ["input_ids", "attention_mask"]
 
@@ -362,12 +441,27 @@ def deformable_detr():
     from transformers import DeformableDetrConfig, DeformableDetrForObjectDetection, ResNetConfig
 
     torch.manual_seed(0)
-    backbone = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1], layer_type="basic",
-                            out_features=["stage2", "stage3", "stage4"])
+    backbone = ResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 16, 32, 64],
+        depths=[1, 1, 1, 1],
+        layer_type="basic",
+        out_features=["stage2", "stage3", "stage4"],
+    )
     # decoder_layers=2: with one, transformers 5.24 fails to tie bbox_embed's weights at construction
-    cfg = DeformableDetrConfig(backbone_config=backbone, d_model=32, encoder_layers=1, decoder_layers=2,
-                               encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                               decoder_ffn_dim=32, num_queries=10, num_feature_levels=3, num_labels=5)
+    cfg = DeformableDetrConfig(
+        backbone_config=backbone,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        num_queries=10,
+        num_feature_levels=3,
+        num_labels=5,
+    )
     return _Detr(DeformableDetrForObjectDetection(cfg)), (torch.rand(1, 3, 64, 64),), ["pixel_values"]
 
 
@@ -380,14 +474,23 @@ MODELS: list[Model] = [
     Model("gcn", "torch-geometric", "GCN, 2 layers", gcn),
     Model("gat", "torch-geometric", "GAT, 2 layers, 2 heads", gat),
     Model("graphsage", "torch-geometric", "GraphSAGE, 2 layers, mean aggregation", graphsage),
-    Model("monai_localnet_warp", "monai", "LocalNet 3-D registration + Warp (5-D GridSample)", monai_localnet, opset=20),
+    Model(
+        "monai_localnet_warp", "monai", "LocalNet 3-D registration + Warp (5-D GridSample)", monai_localnet, opset=20
+    ),
     Model("autoformer", "transformers", "Autoformer (auto-correlation: rfft/irfft)", autoformer, exporter="dynamo"),
     Model("informer", "transformers", "Informer (ProbSparse attention)", informer, exporter="dynamo"),
     Model("patchtst", "transformers", "PatchTST forecasting", patchtst, exporter="dynamo"),
     Model("mixtral_moe", "transformers", "Mixtral MoE, 4 experts, top-2", mixtral),
     Model("switch_transformers", "transformers", "Switch Transformers encoder, 4 experts", switch_transformers),
-    Model("deformable_detr", "transformers", "Deformable DETR (multi-scale deformable attention)", deformable_detr,
-          exporter="dynamo", optimize=False, fold=True),
+    Model(
+        "deformable_detr",
+        "transformers",
+        "Deformable DETR (multi-scale deformable attention)",
+        deformable_detr,
+        exporter="dynamo",
+        optimize=False,
+        fold=True,
+    ),
 ]
 
 BY_NAME = {m.name: m for m in MODELS}

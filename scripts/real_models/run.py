@@ -17,6 +17,7 @@ OUT/<name>/ keeps each stage's log and output; OUT/results.json and OUT/results.
 table. Only the standard library: runs with any Python 3.9+. Reads whatever the given tpat
 writes (tpat-generate.json with or without reason codes; else the CLI's `error:` line).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,15 +39,37 @@ OUTCOMES = ("plugins", "nothing_to_do", "blocked", "not_exported")
 # Codes TPAT's planner and CLI use (docs/generate-report.md); a reason without a code field is
 # matched against these, then against the few messages older builds print.
 KNOWN_CODES = (
-    "data_dependent_shape", "frontend_import_failed", "frontend_shape_bug", "frontend_type_bug", "tvm_error",
-    "unsupported_dtype", "unsupported_model", "invalid_model", "not_single_node", "model_load_failed",
-    "extraction_failed", "no_tensorrt_type", "invalid_plan", "bridge_failed", "feeds_shape_input", "non_tensor",
-    "zero_size_tensor", "refused", "cross_check_failed", "unsupported_lowering",
+    "data_dependent_shape",
+    "frontend_import_failed",
+    "frontend_shape_bug",
+    "frontend_type_bug",
+    "tvm_error",
+    "unsupported_dtype",
+    "unsupported_model",
+    "invalid_model",
+    "not_single_node",
+    "model_load_failed",
+    "extraction_failed",
+    "no_tensorrt_type",
+    "invalid_plan",
+    "bridge_failed",
+    "feeds_shape_input",
+    "non_tensor",
+    "zero_size_tensor",
+    "refused",
+    "cross_check_failed",
+    "unsupported_lowering",
 )
 _MESSAGE_CODES = (
     (re.compile(r"output shape depends on|data[- ]dependent", re.I), "data_dependent_shape"),
-    (re.compile(r"OpNotImplemented|frontend (?:cannot|can't|does not) import|no converter|"
-                r"not supported (?:by the|for) frontend|operators? (?:are )?not supported", re.I), "frontend_import_failed"),
+    (
+        re.compile(
+            r"OpNotImplemented|frontend (?:cannot|can't|does not) import|no converter|"
+            r"not supported (?:by the|for) frontend|operators? (?:are )?not supported",
+            re.I,
+        ),
+        "frontend_import_failed",
+    ),
     (re.compile(r"type of (?:output|input) .* is unknown|cannot extract|rank .* unknown", re.I), "extraction_failed"),
     (re.compile(r"TensorRT has no tensor type", re.I), "no_tensorrt_type"),
     (re.compile(r"host allocation in", re.I), "unsupported_lowering"),
@@ -89,7 +112,7 @@ def error_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.lower().startswith("error:")]
     if errors:
-        return errors[-1][len("error:"):].strip()
+        return errors[-1][len("error:") :].strip()
     return lines[-1] if lines else "no output"
 
 
@@ -105,8 +128,9 @@ def run(cmd: list[str], log: Path, timeout: int, env: dict) -> tuple[int | None,
     """Runs cmd, stdout+stderr into log; returns (exit status or None on timeout, output, seconds)."""
     t0 = time.time()
     try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout,
-                           env=env, errors="replace")
+        p = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, env=env, errors="replace"
+        )
         rc, out = p.returncode, p.stdout
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -118,8 +142,14 @@ def run(cmd: list[str], log: Path, timeout: int, env: dict) -> tuple[int | None,
 def run_model(name: str, models: Path, out: Path, tpat: str, timeout: int, sm: str, env: dict) -> dict:
     meta_path, model = models / f"{name}.json", models / f"{name}.onnx"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    row: dict = {"model": name, "what": meta.get("what", ""), "package": meta.get("package", ""),
-                 "versions": meta.get("versions", {}), "nodes": meta.get("nodes"), "seconds": {}}
+    row: dict = {
+        "model": name,
+        "what": meta.get("what", ""),
+        "package": meta.get("package", ""),
+        "versions": meta.get("versions", {}),
+        "nodes": meta.get("nodes"),
+        "seconds": {},
+    }
     if not model.exists():
         failed = models / f"{name}.failed.json"
         why = json.loads(failed.read_text()).get("error", "?") if failed.exists() else "not exported"
@@ -131,11 +161,13 @@ def run_model(name: str, models: Path, out: Path, tpat: str, timeout: int, sm: s
     work.mkdir(parents=True)
 
     # 1. inspect
-    rc, text, row["seconds"]["inspect"] = run([tpat, "inspect", str(model), "--json"], work / "inspect.log", timeout, env)
+    rc, text, row["seconds"]["inspect"] = run(
+        [tpat, "inspect", str(model), "--json"], work / "inspect.log", timeout, env
+    )
     report = None
     if rc == 0:
         try:
-            report = json.loads(text[text.index("{"):])
+            report = json.loads(text[text.index("{") :])
             (work / "inspect.json").write_text(json.dumps(report, indent=1) + "\n")
         except ValueError:
             report = None
@@ -146,20 +178,25 @@ def run_model(name: str, models: Path, out: Path, tpat: str, timeout: int, sm: s
     row["selected_by"] = report.get("selectedBy", "table")
     row["rules"] = report.get("trt") or report.get("rulesSource", "")
     blockers = {n["name"]: n["blocker"] for n in report.get("nodes", []) if n.get("blocker")}
-    row["inspect_blocked"] = [{"node": k, "code": v.get("code"), "reason": v.get("reason")} for k, v in blockers.items()]
+    row["inspect_blocked"] = [
+        {"node": k, "code": v.get("code"), "reason": v.get("reason")} for k, v in blockers.items()
+    ]
 
     # 2. generate --auto
     gen = work / "gen"
-    rc, text, row["seconds"]["generate"] = run([tpat, "generate", str(model), "--auto", "-o", str(gen), "--force"],
-                                               work / "generate.log", timeout, env)
+    rc, text, row["seconds"]["generate"] = run(
+        [tpat, "generate", str(model), "--auto", "-o", str(gen), "--force"], work / "generate.log", timeout, env
+    )
     row["generate_exit"] = rc
     gen_report = gen / "tpat-generate.json"
     plugins, failures = [], []
     if gen_report.exists():
         g = json.loads(gen_report.read_text())
         plugins = [{"name": p["name"], "op": p["opType"], "nodes": p["nodes"]} for p in g.get("plugins", [])]
-        failures = [{"node": f["node"], "op": f.get("opType"), "code": reason_code(f), "reason": f.get("reason", "")}
-                    for f in g.get("failures", [])]
+        failures = [
+            {"node": f["node"], "op": f.get("opType"), "code": reason_code(f), "reason": f.get("reason", "")}
+            for f in g.get("failures", [])
+        ]
         row["generate_outcome"] = g.get("outcome")
     elif rc != 0 and not re.search(r"no node selected|nothing to (?:generate|convert)", text):
         row["generate_error"] = error_line(text)
@@ -168,7 +205,9 @@ def run_model(name: str, models: Path, out: Path, tpat: str, timeout: int, sm: s
     # 3. build (only when there is something to build)
     rewritten = gen / f"{model.stem}.onnx"
     if plugins and rewritten.exists():
-        rc, text, row["seconds"]["build"] = run([tpat, "build", str(gen), "--arch", sm], work / "build.log", timeout, env)
+        rc, text, row["seconds"]["build"] = run(
+            [tpat, "build", str(gen), "--arch", sm], work / "build.log", timeout, env
+        )
         if rc != 0:
             row.update(outcome="blocked", stage="build", node=None, code="build_failed", reason=error_line(text))
             return row
@@ -183,8 +222,9 @@ def run_model(name: str, models: Path, out: Path, tpat: str, timeout: int, sm: s
 
     # 4. engine
     engine = work / f"{name}.sm{sm}.engine"
-    rc, text, row["seconds"]["engine"] = run([tpat, "engine", str(rewritten), "--sm", sm, "-o", str(engine)],
-                                             work / "engine.log", timeout, env)
+    rc, text, row["seconds"]["engine"] = run(
+        [tpat, "engine", str(rewritten), "--sm", sm, "-o", str(engine)], work / "engine.log", timeout, env
+    )
     if rc == 0 and engine.exists():
         m = re.search(r"plugin layers in it: (.*)", text)
         in_engine = [] if not m or m.group(1).strip() == "none" else [s.strip() for s in m.group(1).split(",")]
@@ -215,9 +255,14 @@ def run_model(name: str, models: Path, out: Path, tpat: str, timeout: int, sm: s
         row["parser_rejected"] = rejected
         if rejected:
             first = rejected[0]
-            row.update(node=first["node"], op=first["op"], code="parser_rejects_node", parser_error=err["message"],
-                       reason=f"{first['error'] or err['message']} (TensorRT's parser asked node by node: "
-                              f"{len(rejected)} node(s) rejected)")
+            row.update(
+                node=first["node"],
+                op=first["op"],
+                code="parser_rejects_node",
+                parser_error=err["message"],
+                reason=f"{first['error'] or err['message']} (TensorRT's parser asked node by node: "
+                f"{len(rejected)} node(s) rejected)",
+            )
         else:
             row.update(code="engine_failed", reason=err["message"])
     row["outcome"] = "blocked"
@@ -229,7 +274,7 @@ def probe_rejected(tpat: str, model: Path, work: Path, timeout: int, env: dict, 
     TPAT's own plugin nodes left out."""
     rc, text, _ = run([tpat, "inspect", str(model), "--json", "--probe"], work / "probe.log", timeout, env)
     try:
-        report = json.loads(text[text.index("{"):]) if rc == 0 else {}
+        report = json.loads(text[text.index("{") :]) if rc == 0 else {}
     except ValueError:
         return []
     out = []
@@ -261,7 +306,8 @@ def markdown(rows: list[dict], header: dict) -> str:
     lines = [
         f"Real-model suite: {header['date']}, tpat {header['tpat_commit']}, engines for sm_{header['sm']} with "
         f"{header.get('builder') or 'TensorRT'} on the CPU. "
-        + ", ".join(f"{k}: {v}" for k, v in counts.items() if v) + ".",
+        + ", ".join(f"{k}: {v}" for k, v in counts.items() if v)
+        + ".",
         "",
         "| model | package | outcome | plugins in the engine | stopped by (node, op) | code | reason | not converted |",
         "|---|---|---|---|---|---|---|---|",
@@ -272,17 +318,32 @@ def markdown(rows: list[dict], header: dict) -> str:
             layers = set(r.get("plugin_layers", []))
             ops = sorted({p["op"] for p in r.get("plugins", []) if layers & set(p["nodes"])})
             plugins = f"{len(layers)}: " + _md_escape(", ".join(ops))
-        node = f"`{_md_escape(r['node'])}` ({_md_escape(r.get('op') or '?')})" if r.get("node") else (r.get("stage") or "")
+        node = (
+            f"`{_md_escape(r['node'])}` ({_md_escape(r.get('op') or '?')})" if r.get("node") else (r.get("stage") or "")
+        )
         counts: dict = {}
         for f in r.get("not_converted", []):
             key = (f.get("op") or "?", f.get("code") or "unknown")
             counts[key] = counts.get(key, 0) + 1
-        ncs = ", ".join(f"{_md_escape(op)} `{_md_escape(code)}`" + (f" ×{n}" if n > 1 else "")
-                        for (op, code), n in counts.items())
-        lines.append("| " + " | ".join([
-            _md_escape(r["model"]), _md_escape(r.get("package", "")), f"**{r['outcome']}**", plugins, node,
-            f"`{_md_escape(r['code'])}`" if r.get("code") else "", _md_escape(short(r.get("reason") or "")), ncs,
-        ]) + " |")
+        ncs = ", ".join(
+            f"{_md_escape(op)} `{_md_escape(code)}`" + (f" ×{n}" if n > 1 else "") for (op, code), n in counts.items()
+        )
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    _md_escape(r["model"]),
+                    _md_escape(r.get("package", "")),
+                    f"**{r['outcome']}**",
+                    plugins,
+                    node,
+                    f"`{_md_escape(r['code'])}`" if r.get("code") else "",
+                    _md_escape(short(r.get("reason") or "")),
+                    ncs,
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -324,16 +385,27 @@ def main() -> int:
         try:
             row = run_model(name, models, out, tpat, args.timeout, args.sm, env)
         except Exception as e:  # noqa: BLE001 - a runner bug on one model must not lose the others
-            row = {"model": name, "outcome": "blocked", "stage": "runner", "node": None, "code": "runner_error",
-                   "reason": f"{type(e).__name__}: {e}"}
+            row = {
+                "model": name,
+                "outcome": "blocked",
+                "stage": "runner",
+                "node": None,
+                "code": "runner_error",
+                "reason": f"{type(e).__name__}: {e}",
+            }
         row["total_seconds"] = round(time.time() - t0, 1)
         rows.append(row)
-        where = safe(f" at {row.get('stage')}: {row.get('node') or ''} [{row.get('code')}] {short(row.get('reason') or '', 100)}") \
-            if row["outcome"] == "blocked" else ""
+        where = (
+            safe(
+                f" at {row.get('stage')}: {row.get('node') or ''} [{row.get('code')}] {short(row.get('reason') or '', 100)}"
+            )
+            if row["outcome"] == "blocked"
+            else ""
+        )
         print(f"{name}: {row['outcome']}{where} ({row['total_seconds']} s)", flush=True)
 
     header = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "tpat_commit": _git_commit(),
         "tpat": os.path.relpath(tpat, ROOT) if tpat.startswith(str(ROOT) + os.sep) else tpat,
         "sm": args.sm,
@@ -354,7 +426,9 @@ def _model_names(models: Path) -> list[str]:
         order = re.findall(r'^\s*Model\("([^"]+)"', (HERE / "models.py").read_text(), re.M)
     except OSError:
         order = []
-    present = {p.stem for p in models.glob("*.onnx")} | {p.name[: -len(".failed.json")] for p in models.glob("*.failed.json")}
+    present = {p.stem for p in models.glob("*.onnx")} | {
+        p.name[: -len(".failed.json")] for p in models.glob("*.failed.json")
+    }
     return [n for n in order if n in present] + sorted(present - set(order))
 
 
@@ -365,8 +439,12 @@ def _small_names() -> list[str]:
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "?"
+        return (
+            subprocess.run(
+                ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "?"
+        )
     except (OSError, subprocess.SubprocessError):
         return "?"
 
@@ -380,10 +458,12 @@ def _builder(out: Path, rows: list[dict]) -> str | None:
             if m:
                 return m.group(1).strip()
     python = os.environ.get("TPAT_PYTHON") or str(ROOT / ".venv" / "bin" / "python")
-    probe = ("import importlib\n"
-             "for n, label in (('tensorrt', 'TensorRT'), ('tensorrt_rtx_bindings', 'TensorRT-RTX')):\n"
-             "    try:\n        m = importlib.import_module(n); print(label, m.__version__); break\n"
-             "    except Exception: pass\n")
+    probe = (
+        "import importlib\n"
+        "for n, label in (('tensorrt', 'TensorRT'), ('tensorrt_rtx_bindings', 'TensorRT-RTX')):\n"
+        "    try:\n        m = importlib.import_module(n); print(label, m.__version__); break\n"
+        "    except Exception: pass\n"
+    )
     try:
         return subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=60).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):

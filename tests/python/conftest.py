@@ -2,6 +2,7 @@
 (name -> (model, ...)) and optionally NOT_LOWERED (name -> model); `built` plans them all,
 `compiled` compiles every CASES plan with nvcc. Modules that define their own fixtures of the
 same names (test_planner.py, test_lowerings.py) keep theirs."""
+
 from __future__ import annotations
 
 import sys

@@ -3,6 +3,7 @@ plan every case model, compile every plan's CUDA source with the venv's nvcc for
 TPAT lowering built for LLVM, and run ONNX Runtime (float16 through float32 where its CPU
 provider has no float16 kernel).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,9 @@ from onnx import TensorProto as TP
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge.planning.plan import handle_plan  # noqa: E402
-from tpat_bridge.planning.load import load_node  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
 
 SCHEMA = json.loads((ROOT / "schemas" / "kernel-plan.schema.json").read_text())
 NVCC = ROOT / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"
@@ -33,13 +34,13 @@ def plan_all(models: dict, workdir: Path) -> dict:
     for name, model in models.items():
         path = workdir / f"{name}.onnx"
         onnx.save(model, str(path))
-        out[name] = {"path": path, "res": handle_plan(
-            {"command": "plan", "model_path": str(path), "target": "sm_90"})}
+        out[name] = {"path": path, "res": handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})}
     return out
 
 
 def compile_all(built: dict, names, workdir: Path) -> dict:
     """name -> (nvcc return code, stderr tail) for the plan's CUDA source, compiled in parallel."""
+
     def job(name):
         res = built[name]["res"]
         if not res["ok"]:
@@ -47,8 +48,11 @@ def compile_all(built: dict, names, workdir: Path) -> dict:
         p = res["plan"]
         cu = workdir / f"{name}.cu"
         cu.write_text(p["cuda_source"])
-        r = subprocess.run([str(NVCC), "-arch=sm_90", "-c", "-w", *p["compile_flags"], "-o",
-                            str(workdir / f"{name}.o"), str(cu)], capture_output=True, text=True)
+        r = subprocess.run(
+            [str(NVCC), "-arch=sm_90", "-c", "-w", *p["compile_flags"], "-o", str(workdir / f"{name}.o"), str(cu)],
+            capture_output=True,
+            text=True,
+        )
         return r.returncode, r.stderr[-3000:]
 
     names = list(names)
@@ -76,8 +80,7 @@ def launches(plan: dict) -> list:
 
 
 def input_shape(vi, syms: dict) -> list:
-    return [d.dim_value if d.HasField("dim_value") else syms[d.dim_param]
-            for d in vi.type.tensor_type.shape.dim]
+    return [d.dim_value if d.HasField("dim_value") else syms[d.dim_param] for d in vi.type.tensor_type.shape.dim]
 
 
 def run_llvm(path: Path, feeds: dict) -> list:
@@ -117,5 +120,4 @@ def assert_matches(got, want, tol: float) -> None:
     if tol == 0:
         np.testing.assert_array_equal(got, want)
     else:
-        np.testing.assert_allclose(got.astype(np.float64), np.asarray(want).astype(np.float64),
-                                   rtol=tol, atol=tol)
+        np.testing.assert_allclose(got.astype(np.float64), np.asarray(want).astype(np.float64), rtol=tol, atol=tol)

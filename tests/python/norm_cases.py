@@ -2,23 +2,34 @@
 (test_lowering_layernorm.py, test_lowering_rmsnorm.py): a one-node model, random feeds, and
 ONNX Runtime's answer, bfloat16 through a float32 twin of the model (ONNX Runtime's CPU provider
 has no bfloat16 normalization kernels)."""
+
 from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
 import onnx
+from lowering_harness import input_shape, run_ort
 from onnx import TensorProto as TP
 from onnx import helper as h
-
-from lowering_harness import input_shape, run_ort
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "bfloat16": TP.BFLOAT16}
 NP_T = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
 BY_ONNX = {v: NP_T[k] for k, v in ONNX_T.items()}
 
 
-def norm_model(op, xshape, dtype="float32", pshape=None, bias=True, axis=-1, outputs=1, eps=1e-5,
-               const_params=False, sdtype=None, stash_type=None):
+def norm_model(
+    op,
+    xshape,
+    dtype="float32",
+    pshape=None,
+    bias=True,
+    axis=-1,
+    outputs=1,
+    eps=1e-5,
+    const_params=False,
+    sdtype=None,
+    stash_type=None,
+):
     """A LayerNormalization (opset 17) or RMSNormalization (opset 23) node; Scale/B of shape
     pshape (default X.shape[axis:]); graph inputs or, with const_params, initializers."""
     r = len(xshape)
@@ -64,9 +75,9 @@ def feeds_for(model, syms, seed=0):
 def ort_answer(model, feeds):
     """ONNX Runtime's outputs; bfloat16 models run as float32 (inputs exactly widened, outputs
     rounded back to bfloat16)."""
-    if not any(vi.type.tensor_type.elem_type == TP.BFLOAT16
-               for vi in list(model.graph.input) + list(model.graph.output)) and not any(
-            t.data_type == TP.BFLOAT16 for t in model.graph.initializer):
+    if not any(
+        vi.type.tensor_type.elem_type == TP.BFLOAT16 for vi in list(model.graph.input) + list(model.graph.output)
+    ) and not any(t.data_type == TP.BFLOAT16 for t in model.graph.initializer):
         return run_ort(model, feeds)
     m = onnx.ModelProto()
     m.CopyFrom(model)

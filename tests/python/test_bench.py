@@ -5,9 +5,9 @@ Where torch is importable (the GPU machine; CPU is enough), every case's PyTorch
 checked against ONNX Runtime at the case's small check shapes.
 Run: .venv/bin/python -m pytest tests/python/test_bench.py
 """
+
 from __future__ import annotations
 
-import copy
 import json
 import sys
 from pathlib import Path
@@ -22,12 +22,12 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import suite  # noqa: E402
+from tpat_bridge.errors import BridgeError  # noqa: E402
 from tpat_bridge.tools import bench  # noqa: E402
 from tpat_bridge.tools.bench import baselines, runner, torch_refs  # noqa: E402
 from tpat_bridge.tools.bench import report as bench_report  # noqa: E402
-from tpat_bridge.errors import BridgeError  # noqa: E402
 
-EXPECTED = {   # the original cases -> (op, input shapes, output shapes), as the issue lists them
+EXPECTED = {  # the original cases -> (op, input shapes, output shapes), as the issue lists them
     "gathernd": ("GatherND", [(1, 128, 128, 224), (1, 600, 3)], [(1, 600, 224)]),
     "scatternd": ("ScatterND", [(32, 128, 128, 256), (32, 600, 3), (32, 600, 256)], [(32, 128, 128, 256)]),
     "scatternd_add": ("ScatterND", [(32, 128, 128, 256), (32, 600, 3), (32, 600, 256)], [(32, 128, 128, 256)]),
@@ -39,8 +39,7 @@ EXPECTED = {   # the original cases -> (op, input shapes, output shapes), as the
     "topk": ("TopK", [(8, 65536)], [(8, 4096), (8, 4096)]),
     "cumsum": ("CumSum", [(64, 16384)], [(64, 16384)]),
     "layernorm": ("LayerNormalization", [(8192, 1024), (1024,), (1024,)], [(8192, 1024)]),
-    "layernorm_stats": ("LayerNormalization", [(8192, 1024), (1024,), (1024,)],
-                        [(8192, 1024), (8192, 1), (8192, 1)]),
+    "layernorm_stats": ("LayerNormalization", [(8192, 1024), (1024,), (1024,)], [(8192, 1024), (8192, 1), (8192, 1)]),
     "rmsnorm": ("RMSNormalization", [(8192, 4096), (4096,)], [(8192, 4096)]),
     "dft": ("DFT", [(512, 720, 1)], [(512, 361, 2)]),
     "gelu": ("Gelu", [(8192, 4096)], [(8192, 4096)]),
@@ -58,6 +57,7 @@ def written(tmp_path_factory):
 # suite models and cases.json
 # ------------------------------------------------------------------------------------------------
 
+
 def test_suite_models_are_valid_small_one_node_onnx(written):
     d, doc = written
     ids = [c["id"] for c in doc["cases"]]
@@ -69,7 +69,9 @@ def test_suite_models_are_valid_small_one_node_onnx(written):
         onnx.checker.check_model(m, full_check=True)
         assert len(m.graph.node) == 1 and m.graph.node[0].op_type == c["op"] == c["select"]
         inferred = onnx.shape_inference.infer_shapes(m, strict_mode=True)
-        declared = [tuple(x.dim_value or x.dim_param for x in o.type.tensor_type.shape.dim) for o in inferred.graph.output]
+        declared = [
+            tuple(x.dim_value or x.dim_param for x in o.type.tensor_type.shape.dim) for o in inferred.graph.output
+        ]
         assert declared == [tuple(o["shape"]) for o in c["outputs"]]
         assert m.graph.node[0].name == c["node"] == c["id"]
         # onnxruntime accepts every model (session creation only: no data is allocated); its CPU
@@ -131,7 +133,10 @@ def test_suite_covers_every_op_in_variants(written):
     assert by["topk_k_eq_row"]["constants"][0]["value"] == [by["topk_k_eq_row"]["inputs"][0]["shape"][-1]]
     assert {c["attributes"].get("padding_mode") for c in by_op["GridSample"]} == {"zeros", "border", "reflection"}
     assert {c["attributes"].get("reduction", "none") for c in by_op["ScatterND"] + by_op["ScatterElements"]} >= {
-        "none", "add", "max"}
+        "none",
+        "add",
+        "max",
+    }
     # data-dependent outputs (TPAT's NonZero / Unique / Compress lowerings): planned like the others,
     # their traffic counted at run time (it depends on the output's actual size)
     for id in ("nonzero", "unique", "compress"):
@@ -151,18 +156,30 @@ def test_committed_suite_is_up_to_date(written):
 # minimal traffic
 # ------------------------------------------------------------------------------------------------
 
-SMALL = {   # case -> (inputs, outputs, expected bytes)
-    "gathernd": ([((2, 5, 6, 7), "float32"), ((2, 9, 3), "int64")], [((2, 9, 7), "float32")],
-                 2 * (2 * 9 * 7 * 4) + 2 * 9 * 3 * 8),
-    "scatternd": ([((3, 4, 5, 6), "float32"), ((3, 7, 3), "int64"), ((3, 7, 6), "float32")],
-                  [((3, 4, 5, 6), "float32")], 2 * 360 * 4 + 63 * 8 + 126 * 4),
+SMALL = {  # case -> (inputs, outputs, expected bytes)
+    "gathernd": (
+        [((2, 5, 6, 7), "float32"), ((2, 9, 3), "int64")],
+        [((2, 9, 7), "float32")],
+        2 * (2 * 9 * 7 * 4) + 2 * 9 * 3 * 8,
+    ),
+    "scatternd": (
+        [((3, 4, 5, 6), "float32"), ((3, 7, 3), "int64"), ((3, 7, 6), "float32")],
+        [((3, 4, 5, 6), "float32")],
+        2 * 360 * 4 + 63 * 8 + 126 * 4,
+    ),
     "onehot": ([((5,), "int64")], [((5, 10), "float32")], 5 * 8 + 50 * 4),
     "resize": ([((1, 2, 3, 4), "float32")], [((1, 2, 12, 16), "float32")], 24 * 4 + 384 * 4),
-    "gridsample": ([((1, 2, 3, 4, 5), "float32"), ((1, 3, 4, 5, 3), "float32")], [((1, 2, 3, 4, 5), "float32")],
-                   120 * 4 + 180 * 4 + 120 * 4),
+    "gridsample": (
+        [((1, 2, 3, 4, 5), "float32"), ((1, 3, 4, 5, 3), "float32")],
+        [((1, 2, 3, 4, 5), "float32")],
+        120 * 4 + 180 * 4 + 120 * 4,
+    ),
     "topk": ([((2, 50), "float32")], [((2, 4), "float32"), ((2, 4), "int64")], 400 + 32 + 64),
-    "layernorm": ([((4, 8), "float16"), ((8,), "float16"), ((8,), "float16")], [((4, 8), "float16")],
-                  64 + 16 + 16 + 64),
+    "layernorm": (
+        [((4, 8), "float16"), ((8,), "float16"), ((8,), "float16")],
+        [((4, 8), "float16")],
+        64 + 16 + 16 + 64,
+    ),
     "gelu": ([((3, 5), "float16")], [((3, 5), "float16")], 60),
 }
 
@@ -176,7 +193,7 @@ def test_traffic_formulas_on_small_shapes(written):
         assert bench.traffic_bytes(code, ins, outs) == want, id
     # every case: the formula counts at least the output once and at most every tensor twice
     for c in doc["cases"]:
-        if c["traffic"]["bytes"] is None:      # data-dependent output
+        if c["traffic"]["bytes"] is None:  # data-dependent output
             continue
         ins = [(i["shape"], i["dtype"]) for i in c["inputs"]]
         outs = [(o["shape"], o["dtype"]) for o in c["outputs"]]
@@ -196,39 +213,82 @@ def test_traffic_formula_cannot_reach_builtins():
 # report rendering
 # ------------------------------------------------------------------------------------------------
 
+
 def _result(case, op, tpat, eager, compiled, mb, ok=True):
-    res = {"out": f"/x/{case}", "plugin": f"{op}_0123abcd", "case": case, "op": op, "status": "ok" if ok else "mismatch",
-           "notes": ["a note"], "inputs": [{"dtype": "float32", "shape": [4, 4]}],
-           "outputs": [{"dtype": "float32", "shape": [4, 4]}], "num_tactics": 1, "torch_impl": "torch.thing()",
-           "traffic": {"bytes": int(mb * 1e6), "code": "B(in0) + B(out0)", "words": "in once, out once", "source": "cases.json"},
-           "check": {"against": "PyTorch eager", "pass": ok,
-                     "tactics": [{"tactic": 0, "outputs": [{"pass": ok, "bad": 0 if ok else 3, "n": 16, "max_abs": 0.0 if ok else 2.5}]}]},
-           "tpat": {"tactic": 0, "kernel_us": tpat, "host_us": tpat + 20, "graph": True, "inner": 1}}
+    res = {
+        "out": f"/x/{case}",
+        "plugin": f"{op}_0123abcd",
+        "case": case,
+        "op": op,
+        "status": "ok" if ok else "mismatch",
+        "notes": ["a note"],
+        "inputs": [{"dtype": "float32", "shape": [4, 4]}],
+        "outputs": [{"dtype": "float32", "shape": [4, 4]}],
+        "num_tactics": 1,
+        "torch_impl": "torch.thing()",
+        "traffic": {
+            "bytes": int(mb * 1e6),
+            "code": "B(in0) + B(out0)",
+            "words": "in once, out once",
+            "source": "cases.json",
+        },
+        "check": {
+            "against": "PyTorch eager",
+            "pass": ok,
+            "tactics": [
+                {"tactic": 0, "outputs": [{"pass": ok, "bad": 0 if ok else 3, "n": 16, "max_abs": 0.0 if ok else 2.5}]}
+            ],
+        },
+        "tpat": {"tactic": 0, "kernel_us": tpat, "host_us": tpat + 20, "graph": True, "inner": 1},
+    }
     res["eager"] = {"kernel_us": eager, "host_us": eager + 30, "graph": True} if eager else None
-    res["compiled"] = {"kernel_us": compiled, "host_us": compiled + 60, "graph": True, "compile_s": 3.2} if compiled else {"error": "boom"}
+    res["compiled"] = (
+        {"kernel_us": compiled, "host_us": compiled + 60, "graph": True, "compile_s": 3.2}
+        if compiled
+        else {"error": "boom"}
+    )
     best = min(x for x in (eager, compiled) if x)
     res["best_torch_us"] = best
     res["ratio_tpat_over_best"] = tpat / best
     res["tpat_slower"] = tpat > best
     copy_gbps = 3000.0
-    res["gbps"] = {k: (mb * 1e6 / (v * 1e-6) / 1e9 if v else None) for k, v in (("tpat", tpat), ("eager", eager), ("compiled", compiled))}
+    res["gbps"] = {
+        k: (mb * 1e6 / (v * 1e-6) / 1e9 if v else None)
+        for k, v in (("tpat", tpat), ("eager", eager), ("compiled", compiled))
+    }
     res["pct_copy"] = {k: (100 * v / copy_gbps if v else None) for k, v in res["gbps"].items()}
     return res
 
 
 def synthetic_doc():
     return {
-        "format": 1, "date": "2026-01-01T00:00:00+00:00",
-        "device": {"name": "NVIDIA H100 80GB HBM3", "capability": "sm_90", "sms": 132, "memory_gib": 79.2,
-                   "l2_mib": 50.0, "driver": "580.00", "torch": "2.11.0+cu130", "torch_cuda": "13.0", "python": "3.12.3"},
+        "format": 1,
+        "date": "2026-01-01T00:00:00+00:00",
+        "device": {
+            "name": "NVIDIA H100 80GB HBM3",
+            "capability": "sm_90",
+            "sms": 132,
+            "memory_gib": 79.2,
+            "l2_mib": 50.0,
+            "driver": "580.00",
+            "torch": "2.11.0+cu130",
+            "torch_cuda": "13.0",
+            "python": "3.12.3",
+        },
         "copy": {"gbps": 3000.0, "bytes_copied": 1 << 30},
         "settings": {"runs": 200, "warmup": 10, "flush_l2": True, "flush_bytes": 256 << 20, "timing": "kernel-only"},
         "results": [
             _result("gelu", "Gelu", 60.0, 70.0, 50.0, 134.2),
             _result("scatternd", "ScatterND", 4200.0, 480.0, 450.0, 1093.9),
             dict(_result("topk", "TopK", 30.0, 45.0, None, 2.5, ok=False), bound="compute", bound_why="a sort"),
-            {"out": "/x/onehot", "plugin": None, "case": "onehot", "op": "OneHot", "status": "error",
-             "error": "no plugins in this OUT folder (nothing was converted)"},
+            {
+                "out": "/x/onehot",
+                "plugin": None,
+                "case": "onehot",
+                "op": "OneHot",
+                "status": "error",
+                "error": "no plugins in this OUT folder (nothing was converted)",
+            },
         ],
     }
 
@@ -240,8 +300,11 @@ def test_render_report_markdown_and_chart(tmp_path):
     md = Path(out["report"]).read_text()
     assert "NVIDIA H100 80GB HBM3" in md and "580.00" in md and "2.11.0+cu130" in md
     assert "3000 GB/s" in md
-    assert "**9.33x SLOWER**" in md                            # 4200 / 450
-    assert "| gelu | Gelu | pass | 60.0 µs | 70.0 µs | 50.0 µs | 1.20x (slower) | 134.20 MB | 2237 (75%) | 2684 (89%) | memory |" in md
+    assert "**9.33x SLOWER**" in md  # 4200 / 450
+    assert (
+        "| gelu | Gelu | pass | 60.0 µs | 70.0 µs | 50.0 µs | 1.20x (slower) | 134.20 MB | 2237 (75%) | 2684 (89%) | memory |"
+        in md
+    )
     assert "| topk | TopK | **FAIL** |" in md and "0.67x" in md
     assert "onehot (OneHot): error: no plugins" in md
     assert "topk (TopK): output differs from PyTorch eager" in md
@@ -254,6 +317,7 @@ def test_render_report_markdown_and_chart(tmp_path):
     assert "memory-bound cases at >= 85% of the copy bandwidth: 0 of 2; under: gelu 75% (-10 points), scatternd" in md
     # the chart is a real PNG drawn by matplotlib, with the three series' colours in it
     from PIL import Image
+
     img = Image.open(out["chart"]).convert("RGB")
     assert img.size[0] > 800 and img.size[1] > 200
     colors = {img.getpixel((x, y)) for x in range(0, img.size[0], 2) for y in range(0, img.size[1], 2)}
@@ -271,12 +335,28 @@ def test_report_without_matplotlib_says_how_to_draw_the_chart(tmp_path, monkeypa
 
 def test_report_of_unplanned_cases(tmp_path):
     doc = synthetic_doc()
-    doc["results"].append({"case": "nonzero", "op": "NonZero", "plugin": None, "out": None, "status": "not_planned",
-                           "error": "not planned: requires a NonZero lowering", "bound": "compute",
-                           "bound_why": "two passes", "notes": [], "inputs": [], "outputs": [],
-                           "torch_impl": "torch.nonzero(x).t()",
-                           "eager": {"kernel_us": 80.0, "host_us": 120.0, "graph": False}, "compiled": None,
-                           "best_torch_us": 80.0, "ratio_tpat_over_best": None, "gbps": {}, "pct_copy": {}})
+    doc["results"].append(
+        {
+            "case": "nonzero",
+            "op": "NonZero",
+            "plugin": None,
+            "out": None,
+            "status": "not_planned",
+            "error": "not planned: requires a NonZero lowering",
+            "bound": "compute",
+            "bound_why": "two passes",
+            "notes": [],
+            "inputs": [],
+            "outputs": [],
+            "torch_impl": "torch.nonzero(x).t()",
+            "eager": {"kernel_us": 80.0, "host_us": 120.0, "graph": False},
+            "compiled": None,
+            "best_torch_us": 80.0,
+            "ratio_tpat_over_best": None,
+            "gbps": {},
+            "pct_copy": {},
+        }
+    )
     p = tmp_path / "r.json"
     p.write_text(json.dumps(doc))
     md = Path(bench.render_report(str(p), str(tmp_path))["report"]).read_text()
@@ -307,6 +387,7 @@ def test_render_report_when_nothing_ran(tmp_path):
 # run_bench without a GPU
 # ------------------------------------------------------------------------------------------------
 
+
 class _NoCuda:
     __version__ = "0.0-fake"
 
@@ -327,7 +408,7 @@ def test_run_bench_without_cuda_is_a_clean_error(tmp_path, monkeypatch):
     with pytest.raises(BridgeError) as e:
         bench.run_bench(req)
     assert e.value.code == "no_device" and "no CUDA device" in e.value.reason
-    monkeypatch.setitem(sys.modules, "torch", None)            # torch not installed at all
+    monkeypatch.setitem(sys.modules, "torch", None)  # torch not installed at all
     with pytest.raises(BridgeError) as e:
         bench.run_bench(req)
     assert e.value.code == "no_device"
@@ -335,10 +416,12 @@ def test_run_bench_without_cuda_is_a_clean_error(tmp_path, monkeypatch):
 
 
 def test_run_bench_bad_requests(tmp_path):
-    for req, words in (({"outs": [], "report_dir": str(tmp_path)}, "outs"),
-                       ({"outs": [str(tmp_path / "missing")], "report_dir": str(tmp_path)}, "no such folder"),
-                       ({"outs": [str(tmp_path)]}, "report_dir"),
-                       ({"outs": [str(tmp_path)], "report_dir": str(tmp_path), "runs": -3}, "runs")):
+    for req, words in (
+        ({"outs": [], "report_dir": str(tmp_path)}, "outs"),
+        ({"outs": [str(tmp_path / "missing")], "report_dir": str(tmp_path)}, "no such folder"),
+        ({"outs": [str(tmp_path)]}, "report_dir"),
+        ({"outs": [str(tmp_path)], "report_dir": str(tmp_path), "runs": -3}, "runs"),
+    ):
         with pytest.raises(BridgeError) as e:
             bench.run_bench(dict(req, command="bench"))
         assert e.value.code == "input" and words in e.value.reason
@@ -375,14 +458,19 @@ def test_suite_work_list(tmp_path, written):
     (p / "Gelu_0123abcd.plugin.json").write_text("{}")
     (out / "plugins" / "build").mkdir()
     (out / "plugins" / "build" / "libtpat_kernels.so").write_bytes(b"")
-    (suite_dir / "prepare.json").write_text(json.dumps({"cases": [
-        {"id": "cumsum_leading", "status": "not_planned", "reason": "cumsum: host allocation in local"}]}))
+    (suite_dir / "prepare.json").write_text(
+        json.dumps(
+            {"cases": [{"id": "cumsum_leading", "status": "not_planned", "reason": "cumsum: host allocation in local"}]}
+        )
+    )
     # a case whose lowering has not landed ("requires"; none in the suite now) is a not-planned row
-    with_requires = dict(doc, cases=[dict(c, requires="a NonZero lowering (test)") if c["id"] == "nonzero" else c
-                                     for c in doc["cases"]])
+    with_requires = dict(
+        doc, cases=[dict(c, requires="a NonZero lowering (test)") if c["id"] == "nonzero" else c for c in doc["cases"]]
+    )
     (d / "cases_requires.json").write_text(json.dumps(with_requires))
-    cfg = runner._parse_request({"suite_dir": str(suite_dir), "cases": str(d / "cases_requires.json"),
-                                 "report_dir": str(tmp_path / "rep")})
+    cfg = runner._parse_request(
+        {"suite_dir": str(suite_dir), "cases": str(d / "cases_requires.json"), "report_dir": str(tmp_path / "rep")}
+    )
     items = runner.work_list(cfg)
     assert len(items) == len(doc["cases"])
     kinds = {(it[1]["id"] if it[0] == "unplanned" else it[5]["id"]): it for it in items}
@@ -403,13 +491,26 @@ def test_resume_keeps_an_earlier_call_of_the_same_run(tmp_path, written):
     """A run split over several calls (a GPU call is limited in time): rows already there are kept,
     skipped ones run again, another device is refused; keys of items and rows agree."""
     d, _ = written
-    cfg = runner._parse_request({"suite_dir": str(tmp_path), "cases": str(d / "cases.json"),
-                                 "report_dir": str(tmp_path), "resume": True, "flush_l2": True})
+    cfg = runner._parse_request(
+        {
+            "suite_dir": str(tmp_path),
+            "cases": str(d / "cases.json"),
+            "report_dir": str(tmp_path),
+            "resume": True,
+            "flush_l2": True,
+        }
+    )
     items = runner.work_list(cfg)
     rows = [runner._failed_row(it, "error" if k % 2 else "skipped", "x") for k, it in enumerate(items[:4])]
     assert [runner.row_key(r) for r in rows] == [runner.item_key(it) for it in items[:4]]
-    prev = {"device": {"name": "H100"}, "settings": {"flush_l2": True}, "copy": {"gbps": 2990.0}, "calls": 1,
-            "date": "then", "results": rows}
+    prev = {
+        "device": {"name": "H100"},
+        "settings": {"flush_l2": True},
+        "copy": {"gbps": 2990.0},
+        "calls": 1,
+        "date": "then",
+        "results": rows,
+    }
     (tmp_path / "bench.json").write_text(json.dumps(prev))
     doc = {"device": {"name": "H100"}, "copy": {"gbps": 3010.0}, "date": "now"}
     done = runner._resumed(cfg, str(tmp_path / "bench.json"), doc)
@@ -425,6 +526,7 @@ def test_resume_keeps_an_earlier_call_of_the_same_run(tmp_path, written):
 # has): every case's PyTorch baseline matches ONNX Runtime at the case's check shapes
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("case_id", list(bench.load_cases(str(ROOT / "bench" / "cases.json"))))
 def test_torch_baseline_matches_onnxruntime(case_id):
     torch = pytest.importorskip("torch")
@@ -435,6 +537,7 @@ def test_torch_baseline_matches_onnxruntime(case_id):
 
 def test_check_baselines_without_torch_is_one_error_line(monkeypatch, capsys):
     from tpat_bridge.tools.bench import __main__ as cli
+
     monkeypatch.setitem(sys.modules, "torch", None)
     assert cli.main(["check-baselines", "--cases", str(ROOT / "bench" / "cases.json")]) == 2
     assert capsys.readouterr().err.startswith("error: check-baselines needs torch")

@@ -1,5 +1,6 @@
 """The Python side of the bridge against schemas/bridge.schema.json, through the real
 `python -m tpat_bridge` process the Swift tool starts."""
+
 import json
 import os
 import subprocess
@@ -22,8 +23,14 @@ def ask(request, raw=None):
     env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
     lib = REPO / ".venv" / "tpat-lib"
     env["LD_LIBRARY_PATH"] = f"{lib}:{env.get('LD_LIBRARY_PATH', '')}"
-    p = subprocess.run([sys.executable, "-m", "tpat_bridge"], input=raw if raw is not None else json.dumps(request),
-                       capture_output=True, text=True, env=env, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-m", "tpat_bridge"],
+        input=raw if raw is not None else json.dumps(request),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr
     answer = json.loads(p.stdout)  # stdout holds exactly one JSON answer
     validator("answer").validate(answer)
@@ -57,11 +64,14 @@ def test_infer_shapes_reads_external_data():
     assert all(t["shape"] is not None for t in a["result"]["tensors"])
 
 
-@pytest.mark.parametrize("request_obj,code", [
-    ({"command": "infer_shapes", "model_path": "/no/such.onnx"}, "input"),
-    ({"command": "nope"}, "bad_request"),
-    ({"no": "command"}, "bad_request"),
-])
+@pytest.mark.parametrize(
+    "request_obj,code",
+    [
+        ({"command": "infer_shapes", "model_path": "/no/such.onnx"}, "input"),
+        ({"command": "nope"}, "bad_request"),
+        ({"no": "command"}, "bad_request"),
+    ],
+)
 def test_failures_are_structured_answers(request_obj, code):
     a = ask(request_obj)
     assert not a["ok"]
@@ -88,7 +98,14 @@ def test_probe_names_parser_and_failing_nodes():
 
 
 def test_validate_command_checks_instances():
-    ok = ask({"command": "validate", "schema": "bridge.schema.json", "definition": "error", "instance": {"code": "x", "reason": "y"}})
+    ok = ask(
+        {
+            "command": "validate",
+            "schema": "bridge.schema.json",
+            "definition": "error",
+            "instance": {"code": "x", "reason": "y"},
+        }
+    )
     assert ok["result"]["valid"]
     bad = ask({"command": "validate", "schema": "bridge.schema.json", "definition": "error", "instance": {"code": 1}})
     assert not bad["result"]["valid"] and bad["result"]["errors"]

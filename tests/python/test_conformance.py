@@ -2,6 +2,7 @@
 runs all of it): a handful of real backend test cases through the real `tpat inspect` + `tpat
 generate` + the LLVM check against the test's expected outputs, and the check failing on wrong
 expected data. Needs the built tpat (`make test` builds it first)."""
+
 from __future__ import annotations
 
 import json
@@ -61,7 +62,11 @@ def test_plugin_matches_the_tests_expected_outputs(affine, work):
     assert affine["code"] == "passed", affine
     assert affine["constants"] == ["size"]
     assert affine["check"] and all(t["status"] == "agrees" and t["cases"] == 1 for t in affine["check"])
-    m = json.loads((work / "test_affine_grid_2d" / "out" / "plugins" / affine["plugin"] / "conformance" / "manifest.json").read_text())
+    m = json.loads(
+        (
+            work / "test_affine_grid_2d" / "out" / "plugins" / affine["plugin"] / "conformance" / "manifest.json"
+        ).read_text()
+    )
     assert m["cases"][0]["outputs"][0]["shape"] == [2, 5, 6, 2]
 
 
@@ -78,17 +83,27 @@ def test_check_fails_on_wrong_expected_data(affine, work):
     assert res["tactics"][0]["max_error"] == pytest.approx(0.01, rel=1e-3)
 
 
-@pytest.mark.parametrize("case,code,in_scope", [
-    ("test_relu", "imported_by_tensorrt", False),
-    ("test_bitshift_left_uint16", "no_tensorrt_type", True),
-])
+@pytest.mark.parametrize(
+    "case,code,in_scope",
+    [
+        ("test_relu", "imported_by_tensorrt", False),
+        ("test_bitshift_left_uint16", "no_tensorrt_type", True),
+    ],
+)
 def test_causes(tpat, work, case, code, in_scope):
     r = conf.run_case(NODE / case, work, "rtx", 300)
     assert (r["code"], r["inScope"], r["passed"], r["plugin"]) == (code, in_scope, False, None), r
 
 
-@pytest.mark.parametrize("case", ["test_nonzero_example", "test_compress_0", "test_unique_not_sorted_without_axis",
-                                  "test_unique_sorted_with_negative_axis"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "test_nonzero_example",
+        "test_compress_0",
+        "test_unique_not_sorted_without_axis",
+        "test_unique_sorted_with_negative_axis",
+    ],
+)
 def test_data_dependent_outputs_pass(tpat, work, case):
     """Plugins with a size-tensor output (issue 14), on the tests' own data: the actual shape
     (the size tensor's value) and values match the expected outputs."""
@@ -97,10 +112,37 @@ def test_data_dependent_outputs_pass(tpat, work, case):
 
 
 def test_report_counts(affine, tmp_path):
-    results = [affine, {"case": "x", "considered": False, "code": "not_single_node"},
-               {"case": "y", "considered": True, "inScope": True, "plugin": None, "passed": False, "code": "tvm_error", "op": "Y"},
-               {"case": "z", "considered": True, "inScope": True, "plugin": None, "passed": False, "code": "not_run", "op": "Z"},
-               {"case": "w", "considered": True, "inScope": False, "plugin": None, "passed": False, "code": "imported_by_tensorrt", "op": "W"}]
+    results = [
+        affine,
+        {"case": "x", "considered": False, "code": "not_single_node"},
+        {
+            "case": "y",
+            "considered": True,
+            "inScope": True,
+            "plugin": None,
+            "passed": False,
+            "code": "tvm_error",
+            "op": "Y",
+        },
+        {
+            "case": "z",
+            "considered": True,
+            "inScope": True,
+            "plugin": None,
+            "passed": False,
+            "code": "not_run",
+            "op": "Z",
+        },
+        {
+            "case": "w",
+            "considered": True,
+            "inScope": False,
+            "plugin": None,
+            "passed": False,
+            "code": "imported_by_tensorrt",
+            "op": "W",
+        },
+    ]
     s = conf.summarize(results, "rtx", 5)
     assert (s["singleNodeTensorCases"], s["inScope"], s["inScopeRun"], s["pluginsMade"], s["passed"]) == (4, 3, 2, 1, 1)
     assert s["causes"] == {"tvm_error": 1} and s["notConsidered"] == {"not_single_node": 1} and s["partial"]

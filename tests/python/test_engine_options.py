@@ -1,6 +1,7 @@
 """The engine builder's trtexec-style options through the real bridge process with TensorRT-RTX on
 the CPU: several optimization profiles, several compute capabilities, a timing cache written and
 read back, and bad profiles refused as input errors. Requests and answers follow the schema."""
+
 import json
 import os
 import shutil
@@ -26,8 +27,14 @@ def ask(request):
     check("engineRequest", request)
     env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
     env["LD_LIBRARY_PATH"] = f"{REPO / '.venv' / 'tpat-lib'}:{env.get('LD_LIBRARY_PATH', '')}"
-    p = subprocess.run([sys.executable, "-m", "tpat_bridge"], input=json.dumps(request), capture_output=True, text=True,
-                       env=env, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-m", "tpat_bridge"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 
@@ -40,8 +47,14 @@ def model(tmp_path):
 
 
 def request(model, **kw):
-    r = {"command": "engine", "model_path": str(model), "sm": "89", "plugin_library": None, "python_plugin_specs": [],
-         "output": str(model.parent / "out" / "m.engine")}
+    r = {
+        "command": "engine",
+        "model_path": str(model),
+        "sm": "89",
+        "plugin_library": None,
+        "python_plugin_specs": [],
+        "output": str(model.parent / "out" / "m.engine"),
+    }
     r.update(kw)
     return r
 
@@ -70,16 +83,22 @@ def test_two_profiles_two_capabilities_and_a_timing_cache(model):
     c = ask(request(model, timing_cache=str(cache)))
     assert c["ok"], c
     check("engineResult", c["result"])
-    assert c["result"]["timing_cache"]["ignored"] and c["result"]["timing_cache"]["saved_bytes"] == cache.stat().st_size > 18
+    assert (
+        c["result"]["timing_cache"]["ignored"]
+        and c["result"]["timing_cache"]["saved_bytes"] == cache.stat().st_size > 18
+    )
     assert b["result"]["num_profiles"] == 1
 
 
-@pytest.mark.parametrize("profile, words", [
-    ({"y": {"min": [1, 16], "opt": [1, 16], "max": [1, 16]}}, "not an input of the model"),
-    ({"x": {"min": [1, 16, 1], "opt": [1, 16, 1], "max": [1, 16, 1]}}, "has 3 dims"),
-    ({"x": {"min": [1, 8], "opt": [1, 8], "max": [1, 8]}}, "fixed at 16"),
-    ({"x": {"min": [8, 16], "opt": [4, 16], "max": [16, 16]}}, "min <= opt <= max"),
-])
+@pytest.mark.parametrize(
+    "profile, words",
+    [
+        ({"y": {"min": [1, 16], "opt": [1, 16], "max": [1, 16]}}, "not an input of the model"),
+        ({"x": {"min": [1, 16, 1], "opt": [1, 16, 1], "max": [1, 16, 1]}}, "has 3 dims"),
+        ({"x": {"min": [1, 8], "opt": [1, 8], "max": [1, 8]}}, "fixed at 16"),
+        ({"x": {"min": [8, 16], "opt": [4, 16], "max": [16, 16]}}, "min <= opt <= max"),
+    ],
+)
 def test_bad_profiles_are_input_errors(model, profile, words):
     a = ask(request(model, profiles=[profile]))
     assert not a["ok"] and a["error"]["code"] == "input" and words in a["error"]["reason"], a

@@ -1,4 +1,5 @@
 """The committed fixture models are what scripts/make_fixtures.py builds, and they are sound."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,7 +12,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "tests" / "fixtures" / "models"
 DEMO = REPO / "examples" / "demo.onnx"
-RULES = json.loads((REPO / "Sources" / "TPATCore" / "Selection" / "Resources" / "tensorrt10-onnx-operators.json").read_text())
+RULES = json.loads(
+    (REPO / "Sources" / "TPATCore" / "Selection" / "Resources" / "tensorrt10-onnx-operators.json").read_text()
+)
 EXPECTED = json.loads((MODELS / "expected-verdicts.json").read_text())
 
 
@@ -35,10 +38,12 @@ def test_fixtures_up_to_date(regenerated):
     committed = {p.name for p in MODELS.iterdir()}
     assert set(fresh) <= committed, "run scripts/make_fixtures.py"
     for name in fresh:
-        assert (regenerated / "models" / name).read_bytes() == (MODELS / name).read_bytes(), \
+        assert (regenerated / "models" / name).read_bytes() == (MODELS / name).read_bytes(), (
             f"{name} is stale: run scripts/make_fixtures.py"
-    assert (regenerated / "examples" / "demo.onnx").read_bytes() == DEMO.read_bytes(), \
+        )
+    assert (regenerated / "examples" / "demo.onnx").read_bytes() == DEMO.read_bytes(), (
         "examples/demo.onnx is stale: run scripts/make_fixtures.py"
+    )
 
 
 def test_sizes(regenerated):
@@ -114,8 +119,13 @@ def test_symbolic_shapes_and_data_prop():
 
     def shapes(data_prop):
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=data_prop)
-        return {v.name: [d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value") else None)
-                         for d in v.type.tensor_type.shape.dim] for v in inferred.graph.value_info}
+        return {
+            v.name: [
+                d.dim_param if d.HasField("dim_param") else (d.dim_value if d.HasField("dim_value") else None)
+                for d in v.type.tensor_type.shape.dim
+            ]
+            for v in inferred.graph.value_info
+        }
 
     plain = shapes(False)
     assert plain["act"] == ["batch", "seq", 32]

@@ -7,6 +7,7 @@ index op tactic TPAT plans writes out of bounds on out-of-range indices.
 - TPAT's own ScatterND/ScatterElements lowerings skip out-of-range indices (negative ones wrap);
   its GatherND lowering clamps them. Checked on the same TIR built for LLVM (CPU).
 """
+
 from __future__ import annotations
 
 import resource
@@ -24,8 +25,8 @@ from onnx import numpy_helper
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge.tools import reference  # noqa: E402
 from tpat_bridge.errors import BridgeError  # noqa: E402
+from tpat_bridge.tools import reference  # noqa: E402
 
 
 def _canonical(node, inputs, outputs, inits=(), opset=18):
@@ -42,16 +43,23 @@ def _maxrss_mb():
 def _reference(tmp_path, model, name="P"):
     path = tmp_path / "node.onnx"
     onnx.save(model, str(path))
-    return reference.make_reference({"command": "reference", "model_path": str(path),
-                                     "out_dir": str(tmp_path / "ref"), "plugin": name})
+    return reference.make_reference(
+        {"command": "reference", "model_path": str(path), "out_dir": str(tmp_path / "ref"), "plugin": name}
+    )
 
 
 def _onehot(depth, n="s0"):
     node = h.make_node("OneHot", ["in0", "const0", "const1"], ["out0"], axis=-1)
-    return _canonical(node, [h.make_tensor_value_info("in0", TP.INT64, [n])],
-                      [h.make_tensor_value_info("out0", TP.FLOAT, [n, depth])],
-                      [numpy_helper.from_array(np.array([depth], np.int64), "const0"),
-                       numpy_helper.from_array(np.array([0, 1], np.float32), "const1")], opset=13)
+    return _canonical(
+        node,
+        [h.make_tensor_value_info("in0", TP.INT64, [n])],
+        [h.make_tensor_value_info("out0", TP.FLOAT, [n, depth])],
+        [
+            numpy_helper.from_array(np.array([depth], np.int64), "const0"),
+            numpy_helper.from_array(np.array([0, 1], np.float32), "const1"),
+        ],
+        opset=13,
+    )
 
 
 @pytest.mark.parametrize("n", ["s0", 4])
@@ -67,9 +75,12 @@ def test_onehot_huge_depth_is_refused_before_onnxruntime(tmp_path, n):
 
 def test_expand_to_a_billion_elements_is_refused(tmp_path):
     node = h.make_node("Expand", ["in0", "const0"], ["out0"])
-    m = _canonical(node, [h.make_tensor_value_info("in0", TP.FLOAT, [1, 1])],
-                   [h.make_tensor_value_info("out0", TP.FLOAT, None)],
-                   [numpy_helper.from_array(np.array([1 << 15, 1 << 15], np.int64), "const0")])
+    m = _canonical(
+        node,
+        [h.make_tensor_value_info("in0", TP.FLOAT, [1, 1])],
+        [h.make_tensor_value_info("out0", TP.FLOAT, None)],
+        [numpy_helper.from_array(np.array([1 << 15, 1 << 15], np.int64), "const0")],
+    )
     before = _maxrss_mb()
     with pytest.raises(BridgeError) as e:
         _reference(tmp_path, m)
@@ -88,9 +99,9 @@ def test_small_onehot_still_gets_reference_data(tmp_path):
 
 tvm = pytest.importorskip("tvm")
 
-from tpat_bridge.planning.plan import handle_plan  # noqa: E402
-from tpat_bridge.planning.load import load_node  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
 
 
 def _scatter_model(op, red="none", idx_shape=("M", 1), axis=None):
@@ -102,10 +113,15 @@ def _scatter_model(op, red="none", idx_shape=("M", 1), axis=None):
         ushape = list(idx_shape[:-1]) + [4]
     else:
         ushape = list(idx_shape)
-    return _canonical(n, [h.make_tensor_value_info("data", TP.FLOAT, ["N", 4]),
-                          h.make_tensor_value_info("idx", TP.INT64, list(idx_shape)),
-                          h.make_tensor_value_info("upd", TP.FLOAT, ushape)],
-                      [h.make_tensor_value_info("out", TP.FLOAT, ["N", 4])])
+    return _canonical(
+        n,
+        [
+            h.make_tensor_value_info("data", TP.FLOAT, ["N", 4]),
+            h.make_tensor_value_info("idx", TP.INT64, list(idx_shape)),
+            h.make_tensor_value_info("upd", TP.FLOAT, ushape),
+        ],
+        [h.make_tensor_value_info("out", TP.FLOAT, ["N", 4])],
+    )
 
 
 def _run_cpu(tmp_path, model, feeds):
@@ -146,20 +162,25 @@ def test_tpat_scatter_elements_skips_out_of_range_indices(tmp_path):
 
 def test_tpat_gathernd_clamps_out_of_range_indices(tmp_path):
     n = h.make_node("GatherND", ["x", "i"], ["out"])
-    m = _canonical(n, [h.make_tensor_value_info("x", TP.FLOAT, [5, 3]),
-                       h.make_tensor_value_info("i", TP.INT64, [4, 1])],
-                   [h.make_tensor_value_info("out", TP.FLOAT, [4, 3])])
+    m = _canonical(
+        n,
+        [h.make_tensor_value_info("x", TP.FLOAT, [5, 3]), h.make_tensor_value_info("i", TP.INT64, [4, 1])],
+        [h.make_tensor_value_info("out", TP.FLOAT, [4, 3])],
+    )
     x = np.arange(15, dtype=np.float32).reshape(5, 3)
     i = np.array([[7], [-1], [-9], [2]], np.int64)
     got = _run_cpu(tmp_path, m, {"x": x, "i": i})
     np.testing.assert_array_equal(got, x[[4, 4, 0, 2]])
 
 
-@pytest.mark.parametrize("op,lowering,idx_shape", [
-    ("ScatterND", "tvm", ("M", 1)),
-    ("ScatterElements", "tvm", ("M", 4)),
-    ("ScatterND", "tpat", ("M", "K")),   # TPAT's lowering needs a static last index dim
-])
+@pytest.mark.parametrize(
+    "op,lowering,idx_shape",
+    [
+        ("ScatterND", "tvm", ("M", 1)),
+        ("ScatterElements", "tvm", ("M", 4)),
+        ("ScatterND", "tpat", ("M", "K")),  # TPAT's lowering needs a static last index dim
+    ],
+)
 def test_tvm_default_scatter_is_never_planned(tmp_path, op, lowering, idx_shape):
     m = _scatter_model(op, idx_shape=idx_shape, axis=1 if op == "ScatterElements" else None)
     path = tmp_path / "node.onnx"
@@ -171,9 +192,11 @@ def test_tvm_default_scatter_is_never_planned(tmp_path, op, lowering, idx_shape)
 
 def test_tvm_default_gathernd_is_never_planned(tmp_path):
     n = h.make_node("GatherND", ["x", "i"], ["out"])
-    m = _canonical(n, [h.make_tensor_value_info("x", TP.FLOAT, [5, 3]),
-                       h.make_tensor_value_info("i", TP.INT64, [4, 1])],
-                   [h.make_tensor_value_info("out", TP.FLOAT, [4, 3])])
+    m = _canonical(
+        n,
+        [h.make_tensor_value_info("x", TP.FLOAT, [5, 3]), h.make_tensor_value_info("i", TP.INT64, [4, 1])],
+        [h.make_tensor_value_info("out", TP.FLOAT, [4, 3])],
+    )
     path = tmp_path / "node.onnx"
     onnx.save(m, str(path))
     r = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90", "lowering": "tvm"})
@@ -186,10 +209,12 @@ def test_tvm_default_gathernd_is_never_planned(tmp_path):
 @pytest.mark.parametrize("axis,qshape", [(0, [4]), (1, [2, 3]), (1, [])])
 def test_tpat_gather_clamps_out_of_range_indices(tmp_path, axis, qshape):
     n = h.make_node("Gather", ["x", "i"], ["out"], axis=axis)
-    oshape = [5, 3][:axis] + qshape + [5, 3][axis + 1:]
-    m = _canonical(n, [h.make_tensor_value_info("x", TP.FLOAT, [5, 3]),
-                       h.make_tensor_value_info("i", TP.INT64, qshape)],
-                   [h.make_tensor_value_info("out", TP.FLOAT, oshape)])
+    oshape = [5, 3][:axis] + qshape + [5, 3][axis + 1 :]
+    m = _canonical(
+        n,
+        [h.make_tensor_value_info("x", TP.FLOAT, [5, 3]), h.make_tensor_value_info("i", TP.INT64, qshape)],
+        [h.make_tensor_value_info("out", TP.FLOAT, oshape)],
+    )
     x = np.arange(15, dtype=np.float32).reshape(5, 3)
     dim = x.shape[axis]
     i = np.array([7, -1, -9, 2, 2**40, -(2**62)][: int(np.prod(qshape))], np.int64).reshape(qshape)
@@ -202,14 +227,17 @@ def test_tpat_gather_clamps_out_of_range_indices(tmp_path, axis, qshape):
 
 def test_tpat_gather_elements_clamps_out_of_range_indices(tmp_path):
     n = h.make_node("GatherElements", ["x", "i"], ["out"], axis=1)
-    m = _canonical(n, [h.make_tensor_value_info("x", TP.FLOAT, ["N", 5]),
-                       h.make_tensor_value_info("i", TP.INT64, ["N", 3])],
-                   [h.make_tensor_value_info("out", TP.FLOAT, ["N", 3])])
+    m = _canonical(
+        n,
+        [h.make_tensor_value_info("x", TP.FLOAT, ["N", 5]), h.make_tensor_value_info("i", TP.INT64, ["N", 3])],
+        [h.make_tensor_value_info("out", TP.FLOAT, ["N", 3])],
+    )
     x = np.arange(10, dtype=np.float32).reshape(2, 5)
     i = np.array([[5, -1, -7], [2**40, 0, -(2**62)]], np.int64)
     got = _run_cpu(tmp_path, m, {"x": x, "i": i})
     w = np.clip(np.where(i < 0, i + 5, i), 0, 4)
     np.testing.assert_array_equal(got, np.take_along_axis(x, w, axis=1))
-    r = handle_plan({"command": "plan", "model_path": str(tmp_path / "node.onnx"), "target": "sm_90",
-                             "lowering": "tvm"})
+    r = handle_plan(
+        {"command": "plan", "model_path": str(tmp_path / "node.onnx"), "target": "sm_90", "lowering": "tvm"}
+    )
     assert not r["ok"] and r["error"]["code"] == "unchecked_indices" and "reads" in r["error"]["reason"]

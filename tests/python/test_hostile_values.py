@@ -15,6 +15,7 @@ A seeded property test: every model of the lowering tests (test_lowering_*.py `C
 `make test` runs a short seeded subset (TPAT_FUZZ_ITERATIONS unset: 3 mutations per model);
 `make fuzz` runs TPAT_FUZZ_ITERATIONS mutations per model.
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,15 +45,39 @@ ITERATIONS = int(os.environ.get("TPAT_FUZZ_ITERATIONS") or 0)
 PER_MODEL = max(3, ITERATIONS // 100) if ITERATIONS else 3
 SEED = int(os.environ.get("TPAT_FUZZ_SEED") or 11)
 
-LOWERING_TESTS = ["cumsum", "dft", "gelu", "indexing", "layernorm", "resize", "rmsnorm", "topk", "nonzero", "compress", "unique"]
+LOWERING_TESTS = [
+    "cumsum",
+    "dft",
+    "gelu",
+    "indexing",
+    "layernorm",
+    "resize",
+    "rmsnorm",
+    "topk",
+    "nonzero",
+    "compress",
+    "unique",
+]
 
 # The reference generator's documented codes (docs/reference-data.md).
 REFERENCE_CODES = {"input", "model", "too_large", "reference"}
 
 BIG = 2**63 - 1
 HOSTILE_INTS = [0, -1, 1, 2, -2, 7, 1 << 20, 1 << 31, 1 << 40, BIG, -(2**63), -(1 << 40), 64, -64]
-HOSTILE_FLOATS = [float("inf"), float("-inf"), float("nan"), 0.0, -0.0, 1e30, -1e30, 1e-45, 5e-324,
-                  2.0**63, -(2.0**63), 1e308]
+HOSTILE_FLOATS = [
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    0.0,
+    -0.0,
+    1e30,
+    -1e30,
+    1e-45,
+    5e-324,
+    2.0**63,
+    -(2.0**63),
+    1e308,
+]
 HOSTILE_STRINGS = ["", "nonsense", "linear\n", "x" * 300, "\u00e9", "cubic", "tanh", "none"]
 HOSTILE_DIMS = [0, -1, -(2**63), BIG, 1 << 31, 1 << 40, 1]
 
@@ -76,22 +101,40 @@ def extra_models() -> dict:
     """Base models for the lowerings whose tests declare no CASES (scatter, Gather, GatherElements)."""
     idx = np.array([[1], [3]], np.int64)
     return {
-        "scatter_nd/const": _mk(h.make_node("ScatterND", ["x", "q", "u"], ["y"], reduction="add"),
-                                [_vi("x", [4, 5]), _vi("u", [2, 5])], [_vi("y", [4, 5])], [_const("q", idx)]),
-        "scatter_nd/param": _mk(h.make_node("ScatterND", ["x", "q", "u"], ["y"]),
-                                [_vi("x", ["s0", 5]), _vi("q", [2, 1], TP.INT64), _vi("u", [2, 5])],
-                                [_vi("y", ["s0", 5])]),
-        "scatter_elements/const": _mk(h.make_node("ScatterElements", ["x", "q", "u"], ["y"], axis=1,
-                                                  reduction="max"),
-                                      [_vi("x", [3, 4]), _vi("u", [2, 2])], [_vi("y", [3, 4])],
-                                      [_const("q", np.array([[0, 1], [2, 3]], np.int64))]),
-        "gather/const": _mk(h.make_node("Gather", ["x", "q"], ["y"], axis=1),
-                            [_vi("x", [3, 6])], [_vi("y", [3, 2])], [_const("q", np.array([0, 5], np.int64))]),
-        "gather/param": _mk(h.make_node("Gather", ["x", "q"], ["y"], axis=0),
-                            [_vi("x", [6, 3]), _vi("q", ["s0"], TP.INT32)], [_vi("y", ["s0", 3])]),
-        "gather_elements/const": _mk(h.make_node("GatherElements", ["x", "q"], ["y"], axis=-1),
-                                     [_vi("x", [3, 4])], [_vi("y", [3, 2])],
-                                     [_const("q", np.array([[0, 3], [1, 1], [2, 0]], np.int64))]),
+        "scatter_nd/const": _mk(
+            h.make_node("ScatterND", ["x", "q", "u"], ["y"], reduction="add"),
+            [_vi("x", [4, 5]), _vi("u", [2, 5])],
+            [_vi("y", [4, 5])],
+            [_const("q", idx)],
+        ),
+        "scatter_nd/param": _mk(
+            h.make_node("ScatterND", ["x", "q", "u"], ["y"]),
+            [_vi("x", ["s0", 5]), _vi("q", [2, 1], TP.INT64), _vi("u", [2, 5])],
+            [_vi("y", ["s0", 5])],
+        ),
+        "scatter_elements/const": _mk(
+            h.make_node("ScatterElements", ["x", "q", "u"], ["y"], axis=1, reduction="max"),
+            [_vi("x", [3, 4]), _vi("u", [2, 2])],
+            [_vi("y", [3, 4])],
+            [_const("q", np.array([[0, 1], [2, 3]], np.int64))],
+        ),
+        "gather/const": _mk(
+            h.make_node("Gather", ["x", "q"], ["y"], axis=1),
+            [_vi("x", [3, 6])],
+            [_vi("y", [3, 2])],
+            [_const("q", np.array([0, 5], np.int64))],
+        ),
+        "gather/param": _mk(
+            h.make_node("Gather", ["x", "q"], ["y"], axis=0),
+            [_vi("x", [6, 3]), _vi("q", ["s0"], TP.INT32)],
+            [_vi("y", ["s0", 3])],
+        ),
+        "gather_elements/const": _mk(
+            h.make_node("GatherElements", ["x", "q"], ["y"], axis=-1),
+            [_vi("x", [3, 4])],
+            [_vi("y", [3, 2])],
+            [_const("q", np.array([[0, 3], [1, 1], [2, 0]], np.int64))],
+        ),
     }
 
 
@@ -142,11 +185,13 @@ def _mutate_attribute(rng: random.Random, node) -> str:
     elif a.type == onnx.AttributeProto.FLOAT:
         new = h.make_attribute(name, rng.choice(HOSTILE_FLOATS))
     elif a.type == onnx.AttributeProto.INTS:
-        new = h.make_attribute(name, [rng.choice(HOSTILE_INTS) for _ in range(rng.randrange(0, 6))],
-                               attr_type=onnx.AttributeProto.INTS)
+        new = h.make_attribute(
+            name, [rng.choice(HOSTILE_INTS) for _ in range(rng.randrange(0, 6))], attr_type=onnx.AttributeProto.INTS
+        )
     elif a.type == onnx.AttributeProto.FLOATS:
-        new = h.make_attribute(name, [rng.choice(HOSTILE_FLOATS) for _ in range(rng.randrange(0, 6))],
-                               attr_type=onnx.AttributeProto.FLOATS)
+        new = h.make_attribute(
+            name, [rng.choice(HOSTILE_FLOATS) for _ in range(rng.randrange(0, 6))], attr_type=onnx.AttributeProto.FLOATS
+        )
     elif a.type == onnx.AttributeProto.STRING:
         new = h.make_attribute(name, rng.choice(HOSTILE_STRINGS))
     if new is None:
@@ -231,7 +276,8 @@ def test_base_models_reach_every_lowering():
         reached.update(low.name for low in registry.candidates(_node_info(model)))
     # GELU, GATHER, GATHER_ELEMENTS have their CASES in test_lowering_gelu/indexing
     assert reached == {low.name for low in registry.LOWERINGS}, sorted(
-        {low.name for low in registry.LOWERINGS} - reached)
+        {low.name for low in registry.LOWERINGS} - reached
+    )
 
 
 @pytest.mark.parametrize("name,model,seed", CASES, ids=[c[0] for c in CASES])
@@ -337,8 +383,12 @@ def test_reference_answers_data_or_known_code(tmp_path):
             whats.append(f"{name}#{k}: {what}")
     out = tmp_path / "answers.json"
     timeout = 60 + 3 * len(paths)
-    r = subprocess.run([sys.executable, "-c", CHILD, str(ROOT / "python"), str(out), *paths],
-                       capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, str(ROOT / "python"), str(out), *paths],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if r.returncode != 0:
         at = Path(str(out) + ".at").read_text() if Path(str(out) + ".at").exists() else ""
         what = whats[paths.index(at)] if at in paths else "?"
@@ -360,13 +410,18 @@ TPAT = Path(os.environ.get("TPAT_BIN") or ROOT / ".build" / "debug" / "tpat")
 def _cli_model():
     """Three nodes TPAT converts: a good BitwiseAnd, a CumSum whose axis constant is empty and a
     TopK whose K is 2^63-1 (the values that crashed ONNX Runtime and TVM's inputs before)."""
-    nodes = [h.make_node("BitwiseAnd", ["a", "b"], ["y"], name="good"),
-             h.make_node("CumSum", ["x", "empty_axis"], ["c"], name="bad_cumsum"),
-             h.make_node("TopK", ["x", "huge_k"], ["v", "i"], name="bad_topk")]
-    g = h.make_graph(nodes, "g", [_vi("a", [4], TP.INT32), _vi("b", [4], TP.INT32), _vi("x", [2, 8])],
-                     [_vi("y", [4], TP.INT32), _vi("c", [2, 8]), _vi("v", [2, 8]), _vi("i", [2, 8], TP.INT64)],
-                     initializer=[_const("empty_axis", np.zeros((0,), np.int64)),
-                                  _const("huge_k", np.array([2**63 - 1], np.int64))])
+    nodes = [
+        h.make_node("BitwiseAnd", ["a", "b"], ["y"], name="good"),
+        h.make_node("CumSum", ["x", "empty_axis"], ["c"], name="bad_cumsum"),
+        h.make_node("TopK", ["x", "huge_k"], ["v", "i"], name="bad_topk"),
+    ]
+    g = h.make_graph(
+        nodes,
+        "g",
+        [_vi("a", [4], TP.INT32), _vi("b", [4], TP.INT32), _vi("x", [2, 8])],
+        [_vi("y", [4], TP.INT32), _vi("c", [2, 8]), _vi("v", [2, 8]), _vi("i", [2, 8], TP.INT64)],
+        initializer=[_const("empty_axis", np.zeros((0,), np.int64)), _const("huge_k", np.array([2**63 - 1], np.int64))],
+    )
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
     m.ir_version = 9
     return m
@@ -380,8 +435,13 @@ def test_generate_reports_the_bad_nodes_and_converts_the_others(tmp_path):
     onnx.save(_cli_model(), str(model))
     out = tmp_path / "out"
     env = dict(os.environ, TPAT_HOME=str(ROOT), TPAT_CACHE_DIR=str(tmp_path / "cache"), TPAT_CROSS_CHECK="0")
-    r = subprocess.run([str(TPAT), "generate", str(model), "--nodes", "good,bad_cumsum,bad_topk", "-o", str(out)],
-                       capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run(
+        [str(TPAT), "generate", str(model), "--nodes", "good,bad_cumsum,bad_topk", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert r.returncode == 3, r.stdout + r.stderr  # partial
     report = json.loads((out / "tpat-generate.json").read_text())
     assert report["outcome"] == "partial"
@@ -413,10 +473,25 @@ for path in sys.argv[3:]:
 """
 
 # The planner's documented codes (docs/kernel-plan.md, docs/generate-report.md).
-PLAN_CODES = {"invalid_request", "model_load_failed", "invalid_model", "not_single_node", "data_dependent_shape",
-              "frontend_import_failed", "frontend_shape_bug", "frontend_type_bug", "unsupported_lowering",
-              "no_kernel", "unsupported_dtype", "tvm_error", "unsupported_attribute", "zero_size_tensor",
-              "unchecked_indices", "unsupported_model", "invalid_value"}
+PLAN_CODES = {
+    "invalid_request",
+    "model_load_failed",
+    "invalid_model",
+    "not_single_node",
+    "data_dependent_shape",
+    "frontend_import_failed",
+    "frontend_shape_bug",
+    "frontend_type_bug",
+    "unsupported_lowering",
+    "no_kernel",
+    "unsupported_dtype",
+    "tvm_error",
+    "unsupported_attribute",
+    "zero_size_tensor",
+    "unchecked_indices",
+    "unsupported_model",
+    "invalid_value",
+}
 PLAN_MUTANTS = max(4, ITERATIONS // 200) if ITERATIONS else 4
 
 
@@ -434,12 +509,18 @@ def test_planner_answers_a_plan_or_a_known_code(tmp_path):
         paths.append(str(p))
         whats.append(f"{name}: {what}")
     out = tmp_path / "answers.json"
-    r = subprocess.run([sys.executable, "-c", PLAN_CHILD, str(ROOT / "python"), str(out), *paths],
-                       capture_output=True, text=True, timeout=120 + 30 * len(paths))
+    r = subprocess.run(
+        [sys.executable, "-c", PLAN_CHILD, str(ROOT / "python"), str(out), *paths],
+        capture_output=True,
+        text=True,
+        timeout=120 + 30 * len(paths),
+    )
     if r.returncode != 0:
         at = Path(str(out) + ".at").read_text() if Path(str(out) + ".at").exists() else ""
-        pytest.fail(f"the planner child died ({r.returncode}) on {whats[paths.index(at)] if at in paths else '?'}: "
-                    f"{r.stderr[-1500:]}")
+        pytest.fail(
+            f"the planner child died ({r.returncode}) on {whats[paths.index(at)] if at in paths else '?'}: "
+            f"{r.stderr[-1500:]}"
+        )
     answers = json.loads(out.read_text())
     assert len(answers) == len(paths)
     bad = [(w, a) for w, a in zip(whats, answers) if not a["ok"] and a.get("code") not in PLAN_CODES]

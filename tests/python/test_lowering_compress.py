@@ -10,6 +10,7 @@ int64/float16/bool data, a constant condition, nothing selected. Then reference 
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_compress.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -82,8 +83,12 @@ def _feeds(model, syms, frac, seed=0):
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_declares_size_output(built, name):
     plan = lowered_plan(built[name]["res"], "compress")
-    assert launches(plan) == ["tpat_compress_count_kernel", "tpat_compress_scan_kernel",
-                              "tpat_compress_select_kernel", "tpat_compress_gather_kernel"]
+    assert launches(plan) == [
+        "tpat_compress_count_kernel",
+        "tpat_compress_scan_kernel",
+        "tpat_compress_select_kernel",
+        "tpat_compress_gather_kernel",
+    ]
     out, size = plan["outputs"]
     model = CASES[name][0]
     axis = next((a.i for a in model.graph.node[0].attribute if a.name == "axis"), None)
@@ -129,8 +134,9 @@ def test_reference_and_cross_check_agree(tmp_path, axis):
         m.graph.node[0].input[list(m.graph.node[0].input).index(a)] = b
     m.graph.output[0].name = m.graph.node[0].output[0] = "out0"
     onnx.save(m, str(p))
-    ans = reference.make_reference({"command": "reference", "model_path": str(p), "out_dir": str(tmp_path / "ref"),
-                                    "prefix": "x", "plugin": "x"})
+    ans = reference.make_reference(
+        {"command": "reference", "model_path": str(p), "out_dir": str(tmp_path / "ref"), "prefix": "x", "plugin": "x"}
+    )
     assert ans["cases"] >= 1
     res = cross_check.cross_check({"model_path": str(p), "reference_dir": str(tmp_path / "ref"), "tactics": ["tpat"]})
     assert [t["status"] for t in res["tactics"]] == ["agrees"], res

@@ -10,6 +10,7 @@ the axis in 3 kernels), reverse/exclusive, symbolic outer dims. An out-of-range 
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_cumsum.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -23,19 +24,22 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import (  # noqa: E402
-    assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort)
-from tpat_bridge.planning.load import load_node  # noqa: E402
+from lowering_harness import assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "int32": TP.INT32, "int64": TP.INT64}
 
 
 def _model(xshape, axis=-1, dtype="float32", **attrs):
     n = h.make_node("CumSum", ["x", "axis"], ["y"], **attrs)
-    g = h.make_graph([n], "g", [h.make_tensor_value_info("x", ONNX_T[dtype], xshape)],
-                     [h.make_tensor_value_info("y", ONNX_T[dtype], xshape)],
-                     [h.make_tensor("axis", TP.INT64, [], [axis])])
+    g = h.make_graph(
+        [n],
+        "g",
+        [h.make_tensor_value_info("x", ONNX_T[dtype], xshape)],
+        [h.make_tensor_value_info("y", ONNX_T[dtype], xshape)],
+        [h.make_tensor("axis", TP.INT64, [], [axis])],
+    )
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
     m.ir_version = 9
     return m

@@ -9,6 +9,7 @@ onesided, a runtime dft_length.
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_dft.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -23,15 +24,14 @@ from onnx import helper as h
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import input_shape, lowered_plan, run_llvm, run_ort  # noqa: E402
-from tpat_bridge.planning.load import load_node  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16}
 NP_T = {"float32": np.float32, "float16": np.float16}
 
 
-def _model(xshape, axis=None, n=None, inverse=0, onesided=0, dtype="float32", opset=20,
-           runtime_length=False):
+def _model(xshape, axis=None, n=None, inverse=0, onesided=0, dtype="float32", opset=20, runtime_length=False):
     r = len(xshape)
     ax = (-2 if opset >= 20 else 1) if axis is None else axis
     ins, inits, attrs = ["x"], [], {"inverse": inverse, "onesided": onesided}

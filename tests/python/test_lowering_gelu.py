@@ -6,6 +6,7 @@ compute built for LLVM matches ONNX Runtime (erf and tanh forms, float32/float16
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_gelu.py
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -22,17 +23,18 @@ from onnx import helper as h
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge.planning.plan import handle_plan  # noqa: E402
-from tpat_bridge.planning.load import load_node  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
 
 NVCC = ROOT / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"
 
 
 def _model(shape, dtype=TP.FLOAT, approximate="none"):
     n = h.make_node("Gelu", ["x"], ["y"], approximate=approximate)
-    g = h.make_graph([n], "g", [h.make_tensor_value_info("x", dtype, shape)],
-                     [h.make_tensor_value_info("y", dtype, shape)])
+    g = h.make_graph(
+        [n], "g", [h.make_tensor_value_info("x", dtype, shape)], [h.make_tensor_value_info("y", dtype, shape)]
+    )
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 20)])
     m.ir_version = 9
     return m
@@ -69,8 +71,11 @@ def test_plan_compile_and_numerics(workdir, name):
         assert "*(uint4*)" in plan["cuda_source"]
     cu = workdir / f"{name}.cu"
     cu.write_text(plan["cuda_source"])
-    r = subprocess.run([str(NVCC), "-arch=sm_90", "-c", "-w", *plan["compile_flags"], "-o",
-                        str(workdir / f"{name}.o"), str(cu)], capture_output=True, text=True)
+    r = subprocess.run(
+        [str(NVCC), "-arch=sm_90", "-c", "-w", *plan["compile_flags"], "-o", str(workdir / f"{name}.o"), str(cu)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
 
     vi = model.graph.input[0]
@@ -81,7 +86,6 @@ def test_plan_compile_and_numerics(workdir, name):
     mod, _ = registry.tpat_module(info, mode="cpu")
     vm = relax.VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
     got = vm["main"](tvm.runtime.tensor(x)).numpy()
-    want = ort.InferenceSession(model.SerializeToString(),
-                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     assert got.dtype == want.dtype and got.shape == want.shape
     np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=tol, atol=tol)

@@ -8,6 +8,7 @@ out-of-range indices.
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_indexing.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,8 +22,7 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import (  # noqa: E402
-    assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort)
+from lowering_harness import assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
 
 vi = h.make_tensor_value_info
 
@@ -77,8 +77,7 @@ def _feeds(name, model, syms, seed=0):
             dt = np.int32 if inp.type.tensor_type.elem_type == TP.INT32 else np.int64
             feeds["idx"] = np.stack(cols, -1).astype(dt)
         elif inp.name == "ind":
-            depth = int(onnx.numpy_helper.to_array(
-                next(t for t in model.graph.initializer if t.name == "depth")))
+            depth = int(onnx.numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "depth")))
             feeds["ind"] = rng.integers(-depth - 2, depth + 2, shape).astype(np.int64)
     return feeds
 

@@ -11,6 +11,7 @@ not broadcast, a symbolic normalized dim.
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_layernorm.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -20,10 +21,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import ROOT, assert_matches, launches, lowered_plan, run_llvm  # noqa: E402
+from lowering_harness import assert_matches, launches, lowered_plan, run_llvm  # noqa: E402
 from norm_cases import feeds_for, norm_model, ort_answer  # noqa: E402
-from tpat_bridge.planning.load import load_node  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
 
 LN = "LayerNormalization"
 # name -> (model, symbol values, tolerance, vectorized)
@@ -37,15 +38,13 @@ CASES = {
     "stats_axis_last": (norm_model(LN, [2, 3, 64], outputs=3), {}, 1e-4, True),
     "stats_axis1": (norm_model(LN, [2, 3, 40], axis=1, outputs=3), {}, 1e-4, True),
     "stats_axis0": (norm_model(LN, [2, 3, 16], axis=0, outputs=3, eps=1e-2), {}, 1e-4, True),
-    "stats_axis_m2_fp16_sym": (norm_model(LN, ["B", 4, 48], "float16", axis=-2, outputs=3),
-                               {"B": 3}, 2e-2, True),
+    "stats_axis_m2_fp16_sym": (norm_model(LN, ["B", 4, 48], "float16", axis=-2, outputs=3), {"B": 3}, 2e-2, True),
     "stats_axis_m3_mean_only": (norm_model(LN, [2, 3, 8], axis=-3, outputs=2), {}, 1e-4, True),
     "stats_bf16": (norm_model(LN, [4, 256], "bfloat16", outputs=3), {}, 3e-2, True),
     # ragged N (guarded chunks), broadcast Scale/B
     "ragged_n7": (norm_model(LN, [9, 7], outputs=3), {}, 1e-4, False),
     "bcast_scale_last": (norm_model(LN, [3, 4, 32], axis=1, pshape=[32], outputs=3), {}, 1e-4, True),
-    "bcast_scale_col_fp16": (norm_model(LN, [2, 6, 40], "float16", axis=1, pshape=[6, 1]),
-                             {}, 2e-2, True),
+    "bcast_scale_col_fp16": (norm_model(LN, [2, 6, 40], "float16", axis=1, pshape=[6, 1]), {}, 2e-2, True),
     "bcast_scalar_const": (norm_model(LN, [3, 64], pshape=[1], const_params=True), {}, 1e-4, True),
     # N > MAX_N: a block per row (shifted sums, shared-memory tree)
     "block_n16384_stats": (norm_model(LN, [2, 16384], outputs=3), {}, 1e-4, True),
@@ -66,8 +65,11 @@ def test_plan_uses_tpat_lowering(built, name):
     plan = lowered_plan(built[name]["res"], "layer_norm")
     assert launches(plan) == ["tpat_layer_norm_kernel"]
     src = plan["cuda_source"]
-    assert ("__syncthreads" in src and "block of 1024" in plan["lowering_detail"]) if name in BLOCK \
+    assert (
+        ("__syncthreads" in src and "block of 1024" in plan["lowering_detail"])
+        if name in BLOCK
         else "__shfl_down_sync" in src
+    )
     if CASES[name][3]:
         assert "*(uint4*)" in src or "*(float4*)" in src or "*(uint2*)" in src or "*(float2*)" in src
     model = CASES[name][0]

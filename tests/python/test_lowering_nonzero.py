@@ -10,6 +10,7 @@ NaN and -0.0. Then the reference data + cross_check path `tpat generate` runs.
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_nonzero.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -31,14 +32,25 @@ from tpat_bridge.planning.plan import handle_plan  # noqa: E402
 from tpat_bridge.tools import cross_check, reference  # noqa: E402
 from tpat_bridge.tools.compare import actual_outputs  # noqa: E402
 
-ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "float64": TP.DOUBLE, "int32": TP.INT32,
-          "int64": TP.INT64, "uint8": TP.UINT8, "bool": TP.BOOL}
+ONNX_T = {
+    "float32": TP.FLOAT,
+    "float16": TP.FLOAT16,
+    "float64": TP.DOUBLE,
+    "int32": TP.INT32,
+    "int64": TP.INT64,
+    "uint8": TP.UINT8,
+    "bool": TP.BOOL,
+}
 
 
 def _model(xshape, dtype="float32"):
     n = h.make_node("NonZero", ["x"], ["y"])
-    g = h.make_graph([n], "g", [h.make_tensor_value_info("x", ONNX_T[dtype], xshape)],
-                     [h.make_tensor_value_info("y", TP.INT64, [len(xshape), "nnz"])])
+    g = h.make_graph(
+        [n],
+        "g",
+        [h.make_tensor_value_info("x", ONNX_T[dtype], xshape)],
+        [h.make_tensor_value_info("y", TP.INT64, [len(xshape), "nnz"])],
+    )
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
     m.ir_version = 9
     return m
@@ -82,14 +94,13 @@ def _actual(outs, plan_outputs=None):
     buf, size = outs
     count = int(size)
     rank = buf.shape[0]
-    return buf.reshape(-1)[:rank * count].reshape(rank, count), count
+    return buf.reshape(-1)[: rank * count].reshape(rank, count), count
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_declares_size_output(built, name):
     plan = lowered_plan(built[name]["res"], "nonzero")
-    assert launches(plan) == ["tpat_nonzero_count_kernel", "tpat_nonzero_scan_kernel",
-                              "tpat_nonzero_scatter_kernel"]
+    assert launches(plan) == ["tpat_nonzero_count_kernel", "tpat_nonzero_scan_kernel", "tpat_nonzero_scatter_kernel"]
     out, size = plan["outputs"]
     assert out["data_dependent"] == {"dim": 1, "size_output": 1}
     assert size["size_of"] == [0] and size["dtype"] == "int64" and size["shape_expr"] == []
@@ -142,8 +153,9 @@ def test_reference_and_cross_check_agree(tmp_path, shape, dtype):
     m.graph.input[0].name = m.graph.node[0].input[0] = "in0"
     m.graph.output[0].name = m.graph.node[0].output[0] = "out0"
     onnx.save(m, str(p))
-    ans = reference.make_reference({"command": "reference", "model_path": str(p), "out_dir": str(tmp_path / "ref"),
-                                    "prefix": "x", "plugin": "x"})
+    ans = reference.make_reference(
+        {"command": "reference", "model_path": str(p), "out_dir": str(tmp_path / "ref"), "prefix": "x", "plugin": "x"}
+    )
     assert ans["cases"] >= 1 and any("NonZero" in n for n in ans["notes"])
     man = reference.read_case_arrays(str(tmp_path / "ref" / "manifest.json"))
     for _, ins, outs in man:

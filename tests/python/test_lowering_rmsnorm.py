@@ -8,6 +8,7 @@ axis incl. negative ones, broadcast and constant Scale, a symbolic leading dim, 
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_rmsnorm.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import assert_matches, launches, lowered_plan, run_llvm  # noqa: E402
 from norm_cases import feeds_for, norm_model, ort_answer  # noqa: E402
-from tpat_bridge.planning.load import load_node  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
 
 RMS = "RMSNormalization"
 CASES = {

@@ -10,6 +10,7 @@ an out-of-range axis declines.
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_topk.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -23,10 +24,9 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import (  # noqa: E402
-    input_shape, launches, lowered_plan, run_llvm, run_ort)
-from tpat_bridge.planning.load import load_node  # noqa: E402
+from lowering_harness import input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "int32": TP.INT32, "int64": TP.INT64}
 
@@ -35,10 +35,13 @@ def _model(xshape, k, largest=1, dtype="float32", axis=-1):
     n = h.make_node("TopK", ["x", "k"], ["v", "i"], axis=axis, largest=largest)
     oshape = list(xshape)
     oshape[axis] = k
-    g = h.make_graph([n], "g", [h.make_tensor_value_info("x", ONNX_T[dtype], xshape)],
-                     [h.make_tensor_value_info("v", ONNX_T[dtype], oshape),
-                      h.make_tensor_value_info("i", TP.INT64, oshape)],
-                     [h.make_tensor("k", TP.INT64, [1], [k])])
+    g = h.make_graph(
+        [n],
+        "g",
+        [h.make_tensor_value_info("x", ONNX_T[dtype], xshape)],
+        [h.make_tensor_value_info("v", ONNX_T[dtype], oshape), h.make_tensor_value_info("i", TP.INT64, oshape)],
+        [h.make_tensor("k", TP.INT64, [1], [k])],
+    )
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
     m.ir_version = 9
     return m

@@ -11,6 +11,7 @@ argsort is used (a host-side condition on the symbolic size): flattened, and sor
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_unique.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -41,8 +42,11 @@ def _model(xshape, dtype="float32", sorted_=1, outs=ALL, axis=None):
     types = [ONNX_T[dtype], TP.INT64, TP.INT64, TP.INT64]
     r = len(xshape)
     yshape = ["u"] if axis is None else ["u" if i == axis % r else f"d{i}" for i in range(r)]
-    outputs = [h.make_tensor_value_info(nm, types[k], ["n"] if k == 2 else yshape if k == 0 else ["u"])
-               for k, nm in enumerate(outs) if nm]
+    outputs = [
+        h.make_tensor_value_info(nm, types[k], ["n"] if k == 2 else yshape if k == 0 else ["u"])
+        for k, nm in enumerate(outs)
+        if nm
+    ]
     g = h.make_graph([n], "g", [h.make_tensor_value_info("x", ONNX_T[dtype], xshape)], outputs)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
     m.ir_version = 9
@@ -167,8 +171,9 @@ def test_reference_and_cross_check_agree(tmp_path):
     for k in range(4):
         m.graph.output[k].name = m.graph.node[0].output[k] = f"out{k}"
     onnx.save(m, str(p))
-    ans = reference.make_reference({"command": "reference", "model_path": str(p), "out_dir": str(tmp_path / "ref"),
-                                    "prefix": "x", "plugin": "x"})
+    ans = reference.make_reference(
+        {"command": "reference", "model_path": str(p), "out_dir": str(tmp_path / "ref"), "prefix": "x", "plugin": "x"}
+    )
     assert ans["cases"] >= 1
     res = cross_check.cross_check({"model_path": str(p), "reference_dir": str(tmp_path / "ref"), "tactics": ["tpat"]})
     assert [t["status"] for t in res["tactics"]] == ["agrees"], res

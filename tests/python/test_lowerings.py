@@ -6,6 +6,7 @@ small shapes with duplicate and negative indices; the "tvm" switch is refused (T
 
 Run: .venv/bin/python -m pytest tests/python/test_lowerings.py
 """
+
 from __future__ import annotations
 
 import json
@@ -25,17 +26,25 @@ from onnx import helper as h
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge.planning.plan import handle_plan  # noqa: E402
+from tpat_bridge.lowerings import (  # noqa: E402
+    prelude,
+    registry,
+    scatter,
+)
 from tpat_bridge.planning.load import load_node  # noqa: E402
-from tpat_bridge.lowerings import registry  # noqa: E402
-from tpat_bridge.lowerings import prelude  # noqa: E402
-from tpat_bridge.lowerings import scatter  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
 
 SCHEMA = json.loads((ROOT / "schemas" / "kernel-plan.schema.json").read_text())
 NVCC = ROOT / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"
 
-ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "int32": TP.INT32, "int64": TP.INT64,
-          "float64": TP.DOUBLE, "bfloat16": TP.BFLOAT16}
+ONNX_T = {
+    "float32": TP.FLOAT,
+    "float16": TP.FLOAT16,
+    "int32": TP.INT32,
+    "int64": TP.INT64,
+    "float64": TP.DOUBLE,
+    "bfloat16": TP.BFLOAT16,
+}
 DTYPES = ["float32", "float16", "int32", "int64"]
 REDS = ["none", "add", "mul", "max", "min"]
 
@@ -47,10 +56,13 @@ def _model(op, red, dtype, shapes, attrs=None, idx_dtype="int64"):
     n = h.make_node(op, ["data", "idx", "upd"], ["out"], **kw)
     t = ONNX_T[dtype]
     g = h.make_graph(
-        [n], "g",
-        [h.make_tensor_value_info("data", t, shapes["data"]),
-         h.make_tensor_value_info("idx", ONNX_T[idx_dtype], shapes["idx"]),
-         h.make_tensor_value_info("upd", t, shapes["upd"])],
+        [n],
+        "g",
+        [
+            h.make_tensor_value_info("data", t, shapes["data"]),
+            h.make_tensor_value_info("idx", ONNX_T[idx_dtype], shapes["idx"]),
+            h.make_tensor_value_info("upd", t, shapes["upd"]),
+        ],
         [h.make_tensor_value_info("out", t, shapes["data"])],
     )
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
@@ -84,8 +96,7 @@ def _case_scatternd(red, dtype, k):
         idx[3] = idx[0]
     neg = rng.random(idx.shape) < 0.4
     idx = np.where(neg, idx - np.array(dims[:k]), idx)  # same targets, negative spelling
-    feeds = {"data": _values(rng, dtype, dims, red), "idx": idx,
-             "upd": _values(rng, dtype, [m_rows] + dims[k:], red)}
+    feeds = {"data": _values(rng, dtype, dims, red), "idx": idx, "upd": _values(rng, dtype, [m_rows] + dims[k:], red)}
     return _model("ScatterND", red, dtype, shapes), feeds
 
 
@@ -107,10 +118,8 @@ def _case_scatterel(red, dtype, axis, idx_dtype="int64"):
     else:
         idx = rng.integers(0, min(ext, 3), qdims).astype(np.int64)  # many duplicates
     idx = np.where(rng.random(qdims) < 0.4, idx - ext, idx).astype(idx_dtype)
-    feeds = {"data": _values(rng, dtype, dims, red), "idx": idx,
-             "upd": _values(rng, dtype, qdims, red)}
-    return _model("ScatterElements", red, dtype, shapes, {"axis": axis - 3 if axis == 2 else axis},
-                  idx_dtype), feeds
+    feeds = {"data": _values(rng, dtype, dims, red), "idx": idx, "upd": _values(rng, dtype, qdims, red)}
+    return _model("ScatterElements", red, dtype, shapes, {"axis": axis - 3 if axis == 2 else axis}, idx_dtype), feeds
 
 
 def _cases():
@@ -165,8 +174,7 @@ def compiled(built, workdir):
         p = b["res"]["plan"]
         cu = workdir / f"{name}.cu"
         cu.write_text(p["cuda_source"])
-        cmd = [str(NVCC), "-arch=sm_90", "-c", "-w", *p["compile_flags"], "-o",
-               str(workdir / f"{name}.o"), str(cu)]
+        cmd = [str(NVCC), "-arch=sm_90", "-c", "-w", *p["compile_flags"], "-o", str(workdir / f"{name}.o"), str(cu)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         return r.returncode, r.stderr[-3000:]
 
@@ -187,7 +195,9 @@ def test_plan_schema_and_lowering(built, name):
 
     plan = _plan(built, name)
     jsonschema.validate(plan, SCHEMA)
-    assert plan["lowering"] in ("scatter_nd", "scatter_elements") and plan["lowering_detail"].startswith(plan["lowering"]), plan
+    assert plan["lowering"] in ("scatter_nd", "scatter_elements") and plan["lowering_detail"].startswith(
+        plan["lowering"]
+    ), plan
     # two kernels: the copy, then the parallel scatter
     assert len(plan["kernels"]) == 2
     assert [s["kind"] for s in plan["steps"]] == ["launch", "launch"]
@@ -262,8 +272,13 @@ def _numpy_ref(model, feeds):
     red = red.decode() if isinstance(red, bytes) else red
     data, idx, upd = feeds["data"], feeds["idx"].astype(np.int64), feeds["upd"]
     out = data.copy()
-    f = {"none": lambda a, b: b, "add": lambda a, b: a + b, "mul": lambda a, b: a * b,
-         "max": lambda a, b: max(a, b), "min": lambda a, b: min(a, b)}[red]
+    f = {
+        "none": lambda a, b: b,
+        "add": lambda a, b: a + b,
+        "mul": lambda a, b: a * b,
+        "max": lambda a, b: max(a, b),
+        "min": lambda a, b: min(a, b),
+    }[red]
     if node.op_type == "ScatterND":
         k = idx.shape[-1]
         for pos in np.ndindex(*idx.shape[:-1]):
@@ -301,8 +316,7 @@ def test_numerics_llvm_vs_ort(built, name):
 def test_switch_tvm_refused_for_scatter(built, workdir):
     """TVM's default ScatterND writes out of bounds on out-of-range indices: never planned."""
     path = built["nd_add_float32"]["path"]
-    r = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90",
-                             "lowering": "tvm"})
+    r = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90", "lowering": "tvm"})
     assert not r["ok"] and r["error"]["code"] == "unchecked_indices", r
     assert "out of bounds" in r["error"]["reason"]
     bad = handle_plan({"command": "plan", "model_path": str(path), "lowering": "x"})
@@ -311,22 +325,21 @@ def test_switch_tvm_refused_for_scatter(built, workdir):
 
 def test_other_ops_unchanged(workdir):
     n = h.make_node("Elu", ["x"], ["out"], alpha=0.5)
-    g = h.make_graph([n], "g", [h.make_tensor_value_info("x", TP.FLOAT, [3, 5])],
-                     [h.make_tensor_value_info("out", TP.FLOAT, [3, 5])])
+    g = h.make_graph(
+        [n], "g", [h.make_tensor_value_info("x", TP.FLOAT, [3, 5])], [h.make_tensor_value_info("out", TP.FLOAT, [3, 5])]
+    )
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
     m.ir_version = 9
     p = workdir / "elu.onnx"
     onnx.save(m, str(p))
     a = handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90"})
-    b = handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90",
-                             "lowering": "tvm"})
+    b = handle_plan({"command": "plan", "model_path": str(p), "target": "sm_90", "lowering": "tvm"})
     assert a["ok"] and b["ok"] and a["plan"] == b["plan"]
 
 
 def test_static_bench_shape_vectorized_copy():
     """Suite shape: the copy kernel moves 16 bytes per thread (float4)."""
-    src = scatter.scatter_nd_source([32, 128, 128, 256], [32, 600, 3], [32, 600, 256],
-                                      "float32", "int64", "add")
+    src = scatter.scatter_nd_source([32, 128, 128, 256], [32, 600, 3], [32, 600, 256], "float32", "int64", "add")
     assert "T.vectorized(T.int64(4))" in src
     scatter.parse_primfunc(src)
 
@@ -338,12 +351,18 @@ def test_whole_rows_scatter_vectorized():
     src = scatter.scatter_nd_source([16384, 1024], [4096, 1], [4096, 1024], "float32", "int64", "none")
     assert src.count("T.vectorized(T.int64(4))") == 2
     scatter.parse_primfunc(src)
-    assert scatter.scatter_nd_source(["N", 4, 5], ["M", 1], ["M", 4, 5], "float32", "int64", "none",
-                                     mode="cpu").count("T.vectorized") == 1
-    assert "T.vectorized" not in scatter.scatter_nd_source(["N", 4, 5], ["M", 1], ["M", 4, 5], "float16",
-                                                           "int64", "none", mode="cpu")
-    assert scatter.scatter_nd_source([64, 1024], [8, 1], [8, 1024], "float32", "int64",
-                                     "add").count("T.vectorized") == 1  # the copy only: atomics stay scalar
+    assert (
+        scatter.scatter_nd_source(["N", 4, 5], ["M", 1], ["M", 4, 5], "float32", "int64", "none", mode="cpu").count(
+            "T.vectorized"
+        )
+        == 1
+    )
+    assert "T.vectorized" not in scatter.scatter_nd_source(
+        ["N", 4, 5], ["M", 1], ["M", 4, 5], "float16", "int64", "none", mode="cpu"
+    )
+    assert (
+        scatter.scatter_nd_source([64, 1024], [8, 1], [8, 1024], "float32", "int64", "add").count("T.vectorized") == 1
+    )  # the copy only: atomics stay scalar
 
 
 def test_prelude_idempotent():

@@ -6,6 +6,7 @@ one above, and the import graph has no cycle. Every import counts, wherever it i
 the module names of the bridge's command table (strings "tpat_bridge.<module>"). An import inside a
 function is allowed only for a reason written beside it (a comment saying "lazy" or "probe").
 """
+
 from __future__ import annotations
 
 import ast
@@ -70,8 +71,12 @@ def imports(mod: str, path: Path, known: dict) -> list[tuple[str, int, bool, ast
                 for a in child.names:
                     sub = f"{base}.{a.name}"
                     out.append((sub if sub in known else base, child.lineno, in_func, child))
-            elif isinstance(child, ast.Constant) and isinstance(child.value, str) \
-                    and child.value in known and child.value.startswith("tpat_bridge."):
+            elif (
+                isinstance(child, ast.Constant)
+                and isinstance(child.value, str)
+                and child.value in known
+                and child.value.startswith("tpat_bridge.")
+            ):
                 out.append((child.value, child.lineno, in_func, child))  # a command table entry
             visit(child, inner)
 
@@ -99,7 +104,7 @@ def cycle(g: dict):
         stack.append(m)
         for n in g.get(m, {}):
             if state.get(n) == 1:
-                return stack[stack.index(n):] + [n]
+                return stack[stack.index(n) :] + [n]
             if n not in state:
                 found = dfs(n)
                 if found:
@@ -117,8 +122,12 @@ def cycle(g: dict):
 
 
 def upward(g: dict) -> list[str]:
-    return [f"{a} (layer {layer(a)}) imports {b} (layer {layer(b)}) at line {line}"
-            for a, targets in g.items() for b, line in targets.items() if layer(b) > layer(a)]
+    return [
+        f"{a} (layer {layer(a)}) imports {b} (layer {layer(b)}) at line {line}"
+        for a, targets in g.items()
+        for b, line in targets.items()
+        if layer(b) > layer(a)
+    ]
 
 
 def test_every_module_has_a_layer():
@@ -148,7 +157,7 @@ def test_imports_inside_functions_say_why():
                 continue
             for node in ast.walk(fn):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
-                    near = " ".join(lines[max(0, node.lineno - 3): node.lineno]).lower()
+                    near = " ".join(lines[max(0, node.lineno - 3) : node.lineno]).lower()
                     if "lazy" not in near and "probe" not in near:
                         bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {lines[node.lineno - 1].strip()}")
     assert bad == [], "imports inside functions without a reason:\n" + "\n".join(sorted(set(bad)))
@@ -165,12 +174,18 @@ def test_the_checks_catch_a_cycle_and_an_upward_import(tmp_path):
     (pkg / "lowerings" / "registry.py").write_text("def f():\n    from ..planning import plan  # lazy\n")
     g = graph(pkg)
     assert cycle(g) == ["tpat_bridge.lowerings.registry", "tpat_bridge.planning.plan", "tpat_bridge.lowerings.registry"]
-    assert upward(g) == ["tpat_bridge.lowerings.registry (layer 1) imports tpat_bridge.planning.plan (layer 2) at line 2"]
+    assert upward(g) == [
+        "tpat_bridge.lowerings.registry (layer 1) imports tpat_bridge.planning.plan (layer 2) at line 2"
+    ]
 
 
 @pytest.mark.parametrize("name", ["version", "plan", "bench"])
 def test_the_command_table_counts_as_imports(name):
     g = graph()
     table = g["tpat_bridge.bridge.dispatch"]
-    want = {"version": "tpat_bridge.bridge.versions", "plan": "tpat_bridge.planning.plan", "bench": "tpat_bridge.tools.bench.runner"}[name]
+    want = {
+        "version": "tpat_bridge.bridge.versions",
+        "plan": "tpat_bridge.planning.plan",
+        "bench": "tpat_bridge.tools.bench.runner",
+    }[name]
     assert want in table

@@ -2,6 +2,7 @@
 dtype table (python/tpat_bridge/dtypes.py `DTYPES`): everything else in Python that knows either set
 reads it from there, and what cannot import it (the schema, the plugin runtime's Python plugin that
 ships without TVM) is checked against it here."""
+
 from __future__ import annotations
 
 import itertools
@@ -63,8 +64,12 @@ def _cases(op):
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_semantics(name):
     op = expr.BY_NAME[name]
-    c_like = {"truncdiv": lambda a: int(a[0] / a[1]), "truncmod": lambda a: int(np.fmod(a[0], a[1])),
-              "floordiv": lambda a: int(np.floor_divide(a[0], a[1])), "floormod": lambda a: int(np.mod(a[0], a[1]))}
+    c_like = {
+        "truncdiv": lambda a: int(a[0] / a[1]),
+        "truncmod": lambda a: int(np.fmod(a[0], a[1])),
+        "floordiv": lambda a: int(np.floor_divide(a[0], a[1])),
+        "floormod": lambda a: int(np.mod(a[0], a[1])),
+    }
     for args in _cases(op):
         got = expr.evaluate({"op": name, "args": [{"int": a} for a in args]}, {})
         assert got == op.eval(args)

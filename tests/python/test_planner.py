@@ -3,6 +3,7 @@ LLVM vs ONNX Runtime), refusals. Run: .venv/bin/python -m pytest tests/python/te
 
 Plans, compiles and VM builds are done once per case (session fixtures) and reused.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,13 +23,13 @@ from onnx import helper as h
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge.planning.plan import handle_plan  # noqa: E402
-from tpat_bridge.planning.load import load_node  # noqa: E402
-from tpat_bridge.node import narrowing_applies  # noqa: E402
-from tpat_bridge.planning.relax_import import build_relax_module  # noqa: E402
-from tpat_bridge.planning import pipeline  # noqa: E402
 from tpat_bridge import dtypes  # noqa: E402
+from tpat_bridge.node import narrowing_applies  # noqa: E402
+from tpat_bridge.planning import pipeline  # noqa: E402
 from tpat_bridge.planning.expr import evaluate  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
+from tpat_bridge.planning.relax_import import build_relax_module  # noqa: E402
 
 SCHEMA = json.loads((ROOT / "schemas" / "kernel-plan.schema.json").read_text())
 NVCC = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "nvidia" / "cu13" / "bin" / "nvcc"
@@ -67,10 +68,12 @@ def f16(*s):
 
 def _scatternd(red):
     n = h.make_node("ScatterND", ["data", "idx", "upd"], ["out"], reduction=red)
-    m = mk(n, [("data", TP.FLOAT, ["N", 4]), ("idx", TP.INT64, [3, 1]), ("upd", TP.FLOAT, [3, 4])],
-           [("out", TP.FLOAT, ["N", 4])])
-    feeds = lambda s: {"data": f32(s["N"], 4), "idx": np.array([[4], [0], [2]], np.int64),
-                       "upd": f32(3, 4)}
+    m = mk(
+        n,
+        [("data", TP.FLOAT, ["N", 4]), ("idx", TP.INT64, [3, 1]), ("upd", TP.FLOAT, [3, 4])],
+        [("out", TP.FLOAT, ["N", 4])],
+    )
+    feeds = lambda s: {"data": f32(s["N"], 4), "idx": np.array([[4], [0], [2]], np.int64), "upd": f32(3, 4)}
     return m, {"N": 6}, feeds, 1e-5
 
 
@@ -79,10 +82,12 @@ def _scatterel(red):
     if red != "none":
         kw["reduction"] = red
     n = h.make_node("ScatterElements", ["data", "idx", "upd"], ["out"], **kw)
-    m = mk(n, [("data", TP.FLOAT, [3, 5]), ("idx", TP.INT64, [3, 2]), ("upd", TP.FLOAT, [3, 2])],
-           [("out", TP.FLOAT, [3, 5])])
-    feeds = lambda s: {"data": f32(3, 5), "idx": np.array([[0, 3], [4, 1], [2, 0]], np.int64),
-                       "upd": f32(3, 2)}
+    m = mk(
+        n,
+        [("data", TP.FLOAT, [3, 5]), ("idx", TP.INT64, [3, 2]), ("upd", TP.FLOAT, [3, 2])],
+        [("out", TP.FLOAT, [3, 5])],
+    )
+    feeds = lambda s: {"data": f32(3, 5), "idx": np.array([[0, 3], [4, 1], [2, 0]], np.int64), "upd": f32(3, 2)}
     return m, {}, feeds, 1e-5
 
 
@@ -95,42 +100,56 @@ def _gathernd():
 def _gatherel():
     n = h.make_node("GatherElements", ["x", "i"], ["out"], axis=1)
     m = mk(n, [("x", TP.FLOAT, ["N", 5]), ("i", TP.INT64, ["N", 2])], [("out", TP.FLOAT, ["N", 2])])
-    return m, {"N": 3}, lambda s: {"x": f32(s["N"], 5),
-                                   "i": RNG.integers(-5, 5, (s["N"], 2)).astype(np.int64)}, 1e-6
+    return m, {"N": 3}, lambda s: {"x": f32(s["N"], 5), "i": RNG.integers(-5, 5, (s["N"], 2)).astype(np.int64)}, 1e-6
 
 
 def _gridsample(nd):
     if nd == 4:
         n = h.make_node("GridSample", ["x", "g"], ["out"], align_corners=0, mode="linear")
-        m = mk(n, [("x", TP.FLOAT, [1, 2, 4, 5]), ("g", TP.FLOAT, [1, 3, 3, 2])],
-               [("out", TP.FLOAT, [1, 2, 3, 3])], opset=20)
-        return m, {}, lambda s: {"x": f32(1, 2, 4, 5),
-                                 "g": RNG.uniform(-1, 1, (1, 3, 3, 2)).astype(np.float32)}, 1e-4
+        m = mk(
+            n,
+            [("x", TP.FLOAT, [1, 2, 4, 5]), ("g", TP.FLOAT, [1, 3, 3, 2])],
+            [("out", TP.FLOAT, [1, 2, 3, 3])],
+            opset=20,
+        )
+        return m, {}, lambda s: {"x": f32(1, 2, 4, 5), "g": RNG.uniform(-1, 1, (1, 3, 3, 2)).astype(np.float32)}, 1e-4
     n = h.make_node("GridSample", ["x", "g"], ["out"], align_corners=0, mode="linear")
-    m = mk(n, [("x", TP.FLOAT, [1, 2, 3, 4, 5]), ("g", TP.FLOAT, [1, 2, 2, 2, 3])],
-           [("out", TP.FLOAT, [1, 2, 2, 2, 2])], opset=20)
-    return m, {}, lambda s: {"x": f32(1, 2, 3, 4, 5),
-                             "g": RNG.uniform(-1, 1, (1, 2, 2, 2, 3)).astype(np.float32)}, 1e-4
+    m = mk(
+        n,
+        [("x", TP.FLOAT, [1, 2, 3, 4, 5]), ("g", TP.FLOAT, [1, 2, 2, 2, 3])],
+        [("out", TP.FLOAT, [1, 2, 2, 2, 2])],
+        opset=20,
+    )
+    return m, {}, lambda s: {"x": f32(1, 2, 3, 4, 5), "g": RNG.uniform(-1, 1, (1, 2, 2, 2, 3)).astype(np.float32)}, 1e-4
 
 
 def _onehot():
     n = h.make_node("OneHot", ["i", "depth", "values"], ["out"], axis=-1)
-    m = mk(n, [("i", TP.INT64, [4])], [("out", TP.FLOAT, [4, 5])],
-           [h.make_tensor("depth", TP.INT64, [], [5]), h.make_tensor("values", TP.FLOAT, [2], [0.5, 2.0])])
+    m = mk(
+        n,
+        [("i", TP.INT64, [4])],
+        [("out", TP.FLOAT, [4, 5])],
+        [h.make_tensor("depth", TP.INT64, [], [5]), h.make_tensor("values", TP.FLOAT, [2], [0.5, 2.0])],
+    )
     return m, {}, lambda s: {"i": np.array([0, 4, -1, 2], np.int64)}, 0
 
 
 def _cumsum():
     n = h.make_node("CumSum", ["x", "axis"], ["out"])
-    m = mk(n, [("x", TP.FLOAT, ["N", 300])], [("out", TP.FLOAT, ["N", 300])],
-           [h.make_tensor("axis", TP.INT64, [], [1])])
+    m = mk(
+        n, [("x", TP.FLOAT, ["N", 300])], [("out", TP.FLOAT, ["N", 300])], [h.make_tensor("axis", TP.INT64, [], [1])]
+    )
     return m, {"N": 3}, lambda s: {"x": f32(s["N"], 300)}, 1e-4
 
 
 def _topk():
     n = h.make_node("TopK", ["x", "k"], ["v", "i"], axis=-1)
-    m = mk(n, [("x", TP.FLOAT, [2, 4096])], [("v", TP.FLOAT, [2, 3840]), ("i", TP.INT64, [2, 3840])],
-           [h.make_tensor("k", TP.INT64, [1], [3840])])
+    m = mk(
+        n,
+        [("x", TP.FLOAT, [2, 4096])],
+        [("v", TP.FLOAT, [2, 3840]), ("i", TP.INT64, [2, 3840])],
+        [h.make_tensor("k", TP.INT64, [1], [3840])],
+    )
     return m, {}, lambda s: {"x": RNG.permutation(2 * 4096).reshape(2, 4096).astype(np.float32)}, 0
 
 
@@ -142,39 +161,61 @@ def _einsum():
 
 def _layernorm():
     n = h.make_node("LayerNormalization", ["x", "g", "b"], ["out"], axis=-1, epsilon=1e-5)
-    m = mk(n, [("x", TP.FLOAT16, ["N", 64])], [("out", TP.FLOAT16, ["N", 64])],
-           [h.make_tensor("g", TP.FLOAT16, [64], np.linspace(0.5, 1.5, 64).astype(np.float16).tolist()),
-            h.make_tensor("b", TP.FLOAT16, [64], np.linspace(-0.1, 0.1, 64).astype(np.float16).tolist())])
+    m = mk(
+        n,
+        [("x", TP.FLOAT16, ["N", 64])],
+        [("out", TP.FLOAT16, ["N", 64])],
+        [
+            h.make_tensor("g", TP.FLOAT16, [64], np.linspace(0.5, 1.5, 64).astype(np.float16).tolist()),
+            h.make_tensor("b", TP.FLOAT16, [64], np.linspace(-0.1, 0.1, 64).astype(np.float16).tolist()),
+        ],
+    )
     return m, {"N": 4}, lambda s: {"x": f16(s["N"], 64)}, 2e-2
 
 
 def _resize_cubic():
-    n = h.make_node("Resize", ["x", "", "scales"], ["out"], mode="cubic",
-                    coordinate_transformation_mode="half_pixel")
-    m = mk(n, [("x", TP.FLOAT, [1, 1, 4, 4])], [("out", TP.FLOAT, [1, 1, 8, 8])],
-           [h.make_tensor("scales", TP.FLOAT, [4], [1, 1, 2, 2])], opset=13)
+    n = h.make_node("Resize", ["x", "", "scales"], ["out"], mode="cubic", coordinate_transformation_mode="half_pixel")
+    m = mk(
+        n,
+        [("x", TP.FLOAT, [1, 1, 4, 4])],
+        [("out", TP.FLOAT, [1, 1, 8, 8])],
+        [h.make_tensor("scales", TP.FLOAT, [4], [1, 1, 2, 2])],
+        opset=13,
+    )
     return m, {}, lambda s: {"x": f32(1, 1, 4, 4)}, 1e-4
 
 
 def _col2im():
     n = h.make_node("Col2Im", ["x", "img", "blk"], ["out"])
-    m = mk(n, [("x", TP.FLOAT, [1, 4, 9])], [("out", TP.FLOAT, [1, 1, 4, 4])],
-           [h.make_tensor("img", TP.INT64, [2], [4, 4]), h.make_tensor("blk", TP.INT64, [2], [2, 2])])
+    m = mk(
+        n,
+        [("x", TP.FLOAT, [1, 4, 9])],
+        [("out", TP.FLOAT, [1, 1, 4, 4])],
+        [h.make_tensor("img", TP.INT64, [2], [4, 4]), h.make_tensor("blk", TP.INT64, [2], [2, 2])],
+    )
     return m, {}, lambda s: {"x": f32(1, 4, 9)}, 1e-5
 
 
 def _maxunpool():
     n = h.make_node("MaxUnpool", ["x", "i"], ["out"], kernel_shape=[2, 2], strides=[2, 2])
-    m = mk(n, [("x", TP.FLOAT, [1, 1, 2, 2]), ("i", TP.INT64, [1, 1, 2, 2])], [("out", TP.FLOAT, [1, 1, 4, 4])],
-           opset=11)
+    m = mk(
+        n, [("x", TP.FLOAT, [1, 1, 2, 2]), ("i", TP.INT64, [1, 1, 2, 2])], [("out", TP.FLOAT, [1, 1, 4, 4])], opset=11
+    )
     return m, {}, lambda s: {"x": f32(1, 1, 2, 2), "i": np.array([[[[0, 3], [9, 14]]]], np.int64)}, 0
 
 
 def _bitshift():
     n = h.make_node("BitShift", ["a", "b"], ["out"], direction="LEFT")
     m = mk(n, [("a", TP.UINT32, ["N"]), ("b", TP.UINT32, ["N"])], [("out", TP.UINT32, ["N"])])
-    return m, {"N": 7}, lambda s: {"a": RNG.integers(0, 1000, s["N"]).astype(np.uint32),
-                                   "b": RNG.integers(0, 8, s["N"]).astype(np.uint32)}, 0
+    return (
+        m,
+        {"N": 7},
+        lambda s: {
+            "a": RNG.integers(0, 1000, s["N"]).astype(np.uint32),
+            "b": RNG.integers(0, 8, s["N"]).astype(np.uint32),
+        },
+        0,
+    )
 
 
 def _mod(fmod):
@@ -184,8 +225,15 @@ def _mod(fmod):
         return m, {}, lambda s: {"a": f32(6) * 5, "b": (np.abs(f32(6)) + 0.5).astype(np.float32)}, 1e-5
     n = h.make_node("Mod", ["a", "b"], ["out"])
     m = mk(n, [("a", TP.INT32, ["N"]), ("b", TP.INT32, ["N"])], [("out", TP.INT32, ["N"])])
-    return m, {"N": 8}, lambda s: {"a": RNG.integers(-50, 50, s["N"]).astype(np.int32),
-                                   "b": np.array([3, -3, 7, -7, 5, 2, -2, 9][: s["N"]], np.int32)}, 0
+    return (
+        m,
+        {"N": 8},
+        lambda s: {
+            "a": RNG.integers(-50, 50, s["N"]).astype(np.int32),
+            "b": np.array([3, -3, 7, -7, 5, 2, -2, 9][: s["N"]], np.int32),
+        },
+        0,
+    )
 
 
 def _gelu():
@@ -202,10 +250,15 @@ def _erf():
 
 def _where():
     n = h.make_node("Where", ["c", "a", "b"], ["out"])
-    m = mk(n, [("c", TP.BOOL, ["N", 4]), ("a", TP.FLOAT, ["N", 4]), ("b", TP.FLOAT, [1, 4])],
-           [("out", TP.FLOAT, ["N", 4])])
-    return m, {"N": 5}, lambda s: {"c": RNG.integers(0, 2, (s["N"], 4)).astype(bool),
-                                   "a": f32(s["N"], 4), "b": f32(1, 4)}, 0
+    m = mk(
+        n, [("c", TP.BOOL, ["N", 4]), ("a", TP.FLOAT, ["N", 4]), ("b", TP.FLOAT, [1, 4])], [("out", TP.FLOAT, ["N", 4])]
+    )
+    return (
+        m,
+        {"N": 5},
+        lambda s: {"c": RNG.integers(0, 2, (s["N"], 4)).astype(bool), "a": f32(s["N"], 4), "b": f32(1, 4)},
+        0,
+    )
 
 
 def _softmax():
@@ -216,8 +269,9 @@ def _softmax():
 
 def _reducemax():
     n = h.make_node("ReduceMax", ["x", "axes"], ["out"], keepdims=1)
-    m = mk(n, [("x", TP.FLOAT, ["N", 6, 5])], [("out", TP.FLOAT, ["N", 1, 5])],
-           [h.make_tensor("axes", TP.INT64, [1], [1])])
+    m = mk(
+        n, [("x", TP.FLOAT, ["N", 6, 5])], [("out", TP.FLOAT, ["N", 1, 5])], [h.make_tensor("axes", TP.INT64, [1], [1])]
+    )
     return m, {"N": 2}, lambda s: {"x": f32(s["N"], 6, 5)}, 0
 
 
@@ -230,14 +284,20 @@ def _cast(to):
 def _add_int8():
     n = h.make_node("Add", ["a", "b"], ["out"])
     m = mk(n, [("a", TP.INT8, ["N", 3]), ("b", TP.INT8, ["N", 3])], [("out", TP.INT8, ["N", 3])])
-    return m, {"N": 4}, lambda s: {"a": RNG.integers(-60, 60, (s["N"], 3)).astype(np.int8),
-                                   "b": RNG.integers(-60, 60, (s["N"], 3)).astype(np.int8)}, 0
+    return (
+        m,
+        {"N": 4},
+        lambda s: {
+            "a": RNG.integers(-60, 60, (s["N"], 3)).astype(np.int8),
+            "b": RNG.integers(-60, 60, (s["N"], 3)).astype(np.int8),
+        },
+        0,
+    )
 
 
 def _sub_uint8_const():
     n = h.make_node("Sub", ["a", "b"], ["out"])
-    m = mk(n, [("a", TP.UINT8, [2, 3])], [("out", TP.UINT8, [2, 3])],
-           [h.make_tensor("b", TP.UINT8, [3], [1, 2, 3])])
+    m = mk(n, [("a", TP.UINT8, [2, 3])], [("out", TP.UINT8, [2, 3])], [h.make_tensor("b", TP.UINT8, [3], [1, 2, 3])])
     return m, {}, lambda s: {"a": RNG.integers(10, 200, (2, 3)).astype(np.uint8)}, 0
 
 
@@ -256,15 +316,18 @@ def _less_bool():
 def _matmul_const():
     w = RNG.standard_normal((16, 8)).astype(np.float32)
     n = h.make_node("MatMul", ["x", "w"], ["out"])
-    m = mk(n, [("x", TP.FLOAT, ["M", 16])], [("out", TP.FLOAT, ["M", 8])],
-           [onnx.numpy_helper.from_array(w, "w")])
+    m = mk(n, [("x", TP.FLOAT, ["M", 16])], [("out", TP.FLOAT, ["M", 8])], [onnx.numpy_helper.from_array(w, "w")])
     return m, {"M": 5}, lambda s: {"x": f32(s["M"], 16)}, 1e-4
 
 
 def _split():
     n = h.make_node("Split", ["x", "sp"], ["o1", "o2"], axis=1)
-    m = mk(n, [("x", TP.FLOAT, ["N", 6])], [("o1", TP.FLOAT, ["N", 2]), ("o2", TP.FLOAT, ["N", 4])],
-           [h.make_tensor("sp", TP.INT64, [2], [2, 4])])
+    m = mk(
+        n,
+        [("x", TP.FLOAT, ["N", 6])],
+        [("o1", TP.FLOAT, ["N", 2]), ("o2", TP.FLOAT, ["N", 4])],
+        [h.make_tensor("sp", TP.INT64, [2], [2, 4])],
+    )
     return m, {"N": 3}, lambda s: {"x": f32(s["N"], 6)}, 0
 
 
@@ -395,10 +458,16 @@ def run_tvm_llvm(b):
     if narrowing_applies(info):
         # The planner's int32 index narrowing (static shapes) is checked on LLVM too.
         with target:
-            mod = tvm.transform.Sequential([
-                relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
-                relax.transform.FoldConstant(), relax.transform.FuseOps(),
-                relax.transform.FuseTIR(), pipeline.narrow_index_pass()])(mod)
+            mod = tvm.transform.Sequential(
+                [
+                    relax.transform.LegalizeOps(),
+                    relax.transform.AnnotateTIROpPattern(),
+                    relax.transform.FoldConstant(),
+                    relax.transform.FuseOps(),
+                    relax.transform.FuseTIR(),
+                    pipeline.narrow_index_pass(),
+                ]
+            )(mod)
     ex = tvm.compile(mod, target=target)
     vm = relax.VirtualMachine(ex, tvm.cpu())
     feeds = b["feeds"](b["syms"])
@@ -527,8 +596,9 @@ def test_numerics_llvm_vs_ort(built, name):
         if tol == 0 and not o["dtype"].startswith(("float", "bfloat")):
             np.testing.assert_array_equal(g, w)
         else:
-            np.testing.assert_allclose(g.astype(np.float64), np.asarray(w).astype(np.float64),
-                                       rtol=max(tol, 1e-6), atol=max(tol, 1e-6))
+            np.testing.assert_allclose(
+                g.astype(np.float64), np.asarray(w).astype(np.float64), rtol=max(tol, 1e-6), atol=max(tol, 1e-6)
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,8 +623,11 @@ def test_nonzero_plans_with_a_size_output_only_through_tpat(tmp_path):
 
 
 def test_refuse_nonmaxsuppression(tmp_path):
-    m = mk(h.make_node("NonMaxSuppression", ["b", "s"], ["y"]), [("b", TP.FLOAT, [1, 6, 4]), ("s", TP.FLOAT, [1, 1, 6])],
-           [("y", TP.INT64, ["K", 3])])
+    m = mk(
+        h.make_node("NonMaxSuppression", ["b", "s"], ["y"]),
+        [("b", TP.FLOAT, [1, 6, 4]), ("s", TP.FLOAT, [1, 1, 6])],
+        [("y", TP.INT64, ["K", 3])],
+    )
     r = _plan_model(tmp_path, m)
     assert not r["ok"] and r["error"]["code"] == "data_dependent_shape"
 
@@ -595,8 +668,11 @@ def test_missing_file_and_bad_target(tmp_path):
 
 
 def test_two_nodes_refused(tmp_path):
-    m = mk([h.make_node("Relu", ["x"], ["t"]), h.make_node("Relu", ["t"], ["out"])],
-           [("x", TP.FLOAT, [4])], [("out", TP.FLOAT, [4])])
+    m = mk(
+        [h.make_node("Relu", ["x"], ["t"]), h.make_node("Relu", ["t"], ["out"])],
+        [("x", TP.FLOAT, [4])],
+        [("out", TP.FLOAT, [4])],
+    )
     r = _plan_model(tmp_path, m)
     assert not r["ok"] and r["error"]["code"] == "not_single_node"
 
@@ -613,8 +689,9 @@ def test_targets_differ(tmp_path):
 
 def test_cumsum_has_host_loop(built):
     # TVM's own CumSum lowering loops on the host (TPAT's lowering is one kernel: lowering "tvm")
-    res = handle_plan({"command": "plan", "model_path": str(built["cumsum_sym"]["path"]),
-                               "target": "sm_90", "lowering": "tvm"})
+    res = handle_plan(
+        {"command": "plan", "model_path": str(built["cumsum_sym"]["path"]), "target": "sm_90", "lowering": "tvm"}
+    )
     assert res["ok"], res
     plan = res["plan"]
     kinds = [s["kind"] for s in plan["steps"]]
@@ -624,8 +701,9 @@ def test_cumsum_has_host_loop(built):
 
 def test_onehot_fixup(built):
     # TVM's OneHot lowering produces float64 (TPAT's own lowering does not: lowering "tvm" here)
-    res = handle_plan({"command": "plan", "model_path": str(built["onehot"]["path"]),
-                               "target": "sm_90", "lowering": "tvm"})
+    res = handle_plan(
+        {"command": "plan", "model_path": str(built["onehot"]["path"]), "target": "sm_90", "lowering": "tvm"}
+    )
     assert res["ok"], res
     plan = res["plan"]
     assert plan["outputs"][0]["dtype"] == "float32"
@@ -643,7 +721,7 @@ def _kernel_bodies(src):
         for i in range(start, len(part)):
             depth += {"{": 1, "}": -1}.get(part[i], 0)
             if depth == 0:
-                out.append(part[:i + 1])
+                out.append(part[: i + 1])
                 break
     return out
 
@@ -666,6 +744,7 @@ def test_narrowing_applies_only_to_static_small_shapes():
     class I:
         def __init__(self, ins, outs):
             self.inputs, self.outputs = ins, outs
+
     assert narrowing_applies(I([{"shape": [2, 3]}], [{"shape": [6]}]))
     assert not narrowing_applies(I([{"shape": ["N", 3]}], [{"shape": [6]}]))
     assert not narrowing_applies(I([{"shape": [2**16, 2**16]}], [{"shape": [1]}]))

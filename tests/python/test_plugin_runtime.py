@@ -11,6 +11,7 @@ TensorRT-RTX builds sm_89 engines on this CPU-only machine with it:
 TensorRT-RTX work runs in subprocesses: its ONNX parser dlopens libtensorrt_rtx.so, which must be
 on LD_LIBRARY_PATH when the process starts (.venv/tpat-lib holds the symlink).
 """
+
 import json
 import os
 import re
@@ -26,16 +27,21 @@ RUNTIME = REPO / "plugin-runtime"
 FIXTURE = REPO / "tests" / "fixtures" / "plugin_sample"
 TRT_ROOT = Path(os.environ.get("TensorRT_ROOT") or REPO / ".trt")  # env: another TensorRT tree
 HAVE_HEADERS = (TRT_ROOT / "include" / "NvInfer.h").is_file()
-NO_HEADERS = (f"TensorRT headers not found in {TRT_ROOT}/include (fetch github:NVIDIA/TensorRT and extract include/ "
-              "there): C++ plugin library not built or tested")
+NO_HEADERS = (
+    f"TensorRT headers not found in {TRT_ROOT}/include (fetch github:NVIDIA/TensorRT and extract include/ "
+    "there): C++ plugin library not built or tested"
+)
 
 sys.path.insert(0, str(RUNTIME / "python"))
 
 
 def _nvcc():
-    for c in (os.environ.get("TPAT_NVCC"),
-              str(REPO / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"),
-              shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+    for c in (
+        os.environ.get("TPAT_NVCC"),
+        str(REPO / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"),
+        shutil.which("nvcc"),
+        "/usr/local/cuda/bin/nvcc",
+    ):
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return Path(c)
     return None
@@ -53,6 +59,7 @@ def _rtx_lib_dir(tmp):
     if (d / "libtensorrt_rtx.so").exists():
         return d
     import tensorrt_rtx_libs as m  # noqa: PLC0415
+
     d = tmp / "tpat-lib"
     d.mkdir(exist_ok=True)
     link = d / "libtensorrt_rtx.so"
@@ -103,12 +110,16 @@ def built(tmp_path_factory):
     shutil.copytree(FIXTURE, proj)
     shutil.copytree(RUNTIME / "common", proj / "common")
     shutil.copytree(RUNTIME / "cmake", proj / "cmake")
-    (proj / "CMakeLists.txt").write_text(render_template({
-        "project_name": "tpat_sample",
-        "launcher_sources": "AddOne/AddOne_launcher.cu",
-        "plugin_sources": "AddOne/AddOne_plugin.cpp\n    tpat_plugin_specs.cpp",
-        "check_sources": "check/tpat_check.cpp",
-    }))
+    (proj / "CMakeLists.txt").write_text(
+        render_template(
+            {
+                "project_name": "tpat_sample",
+                "launcher_sources": "AddOne/AddOne_launcher.cu",
+                "plugin_sources": "AddOne/AddOne_plugin.cpp\n    tpat_plugin_specs.cpp",
+                "check_sources": "check/tpat_check.cpp",
+            }
+        )
+    )
     env, args = _cmake_env_and_args(nvcc, work)
     # one architecture keeps the build quick; the default list is checked by test_template_*
     args += ["-DTPAT_CUDA_ARCHITECTURES=89", "-DCMAKE_BUILD_TYPE=Release"]
@@ -117,16 +128,30 @@ def built(tmp_path_factory):
     else:
         args.append("-DCMAKE_DISABLE_FIND_PACKAGE_TensorRT=ON")
     build = proj / "build"
-    conf = subprocess.run([cmake, "-S", str(proj), "-B", str(build), *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    conf = subprocess.run(
+        [cmake, "-S", str(proj), "-B", str(build), *args], env=env, capture_output=True, text=True, timeout=300
+    )
     assert conf.returncode == 0, conf.stdout + conf.stderr
-    b = subprocess.run([cmake, "--build", str(build), "-j", str(os.cpu_count() or 2)], env=env,
-                       capture_output=True, text=True, timeout=600)
+    b = subprocess.run(
+        [cmake, "--build", str(build), "-j", str(os.cpu_count() or 2)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert b.returncode == 0, b.stdout[-4000:] + b.stderr[-4000:]
     spec = build / "AddOne.json"
     shutil.copy(FIXTURE / "AddOne.json", spec)  # "library": "libtpat_kernels.so", next to it
-    return {"work": work, "proj": proj, "build": build, "configure_log": conf.stdout, "spec": spec,
-            "env": env, "cmake_args": args, "rtx_lib": _rtx_lib_dir(work)}
+    return {
+        "work": work,
+        "proj": proj,
+        "build": build,
+        "configure_log": conf.stdout,
+        "spec": spec,
+        "env": env,
+        "cmake_args": args,
+        "rtx_lib": _rtx_lib_dir(work),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +162,13 @@ def model(tmp_path_factory):
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])
     z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 16])
-    nodes = [helper.make_node("AddOne", ["x"], ["y"], name="addone_0", plugin_version="1", plugin_namespace="tpat"),
-             helper.make_node("Relu", ["y"], ["z"], name="relu_0")]
-    m = helper.make_model(helper.make_graph(nodes, "plugin_sample", [x], [z]),
-                          opset_imports=[helper.make_opsetid("", 17)])
+    nodes = [
+        helper.make_node("AddOne", ["x"], ["y"], name="addone_0", plugin_version="1", plugin_namespace="tpat"),
+        helper.make_node("Relu", ["y"], ["z"], name="relu_0"),
+    ]
+    m = helper.make_model(
+        helper.make_graph(nodes, "plugin_sample", [x], [z]), opset_imports=[helper.make_opsetid("", 17)]
+    )
     path = tmp_path_factory.mktemp("model") / "addone.onnx"
     onnx.save(m, str(path))
     return path
@@ -185,8 +213,13 @@ print("@@" + json.dumps(out))
 def run_engine(built, request):
     env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
     env["LD_LIBRARY_PATH"] = f"{built['rtx_lib']}:{env.get('LD_LIBRARY_PATH', '')}"
-    p = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(request), str(RUNTIME / "python")],
-                       capture_output=True, text=True, env=env, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(request), str(RUNTIME / "python")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     line = next(l for l in p.stdout.splitlines() if l.startswith("@@"))
     return json.loads(line[2:])
@@ -204,10 +237,15 @@ def _need_rtx():
 
 # --- no toolchain needed ---------------------------------------------------------------------
 
+
 def test_template_placeholders_and_defaults():
     text = (RUNTIME / "CMakeLists.template.txt").read_text()
     assert set(re.findall(r"\{\{\s*([A-Za-z_]+)\s*\}\}", text)) == {
-        "project_name", "launcher_sources", "plugin_sources", "check_sources"}
+        "project_name",
+        "launcher_sources",
+        "plugin_sources",
+        "check_sources",
+    }
     assert 'set(TPAT_CUDA_ARCHITECTURES "80;86;89;90"' in text
     assert "TensorRT headers not found (set TensorRT_ROOT): skipping libtpat_plugins.so" in text
     assert "project({{project_name}} LANGUAGES CXX CUDA)" in text
@@ -220,9 +258,17 @@ def test_dim_expr_builder_matches_evaluator():
     import tpat_trt_plugin as tp
 
     D = tp.trt.DimensionOperation
-    ops = {D.SUM: lambda a, b: a + b, D.PROD: lambda a, b: a * b, D.MAX: max, D.MIN: min,
-           D.SUB: lambda a, b: a - b, D.EQUAL: lambda a, b: int(a == b), D.LESS: lambda a, b: int(a < b),
-           D.FLOOR_DIV: lambda a, b: a // b, D.CEIL_DIV: lambda a, b: -(-a // b)}
+    ops = {
+        D.SUM: lambda a, b: a + b,
+        D.PROD: lambda a, b: a * b,
+        D.MAX: max,
+        D.MIN: min,
+        D.SUB: lambda a, b: a - b,
+        D.EQUAL: lambda a, b: int(a == b),
+        D.LESS: lambda a, b: int(a < b),
+        D.FLOOR_DIV: lambda a, b: a // b,
+        D.CEIL_DIV: lambda a, b: -(-a // b),
+    }
 
     class E:
         def __init__(self, v, const):
@@ -246,16 +292,42 @@ def test_dim_expr_builder_matches_evaluator():
     s = lambda n: {"sym": n}  # noqa: E731
     i = lambda v: {"int": v}  # noqa: E731
     two = lambda op, a, b: {"op": op, "args": [a, b]}  # noqa: E731
-    cases = [two(op, s("in0_d0"), s("in0_d1")) for op in
-             ("add", "sub", "mul", "floordiv", "floormod", "truncdiv", "truncmod", "min", "max",
-              "eq", "ne", "lt", "le", "gt", "ge", "and", "or")]
+    cases = [
+        two(op, s("in0_d0"), s("in0_d1"))
+        for op in (
+            "add",
+            "sub",
+            "mul",
+            "floordiv",
+            "floormod",
+            "truncdiv",
+            "truncmod",
+            "min",
+            "max",
+            "eq",
+            "ne",
+            "lt",
+            "le",
+            "gt",
+            "ge",
+            "and",
+            "or",
+        )
+    ]
     cases += [two(op, s("in0_d1"), s("in0_d1")) for op in ("eq", "ne", "le", "ge", "lt", "gt")]
-    cases += [two("shl", s("in0_d0"), i(2)), two("shr", s("in0_d0"), i(2)), {"op": "not", "args": [s("in1_d0")]},
-              {"op": "select", "args": [two("lt", s("in1_d0"), i(4)), s("in0_d0"), s("in0_d1")]},
-              {"op": "select", "args": [two("gt", s("in1_d0"), i(4)), s("in0_d0"), s("in0_d1")]},
-              two("and", s("in0_d0"), i(0)), two("or", i(0), s("in1_d0")),
-              two("mul", two("add", i(3), i(4)), s("in1_d0")), two("floordiv", i(-7), i(2)),
-              two("truncdiv", i(-7), i(2)), two("truncmod", i(-7), i(2))]
+    cases += [
+        two("shl", s("in0_d0"), i(2)),
+        two("shr", s("in0_d0"), i(2)),
+        {"op": "not", "args": [s("in1_d0")]},
+        {"op": "select", "args": [two("lt", s("in1_d0"), i(4)), s("in0_d0"), s("in0_d1")]},
+        {"op": "select", "args": [two("gt", s("in1_d0"), i(4)), s("in0_d0"), s("in0_d1")]},
+        two("and", s("in0_d0"), i(0)),
+        two("or", i(0), s("in1_d0")),
+        two("mul", two("add", i(3), i(4)), s("in1_d0")),
+        two("floordiv", i(-7), i(2)),
+        two("truncdiv", i(-7), i(2)),
+        two("truncmod", i(-7), i(2)),
+    ]
     db = tp._DimBuilder(inputs, B())
     for c in cases:
         assert db.build(c).v == tp.evaluate(c, env), c
@@ -266,6 +338,7 @@ def test_dim_expr_builder_matches_evaluator():
 
 
 # --- the CMake template and the launcher ABI (nvcc + cmake, no TensorRT headers) --------------
+
 
 def test_template_builds_kernels_and_checker(built):
     build = built["build"]
@@ -280,8 +353,9 @@ def test_template_builds_kernels_and_checker(built):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "shapes ok, tactics=2" in p.stdout
     if shutil.which("nm"):
-        syms = subprocess.run(["nm", "-D", "--defined-only", str(build / "libtpat_kernels.so")],
-                              capture_output=True, text=True).stdout
+        syms = subprocess.run(
+            ["nm", "-D", "--defined-only", str(build / "libtpat_kernels.so")], capture_output=True, text=True
+        ).stdout
         for f in ("output_dims", "workspace_size", "initialize", "enqueue", "terminate", "num_tactics"):
             assert f" T tpat_AddOne_{f}" in syms, f
 
@@ -292,8 +366,13 @@ def test_skip_message_without_headers(built):
         pytest.skip("covered by test_template_builds_kernels_and_checker (headers absent)")
     args = [a for a in built["cmake_args"] if not a.startswith("-DTensorRT_ROOT")]
     args.append("-DCMAKE_DISABLE_FIND_PACKAGE_TensorRT=ON")
-    p = subprocess.run([_cmake(), "-S", str(built["proj"]), "-B", str(built["work"] / "build-noheaders"), *args],
-                       env=built["env"], capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [_cmake(), "-S", str(built["proj"]), "-B", str(built["work"] / "build-noheaders"), *args],
+        env=built["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "TensorRT headers not found (set TensorRT_ROOT): skipping libtpat_plugins.so" in p.stdout
 
@@ -316,9 +395,16 @@ def test_launcher_through_ctypes(built):
 
 # --- TensorRT-RTX engines --------------------------------------------------------------------
 
+
 def _engine_request(built, model, tag, **kw):
-    req = {"command": "engine", "model_path": str(model), "sm": "89", "plugin_library": None,
-           "python_plugin_specs": [], "output": str(built["work"] / tag / "model.engine")}
+    req = {
+        "command": "engine",
+        "model_path": str(model),
+        "sm": "89",
+        "plugin_library": None,
+        "python_plugin_specs": [],
+        "output": str(built["work"] / tag / "model.engine"),
+    }
     req.update(kw)
     return req
 
@@ -342,8 +428,14 @@ def test_python_plugin_engine_sm89(built, model):
     a = run_engine(built, _engine_request(built, model, "py", python_plugin_specs=[str(built["spec"])]))
     _assert_plugin_engine(a, built, "py")
     # the build-phase methods TensorRT-RTX calls on a CPU build
-    for m in ("get_output_shapes", "supports_format_combination", "configure_plugin", "get_workspace_size",
-              "get_valid_tactics", "get_fields_to_serialize"):
+    for m in (
+        "get_output_shapes",
+        "supports_format_combination",
+        "configure_plugin",
+        "get_workspace_size",
+        "get_valid_tactics",
+        "get_fields_to_serialize",
+    ):
         assert m in a["calls"], (m, a["calls"])
 
 
@@ -356,10 +448,25 @@ def test_cpp_plugin_api_without_tensorrt(built):
         pytest.skip("no C++ compiler")
     nvcc = _nvcc()
     exe = built["work"] / "plugin_api_check"
-    p = subprocess.run([cxx, "-std=c++17", "-O1", "-Wno-deprecated-declarations", f"-I{TRT_ROOT / 'include'}",
-                        f"-I{nvcc.parent.parent / 'include'}", str(FIXTURE / "plugin_api_check.cpp"),
-                        f"-L{built['build']}", "-ltpat_plugins", f"-Wl,-rpath,{built['build']}", "-o", str(exe)],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            cxx,
+            "-std=c++17",
+            "-O1",
+            "-Wno-deprecated-declarations",
+            f"-I{TRT_ROOT / 'include'}",
+            f"-I{nvcc.parent.parent / 'include'}",
+            str(FIXTURE / "plugin_api_check.cpp"),
+            f"-L{built['build']}",
+            "-ltpat_plugins",
+            f"-Wl,-rpath,{built['build']}",
+            "-o",
+            str(exe),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-4000:]
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.rstrip().endswith("PASS"), r.stdout + r.stderr
@@ -381,8 +488,7 @@ def test_engine_errors(built, model):
     _need_rtx()
     a = run_engine(built, _engine_request(built, model, "none"))  # no plugin registered
     assert not a["ok"] and a["code"] == "parse_failed" and "addone_0" in a["reason"], a
-    a = run_engine(built, _engine_request(built, model, "bad_sm", sm="90",
-                                          python_plugin_specs=[str(built["spec"])]))
+    a = run_engine(built, _engine_request(built, model, "bad_sm", sm="90", python_plugin_specs=[str(built["spec"])]))
     if a["ok"]:  # full TensorRT ignores sm
         assert not a["result"]["runtime"].startswith("TensorRT-RTX")
     else:
@@ -390,6 +496,7 @@ def test_engine_errors(built, model):
 
 
 # --- one deployable library (issue 10): self-contained, copied elsewhere, static and embedded -------
+
 
 def _dynamic_section(lib: Path) -> str:
     readelf = shutil.which("readelf")
@@ -419,7 +526,9 @@ def test_plugin_libraries_are_self_contained(built):
         lib = built["build"] / name
         dyn = _dynamic_section(lib)
         needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn)
-        assert needed and not [n for n in needed if "tpat" in n or "cudart" in n or "nvinfer" in n or "tensorrt" in n], needed
+        assert needed and not [
+            n for n in needed if "tpat" in n or "cudart" in n or "nvinfer" in n or "tensorrt" in n
+        ], needed
         paths = re.findall(r"\((?:RPATH|RUNPATH)\)\s+Library r(?:un)?path: \[([^\]]*)\]", dyn)
         assert paths == [], paths
         assert "RPATH" not in dyn and "RUNPATH" not in dyn, dyn
@@ -452,12 +561,27 @@ def test_cpp_load_library_of_copied_library(built, deployed):
         pytest.skip("the C++ check links TensorRT-RTX's library (tensorrt_rtx_libs wheel)")
     libdir = Path(m.__file__).parent
     exe = built["work"] / "load_library_check"
-    p = subprocess.run([cxx, "-std=c++17", "-Wno-deprecated-declarations", f"-I{TRT_ROOT / 'include'}",
-                        f"-I{_nvcc().parent.parent / 'include'}", str(FIXTURE / "load_library_check.cpp"),
-                        str(libdir / "libtensorrt_rtx.so.1"), "-o", str(exe)], capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            cxx,
+            "-std=c++17",
+            "-Wno-deprecated-declarations",
+            f"-I{TRT_ROOT / 'include'}",
+            f"-I{_nvcc().parent.parent / 'include'}",
+            str(FIXTURE / "load_library_check.cpp"),
+            str(libdir / "libtensorrt_rtx.so.1"),
+            "-o",
+            str(exe),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-4000:]
     env = dict(os.environ, LD_LIBRARY_PATH=f"{libdir}:{os.environ.get('LD_LIBRARY_PATH', '')}")
-    r = subprocess.run([str(exe), str(deployed / "libtpat_plugins.so")], capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [str(exe), str(deployed / "libtpat_plugins.so")], capture_output=True, text=True, env=env, timeout=120
+    )
     assert r.returncode == 0 and r.stdout.strip().endswith("PASS"), r.stdout + r.stderr
 
 
@@ -465,7 +589,9 @@ def test_static_library_registers_itself(built, model, deployed):
     """libtpat_plugins_static.so loaded with a plain dlopen (ctypes.CDLL, as polygraphy --plugins and
     trtexec --staticPlugins do) registers its creators; the engine then builds with no load_library."""
     _need_rtx()
-    a = run_engine(built, _engine_request(built, model, "static", _preload=[str(deployed / "libtpat_plugins_static.so")]))
+    a = run_engine(
+        built, _engine_request(built, model, "static", _preload=[str(deployed / "libtpat_plugins_static.so")])
+    )
     assert "registered:AddOne" in a["calls"], a
     _assert_plugin_engine(a, built, "static")
 
@@ -489,7 +615,9 @@ def test_embed_plugins_engine(built, model, deployed):
 
 def test_embed_plugins_needs_the_cpp_library(built, model):
     _need_rtx()
-    a = run_engine(built, _engine_request(built, model, "embed_py", python_plugin_specs=[str(built["spec"])], embed_plugins=True))
+    a = run_engine(
+        built, _engine_request(built, model, "embed_py", python_plugin_specs=[str(built["spec"])], embed_plugins=True)
+    )
     assert not a["ok"] and a["code"] == "embed_plugins", a
 
 
@@ -502,14 +630,42 @@ def test_polygraphy_convert_with_plugins(built, model, deployed, tmp_path):
         pytest.skip("polygraphy not installed (python/requirements.lock pins it)")
     shim = tmp_path / "shim"
     shim.mkdir()
-    (shim / "tensorrt_rtx.py").write_text("import sys\nimport tensorrt_rtx_bindings as _m\nsys.modules[__name__] = _m\n")
-    env = dict(os.environ, POLYGRAPHY_USE_TENSORRT_RTX="1", PYTHONPATH=str(shim),
-               LD_LIBRARY_PATH=f"{built['rtx_lib']}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+    (shim / "tensorrt_rtx.py").write_text(
+        "import sys\nimport tensorrt_rtx_bindings as _m\nsys.modules[__name__] = _m\n"
+    )
+    env = dict(
+        os.environ,
+        POLYGRAPHY_USE_TENSORRT_RTX="1",
+        PYTHONPATH=str(shim),
+        LD_LIBRARY_PATH=f"{built['rtx_lib']}:{os.environ.get('LD_LIBRARY_PATH', '')}",
+    )
     engine = tmp_path / "pg.engine"
-    p = subprocess.run([sys.executable, str(exe), "convert", str(model), "--convert-to", "trt", "-o", str(engine),
-                        "--plugins", str(deployed / "libtpat_plugins_static.so"), "--compute-capabilities", "8.9",
-                        "--trt-min-shapes", "x:[1,16]", "--trt-opt-shapes", "x:[8,16]", "--trt-max-shapes", "x:[64,16]"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(exe),
+            "convert",
+            str(model),
+            "--convert-to",
+            "trt",
+            "-o",
+            str(engine),
+            "--plugins",
+            str(deployed / "libtpat_plugins_static.so"),
+            "--compute-capabilities",
+            "8.9",
+            "--trt-min-shapes",
+            "x:[1,16]",
+            "--trt-opt-shapes",
+            "x:[8,16]",
+            "--trt-max-shapes",
+            "x:[64,16]",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     blob = engine.read_bytes()
     assert b"AddOne" in blob and b"tpat" in blob

@@ -1,6 +1,7 @@
 """`qnn_probe`: which nodes Qualcomm QNN's HTP backend takes, asked of the real backend through
 ONNX Runtime's QNN execution provider (onnxruntime-qnn, pinned in the venv; its x86_64 wheel runs
 here on the CPU)."""
+
 import json
 import sys
 from pathlib import Path
@@ -17,23 +18,35 @@ from test_bridge import FIXTURES, ask, validator  # noqa: E402
 from tpat_bridge.tools import qnn_probe  # noqa: E402
 
 
-
 def mixed_model(path):
     """Relu, TopK, Softmax (QNN takes them), a 5-D GridSample (QNN's HTP backend refuses its op
     config) and a BitShift (the provider has no builder for it); one node named like a terminal
     escape sequence."""
-    nodes = [h.make_node("Relu", ["x"], ["r"], name="relu\x1b[31m"),
-             h.make_node("TopK", ["r", "k"], ["tv", "ti"], name="topk", axis=-1),
-             h.make_node("Softmax", ["tv"], ["sm"], name="softmax", axis=-1),
-             h.make_node("GridSample", ["v", "g"], ["gs"], name="grid5d", mode="linear"),
-             h.make_node("BitShift", ["u", "s"], ["bs"], name="shift", direction="LEFT")]
-    graph = h.make_graph(nodes, "qnn_mixed", [
-        h.make_tensor_value_info("x", T.FLOAT, [2, 64]),
-        h.make_tensor_value_info("v", T.FLOAT, [1, 2, 4, 4, 4]), h.make_tensor_value_info("g", T.FLOAT, [1, 3, 3, 3, 3]),
-        h.make_tensor_value_info("u", T.UINT32, [8]), h.make_tensor_value_info("s", T.UINT32, [8])], [
-        h.make_tensor_value_info("sm", T.FLOAT, [2, 5]), h.make_tensor_value_info("ti", T.INT64, [2, 5]),
-        h.make_tensor_value_info("gs", T.FLOAT, [1, 2, 3, 3, 3]), h.make_tensor_value_info("bs", T.UINT32, [8])],
-        [h.make_tensor("k", T.INT64, [1], [5])])
+    nodes = [
+        h.make_node("Relu", ["x"], ["r"], name="relu\x1b[31m"),
+        h.make_node("TopK", ["r", "k"], ["tv", "ti"], name="topk", axis=-1),
+        h.make_node("Softmax", ["tv"], ["sm"], name="softmax", axis=-1),
+        h.make_node("GridSample", ["v", "g"], ["gs"], name="grid5d", mode="linear"),
+        h.make_node("BitShift", ["u", "s"], ["bs"], name="shift", direction="LEFT"),
+    ]
+    graph = h.make_graph(
+        nodes,
+        "qnn_mixed",
+        [
+            h.make_tensor_value_info("x", T.FLOAT, [2, 64]),
+            h.make_tensor_value_info("v", T.FLOAT, [1, 2, 4, 4, 4]),
+            h.make_tensor_value_info("g", T.FLOAT, [1, 3, 3, 3, 3]),
+            h.make_tensor_value_info("u", T.UINT32, [8]),
+            h.make_tensor_value_info("s", T.UINT32, [8]),
+        ],
+        [
+            h.make_tensor_value_info("sm", T.FLOAT, [2, 5]),
+            h.make_tensor_value_info("ti", T.INT64, [2, 5]),
+            h.make_tensor_value_info("gs", T.FLOAT, [1, 2, 3, 3, 3]),
+            h.make_tensor_value_info("bs", T.UINT32, [8]),
+        ],
+        [h.make_tensor("k", T.INT64, [1], [5])],
+    )
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", 20)])
     onnx.checker.check_model(model)
     onnx.save(model, path)
@@ -53,7 +66,12 @@ def mixed_answer(tmp_path_factory):
 
 def test_backend_is_named_with_versions(mixed_answer):
     backend = mixed_answer["backend"]
-    assert backend and "libQnnHtp.so" in backend and "onnxruntime-qnn 2.7.0" in backend and "ONNX Runtime 1.24.4" in backend
+    assert (
+        backend
+        and "libQnnHtp.so" in backend
+        and "onnxruntime-qnn 2.7.0" in backend
+        and "ONNX Runtime 1.24.4" in backend
+    )
     assert "HTP_QTI_AISW 2.40.0" in backend  # the QNN API version the backend itself reported
 
 
@@ -64,9 +82,14 @@ def test_real_backend_takes_and_refuses_node_by_node(mixed_answer):
         assert by_op[op]["taken"] and by_op[op]["rule"] is None, by_op[op]
     grid = by_op["GridSample"]
     assert not grid["taken"] and grid["rule"] == "qnn.backend"
-    assert "backendValidateOpConfig() failed" in grid["error"] and "of type `GridSample` with error code 3110" in grid["error"]
+    assert (
+        "backendValidateOpConfig() failed" in grid["error"]
+        and "of type `GridSample` with error code 3110" in grid["error"]
+    )
     shift = by_op["BitShift"]
-    assert not shift["taken"] and shift["rule"] == "qnn.op" and "`BitShift` are not supported by QNN EP" in shift["error"]
+    assert (
+        not shift["taken"] and shift["rule"] == "qnn.op" and "`BitShift` are not supported by QNN EP" in shift["error"]
+    )
 
 
 def test_node_names_reach_the_answer_as_given_but_messages_are_printable(mixed_answer):
@@ -80,7 +103,9 @@ def test_fixture_reasons_from_the_provider():
     assert a["ok"], a
     nodes = {n["node"]: n for n in a["result"]["nodes"]}
     assert nodes["resize_antialias"]["rule"] == "qnn.ep" and "anti-aliasing" in nodes["resize_antialias"]["error"]
-    assert nodes["cumsum_input_axis"]["rule"] == "qnn.ep" and "must be a constant" in nodes["cumsum_input_axis"]["error"]
+    assert (
+        nodes["cumsum_input_axis"]["rule"] == "qnn.ep" and "must be a constant" in nodes["cumsum_input_axis"]["error"]
+    )
     # The CumSum whose axis comes from a Constant node keeps it constant in its one-node model.
     assert nodes["cumsum_const_axis"]["taken"] and nodes["cumsum_axis_constant"]["taken"]
     assert nodes["topk_k4096"]["taken"] and nodes["scatternd_add"]["taken"]
@@ -120,8 +145,14 @@ def test_classify_reads_placements_and_reasons():
     v = qnn_probe.classify(LOG_CPU, "m", None)
     assert not v["taken"] and v["rule"] == "qnn.ep" and "no reason" in v["error"]
     # A session that failed is refused even when the log placed the node on QNN before failing.
-    v = qnn_probe.classify(LOG_TAKEN, "n", "EPFail: [ONNXRuntimeError] : 11 : EP_FAIL : Failed to finalize QNN graph.\n more")
-    assert v == {"taken": False, "rule": "qnn.session", "error": "EPFail: [ONNXRuntimeError] : 11 : EP_FAIL : Failed to finalize QNN graph. more"}
+    v = qnn_probe.classify(
+        LOG_TAKEN, "n", "EPFail: [ONNXRuntimeError] : 11 : EP_FAIL : Failed to finalize QNN graph.\n more"
+    )
+    assert v == {
+        "taken": False,
+        "rule": "qnn.session",
+        "error": "EPFail: [ONNXRuntimeError] : 11 : EP_FAIL : Failed to finalize QNN graph. more",
+    }
 
 
 def test_a_crashing_node_costs_that_node_only(tmp_path, monkeypatch):
@@ -139,7 +170,10 @@ def test_a_crashing_node_costs_that_node_only(tmp_path, monkeypatch):
                 out.write(json.dumps({"start": job["index"]}) + "\n")
                 if job["index"] == 1 and start == 0:
                     return
-                out.write(json.dumps({"index": job["index"], "taken": True, "rule": None, "error": None, "interface": None}) + "\n")
+                out.write(
+                    json.dumps({"index": job["index"], "taken": True, "rule": None, "error": None, "interface": None})
+                    + "\n"
+                )
 
     monkeypatch.setattr(qnn_probe, "_run_worker", fake_run)
     result = qnn_probe.probe_qnn({"model_path": str(model)})

@@ -4,6 +4,7 @@ with the suite's own venv (.venv-models, a CPU torch) and run through the whole 
 CPU). Every model must build an engine or name the node that stops it with a reason code (issue
 13's target). Skipped, with the reason, only when the models venv cannot be built (no PyTorch CPU
 wheel reachable) or with TPAT_SKIP_REAL_MODELS=1. The runner's parsing is tested on its own too."""
+
 from __future__ import annotations
 
 import json
@@ -24,31 +25,53 @@ TPAT = ROOT / ".build" / "debug" / "tpat"
 
 # --- the runner's parsing ------------------------------------------------------------------------
 
+
 def test_reason_code_prefers_the_report_field_then_the_text():
     assert runner.reason_code({"code": "tvm_error", "reason": "NonZero: output shape depends on"}) == "tvm_error"
     assert runner.reason_code({"reason": "x (Unique): [data_dependent_shape] cannot plan"}) == "data_dependent_shape"
     # reports written before codes existed: the planner's messages
-    assert runner.reason_code({"reason": "cannot plan node 'n' (NonZero): NonZero: output shape depends on the "
-                                         "number of non-zero elements"}) == "data_dependent_shape"
+    assert (
+        runner.reason_code(
+            {
+                "reason": "cannot plan node 'n' (NonZero): NonZero: output shape depends on the "
+                "number of non-zero elements"
+            }
+        )
+        == "data_dependent_shape"
+    )
     assert runner.reason_code({"reason": "type of output 'seq' is unknown"}) == "extraction_failed"
     assert runner.reason_code({"reason": "something new"}) == "unknown"
 
 
 def test_engine_error_names_the_node_and_op():
-    text = ("Plugins: none\nerror: node '/model/convs.0/NonZero' (NonZero): Assertion failed: creator && "
-            "getPluginCreatorVersion(creator) == CreatorVersion::kV3ONE: NonZero plugin creator version 1 "
-            "was not found in plugin registry.\n")
+    text = (
+        "Plugins: none\nerror: node '/model/convs.0/NonZero' (NonZero): Assertion failed: creator && "
+        "getPluginCreatorVersion(creator) == CreatorVersion::kV3ONE: NonZero plugin creator version 1 "
+        "was not found in plugin registry.\n"
+    )
     e = runner.parse_engine_error(text)
     assert (e["node"], e["op"]) == ("/model/convs.0/NonZero", "NonZero")
     code, reason = runner.parser_reason(e["op"], e["message"])
     assert code == "parser_rejects_op" and "NonZero" in reason
     assert runner.parse_engine_error("error: build_serialized_network returned None") == {
-        "node": None, "op": None, "message": "build_serialized_network returned None"}
+        "node": None,
+        "op": None,
+        "message": "build_serialized_network returned None",
+    }
 
 
 def test_table_escapes_what_comes_from_the_model():
-    row = {"model": "m", "package": "p", "outcome": "blocked", "stage": "engine", "node": "a|b\nc\x1b[31m",
-           "op": "NonZero", "code": "parser_rejects_op", "reason": "r|s", "not_converted": []}
+    row = {
+        "model": "m",
+        "package": "p",
+        "outcome": "blocked",
+        "stage": "engine",
+        "node": "a|b\nc\x1b[31m",
+        "op": "NonZero",
+        "code": "parser_rejects_op",
+        "reason": "r|s",
+        "not_converted": [],
+    }
     md = runner.markdown([row], {"date": "d", "tpat_commit": "c", "sm": "89", "builder": "TensorRT-RTX"})
     line = [ln for ln in md.splitlines() if ln.startswith("| m |")][0]
     assert line.count(" | ") == 7  # 8 columns: the node's '|' and the reason's '|' are escaped
@@ -57,6 +80,7 @@ def test_table_escapes_what_comes_from_the_model():
 
 
 # --- the small subset through the pipeline -------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def small_results(tmp_path_factory):
@@ -68,12 +92,38 @@ def small_results(tmp_path_factory):
         tail = " ".join((p.stdout + p.stderr).strip().splitlines()[-3:])
         pytest.skip(f"the real-model venv (.venv-models) cannot be built here: {tail}")
     models = ROOT / ".real-models"
-    p = subprocess.run([str(ROOT / ".venv-models" / "bin" / "python"), "scripts/real_models/export.py", "--small",
-                        "--out", str(models)], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    p = subprocess.run(
+        [
+            str(ROOT / ".venv-models" / "bin" / "python"),
+            "scripts/real_models/export.py",
+            "--small",
+            "--out",
+            str(models),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     out = tmp_path_factory.mktemp("real_models")
-    p = subprocess.run([sys.executable, "scripts/real_models/run.py", "--small", "--models", str(models), "--out",
-                        str(out), "--tpat", str(TPAT)], cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "scripts/real_models/run.py",
+            "--small",
+            "--models",
+            str(models),
+            "--out",
+            str(out),
+            "--tpat",
+            str(TPAT),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     return out, json.loads((out / "results.json").read_text())
 

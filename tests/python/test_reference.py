@@ -2,6 +2,7 @@
 (plugin-runtime/check/tpat_check.cpp). CPU only: the checker and a sample launcher are compiled
 with nvcc, not run. Run: .venv/bin/python -m pytest tests/python/test_reference.py
 """
+
 from __future__ import annotations
 
 import json
@@ -22,19 +23,32 @@ from onnx import numpy_helper
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
-from tpat_bridge.tools import reference  # noqa: E402
 from tpat_bridge.errors import BridgeError  # noqa: E402
+from tpat_bridge.tools import reference  # noqa: E402
 
 NVCC = Path(sys.prefix) / "lib" / "python3.11" / "site-packages" / "nvidia" / "cu13" / "bin" / "nvcc"
 
-NP = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float64": np.float64,
-      "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64, "uint8": np.uint8,
-      "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64, "bool": np.bool_}
+NP = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "bfloat16": ml_dtypes.bfloat16,
+    "float64": np.float64,
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "uint16": np.uint16,
+    "uint32": np.uint32,
+    "uint64": np.uint64,
+    "bool": np.bool_,
+}
 
 
 # ------------------------------------------------------------------------------------------------
 # canonical one-node models
 # ------------------------------------------------------------------------------------------------
+
 
 def vi(name, t, shape):
     return h.make_tensor_value_info(name, t, shape)
@@ -56,55 +70,124 @@ def model(op, inputs, outputs, consts=(), attrs=None, opset=22, node_inputs=None
 
 
 MODELS = {
-    "scatternd_none": lambda: model("ScatterND", [(TP.FLOAT, ["s0", 8, 6]), (TP.INT64, ["s1", 2]), (TP.FLOAT, ["s1", 6])],
-                                    [TP.FLOAT]),
-    "scatternd_add": lambda: model("ScatterND", [(TP.FLOAT, ["s0", 8, 6]), (TP.INT64, ["s1", 2]), (TP.FLOAT, ["s1", 6])],
-                                   [TP.FLOAT], attrs={"reduction": "add"}),
-    "scatterelements_max": lambda: model("ScatterElements", [(TP.FLOAT, ["s0", 9]), (TP.INT64, ["s0", 4]), (TP.FLOAT, ["s0", 4])],
-                                         [TP.FLOAT], attrs={"axis": 1, "reduction": "max"}),
-    "scatterelements_none": lambda: model("ScatterElements", [(TP.FLOAT, [6, "s0"]), (TP.INT32, [5, "s0"]), (TP.FLOAT, [5, "s0"])],
-                                          [TP.FLOAT], attrs={"axis": 0}),
-    "gathernd_b1": lambda: model("GatherND", [(TP.FLOAT, ["s0", 5, 6, 3]), (TP.INT64, ["s0", 4, 2])], [TP.FLOAT],
-                                 attrs={"batch_dims": 1}),
-    "gatherelements": lambda: model("GatherElements", [(TP.FLOAT, ["s0", 4]), (TP.INT64, ["s1", 4])], [TP.FLOAT],
-                                    attrs={"axis": 0}),
+    "scatternd_none": lambda: model(
+        "ScatterND", [(TP.FLOAT, ["s0", 8, 6]), (TP.INT64, ["s1", 2]), (TP.FLOAT, ["s1", 6])], [TP.FLOAT]
+    ),
+    "scatternd_add": lambda: model(
+        "ScatterND",
+        [(TP.FLOAT, ["s0", 8, 6]), (TP.INT64, ["s1", 2]), (TP.FLOAT, ["s1", 6])],
+        [TP.FLOAT],
+        attrs={"reduction": "add"},
+    ),
+    "scatterelements_max": lambda: model(
+        "ScatterElements",
+        [(TP.FLOAT, ["s0", 9]), (TP.INT64, ["s0", 4]), (TP.FLOAT, ["s0", 4])],
+        [TP.FLOAT],
+        attrs={"axis": 1, "reduction": "max"},
+    ),
+    "scatterelements_none": lambda: model(
+        "ScatterElements",
+        [(TP.FLOAT, [6, "s0"]), (TP.INT32, [5, "s0"]), (TP.FLOAT, [5, "s0"])],
+        [TP.FLOAT],
+        attrs={"axis": 0},
+    ),
+    "gathernd_b1": lambda: model(
+        "GatherND", [(TP.FLOAT, ["s0", 5, 6, 3]), (TP.INT64, ["s0", 4, 2])], [TP.FLOAT], attrs={"batch_dims": 1}
+    ),
+    "gatherelements": lambda: model(
+        "GatherElements", [(TP.FLOAT, ["s0", 4]), (TP.INT64, ["s1", 4])], [TP.FLOAT], attrs={"axis": 0}
+    ),
     "gather": lambda: model("Gather", [(TP.FLOAT, [10, "s0"]), (TP.INT32, ["s1", 3])], [TP.FLOAT], attrs={"axis": 0}),
-    "gridsample_5d": lambda: model("GridSample", [(TP.FLOAT, ["s0", 2, 4, 5, 6]), (TP.FLOAT, ["s0", 3, 4, 5, 3])], [TP.FLOAT],
-                                   attrs={"mode": "linear", "align_corners": 0}),
-    "gridsample_nearest": lambda: model("GridSample", [(TP.FLOAT, ["s0", 3, 6, 7]), (TP.FLOAT, ["s0", 5, 4, 2])], [TP.FLOAT],
-                                        attrs={"mode": "nearest", "padding_mode": "border"}),
-    "onehot": lambda: model("OneHot", [(TP.INT64, ["s0", 5])], [TP.FLOAT],
-                            consts=[np.array(11, np.int64), np.array([0.0, 1.0], np.float32)], attrs={"axis": -1}),
-    "topk": lambda: model("TopK", [(TP.FLOAT, ["s0", 4096])], [TP.FLOAT, TP.INT64], consts=[np.array([3840], np.int64)],
-                          attrs={"axis": -1, "largest": 1, "sorted": 1}),
-    "topk_fp16": lambda: model("TopK", [(TP.FLOAT16, ["s0", 3000])], [TP.FLOAT16, TP.INT64], consts=[np.array([2900], np.int64)],
-                               attrs={"axis": 1, "largest": 0}),
-    "topk_symbolic_axis": lambda: model("TopK", [(TP.FLOAT, [2, "s0"])], [TP.FLOAT, TP.INT64], consts=[np.array([100], np.int64)],
-                                        attrs={"axis": 1}),
-    "bitshift_u32": lambda: model("BitShift", [(TP.UINT32, ["s0", 16]), (TP.UINT32, ["s0", 16])], [TP.UINT32],
-                                  attrs={"direction": "LEFT"}),
+    "gridsample_5d": lambda: model(
+        "GridSample",
+        [(TP.FLOAT, ["s0", 2, 4, 5, 6]), (TP.FLOAT, ["s0", 3, 4, 5, 3])],
+        [TP.FLOAT],
+        attrs={"mode": "linear", "align_corners": 0},
+    ),
+    "gridsample_nearest": lambda: model(
+        "GridSample",
+        [(TP.FLOAT, ["s0", 3, 6, 7]), (TP.FLOAT, ["s0", 5, 4, 2])],
+        [TP.FLOAT],
+        attrs={"mode": "nearest", "padding_mode": "border"},
+    ),
+    "onehot": lambda: model(
+        "OneHot",
+        [(TP.INT64, ["s0", 5])],
+        [TP.FLOAT],
+        consts=[np.array(11, np.int64), np.array([0.0, 1.0], np.float32)],
+        attrs={"axis": -1},
+    ),
+    "topk": lambda: model(
+        "TopK",
+        [(TP.FLOAT, ["s0", 4096])],
+        [TP.FLOAT, TP.INT64],
+        consts=[np.array([3840], np.int64)],
+        attrs={"axis": -1, "largest": 1, "sorted": 1},
+    ),
+    "topk_fp16": lambda: model(
+        "TopK",
+        [(TP.FLOAT16, ["s0", 3000])],
+        [TP.FLOAT16, TP.INT64],
+        consts=[np.array([2900], np.int64)],
+        attrs={"axis": 1, "largest": 0},
+    ),
+    "topk_symbolic_axis": lambda: model(
+        "TopK", [(TP.FLOAT, [2, "s0"])], [TP.FLOAT, TP.INT64], consts=[np.array([100], np.int64)], attrs={"axis": 1}
+    ),
+    "bitshift_u32": lambda: model(
+        "BitShift", [(TP.UINT32, ["s0", 16]), (TP.UINT32, ["s0", 16])], [TP.UINT32], attrs={"direction": "LEFT"}
+    ),
     "mod_i32": lambda: model("Mod", [(TP.INT32, ["s0", 8]), (TP.INT32, ["s0", 8])], [TP.INT32], attrs={"fmod": 0}),
     "mod_f32": lambda: model("Mod", [(TP.FLOAT, ["s0", 8]), (TP.FLOAT, [8])], [TP.FLOAT], attrs={"fmod": 1}),
     "div_i64": lambda: model("Div", [(TP.INT64, ["s0", 8]), (TP.INT64, ["s0", 8])], [TP.INT64]),
-    "cumsum": lambda: model("CumSum", [(TP.FLOAT, ["s0", 300])], [TP.FLOAT], consts=[np.array(1, np.int64)],
-                            attrs={"exclusive": 1}),
-    "layernorm_fp16": lambda: model("LayerNormalization", [(TP.FLOAT16, ["s0", 16, 64])], [TP.FLOAT16],
-                                    consts=[np.random.default_rng(1).standard_normal(64).astype(np.float16),
-                                            np.random.default_rng(2).standard_normal(64).astype(np.float16)],
-                                    attrs={"axis": -1, "epsilon": 1e-5}),
-    "col2im": lambda: model("Col2Im", [(TP.FLOAT, ["s0", 12, 20])], [TP.FLOAT],
-                            consts=[np.array([5, 6], np.int64), np.array([2, 2], np.int64)]),
-    "col2im_symbolic_l": lambda: model("Col2Im", [(TP.FLOAT, [2, "s0", "s1"])], [TP.FLOAT],
-                                       consts=[np.array([5, 6], np.int64), np.array([2, 3], np.int64)]),
-    "maxunpool": lambda: model("MaxUnpool", [(TP.FLOAT, ["s0", 3, 4, 4]), (TP.INT64, ["s0", 3, 4, 4])], [TP.FLOAT],
-                               attrs={"kernel_shape": [2, 2], "strides": [2, 2]}),
-    "maxunpool_overlap": lambda: model("MaxUnpool", [(TP.FLOAT, [2, "s0", 5, 5]), (TP.INT64, [2, "s0", 5, 5])], [TP.FLOAT],
-                                       attrs={"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
-    "resize_cubic": lambda: model("Resize", [(TP.FLOAT, ["s0", 3, 5, 7])], [TP.FLOAT],
-                                  consts=[np.array([1, 1, 2, 1.5], np.float32)], attrs={"mode": "cubic"},
-                                  node_inputs=["in0", "", "const0"]),
-    "einsum_static": lambda: model("Einsum", [(TP.FLOAT, [3, 40, 5]), (TP.FLOAT, [3, 5, 40])], [TP.FLOAT],
-                                   attrs={"equation": "bij,bjk->bik"}),
+    "cumsum": lambda: model(
+        "CumSum", [(TP.FLOAT, ["s0", 300])], [TP.FLOAT], consts=[np.array(1, np.int64)], attrs={"exclusive": 1}
+    ),
+    "layernorm_fp16": lambda: model(
+        "LayerNormalization",
+        [(TP.FLOAT16, ["s0", 16, 64])],
+        [TP.FLOAT16],
+        consts=[
+            np.random.default_rng(1).standard_normal(64).astype(np.float16),
+            np.random.default_rng(2).standard_normal(64).astype(np.float16),
+        ],
+        attrs={"axis": -1, "epsilon": 1e-5},
+    ),
+    "col2im": lambda: model(
+        "Col2Im",
+        [(TP.FLOAT, ["s0", 12, 20])],
+        [TP.FLOAT],
+        consts=[np.array([5, 6], np.int64), np.array([2, 2], np.int64)],
+    ),
+    "col2im_symbolic_l": lambda: model(
+        "Col2Im",
+        [(TP.FLOAT, [2, "s0", "s1"])],
+        [TP.FLOAT],
+        consts=[np.array([5, 6], np.int64), np.array([2, 3], np.int64)],
+    ),
+    "maxunpool": lambda: model(
+        "MaxUnpool",
+        [(TP.FLOAT, ["s0", 3, 4, 4]), (TP.INT64, ["s0", 3, 4, 4])],
+        [TP.FLOAT],
+        attrs={"kernel_shape": [2, 2], "strides": [2, 2]},
+    ),
+    "maxunpool_overlap": lambda: model(
+        "MaxUnpool",
+        [(TP.FLOAT, [2, "s0", 5, 5]), (TP.INT64, [2, "s0", 5, 5])],
+        [TP.FLOAT],
+        attrs={"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
+    ),
+    "resize_cubic": lambda: model(
+        "Resize",
+        [(TP.FLOAT, ["s0", 3, 5, 7])],
+        [TP.FLOAT],
+        consts=[np.array([1, 1, 2, 1.5], np.float32)],
+        attrs={"mode": "cubic"},
+        node_inputs=["in0", "", "const0"],
+    ),
+    "einsum_static": lambda: model(
+        "Einsum", [(TP.FLOAT, [3, 40, 5]), (TP.FLOAT, [3, 5, 40])], [TP.FLOAT], attrs={"equation": "bij,bjk->bik"}
+    ),
     "add_bf16": lambda: model("Add", [(TP.BFLOAT16, ["s0", 4]), (TP.BFLOAT16, [4])], [TP.BFLOAT16]),
     "where_bool": lambda: model("Where", [(TP.BOOL, ["s0", 6]), (TP.FLOAT, ["s0", 6]), (TP.FLOAT, [6])], [TP.FLOAT]),
 }
@@ -113,6 +196,7 @@ MODELS = {
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
+
 
 def parse_txt(path: Path):
     """A mirror of tpat_check's parser: header keys + cases of input/output entries."""
@@ -130,7 +214,12 @@ def parse_txt(path: Path):
             cur = None
         elif key in ("input", "output"):
             rank = int(line[3])
-            e = {"index": int(line[1]), "dtype": line[2], "shape": [int(d) for d in line[4:4 + rank]], "file": line[4 + rank]}
+            e = {
+                "index": int(line[1]),
+                "dtype": line[2],
+                "shape": [int(d) for d in line[4 : 4 + rank]],
+                "file": line[4 + rank],
+            }
             if key == "output":
                 assert len(line) == 7 + rank
                 e["atol"], e["rtol"] = float(line[5 + rank]), float(line[6 + rank])
@@ -176,8 +265,17 @@ def generated(tmp_path_factory):
         m = MODELS[name]()
         mp = d / "model.onnx"
         onnx.save(m, mp)
-        res = reference.make_reference({"command": "reference", "model_path": str(mp), "out_dir": str(d / "ref"),
-                                        "prefix": f"tpat_{name}", "plugin": name, "cases": None, "seed": 0})
+        res = reference.make_reference(
+            {
+                "command": "reference",
+                "model_path": str(mp),
+                "out_dir": str(d / "ref"),
+                "prefix": f"tpat_{name}",
+                "plugin": name,
+                "cases": None,
+                "seed": 0,
+            }
+        )
         return name, (m, d / "ref", res)
 
     with ThreadPoolExecutor(8) as ex:
@@ -199,6 +297,7 @@ def read_all(ref_dir: Path):
 # generic properties
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_manifest_and_outputs_match_fresh_ort(generated, name):
     m, ref, res = generated[name]
@@ -217,12 +316,18 @@ def test_manifest_and_outputs_match_fresh_ort(generated, name):
         assert [e["shape"] for e in cases[0][0]["inputs"]] != [e["shape"] for e in cases[1][0]["inputs"]]
     for (c, ins, outs), jc in zip(cases, j["cases"]):
         # txt and json agree
-        assert [(e["dtype"], e["shape"], e["file"]) for e in c["inputs"]] == [(e["dtype"], e["shape"], e["file"]) for e in jc["inputs"]]
-        assert [(e["dtype"], e["shape"], e["file"], e["atol"], e["rtol"]) for e in c["outputs"]] == \
-               [(e["dtype"], e["shape"], e["file"], e["atol"], e["rtol"]) for e in jc["outputs"]]
+        assert [(e["dtype"], e["shape"], e["file"]) for e in c["inputs"]] == [
+            (e["dtype"], e["shape"], e["file"]) for e in jc["inputs"]
+        ]
+        assert [(e["dtype"], e["shape"], e["file"], e["atol"], e["rtol"]) for e in c["outputs"]] == [
+            (e["dtype"], e["shape"], e["file"], e["atol"], e["rtol"]) for e in jc["outputs"]
+        ]
         # bindings are consistent with the declared input shapes
         for gi, e in zip(m.graph.input, c["inputs"]):
-            dims = [d.dim_value if d.HasField("dim_value") else jc["bindings"][d.dim_param] for d in gi.type.tensor_type.shape.dim]
+            dims = [
+                d.dim_value if d.HasField("dim_value") else jc["bindings"][d.dim_param]
+                for d in gi.type.tensor_type.shape.dim
+            ]
             assert dims == e["shape"]
         # outputs are what onnxruntime gives on the written inputs
         want = fresh_ort(m, ins)
@@ -247,6 +352,7 @@ def case_inputs(generated, name):
 # op-specific input rules
 # ------------------------------------------------------------------------------------------------
 
+
 def test_scatternd_none_unique_in_range(generated):
     _, cases = case_inputs(generated, "scatternd_none")
     for _, (data, ind, _upd), _ in cases:
@@ -261,7 +367,7 @@ def test_scatternd_none_unique_in_range(generated):
 def test_scatternd_add_has_duplicates(generated):
     j, cases = case_inputs(generated, "scatternd_add")
     for _, (data, ind, _upd), _ in cases:
-        dims = np.array(data.shape[:ind.shape[-1]])
+        dims = np.array(data.shape[: ind.shape[-1]])
         assert ((ind >= -dims) & (ind < dims)).all()
         norm = np.where(ind < 0, ind + dims, ind).reshape(-1, ind.shape[-1])
         assert len({tuple(r) for r in norm}) < norm.shape[0]
@@ -284,7 +390,7 @@ def test_scatterelements_rules(generated):
 def test_gathernd_batch_dims(generated):
     _, cases = case_inputs(generated, "gathernd_b1")
     for _, (data, ind), (out,) in cases:
-        dims = np.array(data.shape[1:1 + ind.shape[-1]])
+        dims = np.array(data.shape[1 : 1 + ind.shape[-1]])
         assert ((ind >= -dims) & (ind < dims)).all()
         assert out.shape == (data.shape[0], ind.shape[1], data.shape[3])
 
@@ -386,11 +492,19 @@ def test_tolerances(generated):
 # requests: explicit cases, determinism, errors
 # ------------------------------------------------------------------------------------------------
 
+
 def test_explicit_cases_seed_and_rewrite(tmp_path):
     mp = tmp_path / "m.onnx"
     onnx.save(MODELS["scatternd_none"](), mp)
-    req = {"command": "reference", "model_path": str(mp), "out_dir": str(tmp_path / "r"), "prefix": "tpat_x", "plugin": "x",
-           "cases": [{"s0": 2, "s1": 9}, {"s0": 4, "s1": 1}, {"s0": 3, "s1": 3}], "seed": 5}
+    req = {
+        "command": "reference",
+        "model_path": str(mp),
+        "out_dir": str(tmp_path / "r"),
+        "prefix": "tpat_x",
+        "plugin": "x",
+        "cases": [{"s0": 2, "s1": 9}, {"s0": 4, "s1": 1}, {"s0": 3, "s1": 3}],
+        "seed": 5,
+    }
     res = reference.make_reference(req)
     assert res["cases"] == 3
     j = json.loads((tmp_path / "r" / "manifest.json").read_text())
@@ -400,7 +514,7 @@ def test_explicit_cases_seed_and_rewrite(tmp_path):
     res = reference.make_reference(dict(req, cases=req["cases"][:1]))
     assert res["cases"] == 1 and (tmp_path / "r" / "case0" / "in1.bin").read_bytes() == first
     assert not (tmp_path / "r" / "case1").exists()
-    with pytest.raises(BridgeError) as e:   # 9 unique index tuples cannot fit 1 * 8 slots
+    with pytest.raises(BridgeError) as e:  # 9 unique index tuples cannot fit 1 * 8 slots
         reference.make_reference(dict(req, cases=[{"s0": 1, "s1": 9}]))
     assert e.value.code == "reference"
     with pytest.raises(BridgeError) as e:
@@ -416,13 +530,29 @@ def test_explicit_cases_seed_and_rewrite(tmp_path):
 
 def test_unknown_op_gets_generic_data_and_a_note(tmp_path):
     mp = tmp_path / "m.onnx"
-    onnx.save(model("Sinh", [(TP.FLOAT, ["s0", 3])], [TP.FLOAT]), mp)   # Sinh has a plain-random rule
-    res = reference.make_reference({"model_path": str(mp), "out_dir": str(tmp_path / "a"), "prefix": "tpat_a", "plugin": "a",
-                                    "cases": None, "seed": 0})
+    onnx.save(model("Sinh", [(TP.FLOAT, ["s0", 3])], [TP.FLOAT]), mp)  # Sinh has a plain-random rule
+    res = reference.make_reference(
+        {
+            "model_path": str(mp),
+            "out_dir": str(tmp_path / "a"),
+            "prefix": "tpat_a",
+            "plugin": "a",
+            "cases": None,
+            "seed": 0,
+        }
+    )
     assert res["cases"] == 2 and not any("no input rule" in n for n in res["notes"])
-    onnx.save(model("Det", [(TP.FLOAT, ["s0", 3, 3])], [TP.FLOAT]), mp)          # Det has no rule
-    res = reference.make_reference({"model_path": str(mp), "out_dir": str(tmp_path / "b"), "prefix": "tpat_b", "plugin": "b",
-                                    "cases": None, "seed": 0})
+    onnx.save(model("Det", [(TP.FLOAT, ["s0", 3, 3])], [TP.FLOAT]), mp)  # Det has no rule
+    res = reference.make_reference(
+        {
+            "model_path": str(mp),
+            "out_dir": str(tmp_path / "b"),
+            "prefix": "tpat_b",
+            "plugin": "b",
+            "cases": None,
+            "seed": 0,
+        }
+    )
     assert res["cases"] == 2 and any("Det: no input rule" in n for n in res["notes"])
 
 
@@ -430,19 +560,46 @@ def test_unknown_op_gets_generic_data_and_a_note(tmp_path):
 # the checker compiles (CPU machine: no run)
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.skipif(not NVCC.exists(), reason="nvcc from the venv's nvidia-cuda-nvcc wheel is missing")
 def test_checker_and_sample_launcher_compile(tmp_path):
     common = ROOT / "plugin-runtime" / "common"
-    check = [str(NVCC), "-std=c++17", "-O2", "-arch=sm_90", "-Xcompiler", "-Wall,-Wextra,-Werror", "-I", str(common),
-             "-o", str(tmp_path / "tpat_check"), str(ROOT / "plugin-runtime" / "check" / "tpat_check.cpp"), "-ldl"]
-    lib = [str(NVCC), "-std=c++17", "-O2", "-arch=sm_90", "-Xcompiler", "-fPIC", "-shared", "-I", str(common),
-           "-o", str(tmp_path / "libtpat_kernels.so"), str(ROOT / "tests" / "fixtures" / "check_sample" / "sample_launcher.cu")]
+    check = [
+        str(NVCC),
+        "-std=c++17",
+        "-O2",
+        "-arch=sm_90",
+        "-Xcompiler",
+        "-Wall,-Wextra,-Werror",
+        "-I",
+        str(common),
+        "-o",
+        str(tmp_path / "tpat_check"),
+        str(ROOT / "plugin-runtime" / "check" / "tpat_check.cpp"),
+        "-ldl",
+    ]
+    lib = [
+        str(NVCC),
+        "-std=c++17",
+        "-O2",
+        "-arch=sm_90",
+        "-Xcompiler",
+        "-fPIC",
+        "-shared",
+        "-I",
+        str(common),
+        "-o",
+        str(tmp_path / "libtpat_kernels.so"),
+        str(ROOT / "tests" / "fixtures" / "check_sample" / "sample_launcher.cu"),
+    ]
     with ThreadPoolExecutor(2) as ex:
         procs = list(ex.map(lambda cmd: subprocess.run(cmd, capture_output=True, text=True, timeout=300), [check, lib]))
     for p in procs:
         assert p.returncode == 0, p.stderr
     assert (tmp_path / "tpat_check").is_file() and (tmp_path / "libtpat_kernels.so").is_file()
-    syms = subprocess.run(["nm", "-D", "--defined-only", str(tmp_path / "libtpat_kernels.so")], capture_output=True, text=True)
+    syms = subprocess.run(
+        ["nm", "-D", "--defined-only", str(tmp_path / "libtpat_kernels.so")], capture_output=True, text=True
+    )
     if syms.returncode == 0:
         for fn in ("output_dims", "workspace_size", "initialize", "enqueue", "terminate", "num_tactics"):
             assert f"tpat_sample_mul2_{fn}" in syms.stdout
@@ -450,6 +607,14 @@ def test_checker_and_sample_launcher_compile(tmp_path):
     # the sample's reference data (what `tpat_check libtpat_kernels.so manifest.txt` runs on a GPU)
     mp = tmp_path / "mul2.onnx"
     onnx.save(model("Mul", [(TP.FLOAT, ["s0", 17])], [TP.FLOAT], consts=[np.array(2.0, np.float32)]), mp)
-    res = reference.make_reference({"model_path": str(mp), "out_dir": str(tmp_path / "ref"), "prefix": "tpat_sample_mul2",
-                                    "plugin": "sample_mul2", "cases": None, "seed": 0})
+    res = reference.make_reference(
+        {
+            "model_path": str(mp),
+            "out_dir": str(tmp_path / "ref"),
+            "prefix": "tpat_sample_mul2",
+            "plugin": "sample_mul2",
+            "cases": None,
+            "seed": 0,
+        }
+    )
     assert res["cases"] == 2

@@ -1,5 +1,6 @@
 """The lowering registry (python/tpat_bridge/lowerings/registry.py): one table of `Lowering`s, every
 lowering declared in the package is in it, and a choice records who declined and why."""
+
 from __future__ import annotations
 
 import importlib
@@ -30,9 +31,24 @@ def test_one_table_of_lowerings_with_unique_names():
         assert low.ops and all(isinstance(op, str) for op in low.ops)
         if low.primfunc is not None:  # a lowering that names its PrimFunc schedules it
             assert type(low).schedule is not Lowering.schedule, low.name
-    assert set(registry.TPAT_OPS) == {"ScatterND", "ScatterElements", "TopK", "Resize", "CumSum", "LayerNormalization",
-                                      "RMSNormalization", "DFT", "GatherND", "Gather", "GatherElements", "OneHot", "Gelu",
-                                      "NonZero", "Compress", "Unique"}
+    assert set(registry.TPAT_OPS) == {
+        "ScatterND",
+        "ScatterElements",
+        "TopK",
+        "Resize",
+        "CumSum",
+        "LayerNormalization",
+        "RMSNormalization",
+        "DFT",
+        "GatherND",
+        "Gather",
+        "GatherElements",
+        "OneHot",
+        "Gelu",
+        "NonZero",
+        "Compress",
+        "Unique",
+    }
 
 
 def test_every_lowering_in_the_package_is_registered():
@@ -54,10 +70,13 @@ def _model(tmp_path, node, inputs, outputs, inits=(), opset=20):
 
 def test_a_choice_keeps_the_decline_reason(tmp_path):
     # TopK along a non-last axis: TPAT's TopK declines, with its reason
-    info = _model(tmp_path, helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=0),
-                  [helper.make_tensor_value_info("x", TP.FLOAT, [8, 4])],
-                  [helper.make_tensor_value_info("v", TP.FLOAT, [2, 4]), helper.make_tensor_value_info("i", TP.INT64, [2, 4])],
-                  [helper.make_tensor("k", TP.INT64, [1], [2])])
+    info = _model(
+        tmp_path,
+        helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=0),
+        [helper.make_tensor_value_info("x", TP.FLOAT, [8, 4])],
+        [helper.make_tensor_value_info("v", TP.FLOAT, [2, 4]), helper.make_tensor_value_info("i", TP.INT64, [2, 4])],
+        [helper.make_tensor("k", TP.INT64, [1], [2])],
+    )
     choice = registry.choose(info)
     assert choice.lowering is None and choice.selection is None
     assert choice.declined == [("topk", "only the last axis is lowered by TPAT")]
@@ -66,9 +85,12 @@ def test_a_choice_keeps_the_decline_reason(tmp_path):
 
 
 def test_a_choice_names_the_lowering_and_its_selection(tmp_path):
-    info = _model(tmp_path, helper.make_node("Gelu", ["x"], ["y"]),
-                  [helper.make_tensor_value_info("x", TP.FLOAT16, ["n", 64])],
-                  [helper.make_tensor_value_info("y", TP.FLOAT16, ["n", 64])])
+    info = _model(
+        tmp_path,
+        helper.make_node("Gelu", ["x"], ["y"]),
+        [helper.make_tensor_value_info("x", TP.FLOAT16, ["n", 64])],
+        [helper.make_tensor_value_info("y", TP.FLOAT16, ["n", 64])],
+    )
     choice = registry.choose(info)
     assert choice.lowering is registry.BY_NAME["gelu"] and choice.declined == []
     assert isinstance(choice.selection, Selection) and not isinstance(choice.selection, Decline)
@@ -76,7 +98,11 @@ def test_a_choice_names_the_lowering_and_its_selection(tmp_path):
 
 
 def test_ops_without_a_lowering_have_no_candidates(tmp_path):
-    info = _model(tmp_path, helper.make_node("Relu", ["x"], ["y"]),
-                  [helper.make_tensor_value_info("x", TP.FLOAT, [4])], [helper.make_tensor_value_info("y", TP.FLOAT, [4])])
+    info = _model(
+        tmp_path,
+        helper.make_node("Relu", ["x"], ["y"]),
+        [helper.make_tensor_value_info("x", TP.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TP.FLOAT, [4])],
+    )
     choice = registry.choose(info)
     assert choice.lowering is None and choice.declined == [] and choice.reason == "no TPAT lowering for this op"

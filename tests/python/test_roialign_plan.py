@@ -12,6 +12,7 @@ before scaling ((roi - 0.5) * s instead of roi * s - 0.5), found by this test.
 
 Run: .venv/bin/python -m pytest tests/python/test_roialign_plan.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -25,16 +26,18 @@ from onnx import helper as h
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lowering_harness import assert_matches, input_shape, launches, run_ort  # noqa: E402
-from tpat_bridge.planning.plan import handle_plan  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.planning.plan import handle_plan  # noqa: E402
 from tpat_bridge.planning.relax_import import build_relax_module  # noqa: E402
-from tpat_bridge.planning import pipeline  # noqa: E402
 
 
 def _model(xshape, rois, oh, ow, **attrs):
     node = h.make_node("RoiAlign", ["x", "rois", "bi"], ["y"], output_height=oh, output_width=ow, **attrs)
-    vis = [h.make_tensor_value_info("x", TP.FLOAT, xshape), h.make_tensor_value_info("rois", TP.FLOAT, [rois, 4]),
-           h.make_tensor_value_info("bi", TP.INT64, [rois])]
+    vis = [
+        h.make_tensor_value_info("x", TP.FLOAT, xshape),
+        h.make_tensor_value_info("rois", TP.FLOAT, [rois, 4]),
+        h.make_tensor_value_info("bi", TP.INT64, [rois]),
+    ]
     out = [h.make_tensor_value_info("y", TP.FLOAT, [rois, xshape[1], oh, ow])]
     m = h.make_model(h.make_graph([node], "g", vis, out), opset_imports=[h.make_opsetid("", 16)])
     m.ir_version = 10
@@ -45,10 +48,22 @@ def _model(xshape, rois, oh, ow, **attrs):
 CASES = {
     "static_ratio2": (_model([2, 8, 20, 24], 10, 7, 7, sampling_ratio=2), {}),
     # torchvision's MultiScaleRoIAlign export: aligned=False -> output_half_pixel, scale 1/4..1/32
-    "torchvision_sym": (_model([2, 16, "H", "W"], "R", 7, 7, sampling_ratio=2, spatial_scale=0.25,
-                               coordinate_transformation_mode="output_half_pixel"), {"H": 12, "W": 15, "R": 6}),
-    "output_half_pixel_ratio1": (_model([1, 4, 9, 11], 3, 3, 3, sampling_ratio=1,
-                                        coordinate_transformation_mode="output_half_pixel"), {}),
+    "torchvision_sym": (
+        _model(
+            [2, 16, "H", "W"],
+            "R",
+            7,
+            7,
+            sampling_ratio=2,
+            spatial_scale=0.25,
+            coordinate_transformation_mode="output_half_pixel",
+        ),
+        {"H": 12, "W": 15, "R": 6},
+    ),
+    "output_half_pixel_ratio1": (
+        _model([1, 4, 9, 11], 3, 3, 3, sampling_ratio=1, coordinate_transformation_mode="output_half_pixel"),
+        {},
+    ),
 }
 
 
@@ -60,8 +75,11 @@ def _feeds(model, syms, seed=0):
     n = r_shape[0]
     x1, y1 = rng.uniform(0, ww * 0.6, n), rng.uniform(0, hh * 0.6, n)
     rois = np.stack([x1, y1, x1 + rng.uniform(1, ww * 0.4, n), y1 + rng.uniform(1, hh * 0.4, n)], 1)
-    return {"x": rng.standard_normal(x_shape).astype(np.float32), "rois": rois.astype(np.float32),
-            "bi": rng.integers(0, x_shape[0], n).astype(np.int64)}
+    return {
+        "x": rng.standard_normal(x_shape).astype(np.float32),
+        "rois": rois.astype(np.float32),
+        "bi": rng.integers(0, x_shape[0], n).astype(np.int64),
+    }
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -94,11 +112,17 @@ def test_numerics_llvm_vs_ort(built, name):
 # name -> (model, expected code, words in the reason)
 REFUSED = {
     # half_pixel is RoiAlign-16's default
-    "half_pixel_scaled": (_model([2, 8, 12, 15], 6, 5, 4, sampling_ratio=2, spatial_scale=0.25),
-                          "unsupported_attribute", "spatial_scale"),
+    "half_pixel_scaled": (
+        _model([2, 8, 12, 15], 6, 5, 4, sampling_ratio=2, spatial_scale=0.25),
+        "unsupported_attribute",
+        "spatial_scale",
+    ),
     # sampling_ratio 0: TVM's sample count per bin depends on the box (a loop bound read on the host)
-    "adaptive_ratio": (_model([2, 8, 12, 15], 6, 5, 4, sampling_ratio=0), "unsupported_lowering",
-                       "host-side condition"),
+    "adaptive_ratio": (
+        _model([2, 8, 12, 15], 6, 5, 4, sampling_ratio=0),
+        "unsupported_lowering",
+        "host-side condition",
+    ),
 }
 
 

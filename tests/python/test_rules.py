@@ -1,4 +1,5 @@
 """Checks on Sources/TPATCore/Selection/Resources/tensorrt10-onnx-operators.json (the TensorRT 10.x verdict rules as data)."""
+
 from __future__ import annotations
 
 import copy
@@ -32,8 +33,13 @@ def ops(rules):
 
 
 def default_domain_ops(max_opset):
-    return sorted({s.name for s in onnx.defs.get_all_schemas_with_history()
-                   if s.domain in ("", "ai.onnx") and s.since_version <= max_opset})
+    return sorted(
+        {
+            s.name
+            for s in onnx.defs.get_all_schemas_with_history()
+            if s.domain in ("", "ai.onnx") and s.since_version <= max_opset
+        }
+    )
 
 
 def restriction(ops, rid):
@@ -80,8 +86,12 @@ def test_schema_is_strict(rules):
 
 
 def test_source(rules):
-    assert rules["source"] == {"repository": "onnx/onnx-tensorrt", "path": "docs/operators.md",
-                               "commit": SOURCE_SHA, "tensorrt": "10.x"}
+    assert rules["source"] == {
+        "repository": "onnx/onnx-tensorrt",
+        "path": "docs/operators.md",
+        "commit": SOURCE_SHA,
+        "tensorrt": "10.x",
+    }
     # Ops where the importers override the table say so (scripts/trt_rules.py, IMPORTER_10).
     overridden = {name for name, op in rules["ops"].items() if "source" in op}
     assert overridden == {"NonZero", "Clip", "AveragePool", "MaxPool", "TopK"}
@@ -190,8 +200,11 @@ def test_other_examples(ops):
     assert restriction(ops, "DeformConv.rank")["ranks"] == [3, 4]
     assert restriction(ops, "EyeLike.staticShape")["kind"] == "inputStaticShape"
     assert {restriction(ops, f"LayerNormalization.{o}")["output"] for o in ("Mean", "InvStdDev")} == {1, 2}
-    assert {r["attribute"] for r in ops["Constant"]["restrictions"]} == {"sparse_value", "value_string",
-                                                                          "value_strings"}
+    assert {r["attribute"] for r in ops["Constant"]["restrictions"]} == {
+        "sparse_value",
+        "value_string",
+        "value_strings",
+    }
     assert ops["Constant"]["typeInputs"] == [] and ops["Constant"]["typeOutputs"] == [0]
     assert ops["ConstantOfShape"]["typeInputs"] == [] and "INT64" in ops["ConstantOfShape"]["types"]
     assert ops["Cast"]["typeOutputs"] == [0]
@@ -209,8 +222,12 @@ def test_type_lists(ops):
 
 def _table_rows():
     try:
-        text = subprocess.run(["git", "-C", str(MIRROR), "show", f"{SOURCE_SHA}:docs/operators.md"],
-                              check=True, capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["git", "-C", str(MIRROR), "show", f"{SOURCE_SHA}:docs/operators.md"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("onnx-tensorrt mirror not available")
     rows = {}

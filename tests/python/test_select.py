@@ -1,6 +1,7 @@
 """Issue 13's selection pieces on the Python side: the three rule sets (TensorRT 10.x, 11.x,
 TensorRT-RTX 1.7) and their regeneration, the whole-model parser probe, and the shape answer's
 ONNX-checker and non-tensor fields. Fixture models: scripts/make_selection_fixtures.py."""
+
 from __future__ import annotations
 
 import copy
@@ -18,8 +19,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 RES = REPO / "Sources" / "TPATCore" / "Selection" / "Resources"
-FILES = {"10": RES / "tensorrt10-onnx-operators.json", "11": RES / "tensorrt11-onnx-operators.json",
-         "rtx": RES / "tensorrt-rtx-onnx-operators.json"}
+FILES = {
+    "10": RES / "tensorrt10-onnx-operators.json",
+    "11": RES / "tensorrt11-onnx-operators.json",
+    "rtx": RES / "tensorrt-rtx-onnx-operators.json",
+}
 SCHEMA = json.loads((REPO / "schemas" / "trt-rules.schema.json").read_text())
 BRIDGE_SCHEMA = json.loads((REPO / "schemas" / "bridge.schema.json").read_text())
 MODELS = REPO / "tests" / "fixtures" / "models"
@@ -48,6 +52,7 @@ def restriction(op, rid):
 def has_rtx():
     try:
         import tensorrt_rtx_bindings  # noqa: F401
+
         return True
     except Exception:  # noqa: BLE001
         return False
@@ -65,7 +70,11 @@ def test_rule_sets_validate_and_cover_every_op(rules, flavour):
     r = rules[flavour]
     errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(r))
     assert not errors, [e.message[:200] for e in errors[:5]]
-    expected = {s.name for s in onnx.defs.get_all_schemas_with_history() if s.domain in ("", "ai.onnx") and s.since_version <= r["maxOpset"]}
+    expected = {
+        s.name
+        for s in onnx.defs.get_all_schemas_with_history()
+        if s.domain in ("", "ai.onnx") and s.since_version <= r["maxOpset"]
+    }
     assert expected <= set(r["ops"])
     # Every rule that is not the base table's names where it comes from.
     if flavour != "10":
@@ -83,8 +92,17 @@ def test_schema_rejects_a_source_that_is_not_text(rules):
 
 def test_tensorrt11_imports_what_10_rejects(rules):
     o10, o11 = rules["10"]["ops"], rules["11"]["ops"]
-    for op in ["Attention", "RMSNormalization", "RotaryEmbedding", "TensorScatter", "Swish", "STFT",
-               "BlackmanWindow", "HannWindow", "HammingWindow"]:
+    for op in [
+        "Attention",
+        "RMSNormalization",
+        "RotaryEmbedding",
+        "TensorScatter",
+        "Swish",
+        "STFT",
+        "BlackmanWindow",
+        "HannWindow",
+        "HammingWindow",
+    ]:
         assert o10[op]["status"] == "unsupported", op
         assert o11[op]["status"] == "supported", op
         assert o11[op]["source"], op
@@ -96,7 +114,11 @@ def test_tensorrt11_imports_what_10_rejects(rules):
     for op in ("Slice", "Pad"):
         assert restriction(o11[op], f"{op}.axes") is None
     assert restriction(o11["Attention"], "Attention.past_key") == {
-        "id": "Attention.past_key", "kind": "inputAbsent", "input": 4, "text": "`past_key` is unsupported"}
+        "id": "Attention.past_key",
+        "kind": "inputAbsent",
+        "input": 4,
+        "text": "`past_key` is unsupported",
+    }
     # The window ops take an int64 size: their type check is on the output.
     assert o11["HannWindow"]["typeInputs"] == [] and o11["HannWindow"]["typeOutputs"] == [0]
 
@@ -108,15 +130,20 @@ def test_tensorrt11_rules_come_from_the_table_tensorrt_11_1_pins(rules):
     assert {"INT8", "FP8"} <= set(ops["Attention"]["types"]) and "FP4" in ops["DequantizeLinear"]["types"]
     assert "7c51a63" in ops["Swish"]["source"] and "issue 13" not in ops["Swish"]["source"]
     # check11 parses onnx-tensorrt's markdown matrix and names differences no cited override explains.
-    table = ("| Operator | Supported | Supported Types | Restrictions |\n|---|---|---|---|\n"
-             "| Swish                     | Y          | FP32, FP16, BF16 |\n"
-             "| Clip | Y | FP32, FP16, BF16 |  |\n"
-             "| BitShift | N |\n")
+    table = (
+        "| Operator | Supported | Supported Types | Restrictions |\n|---|---|---|---|\n"
+        "| Swish                     | Y          | FP32, FP16, BF16 |\n"
+        "| Clip | Y | FP32, FP16, BF16 |  |\n"
+        "| BitShift | N |\n"
+    )
     assert trt_rules.parse_operators_md(table)["BitShift"] == (False, [])
     assert trt_rules.check_11(r11, table) == []
-    assert trt_rules.check_11(r11, table.replace("| Swish                     | Y", "| Swish | N")) == ["Swish: status supported vs table N"]
+    assert trt_rules.check_11(r11, table.replace("| Swish                     | Y", "| Swish | N")) == [
+        "Swish: status supported vs table N"
+    ]
     assert trt_rules.check_11(r11, table + "| Abs | Y | FP32 |\n") == [
-        f"Abs: types {ops['Abs']['types']} vs table ['FP32']"]
+        f"Abs: types {ops['Abs']['types']} vs table ['FP32']"
+    ]
 
 
 def test_importer_overrides_apply_to_every_flavour(rules):
@@ -150,16 +177,31 @@ def test_generated_files_are_what_the_script_writes(rules):
 
 @pytest.mark.skipif(not has_rtx(), reason="TensorRT-RTX is not installed")
 def test_rtx_file_is_what_the_probe_gives():
-    out = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, 'scripts'); import trt_rules as t; "
-                          "sys.stdout.write(t.dumps(t.build_rtx(t.build_11(t.build_10()))))"],
-                         cwd=REPO, env=rtx_env(), capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, 'scripts'); import trt_rules as t; "
+            "sys.stdout.write(t.dumps(t.build_rtx(t.build_11(t.build_10()))))",
+        ],
+        cwd=REPO,
+        env=rtx_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout == FILES["rtx"].read_text(), "run scripts/trt_rules.py rtx"
 
 
 def test_violates_explains_rejections_by_the_base_rule():
-    op = {"types": ["FP32"], "restrictions": [{"id": "X.o", "kind": "outputUnused", "output": 1},
-                                               {"id": "X.a", "kind": "attributeIn", "attribute": "mode", "allowed": ["a"], "default": "a"}]}
+    op = {
+        "types": ["FP32"],
+        "restrictions": [
+            {"id": "X.o", "kind": "outputUnused", "output": 1},
+            {"id": "X.a", "kind": "attributeIn", "attribute": "mode", "allowed": ["a"], "default": "a"},
+        ],
+    }
     base = {"dtype": "FP32", "outputs": 1, "inputs": 1, "rank": 2, "attrs": {}, "lists": {}}
     assert trt_rules.violates(op, base) is None
     assert trt_rules.violates(op, {**base, "dtype": "INT8"}) == "dtype"
@@ -171,13 +213,21 @@ def test_fixtures_are_what_the_script_builds(tmp_path):
     mod = _module("make_selection_fixtures", REPO / "scripts" / "make_selection_fixtures.py")
     mod.main(["x", str(tmp_path)])
     for name in mod.FIXTURES:
-        assert (tmp_path / name).read_bytes() == (MODELS / name).read_bytes(), f"{name}: run scripts/make_selection_fixtures.py"
+        assert (tmp_path / name).read_bytes() == (MODELS / name).read_bytes(), (
+            f"{name}: run scripts/make_selection_fixtures.py"
+        )
 
 
 # --- the bridge ------------------------------------------------------------------------------------
 def ask(request):
-    p = subprocess.run([sys.executable, "-m", "tpat_bridge"], input=json.dumps(request), capture_output=True, text=True,
-                       env=rtx_env(), timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-m", "tpat_bridge"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        env=rtx_env(),
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr
     answer = json.loads(p.stdout)
     jsonschema.Draft202012Validator({"$ref": "#/$defs/answer", "$defs": BRIDGE_SCHEMA["$defs"]}).validate(answer)

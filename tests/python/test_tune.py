@@ -7,6 +7,7 @@ TuneContext in a process (it imports tvm.s_tir.tensor_intrin, which parses every
 The searches run with the venv's real measurers: worker processes (cloudpickle, psutil) and the
 XGBoost cost model; TPAT_TUNE_MEASURER=inprocess where a test patches the in-process ones.
 """
+
 import os
 import sys
 
@@ -19,15 +20,18 @@ onnx = pytest.importorskip("onnx")
 tvm = pytest.importorskip("tvm")
 
 from onnx import TensorProto, helper  # noqa: E402
-
-from tpat_bridge.tools import tune as T  # noqa: E402
 from tpat_bridge.errors import BridgeError  # noqa: E402
+from tpat_bridge.tools import tune as T  # noqa: E402
 
 
 def _one_node(path, op, shape, **attrs):
     node = helper.make_node(op, ["in0"], ["out0"], **attrs)
-    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("in0", TensorProto.FLOAT, shape)],
-                          [helper.make_tensor_value_info("out0", TensorProto.FLOAT, shape)])
+    g = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("in0", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("out0", TensorProto.FLOAT, shape)],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     onnx.save(m, str(path))
@@ -58,8 +62,14 @@ def _struct_eq(a, b):
 def test_tune_llvm_then_continue_then_apply(softmax_model, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("TPAT_TUNE_MEASURER", raising=False)
     wd = str(tmp_path / "db")
-    req = {"command": "tune", "model_path": softmax_model, "target": "llvm", "work_dir": wd,
-           "trials": 6, "lowering": "tvm"}
+    req = {
+        "command": "tune",
+        "model_path": softmax_model,
+        "target": "llvm",
+        "work_dir": wd,
+        "trials": 6,
+        "lowering": "tvm",
+    }
     a1 = T.tune(req)
     assert a1["work_dir"] == wd and a1["interrupted"] is False
     # the pinned venv has xgboost, cloudpickle and psutil: XGBoost cost model, parallel builds in
@@ -130,8 +140,14 @@ def test_interrupt_keeps_records(softmax_model, tmp_path, monkeypatch):
 
         return measurers
 
-    req = {"command": "tune", "model_path": softmax_model, "target": "llvm", "trials": 12,
-           "lowering": "tvm", "trials_per_batch": 4}
+    req = {
+        "command": "tune",
+        "model_path": softmax_model,
+        "target": "llvm",
+        "trials": 12,
+        "lowering": "tvm",
+        "trials_per_batch": 4,
+    }
     monkeypatch.setenv("TPAT_TUNE_MEASURER", "inprocess")
     wd = str(tmp_path / "db1")
     monkeypatch.setattr(T, "_in_process_measurers", patched((1, 1)))
@@ -151,9 +167,18 @@ def test_interrupt_keeps_records(softmax_model, tmp_path, monkeypatch):
 def test_time_budget_and_inprocess_fallback(softmax_model, tmp_path, monkeypatch, capsys):
     """TPAT_TUNE_MEASURER=inprocess: the serial in-process builder/runner, still XGBoost."""
     monkeypatch.setenv("TPAT_TUNE_MEASURER", "inprocess")
-    ans = T.tune({"command": "tune", "model_path": softmax_model, "target": "llvm", "trials": 64,
-                  "lowering": "tvm", "trials_per_batch": 4, "time_budget_s": 0.001,
-                  "work_dir": str(tmp_path / "db")})
+    ans = T.tune(
+        {
+            "command": "tune",
+            "model_path": softmax_model,
+            "target": "llvm",
+            "trials": 64,
+            "lowering": "tvm",
+            "trials_per_batch": 4,
+            "time_budget_s": 0.001,
+            "work_dir": str(tmp_path / "db"),
+        }
+    )
     assert ans["budget_exhausted"] is True and ans["interrupted"] is False
     assert ans["tasks"][0]["trials"] == 4 and ans["tasks"][0]["records"] == 4
     assert ans["builder"] == "in-process" and ans["cost_model"] == "xgb"
@@ -196,6 +221,7 @@ def test_local_measurers_isolate_failing_candidates(tmp_path):
         assert kind == "local (2 workers)"
         built = []
         try:
+
             def probe():
                 import tvm_ffi
 
@@ -205,13 +231,16 @@ def test_local_measurers_isolate_failing_candidates(tmp_path):
 
             assert builder.pool.submit(probe).result() is True
 
-            built = builder.build([ms.builder.BuilderInput(tvm.IRModule({"main": f}), target)
-                                   for f in (good, crash, unbuildable)])
+            built = builder.build(
+                [ms.builder.BuilderInput(tvm.IRModule({"main": f}), target) for f in (good, crash, unbuildable)]
+            )
             assert [b.error_msg is None for b in built] == [True, True, False]
             assert "GetThreadIndex" in built[2].error_msg or "not implemented" in built[2].error_msg
             args = ms.arg_info.ArgInfo.from_prim_func(good)
-            results = [f.result() for f in runner.run(
-                [ms.runner.RunnerInput(built[i].artifact_path, "cpu", args) for i in (0, 1, 0)])]
+            results = [
+                f.result()
+                for f in runner.run([ms.runner.RunnerInput(built[i].artifact_path, "cpu", args) for i in (0, 1, 0)])
+            ]
             assert results[0].error_msg is None and len(results[0].run_secs) == 1
             assert results[1].run_secs is None and "Subprocess terminated" in results[1].error_msg
             assert results[2].error_msg is None and float(results[2].run_secs[0]) > 0
@@ -262,8 +291,9 @@ def test_cuda_records_apply_then_dlight_then_compile(tmp_path, monkeypatch):
     monkeypatch.setenv("TPAT_TUNE_MEASURER", "inprocess")
     model = _one_node(tmp_path / "relu.onnx", "Relu", [256, 1024])
     wd = str(tmp_path / "db")
-    ans = T.tune({"command": "tune", "model_path": model, "target": "sm_90", "work_dir": wd,
-                  "trials": 4, "lowering": "tvm"})
+    ans = T.tune(
+        {"command": "tune", "model_path": model, "target": "sm_90", "work_dir": wd, "trials": 4, "lowering": "tvm"}
+    )
     assert ans["tasks"][0]["records"] >= 1 and ans["tasks"][0]["best_us"] == pytest.approx(10.0)
 
     from tpat_bridge.planning import pipeline
@@ -301,8 +331,13 @@ def test_cuda_records_apply_then_dlight_then_compile(tmp_path, monkeypatch):
 
 
 def test_bad_requests(softmax_model, tmp_path, monkeypatch):
-    base = {"command": "tune", "model_path": softmax_model, "target": "llvm",
-            "work_dir": str(tmp_path / "db"), "trials": 4}
+    base = {
+        "command": "tune",
+        "model_path": softmax_model,
+        "target": "llvm",
+        "work_dir": str(tmp_path / "db"),
+        "trials": 4,
+    }
     for bad in (
         dict(base, model_path=None),
         dict(base, model_path=str(tmp_path / "missing.onnx")),
@@ -356,9 +391,23 @@ def rpc_tracker(tmp_path):
     logs = [open(tmp_path / n, "w") for n in ("tracker.log", "server.log")]
     procs = []
     try:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(port),
-             "--port-end", str(port + 1)], stdout=logs[0], stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tvm.exec.rpc_tracker",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--port-end",
+                    str(port + 1),
+                ],
+                stdout=logs[0],
+                stderr=subprocess.STDOUT,
+            )
+        )
         rpc = {"host": "127.0.0.1", "port": port, "key": "tpat-test"}
         deadline = time.monotonic() + 40
         while True:  # the tracker answers (its own startup imports TVM: a few seconds)
@@ -369,10 +418,27 @@ def rpc_tracker(tmp_path):
                 if e.code != "rpc_unavailable" or procs[0].poll() is not None or time.monotonic() > deadline:
                     raise
                 if "no RPC server registered" in e.reason and len(procs) == 1:
-                    procs.append(subprocess.Popen(
-                        [sys.executable, "-m", "tvm.exec.rpc_server", "--tracker", f"127.0.0.1:{port}",
-                         "--key", "tpat-test", "--host", "127.0.0.1", "--port", str(_free_port()),
-                         "--port-end", "65535"], stdout=logs[1], stderr=subprocess.STDOUT))
+                    procs.append(
+                        subprocess.Popen(
+                            [
+                                sys.executable,
+                                "-m",
+                                "tvm.exec.rpc_server",
+                                "--tracker",
+                                f"127.0.0.1:{port}",
+                                "--key",
+                                "tpat-test",
+                                "--host",
+                                "127.0.0.1",
+                                "--port",
+                                str(_free_port()),
+                                "--port-end",
+                                "65535",
+                            ],
+                            stdout=logs[1],
+                            stderr=subprocess.STDOUT,
+                        )
+                    )
                 time.sleep(0.3)
         yield f"127.0.0.1:{port}"
     finally:
@@ -388,8 +454,17 @@ def test_tune_through_rpc_tracker(softmax_model, tmp_path, rpc_tracker, capsys, 
     MetaSchedule's RPCRunner on the RPC server behind the tracker (LLVM target)."""
     monkeypatch.delenv("TPAT_TUNE_MEASURER", raising=False)
     wd = str(tmp_path / "db")
-    ans = T.tune({"command": "tune", "model_path": softmax_model, "target": "llvm", "work_dir": wd,
-                  "trials": 4, "lowering": "tvm", "rpc": {"tracker": rpc_tracker, "key": "tpat-test"}})
+    ans = T.tune(
+        {
+            "command": "tune",
+            "model_path": softmax_model,
+            "target": "llvm",
+            "work_dir": wd,
+            "trials": 4,
+            "lowering": "tvm",
+            "rpc": {"tracker": rpc_tracker, "key": "tpat-test"},
+        }
+    )
     assert ans["runner"] == f"rpc (key tpat-test at {rpc_tracker})"
     assert ans["builder"] == f"local ({os.cpu_count()} workers)"
     t = ans["tasks"][0]
@@ -400,8 +475,16 @@ def test_tune_through_rpc_tracker(softmax_model, tmp_path, rpc_tracker, capsys, 
     assert "1 server(s) under key 'tpat-test', 1 free" in err
     # a key no server registered under: refused before the search
     with pytest.raises(BridgeError) as ei:
-        T.tune({"command": "tune", "model_path": softmax_model, "target": "llvm", "work_dir": wd,
-                "trials": 4, "rpc": {"tracker": rpc_tracker, "key": "other"}})
+        T.tune(
+            {
+                "command": "tune",
+                "model_path": softmax_model,
+                "target": "llvm",
+                "work_dir": wd,
+                "trials": 4,
+                "rpc": {"tracker": rpc_tracker, "key": "other"},
+            }
+        )
     assert ei.value.code == "rpc_unavailable" and "'other'" in ei.value.reason and "tpat-test" in ei.value.reason
 
 
@@ -410,9 +493,14 @@ def test_rpc_unreachable_and_bad_rpc_requests(softmax_model, tmp_path, monkeypat
     import time
 
     port = _free_port()  # nothing listens there
-    req = {"command": "tune", "model_path": softmax_model, "target": "llvm",
-           "work_dir": str(tmp_path / "db"), "trials": 4,
-           "rpc": {"tracker": f"127.0.0.1:{port}", "key": "tpat-test"}}
+    req = {
+        "command": "tune",
+        "model_path": softmax_model,
+        "target": "llvm",
+        "work_dir": str(tmp_path / "db"),
+        "trials": 4,
+        "rpc": {"tracker": f"127.0.0.1:{port}", "key": "tpat-test"},
+    }
     t0 = time.monotonic()
     assert T.main([json.dumps(req)]) == 1
     assert time.monotonic() - t0 < 10
@@ -421,19 +509,30 @@ def test_rpc_unreachable_and_bad_rpc_requests(softmax_model, tmp_path, monkeypat
     assert ei.value.code == "rpc_unavailable" and f"127.0.0.1:{port} not reachable" in ei.value.reason
     assert not os.path.exists(tmp_path / "db")  # refused before anything was built
 
-    for rpc in ("127.0.0.1:9190", {"key": "k"}, {"tracker": "host", "key": "k"},
-                {"tracker": "host:0", "key": "k"}, {"tracker": "host:x", "key": "k"},
-                {"tracker": "host:9190"}, {"tracker": "host:9190", "key": ""},
-                {"tracker": "host:9190", "key": "k", "session_timeout_s": 0},
-                {"tracker": "host:9190", "key": "k", "max_workers": 0},
-                {"tracker": "host:9190", "key": "k", "max_workers": True},
-                {"tracker": "host:9190", "key": "k", "workers": 2}):
+    for rpc in (
+        "127.0.0.1:9190",
+        {"key": "k"},
+        {"tracker": "host", "key": "k"},
+        {"tracker": "host:0", "key": "k"},
+        {"tracker": "host:x", "key": "k"},
+        {"tracker": "host:9190"},
+        {"tracker": "host:9190", "key": ""},
+        {"tracker": "host:9190", "key": "k", "session_timeout_s": 0},
+        {"tracker": "host:9190", "key": "k", "max_workers": 0},
+        {"tracker": "host:9190", "key": "k", "max_workers": True},
+        {"tracker": "host:9190", "key": "k", "workers": 2},
+    ):
         with pytest.raises(BridgeError) as ei:
             T.tune(dict(req, rpc=rpc))
         assert ei.value.code == "invalid_request" and "rpc" in ei.value.reason
         assert "\n" not in ei.value.reason
     assert T._validate_rpc({"tracker": "[::1]:9190", "key": "k"}) == {
-        "host": "::1", "port": 9190, "key": "k", "session_timeout_s": 60.0, "max_workers": 1}
+        "host": "::1",
+        "port": 9190,
+        "key": "k",
+        "session_timeout_s": 60.0,
+        "max_workers": 1,
+    }
     # the in-process measurers keep built modules in memory: nothing to upload
     monkeypatch.setenv("TPAT_TUNE_MEASURER", "inprocess")
     with pytest.raises(BridgeError) as ei:

@@ -2,6 +2,7 @@
 rewritten model cut at its plugin node, the plugin run through the LLVM build of its plan, every
 other node through ONNX Runtime, compared tensor by tensor with ONNX Runtime on the original; a
 plugin that computes something else is named as the first tensor that differs."""
+
 from __future__ import annotations
 
 import subprocess
@@ -23,14 +24,19 @@ def demo_out(tmp_path_factory):
     if not tpat.exists():
         pytest.fail(f"{tpat} is missing: run `swift build` (make test builds it)")
     out = tmp_path_factory.mktemp("verify_model") / "out"
-    r = subprocess.run([str(tpat), "generate", str(ROOT / "examples" / "demo.onnx"), "--auto", "-o", str(out)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [str(tpat), "generate", str(ROOT / "examples" / "demo.onnx"), "--auto", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     return out
 
 
 def test_segments_cut_at_plugin_nodes(demo_out):
     import onnx
+
     m = onnx.load(str(demo_out / "demo.onnx"))
     segs = vm.segments(m)
     assert [k for k, _ in segs].count("plugin") == 1
@@ -61,7 +67,11 @@ def test_wrong_plugin_is_named(demo_out, monkeypatch):
 def test_cli_exit_codes(demo_out, tmp_path):
     env = {"PYTHONPATH": str(ROOT / "python")}
     cmd = [sys.executable, "-m", "tpat_bridge.tools.verify_model", str(demo_out), "--cpu"]
-    ok = subprocess.run(cmd + ["--original", str(ROOT / "examples" / "demo.onnx")], capture_output=True, text=True, env=env, timeout=600)
+    ok = subprocess.run(
+        cmd + ["--original", str(ROOT / "examples" / "demo.onnx")], capture_output=True, text=True, env=env, timeout=600
+    )
     assert ok.returncode == 0 and ok.stdout.strip().endswith("PASS"), ok.stdout + ok.stderr
-    bad = subprocess.run(cmd + ["--original", str(tmp_path / "nope.onnx")], capture_output=True, text=True, env=env, timeout=600)
+    bad = subprocess.run(
+        cmd + ["--original", str(tmp_path / "nope.onnx")], capture_output=True, text=True, env=env, timeout=600
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")

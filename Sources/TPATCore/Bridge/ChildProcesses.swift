@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -52,7 +53,9 @@ public final class ChildProcesses: @unchecked Sendable {
     /// those left after `grace` seconds (and to any started meanwhile), and removes the
     /// registered folders.
     public func terminateAll(grace: TimeInterval = 2) {
-        let g = lock.withLock { stopping = true; return groups }
+        let g = lock.withLock {
+            stopping = true; return groups
+        }
         for pid in g { kill(-pid, SIGTERM) }
         let deadline = Date().addingTimeInterval(grace)
         while Date() < deadline, lock.withLock({ groups }).contains(where: { kill(-$0, 0) == 0 }) { usleep(50_000) }

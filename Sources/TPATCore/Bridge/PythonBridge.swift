@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Subprocess
+
 #if canImport(System)
 import System
 #else
@@ -38,7 +39,8 @@ public struct PythonBridge: Sendable {
             }
             root = dir
         } else {
-            var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().standardizedFileURL
+            var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+                .standardizedFileURL
             for _ in 0..<8 {
                 if FileManager.default.fileExists(atPath: dir.appendingPathComponent(marker).path) { root = dir; break }
                 let parent = dir.deletingLastPathComponent()
@@ -47,7 +49,8 @@ public struct PythonBridge: Sendable {
             }
         }
         guard let root else {
-            throw TPATError(.bridge, "cannot find TPAT's python/tpat_bridge beside the tpat executable (set TPAT_HOME to the repository root)")
+            throw TPATError(
+                .bridge, "cannot find TPAT's python/tpat_bridge beside the tpat executable (set TPAT_HOME to the repository root)")
         }
         let python = env["TPAT_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? root.appendingPathComponent(".venv/bin/python").path
         guard python.hasPrefix("/"), FileManager.default.isExecutableFile(atPath: python) else {
@@ -65,7 +68,9 @@ public struct PythonBridge: Sendable {
     ]
 
     /// The timeout of a request kind: TPAT_BRIDGE_TIMEOUT, else `defaultTimeouts`, else one hour.
-    public static func timeout(command: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(TPATError) -> Duration {
+    public static func timeout(command: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(TPATError)
+        -> Duration
+    {
         if let text = environment["TPAT_BRIDGE_TIMEOUT"], !text.isEmpty {
             guard let s = Double(text), s.isFinite, s > 0, s <= 1e7 else {
                 throw TPATError(.input, "TPAT_BRIDGE_TIMEOUT must be a positive number of seconds, not '\(text.prefix(40))'")
@@ -83,7 +88,9 @@ public struct PythonBridge: Sendable {
     /// Sends one request and decodes the `result` of a successful answer as `R`.
     /// With `progress`, the bridge's stderr (progress lines) goes straight to the user's terminal.
     /// `timeout`: nil takes the request kind's (`timeout(command:)`).
-    public func call<Q: Encodable, R: Decodable>(_ request: Q, as: R.Type, timeout: Duration? = nil, progress: Bool = false) async throws(TPATError) -> R {
+    public func call<Q: Encodable, R: Decodable>(_ request: Q, as: R.Type, timeout: Duration? = nil, progress: Bool = false)
+        async throws(TPATError) -> R
+    {
         let body: Data
         do { body = try JSONEncoder().encode(request) } catch { throw TPATError(.bridge, "cannot encode request: \(error)") }
         let log = Logger(label: "tpat.bridge")
@@ -120,8 +127,9 @@ public struct PythonBridge: Sendable {
         var options = PlatformOptions()
         options.processGroupID = 0
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2))]
-        let configuration = Configuration(executable: .path(FilePath(python)), arguments: ["-m", "tpat_bridge"], environment: environment,
-                                          platformOptions: options)
+        let configuration = Configuration(
+            executable: .path(FilePath(python)), arguments: ["-m", "tpat_bridge"], environment: environment,
+            platformOptions: options)
         ChildProcesses.shared.parkIfStopping()
         enum Outcome: Sendable { case finished(TerminationStatus, Data, String), timedOut }
         let outcome: Outcome
@@ -129,15 +137,19 @@ public struct PythonBridge: Sendable {
             outcome = try await withThrowingTaskGroup(of: Outcome.self) { group in
                 group.addTask {
                     if progress {
-                        let r = try await Subprocess.run(configuration, input: .data(body), output: .data(limit: 1 << 30),
-                                                         error: .currentStandardError) { execution in
+                        let r = try await Subprocess.run(
+                            configuration, input: .data(body), output: .data(limit: 1 << 30),
+                            error: .currentStandardError
+                        ) { execution in
                             ChildProcesses.shared.add(execution.processIdentifier.value)
                         }
                         ChildProcesses.shared.remove(r.processIdentifier.value)
                         return .finished(r.terminationStatus, r.standardOutput, "")
                     }
-                    let r = try await Subprocess.run(configuration, input: .data(body), output: .data(limit: 1 << 30),
-                                                     error: .string(limit: 1 << 20)) { execution in
+                    let r = try await Subprocess.run(
+                        configuration, input: .data(body), output: .data(limit: 1 << 30),
+                        error: .string(limit: 1 << 20)
+                    ) { execution in
                         ChildProcesses.shared.add(execution.processIdentifier.value)
                     }
                     ChildProcesses.shared.remove(r.processIdentifier.value)
@@ -158,7 +170,10 @@ public struct PythonBridge: Sendable {
         ChildProcesses.shared.parkIfStopping()  // ended by a signal: not an answer
         switch outcome {
         case .timedOut:
-            throw TPATError(.bridge, "the Python bridge did not answer '\(command)' within \(Self.seconds(limit)) s and was stopped (set TPAT_BRIDGE_TIMEOUT to allow longer)")
+            throw TPATError(
+                .bridge,
+                "the Python bridge did not answer '\(command)' within \(Self.seconds(limit)) s and was stopped (set TPAT_BRIDGE_TIMEOUT to allow longer)"
+            )
         case let .finished(status, stdout, stderr):
             let tail = stderr.split(whereSeparator: \.isNewline).last.map { String($0.prefix(500)) } ?? ""
             switch status {

@@ -80,8 +80,10 @@ public struct EngineBuilder: Sendable {
     /// `sm`: one compute capability or several ("86;89", TensorRT-RTX); `profiles`: one
     /// optimization profile each; `timingCache`: read when it exists, written after the build;
     /// `embedPlugins`: serialize the C++ plugin library into the engine (needs `.library`).
-    public func build(model: URL, sm: String, plugins: PluginSource, output: URL, dynamicDim: [Int]?,
-                      profiles: [ShapeProfile] = [], timingCache: URL? = nil, embedPlugins: Bool = false) async throws(TPATError) -> Result {
+    public func build(
+        model: URL, sm: String, plugins: PluginSource, output: URL, dynamicDim: [Int]?,
+        profiles: [ShapeProfile] = [], timingCache: URL? = nil, embedPlugins: Bool = false
+    ) async throws(TPATError) -> Result {
         var library: String?
         var specs: [String] = []
         switch plugins {
@@ -89,9 +91,11 @@ public struct EngineBuilder: Sendable {
         case .python(let s): specs = s.map(\.path)
         case .none: break
         }
-        return try await bridge.call(Request(model_path: model.path, sm: sm, plugin_library: library, python_plugin_specs: specs,
-                                             output: output.path, dynamic_dim: dynamicDim,
-                                             profiles: profiles.isEmpty ? nil : profiles, timing_cache: timingCache?.path,
-                                             embed_plugins: embedPlugins ? true : nil), as: Result.self)
+        return try await bridge.call(
+            Request(
+                model_path: model.path, sm: sm, plugin_library: library, python_plugin_specs: specs,
+                output: output.path, dynamic_dim: dynamicDim,
+                profiles: profiles.isEmpty ? nil : profiles, timing_cache: timingCache?.path,
+                embed_plugins: embedPlugins ? true : nil), as: Result.self)
     }
 }

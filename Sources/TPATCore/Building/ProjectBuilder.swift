@@ -29,8 +29,10 @@ public struct ProjectBuilder: Sendable {
         }
         let tools = try Toolchain.locate(projectRoot: projectRoot)
         let build = source.appendingPathComponent("build")
-        var configure = ["-S", source.path, "-B", build.path, "-DCMAKE_BUILD_TYPE=Release",
-                         "-DCMAKE_CUDA_COMPILER=\(tools.cuda.nvcc.path)", "-DCUDAToolkit_ROOT=\(tools.cuda.root.path)"]
+        var configure = [
+            "-S", source.path, "-B", build.path, "-DCMAKE_BUILD_TYPE=Release",
+            "-DCMAKE_CUDA_COMPILER=\(tools.cuda.nvcc.path)", "-DCUDAToolkit_ROOT=\(tools.cuda.root.path)",
+        ]
         if let ninja = tools.ninja {
             configure += ["-G", "Ninja", "-DCMAKE_MAKE_PROGRAM=\(ninja.path)"]
         }
@@ -39,13 +41,16 @@ public struct ProjectBuilder: Sendable {
         if let root = tensorRTRoot ?? ProcessInfo.processInfo.environment["TensorRT_ROOT"] { configure.append("-DTensorRT_ROOT=\(root)") }
         let logURL = build.appendingPathComponent("tpat-build.log")
         var log = "$ \(tools.cmake.path) \(configure.joined(separator: " "))\n"
-        func save() { try? FileManager.default.createDirectory(at: build, withIntermediateDirectories: true); try? Data(log.utf8).write(to: logURL) }
+        func save() {
+            try? FileManager.default.createDirectory(at: build, withIntermediateDirectories: true); try? Data(log.utf8).write(to: logURL)
+        }
         let c = try await Tool.run(tools.cmake.path, configure)
         log += c.output
         guard c.status == 0 else {
             save()
-            throw TPATError(.io, "cmake configure failed (\(tools.cmake.path), exit \(c.status); whole log: \(logURL.path))",
-                            detail: Self.errorSection(c.output))
+            throw TPATError(
+                .io, "cmake configure failed (\(tools.cmake.path), exit \(c.status); whole log: \(logURL.path))",
+                detail: Self.errorSection(c.output))
         }
         let buildArgs = ["--build", build.path, "-j", "\(jobs)"]
         log += "\n$ \(tools.cmake.path) \(buildArgs.joined(separator: " "))\n"
@@ -53,8 +58,9 @@ public struct ProjectBuilder: Sendable {
         log += b.output
         save()
         guard b.status == 0 else {
-            throw TPATError(.io, "cmake build failed (\(tools.cmake.path), exit \(b.status); whole log: \(logURL.path))",
-                            detail: Self.errorSection(b.output))
+            throw TPATError(
+                .io, "cmake build failed (\(tools.cmake.path), exit \(b.status); whole log: \(logURL.path))",
+                detail: Self.errorSection(b.output))
         }
         func existing(_ name: String) -> URL? {
             let u = build.appendingPathComponent(name)
@@ -64,9 +70,10 @@ public struct ProjectBuilder: Sendable {
         for line in c.output.split(separator: "\n") where line.contains("TensorRT") || line.contains("TPAT") {
             notes.append(line.trimmingCharacters(in: CharacterSet(charactersIn: "- ")))
         }
-        return Result(buildDirectory: build, kernels: existing("libtpat_kernels.so"), plugins: existing("libtpat_plugins.so"),
-                      staticPlugins: existing("libtpat_plugins_static.so"), check: existing("tpat_check"), notes: notes,
-                      toolchain: tools, log: logURL)
+        return Result(
+            buildDirectory: build, kernels: existing("libtpat_kernels.so"), plugins: existing("libtpat_plugins.so"),
+            staticPlugins: existing("libtpat_plugins_static.so"), check: existing("tpat_check"), notes: notes,
+            toolchain: tools, log: logURL)
     }
 
     /// A build folder configured with another generator, or for another source folder (OUT was
@@ -78,8 +85,10 @@ public struct ProjectBuilder: Sendable {
             text.split(separator: "\n").first { $0.hasPrefix(key) }.map { String($0.dropFirst(key.count)) }
         }
         let sameGenerator = value("CMAKE_GENERATOR:INTERNAL=") == generator
-        let sameSource = value("CMAKE_HOME_DIRECTORY:INTERNAL=").map {
-            URL(fileURLWithPath: $0).standardizedFileURL.path == source.standardizedFileURL.path } ?? false
+        let sameSource =
+            value("CMAKE_HOME_DIRECTORY:INTERNAL=").map {
+                URL(fileURLWithPath: $0).standardizedFileURL.path == source.standardizedFileURL.path
+            } ?? false
         guard !(sameGenerator && sameSource) else { return }
         try? FileManager.default.removeItem(at: cache)
         try? FileManager.default.removeItem(at: build.appendingPathComponent("CMakeFiles"))

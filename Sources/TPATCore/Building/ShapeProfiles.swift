@@ -29,7 +29,8 @@ public struct ShapeProfile: Codable, Sendable, Equatable {
             var shapes: [String: Bounds] = [:]
             for name in Set(lo.keys).union(mid.keys).union(hi.keys) {
                 guard let o = mid[name] else {
-                    throw TPATError(.input, "profile \(k): \(name.debugDescription) has no --opt-shapes (give opt, or opt alone for a fixed shape)")
+                    throw TPATError(
+                        .input, "profile \(k): \(name.debugDescription) has no --opt-shapes (give opt, or opt alone for a fixed shape)")
                 }
                 let b = Bounds(min: lo[name] ?? o, opt: o, max: hi[name] ?? o)
                 guard b.min.count == o.count, b.max.count == o.count else {

@@ -1,5 +1,6 @@
 import Foundation
 import Subprocess
+
 #if canImport(System)
 import System
 #else
@@ -14,14 +15,19 @@ public enum Tool {
     }
 
     /// Runs `executable` with `arguments`; stdout and stderr are captured together.
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                           directory: URL? = nil) async throws(TPATError) -> Result {
+    public static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+        directory: URL? = nil
+    ) async throws(TPATError) -> Result {
         do {
             let exe: Executable = executable.contains("/") ? .path(FilePath(executable)) : .name(executable)
             let r = try await Subprocess.run(
                 exe, arguments: Arguments(arguments),
-                environment: .inherit.updating(Dictionary(uniqueKeysWithValues: environment.compactMap { k, v in
-                    Environment.Key(rawValue: k).map { ($0, Optional(v)) } })),
+                environment: .inherit.updating(
+                    Dictionary(
+                        uniqueKeysWithValues: environment.compactMap { k, v in
+                            Environment.Key(rawValue: k).map { ($0, Optional(v)) }
+                        })),
                 workingDirectory: directory.map { FilePath($0.path) },
                 output: .string(limit: 64 << 20), error: .combinedWithOutput)
             let status: Int32
@@ -41,7 +47,7 @@ public struct Venv: Sendable {
     public static func locate(projectRoot: URL) -> [Venv] {
         var bins: [URL] = []
         if let py = ProcessInfo.processInfo.environment["TPAT_PYTHON"], py.contains("/") {
-            bins.append(URL(fileURLWithPath: py).deletingLastPathComponent())   // not resolved: venv python is a symlink
+            bins.append(URL(fileURLWithPath: py).deletingLastPathComponent())  // not resolved: venv python is a symlink
         }
         bins.append(projectRoot.appendingPathComponent(".venv/bin"))
         var seen = Set<String>()

@@ -6,7 +6,9 @@ import Foundation
 public enum SafeText {
     /// `[A-Za-z0-9_]` only: safe in C/C++ identifiers, CMake names and file names.
     public static func identifier(_ s: String) -> String {
-        String(String.UnicodeScalarView(s.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_") }))
+        String(
+            String.UnicodeScalarView(
+                s.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_") }))
     }
 
     /// True for a C identifier (`[A-Za-z_][A-Za-z0-9_]*`).
@@ -21,8 +23,11 @@ public enum SafeText {
         var out = ""
         for u in s.unicodeScalars {
             if out.count >= limit { out += "..."; break }
-            if u.isASCII, u.value >= 0x20, u.value < 0x7F, u != "\\", u != "|", u != "`", u != "?" { out.unicodeScalars.append(u) }
-            else { out += "\\u{\(String(u.value, radix: 16))}" }
+            if u.isASCII, u.value >= 0x20, u.value < 0x7F, u != "\\", u != "|", u != "`", u != "?" {
+                out.unicodeScalars.append(u)
+            } else {
+                out += "\\u{\(String(u.value, radix: 16))}"
+            }
         }
         return out
     }
@@ -35,7 +40,8 @@ public enum SafeText {
         out.unicodeScalars.reserveCapacity(s.unicodeScalars.count)
         for u in s.unicodeScalars {
             let v = u.value
-            let unsafe = v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029
+            let unsafe =
+                v < 0x20 || (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029
                 || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) || v == 0x200E || v == 0x200F || v == 0x061C
             if unsafe { out += "\\u{\(String(v, radix: 16))}" } else { out.unicodeScalars.append(u) }
         }
@@ -56,7 +62,8 @@ public enum SafeText {
         for u in text.unicodeScalars {
             let v = u.value
             if (0x7F...0x9F).contains(v) || v == 0x2028 || v == 0x2029 || (0x202A...0x202E).contains(v)
-                || (0x2066...0x2069).contains(v) || v == 0x200E || v == 0x200F || v == 0x061C {
+                || (0x2066...0x2069).contains(v) || v == 0x200E || v == 0x200F || v == 0x061C
+            {
                 out += String(format: "\\u%04x", v)
             } else {
                 out.unicodeScalars.append(u)

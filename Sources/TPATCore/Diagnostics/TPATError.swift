@@ -4,13 +4,13 @@ import Foundation
 /// the CLI maps its kind to an exit code (`TPATExitCode`).
 public struct TPATError: Error, CustomStringConvertible, Equatable, Sendable {
     public enum Kind: String, Sendable, Codable {
-        case input          // the user's file or argument is unusable
-        case model          // the file is not a valid ONNX model
-        case bridge         // the Python bridge failed or answered badly
-        case plan           // TVM could not plan a node
-        case notImplemented // a subcommand that is not done yet
-        case io             // writing outputs failed
-        case failed         // a check or benchmark ran and did not pass
+        case input  // the user's file or argument is unusable
+        case model  // the file is not a valid ONNX model
+        case bridge  // the Python bridge failed or answered badly
+        case plan  // TVM could not plan a node
+        case notImplemented  // a subcommand that is not done yet
+        case io  // writing outputs failed
+        case failed  // a check or benchmark ran and did not pass
     }
     public var kind: Kind
     public var message: String

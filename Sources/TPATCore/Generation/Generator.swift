@@ -18,8 +18,10 @@ public struct Generator: Sendable {
         public var indices: [Int]
         /// The indices are a vendor backend's choice (like `auto`): none chosen is "nothing to convert".
         public var byBackend = false
-        public init(auto: Bool = false, nodes: [String] = [], ops: [String] = [], excludeNodes: [String] = [], excludeOps: [String] = [],
-                    indices: [Int] = []) {
+        public init(
+            auto: Bool = false, nodes: [String] = [], ops: [String] = [], excludeNodes: [String] = [], excludeOps: [String] = [],
+            indices: [Int] = []
+        ) {
             self.auto = auto; self.nodes = nodes; self.ops = ops; self.excludeNodes = excludeNodes; self.excludeOps = excludeOps
             self.indices = indices
         }
@@ -41,7 +43,9 @@ public struct Generator: Sendable {
         /// A `tpat tune` folder (OUT/tuning of an earlier run): plugins with a database there get
         /// their tuned plan as tactic 0.
         public var tuning: URL?
-        public init(selection: Selection, target: String = "sm_90", output: URL, force: Bool = false, reference: Bool = true, tuning: URL? = nil) {
+        public init(
+            selection: Selection, target: String = "sm_90", output: URL, force: Bool = false, reference: Bool = true, tuning: URL? = nil
+        ) {
             self.selection = selection; self.target = target; self.output = output; self.force = force; self.reference = reference
             self.tuning = tuning
         }
@@ -110,8 +114,10 @@ public struct Generator: Sendable {
         public var selectedBy: String? = nil
         public var disagreements: [String]? = nil
 
-        public init(outcome: Outcome, model: String, rewrittenModel: String, target: String, tvmVersion: String,
-                    plugins: [Plugin], failures: [Failure], casts: [String]) {
+        public init(
+            outcome: Outcome, model: String, rewrittenModel: String, target: String, tvmVersion: String,
+            plugins: [Plugin], failures: [Failure], casts: [String]
+        ) {
             self.outcome = outcome; self.model = model; self.rewrittenModel = rewrittenModel; self.target = target
             self.tvmVersion = tvmVersion; self.plugins = plugins; self.failures = failures; self.casts = casts
         }
@@ -128,7 +134,8 @@ public struct Generator: Sendable {
             rewrites = try c.decodeIfPresent([String].self, forKey: .rewrites)
             selectedBy = try c.decodeIfPresent(String.self, forKey: .selectedBy)
             disagreements = try c.decodeIfPresent([String].self, forKey: .disagreements)
-            outcome = try c.decodeIfPresent(Outcome.self, forKey: .outcome)
+            outcome =
+                try c.decodeIfPresent(Outcome.self, forKey: .outcome)
                 ?? (failures.isEmpty ? (plugins.isEmpty ? .nothingToConvert : .converted) : (plugins.isEmpty ? .none : .partial))
         }
     }
@@ -140,8 +147,10 @@ public struct Generator: Sendable {
     /// Progress lines (info: one per node and per plugin), details (debug).
     public let log: Logger
 
-    public init(bridge: PythonBridge, rules: ParserRules, cache: PlanCache? = PlanCache.standard(), diagnostics: DiagnosticsCollector,
-                log: Logger = Logger(label: "tpat.generate")) {
+    public init(
+        bridge: PythonBridge, rules: ParserRules, cache: PlanCache? = PlanCache.standard(), diagnostics: DiagnosticsCollector,
+        log: Logger = Logger(label: "tpat.generate")
+    ) {
         self.bridge = bridge; self.rules = rules; self.cache = cache; self.diagnostics = diagnostics; self.log = log
     }
 
@@ -176,10 +185,13 @@ public struct Generator: Sendable {
                 rewrites = notes
             }
         }
-        return try await generateRewritten(model: model, modelPath: modelPath, displayPath: originalPath, rewrites: rewrites, options: options)
+        return try await generateRewritten(
+            model: model, modelPath: modelPath, displayPath: originalPath, rewrites: rewrites, options: options)
     }
 
-    func generateRewritten(model: ONNXModel, modelPath: String, displayPath: String, rewrites: [String], options: Options) async throws(TPATError) -> Report {
+    func generateRewritten(model: ONNXModel, modelPath: String, displayPath: String, rewrites: [String], options: Options)
+        async throws(TPATError) -> Report
+    {
         guard Planner.targets.contains(options.target) else {
             throw TPATError(.input, "unknown target \(options.target) (use one of \(Planner.targets.joined(separator: ", ")))")
         }
@@ -210,19 +222,35 @@ public struct Generator: Sendable {
         }
         let innerVerdicts = Dictionary(inspected.subgraphNodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for (body, j) in chosenInner {
-            if let b = innerVerdicts[body.nodePath(j)]?.blocker { blocked(body.nodePath(j), body.graph.node[j].opType, b) } else { selectedInner.append((body, j)) }
+            if let b = innerVerdicts[body.nodePath(j)]?.blocker {
+                blocked(body.nodePath(j), body.graph.node[j].opType, b)
+            } else {
+                selectedInner.append((body, j))
+            }
         }
         if options.selection.auto {
-            diagnostics.emit(.init(.note, "--auto: candidates chosen by the \(inspected.selectedBy ?? "table")" + (inspected.probe?.parser.map { " (\($0))" } ?? " (\(inspected.rulesSource))")))
+            diagnostics.emit(
+                .init(
+                    .note,
+                    "--auto: candidates chosen by the \(inspected.selectedBy ?? "table")"
+                        + (inspected.probe?.parser.map { " (\($0))" } ?? " (\(inspected.rulesSource))")))
             for n in inspected.nodes where selected.contains(n.index) || inspected.probe?.disagreements.contains(n.name) == true {
                 guard let p = n.probe else { continue }
-                diagnostics.emit(.init(.note, "parser: \(p.imported ? "imports" : "rejects (\(p.error ?? "?"))"); table: \(n.verdict.rawValue)\(n.verdict == .unsupported ? " (\(n.reason))" : "")", node: n.name))
+                diagnostics.emit(
+                    .init(
+                        .note,
+                        "parser: \(p.imported ? "imports" : "rejects (\(p.error ?? "?"))"); table: \(n.verdict.rawValue)\(n.verdict == .unsupported ? " (\(n.reason))" : "")",
+                        node: n.name))
             }
         }
         let nothing = chosen.isEmpty && chosenInner.isEmpty
-        if nothing, !options.selection.auto, !options.selection.byBackend { throw TPATError(.input, "no node selected: nothing to generate") }
+        if nothing, !options.selection.auto, !options.selection.byBackend {
+            throw TPATError(.input, "no node selected: nothing to generate")
+        }
         if nothing {
-            log.info("nothing to convert: TensorRT's ONNX parser imports every node of the model (\(inspected.selectedBy == "parser" ? inspected.probe?.parser ?? "parser" : inspected.rulesSource))")
+            log.info(
+                "nothing to convert: TensorRT's ONNX parser imports every node of the model (\(inspected.selectedBy == "parser" ? inspected.probe?.parser ?? "parser" : inspected.rulesSource))"
+            )
         }
         let selectedNames = selected.map(index.nodeName) + selectedInner.map { $0.body.nodePath($0.node) }
         let shown = selectedNames.prefix(8).map(\.debugDescription).joined(separator: ", ") + (selectedNames.count > 8 ? ", ..." : "")
@@ -232,10 +260,22 @@ public struct Generator: Sendable {
         var groups: [Data: [ExtractedNode]] = [:]
         var order: [Data] = []
         let work: [(name: String, opType: String, extract: () throws(TPATError) -> ExtractedNode)] =
-            selected.map { i in (index.nodeName(i), model.graph.node[i].opType, { () throws(TPATError) in
-                try NodeExtractor.extract(nodeAt: i, index: index, model: model, tensors: tensors, demoteFloat64: true) }) }
-            + selectedInner.map { b, j in (b.nodePath(j), b.graph.node[j].opType, { () throws(TPATError) in
-                try Subgraphs.extract(j, of: b, model: model, tensors: tensors, demoteFloat64: true) }) }
+            selected.map { i in
+                (
+                    index.nodeName(i), model.graph.node[i].opType,
+                    { () throws(TPATError) in
+                        try NodeExtractor.extract(nodeAt: i, index: index, model: model, tensors: tensors, demoteFloat64: true)
+                    }
+                )
+            }
+            + selectedInner.map { b, j in
+                (
+                    b.nodePath(j), b.graph.node[j].opType,
+                    { () throws(TPATError) in
+                        try Subgraphs.extract(j, of: b, model: model, tensors: tensors, demoteFloat64: true)
+                    }
+                )
+            }
         for (name, opType, extract) in work {
             do throws(TPATError) {
                 let node = try extract()
@@ -257,7 +297,8 @@ public struct Generator: Sendable {
         for (k, key) in order.enumerated() {
             let nodes = groups[key]!
             let first = nodes[0]
-            let what = "[\(k + 1)/\(order.count)] node \(first.sourceName.debugDescription) (\(first.opType))"
+            let what =
+                "[\(k + 1)/\(order.count)] node \(first.sourceName.debugDescription) (\(first.opType))"
                 + (nodes.count > 1 ? " and \(nodes.count - 1) identical node(s)" : "")
             log.info("\(what): planning for \(options.target)")
             let start = ContinuousClock.now
@@ -275,25 +316,32 @@ public struct Generator: Sendable {
                     do throws(TPATError) {
                         tactics.append(try await planner.plan(first, target: options.target, tvmVersion: tvm, lowering: "tvm").plan)
                     } catch {
-                        diagnostics.emit(.init(.note, "no second tactic from TVM's default lowering: \(error.message)", node: first.sourceName))
+                        diagnostics.emit(
+                            .init(.note, "no second tactic from TVM's default lowering: \(error.message)", node: first.sourceName))
                     }
                 }
                 if let db = options.tuning?.appendingPathComponent(name),
-                   FileManager.default.fileExists(atPath: db.appendingPathComponent("database_workload.json").path) {
+                    FileManager.default.fileExists(atPath: db.appendingPathComponent("database_workload.json").path)
+                {
                     do throws(TPATError) {
                         tactics.insert(try await planner.plan(first, target: options.target, tvmVersion: tvm, database: db).plan, at: 0)
                     } catch {
-                        diagnostics.emit(.init(.warning, "tuned schedules in \(db.path) not used: \(error.message)", node: first.sourceName))
+                        diagnostics.emit(
+                            .init(.warning, "tuned schedules in \(db.path) not used: \(error.message)", node: first.sourceName))
                     }
                 }
                 sources.append(PluginSource(name: name, node: first, tactics: tactics, coveredNodes: nodes.map(\.sourceName)))
-                log.info("\(what): plugin \(name), \(outcome.plan.kernels.count) kernel(s), \(tactics.count) tactic(s)\(outcome.cached ? " [cached plan]" : "") in \(Self.seconds(since: start))")
+                log.info(
+                    "\(what): plugin \(name), \(outcome.plan.kernels.count) kernel(s), \(tactics.count) tactic(s)\(outcome.cached ? " [cached plan]" : "") in \(Self.seconds(since: start))"
+                )
                 for n in nodes { replacements.append(.init(nodeName: n.sourceName, plugin: name, extracted: n, plan: outcome.plan)) }
             } catch {
                 log.info("\(what): not converted [\(error.code ?? "tvm_error")] in \(Self.seconds(since: start))")
                 for n in nodes {
                     failures.append(.init(node: n.sourceName, opType: n.opType, code: error.code ?? "tvm_error", reason: error.message))
-                    diagnostics.emit(.init(.warning, "not converted (\(error.code ?? "tvm_error")), left as it is: \(error.message)", node: n.sourceName))
+                    diagnostics.emit(
+                        .init(.warning, "not converted (\(error.code ?? "tvm_error")), left as it is: \(error.message)", node: n.sourceName)
+                    )
                 }
             }
         }
@@ -307,10 +355,11 @@ public struct Generator: Sendable {
             throw TPATError(.io, "cannot create \(staging.path): \(error.localizedDescription)")
         }
         do throws(TPATError) {
-            let report = try await render(sources: sources, replacements: replacements, failures: failures, model: model,
-                                          modelPath: modelPath, options: options, tvmVersion: tvm, staging: staging,
-                                          outcome: nothing ? .nothingToConvert : (failures.isEmpty ? .converted : (sources.isEmpty ? .none : .partial)),
-                                          auto: options.selection.auto ? inspected : nil, displayPath: displayPath, rewrites: rewrites)
+            let report = try await render(
+                sources: sources, replacements: replacements, failures: failures, model: model,
+                modelPath: modelPath, options: options, tvmVersion: tvm, staging: staging,
+                outcome: nothing ? .nothingToConvert : (failures.isEmpty ? .converted : (sources.isEmpty ? .none : .partial)),
+                auto: options.selection.auto ? inspected : nil, displayPath: displayPath, rewrites: rewrites)
             ChildProcesses.shared.parkIfStopping()  // interrupted: OUT stays as it was
             try move(staging, to: out, force: options.force)
             return report
@@ -329,8 +378,10 @@ public struct Generator: Sendable {
     /// Node indices and body nodes (by path): auto's candidates (plus the blocked nodes it would
     /// want, reported later), named nodes (a body node by its path) and op types (in bodies too),
     /// minus the exclusions.
-    func select(_ selection: Selection, model: ONNXModel, index: GraphIndex, bodies: [Subgraphs.Body],
-                report: InspectReport) throws(TPATError) -> ([Int], [(body: Subgraphs.Body, node: Int)]) {
+    func select(
+        _ selection: Selection, model: ONNXModel, index: GraphIndex, bodies: [Subgraphs.Body],
+        report: InspectReport
+    ) throws(TPATError) -> ([Int], [(body: Subgraphs.Body, node: Int)]) {
         var result = Set<Int>()
         var inner = Set<String>()  // body node paths
         var byPath: [String: (body: Subgraphs.Body, node: Int)] = [:]
@@ -353,7 +404,9 @@ public struct Generator: Sendable {
             let wanted = Set(selection.ops)
             let found = model.graph.node.indices.filter { wanted.contains(model.graph.node[$0].opType) }
             let foundInner = byPath.filter { wanted.contains($0.value.body.graph.node[$0.value.node].opType) }.keys
-            if found.isEmpty && foundInner.isEmpty { throw TPATError(.input, "the model has no node of type \(selection.ops.joined(separator: ", "))") }
+            if found.isEmpty && foundInner.isEmpty {
+                throw TPATError(.input, "the model has no node of type \(selection.ops.joined(separator: ", "))")
+            }
             result.formUnion(found)
             inner.formUnion(foundInner)
         }
@@ -368,10 +421,12 @@ public struct Generator: Sendable {
         return (result.sorted(), innerNodes.sorted { (bodyOrder[$0.body.path] ?? 0, $0.node) < (bodyOrder[$1.body.path] ?? 0, $1.node) })
     }
 
-    func render(sources: [PluginSource], replacements: [ModelRewriter.Replacement], failures: [Report.Failure],
-                model: ONNXModel, modelPath: String, options: Options, tvmVersion: String, staging: URL,
-                outcome: Report.Outcome, auto: InspectReport? = nil, displayPath: String? = nil,
-                rewrites: [String] = []) async throws(TPATError) -> Report {
+    func render(
+        sources: [PluginSource], replacements: [ModelRewriter.Replacement], failures: [Report.Failure],
+        model: ONNXModel, modelPath: String, options: Options, tvmVersion: String, staging: URL,
+        outcome: Report.Outcome, auto: InspectReport? = nil, displayPath: String? = nil,
+        rewrites: [String] = []
+    ) async throws(TPATError) -> Report {
         let templates = try TemplateSet(directory: runtime.appendingPathComponent("templates"))
         let launchers = LauncherRenderer(templates: templates)
         let plugins = PluginRenderer(templates: templates)
@@ -390,13 +445,16 @@ public struct Generator: Sendable {
             for n in s.coveredNodes {
                 log.info("node \(n.debugDescription) (\(s.node.opType)): not converted [\(error.code ?? "render_failed")]")
                 failures.append(.init(node: n, opType: s.node.opType, code: error.code ?? "render_failed", reason: error.message))
-                diagnostics.emit(.init(.warning, "not converted (\(error.code ?? "render_failed")), left as it is: \(error.message)", node: n))
+                diagnostics.emit(
+                    .init(.warning, "not converted (\(error.code ?? "render_failed")), left as it is: \(error.message)", node: n))
             }
         }
         var staged: [(source: PluginSource, cases: Int)] = []
         for (k, s) in sources.enumerated() {
             let dir = project.appendingPathComponent(s.name)
-            log.info("[\(k + 1)/\(sources.count)] plugin \(s.name) (\(s.plan.opType)): node model\(options.reference ? ", reference data from ONNX Runtime" : "")")
+            log.info(
+                "[\(k + 1)/\(sources.count)] plugin \(s.name) (\(s.plan.opType)): node model\(options.reference ? ", reference data from ONNX Runtime" : "")"
+            )
             do throws(TPATError) {
                 try AtomicFiles.write([(dir.appendingPathComponent("\(s.name).onnx"), try s.node.model.serializedInline())])
                 staged.append((s, options.reference ? await reference(s, dir: dir) : 0))
@@ -405,7 +463,9 @@ public struct Generator: Sendable {
         let checked = options.crossCheck ? await crossCheck(staged.filter { $0.cases > 0 }.map(\.source), project: project) : [:]
         for (k, (s0, cases)) in staged.enumerated() {
             var s = s0
-            log.info("[\(k + 1)/\(staged.count)] plugin \(s.name) (\(s.plan.opType)): sources for \(checked[s.name].flatMap { try? $0.get().count } ?? s.tactics.count) tactic(s)")
+            log.info(
+                "[\(k + 1)/\(staged.count)] plugin \(s.name) (\(s.plan.opType)): sources for \(checked[s.name].flatMap { try? $0.get().count } ?? s.tactics.count) tactic(s)"
+            )
             do throws(TPATError) {
                 if let verdict = checked[s.name] { s.tactics = try verdict.get() }
                 let pluginFiles: [(String, Data)]
@@ -414,9 +474,11 @@ public struct Generator: Sendable {
                 }
                 try AtomicFiles.write(pluginFiles.map { (project.appendingPathComponent($0.0), $0.1) })
                 kept.append(s)
-                reportPlugins.append(.init(name: s.name, opType: s.plan.opType, nodes: s.coveredNodes, kernels: s.plan.kernels.count,
-                                           launches: s.plan.launchCount, referenceCases: cases, lowering: s.plan.lowering,
-                                           declined: s.plan.declined, fixups: s.plan.fixups, tactics: s.tactics.count))
+                reportPlugins.append(
+                    .init(
+                        name: s.name, opType: s.plan.opType, nodes: s.coveredNodes, kernels: s.plan.kernels.count,
+                        launches: s.plan.launchCount, referenceCases: cases, lowering: s.plan.lowering,
+                        declined: s.plan.declined, fixups: s.plan.fixups, tactics: s.tactics.count))
             } catch { fail(s, error) }
         }
         let keptNames = Set(kept.map(\.name))
@@ -442,18 +504,23 @@ public struct Generator: Sendable {
         let modelName = URL(fileURLWithPath: modelPath).lastPathComponent
         try rewritten.save(to: staging.appendingPathComponent(modelName))
         // Rendering can fail plugins too (reference data, cross-check): the outcome counts them.
-        let final: Report.Outcome = outcome == .nothingToConvert ? outcome
+        let final: Report.Outcome =
+            outcome == .nothingToConvert
+            ? outcome
             : failures.isEmpty ? .converted : (kept.isEmpty ? .none : .partial)
-        var report = Report(outcome: final, model: displayPath ?? modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
-                            target: options.target, tvmVersion: tvmVersion, plugins: reportPlugins, failures: failures, casts: casts)
+        var report = Report(
+            outcome: final, model: displayPath ?? modelPath, rewrittenModel: options.output.appendingPathComponent(modelName).path,
+            target: options.target, tvmVersion: tvmVersion, plugins: reportPlugins, failures: failures, casts: casts)
         report.rewrites = rewrites.isEmpty ? nil : rewrites
         if let auto {
             report.selectedBy = auto.selectedBy
             report.disagreements = auto.probe?.disagreements ?? []
         }
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFiles.write([(staging.appendingPathComponent("tpat-generate.json"), (try? e.encode(report)) ?? Data()),
-                               (staging.appendingPathComponent(OutputFolder.marker), OutputFolder.markerContents())])
+        try AtomicFiles.write([
+            (staging.appendingPathComponent("tpat-generate.json"), (try? e.encode(report)) ?? Data()),
+            (staging.appendingPathComponent(OutputFolder.marker), OutputFolder.markerContents()),
+        ])
         return report
     }
 
@@ -466,13 +533,16 @@ public struct Generator: Sendable {
         }
         struct Answer: Decodable { var cases: Int; var notes: [String] }
         do {
-            let a = try await bridge.call(Request(model_path: dir.appendingPathComponent("\(s.name).onnx").path,
-                                                  out_dir: dir.appendingPathComponent("reference").path,
-                                                  prefix: "tpat_\(s.name)", plugin: s.name), as: Answer.self)
+            let a = try await bridge.call(
+                Request(
+                    model_path: dir.appendingPathComponent("\(s.name).onnx").path,
+                    out_dir: dir.appendingPathComponent("reference").path,
+                    prefix: "tpat_\(s.name)", plugin: s.name), as: Answer.self)
             for n in a.notes { diagnostics.emit(.init(.note, "reference data: \(n)", node: s.coveredNodes.first)) }
             return a.cases
         } catch {
-            diagnostics.emit(.init(.warning, "plugin \(s.name): no reference data (not cross-checked): \(error.message)", node: s.coveredNodes.first))
+            diagnostics.emit(
+                .init(.warning, "plugin \(s.name): no reference data (not cross-checked): \(error.message)", node: s.coveredNodes.first))
             return 0
         }
     }
@@ -487,14 +557,17 @@ public struct Generator: Sendable {
         struct Item: Encodable { var model_path: String; var reference_dir: String; var tactics: [String] }
         struct Request: Encodable { var command = "cross_check"; var plugins: [Item] }
         struct Answer: Decodable {
-            struct Tactic: Decodable { var tactic: Int; var lowering: String; var status: String; var max_error: Double; var cases: Int; var detail: String }
+            struct Tactic: Decodable {
+                var tactic: Int; var lowering: String; var status: String; var max_error: Double; var cases: Int; var detail: String
+            }
             struct Plugin: Decodable { var tactics: [Tactic]?; var error: String? }
             var plugins: [Plugin]
         }
         let items = sources.map { s in
             let dir = project.appendingPathComponent(s.name)
-            return Item(model_path: dir.appendingPathComponent("\(s.name).onnx").path, reference_dir: dir.appendingPathComponent("reference").path,
-                        tactics: s.tactics.map { $0.usesTPATLowering ? "tpat" : "tvm" })
+            return Item(
+                model_path: dir.appendingPathComponent("\(s.name).onnx").path, reference_dir: dir.appendingPathComponent("reference").path,
+                tactics: s.tactics.map { $0.usesTPATLowering ? "tpat" : "tvm" })
         }
         let answer: Answer
         do {
@@ -507,7 +580,8 @@ public struct Generator: Sendable {
         for (s, a) in zip(sources, answer.plugins) {
             let node = s.coveredNodes.first
             guard let results = a.tactics else {
-                diagnostics.emit(.init(.warning, "plugin \(s.name): tactics not cross-checked on the CPU: \(a.error ?? "no answer")", node: node))
+                diagnostics.emit(
+                    .init(.warning, "plugin \(s.name): tactics not cross-checked on the CPU: \(a.error ?? "no answer")", node: node))
                 continue
             }
             var kept: [KernelPlan] = [], dropped: [String] = []
@@ -516,7 +590,11 @@ public struct Generator: Sendable {
                 case "disagrees":
                     let e = String(format: "%.3g", t.max_error)
                     dropped.append("tactic \(t.tactic) (\(t.lowering)): max error \(e)")
-                    diagnostics.emit(.init(.warning, "plugin \(s.name): tactic \(t.tactic) (\(t.lowering) lowering) dropped: disagrees with ONNX Runtime on the CPU, max error \(e) (\(t.detail))", node: node))
+                    diagnostics.emit(
+                        .init(
+                            .warning,
+                            "plugin \(s.name): tactic \(t.tactic) (\(t.lowering) lowering) dropped: disagrees with ONNX Runtime on the CPU, max error \(e) (\(t.detail))",
+                            node: node))
                 case "skipped":
                     diagnostics.emit(.init(.note, "plugin \(s.name): tactic \(t.tactic) not cross-checked: \(t.detail)", node: node))
                     kept.append(s.tactics[t.tactic])
@@ -524,8 +602,12 @@ public struct Generator: Sendable {
                     kept.append(s.tactics[t.tactic])
                 }
             }
-            out[s.name] = kept.isEmpty
-                ? .failure(TPATError(.plan, "plugin \(s.name): every tactic disagrees with ONNX Runtime on the CPU (\(dropped.joined(separator: "; ")))", code: "cross_check_failed"))
+            out[s.name] =
+                kept.isEmpty
+                ? .failure(
+                    TPATError(
+                        .plan, "plugin \(s.name): every tactic disagrees with ONNX Runtime on the CPU (\(dropped.joined(separator: "; ")))",
+                        code: "cross_check_failed"))
                 : .success(kept)
         }
         return out
@@ -566,13 +648,15 @@ public struct Generator: Sendable {
             let template = try MustacheTemplate(string: "{{%CONTENT_TYPE:TEXT}}" + String(contentsOf: url, encoding: .utf8))
             /// Source lists, one path per line.
             struct CMakeView { var project_name: String, launcher_sources: String, plugin_sources: String, check_sources: String }
-            return template.render(CMakeView(
-                project_name: name,
-                launcher_sources: sources.flatMap { p in
-                    ["\(p.name)/\(p.name)_launcher.cu"] + p.tactics.indices.map { "\(p.name)/\(p.name)_tactic\($0).cu" }
-                }.joined(separator: "\n  "),
-                plugin_sources: (sources.map { "\($0.name)/\($0.name)_plugin.cpp" } + ["tpat_plugin_specs.cpp"]).joined(separator: "\n  "),
-                check_sources: "check/tpat_check.cpp"))
+            return template.render(
+                CMakeView(
+                    project_name: name,
+                    launcher_sources: sources.flatMap { p in
+                        ["\(p.name)/\(p.name)_launcher.cu"] + p.tactics.indices.map { "\(p.name)/\(p.name)_tactic\($0).cu" }
+                    }.joined(separator: "\n  "),
+                    plugin_sources: (sources.map { "\($0.name)/\($0.name)_plugin.cpp" } + ["tpat_plugin_specs.cpp"]).joined(
+                        separator: "\n  "),
+                    check_sources: "check/tpat_check.cpp"))
         } catch {
             throw TPATError(.io, "cannot render \(url.path): \(error)")
         }
@@ -586,7 +670,8 @@ public struct Generator: Sendable {
             let dst = project.appendingPathComponent(folder)
             do {
                 try FileManager.default.createDirectory(at: dst, withIntermediateDirectories: true)
-                for f in try FileManager.default.contentsOfDirectory(atPath: src.path) where !f.hasPrefix(".") && f != "__pycache__" && !f.hasSuffix(".part.txt") {
+                for f in try FileManager.default.contentsOfDirectory(atPath: src.path)
+                where !f.hasPrefix(".") && f != "__pycache__" && !f.hasSuffix(".part.txt") {
                     try FileManager.default.copyItem(at: src.appendingPathComponent(f), to: dst.appendingPathComponent(f))
                 }
             } catch {
@@ -607,60 +692,63 @@ public struct Generator: Sendable {
         s += "Generated by `tpat generate` (kernels planned for \(target)).\n\n"
         s += "| plugin | ONNX op | nodes | kernels |\n|---|---|---|---|\n"
         let c = { (s: String) in SafeText.comment(s) }
-        for p in sources { s += "| \(p.name) | \(c(p.plan.opType)) | \(p.coveredNodes.map { "`\(c($0))`" }.joined(separator: ", ")) | \(p.plan.kernels.count) |\n" }
+        for p in sources {
+            s +=
+                "| \(p.name) | \(c(p.plan.opType)) | \(p.coveredNodes.map { "`\(c($0))`" }.joined(separator: ", ")) | \(p.plan.kernels.count) |\n"
+        }
         s += """
 
-        Each plugin folder: `<P>_tactic<k>_kernels.cuh` (TVM) and `<P>_tactic<k>.cu` per tactic, `<P>_launcher.{h,cu}` (C ABI, no TensorRT),
-        `<P>_plugin.cpp` (IPluginV3 spec), `<P>.plugin.json` (Python IPluginV3 spec), `<P>.plan.json` (kernel plan), `<P>.onnx` (the node
-        alone), `reference/` (ONNX Runtime data).
+            Each plugin folder: `<P>_tactic<k>_kernels.cuh` (TVM) and `<P>_tactic<k>.cu` per tactic, `<P>_launcher.{h,cu}` (C ABI, no TensorRT),
+            `<P>_plugin.cpp` (IPluginV3 spec), `<P>.plugin.json` (Python IPluginV3 spec), `<P>.plan.json` (kernel plan), `<P>.onnx` (the node
+            alone), `reference/` (ONNX Runtime data).
 
-        ## Build
+            ## Build
 
-        `tpat build OUT --tensorrt-root DIR` (DIR/include/NvInfer.h), or by hand:
-        `cmake -S plugins -B plugins/build -DTensorRT_ROOT=DIR && cmake --build plugins/build`. In `plugins/build`:
+            `tpat build OUT --tensorrt-root DIR` (DIR/include/NvInfer.h), or by hand:
+            `cmake -S plugins -B plugins/build -DTensorRT_ROOT=DIR && cmake --build plugins/build`. In `plugins/build`:
 
-        | file | for |
-        |---|---|
-        | `libtpat_plugins.so` | deployment: the plugins, their kernels and the static CUDA runtime in one file, no RUNPATH, no other TPAT library; copy it anywhere. Exports `getCreators`/`setLoggerFinder` (TensorRT's plugin-library interface) |
-        | `libtpat_plugins_static.so` | the same plugins, registering themselves with the TensorRT already loaded in the process when the library is loaded (`--staticPlugins`, `ctypes.CDLL`, polygraphy `--plugins`) |
-        | `libtpat_kernels.so`, `tpat_check` | the launchers alone and the checker (GPU): `build/tpat_check build/libtpat_kernels.so <P>/reference/manifest.txt` |
+            | file | for |
+            |---|---|
+            | `libtpat_plugins.so` | deployment: the plugins, their kernels and the static CUDA runtime in one file, no RUNPATH, no other TPAT library; copy it anywhere. Exports `getCreators`/`setLoggerFinder` (TensorRT's plugin-library interface) |
+            | `libtpat_plugins_static.so` | the same plugins, registering themselves with the TensorRT already loaded in the process when the library is loaded (`--staticPlugins`, `ctypes.CDLL`, polygraphy `--plugins`) |
+            | `libtpat_kernels.so`, `tpat_check` | the launchers alone and the checker (GPU): `build/tpat_check build/libtpat_kernels.so <P>/reference/manifest.txt` |
 
-        Load one of the two plugin libraries, never both in one process (the second registration of a plugin fails).
-        The model's plugin nodes carry op_type = plugin name, `plugin_namespace` "tpat", `plugin_version` "1".
+            Load one of the two plugin libraries, never both in one process (the second registration of a plugin fails).
+            The model's plugin nodes carry op_type = plugin name, `plugin_namespace` "tpat", `plugin_version` "1".
 
-        ## Ways in (LIB = plugins/build/libtpat_plugins.so, STATIC = plugins/build/libtpat_plugins_static.so)
+            ## Ways in (LIB = plugins/build/libtpat_plugins.so, STATIC = plugins/build/libtpat_plugins_static.so)
 
-        ```sh
-        trtexec --onnx=OUT/\(modelName) --dynamicPlugins=LIB --saveEngine=model.engine
-        trtexec --loadEngine=model.engine --dynamicPlugins=LIB
-        trtexec --onnx=OUT/\(modelName) --staticPlugins=STATIC
-        # the library inside the engine: nothing to ship beside it
-        trtexec --onnx=OUT/\(modelName) --dynamicPlugins=LIB --setPluginsToSerialize=LIB --versionCompatible --saveEngine=model.engine
-        tpat engine OUT/\(modelName) --embed-plugins
-        polygraphy run OUT/\(modelName) --trt --plugins STATIC
-        polygraphy convert OUT/\(modelName) --convert-to trt --plugins STATIC -o model.engine
-        ```
+            ```sh
+            trtexec --onnx=OUT/\(modelName) --dynamicPlugins=LIB --saveEngine=model.engine
+            trtexec --loadEngine=model.engine --dynamicPlugins=LIB
+            trtexec --onnx=OUT/\(modelName) --staticPlugins=STATIC
+            # the library inside the engine: nothing to ship beside it
+            trtexec --onnx=OUT/\(modelName) --dynamicPlugins=LIB --setPluginsToSerialize=LIB --versionCompatible --saveEngine=model.engine
+            tpat engine OUT/\(modelName) --embed-plugins
+            polygraphy run OUT/\(modelName) --trt --plugins STATIC
+            polygraphy convert OUT/\(modelName) --convert-to trt --plugins STATIC -o model.engine
+            ```
 
-        polygraphy's `--plugins` loads a library with `ctypes.CDLL`, so it takes STATIC. With TensorRT-RTX set
-        `POLYGRAPHY_USE_TENSORRT_RTX=1` (polygraphy then imports a module named `tensorrt_rtx`).
+            polygraphy's `--plugins` loads a library with `ctypes.CDLL`, so it takes STATIC. With TensorRT-RTX set
+            `POLYGRAPHY_USE_TENSORRT_RTX=1` (polygraphy then imports a module named `tensorrt_rtx`).
 
-        Python (`tensorrt`, or `tensorrt_rtx_bindings` for TensorRT-RTX):
+            Python (`tensorrt`, or `tensorrt_rtx_bindings` for TensorRT-RTX):
 
-        ```python
-        registry = builder.get_plugin_registry()      # or trt.get_plugin_registry(), runtime.get_plugin_registry()
-        handle = registry.load_library("LIB")          # before parsing the model / deserializing the engine
-        ```
+            ```python
+            registry = builder.get_plugin_registry()      # or trt.get_plugin_registry(), runtime.get_plugin_registry()
+            handle = registry.load_library("LIB")          # before parsing the model / deserializing the engine
+            ```
 
-        C++:
+            C++:
 
-        ```cpp
-        builder->getPluginRegistry().loadLibrary("LIB");   // or runtime->getPluginRegistry(), getPluginRegistry()
-        ```
+            ```cpp
+            builder->getPluginRegistry().loadLibrary("LIB");   // or runtime->getPluginRegistry(), getPluginRegistry()
+            ```
 
-        An engine with the library inside (`--embed-plugins`, `setPluginsToSerialize`) is deserialized by a runtime
-        that allows host code: `runtime->setEngineHostCodeAllowed(true)` (Python: `runtime.engine_host_code_allowed = True`).
+            An engine with the library inside (`--embed-plugins`, `setPluginsToSerialize`) is deserialized by a runtime
+            that allows host code: `runtime->setEngineHostCodeAllowed(true)` (Python: `runtime.engine_host_code_allowed = True`).
 
-        """
+            """
         return s
     }
 

@@ -31,8 +31,9 @@ public struct LauncherRenderer: Sendable {
         let body = plan.cudaSource
             .replacingOccurrences(of: "extern \"C\" __global__", with: "static __global__")
             .replacingOccurrences(of: "extern \"C\" __device__", with: "static __device__")
-        return KernelsView(name: source.name, tvmVersion: SafeText.comment(plan.tvmVersion), sm: SafeText.comment(plan.target.sm),
-                           tactic: k, includes: hostIncludes(body), namespace: namespace(source, tactic: k), body: body)
+        return KernelsView(
+            name: source.name, tvmVersion: SafeText.comment(plan.tvmVersion), sm: SafeText.comment(plan.target.sm),
+            tactic: k, includes: hostIncludes(body), namespace: namespace(source, tactic: k), body: body)
     }
 
     static func namespace(_ source: PluginSource, tactic k: Int) -> String { "tpat_\(source.name)_t\(k)_kernels" }
@@ -40,15 +41,16 @@ public struct LauncherRenderer: Sendable {
     /// The `#include` lines of a CUDA source that an nvcc build sees: those inside an
     /// `#ifdef __CUDACC_RTC__` branch (NVRTC only) are left out.
     static func hostIncludes(_ source: String) -> [String] {
-        var stack: [Bool] = []   // per open conditional: is this branch NVRTC-only?
+        var stack: [Bool] = []  // per open conditional: is this branch NVRTC-only?
         var includes: [String] = []
         for raw in source.split(separator: "\n", omittingEmptySubsequences: false) {
             let line = raw.trimmingCharacters(in: .whitespaces)
             guard line.hasPrefix("#") else { continue }
             let directive = line.dropFirst().trimmingCharacters(in: .whitespaces)
             if directive.hasPrefix("if") {
-                stack.append(directive.hasPrefix("ifdef") && directive.contains("__CUDACC_RTC__")
-                             || directive.hasPrefix("if defined(__CUDACC_RTC__)"))
+                stack.append(
+                    directive.hasPrefix("ifdef") && directive.contains("__CUDACC_RTC__")
+                        || directive.hasPrefix("if defined(__CUDACC_RTC__)"))
             } else if directive.hasPrefix("else") || directive.hasPrefix("elif") {
                 if !stack.isEmpty { stack[stack.count - 1] = false }
             } else if directive.hasPrefix("endif") {
@@ -79,16 +81,21 @@ public struct LauncherRenderer: Sendable {
     struct TacticEntry { var index: Int, fn: String, lowering: String, kernels: Int }
 
     static func launcherView(_ source: PluginSource) -> LauncherView {
-        LauncherView(name: source.name, opType: SafeText.comment(source.plan.opType), count: source.tactics.count,
-                     first: function(source, tactic: 0),
-                     nbOutputs: source.plan.outputs.count,
-                     outputKinds: source.plan.outputs.map { $0.sizeOf != nil ? "TPAT_OUTPUT_SIZE" : $0.dataDependent != nil ? "TPAT_OUTPUT_DATA_DEPENDENT" : "TPAT_OUTPUT_FIXED" }.joined(separator: ", "),
-                     sizeOutputs: source.plan.outputs.enumerated().map { j, t in String(t.sizeOf != nil ? j : t.dataDependent?.sizeOutput ?? -1) }.joined(separator: ", "),
-                     dynamicDims: source.plan.outputs.map { String($0.dataDependent?.dim ?? -1) }.joined(separator: ", "),
-                     tactics: source.tactics.enumerated().map { k, plan in
-                         TacticEntry(index: k, fn: function(source, tactic: k), lowering: SafeText.comment(PluginSource.lowering(of: plan)),
-                                     kernels: plan.kernels.count)
-                     })
+        LauncherView(
+            name: source.name, opType: SafeText.comment(source.plan.opType), count: source.tactics.count,
+            first: function(source, tactic: 0),
+            nbOutputs: source.plan.outputs.count,
+            outputKinds: source.plan.outputs.map {
+                $0.sizeOf != nil ? "TPAT_OUTPUT_SIZE" : $0.dataDependent != nil ? "TPAT_OUTPUT_DATA_DEPENDENT" : "TPAT_OUTPUT_FIXED"
+            }.joined(separator: ", "),
+            sizeOutputs: source.plan.outputs.enumerated().map { j, t in String(t.sizeOf != nil ? j : t.dataDependent?.sizeOutput ?? -1) }
+                .joined(separator: ", "),
+            dynamicDims: source.plan.outputs.map { String($0.dataDependent?.dim ?? -1) }.joined(separator: ", "),
+            tactics: source.tactics.enumerated().map { k, plan in
+                TacticEntry(
+                    index: k, fn: function(source, tactic: k), lowering: SafeText.comment(PluginSource.lowering(of: plan)),
+                    kernels: plan.kernels.count)
+            })
     }
 
     /// The launcher's header (launcher.h.mustache).
@@ -172,9 +179,12 @@ public struct LauncherRenderer: Sendable {
         // TPAT_BAD_DIMS.
         func ck(_ e: Expr) -> String { e.cppChecked(sym) }
         func tensor(_ t: KernelPlan.Tensor, _ i: Int) -> TensorView {
-            TensorView(index: i, dtype: SafeText.comment(t.dtype),
-                       shape: SafeText.comment(t.shape.map { if case .int(let v) = $0 { String(v) } else if case .text(let s) = $0 { s } else { "?" } }.joined(separator: ",")),
-                       rank: t.shapeExpr.count, dims: t.shapeExpr.enumerated().map { DimView(tensor: i, dim: $0, expr: ck($1)) })
+            TensorView(
+                index: i, dtype: SafeText.comment(t.dtype),
+                shape: SafeText.comment(
+                    t.shape.map { if case .int(let v) = $0 { String(v) } else if case .text(let s) = $0 { s } else { "?" } }.joined(
+                        separator: ",")),
+                rank: t.shapeExpr.count, dims: t.shapeExpr.enumerated().map { DimView(tensor: i, dim: $0, expr: ck($1)) })
         }
         let kernels = Dictionary(plan.kernels.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         func pointer(_ b: KernelPlan.Binding) -> PointerView {
@@ -211,17 +221,24 @@ public struct LauncherRenderer: Sendable {
                             argViews.append(ArgView(index: a, pointer: pointer(arg)))
                         }
                     }
-                    out.append(StepView(pad: pad, inner: inner, launch: LaunchView(n: n, kernel: kernel, grid: g, block: bl, smem: smemText,
-                                                           dynamicSmem: smem != .int(0), scalars: scalars, args: argViews)))
+                    out.append(
+                        StepView(
+                            pad: pad, inner: inner,
+                            launch: LaunchView(
+                                n: n, kernel: kernel, grid: g, block: bl, smem: smemText,
+                                dynamicSmem: smem != .int(0), scalars: scalars, args: argViews)))
                 case let .loop(variable, begin, extent, body):
                     let v = "loop_\(loopVars.count)"
                     loopVars[variable] = v
                     let b = ck(begin), e = ck(extent)
-                    out.append(StepView(pad: pad, inner: inner, loop: LoopView(variable: v, begin: b, extent: e, body: steps(body, depth: depth + 1))))
+                    out.append(
+                        StepView(
+                            pad: pad, inner: inner, loop: LoopView(variable: v, begin: b, extent: e, body: steps(body, depth: depth + 1))))
                 case let .copy(src, dst, bytes):
                     let n = launchCount
                     launchCount += 1
-                    out.append(StepView(pad: pad, inner: inner, copy: CopyView(n: n, bytes: ck(bytes), src: pointer(src), dst: pointer(dst))))
+                    out.append(
+                        StepView(pad: pad, inner: inner, copy: CopyView(n: n, bytes: ck(bytes), src: pointer(src), dst: pointer(dst))))
                 }
             }
             return out
@@ -232,7 +249,8 @@ public struct LauncherRenderer: Sendable {
         let buffers = plan.buffers.map { BufferView(id: $0.id, offset: ck($0.offset), bytes: ck($0.bytes)) }
         let stepViews = steps(plan.steps, depth: 0)
         if let unknownKernel {
-            throw TPATError(.plan, "plugin \(source.name): the plan launches kernel '\(SafeText.comment(unknownKernel))', which it does not define")
+            throw TPATError(
+                .plan, "plugin \(source.name): the plan launches kernel '\(SafeText.comment(unknownKernel))', which it does not define")
         }
         let workspace = ck(plan.workspaceBytes)
         if unknownSymbol {
@@ -240,8 +258,9 @@ public struct LauncherRenderer: Sendable {
         }
         let constants = plan.constants.map { c in
             let bytes = Data(base64Encoded: c.data) ?? Data()
-            return ConstantView(id: c.id, dtype: SafeText.comment(c.dtype), shape: c.shape.map(String.init).joined(separator: ","),
-                                byteCount: max(1, bytes.count), bytes: bytes.isEmpty ? "0" : bytes.map { String($0) }.joined(separator: ","))
+            return ConstantView(
+                id: c.id, dtype: SafeText.comment(c.dtype), shape: c.shape.map(String.init).joined(separator: ","),
+                byteCount: max(1, bytes.count), bytes: bytes.isEmpty ? "0" : bytes.map { String($0) }.joined(separator: ","))
         }
         return TacticView(
             name: source.name, opType: SafeText.comment(plan.opType), tvmVersion: SafeText.comment(plan.tvmVersion),

@@ -55,7 +55,9 @@ public enum ModelRewriter {
                 guard let r = byName[prefix + names[i]] else {
                     for a in node.attribute.indices {
                         let count = Subgraphs.graphs(node.attribute[a]).count
-                        let path = { (k: Int) in Subgraphs.bodyPath(owner: prefix + names[i], attribute: node.attribute[a].name, k: k, count: count) + " > " }
+                        let path = { (k: Int) in
+                            Subgraphs.bodyPath(owner: prefix + names[i], attribute: node.attribute[a].name, k: k, count: count) + " > "
+                        }
                         if node.attribute[a].type == .graph { node.attribute[a].g = rewrite(node.attribute[a].g, prefix: path(0)) }
                         if node.attribute[a].type == .graphs {
                             node.attribute[a].graphs = node.attribute[a].graphs.enumerated().map { k, g in rewrite(g, prefix: path(k)) }
@@ -72,12 +74,16 @@ public enum ModelRewriter {
                 tactic.name = "tactic"  // a creator field: 0 lets TensorRT choose among the plugin's tactics
                 tactic.type = .int
                 tactic.i = 0
-                plugin.attribute = [stringAttribute("plugin_version", PluginSource.version),
-                                    stringAttribute("plugin_namespace", PluginSource.namespace), tactic]
+                plugin.attribute = [
+                    stringAttribute("plugin_version", PluginSource.version),
+                    stringAttribute("plugin_namespace", PluginSource.namespace), tactic,
+                ]
                 var before: [Onnx_NodeProto] = [], after: [Onnx_NodeProto] = []
                 for (k, source) in r.extracted.graphInputSources.enumerated() {
                     let inType = declared[source]?.dataType ?? .undefined
-                    if let bridge = castTarget(planDType: r.plan.inputs[k].dtype, original: inType, demoted: r.extracted.demoted.contains(source)) {
+                    if let bridge = castTarget(
+                        planDType: r.plan.inputs[k].dtype, original: inType, demoted: r.extracted.demoted.contains(source))
+                    {
                         let name = fresh("\(source)__tpat_\(bridge.name)")
                         before.append(cast(source, to: name, type: bridge, node: fresh("\(plugin.name)__tpat_cast_in\(k)")))
                         plugin.input.append(name)
@@ -87,8 +93,12 @@ public enum ModelRewriter {
                     }
                 }
                 for (k, source) in r.extracted.graphOutputSources.enumerated() {
-                    let original = r.extracted.demoted.contains(source) ? ONNXDataType.double : (ONNXDataType.named(r.plan.outputs[k].dtype) ?? .undefined)
-                    if let bridge = castTarget(planDType: r.plan.outputs[k].dtype, original: original, demoted: r.extracted.demoted.contains(source)) {
+                    let original =
+                        r.extracted.demoted.contains(source)
+                        ? ONNXDataType.double : (ONNXDataType.named(r.plan.outputs[k].dtype) ?? .undefined)
+                    if let bridge = castTarget(
+                        planDType: r.plan.outputs[k].dtype, original: original, demoted: r.extracted.demoted.contains(source))
+                    {
                         let name = fresh("\(source)__tpat_\(bridge.name)")
                         plugin.output.append(name)
                         after.append(cast(name, to: source, type: original, node: fresh("\(plugin.name)__tpat_cast_out\(k)")))

@@ -17,14 +17,18 @@ public enum OutputFolder {
         let fm = FileManager.default
         let path = out.standardizedFileURL.path
         var st = stat()
-        guard lstat(path, &st) == 0 else { return }   // does not exist: fine
+        guard lstat(path, &st) == 0 else { return }  // does not exist: fine
         if st.st_mode & S_IFMT == S_IFLNK {
             throw TPATError(.input, "\(path) is a symbolic link: give the folder itself as the output")
         }
         guard st.st_mode & S_IFMT == S_IFDIR else { throw TPATError(.input, "\(path) exists and is not a folder") }
         let resolved = real(out)
-        var forbidden: [(String, String)] = [("/", "the root folder"), (real(URL(fileURLWithPath: fm.currentDirectoryPath)), "the current folder")]
-        if let home = ProcessInfo.processInfo.environment["HOME"], !home.isEmpty { forbidden.append((real(URL(fileURLWithPath: home)), "your home folder")) }
+        var forbidden: [(String, String)] = [
+            ("/", "the root folder"), (real(URL(fileURLWithPath: fm.currentDirectoryPath)), "the current folder"),
+        ]
+        if let home = ProcessInfo.processInfo.environment["HOME"], !home.isEmpty {
+            forbidden.append((real(URL(fileURLWithPath: home)), "your home folder"))
+        }
         forbidden.append((real(URL(fileURLWithPath: modelPath).deletingLastPathComponent()), "the model's folder"))
         for (p, what) in forbidden where p == resolved || p.hasPrefix(resolved == "/" ? "/" : resolved + "/") {
             throw TPATError(.input, "refusing to write into \(path): it is or holds \(what)")
@@ -54,7 +58,8 @@ public enum OutputFolder {
             guard fd >= 0 else { throw TPATError(.io, "cannot create the lock \(path): \(String(cString: strerror(errno)))") }
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
                 Foundation.close(fd)
-                throw TPATError(.input, "another tpat run is writing \(out.path) (lock \(path)); wait for it or choose another output folder")
+                throw TPATError(
+                    .input, "another tpat run is writing \(out.path) (lock \(path)); wait for it or choose another output folder")
             }
             // The lock file may have been removed by a run that just ended: ours must be the one on disk.
             var a = stat(), b = stat()

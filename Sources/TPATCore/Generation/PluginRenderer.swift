@@ -28,10 +28,12 @@ public struct PluginRenderer: Sendable {
     static func exprBuilder(_ e: Expr, symbols: [String: (Int, Int)], plugin: String) throws(TPATError) -> String {
         try checkBuildable(e, plugin: plugin)
         var unknown: String?
-        let text = e.cpp(context: "b", literal: { "dx::lit(b, \($0))" }, symbol: { s in
-            guard let (i, d) = symbols[s] else { unknown = unknown ?? s; return "nullptr" }
-            return "inputs[\(i)].d[\(d)]"
-        })
+        let text = e.cpp(
+            context: "b", literal: { "dx::lit(b, \($0))" },
+            symbol: { s in
+                guard let (i, d) = symbols[s] else { unknown = unknown ?? s; return "nullptr" }
+                return "inputs[\(i)].d[\(d)]"
+            })
         if let unknown { throw TPATError(.plan, "plugin \(plugin): output shape reads unknown symbol \(SafeText.comment(unknown))") }
         return text
     }
@@ -45,7 +47,10 @@ public struct PluginRenderer: Sendable {
         }
         for i in op.constantOperands {
             guard args[i].symbols.isEmpty, let v = args[i].evaluate([:]) else {
-                throw TPATError(.plan, "plugin \(plugin): output shape uses '\(op.rawValue)' by an amount that depends on the input dims, which IExprBuilder cannot express")
+                throw TPATError(
+                    .plan,
+                    "plugin \(plugin): output shape uses '\(op.rawValue)' by an amount that depends on the input dims, which IExprBuilder cannot express"
+                )
             }
             if !(0...62).contains(v) {
                 throw TPATError(.plan, "plugin \(plugin): output shape uses '\(op.rawValue)' by \(v), outside 0...62")
@@ -82,7 +87,8 @@ public struct PluginRenderer: Sendable {
         var sizes: [SizeView] = []
         for (j, t) in plan.outputs.enumerated() {
             guard let of = t.sizeOf, let k = of.first, let dd = plan.outputs[k].dataDependent else { continue }
-            sizes.append(SizeView(output: j, upper: try exprBuilder(plan.outputs[k].shapeExpr[dd.dim], symbols: symbols, plugin: source.name)))
+            sizes.append(
+                SizeView(output: j, upper: try exprBuilder(plan.outputs[k].shapeExpr[dd.dim], symbols: symbols, plugin: source.name)))
         }
         for (j, t) in plan.outputs.enumerated() {
             var dims: [DimView] = []
@@ -99,7 +105,8 @@ public struct PluginRenderer: Sendable {
             name: source.name, opType: SafeText.comment(plan.opType), covered: source.coveredNodes.count,
             inputTypes: try types(plan.inputs, plugin: source.name), outputTypes: try types(plan.outputs, plugin: source.name),
             nbInputs: plan.inputs.count, nbOutputs: plan.outputs.count,
-            inputs: plan.inputs.enumerated().map { ShapeView(index: $0, rank: $1.shapeExpr.count, dims: []) }, outputs: outputs, sizes: sizes,
+            inputs: plan.inputs.enumerated().map { ShapeView(index: $0, rank: $1.shapeExpr.count, dims: []) }, outputs: outputs,
+            sizes: sizes,
             version: PluginSource.version, namespace: PluginSource.namespace, nbTactics: source.tactics.count)
     }
 
@@ -130,12 +137,13 @@ public struct PluginRenderer: Sendable {
             var data_dependent: [KernelPlan.DataDependent?]?
             var library: String; var prefix: String; var num_tactics: Int
         }
-        let spec = Spec(name: source.name, version: PluginSource.version, namespace: PluginSource.namespace,
-                        input_dtypes: plan.inputs.map(\.dtype), output_dtypes: plan.outputs.map(\.dtype),
-                        input_ranks: plan.inputs.map(\.shapeExpr.count),
-                        output_shapes: plan.outputs.map { $0.shapeExpr.map(rename) },
-                        data_dependent: plan.sizeOutputCount > 0 ? plan.outputs.map(\.dataDependent) : nil,
-                        library: kernelsLibrary, prefix: "tpat_\(source.name)", num_tactics: source.tactics.count)
+        let spec = Spec(
+            name: source.name, version: PluginSource.version, namespace: PluginSource.namespace,
+            input_dtypes: plan.inputs.map(\.dtype), output_dtypes: plan.outputs.map(\.dtype),
+            input_ranks: plan.inputs.map(\.shapeExpr.count),
+            output_shapes: plan.outputs.map { $0.shapeExpr.map(rename) },
+            data_dependent: plan.sizeOutputCount > 0 ? plan.outputs.map(\.dataDependent) : nil,
+            library: kernelsLibrary, prefix: "tpat_\(source.name)", num_tactics: source.tactics.count)
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         do { return try e.encode(spec) } catch { throw TPATError(.io, "cannot encode plugin spec: \(error)") }

@@ -85,8 +85,10 @@ extension ONNXModel {
 
     /// Reads every EXTERNAL tensor (initializers, sparse tensors and tensor attributes, subgraphs
     /// included) into memory, under the rules of `ExternalDataReader`.
-    static func resolveExternalData(in graph: inout Onnx_GraphProto, baseDirectory: URL,
-                                    locations: inout [String: String], displayName: String) throws(TPATError) {
+    static func resolveExternalData(
+        in graph: inout Onnx_GraphProto, baseDirectory: URL,
+        locations: inout [String: String], displayName: String
+    ) throws(TPATError) {
         var reader = ExternalDataReader(base: baseDirectory, displayName: displayName)
         defer { reader.close() }
         try ExternalDataReader.forEachTensor(in: &graph) { (t: inout Onnx_TensorProto) throws(TPATError) in
@@ -124,7 +126,8 @@ struct ExternalDataReader {
         guard let location = entries["location"], !location.isEmpty else { throw fail(t, "no location") }
         let parts = location.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         guard !location.hasPrefix("/"), !location.contains("\\"), !location.contains("\0"), !parts.isEmpty,
-              !parts.contains("..") else {
+            !parts.contains("..")
+        else {
             throw fail(t, "location '\(location)' is outside the model's folder")
         }
         // Every component: no symbolic link; folders on the way, a regular file at the end.
@@ -197,8 +200,10 @@ struct ExternalDataReader {
 
     /// Calls `body` on every tensor of the graph: initializers, sparse initializers, tensor and
     /// sparse-tensor attributes, subgraphs.
-    static func forEachTensor(in graph: inout Onnx_GraphProto,
-                              _ body: (inout Onnx_TensorProto) throws(TPATError) -> Void) throws(TPATError) {
+    static func forEachTensor(
+        in graph: inout Onnx_GraphProto,
+        _ body: (inout Onnx_TensorProto) throws(TPATError) -> Void
+    ) throws(TPATError) {
         func sparse(_ s: inout Onnx_SparseTensorProto) throws(TPATError) {
             if s.hasValues { try body(&s.values) }
             if s.hasIndices { try body(&s.indices) }
@@ -268,7 +273,9 @@ extension ONNXModel {
             for a in graph.node[n].attribute.indices {
                 if graph.node[n].attribute[a].hasT { move(&graph.node[n].attribute[a].t) }
                 if graph.node[n].attribute[a].hasG { externalize(graph: &graph.node[n].attribute[a].g, files: &files, dataFile: location) }
-                for g in graph.node[n].attribute[a].graphs.indices { externalize(graph: &graph.node[n].attribute[a].graphs[g], files: &files, dataFile: location) }
+                for g in graph.node[n].attribute[a].graphs.indices {
+                    externalize(graph: &graph.node[n].attribute[a].graphs[g], files: &files, dataFile: location)
+                }
             }
         }
     }
@@ -289,7 +296,9 @@ public enum AtomicFiles {
             var st = stat()
             guard lstat(url.path, &st) == 0 else { continue }
             let kind = st.st_mode & S_IFMT
-            if kind == S_IFDIR { throw TPATError(.io, "cannot write \(url.path): it is a folder (TPAT does not replace folders with files)") }
+            if kind == S_IFDIR {
+                throw TPATError(.io, "cannot write \(url.path): it is a folder (TPAT does not replace folders with files)")
+            }
             if kind != S_IFREG && kind != S_IFLNK { throw TPATError(.io, "cannot write \(url.path): it is not a regular file") }
         }
         var staged: [(tmp: URL, final: URL)] = []

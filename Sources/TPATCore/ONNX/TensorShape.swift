@@ -56,7 +56,8 @@ extension TensorInfo {
 
     /// Type and shape of an initializer.
     init(_ tensor: Onnx_TensorProto) {
-        self.init(name: tensor.name, dataType: ONNXDataType(rawValue: tensor.dataType) ?? .undefined,
-                  shape: tensor.dims.map { .fixed($0) })
+        self.init(
+            name: tensor.name, dataType: ONNXDataType(rawValue: tensor.dataType) ?? .undefined,
+            shape: tensor.dims.map { .fixed($0) })
     }
 }

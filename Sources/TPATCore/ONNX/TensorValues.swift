@@ -54,7 +54,8 @@ public enum TensorValues {
         }
         if !t.rawData.isEmpty {
             let (need, o) = count.multipliedReportingOverflow(by: size)
-            return !o && t.rawData.count == need ? nil : "\(t.rawData.count) bytes of data, its type and shape need \(o ? "too many" : "\(need)")"
+            return !o && t.rawData.count == need
+                ? nil : "\(t.rawData.count) bytes of data, its type and shape need \(o ? "too many" : "\(need)")"
         }
         return values == count ? nil : "\(values) values, its shape needs \(count)"
     }
@@ -102,7 +103,10 @@ public enum TensorValues {
             case .float:
                 guard bytes.count % 4 == 0 else { return nil }
                 return stride(from: 0, to: bytes.count, by: 4).map { o in
-                    Double(Float(bitPattern: UInt32(bytes[o]) | UInt32(bytes[o+1]) << 8 | UInt32(bytes[o+2]) << 16 | UInt32(bytes[o+3]) << 24))
+                    Double(
+                        Float(
+                            bitPattern: UInt32(bytes[o]) | UInt32(bytes[o + 1]) << 8 | UInt32(bytes[o + 2]) << 16 | UInt32(bytes[o + 3])
+                                << 24))
                 }
             case .double:
                 guard bytes.count % 8 == 0 else { return nil }
@@ -114,7 +118,7 @@ public enum TensorValues {
             case .float16, .bfloat16:
                 guard bytes.count % 2 == 0 else { return nil }
                 return stride(from: 0, to: bytes.count, by: 2).map { o in
-                    let bits = UInt16(bytes[o]) | UInt16(bytes[o+1]) << 8
+                    let bits = UInt16(bytes[o]) | UInt16(bytes[o + 1]) << 8
                     return type == .bfloat16 ? Double(Float(bitPattern: UInt32(bits) << 16)) : Double(Float16Bits.toFloat(bits))
                 }
             default: return integers(t).map { $0.map(Double.init) }
@@ -125,7 +129,8 @@ public enum TensorValues {
         case .double: return t.doubleData
         case .float16, .bfloat16:
             return t.int32Data.map { bits in
-                type == .bfloat16 ? Double(Float(bitPattern: UInt32(bits) << 16)) : Double(Float16Bits.toFloat(UInt16(truncatingIfNeeded: bits)))
+                type == .bfloat16
+                    ? Double(Float(bitPattern: UInt32(bits) << 16)) : Double(Float16Bits.toFloat(UInt16(truncatingIfNeeded: bits)))
             }
         default: return integers(t).map { $0.map(Double.init) }
         }

@@ -110,7 +110,8 @@ public indirect enum Expr: Codable, Sendable, Equatable, Hashable {
             throw DecodingError.dataCorruptedError(forKey: .op, in: c, debugDescription: "unknown expression op \(name)")
         }
         guard args.count == op.arity else {
-            throw DecodingError.dataCorruptedError(forKey: .args, in: c, debugDescription: "\(name) takes \(op.arity) arguments, got \(args.count)")
+            throw DecodingError.dataCorruptedError(
+                forKey: .args, in: c, debugDescription: "\(name) takes \(op.arity) arguments, got \(args.count)")
         }
         self = .op(op, args)
     }

@@ -39,7 +39,10 @@ public struct GPUArchitecture: Hashable, Sendable, CustomStringConvertible {
     public static func one(_ text: String, for command: String) throws(TPATError) -> GPUArchitecture {
         let all = try list(text)
         guard all.count == 1 else {
-            throw TPATError(.input, "\(command) plans kernels for one architecture, not \(all.count) (\(all.map(\.value).joined(separator: ";"))); `tpat build --arch` compiles them for several")
+            throw TPATError(
+                .input,
+                "\(command) plans kernels for one architecture, not \(all.count) (\(all.map(\.value).joined(separator: ";"))); `tpat build --arch` compiles them for several"
+            )
         }
         return all[0]
     }

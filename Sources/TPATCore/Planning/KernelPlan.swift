@@ -190,15 +190,18 @@ public struct KernelPlan: Codable, Sendable, Equatable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             switch try c.decode(String.self, forKey: .kind) {
             case "launch":
-                self = .launch(kernel: try c.decode(String.self, forKey: .kernel), args: try c.decode([Binding].self, forKey: .args),
-                               grid: try c.decode([Expr].self, forKey: .grid), block: try c.decode([Expr].self, forKey: .block),
-                               dynamicSharedMemoryBytes: try c.decode(Expr.self, forKey: .dynamicSharedMemoryBytes))
+                self = .launch(
+                    kernel: try c.decode(String.self, forKey: .kernel), args: try c.decode([Binding].self, forKey: .args),
+                    grid: try c.decode([Expr].self, forKey: .grid), block: try c.decode([Expr].self, forKey: .block),
+                    dynamicSharedMemoryBytes: try c.decode(Expr.self, forKey: .dynamicSharedMemoryBytes))
             case "loop":
-                self = .loop(variable: try c.decode(String.self, forKey: .variable), begin: try c.decode(Expr.self, forKey: .begin),
-                             extent: try c.decode(Expr.self, forKey: .extent), body: try c.decode([Step].self, forKey: .body))
+                self = .loop(
+                    variable: try c.decode(String.self, forKey: .variable), begin: try c.decode(Expr.self, forKey: .begin),
+                    extent: try c.decode(Expr.self, forKey: .extent), body: try c.decode([Step].self, forKey: .body))
             case "copy":
-                self = .copy(source: try c.decode(Binding.self, forKey: .src), destination: try c.decode(Binding.self, forKey: .dst),
-                             bytes: try c.decode(Expr.self, forKey: .bytes))
+                self = .copy(
+                    source: try c.decode(Binding.self, forKey: .src), destination: try c.decode(Binding.self, forKey: .dst),
+                    bytes: try c.decode(Expr.self, forKey: .bytes))
             case let k: throw DecodingError.dataCorruptedError(forKey: .kind, in: c, debugDescription: "unknown step kind \(k)")
             }
         }
@@ -208,12 +211,14 @@ public struct KernelPlan: Codable, Sendable, Equatable {
             switch self {
             case let .launch(kernel, args, grid, block, smem):
                 try c.encode("launch", forKey: .kind); try c.encode(kernel, forKey: .kernel); try c.encode(args, forKey: .args)
-                try c.encode(grid, forKey: .grid); try c.encode(block, forKey: .block); try c.encode(smem, forKey: .dynamicSharedMemoryBytes)
+                try c.encode(grid, forKey: .grid); try c.encode(block, forKey: .block);
+                try c.encode(smem, forKey: .dynamicSharedMemoryBytes)
             case let .loop(variable, begin, extent, body):
                 try c.encode("loop", forKey: .kind); try c.encode(variable, forKey: .variable); try c.encode(begin, forKey: .begin)
                 try c.encode(extent, forKey: .extent); try c.encode(body, forKey: .body)
             case let .copy(src, dst, bytes):
-                try c.encode("copy", forKey: .kind); try c.encode(src, forKey: .src); try c.encode(dst, forKey: .dst); try c.encode(bytes, forKey: .bytes)
+                try c.encode("copy", forKey: .kind); try c.encode(src, forKey: .src); try c.encode(dst, forKey: .dst);
+                try c.encode(bytes, forKey: .bytes)
             }
         }
     }
@@ -228,13 +233,16 @@ public struct KernelPlan: Codable, Sendable, Equatable {
         return plan
     }
 
-    static let dtypes: Set<String> = ["float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "uint16",
-                                      "int32", "uint32", "int64", "uint64", "bool"]
+    static let dtypes: Set<String> = [
+        "float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "uint16",
+        "int32", "uint32", "int64", "uint64", "bool",
+    ]
     static let paramTypes: Set<String> = ["ptr", "int32", "int64", "uint32", "uint64", "int8", "int16", "uint8", "uint16", "bool"]
 
     static func isIdentifier(_ s: String) -> Bool {
         guard let f = s.unicodeScalars.first, f == "_" || (f.isASCII && f.properties.isAlphabetic) else { return false }
-        return s.count <= 256 && s.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }
+        return s.count <= 256
+            && s.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) }
     }
 
     /// The schema's constraints that generated code relies on, beyond what decoding checks: every
@@ -249,17 +257,23 @@ public struct KernelPlan: Codable, Sendable, Equatable {
             throw fail("workspace_alignment \(workspaceAlignment)")
         }
         let noControl = { (t: String, allowed: Set<Unicode.Scalar>) in
-            !t.unicodeScalars.contains { !allowed.contains($0) && ($0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}") }
+            !t.unicodeScalars.contains {
+                !allowed.contains($0) && ($0.properties.generalCategory == .control || $0 == "\u{2028}" || $0 == "\u{2029}")
+            }
         }
         let lineSafe = { (t: String) in t.count <= 1024 && noControl(t, []) }
         guard lineSafe(opType), lineSafe(tvmVersion) else { throw fail("op_type or tvm_version holds control characters") }
         let loweringName = { (t: String) in
-            t == Self.tvmDefault || (!t.isEmpty && t.count <= 64 && t.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" })
+            t == Self.tvmDefault
+                || (!t.isEmpty && t.count <= 64
+                    && t.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" })
         }
         guard loweringName(lowering), loweringDetail.map(lineSafe) ?? true, tuningDatabase.map(lineSafe) ?? true else {
             throw fail("lowering, lowering_detail or tuning_database")
         }
-        for d in declined where !loweringName(d.lowering) || d.lowering == Self.tvmDefault || !lineSafe(d.reason) { throw fail("declined lowering") }
+        for d in declined where !loweringName(d.lowering) || d.lowering == Self.tvmDefault || !lineSafe(d.reason) {
+            throw fail("declined lowering")
+        }
         for t in inputs + outputs {
             guard Self.dtypes.contains(t.dtype) else { throw fail("unknown dtype") }
             guard t.shapeExpr.count <= 8, t.shape.count == t.shapeExpr.count else { throw fail("tensor rank") }
@@ -268,7 +282,9 @@ public struct KernelPlan: Codable, Sendable, Equatable {
         }
         var kernelNames = Set<String>()
         for k in kernels {
-            guard Self.isIdentifier(k.name), kernelNames.insert(k.name).inserted else { throw fail("kernel name is not a unique C identifier") }
+            guard Self.isIdentifier(k.name), kernelNames.insert(k.name).inserted else {
+                throw fail("kernel name is not a unique C identifier")
+            }
             guard cudaSource.contains(k.name) else { throw fail("kernel \(k.name) is not in the CUDA source") }
             for p in k.params {
                 guard Self.isIdentifier(p.name), Self.paramTypes.contains(p.type), Self.isIdentifier(p.dtype) else {
@@ -285,7 +301,9 @@ public struct KernelPlan: Codable, Sendable, Equatable {
         }
         for f in compileFlags {
             guard f.hasPrefix("-"), f.count <= 200,
-                  f.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-=.,+:/".unicodeScalars.contains($0)) })
+                f.unicodeScalars.allSatisfy({
+                    $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-=.,+:/".unicodeScalars.contains($0))
+                })
             else { throw fail("compile flag") }
         }
         guard !cudaSource.isEmpty, noControl(cudaSource, ["\n", "\t", "\r"]) else { throw fail("CUDA source holds control characters") }
@@ -310,7 +328,8 @@ public struct KernelPlan: Codable, Sendable, Equatable {
             }
             if let dd = t.dataDependent {
                 guard j < first, t.shapeExpr.indices.contains(dd.dim), outputs.indices.contains(dd.sizeOutput),
-                      outputs[dd.sizeOutput].sizeOf?.contains(j) == true else {
+                    outputs[dd.sizeOutput].sizeOf?.contains(j) == true
+                else {
                     throw fail("data-dependent output \(j) has no matching size output")
                 }
             }

@@ -28,8 +28,10 @@ public struct ExtractedNode: Sendable {
 public enum NodeExtractor {
     /// Cuts node `name` out of `model`, typing its inputs and outputs from `tensors`
     /// (shape inference). Constant inputs (initializers, Constant nodes) stay constants.
-    public static func extract(node name: String, from model: ONNXModel,
-                               tensors: [String: TensorInfo], demoteFloat64: Bool = false) throws(TPATError) -> ExtractedNode {
+    public static func extract(
+        node name: String, from model: ONNXModel,
+        tensors: [String: TensorInfo], demoteFloat64: Bool = false
+    ) throws(TPATError) -> ExtractedNode {
         let index = GraphIndex(model.graph)
         guard let i = model.graph.node.indices.first(where: { index.nodeName($0) == name }) else {
             let names = model.graph.node.indices.prefix(8).map(index.nodeName).joined(separator: ", ")
@@ -40,11 +42,13 @@ public enum NodeExtractor {
 
     /// With `demoteFloat64`, float64 inputs and outputs become float32 (TensorRT has no float64
     /// tensors; the rewritten model casts around the plugin).
-    public static func extract(nodeAt i: Int, index: GraphIndex, model: ONNXModel,
-                               tensors: [String: TensorInfo], demoteFloat64: Bool = false) throws(TPATError) -> ExtractedNode {
+    public static func extract(
+        nodeAt i: Int, index: GraphIndex, model: ONNXModel,
+        tensors: [String: TensorInfo], demoteFloat64: Bool = false
+    ) throws(TPATError) -> ExtractedNode {
         let source = index.graph.node[i]
         let nodeName = index.nodeName(i)
-        var symbols: [String: String] = [:]   // source -> canonical
+        var symbols: [String: String] = [:]  // source -> canonical
         var canonicalToSource: [String: String] = [:]
         func canonical(_ shape: [Dimension]) -> [Dimension] {
             shape.map { d in
@@ -117,10 +121,11 @@ public enum NodeExtractor {
         proto.opsetImport = model.proto.opsetImport.sorted { $0.domain < $1.domain }
         proto.producerName = "tpat"
         proto.graph = graph
-        return ExtractedNode(sourceName: nodeName, opType: source.opType, model: ONNXModel(proto: proto),
-                             sourceInputs: Array(source.input), sourceOutputs: Array(source.output),
-                             symbols: canonicalToSource, graphInputSources: inputSources,
-                             graphOutputSources: outputSources, demoted: demoted)
+        return ExtractedNode(
+            sourceName: nodeName, opType: source.opType, model: ONNXModel(proto: proto),
+            sourceInputs: Array(source.input), sourceOutputs: Array(source.output),
+            symbols: canonicalToSource, graphInputSources: inputSources,
+            graphOutputSources: outputSources, demoted: demoted)
     }
 
     /// The node computes in float32 once its float64 tensors are demoted: a type attribute
@@ -129,8 +134,10 @@ public enum NodeExtractor {
     /// reference data).
     static func demoteDoubles(_ node: inout Onnx_NodeProto, _ graph: inout Onnx_GraphProto) {
         let double = ONNXDataType.double.rawValue, float = ONNXDataType.float.rawValue
-        for k in node.attribute.indices where ["to", "dtype", "output_dtype"].contains(node.attribute[k].name)
-            && node.attribute[k].type == .int && node.attribute[k].i == Int64(double) {
+        for k in node.attribute.indices
+        where ["to", "dtype", "output_dtype"].contains(node.attribute[k].name)
+            && node.attribute[k].type == .int && node.attribute[k].i == Int64(double)
+        {
             node.attribute[k].i = Int64(float)
         }
         for k in graph.initializer.indices where graph.initializer[k].dataType == double {

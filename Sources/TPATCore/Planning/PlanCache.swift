@@ -23,7 +23,9 @@ public struct PlanCache: Sendable {
     }
 
     /// The cache key of a node for a target and TVM version.
-    public static func key(node: ExtractedNode, target: String, tvmVersion: String, planner: String = "", schedule: String = "dlight") -> String {
+    public static func key(node: ExtractedNode, target: String, tvmVersion: String, planner: String = "", schedule: String = "dlight")
+        -> String
+    {
         var h = SHA256()
         h.update(data: node.canonicalBytes)
         h.update(data: Data("\u{0}\(target)\u{0}\(tvmVersion)\u{0}\(planner)\u{0}\(schedule)\u{0}plan-format-1".utf8))
@@ -108,7 +110,9 @@ public struct PlanCache: Sendable {
     }
 
     /// Why a cache file is not used (nil: no file); the caller re-plans either way.
-    public enum Rejection: Error, Equatable, Sendable { case unreadable, corrupt, keyMismatch, nodeMismatch, planDigestMismatch, invalidPlan(String) }
+    public enum Rejection: Error, Equatable, Sendable {
+        case unreadable, corrupt, keyMismatch, nodeMismatch, planDigestMismatch, invalidPlan(String)
+    }
 
     /// The plan cached under `key` for `node`, or why there is none usable.
     public func lookup(_ key: String, node: ExtractedNode) -> Result<KernelPlan, Rejection>? {
@@ -137,13 +141,15 @@ public struct PlanCache: Sendable {
     /// Stores `plan` for `node` under `key`: written to a temporary file, then renamed into place.
     public func store(_ plan: KernelPlan, key: String, node: ExtractedNode) throws(TPATError) {
         guard let bytes = Self.canonical(plan) else { throw TPATError(.io, "cannot encode plan") }
-        let entry = Entry(format: Entry.currentFormat, key: key, nodeDigest: Self.sha256(node.canonicalBytes),
-                          planDigest: Self.sha256(bytes), plan: plan)
+        let entry = Entry(
+            format: Entry.currentFormat, key: key, nodeDigest: Self.sha256(node.canonicalBytes),
+            planDigest: Self.sha256(bytes), plan: plan)
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]
         do {
             let data = try e.encode(entry)
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             try data.write(to: url(key), options: .atomic)
         } catch {
             throw TPATError(.io, "cannot write the plan cache entry \(url(key).path): \(error.localizedDescription)")

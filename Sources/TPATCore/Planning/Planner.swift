@@ -8,7 +8,9 @@ public struct Planner: Sendable {
     /// The planner's name for `arch` (`sm_90`), when the planner knows it.
     public static func target(_ arch: GPUArchitecture) throws(TPATError) -> String {
         guard targets.contains(arch.sm) else {
-            throw TPATError(.input, "kernels cannot be planned for \(arch.sm) (plan for one of \(targets.map { $0.dropFirst(3) }.joined(separator: ", ")))")
+            throw TPATError(
+                .input,
+                "kernels cannot be planned for \(arch.sm) (plan for one of \(targets.map { $0.dropFirst(3) }.joined(separator: ", ")))")
         }
         return arch.sm
     }
@@ -49,13 +51,16 @@ public struct Planner: Sendable {
     /// (the frontend's legalization); nil lets the planner choose.
     /// `database`: a MetaSchedule database folder (`tpat tune`); its tuned schedules are used,
     /// dlight's defaults for everything it does not cover.
-    public func plan(_ node: ExtractedNode, target: String, tvmVersion: String, lowering: String? = nil,
-                     database: URL? = nil) async throws(TPATError) -> Outcome {
+    public func plan(
+        _ node: ExtractedNode, target: String, tvmVersion: String, lowering: String? = nil,
+        database: URL? = nil
+    ) async throws(TPATError) -> Outcome {
         guard Self.targets.contains(target) else {
             throw TPATError(.input, "unknown target \(target) (use one of \(Self.targets.joined(separator: ", ")))")
         }
-        let key = PlanCache.key(node: node, target: target, tvmVersion: tvmVersion, planner: plannerRevision,
-                                schedule: "dlight/\(lowering ?? "default")" + (database.map { "/ms:" + PlanCache.digest(folder: $0) } ?? ""))
+        let key = PlanCache.key(
+            node: node, target: target, tvmVersion: tvmVersion, planner: plannerRevision,
+            schedule: "dlight/\(lowering ?? "default")" + (database.map { "/ms:" + PlanCache.digest(folder: $0) } ?? ""))
         if let cached = cache?.load(key, node: node) { return Outcome(plan: cached, cached: true, key: key) }
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-plan-\(UUID().uuidString)")
@@ -65,9 +70,11 @@ public struct Planner: Sendable {
         try node.model.save(to: path)
         let plan: KernelPlan
         do {
-            plan = try await bridge.call(PlanRequest(modelPath: path.path, target: target, lowering: lowering, database: database?.path), as: KernelPlan.self)
+            plan = try await bridge.call(
+                PlanRequest(modelPath: path.path, target: target, lowering: lowering, database: database?.path), as: KernelPlan.self)
         } catch {
-            throw TPATError(.plan, "cannot plan node '\(node.sourceName)' (\(node.opType)): \(error.message)", code: error.code ?? "bridge_failed")
+            throw TPATError(
+                .plan, "cannot plan node '\(node.sourceName)' (\(node.opType)): \(error.message)", code: error.code ?? "bridge_failed")
         }
         do throws(TPATError) { try plan.checkReferences() } catch {
             throw TPATError(error.kind, error.message, code: error.code ?? "invalid_plan")

@@ -56,7 +56,10 @@ public struct InspectReport: Codable, Sendable {
     public func text() -> String {
         let t = SafeText.terminal
         var out = "Model: \(t(model))\n"
-        out += "Opsets: " + opsets.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "ai.onnx" : t($0.key)) \($0.value)" }.joined(separator: ", ") + "\n"
+        out +=
+            "Opsets: "
+            + opsets.sorted { $0.key < $1.key }.map { "\($0.key.isEmpty ? "ai.onnx" : t($0.key)) \($0.value)" }.joined(separator: ", ")
+            + "\n"
         out += (target == VendorBackend.qnn.rawValue ? "Asked: " : "Rules: ") + "\(rulesSource)\n\n"
         out += "Op histogram (\(nodes.count) nodes):\n"
         for (op, n) in histogram.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
@@ -69,7 +72,8 @@ public struct InspectReport: Codable, Sendable {
         for n in nodes {
             let full = t(n.name)
             let name = full.count > nameWidth ? String(full.prefix(nameWidth - 1)) + "…" : full
-            var line = "  \(name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  \(t(n.opType).padding(toLength: opWidth, withPad: " ", startingAt: 0))  \(n.verdict.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0))  "
+            var line =
+                "  \(name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  \(t(n.opType).padding(toLength: opWidth, withPad: " ", startingAt: 0))  \(n.verdict.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0))  "
             switch n.verdict {
             case .supported: break
             case .restricted: line += t(n.reason)
@@ -86,37 +90,48 @@ public struct InspectReport: Codable, Sendable {
         if !subgraphNodes.isEmpty {
             out += "\nInside If/Loop/Scan bodies (\(subgraphNodes.count) nodes, \(inner.count) not plainly supported):\n"
             for n in inner {
-                out += "  \(t(n.name))  \(t(n.opType))  \(n.verdict.rawValue)  " + (n.verdict == .unsupported ? "[\(t(n.rule ?? "-"))] " : "") + t(n.reason)
+                out +=
+                    "  \(t(n.name))  \(t(n.opType))  \(n.verdict.rawValue)  " + (n.verdict == .unsupported ? "[\(t(n.rule ?? "-"))] " : "")
+                    + t(n.reason)
                     + (n.blocker.map { "  | cannot be a plugin [\($0.code)]" } ?? "") + "\n"
             }
         }
         let c = counts
-        out += target == VendorBackend.qnn.rawValue
+        out +=
+            target == VendorBackend.qnn.rawValue
             ? "\nSummary: \(c[.supported] ?? 0) taken by QNN's HTP backend, \(c[.unsupported] ?? 0) refused\n"
             : "\nSummary: \(c[.supported] ?? 0) supported, \(c[.restricted] ?? 0) restricted-but-fine, \(c[.unsupported] ?? 0) unsupported\n"
         if let probe {
             out += "Probe: \(t(probe.parser ?? "none")) \(probe.note.map { "(\(t($0)))" } ?? "")"
             if let m = probe.mode { out += " [\(m), \(probe.parses ?? 0) parse(s)]" }
             out += "\n"
-            if !probe.disagreements.isEmpty { out += "  parser disagrees with the table on: \(t(probe.disagreements.joined(separator: ", ")))\n" }
+            if !probe.disagreements.isEmpty {
+                out += "  parser disagrees with the table on: \(t(probe.disagreements.joined(separator: ", ")))\n"
+            }
         }
         for w in warnings { out += "warning: \(t(w))\n" }
         if !blocked.isEmpty {
             out += "\nCannot become plugins (\(blocked.count)):\n"
             for n in nodes + subgraphNodes where blocked.contains(n.name) {
-                if let b = n.blocker { out += "  \(t(n.name)) (\(t(n.opType))) [\(b.code)]: \(t(b.reason))\n    instead: \(t(b.suggestion))\n" }
+                if let b = n.blocker {
+                    out += "  \(t(n.name)) (\(t(n.opType))) [\(b.code)]: \(t(b.reason))\n    instead: \(t(b.suggestion))\n"
+                }
             }
         }
         out += "\nPlugin candidates (\(pluginCandidates.count)):\n"
         if selectedBy == "parser" { out += "  (what the installed parser rejects; the table's verdict beside)\n" }
         if pluginCandidates.isEmpty {
-            out += target == VendorBackend.qnn.rawValue ? "  none: QNN's HTP backend takes every node\n" : "  none: TensorRT's parser should import every node\n"
+            out +=
+                target == VendorBackend.qnn.rawValue
+                ? "  none: QNN's HTP backend takes every node\n" : "  none: TensorRT's parser should import every node\n"
         }
         for name in pluginCandidates {
             if let n = nodes.first(where: { $0.name == name }) ?? subgraphNodes.first(where: { $0.name == name }) {
                 let why = n.probe.flatMap { $0.imported ? nil : "parser: \(t($0.error ?? "rejected"))" }
                 out += "  \(t(n.name)) (\(t(n.opType)) \(t(n.inputs.joined(separator: ", "))) -> \(t(n.outputs.joined(separator: ", ")))): "
-                out += (why.map { "\($0); table: \(n.verdict.rawValue)" + (n.verdict == .unsupported ? " (\(t(n.reason)))" : "") } ?? t(n.reason)) + "\n"
+                out +=
+                    (why.map { "\($0); table: \(n.verdict.rawValue)" + (n.verdict == .unsupported ? " (\(t(n.reason)))" : "") }
+                        ?? t(n.reason)) + "\n"
             }
         }
         return out

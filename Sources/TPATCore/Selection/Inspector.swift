@@ -50,7 +50,8 @@ public struct Inspector: Sendable {
         for r in SequenceRewriter.plan(model, tensors: tensors) {
             for name in [r.node] + r.reads {
                 guard let i = nodes.firstIndex(where: { $0.name == name }) else { continue }
-                nodes[i].blocker?.suggestion = "`tpat generate` rewrites this SplitToSequence and its SequenceAt reads into a Split (\(r.parts) parts), which TensorRT imports"
+                nodes[i].blocker?.suggestion =
+                    "`tpat generate` rewrites this SplitToSequence and its SequenceAt reads into a Split (\(r.parts) parts), which TensorRT imports"
             }
         }
         var report = InspectReport(
@@ -77,7 +78,8 @@ public struct Inspector: Sendable {
                     if p.imported == (nodes[p.index].verdict == .unsupported) { disagreements.append(nodes[p.index].name) }
                 }
                 report.nodes = nodes
-                report.probe = .init(parser: answer.parser, note: answer.note, disagreements: disagreements, mode: answer.mode, parses: answer.parses)
+                report.probe = .init(
+                    parser: answer.parser, note: answer.note, disagreements: disagreements, mode: answer.mode, parses: answer.parses)
             } catch {
                 report.probe = .init(parser: nil, note: "probe failed: \(error.message)", disagreements: [])
             }
@@ -86,7 +88,9 @@ public struct Inspector: Sendable {
         let parserFlavour = report.probe?.parser.map(ParserRules.Flavour.ofParser)
         let byParser = parserFlavour != nil && (rules.flavour == nil || parserFlavour == rules.flavour)
         if let parserFlavour, !byParser {
-            report.warnings.append("the installed parser is TensorRT \(parserFlavour.rawValue), the rules are --trt \(rules.flavour?.rawValue ?? "?"): candidates come from the rules, the parser's answers are shown beside")
+            report.warnings.append(
+                "the installed parser is TensorRT \(parserFlavour.rawValue), the rules are --trt \(rules.flavour?.rawValue ?? "?"): candidates come from the rules, the parser's answers are shown beside"
+            )
         }
         report.selectedBy = byParser ? "parser" : "table"
         // The parser's answer for an If/Loop/Scan may come from a node in its bodies: the bodies'
@@ -100,7 +104,8 @@ public struct Inspector: Sendable {
         for k in report.nodes.indices where report.nodes[k].blocker == nil && needsPlugin(report.nodes[k]) {
             report.nodes[k].blocker = PluginBlockers.unknownRank(node: report.nodes[k].index, index: index, tensors: tensors)
         }
-        let bodyOf = Dictionary(bodies.flatMap { b in b.graph.node.indices.map { (b.nodePath($0), (b, $0)) } }, uniquingKeysWith: { a, _ in a })
+        let bodyOf = Dictionary(
+            bodies.flatMap { b in b.graph.node.indices.map { (b.nodePath($0), (b, $0)) } }, uniquingKeysWith: { a, _ in a })
         for k in report.subgraphNodes.indices where report.subgraphNodes[k].blocker == nil && needsPlugin(report.subgraphNodes[k]) {
             guard let (b, j) = bodyOf[report.subgraphNodes[k].name] else { continue }
             report.subgraphNodes[k].blocker = PluginBlockers.unknownRank(node: b.offset + j, index: b.scoped, tensors: tensors)

@@ -29,19 +29,23 @@ public enum PluginBlockers {
         "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional", "OptionalGetElement", "OptionalHasElement",
     ]
 
-    public static let shapeSuggestion = "fold the shape computation into constants before TPAT (polygraphy surgeon sanitize --fold-constants, "
+    public static let shapeSuggestion =
+        "fold the shape computation into constants before TPAT (polygraphy surgeon sanitize --fold-constants, "
         + "with fixed input shapes if needed: --override-input-shapes), or keep this node in TensorRT and convert what feeds it instead"
-    public static let nonTensorSuggestion = "constant-fold the model first (polygraphy surgeon sanitize --fold-constants or onnxsim), "
+    public static let nonTensorSuggestion =
+        "constant-fold the model first (polygraphy surgeon sanitize --fold-constants or onnxsim), "
         + "which removes sequence ops over constants; a SplitToSequence read by SequenceAt at constant positions is a Split"
 
-    public static let rankSuggestion = "if the If's condition is fixed for your deployment, fold it (onnxsim, or polygraphy surgeon sanitize "
+    public static let rankSuggestion =
+        "if the If's condition is fixed for your deployment, fold it (onnxsim, or polygraphy surgeon sanitize "
         + "--fold-constants with fixed input shapes: --override-input-shapes), else make both branches return the same rank "
         + "(Unsqueeze/Reshape in one branch) before TPAT"
 
     /// Per output of an If: the rank each branch gives (its declared output type, else the inferred one).
     static func branchRanks(_ node: Onnx_NodeProto, tensors: [String: TensorInfo]) -> [(output: String, then: Int?, else: Int?)] {
         guard node.isDefaultDomain, node.opType == "If", let t = node.attribute("then_branch"), let e = node.attribute("else_branch"),
-              t.type == .graph, e.type == .graph else { return [] }
+            t.type == .graph, e.type == .graph
+        else { return [] }
         func rank(_ vi: Onnx_ValueInfoProto) -> Int? { TensorInfo(vi)?.rank ?? tensors[vi.name]?.rank }
         return node.output.indices.compactMap { k in
             guard t.g.output.indices.contains(k), e.g.output.indices.contains(k) else { return nil }
@@ -52,7 +56,8 @@ public enum PluginBlockers {
     /// "output 'y': then_branch rank 3, else_branch rank 2" for the first output whose branches differ in rank.
     public static func branchRankMismatch(_ node: Onnx_NodeProto, tensors: [String: TensorInfo]) -> String? {
         guard let d = branchRanks(node, tensors: tensors).first(where: { $0.then != nil && $0.else != nil && $0.then != $0.else }),
-              let a = d.then, let b = d.else else { return nil }
+            let a = d.then, let b = d.else
+        else { return nil }
         return "output '\(d.output)': then_branch gives rank \(a), else_branch rank \(b)"
     }
 
@@ -63,8 +68,11 @@ public enum PluginBlockers {
         let node = index.graph.node[i]
         let why = "a plugin is one node with inputs of fixed rank, and ONNX has no symbolic rank"
         if let d = branchRankMismatch(node, tensors: tensors) {
-            return .init(code: "unknown_rank", reason: "its branches give outputs of different ranks (\(d)): a plugin's outputs need a fixed rank, and ONNX has no symbolic rank",
-                         suggestion: rankSuggestion)
+            return .init(
+                code: "unknown_rank",
+                reason:
+                    "its branches give outputs of different ranks (\(d)): a plugin's outputs need a fixed rank, and ONNX has no symbolic rank",
+                suggestion: rankSuggestion)
         }
         func rank(_ t: String) -> Int? { (tensors[t] ?? index.declared[t])?.rank }
         guard let t = node.input.first(where: { !$0.isEmpty && !index.isConstant($0) && rank($0) == nil }) else { return nil }
@@ -77,13 +85,18 @@ public enum PluginBlockers {
             work += n.input.filter { !$0.isEmpty && !index.isConstant($0) && rank($0) == nil }
         }
         let from = origin.map { ": it comes from \($0)" } ?? ": shape inference could not determine it"
-        return .init(code: "unknown_rank", reason: "the rank of input '\(t)' is unknown\(from); \(why)",
-                     suggestion: origin == nil ? "give the model's inputs fixed ranks and run shape inference (onnxsim or polygraphy surgeon sanitize), or keep this node in TensorRT" : rankSuggestion)
+        return .init(
+            code: "unknown_rank", reason: "the rank of input '\(t)' is unknown\(from); \(why)",
+            suggestion: origin == nil
+                ? "give the model's inputs fixed ranks and run shape inference (onnxsim or polygraphy surgeon sanitize), or keep this node in TensorRT"
+                : rankSuggestion)
     }
 
     /// Node index -> blocker, for every blocked node of the graph. For a body (Subgraphs),
     /// `shapeOutputs` are its outputs that reach a shape input through `owner` (the If/Loop/Scan).
-    public static func find(index: GraphIndex, nonTensorValues: Set<String>, shapeOutputs: Set<String> = [], owner: String = "") -> [Int: NodeVerdict.Blocker] {
+    public static func find(index: GraphIndex, nonTensorValues: Set<String>, shapeOutputs: Set<String> = [], owner: String = "") -> [Int:
+        NodeVerdict.Blocker]
+    {
         let graph = index.graph
         var result: [Int: NodeVerdict.Blocker] = [:]
         // Shape tensors, walked back from every shape input through the producers.
@@ -107,9 +120,11 @@ public enum PluginBlockers {
             let node = graph.node[p]
             if node.isDefaultDomain && shapeOnly.contains(node.opType) { continue }
             if result[p] == nil {
-                result[p] = .init(code: "feeds_shape_input",
-                                  reason: "its output '\(t)' feeds \(shapeTensors[t] ?? "a shape input") (TensorRT cannot take a plugin's output as a shape tensor)",
-                                  suggestion: shapeSuggestion)
+                result[p] = .init(
+                    code: "feeds_shape_input",
+                    reason:
+                        "its output '\(t)' feeds \(shapeTensors[t] ?? "a shape input") (TensorRT cannot take a plugin's output as a shape tensor)",
+                    suggestion: shapeSuggestion)
             }
             for x in node.input where !x.isEmpty && shapeTensors[x] == nil && !index.isConstant(x) {
                 shapeTensors[x] = shapeTensors[t]
@@ -120,8 +135,13 @@ public enum PluginBlockers {
         for (i, node) in graph.node.enumerated() {
             let values = (node.input + node.output).filter { !$0.isEmpty && nonTensorValues.contains($0) }
             if (node.isDefaultDomain && nonTensorOps.contains(node.opType)) || !values.isEmpty {
-                let what = values.isEmpty ? "\(node.opType) works on sequences or optionals" : "takes or gives non-tensor values (\(values.prefix(3).joined(separator: ", ")))"
-                result[i] = .init(code: "non_tensor", reason: "\(what): TensorRT has no sequence, optional or map tensors", suggestion: nonTensorSuggestion)
+                let what =
+                    values.isEmpty
+                    ? "\(node.opType) works on sequences or optionals"
+                    : "takes or gives non-tensor values (\(values.prefix(3).joined(separator: ", ")))"
+                result[i] = .init(
+                    code: "non_tensor", reason: "\(what): TensorRT has no sequence, optional or map tensors",
+                    suggestion: nonTensorSuggestion)
             }
         }
         return result

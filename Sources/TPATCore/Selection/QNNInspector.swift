@@ -41,9 +41,10 @@ public struct QNNInspector: Sendable {
         }
         var nodes: [NodeVerdict] = []
         for (i, node) in model.graph.node.enumerated() {
-            var v = NodeVerdict(index: i, name: index.nodeName(i), opType: node.opType, domain: node.domain,
-                                verdict: .supported, rule: nil, reason: "taken by QNN's HTP backend",
-                                inputs: node.input.map(sig), outputs: node.output.map(sig), unchecked: [], probe: nil)
+            var v = NodeVerdict(
+                index: i, name: index.nodeName(i), opType: node.opType, domain: node.domain,
+                verdict: .supported, rule: nil, reason: "taken by QNN's HTP backend",
+                inputs: node.input.map(sig), outputs: node.output.map(sig), unchecked: [], probe: nil)
             if let a = answers[i] {
                 if !a.taken {
                     let rule = a.rule ?? "qnn.ep"

@@ -24,7 +24,8 @@ public enum SequenceRewriter {
         var found: [Found] = []
         for (i, node) in model.graph.node.enumerated() where node.isDefaultDomain && node.opType == "SplitToSequence" {
             guard let seq = node.output.first, !seq.isEmpty, !index.graphOutputs.contains(seq),
-                  let readers = index.consumers[seq], !readers.isEmpty else { continue }
+                let readers = index.consumers[seq], !readers.isEmpty
+            else { continue }
             let axis = node.attribute("axis")?.i ?? 0
             let keepdims = node.attribute("keepdims").map { $0.i != 0 } ?? true
             let input = tensors[node.input[0]] ?? index.declared[node.input[0]]
@@ -54,14 +55,17 @@ public enum SequenceRewriter {
             for r in readers {
                 let n = model.graph.node[r]
                 guard n.isDefaultDomain, n.opType == "SequenceAt", n.input.count == 2, n.input[0] == seq,
-                      let t = index.constant(n.input[1]), let p = TensorValues.integers(t)?.first else { reads = []; break }
+                    let t = index.constant(n.input[1]), let p = TensorValues.integers(t)?.first
+                else { reads = []; break }
                 let pos = p < 0 ? p + Int64(parts) : p
                 guard (0..<Int64(parts)).contains(pos) else { reads = []; break }
                 reads.append((r, pos))
             }
             guard reads.count == readers.count else { continue }
-            found.append(.init(rewrite: .init(node: index.nodeName(i), reads: reads.map { index.nodeName($0.0) }, parts: parts),
-                               index: i, sizes: sizes, squeeze: squeeze, readers: reads))
+            found.append(
+                .init(
+                    rewrite: .init(node: index.nodeName(i), reads: reads.map { index.nodeName($0.0) }, parts: parts),
+                    index: i, sizes: sizes, squeeze: squeeze, readers: reads))
         }
         return found
     }
@@ -86,8 +90,10 @@ public enum SequenceRewriter {
                 let target = model.graph.node[r].output[0]
                 drop.insert(r)
                 if f.squeeze {
-                    extra.append(squeezeNode(outputs[Int(pos)], target, axis: split.attribute("axis")?.i ?? 0, opset: opset,
-                                             name: "\(base)__tpat_squeeze_\(target)", initializers: &initializers))
+                    extra.append(
+                        squeezeNode(
+                            outputs[Int(pos)], target, axis: split.attribute("axis")?.i ?? 0, opset: opset,
+                            name: "\(base)__tpat_squeeze_\(target)", initializers: &initializers))
                 } else if let first = firstReader[pos] {
                     extra.append(node("Identity", [first], [target], name: "\(base)__tpat_identity_\(target)"))
                 } else {
@@ -110,7 +116,9 @@ public enum SequenceRewriter {
                 }
             }
             replace[f.index] = [s] + extra
-            notes.append("\(base): SplitToSequence read by \(f.readers.count) SequenceAt at constant positions rewritten as a Split into \(f.rewrite.parts) parts")
+            notes.append(
+                "\(base): SplitToSequence read by \(f.readers.count) SequenceAt at constant positions rewritten as a Split into \(f.rewrite.parts) parts"
+            )
         }
         var nodes: [Onnx_NodeProto] = []
         for (i, n) in model.graph.node.enumerated() where !drop.contains(i) {
@@ -119,7 +127,8 @@ public enum SequenceRewriter {
         out.proto.graph.node = nodes
         // Initializers only the removed nodes read (positions, split sizes) go too.
         let used = Set(nodes.flatMap(\.input))
-        let removedInputs = Set(found.flatMap { f in [model.graph.node[f.index]] + f.readers.map { model.graph.node[$0.0] } }.flatMap(\.input))
+        let removedInputs = Set(
+            found.flatMap { f in [model.graph.node[f.index]] + f.readers.map { model.graph.node[$0.0] } }.flatMap(\.input))
         out.proto.graph.initializer.removeAll { removedInputs.contains($0.name) && !used.contains($0.name) }
         out.proto.graph.initializer += initializers
         // The sequence values are gone; so are their value_info entries.
@@ -132,11 +141,14 @@ public enum SequenceRewriter {
         var n = Onnx_NodeProto(); n.opType = op; n.input = inputs; n.output = outputs; n.name = name; return n
     }
 
-    static func squeezeNode(_ input: String, _ output: String, axis: Int64, opset: Int64, name: String,
-                            initializers: inout [Onnx_TensorProto]) -> Onnx_NodeProto {
+    static func squeezeNode(
+        _ input: String, _ output: String, axis: Int64, opset: Int64, name: String,
+        initializers: inout [Onnx_TensorProto]
+    ) -> Onnx_NodeProto {
         var n = node("Squeeze", [input], [output], name: name)
         if opset >= 13 {
-            var t = Onnx_TensorProto(); t.name = "\(name)__axes"; t.dataType = Int32(ONNXDataType.int64.rawValue); t.dims = [1]; t.int64Data = [axis]
+            var t = Onnx_TensorProto(); t.name = "\(name)__axes"; t.dataType = Int32(ONNXDataType.int64.rawValue); t.dims = [1];
+            t.int64Data = [axis]
             initializers.append(t)
             n.input.append(t.name)
         } else {

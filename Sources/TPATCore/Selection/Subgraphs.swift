@@ -39,8 +39,10 @@ public enum Subgraphs {
         return out
     }
 
-    static func walk(_ graph: Onnx_GraphProto, names: [String], prefix: String, outer: [Onnx_TensorProto], outerConstants: [Onnx_NodeProto],
-                     into out: inout [Body]) {
+    static func walk(
+        _ graph: Onnx_GraphProto, names: [String], prefix: String, outer: [Onnx_TensorProto], outerConstants: [Onnx_NodeProto],
+        into out: inout [Body]
+    ) {
         let scopeInits = outer + graph.initializer
         let scopeConstants = outerConstants + graph.node.filter { $0.isDefaultDomain && $0.opType == "Constant" }
         for (i, node) in graph.node.enumerated() {
@@ -52,8 +54,9 @@ public enum Subgraphs {
                     let own = Set(body.initializer.map(\.name))
                     scoped.initializer += scopeInits.filter { !own.contains($0.name) }
                     scoped.node = scopeConstants + body.node
-                    let b = Body(owner: owner, path: bodyPath(owner: owner, attribute: attr.name, k: k, count: bodies.count), graph: body,
-                                 scoped: GraphIndex(scoped), offset: scopeConstants.count, names: GraphIndex.uniqueNames(body.node))
+                    let b = Body(
+                        owner: owner, path: bodyPath(owner: owner, attribute: attr.name, k: k, count: bodies.count), graph: body,
+                        scoped: GraphIndex(scoped), offset: scopeConstants.count, names: GraphIndex.uniqueNames(body.node))
                     out.append(b)
                     walk(body, names: b.names, prefix: "\(b.path) > ", outer: scopeInits, outerConstants: scopeConstants, into: &out)
                 }
@@ -80,7 +83,9 @@ public enum Subgraphs {
 
     /// Blockers of body nodes (PluginBlockers per body), keyed by path. A body output counts as
     /// feeding a shape input when its owner does (`ownerBlockers`: top-level names -> blocker).
-    public static func blockers(bodies: [Body], ownerBlockers: [String: NodeVerdict.Blocker], nonTensorValues: Set<String>) -> [String: NodeVerdict.Blocker] {
+    public static func blockers(bodies: [Body], ownerBlockers: [String: NodeVerdict.Blocker], nonTensorValues: Set<String>) -> [String:
+        NodeVerdict.Blocker]
+    {
         var result: [String: NodeVerdict.Blocker] = [:]
         for b in bodies {
             let owner = result[b.owner] ?? ownerBlockers[b.owner]
@@ -93,8 +98,11 @@ public enum Subgraphs {
 
     /// The one-node model of body node `j` of `body`: outer-scope tensors it reads become graph
     /// inputs (or constants, when they are), typed from `tensors`.
-    public static func extract(_ j: Int, of body: Body, model: ONNXModel, tensors: [String: TensorInfo], demoteFloat64: Bool) throws(TPATError) -> ExtractedNode {
-        var e = try NodeExtractor.extract(nodeAt: body.offset + j, index: body.scoped, model: model, tensors: tensors, demoteFloat64: demoteFloat64)
+    public static func extract(_ j: Int, of body: Body, model: ONNXModel, tensors: [String: TensorInfo], demoteFloat64: Bool)
+        throws(TPATError) -> ExtractedNode
+    {
+        var e = try NodeExtractor.extract(
+            nodeAt: body.offset + j, index: body.scoped, model: model, tensors: tensors, demoteFloat64: demoteFloat64)
         e.sourceName = body.nodePath(j)
         return e
     }

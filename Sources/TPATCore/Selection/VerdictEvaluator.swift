@@ -17,14 +17,18 @@ public struct VerdictEvaluator: Sendable {
     public func evaluate(node i: Int, index: GraphIndex, tensors: [String: TensorInfo]) -> NodeVerdict {
         let node = index.graph.node[i]
         let sig = { (n: String) -> String in n.isEmpty ? "-" : (self.info(n, index, tensors)?.signature ?? "?") }
-        var v = NodeVerdict(index: i, name: index.nodeName(i), opType: node.opType, domain: node.domain,
-                            verdict: .supported, rule: nil, reason: "supported",
-                            inputs: node.input.map(sig), outputs: node.output.map(sig), unchecked: [], probe: nil)
+        var v = NodeVerdict(
+            index: i, name: index.nodeName(i), opType: node.opType, domain: node.domain,
+            verdict: .supported, rule: nil, reason: "supported",
+            inputs: node.input.map(sig), outputs: node.output.map(sig), unchecked: [], probe: nil)
         func reject(_ rule: String, _ reason: String) -> NodeVerdict {
             v.verdict = .unsupported; v.rule = rule; v.reason = reason; return v
         }
         guard node.isDefaultDomain else {
-            return reject("op", "op of domain '\(node.domain)': TensorRT's ONNX parser imports only the default domain (a plugin of that name must already exist)")
+            return reject(
+                "op",
+                "op of domain '\(node.domain)': TensorRT's ONNX parser imports only the default domain (a plugin of that name must already exist)"
+            )
         }
         guard let op = rules.ops[node.opType] else {
             return reject("op", "\(node.opType) is not an ONNX operator of opset <= \(rules.maxOpset) known to the rules")
@@ -35,7 +39,8 @@ public struct VerdictEvaluator: Sendable {
         var notes: [String] = []
         // Types: every checked tensor must have a listed type. DOUBLE is cast down by the parser.
         let allowed = Set(op.types ?? [])
-        let checked = (op.typeInputs ?? [0]).compactMap { node.input.indices.contains($0) ? node.input[$0] : nil }
+        let checked =
+            (op.typeInputs ?? [0]).compactMap { node.input.indices.contains($0) ? node.input[$0] : nil }
             + (op.typeOutputs ?? []).compactMap { node.output.indices.contains($0) ? node.output[$0] : nil }
         for name in checked where !name.isEmpty {
             guard let t = info(name, index, tensors), t.dataType != .undefined else { continue }
@@ -45,7 +50,8 @@ public struct VerdictEvaluator: Sendable {
                 notes.append("DOUBLE '\(name)' is cast to FP32 by the parser")
                 continue
             }
-            return reject("dtype", "\(node.opType) on \(trt) ('\(name)'): TensorRT lists only \(op.types?.joined(separator: ", ") ?? "no types")")
+            return reject(
+                "dtype", "\(node.opType) on \(trt) ('\(name)'): TensorRT lists only \(op.types?.joined(separator: ", ") ?? "no types")")
         }
         for r in op.restrictions ?? [] {
             switch check(r, node: node, index: index, tensors: tensors) {
@@ -77,7 +83,8 @@ public struct VerdictEvaluator: Sendable {
             guard let name = r.attribute, let allowed = r.allowed else { return .pass }
             let value: ScalarValue?
             if let a = node.attribute(name) {
-                value = a.type == .string || (!a.s.isEmpty && a.type == .undefined) ? .string(String(decoding: a.s, as: UTF8.self)) : .int(a.i)
+                value =
+                    a.type == .string || (!a.s.isEmpty && a.type == .undefined) ? .string(String(decoding: a.s, as: UTF8.self)) : .int(a.i)
             } else {
                 value = r.default
             }
@@ -98,15 +105,18 @@ public struct VerdictEvaluator: Sendable {
             guard let t = index.constant(name) else {
                 return .unchecked("input '\(name)' is not a constant; must stay below \(shown) at run time")
             }
-            if let ints = TensorValues.integers(t) {   // integers shown exactly (2^63-1, not 9.2e18)
+            if let ints = TensorValues.integers(t) {  // integers shown exactly (2^63-1, not 9.2e18)
                 if let bad = ints.first(where: { Double($0) >= limit }) { return .violated("'\(name)' = \(bad) (limit \(shown))") }
                 return .pass
             }
             guard let values = TensorValues.doubles(t) else {
-                return .unchecked("cannot read '\(name)' (\(TensorValues.payloadProblem(t) ?? "unsupported type")); must stay below \(shown)")
+                return .unchecked(
+                    "cannot read '\(name)' (\(TensorValues.payloadProblem(t) ?? "unsupported type")); must stay below \(shown)")
             }
             // NaN compares false with everything: it is not below the limit either.
-            if let bad = values.first(where: { $0.isNaN || $0 >= limit }) { return .violated("'\(name)' = \(SafeText.number(bad)) (limit \(shown))") }
+            if let bad = values.first(where: { $0.isNaN || $0 >= limit }) {
+                return .violated("'\(name)' = \(SafeText.number(bad)) (limit \(shown))")
+            }
             return .pass
         case .inputConstantAllZero:
             guard let name = input(r.input) else { return .pass }

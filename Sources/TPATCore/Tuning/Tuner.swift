@@ -44,7 +44,8 @@ public struct Tuner: Sendable {
             case let (t?, k?):
                 let parts = t.split(separator: ":", omittingEmptySubsequences: false)
                 guard parts.count >= 2, !parts.dropLast().joined(separator: ":").isEmpty,
-                      let port = Int(parts.last!), (1...65535).contains(port) else {
+                    let port = Int(parts.last!), (1...65535).contains(port)
+                else {
                     throw TPATError(.input, "--rpc-tracker must be HOST:PORT (port 1-65535), not '\(t)'")
                 }
                 guard !k.isEmpty, !k.contains(":") else { throw TPATError(.input, "--rpc-key must be a non-empty key without ':'") }
@@ -110,8 +111,9 @@ public struct Tuner: Sendable {
                 k += 1
             }
             let model = try ONNXModel.load(path: dir.appendingPathComponent("\(name).onnx").path)
-            let node = ExtractedNode(sourceName: name, opType: tactics[0].opType, model: model, sourceInputs: [], sourceOutputs: [],
-                                     symbols: [:], graphInputSources: [], graphOutputSources: [], demoted: [])
+            let node = ExtractedNode(
+                sourceName: name, opType: tactics[0].opType, model: model, sourceInputs: [], sourceOutputs: [],
+                symbols: [:], graphInputSources: [], graphOutputSources: [], demoted: [])
             out.append(PluginSource(name: name, node: node, tactics: tactics, coveredNodes: coveredNodes[name] ?? []))
         }
         return out
@@ -121,14 +123,17 @@ public struct Tuner: Sendable {
         let project = out.appendingPathComponent("plugins")
         let reportURL = out.appendingPathComponent("tpat-generate.json")
         guard let reportData = try? Data(contentsOf: reportURL),
-              let report = try? JSONDecoder().decode(Generator.Report.self, from: reportData) else {
+            let report = try? JSONDecoder().decode(Generator.Report.self, from: reportData)
+        else {
             throw TPATError(.input, "\(out.path) holds no `tpat generate` output (tpat-generate.json)")
         }
         let covered = Dictionary(report.plugins.map { ($0.name, $0.nodes) }, uniquingKeysWith: { a, _ in a })
         var sources = try Self.plugins(in: project, coveredNodes: covered)
         guard !sources.isEmpty else { throw TPATError(.input, "no plugin in \(project.path)") }
         let planner = Planner(bridge: bridge)
-        let tvm = trials > 0 || FileManager.default.fileExists(atPath: out.appendingPathComponent("tuning").path) ? try await planner.tvmVersion() : ""
+        let tvm =
+            trials > 0 || FileManager.default.fileExists(atPath: out.appendingPathComponent("tuning").path)
+            ? try await planner.tvmVersion() : ""
         let templates = try TemplateSet(directory: bridge.root.appendingPathComponent("plugin-runtime/templates"))
         let launchers = LauncherRenderer(templates: templates), renderer = PluginRenderer(templates: templates)
         var results: [Result] = []
@@ -143,9 +148,11 @@ public struct Tuner: Sendable {
                 // A failed search (a candidate can crash the measuring process) costs this plugin
                 // its search, not the folder: what the database already holds is still used.
                 do throws(TPATError) {
-                    answer = try await bridge.call(Self.request(modelPath: project.appendingPathComponent("\(s.name)/\(s.name).onnx").path,
-                                                                target: s.plan.target.sm, workDir: work.path, trials: trials, timeBudgetS: budget, rpc: rpc),
-                                                   as: Answer.self, progress: true)
+                    answer = try await bridge.call(
+                        Self.request(
+                            modelPath: project.appendingPathComponent("\(s.name)/\(s.name).onnx").path,
+                            target: s.plan.target.sm, workDir: work.path, trials: trials, timeBudgetS: budget, rpc: rpc),
+                        as: Answer.self, progress: true)
                 } catch {
                     diagnostics.emit(.init(.warning, "\(s.name): tuning failed: \(error.message)"))
                 }
@@ -167,8 +174,12 @@ public struct Tuner: Sendable {
         // Tactic files may have changed: the project's sources list and spec list follow.
         let name = Generator.projectName(modelPath: report.model)
         try AtomicFiles.write([
-            (project.appendingPathComponent("CMakeLists.txt"),
-             Data(try Generator.cmakeLists(sources: sources, name: name, runtime: bridge.root.appendingPathComponent("plugin-runtime")).utf8)),
+            (
+                project.appendingPathComponent("CMakeLists.txt"),
+                Data(
+                    try Generator.cmakeLists(sources: sources, name: name, runtime: bridge.root.appendingPathComponent("plugin-runtime"))
+                        .utf8)
+            ),
             (project.appendingPathComponent("tpat_plugin_specs.cpp"), Data(try renderer.specsSource(sources).utf8)),
         ])
         return results

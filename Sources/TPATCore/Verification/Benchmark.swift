@@ -39,7 +39,9 @@ public struct Benchmark: Sendable {
         enum CodingKeys: String, CodingKey { case report, chart, resultsJSON = "results_json", copyGbps = "copy_gbps", results }
     }
 
-    public func run(outs: [URL], suite: URL? = nil, flushL2: Bool, runs: Int, reportDirectory: URL, name: String) async throws(TPATError) -> Result {
+    public func run(outs: [URL], suite: URL? = nil, flushL2: Bool, runs: Int, reportDirectory: URL, name: String) async throws(TPATError)
+        -> Result
+    {
         if let suite, !FileManager.default.fileExists(atPath: suite.path) {
             throw TPATError(.input, "no suite folder \(suite.path): run `python bench/prepare.py --carry \(suite.path)`")
         }
@@ -50,8 +52,10 @@ public struct Benchmark: Sendable {
         if suite != nil, !FileManager.default.fileExists(atPath: cases.path) {
             throw TPATError(.input, "a suite run needs \(cases.path)")
         }
-        return try await bridge.call(Request(outs: outs.map(\.path), suite_dir: suite?.path, flush_l2: flushL2, runs: runs, report_dir: reportDirectory.path,
-                                             cases: FileManager.default.fileExists(atPath: cases.path) ? cases.path : nil, name: name),
-                                     as: Result.self)
+        return try await bridge.call(
+            Request(
+                outs: outs.map(\.path), suite_dir: suite?.path, flush_l2: flushL2, runs: runs, report_dir: reportDirectory.path,
+                cases: FileManager.default.fileExists(atPath: cases.path) ? cases.path : nil, name: name),
+            as: Result.self)
     }
 }

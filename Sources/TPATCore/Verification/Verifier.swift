@@ -5,7 +5,7 @@ import Foundation
 /// runtime path (tpat_plugin_check) when libtpat_plugins.so was built. Needs a CUDA GPU.
 public struct Verifier: Sendable {
     public struct Run: Codable, Sendable {
-        public var tool: String      // "tpat_check", "memcheck", "racecheck", "tpat_plugin_check"
+        public var tool: String  // "tpat_check", "memcheck", "racecheck", "tpat_plugin_check"
         public var status: Int32
         public var passed: Int
         public var failed: Int
@@ -34,7 +34,8 @@ public struct Verifier: Sendable {
         for line in output.split(separator: "\n").reversed() {
             let words = line.split(separator: " ")
             if words.count >= 4, words[1].hasPrefix("passed"), words[3].hasPrefix("failed"),
-               let p = Int(words[0]), let f = Int(words[2]) {
+                let p = Int(words[0]), let f = Int(words[2])
+            {
                 return (p, f)
             }
         }
@@ -57,14 +58,17 @@ public struct Verifier: Sendable {
         let build = project.appendingPathComponent("build")
         let kernels = build.appendingPathComponent("libtpat_kernels.so"), check = build.appendingPathComponent("tpat_check")
         guard FileManager.default.fileExists(atPath: kernels.path), FileManager.default.isExecutableFile(atPath: check.path) else {
-            throw TPATError(.input, "\(out.path) is not built (no plugins/build/libtpat_kernels.so or tpat_check): run `tpat build \(out.path)`")
+            throw TPATError(
+                .input, "\(out.path) is not built (no plugins/build/libtpat_kernels.so or tpat_check): run `tpat build \(out.path)`")
         }
         let dirs = ((try? FileManager.default.contentsOfDirectory(atPath: project.path)) ?? []).sorted()
         let manifests = dirs.compactMap { d -> (String, URL)? in
             let m = project.appendingPathComponent("\(d)/reference/manifest.txt")
             return FileManager.default.fileExists(atPath: m.path) ? (d, m) : nil
         }
-        guard !manifests.isEmpty else { throw TPATError(.input, "no plugin in \(project.path) has reference data (generate without --no-reference)") }
+        guard !manifests.isEmpty else {
+            throw TPATError(.input, "no plugin in \(project.path) has reference data (generate without --no-reference)")
+        }
         var results: [PluginResult] = []
         for (name, manifest) in manifests {
             var runs: [Run] = []
@@ -91,8 +95,9 @@ public struct Verifier: Sendable {
     func run(_ tool: String, _ executable: String, _ args: [String]) async throws(TPATError) -> Run {
         let r = try await Tool.run(executable, args)
         let (p, f) = Self.counts(r.output)
-        return Run(tool: tool, status: r.status, passed: p, failed: f,
-                   sanitizerErrors: ["memcheck", "racecheck"].contains(tool) ? Self.sanitizerErrors(r.output) : nil,
-                   output: r.output)
+        return Run(
+            tool: tool, status: r.status, passed: p, failed: f,
+            sanitizerErrors: ["memcheck", "racecheck"].contains(tool) ? Self.sanitizerErrors(r.output) : nil,
+            output: r.output)
     }
 }

@@ -11,6 +11,7 @@ not pay TVM's import (3-8 s), and the GPU-machine commands (`bench`, `verify_mod
 is not installed. tests/python/test_package_layout.py reads these module names as imports of this
 module, so they obey the layering like any other import.
 """
+
 import contextlib
 import importlib
 import json

@@ -1,5 +1,6 @@
 """Validates a JSON instance against one of the repo's schemas (used by the Swift tests, so both
 sides of the bridge are checked against the same files)."""
+
 import json
 import os
 

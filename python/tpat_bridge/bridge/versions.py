@@ -1,5 +1,5 @@
 """Versions of the engines the bridge can reach (used in cache keys and reports)."""
-import importlib
+
 import importlib.metadata as md
 import sys
 

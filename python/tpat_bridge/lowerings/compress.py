@@ -13,6 +13,7 @@ upper-bound output: element (o, p, i) with p < count reads input (o, sel[p], i) 
 row-major for the actual shape [outer, count, inner]. `mode="cpu"` runs the same IR with serial
 loops for the LLVM tests and the cross-check.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -25,8 +26,21 @@ from .ir import Threads, relax_arg
 from .nonzero import PER_THREAD, THREADS, _count_ir, _i64, _numel, _scan_ir, _scatter_ir
 from .protocol import Decline, Lowering, NodeView, Operand, Selection
 
-DTYPES = ("float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "uint16",
-          "int32", "uint32", "int64", "uint64", "bool")
+DTYPES = (
+    "float32",
+    "float16",
+    "bfloat16",
+    "float64",
+    "int8",
+    "uint8",
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "uint64",
+    "bool",
+)
 GATHER_THREADS = 256
 
 
@@ -45,8 +59,10 @@ class CompressSelection(Selection):
         return [{"output": 0, "dim": 0 if self.axis is None else self.axis, "size_output": 1}]
 
     def describe(self) -> str:
-        return (f"compress ({'axis ' + str(self.axis) if self.axis is not None else 'flattened'}, "
-                "NonZero's count / scan / scatter on the condition, one gather, size tensor)")
+        return (
+            f"compress ({'axis ' + str(self.axis) if self.axis is not None else 'flattened'}, "
+            "NonZero's count / scan / scatter on the condition, one gather, size tensor)"
+        )
 
 
 def select(node: NodeView) -> CompressSelection | Decline:
@@ -80,7 +96,7 @@ def _split(axis, shape):
     if axis is None:
         return _i64(1), _numel(shape), _i64(1)
     a = axis
-    return _numel(shape[:a]), _numel(shape[a:a + 1]), _numel(shape[a + 1:])
+    return _numel(shape[:a]), _numel(shape[a : a + 1]), _numel(shape[a + 1 :])
 
 
 def _gather_ir(axis, dtype, shape, limit, x, sel, size, out, mode):
@@ -124,15 +140,25 @@ def emit(bb, params, det: CompressSelection, mode="gpu"):
     def count_stage(ct, xt):
         n = limit_of(ct, xt)
         nb = (n + (tile - 1)) // tile
-        return te.extern([(nb,)], [ct], lambda ins, outs: _count_ir(sub, n, ins[0], outs[0], nb, mode),
-                         dtype="int64", name="tpat_compress_count")
+        return te.extern(
+            [(nb,)],
+            [ct],
+            lambda ins, outs: _count_ir(sub, n, ins[0], outs[0], nb, mode),
+            dtype="int64",
+            name="tpat_compress_count",
+        )
 
     counts = bb.emit_te(count_stage, cond, x, primfunc_name_hint="tpat_compress_count")
 
     def scan_stage(ct):
         nb = ct.shape[0]
-        return te.extern([(nb,), ()], [ct], lambda ins, outs: _scan_ir(sub, ins[0], outs[0], outs[1], nb, mode),
-                         dtype=["int64", "int64"], name="tpat_compress_scan")
+        return te.extern(
+            [(nb,), ()],
+            [ct],
+            lambda ins, outs: _scan_ir(sub, ins[0], outs[0], outs[1], nb, mode),
+            dtype=["int64", "int64"],
+            name="tpat_compress_scan",
+        )
 
     scanned = bb.emit_te(scan_stage, counts, primfunc_name_hint="tpat_compress_scan")
     offsets = bb.emit(relax.TupleGetItem(scanned, 0))
@@ -141,9 +167,13 @@ def emit(bb, params, det: CompressSelection, mode="gpu"):
     def scatter_stage(ct, xt, ot, st):
         n = limit_of(ct, xt)
         nb = (n + (tile - 1)) // tile
-        return te.extern([(n,)], [ct, ot, st],
-                         lambda ins, outs: _scatter_ir(sub, [n], n, ins[0], ins[1], ins[2], outs[0], nb, mode),
-                         dtype="int64", name="tpat_compress_select")
+        return te.extern(
+            [(n,)],
+            [ct, ot, st],
+            lambda ins, outs: _scatter_ir(sub, [n], n, ins[0], ins[1], ins[2], outs[0], nb, mode),
+            dtype="int64",
+            name="tpat_compress_select",
+        )
 
     sel = bb.emit_te(scatter_stage, cond, x, offsets, size, primfunc_name_hint="tpat_compress_select")
 
@@ -153,14 +183,17 @@ def emit(bb, params, det: CompressSelection, mode="gpu"):
             oshape = [limit]
         else:
             a = det.axis
-            oshape = list(xt.shape[:a]) + [limit] + list(xt.shape[a + 1:])
-        return te.extern([oshape], [xt, selt, st],
-                         lambda ins, outs: _gather_ir(det.axis, det.dtype, xt.shape, limit, ins[0], ins[1], ins[2], outs[0], mode),
-                         dtype=det.dtype, name="tpat_compress_gather")
+            oshape = list(xt.shape[:a]) + [limit] + list(xt.shape[a + 1 :])
+        return te.extern(
+            [oshape],
+            [xt, selt, st],
+            lambda ins, outs: _gather_ir(det.axis, det.dtype, xt.shape, limit, ins[0], ins[1], ins[2], outs[0], mode),
+            dtype=det.dtype,
+            name="tpat_compress_gather",
+        )
 
     out = bb.emit_te(gather_stage, x, cond, sel, size, primfunc_name_hint="tpat_compress_gather")
     return bb.emit(relax.Tuple([out, size]))
-
 
 
 class CompressLowering(Lowering):

@@ -20,6 +20,7 @@ TVM's IR builder inside a `te.extern` stage (like topi's scans), through TVM's n
 and CUDA codegen; `mode="cpu"` runs the same IR with serial loops for the LLVM tests.
 The axis (a constant) must have a static length (and static dims after it when not the last).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,14 +67,28 @@ class CumSumSelection(Selection):
     def describe(self) -> str:
         flags = ", ".join(f for f, on in (("exclusive", self.exclusive), ("reverse", self.reverse)) if on)
         if self.axis != len(self.xshape) - 1:
-            how = (f"{self.chunks} chunks of {-(-self.n // self.chunks)}: chunk sums, their scan, chunk scans"
-                   if self.chunks > 1 else "one thread per column")
-            return (f"cumsum (axis {self.axis}, column scan, {self.inner} column(s) per outer index, {how}"
-                    + (f", {flags}" if flags else "") + ")")
-        how = ("tile sums, their scan, one block per tile" if self.three_phase
-               else "one block per tile" if self.parallel_tiles else "one block per row")
-        return (f"cumsum (last axis, {self.threads} threads x {self.per}, {self.tiles} tile(s) per row, {how}"
-                + (f", {flags}" if flags else "") + ")")
+            how = (
+                f"{self.chunks} chunks of {-(-self.n // self.chunks)}: chunk sums, their scan, chunk scans"
+                if self.chunks > 1
+                else "one thread per column"
+            )
+            return (
+                f"cumsum (axis {self.axis}, column scan, {self.inner} column(s) per outer index, {how}"
+                + (f", {flags}" if flags else "")
+                + ")"
+            )
+        how = (
+            "tile sums, their scan, one block per tile"
+            if self.three_phase
+            else "one block per tile"
+            if self.parallel_tiles
+            else "one block per row"
+        )
+        return (
+            f"cumsum (last axis, {self.threads} threads x {self.per}, {self.tiles} tile(s) per row, {how}"
+            + (f", {flags}" if flags else "")
+            + ")"
+        )
 
 
 def select(node: NodeView) -> CumSumSelection | Decline:
@@ -95,7 +110,7 @@ def select(node: NodeView) -> CumSumSelection | Decline:
         return Decline("axis length must be static")
     exclusive, reverse = bool(int(node.attr("exclusive", 0))), bool(int(node.attr("reverse", 0)))
     if axis != r - 1:  # a column scan: (outer, n, inner), consecutive threads on consecutive columns
-        rest = xshape[axis + 1:]
+        rest = xshape[axis + 1 :]
         if not all(isinstance(d, int) for d in rest):
             return Decline("the dims after a non-last axis must be static")
         inner = int(np.prod(rest))
@@ -105,18 +120,40 @@ def select(node: NodeView) -> CumSumSelection | Decline:
         if n >= 2 * MIN_CHUNK and cols < COLUMN_THREADS:
             chunks = min(-(-n // MIN_CHUNK), -(-COLUMN_THREADS // cols))
             chunks = -(-n // -(-n // chunks))  # every chunk non-empty
-        return CumSumSelection(dtype=dtype, xshape=xshape, n=n, exclusive=exclusive, reverse=reverse,
-                               threads=COLUMN_BLOCK, per=1, tiles=1, parallel_tiles=False,
-                               x_index=ops[0].index, axis=axis, inner=inner, chunks=chunks)
+        return CumSumSelection(
+            dtype=dtype,
+            xshape=xshape,
+            n=n,
+            exclusive=exclusive,
+            reverse=reverse,
+            threads=COLUMN_BLOCK,
+            per=1,
+            tiles=1,
+            parallel_tiles=False,
+            x_index=ops[0].index,
+            axis=axis,
+            inner=inner,
+            chunks=chunks,
+        )
     threads = 32
     while threads < MAX_THREADS and threads * MIN_PER_THREAD < n:
         threads *= 2
     per = MIN_PER_THREAD
     tiles = -(-n // (threads * per))
-    return CumSumSelection(dtype=dtype, xshape=xshape, n=n, exclusive=exclusive, reverse=reverse,
-                           axis=axis, threads=threads, per=per, tiles=tiles,
-                           parallel_tiles=tiles > 1, three_phase=tiles > MAX_PARALLEL_TILES,
-                           x_index=ops[0].index)
+    return CumSumSelection(
+        dtype=dtype,
+        xshape=xshape,
+        n=n,
+        exclusive=exclusive,
+        reverse=reverse,
+        axis=axis,
+        threads=threads,
+        per=per,
+        tiles=tiles,
+        parallel_tiles=tiles > 1,
+        three_phase=tiles > MAX_PARALLEL_TILES,
+        x_index=ops[0].index,
+    )
 
 
 def _acc_dtype(dtype):
@@ -164,11 +201,13 @@ def _tile_sums_ir(det, rows, lead, x, part, mode="gpu"):
             th.barrier()
             half = tb // 2
             while half >= 1:  # tree reduction in shared memory
+
                 def step(tx, half=half):
                     t32 = tirx.Cast("int32", tx)
                     with T.If(t32 < i32(half)):
                         with T.Then():
                             T.buffer_store(red, red[t32] + red[t32 + i32(half)], [t32])
+
                 th.each_thread(step)
                 th.barrier()
                 half //= 2
@@ -177,6 +216,7 @@ def _tile_sums_ir(det, rows, lead, x, part, mode="gpu"):
                 with T.If(tirx.Cast("int32", tx) == i32(0)):
                     with T.Then():
                         T.buffer_store(pf, red[0], [tirx.Cast("int64", bx)])
+
             th.each_thread(write)
     with IRBuilder() as ib2:
         nb = (rows + i64(COLUMN_BLOCK - 1)) // i64(COLUMN_BLOCK)
@@ -195,12 +235,17 @@ def _tile_sums_ir(det, rows, lead, x, part, mode="gpu"):
                             with T.unroll(0, CARRY_BATCH) as j:
                                 with T.If(b * CARRY_BATCH + j < tiles):
                                     with T.Then():
-                                        T.buffer_store(tmp, pf[r * i64(tiles) + tirx.Cast("int64", b * CARRY_BATCH + j)], [j])
+                                        T.buffer_store(
+                                            tmp, pf[r * i64(tiles) + tirx.Cast("int64", b * CARRY_BATCH + j)], [j]
+                                        )
                             with T.unroll(0, CARRY_BATCH) as j:
                                 with T.If(b * CARRY_BATCH + j < tiles):
                                     with T.Then():
-                                        T.buffer_store(pf, run[0], [r * i64(tiles) + tirx.Cast("int64", b * CARRY_BATCH + j)])
+                                        T.buffer_store(
+                                            pf, run[0], [r * i64(tiles) + tirx.Cast("int64", b * CARRY_BATCH + j)]
+                                        )
                                         T.buffer_store(run, run[0] + tmp[j], [0])
+
             th.each_thread(carries)
     return [ib1.get(), ib2.get()]
 
@@ -229,8 +274,8 @@ def _scan_ir(det, rows, lead, x, out, mode="gpu", part=None):
             else:
                 row = tirx.Cast("int64", bx)
             lead_idx = unravel(row, lead)
-            buf = T.decl_buffer([tile], acc, scope=scope)      # the tile, in scan order
-            tot = T.decl_buffer([2, tb], acc, scope=scope)     # thread totals, double-buffered
+            buf = T.decl_buffer([tile], acc, scope=scope)  # the tile, in scan order
+            tot = T.decl_buffer([2, tb], acc, scope=scope)  # thread totals, double-buffered
             carry = T.decl_buffer([1], acc, scope="local" if gpu else "global")  # rows before
             run = T.decl_buffer([1] if gpu else [tb], acc, scope="local" if gpu else "global")
             cur = T.decl_buffer([1] if gpu else [tb], acc, scope="local" if gpu else "global")
@@ -360,8 +405,9 @@ def _flat_threads(mode, total, body, reverse_blocks=False):
         return
     bx, tx = te.thread_axis("blockIdx.x"), te.thread_axis("threadIdx.x")
     nb = (total + tirx.const(COLUMN_BLOCK - 1, "int64")) // tirx.const(COLUMN_BLOCK, "int64")
-    with T.frame_scope([T.attr(bx, "thread_extent", tirx.Cast("int32", nb)),
-                        T.attr(tx, "thread_extent", COLUMN_BLOCK)]):
+    with T.frame_scope(
+        [T.attr(bx, "thread_extent", tirx.Cast("int32", nb)), T.attr(tx, "thread_extent", COLUMN_BLOCK)]
+    ):
         b = tirx.Cast("int64", bx)
         if reverse_blocks:  # the last blocks of the previous kernel's data are likeliest in L2
             b = nb - tirx.const(1, "int64") - b
@@ -454,8 +500,10 @@ def _column_ir(det, outer, x, out, part, mode="gpu"):
         T.buffer_store(run, tirx.const(0, acc), [0])
         nbatch = -(-C // CARRY_BATCH)
         with T.serial(0, nbatch) as b:
+
             def k(j):
                 return (o * i64(C) + tirx.Cast("int64", b * CARRY_BATCH + j)) * i64(inner) + col
+
             with T.unroll(0, CARRY_BATCH) as j:
                 with T.If(b * CARRY_BATCH + j < C):
                     with T.Then():
@@ -475,13 +523,18 @@ def _column_ir(det, outer, x, out, part, mode="gpu"):
 
 def emit(bb, params, det, mode="gpu"):
     if det.axis != len(det.xshape) - 1:
+
         def cstage(xt):
             outer = tirx.const(1, "int64")
-            for d in xt.shape[:det.axis]:
+            for d in xt.shape[: det.axis]:
                 outer = outer * d
-            outs = te.extern([xt.shape, [outer, det.chunks, det.inner]], [xt],
-                             lambda ins, outs: _column_ir(det, outer, ins[0], outs[0], outs[1], mode),
-                             dtype=[det.dtype, _acc_dtype(det.dtype)], name="tpat_cumsum")
+            outs = te.extern(
+                [xt.shape, [outer, det.chunks, det.inner]],
+                [xt],
+                lambda ins, outs: _column_ir(det, outer, ins[0], outs[0], outs[1], mode),
+                dtype=[det.dtype, _acc_dtype(det.dtype)],
+                name="tpat_cumsum",
+            )
             return outs
 
         both = bb.emit_te(cstage, params[det.x_index], primfunc_name_hint="tpat_cumsum")
@@ -489,11 +542,16 @@ def emit(bb, params, det, mode="gpu"):
 
     def stage3(xt):
         lead, rows = lead_rows(xt)
-        return te.extern([xt.shape, [rows, det.tiles]], [xt],
-                         lambda ins, outs: tirx.SeqStmt(
-                             _tile_sums_ir(det, rows, lead, ins[0], outs[1], mode)
-                             + [_scan_ir(det, rows, lead, ins[0], outs[0], mode, outs[1])]),
-                         dtype=[det.dtype, _acc_dtype(det.dtype)], name="tpat_cumsum")
+        return te.extern(
+            [xt.shape, [rows, det.tiles]],
+            [xt],
+            lambda ins, outs: tirx.SeqStmt(
+                _tile_sums_ir(det, rows, lead, ins[0], outs[1], mode)
+                + [_scan_ir(det, rows, lead, ins[0], outs[0], mode, outs[1])]
+            ),
+            dtype=[det.dtype, _acc_dtype(det.dtype)],
+            name="tpat_cumsum",
+        )
 
     if det.three_phase:
         both = bb.emit_te(stage3, params[det.x_index], primfunc_name_hint="tpat_cumsum")
@@ -501,9 +559,13 @@ def emit(bb, params, det, mode="gpu"):
 
     def stage(xt):
         lead, rows = lead_rows(xt)
-        return te.extern([xt.shape], [xt],
-                         lambda ins, outs: _scan_ir(det, rows, lead, ins[0], outs[0], mode),
-                         dtype=det.dtype, name="tpat_cumsum")
+        return te.extern(
+            [xt.shape],
+            [xt],
+            lambda ins, outs: _scan_ir(det, rows, lead, ins[0], outs[0], mode),
+            dtype=det.dtype,
+            name="tpat_cumsum",
+        )
 
     return bb.emit_te(stage, params[det.x_index], primfunc_name_hint="tpat_cumsum")
 

@@ -14,6 +14,7 @@ widened, the output rounded once). It is O(n) work per output element (no FFT): 
 short windows of time-series models, slower than torch.fft for long ones. dft_length and axis
 must be constants; inverse with onesided (not defined by ONNX Runtime) is declined.
 """
+
 from __future__ import annotations
 
 import math
@@ -84,8 +85,17 @@ def select(n: NodeView) -> DFTSelection | Decline:
     if inverse and onesided:
         return Decline("inverse with onesided")
     k = size // 2 + 1 if onesided else size
-    return DFTSelection(dtype=dtype, axis=axis, n=size, length=length, k=k, inverse=bool(inverse),
-                        onesided=bool(onesided), complex=xshape[-1] == 2, x_index=ops[0].index)
+    return DFTSelection(
+        dtype=dtype,
+        axis=axis,
+        n=size,
+        length=length,
+        k=k,
+        inverse=bool(inverse),
+        onesided=bool(onesided),
+        complex=xshape[-1] == 2,
+        x_index=ops[0].index,
+    )
 
 
 def dft_te(x, det):

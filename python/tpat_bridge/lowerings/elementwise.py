@@ -8,6 +8,7 @@ by V, the lane loop vectorized), so every thread moves 16 bytes in and 16 bytes 
 the last axis is symbolic or not a multiple of V: one element per thread.
 TVM's default lowering stays available as the second tactic (and tunable with `tpat tune`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -15,6 +15,7 @@ index; here negative indices are wrapped and the result clamped, as for GatherND
 OneHot (any axis): out[.., d, ..] = on if wrap(indices[..]) == d else off, with depth a constant
 and values constant or a runtime input; out-of-range indices give an all-`off` row (ONNX).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def select_gathernd(n: NodeView) -> GatherNDSelection | Decline:
 def gathernd_te(data, idx, det):
     b, k = det.b, det.k
     dshape, qshape = list(data.shape), list(idx.shape)
-    oshape = qshape[:-1] + dshape[b + k:]
+    oshape = qshape[:-1] + dshape[b + k :]
     nq = len(qshape) - 1  # index positions (batch dims included)
 
     def f(*o):
@@ -134,12 +135,12 @@ def gather_te(data, idx, det):
     q = len(qshape)
 
     def f(*o):
-        pos = o[a:a + q]
+        pos = o[a : a + q]
         raw = idx[tuple(pos)] if q else idx[()]
-        src = list(o[:a]) + [_clamped(raw, dshape[a], str(o[0].ty) if o else "int64")] + list(o[a + q:])
+        src = list(o[:a]) + [_clamped(raw, dshape[a], str(o[0].ty) if o else "int64")] + list(o[a + q :])
         return data[tuple(src)]
 
-    return te.compute(dshape[:a] + qshape + dshape[a + 1:], f, name="tpat_gather")
+    return te.compute(dshape[:a] + qshape + dshape[a + 1 :], f, name="tpat_gather")
 
 
 def gather_elements_te(data, idx, det):
@@ -191,8 +192,9 @@ def select_onehot(n: NodeView) -> OneHotSelection | Decline:
     if not -r - 1 <= axis <= r:
         return Decline("axis")
     values = [v.item() for v in np.asarray(values_op.value).reshape(-1)[:2]] if values_op.is_const else None
-    return OneHotSelection(indices=indices, values_op=values_op, depth=depth, axis=axis % (r + 1), dtype=odtype,
-                           values=values)
+    return OneHotSelection(
+        indices=indices, values_op=values_op, depth=depth, axis=axis % (r + 1), dtype=odtype, values=values
+    )
 
 
 def onehot_te(ind, det, values=None):
@@ -206,7 +208,7 @@ def onehot_te(ind, det, values=None):
 
     def f(*o):
         d = o[axis]
-        pos = list(o[:axis]) + list(o[axis + 1:])
+        pos = list(o[:axis]) + list(o[axis + 1 :])
         raw = ind[tuple(pos)]
         dt = str(raw.dtype)
         if dt.startswith("float"):
@@ -229,8 +231,7 @@ def _emit_gathernd(bb, params, det, mode="gpu"):
 
 def _emit_gather(bb, params, det, mode="gpu"):
     args = [relax_arg(params, o) for o in (det.data, det.indices)]
-    te_fn, name = ((gather_te, "tpat_gather") if det.op == "Gather"
-                   else (gather_elements_te, "tpat_gather_elements"))
+    te_fn, name = (gather_te, "tpat_gather") if det.op == "Gather" else (gather_elements_te, "tpat_gather_elements")
     return bb.emit_te(lambda d, i: te_fn(d, i, det), *args, primfunc_name_hint=name)
 
 
@@ -239,8 +240,7 @@ def _emit_onehot(bb, params, det, mode="gpu"):
     if det.values is not None:
         return bb.emit_te(lambda i: onehot_te(i, det), ind, primfunc_name_hint="tpat_one_hot")
     vals = params[det.values_op.index]
-    return bb.emit_te(lambda i, v: onehot_te(i, det, [v[0], v[1]]), ind, vals,
-                      primfunc_name_hint="tpat_one_hot")
+    return bb.emit_te(lambda i, v: onehot_te(i, det, [v[0], v[1]]), ind, vals, primfunc_name_hint="tpat_one_hot")
 
 
 class _Indexing(Lowering):

@@ -7,6 +7,7 @@ of threads on the GPU (thread_extent scopes) or, for the LLVM tests, serial loop
 thread loop is reopened for every phase between barriers; `unravel` and `lead_rows` handle the
 leading (row) dimensions of last-axis ops, symbolic ones included.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,9 @@ class Threads:
     def __enter__(self):
         if self.mode == "gpu":
             bx, self.tx = te.thread_axis("blockIdx.x"), te.thread_axis("threadIdx.x")
-            self._f = T.frame_scope([T.attr(bx, "thread_extent", self.nblocks),
-                                     T.attr(self.tx, "thread_extent", self.nthreads)])
+            self._f = T.frame_scope(
+                [T.attr(bx, "thread_extent", self.nblocks), T.attr(self.tx, "thread_extent", self.nthreads)]
+            )
             self._f.__enter__()
             return bx
         self._f = T.serial(0, self.nblocks)
@@ -101,8 +103,7 @@ def main_params(info):
             syms[x] = tirx.Var(x, "int64")
         return syms[x]
 
-    params = [relax.Var(x["name"], relax.TensorType([dim(s) for s in x["shape"]], x["dtype"]))
-              for x in info.inputs]
+    params = [relax.Var(x["name"], relax.TensorType([dim(s) for s in x["shape"]], x["dtype"])) for x in info.inputs]
     return params, dim
 
 
@@ -120,4 +121,3 @@ def apply_schedule(built, low, sel, narrow):
         return built
     built[gv] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
     return built
-

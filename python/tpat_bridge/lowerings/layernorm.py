@@ -22,6 +22,7 @@ formulas with serial loops (no shuffles) for the LLVM tests. N > MAX_N: `_block_
 per row (its IR runs on the CPU as well). Lowered when: N is static, Scale/B are static-shaped and broadcastable to X.shape[axis:], stash_type is 1, float16 /
 bfloat16 / float32. Leading dimensions (rows) may be symbolic.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ def _param_map(pshape, norm):
     terms = []
     for i, (a, b) in enumerate(zip(p, norm)):
         if a != 1:
-            terms.append((_prod(norm[i + 1:]), b, _prod(p[i + 1:])))
+            terms.append((_prod(norm[i + 1 :]), b, _prod(p[i + 1 :])))
     return "bcast", terms
 
 
@@ -142,9 +143,22 @@ def select_norm(n: NodeView, rms: bool) -> NormSelection | Decline:
         svec = 1
     else:
         svec = vec
-    return NormSelection(op=n.op_type, rms=rms, dtype=dtype, sdtype=sdtype, ydtype=ydtype, xshape=xshape,
-                         axis=axis, n=size, vec=vec, svec=svec, eps=float(n.attr("epsilon", 1e-5)), ops=ops,
-                         maps=maps, stats=len(info.outputs) - 1)
+    return NormSelection(
+        op=n.op_type,
+        rms=rms,
+        dtype=dtype,
+        sdtype=sdtype,
+        ydtype=ydtype,
+        xshape=xshape,
+        axis=axis,
+        n=size,
+        vec=vec,
+        svec=svec,
+        eps=float(n.attr("epsilon", 1e-5)),
+        ops=ops,
+        maps=maps,
+        stats=len(info.outputs) - 1,
+    )
 
 
 def select(n: NodeView) -> NormSelection | Decline:
@@ -169,8 +183,10 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
         return v if dt == "float32" else tirx.Cast(dt, v)
 
     with IRBuilder() as ib:
+
         def views():
             """Flat views (x, y, stats, params) of the stage's buffers; opened inside a frame."""
+
             def flat(buf, size):
                 return T.decl_buffer([size], buf.dtype, data=buf.data, elem_offset=0)
 
@@ -226,8 +242,12 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
                 rstd = tirx.rsqrt(acc[1] / f32(n) + f32(det.eps))
                 with T.serial(0, n) as e:
                     c = tirx.Cast("int64", e)
-                    v = finish((cvt(x[base + c], dtype) - mean) * rstd, c,
-                               lambda k, cc: params[k][0][pidx(params[k][1], cc)], params)
+                    v = finish(
+                        (cvt(x[base + c], dtype) - mean) * rstd,
+                        c,
+                        lambda k, cc: params[k][0][pidx(params[k][1], cc)],
+                        params,
+                    )
                     T.buffer_store(y, out_cast(v, ydtype), [base + c])
                 for buf, val in zip(stats, (mean, rstd)):
                     T.buffer_store(buf, val, [tirx.Cast("int64", row)])
@@ -250,14 +270,21 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
 
             def warp_sum(k):
                 for s in (16, 8, 4, 2, 1):
-                    sh = tvm.ir.Call("tirx.tvm_warp_shuffle_down",
-                                     [mask, acc[k], tirx.const(s, "int32"), tirx.const(32, "int32"),
-                                      tirx.const(32, "int32")], ret_ty="float32")
+                    sh = tvm.ir.Call(
+                        "tirx.tvm_warp_shuffle_down",
+                        [mask, acc[k], tirx.const(s, "int32"), tirx.const(32, "int32"), tirx.const(32, "int32")],
+                        ret_ty="float32",
+                    )
                     T.buffer_store(acc, acc[k] + sh, [k])
-                T.buffer_store(acc, tvm.ir.Call(
-                    "tirx.tvm_warp_shuffle", [mask, acc[k], tirx.const(0, "int32"),
-                                              tirx.const(32, "int32"), tirx.const(32, "int32")],
-                    ret_ty="float32"), [k])
+                T.buffer_store(
+                    acc,
+                    tvm.ir.Call(
+                        "tirx.tvm_warp_shuffle",
+                        [mask, acc[k], tirx.const(0, "int32"), tirx.const(32, "int32"), tirx.const(32, "int32")],
+                        ret_ty="float32",
+                    ),
+                    [k],
+                )
 
             def col0(j):
                 """First column (int64) of this lane's chunk j."""
@@ -307,19 +334,21 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
                             continue
                         buf, m = p
                         if svec == vec:
-                            chunked(lambda j, v, buf=buf, dst=dst: T.buffer_store(
-                                dst, buf[col0(j) + v], [j * vec + v]))
+                            chunked(lambda j, v, buf=buf, dst=dst: T.buffer_store(dst, buf[col0(j) + v], [j * vec + v]))
                         else:
+
                             def one(j, v, buf=buf, dst=dst, m=m):
                                 T.buffer_store(dst, buf[pidx(m, col0(j) + v)], [j * vec + v])
+
                             with T.unroll(0, chunks) as j:
                                 with T.If(col0(j) < i64(n)):
                                     with T.Then():
                                         with T.serial(0, vec) as v:
                                             one(j, v)
                     with T.unroll(0, per) as e:
-                        val = finish((cvt(loc[e], dtype) - mean) * rstd, e,
-                                     lambda k, ee: (auxs if k == 0 else auxb)[ee], params)
+                        val = finish(
+                            (cvt(loc[e], dtype) - mean) * rstd, e, lambda k, ee: (auxs if k == 0 else auxb)[ee], params
+                        )
                         T.buffer_store(yl, out_cast(val, ydtype), [e])
                     chunked(lambda j, v: T.buffer_store(y, yl[j * vec + v], [base + col0(j) + v]))
                     if stats:
@@ -352,6 +381,7 @@ def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
     with IRBuilder() as ib:
         th = Threads(mode, rows, tb)
         with th as bx:
+
             def flat(buf, size):
                 return T.decl_buffer([size], buf.dtype, data=buf.data, elem_offset=0)
 
@@ -403,6 +433,7 @@ def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
                         d = cvt(xv[v], dtype) - shift
                         T.buffer_store(acc, acc[tuple(A(0, tx))] + d, A(0, tx))
                         T.buffer_store(acc, acc[tuple(A(1, tx))] + d * d, A(1, tx))
+
                 each_vec(tx, body)
                 T.buffer_store(reds[0], acc[tuple(A(0, tx))], [tirx.Cast("int32", tx)])
                 T.buffer_store(reds[1], acc[tuple(A(1, tx))], [tirx.Cast("int32", tx)])
@@ -411,12 +442,14 @@ def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
             th.barrier()
             half = tb // 2
             while half >= 1:
+
                 def step(tx, half=half):
                     t = tirx.Cast("int32", tx)
                     with T.If(t < i32(half)):
                         with T.Then():
                             for r in reds:
                                 T.buffer_store(r, r[t] + r[t + i32(half)], [t])
+
                 th.each_thread(step)
                 th.barrier()
                 half //= 2
@@ -433,6 +466,7 @@ def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
                 mean = f32(0) if det.rms else shift + m1
                 var = s2 if det.rms else tirx.max(s2 - m1 * m1, f32(0))
                 return mean, tirx.rsqrt(var + f32(det.eps))
+
             scale, bias = params
 
             def pidx(m, c):
@@ -457,6 +491,7 @@ def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
                         T.buffer_store(yv, val if ydtype == "float32" else tirx.Cast(ydtype, val), [v])
                     with T.vectorized(0, vec) as v:
                         T.buffer_store(y, yv[v], [base + c0 + v])
+
                 each_vec(tx, body)
                 if stats:
                     with T.If(tirx.Cast("int32", tx) == i32(0)):
@@ -490,10 +525,8 @@ def emit(bb, params, det, mode="gpu"):
 
         # Buffers without elem_offset (compact), so 16-byte vector access is plain indexing.
         bufs = [tirx.decl_buffer(t.shape, t.dtype, name=f"b{k}", elem_offset=0) for k, t in enumerate(ts)]
-        obufs = [tirx.decl_buffer(s, dt, name=f"o{k}", elem_offset=0)
-                 for k, (s, dt) in enumerate(zip(shapes, dtypes))]
-        res = te.extern(shapes, list(ts), body, dtype=dtypes, name=name,
-                        in_buffers=bufs, out_buffers=obufs)
+        obufs = [tirx.decl_buffer(s, dt, name=f"o{k}", elem_offset=0) for k, (s, dt) in enumerate(zip(shapes, dtypes))]
+        res = te.extern(shapes, list(ts), body, dtype=dtypes, name=name, in_buffers=bufs, out_buffers=obufs)
         return res
 
     return bb.emit_te(stage, *args, primfunc_name_hint=name)

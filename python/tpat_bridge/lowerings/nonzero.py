@@ -24,6 +24,7 @@ Order is the input's row-major order, as ONNX (and numpy.nonzero) define it. NaN
 any dtype incl. bool, symbolic dims. `mode="cpu"` runs the same IR with serial loops for the LLVM
 tests and the generate-time cross-check.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,10 +36,23 @@ from tvm.script.ir_builder import tirx as T
 from .ir import Threads, unravel
 from .protocol import Decline, Lowering, NodeView, Selection
 
-DTYPES = ("float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "uint16",
-          "int32", "uint32", "int64", "uint64", "bool")
+DTYPES = (
+    "float32",
+    "float16",
+    "bfloat16",
+    "float64",
+    "int8",
+    "uint8",
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "uint64",
+    "bool",
+)
 THREADS = 256
-PER_THREAD = 4   # E: consecutive elements per thread and tile
+PER_THREAD = 4  # E: consecutive elements per thread and tile
 SCAN_PER_THREAD = 4
 
 
@@ -56,8 +70,10 @@ class NonZeroSelection(Selection):
         return [{"output": 0, "dim": 1, "size_output": 1}]
 
     def describe(self) -> str:
-        return (f"nonzero (rank {self.rank}, {self.threads} threads x {self.per} per block, "
-                "count / scan / scatter, size tensor)")
+        return (
+            f"nonzero (rank {self.rank}, {self.threads} threads x {self.per} per block, "
+            "count / scan / scatter, size tensor)"
+        )
 
 
 def select(node: NodeView) -> NonZeroSelection | Decline:
@@ -152,11 +168,13 @@ def _count_ir(det, n, x, counts, nblocks, mode, pred=None):
             with T.If(b * tile < n):  # a grid of 0 blocks is launched as 1 (n == 0)
                 with T.Then():
                     base = b * tile
-                    th.each_thread(lambda tx: T.buffer_store(
-                        red, _thread_count(pred, base, tx, per, n), [tirx.Cast("int32", tx)]))
+                    th.each_thread(
+                        lambda tx: T.buffer_store(red, _thread_count(pred, base, tx, per, n), [tirx.Cast("int32", tx)])
+                    )
                     th.barrier()
                     s = tb // 2
                     while s >= 1:
+
                         def add(tx, s=s):
                             t = tirx.Cast("int32", tx)
                             with T.If(t < s):
@@ -189,6 +207,7 @@ def _scan_ir(det, counts, offsets, size, nblocks, mode):
             tot = T.decl_buffer([2, tb], "int64", scope="shared" if gpu else "global")
             carry = T.decl_buffer([1], "int64", scope="shared" if gpu else "global")
             run, R = _local(mode, tb)
+
             def init(tx):
                 with T.If(tirx.Cast("int32", tx) == 0):
                     with T.Then():
@@ -261,9 +280,13 @@ def _scatter_ir(det, shape, n, x, offsets, size, out, nblocks, mode):
             with T.If(b * tile < n):  # a grid of 0 blocks is launched as 1 (n == 0)
                 with T.Then():
                     base = b * tile
-                    th.each_thread(lambda tx: T.buffer_store(
-                        tot, _thread_count(lambda q: _is_nonzero(xf[q], dtype), base, tx, per, n),
-                        [0, tirx.Cast("int32", tx)]))
+                    th.each_thread(
+                        lambda tx: T.buffer_store(
+                            tot,
+                            _thread_count(lambda q: _is_nonzero(xf[q], dtype), base, tx, per, n),
+                            [0, tirx.Cast("int32", tx)],
+                        )
+                    )
                     th.barrier()
                     block_scan(th, tot, tb, steps)
 
@@ -296,16 +319,25 @@ def emit(bb, params, det: NonZeroSelection, mode="gpu"):
     def count_stage(xt):
         n = _numel(xt.shape)
         nb = (n + (tile - 1)) // tile
-        return te.extern([(nb,)], [xt], lambda ins, outs: _count_ir(det, n, ins[0], outs[0], nb, mode),
-                         dtype="int64", name="tpat_nonzero_count")
+        return te.extern(
+            [(nb,)],
+            [xt],
+            lambda ins, outs: _count_ir(det, n, ins[0], outs[0], nb, mode),
+            dtype="int64",
+            name="tpat_nonzero_count",
+        )
 
     counts = bb.emit_te(count_stage, x, primfunc_name_hint="tpat_nonzero_count")
 
     def scan_stage(ct):
         nb = ct.shape[0]
-        return te.extern([(nb,), ()], [ct],
-                         lambda ins, outs: _scan_ir(det, ins[0], outs[0], outs[1], tirx_i64(nb), mode),
-                         dtype=["int64", "int64"], name="tpat_nonzero_scan")
+        return te.extern(
+            [(nb,), ()],
+            [ct],
+            lambda ins, outs: _scan_ir(det, ins[0], outs[0], outs[1], tirx_i64(nb), mode),
+            dtype=["int64", "int64"],
+            name="tpat_nonzero_scan",
+        )
 
     scanned = bb.emit_te(scan_stage, counts, primfunc_name_hint="tpat_nonzero_scan")
     offsets = bb.emit(relax.TupleGetItem(scanned, 0))
@@ -314,9 +346,13 @@ def emit(bb, params, det: NonZeroSelection, mode="gpu"):
     def scatter_stage(xt, ot, st):
         n = _numel(xt.shape)
         nb = (n + (tile - 1)) // tile
-        return te.extern([(det.rank, n)], [xt, ot, st],
-                         lambda ins, outs: _scatter_ir(det, xt.shape, n, ins[0], ins[1], ins[2], outs[0], nb, mode),
-                         dtype="int64", name="tpat_nonzero_scatter")
+        return te.extern(
+            [(det.rank, n)],
+            [xt, ot, st],
+            lambda ins, outs: _scatter_ir(det, xt.shape, n, ins[0], ins[1], ins[2], outs[0], nb, mode),
+            dtype="int64",
+            name="tpat_nonzero_scatter",
+        )
 
     out = bb.emit_te(scatter_stage, x, offsets, size, primfunc_name_hint="tpat_nonzero_scatter")
     return bb.emit(relax.Tuple([out, size]))
@@ -324,7 +360,6 @@ def emit(bb, params, det: NonZeroSelection, mode="gpu"):
 
 def tirx_i64(v):
     return v if not isinstance(v, int) else tirx.const(v, "int64")
-
 
 
 class NonZeroLowering(Lowering):

@@ -7,6 +7,7 @@ sm_70+). `with_prelude(source)` prepends exactly the helpers a source calls (the
 TVM's own CUDA build (`tvm_callback_cuda_postproc`), so TVM's NVRTC/nvcc compile on a GPU machine
 sees the helpers too.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,12 @@ import tvm_ffi
 
 # dtype -> helper suffix, for the reductions (atomics).
 ATOMIC_DTYPES = {
-    "float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64",
-    "int32": "i32", "int64": "i64",
+    "float32": "f32",
+    "float16": "f16",
+    "bfloat16": "bf16",
+    "float64": "f64",
+    "int32": "i32",
+    "int64": "i64",
 }
 PRELUDE_MARK = "// ---- TPAT prelude"
 
@@ -81,43 +86,57 @@ __device__ __forceinline__ {ctype} {name}({ctype}* addr, {ctype} v) {{
 
 def _build_helpers():
     # ---- float32
-    _helper("tpat_atomic_add_f32",
-            "__device__ __forceinline__ float tpat_atomic_add_f32(float* a, float v) "
-            "{ return atomicAdd(a, v); }")
+    _helper(
+        "tpat_atomic_add_f32",
+        "__device__ __forceinline__ float tpat_atomic_add_f32(float* a, float v) { return atomicAdd(a, v); }",
+    )
     # max/min: a NaN update never replaces, a NaN already there stays (std::max(cur, v) order).
     _cas32_float("max", "tpat_atomic_max_f32", "v", "if (!(v > cur)) break;")
     _cas32_float("min", "tpat_atomic_min_f32", "v", "if (!(v < cur)) break;")
     _cas32_float("mul", "tpat_atomic_mul_f32", "cur * v", "")
     # ---- float64
-    _helper("tpat_atomic_add_f64",
-            "__device__ __forceinline__ double tpat_atomic_add_f64(double* a, double v) "
-            "{ return atomicAdd(a, v); }")
+    _helper(
+        "tpat_atomic_add_f64",
+        "__device__ __forceinline__ double tpat_atomic_add_f64(double* a, double v) { return atomicAdd(a, v); }",
+    )
     _cas64_double("tpat_atomic_max_f64", "v", "if (!(v > cur)) break;")
     _cas64_double("tpat_atomic_min_f64", "v", "if (!(v < cur)) break;")
     _cas64_double("tpat_atomic_mul_f64", "cur * v", "")
     # ---- float16 / bfloat16 (16-bit CAS, sm_70+); arithmetic in float, rounded to nearest
-    h = ("__half", "__half2float", "__float2half_rn", "__half_as_ushort", "__ushort_as_half",
-         "#include <cuda_fp16.h>")
-    b = ("__nv_bfloat16", "__bfloat162float", "__float2bfloat16_rn", "__bfloat16_as_ushort",
-         "__ushort_as_bfloat16", "#include <cuda_bf16.h>")
+    h = ("__half", "__half2float", "__float2half_rn", "__half_as_ushort", "__ushort_as_half", "#include <cuda_fp16.h>")
+    b = (
+        "__nv_bfloat16",
+        "__bfloat162float",
+        "__float2bfloat16_rn",
+        "__bfloat16_as_ushort",
+        "__ushort_as_bfloat16",
+        "#include <cuda_bf16.h>",
+    )
     for suf, (ct, to_f, from_f, as_us, from_us, inc) in (("f16", h), ("bf16", b)):
-        _helper(f"tpat_atomic_add_{suf}",
-                f"__device__ __forceinline__ {ct} tpat_atomic_add_{suf}({ct}* a, {ct} v) "
-                "{ return atomicAdd(a, v); }", (inc,))
-        _cas16(f"tpat_atomic_max_{suf}", ct, to_f, from_f, as_us, from_us, "v",
-               "if (!(fv > cur)) break;", inc)
-        _cas16(f"tpat_atomic_min_{suf}", ct, to_f, from_f, as_us, from_us, "v",
-               "if (!(fv < cur)) break;", inc)
-        _cas16(f"tpat_atomic_mul_{suf}", ct, to_f, from_f, as_us, from_us, f"{from_f}(cur * fv)",
-               "", inc)
+        _helper(
+            f"tpat_atomic_add_{suf}",
+            f"__device__ __forceinline__ {ct} tpat_atomic_add_{suf}({ct}* a, {ct} v) {{ return atomicAdd(a, v); }}",
+            (inc,),
+        )
+        _cas16(f"tpat_atomic_max_{suf}", ct, to_f, from_f, as_us, from_us, "v", "if (!(fv > cur)) break;", inc)
+        _cas16(f"tpat_atomic_min_{suf}", ct, to_f, from_f, as_us, from_us, "v", "if (!(fv < cur)) break;", inc)
+        _cas16(f"tpat_atomic_mul_{suf}", ct, to_f, from_f, as_us, from_us, f"{from_f}(cur * fv)", "", inc)
     # ---- int32 (TVM's int32_t is int)
-    _helper("tpat_atomic_add_i32",
-            "__device__ __forceinline__ int tpat_atomic_add_i32(int* a, int v) { return atomicAdd(a, v); }")
-    _helper("tpat_atomic_max_i32",
-            "__device__ __forceinline__ int tpat_atomic_max_i32(int* a, int v) { return atomicMax(a, v); }")
-    _helper("tpat_atomic_min_i32",
-            "__device__ __forceinline__ int tpat_atomic_min_i32(int* a, int v) { return atomicMin(a, v); }")
-    _helper("tpat_atomic_mul_i32", """
+    _helper(
+        "tpat_atomic_add_i32",
+        "__device__ __forceinline__ int tpat_atomic_add_i32(int* a, int v) { return atomicAdd(a, v); }",
+    )
+    _helper(
+        "tpat_atomic_max_i32",
+        "__device__ __forceinline__ int tpat_atomic_max_i32(int* a, int v) { return atomicMax(a, v); }",
+    )
+    _helper(
+        "tpat_atomic_min_i32",
+        "__device__ __forceinline__ int tpat_atomic_min_i32(int* a, int v) { return atomicMin(a, v); }",
+    )
+    _helper(
+        "tpat_atomic_mul_i32",
+        """
 __device__ __forceinline__ int tpat_atomic_mul_i32(int* a, int v) {
   int old = *a, assumed;
   do {
@@ -125,28 +144,40 @@ __device__ __forceinline__ int tpat_atomic_mul_i32(int* a, int v) {
     old = atomicCAS(a, assumed, (int)((unsigned int)assumed * (unsigned int)v));
   } while (old != assumed);
   return old;
-}""")
+}""",
+    )
     # ---- int64: TVM spells it int64_t (long or long long by toolchain): templates over the
     # pointer type, reinterpreted as (unsigned) long long.
-    _helper("tpat_atomic_add_i64", """
+    _helper(
+        "tpat_atomic_add_i64",
+        """
 template <typename T>
 __device__ __forceinline__ T tpat_atomic_add_i64(T* a, T v) {
   static_assert(sizeof(T) == 8, "int64 helper");
   return (T)atomicAdd(reinterpret_cast<unsigned long long*>(a), (unsigned long long)v);
-}""")
-    _helper("tpat_atomic_max_i64", """
+}""",
+    )
+    _helper(
+        "tpat_atomic_max_i64",
+        """
 template <typename T>
 __device__ __forceinline__ T tpat_atomic_max_i64(T* a, T v) {
   static_assert(sizeof(T) == 8, "int64 helper");
   return (T)atomicMax(reinterpret_cast<long long*>(a), (long long)v);
-}""")
-    _helper("tpat_atomic_min_i64", """
+}""",
+    )
+    _helper(
+        "tpat_atomic_min_i64",
+        """
 template <typename T>
 __device__ __forceinline__ T tpat_atomic_min_i64(T* a, T v) {
   static_assert(sizeof(T) == 8, "int64 helper");
   return (T)atomicMin(reinterpret_cast<long long*>(a), (long long)v);
-}""")
-    _helper("tpat_atomic_mul_i64", """
+}""",
+    )
+    _helper(
+        "tpat_atomic_mul_i64",
+        """
 template <typename T>
 __device__ __forceinline__ T tpat_atomic_mul_i64(T* a, T v) {
   static_assert(sizeof(T) == 8, "int64 helper");
@@ -157,7 +188,8 @@ __device__ __forceinline__ T tpat_atomic_mul_i64(T* a, T v) {
     old = atomicCAS(p, assumed, assumed * (unsigned long long)v);
   } while (old != assumed);
   return (T)old;
-}""")
+}""",
+    )
 
 
 _build_helpers()
@@ -177,8 +209,9 @@ def prelude_for(source: str) -> str:
                 incs.append(inc)
     # The path in this banner is part of every generated source that has a prelude: kept as it was
     # (generated sources stay byte-identical across the package split).
-    parts = [f"{PRELUDE_MARK}: atomic helpers called by TPAT's scatter lowerings "
-             "(python/tpat_bridge/lowerings.py) ----"]
+    parts = [
+        f"{PRELUDE_MARK}: atomic helpers called by TPAT's scatter lowerings (python/tpat_bridge/lowerings.py) ----"
+    ]
     parts += incs
     parts += [_HELPERS[n][0] for n in names]
     parts.append("// ---- end of TPAT prelude; TVM's generated source follows ----\n")
@@ -209,4 +242,3 @@ def install_cuda_postproc():
 
     tvm_ffi.register_global_func("tvm_callback_cuda_postproc", postproc, override=True)
     _POSTPROC_INSTALLED = True
-

@@ -11,6 +11,7 @@ the reason). docs/lowerings.md walks through writing one.
 `mode` is "gpu" (the CUDA plan) or "cpu" (the same arithmetic for LLVM, used by the cross-check and
 the tests). Lowerings are registered in one table, lowerings/registry.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -121,7 +122,9 @@ def node_operands(info: NodeInfo):
             ops.append(Operand("param", index=k, shape=list(x["shape"]), dtype=x["dtype"]))
         elif nm in inits:
             arr = numpy_helper.to_array(inits[nm])
-            ops.append(Operand("const", value=arr, shape=[int(s) for s in arr.shape], dtype=onnx_dtype(inits[nm].data_type)))
+            ops.append(
+                Operand("const", value=arr, shape=[int(s) for s in arr.shape], dtype=onnx_dtype(inits[nm].data_type))
+            )
         else:
             return None
     return ops
@@ -195,4 +198,3 @@ class Lowering(ABC):
     def schedule(self, sch, block, sel) -> bool:
         """A GPU schedule of `primfunc` (block: its main block); False leaves it to dlight."""
         return False
-

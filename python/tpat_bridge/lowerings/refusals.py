@@ -19,6 +19,7 @@ input * scale (TVM maps coordinates with output / input, ONNX Runtime with the s
 linear downsampling backend tests; TPAT's own Resize lowering is right), RoiAlign mode=max
 (found by the cross-check on ONNX's backend tests).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -99,38 +100,65 @@ def _roialign_half_pixel_scaled(node, consts, info):
 # op -> [(scope, test(node, consts, info) -> bool, reason)]
 REFUSALS = {
     "Resize": [
-        ("all", lambda n, c, i: int(_attr(n, "antialias", 0)) != 0,
-         "Resize antialias=1: no TPAT lowering implements it and TVM's frontend ignores it"),
-        ("tvm", lambda n, c, i: _attr(n, "keep_aspect_ratio_policy", "stretch") != "stretch",
-         "Resize keep_aspect_ratio_policy other than stretch: TVM's frontend ignores it"),
+        (
+            "all",
+            lambda n, c, i: int(_attr(n, "antialias", 0)) != 0,
+            "Resize antialias=1: no TPAT lowering implements it and TVM's frontend ignores it",
+        ),
+        (
+            "tvm",
+            lambda n, c, i: _attr(n, "keep_aspect_ratio_policy", "stretch") != "stretch",
+            "Resize keep_aspect_ratio_policy other than stretch: TVM's frontend ignores it",
+        ),
         ("tvm", _resize_axes, "Resize with an axes attribute: TVM's frontend ignores it"),
-        ("tvm", _resize_fractional_scales,
-         "Resize scales whose output length is not input * scale: TVM's lowering maps coordinates "
-         "with output / input, ONNX Runtime with the scale"),
+        (
+            "tvm",
+            _resize_fractional_scales,
+            "Resize scales whose output length is not input * scale: TVM's lowering maps coordinates "
+            "with output / input, ONNX Runtime with the scale",
+        ),
     ],
     "Dropout": [
-        ("all", _dropout_training,
-         "Dropout training_mode=1 (or decided at run time): TVM returns its input, no lowering drops"),
+        (
+            "all",
+            _dropout_training,
+            "Dropout training_mode=1 (or decided at run time): TVM returns its input, no lowering drops",
+        ),
     ],
     "RoiAlign": [
-        ("tvm", lambda n, c, i: _attr(n, "mode", "avg") == "max",
-         "RoiAlign mode=max: TVM's lowering differs from ONNX Runtime and ONNX's expected output "
-         "(by 0.4 on test_roialign_mode_max)"),
-        ("tvm", _roialign_half_pixel_scaled,
-         "RoiAlign half_pixel with spatial_scale != 1: TVM's converter computes (roi - 0.5) * scale, "
-         "ONNX roi * scale - 0.5 (1.7 off on a 0.25-scale case)"),
+        (
+            "tvm",
+            lambda n, c, i: _attr(n, "mode", "avg") == "max",
+            "RoiAlign mode=max: TVM's lowering differs from ONNX Runtime and ONNX's expected output "
+            "(by 0.4 on test_roialign_mode_max)",
+        ),
+        (
+            "tvm",
+            _roialign_half_pixel_scaled,
+            "RoiAlign half_pixel with spatial_scale != 1: TVM's converter computes (roi - 0.5) * scale, "
+            "ONNX roi * scale - 0.5 (1.7 off on a 0.25-scale case)",
+        ),
     ],
     "IsInf": [
-        ("tvm", lambda n, c, i: int(_attr(n, "detect_negative", 1)) != 1 or int(_attr(n, "detect_positive", 1)) != 1,
-         "IsInf detect_negative=0 or detect_positive=0: TVM's frontend ignores them"),
+        (
+            "tvm",
+            lambda n, c, i: int(_attr(n, "detect_negative", 1)) != 1 or int(_attr(n, "detect_positive", 1)) != 1,
+            "IsInf detect_negative=0 or detect_positive=0: TVM's frontend ignores them",
+        ),
     ],
     "ConvTranspose": [
-        ("tvm", lambda n, c, i: _attr(n, "output_shape", None) is not None,
-         "ConvTranspose output_shape: TVM's frontend ignores it"),
+        (
+            "tvm",
+            lambda n, c, i: _attr(n, "output_shape", None) is not None,
+            "ConvTranspose output_shape: TVM's frontend ignores it",
+        ),
     ],
     "Attention": [
-        ("tvm", lambda n, c, i: True,
-         "Attention of the default domain (opset 23): TVM 0.27's converter is the com.microsoft one"),
+        (
+            "tvm",
+            lambda n, c, i: True,
+            "Attention of the default domain (opset 23): TVM 0.27's converter is the com.microsoft one",
+        ),
     ],
 }
 

@@ -7,6 +7,7 @@ node's op (default domain) is offered the node in table order; the first `Select
 schedule. Adding a lowering = one module (a `Lowering`, protocol.py) + one line below
 (docs/lowerings.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -17,6 +17,7 @@ it declines, dlight schedules the compute.
 Not handled here (the frontend's lowering is used): nearest, antialias, tf_crop_and_resize,
 keep_aspect_ratio_policy other than stretch, resized axes with symbolic sizes, non-float dtypes.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,7 @@ from .. import dtypes
 from .protocol import Decline, Lowering, NodeView, Selection
 
 MODES = ("linear", "cubic")
-COORD_MODES = ("half_pixel", "pytorch_half_pixel", "half_pixel_symmetric", "align_corners",
-               "asymmetric")
+COORD_MODES = ("half_pixel", "pytorch_half_pixel", "half_pixel_symmetric", "align_corners", "asymmetric")
 FLOAT_DTYPES = dtypes.FLOATS
 
 
@@ -77,8 +77,11 @@ def select(node: NodeView) -> ResizeSelection | Decline:
     axes = node.attr("axes", None)
     if r == 0:
         return Decline("scalar input")
-    if axes is not None and (not isinstance(axes, list) or len(set(axes)) != len(axes)
-                             or not all(isinstance(a, int) and -r <= a < r for a in axes)):
+    if axes is not None and (
+        not isinstance(axes, list)
+        or len(set(axes)) != len(axes)
+        or not all(isinstance(a, int) and -r <= a < r for a in axes)
+    ):
         return Decline(f"axes {axes} for a rank-{r} input")
     axes = list(range(r)) if axes is None else [a % r for a in axes]
     scales = sizes = None
@@ -120,9 +123,17 @@ def select(node: NodeView) -> ResizeSelection | Decline:
         resized.append((a, int(L), int(O), float(s)))
     if not resized:
         return Decline("nothing is resized")
-    return ResizeSelection(mode=mode, ctm=ctm, dtype=dtype, xshape=xshape, oshape=oshape, resized=resized,
-                           a=float(node.attr("cubic_coeff_a", -0.75)),
-                           exclude_outside=int(node.attr("exclude_outside", 0)), x_index=x.index)
+    return ResizeSelection(
+        mode=mode,
+        ctm=ctm,
+        dtype=dtype,
+        xshape=xshape,
+        oshape=oshape,
+        resized=resized,
+        a=float(node.attr("cubic_coeff_a", -0.75)),
+        exclude_outside=int(node.attr("exclude_outside", 0)),
+        x_index=x.index,
+    )
 
 
 def axis_tables(det):
@@ -209,8 +220,7 @@ def emit(bb, params, det, mode="gpu"):
     consts = []
     for idx, w in axis_tables(det):
         consts += [relax.const(idx, "int32"), relax.const(w, "float32")]
-    return bb.emit_te(lambda x, *tabs: resize_te_tables(x, det, tabs), x, *consts,
-                      primfunc_name_hint="tpat_resize")
+    return bb.emit_te(lambda x, *tabs: resize_te_tables(x, det, tabs), x, *consts, primfunc_name_hint="tpat_resize")
 
 
 ROWS_PER_THREAD = 4

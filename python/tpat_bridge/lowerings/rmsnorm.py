@@ -10,6 +10,7 @@ X's type by V and ONNX Runtime refuses such a model). Scale has N elements (vect
 broadcasts to X.shape[axis:]. Lowered when: any axis (negative too), N static and at most
 lowering_layernorm.MAX_N, stash_type 1, float32 / float16 / bfloat16.
 """
+
 from __future__ import annotations
 
 from .layernorm import NormLowering

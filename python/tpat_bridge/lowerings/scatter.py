@@ -27,6 +27,7 @@ call_tir from the node's input shapes, and the kernels take the ones they use as
 `mode="cpu"` builds the same index arithmetic for LLVM with serial loops and plain
 read-modify-write instead of atomics (used by the tests to compare with ONNX Runtime).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -88,7 +89,6 @@ def _dims(shape, prefix):
             decls.append(f"    {v} = T.int64()")
             out.append(v)
     return out, decls
-
 
 
 def _header(name, dtype, idx_dtype, ddims, qdims, udims, decls, mode):
@@ -167,12 +167,16 @@ def _scatter_loop_open(total, mode):
     """Opens the per-update-element loop; returns (lines, index var, indent)."""
     if mode == "cpu":
         return [f"    for i in T.serial({total}):"], "i", " " * 8
-    return [
-        f"    for bx in T.thread_binding(({total} + T.int64({THREADS - 1})) // T.int64({THREADS}), thread=\"blockIdx.x\"):",
-        f"        for tx in T.thread_binding(T.int64({THREADS}), thread=\"threadIdx.x\"):",
-        f"            i = bx * T.int64({THREADS}) + tx",
-        f"            if i < {total}:",
-    ], "i", " " * 16
+    return (
+        [
+            f"    for bx in T.thread_binding(({total} + T.int64({THREADS - 1})) // T.int64({THREADS}), thread=\"blockIdx.x\"):",
+            f"        for tx in T.thread_binding(T.int64({THREADS}), thread=\"threadIdx.x\"):",
+            f"            i = bx * T.int64({THREADS}) + tx",
+            f"            if i < {total}:",
+        ],
+        "i",
+        " " * 16,
+    )
 
 
 def _wrap_index(raw_expr, dim, var, ind):
@@ -183,8 +187,9 @@ def _wrap_index(raw_expr, dim, var, ind):
     ]
 
 
-def scatter_nd_source(data_shape, idx_shape, upd_shape, dtype, idx_dtype, reduction, mode="gpu",
-                      name="tpat_scatter_nd"):
+def scatter_nd_source(
+    data_shape, idx_shape, upd_shape, dtype, idx_dtype, reduction, mode="gpu", name="tpat_scatter_nd"
+):
     """TVMScript of ScatterND: out = data; out[idx[u, :]] (op)= updates[u, ...]."""
     k = idx_shape[-1]
     assert isinstance(k, int)
@@ -216,7 +221,7 @@ def scatter_nd_source(data_shape, idx_shape, upd_shape, dtype, idx_dtype, reduct
     for j in range(k):
         lines += _wrap_index(f"idx_f[s * T.int64({k}) + T.int64({j})]", ddims[j], f"x{j}", ind)
         conds.append(f"x{j} >= T.int64(0) and x{j} < {_i64(ddims[j])}")
-        off_terms.append(f"x{j} * {_prod(ddims[j + 1:])}")
+        off_terms.append(f"x{j} * {_prod(ddims[j + 1 :])}")
     off = " + ".join(off_terms + ["e"])
     if conds:
         lines.append(f"{ind}if {' and '.join(conds)}:")
@@ -231,8 +236,9 @@ def scatter_nd_source(data_shape, idx_shape, upd_shape, dtype, idx_dtype, reduct
     return "\n".join(lines) + "\n"
 
 
-def scatter_elements_source(data_shape, idx_shape, upd_shape, axis, dtype, idx_dtype, reduction,
-                            mode="gpu", name="tpat_scatter_elements"):
+def scatter_elements_source(
+    data_shape, idx_shape, upd_shape, axis, dtype, idx_dtype, reduction, mode="gpu", name="tpat_scatter_elements"
+):
     """TVMScript of ScatterElements: out[.., idx[p], ..] (op)= updates[p] for every position p."""
     r = len(data_shape)
     ddims, dd = _dims(data_shape, "d")
@@ -256,7 +262,7 @@ def scatter_elements_source(data_shape, idx_shape, upd_shape, axis, dtype, idx_d
     terms = []
     for j in range(r):
         c = "x" if j == axis else f"c{j}"
-        terms.append(f"{c} * {_prod(ddims[j + 1:])}")
+        terms.append(f"{c} * {_prod(ddims[j + 1 :])}")
     off = " + ".join(terms)
     lines.append(f"{ind}if x >= T.int64(0) and x < {_i64(ddims[axis])}:")
     lines += _update_stmt(reduction, dtype, off, f"upd_f[{i}]", mode, ind + "    ")
@@ -332,8 +338,9 @@ def emit(bb, params, sel: ScatterSelection, mode="gpu"):
     gv = bb.add_func(func, "tpat_scatter_nd" if sel.op == "ScatterND" else "tpat_scatter_elements")
     args = [relax_arg(params, o) for o in (sel.data, sel.indices, sel.updates)]
     dim = main_dims(params)
-    out = bb.emit(relax.call_tir(gv, relax.Tuple(args),
-                                 out_ty=relax.TensorType([dim(s) for s in sel.data.shape], sel.data.dtype)))
+    out = bb.emit(
+        relax.call_tir(gv, relax.Tuple(args), out_ty=relax.TensorType([dim(s) for s in sel.data.shape], sel.data.dtype))
+    )
     if mode == "gpu":
         install_cuda_postproc()  # TVM's own CUDA build must see the atomic helpers too
     return out

@@ -28,6 +28,7 @@ dimensions may be symbolic (rows); the axis length N and K must be static. Value
 float16, bfloat16, int32 (a 32-bit image); 64-bit values keep TVM's lowering. `sorted=0` gets the
 same sorted answer (a valid one).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -67,8 +68,10 @@ class TopKSelection(Selection):
 
     def describe(self) -> str:
         moved = f"axis {self.axis} moved last by a transpose, " if self.axis != len(self.xshape) - 1 else ""
-        return (f"topk ({moved}K={self.k}, {'largest' if self.largest else 'smallest'}, chunks of {self.ch}, "
-                f"{self.chunks} chunk(s), {int(np.log2(self.chunks))} merge level(s))")
+        return (
+            f"topk ({moved}K={self.k}, {'largest' if self.largest else 'smallest'}, chunks of {self.ch}, "
+            f"{self.chunks} chunk(s), {int(np.log2(self.chunks))} merge level(s))"
+        )
 
 
 def select(node: NodeView) -> TopKSelection | Decline:
@@ -99,8 +102,17 @@ def select(node: NodeView) -> TopKSelection | Decline:
     largest = int(node.attr("largest", 1))
     ch = min(4096, _pow2ceil(max(n, 2)))
     chunks = _pow2ceil(-(-n // ch))  # lists at level 0 (padding chunks make a power of two)
-    return TopKSelection(dtype=dtype, xshape=xshape, n=n, k=k, largest=bool(largest), ch=ch, chunks=chunks,
-                         x_index=ops[0].index, axis=axis)
+    return TopKSelection(
+        dtype=dtype,
+        xshape=xshape,
+        n=n,
+        k=k,
+        largest=bool(largest),
+        ch=ch,
+        chunks=chunks,
+        x_index=ops[0].index,
+        axis=axis,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,8 +135,7 @@ def _key(det, v, g):
     if not det.largest:
         u = tirx.bitwise_not(u)
     lo = u32(0xFFFFFFFF) - tirx.Cast("uint32", g)
-    return tirx.bitwise_or(tirx.shift_left(tirx.Cast("uint64", u), tirx.const(32, "uint64")),
-                           tirx.Cast("uint64", lo))
+    return tirx.bitwise_or(tirx.shift_left(tirx.Cast("uint64", u), tirx.const(32, "uint64")), tirx.Cast("uint64", lo))
 
 
 def _pad_key(g):
@@ -181,7 +192,8 @@ def _chunk_sort_ir(det, rows, lead, x, outs, final, mode="gpu"):
                             p = q * i32(tb) + tirx.Cast("int32", tx)
                             i = tirx.bitwise_or(
                                 tirx.shift_left(tirx.shift_right(p, lj), lj + i32(1)),
-                                tirx.bitwise_and(p, tirx.shift_left(i32(1), lj) - i32(1)))
+                                tirx.bitwise_and(p, tirx.shift_left(i32(1), lj) - i32(1)),
+                            )
                             j = tirx.shift_left(i32(1), lj)
                             T.buffer_store(tmp, sk[i], [0])
                             T.buffer_store(tmp, sk[i + j], [1])
@@ -231,8 +243,9 @@ def _merge_ir(det, rows, lead, m, length, keys, x, outs, final, mode="gpu"):
         th = Threads(mode, nb, MERGE_THREADS)
         with th as bx:
             lo = T.decl_buffer([2], "int32", scope="local")
-            th.each_thread(lambda tx: _merge_one(bx, tx, total, m, length, out_len, steps, lo,
-                                                 lead, keys, x, outs, final))
+            th.each_thread(
+                lambda tx: _merge_one(bx, tx, total, m, length, out_len, steps, lo, lead, keys, x, outs, final)
+            )
     return ib.get()
 
 
@@ -286,8 +299,10 @@ def emit(bb, params, det, mode="gpu"):
     inv = [perm.index(d) for d in range(r)]
     xt = bb.emit_te(topi.transpose, params[det.x_index], perm, primfunc_name_hint="tpat_topk_transpose")
     both = _emit_last(bb, xt, det, mode)
-    outs = [bb.emit_te(topi.transpose, bb.emit(relax.TupleGetItem(both, j)), inv,
-                       primfunc_name_hint="tpat_topk_transpose") for j in range(2)]
+    outs = [
+        bb.emit_te(topi.transpose, bb.emit(relax.TupleGetItem(both, j)), inv, primfunc_name_hint="tpat_topk_transpose")
+        for j in range(2)
+    ]
     return relax.Tuple(outs)
 
 
@@ -300,12 +315,20 @@ def _emit_last(bb, x, det, mode="gpu"):
         lead, rows = lead_rows(xt)
         if final:
             oshape = lead + [k]
-            return te.extern([oshape, oshape], [xt],
-                             lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, True, mode),
-                             dtype=[dtype, "int64"], name="tpat_topk_sort")
-        return te.extern([(rows, chunks, keep)], [xt],
-                         lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, False, mode),
-                         dtype="uint64", name="tpat_topk_sort")
+            return te.extern(
+                [oshape, oshape],
+                [xt],
+                lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, True, mode),
+                dtype=[dtype, "int64"],
+                name="tpat_topk_sort",
+            )
+        return te.extern(
+            [(rows, chunks, keep)],
+            [xt],
+            lambda ins, outs: _chunk_sort_ir(det, rows, lead, ins[0], outs, False, mode),
+            dtype="uint64",
+            name="tpat_topk_sort",
+        )
 
     if chunks == 1:
         return bb.emit_te(sort_stage, x, True, primfunc_name_hint="tpat_topk_sort")
@@ -321,13 +344,19 @@ def _emit_last(bb, x, det, mode="gpu"):
             if final:
                 oshape = lead + [k]
                 return te.extern(
-                    [oshape, oshape], [kt, xt],
+                    [oshape, oshape],
+                    [kt, xt],
                     lambda ins, outs: _merge_ir(det, rows, lead, m, length, ins[0], ins[1], outs, True, mode),
-                    dtype=[dtype, "int64"], name="tpat_topk_merge")
+                    dtype=[dtype, "int64"],
+                    name="tpat_topk_merge",
+                )
             return te.extern(
-                [(rows, m // 2, out_len)], [kt, xt],
+                [(rows, m // 2, out_len)],
+                [kt, xt],
                 lambda ins, outs: _merge_ir(det, rows, lead, m, length, ins[0], ins[1], outs, False, mode),
-                dtype="uint64", name="tpat_topk_merge")
+                dtype="uint64",
+                name="tpat_topk_merge",
+            )
 
         res = bb.emit_te(merge_stage, keys, x, primfunc_name_hint=f"tpat_topk_merge{level}")
         if final:

@@ -27,6 +27,7 @@ sort), the ranks give the sorted order; group flags compare neighbouring slices;
 count / scan / assign / groups kernels, and Y is gathered slice by slice (Compress's gather).
 sorted=0 argsorts the first occurrences as above.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,15 +61,20 @@ class UniqueSelection(Selection):
     def data_dependent(self) -> list:
         # Y (its `axis` dim with an axis), indices and counts: one size output after the outputs
         n_out = len(self.present)
-        return [{"output": j, "dim": self.axis if (k == 0 and self.axis is not None) else 0, "size_output": n_out}
-                for j, k in enumerate(self.present) if k in (0, 1, 3)]
+        return [
+            {"output": j, "dim": self.axis if (k == 0 and self.axis is not None) else 0, "size_output": n_out}
+            for j, k in enumerate(self.present)
+            if k in (0, 1, 3)
+        ]
 
     def describe(self) -> str:
         order = "sorted" if self.sorted else "first-occurrence order"
         outs = ", ".join(NAMES[k] for k in self.present)
         if self.axis is not None:
-            return (f"unique (axis {self.axis}, {order}, outputs {outs}; slices ranked by a block per slice, "
-                    "block-wide scans, size tensor)")
+            return (
+                f"unique (axis {self.axis}, {order}, outputs {outs}; slices ranked by a block per slice, "
+                "block-wide scans, size tensor)"
+            )
         return f"unique (flattened, {order}, outputs {outs}; argsort, block-wide scans, size tensor)"
 
 
@@ -90,8 +96,9 @@ def select(node: NodeView) -> UniqueSelection | Decline:
     present = tuple(k for k, nm in enumerate(node.node.output) if nm)
     if len(present) != len(node.outputs) or not present:
         return Decline("unexpected outputs")
-    return UniqueSelection(dtype=dtype, x_index=ops[0].index, present=present, axis=axis,
-                           sorted=bool(int(node.attr("sorted", 1))))
+    return UniqueSelection(
+        dtype=dtype, x_index=ops[0].index, present=present, axis=axis, sorted=bool(int(node.attr("sorted", 1)))
+    )
 
 
 def _flag(xv, perm, p):
@@ -121,6 +128,7 @@ def _assign_ir(det, n, xv, perm, offsets, gid, starts, first, mode, flag=None):
             # kernel 1: first[g] = N
             th0 = Threads(mode, (n + (ELEM_THREADS - 1)) // ELEM_THREADS, ELEM_THREADS)
             with th0 as bx:
+
                 def init(tx):
                     q = tirx.Cast("int64", bx) * ELEM_THREADS + tirx.Cast("int64", tx)
                     with T.If(q < n):
@@ -151,7 +159,9 @@ def _assign_ir(det, n, xv, perm, offsets, gid, starts, first, mode, flag=None):
 
                         def write(tx):
                             t = tirx.Cast("int32", tx)
-                            T.buffer_store(run, offsets[b] + tirx.Select(t > 0, tot[fin, tirx.max(t - 1, 0)], _i64(0)), R(tx))
+                            T.buffer_store(
+                                run, offsets[b] + tirx.Select(t > 0, tot[fin, tirx.max(t - 1, 0)], _i64(0)), R(tx)
+                            )
                             for e in range(per):
                                 p = base + tirx.Cast("int64", tx) * per + e
                                 with T.If(p < n):
@@ -174,6 +184,7 @@ def _elementwise(mode, n, body):
     with IRBuilder() as ib:
         th = Threads(mode, (n + (ELEM_THREADS - 1)) // ELEM_THREADS, ELEM_THREADS)
         with th as bx:
+
             def each(tx):
                 q = tirx.Cast("int64", bx) * ELEM_THREADS + tirx.Cast("int64", tx)
                 with T.If(q < n):
@@ -200,17 +211,25 @@ def emit(bb, params, det: UniqueSelection, mode="gpu"):
     def count_stage(xt, pt):
         n = xt.shape[0]
         nb = (n + (tile - 1)) // tile
-        return te.extern([(nb,)], [xt, pt],
-                         lambda ins, outs: _count_ir(det, n, ins[0], outs[0], nb, mode,
-                                                     pred=lambda p: _flag(ins[0], ins[1], p)),
-                         dtype="int64", name="tpat_unique_count")
+        return te.extern(
+            [(nb,)],
+            [xt, pt],
+            lambda ins, outs: _count_ir(det, n, ins[0], outs[0], nb, mode, pred=lambda p: _flag(ins[0], ins[1], p)),
+            dtype="int64",
+            name="tpat_unique_count",
+        )
 
     counts = bb.emit_te(count_stage, xf, perm, primfunc_name_hint="tpat_unique_count")
 
     def scan_stage(ct):
         nb = ct.shape[0]
-        return te.extern([(nb,), ()], [ct], lambda ins, outs: _scan_ir(det, ins[0], outs[0], outs[1], nb, mode),
-                         dtype=["int64", "int64"], name="tpat_unique_scan")
+        return te.extern(
+            [(nb,), ()],
+            [ct],
+            lambda ins, outs: _scan_ir(det, ins[0], outs[0], outs[1], nb, mode),
+            dtype=["int64", "int64"],
+            name="tpat_unique_scan",
+        )
 
     scanned = bb.emit_te(scan_stage, counts, primfunc_name_hint="tpat_unique_scan")
     offsets = bb.emit(relax.TupleGetItem(scanned, 0))
@@ -218,9 +237,13 @@ def emit(bb, params, det: UniqueSelection, mode="gpu"):
 
     def assign_stage(xt, pt, ot):
         n = xt.shape[0]
-        return te.extern([(n,), (n,), (n,)], [xt, pt, ot],
-                         lambda ins, outs: _assign_ir(det, n, ins[0], ins[1], ins[2], outs[0], outs[1], outs[2], mode),
-                         dtype=["int64", "int64", "int64"], name="tpat_unique_assign")
+        return te.extern(
+            [(n,), (n,), (n,)],
+            [xt, pt, ot],
+            lambda ins, outs: _assign_ir(det, n, ins[0], ins[1], ins[2], outs[0], outs[1], outs[2], mode),
+            dtype=["int64", "int64", "int64"],
+            name="tpat_unique_assign",
+        )
 
     assigned = bb.emit_te(assign_stage, xf, perm, offsets, primfunc_name_hint="tpat_unique_assign")
     gid = bb.emit(relax.TupleGetItem(assigned, 0))
@@ -265,8 +288,13 @@ def emit(bb, params, det: UniqueSelection, mode="gpu"):
 
             return _elementwise(mode, n, body)
 
-        return te.extern([(n,), (n,), (n,)], [xt, pt, st_, ft, sz, *maybe_order], ir,
-                         dtype=[dtype, "int64", "int64"], name="tpat_unique_groups")
+        return te.extern(
+            [(n,), (n,), (n,)],
+            [xt, pt, st_, ft, sz, *maybe_order],
+            ir,
+            dtype=[dtype, "int64", "int64"],
+            name="tpat_unique_groups",
+        )
 
     extra = [order] if order is not None else []
     groups = bb.emit_te(groups_stage, xf, perm, starts, first, size, *extra, primfunc_name_hint="tpat_unique_groups")
@@ -277,15 +305,21 @@ def emit(bb, params, det: UniqueSelection, mode="gpu"):
         def ir(ins, outs):
             pv, gv = ins[0], ins[1]
             rv = ins[2] if len(ins) > 2 else None
-            return _elementwise(mode, n, lambda q: T.buffer_store(
-                outs[0], rv[gv[q]] if rv is not None else gv[q], [pv[q]]))
+            return _elementwise(
+                mode, n, lambda q: T.buffer_store(outs[0], rv[gv[q]] if rv is not None else gv[q], [pv[q]])
+            )
 
         return te.extern([(n,)], [pt, gt, *maybe_rank], ir, dtype="int64", name="tpat_unique_inverse")
 
-    inverse = bb.emit_te(inverse_stage, perm, gid, *([rank] if rank is not None else []),
-                         primfunc_name_hint="tpat_unique_inverse")
-    all_outs = [bb.emit(relax.TupleGetItem(groups, 0)), bb.emit(relax.TupleGetItem(groups, 1)), inverse,
-                bb.emit(relax.TupleGetItem(groups, 2))]
+    inverse = bb.emit_te(
+        inverse_stage, perm, gid, *([rank] if rank is not None else []), primfunc_name_hint="tpat_unique_inverse"
+    )
+    all_outs = [
+        bb.emit(relax.TupleGetItem(groups, 0)),
+        bb.emit(relax.TupleGetItem(groups, 1)),
+        inverse,
+        bb.emit(relax.TupleGetItem(groups, 2)),
+    ]
     return bb.emit(relax.Tuple([all_outs[k] for k in det.present] + [size]))
 
 
@@ -328,8 +362,11 @@ def _rank_ir(det, xf_buf, a_len, inner, slen, rank, mode):
                             with T.serial(_i64(0), slen) as e:
                                 a = _slice_elem(xf, a_len, inner, k, e)
                                 b = _slice_elem(xf, a_len, inner, j, e)
-                                sign = tirx.Select(a < b, tirx.const(-1, "int32"),
-                                                   tirx.Select(b < a, tirx.const(1, "int32"), tirx.const(0, "int32")))
+                                sign = tirx.Select(
+                                    a < b,
+                                    tirx.const(-1, "int32"),
+                                    tirx.Select(b < a, tirx.const(1, "int32"), tirx.const(0, "int32")),
+                                )
                                 T.buffer_store(res, tirx.Select(res[t] != 0, res[t], sign), [t])
                             less = tirx.Or(res[t] < 0, tirx.And(res[t] == 0, k < j))
                             T.buffer_store(cnt, cnt[t] + tirx.Cast("int64", less), [t])
@@ -338,6 +375,7 @@ def _rank_ir(det, xf_buf, a_len, inner, slen, rank, mode):
             th.barrier()
             s = tb // 2
             while s >= 1:
+
                 def add(tx, s=s):
                     t = tirx.Cast("int32", tx)
                     with T.If(t < s):
@@ -366,19 +404,29 @@ def _emit_axis(bb, params, det, mode):
 
     def parts(xt):
         shape = list(xt.shape)
-        return _numel(shape[:ax]), _numel(shape[ax:ax + 1]), _numel(shape[ax + 1:])
+        return _numel(shape[:ax]), _numel(shape[ax : ax + 1]), _numel(shape[ax + 1 :])
 
     def rank_stage(xt):
         outer, a_len, inner = parts(xt)
-        return te.extern([(a_len,)], [xt], lambda ins, outs: _rank_ir(det, ins[0], a_len, inner, outer * inner, outs[0], mode),
-                         dtype="int64", name="tpat_unique_rank_slices")
+        return te.extern(
+            [(a_len,)],
+            [xt],
+            lambda ins, outs: _rank_ir(det, ins[0], a_len, inner, outer * inner, outs[0], mode),
+            dtype="int64",
+            name="tpat_unique_rank_slices",
+        )
 
     srank = bb.emit_te(rank_stage, x, primfunc_name_hint="tpat_unique_rank_slices")
 
     def perm_stage(rt):
         n = rt.shape[0]
-        return te.extern([(n,)], [rt], lambda ins, outs: _elementwise(
-            mode, n, lambda q: T.buffer_store(outs[0], q, [ins[0][q]])), dtype="int64", name="tpat_unique_perm")
+        return te.extern(
+            [(n,)],
+            [rt],
+            lambda ins, outs: _elementwise(mode, n, lambda q: T.buffer_store(outs[0], q, [ins[0][q]])),
+            dtype="int64",
+            name="tpat_unique_perm",
+        )
 
     perm = bb.emit_te(perm_stage, srank, primfunc_name_hint="tpat_unique_perm")
 
@@ -419,16 +467,25 @@ def _emit_axis(bb, params, det, mode):
     def count_stage(ft):
         n = ft.shape[0]
         nb = (n + (tile - 1)) // tile
-        return te.extern([(nb,)], [ft], lambda ins, outs: _count_ir(det, n, ins[0], outs[0], nb, mode,
-                                                                    pred=lambda p: ins[0][p] != _i64(0)),
-                         dtype="int64", name="tpat_unique_count")
+        return te.extern(
+            [(nb,)],
+            [ft],
+            lambda ins, outs: _count_ir(det, n, ins[0], outs[0], nb, mode, pred=lambda p: ins[0][p] != _i64(0)),
+            dtype="int64",
+            name="tpat_unique_count",
+        )
 
     counts = bb.emit_te(count_stage, flags, primfunc_name_hint="tpat_unique_count")
 
     def scan_stage(ct):
         nb = ct.shape[0]
-        return te.extern([(nb,), ()], [ct], lambda ins, outs: _scan_ir(det, ins[0], outs[0], outs[1], nb, mode),
-                         dtype=["int64", "int64"], name="tpat_unique_scan")
+        return te.extern(
+            [(nb,), ()],
+            [ct],
+            lambda ins, outs: _scan_ir(det, ins[0], outs[0], outs[1], nb, mode),
+            dtype=["int64", "int64"],
+            name="tpat_unique_scan",
+        )
 
     scanned = bb.emit_te(scan_stage, counts, primfunc_name_hint="tpat_unique_scan")
     offsets = bb.emit(relax.TupleGetItem(scanned, 0))
@@ -436,10 +493,15 @@ def _emit_axis(bb, params, det, mode):
 
     def assign_stage(ft, pt, ot):
         n = ft.shape[0]
-        return te.extern([(n,), (n,), (n,)], [ft, pt, ot],
-                         lambda ins, outs: _assign_ir(det, n, ins[0], ins[1], ins[2], outs[0], outs[1], outs[2], mode,
-                                                      flag=lambda p: ins[0][p] != _i64(0)),
-                         dtype=["int64", "int64", "int64"], name="tpat_unique_assign")
+        return te.extern(
+            [(n,), (n,), (n,)],
+            [ft, pt, ot],
+            lambda ins, outs: _assign_ir(
+                det, n, ins[0], ins[1], ins[2], outs[0], outs[1], outs[2], mode, flag=lambda p: ins[0][p] != _i64(0)
+            ),
+            dtype=["int64", "int64", "int64"],
+            name="tpat_unique_assign",
+        )
 
     assigned = bb.emit_te(assign_stage, flags, perm, offsets, primfunc_name_hint="tpat_unique_assign")
     gid = bb.emit(relax.TupleGetItem(assigned, 0))
@@ -451,8 +513,13 @@ def _emit_axis(bb, params, det, mode):
 
         def grank_stage(ot, st):
             n = ot.shape[0]
-            return te.extern([(n,)], [ot, st], lambda ins, outs: _elementwise(
-                mode, n, lambda q: _rank_body(T, ins[0], ins[1], outs[0], q)), dtype="int64", name="tpat_unique_rank")
+            return te.extern(
+                [(n,)],
+                [ot, st],
+                lambda ins, outs: _elementwise(mode, n, lambda q: _rank_body(T, ins[0], ins[1], outs[0], q)),
+                dtype="int64",
+                name="tpat_unique_rank",
+            )
 
         grank = bb.emit_te(grank_stage, order, size, primfunc_name_hint="tpat_unique_rank")
 
@@ -477,18 +544,34 @@ def _emit_axis(bb, params, det, mode):
 
             return _elementwise(mode, n, body)
 
-        return te.extern([(n,), (n,), (n,)], [pt, st_, ft, sz, *maybe_order], ir,
-                         dtype=["int64", "int64", "int64"], name="tpat_unique_groups")
+        return te.extern(
+            [(n,), (n,), (n,)],
+            [pt, st_, ft, sz, *maybe_order],
+            ir,
+            dtype=["int64", "int64", "int64"],
+            name="tpat_unique_groups",
+        )
 
-    groups = bb.emit_te(groups_stage, perm, starts, first, size, *([order] if order is not None else []),
-                        primfunc_name_hint="tpat_unique_groups")
+    groups = bb.emit_te(
+        groups_stage,
+        perm,
+        starts,
+        first,
+        size,
+        *([order] if order is not None else []),
+        primfunc_name_hint="tpat_unique_groups",
+    )
     sel = bb.emit(relax.TupleGetItem(groups, 0))
 
     def y_stage(xt, selt, st):
         a_len = parts(xt)[1]
-        return te.extern([list(xt.shape)], [xt, selt, st],
-                         lambda ins, outs: _gather_ir(ax, det.dtype, xt.shape, a_len, ins[0], ins[1], ins[2], outs[0], mode),
-                         dtype=det.dtype, name="tpat_unique_y")
+        return te.extern(
+            [list(xt.shape)],
+            [xt, selt, st],
+            lambda ins, outs: _gather_ir(ax, det.dtype, xt.shape, a_len, ins[0], ins[1], ins[2], outs[0], mode),
+            dtype=det.dtype,
+            name="tpat_unique_y",
+        )
 
     y = bb.emit_te(y_stage, x, sel, size, primfunc_name_hint="tpat_unique_y")
 
@@ -498,16 +581,17 @@ def _emit_axis(bb, params, det, mode):
         def ir(ins, outs):
             pv, gv = ins[0], ins[1]
             rv = ins[2] if len(ins) > 2 else None
-            return _elementwise(mode, n, lambda q: T.buffer_store(
-                outs[0], rv[gv[q]] if rv is not None else gv[q], [pv[q]]))
+            return _elementwise(
+                mode, n, lambda q: T.buffer_store(outs[0], rv[gv[q]] if rv is not None else gv[q], [pv[q]])
+            )
 
         return te.extern([(n,)], [pt, gt, *maybe_rank], ir, dtype="int64", name="tpat_unique_inverse")
 
-    inverse = bb.emit_te(inverse_stage, perm, gid, *([grank] if grank is not None else []),
-                         primfunc_name_hint="tpat_unique_inverse")
+    inverse = bb.emit_te(
+        inverse_stage, perm, gid, *([grank] if grank is not None else []), primfunc_name_hint="tpat_unique_inverse"
+    )
     all_outs = [y, bb.emit(relax.TupleGetItem(groups, 1)), inverse, bb.emit(relax.TupleGetItem(groups, 2))]
     return bb.emit(relax.Tuple([all_outs[k] for k in det.present] + [size]))
-
 
 
 class UniqueLowering(Lowering):

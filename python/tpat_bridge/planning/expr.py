@@ -15,10 +15,11 @@ floormod round toward -inf (Python), truncdiv / truncmod toward 0 (C); shl / shr
 shifts; and / or / not take operands as 0 / nonzero. Casts between integer types and from bool are
 dropped (values are assumed to fit).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import tvm
 from tvm import tirx

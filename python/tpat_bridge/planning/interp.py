@@ -9,6 +9,7 @@ with no handler is the plan error `unsupported_lowering`, never skipped. Results
 (launch / loop / copy), `kernel_sigs` + `kernel_order`, `out_buffers` (workspace layout),
 `workspace`, `constants`, `out_shapes`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -122,8 +123,9 @@ class Interp:
         if isinstance(e, tvm.ir.Var) and isinstance(e.ty, tvm.ir.PrimType) and e not in env:
             return {"kind": "prim", "value": e}
         if isinstance(e, (tirx.IntImm, tirx.FloatImm)) or (
-            isinstance(e.ty, tvm.ir.PrimType) if hasattr(e, "ty") and not isinstance(e, tvm.ir.Var)
-            and not isinstance(e, tvm.ir.Constant) else False
+            isinstance(e.ty, tvm.ir.PrimType)
+            if hasattr(e, "ty") and not isinstance(e, tvm.ir.Var) and not isinstance(e, tvm.ir.Constant)
+            else False
         ):
             return {"kind": "prim", "value": e}
         if isinstance(e, tvm.ir.Constant):
@@ -216,12 +218,10 @@ class Interp:
     def _not_a_kernel(self, op):
         name = getattr(op, "name", None) or getattr(op, "name_hint", None) or str(op)
         low = str(name).lower()
-        if name in ("relax.tensor_to_shape", "relax.shape_to_tensor") or "nonzero" in low \
-                or "unique" in low:
+        if name in ("relax.tensor_to_shape", "relax.shape_to_tensor") or "nonzero" in low or "unique" in low:
             raise PlanError(
                 "data_dependent_shape",
-                f"{self.info.op_type}: TVM computes a shape from tensor values ({name}); "
-                "no static launch plan exists",
+                f"{self.info.op_type}: TVM computes a shape from tensor values ({name}); no static launch plan exists",
             )
         raise _unsupported(f"relax call to {name} is not a kernel")
 
@@ -355,8 +355,7 @@ class Interp:
         self.loop_count += 1
         self.sym_names[lv] = lv.name
         begin = self.subst(s.min, self.env_s)
-        self.env_s[s.loop_var] = tirx.Cast(str(s.loop_var.ty.dtype), lv) if str(
-            s.loop_var.ty.dtype) != "int64" else lv
+        self.env_s[s.loop_var] = tirx.Cast(str(s.loop_var.ty.dtype), lv) if str(s.loop_var.ty.dtype) != "int64" else lv
         body = self.stmt(s.body, fname)
         ext = self.subst(s.extent, self.env_s)
         return [
@@ -383,14 +382,17 @@ class Interp:
     def launch(self, call, fname):
         kname = str(call.args[0].value)
         tags = [str(t) for t in call.attrs.launch_params]
-        consuming = [t for t in tags if t.startswith("blockIdx.") or t.startswith("threadIdx.")
-                     or t == "tirx.use_dyn_shared_memory"]
+        consuming = [
+            t
+            for t in tags
+            if t.startswith("blockIdx.") or t.startswith("threadIdx.") or t == "tirx.use_dyn_shared_memory"
+        ]
         for t in tags:
             if t not in consuming:
                 raise _unsupported(f"{kname}: launch flag {t}")
         nl = len(consuming)
-        kargs = list(call.args[1: len(call.args) - nl])
-        lvals = list(call.args[len(call.args) - nl:])
+        kargs = list(call.args[1 : len(call.args) - nl])
+        lvals = list(call.args[len(call.args) - nl :])
         dev = self.dev_funcs.get(kname)
         if dev is None:
             raise _unsupported(f"kernel {kname} not in the device module")
@@ -441,12 +443,18 @@ class Interp:
         rets = list(ret.fields) if isinstance(ret, relax.TupleType) else [ret]
         self.out_shapes = [[self.subst(x, {}) for x in si.shape.values] for si in rets]
         renames = self._outputs_in_place(outs)
-        _rewrite_bindings(self.steps, lambda b: renames[b["id"]]
-                          if b.get("kind") == "buffer" and b["id"] in renames else b, copies=False)
+        _rewrite_bindings(
+            self.steps,
+            lambda b: renames[b["id"]] if b.get("kind") == "buffer" and b["id"] in renames else b,
+            copies=False,
+        )
         keep = [b for b in self.buffers if b["output"] is None]
         newid = {b["id"]: i for i, b in enumerate(keep)}
-        _rewrite_bindings(self.steps, lambda b: {"kind": "buffer", "id": newid[b["id"]]}
-                          if b.get("kind") == "buffer" else b, copies=True)
+        _rewrite_bindings(
+            self.steps,
+            lambda b: {"kind": "buffer", "id": newid[b["id"]]} if b.get("kind") == "buffer" else b,
+            copies=True,
+        )
         self._lay_out_workspace(keep, newid)
 
     def _outputs_in_place(self, outs):

@@ -6,6 +6,7 @@ refused here (`data_dependent_shape`): they have no static launch plan, except t
 itself with a size-tensor output (`DATA_DEPENDENT_LOWERED`; the planner refuses them when that
 lowering does not apply).
 """
+
 from __future__ import annotations
 
 import onnx
@@ -58,8 +59,11 @@ def load_node(model_path: str) -> NodeInfo:
     if len(g.node) != 1:
         raise PlanError("not_single_node", f"expected exactly one node, found {len(g.node)}")
     node = g.node[0]
-    if node.op_type in DATA_DEPENDENT_OPS and node.domain in ("", "ai.onnx") \
-            and node.op_type not in DATA_DEPENDENT_LOWERED:
+    if (
+        node.op_type in DATA_DEPENDENT_OPS
+        and node.domain in ("", "ai.onnx")
+        and node.op_type not in DATA_DEPENDENT_LOWERED
+    ):
         raise PlanError(
             "data_dependent_shape",
             f"{node.op_type}: {DATA_DEPENDENT_OPS[node.op_type]}; TVM lowers it to runtime "
@@ -99,10 +103,7 @@ def load_node(model_path: str) -> NodeInfo:
         dtype = onnx_dtype(tt.elem_type)
         shape = None
         if tt.HasField("shape"):
-            shape = [
-                int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or None)
-                for d in tt.shape.dim
-            ]
+            shape = [int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim]
             _check_dims(go.name, shape)
         outputs.append({"name": go.name, "dtype": dtype, "shape": shape})
     info = NodeInfo(node.op_type, inputs, outputs, symbols, model)
@@ -116,4 +117,3 @@ def load_node(model_path: str) -> NodeInfo:
                 a.i = 1
                 info.fixups.append("TopK sorted=0 planned as sorted=1 (a sorted result is a valid unsorted one)")
     return info
-

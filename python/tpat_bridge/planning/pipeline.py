@@ -7,6 +7,7 @@ capture pass keeps Relax `main` there, a pass instrument the host TIR right befo
 and a wrapper of `target.build.cuda` the device functions and the CUDA C source. `tpat tune` uses
 `pre_schedule_passes` so its records match the planner's functions.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,6 @@ def cuda_target(sm: str):
     )
 
 
-
 _CAPTURE = threading.local()
 _WRAPPED = False
 
@@ -71,6 +71,7 @@ def _install_build_wrapper():
 
 INT32_LIMIT = 2**31 - 1
 
+
 def narrow_index_pass():
     """Index arithmetic in int32 for PrimFuncs whose buffers are static and < 2^31 elements.
 
@@ -82,6 +83,7 @@ def narrow_index_pass():
     dimension may exceed 2^31 at run time. Runs after FuseTIR, before dlight and the tuning
     database, in the planner and in `tpat tune` alike.
     """
+
     @tvm.transform.module_pass(opt_level=0, name="TPATNarrowIndexToInt32")
     def _narrow(m, _ctx):
         updates = {}
@@ -108,6 +110,7 @@ def default_schedule_pass():
     region has extent 1, which RoiAlign's data-dependent bilinear reads break: the empty-message
     `AssertionError` of `tvm_error`) counts as not applying, so the next rule (GeneralReduction,
     Fallback) schedules it. Functions no rule asserts on are scheduled exactly as before."""
+
     def guarded(rule):
         class Guarded(type(rule)):
             def apply(self, func, target, tunable):
@@ -118,8 +121,12 @@ def default_schedule_pass():
 
         return Guarded()
 
-    return dl.ApplyDefaultSchedule(*[guarded(r) for r in (
-        dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback())])
+    return dl.ApplyDefaultSchedule(
+        *[
+            guarded(r)
+            for r in (dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback())
+        ]
+    )
 
 
 def pre_schedule_passes(target, narrow=False):
@@ -220,6 +227,7 @@ def apply_database(mod, target, work_dir: str):
 
 def database_pass(target, work_dir: str):
     """apply_database as a module pass, to sit between FuseTIR and dlight in a Sequential."""
+
     @tvm.transform.module_pass(opt_level=0, name="TPATApplyTuningDatabase")
     def _apply(m, _ctx):
         return apply_database(m, target, work_dir)

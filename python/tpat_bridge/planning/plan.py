@@ -17,6 +17,7 @@ How it works (TVM 0.27):
     `target.build.cuda` keeping the device functions (kernel signatures) and the CUDA C source.
  5. main's bindings and every called host PrimFunc are interpreted symbolically into the plan steps.
 """
+
 from __future__ import annotations
 
 import os
@@ -103,7 +104,6 @@ def handle_plan(request: dict) -> dict:
         return _err("tvm_error", f"{type(e).__name__}: {short}")
 
 
-
 def _shape_items(exprs):
     out = []
     for e in exprs:
@@ -120,8 +120,14 @@ def _shape_items(exprs):
 # uses index data as an offset with no bounds check: an out-of-range index writes (scatter) or
 # reads (GatherND) outside its tensor. Only TPAT's own lowerings plan them (lowerings/scatter.py:
 # wraps negative indices and skips the rest; lowerings/indexing.py: the gathers wrap and clamp).
-UNCHECKED_INDEX_OPS = {"ScatterND": "writes", "ScatterElements": "writes", "Scatter": "writes",
-                       "GatherND": "reads", "Gather": "reads", "GatherElements": "reads"}
+UNCHECKED_INDEX_OPS = {
+    "ScatterND": "writes",
+    "ScatterElements": "writes",
+    "Scatter": "writes",
+    "GatherND": "reads",
+    "Gather": "reads",
+    "GatherElements": "reads",
+}
 
 
 def _bad_value(info):
@@ -170,8 +176,7 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
                 made_by, detail = choice.lowering.name, choice.selection.describe()
         except Exception as e:  # noqa: BLE001
             cap = None
-            failure = (f"tpat lowering failed ({type(e).__name__}: {str(e)[:200]}); "
-                       "TVM's default lowering used")
+            failure = f"tpat lowering failed ({type(e).__name__}: {str(e)[:200]}); TVM's default lowering used"
             if choice is None:  # choosing itself raised: every candidate failed
                 failed = registry.candidates(info)
             else:
@@ -182,18 +187,22 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             why = f"does not apply (lowering {lowering!r})"
         else:
             why = f"failed: {failure}" if failure else "does not apply: " + choice.reason
-        raise PlanError("data_dependent_shape",
-                        f"{info.op_type}: {DATA_DEPENDENT_OPS[info.op_type]}; TVM lowers it to runtime builtins "
-                        f"and TPAT's lowering {why}")
+        raise PlanError(
+            "data_dependent_shape",
+            f"{info.op_type}: {DATA_DEPENDENT_OPS[info.op_type]}; TVM lowers it to runtime builtins "
+            f"and TPAT's lowering {why}",
+        )
     if cap is None and info.op_type in UNCHECKED_INDEX_OPS:
         if lowering != "tpat":
             why = f"lowering {lowering!r} was asked for"
         else:
             why = failure or "TPAT's lowering does not apply: " + choice.reason
 
-        raise PlanError("unchecked_indices",
-                        f"TVM's default {info.op_type} lowering {UNCHECKED_INDEX_OPS[info.op_type]} out of bounds "
-                        f"on out-of-range indices, so TPAT does not use it ({why})")
+        raise PlanError(
+            "unchecked_indices",
+            f"TVM's default {info.op_type} lowering {UNCHECKED_INDEX_OPS[info.op_type]} out of bounds "
+            f"on out-of-range indices, so TPAT does not use it ({why})",
+        )
     if cap is None:
         refusals.check(info, "tvm")  # attribute values TVM's frontend ignores or gets wrong
         mod = build_relax_module(info)
@@ -215,8 +224,7 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
     if not it.kernel_order:
         raise PlanError(
             "no_kernel",
-            "TVM lowers this node to no CUDA kernel (outputs alias inputs or constants); "
-            "nothing to generate",
+            "TVM lowers this node to no CUDA kernel (outputs alias inputs or constants); nothing to generate",
         )
     if len(srcs) != 1:
         raise PlanError("unsupported_lowering", f"expected one CUDA module, got {len(srcs)}")
@@ -227,9 +235,7 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
                 "name": inp["name"],
                 "dtype": inp["dtype"],
                 "shape": inp["shape"],
-                "shape_expr": [
-                    {"int": d} if isinstance(d, int) else {"sym": d} for d in inp["shape"]
-                ],
+                "shape_expr": [{"int": d} if isinstance(d, int) else {"sym": d} for d in inp["shape"]],
             }
         )
     outputs = []
@@ -244,15 +250,14 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             dyn = {dd["dim"] for dd in info.data_dependent if dd["output"] == k}
             bad = len(declared) != len(se) or any(
                 isinstance(d, int) and "int" in e and e["int"] != d and i not in dyn
-                for i, (d, e) in enumerate(zip(declared, se)))
+                for i, (d, e) in enumerate(zip(declared, se))
+            )
             if bad:
                 raise PlanError(
                     "frontend_shape_bug",
                     f"output {k} ({o['name']}): TVM's lowering gives shape {_shape_items(se)}, ONNX declares {declared}",
                 )
-        outputs.append(
-            {"name": o["name"], "dtype": o["dtype"], "shape": _shape_items(se), "shape_expr": se}
-        )
+        outputs.append({"name": o["name"], "dtype": o["dtype"], "shape": _shape_items(se), "shape_expr": se})
     _add_size_outputs(info, it, outputs)
     plan = {
         "format_version": FORMAT_VERSION,
@@ -288,8 +293,7 @@ def _add_size_outputs(info, it, outputs):
     if not info.data_dependent:
         return
     if len(it.out_shapes) != n + len({d["size_output"] for d in info.data_dependent}):
-        raise PlanError("unsupported_lowering",
-                        f"the lowering returns {len(it.out_shapes)} tensors for {n} outputs")
+        raise PlanError("unsupported_lowering", f"the lowering returns {len(it.out_shapes)} tensors for {n} outputs")
     for dd in info.data_dependent:
         k, d, j = dd["output"], dd["dim"], dd["size_output"]
         if not (0 <= k < n and n <= j < len(it.out_shapes) and 0 <= d < len(outputs[k]["shape_expr"])):
@@ -299,14 +303,27 @@ def _add_size_outputs(info, it, outputs):
         if it.out_shapes[j]:
             raise PlanError("unsupported_lowering", f"size output {j} is not 0-D")
         of = sorted(dd["output"] for dd in info.data_dependent if dd["size_output"] == j)
-        outputs.append({"name": f"{info.outputs[of[0]]['name']}__tpat_size", "dtype": "int64", "shape": [],
-                        "shape_expr": [], "size_of": of})
+        outputs.append(
+            {
+                "name": f"{info.outputs[of[0]]['name']}__tpat_size",
+                "dtype": "int64",
+                "shape": [],
+                "shape_expr": [],
+                "size_of": of,
+            }
+        )
 
 
 def _target_json(target) -> dict:
     d = {}
-    for k in ("kind", "arch", "max_num_threads", "max_threads_per_block",
-              "max_shared_memory_per_block", "thread_warp_size"):
+    for k in (
+        "kind",
+        "arch",
+        "max_num_threads",
+        "max_threads_per_block",
+        "max_shared_memory_per_block",
+        "thread_warp_size",
+    ):
         if k == "kind":
             d[k] = str(target.kind.name)
             continue

@@ -1,5 +1,6 @@
 """ONNX -> Relax: TVM's ONNX frontend, with the outputs' dtypes made to match the ONNX declaration
 (a float64 output of the frontend, OneHot's, is cast back inside the Relax module; a note in fixups)."""
+
 from __future__ import annotations
 
 from tvm import relax
@@ -18,9 +19,7 @@ def build_relax_module(info: NodeInfo):
         low = msg.lower()
         if "nonzero" in low or "unique" in low or "data-dependent" in low:
             raise PlanError("data_dependent_shape", f"frontend: {msg[:1500]}") from None
-        raise PlanError(
-            "frontend_import_failed", f"{info.op_type}: {type(e).__name__}: {msg[:1500]}"
-        ) from None
+        raise PlanError("frontend_import_failed", f"{info.op_type}: {type(e).__name__}: {msg[:1500]}") from None
     main = mod["main"]
     ret = main.ret_ty
     outs = list(ret.fields) if isinstance(ret, relax.TupleType) else [ret]
@@ -41,8 +40,7 @@ def build_relax_module(info: NodeInfo):
             if not ok:
                 raise PlanError(
                     "frontend_type_bug",
-                    f"output {k} ('{decl['name']}'): frontend gives {got}, ONNX declares "
-                    f"{decl['dtype']}; no safe cast",
+                    f"output {k} ('{decl['name']}'): frontend gives {got}, ONNX declares {decl['dtype']}; no safe cast",
                 )
             casts.append((k, decl["dtype"]))
             info.fixups.append(
@@ -88,4 +86,3 @@ def _cast_outputs(mod, casts: dict, is_tuple: bool, n: int):
     mod = mod.clone() if hasattr(mod, "clone") else mod
     mod["main"] = new_main
     return relax.transform.Normalize()(mod)
-

@@ -7,6 +7,7 @@ read without external data, then each external tensor is read under the rules th
 `..`, no symbolic link on any component, a regular file (opened O_NOFOLLOW|O_NONBLOCK),
 offset + length inside the file, and no more bytes taken from a file than it holds.
 """
+
 import os
 import stat
 
@@ -17,11 +18,13 @@ from ..errors import BridgeError
 
 def _tensors(graph):
     """Every TensorProto of a graph: initializers, sparse tensors, attributes, subgraphs."""
+
     def sparse(s):
         if s.HasField("values"):
             yield s.values
         if s.HasField("indices"):
             yield s.indices
+
     yield from graph.initializer
     for s in graph.sparse_initializer:
         yield from sparse(s)

@@ -1,5 +1,4 @@
 """ONNX shape inference (with data propagation) answered as plain tensor types and shapes."""
-import os
 
 import onnx
 from onnx import shape_inference
@@ -7,7 +6,7 @@ from onnx import shape_inference
 from ..errors import BridgeError
 from . import safe_load
 
-_TWO_GB = 2 ** 31 - 1
+_TWO_GB = 2**31 - 1
 
 
 def _dims(tensor_type):
@@ -26,7 +25,11 @@ def _dims(tensor_type):
 
 def _entry(vi):
     t = vi.type.tensor_type
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type not in (0, 8) else ("string" if t.elem_type == 8 else "undefined")
+    dtype = (
+        onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+        if t.elem_type not in (0, 8)
+        else ("string" if t.elem_type == 8 else "undefined")
+    )
     if t.elem_type == onnx.TensorProto.BFLOAT16:
         dtype = "bfloat16"
     return {"name": vi.name, "elem_type": int(t.elem_type), "dtype": dtype, "shape": _dims(t)}
@@ -55,7 +58,11 @@ def payload_problem(t: onnx.TensorProto):
     if t.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4) or t.data_type > 16:
         return None
     if t.raw_data:
-        return None if len(t.raw_data) == count * itemsize else f"{len(t.raw_data)} bytes of data, its type and shape need {count * itemsize}"
+        return (
+            None
+            if len(t.raw_data) == count * itemsize
+            else f"{len(t.raw_data)} bytes of data, its type and shape need {count * itemsize}"
+        )
     n = len(getattr(t, field))
     if t.data_type in (onnx.TensorProto.COMPLEX64, onnx.TensorProto.COMPLEX128):
         n //= 2
@@ -67,8 +74,13 @@ def _without_malformed_constants(model: onnx.ModelProto, warnings: list) -> onnx
     plain graph inputs of that type (their consumers are then typed without their value)."""
     g = model.graph
     bad_inits = [t for t in g.initializer if payload_problem(t)]
-    bad_nodes = {i for i, n in enumerate(g.node) if n.op_type == "Constant" and n.domain in ("", "ai.onnx")
-                 and any(a.HasField("t") and payload_problem(a.t) for a in n.attribute)}
+    bad_nodes = {
+        i
+        for i, n in enumerate(g.node)
+        if n.op_type == "Constant"
+        and n.domain in ("", "ai.onnx")
+        and any(a.HasField("t") and payload_problem(a.t) for a in n.attribute)
+    }
     if not bad_inits and not bad_nodes:
         return model
     m = onnx.ModelProto()
@@ -110,7 +122,9 @@ def infer_model(model: onnx.ModelProto, data_prop: bool = True):
     except BridgeError:
         raise
     except Exception as e:  # noqa: BLE001
-        warnings.append(f"shape inference failed, using declared types only: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        warnings.append(
+            f"shape inference failed, using declared types only: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        )
         inferred = model
     return inferred, warnings
 
@@ -132,7 +146,12 @@ def infer_shapes(request: dict) -> dict:
         seen.add(init.name)
         vi = onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
         tensors.append(_entry(vi))
-    return {"tensors": tensors, "warnings": warnings, "checker": check_model(model), "non_tensor": non_tensor_values(inferred)}
+    return {
+        "tensors": tensors,
+        "warnings": warnings,
+        "checker": check_model(model),
+        "non_tensor": non_tensor_values(inferred),
+    }
 
 
 def _subgraph_values(graph) -> list:
@@ -140,7 +159,7 @@ def _subgraph_values(graph) -> list:
     out = []
     for node in graph.node:
         for a in node.attribute:
-            for body in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            for body in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
                 out += list(body.input) + list(body.value_info) + list(body.output) + _subgraph_values(body)
     return out
 
@@ -165,5 +184,10 @@ def non_tensor_values(model: onnx.ModelProto) -> list:
         if vi.name in seen or kind in (None, "tensor_type", "sparse_tensor_type"):
             continue
         seen.add(vi.name)
-        out.append({"name": vi.name, "kind": {"sequence_type": "sequence", "optional_type": "optional", "map_type": "map"}.get(kind, kind)})
+        out.append(
+            {
+                "name": vi.name,
+                "kind": {"sequence_type": "sequence", "optional_type": "optional", "map_type": "map"}.get(kind, kind),
+            }
+        )
     return out

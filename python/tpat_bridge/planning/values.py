@@ -13,6 +13,7 @@ batch_dims of -2 crash it). The rules (README, "Hostile models"):
   integers > 0.
 Pure Python and numpy: no TVM import.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,15 @@ import math
 import numpy as np
 
 # Inputs ONNX defines as one value (a scalar or a one-element tensor), by op: input positions.
-SCALAR_INPUTS = {"CumSum": (1,), "TopK": (1,), "OneHot": (1,), "Range": (0, 1, 2), "DFT": (1, 2),
-                 "Trilu": (1,), "STFT": (1, 3)}
+SCALAR_INPUTS = {
+    "CumSum": (1,),
+    "TopK": (1,),
+    "OneHot": (1,),
+    "Range": (0, 1, 2),
+    "DFT": (1, 2),
+    "Trilu": (1,),
+    "STFT": (1, 3),
+}
 
 
 def _one_value(arr) -> tuple:
@@ -63,8 +71,11 @@ def bad_value(op: str, attrs: dict, shapes: list, consts: dict) -> str | None:
         return f"{op}: epsilon={eps}"
     if op == "Resize":
         sc, sz = consts.get(2), consts.get(3)
-        if sc is not None and sc.size and not (np.issubdtype(sc.dtype, np.floating) and np.all(np.isfinite(sc))
-                                               and np.all(sc > 0)):
+        if (
+            sc is not None
+            and sc.size
+            and not (np.issubdtype(sc.dtype, np.floating) and np.all(np.isfinite(sc)) and np.all(sc > 0))
+        ):
             return f"Resize: scales {sc.reshape(-1)[:8].tolist()} must be finite and > 0"
         if sz is not None and sz.size and not (np.issubdtype(sz.dtype, np.integer) and np.all(sz > 0)):
             return f"Resize: sizes {sz.reshape(-1)[:8].tolist()} must be integers > 0"

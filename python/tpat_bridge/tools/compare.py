@@ -2,6 +2,7 @@
 `tpat verify --model`: |got - want| <= atol + rtol * |want|, NaN matches NaN, infinities match
 exactly, integers and bool exactly; and `actual_outputs`, which cuts data-dependent outputs to their
 actual shape. numpy only: it runs on GPU machines without TVM."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,7 +35,7 @@ def actual_outputs(outs: list, wants: list, data_dependent: list) -> list:
     that differs from the reference gives the unreshaped buffer (a shape mismatch)."""
     if not data_dependent:
         return outs
-    fixed = list(outs[:len(wants)])
+    fixed = list(outs[: len(wants)])
     for dd in data_dependent:
         k, d, j = dd["output"], dd["dim"], dd["size_output"]
         if k >= len(fixed) or j >= len(outs):
@@ -44,5 +45,5 @@ def actual_outputs(outs: list, wants: list, data_dependent: list) -> list:
         if not 0 <= count <= shape[d]:
             continue
         shape[d] = count
-        fixed[k] = fixed[k].reshape(-1)[:int(np.prod(shape))].reshape(shape)
+        fixed[k] = fixed[k].reshape(-1)[: int(np.prod(shape))].reshape(shape)
     return fixed

@@ -20,6 +20,7 @@ LLVM rejects), is "skipped" with the reason, never counted as a disagreement. To
 of the manifest (compare.py, the rule of `tpat_check`: |got - want| <= atol + rtol * |want|, NaN matches NaN,
 integers and bool exactly).
 """
+
 from __future__ import annotations
 
 import json
@@ -74,24 +75,38 @@ def _run_lowering(model_path: str, lowering: str, ref_dir: str, cases: list) -> 
     except _Skip as e:
         return {"status": "skipped", "max_error": 0.0, "cases": 0, "detail": str(e)}
     except Exception as e:  # noqa: BLE001 - a CPU build failure proves nothing about the CUDA one
-        return {"status": "skipped", "max_error": 0.0, "cases": 0,
-                "detail": f"no LLVM build: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}"}
+        return {
+            "status": "skipped",
+            "max_error": 0.0,
+            "cases": 0,
+            "detail": f"no LLVM build: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}",
+        }
     worst, n, bad = 0.0, 0, []
     for case in cases:
         try:
             feeds = [_load(ref_dir, t) for t in case["inputs"]]
             wants = [_load(ref_dir, t) for t in case["outputs"]]
-            res = vm["main"](*[tvm.runtime.tensor(np.require(f, requirements="C")) for f in feeds])  # rank 0 stays rank 0
+            res = vm["main"](
+                *[tvm.runtime.tensor(np.require(f, requirements="C")) for f in feeds]
+            )  # rank 0 stays rank 0
         except _Skip as e:
             return {"status": "skipped", "max_error": 0.0, "cases": 0, "detail": str(e)}
         except Exception as e:  # noqa: BLE001
-            return {"status": "skipped", "max_error": 0.0, "cases": n,
-                    "detail": f"LLVM run failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}"}
+            return {
+                "status": "skipped",
+                "max_error": 0.0,
+                "cases": n,
+                "detail": f"LLVM run failed: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}",
+            }
         outs = [res.numpy()] if hasattr(res, "numpy") else [r.numpy() for r in res]
         outs = compare.actual_outputs(outs, wants, info.data_dependent)
         if len(outs) != len(wants):
-            return {"status": "disagrees", "max_error": float("inf"), "cases": n + 1,
-                    "detail": f"{len(outs)} outputs, reference has {len(wants)}"}
+            return {
+                "status": "disagrees",
+                "max_error": float("inf"),
+                "cases": n + 1,
+                "detail": f"{len(outs)} outputs, reference has {len(wants)}",
+            }
         for j, (got, want, t) in enumerate(zip(outs, wants, case["outputs"])):
             err, ok = compare.error(got, want, float(t.get("atol", 0)), float(t.get("rtol", 0)))
             worst = max(worst, err)
@@ -127,8 +142,12 @@ def _one(request: dict) -> dict:
     model_path = request.get("model_path")
     ref_dir = request.get("reference_dir")
     tactics = request.get("tactics")
-    if not isinstance(model_path, str) or not isinstance(ref_dir, str) or not isinstance(tactics, list) \
-            or not all(t in ("tpat", "tvm") for t in tactics):
+    if (
+        not isinstance(model_path, str)
+        or not isinstance(ref_dir, str)
+        or not isinstance(tactics, list)
+        or not all(t in ("tpat", "tvm") for t in tactics)
+    ):
         raise BridgeError("input", "cross_check needs model_path, reference_dir and tactics (\"tpat\" | \"tvm\")")
     limit = int(request.get("max_case_bytes", DEFAULT_MAX_CASE_BYTES))
     try:
@@ -136,8 +155,9 @@ def _one(request: dict) -> dict:
             manifest = json.load(f)
     except (OSError, ValueError) as e:
         raise BridgeError("input", f"no reference manifest in {ref_dir}: {e}") from None
-    cases = [c for c in manifest.get("cases", [])
-             if sum(int(t.get("bytes", 0)) for t in c["inputs"] + c["outputs"]) <= limit]
+    cases = [
+        c for c in manifest.get("cases", []) if sum(int(t.get("bytes", 0)) for t in c["inputs"] + c["outputs"]) <= limit
+    ]
     t0 = time.monotonic()
     done, out = {}, []
     for k, lowering in enumerate(tactics):

@@ -37,6 +37,7 @@ Answer: {"runtime": "TensorRT-RTX 1.7.1.116", "engine_path": str, "engine_bytes"
          "timing_cache": {"path", "loaded_bytes", "saved_bytes"} | null,
          "embedded_plugins": [paths serialized into the engine], "builder_flags": [flags set for that]}
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -56,11 +57,13 @@ _SM = {"75": "SM75", "80": "SM80", "86": "SM86", "89": "SM89", "120": "SM120", "
 def _runtime():
     try:  # lazy: which TensorRT is installed is a question answered at run time
         import tensorrt as trt
+
         return trt, f"TensorRT {trt.__version__}", False
     except Exception:  # noqa: BLE001
         pass
     try:
         import tensorrt_rtx_bindings as trt  # lazy probe: TensorRT-RTX when no TensorRT
+
         return trt, f"TensorRT-RTX {trt.__version__}", True
     except Exception as e:  # noqa: BLE001
         raise BridgeError("no_tensorrt", f"neither tensorrt nor tensorrt_rtx_bindings imports: {e}")
@@ -117,11 +120,13 @@ def _register_python_plugins(paths, registry):
 
 def _profile(trt, builder, network, request, wanted=None):
     wanted = (request.get("profile") or {}) if wanted is None else wanted
-    lo, opt, hi = (request.get("dynamic_dim") or [1, 8, 64])
+    lo, opt, hi = request.get("dynamic_dim") or [1, 8, 64]
     inputs = {network.get_input(i).name: list(network.get_input(i).shape) for i in range(network.num_inputs)}
     for name in wanted:
         if name not in inputs:
-            raise BridgeError("input", f"shape for {name!r}, which is not an input of the model (inputs: {', '.join(inputs)})")
+            raise BridgeError(
+                "input", f"shape for {name!r}, which is not an input of the model (inputs: {', '.join(inputs)})"
+            )
     used = {}
     prof = builder.create_optimization_profile()
     for name, shape in inputs.items():
@@ -130,12 +135,18 @@ def _profile(trt, builder, network, request, wanted=None):
             mn, op, mx = list(w["min"]), list(w["opt"]), list(w["max"])
             for label, dims in (("min", mn), ("opt", op), ("max", mx)):
                 if len(dims) != len(shape):
-                    raise BridgeError("input", f"{label} shape of {name!r} has {len(dims)} dims, the input has {len(shape)}")
+                    raise BridgeError(
+                        "input", f"{label} shape of {name!r} has {len(dims)} dims, the input has {len(shape)}"
+                    )
                 for k, (d, m) in enumerate(zip(shape, dims)):
                     if d >= 0 and d != m:
-                        raise BridgeError("input", f"{label} shape of {name!r}: dim {k} is fixed at {d} in the model, not {m}")
+                        raise BridgeError(
+                            "input", f"{label} shape of {name!r}: dim {k} is fixed at {d} in the model, not {m}"
+                        )
             if not all(a <= b <= c for a, b, c in zip(mn, op, mx)):
-                raise BridgeError("input", f"shapes of {name!r}: need min <= opt <= max in every dim ({mn}, {op}, {mx})")
+                raise BridgeError(
+                    "input", f"shapes of {name!r}: need min <= opt <= max in every dim ({mn}, {op}, {mx})"
+                )
         elif all(d >= 0 for d in shape):
             continue
         else:
@@ -197,8 +208,11 @@ def build_engine(request: dict) -> dict:
     specs = request.get("python_plugin_specs") or []
     embed = bool(request.get("embed_plugins"))
     if embed and not lib:
-        raise BridgeError("embed_plugins", "embedding plugins needs the C++ plugin library (libtpat_plugins.so): "
-                                           "build it with TensorRT headers (tpat build --tensorrt-root DIR)")
+        raise BridgeError(
+            "embed_plugins",
+            "embedding plugins needs the C++ plugin library (libtpat_plugins.so): "
+            "build it with TensorRT headers (tpat build --tensorrt-root DIR)",
+        )
     if lib:
         if not os.path.isfile(lib):
             raise BridgeError("plugin_library", f"plugin_library {lib!r} is not a file")
@@ -237,11 +251,13 @@ def build_engine(request: dict) -> dict:
     if hasattr(trt, "ProfilingVerbosity"):
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     profiles = []
-    for wanted in (request.get("profiles") or [None]):
+    for wanted in request.get("profiles") or [None]:
         prof, used = _profile(trt, builder, network, request, wanted)
         if used:
             if config.add_optimization_profile(prof) < 0:
-                raise BridgeError("input", f"TensorRT refused optimization profile {len(profiles)}: {'; '.join(logger.errors[-2:])}")
+                raise BridgeError(
+                    "input", f"TensorRT refused optimization profile {len(profiles)}: {'; '.join(logger.errors[-2:])}"
+                )
             profiles.append(used)
     timing = request.get("timing_cache")
     loaded, ignored = _timing_cache(config, timing, logger) if timing else (0, None)
@@ -267,7 +283,9 @@ def build_engine(request: dict) -> dict:
                     eng_layers.append({"name": entry, "type": "", "plugin": False})
                 else:
                     ltype = str(entry.get("LayerType", ""))
-                    eng_layers.append({"name": entry.get("Name", ""), "type": ltype, "plugin": "plugin" in ltype.lower()})
+                    eng_layers.append(
+                        {"name": entry.get("Name", ""), "type": ltype, "plugin": "plugin" in ltype.lower()}
+                    )
             if eng_layers:
                 layers, source = eng_layers, "engine_inspector"
     except Exception:  # noqa: BLE001

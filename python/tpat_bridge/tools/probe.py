@@ -7,6 +7,7 @@ Uses `tensorrt` when installed, else TensorRT-RTX (`tensorrt_rtx_bindings`). Ten
 parser dlopens the unversioned libtensorrt_rtx.so when a node falls back to the plugin
 registry; the Swift tool puts a folder holding that symlink on LD_LIBRARY_PATH.
 """
+
 import onnx
 from onnx import helper
 
@@ -17,11 +18,13 @@ from .probe_model import whole_model
 def _parser_module():
     try:  # lazy: which TensorRT parser is installed is a question answered at run time
         import tensorrt as trt  # noqa: F401
+
         return trt, f"TensorRT {trt.__version__}"
     except Exception:  # noqa: BLE001
         pass
     try:
         import tensorrt_rtx_bindings as trt  # lazy probe: TensorRT-RTX when no TensorRT
+
         return trt, f"TensorRT-RTX {trt.__version__} (needs the libtensorrt_rtx.so symlink on LD_LIBRARY_PATH)"
     except Exception:  # noqa: BLE001
         return None, None
@@ -36,7 +39,7 @@ def _outer_names(graph, defined=frozenset()) -> list:
             if x and x not in defined and x not in out:
                 out.append(x)
         for a in n.attribute:
-            for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            for g in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
                 out += [x for x in _outer_names(g, defined) if x not in out]
         defined |= {o for o in n.output if o}
     return out
@@ -46,8 +49,12 @@ def _one_node_model(model, index, types, constants):
     node = model.graph.node[index]
     inputs, inits = [], []
     # A node with bodies also reads the outer-scope tensors its bodies use: they are inputs too.
-    implicit = [x for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs))
-                for x in _outer_names(g)]
+    implicit = [
+        x
+        for a in node.attribute
+        for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs))
+        for x in _outer_names(g)
+    ]
     for name in list(node.input) + implicit:
         if not name or name in {i.name for i in inputs} or name in {t.name for t in inits}:
             continue
@@ -94,7 +101,15 @@ def probe(request: dict) -> dict:
     for i, node in enumerate(inferred.graph.node):
         name = node.name or f"{node.op_type}_{i}"
         if i in rejected or complete:
-            results.append({"index": i, "node": name, "op_type": node.op_type, "imported": i not in rejected, "error": rejected.get(i)})
+            results.append(
+                {
+                    "index": i,
+                    "node": name,
+                    "op_type": node.op_type,
+                    "imported": i not in rejected,
+                    "error": rejected.get(i),
+                }
+            )
             continue
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             results.append({"index": i, "node": name, "op_type": node.op_type, "imported": True, "error": None})

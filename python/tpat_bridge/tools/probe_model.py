@@ -6,6 +6,7 @@ succeeds: one parse per rejected node plus one, each in the node's real context.
 output has no known type (a cut needs it) or the parser's error names no node of the graph, what is
 known so far is returned with `complete` False and the caller probes the remaining nodes one by one.
 """
+
 from onnx import helper
 
 
@@ -25,8 +26,12 @@ def _cut(model, rejected, types):
             if not o or o in have:
                 continue
             vi = types.get(o)
-            if vi is None or not vi.type.HasField("tensor_type") or not vi.type.tensor_type.elem_type \
-                    or not vi.type.tensor_type.HasField("shape"):
+            if (
+                vi is None
+                or not vi.type.HasField("tensor_type")
+                or not vi.type.tensor_type.elem_type
+                or not vi.type.tensor_type.HasField("shape")
+            ):
                 return None, kept
             inputs.append(vi)
             have.add(o)
@@ -35,8 +40,14 @@ def _cut(model, rejected, types):
                 vi = types.get(x)
                 outputs.append(vi if vi is not None else helper.make_empty_tensor_value_info(x))
                 out_names.add(x)
-    graph = helper.make_graph([g.node[i] for i in kept], g.name or "probe", inputs, outputs, list(g.initializer),
-                              value_info=[v for v in g.value_info])
+    graph = helper.make_graph(
+        [g.node[i] for i in kept],
+        g.name or "probe",
+        inputs,
+        outputs,
+        list(g.initializer),
+        value_info=[v for v in g.value_info],
+    )
     m = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
     m.functions.extend(model.functions)
     return m, kept

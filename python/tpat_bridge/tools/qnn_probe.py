@@ -19,6 +19,7 @@ Rules (the `rule` of a refused node):
   qnn.session  ONNX Runtime could not create a session around the node; its error is the reason
   qnn.crash    the backend killed the worker process on this node
 """
+
 import json
 import os
 import re
@@ -33,8 +34,12 @@ from ..planning.shapes import infer_model, load_model
 from .probe import _one_node_model, _types_and_constants
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_BACKEND_FAIL = re.compile(r"QNN\.backendValidateOpConfig\(\) failed for node `(?P<node>[^`]*)` of type `(?P<op>[^`]*)` with error code (?P<code>\d+)")
-_EP_FAIL = re.compile(r"Validation FAILED for \d+ nodes in OrtNodeUnit \((?P<op>[^)]*)\) :\s*\n\s*Operator type: (?P<type>\S+) Node name: (?P<node>.*?) Node index: \d+\s*\n\s*REASON : (?P<reason>[^\n]*)")
+_BACKEND_FAIL = re.compile(
+    r"QNN\.backendValidateOpConfig\(\) failed for node `(?P<node>[^`]*)` of type `(?P<op>[^`]*)` with error code (?P<code>\d+)"
+)
+_EP_FAIL = re.compile(
+    r"Validation FAILED for \d+ nodes in OrtNodeUnit \((?P<op>[^)]*)\) :\s*\n\s*Operator type: (?P<type>\S+) Node name: (?P<node>.*?) Node index: \d+\s*\n\s*REASON : (?P<reason>[^\n]*)"
+)
 _PLACED = re.compile(r"(?:Node\(s\)|All nodes) placed on \[(?P<ep>[^\]]+)\]\. Number of nodes: (?P<n>\d+)")
 _INTERFACE = re.compile(r"Found valid interface, version: (?P<v>[\d.]+) backend provider name: (?P<name>\S+)")
 _NODE_TIMEOUT_S = 120
@@ -86,8 +91,10 @@ def classify(log: str, node_name: str, error: str | None) -> dict:
         if not m:
             continue
         members = []
-        for follow in lines[k + 1:k + 1 + int(m["n"])]:
-            members.append(follow.split("]", 1)[-1].strip() if "VerifyEachNodeIsAssignedToAnEp" in follow else follow.strip())
+        for follow in lines[k + 1 : k + 1 + int(m["n"])]:
+            members.append(
+                follow.split("]", 1)[-1].strip() if "VerifyEachNodeIsAssignedToAnEp" in follow else follow.strip()
+            )
         placements[m["ep"]] = members
     on_cpu = any(member.endswith(f"({node_name})") for member in placements.get("CPUExecutionProvider", []))
     backend = list(_BACKEND_FAIL.finditer(log))
@@ -96,15 +103,24 @@ def classify(log: str, node_name: str, error: str | None) -> dict:
         return {"taken": True, "rule": None, "error": None}
     if backend:
         m = backend[0]
-        return {"taken": False, "rule": "qnn.backend",
-                "error": _clean(f"QNN.backendValidateOpConfig() failed for node `{m['node']}` of type `{m['op']}` with error code {m['code']}")}
+        return {
+            "taken": False,
+            "rule": "qnn.backend",
+            "error": _clean(
+                f"QNN.backendValidateOpConfig() failed for node `{m['node']}` of type `{m['op']}` with error code {m['code']}"
+            ),
+        }
     if ep:
         reason = ep[0]["reason"]
         rule = "qnn.op" if "are not supported by QNN EP" in reason else "qnn.ep"
         return {"taken": False, "rule": rule, "error": _clean(reason)}
     if error is not None:
         return {"taken": False, "rule": "qnn.session", "error": _clean(error)}
-    return {"taken": False, "rule": "qnn.ep", "error": "ONNX Runtime placed the node on its CPU provider; the QNN provider logged no reason"}
+    return {
+        "taken": False,
+        "rule": "qnn.ep",
+        "error": "ONNX Runtime placed the node on its CPU provider; the QNN provider logged no reason",
+    }
 
 
 def _run_one(ort, qnn, model_path: str, log_path: str) -> tuple[str | None, str]:
@@ -182,14 +198,20 @@ def _run_worker(cmd: list[str], work: str, err) -> None:
 
 def backend_name(qnn, interface: str | None) -> str:
     api = f", {interface}" if interface else ""
-    return (f"QNN HTP backend (libQnnHtp.so{api}; HTP v{HTP_OPTIONS['htp_arch']}, soc_model {HTP_OPTIONS['soc_model']}, "
-            f"float32 as fp16) via onnxruntime-qnn {qnn.__version__}, ONNX Runtime {ort.__version__}")
+    return (
+        f"QNN HTP backend (libQnnHtp.so{api}; HTP v{HTP_OPTIONS['htp_arch']}, soc_model {HTP_OPTIONS['soc_model']}, "
+        f"float32 as fp16) via onnxruntime-qnn {qnn.__version__}, ONNX Runtime {ort.__version__}"
+    )
 
 
 def probe_qnn(request: dict) -> dict:
     ort, qnn = _qnn()
     if qnn is None:
-        return {"backend": None, "nodes": [], "note": "onnxruntime-qnn is not installed (x86_64 Linux and Windows wheels on PyPI)"}
+        return {
+            "backend": None,
+            "nodes": [],
+            "note": "onnxruntime-qnn is not installed (x86_64 Linux and Windows wheels on PyPI)",
+        }
     model = load_model(request.get("model_path", ""))
     inferred, _ = infer_model(model)
     types, constants = _types_and_constants(inferred)
@@ -200,7 +222,13 @@ def probe_qnn(request: dict) -> dict:
         for i, node in enumerate(inferred.graph.node):
             name = node.name or f"{node.op_type}_{i}"
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-                results[i] = {"index": i, "taken": True, "rule": None, "error": None, "note": "constant: folded into its consumers"}
+                results[i] = {
+                    "index": i,
+                    "taken": True,
+                    "rule": None,
+                    "error": None,
+                    "note": "constant: folded into its consumers",
+                }
                 continue
             sub = _one_node_model(inferred, i, types, constants)
             sub.graph.node[0].name = name
@@ -226,8 +254,12 @@ def probe_qnn(request: dict) -> dict:
                 interface = interface or r.get("interface")
             results.update(done)
             if started is not None and started not in results:
-                results[started] = {"index": started, "taken": False, "rule": "qnn.crash",
-                                    "error": f"the QNN backend ended the probing process on this node (crash, or over {_NODE_TIMEOUT_S} s)"}
+                results[started] = {
+                    "index": started,
+                    "taken": False,
+                    "rule": "qnn.crash",
+                    "error": f"the QNN backend ended the probing process on this node (crash, or over {_NODE_TIMEOUT_S} s)",
+                }
             missing = [job for job in jobs if job["index"] not in results]
             if not missing:
                 break
@@ -235,8 +267,16 @@ def probe_qnn(request: dict) -> dict:
     nodes = []
     for i, node in enumerate(inferred.graph.node):
         r = results[i]
-        nodes.append({"index": i, "node": node.name or f"{node.op_type}_{i}", "op_type": node.op_type,
-                      "taken": bool(r["taken"]), "rule": r.get("rule"), "error": r.get("error")})
+        nodes.append(
+            {
+                "index": i,
+                "node": node.name or f"{node.op_type}_{i}",
+                "op_type": node.op_type,
+                "taken": bool(r["taken"]),
+                "rule": r.get("rule"),
+                "error": r.get("error"),
+            }
+        )
     return {"backend": backend_name(qnn, interface), "nodes": nodes, "note": None}
 
 

@@ -16,6 +16,7 @@ Written into out_dir (case<k>/ folders and manifest.* are replaced, nothing else
   float16/bfloat16 = their 16-bit patterns).
 The format and the per-op input rules are described in docs/reference-data.md.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -34,27 +35,46 @@ from tpat_bridge.errors import BridgeError
 from tpat_bridge.planning.values import bad_value
 
 FORMAT_VERSION = 1
-DEFAULT_MAX_CASE_BYTES = 8 << 20      # hard cap: a case over this is an error
-TARGET_CASE_BYTES = 3 << 20           # soft cap used when picking symbolic bindings
+DEFAULT_MAX_CASE_BYTES = 8 << 20  # hard cap: a case over this is an error
+TARGET_CASE_BYTES = 3 << 20  # soft cap used when picking symbolic bindings
 MAX_TENSOR_ELEMENTS = 4 << 20
 
 try:
     import ml_dtypes
+
     _BF16 = np.dtype(ml_dtypes.bfloat16)
 except ImportError:  # pragma: no cover - ml_dtypes is in the lock file
     ml_dtypes = None
     _BF16 = None
 
 ONNX_TO_NAME = {
-    TP.FLOAT: "float32", TP.FLOAT16: "float16", TP.BFLOAT16: "bfloat16", TP.DOUBLE: "float64",
-    TP.INT8: "int8", TP.UINT8: "uint8", TP.INT16: "int16", TP.UINT16: "uint16",
-    TP.INT32: "int32", TP.UINT32: "uint32", TP.INT64: "int64", TP.UINT64: "uint64", TP.BOOL: "bool",
+    TP.FLOAT: "float32",
+    TP.FLOAT16: "float16",
+    TP.BFLOAT16: "bfloat16",
+    TP.DOUBLE: "float64",
+    TP.INT8: "int8",
+    TP.UINT8: "uint8",
+    TP.INT16: "int16",
+    TP.UINT16: "uint16",
+    TP.INT32: "int32",
+    TP.UINT32: "uint32",
+    TP.INT64: "int64",
+    TP.UINT64: "uint64",
+    TP.BOOL: "bool",
 }
 NAME_TO_NP = {
-    "float32": np.dtype(np.float32), "float16": np.dtype(np.float16), "float64": np.dtype(np.float64),
-    "int8": np.dtype(np.int8), "uint8": np.dtype(np.uint8), "int16": np.dtype(np.int16),
-    "uint16": np.dtype(np.uint16), "int32": np.dtype(np.int32), "uint32": np.dtype(np.uint32),
-    "int64": np.dtype(np.int64), "uint64": np.dtype(np.uint64), "bool": np.dtype(np.bool_),
+    "float32": np.dtype(np.float32),
+    "float16": np.dtype(np.float16),
+    "float64": np.dtype(np.float64),
+    "int8": np.dtype(np.int8),
+    "uint8": np.dtype(np.uint8),
+    "int16": np.dtype(np.int16),
+    "uint16": np.dtype(np.uint16),
+    "int32": np.dtype(np.int32),
+    "uint32": np.dtype(np.uint32),
+    "int64": np.dtype(np.int64),
+    "uint64": np.dtype(np.uint64),
+    "bool": np.dtype(np.bool_),
 }
 if _BF16 is not None:
     NAME_TO_NP["bfloat16"] = _BF16
@@ -75,8 +95,16 @@ _CANDIDATE_VALUES = [
     [3, 5, 4, 6, 2],
     [7, 11, 9, 13, 5],
     [5, 3, 6, 4, 2],
-    [3], [7], [5], [4], [2], [6], [9],
-    [2, 3], [3, 2], [1],
+    [3],
+    [7],
+    [5],
+    [4],
+    [2],
+    [6],
+    [9],
+    [2, 3],
+    [3, 2],
+    [1],
 ]
 
 
@@ -104,16 +132,17 @@ def _dtype_name(arr) -> str:
 # model reading
 # --------------------------------------------------------------------------------------------
 
+
 class Slot:
     """One input position of the node: a graph input, a constant (initializer) or absent."""
 
     def __init__(self, pos, name, kind, dtype=None, dims=None, value=None, graph_index=None):
         self.pos = pos
         self.name = name
-        self.kind = kind            # "input" | "const" | "absent"
-        self.dtype = dtype          # dtype name
-        self.dims = dims            # list of int | str (symbol) for inputs
-        self.value = value          # np array for constants
+        self.kind = kind  # "input" | "const" | "absent"
+        self.dtype = dtype  # dtype name
+        self.dims = dims  # list of int | str (symbol) for inputs
+        self.value = value  # np array for constants
         self.graph_index = graph_index
 
 
@@ -144,8 +173,11 @@ def _read_model(model):
         for d in tt.shape.dim:
             if d.HasField("dim_value"):
                 if d.dim_value < 1:  # ONNX Runtime kernels divide by empty dims (DFT: SIGFPE)
-                    raise BridgeError("model", f"graph input {vi.name}: dim {d.dim_value}; reference data "
-                                      "needs dims >= 1 (the planner refuses empty tensors: zero_size_tensor)")
+                    raise BridgeError(
+                        "model",
+                        f"graph input {vi.name}: dim {d.dim_value}; reference data "
+                        "needs dims >= 1 (the planner refuses empty tensors: zero_size_tensor)",
+                    )
                 dims.append(int(d.dim_value))
             elif d.HasField("dim_param") and d.dim_param:
                 dims.append(d.dim_param)
@@ -173,9 +205,12 @@ def _read_model(model):
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     attrs = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v) for k, v in attrs.items()}
     # values ONNX does not allow, before ONNX Runtime runs (some crash it: planning/values.py)
-    why = bad_value(node.op_type, attrs, [s.dims if s.kind == "input" else list(s.value.shape) if s.kind == "const"
-                                          else None for s in slots],
-                    {s.pos: s.value for s in slots if s.kind == "const"})
+    why = bad_value(
+        node.op_type,
+        attrs,
+        [s.dims if s.kind == "input" else list(s.value.shape) if s.kind == "const" else None for s in slots],
+        {s.pos: s.value for s in slots if s.kind == "const"},
+    )
     if why:
         raise BridgeError("model", why)
     return node, attrs, slots, graph_inputs
@@ -188,15 +223,18 @@ def _symbols(slots):
             for d in s.dims:
                 if isinstance(d, str) and d not in seen:
                     seen.append(d)
+
     def key(sym):
         m = re.fullmatch(r"s(\d+)", sym)
         return (0, int(m.group(1)), sym) if m else (1, 0, sym)
+
     return sorted(seen, key=key)
 
 
 # --------------------------------------------------------------------------------------------
 # generation context
 # --------------------------------------------------------------------------------------------
+
 
 class Ctx:
     def __init__(self, node, attrs, slots, binding, rng, notes):
@@ -206,8 +244,8 @@ class Ctx:
         self.slots = slots
         self.binding = binding
         self.rng = rng
-        self.notes = notes          # a set: rules applied (deduplicated across cases)
-        self.values = {}            # pos -> np array (generated inputs)
+        self.notes = notes  # a set: rules applied (deduplicated across cases)
+        self.values = {}  # pos -> np array (generated inputs)
         self.shapes = {}
         for s in slots:
             if s.kind == "input":
@@ -300,6 +338,7 @@ def _index_dtype_ok_signed(ctx, pos):
 # per-op input rules; each sets some positions with ctx.set, the rest gets generic random data
 # --------------------------------------------------------------------------------------------
 
+
 def _gen_gather(ctx):
     data, ind = ctx.shape(0), ctx.shape(1)
     axis = _norm_axis(ctx.attrs.get("axis", 0), len(data))
@@ -334,7 +373,7 @@ def _gen_gather_nd(ctx):
         raise Infeasible("GatherND: indices.shape[-1] > rank(data) - batch_dims")
     if tuple(ind[:b]) != tuple(data[:b]):
         raise Infeasible("GatherND: batch dims differ")
-    dims = np.asarray(data[b:b + k], dtype=np.int64)
+    dims = np.asarray(data[b : b + k], dtype=np.int64)
     if k and (dims == 0).any():
         raise Infeasible("GatherND: empty indexed dim")
     u = ctx.rng.random(ind)
@@ -368,9 +407,11 @@ def _gen_scatter_nd(ctx):
         targets = ctx.rng.choice(slots, size=pool, replace=False)
         flat = targets[ctx.rng.integers(0, pool, m)]
         if m >= 2:
-            flat[-1] = flat[0]   # at least one duplicate
+            flat[-1] = flat[0]  # at least one duplicate
         ctx.note(f"ScatterND reduction={red}: index tuples with duplicates")
-    idx = np.stack(np.unravel_index(flat.astype(np.int64), dims), axis=-1).reshape(ind) if m else np.zeros(ind, np.int64)
+    idx = (
+        np.stack(np.unravel_index(flat.astype(np.int64), dims), axis=-1).reshape(ind) if m else np.zeros(ind, np.int64)
+    )
     ctx.set(1, _maybe_negative(ctx.rng, idx, np.asarray(dims, dtype=np.int64)))
     if red == "mul" and ctx.is_input(2) and ctx.dtype(2) in FLOATS:
         ctx.set(2, ctx.rng.uniform(0.5, 1.5, ctx.shape(2)))
@@ -438,7 +479,7 @@ def _distinct_along(rng, dtype_name, shape, axis):
     """Values distinct along `axis` within every fiber (no ties)."""
     shape = tuple(shape)
     n = shape[axis]
-    others = shape[:axis] + shape[axis + 1:]
+    others = shape[:axis] + shape[axis + 1 :]
     fibers = int(np.prod(others)) if others else 1
     limit_int = {"float16": 2048, "bfloat16": 256, "float32": 1 << 24, "float64": 1 << 50}
     if dtype_name in FLOATS and n <= limit_int[dtype_name]:
@@ -546,7 +587,7 @@ def _gen_maxunpool(ctx):
         start = grids[i] * s[i] - p[i]
         off = rng.integers(0, k[i], (N, C) + tuple(in_sp))
         coords.append(np.clip(start[None, None] + off, 0, out_sp[i] - 1))
-    local = np.ravel_multi_index(coords, out_sp)                 # (N, C, *in_sp)
+    local = np.ravel_multi_index(coords, out_sp)  # (N, C, *in_sp)
     local = local.reshape(N * C, nin)
     used = np.zeros((N * C, plane), dtype=bool)
     for r in range(N * C):
@@ -559,7 +600,9 @@ def _gen_maxunpool(ctx):
                 continue
             # duplicate: another free spot in the window, else any free spot in the plane
             pos = np.unravel_index(e, in_sp)
-            ranges = [range(max(0, pos[i] * s[i] - p[i]), min(out_sp[i], pos[i] * s[i] - p[i] + k[i])) for i in range(nsp)]
+            ranges = [
+                range(max(0, pos[i] * s[i] - p[i]), min(out_sp[i], pos[i] * s[i] - p[i] + k[i])) for i in range(nsp)
+            ]
             cands = [int(np.ravel_multi_index(c, out_sp)) for c in itertools.product(*ranges)]
             cands = [c for c in cands if not used[r, c]]
             if not cands:
@@ -583,7 +626,7 @@ def _gen_grid_sample(ctx):
     if mode == "nearest":
         # keep the unnormalized coordinate away from .5 (rounding ties differ between libraries)
         for i in range(nsp):
-            L = x[-1 - i]        # grid[..., 0] indexes the last (W) dim
+            L = x[-1 - i]  # grid[..., 0] indexes the last (W) dim
             gi = g[..., i]
             u = (gi + 1) / 2 * (L - 1) if align else ((gi + 1) * L - 1) / 2
             frac = u - np.floor(u)
@@ -624,8 +667,12 @@ def _gen_trilu(ctx):
 
 
 _UNARY_DOMAINS = {
-    "Log": (0.1, 4.0), "Sqrt": (0.0, 4.0), "Rsqrt": (0.1, 4.0),
-    "Asin": (-0.95, 0.95), "Acos": (-0.95, 0.95), "Atanh": (-0.95, 0.95),
+    "Log": (0.1, 4.0),
+    "Sqrt": (0.0, 4.0),
+    "Rsqrt": (0.1, 4.0),
+    "Asin": (-0.95, 0.95),
+    "Acos": (-0.95, 0.95),
+    "Atanh": (-0.95, 0.95),
     "Acosh": (1.05, 4.0),
 }
 
@@ -707,19 +754,111 @@ for _op in _UNARY_DOMAINS:
 
 # ops whose inputs are plain random data by design (no note about a missing rule)
 _PLAIN_RANDOM = {
-    "Resize", "Upsample", "Col2Im", "CumSum", "LayerNormalization", "Einsum", "Add", "Sub", "Mul",
-    "Where", "Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Erf", "Gelu", "Softmax", "LogSoftmax",
-    "MatMul", "Gemm", "Conv", "ConvTranspose", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin",
-    "ReduceProd", "Transpose", "Concat", "Split", "Slice", "Reshape", "Expand", "Tile", "Pad",
-    "InstanceNormalization", "GroupNormalization", "BatchNormalization", "Clip", "Max", "Min",
-    "Sin", "Cos", "Tan", "Atan", "Sinh", "Cosh", "Asinh", "Sign", "Floor", "Ceil", "Round",
-    "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not",
-    "Cast", "CastLike", "Identity", "Flatten", "Squeeze", "Unsqueeze", "DepthToSpace",
-    "SpaceToDepth", "AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool", "LpPool",
-    "HardSigmoid", "HardSwish", "LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign",
-    "PRelu", "ThresholdedRelu", "Mish", "Shrink", "IsNaN", "IsInf", "ReverseSequence",
-    "ArgMax", "ArgMin", "Hardmax", "LpNormalization", "MeanVarianceNormalization",
-    "DFT", "STFT", "AffineGrid", "Sum", "Mean", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot",
+    "Resize",
+    "Upsample",
+    "Col2Im",
+    "CumSum",
+    "LayerNormalization",
+    "Einsum",
+    "Add",
+    "Sub",
+    "Mul",
+    "Where",
+    "Relu",
+    "Sigmoid",
+    "Tanh",
+    "Exp",
+    "Neg",
+    "Abs",
+    "Erf",
+    "Gelu",
+    "Softmax",
+    "LogSoftmax",
+    "MatMul",
+    "Gemm",
+    "Conv",
+    "ConvTranspose",
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "Transpose",
+    "Concat",
+    "Split",
+    "Slice",
+    "Reshape",
+    "Expand",
+    "Tile",
+    "Pad",
+    "InstanceNormalization",
+    "GroupNormalization",
+    "BatchNormalization",
+    "Clip",
+    "Max",
+    "Min",
+    "Sin",
+    "Cos",
+    "Tan",
+    "Atan",
+    "Sinh",
+    "Cosh",
+    "Asinh",
+    "Sign",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "And",
+    "Or",
+    "Xor",
+    "Not",
+    "Cast",
+    "CastLike",
+    "Identity",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "DepthToSpace",
+    "SpaceToDepth",
+    "AveragePool",
+    "MaxPool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "LpPool",
+    "HardSigmoid",
+    "HardSwish",
+    "LeakyRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "Softplus",
+    "Softsign",
+    "PRelu",
+    "ThresholdedRelu",
+    "Mish",
+    "Shrink",
+    "IsNaN",
+    "IsInf",
+    "ReverseSequence",
+    "ArgMax",
+    "ArgMin",
+    "Hardmax",
+    "LpNormalization",
+    "MeanVarianceNormalization",
+    "DFT",
+    "STFT",
+    "AffineGrid",
+    "Sum",
+    "Mean",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
+    "BitwiseNot",
 }
 
 
@@ -727,9 +866,16 @@ _PLAIN_RANDOM = {
 # binding fixups (shape relations that a plain binding cannot know)
 # --------------------------------------------------------------------------------------------
 
+
 def _fix_binding(op, attrs, slots, binding):
     b = dict(binding)
-    if op == "Col2Im" and len(slots) >= 3 and slots[0].kind == "input" and slots[1].kind == "const" and slots[2].kind == "const":
+    if (
+        op == "Col2Im"
+        and len(slots) >= 3
+        and slots[0].kind == "input"
+        and slots[1].kind == "const"
+        and slots[2].kind == "const"
+    ):
         img = [int(v) for v in slots[1].value.reshape(-1)]
         blk = [int(v) for v in slots[2].value.reshape(-1)]
         n = len(img)
@@ -744,7 +890,7 @@ def _fix_binding(op, attrs, slots, binding):
             if isinstance(dims[2], str):
                 b[dims[2]] = L
             if isinstance(dims[1], str):
-                b[dims[1]] = max(1, int(b[dims[1]])) * int(np.prod(blk))   # C * prod(block_shape)
+                b[dims[1]] = max(1, int(b[dims[1]])) * int(np.prod(blk))  # C * prod(block_shape)
     if op in ("ScatterElements", "Scatter") and len(slots) >= 3 and "absent" not in (slots[1].kind, slots[2].kind):
         # indices and updates have one shape (ONNX): a symbol of one takes the other's dim, a
         # constant's when one is constant (GCN models scatter constant ones by runtime indices).
@@ -759,7 +905,7 @@ def _fix_binding(op, attrs, slots, binding):
                 elif isinstance(y, str):
                     b[y] = int(x)
             d = slots[0].dims if slots[0].kind == "input" else list(slots[0].value.shape)
-            if len(d) == len(a):   # every indices dim fits the data's (distinct indices on the axis)
+            if len(d) == len(a):  # every indices dim fits the data's (distinct indices on the axis)
                 for x, y in zip(d, a):
                     n = int(b[y]) if isinstance(y, str) else int(y)
                     if isinstance(x, str) and int(b[x]) < n:
@@ -770,13 +916,14 @@ def _fix_binding(op, attrs, slots, binding):
         axis = int(attrs.get("axis", -1))
         axis = axis + len(dims) if axis < 0 else axis
         if 0 <= axis < len(dims) and isinstance(dims[axis], str) and int(b[dims[axis]]) < k:
-            b[dims[axis]] = k + int(b[dims[axis]]) - 1     # K <= axis dim, still varying per case
+            b[dims[axis]] = k + int(b[dims[axis]]) - 1  # K <= axis dim, still varying per case
     return b
 
 
 # --------------------------------------------------------------------------------------------
 # tolerances
 # --------------------------------------------------------------------------------------------
+
 
 def _einsum_contraction(eq, shapes):
     eq = eq.replace(" ", "")
@@ -786,9 +933,9 @@ def _einsum_contraction(eq, shapes):
     for term, shp in zip(terms, shapes):
         if "..." in term:
             pre, post = term.split("...")
-            for c, d in zip(pre, shp[:len(pre)]):
+            for c, d in zip(pre, shp[: len(pre)]):
                 sizes[c] = d
-            for c, d in zip(post, shp[len(shp) - len(post):] if post else []):
+            for c, d in zip(post, shp[len(shp) - len(post) :] if post else []):
                 sizes[c] = d
         else:
             for c, d in zip(term, shp):
@@ -816,7 +963,15 @@ def _reduction_length(ctx, out_shapes):
         if op == "Gemm":
             a = ctx.shape(0)
             return a[0] if ctx.attrs.get("transA", 0) else a[-1]
-        if op in ("ReduceSum", "ReduceMean", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"):
+        if op in (
+            "ReduceSum",
+            "ReduceMean",
+            "ReduceL1",
+            "ReduceL2",
+            "ReduceSumSquare",
+            "ReduceLogSum",
+            "ReduceLogSumExp",
+        ):
             nin = int(np.prod(ctx.shape(0)))
             nout = max(1, int(np.prod(out_shapes[0])))
             return max(1, nin // nout)
@@ -877,7 +1032,11 @@ def _float_twin(model):
             g.initializer[i].CopyFrom(numpy_helper.from_array(arr, t.name))
     for node in g.node:
         for a in node.attribute:
-            if a.name in ("to", "stash_type", "dtype", "output_dtype") and a.type == onnx.AttributeProto.INT and a.i in _LOW:
+            if (
+                a.name in ("to", "stash_type", "dtype", "output_dtype")
+                and a.type == onnx.AttributeProto.INT
+                and a.i in _LOW
+            ):
                 a.i = TP.FLOAT
             if a.type == onnx.AttributeProto.TENSOR and a.t.data_type in _LOW:
                 arr = numpy_helper.to_array(a.t).astype(np.float32)
@@ -932,7 +1091,9 @@ def _run_uint16_bitshift(runner, feeds):
                 v.type.tensor_type.elem_type = TP.UINT32
         for i, t in enumerate(m.graph.initializer):
             if t.data_type == TP.UINT16:
-                m.graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.uint32), t.name))
+                m.graph.initializer[i].CopyFrom(
+                    numpy_helper.from_array(numpy_helper.to_array(t).astype(np.uint32), t.name)
+                )
         runner._twin = runner._session(m)
     wide = {k: (v.astype(np.uint32) if v.dtype == np.uint16 else v) for k, v in feeds.items()}
     return [np.asarray(runner._twin.run(None, wide)[0]).astype(np.uint16)]
@@ -968,16 +1129,23 @@ def _run_unsigned_topk(runner, feeds):
 class _Runner:
     def __init__(self, model):
         import onnxruntime as ort  # lazy: ONNX Runtime loads only when reference data is computed
+
         self.ort = ort
         self.model = model
-        self.input_names = [vi.name for vi in model.graph.input if vi.name not in {t.name for t in model.graph.initializer}]
+        self.input_names = [
+            vi.name for vi in model.graph.input if vi.name not in {t.name for t in model.graph.initializer}
+        ]
         self.out_types = [vi.type.tensor_type.elem_type for vi in model.graph.output]
-        self.has_low = any(t in _LOW for t in self.out_types) or any(
-            vi.type.tensor_type.elem_type in _LOW for vi in model.graph.input) or any(
-            t.data_type in _LOW for t in model.graph.initializer)
-        self.has_bf16 = TP.BFLOAT16 in self.out_types or any(
-            vi.type.tensor_type.elem_type == TP.BFLOAT16 for vi in model.graph.input) or any(
-            t.data_type == TP.BFLOAT16 for t in model.graph.initializer)
+        self.has_low = (
+            any(t in _LOW for t in self.out_types)
+            or any(vi.type.tensor_type.elem_type in _LOW for vi in model.graph.input)
+            or any(t.data_type in _LOW for t in model.graph.initializer)
+        )
+        self.has_bf16 = (
+            TP.BFLOAT16 in self.out_types
+            or any(vi.type.tensor_type.elem_type == TP.BFLOAT16 for vi in model.graph.input)
+            or any(t.data_type == TP.BFLOAT16 for t in model.graph.initializer)
+        )
         self._native = None
         self._twin = None
         self.used_twin = False
@@ -1007,7 +1175,7 @@ class _Runner:
         if _uint16_bitshift(self.model):
             return _run_uint16_bitshift(self, feeds), False
         native_error = None
-        if not self.has_bf16:   # ORT's CPU has (almost) no bfloat16 kernels, and numpy feeds cannot carry it
+        if not self.has_bf16:  # ORT's CPU has (almost) no bfloat16 kernels, and numpy feeds cannot carry it
             try:
                 if self._native is None:
                     self._native = self._session(self.model)
@@ -1041,6 +1209,7 @@ class _Runner:
 # --------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------
+
 
 def _raw(arr):
     name = _dtype_name(arr)
@@ -1127,7 +1296,9 @@ def _build_case(node, attrs, slots, binding, rng, runner, notes, max_bytes):
     if total > max_bytes:
         raise Infeasible(f"case takes {total} bytes (> {max_bytes})")
     if twin:
-        notes.add("float16/bfloat16: onnxruntime CPU lacks the kernel, outputs computed on a float32 copy of the model and rounded")
+        notes.add(
+            "float16/bfloat16: onnxruntime CPU lacks the kernel, outputs computed on a float32 copy of the model and rounded"
+        )
     tols = _tolerances(ctx, outputs)
     return inputs, outputs, tols
 
@@ -1135,8 +1306,22 @@ def _build_case(node, attrs, slots, binding, rng, runner, notes, max_bytes):
 # Ops whose output shape comes from input values: if shape inference cannot size their outputs for
 # the case's input shapes, ONNX Runtime is not run (it might allocate anything, e.g. OneHot depth 2^28).
 # (Ops whose outputs are bounded by their inputs' sizes, such as TopK, Slice or NonZero, are not here.)
-_VALUE_SHAPED = {"OneHot", "Expand", "Tile", "ConstantOfShape", "Range", "Resize", "Upsample", "Pad",
-                 "CenterCropPad", "Col2Im", "MaxUnpool", "Loop", "Scan", "If"}
+_VALUE_SHAPED = {
+    "OneHot",
+    "Expand",
+    "Tile",
+    "ConstantOfShape",
+    "Range",
+    "Resize",
+    "Upsample",
+    "Pad",
+    "CenterCropPad",
+    "Col2Im",
+    "MaxUnpool",
+    "Loop",
+    "Scan",
+    "If",
+}
 
 
 def _check_output_sizes(model, feeds, max_bytes):
@@ -1165,11 +1350,17 @@ def _check_output_sizes(model, feeds, max_bytes):
     for k, vi in enumerate(model.graph.output):
         out = inferred.graph.output[k] if inferred is not None else None
         tt = out.type.tensor_type if out is not None else None
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] if tt is not None and tt.HasField("shape") else None
+        dims = (
+            [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+            if tt is not None and tt.HasField("shape")
+            else None
+        )
         if dims is None or any(d is None for d in dims):
             if op in _VALUE_SHAPED:
                 detail = f" ({why})" if inferred is None else ""
-                raise Infeasible(f"too_large: output {vi.name} of {op} cannot be sized before running ONNX Runtime{detail}")
+                raise Infeasible(
+                    f"too_large: output {vi.name} of {op} cannot be sized before running ONNX Runtime{detail}"
+                )
             continue
         n = math.prod(dims)
         et = tt.elem_type or vi.type.tensor_type.elem_type
@@ -1220,9 +1411,15 @@ def _parse_request(request):
     cases = request.get("cases")
     if cases is not None and (not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases)):
         raise BridgeError("input", "reference: 'cases' must be null or a list of {symbol: size} objects")
-    return {"model_path": request.get("model_path"), "out_dir": out_dir, "plugin": plugin, "prefix": prefix,
-            "seed": 0 if seed is None else int(seed), "cases": cases,
-            "max_bytes": int(request.get("max_case_bytes") or DEFAULT_MAX_CASE_BYTES)}
+    return {
+        "model_path": request.get("model_path"),
+        "out_dir": out_dir,
+        "plugin": plugin,
+        "prefix": prefix,
+        "seed": 0 if seed is None else int(seed),
+        "cases": cases,
+        "max_bytes": int(request.get("max_case_bytes") or DEFAULT_MAX_CASE_BYTES),
+    }
 
 
 def _requested_cases(req, node, attrs, slots, symbols, runner, notes):
@@ -1254,15 +1451,18 @@ def _searched_cases(req, node, attrs, slots, symbols, runner, notes):
     tried = 0
     shapes_seen = set()
     results = []
-    for cand in (_candidates(symbols) if symbols else [{}]):
+    for cand in _candidates(symbols) if symbols else [{}]:
         try:
             b = _fix_binding(node.op_type, attrs, slots, cand)
         except (Infeasible, *_BAD_VALUE) as e:
-            raise BridgeError("reference", f"{node.op_type}: the model's values do not fit its shapes "
-                              f"({type(e).__name__}: {e})") from None
+            raise BridgeError(
+                "reference", f"{node.op_type}: the model's values do not fit its shapes ({type(e).__name__}: {e})"
+            ) from None
         rng = np.random.default_rng([req["seed"], tried])
         tried += 1
-        shape_key = tuple(tuple(int(b[d]) if isinstance(d, str) else d for d in s.dims) for s in slots if s.kind == "input")
+        shape_key = tuple(
+            tuple(int(b[d]) if isinstance(d, str) else d for d in s.dims) for s in slots if s.kind == "input"
+        )
         if shape_key in shapes_seen:
             continue
         try:
@@ -1311,9 +1511,21 @@ def _write_case(out_dir, k, b, inputs, outputs, tols, lines):
         n = _write_tensor(out_dir, rel, arr)
         total += n
         dt = _dtype_name(arr)
-        lines.append(f"output {j} {dt} {arr.ndim}{''.join(' ' + str(d) for d in arr.shape)} {rel} {_fmt_float(atol)} {_fmt_float(rtol)}")
-        jout.append({"index": j, "name": f"out{j}", "dtype": dt, "shape": list(arr.shape), "file": rel, "bytes": n,
-                     "atol": float(atol), "rtol": float(rtol)})
+        lines.append(
+            f"output {j} {dt} {arr.ndim}{''.join(' ' + str(d) for d in arr.shape)} {rel} {_fmt_float(atol)} {_fmt_float(rtol)}"
+        )
+        jout.append(
+            {
+                "index": j,
+                "name": f"out{j}",
+                "dtype": dt,
+                "shape": list(arr.shape),
+                "file": rel,
+                "bytes": n,
+                "atol": float(atol),
+                "rtol": float(rtol),
+            }
+        )
     lines.append("end")
     return {"index": k, "bindings": b, "inputs": jin, "outputs": jout}, total
 
@@ -1365,11 +1577,17 @@ def read_case_arrays(manifest_json_path):
         m = json.load(f)
     res = []
     for c in m["cases"]:
+
         def load(e):
             dt = _np_dtype(e["dtype"])
             raw = np.fromfile(os.path.join(base, e["file"]), dtype=np.uint8)
             if e["dtype"] == "bool":
                 return raw.astype(np.bool_).reshape(e["shape"])
-            return raw.view(dt.newbyteorder("<") if dt.itemsize > 1 and dt != _BF16 else dt).astype(dt).reshape(e["shape"])
-        res.append((c["bindings"], [load(e) for e in c["inputs"]], [(load(e), e["atol"], e["rtol"]) for e in c["outputs"]]))
+            return (
+                raw.view(dt.newbyteorder("<") if dt.itemsize > 1 and dt != _BF16 else dt).astype(dt).reshape(e["shape"])
+            )
+
+        res.append(
+            (c["bindings"], [load(e) for e in c["inputs"]], [(load(e), e["atol"], e["rtol"]) for e in c["outputs"]])
+        )
     return res

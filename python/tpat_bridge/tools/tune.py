@@ -40,6 +40,7 @@ is registered under the key: "rpc_unavailable" otherwise. No in-process fallback
 
 See docs/tuning.md.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -104,8 +105,10 @@ def _on_sigint(signum, frame):
     if _STOP["reason"] == "interrupted":
         raise KeyboardInterrupt  # second Ctrl-C: stop now
     _STOP["reason"] = "interrupted"
-    _log("tune: Ctrl-C: stopping after the current batch (Ctrl-C again to stop at once); "
-         "measured records stay in the database")
+    _log(
+        "tune: Ctrl-C: stopping after the current batch (Ctrl-C again to stop at once); "
+        "measured records stay in the database"
+    )
 
 
 def _install_sigint():
@@ -153,8 +156,7 @@ def build_fused_module(model_path: str, target, lowering: str = "tpat"):
         except PlanError as e:
             raise BridgeError(e.code, e.reason) from None
     with target:
-        mod = tvm.transform.Sequential(
-            pre_schedule_passes(target, narrowing_applies(info)))(mod)
+        mod = tvm.transform.Sequential(pre_schedule_passes(target, narrowing_applies(info)))(mod)
     return mod, info, note
 
 
@@ -179,8 +181,9 @@ def _best_us(db, task_mod):
 
 
 def _evaluator_config(target):
-    return ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=100 if _is_gpu(target) else 20,
-                                     enable_cpu_cache_flush=False)
+    return ms.runner.EvaluatorConfig(
+        number=3, repeat=1, min_repeat_ms=100 if _is_gpu(target) else 20, enable_cpu_cache_flush=False
+    )
 
 
 def _popen_pool_missing():
@@ -197,8 +200,7 @@ def _popen_pool_missing():
 def _measurer_choice() -> str:
     choice = (os.environ.get(MEASURER_ENV) or "auto").strip().lower().replace("-", "")
     if choice not in MEASURERS:
-        raise BridgeError("invalid_request",
-                          f"{MEASURER_ENV} must be one of {list(MEASURERS)}, not {choice!r}")
+        raise BridgeError("invalid_request", f"{MEASURER_ENV} must be one of {list(MEASURERS)}, not {choice!r}")
     return choice
 
 
@@ -250,9 +252,12 @@ def _local_measurers(target, workers=None, rpc=None):
     class PooledLocalBuilder(ms.builder.PyBuilder):
         def __init__(self):
             super().__init__()
-            self.pool = PopenPoolExecutor(max_workers=workers, timeout=BUILD_TIMEOUT_S,
-                                          initializer=tune_worker.init,
-                                          maximum_process_uses=BUILDS_PER_WORKER)
+            self.pool = PopenPoolExecutor(
+                max_workers=workers,
+                timeout=BUILD_TIMEOUT_S,
+                initializer=tune_worker.init,
+                maximum_process_uses=BUILDS_PER_WORKER,
+            )
             # one worker up front: an error here (TPAT not importable...) means fall back
             self.pool.submit(int).result()
 
@@ -260,18 +265,22 @@ def _local_measurers(target, workers=None, rpc=None):
             self.pool.shutdown(wait=True)
 
         def build(self, build_inputs):
-            jobs = [(tune_worker.build, None, bi.mod, bi.target,
-                     None if bi.params is None else save_param_dict(bi.params)) for bi in build_inputs]
+            jobs = [
+                (tune_worker.build, None, bi.mod, bi.target, None if bi.params is None else save_param_dict(bi.params))
+                for bi in build_inputs
+            ]
             results = []
             for r in self.pool.map_with_error_catching(tune_worker.build_job, jobs):
                 if r.status == StatusKind.COMPLETE:
                     results.append(ms.builder.BuilderResult(r.value, None))
                 elif r.status == StatusKind.TIMEOUT:
-                    results.append(ms.builder.BuilderResult(
-                        None, f"LocalBuilder: Timeout, killed after {BUILD_TIMEOUT_S} seconds"))
+                    results.append(
+                        ms.builder.BuilderResult(None, f"LocalBuilder: Timeout, killed after {BUILD_TIMEOUT_S} seconds")
+                    )
                 else:  # an exception, or the worker died (ChildProcessError): this candidate only
-                    results.append(ms.builder.BuilderResult(
-                        None, "LocalBuilder: An exception occurred\n" + str(r.value)))
+                    results.append(
+                        ms.builder.BuilderResult(None, "LocalBuilder: An exception occurred\n" + str(r.value))
+                    )
             return results
 
     @derived_object
@@ -288,8 +297,9 @@ def _local_measurers(target, workers=None, rpc=None):
 
         def _runner(self):
             if self.local is None:
-                self.local = ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S, evaluator_config=config,
-                                                   initializer=tune_worker.init)
+                self.local = ms.runner.LocalRunner(
+                    timeout_sec=RUN_TIMEOUT_S, evaluator_config=config, initializer=tune_worker.init
+                )
             return self.local
 
         def close(self):
@@ -312,9 +322,15 @@ def _local_measurers(target, workers=None, rpc=None):
         if rpc is not None:
             runner = ms.runner.RPCRunner(
                 rpc_config=ms.runner.RPCConfig(
-                    tracker_host=rpc["host"], tracker_port=rpc["port"], tracker_key=rpc["key"],
-                    session_timeout_sec=rpc["session_timeout_s"]),
-                evaluator_config=config, max_workers=rpc["max_workers"], initializer=tune_worker.init)
+                    tracker_host=rpc["host"],
+                    tracker_port=rpc["port"],
+                    tracker_key=rpc["key"],
+                    session_timeout_sec=rpc["session_timeout_s"],
+                ),
+                evaluator_config=config,
+                max_workers=rpc["max_workers"],
+                initializer=tune_worker.init,
+            )
         else:
             runner = IsolatingRunner()
             runner._runner()  # the runner's worker starts now too (and fails now, if it must)
@@ -356,8 +372,9 @@ def _in_process_measurers(target):
     @derived_object
     class InProcessRunner(ms.runner.PyRunner):
         def run(self, runner_inputs):
-            fill = tvm.get_global_func("tvm.contrib.random.random_fill_for_measure", True) or \
-                tvm.get_global_func("tvm.contrib.random.random_fill", True)
+            fill = tvm.get_global_func("tvm.contrib.random.random_fill_for_measure", True) or tvm.get_global_func(
+                "tvm.contrib.random.random_fill", True
+            )
             futures = []
             for ri in runner_inputs:
                 key = str(ri.artifact_path)
@@ -366,16 +383,14 @@ def _in_process_measurers(target):
                     if rt is None:
                         raise RuntimeError(f"no built module for {key}")
                     dev = tvm.device(str(ri.device_type), 0)
-                    args = alloc_argument_common(
-                        fill, dev, tuple(a.as_json() for a in ri.args_info), 1)
+                    args = alloc_argument_common(fill, dev, tuple(a.as_json() for a in ri.args_info), 1)
                     costs = run_evaluator_common(rt, dev, config, args)
                     futures.append(lr.LocalRunnerFuture(res=costs, error_message=None))
                 except KeyboardInterrupt:
                     _STOP["reason"] = "interrupted"
                     raise
                 except Exception as e:  # noqa: BLE001
-                    futures.append(lr.LocalRunnerFuture(
-                        res=None, error_message=f"{type(e).__name__}: {e}"[:4000]))
+                    futures.append(lr.LocalRunnerFuture(res=None, error_message=f"{type(e).__name__}: {e}"[:4000]))
             return futures
 
     return InProcessBuilder(), InProcessRunner()
@@ -400,8 +415,7 @@ def _validate(request):
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise BridgeError("invalid_request", f"trials must be a positive integer, not {trials!r}")
     budget = request.get("time_budget_s")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
-                               or budget <= 0):
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
         raise BridgeError("invalid_request", f"time_budget_s must be a positive number, not {budget!r}")
     # The time budget is checked between batches: with a budget, batches are small so it holds.
     batch = request.get("trials_per_batch", min(8 if budget is not None else 32, trials))
@@ -440,8 +454,7 @@ def _validate_rpc(rpc):
     workers = rpc.get("max_workers", 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise BridgeError("invalid_request", f"rpc.max_workers must be a positive integer, not {workers!r}")
-    return {"host": host, "port": int(port), "key": key, "session_timeout_s": float(timeout),
-            "max_workers": workers}
+    return {"host": host, "port": int(port), "key": key, "session_timeout_s": float(timeout), "max_workers": workers}
 
 
 def _rpc_label(rpc) -> str:
@@ -466,16 +479,19 @@ def check_tracker(rpc, timeout: float = RPC_CHECK_TIMEOUT_S) -> dict:
     except BridgeError:
         raise
     except Exception as e:  # noqa: BLE001 - refused, timed out, unknown host, closed...
-        raise BridgeError("rpc_unavailable", f"RPC tracker {where} not reachable "
-                          f"({type(e).__name__}: {str(e) or 'no answer'})"[:500]) from None
+        raise BridgeError(
+            "rpc_unavailable", f"RPC tracker {where} not reachable ({type(e).__name__}: {str(e) or 'no answer'})"[:500]
+        ) from None
     if not (isinstance(value, list) and len(value) == 2 and value[0] == base.TrackerCode.SUCCESS):
         raise BridgeError("rpc_unavailable", f"RPC tracker {where} gave no summary ({str(value)[:200]})")
     summary = value[1]
     servers = [s for s in summary.get("server_info", []) if s.get("key") == f"server:{rpc['key']}"]
     if not servers:
         keys = sorted({str(s.get("key", "")).split(":", 1)[-1] for s in summary.get("server_info", [])})
-        raise BridgeError("rpc_unavailable", f"no RPC server registered under key '{rpc['key']}' at "
-                          f"tracker {where} (keys there: {keys or 'none'})")
+        raise BridgeError(
+            "rpc_unavailable",
+            f"no RPC server registered under key '{rpc['key']}' at tracker {where} (keys there: {keys or 'none'})",
+        )
     free = summary.get("queue_info", {}).get(rpc["key"], {}).get("free", len(servers))
     _log(f"tune: RPC tracker {where}: {len(servers)} server(s) under key '{rpc['key']}', {free} free")
     if not free:
@@ -490,19 +506,25 @@ def _measurers(target, choice: str, rpc=None):
     inside _workers_can_import_tpat()."""
     if rpc is not None:
         if choice == "inprocess":
-            raise BridgeError("invalid_request", f"rpc needs the worker-process builder (its tar "
-                              f"artifacts are uploaded), not {MEASURER_ENV}=inprocess (in-memory modules)")
+            raise BridgeError(
+                "invalid_request",
+                f"rpc needs the worker-process builder (its tar "
+                f"artifacts are uploaded), not {MEASURER_ENV}=inprocess (in-memory modules)",
+            )
         missing = _popen_pool_missing()
         if missing is not None:
-            raise BridgeError("invalid_request", f"rpc needs the worker-process builder, but {missing} "
-                              "(pip install -r python/requirements.lock)")
+            raise BridgeError(
+                "invalid_request",
+                f"rpc needs the worker-process builder, but {missing} (pip install -r python/requirements.lock)",
+            )
         try:
             builder, runner, label = _local_measurers(target, rpc=rpc)
         except BridgeError:
             raise
         except Exception as e:  # noqa: BLE001
-            raise BridgeError("tvm_error", f"rpc: worker processes failed to start: "
-                              f"{type(e).__name__}: {e}"[:1500]) from None
+            raise BridgeError(
+                "tvm_error", f"rpc: worker processes failed to start: {type(e).__name__}: {e}"[:1500]
+            ) from None
         return builder, runner, label, _rpc_label(rpc)
     if choice != "inprocess":
         missing = _popen_pool_missing()
@@ -511,13 +533,18 @@ def _measurers(target, choice: str, rpc=None):
                 return _local_measurers(target) + ("local",)
             except Exception as e:  # noqa: BLE001 - e.g. a worker that cannot start
                 if choice == "local":
-                    raise BridgeError("tvm_error", f"{MEASURER_ENV}=local: worker processes "
-                                      f"failed to start: {type(e).__name__}: {e}"[:1500]) from None
-                _log(f"tune: worker processes failed to start ({type(e).__name__}: "
-                     f"{(str(e).strip().splitlines() or [''])[-1][:300]}); building in this process")
+                    raise BridgeError(
+                        "tvm_error",
+                        f"{MEASURER_ENV}=local: worker processes failed to start: {type(e).__name__}: {e}"[:1500],
+                    ) from None
+                _log(
+                    f"tune: worker processes failed to start ({type(e).__name__}: "
+                    f"{(str(e).strip().splitlines() or [''])[-1][:300]}); building in this process"
+                )
         elif choice == "local":
-            raise BridgeError("invalid_request", f"{MEASURER_ENV}=local, but {missing} "
-                              "(pip install -r python/requirements.lock)")
+            raise BridgeError(
+                "invalid_request", f"{MEASURER_ENV}=local, but {missing} (pip install -r python/requirements.lock)"
+            )
         else:
             _log(f"tune: {missing}: candidates are built and timed serially in this process")
     builder, runner = _in_process_measurers(target)
@@ -555,7 +582,6 @@ def tune(request: dict) -> dict:
             _measurers(target, measurer, rpc)  # raises: no in-process measuring over RPC
         check_tracker(rpc)  # before the (slow) module build and search
 
-
     mod, _info, note = build_fused_module(model_path, target, lowering)
     os.makedirs(work_dir, exist_ok=True)
     db = open_database(work_dir)
@@ -592,8 +618,10 @@ def tune(request: dict) -> dict:
                     if st["best_us"] is None or us < st["best_us"]:
                         st["best_us"] = us
             best = "none" if st["best_us"] is None else f"{st['best_us']:.2f}"
-            _log(f"{_bar(sum(s['trials'] for s in stats.values()), trials)} "
-                 f"task {task_id + 1}/{n} {names[task_id]}: trials {st['trials']}, best {best} us")
+            _log(
+                f"{_bar(sum(s['trials'] for s in stats.values()), trials)} "
+                f"task {task_id + 1}/{n} {names[task_id]}: trials {st['trials']}, best {best} us"
+            )
             if _STOP["reason"] is None and deadline is not None and time.monotonic() > deadline:
                 _STOP["reason"] = "budget"
                 _log("tune: time budget used up")
@@ -605,7 +633,8 @@ def tune(request: dict) -> dict:
     builder_kind = runner_kind = None  # nothing measured: no builder used
     if n:
         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            todo, work_dir=work_dir, num_threads=max(1, os.cpu_count() or 1), seed=None)
+            todo, work_dir=work_dir, num_threads=max(1, os.cpu_count() or 1), seed=None
+        )
         with _workers_can_import_tpat():
             builder = runner = None
             old_handler = _install_sigint()
@@ -616,9 +645,11 @@ def tune(request: dict) -> dict:
                 if builder_kind != "in-process":
                     callbacks.append(ms.measure_callback.RemoveBuildArtifact())  # the tar files' temp dirs
                 callbacks += [ms.measure_callback.UpdateCostModel(), Progress()]
-                _log(f"tune: {n} task(s) for {target_name}, {trials} trials in batches of {batch}, "
-                     f"cost model {cost_model}, builder {builder_kind}, runner {runner_kind}, "
-                     f"database {work_dir}")
+                _log(
+                    f"tune: {n} task(s) for {target_name}, {trials} trials in batches of {batch}, "
+                    f"cost model {cost_model}, builder {builder_kind}, runner {runner_kind}, "
+                    f"database {work_dir}"
+                )
                 ms.tune_tasks(
                     tasks=contexts,
                     task_weights=weights,
@@ -656,11 +687,17 @@ def tune(request: dict) -> dict:
     tasks = []
     for i, t in enumerate(todo):
         best, records = _best_us(db, t.dispatched[0])
-        tasks.append({"name": names[i], "trials": stats[i]["trials"], "best_us": best,
-                      "records": records})
+        tasks.append({"name": names[i], "trials": stats[i]["trials"], "best_us": best, "records": records})
     for t in skipped:
-        tasks.append({"name": t.task_name, "trials": 0, "best_us": None, "records": 0,
-                      "skipped": "already scheduled (TPAT lowering)"})
+        tasks.append(
+            {
+                "name": t.task_name,
+                "trials": 0,
+                "best_us": None,
+                "records": 0,
+                "skipped": "already scheduled (TPAT lowering)",
+            }
+        )
     answer = {
         "work_dir": work_dir,
         "target": target_name,

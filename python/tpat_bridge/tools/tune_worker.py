@@ -1,6 +1,7 @@
 """What `tpat tune`'s builder and runner worker processes run (`python -m tvm.exec.popen_worker`,
 which unpickle these functions by reference): kept apart from tune.py so a worker imports only
 TVM's builder and TPAT's CUDA prelude, not the planner (every worker pays its imports)."""
+
 from __future__ import annotations
 
 import os

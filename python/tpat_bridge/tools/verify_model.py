@@ -22,6 +22,7 @@ are the user's .npz (keys = graph input names) or random: floats standard normal
 Bridge command: {"command": "verify_model", "out_dir": OUT, "cpu": bool, "inputs": npz|null,
 "dim": 2, "seed": 0} -> the report below (`ok`, `firstMismatch`, `outputs`, `plugins`, ...).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,6 +72,7 @@ def _actual(outputs: list, outs: list) -> list:
 # inputs and the reference run
 # ------------------------------------------------------------------------------------------------
 
+
 def _graph_inputs(model):
     inits = {t.name for t in model.graph.initializer}
     return [vi for vi in model.graph.input if vi.name not in inits]
@@ -93,8 +95,10 @@ def make_inputs(model, npz=None, dim=2, seed=0) -> dict:
             raise VerifyError(f"input {vi.name!r} has an element type this check cannot make (give it in --inputs)")
         shape = [d.dim_value if d.HasField("dim_value") else dim for d in tt.shape.dim]
         if any(d < 0 for d in shape) or math.prod(shape) > MAX_INPUT_ELEMENTS:  # exact ints: no wrap
-            raise VerifyError(f"input {vi.name!r} has shape {shape}: negative or over {MAX_INPUT_ELEMENTS} "
-                              "elements (give it in --inputs)")
+            raise VerifyError(
+                f"input {vi.name!r} has shape {shape}: negative or over {MAX_INPUT_ELEMENTS} "
+                "elements (give it in --inputs)"
+            )
         dt = _NP[tt.elem_type]
         if dt == np.bool_:
             feeds[vi.name] = rng.random(shape) < 0.5
@@ -145,11 +149,12 @@ def run_original(model, feeds) -> dict:
 # the rewritten model, cut at the plugin nodes
 # ------------------------------------------------------------------------------------------------
 
+
 def _used_names(node) -> list[str]:
     """A node's inputs, including outer-scope names its subgraphs read."""
     names = [i for i in node.input if i]
     for a in node.attribute:
-        for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+        for g in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
             local = {i.name for i in g.input} | {t.name for t in g.initializer}
             for n in g.node:
                 names += [x for x in _used_names(n) if x not in local]
@@ -184,14 +189,22 @@ def _run_segment(model, nodes, env) -> dict:
             else:
                 raise VerifyError(f"tensor {x!r} is read before it is computed")
         produced |= {o for o in n.output if o}
+
     def vi_of(name, arr):
         et = helper.np_dtype_to_tensor_dtype(arr.dtype)
         return helper.make_tensor_value_info(name, et, list(arr.shape))
+
     outs = [o for n in nodes for o in n.output if o]
-    g = helper.make_graph(list(nodes), "segment", [vi_of(x, env[x]) for x in needed],
-                          [onnx.ValueInfoProto(name=o) for o in outs], [inits[x] for x in used_inits])
-    m = helper.make_model(g, opset_imports=[o for o in model.opset_import if o.domain != PLUGIN_DOMAIN],
-                          ir_version=model.ir_version)
+    g = helper.make_graph(
+        list(nodes),
+        "segment",
+        [vi_of(x, env[x]) for x in needed],
+        [onnx.ValueInfoProto(name=o) for o in outs],
+        [inits[x] for x in used_inits],
+    )
+    m = helper.make_model(
+        g, opset_imports=[o for o in model.opset_import if o.domain != PLUGIN_DOMAIN], ir_version=model.ir_version
+    )
     m = _with_all_outputs_typed(m, outs)
     sess = _session(m)
     names = [o.name for o in sess.get_outputs()]
@@ -200,7 +213,9 @@ def _run_segment(model, nodes, env) -> dict:
 
 def _with_all_outputs_typed(m, outs):
     inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False)
-    types = {vi.name: vi.type.tensor_type.elem_type for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    types = {
+        vi.name: vi.type.tensor_type.elem_type for vi in list(inferred.graph.value_info) + list(inferred.graph.output)
+    }
     del m.graph.output[:]
     for o in outs:
         if types.get(o):
@@ -252,7 +267,9 @@ class GpuPlugins:
         try:
             import cupy  # noqa: F401 - lazy: GPU machines only; fail early when the GPU mode cannot run
         except ImportError as e:
-            raise VerifyError(f"the GPU mode needs cupy and a GPU ({e}); --cpu runs the plugins' LLVM builds instead") from None
+            raise VerifyError(
+                f"the GPU mode needs cupy and a GPU ({e}); --cpu runs the plugins' LLVM builds instead"
+            ) from None
         self.dir = plugins_dir
         lib = os.path.join(plugins_dir, "build", "libtpat_kernels.so")
         if not os.path.exists(lib):
@@ -289,20 +306,37 @@ class GpuPlugins:
         if self._fn(name, "workspace_size")(din, ctypes.byref(ws)) != 0:
             raise VerifyError(f"plugin {name}: workspace_size failed")
         d_in = [cp.asarray(np.ascontiguousarray(a.astype(np.uint8) if a.dtype == np.bool_ else a)) for a in inputs]
-        d_out = [cp.empty(tuple(dout[j].d[k] for k in range(dout[j].nb_dims)),
-                          dtype=np.uint8 if t == np.bool_ else t) for j, t in enumerate(out_types)]
+        d_out = [
+            cp.empty(tuple(dout[j].d[k] for k in range(dout[j].nb_dims)), dtype=np.uint8 if t == np.bool_ else t)
+            for j, t in enumerate(out_types)
+        ]
         d_ws = cp.empty(max(1, ws.value), dtype=np.uint8)
         in_ptrs = (ctypes.c_void_p * max(1, len(d_in)))(*[a.data.ptr for a in d_in])
         out_ptrs = (ctypes.c_void_p * max(1, len(d_out)))(*[a.data.ptr for a in d_out])
         stream = cp.cuda.get_current_stream()
         enqueue = self._fn(name, "enqueue")
-        enqueue.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p]
-        rc = enqueue(ctypes.cast(din, ctypes.c_void_p), ctypes.cast(in_ptrs, ctypes.c_void_p), ctypes.cast(out_ptrs, ctypes.c_void_p),
-                     ctypes.c_void_p(d_ws.data.ptr), int(tactic), ctypes.c_void_p(stream.ptr))
+        enqueue.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_int32,
+            ctypes.c_void_p,
+        ]
+        rc = enqueue(
+            ctypes.cast(din, ctypes.c_void_p),
+            ctypes.cast(in_ptrs, ctypes.c_void_p),
+            ctypes.cast(out_ptrs, ctypes.c_void_p),
+            ctypes.c_void_p(d_ws.data.ptr),
+            int(tactic),
+            ctypes.c_void_p(stream.ptr),
+        )
         stream.synchronize()
         if rc != 0:
             raise VerifyError(f"plugin {name}: enqueue returned {rc}")
-        return _actual(plan_outs, [a.get().astype(np.bool_) if t == np.bool_ else a.get() for a, t in zip(d_out, out_types)])
+        return _actual(
+            plan_outs, [a.get().astype(np.bool_) if t == np.bool_ else a.get() for a, t in zip(d_out, out_types)]
+        )
 
 
 def run_rewritten(model, feeds, runner) -> tuple[dict, list[str]]:
@@ -330,7 +364,10 @@ def verify_model(out_dir, cpu=False, inputs=None, dim=2, seed=0, atol=1e-3, rtol
     rewritten_path = os.path.join(out_dir, os.path.basename(report["rewrittenModel"]))
     original_path = original or report["model"]
     if not os.path.exists(original_path):
-        raise VerifyError(f"the original model {original_path!r} is not here" + ("" if original else " (path from tpat-generate.json): give it with --original"))
+        raise VerifyError(
+            f"the original model {original_path!r} is not here"
+            + ("" if original else " (path from tpat-generate.json): give it with --original")
+        )
     rewritten, orig = onnx.load(rewritten_path), onnx.load(original_path)
     plugins_dir = os.path.join(out_dir, "plugins")
     runner = CpuPlugins(plugins_dir) if cpu else GpuPlugins(plugins_dir)
@@ -345,9 +382,14 @@ def verify_model(out_dir, cpu=False, inputs=None, dim=2, seed=0, atol=1e-3, rtol
         err, ok = compare(got[name], want[name], atol, rtol)
         if not ok and first is None:
             n = producer[name]
-            first = {"tensor": name, "node": n.name, "opType": n.op_type, "plugin": n.domain == PLUGIN_DOMAIN,
-                     "maxError": err if err != float("inf") else 1e308,
-                     "shapes": [list(got[name].shape), list(want[name].shape)]}
+            first = {
+                "tensor": name,
+                "node": n.name,
+                "opType": n.op_type,
+                "plugin": n.domain == PLUGIN_DOMAIN,
+                "maxError": err if err != float("inf") else 1e308,
+                "shapes": [list(got[name].shape), list(want[name].shape)],
+            }
     for o in orig.graph.output:
         if o.name not in got:
             outputs.append({"name": o.name, "ok": False, "maxError": 1e308, "detail": "not computed"})
@@ -355,19 +397,31 @@ def verify_model(out_dir, cpu=False, inputs=None, dim=2, seed=0, atol=1e-3, rtol
         err, ok = compare(got[o.name], want[o.name], atol, rtol)
         outputs.append({"name": o.name, "ok": ok, "maxError": err if err != float("inf") else 1e308})
     segs = segments(rewritten)
-    return {"ok": all(o["ok"] for o in outputs) and first is None, "mode": "cpu (LLVM)" if cpu else "gpu (launchers)",
-            "original": original_path, "rewritten": rewritten_path,
-            "plugins": sorted({n[0].op_type for k, n in segs if k == "plugin"}),
-            "pluginNodes": sum(1 for k, _ in segs if k == "plugin"), "ortSegments": sum(1 for k, _ in segs if k == "ort"),
-            "tensorsCompared": sum(1 for x in order if x in want), "firstMismatch": first, "outputs": outputs,
-            "inputs": {k: list(v.shape) for k, v in feeds.items()}}
+    return {
+        "ok": all(o["ok"] for o in outputs) and first is None,
+        "mode": "cpu (LLVM)" if cpu else "gpu (launchers)",
+        "original": original_path,
+        "rewritten": rewritten_path,
+        "plugins": sorted({n[0].op_type for k, n in segs if k == "plugin"}),
+        "pluginNodes": sum(1 for k, _ in segs if k == "plugin"),
+        "ortSegments": sum(1 for k, _ in segs if k == "ort"),
+        "tensorsCompared": sum(1 for x in order if x in want),
+        "firstMismatch": first,
+        "outputs": outputs,
+        "inputs": {k: list(v.shape) for k, v in feeds.items()},
+    }
 
 
 def bridge(request: dict) -> dict:
     try:
-        return verify_model(request["out_dir"], cpu=bool(request.get("cpu")), inputs=request.get("inputs"),
-                            dim=int(request.get("dim", 2)), seed=int(request.get("seed", 0)),
-                            original=request.get("original"))
+        return verify_model(
+            request["out_dir"],
+            cpu=bool(request.get("cpu")),
+            inputs=request.get("inputs"),
+            dim=int(request.get("dim", 2)),
+            seed=int(request.get("seed", 0)),
+            original=request.get("original"),
+        )
     except VerifyError as e:
         raise BridgeError("input", str(e)) from None
     except (OSError, KeyError) as e:
@@ -394,13 +448,17 @@ def main(argv=None) -> int:
     if a.json:
         print(json.dumps(r, indent=1))
     else:
-        print(f"{r['mode']}: {r['pluginNodes']} plugin nodes, {r['ortSegments']} ONNX Runtime segments, "
-              f"{r['tensorsCompared']} tensors compared")
+        print(
+            f"{r['mode']}: {r['pluginNodes']} plugin nodes, {r['ortSegments']} ONNX Runtime segments, "
+            f"{r['tensorsCompared']} tensors compared"
+        )
         for o in r["outputs"]:
             print(f"  {'PASS' if o['ok'] else 'FAIL'}  output {o['name']!r}: max error {o['maxError']:.3g}")
         if r["firstMismatch"]:
             fm = r["firstMismatch"]
-            print(f"  first tensor that differs: {fm['tensor']!r} from node {fm['node']!r} ({fm['opType']}), max error {fm['maxError']:.3g}")
+            print(
+                f"  first tensor that differs: {fm['tensor']!r} from node {fm['node']!r} ({fm['opType']}), max error {fm['maxError']:.3g}"
+            )
         print("PASS" if r["ok"] else "FAIL")
     return 0 if r["ok"] else 1
 

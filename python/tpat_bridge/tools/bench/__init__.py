@@ -12,9 +12,17 @@ Public entries:
 
 Nothing here needs TVM or Swift; torch is imported only by run_bench (the GPU machine has it).
 """
+
 from .cases import default_traffic_code, discover_plugins, load_cases, match_case, traffic_bytes
 from .report import render_report
 from .runner import run_bench
 
-__all__ = ["default_traffic_code", "discover_plugins", "load_cases", "match_case", "traffic_bytes",
-           "render_report", "run_bench"]
+__all__ = [
+    "default_traffic_code",
+    "discover_plugins",
+    "load_cases",
+    "match_case",
+    "traffic_bytes",
+    "render_report",
+    "run_bench",
+]

@@ -8,6 +8,7 @@ Python with torch but no Swift and no TVM).
          (every case's PyTorch baseline against ONNX Runtime at its check shapes, on the CPU;
          needs torch; exit 1 when one differs)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,11 @@ def check_baselines(cases_path, only=None):
             continue
         r = check_baseline(case, torch)
         bad += not r["pass"]
-        why = r.get("reason") or "; ".join(f"out{j}: {o.get('bad')}/{o.get('n')} bad, max_abs {o.get('max_abs')}"
-                                           for j, o in enumerate(r.get("outputs", [])) if not o["pass"])
+        why = r.get("reason") or "; ".join(
+            f"out{j}: {o.get('bad')}/{o.get('n')} bad, max_abs {o.get('max_abs')}"
+            for j, o in enumerate(r.get("outputs", []))
+            if not o["pass"]
+        )
         print(f"{cid:30s} {'pass' if r['pass'] else 'FAIL'}  {r.get('torch_impl', '')}" + (f"  ({why})" if why else ""))
     print(f"{bad} baseline(s) differ from ONNX Runtime")
     return 1 if bad else 0
@@ -56,8 +60,11 @@ def main(argv=None):
     run.add_argument("--only", help="comma-separated case ids")
     run.add_argument("--no-compile", action="store_true")
     run.add_argument("--time-budget", type=float, help="seconds; cases that would start later are 'skipped' rows")
-    run.add_argument("--resume", action="store_true",
-                     help="keep the rows of REPORT_DIR/NAME.json from an earlier call (same device), run the rest")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows of REPORT_DIR/NAME.json from an earlier call (same device), run the rest",
+    )
     chk = sub.add_parser("check-baselines", help="PyTorch baselines against ONNX Runtime (CPU, needs torch)")
     chk.add_argument("--cases", required=True)
     chk.add_argument("--only", help="comma-separated case ids")
@@ -71,10 +78,22 @@ def main(argv=None):
         if a.cmd == "report":
             out = render_report(a.results, a.report_dir or os.path.dirname(os.path.abspath(a.results)))
         else:
-            out = run_bench({"command": "bench", "outs": a.outs, "cases": a.cases, "suite_dir": a.suite_dir,
-                             "report_dir": a.report_dir, "flush_l2": a.flush_l2, "runs": a.runs, "name": a.name,
-                             "only": a.only.split(",") if a.only else None, "compile": not a.no_compile,
-                             "time_budget_s": a.time_budget, "resume": a.resume})
+            out = run_bench(
+                {
+                    "command": "bench",
+                    "outs": a.outs,
+                    "cases": a.cases,
+                    "suite_dir": a.suite_dir,
+                    "report_dir": a.report_dir,
+                    "flush_l2": a.flush_l2,
+                    "runs": a.runs,
+                    "name": a.name,
+                    "only": a.only.split(",") if a.only else None,
+                    "compile": not a.no_compile,
+                    "time_budget_s": a.time_budget,
+                    "resume": a.resume,
+                }
+            )
             out = {k: out[k] for k in ("report", "chart", "results_json", "device", "copy_gbps")}
     except BridgeError as e:
         print(f"error: {e.code}: {e.reason}", file=sys.stderr)

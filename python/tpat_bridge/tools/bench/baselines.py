@@ -2,6 +2,7 @@
 (cases.json "check_shapes"): the baseline is what TPAT is compared and timed against, so it must
 be right. Used by tests/python/test_bench.py, by `python -m tpat_bridge.tools.bench
 check-baselines`, and by every suite run of the bench (a "baseline" entry per row)."""
+
 from __future__ import annotations
 
 import copy

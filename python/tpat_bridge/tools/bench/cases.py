@@ -1,5 +1,6 @@
 """The suite's cases (bench/cases.json), their minimal-traffic formulas, and the plugins of a
 `tpat generate` OUT folder."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,21 @@ import os
 
 from tpat_bridge.errors import BridgeError
 
-ITEMSIZE = {"float32": 4, "float16": 2, "int64": 8, "int32": 4, "bfloat16": 2, "float64": 8,
-            "int8": 1, "uint8": 1, "bool": 1, "int16": 2, "uint16": 2, "uint32": 4, "uint64": 8}
+ITEMSIZE = {
+    "float32": 4,
+    "float16": 2,
+    "int64": 8,
+    "int32": 4,
+    "bfloat16": 2,
+    "float64": 8,
+    "int8": 1,
+    "uint8": 1,
+    "bool": 1,
+    "int16": 2,
+    "uint16": 2,
+    "uint32": 4,
+    "uint64": 8,
+}
 
 
 def traffic_bytes(code: str, inputs: list, outputs: list) -> int:
@@ -42,6 +56,7 @@ def default_traffic_code(n_in, n_out):
 # finding plugins and cases
 # --------------------------------------------------------------------------------------------
 
+
 def load_cases(path):
     """{case id: case} in the file's order; each case gets "model_path", its suite model."""
     if not path:
@@ -65,7 +80,8 @@ def discover_plugins(out_dir):
         d = os.path.join(pdir, name)
         pj = os.path.join(d, f"{name}.plugin.json")
         if os.path.isfile(os.path.join(d, f"{name}.onnx")) and (
-                os.path.isfile(pj) or os.path.isfile(os.path.join(d, f"{name}.plan.json"))):
+            os.path.isfile(pj) or os.path.isfile(os.path.join(d, f"{name}.plan.json"))
+        ):
             meta = {}
             if os.path.isfile(pj):
                 with open(pj) as f:
@@ -89,4 +105,3 @@ def match_case(cases, out_dir, op):
         return c
     hits = [c for c in cases.values() if c.get("op") == op and c.get("model", "")[:-5] == stem]
     return hits[0] if hits else None
-

@@ -2,10 +2,10 @@
 medians of TPAT, eager and torch.compile (log scale), right TPAT / best PyTorch with the 1.0 and
 1.25 lines. Without matplotlib (e.g. on a GPU machine without it) no chart is written and the
 report says how to draw it from the results JSON."""
+
 from __future__ import annotations
 
-SERIES = (("tpat", "TPAT", "#d62728"), ("eager", "PyTorch eager", "#1f77b4"),
-          ("compiled", "torch.compile", "#2ca02c"))
+SERIES = (("tpat", "TPAT", "#d62728"), ("eager", "PyTorch eager", "#1f77b4"), ("compiled", "torch.compile", "#2ca02c"))
 
 
 def chart_data(doc):
@@ -25,6 +25,7 @@ def chart_data(doc):
 def _pyplot():
     try:
         import matplotlib  # lazy: the chart is optional where matplotlib is missing
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # lazy: after the Agg backend is chosen
     except ImportError:
@@ -39,8 +40,9 @@ def write_chart(doc, png_path, worst_target=1.25):
         return None
     flushed = "L2 flushed" if doc.get("settings", {}).get("flush_l2") else "L2 not flushed"
     n = len(data)
-    fig, (ax_t, ax_r) = plt.subplots(1, 2, figsize=(13, 1.5 + 0.32 * n), sharey=True,
-                                     gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax_t, ax_r) = plt.subplots(
+        1, 2, figsize=(13, 1.5 + 0.32 * n), sharey=True, gridspec_kw={"width_ratios": [3, 2]}
+    )
     y = list(range(n))
     h = 0.27
     for i, (_, name, color) in enumerate(SERIES):

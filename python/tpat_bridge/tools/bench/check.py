@@ -1,5 +1,6 @@
 """Inputs of a benchmarked plugin (the reference data's op-aware rules, on the GPU) and the
 comparison of its outputs with the PyTorch baseline (tolerances of docs/reference-data.md)."""
+
 from __future__ import annotations
 
 import math
@@ -13,11 +14,21 @@ FLOAT_NAMES = ("float32", "float16", "bfloat16", "float64")
 
 
 def _torch_dtype(torch, name):
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-            "float64": torch.float64, "int8": torch.int8, "uint8": torch.uint8, "int16": torch.int16,
-            "int32": torch.int32, "int64": torch.int64, "bool": torch.bool,
-            "uint16": getattr(torch, "uint16", None), "uint32": getattr(torch, "uint32", None),
-            "uint64": getattr(torch, "uint64", None)}[name]
+    return {
+        "float32": torch.float32,
+        "float16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "float64": torch.float64,
+        "int8": torch.int8,
+        "uint8": torch.uint8,
+        "int16": torch.int16,
+        "int32": torch.int32,
+        "int64": torch.int64,
+        "bool": torch.bool,
+        "uint16": getattr(torch, "uint16", None),
+        "uint32": getattr(torch, "uint32", None),
+        "uint64": getattr(torch, "uint64", None),
+    }[name]
 
 
 def _to_torch(torch, arr, dtype_name, device):
@@ -33,6 +44,7 @@ def to_numpy(t):
     """A CPU tensor as a numpy array (bfloat16 through ml_dtypes, as the reference data has it)."""
     if str(t.dtype) == "torch.bfloat16":
         import torch  # lazy: torch exists on the GPU machine only
+
         return t.view(torch.int16).numpy().view(np.uint16).view(R.NAME_TO_NP["bfloat16"])
     return t.numpy()
 
@@ -88,8 +100,13 @@ def tolerance_for(ctx, dtype_name, out_shapes):
 def compare(torch, got, exp, atol, rtol):
     """{"pass", "bad", "n", "max_abs"}; floats: |got-exp| <= atol + rtol*|exp| (NaN==NaN)."""
     if tuple(got.shape) != tuple(exp.shape):
-        return {"pass": False, "bad": None, "n": int(exp.numel()), "max_abs": None,
-                "reason": f"shape {list(got.shape)} != {list(exp.shape)}"}
+        return {
+            "pass": False,
+            "bad": None,
+            "n": int(exp.numel()),
+            "max_abs": None,
+            "reason": f"shape {list(got.shape)} != {list(exp.shape)}",
+        }
     if got.dtype.is_floating_point:
         g = got.float()
         e = exp.float()
@@ -103,8 +120,7 @@ def compare(torch, got, exp, atol, rtol):
         ok = got == exp
         bad = int((~ok).sum().item())
         max_abs = float((got.long() - exp.long()).abs().max().item()) if got.numel() else 0.0
-    return {"pass": bad == 0, "bad": bad, "n": int(exp.numel()), "max_abs": max_abs,
-            "atol": atol, "rtol": rtol}
+    return {"pass": bad == 0, "bad": bad, "n": int(exp.numel()), "max_abs": max_abs, "atol": atol, "rtol": rtol}
 
 
 def compare_outputs(torch, op, attrs, ins, got, exp, tols):
@@ -129,7 +145,6 @@ def compare_outputs(torch, op, attrs, ins, got, exp, tols):
         else:
             res.append(compare(torch, g, e, atol, rtol))
     return res
-
 
 
 def actual_views(data_dependent, outs, n_node):

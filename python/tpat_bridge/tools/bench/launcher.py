@@ -1,5 +1,6 @@
 """A plugin's launcher (OUT/plugins/build/libtpat_kernels.so) through ctypes: the six C functions
 of plugin-runtime/include/tpat_launcher.h, with prebuilt argument arrays for cheap calls."""
+
 from __future__ import annotations
 
 import ctypes
@@ -52,8 +53,11 @@ class Launcher:
         self.output_dims = fn("output_dims", ctypes.c_int, [P(TpatDims), P(TpatDims)])
         self.workspace_size = fn("workspace_size", ctypes.c_int, [P(TpatDims), P(ctypes.c_size_t)])
         self.initialize = fn("initialize", ctypes.c_int, [])
-        self.enqueue_fn = fn("enqueue", ctypes.c_int, [P(TpatDims), P(ctypes.c_void_p), P(ctypes.c_void_p),
-                                                        ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p])
+        self.enqueue_fn = fn(
+            "enqueue",
+            ctypes.c_int,
+            [P(TpatDims), P(ctypes.c_void_p), P(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p],
+        )
         self.terminate = fn("terminate", None, [])
         self.num_tactics = fn("num_tactics", ctypes.c_int, [])
 
@@ -65,4 +69,3 @@ class Launcher:
 
     def enqueue(self, tactic, stream):
         return self.enqueue_fn(self._dims, self._ins, self._outs, self._ws, tactic, ctypes.c_void_p(stream or None))
-

@@ -1,6 +1,7 @@
 """The bench report from one run's results JSON: summary against the targets, the kernel-only
 table (TPAT / best of eager and torch.compile, % of the copy bandwidth), host-inclusive times,
 misses, errors and unplanned cases, the cases; and the chart (chart.py) beside it."""
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,10 @@ def one_line(r):
     if r.get("status") == "not_planned":
         return f"not planned ({r.get('error')}): eager={f(r.get('eager'))} compiled={f(r.get('compiled'))}"
     ratio = _ratio(r)
-    head = (f"check={'pass' if r['check']['pass'] else r['check']['pass']} tpat={f(r['tpat'])} "
-            f"eager={f(r['eager'])} compiled={f(r['compiled'])}")
+    head = (
+        f"check={'pass' if r['check']['pass'] else r['check']['pass']} tpat={f(r['tpat'])} "
+        f"eager={f(r['eager'])} compiled={f(r['compiled'])}"
+    )
     return head + (f" ratio={ratio:.2f}" if ratio else "")
 
 
@@ -71,8 +74,16 @@ def render_report(results_json_path, report_dir, stem=None):
 
 def render_markdown(doc, chart_name=None, stem="bench"):
     rows = doc.get("results", [])
-    parts = [_header(doc), _summary(rows), _kernel_table(rows), _host_table(rows), _chart_section(chart_name, stem),
-             _slower(rows), _problems(rows), _cases_table(rows)]
+    parts = [
+        _header(doc),
+        _summary(rows),
+        _kernel_table(rows),
+        _host_table(rows),
+        _chart_section(chart_name, stem),
+        _slower(rows),
+        _problems(rows),
+        _cases_table(rows),
+    ]
     return "\n".join(line for part in parts for line in part + [""])
 
 
@@ -80,19 +91,30 @@ def render_markdown(doc, chart_name=None, stem="bench"):
 # sections
 # --------------------------------------------------------------------------------------------
 
+
 def _header(doc):
     d, s, c = doc.get("device", {}), doc.get("settings", {}), doc.get("copy", {})
-    L = [f"# TPAT benchmark: {d.get('name', '?')}", "",
-         f"- device: {d.get('name')} ({d.get('capability')}, {d.get('sms')} SMs, {d.get('memory_gib')} GiB"
-         + (f", L2 {d.get('l2_mib')} MiB" if d.get("l2_mib") else "") + ")",
-         f"- driver: {d.get('driver')}; torch {d.get('torch')} (CUDA {d.get('torch_cuda')}); python {d.get('python')}",
-         f"- date: {doc.get('date')}; runs per measurement: {s.get('runs')} (median), warm-up {s.get('warmup')}",
-         "- L2 flush: " + (f"on ({s.get('flush_bytes', 0) / 2**20:.0f} MiB buffer read+written before every timed run, "
-                           "outside the timed region)" if s.get("flush_l2") else
-                           "off (inputs may stay in the 50 MB L2 between runs: small cases can exceed DRAM bandwidth)")]
+    L = [
+        f"# TPAT benchmark: {d.get('name', '?')}",
+        "",
+        f"- device: {d.get('name')} ({d.get('capability')}, {d.get('sms')} SMs, {d.get('memory_gib')} GiB"
+        + (f", L2 {d.get('l2_mib')} MiB" if d.get("l2_mib") else "")
+        + ")",
+        f"- driver: {d.get('driver')}; torch {d.get('torch')} (CUDA {d.get('torch_cuda')}); python {d.get('python')}",
+        f"- date: {doc.get('date')}; runs per measurement: {s.get('runs')} (median), warm-up {s.get('warmup')}",
+        "- L2 flush: "
+        + (
+            f"on ({s.get('flush_bytes', 0) / 2**20:.0f} MiB buffer read+written before every timed run, "
+            "outside the timed region)"
+            if s.get("flush_l2")
+            else "off (inputs may stay in the 50 MB L2 between runs: small cases can exceed DRAM bandwidth)"
+        ),
+    ]
     if c.get("gbps"):
-        L.append(f"- copy bandwidth: **{c['gbps']:.0f} GB/s** (device-to-device copy of "
-                 f"{c.get('bytes_copied', 0) / 2**30:.0f} GiB, bytes read + written / median time)")
+        L.append(
+            f"- copy bandwidth: **{c['gbps']:.0f} GB/s** (device-to-device copy of "
+            f"{c.get('bytes_copied', 0) / 2**30:.0f} GiB, bytes read + written / median time)"
+        )
     L.append(f"- timing: {s.get('timing', '')}")
     return L
 
@@ -100,50 +122,76 @@ def _header(doc):
 def summary(rows):
     """The run against the targets: geo-mean, worst ratio, cases over WORST_TARGET, memory-bound
     cases under COPY_PCT_TARGET of the copy bandwidth, unplanned and failed cases."""
-    timed = [r for r in rows if r.get("status") == "ok" and _ratio(r)]     # a mismatching kernel's speed counts for nothing
+    timed = [
+        r for r in rows if r.get("status") == "ok" and _ratio(r)
+    ]  # a mismatching kernel's speed counts for nothing
     ratios = [_ratio(r) for r in timed]
     geo = math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else None
     worst = max(timed, key=_ratio) if timed else None
     over = [r for r in timed if _ratio(r) > WORST_TARGET]
     mem = [r for r in timed if _memory_bound(r) and (r.get("pct_copy") or {}).get("tpat") is not None]
     under = [r for r in mem if r["pct_copy"]["tpat"] < COPY_PCT_TARGET]
-    return {"geo_mean": geo, "worst": worst, "over": over, "memory": mem, "under_copy": under, "timed": timed,
-            "not_planned": [r for r in rows if r.get("status") == "not_planned"],
-            "failed": [r for r in rows if r.get("status") in ("error", "mismatch")]}
+    return {
+        "geo_mean": geo,
+        "worst": worst,
+        "over": over,
+        "memory": mem,
+        "under_copy": under,
+        "timed": timed,
+        "not_planned": [r for r in rows if r.get("status") == "not_planned"],
+        "failed": [r for r in rows if r.get("status") in ("error", "mismatch")],
+    }
 
 
 def _summary(rows):
     s = summary(rows)
     L = ["## Summary against the targets", ""]
     n = len(rows)
-    L.append(f"- cases: {n}; timed with TPAT and matching PyTorch: {len(s['timed'])}; not planned: "
-             f"{len(s['not_planned'])}; errors or mismatches (left out of the ratios): {len(s['failed'])}")
+    L.append(
+        f"- cases: {n}; timed with TPAT and matching PyTorch: {len(s['timed'])}; not planned: "
+        f"{len(s['not_planned'])}; errors or mismatches (left out of the ratios): {len(s['failed'])}"
+    )
     if s["geo_mean"] is None:
         L.append("- geo-mean TPAT / best PyTorch: n/a (no case timed on both sides)")
         return L
     miss = s["geo_mean"] - GEO_MEAN_TARGET
     verdict = "met" if miss <= 0 else f"missed by {miss:.2f}"
-    L.append(f"- geo-mean TPAT / best PyTorch over the timed cases: **{s['geo_mean']:.2f}x** (target <= "
-             f"{GEO_MEAN_TARGET:.2f}: {verdict})")
+    L.append(
+        f"- geo-mean TPAT / best PyTorch over the timed cases: **{s['geo_mean']:.2f}x** (target <= "
+        f"{GEO_MEAN_TARGET:.2f}: {verdict})"
+    )
     w = s["worst"]
-    L.append(f"- worst case: {label(w)} at {_ratio(w):.2f}x; cases above {WORST_TARGET:.2f}x: "
-             + (", ".join(f"{label(r)} {_ratio(r):.2f}x (+{_ratio(r) - WORST_TARGET:.2f})" for r in s["over"])
-                or "none"))
-    L.append(f"- memory-bound cases at >= {COPY_PCT_TARGET:.0f}% of the copy bandwidth: "
-             f"{len(s['memory']) - len(s['under_copy'])} of {len(s['memory'])}"
-             + ("; under: " + ", ".join(f"{label(r)} {r['pct_copy']['tpat']:.0f}% "
-                                         f"(-{COPY_PCT_TARGET - r['pct_copy']['tpat']:.0f} points)"
-                                         for r in s["under_copy"]) if s["under_copy"] else ""))
+    L.append(
+        f"- worst case: {label(w)} at {_ratio(w):.2f}x; cases above {WORST_TARGET:.2f}x: "
+        + (", ".join(f"{label(r)} {_ratio(r):.2f}x (+{_ratio(r) - WORST_TARGET:.2f})" for r in s["over"]) or "none")
+    )
+    L.append(
+        f"- memory-bound cases at >= {COPY_PCT_TARGET:.0f}% of the copy bandwidth: "
+        f"{len(s['memory']) - len(s['under_copy'])} of {len(s['memory'])}"
+        + (
+            "; under: "
+            + ", ".join(
+                f"{label(r)} {r['pct_copy']['tpat']:.0f}% (-{COPY_PCT_TARGET - r['pct_copy']['tpat']:.0f} points)"
+                for r in s["under_copy"]
+            )
+            if s["under_copy"]
+            else ""
+        )
+    )
     if s["not_planned"]:
         L.append("- every case planned: missed (" + ", ".join(label(r) for r in s["not_planned"]) + ")")
     checked = [r for r in rows if isinstance(r.get("baseline"), dict)]
     if checked:
         wrong = [label(r) for r in checked if not r["baseline"].get("pass")]
-        L.append(f"- PyTorch baselines checked against ONNX Runtime at small shapes: {len(checked) - len(wrong)} of "
-                 f"{len(checked)} match" + (f"; differ: {', '.join(wrong)}" if wrong else ""))
+        L.append(
+            f"- PyTorch baselines checked against ONNX Runtime at small shapes: {len(checked) - len(wrong)} of "
+            f"{len(checked)} match" + (f"; differ: {', '.join(wrong)}" if wrong else "")
+        )
     L.append("")
-    L.append("Cases that are not memory-bound (the bound column: latency, compute, gather) have no "
-             "copy-bandwidth target; the cases table says why for each.")
+    L.append(
+        "Cases that are not memory-bound (the bound column: latency, compute, gather) have no "
+        "copy-bandwidth target; the cases table says why for each."
+    )
     return L
 
 
@@ -162,56 +210,75 @@ def _ratio_cell(r):
 
 
 def _kernel_table(rows):
-    L = ["## Kernel-only medians", "",
-         "| case | op | check | TPAT | eager | compiled | TPAT / best PyTorch | min traffic | "
-         "TPAT GB/s (% copy) | best PyTorch GB/s (% copy) | bound |",
-         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    L = [
+        "## Kernel-only medians",
+        "",
+        "| case | op | check | TPAT | eager | compiled | TPAT / best PyTorch | min traffic | "
+        "TPAT GB/s (% copy) | best PyTorch GB/s (% copy) | bound |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in rows:
         status = r.get("status")
         if status in ("error", "skipped"):
             L.append(f"| {label(r)} | {r.get('op') or '?'} | {status.upper()} | — | — | — | — | — | — | — | — |")
             continue
         chk = (r.get("check") or {}).get("pass")
-        chk_s = "not planned" if status == "not_planned" else (
-            "pass" if chk else ("**FAIL**" if chk is False else "n/a"))
+        chk_s = (
+            "not planned" if status == "not_planned" else ("pass" if chk else ("**FAIL**" if chk is False else "n/a"))
+        )
         comp = r.get("compiled")
-        comp_s = _fmt_us(comp["kernel_us"]) if _sec(r, "compiled") else (
-            "error" if isinstance(comp, dict) and comp.get("error") else "n/a")
+        comp_s = (
+            _fmt_us(comp["kernel_us"])
+            if _sec(r, "compiled")
+            else ("error" if isinstance(comp, dict) and comp.get("error") else "n/a")
+        )
         best_k = None
         if r.get("best_torch_us") is not None:
             best_k = "eager" if _sec(r, "eager") and r["best_torch_us"] == r["eager"]["kernel_us"] else "compiled"
         traffic = f"{r['traffic']['bytes'] / 1e6:.2f} MB" if r.get("traffic") else "n/a"
-        L.append(f"| {label(r)} | {r.get('op')} | {chk_s} | "
-                 f"{_fmt_us(r['tpat']['kernel_us']) if _sec(r, 'tpat') else '—'} | "
-                 f"{_fmt_us(_sec(r, 'eager')['kernel_us']) if _sec(r, 'eager') else 'n/a'} | {comp_s} | "
-                 f"{_ratio_cell(r)} | {traffic} | {_bw(r, 'tpat')} | {_bw(r, best_k) if best_k else 'n/a'} | "
-                 f"{r.get('bound', 'memory')} |")
-    L += ["", f"TPAT / best PyTorch = TPAT kernel-only median / min(eager, compiled) of the same run; above 1 "
-              f"TPAT is slower, above {WORST_TARGET:.2f} in bold. % copy = effective bandwidth (minimal traffic / "
-              "median) / the copy bandwidth of the same run."]
+        L.append(
+            f"| {label(r)} | {r.get('op')} | {chk_s} | "
+            f"{_fmt_us(r['tpat']['kernel_us']) if _sec(r, 'tpat') else '—'} | "
+            f"{_fmt_us(_sec(r, 'eager')['kernel_us']) if _sec(r, 'eager') else 'n/a'} | {comp_s} | "
+            f"{_ratio_cell(r)} | {traffic} | {_bw(r, 'tpat')} | {_bw(r, best_k) if best_k else 'n/a'} | "
+            f"{r.get('bound', 'memory')} |"
+        )
+    L += [
+        "",
+        f"TPAT / best PyTorch = TPAT kernel-only median / min(eager, compiled) of the same run; above 1 "
+        f"TPAT is slower, above {WORST_TARGET:.2f} in bold. % copy = effective bandwidth (minimal traffic / "
+        "median) / the copy bandwidth of the same run.",
+    ]
     return L
 
 
 def _host_table(rows):
-    L = ["## Host-inclusive medians (Python call until the GPU is done)", "",
-         "| case | TPAT (ctypes enqueue + sync) | eager (call + sync) | compiled (call + sync) | compile time |",
-         "|---|---:|---:|---:|---:|"]
+    L = [
+        "## Host-inclusive medians (Python call until the GPU is done)",
+        "",
+        "| case | TPAT (ctypes enqueue + sync) | eager (call + sync) | compiled (call + sync) | compile time |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
         if r.get("status") in ("error", "skipped"):
             continue
         e, cp, t = _sec(r, "eager"), _sec(r, "compiled"), _sec(r, "tpat")
         cs = r.get("compiled") or {}
         ctime = f"{cs['compile_s']:.1f} s" if cs.get("compile_s") else "n/a"
-        L.append(f"| {label(r)} | {_fmt_us(t.get('host_us')) if t else '—'} | "
-                 f"{_fmt_us(e.get('host_us')) if e else 'n/a'} | {_fmt_us(cp.get('host_us')) if cp else 'n/a'} | {ctime} |")
+        L.append(
+            f"| {label(r)} | {_fmt_us(t.get('host_us')) if t else '—'} | "
+            f"{_fmt_us(e.get('host_us')) if e else 'n/a'} | {_fmt_us(cp.get('host_us')) if cp else 'n/a'} | {ctime} |"
+        )
     return L
 
 
 def _chart_section(chart_name, stem):
     if chart_name:
         return [f"![kernel-only medians and TPAT / best PyTorch]({chart_name})"]
-    return [f"(No chart: matplotlib is not importable where this report was written; re-render it with "
-            f"`python -m tpat_bridge.tools.bench report {stem}.json` where it is.)"]
+    return [
+        f"(No chart: matplotlib is not importable where this report was written; re-render it with "
+        f"`python -m tpat_bridge.tools.bench report {stem}.json` where it is.)"
+    ]
 
 
 def _slower(rows):
@@ -219,8 +286,10 @@ def _slower(rows):
     slower = [r for r in rows if r.get("status") not in NOT_RUN and (_ratio(r) or 0) > 1.0]
     for r in slower:
         best = "eager" if _sec(r, "eager") and r["best_torch_us"] == r["eager"]["kernel_us"] else "torch.compile"
-        L.append(f"- **{label(r)}** ({r['op']}): TPAT {_fmt_us(r['tpat']['kernel_us'])} vs {best} "
-                 f"{_fmt_us(r['best_torch_us'])}: {_ratio(r):.2f}x slower")
+        L.append(
+            f"- **{label(r)}** ({r['op']}): TPAT {_fmt_us(r['tpat']['kernel_us'])} vs {best} "
+            f"{_fmt_us(r['best_torch_us'])}: {_ratio(r):.2f}x slower"
+        )
     if not slower:
         L.append("- none among the cases that ran")
     return L
@@ -231,8 +300,10 @@ def _mismatch_words(r):
     for t in r["check"]["tactics"]:
         for j, o in enumerate(t["outputs"] or []):
             if not o["pass"]:
-                bad.append(f"tactic {t['tactic']} out{j}: {o.get('bad')}/{o.get('n')} bad, max_abs {o.get('max_abs')}"
-                           + (f" ({o['reason']})" if o.get("reason") else ""))
+                bad.append(
+                    f"tactic {t['tactic']} out{j}: {o.get('bad')}/{o.get('n')} bad, max_abs {o.get('max_abs')}"
+                    + (f" ({o['reason']})" if o.get("reason") else "")
+                )
     return "; ".join(bad)
 
 
@@ -255,8 +326,11 @@ def _row_notes(r):
     notes = list(r.get("notes", []))
     b = r.get("baseline")
     if isinstance(b, dict) and not b.get("pass"):
-        notes.insert(0, "**PyTorch baseline differs from ONNX Runtime**: " + (b.get("reason") or str(
-            [o for o in b.get("outputs", []) if not o.get("pass")])[:300]))
+        notes.insert(
+            0,
+            "**PyTorch baseline differs from ONNX Runtime**: "
+            + (b.get("reason") or str([o for o in b.get("outputs", []) if not o.get("pass")])[:300]),
+        )
     if r.get("bound_why"):
         notes.insert(0, f"{r.get('bound')}: {r['bound_why']}")
     for k in ("eager", "compiled"):
@@ -271,9 +345,12 @@ def _row_notes(r):
 
 
 def _cases_table(rows):
-    L = ["## Cases", "",
-         "| case | variant | plugin | inputs | outputs | PyTorch implementation | minimal traffic (formula) | tactics | notes |",
-         "|---|---|---|---|---|---|---|---|---|"]
+    L = [
+        "## Cases",
+        "",
+        "| case | variant | plugin | inputs | outputs | PyTorch implementation | minimal traffic (formula) | tactics | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     io = lambda ts: ", ".join(f"{t['dtype']}{t['shape']}" for t in ts)
     for r in rows:
         if r.get("status") in ("error", "skipped"):
@@ -281,8 +358,13 @@ def _cases_table(rows):
         tr = r.get("traffic")
         tr_s = f"{tr['words']}: `{tr['code']}` = {tr['bytes']:,} B" if tr else "n/a"
         tact = f"{r.get('num_tactics')} (best {r['tpat']['tactic']})" if _sec(r, "tpat") else "—"
-        L.append(f"| {label(r)} | {r.get('variant', '')} | {r.get('plugin') or '—'} | {io(r.get('inputs', []))} | "
-                 f"{io(r.get('outputs', []))} | `{r.get('torch_impl')}` | {tr_s} | {tact} | {_row_notes(r)} |")
-    L += ["", "B(t) = bytes of tensor t; in<i> are the plugin's non-constant inputs in node order, out<j> its "
-              "outputs. Effective GB/s = minimal traffic / kernel-only median; % copy = that / measured copy bandwidth."]
+        L.append(
+            f"| {label(r)} | {r.get('variant', '')} | {r.get('plugin') or '—'} | {io(r.get('inputs', []))} | "
+            f"{io(r.get('outputs', []))} | `{r.get('torch_impl')}` | {tr_s} | {tact} | {_row_notes(r)} |"
+        )
+    L += [
+        "",
+        "B(t) = bytes of tensor t; in<i> are the plugin's non-constant inputs in node order, out<j> its "
+        "outputs. Effective GB/s = minimal traffic / kernel-only median; % copy = that / measured copy bandwidth.",
+    ]
     return L

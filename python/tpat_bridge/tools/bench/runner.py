@@ -1,5 +1,6 @@
 """The bridge command "bench": every plugin of every OUT folder (or every case of a prepared suite)
 checked against its PyTorch baseline and timed against eager and torch.compile in one run."""
+
 from __future__ import annotations
 
 import ctypes
@@ -24,9 +25,11 @@ from .torch_refs import torch_impl
 
 DEFAULT_RUNS = 200
 DEFAULT_WARMUP = 10
-TIMING_WORDS = ("kernel-only: each side captured in a CUDA graph, CUDA events around graph replays "
-                "(a spin kernel ahead so host enqueue is not timed), median over runs; "
-                "host-inclusive: Python call + torch.cuda.synchronize, median")
+TIMING_WORDS = (
+    "kernel-only: each side captured in a CUDA graph, CUDA events around graph replays "
+    "(a spin kernel ahead so host enqueue is not timed), median over runs; "
+    "host-inclusive: Python call + torch.cuda.synchronize, median"
+)
 
 
 def _log(msg):
@@ -36,6 +39,7 @@ def _log(msg):
 # --------------------------------------------------------------------------------------------
 # one node: inputs, the PyTorch baseline and its timing (shared by plugins and unplanned cases)
 # --------------------------------------------------------------------------------------------
+
 
 class Node:
     """A one-node model read for the bench: node, attributes, slots, inputs on the GPU."""
@@ -105,10 +109,12 @@ def _derive(res, copy_gbps):
     def gbps(k):
         sec = res.get(k)
         return tb / (sec["kernel_us"] * 1e-6) / 1e9 if tb and isinstance(sec, dict) and sec.get("kernel_us") else None
+
     res["gbps"] = {k: gbps(k) for k in ("tpat", "eager", "compiled")}
     res["pct_copy"] = {k: (100.0 * v / copy_gbps if v and copy_gbps else None) for k, v in res["gbps"].items()}
-    torch_best = [res[k]["kernel_us"] for k in ("eager", "compiled")
-                  if isinstance(res.get(k), dict) and res[k].get("kernel_us")]
+    torch_best = [
+        res[k]["kernel_us"] for k in ("eager", "compiled") if isinstance(res.get(k), dict) and res[k].get("kernel_us")
+    ]
     res["best_torch_us"] = min(torch_best) if torch_best else None
     tpat = res.get("tpat")
     if torch_best and isinstance(tpat, dict) and tpat.get("kernel_us"):
@@ -123,8 +129,11 @@ def _traffic(case, in_shapes, in_dtypes, out_shapes, out_dtypes):
     if case and case.get("traffic", {}).get("code"):
         code, words, src = case["traffic"]["code"], case["traffic"].get("words", ""), "cases.json"
     else:
-        code, words, src = (default_traffic_code(len(in_shapes), len(out_shapes)),
-                            "every input and output once (no case formula)", "default")
+        code, words, src = (
+            default_traffic_code(len(in_shapes), len(out_shapes)),
+            "every input and output once (no case formula)",
+            "default",
+        )
     tb = traffic_bytes(code, list(zip(in_shapes, in_dtypes)), list(zip(out_shapes, out_dtypes)))
     return {"bytes": tb, "code": code, "words": words, "source": src}
 
@@ -140,6 +149,7 @@ def _case_fields(case):
 # one plugin: launcher, check of every tactic, timing of every tactic
 # --------------------------------------------------------------------------------------------
 
+
 class _Bound:
     """A plugin's launcher bound to the inputs, freshly allocated outputs and a workspace."""
 
@@ -147,8 +157,9 @@ class _Bound:
         lib = os.path.join(out_dir, "plugins", "build", "libtpat_kernels.so")
         self.prefix = meta.get("prefix") or f"tpat_{name}"
         self.L = Launcher(lib, self.prefix)
-        self.out_dtypes = meta.get("output_dtypes") or [R.ONNX_TO_NAME[vi.type.tensor_type.elem_type]
-                                                        for vi in nd.model.graph.output]
+        self.out_dtypes = meta.get("output_dtypes") or [
+            R.ONNX_TO_NAME[vi.type.tensor_type.elem_type] for vi in nd.model.graph.output
+        ]
         # the node's outputs, then the size tensors of data-dependent ones (docs/kernel-plan.md)
         self.n_node = len(nd.model.graph.output)
         self.data_dependent = meta.get("data_dependent") or []
@@ -161,10 +172,16 @@ class _Bound:
         self.workspace = torch.empty(max(1, ws.value), dtype=torch.uint8, device="cuda") if ws.value else None
         res["workspace_bytes"] = int(ws.value)
         self._rc(self.L.initialize(), "initialize")
-        self.outs = [torch.empty(s, dtype=_torch_dtype(torch, d), device="cuda")
-                     for s, d in zip(self.out_shapes, self.out_dtypes)]
-        self.L.bind(nd.in_shapes, [t.data_ptr() for t in nd.ins], [t.data_ptr() for t in self.outs],
-                    self.workspace.data_ptr() if self.workspace is not None else 0)
+        self.outs = [
+            torch.empty(s, dtype=_torch_dtype(torch, d), device="cuda")
+            for s, d in zip(self.out_shapes, self.out_dtypes)
+        ]
+        self.L.bind(
+            nd.in_shapes,
+            [t.data_ptr() for t in nd.ins],
+            [t.data_ptr() for t in self.outs],
+            self.workspace.data_ptr() if self.workspace is not None else 0,
+        )
         self.n_tactics = int(self.L.num_tactics())
 
     def _rc(self, rc, what):
@@ -188,10 +205,11 @@ def _check_tactics(torch, nd, b, exp, tols, res):
         chk = compare_outputs(torch, nd.op, nd.attrs, nd.ins, got, exp, tols) if exp is not None else None
         checks.append({"tactic": t, "outputs": chk})
         rows.append({"tactic": t})
-    res["check"] = {"against": "PyTorch eager" if exp is not None else None,
-                    "pass": (all(all(c["pass"] for c in k["outputs"]) for k in checks)
-                             if exp is not None and checks else None),
-                    "tactics": checks}
+    res["check"] = {
+        "against": "PyTorch eager" if exp is not None else None,
+        "pass": (all(all(c["pass"] for c in k["outputs"]) for k in checks) if exp is not None and checks else None),
+        "tactics": checks,
+    }
     return rows
 
 
@@ -206,19 +224,33 @@ def _time_tactics(torch, timer, b, rows, res):
             rc = b.L.enqueue(t, torch.cuda.current_stream().cuda_stream)
             if rc != 0:
                 raise BridgeError("launcher", f"{b.prefix}_enqueue returned {rc} (tactic {t})")
+
         row.update(measure(timer, launch))
         if best is None or row["kernel"]["median_us"] < best["kernel"]["median_us"]:
             best = row
     res["tactics"] = rows
     if best is None:
         raise BridgeError("launcher", "; ".join(r.get("error", "") for r in rows))
-    res["tpat"] = {"tactic": best["tactic"], "kernel_us": best["kernel"]["median_us"], "kernel": best["kernel"],
-                   "host_us": best["host"]["median_us"], "graph": best["graph"], "inner": best["inner"]}
+    res["tpat"] = {
+        "tactic": best["tactic"],
+        "kernel_us": best["kernel"]["median_us"],
+        "kernel": best["kernel"],
+        "host_us": best["host"]["median_us"],
+        "graph": best["graph"],
+        "inner": best["inner"],
+    }
 
 
 def bench_plugin(torch, timer, out_dir, name, pdir, meta, case, seed, do_compile, copy_gbps):
-    res = {"out": os.path.abspath(out_dir), "plugin": name, "case": case["id"] if case else None,
-           "status": "ok", "error": None, "notes": [], **_case_fields(case)}
+    res = {
+        "out": os.path.abspath(out_dir),
+        "plugin": name,
+        "case": case["id"] if case else None,
+        "status": "ok",
+        "error": None,
+        "notes": [],
+        **_case_fields(case),
+    }
     nd = Node(torch, onnx.load(os.path.join(pdir, f"{name}.onnx")), seed, res)
     in_dtypes = meta.get("input_dtypes") or [R.ONNX_TO_NAME[vi.type.tensor_type.elem_type] for vi in nd.graph_inputs]
     res["inputs"] = [{"dtype": d, "shape": list(s)} for d, s in zip(in_dtypes, nd.in_shapes)]
@@ -241,8 +273,15 @@ def bench_plugin(torch, timer, out_dir, name, pdir, meta, case, seed, do_compile
 def bench_unplanned(torch, timer, case, reason, seed, do_compile, copy_gbps):
     """A case TPAT did not plan (or whose lowering has not landed): its PyTorch baseline is
     still timed, so the report shows what TPAT would have to beat."""
-    res = {"out": None, "plugin": None, "case": case["id"], "status": "not_planned", "error": reason,
-           "notes": [], **_case_fields(case)}
+    res = {
+        "out": None,
+        "plugin": None,
+        "case": case["id"],
+        "status": "not_planned",
+        "error": reason,
+        "notes": [],
+        **_case_fields(case),
+    }
     nd = Node(torch, onnx.load(case["model_path"]), seed, res)
     res["inputs"] = [{"dtype": i["dtype"], "shape": i["shape"]} for i in case["inputs"]]
     res["outputs"] = [{"dtype": o["dtype"], "shape": o["shape"]} for o in case["outputs"]]
@@ -250,8 +289,9 @@ def bench_unplanned(torch, timer, case, reason, seed, do_compile, copy_gbps):
     if exp is not None:
         out_shapes = [tuple(t.shape) for t in exp]
         res["outputs"] = [{"dtype": o["dtype"], "shape": list(s)} for o, s in zip(case["outputs"], out_shapes)]
-        res["traffic"] = _traffic(case, nd.in_shapes, [i["dtype"] for i in case["inputs"]], out_shapes,
-                                  [o["dtype"] for o in case["outputs"]])
+        res["traffic"] = _traffic(
+            case, nd.in_shapes, [i["dtype"] for i in case["inputs"]], out_shapes, [o["dtype"] for o in case["outputs"]]
+        )
     _time_torch(torch, timer, nd, fn, exp, None, do_compile, res)
     _derive(res, copy_gbps)
     return res
@@ -260,6 +300,7 @@ def bench_unplanned(torch, timer, case, reason, seed, do_compile, copy_gbps):
 # --------------------------------------------------------------------------------------------
 # the run: request, work list, loop
 # --------------------------------------------------------------------------------------------
+
 
 def _parse_request(request):
     outs = request.get("outs") or []
@@ -280,13 +321,23 @@ def _parse_request(request):
     warmup = int(request.get("warmup") if request.get("warmup") is not None else DEFAULT_WARMUP)
     if runs < 1 or warmup < 0:
         raise BridgeError("input", "bench: runs must be >= 1 and warmup >= 0")
-    return {"outs": outs, "suite_dir": suite_dir, "report_dir": report_dir, "runs": runs, "warmup": warmup,
-            "flush": bool(request.get("flush_l2", False)), "seed": int(request.get("seed") or 0),
-            "compile": bool(request.get("compile", True)), "stem": request.get("name") or "bench",
-            "budget": request.get("time_budget_s"), "cases": load_cases(request.get("cases")),
-            "only": request.get("only"), "resume": bool(request.get("resume", False)),
-            "copy_bytes": int(request.get("copy_bytes") or COPY_BYTES),
-            "flush_bytes": int(request.get("flush_bytes") or FLUSH_BYTES)}
+    return {
+        "outs": outs,
+        "suite_dir": suite_dir,
+        "report_dir": report_dir,
+        "runs": runs,
+        "warmup": warmup,
+        "flush": bool(request.get("flush_l2", False)),
+        "seed": int(request.get("seed") or 0),
+        "compile": bool(request.get("compile", True)),
+        "stem": request.get("name") or "bench",
+        "budget": request.get("time_budget_s"),
+        "cases": load_cases(request.get("cases")),
+        "only": request.get("only"),
+        "resume": bool(request.get("resume", False)),
+        "copy_bytes": int(request.get("copy_bytes") or COPY_BYTES),
+        "flush_bytes": int(request.get("flush_bytes") or FLUSH_BYTES),
+    }
 
 
 def _import_torch():
@@ -337,8 +388,18 @@ def _plugins_of(out_dir, cases, forced=None):
     except BridgeError as e:
         return [("error", {"out": os.path.abspath(out_dir), "plugin": None, "status": "error", "error": e.reason})]
     if not plugins:
-        return [("error", {"out": os.path.abspath(out_dir), "plugin": None, "case": forced["id"] if forced else None,
-                           "status": "error", "error": "no plugins in this OUT folder (nothing was converted)"})]
+        return [
+            (
+                "error",
+                {
+                    "out": os.path.abspath(out_dir),
+                    "plugin": None,
+                    "case": forced["id"] if forced else None,
+                    "status": "error",
+                    "error": "no plugins in this OUT folder (nothing was converted)",
+                },
+            )
+        ]
     items = []
     for name, pdir, meta in plugins:
         op = _op_of(pdir, name)
@@ -359,11 +420,25 @@ def _run_item(torch, timer, cfg, item, copy_gbps):
 
 def _failed_row(item, status, error):
     if item[0] == "unplanned":
-        return {"case": item[1]["id"], "op": item[1]["op"], "plugin": None, "out": None, "status": status,
-                "error": f"{item[2]}; {error}", **_case_fields(item[1])}
+        return {
+            "case": item[1]["id"],
+            "op": item[1]["op"],
+            "plugin": None,
+            "out": None,
+            "status": status,
+            "error": f"{item[2]}; {error}",
+            **_case_fields(item[1]),
+        }
     _, out_dir, name, pdir, _, case = item
-    return {"out": os.path.abspath(out_dir), "plugin": name, "op": _op_of(pdir, name),
-            "case": case["id"] if case else None, "status": status, "error": error, **_case_fields(case)}
+    return {
+        "out": os.path.abspath(out_dir),
+        "plugin": name,
+        "op": _op_of(pdir, name),
+        "case": case["id"] if case else None,
+        "status": status,
+        "error": error,
+        **_case_fields(case),
+    }
 
 
 def item_key(item):
@@ -380,13 +455,24 @@ def row_key(row):
 
 
 def _new_doc(cfg, info, copy, timer):
-    return {"format": 1, "tool": "tpat bench",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "device": info, "copy": copy, "calls": 1,
-            "settings": {"runs": cfg["runs"], "warmup": cfg["warmup"], "flush_l2": cfg["flush"],
-                         "flush_bytes": timer.flush.numel() if timer.flush is not None else 0,
-                         "compile": cfg["compile"], "seed": cfg["seed"], "timing": TIMING_WORDS},
-            "results": []}
+    return {
+        "format": 1,
+        "tool": "tpat bench",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "device": info,
+        "copy": copy,
+        "calls": 1,
+        "settings": {
+            "runs": cfg["runs"],
+            "warmup": cfg["warmup"],
+            "flush_l2": cfg["flush"],
+            "flush_bytes": timer.flush.numel() if timer.flush is not None else 0,
+            "compile": cfg["compile"],
+            "seed": cfg["seed"],
+            "timing": TIMING_WORDS,
+        },
+        "results": [],
+    }
 
 
 def _resumed(cfg, json_path, doc):
@@ -396,9 +482,12 @@ def _resumed(cfg, json_path, doc):
         return {}
     with open(json_path) as f:
         prev = json.load(f)
-    if prev.get("device", {}).get("name") != doc["device"]["name"] or prev.get("settings", {}).get("flush_l2") != cfg["flush"]:
+    if (
+        prev.get("device", {}).get("name") != doc["device"]["name"]
+        or prev.get("settings", {}).get("flush_l2") != cfg["flush"]
+    ):
         raise BridgeError("input", f"bench: cannot resume {json_path}: another device or L2 setting")
-    doc["copy"] = prev.get("copy", doc["copy"])             # one copy bandwidth for the whole run
+    doc["copy"] = prev.get("copy", doc["copy"])  # one copy bandwidth for the whole run
     doc["date"] = prev.get("date", doc["date"])
     doc["calls"] = int(prev.get("calls", 1)) + 1
     return {row_key(r): r for r in prev.get("results", []) if r.get("status") != "skipped"}
@@ -442,12 +531,18 @@ def run_bench(request: dict) -> dict:
         _log("  " + report.one_line(r))
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
-        _write_json(json_path, doc)        # partial results survive a kill
+        _write_json(json_path, doc)  # partial results survive a kill
     doc["seconds"] = time.perf_counter() - t_start
     _write_json(json_path, doc)
     paths = report.render_report(json_path, cfg["report_dir"], cfg["stem"])
-    return {"report": paths["report"], "chart": paths["chart"], "results_json": os.path.abspath(json_path),
-            "device": info["name"], "copy_gbps": doc["copy"]["gbps"], "results": doc["results"]}
+    return {
+        "report": paths["report"],
+        "chart": paths["chart"],
+        "results_json": os.path.abspath(json_path),
+        "device": info["name"],
+        "copy_gbps": doc["copy"]["gbps"],
+        "results": doc["results"],
+    }
 
 
 def _check_baseline(torch, item, row):

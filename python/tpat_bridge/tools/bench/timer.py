@@ -1,6 +1,7 @@
 """Kernel-only and host-inclusive timing on one GPU (CUDA events around CUDA-graph replays, a
 spin kernel ahead, optional L2 flush), the copy bandwidth of the same run, and the device's
 description."""
+
 from __future__ import annotations
 
 import ctypes
@@ -10,15 +11,15 @@ import statistics
 import subprocess
 import time
 
-SPIN_US_BASE = 40                # spin kernel ahead of every timed run (host enqueue hidden)
+SPIN_US_BASE = 40  # spin kernel ahead of every timed run (host enqueue hidden)
 SPIN_US_PER_REPLAY = 12
-TARGET_RUN_US = 100.0            # without flush, back-to-back replays per event pair reach this
+TARGET_RUN_US = 100.0  # without flush, back-to-back replays per event pair reach this
 MAX_INNER = 20
 HOST_RUNS_MAX = 50
-MAX_MEASURE_US = 3e6             # timed work per measurement; slow kernels get fewer runs
+MAX_MEASURE_US = 3e6  # timed work per measurement; slow kernels get fewer runs
 MIN_RUNS = 10
 COPY_BYTES = 1 << 30
-FLUSH_BYTES = 256 << 20          # > 5x the H100's 50 MB L2
+FLUSH_BYTES = 256 << 20  # > 5x the H100's 50 MB L2
 
 
 class Timer:
@@ -32,7 +33,7 @@ class Timer:
         self.flush = torch.empty(flush_bytes, dtype=torch.uint8, device="cuda") if flush_bytes else None
 
     def _spin(self, us):
-        self.torch.cuda._sleep(int(us * 2000))   # ~2 GHz: never shorter than wanted on an H100
+        self.torch.cuda._sleep(int(us * 2000))  # ~2 GHz: never shorter than wanted on an H100
 
     def capture(self, fn):
         """A CUDA graph of fn() (warm-up on a side stream first, as torch.cuda.graph wants)."""
@@ -72,7 +73,7 @@ class Timer:
         ends = [torch.cuda.Event(enable_timing=True) for _ in range(runs)]
         for i in range(runs):
             if self.flush is not None:
-                self.flush.add_(1)   # read + write 256 MiB: the L2 holds nothing useful afterwards
+                self.flush.add_(1)  # read + write 256 MiB: the L2 holds nothing useful afterwards
             self._spin(SPIN_US_BASE + SPIN_US_PER_REPLAY * inner)
             starts[i].record()
             for _ in range(inner):
@@ -126,22 +127,36 @@ def copy_bandwidth(torch, nbytes=COPY_BYTES, runs=20):
     t = statistics.median(ts)
     del src, dst
     torch.cuda.empty_cache()
-    return {"bytes_copied": nbytes, "bytes_moved": 2 * nbytes, "median_s": t,
-            "gbps": 2 * nbytes / t / 1e9, "method": "device-to-device copy_ of 1 GiB, read + written bytes / median time"}
-
+    return {
+        "bytes_copied": nbytes,
+        "bytes_moved": 2 * nbytes,
+        "median_s": t,
+        "gbps": 2 * nbytes / t / 1e9,
+        "method": "device-to-device copy_ of 1 GiB, read + written bytes / median time",
+    }
 
 
 def device_info(torch):
     p = torch.cuda.get_device_properties(0)
-    info = {"name": p.name, "capability": f"sm_{p.major}{p.minor}", "sms": p.multi_processor_count,
-            "memory_gib": round(p.total_memory / 2**30, 1),
-            "l2_mib": round(getattr(p, "L2_cache_size", 0) / 2**20, 1) or None,
-            "torch": torch.__version__, "torch_cuda": torch.version.cuda,
-            "python": platform.python_version(), "host": platform.node()}
+    info = {
+        "name": p.name,
+        "capability": f"sm_{p.major}{p.minor}",
+        "sms": p.multi_processor_count,
+        "memory_gib": round(p.total_memory / 2**30, 1),
+        "l2_mib": round(getattr(p, "L2_cache_size", 0) / 2**20, 1) or None,
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
     drv = None
     try:
-        r = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm,clocks.max.mem",
-                            "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+        r = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm,clocks.max.mem", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         if r.returncode == 0 and r.stdout.strip():
             parts = [x.strip() for x in r.stdout.strip().splitlines()[0].split(",")]
             drv = parts[0]
@@ -159,7 +174,6 @@ def device_info(torch):
             drv = "unknown"
     info["driver"] = drv
     return info
-
 
 
 def short_error(e):

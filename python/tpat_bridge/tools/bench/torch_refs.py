@@ -6,6 +6,7 @@ for attribute values it does not implement (the bench reports the reason, it nev
 Every entry implements the ONNX semantics for the values it accepts; tests/python/test_bench.py
 checks each case's baseline against ONNX Runtime on a small shape where torch is importable.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,6 +65,7 @@ def _wrap_neg(torch, idx, d):
 # indexing
 # --------------------------------------------------------------------------------------------
 
+
 def gather_nd(r):
     b = int(r.attr("batch_dims", 0))
     torch = r.torch
@@ -78,11 +80,12 @@ def gather_nd(r):
         d = data.reshape((nb,) + tuple(data.shape[b:]))
         i = idx.reshape((nb,) + tuple(idx.shape[b:]))
         k = i.shape[-1]
-        dims = d.shape[1:1 + k]
+        dims = d.shape[1 : 1 + k]
         cols = [_wrap_neg(torch, i[..., j], dims[j]) for j in range(k)]
         batch = torch.arange(nb, device=d.device).reshape((nb,) + (1,) * (i.dim() - 2))
         y = d[(batch.expand(i.shape[:-1]),) + tuple(cols)]
         return (y.reshape(tuple(bshape) + tuple(y.shape[1:])),)
+
     if b == 0:
         return f, "data[tuple(indices.unbind(-1))] (advanced indexing)"
     return f, f"batch_dims={b}: data[arange(batch), *indices.unbind(-1)] on the flattened batch (advanced indexing)"
@@ -97,7 +100,8 @@ def gather(r):
         a = axis % data.dim()
         i = _wrap_neg(torch, idx, data.shape[a])
         y = torch.index_select(data, a, i.reshape(-1))
-        return (y.reshape(tuple(data.shape[:a]) + tuple(idx.shape) + tuple(data.shape[a + 1:])),)
+        return (y.reshape(tuple(data.shape[:a]) + tuple(idx.shape) + tuple(data.shape[a + 1 :])),)
+
     return f, f"torch.index_select(data, {axis}, indices.flatten()) + reshape (negative indices wrapped)"
 
 
@@ -109,6 +113,7 @@ def gather_elements(r):
         data, idx = r.args(ins)[:2]
         a = axis % data.dim()
         return (torch.gather(data, a, _wrap_neg(torch, idx, data.shape[a])),)
+
     return f, f"torch.gather(data, {axis}, indices) (negative indices wrapped)"
 
 
@@ -116,11 +121,13 @@ def scatter_nd(r):
     red = r.attr("reduction", "none")
     torch = r.torch
     if red in ("none", "add"):
+
         def f(*ins):
             data, idx, upd = r.args(ins)[:3]
             out = data.clone()
             out.index_put_(tuple(idx.unbind(-1)), upd, accumulate=(red == "add"))
             return (out,)
+
         return f, f"data.clone().index_put_(tuple(indices.unbind(-1)), updates, accumulate={red == 'add'})"
     amode = {"mul": "prod", "max": "amax", "min": "amin"}.get(red)
     if amode is None:
@@ -136,6 +143,7 @@ def scatter_nd(r):
         out = data.clone().reshape(math.prod(dims), -1)
         out.index_reduce_(0, flat.reshape(-1), upd.reshape(flat.numel(), -1), amode, include_self=True)
         return (out.reshape(data.shape),)
+
     return f, f"data.clone().index_reduce_(0, flat indices, updates, {amode!r})"
 
 
@@ -152,8 +160,12 @@ def scatter_elements(r):
         if tred is None:
             return (data.scatter(a, i, upd),)
         return (data.scatter_reduce(a, i, upd, reduce=tred, include_self=True),)
-    desc = ("data.scatter(axis, idx, updates)" if tred is None else
-            f"data.scatter_reduce(axis, idx, updates, reduce={tred!r}, include_self=True)")
+
+    desc = (
+        "data.scatter(axis, idx, updates)"
+        if tred is None
+        else f"data.scatter_reduce(axis, idx, updates, reduce={tred!r}, include_self=True)"
+    )
     return f, desc + " (negative indices wrapped first)"
 
 
@@ -175,6 +187,7 @@ def one_hot(r):
         if unit:
             return (oh.to(vals.dtype),)
         return (torch.where(oh.bool(), vals[1], vals[0]),)
+
     return f, "F.one_hot(indices mod depth, depth) + cast" + (f", moved to axis {axis}" if axis != -1 else "")
 
 
@@ -190,6 +203,7 @@ def compress(r):
         if axis is None:
             return (torch.index_select(data.reshape(-1), 0, pos),)
         return (torch.index_select(data, int(axis) % data.dim(), pos),)
+
     return f, "torch.index_select(data, axis, condition.nonzero())" + (" on the flattened data" if axis is None else "")
 
 
@@ -197,9 +211,11 @@ def compress(r):
 # data-dependent outputs
 # --------------------------------------------------------------------------------------------
 
+
 def non_zero(r):
     def f(*ins):
         return (r.torch.nonzero(r.args(ins)[0]).t().contiguous(),)
+
     return f, "torch.nonzero(x).t() (ONNX's (rank, N) layout)"
 
 
@@ -213,6 +229,7 @@ def unique(r):
 
     def f(*ins):
         return (r.torch.unique(r.args(ins)[0], sorted=True),)
+
     return f, "torch.unique(x, sorted=True) (flattened; Y only)"
 
 
@@ -220,8 +237,12 @@ def unique(r):
 # resampling
 # --------------------------------------------------------------------------------------------
 
-_INTERP_MODES = {("linear", 1): "linear", ("linear", 2): "bilinear", ("linear", 3): "trilinear",
-                 ("cubic", 2): "bicubic"}
+_INTERP_MODES = {
+    ("linear", 1): "linear",
+    ("linear", 2): "bilinear",
+    ("linear", 3): "trilinear",
+    ("cubic", 2): "bicubic",
+}
 
 
 def resize(r):
@@ -236,8 +257,9 @@ def resize(r):
         align = True
     else:
         raise NoBaseline(f"Resize coordinate_transformation_mode={ctm}: no F.interpolate equivalent")
-    if r.attr("antialias", 0) or (mode == "cubic" and (float(r.attr("cubic_coeff_a", -0.75)) != -0.75
-                                                       or int(r.attr("exclude_outside", 0)))):
+    if r.attr("antialias", 0) or (
+        mode == "cubic" and (float(r.attr("cubic_coeff_a", -0.75)) != -0.75 or int(r.attr("exclude_outside", 0)))
+    ):
         raise NoBaseline("Resize antialias/cubic variant: no F.interpolate equivalent")
     kw = {}
     if scales:
@@ -256,12 +278,18 @@ def resize(r):
 
     def f(*ins):
         return (F.interpolate(r.args(ins)[0], mode=tmode, align_corners=align, **kw),)
+
     return f, f"F.interpolate(mode={tmode!r}, align_corners={align}, {', '.join(f'{k}={v}' for k, v in kw.items())})"
 
 
 def grid_sample(r):
-    mode = {"linear": "bilinear", "bilinear": "bilinear", "nearest": "nearest",
-            "cubic": "bicubic", "bicubic": "bicubic"}[r.attr("mode", "linear")]
+    mode = {
+        "linear": "bilinear",
+        "bilinear": "bilinear",
+        "nearest": "nearest",
+        "cubic": "bicubic",
+        "bicubic": "bicubic",
+    }[r.attr("mode", "linear")]
     pad = r.attr("padding_mode", "zeros")
     align = bool(int(r.attr("align_corners", 0)))
     F = r.F
@@ -269,12 +297,14 @@ def grid_sample(r):
     def f(*ins):
         x, grid = r.args(ins)[:2]
         return (F.grid_sample(x, grid, mode=mode, padding_mode=pad, align_corners=align),)
+
     return f, f"F.grid_sample(mode={mode!r}, padding_mode={pad!r}, align_corners={align})"
 
 
 # --------------------------------------------------------------------------------------------
 # reductions, scans, selection
 # --------------------------------------------------------------------------------------------
+
 
 def _reduce(name, torch_fn):
     def ref(r):
@@ -292,7 +322,9 @@ def _reduce(name, torch_fn):
             x = r.args(ins)[0]
             dims = [int(a) for a in axes] if axes else list(range(x.dim()))
             return (fn(x, dim=dims, keepdim=keep),)
+
         return f, f"torch.{torch_fn}(dim={axes}, keepdim={keep})"
+
     ref.__name__ = name
     return ref
 
@@ -308,6 +340,7 @@ def top_k(r):
     def f(*ins):
         v, i = r.torch.topk(r.args(ins)[0], k, dim=axis, largest=largest, sorted=True)
         return (v, i)
+
     return f, f"torch.topk(k={k}, dim={axis}, largest={largest}, sorted=True)"
 
 
@@ -326,8 +359,10 @@ def cum_sum(r):
         if excl:
             c = c - y
         return (c.flip(axis) if rev else c,)
-    return f, (f"torch.cumsum(dim={axis})" + (" (reverse via flip)" if rev else "")
-               + (" (exclusive: minus x)" if excl else ""))
+
+    return f, (
+        f"torch.cumsum(dim={axis})" + (" (reverse via flip)" if rev else "") + (" (exclusive: minus x)" if excl else "")
+    )
 
 
 def dft(r):
@@ -351,6 +386,7 @@ def dft(r):
             if onesided:
                 y = y.narrow(a, 0, n // 2 + 1)
         return (torch.view_as_real(y.contiguous()).to(x.dtype),)
+
     kind = "ifft" if inverse else "rfft/fft" if onesided else "fft"
     return f, f"torch.fft.{kind}(dim={axis}) on float32, torch.view_as_real"
 
@@ -358,6 +394,7 @@ def dft(r):
 # --------------------------------------------------------------------------------------------
 # normalization, activation
 # --------------------------------------------------------------------------------------------
+
 
 def _norm_operands(r, ins):
     v = r.args(ins)
@@ -382,6 +419,7 @@ def layer_norm(r):
         y, mean, rstd = torch.ops.aten.native_layer_norm(x, list(shape), w, b, eps)
         stat = tuple(x.shape[:a]) + (1,) * len(shape)
         return (y, mean.float().reshape(stat), rstd.float().reshape(stat))[:n]
+
     if n > 1:
         return f, f"torch.ops.aten.native_layer_norm(normalized_shape=x.shape[{axis}:], eps={eps}) (y, mean, rstd)"
     return f, f"F.layer_norm(normalized_shape=x.shape[{axis}:], eps={eps})"
@@ -394,6 +432,7 @@ def rms_norm(r):
     def f(*ins):
         x, _, shape, w, _ = _norm_operands(r, ins)
         return (F.rms_norm(x, shape, w, eps),)
+
     return f, f"F.rms_norm(normalized_shape=x.shape[{axis}:], eps={eps})"
 
 
@@ -403,6 +442,7 @@ def gelu(r):
 
     def f(*ins):
         return (F.gelu(r.args(ins)[0], approximate=approx),)
+
     return f, f"F.gelu(approximate={approx!r})"
 
 
