@@ -52,6 +52,9 @@ class ResizeSelection(Selection):
         return f"resize ({self.mode}, {self.ctm}, axes {axes_txt})"
 
 
+MAX_AXIS = 1 << 20  # longest resized axis (input or output) whose coordinate tables emit builds
+
+
 def select(node: NodeView) -> ResizeSelection | Decline:
     ops = node.operands
     mode = node.attr("mode", "nearest")
@@ -117,6 +120,8 @@ def select(node: NodeView) -> ResizeSelection | Decline:
             continue
         if not isinstance(L, int) or not isinstance(O, int):
             return Decline(f"resized axis {a} is symbolic")
+        if not (0 < L <= MAX_AXIS and 0 < O <= MAX_AXIS):  # emit builds per-coordinate tables of O entries
+            return Decline(f"resized axis {a}: {L} -> {O} (TPAT's tables take axes up to {MAX_AXIS})")
         s = np.float32(per_axis[a]) if scales is not None else np.float32(O) / np.float32(L)
         if scales is not None and int(np.floor(L * float(s))) != O:
             return Decline(f"axis {a}: output {O} != floor({L} * {float(s)})")
