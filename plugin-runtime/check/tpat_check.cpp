@@ -442,7 +442,7 @@ void loadCaseData(
 }
 
 // Run step: poison the outputs, enqueue `repeat` times between two events; returns the status.
-int runTactic(Run& run, const Case& c, int t, const std::vector<tpat_dims>& inDims, CaseData& d, void* workspace)
+int runTactic(Run& run, int t, const std::vector<tpat_dims>& inDims, CaseData& d, void* workspace)
 {
     for (size_t j = 0; j < d.dOut.size(); ++j)
     {
@@ -540,7 +540,7 @@ void checkCase(Run& run, const Manifest& m, const Case& c)
     }
     for (int t : run.tactics)
     {
-        const int erc = runTactic(run, c, t, inDims, data, workspace.ptr);
+        const int erc = runTactic(run, t, inDims, data, workspace.ptr);
         if (erc != TPAT_OK)
         {
             for (size_t j = 0; j < c.outputs.size(); ++j)

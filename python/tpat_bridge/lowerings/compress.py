@@ -7,7 +7,7 @@ output's `axis` dim (or its only dim) is data-dependent: its value is the size o
 its upper bound L (docs/kernel-plan.md "Data-dependent outputs").
 
 Kernels, no host synchronisation: the condition's selected positions come from NonZero's three
-block-wide kernels (lowering_nonzero.py: count, scan, scatter over the first L values) into a
+block-wide kernels (nonzero.py: count, scan, scatter over the first L values) into a
 workspace list `sel` plus the count; then one gather kernel, one thread per element of the
 upper-bound output: element (o, p, i) with p < count reads input (o, sel[p], i) and is written
 row-major for the actual shape [outer, count, inner]. `mode="cpu"` runs the same IR with serial

@@ -9,7 +9,7 @@ inverse_indices is [N]. Any subset of the four outputs may be used.
 Kernels, no host synchronisation, no serial loop over the data:
   1. argsort of X (TVM's GPU sort through Relax `argsort`: block sorts then merge passes);
   2. group starts: flag[i] = (i == 0 or X[perm[i]] != X[perm[i-1]]); NonZero's block-wide count
-     and scan kernels (lowering_nonzero.py) number them: offsets per block and U;
+     and scan kernels (nonzero.py) number them: offsets per block and U;
   3. assign: first[g] = N for every g (one kernel), then per sorted position (a block-wide scan of
      the flags) the group g, starts[g] and first[g] = min(first[g], perm[i]) (atomicMin: the sort
      need not be stable);
