@@ -195,7 +195,7 @@ def _check_tactics(torch, nd, b, exp, tols, res):
     checks, rows = [], []
     for t in range(b.n_tactics):
         for o in b.outs:
-            o.view(torch.uint8).fill_(0x7F)
+            o.reshape(-1).view(torch.uint8).fill_(0x7F)  # reshape: a 0-D size tensor has no byte view
         rc = b.L.enqueue(t, stream)
         torch.cuda.synchronize()
         if rc != 0:
