@@ -69,19 +69,19 @@ def _model(tmp_path, node, inputs, outputs, inits=(), opset=20):
 
 
 def test_a_choice_keeps_the_decline_reason(tmp_path):
-    # TopK along a non-last axis: TPAT's TopK declines, with its reason
+    # TopK whose K is a runtime input: TPAT's TopK declines, with its reason
     info = _model(
         tmp_path,
-        helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=0),
-        [helper.make_tensor_value_info("x", TP.FLOAT, [8, 4])],
-        [helper.make_tensor_value_info("v", TP.FLOAT, [2, 4]), helper.make_tensor_value_info("i", TP.INT64, [2, 4])],
-        [helper.make_tensor("k", TP.INT64, [1], [2])],
+        helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=-1),
+        [helper.make_tensor_value_info("x", TP.FLOAT, [4, 8]), helper.make_tensor_value_info("k", TP.INT64, [1])],
+        [helper.make_tensor_value_info("v", TP.FLOAT, [4, 2]), helper.make_tensor_value_info("i", TP.INT64, [4, 2])],
+        [],
     )
     choice = registry.choose(info)
     assert choice.lowering is None and choice.selection is None
-    assert choice.declined == [("topk", "only the last axis is lowered by TPAT")]
-    assert choice.declined_json() == [{"lowering": "topk", "reason": "only the last axis is lowered by TPAT"}]
-    assert choice.reason == "only the last axis is lowered by TPAT"
+    assert choice.declined == [("topk", "K must be a constant")]
+    assert choice.declined_json() == [{"lowering": "topk", "reason": "K must be a constant"}]
+    assert choice.reason == "K must be a constant"
 
 
 def test_a_choice_names_the_lowering_and_its_selection(tmp_path):
