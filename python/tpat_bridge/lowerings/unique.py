@@ -195,6 +195,23 @@ def _elementwise(mode, n, body):
     return ib.get()
 
 
+def _emit_scan(bb, det, counts, mode):
+    """The exclusive scan of the per-block counts: (offsets, size) as Relax values."""
+
+    def scan_stage(ct):
+        nb = ct.shape[0]
+        return te.extern(
+            [(nb,), ()],
+            [ct],
+            lambda ins, outs: _scan_ir(det, ins[0], outs[0], outs[1], nb, mode),
+            dtype=["int64", "int64"],
+            name="tpat_unique_scan",
+        )
+
+    scanned = bb.emit_te(scan_stage, counts, primfunc_name_hint="tpat_unique_scan")
+    return bb.emit(relax.TupleGetItem(scanned, 0)), bb.emit(relax.TupleGetItem(scanned, 1))
+
+
 def emit(bb, params, det: UniqueSelection, mode="gpu"):
     if det.axis is not None:
         return _emit_axis(bb, params, det, mode)
@@ -221,19 +238,7 @@ def emit(bb, params, det: UniqueSelection, mode="gpu"):
 
     counts = bb.emit_te(count_stage, xf, perm, primfunc_name_hint="tpat_unique_count")
 
-    def scan_stage(ct):
-        nb = ct.shape[0]
-        return te.extern(
-            [(nb,), ()],
-            [ct],
-            lambda ins, outs: _scan_ir(det, ins[0], outs[0], outs[1], nb, mode),
-            dtype=["int64", "int64"],
-            name="tpat_unique_scan",
-        )
-
-    scanned = bb.emit_te(scan_stage, counts, primfunc_name_hint="tpat_unique_scan")
-    offsets = bb.emit(relax.TupleGetItem(scanned, 0))
-    size = bb.emit(relax.TupleGetItem(scanned, 1))
+    offsets, size = _emit_scan(bb, det, counts, mode)
 
     def assign_stage(xt, pt, ot):
         n = xt.shape[0]
@@ -477,19 +482,7 @@ def _emit_axis(bb, params, det, mode):
 
     counts = bb.emit_te(count_stage, flags, primfunc_name_hint="tpat_unique_count")
 
-    def scan_stage(ct):
-        nb = ct.shape[0]
-        return te.extern(
-            [(nb,), ()],
-            [ct],
-            lambda ins, outs: _scan_ir(det, ins[0], outs[0], outs[1], nb, mode),
-            dtype=["int64", "int64"],
-            name="tpat_unique_scan",
-        )
-
-    scanned = bb.emit_te(scan_stage, counts, primfunc_name_hint="tpat_unique_scan")
-    offsets = bb.emit(relax.TupleGetItem(scanned, 0))
-    size = bb.emit(relax.TupleGetItem(scanned, 1))
+    offsets, size = _emit_scan(bb, det, counts, mode)
 
     def assign_stage(ft, pt, ot):
         n = ft.shape[0]
