@@ -24,6 +24,7 @@ from .ir import apply_schedule, main_params
 from .layernorm import LAYER_NORM
 from .nonzero import NONZERO
 from .protocol import BadValue, Decline, Lowering, NodeView, Selection, node_operands
+from .reduce import REDUCE
 from .resize import RESIZE
 from .rmsnorm import RMS_NORM
 from .scatter import SCATTER_ELEMENTS, SCATTER_ND
@@ -47,6 +48,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     NONZERO,
     COMPRESS,
     UNIQUE,
+    REDUCE,
 )
 BY_NAME = {low.name: low for low in LOWERINGS}
 TPAT_OPS = tuple(dict.fromkeys(op for low in LOWERINGS for op in low.ops))
