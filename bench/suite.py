@@ -5,7 +5,7 @@ Usage: python bench/suite.py [--out-dir bench/models] [--cases bench/cases.json]
 
 Data, indices, updates, scales and biases are graph INPUTS (so the models stay a few hundred
 bytes); only what an op needs as a constant is an initializer: TopK's K, CumSum's axis, OneHot's
-depth and values, Resize's scales, ReduceMax's axes, DFT's axis. The node is named after the case
+depth and values, Resize's scales, the Reduce* axes, DFT's axis. The node is named after the case
 (`tpat plan bench/models/<id>.onnx --node <id>`).
 
 Minimal traffic ("code" in cases.json) is a Python expression over the plugin's canonical tensors:
@@ -552,6 +552,68 @@ def _reductions(s):
         attrs={"keepdims": 1},
         inits=axes(1, 2),
         check={"x": (2, 3, 4)},
+    )
+    # the other reductions (TPAT's reduce lowering takes all ten ops)
+    s.case(
+        "reducesum_middle_fp16",
+        "ReduceSum",
+        "axis 1 (middle), keepdims, fp16 (32, 2048, 512): column sums accumulated in float32",
+        [("x", "float16", (32, 2048, 512))],
+        [("y", "float16")],
+        attrs={"keepdims": 1},
+        inits=axes(1),
+        check={"x": (2, 5, 6)},
+    )
+    s.case(
+        "reducemean_last_bf16",
+        "ReduceMean",
+        "axis -1, keepdims, bf16 (16384, 4096): the mean of a decomposed LayerNorm",
+        [("x", "bfloat16", (16384, 4096))],
+        [("y", "bfloat16")],
+        attrs={"keepdims": 1},
+        inits=axes(-1),
+        check={"x": (3, 8)},
+    )
+    s.case(
+        "reducel2_last",
+        "ReduceL2",
+        "axis -1, keepdims, f32 (4096, 4096): row norms",
+        [("x", "float32", (4096, 4096))],
+        [("y", "float32")],
+        attrs={"keepdims": 1},
+        inits=axes(-1),
+        check={"x": (3, 7)},
+    )
+    s.case(
+        "reducelogsumexp_vocab",
+        "ReduceLogSumExp",
+        "axis -1, keepdims=0, f32 (1024, 32000): log-partition over a LLaMA vocabulary",
+        [("x", "float32", (1024, 32000))],
+        [("y", "float32")],
+        attrs={"keepdims": 0},
+        inits=axes(-1),
+        check={"x": (3, 9)},
+    )
+    s.case(
+        "reducesumsquare_axes02",
+        "ReduceSumSquare",
+        "axes [0, 2] (not adjacent), keepdims, f32 (128, 256, 512): two passes",
+        [("x", "float32", (128, 256, 512))],
+        [("y", "float32")],
+        attrs={"keepdims": 1},
+        inits=axes(0, 2),
+        check={"x": (2, 3, 4)},
+    )
+    s.case(
+        "reducesum_small",
+        "ReduceSum",
+        "axis -1, keepdims=0, f32, small (32, 256)",
+        [("x", "float32", (32, 256))],
+        [("y", "float32")],
+        attrs={"keepdims": 0},
+        inits=axes(-1),
+        bound=LATENCY,
+        check={"x": (3, 5)},
     )
 
 

@@ -61,9 +61,11 @@ AXES_INPUT_OPSET = {op: (13 if op == "ReduceSum" else 18) for op in OPS}
 
 _ANALYZER = tvm.sym.analyzer.Analyzer()
 UNROLL = 4  # vector loads in flight per thread and loop trip
-TARGET_THREADS = 132 * 2048  # threads that fill an H100/H200 (132 SMs x 2048)
-MIN_LOADS = 4  # a segment of a split row / column gives each thread at least this many loads
+SMS = 132  # H100 / H200 SXM
+TARGET_THREADS = SMS * 2048  # threads that fill the GPU (2048 per SM)
+MIN_LOADS = 8  # a segment of a split row / column gives each thread at least this many loads (2 trips)
 MAX_SEGMENTS = 256
+SPLIT_BYTES = 8 << 20  # passes reading less never split R (the second launch would cost more)
 ROW_BLOCK = 256  # threads per block of the row kernel with warp groups, and of the column kernel
 SYMBOLIC_OUTER = 16  # the outer size assumed when it is symbolic (for the split decision)
 
@@ -185,7 +187,28 @@ def _read_axes(node: NodeView, rank: int):
     return list(axes)
 
 
-def _row_plan(r_static, elem, o_static):
+def _segments(r, unit, smax, blocks_of, slots):
+    """Segments S of R (whole multiples of `unit` elements each, every one non-empty): the smallest
+    S <= smax whose grid fills the GPU's block slots in whole waves (>= 90 % of the last wave
+    used), else the S of the best wave efficiency. blocks_of(S) = blocks launched."""
+
+    def rounded(s):
+        seg = -(-(-(-r // s)) // unit) * unit
+        return -(-r // seg)
+
+    best, best_eff = 1, 0.0
+    for s0 in range(1, max(1, smax) + 1):
+        s = rounded(s0)
+        b = blocks_of(s)
+        eff = b / (-(-b // slots) * slots)
+        if eff >= 0.9:
+            return s
+        if eff > best_eff + 1e-9:
+            best, best_eff = s, eff
+    return best
+
+
+def _row_plan(r_static, elem, o_static, split_ok=True):
     """(vec, G, S) of a row pass."""
     vec = 16 // elem
     while vec > 1 and (r_static is None or r_static % vec):
@@ -194,17 +217,14 @@ def _row_plan(r_static, elem, o_static):
     g = 32 if nvec <= 32 * 16 else 256 if nvec <= 256 * 32 else 512
     o = o_static if o_static is not None else SYMBOLIC_OUTER
     s = 1
-    if r_static is not None and 2 * o * g <= TARGET_THREADS:
-        s = min(-(-TARGET_THREADS // (o * g)), max(1, nvec // (g * MIN_LOADS)), MAX_SEGMENTS)
-        s = max(s, 1)
-        if s > 1:  # segments of whole loop trips (G x vec elements); every segment non-empty
-            step = g * vec
-            seg = -(-(-(-r_static // s)) // step) * step
-            s = -(-r_static // seg)
+    if split_ok and r_static is not None and 2 * o * g <= TARGET_THREADS:
+        b = ROW_BLOCK if g == 32 else g
+        smax = min(max(1, nvec // (g * MIN_LOADS)), MAX_SEGMENTS)
+        s = _segments(r_static, g * vec, smax, lambda s: -(-o * s // (b // g)), SMS * (2048 // b))
     return vec, g, s
 
 
-def _col_plan(r_static, i_static, elem, o_static):
+def _col_plan(r_static, i_static, elem, o_static, split_ok=True):
     """(vec, CX, S) of a column pass."""
     vec = 16 // elem
     while vec > 1 and (i_static is None or i_static % vec):
@@ -216,14 +236,11 @@ def _col_plan(r_static, i_static, elem, o_static):
         cx = min(32, _pow2ceil(cols))
     ry = ROW_BLOCK // cx
     o = o_static if o_static is not None else SYMBOLIC_OUTER
-    threads = o * -(-cols // cx) * ROW_BLOCK
+    cblocks = -(-cols // cx)
     s = 1
-    if r_static is not None and 2 * threads <= TARGET_THREADS:
-        s = min(-(-TARGET_THREADS // threads), max(1, r_static // (ry * MIN_LOADS)), MAX_SEGMENTS)
-        s = max(s, 1)
-        if s > 1:
-            seg = -(-(-(-r_static // s)) // ry) * ry
-            s = -(-r_static // seg)
+    if split_ok and r_static is not None and 2 * o * cblocks * ROW_BLOCK <= TARGET_THREADS:
+        smax = min(max(1, r_static // (ry * MIN_LOADS)), MAX_SEGMENTS)
+        s = _segments(r_static, ry, smax, lambda s: o * cblocks * s, SMS * (2048 // ROW_BLOCK))
     return vec, cx, s
 
 
@@ -258,11 +275,14 @@ def _passes(xshape, axes, dtype, acc):
             del groups[j]
         last = not any(k == "r" for k, _ in groups)
         elem = dtypes.size(dtype if src == "x" else acc)
+        sizes = [x.static for x in (o, r, i)]
+        # a split costs a launch: only where the pass moves enough data to pay for it
+        split_ok = None in sizes or sizes[0] * sizes[1] * sizes[2] * elem >= SPLIT_BYTES
         if i.static == 1:
-            vec, g, s = _row_plan(r.static, elem, o.static)
+            vec, g, s = _row_plan(r.static, elem, o.static, split_ok)
             kern = "row"
         else:
-            vec, g, s = _col_plan(r.static, i.static, elem, o.static)
+            vec, g, s = _col_plan(r.static, i.static, elem, o.static, split_ok)
             kern = "col"
         if s > 1:
             passes.append(Pass(o, r, i, kern, vec, g, s, src, "state"))

@@ -306,7 +306,23 @@ def grid_sample(r):
 # --------------------------------------------------------------------------------------------
 
 
-def _reduce(name, torch_fn):
+# ONNX reduce op -> (torch expression for the description, fn(torch, x, dims, keepdim))
+REDUCTIONS = {
+    "ReduceMax": ("torch.amax", lambda t, x, d, k: t.amax(x, dim=d, keepdim=k)),
+    "ReduceMin": ("torch.amin", lambda t, x, d, k: t.amin(x, dim=d, keepdim=k)),
+    "ReduceSum": ("torch.sum", lambda t, x, d, k: t.sum(x, dim=d, keepdim=k)),
+    "ReduceMean": ("torch.mean", lambda t, x, d, k: t.mean(x, dim=d, keepdim=k)),
+    "ReduceL1": ("torch.linalg.vector_norm(ord=1)", lambda t, x, d, k: t.linalg.vector_norm(x, 1, dim=d, keepdim=k)),
+    "ReduceL2": ("torch.linalg.vector_norm(ord=2)", lambda t, x, d, k: t.linalg.vector_norm(x, 2, dim=d, keepdim=k)),
+    "ReduceSumSquare": ("torch.sum(x * x)", lambda t, x, d, k: t.sum(x * x, dim=d, keepdim=k)),
+    "ReduceLogSum": ("torch.log(torch.sum)", lambda t, x, d, k: t.log(t.sum(x, dim=d, keepdim=k))),
+    "ReduceLogSumExp": ("torch.logsumexp", lambda t, x, d, k: t.logsumexp(x, dim=d, keepdim=k)),
+}
+
+
+def _reduce(op):
+    desc, fn = REDUCTIONS[op]
+
     def ref(r):
         if len(r.slots) > 1 and r.slots[1].kind == "input":
             raise NoBaseline(f"{r.op} with non-constant axes")
@@ -316,16 +332,15 @@ def _reduce(name, torch_fn):
         keep = bool(int(r.attr("keepdims", 1)))
         if not axes and int(r.attr("noop_with_empty_axes", 0)):
             raise NoBaseline(f"{r.op} noop_with_empty_axes")
-        fn = getattr(r.torch, torch_fn)
 
         def f(*ins):
             x = r.args(ins)[0]
             dims = [int(a) for a in axes] if axes else list(range(x.dim()))
-            return (fn(x, dim=dims, keepdim=keep),)
+            return (fn(r.torch, x, dims, keep),)
 
-        return f, f"torch.{torch_fn}(dim={axes}, keepdim={keep})"
+        return f, f"{desc}(dim={axes}, keepdim={keep})"
 
-    ref.__name__ = name
+    ref.__name__ = op.lower()
     return ref
 
 
@@ -464,8 +479,7 @@ TORCH_REFS = {
     "Resize": resize,
     "Upsample": resize,
     "GridSample": grid_sample,
-    "ReduceMax": _reduce("reduce_max", "amax"),
-    "ReduceMin": _reduce("reduce_min", "amin"),
+    **{op: _reduce(op) for op in REDUCTIONS},
     "TopK": top_k,
     "CumSum": cum_sum,
     "DFT": dft,
