@@ -118,6 +118,11 @@ CASES = {
     "sum_int8": (_model("ReduceSum", [4, 100], [1], "int8"), {}, 0),
     "max_uint8": (_model("ReduceMax", [4, 100], [0], "uint8"), {}, 0),
     "min_int64_sym": (_model("ReduceMin", ["N", 9], [0], "int64"), {"N": 5}, 0),
+    # short rows (sub-warp groups), short R under many columns (lanes over (o, column) pairs)
+    "sum_short_rows": (_model("ReduceSum", [1000, 3], [-1]), {}, F32),
+    "max_rows_of_12_fp16": (_model("ReduceMax", [300, 12], [1], "float16"), {}, 0),
+    "sum_short_r_cols": (_model("ReduceSum", [500, 2, 16], [1]), {}, F32),
+    "mean_sym_cols": (_model("ReduceMean", ["B", 5, "C"], [1]), {"B": 3, "C": 37}, F32),
     # R split in segments only where a pass reads >= 8 MiB (SPLIT_BYTES)
     "lse_split_cols_sym": (_model("ReduceLogSumExp", ["B", 70000, 32], [1]), {"B": 1}, 1e-4),
     # a runtime 0 in a reduced dim: ONNX Runtime's values for an empty reduction

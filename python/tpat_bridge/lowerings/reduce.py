@@ -139,7 +139,7 @@ class ReduceSelection(Selection):
         parts = []
         for p in self.passes:
             what = (
-                f"{'warp' if p.g == 32 else f'block of {p.g}'} per row"
+                ("warp" if p.g == 32 else f"{p.g} lane(s)" if p.g < 32 else f"block of {p.g}") + " per row"
                 if p.kernel == "row"
                 else f"columns: {p.g} lanes x {ROW_BLOCK // p.g} along R"
             )
@@ -214,33 +214,35 @@ def _row_plan(r_static, elem, o_static, split_ok=True):
     while vec > 1 and (r_static is None or r_static % vec):
         vec //= 2
     nvec = -(-r_static // vec) if r_static is not None else 1 << 20
-    g = 32 if nvec <= 32 * 16 else 256 if nvec <= 256 * 32 else 512
+    # short rows: G = pow2ceil(vectors) lanes (a group per row inside a warp, no idle lanes)
+    g = min(32, _pow2ceil(nvec)) if nvec <= 32 * 16 else 256 if nvec <= 256 * 32 else 512
     o = o_static if o_static is not None else SYMBOLIC_OUTER
     s = 1
     if split_ok and r_static is not None and 2 * o * g <= TARGET_THREADS:
-        b = ROW_BLOCK if g == 32 else g
+        b = ROW_BLOCK if g <= 32 else g
         smax = min(max(1, nvec // (g * MIN_LOADS)), MAX_SEGMENTS)
         s = _segments(r_static, g * vec, smax, lambda s: -(-o * s // (b // g)), SMS * (2048 // b))
     return vec, g, s
 
 
 def _col_plan(r_static, i_static, elem, o_static, split_ok=True):
-    """(vec, CX, S) of a column pass."""
+    """(vec, CX, S) of a column pass: CX lanes over (o, column) pairs (at least a warp's worth of
+    a row's columns when it has them), RY = 256 / CX lanes along R, no more than R needs."""
     vec = 16 // elem
     while vec > 1 and (i_static is None or i_static % vec):
         vec //= 2
     cols = i_static // vec if i_static is not None else 1 << 20
-    if r_static == 1:
-        cx = min(ROW_BLOCK, _pow2ceil(cols))
-    else:
-        cx = min(32, _pow2ceil(cols))
+    cx = min(32, _pow2ceil(cols))
     ry = ROW_BLOCK // cx
+    if r_static is not None:
+        ry = max(1, min(ry, _pow2ceil(r_static)))
+    cx = ROW_BLOCK // ry
     o = o_static if o_static is not None else SYMBOLIC_OUTER
-    cblocks = -(-cols // cx)
+    jblocks = -(-o * cols // cx)
     s = 1
-    if split_ok and r_static is not None and 2 * o * cblocks * ROW_BLOCK <= TARGET_THREADS:
+    if split_ok and r_static is not None and 2 * jblocks * ROW_BLOCK <= TARGET_THREADS:
         smax = min(max(1, r_static // (ry * MIN_LOADS)), MAX_SEGMENTS)
-        s = _segments(r_static, ry, smax, lambda s: o * cblocks * s, SMS * (2048 // ROW_BLOCK))
+        s = _segments(r_static, ry, smax, lambda s: jblocks * s, SMS * (2048 // ROW_BLOCK))
     return vec, cx, s
 
 
@@ -505,7 +507,7 @@ def _row_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
     n = alg.sel.nstate
     raw = p.src == "x"
     gpu = mode == "gpu"
-    B = ROW_BLOCK if G == 32 else G
+    B = ROW_BLOCK if G <= 32 else G
     gpb = B // G
     step = G * vec
     if S > 1:
@@ -584,15 +586,17 @@ def _row_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
                 tx = th.tx
                 row, seg, lane = gidx(tx)
                 for d in (16, 8, 4, 2, 1):
+                    if d >= min(G, 32):
+                        continue
                     st = tuple(accs[k] for k in range(n))
                     for k in range(n):
-                        T.buffer_store(shf, _shuffle_down(accs[k], d), [k])
+                        T.buffer_store(shf, _shuffle_down(accs[k], d, min(G, 32)), [k])
                     new = alg.combine(st, tuple(shf[k] for k in range(n)))
                     _assign(accs, new, lambda k: [k], gpu)
                 w = tirx.Cast("int32", tx) // _i32(32)
                 l32 = tirx.Cast("int32", tx) % _i32(32)
-                if G == 32:
-                    with T.If(l32 == _i32(0)):
+                if G <= 32:
+                    with T.If(tirx.Cast("int32", lane) == _i32(0)):
                         with T.Then():
                             write(row, seg, tuple(accs[k] for k in range(n)))
                 else:
@@ -637,7 +641,8 @@ def _row_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
 
 
 def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
-    """I > 1: blocks of CX column lanes x RY lanes along R per (o, column block, segment)."""
+    """I > 1: blocks of CX lanes over the (o, vector column) pairs x RY lanes along R, per (block of
+    CX pairs, segment); o and the column are split from the pair index once per thread."""
     O, R, I = sizes
     CX, vec, S = p.g, p.vec, p.s
     RY = ROW_BLOCK // CX
@@ -645,7 +650,8 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
     raw = p.src == "x"
     gpu = mode == "gpu"
     cols = I // _i64(vec) if vec > 1 else I
-    cblocks = _ceil(cols, CX)
+    J = O * cols
+    jblocks = _ceil(J, CX)
     if S > 1:
         L = -(-(-(-p.r.static // S)) // RY) * RY
         Lx = _i64(L)
@@ -653,7 +659,7 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
     else:
         Lx = R
         trips = _ceil(R, RY * UNROLL)
-    nblocks = O * cblocks * _i64(S)
+    nblocks = jblocks * _i64(S)
     ident = alg.identity()
     W = CX * vec
     with IRBuilder() as ib:
@@ -670,17 +676,20 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
             red = reds[0]
             b64 = tirx.Cast("int64", bx)
             seg = b64 % _i64(S)
-            t = b64 // _i64(S)
-            cb = t % cblocks
-            o = t // cblocks
+            jb = b64 // _i64(S)
 
             def lanes(tx):
                 t32 = tirx.Cast("int32", tx)
                 return t32 % _i32(CX), t32 // _i32(CX)
 
+            def pair(cx):
+                """(o, vector column, valid) of lane cx."""
+                j = jb * _i64(CX) + tirx.Cast("int64", cx)
+                return j // cols, j % cols, j < J
+
             def accumulate(tx):
                 cx, ry = lanes(tx)
-                c = cb * _i64(CX) + tirx.Cast("int64", cx)
+                o, c, okj = pair(cx)
                 acc = T.decl_buffer([n, vec], alg.acc, scope="local" if gpu else "global")
                 for k in range(n):
                     with T.unroll(0, vec) as v:
@@ -688,7 +697,7 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
                 buf = T.decl_buffer([len(srcs), UNROLL * vec], srcs[0].dtype, scope="local" if gpu else "global")
                 start = seg * Lx
                 end = tirx.min(R, start + Lx)
-                ok = tirx.And(o < O, c < cols)
+                ok = okj
                 col0 = c * _i64(vec)
 
                 with T.serial(0, trips) as k0:
@@ -747,8 +756,8 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
 
             def write(tx):
                 cx, ry = lanes(tx)
-                c = cb * _i64(CX) + tirx.Cast("int64", cx)
-                with T.If(tirx.And(tirx.And(ry == _i32(0), o < O), c < cols)):
+                o, c, okj = pair(cx)
+                with T.If(tirx.And(ry == _i32(0), okj)):
                     with T.Then():
                         with T.unroll(0, vec) as v:
                             col = cx * _i32(vec) + v
