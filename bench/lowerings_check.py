@@ -53,6 +53,14 @@ def main():
         h.make_node("Compress", ["k_x", "k_c"], ["k_y"], axis=1, name="compress_axis1"),
         h.make_node("Unique", ["u_x"], ["u_y", "u_i", "u_inv", "u_c"], sorted=0, name="unique_flat_unsorted"),
         h.make_node("Unique", ["v_x"], ["v_y", "v_i", "v_inv", "v_c"], axis=0, name="unique_axis0"),
+        # reduce.py: rows split in segments (two passes), columns split, sub-warp rows, axes [0, 2]
+        # (two passes), a symbolic R under columns (int32), noop_with_empty_axes (elementwise)
+        h.make_node("ReduceSum", ["rd_x1", "rd_a1"], ["rd_y1"], keepdims=0, name="reducesum_split_row"),
+        h.make_node("ReduceLogSumExp", ["rd_x2", "rd_a1"], ["rd_y2"], keepdims=1, name="reducelse_split_cols"),
+        h.make_node("ReduceMean", ["rd_x3", "rd_am1"], ["rd_y3"], keepdims=1, name="reducemean_fp16"),
+        h.make_node("ReduceL1", ["rd_x4", "rd_a02"], ["rd_y4"], keepdims=0, name="reducel1_axes02"),
+        h.make_node("ReduceMin", ["rd_x5", "rd_a0"], ["rd_y5"], keepdims=1, name="reducemin_int32_axis0"),
+        h.make_node("ReduceSumSquare", ["rd_x6"], ["rd_y6"], noop_with_empty_axes=1, name="reducesumsquare_noop"),
     ]
     f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
     vi = h.make_tensor_value_info
@@ -86,6 +94,12 @@ def main():
         vi("k_c", TP.BOOL, [3000]),
         vi("u_x", i64, [3000]),
         vi("v_x", i64, ["B", 3]),
+        vi("rd_x1", f, ["B", 70000]),
+        vi("rd_x2", f, ["B", 6000, 64]),
+        vi("rd_x3", f16, ["B", 7, 1000]),
+        vi("rd_x4", f, [4, "B", 40]),
+        vi("rd_x5", TP.INT32, ["B", 33]),
+        vi("rd_x6", f, ["B", 10]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]),
@@ -118,6 +132,12 @@ def main():
         vi("v_i", i64, ["v_n"]),
         vi("v_inv", i64, ["B"]),
         vi("v_c", i64, ["v_n"]),
+        vi("rd_y1", f, ["B"]),
+        vi("rd_y2", f, ["B", 1, 64]),
+        vi("rd_y3", f16, ["B", 7, 1]),
+        vi("rd_y4", f, ["B"]),
+        vi("rd_y5", TP.INT32, [1, 33]),
+        vi("rd_y6", f, ["B", 10]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]),
@@ -129,6 +149,10 @@ def main():
         h.make_tensor("d_axis", i64, [], [1]),
         h.make_tensor("d_len", i64, [], [64]),
         h.make_tensor("o_vals", f, [2], [0.0, 1.0]),
+        h.make_tensor("rd_a0", i64, [1], [0]),
+        h.make_tensor("rd_a1", i64, [1], [1]),
+        h.make_tensor("rd_am1", i64, [1], [-1]),
+        h.make_tensor("rd_a02", i64, [2], [0, 2]),
     ]
     g = h.make_graph(nodes, "tpat_lowerings_check", inputs, outputs, inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 23)])  # RMSNormalization: 23
