@@ -117,6 +117,7 @@ CASES = {
     "sum_size1_axis": (_model("ReduceSum", [5, 1, 7], [1]), {}, 0),
     "sum_int8": (_model("ReduceSum", [4, 100], [1], "int8"), {}, 0),
     "max_uint8": (_model("ReduceMax", [4, 100], [0], "uint8"), {}, 0),
+    "max_int8_16wide": (_model("ReduceMax", [8, 64], [-1], "int8"), {}, 0),
     "min_int64_sym": (_model("ReduceMin", ["N", 9], [0], "int64"), {"N": 5}, 0),
     # short rows (sub-warp groups), short R under many columns (lanes over (o, column) pairs)
     "sum_short_rows": (_model("ReduceSum", [1000, 3], [-1]), {}, F32),

@@ -459,7 +459,9 @@ class Algebra:
 
 
 def _shuffle_down(v, delta, width=32):
-    mask = tvm.ir.Call("tirx.tvm_warp_activemask", [], ret_ty="uint32")
+    """__shfl_down_sync with the full mask: every lane of the warp reaches each shuffle (they are
+    outside any lane-dependent branch), and the full mask makes the warp converge first."""
+    mask = tirx.const(0xFFFFFFFF, "uint32")
     return tvm.ir.Call(
         "tirx.tvm_warp_shuffle_down",
         [mask, v, tirx.const(delta, "int32"), tirx.const(width, "int32"), tirx.const(32, "int32")],
