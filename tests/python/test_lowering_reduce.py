@@ -294,3 +294,41 @@ def test_detail_names_the_kernels(built):
     assert "warp per row, 8-wide" in d, d
     d = lowered_plan(built["min_leading"]["res"], "reduce")["lowering_detail"]
     assert "columns" in d, d
+
+
+def test_onnx_backend_reduce_node_tests(tmp_path):
+    """ONNX's own backend node tests of the ten ops (test_reduce_*, the axes input made a constant)
+    through the lowering on LLVM against their expected outputs; only bool Max/Min decline."""
+    import glob
+    import os
+
+    from onnx import numpy_helper
+
+    root = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "node")
+    ran, declined, bad = 0, [], []
+    for t in sorted(glob.glob(os.path.join(root, "test_reduce_*"))):
+        name = os.path.basename(t)
+        if name.endswith("_expanded"):
+            continue
+        m = onnx.load(os.path.join(t, "model.onnx"))
+        ins = [numpy_helper.to_array(onnx.load_tensor(f)) for f in sorted(glob.glob(t + "/test_data_set_0/input_*.pb"))]
+        want = numpy_helper.to_array(onnx.load_tensor(sorted(glob.glob(t + "/test_data_set_0/output_*.pb"))[0]))
+        g = m.graph
+        for vi, arr in list(zip(list(g.input)[1:], ins[1:])):
+            g.initializer.append(numpy_helper.from_array(arr, vi.name))
+            g.input.remove(vi)
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(m, str(path))
+        info = load_node(str(path))
+        if registry.choose(info).lowering is None:
+            declined.append(name)
+            continue
+        got = run_llvm(path, {info.inputs[0]["name"]: ins[0]})[0]
+        ran += 1
+        if got.shape != want.shape or not np.allclose(
+            got.astype(np.float64), want.astype(np.float64), rtol=1e-4, atol=1e-5, equal_nan=True
+        ):
+            bad.append((name, got.ravel()[:4], want.ravel()[:4]))
+    assert not bad, bad
+    assert sorted(declined) == ["test_reduce_max_bool_inputs", "test_reduce_min_bool_inputs"], declined
+    assert ran >= 80, ran
