@@ -46,7 +46,7 @@ from .protocol import Decline, Lowering, NodeView, Selection
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 SHARED_BYTES = 48 * 1024  # static shared memory of one block
-MAX_DIRECT_RADIX = 128  # a larger prime factor: the direct TE sum
+MAX_DIRECT_RADIX = 31  # a larger prime factor: Bluestein
 BUTTERFLY_RADICES = (4, 2, 3, 5, 7, 11, 13)  # in this order; other primes: a direct stage
 MAX_THREADS = 1024
 BLOCK_POINTS = 1024  # aim: about this many points per block when there are enough transforms
@@ -82,7 +82,7 @@ def factors(n):
 class DFTSelection(Selection):
     dtype: str
     axis: int  # the signal axis (normalized, never the last)
-    n: int  # dft_length
+    n: int  # dft_length (STFT: frame_length)
     length: int  # the signal's length on `axis`
     k: int  # output bins (n, or n // 2 + 1 when onesided)
     inverse: bool
@@ -90,8 +90,11 @@ class DFTSelection(Selection):
     complex: bool  # the input's last dim is 2 (else 1: real)
     x_index: int
     inner: int = 1  # product of the dims between the axis and the last (static)
-    radices: tuple = ()  # the FFT's stages; () for the direct sum
-    group: int = 1  # G: transforms per block
+    kind: str = "direct"  # fft | fourstep | bluestein | bluestein4 | direct
+    m: int = 0  # the FFT's length: n, or Bluestein's convolution length
+    n1: int = 0  # four-step split m = n1 * n2
+    n2: int = 0
+    group: int = 1  # G: transforms per block (single-kernel kinds)
     threads: int = 0
     # STFT: transforms are (batch, frame) pairs
     stft: bool = False
@@ -102,20 +105,26 @@ class DFTSelection(Selection):
     wdtype: str = "float32"
 
     @property
-    def fft(self) -> bool:
-        return bool(self.radices) or self.n == 1
+    def workspaces(self) -> int:
+        return {"fourstep": 1, "bluestein4": 2}.get(self.kind, 0)
 
     def describe(self) -> str:
-        kind = ("inverse " if self.inverse else "") + ("onesided " if self.onesided else "")
+        flags = ("inverse " if self.inverse else "") + ("onesided " if self.onesided else "")
         op = "stft" if self.stft else "dft"
         where = f"frame_step={self.step}, frames={self.frames}" if self.stft else f"axis={self.axis}"
-        if not self.fft:
-            return f"{op} ({kind}{where}, n={self.n}, direct sum: O(n) per bin)"
-        rad = "x".join(str(r) for r in self.radices) or "1"
-        return (
-            f"{op} ({kind}{where}, n={self.n}, Stockham FFT radices {rad}, {self.group} transform(s) "
-            f"x {self.threads} threads per block, shared memory)"
-        )
+        head = f"{op} ({flags}{where}, n={self.n}, "
+        rad = lambda v: "x".join(str(r) for r in factors(v)) or "1"  # noqa: E731
+        if self.kind == "fft":
+            how = f"Stockham FFT radices {rad(self.n)}, {self.group} transform(s) x {self.threads} threads per block"
+        elif self.kind == "fourstep":
+            how = f"four-step FFT {self.n1} x {self.n2} (radices {rad(self.n1)} | {rad(self.n2)}), 2 kernels"
+        elif self.kind == "bluestein":
+            how = f"Bluestein, {self.m}-point FFTs (radices {rad(self.m)}) in one kernel"
+        elif self.kind == "bluestein4":
+            how = f"Bluestein, {self.m}-point four-step FFTs {self.n1} x {self.n2}, 4 kernels"
+        else:
+            how = "direct sum: O(n) per bin"
+        return head + how + ")"
 
 
 def _const_int(op, what):
@@ -124,21 +133,53 @@ def _const_int(op, what):
     return op.scalar_int(what)
 
 
-def _plan(dtype, n, transforms, inner):
-    """(radices, G, threads) of the shared-memory FFT, or None (the direct sum)."""
-    cap = shared_points(dtype)
+def _smooth(n):
     fs = factors(n)
-    if n > cap or (fs and max(fs) > MAX_DIRECT_RADIX):
-        return None
-    gmax = max(1, cap // n)
-    g = max(1, min(gmax, -(-BLOCK_POINTS // n)))
-    if isinstance(transforms, int):
-        g = min(g, max(1, transforms // MIN_BLOCKS))
-    if inner > 1:  # columns: G adjacent ones per block keep the loads coalesced
-        g = max(g, min(8, inner, gmax))
-    pts = g * n
-    threads = min(MAX_THREADS, max(32, -(-(-(-pts // 4)) // 32) * 32))
-    return tuple(fs), g, threads
+    return not fs or max(fs) <= MAX_DIRECT_RADIX
+
+
+def _split(m, cap):
+    """(n1, n2) with n1 * n2 = m, both smooth and fitting shared memory, n2 the largest <= 4096."""
+    for n2 in range(min(cap, 4096, m), 1, -1):
+        if m % n2 == 0 and m // n2 <= cap and _smooth(n2) and _smooth(m // n2):
+            return m // n2, n2
+    return None
+
+
+def _good_size(k):
+    """The smallest 2^a 3^b 5^c >= k."""
+    best, p2 = None, 1
+    while p2 < 2 * k:
+        p3 = p2
+        while p3 < 2 * k:
+            p5 = p3
+            while p5 < k:
+                p5 *= 5
+            best = p5 if best is None else min(best, p5)
+            p3 *= 3
+        p2 *= 2
+    return best
+
+
+def _plan(dtype, n, transforms, inner):
+    """The strategy's fields (kind, m, n1, n2, group, threads), or None (the direct sum)."""
+    cap = shared_points(dtype)
+    mg = min(8, inner) if inner > 1 else 1  # columns: G adjacent ones per block keep loads coalesced
+    if n <= cap and _smooth(n):
+        g, tb = _pass_shape(n, cap, transforms, mg)
+        return dict(kind="fft", m=n, group=g, threads=tb)
+    if _smooth(n):
+        sp = _split(n, cap)
+        if sp:
+            return dict(kind="fourstep", m=n, n1=sp[0], n2=sp[1])
+    m = _good_size(2 * n - 1)
+    if m <= cap:
+        g, tb = _pass_shape(m, cap, transforms, mg)
+        return dict(kind="bluestein", m=m, group=g, threads=tb)
+    sp = _split(m, cap)
+    if sp and m < 2**30:
+        return dict(kind="bluestein4", m=m, n1=sp[0], n2=sp[1])
+    return None
 
 
 def select(n: NodeView) -> DFTSelection | Decline:
@@ -185,7 +226,6 @@ def select(n: NodeView) -> DFTSelection | Decline:
         transforms = int(math.prod(lead)) * inner if all(isinstance(d, int) for d in lead) else None
         if inner < 2**31:
             plan = _plan(dtype, size, transforms, inner)
-    radices, g, threads = plan if plan else ((), 1, 0)
     return DFTSelection(
         dtype=dtype,
         axis=axis,
@@ -197,9 +237,7 @@ def select(n: NodeView) -> DFTSelection | Decline:
         complex=xshape[-1] == 2,
         x_index=ops[0].index,
         inner=inner,
-        radices=radices if plan else (),
-        group=g,
-        threads=threads,
+        **(plan or {}),
     )
 
 
@@ -251,8 +289,7 @@ def select_stft(n: NodeView) -> DFTSelection | Decline:
     transforms = batch * frames if isinstance(batch, int) else None
     plan = _plan(dtype, flen, transforms, 1)
     if plan is None:
-        return Decline(f"frame_length {flen} (a prime factor above {MAX_DIRECT_RADIX} or over shared memory)")
-    radices, g, threads = plan
+        return Decline(f"frame_length {flen}: too long for the FFT kernels")
     wvals = None
     if win is not None and win.is_const:
         wv = np.asarray(win.value, np.float64).reshape(-1)
@@ -270,9 +307,7 @@ def select_stft(n: NodeView) -> DFTSelection | Decline:
         complex=xshape[-1] == 2,
         x_index=ops[0].index,
         inner=1,
-        radices=radices,
-        group=g,
-        threads=threads,
+        **plan,
         stft=True,
         frames=frames,
         step=step,
@@ -333,26 +368,23 @@ def _scaled_sum(terms, acc):
     for c, v in terms:
         if abs(c) < 1e-15:
             continue
-        if c == 1.0:
-            t, neg = v, False
-        elif c == -1.0:
-            t, neg = v, True
+        if c in (1.0, -1.0):
+            t, neg = v, c < 0
         else:
             t, neg = tirx.const(c, acc) * v, False
         if out is None:
-            out = -t if neg else t
+            out = tirx.const(0.0, acc) - t if neg else t
         else:
             out = out - t if neg else out + t
     return out if out is not None else tirx.const(0.0, acc)
 
 
 def _dft_consts(R, sign):
-    """(cos, sin) of sign * 2 pi r k / R, exact where they are 0 or +-1."""
+    """m -> (cos, sin) of sign * 2 pi m / R, exact where they are 0 or +-1."""
     tab = {}
     for m in range(R):
         if (4 * m) % R == 0:  # a multiple of a quarter turn
-            quarter = (4 * m // R) % 4
-            c, s = [(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)][quarter]
+            c, s = [(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)][(4 * m // R) % 4]
         else:
             a = 2.0 * math.pi * m / R
             c, s = math.cos(a), math.sin(a)
@@ -360,52 +392,79 @@ def _dft_consts(R, sign):
     return tab
 
 
-def _fft_ir(det, outer, x, win, out, mode):
-    N, G, TB, K = det.n, det.group, det.threads, det.k
-    dtype, acc = det.dtype, _acc(det.dtype)
-    c_in = 2 if det.complex else 1
-    L, inner = det.length, det.inner
-    sign = 1.0 if det.inverse else -1.0
+def _turn(m, q, sign, acc):
+    """(cos, sin) of sign * 2 pi m / q for an integer expression 0 <= m < q (q a Python int), the
+    angle taken in (-pi, pi] (where CUDA's fast sin/cos are accurate)."""
+    dt = str(m.ty)
+    mm = tirx.Select(m * tirx.const(2, dt) > tirx.const(q, dt), m - tirx.const(q, dt), m)
+    ang = tirx.Cast(acc, mm) * tirx.const(sign * 2.0 * math.pi / q, acc)
+    return tirx.cos(ang), tirx.sin(ang)
+
+
+@dataclass
+class _Pass:
+    """One kernel: blocks of `threads` threads, each `group` transforms of length n in shared memory.
+    load(u, i) -> (re, im, ok): point i (int32) of transform u (int64); steps: ("fft", sign) or
+    ("mul", fn(i, re, im) -> (re, im)); store(u, k, re, im): the stores of bin k < kout.
+    load_gmajor / store_gmajor: element order of the global accesses (True: a transform's points
+    adjacent; False: the group's transforms adjacent, for column accesses)."""
+
+    n: int
+    group: int
+    threads: int
+    total: object
+    load: object
+    store: object
+    kout: int
+    steps: list
+    load_gmajor: bool = True
+    store_gmajor: bool = True
+    declare: object = None  # declares the flat buffer views inside the kernel
+
+
+def _pass_shape(n, cap, transforms=None, min_group=1):
+    g = max(1, min(max(1, cap // n), -(-BLOCK_POINTS // n)))
+    if isinstance(transforms, int):
+        g = min(g, max(1, transforms // MIN_BLOCKS))
+    g = max(g, min(min_group, max(1, cap // n)))
+    pts = g * n
+    threads = min(MAX_THREADS, max(32, -(-(-(-pts // 4)) // 32) * 32))
+    return g, threads
+
+
+def _pass_ir(ps: _Pass, acc, mode):
+    N, G, TB = ps.n, ps.group, ps.threads
     gpu = mode == "gpu"
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
     i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
     fa = lambda v: tirx.const(v, acc)  # noqa: E731
-    cast = lambda v, dt=dtype: v if dt == acc else tirx.Cast(acc, v)  # noqa: E731
     pts = G * N
-    if det.stft:
-        total = outer * i64(det.frames)
-        xlen = outer * i64(L * c_in)
-    else:
-        total = outer * i64(inner)
-        xlen = outer * i64(L * inner * c_in)
-    olen = total * i64(K * 2)
-    nblocks = (total + i64(G - 1)) // i64(G)
-    # registers per thread: the largest stage's values
-    per_bf = {R: -(-(pts // R) // TB) for R in set(det.radices)}
-    regs = max([per_bf[R] * R for R in per_bf] + [1])
-    regs = max(regs, -(-pts // TB))
+    rad = factors(N)
+    fft_steps = [st for st in ps.steps if st[0] == "fft"]
+    regs = -(-pts // TB)
+    if fft_steps:
+        for R in rad:
+            regs = max(regs, -(-(pts // R) // TB) * R)
+    nblocks = (ps.total + i64(G - 1)) // i64(G)
+    loc = "local" if gpu else "global"
     with IRBuilder() as ib:
         th = Threads(mode, tirx.Cast("int32", nblocks) if gpu else nblocks, TB)
         with th as bx:
-            xf = T.decl_buffer([xlen], dtype, data=x.data)
-            of = T.decl_buffer([olen], dtype, data=out.data)
-            wf = T.decl_buffer([N], det.wdtype, data=win.data) if win is not None else None
+            if ps.declare is not None:
+                ps.declare()
             scope = "shared" if gpu else "global"
             bre = T.decl_buffer([pts], acc, scope=scope)
             bim = T.decl_buffer([pts], acc, scope=scope)
             rshape = [regs] if gpu else [TB, regs]
-            rre = T.decl_buffer(rshape, acc, scope="local" if gpu else "global")
-            rim = T.decl_buffer(rshape, acc, scope="local" if gpu else "global")
+            rre = T.decl_buffer(rshape, acc, scope=loc)
+            rim = T.decl_buffer(rshape, acc, scope=loc)
             b64 = tirx.Cast("int64", bx)
 
             def R_(tx, i):
                 return [i] if gpu else [tirx.Cast("int32", tx), i]
 
-            def gi(e, count):
-                """(transform within the block g, index within it) of block-local element e."""
-                if det.stft or inner == 1:
-                    return e // i32(count), e % i32(count)
-                return e % i32(G), e // i32(G)
+            def split(e, count, gmajor):
+                return (e // i32(count), e % i32(count)) if gmajor else (e % i32(G), e // i32(G))
 
             def load(tx):
                 t32 = tirx.Cast("int32", tx)
@@ -413,199 +472,378 @@ def _fft_ir(det, outer, x, win, out, mode):
                     e = p * i32(TB) + t32
                     with T.If(e < i32(pts)):
                         with T.Then():
-                            g, i = gi(e, N)
-                            t = b64 * i64(G) + tirx.Cast("int64", g)
-                            ok = tirx.all(t < total, i < i32(min(L, N)))
-                            if det.stft:
-                                o, f = t // i64(det.frames), t % i64(det.frames)
-                                addr = (o * i64(L) + f * i64(det.step) + tirx.Cast("int64", i)) * i64(c_in)
-                            else:
-                                o, q = t // i64(inner), t % i64(inner)
-                                addr = ((o * i64(L) + tirx.Cast("int64", i)) * i64(inner) + q) * i64(c_in)
-                            addr = tirx.Select(ok, addr, i64(0))
-                            re = cast(xf[addr])
-                            im = cast(xf[addr + i64(1)]) if det.complex else fa(0.0)
-                            if win is not None:  # STFT's window (a runtime input or a plan constant)
-                                wv = cast(wf[tirx.min(i, i32(N - 1))], det.wdtype)
-                                re, im = re * wv, (im * wv if det.complex else im)
+                            g, i = split(e, N, ps.load_gmajor)
+                            u = b64 * i64(G) + tirx.Cast("int64", g)
+                            re, im, ok = ps.load(u, i)
+                            ok = tirx.all(u < ps.total, ok) if ok is not None else u < ps.total
                             T.buffer_store(bre, tirx.Select(ok, re, fa(0.0)), [g * i32(N) + i])
                             T.buffer_store(bim, tirx.Select(ok, im, fa(0.0)), [g * i32(N) + i])
 
             th.each_thread(load)
             th.barrier()
-            Ns = 1
-            for R in det.radices:
-                nbf = pts // R  # butterflies of the block in this stage
-                span = N // R
-                per = per_bf[R]
+            for st in ps.steps:
+                if st[0] == "fft":
+                    _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, rad, st[1], acc)
+                else:
+                    fn = st[1]
 
-                def gather(tx, R=R, nbf=nbf, span=span, per=per):
-                    t32 = tirx.Cast("int32", tx)
-                    with T.unroll(0, per) as p:
-                        b = p * i32(TB) + t32
-                        with T.If(b < i32(nbf)):
-                            with T.Then():
-                                g, j = b // i32(span), b % i32(span)
-                                base = g * i32(N) + j
-                                for r in range(R):
-                                    T.buffer_store(rre, bre[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
-                                    T.buffer_store(rim, bim[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
-
-                if R in BUTTERFLY_RADICES:
-
-                    def butterfly(tx, R=R, nbf=nbf, span=span, per=per, Ns=Ns):
+                    def mul(tx, fn=fn):
                         t32 = tirx.Cast("int32", tx)
-                        consts = _dft_consts(R, sign)
-                        with T.unroll(0, per) as p:
-                            b = p * i32(TB) + t32
-                            with T.If(b < i32(nbf)):
-                                with T.Then():
-                                    g, j = b // i32(span), b % i32(span)
-                                    s = j % i32(Ns) if Ns > 1 else i32(0)
-                                    ix = lambda r: R_(tx, p * i32(R) + i32(r))  # noqa: E731
-                                    vals = [(rre[tuple(ix(0))], rim[tuple(ix(0))])]
-                                    if Ns > 1:
-                                        ang = tirx.Cast(acc, s) * fa(sign * 2.0 * math.pi / (Ns * R))
-                                        w1 = (tirx.cos(ang), tirx.sin(ang))
-                                        # w^r by products, kept in a small local array
-                                        tw = T.decl_buffer([2 * R], acc, scope="local" if gpu else "global")
-                                        T.buffer_store(tw, w1[0], [2])
-                                        T.buffer_store(tw, w1[1], [3])
-                                        for r in range(2, R):
-                                            nw = _cmul((tw[2 * r - 2], tw[2 * r - 1]), (tw[2], tw[3]))
-                                            T.buffer_store(tw, nw[0], [2 * r])
-                                            T.buffer_store(tw, nw[1], [2 * r + 1])
-                                        for r in range(1, R):
-                                            v = _cmul((rre[tuple(ix(r))], rim[tuple(ix(r))]), (tw[2 * r], tw[2 * r + 1]))
-                                            T.buffer_store(tw, v[0], [0])  # slot 0 is free: re first
-                                            T.buffer_store(rim, v[1], ix(r))
-                                            T.buffer_store(rre, tw[0], ix(r))
-                                    vals = [(rre[tuple(ix(r))], rim[tuple(ix(r))]) for r in range(R)]
-                                    dst = g * i32(N) + (j // i32(Ns)) * i32(Ns * R) + s
-                                    for kk in range(R):
-                                        cs = [consts[(r * kk) % R] for r in range(R)]
-                                        yre = _scaled_sum(
-                                            [(cs[r][0], vals[r][0]) for r in range(R)]
-                                            + [(-cs[r][1], vals[r][1]) for r in range(R)],
-                                            acc,
-                                        )
-                                        yim = _scaled_sum(
-                                            [(cs[r][1], vals[r][0]) for r in range(R)]
-                                            + [(cs[r][0], vals[r][1]) for r in range(R)],
-                                            acc,
-                                        )
-                                        T.buffer_store(bre, yre, [dst + i32(kk * Ns)])
-                                        T.buffer_store(bim, yim, [dst + i32(kk * Ns)])
-
-                    th.each_thread(gather)
-                    th.barrier()
-                    th.each_thread(butterfly)
-                    th.barrier()
-                else:  # a large prime factor: a thread per output point sums R terms
-
-                    per_pt = -(-pts // TB)
-
-                    def direct(tx, R=R, span=span, per_pt=per_pt, Ns=Ns):
-                        t32 = tirx.Cast("int32", tx)
-                        with T.unroll(0, per_pt) as p:
+                        tmp = T.decl_buffer([1], acc, scope=loc)
+                        with T.unroll(0, -(-pts // TB)) as p:
                             e = p * i32(TB) + t32
                             with T.If(e < i32(pts)):
                                 with T.Then():
-                                    g, m = e // i32(N), e % i32(N)
-                                    a, rest = m // i32(Ns * R), m % i32(Ns * R)
-                                    kk, s = rest // i32(Ns), rest % i32(Ns)
-                                    src = g * i32(N) + a * i32(Ns) + s
-                                    ph = s + kk * i32(Ns)  # angle of term r: r * ph / (Ns R)
-                                    are = T.decl_buffer([1], acc, scope="local" if gpu else "global")
-                                    aim = T.decl_buffer([1], acc, scope="local" if gpu else "global")
-                                    T.buffer_store(are, fa(0.0), [0])
-                                    T.buffer_store(aim, fa(0.0), [0])
-                                    with T.serial(0, R) as r:
-                                        mm = (r * ph) % i32(Ns * R)
-                                        ang = tirx.Cast(acc, mm) * fa(sign * 2.0 * math.pi / (Ns * R))
-                                        v = (bre[src + r * i32(span)], bim[src + r * i32(span)])
-                                        y = _cmul(v, (tirx.cos(ang), tirx.sin(ang)))
-                                        T.buffer_store(are, are[0] + y[0], [0])
-                                        T.buffer_store(aim, aim[0] + y[1], [0])
-                                    T.buffer_store(rre, are[0], R_(tx, p))
-                                    T.buffer_store(rim, aim[0], R_(tx, p))
+                                    re, im = fn(e % i32(N), bre[e], bim[e])
+                                    T.buffer_store(tmp, re, [0])
+                                    T.buffer_store(bim, im, [e])
+                                    T.buffer_store(bre, tmp[0], [e])
 
-                    def put(tx, per_pt=per_pt):
-                        t32 = tirx.Cast("int32", tx)
-                        with T.unroll(0, per_pt) as p:
-                            e = p * i32(TB) + t32
-                            with T.If(e < i32(pts)):
-                                with T.Then():
-                                    T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
-                                    T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
-
-                    th.each_thread(direct)
+                    th.each_thread(mul)
                     th.barrier()
-                    th.each_thread(put)
-                    th.barrier()
-                Ns *= R
-            scale = 1.0 / N if det.inverse else 1.0
-            kpts = G * K
+            kpts = G * ps.kout
 
             def store(tx):
                 t32 = tirx.Cast("int32", tx)
                 with T.unroll(0, -(-kpts // TB)) as p:
                     e = p * i32(TB) + t32
-                    g, k = gi(e, K)
-                    t = b64 * i64(G) + tirx.Cast("int64", g)
-                    with T.If(tirx.all(e < i32(kpts), t < total)):
+                    g, k = split(e, ps.kout, ps.store_gmajor)
+                    u = b64 * i64(G) + tirx.Cast("int64", g)
+                    with T.If(tirx.all(e < i32(kpts), u < ps.total)):
                         with T.Then():
-                            if det.stft:
-                                addr = (t * i64(K) + tirx.Cast("int64", k)) * i64(2)
-                            else:
-                                o, q = t // i64(inner), t % i64(inner)
-                                addr = ((o * i64(K) + tirx.Cast("int64", k)) * i64(inner) + q) * i64(2)
-                            src = g * i32(N) + k
-                            for part, buf in ((0, bre), (1, bim)):
-                                v = buf[src] * fa(scale) if scale != 1.0 else buf[src]
-                                T.buffer_store(of, v if acc == dtype else tirx.Cast(dtype, v), [addr + i64(part)])
+                            ps.store(u, k, bre[g * i32(N) + k], bim[g * i32(N) + k])
 
             th.each_thread(store)
     return ib.get()
 
 
+def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
+    """The Stockham stages of every length-N transform in the shared buffers (in place)."""
+    gpu = mode == "gpu"
+    loc = "local" if gpu else "global"
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    fa = lambda v: tirx.const(v, acc)  # noqa: E731
+    pts = G * N
+    Ns = 1
+    for R in radices:
+        nbf = pts // R  # butterflies of the block in this stage
+        span = N // R
+        per = -(-nbf // TB)
+        if R in BUTTERFLY_RADICES:
+
+            def gather(tx, R=R, nbf=nbf, span=span, per=per):
+                t32 = tirx.Cast("int32", tx)
+                with T.unroll(0, per) as p:
+                    b = p * i32(TB) + t32
+                    with T.If(b < i32(nbf)):
+                        with T.Then():
+                            base = (b // i32(span)) * i32(N) + b % i32(span)
+                            for r in range(R):
+                                T.buffer_store(rre, bre[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
+                                T.buffer_store(rim, bim[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
+
+            def butterfly(tx, R=R, nbf=nbf, span=span, per=per, Ns=Ns):
+                t32 = tirx.Cast("int32", tx)
+                consts = _dft_consts(R, sign)
+                with T.unroll(0, per) as p:
+                    b = p * i32(TB) + t32
+                    with T.If(b < i32(nbf)):
+                        with T.Then():
+                            g, j = b // i32(span), b % i32(span)
+                            s = j % i32(Ns) if Ns > 1 else i32(0)
+
+                            def ix(r, p=p, tx=tx):
+                                return R_(tx, p * i32(R) + i32(r))
+
+                            if Ns > 1:  # twiddles w^r, w = exp(sign 2 pi i s / (Ns R)); w^r by products
+                                tw = T.decl_buffer([2 * R], acc, scope=loc)
+                                w1 = _turn(s, Ns * R, sign, acc)
+                                T.buffer_store(tw, w1[0], [2])
+                                T.buffer_store(tw, w1[1], [3])
+                                for r in range(2, R):
+                                    nw = _cmul((tw[2 * r - 2], tw[2 * r - 1]), (tw[2], tw[3]))
+                                    T.buffer_store(tw, nw[0], [2 * r])
+                                    T.buffer_store(tw, nw[1], [2 * r + 1])
+                                for r in range(1, R):
+                                    v = _cmul((rre[tuple(ix(r))], rim[tuple(ix(r))]), (tw[2 * r], tw[2 * r + 1]))
+                                    T.buffer_store(tw, v[0], [0])  # slot 0 is free: re first
+                                    T.buffer_store(rim, v[1], ix(r))
+                                    T.buffer_store(rre, tw[0], ix(r))
+                            vals = [(rre[tuple(ix(r))], rim[tuple(ix(r))]) for r in range(R)]
+                            dst = g * i32(N) + (j // i32(Ns)) * i32(Ns * R) + s
+                            for kk in range(R):
+                                cs = [consts[(r * kk) % R] for r in range(R)]
+                                yre = _scaled_sum(
+                                    [(cs[r][0], vals[r][0]) for r in range(R)] + [(-cs[r][1], vals[r][1]) for r in range(R)],
+                                    acc,
+                                )
+                                yim = _scaled_sum(
+                                    [(cs[r][1], vals[r][0]) for r in range(R)] + [(cs[r][0], vals[r][1]) for r in range(R)],
+                                    acc,
+                                )
+                                T.buffer_store(bre, yre, [dst + i32(kk * Ns)])
+                                T.buffer_store(bim, yim, [dst + i32(kk * Ns)])
+
+            th.each_thread(gather)
+            th.barrier()
+            th.each_thread(butterfly)
+            th.barrier()
+        else:  # another prime factor: a thread per output point sums R terms
+            per_pt = -(-pts // TB)
+
+            def direct(tx, R=R, span=span, per_pt=per_pt, Ns=Ns):
+                t32 = tirx.Cast("int32", tx)
+                with T.unroll(0, per_pt) as p:
+                    e = p * i32(TB) + t32
+                    with T.If(e < i32(pts)):
+                        with T.Then():
+                            g, m = e // i32(N), e % i32(N)
+                            a, rest = m // i32(Ns * R), m % i32(Ns * R)
+                            kk, s = rest // i32(Ns), rest % i32(Ns)
+                            src = g * i32(N) + a * i32(Ns) + s
+                            ph = s + kk * i32(Ns)  # the angle of term r: r * ph / (Ns R) turns
+                            acc2 = T.decl_buffer([2], acc, scope=loc)
+                            T.buffer_store(acc2, fa(0.0), [0])
+                            T.buffer_store(acc2, fa(0.0), [1])
+                            with T.serial(0, R) as r:
+                                w = _turn((r * ph) % i32(Ns * R), Ns * R, sign, acc)
+                                y = _cmul((bre[src + r * i32(span)], bim[src + r * i32(span)]), w)
+                                T.buffer_store(acc2, acc2[0] + y[0], [0])
+                                T.buffer_store(acc2, acc2[1] + y[1], [1])
+                            T.buffer_store(rre, acc2[0], R_(tx, p))
+                            T.buffer_store(rim, acc2[1], R_(tx, p))
+
+            def put(tx, per_pt=per_pt):
+                t32 = tirx.Cast("int32", tx)
+                with T.unroll(0, per_pt) as p:
+                    e = p * i32(TB) + t32
+                    with T.If(e < i32(pts)):
+                        with T.Then():
+                            T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
+                            T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
+
+            th.each_thread(direct)
+            th.barrier()
+            th.each_thread(put)
+            th.barrier()
+        Ns *= R
+
+
+def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc, mode, declare):
+    """Two kernels for transforms of length n1 * n2 through a workspace `work` ([total, n1 n2, 2]):
+    (A) per column n2, an n1-point FFT of x[n1' n2 + n2'], times exp(sign 2 pi i n2 k1 / n);
+    (B) per row k1, an n2-point FFT; bin k1 + n1 k2. load(t, i) -> (re, im, ok) of the signal;
+    store(t, k, re, im) of bin k (only where kout_guard(k))."""
+    n = n1 * n2
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    ga, ta = _pass_shape(n1, cap, None, min_group=min(16, n2))
+    gb, tb_ = _pass_shape(n2, cap, None, min_group=min(8, n1))
+
+    def load_a(u, i):
+        t, c = u // i64(n2), u % i64(n2)
+        return load(t, tirx.Cast("int64", i) * i64(n2) + c)
+
+    def store_a(u, k1, re, im):
+        t, c = u // i64(n2), u % i64(n2)
+        w = _turn((c * tirx.Cast("int64", k1)) % i64(n), n, sign, acc)
+        y = _cmul((re, im), w)
+        a = ((t * i64(n1) + tirx.Cast("int64", k1)) * i64(n2) + c) * i64(2)
+        T.buffer_store(flat[wkey], y[0], [a])
+        T.buffer_store(flat[wkey], y[1], [a + i64(1)])
+
+    def load_b(u, i):
+        a = (u * i64(n2) + tirx.Cast("int64", i)) * i64(2)
+        return flat[wkey][a], flat[wkey][a + i64(1)], None
+
+    def store_b(u, k2, re, im):
+        t, k1 = u // i64(n1), u % i64(n1)
+        k = k1 + i64(n1) * tirx.Cast("int64", k2)
+        with T.If(kout_guard(k)):
+            with T.Then():
+                store(t, k, re, im)
+
+    pa = _Pass(n1, ga, ta, total * i64(n2), load_a, store_a, n1, [("fft", sign)], False, False, declare)
+    pb = _Pass(n2, gb, tb_, total * i64(n1), load_b, store_b, n2, [("fft", sign)], True, False, declare)
+    return [_pass_ir(pa, acc, mode), _pass_ir(pb, acc, mode)]
+
+
+def _fft_ir(det, outer, x, win, bhat, out, works, mode):
+    """Every kernel of the selection's plan (det.kind), as one statement."""
+    dtype, acc = det.dtype, _acc(det.dtype)
+    n, K, L, inner = det.n, det.k, det.length, det.inner
+    c_in = 2 if det.complex else 1
+    sign = 1.0 if det.inverse else -1.0
+    cap = shared_points(dtype)
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    fa = lambda v: tirx.const(v, acc)  # noqa: E731
+    cast = lambda v, dt=dtype: v if dt == acc else tirx.Cast(acc, v)  # noqa: E731
+    if det.stft:
+        total = outer * i64(det.frames)
+        xlen = outer * i64(L * c_in)
+    else:
+        total = outer * i64(inner)
+        xlen = outer * i64(L * inner * c_in)
+    olen = total * i64(K * 2)
+    flat = {}
+
+    def declare():  # flat views, declared inside every kernel's builder
+        flat["x"] = T.decl_buffer([xlen], dtype, data=x.data)
+        flat["o"] = T.decl_buffer([olen], dtype, data=out.data)
+        if win is not None:
+            flat["w"] = T.decl_buffer([n], det.wdtype, data=win.data)
+        if bhat is not None:
+            flat["b"] = T.decl_buffer([det.m * 2], acc, data=bhat.data)
+        for j, wk in enumerate(works):
+            flat[f"k{j}"] = T.decl_buffer([total * i64(det.m * 2)], acc, data=wk.data)
+
+    def signal(u, i):
+        """(re, im, ok) of point i (int32/int64) of transform u: zero past min(L, n)."""
+        i = tirx.Cast("int64", i)
+        ok = i < i64(min(L, n))
+        if det.stft:
+            o, f = u // i64(det.frames), u % i64(det.frames)
+            addr = (o * i64(L) + f * i64(det.step) + i) * i64(c_in)
+        else:
+            o, q = u // i64(inner), u % i64(inner)
+            addr = ((o * i64(L) + i) * i64(inner) + q) * i64(c_in)
+        addr = tirx.Select(ok, addr, i64(0))
+        xf = flat["x"]
+        re = cast(xf[addr])
+        im = cast(xf[addr + i64(1)]) if det.complex else fa(0.0)
+        if win is not None:
+            wv = cast(flat["w"][tirx.Select(ok, i, i64(0))], det.wdtype)
+            re, im = re * wv, (im * wv if det.complex else im)
+        return re, im, ok
+
+    def emit_out(u, k, re, im, scale):
+        k = tirx.Cast("int64", k)
+        if det.stft:
+            addr = (u * i64(K) + k) * i64(2)
+        else:
+            o, q = u // i64(inner), u % i64(inner)
+            addr = ((o * i64(K) + k) * i64(inner) + q) * i64(2)
+        for part, v in ((0, re), (1, im)):
+            v = v * fa(scale) if scale != 1.0 else v
+            T.buffer_store(flat["o"], v if acc == dtype else tirx.Cast(dtype, v), [addr + i64(part)])
+
+    def chirp(j):
+        """exp(sign pi i j^2 / n) = exp(sign 2 pi i (j^2 mod 2n) / 2n)."""
+        j = tirx.Cast("int64", j)
+        return _turn((j * j) % i64(2 * n), 2 * n, sign, acc)
+
+    scale = 1.0 / n if det.inverse else 1.0
+    kernels = []
+    if det.kind == "fft":
+        gm = det.stft or inner == 1
+        ps = _Pass(n, det.group, det.threads, total, signal, lambda u, k, re, im: emit_out(u, k, re, im, scale), K,
+                   [("fft", sign)], gm, gm, declare)
+        kernels.append(_pass_ir(ps, acc, mode))
+    elif det.kind == "fourstep":
+        kernels += _fourstep(det.n1, det.n2, cap, total, signal, sign, lambda t, k, re, im: emit_out(t, k, re, im, scale),
+                             lambda k: k < i64(K), flat, "k0", acc, mode, declare)
+    else:  # Bluestein: X_k = w_k sum_j (x_j w_j) conj(w_{k-j}), the convolution by an m-point FFT
+        m = det.m
+
+        def load_chirped(u, j):
+            re, im, ok = signal(u, j)
+            return (*_cmul((re, im), chirp(j)), ok)
+
+        def finish(u, k, re, im):
+            y = _cmul((re, im), chirp(k))
+            emit_out(u, k, y[0], y[1], scale / m)
+
+        def times_bhat(i, re, im):
+            b = flat["b"]
+            i = tirx.Cast("int64", i)
+            return _cmul((re, im), (b[i * i64(2)], b[i * i64(2) + i64(1)]))
+
+        if det.kind == "bluestein":
+            ps = _Pass(m, det.group, det.threads, total, load_chirped, finish, K,
+                       [("fft", -1.0), ("mul", times_bhat), ("fft", 1.0)], True, True, declare)
+            kernels.append(_pass_ir(ps, acc, mode))
+        else:  # bluestein4: the m-point FFTs four-step: x -> k1 -> k0 (times bhat) -> k1 -> out
+            def to_k0(t, k, re, im):
+                y = times_bhat(k, re, im)
+                a = (t * i64(m) + tirx.Cast("int64", k)) * i64(2)
+                T.buffer_store(flat["k0"], y[0], [a])
+                T.buffer_store(flat["k0"], y[1], [a + i64(1)])
+
+            def from_k0(t, i):
+                a = (t * i64(m) + tirx.Cast("int64", i)) * i64(2)
+                return flat["k0"][a], flat["k0"][a + i64(1)], None
+
+            kernels += _fourstep(det.n1, det.n2, cap, total, load_chirped, -1.0, to_k0, lambda k: k >= i64(0),
+                                 flat, "k1", acc, mode, declare)
+            kernels += _fourstep(det.n1, det.n2, cap, total, from_k0, 1.0, finish, lambda k: k < i64(K),
+                                 flat, "k1", acc, mode, declare)
+    return kernels[0] if len(kernels) == 1 else tirx.SeqStmt(kernels)
+
+
+def _bhat(det):
+    """FFT_m of the conjugate chirp conj(w_j), |j| < n, wrapped into m points (float64 numpy)."""
+    n, m = det.n, det.m
+    sign = 1.0 if det.inverse else -1.0
+    j = np.arange(n, dtype=np.int64)
+    w = np.exp(sign * 1j * np.pi * ((j * j) % (2 * n)) / n)
+    b = np.zeros(m, np.complex128)
+    b[:n] = np.conj(w)
+    b[m - n + 1 :] = np.conj(w[1:])[::-1]
+    f = np.fft.fft(b)
+    return np.stack([f.real, f.imag], -1).reshape(-1)
+
+
 def _fft_stage(det, mode):
-    def stage(xt, wt=None):
+    acc = _acc(det.dtype)
+
+    def stage(xt, *extra):
         if det.stft:
             outer = xt.shape[0]
             oshape = [outer, det.frames, det.k, 2]
+            total = outer * det.frames
         else:
             outer = tirx.const(1, "int64")
             for d in xt.shape[: det.axis]:
                 outer = outer * d
             oshape = list(xt.shape[:-1]) + [2]
             oshape[det.axis] = det.k
-        ins = [xt] + ([wt] if wt is not None else [])
-        return te.extern(
-            [oshape],
-            ins,
-            lambda i, o: _fft_ir(det, tirx.Cast("int64", outer), i[0], i[1] if len(i) > 1 else None, o[0], mode),
-            dtype=det.dtype,
-            name="tpat_dft",
+            total = outer * det.inner
+        shapes = [oshape] + [[total, det.m * 2]] * det.workspaces
+        has_win = det.stft and (det.window_index is not None or det.window is not None)
+        has_b = det.kind in ("bluestein", "bluestein4")
+
+        def body(ins, outs):
+            win = ins[1] if has_win else None
+            bh = ins[1 + has_win] if has_b else None
+            return _fft_ir(det, tirx.Cast("int64", outer), ins[0], win, bh, outs[0], list(outs[1:]), mode)
+
+        res = te.extern(
+            shapes,
+            [xt, *extra],
+            body,
+            dtype=[det.dtype] + [acc] * det.workspaces,
+            name="tpat_stft" if det.stft else "tpat_dft",
         )
+        return res
 
     return stage
 
 
 def emit(bb, params, det, mode="gpu"):
+    from tvm import relax
+
     name = "tpat_stft" if det.stft else "tpat_dft"
     x = params[det.x_index]
-    if not det.fft:
+    if det.kind == "direct":
         return bb.emit_te(lambda t: _direct_te(t, det), x, primfunc_name_hint=name)
-    if det.stft and (det.window_index is not None or det.window is not None):
-        if det.window_index is not None:
-            w = params[det.window_index]
-        else:
-            from tvm import relax
-
-            w = relax.const(np.asarray(det.window, dtype=det.wdtype), det.wdtype)
-        return bb.emit_te(_fft_stage(det, mode), x, w, primfunc_name_hint=name)
-    return bb.emit_te(_fft_stage(det, mode), x, primfunc_name_hint=name)
+    extra = []
+    if det.stft and det.window_index is not None:
+        extra.append(params[det.window_index])
+    elif det.stft and det.window is not None:
+        extra.append(relax.const(np.asarray(det.window, dtype=det.wdtype), det.wdtype))
+    if det.kind in ("bluestein", "bluestein4"):
+        extra.append(relax.const(_bhat(det).astype(_acc(det.dtype)), _acc(det.dtype)))
+    out = bb.emit_te(_fft_stage(det, mode), x, *extra, primfunc_name_hint=name)
+    return bb.emit(relax.TupleGetItem(out, 0)) if det.workspaces else out
 
 
 class DFTLowering(Lowering):
