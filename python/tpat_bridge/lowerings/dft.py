@@ -487,19 +487,28 @@ def _pass_ir(ps: _Pass, acc, mode):
                 else:
                     fn = st[1]
 
-                    def mul(tx, fn=fn):
+                    def mul(tx, fn=fn):  # into the registers, a barrier, back (like a stage)
                         t32 = tirx.Cast("int32", tx)
-                        tmp = T.decl_buffer([1], acc, scope=loc)
                         with T.unroll(0, -(-pts // TB)) as p:
                             e = p * i32(TB) + t32
                             with T.If(e < i32(pts)):
                                 with T.Then():
                                     re, im = fn(e % i32(N), bre[e], bim[e])
-                                    T.buffer_store(tmp, re, [0])
-                                    T.buffer_store(bim, im, [e])
-                                    T.buffer_store(bre, tmp[0], [e])
+                                    T.buffer_store(rre, re, R_(tx, p))
+                                    T.buffer_store(rim, im, R_(tx, p))
+
+                    def put(tx):
+                        t32 = tirx.Cast("int32", tx)
+                        with T.unroll(0, -(-pts // TB)) as p:
+                            e = p * i32(TB) + t32
+                            with T.If(e < i32(pts)):
+                                with T.Then():
+                                    T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
+                                    T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
 
                     th.each_thread(mul)
+                    th.barrier()
+                    th.each_thread(put)
                     th.barrier()
             kpts = G * ps.kout
 
@@ -574,11 +583,13 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                             for kk in range(R):
                                 cs = [consts[(r * kk) % R] for r in range(R)]
                                 yre = _scaled_sum(
-                                    [(cs[r][0], vals[r][0]) for r in range(R)] + [(-cs[r][1], vals[r][1]) for r in range(R)],
+                                    [(cs[r][0], vals[r][0]) for r in range(R)]
+                                    + [(-cs[r][1], vals[r][1]) for r in range(R)],
                                     acc,
                                 )
                                 yim = _scaled_sum(
-                                    [(cs[r][1], vals[r][0]) for r in range(R)] + [(cs[r][0], vals[r][1]) for r in range(R)],
+                                    [(cs[r][1], vals[r][0]) for r in range(R)]
+                                    + [(cs[r][0], vals[r][1]) for r in range(R)],
                                     acc,
                                 )
                                 T.buffer_store(bre, yre, [dst + i32(kk * Ns)])
@@ -735,12 +746,36 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
     kernels = []
     if det.kind == "fft":
         gm = det.stft or inner == 1
-        ps = _Pass(n, det.group, det.threads, total, signal, lambda u, k, re, im: emit_out(u, k, re, im, scale), K,
-                   [("fft", sign)], gm, gm, declare)
+        ps = _Pass(
+            n,
+            det.group,
+            det.threads,
+            total,
+            signal,
+            lambda u, k, re, im: emit_out(u, k, re, im, scale),
+            K,
+            [("fft", sign)],
+            gm,
+            gm,
+            declare,
+        )
         kernels.append(_pass_ir(ps, acc, mode))
     elif det.kind == "fourstep":
-        kernels += _fourstep(det.n1, det.n2, cap, total, signal, sign, lambda t, k, re, im: emit_out(t, k, re, im, scale),
-                             lambda k: k < i64(K), flat, "k0", acc, mode, declare)
+        kernels += _fourstep(
+            det.n1,
+            det.n2,
+            cap,
+            total,
+            signal,
+            sign,
+            lambda t, k, re, im: emit_out(t, k, re, im, scale),
+            lambda k: k < i64(K),
+            flat,
+            "k0",
+            acc,
+            mode,
+            declare,
+        )
     else:  # Bluestein: X_k = w_k sum_j (x_j w_j) conj(w_{k-j}), the convolution by an m-point FFT
         m = det.m
 
@@ -758,10 +793,22 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
             return _cmul((re, im), (b[i * i64(2)], b[i * i64(2) + i64(1)]))
 
         if det.kind == "bluestein":
-            ps = _Pass(m, det.group, det.threads, total, load_chirped, finish, K,
-                       [("fft", -1.0), ("mul", times_bhat), ("fft", 1.0)], True, True, declare)
+            ps = _Pass(
+                m,
+                det.group,
+                det.threads,
+                total,
+                load_chirped,
+                finish,
+                K,
+                [("fft", -1.0), ("mul", times_bhat), ("fft", 1.0)],
+                True,
+                True,
+                declare,
+            )
             kernels.append(_pass_ir(ps, acc, mode))
         else:  # bluestein4: the m-point FFTs four-step: x -> k1 -> k0 (times bhat) -> k1 -> out
+
             def to_k0(t, k, re, im):
                 y = times_bhat(k, re, im)
                 a = (t * i64(m) + tirx.Cast("int64", k)) * i64(2)
@@ -772,10 +819,24 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
                 a = (t * i64(m) + tirx.Cast("int64", i)) * i64(2)
                 return flat["k0"][a], flat["k0"][a + i64(1)], None
 
-            kernels += _fourstep(det.n1, det.n2, cap, total, load_chirped, -1.0, to_k0, lambda k: k >= i64(0),
-                                 flat, "k1", acc, mode, declare)
-            kernels += _fourstep(det.n1, det.n2, cap, total, from_k0, 1.0, finish, lambda k: k < i64(K),
-                                 flat, "k1", acc, mode, declare)
+            kernels += _fourstep(
+                det.n1,
+                det.n2,
+                cap,
+                total,
+                load_chirped,
+                -1.0,
+                to_k0,
+                lambda k: k >= i64(0),
+                flat,
+                "k1",
+                acc,
+                mode,
+                declare,
+            )
+            kernels += _fourstep(
+                det.n1, det.n2, cap, total, from_k0, 1.0, finish, lambda k: k < i64(K), flat, "k1", acc, mode, declare
+            )
     return kernels[0] if len(kernels) == 1 else tirx.SeqStmt(kernels)
 
 
