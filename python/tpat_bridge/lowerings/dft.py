@@ -1,32 +1,39 @@
-"""TPAT's own TVM lowerings of ONNX DFT (opset 17 and 20) and STFT (opset 17): a mixed-radix
-Stockham FFT in shared memory, written with TVM's IR builder inside a `te.extern` stage.
+"""TPAT's own TVM lowerings of ONNX DFT (opset 17 and 20) and STFT (opset 17): FFTs written with
+TVM's IR builder inside one `te.extern` stage (TVM generates the CUDA; `mode="cpu"` builds the same
+kernels with serial loops for LLVM).
 
-TVM 0.27's Relax frontend has no DFT or STFT converter (`frontend_import_failed`), and TensorRT 10
-rejects DFT (STFT only with a real signal and constant frame_step / window). The input is seen as
-(outer, L, inner, c) around the signal axis (c = 1 real, 2 complex), the output as
-(outer, K, inner, 2); STFT's frames are transforms too (transform t = (batch, frame), its signal
-read from `frame * frame_step` on, times the window).
+TVM 0.27's Relax frontend has no DFT or STFT converter (`frontend_import_failed`); TensorRT 10
+rejects both, TensorRT 11 / RTX take STFT only with a real float32 signal and constant frame_step
+and window. The input is seen as (outer, L, inner, c) around the signal axis (c = 1 real, 2
+complex), the output as (outer, K, inner, 2). STFT's (batch, frame) pairs are the transforms, each
+read from frame * frame_step on, times the window.
 
-One kernel; a thread block takes G transforms of length n (G * n complex values in shared memory,
-float32 for 16-bit inputs, float64 for float64):
+The building block (`_pass_ir`) is one kernel whose thread block takes G transforms of length N in
+shared memory (float32 for 16-bit inputs, float64 for float64):
+  1. load, coalesced (along the signal when inner == 1, across G adjacent columns otherwise),
+     zero-padded / truncated to n = dft_length;
+  2. mixed-radix Stockham stages, one per factor R of N (4s first, then 2, 3, 5, 7, 11, 13; other
+     primes up to MAX_DIRECT_RADIX as a stage where a thread per point sums R terms): with Ns the
+     product of the earlier factors, butterfly j reads buf[j + r N/R], multiplies by w^r,
+     w = exp(-+2 pi i (j mod Ns) / (Ns R)) (one sin/cos, its powers by complex products), takes
+     the length-R DFT in registers (constant coefficients, 0 and +-1 folded) and writes
+     buf[(j / Ns) Ns R + j mod Ns + k Ns]. Each thread loads its butterflies' inputs into
+     registers, a barrier, then writes in place: one buffer, G N <= 6144 (float64: 3072);
+  3. store of the bins k < K (onesided: n / 2 + 1), times 1/n for inverse.
+Twiddle angles come from exact integers m / q and are taken in (-pi, pi], where CUDA's fast
+sin/cos (the plan compiles with --use_fast_math) are accurate to 2^-21.
 
-  1. load: x (zero-padded or truncated to n = dft_length; times the window for STFT), coalesced
-     (consecutive threads on consecutive addresses: along the signal when inner == 1, across the
-     G transforms' columns otherwise);
-  2. Stockham stages, one per factor R of n (4s first, then 2, 3, 5, 7, 11, 13; any other prime
-     factor p <= MAX_DIRECT_RADIX too): with Ns the product of the earlier factors, butterfly j
-     reads buf[j + r n/R], multiplies by w^r, w = exp(-+2 pi i (j mod Ns) / (Ns R)) (one sin/cos
-     per butterfly, its powers by complex products), takes the length-R DFT in registers (the
-     constants folded: multiplications by 0, 1, -1 vanish), and writes buf[(j / Ns) Ns R + j mod Ns
-     + k Ns]. Every thread first loads all its butterflies' inputs into registers, a barrier,
-     then writes in place (a second barrier): one buffer, so n * G <= SHARED_POINTS;
-     a prime factor above 13 is one "direct" stage: a thread per output point sums R terms;
-  3. store: bins k < K (onesided: n / 2 + 1), times 1/n for inverse, coalesced like the load.
-
-Twiddles: the angle is 2 pi (an integer m < Ns R) / (Ns R), so it stays exact for long signals.
-Lengths whose largest prime factor is above MAX_DIRECT_RADIX, or that do not fit in shared memory
-(n > SHARED_POINTS: 6144 complex float32, 3072 float64), keep the direct O(n) per bin TE sum
-(`_direct_te`, dlight-scheduled); their describe() says so.
+Strategies (`_plan`, recorded in describe()):
+  fft        n fits shared memory and has no prime factor above MAX_DIRECT_RADIX: one kernel;
+  fourstep   a longer such n = n1 n2: (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
+             into a workspace; (B) per row an n2-point FFT, bin k1 + n1 k2: two kernels;
+  bluestein  otherwise (a large prime factor): X_k = w_k sum_j (x_j w_j) conj(w_{k-j}),
+             w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m = the smallest
+             2^a 3^b 5^c >= 2n - 1; the FFT of the chirp is a plan constant computed in float64):
+             one kernel when m fits shared memory (FFT, product, inverse FFT), else four (two
+             four-step FFTs through two workspaces);
+  direct     only for a symbolic dim between the axis and the last one, n <= MAX_DIRECT_LENGTH:
+             the definition as a dlight-scheduled TE sum, O(n) per bin.
 dft_length and axis must be constants; inverse with onesided (not defined by ONNX Runtime) is
 declined.
 """
@@ -49,6 +56,7 @@ SHARED_BYTES = 48 * 1024  # static shared memory of one block
 MAX_DIRECT_RADIX = 31  # a larger prime factor: Bluestein
 BUTTERFLY_RADICES = (4, 2, 3, 5, 7, 11, 13)  # in this order; other primes: a direct stage
 MAX_THREADS = 1024
+MAX_DIRECT_LENGTH = 4096  # the O(n) per bin sum (symbolic dims between axis and last) up to this n
 BLOCK_POINTS = 1024  # aim: about this many points per block when there are enough transforms
 MIN_BLOCKS = 264  # 2 per SM of an H100/H200: fewer transforms per block below that
 
@@ -204,8 +212,8 @@ def select(n: NodeView) -> DFTSelection | Decline:
         return Decline(f"axis {axis} of a rank-{r} input")
     axis %= r
     length = xshape[axis]
-    if not isinstance(length, int) or length < 1:
-        return Decline("the signal axis must be static")
+    if not isinstance(length, int) or not 1 <= length < 2**31:
+        return Decline("the signal axis must be static (and below 2^31)")
     size = length
     if len(ops) > 1 and not ops[1].is_absent:
         size = _const_int(ops[1], "DFT's dft_length")
@@ -221,11 +229,16 @@ def select(n: NodeView) -> DFTSelection | Decline:
     inner = 1
     plan = None
     if all(isinstance(d, int) for d in mid):
-        inner = int(math.prod(mid))
+        inner = math.prod(mid)
+        if not 1 <= inner < 2**31:
+            return Decline(f"{inner} transforms per index before the axis")
         lead = xshape[:axis]
-        transforms = int(math.prod(lead)) * inner if all(isinstance(d, int) for d in lead) else None
-        if inner < 2**31:
-            plan = _plan(dtype, size, transforms, inner)
+        transforms = math.prod(lead) * inner if all(isinstance(d, int) for d in lead) else None
+        plan = _plan(dtype, size, transforms, inner)
+        if plan is None:
+            return Decline(f"dft_length {size}: longer than the four-step FFT's {shared_points(dtype) * 4096} points")
+    elif size > MAX_DIRECT_LENGTH:
+        return Decline(f"a symbolic dim between the axis and the last one, and n = {size} > {MAX_DIRECT_LENGTH}")
     return DFTSelection(
         dtype=dtype,
         axis=axis,
@@ -252,8 +265,8 @@ def select_stft(n: NodeView) -> DFTSelection | Decline:
     if len(xshape) != 3 or xshape[-1] not in (1, 2):
         return Decline("signal must be [batch, length, 1 or 2]")
     length = xshape[1]
-    if not isinstance(length, int) or length < 1:
-        return Decline("the signal length must be static")
+    if not isinstance(length, int) or not 1 <= length < 2**31:
+        return Decline("the signal length must be static (and below 2^31)")
     if len(ops) < 2 or not ops[1].is_const:
         return Decline("frame_step must be a constant scalar")
     step = ops[1].scalar_int("STFT's frame_step")
