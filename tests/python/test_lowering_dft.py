@@ -2,12 +2,13 @@
 
 TVM 0.27 has no DFT converter (`frontend_import_failed` without this lowering). Every case: a
 schema-valid plan made by the lowering with the expected strategy (Stockham FFT in one kernel,
-four-step, Bluestein in one or four kernels), nvcc -arch=sm_90 compiles its CUDA source, and the
+a real input of even length as a half-length complex FFT, four-step, Bluestein in one or four
+kernels), nvcc -arch=sm_90 compiles its CUDA source, and the
 LLVM build of the same kernels matches numpy.fft in float64 (and ONNX Runtime's CPU DFT for the
 float32 / float64 cases).
 
 Grid: n in {1, 2, 3, 5, 7, 8, 12, 16, 96, 97 (prime), 720, 1000, 1024, 4096, 8191 (prime)} and
-16384, 40000, 6144 (the shared-memory limit), 6150 (prime factor 41), 221 (radix 17), 62 (radix 31);
+16384, 40000, 12000 (real: a 6000-point FFT), 6144 (the shared-memory limit), 6150 (prime factor 41), 221 (radix 17), 62 (radix 31);
 real and complex input, onesided, inverse, every allowed axis (negative too, non-last with dims
 after it), opset 17's attribute and opset 20's input, dft_length shorter and longer than the signal,
 float32 / float16 / float64 (bfloat16: nvcc only, LLVM cannot run it), a symbolic batch dim.
@@ -94,15 +95,15 @@ GRID = {
     "n3_real_axis0": ([3, 2, 1], "Stockham", dict(axis=0)),
     "n5_onesided_opset17": ([2, 5, 1], "Stockham", dict(onesided=1, axis=1, opset=17)),
     "n7_inverse_axis1_rank4": ([2, 7, 3, 2], "Stockham", dict(inverse=1, axis=1)),
-    "n8_fp16_real": ([4, 8, 1], "Stockham", dict(dtype="float16")),
+    "n8_fp16_real": ([4, 8, 1], "real input as a 4-point", dict(dtype="float16")),
     "n12_fp64_inverse": ([2, 12, 2], "Stockham", dict(inverse=1, dtype="float64")),
-    "n16_pad_from_10": ([3, 10, 1], "Stockham", dict(n=16)),
+    "n16_pad_from_10": ([3, 10, 1], "real input as a 8-point", dict(n=16)),
     "n96_inverse": ([5, 96, 2], "Stockham", dict(inverse=1)),
     "n97_prime_real_onesided": ([3, 97, 1], "Bluestein, 200-point", dict(onesided=1)),
-    "n720_real_onesided": ([4, 720, 1], "Stockham", dict(onesided=1)),
+    "n720_real_onesided": ([4, 720, 1], "real input as a 360-point", dict(onesided=1)),
     "n1000_axis_m3_rank4": ([2, 1000, 3, 2], "Stockham", dict(axis=-3)),
     "n1024": ([3, 1024, 2], "Stockham", {}),
-    "n4096_fp16_onesided": ([2, 4096, 1], "Stockham", dict(onesided=1, dtype="float16")),
+    "n4096_fp16_onesided": ([2, 4096, 1], "real input as a 2048-point", dict(onesided=1, dtype="float16")),
     "n8191_prime_inverse": ([2, 8191, 2], "Bluestein, 16384-point four-step", dict(inverse=1)),
     "n16384_real_onesided": ([2, 16384, 1], "four-step FFT 4 x 4096", dict(onesided=1)),
     "n40000_axis0_cols": ([40000, 3, 2], "four-step FFT 10 x 4000", dict(axis=0)),
@@ -112,15 +113,16 @@ GRID = {
     "n62_radix31_fp64": ([3, 62, 2], "Stockham FFT radices 2x31", dict(dtype="float64")),
     "n37_prime_fp64": ([2, 37, 2], "Bluestein", dict(dtype="float64", inverse=1)),
     "trunc_8191_to_7000": ([2, 8191, 2], "four-step", dict(n=7000)),
-    "pad_720_to_1024_axis1": ([2, 720, 3, 1], "Stockham", dict(n=1024, axis=1, onesided=1)),
+    "pad_720_to_1024_axis1": ([2, 720, 3, 1], "real input as a 512-point", dict(n=1024, axis=1, onesided=1)),
     "sym_batch": (["B", 12, 2], "Stockham", {}),
-    "sym_batch_fourstep": (["B", 8192, 1], "four-step", dict(onesided=1)),
+    "sym_batch_fourstep": (["B", 8192, 2], "four-step", {}),
+    "sym_batch_rfft_12000": (["B", 12000, 1], "real input as a 6000-point", dict(onesided=1)),
     "many_short": ([2048, 16, 2], "Stockham", {}),
     "opset17_axis_attr": ([2, 8, 2], "Stockham", dict(axis=1, opset=17)),
 }
-SYMS = {"sym_batch": {"B": 3}, "sym_batch_fourstep": {"B": 2}}
+SYMS = {"sym_batch": {"B": 3}, "sym_batch_fourstep": {"B": 2}, "sym_batch_rfft_12000": {"B": 2}}
 COMPILE_ONLY = {
-    "bf16_real_onesided": ([2, 720, 1], "Stockham", dict(onesided=1, dtype="bfloat16")),
+    "bf16_real_onesided": ([2, 720, 1], "real input", dict(onesided=1, dtype="bfloat16")),
     "bf16_bluestein4": ([2, 8191, 2], "Bluestein", dict(dtype="bfloat16")),
 }
 CASES = {name: (_model(s, **kw),) for name, (s, _, kw) in {**GRID, **COMPILE_ONLY}.items()}

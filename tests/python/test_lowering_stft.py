@@ -79,17 +79,22 @@ def _model(
 
 # name -> (model kwargs, the strategy in the plan's detail, symbol values)
 SPECS = {
-    "real_hann_const": (dict(xshape=[2, 64, 1], step=8, flen=16), "Stockham", {}),
-    "real_window_input": (dict(xshape=[3, 50, 1], step=5, flen=12, window="input"), "Stockham", {}),
-    "window_without_frame_length": (dict(xshape=[2, 70, 1], step=9, flen=24, give_flen=False), "Stockham", {}),
-    "no_window_twosided": (dict(xshape=[2, 40, 1], step=7, flen=10, window=None, onesided=0), "Stockham", {}),
+    "real_hann_const": (dict(xshape=[2, 64, 1], step=8, flen=16), "real input", {}),
+    "real_window_input": (dict(xshape=[3, 50, 1], step=5, flen=12, window="input"), "real input", {}),
+    "window_without_frame_length": (dict(xshape=[2, 70, 1], step=9, flen=24, give_flen=False), "real input", {}),
+    "no_window_twosided": (dict(xshape=[2, 40, 1], step=7, flen=10, window=None, onesided=0), "real input", {}),
+    "odd_frame_real": (dict(xshape=[2, 60, 1], step=5, flen=15), "Stockham FFT radices 3x5", {}),
     "complex_window": (dict(xshape=[2, 48, 2], step=4, flen=16, onesided=0), "Stockham", {}),
-    "whisper_400_160": (dict(xshape=[1, 16000, 1], step=160, flen=400), "Stockham FFT radices 4x4x5x5", {}),
+    "whisper_400_160": (
+        dict(xshape=[1, 16000, 1], step=160, flen=400),
+        "real input as a 200-point complex FFT (radices 4x2x5x5)",
+        {},
+    ),
     "prime_97_bluestein": (dict(xshape=[2, 500, 1], step=50, flen=97), "Bluestein", {}),
-    "long_frame_fourstep": (dict(xshape=[1, 20000, 1], step=4000, flen=8192), "four-step", {}),
-    "fp16": (dict(xshape=[2, 256, 1], step=32, flen=64, dtype="float16"), "Stockham", {}),
+    "long_frame_fourstep": (dict(xshape=[1, 20000, 1], step=1000, flen=16384), "four-step FFT 4 x 4096", {}),
+    "fp16": (dict(xshape=[2, 256, 1], step=32, flen=64, dtype="float16"), "real input", {}),
     "fp64_complex": (dict(xshape=[2, 60, 2], step=6, flen=20, onesided=0, dtype="float64"), "Stockham", {}),
-    "sym_batch": (dict(xshape=["B", 128, 1], step=16, flen=32), "Stockham", {"B": 3}),
+    "sym_batch": (dict(xshape=["B", 128, 1], step=16, flen=32), "real input", {"B": 3}),
 }
 CASES = {name: (_model(**kw),) for name, (kw, _, _) in SPECS.items()}
 NOT_LOWERED = {

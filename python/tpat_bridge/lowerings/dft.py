@@ -122,7 +122,12 @@ class DFTSelection(Selection):
         where = f"frame_step={self.step}, frames={self.frames}" if self.stft else f"axis={self.axis}"
         head = f"{op} ({flags}{where}, n={self.n}, "
         rad = lambda v: "x".join(str(r) for r in factors(v)) or "1"  # noqa: E731
-        if self.kind == "fft":
+        if self.kind == "rfft":
+            how = (
+                f"real input as a {self.m}-point complex FFT (radices {rad(self.m)}), {self.group} transform(s) x "
+                f"{self.threads} threads per block"
+            )
+        elif self.kind == "fft":
             how = f"Stockham FFT radices {rad(self.n)}, {self.group} transform(s) x {self.threads} threads per block"
         elif self.kind == "fourstep":
             how = f"four-step FFT {self.n1} x {self.n2} (radices {rad(self.n1)} | {rad(self.n2)}), 2 kernels"
@@ -169,10 +174,13 @@ def _good_size(k):
     return best
 
 
-def _plan(dtype, n, transforms, inner):
-    """The strategy's fields (kind, m, n1, n2, group, threads), or None (the direct sum)."""
+def _plan(dtype, n, transforms, inner, real=False):
+    """The strategy's fields (kind, m, n1, n2, group, threads), or None (no plan)."""
     cap = shared_points(dtype)
     mg = min(8, inner) if inner > 1 else 1  # columns: G adjacent ones per block keep loads coalesced
+    if real and n % 2 == 0 and n >= 4 and n // 2 <= cap and _smooth(n // 2):
+        g, tb = _pass_shape(n // 2, cap, transforms, mg)
+        return dict(kind="rfft", m=n // 2, group=g, threads=tb)
     if n <= cap and _smooth(n):
         g, tb = _pass_shape(n, cap, transforms, mg)
         return dict(kind="fft", m=n, group=g, threads=tb)
@@ -234,7 +242,7 @@ def select(n: NodeView) -> DFTSelection | Decline:
             return Decline(f"{inner} transforms per index before the axis")
         lead = xshape[:axis]
         transforms = math.prod(lead) * inner if all(isinstance(d, int) for d in lead) else None
-        plan = _plan(dtype, size, transforms, inner)
+        plan = _plan(dtype, size, transforms, inner, real=xshape[-1] == 1)
         if plan is None:
             return Decline(f"dft_length {size}: longer than the four-step FFT's {shared_points(dtype) * 4096} points")
     elif size > MAX_DIRECT_LENGTH:
@@ -300,7 +308,7 @@ def select_stft(n: NodeView) -> DFTSelection | Decline:
     k = flen // 2 + 1 if onesided else flen
     batch = xshape[0]
     transforms = batch * frames if isinstance(batch, int) else None
-    plan = _plan(dtype, flen, transforms, 1)
+    plan = _plan(dtype, flen, transforms, 1, real=xshape[-1] == 1)
     if plan is None:
         return Decline(f"frame_length {flen}: too long for the FFT kernels")
     wvals = None
@@ -433,6 +441,7 @@ class _Pass:
     load_gmajor: bool = True
     store_gmajor: bool = True
     declare: object = None  # declares the flat buffer views inside the kernel
+    raw_store: bool = False  # store(u, k, get): get(idx) -> (re, im) of any point of the transform
 
 
 def _pass_shape(n, cap, transforms=None, min_group=1):
@@ -533,7 +542,10 @@ def _pass_ir(ps: _Pass, acc, mode):
                     u = b64 * i64(G) + tirx.Cast("int64", g)
                     with T.If(tirx.all(e < i32(kpts), u < ps.total)):
                         with T.Then():
-                            ps.store(u, k, bre[g * i32(N) + k], bim[g * i32(N) + k])
+                            if ps.raw_store:
+                                ps.store(u, k, lambda idx, g=g: (bre[g * i32(N) + idx], bim[g * i32(N) + idx]))
+                            else:
+                                ps.store(u, k, bre[g * i32(N) + k], bim[g * i32(N) + k])
 
             th.each_thread(store)
     return ib.get()
@@ -772,6 +784,27 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
             gm,
             declare,
         )
+        kernels.append(_pass_ir(ps, acc, mode))
+    elif det.kind == "rfft":  # z_j = x_2j + i x_2j+1; X_k = E_k + exp(-+2 pi i k / n) O_k (E, O of z's FFT)
+        M = det.m
+
+        def load_pair(u, i):
+            i = tirx.Cast("int64", i)
+            re0, _, ok0 = signal(u, i * i64(2))
+            re1, _, ok1 = signal(u, i * i64(2) + i64(1))
+            return tirx.Select(ok0, re0, fa(0.0)), tirx.Select(ok1, re1, fa(0.0)), None
+
+        def store_r(u, k, get):
+            kk = k % tirx.const(M, "int32")
+            a, b = get(kk), get((tirx.const(M, "int32") - kk) % tirx.const(M, "int32"))
+            half = fa(0.5)
+            e = ((a[0] + b[0]) * half, (a[1] - b[1]) * half)
+            o = ((a[1] + b[1]) * half, (b[0] - a[0]) * half)
+            wo = _cmul(o, _turn(k, n, sign, acc))
+            emit_out(u, k, e[0] + wo[0], e[1] + wo[1], scale)
+
+        gm = det.stft or inner == 1
+        ps = _Pass(M, det.group, det.threads, total, load_pair, store_r, K, [("fft", sign)], gm, gm, declare, True)
         kernels.append(_pass_ir(ps, acc, mode))
     elif det.kind == "fourstep":
         kernels += _fourstep(
