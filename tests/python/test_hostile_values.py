@@ -48,6 +48,7 @@ SEED = int(os.environ.get("TPAT_FUZZ_SEED") or 11)
 LOWERING_TESTS = [
     "cumsum",
     "dft",
+    "stft",
     "gelu",
     "indexing",
     "layernorm",

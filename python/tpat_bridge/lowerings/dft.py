@@ -1,18 +1,41 @@
-"""TPAT's own TVM lowering of ONNX DFT (opset 17 and 20): a direct DFT as one TE reduction.
+"""TPAT's own TVM lowerings of ONNX DFT (opset 17 and 20) and STFT (opset 17): FFTs written with
+TVM's IR builder inside one `te.extern` stage (TVM generates the CUDA; `mode="cpu"` builds the same
+kernels with serial loops for LLVM).
 
-TVM 0.27's Relax frontend has no DFT converter (`frontend_import_failed`), and TensorRT 10
-rejects the op. This lowering is the definition, written as a TE compute that dlight schedules
-(and `tpat tune` can search):
+TVM 0.27's Relax frontend has no DFT or STFT converter (`frontend_import_failed`); TensorRT 10
+rejects both, TensorRT 11 / RTX take STFT only with a real float32 signal and constant frame_step
+and window. The input is seen as (outer, L, inner, c) around the signal axis (c = 1 real, 2
+complex), the output as (outer, K, inner, 2). STFT's (batch, frame) pairs are the transforms, each
+read from frame * frame_step on, times the window.
 
-    Y[..., k, :] = scale * sum_{j < min(n, L)} x[..., j, :] * exp(-+ 2 pi i (k j mod n) / n)
+The building block (`_pass_ir`) is one kernel whose thread block takes G transforms of length N in
+shared memory (float32 for 16-bit inputs, float64 for float64):
+  1. load, coalesced (along the signal when inner == 1, across G adjacent columns otherwise),
+     zero-padded / truncated to n = dft_length;
+  2. mixed-radix Stockham stages, one per factor R of N (4s first, then 2, 3, 5, 7, 11, 13; other
+     primes up to MAX_DIRECT_RADIX as a stage where a thread per point sums R terms): with Ns the
+     product of the earlier factors, butterfly j reads buf[j + r N/R], multiplies by w^r,
+     w = exp(-+2 pi i (j mod Ns) / (Ns R)) (one sin/cos, its powers by complex products), takes
+     the length-R DFT in registers (constant coefficients, 0 and +-1 folded) and writes
+     buf[(j / Ns) Ns R + j mod Ns + k Ns]. Each thread loads its butterflies' inputs into
+     registers, a barrier, then writes in place: one buffer, G N <= 6144 (float64: 3072);
+  3. store of the bins k < K (onesided: n / 2 + 1), times 1/n for inverse.
+Twiddle angles come from exact integers m / q and are taken in (-pi, pi], where CUDA's fast
+sin/cos (the plan compiles with --use_fast_math) are accurate to 2^-21.
 
-over the `axis` (any but the last, negative too), with n = dft_length (truncating or zero-padding
-the signal length L) or L. Real (last dim 1) and complex (last dim 2) input; onesided keeps
-k < n/2 + 1; inverse conjugates the twiddle and scales by 1/n. The angle is computed from the
-integer k * j mod n, so it stays exact for long signals; the sum is in float32 (float16 inputs are
-widened, the output rounded once). It is O(n) work per output element (no FFT): right for the
-short windows of time-series models, slower than torch.fft for long ones. dft_length and axis
-must be constants; inverse with onesided (not defined by ONNX Runtime) is declined.
+Strategies (`_plan`, recorded in describe()):
+  fft        n fits shared memory and has no prime factor above MAX_DIRECT_RADIX: one kernel;
+  fourstep   a longer such n = n1 n2: (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
+             into a workspace; (B) per row an n2-point FFT, bin k1 + n1 k2: two kernels;
+  bluestein  otherwise (a large prime factor): X_k = w_k sum_j (x_j w_j) conj(w_{k-j}),
+             w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m = the smallest
+             2^a 3^b 5^c >= 2n - 1; the FFT of the chirp is a plan constant computed in float64):
+             one kernel when m fits shared memory (FFT, product, inverse FFT), else four (two
+             four-step FFTs through two workspaces);
+  direct     only for a symbolic dim between the axis and the last one, n <= MAX_DIRECT_LENGTH:
+             the definition as a dlight-scheduled TE sum, O(n) per bin.
+dft_length and axis must be constants; inverse with onesided (not defined by ONNX Runtime) is
+declined.
 """
 
 from __future__ import annotations
@@ -20,34 +43,159 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from tvm import te, tirx
+from tvm.script.ir_builder import IRBuilder
+from tvm.script.ir_builder import tirx as T
 
+from .ir import Threads
 from .protocol import Decline, Lowering, NodeView, Selection
 
-DTYPES = ("float32", "float16")
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+SHARED_BYTES = 48 * 1024  # static shared memory of one block
+MAX_DIRECT_RADIX = 31  # a larger prime factor: Bluestein
+BUTTERFLY_RADICES = (4, 2, 3, 5, 7, 11, 13)  # in this order; other primes: a direct stage
+MAX_THREADS = 1024
+MAX_DIRECT_LENGTH = 4096  # the O(n) per bin sum (symbolic dims between axis and last) up to this n
+BLOCK_POINTS = 1024  # aim: about this many points per block when there are enough transforms
+MIN_BLOCKS = 264  # 2 per SM of an H100/H200: fewer transforms per block below that
+
+
+def _acc(dtype):
+    return "float64" if dtype == "float64" else "float32"
+
+
+def shared_points(dtype):
+    return SHARED_BYTES // (2 * (8 if dtype == "float64" else 4))
+
+
+def factors(n):
+    out = []
+    for r in BUTTERFLY_RADICES:
+        while n % r == 0:
+            out.append(r)
+            n //= r
+    p = 17
+    while n > 1 and p * p <= n:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 2
+    if n > 1:
+        out.append(n)
+    return out
 
 
 @dataclass(frozen=True)
 class DFTSelection(Selection):
     dtype: str
     axis: int  # the signal axis (normalized, never the last)
-    n: int  # dft_length
+    n: int  # dft_length (STFT: frame_length)
     length: int  # the signal's length on `axis`
     k: int  # output bins (n, or n // 2 + 1 when onesided)
     inverse: bool
     onesided: bool
     complex: bool  # the input's last dim is 2 (else 1: real)
     x_index: int
+    inner: int = 1  # product of the dims between the axis and the last (static)
+    kind: str = "direct"  # fft | fourstep | bluestein | bluestein4 | direct
+    m: int = 0  # the FFT's length: n, or Bluestein's convolution length
+    n1: int = 0  # four-step split m = n1 * n2
+    n2: int = 0
+    group: int = 1  # G: transforms per block (single-kernel kinds)
+    threads: int = 0
+    # STFT: transforms are (batch, frame) pairs
+    stft: bool = False
+    frames: int = 0
+    step: int = 0
+    window_index: int | None = None  # main's parameter of a runtime window
+    window: tuple | None = None  # a constant window's values (a plan constant)
+    wdtype: str = "float32"
+
+    @property
+    def workspaces(self) -> int:
+        return {"fourstep": 1, "bluestein4": 2}.get(self.kind, 0)
 
     def describe(self) -> str:
-        kind = ("inverse " if self.inverse else "") + ("onesided " if self.onesided else "")
-        return f"dft ({kind}axis={self.axis}, n={self.n}, direct sum)"
+        flags = ("inverse " if self.inverse else "") + ("onesided " if self.onesided else "")
+        op = "stft" if self.stft else "dft"
+        where = f"frame_step={self.step}, frames={self.frames}" if self.stft else f"axis={self.axis}"
+        head = f"{op} ({flags}{where}, n={self.n}, "
+        rad = lambda v: "x".join(str(r) for r in factors(v)) or "1"  # noqa: E731
+        if self.kind == "rfft":
+            how = (
+                f"real input as a {self.m}-point complex FFT (radices {rad(self.m)}), {self.group} transform(s) x "
+                f"{self.threads} threads per block"
+            )
+        elif self.kind == "fft":
+            how = f"Stockham FFT radices {rad(self.n)}, {self.group} transform(s) x {self.threads} threads per block"
+        elif self.kind == "fourstep":
+            how = f"four-step FFT {self.n1} x {self.n2} (radices {rad(self.n1)} | {rad(self.n2)}), 2 kernels"
+        elif self.kind == "bluestein":
+            how = f"Bluestein, {self.m}-point FFTs (radices {rad(self.m)}) in one kernel"
+        elif self.kind == "bluestein4":
+            how = f"Bluestein, {self.m}-point four-step FFTs {self.n1} x {self.n2}, 4 kernels"
+        else:
+            how = "direct sum: O(n) per bin"
+        return head + how + ")"
 
 
-def _const_int(op):
+def _const_int(op, what):
     if not op.is_const:
         return None
-    return op.scalar_int("DFT's axis / dft_length")
+    return op.scalar_int(what)
+
+
+def _smooth(n):
+    fs = factors(n)
+    return not fs or max(fs) <= MAX_DIRECT_RADIX
+
+
+def _split(m, cap):
+    """(n1, n2) with n1 * n2 = m, both smooth and fitting shared memory, n2 the largest <= 4096."""
+    for n2 in range(min(cap, 4096, m), 1, -1):
+        if m % n2 == 0 and m // n2 <= cap and _smooth(n2) and _smooth(m // n2):
+            return m // n2, n2
+    return None
+
+
+def _good_size(k):
+    """The smallest 2^a 3^b 5^c >= k."""
+    best, p2 = None, 1
+    while p2 < 2 * k:
+        p3 = p2
+        while p3 < 2 * k:
+            p5 = p3
+            while p5 < k:
+                p5 *= 5
+            best = p5 if best is None else min(best, p5)
+            p3 *= 3
+        p2 *= 2
+    return best
+
+
+def _plan(dtype, n, transforms, inner, real=False):
+    """The strategy's fields (kind, m, n1, n2, group, threads), or None (no plan)."""
+    cap = shared_points(dtype)
+    mg = min(8, inner) if inner > 1 else 1  # columns: G adjacent ones per block keep loads coalesced
+    if real and n % 2 == 0 and n >= 4 and n // 2 <= cap and _smooth(n // 2):
+        g, tb = _pass_shape(n // 2, cap, transforms, mg)
+        return dict(kind="rfft", m=n // 2, group=g, threads=tb)
+    if n <= cap and _smooth(n):
+        g, tb = _pass_shape(n, cap, transforms, mg)
+        return dict(kind="fft", m=n, group=g, threads=tb)
+    if _smooth(n):
+        sp = _split(n, cap)
+        if sp:
+            return dict(kind="fourstep", m=n, n1=sp[0], n2=sp[1])
+    m = _good_size(2 * n - 1)
+    if m <= cap:
+        g, tb = _pass_shape(m, cap, transforms, mg)
+        return dict(kind="bluestein", m=m, group=g, threads=tb)
+    sp = _split(m, cap)
+    if sp and m < 2**30:
+        return dict(kind="bluestein4", m=m, n1=sp[0], n2=sp[1])
+    return None
 
 
 def select(n: NodeView) -> DFTSelection | Decline:
@@ -63,7 +211,7 @@ def select(n: NodeView) -> DFTSelection | Decline:
     if n.opset(20) < 20:
         axis = int(n.attr("axis", 1))
     elif len(ops) > 2 and not ops[2].is_absent:
-        axis = _const_int(ops[2])
+        axis = _const_int(ops[2], "DFT's axis")
         if axis is None:
             return Decline("axis must be a constant scalar")
     else:
@@ -72,11 +220,11 @@ def select(n: NodeView) -> DFTSelection | Decline:
         return Decline(f"axis {axis} of a rank-{r} input")
     axis %= r
     length = xshape[axis]
-    if not isinstance(length, int):
-        return Decline("the signal axis must be static")
+    if not isinstance(length, int) or not 1 <= length < 2**31:
+        return Decline("the signal axis must be static (and below 2^31)")
     size = length
     if len(ops) > 1 and not ops[1].is_absent:
-        size = _const_int(ops[1])
+        size = _const_int(ops[1], "DFT's dft_length")
         if size is None:
             return Decline("dft_length must be a constant scalar")
     if not 1 <= size < 2**31:
@@ -85,6 +233,20 @@ def select(n: NodeView) -> DFTSelection | Decline:
     if inverse and onesided:
         return Decline("inverse with onesided")
     k = size // 2 + 1 if onesided else size
+    mid = xshape[axis + 1 : -1]
+    inner = 1
+    plan = None
+    if all(isinstance(d, int) for d in mid):
+        inner = math.prod(mid)
+        if not 1 <= inner < 2**31:
+            return Decline(f"{inner} transforms per index before the axis")
+        lead = xshape[:axis]
+        transforms = math.prod(lead) * inner if all(isinstance(d, int) for d in lead) else None
+        plan = _plan(dtype, size, transforms, inner, real=xshape[-1] == 1)
+        if plan is None:
+            return Decline(f"dft_length {size}: longer than the four-step FFT's {shared_points(dtype) * 4096} points")
+    elif size > MAX_DIRECT_LENGTH:
+        return Decline(f"a symbolic dim between the axis and the last one, and n = {size} > {MAX_DIRECT_LENGTH}")
     return DFTSelection(
         dtype=dtype,
         axis=axis,
@@ -95,12 +257,94 @@ def select(n: NodeView) -> DFTSelection | Decline:
         onesided=bool(onesided),
         complex=xshape[-1] == 2,
         x_index=ops[0].index,
+        inner=inner,
+        **(plan or {}),
     )
 
 
-def dft_te(x, det):
+def select_stft(n: NodeView) -> DFTSelection | Decline:
+    """STFT(signal [batch, L, 1|2], frame_step, window?, frame_length?) -> [batch, frames, K, 2]."""
+    ops = n.operands
+    if not ops or not ops[0].is_param:
+        return Decline("STFT needs a runtime signal")
+    xshape, dtype = ops[0].shape, ops[0].dtype
+    if dtype not in DTYPES or n.outputs[0]["dtype"] != dtype:
+        return Decline(f"dtype {dtype}")
+    if len(xshape) != 3 or xshape[-1] not in (1, 2):
+        return Decline("signal must be [batch, length, 1 or 2]")
+    length = xshape[1]
+    if not isinstance(length, int) or not 1 <= length < 2**31:
+        return Decline("the signal length must be static (and below 2^31)")
+    if len(ops) < 2 or not ops[1].is_const:
+        return Decline("frame_step must be a constant scalar")
+    step = ops[1].scalar_int("STFT's frame_step")
+    if not 1 <= step < 2**31:
+        return Decline(f"frame_step {step}")
+    win = ops[2] if len(ops) > 2 and not ops[2].is_absent else None
+    flen = None
+    if len(ops) > 3 and not ops[3].is_absent:
+        flen = _const_int(ops[3], "STFT's frame_length")
+        if flen is None:
+            return Decline("frame_length must be a constant scalar")
+    wlen = None
+    if win is not None:
+        if len(win.shape) != 1 or not isinstance(win.shape[0], int):
+            return Decline("window must be 1-D with a static length")
+        wlen = win.shape[0]
+        if win.dtype != dtype:
+            return Decline(f"window dtype {win.dtype}")
+    if flen is None:
+        flen = wlen
+    if flen is None:
+        return Decline("neither window nor frame_length gives the frame length")
+    if wlen is not None and wlen != flen:
+        return Decline(f"window length {wlen} != frame_length {flen}")
+    if not 1 <= flen <= length:
+        return Decline(f"frame_length {flen} for a signal of {length}")
+    onesided = int(n.attr("onesided", 1))
+    if onesided and xshape[-1] == 2:
+        return Decline("onesided with a complex signal")
+    frames = 1 + (length - flen) // step
+    k = flen // 2 + 1 if onesided else flen
+    batch = xshape[0]
+    transforms = batch * frames if isinstance(batch, int) else None
+    plan = _plan(dtype, flen, transforms, 1, real=xshape[-1] == 1)
+    if plan is None:
+        return Decline(f"frame_length {flen}: too long for the FFT kernels")
+    wvals = None
+    if win is not None and win.is_const:
+        wv = np.asarray(win.value, np.float64).reshape(-1)
+        if not np.all(np.isfinite(wv)):
+            return Decline("window has non-finite values")
+        wvals = tuple(float(v) for v in wv)
+    return DFTSelection(
+        dtype=dtype,
+        axis=1,
+        n=flen,
+        length=length,
+        k=k,
+        inverse=False,
+        onesided=bool(onesided),
+        complex=xshape[-1] == 2,
+        x_index=ops[0].index,
+        inner=1,
+        **plan,
+        stft=True,
+        frames=frames,
+        step=step,
+        window_index=win.index if win is not None and win.is_param else None,
+        window=wvals,
+        wdtype=dtype,
+    )
+
+
+# ---------------------------------------------------------------- the direct sum (fallback)
+
+
+def _direct_te(x, det):
     axis, n, dtype = det.axis, det.n, det.dtype
-    f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
+    acc = _acc(dtype)
+    fa = lambda v: tirx.const(v, acc)  # noqa: E731
     red = te.reduce_axis((0, min(n, det.length)), name="j")
     sign = 1.0 if det.inverse else -1.0
     shape = list(x.shape[:-1]) + [2]
@@ -108,33 +352,605 @@ def dft_te(x, det):
 
     def ld(*i):
         v = x(*i)
-        return v if dtype == "float32" else tirx.Cast("float32", v)
+        return v if dtype == acc else tirx.Cast(acc, v)
 
-    def acc(*i):
+    def acc_(*i):
         k, c = i[axis], i[-1]
         xi = list(i[:-1])
         xi[axis] = red
         re = ld(*xi, 0)
-        im = ld(*xi, 1) if det.complex else f32(0.0)
+        im = ld(*xi, 1) if det.complex else fa(0.0)
         kj = (tirx.Cast("int64", k) * tirx.Cast("int64", red)) % tirx.const(n, "int64")
-        ang = tirx.Cast("float32", kj) * f32(2.0 * math.pi / n)
-        cs, sn = tirx.cos(ang), tirx.sin(ang) * f32(sign)
-        # (re + i im)(cs + i sn)
+        ang = tirx.Cast(acc, kj) * fa(2.0 * math.pi / n)
+        cs, sn = tirx.cos(ang), tirx.sin(ang) * fa(sign)
         val = tirx.Select(c == 0, re * cs - im * sn, re * sn + im * cs)
         return te.sum(val, axis=red)
 
-    s = te.compute(shape, acc, name="tpat_dft_sum")
+    s = te.compute(shape, acc_, name="tpat_dft_sum")
     scale = 1.0 / n if det.inverse else 1.0
 
     def out(*i):
-        v = s(*i) * f32(scale) if scale != 1.0 else s(*i)
-        return v if dtype == "float32" else tirx.Cast(dtype, v)
+        v = s(*i) * fa(scale) if scale != 1.0 else s(*i)
+        return v if dtype == acc else tirx.Cast(dtype, v)
 
     return te.compute(shape, out, name="tpat_dft")
 
 
+# ---------------------------------------------------------------- the FFT kernel
+
+
+def _cmul(a, b):
+    return (a[0] * b[0] - a[1] * b[1], a[0] * b[1] + a[1] * b[0])
+
+
+def _scaled_sum(terms, acc):
+    """sum of c * v over (c, v) with Python float constants c: 0 dropped, +-1 without a multiply."""
+    out = None
+    for c, v in terms:
+        if abs(c) < 1e-15:
+            continue
+        if c in (1.0, -1.0):
+            t, neg = v, c < 0
+        else:
+            t, neg = tirx.const(c, acc) * v, False
+        if out is None:
+            out = tirx.const(0.0, acc) - t if neg else t
+        else:
+            out = out - t if neg else out + t
+    return out if out is not None else tirx.const(0.0, acc)
+
+
+def _dft_consts(R, sign):
+    """m -> (cos, sin) of sign * 2 pi m / R, exact where they are 0 or +-1."""
+    tab = {}
+    for m in range(R):
+        if (4 * m) % R == 0:  # a multiple of a quarter turn
+            c, s = [(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)][(4 * m // R) % 4]
+        else:
+            a = 2.0 * math.pi * m / R
+            c, s = math.cos(a), math.sin(a)
+        tab[m] = (c, sign * s)
+    return tab
+
+
+def _turn(m, q, sign, acc):
+    """(cos, sin) of sign * 2 pi m / q for an integer expression 0 <= m < q (q a Python int), the
+    angle taken in (-pi, pi] (where CUDA's fast sin/cos are accurate)."""
+    dt = str(m.ty)
+    mm = tirx.Select(m * tirx.const(2, dt) > tirx.const(q, dt), m - tirx.const(q, dt), m)
+    ang = tirx.Cast(acc, mm) * tirx.const(sign * 2.0 * math.pi / q, acc)
+    return tirx.cos(ang), tirx.sin(ang)
+
+
+@dataclass
+class _Pass:
+    """One kernel: blocks of `threads` threads, each `group` transforms of length n in shared memory.
+    load(u, i) -> (re, im, ok): point i (int32) of transform u (int64); steps: ("fft", sign) or
+    ("mul", fn(i, re, im) -> (re, im)); store(u, k, re, im): the stores of bin k < kout.
+    load_gmajor / store_gmajor: element order of the global accesses (True: a transform's points
+    adjacent; False: the group's transforms adjacent, for column accesses)."""
+
+    n: int
+    group: int
+    threads: int
+    total: object
+    load: object
+    store: object
+    kout: int
+    steps: list
+    load_gmajor: bool = True
+    store_gmajor: bool = True
+    declare: object = None  # declares the flat buffer views inside the kernel
+    raw_store: bool = False  # store(u, k, get): get(idx) -> (re, im) of any point of the transform
+
+
+def _pass_shape(n, cap, transforms=None, min_group=1):
+    g = max(1, min(max(1, cap // n), -(-BLOCK_POINTS // n)))
+    if isinstance(transforms, int):
+        g = min(g, max(1, transforms // MIN_BLOCKS))
+    g = max(g, min(min_group, max(1, cap // n)))
+    pts = g * n
+    threads = min(MAX_THREADS, max(32, -(-(-(-pts // 4)) // 32) * 32))
+    return g, threads
+
+
+def _pass_ir(ps: _Pass, acc, mode):
+    N, G, TB = ps.n, ps.group, ps.threads
+    gpu = mode == "gpu"
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    fa = lambda v: tirx.const(v, acc)  # noqa: E731
+    pts = G * N
+    rad = factors(N)
+    fft_steps = [st for st in ps.steps if st[0] == "fft"]
+    regs = -(-pts // TB)
+    if fft_steps:
+        for R in rad:
+            regs = max(regs, -(-(pts // R) // TB) * R)
+    nblocks = (ps.total + i64(G - 1)) // i64(G)
+    loc = "local" if gpu else "global"
+    with IRBuilder() as ib:
+        th = Threads(mode, tirx.Cast("int32", nblocks) if gpu else nblocks, TB)
+        with th as bx:
+            if ps.declare is not None:
+                ps.declare()
+            scope = "shared" if gpu else "global"
+            bre = T.decl_buffer([pts], acc, scope=scope)
+            bim = T.decl_buffer([pts], acc, scope=scope)
+            rshape = [regs] if gpu else [TB, regs]
+            rre = T.decl_buffer(rshape, acc, scope=loc)
+            rim = T.decl_buffer(rshape, acc, scope=loc)
+            b64 = tirx.Cast("int64", bx)
+
+            def R_(tx, i):
+                return [i] if gpu else [tirx.Cast("int32", tx), i]
+
+            def split(e, count, gmajor):
+                return (e // i32(count), e % i32(count)) if gmajor else (e % i32(G), e // i32(G))
+
+            def load(tx):
+                t32 = tirx.Cast("int32", tx)
+                with T.unroll(0, -(-pts // TB)) as p:
+                    e = p * i32(TB) + t32
+                    with T.If(e < i32(pts)):
+                        with T.Then():
+                            g, i = split(e, N, ps.load_gmajor)
+                            u = b64 * i64(G) + tirx.Cast("int64", g)
+                            re, im, ok = ps.load(u, i)
+                            ok = tirx.all(u < ps.total, ok) if ok is not None else u < ps.total
+                            T.buffer_store(bre, tirx.Select(ok, re, fa(0.0)), [g * i32(N) + i])
+                            T.buffer_store(bim, tirx.Select(ok, im, fa(0.0)), [g * i32(N) + i])
+
+            th.each_thread(load)
+            th.barrier()
+            for st in ps.steps:
+                if st[0] == "fft":
+                    _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, rad, st[1], acc)
+                else:
+                    fn = st[1]
+
+                    def mul(tx, fn=fn):  # into the registers, a barrier, back (like a stage)
+                        t32 = tirx.Cast("int32", tx)
+                        with T.unroll(0, -(-pts // TB)) as p:
+                            e = p * i32(TB) + t32
+                            with T.If(e < i32(pts)):
+                                with T.Then():
+                                    re, im = fn(e % i32(N), bre[e], bim[e])
+                                    T.buffer_store(rre, re, R_(tx, p))
+                                    T.buffer_store(rim, im, R_(tx, p))
+
+                    def put(tx):
+                        t32 = tirx.Cast("int32", tx)
+                        with T.unroll(0, -(-pts // TB)) as p:
+                            e = p * i32(TB) + t32
+                            with T.If(e < i32(pts)):
+                                with T.Then():
+                                    T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
+                                    T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
+
+                    th.each_thread(mul)
+                    th.barrier()
+                    th.each_thread(put)
+                    th.barrier()
+            kpts = G * ps.kout
+
+            def store(tx):
+                t32 = tirx.Cast("int32", tx)
+                with T.unroll(0, -(-kpts // TB)) as p:
+                    e = p * i32(TB) + t32
+                    g, k = split(e, ps.kout, ps.store_gmajor)
+                    u = b64 * i64(G) + tirx.Cast("int64", g)
+                    with T.If(tirx.all(e < i32(kpts), u < ps.total)):
+                        with T.Then():
+                            if ps.raw_store:
+                                ps.store(u, k, lambda idx, g=g: (bre[g * i32(N) + idx], bim[g * i32(N) + idx]))
+                            else:
+                                ps.store(u, k, bre[g * i32(N) + k], bim[g * i32(N) + k])
+
+            th.each_thread(store)
+    return ib.get()
+
+
+def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
+    """The Stockham stages of every length-N transform in the shared buffers (in place)."""
+    gpu = mode == "gpu"
+    loc = "local" if gpu else "global"
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    fa = lambda v: tirx.const(v, acc)  # noqa: E731
+    pts = G * N
+    Ns = 1
+    for R in radices:
+        nbf = pts // R  # butterflies of the block in this stage
+        span = N // R
+        per = -(-nbf // TB)
+        if R in BUTTERFLY_RADICES:
+
+            def gather(tx, R=R, nbf=nbf, span=span, per=per):
+                t32 = tirx.Cast("int32", tx)
+                with T.unroll(0, per) as p:
+                    b = p * i32(TB) + t32
+                    with T.If(b < i32(nbf)):
+                        with T.Then():
+                            base = (b // i32(span)) * i32(N) + b % i32(span)
+                            for r in range(R):
+                                T.buffer_store(rre, bre[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
+                                T.buffer_store(rim, bim[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
+
+            def butterfly(tx, R=R, nbf=nbf, span=span, per=per, Ns=Ns):
+                t32 = tirx.Cast("int32", tx)
+                consts = _dft_consts(R, sign)
+                with T.unroll(0, per) as p:
+                    b = p * i32(TB) + t32
+                    with T.If(b < i32(nbf)):
+                        with T.Then():
+                            g, j = b // i32(span), b % i32(span)
+                            s = j % i32(Ns) if Ns > 1 else i32(0)
+
+                            def ix(r, p=p, tx=tx):
+                                return R_(tx, p * i32(R) + i32(r))
+
+                            if Ns > 1:  # twiddles w^r, w = exp(sign 2 pi i s / (Ns R)); w^r by products
+                                tw = T.decl_buffer([2 * R], acc, scope=loc)
+                                w1 = _turn(s, Ns * R, sign, acc)
+                                T.buffer_store(tw, w1[0], [2])
+                                T.buffer_store(tw, w1[1], [3])
+                                for r in range(2, R):
+                                    nw = _cmul((tw[2 * r - 2], tw[2 * r - 1]), (tw[2], tw[3]))
+                                    T.buffer_store(tw, nw[0], [2 * r])
+                                    T.buffer_store(tw, nw[1], [2 * r + 1])
+                                for r in range(1, R):
+                                    v = _cmul((rre[tuple(ix(r))], rim[tuple(ix(r))]), (tw[2 * r], tw[2 * r + 1]))
+                                    T.buffer_store(tw, v[0], [0])  # slot 0 is free: re first
+                                    T.buffer_store(rim, v[1], ix(r))
+                                    T.buffer_store(rre, tw[0], ix(r))
+                            vals = [(rre[tuple(ix(r))], rim[tuple(ix(r))]) for r in range(R)]
+                            dst = g * i32(N) + (j // i32(Ns)) * i32(Ns * R) + s
+                            for kk in range(R):
+                                cs = [consts[(r * kk) % R] for r in range(R)]
+                                yre = _scaled_sum(
+                                    [(cs[r][0], vals[r][0]) for r in range(R)]
+                                    + [(-cs[r][1], vals[r][1]) for r in range(R)],
+                                    acc,
+                                )
+                                yim = _scaled_sum(
+                                    [(cs[r][1], vals[r][0]) for r in range(R)]
+                                    + [(cs[r][0], vals[r][1]) for r in range(R)],
+                                    acc,
+                                )
+                                T.buffer_store(bre, yre, [dst + i32(kk * Ns)])
+                                T.buffer_store(bim, yim, [dst + i32(kk * Ns)])
+
+            th.each_thread(gather)
+            th.barrier()
+            th.each_thread(butterfly)
+            th.barrier()
+        else:  # another prime factor: a thread per output point sums R terms
+            per_pt = -(-pts // TB)
+
+            def direct(tx, R=R, span=span, per_pt=per_pt, Ns=Ns):
+                t32 = tirx.Cast("int32", tx)
+                with T.unroll(0, per_pt) as p:
+                    e = p * i32(TB) + t32
+                    with T.If(e < i32(pts)):
+                        with T.Then():
+                            g, m = e // i32(N), e % i32(N)
+                            a, rest = m // i32(Ns * R), m % i32(Ns * R)
+                            kk, s = rest // i32(Ns), rest % i32(Ns)
+                            src = g * i32(N) + a * i32(Ns) + s
+                            ph = s + kk * i32(Ns)  # the angle of term r: r * ph / (Ns R) turns
+                            acc2 = T.decl_buffer([2], acc, scope=loc)
+                            T.buffer_store(acc2, fa(0.0), [0])
+                            T.buffer_store(acc2, fa(0.0), [1])
+                            with T.serial(0, R) as r:
+                                w = _turn((r * ph) % i32(Ns * R), Ns * R, sign, acc)
+                                y = _cmul((bre[src + r * i32(span)], bim[src + r * i32(span)]), w)
+                                T.buffer_store(acc2, acc2[0] + y[0], [0])
+                                T.buffer_store(acc2, acc2[1] + y[1], [1])
+                            T.buffer_store(rre, acc2[0], R_(tx, p))
+                            T.buffer_store(rim, acc2[1], R_(tx, p))
+
+            def put(tx, per_pt=per_pt):
+                t32 = tirx.Cast("int32", tx)
+                with T.unroll(0, per_pt) as p:
+                    e = p * i32(TB) + t32
+                    with T.If(e < i32(pts)):
+                        with T.Then():
+                            T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
+                            T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
+
+            th.each_thread(direct)
+            th.barrier()
+            th.each_thread(put)
+            th.barrier()
+        Ns *= R
+
+
+def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc, mode, declare):
+    """Two kernels for transforms of length n1 * n2 through a workspace `work` ([total, n1 n2, 2]):
+    (A) per column n2, an n1-point FFT of x[n1' n2 + n2'], times exp(sign 2 pi i n2 k1 / n);
+    (B) per row k1, an n2-point FFT; bin k1 + n1 k2. load(t, i) -> (re, im, ok) of the signal;
+    store(t, k, re, im) of bin k (only where kout_guard(k))."""
+    n = n1 * n2
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    ga, ta = _pass_shape(n1, cap, None, min_group=min(16, n2))
+    gb, tb_ = _pass_shape(n2, cap, None, min_group=min(8, n1))
+
+    def load_a(u, i):
+        t, c = u // i64(n2), u % i64(n2)
+        return load(t, tirx.Cast("int64", i) * i64(n2) + c)
+
+    def store_a(u, k1, re, im):
+        t, c = u // i64(n2), u % i64(n2)
+        w = _turn((c * tirx.Cast("int64", k1)) % i64(n), n, sign, acc)
+        y = _cmul((re, im), w)
+        a = ((t * i64(n1) + tirx.Cast("int64", k1)) * i64(n2) + c) * i64(2)
+        T.buffer_store(flat[wkey], y[0], [a])
+        T.buffer_store(flat[wkey], y[1], [a + i64(1)])
+
+    def load_b(u, i):
+        a = (u * i64(n2) + tirx.Cast("int64", i)) * i64(2)
+        return flat[wkey][a], flat[wkey][a + i64(1)], None
+
+    def store_b(u, k2, re, im):
+        t, k1 = u // i64(n1), u % i64(n1)
+        k = k1 + i64(n1) * tirx.Cast("int64", k2)
+        with T.If(kout_guard(k)):
+            with T.Then():
+                store(t, k, re, im)
+
+    pa = _Pass(n1, ga, ta, total * i64(n2), load_a, store_a, n1, [("fft", sign)], False, False, declare)
+    pb = _Pass(n2, gb, tb_, total * i64(n1), load_b, store_b, n2, [("fft", sign)], True, False, declare)
+    return [_pass_ir(pa, acc, mode), _pass_ir(pb, acc, mode)]
+
+
+def _fft_ir(det, outer, x, win, bhat, out, works, mode):
+    """Every kernel of the selection's plan (det.kind), as one statement."""
+    dtype, acc = det.dtype, _acc(det.dtype)
+    n, K, L, inner = det.n, det.k, det.length, det.inner
+    c_in = 2 if det.complex else 1
+    sign = 1.0 if det.inverse else -1.0
+    cap = shared_points(dtype)
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    fa = lambda v: tirx.const(v, acc)  # noqa: E731
+    cast = lambda v, dt=dtype: v if dt == acc else tirx.Cast(acc, v)  # noqa: E731
+    if det.stft:
+        total = outer * i64(det.frames)
+        xlen = outer * i64(L * c_in)
+    else:
+        total = outer * i64(inner)
+        xlen = outer * i64(L * inner * c_in)
+    olen = total * i64(K * 2)
+    flat = {}
+
+    def declare():  # flat views, declared inside every kernel's builder
+        flat["x"] = T.decl_buffer([xlen], dtype, data=x.data)
+        flat["o"] = T.decl_buffer([olen], dtype, data=out.data)
+        if win is not None:
+            flat["w"] = T.decl_buffer([n], det.wdtype, data=win.data)
+        if bhat is not None:
+            flat["b"] = T.decl_buffer([det.m * 2], acc, data=bhat.data)
+        for j, wk in enumerate(works):
+            flat[f"k{j}"] = T.decl_buffer([total * i64(det.m * 2)], acc, data=wk.data)
+
+    def signal(u, i):
+        """(re, im, ok) of point i (int32/int64) of transform u: zero past min(L, n)."""
+        i = tirx.Cast("int64", i)
+        ok = i < i64(min(L, n))
+        if det.stft:
+            o, f = u // i64(det.frames), u % i64(det.frames)
+            addr = (o * i64(L) + f * i64(det.step) + i) * i64(c_in)
+        else:
+            o, q = u // i64(inner), u % i64(inner)
+            addr = ((o * i64(L) + i) * i64(inner) + q) * i64(c_in)
+        addr = tirx.Select(ok, addr, i64(0))
+        xf = flat["x"]
+        re = cast(xf[addr])
+        im = cast(xf[addr + i64(1)]) if det.complex else fa(0.0)
+        if win is not None:
+            wv = cast(flat["w"][tirx.Select(ok, i, i64(0))], det.wdtype)
+            re, im = re * wv, (im * wv if det.complex else im)
+        return re, im, ok
+
+    def emit_out(u, k, re, im, scale):
+        k = tirx.Cast("int64", k)
+        if det.stft:
+            addr = (u * i64(K) + k) * i64(2)
+        else:
+            o, q = u // i64(inner), u % i64(inner)
+            addr = ((o * i64(K) + k) * i64(inner) + q) * i64(2)
+        for part, v in ((0, re), (1, im)):
+            v = v * fa(scale) if scale != 1.0 else v
+            T.buffer_store(flat["o"], v if acc == dtype else tirx.Cast(dtype, v), [addr + i64(part)])
+
+    def chirp(j):
+        """exp(sign pi i j^2 / n) = exp(sign 2 pi i (j^2 mod 2n) / 2n)."""
+        j = tirx.Cast("int64", j)
+        return _turn((j * j) % i64(2 * n), 2 * n, sign, acc)
+
+    scale = 1.0 / n if det.inverse else 1.0
+    kernels = []
+    if det.kind == "fft":
+        gm = det.stft or inner == 1
+        ps = _Pass(
+            n,
+            det.group,
+            det.threads,
+            total,
+            signal,
+            lambda u, k, re, im: emit_out(u, k, re, im, scale),
+            K,
+            [("fft", sign)],
+            gm,
+            gm,
+            declare,
+        )
+        kernels.append(_pass_ir(ps, acc, mode))
+    elif det.kind == "rfft":  # z_j = x_2j + i x_2j+1; X_k = E_k + exp(-+2 pi i k / n) O_k (E, O of z's FFT)
+        M = det.m
+
+        def load_pair(u, i):
+            i = tirx.Cast("int64", i)
+            re0, _, ok0 = signal(u, i * i64(2))
+            re1, _, ok1 = signal(u, i * i64(2) + i64(1))
+            return tirx.Select(ok0, re0, fa(0.0)), tirx.Select(ok1, re1, fa(0.0)), None
+
+        def store_r(u, k, get):
+            kk = k % tirx.const(M, "int32")
+            a, b = get(kk), get((tirx.const(M, "int32") - kk) % tirx.const(M, "int32"))
+            half = fa(0.5)
+            e = ((a[0] + b[0]) * half, (a[1] - b[1]) * half)
+            o = ((a[1] + b[1]) * half, (b[0] - a[0]) * half)
+            wo = _cmul(o, _turn(k, n, sign, acc))
+            emit_out(u, k, e[0] + wo[0], e[1] + wo[1], scale)
+
+        gm = det.stft or inner == 1
+        ps = _Pass(M, det.group, det.threads, total, load_pair, store_r, K, [("fft", sign)], gm, gm, declare, True)
+        kernels.append(_pass_ir(ps, acc, mode))
+    elif det.kind == "fourstep":
+        kernels += _fourstep(
+            det.n1,
+            det.n2,
+            cap,
+            total,
+            signal,
+            sign,
+            lambda t, k, re, im: emit_out(t, k, re, im, scale),
+            lambda k: k < i64(K),
+            flat,
+            "k0",
+            acc,
+            mode,
+            declare,
+        )
+    else:  # Bluestein: X_k = w_k sum_j (x_j w_j) conj(w_{k-j}), the convolution by an m-point FFT
+        m = det.m
+
+        def load_chirped(u, j):
+            re, im, ok = signal(u, j)
+            return (*_cmul((re, im), chirp(j)), ok)
+
+        def finish(u, k, re, im):
+            y = _cmul((re, im), chirp(k))
+            emit_out(u, k, y[0], y[1], scale / m)
+
+        def times_bhat(i, re, im):
+            b = flat["b"]
+            i = tirx.Cast("int64", i)
+            return _cmul((re, im), (b[i * i64(2)], b[i * i64(2) + i64(1)]))
+
+        if det.kind == "bluestein":
+            ps = _Pass(
+                m,
+                det.group,
+                det.threads,
+                total,
+                load_chirped,
+                finish,
+                K,
+                [("fft", -1.0), ("mul", times_bhat), ("fft", 1.0)],
+                True,
+                True,
+                declare,
+            )
+            kernels.append(_pass_ir(ps, acc, mode))
+        else:  # bluestein4: the m-point FFTs four-step: x -> k1 -> k0 (times bhat) -> k1 -> out
+
+            def to_k0(t, k, re, im):
+                y = times_bhat(k, re, im)
+                a = (t * i64(m) + tirx.Cast("int64", k)) * i64(2)
+                T.buffer_store(flat["k0"], y[0], [a])
+                T.buffer_store(flat["k0"], y[1], [a + i64(1)])
+
+            def from_k0(t, i):
+                a = (t * i64(m) + tirx.Cast("int64", i)) * i64(2)
+                return flat["k0"][a], flat["k0"][a + i64(1)], None
+
+            kernels += _fourstep(
+                det.n1,
+                det.n2,
+                cap,
+                total,
+                load_chirped,
+                -1.0,
+                to_k0,
+                lambda k: k >= i64(0),
+                flat,
+                "k1",
+                acc,
+                mode,
+                declare,
+            )
+            kernels += _fourstep(
+                det.n1, det.n2, cap, total, from_k0, 1.0, finish, lambda k: k < i64(K), flat, "k1", acc, mode, declare
+            )
+    return kernels[0] if len(kernels) == 1 else tirx.SeqStmt(kernels)
+
+
+def _bhat(det):
+    """FFT_m of the conjugate chirp conj(w_j), |j| < n, wrapped into m points (float64 numpy)."""
+    n, m = det.n, det.m
+    sign = 1.0 if det.inverse else -1.0
+    j = np.arange(n, dtype=np.int64)
+    w = np.exp(sign * 1j * np.pi * ((j * j) % (2 * n)) / n)
+    b = np.zeros(m, np.complex128)
+    b[:n] = np.conj(w)
+    b[m - n + 1 :] = np.conj(w[1:])[::-1]
+    f = np.fft.fft(b)
+    return np.stack([f.real, f.imag], -1).reshape(-1)
+
+
+def _fft_stage(det, mode):
+    acc = _acc(det.dtype)
+
+    def stage(xt, *extra):
+        if det.stft:
+            outer = xt.shape[0]
+            oshape = [outer, det.frames, det.k, 2]
+            total = outer * det.frames
+        else:
+            outer = tirx.const(1, "int64")
+            for d in xt.shape[: det.axis]:
+                outer = outer * d
+            oshape = list(xt.shape[:-1]) + [2]
+            oshape[det.axis] = det.k
+            total = outer * det.inner
+        shapes = [oshape] + [[total, det.m * 2]] * det.workspaces
+        has_win = det.stft and (det.window_index is not None or det.window is not None)
+        has_b = det.kind in ("bluestein", "bluestein4")
+
+        def body(ins, outs):
+            win = ins[1] if has_win else None
+            bh = ins[1 + has_win] if has_b else None
+            return _fft_ir(det, tirx.Cast("int64", outer), ins[0], win, bh, outs[0], list(outs[1:]), mode)
+
+        res = te.extern(
+            shapes,
+            [xt, *extra],
+            body,
+            dtype=[det.dtype] + [acc] * det.workspaces,
+            name="tpat_stft" if det.stft else "tpat_dft",
+        )
+        return res
+
+    return stage
+
+
 def emit(bb, params, det, mode="gpu"):
-    return bb.emit_te(lambda x: dft_te(x, det), params[det.x_index], primfunc_name_hint="tpat_dft")
+    from tvm import relax
+
+    name = "tpat_stft" if det.stft else "tpat_dft"
+    x = params[det.x_index]
+    if det.kind == "direct":
+        return bb.emit_te(lambda t: _direct_te(t, det), x, primfunc_name_hint=name)
+    extra = []
+    if det.stft and det.window_index is not None:
+        extra.append(params[det.window_index])
+    elif det.stft and det.window is not None:
+        extra.append(relax.const(np.asarray(det.window, dtype=det.wdtype), det.wdtype))
+    if det.kind in ("bluestein", "bluestein4"):
+        extra.append(relax.const(_bhat(det).astype(_acc(det.dtype)), _acc(det.dtype)))
+    out = bb.emit_te(_fft_stage(det, mode), x, *extra, primfunc_name_hint=name)
+    return bb.emit(relax.TupleGetItem(out, 0)) if det.workspaces else out
 
 
 class DFTLowering(Lowering):
@@ -148,4 +964,16 @@ class DFTLowering(Lowering):
         return emit(bb, params, sel, mode)
 
 
+class STFTLowering(Lowering):
+    name = "stft"
+    ops = ("STFT",)
+
+    def select(self, node):
+        return select_stft(node)
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return emit(bb, params, sel, mode)
+
+
 DFT = DFTLowering()
+STFT = STFTLowering()

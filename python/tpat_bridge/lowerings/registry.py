@@ -17,7 +17,7 @@ from tvm import relax
 from ..node import NodeInfo, narrowing_applies
 from .compress import COMPRESS
 from .cumsum import CUMSUM
-from .dft import DFT
+from .dft import DFT, STFT
 from .elementwise import GELU
 from .indexing import GATHER, GATHER_ELEMENTS, GATHER_ND, ONE_HOT
 from .ir import apply_schedule, main_params
@@ -40,6 +40,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     LAYER_NORM,
     RMS_NORM,
     DFT,
+    STFT,
     GATHER_ND,
     GATHER,
     GATHER_ELEMENTS,

@@ -406,6 +406,34 @@ def dft(r):
     return f, f"torch.fft.{kind}(dim={axis}) on float32, torch.view_as_real"
 
 
+def stft(r):
+    """ONNX STFT(signal [B, L, 1|2], frame_step, window?, frame_length?) as torch.stft with
+    center=False: [B, K, frames] transposed to ONNX's [B, frames, K, 2]."""
+    onesided = bool(int(r.attr("onesided", 1)))
+    step = int(r.const_list(1)[0])
+    flen_c = r.const_list(3)
+    torch = r.torch
+
+    def f(*ins):
+        a = r.args(ins)
+        x, w = a[0], (a[2] if len(a) > 2 else None)
+        n = int(flen_c[0]) if flen_c else int(w.shape[0])
+        xc = torch.view_as_complex(x.float().contiguous()) if x.shape[-1] == 2 else x[..., 0].float()
+        y = torch.stft(
+            xc,
+            n_fft=n,
+            hop_length=step,
+            win_length=n,
+            window=w.float() if w is not None else None,
+            center=False,
+            onesided=onesided,
+            return_complex=True,
+        )
+        return (torch.view_as_real(y.transpose(1, 2).contiguous()).to(x.dtype),)
+
+    return f, f"torch.stft(hop={step}, center=False, onesided={onesided}) on float32, transposed, torch.view_as_real"
+
+
 # --------------------------------------------------------------------------------------------
 # normalization, activation
 # --------------------------------------------------------------------------------------------
@@ -483,6 +511,7 @@ TORCH_REFS = {
     "TopK": top_k,
     "CumSum": cum_sum,
     "DFT": dft,
+    "STFT": stft,
     "LayerNormalization": layer_norm,
     "RMSNormalization": rms_norm,
     "Gelu": gelu,
