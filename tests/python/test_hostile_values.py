@@ -48,6 +48,7 @@ SEED = int(os.environ.get("TPAT_FUZZ_SEED") or 11)
 LOWERING_TESTS = [
     "cumsum",
     "dft",
+    "gather",
     "gelu",
     "indexing",
     "layernorm",
@@ -55,6 +56,7 @@ LOWERING_TESTS = [
     "rmsnorm",
     "topk",
     "nonzero",
+    "onehot",
     "compress",
     "unique",
 ]
