@@ -7,8 +7,9 @@ Runtime exactly. The grid covers: Gather on every axis (negative too), index ran
 and int64 indices, negative indices, slices that are not a multiple of the vector width, a constant
 (initializer) table, symbolic dims (int64 indexing), dtypes float32/16, int8, int64, bool;
 GatherND with batch_dims 0, 1 and 2, tuple lengths from 1 to the full rank, symbolic batch. A
-last test forces the blockIdx.y cap (65535 in the kernel) down to 2 so the loop over the rest of
-the slices runs on LLVM.
+test forces the blockIdx.y cap (65535 in the kernel) down to 2 so the loop over the rest of
+the slices runs on LLVM; another forces the block threshold of the 2- and 4-slices-per-thread
+form (loads staged in registers before the stores) down to 1.
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_gather.py
 """
@@ -177,3 +178,26 @@ def test_grid_y_cap_loops_over_the_rest(monkeypatch, workdir):
         assert re.search(r"for \(int yo = 0;", plan["cuda_source"]), "no loop over the capped grid"
         feeds = _feeds(case[0], case[1])
         assert_matches(run_llvm(built[name]["path"], feeds)[0], run_ort(case[0], feeds)[0], 0)
+
+
+@pytest.mark.parametrize("unroll", [2, 4])
+def test_slices_per_thread_stage_every_load_first(monkeypatch, workdir, unroll):
+    """Large outputs give a thread U = 2 or 4 slices, every load staged in registers before the
+    first store. With the block threshold forced to 1 the small cases take that path on LLVM."""
+    from tpat_bridge.lowerings import gather
+
+    monkeypatch.setattr(gather, "UNROLL_BLOCKS", 1)
+    # S slices divisible by TS * U: U = 4 where 4 divides, else 2
+    cases = {
+        2: {"u_gather_axis1": _gather([2, 6, 32], [4], 1), "u_nd_b1": _gathernd([2, 9, 16], [2, 8, 1], b=1)},
+        4: {"u_gather_rows": _gather([30, 64], [4, 8], 0), "u_nd_b2": _gathernd([2, 2, 9, 8], [2, 2, 16, 1], b=2)},
+    }[unroll]
+    built = plan_all({f"{k}_{unroll}": m for k, m in cases.items()}, workdir)
+    for name, model in cases.items():
+        plan = lowered_plan(
+            built[f"{name}_{unroll}"]["res"], model.graph.node[0].op_type.lower().replace("gathernd", "gather_nd")
+        )
+        assert f"{unroll} per thread" in plan["lowering_detail"], plan["lowering_detail"]
+        assert "stage" in plan["cuda_source"]
+        feeds = _feeds(model, {})
+        assert_matches(run_llvm(built[f"{name}_{unroll}"]["path"], feeds)[0], run_ort(model, feeds)[0], 0)

@@ -25,7 +25,7 @@ LLVM).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tvm import relax
 
@@ -39,6 +39,7 @@ MAX_THREADS = 256
 MIN_THREADS = 32
 TARGET_BLOCKS = 264  # two per SM of an H100 / H200 (132 SMs)
 GRID_Y = 65535
+UNROLL_BLOCKS = 2112  # two full waves of 256-thread blocks on 132 SMs (8 per SM): below that, U = 1
 INT32_LIMIT = 2**31 - 1
 
 
@@ -128,15 +129,26 @@ def wrap_clamp(raw: str, dim, s: Script, ind: str, var: str) -> list:
 
 
 def launch_shape(n_slices, n_vec, static: bool):
-    """(threads per block T, threads per slice TW, slices per block TS): TW covers a slice's
-    vectors (a power of two up to T); small static outputs get smaller blocks."""
+    """(threads per block T, threads per slice TW, slices per block TS, slices per thread U): TW
+    covers a slice's vectors (a power of two up to T); small static outputs get smaller blocks;
+    large static ones give a thread U = 2 or 4 slices whose loads are all issued before the
+    first store (more bytes in flight behind the dependent index load), when U divides evenly
+    and at least UNROLL_BLOCKS blocks remain."""
     t = MAX_THREADS
     if static:
         items = n_slices * pow2_ceil(n_vec) if n_vec < MAX_THREADS else n_slices * n_vec
         while t > MIN_THREADS and items < TARGET_BLOCKS * t:
             t //= 2
     tw = min(t, pow2_ceil(n_vec)) if isinstance(n_vec, int) else t
-    return t, tw, t // tw
+    ts = t // tw
+    u = 1
+    if static and n_vec % tw == 0:
+        blocks = (n_vec // tw) * -(-n_slices // ts)
+        for cand in (4, 2):
+            if n_slices % (ts * cand) == 0 and blocks // cand >= UNROLL_BLOCKS:
+                u = cand
+                break
+    return t, tw, ts, u
 
 
 def slice_copy_source(name, dtype, idx_dtype, ddims_in, qdims_in, odims_fn, s_terms, w_vec, offset_fn, mode, ity):
@@ -153,9 +165,9 @@ def slice_copy_source(name, dtype, idx_dtype, ddims_in, qdims_in, odims_fn, s_te
     W = IN if v == 1 else f"({IN} // {s.c(v)})"
     static = all_static(ddims_in, qdims_in)
     n_vec = numel(inner) // v if all(isinstance(x, int) for x in inner) else None
-    t, tw, ts = launch_shape(numel(n_sl) if static else None, n_vec if n_vec is not None else MAX_THREADS, static)
+    t, tw, ts, u = launch_shape(numel(n_sl) if static else None, n_vec if n_vec is not None else MAX_THREADS, static)
     if n_vec is None:
-        tw, ts = t, 1
+        tw, ts, u = t, 1, 1
     c = s.c
     lines = [
         "@T.prim_func(private=True)",
@@ -170,8 +182,8 @@ def slice_copy_source(name, dtype, idx_dtype, ddims_in, qdims_in, odims_fn, s_te
         f'    out_f = T.decl_buffer(({s.prod(odims)},), "{dtype}", data=out.data)',
     ]
     nx = f"({W} + {c(tw - 1)}) // {c(tw)}"
-    ny = f"({S} + {c(ts - 1)}) // {c(ts)}"
-    static_ny = (numel(n_sl) + ts - 1) // ts if static else None
+    ny = f"({S} + {c(ts * u - 1)}) // {c(ts * u)}"
+    static_ny = -(-numel(n_sl) // (ts * u)) if static else None
     loop_y = static_ny is None or static_ny > GRID_Y
     gy = f"T.min({ny}, {c(GRID_Y)})" if loop_y else ny
     if mode == "gpu":
@@ -195,15 +207,28 @@ def slice_copy_source(name, dtype, idx_dtype, ddims_in, qdims_in, odims_fn, s_te
         sy = "by"
     # expressions, not assignments: TVM keeps knowing they are non-negative (plain shifts and
     # divisions, no sign fix-ups)
-    sv = f"({sy} * {c(ts)} + tx // {c(tw)})" if ts > 1 else sy
     wv = f"(bx * {c(tw)} + tx % {c(tw)})" if tw > 1 else "bx"
-    lines.append(f"{ind}if {sv} < {S} and {wv} < {W}:")
-    ind += "    "
-    off_lines, src = offset_fn(sv, ddims, qdims, s, ind)
-    lines += off_lines
-    lines.append(f"{ind}for v in T.vectorized({c(v)}):")
-    lines.append(f"{ind}    out_f[({sv} * {W} + {wv}) * {c(v)} + v] = data_f[{src} + {wv} * {c(v)} + v]")
-    return "\n".join(lines) + "\n", (t, tw, ts)
+    if u == 1:
+        sv = f"({sy} * {c(ts)} + tx // {c(tw)})" if ts > 1 else sy
+        lines.append(f"{ind}if {sv} < {S} and {wv} < {W}:")
+        ind += "    "
+        off_lines, src = offset_fn(sv, ddims, qdims, s, ind)
+        lines += off_lines
+        lines.append(f"{ind}for v in T.vectorized({c(v)}):")
+        lines.append(f"{ind}    out_f[({sv} * {W} + {wv}) * {c(v)} + v] = data_f[{src} + {wv} * {c(v)} + v]")
+    else:
+        # U slices per thread, divisible (no guards): every load into registers, then the stores
+        sv = f"(({sy} * {c(u)} + u) * {c(ts)} + tx // {c(tw)})" if ts > 1 else f"({sy} * {c(u)} + u)"
+        lines.append(f'{ind}stage = T.alloc_buffer(({u * v},), "{dtype}", scope="local")')
+        lines.append(f"{ind}for u in T.unroll({u}):")
+        off_lines, src = offset_fn(sv, ddims, qdims, s, ind + "    ")
+        lines += off_lines
+        lines.append(f"{ind}    for v in T.vectorized({c(v)}):")
+        lines.append(f"{ind}        stage[u * {v} + v] = data_f[{src} + {wv} * {c(v)} + v]")
+        lines.append(f"{ind}for u in T.unroll({u}):")
+        lines.append(f"{ind}    for v in T.vectorized({c(v)}):")
+        lines.append(f"{ind}        out_f[({sv} * {W} + {wv}) * {c(v)} + v] = stage[u * {v} + v]")
+    return "\n".join(lines) + "\n", (t, tw, ts, u)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,6 +246,7 @@ class GatherSelection(Selection):
     k: int = 0  # GatherND tuple length
     vec: int = 1
     ity: str = "int64"
+    per_thread: int = 1  # slices per thread (U), set by `_with_launch`
 
     def describe(self) -> str:
         ib = "32" if self.ity == "int32" else "64"
@@ -228,7 +254,16 @@ class GatherSelection(Selection):
             what = f"gather (axis={self.axis}"
         else:
             what = f"gather_nd (batch_dims={self.b}, k={self.k}"
-        return f"{what}, slices as {self.vec}-element vectors, 2-D grid, int{ib} indexing, indices clamped)"
+        return (
+            f"{what}, slices as {self.vec}-element vectors, {self.per_thread} per thread, 2-D grid, "
+            f"int{ib} indexing, indices clamped)"
+        )
+
+
+def _with_launch(sel: GatherSelection) -> GatherSelection:
+    """The selection with the launch shape's slices per thread (for the plan's detail)."""
+    _, (_, _, _, u) = gather_source(sel)
+    return replace(sel, per_thread=u)
 
 
 def _index_type(*shapes) -> str:
@@ -259,14 +294,16 @@ def select_gather(n: NodeView) -> GatherSelection | Decline:
         return Decline("output dtype")
     axis %= r
     oshape = dshape[:axis] + qshape + dshape[axis + 1 :]
-    return GatherSelection(
-        op="Gather",
-        data=data,
-        indices=indices,
-        dtype=dtype,
-        axis=axis,
-        vec=vector_width(dtype, dshape[axis + 1 :]),
-        ity=_index_type(dshape, qshape, oshape),
+    return _with_launch(
+        GatherSelection(
+            op="Gather",
+            data=data,
+            indices=indices,
+            dtype=dtype,
+            axis=axis,
+            vec=vector_width(dtype, dshape[axis + 1 :]),
+            ity=_index_type(dshape, qshape, oshape),
+        )
     )
 
 
@@ -289,15 +326,17 @@ def select_gathernd(n: NodeView) -> GatherSelection | Decline:
     if not _out_dtype_ok(n, dtype):
         return Decline("output dtype")
     oshape = qshape[:-1] + dshape[b + k :]
-    return GatherSelection(
-        op="GatherND",
-        data=data,
-        indices=indices,
-        dtype=dtype,
-        b=b,
-        k=k,
-        vec=vector_width(dtype, dshape[b + k :]),
-        ity=_index_type(dshape, qshape, oshape),
+    return _with_launch(
+        GatherSelection(
+            op="GatherND",
+            data=data,
+            indices=indices,
+            dtype=dtype,
+            b=b,
+            k=k,
+            vec=vector_width(dtype, dshape[b + k :]),
+            ity=_index_type(dshape, qshape, oshape),
+        )
     )
 
 
