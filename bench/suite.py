@@ -237,6 +237,16 @@ def _gathers(s):
         check={"data": (4, 5, 6), "indices": (3, 2)},
     )
     s.case(
+        "gathernd_batch2",
+        "GatherND",
+        "batch_dims=2, 1-tuples, fp16: 512 rows of 256 B per (batch, head)",
+        [("data", "float16", (8, 16, 1024, 128)), ("indices", "int64", (8, 16, 512, 1))],
+        [("y", "float16")],
+        attrs={"batch_dims": 2},
+        traffic=ROWS,
+        check={"data": (2, 3, 7, 5), "indices": (2, 3, 4, 1)},
+    )
+    s.case(
         "gather_embedding_fp16",
         "Gather",
         "axis 0, an fp16 embedding table of 32000 x 4096, 2048 tokens",
@@ -255,6 +265,16 @@ def _gathers(s):
         attrs={"axis": 1},
         traffic=ROWS,
         check={"data": (2, 7, 3), "indices": (5,)},
+    )
+    s.case(
+        "gather_2d_indices",
+        "Gather",
+        "axis 1, 2-D indices (32 x 32) into 2048 slices of 1 KB, f32",
+        [("data", "float32", (16, 2048, 256)), ("indices", "int64", (32, 32))],
+        [("y", "float32")],
+        attrs={"axis": 1},
+        traffic=ROWS,
+        check={"data": (2, 7, 3), "indices": (2, 3)},
     )
     s.case(
         "gatherelements",

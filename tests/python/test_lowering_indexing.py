@@ -1,4 +1,5 @@
-"""TPAT's own GatherND and OneHot lowerings (python/tpat_bridge/lowerings/indexing.py), CPU only.
+"""TPAT's own GatherND and OneHot lowerings (python/tpat_bridge/lowerings/gather.py, onehot.py), CPU only.
+(The grids of attributes and dtypes are in test_lowering_gather.py and test_lowering_onehot.py.)
 
 Every case: the plan validates against the schema, names the lowering and launches exactly one
 kernel; its CUDA source compiles with nvcc -arch=sm_90; the TE compute built for LLVM matches

@@ -19,10 +19,12 @@ from .compress import COMPRESS
 from .cumsum import CUMSUM
 from .dft import DFT, STFT
 from .elementwise import GELU
-from .indexing import GATHER, GATHER_ELEMENTS, GATHER_ND, ONE_HOT
+from .gather import GATHER, GATHER_ND
+from .indexing import GATHER_ELEMENTS
 from .ir import apply_schedule, main_params
 from .layernorm import LAYER_NORM
 from .nonzero import NONZERO
+from .onehot import ONE_HOT
 from .protocol import BadValue, Decline, Lowering, NodeView, Selection, node_operands
 from .reduce import REDUCE
 from .resize import RESIZE

@@ -119,7 +119,7 @@ def _shape_items(exprs):
 # ONNX ops whose TVM 0.27 default legalization (topi scatter_nd / scatter_elements / gather_nd)
 # uses index data as an offset with no bounds check: an out-of-range index writes (scatter) or
 # reads (GatherND) outside its tensor. Only TPAT's own lowerings plan them (lowerings/scatter.py:
-# wraps negative indices and skips the rest; lowerings/indexing.py: the gathers wrap and clamp).
+# wraps negative indices and skips the rest; lowerings/gather.py and indexing.py: the gathers wrap and clamp).
 UNCHECKED_INDEX_OPS = {
     "ScatterND": "writes",
     "ScatterElements": "writes",
