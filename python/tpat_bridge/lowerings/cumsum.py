@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import tvm
 from tvm import relax, te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
@@ -45,6 +46,12 @@ COLUMN_BLOCK = 256
 COLUMN_THREADS = 132 * 2048
 MIN_CHUNK = 16
 CARRY_BATCH = 32  # loads in flight per thread in the scan of the chunk sums
+# Last axis, rows up to SEG_MAX_N: a segment of L lanes (L a power of two <= 32) per row, each lane
+# scanning up to SEG_PER elements in registers (up to 32 when L = 32), shuffles across the lanes.
+SEG_MAX_N = 1024
+SEG_PER = 8
+SEG_BLOCK = 256
+ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int32": 4, "int64": 8}
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,8 @@ class CumSumSelection(Selection):
     inner: int = 1  # product of the dims after the axis (column scan)
     chunks: int = 1  # column scan: chunks of the axis scanned in parallel (3 kernels when > 1)
     three_phase: bool = False  # last axis, many tiles: tile sums, their scan per row, tile scans
+    lanes: int = 0  # > 0: short rows, a segment of `lanes` lanes per row (`_seg_ir`)
+    vec: int = 1  # short rows: elements per vector load/store (rows split evenly over the lanes)
 
     def describe(self) -> str:
         flags = ", ".join(f for f, on in (("exclusive", self.exclusive), ("reverse", self.reverse)) if on)
@@ -74,6 +83,13 @@ class CumSumSelection(Selection):
             )
             return (
                 f"cumsum (axis {self.axis}, column scan, {self.inner} column(s) per outer index, {how}"
+                + (f", {flags}" if flags else "")
+                + ")"
+            )
+        if self.lanes:
+            return (
+                f"cumsum (last axis, {self.lanes} lane(s) per row x {self.per}, warp shuffles"
+                + (f", {self.vec}-wide vector loads" if self.vec > 1 else "")
                 + (f", {flags}" if flags else "")
                 + ")"
             )
@@ -134,6 +150,30 @@ def select(node: NodeView) -> CumSumSelection | Decline:
             axis=axis,
             inner=inner,
             chunks=chunks,
+        )
+    if n <= SEG_MAX_N:
+        lanes = 1
+        while lanes < 32 and lanes * SEG_PER < n:
+            lanes *= 2
+        per = -(-n // lanes)
+        vec = 1
+        if n == lanes * per:
+            while vec * 2 * ITEMSIZE[dtype] <= 16 and per % (vec * 2) == 0:
+                vec *= 2
+        return CumSumSelection(
+            dtype=dtype,
+            xshape=xshape,
+            n=n,
+            exclusive=exclusive,
+            reverse=reverse,
+            axis=axis,
+            threads=SEG_BLOCK,
+            per=per,
+            tiles=1,
+            parallel_tiles=False,
+            x_index=ops[0].index,
+            lanes=lanes,
+            vec=vec,
         )
     threads = 32
     while threads < MAX_THREADS and threads * MIN_PER_THREAD < n:
@@ -521,6 +561,140 @@ def _column_ir(det, outer, x, out, part, mode="gpu"):
     return tirx.SeqStmt([kernel(cols * i64(C), sums), kernel(cols, carries), kernel(cols * i64(C), rescan, True)])
 
 
+def _seg_ir(det, rows, x, out, mode="gpu"):
+    """Short rows (n <= SEG_MAX_N): a segment of L lanes (a power of two up to a warp) owns a row,
+    each lane `per` consecutive elements in registers (vector loads/stores of `vec` elements when
+    the row splits evenly): (1) each lane scans its elements serially; (2) the segment scans the
+    lane totals with warp shuffles of width L (log2(L) steps, no shared memory, no barrier) and
+    shifts them by one lane; (3) each lane adds that prefix and stores. A block of SEG_BLOCK
+    threads holds SEG_BLOCK / L rows. `reverse` scans the lane's elements and the lanes backwards
+    (shuffles down instead of up). CPU mode: serial loops over rows and lanes, the lane totals
+    scanned serially in place of the shuffles."""
+    n, L, per, vec, dtype = det.n, det.lanes, det.per, det.vec, det.dtype
+    acc = _acc_dtype(dtype)
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    zero = tirx.const(0, acc)
+    even = n == L * per  # every lane has `per` valid elements: no guards, vector access
+    gpu = mode == "gpu"
+
+    def views():
+        xf = T.decl_buffer([rows * i64(n)], dtype, data=x.data)
+        of = T.decl_buffer([rows * i64(n)], dtype, data=out.data)
+        return xf, of
+
+    def load(xf, raw, off, row, lane, ok):
+        """raw[off + e] = this lane's elements (zero where outside the row or past the rows)."""
+        base = row * i64(n) + tirx.Cast("int64", lane * i32(per))
+        with T.If(ok):
+            with T.Then():
+                if even:
+                    with T.unroll(0, per // vec) as j:
+                        with T.vectorized(0, vec) as v:
+                            T.buffer_store(raw, xf[base + tirx.Cast("int64", j * vec + v)], [off + j * vec + v])
+                else:
+                    with T.unroll(0, per) as e:
+                        with T.If(lane * i32(per) + e < i32(n)):
+                            with T.Then():
+                                T.buffer_store(raw, xf[base + tirx.Cast("int64", e)], [off + e])
+                            with T.Else():
+                                T.buffer_store(raw, tirx.const(0, dtype), [off + e])
+            with T.Else():
+                with T.unroll(0, per) as e:
+                    T.buffer_store(raw, tirx.const(0, dtype), [off + e])
+
+    def local_scan(raw, loc, off, tot, t):
+        """loc[off + e] = scan of the lane's elements in scan order; tot[t] = their total."""
+        T.buffer_store(tot, zero, [t])
+        with T.unroll(0, per) as q:
+            e = (i32(per - 1) - q) if det.reverse else q
+            v = raw[off + e]
+            v = tirx.Cast(acc, v) if acc != dtype else v
+            if det.exclusive:
+                T.buffer_store(loc, tot[t], [off + e])
+                T.buffer_store(tot, tot[t] + v, [t])
+            else:
+                T.buffer_store(tot, tot[t] + v, [t])
+                T.buffer_store(loc, tot[t], [off + e])
+
+    def store(of, raw, loc, off, row, lane, ok, pre):
+        base = row * i64(n) + tirx.Cast("int64", lane * i32(per))
+        with T.unroll(0, per) as e:
+            s = loc[off + e] + pre
+            T.buffer_store(raw, tirx.Cast(dtype, s) if acc != dtype else s, [off + e])
+        with T.If(ok):
+            with T.Then():
+                if even:
+                    with T.unroll(0, per // vec) as j:
+                        with T.vectorized(0, vec) as v:
+                            T.buffer_store(of, raw[off + j * vec + v], [base + tirx.Cast("int64", j * vec + v)])
+                else:
+                    with T.unroll(0, per) as e:
+                        with T.If(lane * i32(per) + e < i32(n)):
+                            with T.Then():
+                                T.buffer_store(of, raw[off + e], [base + tirx.Cast("int64", e)])
+
+    with IRBuilder() as ib:
+        if not gpu:
+            with T.serial(0, rows) as r:
+                xf, of = views()
+                raw = T.decl_buffer([L * per], dtype, scope="global")
+                loc = T.decl_buffer([L * per], acc, scope="global")
+                tot = T.decl_buffer([L], acc, scope="global")
+                pre = T.decl_buffer([L + 1], acc, scope="global")  # pre[L]: the running total
+                row = tirx.Cast("int64", r)
+                ok = row < rows
+                with T.serial(0, L) as lane:
+                    load(xf, raw, lane * i32(per), row, lane, ok)
+                    local_scan(raw, loc, lane * i32(per), tot, lane)
+                T.buffer_store(pre, zero, [L])
+                with T.serial(0, L) as q:  # exclusive scan of the lane totals in scan order
+                    k = (i32(L - 1) - q) if det.reverse else q
+                    T.buffer_store(pre, pre[L], [k])
+                    T.buffer_store(pre, pre[L] + tot[k], [L])
+                with T.serial(0, L) as lane:
+                    store(of, raw, loc, lane * i32(per), row, lane, ok, pre[lane])
+            return ib.get()
+        nb = (rows + i64(SEG_BLOCK // L - 1)) // i64(SEG_BLOCK // L)
+        th = Threads("gpu", nb, SEG_BLOCK)
+        with th as bx:
+            xf, of = views()
+            t32 = tirx.Cast("int32", th.tx)
+            lane = t32 % i32(L)
+            row = tirx.Cast("int64", bx) * i64(SEG_BLOCK // L) + tirx.Cast("int64", t32 // i32(L))
+            ok = row < rows
+            raw = T.decl_buffer([per], dtype, scope="local")
+            loc = T.decl_buffer([per], acc, scope="local")
+            tot = T.decl_buffer([2], acc, scope="local")  # [lane total -> inclusive scan, prefix]
+            load(xf, raw, i32(0), row, lane, ok)
+            local_scan(raw, loc, i32(0), tot, 0)
+            if L == 1:
+                T.buffer_store(tot, zero, [1])
+            else:
+                mask = tirx.const(0xFFFFFFFF, "uint32")  # every lane runs the shuffles
+                op = "tirx.tvm_warp_shuffle_down" if det.reverse else "tirx.tvm_warp_shuffle_up"
+
+                def shfl(v, d):
+                    return tvm.ir.Call(op, [mask, v, i32(d), i32(L), i32(32)], ret_ty=acc)
+
+                def has(d):  # the lane d places earlier in scan order is in the same segment
+                    return (lane + i32(d) < i32(L)) if det.reverse else (lane >= i32(d))
+
+                d = 1
+                while d < L:
+                    T.buffer_store(tot, shfl(tot[0], d), [1])
+                    with T.If(has(d)):
+                        with T.Then():
+                            T.buffer_store(tot, tot[0] + tot[1], [0])
+                    d *= 2
+                T.buffer_store(tot, shfl(tot[0], 1), [1])
+                with T.If(tirx.Not(has(1))):
+                    with T.Then():
+                        T.buffer_store(tot, zero, [1])
+            store(of, raw, loc, i32(0), row, lane, ok, tot[1])
+    return ib.get()
+
+
 def emit(bb, params, det, mode="gpu"):
     if det.axis != len(det.xshape) - 1:
 
@@ -552,6 +726,20 @@ def emit(bb, params, det, mode="gpu"):
             dtype=[det.dtype, _acc_dtype(det.dtype)],
             name="tpat_cumsum",
         )
+
+    if det.lanes:
+
+        def sstage(xt):
+            _, rows = lead_rows(xt)
+            return te.extern(
+                [xt.shape],
+                [xt],
+                lambda ins, outs: _seg_ir(det, rows, ins[0], outs[0], mode),
+                dtype=det.dtype,
+                name="tpat_cumsum",
+            )
+
+        return bb.emit_te(sstage, params[det.x_index], primfunc_name_hint="tpat_cumsum")
 
     if det.three_phase:
         both = bb.emit_te(stage3, params[det.x_index], primfunc_name_hint="tpat_cumsum")
