@@ -65,11 +65,15 @@ CASES = {
     "seg_len1_excl": (_model([4, 1], exclusive=1), {}, 0),
     "seg_int32_1024_rev": (_model([2, 1024], dtype="int32", reverse=1), {}, 0),
     "seg_rank1_ragged_rev_excl": (_model([77], reverse=1, exclusive=1), {}, 1e-4),
+    # long rows whose tiles are all full: 16-byte vector loads/stores in the block scan
+    "full_vec_fp16_rev_excl": (_model([2, 16384], dtype="float16", reverse=1, exclusive=1), {}, 0.5),
+    "full_vec_int64_one_tile": (_model([3, 2048], dtype="int64"), {}, 0),
+    "full_vec_excl_3phase": (_model([2, 36864], exclusive=1), {}, 1e-2),
     # three phases (more than 8 tiles of 4096 per row): tile sums, their scan, tile scans
     "long_rev_excl_3phase": (_model([3, 70001], exclusive=1, reverse=1), {}, 1e-2),
     "long_symbolic_3phase": (_model(["B", 36865]), {"B": 2}, 1e-2),
     "long_int64_3phase": (_model([2, 50000], dtype="int64", exclusive=1), {}, 0),
-    "long_fp16_3phase": (_model([1, 40000], dtype="float16", reverse=1), {}, 1.0),
+    "long_fp16_3phase": (_model([1, 80000], dtype="float16", reverse=1), {}, 1.0),
     # column scans (a non-last axis): chunks > 1 (3 kernels) or one thread per column
     "axis0_chunks": (_model([300, 4], axis=0), {}, 1e-4),
     "axis0_rev_excl": (_model([1000, 6], axis=0, reverse=1, exclusive=1), {}, 1e-3),
