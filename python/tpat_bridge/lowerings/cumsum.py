@@ -1,23 +1,19 @@
 """TPAT's own TVM lowering of ONNX CumSum along any axis.
 
-Non-last axis: `_column_ir` (a column scan, see there). Last axis, rows of more than
-MAX_PARALLEL_TILES tiles: three kernels (`_tile_sums_ir`: tile sums, their scan per row; then the
-tile scan below with the scanned sum as its carry). Otherwise one kernel, one pass:
+Non-last axis: `_column_ir` (a column scan, see there). Last axis, rows up to SEG_MAX_N (1024):
+`_seg_ir`, a segment of up to 32 lanes per row, registers and warp shuffles only. Longer rows:
+`_scan_ir`, a block scans a tile of T threads x E elements at a time (registers, warp shuffles, warp
+totals in shared memory); rows of 2 to MAX_PARALLEL_TILES tiles get a block per tile (which first
+sums the row before its tile); rows of more tiles take three kernels (`_tile_sums_ir`: tile sums,
+their scan per row; then the tile scan with the scanned sum as its carry).
 
 TVM 0.27 legalizes CumSum to a multi-kernel scan with host loops (4 kernels, int64 indexing).
-Here one thread block scans one row (rows are the leading dimensions, which may be symbolic),
-tile by tile (a tile = T threads x E elements, in shared memory; accumulator float32 for 16-bit
-floats, else the element type):
-
-  1. the tile is loaded coalesced (consecutive threads, consecutive elements);
-  2. each thread scans E consecutive elements of the tile;
-  3. the block scans the T thread totals (Hillis-Steele, log2(T) steps, double-buffered);
-  4. each thread adds the totals before it and the running total of earlier tiles; the tile is
-     stored coalesced.
+Accumulator: float32 for 16-bit floats, else the element type.
 
 `exclusive` and `reverse` are index mappings of the same scan. Everything is TIR written with
 TVM's IR builder inside a `te.extern` stage (like topi's scans), through TVM's normal pipeline
-and CUDA codegen; `mode="cpu"` runs the same IR with serial loops for the LLVM tests.
+and CUDA codegen; `mode="cpu"` runs the same IR with serial loops for the LLVM tests (the
+shuffles and shared-memory sums there are serial scans over the threads).
 The axis (a constant) must have a static length (and static dims after it when not the last).
 """
 

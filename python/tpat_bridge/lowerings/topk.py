@@ -14,6 +14,10 @@ first for largest=1, last for largest=0. Padding entries past the row's end get 
 real key. -0.0 and +0.0 are equal (ties by index). The output values are read back from X by
 index, bit for bit.
 
+K <= SMALL_K (32): `_small_k_ir`, one kernel with no sort at all: each thread keeps a sorted top-K
+of its strided elements in registers, warps merge their lanes' lists by shuffles (see there).
+Larger K:
+
   1. chunk sort: each row is cut into chunks of CH keys (CH = 4096, less for short rows); one
      thread block sorts a chunk in shared memory with a bitonic network (32 KB) and writes its
      first min(CH, K) keys;
