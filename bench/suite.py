@@ -689,6 +689,17 @@ def _selections(s):
         bound=COMPUTE,
         check={"x": (40, 5)},
     )
+    s.case(
+        "topk_k1_vocab_fp16",
+        "TopK",
+        "K=1 (greedy decoding) over a 50257-word vocabulary, fp16, 512 rows, largest",
+        [("x", "float16", (512, 50257))],
+        [("values", "float16"), ("indices", "int64")],
+        attrs={"axis": -1, "largest": 1, "sorted": 1},
+        inits=k(1),
+        traffic=vi,
+        check={"x": (3, 70)},
+    )
 
 
 def _scans(s):
@@ -732,6 +743,15 @@ def _scans(s):
         [("y", "float16")],
         inits=axis(-1),
         check={"x": (5, 16)},
+    )
+    s.case(
+        "cumsum_bf16_middle",
+        "CumSum",
+        "axis 1 (middle) of a 3-D bf16 tensor (32, 4096, 256)",
+        [("x", "bfloat16", (32, 4096, 256))],
+        [("y", "bfloat16")],
+        inits=axis(1),
+        check={"x": (2, 7, 3)},
     )
 
 

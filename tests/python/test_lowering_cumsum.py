@@ -3,7 +3,7 @@
 Every case: the plan validates against the schema, names the lowering and launches one kernel; its
 CUDA source compiles with nvcc -arch=sm_90; the same IR built for LLVM (serial loops for blocks
 and threads) matches ONNX Runtime. Cases: exclusive/reverse, rows shorter and longer than the
-block, rows of 1 to 10 tiles (one block per tile, one block looping over tiles), a length that
+block, short rows (a segment of lanes per row: lengths 1 to 1024, vector loads or ragged), rows of 1 to 10 tiles (one block per tile, one block looping over tiles), a length that
 does not divide, float32/float16/int32/int64, a symbolic leading dim, rank 1
 and 3; column scans on a leading, middle or negative axis (one thread per column, or chunks of
 the axis in 3 kernels), reverse/exclusive, symbolic outer dims. An out-of-range axis declines.
@@ -57,11 +57,23 @@ CASES = {
     "fp16": (_model([2, 700], dtype="float16"), {}, 5e-2),
     "int32": (_model([3, 5000], dtype="int32"), {}, 0),
     "int64_reverse": (_model([2, 2100], dtype="int64", reverse=1), {}, 0),
+    # short rows (<= 1024): a segment of lanes per row, warp shuffles; vector loads when even
+    "seg_fp16_vec_rev_excl": (_model([5, 128], dtype="float16", reverse=1, exclusive=1), {}, 5e-2),
+    "seg_f32_vec_ragged_rows": (_model([33, 128]), {}, 1e-4),
+    "seg_int64_excl": (_model([3, 64], dtype="int64", exclusive=1), {}, 0),
+    "seg_symbolic_rev": (_model(["B", 16], reverse=1), {"B": 19}, 1e-5),
+    "seg_len1_excl": (_model([4, 1], exclusive=1), {}, 0),
+    "seg_int32_1024_rev": (_model([2, 1024], dtype="int32", reverse=1), {}, 0),
+    "seg_rank1_ragged_rev_excl": (_model([77], reverse=1, exclusive=1), {}, 1e-4),
+    # long rows whose tiles are all full: 16-byte vector loads/stores in the block scan
+    "full_vec_fp16_rev_excl": (_model([2, 16384], dtype="float16", reverse=1, exclusive=1), {}, 0.5),
+    "full_vec_int64_one_tile": (_model([3, 2048], dtype="int64"), {}, 0),
+    "full_vec_excl_3phase": (_model([2, 36864], exclusive=1), {}, 1e-2),
     # three phases (more than 8 tiles of 4096 per row): tile sums, their scan, tile scans
     "long_rev_excl_3phase": (_model([3, 70001], exclusive=1, reverse=1), {}, 1e-2),
     "long_symbolic_3phase": (_model(["B", 36865]), {"B": 2}, 1e-2),
     "long_int64_3phase": (_model([2, 50000], dtype="int64", exclusive=1), {}, 0),
-    "long_fp16_3phase": (_model([1, 40000], dtype="float16", reverse=1), {}, 1.0),
+    "long_fp16_3phase": (_model([1, 80000], dtype="float16", reverse=1), {}, 1.0),
     # column scans (a non-last axis): chunks > 1 (3 kernels) or one thread per column
     "axis0_chunks": (_model([300, 4], axis=0), {}, 1e-4),
     "axis0_rev_excl": (_model([1000, 6], axis=0, reverse=1, exclusive=1), {}, 1e-3),
@@ -95,6 +107,10 @@ def test_plan_uses_tpat_lowering(built, name):
         assert len(launches(plan)) == 3 and "tile sums" in plan["lowering_detail"], plan["lowering_detail"]
     else:
         assert launches(plan) == ["tpat_cumsum_kernel"]
+        n = CASES[name][0].graph.input[0].type.tensor_type.shape.dim[-1].dim_value
+        assert ("lane(s) per row" in plan["lowering_detail"]) == (n <= 1024), plan["lowering_detail"]
+        if "vec" in name:
+            assert "vector loads" in plan["lowering_detail"], plan["lowering_detail"]
 
 
 @pytest.mark.parametrize("name", list(CASES))

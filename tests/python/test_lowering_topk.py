@@ -49,17 +49,26 @@ def _model(xshape, k, largest=1, dtype="float32", axis=-1):
 
 CASES = {
     # name: (model, {symbol: size}, merge levels)
-    "one_chunk_small": (_model([3, 37], 5), {}, 0),
+    "one_chunk_small": (_model([3, 37], 35), {}, 0),
     "one_chunk_smallest_rank3": (_model([2, 3, 1000], 300, largest=0), {}, 0),
     "k_above_chunk": (_model([4, 9000], 4100), {}, 2),
-    "small_k_two_chunks": (_model([2, 5000], 17), {}, 1),
+    "k33_two_chunks": (_model([2, 5000], 33), {}, 1),
     "k_equals_n": (_model([2, 130], 130, largest=0), {}, 0),
     "rank1": (_model([20000], 1000), {}, 3),
     "symbolic_rows": (_model(["B", 8200], 64), {"B": 3}, 2),
     "fp16": (_model([2, 6000], 2000, dtype="float16"), {}, 1),
     "int32_smallest": (_model([3, 5000], 100, largest=0, dtype="int32"), {}, 1),
+    # K <= 32: selection in registers (1, 2 or 8 warps per row), one kernel
+    "sel_k1": (_model([5, 1000], 1), {}, -1),
+    "sel_k8_smallest_ragged": (_model([33, 1023], 8, largest=0), {}, -1),
+    "sel_k32_two_warps": (_model([3, 4097], 32), {}, -1),
+    "sel_k16_eight_warps_fp16": (_model([2, 20000], 16, dtype="float16"), {}, -1),
+    "sel_k5_int32_symbolic": (_model(["B", 300], 5, dtype="int32"), {"B": 9}, -1),
+    "sel_k_eq_n": (_model([4, 7], 7, largest=0), {}, -1),
+    "sel_rank1_k3": (_model([100], 3), {}, -1),
+    "axis0_sel_k16_smallest": (_model([4096, 20], 16, largest=0, axis=0), {}, -1),
     # a non-last axis: transposed last, the outputs transposed back
-    "axis0": (_model([300, 4], 10, axis=0), {}, 0),
+    "axis0": (_model([300, 4], 40, axis=0), {}, 0),
     "axis_m2_rank3_smallest": (_model([2, 5000, 3], 40, largest=0, axis=-2), {}, 1),
     "axis1_symbolic_rows": (_model(["B", 64, 5], 64, axis=1), {"B": 2}, 0),
 }
@@ -89,6 +98,10 @@ def test_plan_uses_tpat_lowering(built, name):
         assert "moved last by a transpose" in plan["lowering_detail"]
         assert sum(1 for k in kernels if "transpose" in k) == 3, kernels
         kernels = [k for k in kernels if "transpose" not in k]
+    if levels < 0:  # K <= 32: one selection kernel
+        assert kernels == ["tpat_topk_select_kernel"], kernels
+        assert "selection in registers" in plan["lowering_detail"], plan["lowering_detail"]
+        return
     assert kernels[0].startswith("tpat_topk_sort") and len(kernels) == 1 + levels, kernels
     assert all(k.startswith("tpat_topk_merge") for k in kernels[1:])
 

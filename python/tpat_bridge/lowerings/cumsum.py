@@ -1,23 +1,19 @@
 """TPAT's own TVM lowering of ONNX CumSum along any axis.
 
-Non-last axis: `_column_ir` (a column scan, see there). Last axis, rows of more than
-MAX_PARALLEL_TILES tiles: three kernels (`_tile_sums_ir`: tile sums, their scan per row; then the
-tile scan below with the scanned sum as its carry). Otherwise one kernel, one pass:
+Non-last axis: `_column_ir` (a column scan, see there). Last axis, rows up to SEG_MAX_N (1024):
+`_seg_ir`, a segment of up to 32 lanes per row, registers and warp shuffles only. Longer rows:
+`_scan_ir`, a block scans a tile of T threads x E elements at a time (registers, warp shuffles, warp
+totals in shared memory); rows of 2 to MAX_PARALLEL_TILES tiles get a block per tile (which first
+sums the row before its tile); rows of more tiles take three kernels (`_tile_sums_ir`: tile sums,
+their scan per row; then the tile scan with the scanned sum as its carry).
 
 TVM 0.27 legalizes CumSum to a multi-kernel scan with host loops (4 kernels, int64 indexing).
-Here one thread block scans one row (rows are the leading dimensions, which may be symbolic),
-tile by tile (a tile = T threads x E elements, in shared memory; accumulator float32 for 16-bit
-floats, else the element type):
-
-  1. the tile is loaded coalesced (consecutive threads, consecutive elements);
-  2. each thread scans E consecutive elements of the tile;
-  3. the block scans the T thread totals (Hillis-Steele, log2(T) steps, double-buffered);
-  4. each thread adds the totals before it and the running total of earlier tiles; the tile is
-     stored coalesced.
+Accumulator: float32 for 16-bit floats, else the element type.
 
 `exclusive` and `reverse` are index mappings of the same scan. Everything is TIR written with
 TVM's IR builder inside a `te.extern` stage (like topi's scans), through TVM's normal pipeline
-and CUDA codegen; `mode="cpu"` runs the same IR with serial loops for the LLVM tests.
+and CUDA codegen; `mode="cpu"` runs the same IR with serial loops for the LLVM tests (the
+shuffles and shared-memory sums there are serial scans over the threads).
 The axis (a constant) must have a static length (and static dims after it when not the last).
 """
 
@@ -26,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import tvm
 from tvm import relax, te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
@@ -45,6 +42,12 @@ COLUMN_BLOCK = 256
 COLUMN_THREADS = 132 * 2048
 MIN_CHUNK = 16
 CARRY_BATCH = 32  # loads in flight per thread in the scan of the chunk sums
+# Last axis, rows up to SEG_MAX_N: a segment of L lanes (L a power of two <= 32) per row, each lane
+# scanning up to SEG_PER elements in registers (up to 32 when L = 32), shuffles across the lanes.
+SEG_MAX_N = 1024
+SEG_PER = 8
+SEG_BLOCK = 256
+ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int32": 4, "int64": 8}
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class CumSumSelection(Selection):
     inner: int = 1  # product of the dims after the axis (column scan)
     chunks: int = 1  # column scan: chunks of the axis scanned in parallel (3 kernels when > 1)
     three_phase: bool = False  # last axis, many tiles: tile sums, their scan per row, tile scans
+    lanes: int = 0  # > 0: short rows, a segment of `lanes` lanes per row (`_seg_ir`)
+    vec: int = 1  # short rows: elements per vector load/store (rows split evenly over the lanes)
 
     def describe(self) -> str:
         flags = ", ".join(f for f, on in (("exclusive", self.exclusive), ("reverse", self.reverse)) if on)
@@ -77,6 +82,13 @@ class CumSumSelection(Selection):
                 + (f", {flags}" if flags else "")
                 + ")"
             )
+        if self.lanes:
+            return (
+                f"cumsum (last axis, {self.lanes} lane(s) per row x {self.per}, warp shuffles"
+                + (f", {self.vec}-wide vector loads" if self.vec > 1 else "")
+                + (f", {flags}" if flags else "")
+                + ")"
+            )
         how = (
             "tile sums, their scan, one block per tile"
             if self.three_phase
@@ -86,6 +98,7 @@ class CumSumSelection(Selection):
         )
         return (
             f"cumsum (last axis, {self.threads} threads x {self.per}, {self.tiles} tile(s) per row, {how}"
+            + (f", {self.vec}-wide vector loads" if self.vec > 1 else "")
             + (f", {flags}" if flags else "")
             + ")"
         )
@@ -135,11 +148,36 @@ def select(node: NodeView) -> CumSumSelection | Decline:
             inner=inner,
             chunks=chunks,
         )
+    if n <= SEG_MAX_N:
+        lanes = 1
+        while lanes < 32 and lanes * SEG_PER < n:
+            lanes *= 2
+        per = -(-n // lanes)
+        vec = 1
+        if n == lanes * per:
+            while vec * 2 * ITEMSIZE[dtype] <= 16 and per % (vec * 2) == 0:
+                vec *= 2
+        return CumSumSelection(
+            dtype=dtype,
+            xshape=xshape,
+            n=n,
+            exclusive=exclusive,
+            reverse=reverse,
+            axis=axis,
+            threads=SEG_BLOCK,
+            per=per,
+            tiles=1,
+            parallel_tiles=False,
+            x_index=ops[0].index,
+            lanes=lanes,
+            vec=vec,
+        )
+    per = max(MIN_PER_THREAD, 16 // ITEMSIZE[dtype])  # 16-byte vectors (two for 64-bit types)
     threads = 32
-    while threads < MAX_THREADS and threads * MIN_PER_THREAD < n:
+    while threads < MAX_THREADS and threads * per < n:
         threads *= 2
-    per = MIN_PER_THREAD
     tiles = -(-n // (threads * per))
+    vec = min(per, 16 // ITEMSIZE[dtype]) if n % (threads * per) == 0 else 1
     return CumSumSelection(
         dtype=dtype,
         xshape=xshape,
@@ -153,6 +191,7 @@ def select(node: NodeView) -> CumSumSelection | Decline:
         parallel_tiles=tiles > 1,
         three_phase=tiles > MAX_PARALLEL_TILES,
         x_index=ops[0].index,
+        vec=vec,
     )
 
 
@@ -251,149 +290,196 @@ def _tile_sums_ir(det, rows, lead, x, part, mode="gpu"):
 
 
 def _scan_ir(det, rows, lead, x, out, mode="gpu", part=None):
+    """Rows longer than SEG_MAX_N: a block of T threads scans a tile of T x E positions at a time,
+    thread t owning E consecutive elements of the tile in registers (16-byte vector loads/stores
+    when every tile is full): (1) each thread scans its elements; (2) each warp scans the thread
+    totals by shuffles, its last lane (in scan order) puts the warp total in shared memory
+    (double-buffered by tile parity: one barrier per tile); (3) every thread adds the warp totals
+    before its warp (at most 32 broadcast reads), the thread prefix and the carry (earlier tiles),
+    and stores. The carry of a block's first tile: 0 (a block per row), the sum of the row before
+    the tile (a block per tile: each thread sums its elements of the earlier tiles, then a shuffle
+    + shared block sum), or the
+    scanned tile sums of the three-phase kernels. `reverse`: the tiles, warps, lanes and each
+    thread's elements are taken backwards. CPU mode: serial loops over blocks and threads, the
+    thread totals scanned serially in place of shuffles and shared memory."""
     n, tb, per, tiles, dtype = det.n, det.threads, det.per, det.tiles, det.dtype
-    tile = tb * per
+    te_ = tb * per  # positions per tile
+    nw = tb // 32
     acc = _acc_dtype(dtype)
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
     zero = tirx.const(0, acc)
-    steps = int(np.log2(tb))
-    fin = steps % 2
     gpu = mode == "gpu"
-    scope = "shared" if gpu else "global"
     par = det.parallel_tiles
-    with IRBuilder() as ib:
-        th = Threads(mode, rows * tiles if par else rows, tb)
-        with th as bx:
-            if par:
-                b64 = tirx.Cast("int64", bx)
-                if det.three_phase and gpu:  # last blocks first: their tiles were read last (L2)
-                    b64 = rows * tirx.const(tiles, "int64") - tirx.const(1, "int64") - b64
-                row = b64 // tirx.const(tiles, "int64")
-                my_tile = tirx.Cast("int32", b64 % tirx.const(tiles, "int64"))
-                b_flat = b64
+    vec = det.vec
+    full = vec > 1  # every tile full and 16-byte aligned: vector access, no guards
+
+    def cvt(v):
+        return tirx.Cast(acc, v) if acc != dtype else v
+
+    def ebase(tt):
+        """First element (int32, negative for a reverse partial tile) of tile tt."""
+        return (i32(n) - (tt + i32(1)) * i32(te_)) if det.reverse else tt * i32(te_)
+
+    def load(xf, raw, off, rbase, e0):
+        if full:
+            with T.unroll(0, per // vec) as j:
+                with T.vectorized(0, vec) as v:
+                    T.buffer_store(raw, xf[rbase + tirx.Cast("int64", e0 + j * vec + v)], [off + j * vec + v])
+            return
+        with T.unroll(0, per) as e:
+            with T.If(tirx.And(e0 + e >= i32(0), e0 + e < i32(n))):
+                with T.Then():
+                    T.buffer_store(raw, xf[rbase + tirx.Cast("int64", e0 + e)], [off + e])
+                with T.Else():
+                    T.buffer_store(raw, tirx.const(0, dtype), [off + e])
+
+    def local_scan(raw, loc, off, tot, ti):
+        T.buffer_store(tot, zero, [ti])
+        with T.unroll(0, per) as q:
+            e = (i32(per - 1) - q) if det.reverse else q
+            v = cvt(raw[off + e])
+            if det.exclusive:
+                T.buffer_store(loc, tot[ti], [off + e])
+                T.buffer_store(tot, tot[ti] + v, [ti])
             else:
-                row = tirx.Cast("int64", bx)
-            lead_idx = unravel(row, lead)
-            buf = T.decl_buffer([tile], acc, scope=scope)  # the tile, in scan order
-            tot = T.decl_buffer([2, tb], acc, scope=scope)  # thread totals, double-buffered
-            carry = T.decl_buffer([1], acc, scope="local" if gpu else "global")  # rows before
-            run = T.decl_buffer([1] if gpu else [tb], acc, scope="local" if gpu else "global")
-            cur = T.decl_buffer([1] if gpu else [tb], acc, scope="local" if gpu else "global")
+                T.buffer_store(tot, tot[ti] + v, [ti])
+                T.buffer_store(loc, tot[ti], [off + e])
 
-            def R(tx):
-                return [0] if gpu else [tirx.Cast("int32", tx)]
+    def store(of, raw, loc, off, rbase, e0, pre):
+        with T.unroll(0, per) as e:
+            s = loc[off + e] + pre
+            T.buffer_store(raw, tirx.Cast(dtype, s) if acc != dtype else s, [off + e])
+        if full:
+            with T.unroll(0, per // vec) as j:
+                with T.vectorized(0, vec) as v:
+                    T.buffer_store(of, raw[off + j * vec + v], [rbase + tirx.Cast("int64", e0 + j * vec + v)])
+            return
+        with T.unroll(0, per) as e:
+            with T.If(tirx.And(e0 + e >= i32(0), e0 + e < i32(n))):
+                with T.Then():
+                    T.buffer_store(of, raw[off + e], [rbase + tirx.Cast("int64", e0 + e)])
 
-            def elem(p):
-                """Element index (int64) of scan position p."""
-                return tirx.Cast("int64", (i32(n - 1) - p) if det.reverse else p)
+    def views():
+        xf = T.decl_buffer([rows * i64(n)], dtype, data=x.data)
+        of = T.decl_buffer([rows * i64(n)], dtype, data=out.data)
+        pf = T.decl_buffer([rows * i64(tiles)], acc, data=part.data) if det.three_phase else None
+        return xf, of, pf
 
-            T.buffer_store(carry, zero, [0])
+    def block_of(bx):
+        """(row (int64), this block's tile (int32) or None, flat block index)."""
+        if not par:
+            return tirx.Cast("int64", bx), None, None
+        b64 = tirx.Cast("int64", bx)
+        if det.three_phase and gpu:  # last blocks first: their tiles were read last (L2)
+            b64 = rows * i64(tiles) - i64(1) - b64
+        return b64 // i64(tiles), tirx.Cast("int32", b64 % i64(tiles)), b64
 
-            def block_scan_totals():
-                """Inclusive Hillis-Steele scan of tot[0, :] into tot[fin, :] (barriers inside)."""
-                for s_ in range(steps):
-                    src, dst, d = s_ % 2, (s_ + 1) % 2, 1 << s_
+    with IRBuilder() as ib:
+        nblocks = rows * i64(tiles) if par else rows
+        if not gpu:
+            with T.serial(0, nblocks) as b:
+                xf, of, pf = views()
+                raw = T.decl_buffer([te_], dtype, scope="global")
+                loc = T.decl_buffer([te_], acc, scope="global")
+                tot = T.decl_buffer([tb], acc, scope="global")
+                pre = T.decl_buffer([tb + 1], acc, scope="global")  # pre[T]: the tile total
+                carry = T.decl_buffer([1], acc, scope="global")
+                row, my_tile, bflat = block_of(b)
+                rbase = row * i64(n)
+                T.buffer_store(carry, zero, [0])
+                if det.three_phase:
+                    T.buffer_store(carry, pf[bflat], [0])
+                elif par:
+                    with T.serial(0, tb) as t:
+                        with T.serial(0, my_tile) as q:
+                            load(xf, raw, t * i32(per), rbase, ebase(q) + t * i32(per))
+                            with T.serial(0, per) as e:
+                                T.buffer_store(carry, carry[0] + cvt(raw[t * i32(per) + e]), [0])
+                with T.serial(0, 1 if par else tiles) as tl:
+                    tt = my_tile if par else tl
+                    with T.serial(0, tb) as t:
+                        load(xf, raw, t * i32(per), rbase, ebase(tt) + t * i32(per))
+                        local_scan(raw, loc, t * i32(per), tot, t)
+                    T.buffer_store(pre, zero, [tb])
+                    with T.serial(0, tb) as q:  # exclusive scan of the thread totals in scan order
+                        k = (i32(tb - 1) - q) if det.reverse else q
+                        T.buffer_store(pre, pre[tb], [k])
+                        T.buffer_store(pre, pre[tb] + tot[k], [tb])
+                    with T.serial(0, tb) as t:
+                        store(of, raw, loc, t * i32(per), rbase, ebase(tt) + t * i32(per), pre[t] + carry[0])
+                    T.buffer_store(carry, carry[0] + pre[tb], [0])
+            return ib.get()
+        th = Threads("gpu", nblocks, tb)
+        with th as bx:
+            xf, of, pf = views()
+            t = tirx.Cast("int32", th.tx)
+            lane, w = t % i32(32), t // i32(32)
+            row, my_tile, bflat = block_of(bx)
+            rbase = row * i64(n)
+            raw = T.decl_buffer([per], dtype, scope="local")
+            loc = T.decl_buffer([per], acc, scope="local")
+            s = T.decl_buffer([5], acc, scope="local")  # [thread scan, shuffled, carry, before, total]
+            wt = T.decl_buffer([2 * nw], acc, scope="shared")  # warp totals, by tile parity
+            mask = tirx.const(0xFFFFFFFF, "uint32")
 
-                    def block_step(tx, src=src, dst=dst, d=d):
-                        t32 = tirx.Cast("int32", tx)
-                        with T.If(t32 >= i32(d)):
-                            with T.Then():
-                                T.buffer_store(tot, tot[src, t32] + tot[src, t32 - i32(d)], [dst, t32])
-                            with T.Else():
-                                T.buffer_store(tot, tot[src, t32], [dst, t32])
+            def shfl(op, v, d, width=32):
+                return tvm.ir.Call(op, [mask, v, d, i32(width), i32(32)], ret_ty=acc)
 
-                    th.each_thread(block_step)
-                    th.barrier()
+            def warps_sum(k, par_off, before):
+                """s[k] = sum of wt[par_off + j] over the warps j before this one in scan order
+                (before) or over all warps."""
+                T.buffer_store(s, zero, [k])
+                with T.unroll(0, nw) as j:
+                    v = wt[par_off + j]
+                    if before:
+                        cond = (j > w) if det.reverse else (j < w)
+                        v = tirx.Select(cond, v, zero)
+                    T.buffer_store(s, s[k] + v, [k])
 
-            if par and det.three_phase:  # the carry: the scanned tile sums
-                pf = T.decl_buffer([rows * tirx.const(tiles, "int64")], acc, data=part.data)
-                if gpu:
-                    th.each_thread(lambda tx: T.buffer_store(carry, pf[b_flat], [0]))
-                else:
-                    T.buffer_store(carry, pf[b_flat], [0])
-            elif par:
-                # the sum of the row before this block's tile: coalesced partial sums, block scan
-                def before_tile(tx):
-                    t32 = tirx.Cast("int32", tx)
-                    T.buffer_store(run, zero, R(tx))
-                    with T.serial(0, my_tile * i32(per)) as q:
-                        v = x[tuple(lead_idx + [elem(q * i32(tb) + t32)])]
-                        v = tirx.Cast(acc, v) if acc != dtype else v
-                        T.buffer_store(run, run[tuple(R(tx))] + v, R(tx))
-                    T.buffer_store(tot, run[tuple(R(tx))], [0, t32])
-
-                th.each_thread(before_tile)
-                th.barrier()
-                block_scan_totals()
-                if gpu:
-                    th.each_thread(lambda tx: T.buffer_store(carry, tot[fin, tb - 1], [0]))
-                else:
-                    T.buffer_store(carry, tot[fin, tb - 1], [0])
-                th.barrier()
-            with T.serial(0, 1 if par else tiles) as tloop:
-                tt = my_tile if par else tloop
-                base = tt * i32(tile)
-
-                def load(tx):  # coalesced: consecutive threads, consecutive positions
-                    t32 = tirx.Cast("int32", tx)
-                    with T.unroll(0, per) as q:
-                        p = base + q * i32(tb) + t32
-                        v = x[tuple(lead_idx + [elem(p)])]
-                        v = tirx.Cast(acc, v) if acc != dtype else v
-                        with T.If(p < i32(n)):
-                            with T.Then():
-                                T.buffer_store(buf, v, [q * i32(tb) + t32])
-                            with T.Else():
-                                T.buffer_store(buf, zero, [q * i32(tb) + t32])
-
-                th.each_thread(load)
-                th.barrier()
-
-                def local_scan(tx):  # each thread scans `per` consecutive positions
-                    t32 = tirx.Cast("int32", tx)
-                    T.buffer_store(run, zero, R(tx))
+            T.buffer_store(s, zero, [2])
+            if det.three_phase:
+                T.buffer_store(s, pf[bflat], [2])
+            elif par:  # the sum of the row before this tile: partial sums, warp + shared reduction
+                with T.serial(0, my_tile) as q:  # this thread's elements of the earlier tiles
+                    load(xf, raw, 0, rbase, ebase(q) + t * i32(per))
                     with T.unroll(0, per) as e:
-                        k = t32 * i32(per) + e
-                        v = buf[k]
-                        if det.exclusive:  # buf[k] gets the sum before it: keep v in `cur`
-                            T.buffer_store(cur, v, R(tx))
-                            T.buffer_store(buf, run[tuple(R(tx))], [k])
-                            T.buffer_store(run, run[tuple(R(tx))] + cur[tuple(R(tx))], R(tx))
-                        else:
-                            T.buffer_store(run, run[tuple(R(tx))] + v, R(tx))
-                            T.buffer_store(buf, run[tuple(R(tx))], [k])
-                    T.buffer_store(tot, run[tuple(R(tx))], [0, t32])
-
-                th.each_thread(local_scan)
+                        T.buffer_store(s, s[2] + cvt(raw[e]), [2])
+                for d in (16, 8, 4, 2, 1):
+                    T.buffer_store(s, s[2] + shfl("tirx.tvm_warp_shuffle_down", s[2], i32(d)), [2])
+                with T.If(lane == i32(0)):
+                    with T.Then():
+                        T.buffer_store(wt, s[2], [nw + w])  # parity 1: tile parity 0 comes first
                 th.barrier()
-                block_scan_totals()
-
-                def add_prefix(tx):
-                    t32 = tirx.Cast("int32", tx)
-                    before = tirx.Select(t32 > i32(0), tot[fin, tirx.max(t32 - i32(1), i32(0))], zero)
-                    with T.unroll(0, per) as e:
-                        k = t32 * i32(per) + e
-                        T.buffer_store(buf, buf[k] + before + carry[0], [k])
-
-                th.each_thread(add_prefix)
+                warps_sum(2, nw, False)
+            with T.serial(0, 1 if par else tiles) as tl:
+                tt = my_tile if par else tl
+                po = (tl % i32(2)) * i32(nw)
+                e0 = ebase(tt) + t * i32(per)
+                load(xf, raw, 0, rbase, e0)
+                local_scan(raw, loc, 0, s, 0)
+                up = not det.reverse
+                op = "tirx.tvm_warp_shuffle_up" if up else "tirx.tvm_warp_shuffle_down"
+                d = 1
+                while d < 32:
+                    T.buffer_store(s, shfl(op, s[0], i32(d)), [1])
+                    with T.If((lane >= i32(d)) if up else (lane + i32(d) < i32(32))):
+                        with T.Then():
+                            T.buffer_store(s, s[0] + s[1], [0])
+                    d *= 2
+                with T.If(lane == (i32(31) if up else i32(0))):
+                    with T.Then():
+                        T.buffer_store(wt, s[0], [po + w])
+                T.buffer_store(s, shfl(op, s[0], i32(1)), [1])
+                with T.If(lane == (i32(0) if up else i32(31))):
+                    with T.Then():
+                        T.buffer_store(s, zero, [1])
                 th.barrier()
-
-                def store(tx):  # coalesced again
-                    t32 = tirx.Cast("int32", tx)
-                    with T.unroll(0, per) as q:
-                        p = base + q * i32(tb) + t32
-                        with T.If(p < i32(n)):
-                            with T.Then():
-                                v = buf[q * i32(tb) + t32]
-                                v = tirx.Cast(dtype, v) if acc != dtype else v
-                                T.buffer_store(out, v, lead_idx + [elem(p)])
-                    if gpu:  # every thread keeps the same running total of the tiles so far
-                        T.buffer_store(carry, carry[0] + tot[fin, tb - 1], [0])
-
-                th.each_thread(store)
-                if not gpu:
-                    T.buffer_store(carry, carry[0] + tot[fin, tb - 1], [0])
-                th.barrier()
+                warps_sum(3, po, True)
+                store(of, raw, loc, 0, rbase, e0, s[2] + s[3] + s[1])
+                if not par:
+                    warps_sum(4, po, False)
+                    T.buffer_store(s, s[2] + s[4], [2])
     return ib.get()
 
 
@@ -521,6 +607,140 @@ def _column_ir(det, outer, x, out, part, mode="gpu"):
     return tirx.SeqStmt([kernel(cols * i64(C), sums), kernel(cols, carries), kernel(cols * i64(C), rescan, True)])
 
 
+def _seg_ir(det, rows, x, out, mode="gpu"):
+    """Short rows (n <= SEG_MAX_N): a segment of L lanes (a power of two up to a warp) owns a row,
+    each lane `per` consecutive elements in registers (vector loads/stores of `vec` elements when
+    the row splits evenly): (1) each lane scans its elements serially; (2) the segment scans the
+    lane totals with warp shuffles of width L (log2(L) steps, no shared memory, no barrier) and
+    shifts them by one lane; (3) each lane adds that prefix and stores. A block of SEG_BLOCK
+    threads holds SEG_BLOCK / L rows. `reverse` scans the lane's elements and the lanes backwards
+    (shuffles down instead of up). CPU mode: serial loops over rows and lanes, the lane totals
+    scanned serially in place of the shuffles."""
+    n, L, per, vec, dtype = det.n, det.lanes, det.per, det.vec, det.dtype
+    acc = _acc_dtype(dtype)
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    zero = tirx.const(0, acc)
+    even = n == L * per  # every lane has `per` valid elements: no guards, vector access
+    gpu = mode == "gpu"
+
+    def views():
+        xf = T.decl_buffer([rows * i64(n)], dtype, data=x.data)
+        of = T.decl_buffer([rows * i64(n)], dtype, data=out.data)
+        return xf, of
+
+    def load(xf, raw, off, row, lane, ok):
+        """raw[off + e] = this lane's elements (zero where outside the row or past the rows)."""
+        base = row * i64(n) + tirx.Cast("int64", lane * i32(per))
+        with T.If(ok):
+            with T.Then():
+                if even:
+                    with T.unroll(0, per // vec) as j:
+                        with T.vectorized(0, vec) as v:
+                            T.buffer_store(raw, xf[base + tirx.Cast("int64", j * vec + v)], [off + j * vec + v])
+                else:
+                    with T.unroll(0, per) as e:
+                        with T.If(lane * i32(per) + e < i32(n)):
+                            with T.Then():
+                                T.buffer_store(raw, xf[base + tirx.Cast("int64", e)], [off + e])
+                            with T.Else():
+                                T.buffer_store(raw, tirx.const(0, dtype), [off + e])
+            with T.Else():
+                with T.unroll(0, per) as e:
+                    T.buffer_store(raw, tirx.const(0, dtype), [off + e])
+
+    def local_scan(raw, loc, off, tot, t):
+        """loc[off + e] = scan of the lane's elements in scan order; tot[t] = their total."""
+        T.buffer_store(tot, zero, [t])
+        with T.unroll(0, per) as q:
+            e = (i32(per - 1) - q) if det.reverse else q
+            v = raw[off + e]
+            v = tirx.Cast(acc, v) if acc != dtype else v
+            if det.exclusive:
+                T.buffer_store(loc, tot[t], [off + e])
+                T.buffer_store(tot, tot[t] + v, [t])
+            else:
+                T.buffer_store(tot, tot[t] + v, [t])
+                T.buffer_store(loc, tot[t], [off + e])
+
+    def store(of, raw, loc, off, row, lane, ok, pre):
+        base = row * i64(n) + tirx.Cast("int64", lane * i32(per))
+        with T.unroll(0, per) as e:
+            s = loc[off + e] + pre
+            T.buffer_store(raw, tirx.Cast(dtype, s) if acc != dtype else s, [off + e])
+        with T.If(ok):
+            with T.Then():
+                if even:
+                    with T.unroll(0, per // vec) as j:
+                        with T.vectorized(0, vec) as v:
+                            T.buffer_store(of, raw[off + j * vec + v], [base + tirx.Cast("int64", j * vec + v)])
+                else:
+                    with T.unroll(0, per) as e:
+                        with T.If(lane * i32(per) + e < i32(n)):
+                            with T.Then():
+                                T.buffer_store(of, raw[off + e], [base + tirx.Cast("int64", e)])
+
+    with IRBuilder() as ib:
+        if not gpu:
+            with T.serial(0, rows) as r:
+                xf, of = views()
+                raw = T.decl_buffer([L * per], dtype, scope="global")
+                loc = T.decl_buffer([L * per], acc, scope="global")
+                tot = T.decl_buffer([L], acc, scope="global")
+                pre = T.decl_buffer([L + 1], acc, scope="global")  # pre[L]: the running total
+                row = tirx.Cast("int64", r)
+                ok = row < rows
+                with T.serial(0, L) as lane:
+                    load(xf, raw, lane * i32(per), row, lane, ok)
+                    local_scan(raw, loc, lane * i32(per), tot, lane)
+                T.buffer_store(pre, zero, [L])
+                with T.serial(0, L) as q:  # exclusive scan of the lane totals in scan order
+                    k = (i32(L - 1) - q) if det.reverse else q
+                    T.buffer_store(pre, pre[L], [k])
+                    T.buffer_store(pre, pre[L] + tot[k], [L])
+                with T.serial(0, L) as lane:
+                    store(of, raw, loc, lane * i32(per), row, lane, ok, pre[lane])
+            return ib.get()
+        nb = (rows + i64(SEG_BLOCK // L - 1)) // i64(SEG_BLOCK // L)
+        th = Threads("gpu", nb, SEG_BLOCK)
+        with th as bx:
+            xf, of = views()
+            t32 = tirx.Cast("int32", th.tx)
+            lane = t32 % i32(L)
+            row = tirx.Cast("int64", bx) * i64(SEG_BLOCK // L) + tirx.Cast("int64", t32 // i32(L))
+            ok = row < rows
+            raw = T.decl_buffer([per], dtype, scope="local")
+            loc = T.decl_buffer([per], acc, scope="local")
+            tot = T.decl_buffer([2], acc, scope="local")  # [lane total -> inclusive scan, prefix]
+            load(xf, raw, i32(0), row, lane, ok)
+            local_scan(raw, loc, i32(0), tot, 0)
+            if L == 1:
+                T.buffer_store(tot, zero, [1])
+            else:
+                mask = tirx.const(0xFFFFFFFF, "uint32")  # every lane runs the shuffles
+                op = "tirx.tvm_warp_shuffle_down" if det.reverse else "tirx.tvm_warp_shuffle_up"
+
+                def shfl(v, d):
+                    return tvm.ir.Call(op, [mask, v, i32(d), i32(L), i32(32)], ret_ty=acc)
+
+                def has(d):  # the lane d places earlier in scan order is in the same segment
+                    return (lane + i32(d) < i32(L)) if det.reverse else (lane >= i32(d))
+
+                d = 1
+                while d < L:
+                    T.buffer_store(tot, shfl(tot[0], d), [1])
+                    with T.If(has(d)):
+                        with T.Then():
+                            T.buffer_store(tot, tot[0] + tot[1], [0])
+                    d *= 2
+                T.buffer_store(tot, shfl(tot[0], 1), [1])
+                with T.If(tirx.Not(has(1))):
+                    with T.Then():
+                        T.buffer_store(tot, zero, [1])
+            store(of, raw, loc, i32(0), row, lane, ok, tot[1])
+    return ib.get()
+
+
 def emit(bb, params, det, mode="gpu"):
     if det.axis != len(det.xshape) - 1:
 
@@ -552,6 +772,20 @@ def emit(bb, params, det, mode="gpu"):
             dtype=[det.dtype, _acc_dtype(det.dtype)],
             name="tpat_cumsum",
         )
+
+    if det.lanes:
+
+        def sstage(xt):
+            _, rows = lead_rows(xt)
+            return te.extern(
+                [xt.shape],
+                [xt],
+                lambda ins, outs: _seg_ir(det, rows, ins[0], outs[0], mode),
+                dtype=det.dtype,
+                name="tpat_cumsum",
+            )
+
+        return bb.emit_te(sstage, params[det.x_index], primfunc_name_hint="tpat_cumsum")
 
     if det.three_phase:
         both = bb.emit_te(stage3, params[det.x_index], primfunc_name_hint="tpat_cumsum")

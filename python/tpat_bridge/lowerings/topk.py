@@ -14,6 +14,10 @@ first for largest=1, last for largest=0. Padding entries past the row's end get 
 real key. -0.0 and +0.0 are equal (ties by index). The output values are read back from X by
 index, bit for bit.
 
+K <= SMALL_K (32): `_small_k_ir`, one kernel with no sort at all: each thread keeps a sorted top-K
+of its strided elements in registers, warps merge their lanes' lists by shuffles (see there).
+Larger K:
+
   1. chunk sort: each row is cut into chunks of CH keys (CH = 4096, less for short rows); one
      thread block sorts a chunk in shared memory with a bitonic network (32 KB) and writes its
      first min(CH, K) keys;
@@ -34,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import tvm
 from tvm import relax, te, tirx, topi
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
@@ -45,6 +50,12 @@ from .protocol import Decline, Lowering, NodeView, Selection
 DTYPES = dtypes.sizes(*dtypes.FLOATS, "int32")
 MAX_THREADS = 1024
 MERGE_THREADS = 256
+# K up to SMALL_K: selection in registers (`_small_k_ir`), blocks of SMALL_BLOCK threads, up to
+# 8 warps per row (one per SMALL_PER elements), SMALL_LOADS loads in flight per thread.
+SMALL_K = 32
+SMALL_BLOCK = 256
+SMALL_PER = 64
+SMALL_LOADS = 8
 
 
 def _pow2ceil(n: int) -> int:
@@ -65,9 +76,15 @@ class TopKSelection(Selection):
     chunks: int  # lists at merge level 0 (a power of two)
     x_index: int
     axis: int = -1  # normalized; not the last: X is transposed to put it last, the outputs back
+    warps: int = 0  # > 0: K <= SMALL_K, selection in registers by `warps` warps per row
 
     def describe(self) -> str:
         moved = f"axis {self.axis} moved last by a transpose, " if self.axis != len(self.xshape) - 1 else ""
+        if self.warps:
+            return (
+                f"topk ({moved}K={self.k}, {'largest' if self.largest else 'smallest'}, selection in registers, "
+                f"{self.warps} warp(s) per row, warp-shuffle merge)"
+            )
         return (
             f"topk ({moved}K={self.k}, {'largest' if self.largest else 'smallest'}, chunks of {self.ch}, "
             f"{self.chunks} chunk(s), {int(np.log2(self.chunks))} merge level(s))"
@@ -102,6 +119,11 @@ def select(node: NodeView) -> TopKSelection | Decline:
     largest = int(node.attr("largest", 1))
     ch = min(4096, _pow2ceil(max(n, 2)))
     chunks = _pow2ceil(-(-n // ch))  # lists at level 0 (padding chunks make a power of two)
+    warps = 0
+    if k <= SMALL_K:
+        warps = 1
+        while warps < SMALL_BLOCK // 32 and warps * 32 * SMALL_PER < n:
+            warps *= 2
     return TopKSelection(
         dtype=dtype,
         xshape=xshape,
@@ -112,6 +134,7 @@ def select(node: NodeView) -> TopKSelection | Decline:
         chunks=chunks,
         x_index=ops[0].index,
         axis=axis,
+        warps=warps,
     )
 
 
@@ -287,6 +310,151 @@ def _merge_one(bx, tx, total, m, length, out_len, steps, lo, lead, keys, x, outs
 
 
 # --------------------------------------------------------------------------------------------
+# small K: selection in registers
+
+
+def _small_k_ir(det, rows, lead, x, outs, mode="gpu"):
+    """K <= SMALL_K: W warps own a row (SMALL_BLOCK / (32 W) rows per block). Every thread walks
+    its strided elements (coalesced: consecutive threads, consecutive positions) keeping the K
+    largest keys seen in registers, sorted (a new key enters only when above the K-th: a
+    compare-exchange chain, branch-free). A warp merges its 32 sorted lists in K rounds: the
+    largest head by a shuffle reduction, its owner pops it, lane r keeps round r's key. With W > 1
+    each warp's K keys go to shared memory and the row's first warp merges those W lists the same
+    way. Lanes < K write values (read back from X by index) and int64 indices. CPU mode: serial
+    loops, the lists of all the row's threads merged in K rounds by serial maxima."""
+    n, k, W = det.n, det.k, det.warps
+    TT = 32 * W  # threads per row
+    RB = SMALL_BLOCK // TT  # rows per block
+    per = -(-n // TT)
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    u64 = lambda v: tirx.const(v, "uint64")  # noqa: E731
+    gpu = mode == "gpu"
+
+    U = min(SMALL_LOADS, per)
+
+    def scan(lst, off, row, t, cur, kb, vb, kof):
+        """lst[off : off + K] = the K largest keys (descending, 0 = none) of thread t's elements."""
+        with T.unroll(0, k) as j:
+            T.buffer_store(lst, u64(0), [off + j])
+        with T.serial(0, -(-per // U)) as qb:  # U loads in flight, then their insertions
+            with T.unroll(0, U) as u:  # raw values first (one load each), then their keys
+                g = (qb * i32(U) + u) * i32(TT) + t
+                with T.If(g < i32(n)):
+                    with T.Then():
+                        T.buffer_store(vb, x[tuple(unravel(row, lead) + [tirx.Cast("int64", g)])], [kof + u])
+            with T.unroll(0, U) as u:
+                g = (qb * i32(U) + u) * i32(TT) + t
+                T.buffer_store(kb, tirx.Select(g < i32(n), _key(det, vb[kof + u], g), u64(0)), [kof + u])
+            with T.unroll(0, U) as u:
+                T.buffer_store(cur, kb[kof + u], [0])
+                with T.If(cur[0] > lst[off + i32(k - 1)]):
+                    with T.Then():
+                        with T.unroll(0, k) as j:
+                            a = lst[off + j]
+                            T.buffer_store(cur, tirx.Select(a > cur[0], cur[0], a), [1])
+                            T.buffer_store(lst, tirx.max(a, cur[0]), [off + j])
+                            T.buffer_store(cur, cur[1], [0])
+
+    def write(row, r, key):
+        dst = unravel(row, lead) + [tirx.Cast("int64", r)]
+        gi = _index_of(key)
+        T.buffer_store(outs[0], x[tuple(unravel(row, lead) + [gi])], dst)
+        T.buffer_store(outs[1], gi, dst)
+
+    with IRBuilder() as ib:
+        if not gpu:
+            with T.serial(0, rows) as r:
+                row = tirx.Cast("int64", r)
+                lst = T.decl_buffer([TT * k], "uint64", scope="global")
+                cur = T.decl_buffer([3], "uint64", scope="global")
+                head = T.decl_buffer([TT], "int32", scope="global")
+                kb = T.decl_buffer([TT * U], "uint64", scope="global")
+                vb = T.decl_buffer([TT * U], det.dtype, scope="global")
+                with T.serial(0, TT) as t:
+                    scan(lst, t * i32(k), row, t, cur, kb, vb, t * i32(U))
+                    T.buffer_store(head, i32(0), [t])
+                with T.serial(0, k) as rr:
+                    T.buffer_store(cur, u64(0), [2])
+                    with T.serial(0, TT) as t:
+                        with T.If(head[t] < i32(k)):
+                            with T.Then():
+                                T.buffer_store(cur, tirx.max(cur[2], lst[t * i32(k) + head[t]]), [2])
+                    with T.serial(0, TT) as t:
+                        with T.If(head[t] < i32(k)):
+                            with T.Then():
+                                with T.If(lst[t * i32(k) + head[t]] == cur[2]):
+                                    with T.Then():
+                                        T.buffer_store(head, head[t] + i32(1), [t])
+                    write(row, rr, cur[2])
+            return ib.get()
+        nb = (rows + i64(RB - 1)) // i64(RB)
+        th = Threads("gpu", nb, SMALL_BLOCK)
+        with th as bx:
+            t32 = tirx.Cast("int32", th.tx)
+            lane = t32 % i32(32)
+            if RB > 1:
+                t = t32 % i32(TT)
+                row = tirx.Cast("int64", bx) * i64(RB) + tirx.Cast("int64", t32 // i32(TT))
+            else:  # one row per block (spelled out: TVM's bound estimation trips over t32 // 256)
+                t, row = t32, tirx.Cast("int64", bx)
+            lst = T.decl_buffer([k], "uint64", scope="local")
+            cur = T.decl_buffer([3], "uint64", scope="local")  # [key, spill, round maximum]
+            res = T.decl_buffer([1], "uint64", scope="local")
+            kb = T.decl_buffer([U], "uint64", scope="local")
+            vb = T.decl_buffer([U], det.dtype, scope="local")
+            mask = tirx.const(0xFFFFFFFF, "uint32")
+
+            def shfl(op, v, d):
+                return tvm.ir.Call(op, [mask, v, d, i32(32), i32(32)], ret_ty="uint64")
+
+            def merge():
+                """res (lane r) = round r's key: the r-th largest of the warp's 32 lists."""
+                T.buffer_store(res, u64(0), [0])
+                with T.unroll(0, k) as rr:
+                    T.buffer_store(cur, lst[0], [2])
+                    for s in (16, 8, 4, 2, 1):
+                        T.buffer_store(cur, tirx.max(cur[2], shfl("tirx.tvm_warp_shuffle_down", cur[2], i32(s))), [2])
+                    T.buffer_store(cur, shfl("tirx.tvm_warp_shuffle", cur[2], i32(0)), [2])
+                    with T.If(lane == rr):
+                        with T.Then():
+                            T.buffer_store(res, cur[2], [0])
+                    with T.If(tirx.And(lst[0] == cur[2], cur[2] != u64(0))):
+                        with T.Then():  # keys are unique: one lane pops its head
+                            for j in range(k - 1):
+                                T.buffer_store(lst, lst[j + 1], [j])
+                            T.buffer_store(lst, u64(0), [k - 1])
+
+            with T.If(row < rows):
+                with T.Then():
+                    scan(lst, i32(0), row, t, cur, kb, vb, i32(0))
+                with T.Else():
+                    with T.unroll(0, k) as j:
+                        T.buffer_store(lst, u64(0), [j])
+            merge()
+            if W > 1:
+                sh = T.decl_buffer([SMALL_BLOCK // 32 * k], "uint64", scope="shared")
+                warp = t32 // i32(32)
+                with T.If(lane < i32(k)):
+                    with T.Then():
+                        T.buffer_store(sh, res[0], [warp * i32(k) + lane])
+                th.barrier()
+                src = ((warp - t // i32(32) + lane) if RB > 1 else lane) * i32(k)  # list `lane` of the row's warps
+                with T.If(lane < i32(W)):
+                    with T.Then():
+                        with T.unroll(0, k) as j:
+                            T.buffer_store(lst, sh[src + j], [j])
+                    with T.Else():
+                        with T.unroll(0, k) as j:
+                            T.buffer_store(lst, u64(0), [j])
+                merge()
+            with T.If(tirx.And(row < rows, t < i32(k))):  # the row's first warp (K <= 32)
+                with T.Then():
+                    write(row, t, res[0])
+    return ib.get()
+
+
+# --------------------------------------------------------------------------------------------
 # Relax
 
 
@@ -310,6 +478,20 @@ def _emit_last(bb, x, det, mode="gpu"):
     """Emit chunk sort -> merge levels into main's dataflow block; returns (values, indices)."""
     k, ch, chunks, dtype = det.k, det.ch, det.chunks, det.dtype
     keep = min(ch, k)
+    if det.warps:
+
+        def small_stage(xt):
+            lead, rows = lead_rows(xt)
+            oshape = lead + [k]
+            return te.extern(
+                [oshape, oshape],
+                [xt],
+                lambda ins, outs: _small_k_ir(det, rows, lead, ins[0], outs, mode),
+                dtype=[dtype, "int64"],
+                name="tpat_topk_select",
+            )
+
+        return bb.emit_te(small_stage, x, primfunc_name_hint="tpat_topk_select")
 
     def sort_stage(xt, final):
         lead, rows = lead_rows(xt)
