@@ -143,6 +143,26 @@ CASES = {
         5e-3,
     ),
     "bf16_4d_causal": (A([2, 2, 4, 8], [2, 2, 6, 8], [2, 2, 6, 8], "bfloat16", is_causal=1), {}, 3e-2),
+    # several query and key tiles of the fused kernel; head sizes 64 / 128 (tile choice)
+    "fused_tiles_gqa_causal": (A([1, 4, 37, 64], [1, 2, 70, 64], [1, 2, 70, 64], is_causal=1), {}, 1e-4),
+    "fused_fp16_head128_mask": (
+        A([1, 2, 21, 128], [1, 2, 45, 128], [1, 2, 45, 96], "float16", mask=[1, 1, 21, 45], mask_dtype="bool"),
+        {},
+        5e-3,
+    ),
+    "fused_decode_gqa_past_sym": (
+        A(
+            [2, 8, 1, 64],
+            [2, 2, 1, 64],
+            [2, 2, 1, 64],
+            "float16",
+            past=([2, 2, "P", 64], [2, 2, "P", 64]),
+            outputs=PRESENT,
+            total="T",
+        ),
+        {"P": 50},
+        5e-3,
+    ),
     "opset24_4d_mask": (A([2, 3, 4, 8], [2, 3, 6, 8], [2, 3, 6, 8], mask=[4, 6], opset=24), {}, 1e-4),
 }
 NOT_LOWERED = {
@@ -164,6 +184,8 @@ NVCC_CASES = [
     "3d_past_present_decode",
     "fp16_past_present_qk3",
     "bf16_4d_causal",
+    "fused_fp16_head128_mask",
+    "4d_mask_rank3",
 ]
 
 
@@ -173,6 +195,7 @@ def compiled(built, workdir):
 
 
 def _kernels(name):
+    """(fused?, the kernels the design launches) for a case."""
     model = CASES[name][0]
     node = model.graph.node[0]
     used = (list(node.output) + [""] * 4)[:4]
@@ -183,6 +206,8 @@ def _kernels(name):
         want.append("tpat_attention_present_key_kernel")
     if past or used[2]:
         want.append("tpat_attention_present_value_kernel")
+    if not used[3]:  # the fused kernel: no score matrix in memory
+        return True, want + ["tpat_attention_flash_kernel"]
     want += ["tpat_attention_qk_kernel", "tpat_attention_softmax_kernel", "tpat_attention_pv_kernel"]
     if rank3:
         want.append("tpat_attention_y3_kernel")
@@ -190,21 +215,28 @@ def _kernels(name):
     f32 = model.graph.input[0].type.tensor_type.elem_type == 1
     softcap = next((a.f for a in node.attribute if a.name == "softcap"), 0.0)
     raw = mode == 0 or (mode == 2 and softcap == 0)
-    if used[3] and not (raw and f32):  # mode 0 in float32: the scores kernel's output itself
+    if not (raw and f32):  # mode 0 in float32: the scores kernel's output itself
         want.append("tpat_attention_qk_out_kernel")
-    return want
+    return False, want
+
+
+CORE = ("tpat_attention_qk_kernel", "tpat_attention_softmax_kernel", "tpat_attention_pv_kernel")
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
+    fused, want = _kernels(name)
     plan = lowered_plan(built[name]["res"], "attention")
-    got, want = launches(plan), _kernels(name)
+    assert ("fused online softmax" in plan["lowering_detail"]) == fused
+    got = launches(plan)
     # present_key/value share one PrimFunc when their head sizes are equal; FuseOps may fuse the
-    # layout copy into PV (L = 1): the kernels are the designed ones, the core three always there
-    core = ["tpat_attention_qk_kernel", "tpat_attention_softmax_kernel", "tpat_attention_pv_kernel"]
+    # layout copy into PV (L = 1): the kernels are the designed ones, the core ones always there
+    core = ["tpat_attention_flash_kernel"] if fused else list(CORE)
     assert [k for k in got if k in core] == core and set(got) <= set(want), (got, want)
     assert ("tpat_attention_qk_out_kernel" in got) == ("tpat_attention_qk_out_kernel" in want)
     assert len(plan["outputs"]) == len(CASES[name][0].graph.output)
+    if fused:
+        assert "__shared__" in plan["cuda_source"] and "__syncthreads" in plan["cuda_source"]
 
 
 @pytest.mark.parametrize("name", NVCC_CASES)

@@ -35,6 +35,8 @@ import math
 from dataclasses import dataclass
 
 from tvm import te, tirx
+from tvm.script.ir_builder import IRBuilder
+from tvm.script.ir_builder import tirx as T
 
 from .. import dtypes
 from .ir import relax_arg
@@ -60,6 +62,7 @@ class AttentionSelection(Selection):
     mask: str | None  # None, "bool" or "float"
     past: bool
     outs: tuple  # which of (Y, present_key, present_value, qk) the node uses
+    flash: bool  # the fused kernel (no qk output asked, a tile fits in shared memory)
     ops: list  # Operands Q, K, V, mask, past_key, past_value (absent ones kept)
 
     def describe(self) -> str:
@@ -75,7 +78,12 @@ class AttentionSelection(Selection):
             )
             if on
         ]
-        return f"attention ({kind}{', ' + ', '.join(extra) if extra else ''}; composition, float32 softmax)"
+        if self.flash:
+            bq, bk = flash_tiles(self.hd, self.vd)
+            how = f"fused online softmax, {bq} rows x {bk} keys per tile"
+        else:
+            how = "composition, float32 softmax"
+        return f"attention ({kind}{', ' + ', '.join(extra) if extra else ''}; {how})"
 
 
 def _has(node, name):
@@ -184,6 +192,7 @@ def select(n: NodeView) -> AttentionSelection | Decline:
         mask=mkind,
         past=past,
         outs=used,
+        flash=not used[3] and flash_tiles(hd, vd) is not None,
         ops=ops[:6],
     )
 
@@ -196,7 +205,8 @@ _ABSENT = _Absent()
 
 
 def _f32(v):
-    return v if v.dtype == "float32" else tirx.Cast("float32", v)
+    dt = str(v.ty.dtype) if hasattr(v, "ty") and hasattr(v.ty, "dtype") else v.dtype
+    return v if dt == "float32" else tirx.Cast("float32", v)
 
 
 def _i64(v):
@@ -265,16 +275,16 @@ def _bias(sel, s, mask, past_len):
             return tirx.Select(tirx.all(inside, m), tirx.const(0.0, "float32"), lowest)
         return tirx.Select(inside, _f32(m), ninf)
 
-    def biased(b, h, i, j):
-        w = s(b, h, i, j)
+    def biased(b, h, i, j, w=None):
+        w = s(b, h, i, j) if w is None else w
         if mask is not None:
             w = w + mask_val(b, h, i, j)
         if sel.causal:
             w = tirx.Select(_i64(j) > _i64(i) + _i64(past_len), lowest, w)
         return w
 
-    def capped(b, h, i, j):
-        w = biased(b, h, i, j)
+    def capped(b, h, i, j, w=None):
+        w = biased(b, h, i, j, w)
         if sel.softcap > 0:
             c = tirx.const(sel.softcap, "float32")
             w = c * tirx.tanh(w / c)
@@ -287,7 +297,7 @@ def _softmax_te(sel, s, mask, past_len):
     """P = softmax_j(W) in float32 (one PrimFunc: max, sum of exp, normalize)."""
     _, capped = _bias(sel, s, mask, past_len)
     shape = s.shape
-    w = te.compute(shape, capped, name="tpat_attention_w")
+    w = te.compute(shape, lambda b, h, i, j: capped(b, h, i, j), name="tpat_attention_w")
     j = te.reduce_axis((0, shape[3]), name="j")
     mx = te.compute(shape[:3], lambda b, h, i: te.max(w[b, h, i, j], axis=j), name="tpat_attention_max")
     j2 = te.reduce_axis((0, shape[3]), name="j2")
@@ -303,8 +313,8 @@ def _qk_out_te(sel, s, mask, past_len, p):
     biased, capped = _bias(sel, s, mask, past_len)
     fn = {
         0: lambda *i: s(*i),
-        1: biased,
-        2: capped if sel.softcap > 0 else (lambda *i: s(*i)),
+        1: lambda *i: biased(*i),
+        2: (lambda *i: capped(*i)) if sel.softcap > 0 else (lambda *i: s(*i)),
         3: lambda *i: p(*i),
     }[sel.mode]
     return te.compute(
@@ -334,6 +344,235 @@ def _layout3_te(y, sel):
     return te.compute(
         [y.shape[0], y.shape[2], sel.qh * vd], lambda b, i, c: y[b, c // vd, i, c % vd], name="tpat_attention_y3"
     )
+
+
+# --- the fused kernel (flash-attention style): no L x T score matrix in memory ----------------------
+FLASH_THREADS = 128
+SMEM_LIMIT = 48 * 1024  # static shared memory per block
+
+
+def flash_tiles(hd, vd, dtype_size=4):
+    """(BQ rows, BK keys) of the fused kernel for head sizes hd/vd, or None when no tile fits in
+    48 KiB of static shared memory (q rows, a K and a V tile, scores and probabilities; float32)."""
+    for bq, bk in ((16, 32), (16, 16), (8, 16), (8, 8)):
+        smem = 4 * (bq * hd + bk * (hd + 1) + bk * vd + 2 * bq * (bk + 1) + 3 * bq)
+        if smem <= SMEM_LIMIT:
+            return bq, bk
+    return None
+
+
+def _flash_ir(sel, ins, outs, mode):
+    """IR of the fused kernel. A block owns kv head g of batch b and BQ rows; row rho of the block's
+    r * L rows is query rho // r of q head g * r + rho % r (the r q heads of a GQA group share the
+    K/V tiles). Per K/V tile of BK keys: K and V into shared memory, a thread per (row, key) score
+    (dot over the head in float32, scale, mask, causal, softcap), a thread per row updates the
+    running max and sum (online softmax) and turns the scores into probabilities, then each thread
+    rescales its (row, column) accumulators and adds P V. Y = acc / sum, written in Y's layout."""
+    from .ir import Threads
+
+    q, kt, vt = ins[0], ins[1], ins[2]
+    rest = list(ins[3:])
+    mask = rest.pop(0) if sel.mask else None
+    pk = rest.pop(0) if sel.past else None
+    y = outs[0]
+    gpu = mode == "gpu"
+    nt = FLASH_THREADS
+    bq, bk = flash_tiles(sel.hd, sel.vd)
+    hd, vd, r = sel.hd, sel.vd, sel.qh // sel.kvh
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
+    ninf = f32(-math.inf)
+    k4 = sel.past
+    rk = (lambda b, h, s_, d: kt[b, h, s_, d]) if k4 else _reader(kt, sel.rank, sel.kvh, hd)
+    rv = (lambda b, h, s_, d: vt[b, h, s_, d]) if k4 else _reader(vt, sel.rank, sel.kvh, vd)
+    rq = _reader(q, sel.rank, sel.qh, hd)
+    bsz = tirx.Cast("int64", q.shape[0])
+    lq = tirx.Cast("int64", _seq(q, sel.rank))
+    tot = tirx.Cast("int64", kt.shape[2] if k4 else _seq(kt, sel.rank))
+    past_len = tirx.Cast("int64", pk.shape[2]) if pk is not None else i64(0)
+    rows = lq * i64(r)
+    tiles = (rows + i64(bq - 1)) // i64(bq)
+    ktiles = (tot + i64(bk - 1)) // i64(bk)
+    na = -(-bq * vd // nt)  # accumulators per thread
+    biased, capped = _bias(sel, None, mask, past_len)
+
+    with IRBuilder() as ib:
+        th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
+        with th as bx:
+            blk = tirx.Cast("int64", bx)
+            tile = blk % tiles
+            g = (blk // tiles) % i64(sel.kvh)
+            b = blk // (tiles * i64(sel.kvh))
+            sh = "shared" if gpu else "global"
+            q_s = T.decl_buffer([bq * hd], "float32", scope=sh)
+            k_s = T.decl_buffer([bk * (hd + 1)], "float32", scope=sh)
+            v_s = T.decl_buffer([bk * vd], "float32", scope=sh)
+            s_s = T.decl_buffer([bq * (bk + 1)], "float32", scope=sh)
+            p_s = T.decl_buffer([bq * (bk + 1)], "float32", scope=sh)
+            # running max, sum, correction per row: three buffers (the sync planner cannot tell
+            # st[i] from st[bq + i'] in one buffer and would ask for a barrier inside a condition)
+            m_s, l_s, c_s = (T.decl_buffer([bq], "float32", scope=sh) for _ in range(3))
+            acc = T.decl_buffer([na] if gpu else [nt * na], "float32", scope="local" if gpu else "global")
+            dot = T.decl_buffer([1] if gpu else [nt], "float32", scope="local" if gpu else "global")
+            rsum = T.decl_buffer([1] if gpu else [nt], "float32", scope="local" if gpu else "global")
+
+            def A(tx, a):
+                return a if gpu else tirx.Cast("int32", tx) * na + a
+
+            def D(tx):
+                return 0 if gpu else tirx.Cast("int32", tx)
+
+            def row_of(i):
+                rho = tile * i64(bq) + tirx.Cast("int64", i)
+                return rho, g * i64(r) + rho % i64(r), rho // i64(r)  # rho, q head, query
+
+            def strided(tx, n, body):
+                """body(idx) for idx = tx, tx + nt, ... < n."""
+                with T.serial(0, -(-n // nt)) as it:
+                    idx = it * nt + tirx.Cast("int32", tx)
+                    with T.If(idx < n):
+                        with T.Then():
+                            body(idx)
+
+            def init(tx):
+                def ld(idx):
+                    i, d = idx // hd, idx % hd
+                    rho, h, qi = row_of(i)
+                    val = tirx.if_then_else(rho < rows, _f32(rq(b, h, tirx.min(qi, lq - 1), d)), f32(0))
+                    T.buffer_store(q_s, val, [idx])
+
+                strided(tx, bq * hd, ld)
+                t = tirx.Cast("int32", tx)
+                with T.If(t < bq):
+                    with T.Then():
+                        T.buffer_store(m_s, ninf, [t])
+                        T.buffer_store(l_s, f32(0), [t])
+                with T.serial(0, na) as a:
+                    T.buffer_store(acc, f32(0), [A(tx, a)])
+
+            th.each_thread(init)
+            th.barrier()
+            with T.serial(0, ktiles) as kt0:
+                key0 = tirx.Cast("int64", kt0) * i64(bk)
+
+                def load(tx):
+                    def ldk(idx):
+                        j, d = idx // hd, idx % hd
+                        key = key0 + tirx.Cast("int64", j)
+                        val = tirx.if_then_else(key < tot, _f32(rk(b, g, tirx.min(key, tot - 1), d)), f32(0))
+                        T.buffer_store(k_s, val, [j * (hd + 1) + d])
+
+                    def ldv(idx):
+                        j, e = idx // vd, idx % vd
+                        key = key0 + tirx.Cast("int64", j)
+                        val = tirx.if_then_else(key < tot, _f32(rv(b, g, tirx.min(key, tot - 1), e)), f32(0))
+                        T.buffer_store(v_s, val, [idx])
+
+                    strided(tx, bk * hd, ldk)
+                    strided(tx, bk * vd, ldv)
+
+                th.each_thread(load)
+                th.barrier()
+
+                def scores(tx):
+                    def one(idx):
+                        i, j = idx // bk, idx % bk
+                        rho, h, qi = row_of(i)
+                        key = key0 + tirx.Cast("int64", j)
+                        T.buffer_store(dot, f32(0), [D(tx)])
+                        with T.serial(0, hd) as d:
+                            T.buffer_store(dot, dot[D(tx)] + q_s[i * hd + d] * k_s[j * (hd + 1) + d], [D(tx)])
+                        w = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), dot[D(tx)] * f32(sel.scale))
+                        ok = tirx.all(rho < rows, key < tot)
+                        T.buffer_store(s_s, tirx.if_then_else(ok, w, ninf), [i * (bk + 1) + j])
+
+                    strided(tx, bq * bk, one)
+
+                th.each_thread(scores)
+                th.barrier()
+
+                def stats(tx):
+                    # registers only inside the loops (the sync planner must see no shared write it
+                    # could take for a cross-thread hazard): max, then sum of exp into p_s
+                    i = tirx.Cast("int32", tx)
+                    with T.If(i < bq):
+                        with T.Then():
+                            T.buffer_store(dot, m_s[i], [D(tx)])
+                            with T.serial(0, bk) as j:
+                                T.buffer_store(dot, tirx.max(dot[D(tx)], s_s[i * (bk + 1) + j]), [D(tx)])
+                            mx = dot[D(tx)]
+                            safe = tirx.Select(mx == ninf, f32(0), mx)
+                            T.buffer_store(c_s, tirx.exp(m_s[i] - safe), [i])
+                            T.buffer_store(m_s, mx, [i])
+                            T.buffer_store(rsum, f32(0), [D(tx)])  # (dot keeps the max: `safe` reads it)
+                            with T.serial(0, bk) as j:
+                                pj = tirx.exp(s_s[i * (bk + 1) + j] - safe)
+                                T.buffer_store(p_s, pj, [i * (bk + 1) + j])
+                                T.buffer_store(rsum, rsum[D(tx)] + pj, [D(tx)])
+                            T.buffer_store(l_s, l_s[i] * c_s[i] + rsum[D(tx)], [i])
+
+                th.each_thread(stats)
+                th.barrier()
+
+                def pv(tx):
+                    with T.serial(0, na) as a:
+                        idx = a * nt + tirx.Cast("int32", tx)
+                        with T.If(idx < bq * vd):
+                            with T.Then():
+                                i, e = idx // vd, idx % vd
+                                T.buffer_store(acc, acc[A(tx, a)] * c_s[i], [A(tx, a)])
+                                with T.serial(0, bk) as j:
+                                    T.buffer_store(
+                                        acc,
+                                        acc[A(tx, a)] + p_s[i * (bk + 1) + j] * v_s[j * vd + e],
+                                        [A(tx, a)],
+                                    )
+
+                th.each_thread(pv)
+                th.barrier()
+
+            def write(tx):
+                with T.serial(0, na) as a:
+                    idx = a * nt + tirx.Cast("int32", tx)
+                    with T.If(idx < bq * vd):
+                        with T.Then():
+                            i, e = idx // vd, idx % vd
+                            rho, h, qi = row_of(i)
+                            with T.If(rho < rows):
+                                with T.Then():
+                                    val = acc[A(tx, a)] / l_s[i]
+                                    val = val if sel.dtype == "float32" else tirx.Cast(sel.dtype, val)
+                                    ee = tirx.Cast("int64", e)
+                                    if sel.rank == 4:
+                                        T.buffer_store(y, val, [b, h, qi, ee])
+                                    else:
+                                        T.buffer_store(y, val, [b, qi, h * i64(vd) + ee])
+
+            th.each_thread(write)
+    return ib.get()
+
+
+def _flash_emit(bb, sel, q, kt, vt, mask, pk, mode):
+    """The fused kernel as one te.extern stage: Y in its layout."""
+    args = [q, kt, vt] + ([mask] if mask is not None else []) + ([pk] if pk is not None else [])
+
+    def stage(*ts):
+        b = ts[0].shape[0]
+        lq = _seq(ts[0], sel.rank)
+        shape = [b, sel.qh, lq, sel.vd] if sel.rank == 4 else [b, lq, sel.qh * sel.vd]
+        bufs = [tirx.decl_buffer(t.shape, t.dtype, name=f"b{k}", elem_offset=0) for k, t in enumerate(ts)]
+        obuf = tirx.decl_buffer(shape, sel.dtype, name="o0", elem_offset=0)
+        return te.extern(
+            [shape],
+            list(ts),
+            lambda ins, outs: _flash_ir(sel, list(ins), list(outs), mode),
+            dtype=[sel.dtype],
+            name="tpat_attention_flash",
+            in_buffers=bufs,
+            out_buffers=[obuf],
+        )
+
+    return bb.emit_te(stage, *args, primfunc_name_hint="tpat_attention_flash")
 
 
 def emit(bb, params, sel, mode="gpu"):
@@ -367,6 +606,10 @@ def emit(bb, params, sel, mode="gpu"):
                 )
     kt, k4 = (present[0], True) if sel.past else (k, False)
     vt, v4 = (present[1], True) if sel.past else (v, False)
+    if sel.flash:
+        y = _flash_emit(bb, sel, q, kt, vt, mask, pk, mode)
+        outs = [y] + [present[n_] for n_ in (0, 1) if sel.outs[1 + n_]]
+        return outs[0] if len(outs) == 1 else relax.Tuple(outs)
     s = bb.emit_te(lambda q_, k_: _scores_te(q_, k_, sel, k4), q, kt, primfunc_name_hint="tpat_attention_qk")
 
     def past_len_of(x):
