@@ -61,6 +61,7 @@ LOWERING_TESTS = [
     "compress",
     "unique",
     "reduce",
+    "attention",
 ]
 
 # The reference generator's documented codes (docs/reference-data.md).

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from tvm import relax
 
 from ..node import NodeInfo, narrowing_applies
+from .attention import ATTENTION
 from .compress import COMPRESS
 from .cumsum import CUMSUM
 from .dft import DFT, STFT
@@ -52,6 +53,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     COMPRESS,
     UNIQUE,
     REDUCE,
+    ATTENTION,
 )
 BY_NAME = {low.name: low for low in LOWERINGS}
 TPAT_OPS = tuple(dict.fromkeys(op for low in LOWERINGS for op in low.ops))

@@ -1,0 +1,663 @@
+"""TPAT's own TVM lowering of ONNX Attention (opset 23, and 24 without `nonpad_kv_seqlen`).
+
+TVM 0.27's ONNX frontend maps `Attention` to the com.microsoft contrib op (`KeyError: 'num_heads'`
+on the default-domain op), so the planner refuses TVM's path (refusals.py) and this lowering is the
+only one. It is the definition as a chain of TE computes, each its own PrimFunc scheduled by dlight
+(and searchable by `tpat tune`):
+
+  1. present_key / present_value = concat(past, K / V) along the sequence (4-D), when past is given
+     (the scores then read them) or when the node uses them;
+  2. scores S[b, h, i, j] = scale * sum_d Q[b, h, i, d] * K[b, h / r, j, d] in float32 (fp16 / bf16
+     widened), r = q_num_heads / kv_num_heads (grouped-query attention: q head h reads kv head h / r,
+     ONNX's interleaved repeat); 3-D Q/K/V are read in place as (batch, seq, heads * head_size);
+  3. W = softcap(S + bias): a float mask is added, a bool mask adds float32's lowest where False,
+     causal (j > i + past length) sets float32's lowest, softcap c > 0 gives c * tanh(W / c);
+  4. softmax over j in float32 (max, sum of exp, normalize: one PrimFunc, dlight's reduction rules);
+  5. Y[b, h, i, e] = sum_j P[b, h, i, j] * V[b, h / r, j, e], written in Y's layout (3-D: (batch, seq,
+     heads * v_head_size)); the optional 4th output is S, S + bias, the softcapped W or P
+     (qk_matmul_output_mode 0..3), in Q's type.
+
+Semantics follow ONNX Runtime (TPAT's reference data): a bool mask's False and the causal mask are
+float32's lowest, not -inf (so a row masked everywhere by them averages V, where ONNX's reference
+gives NaN), causal replaces a float mask's value where it masks. Where ONNX Runtime has no answer,
+ONNX's reference (onnx.reference) is followed: a mask shorter than the total sequence is padded with
+-inf (False) as the reference does (ONNX Runtime refuses such a node at run time).
+Declined with a reason: nonpad_kv_seqlen (opset 24; ONNX Runtime 1.24 fails on it), float64,
+mask types other than bool or Q's type, softmax_precision other than float32 or Q's own type
+(computed in float32 either way), q heads not a multiple of kv heads, Q and K head sizes that differ,
+symbolic head counts or head sizes, past_key without past_value, qk_matmul_output_mode outside 0..3,
+a negative softcap, mode 2 with an explicit softcap of 0 (ONNX's reference and ONNX Runtime differ).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tvm import te, tirx
+from tvm.script.ir_builder import IRBuilder
+from tvm.script.ir_builder import tirx as T
+
+from .. import dtypes
+from .ir import relax_arg
+from .protocol import BadValue, Decline, Lowering, NodeView, Selection
+
+DTYPES = dtypes.FLOATS
+LOWEST = float.fromhex("-0x1.fffffep+127")  # float32's lowest, ONNX Runtime's mask value
+MAX_ELEMENTS = 2**62
+
+
+@dataclass(frozen=True)
+class AttentionSelection(Selection):
+    dtype: str
+    rank: int  # 3 or 4 (Q, K, V)
+    qh: int  # q heads
+    kvh: int  # kv heads
+    hd: int  # Q / K head size
+    vd: int  # V head size
+    scale: float
+    causal: bool
+    softcap: float  # 0: none
+    mode: int  # qk_matmul_output_mode
+    mask: str | None  # None, "bool" or "float"
+    past: bool
+    outs: tuple  # which of (Y, present_key, present_value, qk) the node uses
+    flash: bool  # the fused kernel (no qk output asked, a tile fits in shared memory)
+    ops: list  # Operands Q, K, V, mask, past_key, past_value (absent ones kept)
+
+    def describe(self) -> str:
+        kind = f"{self.rank}-D, {self.qh} q heads / {self.kvh} kv heads, head {self.hd}/{self.vd}"
+        extra = [
+            w
+            for w, on in (
+                ("causal", self.causal),
+                (f"{self.mask} mask", self.mask),
+                ("past", self.past),
+                (f"softcap={self.softcap:g}", self.softcap > 0),
+                (f"qk output mode {self.mode}", self.outs[3]),
+            )
+            if on
+        ]
+        if self.flash:
+            bq, bk = flash_tiles(self.hd, self.vd)
+            how = f"fused online softmax, {bq} rows x {bk} keys per tile"
+        else:
+            how = "composition, float32 softmax"
+        return f"attention ({kind}{', ' + ', '.join(extra) if extra else ''}; {how})"
+
+
+def _has(node, name):
+    return any(a.name == name for a in node.attribute)
+
+
+def _static(d):
+    return isinstance(d, int)
+
+
+def select(n: NodeView) -> AttentionSelection | Decline:
+    ops = list(n.operands) + [None] * (7 - len(n.operands))
+    ops = [o if o is not None else _ABSENT for o in ops]
+    if len(n.operands) > 7 or any(o.is_absent for o in ops[:3]):
+        return Decline("Attention arity (Q, K and V are required)")
+    if not ops[6].is_absent:
+        return Decline("nonpad_kv_seqlen (opset 24) is not implemented (ONNX Runtime 1.24 fails on it too)")
+    q, k, v, mask, pk, pv = ops[:6]
+    dtype = q.dtype
+    if dtype not in DTYPES:
+        return Decline(f"dtype {dtype} (TPAT lowers float32, float16, bfloat16)")
+    for o, what in ((k, "K"), (v, "V"), (pk, "past_key"), (pv, "past_value")):
+        if not o.is_absent and o.dtype != dtype:
+            return Decline(f"{what} is {o.dtype}, Q is {dtype}")
+    used = tuple(bool(x) for x in (list(n.node.output) + [""] * 4)[:4])
+    if len(n.node.output) > 4 or not used[0]:
+        return Decline("Attention arity (Y is required)")
+    for o in n.outputs:
+        if o["dtype"] != dtype:
+            return Decline(f"output {o['name']} is {o['dtype']}, Q is {dtype}")
+    rank = len(q.shape)
+    if rank not in (3, 4) or len(k.shape) != rank or len(v.shape) != rank:
+        return Decline(f"Q, K, V ranks {len(q.shape)}, {len(k.shape)}, {len(v.shape)} (3 or 4, all equal)")
+    qh_attr, kvh_attr = int(n.attr("q_num_heads", 0)), int(n.attr("kv_num_heads", 0))
+    if rank == 3:
+        if qh_attr <= 0 or kvh_attr <= 0:
+            return Decline("3-D inputs need q_num_heads and kv_num_heads > 0")
+        qh, kvh = qh_attr, kvh_attr
+        hid = [q.shape[2], k.shape[2], v.shape[2]]
+        if not all(_static(x) for x in hid):
+            return Decline("3-D hidden sizes must be static")
+        if hid[0] % qh or hid[1] % kvh or hid[2] % kvh:
+            return Decline(f"hidden sizes {hid} are not multiples of the head counts {qh}/{kvh}")
+        hd, hk, vd = hid[0] // qh, hid[1] // kvh, hid[2] // kvh
+    else:
+        qh, kvh, hd, hk, vd = q.shape[1], k.shape[1], q.shape[3], k.shape[3], v.shape[3]
+        if not all(_static(x) for x in (qh, kvh, hd, hk, vd, v.shape[1])):
+            return Decline("head counts and head sizes must be static")
+        if v.shape[1] != kvh:
+            return Decline(f"K has {kvh} heads, V {v.shape[1]}")
+        if (qh_attr and qh_attr != qh) or (kvh_attr and kvh_attr != kvh):
+            return Decline(f"q_num_heads/kv_num_heads {qh_attr}/{kvh_attr} differ from the inputs' {qh}/{kvh}")
+    if qh <= 0 or kvh <= 0 or qh % kvh:
+        return Decline(f"q heads {qh} are not a multiple of kv heads {kvh}")
+    if hd != hk or hd <= 0 or vd <= 0:
+        return Decline(f"Q head size {hd}, K head size {hk} (must be equal and > 0)")
+    if pk.is_absent != pv.is_absent:
+        return Decline("past_key and past_value must come together")
+    past = not pk.is_absent
+    if past:
+        if len(pk.shape) != 4 or len(pv.shape) != 4:
+            return Decline("past_key/past_value must be 4-D")
+        if pk.shape[1] != kvh or pv.shape[1] != kvh or pk.shape[3] != hd or pv.shape[3] != vd:
+            return Decline(f"past shapes {pk.shape}/{pv.shape} do not fit {kvh} kv heads of size {hd}/{vd}")
+        if pk.shape[2] != pv.shape[2]:
+            return Decline("past_key and past_value sequence lengths differ")
+    mkind = None
+    if not mask.is_absent:
+        if mask.dtype == "bool":
+            mkind = "bool"
+        elif mask.dtype == dtype:
+            mkind = "float"
+        else:
+            return Decline(f"attn_mask type {mask.dtype} (bool or Q's {dtype})")
+        if not 1 <= len(mask.shape) <= 4:
+            return Decline(f"attn_mask rank {len(mask.shape)}")
+    causal = int(n.attr("is_causal", 0))
+    if causal not in (0, 1):
+        return Decline(f"is_causal={causal}")
+    scale = float(n.attr("scale", 1.0)) if _has(n.node, "scale") else 1.0 / math.sqrt(hd)
+    softcap = float(n.attr("softcap", 0.0))
+    if softcap < 0:
+        return Decline(f"softcap={softcap} (negative)")
+    mode = int(n.attr("qk_matmul_output_mode", 0))
+    if mode not in (0, 1, 2, 3):
+        return Decline(f"qk_matmul_output_mode={mode}")
+    if mode == 2 and _has(n.node, "softcap") and softcap == 0:
+        return Decline("qk_matmul_output_mode=2 with softcap=0 (ONNX's reference and ONNX Runtime differ)")
+    prec = int(n.attr("softmax_precision", 1))
+    if prec not in (1, dtypes.DTYPES[dtype].onnx):
+        return Decline(f"softmax_precision={prec} (float32 or Q's type; computed in float32)")
+    static = [d for d in (*q.shape, *k.shape, *v.shape) if _static(d)]
+    if any(d < 0 for d in static) or math.prod(static) >= MAX_ELEMENTS:
+        return Decline("sizes out of range")
+    return AttentionSelection(
+        dtype=dtype,
+        rank=rank,
+        qh=qh,
+        kvh=kvh,
+        hd=hd,
+        vd=vd,
+        scale=scale,
+        causal=bool(causal),
+        softcap=softcap,
+        mode=mode,
+        mask=mkind,
+        past=past,
+        outs=used,
+        flash=not used[3] and flash_tiles(hd, vd) is not None,
+        ops=ops[:6],
+    )
+
+
+class _Absent:
+    is_absent, is_param, is_const, shape, dtype = True, False, False, None, None
+
+
+_ABSENT = _Absent()
+
+
+def _f32(v):
+    dt = str(v.ty.dtype) if hasattr(v, "ty") and hasattr(v.ty, "dtype") else v.dtype
+    return v if dt == "float32" else tirx.Cast("float32", v)
+
+
+def _i64(v):
+    return tirx.Cast("int64", v)
+
+
+def _reader(t, rank, heads, hsize):
+    """(b, h, s, d) -> element of a Q/K/V tensor in its layout (3-D: (b, s, h * hsize + d))."""
+    if rank == 4:
+        return lambda b, h, s, d: t[b, h, s, d]
+    return lambda b, h, s, d: t[b, s, h * hsize + d]
+
+
+def _seq(t, rank):
+    return t.shape[2] if rank == 4 else t.shape[1]
+
+
+def _present_te(past, cur, sel, hsize, name):
+    """concat(past, cur) along the sequence, 4-D (b, kvh, P + S, hsize)."""
+    rd = _reader(cur, sel.rank, sel.kvh, hsize)
+    p = past.shape[2]
+    shape = [past.shape[0], sel.kvh, p + _seq(cur, sel.rank), hsize]
+
+    def f(b, h, s, d):
+        return tirx.if_then_else(s < p, past[b, h, tirx.min(s, p - 1), d], rd(b, h, tirx.max(s - p, 0), d))
+
+    return te.compute(shape, f, name=name)
+
+
+def _scores_te(q, kt, sel, k4):
+    """S[b, h, i, j] = scale * Q . K in float32 (B, qh, L, T)."""
+    rq = _reader(q, sel.rank, sel.qh, sel.hd)
+    rk = (lambda b, h, s, d: kt[b, h, s, d]) if k4 else _reader(kt, sel.rank, sel.kvh, sel.hd)
+    lq = _seq(q, sel.rank)
+    t = kt.shape[2] if k4 else _seq(kt, sel.rank)
+    r = sel.qh // sel.kvh
+    d = te.reduce_axis((0, sel.hd), name="d")
+    dot = te.compute(
+        [q.shape[0], sel.qh, lq, t],
+        lambda b, h, i, j: te.sum(_f32(rq(b, h, i, d)) * _f32(rk(b, h // r, j, d)), axis=d),
+        name="tpat_attention_qk",
+    )
+    return te.compute(dot.shape, lambda *i: dot(*i) * tirx.const(sel.scale, "float32"), name="tpat_attention_scaled")
+
+
+def _bias(sel, s, mask, past_len):
+    """W(b, h, i, j) of the scaled scores `s`: mask, causal, softcap (float32)."""
+    lowest = tirx.const(LOWEST, "float32")
+    ninf = tirx.const(-math.inf, "float32")
+
+    def mask_val(b, h, i, j):
+        mr = len(mask.shape)
+        full = [b, h, i, j][4 - mr :]
+        idx = []
+        for k, (x, dim) in enumerate(zip(full, mask.shape)):
+            last = k == mr - 1
+            if last:
+                idx.append(tirx.min(tirx.Cast("int64", x), tirx.Cast("int64", dim) - 1))
+            elif _static(dim) or isinstance(dim, tirx.IntImm):
+                idx.append(tirx.const(0, "int64") if int(dim) == 1 else tirx.Cast("int64", x))
+            else:
+                idx.append(tirx.Select(dim == 1, tirx.const(0, "int64"), tirx.Cast("int64", x)))
+        m = mask[tuple(idx)]
+        inside = j < mask.shape[-1]  # shorter masks are padded with -inf / False (ONNX's reference)
+        if sel.mask == "bool":
+            return tirx.Select(tirx.all(inside, m), tirx.const(0.0, "float32"), lowest)
+        return tirx.Select(inside, _f32(m), ninf)
+
+    def biased(b, h, i, j, w=None):
+        w = s(b, h, i, j) if w is None else w
+        if mask is not None:
+            w = w + mask_val(b, h, i, j)
+        if sel.causal:
+            w = tirx.Select(_i64(j) > _i64(i) + _i64(past_len), lowest, w)
+        return w
+
+    def capped(b, h, i, j, w=None):
+        w = biased(b, h, i, j, w)
+        if sel.softcap > 0:
+            c = tirx.const(sel.softcap, "float32")
+            w = c * tirx.tanh(w / c)
+        return w
+
+    return biased, capped
+
+
+def _softmax_te(sel, s, mask, past_len):
+    """P = softmax_j(W) in float32 (one PrimFunc: max, sum of exp, normalize)."""
+    _, capped = _bias(sel, s, mask, past_len)
+    shape = s.shape
+    w = te.compute(shape, lambda b, h, i, j: capped(b, h, i, j), name="tpat_attention_w")
+    j = te.reduce_axis((0, shape[3]), name="j")
+    mx = te.compute(shape[:3], lambda b, h, i: te.max(w[b, h, i, j], axis=j), name="tpat_attention_max")
+    j2 = te.reduce_axis((0, shape[3]), name="j2")
+    sm = te.compute(
+        shape[:3], lambda b, h, i: te.sum(tirx.exp(w[b, h, i, j2] - mx[b, h, i]), axis=j2), name="tpat_attention_sum"
+    )
+    return te.compute(
+        shape, lambda b, h, i, jj: tirx.exp(w[b, h, i, jj] - mx[b, h, i]) / sm[b, h, i], name="tpat_attention_p"
+    )
+
+
+def _qk_out_te(sel, s, mask, past_len, p):
+    biased, capped = _bias(sel, s, mask, past_len)
+    fn = {
+        0: lambda *i: s(*i),
+        1: lambda *i: biased(*i),
+        2: (lambda *i: capped(*i)) if sel.softcap > 0 else (lambda *i: s(*i)),
+        3: lambda *i: p(*i),
+    }[sel.mode]
+    return te.compute(
+        s.shape,
+        lambda *i: tirx.Cast(sel.dtype, fn(*i)) if sel.dtype != "float32" else fn(*i),
+        name="tpat_attention_qk_out",
+    )
+
+
+def _pv_te(p, vt, sel, v4, q):
+    """Y in its layout: 4-D (B, qh, L, vd), 3-D (B, L, qh * vd); sum_j P * V in float32."""
+    rv = (lambda b, h, s, d: vt[b, h, s, d]) if v4 else _reader(vt, sel.rank, sel.kvh, sel.vd)
+    r = sel.qh // sel.kvh
+    j = te.reduce_axis((0, p.shape[3]), name="j")
+
+    def acc(b, h, i, e):
+        return te.sum(p[b, h, i, j] * _f32(rv(b, h // r, j, e)), axis=j)
+
+    cast = (lambda x: x) if sel.dtype == "float32" else (lambda x: tirx.Cast(sel.dtype, x))
+    y = te.compute([p.shape[0], sel.qh, p.shape[2], sel.vd], acc, name="tpat_attention_pv")
+    return te.compute(y.shape, lambda *i: cast(y(*i)), name="tpat_attention_y")
+
+
+def _layout3_te(y, sel):
+    """(B, qh, L, vd) -> (B, L, qh * vd): Y of 3-D inputs."""
+    vd = sel.vd
+    return te.compute(
+        [y.shape[0], y.shape[2], sel.qh * vd], lambda b, i, c: y[b, c // vd, i, c % vd], name="tpat_attention_y3"
+    )
+
+
+# --- the fused kernel (flash-attention style): no L x T score matrix in memory ----------------------
+FLASH_THREADS = 128
+SMEM_LIMIT = 48 * 1024  # static shared memory per block
+
+
+def flash_tiles(hd, vd, dtype_size=4):
+    """(BQ rows, BK keys) of the fused kernel for head sizes hd/vd, or None when no tile fits in
+    48 KiB of static shared memory (q rows, a K and a V tile, scores and probabilities; float32)."""
+    for bq, bk in ((16, 32), (16, 16), (8, 16), (8, 8)):
+        smem = 4 * (bq * hd + bk * (hd + 1) + bk * vd + 2 * bq * (bk + 1) + 3 * bq)
+        if smem <= SMEM_LIMIT:
+            return bq, bk
+    return None
+
+
+def _flash_ir(sel, ins, outs, mode):
+    """IR of the fused kernel. A block owns kv head g of batch b and BQ rows; row rho of the block's
+    r * L rows is query rho // r of q head g * r + rho % r (the r q heads of a GQA group share the
+    K/V tiles). Per K/V tile of BK keys: K and V into shared memory, a thread per (row, key) score
+    (dot over the head in float32, scale, mask, causal, softcap), a thread per row updates the
+    running max and sum (online softmax) and turns the scores into probabilities, then each thread
+    rescales its (row, column) accumulators and adds P V. Y = acc / sum, written in Y's layout."""
+    from .ir import Threads
+
+    q, kt, vt = ins[0], ins[1], ins[2]
+    rest = list(ins[3:])
+    mask = rest.pop(0) if sel.mask else None
+    pk = rest.pop(0) if sel.past else None
+    y = outs[0]
+    gpu = mode == "gpu"
+    nt = FLASH_THREADS
+    bq, bk = flash_tiles(sel.hd, sel.vd)
+    hd, vd, r = sel.hd, sel.vd, sel.qh // sel.kvh
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
+    ninf = f32(-math.inf)
+    k4 = sel.past
+    rk = (lambda b, h, s_, d: kt[b, h, s_, d]) if k4 else _reader(kt, sel.rank, sel.kvh, hd)
+    rv = (lambda b, h, s_, d: vt[b, h, s_, d]) if k4 else _reader(vt, sel.rank, sel.kvh, vd)
+    rq = _reader(q, sel.rank, sel.qh, hd)
+    bsz = tirx.Cast("int64", q.shape[0])
+    lq = tirx.Cast("int64", _seq(q, sel.rank))
+    tot = tirx.Cast("int64", kt.shape[2] if k4 else _seq(kt, sel.rank))
+    past_len = tirx.Cast("int64", pk.shape[2]) if pk is not None else i64(0)
+    rows = lq * i64(r)
+    tiles = (rows + i64(bq - 1)) // i64(bq)
+    ktiles = (tot + i64(bk - 1)) // i64(bk)
+    na = -(-bq * vd // nt)  # accumulators per thread
+    biased, capped = _bias(sel, None, mask, past_len)
+
+    with IRBuilder() as ib:
+        th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
+        with th as bx:
+            blk = tirx.Cast("int64", bx)
+            tile = blk % tiles
+            g = (blk // tiles) % i64(sel.kvh)
+            b = blk // (tiles * i64(sel.kvh))
+            sh = "shared" if gpu else "global"
+            q_s = T.decl_buffer([bq * hd], "float32", scope=sh)
+            k_s = T.decl_buffer([bk * (hd + 1)], "float32", scope=sh)
+            v_s = T.decl_buffer([bk * vd], "float32", scope=sh)
+            s_s = T.decl_buffer([bq * (bk + 1)], "float32", scope=sh)
+            p_s = T.decl_buffer([bq * (bk + 1)], "float32", scope=sh)
+            # running max, sum, correction per row: three buffers (the sync planner cannot tell
+            # st[i] from st[bq + i'] in one buffer and would ask for a barrier inside a condition)
+            m_s, l_s, c_s = (T.decl_buffer([bq], "float32", scope=sh) for _ in range(3))
+            acc = T.decl_buffer([na] if gpu else [nt * na], "float32", scope="local" if gpu else "global")
+            dot = T.decl_buffer([1] if gpu else [nt], "float32", scope="local" if gpu else "global")
+            rsum = T.decl_buffer([1] if gpu else [nt], "float32", scope="local" if gpu else "global")
+
+            def A(tx, a):
+                return a if gpu else tirx.Cast("int32", tx) * na + a
+
+            def D(tx):
+                return 0 if gpu else tirx.Cast("int32", tx)
+
+            def row_of(i):
+                rho = tile * i64(bq) + tirx.Cast("int64", i)
+                return rho, g * i64(r) + rho % i64(r), rho // i64(r)  # rho, q head, query
+
+            def strided(tx, n, body):
+                """body(idx) for idx = tx, tx + nt, ... < n."""
+                with T.serial(0, -(-n // nt)) as it:
+                    idx = it * nt + tirx.Cast("int32", tx)
+                    with T.If(idx < n):
+                        with T.Then():
+                            body(idx)
+
+            def init(tx):
+                def ld(idx):
+                    i, d = idx // hd, idx % hd
+                    rho, h, qi = row_of(i)
+                    val = tirx.if_then_else(rho < rows, _f32(rq(b, h, tirx.min(qi, lq - 1), d)), f32(0))
+                    T.buffer_store(q_s, val, [idx])
+
+                strided(tx, bq * hd, ld)
+                t = tirx.Cast("int32", tx)
+                with T.If(t < bq):
+                    with T.Then():
+                        T.buffer_store(m_s, ninf, [t])
+                        T.buffer_store(l_s, f32(0), [t])
+                with T.serial(0, na) as a:
+                    T.buffer_store(acc, f32(0), [A(tx, a)])
+
+            th.each_thread(init)
+            th.barrier()
+            with T.serial(0, ktiles) as kt0:
+                key0 = tirx.Cast("int64", kt0) * i64(bk)
+
+                def load(tx):
+                    def ldk(idx):
+                        j, d = idx // hd, idx % hd
+                        key = key0 + tirx.Cast("int64", j)
+                        val = tirx.if_then_else(key < tot, _f32(rk(b, g, tirx.min(key, tot - 1), d)), f32(0))
+                        T.buffer_store(k_s, val, [j * (hd + 1) + d])
+
+                    def ldv(idx):
+                        j, e = idx // vd, idx % vd
+                        key = key0 + tirx.Cast("int64", j)
+                        val = tirx.if_then_else(key < tot, _f32(rv(b, g, tirx.min(key, tot - 1), e)), f32(0))
+                        T.buffer_store(v_s, val, [idx])
+
+                    strided(tx, bk * hd, ldk)
+                    strided(tx, bk * vd, ldv)
+
+                th.each_thread(load)
+                th.barrier()
+
+                def scores(tx):
+                    def one(idx):
+                        i, j = idx // bk, idx % bk
+                        rho, h, qi = row_of(i)
+                        key = key0 + tirx.Cast("int64", j)
+                        T.buffer_store(dot, f32(0), [D(tx)])
+                        with T.serial(0, hd) as d:
+                            T.buffer_store(dot, dot[D(tx)] + q_s[i * hd + d] * k_s[j * (hd + 1) + d], [D(tx)])
+                        w = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), dot[D(tx)] * f32(sel.scale))
+                        ok = tirx.all(rho < rows, key < tot)
+                        T.buffer_store(s_s, tirx.if_then_else(ok, w, ninf), [i * (bk + 1) + j])
+
+                    strided(tx, bq * bk, one)
+
+                th.each_thread(scores)
+                th.barrier()
+
+                def stats(tx):
+                    # registers only inside the loops (the sync planner must see no shared write it
+                    # could take for a cross-thread hazard): max, then sum of exp into p_s
+                    i = tirx.Cast("int32", tx)
+                    with T.If(i < bq):
+                        with T.Then():
+                            T.buffer_store(dot, m_s[i], [D(tx)])
+                            with T.serial(0, bk) as j:
+                                T.buffer_store(dot, tirx.max(dot[D(tx)], s_s[i * (bk + 1) + j]), [D(tx)])
+                            mx = dot[D(tx)]
+                            safe = tirx.Select(mx == ninf, f32(0), mx)
+                            T.buffer_store(c_s, tirx.exp(m_s[i] - safe), [i])
+                            T.buffer_store(m_s, mx, [i])
+                            T.buffer_store(rsum, f32(0), [D(tx)])  # (dot keeps the max: `safe` reads it)
+                            with T.serial(0, bk) as j:
+                                pj = tirx.exp(s_s[i * (bk + 1) + j] - safe)
+                                T.buffer_store(p_s, pj, [i * (bk + 1) + j])
+                                T.buffer_store(rsum, rsum[D(tx)] + pj, [D(tx)])
+                            T.buffer_store(l_s, l_s[i] * c_s[i] + rsum[D(tx)], [i])
+
+                th.each_thread(stats)
+                th.barrier()
+
+                def pv(tx):
+                    with T.serial(0, na) as a:
+                        idx = a * nt + tirx.Cast("int32", tx)
+                        with T.If(idx < bq * vd):
+                            with T.Then():
+                                i, e = idx // vd, idx % vd
+                                T.buffer_store(acc, acc[A(tx, a)] * c_s[i], [A(tx, a)])
+                                with T.serial(0, bk) as j:
+                                    T.buffer_store(
+                                        acc,
+                                        acc[A(tx, a)] + p_s[i * (bk + 1) + j] * v_s[j * vd + e],
+                                        [A(tx, a)],
+                                    )
+
+                th.each_thread(pv)
+                th.barrier()
+
+            def write(tx):
+                with T.serial(0, na) as a:
+                    idx = a * nt + tirx.Cast("int32", tx)
+                    with T.If(idx < bq * vd):
+                        with T.Then():
+                            i, e = idx // vd, idx % vd
+                            rho, h, qi = row_of(i)
+                            with T.If(rho < rows):
+                                with T.Then():
+                                    val = acc[A(tx, a)] / l_s[i]
+                                    val = val if sel.dtype == "float32" else tirx.Cast(sel.dtype, val)
+                                    ee = tirx.Cast("int64", e)
+                                    if sel.rank == 4:
+                                        T.buffer_store(y, val, [b, h, qi, ee])
+                                    else:
+                                        T.buffer_store(y, val, [b, qi, h * i64(vd) + ee])
+
+            th.each_thread(write)
+    return ib.get()
+
+
+def _flash_emit(bb, sel, q, kt, vt, mask, pk, mode):
+    """The fused kernel as one te.extern stage: Y in its layout."""
+    args = [q, kt, vt] + ([mask] if mask is not None else []) + ([pk] if pk is not None else [])
+
+    def stage(*ts):
+        b = ts[0].shape[0]
+        lq = _seq(ts[0], sel.rank)
+        shape = [b, sel.qh, lq, sel.vd] if sel.rank == 4 else [b, lq, sel.qh * sel.vd]
+        bufs = [tirx.decl_buffer(t.shape, t.dtype, name=f"b{k}", elem_offset=0) for k, t in enumerate(ts)]
+        obuf = tirx.decl_buffer(shape, sel.dtype, name="o0", elem_offset=0)
+        return te.extern(
+            [shape],
+            list(ts),
+            lambda ins, outs: _flash_ir(sel, list(ins), list(outs), mode),
+            dtype=[sel.dtype],
+            name="tpat_attention_flash",
+            in_buffers=bufs,
+            out_buffers=[obuf],
+        )
+
+    return bb.emit_te(stage, *args, primfunc_name_hint="tpat_attention_flash")
+
+
+def emit(bb, params, sel, mode="gpu"):
+    """The node's outputs in order (Y[, present_key, present_value][, qk]): a tuple when several."""
+    from tvm import relax
+
+    q, k, v, mask, pk, pv = (None if o.is_absent else relax_arg(params, o) for o in sel.ops)
+    present = [None, None]
+    if sel.past or sel.outs[1] or sel.outs[2]:
+        for n_, (past, cur, hs, name) in enumerate(((pk, k, sel.hd, "key"), (pv, v, sel.vd, "value"))):
+            if past is None:  # present = cur in 4-D
+                if not sel.outs[1 + n_]:
+                    continue
+                rd_rank = sel.rank
+
+                def f(c, hs=hs, rd_rank=rd_rank):
+                    rd = _reader(c, rd_rank, sel.kvh, hs)
+                    return te.compute(
+                        [c.shape[0], sel.kvh, _seq(c, rd_rank), hs],
+                        lambda b, h, s, d: rd(b, h, s, d),
+                        name="tpat_attention_present",
+                    )
+
+                present[n_] = bb.emit_te(f, cur, primfunc_name_hint=f"tpat_attention_present_{name}")
+            else:
+                present[n_] = bb.emit_te(
+                    lambda p_, c, hs=hs, name=name: _present_te(p_, c, sel, hs, f"tpat_attention_present_{name}"),
+                    past,
+                    cur,
+                    primfunc_name_hint=f"tpat_attention_present_{name}",
+                )
+    kt, k4 = (present[0], True) if sel.past else (k, False)
+    vt, v4 = (present[1], True) if sel.past else (v, False)
+    if sel.flash:
+        y = _flash_emit(bb, sel, q, kt, vt, mask, pk, mode)
+        outs = [y] + [present[n_] for n_ in (0, 1) if sel.outs[1 + n_]]
+        return outs[0] if len(outs) == 1 else relax.Tuple(outs)
+    s = bb.emit_te(lambda q_, k_: _scores_te(q_, k_, sel, k4), q, kt, primfunc_name_hint="tpat_attention_qk")
+
+    def past_len_of(x):
+        return x.shape[2] if sel.past else tirx.const(0, "int64")
+
+    margs = [mask] if mask is not None else []
+    pargs = [pk] if sel.past else []
+
+    def sm(s_, *rest):
+        m_ = rest[0] if mask is not None else None
+        pl = past_len_of(rest[-1]) if sel.past else tirx.const(0, "int64")
+        return _softmax_te(sel, s_, m_, pl)
+
+    p = bb.emit_te(sm, s, *margs, *pargs, primfunc_name_hint="tpat_attention_softmax")
+    y = bb.emit_te(lambda p_, v_, q_: _pv_te(p_, v_, sel, v4, q_), p, vt, q, primfunc_name_hint="tpat_attention_pv")
+    if sel.rank == 3:
+        y = bb.emit_te(lambda y_: _layout3_te(y_, sel), y, primfunc_name_hint="tpat_attention_y3")
+    outs = [y]
+    if sel.outs[1]:
+        outs.append(present[0])
+    if sel.outs[2]:
+        outs.append(present[1])
+    raw = sel.mode == 0 or (sel.mode == 2 and sel.softcap == 0)  # the scaled scores, unbiased
+    if sel.outs[3] and raw and sel.dtype == "float32":
+        outs.append(s)  # the scaled scores themselves
+    elif sel.outs[3]:
+
+        def qk(s_, p_, *rest):
+            m_ = rest[0] if mask is not None else None
+            pl = past_len_of(rest[-1]) if sel.past else tirx.const(0, "int64")
+            return _qk_out_te(sel, s_, m_, pl, p_)
+
+        outs.append(bb.emit_te(qk, s, p, *margs, *pargs, primfunc_name_hint="tpat_attention_qk_out"))
+    return outs[0] if len(outs) == 1 else relax.Tuple(outs)
+
+
+class AttentionLowering(Lowering):
+    name = "attention"
+    ops = ("Attention",)
+
+    def select(self, node):
+        try:
+            return select(node)
+        except (TypeError, ValueError, OverflowError) as e:  # a dim or attribute of an unusable kind
+            raise BadValue(f"Attention: {e}") from None
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return emit(bb, params, sel, mode)
+
+
+ATTENTION = AttentionLowering()
