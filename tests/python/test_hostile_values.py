@@ -57,6 +57,7 @@ LOWERING_TESTS = [
     "nonzero",
     "compress",
     "unique",
+    "col2im",
 ]
 
 # The reference generator's documented codes (docs/reference-data.md).

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from tvm import relax
 
 from ..node import NodeInfo, narrowing_applies
+from .col2im import COL2IM
 from .compress import COMPRESS
 from .cumsum import CUMSUM
 from .dft import DFT
@@ -47,6 +48,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     NONZERO,
     COMPRESS,
     UNIQUE,
+    COL2IM,
 )
 BY_NAME = {low.name: low for low in LOWERINGS}
 TPAT_OPS = tuple(dict.fromkeys(op for low in LOWERINGS for op in low.ops))
