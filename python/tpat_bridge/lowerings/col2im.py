@@ -104,7 +104,9 @@ def select(node: NodeView) -> Col2ImSelection | Decline:
     if isinstance(xs[2], int) and xs[2] != math.prod(lb):
         return Decline(f"input dim 2 ({xs[2]}) is not the number of blocks {lb} = {math.prod(lb)}")
     oshape = node.outputs[0].get("shape")
-    if oshape is not None and (len(oshape) != n + 2 or any(isinstance(o, int) and o != i for o, i in zip(oshape[2:], img))):
+    if oshape is not None and (
+        len(oshape) != n + 2 or any(isinstance(o, int) and o != i for o, i in zip(oshape[2:], img))
+    ):
         return Decline(f"declared output shape {oshape} is not (N, C, *{img})")
     if math.prod(img) >= MAX_SIZE or nb >= MAX_SIZE or math.prod(lb) >= MAX_SIZE:
         return Decline("image, block or block count of 2^31 elements or more")
