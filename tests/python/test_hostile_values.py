@@ -58,6 +58,7 @@ LOWERING_TESTS = [
     "compress",
     "unique",
     "col2im",
+    "centercroppad",
 ]
 
 # The reference generator's documented codes (docs/reference-data.md).

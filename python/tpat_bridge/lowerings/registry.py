@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from tvm import relax
 
 from ..node import NodeInfo, narrowing_applies
+from .centercroppad import CENTER_CROP_PAD
 from .col2im import COL2IM
 from .compress import COMPRESS
 from .cumsum import CUMSUM
@@ -49,6 +50,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     COMPRESS,
     UNIQUE,
     COL2IM,
+    CENTER_CROP_PAD,
 )
 BY_NAME = {low.name: low for low in LOWERINGS}
 TPAT_OPS = tuple(dict.fromkeys(op for low in LOWERINGS for op in low.ops))
