@@ -53,6 +53,30 @@ def main():
         h.make_node("Compress", ["k_x", "k_c"], ["k_y"], axis=1, name="compress_axis1"),
         h.make_node("Unique", ["u_x"], ["u_y", "u_i", "u_inv", "u_c"], sorted=0, name="unique_flat_unsorted"),
         h.make_node("Unique", ["v_x"], ["v_y", "v_i", "v_inv", "v_c"], axis=0, name="unique_axis0"),
+        # ops TVM 0.27 cannot import, and Resize antialias (issue 14)
+        h.make_node(
+            "Col2Im",
+            ["p_x", "p_img", "p_blk"],
+            ["p_y"],
+            strides=[2, 1],
+            pads=[1, 0, 1, 2],
+            dilations=[1, 2],
+            name="col2im_2d",
+        ),
+        h.make_node("Col2Im", ["p_x2", "p_img2", "p_blk2"], ["p_y2"], name="col2im_3d"),
+        h.make_node(
+            "Resize", ["a_x", "", "a_scales"], ["a_y"], mode="linear", antialias=1, name="resize_antialias_linear"
+        ),
+        h.make_node(
+            "Resize",
+            ["a_x2", "", "a_scales2"],
+            ["a_y2"],
+            mode="cubic",
+            antialias=1,
+            exclude_outside=1,
+            name="resize_antialias_cubic_reduction",
+        ),
+        h.make_node("CenterCropPad", ["w_x", "w_shape"], ["w_y"], axes=[1, 2], name="centercroppad_fp16"),
     ]
     f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
     vi = h.make_tensor_value_info
@@ -86,6 +110,11 @@ def main():
         vi("k_c", TP.BOOL, [3000]),
         vi("u_x", i64, [3000]),
         vi("v_x", i64, ["B", 3]),
+        vi("p_x", f, ["B", 2 * 9, 66]),
+        vi("p_x2", f, [1, 8, 60]),
+        vi("a_x", f, ["B", 3, 40, 30]),
+        vi("a_x2", f, [1, 2, 64, 48]),
+        vi("w_x", f16, ["B", 37, 20, 8]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]),
@@ -118,6 +147,11 @@ def main():
         vi("v_i", i64, ["v_n"]),
         vi("v_inv", i64, ["B"]),
         vi("v_c", i64, ["v_n"]),
+        vi("p_y", f, ["B", 2, 11, 13]),
+        vi("p_y2", f, [1, 1, 4, 5, 6]),
+        vi("a_y", f, ["B", 3, 12, 15]),
+        vi("a_y2", f, [1, 2, 12, 12]),
+        vi("w_y", f16, ["B", 24, 29, 8]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]),
@@ -129,6 +163,13 @@ def main():
         h.make_tensor("d_axis", i64, [], [1]),
         h.make_tensor("d_len", i64, [], [64]),
         h.make_tensor("o_vals", f, [2], [0.0, 1.0]),
+        h.make_tensor("p_img", i64, [2], [11, 13]),
+        h.make_tensor("p_blk", i64, [2], [3, 3]),
+        h.make_tensor("p_img2", i64, [3], [4, 5, 6]),
+        h.make_tensor("p_blk2", i64, [3], [2, 2, 2]),
+        h.make_tensor("a_scales", f, [4], [1, 1, 0.3, 0.5]),
+        h.make_tensor("a_scales2", f, [4], [1, 1, 0.2, 0.25]),
+        h.make_tensor("w_shape", i64, [2], [24, 29]),
     ]
     g = h.make_graph(nodes, "tpat_lowerings_check", inputs, outputs, inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 23)])  # RMSNormalization: 23
