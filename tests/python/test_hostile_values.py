@@ -59,6 +59,7 @@ LOWERING_TESTS = [
     "unique",
     "col2im",
     "centercroppad",
+    "losses",
 ]
 
 # The reference generator's documented codes (docs/reference-data.md).

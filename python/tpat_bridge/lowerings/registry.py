@@ -24,6 +24,7 @@ from .elementwise import GELU
 from .indexing import GATHER, GATHER_ELEMENTS, GATHER_ND, ONE_HOT
 from .ir import apply_schedule, main_params
 from .layernorm import LAYER_NORM
+from .losses import LOSS
 from .nonzero import NONZERO
 from .protocol import BadValue, Decline, Lowering, NodeView, Selection, node_operands
 from .resize import RESIZE
@@ -51,6 +52,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     UNIQUE,
     COL2IM,
     CENTER_CROP_PAD,
+    LOSS,
 )
 BY_NAME = {low.name: low for low in LOWERINGS}
 TPAT_OPS = tuple(dict.fromkeys(op for low in LOWERINGS for op in low.ops))
