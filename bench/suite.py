@@ -941,6 +941,37 @@ def _new_ops(s):
     )
 
 
+def _losses(s):
+    """The loss ops (TVM 0.27 has no importer), appended after _new_ops."""
+    s.case(
+        "softmax_cross_entropy",
+        "SoftmaxCrossEntropyLoss",
+        "mean over 4096 tokens of a 32000-word vocabulary (an LLM's training loss), ignore_index -100, f32",
+        [("scores", "float32", (4096, 32000)), ("labels", "int64", (4096,))],
+        [("loss", "float32", ())],
+        attrs={"reduction": "mean", "ignore_index": -100},
+        opset=13,
+        traffic=("reads the scores once and the labels, writes a scalar", "B(in0) + B(in1)"),
+        bound=COMPUTE,
+        check={"scores": (6, 11), "labels": (6,)},
+    )
+    s.case(
+        "nll_loss_weighted_none",
+        "NegativeLogLikelihoodLoss",
+        "reduction none, class weights, (64, 21, 128, 128) log-probabilities (segmentation), f32",
+        [("x", "float32", (64, 21, 128, 128)), ("target", "int64", (64, 128, 128)), ("weight", "float32", (21,))],
+        [("loss", "float32", (64, 128, 128))],
+        attrs={"reduction": "none"},
+        opset=13,
+        traffic=(
+            "reads one log-probability per pixel (a 32-byte sector each), the targets, writes the loss",
+            "B(in1) + B(out0) * 2",
+        ),
+        bound=GATHER,
+        check={"x": (2, 21, 3, 4), "target": (2, 3, 4), "weight": (21,)},
+    )
+
+
 def build_suite():
     """Returns [(case id, ModelProto, cases.json entry)]."""
     s = Suite()
@@ -956,6 +987,7 @@ def build_suite():
         _transforms,
         _data_dependent,
         _new_ops,
+        _losses,
     ):
         part(s)
     return s.out

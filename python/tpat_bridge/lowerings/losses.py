@@ -117,7 +117,7 @@ def emit(bb, params, sel, mode="gpu"):
     if sel.weight is not None:
         wt = relax_arg(params, sel.weight)
         wt = bb.emit(op.astype(wt, "float32")) if f32 else wt
-        w = bb.emit(op.where(valid, op.take(wt, tc, axis=0), zero))
+        w = bb.emit(op.where(valid, op.take(wt, tc, axis=0, mode="clip"), zero))
     else:
         w = bb.emit(op.where(valid, op.full_like(picked, one), zero))
     loss = bb.emit(op.multiply(op.negative(picked), w))

@@ -661,6 +661,22 @@ def _gen_roialign(ctx):
     ctx.note("RoiAlign: boxes inside the image (x1<x2, y1<y2), batch indices in [0, N)")
 
 
+def _gen_loss(ctx):
+    """NegativeLogLikelihoodLoss / SoftmaxCrossEntropyLoss: targets in [0, C) (ONNX Runtime refuses
+    others), every third one ignore_index when the node has one; positive weights."""
+    x = ctx.shape(0)
+    if len(x) < 2 or x[1] <= 0:
+        raise Infeasible("loss: scores need a class dim")
+    if ctx.is_input(1):
+        t = ctx.rng.integers(0, x[1], ctx.shape(1))
+        if "ignore_index" in ctx.attrs:
+            t.reshape(-1)[::3] = int(ctx.attrs["ignore_index"])
+        ctx.set(1, t.astype(_np_dtype(ctx.dtype(1))))
+        ctx.note("loss: targets in [0, C), every third one ignore_index when set")
+    if ctx.has(2) and ctx.is_input(2):
+        ctx.set(2, ctx.rng.uniform(0.2, 2.0, ctx.shape(2)).astype(_np_dtype(ctx.dtype(2))))
+
+
 def _gen_trilu(ctx):
     if ctx.is_input(1):
         ctx.set(1, np.full(ctx.shape(1), int(ctx.rng.integers(-2, 3))))
@@ -746,6 +762,8 @@ _GENERATORS = {
     "CumSum": _gen_cumsum,
     "RoiAlign": _gen_roialign,
     "Trilu": _gen_trilu,
+    "NegativeLogLikelihoodLoss": _gen_loss,
+    "SoftmaxCrossEntropyLoss": _gen_loss,
     "Reciprocal": _gen_reciprocal,
     "Pow": _gen_pow,
 }

@@ -344,6 +344,28 @@ def center_crop_pad(r):
     return f, "x[centre slices] then F.pad(zeros) (one copy each where both apply)"
 
 
+def _loss(softmax):
+    def ref(r):
+        if r.n_outputs > 1:
+            raise NoBaseline("SoftmaxCrossEntropyLoss with the log_prob output used: only the loss is implemented here")
+        red = r.attr("reduction", "mean")
+        ii = r.attrs.get("ignore_index")
+        kw = {"reduction": red, "ignore_index": int(ii) if ii is not None else -100}
+        if ii is None:
+            kw["ignore_index"] = -(2**62)  # no target is ignored
+        fn = r.F.cross_entropy if softmax else r.F.nll_loss
+
+        def f(*ins):
+            v = r.args(ins)
+            w = v[2] if len(v) > 2 else None
+            return (fn(v[0], v[1].long(), weight=w, **kw),)
+
+        name = "F.cross_entropy" if softmax else "F.nll_loss"
+        return f, f"{name}(reduction={red!r}, ignore_index={kw['ignore_index']})"
+
+    return ref
+
+
 def grid_sample(r):
     mode = {
         "linear": "bilinear",
@@ -528,6 +550,8 @@ TORCH_REFS = {
     "GridSample": grid_sample,
     "Col2Im": col2im,
     "CenterCropPad": center_crop_pad,
+    "NegativeLogLikelihoodLoss": _loss(False),
+    "SoftmaxCrossEntropyLoss": _loss(True),
     "ReduceMax": _reduce("reduce_max", "amax"),
     "ReduceMin": _reduce("reduce_min", "amin"),
     "TopK": top_k,
