@@ -1162,7 +1162,7 @@ def _col2im_ort_wrong(model):
 
 
 def _run_onnx_reference(runner, feeds):
-    from onnx.reference import ReferenceEvaluator
+    from onnx.reference import ReferenceEvaluator  # lazy: only for the Col2Im nodes ONNX Runtime gets wrong
 
     return [np.asarray(o) for o in ReferenceEvaluator(runner.model).run(None, feeds)]
 
