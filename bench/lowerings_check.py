@@ -65,6 +65,30 @@ def main():
         h.make_node("ReduceL1", ["rd_x4", "rd_a02"], ["rd_y4"], keepdims=0, name="reducel1_axes02"),
         h.make_node("ReduceMin", ["rd_x5", "rd_a0"], ["rd_y5"], keepdims=1, name="reducemin_int32_axis0"),
         h.make_node("ReduceSumSquare", ["rd_x6"], ["rd_y6"], noop_with_empty_axes=1, name="reducesumsquare_noop"),
+        # ops TVM 0.27 cannot import, and Resize antialias (issue 14)
+        h.make_node(
+            "Col2Im",
+            ["p_x", "p_img", "p_blk"],
+            ["p_y"],
+            strides=[2, 1],
+            pads=[1, 0, 1, 2],
+            dilations=[1, 2],
+            name="col2im_2d",
+        ),
+        h.make_node("Col2Im", ["p_x2", "p_img2", "p_blk2"], ["p_y2"], name="col2im_3d"),
+        h.make_node(
+            "Resize", ["a_x", "", "a_scales"], ["a_y"], mode="linear", antialias=1, name="resize_antialias_linear"
+        ),
+        h.make_node(
+            "Resize",
+            ["a_x2", "", "a_scales2"],
+            ["a_y2"],
+            mode="cubic",
+            antialias=1,
+            exclude_outside=1,
+            name="resize_antialias_cubic_reduction",
+        ),
+        h.make_node("CenterCropPad", ["cc_x", "cc_shape"], ["cc_y"], axes=[1, 2], name="centercroppad_fp16"),
     ]
     f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
     vi = h.make_tensor_value_info
@@ -109,6 +133,11 @@ def main():
         vi("rd_x4", f, [4, "B", 40]),
         vi("rd_x5", TP.INT32, ["B", 33]),
         vi("rd_x6", f, ["B", 10]),
+        vi("p_x", f, ["B", 2 * 9, 66]),
+        vi("p_x2", f, [1, 8, 60]),
+        vi("a_x", f, ["B", 3, 40, 30]),
+        vi("a_x2", f, [1, 2, 64, 48]),
+        vi("cc_x", f16, ["B", 37, 20, 8]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]),
@@ -151,6 +180,11 @@ def main():
         vi("rd_y4", f, ["B"]),
         vi("rd_y5", TP.INT32, [1, 33]),
         vi("rd_y6", f, ["B", 10]),
+        vi("p_y", f, ["B", 2, 11, 13]),
+        vi("p_y2", f, [1, 1, 4, 5, 6]),
+        vi("a_y", f, ["B", 3, 12, 15]),
+        vi("a_y2", f, [1, 2, 12, 12]),
+        vi("cc_y", f16, ["B", 24, 29, 8]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]),
@@ -168,6 +202,13 @@ def main():
         h.make_tensor("rd_a1", i64, [1], [1]),
         h.make_tensor("rd_am1", i64, [1], [-1]),
         h.make_tensor("rd_a02", i64, [2], [0, 2]),
+        h.make_tensor("p_img", i64, [2], [11, 13]),
+        h.make_tensor("p_blk", i64, [2], [3, 3]),
+        h.make_tensor("p_img2", i64, [3], [4, 5, 6]),
+        h.make_tensor("p_blk2", i64, [3], [2, 2, 2]),
+        h.make_tensor("a_scales", f, [4], [1, 1, 0.3, 0.5]),
+        h.make_tensor("a_scales2", f, [4], [1, 1, 0.2, 0.25]),
+        h.make_tensor("cc_shape", i64, [2], [24, 29]),
     ]
     g = h.make_graph(nodes, "tpat_lowerings_check", inputs, outputs, inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 23)])  # RMSNormalization: 23

@@ -1053,6 +1053,116 @@ def _data_dependent(s):
     )
 
 
+def _new_ops(s):
+    """Ops TVM 0.27 cannot import (Col2Im, CenterCropPad) and Resize antialias=1 (issue 14), appended
+    at the end of the suite."""
+    s.case(
+        "col2im",
+        "Col2Im",
+        "3x3 blocks, stride 1, pads 1 (F.fold of a 3x3 unfold), f32 (8, 64 x 9, 64 x 64) -> (8, 64, 64, 64)",
+        [("x", "float32", (8, 64 * 9, 64 * 64))],
+        [("y", "float32")],
+        inputs_order=["x", "image_shape", "block_shape"],
+        attrs={"pads": [1, 1, 1, 1]},
+        inits=[_const("image_shape", np.array([64, 64], np.int64)), _const("block_shape", np.array([3, 3], np.int64))],
+        traffic=("reads every column once, writes the image once", "B(in0) + B(out0)"),
+        check={"x": (2, 2 * 9, 64 * 64)},
+    )
+    s.case(
+        "col2im_patches",
+        "Col2Im",
+        "non-overlapping 16x16 patches (stride 16: a ViT patch embedding undone), f32 (64, 3 x 256, 196) -> (64, 3, 224, 224)",
+        [("x", "float32", (64, 3 * 256, 196))],
+        [("y", "float32")],
+        inputs_order=["x", "image_shape", "block_shape"],
+        attrs={"strides": [16, 16]},
+        inits=[
+            _const("image_shape", np.array([224, 224], np.int64)),
+            _const("block_shape", np.array([16, 16], np.int64)),
+        ],
+        traffic=("reads every column once, writes the image once", "B(in0) + B(out0)"),
+        check={"x": (2, 3 * 256, 196)},
+    )
+    s.case(
+        "resize_antialias",
+        "Resize",
+        "linear x0.5 with antialias (exclude_outside=1, F.interpolate(antialias=True)'s semantics), f32 (16, 3, 512, 512)",
+        [("x", "float32", (16, 3, 512, 512))],
+        [("y", "float32")],
+        inputs_order=["x", "", "scales"],
+        attrs={"mode": "linear", "antialias": 1, "exclude_outside": 1},
+        inits=[_const("scales", np.array([1, 1, 0.5, 0.5], dtype=np.float32))],
+        check={"x": (1, 2, 12, 10)},
+    )
+    s.case(
+        "resize_antialias_cubic",
+        "Resize",
+        "cubic x0.25 with antialias (a = -0.5, exclude_outside=1: PIL's and torch's bicubic), f32 (8, 3, 512, 512)",
+        [("x", "float32", (8, 3, 512, 512))],
+        [("y", "float32")],
+        inputs_order=["x", "", "scales"],
+        attrs={"mode": "cubic", "antialias": 1, "exclude_outside": 1, "cubic_coeff_a": -0.5},
+        inits=[_const("scales", np.array([1, 1, 0.25, 0.25], dtype=np.float32))],
+        traffic=("reads the input once, writes the (16x smaller) output once", "B(in0) + B(out0)"),
+        check={"x": (1, 2, 16, 12)},
+    )
+    s.case(
+        "centercroppad",
+        "CenterCropPad",
+        "crop (64, 3, 256, 256) to 224 x 224 (image preprocessing), f32",
+        [("x", "float32", (64, 3, 256, 256))],
+        [("y", "float32")],
+        inputs_order=["x", "shape"],
+        attrs={"axes": [2, 3]},
+        inits=[_const("shape", np.array([224, 224], np.int64))],
+        traffic=("reads the kept window once, writes the output once", "B(out0) + B(out0)"),
+        check={"x": (2, 3, 9, 7)},
+    )
+    s.case(
+        "centercroppad_mixed_fp16",
+        "CenterCropPad",
+        "crop and pad in one: (16, 200, 300, 64) -> (16, 256, 256, 64) HWC, fp16",
+        [("x", "float16", (16, 200, 300, 64))],
+        [("y", "float16")],
+        inputs_order=["x", "shape"],
+        attrs={"axes": [1, 2]},
+        inits=[_const("shape", np.array([256, 256], np.int64))],
+        traffic=("reads the kept window once, writes the output once", "B(out0) + B(out0)"),
+        check={"x": (2, 5, 9, 8)},
+    )
+
+
+def _losses(s):
+    """The loss ops (TVM 0.27 has no importer), appended after _new_ops."""
+    s.case(
+        "softmax_cross_entropy",
+        "SoftmaxCrossEntropyLoss",
+        "mean over 4096 tokens of a 32000-word vocabulary (an LLM's training loss), ignore_index -100, f32",
+        [("scores", "float32", (4096, 32000)), ("labels", "int64", (4096,))],
+        [("loss", "float32", ())],
+        attrs={"reduction": "mean", "ignore_index": -100},
+        opset=13,
+        traffic=("reads the scores once and the labels, writes a scalar", "B(in0) + B(in1)"),
+        bound=COMPUTE,
+        check={"scores": (6, 11), "labels": (6,)},
+    )
+    s.case(
+        "nll_loss_weighted_none",
+        "NegativeLogLikelihoodLoss",
+        "reduction none, class weights, (64, 21, 128, 128) log-probabilities (segmentation), f32",
+        [("x", "float32", (64, 21, 128, 128)), ("target", "int64", (64, 128, 128)), ("weight", "float32", (21,))],
+        [("loss", "float32", (64, 128, 128))],
+        attrs={"reduction": "none"},
+        opset=13,
+        traffic=(
+            "reads one log-probability per pixel (a 32-byte sector each), the targets, writes the loss",
+            "B(in1) + B(out0) * 2",
+        ),
+        bound=GATHER,
+        check={"x": (2, 21, 3, 4), "target": (2, 3, 4), "weight": (21,)},
+    )
+
+
 def build_suite():
     """Returns [(case id, ModelProto, cases.json entry)]."""
     s = Suite()
@@ -1067,6 +1177,8 @@ def build_suite():
         _norms,
         _transforms,
         _data_dependent,
+        _new_ops,
+        _losses,
     ):
         part(s)
     return s.out

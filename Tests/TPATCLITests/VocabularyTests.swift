@@ -127,22 +127,24 @@ import Testing
 
     // MARK: generate: progress, reason codes, schema, partial and nothing to convert
 
-    /// Col2Im (TVM's frontend lacks it) is left with its code; the others convert (Unique too:
-    /// a size-tensor output): a partial conversion, exit 3, outputs written and schema-valid.
+    /// Det (TVM's frontend lacks it, no TPAT lowering) is left with its code; the others convert (Unique
+    /// too: a size-tensor output; Col2Im: TPAT's lowering): a partial conversion, exit 3, outputs
+    /// written and schema-valid.
     @Test func partialConversionShowsReasonCodesAndExitsThree() async throws {
         let out = try temp().appendingPathComponent("out")
         let r = try cli.run([
             "generate", cli.fixture("verdicts_unsupported_ops.onnx"), "--auto", "--arch", "sm_90", "-o", out.path, "--no-reference",
         ])
         #expect(r.status == 3, "\(r.stderr)")
-        #expect(r.stdout.contains("\"col2im\" (Col2Im): [frontend_import_failed]"), "\(r.stdout)")
+        #expect(r.stdout.contains("\"det\" (Det): [frontend_import_failed]"), "\(r.stdout)")
         #expect(!r.stdout.contains("\"unique\" (Unique): ["), "\(r.stdout)")
         #expect(r.stderr.contains("selected node(s) not converted"))
         let file = out.appendingPathComponent("tpat-generate.json")
         let report = try JSONDecoder().decode(Generator.Report.self, from: Data(contentsOf: file))
         #expect(report.outcome == .partial)
-        #expect(report.failures.first { $0.node == "col2im" }?.code == "frontend_import_failed")
+        #expect(report.failures.first { $0.node == "det" }?.code == "frontend_import_failed")
         #expect(report.plugins.contains { $0.opType == "Unique" }, "\(report.plugins.map(\.opType))")
+        #expect(report.plugins.contains { $0.opType == "Col2Im" }, "\(report.plugins.map(\.opType))")
         let v = try await validate(file)
         #expect(v.valid, "\(v.errors)")
         // Progress: one line per node planned and per plugin written, unless --quiet.
@@ -302,9 +304,9 @@ import Testing
 extension VocabularyTests {
     /// `tpat plan` of a node TVM cannot plan: one error line ending in the bridge's reason code.
     @Test func planShowsTheReasonCode() throws {
-        let r = try cli.run(["plan", cli.fixture("verdicts_unsupported_ops.onnx"), "--node", "col2im", "--arch", "90"])
+        let r = try cli.run(["plan", cli.fixture("verdicts_unsupported_ops.onnx"), "--node", "det", "--arch", "90"])
         #expect(r.status == 2)
-        #expect(r.stderr.hasPrefix("error: cannot plan node 'col2im' (Col2Im): "))
+        #expect(r.stderr.hasPrefix("error: cannot plan node 'det' (Det): "))
         #expect(r.stderr.hasSuffix(" [frontend_import_failed]\n"), "\(r.stderr)")
         #expect(r.stderr.split(separator: "\n").count == 1)
     }

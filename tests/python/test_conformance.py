@@ -149,3 +149,19 @@ def test_report_counts(affine, tmp_path):
     md = conf.markdown(s)
     assert "**Partial run:** 5 of 5 cases inspected; 2 of the 3 cases in scope" in md
     assert "| test_affine_grid_2d | AffineGrid |" in md and "| z |" not in md
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "test_col2im_pads",
+        "test_center_crop_pad_crop_and_pad",
+        "test_resize_downsample_sizes_cubic_antialias",
+        "test_sce_mean_weight_ii_3d_log_prob",
+    ],
+)
+def test_ops_tvm_cannot_import_pass(tpat, work, case):
+    """TPAT's lowerings of ops TVM 0.27 cannot import (Col2Im, CenterCropPad, the losses) and of
+    Resize antialias=1 (issue 14): a plugin, every tactic matching the test's expected outputs."""
+    r = conf.run_case(NODE / case, work, "rtx", 300)
+    assert (r["code"], r["inScope"], r["passed"]) == ("passed", True, True) and r["plugin"], r

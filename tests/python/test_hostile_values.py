@@ -62,6 +62,9 @@ LOWERING_TESTS = [
     "unique",
     "reduce",
     "attention",
+    "col2im",
+    "centercroppad",
+    "losses",
 ]
 
 # The reference generator's documented codes (docs/reference-data.md).

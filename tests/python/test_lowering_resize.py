@@ -5,7 +5,11 @@ with nvcc -arch=sm_90; the same TE compute built for LLVM matches ONNX Runtime (
 Runtime in float32, rounded). Cases cover linear and cubic, every coordinate transform TPAT lowers,
 scales and sizes, down- and up-scaling, 1, 2 and 3 resized axes, exclude_outside, cubic_coeff_a,
 the opset-18 `axes` attribute and a symbolic batch dimension. Modes TPAT does not lower (nearest,
-tf_crop_and_resize, antialias) keep TVM's lowering.
+tf_crop_and_resize) keep TVM's lowering. antialias=1 (opset 18): linear and cubic, up- and
+downsampling, every coordinate transform, exclude_outside, cubic_coeff_a, the axes attribute,
+keep_aspect_ratio_policy, the reduction form (more than 64 taps per output), float16, a symbolic
+batch: against ONNX Runtime and ONNX's reference implementation; over a symbolic resized axis it
+is declined and TVM's path refuses it (unsupported_attribute).
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_resize.py
 """
@@ -128,6 +132,112 @@ CASES = {
     ),
 }
 
+
+def _aa(xshape, oshape, dtype="float32", **kw):
+    """An antialias=1 case (opset 18)."""
+    return _model(xshape, oshape, dtype, opset=18, antialias=1, **kw)
+
+
+# antialias=1: checked against ONNX Runtime and ONNX's reference implementation (both)
+AA_CASES = {
+    "aa_linear_half": (_aa([1, 2, 16, 12], [1, 2, 8, 6], scales=[1, 1, 0.5, 0.5], mode="linear"), {}, 1e-5),
+    "aa_linear_sizes": (_aa([2, 1, 15, 17], [2, 1, 4, 9], sizes=[2, 1, 4, 9], mode="linear"), {}, 1e-5),
+    "aa_cubic_half": (_aa([1, 2, 16, 16], [1, 2, 8, 8], scales=[1, 1, 0.5, 0.5], mode="cubic"), {}, 1e-5),
+    "aa_cubic_sizes_a05_exclude": (
+        _aa([1, 1, 13, 11], [1, 1, 5, 4], sizes=[1, 1, 5, 4], mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1),
+        {},
+        1e-5,
+    ),
+    "aa_linear_exclude_outside": (
+        _aa([1, 1, 12, 10], [1, 1, 3, 4], scales=[1, 1, 0.3, 0.4], mode="linear", exclude_outside=1),
+        {},
+        1e-5,
+    ),
+    "aa_linear_pytorch_half_pixel": (
+        _aa(
+            [1, 2, 12, 9],
+            [1, 2, 5, 1],
+            sizes=[1, 2, 5, 1],
+            mode="linear",
+            coordinate_transformation_mode="pytorch_half_pixel",
+        ),
+        {},
+        1e-5,
+    ),
+    "aa_cubic_half_pixel_symmetric": (
+        _aa(
+            [1, 1, 14, 10],
+            [1, 1, 6, 4],
+            scales=[1, 1, 0.45, 0.45],
+            mode="cubic",
+            coordinate_transformation_mode="half_pixel_symmetric",
+        ),
+        {},
+        1e-5,
+    ),
+    "aa_linear_asymmetric": (
+        _aa(
+            [1, 1, 10, 10],
+            [1, 1, 3, 6],
+            scales=[1, 1, 0.3, 0.6],
+            mode="linear",
+            coordinate_transformation_mode="asymmetric",
+        ),
+        {},
+        1e-5,
+    ),
+    "aa_cubic_align_corners_sizes": (
+        _aa(
+            [1, 1, 11, 9],
+            [1, 1, 4, 3],
+            sizes=[1, 1, 4, 3],
+            mode="cubic",
+            coordinate_transformation_mode="align_corners",
+        ),
+        {},
+        1e-5,
+    ),
+    "aa_axes_attr_not_larger": (
+        _aa(
+            [2, 3, 20, 15],
+            [2, 3, 8, 6],
+            sizes=[8, 8],
+            axes=[2, 3],
+            mode="linear",
+            keep_aspect_ratio_policy="not_larger",
+        ),
+        {},
+        1e-5,
+    ),
+    "aa_cubic_not_smaller": (
+        _aa(
+            [1, 2, 20, 15],
+            [1, 2, 11, 8],
+            sizes=[5, 8],
+            axes=[2, 3],
+            mode="cubic",
+            keep_aspect_ratio_policy="not_smaller",
+        ),
+        {},
+        1e-5,
+    ),
+    "aa_mixed_up_down": (_aa([1, 2, 12, 5], [1, 2, 4, 10], scales=[1, 1, 1 / 3, 2], mode="linear"), {}, 1e-5),
+    "aa_cubic_upsample": (_aa([1, 1, 5, 6], [1, 1, 10, 12], scales=[1, 1, 2, 2], mode="cubic"), {}, 1e-5),
+    "aa_cubic_reduction_form": (_aa([1, 1, 40, 30], [1, 1, 8, 6], scales=[1, 1, 0.2, 0.2], mode="cubic"), {}, 1e-5),
+    "aa_linear_3d_symbolic_batch": (
+        _aa(["N", 1, 8, 9, 10], ["N", 1, 4, 3, 5], scales=[1, 1, 0.5, 1 / 3, 0.5], mode="linear"),
+        {"N": 2},
+        1e-5,
+    ),
+    "aa_linear_fp16": (_aa([1, 4, 16, 16], [1, 4, 6, 6], "float16", sizes=[1, 4, 6, 6], mode="linear"), {}, 2e-2),
+    "aa_cubic_reduction_fp16": (
+        _aa([1, 2, 32, 24], [1, 2, 6, 5], "float16", sizes=[1, 2, 6, 5], mode="cubic"),
+        {},
+        2e-2,
+    ),
+}
+CASES.update(AA_CASES)
+
 # Not lowered by TPAT: TVM's frontend lowering is used.
 NOT_LOWERED = {
     "nearest": _model([1, 1, 4, 4], [1, 1, 8, 8], scales=[1, 1, 2, 2], mode="nearest"),
@@ -138,7 +248,10 @@ NOT_LOWERED = {
         mode="linear",
         coordinate_transformation_mode="tf_crop_and_resize",
     ),
-    "antialias": _model([1, 1, 8, 8], [1, 1, 4, 4], scales=[1, 1, 0.5, 0.5], mode="linear", antialias=1),
+    # a symbolic resized axis: TPAT declines, and TVM's path refuses antialias (refusals.py)
+    "antialias_symbolic_axis": _model(
+        [1, 1, "H", 8], [1, 1, "H2", 4], scales=[1, 1, 0.5, 0.5], mode="linear", antialias=1, opset=18
+    ),
 }
 
 
@@ -170,6 +283,55 @@ def test_numerics_llvm_vs_ort(built, name):
     # ONNX Runtime's CPU Resize has no float16 kernel
     want = run_ort(model, feeds, via_float32=feeds["x"].dtype == np.float16)[0]
     assert_matches(got, want, tol)
+
+
+@pytest.mark.parametrize("name", list(AA_CASES))
+def test_antialias_matches_onnx_reference(built, name):
+    """antialias=1 against ONNX's reference implementation too (it and ONNX Runtime agree on every
+    case here; align_corners with scales is the known disagreement, docs/lowerings.md)."""
+    from onnx.reference import ReferenceEvaluator
+
+    model, syms, tol = CASES[name]
+    assert "antialias" in lowered_plan(built[name]["res"], "resize")["lowering_detail"]
+    feeds = _feeds(model, syms)
+    got = run_llvm(built[name]["path"], feeds)[0]
+    f32 = {"x": feeds["x"].astype(np.float32)}
+    want = ReferenceEvaluator(model if feeds["x"].dtype == np.float32 else _as_f32(model)).run(None, f32)[0]
+    if name in REFERENCE_DIFFERS:  # TPAT follows ONNX Runtime there (test_numerics_llvm_vs_ort)
+        assert not np.allclose(got.astype(np.float32), want, atol=1e-3), "the reference agrees now"
+        return
+    assert_matches(got, want.astype(got.dtype), tol)
+
+
+# Cases where ONNX's reference and ONNX Runtime disagree; TPAT follows ONNX Runtime (docs/lowerings.md):
+# pytorch_half_pixel with an output length of 1 maps it to coordinate -0.5 in the reference, 0 in ORT.
+REFERENCE_DIFFERS = {"aa_linear_pytorch_half_pixel"}
+
+
+def _as_f32(model):
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for v in list(m.graph.input) + list(m.graph.output):
+        v.type.tensor_type.elem_type = TP.FLOAT
+    return m
+
+
+def test_antialias_refused_on_tvm_path(built):
+    res = built["antialias_symbolic_axis"]["res"]
+    assert not res["ok"] and res["error"]["code"] == "unsupported_attribute", res
+    assert "antialias" in res["error"]["reason"]
+
+
+def test_huge_antialias_support_declines(tmp_path):
+    import onnx
+
+    m = _aa([1, 1, 4000, 4000], [1, 1, 4, 4], scales=[1, 1, 0.001, 0.001], mode="cubic")
+    p = tmp_path / "m.onnx"
+    onnx.save(m, str(p))
+    choice = registry.choose(load_node(str(p)))
+    assert choice.lowering is None and "taps per output" in choice.reason
 
 
 @pytest.mark.parametrize("name", list(NOT_LOWERED))

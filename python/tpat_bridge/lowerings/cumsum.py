@@ -19,6 +19,7 @@ The axis (a constant) must have a static length (and static dims after it when n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,9 +127,11 @@ def select(node: NodeView) -> CumSumSelection | Decline:
         rest = xshape[axis + 1 :]
         if not all(isinstance(d, int) for d in rest):
             return Decline("the dims after a non-last axis must be static")
-        inner = int(np.prod(rest))
-        outer = int(np.prod(xshape[:axis])) if all(isinstance(d, int) for d in xshape[:axis]) else 1
+        inner = math.prod(rest)  # exact: np.prod wraps in int64 on hostile dims
+        outer = math.prod(xshape[:axis]) if all(isinstance(d, int) for d in xshape[:axis]) else 1
         cols = outer * inner
+        if cols < 1:
+            return Decline("a zero-size dim: nothing to scan")
         chunks = 1
         if n >= 2 * MIN_CHUNK and cols < COLUMN_THREADS:
             chunks = min(-(-n // MIN_CHUNK), -(-COLUMN_THREADS // cols))

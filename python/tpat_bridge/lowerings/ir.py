@@ -115,7 +115,10 @@ def apply_schedule(built, low, sel, narrow):
     gv = next(g for g in built.get_global_vars() if g.name_hint == low.primfunc)
     func = built[gv]
     if narrow:
-        func = tirx.transform.ForceNarrowIndexToInt32()(tvm.IRModule({gv: func}))[gv]
+        try:
+            func = tirx.transform.ForceNarrowIndexToInt32()(tvm.IRModule({gv: func}))[gv]
+        except tvm.error.InternalError:  # the pass refuses int64 data buffers: their indices stay int64
+            pass
     sch = s_tir.Schedule(func)
     if not low.schedule(sch, sch.get_sblock(low.primfunc), sel):
         return built

@@ -101,9 +101,9 @@ def _roialign_half_pixel_scaled(node, consts, info):
 REFUSALS = {
     "Resize": [
         (
-            "all",
+            "tvm",
             lambda n, c, i: int(_attr(n, "antialias", 0)) != 0,
-            "Resize antialias=1: no TPAT lowering implements it and TVM's frontend ignores it",
+            "Resize antialias=1: TVM's frontend ignores it",
         ),
         (
             "tvm",

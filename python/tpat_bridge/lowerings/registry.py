@@ -16,6 +16,8 @@ from tvm import relax
 
 from ..node import NodeInfo, narrowing_applies
 from .attention import ATTENTION
+from .centercroppad import CENTER_CROP_PAD
+from .col2im import COL2IM
 from .compress import COMPRESS
 from .cumsum import CUMSUM
 from .dft import DFT, STFT
@@ -24,6 +26,7 @@ from .gather import GATHER, GATHER_ND
 from .indexing import GATHER_ELEMENTS
 from .ir import apply_schedule, main_params
 from .layernorm import LAYER_NORM
+from .losses import LOSS
 from .nonzero import NONZERO
 from .onehot import ONE_HOT
 from .protocol import BadValue, Decline, Lowering, NodeView, Selection, node_operands
@@ -54,6 +57,9 @@ LOWERINGS: tuple[Lowering, ...] = (
     UNIQUE,
     REDUCE,
     ATTENTION,
+    COL2IM,
+    CENTER_CROP_PAD,
+    LOSS,
 )
 BY_NAME = {low.name: low for low in LOWERINGS}
 TPAT_OPS = tuple(dict.fromkeys(op for low in LOWERINGS for op in low.ops))

@@ -14,8 +14,15 @@ constants. Axes that are not resized (scale 1, same size) are read straight thro
 symbolic. On the GPU, TPAT's schedule (`schedule`) puts threads along the last output axis; when
 it declines, dlight schedules the compute.
 
-Not handled here (the frontend's lowering is used): nearest, antialias, tf_crop_and_resize,
-keep_aspect_ratio_policy other than stretch, resized axes with symbolic sizes, non-float dtypes.
+antialias=1 (opset 18) as ONNX's reference implementation computes it: when downsampling, the
+filter's support is scaled by 1 / scale (linear: a triangle of half-width 1 / scale; cubic: Keys'
+kernel of `cubic_coeff_a` over 2 / scale), the weights normalized to 1, indices clamped to the edge
+(`exclude_outside` drops and renormalizes); the taps come from `tap_offsets`, more than UNROLL per
+output are summed over reduction axes (dlight schedules that form). keep_aspect_ratio_policy
+not_larger / not_smaller (with sizes): one scale, min / max of the sizes' ratios, for every axis.
+
+Not handled here (the frontend's lowering is used): nearest, tf_crop_and_resize, resized axes with
+symbolic sizes, non-float dtypes.
 """
 
 from __future__ import annotations
@@ -46,13 +53,76 @@ class ResizeSelection(Selection):
     a: float  # cubic_coeff_a
     exclude_outside: int
     x_index: int
+    antialias: int = 0
+    policy: str = "stretch"
 
     def describe(self) -> str:
         axes_txt = ",".join(str(a) for a, *_ in self.resized)
-        return f"resize ({self.mode}, {self.ctm}, axes {axes_txt})"
+        extra = ""
+        if self.antialias:
+            taps = [len(t) for t in tap_offsets(self)]
+            form = "unrolled" if math.prod(taps) <= UNROLL else "reduction"
+            extra = f", antialias, taps {'x'.join(map(str, taps))} {form}"
+        if self.policy != "stretch":
+            extra += f", {self.policy}"
+        return f"resize ({self.mode}, {self.ctm}, axes {axes_txt}{extra})"
 
 
 MAX_AXIS = 1 << 20  # longest resized axis (input or output) whose coordinate tables emit builds
+POLICIES = ("stretch", "not_larger", "not_smaller")
+UNROLL = 64  # taps per output summed as unrolled terms up to this many, else reduction axes
+MAX_TAPS = 1 << 16  # taps per output (antialias at tiny scales): more is declined
+
+
+def tap_offsets(det):
+    """Per resized axis, the tap offsets j (the tap reads index base + j, base = the coordinate's
+    floor, or the coordinate - 1 when it is an integer: ONNX's reference, `ratio` in (0, 1]).
+    Antialias (downsampling) scales the filter's support by 1 / scale."""
+    out = []
+    for _a, _L, _O, s in det.resized:
+        if det.antialias and s < 1.0:
+            s = float(np.float32(s))
+            if det.mode == "linear":
+                start = int(math.floor(-1.0 / s) + 1)
+                out.append(range(start, start + 2 - 2 * start))
+            else:
+                start = int(math.floor(-2.0 / s) + 1)
+                out.append(range(start, 2 - start))
+        else:
+            out.append(range(0, 2) if det.mode == "linear" else range(-1, 3))
+    return out
+
+
+def _keys(x, a):
+    """Keys' cubic kernel of coefficient a at |x| (ONNX's reference, _cubic_coeffs_antialias)."""
+    x = np.abs(x)
+    x2, x3 = x * x, x * x * x
+    near = (a + 2) * x3 - (a + 3) * x2 + 1
+    far = a * x3 - 5 * a * x2 + 8 * a * x - 4 * a
+    return np.where(x <= 1, near, np.where(x < 2, far, 0.0))
+
+
+def antialias_table(det, L, xo, s, offs):
+    """(indices, weights) of an antialiased downsampling axis, as ONNX's reference computes them
+    (float64, then float32): the filter at (index - coordinate) * scale, normalized to sum 1;
+    indices clamped to the edge (exclude_outside: outside taps get weight 0, renormalized)."""
+    xo = xo.astype(np.float64)
+    fl = np.floor(xo)
+    integer = xo == fl
+    base = np.where(integer, xo - 1, fl).astype(np.int64)
+    ratio = np.where(integer, 1.0, xo - fl)
+    j = np.array(list(offs), np.float64)
+    args = (j[None, :] - ratio[:, None]) * float(np.float32(s))
+    if det.mode == "linear":
+        w = np.clip(1.0 - np.abs(args), 0.0, 1.0)
+    else:
+        w = _keys(args, float(np.float32(det.a)))
+    w = w / w.sum(-1, keepdims=True)
+    raw = base[:, None] + np.array(list(offs), np.int64)[None, :]
+    if det.exclude_outside:
+        w = np.where((raw >= 0) & (raw <= L - 1), w, 0.0)
+        w = w / w.sum(-1, keepdims=True)
+    return np.clip(raw, 0, L - 1).astype(np.int32), w.astype(np.float32)
 
 
 def select(node: NodeView) -> ResizeSelection | Decline:
@@ -63,10 +133,12 @@ def select(node: NodeView) -> ResizeSelection | Decline:
     ctm = node.attr("coordinate_transformation_mode", "half_pixel")
     if ctm not in COORD_MODES:
         return Decline(f"coordinate_transformation_mode {ctm}")
-    if int(node.attr("antialias", 0)) != 0:
-        return Decline("antialias")
-    if node.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
-        return Decline("keep_aspect_ratio_policy")
+    antialias = int(node.attr("antialias", 0))
+    if antialias not in (0, 1):
+        return Decline(f"antialias={antialias} (0 or 1)")
+    policy = node.attr("keep_aspect_ratio_policy", "stretch")
+    if policy not in POLICIES:
+        return Decline(f"keep_aspect_ratio_policy {policy}")
     x = ops[0]
     if not x.is_param:
         return Decline("constant Resize input")
@@ -109,6 +181,17 @@ def select(node: NodeView) -> ResizeSelection | Decline:
     per_axis = {}
     for a, v in zip(axes, given):
         per_axis[a] = v
+    common = None  # keep_aspect_ratio_policy (sizes only): one scale for every axis in `axes`
+    if sizes is not None and policy != "stretch":
+        if not all(isinstance(xshape[a], int) and xshape[a] > 0 for a in axes):
+            return Decline(f"keep_aspect_ratio_policy {policy} over symbolic axes")
+        ratios = [np.float32(per_axis[a]) / np.float32(xshape[a]) for a in axes]
+        common = min(ratios) if policy == "not_larger" else max(ratios)
+        for a in axes:
+            want = int(np.floor(np.float32(xshape[a]) * common + np.float32(0.5)))
+            if oshape[a] != want:
+                return Decline(f"axis {a}: declared output {oshape[a]}, keep_aspect_ratio_policy gives {want}")
+            per_axis[a] = want
     resized = []
     for a in range(r):
         if a not in per_axis:
@@ -116,19 +199,21 @@ def select(node: NodeView) -> ResizeSelection | Decline:
         L, O = xshape[a], oshape[a]
         if scales is not None and per_axis[a] == 1.0 and (O == L):
             continue
-        if sizes is not None and per_axis[a] == L and O == L and isinstance(L, int):
+        if sizes is not None and per_axis[a] == L and O == L and isinstance(L, int) and common in (None, 1.0):
             continue
         if not isinstance(L, int) or not isinstance(O, int):
             return Decline(f"resized axis {a} is symbolic")
         if not (0 < L <= MAX_AXIS and 0 < O <= MAX_AXIS):  # emit builds per-coordinate tables of O entries
             return Decline(f"resized axis {a}: {L} -> {O} (TPAT's tables take axes up to {MAX_AXIS})")
         s = np.float32(per_axis[a]) if scales is not None else np.float32(O) / np.float32(L)
+        if common is not None:
+            s = np.float32(common)
         if scales is not None and int(np.floor(L * float(s))) != O:
             return Decline(f"axis {a}: output {O} != floor({L} * {float(s)})")
         resized.append((a, int(L), int(O), float(s)))
     if not resized:
         return Decline("nothing is resized")
-    return ResizeSelection(
+    sel = ResizeSelection(
         mode=mode,
         ctm=ctm,
         dtype=dtype,
@@ -138,7 +223,15 @@ def select(node: NodeView) -> ResizeSelection | Decline:
         a=float(node.attr("cubic_coeff_a", -0.75)),
         exclude_outside=int(node.attr("exclude_outside", 0)),
         x_index=x.index,
+        antialias=antialias,
+        policy=policy,
     )
+    taps = [len(t) for t in tap_offsets(sel)]
+    if math.prod(taps) > MAX_TAPS:
+        return Decline(
+            f"{math.prod(taps)} taps per output (antialias at scales {[r[3] for r in resized]}; at most {MAX_TAPS})"
+        )
+    return sel
 
 
 def axis_tables(det):
@@ -146,7 +239,8 @@ def axis_tables(det):
     time with the float32 formulas of ONNX Runtime (the kernel then only looks them up)."""
     f32 = np.float32
     out = []
-    for _a, L, O, s in det.resized:
+    for (_a, L, O, s), offs in zip(det.resized, tap_offsets(det)):
+        aa = det.antialias and s < 1.0
         s = f32(s)
         x = np.arange(O, dtype=f32)
         ctm = det.ctm
@@ -163,7 +257,9 @@ def axis_tables(det):
         else:
             xo = x / s
         xo = xo.astype(f32)
-        if det.mode == "linear":
+        if aa:
+            idx, w = antialias_table(det, L, xo, s, offs)
+        elif det.mode == "linear":
             xo = np.clip(xo, f32(0), f32(L - 1))
             x0 = np.floor(xo).astype(np.int32)
             w1 = (xo - x0.astype(f32)).astype(f32)
@@ -189,33 +285,56 @@ def axis_tables(det):
 
 
 def resize_te_tables(x, det, tabs):
-    """The resized output from per-axis tap tables (tabs: [idx_a, w_a] placeholders)."""
+    """The resized output from per-axis tap tables (tabs: [idx_a, w_a] placeholders): the taps
+    unrolled (at most UNROLL per output), else summed over one reduction axis per resized axis."""
     r = len(det.xshape)
     order = [a for a, *_ in det.resized]
     tab = {a: (tabs[2 * k], tabs[2 * k + 1]) for k, a in enumerate(order)}
+    ntaps = {a: len(offs) for a, offs in zip(order, tap_offsets(det))}
     oshape = [x.shape[a] if a not in tab else det.resized[order.index(a)][2] for a in range(r)]
     dtype = det.dtype
-    taps = 2 if det.mode == "linear" else 4
 
-    def fcompute(*idx):
-        def nest(k, src):
-            if k == len(order):
-                v = x(*src)
-                return v if dtype == "float32" else tirx.Cast("float32", v)
-            a = order[k]
+    def load(src):
+        v = x(*src)
+        return v if dtype == "float32" else tirx.Cast("float32", v)
+
+    def out(v):
+        return v if dtype == "float32" else tirx.Cast(dtype, v)
+
+    if math.prod(ntaps.values()) <= UNROLL:
+
+        def fcompute(*idx):
+            def nest(k, src):
+                if k == len(order):
+                    return load(src)
+                a = order[k]
+                ti, tw = tab[a]
+                acc = None
+                for t in range(ntaps[a]):
+                    s2 = list(src)
+                    s2[a] = tirx.Cast(str(idx[a].ty), ti(idx[a], t))
+                    term = tw(idx[a], t) * nest(k + 1, s2)
+                    acc = term if acc is None else acc + term
+                return acc
+
+            return out(nest(0, list(idx)))
+
+        return te.compute(oshape, fcompute, name="tpat_resize")
+
+    raxes = {a: te.reduce_axis((0, ntaps[a]), name=f"t{a}") for a in order}
+
+    def fsum(*idx):
+        src, w = list(idx), None
+        for a in order:
             ti, tw = tab[a]
-            acc = None
-            for t in range(taps):
-                s2 = list(src)
-                s2[a] = tirx.Cast(str(idx[a].ty), ti(idx[a], t))
-                term = tw(idx[a], t) * nest(k + 1, s2)
-                acc = term if acc is None else acc + term
-            return acc
+            src[a] = tirx.Cast(str(idx[a].ty), ti(idx[a], raxes[a]))
+            w = tw(idx[a], raxes[a]) if w is None else w * tw(idx[a], raxes[a])
+        return te.sum(w * load(src), axis=[raxes[a] for a in order])
 
-        out = nest(0, list(idx))
-        return out if dtype == "float32" else tirx.Cast(dtype, out)
-
-    return te.compute(oshape, fcompute, name="tpat_resize")
+    if dtype == "float32":
+        return te.compute(oshape, fsum, name="tpat_resize")
+    acc = te.compute(oshape, fsum, name="tpat_resize_sum")
+    return te.compute(oshape, lambda *i: out(acc(*i)), name="tpat_resize")
 
 
 def emit(bb, params, det, mode="gpu"):
@@ -241,6 +360,8 @@ def schedule(sch, blk, det):
     w = det.oshape[-1]
     if os.environ.get("TPAT_RESIZE_SCHEDULE", "tpat") == "dlight" or not isinstance(w, int):
         return False
+    if math.prod(len(t) for t in tap_offsets(det)) > UNROLL:
+        return False  # the reduction form (antialias at small scales): dlight schedules it
     loops = sch.get_loops(blk)
     tx = loops[-1]
     if len(loops) > 1:

@@ -204,8 +204,14 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             f"on out-of-range indices, so TPAT does not use it ({why})",
         )
     if cap is None:
-        refusals.check(info, "tvm")  # attribute values TVM's frontend ignores or gets wrong
-        mod = build_relax_module(info)
+        try:
+            refusals.check(info, "tvm")  # attribute values TVM's frontend ignores or gets wrong
+            mod = build_relax_module(info)
+        except PlanError as e:  # the reason says why TPAT's lowering did not take the node either
+            if not declined:
+                raise
+            why = "; ".join(f"{d['lowering']}: {d['reason']}" for d in declined)
+            raise PlanError(e.code, f"{e.reason} (TPAT's lowering declined: {why})"[:2000]) from None
         try:
             cap = lower_and_capture(mod, target, database, narrowing_applies(info))
         except PlanError:

@@ -661,6 +661,22 @@ def _gen_roialign(ctx):
     ctx.note("RoiAlign: boxes inside the image (x1<x2, y1<y2), batch indices in [0, N)")
 
 
+def _gen_loss(ctx):
+    """NegativeLogLikelihoodLoss / SoftmaxCrossEntropyLoss: targets in [0, C) (ONNX Runtime refuses
+    others), every third one ignore_index when the node has one; positive weights."""
+    x = ctx.shape(0)
+    if len(x) < 2 or x[1] <= 0:
+        raise Infeasible("loss: scores need a class dim")
+    if ctx.is_input(1):
+        t = ctx.rng.integers(0, x[1], ctx.shape(1))
+        if "ignore_index" in ctx.attrs:
+            t.reshape(-1)[::3] = int(ctx.attrs["ignore_index"])
+        ctx.set(1, t.astype(_np_dtype(ctx.dtype(1))))
+        ctx.note("loss: targets in [0, C), every third one ignore_index when set")
+    if ctx.has(2) and ctx.is_input(2):
+        ctx.set(2, ctx.rng.uniform(0.2, 2.0, ctx.shape(2)).astype(_np_dtype(ctx.dtype(2))))
+
+
 def _gen_trilu(ctx):
     if ctx.is_input(1):
         ctx.set(1, np.full(ctx.shape(1), int(ctx.rng.integers(-2, 3))))
@@ -746,6 +762,8 @@ _GENERATORS = {
     "CumSum": _gen_cumsum,
     "RoiAlign": _gen_roialign,
     "Trilu": _gen_trilu,
+    "NegativeLogLikelihoodLoss": _gen_loss,
+    "SoftmaxCrossEntropyLoss": _gen_loss,
     "Reciprocal": _gen_reciprocal,
     "Pow": _gen_pow,
 }
@@ -1126,6 +1144,29 @@ def _run_unsigned_topk(runner, feeds):
     return [np.asarray(vals).view(x.dtype) ^ flip, np.asarray(idx)]
 
 
+def _col2im_ort_wrong(model):
+    """Col2Im that ONNX Runtime (1.24) computes wrongly or not at all: a spatial rank other than 2
+    with strides, pads or dilations (it returns uninitialized memory: 1e29, NaN), or an element type
+    other than float32/float16 (no kernel). ONNX's reference implementation computes these
+    (docs/lowerings.md: where the two disagree)."""
+    n = model.graph.node[0]
+    if n.op_type != "Col2Im" or len(n.input) < 3:
+        return False
+    if model.graph.input and model.graph.input[0].type.tensor_type.elem_type not in (TP.FLOAT, TP.FLOAT16):
+        return True
+    img = next((t for t in model.graph.initializer if t.name == n.input[1]), None)
+    rank = int(numpy_helper.to_array(img).size) if img is not None else 2
+    attrs = {a.name: list(a.ints) for a in n.attribute}
+    plain = all(v == 1 for v in attrs.get("strides", [])) and all(v == 1 for v in attrs.get("dilations", []))
+    return rank != 2 and not (plain and not any(attrs.get("pads", [])))
+
+
+def _run_onnx_reference(runner, feeds):
+    from onnx.reference import ReferenceEvaluator  # lazy: only for the Col2Im nodes ONNX Runtime gets wrong
+
+    return [np.asarray(o) for o in ReferenceEvaluator(runner.model).run(None, feeds)]
+
+
 class _Runner:
     def __init__(self, model):
         import onnxruntime as ort  # lazy: ONNX Runtime loads only when reference data is computed
@@ -1174,6 +1215,8 @@ class _Runner:
             return _run_unsigned_topk(self, feeds), False
         if _uint16_bitshift(self.model):
             return _run_uint16_bitshift(self, feeds), False
+        if _col2im_ort_wrong(self.model):
+            return _run_onnx_reference(self, feeds), False
         native_error = None
         if not self.has_bf16:  # ORT's CPU has (almost) no bfloat16 kernels, and numpy feeds cannot carry it
             try:

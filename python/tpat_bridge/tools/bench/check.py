@@ -32,7 +32,7 @@ def _torch_dtype(torch, name):
 
 
 def _to_torch(torch, arr, dtype_name, device):
-    a = np.ascontiguousarray(arr)
+    a = np.ascontiguousarray(arr).reshape(np.shape(arr))  # ascontiguousarray makes a 0-D array 1-D
     if dtype_name == "bfloat16":
         return torch.from_numpy(a.view(np.uint16).astype(np.int16, copy=False)).to(device).view(torch.bfloat16)
     if dtype_name == "bool":

@@ -257,15 +257,25 @@ def resize(r):
         align = True
     else:
         raise NoBaseline(f"Resize coordinate_transformation_mode={ctm}: no F.interpolate equivalent")
-    if r.attr("antialias", 0) or (
-        mode == "cubic" and (float(r.attr("cubic_coeff_a", -0.75)) != -0.75 or int(r.attr("exclude_outside", 0)))
-    ):
-        raise NoBaseline("Resize antialias/cubic variant: no F.interpolate equivalent")
+    aa = bool(int(r.attr("antialias", 0)))
+    a, excl = float(r.attr("cubic_coeff_a", -0.75)), int(r.attr("exclude_outside", 0))
+    if aa:
+        # F.interpolate(antialias=True) is PIL's filter: taps outside the image dropped and the
+        # weights renormalized (ONNX's exclude_outside=1), bicubic with a = -0.5
+        if not excl or (mode == "cubic" and a != -0.5) or align:
+            raise NoBaseline(
+                "Resize antialias=1 needs exclude_outside=1 (and cubic_coeff_a=-0.5 for cubic, not align_corners) "
+                "to match F.interpolate(antialias=True)"
+            )
+    elif mode == "cubic" and (a != -0.75 or excl):
+        raise NoBaseline("Resize cubic variant: no F.interpolate equivalent")
     kw = {}
     if scales:
         if scales[0] != 1 or scales[1] != 1:
             raise NoBaseline("Resize of the batch/channel dims")
         kw["scale_factor"] = tuple(float(s) for s in scales[2:])
+        if aa:
+            kw["recompute_scale_factor"] = False  # the given scale, as ONNX maps coordinates
     elif sizes:
         kw["size"] = tuple(int(s) for s in sizes[2:])
     else:
@@ -276,10 +286,84 @@ def resize(r):
         raise NoBaseline(f"Resize {mode} over {nsp} spatial dims: no F.interpolate mode")
     F = r.F
 
+    if aa:
+        kw["antialias"] = True
+
     def f(*ins):
         return (F.interpolate(r.args(ins)[0], mode=tmode, align_corners=align, **kw),)
 
     return f, f"F.interpolate(mode={tmode!r}, align_corners={align}, {', '.join(f'{k}={v}' for k, v in kw.items())})"
+
+
+def col2im(r):
+    img, blk = r.const_list(1), r.const_list(2)
+    if img is None or blk is None:
+        raise NoBaseline("Col2Im with a runtime image_shape/block_shape")
+    if len(img) != 2:
+        raise NoBaseline(f"Col2Im of a {len(img)}-D image: F.fold is 2-D only")
+    pads = list(r.attr("pads", [0, 0, 0, 0]))
+    if pads[:2] != pads[2:]:
+        raise NoBaseline(f"Col2Im pads {pads}: F.fold pads both ends of a dim alike")
+    kw = {
+        "output_size": tuple(int(v) for v in img),
+        "kernel_size": tuple(int(v) for v in blk),
+        "dilation": tuple(int(v) for v in r.attr("dilations", [1, 1])),
+        "padding": tuple(int(v) for v in pads[:2]),
+        "stride": tuple(int(v) for v in r.attr("strides", [1, 1])),
+    }
+    F = r.F
+
+    def f(*ins):
+        return (F.fold(r.args(ins)[0], **kw),)
+
+    return f, "F.fold(" + ", ".join(f"{k}={v}" for k, v in kw.items()) + ")"
+
+
+def center_crop_pad(r):
+    target = r.const_list(1)
+    if target is None:
+        raise NoBaseline("CenterCropPad with a runtime shape")
+    axes = r.attrs.get("axes")
+    F = r.F
+
+    def f(*ins):
+        x = r.args(ins)[0]
+        ax = [a % x.dim() for a in axes] if axes is not None else list(range(x.dim()))
+        sl = [slice(None)] * x.dim()
+        pad = [0] * (2 * x.dim())  # F.pad's order: last dim first, (before, after) each
+        for a, t in zip(ax, target):
+            n = x.shape[a]
+            if t < n:
+                sl[a] = slice((n - t) // 2, (n - t) // 2 + t)
+            elif t > n:
+                k = 2 * (x.dim() - 1 - a)
+                pad[k], pad[k + 1] = (t - n) // 2, t - n - (t - n) // 2
+        y = x[tuple(sl)]
+        return (F.pad(y, pad) if any(pad) else y.contiguous(),)
+
+    return f, "x[centre slices] then F.pad(zeros) (one copy each where both apply)"
+
+
+def _loss(softmax):
+    def ref(r):
+        if r.n_outputs > 1:
+            raise NoBaseline("SoftmaxCrossEntropyLoss with the log_prob output used: only the loss is implemented here")
+        red = r.attr("reduction", "mean")
+        ii = r.attrs.get("ignore_index")
+        kw = {"reduction": red, "ignore_index": int(ii) if ii is not None else -100}
+        if ii is None:
+            kw["ignore_index"] = -(2**62)  # no target is ignored
+        fn = r.F.cross_entropy if softmax else r.F.nll_loss
+
+        def f(*ins):
+            v = r.args(ins)
+            w = v[2] if len(v) > 2 else None
+            return (fn(v[0], v[1].long(), weight=w, **kw),)
+
+        name = "F.cross_entropy" if softmax else "F.nll_loss"
+        return f, f"{name}(reduction={red!r}, ignore_index={kw['ignore_index']})"
+
+    return ref
 
 
 def grid_sample(r):
@@ -508,6 +592,10 @@ TORCH_REFS = {
     "Upsample": resize,
     "GridSample": grid_sample,
     **{op: _reduce(op) for op in REDUCTIONS},
+    "Col2Im": col2im,
+    "CenterCropPad": center_crop_pad,
+    "NegativeLogLikelihoodLoss": _loss(False),
+    "SoftmaxCrossEntropyLoss": _loss(True),
     "TopK": top_k,
     "CumSum": cum_sum,
     "DFT": dft,

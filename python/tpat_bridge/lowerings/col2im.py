@@ -1,0 +1,226 @@
+"""TPAT's own TVM lowering of ONNX Col2Im (opset 18): TVM 0.27 has no importer for it.
+
+Col2Im sums sliding blocks back into an image: input (N, C * prod(block), L), L = prod(Lb_d) with
+Lb_d = (img_d + pad_begin_d + pad_end_d - dil_d * (block_d - 1) - 1) // stride_d + 1, output
+(N, C, *image_shape). This lowering is the gather form, one output pixel per thread, no atomics:
+
+    out[n, c, y] = sum over block offsets k:  x[n, c * prod(block) + flat(k), flat(l)]
+                   where t_d = y_d + pad_begin_d - k_d * dil_d, t_d % stride_d == 0,
+                         l_d = t_d / stride_d in [0, Lb_d)
+
+Any spatial rank (1-D and up), dilations, pads, strides; image_shape and block_shape constant inputs
+(runtime values are declined: the output shape depends on them). The block offsets are unrolled
+(prod(block) <= UNROLL terms, each a guarded load) or, for larger blocks, a reduction axis. Sums in
+float32 for float16/bfloat16, in the element type otherwise. N and the channel dim may be symbolic.
+TPAT's schedule (`schedule`): the output flattened, 256 threads per block, one pixel each (no vector
+loads: consecutive pixels read columns that are not contiguous once strides or dilations are > 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tvm import te, tirx
+
+from .. import dtypes
+from .protocol import Decline, Lowering, NodeView, Selection
+
+DTYPES = (*dtypes.FLOATS, "float64", "int32", "int64")
+THREADS = 256
+UNROLL = 64  # block offsets summed as unrolled terms up to this many, else a reduction axis
+MAX_SIZE = 1 << 31  # every constant size (image, block, pads, strides, dilations) below this
+
+
+@dataclass(frozen=True)
+class Col2ImSelection(Selection):
+    dtype: str
+    img: tuple  # image_shape
+    block: tuple  # block_shape
+    dil: tuple
+    pad_begin: tuple
+    strides: tuple
+    lb: tuple  # number of blocks per spatial dim
+    x_index: int
+
+    def describe(self) -> str:
+        form = "unrolled" if math.prod(self.block) <= UNROLL else "reduction"
+        return (
+            f"col2im ({len(self.img)}-D, block {list(self.block)}, strides {list(self.strides)}, "
+            f"dilations {list(self.dil)}, gather form, {form})"
+        )
+
+
+def _ints(op, what):
+    """A constant 1-D int input as a list of Python ints, else a reason."""
+    if op.is_absent:
+        return None, f"{what} is absent"
+    if not op.is_const:
+        return None, f"{what} is a runtime input (the output shape depends on it): only constants are lowered"
+    if op.value.dtype.kind not in "iu" or op.value.ndim != 1 or op.value.size == 0:
+        return None, f"{what} must be a non-empty 1-D int64 constant"
+    return [int(v) for v in op.value.reshape(-1)], None
+
+
+def select(node: NodeView) -> Col2ImSelection | Decline:
+    ops = node.operands
+    if len(ops) != 3 or len(node.outputs) != 1:
+        return Decline("Col2Im arity")
+    x = ops[0]
+    if not x.is_param:
+        return Decline("constant Col2Im input")
+    if x.dtype not in DTYPES or node.outputs[0]["dtype"] != x.dtype:
+        return Decline(f"dtype {x.dtype}")
+    img, why = _ints(ops[1], "image_shape")
+    if why:
+        return Decline(why)
+    block, why = _ints(ops[2], "block_shape")
+    if why:
+        return Decline(why)
+    n = len(img)
+    if len(block) != n:
+        return Decline(f"image_shape has {n} values, block_shape {len(block)}")
+    dil = node.attr("dilations", [1] * n)
+    pads = node.attr("pads", [0] * (2 * n))
+    strides = node.attr("strides", [1] * n)
+    if len(dil) != n or len(strides) != n or len(pads) != 2 * n:
+        return Decline(f"dilations/strides need {n} values and pads {2 * n}")
+    if not all(isinstance(v, int) for v in [*dil, *pads, *strides]):
+        return Decline("dilations/pads/strides must be ints")
+    if not all(0 < v < MAX_SIZE for v in [*img, *block, *dil, *strides]) or not all(0 <= p < MAX_SIZE for p in pads):
+        return Decline(f"image_shape {img}, block_shape {block}, dilations, strides > 0 and pads >= 0, below 2^31")
+    lb = []
+    for d in range(n):
+        span = img[d] + pads[d] + pads[d + n] - dil[d] * (block[d] - 1) - 1
+        if span < 0:
+            return Decline(f"spatial dim {d}: the block does not fit the padded image")
+        lb.append(span // strides[d] + 1)
+    xs = x.shape
+    if len(xs) != 3:
+        return Decline(f"input of rank {len(xs)} (only the batched form (N, C * prod(block), L) is lowered)")
+    nb = math.prod(block)
+    if isinstance(xs[1], int) and xs[1] % nb:
+        return Decline(f"input dim 1 ({xs[1]}) is not a multiple of prod(block_shape) ({nb})")
+    if isinstance(xs[2], int) and xs[2] != math.prod(lb):
+        return Decline(f"input dim 2 ({xs[2]}) is not the number of blocks {lb} = {math.prod(lb)}")
+    oshape = node.outputs[0].get("shape")
+    if oshape is not None and (
+        len(oshape) != n + 2 or any(isinstance(o, int) and o != i for o, i in zip(oshape[2:], img))
+    ):
+        return Decline(f"declared output shape {oshape} is not (N, C, *{img})")
+    if math.prod(img) >= MAX_SIZE or nb >= MAX_SIZE or math.prod(lb) >= MAX_SIZE:
+        return Decline("image, block or block count of 2^31 elements or more")
+    return Col2ImSelection(
+        dtype=x.dtype,
+        img=tuple(img),
+        block=tuple(block),
+        dil=tuple(dil),
+        pad_begin=tuple(pads[:n]),
+        strides=tuple(strides),
+        lb=tuple(lb),
+        x_index=x.index,
+    )
+
+
+def col2im_te(x, sel):
+    n = len(sel.img)
+    nb = math.prod(sel.block)
+    acc_t = "float32" if sel.dtype in ("float16", "bfloat16") else sel.dtype
+    it = "int64"
+    c_out = x.shape[1] // nb
+    oshape = [x.shape[0], c_out, *sel.img]
+
+    def c(v):
+        return tirx.const(v, it)
+
+    def term(nn, cc, ys, ks):
+        """(condition, value) of the block offset ks (one expression per spatial dim)."""
+        cond = None
+        l_flat = c(0)
+        k_flat = c(0)
+        for d in range(n):
+            t = tirx.Cast(it, ys[d]) + c(sel.pad_begin[d]) - ks[d] * c(sel.dil[d])
+            s = sel.strides[d]
+            if s == 1:
+                ld = t
+                ok = tirx.all(t >= c(0), t < c(sel.lb[d]))
+            else:
+                ld = tirx.floordiv(t, c(s))
+                ok = tirx.all(t >= c(0), tirx.floormod(t, c(s)) == c(0), ld < c(sel.lb[d]))
+            cond = ok if cond is None else tirx.all(cond, ok)
+            l_flat = l_flat * c(sel.lb[d]) + ld
+            k_flat = k_flat * c(sel.block[d]) + ks[d]
+        ch = tirx.Cast(it, cc) * c(nb) + k_flat
+        v = x(nn, ch, l_flat)
+        v = v if acc_t == sel.dtype else tirx.Cast(acc_t, v)
+        return cond, v
+
+    zero = tirx.const(0, acc_t)
+
+    def out(v):
+        return v if acc_t == sel.dtype else tirx.Cast(sel.dtype, v)
+
+    if nb <= UNROLL:
+
+        def fcompute(nn, cc, *ys):
+            acc = None
+            for flat in range(nb):
+                ks, rem = [], flat
+                for d in reversed(range(n)):
+                    ks.append(c(rem % sel.block[d]))
+                    rem //= sel.block[d]
+                cond, v = term(nn, cc, ys, list(reversed(ks)))
+                t = tirx.if_then_else(cond, v, zero)
+                acc = t if acc is None else acc + t
+            return out(acc)
+
+        return te.compute(oshape, fcompute, name="tpat_col2im")
+
+    raxes = [te.reduce_axis((0, b), name=f"k{d}") for d, b in enumerate(sel.block)]
+
+    def fsum(nn, cc, *ys):
+        cond, v = term(nn, cc, ys, [tirx.Cast(it, r) for r in raxes])
+        return te.sum(tirx.if_then_else(cond, v, zero), axis=raxes)
+
+    if acc_t == sel.dtype:
+        return te.compute(oshape, fsum, name="tpat_col2im")
+    s = te.compute(oshape, fsum, name="tpat_col2im_sum")
+    return te.compute(oshape, lambda *i: out(s(*i)), name="tpat_col2im")
+
+
+PRIMFUNC = "tpat_col2im"
+
+
+def emit(bb, params, sel, mode="gpu"):
+    return bb.emit_te(lambda x: col2im_te(x, sel), params[sel.x_index], primfunc_name_hint=PRIMFUNC)
+
+
+def schedule(sch, blk, sel):
+    """One output pixel per thread: the output loops fused, split into (blocks, THREADS). The
+    reduction form (blocks of more than UNROLL offsets) is left to dlight."""
+    if math.prod(sel.block) > UNROLL:
+        return False
+    loops = list(sch.get_loops(blk))
+    fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
+    bo, tx = sch.split(fused, [None, THREADS])
+    sch.bind(bo, "blockIdx.x")
+    sch.bind(tx, "threadIdx.x")
+    return True
+
+
+class Col2ImLowering(Lowering):
+    name = "col2im"
+    ops = ("Col2Im",)
+    primfunc = PRIMFUNC
+
+    def select(self, node):
+        return select(node)
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return emit(bb, params, sel, mode)
+
+    def schedule(self, sch, block, sel):
+        return schedule(sch, block, sel)
+
+
+COL2IM = Col2ImLowering()

@@ -1,0 +1,163 @@
+"""TPAT's Col2Im lowering (python/tpat_bridge/lowerings/col2im.py), CPU only.
+
+Every case: the plan validates against the schema and names the lowering, one kernel; its CUDA source
+compiles with nvcc -arch=sm_90; the same TE compute built for LLVM matches ONNX Runtime (float32;
+float16 through a float32 twin) and ONNX's reference implementation (every dtype). Cases: 1-, 2- and
+3-D images, strides, dilations, asymmetric pads, all of them together, a block of more than 64
+offsets (the reduction form), a symbolic batch and a symbolic channel dim, float16, float64, int32.
+Runtime image_shape / block_shape and inconsistent shapes are declined with a reason.
+
+Run: .venv/bin/python -m pytest tests/python/test_lowering_col2im.py
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto as TP
+from onnx import helper as h
+from onnx import numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lowering_harness import assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
+from tpat_bridge.lowerings import registry  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.tools.reference import _col2im_ort_wrong  # noqa: E402
+
+ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "float64": TP.DOUBLE, "int32": TP.INT32}
+NP_T = {"float32": np.float32, "float16": np.float16, "float64": np.float64, "int32": np.int32}
+
+
+def _blocks(img, block, dil, pads, strides):
+    n = len(img)
+    return [(img[d] + pads[d] + pads[d + n] - dil[d] * (block[d] - 1) - 1) // strides[d] + 1 for d in range(n)]
+
+
+def _model(img, block, c=2, batch=1, dtype="float32", const_shapes=True, sym_c=False, **attrs):
+    n = len(img)
+    dil = attrs.get("dilations", [1] * n)
+    pads = attrs.get("pads", [0] * (2 * n))
+    strides = attrs.get("strides", [1] * n)
+    L = math.prod(_blocks(img, block, dil, pads, strides))
+    cb = "C" if sym_c else c * math.prod(block)
+    inputs = [h.make_tensor_value_info("x", ONNX_T[dtype], [batch, cb, L])]
+    inits = []
+    if const_shapes:
+        inits = [
+            numpy_helper.from_array(np.array(img, np.int64), "img"),
+            numpy_helper.from_array(np.array(block, np.int64), "blk"),
+        ]
+    else:
+        inputs += [h.make_tensor_value_info("img", TP.INT64, [n]), h.make_tensor_value_info("blk", TP.INT64, [n])]
+    node = h.make_node("Col2Im", ["x", "img", "blk"], ["y"], **attrs)
+    out_c = "c_out" if sym_c else c
+    g = h.make_graph([node], "g", inputs, [h.make_tensor_value_info("y", ONNX_T[dtype], [batch, out_c, *img])], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 18)])
+    m.ir_version = 9
+    return m
+
+
+CASES = {
+    # name: (model, {symbol: size}, tolerance)
+    "basic_2d": (_model([5, 5], [1, 5], c=1), {}, 1e-5),  # test_col2im
+    "strides_2d": (_model([5, 5], [3, 3], strides=[2, 2]), {}, 1e-5),
+    "dilations_2d": (_model([6, 6], [2, 2], dilations=[1, 5]), {}, 1e-5),
+    "pads_2d": (_model([5, 5], [1, 5], pads=[0, 1, 0, 1]), {}, 1e-5),
+    "all_2d_asymmetric": (
+        _model([9, 7], [3, 2], c=3, batch=2, strides=[2, 3], dilations=[2, 1], pads=[1, 2, 2, 0]),
+        {},
+        1e-5,
+    ),
+    "overlap_3d": (_model([3, 4, 5], [2, 2, 2], c=2), {}, 1e-5),  # test_col2im_5d-like
+    "strided_3d": (_model([6, 5, 7], [3, 2, 3], c=1, strides=[2, 1, 3], pads=[1, 0, 1, 1, 0, 2]), {}, 1e-5),
+    "one_d": (_model([11], [3], c=4, strides=[2], pads=[1, 1]), {}, 1e-5),
+    "big_block_reduction": (_model([12, 12], [9, 9], c=1), {}, 1e-4),
+    "symbolic_batch": (_model([6, 6], [2, 3], batch="N", strides=[2, 1]), {"N": 3}, 1e-5),
+    "symbolic_channels": (_model([5, 6], [2, 2], sym_c=True, pads=[1, 1, 0, 0]), {"C": 3 * 4}, 1e-5),
+    "fp16": (_model([8, 8], [3, 3], dtype="float16", pads=[1, 1, 1, 1]), {}, 2e-2),
+    "fp16_reduction": (_model([10, 10], [9, 8], c=1, dtype="float16"), {}, 3e-2),
+    "float64": (_model([7, 5], [2, 3], dtype="float64", strides=[1, 2]), {}, 1e-9),
+    "int32": (_model([6, 7], [3, 3], dtype="int32", strides=[1, 2], dilations=[2, 1]), {}, 0),
+}
+
+NOT_LOWERED = {
+    "runtime_shapes": _model([5, 5], [1, 5], const_shapes=False),
+}
+
+
+def _feeds(model, syms, seed=0):
+    rng = np.random.default_rng(seed)
+    vi = model.graph.input[0]
+    shape = input_shape(vi, syms)
+    dt = {v: k for k, v in ONNX_T.items()}[vi.type.tensor_type.elem_type]
+    if dt == "int32":
+        return {"x": rng.integers(-50, 50, shape).astype(np.int32)}
+    return {"x": rng.standard_normal(shape).astype(NP_T[dt])}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_plan_uses_tpat_lowering(built, name):
+    plan = lowered_plan(built[name]["res"], "col2im")
+    assert len(launches(plan)) >= 1
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_nvcc_compiles(compiled, name):
+    rc, err = compiled[name]
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_numerics_llvm_vs_ort_and_onnx_reference(built, name):
+    model, syms, tol = CASES[name]
+    feeds = _feeds(model, syms)
+    got = run_llvm(built[name]["path"], feeds)[0]
+    ref = ReferenceEvaluator(model).run(None, feeds)[0]
+    assert_matches(got, ref.astype(got.dtype), tol)
+    dt = feeds["x"].dtype
+    if not _col2im_ort_wrong(model):  # ONNX Runtime's CPU Col2Im: float32 only, wrong beyond 2-D
+        want = run_ort(model, feeds, via_float32=dt == np.float16)[0]
+        assert_matches(got, want, tol)
+
+
+def test_onnx_runtime_is_wrong_where_the_reference_data_uses_onnx_reference():
+    """ONNX Runtime 1.24's Col2Im with a spatial rank other than 2 and strides or pads returns
+    garbage (uninitialized memory); reference data uses ONNX's reference implementation there."""
+    model = CASES["strided_3d"][0]
+    assert _col2im_ort_wrong(model) and not _col2im_ort_wrong(CASES["all_2d_asymmetric"][0])
+    feeds = _feeds(model, {})
+    ref = ReferenceEvaluator(model).run(None, feeds)[0]
+    ort_out = run_ort(model, feeds)[0]
+    assert not np.allclose(ort_out, ref, atol=1e-3, equal_nan=False)
+
+
+def test_declines_with_reasons(built):
+    info = load_node(str(built["runtime_shapes"]["path"]))
+    choice = registry.choose(info)
+    assert choice.lowering is None and "runtime input" in choice.reason
+
+
+@pytest.mark.parametrize(
+    "mutate, words",
+    [
+        (lambda m: m.graph.input[0].type.tensor_type.shape.dim[2].__setattr__("dim_value", 7), "number of blocks"),
+        (lambda m: m.graph.input[0].type.tensor_type.shape.dim[1].__setattr__("dim_value", 7), "multiple"),
+        (lambda m: m.graph.node[0].attribute.extend([h.make_attribute("strides", [0, 1])]), "> 0"),
+        (lambda m: m.graph.node[0].attribute.extend([h.make_attribute("pads", [1, 1])]), "pads"),
+    ],
+)
+def test_inconsistent_nodes_decline(tmp_path, mutate, words):
+    m = _model([5, 5], [2, 2])
+    mutate(m)
+    p = tmp_path / "m.onnx"
+    import onnx
+
+    onnx.save(m, str(p))
+    choice = registry.choose(load_node(str(p)))
+    assert choice.lowering is None and words in choice.reason, choice.reason
