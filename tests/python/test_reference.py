@@ -618,3 +618,47 @@ def test_checker_and_sample_launcher_compile(tmp_path):
         }
     )
     assert res["cases"] == 2
+
+
+def test_complex_stft_reference_is_numpy_framing_and_ort_dft(tmp_path):
+    """ONNX Runtime 1.24.4's STFT of a complex signal returns values near 1e37 and NaN: the
+    reference frames the signal in numpy and runs ORT's DFT of the frames (checked against
+    numpy.fft in float64 here), with a runtime window."""
+    from onnx import helper as oh
+
+    node = oh.make_node("STFT", ["x", "step", "w", "len"], ["y"], onesided=0)
+    g = oh.make_graph(
+        [node],
+        "g",
+        [oh.make_tensor_value_info("x", TP.FLOAT, [2, 40, 2]), oh.make_tensor_value_info("w", TP.FLOAT, [10])],
+        [oh.make_tensor_value_info("y", TP.FLOAT, [2, 7, 10, 2])],
+        [
+            onnx.numpy_helper.from_array(np.array(5, np.int64), "step"),
+            onnx.numpy_helper.from_array(np.array(10, np.int64), "len"),
+        ],
+    )
+    m = oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)])
+    m.ir_version = 9
+    mp = tmp_path / "m.onnx"
+    onnx.save(m, mp)
+    res = reference.make_reference(
+        {
+            "command": "reference",
+            "model_path": str(mp),
+            "out_dir": str(tmp_path / "r"),
+            "prefix": "tpat_s",
+            "plugin": "s",
+            "cases": None,
+            "seed": 0,
+        }
+    )
+    assert res["cases"] == 1
+    _, _, cases = read_all(tmp_path / "r")
+    ((_, ins, outs),) = cases
+    x, w = ins[0].astype(np.float64), ins[1].astype(np.float64)
+    xc = x[..., 0] + 1j * x[..., 1]
+    fr = np.stack([xc[:, f * 5 : f * 5 + 10] * w for f in range(7)], 1)
+    want = np.fft.fft(fr, axis=-1)
+    got = outs[0].astype(np.float64)
+    assert got.shape == (2, 7, 10, 2)
+    np.testing.assert_allclose(got[..., 0] + 1j * got[..., 1], want, rtol=0, atol=1e-5 * np.abs(want).max())

@@ -25,7 +25,7 @@ sin/cos (the plan compiles with --use_fast_math) are accurate to 2^-21.
 
 Strategies (`_plan`, recorded in describe()):
   fft        n fits shared memory and has no prime factor above MAX_DIRECT_RADIX: one kernel;
-  fourstep   a longer such n = n1 n2: (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
+  fourstep   a longer such n = n1 n2 (both <= 768 where possible): (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
              into a workspace; (B) per row an n2-point FFT, bin k1 + n1 k2: two kernels;
   bluestein  otherwise (a large prime factor): X_k = w_k sum_j (x_j w_j) conj(w_{k-j}),
              w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m = the smallest
@@ -152,10 +152,13 @@ def _smooth(n):
 
 
 def _split(m, cap):
-    """(n1, n2) with n1 * n2 = m, both smooth and fitting shared memory, n2 the largest <= 4096."""
-    for n2 in range(min(cap, 4096, m), 1, -1):
-        if m % n2 == 0 and m // n2 <= cap and _smooth(n2) and _smooth(m // n2):
-            return m // n2, n2
+    """(n1, n2) with n1 * n2 = m, both smooth and fitting shared memory. Preferred: both at most
+    cap / 8, so that each pass's block takes at least 8 adjacent columns (pass A) or rows (pass B)
+    and its scattered global accesses come in runs of 8 complex values; else n2 the largest <= 4096."""
+    for lim in (cap // 8, min(cap, 4096)):
+        for n2 in range(min(lim, m), 1, -1):
+            if m % n2 == 0 and m // n2 <= (lim if lim == cap // 8 else cap) and _smooth(n2) and _smooth(m // n2):
+                return m // n2, n2
     return None
 
 
