@@ -23,6 +23,7 @@ from .cumsum import CUMSUM
 from .dft import DFT, STFT
 from .elementwise import GELU
 from .gather import GATHER, GATHER_ND
+from .gridsample import GRID_SAMPLE
 from .indexing import GATHER_ELEMENTS
 from .ir import apply_schedule, main_params
 from .layernorm import LAYER_NORM
@@ -51,6 +52,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     GATHER,
     GATHER_ELEMENTS,
     ONE_HOT,
+    GRID_SAMPLE,
     GELU,
     NONZERO,
     COMPRESS,
