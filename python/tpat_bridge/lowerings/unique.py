@@ -7,18 +7,18 @@ data-dependent length U (the plan's size output, 0-D int64; upper bound N = X.si
 inverse_indices is [N]. Any subset of the four outputs may be used.
 
 Kernels, no host synchronisation, no serial loop over the data:
-  1. argsort of X (TVM's GPU sort through Relax `argsort`: block sorts then merge passes);
+  1. stable argsort of X (radix.py: an LSD radix sort whose passes follow the data's range);
   2. group starts: flag[i] = (i == 0 or X[perm[i]] != X[perm[i-1]]); NonZero's block-wide count
      and scan kernels (nonzero.py) number them: offsets per block and U;
   3. assign: first[g] = N for every g (one kernel), then per sorted position (a block-wide scan of
-     the flags) the group g, starts[g] and first[g] = min(first[g], perm[i]) (atomicMin: the sort
-     need not be stable);
-  4. sorted=0 only: argsort of first[] (groups in order of first occurrence; unused slots hold N
-     and sort last) and its inverse permutation (rank of each group);
+     the flags) the group g, starts[g] and, at a group's first position, first[g] = perm[i] (the
+     sort is stable, so that is the group's smallest index);
+  4. sorted=0 only: radix argsort of first[] (groups in order of first occurrence; unused slots
+     hold N and sort last) and its inverse permutation (rank of each group);
   5. outputs: one thread per group (Y, indices, counts from starts[] and first[]) and one thread
      per element (inverse_indices[perm[i]]).
 Float values compare with `!=` (-0.0 == 0.0; NaNs are never equal, each NaN is its own value).
-`mode="cpu"` builds the same IR with serial loops (plain min for the atomic) for the LLVM tests.
+`mode="cpu"` builds the same IR with serial loops for the LLVM tests.
 
 With `axis` the values are the slices X[..., j, ...] (row-major over the other dims, compared
 lexicographically): one block per slice ranks it against every other slice (threads split the
@@ -36,6 +36,7 @@ from tvm import relax, te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
+from . import radix
 from .compress import _gather_ir
 from .ir import Threads
 from .nonzero import PER_THREAD, THREADS, _count_ir, _i64, _local, _numel, _scan_ir, block_scan
@@ -75,7 +76,7 @@ class UniqueSelection(Selection):
                 f"unique (axis {self.axis}, {order}, outputs {outs}; slices ranked by a block per slice, "
                 "block-wide scans, size tensor)"
             )
-        return f"unique (flattened, {order}, outputs {outs}; argsort, block-wide scans, size tensor)"
+        return f"unique (flattened, {order}, outputs {outs}; radix argsort, block-wide scans, size tensor)"
 
 
 def select(node: NodeView) -> UniqueSelection | Decline:
@@ -170,10 +171,11 @@ def _assign_ir(det, n, xv, perm, offsets, gid, starts, first, mode, flag=None):
                                         with T.If(f):
                                             with T.Then():
                                                 T.buffer_store(starts, p, [run[tuple(R(tx))]])
+                                                # stable sorts: the group's smallest index comes first
+                                                T.buffer_store(first, perm[p], [run[tuple(R(tx))]])
                                                 T.buffer_store(run, run[tuple(R(tx))] + 1, R(tx))
                                         g = run[tuple(R(tx))] - 1
                                         T.buffer_store(gid, g, [p])
-                                        _atomic_min(first, g, perm[p], mode)
 
                         th.each_thread(write)
     return ib.get()
@@ -220,9 +222,7 @@ def emit(bb, params, det: UniqueSelection, mode="gpu"):
     x = params[det.x_index]
     n_expr = _numel(x.ty.shape.values)
     xf = bb.emit(relax.op.reshape(x, [n_expr]))
-    # small integers sort as int32 (same order; TVM's CPU sort has no 8/16-bit kernels)
-    keys = bb.emit(relax.op.astype(xf, "int32")) if det.dtype in ("int8", "uint8", "int16", "uint16") else xf
-    perm = bb.emit(relax.op.argsort(keys, axis=0, descending=False, dtype="int64"))
+    perm = radix.argsort(bb, xf, det.dtype, mode)  # stable: equal values keep index order
     tile = det.threads * det.per
 
     def count_stage(xt, pt):
@@ -257,7 +257,7 @@ def emit(bb, params, det: UniqueSelection, mode="gpu"):
 
     order = rank = None
     if not det.sorted:
-        order = bb.emit(relax.op.argsort(first, axis=0, descending=False, dtype="int64"))
+        order = radix.argsort(bb, first, "int64", mode)
 
         def rank_stage(ot, st):
             n = ot.shape[0]
@@ -502,7 +502,7 @@ def _emit_axis(bb, params, det, mode):
     first = bb.emit(relax.TupleGetItem(assigned, 2))
     order = grank = None
     if not det.sorted:
-        order = bb.emit(relax.op.argsort(first, axis=0, descending=False, dtype="int64"))
+        order = radix.argsort(bb, first, "int64", mode)
 
         def grank_stage(ot, st):
             n = ot.shape[0]
