@@ -1,5 +1,5 @@
 """Writes bench/models/lowerings_check.onnx: one small model with a node for each of TPAT's own
-lowerings (python/tpat_bridge/lowerings/), a symbolic batch dim, odd sizes and ties (LayerNormalization
+lowerings (python/tpat_bridge/lowerings/; Attention twice: fused and composition), a symbolic batch dim, odd sizes and ties (LayerNormalization
 with Mean/InvStdDev over the last two axes, N = 240 not a multiple of 32 x 4, broadcast B), for
 `tpat generate` + `tpat verify --sanitize` on a GPU machine (compute-sanitizer memcheck/racecheck).
 
@@ -53,6 +53,25 @@ def main():
         h.make_node("Compress", ["k_x", "k_c"], ["k_y"], axis=1, name="compress_axis1"),
         h.make_node("Unique", ["u_x"], ["u_y", "u_i", "u_inv", "u_c"], sorted=0, name="unique_flat_unsorted"),
         h.make_node("Unique", ["v_x"], ["v_y", "v_i", "v_inv", "v_c"], axis=0, name="unique_axis0"),
+        # Attention (opset 23): the fused kernel (3-D, GQA, causal with a float mask, 3 key tiles) and
+        # the composition (qk output, past / present, V head size != Q head size)
+        h.make_node(
+            "Attention",
+            ["a_q", "a_k", "a_v", "a_m"],
+            ["a_y"],
+            is_causal=1,
+            q_num_heads=8,
+            kv_num_heads=2,
+            name="attention_fused_gqa_causal",
+        ),
+        h.make_node(
+            "Attention",
+            ["b_q", "b_k", "b_v", "", "b_pk", "b_pv"],
+            ["b_y", "b_pko", "b_pvo", "b_qk"],
+            qk_matmul_output_mode=3,
+            softcap=5.0,
+            name="attention_past_qk",
+        ),
     ]
     f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
     vi = h.make_tensor_value_info
@@ -86,6 +105,15 @@ def main():
         vi("k_c", TP.BOOL, [3000]),
         vi("u_x", i64, [3000]),
         vi("v_x", i64, ["B", 3]),
+        vi("a_q", f16, ["B", 37, 128]),
+        vi("a_k", f16, ["B", 70, 32]),
+        vi("a_v", f16, ["B", 70, 32]),
+        vi("a_m", f16, [37, 70]),
+        vi("b_q", f, ["B", 2, 5, 8]),
+        vi("b_k", f, ["B", 2, 5, 8]),
+        vi("b_v", f, ["B", 2, 5, 12]),
+        vi("b_pk", f, ["B", 2, 7, 8]),
+        vi("b_pv", f, ["B", 2, 7, 12]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]),
@@ -118,6 +146,11 @@ def main():
         vi("v_i", i64, ["v_n"]),
         vi("v_inv", i64, ["B"]),
         vi("v_c", i64, ["v_n"]),
+        vi("a_y", f16, ["B", 37, 128]),
+        vi("b_y", f, ["B", 2, 5, 12]),
+        vi("b_pko", f, ["B", 2, 12, 8]),
+        vi("b_pvo", f, ["B", 2, 12, 12]),
+        vi("b_qk", f, ["B", 2, 5, 12]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]),
@@ -131,7 +164,7 @@ def main():
         h.make_tensor("o_vals", f, [2], [0.0, 1.0]),
     ]
     g = h.make_graph(nodes, "tpat_lowerings_check", inputs, outputs, inits)
-    m = h.make_model(g, opset_imports=[h.make_opsetid("", 23)])  # RMSNormalization: 23
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 23)])  # RMSNormalization, Attention: 23
     m.ir_version = 10
     onnx.checker.check_model(m, full_check=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
