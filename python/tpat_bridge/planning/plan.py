@@ -204,7 +204,13 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             f"on out-of-range indices, so TPAT does not use it ({why})",
         )
     if cap is None:
-        refusals.check(info, "tvm")  # attribute values TVM's frontend ignores or gets wrong
+        try:
+            refusals.check(info, "tvm")  # attribute values TVM's frontend ignores or gets wrong
+        except PlanError as e:  # say why TPAT's own lowering did not take the node either
+            own = failure or (choice.reason if lowering == "tpat" and choice is not None else "")
+            if own and own != "no TPAT lowering for this op":
+                raise PlanError(e.code, f"{e.reason}; TPAT's lowering: {own}") from None
+            raise
         mod = build_relax_module(info)
         try:
             cap = lower_and_capture(mod, target, database, narrowing_applies(info))
