@@ -1,5 +1,5 @@
 """Writes bench/models/lowerings_check.onnx: one small model with a node for each of TPAT's own
-lowerings (python/tpat_bridge/lowerings/), a symbolic batch dim, odd sizes and ties (LayerNormalization
+lowerings (python/tpat_bridge/lowerings/; Attention twice: fused and composition), a symbolic batch dim, odd sizes and ties (LayerNormalization
 with Mean/InvStdDev over the last two axes, N = 240 not a multiple of 32 x 4, broadcast B), for
 `tpat generate` + `tpat verify --sanitize` on a GPU machine (compute-sanitizer memcheck/racecheck).
 
@@ -89,6 +89,25 @@ def main():
             name="resize_antialias_cubic_reduction",
         ),
         h.make_node("CenterCropPad", ["cc_x", "cc_shape"], ["cc_y"], axes=[1, 2], name="centercroppad_fp16"),
+        # Attention (opset 23): the fused kernel (3-D, GQA, causal with a float mask, 3 key tiles) and
+        # the composition (qk output, past / present, V head size != Q head size)
+        h.make_node(
+            "Attention",
+            ["at_q", "at_k", "at_v", "at_m"],
+            ["at_y"],
+            is_causal=1,
+            q_num_heads=8,
+            kv_num_heads=2,
+            name="attention_fused_gqa_causal",
+        ),
+        h.make_node(
+            "Attention",
+            ["b_q", "b_k", "b_v", "", "b_pk", "b_pv"],
+            ["b_y", "b_pko", "b_pvo", "b_qk"],
+            qk_matmul_output_mode=3,
+            softcap=5.0,
+            name="attention_past_qk",
+        ),
     ]
     f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
     vi = h.make_tensor_value_info
@@ -138,6 +157,15 @@ def main():
         vi("a_x", f, ["B", 3, 40, 30]),
         vi("a_x2", f, [1, 2, 64, 48]),
         vi("cc_x", f16, ["B", 37, 20, 8]),
+        vi("at_q", f16, ["B", 37, 128]),
+        vi("at_k", f16, ["B", 70, 32]),
+        vi("at_v", f16, ["B", 70, 32]),
+        vi("at_m", f16, [37, 70]),
+        vi("b_q", f, ["B", 2, 5, 8]),
+        vi("b_k", f, ["B", 2, 5, 8]),
+        vi("b_v", f, ["B", 2, 5, 12]),
+        vi("b_pk", f, ["B", 2, 7, 8]),
+        vi("b_pv", f, ["B", 2, 7, 12]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]),
@@ -185,6 +213,11 @@ def main():
         vi("a_y", f, ["B", 3, 12, 15]),
         vi("a_y2", f, [1, 2, 12, 12]),
         vi("cc_y", f16, ["B", 24, 29, 8]),
+        vi("at_y", f16, ["B", 37, 128]),
+        vi("b_y", f, ["B", 2, 5, 12]),
+        vi("b_pko", f, ["B", 2, 12, 8]),
+        vi("b_pvo", f, ["B", 2, 12, 12]),
+        vi("b_qk", f, ["B", 2, 5, 12]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]),
@@ -211,7 +244,7 @@ def main():
         h.make_tensor("cc_shape", i64, [2], [24, 29]),
     ]
     g = h.make_graph(nodes, "tpat_lowerings_check", inputs, outputs, inits)
-    m = h.make_model(g, opset_imports=[h.make_opsetid("", 23)])  # RMSNormalization: 23
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 23)])  # RMSNormalization, Attention: 23
     m.ir_version = 10
     onnx.checker.check_model(m, full_check=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)

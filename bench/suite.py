@@ -1163,6 +1163,57 @@ def _losses(s):
     )
 
 
+def _attention(s):
+    # TPAT's own Attention lowering (lowerings/attention.py, the fused kernel); appended last
+    qkv = ("reads Q, K and V once, writes Y once", "B(in0) + B(in1) + B(in2) + B(out0)")
+    s.case(
+        "attention_gqa_prefill_fp16",
+        "Attention",
+        "GQA prefill, causal, fp16: 32 q heads / 8 kv heads, 1024 tokens, head 128 (opset 23, 4-D)",
+        [
+            ("q", "float16", (1, 32, 1024, 128)),
+            ("k", "float16", (1, 8, 1024, 128)),
+            ("v", "float16", (1, 8, 1024, 128)),
+        ],
+        [("y", "float16", (1, 32, 1024, 128))],
+        attrs={"is_causal": 1},
+        opset=23,
+        traffic=qkv,
+        bound=("compute", "O(L x T x head) multiply-adds: attention is compute-bound at this length"),
+        check={"q": (1, 4, 5, 16), "k": (1, 2, 5, 16), "v": (1, 2, 5, 16)},
+    )
+    s.case(
+        "attention_decode_past_fp16",
+        "Attention",
+        "decode step with a KV cache, fp16: batch 4, 32 q / 8 kv heads, 1 new token after 1023, present outputs",
+        [
+            ("q", "float16", (4, 32, 1, 128)),
+            ("k", "float16", (4, 8, 1, 128)),
+            ("v", "float16", (4, 8, 1, 128)),
+            ("past_key", "float16", (4, 8, 1023, 128)),
+            ("past_value", "float16", (4, 8, 1023, 128)),
+        ],
+        [
+            ("y", "float16", (4, 32, 1, 128)),
+            ("present_key", "float16", (4, 8, 1024, 128)),
+            ("present_value", "float16", (4, 8, 1024, 128)),
+        ],
+        inputs_order=["q", "k", "v", "", "past_key", "past_value"],
+        opset=23,
+        traffic=(
+            "reads Q, K, V and the past once, writes Y and the present once (the present is re-read: not counted)",
+            "B(in0) + B(in1) + B(in2) + B(in3) + B(in4) + B(out0) + B(out1) + B(out2)",
+        ),
+        check={
+            "q": (2, 4, 1, 16),
+            "k": (2, 2, 1, 16),
+            "v": (2, 2, 1, 16),
+            "past_key": (2, 2, 5, 16),
+            "past_value": (2, 2, 5, 16),
+        },
+    )
+
+
 def build_suite():
     """Returns [(case id, ModelProto, cases.json entry)]."""
     s = Suite()
@@ -1179,6 +1230,7 @@ def build_suite():
         _data_dependent,
         _new_ops,
         _losses,
+        _attention,
     ):
         part(s)
     return s.out

@@ -277,9 +277,15 @@ def violates(op, r):
             return x["id"]
         if k == "attributeAllOnes" and any(v != 1 for v in r["lists"].get(x["attribute"], [])):
             return x["id"]
-        if k == "attributeAbsent" and x["attribute"] in r["attrs"]:
+        if k == "attributeAbsent" and x["attribute"] in r.get("attr_names", r["attrs"]):
             return x["id"]
         if k == "inputAbsent" and x["input"] < r["inputs"]:
+            return x["id"]
+        if k == "inputsLastDimEqual":
+            dims = [r["last"].get(i) for i in x["inputs"] if i in r["last"]]
+            if len({d for d in dims if isinstance(d, int)}) > 1:
+                return x["id"]
+        if k == "inputAbsentWhenAttributeSet" and r["attrs"].get(x["attribute"], 0) and x["input"] in r["given"]:
             return x["id"]
     return None
 
@@ -315,7 +321,56 @@ def _synthetic():
         [h.make_tensor_value_info("y", T.FLOAT, None)],
         opset=20,
     )
+    q, kv = [2, 3, 4, 8], [2, 3, 6, 8]
+    att_in = [h.make_tensor_value_info(n, T.FLOAT, sh) for n, sh in (("q", q), ("k", kv), ("v", kv))]
+    att_out = [h.make_tensor_value_info("y", T.FLOAT, None)]
+    model(
+        "synthetic_attention_softmax_precision",
+        h.make_node("Attention", ["q", "k", "v"], ["y"], softmax_precision=1),
+        att_in,
+        [],
+        att_out,
+        opset=23,
+    )
+    model(
+        "synthetic_attention_causal_mask2d",
+        h.make_node("Attention", ["q", "k", "v", "m"], ["y"], is_causal=1),
+        att_in,
+        [nh.from_array(np.zeros((4, 6), np.float32), "m")],
+        att_out,
+        opset=23,
+    )
     return cases
+
+
+def patches_rtx(ops):
+    """What TensorRT-RTX's parser (its IAttention layer) rejects beyond the 11.x rules, each seen in the
+    probe (node tests and the synthetic cases above); the 11.x importer passes the same values on to
+    IAttention, but no TensorRT 11 was there to ask."""
+    src = "TensorRT-RTX probe: IAttention rejects them ('Invalid Node'), the checker softmax_precision"
+    att = ops["Attention"]
+    att["restrictions"] = [r for r in att["restrictions"] if r["id"] != "Attention.probe"] + [
+        {
+            "id": "Attention.v_head_size",
+            "kind": "inputsLastDimEqual",
+            "inputs": [1, 2],
+            "text": "K's and V's head sizes must be equal (test_attention_*_diff_heads_sizes)",
+        },
+        {
+            "id": "Attention.causal_mask",
+            "kind": "inputAbsentWhenAttributeSet",
+            "input": 3,
+            "attribute": "is_causal",
+            "text": "no attn_mask with is_causal=1 (test_attention_4d_attn_mask_*_causal, 2-D masks too)",
+        },
+        {
+            "id": "Attention.softmax_precision",
+            "kind": "attributeAbsent",
+            "attribute": "softmax_precision",
+            "text": "`softmax_precision` is unsupported",
+        },
+    ]
+    cite(att, src)
 
 
 def _parse(trt, logger, builder, model_bytes):
@@ -349,6 +404,19 @@ def _constants_from_test_data(model, case_dir, everything=False):
     del g.input[:]
     g.input.extend(keep)
     return model
+
+
+def _last_dims(model, node):
+    """{input index: its last dim (an int, a symbol name, or None)} of the node's inputs."""
+    shapes = {
+        vi.name: [
+            d.dim_value if d.HasField("dim_value") else d.dim_param or None for d in vi.type.tensor_type.shape.dim
+        ]
+        for vi in model.graph.input
+        if vi.type.HasField("tensor_type")
+    }
+    shapes.update({t.name: list(t.dims) for t in model.graph.initializer})
+    return {k: (shapes[i][-1] if shapes.get(i) else None) for k, i in enumerate(node.input) if i in shapes}
 
 
 def probe_node_tests():
@@ -399,6 +467,9 @@ def probe_node_tests():
                 "rank": rank,
                 "outputs": len([o for o in node.output if o]),
                 "inputs": len([i for i in node.input if i]),
+                "given": [k for k, i in enumerate(node.input) if i],
+                "attr_names": [a.name for a in node.attribute],
+                "last": _last_dims(m, node),
             }
         )
     return results, trt.__version__, onnx.__version__
@@ -566,6 +637,7 @@ def build_rtx(r11):
             "initializers) and synthetic cases; regenerate with scripts/trt_rules.py rtx"
         ],
     }
+    patches_rtx(rules["ops"])
     rtx_from_probe(rules["ops"], results, version)
     return rules
 

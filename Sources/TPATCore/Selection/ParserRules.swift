@@ -46,6 +46,10 @@ public struct ParserRules: Codable, Sendable {
             case inputRankIn, inputStaticShape, outputUnused, note, inputAbsent
             /// If: each output has the same rank in then_branch and else_branch.
             case branchRanksEqual
+            /// The inputs listed in `inputs` (those given) have equal last dims (Attention: K's and V's head size).
+            case inputsLastDimEqual
+            /// `input` must be absent when the int `attribute` is set to non-zero (Attention: a mask with is_causal).
+            case inputAbsentWhenAttributeSet
         }
         public var id: String
         public var kind: Kind
@@ -57,6 +61,7 @@ public struct ParserRules: Codable, Sendable {
         public var output: Int?
         public var limit: Double?
         public var ranks: [Int]?
+        public var inputs: [Int]?
     }
 
     public struct OpRule: Codable, Sendable {

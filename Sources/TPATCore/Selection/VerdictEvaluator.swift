@@ -137,6 +137,21 @@ public struct VerdictEvaluator: Sendable {
             return t.isStatic ? .pass : .violated("'\(name)' has dynamic shape \(t.signature)")
         case .branchRanksEqual:
             return PluginBlockers.branchRankMismatch(node, tensors: tensors).map { .violated($0) } ?? .pass
+        case .inputsLastDimEqual:
+            let names = (r.inputs ?? []).compactMap { input($0) }
+            var dims: [Dimension] = []
+            for name in names {
+                guard let last = info(name, index, tensors)?.shape?.last else { return .unchecked("last dim of '\(name)' is unknown") }
+                dims.append(last)
+            }
+            guard let first = dims.first else { return .pass }
+            if dims.allSatisfy({ $0 == first }), first != .unknown { return .pass }
+            let fixed = Set(dims.compactMap { if case .fixed(let v) = $0 { v } else { nil } })
+            if fixed.count > 1 { return .violated("last dims \(dims.map(\.description).joined(separator: " vs ")) differ") }
+            return .unchecked("last dims \(dims.map(\.description).joined(separator: ", ")) must be equal at run time")
+        case .inputAbsentWhenAttributeSet:
+            guard let name = input(r.input), let attr = r.attribute, let a = node.attribute(attr), a.i != 0 else { return .pass }
+            return .violated("input '\(name)' is given with \(attr)=\(a.i)")
         case .outputUnused:
             guard let k = r.output, node.output.indices.contains(k), !node.output[k].isEmpty else { return .pass }
             let name = node.output[k]

@@ -34,12 +34,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tvm import te, tirx
+from tvm import relax, te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
 from .. import dtypes
-from .ir import relax_arg
+from .ir import Threads, relax_arg
 from .protocol import BadValue, Decline, Lowering, NodeView, Selection
 
 DTYPES = dtypes.FLOATS
@@ -368,8 +368,6 @@ def _flash_ir(sel, ins, outs, mode):
     (dot over the head in float32, scale, mask, causal, softcap), a thread per row updates the
     running max and sum (online softmax) and turns the scores into probabilities, then each thread
     rescales its (row, column) accumulators and adds P V. Y = acc / sum, written in Y's layout."""
-    from .ir import Threads
-
     q, kt, vt = ins[0], ins[1], ins[2]
     rest = list(ins[3:])
     mask = rest.pop(0) if sel.mask else None
@@ -577,8 +575,6 @@ def _flash_emit(bb, sel, q, kt, vt, mask, pk, mode):
 
 def emit(bb, params, sel, mode="gpu"):
     """The node's outputs in order (Y[, present_key, present_value][, qk]): a tuple when several."""
-    from tvm import relax
-
     q, k, v, mask, pk, pv = (None if o.is_absent else relax_arg(params, o) for o in sel.ops)
     present = [None, None]
     if sel.past or sel.outs[1] or sel.outs[2]:

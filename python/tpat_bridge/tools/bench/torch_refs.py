@@ -573,6 +573,57 @@ def gelu(r):
     return f, f"F.gelu(approximate={approx!r})"
 
 
+def attention(r):
+    """ONNX Attention (opset 23/24) through F.scaled_dot_product_attention (enable_gqa): 3-D inputs
+    reshaped by q_num_heads / kv_num_heads, past_key / past_value concatenated (present outputs),
+    a bool or float mask, is_causal (offset by the past length: an explicit mask when there is a
+    past or a mask), scale. softcap, qk_matmul_output, softmax_precision and nonpad_kv_seqlen have
+    no SDPA form: no baseline."""
+    torch, F, n = r.torch, r.F, r.n_outputs
+    for a in ("softcap", "softmax_precision", "qk_matmul_output_mode"):
+        if a in r.attrs and r.attrs[a]:
+            raise NoBaseline(f"Attention {a}: scaled_dot_product_attention has no such option")
+    if n > 3:
+        raise NoBaseline("Attention's qk_matmul_output: scaled_dot_product_attention does not return it")
+    if len(r.slots) > 6 and r.slots[6].kind != "absent":
+        raise NoBaseline("Attention nonpad_kv_seqlen")
+    causal = bool(r.attr("is_causal", 0))
+    scale = r.attrs.get("scale")
+    qh, kvh = r.attr("q_num_heads", 0), r.attr("kv_num_heads", 0)
+
+    def heads(x, h):
+        return x.reshape(x.shape[0], x.shape[1], h, -1).transpose(1, 2)
+
+    def f(*ins):
+        v = r.args(ins) + [None] * 7
+        q, k, val, mask, pk, pv = v[:6]
+        three = q.dim() == 3
+        if three:
+            q, k, val = heads(q, qh), heads(k, kvh), heads(val, kvh)
+        if pk is not None:
+            k, val = torch.cat([pk, k], dim=2), torch.cat([pv, val], dim=2)
+        lq, t = q.shape[2], k.shape[2]
+        m = mask
+        if causal and (m is not None or t != lq):
+            keep = torch.ones(lq, t, dtype=torch.bool, device=q.device).tril(t - lq if pk is not None else 0)
+            if m is None:
+                m = keep
+            elif m.dtype == torch.bool:
+                m = m & keep
+            else:
+                m = m.masked_fill(~keep, float("-inf"))
+        y = F.scaled_dot_product_attention(
+            q, k, val, attn_mask=m, is_causal=causal and m is None, scale=scale, enable_gqa=q.shape[1] != k.shape[1]
+        )
+        if three:
+            y = y.transpose(1, 2).reshape(y.shape[0], y.shape[2], -1)
+        return (y, k, val)[:n]
+
+    return f, f"F.scaled_dot_product_attention(is_causal={causal}, enable_gqa=True)" + (
+        " + torch.cat(past, new)" if len(r.slots) > 4 and r.slots[4].kind != "absent" else ""
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # the table
 # --------------------------------------------------------------------------------------------
@@ -603,6 +654,7 @@ TORCH_REFS = {
     "LayerNormalization": layer_norm,
     "RMSNormalization": rms_norm,
     "Gelu": gelu,
+    "Attention": attention,
 }
 
 
