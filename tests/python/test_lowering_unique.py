@@ -6,8 +6,8 @@ on one trailing 0-D int64 size output (inverse_indices stays [N]); its CUDA sour
 nvcc -arch=sm_90; the same IR built for LLVM matches ONNX Runtime on the actual shapes (all four
 outputs or a subset). Cases: sorted and first-occurrence order, float32/float64/int32/int64/int8,
 several blocks, all equal, all distinct, ties at block edges; along an axis (first, middle, last,
-negative; sorted and not; a subset of outputs). Symbolic input dims are refused where TVM's GPU
-argsort is used (a host-side condition on the symbolic size): flattened, and sorted=0.
+negative; sorted and not; a subset of outputs). Symbolic input dims are declined, with the reason,
+where TVM's GPU argsort is used (its host code branches on the symbolic size): flattened, sorted=0.
 
 Run: .venv/bin/python -m pytest tests/python/test_lowering_unique.py
 """
@@ -153,7 +153,9 @@ def test_symbolic_dims(workdir):
     p = workdir / "u_sym.onnx"
     onnx.save(_model(["b", 700], "int64"), str(p))
     r = handle_plan({"command": "plan", "model_path": str(p)})
-    assert not r["ok"] and "host-side condition" in r["error"]["reason"]
+    assert not r["ok"] and r["error"]["code"] == "data_dependent_shape"
+    reason = r["error"]["reason"]  # the reason says why and what to do
+    assert "is symbolic" in reason and "ceil(log2(N))" in reason and "static dims" in reason
     p = workdir / "u_sym_axis.onnx"
     onnx.save(_model(["b", 5], "int64", axis=0), str(p))
     r = handle_plan({"command": "plan", "model_path": str(p)})

@@ -93,6 +93,16 @@ def select(node: NodeView) -> UniqueSelection | Decline:
         return Decline(f"dtype {dtype}")
     if len(xshape) == 0:
         return Decline("scalar input")
+    sort_used = axis is None or not int(node.attr("sorted", 1))
+    if sort_used and any(not isinstance(d, int) for d in xshape):
+        # TVM's GPU argsort on a symbolic size guards its launches with host `if`s and counts its
+        # merge passes as ceil(log2(N)) in float on the host: no launch plan can say that.
+        return Decline(
+            f"input shape {list(map(str, xshape))} is symbolic and this Unique (flattened, or sorted=0) sorts with "
+            "TVM's GPU argsort, whose host code branches on the size and counts merge passes as ceil(log2(N)): "
+            "a launch plan cannot express that; give the input static dims (e.g. polygraphy surgeon sanitize "
+            "--override-input-shapes), or use Unique with an axis and sorted=1 (no sort)"
+        )
     present = tuple(k for k, nm in enumerate(node.node.output) if nm)
     if len(present) != len(node.outputs) or not present:
         return Decline("unexpected outputs")
