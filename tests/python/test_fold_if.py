@@ -9,6 +9,7 @@ data-dependent shape out of TensorRT's top-level scope. torchvision's SSD checks
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -18,7 +19,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
@@ -26,119 +26,12 @@ sys.path.insert(0, str(ROOT / "python"))
 from tpat_bridge.planning import fold_if  # noqa: E402
 from tpat_bridge.tools import verify_model as vm  # noqa: E402
 
-OPSET = [helper.make_opsetid("", 17)]
-
-
-def _rank_cond(prefix, x):
-    """Equal(Size(Shape(x)), 0): "x is a scalar", false for any x of rank >= 1 (torch's `x.dim() == 0`)."""
-    return [
-        helper.make_node("Shape", [x], [f"{prefix}_shape"], name=f"{prefix}/Shape"),
-        helper.make_node("Size", [f"{prefix}_shape"], [f"{prefix}_rank"], name=f"{prefix}/Size"),
-        helper.make_node("Equal", [f"{prefix}_rank", "zero"], [f"{prefix}_cond"], name=f"{prefix}/Equal"),
-    ]
-
-
-def gat_like() -> onnx.ModelProto:
-    """data [6, 4] -> If (then: Reshape to 1-D, else: Identity) -> ScatterElements(add) of
-    updates [3, 4] at indices [3, 4] (updates smaller than the data), then a second If on the
-    rank of the first If's output (typed only once the first is folded) and a Relu."""
-    then1 = helper.make_graph(
-        [helper.make_node("Reshape", ["data", "flat"], ["t1"], name="then/Reshape")],
-        "then1",
-        [],
-        [helper.make_tensor_value_info("t1", TensorProto.FLOAT, None)],
-    )
-    else1 = helper.make_graph(
-        [helper.make_node("Identity", ["data"], ["e1"], name="else/Identity")],
-        "else1",
-        [],
-        [helper.make_tensor_value_info("e1", TensorProto.FLOAT, None)],
-    )
-    # the second If's branches reuse the first's inner names: inlining must rename them
-    then2 = helper.make_graph(
-        [helper.make_node("Reshape", ["scattered", "flat"], ["t1"], name="then/Reshape")],
-        "then2",
-        [],
-        [helper.make_tensor_value_info("t1", TensorProto.FLOAT, None)],
-    )
-    else2 = helper.make_graph(
-        [helper.make_node("Identity", ["scattered"], ["e1"], name="else/Identity")],
-        "else2",
-        [],
-        [helper.make_tensor_value_info("e1", TensorProto.FLOAT, None)],
-    )
-    nodes = (
-        _rank_cond("c1", "data")
-        + [helper.make_node("If", ["c1_cond"], ["if1"], name="If_1", then_branch=then1, else_branch=else1)]
-        + [
-            helper.make_node(
-                "ScatterElements", ["if1", "indices", "updates"], ["scattered"], name="Scatter", axis=0, reduction="add"
-            )
-        ]
-        + _rank_cond("c2", "scattered")
-        + [
-            helper.make_node("If", ["c2_cond"], ["if2"], name="If_2", then_branch=then2, else_branch=else2),
-            helper.make_node("Relu", ["if2"], ["y"], name="Relu"),
-        ]
-    )
-    g = helper.make_graph(
-        nodes,
-        "gat_like",
-        [
-            helper.make_tensor_value_info("data", TensorProto.FLOAT, [6, 4]),
-            helper.make_tensor_value_info("indices", TensorProto.INT64, [3, 4]),
-            helper.make_tensor_value_info("updates", TensorProto.FLOAT, [3, 4]),
-        ],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 4])],
-        initializer=[
-            numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
-            numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat"),
-        ],
-    )
-    m = helper.make_model(g, opset_imports=OPSET, producer_name="tpat-test")
-    m.ir_version = 8
-    return m
-
-
-def if_nonzero(data_dependent_condition: bool = False) -> onnx.ModelProto:
-    """An If whose else branch holds a NonZero. The condition is x's rank == 0 (static: folds),
-    or, with `data_dependent_condition`, ReduceSum(x) > 0 (stays)."""
-    then_b = helper.make_graph(
-        [
-            helper.make_node(
-                "Constant", [], ["empty"], name="then/Empty", value=numpy_helper.from_array(np.zeros((1, 0), np.int64))
-            )
-        ],
-        "then",
-        [],
-        [helper.make_tensor_value_info("empty", TensorProto.INT64, None)],
-    )
-    else_b = helper.make_graph(
-        [helper.make_node("NonZero", ["x"], ["nz"], name="else/NonZero")],
-        "else",
-        [],
-        [helper.make_tensor_value_info("nz", TensorProto.INT64, None)],
-    )
-    if data_dependent_condition:
-        cond = [
-            helper.make_node("ReduceSum", ["x"], ["s"], name="Sum", keepdims=0),
-            helper.make_node("Greater", ["s", "fzero"], ["c1_cond"], name="Greater"),
-        ]
-    else:
-        cond = _rank_cond("c1", "x")
-    g = helper.make_graph(
-        cond + [helper.make_node("If", ["c1_cond"], ["idx"], name="If", then_branch=then_b, else_branch=else_b)],
-        "if_nonzero",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [16])],
-        [helper.make_tensor_value_info("idx", TensorProto.INT64, [1, "n"])],
-        initializer=[
-            numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
-            numpy_helper.from_array(np.array(0, dtype=np.float32), "fzero"),
-        ],
-    )
-    m = helper.make_model(g, opset_imports=OPSET, producer_name="tpat-test")
-    m.ir_version = 8
-    return m
+_spec = importlib.util.spec_from_file_location(
+    "make_selection_fixtures", ROOT / "scripts" / "make_selection_fixtures.py"
+)
+fixtures = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fixtures)
+gat_like, if_nonzero = fixtures.if_fold_scatter, fixtures.if_fold_nonzero
 
 
 def _run(model, feeds):
