@@ -30,13 +30,17 @@ while [ $# -gt 0 ]; do
 done
 bin=.build/debug/tpat
 [ -x "$bin" ] || { echo "error: $bin not built (swift build)" >&2; exit 2; }
-rm -rf .gpu && mkdir -p .gpu/pack/lib .gpu/outs .gpu/models
-cp "$bin" .gpu/pack/tpat
-ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'swift|Foundation|dispatch|BlocksRuntime|_Testing|icu' | while read -r lib; do cp -L "$lib" .gpu/pack/lib/; done
+# The binary's archive is kept when it is newer than the binary (xz takes minutes).
+rm -rf .gpu/outs .gpu/models .gpu/trt .gpu/pack .gpu/logs && mkdir -p .gpu/outs .gpu/models
+if [ ! -f .gpu/pack.tar.xz ] || [ "$bin" -nt .gpu/pack.tar.xz ]; then
+  rm -f .gpu/pack.tar.xz && mkdir -p .gpu/pack/lib
+  cp "$bin" .gpu/pack/tpat
+  ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'swift|Foundation|dispatch|BlocksRuntime|_Testing|icu' | while read -r lib; do cp -L "$lib" .gpu/pack/lib/; done
+  tar -C .gpu -cJf .gpu/pack.tar.xz.part pack && mv .gpu/pack.tar.xz.part .gpu/pack.tar.xz && rm -rf .gpu/pack
+fi
 if [ -n "${TensorRT_ROOT:-}" ] && [ -f "$TensorRT_ROOT/include/NvInfer.h" ]; then
   mkdir -p .gpu/trt && cp -r "$TensorRT_ROOT/include" .gpu/trt/
 fi
-tar -C .gpu -cJf .gpu/pack.tar.xz pack && rm -rf .gpu/pack
 kib() { du -sk "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 limit=$((budget * 1024))
 skipped=()
