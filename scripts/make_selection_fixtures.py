@@ -18,6 +18,11 @@ select_trt11.onnx        ops TensorRT 11 imports but the 10.x rules reject: RMSN
 select_if_ranks.onnx     an If whose branches give different ranks (then: Unsqueeze to 3-D, else: 2-D), a Cast and an
                          unsupported BitwiseNot after it (unknown rank: blocked) summed to a scalar, and a BitwiseNot on the If's
                          input (known rank: a real candidate)
+select_if_fold_scatter.onnx  torch-geometric GAT's pattern: Ifs on Equal(Size(Shape(x)), 0) (rank 0?) whose branches
+                         give different ranks, a ScatterElements(add) with updates smaller than the data reading the
+                         first If's output; `generate` folds both Ifs (else branches) and converts the ScatterElements
+select_if_fold_nonzero.onnx  an If on the same static condition whose else branch holds a NonZero: folded, the NonZero
+                         becomes a plugin in the top-level graph
 select_probe.onnx        for the whole-model probe: Relu, NonZero (TensorRT-RTX rejects), Col2Im (rejected),
                          nodes after both
 """
@@ -271,6 +276,117 @@ def if_ranks():
     )
 
 
+FOLD_OPSET = [h.make_opsetid("", 17)]
+
+
+def _rank_cond(prefix, x):
+    """Equal(Size(Shape(x)), 0): "x is a scalar", false for any x of rank >= 1 (torch's `x.dim() == 0`)."""
+    return [
+        h.make_node("Shape", [x], [f"{prefix}_shape"], name=f"{prefix}/Shape"),
+        h.make_node("Size", [f"{prefix}_shape"], [f"{prefix}_rank"], name=f"{prefix}/Size"),
+        h.make_node("Equal", [f"{prefix}_rank", "zero"], [f"{prefix}_cond"], name=f"{prefix}/Equal"),
+    ]
+
+
+def if_fold_scatter() -> onnx.ModelProto:
+    """data [6, 4] -> If (then: Reshape to 1-D, else: Identity) -> ScatterElements(add) of
+    updates [3, 4] at indices [3, 4] (updates smaller than the data), then a second If on the
+    rank of the first If's output (typed only once the first is folded) and a Relu."""
+    then1 = h.make_graph(
+        [h.make_node("Reshape", ["data", "flat"], ["t1"], name="then/Reshape")],
+        "then1",
+        [],
+        [h.make_tensor_value_info("t1", T.FLOAT, None)],
+    )
+    else1 = h.make_graph(
+        [h.make_node("Identity", ["data"], ["e1"], name="else/Identity")],
+        "else1",
+        [],
+        [h.make_tensor_value_info("e1", T.FLOAT, None)],
+    )
+    # the second If's branches reuse the first's inner names: inlining must rename them
+    then2 = h.make_graph(
+        [h.make_node("Reshape", ["scattered", "flat"], ["t1"], name="then/Reshape")],
+        "then2",
+        [],
+        [h.make_tensor_value_info("t1", T.FLOAT, None)],
+    )
+    else2 = h.make_graph(
+        [h.make_node("Identity", ["scattered"], ["e1"], name="else/Identity")],
+        "else2",
+        [],
+        [h.make_tensor_value_info("e1", T.FLOAT, None)],
+    )
+    nodes = (
+        _rank_cond("c1", "data")
+        + [h.make_node("If", ["c1_cond"], ["if1"], name="If_1", then_branch=then1, else_branch=else1)]
+        + [
+            h.make_node(
+                "ScatterElements", ["if1", "indices", "updates"], ["scattered"], name="Scatter", axis=0, reduction="add"
+            )
+        ]
+        + _rank_cond("c2", "scattered")
+        + [
+            h.make_node("If", ["c2_cond"], ["if2"], name="If_2", then_branch=then2, else_branch=else2),
+            h.make_node("Relu", ["if2"], ["y"], name="Relu"),
+        ]
+    )
+    g = h.make_graph(
+        nodes,
+        "gat_like",
+        [
+            h.make_tensor_value_info("data", T.FLOAT, [6, 4]),
+            h.make_tensor_value_info("indices", T.INT64, [3, 4]),
+            h.make_tensor_value_info("updates", T.FLOAT, [3, 4]),
+        ],
+        [h.make_tensor_value_info("y", T.FLOAT, [6, 4])],
+        initializer=[
+            nh.from_array(np.array(0, dtype=np.int64), "zero"),
+            nh.from_array(np.array([-1], dtype=np.int64), "flat"),
+        ],
+    )
+    m = h.make_model(g, opset_imports=FOLD_OPSET, producer_name="tpat-fixtures")
+    m.ir_version = 8
+    return m
+
+
+def if_fold_nonzero(data_dependent_condition: bool = False) -> onnx.ModelProto:
+    """An If whose else branch holds a NonZero. The condition is x's rank == 0 (static: folds),
+    or, with `data_dependent_condition`, ReduceSum(x) > 0 (stays)."""
+    then_b = h.make_graph(
+        [h.make_node("Constant", [], ["empty"], name="then/Empty", value=nh.from_array(np.zeros((1, 0), np.int64)))],
+        "then",
+        [],
+        [h.make_tensor_value_info("empty", T.INT64, None)],
+    )
+    else_b = h.make_graph(
+        [h.make_node("NonZero", ["x"], ["nz"], name="else/NonZero")],
+        "else",
+        [],
+        [h.make_tensor_value_info("nz", T.INT64, None)],
+    )
+    if data_dependent_condition:
+        cond = [
+            h.make_node("ReduceSum", ["x"], ["s"], name="Sum", keepdims=0),
+            h.make_node("Greater", ["s", "fzero"], ["c1_cond"], name="Greater"),
+        ]
+    else:
+        cond = _rank_cond("c1", "x")
+    g = h.make_graph(
+        cond + [h.make_node("If", ["c1_cond"], ["idx"], name="If", then_branch=then_b, else_branch=else_b)],
+        "if_nonzero",
+        [h.make_tensor_value_info("x", T.FLOAT, [16])],
+        [h.make_tensor_value_info("idx", T.INT64, [1, "n"])],
+        initializer=[
+            nh.from_array(np.array(0, dtype=np.int64), "zero"),
+            nh.from_array(np.array(0, dtype=np.float32), "fzero"),
+        ],
+    )
+    m = h.make_model(g, opset_imports=FOLD_OPSET, producer_name="tpat-fixtures")
+    m.ir_version = 8
+    return m
+
+
 FIXTURES = {
     "select_shape_feed.onnx": shape_feed,
     "select_sequence.onnx": sequence,
@@ -281,6 +397,8 @@ FIXTURES = {
     "select_trt11.onnx": trt11,
     "select_probe.onnx": probe,
     "select_if_ranks.onnx": if_ranks,
+    "select_if_fold_scatter.onnx": if_fold_scatter,
+    "select_if_fold_nonzero.onnx": if_fold_nonzero,
 }
 
 

@@ -66,7 +66,7 @@ struct Generate: AsyncParsableCommand {
                 let who = backend == .qnn ? "QNN's HTP backend takes" : "TensorRT's ONNX parser imports"
                 print("Nothing to convert: \(who) every node of \(SafeText.terminal(model)).")
                 print(
-                    "Written: \(SafeText.terminal(report.rewrittenModel)) (the model\((report.rewrites ?? []).isEmpty ? ", unchanged" : ", sequence patterns rewritten")) and \(SafeText.terminal(output))/tpat-generate.json (no plugins, no plugins/ folder)."
+                    "Written: \(SafeText.terminal(report.rewrittenModel)) (the model\((report.rewrites ?? []).isEmpty ? ", unchanged" : ", rewritten: see Rewritten")) and \(SafeText.terminal(output))/tpat-generate.json (no plugins, no plugins/ folder)."
                 )
                 return
             }

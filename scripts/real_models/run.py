@@ -198,6 +198,7 @@ def run_model(name: str, models: Path, out: Path, tpat: str, timeout: int, sm: s
             for f in g.get("failures", [])
         ]
         row["generate_outcome"] = g.get("outcome")
+        row["rewrites"] = g.get("rewrites") or []
     elif rc != 0 and not re.search(r"no node selected|nothing to (?:generate|convert)", text):
         row["generate_error"] = error_line(text)
     row["plugins"], row["not_converted"] = plugins, failures
@@ -249,6 +250,17 @@ def run_model(name: str, models: Path, out: Path, tpat: str, timeout: int, sm: s
             code, reason = parser_reason(err["op"], err["message"])
             row.update(code=code, reason=reason, parser_error=err["message"])
         row["op"] = err["op"]
+    elif _TOP_LEVEL_ONLY.search(err["message"]) and (kept := _kept_ifs(work / "generate.log")):
+        # A data-dependent shape inside an If that TPAT could not fold (its warning says which).
+        first = kept[0]
+        row.update(
+            node=first["node"],
+            op="If",
+            code="data_dependent_in_if",
+            parser_error=err["message"],
+            reason=f"TensorRT builds data-dependent shapes only in the top-level graph; this If holds {first['holds']} "
+            f"and its condition depends on {first['depends_on']}, so TPAT cannot fold it",
+        )
     else:
         # The parser's error names no node: ask the parser node by node (inspect --probe).
         rejected = probe_rejected(tpat, rewritten, work, timeout, env, {n for p in plugins for n in p["nodes"]})
@@ -267,6 +279,22 @@ def run_model(name: str, models: Path, out: Path, tpat: str, timeout: int, sm: s
             row.update(code="engine_failed", reason=err["message"])
     row["outcome"] = "blocked"
     return row
+
+
+_TOP_LEVEL_ONLY = re.compile(r"Data-dependent shapes are only allowed in the top-level scope", re.I)
+_KEPT_IF = re.compile(
+    r"If '(?P<node>.*?)' stays \(its condition depends on (?P<dep>.*?)\) and holds (?P<holds>.*?), whose output shape"
+)
+
+
+def _kept_ifs(log: Path) -> list[dict]:
+    """The If nodes `tpat generate` warned about: kept (condition known only at run time) while a
+    branch holds a node whose output shape depends on data."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [
+        {"node": m.group("node"), "depends_on": m.group("dep"), "holds": m.group("holds")}
+        for m in _KEPT_IF.finditer(text)
+    ]
 
 
 def probe_rejected(tpat: str, model: Path, work: Path, timeout: int, env: dict, converted: set) -> list[dict]:

@@ -11,6 +11,30 @@ public enum BridgeMessages {
         public static func probe(_ path: String) -> ModelRequest { .init(command: "probe", modelPath: path, dataProp: nil) }
     }
 
+    /// fold_ifs (python/tpat_bridge/planning/fold_if.py): If nodes with a condition known from
+    /// constants and static shapes inlined; the folded model is written to `outPath` when any folded.
+    public struct FoldIfsRequest: Codable, Sendable {
+        public var command = "fold_ifs"
+        public var modelPath: String
+        public var outPath: String
+        enum CodingKeys: String, CodingKey { case command, modelPath = "model_path", outPath = "out_path" }
+        public init(modelPath: String, outPath: String) { self.modelPath = modelPath; self.outPath = outPath }
+    }
+
+    public struct FoldIfsResult: Codable, Sendable {
+        public struct Folded: Codable, Sendable { public var node: String; public var branch: String; public var nodes: Int; public var condition: Bool }
+        public struct DataDependent: Codable, Sendable { public var node: String; public var op: String }
+        public struct Kept: Codable, Sendable {
+            public var node: String
+            public var dependsOn: String
+            public var dataDependent: [DataDependent]
+            enum CodingKeys: String, CodingKey { case node, dependsOn = "depends_on", dataDependent = "data_dependent" }
+        }
+        public var folded: [Folded]
+        public var kept: [Kept]
+        public var written: Bool
+    }
+
     public struct VersionRequest: Codable, Sendable {
         public var command = "version"
         public init() {}

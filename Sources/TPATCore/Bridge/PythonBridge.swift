@@ -63,7 +63,7 @@ public struct PythonBridge: Sendable {
     /// How long one request of each kind may take before its Python process group is ended
     /// (seconds). TPAT_BRIDGE_TIMEOUT (seconds) replaces every entry.
     public static let defaultTimeouts: [String: Int] = [
-        "version": 600, "validate": 600, "infer_shapes": 600, "probe": 600, "reference": 900,
+        "version": 600, "validate": 600, "infer_shapes": 600, "fold_ifs": 600, "probe": 600, "reference": 900,
         "plan": 1800, "engine": 3600, "bench": 3600, "tune": 86400,
     ]
 

@@ -161,28 +161,64 @@ public struct Generator: Sendable {
     }
 
     /// The same for a model already loaded from `modelPath` (the bridge reads the file itself).
-    /// SplitToSequence + SequenceAt(constant) patterns are first rewritten into Splits
-    /// (SequenceRewriter); the rewritten model is what the rest sees and what OUT gets.
+    /// Before selection, If nodes whose condition follows from constants and static shapes are
+    /// folded into the branch they take (fold_ifs), then SplitToSequence + SequenceAt(constant)
+    /// patterns are rewritten into Splits (SequenceRewriter); the rewritten model is what the rest
+    /// sees and what OUT gets.
     public func generate(model original: ONNXModel, modelPath originalPath: String, options: Options) async throws(TPATError) -> Report {
         var model = original, modelPath = originalPath
         var scratch: URL?
         var rewrites: [String] = []
         defer { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
-        if original.graph.node.contains(where: { $0.opType == "SplitToSequence" }) {
-            let (tensors, _) = try await Inspector(bridge: bridge, rules: rules).tensorInfo(modelPath: originalPath)
-            let (rewritten, notes) = SequenceRewriter.rewrite(original, tensors: tensors)
-            if !notes.isEmpty {
-                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tpat-rewrite-\(UUID().uuidString)")
-                do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-                    throw TPATError(.io, "cannot create \(dir.path): \(error.localizedDescription)")
+        func scratchFile(_ step: String) throws(TPATError) -> URL {
+            let dir = (scratch ?? FileManager.default.temporaryDirectory.appendingPathComponent("tpat-rewrite-\(UUID().uuidString)"))
+                .appendingPathComponent(step)
+            do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+                throw TPATError(.io, "cannot create \(dir.path): \(error.localizedDescription)")
+            }
+            scratch = dir.deletingLastPathComponent()
+            return dir.appendingPathComponent(URL(fileURLWithPath: originalPath).lastPathComponent)
+        }
+        if original.graph.node.contains(where: { $0.isDefaultDomain && $0.opType == "If" }) {
+            let path = try scratchFile("fold")
+            do {
+                let answer = try await bridge.call(
+                    BridgeMessages.FoldIfsRequest(modelPath: modelPath, outPath: path.path), as: BridgeMessages.FoldIfsResult.self)
+                if answer.written {
+                    model = try ONNXModel.load(path: path.path)
+                    modelPath = path.path
+                    for f in answer.folded {
+                        let note =
+                            "If '\(f.node)' folded into its \(f.branch) (\(f.nodes) node(s)): its condition is always \(f.condition) (constants and static shapes)"
+                        diagnostics.emit(.init(.note, "rewritten: \(note)"))
+                        rewrites.append(note)
+                    }
                 }
-                scratch = dir
-                let path = dir.appendingPathComponent(URL(fileURLWithPath: originalPath).lastPathComponent)
+                for k in answer.kept where !k.dataDependent.isEmpty {
+                    let dd = k.dataDependent.prefix(4).map { "\($0.op) '\($0.node)'" }.joined(separator: ", ")
+                    diagnostics.emit(
+                        .init(
+                            .warning,
+                            "If '\(k.node)' stays (its condition depends on \(k.dependsOn)) and holds \(dd), whose output shape depends on data: "
+                                + "TensorRT builds data-dependent shapes only in the top-level graph, so the engine build will stop there "
+                                + "(\"Data-dependent shapes are only allowed in the top-level scope\"); instead: export the model with that "
+                                + "branch decided (no Python `if` on a tensor's size), or move the node out of the If",
+                            node: k.node))
+                }
+            } catch {
+                diagnostics.emit(.init(.warning, "If nodes not folded: \(error.message)"))
+            }
+        }
+        if model.graph.node.contains(where: { $0.opType == "SplitToSequence" }) {
+            let (tensors, _) = try await Inspector(bridge: bridge, rules: rules).tensorInfo(modelPath: modelPath)
+            let (rewritten, notes) = SequenceRewriter.rewrite(model, tensors: tensors)
+            if !notes.isEmpty {
+                let path = try scratchFile("sequence")
                 try rewritten.save(to: path)
                 model = rewritten
                 modelPath = path.path
                 for n in notes { diagnostics.emit(.init(.note, "rewritten: \(n)")) }
-                rewrites = notes
+                rewrites += notes
             }
         }
         return try await generateRewritten(

@@ -25,6 +25,7 @@ PROTOCOL = 1
 COMMANDS = {
     "version": ("tpat_bridge.bridge.versions", "versions"),
     "infer_shapes": ("tpat_bridge.planning.shapes", "infer_shapes"),
+    "fold_ifs": ("tpat_bridge.planning.fold_if", "fold_ifs"),
     "probe": ("tpat_bridge.tools.probe", "probe"),
     "qnn_probe": ("tpat_bridge.tools.qnn_probe", "probe_qnn"),
     "validate": ("tpat_bridge.bridge.schema_check", "validate"),
