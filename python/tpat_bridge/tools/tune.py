@@ -640,7 +640,10 @@ def _validate(request):
         for k, v in bindings.items()
     ):
         raise BridgeError("invalid_request", f"bindings must map symbol names to positive integers, not {bindings!r}")
-    return mp, wd, trials, batch, budget, lowering, target, rpc, bindings
+    keep = request.get("keep", "wins")
+    if keep not in ("wins", "all"):
+        raise BridgeError("invalid_request", f"keep must be 'wins' or 'all', not {keep!r}")
+    return mp, wd, trials, batch, budget, lowering, target, rpc, bindings, keep
 
 
 def _validate_rpc(rpc):
@@ -787,7 +790,7 @@ def _log(msg: str) -> None:
 def tune(request: dict) -> dict:
     """Bridge command "tune". Raises BridgeError for bad requests; see the module docstring."""
 
-    model_path, work_dir, trials, batch, budget, lowering, target_name, rpc, bindings = _validate(request)
+    model_path, work_dir, trials, batch, budget, lowering, target_name, rpc, bindings, keep = _validate(request)
     t_start = time.monotonic()
     # TPAT_TUNE_TARGET=llvm: search for this CPU instead (`tpat tune` sends the plan's sm_xx); the
     # CPU proof of RPC tuning uses it. A plan for CUDA never applies llvm records.
@@ -947,7 +950,7 @@ def tune(request: dict) -> dict:
     for i, t in enumerate(todo):
         best, records = _best_us(db, t.dispatched[0])
         default_us, default_err = defaults.get(i, (None, None))
-        kept = best is not None and (default_us is None or best < KEEP_RATIO * default_us)
+        kept = best is not None and (keep == "all" or default_us is None or best < KEEP_RATIO * default_us)
         entry = {
             "name": names[i],
             "trials": stats[i]["trials"],
