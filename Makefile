@@ -13,7 +13,7 @@ STAMP := $(VENV)/.tpat-stamp
 SWIFT_FLAGS ?=
 DEMO_MODEL := examples/demo.onnx
 
-.PHONY: all venv build demo test test-swift test-python lint lint-swift lint-python lint-cxx format fuzz fixtures conformance clean models-venv real-models-export real-models
+.PHONY: all venv build demo test test-swift test-python tune-rpc-check lint lint-swift lint-python lint-cxx format fuzz fixtures conformance clean models-venv real-models-export real-models
 
 all: build
 
@@ -47,6 +47,11 @@ test-swift:
 # pytest exits 5 when it collects nothing: that is a failure here too.
 test-python: venv
 	$(PY) -m pytest -q tests/python
+
+# CPU proof of `tpat tune` through TVM's RPC tracker (a tracker and 2 servers on localhost, llvm
+# target, 3 plugins, tiny trial counts; ~4 min on 2 busy cores): not part of `make test`.
+tune-rpc-check: build
+	scripts/tune_rpc_cpu.sh
 
 # Formatters and linters: swift-format is the Swift toolchain's own (Swift 6.3.1 ships swift-format 6.3.1;
 # config .swift-format), ruff and clang-format are pinned wheels in the venv (ruff.toml,

@@ -68,6 +68,7 @@ def test_tune_llvm_then_continue_then_apply(softmax_model, tmp_path, capsys, mon
         "target": "llvm",
         "work_dir": wd,
         "trials": 6,
+        "keep": "all",
         "lowering": "tvm",
     }
     a1 = T.tune(req)
@@ -145,6 +146,7 @@ def test_interrupt_keeps_records(softmax_model, tmp_path, monkeypatch):
         "model_path": softmax_model,
         "target": "llvm",
         "trials": 12,
+        "keep": "all",
         "lowering": "tvm",
         "trials_per_batch": 4,
     }
@@ -173,6 +175,7 @@ def test_time_budget_and_inprocess_fallback(softmax_model, tmp_path, monkeypatch
             "model_path": softmax_model,
             "target": "llvm",
             "trials": 64,
+            "keep": "all",
             "lowering": "tvm",
             "trials_per_batch": 4,
             "time_budget_s": 0.001,
@@ -292,7 +295,15 @@ def test_cuda_records_apply_then_dlight_then_compile(tmp_path, monkeypatch):
     model = _one_node(tmp_path / "relu.onnx", "Relu", [256, 1024])
     wd = str(tmp_path / "db")
     ans = T.tune(
-        {"command": "tune", "model_path": model, "target": "sm_90", "work_dir": wd, "trials": 4, "lowering": "tvm"}
+        {
+            "command": "tune",
+            "model_path": model,
+            "target": "sm_90",
+            "work_dir": wd,
+            "trials": 4,
+            "lowering": "tvm",
+            "keep": "all",
+        }
     )
     assert ans["tasks"][0]["records"] >= 1 and ans["tasks"][0]["best_us"] == pytest.approx(10.0)
 
@@ -461,6 +472,7 @@ def test_tune_through_rpc_tracker(softmax_model, tmp_path, rpc_tracker, capsys, 
             "target": "llvm",
             "work_dir": wd,
             "trials": 4,
+            "keep": "all",
             "lowering": "tvm",
             "rpc": {"tracker": rpc_tracker, "key": "tpat-test"},
         }

@@ -46,14 +46,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
 import sys
+import tempfile
 import threading
 import time
 
 import tvm
+import tvm_ffi
 from tvm.ir.utils import derived_object
 from tvm.rpc import base
 from tvm.runtime import save_param_dict
@@ -91,6 +94,12 @@ BUILDS_PER_WORKER = 64
 # "rpc": the tracker must answer within this many seconds before the search starts.
 RPC_CHECK_TIMEOUT_S = 5.0
 RPC_KEYS = ("tracker", "key", "session_timeout_s", "max_workers")
+# Symbol values to search at ("s0=64,s1=128"), and a smaller evolutionary search population.
+BINDINGS_ENV = "TPAT_TUNE_BINDINGS"
+POPULATION_ENV = "TPAT_TUNE_POPULATION"
+TARGET_ENV = "TPAT_TUNE_TARGET"
+# A tuned schedule is kept only when its best time is below this fraction of the default one.
+KEEP_RATIO = 0.97
 
 
 class _StopTuning(Exception):
@@ -397,7 +406,204 @@ def _in_process_measurers(target):
 
 
 # --------------------------------------------------------------------------------------------
+# symbolic dims: tune at concrete values
+
+
+def reference_bindings(model_path: str) -> dict:
+    """Symbol values of a generated plugin's reference cases (`<P>/reference/manifest.json`, next
+    to `<P>.onnx`): per symbol the largest value any case binds. {} when there is none."""
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "reference", "manifest.json")
+    try:
+        with open(path) as f:
+            cases = json.load(f).get("cases", [])
+    except (OSError, ValueError, AttributeError):
+        return {}
+    out = {}
+    for c in cases if isinstance(cases, list) else []:
+        for k, v in (c.get("bindings") or {}).items() if isinstance(c, dict) else ():
+            if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                out[k] = max(v, out.get(k, 0))
+    return out
+
+
+def specialize_model(model_path: str, bindings: dict, out_path: str):
+    """Writes the one-node model with its symbolic input dims replaced by `bindings` (symbols of
+    the model missing from `bindings` get 1) to out_path. Output and value_info dims are cleared
+    (ONNX import infers them). Returns ({symbol: value} used, the model's symbols), or None when
+    the model has no symbolic input dim (nothing written)."""
+    import onnx
+
+    model = onnx.load(model_path, load_external_data=False)
+    syms = []
+    for vi in model.graph.input:
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param not in syms:
+                syms.append(d.dim_param)
+    if not syms:
+        return None
+    used = {s: int(bindings.get(s, 1)) for s in syms}
+    for vi in model.graph.input:
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param"):
+                v = used[d.dim_param]
+                d.Clear()
+                d.dim_value = v
+    for vi in list(model.graph.output) + list(model.graph.value_info):
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param"):
+                d.Clear()
+    onnx.save(model, out_path)
+    return used, syms
+
+
+def _symbolic_vars(func) -> list:
+    """Names of the shape variables a PrimFunc's tensor arguments still use (a data-dependent size,
+    a symbol the bindings did not fix); [] for a static function. MetaSchedule's ArgInfo refuses
+    non-constant shapes; the names are the function's free integer variables."""
+    try:
+        ms.arg_info.ArgInfo.from_prim_func(func)
+        return []
+    except Exception:  # noqa: BLE001 - "Cannot convert ... ir.Var ... to Array<ir.IntImm>"
+        names = {
+            str(v)
+            for v in tvm.tirx.analysis.undefined_vars(func.body)
+            if not str(v).startswith("v_")  # block iterators
+            and (getattr(v, "dtype", None) is None or str(v.dtype).startswith("int"))  # not buffer data
+        }
+        return sorted(names) or ["(unknown)"]
+
+
+# --------------------------------------------------------------------------------------------
+# which tasks can be searched, and the default schedule's time
+
+
+def task_space(task, target):
+    """(TuneContext-free) check of one extracted task: returns (kind, reason). kind "tune": a
+    MetaSchedule design space exists; "skip": reason says why not (hand-scheduled TPAT lowering,
+    symbolic shapes left, no design space, the space generator failed)."""
+    mod = task.dispatched[0] if task.dispatched else task.mod
+    f = mod["main"]
+    if f.attrs is not None and "tirx.is_scheduled" in f.attrs and int(f.attrs["tirx.is_scheduled"]):
+        return "skip", "hand-scheduled TPAT lowering (its schedule is part of the lowering: no MetaSchedule space)"
+    sym = _symbolic_vars(f)
+    if sym:
+        return "skip", f"symbolic shape(s) {', '.join(sym)[:200]}: MetaSchedule samples no candidate for them"
+    try:
+        ctx = ms.TuneContext(
+            mod=mod, target=target, space_generator="post-order-apply", task_name=task.task_name, num_threads=1
+        )
+        spaces = ctx.space_generator.generate_design_space(mod)
+    except Exception as e:  # noqa: BLE001 - the generator refuses this function: report, go on
+        text = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        return "skip", f"no design space ({type(e).__name__}: {text[:300]})"
+    if len(spaces) == 0:
+        return "skip", "empty design space"
+    return "tune", None
+
+
+def default_module(task_mod, target):
+    """The task's function as the planner schedules it without a database: dlight's default
+    schedules on a GPU (planning.pipeline.default_schedule_pass), unchanged on the CPU."""
+    if not _is_gpu(target):
+        return task_mod
+    from ..planning.pipeline import default_schedule_pass
+
+    with target:
+        return default_schedule_pass()(task_mod)
+
+
+def measure_default(task_mod, target, builder, runner):
+    """Builds and times the default schedule of one task with the search's own builder and runner
+    (same process, same RPC servers, same evaluator config). Returns (us or None, error or None)."""
+
+    mod = default_module(task_mod, target)
+    br = builder.build([ms.builder.BuilderInput(mod, target)])[0]
+    if br.error_msg is not None:
+        return None, f"default schedule did not build: {str(br.error_msg).strip().splitlines()[-1][:300]}"
+    args = ms.arg_info.ArgInfo.from_entry_func(mod, remove_preproc=True)
+    try:
+        dev = "cuda" if _is_gpu(target) else "cpu"
+        rr = runner.run([ms.runner.RunnerInput(br.artifact_path, dev, args)])[0].result()
+    finally:
+        path = str(br.artifact_path)
+        if not path.startswith("tpat-mem:") and os.path.isfile(path):
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+        _ARTIFACTS.pop(path, None)
+    if rr.error_msg is not None or not rr.run_secs:
+        return None, f"default schedule did not run: {str(rr.error_msg).strip().splitlines()[-1][:300]}"
+    secs = [float(x) for x in rr.run_secs]
+    return sum(secs) / len(secs) * 1e6, None
+
+
+def drop_workloads(work_dir: str, mods) -> int:
+    """Moves every record of the workloads `mods` (structurally equal IRModules) out of the
+    database in work_dir into rejected_tuning_record.json (kept for reading, never applied).
+    Returns the number of records moved."""
+    if not mods:
+        return 0
+    db = open_database(work_dir)
+    keep, drop = [], []
+    for r in db.get_all_tuning_records():
+        (drop if any(tvm_ffi.structural_equal(r.workload.mod, m) for m in mods) else keep).append(r)
+    if not drop:
+        return 0
+    tmp = os.path.join(work_dir, ".rewrite")
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    new = ms.database.JSONDatabase(
+        path_workload=os.path.join(tmp, "database_workload.json"),
+        path_tuning_record=os.path.join(tmp, "database_tuning_record.json"),
+        module_equality="structural",
+        allow_missing=True,
+    )
+    rej = ms.database.JSONDatabase(
+        path_workload=os.path.join(tmp, "rejected_workload.json"),
+        path_tuning_record=os.path.join(tmp, "rejected_tuning_record.json"),
+        module_equality="structural",
+        allow_missing=True,
+    )
+    for target_db, recs in ((new, keep), (rej, drop)):
+        for r in recs:
+            wl = target_db.commit_workload(r.workload.mod)
+            target_db.commit_tuning_record(ms.database.TuningRecord(r.trace, wl, r.run_secs, r.target, r.args_info))
+    for name in ("database_workload.json", "database_tuning_record.json"):
+        os.replace(os.path.join(tmp, name), os.path.join(work_dir, name))
+    for name in ("rejected_workload.json", "rejected_tuning_record.json"):
+        src = os.path.join(tmp, name)
+        if os.path.isfile(src):
+            os.replace(src, os.path.join(work_dir, name))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return len(drop)
+
+
+# --------------------------------------------------------------------------------------------
 # tune
+
+
+def _env_bindings() -> dict:
+    """TPAT_TUNE_BINDINGS="s0=64,s1=128": the symbol values `tpat tune` searches at (the request's
+    "bindings" win). Bad text is an invalid_request."""
+    text = (os.environ.get(BINDINGS_ENV) or "").strip()
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if not name.strip() or not value.strip().isdigit() or not 0 < int(value) < 2**31:
+            raise BridgeError("invalid_request", f"{BINDINGS_ENV}: expected NAME=VALUE[,NAME=VALUE], not {part!r}")
+        out[name.strip()] = int(value)
+    return out
+
+
+def _search_strategy():
+    """MetaSchedule's evolutionary search; TPAT_TUNE_POPULATION=N shrinks its population (default
+    512) for small machines and tests (the search's CPU time per batch grows with it)."""
+    text = (os.environ.get(POPULATION_ENV) or "").strip()
+    if not text:
+        return "evolutionary"
+    if not text.isdigit() or int(text) < 8:
+        raise BridgeError("invalid_request", f"{POPULATION_ENV} must be an integer >= 8, not {text!r}")
+    n = int(text)
+    return ms.search_strategy.EvolutionarySearch(population_size=n, init_min_unmeasured=min(50, n // 2))
 
 
 def _validate(request):
@@ -428,7 +634,16 @@ def _validate(request):
     if not isinstance(target, str):
         raise BridgeError("invalid_request", "target must be a string")
     rpc = _validate_rpc(request.get("rpc"))
-    return mp, wd, trials, batch, budget, lowering, target, rpc
+    bindings = request.get("bindings") or {}
+    if not isinstance(bindings, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31
+        for k, v in bindings.items()
+    ):
+        raise BridgeError("invalid_request", f"bindings must map symbol names to positive integers, not {bindings!r}")
+    keep = request.get("keep", "wins")
+    if keep not in ("wins", "all"):
+        raise BridgeError("invalid_request", f"keep must be 'wins' or 'all', not {keep!r}")
+    return mp, wd, trials, batch, budget, lowering, target, rpc, bindings, keep
 
 
 def _validate_rpc(rpc):
@@ -574,7 +789,12 @@ def _log(msg: str) -> None:
 
 def tune(request: dict) -> dict:
     """Bridge command "tune". Raises BridgeError for bad requests; see the module docstring."""
-    model_path, work_dir, trials, batch, budget, lowering, target_name, rpc = _validate(request)
+
+    model_path, work_dir, trials, batch, budget, lowering, target_name, rpc, bindings, keep = _validate(request)
+    t_start = time.monotonic()
+    # TPAT_TUNE_TARGET=llvm: search for this CPU instead (`tpat tune` sends the plan's sm_xx); the
+    # CPU proof of RPC tuning uses it. A plan for CUDA never applies llvm records.
+    target_name = (os.environ.get(TARGET_ENV) or "").strip() or target_name
     target = tuning_target(target_name)
     measurer = _measurer_choice()
     if rpc is not None:
@@ -582,34 +802,53 @@ def tune(request: dict) -> dict:
             _measurers(target, measurer, rpc)  # raises: no in-process measuring over RPC
         check_tracker(rpc)  # before the (slow) module build and search
 
-    mod, _info, note = build_fused_module(model_path, target, lowering)
     os.makedirs(work_dir, exist_ok=True)
+    # Symbolic dims: MetaSchedule samples no candidate for them. The search runs at concrete
+    # values (the request's bindings, else the plugin's largest reference case, else 1).
+    used = None
+    want = {**reference_bindings(model_path), **_env_bindings(), **bindings}
+    with tempfile.TemporaryDirectory(prefix=".tpat-tune-", dir=work_dir) as tmp:
+        spec = os.path.join(tmp, "specialized.onnx")
+        try:
+            got = specialize_model(model_path, want, spec)
+        except Exception as e:  # noqa: BLE001 - an unreadable model: load_node says why below
+            got = None
+            _log(f"tune: cannot specialize symbolic dims ({type(e).__name__}); tuning the model as is")
+        if got is not None:
+            used = got[0]
+            _log(f"tune: symbolic dims bound to {', '.join(f'{k}={v}' for k, v in used.items())} for the search")
+        mod, _info, note = build_fused_module(spec if got is not None else model_path, target, lowering)
     db = open_database(work_dir)
 
     extracted = ms.relax_integration.extract_tasks(mod, target)
-    skipped = []
+    skipped = []  # (task, reason)
     todo = []
     for t in extracted:
-        f = t.dispatched[0]["main"] if t.dispatched else t.mod["main"]
-        if f.attrs is not None and "tirx.is_scheduled" in f.attrs and int(f.attrs["tirx.is_scheduled"]):
-            skipped.append(t)  # hand-scheduled (TPAT lowering): nothing to search
-        else:
+        kind, reason = task_space(t, target)
+        if kind == "tune":
             todo.append(t)
+        else:
+            skipped.append((t, reason))
+            _log(f"tune: {t.task_name}: not searched: {reason}")
     n = len(todo)
     names = [t.task_name for t in todo]
-    stats = {i: {"trials": 0, "best_us": None} for i in range(n)}
+    stats = {i: {"trials": 0, "best_us": None, "seconds": 0.0} for i in range(n)}
     for i, t in enumerate(todo):
         stats[i]["best_us"] = _best_us(db, t.dispatched[0])[0]
     _STOP["reason"] = None
     deadline = time.monotonic() + float(budget) if budget is not None else None
     cost_model = _cost_model_kind()
+    current = {"task": 0}
 
     @derived_object
     class Progress(ms.measure_callback.PyMeasureCallback):
         def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results):
-            st = stats[task_id]
+            st = stats[current["task"]]
             if not builder_results:
-                return  # the search had no new candidate for this task
+                # The search found no candidate it has not measured: the space is exhausted (a
+                # space with no sampled decisions has one point); MetaSchedule would go on asking.
+                st["exhausted"] = True
+                raise _StopTuning("exhausted")
             for br, rr in zip(builder_results, runner_results):
                 st["trials"] += 1
                 if br.error_msg is None and rr.error_msg is None and rr.run_secs:
@@ -620,7 +859,7 @@ def tune(request: dict) -> dict:
             best = "none" if st["best_us"] is None else f"{st['best_us']:.2f}"
             _log(
                 f"{_bar(sum(s['trials'] for s in stats.values()), trials)} "
-                f"task {task_id + 1}/{n} {names[task_id]}: trials {st['trials']}, best {best} us"
+                f"task {current['task'] + 1}/{n} {names[current['task']]}: trials {st['trials']}, best {best} us"
             )
             if _STOP["reason"] is None and deadline is not None and time.monotonic() > deadline:
                 _STOP["reason"] = "budget"
@@ -631,10 +870,12 @@ def tune(request: dict) -> dict:
     interrupted = False
     stopped_by_budget = False
     builder_kind = runner_kind = None  # nothing measured: no builder used
+    defaults = {}  # task index -> (default us or None, error or None)
+    failed = {}  # task index -> the search's error
     if n:
-        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-            todo, work_dir=work_dir, num_threads=max(1, os.cpu_count() or 1), seed=None
-        )
+        # One search per task (trials shared out): a task whose search fails fails alone, and the
+        # time per task is known.
+        per_task = [trials // n + (1 if i < trials % n else 0) for i in range(n)]
         with _workers_can_import_tpat():
             builder = runner = None
             old_handler = _install_sigint()
@@ -646,32 +887,51 @@ def tune(request: dict) -> dict:
                     callbacks.append(ms.measure_callback.RemoveBuildArtifact())  # the tar files' temp dirs
                 callbacks += [ms.measure_callback.UpdateCostModel(), Progress()]
                 _log(
-                    f"tune: {n} task(s) for {target_name}, {trials} trials in batches of {batch}, "
-                    f"cost model {cost_model}, builder {builder_kind}, runner {runner_kind}, "
+                    f"tune: {n} task(s) for {target_name}, {trials} trials ({'/'.join(map(str, per_task))}) in "
+                    f"batches of {batch}, cost model {cost_model}, builder {builder_kind}, runner {runner_kind}, "
                     f"database {work_dir}"
                 )
-                ms.tune_tasks(
-                    tasks=contexts,
-                    task_weights=weights,
-                    work_dir=work_dir,
-                    max_trials_global=trials,
-                    num_trials_per_iter=batch,
-                    builder=builder,
-                    runner=runner,
-                    database=db,
-                    cost_model=cost_model,
-                    measure_callbacks=callbacks,
-                    task_scheduler="gradient",
-                )
-            except KeyboardInterrupt:
-                _STOP["reason"] = "interrupted"
-            except BridgeError:
-                raise
-            except Exception as e:  # noqa: BLE001 - exceptions raised in Python callbacks come back
-                # from MetaSchedule's C++ loop as RuntimeError(''): the reason is in _STOP.
-                if _STOP["reason"] is None:
-                    text = f"{type(e).__name__}: {e}".strip()
-                    raise BridgeError("tvm_error", f"tuning failed: {text.splitlines()[-1][:1500]}") from None
+                for i, t in enumerate(todo):
+                    if _STOP["reason"] is not None or per_task[i] < 1:
+                        break
+                    current["task"] = i
+                    t0 = time.monotonic()
+                    try:
+                        defaults[i] = measure_default(t.dispatched[0], target, builder, runner)
+                        if defaults[i][1]:
+                            _log(f"tune: {names[i]}: {defaults[i][1]}")
+                        contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+                            [t],
+                            work_dir=work_dir,
+                            strategy=_search_strategy(),
+                            num_threads=max(1, os.cpu_count() or 1),
+                            seed=None,
+                        )
+                        ms.tune_tasks(
+                            tasks=contexts,
+                            task_weights=weights,
+                            work_dir=work_dir,
+                            max_trials_global=per_task[i],
+                            num_trials_per_iter=min(batch, per_task[i]),
+                            builder=builder,
+                            runner=runner,
+                            database=db,
+                            cost_model=cost_model,
+                            measure_callbacks=callbacks,
+                            task_scheduler="gradient",
+                        )
+                    except KeyboardInterrupt:
+                        _STOP["reason"] = "interrupted"
+                    except BridgeError:
+                        raise
+                    except Exception as e:  # noqa: BLE001 - exceptions raised in Python callbacks come
+                        # back from MetaSchedule's C++ loop as RuntimeError(''): the reason is in _STOP.
+                        if _STOP["reason"] is None and not stats[i].get("exhausted"):
+                            text = f"{type(e).__name__}: {e}".strip()
+                            failed[i] = text.splitlines()[-1][:500] if text else type(e).__name__
+                            _log(f"tune: {names[i]}: search failed: {failed[i]}")
+                    finally:
+                        stats[i]["seconds"] = round(time.monotonic() - t0, 2)
             finally:
                 _restore_sigint(old_handler)
                 _ARTIFACTS.clear()
@@ -684,20 +944,41 @@ def tune(request: dict) -> dict:
         stopped_by_budget = _STOP["reason"] == "budget"
     if interrupted:
         _log("tune: interrupted; records measured so far are kept in the database")
-    tasks = []
+    # Keep a task's tuned schedule only where it beats the default one (measured above, same
+    # runner): otherwise its records leave the database (rejected_tuning_record.json).
+    tasks, losers = [], []
     for i, t in enumerate(todo):
         best, records = _best_us(db, t.dispatched[0])
-        tasks.append({"name": names[i], "trials": stats[i]["trials"], "best_us": best, "records": records})
-    for t in skipped:
-        tasks.append(
-            {
-                "name": t.task_name,
-                "trials": 0,
-                "best_us": None,
-                "records": 0,
-                "skipped": "already scheduled (TPAT lowering)",
-            }
-        )
+        default_us, default_err = defaults.get(i, (None, None))
+        kept = best is not None and (keep == "all" or default_us is None or best < KEEP_RATIO * default_us)
+        entry = {
+            "name": names[i],
+            "trials": stats[i]["trials"],
+            "best_us": best,
+            "default_us": default_us,
+            "kept": kept,
+            "records": records,
+            "seconds": stats[i]["seconds"],
+        }
+        if stats[i].get("exhausted"):
+            entry["exhausted"] = True
+        if default_err:
+            entry["default_error"] = default_err
+        if i in failed:
+            entry["error"] = failed[i]
+        if best is not None and not kept:
+            losers.append(t.dispatched[0])
+            entry["records"] = 0
+        tasks.append(entry)
+        if best is not None:
+            _log(
+                f"tune: {names[i]}: best {best:.2f} us vs default "
+                f"{'-' if default_us is None else f'{default_us:.2f}'} us -> {'kept' if kept else 'dropped'}"
+            )
+    if losers:
+        drop_workloads(work_dir, losers)
+    for t, reason in skipped:
+        tasks.append({"name": t.task_name, "trials": 0, "best_us": None, "records": 0, "skipped": reason})
     answer = {
         "work_dir": work_dir,
         "target": target_name,
@@ -708,7 +989,10 @@ def tune(request: dict) -> dict:
         "runner": runner_kind,
         "interrupted": interrupted,
         "budget_exhausted": stopped_by_budget,
+        "seconds": round(time.monotonic() - t_start, 2),
     }
+    if used is not None:
+        answer["bindings"] = used
     if note:
         answer["note"] = note
     return answer
