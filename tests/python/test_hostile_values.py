@@ -50,6 +50,7 @@ LOWERING_TESTS = [
     "dft",
     "gather",
     "gelu",
+    "gridsample",
     "indexing",
     "layernorm",
     "resize",
