@@ -51,6 +51,7 @@ LOWERING_TESTS = [
     "stft",
     "gather",
     "gelu",
+    "gridsample",
     "indexing",
     "layernorm",
     "resize",

@@ -2,8 +2,9 @@
 
 Every case: the plan validates, names the lowering and launches ONE kernel (TVM's own path has
 two: a grid transpose, then the sampling); nvcc -arch=sm_90 compiles it; the same TE built for
-LLVM matches ONNX Runtime. The grid (every value at least once; the full 3 x 3 x 2 x 2 cross
-product, 36 cases, passed once while this test was written and costs ~9 minutes): modes
+LLVM matches ONNX Runtime. The grid (every value at least once; the full 4-D cross product of
+3 modes x 3 paddings x 2 align_corners and 5-D linear/nearest x 3 paddings, 27 cases, passed
+once while this test was written and costs ~9 minutes on the CI machine): modes
 bilinear/nearest/bicubic (opset 16 names) and linear/nearest/cubic (opset 20), padding
 zeros/border/reflection, align_corners 0/1, 4-D and 5-D,
 float32 and float16 (ONNX Runtime through a float32 twin), a symbolic batch, a grid that reaches

@@ -44,7 +44,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from tvm import te, tirx
+from tvm import relax, te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
@@ -939,8 +939,6 @@ def _fft_stage(det, mode):
 
 
 def emit(bb, params, det, mode="gpu"):
-    from tvm import relax
-
     name = "tpat_stft" if det.stft else "tpat_dft"
     x = params[det.x_index]
     if det.kind == "direct":
