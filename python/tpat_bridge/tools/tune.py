@@ -431,7 +431,7 @@ def specialize_model(model_path: str, bindings: dict, out_path: str):
     the model missing from `bindings` get 1) to out_path. Output and value_info dims are cleared
     (ONNX import infers them). Returns ({symbol: value} used, the model's symbols), or None when
     the model has no symbolic input dim (nothing written)."""
-    import onnx
+    import onnx  # lazy: only the symbolic-dims path reads the model
 
     model = onnx.load(model_path, load_external_data=False)
     syms = []
@@ -506,7 +506,7 @@ def default_module(task_mod, target):
     schedules on a GPU (planning.pipeline.default_schedule_pass), unchanged on the CPU."""
     if not _is_gpu(target):
         return task_mod
-    from ..planning.pipeline import default_schedule_pass
+    from ..planning.pipeline import default_schedule_pass  # lazy: GPU targets only
 
     with target:
         return default_schedule_pass()(task_mod)
