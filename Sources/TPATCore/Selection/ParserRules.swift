@@ -44,6 +44,8 @@ public struct ParserRules: Codable, Sendable {
             case attributeIn, attributeAllOnes, attributeAbsent
             case inputConstant, inputConstantBelow, inputConstantAllZero
             case inputRankIn, inputStaticShape, outputUnused, note, inputAbsent
+            /// The input's last dim is one of `dims` (STFT's signal: 1, real).
+            case inputLastDimIn
             /// If: each output has the same rank in then_branch and else_branch.
             case branchRanksEqual
         }
@@ -57,6 +59,7 @@ public struct ParserRules: Codable, Sendable {
         public var output: Int?
         public var limit: Double?
         public var ranks: [Int]?
+        public var dims: [Int]?
     }
 
     public struct OpRule: Codable, Sendable {
