@@ -11,7 +11,9 @@ import Testing
         var tt = Onnx_TypeProto.Tensor()
         tt.elemType = ONNXDataType.float.rawValue
         var s = Onnx_TensorShapeProto()
-        s.dim = dims.map { var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = $0; return d }
+        s.dim = dims.map {
+            var d = Onnx_TensorShapeProto.Dimension(); d.dimValue = $0; return d
+        }
         tt.shape = s
         var t = Onnx_TypeProto(); t.tensorType = tt
         var vi = Onnx_ValueInfoProto(); vi.name = name; vi.type = t
