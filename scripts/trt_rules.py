@@ -196,7 +196,13 @@ def patches_11(ops):
                 "text": "`frame_step` must be an initializer",
             },
             {"id": "STFT.window", "kind": "inputConstant", "input": 2, "text": "`window` must be an initializer"},
-            note("STFT.real", "input must be real-valued"),
+            {
+                "id": "STFT.real",
+                "kind": "inputLastDimIn",
+                "input": 0,
+                "dims": [1],
+                "text": "input must be real-valued (last dim 1)",
+            },
         ],
     )
     ops["Pow"]["types"] = FLOAT3 + ["INT32", "INT64"]

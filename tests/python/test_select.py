@@ -119,6 +119,10 @@ def test_tensorrt11_imports_what_10_rejects(rules):
         "input": 4,
         "text": "`past_key` is unsupported",
     }
+    # STFT: a real signal only (last dim 1), checked, not a note: a complex STFT becomes a plugin
+    for f in ("11", "rtx"):
+        real = restriction(rules[f]["ops"]["STFT"], "STFT.real")
+        assert real["kind"] == "inputLastDimIn" and real["input"] == 0 and real["dims"] == [1], f
     # The window ops take an int64 size: their type check is on the output.
     assert o11["HannWindow"]["typeInputs"] == [] and o11["HannWindow"]["typeOutputs"] == [0]
 

@@ -44,6 +44,8 @@ public struct ParserRules: Codable, Sendable {
             case attributeIn, attributeAllOnes, attributeAbsent
             case inputConstant, inputConstantBelow, inputConstantAllZero
             case inputRankIn, inputStaticShape, outputUnused, note, inputAbsent
+            /// The input's last dim is one of `dims` (STFT's signal: 1, real).
+            case inputLastDimIn
             /// If: each output has the same rank in then_branch and else_branch.
             case branchRanksEqual
             /// The inputs listed in `inputs` (those given) have equal last dims (Attention: K's and V's head size).
@@ -62,6 +64,7 @@ public struct ParserRules: Codable, Sendable {
         public var limit: Double?
         public var ranks: [Int]?
         public var inputs: [Int]?
+        public var dims: [Int]?
     }
 
     public struct OpRule: Codable, Sendable {

@@ -128,6 +128,11 @@ public struct VerdictEvaluator: Sendable {
             guard let name = input(r.input ?? 0), let ranks = r.ranks else { return .pass }
             guard let rank = info(name, index, tensors)?.rank else { return .unchecked("rank of '\(name)' is unknown") }
             return ranks.contains(rank) ? .pass : .violated("'\(name)' has rank \(rank)")
+        case .inputLastDimIn:
+            guard let name = input(r.input ?? 0), let dims = r.dims else { return .pass }
+            guard let last = info(name, index, tensors)?.shape?.last else { return .unchecked("shape of '\(name)' is unknown") }
+            guard case .fixed(let d) = last else { return .unchecked("last dim of '\(name)' is symbolic") }
+            return dims.contains(Int(d)) ? .pass : .violated("'\(name)' has last dim \(d)")
         case .inputAbsent:
             guard let name = input(r.input) else { return .pass }
             return .violated("input '\(name)' is given")
