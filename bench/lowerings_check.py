@@ -53,17 +53,10 @@ def main():
         h.make_node("Compress", ["k_x", "k_c"], ["k_y"], axis=1, name="compress_axis1"),
         h.make_node("Unique", ["u_x"], ["u_y", "u_i", "u_inv", "u_c"], sorted=0, name="unique_flat_unsorted"),
         h.make_node("Unique", ["v_x"], ["v_y", "v_i", "v_inv", "v_c"], axis=0, name="unique_axis0"),
-        # Attention (opset 23): the fused kernel (3-D, GQA, causal with a float mask, 3 key tiles) and
-        # the composition (qk output, past / present, V head size != Q head size)
-        h.make_node(
-            "Attention",
-            ["a_q", "a_k", "a_v", "a_m"],
-            ["a_y"],
-            is_causal=1,
-            q_num_heads=8,
-            kv_num_heads=2,
-            name="attention_fused_gqa_causal",
-        ),
+        # Attention (opset 23): the fused kernel (4-D fp16, GQA, causal with a float mask, 3 key tiles;
+        # 4-D because ONNX Runtime 1.24's fp16 3-D GQA is wrong) and the composition (qk output,
+        # past / present, V head size != Q head size)
+        h.make_node("Attention", ["a_q", "a_k", "a_v", "a_m"], ["a_y"], is_causal=1, name="attention_fused_gqa_causal"),
         h.make_node(
             "Attention",
             ["b_q", "b_k", "b_v", "", "b_pk", "b_pv"],
@@ -105,9 +98,9 @@ def main():
         vi("k_c", TP.BOOL, [3000]),
         vi("u_x", i64, [3000]),
         vi("v_x", i64, ["B", 3]),
-        vi("a_q", f16, ["B", 37, 128]),
-        vi("a_k", f16, ["B", 70, 32]),
-        vi("a_v", f16, ["B", 70, 32]),
+        vi("a_q", f16, ["B", 8, 37, 16]),
+        vi("a_k", f16, ["B", 2, 70, 16]),
+        vi("a_v", f16, ["B", 2, 70, 16]),
         vi("a_m", f16, [37, 70]),
         vi("b_q", f, ["B", 2, 5, 8]),
         vi("b_k", f, ["B", 2, 5, 8]),
@@ -146,7 +139,7 @@ def main():
         vi("v_i", i64, ["v_n"]),
         vi("v_inv", i64, ["B"]),
         vi("v_c", i64, ["v_n"]),
-        vi("a_y", f16, ["B", 37, 128]),
+        vi("a_y", f16, ["B", 8, 37, 16]),
         vi("b_y", f, ["B", 2, 5, 12]),
         vi("b_pko", f, ["B", 2, 12, 8]),
         vi("b_pvo", f, ["B", 2, 12, 12]),
