@@ -142,6 +142,14 @@ CASES = {
         {},
         5e-3,
     ),
+    # ONNX Runtime 1.24.4's CPU Attention is wrong for float16 3-D GQA (26 off on this case; float32
+    # and 4-D are right): ONNX's reference answers
+    "fp16_3d_gqa_ort_wrong": (
+        A([2, 5, 32], [2, 7, 16], [2, 7, 16], "float16", q_num_heads=4, kv_num_heads=2),
+        {},
+        5e-3,
+        "onnx",
+    ),
     "bf16_4d_causal": (A([2, 2, 4, 8], [2, 2, 6, 8], [2, 2, 6, 8], "bfloat16", is_causal=1), {}, 3e-2),
     # several query and key tiles of the fused kernel; head sizes 64 / 128 (tile choice)
     "fused_tiles_gqa_causal": (A([1, 4, 37, 64], [1, 2, 70, 64], [1, 2, 70, 64], is_causal=1), {}, 1e-4),
