@@ -6,7 +6,8 @@
 # tpat-generate.json, copied to .gpu/models/<name>/, for `tpat verify OUT --model`), and TensorRT
 # headers when TensorRT_ROOT is set.
 #   scripts/device/pack.sh [--budget MIB] [--real-models DIR] OUT...
-#     --real-models DIR  also every DIR/<model>/gen that holds plugins (`make real-models` output)
+#     --real-models DIR  also every DIR/<model>/gen that holds plugins (`make real-models` output),
+#                        smallest first
 #     --budget MIB       the most .gpu/ may hold (default 56: the device tool carries 64 MiB with
 #                        the working tree); an OUT that would go over it is skipped and named
 # Then on the GPU machine (the device tool, carry [".gpu"]): scripts/device/verify.sh (every plugin's
@@ -18,13 +19,12 @@ outs=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --budget) budget=$2; shift 2 ;;
-    --real-models)
-      for gen in "$2"/*/gen; do
-        [ -f "$gen/tpat-generate.json" ] || continue
+    --real-models)  # smallest first, so that the budget keeps as many as it can
+      while read -r _ gen; do
         python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1])).get("plugins") else 1)' "$gen/tpat-generate.json" && outs+=("$gen")
-      done
+      done < <(for gen in "$2"/*/gen; do [ -f "$gen/tpat-generate.json" ] && echo "$(du -sk --exclude=build "$gen" | cut -f1) $gen"; done | sort -n)
       shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) outs+=("$1"); shift ;;
   esac
 done

@@ -64,7 +64,7 @@ for name in "${names[@]}"; do
   case $status in
     0) echo "PASS          $name (${secs} s): $line" | tee -a "$summary" ;;
     1) echo "FAIL          $name (${secs} s): $line" | tee -a "$summary"; rc=1 ;;
-    *) echo "ERROR         $name (exit $status, ${secs} s): $(tail -1 "$log")" | tee -a "$summary"; rc=1 ;;
+    *) echo "ERROR         $name (exit $status, ${secs} s): $(grep -m1 '^error:' "$log" | cut -c1-300 || tail -1 "$log")" | tee -a "$summary"; rc=1 ;;
   esac
 done
 echo "logs: $logs"

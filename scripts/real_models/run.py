@@ -454,9 +454,12 @@ def _model_names(models: Path) -> list[str]:
         order = re.findall(r'^\s*Model\("([^"]+)"', (HERE / "models.py").read_text(), re.M)
     except OSError:
         order = []
-    present = {p.stem for p in models.glob("*.onnx")} | {
-        p.name[: -len(".failed.json")] for p in models.glob("*.failed.json")
-    }
+    present = (
+        {p.stem for p in models.glob("*.onnx") if not p.name.startswith(".")}
+        | {  # .x.tmp: an export under way
+            p.name[: -len(".failed.json")] for p in models.glob("*.failed.json")
+        }
+    )
     return [n for n in order if n in present] + sorted(present - set(order))
 
 

@@ -22,7 +22,12 @@ public enum BridgeMessages {
     }
 
     public struct FoldIfsResult: Codable, Sendable {
-        public struct Folded: Codable, Sendable { public var node: String; public var branch: String; public var nodes: Int; public var condition: Bool }
+        public struct Folded: Codable, Sendable {
+            public var node: String
+            public var branch: String
+            public var nodes: Int
+            public var condition: Bool
+        }
         public struct DataDependent: Codable, Sendable { public var node: String; public var op: String }
         public struct Kept: Codable, Sendable {
             public var node: String
