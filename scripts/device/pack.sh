@@ -6,7 +6,7 @@
 # Then on the GPU machine (the device tool, carry [".gpu"]): scripts/device/verify.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bin=.build/debug/tpat
+bin=${TPAT_BIN:-.build/debug/tpat}
 [ -x "$bin" ] || { echo "error: $bin not built (swift build)" >&2; exit 2; }
 rm -rf .gpu && mkdir -p .gpu/pack/lib .gpu/outs
 cp "$bin" .gpu/pack/tpat
