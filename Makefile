@@ -49,7 +49,7 @@ test-python: venv
 	$(PY) -m pytest -q tests/python
 
 # CPU proof of `tpat tune` through TVM's RPC tracker (a tracker and 2 servers on localhost, llvm
-# target, 3 plugins, tiny trial counts; ~4 min on 2 busy cores): not part of `make test`.
+# target, 3 plugins, tiny trial counts; 750 s on the 2 busy cores it was run on): not in `make test`.
 tune-rpc-check: build
 	scripts/tune_rpc_cpu.sh
 

@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     *) outs+=("$1"); shift ;;
   esac
 done
-bin=.build/debug/tpat
+bin=${TPAT_BIN:-.build/debug/tpat}
 [ -x "$bin" ] || { echo "error: $bin not built (swift build)" >&2; exit 2; }
 # The binary's archive is kept when it is newer than the binary (xz takes minutes).
 rm -rf .gpu/outs .gpu/models .gpu/trt .gpu/pack .gpu/logs && mkdir -p .gpu/outs .gpu/models

@@ -82,7 +82,7 @@ run() {  # run KEY WORKERS
   done
   t1=$(date +%s)
   [ $status -eq 0 ] || rc=1
-  local measured; measured=$(grep -E '^[A-Za-z]+_[0-9a-f]{8}: .* task\(s\)' "$log" | sed -E 's/.* task\(s\), ([0-9]+) trials.*/\1/' | paste -sd+ | bc 2>/dev/null)
+  local measured; measured=$(grep -E '^[A-Za-z]+_[0-9a-f]{8}: .* task\(s\)' "$log" | sed -E 's/.* task\(s\), ([0-9]+) trials.*/\1/' | awk '{s += $1} END {print s + 0}')
   say "$key: $workers server(s), --rpc-workers $workers, $trials trials per plugin: wall $((t1 - t0)) s, candidates measured ${measured:-0}, exit $status"
 }
 run tpat-1gpu 1
