@@ -26,7 +26,7 @@ $(STAMP): python/requirements.lock
 	$(PY) -m pip install -q --disable-pip-version-check --no-input -r python/requirements.lock
 	@# TensorRT-RTX's parser dlopens the unversioned libtensorrt_rtx.so; the wheel ships only .so.1.
 	@mkdir -p $(VENV)/tpat-lib
-	@ln -sf "$$($(PY) -c 'import os, tensorrt_rtx_libs as m; print(os.path.join(os.path.dirname(m.__file__), "libtensorrt_rtx.so.1"))')" $(VENV)/tpat-lib/libtensorrt_rtx.so
+	@ln -sf "$$($(PY) -c 'import os, tensorrt_rtx_libs as m; print(os.path.join(os.path.realpath(os.path.dirname(m.__file__)), "libtensorrt_rtx.so.1"))')" $(VENV)/tpat-lib/libtensorrt_rtx.so
 	@# The CUDA wheels' nvcc links from lib64/ and CMake's FindCUDAToolkit wants libcudart.so.
 	@cu=$$($(PY) -c 'import os, nvidia; print(os.path.join(list(nvidia.__path__)[0], "cu13"))'); \
 	  ln -sfn lib "$$cu/lib64"; ln -sf libcudart.so.13 "$$cu/lib/libcudart.so"
