@@ -50,6 +50,21 @@ def main():
         h.make_node("ScatterElements", ["s_d", "s_i", "s_u"], ["s_y"], axis=1, reduction="max", name="scatterel_max"),
         h.make_node("GatherND", ["g_d", "g_i"], ["g_y"], batch_dims=0, name="gathernd"),
         h.make_node("OneHot", ["o_i", "o_depth", "o_vals"], ["o_y"], axis=-1, name="onehot"),
+        # gather.py (axis 1, 2-D indices, fp16 16-byte slices) and gridsample.py (4-D bilinear border,
+        # 5-D nearest reflection)
+        h.make_node("Gather", ["ga_d", "ga_i"], ["ga_y"], axis=1, name="gather_axis1_fp16"),
+        h.make_node(
+            "GridSample", ["gs_x", "gs_g"], ["gs_y"], mode="linear", padding_mode="border", name="gridsample_2d"
+        ),
+        h.make_node(
+            "GridSample",
+            ["gs_x2", "gs_g2"],
+            ["gs_y2"],
+            mode="nearest",
+            padding_mode="reflection",
+            align_corners=1,
+            name="gridsample_3d_nearest",
+        ),
         h.make_node("Gelu", ["e_x"], ["e_y"], name="gelu_fp16"),
         # data-dependent outputs (size tensors): several blocks, bool and float with NaN-free data
         h.make_node("NonZero", ["z_x"], ["z_y"], name="nonzero_bool"),
@@ -92,7 +107,9 @@ def main():
         # Attention (opset 23): the fused kernel (4-D fp16, GQA, causal with a float mask, 3 key tiles;
         # 4-D because ONNX Runtime 1.24's fp16 3-D GQA is wrong) and the composition (qk output,
         # past / present, V head size != Q head size)
-        h.make_node("Attention", ["at_q", "at_k", "at_v", "at_m"], ["at_y"], is_causal=1, name="attention_fused_gqa_causal"),
+        h.make_node(
+            "Attention", ["at_q", "at_k", "at_v", "at_m"], ["at_y"], is_causal=1, name="attention_fused_gqa_causal"
+        ),
         h.make_node(
             "Attention",
             ["b_q", "b_k", "b_v", "", "b_pk", "b_pv"],
@@ -118,6 +135,12 @@ def main():
         vi("s_i", i64, ["B", 100]),
         vi("s_u", f, ["B", 100]),
         vi("g_d", f, [6, 7, 33]),
+        vi("ga_d", f16, ["B", 37, 24]),
+        vi("ga_i", i64, [5, 3]),
+        vi("gs_x", f, ["B", 3, 13, 17]),
+        vi("gs_g", f, ["B", 9, 11, 2]),
+        vi("gs_x2", f, ["B", 2, 5, 6, 7]),
+        vi("gs_g2", f, ["B", 4, 5, 6, 3]),
         vi("g_i", i64, ["B", 5, 2]),
         vi("o_i", i64, ["B", 9]),
         vi("e_x", f16, ["B", 4, 1000]),
@@ -172,6 +195,9 @@ def main():
         vi("l_y", f16, ["B", 7, 512]),
         vi("s_y", f, ["B", 300]),
         vi("g_y", f, ["B", 5, 33]),
+        vi("ga_y", f16, ["B", 5, 3, 24]),
+        vi("gs_y", f, ["B", 3, 9, 11]),
+        vi("gs_y2", f, ["B", 2, 4, 5, 6]),
         vi("o_y", f, ["B", 9, 50]),
         vi("e_y", f16, ["B", 4, 1000]),
         vi("n_y", f, ["B", 6, 40]),
