@@ -662,3 +662,32 @@ def test_complex_stft_reference_is_numpy_framing_and_ort_dft(tmp_path):
     got = outs[0].astype(np.float64)
     assert got.shape == (2, 7, 10, 2)
     np.testing.assert_allclose(got[..., 0] + 1j * got[..., 1], want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_float32_dft_reference_comes_from_a_float64_twin(tmp_path):
+    """ONNX Runtime's float32 DFT of a prime length sums the definition with float32 twiddle
+    angles and drifts far from the transform; the reference runs a float64 twin of the model
+    instead (numpy.fft in float64 agrees to float32 rounding)."""
+    from onnx import helper as oh
+
+    n = 4099  # prime: ONNX Runtime's direct sum
+    g = oh.make_graph(
+        [oh.make_node("DFT", ["x", "", "axis"], ["y"])],
+        "g",
+        [oh.make_tensor_value_info("x", TP.FLOAT, [2, n, 1])],
+        [oh.make_tensor_value_info("y", TP.FLOAT, [2, n, 2])],
+        [onnx.numpy_helper.from_array(np.array(1, np.int64), "axis")],
+    )
+    m = oh.make_model(g, opset_imports=[oh.make_opsetid("", 20)])
+    m.ir_version = 9
+    mp = tmp_path / "m.onnx"
+    onnx.save(m, mp)
+    req = {"command": "reference", "model_path": str(mp), "out_dir": str(tmp_path / "r")}
+    res = reference.make_reference(dict(req, prefix="tpat_d", plugin="d", cases=None, seed=0))
+    assert res["cases"] == 1
+    _, _, cases = read_all(tmp_path / "r")
+    ((_, ins, outs),) = cases
+    want = np.fft.fft(ins[0].astype(np.float64)[..., 0], axis=1)
+    got = outs[0].astype(np.float64)
+    err = np.abs(got[..., 0] + 1j * got[..., 1] - want).max() / np.abs(want).max()
+    assert err < 1e-6, err
