@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import tvm
 from tvm import relax, te, tirx
 from tvm.script.ir_builder import IRBuilder
