@@ -53,6 +53,18 @@ def main():
         h.make_node("Compress", ["k_x", "k_c"], ["k_y"], axis=1, name="compress_axis1"),
         h.make_node("Unique", ["u_x"], ["u_y", "u_i", "u_inv", "u_c"], sorted=0, name="unique_flat_unsorted"),
         h.make_node("Unique", ["v_x"], ["v_y", "v_i", "v_inv", "v_c"], axis=0, name="unique_axis0"),
+        # RoiAlign-22: adaptive sample grid per box on the device, half_pixel with a scale (TVM: refused)
+        h.make_node(
+            "RoiAlign",
+            ["a_x", "a_rois", "a_bi"],
+            ["a_y"],
+            output_height=7,
+            output_width=7,
+            sampling_ratio=0,
+            spatial_scale=0.0625,
+            coordinate_transformation_mode="half_pixel",
+            name="roialign_adaptive",
+        ),
     ]
     f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
     vi = h.make_tensor_value_info
@@ -86,6 +98,9 @@ def main():
         vi("k_c", TP.BOOL, [3000]),
         vi("u_x", i64, [3000]),
         vi("v_x", i64, ["B", 3]),
+        vi("a_x", f, ["B", 16, 13, 17]),
+        vi("a_rois", f, [37, 4]),
+        vi("a_bi", i64, [37]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]),
@@ -118,6 +133,7 @@ def main():
         vi("v_i", i64, ["v_n"]),
         vi("v_inv", i64, ["B"]),
         vi("v_c", i64, ["v_n"]),
+        vi("a_y", f, [37, 16, 7, 7]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]),

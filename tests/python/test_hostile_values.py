@@ -57,6 +57,7 @@ LOWERING_TESTS = [
     "nonzero",
     "compress",
     "unique",
+    "roialign",
 ]
 
 # The reference generator's documented codes (docs/reference-data.md).

@@ -26,6 +26,7 @@ from .nonzero import NONZERO
 from .protocol import BadValue, Decline, Lowering, NodeView, Selection, node_operands
 from .resize import RESIZE
 from .rmsnorm import RMS_NORM
+from .roialign import ROI_ALIGN
 from .scatter import SCATTER_ELEMENTS, SCATTER_ND
 from .topk import TOPK
 from .unique import UNIQUE
@@ -47,6 +48,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     NONZERO,
     COMPRESS,
     UNIQUE,
+    ROI_ALIGN,
 )
 BY_NAME = {low.name: low for low in LOWERINGS}
 TPAT_OPS = tuple(dict.fromkeys(op for low in LOWERINGS for op in low.ops))
