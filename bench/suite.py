@@ -879,7 +879,10 @@ def _roi_align(s):
             "coordinate_transformation_mode": "half_pixel",
         },
         opset=16,
-        traffic=("reads the feature map, the boxes and their batch indices once, writes the output", "B(in0) + B(in1) + B(in2) + B(out0)"),
+        traffic=(
+            "reads the feature map, the boxes and their batch indices once, writes the output",
+            "B(in0) + B(in1) + B(in2) + B(out0)",
+        ),
         bound=GATHER,
         check={"x": (2, 3, 10, 12), "rois": (5, 4), "bi": (5,)},
     )

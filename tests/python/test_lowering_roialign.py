@@ -62,7 +62,9 @@ CASES = {
         1e-4,
     ),
     "tv_aligned_s16_r2_14x14": (
-        _model(["N", 4, 12, 15], "R", 14, 14, sampling_ratio=2, spatial_scale=1 / 16, coordinate_transformation_mode=HP),
+        _model(
+            ["N", 4, 12, 15], "R", 14, 14, sampling_ratio=2, spatial_scale=1 / 16, coordinate_transformation_mode=HP
+        ),
         {"N": 3, "R": 7},
         1e-4,
     ),
@@ -228,7 +230,9 @@ def test_onnx_backend_node_tests(case, tmp_path):
     model = onnx.load(str(case / "model.onnx"))
     ds = sorted((case / "test_data_set_0").glob("input_*.pb"))
     ins = [numpy_helper.to_array(onnx.load_tensor(str(p))) for p in ds]
-    outs = [numpy_helper.to_array(onnx.load_tensor(str(p))) for p in sorted((case / "test_data_set_0").glob("output_*.pb"))]
+    outs = [
+        numpy_helper.to_array(onnx.load_tensor(str(p))) for p in sorted((case / "test_data_set_0").glob("output_*.pb"))
+    ]
     path = tmp_path / "m.onnx"
     onnx.save(model, str(path))
     info = load_node(str(path))
