@@ -141,7 +141,7 @@ def _roialign_ir(det, x, rois, bi, out, mode):
         r = rc // C
         b = bf[r]
         # per-thread scalars: box, bin, grid (local registers on the GPU)
-        s = T.decl_buffer([8], "float32", scope=loc)
+        s = T.decl_buffer([9], "float32", scope=loc)  # x0 y0 x1 y1 bin_h bin_w count yy xx
         g = T.decl_buffer([2], "int32", scope=loc)
         acc = T.decl_buffer([1], "float32", scope=loc)
         off = f32(0.5 if det.half_pixel else 0.0)
@@ -167,19 +167,25 @@ def _roialign_ir(det, x, rois, bi, out, mode):
         with T.If(ok):
             with T.Then():
                 plane = (b * C + c) * H * W
+                fv = T.decl_buffer([4], "float32", scope=loc)  # y, x, ly, lx of the sample
+                iv = T.decl_buffer([5], "int64", scope=loc)  # inside, y_low, x_low, y_high, x_high
                 with T.serial(0, g[0]) as iy:
-                    yy = (
+                    T.buffer_store(
+                        s,
                         s[1]
                         + tirx.Cast("float32", ph) * s[4]
-                        + (tirx.Cast("float32", iy) + f32(0.5)) * s[4] / tirx.Cast("float32", g[0])
+                        + (tirx.Cast("float32", iy) + f32(0.5)) * s[4] / tirx.Cast("float32", g[0]),
+                        [7],
                     )
                     with T.serial(0, g[1]) as ix:
-                        xx = (
+                        T.buffer_store(
+                            s,
                             s[0]
                             + tirx.Cast("float32", pw) * s[5]
-                            + (tirx.Cast("float32", ix) + f32(0.5)) * s[5] / tirx.Cast("float32", g[1])
+                            + (tirx.Cast("float32", ix) + f32(0.5)) * s[5] / tirx.Cast("float32", g[1]),
+                            [8],
                         )
-                        _sample(det, xf, plane, yy, xx, H, W, hf, wf, acc, iy, ix)
+                        _sample(det, xf, plane, s[7], s[8], H, W, hf, wf, acc, iy, ix, fv, iv)
         res = acc[0] / s[6] if det.mode == "avg" else acc[0]
         T.buffer_store(of, res if det.dtype == "float32" else tirx.Cast(det.dtype, res), [i])
 
@@ -200,28 +206,30 @@ def _roialign_ir(det, x, rois, bi, out, mode):
     return ib.get()
 
 
-def _sample(det, xf, plane, yy, xx, H, W, hf, wf, acc, iy, ix):
-    """One bilinear sample (ONNX Runtime's pre_calc_for_bilinear_interpolate) folded into acc."""
+def _sample(det, xf, plane, yy, xx, H, W, hf, wf, acc, iy, ix, fv, iv):
+    """One bilinear sample (ONNX Runtime's pre_calc_for_bilinear_interpolate) folded into acc;
+    fv / iv: the thread's local scalars."""
     f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
-    one = f32(1.0)
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
     # inside: not (y < -1 or y > H or x < -1 or x > W); NaN counts as outside
     inside = tirx.all(yy >= f32(-1.0), yy <= hf, xx >= f32(-1.0), xx <= wf)
-    y = tirx.Select(inside, tirx.max(yy, f32(0.0)), f32(0.0))
-    x = tirx.Select(inside, tirx.max(xx, f32(0.0)), f32(0.0))
-    yl0 = tirx.Cast("int64", y)
-    xl0 = tirx.Cast("int64", x)
-    ylast, xlast = yl0 >= H - tirx.const(1, "int64"), xl0 >= W - tirx.const(1, "int64")
-    yl = tirx.Select(ylast, H - tirx.const(1, "int64"), yl0)
-    xl = tirx.Select(xlast, W - tirx.const(1, "int64"), xl0)
-    yh = tirx.Select(ylast, yl, yl + tirx.const(1, "int64"))
-    xh = tirx.Select(xlast, xl, xl + tirx.const(1, "int64"))
-    ly = tirx.Select(ylast, f32(0.0), y - tirx.Cast("float32", yl))
-    lx = tirx.Select(xlast, f32(0.0), x - tirx.Cast("float32", xl))
-    hy, hx = one - ly, one - lx
+    T.buffer_store(iv, tirx.Select(inside, i64(1), i64(0)), [0])
+    ins = iv[0] == i64(1)
+    T.buffer_store(fv, tirx.Select(ins, tirx.max(yy, f32(0.0)), f32(0.0)), [0])
+    T.buffer_store(fv, tirx.Select(ins, tirx.max(xx, f32(0.0)), f32(0.0)), [1])
+    for k, (c, n) in enumerate(((fv[0], H), (fv[1], W))):  # y_low >= n - 1: low = high = n - 1, frac 0
+        low0 = tirx.Cast("int64", c)
+        last = low0 >= n - i64(1)
+        T.buffer_store(iv, tirx.Select(last, n - i64(1), low0), [1 + k])
+        T.buffer_store(iv, tirx.Select(last, n - i64(1), low0 + i64(1)), [3 + k])
+        T.buffer_store(fv, tirx.Select(last, f32(0.0), c - tirx.Cast("float32", low0)), [2 + k])
+    yl, xl, yh, xh = iv[1], iv[2], iv[3], iv[4]
+    ly, lx = fv[2], fv[3]
+    hy, hx = f32(1.0) - ly, f32(1.0) - lx
     z = f32(0.0)
-    w = [tirx.Select(inside, a * bb, z) for a, bb in ((hy, hx), (hy, lx), (ly, hx), (ly, lx))]
-    zero = tirx.const(0, "int64")
-    pos = [tirx.Select(inside, p, zero) for p in (yl * W + xl, yl * W + xh, yh * W + xl, yh * W + xh)]
+    w = [tirx.Select(ins, a * bb, z) for a, bb in ((hy, hx), (hy, lx), (ly, hx), (ly, lx))]
+    zero = i64(0)
+    pos = [tirx.Select(ins, p, zero) for p in (yl * W + xl, yl * W + xh, yh * W + xl, yh * W + xh)]
 
     def v(k):
         e = xf[plane + pos[k]]
