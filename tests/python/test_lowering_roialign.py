@@ -153,6 +153,12 @@ def _onnx_reference(model, feeds):
     f = {k: (v.astype(np.float32) if v.dtype == np.float16 else v) for k, v in feeds.items()}
     m = onnx.ModelProto()
     m.CopyFrom(model)
+    if m.opset_import[0].version < 16:
+        # onnx.reference runs RoiAlign-10 with half_pixel (opset 16's default); RoiAlign-10 is
+        # output_half_pixel (the spec's 16 changelog, ONNX Runtime): run it as RoiAlign-16 with that
+        m.opset_import[0].version = 16
+        m.ir_version = 10
+        m.graph.node[0].attribute.append(h.make_attribute("coordinate_transformation_mode", "output_half_pixel"))
     for vi in list(m.graph.input) + list(m.graph.output):
         if vi.type.tensor_type.elem_type == TP.FLOAT16:
             vi.type.tensor_type.elem_type = TP.FLOAT
