@@ -118,6 +118,18 @@ def main():
             softcap=5.0,
             name="attention_past_qk",
         ),
+        # RoiAlign-22: adaptive sample grid per box on the device, half_pixel with a scale (TVM: refused)
+        h.make_node(
+            "RoiAlign",
+            ["ra_x", "ra_rois", "ra_bi"],
+            ["ra_y"],
+            output_height=7,
+            output_width=7,
+            sampling_ratio=0,
+            spatial_scale=0.0625,
+            coordinate_transformation_mode="half_pixel",
+            name="roialign_adaptive",
+        ),
     ]
     f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
     vi = h.make_tensor_value_info
@@ -182,6 +194,9 @@ def main():
         vi("b_v", f, ["B", 2, 5, 12]),
         vi("b_pk", f, ["B", 2, 7, 8]),
         vi("b_pv", f, ["B", 2, 7, 12]),
+        vi("ra_x", f, ["B", 16, 13, 17]),
+        vi("ra_rois", f, [37, 4]),
+        vi("ra_bi", i64, [37]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]),
@@ -237,6 +252,7 @@ def main():
         vi("b_pko", f, ["B", 2, 12, 8]),
         vi("b_pvo", f, ["B", 2, 12, 12]),
         vi("b_qk", f, ["B", 2, 5, 12]),
+        vi("ra_y", f, [37, 16, 7, 7]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]),

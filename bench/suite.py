@@ -1214,6 +1214,32 @@ def _attention(s):
     )
 
 
+def _roi_align(s):
+    # last: RoiAlign (lowerings/roialign.py), a Mask R-CNN box head on the P4-like level
+    s.case(
+        "roialign",
+        "RoiAlign",
+        "Mask R-CNN-like: 1000 boxes, 256 channels, 7x7, a 50x68 feature map (1/16), sampling_ratio 2, "
+        "half_pixel, fp32",
+        [("x", "float32", (1, 256, 50, 68)), ("rois", "float32", (1000, 4)), ("bi", "int64", (1000,))],
+        [("y", "float32", (1000, 256, 7, 7))],
+        attrs={
+            "output_height": 7,
+            "output_width": 7,
+            "sampling_ratio": 2,
+            "spatial_scale": 0.0625,
+            "coordinate_transformation_mode": "half_pixel",
+        },
+        opset=16,
+        traffic=(
+            "reads the feature map, the boxes and their batch indices once, writes the output",
+            "B(in0) + B(in1) + B(in2) + B(out0)",
+        ),
+        bound=GATHER,
+        check={"x": (2, 3, 10, 12), "rois": (5, 4), "bi": (5,)},
+    )
+
+
 def build_suite():
     """Returns [(case id, ModelProto, cases.json entry)]."""
     s = Suite()
@@ -1231,6 +1257,7 @@ def build_suite():
         _new_ops,
         _losses,
         _attention,
+        _roi_align,
     ):
         part(s)
     return s.out

@@ -66,6 +66,7 @@ LOWERING_TESTS = [
     "col2im",
     "centercroppad",
     "losses",
+    "roialign",
 ]
 
 # The reference generator's documented codes (docs/reference-data.md).

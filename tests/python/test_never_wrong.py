@@ -103,6 +103,7 @@ def save(model, tmp_path, name):
         (LINEAR_DOWN, "tvm", True),
         (CUBIC_SIZES, "tvm", False),  # sizes: output / input is the scale, TVM agrees
         (ROIALIGN_MAX, "tvm", True),
+        (ROIALIGN_MAX, "tpat", False),  # TPAT's RoiAlign lowering implements mode=max
         (CUBIC_UP_SYMBOLIC, "tvm", False),
         (LINEAR_FRACTION_SYMBOLIC, "tvm", True),
     ],

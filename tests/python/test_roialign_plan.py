@@ -1,4 +1,5 @@
-"""RoiAlign through TVM's own lowering (no TPAT lowering), CPU only.
+"""RoiAlign through TVM's own lowering (the plan request's `lowering: "tvm"`; TPAT's own lowering,
+lowerings/roialign.py, is tested in test_lowering_roialign.py), CPU only.
 
 TVM 0.27 plans RoiAlign only because the planner guards dlight's rules
 (`pipeline.default_schedule_pass`): dlight's Reduction rule asserts that every access region has
@@ -25,7 +26,7 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, input_shape, launches, run_ort  # noqa: E402
+from lowering_harness import assert_matches, compile_all, input_shape, launches, run_ort  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 from tpat_bridge.planning.plan import handle_plan  # noqa: E402
 from tpat_bridge.planning.relax_import import build_relax_module  # noqa: E402
@@ -82,6 +83,24 @@ def _feeds(model, syms, seed=0):
     }
 
 
+@pytest.fixture(scope="module")
+def built(workdir):
+    out = {}
+    for name, (model, _) in CASES.items():
+        import onnx
+
+        path = workdir / f"{name}.onnx"
+        onnx.save(model, str(path))
+        res = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90", "lowering": "tvm"})
+        out[name] = {"path": path, "res": res}
+    return out
+
+
+@pytest.fixture(scope="module")
+def compiled(built, workdir):
+    return compile_all(built, CASES, workdir)
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_made_by_tvm_lowering(built, name):
     res = built[name]["res"]
@@ -133,6 +152,6 @@ def test_refused_with_a_reason(workdir, name):
     model, code, words = REFUSED[name]
     path = workdir / f"refused_{name}.onnx"
     onnx.save(model, str(path))
-    res = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
+    res = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90", "lowering": "tvm"})
     assert not res["ok"] and res["error"]["code"] == code, res
     assert words in res["error"]["reason"]

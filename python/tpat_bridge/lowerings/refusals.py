@@ -17,7 +17,9 @@ com.microsoft one: refused below). Values it reads but computes wrongly: Dropout
 (an input since opset 12: the result is its input), Resize `scales` whose output length is not
 input * scale (TVM maps coordinates with output / input, ONNX Runtime with the scale: the cubic and
 linear downsampling backend tests; TPAT's own Resize lowering is right), RoiAlign mode=max
-(found by the cross-check on ONNX's backend tests).
+(found by the cross-check on ONNX's backend tests) and half_pixel with spatial_scale != 1 (TPAT's
+own RoiAlign lowering, roialign.py, implements both: these entries refuse only TVM's path, i.e. the
+second tactic, the "tvm" switch and the nodes TPAT's lowering declines).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from .protocol import BadValue, Decline, Lowering, NodeView, Selection, node_ope
 from .reduce import REDUCE
 from .resize import RESIZE
 from .rmsnorm import RMS_NORM
+from .roialign import ROI_ALIGN
 from .scatter import SCATTER_ELEMENTS, SCATTER_ND
 from .topk import TOPK
 from .unique import UNIQUE
@@ -62,6 +63,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     COL2IM,
     CENTER_CROP_PAD,
     LOSS,
+    ROI_ALIGN,
 )
 BY_NAME = {low.name: low for low in LOWERINGS}
 TPAT_OPS = tuple(dict.fromkeys(op for low in LOWERINGS for op in low.ops))

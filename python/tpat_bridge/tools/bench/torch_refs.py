@@ -622,6 +622,76 @@ def attention(r):
     return f, f"F.scaled_dot_product_attention(is_causal={causal}, enable_gqa=True)" + (
         " + torch.cat(past, new)" if len(r.slots) > 4 and r.slots[4].kind != "absent" else ""
     )
+def roi_align(r):
+    """torchvision.ops.roi_align where importable (mode avg; aligned = half_pixel, sampling_ratio 0
+    -> -1: the same adaptive grid), else a gather formulation in plain torch for a fixed
+    sampling_ratio (avg and max): the sample rows and columns of every box gathered at once
+    ([R, PH*S*2, PW*S*2, C]), weighted by the separable bilinear weights, summed or maxed."""
+    mode = r.attr("mode", "avg")
+    if isinstance(mode, bytes):
+        mode = mode.decode()
+    ctm = r.attr("coordinate_transformation_mode", "half_pixel")
+    if isinstance(ctm, bytes):
+        ctm = ctm.decode()
+    hp = ctm == "half_pixel"
+    oh, ow = int(r.attr("output_height", 1)), int(r.attr("output_width", 1))
+    ratio, scale = int(r.attr("sampling_ratio", 0)), float(r.attr("spatial_scale", 1.0))
+    torch = r.torch
+    try:
+        import torchvision.ops as tvo
+    except Exception:  # noqa: BLE001 - not installed, or built for another torch
+        tvo = None
+    if tvo is not None and mode == "avg":
+
+        def f(*ins):
+            x, rois, bi = r.args(ins)
+            boxes = torch.cat([bi.to(rois.dtype)[:, None], rois], 1)
+            y = tvo.roi_align(x, boxes, (oh, ow), scale, ratio if ratio > 0 else -1, aligned=hp)
+            return (y,)
+
+        return f, f"torchvision.ops.roi_align(aligned={hp}, sampling_ratio={ratio if ratio > 0 else -1})"
+    if ratio <= 0:
+        raise NoBaseline("RoiAlign sampling_ratio=0 without torchvision: the sample grid differs per box")
+    S = ratio
+
+    def axis_taps(lo, hi, n_out, size):
+        """[R, n_out, S, 2] source indices and weights along one axis (zero weight outside)."""
+        ext = hi - lo
+        if not hp:
+            ext = ext.clamp(min=1.0)
+        bin_ = ext / n_out
+        p = torch.arange(n_out, device=lo.device, dtype=torch.float32)[None, :, None]
+        k = (torch.arange(S, device=lo.device, dtype=torch.float32) + 0.5)[None, None, :]
+        c = lo[:, None, None] + p * bin_[:, None, None] + k * bin_[:, None, None] / S
+        valid = (c >= -1.0) & (c <= size)
+        c = c.clamp(min=0.0)
+        low = c.floor().long()
+        last = low >= size - 1
+        low = torch.where(last, torch.full_like(low, size - 1), low)
+        high = torch.where(last, low, low + 1)
+        frac = torch.where(last, torch.zeros_like(c), c - low.float())
+        idx = torch.stack([low, high], -1)
+        w = torch.stack([1.0 - frac, frac], -1) * valid[..., None].float()
+        return idx, w
+
+    def f(*ins):
+        x, rois, bi = r.args(ins)
+        N, C, H, W = x.shape
+        off = 0.5 if hp else 0.0
+        b = rois.float() * scale - off
+        yi, wy = axis_taps(b[:, 1], b[:, 3], oh, H)  # [R, oh, S, 2]
+        xi, wx = axis_taps(b[:, 0], b[:, 2], ow, W)
+        R = rois.shape[0]
+        g = x[bi.clamp(0, N - 1)[:, None, None], :, yi.reshape(R, -1, 1), xi.reshape(R, 1, -1)].float()
+        g = g.reshape(R, oh, S, 2, ow, S, 2, C)
+        v = g * wy[:, :, :, :, None, None, None, None] * wx[:, None, None, None, :, :, :, None]
+        if mode == "max":
+            y = v.amax(dim=(3, 6)).amax(dim=(2, 5))  # [R, oh, ow, C]
+        else:
+            y = v.sum(dim=(2, 3, 5, 6)) / float(S * S)
+        return (y.permute(0, 3, 1, 2).contiguous().to(x.dtype),)
+
+    return f, f"gather of the sample rows/columns + separable bilinear weights ({mode}, sampling_ratio={S})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -655,6 +725,7 @@ TORCH_REFS = {
     "RMSNormalization": rms_norm,
     "Gelu": gelu,
     "Attention": attention,
+    "RoiAlign": roi_align,
 }
 
 
