@@ -638,7 +638,7 @@ def roi_align(r):
     ratio, scale = int(r.attr("sampling_ratio", 0)), float(r.attr("spatial_scale", 1.0))
     torch = r.torch
     try:
-        import torchvision.ops as tvo
+        import torchvision.ops as tvo  # lazy probe: torchvision is optional on the GPU machine
     except Exception:  # noqa: BLE001 - not installed, or built for another torch
         tvo = None
     if tvo is not None and mode == "avg":
