@@ -124,3 +124,11 @@ def test_ops_without_a_lowering_have_no_candidates(tmp_path):
     )
     choice = registry.choose(info)
     assert choice.lowering is None and choice.declined == [] and choice.reason == "no TPAT lowering for this op"
+
+
+def test_attention_prefill_of_1024_tokens_is_taken():
+    """The size check is per tensor: Q, K and V of a 1024-token GQA prefill (2^22, 2^20, 2^20
+    elements) multiplied together reach 2^62 and once declined the bench case."""
+    info = load_node(str(ROOT / "bench" / "models" / "attention_gqa_prefill_fp16.onnx"))
+    choice = registry.choose(info)
+    assert choice.lowering is not None and choice.lowering.name == "attention", choice.declined_json()

@@ -175,9 +175,10 @@ def select(n: NodeView) -> AttentionSelection | Decline:
     prec = int(n.attr("softmax_precision", 1))
     if prec not in (1, dtypes.DTYPES[dtype].onnx):
         return Decline(f"softmax_precision={prec} (float32 or Q's type; computed in float32)")
-    static = [d for d in (*q.shape, *k.shape, *v.shape) if _static(d)]
-    if any(d < 0 for d in static) or math.prod(static) >= MAX_ELEMENTS:
-        return Decline("sizes out of range")
+    for t in (q, k, v):  # per tensor: the product over all three overflowed at 1024 tokens
+        static = [d for d in t.shape if _static(d)]
+        if any(d < 0 for d in static) or math.prod(static) >= MAX_ELEMENTS:
+            return Decline("sizes out of range")
     return AttentionSelection(
         dtype=dtype,
         rank=rank,
