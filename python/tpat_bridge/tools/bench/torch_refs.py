@@ -622,6 +622,8 @@ def attention(r):
     return f, f"F.scaled_dot_product_attention(is_causal={causal}, enable_gqa=True)" + (
         " + torch.cat(past, new)" if len(r.slots) > 4 and r.slots[4].kind != "absent" else ""
     )
+
+
 def roi_align(r):
     """torchvision.ops.roi_align where importable (mode avg; aligned = half_pixel, sampling_ratio 0
     -> -1: the same adaptive grid), else a gather formulation in plain torch for a fixed
