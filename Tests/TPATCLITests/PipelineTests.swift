@@ -43,13 +43,13 @@ import Testing
         let symbolic = model == "plugins_symbolic"
         for p in report.plugins { #expect(p.referenceCases == (symbolic ? 2 : 1), "\(p.name)") }
         // Which lowering made each plugin is a field of the report (and of its plan), not prose in fixups:
-        // TPAT's own for TopK and ScatterND, TVM's for GridSample (no TPAT lowering is registered for it).
+        // TPAT's own for TopK, ScatterND and GridSample, TVM's for the Bitwise ops and MaxUnpool (no TPAT lowering is registered for them).
         for p in report.plugins {
             let plan = try KernelPlan.decode(Data(contentsOf: out.appendingPathComponent("plugins/\(p.name)/\(p.name).plan.json")))
             #expect(p.lowering == plan.lowering && p.declined.map(\.lowering) == plan.declined.map(\.lowering), "\(p.name)")
             #expect(!p.fixups.contains { $0.hasPrefix("tpat lowering") }, "\(p.name)")
-            if ["TopK", "ScatterND"].contains(p.opType) { #expect(p.lowering != "tvm-default", "\(p.name): \(p.declined)") }
-            if p.opType == "GridSample" { #expect(p.lowering == "tvm-default" && p.declined.isEmpty) }
+            if ["TopK", "ScatterND", "GridSample"].contains(p.opType) { #expect(p.lowering != "tvm-default", "\(p.name): \(p.declined)") }
+            if p.opType.hasPrefix("Bitwise") || p.opType == "MaxUnpool" { #expect(p.lowering == "tvm-default" && p.declined.isEmpty, "\(p.name)") }
         }
         if symbolic {
             // Identical nodes share one plugin.
