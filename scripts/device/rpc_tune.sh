@@ -72,7 +72,7 @@ run() {  # run KEY WORKERS
   for name in $outs; do cp -a ".gpu/outs/$name" "$dir/" && rm -rf "$dir/$name/plugins/build" "$dir/$name/tuning"; done
   local t0 t1 status=0; t0=$(date +%s)
   # one tpat tune per OUT folder, all inside RUN_LIMIT_S (the budget is shared out by folders)
-  local per; per=$(python3 -c "print(round($BUDGET_MIN / max(1, len('$outs'.split())), 3))")
+  local per n; n=$(echo $outs | wc -w); per=$(python3 -c "print(round($BUDGET_MIN / max(1, $n), 3))")
   for out in "$dir"/*/; do
     local left=$((RUN_LIMIT_S - ($(date +%s) - t0)))
     [ $left -gt 20 ] || { echo "== $key $(basename "$out"): skipped, run time limit reached" | tee -a "$log"; status=124; continue; }
