@@ -152,15 +152,16 @@ def test_interrupt_keeps_records(softmax_model, tmp_path, monkeypatch):
     }
     monkeypatch.setenv("TPAT_TUNE_MEASURER", "inprocess")
     wd = str(tmp_path / "db1")
-    # runner call 1 times the default schedule (before the search); the batches are calls 2, 3, ...
-    monkeypatch.setattr(T, "_in_process_measurers", patched((2, 1)))
+    # the batches are runner calls 1, 2, ... (the default schedule is timed after the search, and
+    # not at all after an interrupt)
+    monkeypatch.setattr(T, "_in_process_measurers", patched((1, 1)))
     ans = T.tune(dict(req, work_dir=wd))
     assert ans["interrupted"] is True and ans["tasks"][0]["trials"] == 4
     assert ans["tasks"][0]["records"] == 4 == len(_records(wd))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
     wd = str(tmp_path / "db2")
-    monkeypatch.setattr(T, "_in_process_measurers", patched((3, 2)))
+    monkeypatch.setattr(T, "_in_process_measurers", patched((2, 2)))
     ans = T.tune(dict(req, work_dir=wd))
     assert ans["interrupted"] is True
     assert ans["tasks"][0]["records"] == 4 == len(_records(wd))

@@ -10,7 +10,9 @@ batch_dims of -2 crash it). The rules (README, "Hostile models"):
   OneHot's 1, Unsqueeze's len(axes)); `batch_dims` in [0, the smallest input rank);
 - TopK's constant K lies in [0, the axis length] when that length is static;
 - `epsilon` is finite; Resize's constant scales are finite floats > 0, its constant sizes
-  integers > 0.
+  integers > 0;
+- Attention's q_num_heads / kv_num_heads are positive, divide a 3-D input's hidden size, and
+  kv_num_heads divides q_num_heads.
 Pure Python and numpy: no TVM import.
 """
 
@@ -79,6 +81,19 @@ def bad_value(op: str, attrs: dict, shapes: list, consts: dict) -> str | None:
             return f"Resize: scales {sc.reshape(-1)[:8].tolist()} must be finite and > 0"
         if sz is not None and sz.size and not (np.issubdtype(sz.dtype, np.integer) and np.all(sz > 0)):
             return f"Resize: sizes {sz.reshape(-1)[:8].tolist()} must be integers > 0"
+    if op == "Attention":  # ONNX Runtime divides by the head counts (SIGFPE on 0)
+        for name, pos in (("q_num_heads", 0), ("kv_num_heads", 1)):
+            h = attrs.get(name)
+            if h is None:
+                continue
+            if not (isinstance(h, int) and 0 < h < 2**31):
+                return f"Attention: {name}={h} must be a positive head count"
+            s = shapes[pos] if pos < len(shapes) else None
+            if s is not None and len(s) == 3 and isinstance(s[2], int) and s[2] % h:
+                return f"Attention: {name}={h} does not divide the hidden size {s[2]}"
+        qh, kh = attrs.get("q_num_heads"), attrs.get("kv_num_heads")
+        if isinstance(qh, int) and isinstance(kh, int) and qh % kh:
+            return f"Attention: q_num_heads={qh} is not a multiple of kv_num_heads={kh}"
     if op == "TopK" and 1 in consts and shapes and shapes[0]:
         k, _ = _one_value(consts[1])
         axis = attrs.get("axis", -1)
