@@ -6,7 +6,9 @@ Usage: python bench/suite.py [--out-dir bench/models] [--cases bench/cases.json]
 Data, indices, updates, scales and biases are graph INPUTS (so the models stay a few hundred
 bytes); only what an op needs as a constant is an initializer: TopK's K, CumSum's axis, OneHot's
 depth and values, Resize's scales, the Reduce* axes, DFT's axis. The node is named after the case
-(`tpat plan bench/models/<id>.onnx --node <id>`).
+(`tpat plan bench/models/<id>.onnx --node <id>`). An op's cases are a table of variants (rows made by
+`_row`: only what differs from case to case), turned into cases by `_variants`; a one-off case calls
+`Suite.case` itself. New parts go at the end of `build_suite`'s list.
 
 Minimal traffic ("code" in cases.json) is a Python expression over the plugin's canonical tensors:
 in0, in1, ... are the node's non-constant inputs in node order, out0, out1, ... its outputs;
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -186,573 +189,644 @@ class Suite:
         )
 
 
+class Row(NamedTuple):
+    """One row of an op's variant table (`_row`)."""
+
+    id: str
+    variant: str
+    dtype: str  # the element type "T" stands for in the op's inputs and outputs
+    shapes: tuple  # the op's input shapes, in input order
+    check: tuple  # their small check shapes, same order
+    kw: dict  # the Suite.case keywords of this row (attrs, inits, bound, traffic, notes, op, outs, ...)
+
+
+def _row(id, variant, dtype, shapes, check, **kw):
+    return Row(id, variant, dtype, shapes, check, kw)
+
+
+def _variants(s, op, rows, *, ins, outs=(("y", "T"),), **common):
+    """One case per row of an op's variant table. ins / outs: the op's inputs and outputs as
+    (name, dtype[, shape]), "T" standing for the row's element type; `common`: the Suite.case
+    keywords its rows share. A row's own keywords win over them (its own `op` or `outs` too)."""
+    names = [n for n, _ in ins]
+    for r in rows:
+        kw = {**common, **r.kw}
+        t = lambda d, r=r: r.dtype if d == "T" else d
+        s.case(
+            r.id,
+            kw.pop("op", op),
+            r.variant,
+            [(n, t(d), shape) for (n, d), shape in zip(ins, r.shapes, strict=True)],
+            [(n, t(d), *shape) for n, d, *shape in kw.pop("outs", outs)],
+            check=dict(zip(names, r.check, strict=True)),
+            **kw,
+        )
+
+
+def _i64(name, value):
+    """An int64 constant input: a list makes a 1-D tensor, a number a 0-D one."""
+    return _const(name, np.array(value, dtype=np.int64))
+
+
 # --------------------------------------------------------------------------------------------
-# the cases, per op: the original case first, then its variants
+# the cases, per op: a table of variants, the original case first
 # --------------------------------------------------------------------------------------------
 
 ROWS = "reads only the gathered rows (= output bytes) and the indices, writes the output", "B(out0) + B(in1) + B(out0)"
 SCATTER = ("data read once and written once, plus indices and updates read once", "B(in0) + B(out0) + B(in1) + B(in2)")
+PICKS = ("reads the picked elements and the indices, writes the output", "B(out0) + B(in1) + B(out0)")
+
+GATHER_ND = [
+    _row(
+        "gathernd",
+        "batch_dims=0, 3-tuples into a 4-D f32 table, 224-float rows",
+        "float32",
+        [(1, 128, 128, 224), (1, 600, 3)],
+        [(2, 5, 6, 7), (2, 9, 3)],
+        attrs={"batch_dims": 0},
+        bound=LATENCY,
+    ),
+    _row(
+        "gathernd_batch1",
+        "batch_dims=1, 1-tuples: 2048 rows of 1 KB per batch",
+        "float32",
+        [(32, 4096, 256), (32, 2048, 1)],
+        [(2, 7, 5), (2, 4, 1)],
+        attrs={"batch_dims": 1},
+    ),
+    _row(
+        "gathernd_scalars_fp16",
+        "fp16, tuples as long as the rank: one scalar per tuple",
+        "float16",
+        [(4096, 4096), (1048576, 2)],
+        [(6, 7), (9, 2)],
+        bound=GATHER,
+    ),
+    _row(
+        "gathernd_small_bf16",
+        "bf16, small: 256 rows of 64",
+        "bfloat16",
+        [(64, 64, 64), (256, 2)],
+        [(4, 5, 6), (3, 2)],
+        bound=LATENCY,
+    ),
+    _row(
+        "gathernd_batch2",
+        "batch_dims=2, 1-tuples, fp16: 512 rows of 256 B per (batch, head)",
+        "float16",
+        [(8, 16, 1024, 128), (8, 16, 512, 1)],
+        [(2, 3, 7, 5), (2, 3, 4, 1)],
+        attrs={"batch_dims": 2},
+    ),
+]
+GATHER_ = [
+    _row(
+        "gather_embedding_fp16",
+        "axis 0, an fp16 embedding table of 32000 x 4096, 2048 tokens",
+        "float16",
+        [(32000, 4096), (4, 512)],
+        [(9, 5), (2, 3)],
+        attrs={"axis": 0},
+    ),
+    _row(
+        "gather_axis1",
+        "axis 1 of a 3-D f32 tensor, 512 of 1024 slices",
+        "float32",
+        [(64, 1024, 128), (512,)],
+        [(2, 7, 3), (5,)],
+        attrs={"axis": 1},
+    ),
+    _row(
+        "gather_2d_indices",
+        "axis 1, 2-D indices (32 x 32) into 2048 slices of 1 KB, f32",
+        "float32",
+        [(16, 2048, 256), (32, 32)],
+        [(2, 7, 3), (2, 3)],
+        attrs={"axis": 1},
+    ),
+]
+GATHER_ELEMENTS = [
+    _row(
+        "gatherelements",
+        "axis 1, f32 (4096, 4096), 512 picks per row",
+        "float32",
+        [(4096, 4096), (4096, 512)],
+        [(3, 8), (3, 5)],
+        attrs={"axis": 1},
+        bound=GATHER,
+    ),
+    _row(
+        "gatherelements_axis0_small",
+        "axis 0 (leading), small f32",
+        "float32",
+        [(64, 256), (32, 256)],
+        [(6, 4), (3, 4)],
+        attrs={"axis": 0},
+        bound=LATENCY,
+    ),
+]
 
 
 def _gathers(s):
-    s.case(
-        "gathernd",
-        "GatherND",
-        "batch_dims=0, 3-tuples into a 4-D f32 table, 224-float rows",
-        [("data", "float32", (1, 128, 128, 224)), ("indices", "int64", (1, 600, 3))],
-        [("y", "float32")],
-        attrs={"batch_dims": 0},
-        traffic=ROWS,
+    io = {"ins": [("data", "T"), ("indices", "int64")]}
+    _variants(s, "GatherND", GATHER_ND, traffic=ROWS, **io)
+    _variants(s, "Gather", GATHER_, traffic=ROWS, **io)
+    _variants(s, "GatherElements", GATHER_ELEMENTS, traffic=PICKS, **io)
+
+
+SCATTER_ND = [
+    _row(
+        "scatternd",
+        "reduction=none, 3-tuples into (32,128,128,256) f32, 256-float rows",
+        "float32",
+        [(32, 128, 128, 256), (32, 600, 3), (32, 600, 256)],
+        [(3, 4, 5, 6), (3, 7, 3), (3, 7, 6)],
+        notes="indices unique (reduction=none)",
+    ),
+    _row(
+        "scatternd_add",
+        "reduction=add, 3-tuples into (32,128,128,256) f32, 256-float rows",
+        "float32",
+        [(32, 128, 128, 256), (32, 600, 3), (32, 600, 256)],
+        [(3, 4, 5, 6), (3, 7, 3), (3, 7, 6)],
+        attrs={"reduction": "add"},
+        traffic=(SCATTER[0] + " (the add's read of the target rows is counted inside the data read)", SCATTER[1]),
+        notes="indices with duplicates on purpose",
+    ),
+    _row(
+        "scatternd_rows",
+        "whole rows: 1-tuples replace 4096 of 16384 rows of 4 KB",
+        "float32",
+        [(16384, 1024), (4096, 1), (4096, 1024)],
+        [(6, 5), (3, 1), (3, 5)],
+        notes="indices unique",
+    ),
+    _row(
+        "scatternd_max_fp16",
+        "reduction=max, fp16, 2-tuples, 256-element rows",
+        "float16",
+        [(256, 256, 256), (16384, 2), (16384, 256)],
+        [(3, 4, 5), (6, 2), (6, 5)],
+        attrs={"reduction": "max"},
+        notes="indices with duplicates on purpose",
+    ),
+]
+SCATTER_ELEMENTS = [
+    _row(
+        "scatterelements_max",
+        "axis 1, reduction=max, f32 (256, 4096)",
+        "float32",
+        [(256, 4096), (256, 1024), (256, 1024)],
+        [(5, 12), (5, 7), (5, 7)],
+        attrs={"axis": 1, "reduction": "max"},
         bound=LATENCY,
-        check={"data": (2, 5, 6, 7), "indices": (2, 9, 3)},
-    )
-    s.case(
-        "gathernd_batch1",
-        "GatherND",
-        "batch_dims=1, 1-tuples: 2048 rows of 1 KB per batch",
-        [("data", "float32", (32, 4096, 256)), ("indices", "int64", (32, 2048, 1))],
-        [("y", "float32")],
-        attrs={"batch_dims": 1},
-        traffic=ROWS,
-        check={"data": (2, 7, 5), "indices": (2, 4, 1)},
-    )
-    s.case(
-        "gathernd_scalars_fp16",
-        "GatherND",
-        "fp16, tuples as long as the rank: one scalar per tuple",
-        [("data", "float16", (4096, 4096)), ("indices", "int64", (1048576, 2))],
-        [("y", "float16")],
-        traffic=ROWS,
-        bound=GATHER,
-        check={"data": (6, 7), "indices": (9, 2)},
-    )
-    s.case(
-        "gathernd_small_bf16",
-        "GatherND",
-        "bf16, small: 256 rows of 64",
-        [("data", "bfloat16", (64, 64, 64)), ("indices", "int64", (256, 2))],
-        [("y", "bfloat16")],
-        traffic=ROWS,
+        notes="indices with duplicates along the axis on purpose",
+    ),
+    _row(
+        "scatterelements_add_axis0",
+        "axis 0 (leading), reduction=add: GNN sum aggregation, 250000 edges into 50000 nodes x 64",
+        "float32",
+        [(50000, 64), (250000, 64), (250000, 64)],
+        [(6, 3), (9, 3), (9, 3)],
+        attrs={"axis": 0, "reduction": "add"},
+    ),
+    _row(
+        "scatterelements_graphsage",
+        "the real-model suite's GraphSAGE aggregation: axis 0, add, 64 edges into 24 nodes x 8",
+        "float32",
+        [(24, 8), (64, 8), (64, 8)],
+        [(5, 2), (7, 2), (7, 2)],
+        attrs={"axis": 0, "reduction": "add"},
         bound=LATENCY,
-        check={"data": (4, 5, 6), "indices": (3, 2)},
-    )
-    s.case(
-        "gathernd_batch2",
-        "GatherND",
-        "batch_dims=2, 1-tuples, fp16: 512 rows of 256 B per (batch, head)",
-        [("data", "float16", (8, 16, 1024, 128)), ("indices", "int64", (8, 16, 512, 1))],
-        [("y", "float16")],
-        attrs={"batch_dims": 2},
-        traffic=ROWS,
-        check={"data": (2, 3, 7, 5), "indices": (2, 3, 4, 1)},
-    )
-    s.case(
-        "gather_embedding_fp16",
-        "Gather",
-        "axis 0, an fp16 embedding table of 32000 x 4096, 2048 tokens",
-        [("data", "float16", (32000, 4096)), ("indices", "int64", (4, 512))],
-        [("y", "float16")],
-        attrs={"axis": 0},
-        traffic=ROWS,
-        check={"data": (9, 5), "indices": (2, 3)},
-    )
-    s.case(
-        "gather_axis1",
-        "Gather",
-        "axis 1 of a 3-D f32 tensor, 512 of 1024 slices",
-        [("data", "float32", (64, 1024, 128)), ("indices", "int64", (512,))],
-        [("y", "float32")],
-        attrs={"axis": 1},
-        traffic=ROWS,
-        check={"data": (2, 7, 3), "indices": (5,)},
-    )
-    s.case(
-        "gather_2d_indices",
-        "Gather",
-        "axis 1, 2-D indices (32 x 32) into 2048 slices of 1 KB, f32",
-        [("data", "float32", (16, 2048, 256)), ("indices", "int64", (32, 32))],
-        [("y", "float32")],
-        attrs={"axis": 1},
-        traffic=ROWS,
-        check={"data": (2, 7, 3), "indices": (2, 3)},
-    )
-    s.case(
-        "gatherelements",
-        "GatherElements",
-        "axis 1, f32 (4096, 4096), 512 picks per row",
-        [("data", "float32", (4096, 4096)), ("indices", "int64", (4096, 512))],
-        [("y", "float32")],
-        attrs={"axis": 1},
-        traffic=("reads the picked elements and the indices, writes the output", "B(out0) + B(in1) + B(out0)"),
-        bound=GATHER,
-        check={"data": (3, 8), "indices": (3, 5)},
-    )
-    s.case(
-        "gatherelements_axis0_small",
-        "GatherElements",
-        "axis 0 (leading), small f32",
-        [("data", "float32", (64, 256)), ("indices", "int64", (32, 256))],
-        [("y", "float32")],
-        attrs={"axis": 0},
-        traffic=("reads the picked elements and the indices, writes the output", "B(out0) + B(in1) + B(out0)"),
-        bound=LATENCY,
-        check={"data": (6, 4), "indices": (3, 4)},
-    )
+    ),
+    _row(
+        "scatterelements_none_fp16",
+        "axis -1, no reduction, fp16 (4096, 4096)",
+        "float16",
+        [(4096, 4096), (4096, 256), (4096, 256)],
+        [(3, 8), (3, 4), (3, 4)],
+        attrs={"axis": -1},
+        notes="indices unique along the axis",
+    ),
+]
 
 
 def _scatters(s):
-    for red, id in (("none", "scatternd"), ("add", "scatternd_add")):
-        s.case(
-            id,
-            "ScatterND",
-            f"reduction={red}, 3-tuples into (32,128,128,256) f32, 256-float rows",
-            [
-                ("data", "float32", (32, 128, 128, 256)),
-                ("indices", "int64", (32, 600, 3)),
-                ("updates", "float32", (32, 600, 256)),
-            ],
-            [("y", "float32")],
-            attrs={} if red == "none" else {"reduction": red},
-            traffic=(
-                SCATTER[0]
-                + ("" if red == "none" else " (the add's read of the target rows is counted inside the data read)"),
-                SCATTER[1],
-            ),
-            check={"data": (3, 4, 5, 6), "indices": (3, 7, 3), "updates": (3, 7, 6)},
-            notes="indices unique (reduction=none)" if red == "none" else "indices with duplicates on purpose",
-        )
-    s.case(
-        "scatternd_rows",
-        "ScatterND",
-        "whole rows: 1-tuples replace 4096 of 16384 rows of 4 KB",
-        [("data", "float32", (16384, 1024)), ("indices", "int64", (4096, 1)), ("updates", "float32", (4096, 1024))],
-        [("y", "float32")],
-        traffic=SCATTER,
-        check={"data": (6, 5), "indices": (3, 1), "updates": (3, 5)},
-        notes="indices unique",
-    )
-    s.case(
-        "scatternd_max_fp16",
-        "ScatterND",
-        "reduction=max, fp16, 2-tuples, 256-element rows",
-        [("data", "float16", (256, 256, 256)), ("indices", "int64", (16384, 2)), ("updates", "float16", (16384, 256))],
-        [("y", "float16")],
-        attrs={"reduction": "max"},
-        traffic=SCATTER,
-        check={"data": (3, 4, 5), "indices": (6, 2), "updates": (6, 5)},
-        notes="indices with duplicates on purpose",
-    )
-    s.case(
-        "scatterelements_max",
-        "ScatterElements",
-        "axis 1, reduction=max, f32 (256, 4096)",
-        [("data", "float32", (256, 4096)), ("indices", "int64", (256, 1024)), ("updates", "float32", (256, 1024))],
-        [("y", "float32")],
-        attrs={"axis": 1, "reduction": "max"},
-        traffic=SCATTER,
-        bound=LATENCY,
-        check={"data": (5, 12), "indices": (5, 7), "updates": (5, 7)},
-        notes="indices with duplicates along the axis on purpose",
-    )
-    s.case(
-        "scatterelements_add_axis0",
-        "ScatterElements",
-        "axis 0 (leading), reduction=add: GNN sum aggregation, 250000 edges into 50000 nodes x 64",
-        [("data", "float32", (50000, 64)), ("indices", "int64", (250000, 64)), ("updates", "float32", (250000, 64))],
-        [("y", "float32")],
-        attrs={"axis": 0, "reduction": "add"},
-        traffic=SCATTER,
-        check={"data": (6, 3), "indices": (9, 3), "updates": (9, 3)},
-    )
-    s.case(
-        "scatterelements_graphsage",
-        "ScatterElements",
-        "the real-model suite's GraphSAGE aggregation: axis 0, add, 64 edges into 24 nodes x 8",
-        [("data", "float32", (24, 8)), ("indices", "int64", (64, 8)), ("updates", "float32", (64, 8))],
-        [("y", "float32")],
-        attrs={"axis": 0, "reduction": "add"},
-        traffic=SCATTER,
-        bound=LATENCY,
-        check={"data": (5, 2), "indices": (7, 2), "updates": (7, 2)},
-    )
-    s.case(
-        "scatterelements_none_fp16",
-        "ScatterElements",
-        "axis -1, no reduction, fp16 (4096, 4096)",
-        [("data", "float16", (4096, 4096)), ("indices", "int64", (4096, 256)), ("updates", "float16", (4096, 256))],
-        [("y", "float16")],
+    io = {"ins": [("data", "T"), ("indices", "int64"), ("updates", "T")]}
+    _variants(s, "ScatterND", SCATTER_ND, traffic=SCATTER, **io)
+    _variants(s, "ScatterElements", SCATTER_ELEMENTS, traffic=SCATTER, **io)
+
+
+def _onehot_consts(depth, dtype):
+    return [_i64("depth", depth), _const("values", np.array([0.0, 1.0], dtype=dtype))]
+
+
+ONE_HOT = [
+    _row(
+        "onehot",
+        "depth 16384, 16 indices, f32",
+        "float32",
+        [(16,)],
+        [(5,)],
         attrs={"axis": -1},
-        traffic=SCATTER,
-        check={"data": (3, 8), "indices": (3, 4), "updates": (3, 4)},
-        notes="indices unique along the axis",
-    )
+        inits=_onehot_consts(16384, np.float32),
+        bound=LATENCY,
+    ),
+    _row(
+        "onehot_vocab",
+        "vocabulary-size depth (GPT-2's 50257), 1024 tokens, f32",
+        "float32",
+        [(4, 256)],
+        [(2, 3)],
+        attrs={"axis": -1},
+        inits=_onehot_consts(50257, np.float32),
+    ),
+    _row(
+        "onehot_axis0_fp16",
+        "axis 0 (leading), depth 1000, fp16 output, 32768 indices",
+        "float16",
+        [(32768,)],
+        [(5,)],
+        attrs={"axis": 0},
+        inits=_onehot_consts(1000, np.float16),
+    ),
+]
 
 
 def _onehots(s):
-    unit = _const("values", np.array([0.0, 1.0], dtype=np.float32))
-    s.case(
-        "onehot",
-        "OneHot",
-        "depth 16384, 16 indices, f32",
-        [("indices", "int64", (16,))],
-        [("y", "float32")],
-        attrs={"axis": -1},
-        inits=[_const("depth", np.array(16384, dtype=np.int64)), unit],
-        traffic=("reads the indices, writes the output once", "B(in0) + B(out0)"),
-        bound=LATENCY,
-        check={"indices": (5,)},
-    )
-    s.case(
-        "onehot_vocab",
-        "OneHot",
-        "vocabulary-size depth (GPT-2's 50257), 1024 tokens, f32",
-        [("indices", "int64", (4, 256))],
-        [("y", "float32")],
-        attrs={"axis": -1},
-        inits=[_const("depth", np.array(50257, dtype=np.int64)), unit],
-        traffic=("reads the indices, writes the output once", "B(in0) + B(out0)"),
-        check={"indices": (2, 3)},
-    )
-    s.case(
-        "onehot_axis0_fp16",
-        "OneHot",
-        "axis 0 (leading), depth 1000, fp16 output, 32768 indices",
-        [("indices", "int64", (32768,))],
-        [("y", "float16")],
-        attrs={"axis": 0},
-        inits=[
-            _const("depth", np.array(1000, dtype=np.int64)),
-            _const("values", np.array([0.0, 1.0], dtype=np.float16)),
-        ],
-        traffic=("reads the indices, writes the output once", "B(in0) + B(out0)"),
-        check={"indices": (5,)},
-    )
+    traffic = ("reads the indices, writes the output once", "B(in0) + B(out0)")
+    _variants(s, "OneHot", ONE_HOT, ins=[("indices", "int64")], traffic=traffic)
 
 
-def _resamplers(s):
-    s.case(
+def _scales(*v):
+    return [_const("scales", np.array(v, dtype=np.float32))]
+
+
+RESIZE = {"ins": [("x", "T")], "inputs_order": ["x", "", "scales"]}
+RESIZE_ = [
+    _row(
         "resize",
-        "Resize",
         "linear x4, half_pixel, f32 NCHW",
-        [("x", "float32", (32, 32, 44, 50))],
-        [("y", "float32")],
-        inputs_order=["x", "", "scales"],
+        "float32",
+        [(32, 32, 44, 50)],
+        [(2, 3, 5, 7)],
         attrs={"mode": "linear", "coordinate_transformation_mode": "half_pixel"},
-        inits=[_const("scales", np.array([1, 1, 4, 4], dtype=np.float32))],
+        inits=_scales(1, 1, 4, 4),
         traffic=("reads the input once, writes the (16x larger) output once", "B(in0) + B(out0)"),
-        check={"x": (2, 3, 5, 7)},
-    )
-    s.case(
+    ),
+    _row(
         "resize_align_corners_fp16",
-        "Resize",
         "linear x2, align_corners, fp16",
-        [("x", "float16", (16, 64, 128, 128))],
-        [("y", "float16")],
-        inputs_order=["x", "", "scales"],
+        "float16",
+        [(16, 64, 128, 128)],
+        [(1, 2, 3, 5)],
         attrs={"mode": "linear", "coordinate_transformation_mode": "align_corners"},
-        inits=[_const("scales", np.array([1, 1, 2, 2], dtype=np.float32))],
-        check={"x": (1, 2, 3, 5)},
-    )
-    s.case(
+        inits=_scales(1, 1, 2, 2),
+    ),
+    _row(
         "resize_cubic",
-        "Resize",
         "cubic x2 (a = -0.75), half_pixel, f32",
-        [("x", "float32", (8, 32, 128, 128))],
-        [("y", "float32")],
-        inputs_order=["x", "", "scales"],
+        "float32",
+        [(8, 32, 128, 128)],
+        [(1, 2, 4, 5)],
         attrs={"mode": "cubic", "coordinate_transformation_mode": "half_pixel"},
-        inits=[_const("scales", np.array([1, 1, 2, 2], dtype=np.float32))],
-        check={"x": (1, 2, 4, 5)},
-    )
-    s.case(
+        inits=_scales(1, 1, 2, 2),
+    ),
+    _row(
         "resize_down_bf16",
-        "Resize",
         "linear x0.5 (downsampling, no antialias), half_pixel, bf16",
-        [("x", "bfloat16", (16, 32, 256, 256))],
-        [("y", "bfloat16")],
-        inputs_order=["x", "", "scales"],
+        "bfloat16",
+        [(16, 32, 256, 256)],
+        [(1, 2, 6, 8)],
         attrs={"mode": "linear", "coordinate_transformation_mode": "half_pixel"},
-        inits=[_const("scales", np.array([1, 1, 0.5, 0.5], dtype=np.float32))],
-        check={"x": (1, 2, 6, 8)},
-    )
-    s.case(
+        inits=_scales(1, 1, 0.5, 0.5),
+    ),
+]
+GRID_SAMPLE = [
+    _row(
         "gridsample",
-        "GridSample",
         "5-D trilinear, zeros, align_corners=0 (opset 20)",
-        [("x", "float32", (2, 32, 16, 64, 64)), ("grid", "float32", (2, 16, 64, 64, 3))],
-        [("y", "float32")],
+        "float32",
+        [(2, 32, 16, 64, 64), (2, 16, 64, 64, 3)],
+        [(2, 3, 4, 5, 6), (2, 3, 4, 5, 3)],
         attrs={"mode": "linear", "padding_mode": "zeros", "align_corners": 0},
-        opset=20,
         traffic=(
             "reads the input volume once (the grid covers it), the grid once, writes the output once",
             "B(in0) + B(in1) + B(out0)",
         ),
-        bound=GATHER,
-        check={"x": (2, 3, 4, 5, 6), "grid": (2, 3, 4, 5, 3)},
-    )
-    s.case(
+    ),
+    _row(
         "gridsample_border_align",
-        "GridSample",
         "4-D bilinear, border padding, align_corners=1",
-        [("x", "float32", (8, 64, 128, 128)), ("grid", "float32", (8, 128, 128, 2))],
-        [("y", "float32")],
+        "float32",
+        [(8, 64, 128, 128), (8, 128, 128, 2)],
+        [(2, 3, 4, 5), (2, 3, 4, 2)],
         attrs={"mode": "linear", "padding_mode": "border", "align_corners": 1},
-        opset=20,
-        traffic=("reads the input once, the grid once, writes the output once", "B(in0) + B(in1) + B(out0)"),
-        bound=GATHER,
-        check={"x": (2, 3, 4, 5), "grid": (2, 3, 4, 2)},
-    )
-    s.case(
+    ),
+    _row(
         "gridsample_nearest_reflection",
-        "GridSample",
         "4-D nearest, reflection padding, small",
-        [("x", "float32", (2, 16, 32, 32)), ("grid", "float32", (2, 48, 48, 2))],
-        [("y", "float32")],
+        "float32",
+        [(2, 16, 32, 32), (2, 48, 48, 2)],
+        [(1, 2, 4, 5), (1, 3, 4, 2)],
         attrs={"mode": "nearest", "padding_mode": "reflection", "align_corners": 0},
-        opset=20,
-        traffic=("reads the input once, the grid once, writes the output once", "B(in0) + B(in1) + B(out0)"),
         bound=LATENCY,
-        check={"x": (1, 2, 4, 5), "grid": (1, 3, 4, 2)},
-    )
-    s.case(
+    ),
+    _row(
         "gridsample_cubic",
-        "GridSample",
         "4-D bicubic, zeros, align_corners=0",
-        [("x", "float32", (4, 32, 64, 64)), ("grid", "float32", (4, 64, 64, 2))],
-        [("y", "float32")],
+        "float32",
+        [(4, 32, 64, 64), (4, 64, 64, 2)],
+        [(1, 2, 5, 6), (1, 3, 4, 2)],
         attrs={"mode": "cubic", "padding_mode": "zeros", "align_corners": 0},
-        opset=20,
-        traffic=("reads the input once, the grid once, writes the output once", "B(in0) + B(in1) + B(out0)"),
-        bound=GATHER,
-        check={"x": (1, 2, 5, 6), "grid": (1, 3, 4, 2)},
-    )
+    ),
+]
+
+
+def _resamplers(s):
+    _variants(s, "Resize", RESIZE_, **RESIZE)
+    grid = ("reads the input once, the grid once, writes the output once", "B(in0) + B(in1) + B(out0)")
+    _variants(s, "GridSample", GRID_SAMPLE, ins=[("x", "T"), ("grid", "T")], opset=20, traffic=grid, bound=GATHER)
+
+
+def _axes(*a):
+    return [_i64("axes", a)]
+
+
+# the reduce lowering takes all ten Reduce* ops: the table's rows name theirs
+REDUCE = [
+    _row(
+        "reducemax",
+        "axis 1 (middle), keepdims, f32 (256, 82, 128)",
+        "float32",
+        [(256, 82, 128)],
+        [(4, 9, 6)],
+        attrs={"keepdims": 1},
+        inits=_axes(1),
+        bound=LATENCY,
+    ),
+    _row(
+        "reducemax_last_fp16",
+        "axis -1 (last), keepdims=0, fp16 (8192, 4096)",
+        "float16",
+        [(8192, 4096)],
+        [(3, 7)],
+        attrs={"keepdims": 0},
+        inits=_axes(-1),
+    ),
+    _row(
+        "reducemax_leading",
+        "axis 0 (leading), keepdims, f32 (4096, 8192)",
+        "float32",
+        [(4096, 8192)],
+        [(5, 6)],
+        attrs={"keepdims": 1},
+        inits=_axes(0),
+    ),
+    _row(
+        "reducemax_two_axes",
+        "axes [1, 2] (all but the batch), keepdims, f32 (64, 512, 512)",
+        "float32",
+        [(64, 512, 512)],
+        [(2, 3, 4)],
+        attrs={"keepdims": 1},
+        inits=_axes(1, 2),
+    ),
+    _row(
+        "reducesum_middle_fp16",
+        "axis 1 (middle), keepdims, fp16 (32, 2048, 512): column sums accumulated in float32",
+        "float16",
+        [(32, 2048, 512)],
+        [(2, 5, 6)],
+        op="ReduceSum",
+        attrs={"keepdims": 1},
+        inits=_axes(1),
+    ),
+    _row(
+        "reducemean_last_bf16",
+        "axis -1, keepdims, bf16 (16384, 4096): the mean of a decomposed LayerNorm",
+        "bfloat16",
+        [(16384, 4096)],
+        [(3, 8)],
+        op="ReduceMean",
+        attrs={"keepdims": 1},
+        inits=_axes(-1),
+    ),
+    _row(
+        "reducel2_last",
+        "axis -1, keepdims, f32 (4096, 4096): row norms",
+        "float32",
+        [(4096, 4096)],
+        [(3, 7)],
+        op="ReduceL2",
+        attrs={"keepdims": 1},
+        inits=_axes(-1),
+    ),
+    _row(
+        "reducelogsumexp_vocab",
+        "axis -1, keepdims=0, f32 (1024, 32000): log-partition over a LLaMA vocabulary",
+        "float32",
+        [(1024, 32000)],
+        [(3, 9)],
+        op="ReduceLogSumExp",
+        attrs={"keepdims": 0},
+        inits=_axes(-1),
+    ),
+    _row(
+        "reducesumsquare_axes02",
+        "axes [0, 2] (not adjacent), keepdims, f32 (128, 256, 512): two passes",
+        "float32",
+        [(128, 256, 512)],
+        [(2, 3, 4)],
+        op="ReduceSumSquare",
+        attrs={"keepdims": 1},
+        inits=_axes(0, 2),
+    ),
+    _row(
+        "reducesum_small",
+        "axis -1, keepdims=0, f32, small (32, 256)",
+        "float32",
+        [(32, 256)],
+        [(3, 5)],
+        op="ReduceSum",
+        attrs={"keepdims": 0},
+        inits=_axes(-1),
+        bound=LATENCY,
+    ),
+]
 
 
 def _reductions(s):
-    def axes(*a):
-        return [_const("axes", np.array(a, dtype=np.int64))]
+    _variants(s, "ReduceMax", REDUCE, ins=[("x", "T")])
 
-    s.case(
-        "reducemax",
-        "ReduceMax",
-        "axis 1 (middle), keepdims, f32 (256, 82, 128)",
-        [("x", "float32", (256, 82, 128))],
-        [("y", "float32")],
-        attrs={"keepdims": 1},
-        inits=axes(1),
-        bound=LATENCY,
-        check={"x": (4, 9, 6)},
-    )
-    s.case(
-        "reducemax_last_fp16",
-        "ReduceMax",
-        "axis -1 (last), keepdims=0, fp16 (8192, 4096)",
-        [("x", "float16", (8192, 4096))],
-        [("y", "float16")],
-        attrs={"keepdims": 0},
-        inits=axes(-1),
-        check={"x": (3, 7)},
-    )
-    s.case(
-        "reducemax_leading",
-        "ReduceMax",
-        "axis 0 (leading), keepdims, f32 (4096, 8192)",
-        [("x", "float32", (4096, 8192))],
-        [("y", "float32")],
-        attrs={"keepdims": 1},
-        inits=axes(0),
-        check={"x": (5, 6)},
-    )
-    s.case(
-        "reducemax_two_axes",
-        "ReduceMax",
-        "axes [1, 2] (all but the batch), keepdims, f32 (64, 512, 512)",
-        [("x", "float32", (64, 512, 512))],
-        [("y", "float32")],
-        attrs={"keepdims": 1},
-        inits=axes(1, 2),
-        check={"x": (2, 3, 4)},
-    )
-    # the other reductions (TPAT's reduce lowering takes all ten ops)
-    s.case(
-        "reducesum_middle_fp16",
-        "ReduceSum",
-        "axis 1 (middle), keepdims, fp16 (32, 2048, 512): column sums accumulated in float32",
-        [("x", "float16", (32, 2048, 512))],
-        [("y", "float16")],
-        attrs={"keepdims": 1},
-        inits=axes(1),
-        check={"x": (2, 5, 6)},
-    )
-    s.case(
-        "reducemean_last_bf16",
-        "ReduceMean",
-        "axis -1, keepdims, bf16 (16384, 4096): the mean of a decomposed LayerNorm",
-        [("x", "bfloat16", (16384, 4096))],
-        [("y", "bfloat16")],
-        attrs={"keepdims": 1},
-        inits=axes(-1),
-        check={"x": (3, 8)},
-    )
-    s.case(
-        "reducel2_last",
-        "ReduceL2",
-        "axis -1, keepdims, f32 (4096, 4096): row norms",
-        [("x", "float32", (4096, 4096))],
-        [("y", "float32")],
-        attrs={"keepdims": 1},
-        inits=axes(-1),
-        check={"x": (3, 7)},
-    )
-    s.case(
-        "reducelogsumexp_vocab",
-        "ReduceLogSumExp",
-        "axis -1, keepdims=0, f32 (1024, 32000): log-partition over a LLaMA vocabulary",
-        [("x", "float32", (1024, 32000))],
-        [("y", "float32")],
-        attrs={"keepdims": 0},
-        inits=axes(-1),
-        check={"x": (3, 9)},
-    )
-    s.case(
-        "reducesumsquare_axes02",
-        "ReduceSumSquare",
-        "axes [0, 2] (not adjacent), keepdims, f32 (128, 256, 512): two passes",
-        [("x", "float32", (128, 256, 512))],
-        [("y", "float32")],
-        attrs={"keepdims": 1},
-        inits=axes(0, 2),
-        check={"x": (2, 3, 4)},
-    )
-    s.case(
-        "reducesum_small",
-        "ReduceSum",
-        "axis -1, keepdims=0, f32, small (32, 256)",
-        [("x", "float32", (32, 256))],
-        [("y", "float32")],
-        attrs={"keepdims": 0},
-        inits=axes(-1),
-        bound=LATENCY,
-        check={"x": (3, 5)},
-    )
+
+def _k(n):
+    return [_i64("k", [n])]
+
+
+TOPK = [
+    _row(
+        "topk",
+        "K=4096 of 65536 (1/16 of the row), last axis, largest",
+        "float32",
+        [(8, 65536)],
+        [(2, 5000)],
+        attrs={"axis": -1, "largest": 1, "sorted": 1},
+        inits=_k(4096),
+        bound=COMPUTE,
+    ),
+    _row(
+        "topk_small_k",
+        "K=8 of 1024, 16384 rows, largest",
+        "float32",
+        [(16384, 1024)],
+        [(3, 20)],
+        attrs={"axis": -1, "largest": 1, "sorted": 1},
+        inits=_k(8),
+    ),
+    _row(
+        "topk_k_eq_row",
+        "K = row length (256): a full sort of every row, smallest first",
+        "float32",
+        [(32768, 256)],
+        [(3, 256)],
+        attrs={"axis": -1, "largest": 0, "sorted": 1},
+        inits=_k(256),
+        bound=COMPUTE,
+    ),
+    _row(
+        "topk_axis0",
+        "axis 0 (leading), K=16 of 4096, smallest",
+        "float32",
+        [(4096, 2048)],
+        [(40, 5)],
+        attrs={"axis": 0, "largest": 0, "sorted": 1},
+        inits=_k(16),
+        bound=COMPUTE,
+    ),
+    _row(
+        "topk_k1_vocab_fp16",
+        "K=1 (greedy decoding) over a 50257-word vocabulary, fp16, 512 rows, largest",
+        "float16",
+        [(512, 50257)],
+        [(3, 70)],
+        attrs={"axis": -1, "largest": 1, "sorted": 1},
+        inits=_k(1),
+    ),
+]
 
 
 def _selections(s):
-    def k(n):
-        return [_const("k", np.array([n], dtype=np.int64))]
-
     vi = ("reads the input once, writes values and indices once", "B(in0) + B(out0) + B(out1)")
-    s.case(
-        "topk",
-        "TopK",
-        "K=4096 of 65536 (1/16 of the row), last axis, largest",
-        [("x", "float32", (8, 65536))],
-        [("values", "float32"), ("indices", "int64")],
-        attrs={"axis": -1, "largest": 1, "sorted": 1},
-        inits=k(4096),
-        traffic=vi,
-        bound=COMPUTE,
-        check={"x": (2, 5000)},
-    )
-    s.case(
-        "topk_small_k",
-        "TopK",
-        "K=8 of 1024, 16384 rows, largest",
-        [("x", "float32", (16384, 1024))],
-        [("values", "float32"), ("indices", "int64")],
-        attrs={"axis": -1, "largest": 1, "sorted": 1},
-        inits=k(8),
-        traffic=vi,
-        check={"x": (3, 20)},
-    )
-    s.case(
-        "topk_k_eq_row",
-        "TopK",
-        "K = row length (256): a full sort of every row, smallest first",
-        [("x", "float32", (32768, 256))],
-        [("values", "float32"), ("indices", "int64")],
-        attrs={"axis": -1, "largest": 0, "sorted": 1},
-        inits=k(256),
-        traffic=vi,
-        bound=COMPUTE,
-        check={"x": (3, 256)},
-    )
-    s.case(
-        "topk_axis0",
-        "TopK",
-        "axis 0 (leading), K=16 of 4096, smallest",
-        [("x", "float32", (4096, 2048))],
-        [("values", "float32"), ("indices", "int64")],
-        attrs={"axis": 0, "largest": 0, "sorted": 1},
-        inits=k(16),
-        traffic=vi,
-        bound=COMPUTE,
-        check={"x": (40, 5)},
-    )
-    s.case(
-        "topk_k1_vocab_fp16",
-        "TopK",
-        "K=1 (greedy decoding) over a 50257-word vocabulary, fp16, 512 rows, largest",
-        [("x", "float16", (512, 50257))],
-        [("values", "float16"), ("indices", "int64")],
-        attrs={"axis": -1, "largest": 1, "sorted": 1},
-        inits=k(1),
-        traffic=vi,
-        check={"x": (3, 70)},
-    )
+    outs = [("values", "T"), ("indices", "int64")]
+    _variants(s, "TopK", TOPK, ins=[("x", "T")], outs=outs, traffic=vi)
+
+
+CUMSUM = [
+    _row(
+        "cumsum",
+        "axis 1 (last), f32 (64, 16384)",
+        "float32",
+        [(64, 16384)],
+        [(3, 50)],
+        inits=[_i64("axis", 1)],
+        bound=LATENCY,
+    ),
+    _row(
+        "cumsum_leading",
+        "axis 0 (leading), f32 (16384, 1024)",
+        "float32",
+        [(16384, 1024)],
+        [(40, 3)],
+        inits=[_i64("axis", 0)],
+    ),
+    _row(
+        "cumsum_reverse_exclusive",
+        "reverse=1, exclusive=1 over long rows, f32 (16, 1048576)",
+        "float32",
+        [(16, 1048576)],
+        [(3, 70)],
+        attrs={"reverse": 1, "exclusive": 1},
+        inits=[_i64("axis", 1)],
+    ),
+    _row(
+        "cumsum_fp16_short",
+        "axis -1 (negative), fp16, short rows (262144, 128)",
+        "float16",
+        [(262144, 128)],
+        [(5, 16)],
+        inits=[_i64("axis", -1)],
+    ),
+    _row(
+        "cumsum_bf16_middle",
+        "axis 1 (middle) of a 3-D bf16 tensor (32, 4096, 256)",
+        "bfloat16",
+        [(32, 4096, 256)],
+        [(2, 7, 3)],
+        inits=[_i64("axis", 1)],
+    ),
+]
 
 
 def _scans(s):
-    def axis(a):
-        return [_const("axis", np.array(a, dtype=np.int64))]
+    _variants(s, "CumSum", CUMSUM, ins=[("x", "T")])
 
-    s.case(
-        "cumsum",
-        "CumSum",
-        "axis 1 (last), f32 (64, 16384)",
-        [("x", "float32", (64, 16384))],
-        [("y", "float32")],
-        inits=axis(1),
+
+LAYER_NORM = [
+    _row(
+        "layernorm",
+        "last axis, fp16 (8192, 1024)",
+        "float16",
+        [(8192, 1024), (1024,), (1024,)],
+        [(6, 32), (32,), (32,)],
+    ),
+    _row(
+        "layernorm_stats",
+        "last axis, fp16, Mean and InvStdDev outputs used (training graphs)",
+        "float16",
+        [(8192, 1024), (1024,), (1024,)],
+        [(6, 32), (32,), (32,)],
+        outs=[("y", "T"), ("mean", "float32"), ("invstd", "float32")],
+        traffic=(
+            "reads x once, scale and bias once, writes y, mean and invstd once",
+            "B(in0) + B(in1) + B(in2) + B(out0) + B(out1) + B(out2)",
+        ),
+    ),
+    _row(
+        "layernorm_axis1_f32",
+        "axis 1 of a 3-D f32 tensor: normalizes 128 x 768 per row",
+        "float32",
+        [(256, 128, 768), (128, 768), (128, 768)],
+        [(2, 3, 4), (3, 4), (3, 4)],
+        attrs={"axis": 1, "epsilon": 1e-5},
+    ),
+    _row(
+        "layernorm_small_bf16",
+        "last axis, bf16, small (128 tokens x 768)",
+        "bfloat16",
+        [(128, 768), (768,), (768,)],
+        [(4, 16), (16,), (16,)],
         bound=LATENCY,
-        check={"x": (3, 50)},
-    )
-    s.case(
-        "cumsum_leading",
-        "CumSum",
-        "axis 0 (leading), f32 (16384, 1024)",
-        [("x", "float32", (16384, 1024))],
-        [("y", "float32")],
-        inits=axis(0),
-        check={"x": (40, 3)},
-    )
-    s.case(
-        "cumsum_reverse_exclusive",
-        "CumSum",
-        "reverse=1, exclusive=1 over long rows, f32 (16, 1048576)",
-        [("x", "float32", (16, 1048576))],
-        [("y", "float32")],
-        attrs={"reverse": 1, "exclusive": 1},
-        inits=axis(1),
-        check={"x": (3, 70)},
-    )
-    s.case(
-        "cumsum_fp16_short",
-        "CumSum",
-        "axis -1 (negative), fp16, short rows (262144, 128)",
-        [("x", "float16", (262144, 128))],
-        [("y", "float16")],
-        inits=axis(-1),
-        check={"x": (5, 16)},
-    )
-    s.case(
-        "cumsum_bf16_middle",
-        "CumSum",
-        "axis 1 (middle) of a 3-D bf16 tensor (32, 4096, 256)",
-        [("x", "bfloat16", (32, 4096, 256))],
-        [("y", "bfloat16")],
-        inits=axis(1),
-        check={"x": (2, 7, 3)},
-    )
+    ),
+]
+RMS_NORM = [
+    _row(
+        "rmsnorm",
+        "last axis, fp16 (8192, 4096), LLaMA-style decoders",
+        "float16",
+        [(8192, 4096), (4096,)],
+        [(6, 40), (40,)],
+    ),
+    _row("rmsnorm_bf16", "last axis, bf16 (16384, 2048)", "bfloat16", [(16384, 2048), (2048,)], [(4, 24), (24,)]),
+    _row(
+        "rmsnorm_small_f32",
+        "last axis, f32, small (32, 512)",
+        "float32",
+        [(32, 512), (512,)],
+        [(3, 12), (12,)],
+        bound=LATENCY,
+    ),
+]
 
 
 def _norms(s):
@@ -760,217 +834,139 @@ def _norms(s):
         "reads x once, scale and bias once, writes y once (one pass; mean/variance stay on chip)",
         "B(in0) + B(in1) + B(in2) + B(out0)",
     )
-    s.case(
-        "layernorm",
-        "LayerNormalization",
-        "last axis, fp16 (8192, 1024)",
-        [("x", "float16", (8192, 1024)), ("scale", "float16", (1024,)), ("bias", "float16", (1024,))],
-        [("y", "float16")],
-        attrs={"axis": -1, "epsilon": 1e-5},
-        traffic=ln,
-        check={"x": (6, 32), "scale": (32,), "bias": (32,)},
-    )
-    s.case(
-        "layernorm_stats",
-        "LayerNormalization",
-        "last axis, fp16, Mean and InvStdDev outputs used (training graphs)",
-        [("x", "float16", (8192, 1024)), ("scale", "float16", (1024,)), ("bias", "float16", (1024,))],
-        [("y", "float16"), ("mean", "float32"), ("invstd", "float32")],
-        attrs={"axis": -1, "epsilon": 1e-5},
-        traffic=(
-            "reads x once, scale and bias once, writes y, mean and invstd once",
-            "B(in0) + B(in1) + B(in2) + B(out0) + B(out1) + B(out2)",
-        ),
-        check={"x": (6, 32), "scale": (32,), "bias": (32,)},
-    )
-    s.case(
-        "layernorm_axis1_f32",
-        "LayerNormalization",
-        "axis 1 of a 3-D f32 tensor: normalizes 128 x 768 per row",
-        [("x", "float32", (256, 128, 768)), ("scale", "float32", (128, 768)), ("bias", "float32", (128, 768))],
-        [("y", "float32")],
-        attrs={"axis": 1, "epsilon": 1e-5},
-        traffic=ln,
-        check={"x": (2, 3, 4), "scale": (3, 4), "bias": (3, 4)},
-    )
-    s.case(
-        "layernorm_small_bf16",
-        "LayerNormalization",
-        "last axis, bf16, small (128 tokens x 768)",
-        [("x", "bfloat16", (128, 768)), ("scale", "bfloat16", (768,)), ("bias", "bfloat16", (768,))],
-        [("y", "bfloat16")],
-        attrs={"axis": -1, "epsilon": 1e-5},
-        traffic=ln,
-        bound=LATENCY,
-        check={"x": (4, 16), "scale": (16,), "bias": (16,)},
-    )
+    ins = [("x", "T"), ("scale", "T"), ("bias", "T")]
+    _variants(s, "LayerNormalization", LAYER_NORM, ins=ins, attrs={"axis": -1, "epsilon": 1e-5}, traffic=ln)
     rms = ("reads x once, scale once, writes y once", "B(in0) + B(in1) + B(out0)")
-    s.case(
-        "rmsnorm",
-        "RMSNormalization",
-        "last axis, fp16 (8192, 4096), LLaMA-style decoders",
-        [("x", "float16", (8192, 4096)), ("scale", "float16", (4096,))],
-        [("y", "float16")],
-        attrs={"axis": -1, "epsilon": 1e-6},
-        opset=23,
-        traffic=rms,
-        check={"x": (6, 40), "scale": (40,)},
-    )
-    s.case(
-        "rmsnorm_bf16",
-        "RMSNormalization",
-        "last axis, bf16 (16384, 2048)",
-        [("x", "bfloat16", (16384, 2048)), ("scale", "bfloat16", (2048,))],
-        [("y", "bfloat16")],
-        attrs={"axis": -1, "epsilon": 1e-6},
-        opset=23,
-        traffic=rms,
-        check={"x": (4, 24), "scale": (24,)},
-    )
-    s.case(
-        "rmsnorm_small_f32",
-        "RMSNormalization",
-        "last axis, f32, small (32, 512)",
-        [("x", "float32", (32, 512)), ("scale", "float32", (512,))],
-        [("y", "float32")],
-        attrs={"axis": -1, "epsilon": 1e-6},
-        opset=23,
-        traffic=rms,
+    attrs = {"axis": -1, "epsilon": 1e-6}
+    _variants(s, "RMSNormalization", RMS_NORM, ins=ins[:2], attrs=attrs, opset=23, traffic=rms)
+
+
+def _axis(a):
+    return [_i64("axis", a)]
+
+
+DFT = [
+    _row(
+        "dft",
+        "real input, onesided, 720 steps (Autoformer's auto-correlation window), 512 series",
+        "float32",
+        [(512, 720, 1)],
+        [(3, 20, 1)],
+        attrs={"onesided": 1},
+        inits=_axis(1),
+    ),
+    _row(
+        "dft_complex",
+        "complex input, full spectrum, n = 1024 (a power of two)",
+        "float32",
+        [(256, 1024, 2)],
+        [(2, 16, 2)],
+        inits=_axis(1),
+    ),
+    _row(
+        "dft_inverse",
+        "inverse, complex, n = 96",
+        "float32",
+        [(128, 96, 2)],
+        [(3, 12, 2)],
+        attrs={"inverse": 1},
+        inits=_axis(1),
+    ),
+    _row(
+        "dft_autoformer",
+        "the real-model suite's Autoformer rfft: (1, 2, 8, 16) along the last axis",
+        "float32",
+        [(1, 2, 8, 16, 1)],
+        [(1, 2, 3, 10, 1)],
+        attrs={"onesided": 1},
+        inits=_axis(3),
         bound=LATENCY,
-        check={"x": (3, 12), "scale": (12,)},
-    )
+    ),
+    _row(
+        "dft_axis_columns",
+        "complex, n = 256 along axis 1 of (32, 256, 64, 2): a non-last axis, 64 strided columns per batch",
+        "float32",
+        [(32, 256, 64, 2)],
+        [(2, 16, 3, 2)],
+        inits=_axis(1),
+    ),
+    _row(
+        "dft_pad",
+        "real, onesided, 1000 samples zero-padded to dft_length 1024, 256 series",
+        "float32",
+        [(256, 1000, 1)],
+        [(2, 10, 1)],
+        inputs_order=["x", "n", "axis"],
+        attrs={"onesided": 1},
+        inits=[_i64("n", 1024)] + _axis(1),
+    ),
+    _row(
+        "dft_long",
+        "real, onesided, n = 16384 (longer than shared memory: two passes), 64 series",
+        "float32",
+        [(64, 16384, 1)],
+        [(2, 16, 1)],
+        attrs={"onesided": 1},
+        inits=_axis(1),
+    ),
+    _row(
+        "dft_fp16",
+        "fp16 real, onesided, n = 1024, 1024 series (computed in fp32)",
+        "float16",
+        [(1024, 1024, 1)],
+        [(2, 16, 1)],
+        attrs={"onesided": 1},
+        inits=_axis(1),
+    ),
+    _row(
+        "dft_short_batch",
+        "complex, n = 16, 65536 short transforms (several per thread block)",
+        "float32",
+        [(65536, 16, 2)],
+        [(3, 16, 2)],
+        inits=_axis(1),
+    ),
+    _row(
+        "dft_prime",
+        "complex, n = 1009 (a prime: Bluestein through a 2025-point FFT), 256 series",
+        "float32",
+        [(256, 1009, 2)],
+        [(2, 13, 2)],
+        inits=_axis(1),
+    ),
+]
+GELU = [
+    _row(
+        "gelu",
+        "erf form (approximate='none'), fp16 (8192, 4096)",
+        "float16",
+        [(8192, 4096)],
+        [(5, 9)],
+        attrs={"approximate": "none"},
+    ),
+    _row(
+        "gelu_tanh_bf16",
+        "tanh form, bf16 (8192, 4096)",
+        "bfloat16",
+        [(8192, 4096)],
+        [(5, 9)],
+        attrs={"approximate": "tanh"},
+    ),
+    _row(
+        "gelu_small_f32",
+        "erf form, f32, small (128, 768)",
+        "float32",
+        [(128, 768)],
+        [(5, 9)],
+        attrs={"approximate": "none"},
+        bound=LATENCY,
+    ),
+]
 
 
 def _transforms(s):
-    def axis(a):
-        return [_const("axis", np.array(a, dtype=np.int64))]
-
-    s.case(
-        "dft",
-        "DFT",
-        "real input, onesided, 720 steps (Autoformer's auto-correlation window), 512 series",
-        [("x", "float32", (512, 720, 1))],
-        [("y", "float32")],
-        inputs_order=["x", "", "axis"],
-        attrs={"onesided": 1},
-        inits=axis(1),
-        opset=20,
-        bound=COMPUTE,
-        check={"x": (3, 20, 1)},
-    )
-    s.case(
-        "dft_complex",
-        "DFT",
-        "complex input, full spectrum, n = 1024 (a power of two)",
-        [("x", "float32", (256, 1024, 2))],
-        [("y", "float32")],
-        inputs_order=["x", "", "axis"],
-        inits=axis(1),
-        opset=20,
-        bound=COMPUTE,
-        check={"x": (2, 16, 2)},
-    )
-    s.case(
-        "dft_inverse",
-        "DFT",
-        "inverse, complex, n = 96",
-        [("x", "float32", (128, 96, 2))],
-        [("y", "float32")],
-        inputs_order=["x", "", "axis"],
-        attrs={"inverse": 1},
-        inits=axis(1),
-        opset=20,
-        bound=COMPUTE,
-        check={"x": (3, 12, 2)},
-    )
-    s.case(
-        "dft_autoformer",
-        "DFT",
-        "the real-model suite's Autoformer rfft: (1, 2, 8, 16) along the last axis",
-        [("x", "float32", (1, 2, 8, 16, 1))],
-        [("y", "float32")],
-        inputs_order=["x", "", "axis"],
-        attrs={"onesided": 1},
-        inits=axis(3),
-        opset=20,
-        bound=LATENCY,
-        check={"x": (1, 2, 3, 10, 1)},
-    )
-    s.case(
-        "dft_axis_columns",
-        "DFT",
-        "complex, n = 256 along axis 1 of (32, 256, 64, 2): a non-last axis, 64 strided columns per batch",
-        [("x", "float32", (32, 256, 64, 2))],
-        [("y", "float32")],
-        inputs_order=["x", "", "axis"],
-        inits=axis(1),
-        opset=20,
-        bound=COMPUTE,
-        check={"x": (2, 16, 3, 2)},
-    )
-    s.case(
-        "dft_pad",
-        "DFT",
-        "real, onesided, 1000 samples zero-padded to dft_length 1024, 256 series",
-        [("x", "float32", (256, 1000, 1))],
-        [("y", "float32")],
-        inputs_order=["x", "n", "axis"],
-        attrs={"onesided": 1},
-        inits=[_const("n", np.array(1024, dtype=np.int64))] + axis(1),
-        opset=20,
-        bound=COMPUTE,
-        check={"x": (2, 10, 1)},
-    )
-    s.case(
-        "dft_long",
-        "DFT",
-        "real, onesided, n = 16384 (longer than shared memory: two passes), 64 series",
-        [("x", "float32", (64, 16384, 1))],
-        [("y", "float32")],
-        inputs_order=["x", "", "axis"],
-        attrs={"onesided": 1},
-        inits=axis(1),
-        opset=20,
-        bound=COMPUTE,
-        check={"x": (2, 16, 1)},
-    )
-    s.case(
-        "dft_fp16",
-        "DFT",
-        "fp16 real, onesided, n = 1024, 1024 series (computed in fp32)",
-        [("x", "float16", (1024, 1024, 1))],
-        [("y", "float16")],
-        inputs_order=["x", "", "axis"],
-        attrs={"onesided": 1},
-        inits=axis(1),
-        opset=20,
-        bound=COMPUTE,
-        check={"x": (2, 16, 1)},
-    )
-    s.case(
-        "dft_short_batch",
-        "DFT",
-        "complex, n = 16, 65536 short transforms (several per thread block)",
-        [("x", "float32", (65536, 16, 2))],
-        [("y", "float32")],
-        inputs_order=["x", "", "axis"],
-        inits=axis(1),
-        opset=20,
-        bound=COMPUTE,
-        check={"x": (3, 16, 2)},
-    )
-    s.case(
-        "dft_prime",
-        "DFT",
-        "complex, n = 1009 (a prime: Bluestein through a 2025-point FFT), 256 series",
-        [("x", "float32", (256, 1009, 2))],
-        [("y", "float32")],
-        inputs_order=["x", "", "axis"],
-        inits=axis(1),
-        opset=20,
-        bound=COMPUTE,
-        check={"x": (2, 13, 2)},
-    )
+    x = [("x", "T")]
+    _variants(s, "DFT", DFT, ins=x, inputs_order=["x", "", "axis"], opset=20, bound=COMPUTE)
     s.case(
         "stft",
         "STFT",
@@ -979,43 +975,13 @@ def _transforms(s):
         [("y", "float32")],
         inputs_order=["x", "step", "w", "flen"],
         attrs={"onesided": 1},  # explicit: ONNX's shape inference reads an absent onesided as 0
-        inits=[_const("step", np.array(160, dtype=np.int64)), _const("flen", np.array(400, dtype=np.int64))],
+        inits=[_i64("step", 160), _i64("flen", 400)],
         opset=17,
         traffic=("reads the signal and window once, writes the output once", "B(in0) + B(in1) + B(out0)"),
         bound=COMPUTE,
         check={"x": (2, 1200, 1), "w": (400,)},
     )
-    s.case(
-        "gelu",
-        "Gelu",
-        "erf form (approximate='none'), fp16 (8192, 4096)",
-        [("x", "float16", (8192, 4096))],
-        [("y", "float16")],
-        attrs={"approximate": "none"},
-        opset=20,
-        check={"x": (5, 9)},
-    )
-    s.case(
-        "gelu_tanh_bf16",
-        "Gelu",
-        "tanh form, bf16 (8192, 4096)",
-        [("x", "bfloat16", (8192, 4096))],
-        [("y", "bfloat16")],
-        attrs={"approximate": "tanh"},
-        opset=20,
-        check={"x": (5, 9)},
-    )
-    s.case(
-        "gelu_small_f32",
-        "Gelu",
-        "erf form, f32, small (128, 768)",
-        [("x", "float32", (128, 768))],
-        [("y", "float32")],
-        attrs={"approximate": "none"},
-        opset=20,
-        bound=LATENCY,
-        check={"x": (5, 9)},
-    )
+    _variants(s, "Gelu", GELU, ins=x, opset=20)
 
 
 def _data_dependent(s):
@@ -1053,83 +1019,80 @@ def _data_dependent(s):
     )
 
 
+COL2IM = [
+    _row(
+        "col2im",
+        "3x3 blocks, stride 1, pads 1 (F.fold of a 3x3 unfold), f32 (8, 64 x 9, 64 x 64) -> (8, 64, 64, 64)",
+        "float32",
+        [(8, 64 * 9, 64 * 64)],
+        [(2, 2 * 9, 64 * 64)],
+        attrs={"pads": [1, 1, 1, 1]},
+        inits=[_i64("image_shape", [64, 64]), _i64("block_shape", [3, 3])],
+    ),
+    _row(
+        "col2im_patches",
+        "non-overlapping 16x16 patches (stride 16: a ViT patch embedding undone), f32 (64, 3 x 256, 196) -> "
+        "(64, 3, 224, 224)",
+        "float32",
+        [(64, 3 * 256, 196)],
+        [(2, 3 * 256, 196)],
+        attrs={"strides": [16, 16]},
+        inits=[_i64("image_shape", [224, 224]), _i64("block_shape", [16, 16])],
+    ),
+]
+RESIZE_ANTIALIAS = [
+    _row(
+        "resize_antialias",
+        "linear x0.5 with antialias (exclude_outside=1, F.interpolate(antialias=True)'s semantics), f32 "
+        "(16, 3, 512, 512)",
+        "float32",
+        [(16, 3, 512, 512)],
+        [(1, 2, 12, 10)],
+        attrs={"mode": "linear", "antialias": 1, "exclude_outside": 1},
+        inits=_scales(1, 1, 0.5, 0.5),
+    ),
+    _row(
+        "resize_antialias_cubic",
+        "cubic x0.25 with antialias (a = -0.5, exclude_outside=1: PIL's and torch's bicubic), f32 (8, 3, 512, 512)",
+        "float32",
+        [(8, 3, 512, 512)],
+        [(1, 2, 16, 12)],
+        attrs={"mode": "cubic", "antialias": 1, "exclude_outside": 1, "cubic_coeff_a": -0.5},
+        inits=_scales(1, 1, 0.25, 0.25),
+        traffic=("reads the input once, writes the (16x smaller) output once", "B(in0) + B(out0)"),
+    ),
+]
+CENTER_CROP_PAD = [
+    _row(
+        "centercroppad",
+        "crop (64, 3, 256, 256) to 224 x 224 (image preprocessing), f32",
+        "float32",
+        [(64, 3, 256, 256)],
+        [(2, 3, 9, 7)],
+        attrs={"axes": [2, 3]},
+        inits=[_i64("shape", [224, 224])],
+    ),
+    _row(
+        "centercroppad_mixed_fp16",
+        "crop and pad in one: (16, 200, 300, 64) -> (16, 256, 256, 64) HWC, fp16",
+        "float16",
+        [(16, 200, 300, 64)],
+        [(2, 5, 9, 8)],
+        attrs={"axes": [1, 2]},
+        inits=[_i64("shape", [256, 256])],
+    ),
+]
+
+
 def _new_ops(s):
     """Ops TVM 0.27 cannot import (Col2Im, CenterCropPad) and Resize antialias=1 (issue 14), appended
     at the end of the suite."""
-    s.case(
-        "col2im",
-        "Col2Im",
-        "3x3 blocks, stride 1, pads 1 (F.fold of a 3x3 unfold), f32 (8, 64 x 9, 64 x 64) -> (8, 64, 64, 64)",
-        [("x", "float32", (8, 64 * 9, 64 * 64))],
-        [("y", "float32")],
-        inputs_order=["x", "image_shape", "block_shape"],
-        attrs={"pads": [1, 1, 1, 1]},
-        inits=[_const("image_shape", np.array([64, 64], np.int64)), _const("block_shape", np.array([3, 3], np.int64))],
-        traffic=("reads every column once, writes the image once", "B(in0) + B(out0)"),
-        check={"x": (2, 2 * 9, 64 * 64)},
-    )
-    s.case(
-        "col2im_patches",
-        "Col2Im",
-        "non-overlapping 16x16 patches (stride 16: a ViT patch embedding undone), f32 (64, 3 x 256, 196) -> (64, 3, 224, 224)",
-        [("x", "float32", (64, 3 * 256, 196))],
-        [("y", "float32")],
-        inputs_order=["x", "image_shape", "block_shape"],
-        attrs={"strides": [16, 16]},
-        inits=[
-            _const("image_shape", np.array([224, 224], np.int64)),
-            _const("block_shape", np.array([16, 16], np.int64)),
-        ],
-        traffic=("reads every column once, writes the image once", "B(in0) + B(out0)"),
-        check={"x": (2, 3 * 256, 196)},
-    )
-    s.case(
-        "resize_antialias",
-        "Resize",
-        "linear x0.5 with antialias (exclude_outside=1, F.interpolate(antialias=True)'s semantics), f32 (16, 3, 512, 512)",
-        [("x", "float32", (16, 3, 512, 512))],
-        [("y", "float32")],
-        inputs_order=["x", "", "scales"],
-        attrs={"mode": "linear", "antialias": 1, "exclude_outside": 1},
-        inits=[_const("scales", np.array([1, 1, 0.5, 0.5], dtype=np.float32))],
-        check={"x": (1, 2, 12, 10)},
-    )
-    s.case(
-        "resize_antialias_cubic",
-        "Resize",
-        "cubic x0.25 with antialias (a = -0.5, exclude_outside=1: PIL's and torch's bicubic), f32 (8, 3, 512, 512)",
-        [("x", "float32", (8, 3, 512, 512))],
-        [("y", "float32")],
-        inputs_order=["x", "", "scales"],
-        attrs={"mode": "cubic", "antialias": 1, "exclude_outside": 1, "cubic_coeff_a": -0.5},
-        inits=[_const("scales", np.array([1, 1, 0.25, 0.25], dtype=np.float32))],
-        traffic=("reads the input once, writes the (16x smaller) output once", "B(in0) + B(out0)"),
-        check={"x": (1, 2, 16, 12)},
-    )
-    s.case(
-        "centercroppad",
-        "CenterCropPad",
-        "crop (64, 3, 256, 256) to 224 x 224 (image preprocessing), f32",
-        [("x", "float32", (64, 3, 256, 256))],
-        [("y", "float32")],
-        inputs_order=["x", "shape"],
-        attrs={"axes": [2, 3]},
-        inits=[_const("shape", np.array([224, 224], np.int64))],
-        traffic=("reads the kept window once, writes the output once", "B(out0) + B(out0)"),
-        check={"x": (2, 3, 9, 7)},
-    )
-    s.case(
-        "centercroppad_mixed_fp16",
-        "CenterCropPad",
-        "crop and pad in one: (16, 200, 300, 64) -> (16, 256, 256, 64) HWC, fp16",
-        [("x", "float16", (16, 200, 300, 64))],
-        [("y", "float16")],
-        inputs_order=["x", "shape"],
-        attrs={"axes": [1, 2]},
-        inits=[_const("shape", np.array([256, 256], np.int64))],
-        traffic=("reads the kept window once, writes the output once", "B(out0) + B(out0)"),
-        check={"x": (2, 5, 9, 8)},
-    )
+    x = [("x", "T")]
+    traffic = ("reads every column once, writes the image once", "B(in0) + B(out0)")
+    _variants(s, "Col2Im", COL2IM, ins=x, inputs_order=["x", "image_shape", "block_shape"], traffic=traffic)
+    _variants(s, "Resize", RESIZE_ANTIALIAS, **RESIZE)
+    traffic = ("reads the kept window once, writes the output once", "B(out0) + B(out0)")
+    _variants(s, "CenterCropPad", CENTER_CROP_PAD, ins=x, inputs_order=["x", "shape"], traffic=traffic)
 
 
 def _losses(s):
