@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "python"))
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 from tpat_bridge.planning.plan import handle_plan  # noqa: E402
+from tpat_bridge.tools.reference import _float_twin  # noqa: E402
 
 SCHEMA = json.loads((ROOT / "schemas" / "kernel-plan.schema.json").read_text())
 NVCC = ROOT / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"
@@ -95,19 +96,20 @@ def run_llvm(path: Path, feeds: dict) -> list:
     return [r.numpy() for r in res] if not hasattr(res, "numpy") else [res.numpy()]
 
 
+def float32_twin(model, low=(TP.FLOAT16,)):
+    """A copy of the model with its `low` tensors (float16) as float32: the reference data's own
+    twin (tpat_bridge/tools/reference.py)."""
+    return _float_twin(model, set(low), TP.FLOAT)
+
+
 def run_ort(model, feeds: dict, via_float32: bool = False) -> list:
     """ONNX Runtime's CPU outputs; via_float32: float16 tensors run as float32 and come back
     rounded to float16."""
     import onnxruntime as ort
 
     if via_float32:
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        for vi in list(m.graph.input) + list(m.graph.output):
-            if vi.type.tensor_type.elem_type == TP.FLOAT16:
-                vi.type.tensor_type.elem_type = TP.FLOAT
         f32 = {k: (v.astype(np.float32) if v.dtype == np.float16 else v) for k, v in feeds.items()}
-        outs = run_ort(m, f32)
+        outs = run_ort(float32_twin(model), f32)
         half = [vi.type.tensor_type.elem_type == TP.FLOAT16 for vi in model.graph.output]
         return [o.astype(np.float16) if h else o for o, h in zip(outs, half)]
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -26,14 +26,24 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, input_shape, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import (  # noqa: E402
+    assert_matches,
+    float32_twin,
+    input_shape,
+    lowered_plan,
+    run_llvm,
+    run_ort,
+)
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16}
 
 
-def _model(xshape, oshape, dtype="float32", scales=None, sizes=None, opset=19, **attrs):
+def _model(xshape, oshape, dtype="float32", scales=None, sizes=None, opset=19, ctm=None, **attrs):
+    """A one-node Resize model; ctm: its coordinate_transformation_mode."""
+    if ctm is not None:
+        attrs["coordinate_transformation_mode"] = ctm
     inputs = ["x", "", "scales" if scales is not None else ""]
     inits = []
     if scales is not None:
@@ -54,199 +64,158 @@ def _model(xshape, oshape, dtype="float32", scales=None, sizes=None, opset=19, *
     return m
 
 
-CASES = {
-    # name: (model, {symbol: size}, tolerance)
-    "linear_half_pixel_up": (_model([1, 2, 5, 7], [1, 2, 20, 14], scales=[1, 1, 4, 2], mode="linear"), {}, 1e-5),
-    "linear_half_pixel_down": (_model([2, 3, 9, 8], [2, 3, 4, 3], scales=[1, 1, 0.5, 0.4], mode="linear"), {}, 1e-5),
-    "linear_align_corners": (
-        _model(
-            [1, 1, 4, 6],
-            [1, 1, 7, 11],
-            sizes=[1, 1, 7, 11],
-            mode="linear",
-            coordinate_transformation_mode="align_corners",
-        ),
-        {},
-        1e-5,
-    ),
-    "linear_asymmetric": (
-        _model(
-            [1, 2, 3, 5], [1, 2, 6, 7], sizes=[1, 2, 6, 7], mode="linear", coordinate_transformation_mode="asymmetric"
-        ),
-        {},
-        1e-5,
-    ),
-    "linear_pytorch_half_pixel": (
-        _model(
-            [1, 2, 4, 5],
-            [1, 2, 1, 9],
-            sizes=[1, 2, 1, 9],
-            mode="linear",
-            coordinate_transformation_mode="pytorch_half_pixel",
-        ),
-        {},
-        1e-5,
-    ),
-    "linear_half_pixel_symmetric": (
-        _model(
-            [1, 1, 5, 6],
-            [1, 1, 8, 9],
-            sizes=[1, 1, 8, 9],
-            mode="linear",
-            coordinate_transformation_mode="half_pixel_symmetric",
-        ),
-        {},
-        1e-5,
-    ),
-    "linear_3d_symbolic_batch": (
-        _model(["N", 2, 3, 4, 5], ["N", 2, 6, 8, 10], scales=[1, 1, 2, 2, 2], mode="linear"),
-        {"N": 2},
-        1e-5,
-    ),
-    "linear_1d_axes_attr": (_model([3, 10], [3, 25], scales=[2.5], axes=[1], mode="linear"), {}, 1e-5),
-    "linear_fp16": (_model([1, 4, 6, 6], [1, 4, 12, 18], "float16", scales=[1, 1, 2, 3], mode="linear"), {}, 2e-2),
-    "cubic_half_pixel": (_model([1, 2, 6, 5], [1, 2, 12, 15], scales=[1, 1, 2, 3], mode="cubic"), {}, 1e-4),
-    "cubic_exclude_outside_a05": (
-        _model([1, 1, 5, 7], [1, 1, 9, 4], sizes=[1, 1, 9, 4], mode="cubic", exclude_outside=1, cubic_coeff_a=-0.5),
-        {},
-        1e-4,
-    ),
-    "cubic_align_corners_down": (
-        _model(
-            [2, 1, 9, 9], [2, 1, 4, 5], sizes=[2, 1, 4, 5], mode="cubic", coordinate_transformation_mode="align_corners"
-        ),
-        {},
-        1e-4,
-    ),
-    "cubic_fp16_asymmetric": (
-        _model(
-            [1, 3, 4, 4],
-            [1, 3, 8, 8],
-            "float16",
-            scales=[1, 1, 2, 2],
-            mode="cubic",
-            coordinate_transformation_mode="asymmetric",
-        ),
-        {},
-        2e-2,
-    ),
-}
-
-
 def _aa(xshape, oshape, dtype="float32", **kw):
     """An antialias=1 case (opset 18)."""
     return _model(xshape, oshape, dtype, opset=18, antialias=1, **kw)
 
 
+def _cases(make, rows):
+    """name -> (model, {symbol: size}, tolerance) from rows (name, input shape, output shape, the
+    keywords of `make`): a symbolic dim is 2; the tolerance is 2e-2 in float16, 1e-4 for cubic
+    without antialias, else 1e-5."""
+    out = {}
+    for name, xshape, oshape, kw in rows:
+        syms = {d: 2 for d in xshape if isinstance(d, str)}
+        if kw.get("dtype") == "float16":
+            tol = 2e-2
+        elif kw["mode"] == "cubic" and make is _model:
+            tol = 1e-4
+        else:
+            tol = 1e-5
+        out[name] = (make(xshape, oshape, **kw), syms, tol)
+    return out
+
+
+F16 = "float16"
+CASES = _cases(
+    _model,
+    [
+        ("linear_half_pixel_up", [1, 2, 5, 7], [1, 2, 20, 14], dict(scales=[1, 1, 4, 2], mode="linear")),
+        ("linear_half_pixel_down", [2, 3, 9, 8], [2, 3, 4, 3], dict(scales=[1, 1, 0.5, 0.4], mode="linear")),
+        (
+            "linear_align_corners",
+            [1, 1, 4, 6],
+            [1, 1, 7, 11],
+            dict(sizes=[1, 1, 7, 11], mode="linear", ctm="align_corners"),
+        ),
+        ("linear_asymmetric", [1, 2, 3, 5], [1, 2, 6, 7], dict(sizes=[1, 2, 6, 7], mode="linear", ctm="asymmetric")),
+        (
+            "linear_pytorch_half_pixel",
+            [1, 2, 4, 5],
+            [1, 2, 1, 9],
+            dict(sizes=[1, 2, 1, 9], mode="linear", ctm="pytorch_half_pixel"),
+        ),
+        (
+            "linear_half_pixel_symmetric",
+            [1, 1, 5, 6],
+            [1, 1, 8, 9],
+            dict(sizes=[1, 1, 8, 9], mode="linear", ctm="half_pixel_symmetric"),
+        ),
+        (
+            "linear_3d_symbolic_batch",
+            ["N", 2, 3, 4, 5],
+            ["N", 2, 6, 8, 10],
+            dict(scales=[1, 1, 2, 2, 2], mode="linear"),
+        ),
+        ("linear_1d_axes_attr", [3, 10], [3, 25], dict(scales=[2.5], axes=[1], mode="linear")),
+        ("linear_fp16", [1, 4, 6, 6], [1, 4, 12, 18], dict(dtype=F16, scales=[1, 1, 2, 3], mode="linear")),
+        ("cubic_half_pixel", [1, 2, 6, 5], [1, 2, 12, 15], dict(scales=[1, 1, 2, 3], mode="cubic")),
+        (
+            "cubic_exclude_outside_a05",
+            [1, 1, 5, 7],
+            [1, 1, 9, 4],
+            dict(sizes=[1, 1, 9, 4], mode="cubic", exclude_outside=1, cubic_coeff_a=-0.5),
+        ),
+        (
+            "cubic_align_corners_down",
+            [2, 1, 9, 9],
+            [2, 1, 4, 5],
+            dict(sizes=[2, 1, 4, 5], mode="cubic", ctm="align_corners"),
+        ),
+        (
+            "cubic_fp16_asymmetric",
+            [1, 3, 4, 4],
+            [1, 3, 8, 8],
+            dict(dtype=F16, scales=[1, 1, 2, 2], mode="cubic", ctm="asymmetric"),
+        ),
+    ],
+)
+
 # antialias=1: checked against ONNX Runtime and ONNX's reference implementation (both)
-AA_CASES = {
-    "aa_linear_half": (_aa([1, 2, 16, 12], [1, 2, 8, 6], scales=[1, 1, 0.5, 0.5], mode="linear"), {}, 1e-5),
-    "aa_linear_sizes": (_aa([2, 1, 15, 17], [2, 1, 4, 9], sizes=[2, 1, 4, 9], mode="linear"), {}, 1e-5),
-    "aa_cubic_half": (_aa([1, 2, 16, 16], [1, 2, 8, 8], scales=[1, 1, 0.5, 0.5], mode="cubic"), {}, 1e-5),
-    "aa_cubic_sizes_a05_exclude": (
-        _aa([1, 1, 13, 11], [1, 1, 5, 4], sizes=[1, 1, 5, 4], mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1),
-        {},
-        1e-5,
-    ),
-    "aa_linear_exclude_outside": (
-        _aa([1, 1, 12, 10], [1, 1, 3, 4], scales=[1, 1, 0.3, 0.4], mode="linear", exclude_outside=1),
-        {},
-        1e-5,
-    ),
-    "aa_linear_pytorch_half_pixel": (
-        _aa(
+AA_CASES = _cases(
+    _aa,
+    [
+        ("aa_linear_half", [1, 2, 16, 12], [1, 2, 8, 6], dict(scales=[1, 1, 0.5, 0.5], mode="linear")),
+        ("aa_linear_sizes", [2, 1, 15, 17], [2, 1, 4, 9], dict(sizes=[2, 1, 4, 9], mode="linear")),
+        ("aa_cubic_half", [1, 2, 16, 16], [1, 2, 8, 8], dict(scales=[1, 1, 0.5, 0.5], mode="cubic")),
+        (
+            "aa_cubic_sizes_a05_exclude",
+            [1, 1, 13, 11],
+            [1, 1, 5, 4],
+            dict(sizes=[1, 1, 5, 4], mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1),
+        ),
+        (
+            "aa_linear_exclude_outside",
+            [1, 1, 12, 10],
+            [1, 1, 3, 4],
+            dict(scales=[1, 1, 0.3, 0.4], mode="linear", exclude_outside=1),
+        ),
+        (
+            "aa_linear_pytorch_half_pixel",
             [1, 2, 12, 9],
             [1, 2, 5, 1],
-            sizes=[1, 2, 5, 1],
-            mode="linear",
-            coordinate_transformation_mode="pytorch_half_pixel",
+            dict(sizes=[1, 2, 5, 1], mode="linear", ctm="pytorch_half_pixel"),
         ),
-        {},
-        1e-5,
-    ),
-    "aa_cubic_half_pixel_symmetric": (
-        _aa(
+        (
+            "aa_cubic_half_pixel_symmetric",
             [1, 1, 14, 10],
             [1, 1, 6, 4],
-            scales=[1, 1, 0.45, 0.45],
-            mode="cubic",
-            coordinate_transformation_mode="half_pixel_symmetric",
+            dict(scales=[1, 1, 0.45, 0.45], mode="cubic", ctm="half_pixel_symmetric"),
         ),
-        {},
-        1e-5,
-    ),
-    "aa_linear_asymmetric": (
-        _aa(
+        (
+            "aa_linear_asymmetric",
             [1, 1, 10, 10],
             [1, 1, 3, 6],
-            scales=[1, 1, 0.3, 0.6],
-            mode="linear",
-            coordinate_transformation_mode="asymmetric",
+            dict(scales=[1, 1, 0.3, 0.6], mode="linear", ctm="asymmetric"),
         ),
-        {},
-        1e-5,
-    ),
-    "aa_cubic_align_corners_sizes": (
-        _aa(
+        (
+            "aa_cubic_align_corners_sizes",
             [1, 1, 11, 9],
             [1, 1, 4, 3],
-            sizes=[1, 1, 4, 3],
-            mode="cubic",
-            coordinate_transformation_mode="align_corners",
+            dict(sizes=[1, 1, 4, 3], mode="cubic", ctm="align_corners"),
         ),
-        {},
-        1e-5,
-    ),
-    "aa_axes_attr_not_larger": (
-        _aa(
+        (
+            "aa_axes_attr_not_larger",
             [2, 3, 20, 15],
             [2, 3, 8, 6],
-            sizes=[8, 8],
-            axes=[2, 3],
-            mode="linear",
-            keep_aspect_ratio_policy="not_larger",
+            dict(sizes=[8, 8], axes=[2, 3], mode="linear", keep_aspect_ratio_policy="not_larger"),
         ),
-        {},
-        1e-5,
-    ),
-    "aa_cubic_not_smaller": (
-        _aa(
+        (
+            "aa_cubic_not_smaller",
             [1, 2, 20, 15],
             [1, 2, 11, 8],
-            sizes=[5, 8],
-            axes=[2, 3],
-            mode="cubic",
-            keep_aspect_ratio_policy="not_smaller",
+            dict(sizes=[5, 8], axes=[2, 3], mode="cubic", keep_aspect_ratio_policy="not_smaller"),
         ),
-        {},
-        1e-5,
-    ),
-    "aa_mixed_up_down": (_aa([1, 2, 12, 5], [1, 2, 4, 10], scales=[1, 1, 1 / 3, 2], mode="linear"), {}, 1e-5),
-    "aa_cubic_upsample": (_aa([1, 1, 5, 6], [1, 1, 10, 12], scales=[1, 1, 2, 2], mode="cubic"), {}, 1e-5),
-    "aa_cubic_reduction_form": (_aa([1, 1, 40, 30], [1, 1, 8, 6], scales=[1, 1, 0.2, 0.2], mode="cubic"), {}, 1e-5),
-    "aa_linear_3d_symbolic_batch": (
-        _aa(["N", 1, 8, 9, 10], ["N", 1, 4, 3, 5], scales=[1, 1, 0.5, 1 / 3, 0.5], mode="linear"),
-        {"N": 2},
-        1e-5,
-    ),
-    "aa_linear_fp16": (_aa([1, 4, 16, 16], [1, 4, 6, 6], "float16", sizes=[1, 4, 6, 6], mode="linear"), {}, 2e-2),
-    "aa_cubic_reduction_fp16": (
-        _aa([1, 2, 32, 24], [1, 2, 6, 5], "float16", sizes=[1, 2, 6, 5], mode="cubic"),
-        {},
-        2e-2,
-    ),
-}
+        ("aa_mixed_up_down", [1, 2, 12, 5], [1, 2, 4, 10], dict(scales=[1, 1, 1 / 3, 2], mode="linear")),
+        ("aa_cubic_upsample", [1, 1, 5, 6], [1, 1, 10, 12], dict(scales=[1, 1, 2, 2], mode="cubic")),
+        ("aa_cubic_reduction_form", [1, 1, 40, 30], [1, 1, 8, 6], dict(scales=[1, 1, 0.2, 0.2], mode="cubic")),
+        (
+            "aa_linear_3d_symbolic_batch",
+            ["N", 1, 8, 9, 10],
+            ["N", 1, 4, 3, 5],
+            dict(scales=[1, 1, 0.5, 1 / 3, 0.5], mode="linear"),
+        ),
+        ("aa_linear_fp16", [1, 4, 16, 16], [1, 4, 6, 6], dict(dtype=F16, sizes=[1, 4, 6, 6], mode="linear")),
+        ("aa_cubic_reduction_fp16", [1, 2, 32, 24], [1, 2, 6, 5], dict(dtype=F16, sizes=[1, 2, 6, 5], mode="cubic")),
+    ],
+)
 CASES.update(AA_CASES)
 
 # Not lowered by TPAT: TVM's frontend lowering is used.
 NOT_LOWERED = {
     "nearest": _model([1, 1, 4, 4], [1, 1, 8, 8], scales=[1, 1, 2, 2], mode="nearest"),
     "tf_crop_and_resize": _model(
-        [1, 1, 4, 4],
-        [1, 1, 8, 8],
-        sizes=[1, 1, 8, 8],
-        mode="linear",
-        coordinate_transformation_mode="tf_crop_and_resize",
+        [1, 1, 4, 4], [1, 1, 8, 8], sizes=[1, 1, 8, 8], mode="linear", ctm="tf_crop_and_resize"
     ),
     # a symbolic resized axis: TPAT declines, and TVM's path refuses antialias (refusals.py)
     "antialias_symbolic_axis": _model(
@@ -296,7 +265,7 @@ def test_antialias_matches_onnx_reference(built, name):
     feeds = _feeds(model, syms)
     got = run_llvm(built[name]["path"], feeds)[0]
     f32 = {"x": feeds["x"].astype(np.float32)}
-    want = ReferenceEvaluator(model if feeds["x"].dtype == np.float32 else _as_f32(model)).run(None, f32)[0]
+    want = ReferenceEvaluator(float32_twin(model)).run(None, f32)[0]
     if name in REFERENCE_DIFFERS:  # TPAT follows ONNX Runtime there (test_numerics_llvm_vs_ort)
         assert not np.allclose(got.astype(np.float32), want, atol=1e-3), "the reference agrees now"
         return
@@ -306,16 +275,6 @@ def test_antialias_matches_onnx_reference(built, name):
 # Cases where ONNX's reference and ONNX Runtime disagree; TPAT follows ONNX Runtime (docs/lowerings.md):
 # pytorch_half_pixel with an output length of 1 maps it to coordinate -0.5 in the reference, 0 in ORT.
 REFERENCE_DIFFERS = {"aa_linear_pytorch_half_pixel"}
-
-
-def _as_f32(model):
-    import onnx
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    for v in list(m.graph.input) + list(m.graph.output):
-        v.type.tensor_type.elem_type = TP.FLOAT
-    return m
 
 
 def test_antialias_refused_on_tvm_path(built):
