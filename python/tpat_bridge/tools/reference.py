@@ -1034,7 +1034,7 @@ _LOW = {TP.FLOAT16, TP.BFLOAT16}
 
 def _float_twin(model, low=None, to=TP.FLOAT):
     """The model with float16/bfloat16 tensors (or the types `low`) turned into `to` (float32: for
-    ops ORT's CPU lacks)."""
+    ops ORT's CPU lacks; float64 for the spectral ops; the unsigned twins of BitShift and TopK)."""
     low = _LOW if low is None else low
     m = onnx.ModelProto()
     m.CopyFrom(model)
@@ -1104,17 +1104,7 @@ def _run_uint16_bitshift(runner, feeds):
     """uint16 BitShift through ORT's uint32 kernel; the result wraps back to 16 bits (a left shift
     modulo 2^16, as the uint16 op computes)."""
     if runner._twin is None:
-        m = onnx.ModelProto()
-        m.CopyFrom(runner.model)
-        for v in itertools.chain(m.graph.input, m.graph.output):
-            if v.type.tensor_type.elem_type == TP.UINT16:
-                v.type.tensor_type.elem_type = TP.UINT32
-        for i, t in enumerate(m.graph.initializer):
-            if t.data_type == TP.UINT16:
-                m.graph.initializer[i].CopyFrom(
-                    numpy_helper.from_array(numpy_helper.to_array(t).astype(np.uint32), t.name)
-                )
-        runner._twin = runner._session(m)
+        runner._twin = runner._session(_float_twin(runner.model, {TP.UINT16}, TP.UINT32))
     wide = {k: (v.astype(np.uint32) if v.dtype == np.uint16 else v) for k, v in feeds.items()}
     return [np.asarray(runner._twin.run(None, wide)[0]).astype(np.uint16)]
 
@@ -1129,12 +1119,8 @@ def _run_unsigned_topk(runner, feeds):
     """TopK of unsigned values through ONNX Runtime's signed kernel: x XOR the sign bit maps the
     unsigned order onto the signed one exactly, so the indices are ORT's and the values map back."""
     if runner._twin is None:
-        m = onnx.ModelProto()
-        m.CopyFrom(runner.model)
-        signed = _UNSIGNED[m.graph.input[0].type.tensor_type.elem_type][0]
-        m.graph.input[0].type.tensor_type.elem_type = signed
-        m.graph.output[0].type.tensor_type.elem_type = signed
-        runner._twin = runner._session(m)
+        unsigned = runner.model.graph.input[0].type.tensor_type.elem_type
+        runner._twin = runner._session(_float_twin(runner.model, {unsigned}, _UNSIGNED[unsigned][0]))
     name = runner.model.graph.input[0].name
     x = feeds[name]
     bits = x.dtype.itemsize * 8
@@ -1180,56 +1166,44 @@ def _spectral(model):
     return model.graph.input[0].type.tensor_type.elem_type == TP.FLOAT
 
 
+def _widened(feeds):
+    """Float feeds (float32, float16, bfloat16) as float64, for a float64 twin."""
+    return {k: (v.astype(np.float64) if v.dtype in (np.float32, np.float16, _BF16) else v) for k, v in feeds.items()}
+
+
 def _run_spectral_f64(runner, feeds):
     if runner._twin is None:
         runner._twin = runner._session(_float_twin(runner.model, {TP.FLOAT}, TP.DOUBLE))
-    wide = {k: (v.astype(np.float64) if np.asarray(v).dtype == np.float32 else v) for k, v in feeds.items()}
-    return [np.asarray(o).astype(np.float32) for o in runner._twin.run(None, wide)]
+    return [np.asarray(o).astype(np.float32) for o in runner._twin.run(None, _widened(feeds))]
 
 
 def _complex_stft(model):
-    """STFT of a complex signal (last dim 2): ONNX Runtime 1.24.4 returns values near 1e37 and NaN."""
+    """STFT of a complex signal (last dim 2, a graph input): ONNX Runtime 1.24.4 returns values near
+    1e37 and NaN."""
     n = model.graph.node[0]
-    if n.op_type != "STFT" or not model.graph.input:
+    if n.op_type != "STFT" or not model.graph.input or model.graph.input[0].name != n.input[0]:
         return False
     dims = model.graph.input[0].type.tensor_type.shape.dim
     return bool(dims) and dims[-1].HasField("dim_value") and dims[-1].dim_value == 2
 
 
 def _run_complex_stft(runner, feeds):
-    """Complex STFT as numpy framing (frame f = signal[f * step : f * step + length] times the
-    window) and ONNX Runtime's DFT (opset 20, two-sided) of the frames; 16-bit types in float32."""
-    m, n = runner.model, runner.model.graph.node[0]
-    consts = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-
-    def operand(i):
-        if i >= len(n.input) or not n.input[i]:
-            return None
-        return feeds[n.input[i]] if n.input[i] in feeds else consts[n.input[i]]
-
-    x, step, win, flen = (operand(i) for i in range(4))
-    step = int(np.asarray(step).reshape(-1)[0])
-    length = int(np.asarray(flen).reshape(-1)[0]) if flen is not None else int(np.asarray(win).shape[0])
-    out_dtype = x.dtype
-    calc = np.float64 if x.dtype == np.float64 else np.float32
-    xf = x.astype(calc)
-    w = np.ones(length, calc) if win is None else np.asarray(win).astype(calc)
-    frames = 1 + (xf.shape[1] - length) // step
-    fr = np.stack([xf[:, f * step : f * step + length, :] * w[:, None] for f in range(frames)], 1)
+    """Complex STFT by linearity, STFT(re + i im) = STFT(re) + i STFT(im): two real-signal STFTs
+    (which ONNX Runtime computes) of the model's float64 twin with a signal of last dim 1, two-sided,
+    rounded once to the output type."""
+    signal = runner.model.graph.input[0]
     if runner._twin is None:
-        t = TP.DOUBLE if calc == np.float64 else TP.FLOAT
-        g = helper.make_graph(
-            [helper.make_node("DFT", ["f", "", "axis"], ["y"])],
-            "complex_stft",
-            [helper.make_tensor_value_info("f", t, None)],
-            [helper.make_tensor_value_info("y", t, None)],
-            [numpy_helper.from_array(np.array(2, np.int64), "axis")],
-        )
-        dm = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
-        dm.ir_version = 9
-        runner._twin = runner._session(dm)
-    y = np.asarray(runner._twin.run(None, {"f": fr})[0])
-    return [y.astype(out_dtype)]
+        m = _float_twin(runner.model, _LOW | {TP.FLOAT}, TP.DOUBLE)
+        m.graph.input[0].type.tensor_type.shape.dim[-1].dim_value = 1
+        for a in m.graph.node[0].attribute:
+            if a.name == "onesided":
+                a.i = 0  # a complex signal's spectrum is two-sided
+        runner._twin = runner._session(m)
+    wide = _widened(feeds)
+    x = wide[signal.name]
+    re, im = (np.asarray(runner._twin.run(None, {**wide, signal.name: x[..., k : k + 1]})[0]) for k in (0, 1))
+    y = np.stack([re[..., 0] - im[..., 1], re[..., 1] + im[..., 0]], -1)
+    return [y.astype(feeds[signal.name].dtype)]
 
 
 class _Runner:
