@@ -340,6 +340,7 @@ def _index_dtype_ok_signed(ctx, pos):
 
 
 def _gen_gather(ctx):
+    """Gather and GatherElements: indices along `axis`."""
     data, ind = ctx.shape(0), ctx.shape(1)
     axis = _norm_axis(ctx.attrs.get("axis", 0), len(data))
     d = data[axis]
@@ -350,17 +351,6 @@ def _gen_gather(ctx):
         idx = _maybe_negative(ctx.rng, idx, d)
     ctx.set(1, idx)
     ctx.note(f"{ctx.op}: indices uniform in [-d, d) along axis (about 25% negative)")
-
-
-def _gen_gather_elements(ctx):
-    data, ind = ctx.shape(0), ctx.shape(1)
-    axis = _norm_axis(ctx.attrs.get("axis", 0), len(data))
-    d = data[axis]
-    if d == 0 and int(np.prod(ind)) > 0:
-        raise Infeasible("gather from an empty axis")
-    idx = ctx.rng.integers(0, max(d, 1), ind)
-    ctx.set(1, _maybe_negative(ctx.rng, idx, d))
-    ctx.note("GatherElements: indices uniform in [-d, d) along axis (about 25% negative)")
 
 
 def _gen_gather_nd(ctx):
@@ -747,7 +737,7 @@ _GENERATORS = {
     "Unique": _gen_unique,
     "Compress": _gen_compress,
     "Gather": _gen_gather,
-    "GatherElements": _gen_gather_elements,
+    "GatherElements": _gen_gather,
     "GatherND": _gen_gather_nd,
     "ScatterND": _gen_scatter_nd,
     "ScatterElements": _gen_scatter_elements,
