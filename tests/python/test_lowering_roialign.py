@@ -26,7 +26,7 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import float32_twin, input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 
@@ -159,10 +159,7 @@ def _onnx_reference(model, feeds):
         m.opset_import[0].version = 16
         m.ir_version = 10
         m.graph.node[0].attribute.append(h.make_attribute("coordinate_transformation_mode", "output_half_pixel"))
-    for vi in list(m.graph.input) + list(m.graph.output):
-        if vi.type.tensor_type.elem_type == TP.FLOAT16:
-            vi.type.tensor_type.elem_type = TP.FLOAT
-    return ReferenceEvaluator(m).run(None, f)[0]
+    return ReferenceEvaluator(float32_twin(m)).run(None, f)[0]
 
 
 @pytest.fixture(scope="module")

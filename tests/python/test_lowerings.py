@@ -26,6 +26,9 @@ from onnx import helper as h
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lowering_harness import run_ort  # noqa: E402
 from tpat_bridge.lowerings import (  # noqa: E402
     prelude,
     registry,
@@ -244,24 +247,12 @@ def _run_llvm(b):
 def _run_ort(b):
     """ONNX Runtime (CPU). Where it has no float16 kernel (ScatterND/ScatterElements reductions)
     the same model runs in float32 and the result is rounded to float16."""
-    import onnxruntime as ort
-
-    def run(model, feeds):
-        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        return sess.run(None, feeds)[0]
-
     try:
-        return run(b["model"], b["feeds"])
+        return run_ort(b["model"], b["feeds"])[0]
     except Exception:  # noqa: BLE001
         if b["feeds"]["data"].dtype != np.float16:
             raise
-    m = onnx.ModelProto()
-    m.CopyFrom(b["model"])
-    for vi in list(m.graph.input) + list(m.graph.output):
-        if vi.type.tensor_type.elem_type == TP.FLOAT16:
-            vi.type.tensor_type.elem_type = TP.FLOAT
-    feeds = {k: (v.astype(np.float32) if v.dtype == np.float16 else v) for k, v in b["feeds"].items()}
-    return run(m, feeds).astype(np.float16)
+    return run_ort(b["model"], b["feeds"], via_float32=True)[0]
 
 
 def _numpy_ref(model, feeds):
