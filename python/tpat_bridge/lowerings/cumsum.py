@@ -28,7 +28,7 @@ from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
 from .ir import Threads, lead_rows, unravel
-from .protocol import Decline, Lowering, NodeView, Selection
+from .protocol import Decline, FunctionLowering, NodeView, Selection
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int32", "int64")
 MAX_THREADS = 1024
@@ -806,15 +806,4 @@ def emit(bb, params, det, mode="gpu"):
     return bb.emit_te(stage, params[det.x_index], primfunc_name_hint="tpat_cumsum")
 
 
-class CumSumLowering(Lowering):
-    name = "cumsum"
-    ops = ("CumSum",)
-
-    def select(self, node):
-        return select(node)
-
-    def emit(self, bb, params, sel, mode="gpu"):
-        return emit(bb, params, sel, mode)
-
-
-CUMSUM = CumSumLowering()
+CUMSUM = FunctionLowering("cumsum", ["CumSum"], select, emit)

@@ -31,7 +31,7 @@ from tvm import relax
 
 from .. import dtypes
 from .ir import main_dims, relax_arg
-from .protocol import Decline, Lowering, NodeView, Operand, Selection
+from .protocol import Decline, FunctionLowering, NodeView, Operand, Selection
 from .scatter import parse_primfunc
 
 INDEX_DTYPES = ("int32", "int64")
@@ -412,16 +412,5 @@ def emit(bb, params, sel: GatherSelection, mode="gpu"):
     return bb.emit(relax.call_tir(gv, relax.Tuple(args), out_ty=relax.TensorType([dim(x) for x in oshape], sel.dtype)))
 
 
-class GatherLowering(Lowering):
-    def __init__(self, name, op, select):
-        self.name, self.ops, self._select = name, (op,), select
-
-    def select(self, node):
-        return self._select(node)
-
-    def emit(self, bb, params, sel, mode="gpu"):
-        return emit(bb, params, sel, mode)
-
-
-GATHER = GatherLowering("gather", "Gather", select_gather)
-GATHER_ND = GatherLowering("gather_nd", "GatherND", select_gathernd)
+GATHER = FunctionLowering("gather", ["Gather"], select_gather, emit)
+GATHER_ND = FunctionLowering("gather_nd", ["GatherND"], select_gathernd, emit)

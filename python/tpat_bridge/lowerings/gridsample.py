@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from tvm import te, topi
 
 from .ir import relax_arg
-from .protocol import Decline, Lowering, NodeView, Operand, Selection
+from .protocol import Decline, FunctionLowering, NodeView, Operand, Selection
 
 DTYPES = ("float32", "float16")
 MODES = {"bilinear": "bilinear", "linear": "bilinear", "nearest": "nearest", "bicubic": "bicubic", "cubic": "bicubic"}
@@ -144,19 +144,4 @@ def emit(bb, params, sel: GridSampleSelection, mode="gpu"):
     return bb.emit_te(lambda d, g: grid_sample_te(d, g, sel), *args, primfunc_name_hint=PRIMFUNC)
 
 
-class GridSampleLowering(Lowering):
-    name = "grid_sample"
-    ops = ("GridSample",)
-    primfunc = PRIMFUNC
-
-    def select(self, node):
-        return select(node)
-
-    def emit(self, bb, params, sel, mode="gpu"):
-        return emit(bb, params, sel, mode)
-
-    def schedule(self, sch, block, sel):
-        return schedule(sch, block, sel)
-
-
-GRID_SAMPLE = GridSampleLowering()
+GRID_SAMPLE = FunctionLowering("grid_sample", ["GridSample"], select, emit, schedule, PRIMFUNC)

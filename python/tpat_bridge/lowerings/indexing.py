@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tvm import te, tirx
 
 from .ir import relax_arg
-from .protocol import Decline, Lowering, NodeView, Operand, Selection
+from .protocol import Decline, FunctionLowering, NodeView, Operand, Selection
 
 INDEX_DTYPES = ("int32", "int64")
 
@@ -82,17 +82,4 @@ def _emit_gather(bb, params, det, mode="gpu"):
     return bb.emit_te(lambda d, i: gather_elements_te(d, i, det), *args, primfunc_name_hint="tpat_gather_elements")
 
 
-class _Indexing(Lowering):
-    """A lowering of this module: one selection function and one emit."""
-
-    def __init__(self, name, op, select, emit):
-        self.name, self.ops, self._select, self._emit = name, (op,), select, emit
-
-    def select(self, node):
-        return self._select(node)
-
-    def emit(self, bb, params, sel, mode="gpu"):
-        return self._emit(bb, params, sel, mode)
-
-
-GATHER_ELEMENTS = _Indexing("gather_elements", "GatherElements", select_gather, _emit_gather)
+GATHER_ELEMENTS = FunctionLowering("gather_elements", ["GatherElements"], select_gather, _emit_gather)

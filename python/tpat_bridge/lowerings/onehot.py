@@ -41,7 +41,7 @@ from .gather import (
     vector_width,
 )
 from .ir import main_dims
-from .protocol import Decline, Lowering, NodeView, Operand, Selection
+from .protocol import Decline, FunctionLowering, NodeView, Operand, Selection
 from .scatter import parse_primfunc
 
 INDEX_DTYPES = ("int32", "int64", "float32")
@@ -326,15 +326,4 @@ def emit(bb, params, sel: OneHotSelection, mode="gpu"):
     return relax.call_tir(gv, relax.Tuple(args), out_ty=relax.TensorType([dim(x) for x in oshape], sel.dtype))
 
 
-class OneHotLowering(Lowering):
-    name = "one_hot"
-    ops = ("OneHot",)
-
-    def select(self, node):
-        return select(node)
-
-    def emit(self, bb, params, sel, mode="gpu"):
-        return emit(bb, params, sel, mode)
-
-
-ONE_HOT = OneHotLowering()
+ONE_HOT = FunctionLowering("one_hot", ["OneHot"], select, emit)

@@ -198,3 +198,21 @@ class Lowering(ABC):
     def schedule(self, sch, block, sel) -> bool:
         """A GPU schedule of `primfunc` (block: its main block); False leaves it to dlight."""
         return False
+
+
+class FunctionLowering(Lowering):
+    """A lowering made of its module's functions: `select(node)`, `emit(bb, params, sel, mode)` and,
+    where it schedules the PrimFunc `primfunc` itself, `schedule(sch, block, sel)`."""
+
+    def __init__(self, name, ops, select, emit, schedule=None, primfunc=None):
+        self.name, self.ops, self.primfunc = name, tuple(ops), primfunc
+        self._select, self._emit, self._schedule = select, emit, schedule
+
+    def select(self, node):
+        return self._select(node)
+
+    def emit(self, bb, params, sel, mode="gpu"):
+        return self._emit(bb, params, sel, mode)
+
+    def schedule(self, sch, block, sel):
+        return self._schedule(sch, block, sel) if self._schedule is not None else False

@@ -40,7 +40,7 @@ from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
 from .ir import relax_arg
-from .protocol import Decline, Lowering, NodeView, Selection
+from .protocol import Decline, FunctionLowering, NodeView, Selection
 
 DTYPES = ("float32", "float16", "bfloat16")
 THREADS = 256
@@ -267,15 +267,4 @@ def emit(bb, params, det, mode="gpu"):
 PRIMFUNC = "tpat_roi_align"
 
 
-class RoiAlignLowering(Lowering):
-    name = "roi_align"
-    ops = ("RoiAlign",)
-
-    def select(self, node):
-        return select(node)
-
-    def emit(self, bb, params, sel, mode="gpu"):
-        return emit(bb, params, sel, mode)
-
-
-ROI_ALIGN = RoiAlignLowering()
+ROI_ALIGN = FunctionLowering("roi_align", ["RoiAlign"], select, emit)

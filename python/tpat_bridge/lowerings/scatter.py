@@ -39,7 +39,7 @@ from tvm.script import tirx as T  # noqa: F401  (the TVMScript sources below nam
 from .. import dtypes
 from .ir import main_dims, relax_arg
 from .prelude import ATOMIC_DTYPES, install_cuda_postproc
-from .protocol import Decline, Lowering, NodeView, Operand, Selection
+from .protocol import Decline, FunctionLowering, NodeView, Operand, Selection
 
 REDUCTIONS = ("none", "add", "mul", "max", "min")
 # reduction "none" is a plain store: any of these element types.
@@ -346,16 +346,5 @@ def emit(bb, params, sel: ScatterSelection, mode="gpu"):
     return out
 
 
-class ScatterLowering(Lowering):
-    def __init__(self, name, op):
-        self.name, self.ops = name, (op,)
-
-    def select(self, node):
-        return select(node)
-
-    def emit(self, bb, params, sel, mode="gpu"):
-        return emit(bb, params, sel, mode)
-
-
-SCATTER_ND = ScatterLowering("scatter_nd", "ScatterND")
-SCATTER_ELEMENTS = ScatterLowering("scatter_elements", "ScatterElements")
+SCATTER_ND = FunctionLowering("scatter_nd", ["ScatterND"], select, emit)
+SCATTER_ELEMENTS = FunctionLowering("scatter_elements", ["ScatterElements"], select, emit)

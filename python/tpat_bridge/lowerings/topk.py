@@ -45,7 +45,7 @@ from tvm.script.ir_builder import tirx as T
 
 from .. import dtypes
 from .ir import Threads, lead_rows, unravel
-from .protocol import Decline, Lowering, NodeView, Selection
+from .protocol import Decline, FunctionLowering, NodeView, Selection
 
 DTYPES = dtypes.sizes(*dtypes.FLOATS, "int32")
 MAX_THREADS = 1024
@@ -546,15 +546,4 @@ def _emit_last(bb, x, det, mode="gpu"):
         keys, m, length = res, m // 2, out_len
 
 
-class TopKLowering(Lowering):
-    name = "topk"
-    ops = ("TopK",)
-
-    def select(self, node):
-        return select(node)
-
-    def emit(self, bb, params, sel, mode="gpu"):
-        return emit(bb, params, sel, mode)
-
-
-TOPK = TopKLowering()
+TOPK = FunctionLowering("topk", ["TopK"], select, emit)
