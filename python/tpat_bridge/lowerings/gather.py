@@ -32,7 +32,7 @@ from tvm import relax
 from .. import dtypes
 from .ir import main_dims, relax_arg
 from .protocol import Decline, FunctionLowering, NodeView, Operand, Selection
-from .scatter import parse_primfunc
+from .tvmscript import Script, parse_primfunc, static_factor
 
 INDEX_DTYPES = ("int32", "int64")
 MAX_THREADS = 256
@@ -45,14 +45,6 @@ INT32_LIMIT = 2**31 - 1
 
 # --------------------------------------------------------------------------------------------
 # shape helpers (dims are ints or symbol names)
-
-
-def static_factor(dims) -> int:
-    c = 1
-    for x in dims:
-        if isinstance(x, int):
-            c *= x
-    return c
 
 
 def all_static(*shapes) -> bool:
@@ -82,39 +74,6 @@ def pow2_ceil(n: int) -> int:
     while p < n:
         p *= 2
     return p
-
-
-class Script:
-    """TVMScript text of one PrimFunc: dims as per-buffer shape variables, constants in `ity`."""
-
-    def __init__(self, ity: str):
-        self.ity = ity
-        self.decls: list = []
-
-    def c(self, x) -> str:
-        return f"T.{self.ity}({x})" if isinstance(x, int) else x
-
-    def dims(self, shape, prefix) -> list:
-        out = []
-        for d, x in enumerate(shape):
-            if isinstance(x, int):
-                out.append(x)
-            else:
-                v = f"{prefix}{d}"
-                self.decls.append(f"    {v} = T.{self.ity}()")
-                out.append(v)
-        return out
-
-    def prod(self, items) -> str:
-        items = list(items)
-        const = static_factor(items)
-        syms = [x for x in items if not isinstance(x, int)]
-        terms = syms + ([self.c(const)] if const != 1 or not syms else [])
-        return "(" + " * ".join(terms) + ")" if len(terms) > 1 else terms[0]
-
-    @staticmethod
-    def shp(dims, c) -> str:
-        return "(" + ", ".join(c(x) for x in dims) + ("," if len(dims) == 1 else "") + ")"
 
 
 def wrap_clamp(raw: str, dim, s: Script, ind: str, var: str) -> list:

@@ -34,15 +34,13 @@ from .gather import (
     MAX_THREADS,
     MIN_THREADS,
     TARGET_BLOCKS,
-    Script,
     all_static,
     numel,
-    static_factor,
     vector_width,
 )
 from .ir import main_dims
 from .protocol import Decline, FunctionLowering, NodeView, Operand, Selection
-from .scatter import parse_primfunc
+from .tvmscript import Script, parse_primfunc, static_factor
 
 INDEX_DTYPES = ("int32", "int64", "float32")
 DEPTH_CHUNK = 16  # depth values per thread in the column form

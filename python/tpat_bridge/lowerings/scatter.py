@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import tvm.script
 from tvm import relax
 from tvm.script import tirx as T  # noqa: F401  (the TVMScript sources below name it)
 
@@ -40,6 +39,7 @@ from .. import dtypes
 from .ir import main_dims, relax_arg
 from .prelude import ATOMIC_DTYPES, install_cuda_postproc
 from .protocol import Decline, FunctionLowering, NodeView, Operand, Selection
+from .tvmscript import Script, parse_primfunc, static_factor
 
 REDUCTIONS = ("none", "add", "mul", "max", "min")
 # reduction "none" is a plain store: any of these element types.
@@ -51,47 +51,7 @@ THREADS = 256
 # TVMScript generation
 
 
-def _i64(x):
-    return f"T.int64({x})" if isinstance(x, int) else x
-
-
-def _prod(items):
-    items = list(items)
-    if not items:
-        return "T.int64(1)"
-    const = 1
-    syms = []
-    for x in items:
-        if isinstance(x, int):
-            const *= x
-        else:
-            syms.append(x)
-    terms = syms + ([f"T.int64({const})"] if const != 1 or not syms else [])
-    return "(" + " * ".join(terms) + ")" if len(terms) > 1 else terms[0]
-
-
-def _static_factor(items):
-    c = 1
-    for x in items:
-        if isinstance(x, int):
-            c *= x
-    return c
-
-
-def _dims(shape, prefix):
-    """shape items (int or symbol) -> TVMScript dim exprs; symbols get per-buffer vars."""
-    out, decls = [], []
-    for d, x in enumerate(shape):
-        if isinstance(x, int):
-            out.append(x)
-        else:
-            v = f"{prefix}{d}"
-            decls.append(f"    {v} = T.int64()")
-            out.append(v)
-    return out, decls
-
-
-def _header(name, dtype, idx_dtype, ddims, qdims, udims, decls, mode):
+def _header(s, name, dtype, idx_dtype, ddims, qdims, udims, mode):
     lines = [
         "@T.prim_func(private=True)",
         f"def {name}(var_data: T.handle, var_indices: T.handle, var_updates: T.handle, var_out: T.handle):",
@@ -100,30 +60,30 @@ def _header(name, dtype, idx_dtype, ddims, qdims, udims, decls, mode):
     if mode == "gpu":
         attrs = '"tirx.is_scheduled": True, ' + attrs
     lines.append(f"    T.func_attr({{{attrs}}})")
-    lines += decls
+    lines += s.decls
 
     def shp(ds):
-        return "(" + ", ".join(_i64(x) for x in ds) + ("," if len(ds) == 1 else "") + ")"
+        return Script.shp(ds, s.c)
 
     lines += [
         f'    data = T.match_buffer(var_data, {shp(ddims)}, "{dtype}")',
         f'    indices = T.match_buffer(var_indices, {shp(qdims)}, "{idx_dtype}")',
         f'    updates = T.match_buffer(var_updates, {shp(udims)}, "{dtype}")',
         f'    out = T.match_buffer(var_out, {shp(ddims)}, "{dtype}")',
-        f'    data_f = T.decl_buffer(({_prod(ddims)},), "{dtype}", data=data.data)',
-        f'    out_f = T.decl_buffer(({_prod(ddims)},), "{dtype}", data=out.data)',
-        f'    idx_f = T.decl_buffer(({_prod(qdims)},), "{idx_dtype}", data=indices.data)',
-        f'    upd_f = T.decl_buffer(({_prod(udims)},), "{dtype}", data=updates.data)',
+        f'    data_f = T.decl_buffer(({s.prod(ddims)},), "{dtype}", data=data.data)',
+        f'    out_f = T.decl_buffer(({s.prod(ddims)},), "{dtype}", data=out.data)',
+        f'    idx_f = T.decl_buffer(({s.prod(qdims)},), "{idx_dtype}", data=indices.data)',
+        f'    upd_f = T.decl_buffer(({s.prod(udims)},), "{dtype}", data=updates.data)',
     ]
     return lines
 
 
-def _copy_nest(ddims, dtype, mode):
-    total = _prod(ddims)
+def _copy_nest(s, ddims, dtype, mode):
+    total = s.prod(ddims)
     if mode == "cpu":
         return [f"    for i in T.serial({total}):", "        out_f[i] = data_f[i]"]
     vec = max(1, 16 // (dtypes.size(dtype) if dtype in dtypes.DTYPES else 4))
-    if _static_factor(ddims) % vec != 0:
+    if static_factor(ddims) % vec != 0:
         vec = 1
     if vec == 1:
         groups = total
@@ -179,8 +139,8 @@ def _scatter_loop_open(total, mode):
     )
 
 
-def _wrap_index(raw_expr, dim, var, ind):
-    d = _i64(dim)
+def _wrap_index(s, raw_expr, dim, var, ind):
+    d = s.c(dim)
     return [
         f"{ind}{var}_r = T.Cast(\"int64\", {raw_expr})",
         f"{ind}{var} = T.if_then_else({var}_r < T.int64(0), {var}_r + {d}, {var}_r)",
@@ -193,18 +153,17 @@ def scatter_nd_source(
     """TVMScript of ScatterND: out = data; out[idx[u, :]] (op)= updates[u, ...]."""
     k = idx_shape[-1]
     assert isinstance(k, int)
-    ddims, dd = _dims(data_shape, "d")
-    qdims, qd = _dims(idx_shape, "q")
-    udims, ud = _dims(upd_shape, "u")
-    lines = _header(name, dtype, idx_dtype, ddims, qdims, udims, dd + qd + ud, mode)
-    lines += _copy_nest(ddims, dtype, mode)
-    slice_ = _prod(ddims[k:])
-    n_upd = _prod(qdims[:-1])
+    s = Script("int64")
+    ddims, qdims, udims = s.dims(data_shape, "d"), s.dims(idx_shape, "q"), s.dims(upd_shape, "u")
+    lines = _header(s, name, dtype, idx_dtype, ddims, qdims, udims, mode)
+    lines += _copy_nest(s, ddims, dtype, mode)
+    slice_ = s.prod(ddims[k:])
+    n_upd = s.prod(qdims[:-1])
     # reduction none, slices a whole number of 16-byte vectors (e.g. whole rows): a thread moves one
     # vector (the slice offset and the update offset are then multiples of the width)
     vec = max(1, 16 // (dtypes.size(dtype) if dtype in dtypes.DTYPES else 4))
     # (the LLVM build for the tests takes the same path, so they check its index arithmetic)
-    if reduction != "none" or _static_factor(ddims[k:]) % vec != 0:
+    if reduction != "none" or static_factor(ddims[k:]) % vec != 0:
         vec = 1
     total = f"({n_upd} * {slice_})" if vec == 1 else f"({n_upd} * {slice_} // T.int64({vec}))"
     open_, i, ind = _scatter_loop_open(total, mode)
@@ -219,9 +178,9 @@ def scatter_nd_source(
     conds = []
     off_terms = []
     for j in range(k):
-        lines += _wrap_index(f"idx_f[s * T.int64({k}) + T.int64({j})]", ddims[j], f"x{j}", ind)
-        conds.append(f"x{j} >= T.int64(0) and x{j} < {_i64(ddims[j])}")
-        off_terms.append(f"x{j} * {_prod(ddims[j + 1 :])}")
+        lines += _wrap_index(s, f"idx_f[s * T.int64({k}) + T.int64({j})]", ddims[j], f"x{j}", ind)
+        conds.append(f"x{j} >= T.int64(0) and x{j} < {s.c(ddims[j])}")
+        off_terms.append(f"x{j} * {s.prod(ddims[j + 1 :])}")
     off = " + ".join(off_terms + ["e"])
     if conds:
         lines.append(f"{ind}if {' and '.join(conds)}:")
@@ -241,12 +200,11 @@ def scatter_elements_source(
 ):
     """TVMScript of ScatterElements: out[.., idx[p], ..] (op)= updates[p] for every position p."""
     r = len(data_shape)
-    ddims, dd = _dims(data_shape, "d")
-    qdims, qd = _dims(idx_shape, "q")
-    udims, ud = _dims(upd_shape, "u")
-    lines = _header(name, dtype, idx_dtype, ddims, qdims, udims, dd + qd + ud, mode)
-    lines += _copy_nest(ddims, dtype, mode)
-    total = _prod(qdims)
+    s = Script("int64")
+    ddims, qdims, udims = s.dims(data_shape, "d"), s.dims(idx_shape, "q"), s.dims(upd_shape, "u")
+    lines = _header(s, name, dtype, idx_dtype, ddims, qdims, udims, mode)
+    lines += _copy_nest(s, ddims, dtype, mode)
+    total = s.prod(qdims)
     open_, i, ind = _scatter_loop_open(total, mode)
     lines += open_
     # unravel i over the indices' shape (last dim fastest)
@@ -255,22 +213,18 @@ def scatter_elements_source(
         if j == 0:
             lines.append(f"{ind}c0 = {rem}")
         else:
-            lines.append(f"{ind}c{j} = {rem} % {_i64(qdims[j])}")
-            lines.append(f"{ind}t{j} = {rem} // {_i64(qdims[j])}")
+            lines.append(f"{ind}c{j} = {rem} % {s.c(qdims[j])}")
+            lines.append(f"{ind}t{j} = {rem} // {s.c(qdims[j])}")
             rem = f"t{j}"
-    lines += _wrap_index(f"idx_f[{i}]", ddims[axis], "x", ind)
+    lines += _wrap_index(s, f"idx_f[{i}]", ddims[axis], "x", ind)
     terms = []
     for j in range(r):
         c = "x" if j == axis else f"c{j}"
-        terms.append(f"{c} * {_prod(ddims[j + 1 :])}")
+        terms.append(f"{c} * {s.prod(ddims[j + 1 :])}")
     off = " + ".join(terms)
-    lines.append(f"{ind}if x >= T.int64(0) and x < {_i64(ddims[axis])}:")
+    lines.append(f"{ind}if x >= T.int64(0) and x < {s.c(ddims[axis])}:")
     lines += _update_stmt(reduction, dtype, off, f"upd_f[{i}]", mode, ind + "    ")
     return "\n".join(lines) + "\n"
-
-
-def parse_primfunc(source: str):
-    return tvm.script.from_source("# from tvm.script import tirx as T\n" + source)
 
 
 # --------------------------------------------------------------------------------------------
