@@ -224,3 +224,21 @@ def test_reference_data_are_numpys_irfft():
     got, _ = _Runner(model).run({"x": x})
     want = _want("autoformer_9_to_16", x).astype(np.float32)
     assert got[0].shape == (2, 16, 8, 1) and np.allclose(got[0], want, atol=1e-6)
+
+
+def test_reference_sizes_a_node_model_whose_output_has_no_shape():
+    """generate's node model declares the output's type only; the size check before the reference
+    run (DFT's output size follows dft_length's value) must size it through the rules, or the
+    plugin goes without reference data (`too_large: ... cannot be sized`)."""
+    from tpat_bridge.tools.reference import Infeasible, _check_output_sizes
+
+    m = onnx.ModelProto()
+    m.CopyFrom(CASES["autoformer_9_to_16"][0])
+    m.graph.output[0].type.tensor_type.ClearField("shape")
+    _check_output_sizes(m, {"x": np.zeros((2, 9, 8, 2), np.float32)}, 1 << 20)
+    with pytest.raises(Infeasible, match="too_large"):  # 2 x 16 x 8 float32 = 1 KiB
+        _check_output_sizes(m, {"x": np.zeros((2, 9, 8, 2), np.float32)}, 1000)
+    huge = _irfft_model([2, 9, 8, 2], n=2**31 - 1)
+    huge.graph.output[0].type.tensor_type.ClearField("shape")
+    with pytest.raises(Infeasible, match="too_large"):
+        _check_output_sizes(huge, {"x": np.zeros((2, 9, 8, 2), np.float32)}, 1 << 30)

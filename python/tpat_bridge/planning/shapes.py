@@ -221,7 +221,7 @@ def _rule_types(model: onnx.ModelProto) -> list:
     g = model.graph
     opset = {o.domain or "": o.version for o in model.opset_import}
     types = {vi.name: vi.type for vi in list(g.input) + list(g.value_info) + list(g.output) if vi.type.HasField("tensor_type")}
-    typed = {name for name, ty in types.items() if ty.tensor_type.elem_type != 0}
+    typed = {name for name, ty in types.items() if ty.tensor_type.elem_type != 0 and ty.tensor_type.HasField("shape")}
     typed |= {t.name for t in g.initializer}
     const = None
     added = []
@@ -237,10 +237,15 @@ def _rule_types(model: onnx.ModelProto) -> list:
             continue
         elem, dims, why = got
         vi = onnx.helper.make_tensor_value_info(node.output[0], elem, dims)
-        existing = [v for v in g.value_info if v.name == node.output[0]]
-        for v in existing:
-            g.value_info.remove(v)
-        g.value_info.append(vi)
+        declared = [v for v in g.output if v.name == node.output[0]]
+        if declared:  # a graph output declared without a shape: completed in place
+            if declared[0].type.tensor_type.elem_type not in (0, elem):
+                continue
+            declared[0].type.CopyFrom(vi.type)
+        else:
+            for v in [v for v in g.value_info if v.name == node.output[0]]:
+                g.value_info.remove(v)
+            g.value_info.append(vi)
         types[node.output[0]] = vi.type
         typed.add(node.output[0])
         added.append((node.name, node.op_type, why))
