@@ -3,10 +3,12 @@
     .venv-models/bin/python scripts/real_models/export.py [--out .real-models] [--only a,b] [--small] [--force]
 
 Each model is exported in its own process (a crash or hang costs that model only, --timeout each)
-into OUT/<name>.onnx, with OUT/<name>.json (package versions, exporter, inputs, op histogram) and
+into OUT/<name>.onnx, with OUT/<name>.json (package versions, exporter, inputs, op histogram),
 OUT/<name>.inputs.npz, the export's own example inputs (keys: the graph input names), for
 `tpat verify OUT --model --inputs` where random inputs do not fit the traced graph (the MoE models'
-routing Split sizes are baked in).
+routing Split sizes are baked in), and OUT/<name>.torch-outputs.npz, PyTorch's outputs on them
+(keys: the graph output names; `python -m tpat_bridge.tools.verify_model OUT --cpu --inputs ...
+--expected ...` compares the rewritten model with them where ONNX Runtime cannot run the original).
 A model that fails to export gets OUT/<name>.failed.json with the error instead, and is retried
 on the next run. Runs in the models venv (scripts/real_models/requirements.lock).
 """
@@ -46,6 +48,8 @@ def export_one(name: str, out: Path) -> dict:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".onnx", dir=out)
     os.close(fd)
     tmp = Path(tmp_name)
+    with torch.no_grad():  # PyTorch's own outputs on the example inputs, before the export traces it
+        flat = _flatten(module(*inputs))
     try:
         with torch.no_grad():
             if spec.exporter == "dynamo":
@@ -101,14 +105,34 @@ def export_one(name: str, out: Path) -> dict:
         graph_inputs = {i.name for i in model.graph.input} - {t.name for t in model.graph.initializer}
         kept = [(n, t) for n, t in zip(input_names, inputs) if n in graph_inputs]  # unused ones are dropped
         meta["inputs_npz"] = _save_inputs(out / f"{name}.inputs.npz", kept)
+        outs = [o.name for o in model.graph.output]
+        if len(flat) == len(outs):
+            meta["torch_outputs_npz"] = _save_inputs(out / f"{name}.torch-outputs.npz", list(zip(outs, flat)))
+        else:
+            meta["torch_outputs_npz"] = None
+            meta["torch_outputs_note"] = f"{len(flat)} tensors from PyTorch, {len(outs)} graph outputs: not saved"
         os.replace(tmp, out / f"{name}.onnx")
         return meta
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def _flatten(value) -> list:
+    """The tensors of a module's result (tensor, tuple/list, dict, ModelOutput) in order."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _flatten(v)]
+    return []
+
+
 def _save_inputs(path: Path, named) -> str:
-    """The export's example inputs as an .npz keyed by graph input name (written, then moved into place)."""
+    """Tensors as an .npz keyed by graph input (or output) name (written, then moved into place):
+    the export's example inputs, and PyTorch's outputs on them."""
     import numpy as np
 
     arrays = {n: t.detach().cpu().numpy() for n, t in named}
