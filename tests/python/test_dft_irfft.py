@@ -160,7 +160,10 @@ def _chain(opset=18, n=16, last=2, axis=1):
 def _types(model):
     g = model.graph
     return {
-        vi.name: (vi.type.tensor_type.elem_type, [d.dim_value or d.dim_param or None for d in vi.type.tensor_type.shape.dim])
+        vi.name: (
+            vi.type.tensor_type.elem_type,
+            [d.dim_value or d.dim_param or None for d in vi.type.tensor_type.shape.dim],
+        )
         for vi in list(g.value_info) + list(g.output)
         if vi.type.tensor_type.elem_type
     }
@@ -212,7 +215,12 @@ def test_bridge_infer_shapes_reports_the_chain(tmp_path):
     onnx.save(_chain(), str(p))
     res = infer_shapes({"model_path": str(p)})
     by = {t["name"]: t for t in res["tensors"]}
-    assert by["y"]["dtype"] == "float32" and [d.get("value", d.get("param")) for d in by["y"]["shape"]] == ["B", 16, 8, 1]
+    assert by["y"]["dtype"] == "float32" and [d.get("value", d.get("param")) for d in by["y"]["shape"]] == [
+        "B",
+        16,
+        8,
+        1,
+    ]
     assert [d.get("value", d.get("param")) for d in by["out"]["shape"]] == ["B", 16, 8]
 
 

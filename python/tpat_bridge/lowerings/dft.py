@@ -127,7 +127,9 @@ class DFTSelection(Selection):
         return self.inverse and self.onesided and not self.stft
 
     def describe(self) -> str:
-        flags = "irfft " if self.irfft else ("inverse " if self.inverse else "") + ("onesided " if self.onesided else "")
+        flags = (
+            "irfft " if self.irfft else ("inverse " if self.inverse else "") + ("onesided " if self.onesided else "")
+        )
         op = "stft" if self.stft else "dft"
         where = f"frame_step={self.step}, frames={self.frames}" if self.stft else f"axis={self.axis}"
         head = f"{op} ({flags}{where}, n={self.n}, "

@@ -220,7 +220,11 @@ def _rule_types(model: onnx.ModelProto) -> list:
     """Adds value_info for the untyped outputs of nodes a rule covers; returns [(node, op, why)]."""
     g = model.graph
     opset = {o.domain or "": o.version for o in model.opset_import}
-    types = {vi.name: vi.type for vi in list(g.input) + list(g.value_info) + list(g.output) if vi.type.HasField("tensor_type")}
+    types = {
+        vi.name: vi.type
+        for vi in list(g.input) + list(g.value_info) + list(g.output)
+        if vi.type.HasField("tensor_type")
+    }
     typed = {name for name, ty in types.items() if ty.tensor_type.elem_type != 0 and ty.tensor_type.HasField("shape")}
     typed |= {t.name for t in g.initializer}
     const = None
