@@ -490,7 +490,8 @@ def dft(r):
         return (torch.view_as_real(y.contiguous()).to(x.dtype),)
 
     kind = "irfft" if inverse and onesided else "ifft" if inverse else "rfft/fft" if onesided else "fft"
-    return f, f"torch.fft.{kind}(dim={axis}) on float32, torch.view_as_real"
+    tail = "unsqueeze(-1)" if inverse and onesided else "torch.view_as_real"
+    return f, f"torch.fft.{kind}(dim={axis}) on float32, {tail}"
 
 
 def stft(r):
