@@ -17,6 +17,9 @@ Run: .venv/bin/python -m pytest tests/python/test_dft_irfft.py
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from onnx import TensorProto as TP
 from onnx import helper as h
 from onnx import numpy_helper
 
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lowering_harness import lowered_plan, run_llvm  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
@@ -132,11 +136,11 @@ def _chain(opset=18, n=16, last=2, axis=1):
     """autoformer's pattern: rfft of [2, 16, 8, 1] on axis 1, the product's irfft with dft_length,
     Slice [0:1] on the last axis, Squeeze: ONNX 1.20 leaves y, s and out untyped."""
     nodes = [
-        h.make_node("DFT", ["x", "len16"], ["f"], axis=1, onesided=1),
-        h.make_node("Mul", ["f", "f"], ["p"]),
-        h.make_node("DFT", ["p", "len"], ["y"], axis=axis, inverse=1, onesided=1),
-        h.make_node("Slice", ["y", "zero", "one", "minus1"], ["s"]),
-        h.make_node("Squeeze", ["s", "minus1"], ["out"]),
+        h.make_node("DFT", ["x", "len16"], ["f"], name="rfft", axis=1, onesided=1),
+        h.make_node("Mul", ["f", "f"], ["p"], name="mul"),
+        h.make_node("DFT", ["p", "len"], ["y"], name="irfft", axis=axis, inverse=1, onesided=1),
+        h.make_node("Slice", ["y", "zero", "one", "minus1"], ["s"], name="slice"),
+        h.make_node("Squeeze", ["s", "minus1"], ["out"], name="squeeze"),
     ]
     inits = [
         numpy_helper.from_array(np.array(16, np.int64), "len16"),
@@ -250,3 +254,41 @@ def test_reference_sizes_a_node_model_whose_output_has_no_shape():
     huge.graph.output[0].type.tensor_type.ClearField("shape")
     with pytest.raises(Infeasible, match="too_large"):
         _check_output_sizes(huge, {"x": np.zeros((2, 9, 8, 2), np.float32)}, 1 << 30)
+
+
+def test_generate_converts_the_irfft_of_the_chain_and_the_model_still_computes_it(tmp_path):
+    """End to end on the synthetic chain (what stopped autoformer: `extraction_failed`): generate
+    extracts and converts the irfft node (reference data and the CPU cross-check included), and
+    the rewritten model, the plugin through its LLVM build and the rest through ONNX Runtime,
+    gives numpy's result (ONNX Runtime 1.24 cannot load the original: --expected)."""
+    tpat = ROOT / ".build" / "debug" / "tpat"
+    if not tpat.exists():
+        pytest.fail(f"{tpat} is missing: run `swift build` (make test builds it)")
+    from tpat_bridge.tools import verify_model as vm
+
+    model = tmp_path / "chain.onnx"
+    onnx.save(_chain(), str(model))
+    out = tmp_path / "out"
+    env = {**os.environ, "TPAT_HOME": os.environ.get("TPAT_HOME", str(ROOT))}
+    r = subprocess.run(
+        [str(tpat), "generate", str(model), "--nodes", "irfft", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads((out / "tpat-generate.json").read_text())
+    (plugin,) = report["plugins"]
+    assert plugin["nodes"] == ["irfft"] and plugin["lowering"] == "dft" and plugin["referenceCases"] >= 1, plugin
+    assert "cross_check" not in r.stdout + r.stderr and "no reference data" not in r.stdout + r.stderr
+    x = np.random.default_rng(7).standard_normal((3, 16, 8, 1)).astype(np.float32)
+    f = np.fft.rfft(x[..., 0].astype(np.float64), n=16, axis=1)
+    f = np.stack([f.real, f.imag], -1) ** 2  # Mul(f, f): elementwise on the (re, im) pairs
+    want = np.fft.irfft(f[..., 0] + 1j * f[..., 1], n=16, axis=1).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    np.savez(tmp_path / "want.npz", out=want)
+    res = vm.verify_model(
+        str(out), cpu=True, inputs=str(tmp_path / "x.npz"), expected=str(tmp_path / "want.npz"), original=str(model)
+    )
+    assert res["ok"] and res["pluginNodes"] == 1, res
