@@ -10,7 +10,9 @@ generate could not extract the nodes (`extraction_failed`, `unknown_rank`); ONNX
     out-of-range values give no type;
   * the DFT lowering's irfft plans (every strategy), compiles with nvcc for sm_90 and, built for
     LLVM, matches numpy.fft.irfft in float64 (2e-6 relative for float32);
-  * generate's reference data for such a node are numpy's irfft.
+  * generate's reference data for such a node are numpy's irfft, sized before the run;
+  * end to end: `tpat generate --nodes irfft` on the chain converts it, and the rewritten model
+    (plugin on LLVM, the rest in ONNX Runtime) gives numpy's result.
 
 Run: .venv/bin/python -m pytest tests/python/test_dft_irfft.py
 """
