@@ -3,8 +3,8 @@
 # the tpat binary with the Swift runtime libraries it links, the generated OUT folders given as
 # arguments (copied to .gpu/outs/<name>; an OUT named `gen` is named after its parent, as
 # out/real-models/<model>/gen), each OUT's original model (the `model` path in its
-# tpat-generate.json, copied to .gpu/models/<name>/, for `tpat verify OUT --model`), and TensorRT
-# headers when TensorRT_ROOT is set.
+# tpat-generate.json, copied to .gpu/models/<name>/, for `tpat verify OUT --model`; with
+# <model>.inputs.npz beside it when the model has one), and TensorRT headers when TensorRT_ROOT is set.
 #   scripts/device/pack.sh [--budget MIB] [--real-models DIR] OUT...
 #     --real-models DIR  also every DIR/<model>/gen that holds plugins (`make real-models` output),
 #                        smallest first
@@ -58,6 +58,8 @@ for out in "${outs[@]}"; do
   cp -a "$out" ".gpu/outs/$name" && rm -rf ".gpu/outs/$name/plugins/build"
   if [ -f "$model" ]; then
     mkdir -p ".gpu/models/$name" && cp "$model" ".gpu/models/$name/"
+    inputs="${model%.onnx}.inputs.npz"  # the exporter's example inputs (scripts/real_models/export.py)
+    [ -f "$inputs" ] && cp "$inputs" ".gpu/models/$name/"
   else
     echo "note: $name: the original model $model is not here (verify_models.sh will skip it)" >&2
   fi

@@ -2,7 +2,7 @@
 # Whole-model proof on the GPU machine (issue 14 item 6): for every OUT packed by
 # scripts/device/pack.sh (.gpu/outs/<name>, the original model in .gpu/models/<name>/), builds the
 # plugins for sm_90 (`tpat build`, skipped when plugins/build/libtpat_kernels.so is there) and runs
-#   tpat verify OUT --model --original MODEL
+#   tpat verify OUT --model --original MODEL [--inputs MODEL_STEM.inputs.npz when packed]
 # (TPAT's plugins through their launchers on the GPU, every other node through ONNX Runtime, against
 # ONNX Runtime on the original). Logs go to $OUT (the device tool's output folder) or .gpu/logs:
 # verify-models.log (one line per model: PASS / FAIL / BUILD_FAILED / NO_MODEL / ERROR), and
@@ -54,8 +54,9 @@ for name in "${names[@]}"; do
       echo "BUILD_FAILED  $name (build-$name.log)" | tee -a "$summary"; tail -20 "$logs/build-$name.log"; rc=1; continue
     fi
   fi
+  inputs=(); [ -f "${model%.onnx}.inputs.npz" ] && inputs=(--inputs "${model%.onnx}.inputs.npz")
   t0=$(date +%s)
-  "$tpat" verify "$out" --model "${cpu[@]}" --original "$model" > "$logs/verify-model-$name.log" 2>&1
+  "$tpat" verify "$out" --model "${cpu[@]}" --original "$model" "${inputs[@]}" > "$logs/verify-model-$name.log" 2>&1
   status=$?
   secs=$(( $(date +%s) - t0 ))
   log="$logs/verify-model-$name.log"

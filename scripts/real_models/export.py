@@ -3,7 +3,12 @@
     .venv-models/bin/python scripts/real_models/export.py [--out .real-models] [--only a,b] [--small] [--force]
 
 Each model is exported in its own process (a crash or hang costs that model only, --timeout each)
-into OUT/<name>.onnx, with OUT/<name>.json (package versions, exporter, inputs, op histogram).
+into OUT/<name>.onnx, with OUT/<name>.json (package versions, exporter, inputs, op histogram),
+OUT/<name>.inputs.npz, the export's own example inputs (keys: the graph input names), for
+`tpat verify OUT --model --inputs` where random inputs do not fit the traced graph (the MoE models'
+routing Split sizes are baked in), and OUT/<name>.torch-outputs.npz, PyTorch's outputs on them
+(keys: the graph output names; `python -m tpat_bridge.tools.verify_model OUT --cpu --inputs ...
+--expected ...` compares the rewritten model with them where ONNX Runtime cannot run the original).
 A model that fails to export gets OUT/<name>.failed.json with the error instead, and is retried
 on the next run. Runs in the models venv (scripts/real_models/requirements.lock).
 """
@@ -43,6 +48,8 @@ def export_one(name: str, out: Path) -> dict:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".onnx", dir=out)
     os.close(fd)
     tmp = Path(tmp_name)
+    with torch.no_grad():  # PyTorch's own outputs on the example inputs, before the export traces it
+        flat = _flatten(module(*inputs))
     try:
         with torch.no_grad():
             if spec.exporter == "dynamo":
@@ -95,10 +102,48 @@ def export_one(name: str, out: Path) -> dict:
             "bytes": tmp.stat().st_size,
             "export_seconds": round(time.time() - t0, 1),
         }
+        graph_inputs = {i.name for i in model.graph.input} - {t.name for t in model.graph.initializer}
+        kept = [(n, t) for n, t in zip(input_names, inputs) if n in graph_inputs]  # unused ones are dropped
+        meta["inputs_npz"] = _save_inputs(out / f"{name}.inputs.npz", kept)
+        outs = [o.name for o in model.graph.output]
+        if len(flat) == len(outs):
+            meta["torch_outputs_npz"] = _save_inputs(out / f"{name}.torch-outputs.npz", list(zip(outs, flat)))
+        else:
+            meta["torch_outputs_npz"] = None
+            meta["torch_outputs_note"] = f"{len(flat)} tensors from PyTorch, {len(outs)} graph outputs: not saved"
         os.replace(tmp, out / f"{name}.onnx")
         return meta
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _flatten(value) -> list:
+    """The tensors of a module's result (tensor, tuple/list, dict, ModelOutput) in order."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _flatten(v)]
+    return []
+
+
+def _save_inputs(path: Path, named) -> str:
+    """Tensors as an .npz keyed by graph input (or output) name (written, then moved into place):
+    the export's example inputs, and PyTorch's outputs on them."""
+    import numpy as np
+
+    arrays = {n: t.detach().cpu().numpy() for n, t in named}
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp_name, path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    return path.name
 
 
 def _fold_with_onnxruntime(path: Path) -> None:
@@ -152,7 +197,7 @@ def main() -> int:
     failed = 0
     for name in names:
         onnx_path, meta_path = out / f"{name}.onnx", out / f"{name}.json"
-        if onnx_path.exists() and meta_path.exists() and not args.force:
+        if onnx_path.exists() and meta_path.exists() and (out / f"{name}.inputs.npz").exists() and not args.force:
             print(f"{name}: cached ({onnx_path})")
             continue
         t0 = time.time()

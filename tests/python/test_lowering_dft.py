@@ -12,7 +12,8 @@ Grid: n in {1, 2, 3, 5, 7, 8, 12, 16, 96, 97 (prime), 720, 1000, 1024, 4096, 819
 real and complex input, onesided, inverse, every allowed axis (negative too, non-last with dims
 after it), opset 17's attribute and opset 20's input, dft_length shorter and longer than the signal,
 float32 / float16 / float64 (bfloat16: nvcc only, LLVM cannot run it), a symbolic batch dim.
-Declined: inverse with onesided, a runtime dft_length, a runtime axis.
+Declined: inverse with onesided declared with a complex output (IRFFT's output ends in 1:
+tests/python/test_dft_irfft.py), a runtime dft_length, a runtime axis.
 
 Tolerances, as max |got - want| / max(1, max |want|): float32 2e-6 (the FFT's error grows like
 log n; the old O(n) sum needed 2e-3 at n = 256), float64 1e-12, float16 1e-3 (the output's

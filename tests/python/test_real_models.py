@@ -83,10 +83,9 @@ def test_table_escapes_what_comes_from_the_model():
 
 
 @pytest.fixture(scope="module")
-def small_results(tmp_path_factory):
+def small_exports():
     if os.environ.get("TPAT_SKIP_REAL_MODELS") == "1":
         pytest.skip("TPAT_SKIP_REAL_MODELS=1")
-    assert TPAT.exists(), f"{TPAT} missing: swift build first"
     p = subprocess.run(["make", "-s", "models-venv"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
     if p.returncode != 0:
         tail = " ".join((p.stdout + p.stderr).strip().splitlines()[-3:])
@@ -106,6 +105,13 @@ def small_results(tmp_path_factory):
         timeout=1800,
     )
     assert p.returncode == 0, p.stdout + p.stderr
+    return models
+
+
+@pytest.fixture(scope="module")
+def small_results(small_exports, tmp_path_factory):
+    assert TPAT.exists(), f"{TPAT} missing: swift build first"
+    models = small_exports
     out = tmp_path_factory.mktemp("real_models")
     p = subprocess.run(
         [
@@ -157,3 +163,27 @@ def test_small_suite_covers_each_outcome_path(small_results):
     outcomes = {r["model"]: r["outcome"] for r in results["models"]}
     assert "plugins" in outcomes.values(), outcomes
     assert "nothing_to_do" in outcomes.values() or "blocked" in outcomes.values(), outcomes
+
+
+def test_exports_keep_their_inputs_and_pytorchs_outputs(small_exports):
+    """export.py saves the example inputs (keys: the graph's inputs) and PyTorch's outputs on them
+    (keys: the graph's outputs), and ONNX Runtime on the exported model with those inputs gives
+    PyTorch's outputs: what `tpat verify --model --inputs` (and `--expected`) rely on."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    for name in runner._small_names():
+        model = onnx.load(str(small_exports / f"{name}.onnx"))
+        inits = {t.name for t in model.graph.initializer}
+        with np.load(small_exports / f"{name}.inputs.npz", allow_pickle=False) as z:
+            feeds = {k: z[k] for k in z.files}
+        with np.load(small_exports / f"{name}.torch-outputs.npz", allow_pickle=False) as z:
+            want = {k: z[k] for k in z.files}
+        assert sorted(feeds) == sorted(i.name for i in model.graph.input if i.name not in inits), name
+        assert sorted(want) == sorted(o.name for o in model.graph.output), name
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        for o, got in zip(sess.get_outputs(), sess.run(None, feeds)):
+            w = want[o.name]
+            assert got.shape == w.shape, (name, o.name)
+            assert np.allclose(got, w, rtol=1e-3, atol=1e-4), (name, o.name, float(np.abs(got - w).max()))

@@ -75,3 +75,31 @@ def test_cli_exit_codes(demo_out, tmp_path):
         cmd + ["--original", str(tmp_path / "nope.onnx")], capture_output=True, text=True, env=env, timeout=600
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+
+
+def test_expected_outputs_replace_the_original_run(demo_out, tmp_path):
+    """--expected: the graph outputs compared with given arrays (PyTorch's, for a model ONNX Runtime
+    cannot load) instead of ONNX Runtime's run of the original; a wrong array fails on its output,
+    a missing one is an input error."""
+    import onnx
+
+    orig = onnx.load(str(ROOT / "examples" / "demo.onnx"))
+    feeds = vm.make_inputs(orig, None, 2, 0)
+    want = vm.run_original(orig, feeds)
+    outs = [o.name for o in orig.graph.output]
+    inputs = tmp_path / "in.npz"
+    np.savez(inputs, **feeds)
+    good = tmp_path / "good.npz"
+    np.savez(good, **{k: want[k] for k in outs})
+    kw = dict(cpu=True, original=str(ROOT / "examples" / "demo.onnx"), inputs=str(inputs))
+    r = vm.verify_model(str(demo_out), expected=str(good), **kw)
+    assert r["ok"] and "--expected" in r["mode"] and r["tensorsCompared"] == len(outs), r
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **{k: (want[k] + 1 if k == "warped_mean" else want[k]) for k in outs})
+    r = vm.verify_model(str(demo_out), expected=str(bad), **kw)
+    assert not r["ok"] and r["firstMismatch"]["tensor"] == "warped_mean"
+    assert [o["name"] for o in r["outputs"] if not o["ok"]] == ["warped_mean"]
+    short = tmp_path / "short.npz"
+    np.savez(short, **{k: want[k] for k in outs[:1]})
+    with pytest.raises(vm.VerifyError, match="no array for the graph output"):
+        vm.verify_model(str(demo_out), expected=str(short), **kw)

@@ -34,8 +34,13 @@ Strategies (`_plan`, recorded in describe()):
              four-step FFTs through two workspaces);
   direct     only for a symbolic dim between the axis and the last one, n <= MAX_DIRECT_LENGTH:
              the definition as a dlight-scheduled TE sum, O(n) per bin.
-dft_length and axis must be constants; inverse with onesided (not defined by ONNX Runtime) is
-declined.
+dft_length and axis must be constants. Inverse with onesided is the IRFFT of ONNX 1.21's DFT text
+(onnx/onnx#7574; torch.onnx's export of torch.fft.irfft): a one-sided complex spectrum in, the real
+signal of length dft_length (default 2 (L - 1)) out, last dim 1. It loads the Hermitian extension
+(bin i < n/2 + 1: X_i, else conj(X_{n-i}); bins past the input's L are 0, as numpy.fft.irfft
+pads/crops to n/2 + 1) into the same complex inverse FFT and stores its real part: the imaginary
+parts of X_0 and X_{n/2} drop out, as in numpy. ONNX 1.20's shape inference and ONNX Runtime 1.24
+reject that node; planning types it (planning/shapes.py) and its reference data are numpy's irfft.
 """
 
 from __future__ import annotations
@@ -92,7 +97,7 @@ class DFTSelection(Selection):
     axis: int  # the signal axis (normalized, never the last)
     n: int  # dft_length (STFT: frame_length)
     length: int  # the signal's length on `axis`
-    k: int  # output bins (n, or n // 2 + 1 when onesided)
+    k: int  # output bins (n, or n // 2 + 1 when onesided; irfft: n real points)
     inverse: bool
     onesided: bool
     complex: bool  # the input's last dim is 2 (else 1: real)
@@ -116,8 +121,15 @@ class DFTSelection(Selection):
     def workspaces(self) -> int:
         return {"fourstep": 1, "bluestein4": 2}.get(self.kind, 0)
 
+    @property
+    def irfft(self) -> bool:
+        """Inverse and onesided: one-sided complex spectrum in, n real points out (last dim 1)."""
+        return self.inverse and self.onesided and not self.stft
+
     def describe(self) -> str:
-        flags = ("inverse " if self.inverse else "") + ("onesided " if self.onesided else "")
+        flags = (
+            "irfft " if self.irfft else ("inverse " if self.inverse else "") + ("onesided " if self.onesided else "")
+        )
         op = "stft" if self.stft else "dft"
         where = f"frame_step={self.step}, frames={self.frames}" if self.stft else f"axis={self.axis}"
         head = f"{op} ({flags}{where}, n={self.n}, "
@@ -225,17 +237,20 @@ def select(n: NodeView) -> DFTSelection | Decline:
     length = xshape[axis]
     if not isinstance(length, int) or not 1 <= length < 2**31:
         return Decline("the signal axis must be static (and below 2^31)")
-    size = length
+    inverse, onesided = int(n.attr("inverse", 0)), int(n.attr("onesided", 0))
+    irfft = bool(inverse and onesided)
+    if irfft and xshape[-1] != 2:
+        return Decline("inverse with onesided (irfft) needs a complex input")
+    size = 2 * (length - 1) if irfft else length  # ONNX 1.21: irfft's default length
     if len(ops) > 1 and not ops[1].is_absent:
         size = _const_int(ops[1], "DFT's dft_length")
         if size is None:
             return Decline("dft_length must be a constant scalar")
     if not 1 <= size < 2**31:
         return Decline(f"dft_length {size}")
-    inverse, onesided = int(n.attr("inverse", 0)), int(n.attr("onesided", 0))
-    if inverse and onesided:
-        return Decline("inverse with onesided")
-    k = size // 2 + 1 if onesided else size
+    if irfft and n.outputs[0].get("shape") and n.outputs[0]["shape"][-1] not in (1, None):
+        return Decline("irfft's output must end in 1 (a real signal)")
+    k = size if irfft else size // 2 + 1 if onesided else size
     mid = xshape[axis + 1 : -1]
     inner = 1
     plan = None
@@ -248,6 +263,8 @@ def select(n: NodeView) -> DFTSelection | Decline:
         plan = _plan(dtype, size, transforms, inner, real=xshape[-1] == 1)
         if plan is None:
             return Decline(f"dft_length {size}: longer than the four-step FFT's {shared_points(dtype) * 4096} points")
+    elif irfft:
+        return Decline("irfft with a symbolic dim between the axis and the last one")
     elif size > MAX_DIRECT_LENGTH:
         return Decline(f"a symbolic dim between the axis and the last one, and n = {size} > {MAX_DIRECT_LENGTH}")
     return DFTSelection(
@@ -711,6 +728,7 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
     dtype, acc = det.dtype, _acc(det.dtype)
     n, K, L, inner = det.n, det.k, det.length, det.inner
     c_in = 2 if det.complex else 1
+    c_out = 1 if det.irfft else 2
     sign = 1.0 if det.inverse else -1.0
     cap = shared_points(dtype)
     i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
@@ -722,7 +740,7 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
     else:
         total = outer * i64(inner)
         xlen = outer * i64(L * inner * c_in)
-    olen = total * i64(K * 2)
+    olen = total * i64(K * c_out)
     flat = {}
 
     def declare():  # flat views, declared inside every kernel's builder
@@ -736,8 +754,18 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
             flat[f"k{j}"] = T.decl_buffer([total * i64(det.m * 2)], acc, data=wk.data)
 
     def signal(u, i):
-        """(re, im, ok) of point i (int32/int64) of transform u: zero past min(L, n)."""
+        """(re, im, ok) of point i (int32/int64) of transform u: zero past min(L, n). irfft: point i
+        of the Hermitian extension, X_i below n/2 + 1, else conj(X_{n-i}); zero past L."""
         i = tirx.Cast("int64", i)
+        if det.irfft:
+            half = n // 2 + 1
+            mirror = i >= i64(half)
+            src = tirx.Select(mirror, i64(n) - i, i)
+            ok = tirx.all(i < i64(n), src < i64(min(L, half)))
+            o, q = u // i64(inner), u % i64(inner)
+            addr = tirx.Select(ok, ((o * i64(L) + src) * i64(inner) + q) * i64(2), i64(0))
+            re, im = cast(flat["x"][addr]), cast(flat["x"][addr + i64(1)])
+            return re, tirx.Select(mirror, fa(0.0) - im, im), ok
         ok = i < i64(min(L, n))
         if det.stft:
             o, f = u // i64(det.frames), u % i64(det.frames)
@@ -760,8 +788,8 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
             addr = (u * i64(K) + k) * i64(2)
         else:
             o, q = u // i64(inner), u % i64(inner)
-            addr = ((o * i64(K) + k) * i64(inner) + q) * i64(2)
-        for part, v in ((0, re), (1, im)):
+            addr = ((o * i64(K) + k) * i64(inner) + q) * i64(c_out)
+        for part, v in ((0, re), (1, im))[:c_out]:
             v = v * fa(scale) if scale != 1.0 else v
             T.buffer_store(flat["o"], v if acc == dtype else tirx.Cast(dtype, v), [addr + i64(part)])
 
@@ -914,7 +942,7 @@ def _fft_stage(det, mode):
             outer = tirx.const(1, "int64")
             for d in xt.shape[: det.axis]:
                 outer = outer * d
-            oshape = list(xt.shape[:-1]) + [2]
+            oshape = list(xt.shape[:-1]) + [1 if det.irfft else 2]
             oshape[det.axis] = det.k
             total = outer * det.inner
         shapes = [oshape] + [[total, det.m * 2]] * det.workspaces

@@ -112,13 +112,22 @@ def _without_malformed_constants(model: onnx.ModelProto, warnings: list) -> onnx
 
 
 def infer_model(model: onnx.ModelProto, data_prop: bool = True):
-    """Returns (inferred model, warnings). Models over 2 GB are inferred from disk without data propagation."""
+    """Returns (inferred model, warnings). Models over 2 GB are inferred from disk without data
+    propagation. Where ONNX's inference leaves a node's outputs untyped and TPAT has a rule for
+    that node (`_RULES`), the rule's types are added and ONNX's inference runs again, so that the
+    nodes after it are typed too."""
     warnings = []
     model = _without_malformed_constants(model, warnings)
     try:
         if model.ByteSize() > _TWO_GB:
             raise BridgeError("model", "model over 2 GB: run shape inference from path")
         inferred = shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=data_prop)
+        for _ in range(_MAX_RULE_ROUNDS):
+            added = _rule_types(inferred)
+            if not added:
+                break
+            warnings += [f"node {name!r} ({op}): output types from TPAT's {op} rule: {why}" for name, op, why in added]
+            inferred = shape_inference.infer_shapes(inferred, check_type=False, strict_mode=False, data_prop=data_prop)
     except BridgeError:
         raise
     except Exception as e:  # noqa: BLE001
@@ -127,6 +136,124 @@ def infer_model(model: onnx.ModelProto, data_prop: bool = True):
         )
         inferred = model
     return inferred, warnings
+
+
+# ---------------------------------------------------------------- TPAT's own type rules
+# For nodes ONNX's installed shape inference leaves untyped although their types follow from the
+# model. Each rule: (node, types: name -> TypeProto, const: name -> ndarray | None, opset) ->
+# (elem_type, dims, why) or None; dims: a list of int | str (symbol) | None (unknown), or None
+# for an unknown rank. Rules read only the node's attributes, its inputs' types and small
+# integer constants, and give up (None) on anything out of range: the model is not trusted.
+
+_MAX_RULE_ROUNDS = 64  # each round types at least one more node; a chain of more stays open
+_MAX_DIM = 2**62
+
+
+def _dft_rule(node, types, const, opset):
+    """DFT with inverse=1 and onesided=1 (IRFFT): ONNX 1.20's inference refuses the pair ("cannot be
+    enabled at the same time"); ONNX 1.21 (onnx/onnx#7574) defines it, and torch.onnx exports
+    torch.fft.irfft that way: input [..., L, ..., 2] -> output [..., n, ..., 1], n = dft_length,
+    else 2 (L - 1); same element type."""
+    attrs = {a.name: a.i for a in node.attribute if a.type == onnx.AttributeProto.INT}
+    if not (attrs.get("inverse", 0) and attrs.get("onesided", 0)) or not node.input or node.input[0] not in types:
+        return None
+    t = types[node.input[0]].tensor_type
+    if not t.HasField("shape") or t.elem_type == 0:
+        return None
+    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+    r = len(dims)
+    if r < 2 or dims[-1] not in (2, None):
+        return None
+    out = list(dims[:-1]) + [1]
+    if opset >= 20:
+        axis = -2
+        if len(node.input) > 2 and node.input[2]:
+            a = const(node.input[2])
+            if a is None:  # a runtime axis: the rank and the last dim only
+                return t.elem_type, [None] * (r - 1) + [1], "inverse onesided (IRFFT), runtime axis"
+            axis = a
+    else:
+        axis = attrs.get("axis", 1)
+    if not -r <= axis < r or axis % r == r - 1:
+        return None
+    axis %= r
+    n = None
+    if len(node.input) > 1 and node.input[1]:
+        n = const(node.input[1])
+        if n is not None and not 1 <= n < _MAX_DIM:
+            return None
+    elif isinstance(dims[axis], int):
+        n = 2 * (dims[axis] - 1)
+        if n < 1:
+            return None
+    out[axis] = n
+    return t.elem_type, out, "inverse onesided (IRFFT, ONNX 1.21): a real signal of dft_length points"
+
+
+_RULES = {("", "DFT"): _dft_rule}
+
+
+def _scalar_int(model):
+    """name -> its value, for scalar (or one-element) int32/int64 constants: initializers and Constant nodes."""
+    tensors = {t.name: t for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and n.output:
+            for a in n.attribute:
+                if a.name == "value" and a.HasField("t"):
+                    tensors[n.output[0]] = a.t
+
+    def get(name):
+        t = tensors.get(name)
+        if t is None or t.data_type not in (onnx.TensorProto.INT32, onnx.TensorProto.INT64):
+            return None
+        if len(t.dims) > 1 or (t.dims and t.dims[0] != 1) or payload_problem(t):
+            return None
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            return None
+        v = onnx.numpy_helper.to_array(t).reshape(-1)
+        return int(v[0]) if v.size == 1 else None
+
+    return get
+
+
+def _rule_types(model: onnx.ModelProto) -> list:
+    """Adds value_info for the untyped outputs of nodes a rule covers; returns [(node, op, why)]."""
+    g = model.graph
+    opset = {o.domain or "": o.version for o in model.opset_import}
+    types = {
+        vi.name: vi.type
+        for vi in list(g.input) + list(g.value_info) + list(g.output)
+        if vi.type.HasField("tensor_type")
+    }
+    typed = {name for name, ty in types.items() if ty.tensor_type.elem_type != 0 and ty.tensor_type.HasField("shape")}
+    typed |= {t.name for t in g.initializer}
+    const = None
+    added = []
+    for node in g.node:
+        rule = _RULES.get((node.domain or "", node.op_type))
+        if rule is None or not node.output or all(not o or o in typed for o in node.output):
+            continue
+        if len(node.output) != 1 or not node.output[0]:
+            continue
+        const = const or _scalar_int(model)
+        got = rule(node, types, const, opset.get(node.domain or "", 1))
+        if got is None:
+            continue
+        elem, dims, why = got
+        vi = onnx.helper.make_tensor_value_info(node.output[0], elem, dims)
+        declared = [v for v in g.output if v.name == node.output[0]]
+        if declared:  # a graph output declared without a shape: completed in place
+            if declared[0].type.tensor_type.elem_type not in (0, elem):
+                continue
+            declared[0].type.CopyFrom(vi.type)
+        else:
+            for v in [v for v in g.value_info if v.name == node.output[0]]:
+                g.value_info.remove(v)
+            g.value_info.append(vi)
+        types[node.output[0]] = vi.type
+        typed.add(node.output[0])
+        added.append((node.name, node.op_type, why))
+    return added
 
 
 def infer_shapes(request: dict) -> dict:

@@ -765,6 +765,7 @@ _PLAIN_RANDOM = {
     "Resize",
     "Upsample",
     "Col2Im",
+    "DFT",
     "CumSum",
     "LayerNormalization",
     "Einsum",
@@ -1167,6 +1168,39 @@ def _run_spectral_f64(runner, feeds):
     return [np.asarray(o).astype(np.float32) for o in runner._twin.run(None, _widened(feeds))]
 
 
+def _irfft(model):
+    """DFT with inverse=1 and onesided=1 (IRFFT, defined by ONNX 1.21; ONNX Runtime 1.24 refuses it)."""
+    n = model.graph.node[0]
+    if n.op_type != "DFT" or not model.graph.input:
+        return False
+    attrs = {a.name: a.i for a in n.attribute}
+    return bool(attrs.get("inverse", 0) and attrs.get("onesided", 0))
+
+
+def _run_irfft(runner, feeds):
+    """numpy.fft.irfft in float64 (ONNX 1.21's reference implementation does the same), rounded
+    once to the output type: [..., L, ..., 2] -> [..., n, ..., 1], n = dft_length or 2 (L - 1)."""
+    m, n = runner.model, runner.model.graph.node[0]
+    consts = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+
+    def operand(i):
+        if i >= len(n.input) or not n.input[i]:
+            return None
+        return feeds[n.input[i]] if n.input[i] in feeds else consts[n.input[i]]
+
+    x, length, axis_in = (operand(i) for i in range(3))
+    opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 17)
+    attrs = {a.name: a.i for a in n.attribute}
+    axis = int(np.asarray(axis_in).reshape(-1)[0]) if opset >= 20 and axis_in is not None else None
+    if axis is None:
+        axis = -2 if opset >= 20 else int(attrs.get("axis", 1))
+    axis %= x.ndim
+    size = int(np.asarray(length).reshape(-1)[0]) if length is not None else 2 * (x.shape[axis] - 1)
+    xc = x[..., 0].astype(np.float64) + 1j * x[..., 1].astype(np.float64)
+    y = np.fft.irfft(xc, n=size, axis=axis)[..., None]
+    return [y.astype(x.dtype)]
+
+
 def _complex_stft(model):
     """STFT of a complex signal (last dim 2, a graph input): ONNX Runtime 1.24.4 returns values near
     1e37 and NaN."""
@@ -1240,6 +1274,8 @@ class _Runner:
         return self.ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
     def run(self, feeds):
+        if _irfft(self.model):
+            return _run_irfft(self, feeds), False
         if _complex_stft(self.model):
             return _run_complex_stft(self, feeds), False
         if _spectral(self.model):
@@ -1393,6 +1429,7 @@ _VALUE_SHAPED = {
     "Pad",
     "CenterCropPad",
     "Col2Im",
+    "DFT",
     "MaxUnpool",
     "Loop",
     "Scan",
@@ -1416,8 +1453,13 @@ def _check_output_sizes(model, feeds, max_bytes):
             shape.dim.add().dim_value = int(d)
     for vi in m.graph.output:
         vi.type.tensor_type.ClearField("shape")
+    from ..planning.shapes import infer_model  # ONNX's inference plus TPAT's rules (DFT's IRFFT)
+
     try:
-        inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+        inferred, notes = infer_model(m, data_prop=True)
+        failed = [w for w in notes if w.startswith("shape inference failed")]
+        if failed:
+            inferred, why = None, failed[0]
     except Exception as e:  # noqa: BLE001 - an inference error is not a size; ORT decides
         inferred = None
         why = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -2,7 +2,7 @@
 TPAT's plugins through their own code and every other node through ONNX Runtime, against ONNX
 Runtime on the original model.
 
-  python -m tpat_bridge.tools.verify_model OUT [--cpu] [--inputs X.npz] [--dim 2] [--seed 0] [--json]
+  python -m tpat_bridge.tools.verify_model OUT [--cpu] [--inputs X.npz] [--expected Y.npz] [--dim 2] [--seed 0] [--json]
 
 The rewritten graph is cut at the plugin nodes (domain "tpat"): each run of ordinary nodes between
 them is one ONNX model run by ONNX Runtime (CPU provider), each plugin node runs
@@ -17,7 +17,10 @@ are the same in both graphs, so every tensor the rewritten run produces is compa
 order, and the first one out of tolerance is named (tensor, producing node, max error). Inputs
 are the user's .npz (keys = graph input names) or random: floats standard normal, integers in
 [0, 3), bools fair, symbolic dims set to --dim. Tolerance: |got - want| <= atol + rtol * |want|
-(default 1e-3 / 1e-3 for floats, exact for integers and bools), NaN matches NaN.
+(default 1e-3 / 1e-3 for floats, exact for integers and bools), NaN matches NaN. --expected Y.npz
+(Python CLI and bridge only) compares the graph outputs with the given arrays instead of running the
+original, for a model the installed ONNX Runtime cannot load (autoformer's IRFFT under ONNX Runtime
+1.24: PyTorch's own outputs, saved by scripts/real_models/export.py).
 
 Bridge command: {"command": "verify_model", "out_dir": OUT, "cpu": bool, "inputs": npz|null,
 "dim": 2, "seed": 0} -> the report below (`ok`, `firstMismatch`, `outputs`, `plugins`, ...).
@@ -358,7 +361,20 @@ def run_rewritten(model, feeds, runner) -> tuple[dict, list[str]]:
     return env, order
 
 
-def verify_model(out_dir, cpu=False, inputs=None, dim=2, seed=0, atol=1e-3, rtol=1e-3, original=None) -> dict:
+def _expected_outputs(orig, path) -> dict:
+    """The user's expected outputs (.npz keyed by graph output name), instead of ONNX Runtime's run
+    of the original: every graph output must be there."""
+    with np.load(path, allow_pickle=False) as z:
+        want = {k: z[k] for k in z.files}
+    missing = [o.name for o in orig.graph.output if o.name not in want]
+    if missing:
+        raise VerifyError(f"--expected has no array for the graph output(s) {', '.join(repr(m) for m in missing)}")
+    return want
+
+
+def verify_model(
+    out_dir, cpu=False, inputs=None, dim=2, seed=0, atol=1e-3, rtol=1e-3, original=None, expected=None
+) -> dict:
     with open(os.path.join(out_dir, "tpat-generate.json")) as f:
         report = json.load(f)
     rewritten_path = os.path.join(out_dir, os.path.basename(report["rewrittenModel"]))
@@ -372,7 +388,7 @@ def verify_model(out_dir, cpu=False, inputs=None, dim=2, seed=0, atol=1e-3, rtol
     plugins_dir = os.path.join(out_dir, "plugins")
     runner = CpuPlugins(plugins_dir) if cpu else GpuPlugins(plugins_dir)
     feeds = make_inputs(orig, inputs, dim, seed)
-    want = run_original(orig, feeds)
+    want = _expected_outputs(orig, expected) if expected else run_original(orig, feeds)
     got, order = run_rewritten(rewritten, feeds, runner)
     producer = {o: n for n in rewritten.graph.node for o in n.output if o}
     first, outputs = None, []
@@ -399,7 +415,7 @@ def verify_model(out_dir, cpu=False, inputs=None, dim=2, seed=0, atol=1e-3, rtol
     segs = segments(rewritten)
     return {
         "ok": all(o["ok"] for o in outputs) and first is None,
-        "mode": "cpu (LLVM)" if cpu else "gpu (launchers)",
+        "mode": ("cpu (LLVM)" if cpu else "gpu (launchers)") + (", against --expected" if expected else ""),
         "original": original_path,
         "rewritten": rewritten_path,
         "plugins": sorted({n[0].op_type for k, n in segs if k == "plugin"}),
@@ -421,6 +437,7 @@ def bridge(request: dict) -> dict:
             dim=int(request.get("dim", 2)),
             seed=int(request.get("seed", 0)),
             original=request.get("original"),
+            expected=request.get("expected"),
         )
     except VerifyError as e:
         raise BridgeError("input", str(e)) from None
@@ -434,6 +451,11 @@ def main(argv=None) -> int:
     ap.add_argument("--cpu", action="store_true", help="plugins through their LLVM builds (no GPU)")
     ap.add_argument("--original", help="the original model (default: the path in tpat-generate.json)")
     ap.add_argument("--inputs", help=".npz with the model's inputs")
+    ap.add_argument(
+        "--expected",
+        help=".npz with the expected graph outputs (e.g. PyTorch's, from the real-model exporter), "
+        "compared instead of ONNX Runtime's run of the original (for models it cannot run)",
+    )
     ap.add_argument("--dim", type=int, default=2, help="value of symbolic dims (random inputs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--atol", type=float, default=1e-3)
@@ -441,7 +463,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     try:
-        r = verify_model(a.out, a.cpu, a.inputs, a.dim, a.seed, a.atol, a.rtol, a.original)
+        r = verify_model(a.out, a.cpu, a.inputs, a.dim, a.seed, a.atol, a.rtol, a.original, a.expected)
     except VerifyError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

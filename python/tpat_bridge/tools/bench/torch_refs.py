@@ -474,8 +474,11 @@ def dft(r):
     def f(*ins):
         x = r.args(ins)[0]
         a = axis % x.dim()
-        n = int(n_c[0]) if n_c else x.shape[a]
+        irfft = inverse and onesided
+        n = int(n_c[0]) if n_c else 2 * (x.shape[a] - 1) if irfft else x.shape[a]
         xc = torch.view_as_complex(x.float().contiguous()) if x.shape[-1] == 2 else x[..., 0].float()
+        if irfft:  # ONNX 1.21: a one-sided spectrum in, n real points out (last dim 1)
+            return (torch.fft.irfft(xc, n=n, dim=a).unsqueeze(-1).to(x.dtype),)
         if inverse:
             y = torch.fft.ifft(xc, n=n, dim=a)
         elif onesided and x.shape[-1] == 1:
@@ -486,8 +489,9 @@ def dft(r):
                 y = y.narrow(a, 0, n // 2 + 1)
         return (torch.view_as_real(y.contiguous()).to(x.dtype),)
 
-    kind = "ifft" if inverse else "rfft/fft" if onesided else "fft"
-    return f, f"torch.fft.{kind}(dim={axis}) on float32, torch.view_as_real"
+    kind = "irfft" if inverse and onesided else "ifft" if inverse else "rfft/fft" if onesided else "fft"
+    tail = "unsqueeze(-1)" if inverse and onesided else "torch.view_as_real"
+    return f, f"torch.fft.{kind}(dim={axis}) on float32, {tail}"
 
 
 def stft(r):
