@@ -172,6 +172,34 @@ CASES = {
         5e-3,
     ),
     "opset24_4d_mask": (A([2, 3, 4, 8], [2, 3, 6, 8], [2, 3, 6, 8], mask=[4, 6], opset=24), {}, 1e-4),
+    # flash-decoding: the keys split over blocks + a merge kernel. GQA 8, head 128, causal, the
+    # present written by the kernel, fewer key tiles (3) than splits (64)
+    "split_decode_gqa8_h128_causal": (
+        A(
+            [2, 16, 1, 128],
+            [2, 2, 1, 128],
+            [2, 2, 1, 128],
+            "float16",
+            past=([2, 2, "P", 128], [2, 2, "P", 128]),
+            is_causal=1,
+            outputs=PRESENT,
+            total="T",
+        ),
+        {"P": 90},
+        5e-3,
+    ),
+    # static: 100 keys (not a multiple of the 32-key tile) over 4 splits, GQA 1, 3 rows
+    "split_static_uneven_keys": (A([1, 4, 3, 64], [1, 4, 100, 64], [1, 4, 100, 64]), {}, 1e-4),
+    # symbolic keys: 69 tiles over 64 splits (2 tiles each, the last splits empty), a float mask
+    "split_sym_keys_uneven_mask": (
+        A([1, 8, 2, 64], [1, 2, "S", 64], [1, 2, "S", 64], mask=[1, 1, 2, "S"]),
+        {"S": 2200},
+        1e-4,
+    ),
+    # causal tiles skipped by the first row tiles; the last row tile reads every key and writes the
+    # present; 3-D GQA 4 with a split of 2
+    "causal_skip_present_3d": (A([1, 40, 128], [1, 40, 32], [1, 40, 32], is_causal=1, outputs=PRESENT,
+                                 q_num_heads=4, kv_num_heads=1), {}, 1e-4),
 }
 NOT_LOWERED = {
     "nonpad_kv_seqlen": A([2, 3, 4, 8], [2, 3, 6, 8], [2, 3, 6, 8], opset=24, nonpad=True),
@@ -194,6 +222,8 @@ NVCC_CASES = [
     "bf16_4d_causal",
     "fused_fp16_head128_mask",
     "4d_mask_rank3",
+    "split_decode_gqa8_h128_causal",
+    "causal_skip_present_3d",
 ]
 
 
@@ -209,13 +239,14 @@ def _kernels(name):
     used = (list(node.output) + [""] * 4)[:4]
     past = len(node.input) > 4 and node.input[4] != ""
     rank3 = len(model.graph.input[0].type.tensor_type.shape.dim) == 3
+    if not used[3]:  # the fused kernel (+ its merge kernel when the keys are split): no score
+        # matrix in memory, the present written by it
+        return True, ["tpat_attention_flash_kernel", "tpat_attention_flash_kernel_1"]
     want = []
     if past or used[1]:
         want.append("tpat_attention_present_key_kernel")
     if past or used[2]:
         want.append("tpat_attention_present_value_kernel")
-    if not used[3]:  # the fused kernel: no score matrix in memory
-        return True, want + ["tpat_attention_flash_kernel"]
     want += ["tpat_attention_qk_kernel", "tpat_attention_softmax_kernel", "tpat_attention_pv_kernel"]
     if rank3:
         want.append("tpat_attention_y3_kernel")
