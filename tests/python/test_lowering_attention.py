@@ -198,8 +198,44 @@ CASES = {
     ),
     # causal tiles skipped by the first row tiles; the last row tile reads every key and writes the
     # present; 3-D GQA 4 with a split of 2
-    "causal_skip_present_3d": (A([1, 40, 128], [1, 40, 32], [1, 40, 32], is_causal=1, outputs=PRESENT,
-                                 q_num_heads=4, kv_num_heads=1), {}, 1e-4),
+    "causal_skip_present_3d": (
+        A([1, 40, 128], [1, 40, 32], [1, 40, 32], is_causal=1, outputs=PRESENT, q_num_heads=4, kv_num_heads=1),
+        {},
+        1e-4,
+    ),
+    # the tensor-core kernel (fp16 / bf16, >= 64 rows per kv group); on the CPU the same fragment
+    # loads with mma.sync emulated from the PTX fragment layouts. GQA 8, head 128, 80 keys (a partial
+    # second key tile)
+    "tc_fp16_gqa8_h128": (A([1, 16, 8, 128], [1, 2, 80, 128], [1, 2, 80, 128], "float16"), {}, 5e-3),
+    # causal with past (140 keys: 3 tiles, skipped above the row tile), present written, GQA 4, head 64
+    "tc_fp16_causal_past_present": (
+        A(
+            [1, 8, 40, 64],
+            [1, 2, 40, 64],
+            [1, 2, 40, 64],
+            "float16",
+            past=([1, 2, 100, 64], [1, 2, 100, 64]),
+            is_causal=1,
+            outputs=PRESENT,
+            total=140,
+        ),
+        {},
+        5e-3,
+    ),
+    # bfloat16, GQA 1, two batches, a float mask and softcap, V head 32 != K head 64
+    "tc_bf16_mask_softcap": (
+        A([2, 2, 70, 64], [2, 2, 90, 64], [2, 2, 90, 32], "bfloat16", mask=[70, 90], softcap=2.0),
+        {},
+        3e-2,
+    ),
+    # 3-D layout, symbolic sequence (rows unknown: tensor cores), causal, GQA 2 (float16 3-D GQA:
+    # ONNX Runtime answers NaN, ONNX's reference answers)
+    "tc_fp16_3d_causal_sym": (
+        A([1, "L", 128], [1, "L", 64], [1, "L", 64], "float16", is_causal=1, q_num_heads=4, kv_num_heads=2),
+        {"L": 67},
+        5e-3,
+        "onnx",
+    ),
 }
 NOT_LOWERED = {
     "nonpad_kv_seqlen": A([2, 3, 4, 8], [2, 3, 6, 8], [2, 3, 6, 8], opset=24, nonpad=True),
@@ -224,6 +260,8 @@ NVCC_CASES = [
     "4d_mask_rank3",
     "split_decode_gqa8_h128_causal",
     "causal_skip_present_3d",
+    "tc_fp16_causal_past_present",
+    "tc_bf16_mask_softcap",
 ]
 
 
@@ -307,3 +345,17 @@ def test_other_cases_decline_with_a_reason(built, name):
     assert choice.selection is None and choice.reason
     assert [low for low, _ in choice.declined] == ["attention"]
     assert not built[name]["res"]["ok"]  # TVM's converter is refused: no silent fallback
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("tc_", "split_"))])
+def test_fast_paths_are_taken(built, name):
+    """tc_* cases plan the tensor-core kernel (one launch); split_* cases split the keys over blocks
+    and launch the merge kernel after the fused one."""
+    plan = lowered_plan(built[name]["res"], "attention")
+    detail, got = plan["lowering_detail"], launches(plan)
+    if name.startswith("tc_"):
+        assert "on tensor cores" in detail and got == ["tpat_attention_flash_kernel"], (detail, got)
+        assert "mma.sync.aligned.m16n8k16" in plan["cuda_source"]
+    else:
+        assert "keys split over" in detail and "tensor cores" not in detail, detail
+        assert got == ["tpat_attention_flash_kernel", "tpat_attention_flash_kernel_1"], got

@@ -69,6 +69,7 @@ class AttentionSelection(Selection):
     bk: int = 32  # keys per K/V tile
     splits: int = 1  # blocks over the keys of a (batch, kv head, row tile); > 1: a merge kernel
     vec: int = 1  # Q/K/V elements per load
+    tc: bool = False  # the tensor-core kernel (prefill) in place of the CUDA-core one
 
     def describe(self) -> str:
         kind = f"{self.rank}-D, {self.qh} q heads / {self.kvh} kv heads, head {self.hd}/{self.vd}"
@@ -83,7 +84,9 @@ class AttentionSelection(Selection):
             )
             if on
         ]
-        if self.flash:
+        if self.tc:
+            how = f"fused online softmax on tensor cores, mma.sync m16n8k16, {TC_ROWS} rows x {TC_KEYS} keys per tile"
+        elif self.flash:
             how = f"fused online softmax, {self.bq} rows x {self.bk} keys per tile, {self.vec}-wide loads"
             if self.splits > 1:
                 how += f", keys split over {self.splits} blocks + merge"
@@ -201,6 +204,12 @@ def select(n: NodeView) -> AttentionSelection | Decline:
             total if _static(total) else None,
         )
     bq, bk, splits, vec = fplan or (16, 32, 1, 1)
+    # tensor cores for a block's worth of rows or more (prefill; rows unknown: assumed prefill), else
+    # the CUDA-core kernel (flash-decoding for a few rows)
+    rows = lq * (qh // kvh) if _static(lq) else None
+    tc = fplan is not None and tc_fits(dtype, hd, vd) and (rows is None or rows >= TC_ROWS)
+    if tc:
+        splits = 1
     return AttentionSelection(
         dtype=dtype,
         rank=rank,
@@ -221,6 +230,7 @@ def select(n: NodeView) -> AttentionSelection | Decline:
         bk=bk,
         splits=splits,
         vec=vec,
+        tc=tc,
     )
 
 
@@ -732,6 +742,347 @@ def _merge_ir(sel, y, ws_acc, ws_ml, bsz, rows, tiles, mode):
     return ib.get()
 
 
+# --- the tensor-core kernel (prefill): mma.sync m16n8k16, float32 accumulators -----------------------
+TC_ROWS = 64  # query rows per block: 4 warps x 16
+TC_KEYS = 64  # keys per K/V tile
+TC_THREADS = 128
+_MMA_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
+
+
+def tc_fits(dtype, hd, vd):
+    """The tensor-core kernel takes fp16 / bf16 with head sizes multiples of 16 up to 128 (the K/V
+    tiles in 48 KiB of static shared memory, Q and O fragments in registers)."""
+    return dtype in _MMA_TYPE and hd % 16 == 0 and vd % 16 == 0 and hd <= 128 and vd <= 128
+
+
+def _tc_ir(sel, ins, outs, mode):
+    """IR of the tensor-core kernel. A block of 4 warps owns kv head g of batch b and 64 of the
+    group's r * L rows (row rho: query rho // r of q head g * r + rho % r), warp w rows 16w..16w+15.
+    Q is staged through shared memory into A fragments (registers, the whole kernel). Per tile of 64
+    keys: K and V read with 16-byte loads into shared memory (rows padded by 8 elements: the fragment
+    reads are free of bank conflicts; present_key / present_value written from the same registers by
+    the last row tile's blocks); S = Q K^T by mma.sync m16n8k16 (fp16/bf16 in, float32 out: 8 key
+    tiles x hd/16 steps per warp); scale, mask, causal, softcap on the fragments; online softmax in
+    registers (a thread holds 2 rows x 16 keys; row max over the 4 lanes of a quad by shuffles);
+    P rounded to Q's type is the A operand of O += P V (the accumulator layout of S is the A layout
+    of P), V's B fragments read from shared memory. Y = O / sum. Causal key tiles above the block's
+    last query are skipped when exact (as in the CUDA-core kernel).
+
+    mode "cpu" (LLVM): the same fragment loads and index arithmetic with serial loops for the
+    threads; mma.sync is emulated lane by lane from the PTX fragment layouts (each lane gathers the
+    A/B elements of its 4 outputs from the lanes that hold them) and the quad shuffles read the
+    neighbour lane's value from the previous thread loop, so the CPU check exercises the layouts."""
+    q, k, v = ins[0], ins[1], ins[2]
+    rest = list(ins[3:])
+    mask = rest.pop(0) if sel.mask else None
+    pk, pv = (rest.pop(0), rest.pop(0)) if sel.past else (None, None)
+    outs = list(outs)
+    y = outs.pop(0)
+    pres_k = outs.pop(0) if sel.outs[1] else None
+    pres_v = outs.pop(0) if sel.outs[2] else None
+    gpu = mode == "gpu"
+    nt, BQ, BK = TC_THREADS, TC_ROWS, TC_KEYS
+    hd, vd, r = sel.hd, sel.vd, sel.qh // sel.kvh
+    dt = sel.dtype
+    mty = _MMA_TYPE[dt]
+    vec = 8
+    hs_k, hs_v = hd + 8, vd + 8  # padded shared-memory rows (halves)
+    nkk = hd // 16  # k steps of S = Q K^T
+    nnv = vd // 8  # n tiles of O
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
+    ninf = f32(-math.inf)
+    bsz = tirx.Cast("int64", q.shape[0])
+    lq = tirx.Cast("int64", _seq(q, sel.rank))
+    cur = tirx.Cast("int64", _seq(k, sel.rank))
+    past_len = tirx.Cast("int64", pk.shape[2]) if pk is not None else i64(0)
+    tot = past_len + cur
+    rows = lq * i64(r)
+    tiles = (rows + i64(BQ - 1)) // i64(BQ)
+    ktiles = (tot + i64(BK - 1)) // i64(BK)
+    _, capped = _bias(sel, None, mask, past_len)
+    skip = sel.causal and sel.mask is None and sel.softcap == 0
+    writes_present = pres_k is not None or pres_v is not None
+    sh = "shared" if gpu else "global"
+    reg_scope = "local" if gpu else "global"
+
+    with IRBuilder() as ib:
+        th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
+        with th as bx:
+            blk = tirx.Cast("int64", bx)
+            tile = blk % tiles
+            g = (blk // tiles) % i64(sel.kvh)
+            b = blk // (tiles * i64(sel.kvh))
+            last_tile = tile == tiles - i64(1)
+            k_h = T.decl_buffer([BK * max(hs_k, hs_v)], dt, scope=sh)  # K tile (Q staged here first)
+            v_h = T.decl_buffer([BK * hs_v], dt, scope=sh)
+
+            def regs(n, dtype):
+                """n registers per thread (CPU: an array over the block's threads)."""
+                return T.decl_buffer([n] if gpu else [nt * n], dtype, scope=reg_scope)
+
+            qf = regs(nkk * 8, dt)  # Q A fragments
+            sf = regs(BK // 8 * 4, "float32")  # S / P accumulators: 8 key tiles x 4
+            pa = regs(BK // 16 * 8, dt)  # P A fragments
+            of = regs(nnv * 4, "float32")  # O accumulators
+            bf = regs(4, dt)  # one B fragment
+            st = regs(8, "float32")  # per row hi: m, l, reduction scratch, correction
+            xch = T.decl_buffer([1] if gpu else [nt * 2], "float32", scope=reg_scope)  # CPU shuffles
+            reg = T.decl_buffer([vec], dt, scope=reg_scope)
+            rix = _vec(i32(0), vec)
+
+            def R(tx, n, i):
+                return i if gpu else tirx.Cast("int32", tx) * n + i
+
+            def unrolled(n, body):
+                """body(i) for i < n: unrolled in Python on the GPU (register indices are constants),
+                a serial loop on the CPU (a small LLVM function)."""
+                if gpu:
+                    for i in range(n):
+                        body(i)
+                else:
+                    with T.serial(0, n) as i:
+                        body(i)
+
+            def lane_of(tx):
+                t32 = tirx.Cast("int32", tx)
+                return t32 // 32, t32 % 32  # warp, lane
+
+            def row_of(w, lane, hi):
+                rho = tile * i64(BQ) + tirx.Cast("int64", w * 16 + lane // 4 + 8 * hi)
+                return rho, g * i64(r) + rho % i64(r), rho // i64(r)
+
+            def strided(tx, n, body):
+                with T.serial(0, -(-n // nt)) as it:
+                    idx = it * nt + tirx.Cast("int32", tx)
+                    with T.If(idx < n):
+                        with T.Then():
+                            body(idx)
+
+            def mma(tx, a_buf, a_n, a_off, c_buf, c_n, c_off):
+                """C[c_off..+4] += A[a_off..+8] x B(bf) of the warp (m16n8k16, row.col); a_n, c_n: the
+                registers per thread of A's and C's buffers."""
+                if gpu:
+                    T.evaluate(
+                        T.ptx_legacy.mma(
+                            "m16n8k16", "row", "col", mty, mty, "fp32",
+                            a_buf.data, a_off, bf.data, 0, c_buf.data, c_off, False, dtype="float32",
+                        )
+                    )
+                    return
+                w, lane = lane_of(tx)
+                gid, tig = lane // 4, lane % 4
+                for c in range(4):
+                    row = gid + 8 * (c // 2)
+                    col = tig * 2 + (c % 2)
+                    with T.serial(0, 16) as kx:
+                        a_lane = w * 32 + (row % 8) * 4 + (kx % 8) // 2
+                        a_i = (kx % 2) + 2 * (row // 8) + 4 * (kx // 8)
+                        b_lane = w * 32 + col * 4 + (kx % 8) // 2
+                        b_i = (kx % 2) + 2 * (kx // 8)
+                        prod = _f32(a_buf[a_lane * a_n + a_off + a_i]) * _f32(bf[b_lane * 4 + b_i])
+                        ci = R(tx, c_n, c_off + c)
+                        T.buffer_store(c_buf, c_buf[ci] + prod, [ci])
+
+            def quad(op, k_in, k_out):
+                """st[k_out] = op over the quad's 4 lanes of st[k_in] (per row hi: k + 4 hi)."""
+                if gpu:
+                    mask_ = tirx.const(0xFFFFFFFF, "uint32")
+                    for hi in range(2):
+                        x = st[k_in + 4 * hi]
+                        for d in (1, 2):
+                            y_ = tvm.ir.Call("tirx.tvm_warp_shuffle_xor", [mask_, x, i32(d), i32(32), i32(32)], ret_ty="float32")
+                            T.buffer_store(st, op(x, y_), [k_out + 4 * hi])
+                            x = st[k_out + 4 * hi]
+                    return
+                for d in (1, 2):
+                    def put(tx_):
+                        for hi in range(2):
+                            src = k_in if d == 1 else k_out
+                            T.buffer_store(xch, st[R(tx_, 8, src + 4 * hi)], [tirx.Cast("int32", tx_) * 2 + hi])
+
+                    def get(tx_):
+                        other = tirx.bitwise_xor(tirx.Cast("int32", tx_), i32(d))
+                        for hi in range(2):
+                            src = k_in if d == 1 else k_out
+                            mine = st[R(tx_, 8, src + 4 * hi)]
+                            T.buffer_store(st, op(mine, xch[other * 2 + hi]), [R(tx_, 8, k_out + 4 * hi)])
+
+                    th.each_thread(put)
+                    th.each_thread(get)
+
+            # Q: staged through k_h, then into A fragments (kept the whole kernel)
+            def ldq(tx):
+                def one(idx):
+                    i, c = idx // (hd // vec), idx % (hd // vec)
+                    rho = tile * i64(BQ) + tirx.Cast("int64", i)
+                    h, qi = g * i64(r) + rho % i64(r), rho // i64(r)
+                    with T.If(rho < rows):
+                        with T.Then():
+                            T.buffer_store(reg, _vload(q, sel.rank, b, h, qi, tirx.Cast("int64", c * vec), hd, vec), [rix])
+                        with T.Else():
+                            for u in range(vec):
+                                T.buffer_store(reg, tirx.const(0, dt), [u])
+                    T.buffer_store(k_h, reg[rix], [_vec(i * hs_k + c * vec, vec)])
+
+                strided(tx, BQ * hd // vec, one)
+
+            th.each_thread(ldq)
+            th.barrier()
+
+            def qfrag(tx):
+                w, lane = lane_of(tx)
+                gid, tig = lane // 4, lane % 4
+                for kk in range(nkk):
+                    for a in range(4):  # a0a1: (g, 2t), a2a3: (g+8, 2t), a4a5: (g, 2t+8), a6a7: (g+8, 2t+8)
+                        row = w * 16 + gid + 8 * (a % 2)
+                        col = kk * 16 + tig * 2 + 8 * (a // 2)
+                        for u in range(2):
+                            T.buffer_store(qf, k_h[row * hs_k + col + u], [R(tx, nkk * 8, kk * 8 + a * 2 + u)])
+                for i in range(nnv * 4):
+                    T.buffer_store(of, f32(0), [R(tx, nnv * 4, i)])
+                for hi in range(2):
+                    T.buffer_store(st, ninf, [R(tx, 8, 0 + 4 * hi)])
+                    T.buffer_store(st, f32(0), [R(tx, 8, 1 + 4 * hi)])
+
+            th.each_thread(qfrag)
+            th.barrier()
+            if skip:
+                rho_max = tirx.min(tile * i64(BQ) + i64(BQ - 1), rows - i64(1))
+                klim = tirx.min(ktiles, (rho_max // i64(r) + past_len + i64(BK)) // i64(BK))
+                if writes_present:
+                    klim = tirx.Select(last_tile, ktiles, klim)
+            else:
+                klim = ktiles
+            with T.serial(0, klim) as kt0:
+                key0 = tirx.Cast("int64", kt0) * i64(BK)
+
+                def load(tx):
+                    def ld(idx, hs, cur_t, past_t, pres, dst, stride):
+                        j, c = idx // (hs // vec), idx % (hs // vec)
+                        key = key0 + tirx.Cast("int64", j)
+                        d0 = tirx.Cast("int64", c * vec)
+                        with T.If(key < tot):
+                            with T.Then():
+                                if past_t is None:
+                                    T.buffer_store(reg, _vload(cur_t, sel.rank, b, g, key, d0, hs, vec), [rix])
+                                else:
+                                    with T.If(key < past_len):
+                                        with T.Then():
+                                            T.buffer_store(reg, past_t[b, g, key, _vec(d0, vec)], [rix])
+                                        with T.Else():
+                                            val = _vload(cur_t, sel.rank, b, g, key - past_len, d0, hs, vec)
+                                            T.buffer_store(reg, val, [rix])
+                                if pres is not None:
+                                    with T.If(last_tile):
+                                        with T.Then():
+                                            T.buffer_store(pres, reg[rix], [b, g, key, _vec(d0, vec)])
+                            with T.Else():
+                                for u in range(vec):
+                                    T.buffer_store(reg, tirx.const(0, dt), [u])
+                        T.buffer_store(dst, reg[rix], [_vec(j * stride + c * vec, vec)])
+
+                    strided(tx, BK * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_h, hs_k))
+                    strided(tx, BK * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_h, hs_v))
+
+                th.each_thread(load)
+                th.barrier()
+
+                def zero_s(tx):
+                    for i in range(BK // 8 * 4):
+                        T.buffer_store(sf, f32(0), [R(tx, BK // 8 * 4, i)])
+
+                th.each_thread(zero_s)
+
+                def qk_step(n8, kk):
+                    def kfrag(tx):
+                        _, lane = lane_of(tx)
+                        gid, tig = lane // 4, lane % 4
+                        for bi in range(4):  # b0b1: k = 2t, 2t+1; b2b3: k = 2t+8, 2t+9 (n = g)
+                            d = kk * 16 + tig * 2 + 8 * (bi // 2) + bi % 2
+                            T.buffer_store(bf, k_h[(n8 * 8 + gid) * hs_k + d], [R(tx, 4, bi)])
+
+                    th.each_thread(kfrag)
+                    th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4))
+
+                unrolled(BK // 8, lambda n8: unrolled(nkk, lambda kk: qk_step(n8, kk)))
+
+                def bias(tx):
+                    w, lane = lane_of(tx)
+                    tig = lane % 4
+                    for hi in range(2):
+                        rho, h, qi = row_of(w, lane, hi)
+                        for n8 in range(BK // 8):
+                            for u in range(2):
+                                key = key0 + tirx.Cast("int64", n8 * 8 + tig * 2 + u)
+                                si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
+                                wv = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), sf[si] * f32(sel.scale))
+                                T.buffer_store(sf, tirx.if_then_else(tirx.all(rho < rows, key < tot), wv, ninf), [si])
+                        T.buffer_store(st, ninf, [R(tx, 8, 2 + 4 * hi)])
+                        for n8 in range(BK // 8):
+                            for u in range(2):
+                                si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
+                                T.buffer_store(st, tirx.max(st[R(tx, 8, 2 + 4 * hi)], sf[si]), [R(tx, 8, 2 + 4 * hi)])
+
+                th.each_thread(bias)
+                quad(tirx.max, 2, 3)
+
+                def softmax(tx):
+                    for hi in range(2):
+                        m_old = st[R(tx, 8, 0 + 4 * hi)]
+                        mx = tirx.max(m_old, st[R(tx, 8, 3 + 4 * hi)])
+                        safe = tirx.Select(mx == ninf, f32(0), mx)
+                        T.buffer_store(st, tirx.exp(m_old - safe), [R(tx, 8, 2 + 4 * hi)])  # correction
+                        T.buffer_store(st, mx, [R(tx, 8, 0 + 4 * hi)])
+                        T.buffer_store(st, st[R(tx, 8, 1 + 4 * hi)] * st[R(tx, 8, 2 + 4 * hi)], [R(tx, 8, 1 + 4 * hi)])
+                        for n8 in range(BK // 8):
+                            for u in range(2):
+                                si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
+                                p = tirx.exp(sf[si] - safe)
+                                ph = tirx.Cast(dt, p)
+                                # P as the A operand: key chunk kc = n8 // 2, a index 2 hi + 4 (n8 % 2) + u
+                                T.buffer_store(pa, ph, [R(tx, BK // 16 * 8, (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u)])
+                                T.buffer_store(st, st[R(tx, 8, 1 + 4 * hi)] + _f32(ph), [R(tx, 8, 1 + 4 * hi)])
+                        for nv in range(nnv):
+                            for u in range(2):
+                                oi = R(tx, nnv * 4, nv * 4 + 2 * hi + u)
+                                T.buffer_store(of, of[oi] * st[R(tx, 8, 2 + 4 * hi)], [oi])
+
+                th.each_thread(softmax)
+
+                def pv_step(nv, kc):
+                    def vfrag(tx):
+                        _, lane = lane_of(tx)
+                        gid, tig = lane // 4, lane % 4
+                        for bi in range(4):
+                            key = kc * 16 + tig * 2 + 8 * (bi // 2) + bi % 2
+                            T.buffer_store(bf, v_h[key * hs_v + nv * 8 + gid], [R(tx, 4, bi)])
+
+                    th.each_thread(vfrag)
+                    th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4))
+
+                unrolled(nnv, lambda nv: unrolled(BK // 16, lambda kc: pv_step(nv, kc)))
+                th.barrier()
+
+            quad(lambda a, c: a + c, 1, 3)
+
+            def write(tx):
+                w, lane = lane_of(tx)
+                tig = lane % 4
+                for hi in range(2):
+                    rho, h, qi = row_of(w, lane, hi)
+                    with T.If(rho < rows):
+                        with T.Then():
+                            for nv in range(nnv):
+                                for u in range(2):
+                                    val = of[R(tx, nnv * 4, nv * 4 + 2 * hi + u)] / st[R(tx, 8, 3 + 4 * hi)]
+                                    _store_y(sel, y, val, b, h, qi, tirx.Cast("int64", nv * 8 + tig * 2 + u))
+
+            th.each_thread(write)
+    return ib.get()
+
+
 def _flash_emit(bb, sel, q, k, v, mask, pk, pv, mode):
     """The fused kernel as one te.extern stage: (Y[, present_key][, present_value]), the partial
     states of the splits as workspace outputs after them."""
@@ -758,7 +1109,7 @@ def _flash_emit(bb, sel, q, k, v, mask, pk, pv, mode):
         return te.extern(
             shapes,
             list(ts),
-            lambda ins, outs: _flash_ir(sel, list(ins), list(outs), mode),
+            lambda ins, outs: (_tc_ir if sel.tc else _flash_ir)(sel, list(ins), list(outs), mode),
             dtype=dts,
             name="tpat_attention_flash",
             in_buffers=bufs,
