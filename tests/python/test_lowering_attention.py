@@ -9,7 +9,11 @@ masks of ranks 2..4 broadcast (a symbolic mask dim that is 1 at run time include
 with past and with L > S), scale, softcap, past_key/past_value with present outputs (and present
 without past), softmax_precision, qk_matmul_output_mode 0..3 with the 4th output, float32 /
 float16 / bfloat16 (bfloat16 against ONNX Runtime's float32 answer), symbolic sequence lengths
-(current, past and total). Declined with a reason: nonpad_kv_seqlen, heads that do not divide,
+(current, past and total). The fused kernels' paths: the tensor-core kernel (tc_* cases: fp16/bf16,
+GQA 1/2/4/8, head 64/128, causal with past and present, mask + softcap, 3-D symbolic; mma.sync
+emulated on the CPU from the PTX fragment layouts) and flash-decoding (split_* cases: key tiles
+fewer than the splits, a split count that does not divide the tiles, keys not a multiple of the
+tile, GQA 1/4/8); test_fast_paths_are_taken checks which path a case plans. Declined with a reason: nonpad_kv_seqlen, heads that do not divide,
 3-D without head counts, float64, softmax_precision float64, mode 2 with softcap=0, a float16 mask
 on float32 Q.
 

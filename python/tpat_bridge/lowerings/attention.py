@@ -17,6 +17,10 @@ only one. It is the definition as a chain of TE computes, each its own PrimFunc 
      heads * v_head_size)); the optional 4th output is S, S + bias, the softcapped W or P
      (qk_matmul_output_mode 0..3), in Q's type.
 
+Without the 4th output one fused kernel replaces the chain (no L x T matrix in memory; docs/lowerings.md
+"Attention"): on tensor cores (`_tc_ir`: mma.sync, fp16/bf16 prefill) or on CUDA cores (`_flash_ir`,
+with the keys split over blocks and a merge kernel when few rows would leave the GPU idle: decode).
+
 Semantics follow ONNX Runtime (TPAT's reference data): a bool mask's False and the causal mask are
 float32's lowest, not -inf (so a row masked everywhere by them averages V, where ONNX's reference
 gives NaN), causal replaces a float mask's value where it masks. Where ONNX Runtime has no answer,
@@ -421,12 +425,12 @@ def flash_plan(hd, vd, elem, batch, kvh, lq, r, total):
     if tiles is None:
         return None
     bq, bk = tiles
-    groups = (batch or 1) * kvh * (-(-lq * r // bq) if lq is not None else 1)
+    groups = max(1, (batch or 1) * kvh * (-(-lq * r // bq) if lq is not None else 1))  # (a 0 dim: 1)
     splits = 1
     if groups < TARGET_BLOCKS:
         splits = min(MAX_SPLITS, -(-TARGET_BLOCKS // groups))
         if total is not None:
-            ktiles = -(-total // bk)
+            ktiles = max(1, -(-total // bk))
             splits = max(1, min(splits, ktiles))
             splits = -(-ktiles // -(-ktiles // splits))  # every split a whole, equal number of tiles
     vec = 16 // elem
@@ -437,6 +441,8 @@ def flash_plan(hd, vd, elem, batch, kvh, lq, r, total):
 
 def _vec(base, vec):
     """Index of `vec` consecutive elements from `base` (the index itself when vec is 1)."""
+    if isinstance(base, int):
+        base = tirx.const(base, "int32")
     dt = str(base.ty.dtype) if hasattr(base, "ty") and hasattr(base.ty, "dtype") else base.dtype
     return base if vec == 1 else tirx.Ramp(base, tirx.const(1, dt), vec)
 
@@ -477,7 +483,6 @@ def _flash_ir(sel, ins, outs, mode):
     i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
     f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
     ninf = f32(-math.inf)
-    rq = _reader(q, sel.rank, sel.qh, hd)
     bsz = tirx.Cast("int64", q.shape[0])
     lq = tirx.Cast("int64", _seq(q, sel.rank))
     cur = tirx.Cast("int64", _seq(k, sel.rank))
@@ -811,7 +816,9 @@ def _tc_ir(sel, ins, outs, mode):
         th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
         with th as bx:
             blk = tirx.Cast("int64", bx)
-            tile = blk % tiles
+            # the last row tiles first: under causal masking they read the most key tiles, and the
+            # longest blocks starting first keep the tail of the grid short
+            tile = tiles - i64(1) - blk % tiles
             g = (blk // tiles) % i64(sel.kvh)
             b = blk // (tiles * i64(sel.kvh))
             last_tile = tile == tiles - i64(1)
@@ -866,8 +873,20 @@ def _tc_ir(sel, ins, outs, mode):
                 if gpu:
                     T.evaluate(
                         T.ptx_legacy.mma(
-                            "m16n8k16", "row", "col", mty, mty, "fp32",
-                            a_buf.data, a_off, bf.data, 0, c_buf.data, c_off, False, dtype="float32",
+                            "m16n8k16",
+                            "row",
+                            "col",
+                            mty,
+                            mty,
+                            "fp32",
+                            a_buf.data,
+                            a_off,
+                            bf.data,
+                            0,
+                            c_buf.data,
+                            c_off,
+                            False,
+                            dtype="float32",
                         )
                     )
                     return
@@ -892,11 +911,14 @@ def _tc_ir(sel, ins, outs, mode):
                     for hi in range(2):
                         x = st[k_in + 4 * hi]
                         for d in (1, 2):
-                            y_ = tvm.ir.Call("tirx.tvm_warp_shuffle_xor", [mask_, x, i32(d), i32(32), i32(32)], ret_ty="float32")
+                            y_ = tvm.ir.Call(
+                                "tirx.tvm_warp_shuffle_xor", [mask_, x, i32(d), i32(32), i32(32)], ret_ty="float32"
+                            )
                             T.buffer_store(st, op(x, y_), [k_out + 4 * hi])
                             x = st[k_out + 4 * hi]
                     return
                 for d in (1, 2):
+
                     def put(tx_):
                         for hi in range(2):
                             src = k_in if d == 1 else k_out
@@ -920,7 +942,9 @@ def _tc_ir(sel, ins, outs, mode):
                     h, qi = g * i64(r) + rho % i64(r), rho // i64(r)
                     with T.If(rho < rows):
                         with T.Then():
-                            T.buffer_store(reg, _vload(q, sel.rank, b, h, qi, tirx.Cast("int64", c * vec), hd, vec), [rix])
+                            T.buffer_store(
+                                reg, _vload(q, sel.rank, b, h, qi, tirx.Cast("int64", c * vec), hd, vec), [rix]
+                            )
                         with T.Else():
                             for u in range(vec):
                                 T.buffer_store(reg, tirx.const(0, dt), [u])
@@ -938,8 +962,7 @@ def _tc_ir(sel, ins, outs, mode):
                     for a in range(4):  # a0a1: (g, 2t), a2a3: (g+8, 2t), a4a5: (g, 2t+8), a6a7: (g+8, 2t+8)
                         row = w * 16 + gid + 8 * (a % 2)
                         col = kk * 16 + tig * 2 + 8 * (a // 2)
-                        for u in range(2):
-                            T.buffer_store(qf, k_h[row * hs_k + col + u], [R(tx, nkk * 8, kk * 8 + a * 2 + u)])
+                        T.buffer_store(qf, k_h[_vec(row * hs_k + col, 2)], [_vec(R(tx, nkk * 8, kk * 8 + a * 2), 2)])
                 for i in range(nnv * 4):
                     T.buffer_store(of, f32(0), [R(tx, nnv * 4, i)])
                 for hi in range(2):
@@ -999,26 +1022,51 @@ def _tc_ir(sel, ins, outs, mode):
                     def kfrag(tx):
                         _, lane = lane_of(tx)
                         gid, tig = lane // 4, lane % 4
-                        for bi in range(4):  # b0b1: k = 2t, 2t+1; b2b3: k = 2t+8, 2t+9 (n = g)
-                            d = kk * 16 + tig * 2 + 8 * (bi // 2) + bi % 2
-                            T.buffer_store(bf, k_h[(n8 * 8 + gid) * hs_k + d], [R(tx, 4, bi)])
+                        for bi in (0, 2):  # b0b1: k = 2t, 2t+1; b2b3: k = 2t+8, 2t+9 (n = g): 32-bit loads
+                            d = kk * 16 + tig * 2 + 4 * bi
+                            T.buffer_store(bf, k_h[_vec((n8 * 8 + gid) * hs_k + d, 2)], [_vec(R(tx, 4, bi), 2)])
 
                     th.each_thread(kfrag)
                     th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4))
 
-                unrolled(BK // 8, lambda n8: unrolled(nkk, lambda kk: qk_step(n8, kk)))
+                # the k step outside: consecutive mma.sync write different accumulators (the asm is
+                # volatile: nvcc keeps their order, so a dependent chain would stall on each)
+                unrolled(nkk, lambda kk: unrolled(BK // 8, lambda n8: qk_step(n8, kk)))
 
                 def bias(tx):
                     w, lane = lane_of(tx)
                     tig = lane % 4
+
+                    def full():
+                        for hi in range(2):
+                            rho, h, qi = row_of(w, lane, hi)
+                            for n8 in range(BK // 8):
+                                for u in range(2):
+                                    key = key0 + tirx.Cast("int64", n8 * 8 + tig * 2 + u)
+                                    si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
+                                    s_ = sf[si] * f32(sel.scale)
+                                    wv = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), s_)
+                                    T.buffer_store(
+                                        sf, tirx.if_then_else(tirx.all(rho < rows, key < tot), wv, ninf), [si]
+                                    )
+
+                    if sel.mask is None and sel.softcap == 0:
+                        # a tile with every row and key inside and (causal) every key at or below the
+                        # block's first query needs the scale only (uniform over the block)
+                        inside = tirx.all(tile * i64(BQ) + i64(BQ) <= rows, key0 + i64(BK) <= tot)
+                        if sel.causal:
+                            first_q = tile * i64(BQ) // i64(r)
+                            inside = tirx.all(inside, key0 + i64(BK - 1) <= first_q + past_len)
+                        with T.If(inside):
+                            with T.Then():
+                                for i in range(BK // 8 * 4):
+                                    si = R(tx, BK // 8 * 4, i)
+                                    T.buffer_store(sf, sf[si] * f32(sel.scale), [si])
+                            with T.Else():
+                                full()
+                    else:
+                        full()
                     for hi in range(2):
-                        rho, h, qi = row_of(w, lane, hi)
-                        for n8 in range(BK // 8):
-                            for u in range(2):
-                                key = key0 + tirx.Cast("int64", n8 * 8 + tig * 2 + u)
-                                si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
-                                wv = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), sf[si] * f32(sel.scale))
-                                T.buffer_store(sf, tirx.if_then_else(tirx.all(rho < rows, key < tot), wv, ninf), [si])
                         T.buffer_store(st, ninf, [R(tx, 8, 2 + 4 * hi)])
                         for n8 in range(BK // 8):
                             for u in range(2):
@@ -1062,7 +1110,7 @@ def _tc_ir(sel, ins, outs, mode):
                     th.each_thread(vfrag)
                     th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4))
 
-                unrolled(nnv, lambda nv: unrolled(BK // 16, lambda kc: pv_step(nv, kc)))
+                unrolled(BK // 16, lambda kc: unrolled(nnv, lambda nv: pv_step(nv, kc)))
                 th.barrier()
 
             quad(lambda a, c: a + c, 1, 3)
