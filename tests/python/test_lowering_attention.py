@@ -9,7 +9,11 @@ masks of ranks 2..4 broadcast (a symbolic mask dim that is 1 at run time include
 with past and with L > S), scale, softcap, past_key/past_value with present outputs (and present
 without past), softmax_precision, qk_matmul_output_mode 0..3 with the 4th output, float32 /
 float16 / bfloat16 (bfloat16 against ONNX Runtime's float32 answer), symbolic sequence lengths
-(current, past and total). Declined with a reason: nonpad_kv_seqlen, heads that do not divide,
+(current, past and total). The fused kernels' paths: the tensor-core kernel (tc_* cases: fp16/bf16,
+GQA 1/2/4/8, head 64/128, causal with past and present, mask + softcap, 3-D symbolic; mma.sync
+emulated on the CPU from the PTX fragment layouts) and flash-decoding (split_* cases: key tiles
+fewer than the splits, a split count that does not divide the tiles, keys not a multiple of the
+tile, GQA 1/4/8); test_fast_paths_are_taken checks which path a case plans. Declined with a reason: nonpad_kv_seqlen, heads that do not divide,
 3-D without head counts, float64, softmax_precision float64, mode 2 with softcap=0, a float16 mask
 on float32 Q.
 
@@ -172,6 +176,70 @@ CASES = {
         5e-3,
     ),
     "opset24_4d_mask": (A([2, 3, 4, 8], [2, 3, 6, 8], [2, 3, 6, 8], mask=[4, 6], opset=24), {}, 1e-4),
+    # flash-decoding: the keys split over blocks + a merge kernel. GQA 8, head 128, causal, the
+    # present written by the kernel, fewer key tiles (3) than splits (64)
+    "split_decode_gqa8_h128_causal": (
+        A(
+            [2, 16, 1, 128],
+            [2, 2, 1, 128],
+            [2, 2, 1, 128],
+            "float16",
+            past=([2, 2, "P", 128], [2, 2, "P", 128]),
+            is_causal=1,
+            outputs=PRESENT,
+            total="T",
+        ),
+        {"P": 90},
+        5e-3,
+    ),
+    # static: 100 keys (not a multiple of the 32-key tile) over 4 splits, GQA 1, 3 rows
+    "split_static_uneven_keys": (A([1, 4, 3, 64], [1, 4, 100, 64], [1, 4, 100, 64]), {}, 1e-4),
+    # symbolic keys: 69 tiles over 64 splits (2 tiles each, the last splits empty), a float mask
+    "split_sym_keys_uneven_mask": (
+        A([1, 8, 2, 64], [1, 2, "S", 64], [1, 2, "S", 64], mask=[1, 1, 2, "S"]),
+        {"S": 2200},
+        1e-4,
+    ),
+    # causal tiles skipped by the first row tiles; the last row tile reads every key and writes the
+    # present; 3-D GQA 4 with a split of 2
+    "causal_skip_present_3d": (
+        A([1, 40, 128], [1, 40, 32], [1, 40, 32], is_causal=1, outputs=PRESENT, q_num_heads=4, kv_num_heads=1),
+        {},
+        1e-4,
+    ),
+    # the tensor-core kernel (fp16 / bf16, >= 64 rows per kv group); on the CPU the same fragment
+    # loads with mma.sync emulated from the PTX fragment layouts. GQA 8, head 128, 80 keys (a partial
+    # second key tile)
+    "tc_fp16_gqa8_h128": (A([1, 16, 8, 128], [1, 2, 80, 128], [1, 2, 80, 128], "float16"), {}, 5e-3),
+    # causal with past (140 keys: 3 tiles, skipped above the row tile), present written, GQA 4, head 64
+    "tc_fp16_causal_past_present": (
+        A(
+            [1, 8, 40, 64],
+            [1, 2, 40, 64],
+            [1, 2, 40, 64],
+            "float16",
+            past=([1, 2, 100, 64], [1, 2, 100, 64]),
+            is_causal=1,
+            outputs=PRESENT,
+            total=140,
+        ),
+        {},
+        5e-3,
+    ),
+    # bfloat16, GQA 1, two batches, a float mask and softcap, V head 32 != K head 64
+    "tc_bf16_mask_softcap": (
+        A([2, 2, 70, 64], [2, 2, 90, 64], [2, 2, 90, 32], "bfloat16", mask=[70, 90], softcap=2.0),
+        {},
+        3e-2,
+    ),
+    # 3-D layout, symbolic sequence (rows unknown: tensor cores), causal, GQA 2 (float16 3-D GQA:
+    # ONNX Runtime answers NaN, ONNX's reference answers)
+    "tc_fp16_3d_causal_sym": (
+        A([1, "L", 128], [1, "L", 64], [1, "L", 64], "float16", is_causal=1, q_num_heads=4, kv_num_heads=2),
+        {"L": 67},
+        5e-3,
+        "onnx",
+    ),
 }
 NOT_LOWERED = {
     "nonpad_kv_seqlen": A([2, 3, 4, 8], [2, 3, 6, 8], [2, 3, 6, 8], opset=24, nonpad=True),
@@ -194,6 +262,10 @@ NVCC_CASES = [
     "bf16_4d_causal",
     "fused_fp16_head128_mask",
     "4d_mask_rank3",
+    "split_decode_gqa8_h128_causal",
+    "causal_skip_present_3d",
+    "tc_fp16_causal_past_present",
+    "tc_bf16_mask_softcap",
 ]
 
 
@@ -209,13 +281,14 @@ def _kernels(name):
     used = (list(node.output) + [""] * 4)[:4]
     past = len(node.input) > 4 and node.input[4] != ""
     rank3 = len(model.graph.input[0].type.tensor_type.shape.dim) == 3
+    if not used[3]:  # the fused kernel (+ its merge kernel when the keys are split): no score
+        # matrix in memory, the present written by it
+        return True, ["tpat_attention_flash_kernel", "tpat_attention_flash_kernel_1"]
     want = []
     if past or used[1]:
         want.append("tpat_attention_present_key_kernel")
     if past or used[2]:
         want.append("tpat_attention_present_value_kernel")
-    if not used[3]:  # the fused kernel: no score matrix in memory
-        return True, want + ["tpat_attention_flash_kernel"]
     want += ["tpat_attention_qk_kernel", "tpat_attention_softmax_kernel", "tpat_attention_pv_kernel"]
     if rank3:
         want.append("tpat_attention_y3_kernel")
@@ -276,3 +349,17 @@ def test_other_cases_decline_with_a_reason(built, name):
     assert choice.selection is None and choice.reason
     assert [low for low, _ in choice.declined] == ["attention"]
     assert not built[name]["res"]["ok"]  # TVM's converter is refused: no silent fallback
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("tc_", "split_"))])
+def test_fast_paths_are_taken(built, name):
+    """tc_* cases plan the tensor-core kernel (one launch); split_* cases split the keys over blocks
+    and launch the merge kernel after the fused one."""
+    plan = lowered_plan(built[name]["res"], "attention")
+    detail, got = plan["lowering_detail"], launches(plan)
+    if name.startswith("tc_"):
+        assert "on tensor cores" in detail and got == ["tpat_attention_flash_kernel"], (detail, got)
+        assert "mma.sync.aligned.m16n8k16" in plan["cuda_source"]
+    else:
+        assert "keys split over" in detail and "tensor cores" not in detail, detail
+        assert got == ["tpat_attention_flash_kernel", "tpat_attention_flash_kernel_1"], got

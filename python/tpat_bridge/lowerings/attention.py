@@ -17,6 +17,10 @@ only one. It is the definition as a chain of TE computes, each its own PrimFunc 
      heads * v_head_size)); the optional 4th output is S, S + bias, the softcapped W or P
      (qk_matmul_output_mode 0..3), in Q's type.
 
+Without the 4th output one fused kernel replaces the chain (no L x T matrix in memory; docs/lowerings.md
+"Attention"): on tensor cores (`_tc_ir`: mma.sync, fp16/bf16 prefill) or on CUDA cores (`_flash_ir`,
+with the keys split over blocks and a merge kernel when few rows would leave the GPU idle: decode).
+
 Semantics follow ONNX Runtime (TPAT's reference data): a bool mask's False and the causal mask are
 float32's lowest, not -inf (so a row masked everywhere by them averages V, where ONNX's reference
 gives NaN), causal replaces a float mask's value where it masks. Where ONNX Runtime has no answer,
@@ -34,6 +38,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import tvm
 from tvm import relax, te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
@@ -64,6 +69,11 @@ class AttentionSelection(Selection):
     outs: tuple  # which of (Y, present_key, present_value, qk) the node uses
     flash: bool  # the fused kernel (no qk output asked, a tile fits in shared memory)
     ops: list  # Operands Q, K, V, mask, past_key, past_value (absent ones kept)
+    bq: int = 16  # fused kernel: query rows per block
+    bk: int = 32  # keys per K/V tile
+    splits: int = 1  # blocks over the keys of a (batch, kv head, row tile); > 1: a merge kernel
+    vec: int = 1  # Q/K/V elements per load
+    tc: bool = False  # the tensor-core kernel (prefill) in place of the CUDA-core one
 
     def describe(self) -> str:
         kind = f"{self.rank}-D, {self.qh} q heads / {self.kvh} kv heads, head {self.hd}/{self.vd}"
@@ -78,9 +88,12 @@ class AttentionSelection(Selection):
             )
             if on
         ]
-        if self.flash:
-            bq, bk = flash_tiles(self.hd, self.vd)
-            how = f"fused online softmax, {bq} rows x {bk} keys per tile"
+        if self.tc:
+            how = f"fused online softmax on tensor cores, mma.sync m16n8k16, {TC_ROWS} rows x {TC_KEYS} keys per tile"
+        elif self.flash:
+            how = f"fused online softmax, {self.bq} rows x {self.bk} keys per tile, {self.vec}-wide loads"
+            if self.splits > 1:
+                how += f", keys split over {self.splits} blocks + merge"
         else:
             how = "composition, float32 softmax"
         return f"attention ({kind}{', ' + ', '.join(extra) if extra else ''}; {how})"
@@ -179,6 +192,28 @@ def select(n: NodeView) -> AttentionSelection | Decline:
         static = [d for d in t.shape if _static(d)]
         if any(d < 0 for d in static) or math.prod(static) >= MAX_ELEMENTS:
             return Decline("sizes out of range")
+    lq = q.shape[1 if rank == 3 else 2]
+    cur = k.shape[1 if rank == 3 else 2]
+    total = cur + pk.shape[2] if past and _static(cur) and _static(pk.shape[2]) else (None if past else cur)
+    fplan = None
+    if not used[3]:
+        fplan = flash_plan(
+            hd,
+            vd,
+            dtypes.size(dtype),
+            q.shape[0] if _static(q.shape[0]) else None,
+            kvh,
+            lq if _static(lq) else None,
+            qh // kvh,
+            total if _static(total) else None,
+        )
+    bq, bk, splits, vec = fplan or (16, 32, 1, 1)
+    # tensor cores for a block's worth of rows or more (prefill; rows unknown: assumed prefill), else
+    # the CUDA-core kernel (flash-decoding for a few rows)
+    rows = lq * (qh // kvh) if _static(lq) else None
+    tc = fplan is not None and tc_fits(dtype, hd, vd) and (rows is None or rows >= TC_ROWS)
+    if tc:
+        splits = 1
     return AttentionSelection(
         dtype=dtype,
         rank=rank,
@@ -193,8 +228,13 @@ def select(n: NodeView) -> AttentionSelection | Decline:
         mask=mkind,
         past=past,
         outs=used,
-        flash=not used[3] and flash_tiles(hd, vd) is not None,
+        flash=fplan is not None,
         ops=ops[:6],
+        bq=bq,
+        bk=bk,
+        splits=splits,
+        vec=vec,
+        tc=tc,
     )
 
 
@@ -350,59 +390,125 @@ def _layout3_te(y, sel):
 # --- the fused kernel (flash-attention style): no L x T score matrix in memory ----------------------
 FLASH_THREADS = 128
 SMEM_LIMIT = 48 * 1024  # static shared memory per block
+TARGET_BLOCKS = 4 * 132  # split the keys until the grid has about this many blocks (4 per H100/H200 SM)
+MAX_SPLITS = 64
+MERGE_THREADS = 128
 
 
-def flash_tiles(hd, vd, dtype_size=4):
+def _pow2ceil(n):
+    p = 1
+    while p < n:
+        p *= 2
+    return p
+
+
+def flash_tiles(hd, vd, rows=None):
     """(BQ rows, BK keys) of the fused kernel for head sizes hd/vd, or None when no tile fits in
-    48 KiB of static shared memory (q rows, a K and a V tile, scores and probabilities; float32)."""
-    for bq, bk in ((16, 32), (16, 16), (8, 16), (8, 8)):
+    48 KiB of static shared memory (q rows, a K and a V tile, scores and probabilities; float32).
+    BQ is the query rows of a kv group (L x r) rounded up to a power of two when they are known and
+    fewer than 16 (decode: 1 x r rows), else 16."""
+    bq0 = 16 if rows is None else max(1, min(16, _pow2ceil(rows)))
+    for bq, bk in ((bq0, 32), (bq0, 16), (min(bq0, 8), 16), (min(bq0, 8), 8)):
         smem = 4 * (bq * hd + bk * (hd + 1) + bk * vd + 2 * bq * (bk + 1) + 3 * bq)
         if smem <= SMEM_LIMIT:
             return bq, bk
     return None
 
 
+def flash_plan(hd, vd, elem, batch, kvh, lq, r, total):
+    """(bq, bk, splits, vec) of the fused kernel (None when no tile fits). `batch`, `lq`, `total`
+    are ints when static, else None. Splits: the keys of a (batch, kv head, row tile) cut over this
+    many blocks (flash-decoding) when the row tiles alone give fewer than TARGET_BLOCKS blocks; each
+    split a whole number of key tiles. vec: elements per load of Q/K/V (16 bytes where the head
+    sizes allow)."""
+    tiles = flash_tiles(hd, vd, lq * r if lq is not None else None)
+    if tiles is None:
+        return None
+    bq, bk = tiles
+    groups = max(1, (batch or 1) * kvh * (-(-lq * r // bq) if lq is not None else 1))  # (a 0 dim: 1)
+    splits = 1
+    if groups < TARGET_BLOCKS:
+        splits = min(MAX_SPLITS, -(-TARGET_BLOCKS // groups))
+        if total is not None:
+            ktiles = max(1, -(-total // bk))
+            splits = max(1, min(splits, ktiles))
+            splits = -(-ktiles // -(-ktiles // splits))  # every split a whole, equal number of tiles
+    vec = 16 // elem
+    while vec > 1 and (hd % vec or vd % vec):
+        vec //= 2
+    return bq, bk, splits, vec
+
+
+def _vec(base, vec):
+    """Index of `vec` consecutive elements from `base` (the index itself when vec is 1)."""
+    if isinstance(base, int):
+        base = tirx.const(base, "int32")
+    dt = str(base.ty.dtype) if hasattr(base, "ty") and hasattr(base.ty, "dtype") else base.dtype
+    return base if vec == 1 else tirx.Ramp(base, tirx.const(1, dt), vec)
+
+
+def _vload(t, rank, b, h, s, d0, hsize, vec):
+    """`vec` consecutive elements d0.. of head h, position s of a Q/K/V tensor in its layout."""
+    if rank == 4:
+        return t[b, h, s, _vec(d0, vec)]
+    return t[b, s, _vec(h * tirx.const(hsize, "int64") + d0, vec)]
+
+
 def _flash_ir(sel, ins, outs, mode):
-    """IR of the fused kernel. A block owns kv head g of batch b and BQ rows; row rho of the block's
-    r * L rows is query rho // r of q head g * r + rho % r (the r q heads of a GQA group share the
-    K/V tiles). Per K/V tile of BK keys: K and V into shared memory, a thread per (row, key) score
-    (dot over the head in float32, scale, mask, causal, softcap), a thread per row updates the
-    running max and sum (online softmax) and turns the scores into probabilities, then each thread
-    rescales its (row, column) accumulators and adds P V. Y = acc / sum, written in Y's layout."""
-    q, kt, vt = ins[0], ins[1], ins[2]
+    """IR of the fused kernel (+ the merge kernel when the keys are split). A block owns kv head g of
+    batch b, BQ rows and split s of the key tiles; row rho of the group's r * L rows is query
+    rho // r of q head g * r + rho % r (the r q heads of a GQA group share every K/V read). Per K/V
+    tile of BK keys: K and V read with `vec`-wide (16-byte) loads straight from past / current K, V
+    (present_key / present_value written from the same registers by the last row tile's blocks),
+    widened into shared memory; a thread per (row, key) score (dot over the head in float32, scale,
+    mask, causal, softcap), a thread per row updates the running max and sum (online softmax), then
+    each thread rescales its (row, column) accumulators and adds P V. Causal key tiles above a row
+    tile's last query are skipped when nothing else (mask, softcap) can make them count. One split:
+    Y = acc / sum. Several: each block writes (max, sum, acc) of its rows to the workspace and a
+    second kernel, a thread per output element, merges the splits (flash-decoding)."""
+    q, k, v = ins[0], ins[1], ins[2]
     rest = list(ins[3:])
     mask = rest.pop(0) if sel.mask else None
-    pk = rest.pop(0) if sel.past else None
-    y = outs[0]
+    pk, pv = (rest.pop(0), rest.pop(0)) if sel.past else (None, None)
+    outs = list(outs)
+    y = outs.pop(0)
+    pres_k = outs.pop(0) if sel.outs[1] else None
+    pres_v = outs.pop(0) if sel.outs[2] else None
+    S = sel.splits
+    ws_acc, ws_ml = (outs[0], outs[1]) if S > 1 else (None, None)
     gpu = mode == "gpu"
     nt = FLASH_THREADS
-    bq, bk = flash_tiles(sel.hd, sel.vd)
+    bq, bk, vec = sel.bq, sel.bk, sel.vec
     hd, vd, r = sel.hd, sel.vd, sel.qh // sel.kvh
     i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
     f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
     ninf = f32(-math.inf)
-    k4 = sel.past
-    rk = (lambda b, h, s_, d: kt[b, h, s_, d]) if k4 else _reader(kt, sel.rank, sel.kvh, hd)
-    rv = (lambda b, h, s_, d: vt[b, h, s_, d]) if k4 else _reader(vt, sel.rank, sel.kvh, vd)
-    rq = _reader(q, sel.rank, sel.qh, hd)
     bsz = tirx.Cast("int64", q.shape[0])
     lq = tirx.Cast("int64", _seq(q, sel.rank))
-    tot = tirx.Cast("int64", kt.shape[2] if k4 else _seq(kt, sel.rank))
+    cur = tirx.Cast("int64", _seq(k, sel.rank))
     past_len = tirx.Cast("int64", pk.shape[2]) if pk is not None else i64(0)
+    tot = past_len + cur
     rows = lq * i64(r)
     tiles = (rows + i64(bq - 1)) // i64(bq)
     ktiles = (tot + i64(bk - 1)) // i64(bk)
+    chunk = (ktiles + i64(S - 1)) // i64(S)
     na = -(-bq * vd // nt)  # accumulators per thread
-    biased, capped = _bias(sel, None, mask, past_len)
+    _, capped = _bias(sel, None, mask, past_len)
+    # causal tiles above the last query only hold float32's lowest: skipping them is exact unless a
+    # mask (a row it masks everywhere) or softcap (lowest becomes -softcap) lets them count
+    skip = sel.causal and sel.mask is None and sel.softcap == 0
+    writes_present = pres_k is not None or pres_v is not None
+    sh = "shared" if gpu else "global"
 
     with IRBuilder() as ib:
-        th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
+        th = Threads(mode, bsz * i64(sel.kvh) * tiles * i64(S), nt)
         with th as bx:
             blk = tirx.Cast("int64", bx)
-            tile = blk % tiles
-            g = (blk // tiles) % i64(sel.kvh)
-            b = blk // (tiles * i64(sel.kvh))
-            sh = "shared" if gpu else "global"
+            split = blk % i64(S)
+            tile = (blk // i64(S)) % tiles
+            g = (blk // (i64(S) * tiles)) % i64(sel.kvh)
+            b = blk // (i64(S) * tiles * i64(sel.kvh))
+            last_tile = tile == tiles - i64(1)
             q_s = T.decl_buffer([bq * hd], "float32", scope=sh)
             k_s = T.decl_buffer([bk * (hd + 1)], "float32", scope=sh)
             v_s = T.decl_buffer([bk * vd], "float32", scope=sh)
@@ -412,14 +518,13 @@ def _flash_ir(sel, ins, outs, mode):
             # st[i] from st[bq + i'] in one buffer and would ask for a barrier inside a condition)
             m_s, l_s, c_s = (T.decl_buffer([bq], "float32", scope=sh) for _ in range(3))
             acc = T.decl_buffer([na] if gpu else [nt * na], "float32", scope="local" if gpu else "global")
-            dot = T.decl_buffer([1] if gpu else [nt], "float32", scope="local" if gpu else "global")
-            rsum = T.decl_buffer([1] if gpu else [nt], "float32", scope="local" if gpu else "global")
+            dot = T.decl_buffer([1], "float32", scope="local" if gpu else "global")
+            rsum = T.decl_buffer([1], "float32", scope="local" if gpu else "global")
+            reg = T.decl_buffer([vec], sel.dtype, scope="local" if gpu else "global")
+            rix = _vec(tirx.const(0, "int32"), vec)
 
             def A(tx, a):
                 return a if gpu else tirx.Cast("int32", tx) * na + a
-
-            def D(tx):
-                return 0 if gpu else tirx.Cast("int32", tx)
 
             def row_of(i):
                 rho = tile * i64(bq) + tirx.Cast("int64", i)
@@ -435,12 +540,19 @@ def _flash_ir(sel, ins, outs, mode):
 
             def init(tx):
                 def ld(idx):
-                    i, d = idx // hd, idx % hd
+                    i, c = idx // (hd // vec), idx % (hd // vec)
                     rho, h, qi = row_of(i)
-                    val = tirx.if_then_else(rho < rows, _f32(rq(b, h, tirx.min(qi, lq - 1), d)), f32(0))
-                    T.buffer_store(q_s, val, [idx])
+                    d0 = tirx.Cast("int64", c * vec)
+                    with T.If(rho < rows):
+                        with T.Then():
+                            T.buffer_store(reg, _vload(q, sel.rank, b, h, qi, d0, hd, vec), [rix])
+                            for u in range(vec):
+                                T.buffer_store(q_s, _f32(reg[u]), [i * hd + c * vec + u])
+                        with T.Else():
+                            for u in range(vec):
+                                T.buffer_store(q_s, f32(0), [i * hd + c * vec + u])
 
-                strided(tx, bq * hd, ld)
+                strided(tx, bq * hd // vec, ld)
                 t = tirx.Cast("int32", tx)
                 with T.If(t < bq):
                     with T.Then():
@@ -451,24 +563,47 @@ def _flash_ir(sel, ins, outs, mode):
 
             th.each_thread(init)
             th.barrier()
-            with T.serial(0, ktiles) as kt0:
-                key0 = tirx.Cast("int64", kt0) * i64(bk)
+            if skip:
+                rho_max = tirx.min(tile * i64(bq) + i64(bq - 1), rows - i64(1))
+                seen = (rho_max // i64(r) + past_len + i64(bk)) // i64(bk)  # tiles holding keys <= query
+                klim = tirx.min(ktiles, seen)
+                if writes_present:  # the last row tile's blocks read (and write) every key
+                    klim = tirx.Select(last_tile, ktiles, klim)
+            else:
+                klim = ktiles
+            kbeg = split * chunk
+            kend = tirx.min(kbeg + chunk, klim)
+            with T.serial(0, tirx.max(kend - kbeg, i64(0))) as it0:
+                key0 = (kbeg + tirx.Cast("int64", it0)) * i64(bk)
 
                 def load(tx):
-                    def ldk(idx):
-                        j, d = idx // hd, idx % hd
+                    def ld(idx, hs, cur_t, past_t, pres, dst, stride):
+                        j, c = idx // (hs // vec), idx % (hs // vec)
                         key = key0 + tirx.Cast("int64", j)
-                        val = tirx.if_then_else(key < tot, _f32(rk(b, g, tirx.min(key, tot - 1), d)), f32(0))
-                        T.buffer_store(k_s, val, [j * (hd + 1) + d])
+                        d0 = tirx.Cast("int64", c * vec)
+                        with T.If(key < tot):
+                            with T.Then():
+                                if past_t is None:
+                                    T.buffer_store(reg, _vload(cur_t, sel.rank, b, g, key, d0, hs, vec), [rix])
+                                else:
+                                    with T.If(key < past_len):
+                                        with T.Then():
+                                            T.buffer_store(reg, past_t[b, g, key, _vec(d0, vec)], [rix])
+                                        with T.Else():
+                                            val = _vload(cur_t, sel.rank, b, g, key - past_len, d0, hs, vec)
+                                            T.buffer_store(reg, val, [rix])
+                                if pres is not None:
+                                    with T.If(last_tile):
+                                        with T.Then():
+                                            T.buffer_store(pres, reg[rix], [b, g, key, _vec(d0, vec)])
+                                for u in range(vec):
+                                    T.buffer_store(dst, _f32(reg[u]), [j * stride + c * vec + u])
+                            with T.Else():
+                                for u in range(vec):
+                                    T.buffer_store(dst, f32(0), [j * stride + c * vec + u])
 
-                    def ldv(idx):
-                        j, e = idx // vd, idx % vd
-                        key = key0 + tirx.Cast("int64", j)
-                        val = tirx.if_then_else(key < tot, _f32(rv(b, g, tirx.min(key, tot - 1), e)), f32(0))
-                        T.buffer_store(v_s, val, [idx])
-
-                    strided(tx, bk * hd, ldk)
-                    strided(tx, bk * vd, ldv)
+                    strided(tx, bk * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_s, hd + 1))
+                    strided(tx, bk * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_s, vd))
 
                 th.each_thread(load)
                 th.barrier()
@@ -478,10 +613,10 @@ def _flash_ir(sel, ins, outs, mode):
                         i, j = idx // bk, idx % bk
                         rho, h, qi = row_of(i)
                         key = key0 + tirx.Cast("int64", j)
-                        T.buffer_store(dot, f32(0), [D(tx)])
+                        T.buffer_store(dot, f32(0), [0])
                         with T.serial(0, hd) as d:
-                            T.buffer_store(dot, dot[D(tx)] + q_s[i * hd + d] * k_s[j * (hd + 1) + d], [D(tx)])
-                        w = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), dot[D(tx)] * f32(sel.scale))
+                            T.buffer_store(dot, dot[0] + q_s[i * hd + d] * k_s[j * (hd + 1) + d], [0])
+                        w = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), dot[0] * f32(sel.scale))
                         ok = tirx.all(rho < rows, key < tot)
                         T.buffer_store(s_s, tirx.if_then_else(ok, w, ninf), [i * (bk + 1) + j])
 
@@ -496,24 +631,24 @@ def _flash_ir(sel, ins, outs, mode):
                     i = tirx.Cast("int32", tx)
                     with T.If(i < bq):
                         with T.Then():
-                            T.buffer_store(dot, m_s[i], [D(tx)])
+                            T.buffer_store(dot, m_s[i], [0])
                             with T.serial(0, bk) as j:
-                                T.buffer_store(dot, tirx.max(dot[D(tx)], s_s[i * (bk + 1) + j]), [D(tx)])
-                            mx = dot[D(tx)]
+                                T.buffer_store(dot, tirx.max(dot[0], s_s[i * (bk + 1) + j]), [0])
+                            mx = dot[0]
                             safe = tirx.Select(mx == ninf, f32(0), mx)
                             T.buffer_store(c_s, tirx.exp(m_s[i] - safe), [i])
                             T.buffer_store(m_s, mx, [i])
-                            T.buffer_store(rsum, f32(0), [D(tx)])  # (dot keeps the max: `safe` reads it)
+                            T.buffer_store(rsum, f32(0), [0])  # (dot keeps the max: `safe` reads it)
                             with T.serial(0, bk) as j:
                                 pj = tirx.exp(s_s[i * (bk + 1) + j] - safe)
                                 T.buffer_store(p_s, pj, [i * (bk + 1) + j])
-                                T.buffer_store(rsum, rsum[D(tx)] + pj, [D(tx)])
-                            T.buffer_store(l_s, l_s[i] * c_s[i] + rsum[D(tx)], [i])
+                                T.buffer_store(rsum, rsum[0] + pj, [0])
+                            T.buffer_store(l_s, l_s[i] * c_s[i] + rsum[0], [i])
 
                 th.each_thread(stats)
                 th.barrier()
 
-                def pv(tx):
+                def pv_(tx):
                     with T.serial(0, na) as a:
                         idx = a * nt + tirx.Cast("int32", tx)
                         with T.If(idx < bq * vd):
@@ -527,56 +662,521 @@ def _flash_ir(sel, ins, outs, mode):
                                         [A(tx, a)],
                                     )
 
-                th.each_thread(pv)
+                th.each_thread(pv_)
                 th.barrier()
 
             def write(tx):
+                if S > 1:  # the block's partial state: (max, sum) per row, acc per (row, column)
+                    t = tirx.Cast("int32", tx)
+                    with T.If(t < bq):
+                        with T.Then():
+                            base = (blk * i64(bq) + tirx.Cast("int64", t)) * i64(2)
+                            T.buffer_store(ws_ml, m_s[t], [base])
+                            T.buffer_store(ws_ml, l_s[t], [base + i64(1)])
                 with T.serial(0, na) as a:
                     idx = a * nt + tirx.Cast("int32", tx)
                     with T.If(idx < bq * vd):
                         with T.Then():
-                            i, e = idx // vd, idx % vd
-                            rho, h, qi = row_of(i)
-                            with T.If(rho < rows):
-                                with T.Then():
-                                    val = acc[A(tx, a)] / l_s[i]
-                                    val = val if sel.dtype == "float32" else tirx.Cast(sel.dtype, val)
-                                    ee = tirx.Cast("int64", e)
-                                    if sel.rank == 4:
-                                        T.buffer_store(y, val, [b, h, qi, ee])
-                                    else:
-                                        T.buffer_store(y, val, [b, qi, h * i64(vd) + ee])
+                            if S > 1:
+                                T.buffer_store(ws_acc, acc[A(tx, a)], [blk * i64(bq * vd) + tirx.Cast("int64", idx)])
+                            else:
+                                i, e = idx // vd, idx % vd
+                                rho, h, qi = row_of(i)
+                                with T.If(rho < rows):
+                                    with T.Then():
+                                        val = acc[A(tx, a)] / l_s[i]
+                                        _store_y(sel, y, val, b, h, qi, tirx.Cast("int64", e))
+
+            th.each_thread(write)
+    main = ib.get()
+    if S == 1:
+        return main
+    return tirx.SeqStmt([main, _merge_ir(sel, y, ws_acc, ws_ml, bsz, rows, tiles, mode)])
+
+
+def _store_y(sel, y, val, b, h, qi, e):
+    val = val if sel.dtype == "float32" else tirx.Cast(sel.dtype, val)
+    if sel.rank == 4:
+        T.buffer_store(y, val, [b, h, qi, e])
+    else:
+        T.buffer_store(y, val, [b, qi, h * tirx.const(sel.vd, "int64") + e])
+
+
+def _merge_ir(sel, y, ws_acc, ws_ml, bsz, rows, tiles, mode):
+    """The merge of the splits: a thread per (batch, kv head, row, column) of Y; M = the splits'
+    largest max, Y = sum_s acc_s exp(m_s - M) / sum_s l_s exp(m_s - M). Reads S x (2 + 1) floats."""
+    S, bq, vd, r = sel.splits, sel.bq, sel.vd, sel.qh // sel.kvh
+    gpu = mode == "gpu"
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
+    ninf = f32(-math.inf)
+    total = bsz * i64(sel.kvh) * tiles * i64(bq * vd)
+    nt = MERGE_THREADS
+    with IRBuilder() as ib:
+        th = Threads(mode, (total + i64(nt - 1)) // i64(nt), nt)
+        with th as bx:
+            st = T.decl_buffer([3], "float32", scope="local" if gpu else "global")
+
+            def body(tx):
+                idx = tirx.Cast("int64", bx) * i64(nt) + tirx.Cast("int64", tx)
+                e = idx % i64(vd)
+                i = (idx // i64(vd)) % i64(bq)
+                grp = idx // i64(bq * vd)  # (b, g, tile)
+                tile = grp % tiles
+                g = (grp // tiles) % i64(sel.kvh)
+                b = grp // (tiles * i64(sel.kvh))
+                rho = tile * i64(bq) + i
+                with T.If(tirx.all(idx < total, rho < rows)):
+                    with T.Then():
+                        ml = lambda s, w: ws_ml[((grp * i64(S) + s) * i64(bq) + i) * i64(2) + i64(w)]  # noqa: E731
+                        T.buffer_store(st, ninf, [0])
+                        with T.serial(0, S) as s:
+                            T.buffer_store(st, tirx.max(st[0], ml(tirx.Cast("int64", s), 0)), [0])
+                        safe = tirx.Select(st[0] == ninf, f32(0), st[0])
+                        T.buffer_store(st, f32(0), [1])
+                        T.buffer_store(st, f32(0), [2])
+                        with T.serial(0, S) as s:
+                            s64 = tirx.Cast("int64", s)
+                            wgt = tirx.exp(ml(s64, 0) - safe)
+                            T.buffer_store(st, st[1] + ml(s64, 1) * wgt, [1])
+                            a = ws_acc[((grp * i64(S) + s64) * i64(bq) + i) * i64(vd) + e]
+                            T.buffer_store(st, st[2] + a * wgt, [2])
+                        _store_y(sel, y, st[2] / st[1], b, g * i64(r) + rho % i64(r), rho // i64(r), e)
+
+            th.each_thread(body)
+    return ib.get()
+
+
+# --- the tensor-core kernel (prefill): mma.sync m16n8k16, float32 accumulators -----------------------
+TC_ROWS = 64  # query rows per block: 4 warps x 16
+TC_KEYS = 64  # keys per K/V tile
+TC_THREADS = 128
+_MMA_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
+
+
+def tc_fits(dtype, hd, vd):
+    """The tensor-core kernel takes fp16 / bf16 with head sizes multiples of 16 up to 128 (the K/V
+    tiles in 48 KiB of static shared memory, Q and O fragments in registers)."""
+    return dtype in _MMA_TYPE and hd % 16 == 0 and vd % 16 == 0 and hd <= 128 and vd <= 128
+
+
+def _tc_ir(sel, ins, outs, mode):
+    """IR of the tensor-core kernel. A block of 4 warps owns kv head g of batch b and 64 of the
+    group's r * L rows (row rho: query rho // r of q head g * r + rho % r), warp w rows 16w..16w+15.
+    Q is staged through shared memory into A fragments (registers, the whole kernel). Per tile of 64
+    keys: K and V read with 16-byte loads into shared memory (rows padded by 8 elements: the fragment
+    reads are free of bank conflicts; present_key / present_value written from the same registers by
+    the last row tile's blocks); S = Q K^T by mma.sync m16n8k16 (fp16/bf16 in, float32 out: 8 key
+    tiles x hd/16 steps per warp); scale, mask, causal, softcap on the fragments; online softmax in
+    registers (a thread holds 2 rows x 16 keys; row max over the 4 lanes of a quad by shuffles);
+    P rounded to Q's type is the A operand of O += P V (the accumulator layout of S is the A layout
+    of P), V's B fragments read from shared memory. Y = O / sum. Causal key tiles above the block's
+    last query are skipped when exact (as in the CUDA-core kernel).
+
+    mode "cpu" (LLVM): the same fragment loads and index arithmetic with serial loops for the
+    threads; mma.sync is emulated lane by lane from the PTX fragment layouts (each lane gathers the
+    A/B elements of its 4 outputs from the lanes that hold them) and the quad shuffles read the
+    neighbour lane's value from the previous thread loop, so the CPU check exercises the layouts."""
+    q, k, v = ins[0], ins[1], ins[2]
+    rest = list(ins[3:])
+    mask = rest.pop(0) if sel.mask else None
+    pk, pv = (rest.pop(0), rest.pop(0)) if sel.past else (None, None)
+    outs = list(outs)
+    y = outs.pop(0)
+    pres_k = outs.pop(0) if sel.outs[1] else None
+    pres_v = outs.pop(0) if sel.outs[2] else None
+    gpu = mode == "gpu"
+    nt, BQ, BK = TC_THREADS, TC_ROWS, TC_KEYS
+    hd, vd, r = sel.hd, sel.vd, sel.qh // sel.kvh
+    dt = sel.dtype
+    mty = _MMA_TYPE[dt]
+    vec = 8
+    hs_k, hs_v = hd + 8, vd + 8  # padded shared-memory rows (halves)
+    nkk = hd // 16  # k steps of S = Q K^T
+    nnv = vd // 8  # n tiles of O
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
+    ninf = f32(-math.inf)
+    bsz = tirx.Cast("int64", q.shape[0])
+    lq = tirx.Cast("int64", _seq(q, sel.rank))
+    cur = tirx.Cast("int64", _seq(k, sel.rank))
+    past_len = tirx.Cast("int64", pk.shape[2]) if pk is not None else i64(0)
+    tot = past_len + cur
+    rows = lq * i64(r)
+    tiles = (rows + i64(BQ - 1)) // i64(BQ)
+    ktiles = (tot + i64(BK - 1)) // i64(BK)
+    _, capped = _bias(sel, None, mask, past_len)
+    skip = sel.causal and sel.mask is None and sel.softcap == 0
+    writes_present = pres_k is not None or pres_v is not None
+    sh = "shared" if gpu else "global"
+    reg_scope = "local" if gpu else "global"
+
+    with IRBuilder() as ib:
+        th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
+        with th as bx:
+            blk = tirx.Cast("int64", bx)
+            # the last row tiles first: under causal masking they read the most key tiles, and the
+            # longest blocks starting first keep the tail of the grid short
+            tile = tiles - i64(1) - blk % tiles
+            g = (blk // tiles) % i64(sel.kvh)
+            b = blk // (tiles * i64(sel.kvh))
+            last_tile = tile == tiles - i64(1)
+            k_h = T.decl_buffer([BK * max(hs_k, hs_v)], dt, scope=sh)  # K tile (Q staged here first)
+            v_h = T.decl_buffer([BK * hs_v], dt, scope=sh)
+
+            def regs(n, dtype):
+                """n registers per thread (CPU: an array over the block's threads)."""
+                return T.decl_buffer([n] if gpu else [nt * n], dtype, scope=reg_scope)
+
+            qf = regs(nkk * 8, dt)  # Q A fragments
+            sf = regs(BK // 8 * 4, "float32")  # S / P accumulators: 8 key tiles x 4
+            pa = regs(BK // 16 * 8, dt)  # P A fragments
+            of = regs(nnv * 4, "float32")  # O accumulators
+            bf = regs(4, dt)  # one B fragment
+            st = regs(8, "float32")  # per row hi: m, l, reduction scratch, correction
+            xch = T.decl_buffer([1] if gpu else [nt * 2], "float32", scope=reg_scope)  # CPU shuffles
+            reg = T.decl_buffer([vec], dt, scope=reg_scope)
+            rix = _vec(i32(0), vec)
+
+            def R(tx, n, i):
+                return i if gpu else tirx.Cast("int32", tx) * n + i
+
+            def unrolled(n, body):
+                """body(i) for i < n: unrolled in Python on the GPU (register indices are constants),
+                a serial loop on the CPU (a small LLVM function)."""
+                if gpu:
+                    for i in range(n):
+                        body(i)
+                else:
+                    with T.serial(0, n) as i:
+                        body(i)
+
+            def lane_of(tx):
+                t32 = tirx.Cast("int32", tx)
+                return t32 // 32, t32 % 32  # warp, lane
+
+            def row_of(w, lane, hi):
+                rho = tile * i64(BQ) + tirx.Cast("int64", w * 16 + lane // 4 + 8 * hi)
+                return rho, g * i64(r) + rho % i64(r), rho // i64(r)
+
+            def strided(tx, n, body):
+                with T.serial(0, -(-n // nt)) as it:
+                    idx = it * nt + tirx.Cast("int32", tx)
+                    with T.If(idx < n):
+                        with T.Then():
+                            body(idx)
+
+            def mma(tx, a_buf, a_n, a_off, c_buf, c_n, c_off):
+                """C[c_off..+4] += A[a_off..+8] x B(bf) of the warp (m16n8k16, row.col); a_n, c_n: the
+                registers per thread of A's and C's buffers."""
+                if gpu:
+                    T.evaluate(
+                        T.ptx_legacy.mma(
+                            "m16n8k16",
+                            "row",
+                            "col",
+                            mty,
+                            mty,
+                            "fp32",
+                            a_buf.data,
+                            a_off,
+                            bf.data,
+                            0,
+                            c_buf.data,
+                            c_off,
+                            False,
+                            dtype="float32",
+                        )
+                    )
+                    return
+                w, lane = lane_of(tx)
+                gid, tig = lane // 4, lane % 4
+                for c in range(4):
+                    row = gid + 8 * (c // 2)
+                    col = tig * 2 + (c % 2)
+                    with T.serial(0, 16) as kx:
+                        a_lane = w * 32 + (row % 8) * 4 + (kx % 8) // 2
+                        a_i = (kx % 2) + 2 * (row // 8) + 4 * (kx // 8)
+                        b_lane = w * 32 + col * 4 + (kx % 8) // 2
+                        b_i = (kx % 2) + 2 * (kx // 8)
+                        prod = _f32(a_buf[a_lane * a_n + a_off + a_i]) * _f32(bf[b_lane * 4 + b_i])
+                        ci = R(tx, c_n, c_off + c)
+                        T.buffer_store(c_buf, c_buf[ci] + prod, [ci])
+
+            def quad(op, k_in, k_out):
+                """st[k_out] = op over the quad's 4 lanes of st[k_in] (per row hi: k + 4 hi)."""
+                if gpu:
+                    mask_ = tirx.const(0xFFFFFFFF, "uint32")
+                    for hi in range(2):
+                        x = st[k_in + 4 * hi]
+                        for d in (1, 2):
+                            y_ = tvm.ir.Call(
+                                "tirx.tvm_warp_shuffle_xor", [mask_, x, i32(d), i32(32), i32(32)], ret_ty="float32"
+                            )
+                            T.buffer_store(st, op(x, y_), [k_out + 4 * hi])
+                            x = st[k_out + 4 * hi]
+                    return
+                for d in (1, 2):
+
+                    def put(tx_):
+                        for hi in range(2):
+                            src = k_in if d == 1 else k_out
+                            T.buffer_store(xch, st[R(tx_, 8, src + 4 * hi)], [tirx.Cast("int32", tx_) * 2 + hi])
+
+                    def get(tx_):
+                        other = tirx.bitwise_xor(tirx.Cast("int32", tx_), i32(d))
+                        for hi in range(2):
+                            src = k_in if d == 1 else k_out
+                            mine = st[R(tx_, 8, src + 4 * hi)]
+                            T.buffer_store(st, op(mine, xch[other * 2 + hi]), [R(tx_, 8, k_out + 4 * hi)])
+
+                    th.each_thread(put)
+                    th.each_thread(get)
+
+            # Q: staged through k_h, then into A fragments (kept the whole kernel)
+            def ldq(tx):
+                def one(idx):
+                    i, c = idx // (hd // vec), idx % (hd // vec)
+                    rho = tile * i64(BQ) + tirx.Cast("int64", i)
+                    h, qi = g * i64(r) + rho % i64(r), rho // i64(r)
+                    with T.If(rho < rows):
+                        with T.Then():
+                            T.buffer_store(
+                                reg, _vload(q, sel.rank, b, h, qi, tirx.Cast("int64", c * vec), hd, vec), [rix]
+                            )
+                        with T.Else():
+                            for u in range(vec):
+                                T.buffer_store(reg, tirx.const(0, dt), [u])
+                    T.buffer_store(k_h, reg[rix], [_vec(i * hs_k + c * vec, vec)])
+
+                strided(tx, BQ * hd // vec, one)
+
+            th.each_thread(ldq)
+            th.barrier()
+
+            def qfrag(tx):
+                w, lane = lane_of(tx)
+                gid, tig = lane // 4, lane % 4
+                for kk in range(nkk):
+                    for a in range(4):  # a0a1: (g, 2t), a2a3: (g+8, 2t), a4a5: (g, 2t+8), a6a7: (g+8, 2t+8)
+                        row = w * 16 + gid + 8 * (a % 2)
+                        col = kk * 16 + tig * 2 + 8 * (a // 2)
+                        T.buffer_store(qf, k_h[_vec(row * hs_k + col, 2)], [_vec(R(tx, nkk * 8, kk * 8 + a * 2), 2)])
+                for i in range(nnv * 4):
+                    T.buffer_store(of, f32(0), [R(tx, nnv * 4, i)])
+                for hi in range(2):
+                    T.buffer_store(st, ninf, [R(tx, 8, 0 + 4 * hi)])
+                    T.buffer_store(st, f32(0), [R(tx, 8, 1 + 4 * hi)])
+
+            th.each_thread(qfrag)
+            th.barrier()
+            if skip:
+                rho_max = tirx.min(tile * i64(BQ) + i64(BQ - 1), rows - i64(1))
+                klim = tirx.min(ktiles, (rho_max // i64(r) + past_len + i64(BK)) // i64(BK))
+                if writes_present:
+                    klim = tirx.Select(last_tile, ktiles, klim)
+            else:
+                klim = ktiles
+            with T.serial(0, klim) as kt0:
+                key0 = tirx.Cast("int64", kt0) * i64(BK)
+
+                def load(tx):
+                    def ld(idx, hs, cur_t, past_t, pres, dst, stride):
+                        j, c = idx // (hs // vec), idx % (hs // vec)
+                        key = key0 + tirx.Cast("int64", j)
+                        d0 = tirx.Cast("int64", c * vec)
+                        with T.If(key < tot):
+                            with T.Then():
+                                if past_t is None:
+                                    T.buffer_store(reg, _vload(cur_t, sel.rank, b, g, key, d0, hs, vec), [rix])
+                                else:
+                                    with T.If(key < past_len):
+                                        with T.Then():
+                                            T.buffer_store(reg, past_t[b, g, key, _vec(d0, vec)], [rix])
+                                        with T.Else():
+                                            val = _vload(cur_t, sel.rank, b, g, key - past_len, d0, hs, vec)
+                                            T.buffer_store(reg, val, [rix])
+                                if pres is not None:
+                                    with T.If(last_tile):
+                                        with T.Then():
+                                            T.buffer_store(pres, reg[rix], [b, g, key, _vec(d0, vec)])
+                            with T.Else():
+                                for u in range(vec):
+                                    T.buffer_store(reg, tirx.const(0, dt), [u])
+                        T.buffer_store(dst, reg[rix], [_vec(j * stride + c * vec, vec)])
+
+                    strided(tx, BK * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_h, hs_k))
+                    strided(tx, BK * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_h, hs_v))
+
+                th.each_thread(load)
+                th.barrier()
+
+                def zero_s(tx):
+                    for i in range(BK // 8 * 4):
+                        T.buffer_store(sf, f32(0), [R(tx, BK // 8 * 4, i)])
+
+                th.each_thread(zero_s)
+
+                def qk_step(n8, kk):
+                    def kfrag(tx):
+                        _, lane = lane_of(tx)
+                        gid, tig = lane // 4, lane % 4
+                        for bi in (0, 2):  # b0b1: k = 2t, 2t+1; b2b3: k = 2t+8, 2t+9 (n = g): 32-bit loads
+                            d = kk * 16 + tig * 2 + 4 * bi
+                            T.buffer_store(bf, k_h[_vec((n8 * 8 + gid) * hs_k + d, 2)], [_vec(R(tx, 4, bi), 2)])
+
+                    th.each_thread(kfrag)
+                    th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4))
+
+                # the k step outside: consecutive mma.sync write different accumulators (the asm is
+                # volatile: nvcc keeps their order, so a dependent chain would stall on each)
+                unrolled(nkk, lambda kk: unrolled(BK // 8, lambda n8: qk_step(n8, kk)))
+
+                def bias(tx):
+                    w, lane = lane_of(tx)
+                    tig = lane % 4
+
+                    def full():
+                        for hi in range(2):
+                            rho, h, qi = row_of(w, lane, hi)
+                            for n8 in range(BK // 8):
+                                for u in range(2):
+                                    key = key0 + tirx.Cast("int64", n8 * 8 + tig * 2 + u)
+                                    si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
+                                    s_ = sf[si] * f32(sel.scale)
+                                    wv = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), s_)
+                                    T.buffer_store(
+                                        sf, tirx.if_then_else(tirx.all(rho < rows, key < tot), wv, ninf), [si]
+                                    )
+
+                    if sel.mask is None and sel.softcap == 0:
+                        # a tile with every row and key inside and (causal) every key at or below the
+                        # block's first query needs the scale only (uniform over the block)
+                        inside = tirx.all(tile * i64(BQ) + i64(BQ) <= rows, key0 + i64(BK) <= tot)
+                        if sel.causal:
+                            first_q = tile * i64(BQ) // i64(r)
+                            inside = tirx.all(inside, key0 + i64(BK - 1) <= first_q + past_len)
+                        with T.If(inside):
+                            with T.Then():
+                                for i in range(BK // 8 * 4):
+                                    si = R(tx, BK // 8 * 4, i)
+                                    T.buffer_store(sf, sf[si] * f32(sel.scale), [si])
+                            with T.Else():
+                                full()
+                    else:
+                        full()
+                    for hi in range(2):
+                        T.buffer_store(st, ninf, [R(tx, 8, 2 + 4 * hi)])
+                        for n8 in range(BK // 8):
+                            for u in range(2):
+                                si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
+                                T.buffer_store(st, tirx.max(st[R(tx, 8, 2 + 4 * hi)], sf[si]), [R(tx, 8, 2 + 4 * hi)])
+
+                th.each_thread(bias)
+                quad(tirx.max, 2, 3)
+
+                def softmax(tx):
+                    for hi in range(2):
+                        m_old = st[R(tx, 8, 0 + 4 * hi)]
+                        mx = tirx.max(m_old, st[R(tx, 8, 3 + 4 * hi)])
+                        safe = tirx.Select(mx == ninf, f32(0), mx)
+                        T.buffer_store(st, tirx.exp(m_old - safe), [R(tx, 8, 2 + 4 * hi)])  # correction
+                        T.buffer_store(st, mx, [R(tx, 8, 0 + 4 * hi)])
+                        T.buffer_store(st, st[R(tx, 8, 1 + 4 * hi)] * st[R(tx, 8, 2 + 4 * hi)], [R(tx, 8, 1 + 4 * hi)])
+                        for n8 in range(BK // 8):
+                            for u in range(2):
+                                si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
+                                p = tirx.exp(sf[si] - safe)
+                                ph = tirx.Cast(dt, p)
+                                # P as the A operand: key chunk kc = n8 // 2, a index 2 hi + 4 (n8 % 2) + u
+                                T.buffer_store(pa, ph, [R(tx, BK // 16 * 8, (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u)])
+                                T.buffer_store(st, st[R(tx, 8, 1 + 4 * hi)] + _f32(ph), [R(tx, 8, 1 + 4 * hi)])
+                        for nv in range(nnv):
+                            for u in range(2):
+                                oi = R(tx, nnv * 4, nv * 4 + 2 * hi + u)
+                                T.buffer_store(of, of[oi] * st[R(tx, 8, 2 + 4 * hi)], [oi])
+
+                th.each_thread(softmax)
+
+                def pv_step(nv, kc):
+                    def vfrag(tx):
+                        _, lane = lane_of(tx)
+                        gid, tig = lane // 4, lane % 4
+                        for bi in range(4):
+                            key = kc * 16 + tig * 2 + 8 * (bi // 2) + bi % 2
+                            T.buffer_store(bf, v_h[key * hs_v + nv * 8 + gid], [R(tx, 4, bi)])
+
+                    th.each_thread(vfrag)
+                    th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4))
+
+                unrolled(BK // 16, lambda kc: unrolled(nnv, lambda nv: pv_step(nv, kc)))
+                th.barrier()
+
+            quad(lambda a, c: a + c, 1, 3)
+
+            def write(tx):
+                w, lane = lane_of(tx)
+                tig = lane % 4
+                for hi in range(2):
+                    rho, h, qi = row_of(w, lane, hi)
+                    with T.If(rho < rows):
+                        with T.Then():
+                            for nv in range(nnv):
+                                for u in range(2):
+                                    val = of[R(tx, nnv * 4, nv * 4 + 2 * hi + u)] / st[R(tx, 8, 3 + 4 * hi)]
+                                    _store_y(sel, y, val, b, h, qi, tirx.Cast("int64", nv * 8 + tig * 2 + u))
 
             th.each_thread(write)
     return ib.get()
 
 
-def _flash_emit(bb, sel, q, kt, vt, mask, pk, mode):
-    """The fused kernel as one te.extern stage: Y in its layout."""
-    args = [q, kt, vt] + ([mask] if mask is not None else []) + ([pk] if pk is not None else [])
+def _flash_emit(bb, sel, q, k, v, mask, pk, pv, mode):
+    """The fused kernel as one te.extern stage: (Y[, present_key][, present_value]), the partial
+    states of the splits as workspace outputs after them."""
+    args = [q, k, v] + ([mask] if mask is not None else []) + ([pk, pv] if pk is not None else [])
 
     def stage(*ts):
         b = ts[0].shape[0]
         lq = _seq(ts[0], sel.rank)
-        shape = [b, sel.qh, lq, sel.vd] if sel.rank == 4 else [b, lq, sel.qh * sel.vd]
-        bufs = [tirx.decl_buffer(t.shape, t.dtype, name=f"b{k}", elem_offset=0) for k, t in enumerate(ts)]
-        obuf = tirx.decl_buffer(shape, sel.dtype, name="o0", elem_offset=0)
+        shapes = [[b, sel.qh, lq, sel.vd] if sel.rank == 4 else [b, lq, sel.qh * sel.vd]]
+        dts = [sel.dtype]
+        tot = _seq(ts[1], sel.rank) + (ts[-2].shape[2] if sel.past else 0)
+        for n_, hs in ((1, sel.hd), (2, sel.vd)):
+            if sel.outs[n_]:
+                shapes.append([b, sel.kvh, tot, hs])
+                dts.append(sel.dtype)
+        if sel.splits > 1:
+            rows = tirx.Cast("int64", lq) * (sel.qh // sel.kvh)
+            blocks = tirx.Cast("int64", b) * sel.kvh * ((rows + sel.bq - 1) // sel.bq) * sel.splits
+            simp = tvm.sym.analyzer.Analyzer().simplify
+            shapes += [[simp(blocks * (sel.bq * sel.vd))], [simp(blocks * (sel.bq * 2))]]
+            dts += ["float32", "float32"]
+        bufs = [tirx.decl_buffer(t.shape, t.dtype, name=f"b{k_}", elem_offset=0) for k_, t in enumerate(ts)]
+        obufs = [tirx.decl_buffer(s, dt, name=f"o{k_}", elem_offset=0) for k_, (s, dt) in enumerate(zip(shapes, dts))]
         return te.extern(
-            [shape],
+            shapes,
             list(ts),
-            lambda ins, outs: _flash_ir(sel, list(ins), list(outs), mode),
-            dtype=[sel.dtype],
+            lambda ins, outs: (_tc_ir if sel.tc else _flash_ir)(sel, list(ins), list(outs), mode),
+            dtype=dts,
             name="tpat_attention_flash",
             in_buffers=bufs,
-            out_buffers=[obuf],
+            out_buffers=obufs,
         )
 
-    return bb.emit_te(stage, *args, primfunc_name_hint="tpat_attention_flash")
+    res = bb.emit_te(stage, *args, primfunc_name_hint="tpat_attention_flash")
+    n = 1 + int(sel.outs[1]) + int(sel.outs[2])
+    if n == 1 and sel.splits == 1:
+        return [res]
+    return [bb.emit(relax.TupleGetItem(res, k_)) for k_ in range(n)]
 
 
 def emit(bb, params, sel, mode="gpu"):
     """The node's outputs in order (Y[, present_key, present_value][, qk]): a tuple when several."""
     q, k, v, mask, pk, pv = (None if o.is_absent else relax_arg(params, o) for o in sel.ops)
+    if sel.flash:  # reads past / current K, V itself and writes the present outputs in that pass
+        outs = _flash_emit(bb, sel, q, k, v, mask, pk, pv, mode)
+        return outs[0] if len(outs) == 1 else relax.Tuple(outs)
     present = [None, None]
     if sel.past or sel.outs[1] or sel.outs[2]:
         for n_, (past, cur, hs, name) in enumerate(((pk, k, sel.hd, "key"), (pv, v, sel.vd, "value"))):
@@ -603,10 +1203,6 @@ def emit(bb, params, sel, mode="gpu"):
                 )
     kt, k4 = (present[0], True) if sel.past else (k, False)
     vt, v4 = (present[1], True) if sel.past else (v, False)
-    if sel.flash:
-        y = _flash_emit(bb, sel, q, kt, vt, mask, pk, mode)
-        outs = [y] + [present[n_] for n_ in (0, 1) if sel.outs[1 + n_]]
-        return outs[0] if len(outs) == 1 else relax.Tuple(outs)
     s = bb.emit_te(lambda q_, k_: _scores_te(q_, k_, sel, k4), q, kt, primfunc_name_hint="tpat_attention_qk")
 
     def past_len_of(x):
