@@ -112,7 +112,9 @@ def apply_schedule(built, low, sel, narrow):
     first when `narrow` (the planner's narrowing skips scheduled functions), then
     `low.schedule(sch, block, sel)`; the result is marked tirx.is_scheduled. Unchanged when the
     lowering declines (schedule returns False): dlight schedules it then."""
-    gv = next(g for g in built.get_global_vars() if g.name_hint == low.primfunc)
+    gv = next((g for g in built.get_global_vars() if g.name_hint == low.primfunc), None)
+    if gv is None:  # the lowering emitted another form (a kernel of its own: nothing to schedule)
+        return built
     func = built[gv]
     if narrow:
         try:
