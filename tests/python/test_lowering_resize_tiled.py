@@ -249,3 +249,11 @@ def test_tile_plan_of_bench_shapes(name, tmp_path):
         rows = hidx[k * tp.rh : (k + 1) * tp.rh]
         assert rows.min() >= lo and rows.max() < lo + tp.span
         assert 0 <= lo < tp.hi
+
+
+def test_huge_plane_keeps_te_form(tmp_path):
+    """A plane of 2^31 elements or more (int32 offsets within a plane would wrap): no tiled kernel."""
+    sel = _sel(_model([1, 1, 40000, 60000], [1, 1, 80000, 60000], scales=[1, 1, 2, 1], mode="linear"), tmp_path)
+    assert resize.tile_plan(sel) is None
+    small = _sel(_model([1, 1, 400, 600], [1, 1, 800, 600], scales=[1, 1, 2, 1], mode="linear"), tmp_path)
+    assert resize.tile_plan(small) is not None

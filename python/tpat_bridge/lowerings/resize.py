@@ -416,8 +416,8 @@ def _pow2_upto(n):
 
 def tile_plan(det):
     """The tiled kernel's plan when it applies (else None: the TE forms): rank >= 2, only the
-    last two axes resized, both static, at most TILE_MAX_TAPS taps per axis, TPAT's schedule not
-    switched off. Tiles: CW in TILE_WIDTHS, RH a power of two, chosen by a cost per output (staged
+    last two axes resized, both static, a plane of fewer than 2^31 elements, at most TILE_MAX_TAPS
+    taps per axis, TPAT's schedule not switched off. Tiles: CW in TILE_WIDTHS, RH a power of two, chosen by a cost per output (staged
     loads span / RH x Tw, the shared reads Th, padding of the last tiles, divided by the fraction
     of one full wave of blocks the grid fills) with the staged rows (span x CW floats) within
     TILE_SMEM. A symbolic leading dim counts as 1."""
@@ -429,6 +429,8 @@ def tile_plan(det):
     hi, wi = det.xshape[-2:]
     ho, wo = det.oshape[-2:]
     if not all(isinstance(d, int) and d > 0 for d in (hi, wi, ho, wo)):
+        return None
+    if max(hi * wi, ho * wo) >= 2**31:  # offsets within a plane are int32
         return None
     tabs = dict(zip([a for a, *_ in det.resized], axis_tables(det)))
     htab, wtab = tabs.get(r - 2), tabs.get(r - 1)
