@@ -5,7 +5,8 @@ the `te.extern` lowerings (TopK, CumSum, LayerNormalization).
 Kernels written with TVM's IR builder (the way topi.gpu.sort is written): `Threads` opens a block
 of threads on the GPU (thread_extent scopes) or, for the LLVM tests, serial loops where the
 thread loop is reopened for every phase between barriers; `unravel` and `lead_rows` handle the
-leading (row) dimensions of last-axis ops, symbolic ones included.
+leading (row) dimensions of last-axis ops, symbolic ones included; `shuffle_down`, `assign` and the
+constant helpers (`i64`, `i32`, `ceil_div`, `dtype_of`) are shared by the block kernels.
 """
 
 from __future__ import annotations
@@ -31,6 +32,48 @@ def unravel(row, lead):
 def sync():
     """__syncthreads() (a shared-memory barrier)."""
     T.evaluate(tvm.ir.Call("tirx.tvm_storage_sync", [tvm.ir.StringImm("shared")], ret_ty="void"))
+
+
+def dtype_of(e) -> str:
+    """The dtype of a TIR expression, as a string."""
+    return str(e.ty)
+
+
+def i64(v):
+    return tirx.const(v, "int64")
+
+
+def i32(v):
+    return tirx.const(v, "int32")
+
+
+def ceil_div(a, b: int):
+    """ceil(a / b) for an int64 expression a and a positive int b."""
+    return (a + i64(b - 1)) // i64(b)
+
+
+def shuffle_down(v, delta, width=32):
+    """__shfl_down_sync with the full mask: every lane of the warp reaches each shuffle (they are
+    outside any lane-dependent branch), and the full mask makes the warp converge first."""
+    mask = tirx.const(0xFFFFFFFF, "uint32")
+    return tvm.ir.Call(
+        "tirx.tvm_warp_shuffle_down",
+        [mask, v, tirx.const(delta, "int32"), tirx.const(width, "int32"), tirx.const(32, "int32")],
+        ret_ty=dtype_of(v),
+    )
+
+
+def assign(buf, new, idx, gpu):
+    """buf[idx(k)] = new[k] for every k, all right-hand sides read before any store (a parallel
+    assignment of a multi-value state, e.g. ReduceLogSumExp's (max, sum))."""
+    if len(new) == 1:
+        T.buffer_store(buf, new[0], idx(0))
+        return
+    tmp = T.decl_buffer([len(new)], dtype_of(new[0]), scope="local" if gpu else "global")
+    for k, v in enumerate(new):
+        T.buffer_store(tmp, v, [k])
+    for k in range(len(new)):
+        T.buffer_store(buf, tmp[k], idx(k))
 
 
 class Threads:
@@ -112,7 +155,9 @@ def apply_schedule(built, low, sel, narrow):
     first when `narrow` (the planner's narrowing skips scheduled functions), then
     `low.schedule(sch, block, sel)`; the result is marked tirx.is_scheduled. Unchanged when the
     lowering declines (schedule returns False): dlight schedules it then."""
-    gv = next(g for g in built.get_global_vars() if g.name_hint == low.primfunc)
+    gv = next((g for g in built.get_global_vars() if g.name_hint == low.primfunc), None)
+    if gv is None:  # the lowering emitted another form (a kernel of its own: nothing to schedule)
+        return built
     func = built[gv]
     if narrow:
         try:

@@ -1,9 +1,12 @@
-"""TPAT's own TVM lowering of ONNX LayerNormalization (Y, Mean, InvStdDev; any axis): one warp per row.
+"""TPAT's own TVM lowering of ONNX LayerNormalization (Y, Mean, InvStdDev; any axis): a warp per row.
 
 TVM's legalization scheduled by dlight reads the row three times with 2-byte loads (fp16) and
 reduces across a 256-thread block, and TVM 0.27 returns a scalar placeholder for Mean/InvStdDev.
 Here the tensor is seen as (rows, N) with rows = prod(X.shape[:axis]) and N = prod(X.shape[axis:])
-(flat views of the same buffers), and a warp owns a row, keeping it in registers:
+(flat views of the same buffers), and a warp owns a row, keeping it in registers (rows where a
+lane would keep more than LANE_ELEMS elements get 2, 4 or 8 warps: the warps' partial sums meet in
+shared memory behind a barrier, so each lane keeps at most LANE_ELEMS elements and the SM keeps
+enough warps resident to hide DRAM latency):
 
   1. each lane loads its ceil(N/32) elements with up to 16-byte vector loads (8 x fp16 / 4 x fp32),
      guarded (zero-filled) when N is not a multiple of 32 x vector width;
@@ -16,7 +19,7 @@ Scale and B may have N elements (vector loads) or any shape broadcastable to X.s
 element at a time through a static index map). RMSNormalization (rmsnorm.py) is the same
 kernel with `rms` set: no mean, y = x * rsqrt(mean(x^2) + epsilon) * scale.
 
-Blocks hold 8 warps (8 rows). Everything is TIR written with TVM's IR builder inside a
+Blocks hold 8 warps (8 / group rows). Everything is TIR written with TVM's IR builder inside a
 `te.extern` stage and goes through TVM's pipeline and CUDA codegen; `mode="cpu"` runs the same
 formulas with serial loops (no shuffles) for the LLVM tests. N > MAX_N: `_block_norm_ir`, a block
 per row (its IR runs on the CPU as well). Lowered when: N is static, Scale/B are static-shaped and broadcastable to X.shape[axis:], stash_type is 1, float16 /
@@ -38,8 +41,10 @@ from .protocol import Decline, Lowering, NodeView, Selection
 
 DTYPES = dtypes.sizes(*dtypes.FLOATS)
 WARPS_PER_BLOCK = 8
-MAX_N = 8192  # 256 elements per lane in registers; longer rows: a block per row
+MAX_N = 8192  # up to 8 warps x 32 elements per lane in registers; longer rows: a block per row
+LANE_ELEMS = 64  # elements per lane above which a row gets more warps (2, 4, 8: shared-memory sums)
 BLOCK_THREADS = 1024  # the block-per-row kernel (N > MAX_N)
+UNROLL_ITERS = 32  # the block-per-row kernel unrolls its passes up to this many vectors per thread
 MAX_BLOCK_N = 2**31 - 1
 
 
@@ -83,11 +88,15 @@ class NormSelection(Selection):
     ops: list  # [Operand]: X, Scale[, B]
     maps: list  # per Scale / B: ("full", None), ("bcast", terms) or None (absent)
     stats: int  # Mean / InvStdDev outputs asked for (0..2)
+    group: int = 1  # warps per row (N <= MAX_N): each lane keeps at most LANE_ELEMS elements
 
     def describe(self) -> str:
         what = "rms_norm" if self.rms else "layer_norm"
         stats = " + Mean/InvStdDev" if self.stats == 2 else " + Mean" if self.stats == 1 else ""
-        who = "warp per row" if self.n <= MAX_N else f"block of {BLOCK_THREADS} per row, shifted sums"
+        if self.n > MAX_N:
+            who = f"block of {BLOCK_THREADS} per row, shifted sums"
+        else:
+            who = "warp per row" if self.group == 1 else f"{self.group} warps per row"
         return f"{what} (axis={self.axis}, N={self.n}, {who}, {self.vec}-wide vectors{stats})"
 
 
@@ -143,6 +152,9 @@ def select_norm(n: NodeView, rms: bool) -> NormSelection | Decline:
         svec = 1
     else:
         svec = vec
+    group = 1
+    while group < WARPS_PER_BLOCK and -(-size // (32 * group * vec)) * vec > LANE_ELEMS:
+        group *= 2
     return NormSelection(
         op=n.op_type,
         rms=rms,
@@ -158,6 +170,7 @@ def select_norm(n: NodeView, rms: bool) -> NormSelection | Decline:
         ops=ops,
         maps=maps,
         stats=len(info.outputs) - 1,
+        group=group,
     )
 
 
@@ -170,9 +183,10 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
     invstddev?]."""
     n, vec, svec, dtype, ydtype = det.n, det.vec, det.svec, det.dtype, det.ydtype
     rms = det.rms
-    chunks = -(-n // (32 * vec))
+    lanes = 32 * det.group  # threads per row
+    chunks = -(-n // (lanes * vec))
     per = chunks * vec
-    guard = n % (32 * vec) != 0
+    guard = n % (lanes * vec) != 0
     f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
     i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
 
@@ -253,22 +267,32 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
                     T.buffer_store(buf, val, [tirx.Cast("int64", row)])
             return ib.get()
 
-        nb = (rows + i64(WARPS_PER_BLOCK - 1)) // i64(WARPS_PER_BLOCK)
-        th = Threads("gpu", nb, 32 * WARPS_PER_BLOCK)
+        wpb = WARPS_PER_BLOCK
+        G = det.group  # warps per row
+        gpb = wpb // G  # rows per block
+        nb = (rows + i64(gpb - 1)) // i64(gpb)
+        th = Threads("gpu", nb, 32 * wpb)
         with th as bx:
             x, y, stats, params = views()
             scale, bias = params
             tx = th.tx
-            lane = tirx.Cast("int32", tx) % 32
-            row = tirx.Cast("int64", bx) * i64(WARPS_PER_BLOCK) + tirx.Cast("int64", tx) // i64(32)
+            t32 = tirx.Cast("int32", tx)
+            lane = t32 % 32
+            warp = t32 // 32
+            glane = (warp % G) * 32 + lane  # the thread's lane within its row's group
+            row = tirx.Cast("int64", bx) * i64(gpb) + tirx.Cast("int64", warp // G)
+            ok = row < rows
             loc = T.decl_buffer([per], dtype, scope="local")
             auxs = T.decl_buffer([per], det.sdtype, scope="local") if scale is not None else None
             auxb = T.decl_buffer([per], det.sdtype, scope="local") if bias is not None else None
             yl = T.decl_buffer([per], ydtype, scope="local") if ydtype != dtype else loc
             acc = T.decl_buffer([3], "float32", scope="local")
+            reds = [T.decl_buffer([wpb], "float32", scope="shared") for _ in range(2)] if G > 1 else None
             mask = tvm.ir.Call("tirx.tvm_warp_activemask", [], ret_ty="uint32")
 
-            def warp_sum(k):
+            def group_sum(k):
+                """acc[k] summed over the row's lanes (warp shuffles, then shared memory across
+                the row's G warps), in every lane. Every thread of the block comes here."""
                 for s in (16, 8, 4, 2, 1):
                     sh = tvm.ir.Call(
                         "tirx.tvm_warp_shuffle_down",
@@ -285,19 +309,35 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
                     ),
                     [k],
                 )
+                if G == 1:
+                    return
+                red = reds[k]
+                with T.If(lane == 0):
+                    with T.Then():
+                        T.buffer_store(red, acc[k], [warp])
+                th.barrier()
+                first = (warp // G) * G
+                total = red[first]
+                for w in range(1, G):
+                    total = total + red[first + w]
+                T.buffer_store(acc, total, [k])
 
             def col0(j):
                 """First column (int64) of this lane's chunk j."""
-                return tirx.Cast("int64", (j * 32 + lane) * vec)
+                return tirx.Cast("int64", (j * (32 * G) + glane) * vec)
 
             def valid(e):
                 return col0(e // vec) < i64(n)
 
-            def chunked(body):
-                """body(j, v) over this lane's chunks, vectorized by v; guarded when N is ragged."""
+            def chunked(body, rows_ok=True):
+                """body(j, v) over this lane's chunks, vectorized by v; guarded when N is ragged
+                (and, for loads and stores, on the row existing)."""
                 with T.unroll(0, chunks) as j:
-                    if guard:
-                        with T.If(col0(j) < i64(n)):
+                    cond = col0(j) < i64(n) if guard else None
+                    if rows_ok:
+                        cond = ok if cond is None else tirx.And(ok, cond)
+                    if cond is not None:
+                        with T.If(cond):
                             with T.Then():
                                 with T.vectorized(0, vec) as v:
                                     body(j, v)
@@ -305,36 +345,40 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
                         with T.vectorized(0, vec) as v:
                             body(j, v)
 
-            with T.If(row < rows):
+            # Loads and stores are guarded on the row; the sums run in every thread (a missing
+            # row sums zeros) so that the block's barriers are reached by all of its threads.
+            base = row * i64(n)
+            with T.unroll(0, per) as e:
+                T.buffer_store(loc, tirx.const(0, dtype), [e])
+            chunked(lambda j, v: T.buffer_store(loc, x[base + col0(j) + v], [j * vec + v]))
+            mean = f32(0)
+            if not rms:
+                T.buffer_store(acc, f32(0), [0])
+                with T.unroll(0, per) as e:
+                    T.buffer_store(acc, acc[0] + cvt(loc[e], dtype), [0])
+                group_sum(0)
+                mean = acc[0] / f32(n)
+            T.buffer_store(acc, f32(0), [1])
+            with T.unroll(0, per) as e:
+                d = cvt(loc[e], dtype) - mean
+                if guard and not rms:  # padding is 0, not 0 - mean
+                    T.buffer_store(acc, tirx.if_then_else(valid(e), d, f32(0)), [2])
+                    d = acc[2]
+                T.buffer_store(acc, acc[1] + d * d, [1])
+            group_sum(1)
+            rstd = tirx.rsqrt(acc[1] / f32(n) + f32(det.eps))
+            with T.If(ok):
                 with T.Then():
-                    base = row * i64(n)
-                    if guard:
-                        with T.unroll(0, per) as e:
-                            T.buffer_store(loc, tirx.const(0, dtype), [e])
-                    chunked(lambda j, v: T.buffer_store(loc, x[base + col0(j) + v], [j * vec + v]))
-                    mean = f32(0)
-                    if not rms:
-                        T.buffer_store(acc, f32(0), [0])
-                        with T.unroll(0, per) as e:
-                            T.buffer_store(acc, acc[0] + cvt(loc[e], dtype), [0])
-                        warp_sum(0)
-                        mean = acc[0] / f32(n)
-                    T.buffer_store(acc, f32(0), [1])
-                    with T.unroll(0, per) as e:
-                        d = cvt(loc[e], dtype) - mean
-                        if guard and not rms:  # padding is 0, not 0 - mean
-                            T.buffer_store(acc, tirx.if_then_else(valid(e), d, f32(0)), [2])
-                            d = acc[2]
-                        T.buffer_store(acc, acc[1] + d * d, [1])
-                    warp_sum(1)
-                    rstd = tirx.rsqrt(acc[1] / f32(n) + f32(det.eps))
                     # Scale and B into registers (vector loads when they have N elements)
                     for p, dst in ((scale, auxs), (bias, auxb)):
                         if p is None:
                             continue
                         buf, m = p
                         if svec == vec:
-                            chunked(lambda j, v, buf=buf, dst=dst: T.buffer_store(dst, buf[col0(j) + v], [j * vec + v]))
+                            chunked(
+                                lambda j, v, buf=buf, dst=dst: T.buffer_store(dst, buf[col0(j) + v], [j * vec + v]),
+                                rows_ok=False,
+                            )
                         else:
 
                             def one(j, v, buf=buf, dst=dst, m=m):
@@ -350,9 +394,9 @@ def _norm_ir(det, rows, ins, outs, mode="gpu"):
                             (cvt(loc[e], dtype) - mean) * rstd, e, lambda k, ee: (auxs if k == 0 else auxb)[ee], params
                         )
                         T.buffer_store(yl, out_cast(val, ydtype), [e])
-                    chunked(lambda j, v: T.buffer_store(y, yl[j * vec + v], [base + col0(j) + v]))
+                    chunked(lambda j, v: T.buffer_store(y, yl[j * vec + v], [base + col0(j) + v]), rows_ok=False)
                     if stats:
-                        with T.If(lane == 0):
+                        with T.If(glane == 0):
                             with T.Then():
                                 for buf, val in zip(stats, (mean, rstd)):
                                     T.buffer_store(buf, val, [row])
@@ -364,7 +408,8 @@ def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
     registers). Pass 1: each thread sums d = x - x[row, 0] and d^2 over its vectors (consecutive
     threads on consecutive vectors: coalesced, up to 16-byte loads), a shared-memory tree reduces
     both; mean = x0 + S1/N, var = S2/N - (S1/N)^2 (the shift keeps the cancellation small; RMS: no
-    shift, S2 only). Pass 2 re-reads the row (from L2 when it is still there) and writes y.
+    shift, S2 only). Pass 2 re-reads the row backwards (what pass 1 read last first: from L2 when
+    it is still there) and writes y.
     2 reads + 1 write of X/Y; Scale/B are read per row from L2. The same IR runs on the CPU with
     serial loops for the threads (the LLVM tests)."""
     n, vec, dtype, ydtype, tb = det.n, det.vec, det.dtype, det.ydtype, BLOCK_THREADS
@@ -414,9 +459,13 @@ def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
 
             shift = f32(0) if det.rms else cvt(x[base], dtype)
 
-            def each_vec(tx, body):
-                with T.serial(0, iters) as it:
-                    iv = it * i32(tb) + tirx.Cast("int32", tx)
+            def each_vec(tx, body, backward=False):
+                """body(c0) over the thread's vectors; backward: the last first (pass 2 starts with
+                what pass 1 read last, the part of the row most likely still in L2)."""
+                loop = T.unroll if iters <= UNROLL_ITERS else T.serial  # unrolled: loads hoisted, in flight together
+                with loop(0, iters) as it:
+                    step = (i32(iters - 1) - it) if backward else it
+                    iv = step * i32(tb) + tirx.Cast("int32", tx)
                     with T.If(iv < i32(nvec)):
                         with T.Then():
                             c0 = tirx.Cast("int64", iv) * i64(vec)
@@ -492,7 +541,7 @@ def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
                     with T.vectorized(0, vec) as v:
                         T.buffer_store(y, yv[v], [base + c0 + v])
 
-                each_vec(tx, body)
+                each_vec(tx, body, backward=True)
                 if stats:
                     with T.If(tirx.Cast("int32", tx) == i32(0)):
                         with T.Then():

@@ -38,7 +38,7 @@ from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
 from .. import dtypes
-from .ir import Threads
+from .ir import Threads, assign, ceil_div, dtype_of, i32, i64, shuffle_down
 from .protocol import BadValue, Decline, Lowering, NodeView, Selection
 
 # op -> (combine, map, finalize)
@@ -389,7 +389,7 @@ class Algebra:
 
     def lift(self, x):
         """An element of the input type -> the accumulator type with the map applied."""
-        v = x if _dt(x) == self.acc else tirx.Cast(self.acc, x)
+        v = x if dtype_of(x) == self.acc else tirx.Cast(self.acc, x)
         if self.sel.mapf == "abs":
             v = tirx.abs(v) if not self.acc.startswith("uint") else v
         elif self.sel.mapf == "sq":
@@ -455,46 +455,7 @@ class Algebra:
             v = st[0] + tirx.log(st[1])
         elif self.kind in ("max", "min") and not self.is_float:
             v = tirx.Select(count > 0, v, self.c(0))
-        return v if _dt(v) == odtype else tirx.Cast(odtype, v)
-
-
-def _shuffle_down(v, delta, width=32):
-    """__shfl_down_sync with the full mask: every lane of the warp reaches each shuffle (they are
-    outside any lane-dependent branch), and the full mask makes the warp converge first."""
-    mask = tirx.const(0xFFFFFFFF, "uint32")
-    return tvm.ir.Call(
-        "tirx.tvm_warp_shuffle_down",
-        [mask, v, tirx.const(delta, "int32"), tirx.const(width, "int32"), tirx.const(32, "int32")],
-        ret_ty=_dt(v),
-    )
-
-
-def _assign(buf, new, idx, gpu):
-    """buf[idx(k)] = new[k] for every k, all right-hand sides read before any store."""
-    if len(new) == 1:
-        T.buffer_store(buf, new[0], idx(0))
-        return
-    tmp = T.decl_buffer([len(new)], _dt(new[0]), scope="local" if gpu else "global")
-    for k, v in enumerate(new):
-        T.buffer_store(tmp, v, [k])
-    for k in range(len(new)):
-        T.buffer_store(buf, tmp[k], idx(k))
-
-
-def _dt(e):
-    return str(e.ty)
-
-
-def _i64(v):
-    return tirx.const(v, "int64")
-
-
-def _i32(v):
-    return tirx.const(v, "int32")
-
-
-def _ceil(a, b):
-    return (a + _i64(b - 1)) // _i64(b)
+        return v if dtype_of(v) == odtype else tirx.Cast(odtype, v)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -514,18 +475,18 @@ def _row_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
     step = G * vec
     if S > 1:
         L = -(-(-(-p.r.static // S)) // step) * step
-        Lx = _i64(L)
+        Lx = i64(L)
     else:
         Lx = R
-    trips = _ceil(Lx, step * UNROLL) if S == 1 else _i64(-(-L // (step * UNROLL)))
-    nblocks = _ceil(O * _i64(S), gpb)
+    trips = ceil_div(Lx, step * UNROLL) if S == 1 else i64(-(-L // (step * UNROLL)))
+    nblocks = ceil_div(O * i64(S), gpb)
     ident = alg.identity()
     with IRBuilder() as ib:
         th = Threads(mode, nblocks, B)
         with th as bx:
             srcs = [T.decl_buffer([O * R], b.dtype, data=b.data, elem_offset=0) for b in src]
             dsts = [
-                T.decl_buffer([O * _i64(S)] if p.dst == "state" else [O], b.dtype, data=b.data, elem_offset=0)
+                T.decl_buffer([O * i64(S)] if p.dst == "state" else [O], b.dtype, data=b.data, elem_offset=0)
                 for b in dst
             ]
             red = None if gpu else T.decl_buffer([n, B], alg.acc, scope="global")
@@ -535,9 +496,9 @@ def _row_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
 
             def gidx(tx):
                 t = tirx.Cast("int64", tx)
-                gid = tirx.Cast("int64", bx) * _i64(gpb) + t // _i64(G)
-                lane = t % _i64(G)
-                return gid // _i64(S), gid % _i64(S), lane
+                gid = tirx.Cast("int64", bx) * i64(gpb) + t // i64(G)
+                lane = t % i64(G)
+                return gid // i64(S), gid % i64(S), lane
 
             def accumulate(tx):
                 row, seg, lane = gidx(tx)
@@ -552,7 +513,7 @@ def _row_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
                 with T.serial(0, trips) as k0:
 
                     def pos(u):
-                        return start + (tirx.Cast("int64", k0) * _i64(UNROLL) + _i64(u)) * _i64(step) + lane * _i64(vec)
+                        return start + (tirx.Cast("int64", k0) * i64(UNROLL) + i64(u)) * i64(step) + lane * i64(vec)
 
                     for u in range(UNROLL):
                         with T.If(tirx.And(ok, pos(u) < end)):
@@ -569,7 +530,7 @@ def _row_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
                                         new = alg.absorb(st, buf[0, u * vec + v])
                                     else:
                                         new = alg.combine(st, tuple(buf[a, u * vec + v] for a in range(n)))
-                                    _assign(acc, new, lambda k: [k], gpu)
+                                    assign(acc, new, lambda k: [k], gpu)
                 if not gpu:
                     for k in range(n):
                         T.buffer_store(red, acc[k], [k, tirx.Cast("int32", tx)])
@@ -579,7 +540,7 @@ def _row_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
                     with T.Then():
                         if p.dst == "state":
                             for k in range(n):
-                                T.buffer_store(dsts[k], st[k], [row * _i64(S) + seg])
+                                T.buffer_store(dsts[k], st[k], [row * i64(S) + seg])
                         else:
                             T.buffer_store(dsts[0], alg.finalize(st, count, odtype), [row])
 
@@ -592,29 +553,27 @@ def _row_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
                         continue
                     st = tuple(accs[k] for k in range(n))
                     for k in range(n):
-                        T.buffer_store(shf, _shuffle_down(accs[k], d, min(G, 32)), [k])
+                        T.buffer_store(shf, shuffle_down(accs[k], d, min(G, 32)), [k])
                     new = alg.combine(st, tuple(shf[k] for k in range(n)))
-                    _assign(accs, new, lambda k: [k], gpu)
-                w = tirx.Cast("int32", tx) // _i32(32)
-                l32 = tirx.Cast("int32", tx) % _i32(32)
+                    assign(accs, new, lambda k: [k], gpu)
+                w = tirx.Cast("int32", tx) // i32(32)
+                l32 = tirx.Cast("int32", tx) % i32(32)
                 if G <= 32:
-                    with T.If(tirx.Cast("int32", lane) == _i32(0)):
+                    with T.If(tirx.Cast("int32", lane) == i32(0)):
                         with T.Then():
                             write(row, seg, tuple(accs[k] for k in range(n)))
                 else:
-                    with T.If(l32 == _i32(0)):
+                    with T.If(l32 == i32(0)):
                         with T.Then():
                             for k in range(n):
                                 T.buffer_store(wred, accs[k], [k, w])
                     th.barrier()
-                    with T.If(w == _i32(0)):
+                    with T.If(w == i32(0)):
                         with T.Then():
                             for k in range(n):
                                 T.buffer_store(
                                     accs,
-                                    tirx.Select(
-                                        l32 < _i32(B // 32), wred[k, tirx.min(l32, _i32(B // 32 - 1))], ident[k]
-                                    ),
+                                    tirx.Select(l32 < i32(B // 32), wred[k, tirx.min(l32, i32(B // 32 - 1))], ident[k]),
                                     [k],
                                 )
                             for d in (16, 8, 4, 2, 1):
@@ -622,10 +581,10 @@ def _row_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
                                     continue
                                 st = tuple(accs[k] for k in range(n))
                                 for k in range(n):
-                                    T.buffer_store(shf, _shuffle_down(accs[k], d), [k])
+                                    T.buffer_store(shf, shuffle_down(accs[k], d), [k])
                                 new = alg.combine(st, tuple(shf[k] for k in range(n)))
-                                _assign(accs, new, lambda k: [k], gpu)
-                            with T.If(l32 == _i32(0)):
+                                assign(accs, new, lambda k: [k], gpu)
+                            with T.If(l32 == i32(0)):
                                 with T.Then():
                                     write(row, seg, tuple(accs[k] for k in range(n)))
             else:
@@ -637,7 +596,7 @@ def _row_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
                         T.buffer_store(tot, ident[k], [k])
                     with T.serial(0, G) as j:
                         new = alg.combine(tuple(tot[k] for k in range(n)), tuple(red[k, tx0 + j] for k in range(n)))
-                        _assign(tot, new, lambda k: [k], gpu)
+                        assign(tot, new, lambda k: [k], gpu)
                     write(row, seg, tuple(tot[k] for k in range(n)))
     return ib.get()
 
@@ -651,17 +610,17 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
     n = alg.sel.nstate
     raw = p.src == "x"
     gpu = mode == "gpu"
-    cols = I // _i64(vec) if vec > 1 else I
+    cols = I // i64(vec) if vec > 1 else I
     J = O * cols
-    jblocks = _ceil(J, CX)
+    jblocks = ceil_div(J, CX)
     if S > 1:
         L = -(-(-(-p.r.static // S)) // RY) * RY
-        Lx = _i64(L)
-        trips = _i64(-(-L // (RY * UNROLL)))
+        Lx = i64(L)
+        trips = i64(-(-L // (RY * UNROLL)))
     else:
         Lx = R
-        trips = _ceil(R, RY * UNROLL)
-    nblocks = jblocks * _i64(S)
+        trips = ceil_div(R, RY * UNROLL)
+    nblocks = jblocks * i64(S)
     ident = alg.identity()
     W = CX * vec
     with IRBuilder() as ib:
@@ -669,7 +628,7 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
         with th as bx:
             srcs = [T.decl_buffer([O * R * I], b.dtype, data=b.data, elem_offset=0) for b in src]
             dsts = [
-                T.decl_buffer([O * _i64(S) * I] if p.dst == "state" else [O * I], b.dtype, data=b.data, elem_offset=0)
+                T.decl_buffer([O * i64(S) * I] if p.dst == "state" else [O * I], b.dtype, data=b.data, elem_offset=0)
                 for b in dst
             ]
             # ping-pong buffers of the tree over RY: a step reads one, writes the other (no hazard
@@ -677,16 +636,16 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
             reds = [T.decl_buffer([n, RY, W], alg.acc, scope="shared" if gpu else "global") for _ in range(2)]
             red = reds[0]
             b64 = tirx.Cast("int64", bx)
-            seg = b64 % _i64(S)
-            jb = b64 // _i64(S)
+            seg = b64 % i64(S)
+            jb = b64 // i64(S)
 
             def lanes(tx):
                 t32 = tirx.Cast("int32", tx)
-                return t32 % _i32(CX), t32 // _i32(CX)
+                return t32 % i32(CX), t32 // i32(CX)
 
             def pair(cx):
                 """(o, vector column, valid) of lane cx."""
-                j = jb * _i64(CX) + tirx.Cast("int64", cx)
+                j = jb * i64(CX) + tirx.Cast("int64", cx)
                 return j // cols, j % cols, j < J
 
             def accumulate(tx):
@@ -700,15 +659,13 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
                 start = seg * Lx
                 end = tirx.min(R, start + Lx)
                 ok = okj
-                col0 = c * _i64(vec)
+                col0 = c * i64(vec)
 
                 with T.serial(0, trips) as k0:
 
                     def r_of(u):
                         return (
-                            start
-                            + (tirx.Cast("int64", k0) * _i64(UNROLL) + _i64(u)) * _i64(RY)
-                            + tirx.Cast("int64", ry)
+                            start + (tirx.Cast("int64", k0) * i64(UNROLL) + i64(u)) * i64(RY) + tirx.Cast("int64", ry)
                         )
 
                     for u in range(UNROLL):
@@ -727,10 +684,10 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
                                         new = alg.absorb(st, buf[0, u * vec + v])
                                     else:
                                         new = alg.combine(st, tuple(buf[a, u * vec + v] for a in range(n)))
-                                    _assign(acc, new, lambda k, v=v: [k, v], gpu)
+                                    assign(acc, new, lambda k, v=v: [k, v], gpu)
                 for k in range(n):
                     with T.unroll(0, vec) as v:
-                        T.buffer_store(red, acc[k, v], [k, ry, cx * _i32(vec) + v])
+                        T.buffer_store(red, acc[k, v], [k, ry, cx * i32(vec) + v])
 
             th.each_thread(accumulate)
             th.barrier()
@@ -739,13 +696,13 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
 
                 def step(tx, half=half, src=reds[cur], dst=reds[1 - cur]):
                     cx, ry = lanes(tx)
-                    with T.If(ry < _i32(half)):
+                    with T.If(ry < i32(half)):
                         with T.Then():
                             for v in range(vec):
-                                col = cx * _i32(vec) + _i32(v)
+                                col = cx * i32(vec) + i32(v)
                                 new = alg.combine(
                                     tuple(src[k, ry, col] for k in range(n)),
-                                    tuple(src[k, ry + _i32(half), col] for k in range(n)),
+                                    tuple(src[k, ry + i32(half), col] for k in range(n)),
                                 )
                                 for k in range(n):
                                     T.buffer_store(dst, new[k], [k, ry, col])
@@ -759,15 +716,15 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
             def write(tx):
                 cx, ry = lanes(tx)
                 o, c, okj = pair(cx)
-                with T.If(tirx.And(ry == _i32(0), okj)):
+                with T.If(tirx.And(ry == i32(0), okj)):
                     with T.Then():
                         with T.unroll(0, vec) as v:
-                            col = cx * _i32(vec) + v
+                            col = cx * i32(vec) + v
                             st = tuple(red[k, 0, col] for k in range(n))
-                            gc = c * _i64(vec) + tirx.Cast("int64", v)
+                            gc = c * i64(vec) + tirx.Cast("int64", v)
                             if p.dst == "state":
                                 for k in range(n):
-                                    T.buffer_store(dsts[k], st[k], [(o * _i64(S) + seg) * I + gc])
+                                    T.buffer_store(dsts[k], st[k], [(o * i64(S) + seg) * I + gc])
                             else:
                                 T.buffer_store(dsts[0], alg.finalize(st, count, odtype), [o * I + gc])
 
@@ -776,9 +733,9 @@ def _col_ir(p: Pass, alg: Algebra, sizes, src, dst, count, odtype, mode):
 
 
 def _size_expr(shape, s: Size):
-    v = _i64(s.const)
+    v = i64(s.const)
     for d in s.dims:
-        v = v * (tirx.Cast("int64", shape[d]) if _dt(shape[d]) != "int64" else shape[d])
+        v = v * (tirx.Cast("int64", shape[d]) if dtype_of(shape[d]) != "int64" else shape[d])
     return _ANALYZER.simplify(v)
 
 
@@ -803,7 +760,7 @@ def emit(bb, params, sel: ReduceSelection, mode="gpu"):
         ws_shapes, ws_of = [], []
         for p in sel.passes:
             if p.dst == "state":
-                size = _size_expr(shape, p.o) * _i64(p.s) * _size_expr(shape, p.i)
+                size = _size_expr(shape, p.o) * i64(p.s) * _size_expr(shape, p.i)
                 ws_of.append(list(range(1 + len(ws_shapes), 1 + len(ws_shapes) + n)))
                 ws_shapes += [[size]] * n
             else:

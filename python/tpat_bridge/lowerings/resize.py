@@ -11,8 +11,19 @@ For every resized axis the tables (int32 indices, float32 weights) are computed 
 pytorch_half_pixel, half_pixel_symmetric, align_corners, asymmetric), 2 taps (linear) or 4
 (cubic, `cubic_coeff_a`, `exclude_outside`), indices clamped to the edge. They travel as plan
 constants. Axes that are not resized (scale 1, same size) are read straight through and may be
-symbolic. On the GPU, TPAT's schedule (`schedule`) puts threads along the last output axis; when
-it declines, dlight schedules the compute.
+symbolic.
+
+Two kernels use these tables:
+- the tiled kernel (`tile_plan`, `_tiled_ir`), when only the last two axes (H, W) are resized
+  (images: NCHW, any leading dims, symbolic ones included) with at most TILE_MAX_TAPS taps per
+  axis: a block per (plane, RH x CW output tile); stage 1 resizes the tile's SPAN input rows along
+  W into shared memory (a thread per column, its W taps in registers, coalesced loads), stage 2
+  sums each output's Th staged rows (vector reads of the tile) and writes V outputs per 16-byte
+  store. Each input element is read from DRAM once (halo rows from L2), each output written once;
+  a separable filter costs Th + Tw reads per output instead of Th x Tw (antialias x0.25 cubic:
+  16 + 16 instead of 256).
+- otherwise the TE compute below, scheduled by TPAT's `schedule` (threads along the last output
+  axis) or by dlight when it declines.
 
 antialias=1 (opset 18) as ONNX's reference implementation computes it: when downsampling, the
 filter's support is scaled by 1 / scale (linear: a triangle of half-width 1 / scale; cubic: Keys'
@@ -33,8 +44,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from tvm import relax, te, tirx
+from tvm.script.ir_builder import IRBuilder
+from tvm.script.ir_builder import tirx as T
 
 from .. import dtypes
+from .ir import Threads
 from .protocol import Decline, Lowering, NodeView, Selection
 
 MODES = ("linear", "cubic")
@@ -59,12 +73,15 @@ class ResizeSelection(Selection):
     def describe(self) -> str:
         axes_txt = ",".join(str(a) for a, *_ in self.resized)
         extra = ""
+        tp = tile_plan(self)
         if self.antialias:
             taps = [len(t) for t in tap_offsets(self)]
-            form = "unrolled" if math.prod(taps) <= UNROLL else "reduction"
+            form = "separable" if tp is not None else "unrolled" if math.prod(taps) <= UNROLL else "reduction"
             extra = f", antialias, taps {'x'.join(map(str, taps))} {form}"
         if self.policy != "stretch":
             extra += f", {self.policy}"
+        if tp is not None:
+            extra += f", tiled {tp.rh}x{tp.cw}, {tp.v}-wide stores"
         return f"resize ({self.mode}, {self.ctm}, axes {axes_txt}{extra})"
 
 
@@ -339,12 +356,257 @@ def resize_te_tables(x, det, tabs):
 
 def emit(bb, params, det, mode="gpu"):
     """Emit the lowering into a Relax BlockBuilder (inside main's dataflow block): the tap tables
-    as constants of the plan, then the TE compute (the same for every target; `mode` is unused)."""
+    as constants of the plan, then the tiled kernel (`tile_plan`) or the TE compute (the same for
+    every target)."""
     x = params[det.x_index]
+    tp = tile_plan(det)
+    if tp is not None:
+        return emit_tiled(bb, x, det, tp, mode)
     consts = []
     for idx, w in axis_tables(det):
         consts += [relax.const(idx, "int32"), relax.const(w, "float32")]
     return bb.emit_te(lambda x, *tabs: resize_te_tables(x, det, tabs), x, *consts, primfunc_name_hint="tpat_resize")
+
+
+# ------------------------------------------------------------------------------------------------
+# The tiled kernel: the last two axes (H, W) resized, separably, through shared memory
+# ------------------------------------------------------------------------------------------------
+
+TILE_THREADS = 256
+TILE_SMEM = 46 << 10  # bytes of the shared-memory tile (static shared memory: at most 48 KiB)
+TILE_MAX_TAPS = 32  # taps per axis kept in registers / unrolled; more: the TE forms above
+TILE_WIDTHS = (32, 64, 128, 256)
+SMS = 132  # H100 / H200 SXM
+BLOCKS_PER_SM = 8  # blocks of TILE_THREADS resident per SM: the tile choice prefers a full wave
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """The tiled kernel's shape: output tiles of RH rows x CW columns per block, V outputs per
+    vector store, SPAN input rows staged per tile, the per-axis tap tables (identity axes: None)."""
+
+    hi: int
+    wi: int
+    ho: int
+    wo: int
+    rh: int
+    cw: int
+    v: int
+    span: int
+    htab: tuple | None  # (idx [Ho, Th] int32, w [Ho, Th] float32) or None (H not resized)
+    wtab: tuple | None
+    lo: np.ndarray  # int32 [tiles along H]: the first input row of each tile
+
+    @property
+    def th(self):
+        return 1 if self.htab is None else self.htab[0].shape[1]
+
+    @property
+    def tw(self):
+        return 1 if self.wtab is None else self.wtab[0].shape[1]
+
+
+def _pow2_upto(n):
+    out, k = [], 1
+    while k <= n:
+        out.append(k)
+        k *= 2
+    return out
+
+
+def tile_plan(det):
+    """The tiled kernel's plan when it applies (else None: the TE forms): rank >= 2, only the
+    last two axes resized, both static, a plane of fewer than 2^31 elements, at most TILE_MAX_TAPS
+    taps per axis, TPAT's schedule not switched off. Tiles: CW in TILE_WIDTHS, RH a power of two, chosen by a cost per output (staged
+    loads span / RH x Tw, the shared reads Th, padding of the last tiles, divided by the fraction
+    of one full wave of blocks the grid fills) with the staged rows (span x CW floats) within
+    TILE_SMEM. A symbolic leading dim counts as 1."""
+    if os.environ.get("TPAT_RESIZE_SCHEDULE", "tpat") == "dlight":
+        return None
+    r = len(det.xshape)
+    if r < 2 or any(a < r - 2 for a, *_ in det.resized):
+        return None
+    hi, wi = det.xshape[-2:]
+    ho, wo = det.oshape[-2:]
+    if not all(isinstance(d, int) and d > 0 for d in (hi, wi, ho, wo)):
+        return None
+    if max(hi * wi, ho * wo) >= 2**31:  # offsets within a plane are int32
+        return None
+    tabs = dict(zip([a for a, *_ in det.resized], axis_tables(det)))
+    htab, wtab = tabs.get(r - 2), tabs.get(r - 1)
+    if any(t is not None and t[0].shape[1] > TILE_MAX_TAPS for t in (htab, wtab)):
+        return None
+    hidx = htab[0] if htab is not None else np.arange(ho, dtype=np.int32)[:, None]
+    tw = 1 if wtab is None else wtab[0].shape[1]
+    th = hidx.shape[1]
+    esize = dtypes.sizes(det.dtype)[det.dtype]
+    v = 16 // esize
+    while v > 1 and wo % v:
+        v //= 2
+    lead = 1
+    for d in det.xshape[:-2]:
+        lead *= d if isinstance(d, int) else 1
+    best = None
+    for cw in TILE_WIDTHS:
+        if cw < v or (cw > 32 and cw // 2 >= wo):
+            continue
+        nw = -(-wo // cw)
+        for rh in _pow2_upto(max(1, min(256, 1 << (ho - 1).bit_length()))):
+            if rh * cw > TILE_THREADS * v * 8:
+                break
+            nh = -(-ho // rh)
+            rows = np.pad(hidx.astype(np.int64), ((0, nh * rh - ho), (0, 0)), mode="edge").reshape(nh, -1)
+            lo, hi_ = rows.min(1), rows.max(1)
+            span = int((hi_ - lo).max()) + 1
+            if span * cw * 4 > TILE_SMEM:
+                continue
+            pad = (nw * cw / wo) * (nh * rh / ho)
+            cost = pad * (span / rh * tw + 0.5 * th) + 64.0 / (rh * cw)
+            cost /= min(1.0, lead * nw * nh / (SMS * BLOCKS_PER_SM))  # fewer blocks than one full wave
+            if best is None or cost < best[0]:
+                best = (cost, rh, cw, span, lo.astype(np.int32))
+    if best is None:
+        return None
+    _, rh, cw, span, lo = best
+    return TilePlan(hi, wi, ho, wo, rh, cw, v, span, htab, wtab, lo)
+
+
+def _tiled_ir(det, tp, lead, ins, outs, mode):
+    """One block per (plane, RH x CW output tile). Stage 1: the tile's SPAN input rows resized
+    along W into shared memory (thread = column, its W taps in registers, rows strided by
+    TILE_THREADS / CW; coalesced loads, conflict-free stores). Stage 2: each thread takes V
+    consecutive outputs of a row, sums its Th staged rows with the H weights (vector reads of the
+    shared tile) and writes them with one vector store (16 bytes when W allows)."""
+    gpu = mode == "gpu"
+    nt, cw, rh, v, span = TILE_THREADS, tp.cw, tp.rh, tp.v, tp.span
+    nw, nh = -(-tp.wo // cw), -(-tp.ho // rh)
+    dtype = det.dtype
+    i64 = lambda c: tirx.const(c, "int64")  # noqa: E731
+    i32 = lambda c: tirx.const(c, "int32")  # noqa: E731
+    f32 = lambda c: tirx.const(c, "float32")  # noqa: E731
+
+    def cvt(e):
+        return e if dtype == "float32" else tirx.Cast("float32", e)
+
+    x_in = ins[0]
+    tabs = list(ins[1:])
+    hbuf = (tabs.pop(0), tabs.pop(0)) if tp.htab is not None else None
+    wbuf = (tabs.pop(0), tabs.pop(0)) if tp.wtab is not None else None
+    lobuf = tabs.pop(0)
+    rs = nt // cw  # staged rows per pass of the block
+    g = cw // v  # vector groups per tile row
+    rows2 = nt // g  # output rows per pass of stage 2
+    sv = min(v, 4)  # float32 lanes per shared read
+    with IRBuilder() as ib:
+        th_ = Threads(mode, lead * i64(nh * nw), nt)
+        with th_ as bx:
+            x = T.decl_buffer([lead * i64(tp.hi * tp.wi)], dtype, data=x_in.data, elem_offset=0)
+            y = T.decl_buffer([lead * i64(tp.ho * tp.wo)], dtype, data=outs[0].data, elem_offset=0)
+            tile = T.decl_buffer([span * cw], "float32", scope="shared" if gpu else "global")
+            b = tirx.Cast("int64", bx)
+            tw_ = tirx.Cast("int32", b % i64(nw))
+            th_i = tirx.Cast("int32", (b // i64(nw)) % i64(nh))
+            plane = b // i64(nw * nh)
+            ox0 = tw_ * i32(cw)
+            oy0 = th_i * i32(rh)
+            lo = lobuf[th_i]
+            xbase = plane * i64(tp.hi * tp.wi)
+            ybase = plane * i64(tp.ho * tp.wo)
+
+            def stage1(tx):
+                t = tirx.Cast("int32", tx)
+                c = t % i32(cw)
+                ox = ox0 + c
+                scope = "local" if gpu else "global"
+                if wbuf is not None:
+                    ci = T.decl_buffer([tp.tw], "int32", scope=scope)
+                    cwt = T.decl_buffer([tp.tw], "float32", scope=scope)
+                with T.If(ox < i32(tp.wo)):
+                    with T.Then():
+                        if wbuf is not None:
+                            with T.unroll(0, tp.tw) as k:
+                                T.buffer_store(ci, wbuf[0][ox, k], [k])
+                                T.buffer_store(cwt, wbuf[1][ox, k], [k])
+                        with T.serial(0, -(-span // rs)) as it:
+                            rr = it * i32(rs) + t // i32(cw)
+                            row = lo + rr
+                            with T.If(tirx.And(rr < i32(span), row < i32(tp.hi))):
+                                with T.Then():
+                                    rb = xbase + tirx.Cast("int64", row * i32(tp.wi))
+                                    if wbuf is None:
+                                        val = cvt(x[rb + tirx.Cast("int64", ox)])
+                                    else:
+                                        val = None
+                                        for k in range(tp.tw):
+                                            term = cwt[k] * cvt(x[rb + tirx.Cast("int64", ci[k])])
+                                            val = term if val is None else val + term
+                                    T.buffer_store(tile, val, [rr * i32(cw) + c])
+
+            def stage2(tx):
+                t = tirx.Cast("int32", tx)
+                gc = (t % i32(g)) * i32(v)
+                ox = ox0 + gc
+                scope = "local" if gpu else "global"
+                acc = T.decl_buffer([v], "float32", scope=scope)
+                ov = T.decl_buffer([v], dtype, scope=scope)
+                with T.serial(0, -(-rh // rows2)) as it:
+                    ry = it * i32(rows2) + t // i32(g)
+                    oy = oy0 + ry
+                    with T.If(tirx.And(tirx.And(ry < i32(rh), oy < i32(tp.ho)), ox < i32(tp.wo))):
+                        with T.Then():
+                            with T.unroll(0, v) as e:
+                                T.buffer_store(acc, f32(0), [e])
+                            for k in range(tp.th):
+                                if hbuf is None:
+                                    src, wgt = oy - lo, None
+                                else:
+                                    src, wgt = hbuf[0][oy, k] - lo, hbuf[1][oy, k]
+                                with T.unroll(0, v // sv) as q:
+                                    vec = T.vectorized if gpu else T.serial
+                                    with vec(0, sv) as e:
+                                        j = q * i32(sv) + e
+                                        s = tile[src * i32(cw) + gc + j]
+                                        T.buffer_store(acc, acc[j] + (s if wgt is None else wgt * s), [j])
+                            with T.unroll(0, v) as e:
+                                T.buffer_store(ov, acc[e] if dtype == "float32" else tirx.Cast(dtype, acc[e]), [e])
+                            dst = ybase + tirx.Cast("int64", oy * i32(tp.wo) + ox)
+                            with (T.vectorized if gpu else T.serial)(0, v) as e:
+                                T.buffer_store(y, ov[e], [dst + tirx.Cast("int64", e)])
+
+            th_.each_thread(stage1)
+            th_.barrier()
+            th_.each_thread(stage2)
+    return ib.get()
+
+
+def emit_tiled(bb, x, det, tp, mode):
+    """The tiled kernel as a te.extern stage: x, the tap tables of the resized axes and the
+    tiles' first rows as plan constants."""
+    consts = []
+    for t in (tp.htab, tp.wtab):
+        if t is not None:
+            consts += [relax.const(t[0], "int32"), relax.const(t[1], "float32")]
+    consts.append(relax.const(tp.lo, "int32"))
+
+    def stage(xt, *tabs):
+        shape = list(xt.shape[:-2]) + [tp.ho, tp.wo]
+        lead = tirx.const(1, "int64")
+        for d in xt.shape[:-2]:
+            lead = lead * (tirx.Cast("int64", d) if not isinstance(d, int) else tirx.const(d, "int64"))
+        ts = [xt, *tabs]
+        bufs = [tirx.decl_buffer(t.shape, t.dtype, name=f"b{k}", elem_offset=0) for k, t in enumerate(ts)]
+        ob = tirx.decl_buffer(shape, det.dtype, name="o0", elem_offset=0)
+        return te.extern(
+            [shape],
+            ts,
+            lambda ins, outs: _tiled_ir(det, tp, lead, list(ins), list(outs), mode),
+            dtype=[det.dtype],
+            name="tpat_resize_tiled",
+            in_buffers=bufs,
+            out_buffers=[ob],
+        )
+
+    return bb.emit_te(stage, x, *consts, primfunc_name_hint="tpat_resize_tiled")
 
 
 ROWS_PER_THREAD = 4

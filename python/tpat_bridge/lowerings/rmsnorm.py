@@ -2,8 +2,8 @@
 
 TVM 0.27's Relax frontend has no RMSNormalization converter (the plan answers `tvm_error`), and
 TensorRT 10 rejects the op. The kernel is LayerNormalization's (layernorm.py) with the
-mean left out: the tensor is seen as (rows, N) with N = prod(X.shape[axis:]), a warp keeps a row in
-registers (up to 16-byte vector loads), sums x^2 in float32 by warp shuffles and writes
+mean left out: the tensor is seen as (rows, N) with N = prod(X.shape[axis:]), a warp (2-8 warps for
+long rows) keeps a row in registers (up to 16-byte vector loads), sums x^2 in float32 by warp shuffles and writes
 y = x * rsqrt(sum / N + epsilon) * scale, rounded once to Y's type. X, Scale and Y of different
 types are declined (the schema allows Scale of another type V, but its function body multiplies
 X's type by V and ONNX Runtime refuses such a model). Scale has N elements (vector loads) or
