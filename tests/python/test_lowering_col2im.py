@@ -83,7 +83,11 @@ CASES = {
     "patches": (_model([8, 12], [4, 4], c=3, strides=[4, 4]), {}, 1e-5),
     "gaps": (_model([11, 9], [2, 3], strides=[4, 5], pads=[1, 0, 2, 1]), {}, 1e-5),
     "dilation_over_stride": (_model([13, 10], [3, 2], strides=[2, 2], dilations=[3, 2], pads=[0, 1, 1, 0]), {}, 1e-5),
-    "overlap_strided_dilated": (_model([12, 11], [4, 3], strides=[2, 3], dilations=[2, 1], pads=[2, 1, 0, 2]), {}, 1e-5),
+    "overlap_strided_dilated": (
+        _model([12, 11], [4, 3], strides=[2, 3], dilations=[2, 1], pads=[2, 1, 0, 2]),
+        {},
+        1e-5,
+    ),
     "patches_3d_fp16": (_model([4, 6, 6], [2, 3, 3], dtype="float16", strides=[2, 3, 3]), {}, 2e-2),
     "symbolic_batch": (_model([6, 6], [2, 3], batch="N", strides=[2, 1]), {"N": 3}, 1e-5),
     "symbolic_channels": (_model([5, 6], [2, 2], sym_c=True, pads=[1, 1, 0, 0]), {"C": 3 * 4}, 1e-5),

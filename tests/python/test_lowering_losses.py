@@ -144,3 +144,20 @@ def test_out_of_range_target_counts_as_ignored(built):
     got = run_llvm(built["nll_none"]["path"], feeds)[0]
     assert got[0] == 0 and got[1] == 0
     assert got[2] == -feeds["x"][2, feeds["t"][2]]
+
+
+@pytest.mark.parametrize("op, shape", [(SCE, [4, 300]), (NLL, [3, 5, 4])])
+def test_constant_weight(tmp_path, op, shape):
+    """The class weights as an initializer (a constant of the kernel), row and pixel form."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = _model(op, shape, weight=True, ignore_index=1)
+    feeds = _feeds(model, {})
+    w = feeds.pop("w")
+    del model.graph.input[2]
+    model.graph.initializer.append(numpy_helper.from_array(w, "w"))
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    got = run_llvm(path, feeds)[0]
+    assert_matches(got, run_ort(model, feeds)[0], 1e-5)

@@ -36,7 +36,6 @@ the same kernels with serial loops for blocks and threads (the LLVM tests).
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import tvm
@@ -83,9 +82,7 @@ class LossSelection(Selection):
         ii = "" if self.ignore_index is None else f", ignore_index={self.ignore_index}"
         w = ", weighted" if self.weight is not None else ""
         how = (
-            f"block of {self.threads} per pixel, {self.vec}-element loads"
-            if self.form == "row"
-            else "thread per pixel"
+            f"block of {self.threads} per pixel, {self.vec}-element loads" if self.form == "row" else "thread per pixel"
         )
         return f"loss ({op}, reduction={self.reduction}, C={self.classes}{w}{ii}; {how})"
 
@@ -275,9 +272,7 @@ def _row_ir(sel, N, D, ins, outs, mode):
             out = T.decl_buffer([P if sel.reduction == "none" else 1], outs[0].dtype, data=outs[0].data, elem_offset=0)
             lp = T.decl_buffer([P * _i64(C)], outs[1].dtype, data=outs[1].data, elem_offset=0) if sel.log_prob else None
             ws = outs[2:] if sel.log_prob else outs[1:]
-            ploss, pw = (
-                [T.decl_buffer([P], b.dtype, data=b.data, elem_offset=0) for b in ws] if ws else (None, None)
-            )
+            ploss, pw = [T.decl_buffer([P], b.dtype, data=b.data, elem_offset=0) for b in ws] if ws else (None, None)
             reds = _reds(B, mth.acc, gpu)
             red = reds[0]
             row = tirx.Cast("int64", bx)
@@ -292,12 +287,19 @@ def _row_ir(sel, N, D, ins, outs, mode):
                 """body(buf, u, j) for the thread's vectors, UNROLL loads in flight."""
                 buf = T.decl_buffer([UNROLL * V], ins[0].dtype, scope="local" if gpu else "global")
                 with T.serial(0, trips) as k0:
-                    js = [(tirx.Cast("int64", k0) * _i64(UNROLL) + _i64(u)) * _i64(B) + tirx.Cast("int64", tx) for u in range(UNROLL)]
+                    js = [
+                        (tirx.Cast("int64", k0) * _i64(UNROLL) + _i64(u)) * _i64(B) + tirx.Cast("int64", tx)
+                        for u in range(UNROLL)
+                    ]
                     for u in range(UNROLL):
                         with T.If(js[u] < _i64(nvec)):
                             with T.Then():
                                 with T.vectorized(0, V) as v:
-                                    T.buffer_store(buf, x[elem(js[u], 0) + tirx.Cast("int64", v) * (dd if V == 1 else _i64(1))], [u * V + v])
+                                    T.buffer_store(
+                                        buf,
+                                        x[elem(js[u], 0) + tirx.Cast("int64", v) * (dd if V == 1 else _i64(1))],
+                                        [u * V + v],
+                                    )
                     for u in range(UNROLL):
                         with T.If(js[u] < _i64(nvec)):
                             with T.Then():

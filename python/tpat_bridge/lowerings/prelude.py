@@ -149,7 +149,9 @@ __device__ __forceinline__ int tpat_atomic_mul_i32(int* a, int v) {
     # ---- grid-wide arrival (the "last block" pattern of a kernel that finishes with one block's
     # work over what every block wrote: each writer fences its own stores, then one thread per
     # block counts the block in; the block that sees nblocks - 1 is the last)
-    _helper("tpat_atomic_fence_all", "__device__ __forceinline__ int tpat_atomic_fence_all() { __threadfence(); return 0; }")
+    _helper(
+        "tpat_atomic_fence_all", "__device__ __forceinline__ int tpat_atomic_fence_all() { __threadfence(); return 0; }"
+    )
     _helper(
         "tpat_atomic_arrive_i32",
         "__device__ __forceinline__ int tpat_atomic_arrive_i32(int* a) { __threadfence(); return atomicAdd(a, 1); }",
