@@ -62,6 +62,19 @@ CASES = {
     "bool": (_model([5, 6], [2, 9], [2, 9], "bool"), {}),
     "uint8_last_axis_copied": (_model([6, 5, 32], [9], [6, 9, 32], "uint8", axes=[1]), {}),
     "one_d": (_model([7], [12], [12]), {}),
+    # the last axis cropped / padded by whole vectors: vectorized (a crop without bounds tests)
+    "crop_last_vectorized": (_model([2, 6, 32], [4, 24], [2, 4, 24], axes=[1, 2]), {}),
+    "pad_last_vectorized": (_model([3, 5, 8], [7, 16], [3, 7, 16], axes=[1, 2]), {}),
+    "pad_last_narrower_vector_fp16": (_model([3, 12], [16], [3, 16], "float16", axes=[1]), {}),
+    "crop_last_odd_offset": (_model([4, 10], [7], [4, 7], axes=[1]), {}),
+}
+VEC = {
+    "vectorized_fp16": 8,
+    "uint8_last_axis_copied": 1,
+    "crop_last_vectorized": 4,
+    "pad_last_vectorized": 4,
+    "pad_last_narrower_vector_fp16": 2,  # offset 2: 2-element (4-byte) vectors
+    "crop_last_odd_offset": 1,
 }
 
 NOT_LOWERED = {"runtime_shape": _model([20, 10, 3], [10, 7, 3], [10, 7, 3], const=False)}
@@ -86,10 +99,8 @@ def _feeds(model, syms, seed=0):
 def test_plan_uses_tpat_lowering(built, name):
     plan = lowered_plan(built[name]["res"], "center_crop_pad")
     assert len(launches(plan)) == 1
-    if name == "vectorized_fp16":
-        assert "8 element(s) per thread" in plan["lowering_detail"]
-    if name == "uint8_last_axis_copied":
-        assert "1 element(s) per thread" in plan["lowering_detail"]
+    if name in VEC:
+        assert f"{VEC[name]} element(s) per thread" in plan["lowering_detail"]
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -78,6 +78,17 @@ CASES = {
     "strided_3d": (_model([6, 5, 7], [3, 2, 3], c=1, strides=[2, 1, 3], pads=[1, 0, 1, 1, 0, 2]), {}, 1e-5),
     "one_d": (_model([11], [3], c=4, strides=[2], pads=[1, 1]), {}, 1e-5),
     "big_block_reduction": (_model([12, 12], [9, 9], c=1), {}, 1e-4),
+    # the contributing range: one candidate per pixel for a patch grid, gaps between blocks,
+    # a dilation over the stride (that dim walks the offsets), overlapping strided + dilated blocks
+    "patches": (_model([8, 12], [4, 4], c=3, strides=[4, 4]), {}, 1e-5),
+    "gaps": (_model([11, 9], [2, 3], strides=[4, 5], pads=[1, 0, 2, 1]), {}, 1e-5),
+    "dilation_over_stride": (_model([13, 10], [3, 2], strides=[2, 2], dilations=[3, 2], pads=[0, 1, 1, 0]), {}, 1e-5),
+    "overlap_strided_dilated": (
+        _model([12, 11], [4, 3], strides=[2, 3], dilations=[2, 1], pads=[2, 1, 0, 2]),
+        {},
+        1e-5,
+    ),
+    "patches_3d_fp16": (_model([4, 6, 6], [2, 3, 3], dtype="float16", strides=[2, 3, 3]), {}, 2e-2),
     "symbolic_batch": (_model([6, 6], [2, 3], batch="N", strides=[2, 1]), {"N": 3}, 1e-5),
     "symbolic_channels": (_model([5, 6], [2, 2], sym_c=True, pads=[1, 1, 0, 0]), {"C": 3 * 4}, 1e-5),
     "fp16": (_model([8, 8], [3, 3], dtype="float16", pads=[1, 1, 1, 1]), {}, 2e-2),
@@ -135,6 +146,21 @@ def test_onnx_runtime_is_wrong_where_the_reference_data_uses_onnx_reference():
     ref = ReferenceEvaluator(model).run(None, feeds)[0]
     ort_out = run_ort(model, feeds)[0]
     assert not np.allclose(ort_out, ref, atol=1e-3, equal_nan=False)
+
+
+def test_contributing_range_candidates(built):
+    """Candidates per pixel: one for a patch grid, ceil(span / stride) per dim when blocks overlap,
+    the block offsets for a dim whose dilation exceeds its stride."""
+    from tpat_bridge.lowerings import col2im
+
+    def sel(name):
+        return registry.choose(load_node(str(built[name]["path"]))).selection
+
+    assert col2im.terms(sel("patches")) == 1
+    assert col2im.terms(sel("gaps")) == 1
+    assert col2im.dim_forms(sel("dilation_over_stride")) == [("off", 3), ("col", 2)]
+    assert col2im.terms(sel("overlap_strided_dilated")) == 4 * 1
+    assert col2im.terms(sel("big_block_reduction")) == 81
 
 
 def test_declines_with_reasons(built):

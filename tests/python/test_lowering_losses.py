@@ -62,6 +62,25 @@ CASES = {
     "sce_mean_weight_ii_log_prob": (_model(SCE, [4, 6, 3], weight=True, ignore_index=1, log_prob=True), {}, 1e-5),
     "sce_sum_4d_symbolic": (_model(SCE, ["N", 5, 3, 4], reduction="sum", ignore_index=0), {"N": 3}, 1e-4),
     "sce_mean_fp16": (_model(SCE, [8, 10, 4], dtype="float16", weight=True), {}, 2e-2),
+    # the row form (a block per pixel, C >= 256): 2-D with vector loads, symbolic rows, a class
+    # count that allows only 2-element vectors, beyond 2-D (strided classes), float16, log_prob
+    "sce_row_mean_weight_ii_log_prob": (
+        _model(SCE, [6, 1000], weight=True, ignore_index=3, log_prob=True),
+        {},
+        1e-5,
+    ),
+    "sce_row_sum_symbolic": (_model(SCE, ["N", 300], reduction="sum"), {"N": 5}, 1e-4),
+    "sce_row_none_vec2": (_model(SCE, [4, 258], reduction="none"), {}, 1e-5),
+    "sce_row_3d_log_prob": (_model(SCE, [2, 260, 3], reduction="none", log_prob=True), {}, 1e-5),
+    "sce_row_mean_fp16": (_model(SCE, [5, 512], dtype="float16", ignore_index=0), {}, 2e-2),
+    "nll_none_4d_weight_fp16": (_model(NLL, [2, 6, 5, 4], dtype="float16", weight=True, reduction="none"), {}, 2e-2),
+}
+ROW_FORM = {
+    "sce_row_mean_weight_ii_log_prob": "block of 1024 per pixel, 4-element loads",
+    "sce_row_sum_symbolic": "block of 256 per pixel, 4-element loads",
+    "sce_row_none_vec2": "block of 1024 per pixel, 2-element loads",
+    "sce_row_3d_log_prob": "block of 1024 per pixel, 1-element loads",
+    "sce_row_mean_fp16": "block of 1024 per pixel, 8-element loads",
 }
 
 NOT_LOWERED = {"nll_symbolic_classes": _model(NLL, [3, "C"], reduction="sum")}
@@ -83,7 +102,11 @@ def _feeds(model, syms, seed=0):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_plan_uses_tpat_lowering(built, name):
-    lowered_plan(built[name]["res"], "loss")
+    plan = lowered_plan(built[name]["res"], "loss")
+    detail = plan["lowering_detail"]
+    assert (ROW_FORM[name] if name in ROW_FORM else "thread per pixel") in detail, detail
+    reduced = "reduction=none" not in detail
+    assert len([s for s in plan["steps"] if s["kind"] == "launch"]) == (2 if reduced else 1)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -121,3 +144,20 @@ def test_out_of_range_target_counts_as_ignored(built):
     got = run_llvm(built["nll_none"]["path"], feeds)[0]
     assert got[0] == 0 and got[1] == 0
     assert got[2] == -feeds["x"][2, feeds["t"][2]]
+
+
+@pytest.mark.parametrize("op, shape", [(SCE, [4, 300]), (NLL, [3, 5, 4])])
+def test_constant_weight(tmp_path, op, shape):
+    """The class weights as an initializer (a constant of the kernel), row and pixel form."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = _model(op, shape, weight=True, ignore_index=1)
+    feeds = _feeds(model, {})
+    w = feeds.pop("w")
+    del model.graph.input[2]
+    model.graph.initializer.append(numpy_helper.from_array(w, "w"))
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    got = run_llvm(path, feeds)[0]
+    assert_matches(got, run_ort(model, feeds)[0], 1e-5)

@@ -10,9 +10,10 @@ allowed) with input length L and target length t (the constant `shape` input),
 The offset is an expression of L, so the cropped/padded axes may be symbolic (ONNX Runtime's
 rule, which holds for any L); other axes are copied through. Any element type. A runtime `shape`
 is declined (the output shape depends on it). TPAT's schedule: the output flattened, 256 threads per
-block; when the last axis is copied through with a static length that is a multiple of V = 16 bytes
-/ element size, each thread moves V elements (a vectorized 16-byte load and store; 1-byte types
-stay scalar).
+block; each thread moves V elements of the last axis (a vectorized load and store of up to 16
+bytes) when every V-run of the output comes from one aligned V-run of the input or is all padding
+(`_vector`: the last axis copied through, or cropped/padded by multiples of V, static); a static
+crop needs no bounds test, a pad tests once per vector.
 """
 
 from __future__ import annotations
@@ -39,6 +40,31 @@ class CenterCropPadSelection(Selection):
     def describe(self) -> str:
         t = ", ".join(f"axis {a} -> {n}" for a, n in self.targets)
         return f"center_crop_pad ({t}, {self.vec} element(s) per thread)"
+
+
+def _vector(xshape, tgt, size):
+    """Elements per thread along the last axis: the widest V <= 16 bytes / element size (a power of
+    two) such that every V-run of output elements comes from one aligned V-run of the input or is
+    all padding: the last axis copied through with a static length, or cropped/padded with the
+    static length, the target and the offset multiples of V. 1-byte types stay scalar (TVM 0.27's
+    CUDA codegen writes a 16-lane uint8 zero as a make_uint4 of 16 arguments, which nvcc rejects)."""
+    if size <= 1:
+        return 1
+    r = len(xshape)
+    last = xshape[-1]
+    if not isinstance(last, int):
+        return 1
+    v = 16 // size
+    while v > 1:
+        if (r - 1) not in tgt:
+            ok = last % v == 0
+        else:
+            t = tgt[r - 1]
+            ok = last % v == 0 and t % v == 0 and (abs(last - t) // 2) % v == 0
+        if ok:
+            return v
+        v //= 2
+    return 1
 
 
 def select(node: NodeView) -> CenterCropPadSelection | Decline:
@@ -82,12 +108,7 @@ def select(node: NodeView) -> CenterCropPadSelection | Decline:
     if math.prod(static) >= MAX_SIZE:
         return Decline("output of 2^62 elements or more")
     targets = tuple(sorted(zip(axes, target)))
-    # 1-byte types stay scalar: TVM 0.27's CUDA codegen writes a 16-lane uint8 zero as a
-    # make_uint4 of 16 arguments, which nvcc rejects
-    vec = 16 // dtypes.size(x.dtype) if dtypes.size(x.dtype) > 1 else 1
-    last = x.shape[-1]
-    if (r - 1) in axes or not isinstance(last, int) or last % vec:
-        vec = 1
+    vec = _vector(x.shape, dict(targets), dtypes.size(x.dtype))
     return CenterCropPadSelection(dtype=x.dtype, targets=targets, vec=vec, x_index=x.index)
 
 
@@ -106,7 +127,11 @@ def center_crop_pad_te(x, sel):
             tc = tirx.const(t, it)
             off = tirx.Select(Lc >= tc, tirx.floordiv(Lc - tc, 2), -tirx.floordiv(tc - Lc, 2))
             src[a] = dst[a] + off
-            conds += [src[a] >= 0, src[a] < Lc]
+            if isinstance(L, int) and L >= t:
+                continue  # a static crop: always inside
+            # on the vectorized last axis, tested once per vector (its lanes agree, see _vector)
+            base = tirx.floordiv(dst[a], sel.vec) * sel.vec + off if a == r - 1 and sel.vec > 1 else src[a]
+            conds += [base >= 0, base < Lc]
         if not conds:
             return x(*src)
         return tirx.if_then_else(tirx.all(*conds), x(*src), zero)

@@ -4,14 +4,20 @@ Col2Im sums sliding blocks back into an image: input (N, C * prod(block), L), L 
 Lb_d = (img_d + pad_begin_d + pad_end_d - dil_d * (block_d - 1) - 1) // stride_d + 1, output
 (N, C, *image_shape). This lowering is the gather form, one output pixel per thread, no atomics:
 
-    out[n, c, y] = sum over block offsets k:  x[n, c * prod(block) + flat(k), flat(l)]
-                   where t_d = y_d + pad_begin_d - k_d * dil_d, t_d % stride_d == 0,
-                         l_d = t_d / stride_d in [0, Lb_d)
+    out[n, c, y] = sum over (k, l) with l_d * stride_d + k_d * dil_d = y_d + pad_begin_d, l_d in [0, Lb_d):
+                   x[n, c * prod(block) + flat(k), flat(l)]
+
+Only the pairs that can touch a pixel are visited (the "contributing range", per spatial dim):
+with t = y + pad_begin and span = dil * (block - 1) + 1, the block columns l with
+l * stride <= t <= l * stride + span - 1 are the ceil(span / stride) consecutive ones from
+max(0, ceil((t - span + 1) / stride)); each gives the offset k = (t - l * stride) / dil when that
+divides. Non-overlapping blocks (stride >= span, a ViT patch grid) make it one read per pixel; a
+dim whose dilation exceeds its stride walks the block offsets instead (block_d candidates, fewer).
 
 Any spatial rank (1-D and up), dilations, pads, strides; image_shape and block_shape constant inputs
-(runtime values are declined: the output shape depends on them). The block offsets are unrolled
-(prod(block) <= UNROLL terms, each a guarded load) or, for larger blocks, a reduction axis. Sums in
-float32 for float16/bfloat16, in the element type otherwise. N and the channel dim may be symbolic.
+(runtime values are declined: the output shape depends on them). Up to UNROLL candidates per pixel
+are unrolled (each a guarded load), more are a serial loop in the thread. Sums in float32 for
+float16/bfloat16, in the element type otherwise. N and the channel dim may be symbolic.
 TPAT's schedule (`schedule`): the output flattened, 256 threads per block, one pixel each (no vector
 loads: consecutive pixels read columns that are not contiguous once strides or dilations are > 1).
 """
@@ -28,7 +34,7 @@ from .protocol import Decline, Lowering, NodeView, Selection
 
 DTYPES = (*dtypes.FLOATS, "float64", "int32", "int64")
 THREADS = 256
-UNROLL = 64  # block offsets summed as unrolled terms up to this many, else a reduction axis
+UNROLL = 64  # candidates summed as unrolled terms up to this many, else a serial loop per thread
 MAX_SIZE = 1 << 31  # every constant size (image, block, pads, strides, dilations) below this
 
 
@@ -44,10 +50,11 @@ class Col2ImSelection(Selection):
     x_index: int
 
     def describe(self) -> str:
-        form = "unrolled" if math.prod(self.block) <= UNROLL else "reduction"
+        k = terms(self)
+        form = "unrolled" if k <= UNROLL else "serial loop"
         return (
             f"col2im ({len(self.img)}-D, block {list(self.block)}, strides {list(self.strides)}, "
-            f"dilations {list(self.dil)}, gather form, {form})"
+            f"dilations {list(self.dil)}, contributing range: {k} candidate(s) per pixel, {form})"
         )
 
 
@@ -122,6 +129,28 @@ def select(node: NodeView) -> Col2ImSelection | Decline:
     )
 
 
+def _eff(sel, d):
+    """The span of a block along dim d: dil * (block - 1) + 1."""
+    return sel.dil[d] * (sel.block[d] - 1) + 1
+
+
+def dim_forms(sel):
+    """Per spatial dim, how an output pixel finds the (block offset, block column) pairs that touch
+    it: ("col", n) walks the n = ceil(span / stride) block columns whose span covers the pixel (a
+    stride >= the span gives n = 1: one read), ("off", n) walks the n = block offsets (fewer when
+    a dilation exceeds the stride)."""
+    out = []
+    for d in range(len(sel.img)):
+        ncol = -(-_eff(sel, d) // sel.strides[d])
+        out.append(("col", ncol) if ncol <= sel.block[d] else ("off", sel.block[d]))
+    return out
+
+
+def terms(sel):
+    """The number of (offset, column) candidates each output pixel visits."""
+    return math.prod(n for _, n in dim_forms(sel))
+
+
 def col2im_te(x, sel):
     n = len(sel.img)
     nb = math.prod(sel.block)
@@ -129,58 +158,73 @@ def col2im_te(x, sel):
     it = "int64"
     c_out = x.shape[1] // nb
     oshape = [x.shape[0], c_out, *sel.img]
+    forms = dim_forms(sel)
 
     def c(v):
         return tirx.const(v, it)
 
-    def term(nn, cc, ys, ks):
-        """(condition, value) of the block offset ks (one expression per spatial dim)."""
-        cond = None
+    def term(nn, cc, ys, js):
+        """(condition, value) of candidate js (one expression per spatial dim, in [0, n_d))."""
+        cond = []
         l_flat = c(0)
         k_flat = c(0)
         for d in range(n):
-            t = tirx.Cast(it, ys[d]) + c(sel.pad_begin[d]) - ks[d] * c(sel.dil[d])
-            s = sel.strides[d]
-            if s == 1:
-                ld = t
-                ok = tirx.all(t >= c(0), t < c(sel.lb[d]))
+            s, dil, lb = sel.strides[d], sel.dil[d], sel.lb[d]
+            t = tirx.Cast(it, ys[d]) + c(sel.pad_begin[d])  # the pixel in padded coordinates
+            if forms[d][0] == "col":
+                # columns l with l * s <= t <= l * s + span - 1, walked from the first one
+                lo = tirx.max(tirx.floordiv(t - c(_eff(sel, d) - s), c(s)), c(0)) if _eff(sel, d) > s else None
+                ld = (tirx.floordiv(t, c(s)) if s > 1 else t) if lo is None else lo + js[d]
+                kk = t - ld * c(s)
+                kd = tirx.floordiv(kk, c(dil)) if dil > 1 else kk
+                cond.append(ld < c(lb))
+                if lo is not None:
+                    cond.append(ld * c(s) <= t)
+                elif _eff(sel, d) < s:  # a gap between blocks: the pixel may lie in none
+                    cond.append(kk < c(_eff(sel, d)))
+                if dil > 1:
+                    cond.append(tirx.floormod(kk, c(dil)) == c(0))
             else:
-                ld = tirx.floordiv(t, c(s))
-                ok = tirx.all(t >= c(0), tirx.floormod(t, c(s)) == c(0), ld < c(sel.lb[d]))
-            cond = ok if cond is None else tirx.all(cond, ok)
-            l_flat = l_flat * c(sel.lb[d]) + ld
-            k_flat = k_flat * c(sel.block[d]) + ks[d]
+                kd = js[d]
+                tt = t - kd * c(dil)
+                ld = tirx.floordiv(tt, c(s)) if s > 1 else tt
+                cond += [tt >= c(0), ld < c(lb)]
+                if s > 1:
+                    cond.append(tirx.floormod(tt, c(s)) == c(0))
+            l_flat = l_flat * c(lb) + ld
+            k_flat = k_flat * c(sel.block[d]) + kd
         ch = tirx.Cast(it, cc) * c(nb) + k_flat
         v = x(nn, ch, l_flat)
         v = v if acc_t == sel.dtype else tirx.Cast(acc_t, v)
-        return cond, v
+        return (tirx.all(*cond) if cond else None), v
 
     zero = tirx.const(0, acc_t)
+
+    def guarded(cond, v):
+        return v if cond is None else tirx.if_then_else(cond, v, zero)
 
     def out(v):
         return v if acc_t == sel.dtype else tirx.Cast(sel.dtype, v)
 
-    if nb <= UNROLL:
+    if terms(sel) <= UNROLL:
 
         def fcompute(nn, cc, *ys):
             acc = None
-            for flat in range(nb):
-                ks, rem = [], flat
+            for flat in range(terms(sel)):
+                js, rem = [], flat
                 for d in reversed(range(n)):
-                    ks.append(c(rem % sel.block[d]))
-                    rem //= sel.block[d]
-                cond, v = term(nn, cc, ys, list(reversed(ks)))
-                t = tirx.if_then_else(cond, v, zero)
+                    js.append(c(rem % forms[d][1]))
+                    rem //= forms[d][1]
+                t = guarded(*term(nn, cc, ys, list(reversed(js))))
                 acc = t if acc is None else acc + t
             return out(acc)
 
         return te.compute(oshape, fcompute, name="tpat_col2im")
 
-    raxes = [te.reduce_axis((0, b), name=f"k{d}") for d, b in enumerate(sel.block)]
+    raxes = [te.reduce_axis((0, nd), name=f"j{d}") for d, (_, nd) in enumerate(forms)]
 
     def fsum(nn, cc, *ys):
-        cond, v = term(nn, cc, ys, [tirx.Cast(it, r) for r in raxes])
-        return te.sum(tirx.if_then_else(cond, v, zero), axis=raxes)
+        return te.sum(guarded(*term(nn, cc, ys, [tirx.Cast(it, r) for r in raxes])), axis=raxes)
 
     if acc_t == sel.dtype:
         return te.compute(oshape, fsum, name="tpat_col2im")
@@ -197,14 +241,19 @@ def emit(bb, params, sel, mode="gpu"):
 
 def schedule(sch, blk, sel):
     """One output pixel per thread: the output loops fused, split into (blocks, THREADS). The
-    reduction form (blocks of more than UNROLL offsets) is left to dlight."""
-    if math.prod(sel.block) > UNROLL:
-        return False
-    loops = list(sch.get_loops(blk))
+    reduction form (more than UNROLL candidates) keeps its candidate loops serial inside the
+    thread; with a float32 sum of 16-bit data the sum is computed at the thread, in a register."""
+    sblk = None
+    if terms(sel) > UNROLL and sel.dtype in ("float16", "bfloat16"):
+        sblk = sch.get_sblock("tpat_col2im_sum")
+    loops = list(sch.get_loops(blk))[: len(sel.img) + 2]
     fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
     bo, tx = sch.split(fused, [None, THREADS])
     sch.bind(bo, "blockIdx.x")
     sch.bind(tx, "threadIdx.x")
+    if sblk is not None:
+        sch.compute_at(sblk, tx)
+        sch.set_scope(sblk, 0, "local")
     return True
 
 

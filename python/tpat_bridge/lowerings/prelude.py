@@ -146,6 +146,16 @@ __device__ __forceinline__ int tpat_atomic_mul_i32(int* a, int v) {
   return old;
 }""",
     )
+    # ---- grid-wide arrival (the "last block" pattern of a kernel that finishes with one block's
+    # work over what every block wrote: each writer fences its own stores, then one thread per
+    # block counts the block in; the block that sees nblocks - 1 is the last)
+    _helper(
+        "tpat_atomic_fence_all", "__device__ __forceinline__ int tpat_atomic_fence_all() { __threadfence(); return 0; }"
+    )
+    _helper(
+        "tpat_atomic_arrive_i32",
+        "__device__ __forceinline__ int tpat_atomic_arrive_i32(int* a) { __threadfence(); return atomicAdd(a, 1); }",
+    )
     # ---- int64: TVM spells it int64_t (long or long long by toolchain): templates over the
     # pointer type, reinterpreted as (unsigned) long long.
     _helper(

@@ -10,11 +10,13 @@ unsigned 64-bit, so any range fits):
   1. min/max of the keys: per thread, warp shuffles, one 64-bit atomicMin/atomicMax per warp;
   2. up to 16 passes of 4 bits each (2 for 8-bit types, 4 for 16-bit, 8 for 32-bit). Pass p runs
      only when d's range has bits at 4p or above (pass 0 always): the kernels of the other passes
-     exit at once. A pass: (a) per block of 256 threads x 16 consecutive elements, the count of
-     each digit (per-thread columns of a shared [16, 256] table, no atomics) -> hist[digit, block];
-     (b) one block scans hist (digit-major) into global offsets; (c) each block recounts, scans its
-     table (digit-major) and writes every element, in order, to offset[digit, block] + the count
-     of its digit in earlier threads + earlier in the thread: a stable counting sort;
+     exit at once. A pass is two launches: (a) per block of 256 threads x 16 consecutive
+     elements, the count of each digit (per-thread columns of a shared [16, 256] table, no
+     atomics) -> hist[digit, block]; the last block to finish (each block fences its counts and
+     counts itself in with one atomicAdd on the pass's arrival counter) scans hist (digit-major)
+     into global offsets; (b) each block recounts, scans its table (digit-major) and writes every
+     element, in order, to offset[digit, block] + the count of its digit in earlier threads +
+     earlier in the thread: a stable counting sort;
   3. the permutation of the last pass that ran is copied out.
 
 Small ranges (Unique's typical categorical data) take one or two passes. Pass 0 reads X itself;
@@ -38,7 +40,6 @@ PER = 16  # consecutive elements per thread
 TILE = TB * PER
 BITS = 4  # digit width
 DIGITS = 1 << BITS
-SCAN_TB = 1024
 KEY_BITS = {"int8": 8, "uint8": 8, "int16": 16, "uint16": 16, "int32": 32, "float32": 32}  # else 64
 DTYPES = ("float32", "float64", "int32", "int64", "int8", "uint8", "int16", "uint16")
 
@@ -91,6 +92,20 @@ def _each(th, act, body):
     th.each_thread(guarded)
 
 
+class _Guarded:
+    """A block's threads whose every phase runs only when `act` holds (block-uniform); the
+    barriers stay outside it."""
+
+    def __init__(self, th, act):
+        self.th, self.act = th, act
+
+    def each_thread(self, body):
+        _each(self.th, self.act, body)
+
+    def barrier(self):
+        self.th.barrier()
+
+
 def _range(mm):
     """max - min of the keys as uint64 (exact for any int64 range)."""
     return tirx.Cast("uint64", mm[1]) - tirx.Cast("uint64", mm[0])
@@ -102,13 +117,20 @@ def _active(mm, p):
     return tirx.shift_right(_range(mm), tirx.const(BITS * p, "uint64")) != tirx.const(0, "uint64")
 
 
-def _minmax_ir(dtype, n, x, mm, mode):
+def _minmax_ir(dtype, n, x, mm, ctr, mode):
     gpu = mode == "gpu"
     big, small = _i64(2**63 - 1), _i64(-(2**63))
     with IRBuilder() as ib0:
         th = Threads(mode, 1, 1)
         with th:
-            th.each_thread(lambda tx: (T.buffer_store(mm, big, [0]), T.buffer_store(mm, small, [1])))
+
+            def init(tx):
+                T.buffer_store(mm, big, [0])
+                T.buffer_store(mm, small, [1])
+                for p in range(passes(dtype)):  # the arrival counters of the count kernels
+                    T.buffer_store(ctr, _i32(0), [p])
+
+            th.each_thread(init)
     nb = (n + _i64(TILE - 1)) // _i64(TILE)
     with IRBuilder() as ib1:
         th = Threads(mode, nb, TB)
@@ -210,7 +232,9 @@ class _Pass:
             T.buffer_store(cnt, lc[lat(tx, dg)], [dg * _i32(TB) + t])
 
 
-def _hist_ir(ps, nb, hist, mode):
+def _hist_ir(ps, nb, hist, offs, m, ctr, mode):
+    """Pass p's counts: hist[digit, block]; the last block to finish also scans them into offs
+    (one launch instead of a count kernel and a scan kernel)."""
     gpu = mode == "gpu"
     with IRBuilder() as ib:
         th = Threads(mode, nb, TB)
@@ -220,6 +244,9 @@ def _hist_ir(ps, nb, hist, mode):
             iv, _ = ps.regs("int64")
             lc, lat = ps.counters()
             cnt = T.decl_buffer([DIGITS * TB], "int32", scope="shared" if gpu else "global")
+            flag = T.decl_buffer([1], "int32", scope="shared" if gpu else "global")
+            mine = T.decl_buffer([1], "int32", scope="local") if gpu else None
+            sbufs = _scan_bufs(TB, gpu)
 
             def first(tx):
                 ps.load(bx, tx, kv, iv, at, index=False)
@@ -253,53 +280,81 @@ def _hist_ir(ps, nb, hist, mode):
                         T.buffer_store(
                             hist, tirx.Cast("int64", acc[0]), [tirx.Cast("int64", t) * nb + tirx.Cast("int64", bx)]
                         )
+                        if gpu:  # this thread's hist entry visible to every block before it arrives
+                            T.evaluate(T.call_extern("int32", "tpat_atomic_fence_all"))
 
             _each(th, act, total)
-    return ib.get()
-
-
-def _hist_scan_ir(p, mm, hist, offs, m, mode):
-    """One block: offs = exclusive scan of hist[m] (digit-major)."""
-    gpu = mode == "gpu"
-    steps = SCAN_TB.bit_length() - 1
-    fin = steps % 2
-    with IRBuilder() as ib:
-        th = Threads(mode, 1, SCAN_TB)
-        with th:
-            act = _active(mm, p)  # block-uniform: every phase guarded, the barriers not
-            tot = T.decl_buffer([2, SCAN_TB], "int64", scope="shared" if gpu else "global")
-            run = T.decl_buffer([1] if gpu else [SCAN_TB], "int64", scope="local" if gpu else "global")
-            per = (m + _i64(SCAN_TB - 1)) // _i64(SCAN_TB)
-
-            def R(tx):
-                return [0] if gpu else [tirx.Cast("int32", tx)]
-
-            def local(tx):
-                T.buffer_store(run, _i64(0), R(tx))
-                with T.serial(_i64(0), per) as e:
-                    q = tirx.Cast("int64", tx) * per + e
-                    with T.If(q < m):
-                        with T.Then():
-                            T.buffer_store(run, run[tuple(R(tx))] + hist[q], R(tx))
-                T.buffer_store(tot, run[tuple(R(tx))], [0, tirx.Cast("int32", tx)])
-
-            _each(th, act, local)
             th.barrier()
-            block_scan(th, tot, SCAN_TB, steps)
 
-            def write(tx):
-                t = tirx.Cast("int32", tx)
-                T.buffer_store(run, tirx.Select(t > 0, tot[fin, tirx.max(t - 1, 0)], _i64(0)), R(tx))
-                with T.serial(_i64(0), per) as e:
-                    q = tirx.Cast("int64", tx) * per + e
-                    with T.If(q < m):
-                        with T.Then():
-                            v = hist[q]
-                            T.buffer_store(offs, run[tuple(R(tx))], [q])
-                            T.buffer_store(run, run[tuple(R(tx))] + v, R(tx))
+            def arrive(tx):
+                with T.If(tirx.Cast("int32", tx) == _i32(0)):
+                    with T.Then():
+                        if gpu:
+                            old = T.call_extern("int32", "tpat_atomic_arrive_i32", T.address_of(ctr[ps.p]))
+                        else:
+                            old = ctr[ps.p]
+                            T.buffer_store(ctr, old + _i32(1), [ps.p])
+                            old = ctr[ps.p] - _i32(1)
+                        T.buffer_store(flag, old, [0])
 
-            _each(th, act, write)
+            _each(th, act, arrive)
+            th.barrier()
+            # the last block to arrive scans every block's counts (block-uniform: flag is shared)
+            if gpu:  # a shared value in a condition: read into a register first (TVM's sync analysis)
+                th.each_thread(lambda tx: T.buffer_store(mine, flag[0], [0]))
+                got = mine[0]
+            else:
+                got = flag[0]
+            last = tirx.And(act, tirx.Cast("int64", got) == nb - _i64(1))
+            _scan_phases(th, TB, last, hist, offs, m, sbufs, mode)
     return ib.get()
+
+
+def _scan_bufs(tb, gpu):
+    """The buffers of `_scan_phases` (declared at the kernel's start)."""
+    return (
+        T.decl_buffer([2, tb], "int64", scope="shared" if gpu else "global"),
+        T.decl_buffer([1] if gpu else [tb], "int64", scope="local" if gpu else "global"),
+    )
+
+
+def _scan_phases(th, tb, act, hist, offs, m, bufs, mode):
+    """The phases (barriers between them, outside `act`) of one block of tb threads that writes
+    offs = the exclusive scan of hist[m] (digit-major); bufs from `_scan_bufs`."""
+    gpu = mode == "gpu"
+    steps = tb.bit_length() - 1
+    fin = steps % 2
+    tot, run = bufs
+    per = (m + _i64(tb - 1)) // _i64(tb)
+
+    def R(tx):
+        return [0] if gpu else [tirx.Cast("int32", tx)]
+
+    def local(tx):
+        T.buffer_store(run, _i64(0), R(tx))
+        with T.serial(_i64(0), per) as e:
+            q = tirx.Cast("int64", tx) * per + e
+            with T.If(q < m):
+                with T.Then():
+                    T.buffer_store(run, run[tuple(R(tx))] + hist[q], R(tx))
+        T.buffer_store(tot, run[tuple(R(tx))], [0, tirx.Cast("int32", tx)])
+
+    _each(th, act, local)
+    th.barrier()
+    block_scan(_Guarded(th, act), tot, tb, steps)
+
+    def write(tx):
+        t = tirx.Cast("int32", tx)
+        T.buffer_store(run, tirx.Select(t > 0, tot[fin, tirx.max(t - 1, 0)], _i64(0)), R(tx))
+        with T.serial(_i64(0), per) as e:
+            q = tirx.Cast("int64", tx) * per + e
+            with T.If(q < m):
+                with T.Then():
+                    v = hist[q]
+                    T.buffer_store(offs, run[tuple(R(tx))], [q])
+                    T.buffer_store(run, run[tuple(R(tx))] + v, R(tx))
+
+    _each(th, act, write)
 
 
 def _scatter_ir(ps, nb, offs, kout, iout, mode):
@@ -410,8 +465,8 @@ def _copy_ir(dtype, n, mm, ibuf, perm, mode):
     return ib.get()
 
 
-def _pass_stmts(dtype, n, nb, m, p, xv, kb, ib_, mm, hist, offs, mode):
-    """The three kernels of pass p (count, scan, scatter): pass p reads half (p + 1) % 2 of the
+def _pass_stmts(dtype, n, nb, m, p, xv, kb, ib_, mm, hist, offs, ctr, mode):
+    """The two kernels of pass p (count + scan, scatter): pass p reads half (p + 1) % 2 of the
     ping-pong buffers (pass 0 reads X) and writes half p % 2."""
     src, dst = (p + 1) % 2, p % 2
 
@@ -424,8 +479,7 @@ def _pass_stmts(dtype, n, nb, m, p, xv, kb, ib_, mm, hist, offs, mode):
 
     ps = _Pass(dtype, n, p, xv, _Half(kb, src), _Half(ib_, src), mm, mode)
     return [
-        _hist_ir(ps, nb, hist, mode),
-        _hist_scan_ir(p, mm, hist, offs, m, mode),
+        _hist_ir(ps, nb, hist, offs, m, ctr, mode),
         _scatter_ir(ps, nb, offs, (kb, _i64(dst) * n), (ib_, _i64(dst) * n), mode),
     ]
 
@@ -439,18 +493,18 @@ def argsort(bb, x, dtype, mode="gpu"):
         m = nb * _i64(DIGITS)
 
         def ir(ins, outs):
-            perm, mm, kb, ib_, hist, offs = outs
-            stmts = _minmax_ir(dtype, n, ins[0], mm, mode)
+            perm, mm, kb, ib_, hist, offs, ctr = outs
+            stmts = _minmax_ir(dtype, n, ins[0], mm, ctr, mode)
             for p in range(passes(dtype)):
-                stmts += _pass_stmts(dtype, n, nb, m, p, ins[0], kb, ib_, mm, hist, offs, mode)
+                stmts += _pass_stmts(dtype, n, nb, m, p, ins[0], kb, ib_, mm, hist, offs, ctr, mode)
             stmts.append(_copy_ir(dtype, n, mm, ib_, perm, mode))
             return tirx.SeqStmt(stmts)
 
         return te.extern(
-            [(n,), (2,), (_i64(2) * n,), (_i64(2) * n,), (m,), (m,)],
+            [(n,), (2,), (_i64(2) * n,), (_i64(2) * n,), (m,), (m,), (passes(dtype),)],
             [xt],
             ir,
-            dtype=["int64", "int64", "uint64", "int64", "int64", "int64"],
+            dtype=["int64", "int64", "uint64", "int64", "int64", "int64", "int32"],
             name="tpat_radix_sort",
         )
 
