@@ -8,7 +8,11 @@ LLVM build of the same kernels matches numpy.fft in float64 (and ONNX Runtime's 
 float32 / float64 cases).
 
 Grid: n in {1, 2, 3, 5, 7, 8, 12, 16, 96, 97 (prime), 720, 1000, 1024, 4096, 8191 (prime)} and
-16384, 40000, 12000 (real: a 6000-point FFT), 6144 (the shared-memory limit), 6150 (prime factor 41), 221 (radix 17), 62 (radix 31);
+16384 (real: one 8192-point kernel; complex: four-step), 40000, 12000 (real: a 6000-point FFT),
+6144 (the static shared-memory limit), 6160 and 12288 (dynamic shared memory, up to its limit),
+12500 (real, over it: a 6250-point FFT), 12800 (four-step columns), 4099 (Bluestein in one kernel
+with dynamic shared memory), 1009 (Bluestein through 2048 points), 360 (composite radices
+15 x 12 x 2), 6150 (prime factor 41), 221 (radix 17), 62 (radix 31);
 real and complex input, onesided, inverse, every allowed axis (negative too, non-last with dims
 after it), opset 17's attribute and opset 20's input, dft_length shorter and longer than the signal,
 float32 / float16 / float64 (bfloat16: nvcc only, LLVM cannot run it), a symbolic batch dim.

@@ -9,28 +9,34 @@ complex), the output as (outer, K, inner, 2). STFT's (batch, frame) pairs are th
 read from frame * frame_step on, times the window.
 
 The building block (`_pass_ir`) is one kernel whose thread block takes G transforms of length N in
-shared memory (float32 for 16-bit inputs, float64 for float64):
+shared memory (float32 for 16-bit inputs, float64 for float64; static up to 48 KB, dynamic
+"shared.dyn" above, up to SHARED_BYTES = 96 KB, which every sm_80+ GPU grants a block):
   1. load, coalesced (along the signal when inner == 1, across G adjacent columns otherwise),
      zero-padded / truncated to n = dft_length;
-  2. mixed-radix Stockham stages, one per factor R of N (4s first, then 2, 3, 5, 7, 11, 13; other
-     primes up to MAX_DIRECT_RADIX as a stage where a thread per point sums R terms): with Ns the
-     product of the earlier factors, butterfly j reads buf[j + r N/R], multiplies by w^r,
-     w = exp(-+2 pi i (j mod Ns) / (Ns R)) (one sin/cos, its powers by complex products), takes
-     the length-R DFT in registers (constant coefficients, 0 and +-1 folded) and writes
-     buf[(j / Ns) Ns R + j mod Ns + k Ns]. Each thread loads its butterflies' inputs into
-     registers, a barrier, then writes in place: one buffer, G N <= 6144 (float64: 3072);
+  2. mixed-radix Stockham stages (`stage_radices`: the prime factors up to 13 packed into radices
+     of at most 16, 1024 = 16 x 16 x 4, 360 = 15 x 12 x 2; other primes up to MAX_DIRECT_RADIX
+     as a stage where a thread per point sums R terms): with Ns the product of the earlier
+     radices, butterfly j reads buf[j + r N/R], multiplies by w^r, w = exp(-+2 pi i (j mod Ns) /
+     (Ns R)) (sin/cos of w and w^q, the other powers by a few complex products), takes the
+     length-R DFT in registers (`_small_dft`: a composite R as R1 x R2 smaller DFTs with constant
+     twiddles; constant coefficients, 0 and +-1 folded) and writes buf[(j / Ns) Ns R + j mod Ns
+     + k Ns]. A thread per butterfly of the largest radix; each loads its butterflies' inputs
+     into registers, a barrier, then writes in place: one buffer, G N <= 12288 (float64: 6144);
   3. store of the bins k < K (onesided: n / 2 + 1), times 1/n for inverse.
 Twiddle angles come from exact integers m / q and are taken in (-pi, pi], where CUDA's fast
 sin/cos (the plan compiles with --use_fast_math) are accurate to 2^-21.
 
 Strategies (`_plan`, recorded in describe()):
+  rfft       real input of even n, n / 2 fits: z_j = x_2j + i x_2j+1 as an n/2-point complex FFT,
+             the bins split from Z_k and conj(Z_{n/2-k}) at the store: one kernel;
   fft        n fits shared memory and has no prime factor above MAX_DIRECT_RADIX: one kernel;
-  fourstep   a longer such n = n1 n2 (both <= 768 where possible): (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
+  fourstep   a longer such n = n1 n2 (both <= 1536 where possible): (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
              into a workspace; (B) per row an n2-point FFT, bin k1 + n1 k2: two kernels;
   bluestein  otherwise (a large prime factor): X_k = w_k sum_j (x_j w_j) conj(w_{k-j}),
-             w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m = the smallest
-             2^a 3^b 5^c >= 2n - 1; the FFT of the chirp is a plan constant computed in float64):
-             one kernel when m fits shared memory (FFT, product, inverse FFT), else four (two
+             w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m >= 2n - 1: the smallest
+             2^a 3^b 5^c or power of two, `_bluestein_size`; the FFT of the chirp is a plan
+             constant computed in float64): one kernel when m fits shared memory (FFT, the
+             product fused into the inverse FFT's first gather, inverse FFT), else four (two
              four-step FFTs through two workspaces);
   direct     only for a symbolic dim between the axis and the last one, n <= MAX_DIRECT_LENGTH:
              the definition as a dlight-scheduled TE sum, O(n) per bin.
@@ -52,7 +58,7 @@ from .ir import Threads
 from .protocol import Decline, Lowering, NodeView, Selection
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
-SHARED_BYTES = 96 * 1024  # shared memory of one block: dynamic ("shared.dyn") above 48 KB; every sm_80+ GPU has 99 KB
+SHARED_BYTES = 96 * 1024  # the points of one block (plus 1/32 padding: 99 KB, what every sm_80+ GPU grants); dynamic above 48 KB
 STATIC_SHARED_BYTES = 48 * 1024  # up to this a kernel's buffers are static shared memory
 MAX_DIRECT_RADIX = 31  # a larger prime factor: Bluestein
 BUTTERFLY_RADICES = (4, 2, 3, 5, 7, 11, 13)  # in this order; other primes: a direct stage
@@ -475,6 +481,24 @@ class _Pass:
     raw_store: bool = False  # store(u, k, get): get(idx) -> (re, im) of any point of the transform
 
 
+class _Padded:
+    """A shared buffer with one pad word after every 32 (element i at i + i / 32): a thread's
+    points of a small transform (stride R or N between threads) fall in distinct banks."""
+
+    def __init__(self, buf):
+        self.buf = buf
+
+    @staticmethod
+    def ix(i):
+        return i + tirx.shift_right(i, tirx.const(5, "int32"))
+
+    def __getitem__(self, i):
+        return self.buf[self.ix(i)]
+
+    def store(self, v, i):
+        T.buffer_store(self.buf, v, [self.ix(i)])
+
+
 def _pass_shape(n, cap, transforms=None, min_group=1):
     g = max(1, min(max(1, cap // n), -(-BLOCK_POINTS // n)))
     if isinstance(transforms, int):
@@ -508,10 +532,11 @@ def _pass_ir(ps: _Pass, acc, mode):
         with th as bx:
             if ps.declare is not None:
                 ps.declare()
-            dyn = pts * 2 * (8 if acc == "float64" else 4) > STATIC_SHARED_BYTES
+            words = pts + ((pts - 1) >> 5)  # one pad word after every 32 (_Padded)
+            dyn = words * 2 * (8 if acc == "float64" else 4) > STATIC_SHARED_BYTES
             scope = ("shared.dyn" if dyn else "shared") if gpu else "global"
-            bre = T.decl_buffer([pts], acc, scope=scope)
-            bim = T.decl_buffer([pts], acc, scope=scope)
+            bre = _Padded(T.decl_buffer([words], acc, scope=scope))
+            bim = _Padded(T.decl_buffer([words], acc, scope=scope))
             rshape = [regs] if gpu else [TB, regs]
             rre = T.decl_buffer(rshape, acc, scope=loc)
             rim = T.decl_buffer(rshape, acc, scope=loc)
@@ -533,8 +558,8 @@ def _pass_ir(ps: _Pass, acc, mode):
                             u = b64 * i64(G) + tirx.Cast("int64", g)
                             re, im, ok = ps.load(u, i)
                             ok = tirx.all(u < ps.total, ok) if ok is not None else u < ps.total
-                            T.buffer_store(bre, tirx.Select(ok, re, fa(0.0)), [g * i32(N) + i])
-                            T.buffer_store(bim, tirx.Select(ok, im, fa(0.0)), [g * i32(N) + i])
+                            bre.store(tirx.Select(ok, re, fa(0.0)), g * i32(N) + i)
+                            bim.store(tirx.Select(ok, im, fa(0.0)), g * i32(N) + i)
 
             th.each_thread(load)
             th.barrier()
@@ -564,8 +589,8 @@ def _pass_ir(ps: _Pass, acc, mode):
                             e = p * i32(TB) + t32
                             with T.If(e < i32(pts)):
                                 with T.Then():
-                                    T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
-                                    T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
+                                    bre.store(rre[tuple(R_(tx, p))], e)
+                                    bim.store(rim[tuple(R_(tx, p))], e)
 
                     th.each_thread(mul)
                     th.barrier()
@@ -694,8 +719,8 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, pre=
                             vals = [(rre[tuple(ix(r))], rim[tuple(ix(r))]) for r in range(R)]
                             dst = g * i32(N) + (j // i32(Ns)) * i32(Ns * R) + s
                             for kk, (yre, yim) in enumerate(_small_dft(vals, sign, acc, loc)):
-                                T.buffer_store(bre, yre, [dst + i32(kk * Ns)])
-                                T.buffer_store(bim, yim, [dst + i32(kk * Ns)])
+                                bre.store(yre, dst + i32(kk * Ns))
+                                bim.store(yim, dst + i32(kk * Ns))
 
             th.each_thread(gather)
             th.barrier()
@@ -732,8 +757,8 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, pre=
                     e = p * i32(TB) + t32
                     with T.If(e < i32(pts)):
                         with T.Then():
-                            T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
-                            T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
+                            bre.store(rre[tuple(R_(tx, p))], e)
+                            bim.store(rim[tuple(R_(tx, p))], e)
 
             th.each_thread(direct)
             th.barrier()
