@@ -58,7 +58,9 @@ from .ir import Threads
 from .protocol import Decline, Lowering, NodeView, Selection
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
-SHARED_BYTES = 96 * 1024  # the points of one block (plus 1/32 padding: 99 KB, what every sm_80+ GPU grants); dynamic above 48 KB
+SHARED_BYTES = (
+    96 * 1024
+)  # the points of one block (plus 1/32 padding: 99 KB, what every sm_80+ GPU grants); dynamic above 48 KB
 STATIC_SHARED_BYTES = 48 * 1024  # up to this a kernel's buffers are static shared memory
 MAX_DIRECT_RADIX = 31  # a larger prime factor: Bluestein
 BUTTERFLY_RADICES = (4, 2, 3, 5, 7, 11, 13)  # in this order; other primes: a direct stage
@@ -627,8 +629,12 @@ def _small_dft(vals, sign, acc, loc):
         out = []
         for kk in range(R):
             cs = [consts[(r * kk) % R] for r in range(R)]
-            yre = _scaled_sum([(cs[r][0], vals[r][0]) for r in range(R)] + [(-cs[r][1], vals[r][1]) for r in range(R)], acc)
-            yim = _scaled_sum([(cs[r][1], vals[r][0]) for r in range(R)] + [(cs[r][0], vals[r][1]) for r in range(R)], acc)
+            yre = _scaled_sum(
+                [(cs[r][0], vals[r][0]) for r in range(R)] + [(-cs[r][1], vals[r][1]) for r in range(R)], acc
+            )
+            yim = _scaled_sum(
+                [(cs[r][1], vals[r][0]) for r in range(R)] + [(cs[r][0], vals[r][1]) for r in range(R)], acc
+            )
             out.append((yre, yim))
         return out
     R2 = split
