@@ -58,9 +58,8 @@ from .ir import Threads
 from .protocol import Decline, Lowering, NodeView, Selection
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
-SHARED_BYTES = (
-    96 * 1024
-)  # the points of one block (plus 1/32 padding: 99 KB, what every sm_80+ GPU grants); dynamic above 48 KB
+# the points of one block (plus 1/32 padding: 99 KB, what every sm_80+ GPU grants); dynamic above 48 KB
+SHARED_BYTES = 96 * 1024
 STATIC_SHARED_BYTES = 48 * 1024  # up to this a kernel's buffers are static shared memory
 MAX_DIRECT_RADIX = 31  # a larger prime factor: Bluestein
 BUTTERFLY_RADICES = (4, 2, 3, 5, 7, 11, 13)  # in this order; other primes: a direct stage
