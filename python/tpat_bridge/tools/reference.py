@@ -742,7 +742,36 @@ def _gen_compress(ctx):
         ctx.set(1, ctx.rng.random(ctx.shape(1)) < 0.5)
 
 
+def _gen_nms(ctx):
+    """Boxes that overlap (clustered corners, some flipped, some repeated), scores with ties,
+    thresholds in their domains: suppression, ties and the score filter all take part."""
+    center = int(ctx.attrs.get("center_point_box", 0) or 0)
+    if ctx.is_input(0):
+        b, n, _ = ctx.shape(0)
+        xy = ctx.rng.uniform(0.0, 4.0, (b, n, 2))
+        wh = ctx.rng.uniform(0.2, 1.5, (b, n, 2))
+        if center == 1:
+            arr = np.concatenate([xy, wh], axis=-1)
+        else:
+            arr = np.concatenate([xy, xy + wh], axis=-1)[..., [1, 0, 3, 2]]  # [y1, x1, y2, x2]
+            flip = ctx.rng.random((b, n)) < 0.2
+            arr[flip] = arr[flip][:, [2, 3, 0, 1]]
+        if n > 1:
+            arr[:, n // 2] = arr[:, 0]  # a repeated box
+        ctx.set(0, arr)
+    if ctx.is_input(1):
+        ctx.set(1, ctx.rng.integers(0, 40, ctx.shape(1)) / 40.0)  # ties
+    if ctx.is_input(2):
+        ctx.set(2, np.full(ctx.shape(2), 3))
+    if ctx.is_input(3):
+        ctx.set(3, np.full(ctx.shape(3), ctx.rng.uniform(0.2, 0.7)))
+    if ctx.is_input(4):
+        ctx.set(4, np.full(ctx.shape(4), ctx.rng.uniform(0.0, 0.5)))
+    ctx.note("NonMaxSuppression: overlapping boxes, scores with ties, thresholds in their domains")
+
+
 _GENERATORS = {
+    "NonMaxSuppression": _gen_nms,
     "NonZero": _gen_nonzero,
     "Unique": _gen_unique,
     "Compress": _gen_compress,
