@@ -80,7 +80,8 @@ CASES = {
     "filter_all": (_model(1, 2, 30, max_out=5, st=2.0), {}),
     "global_sort": (_model(1, 1, 4500, max_out=300, iou=0.5, st=0.5), {}),
     "symbolic": (_model("b", 3, "n", max_out=7, iou=0.45, st=0.2), {"b": 2, "n": 77}),
-    "zero_boxes": (_model(1, 2, 0, max_out=3), {}),
+    "zero_boxes": (_model("b", 2, "n", max_out=3), {"b": 1, "n": 0}),  # a static 0 is refused earlier
+    "zero_batches": (_model("b", 2, "n", max_out=3), {"b": 0, "n": 5}),
 }
 
 
@@ -172,18 +173,18 @@ def test_numerics_llvm_vs_ort(llvm, name):
         assert got[0].shape == want[0].shape, (seed, got[0].shape, want[0].shape)
         np.testing.assert_array_equal(got[0], want[0], err_msg=f"seed {seed}")
         seen.add(want[0].shape[0])
-    if name not in ("no_max", "max_zero", "max_negative", "filter_all", "zero_boxes"):
+    if name not in ("no_max", "max_zero", "max_negative", "filter_all", "zero_boxes", "zero_batches"):
         assert max(seen) > 0  # the case selects something
 
 
-def test_upper_bound():
-    """U = B * C * min(max_output, N): the plan's output shape."""
-    info = load_node(_save(_model(2, 3, 10, max_out=5), "ub"))
-    mod, _ = registry.tpat_module(info, mode="cpu")
-    assert [int(d) for d in mod["main"].ret_struct_info.fields[0].shape] == [30, 3]
-    info = load_node(_save(_model(2, 3, 10, max_out=50), "ub2"))
-    mod, _ = registry.tpat_module(info, mode="cpu")
-    assert [int(d) for d in mod["main"].ret_struct_info.fields[0].shape] == [60, 3]
+@pytest.mark.parametrize("max_out, rows", [(5, 30), (50, 60)])
+def test_upper_bound(max_out, rows):
+    """U = B * C * min(max_output, N) rows: the plan's output shape."""
+    from tpat_bridge.planning.plan import handle_plan
+
+    res = handle_plan({"command": "plan", "model_path": _save(_model(2, 3, 10, max_out=max_out), "ub"), "target": "sm_90"})
+    assert res["ok"], res
+    assert res["plan"]["outputs"][0]["shape"] == [rows, 3]
 
 
 def _save(m, name):
