@@ -743,7 +743,7 @@ def _gen_compress(ctx):
 
 
 def _gen_nms(ctx):
-    """Boxes that overlap (clustered corners, some flipped, some repeated), scores with ties,
+    """Boxes that overlap (clustered corners, some flipped, some repeated), distinct scores in (0, 1),
     thresholds in their domains: suppression, ties and the score filter all take part."""
     center = int(ctx.attrs.get("center_point_box", 0) or 0)
     if ctx.is_input(0):
@@ -759,15 +759,17 @@ def _gen_nms(ctx):
         if n > 1:
             arr[:, n // 2] = arr[:, 0]  # a repeated box
         ctx.set(0, arr)
-    if ctx.is_input(1):
-        ctx.set(1, ctx.rng.integers(0, 40, ctx.shape(1)) / 40.0)  # ties
+    if ctx.is_input(1):  # distinct within a class (PyTorch baselines order ties differently)
+        b, c, n = ctx.shape(1)
+        ranks = np.argsort(ctx.rng.random((b, c, n)), axis=-1)
+        ctx.set(1, (ranks + 0.5) / max(n, 1))
     if ctx.is_input(2):
         ctx.set(2, np.full(ctx.shape(2), 3))
     if ctx.is_input(3):
         ctx.set(3, np.full(ctx.shape(3), ctx.rng.uniform(0.2, 0.7)))
     if ctx.is_input(4):
         ctx.set(4, np.full(ctx.shape(4), ctx.rng.uniform(0.0, 0.5)))
-    ctx.note("NonMaxSuppression: overlapping boxes, scores with ties, thresholds in their domains")
+    ctx.note("NonMaxSuppression: overlapping boxes, distinct scores, thresholds in their domains")
 
 
 _GENERATORS = {
