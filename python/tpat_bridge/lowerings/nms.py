@@ -48,7 +48,7 @@ from .ir import Threads, relax_arg
 from .nonzero import THREADS, _i64, _scan_ir
 from .protocol import BadValue, Decline, Lowering, NodeView, Operand, Selection
 
-SORT_THREADS = 512
+SORT_THREADS = 1024
 SHARED_SORT_MAX = 4096  # 64-bit keys: 32 KiB of shared memory
 MASK_THREADS = 64  # one bit per column, one row per thread
 SWEEP_THREADS = 64
@@ -259,14 +259,15 @@ def _sort_ir(sel, nseg, ncls, n, scores, thr, order, m_out, ws, mode):
                 pper = pairs // tb if shared else (pairs + tb - 1) // tb
                 with T.serial(_i64(0), _dim(logp)) as st:
                     with T.serial(_i64(0), st + 1) as sub:
+                        lj = st - sub  # partner distance j = 2^lj; blocks of 2^(st+1) alternate direction
                         k = _i64(2) << st
-                        j = _i64(1) << (st - sub)
+                        j = _i64(1) << lj
 
-                        def step(tx, k=k, j=j):
+                        def step(tx, k=k, j=j, lj=lj):
                             with T.serial(_i64(0), _dim(pper)) as r:
                                 pr = _c64(tx) + r * tb
                                 with _when(None if shared else pr < pairs):
-                                    i = (pr // j) * (j * 2) + pr % j
+                                    i = ((pr >> lj) << (lj + 1)) | (pr & (j - 1))  # shifts, no division
                                     ll = i + j
                                     ab = T.decl_buffer([2], "uint64", scope="local" if gpu else "global")
                                     T.buffer_store(ab, keys[base + i], [0])
@@ -349,7 +350,11 @@ def _mask_ir(sel, nseg, ncls, n, words, boxes, iou, order, m_in, mask, mode):
                                 i = rb * tb + _c64(tx)
                                 with T.If(i < m):
                                     with T.Then():
-                                        own = _box(bf, b, n, of[seg * n + i], sel.center)
+                                        reg = T.decl_buffer([4], "float32", scope="local" if gpu else "global")
+                                        c = _box(bf, b, n, of[seg * n + i], sel.center)
+                                        for t in range(4):
+                                            T.buffer_store(reg, c[t], [t])
+                                        own = [reg[t] for t in range(4)]
                                         acc = T.decl_buffer([1], "uint64", scope="local" if gpu else "global")
                                         T.buffer_store(acc, _u64(0), [0])
                                         with T.serial(0, tb) as u:
