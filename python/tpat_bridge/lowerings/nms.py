@@ -92,7 +92,10 @@ def select(node: NodeView) -> NmsSelection | Decline:
     bs, ss = boxes.shape, scores.shape
     if len(bs) != 3 or len(ss) != 3:
         return Decline("boxes must be [B, N, 4] and scores [B, C, N]")
-    if bs[2] != 4 or bs[0] != ss[0] or bs[1] != ss[2]:
+    def clash(a, b):  # two static dims that differ (symbolic ones are bounded by both at run time)
+        return isinstance(a, int) and isinstance(b, int) and a != b
+
+    if bs[2] != 4 or clash(bs[0], ss[0]) or clash(bs[1], ss[2]):
         return Decline(f"boxes {bs} and scores {ss} do not agree ([B, N, 4], [B, C, N])")
     center = node.attr("center_point_box", 0)
     if center not in (0, 1):
@@ -209,7 +212,7 @@ def _when(cond):
             yield
 
 
-def _sort_ir(sel, nseg, ncls, n, scores, thr, order, m_out, ws, mode):
+def _sort_ir(sel, nseg, ncls, n, box_dims, scores, thr, order, m_out, ws, mode):
     """Per segment (batch, class): bitonic sort of the keys, sorted box order -> order[seg, :n],
     candidate count -> m_out[seg].
 
@@ -243,7 +246,11 @@ def _sort_ir(sel, nseg, ncls, n, scores, thr, order, m_out, ws, mode):
                         q = _c64(tx) + r * tb
                         with T.If(q < p):
                             with T.Then():
-                                with T.If(tirx.And(q < n, seg < nseg)):
+                                # boxes' own (B, N) bound the candidates too (a model whose symbolic dims
+                                # differ at run time reads no box out of bounds)
+                                nb, bb = box_dims
+                                real = tirx.And(tirx.And(q < n, q < nb), seg // tirx.max(ncls, _i64(1)) < bb)
+                                with T.If(tirx.And(real, seg < nseg)):
                                     with T.Then():
                                         sc = sf[seg * n + q]
                                         key = (_sort_key(sc) << _u64(32)) | tirx.Cast("uint64", q)
@@ -306,8 +313,8 @@ def _sort_ir(sel, nseg, ncls, n, scores, thr, order, m_out, ws, mode):
     return ib.get()
 
 
-def _box(bf, b, n, idx, center):
-    row = (b * n + idx) * 4
+def _box(bf, b, nbox, idx, center):
+    row = (b * nbox + idx) * 4
     return _corners([bf[row + t] for t in range(4)], center)
 
 
@@ -323,7 +330,8 @@ def _mask_ir(sel, nseg, ncls, n, words, boxes, iou, order, m_in, mask, mode):
             seg = blk // tirx.max(words * words, _i64(1))
             rb = (blk // tirx.max(words, _i64(1))) % tirx.max(words, _i64(1))
             cb = blk % tirx.max(words, _i64(1))
-            bf = T.decl_buffer([boxes.shape[0] * n * 4], "float32", data=boxes.data)
+            nbox = _dim(boxes.shape[1])
+            bf = T.decl_buffer([_dim(boxes.shape[0]) * nbox * 4], "float32", data=boxes.data)
             of = T.decl_buffer([nseg * n], "int64", data=order.data)
             mf = T.decl_buffer([nseg * n * words], "uint64", data=mask.data)
             col = T.decl_buffer([4, tb], "float32", scope="shared" if gpu else "global")
@@ -339,7 +347,7 @@ def _mask_ir(sel, nseg, ncls, n, words, boxes, iou, order, m_in, mask, mode):
                                 jj = cb * tb + _c64(tx)
                                 with T.If(jj < m):
                                     with T.Then():
-                                        c = _box(bf, b, n, of[seg * n + jj], sel.center)
+                                        c = _box(bf, b, nbox, of[seg * n + jj], sel.center)
                                         for t in range(4):
                                             T.buffer_store(col, c[t], [t, tirx.Cast("int32", tx)])
 
@@ -351,7 +359,7 @@ def _mask_ir(sel, nseg, ncls, n, words, boxes, iou, order, m_in, mask, mode):
                                 with T.If(i < m):
                                     with T.Then():
                                         reg = T.decl_buffer([4], "float32", scope="local" if gpu else "global")
-                                        c = _box(bf, b, n, of[seg * n + i], sel.center)
+                                        c = _box(bf, b, nbox, of[seg * n + i], sel.center)
                                         for t in range(4):
                                             T.buffer_store(reg, c[t], [t])
                                         own = [reg[t] for t in range(4)]
@@ -534,22 +542,23 @@ def emit(bb, params, sel: NmsSelection, mode="gpu"):
         nb, nc, n = (_dim(d) for d in st.shape)
         return nb * nc, nc, n
 
-    def sort_stage(st, *thr):
+    def sort_stage(bt, st, *thr):
         nseg, ncls, n = dims(st)
+        box_dims = (_dim(bt.shape[1]), _dim(bt.shape[0]))
         logp = _log2_ceil(n)
         p = (1 << logp) if isinstance(logp, int) else None
         ws = (1, 1) if p is not None and p <= SHARED_SORT_MAX else (nseg, p if p is not None else n * 2)
         return te.extern(
             [(nseg, n), (nseg,), ws],
-            [st, *thr],
+            [st, bt, *thr],  # bt: its dims bound the candidates (its data is not read)
             lambda ins, outs: _sort_ir(
-                sel, nseg, ncls, n, ins[0], ins[-1] if has_st else None, outs[0], outs[1], outs[2], mode
+                sel, nseg, ncls, n, box_dims, ins[0], ins[-1] if has_st else None, outs[0], outs[1], outs[2], mode
             ),
             dtype=["int64", "int64", "uint64"],
             name="tpat_nms_sort",
         )
 
-    sorted_ = bb.emit_te(sort_stage, scores, *([thr_args[-1]] if has_st else []), primfunc_name_hint="tpat_nms_sort")
+    sorted_ = bb.emit_te(sort_stage, boxes, scores, *([thr_args[-1]] if has_st else []), primfunc_name_hint="tpat_nms_sort")
     order = bb.emit(relax.TupleGetItem(sorted_, 0))
     m = bb.emit(relax.TupleGetItem(sorted_, 1))
 
