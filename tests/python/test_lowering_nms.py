@@ -80,8 +80,8 @@ CASES = {
     "filter_all": (_model(1, 2, 30, max_out=5, st=2.0), {}),
     "global_sort": (_model(1, 1, 4500, max_out=300, iou=0.5, st=0.5), {}),
     "symbolic": (_model("b", 3, "n", max_out=7, iou=0.45, st=0.2), {"b": 2, "n": 77}),
-    # boxes and scores with their own symbols for N (as torchvision's detectors export them)
-    "symbols_differ": (_model(1, 2, "nb", max_out=5, st=0.1, n_scores="ns"), {"nb": 90, "ns": 90}),
+    # boxes and scores with their own symbols for N, max_output INT64_MAX (torchvision's detectors)
+    "symbols_differ": (_model(1, 2, "nb", max_out=2**63 - 1, st=0.1, n_scores="ns"), {"nb": 90, "ns": 90}),
     "zero_boxes": (_model("b", 2, "n", max_out=3), {"b": 1, "n": 0}),  # a static 0 is refused earlier
     "zero_batches": (_model("b", 2, "n", max_out=3), {"b": 0, "n": 5}),
 }

@@ -119,6 +119,8 @@ def select(node: NodeView) -> NmsSelection | Decline:
                 raise BadValue(f"{what} has {v.size} values, expected one")
     if iou_op.is_const and not 0.0 <= float(iou_op.value.reshape(-1)[0]) <= 1.0:
         return Decline("iou_threshold outside [0, 1] (ONNX Runtime refuses it)")
+    if any(isinstance(d, int) and d >= 1 << 31 for d in (bs[1], ss[2])):
+        return Decline("more than 2^31 boxes (the sort keys hold box indices in 32 bits)")
     return NmsSelection(
         boxes=boxes,
         scores=scores,
@@ -525,9 +527,13 @@ def _scatter_ir(nseg, ncls, kmax, keep, cnt, offsets, out, mode):
 
 
 def _kmax(sel, n):
+    """min(max_output, N): the rows per class of the upper bound. A max_output of 2^31 or more
+    (torchvision exports INT64_MAX) is N: the sort keys hold box indices in 32 bits anyway."""
     s = _static(n)
     if s is not None:
         return _i64(min(sel.max_out, s))
+    if sel.max_out >= 1 << 31:
+        return _dim(n)
     return tirx.min(_i64(sel.max_out), _dim(n))
 
 
