@@ -184,7 +184,9 @@ def test_upper_bound(max_out, rows):
     """U = B * C * min(max_output, N) rows: the plan's output shape."""
     from tpat_bridge.planning.plan import handle_plan
 
-    res = handle_plan({"command": "plan", "model_path": _save(_model(2, 3, 10, max_out=max_out), "ub"), "target": "sm_90"})
+    res = handle_plan(
+        {"command": "plan", "model_path": _save(_model(2, 3, 10, max_out=max_out), "ub"), "target": "sm_90"}
+    )
     assert res["ok"], res
     assert res["plan"]["outputs"][0]["shape"] == [rows, 3]
 

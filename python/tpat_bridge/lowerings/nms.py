@@ -92,6 +92,7 @@ def select(node: NodeView) -> NmsSelection | Decline:
     bs, ss = boxes.shape, scores.shape
     if len(bs) != 3 or len(ss) != 3:
         return Decline("boxes must be [B, N, 4] and scores [B, C, N]")
+
     def clash(a, b):  # two static dims that differ (symbolic ones are bounded by both at run time)
         return isinstance(a, int) and isinstance(b, int) and a != b
 
@@ -470,7 +471,9 @@ def _sweep_ir(sel, nseg, n, words, kmax, order, m_in, mask, keep, cnt, removed, 
                                                             [1], "uint64", scope="local" if gpu else "global"
                                                         )
                                                         T.buffer_store(acc, rf[seg * words + w], [0])
-                                                        f = T.decl_buffer([1], "int32", scope="local" if gpu else "global")
+                                                        f = T.decl_buffer(
+                                                            [1], "int32", scope="local" if gpu else "global"
+                                                        )
                                                         with T.serial(0, 64) as u:
                                                             T.buffer_store(f, flag[u], [0])
                                                             with T.If(f[0] != 0):
@@ -564,7 +567,9 @@ def emit(bb, params, sel: NmsSelection, mode="gpu"):
             name="tpat_nms_sort",
         )
 
-    sorted_ = bb.emit_te(sort_stage, boxes, scores, *([thr_args[-1]] if has_st else []), primfunc_name_hint="tpat_nms_sort")
+    sorted_ = bb.emit_te(
+        sort_stage, boxes, scores, *([thr_args[-1]] if has_st else []), primfunc_name_hint="tpat_nms_sort"
+    )
     order = bb.emit(relax.TupleGetItem(sorted_, 0))
     m = bb.emit(relax.TupleGetItem(sorted_, 1))
 

@@ -718,7 +718,9 @@ def non_max_suppression(r):
         nb, nc, n = scores.shape
         if center == 0:
             y1, x1, y2, x2 = boxes.unbind(-1)
-            bx = torch.stack([torch.minimum(x1, x2), torch.minimum(y1, y2), torch.maximum(x1, x2), torch.maximum(y1, y2)], -1)
+            bx = torch.stack(
+                [torch.minimum(x1, x2), torch.minimum(y1, y2), torch.maximum(x1, x2), torch.maximum(y1, y2)], -1
+            )
         else:
             xc, yc, w, h = boxes.unbind(-1)
             bx = torch.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], -1)
