@@ -40,6 +40,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 from tvm import relax, te, tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
@@ -240,7 +241,7 @@ def _sort_ir(sel, nseg, ncls, n, box_dims, scores, thr, order, m_out, ws, mode):
             else:
                 keys = T.decl_buffer([ws.shape[0] * ws.shape[1]], "uint64", data=ws.data)
                 base = seg * ws.shape[1]
-            thr_v = None if thr is None else T.decl_buffer([1], "float32", data=thr.data)[0]
+            thr_v = None if thr is None else _thr(thr)
             per = (p + tb - 1) // tb
             with _when(None if shared else seg < nseg):
 
@@ -381,8 +382,12 @@ def _mask_ir(sel, nseg, ncls, n, words, boxes, iou, order, m_in, mask, mode):
 
 
 def _thr(buf, default=0.0):
+    """A threshold: absent (`default`), a constant (a float: an immediate in the kernel, so the plan
+    has no constant buffer to upload) or a runtime input (its buffer)."""
     if buf is None:
         return tirx.const(default, "float32")
+    if isinstance(buf, float):
+        return tirx.const(buf, "float32")
     return T.decl_buffer([1], "float32", data=buf.data)[0]
 
 
@@ -544,8 +549,17 @@ def emit(bb, params, sel: NmsSelection, mode="gpu"):
     """sort -> mask -> sweep -> scan -> scatter; returns the Relax tuple (out [U, 3], size [])."""
     boxes = relax_arg(params, sel.boxes)
     scores = relax_arg(params, sel.scores)
-    thr_args = [relax_arg(params, op) for op in (sel.iou, sel.score_thr) if op is not None]
-    has_iou, has_st = sel.iou is not None, sel.score_thr is not None
+
+    def threshold(op):  # None (absent), a float (a constant: a kernel immediate) or a Relax input
+        if op is None:
+            return None
+        if op.is_const:
+            return float(np.float32(np.asarray(op.value).reshape(-1)[0]))
+        return relax_arg(params, op)
+
+    iou_v, st_v = threshold(sel.iou), threshold(sel.score_thr)
+    iou_in = [] if iou_v is None or isinstance(iou_v, float) else [iou_v]  # runtime inputs only
+    st_in = [] if st_v is None or isinstance(st_v, float) else [st_v]
 
     def dims(st):
         nb, nc, n = (_dim(d) for d in st.shape)
@@ -561,15 +575,13 @@ def emit(bb, params, sel: NmsSelection, mode="gpu"):
             [(nseg, n), (nseg,), ws],
             [st, bt, *thr],  # bt: its dims bound the candidates (its data is not read)
             lambda ins, outs: _sort_ir(
-                sel, nseg, ncls, n, box_dims, ins[0], ins[-1] if has_st else None, outs[0], outs[1], outs[2], mode
+                sel, nseg, ncls, n, box_dims, ins[0], ins[2] if st_in else st_v, outs[0], outs[1], outs[2], mode
             ),
             dtype=["int64", "int64", "uint64"],
             name="tpat_nms_sort",
         )
 
-    sorted_ = bb.emit_te(
-        sort_stage, boxes, scores, *([thr_args[-1]] if has_st else []), primfunc_name_hint="tpat_nms_sort"
-    )
+    sorted_ = bb.emit_te(sort_stage, boxes, scores, *st_in, primfunc_name_hint="tpat_nms_sort")
     order = bb.emit(relax.TupleGetItem(sorted_, 0))
     m = bb.emit(relax.TupleGetItem(sorted_, 1))
 
@@ -580,15 +592,13 @@ def emit(bb, params, sel: NmsSelection, mode="gpu"):
             [(nseg, n, words)],
             [bt, ot, mt, *iou],
             lambda ins, outs: _mask_ir(
-                sel, nseg, ncls, n, words, ins[0], ins[3] if has_iou else None, ins[1], ins[2], outs[0], mode
+                sel, nseg, ncls, n, words, ins[0], ins[3] if iou_in else iou_v, ins[1], ins[2], outs[0], mode
             ),
             dtype="uint64",
             name="tpat_nms_mask",
         )
 
-    mask = bb.emit_te(
-        mask_stage, boxes, scores, order, m, *([thr_args[0]] if has_iou else []), primfunc_name_hint="tpat_nms_mask"
-    )
+    mask = bb.emit_te(mask_stage, boxes, scores, order, m, *iou_in, primfunc_name_hint="tpat_nms_mask")
 
     def sweep_stage(st, ot, mt, kt):
         nseg, ncls, n = dims(st)
