@@ -36,12 +36,12 @@ from tpat_bridge.tools.compare import actual_outputs  # noqa: E402
 ABSENT = object()
 
 
-def _model(b, c, n, max_out=3, iou=0.5, st=None, center=0, runtime_thr=False, scalar_max=False, n_scores=None):
+def _model(b, c, n, max_out=3, iou=0.5, st=None, center=0, runtime_thr=False, scalar_max=False, n_scores=None, width=4):
     """NonMaxSuppression(boxes [b, n, 4], scores [b, c, n], ...): constants unless runtime_thr
     (iou and score thresholds as graph inputs); max_out/iou ABSENT leave the input out."""
     ins, inits = ["boxes", "scores"], []
     inputs = [
-        h.make_tensor_value_info("boxes", TP.FLOAT, [b, n, 4]),
+        h.make_tensor_value_info("boxes", TP.FLOAT, [b, n, width]),
         h.make_tensor_value_info("scores", TP.FLOAT, [b, c, n if n_scores is None else n_scores]),
     ]
     tail = [
@@ -80,8 +80,12 @@ CASES = {
     "filter_all": (_model(1, 2, 30, max_out=5, st=2.0), {}),
     "global_sort": (_model(1, 1, 4500, max_out=300, iou=0.5, st=0.5), {}),
     "symbolic": (_model("b", 3, "n", max_out=7, iou=0.45, st=0.2), {"b": 2, "n": 77}),
-    # boxes and scores with their own symbols for N, max_output INT64_MAX (torchvision's detectors)
-    "symbols_differ": (_model(1, 2, "nb", max_out=2**63 - 1, st=0.1, n_scores="ns"), {"nb": 90, "ns": 90}),
+    # boxes and scores with their own symbols for N, a symbolic box width, max_output INT64_MAX
+    # (torchvision's detectors)
+    "symbols_differ": (
+        _model(1, 2, "nb", max_out=2**63 - 1, st=0.1, n_scores="ns", width="w"),
+        {"nb": 90, "ns": 90, "w": 4},
+    ),
     "zero_boxes": (_model("b", 2, "n", max_out=3), {"b": 1, "n": 0}),  # a static 0 is refused earlier
     "zero_batches": (_model("b", 2, "n", max_out=3), {"b": 0, "n": 5}),
 }

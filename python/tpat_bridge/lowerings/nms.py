@@ -97,7 +97,7 @@ def select(node: NodeView) -> NmsSelection | Decline:
     def clash(a, b):  # two static dims that differ (symbolic ones are bounded by both at run time)
         return isinstance(a, int) and isinstance(b, int) and a != b
 
-    if bs[2] != 4 or clash(bs[0], ss[0]) or clash(bs[1], ss[2]):
+    if clash(bs[2], 4) or clash(bs[0], ss[0]) or clash(bs[1], ss[2]):
         return Decline(f"boxes {bs} and scores {ss} do not agree ([B, N, 4], [B, C, N])")
     center = node.attr("center_point_box", 0)
     if center not in (0, 1):
@@ -252,8 +252,10 @@ def _sort_ir(sel, nseg, ncls, n, box_dims, scores, thr, order, m_out, ws, mode):
                             with T.Then():
                                 # boxes' own (B, N) bound the candidates too (a model whose symbolic dims
                                 # differ at run time reads no box out of bounds)
-                                nb, bb = box_dims
+                                nb, bb, db = box_dims
                                 real = tirx.And(tirx.And(q < n, q < nb), seg // tirx.max(ncls, _i64(1)) < bb)
+                                if _static(db) is None:  # a symbolic box width: 4 at run time, or no box
+                                    real = tirx.And(real, db >= 4)
                                 with T.If(tirx.And(real, seg < nseg)):
                                     with T.Then():
                                         sc = sf[seg * n + q]
@@ -317,8 +319,8 @@ def _sort_ir(sel, nseg, ncls, n, box_dims, scores, thr, order, m_out, ws, mode):
     return ib.get()
 
 
-def _box(bf, b, nbox, idx, center):
-    row = (b * nbox + idx) * 4
+def _box(bf, b, nbox, idx, center, width):
+    row = (b * nbox + idx) * width
     return _corners([bf[row + t] for t in range(4)], center)
 
 
@@ -334,8 +336,8 @@ def _mask_ir(sel, nseg, ncls, n, words, boxes, iou, order, m_in, mask, mode):
             seg = blk // tirx.max(words * words, _i64(1))
             rb = (blk // tirx.max(words, _i64(1))) % tirx.max(words, _i64(1))
             cb = blk % tirx.max(words, _i64(1))
-            nbox = _dim(boxes.shape[1])
-            bf = T.decl_buffer([_dim(boxes.shape[0]) * nbox * 4], "float32", data=boxes.data)
+            nbox, width = _dim(boxes.shape[1]), _dim(boxes.shape[2])  # width: 4 (symbolic: checked in sort)
+            bf = T.decl_buffer([_dim(boxes.shape[0]) * nbox * width], "float32", data=boxes.data)
             of = T.decl_buffer([nseg * n], "int64", data=order.data)
             mf = T.decl_buffer([nseg * n * words], "uint64", data=mask.data)
             col = T.decl_buffer([4, tb], "float32", scope="shared" if gpu else "global")
@@ -351,7 +353,7 @@ def _mask_ir(sel, nseg, ncls, n, words, boxes, iou, order, m_in, mask, mode):
                                 jj = cb * tb + _c64(tx)
                                 with T.If(jj < m):
                                     with T.Then():
-                                        c = _box(bf, b, nbox, of[seg * n + jj], sel.center)
+                                        c = _box(bf, b, nbox, of[seg * n + jj], sel.center, width)
                                         for t in range(4):
                                             T.buffer_store(col, c[t], [t, tirx.Cast("int32", tx)])
 
@@ -363,7 +365,7 @@ def _mask_ir(sel, nseg, ncls, n, words, boxes, iou, order, m_in, mask, mode):
                                 with T.If(i < m):
                                     with T.Then():
                                         reg = T.decl_buffer([4], "float32", scope="local" if gpu else "global")
-                                        c = _box(bf, b, nbox, of[seg * n + i], sel.center)
+                                        c = _box(bf, b, nbox, of[seg * n + i], sel.center, width)
                                         for t in range(4):
                                             T.buffer_store(reg, c[t], [t])
                                         own = [reg[t] for t in range(4)]
@@ -567,7 +569,7 @@ def emit(bb, params, sel: NmsSelection, mode="gpu"):
 
     def sort_stage(bt, st, *thr):
         nseg, ncls, n = dims(st)
-        box_dims = (_dim(bt.shape[1]), _dim(bt.shape[0]))
+        box_dims = (_dim(bt.shape[1]), _dim(bt.shape[0]), _dim(bt.shape[2]))
         logp = _log2_ceil(n)
         p = (1 << logp) if isinstance(logp, int) else None
         ws = (1, 1) if p is not None and p <= SHARED_SORT_MAX else (nseg, p if p is not None else n * 2)
