@@ -229,9 +229,15 @@ def test_runtime_max_output_declines():
     assert choice.lowering is None and "must be a constant" in choice.reason
 
 
-def test_reference_and_cross_check_agree(tmp_path):
+DETECTOR = {"n_scores": "s1", "width": "s2", "max_out": 2**63 - 1, "iou": 0.45, "st": 0.05}
+
+
+@pytest.mark.parametrize("kw", [{"max_out": 4, "iou": 0.5, "st": 0.1}, DETECTOR], ids=["plain", "detector_symbols"])
+def test_reference_and_cross_check_agree(tmp_path, kw):
+    """Reference data (two symbolic bindings; a detector's own symbols for the scores' N and the box
+    width are bound to the boxes' N and 4) and the generate-time cross-check of the lowering."""
     p = tmp_path / "n.onnx"
-    m = _model(1, 3, "s0", max_out=4, iou=0.5, st=0.1)
+    m = _model(1, 3, "s0", **kw)
     for a, b in (("boxes", "in0"), ("scores", "in1")):
         m.graph.input[[i.name for i in m.graph.input].index(a)].name = b
         m.graph.node[0].input[list(m.graph.node[0].input).index(a)] = b
@@ -240,6 +246,6 @@ def test_reference_and_cross_check_agree(tmp_path):
     ans = reference.make_reference(
         {"command": "reference", "model_path": str(p), "out_dir": str(tmp_path / "ref"), "prefix": "x", "plugin": "x"}
     )
-    assert ans["cases"] >= 1
+    assert ans["cases"] == 2
     res = cross_check.cross_check({"model_path": str(p), "reference_dir": str(tmp_path / "ref"), "tactics": ["tpat"]})
     assert [t["status"] for t in res["tactics"]] == ["agrees"], res

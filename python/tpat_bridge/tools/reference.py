@@ -959,6 +959,19 @@ def _fix_binding(op, attrs, slots, binding):
                     n = int(b[y]) if isinstance(y, str) else int(y)
                     if isinstance(x, str) and int(b[x]) < n:
                         b[x] = n + int(b[x]) - 1
+    if op == "NonMaxSuppression" and len(slots) >= 2 and slots[0].kind == slots[1].kind == "input":
+        # boxes [B, N, 4] and scores [B, C, N]: a symbolic box width is 4, the two share B and N
+        bd, sd = slots[0].dims, slots[1].dims
+        if len(bd) == 3 and len(sd) == 3:
+            if isinstance(bd[2], str):
+                b[bd[2]] = 4
+            for x, y in ((bd[0], sd[0]), (bd[1], sd[2])):
+                if isinstance(x, str) and isinstance(y, str):
+                    b[y] = b[x]
+                elif isinstance(x, str):
+                    b[x] = int(y)
+                elif isinstance(y, str):
+                    b[y] = int(x)
     if op == "TopK" and len(slots) >= 2 and slots[0].kind == "input" and slots[1].kind == "const":
         dims = slots[0].dims
         k = int(_scalar_of(slots[1].value))
