@@ -31,6 +31,12 @@ no host synchronisation:
               the size output;
   5. scatter: one thread per upper-bound row writes (batch, class, box) at its offset.
 
+Constant thresholds are kernel immediates (the plan has no constant to upload); runtime ones are
+read on the device. Boxes and scores may carry their own symbols for B and N and a symbolic box
+width (torchvision's detector exports): a box is a candidate only below both N, both B and with a
+width >= 4, so no read goes out of bounds. A max_output of 2^31 or more (torchvision's INT64_MAX)
+bounds by N.
+
 `mode="cpu"` builds the same IR with serial loops for the LLVM tests and the cross-check. NaN
 scores are not ordered as ORT's priority queue would (it has no defined order for them either).
 """
