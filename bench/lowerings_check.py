@@ -130,6 +130,12 @@ def main():
             coordinate_transformation_mode="half_pixel",
             name="roialign_adaptive",
         ),
+        # NonMaxSuppression (size tensor): 200 boxes (4 sweep chunks) in shared memory with a score
+        # threshold; 4500 centre-format boxes sorted in the global workspace, no score threshold
+        h.make_node("NonMaxSuppression", ["x_b", "x_s", "x_max", "x_iou", "x_st"], ["x_y"], name="nms_shared_sort"),
+        h.make_node(
+            "NonMaxSuppression", ["y_b", "y_s", "y_max", "y_iou"], ["y_y"], center_point_box=1, name="nms_global_sort"
+        ),
     ]
     f, f16, i64 = TP.FLOAT, TP.FLOAT16, TP.INT64
     vi = h.make_tensor_value_info
@@ -197,6 +203,10 @@ def main():
         vi("ra_x", f, ["B", 16, 13, 17]),
         vi("ra_rois", f, [37, 4]),
         vi("ra_bi", i64, [37]),
+        vi("x_b", f, ["B", 200, 4]),
+        vi("x_s", f, ["B", 5, 200]),
+        vi("y_b", f, [1, 4500, 4]),
+        vi("y_s", f, [1, 2, 4500]),
     ]
     outputs = [
         vi("t_v", f, ["B", 4100]),
@@ -253,6 +263,8 @@ def main():
         vi("b_pvo", f, ["B", 2, 12, 12]),
         vi("b_qk", f, ["B", 2, 5, 12]),
         vi("ra_y", f, [37, 16, 7, 7]),
+        vi("x_y", i64, ["x_n", 3]),
+        vi("y_y", i64, ["y_n", 3]),
     ]
     inits = [
         h.make_tensor("t_k", i64, [1], [4100]),
@@ -277,6 +289,11 @@ def main():
         h.make_tensor("a_scales", f, [4], [1, 1, 0.3, 0.5]),
         h.make_tensor("a_scales2", f, [4], [1, 1, 0.2, 0.25]),
         h.make_tensor("cc_shape", i64, [2], [24, 29]),
+        h.make_tensor("x_max", i64, [1], [20]),
+        h.make_tensor("x_iou", f, [1], [0.5]),
+        h.make_tensor("x_st", f, [1], [0.1]),
+        h.make_tensor("y_max", i64, [1], [50]),
+        h.make_tensor("y_iou", f, [1], [0.4]),
     ]
     g = h.make_graph(nodes, "tpat_lowerings_check", inputs, outputs, inits)
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 23)])  # RMSNormalization, Attention: 23

@@ -1203,6 +1203,26 @@ def _roi_align(s):
     )
 
 
+def _nms(s):
+    # last: NonMaxSuppression (lowerings/nms.py), a detector's post-processing
+    s.case(
+        "nms",
+        "NonMaxSuppression",
+        "detector: 1 batch, 80 classes, 3000 boxes, at most 100 per class, IoU 0.5, score threshold 0.05",
+        [("boxes", "float32", (1, 3000, 4)), ("scores", "float32", (1, 80, 3000))],
+        [("selected", "int64", ("n", 3))],
+        inits=[
+            numpy_helper.from_array(np.array([100], np.int64), "max_out"),
+            numpy_helper.from_array(np.array([0.5], np.float32), "iou"),
+            numpy_helper.from_array(np.array([0.05], np.float32), "score_thr"),
+        ],
+        opset=11,
+        traffic=("reads the boxes and the scores once, writes the selected rows", "B(in0) + B(in1) + B(out0)"),
+        bound=("compute", "a sort per class, an IoU bitmask and a greedy sweep"),
+        check={"boxes": (1, 40, 4), "scores": (1, 3, 40)},
+    )
+
+
 def build_suite():
     """Returns [(case id, ModelProto, cases.json entry)]."""
     s = Suite()
@@ -1221,6 +1241,7 @@ def build_suite():
         _losses,
         _attention,
         _roi_align,
+        _nms,
     ):
         part(s)
     return s.out

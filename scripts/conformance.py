@@ -2,6 +2,7 @@
 
   .venv/bin/python scripts/conformance.py run [--trt rtx|10|11] [--cases PATTERN,...] [--limit N]
       [--jobs N] [--timeout S] [--work out/conformance] [--report reports/conformance] [--resume]
+      [--ops OP,...]
   .venv/bin/python scripts/conformance.py report [--work ...] [--report ...]   # tables from results
   .venv/bin/python scripts/conformance.py check PLUGIN_DIR CONF_DIR              # one plugin, CPU
 
@@ -11,7 +12,8 @@ node and whose test_data_set_0 holds tensors:
      Pad's pads, OneHot's depth, ...) become initializers with the test's values, as a TensorRT
      user has them; the node gets a name;
   2. `tpat inspect --json --trt T` decides the scope: the node is in scope when the rules of T mark
-     it unsupported;
+     it unsupported, or its op is named by `--ops` (ops the parser imports but the builder cannot
+     build, e.g. NonMaxSuppression: TensorRT-RTX 1.7 has no runner for it);
   3. `tpat generate --nodes <node>` (which cross-checks every tactic on the CPU against ONNX
      Runtime); the failure's reason code is the cause when no plugin is made;
   4. the test's own inputs and expected outputs are written beside the plugin as a second
@@ -367,7 +369,9 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def run_case(case_dir: Path, work: Path, trt: str, timeout: float, scope_only: bool = False) -> dict:
+def run_case(
+    case_dir: Path, work: Path, trt: str, timeout: float, scope_only: bool = False, force_ops: tuple = ()
+) -> dict:
     name = case_dir.name
     r: dict = {"case": name, "op": None, "inScope": False, "plugin": None, "passed": False, "code": None, "detail": ""}
     t0 = time.monotonic()
@@ -396,11 +400,12 @@ def run_case(case_dir: Path, work: Path, trt: str, timeout: float, scope_only: b
     rep = json.loads(out)
     verdict = next((n for n in rep["nodes"] if n["name"] == NODE_NAME), None)
     r["verdict"] = verdict["verdict"] if verdict else None
-    if not verdict or verdict["verdict"] != "unsupported":
+    forced = node.op_type in force_ops and node.domain in ("", "ai.onnx")
+    if not verdict or (verdict["verdict"] != "unsupported" and not forced):
         r["code"] = "imported_by_tensorrt"
         return r
     r["inScope"] = True
-    r["rejection"] = verdict.get("reason", "")[:200]
+    r["rejection"] = verdict.get("reason", "")[:200] if verdict["verdict"] == "unsupported" else "forced by --ops"
     if scope_only:
         r["code"] = "not_run"
         return r
@@ -504,7 +509,8 @@ def cmd_run(args) -> int:
 
     def one(c: Path):
         try:
-            res = run_case(c, work, args.trt, args.timeout, args.scope_only)
+            force = tuple(o for o in (args.ops or "").split(",") if o)
+            res = run_case(c, work, args.trt, args.timeout, args.scope_only, force)
         except Exception as e:  # noqa: BLE001 - one case's failure is its own
             res = {
                 "case": c.name,
@@ -639,6 +645,11 @@ def main(argv=None) -> int:
                 help="keep cases that already have a result (other than a --scope-only one)",
             )
             p.add_argument("--scope-only", action="store_true", help="inspect only: which cases are in scope")
+            p.add_argument(
+                "--ops",
+                help="comma-separated op types run although the parser rules import them (e.g. "
+                "NonMaxSuppression: TensorRT-RTX 1.7 parses it but builds no runner)",
+            )
     c = sub.add_parser("check")
     c.add_argument("plugin_dir")
     c.add_argument("conf_dir")

@@ -118,12 +118,14 @@ import Testing
         proto.irVersion = 10
         var opset = Onnx_OperatorSetIdProto(); opset.version = 20
         proto.opsetImport = [opset]
-        // NonMaxSuppression: no TPAT lowering (NonZero, Compress and Unique have one)
-        var node = Onnx_NodeProto(); node.opType = "NonMaxSuppression"; node.name = "nz"; node.input = ["b", "s"]; node.output = ["y"]
+        // NonMaxSuppression with a runtime max_output_boxes_per_class: TPAT's lowering needs it
+        // constant (it bounds the output), so the node has no plan
+        var node = Onnx_NodeProto(); node.opType = "NonMaxSuppression"; node.name = "nz"; node.input = ["b", "s", "m"]; node.output = ["y"]
         proto.graph.node = [node]
         proto.graph.input = [
             NodeExtractor.valueInfo("b", .float, [.fixed(1), .fixed(6), .fixed(4)]),
             NodeExtractor.valueInfo("s", .float, [.fixed(1), .fixed(1), .fixed(6)]),
+            NodeExtractor.valueInfo("m", .int64, [.fixed(1)]),
         ]
         proto.graph.output = [NodeExtractor.valueInfo("y", .int64, [.unknown, .fixed(3)])]
         let model = ONNXModel(proto: proto)

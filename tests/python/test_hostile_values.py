@@ -67,6 +67,7 @@ LOWERING_TESTS = [
     "centercroppad",
     "losses",
     "roialign",
+    "nms",
 ]
 
 # The reference generator's documented codes (docs/reference-data.md).

@@ -625,14 +625,17 @@ def test_nonzero_plans_with_a_size_output_only_through_tpat(tmp_path):
     assert r == {"ok": False, "error": {"code": "data_dependent_shape", "reason": r["error"]["reason"]}}
 
 
-def test_refuse_nonmaxsuppression(tmp_path):
+def test_refuse_nonmaxsuppression_with_a_runtime_max_output(tmp_path):
+    # TPAT's NMS lowering (lowerings/nms.py) needs max_output_boxes_per_class constant: it bounds
+    # the output
     m = mk(
-        h.make_node("NonMaxSuppression", ["b", "s"], ["y"]),
-        [("b", TP.FLOAT, [1, 6, 4]), ("s", TP.FLOAT, [1, 1, 6])],
+        h.make_node("NonMaxSuppression", ["b", "s", "k"], ["y"]),
+        [("b", TP.FLOAT, [1, 6, 4]), ("s", TP.FLOAT, [1, 1, 6]), ("k", TP.INT64, [1])],
         [("y", TP.INT64, ["K", 3])],
     )
     r = _plan_model(tmp_path, m)
     assert not r["ok"] and r["error"]["code"] == "data_dependent_shape"
+    assert "must be a constant" in r["error"]["reason"]
 
 
 def test_refuse_range_value_dependent(tmp_path):

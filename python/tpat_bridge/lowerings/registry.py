@@ -28,6 +28,7 @@ from .indexing import GATHER_ELEMENTS
 from .ir import apply_schedule, main_params
 from .layernorm import LAYER_NORM
 from .losses import LOSS
+from .nms import NMS
 from .nonzero import NONZERO
 from .onehot import ONE_HOT
 from .protocol import BadValue, Decline, Lowering, NodeView, Selection, node_operands
@@ -58,6 +59,7 @@ LOWERINGS: tuple[Lowering, ...] = (
     NONZERO,
     COMPRESS,
     UNIQUE,
+    NMS,
     REDUCE,
     ATTENTION,
     COL2IM,

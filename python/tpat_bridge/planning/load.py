@@ -26,7 +26,7 @@ DATA_DEPENDENT_OPS = {
 
 # Of those, the ones TPAT lowers itself (a size-tensor output, docs/kernel-plan.md "Data-dependent
 # outputs"): planned only through TPAT's lowering, refused when it does not apply.
-DATA_DEPENDENT_LOWERED = ("NonZero", "Compress", "Unique")
+DATA_DEPENDENT_LOWERED = ("NonZero", "Compress", "Unique", "NonMaxSuppression")
 
 
 MAX_ELEMENTS = 2**62  # a tensor's static element count must stay far from int64 overflow

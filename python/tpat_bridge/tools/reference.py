@@ -732,7 +732,38 @@ def _gen_compress(ctx):
         ctx.set(1, ctx.rng.random(ctx.shape(1)) < 0.5)
 
 
+def _gen_nms(ctx):
+    """Boxes that overlap (clustered corners, some flipped, some repeated), distinct scores in (0, 1),
+    thresholds in their domains: suppression, ties and the score filter all take part."""
+    center = int(ctx.attrs.get("center_point_box", 0) or 0)
+    if ctx.is_input(0):
+        b, n, _ = ctx.shape(0)
+        xy = ctx.rng.uniform(0.0, 4.0, (b, n, 2))
+        wh = ctx.rng.uniform(0.2, 1.5, (b, n, 2))
+        if center == 1:
+            arr = np.concatenate([xy, wh], axis=-1)
+        else:
+            arr = np.concatenate([xy, xy + wh], axis=-1)[..., [1, 0, 3, 2]]  # [y1, x1, y2, x2]
+            flip = ctx.rng.random((b, n)) < 0.2
+            arr[flip] = arr[flip][:, [2, 3, 0, 1]]
+        if n > 1:
+            arr[:, n // 2] = arr[:, 0]  # a repeated box
+        ctx.set(0, arr)
+    if ctx.is_input(1):  # distinct within a class (PyTorch baselines order ties differently)
+        b, c, n = ctx.shape(1)
+        ranks = np.argsort(ctx.rng.random((b, c, n)), axis=-1)
+        ctx.set(1, (ranks + 0.5) / max(n, 1))
+    if ctx.is_input(2):
+        ctx.set(2, np.full(ctx.shape(2), 3))
+    if ctx.is_input(3):
+        ctx.set(3, np.full(ctx.shape(3), ctx.rng.uniform(0.2, 0.7)))
+    if ctx.is_input(4):
+        ctx.set(4, np.full(ctx.shape(4), ctx.rng.uniform(0.0, 0.5)))
+    ctx.note("NonMaxSuppression: overlapping boxes, distinct scores, thresholds in their domains")
+
+
 _GENERATORS = {
+    "NonMaxSuppression": _gen_nms,
     "NonZero": _gen_nonzero,
     "Unique": _gen_unique,
     "Compress": _gen_compress,
@@ -919,6 +950,19 @@ def _fix_binding(op, attrs, slots, binding):
                     n = int(b[y]) if isinstance(y, str) else int(y)
                     if isinstance(x, str) and int(b[x]) < n:
                         b[x] = n + int(b[x]) - 1
+    if op == "NonMaxSuppression" and len(slots) >= 2 and slots[0].kind == slots[1].kind == "input":
+        # boxes [B, N, 4] and scores [B, C, N]: a symbolic box width is 4, the two share B and N
+        bd, sd = slots[0].dims, slots[1].dims
+        if len(bd) == 3 and len(sd) == 3:
+            if isinstance(bd[2], str):
+                b[bd[2]] = 4
+            for x, y in ((bd[0], sd[0]), (bd[1], sd[2])):
+                if isinstance(x, str) and isinstance(y, str):
+                    b[y] = b[x]
+                elif isinstance(x, str):
+                    b[x] = int(y)
+                elif isinstance(y, str):
+                    b[y] = int(x)
     if op == "TopK" and len(slots) >= 2 and slots[0].kind == "input" and slots[1].kind == "const":
         dims = slots[0].dims
         k = int(_scalar_of(slots[1].value))

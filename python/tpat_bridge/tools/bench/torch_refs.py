@@ -700,6 +700,55 @@ def roi_align(r):
     return f, f"gather of the sample rows/columns + separable bilinear weights ({mode}, sampling_ratio={S})"
 
 
+def non_max_suppression(r):
+    """torchvision.ops.batched_nms (one group per (batch, class); torchvision runs one nms per group
+    for this many boxes) on corner boxes (ONNX's [y1, x1, y2, x2] in either order, or centre + size),
+    after the score filter; then ONNX's order (batch, class, descending score) and at most
+    max_output_boxes_per_class per group."""
+    center = int(r.attr("center_point_box", 0))
+    max_out = r.const_list(2)
+    if len(r.slots) > 2 and r.slots[2].kind == "input":
+        raise NoBaseline("NonMaxSuppression with a runtime max_output_boxes_per_class")
+    max_out = max(int(max_out[0]), 0) if max_out else 0
+    torch = r.torch
+    try:
+        import torchvision.ops as tvo  # lazy probe: torchvision is optional on the GPU machine
+    except Exception:  # noqa: BLE001 - not installed, or built for another torch
+        raise NoBaseline("NonMaxSuppression needs torchvision.ops.batched_nms") from None
+
+    def f(*ins):
+        a = r.args(ins) + [None] * 3
+        boxes, scores, iou, st = a[0], a[1], a[3], a[4]
+        nb, nc, n = scores.shape
+        if center == 0:
+            y1, x1, y2, x2 = boxes.unbind(-1)
+            bx = torch.stack(
+                [torch.minimum(x1, x2), torch.minimum(y1, y2), torch.maximum(x1, x2), torch.maximum(y1, y2)], -1
+            )
+        else:
+            xc, yc, w, h = boxes.unbind(-1)
+            bx = torch.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], -1)
+        bx = bx[:, None].expand(nb, nc, n, 4).reshape(-1, 4)
+        sc = scores.reshape(-1)
+        grp = torch.arange(nb * nc, device=sc.device).repeat_interleave(n)
+        box = torch.arange(n, device=sc.device).repeat(nb * nc)
+        if st is not None:
+            keep = sc > st.reshape(())
+            bx, sc, grp, box = bx[keep], sc[keep], grp[keep], box[keep]
+        thr = float(iou.reshape(-1)[0]) if iou is not None else 0.0
+        k = tvo.batched_nms(bx, sc, grp, thr)  # descending score
+        g = grp[k]
+        order = torch.sort(g, stable=True).indices
+        k, g = k[order], g[order]
+        first = torch.searchsorted(g, g)  # each group's first position
+        rank = torch.arange(g.numel(), device=g.device) - first
+        sel = rank < max_out
+        k, g = k[sel], g[sel]
+        return (torch.stack([g // nc, g % nc, box[k]], 1),)
+
+    return f, "torchvision.ops.batched_nms per (batch, class) + ONNX's order and max_output per class"
+
+
 # --------------------------------------------------------------------------------------------
 # the table
 # --------------------------------------------------------------------------------------------
@@ -732,6 +781,7 @@ TORCH_REFS = {
     "Gelu": gelu,
     "Attention": attention,
     "RoiAlign": roi_align,
+    "NonMaxSuppression": non_max_suppression,
 }
 
 
