@@ -833,7 +833,7 @@ def _tc_ir(sel, ins, outs, mode):
             sf = regs(BK // 8 * 4, "float32")  # S / P accumulators: 8 key tiles x 4
             pa = regs(BK // 16 * 8, dt)  # P A fragments
             of = regs(nnv * 4, "float32")  # O accumulators
-            bf = regs(4, dt)  # one B fragment
+            bf = regs(8, dt)  # two B fragments (one ldmatrix.x4)
             st = regs(8, "float32")  # per row hi: m, l, reduction scratch, correction
             xch = T.decl_buffer([1] if gpu else [nt * 2], "float32", scope=reg_scope)  # CPU shuffles
             reg = T.decl_buffer([vec], dt, scope=reg_scope)
@@ -867,9 +867,9 @@ def _tc_ir(sel, ins, outs, mode):
                         with T.Then():
                             body(idx)
 
-            def mma(tx, a_buf, a_n, a_off, c_buf, c_n, c_off):
-                """C[c_off..+4] += A[a_off..+8] x B(bf) of the warp (m16n8k16, row.col); a_n, c_n: the
-                registers per thread of A's and C's buffers."""
+            def mma(tx, a_buf, a_n, a_off, c_buf, c_n, c_off, b_off):
+                """C[c_off..+4] += A[a_off..+8] x B(bf[b_off..+4]) of the warp (m16n8k16, row.col); a_n,
+                c_n: the registers per thread of A's and C's buffers."""
                 if gpu:
                     T.evaluate(
                         T.ptx_legacy.mma(
@@ -882,7 +882,7 @@ def _tc_ir(sel, ins, outs, mode):
                             a_buf.data,
                             a_off,
                             bf.data,
-                            0,
+                            b_off,
                             c_buf.data,
                             c_off,
                             False,
@@ -900,9 +900,31 @@ def _tc_ir(sel, ins, outs, mode):
                         a_i = (kx % 2) + 2 * (row // 8) + 4 * (kx // 8)
                         b_lane = w * 32 + col * 4 + (kx % 8) // 2
                         b_i = (kx % 2) + 2 * (kx // 8)
-                        prod = _f32(a_buf[a_lane * a_n + a_off + a_i]) * _f32(bf[b_lane * 4 + b_i])
+                        prod = _f32(a_buf[a_lane * a_n + a_off + a_i]) * _f32(bf[b_lane * 8 + b_off + b_i])
                         ci = R(tx, c_n, c_off + c)
                         T.buffer_store(c_buf, c_buf[ci] + prod, [ci])
+
+            def ldsm(tx, trans, src, addr):
+                """bf[0..8] = ldmatrix.x4 (.trans) of the warp from shared memory src: lane l supplies the
+                address addr(l) (elements) of row l % 8 of matrix l // 8; register j of lane l is
+                matrix j's row l // 4, columns 2 (l % 4), +1 (trans: column l // 4, rows 2 (l % 4), +1).
+                CPU: each lane reads through the address of the lane that supplies its row."""
+                if gpu:
+                    lane = tirx.Cast("int32", tx) % 32
+                    T.evaluate(
+                        T.ptx_legacy.ldmatrix(
+                            trans, 4, ".b16", bf.data, 0, src.access_ptr("r"), addr(lane), dtype=dt
+                        )
+                    )
+                    return
+                w, lane = lane_of(tx)
+                for j in range(4):
+                    for u in range(2):
+                        if trans:
+                            val = src[addr(8 * j + (lane % 4) * 2 + u) + lane // 4]
+                        else:
+                            val = src[addr(8 * j + lane // 4) + (lane % 4) * 2 + u]
+                        T.buffer_store(bf, val, [R(tx, 8, 2 * j + u)])
 
             def quad(op, k_in, k_out):
                 """st[k_out] = op over the quad's 4 lanes of st[k_in] (per row hi: k + 4 hi)."""
@@ -1018,20 +1040,20 @@ def _tc_ir(sel, ins, outs, mode):
 
                 th.each_thread(zero_s)
 
-                def qk_step(n8, kk):
-                    def kfrag(tx):
-                        _, lane = lane_of(tx)
-                        gid, tig = lane // 4, lane % 4
-                        for bi in (0, 2):  # b0b1: k = 2t, 2t+1; b2b3: k = 2t+8, 2t+9 (n = g): 32-bit loads
-                            d = kk * 16 + tig * 2 + 4 * bi
-                            T.buffer_store(bf, k_h[_vec((n8 * 8 + gid) * hs_k + d, 2)], [_vec(R(tx, 4, bi), 2)])
+                def qk_step(n16, kk):
+                    # K's B fragments of key tiles 2 n16, 2 n16 + 1 (b0b1: k = 2t, 2t+1; b2b3: k = 2t+8,
+                    # 2t+9; n = g): one ldmatrix.x4, matrix j = keys 8 (2 n16 + j // 2).., dims kk 16 + 8 (j % 2)..
+                    def kaddr(l):
+                        return (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
 
-                    th.each_thread(kfrag)
-                    th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4))
+                    th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr))
+                    for h2 in range(2):
+                        n8 = 2 * n16 + h2
+                        th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4, 4 * h2))
 
                 # the k step outside: consecutive mma.sync write different accumulators (the asm is
                 # volatile: nvcc keeps their order, so a dependent chain would stall on each)
-                unrolled(nkk, lambda kk: unrolled(BK // 8, lambda n8: qk_step(n8, kk)))
+                unrolled(nkk, lambda kk: unrolled(BK // 16, lambda n16: qk_step(n16, kk)))
 
                 def bias(tx):
                     w, lane = lane_of(tx)
@@ -1099,18 +1121,18 @@ def _tc_ir(sel, ins, outs, mode):
 
                 th.each_thread(softmax)
 
-                def pv_step(nv, kc):
-                    def vfrag(tx):
-                        _, lane = lane_of(tx)
-                        gid, tig = lane // 4, lane % 4
-                        for bi in range(4):
-                            key = kc * 16 + tig * 2 + 8 * (bi // 2) + bi % 2
-                            T.buffer_store(bf, v_h[key * hs_v + nv * 8 + gid], [R(tx, 4, bi)])
+                def pv_step(nv2, kc):
+                    # V's B fragments of dim tiles 2 nv2, 2 nv2 + 1 (b0b1: keys 2t, 2t+1; b2b3: keys 2t+8,
+                    # 2t+9; n = g): one ldmatrix.x4.trans, matrix j = keys kc 16 + 8 (j % 2).., dims 8 (2 nv2 + j // 2)..
+                    def vaddr(l):
+                        return (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
 
-                    th.each_thread(vfrag)
-                    th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4))
+                    th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr))
+                    for h2 in range(2):
+                        nv = 2 * nv2 + h2
+                        th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4, 4 * h2))
 
-                unrolled(BK // 16, lambda kc: unrolled(nnv, lambda nv: pv_step(nv, kc)))
+                unrolled(BK // 16, lambda kc: unrolled(nnv // 2, lambda nv2: pv_step(nv2, kc)))
                 th.barrier()
 
             quad(lambda a, c: a + c, 1, 3)
