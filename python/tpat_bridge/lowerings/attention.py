@@ -749,7 +749,7 @@ def _merge_ir(sel, y, ws_acc, ws_ml, bsz, rows, tiles, mode):
 
 # --- the tensor-core kernel (prefill): mma.sync m16n8k16, float32 accumulators -----------------------
 TC_ROWS = 64  # query rows per block: 4 warps x 16
-TC_KEYS = 64  # keys per K/V tile
+TC_KEYS = 32  # keys per K/V tile (two buffers: tile kt + 1 loads while tile kt computes)
 TC_THREADS = 128
 _MMA_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
 
@@ -822,8 +822,9 @@ def _tc_ir(sel, ins, outs, mode):
             g = (blk // tiles) % i64(sel.kvh)
             b = blk // (tiles * i64(sel.kvh))
             last_tile = tile == tiles - i64(1)
-            k_h = T.decl_buffer([BK * max(hs_k, hs_v)], dt, scope=sh)  # K tile (Q staged here first)
-            v_h = T.decl_buffer([BK * hs_v], dt, scope=sh)
+            # two K and two V tiles (double buffer); Q is staged in the K buffers first
+            k_h = T.decl_buffer([max(2 * BK, BQ) * hs_k], dt, scope=sh)
+            v_h = T.decl_buffer([2 * BK * hs_v], dt, scope=sh)
 
             def regs(n, dtype):
                 """n registers per thread (CPU: an array over the block's threads)."""
@@ -1000,16 +1001,32 @@ def _tc_ir(sel, ins, outs, mode):
                     klim = tirx.Select(last_tile, ktiles, klim)
             else:
                 klim = ktiles
-            with T.serial(0, klim) as kt0:
-                key0 = tirx.Cast("int64", kt0) * i64(BK)
+            def load(tx, kt, buf):
+                """K/V tile kt into buffer buf: cp.async (16 bytes, no registers) where the keys are
+                the current input's and no present is written, else loads through registers; keys
+                past the end or tiles from klim on are zeros."""
+                key0 = tirx.Cast("int64", kt) * i64(BK)
 
-                def load(tx):
-                    def ld(idx, hs, cur_t, past_t, pres, dst, stride):
-                        j, c = idx // (hs // vec), idx % (hs // vec)
-                        key = key0 + tirx.Cast("int64", j)
-                        d0 = tirx.Cast("int64", c * vec)
-                        with T.If(key < tot):
-                            with T.Then():
+                def ld(idx, hs, cur_t, past_t, pres, dst, stride):
+                    j, c = idx // (hs // vec), idx % (hs // vec)
+                    key = key0 + tirx.Cast("int64", j)
+                    d0 = tirx.Cast("int64", c * vec)
+                    dst_i = buf * (BK * stride) + j * stride + c * vec
+                    with T.If(tirx.all(key < tot, kt < klim)):
+                        with T.Then():
+                            if past_t is None and pres is None:
+                                if gpu:
+                                    src_i = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec).indices
+                                    flat = cur_t.offset_of(list(src_i[:-1]) + [src_i[-1].base])[-1]
+                                    T.evaluate(
+                                        T.s_tir.cp_async_raw.legacy(
+                                            dst.data, dst_i, cur_t.data, flat, 16, dtype=dt
+                                        )
+                                    )
+                                else:
+                                    val = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec)
+                                    T.buffer_store(dst, val, [_vec(dst_i, vec)])
+                            else:
                                 if past_t is None:
                                     T.buffer_store(reg, _vload(cur_t, sel.rank, b, g, key, d0, hs, vec), [rix])
                                 else:
@@ -1023,15 +1040,32 @@ def _tc_ir(sel, ins, outs, mode):
                                     with T.If(last_tile):
                                         with T.Then():
                                             T.buffer_store(pres, reg[rix], [b, g, key, _vec(d0, vec)])
-                            with T.Else():
-                                for u in range(vec):
-                                    T.buffer_store(reg, tirx.const(0, dt), [u])
-                        T.buffer_store(dst, reg[rix], [_vec(j * stride + c * vec, vec)])
+                                T.buffer_store(dst, reg[rix], [_vec(dst_i, vec)])
+                        with T.Else():
+                            for u in range(vec):
+                                T.buffer_store(reg, tirx.const(0, dt), [u])
+                            T.buffer_store(dst, reg[rix], [_vec(dst_i, vec)])
 
-                    strided(tx, BK * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_h, hs_k))
-                    strided(tx, BK * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_h, hs_v))
+                strided(tx, BK * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_h, hs_k))
+                strided(tx, BK * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_h, hs_v))
 
-                th.each_thread(load)
+            def commit():
+                if gpu:
+                    T.evaluate(T.ptx.cp.async_.commit_group())
+
+            # tile 0 in flight before the loop; in the loop tile kt + 1 is loaded (cp.async) into the
+            # other buffer while tile kt is computed
+            th.each_thread(lambda tx: load(tx, i32(0), i32(0)))
+            commit()
+            with T.serial(0, klim) as kt0:
+                key0 = tirx.Cast("int64", kt0) * i64(BK)
+                buf = tirx.Cast("int32", kt0) % 2
+                # (past the block's last tile: zeros, no global reads; a condition around the
+                # loads would put the shared-memory sync pass's barrier inside it)
+                th.each_thread(lambda tx: load(tx, kt0 + 1, 1 - buf))
+                commit()
+                if gpu:
+                    T.evaluate(T.ptx.cp.async_.wait_group(1))
                 th.barrier()
 
                 def zero_s(tx):
@@ -1044,7 +1078,7 @@ def _tc_ir(sel, ins, outs, mode):
                     # K's B fragments of key tiles 2 n16, 2 n16 + 1 (b0b1: k = 2t, 2t+1; b2b3: k = 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4, matrix j = keys 8 (2 n16 + j // 2).., dims kk 16 + 8 (j % 2)..
                     def kaddr(l):
-                        return (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
+                        return buf * (BK * hs_k) + (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
 
                     th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr))
                     for h2 in range(2):
@@ -1125,7 +1159,7 @@ def _tc_ir(sel, ins, outs, mode):
                     # V's B fragments of dim tiles 2 nv2, 2 nv2 + 1 (b0b1: keys 2t, 2t+1; b2b3: keys 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4.trans, matrix j = keys kc 16 + 8 (j % 2).., dims 8 (2 nv2 + j // 2)..
                     def vaddr(l):
-                        return (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
+                        return buf * (BK * hs_v) + (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
 
                     th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr))
                     for h2 in range(2):
