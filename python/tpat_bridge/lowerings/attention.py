@@ -751,7 +751,6 @@ def _merge_ir(sel, y, ws_acc, ws_ml, bsz, rows, tiles, mode):
 TC_ROWS = 64  # query rows per block: 4 warps x 16
 TC_KEYS = 32  # keys per K/V tile (two buffers: tile kt + 1 loads while tile kt computes)
 TC_THREADS = 128
-TC_MIN_BLOCKS = 4  # blocks per SM the register budget is cut for (launch bounds)
 _MMA_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
 
 
@@ -814,7 +813,7 @@ def _tc_ir(sel, ins, outs, mode):
     reg_scope = "local" if gpu else "global"
 
     with IRBuilder() as ib:
-        th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt, min_blocks=TC_MIN_BLOCKS)
+        th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
         with th as bx:
             blk = tirx.Cast("int64", bx)
             # the last row tiles first: under causal masking they read the most key tiles, and the
