@@ -763,14 +763,16 @@ def tc_fits(dtype, hd, vd):
 def _tc_ir(sel, ins, outs, mode):
     """IR of the tensor-core kernel. A block of 4 warps owns kv head g of batch b and 64 of the
     group's r * L rows (row rho: query rho // r of q head g * r + rho % r), warp w rows 16w..16w+15.
-    Q is staged through shared memory into A fragments (registers, the whole kernel). Per tile of 64
-    keys: K and V read with 16-byte loads into shared memory (rows padded by 8 elements: the fragment
-    reads are free of bank conflicts; present_key / present_value written from the same registers by
-    the last row tile's blocks); S = Q K^T by mma.sync m16n8k16 (fp16/bf16 in, float32 out: 8 key
-    tiles x hd/16 steps per warp); scale, mask, causal, softcap on the fragments; online softmax in
+    Q is staged through shared memory into A fragments (registers, the whole kernel). K and V in
+    tiles of 32 keys, two buffers each: tile kt + 1 is fetched by cp.async (16 bytes, no registers)
+    while tile kt is computed; past keys and the present outputs go through registers (the last row
+    tile's blocks write present_key / present_value from them). Rows padded by 8 elements: the
+    ldmatrix.x4 fragment loads (K plain, V .trans; two B fragments each) are free of bank conflicts.
+    S = Q K^T by mma.sync m16n8k16 (fp16/bf16 in, float32 out: 4 key tiles x hd/16 steps per warp);
+    scale, mask, causal, softcap on the fragments; online softmax in
     registers (a thread holds 2 rows x 16 keys; row max over the 4 lanes of a quad by shuffles);
     P rounded to Q's type is the A operand of O += P V (the accumulator layout of S is the A layout
-    of P), V's B fragments read from shared memory. Y = O / sum. Causal key tiles above the block's
+    of P). Y = O / sum. Causal key tiles above the block's
     last query are skipped when exact (as in the CUDA-core kernel).
 
     mode "cpu" (LLVM): the same fragment loads and index arithmetic with serial loops for the
