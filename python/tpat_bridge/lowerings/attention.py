@@ -915,9 +915,7 @@ def _tc_ir(sel, ins, outs, mode):
                 if gpu:
                     lane = tirx.Cast("int32", tx) % 32
                     T.evaluate(
-                        T.ptx_legacy.ldmatrix(
-                            trans, 4, ".b16", bf.data, 0, src.access_ptr("r"), addr(lane), dtype=dt
-                        )
+                        T.ptx_legacy.ldmatrix(trans, 4, ".b16", bf.data, 0, src.access_ptr("r"), addr(lane), dtype=dt)
                     )
                     return
                 w, lane = lane_of(tx)
@@ -1003,6 +1001,7 @@ def _tc_ir(sel, ins, outs, mode):
                     klim = tirx.Select(last_tile, ktiles, klim)
             else:
                 klim = ktiles
+
             def load(tx, kt, buf):
                 """K/V tile kt into buffer buf: cp.async (16 bytes, no registers) where the keys are
                 the current input's and no present is written, else loads through registers; keys
@@ -1021,9 +1020,7 @@ def _tc_ir(sel, ins, outs, mode):
                                     src_i = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec).indices
                                     flat = cur_t.offset_of(list(src_i[:-1]) + [src_i[-1].base])[-1]
                                     T.evaluate(
-                                        T.s_tir.cp_async_raw.legacy(
-                                            dst.data, dst_i, cur_t.data, flat, 16, dtype=dt
-                                        )
+                                        T.s_tir.cp_async_raw.legacy(dst.data, dst_i, cur_t.data, flat, 16, dtype=dt)
                                     )
                                 else:
                                     val = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec)
@@ -1080,7 +1077,9 @@ def _tc_ir(sel, ins, outs, mode):
                     # K's B fragments of key tiles 2 n16, 2 n16 + 1 (b0b1: k = 2t, 2t+1; b2b3: k = 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4, matrix j = keys 8 (2 n16 + j // 2).., dims kk 16 + 8 (j % 2)..
                     def kaddr(l):
-                        return buf * (BK * hs_k) + (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
+                        return (
+                            buf * (BK * hs_k) + (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
+                        )
 
                     th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr))
                     for h2 in range(2):
@@ -1161,7 +1160,9 @@ def _tc_ir(sel, ins, outs, mode):
                     # V's B fragments of dim tiles 2 nv2, 2 nv2 + 1 (b0b1: keys 2t, 2t+1; b2b3: keys 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4.trans, matrix j = keys kc 16 + 8 (j % 2).., dims 8 (2 nv2 + j // 2)..
                     def vaddr(l):
-                        return buf * (BK * hs_v) + (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
+                        return (
+                            buf * (BK * hs_v) + (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
+                        )
 
                     th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr))
                     for h2 in range(2):
