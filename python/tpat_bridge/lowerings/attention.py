@@ -749,7 +749,7 @@ def _merge_ir(sel, y, ws_acc, ws_ml, bsz, rows, tiles, mode):
 
 # --- the tensor-core kernel (prefill): mma.sync m16n8k16, float32 accumulators -----------------------
 TC_ROWS = 64  # query rows per block: 4 warps x 16
-TC_KEYS = 64  # keys per K/V tile
+TC_KEYS = 32  # keys per K/V tile (two buffers: tile kt + 1 loads while tile kt computes)
 TC_THREADS = 128
 _MMA_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
 
@@ -763,14 +763,16 @@ def tc_fits(dtype, hd, vd):
 def _tc_ir(sel, ins, outs, mode):
     """IR of the tensor-core kernel. A block of 4 warps owns kv head g of batch b and 64 of the
     group's r * L rows (row rho: query rho // r of q head g * r + rho % r), warp w rows 16w..16w+15.
-    Q is staged through shared memory into A fragments (registers, the whole kernel). Per tile of 64
-    keys: K and V read with 16-byte loads into shared memory (rows padded by 8 elements: the fragment
-    reads are free of bank conflicts; present_key / present_value written from the same registers by
-    the last row tile's blocks); S = Q K^T by mma.sync m16n8k16 (fp16/bf16 in, float32 out: 8 key
-    tiles x hd/16 steps per warp); scale, mask, causal, softcap on the fragments; online softmax in
+    Q is staged through shared memory into A fragments (registers, the whole kernel). K and V in
+    tiles of 32 keys, two buffers each: tile kt + 1 is fetched by cp.async (16 bytes, no registers)
+    while tile kt is computed; past keys and the present outputs go through registers (the last row
+    tile's blocks write present_key / present_value from them). Rows padded by 8 elements: the
+    ldmatrix.x4 fragment loads (K plain, V .trans; two B fragments each) are free of bank conflicts.
+    S = Q K^T by mma.sync m16n8k16 (fp16/bf16 in, float32 out: 4 key tiles x hd/16 steps per warp);
+    scale, mask, causal, softcap on the fragments; online softmax in
     registers (a thread holds 2 rows x 16 keys; row max over the 4 lanes of a quad by shuffles);
     P rounded to Q's type is the A operand of O += P V (the accumulator layout of S is the A layout
-    of P), V's B fragments read from shared memory. Y = O / sum. Causal key tiles above the block's
+    of P). Y = O / sum. Causal key tiles above the block's
     last query are skipped when exact (as in the CUDA-core kernel).
 
     mode "cpu" (LLVM): the same fragment loads and index arithmetic with serial loops for the
@@ -822,8 +824,9 @@ def _tc_ir(sel, ins, outs, mode):
             g = (blk // tiles) % i64(sel.kvh)
             b = blk // (tiles * i64(sel.kvh))
             last_tile = tile == tiles - i64(1)
-            k_h = T.decl_buffer([BK * max(hs_k, hs_v)], dt, scope=sh)  # K tile (Q staged here first)
-            v_h = T.decl_buffer([BK * hs_v], dt, scope=sh)
+            # two K and two V tiles (double buffer); Q is staged in the K buffers first
+            k_h = T.decl_buffer([max(2 * BK, BQ) * hs_k], dt, scope=sh)
+            v_h = T.decl_buffer([2 * BK * hs_v], dt, scope=sh)
 
             def regs(n, dtype):
                 """n registers per thread (CPU: an array over the block's threads)."""
@@ -833,7 +836,7 @@ def _tc_ir(sel, ins, outs, mode):
             sf = regs(BK // 8 * 4, "float32")  # S / P accumulators: 8 key tiles x 4
             pa = regs(BK // 16 * 8, dt)  # P A fragments
             of = regs(nnv * 4, "float32")  # O accumulators
-            bf = regs(4, dt)  # one B fragment
+            bf = regs(8, dt)  # two B fragments (one ldmatrix.x4)
             st = regs(8, "float32")  # per row hi: m, l, reduction scratch, correction
             xch = T.decl_buffer([1] if gpu else [nt * 2], "float32", scope=reg_scope)  # CPU shuffles
             reg = T.decl_buffer([vec], dt, scope=reg_scope)
@@ -867,9 +870,9 @@ def _tc_ir(sel, ins, outs, mode):
                         with T.Then():
                             body(idx)
 
-            def mma(tx, a_buf, a_n, a_off, c_buf, c_n, c_off):
-                """C[c_off..+4] += A[a_off..+8] x B(bf) of the warp (m16n8k16, row.col); a_n, c_n: the
-                registers per thread of A's and C's buffers."""
+            def mma(tx, a_buf, a_n, a_off, c_buf, c_n, c_off, b_off):
+                """C[c_off..+4] += A[a_off..+8] x B(bf[b_off..+4]) of the warp (m16n8k16, row.col); a_n,
+                c_n: the registers per thread of A's and C's buffers."""
                 if gpu:
                     T.evaluate(
                         T.ptx_legacy.mma(
@@ -882,7 +885,7 @@ def _tc_ir(sel, ins, outs, mode):
                             a_buf.data,
                             a_off,
                             bf.data,
-                            0,
+                            b_off,
                             c_buf.data,
                             c_off,
                             False,
@@ -900,9 +903,29 @@ def _tc_ir(sel, ins, outs, mode):
                         a_i = (kx % 2) + 2 * (row // 8) + 4 * (kx // 8)
                         b_lane = w * 32 + col * 4 + (kx % 8) // 2
                         b_i = (kx % 2) + 2 * (kx // 8)
-                        prod = _f32(a_buf[a_lane * a_n + a_off + a_i]) * _f32(bf[b_lane * 4 + b_i])
+                        prod = _f32(a_buf[a_lane * a_n + a_off + a_i]) * _f32(bf[b_lane * 8 + b_off + b_i])
                         ci = R(tx, c_n, c_off + c)
                         T.buffer_store(c_buf, c_buf[ci] + prod, [ci])
+
+            def ldsm(tx, trans, src, addr):
+                """bf[0..8] = ldmatrix.x4 (.trans) of the warp from shared memory src: lane l supplies the
+                address addr(l) (elements) of row l % 8 of matrix l // 8; register j of lane l is
+                matrix j's row l // 4, columns 2 (l % 4), +1 (trans: column l // 4, rows 2 (l % 4), +1).
+                CPU: each lane reads through the address of the lane that supplies its row."""
+                if gpu:
+                    lane = tirx.Cast("int32", tx) % 32
+                    T.evaluate(
+                        T.ptx_legacy.ldmatrix(trans, 4, ".b16", bf.data, 0, src.access_ptr("r"), addr(lane), dtype=dt)
+                    )
+                    return
+                w, lane = lane_of(tx)
+                for j in range(4):
+                    for u in range(2):
+                        if trans:
+                            val = src[addr(8 * j + (lane % 4) * 2 + u) + lane // 4]
+                        else:
+                            val = src[addr(8 * j + lane // 4) + (lane % 4) * 2 + u]
+                        T.buffer_store(bf, val, [R(tx, 8, 2 * j + u)])
 
             def quad(op, k_in, k_out):
                 """st[k_out] = op over the quad's 4 lanes of st[k_in] (per row hi: k + 4 hi)."""
@@ -978,16 +1001,31 @@ def _tc_ir(sel, ins, outs, mode):
                     klim = tirx.Select(last_tile, ktiles, klim)
             else:
                 klim = ktiles
-            with T.serial(0, klim) as kt0:
-                key0 = tirx.Cast("int64", kt0) * i64(BK)
 
-                def load(tx):
-                    def ld(idx, hs, cur_t, past_t, pres, dst, stride):
-                        j, c = idx // (hs // vec), idx % (hs // vec)
-                        key = key0 + tirx.Cast("int64", j)
-                        d0 = tirx.Cast("int64", c * vec)
-                        with T.If(key < tot):
-                            with T.Then():
+            def load(tx, kt, buf):
+                """K/V tile kt into buffer buf: cp.async (16 bytes, no registers) where the keys are
+                the current input's and no present is written, else loads through registers; keys
+                past the end or tiles from klim on are zeros."""
+                key0 = tirx.Cast("int64", kt) * i64(BK)
+
+                def ld(idx, hs, cur_t, past_t, pres, dst, stride):
+                    j, c = idx // (hs // vec), idx % (hs // vec)
+                    key = key0 + tirx.Cast("int64", j)
+                    d0 = tirx.Cast("int64", c * vec)
+                    dst_i = buf * (BK * stride) + j * stride + c * vec
+                    with T.If(tirx.all(key < tot, kt < klim)):
+                        with T.Then():
+                            if past_t is None and pres is None:
+                                if gpu:
+                                    src_i = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec).indices
+                                    flat = cur_t.offset_of(list(src_i[:-1]) + [src_i[-1].base])[-1]
+                                    T.evaluate(
+                                        T.s_tir.cp_async_raw.legacy(dst.data, dst_i, cur_t.data, flat, 16, dtype=dt)
+                                    )
+                                else:
+                                    val = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec)
+                                    T.buffer_store(dst, val, [_vec(dst_i, vec)])
+                            else:
                                 if past_t is None:
                                     T.buffer_store(reg, _vload(cur_t, sel.rank, b, g, key, d0, hs, vec), [rix])
                                 else:
@@ -1001,15 +1039,32 @@ def _tc_ir(sel, ins, outs, mode):
                                     with T.If(last_tile):
                                         with T.Then():
                                             T.buffer_store(pres, reg[rix], [b, g, key, _vec(d0, vec)])
-                            with T.Else():
-                                for u in range(vec):
-                                    T.buffer_store(reg, tirx.const(0, dt), [u])
-                        T.buffer_store(dst, reg[rix], [_vec(j * stride + c * vec, vec)])
+                                T.buffer_store(dst, reg[rix], [_vec(dst_i, vec)])
+                        with T.Else():
+                            for u in range(vec):
+                                T.buffer_store(reg, tirx.const(0, dt), [u])
+                            T.buffer_store(dst, reg[rix], [_vec(dst_i, vec)])
 
-                    strided(tx, BK * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_h, hs_k))
-                    strided(tx, BK * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_h, hs_v))
+                strided(tx, BK * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_h, hs_k))
+                strided(tx, BK * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_h, hs_v))
 
-                th.each_thread(load)
+            def commit():
+                if gpu:
+                    T.evaluate(T.ptx.cp.async_.commit_group())
+
+            # tile 0 in flight before the loop; in the loop tile kt + 1 is loaded (cp.async) into the
+            # other buffer while tile kt is computed
+            th.each_thread(lambda tx: load(tx, i32(0), i32(0)))
+            commit()
+            with T.serial(0, klim) as kt0:
+                key0 = tirx.Cast("int64", kt0) * i64(BK)
+                buf = tirx.Cast("int32", kt0) % 2
+                # (past the block's last tile: zeros, no global reads; a condition around the
+                # loads would put the shared-memory sync pass's barrier inside it)
+                th.each_thread(lambda tx: load(tx, kt0 + 1, 1 - buf))
+                commit()
+                if gpu:
+                    T.evaluate(T.ptx.cp.async_.wait_group(1))
                 th.barrier()
 
                 def zero_s(tx):
@@ -1018,20 +1073,22 @@ def _tc_ir(sel, ins, outs, mode):
 
                 th.each_thread(zero_s)
 
-                def qk_step(n8, kk):
-                    def kfrag(tx):
-                        _, lane = lane_of(tx)
-                        gid, tig = lane // 4, lane % 4
-                        for bi in (0, 2):  # b0b1: k = 2t, 2t+1; b2b3: k = 2t+8, 2t+9 (n = g): 32-bit loads
-                            d = kk * 16 + tig * 2 + 4 * bi
-                            T.buffer_store(bf, k_h[_vec((n8 * 8 + gid) * hs_k + d, 2)], [_vec(R(tx, 4, bi), 2)])
+                def qk_step(n16, kk):
+                    # K's B fragments of key tiles 2 n16, 2 n16 + 1 (b0b1: k = 2t, 2t+1; b2b3: k = 2t+8,
+                    # 2t+9; n = g): one ldmatrix.x4, matrix j = keys 8 (2 n16 + j // 2).., dims kk 16 + 8 (j % 2)..
+                    def kaddr(l):
+                        return (
+                            buf * (BK * hs_k) + (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
+                        )
 
-                    th.each_thread(kfrag)
-                    th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4))
+                    th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr))
+                    for h2 in range(2):
+                        n8 = 2 * n16 + h2
+                        th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4, 4 * h2))
 
                 # the k step outside: consecutive mma.sync write different accumulators (the asm is
                 # volatile: nvcc keeps their order, so a dependent chain would stall on each)
-                unrolled(nkk, lambda kk: unrolled(BK // 8, lambda n8: qk_step(n8, kk)))
+                unrolled(nkk, lambda kk: unrolled(BK // 16, lambda n16: qk_step(n16, kk)))
 
                 def bias(tx):
                     w, lane = lane_of(tx)
@@ -1099,18 +1156,20 @@ def _tc_ir(sel, ins, outs, mode):
 
                 th.each_thread(softmax)
 
-                def pv_step(nv, kc):
-                    def vfrag(tx):
-                        _, lane = lane_of(tx)
-                        gid, tig = lane // 4, lane % 4
-                        for bi in range(4):
-                            key = kc * 16 + tig * 2 + 8 * (bi // 2) + bi % 2
-                            T.buffer_store(bf, v_h[key * hs_v + nv * 8 + gid], [R(tx, 4, bi)])
+                def pv_step(nv2, kc):
+                    # V's B fragments of dim tiles 2 nv2, 2 nv2 + 1 (b0b1: keys 2t, 2t+1; b2b3: keys 2t+8,
+                    # 2t+9; n = g): one ldmatrix.x4.trans, matrix j = keys kc 16 + 8 (j % 2).., dims 8 (2 nv2 + j // 2)..
+                    def vaddr(l):
+                        return (
+                            buf * (BK * hs_v) + (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
+                        )
 
-                    th.each_thread(vfrag)
-                    th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4))
+                    th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr))
+                    for h2 in range(2):
+                        nv = 2 * nv2 + h2
+                        th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4, 4 * h2))
 
-                unrolled(BK // 16, lambda kc: unrolled(nnv, lambda nv: pv_step(nv, kc)))
+                unrolled(BK // 16, lambda kc: unrolled(nnv // 2, lambda nv2: pv_step(nv2, kc)))
                 th.barrier()
 
             quad(lambda a, c: a + c, 1, 3)
