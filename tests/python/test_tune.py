@@ -102,8 +102,17 @@ def test_tune_llvm_then_continue_then_apply(softmax_model, tmp_path, capsys, mon
     tuned = T.apply_database(mod, target, wd)
     assert "tirx.is_scheduled" not in (mod["softmax"].attrs or {})
     assert bool(tuned["softmax"].attrs["tirx.is_scheduled"])
-    assert not _struct_eq(mod["softmax"], tuned["softmax"])
-    assert "T.parallel" in tuned["softmax"].script() or "rf" in tuned["softmax"].script()
+    # The database's best record is applied: a tuned candidate's, or the default schedule's own
+    # record (each call times the default and records it) when that was faster; replaying the
+    # default's (empty, on the CPU) trace gives the function back unchanged.
+    assert a1["tasks"][0]["default_us"] and a2["tasks"][0]["default_us"]
+    if t2["best_us"] < min(a1["tasks"][0]["default_us"], a2["tasks"][0]["default_us"]):
+        assert not _struct_eq(mod["softmax"], tuned["softmax"])
+        assert "T.parallel" in tuned["softmax"].script() or "rf" in tuned["softmax"].script()
+    else:
+        import tvm_ffi
+
+        assert tvm_ffi.structural_equal(mod["softmax"].body, tuned["softmax"].body, map_free_vars=True)
 
     # and it still computes softmax
     ex = tvm.compile(tuned, target=target)
