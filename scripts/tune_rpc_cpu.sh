@@ -21,12 +21,12 @@ mkdir -p "$LOGS"
 [ -x "$TPAT" ] || { echo "error: $TPAT not built (swift build)" >&2; exit 2; }
 port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
+cleanup() { for p in "${pids[@]}"; do kill -- -"$p" 2>/dev/null; done; wait 2>/dev/null; }  # each a process group (setsid): TVM's popen_worker children too
 trap cleanup EXIT
-"$PY" -m tvm.exec.rpc_tracker --host 127.0.0.1 --port "$port" --port-end $((port + 1)) > "$LOGS/tracker.log" 2>&1 &
+setsid "$PY" -m tvm.exec.rpc_tracker --host 127.0.0.1 --port "$port" --port-end $((port + 1)) > "$LOGS/tracker.log" 2>&1 &
 pids+=($!)
 for k in 0 1; do
-  PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m tpat_bridge.tools.rpc_server --tracker "127.0.0.1:$port" \
+  PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}" setsid "$PY" -m tpat_bridge.tools.rpc_server --tracker "127.0.0.1:$port" \
     --key tpat-cpu --host 127.0.0.1 --port $((port + 10 + 40 * k)) --port-end $((port + 49 + 40 * k)) > "$LOGS/server-$k.log" 2>&1 &
   pids+=($!)
 done

@@ -18,7 +18,7 @@
 #   bash .stage/c3/absorb.sh && scripts/device/rpc_tune.sh        (carry [".gpu", ".stage/c3"])
 # after two calls that ran .stage/c1/absorb.sh and .stage/c2/absorb.sh.
 #
-# Usage: [TUNE_OUTS="name ..."] [RUN_LIMIT_S=215] [TOTAL_S=530] [POPULATION=128] scripts/device/rpc_tune.sh [TRIALS]
+# Usage: [TUNE_OUTS="name ..."] [RUN_LIMIT_S=215] [TOTAL_S=480] [POPULATION=128] scripts/device/rpc_tune.sh [TRIALS]
 #   TRIALS (default 32) per plugin; RUN_LIMIT_S: hard limit per run; TOTAL_S: the whole script
 #   (the second run gets what is left, at most RUN_LIMIT_S); POPULATION: the evolutionary
 #   search's population (TPAT_TUNE_POPULATION; MetaSchedule's 512 costs CPU time per batch).
@@ -31,7 +31,7 @@ trials=${1:-32}
 cpu=${RPC_TUNE_CPU:-0}
 if [ "$cpu" = 1 ]; then PY=${PY:-$PWD/.venv/bin/python}; export TPAT_TUNE_TARGET=llvm; else PY=$(command -v python3); fi
 RUN_LIMIT_S=${RUN_LIMIT_S:-215}
-TOTAL_S=${TOTAL_S:-530}
+TOTAL_S=${TOTAL_S:-480}
 logs=${OUT:-.gpu/logs}; mkdir -p "$logs"
 say() { echo "$*" | tee -a "$logs/rpc-summary.txt"; }
 [ -f .gpu/pack.tar.xz ] || { say "error: no .gpu/pack.tar.xz (scripts/device/rpc_prepare.sh)"; exit 2; }
@@ -58,13 +58,13 @@ else gpus=$(nvidia-smi -L | wc -l); nvidia-smi -L | tee "$logs/rpc-device.txt"; 
 [ "$gpus" -ge 2 ] || { say "error: $gpus GPU(s): this script compares one GPU with several"; exit 2; }
 outs=${TUNE_OUTS:-$(ls .gpu/outs)}
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; }
+cleanup() { for p in "${pids[@]}"; do kill -- -"$p" 2>/dev/null; done; }  # each a process group (setsid): TVM's popen_worker children too
 trap cleanup EXIT
 port=9190
-"$PY" -m tvm.exec.rpc_tracker --host 127.0.0.1 --port $port > "$logs/rpc-tracker.log" 2>&1 &
+setsid "$PY" -m tvm.exec.rpc_tracker --host 127.0.0.1 --port $port > "$logs/rpc-tracker.log" 2>&1 &
 pids+=($!)
 server() {  # server GPU KEY PORT LOG
-  CUDA_VISIBLE_DEVICES=$1 "$PY" -m tpat_bridge.tools.rpc_server --tracker 127.0.0.1:$port --key "$2" \
+  CUDA_VISIBLE_DEVICES=$1 setsid "$PY" -m tpat_bridge.tools.rpc_server --tracker 127.0.0.1:$port --key "$2" \
     --host 127.0.0.1 --port "$3" --port-end $(($3 + 49)) > "$4" 2>&1 &
   pids+=($!)
 }

@@ -9,6 +9,7 @@ XGBoost cost model; TPAT_TUNE_MEASURER=inprocess where a test patches the in-pro
 """
 
 import os
+import signal
 import sys
 
 import numpy as np
@@ -61,6 +62,8 @@ def _struct_eq(a, b):
 
 
 def test_tune_llvm_then_continue_then_apply(softmax_model, tmp_path, capsys, monkeypatch):
+    import json
+
     monkeypatch.delenv("TPAT_TUNE_MEASURER", raising=False)
     wd = str(tmp_path / "db")
     req = {
@@ -102,18 +105,13 @@ def test_tune_llvm_then_continue_then_apply(softmax_model, tmp_path, capsys, mon
     tuned = T.apply_database(mod, target, wd)
     assert "tirx.is_scheduled" not in (mod["softmax"].attrs or {})
     assert bool(tuned["softmax"].attrs["tirx.is_scheduled"])
-    # The database's best record is applied: a tuned candidate's, or the default schedule's own
-    # record (each call times the default and records it) when that was faster; replaying the
-    # default's (empty, on the CPU) trace gives the function back unchanged.
-    assert a1["tasks"][0]["default_us"] and a2["tasks"][0]["default_us"]
-    if t2["best_us"] < min(a1["tasks"][0]["default_us"], a2["tasks"][0]["default_us"]):
-        assert not _struct_eq(mod["softmax"], tuned["softmax"])
-        assert "T.parallel" in tuned["softmax"].script() or "rf" in tuned["softmax"].script()
-    else:
-        import tvm_ffi
-
-        assert tvm_ffi.structural_equal(mod["softmax"].body, tuned["softmax"].body, map_free_vars=True)
-
+    assert not _struct_eq(mod["softmax"], tuned["softmax"])
+    assert "T.parallel" in tuned["softmax"].script() or "rf" in tuned["softmax"].script()
+    # Each call recorded the default schedule too; on the CPU its trace is empty, and MetaSchedule's
+    # query (get_top_k) never returns a record with an empty trace, so even a faster default
+    # leaves the tuned record applied here (with keep "wins" a losing task is dropped instead).
+    recs = [json.loads(r) for r in _records(wd)]
+    assert sum(1 for r in recs if r[1][0] == [[], []]) == 2
     # and it still computes softmax
     ex = tvm.compile(tuned, target=target)
     vm = tvm.relax.VirtualMachine(ex, tvm.cpu())
@@ -430,6 +428,7 @@ def rpc_tracker(tmp_path):
                 ],
                 stdout=logs[0],
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # a process group: killed with TVM's popen_worker children
             )
         )
         rpc = {"host": "127.0.0.1", "port": port, "key": "tpat-test"}
@@ -461,6 +460,7 @@ def rpc_tracker(tmp_path):
                             ],
                             stdout=logs[1],
                             stderr=subprocess.STDOUT,
+                            start_new_session=True,
                             env=dict(
                                 os.environ,
                                 PYTHONPATH=os.pathsep.join(filter(None, [PY_DIR, os.environ.get("PYTHONPATH")])),
@@ -471,7 +471,7 @@ def rpc_tracker(tmp_path):
         yield f"127.0.0.1:{port}"
     finally:
         for p in reversed(procs):
-            p.kill()
+            os.killpg(p.pid, signal.SIGKILL)  # the serving popen_worker outlives a killed parent
             p.wait(timeout=10)
         for f in logs:
             f.close()
@@ -575,7 +575,7 @@ def test_rpc_server_leaves_cuda_uninitialised(tmp_path, launcher):
     port = _free_port()
     cmd = [sys.executable, "-m", launcher, "--host", "127.0.0.1", "--port", str(port), "--port-end", str(port + 1)]
     with open(tmp_path / "server.log", "w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         from tvm import rpc
 
@@ -592,7 +592,7 @@ def test_rpc_server_leaves_cuda_uninitialised(tmp_path, launcher):
         assert a.numpy().tolist() == [0, 1, 2, 3]  # the session works
         del a, dev, sess
     finally:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # with its serving popen_worker
         proc.wait(timeout=10)
     pids = {int(x) for x in log.read_text().split()}
     if launcher == "tvm.exec.rpc_server":
