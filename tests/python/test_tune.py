@@ -9,12 +9,14 @@ XGBoost cost model; TPAT_TUNE_MEASURER=inprocess where a test patches the in-pro
 """
 
 import os
+import signal
 import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+PY_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+sys.path.insert(0, PY_DIR)
 
 onnx = pytest.importorskip("onnx")
 tvm = pytest.importorskip("tvm")
@@ -60,6 +62,8 @@ def _struct_eq(a, b):
 
 
 def test_tune_llvm_then_continue_then_apply(softmax_model, tmp_path, capsys, monkeypatch):
+    import json
+
     monkeypatch.delenv("TPAT_TUNE_MEASURER", raising=False)
     wd = str(tmp_path / "db")
     req = {
@@ -103,7 +107,11 @@ def test_tune_llvm_then_continue_then_apply(softmax_model, tmp_path, capsys, mon
     assert bool(tuned["softmax"].attrs["tirx.is_scheduled"])
     assert not _struct_eq(mod["softmax"], tuned["softmax"])
     assert "T.parallel" in tuned["softmax"].script() or "rf" in tuned["softmax"].script()
-
+    # Each call recorded the default schedule too; on the CPU its trace is empty, and MetaSchedule's
+    # query (get_top_k) never returns a record with an empty trace, so even a faster default
+    # leaves the tuned record applied here (with keep "wins" a losing task is dropped instead).
+    recs = [json.loads(r) for r in _records(wd)]
+    assert sum(1 for r in recs if r[1][0] == [[], []]) == 2
     # and it still computes softmax
     ex = tvm.compile(tuned, target=target)
     vm = tvm.relax.VirtualMachine(ex, tvm.cpu())
@@ -186,7 +194,10 @@ def test_time_budget_and_inprocess_fallback(softmax_model, tmp_path, monkeypatch
         }
     )
     assert ans["budget_exhausted"] is True and ans["interrupted"] is False
-    assert ans["tasks"][0]["trials"] == 4 and ans["tasks"][0]["records"] == 4
+    # the batch's 4 candidates and the default schedule, timed after the search (a budget stop is
+    # no Ctrl-C) and recorded with them
+    t = ans["tasks"][0]
+    assert t["trials"] == 4 and t["records"] == 5 and t["default_us"] > 0
     assert ans["builder"] == "in-process" and ans["cost_model"] == "xgb"
     assert "builder in-process" in capsys.readouterr().err
 
@@ -420,6 +431,7 @@ def rpc_tracker(tmp_path):
                 ],
                 stdout=logs[0],
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # a process group: killed with TVM's popen_worker children
             )
         )
         rpc = {"host": "127.0.0.1", "port": port, "key": "tpat-test"}
@@ -437,7 +449,7 @@ def rpc_tracker(tmp_path):
                             [
                                 sys.executable,
                                 "-m",
-                                "tvm.exec.rpc_server",
+                                "tpat_bridge.tools.rpc_server",  # tvm.exec.rpc_server, fork-safe for CUDA
                                 "--tracker",
                                 f"127.0.0.1:{port}",
                                 "--key",
@@ -451,13 +463,18 @@ def rpc_tracker(tmp_path):
                             ],
                             stdout=logs[1],
                             stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                            env=dict(
+                                os.environ,
+                                PYTHONPATH=os.pathsep.join(filter(None, [PY_DIR, os.environ.get("PYTHONPATH")])),
+                            ),
                         )
                     )
                 time.sleep(0.3)
         yield f"127.0.0.1:{port}"
     finally:
         for p in reversed(procs):
-            p.kill()
+            os.killpg(p.pid, signal.SIGKILL)  # the serving popen_worker outlives a killed parent
             p.wait(timeout=10)
         for f in logs:
             f.close()
@@ -466,6 +483,8 @@ def rpc_tracker(tmp_path):
 def test_tune_through_rpc_tracker(softmax_model, tmp_path, rpc_tracker, capsys, monkeypatch):
     """A real search whose candidates are built by the worker-process builder and timed by
     MetaSchedule's RPCRunner on the RPC server behind the tracker (LLVM target)."""
+    import json
+
     monkeypatch.delenv("TPAT_TUNE_MEASURER", raising=False)
     wd = str(tmp_path / "db")
     ans = T.tune(
@@ -484,10 +503,20 @@ def test_tune_through_rpc_tracker(softmax_model, tmp_path, rpc_tracker, capsys, 
     assert ans["builder"] == f"local ({os.cpu_count()} workers)"
     t = ans["tasks"][0]
     assert t["trials"] == 4 and t["best_us"] is not None and t["best_us"] > 0
-    assert t["records"] == len(_records(wd)) >= 1
+    # the default schedule was timed on the same server and recorded in the same database: one
+    # record more than the candidates, with the default's (empty, on the CPU) trace and a real time
+    assert t["default_us"] is not None and t["default_us"] > 0 and "default_error" not in t
+    recs = [json.loads(r) for r in _records(wd)]
+    assert t["records"] == len(recs) == t["trials"] + 1
+    assert sum(1 for r in recs if r[1][0] == [[], []] and max(r[1][1]) < 1e9) == 1
     err = capsys.readouterr().err
     assert f"runner rpc (key tpat-test at {rpc_tracker})" in err
     assert "1 server(s) under key 'tpat-test', 1 free" in err
+    assert "RPC probe: 1 server(s) under key 'tpat-test' allocated on cpu:0" in err
+    assert (
+        f"softmax: default schedule {t['default_us']:.2f} us (runner rpc (key tpat-test at {rpc_tracker})), recorded"
+        in err
+    )
     # a key no server registered under: refused before the search
     with pytest.raises(BridgeError) as ei:
         T.tune(
@@ -501,6 +530,79 @@ def test_tune_through_rpc_tracker(softmax_model, tmp_path, rpc_tracker, capsys, 
             }
         )
     assert ei.value.code == "rpc_unavailable" and "'other'" in ei.value.reason and "tpat-test" in ei.value.reason
+
+
+FAKE_TORCH = {  # just enough of torch for tvm_ffi's import: dtypes, Tensor, cuda.is_available
+    "__init__.py": (
+        "__version__ = '2.11.0+fake'\n\n\n"
+        "class dtype:\n    pass\n\n\n"
+        "class Tensor:\n    __dlpack_c_exchange_api__ = object()\n\n\n"
+        "from . import cuda, version  # noqa: E402,F401\n\n"
+        "_dtypes = {}\n\n\n"
+        "def __getattr__(name):\n"
+        "    if name.startswith('__'):\n        raise AttributeError(name)\n"
+        "    return _dtypes.setdefault(name, dtype())\n"
+    ),
+    "version.py": "cuda = '13.0'\n",
+    "cuda.py": (
+        "import os\n\n\nclass Stream:\n    pass\n\n\n"
+        "def is_available():\n"
+        "    with open(os.environ['TPAT_FAKE_TORCH_LOG'], 'a') as f:\n"
+        "        f.write(f'{os.getpid()}\\n')\n"
+        "    return False\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("launcher", ["tvm.exec.rpc_server", "tpat_bridge.tools.rpc_server"])
+def test_rpc_server_leaves_cuda_uninitialised(tmp_path, launcher):
+    """The cause of cudaErrorInitializationError in every RPC timing on the H200 x2: with PyTorch
+    installed, `import tvm` makes tvm_ffi call torch.cuda.is_available() (cuInit) in the process
+    that then forks a child per session. A fake torch logs the pid of every such call: TVM's own
+    server makes it in its serving process, TPAT's launcher in none, and still serves a session."""
+    import subprocess
+    import time
+
+    fake = tmp_path / "fake"
+    (fake / "torch").mkdir(parents=True)
+    for name, text in FAKE_TORCH.items():
+        (fake / "torch" / name).write_text(text)
+    log = tmp_path / "is_available.log"
+    log.write_text("")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TVM_FFI_DISABLE_TORCH_C_DLPACK", "PYTORCH_NVML_BASED_CUDA_CHECK")
+    }
+    env.update(PYTHONPATH=os.pathsep.join([str(fake), PY_DIR]), TPAT_FAKE_TORCH_LOG=str(log))
+    port = _free_port()
+    cmd = [sys.executable, "-m", launcher, "--host", "127.0.0.1", "--port", str(port), "--port-end", str(port + 1)]
+    with open(tmp_path / "server.log", "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        from tvm import rpc
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                sess = rpc.connect("127.0.0.1", port, session_timeout=30)
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+                time.sleep(0.5)
+        dev = sess.device("cpu", 0)
+        a = tvm.runtime.tensor(np.arange(4, dtype="float32"), dev)
+        assert a.numpy().tolist() == [0, 1, 2, 3]  # the session works
+        del a, dev, sess
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # with its serving popen_worker
+        proc.wait(timeout=10)
+    pids = {int(x) for x in log.read_text().split()}
+    if launcher == "tvm.exec.rpc_server":
+        # the launcher process and its serving process (a popen_worker child) both called it
+        assert len(pids) >= 2 and proc.pid in pids
+    else:
+        assert pids == set()
 
 
 def test_rpc_unreachable_and_bad_rpc_requests(softmax_model, tmp_path, monkeypatch):

@@ -104,12 +104,13 @@ def narrow_index_pass():
     return _narrow
 
 
-def default_schedule_pass():
-    """dlight's default GPU schedules (the rules of TVM's CUDA pipeline), each rule guarded: a
+def default_schedule_rules():
+    """dlight's default GPU schedule rules (those of TVM's CUDA pipeline), each rule guarded: a
     rule whose analysis asserts on the function (dlight's Reduction rule asserts that every access
     region has extent 1, which RoiAlign's data-dependent bilinear reads break: the empty-message
     `AssertionError` of `tvm_error`) counts as not applying, so the next rule (GeneralReduction,
-    Fallback) schedules it. Functions no rule asserts on are scheduled exactly as before."""
+    Fallback) schedules it. Functions no rule asserts on are scheduled exactly as before. `tpat
+    tune` applies them itself (tune.default_schedule) to get the default schedule's trace."""
 
     def guarded(rule):
         class Guarded(type(rule)):
@@ -121,12 +122,15 @@ def default_schedule_pass():
 
         return Guarded()
 
-    return dl.ApplyDefaultSchedule(
-        *[
-            guarded(r)
-            for r in (dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback())
-        ]
-    )
+    return [
+        guarded(r)
+        for r in (dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback())
+    ]
+
+
+def default_schedule_pass():
+    """dlight's default GPU schedules: ApplyDefaultSchedule with default_schedule_rules()."""
+    return dl.ApplyDefaultSchedule(*default_schedule_rules())
 
 
 def pre_schedule_passes(target, narrow=False):

@@ -93,6 +93,8 @@ RUN_TIMEOUT_S = 30.0
 BUILDS_PER_WORKER = 64
 # "rpc": the tracker must answer within this many seconds before the search starts.
 RPC_CHECK_TIMEOUT_S = 5.0
+# "rpc": how long the probe of the servers (a session and a 1-element tensor each) may wait.
+RPC_PROBE_TIMEOUT_S = 60.0
 RPC_KEYS = ("tracker", "key", "session_timeout_s", "max_workers")
 # Symbol values to search at ("s0=64,s1=128"), and a smaller evolutionary search population.
 BINDINGS_ENV = "TPAT_TUNE_BINDINGS"
@@ -100,6 +102,7 @@ POPULATION_ENV = "TPAT_TUNE_POPULATION"
 TARGET_ENV = "TPAT_TUNE_TARGET"
 # A tuned schedule is kept only when its best time is below this fraction of the default one.
 KEEP_RATIO = 0.97
+FAILURES_LOGGED = 3  # a task's failed candidates said one by one on stderr; the rest are counted
 EMPTY_ROUNDS = 3  # search rounds in a row with no new candidate before a task counts as exhausted
 
 
@@ -173,8 +176,10 @@ def build_fused_module(model_path: str, target, lowering: str = "tpat"):
 # database: planning.pipeline (open_database, apply_database, database_pass)
 
 
-def _best_us(db, task_mod):
-    """Best mean run time (microseconds) recorded for the task's workload, or None."""
+def _best_us(db, task_mod, exclude=()):
+    """(best mean run time in microseconds among the task's records, or None; the number of its
+    records). Records whose trace text is in `exclude` (the default schedule's, see
+    measure_default) count as records but not as candidates for the best."""
     if not db.has_workload(task_mod):
         return None, 0
     wl = db.commit_workload(task_mod)
@@ -182,7 +187,8 @@ def _best_us(db, task_mod):
     for r in db.get_all_tuning_records():
         if r.workload.same_as(wl):
             secs = [float(x) for x in (r.run_secs or [])]
-            means.append(sum(secs) / len(secs) * 1e6 if secs and max(secs) < 1e9 else None)
+            valid = secs and max(secs) < 1e9 and not (exclude and str(r.trace) in exclude)
+            means.append(sum(secs) / len(secs) * 1e6 if valid else None)
     # The minimum over the task's valid records (get_top_k skipped a valid record in
     # test_cuda_records_apply_then_dlight_then_compile); a failed run is stored as 1e10 s.
     valid = [m for m in means if m is not None]
@@ -505,15 +511,31 @@ def task_space(task, target):
     return "tune", None
 
 
-def default_module(task_mod, target):
-    """The task's function as the planner schedules it without a database: dlight's default
-    schedules on a GPU (planning.pipeline.default_schedule_pass), unchanged on the CPU."""
-    if not _is_gpu(target):
-        return task_mod
-    from ..planning.pipeline import default_schedule_pass  # lazy: GPU targets only
+def default_schedule(task_mod, target):
+    """(module, trace) of the task's default schedule, as the planner schedules it without a
+    database: dlight's rules on a GPU (planning.pipeline.default_schedule_rules, the first rule that
+    applies, as ApplyDefaultSchedule does), unchanged on the CPU (an empty trace). The trace
+    replays it: a database record of the default is a schedule like any candidate's."""
+    from tvm import s_tir
 
-    with target:
-        return default_schedule_pass()(task_mod)
+    func = task_mod["main"]
+    if _is_gpu(target):
+        from ..planning.pipeline import default_schedule_rules  # lazy: GPU targets only
+
+        with target:
+            for rule in default_schedule_rules():
+                space = rule.apply(func, target, False)
+                if space is None:
+                    continue
+                sch = space if isinstance(space, s_tir.Schedule) else space[0]
+                return tvm.IRModule({"main": sch.mod["main"].with_attr("tirx.is_scheduled", True)}), sch.trace
+    sch = s_tir.Schedule(task_mod)  # no rule applies (dlight leaves it as is), or the CPU
+    return sch.mod, sch.trace
+
+
+def default_module(task_mod, target):
+    """The task's function as the planner schedules it without a database (see default_schedule)."""
+    return default_schedule(task_mod, target)[0]
 
 
 def copy_module(mod):
@@ -521,15 +543,34 @@ def copy_module(mod):
     return tvm.ir.load_json(tvm.ir.save_json(mod))
 
 
-def measure_default(task_mod, target, builder, runner):
-    """Builds and times the default schedule of one task with the search's own builder and runner
-    (same process, same RPC servers, same evaluator config). Returns (us or None, error or None)."""
+FAILED_RUN_SECS = 1e10  # what MetaSchedule records for a candidate that did not run (never applied)
 
-    mod = default_module(task_mod, target)
+
+def _first_error(msg) -> str:
+    """The line of a builder/runner error worth showing: the last non-empty one (a Python
+    traceback's exception, an RPC server's CUDA error), at most 300 characters."""
+    lines = [ln.strip() for ln in str(msg).strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else "unknown error")[:300]
+
+
+def measure_default(task_mod, target, builder, runner, db=None):
+    """Builds and times the default schedule of one task with the search's own builder and runner
+    (same worker processes or RPC servers, same evaluator config) and, with `db`, records it in
+    the search's database like a candidate: the default schedule's trace with its run times
+    (FAILED_RUN_SECS when it did not run). Returns (us or None, error or None, trace)."""
+
+    mod, trace = default_schedule(task_mod, target)
+    args = ms.arg_info.ArgInfo.from_entry_func(mod, remove_preproc=True)
+
+    def record(secs):
+        if db is not None:
+            wl = db.commit_workload(task_mod)
+            db.commit_tuning_record(ms.database.TuningRecord(trace, wl, secs, target, args))
+
     br = builder.build([ms.builder.BuilderInput(mod, target)])[0]
     if br.error_msg is not None:
-        return None, f"default schedule did not build: {str(br.error_msg).strip().splitlines()[-1][:300]}"
-    args = ms.arg_info.ArgInfo.from_entry_func(mod, remove_preproc=True)
+        record([FAILED_RUN_SECS])
+        return None, f"default schedule did not build: {_first_error(br.error_msg)}", trace
     try:
         dev = "cuda" if _is_gpu(target) else "cpu"
         rr = runner.run([ms.runner.RunnerInput(br.artifact_path, dev, args)])[0].result()
@@ -539,9 +580,11 @@ def measure_default(task_mod, target, builder, runner):
             shutil.rmtree(os.path.dirname(path), ignore_errors=True)
         _ARTIFACTS.pop(path, None)
     if rr.error_msg is not None or not rr.run_secs:
-        return None, f"default schedule did not run: {str(rr.error_msg).strip().splitlines()[-1][:300]}"
+        record([FAILED_RUN_SECS])
+        return None, f"default schedule did not run: {_first_error(rr.error_msg)}", trace
     secs = [float(x) for x in rr.run_secs]
-    return sum(secs) / len(secs) * 1e6, None
+    record(secs)
+    return sum(secs) / len(secs) * 1e6, None, trace
 
 
 def drop_workloads(work_dir: str, mods) -> int:
@@ -723,6 +766,57 @@ def check_tracker(rpc, timeout: float = RPC_CHECK_TIMEOUT_S) -> dict:
     return summary
 
 
+def probe_servers(rpc, device: str, count: int, timeout: float = RPC_PROBE_TIMEOUT_S) -> int:
+    """Opens `count` sessions through the tracker at once (so each lands on another free server),
+    allocates a 1-element tensor on `device` ("cuda" or "cpu", index 0) in each and syncs: what
+    every candidate's timing does first. Raises BridgeError("rpc_unavailable") naming the
+    server's error when one cannot (e.g. cudaErrorInitializationError: a server process that
+    initialised CUDA before forking its session, see tools/rpc_server.py); returns the number of
+    servers that answered. A probe still waiting after `timeout` seconds (busy servers) only
+    warns: the search's own requests queue at the tracker."""
+    from tvm import rpc as tvm_rpc
+
+    results, sessions = [], []
+
+    def work():
+        try:
+            tracker = tvm_rpc.connect_tracker(rpc["host"], rpc["port"])
+            for _ in range(count):
+                sessions.append(tracker.request(rpc["key"], priority=1, session_timeout=timeout))
+            for sess in sessions:
+                dev = sess.device(device, 0)
+                tvm.runtime.empty((1,), "float32", dev)
+                dev.sync()
+                results.append(None)
+        except Exception as e:  # noqa: BLE001 - reported below
+            results.append(e)
+        finally:
+            sessions.clear()  # the last references: the sessions end, the servers are free again
+
+    th = threading.Thread(target=work, name="tpat-rpc-probe", daemon=True)
+    th.start()
+    th.join(timeout)
+    where = f"{rpc['host']}:{rpc['port']}"
+    if th.is_alive():
+        _log(f"tune: warning: no answer from {count} RPC server(s) under key '{rpc['key']}' within {timeout:.0f} s")
+        return 0
+    errors = [e for e in results if e is not None]
+    if errors:
+        msg = _first_error(f"{type(errors[0]).__name__}: {errors[0]}")
+        hint = ""
+        if "InitializationError" in msg or "initialization error" in msg:
+            hint = (
+                " (the server process initialised CUDA before forking this session: start the servers "
+                "with `python -m tpat_bridge.tools.rpc_server`, docs/tuning.md)"
+            )
+        raise BridgeError(
+            "rpc_unavailable",
+            f"an RPC server under key '{rpc['key']}' at {where} cannot use {device}:0: {msg}{hint}"[:1000],
+        )
+    _log(f"tune: RPC probe: {len(results)} server(s) under key '{rpc['key']}' allocated on {device}:0")
+    return len(results)
+
+
 def _measurers(target, choice: str, rpc=None):
     """(builder, runner, builder label, runner label) for the search: the worker-process ones
     unless `choice` is "inprocess" or (for "auto") popen_pool cannot run; see _local_measurers.
@@ -809,7 +903,10 @@ def tune(request: dict) -> dict:
     if rpc is not None:
         if measurer == "inprocess":
             _measurers(target, measurer, rpc)  # raises: no in-process measuring over RPC
-        check_tracker(rpc)  # before the (slow) module build and search
+        summary = check_tracker(rpc)  # before the (slow) module build and search
+        free = summary.get("queue_info", {}).get(rpc["key"], {}).get("free", 0)
+        if free:  # every server the search will use at once must be able to run on the device
+            probe_servers(rpc, "cuda" if _is_gpu(target) else "cpu", min(int(free), rpc["max_workers"]))
 
     os.makedirs(work_dir, exist_ok=True)
     # Symbolic dims: MetaSchedule samples no candidate for them. The search runs at concrete
@@ -842,8 +939,10 @@ def tune(request: dict) -> dict:
     n = len(todo)
     names = [t.task_name for t in todo]
     stats = {i: {"trials": 0, "best_us": None, "seconds": 0.0} for i in range(n)}
+    default_traces = {}  # task index -> {the default schedule's trace text}: its records are no candidates
     for i, t in enumerate(todo):
-        stats[i]["best_us"] = _best_us(db, t.dispatched[0])[0]
+        default_traces[i] = {str(default_schedule(copy_module(t.dispatched[0]), target)[1])}
+        stats[i]["best_us"] = _best_us(db, t.dispatched[0], default_traces[i])[0]
     _STOP["reason"] = None
     deadline = time.monotonic() + float(budget) if budget is not None else None
     cost_model = _cost_model_kind()
@@ -871,6 +970,16 @@ def tune(request: dict) -> dict:
                     us = sum(secs) / len(secs) * 1e6
                     if st["best_us"] is None or us < st["best_us"]:
                         st["best_us"] = us
+                    continue
+                # A failed candidate: recorded by MetaSchedule as failed (never applied); said here
+                # (the first FAILURES_LOGGED of a task one by one, then counted), the search goes on.
+                stage, msg = ("build", br.error_msg) if br.error_msg is not None else ("run", rr.error_msg)
+                st["failed"] = st.get("failed", 0) + 1
+                st.setdefault("first_error", f"{stage}: {_first_error(msg)}")
+                if st["failed"] <= FAILURES_LOGGED:
+                    _log(
+                        f"tune: {names[current['task']]}: candidate {st['trials']} did not {stage}: {_first_error(msg)}"
+                    )
             best = "none" if st["best_us"] is None else f"{st['best_us']:.2f}"
             _log(
                 f"{_bar(sum(s['trials'] for s in stats.values()), trials)} "
@@ -946,10 +1055,15 @@ def tune(request: dict) -> dict:
                         stats[i]["seconds"] = round(time.monotonic() - t0, 2)
                     if _STOP["reason"] != "interrupted":
                         # The default schedule is timed after the search, with the same builder
-                        # and runner, on a copy of the task (dlight schedules it in place).
-                        defaults[i] = measure_default(copy_module(t.dispatched[0]), target, builder, runner)
-                        if defaults[i][1]:
-                            _log(f"tune: {names[i]}: {defaults[i][1]}")
+                        # and runner (the same RPC servers), and recorded in the same database.
+                        us, err, trace = measure_default(copy_module(t.dispatched[0]), target, builder, runner, db)
+                        defaults[i] = (us, err)
+                        default_traces[i].add(str(trace))
+                        _log(
+                            f"tune: {names[i]}: {err}"
+                            if err
+                            else f"tune: {names[i]}: default schedule {us:.2f} us (runner {runner_kind}), recorded"
+                        )
             finally:
                 _restore_sigint(old_handler)
                 _ARTIFACTS.clear()
@@ -966,7 +1080,7 @@ def tune(request: dict) -> dict:
     # runner): otherwise its records leave the database (rejected_tuning_record.json).
     tasks, losers = [], []
     for i, t in enumerate(todo):
-        best, records = _best_us(db, t.dispatched[0])
+        best, records = _best_us(db, t.dispatched[0], default_traces.get(i, ()))
         default_us, default_err = defaults.get(i, (None, None))
         kept = best is not None and (keep == "all" or default_us is None or best < KEEP_RATIO * default_us)
         entry = {
@@ -982,6 +1096,12 @@ def tune(request: dict) -> dict:
             entry["exhausted"] = True
         if default_err:
             entry["default_error"] = default_err
+        if stats[i].get("failed"):
+            entry["failed"] = stats[i]["failed"]
+            entry["first_error"] = stats[i]["first_error"]
+            _log(
+                f"tune: {names[i]}: {stats[i]['failed']} of {stats[i]['trials']} candidate(s) failed ({stats[i]['first_error']})"
+            )
         if i in failed:
             entry["error"] = failed[i]
         if best is not None and not kept:
