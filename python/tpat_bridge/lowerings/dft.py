@@ -9,34 +9,28 @@ complex), the output as (outer, K, inner, 2). STFT's (batch, frame) pairs are th
 read from frame * frame_step on, times the window.
 
 The building block (`_pass_ir`) is one kernel whose thread block takes G transforms of length N in
-shared memory (float32 for 16-bit inputs, float64 for float64; static up to 48 KB, dynamic
-"shared.dyn" above, up to SHARED_BYTES = 96 KB, which every sm_80+ GPU grants a block):
+shared memory (float32 for 16-bit inputs, float64 for float64):
   1. load, coalesced (along the signal when inner == 1, across G adjacent columns otherwise),
      zero-padded / truncated to n = dft_length;
-  2. mixed-radix Stockham stages (`stage_radices`: the prime factors up to 13 packed into radices
-     of at most 16, 1024 = 16 x 16 x 4, 360 = 15 x 12 x 2; other primes up to MAX_DIRECT_RADIX
-     as a stage where a thread per point sums R terms): with Ns the product of the earlier
-     radices, butterfly j reads buf[j + r N/R], multiplies by w^r, w = exp(-+2 pi i (j mod Ns) /
-     (Ns R)) (sin/cos of w and w^q, the other powers by a few complex products), takes the
-     length-R DFT in registers (`_small_dft`: a composite R as R1 x R2 smaller DFTs with constant
-     twiddles; constant coefficients, 0 and +-1 folded) and writes buf[(j / Ns) Ns R + j mod Ns
-     + k Ns]. A thread per butterfly of the largest radix; each loads its butterflies' inputs
-     into registers, a barrier, then writes in place: one buffer, G N <= 12288 (float64: 6144);
+  2. mixed-radix Stockham stages, one per factor R of N (4s first, then 2, 3, 5, 7, 11, 13; other
+     primes up to MAX_DIRECT_RADIX as a stage where a thread per point sums R terms): with Ns the
+     product of the earlier factors, butterfly j reads buf[j + r N/R], multiplies by w^r,
+     w = exp(-+2 pi i (j mod Ns) / (Ns R)) (one sin/cos, its powers by complex products), takes
+     the length-R DFT in registers (constant coefficients, 0 and +-1 folded) and writes
+     buf[(j / Ns) Ns R + j mod Ns + k Ns]. Each thread loads its butterflies' inputs into
+     registers, a barrier, then writes in place: one buffer, G N <= 6144 (float64: 3072);
   3. store of the bins k < K (onesided: n / 2 + 1), times 1/n for inverse.
 Twiddle angles come from exact integers m / q and are taken in (-pi, pi], where CUDA's fast
 sin/cos (the plan compiles with --use_fast_math) are accurate to 2^-21.
 
 Strategies (`_plan`, recorded in describe()):
-  rfft       real input of even n, n / 2 fits: z_j = x_2j + i x_2j+1 as an n/2-point complex FFT,
-             the bins split from Z_k and conj(Z_{n/2-k}) at the store: one kernel;
   fft        n fits shared memory and has no prime factor above MAX_DIRECT_RADIX: one kernel;
-  fourstep   a longer such n = n1 n2 (both <= 1536 where possible): (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
+  fourstep   a longer such n = n1 n2 (both <= 768 where possible): (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
              into a workspace; (B) per row an n2-point FFT, bin k1 + n1 k2: two kernels;
   bluestein  otherwise (a large prime factor): X_k = w_k sum_j (x_j w_j) conj(w_{k-j}),
-             w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m >= 2n - 1: the smallest
-             2^a 3^b 5^c or power of two, `_bluestein_size`; the FFT of the chirp is a plan
-             constant computed in float64): one kernel when m fits shared memory (FFT, the
-             product fused into the inverse FFT's first gather, inverse FFT), else four (two
+             w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m = the smallest
+             2^a 3^b 5^c >= 2n - 1; the FFT of the chirp is a plan constant computed in float64):
+             one kernel when m fits shared memory (FFT, product, inverse FFT), else four (two
              four-step FFTs through two workspaces);
   direct     only for a symbolic dim between the axis and the last one, n <= MAX_DIRECT_LENGTH:
              the definition as a dlight-scheduled TE sum, O(n) per bin.
@@ -63,14 +57,12 @@ from .ir import Threads
 from .protocol import Decline, Lowering, NodeView, Selection
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
-# the points of one block (plus 1/32 padding: 99 KB, what every sm_80+ GPU grants); dynamic above 48 KB
-SHARED_BYTES = 96 * 1024
-STATIC_SHARED_BYTES = 48 * 1024  # up to this a kernel's buffers are static shared memory
+SHARED_BYTES = 48 * 1024  # static shared memory of one block
 MAX_DIRECT_RADIX = 31  # a larger prime factor: Bluestein
 BUTTERFLY_RADICES = (4, 2, 3, 5, 7, 11, 13)  # in this order; other primes: a direct stage
 MAX_THREADS = 1024
 MAX_DIRECT_LENGTH = 4096  # the O(n) per bin sum (symbolic dims between axis and last) up to this n
-BLOCK_POINTS = 2048  # aim: about this many points per block when there are enough transforms
+BLOCK_POINTS = 1024  # aim: about this many points per block when there are enough transforms
 MIN_BLOCKS = 264  # 2 per SM of an H100/H200: fewer transforms per block below that
 
 
@@ -80,25 +72,6 @@ def _acc(dtype):
 
 def shared_points(dtype):
     return SHARED_BYTES // (2 * (8 if dtype == "float64" else 4))
-
-
-MAX_STAGE_RADIX = 16  # small factors are merged into stages of up to this radix (a composite butterfly)
-
-
-def stage_radices(n):
-    """The Stockham stages of an n-point FFT: prime factors up to 13 packed (first fit, largest
-    first) into radices of at most MAX_STAGE_RADIX (1024 -> 16 x 16 x 4, 7000 -> 14 x 10 x 10 x 5),
-    each computed in registers as a composite butterfly; larger primes stay stages of their own."""
-    fs = factors(n)
-    small = sorted((q for f in fs if f <= BUTTERFLY_RADICES[-1] for q in ((2, 2) if f == 4 else (f,))), reverse=True)
-    bins = []
-    for f in small:
-        i = next((i for i, b in enumerate(bins) if b * f <= MAX_STAGE_RADIX), None)
-        if i is None:
-            bins.append(f)
-        else:
-            bins[i] *= f
-    return sorted(bins, reverse=True) + [f for f in fs if f > BUTTERFLY_RADICES[-1]]
 
 
 def factors(n):
@@ -160,7 +133,7 @@ class DFTSelection(Selection):
         op = "stft" if self.stft else "dft"
         where = f"frame_step={self.step}, frames={self.frames}" if self.stft else f"axis={self.axis}"
         head = f"{op} ({flags}{where}, n={self.n}, "
-        rad = lambda v: "x".join(str(r) for r in stage_radices(v)) or "1"  # noqa: E731
+        rad = lambda v: "x".join(str(r) for r in factors(v)) or "1"  # noqa: E731
         if self.kind == "rfft":
             how = (
                 f"real input as a {self.m}-point complex FFT (radices {rad(self.m)}), {self.group} transform(s) x "
@@ -216,14 +189,6 @@ def _good_size(k):
     return best
 
 
-def _bluestein_size(n):
-    """Bluestein's convolution length: the cheaper, as points x stages (x 1.1 unless a power of two:
-    radices 3 and 5 cost more arithmetic), of the smallest 2^a 3^b 5^c and the smallest power of
-    two >= 2n - 1 (n = 1009: 2048 = 16 x 16 x 8 rather than 2025 = 15 x 15 x 9)."""
-    cands = {_good_size(2 * n - 1), 1 << (2 * n - 2).bit_length()}
-    return min(cands, key=lambda m: (m * max(1, len(stage_radices(m))) * (1.0 if m & (m - 1) == 0 else 1.1), m))
-
-
 def _plan(dtype, n, transforms, inner, real=False):
     """The strategy's fields (kind, m, n1, n2, group, threads), or None (no plan)."""
     cap = shared_points(dtype)
@@ -238,7 +203,7 @@ def _plan(dtype, n, transforms, inner, real=False):
         sp = _split(n, cap)
         if sp:
             return dict(kind="fourstep", m=n, n1=sp[0], n2=sp[1])
-    m = _bluestein_size(n)
+    m = _good_size(2 * n - 1)
     if m <= cap:
         g, tb = _pass_shape(m, cap, transforms, mg)
         return dict(kind="bluestein", m=m, group=g, threads=tb)
@@ -499,34 +464,13 @@ class _Pass:
     raw_store: bool = False  # store(u, k, get): get(idx) -> (re, im) of any point of the transform
 
 
-class _Padded:
-    """A shared buffer with one pad word after every 32 (element i at i + i / 32): a thread's
-    points of a small transform (stride R or N between threads) fall in distinct banks."""
-
-    def __init__(self, buf):
-        self.buf = buf
-
-    @staticmethod
-    def ix(i):
-        return i + tirx.shift_right(i, tirx.const(5, "int32"))
-
-    def __getitem__(self, i):
-        return self.buf[self.ix(i)]
-
-    def store(self, v, i):
-        T.buffer_store(self.buf, v, [self.ix(i)])
-
-
 def _pass_shape(n, cap, transforms=None, min_group=1):
     g = max(1, min(max(1, cap // n), -(-BLOCK_POINTS // n)))
     if isinstance(transforms, int):
         g = min(g, max(1, transforms // MIN_BLOCKS))
     g = max(g, min(min_group, max(1, cap // n)))
     pts = g * n
-    rad = stage_radices(n)
-    # a thread per butterfly of the largest radix (per point of a direct stage: then 4 points)
-    per = min(max([r for r in rad if r <= MAX_STAGE_RADIX] or [4]), 4 if max(rad or [1]) > MAX_STAGE_RADIX else 16)
-    threads = min(MAX_THREADS, max(32, -(-(-(-pts // per)) // 32) * 32))
+    threads = min(MAX_THREADS, max(32, -(-(-(-pts // 4)) // 32) * 32))
     return g, threads
 
 
@@ -537,7 +481,7 @@ def _pass_ir(ps: _Pass, acc, mode):
     i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
     fa = lambda v: tirx.const(v, acc)  # noqa: E731
     pts = G * N
-    rad = stage_radices(N)
+    rad = factors(N)
     fft_steps = [st for st in ps.steps if st[0] == "fft"]
     regs = -(-pts // TB)
     if fft_steps:
@@ -550,11 +494,9 @@ def _pass_ir(ps: _Pass, acc, mode):
         with th as bx:
             if ps.declare is not None:
                 ps.declare()
-            words = pts + ((pts - 1) >> 5)  # one pad word after every 32 (_Padded)
-            dyn = words * 2 * (8 if acc == "float64" else 4) > STATIC_SHARED_BYTES
-            scope = ("shared.dyn" if dyn else "shared") if gpu else "global"
-            bre = _Padded(T.decl_buffer([words], acc, scope=scope))
-            bim = _Padded(T.decl_buffer([words], acc, scope=scope))
+            scope = "shared" if gpu else "global"
+            bre = T.decl_buffer([pts], acc, scope=scope)
+            bim = T.decl_buffer([pts], acc, scope=scope)
             rshape = [regs] if gpu else [TB, regs]
             rre = T.decl_buffer(rshape, acc, scope=loc)
             rim = T.decl_buffer(rshape, acc, scope=loc)
@@ -576,18 +518,14 @@ def _pass_ir(ps: _Pass, acc, mode):
                             u = b64 * i64(G) + tirx.Cast("int64", g)
                             re, im, ok = ps.load(u, i)
                             ok = tirx.all(u < ps.total, ok) if ok is not None else u < ps.total
-                            bre.store(tirx.Select(ok, re, fa(0.0)), g * i32(N) + i)
-                            bim.store(tirx.Select(ok, im, fa(0.0)), g * i32(N) + i)
+                            T.buffer_store(bre, tirx.Select(ok, re, fa(0.0)), [g * i32(N) + i])
+                            T.buffer_store(bim, tirx.Select(ok, im, fa(0.0)), [g * i32(N) + i])
 
             th.each_thread(load)
             th.barrier()
-            steps, pre = list(ps.steps), None
-            for si, st in enumerate(steps):
+            for st in ps.steps:
                 if st[0] == "fft":
-                    _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, rad, st[1], acc, pre)
-                    pre = None
-                elif si + 1 < len(steps) and steps[si + 1][0] == "fft" and rad and rad[0] <= MAX_STAGE_RADIX:
-                    pre = st[1]  # applied by the next FFT's first gather: no pass of its own
+                    _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, rad, st[1], acc)
                 else:
                     fn = st[1]
 
@@ -607,8 +545,8 @@ def _pass_ir(ps: _Pass, acc, mode):
                             e = p * i32(TB) + t32
                             with T.If(e < i32(pts)):
                                 with T.Then():
-                                    bre.store(rre[tuple(R_(tx, p))], e)
-                                    bim.store(rim[tuple(R_(tx, p))], e)
+                                    T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
+                                    T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
 
                     th.each_thread(mul)
                     th.barrier()
@@ -633,49 +571,8 @@ def _pass_ir(ps: _Pass, acc, mode):
     return ib.get()
 
 
-def _small_dft(vals, sign, acc, loc):
-    """The DFT y_k = sum_r v_r w^(r k), w = exp(sign 2 pi i / R), of R = len(vals) values held in
-    registers, as expressions. A prime R (or 4): the definition with constant coefficients (0 and
-    +-1 folded); a composite R = R1 R2: R1 DFTs of R2 points (kept in a local buffer: registers),
-    constant twiddles w^(r1 k2), R2 DFTs of R1 points (r = r1 + R1 r2, k = k2 + R2 k1)."""
-    R = len(vals)
-    split = next((q for q in (4, 3, 2, 5, 7, 11, 13) if R % q == 0 and q < R), None)
-    if split is None or R == 4:
-        consts = _dft_consts(R, sign)
-        out = []
-        for kk in range(R):
-            cs = [consts[(r * kk) % R] for r in range(R)]
-            yre = _scaled_sum(
-                [(cs[r][0], vals[r][0]) for r in range(R)] + [(-cs[r][1], vals[r][1]) for r in range(R)], acc
-            )
-            yim = _scaled_sum(
-                [(cs[r][1], vals[r][0]) for r in range(R)] + [(cs[r][0], vals[r][1]) for r in range(R)], acc
-            )
-            out.append((yre, yim))
-        return out
-    R2 = split
-    R1 = R // R2
-    tw = _dft_consts(R, sign)
-    z = []
-    for r1 in range(R1):
-        sub = _small_dft([vals[r1 + R1 * r2] for r2 in range(R2)], sign, acc, loc)
-        buf = T.decl_buffer([2 * R2], acc, scope=loc)
-        for k2, (a, b) in enumerate(sub):
-            c, sn = tw[(r1 * k2) % R]
-            T.buffer_store(buf, _scaled_sum([(c, a), (-sn, b)], acc), [2 * k2])
-            T.buffer_store(buf, _scaled_sum([(sn, a), (c, b)], acc), [2 * k2 + 1])
-        z.append([(buf[2 * k2], buf[2 * k2 + 1]) for k2 in range(R2)])
-    out = [None] * R
-    for k2 in range(R2):
-        sub = _small_dft([z[r1][k2] for r1 in range(R1)], sign, acc, loc)
-        for k1, y in enumerate(sub):
-            out[k2 + R2 * k1] = y
-    return out
-
-
-def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, pre=None):
-    """The Stockham stages of every length-N transform in the shared buffers (in place).
-    pre(i, re, im) -> (re, im): a pointwise step on point i, fused into the first stage's gather."""
+def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
+    """The Stockham stages of every length-N transform in the shared buffers (in place)."""
     gpu = mode == "gpu"
     loc = "local" if gpu else "global"
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
@@ -686,9 +583,9 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, pre=
         nbf = pts // R  # butterflies of the block in this stage
         span = N // R
         per = -(-nbf // TB)
-        if R <= MAX_STAGE_RADIX:
+        if R in BUTTERFLY_RADICES:
 
-            def gather(tx, R=R, nbf=nbf, span=span, per=per, pre=pre):
+            def gather(tx, R=R, nbf=nbf, span=span, per=per):
                 t32 = tirx.Cast("int32", tx)
                 with T.unroll(0, per) as p:
                     b = p * i32(TB) + t32
@@ -696,14 +593,12 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, pre=
                         with T.Then():
                             base = (b // i32(span)) * i32(N) + b % i32(span)
                             for r in range(R):
-                                v = (bre[base + i32(r * span)], bim[base + i32(r * span)])
-                                if pre is not None:
-                                    v = pre(b % i32(span) + i32(r * span), *v)
-                                T.buffer_store(rre, v[0], R_(tx, p * i32(R) + i32(r)))
-                                T.buffer_store(rim, v[1], R_(tx, p * i32(R) + i32(r)))
+                                T.buffer_store(rre, bre[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
+                                T.buffer_store(rim, bim[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
 
             def butterfly(tx, R=R, nbf=nbf, span=span, per=per, Ns=Ns):
                 t32 = tirx.Cast("int32", tx)
+                consts = _dft_consts(R, sign)
                 with T.unroll(0, per) as p:
                     b = p * i32(TB) + t32
                     with T.If(b < i32(nbf)):
@@ -714,25 +609,15 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, pre=
                             def ix(r, p=p, tx=tx):
                                 return R_(tx, p * i32(R) + i32(r))
 
-                            if Ns > 1:  # twiddles w^r, w = exp(sign 2 pi i s / (Ns R))
-                                # w^r = (w^q)^a w^b (r = a q + b): sin/cos of w and w^q, the rest
-                                # by at most R / q + q - 2 products (q = R's first split factor)
+                            if Ns > 1:  # twiddles w^r, w = exp(sign 2 pi i s / (Ns R)); w^r by products
                                 tw = T.decl_buffer([2 * R], acc, scope=loc)
-                                q = next((f for f in (4, 3, 2, 5, 7, 11, 13) if R % f == 0 and f < R), R)
-                                pw = {}
-                                for r in range(1, R):
-                                    a, b_ = divmod(r, q)
-                                    if r == 1 or r == q:
-                                        w = _turn(s * i32(r), Ns * R, sign, acc)
-                                    elif b_ == 0:  # (w^q)^a
-                                        w = _cmul(pw[r - q], pw[q])
-                                    elif a == 0:  # w^b
-                                        w = _cmul(pw[r - 1], pw[1])
-                                    else:
-                                        w = _cmul(pw[a * q], pw[b_])
-                                    T.buffer_store(tw, w[0], [2 * r])
-                                    T.buffer_store(tw, w[1], [2 * r + 1])
-                                    pw[r] = (tw[2 * r], tw[2 * r + 1])
+                                w1 = _turn(s, Ns * R, sign, acc)
+                                T.buffer_store(tw, w1[0], [2])
+                                T.buffer_store(tw, w1[1], [3])
+                                for r in range(2, R):
+                                    nw = _cmul((tw[2 * r - 2], tw[2 * r - 1]), (tw[2], tw[3]))
+                                    T.buffer_store(tw, nw[0], [2 * r])
+                                    T.buffer_store(tw, nw[1], [2 * r + 1])
                                 for r in range(1, R):
                                     v = _cmul((rre[tuple(ix(r))], rim[tuple(ix(r))]), (tw[2 * r], tw[2 * r + 1]))
                                     T.buffer_store(tw, v[0], [0])  # slot 0 is free: re first
@@ -740,9 +625,20 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, pre=
                                     T.buffer_store(rre, tw[0], ix(r))
                             vals = [(rre[tuple(ix(r))], rim[tuple(ix(r))]) for r in range(R)]
                             dst = g * i32(N) + (j // i32(Ns)) * i32(Ns * R) + s
-                            for kk, (yre, yim) in enumerate(_small_dft(vals, sign, acc, loc)):
-                                bre.store(yre, dst + i32(kk * Ns))
-                                bim.store(yim, dst + i32(kk * Ns))
+                            for kk in range(R):
+                                cs = [consts[(r * kk) % R] for r in range(R)]
+                                yre = _scaled_sum(
+                                    [(cs[r][0], vals[r][0]) for r in range(R)]
+                                    + [(-cs[r][1], vals[r][1]) for r in range(R)],
+                                    acc,
+                                )
+                                yim = _scaled_sum(
+                                    [(cs[r][1], vals[r][0]) for r in range(R)]
+                                    + [(cs[r][0], vals[r][1]) for r in range(R)],
+                                    acc,
+                                )
+                                T.buffer_store(bre, yre, [dst + i32(kk * Ns)])
+                                T.buffer_store(bim, yim, [dst + i32(kk * Ns)])
 
             th.each_thread(gather)
             th.barrier()
@@ -779,15 +675,14 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, pre=
                     e = p * i32(TB) + t32
                     with T.If(e < i32(pts)):
                         with T.Then():
-                            bre.store(rre[tuple(R_(tx, p))], e)
-                            bim.store(rim[tuple(R_(tx, p))], e)
+                            T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
+                            T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
 
             th.each_thread(direct)
             th.barrier()
             th.each_thread(put)
             th.barrier()
         Ns *= R
-        pre = None  # only the first stage's gather
 
 
 def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc, mode, declare):
