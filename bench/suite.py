@@ -902,7 +902,7 @@ DFT = [
     ),
     _row(
         "dft_long",
-        "real, onesided, n = 16384 (a half-length 8192-point complex FFT in dynamic shared memory), 64 series",
+        "real, onesided, n = 16384 (longer than shared memory: two passes), 64 series",
         "float32",
         [(64, 16384, 1)],
         [(2, 16, 1)],
@@ -928,7 +928,7 @@ DFT = [
     ),
     _row(
         "dft_prime",
-        "complex, n = 1009 (a prime: Bluestein through a 2048-point FFT), 256 series",
+        "complex, n = 1009 (a prime: Bluestein through a 2025-point FFT), 256 series",
         "float32",
         [(256, 1009, 2)],
         [(2, 13, 2)],

@@ -44,7 +44,6 @@ WARPS_PER_BLOCK = 8
 MAX_N = 8192  # up to 8 warps x 32 elements per lane in registers; longer rows: a block per row
 LANE_ELEMS = 64  # elements per lane above which a row gets more warps (2, 4, 8: shared-memory sums)
 BLOCK_THREADS = 1024  # the block-per-row kernel (N > MAX_N)
-UNROLL_ITERS = 32  # the block-per-row kernel unrolls its passes up to this many vectors per thread
 MAX_BLOCK_N = 2**31 - 1
 
 
@@ -408,8 +407,7 @@ def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
     registers). Pass 1: each thread sums d = x - x[row, 0] and d^2 over its vectors (consecutive
     threads on consecutive vectors: coalesced, up to 16-byte loads), a shared-memory tree reduces
     both; mean = x0 + S1/N, var = S2/N - (S1/N)^2 (the shift keeps the cancellation small; RMS: no
-    shift, S2 only). Pass 2 re-reads the row backwards (what pass 1 read last first: from L2 when
-    it is still there) and writes y.
+    shift, S2 only). Pass 2 re-reads the row (from L2 when it is still there) and writes y.
     2 reads + 1 write of X/Y; Scale/B are read per row from L2. The same IR runs on the CPU with
     serial loops for the threads (the LLVM tests)."""
     n, vec, dtype, ydtype, tb = det.n, det.vec, det.dtype, det.ydtype, BLOCK_THREADS
@@ -459,13 +457,9 @@ def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
 
             shift = f32(0) if det.rms else cvt(x[base], dtype)
 
-            def each_vec(tx, body, backward=False):
-                """body(c0) over the thread's vectors; backward: the last first (pass 2 starts with
-                what pass 1 read last, the part of the row most likely still in L2)."""
-                loop = T.unroll if iters <= UNROLL_ITERS else T.serial  # unrolled: loads hoisted, in flight together
-                with loop(0, iters) as it:
-                    step = (i32(iters - 1) - it) if backward else it
-                    iv = step * i32(tb) + tirx.Cast("int32", tx)
+            def each_vec(tx, body):
+                with T.serial(0, iters) as it:
+                    iv = it * i32(tb) + tirx.Cast("int32", tx)
                     with T.If(iv < i32(nvec)):
                         with T.Then():
                             c0 = tirx.Cast("int64", iv) * i64(vec)
@@ -541,7 +535,7 @@ def _block_norm_ir(det, rows, ins, outs, mode="gpu"):
                     with T.vectorized(0, vec) as v:
                         T.buffer_store(y, yv[v], [base + c0 + v])
 
-                each_vec(tx, body, backward=True)
+                each_vec(tx, body)
                 if stats:
                     with T.If(tirx.Cast("int32", tx) == i32(0)):
                         with T.Then():
