@@ -63,4 +63,3 @@ def test_numerics_llvm_vs_ort(built, name):
     assert len(got) == len(want) == len(model.graph.output)
     for g, w in zip(got, want):
         assert_matches(g, w, tol)
-
