@@ -8,7 +8,8 @@ import Testing
 /// the rewritten model (the plugin node's extra size output), the C++ spec (declareSizeTensor),
 /// the launcher's output_kind, build (nvcc: launchers and tpat_check), and an sm_89 TensorRT-RTX
 /// engine with the plugin layer feeding a Transpose; Compress and Unique (one size tensor shared by
-/// three outputs; and along an axis with an omitted output) in the same model and engine.
+/// three outputs; and along an axis with an omitted output) and NonMaxSuppression (TensorRT-RTX 1.7
+/// parses it but builds no runner) in the same model and engine.
 @Suite(.serialized) struct DataDependentTests {
     let cli = CLITests()
 
@@ -21,19 +22,26 @@ import Testing
     }
 
     /// x[6, 40] -> Relu -> NonZero -> Transpose -> y[?, 2]; Compress(x, c[40], axis 1) -> z[6, ?];
-    /// Unique(u[50]) -> (uy, ui, uinv, ucnt), sorted=0.
+    /// Unique(u[50]) -> (uy, ui, uinv, ucnt), sorted=0; NonMaxSuppression(b[1, 30, 4], s[1, 3, 30]) -> sel[?, 3].
     func model(at url: URL) throws {
         var m = ModelBuilder(opset: 13)
         m.input("x", .float, [6, 40])
         m.input("c", .bool, [40])
         m.input("u", .int64, [50])
+        m.input("b", .float, [1, 30, 4])
+        m.input("s", .float, [1, 3, 30])
+        m.initializer(ModelBuilder.int64("maxo", [5], dims: [1]))
+        m.initializer(ModelBuilder.float("iou", [0.5], dims: [1]))
+        m.initializer(ModelBuilder.float("sth", [0.1], dims: [1]))
         m.node("Relu", ["x"], ["r"], name: "relu")
         m.node("NonZero", ["r"], ["nz"], name: "nonzero")
         m.node("Transpose", ["nz"], ["y"], name: "transpose")
         m.node("Compress", ["x", "c"], ["z"], name: "compress", attributes: [ModelBuilder.attribute("axis", int: 1)])
         m.node("Unique", ["u"], ["uy", "ui", "uinv", "ucnt"], name: "unique", attributes: [ModelBuilder.attribute("sorted", int: 0)])
         m.node("Unique", ["x"], ["ay", "", "ainv"], name: "unique_axis", attributes: [ModelBuilder.attribute("axis", int: 0)])
+        m.node("NonMaxSuppression", ["b", "s", "maxo", "iou", "sth"], ["sel"], name: "nms")
         m.output("y", .int64, nil)
+        m.output("sel", .int64, nil)
         m.output("z", .float, nil)
         m.output("ay", .float, nil)
         m.output("ainv", .int64, nil)
@@ -46,7 +54,7 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let input = dir.appendingPathComponent("nonzero.onnx"), out = dir.appendingPathComponent("out")
         try model(at: input)
-        let g = try cli.run(["generate", input.path, "--ops", "NonZero,Compress,Unique", "-o", out.path])
+        let g = try cli.run(["generate", input.path, "--ops", "NonZero,Compress,Unique,NonMaxSuppression", "-o", out.path])
         #expect(g.status == 0, "\(g.stdout)\(g.stderr)")
         #expect(!g.stderr.contains("cross-check") || !g.stderr.contains("disagree"), "\(g.stderr)")
         let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
@@ -54,7 +62,7 @@ import Testing
         let plugin = try #require(report.plugins.first { $0.opType == "NonZero" })
         #expect(plugin.nodes == ["nonzero"])
         #expect(plugin.referenceCases == 1)
-        #expect(report.plugins.map(\.opType).sorted() == ["Compress", "NonZero", "Unique", "Unique"], "\(report.plugins.map(\.opType))")
+        #expect(report.plugins.map(\.opType).sorted() == ["Compress", "NonMaxSuppression", "NonZero", "Unique", "Unique"], "\(report.plugins.map(\.opType))")
         for p in report.plugins { #expect(p.referenceCases == 1, "\(p.name): no reference data, not cross-checked") }
         let unique = try #require(report.plugins.first { $0.nodes == ["unique"] })
         let uplan = try KernelPlan.decode(Data(contentsOf: out.appendingPathComponent("plugins/\(unique.name)/\(unique.name).plan.json")))
@@ -93,7 +101,7 @@ import Testing
         let e = try cli.run(["engine", report.rewrittenModel, "--arch", "89"])
         #expect(e.status == 0, "\(e.stdout)\(e.stderr)")
         let line = e.stdout.split(separator: "\n").first { $0.contains("plugin layers in it:") }.map(String.init) ?? ""
-        for node in ["nonzero", "compress", "unique", "unique_axis"] { #expect(line.contains(node), "\(node): \(e.stdout)") }
+        for node in ["nonzero", "compress", "unique", "unique_axis", "nms"] { #expect(line.contains(node), "\(node): \(e.stdout)") }
 
         // With TensorRT headers: the C++ plugin library (declareSizeTensor) in an engine too.
         let trt = ProcessInfo.processInfo.environment["TensorRT_ROOT"] ?? CLITests.root.appendingPathComponent(".trt").path
