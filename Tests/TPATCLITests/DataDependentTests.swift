@@ -62,7 +62,8 @@ import Testing
         let plugin = try #require(report.plugins.first { $0.opType == "NonZero" })
         #expect(plugin.nodes == ["nonzero"])
         #expect(plugin.referenceCases == 1)
-        #expect(report.plugins.map(\.opType).sorted() == ["Compress", "NonMaxSuppression", "NonZero", "Unique", "Unique"], "\(report.plugins.map(\.opType))")
+        let ops = report.plugins.map(\.opType).sorted()
+        #expect(ops == ["Compress", "NonMaxSuppression", "NonZero", "Unique", "Unique"], "\(ops)")
         for p in report.plugins { #expect(p.referenceCases == 1, "\(p.name): no reference data, not cross-checked") }
         let unique = try #require(report.plugins.first { $0.nodes == ["unique"] })
         let uplan = try KernelPlan.decode(Data(contentsOf: out.appendingPathComponent("plugins/\(unique.name)/\(unique.name).plan.json")))
