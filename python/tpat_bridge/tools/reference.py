@@ -1497,7 +1497,8 @@ def _check_output_sizes(model, feeds, max_bytes):
             shape.dim.add().dim_value = int(d)
     for vi in m.graph.output:
         vi.type.tensor_type.ClearField("shape")
-    from ..planning.shapes import infer_model  # ONNX's inference plus TPAT's rules (DFT's IRFFT)
+    # lazy: ONNX's inference plus TPAT's rules (DFT's IRFFT), only for models ONNX leaves untyped
+    from ..planning.shapes import infer_model
 
     try:
         inferred, notes = infer_model(m, data_prop=True)

@@ -516,7 +516,7 @@ def default_schedule(task_mod, target):
     database: dlight's rules on a GPU (planning.pipeline.default_schedule_rules, the first rule that
     applies, as ApplyDefaultSchedule does), unchanged on the CPU (an empty trace). The trace
     replays it: a database record of the default is a schedule like any candidate's."""
-    from tvm import s_tir
+    from tvm import s_tir  # lazy: TVM's schedule module, loaded only when a default is recorded
 
     func = task_mod["main"]
     if _is_gpu(target):
