@@ -454,6 +454,24 @@ def _vload(t, rank, b, h, s, d0, hsize, vec):
     return t[b, s, _vec(h * tirx.const(hsize, "int64") + d0, vec)]
 
 
+def _key_to_reg(reg, rix, rank, cur_t, past_t, pres, b, g, key, d0, hs, vec, past_len, last_tile):
+    """`vec` elements d0.. of key/value position `key` (kv head g of batch b) into reg[rix]: from the
+    past below past_len, else from the current input (rank 3 or 4); present written from the same
+    registers when `pres` is given and `last_tile` holds (the flash and tensor-core kernels' loads)."""
+    if past_t is None:
+        T.buffer_store(reg, _vload(cur_t, rank, b, g, key, d0, hs, vec), [rix])
+    else:
+        with T.If(key < past_len):
+            with T.Then():
+                T.buffer_store(reg, past_t[b, g, key, _vec(d0, vec)], [rix])
+            with T.Else():
+                T.buffer_store(reg, _vload(cur_t, rank, b, g, key - past_len, d0, hs, vec), [rix])
+    if pres is not None:
+        with T.If(last_tile):
+            with T.Then():
+                T.buffer_store(pres, reg[rix], [b, g, key, _vec(d0, vec)])
+
+
 def _flash_ir(sel, ins, outs, mode):
     """IR of the fused kernel (+ the merge kernel when the keys are split). A block owns kv head g of
     batch b, BQ rows and split s of the key tiles; row rho of the group's r * L rows is query
@@ -583,19 +601,9 @@ def _flash_ir(sel, ins, outs, mode):
                         d0 = tirx.Cast("int64", c * vec)
                         with T.If(key < tot):
                             with T.Then():
-                                if past_t is None:
-                                    T.buffer_store(reg, _vload(cur_t, sel.rank, b, g, key, d0, hs, vec), [rix])
-                                else:
-                                    with T.If(key < past_len):
-                                        with T.Then():
-                                            T.buffer_store(reg, past_t[b, g, key, _vec(d0, vec)], [rix])
-                                        with T.Else():
-                                            val = _vload(cur_t, sel.rank, b, g, key - past_len, d0, hs, vec)
-                                            T.buffer_store(reg, val, [rix])
-                                if pres is not None:
-                                    with T.If(last_tile):
-                                        with T.Then():
-                                            T.buffer_store(pres, reg[rix], [b, g, key, _vec(d0, vec)])
+                                _key_to_reg(
+                                    reg, rix, sel.rank, cur_t, past_t, pres, b, g, key, d0, hs, vec, past_len, last_tile
+                                )
                                 for u in range(vec):
                                     T.buffer_store(dst, _f32(reg[u]), [j * stride + c * vec + u])
                             with T.Else():
@@ -1026,19 +1034,9 @@ def _tc_ir(sel, ins, outs, mode):
                                     val = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec)
                                     T.buffer_store(dst, val, [_vec(dst_i, vec)])
                             else:
-                                if past_t is None:
-                                    T.buffer_store(reg, _vload(cur_t, sel.rank, b, g, key, d0, hs, vec), [rix])
-                                else:
-                                    with T.If(key < past_len):
-                                        with T.Then():
-                                            T.buffer_store(reg, past_t[b, g, key, _vec(d0, vec)], [rix])
-                                        with T.Else():
-                                            val = _vload(cur_t, sel.rank, b, g, key - past_len, d0, hs, vec)
-                                            T.buffer_store(reg, val, [rix])
-                                if pres is not None:
-                                    with T.If(last_tile):
-                                        with T.Then():
-                                            T.buffer_store(pres, reg[rix], [b, g, key, _vec(d0, vec)])
+                                _key_to_reg(
+                                    reg, rix, sel.rank, cur_t, past_t, pres, b, g, key, d0, hs, vec, past_len, last_tile
+                                )
                                 T.buffer_store(dst, reg[rix], [_vec(dst_i, vec)])
                         with T.Else():
                             for u in range(vec):

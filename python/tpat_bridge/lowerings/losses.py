@@ -244,6 +244,22 @@ def _tree(th, reds, nthreads, combine):
     return reds[cur]
 
 
+def _views(sel, P, C, ins, outs, nparts):
+    """Flat views of the operands (scores x, targets, optional weights) and outputs (loss, optional
+    log_prob, then the per-part (loss, weight) partials of sum/mean: nparts each, or None)."""
+
+    def view(t, n):
+        return T.decl_buffer([n], t.dtype, data=t.data, elem_offset=0)
+
+    x, tg = view(ins[0], P * _i64(C)), view(ins[1], P)
+    wt = view(ins[2], C) if len(ins) > 2 else None
+    out = view(outs[0], P if sel.reduction == "none" else 1)
+    lp = view(outs[1], P * _i64(C)) if sel.log_prob else None
+    ws = outs[2:] if sel.log_prob else outs[1:]
+    ploss, pw = [view(b, nparts) for b in ws] if ws else (None, None)
+    return x, tg, wt, out, lp, ploss, pw
+
+
 def _write_pixel(sel, mth, p, logp_t, valid, w, out, ploss, pw):
     """The loss of pixel p (reduction none), else its (loss, weight) into the partial buffers."""
     loss = tirx.Select(valid, -logp_t * w, mth.c(0))
@@ -266,13 +282,7 @@ def _row_ir(sel, N, D, ins, outs, mode):
         th = Threads(mode, P, B)
         with th as bx:
             bx = _var(bx)
-            x = T.decl_buffer([P * _i64(C)], ins[0].dtype, data=ins[0].data, elem_offset=0)
-            tg = T.decl_buffer([P], ins[1].dtype, data=ins[1].data, elem_offset=0)
-            wt = T.decl_buffer([C], ins[2].dtype, data=ins[2].data, elem_offset=0) if len(ins) > 2 else None
-            out = T.decl_buffer([P if sel.reduction == "none" else 1], outs[0].dtype, data=outs[0].data, elem_offset=0)
-            lp = T.decl_buffer([P * _i64(C)], outs[1].dtype, data=outs[1].data, elem_offset=0) if sel.log_prob else None
-            ws = outs[2:] if sel.log_prob else outs[1:]
-            ploss, pw = [T.decl_buffer([P], b.dtype, data=b.data, elem_offset=0) for b in ws] if ws else (None, None)
+            x, tg, wt, out, lp, ploss, pw = _views(sel, P, C, ins, outs, P)
             reds = _reds(B, mth.acc, gpu)
             red = reds[0]
             row = tirx.Cast("int64", bx)
@@ -360,17 +370,9 @@ def _pixel_ir(sel, N, D, ins, outs, mode):
         th = Threads(mode, nblocks, B)
         with th as bx:
             bx = _var(bx)
-            x = T.decl_buffer([P * _i64(C)], ins[0].dtype, data=ins[0].data, elem_offset=0)
-            tg = T.decl_buffer([P], ins[1].dtype, data=ins[1].data, elem_offset=0)
-            wt = T.decl_buffer([C], ins[2].dtype, data=ins[2].data, elem_offset=0) if len(ins) > 2 else None
-            out = T.decl_buffer([P if sel.reduction == "none" else 1], outs[0].dtype, data=outs[0].data, elem_offset=0)
-            lp = T.decl_buffer([P * _i64(C)], outs[1].dtype, data=outs[1].data, elem_offset=0) if sel.log_prob else None
-            ws = outs[2:] if sel.log_prob else outs[1:]
-            ploss, pw = (
-                [T.decl_buffer([nblocks], b.dtype, data=b.data, elem_offset=0) for b in ws] if ws else (None, None)
-            )
-            reds = _reds(B, mth.acc, gpu) if ws else None
-            red = reds[0] if ws else None
+            x, tg, wt, out, lp, ploss, pw = _views(sel, P, C, ins, outs, nblocks)
+            reds = _reds(B, mth.acc, gpu) if ploss is not None else None
+            red = reds[0] if ploss is not None else None
 
             def pixel(tx):
                 p = tirx.Cast("int64", bx) * _i64(B) + tirx.Cast("int64", tx)
@@ -400,12 +402,12 @@ def _pixel_ir(sel, N, D, ins, outs, mode):
                         else:
                             T.buffer_store(lw, tirx.Select(valid, -xt * w, mth.c(0)), [0])
                             T.buffer_store(lw, w, [1])
-                if ws:
+                if ploss is not None:
                     T.buffer_store(red, lw[0], [0, tx])
                     T.buffer_store(red, lw[1], [1, tx])
 
             _each(th, pixel)
-            if ws:
+            if ploss is not None:
                 red = _tree(th, reds, B, lambda r, a, b: (r[0, a] + r[0, b], r[1, a] + r[1, b]))
 
                 def partial(tx):
