@@ -1,14 +1,19 @@
 """Side by side, per tuned task, two `tpat tune` logs (scripts/device/rpc_tune.sh: one GPU, then
 two): candidates measured and failed, the default schedule's time and the best candidate's, both
 timed by that run's runner (and recorded in its database), and whether the tuned schedule was kept.
-  python3 scripts/device/rpc_compare.py LOG_1GPU LOG_2GPU
-The last line: the geometric mean over tasks of best(2 GPUs) / best(1 GPU) (1.00: the same quality)."""
+  python3 scripts/device/rpc_compare.py LOG_1GPU LOG_2GPU [--servers SERVER_LOG_1GPU SERVER_LOG_2GPU,...]
+The last line: the geometric mean over tasks of best(2 GPUs) / best(1 GPU) (1.00: the same quality).
+With --servers, also the RPC servers' side (their logs): how many modules each run's servers timed
+and how long the measurement bursts lasted (timestamps of `load_module` lines; a gap of more than
+GAP_S seconds ends a burst: between bursts the tuning host searches and builds, the GPUs idle).
+That is the part of the wall time more GPUs can shorten, read even when a run was cut."""
 
 from __future__ import annotations
 
 import math
 import re
 import sys
+from datetime import datetime
 
 PLUGIN = re.compile(r"^== tuning (\S+)")
 PROGRESS = re.compile(r"task \d+/\d+ (\S+): trials (\d+), best")
@@ -16,6 +21,8 @@ DEFAULT = re.compile(r"^tune: (\S+): default schedule ([0-9.]+) us \(runner")
 DEFAULT_FAILED = re.compile(r"^tune: (\S+): default schedule did not (?:run|build): (.*)")
 BEST = re.compile(r"^tune: (\S+): best ([0-9.]+) us vs default (\S+) us -> (kept|dropped)")
 FAILED = re.compile(r"^tune: (\S+): (\d+) of \d+ candidate\(s\) failed")
+LOADED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) INFO load_module ")
+GAP_S = 15.0
 
 
 def read(path: str) -> dict:
@@ -51,11 +58,52 @@ def read(path: str) -> dict:
     return out
 
 
+def bursts(paths: list[str], gap_s: float = GAP_S) -> list[tuple[float, float, int]]:
+    """(start, end, modules) of each measurement burst over the given server logs, in seconds."""
+    stamps = []
+    for path in paths:
+        try:
+            lines = open(path, errors="replace").read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if m := LOADED.match(line):
+                stamps.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp())
+    out: list[tuple[float, float, int]] = []
+    for t in sorted(stamps):
+        if out and t - out[-1][1] <= gap_s:
+            out[-1] = (out[-1][0], t, out[-1][2] + 1)
+        else:
+            out.append((t, t, 1))
+    return out
+
+
+def servers(label: str, paths: list[str]) -> tuple[int, float]:
+    """Prints one run's server side; returns (modules timed, seconds in bursts)."""
+    bs = bursts(paths)
+    n, busy = sum(b[2] for b in bs), sum(b[1] - b[0] for b in bs)
+    parts = ", ".join(f"{b[2]} in {b[1] - b[0]:.0f} s" for b in bs) or "none"
+    print(
+        f"{label}: {len(paths)} server(s) timed {n} module(s) in {len(bs)} burst(s) ({parts}): {busy:.0f} s measuring"
+    )
+    return n, busy
+
+
 def fmt(v) -> str:
     return "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
 
 
 def main(argv: list[str]) -> int:
+    if "--servers" in argv:
+        i = argv.index("--servers")
+        one, two = argv[i + 1].split(","), argv[i + 2].split(",")
+        argv = argv[:i] + argv[i + 3 :]
+        n1, t1 = servers("1 GPU", one)
+        n2, t2 = servers(f"{len(two)} GPUs", two)
+        if n1 and n2 and t1 > 0 and t2 > 0:
+            print(
+                f"seconds measuring per module: 1 GPU {t1 / n1:.2f}, {len(two)} GPUs {t2 / n2:.2f} ({(t2 / n2) / (t1 / n1):.2f}x)"
+            )
     a, b = read(argv[0]), read(argv[1])
     head = [
         "plugin / task",

@@ -105,7 +105,8 @@ run() {  # run KEY WORKERS
 }
 run tpat-1gpu 1
 run tpat-2gpu "$gpus"
-"$PY" scripts/device/rpc_compare.py "$logs/rpc-tune-tpat-1gpu.log" "$logs/rpc-tune-tpat-2gpu.log" > "$logs/rpc-compare.txt"
+"$PY" scripts/device/rpc_compare.py "$logs/rpc-tune-tpat-1gpu.log" "$logs/rpc-tune-tpat-2gpu.log" \
+  --servers "$logs/rpc-server-1gpu.log" "$(ls "$logs"/rpc-server-2gpu-*.log | paste -sd,)" > "$logs/rpc-compare.txt"
 tee -a "$logs/rpc-summary.txt" < "$logs/rpc-compare.txt"
 grep -h "not searched\|did not run\|did not build" "$logs"/rpc-tune-*.log | sort | uniq -c | head -20 | tee -a "$logs/rpc-summary.txt"
 say "script wall $(( $(date +%s) - t_start )) s"
