@@ -405,6 +405,17 @@ def test_copy_verdicts():
     assert v["kind"] == "size-bound" and round(v["size_copy_pct"]) == 74 and round(v["tpat_pct"]) == 67
     assert round(v["tpat_pct_of_size_copy"]) == 90 and v["torch_under"] is True and v["reason"] is None
     assert "size-bound: a copy of the same 100.0 MB reaches only 74%" in shortfall.verdict_text(size_bound)
+    assert v["beyond_size"] is False  # TPAT at 90% of its copy: the size is the whole story
+    # size-bound, but TPAT far under its size-matched copy: the op's reason for the rest of the gap
+    sa = _mem("sa", "ScatterElements", 120.0, 130.0, None, 100.0, copy_us=45.0, reduction="add")
+    v = shortfall.verdict(sa)
+    assert v["kind"] == "size-bound" and v["beyond_size"] and "atomics" in v["reason"]
+    assert round(v["tpat_pct_of_size_copy"]) == 38
+    assert "reaches only 74% of the copy bandwidth; TPAT is at 38% of that copy: op: atomics" in (
+        shortfall.verdict_text(sa)
+    )
+    v = shortfall.verdict(_mem("ge", "Gelu", 120.0, 130.0, None, 100.0, copy_us=45.0))
+    assert v["kind"] == "size-bound" and v["beyond_size"] and v["reason"] is None
     # the same case with a copy at 85% exactly reaches the target: then the op's reason
     v = shortfall.verdict(_mem("g", "Gather", 50.0, 52.0, None, 100.0, copy_us=100 / 3 / 0.85, axis=0))
     assert v["kind"] == "op" and "index read first" in v["reason"]
@@ -440,6 +451,7 @@ def _copy_doc():
         _mem("scatter_add", "ScatterElements", 120.0, 130.0, 110.0, 100.0, copy_us=34.0, reduction="add"),
         _mem("scatter_add2", "ScatterElements", 100.0, 130.0, None, 100.0, copy_us=34.0, reduction="max"),
         _mem("gelu", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0, approximate="none"),
+        _mem("cumsum", "CumSum", 200.0, 150.0, None, 100.0, copy_us=50.0),
         _mem("rmsnorm", "RMSNormalization", 35.0, 40.0, None, 100.0, copy_us=34.0),
         dict(_mem("topk", "TopK", 30.0, 45.0, None, 2.5), bound="compute", bound_why="a sort"),
     ]
@@ -450,10 +462,15 @@ def test_report_says_why_memory_bound_cases_are_under(tmp_path):
     p = tmp_path / "r.json"
     p.write_text(json.dumps(_copy_doc()))
     md = Path(bench.render_report(str(p), str(tmp_path))["report"]).read_text()
-    assert "memory-bound cases at >= 85% of the copy bandwidth: 1 of 5; under: gathernd_batch2 67%" in md
+    assert "memory-bound cases at >= 85% of the copy bandwidth: 1 of 6; under: gathernd_batch2 67%" in md
     assert (
-        "  - size-bound (a copy of the same minimal traffic, timed the same way, is under 85% too): 1: "
-        "gathernd_batch2 67% (copy 74%, PyTorch 64%)" in md
+        "  - size-bound (a copy of the same minimal traffic, timed the same way, is under 85% too): 2: "
+        "gathernd_batch2 67% (copy 74%, PyTorch 64%), cumsum 17% (copy 67%, PyTorch 22%)" in md
+    )
+    scan = shortfall.REASONS["CumSum"]
+    assert (
+        f"    - of these, TPAT under 85% of its size-matched copy too (more than the size):\n      - cumsum at 25% of its copy: {scan}\n"
+        in md
     )
     assert "  - under for an op reason (the size-matched copy reaches 85%): 2" in md
     add = shortfall.REASONS["ScatterElements"][1]["reduction"]
@@ -475,7 +492,7 @@ def test_report_says_why_memory_bound_cases_are_under(tmp_path):
     p.write_text(json.dumps(old))
     md = Path(bench.render_report(str(p), str(tmp_path))["report"]).read_text()
     assert "  - size-bound (a copy of the same minimal traffic, timed the same way, is under 85% too): 0" in md
-    assert "  - size-matched copy not measured (results from before it was): 4: gathernd_batch2 67% (PyTorch 64%)" in md
+    assert "  - size-matched copy not measured (results from before it was): 5: gathernd_batch2 67% (PyTorch 64%)" in md
     assert "| gelu | Gelu | 100.00 MB | 56% | 48% | not measured | not measured | size-matched copy not measured;" in md
 
 

@@ -217,6 +217,12 @@ def _copy_verdicts(c):
         f"  - size-bound (a copy of the same minimal traffic, timed the same way, is under {t} too): "
         f"{len(c['size-bound'])}" + (f": {_pcts(c['size-bound'])}" if c["size-bound"] else "")
     ]
+    beyond = [i for i in c["size-bound"] if i.get("beyond_size")]
+    if beyond:
+        L.append(f"    - of these, TPAT under {t} of its size-matched copy too (more than the size):")
+        for i in beyond:
+            rel = i["tpat_pct_of_size_copy"]
+            L.append(f"      - {i['case']} at {rel:.0f}% of its copy: " + (i.get("reason") or "no reason recorded"))
     L.append(f"  - under for an op reason (the size-matched copy reaches {t}): {len(c['op'])}")
     groups = {}
     for i in c["op"]:

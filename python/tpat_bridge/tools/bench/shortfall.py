@@ -5,7 +5,8 @@ and ONE table, REASONS, of what each op needs beyond its minimal traffic.
 A case's verdict (`verdict(row)`, kind first):
   meets         TPAT >= COPY_PCT_TARGET % of the copy bandwidth
   size-bound    the size-matched copy itself is under the target: the minimal traffic cannot get
-                there at this size (launch, ramp and tail cost)
+                there at this size (launch, ramp and tail cost); when TPAT is also under the target
+                % of that copy ("beyond_size"), the op's reason is given for the rest of the gap
   op            the size-matched copy reaches the target; REASONS says what else the op needs
   no reason     the size-matched copy reaches the target and REASONS has no entry (never invented)
   not measured  the row has no size-matched copy (an older results JSON, or the copy failed)
@@ -155,6 +156,7 @@ def verdict(r, target=COPY_PCT_TARGET):
         "tpat_pct_of_size_copy": 100.0 * sc_us / t_us if sc_us and t_us else None,
         "torch_under": None if best is None else best < target,
         "reason": None,
+        "beyond_size": False,
     }
     if tpat is not None and tpat >= target:
         v["kind"] = "meets"
@@ -163,6 +165,9 @@ def verdict(r, target=COPY_PCT_TARGET):
         v["reason"] = op_reason(r)
     elif size < target:
         v["kind"] = "size-bound"
+        rel = v["tpat_pct_of_size_copy"]
+        v["beyond_size"] = rel is not None and rel < target
+        v["reason"] = op_reason(r) if v["beyond_size"] else None
     else:
         v["reason"] = op_reason(r)
         v["kind"] = "op" if v["reason"] else "no reason"
@@ -187,9 +192,14 @@ def verdict_text(r, v=None, target=COPY_PCT_TARGET):
         return f"meets {target:.0f}%"
     mb = (r.get("traffic") or {}).get("bytes", 0) / 1e6
     if k == "size-bound":
+        rest = ""
+        if v["beyond_size"]:
+            rest = f"; TPAT is at {_p(v['tpat_pct_of_size_copy'])} of that copy: " + (
+                f"op: {v['reason']}" if v["reason"] else "no reason recorded for the rest"
+            )
         return (
             f"size-bound: a copy of the same {mb:.1f} MB reaches only {_p(v['size_copy_pct'])} of the copy "
-            f"bandwidth; {_torch_words(v, target)}"
+            f"bandwidth{rest}; {_torch_words(v, target)}"
         )
     if k == "not measured":
         why = f"; op: {v['reason']}" if v["reason"] else ""
@@ -219,6 +229,8 @@ def copy_summary(rows, target=COPY_PCT_TARGET):
             "tpat_pct": v["tpat_pct"],
             "size_copy_pct": v["size_copy_pct"],
             "best_torch_pct": v["best_torch_pct"],
+            "tpat_pct_of_size_copy": v["tpat_pct_of_size_copy"],
+            "beyond_size": v["beyond_size"],
         }
         if v["reason"]:
             item["reason"] = v["reason"]
