@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import suite  # noqa: E402
 from tpat_bridge.errors import BridgeError  # noqa: E402
 from tpat_bridge.tools import bench  # noqa: E402
-from tpat_bridge.tools.bench import baselines, runner, torch_refs  # noqa: E402
+from tpat_bridge.tools.bench import baselines, runner, shortfall, torch_refs  # noqa: E402
 from tpat_bridge.tools.bench import report as bench_report  # noqa: E402
 
 EXPECTED = {  # the original cases -> (op, input shapes, output shapes), as the issue lists them
@@ -381,6 +381,151 @@ def test_render_report_when_nothing_ran(tmp_path):
     out = bench.render_report(str(p), str(tmp_path), stem="empty")
     assert out["chart"] is None and out["report"].endswith("empty.md")
     assert "no plugins in this OUT folder" in Path(out["report"]).read_text()
+
+
+# ------------------------------------------------------------------------------------------------
+# memory-bound cases under the copy target: the size-matched copy and the verdict (shortfall.py)
+# ------------------------------------------------------------------------------------------------
+
+
+def _mem(case, op, tpat, eager, compiled, mb, copy_us=None, **attrs):
+    """A memory-bound row (copy bandwidth 3000 GB/s) with a size-matched copy of copy_us."""
+    r = dict(_result(case, op, tpat, eager, compiled, mb), bound="memory", attributes=attrs)
+    if copy_us is not None:
+        n = int(mb * 1e6) // 2
+        gbps = 2 * n / (copy_us * 1e-6) / 1e9
+        r["size_copy"] = {"bytes_copied": n, "kernel_us": copy_us, "gbps": gbps, "pct_copy": 100 * gbps / 3000.0}
+    return r
+
+
+def test_copy_verdicts():
+    # 100 MB at 3000 GB/s: 33.3 us is 100% of the copy bandwidth; 85% is 39.2 us
+    size_bound = _mem("g", "Gather", 50.0, 52.0, None, 100.0, copy_us=45.0, axis=0)  # copy 74%
+    v = shortfall.verdict(size_bound)
+    assert v["kind"] == "size-bound" and round(v["size_copy_pct"]) == 74 and round(v["tpat_pct"]) == 67
+    assert round(v["tpat_pct_of_size_copy"]) == 90 and v["torch_under"] is True and v["reason"] is None
+    assert "size-bound: a copy of the same 100.0 MB reaches only 74%" in shortfall.verdict_text(size_bound)
+    assert v["beyond_size"] is False  # TPAT at 90% of its copy: the size is the whole story
+    # size-bound, but TPAT far under its size-matched copy: the op's reason for the rest of the gap
+    sa = _mem("sa", "ScatterElements", 120.0, 130.0, None, 100.0, copy_us=45.0, reduction="add")
+    v = shortfall.verdict(sa)
+    assert v["kind"] == "size-bound" and v["beyond_size"] and "atomics" in v["reason"]
+    assert round(v["tpat_pct_of_size_copy"]) == 38
+    assert "reaches only 74% of the copy bandwidth; TPAT is at 38% of that copy: op: atomics" in (
+        shortfall.verdict_text(sa)
+    )
+    v = shortfall.verdict(_mem("ge", "Gelu", 120.0, 130.0, None, 100.0, copy_us=45.0))
+    assert v["kind"] == "size-bound" and v["beyond_size"] and v["reason"] is None
+    # the same case with a copy at 85% exactly reaches the target: then the op's reason
+    v = shortfall.verdict(_mem("g", "Gather", 50.0, 52.0, None, 100.0, copy_us=100 / 3 / 0.85, axis=0))
+    assert v["kind"] == "op" and "index read first" in v["reason"]
+    add = _mem("sa", "ScatterElements", 120.0, 130.0, 35.0, 100.0, copy_us=34.0, axis=0, reduction="add")
+    none = _mem("sn", "ScatterElements", 120.0, 130.0, None, 100.0, copy_us=34.0, axis=0)
+    va, vn = shortfall.verdict(add), shortfall.verdict(none)
+    assert va["kind"] == vn["kind"] == "op" and va["reason"] != vn["reason"]
+    assert "atomics" in va["reason"] and "duplicate indices" in va["reason"] and "atomic" not in vn["reason"]
+    assert va["torch_under"] is False and "best PyTorch 95% (reaches 85%)" in shortfall.verdict_text(add)
+    assert vn["torch_under"] is True and "best PyTorch 26% (also under 85%)" in shortfall.verdict_text(none)
+    # an access pattern without an entry, and an op without one: never invented
+    plain = _mem("rz", "Resize", 60.0, 70.0, None, 100.0, copy_us=34.0, mode="linear")
+    aa = _mem("ra", "Resize", 60.0, 70.0, None, 100.0, copy_us=34.0, mode="cubic", antialias=1)
+    gelu = _mem("ge", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0)
+    assert shortfall.verdict(plain)["kind"] == shortfall.verdict(gelu)["kind"] == "no reason"
+    assert shortfall.verdict(aa)["kind"] == "op" and "downscale factor" in shortfall.verdict(aa)["reason"]
+    assert shortfall.verdict_text(gelu).startswith("no reason recorded; best PyTorch")
+    # at the target: meets, whatever the copy; no size-matched copy: not measured (with the op's reason)
+    assert shortfall.verdict(_mem("m", "Gelu", 100 / 3 / 0.85, 40.0, None, 100.0, copy_us=80.0))["kind"] == "meets"
+    old = _mem("o", "TopK", 200.0, 150.0, None, 100.0)
+    v = shortfall.verdict(old)
+    assert v["kind"] == "not measured" and v["size_copy_pct"] is None and "selection" in v["reason"]
+    assert shortfall.verdict_text(old).startswith("size-matched copy not measured; op: selection")
+    # every table entry is text, or a pattern function with text per pattern
+    for op, e in shortfall.REASONS.items():
+        assert isinstance(e, str) or (callable(e[0]) and all(isinstance(t, str) and t for t in e[1].values())), op
+
+
+def _copy_doc():
+    doc = synthetic_doc()
+    doc["results"] = [
+        _mem("gathernd_batch2", "GatherND", 50.0, 52.0, None, 100.0, copy_us=45.0, batch_dims=2),
+        _mem("scatter_add", "ScatterElements", 120.0, 130.0, 110.0, 100.0, copy_us=34.0, reduction="add"),
+        _mem("scatter_add2", "ScatterElements", 100.0, 130.0, None, 100.0, copy_us=34.0, reduction="max"),
+        _mem("gelu", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0, approximate="none"),
+        _mem("cumsum", "CumSum", 200.0, 150.0, None, 100.0, copy_us=50.0),
+        _mem("rmsnorm", "RMSNormalization", 35.0, 40.0, None, 100.0, copy_us=34.0),
+        dict(_mem("topk", "TopK", 30.0, 45.0, None, 2.5), bound="compute", bound_why="a sort"),
+    ]
+    return doc
+
+
+def test_report_says_why_memory_bound_cases_are_under(tmp_path):
+    p = tmp_path / "r.json"
+    p.write_text(json.dumps(_copy_doc()))
+    md = Path(bench.render_report(str(p), str(tmp_path))["report"]).read_text()
+    assert "memory-bound cases at >= 85% of the copy bandwidth: 1 of 6; under: gathernd_batch2 67%" in md
+    assert (
+        "  - size-bound (a copy of the same minimal traffic, timed the same way, is under 85% too): 2: "
+        "gathernd_batch2 67% (copy 74%, PyTorch 64%), cumsum 17% (copy 67%, PyTorch 22%)" in md
+    )
+    scan = shortfall.REASONS["CumSum"]
+    assert (
+        f"    - of these, TPAT under 85% of its size-matched copy too (more than the size):\n      - cumsum at 25% of its copy: {scan}\n"
+        in md
+    )
+    assert "  - under for an op reason (the size-matched copy reaches 85%): 2" in md
+    add = shortfall.REASONS["ScatterElements"][1]["reduction"]
+    assert f"    - scatter_add 28% (copy 98%, PyTorch 30%), scatter_add2 33% (copy 98%, PyTorch 26%): {add}" in md
+    assert "  - no reason recorded (the size-matched copy reaches 85%): 1: gelu 56% (copy 98%, PyTorch 48%)" in md
+    assert "not measured" not in md.split("## Kernel-only")[0]
+    assert "## Memory-bound cases against the copy bandwidth" in md
+    assert (
+        "| gathernd_batch2 | GatherND | 100.00 MB | 67% | 64% | 74% | 90% | size-bound: a copy of the same 100.0 MB"
+        in md
+    )
+    assert f"| scatter_add | ScatterElements | 100.00 MB | 28% | 30% | 98% | 28% | op: {add}; best PyTorch 30%" in md
+    assert "| rmsnorm | RMSNormalization | 100.00 MB | 95% | 83% | 98% | 97% | meets 85% |" in md
+    assert "| topk |" not in md.split("## Memory-bound")[1].split("##")[0]  # not memory-bound
+    # an older results JSON without the size-matched copies: "not measured", the report still renders
+    old = _copy_doc()
+    for r in old["results"]:
+        r.pop("size_copy", None)
+    p.write_text(json.dumps(old))
+    md = Path(bench.render_report(str(p), str(tmp_path))["report"]).read_text()
+    assert "  - size-bound (a copy of the same minimal traffic, timed the same way, is under 85% too): 0" in md
+    assert "  - size-matched copy not measured (results from before it was): 5: gathernd_batch2 67% (PyTorch 64%)" in md
+    assert "| gelu | Gelu | 100.00 MB | 56% | 48% | not measured | not measured | size-matched copy not measured;" in md
+
+
+def test_size_matched_copy_is_measured_once_per_size(monkeypatch):
+    calls = []
+
+    def fake_copy(timer, n):
+        calls.append(n)
+        if n == 7:
+            raise RuntimeError("CUDA out of memory")
+        return {"bytes_copied": n, "kernel_us": 40.0}
+
+    class _Torch:
+        class cuda:  # noqa: N801
+            @staticmethod
+            def synchronize():
+                pass
+
+    monkeypatch.setattr(runner, "sized_copy", fake_copy)
+    cache = {}
+    a, b = _mem("a", "Gelu", 60.0, 70.0, None, 100.0), _mem("b", "Gather", 50.0, 70.0, None, 100.0)
+    compute = dict(_mem("c", "TopK", 60.0, 70.0, None, 100.0), bound="compute")
+    err = dict(_mem("e", "Gelu", 60.0, 70.0, None, 100.0), status="error")
+    for r in (a, b, compute, err):
+        runner.size_matched_copy(_Torch, None, r, cache, 3000.0)
+    assert calls == [50_000_000]  # one copy of 100 MB / 2 for both memory-bound rows
+    assert a["size_copy"]["gbps"] == pytest.approx(2500.0) and a["size_copy"]["pct_copy"] == pytest.approx(250 / 3)
+    assert a["copy_verdict"]["kind"] == "size-bound" and b["copy_verdict"]["kind"] == "size-bound"
+    assert "size_copy" not in compute and "size_copy" not in err
+    odd = _mem("odd", "Gelu", 60.0, 70.0, None, 14e-6)  # 14 bytes: a 7-byte copy, which fails
+    runner.size_matched_copy(_Torch, None, odd, cache, 3000.0)
+    assert odd["size_copy"] == {"bytes_copied": 7, "error": "RuntimeError: CUDA out of memory"}
+    assert odd["copy_verdict"]["kind"] == "not measured"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Parts: cases.py (bench/cases.json, minimal-traffic formulas, OUT folders), torch_refs.py (the
 PyTorch baselines, one table entry per op), check.py (inputs by the reference data's rules,
 comparison), launcher.py (the plugin's C launcher through ctypes), timer.py (CUDA events around
-CUDA-graph replays, L2 flush, copy bandwidth), runner.py (the bridge command), report.py (summary
-against the targets and tables), chart.py (matplotlib). Method and formulas: bench/README.md.
+CUDA-graph replays, L2 flush, copy bandwidth, size-matched copies), runner.py (the bridge command),
+report.py (summary against the targets and tables), shortfall.py (why a memory-bound case is under
+the copy target: size-bound or the op's reason, one table), chart.py (matplotlib). Method and formulas: bench/README.md.
 
 Public entries:
   run_bench(request) -> {"report", "chart", "results", "results_json", "device", "copy_gbps"}

@@ -8,12 +8,12 @@ import json
 import math
 import os
 
-from . import chart
+from . import chart, shortfall
 
 # Targets of issue 15 (H100, kernel-only, L2 flushed)
 GEO_MEAN_TARGET = 0.80
 WORST_TARGET = 1.25
-COPY_PCT_TARGET = 85.0
+COPY_PCT_TARGET = shortfall.COPY_PCT_TARGET
 NOT_RUN = ("error", "skipped", "not_planned")
 
 
@@ -78,6 +78,7 @@ def render_markdown(doc, chart_name=None, stem="bench"):
         _header(doc),
         _summary(rows),
         _kernel_table(rows),
+        _copy_table(rows),
         _host_table(rows),
         _chart_section(chart_name, stem),
         _slower(rows),
@@ -137,6 +138,7 @@ def summary(rows):
         "over": over,
         "memory": mem,
         "under_copy": under,
+        "copy": shortfall.copy_summary(mem, COPY_PCT_TARGET),
         "timed": timed,
         "not_planned": [r for r in rows if r.get("status") == "not_planned"],
         "failed": [r for r in rows if r.get("status") in ("error", "mismatch")],
@@ -178,6 +180,8 @@ def _summary(rows):
             else ""
         )
     )
+    if s["under_copy"]:
+        L += _copy_verdicts(s["copy"])
     if s["not_planned"]:
         L.append("- every case planned: missed (" + ", ".join(label(r) for r in s["not_planned"]) + ")")
     checked = [r for r in rows if isinstance(r.get("baseline"), dict)]
@@ -192,6 +196,80 @@ def _summary(rows):
         "Cases that are not memory-bound (the bound column: latency, compute, gather) have no "
         "copy-bandwidth target; the cases table says why for each."
     )
+    return L
+
+
+def _pcts(items, with_copy=True):
+    f = lambda x: "n/a" if x is None else f"{x:.0f}%"
+    return ", ".join(
+        f"{i['case']} {f(i['tpat_pct'])} ("
+        + (f"copy {f(i['size_copy_pct'])}, " if with_copy else "")
+        + f"PyTorch {f(i['best_torch_pct'])})"
+        for i in items
+    )
+
+
+def _copy_verdicts(c):
+    """The summary's lines on the memory-bound cases under the target: size-bound (with the
+    size-matched copy's %), under for an op reason (grouped by reason), no reason recorded."""
+    t = f"{c['target_pct']:.0f}%"
+    L = [
+        f"  - size-bound (a copy of the same minimal traffic, timed the same way, is under {t} too): "
+        f"{len(c['size-bound'])}" + (f": {_pcts(c['size-bound'])}" if c["size-bound"] else "")
+    ]
+    beyond = [i for i in c["size-bound"] if i.get("beyond_size")]
+    if beyond:
+        L.append(f"    - of these, TPAT under {t} of its size-matched copy too (more than the size):")
+        for i in beyond:
+            rel = i["tpat_pct_of_size_copy"]
+            L.append(f"      - {i['case']} at {rel:.0f}% of its copy: " + (i.get("reason") or "no reason recorded"))
+    L.append(f"  - under for an op reason (the size-matched copy reaches {t}): {len(c['op'])}")
+    groups = {}
+    for i in c["op"]:
+        groups.setdefault(i["reason"], []).append(i)
+    for reason, items in groups.items():
+        L.append(f"    - {_pcts(items)}: {reason}")
+    L.append(
+        f"  - no reason recorded (the size-matched copy reaches {t}): {len(c['no reason'])}"
+        + (f": {_pcts(c['no reason'])}" if c["no reason"] else "")
+    )
+    if c["not measured"]:
+        L.append(
+            f"  - size-matched copy not measured (results from before it was): {len(c['not measured'])}: "
+            + _pcts(c["not measured"], with_copy=False)
+        )
+    return L
+
+
+def _copy_table(rows):
+    """Per memory-bound case: TPAT, best PyTorch and the size-matched copy as % of the copy
+    bandwidth, TPAT as % of the size-matched copy, and the verdict."""
+    mem = summary(rows)["memory"]
+    L = ["## Memory-bound cases against the copy bandwidth", ""]
+    if not mem:
+        return L + ["- no memory-bound case timed with TPAT"]
+    L += [
+        "| case | op | min traffic | TPAT % copy | best PyTorch % copy | size-matched copy % copy | "
+        "TPAT % of size-matched copy | verdict |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    f = lambda x: "not measured" if x is None else f"{x:.0f}%"
+    for r in mem:
+        v = shortfall.verdict(r, COPY_PCT_TARGET)
+        best = v["best_torch_pct"]
+        L.append(
+            f"| {label(r)} | {r.get('op')} | {r['traffic']['bytes'] / 1e6:.2f} MB | {v['tpat_pct']:.0f}% | "
+            f"{'n/a' if best is None else f'{best:.0f}%'} | {f(v['size_copy_pct'])} | "
+            f"{f(v['tpat_pct_of_size_copy'])} | {shortfall.verdict_text(r, v, COPY_PCT_TARGET).replace('|', '/')} |"
+        )
+    L += [
+        "",
+        "Size-matched copy: a device-to-device `copy_` of a uint8 buffer of the case's minimal traffic / 2 "
+        "bytes (read + written = the minimal traffic), timed like the case (CUDA graph, L2 flushed): the "
+        "ceiling a kernel moving those bytes reaches at that size. size-bound: that copy is under "
+        f"{COPY_PCT_TARGET:.0f}% itself. op: what the op needs beyond its minimal traffic (one table, "
+        "`tools/bench/shortfall.py`); best PyTorch under the target too is the measured evidence.",
+    ]
     return L
 
 

@@ -15,12 +15,12 @@ import onnx
 from tpat_bridge.errors import BridgeError
 from tpat_bridge.tools import reference as R
 
-from . import report
+from . import report, shortfall
 from .baselines import check_baseline
 from .cases import default_traffic_code, discover_plugins, load_cases, match_case, traffic_bytes
 from .check import _torch_dtype, actual_views, compare_outputs, make_inputs, tolerance_for
 from .launcher import Launcher, _dims_array
-from .timer import COPY_BYTES, FLUSH_BYTES, Timer, copy_bandwidth, device_info, measure, short_error
+from .timer import COPY_BYTES, FLUSH_BYTES, Timer, copy_bandwidth, device_info, measure, short_error, sized_copy
 from .torch_refs import torch_impl
 
 DEFAULT_RUNS = 200
@@ -137,6 +137,33 @@ def _derive(res, copy_gbps):
     else:
         res["ratio_tpat_over_best"] = None
         res["tpat_slower"] = None
+
+
+def size_matched_copy(torch, timer, r, cache, copy_gbps):
+    """A memory-bound row's size-matched copy (r["size_copy"]: minimal traffic / 2 bytes copied,
+    timed like the case; one measurement per size, in `cache`) and its verdict (r["copy_verdict"]).
+    A failed copy is recorded in the row, never raised."""
+    if r.get("bound", "memory") != "memory" or not (r.get("traffic") or {}).get("bytes"):
+        return
+    if r.get("status") not in ("ok", "mismatch", "not_planned"):
+        return
+    n = int(r["traffic"]["bytes"]) // 2
+    if n not in cache:
+        try:
+            cache[n] = sized_copy(timer, n)
+        except Exception as e:  # noqa: BLE001 - an OOM or CUDA error: the row says so
+            cache[n] = {"bytes_copied": n, "error": short_error(e)}
+            try:
+                torch.cuda.synchronize()
+            except Exception:  # noqa: BLE001 - a sticky CUDA error: the next case reports it
+                pass
+    sc = dict(cache[n])
+    if sc.get("kernel_us"):
+        sc["gbps"] = 2 * n / (sc["kernel_us"] * 1e-6) / 1e9
+        sc["pct_copy"] = 100.0 * sc["gbps"] / copy_gbps if copy_gbps else None
+    r["size_copy"] = sc
+    if (r.get("pct_copy") or {}).get("tpat") is not None:
+        r["copy_verdict"] = shortfall.verdict(r, report.COPY_PCT_TARGET)
 
 
 def _traffic(case, in_shapes, in_dtypes, out_shapes, out_dtypes):
@@ -521,9 +548,12 @@ def run_bench(request: dict) -> dict:
     doc = _new_doc(cfg, info, copy, timer)
     json_path = os.path.join(cfg["report_dir"], f"{cfg['stem']}.json")
     done = _resumed(cfg, json_path, doc)
+    copies = {}  # size-matched copies by bytes copied
     for item in work_list(cfg):
         key = item_key(item)
         if key in done:
+            if "size_copy" not in done[key]:  # a row from before the size-matched copy
+                size_matched_copy(torch, timer, done[key], copies, doc["copy"]["gbps"])
             doc["results"].append(done[key])
             continue
         if item[0] == "error":
@@ -545,8 +575,16 @@ def run_bench(request: dict) -> dict:
         _log("  " + report.one_line(r))
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
+        size_matched_copy(torch, timer, r, copies, doc["copy"]["gbps"])  # the case's tensors are freed
+        sc = r.get("size_copy") or {}
+        if sc:
+            pct = f"{sc['pct_copy']:.0f}% of the copy bandwidth" if sc.get("pct_copy") else sc.get("error")
+            _log(
+                f"  size-matched copy of {sc['bytes_copied']} B: {pct}; verdict {(r.get('copy_verdict') or {}).get('kind')}"
+            )
         _write_json(json_path, doc)  # partial results survive a kill
     doc["seconds"] = time.perf_counter() - t_start
+    doc["copy_summary"] = report.summary(doc["results"])["copy"]
     _write_json(json_path, doc)
     paths = report.render_report(json_path, cfg["report_dir"], cfg["stem"])
     return {

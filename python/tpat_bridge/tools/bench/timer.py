@@ -203,3 +203,27 @@ def measure(timer, call):
     sec["host"] = stats(timer.host_times(call))
     sec["host_us"] = sec["host"]["median_us"]
     return sec
+
+
+def _time_copy(timer, src):
+    dst = timer.torch.empty_like(src)
+    return measure(timer, lambda: dst.copy_(src))
+
+
+def sized_copy(timer, nbytes):
+    """A device-to-device copy_ of a uint8 buffer of nbytes, timed like a case (`measure`: CUDA
+    graph, the timer's L2 flush): the ceiling of a kernel moving 2 * nbytes at that size."""
+    torch = timer.torch
+    sec = _time_copy(timer, torch.ones(max(1, nbytes), dtype=torch.uint8, device="cuda"))
+    torch.cuda.empty_cache()  # the buffers are gone with _time_copy's frame
+    out = {
+        "bytes_copied": int(nbytes),
+        "bytes_moved": 2 * int(nbytes),
+        "kernel_us": sec["kernel_us"],
+        "kernel": sec["kernel"],
+        "graph": sec["graph"],
+        "method": "device-to-device copy_ of a uint8 buffer of minimal traffic / 2 bytes, timed like the case",
+    }
+    if sec.get("notes"):
+        out["notes"] = sec["notes"]
+    return out

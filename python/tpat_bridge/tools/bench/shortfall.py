@@ -1,0 +1,238 @@
+"""Why a memory-bound case is under the copy-bandwidth target: the size-matched copy measured in the
+same run (a device-to-device copy of the case's minimal traffic / 2 bytes, timed like the case)
+and ONE table, REASONS, of what each op needs beyond its minimal traffic.
+
+A case's verdict (`verdict(row)`, kind first):
+  meets         TPAT >= COPY_PCT_TARGET % of the copy bandwidth
+  size-bound    the size-matched copy itself is under the target: the minimal traffic cannot get
+                there at this size (launch, ramp and tail cost); when TPAT is also under the target
+                % of that copy ("beyond_size"), the op's reason is given for the rest of the gap
+  op            the size-matched copy reaches the target; REASONS says what else the op needs
+  no reason     the size-matched copy reaches the target and REASONS has no entry (never invented)
+  not measured  the row has no size-matched copy (an older results JSON, or the copy failed)
+Every verdict carries, as measured evidence, whether the best PyTorch is under the target too.
+"""
+
+from __future__ import annotations
+
+COPY_PCT_TARGET = 85.0
+
+
+def _reduction(r):
+    return "reduction" if str((r.get("attributes") or {}).get("reduction", "none")) != "none" else "none"
+
+
+def _antialias(r):
+    try:
+        return "antialias" if int((r.get("attributes") or {}).get("antialias", 0) or 0) else "plain"
+    except (TypeError, ValueError):
+        return "plain"
+
+
+_GATHER = (
+    "gather: every row's address comes from an index read first (a dependent DRAM round trip before "
+    "the row is read) and the rows sit at random places (reads jump between DRAM pages); rows shorter "
+    "than a 32-B sector waste the rest of it"
+)
+_NORM = (
+    "statistics before any output: each row is reduced (a block-wide barrier) between its read and "
+    "its write, so a block cannot stream; a row larger than one block's registers and shared memory "
+    "(hundreds of KB) is read a second time"
+)
+
+# op -> reason, or (pattern of the row, {pattern: reason}); a pattern missing from its dict means
+# "no reason recorded" for that access pattern.
+REASONS = {
+    "Gather": _GATHER,
+    "GatherND": _GATHER,
+    "GatherElements": (
+        "one index per element: every 2-4 B read at a random position pulls a whole 32-B sector "
+        "(8-16x the bytes used), after its dependent index read"
+    ),
+    "ScatterND": (
+        _reduction,
+        {
+            "none": (
+                "the output starts as a copy of the data, then the updated rows are written again: "
+                "B(updates) more bytes written, and the scatter must follow the copy (two dependent "
+                "sweeps; skipping the overwritten rows in the copy needs an extra pass over the indices)"
+            ),
+            "reduction": (
+                "the data is copied into the output, then every update row is a read-modify-write "
+                "of its output row: atomics (add: red.global; max/min of 16-bit values: a "
+                "compare-and-swap loop) that serialise on duplicate indices, and B(updates) more "
+                "bytes written after the copy"
+            ),
+        },
+    ),
+    "ScatterElements": (
+        _reduction,
+        {
+            "none": (
+                "the output starts as a copy of the data, then every update element is written at "
+                "its own index: a scattered 2-4 B write is a partial 32-B sector (a read-modify-write "
+                "in L2) that must follow the copy"
+            ),
+            "reduction": (
+                "atomics on every update element's own index: duplicate indices (several edges into "
+                "one node) serialise, each 2-4 B atomic is a read-modify-write of a 32-B sector in "
+                "L2, and the updates must follow the data copied into the output"
+            ),
+        },
+    ),
+    "Resize": (
+        _antialias,
+        {
+            "antialias": (
+                "antialias downscaling: the filter widens with the downscale factor, so the taps per "
+                "output and their weights scale with it (linear: 2/scale per axis, cubic: 4/scale per "
+                "axis; cubic x0.25: 16 per axis, 256 per 2-D output): arithmetic and L1 traffic per "
+                "output byte, not DRAM"
+            ),
+        },
+    ),
+    "CumSum": (
+        "a scan: every output depends on all earlier elements along the axis; filling the GPU needs "
+        "the axis split across blocks (long rows, few rows, or a leading axis), and then the block "
+        "carries need a second pass over the data or a decoupled look-back (a serial chain of "
+        "carries between blocks)"
+    ),
+    "TopK": (
+        "selection: every element of a row is compared against the running top K (a sort, a K-deep "
+        "heap or radix passes per row; K=1 is an argmax reduction per row), work and a serial merge "
+        "per row rather than a stream"
+    ),
+    "ReduceLogSumExp": (
+        "the max, then the sum of exp(x - max): two passes over each row, or one online pass with an "
+        "exp and a rescale per element"
+    ),
+    "LayerNormalization": _NORM,
+    "RMSNormalization": _NORM,
+    "Compress": (
+        "every kept slice's output position is a prefix sum of the condition: a scan over the "
+        "condition (a second kernel or a look-back) before or with the copy"
+    ),
+    "Attention": (
+        "a decode step: one query row per head over the whole past, so the past is split across "
+        "blocks to fill the GPU and the partial softmax results (max, sum, weighted values) are "
+        "combined in a second step"
+    ),
+}
+
+
+def op_reason(r):
+    """REASONS' entry for a row's op and access pattern, or None ("no reason recorded")."""
+    entry = REASONS.get(r.get("op"))
+    if isinstance(entry, tuple):
+        pattern, by = entry
+        return by.get(pattern(r))
+    return entry
+
+
+def _pct(r, k):
+    return (r.get("pct_copy") or {}).get(k)
+
+
+def best_torch_pct(r):
+    """% of the copy bandwidth of the faster PyTorch side (None when neither was timed)."""
+    ps = [p for p in (_pct(r, "eager"), _pct(r, "compiled")) if p is not None]
+    return max(ps) if ps else None
+
+
+def size_copy_pct(r):
+    sc = r.get("size_copy")
+    return sc.get("pct_copy") if isinstance(sc, dict) else None
+
+
+def verdict(r, target=COPY_PCT_TARGET):
+    """The verdict of one memory-bound row with a TPAT time (see the module doc): a JSON-able dict."""
+    tpat, best, size = _pct(r, "tpat"), best_torch_pct(r), size_copy_pct(r)
+    sc_us = (r.get("size_copy") or {}).get("kernel_us") if isinstance(r.get("size_copy"), dict) else None
+    t_us = (r.get("tpat") or {}).get("kernel_us") if isinstance(r.get("tpat"), dict) else None
+    v = {
+        "tpat_pct": tpat,
+        "best_torch_pct": best,
+        "size_copy_pct": size,
+        "tpat_pct_of_size_copy": 100.0 * sc_us / t_us if sc_us and t_us else None,
+        "torch_under": None if best is None else best < target,
+        "reason": None,
+        "beyond_size": False,
+    }
+    if tpat is not None and tpat >= target:
+        v["kind"] = "meets"
+    elif size is None:
+        v["kind"] = "not measured"
+        v["reason"] = op_reason(r)
+    elif size < target:
+        v["kind"] = "size-bound"
+        rel = v["tpat_pct_of_size_copy"]
+        v["beyond_size"] = rel is not None and rel < target
+        v["reason"] = op_reason(r) if v["beyond_size"] else None
+    else:
+        v["reason"] = op_reason(r)
+        v["kind"] = "op" if v["reason"] else "no reason"
+    return v
+
+
+def _p(x):
+    return "n/a" if x is None else f"{x:.0f}%"
+
+
+def _torch_words(v, target):
+    if v["best_torch_pct"] is None:
+        return "best PyTorch not timed"
+    return f"best PyTorch {_p(v['best_torch_pct'])} ({'also under' if v['torch_under'] else 'reaches'} {target:.0f}%)"
+
+
+def verdict_text(r, v=None, target=COPY_PCT_TARGET):
+    """One cell: the verdict in words with its measured numbers."""
+    v = v or verdict(r, target)
+    k = v["kind"]
+    if k == "meets":
+        return f"meets {target:.0f}%"
+    mb = (r.get("traffic") or {}).get("bytes", 0) / 1e6
+    if k == "size-bound":
+        rest = ""
+        if v["beyond_size"]:
+            rest = f"; TPAT is at {_p(v['tpat_pct_of_size_copy'])} of that copy: " + (
+                f"op: {v['reason']}" if v["reason"] else "no reason recorded for the rest"
+            )
+        return (
+            f"size-bound: a copy of the same {mb:.1f} MB reaches only {_p(v['size_copy_pct'])} of the copy "
+            f"bandwidth{rest}; {_torch_words(v, target)}"
+        )
+    if k == "not measured":
+        why = f"; op: {v['reason']}" if v["reason"] else ""
+        return f"size-matched copy not measured{why}; {_torch_words(v, target)}"
+    if k == "op":
+        return f"op: {v['reason']}; {_torch_words(v, target)}"
+    return f"no reason recorded; {_torch_words(v, target)}"
+
+
+def copy_summary(rows, target=COPY_PCT_TARGET):
+    """The memory-bound rows with a TPAT time, grouped by verdict (JSON-able; rows as given)."""
+    out = {
+        "target_pct": target,
+        "memory": 0,
+        "meets": [],
+        "size-bound": [],
+        "op": [],
+        "no reason": [],
+        "not measured": [],
+    }
+    for r in rows:
+        v = verdict(r, target)
+        out["memory"] += 1
+        item = {
+            "case": r.get("case") or r.get("plugin"),
+            "op": r.get("op"),
+            "tpat_pct": v["tpat_pct"],
+            "size_copy_pct": v["size_copy_pct"],
+            "best_torch_pct": v["best_torch_pct"],
+            "tpat_pct_of_size_copy": v["tpat_pct_of_size_copy"],
+            "beyond_size": v["beyond_size"],
+        }
+        if v["reason"]:
+            item["reason"] = v["reason"]
+        out[v["kind"]].append(item)
+    return out
