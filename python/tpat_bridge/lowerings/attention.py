@@ -826,11 +826,12 @@ def _tc_ir(sel, ins, outs, mode):
         th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
         with th as bx:
             blk = tirx.Cast("int64", bx)
-            # the last row tiles first: under causal masking they read the most key tiles, and the
-            # longest blocks starting first keep the tail of the grid short
-            tile = tiles - i64(1) - blk % tiles
-            g = (blk // tiles) % i64(sel.kvh)
-            b = blk // (tiles * i64(sel.kvh))
+            # the last row tiles of every (batch, kv head) first, the row tile the slowest index:
+            # under causal masking they read the most key tiles, and the longest blocks of the whole
+            # grid starting first keep its tail short (longest-first over all heads, not per head)
+            tile = tiles - i64(1) - blk // (bsz * i64(sel.kvh))
+            g = blk % i64(sel.kvh)
+            b = (blk // i64(sel.kvh)) % bsz
             last_tile = tile == tiles - i64(1)
             # two K and two V tiles (double buffer); Q is staged in the K buffers first
             k_h = T.decl_buffer([max(2 * BK, BQ) * hs_k], dt, scope=sh)
@@ -1021,18 +1022,21 @@ def _tc_ir(sel, ins, outs, mode):
                     key = key0 + tirx.Cast("int64", j)
                     d0 = tirx.Cast("int64", c * vec)
                     dst_i = buf * (BK * stride) + j * stride + c * vec
-                    with T.If(tirx.all(key < tot, kt < klim)):
+                    ok = tirx.all(key < tot, kt < klim)
+                    if gpu and past_t is None and pres is None:
+                        # cp.async with src-size 0 where out of range fills zeros: no store to shared
+                        # memory in the loop, so the sync pass puts no barrier into the load loops
+                        # (the source clamped to the last key: a valid address, nothing read)
+                        src_i = _vload(cur_t, sel.rank, b, g, tirx.min(key, tot - i64(1)), d0, hs, vec).indices
+                        src = cur_t.ptr_to(list(src_i[:-1]) + [src_i[-1].base])
+                        size = tirx.Cast("uint32", tirx.Select(ok, i32(16), i32(0)))
+                        T.evaluate(T.ptx["cp.async.cg.shared.global"](dst.ptr_to([dst_i]), src, 16, size))
+                        return
+                    with T.If(ok):
                         with T.Then():
                             if past_t is None and pres is None:
-                                if gpu:
-                                    src_i = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec).indices
-                                    flat = cur_t.offset_of(list(src_i[:-1]) + [src_i[-1].base])[-1]
-                                    T.evaluate(
-                                        T.s_tir.cp_async_raw.legacy(dst.data, dst_i, cur_t.data, flat, 16, dtype=dt)
-                                    )
-                                else:
-                                    val = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec)
-                                    T.buffer_store(dst, val, [_vec(dst_i, vec)])
+                                val = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec)
+                                T.buffer_store(dst, val, [_vec(dst_i, vec)])
                             else:
                                 _key_to_reg(
                                     reg, rix, sel.rank, cur_t, past_t, pres, b, g, key, d0, hs, vec, past_len, last_tile
