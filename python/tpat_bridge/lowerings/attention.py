@@ -49,6 +49,7 @@ from .protocol import BadValue, Decline, Lowering, NodeView, Selection
 
 DTYPES = dtypes.FLOATS
 LOWEST = float.fromhex("-0x1.fffffep+127")  # float32's lowest, ONNX Runtime's mask value
+LOG2E = math.log2(math.e)  # the tensor-core kernel's softmax in log2 units: exp(x) = exp2(x log2 e)
 MAX_ELEMENTS = 2**62
 
 
@@ -778,7 +779,9 @@ def _tc_ir(sel, ins, outs, mode):
     ldmatrix.x4 fragment loads (K plain, V .trans; two B fragments each) are free of bank conflicts.
     S = Q K^T by mma.sync m16n8k16 (fp16/bf16 in, float32 out: 4 key tiles x hd/16 steps per warp);
     scale, mask, causal, softcap on the fragments; online softmax in
-    registers (a thread holds 2 rows x 16 keys; row max over the 4 lanes of a quad by shuffles);
+    registers in log2 units (scale * log2 e folded into the scores, exp2; a thread holds 2 rows x 16
+    keys; row max over the 4 lanes of a quad by shuffles); B fragments double-buffered (the ldmatrix
+    of step s + 1 issued before the mma.sync of step s);
     P rounded to Q's type is the A operand of O += P V (the accumulator layout of S is the A layout
     of P). Y = O / sum. Causal key tiles above the block's
     last query are skipped when exact (as in the CUDA-core kernel).
@@ -845,7 +848,7 @@ def _tc_ir(sel, ins, outs, mode):
             sf = regs(BK // 8 * 4, "float32")  # S / P accumulators: 8 key tiles x 4
             pa = regs(BK // 16 * 8, dt)  # P A fragments
             of = regs(nnv * 4, "float32")  # O accumulators
-            bf = regs(8, dt)  # two B fragments (one ldmatrix.x4)
+            bf = regs(16, dt)  # two B fragments (one ldmatrix.x4), two sets: step s + 1 loads while s computes
             st = regs(8, "float32")  # per row hi: m, l, reduction scratch, correction
             xch = T.decl_buffer([1] if gpu else [nt * 2], "float32", scope=reg_scope)  # CPU shuffles
             reg = T.decl_buffer([vec], dt, scope=reg_scope)
@@ -854,15 +857,23 @@ def _tc_ir(sel, ins, outs, mode):
             def R(tx, n, i):
                 return i if gpu else tirx.Cast("int32", tx) * n + i
 
-            def unrolled(n, body):
-                """body(i) for i < n: unrolled in Python on the GPU (register indices are constants),
-                a serial loop on the CPU (a small LLVM function)."""
-                if gpu:
-                    for i in range(n):
-                        body(i)
-                else:
-                    with T.serial(0, n) as i:
-                        body(i)
+            def pipelined(n_out, n_in, load, compute):
+                """load(o, i, off) then compute(o, i, off) for the steps (o, i) of an n_out x n_in grid, the
+                B fragments at bf[off..off + 8]. GPU: unrolled, step s + 1's fragments loaded into the other
+                set before step s's mma.sync (ldmatrix latency behind the tensor cores); CPU: serial loops,
+                one set (the emulation has no latency)."""
+                if not gpu:
+                    with T.serial(0, n_out) as o:
+                        with T.serial(0, n_in) as i:
+                            load(o, i, 0)
+                            compute(o, i, 0)
+                    return
+                steps = [(o, i) for o in range(n_out) for i in range(n_in)]
+                load(*steps[0], 0)
+                for s_, st_ in enumerate(steps):
+                    if s_ + 1 < len(steps):
+                        load(*steps[s_ + 1], 8 * ((s_ + 1) % 2))
+                    compute(*st_, 8 * (s_ % 2))
 
             def lane_of(tx):
                 t32 = tirx.Cast("int32", tx)
@@ -912,19 +923,19 @@ def _tc_ir(sel, ins, outs, mode):
                         a_i = (kx % 2) + 2 * (row // 8) + 4 * (kx // 8)
                         b_lane = w * 32 + col * 4 + (kx % 8) // 2
                         b_i = (kx % 2) + 2 * (kx // 8)
-                        prod = _f32(a_buf[a_lane * a_n + a_off + a_i]) * _f32(bf[b_lane * 8 + b_off + b_i])
+                        prod = _f32(a_buf[a_lane * a_n + a_off + a_i]) * _f32(bf[b_lane * 16 + b_off + b_i])
                         ci = R(tx, c_n, c_off + c)
                         T.buffer_store(c_buf, c_buf[ci] + prod, [ci])
 
-            def ldsm(tx, trans, src, addr):
-                """bf[0..8] = ldmatrix.x4 (.trans) of the warp from shared memory src: lane l supplies the
+            def ldsm(tx, trans, src, addr, off):
+                """bf[off..off + 8] = ldmatrix.x4 (.trans) of the warp from shared memory src: lane l supplies the
                 address addr(l) (elements) of row l % 8 of matrix l // 8; register j of lane l is
                 matrix j's row l // 4, columns 2 (l % 4), +1 (trans: column l // 4, rows 2 (l % 4), +1).
                 CPU: each lane reads through the address of the lane that supplies its row."""
                 if gpu:
                     lane = tirx.Cast("int32", tx) % 32
                     T.evaluate(
-                        T.ptx_legacy.ldmatrix(trans, 4, ".b16", bf.data, 0, src.access_ptr("r"), addr(lane), dtype=dt)
+                        T.ptx_legacy.ldmatrix(trans, 4, ".b16", bf.data, off, src.access_ptr("r"), addr(lane), dtype=dt)
                     )
                     return
                 w, lane = lane_of(tx)
@@ -934,7 +945,7 @@ def _tc_ir(sel, ins, outs, mode):
                             val = src[addr(8 * j + (lane % 4) * 2 + u) + lane // 4]
                         else:
                             val = src[addr(8 * j + lane // 4) + (lane % 4) * 2 + u]
-                        T.buffer_store(bf, val, [R(tx, 8, 2 * j + u)])
+                        T.buffer_store(bf, val, [R(tx, 16, off + 2 * j + u)])
 
             def quad(op, k_in, k_out):
                 """st[k_out] = op over the quad's 4 lanes of st[k_in] (per row hi: k + 4 hi)."""
@@ -1075,7 +1086,7 @@ def _tc_ir(sel, ins, outs, mode):
 
                 th.each_thread(zero_s)
 
-                def qk_step(n16, kk):
+                def qk_load(kk, n16, off):
                     # K's B fragments of key tiles 2 n16, 2 n16 + 1 (b0b1: k = 2t, 2t+1; b2b3: k = 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4, matrix j = keys 8 (2 n16 + j // 2).., dims kk 16 + 8 (j % 2)..
                     def kaddr(l):
@@ -1083,14 +1094,16 @@ def _tc_ir(sel, ins, outs, mode):
                             buf * (BK * hs_k) + (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
                         )
 
-                    th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr))
+                    th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr, off))
+
+                def qk_mma(kk, n16, off):
                     for h2 in range(2):
                         n8 = 2 * n16 + h2
-                        th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4, 4 * h2))
+                        th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4, off + 4 * h2))
 
                 # the k step outside: consecutive mma.sync write different accumulators (the asm is
                 # volatile: nvcc keeps their order, so a dependent chain would stall on each)
-                unrolled(nkk, lambda kk: unrolled(BK // 16, lambda n16: qk_step(n16, kk)))
+                pipelined(nkk, BK // 16, qk_load, qk_mma)
 
                 def bias(tx):
                     w, lane = lane_of(tx)
@@ -1105,6 +1118,9 @@ def _tc_ir(sel, ins, outs, mode):
                                     si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
                                     s_ = sf[si] * f32(sel.scale)
                                     wv = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), s_)
+                                    # log2 units; float32's lowest (a masked key) and -inf stay as they
+                                    # are (scaled they would overflow to -inf)
+                                    wv = tirx.Select(wv > f32(LOWEST / LOG2E), wv * f32(LOG2E), wv)
                                     T.buffer_store(
                                         sf, tirx.if_then_else(tirx.all(rho < rows, key < tot), wv, ninf), [si]
                                     )
@@ -1120,7 +1136,7 @@ def _tc_ir(sel, ins, outs, mode):
                             with T.Then():
                                 for i in range(BK // 8 * 4):
                                     si = R(tx, BK // 8 * 4, i)
-                                    T.buffer_store(sf, sf[si] * f32(sel.scale), [si])
+                                    T.buffer_store(sf, sf[si] * f32(sel.scale * LOG2E), [si])
                             with T.Else():
                                 full()
                     else:
@@ -1140,13 +1156,13 @@ def _tc_ir(sel, ins, outs, mode):
                         m_old = st[R(tx, 8, 0 + 4 * hi)]
                         mx = tirx.max(m_old, st[R(tx, 8, 3 + 4 * hi)])
                         safe = tirx.Select(mx == ninf, f32(0), mx)
-                        T.buffer_store(st, tirx.exp(m_old - safe), [R(tx, 8, 2 + 4 * hi)])  # correction
+                        T.buffer_store(st, tirx.exp2(m_old - safe), [R(tx, 8, 2 + 4 * hi)])  # correction
                         T.buffer_store(st, mx, [R(tx, 8, 0 + 4 * hi)])
                         T.buffer_store(st, st[R(tx, 8, 1 + 4 * hi)] * st[R(tx, 8, 2 + 4 * hi)], [R(tx, 8, 1 + 4 * hi)])
                         for n8 in range(BK // 8):
                             for u in range(2):
                                 si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
-                                p = tirx.exp(sf[si] - safe)
+                                p = tirx.exp2(sf[si] - safe)
                                 ph = tirx.Cast(dt, p)
                                 # P as the A operand: key chunk kc = n8 // 2, a index 2 hi + 4 (n8 % 2) + u
                                 T.buffer_store(pa, ph, [R(tx, BK // 16 * 8, (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u)])
@@ -1158,7 +1174,7 @@ def _tc_ir(sel, ins, outs, mode):
 
                 th.each_thread(softmax)
 
-                def pv_step(nv2, kc):
+                def pv_load(kc, nv2, off):
                     # V's B fragments of dim tiles 2 nv2, 2 nv2 + 1 (b0b1: keys 2t, 2t+1; b2b3: keys 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4.trans, matrix j = keys kc 16 + 8 (j % 2).., dims 8 (2 nv2 + j // 2)..
                     def vaddr(l):
@@ -1166,12 +1182,14 @@ def _tc_ir(sel, ins, outs, mode):
                             buf * (BK * hs_v) + (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
                         )
 
-                    th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr))
+                    th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr, off))
+
+                def pv_mma(kc, nv2, off):
                     for h2 in range(2):
                         nv = 2 * nv2 + h2
-                        th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4, 4 * h2))
+                        th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4, off + 4 * h2))
 
-                unrolled(BK // 16, lambda kc: unrolled(nnv // 2, lambda nv2: pv_step(nv2, kc)))
+                pipelined(BK // 16, nnv // 2, pv_load, pv_mma)
                 th.barrier()
 
             quad(lambda a, c: a + c, 1, 3)
