@@ -758,7 +758,7 @@ def _merge_ir(sel, y, ws_acc, ws_ml, bsz, rows, tiles, mode):
 
 # --- the tensor-core kernel (prefill): mma.sync m16n8k16, float32 accumulators -----------------------
 TC_ROWS = 64  # query rows per block: 4 warps x 16
-TC_KEYS = 32  # keys per K/V tile (two buffers: tile kt + 1 loads while tile kt computes)
+TC_KEYS = 64  # keys per K/V tile (one K and one V buffer: each loads while the other is used)
 TC_THREADS = 128
 _MMA_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
 
@@ -836,9 +836,9 @@ def _tc_ir(sel, ins, outs, mode):
             g = blk % i64(sel.kvh)
             b = (blk // i64(sel.kvh)) % bsz
             last_tile = tile == tiles - i64(1)
-            # two K and two V tiles (double buffer); Q is staged in the K buffers first
-            k_h = T.decl_buffer([max(2 * BK, BQ) * hs_k], dt, scope=sh)
-            v_h = T.decl_buffer([2 * BK * hs_v], dt, scope=sh)
+            # one K and one V tile; Q is staged in the K buffer first
+            k_h = T.decl_buffer([max(BK, BQ) * hs_k], dt, scope=sh)
+            v_h = T.decl_buffer([BK * hs_v], dt, scope=sh)
 
             def regs(n, dtype):
                 """n registers per thread (CPU: an array over the block's threads)."""
@@ -1022,17 +1022,17 @@ def _tc_ir(sel, ins, outs, mode):
             else:
                 klim = ktiles
 
-            def load(tx, kt, buf):
-                """K/V tile kt into buffer buf: cp.async (16 bytes, no registers) where the keys are
-                the current input's and no present is written, else loads through registers; keys
-                past the end or tiles from klim on are zeros."""
+            def load(tx, kt, kv):
+                """K (kv 0) or V (kv 1) tile kt into its buffer: cp.async (16 bytes, no registers)
+                where the keys are the current input's and no present is written, else loads through
+                registers; keys past the end or tiles from klim on are zeros."""
                 key0 = tirx.Cast("int64", kt) * i64(BK)
 
                 def ld(idx, hs, cur_t, past_t, pres, dst, stride):
                     j, c = idx // (hs // vec), idx % (hs // vec)
                     key = key0 + tirx.Cast("int64", j)
                     d0 = tirx.Cast("int64", c * vec)
-                    dst_i = buf * (BK * stride) + j * stride + c * vec
+                    dst_i = j * stride + c * vec
                     ok = tirx.all(key < tot, kt < klim)
                     if gpu and past_t is None and pres is None:
                         # cp.async with src-size 0 where out of range fills zeros: no store to shared
@@ -1058,27 +1058,30 @@ def _tc_ir(sel, ins, outs, mode):
                                 T.buffer_store(reg, tirx.const(0, dt), [u])
                             T.buffer_store(dst, reg[rix], [_vec(dst_i, vec)])
 
-                strided(tx, BK * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_h, hs_k))
-                strided(tx, BK * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_h, hs_v))
+                if kv == 0:
+                    strided(tx, BK * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_h, hs_k))
+                else:
+                    strided(tx, BK * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_h, hs_v))
 
             def commit():
                 if gpu:
                     T.evaluate(T.ptx.cp.async_.commit_group())
 
-            # tile 0 in flight before the loop; in the loop tile kt + 1 is loaded (cp.async) into the
-            # other buffer while tile kt is computed
-            th.each_thread(lambda tx: load(tx, i32(0), i32(0)))
+            def arrived():
+                """this thread's copies landed, then the block's (a barrier)"""
+                if gpu:
+                    T.evaluate(T.ptx.cp.async_.wait_group(0))
+                th.barrier()
+
+            # one K and one V buffer, their loads overlapping the other's use: V(kt) lands while
+            # S = Q K(kt)^T and the softmax compute, K(kt + 1) while O += P V(kt)
+            th.each_thread(lambda tx: load(tx, i32(0), 0))
             commit()
             with T.serial(0, klim) as kt0:
                 key0 = tirx.Cast("int64", kt0) * i64(BK)
-                buf = tirx.Cast("int32", kt0) % 2
-                # (past the block's last tile: zeros, no global reads; a condition around the
-                # loads would put the shared-memory sync pass's barrier inside it)
-                th.each_thread(lambda tx: load(tx, kt0 + 1, 1 - buf))
+                arrived()  # K(kt) in shared memory; every warp done with V(kt - 1)
+                th.each_thread(lambda tx: load(tx, kt0, 1))
                 commit()
-                if gpu:
-                    T.evaluate(T.ptx.cp.async_.wait_group(1))
-                th.barrier()
 
                 def zero_s(tx):
                     for i in range(BK // 8 * 4):
@@ -1091,7 +1094,7 @@ def _tc_ir(sel, ins, outs, mode):
                     # 2t+9; n = g): one ldmatrix.x4, matrix j = keys 8 (2 n16 + j // 2).., dims kk 16 + 8 (j % 2)..
                     def kaddr(l):
                         return (
-                            buf * (BK * hs_k) + (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
+                            (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
                         )
 
                     th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr, off))
@@ -1173,13 +1176,18 @@ def _tc_ir(sel, ins, outs, mode):
                                 T.buffer_store(of, of[oi] * st[R(tx, 8, 2 + 4 * hi)], [oi])
 
                 th.each_thread(softmax)
+                arrived()  # V(kt) in shared memory; every warp done with K(kt)
+                # K(kt + 1) (past the block's last tile: zeros, no global reads; a condition around
+                # the loads would put the shared-memory sync pass's barrier inside it)
+                th.each_thread(lambda tx: load(tx, kt0 + 1, 0))
+                commit()
 
                 def pv_load(kc, nv2, off):
                     # V's B fragments of dim tiles 2 nv2, 2 nv2 + 1 (b0b1: keys 2t, 2t+1; b2b3: keys 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4.trans, matrix j = keys kc 16 + 8 (j % 2).., dims 8 (2 nv2 + j // 2)..
                     def vaddr(l):
                         return (
-                            buf * (BK * hs_v) + (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
+                            (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
                         )
 
                     th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr, off))
@@ -1190,8 +1198,9 @@ def _tc_ir(sel, ins, outs, mode):
                         th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4, off + 4 * h2))
 
                 pipelined(BK // 16, nnv // 2, pv_load, pv_mma)
-                th.barrier()
 
+            if gpu:
+                T.evaluate(T.ptx.cp.async_.wait_group(0))  # the last (zero) K copies
             quad(lambda a, c: a + c, 1, 3)
 
             def write(tx):
