@@ -769,6 +769,13 @@ def tc_fits(dtype, hd, vd):
     return dtype in _MMA_TYPE and hd % 16 == 0 and vd % 16 == 0 and hd <= 128 and vd <= 128
 
 
+def _tree(op, xs):
+    """op over xs as a balanced tree (a chain of len(xs) dependent instructions becomes log2 deep)."""
+    while len(xs) > 1:
+        xs = [op(xs[i], xs[i + 1]) if i + 1 < len(xs) else xs[i] for i in range(0, len(xs), 2)]
+    return xs[0]
+
+
 def _tc_ir(sel, ins, outs, mode):
     """IR of the tensor-core kernel. A block of 4 warps owns kv head g of batch b and 64 of the
     group's r * L rows (row rho: query rho // r of q head g * r + rho % r), warp w rows 16w..16w+15.
@@ -1145,11 +1152,8 @@ def _tc_ir(sel, ins, outs, mode):
                     else:
                         full()
                     for hi in range(2):
-                        T.buffer_store(st, ninf, [R(tx, 8, 2 + 4 * hi)])
-                        for n8 in range(BK // 8):
-                            for u in range(2):
-                                si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
-                                T.buffer_store(st, tirx.max(st[R(tx, 8, 2 + 4 * hi)], sf[si]), [R(tx, 8, 2 + 4 * hi)])
+                        vals = [sf[R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)] for n8 in range(BK // 8) for u in range(2)]
+                        T.buffer_store(st, _tree(tirx.max, vals), [R(tx, 8, 2 + 4 * hi)])
 
                 th.each_thread(bias)
                 quad(tirx.max, 2, 3)
@@ -1161,15 +1165,16 @@ def _tc_ir(sel, ins, outs, mode):
                         safe = tirx.Select(mx == ninf, f32(0), mx)
                         T.buffer_store(st, tirx.exp2(m_old - safe), [R(tx, 8, 2 + 4 * hi)])  # correction
                         T.buffer_store(st, mx, [R(tx, 8, 0 + 4 * hi)])
-                        T.buffer_store(st, st[R(tx, 8, 1 + 4 * hi)] * st[R(tx, 8, 2 + 4 * hi)], [R(tx, 8, 1 + 4 * hi)])
+                        pis = []
                         for n8 in range(BK // 8):
                             for u in range(2):
                                 si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
-                                p = tirx.exp2(sf[si] - safe)
-                                ph = tirx.Cast(dt, p)
+                                ph = tirx.Cast(dt, tirx.exp2(sf[si] - safe))
                                 # P as the A operand: key chunk kc = n8 // 2, a index 2 hi + 4 (n8 % 2) + u
-                                T.buffer_store(pa, ph, [R(tx, BK // 16 * 8, (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u)])
-                                T.buffer_store(st, st[R(tx, 8, 1 + 4 * hi)] + _f32(ph), [R(tx, 8, 1 + 4 * hi)])
+                                pis.append(R(tx, BK // 16 * 8, (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u))
+                                T.buffer_store(pa, ph, [pis[-1]])
+                        l_ = st[R(tx, 8, 1 + 4 * hi)] * st[R(tx, 8, 2 + 4 * hi)]
+                        T.buffer_store(st, l_ + _tree(lambda a, c: a + c, [_f32(pa[i]) for i in pis]), [R(tx, 8, 1 + 4 * hi)])
                         for nv in range(nnv):
                             for u in range(2):
                                 oi = R(tx, nnv * 4, nv * 4 + 2 * hi + u)
