@@ -864,6 +864,14 @@ def _tc_ir(sel, ins, outs, mode):
             def R(tx, n, i):
                 return i if gpu else tirx.Cast("int32", tx) * n + i
 
+            def ex2_to(buf, i, x):
+                """buf[i] = 2^x: ex2.approx.ftz.f32 on the GPU (the plugin build has no --use_fast_math,
+                where exp2f is a longer exact sequence with more registers), exp2 on the CPU."""
+                if gpu:
+                    T.evaluate(T.ptx["ex2.approx.ftz.f32"](buf[i], x))
+                else:
+                    T.buffer_store(buf, tirx.exp2(x), [i])
+
             def pipelined(n_out, n_in, load, compute):
                 """load(o, i, off) then compute(o, i, off) for the steps (o, i) of an n_out x n_in grid, the
                 B fragments at bf[off..off + 8]. GPU: unrolled, step s + 1's fragments loaded into the other
@@ -1163,13 +1171,14 @@ def _tc_ir(sel, ins, outs, mode):
                         m_old = st[R(tx, 8, 0 + 4 * hi)]
                         mx = tirx.max(m_old, st[R(tx, 8, 3 + 4 * hi)])
                         safe = tirx.Select(mx == ninf, f32(0), mx)
-                        T.buffer_store(st, tirx.exp2(m_old - safe), [R(tx, 8, 2 + 4 * hi)])  # correction
+                        ex2_to(st, R(tx, 8, 2 + 4 * hi), m_old - safe)  # correction
                         T.buffer_store(st, mx, [R(tx, 8, 0 + 4 * hi)])
                         pis = []
                         for n8 in range(BK // 8):
                             for u in range(2):
                                 si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
-                                ph = tirx.Cast(dt, tirx.exp2(sf[si] - safe))
+                                ex2_to(sf, si, sf[si] - safe)
+                                ph = tirx.Cast(dt, sf[si])
                                 # P as the A operand: key chunk kc = n8 // 2, a index 2 hi + 4 (n8 % 2) + u
                                 pis.append(R(tx, BK // 16 * 8, (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u))
                                 T.buffer_store(pa, ph, [pis[-1]])
