@@ -1108,9 +1108,7 @@ def _tc_ir(sel, ins, outs, mode):
                     # K's B fragments of key tiles 2 n16, 2 n16 + 1 (b0b1: k = 2t, 2t+1; b2b3: k = 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4, matrix j = keys 8 (2 n16 + j // 2).., dims kk 16 + 8 (j % 2)..
                     def kaddr(l):
-                        return (
-                            (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
-                        )
+                        return (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
 
                     th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr, off))
 
@@ -1183,7 +1181,9 @@ def _tc_ir(sel, ins, outs, mode):
                                 pis.append(R(tx, BK // 16 * 8, (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u))
                                 T.buffer_store(pa, ph, [pis[-1]])
                         l_ = st[R(tx, 8, 1 + 4 * hi)] * st[R(tx, 8, 2 + 4 * hi)]
-                        T.buffer_store(st, l_ + _tree(lambda a, c: a + c, [_f32(pa[i]) for i in pis]), [R(tx, 8, 1 + 4 * hi)])
+                        T.buffer_store(
+                            st, l_ + _tree(lambda a, c: a + c, [_f32(pa[i]) for i in pis]), [R(tx, 8, 1 + 4 * hi)]
+                        )
                         for nv in range(nnv):
                             for u in range(2):
                                 oi = R(tx, nnv * 4, nv * 4 + 2 * hi + u)
@@ -1200,9 +1200,7 @@ def _tc_ir(sel, ins, outs, mode):
                     # V's B fragments of dim tiles 2 nv2, 2 nv2 + 1 (b0b1: keys 2t, 2t+1; b2b3: keys 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4.trans, matrix j = keys kc 16 + 8 (j % 2).., dims 8 (2 nv2 + j // 2)..
                     def vaddr(l):
-                        return (
-                            (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
-                        )
+                        return (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
 
                     th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr, off))
 
