@@ -49,6 +49,7 @@ from .protocol import BadValue, Decline, Lowering, NodeView, Selection
 
 DTYPES = dtypes.FLOATS
 LOWEST = float.fromhex("-0x1.fffffep+127")  # float32's lowest, ONNX Runtime's mask value
+LOG2E = math.log2(math.e)  # the tensor-core kernel's softmax in log2 units: exp(x) = exp2(x log2 e)
 MAX_ELEMENTS = 2**62
 
 
@@ -757,7 +758,7 @@ def _merge_ir(sel, y, ws_acc, ws_ml, bsz, rows, tiles, mode):
 
 # --- the tensor-core kernel (prefill): mma.sync m16n8k16, float32 accumulators -----------------------
 TC_ROWS = 64  # query rows per block: 4 warps x 16
-TC_KEYS = 32  # keys per K/V tile (two buffers: tile kt + 1 loads while tile kt computes)
+TC_KEYS = 64  # keys per K/V tile (one K and one V buffer: each loads while the other is used)
 TC_THREADS = 128
 _MMA_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
 
@@ -766,6 +767,13 @@ def tc_fits(dtype, hd, vd):
     """The tensor-core kernel takes fp16 / bf16 with head sizes multiples of 16 up to 128 (the K/V
     tiles in 48 KiB of static shared memory, Q and O fragments in registers)."""
     return dtype in _MMA_TYPE and hd % 16 == 0 and vd % 16 == 0 and hd <= 128 and vd <= 128
+
+
+def _tree(op, xs):
+    """op over xs as a balanced tree (a chain of len(xs) dependent instructions becomes log2 deep)."""
+    while len(xs) > 1:
+        xs = [op(xs[i], xs[i + 1]) if i + 1 < len(xs) else xs[i] for i in range(0, len(xs), 2)]
+    return xs[0]
 
 
 def _tc_ir(sel, ins, outs, mode):
@@ -778,7 +786,9 @@ def _tc_ir(sel, ins, outs, mode):
     ldmatrix.x4 fragment loads (K plain, V .trans; two B fragments each) are free of bank conflicts.
     S = Q K^T by mma.sync m16n8k16 (fp16/bf16 in, float32 out: 4 key tiles x hd/16 steps per warp);
     scale, mask, causal, softcap on the fragments; online softmax in
-    registers (a thread holds 2 rows x 16 keys; row max over the 4 lanes of a quad by shuffles);
+    registers in log2 units (scale * log2 e folded into the scores, exp2; a thread holds 2 rows x 16
+    keys; row max over the 4 lanes of a quad by shuffles); B fragments double-buffered (the ldmatrix
+    of step s + 1 issued before the mma.sync of step s);
     P rounded to Q's type is the A operand of O += P V (the accumulator layout of S is the A layout
     of P). Y = O / sum. Causal key tiles above the block's
     last query are skipped when exact (as in the CUDA-core kernel).
@@ -826,15 +836,16 @@ def _tc_ir(sel, ins, outs, mode):
         th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
         with th as bx:
             blk = tirx.Cast("int64", bx)
-            # the last row tiles first: under causal masking they read the most key tiles, and the
-            # longest blocks starting first keep the tail of the grid short
-            tile = tiles - i64(1) - blk % tiles
-            g = (blk // tiles) % i64(sel.kvh)
-            b = blk // (tiles * i64(sel.kvh))
+            # the last row tiles of every (batch, kv head) first, the row tile the slowest index:
+            # under causal masking they read the most key tiles, and the longest blocks of the whole
+            # grid starting first keep its tail short (longest-first over all heads, not per head)
+            tile = tiles - i64(1) - blk // (bsz * i64(sel.kvh))
+            g = blk % i64(sel.kvh)
+            b = (blk // i64(sel.kvh)) % bsz
             last_tile = tile == tiles - i64(1)
-            # two K and two V tiles (double buffer); Q is staged in the K buffers first
-            k_h = T.decl_buffer([max(2 * BK, BQ) * hs_k], dt, scope=sh)
-            v_h = T.decl_buffer([2 * BK * hs_v], dt, scope=sh)
+            # one K and one V tile; Q is staged in the K buffer first
+            k_h = T.decl_buffer([max(BK, BQ) * hs_k], dt, scope=sh)
+            v_h = T.decl_buffer([BK * hs_v], dt, scope=sh)
 
             def regs(n, dtype):
                 """n registers per thread (CPU: an array over the block's threads)."""
@@ -844,7 +855,7 @@ def _tc_ir(sel, ins, outs, mode):
             sf = regs(BK // 8 * 4, "float32")  # S / P accumulators: 8 key tiles x 4
             pa = regs(BK // 16 * 8, dt)  # P A fragments
             of = regs(nnv * 4, "float32")  # O accumulators
-            bf = regs(8, dt)  # two B fragments (one ldmatrix.x4)
+            bf = regs(16, dt)  # two B fragments (one ldmatrix.x4), two sets: step s + 1 loads while s computes
             st = regs(8, "float32")  # per row hi: m, l, reduction scratch, correction
             xch = T.decl_buffer([1] if gpu else [nt * 2], "float32", scope=reg_scope)  # CPU shuffles
             reg = T.decl_buffer([vec], dt, scope=reg_scope)
@@ -853,15 +864,31 @@ def _tc_ir(sel, ins, outs, mode):
             def R(tx, n, i):
                 return i if gpu else tirx.Cast("int32", tx) * n + i
 
-            def unrolled(n, body):
-                """body(i) for i < n: unrolled in Python on the GPU (register indices are constants),
-                a serial loop on the CPU (a small LLVM function)."""
+            def ex2_to(buf, i, x):
+                """buf[i] = 2^x: ex2.approx.ftz.f32 on the GPU (the plugin build has no --use_fast_math,
+                where exp2f is a longer exact sequence with more registers), exp2 on the CPU."""
                 if gpu:
-                    for i in range(n):
-                        body(i)
+                    T.evaluate(T.ptx["ex2.approx.ftz.f32"](buf[i], x))
                 else:
-                    with T.serial(0, n) as i:
-                        body(i)
+                    T.buffer_store(buf, tirx.exp2(x), [i])
+
+            def pipelined(n_out, n_in, load, compute):
+                """load(o, i, off) then compute(o, i, off) for the steps (o, i) of an n_out x n_in grid, the
+                B fragments at bf[off..off + 8]. GPU: unrolled, step s + 1's fragments loaded into the other
+                set before step s's mma.sync (ldmatrix latency behind the tensor cores); CPU: serial loops,
+                one set (the emulation has no latency)."""
+                if not gpu:
+                    with T.serial(0, n_out) as o:
+                        with T.serial(0, n_in) as i:
+                            load(o, i, 0)
+                            compute(o, i, 0)
+                    return
+                steps = [(o, i) for o in range(n_out) for i in range(n_in)]
+                load(*steps[0], 0)
+                for s_, st_ in enumerate(steps):
+                    if s_ + 1 < len(steps):
+                        load(*steps[s_ + 1], 8 * ((s_ + 1) % 2))
+                    compute(*st_, 8 * (s_ % 2))
 
             def lane_of(tx):
                 t32 = tirx.Cast("int32", tx)
@@ -911,19 +938,19 @@ def _tc_ir(sel, ins, outs, mode):
                         a_i = (kx % 2) + 2 * (row // 8) + 4 * (kx // 8)
                         b_lane = w * 32 + col * 4 + (kx % 8) // 2
                         b_i = (kx % 2) + 2 * (kx // 8)
-                        prod = _f32(a_buf[a_lane * a_n + a_off + a_i]) * _f32(bf[b_lane * 8 + b_off + b_i])
+                        prod = _f32(a_buf[a_lane * a_n + a_off + a_i]) * _f32(bf[b_lane * 16 + b_off + b_i])
                         ci = R(tx, c_n, c_off + c)
                         T.buffer_store(c_buf, c_buf[ci] + prod, [ci])
 
-            def ldsm(tx, trans, src, addr):
-                """bf[0..8] = ldmatrix.x4 (.trans) of the warp from shared memory src: lane l supplies the
+            def ldsm(tx, trans, src, addr, off):
+                """bf[off..off + 8] = ldmatrix.x4 (.trans) of the warp from shared memory src: lane l supplies the
                 address addr(l) (elements) of row l % 8 of matrix l // 8; register j of lane l is
                 matrix j's row l // 4, columns 2 (l % 4), +1 (trans: column l // 4, rows 2 (l % 4), +1).
                 CPU: each lane reads through the address of the lane that supplies its row."""
                 if gpu:
                     lane = tirx.Cast("int32", tx) % 32
                     T.evaluate(
-                        T.ptx_legacy.ldmatrix(trans, 4, ".b16", bf.data, 0, src.access_ptr("r"), addr(lane), dtype=dt)
+                        T.ptx_legacy.ldmatrix(trans, 4, ".b16", bf.data, off, src.access_ptr("r"), addr(lane), dtype=dt)
                     )
                     return
                 w, lane = lane_of(tx)
@@ -933,7 +960,7 @@ def _tc_ir(sel, ins, outs, mode):
                             val = src[addr(8 * j + (lane % 4) * 2 + u) + lane // 4]
                         else:
                             val = src[addr(8 * j + lane // 4) + (lane % 4) * 2 + u]
-                        T.buffer_store(bf, val, [R(tx, 8, 2 * j + u)])
+                        T.buffer_store(bf, val, [R(tx, 16, off + 2 * j + u)])
 
             def quad(op, k_in, k_out):
                 """st[k_out] = op over the quad's 4 lanes of st[k_in] (per row hi: k + 4 hi)."""
@@ -1010,29 +1037,32 @@ def _tc_ir(sel, ins, outs, mode):
             else:
                 klim = ktiles
 
-            def load(tx, kt, buf):
-                """K/V tile kt into buffer buf: cp.async (16 bytes, no registers) where the keys are
-                the current input's and no present is written, else loads through registers; keys
-                past the end or tiles from klim on are zeros."""
+            def load(tx, kt, kv):
+                """K (kv 0) or V (kv 1) tile kt into its buffer: cp.async (16 bytes, no registers)
+                where the keys are the current input's and no present is written, else loads through
+                registers; keys past the end or tiles from klim on are zeros."""
                 key0 = tirx.Cast("int64", kt) * i64(BK)
 
                 def ld(idx, hs, cur_t, past_t, pres, dst, stride):
                     j, c = idx // (hs // vec), idx % (hs // vec)
                     key = key0 + tirx.Cast("int64", j)
                     d0 = tirx.Cast("int64", c * vec)
-                    dst_i = buf * (BK * stride) + j * stride + c * vec
-                    with T.If(tirx.all(key < tot, kt < klim)):
+                    dst_i = j * stride + c * vec
+                    ok = tirx.all(key < tot, kt < klim)
+                    if gpu and past_t is None and pres is None:
+                        # cp.async with src-size 0 where out of range fills zeros: no store to shared
+                        # memory in the loop, so the sync pass puts no barrier into the load loops
+                        # (the source clamped to the last key: a valid address, nothing read)
+                        src_i = _vload(cur_t, sel.rank, b, g, tirx.min(key, tot - i64(1)), d0, hs, vec).indices
+                        src = cur_t.ptr_to(list(src_i[:-1]) + [src_i[-1].base])
+                        size = tirx.Cast("uint32", tirx.Select(ok, i32(16), i32(0)))
+                        T.evaluate(T.ptx["cp.async.cg.shared.global"](dst.ptr_to([dst_i]), src, 16, size))
+                        return
+                    with T.If(ok):
                         with T.Then():
                             if past_t is None and pres is None:
-                                if gpu:
-                                    src_i = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec).indices
-                                    flat = cur_t.offset_of(list(src_i[:-1]) + [src_i[-1].base])[-1]
-                                    T.evaluate(
-                                        T.s_tir.cp_async_raw.legacy(dst.data, dst_i, cur_t.data, flat, 16, dtype=dt)
-                                    )
-                                else:
-                                    val = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec)
-                                    T.buffer_store(dst, val, [_vec(dst_i, vec)])
+                                val = _vload(cur_t, sel.rank, b, g, key, d0, hs, vec)
+                                T.buffer_store(dst, val, [_vec(dst_i, vec)])
                             else:
                                 _key_to_reg(
                                     reg, rix, sel.rank, cur_t, past_t, pres, b, g, key, d0, hs, vec, past_len, last_tile
@@ -1043,27 +1073,30 @@ def _tc_ir(sel, ins, outs, mode):
                                 T.buffer_store(reg, tirx.const(0, dt), [u])
                             T.buffer_store(dst, reg[rix], [_vec(dst_i, vec)])
 
-                strided(tx, BK * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_h, hs_k))
-                strided(tx, BK * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_h, hs_v))
+                if kv == 0:
+                    strided(tx, BK * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_h, hs_k))
+                else:
+                    strided(tx, BK * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_h, hs_v))
 
             def commit():
                 if gpu:
                     T.evaluate(T.ptx.cp.async_.commit_group())
 
-            # tile 0 in flight before the loop; in the loop tile kt + 1 is loaded (cp.async) into the
-            # other buffer while tile kt is computed
-            th.each_thread(lambda tx: load(tx, i32(0), i32(0)))
+            def arrived():
+                """this thread's copies landed, then the block's (a barrier)"""
+                if gpu:
+                    T.evaluate(T.ptx.cp.async_.wait_group(0))
+                th.barrier()
+
+            # one K and one V buffer, their loads overlapping the other's use: V(kt) lands while
+            # S = Q K(kt)^T and the softmax compute, K(kt + 1) while O += P V(kt)
+            th.each_thread(lambda tx: load(tx, i32(0), 0))
             commit()
             with T.serial(0, klim) as kt0:
                 key0 = tirx.Cast("int64", kt0) * i64(BK)
-                buf = tirx.Cast("int32", kt0) % 2
-                # (past the block's last tile: zeros, no global reads; a condition around the
-                # loads would put the shared-memory sync pass's barrier inside it)
-                th.each_thread(lambda tx: load(tx, kt0 + 1, 1 - buf))
+                arrived()  # K(kt) in shared memory; every warp done with V(kt - 1)
+                th.each_thread(lambda tx: load(tx, kt0, 1))
                 commit()
-                if gpu:
-                    T.evaluate(T.ptx.cp.async_.wait_group(1))
-                th.barrier()
 
                 def zero_s(tx):
                     for i in range(BK // 8 * 4):
@@ -1071,22 +1104,22 @@ def _tc_ir(sel, ins, outs, mode):
 
                 th.each_thread(zero_s)
 
-                def qk_step(n16, kk):
+                def qk_load(kk, n16, off):
                     # K's B fragments of key tiles 2 n16, 2 n16 + 1 (b0b1: k = 2t, 2t+1; b2b3: k = 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4, matrix j = keys 8 (2 n16 + j // 2).., dims kk 16 + 8 (j % 2)..
                     def kaddr(l):
-                        return (
-                            buf * (BK * hs_k) + (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
-                        )
+                        return (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
 
-                    th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr))
+                    th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr, off))
+
+                def qk_mma(kk, n16, off):
                     for h2 in range(2):
                         n8 = 2 * n16 + h2
-                        th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4, 4 * h2))
+                        th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4, off + 4 * h2))
 
                 # the k step outside: consecutive mma.sync write different accumulators (the asm is
                 # volatile: nvcc keeps their order, so a dependent chain would stall on each)
-                unrolled(nkk, lambda kk: unrolled(BK // 16, lambda n16: qk_step(n16, kk)))
+                pipelined(nkk, BK // 16, qk_load, qk_mma)
 
                 def bias(tx):
                     w, lane = lane_of(tx)
@@ -1101,6 +1134,9 @@ def _tc_ir(sel, ins, outs, mode):
                                     si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
                                     s_ = sf[si] * f32(sel.scale)
                                     wv = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), s_)
+                                    # log2 units; float32's lowest (a masked key) and -inf stay as they
+                                    # are (scaled they would overflow to -inf)
+                                    wv = tirx.Select(wv > f32(LOWEST / LOG2E), wv * f32(LOG2E), wv)
                                     T.buffer_store(
                                         sf, tirx.if_then_else(tirx.all(rho < rows, key < tot), wv, ninf), [si]
                                     )
@@ -1116,17 +1152,14 @@ def _tc_ir(sel, ins, outs, mode):
                             with T.Then():
                                 for i in range(BK // 8 * 4):
                                     si = R(tx, BK // 8 * 4, i)
-                                    T.buffer_store(sf, sf[si] * f32(sel.scale), [si])
+                                    T.buffer_store(sf, sf[si] * f32(sel.scale * LOG2E), [si])
                             with T.Else():
                                 full()
                     else:
                         full()
                     for hi in range(2):
-                        T.buffer_store(st, ninf, [R(tx, 8, 2 + 4 * hi)])
-                        for n8 in range(BK // 8):
-                            for u in range(2):
-                                si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
-                                T.buffer_store(st, tirx.max(st[R(tx, 8, 2 + 4 * hi)], sf[si]), [R(tx, 8, 2 + 4 * hi)])
+                        vals = [sf[R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)] for n8 in range(BK // 8) for u in range(2)]
+                        T.buffer_store(st, _tree(tirx.max, vals), [R(tx, 8, 2 + 4 * hi)])
 
                 th.each_thread(bias)
                 quad(tirx.max, 2, 3)
@@ -1136,40 +1169,50 @@ def _tc_ir(sel, ins, outs, mode):
                         m_old = st[R(tx, 8, 0 + 4 * hi)]
                         mx = tirx.max(m_old, st[R(tx, 8, 3 + 4 * hi)])
                         safe = tirx.Select(mx == ninf, f32(0), mx)
-                        T.buffer_store(st, tirx.exp(m_old - safe), [R(tx, 8, 2 + 4 * hi)])  # correction
+                        ex2_to(st, R(tx, 8, 2 + 4 * hi), m_old - safe)  # correction
                         T.buffer_store(st, mx, [R(tx, 8, 0 + 4 * hi)])
-                        T.buffer_store(st, st[R(tx, 8, 1 + 4 * hi)] * st[R(tx, 8, 2 + 4 * hi)], [R(tx, 8, 1 + 4 * hi)])
+                        pis = []
                         for n8 in range(BK // 8):
                             for u in range(2):
                                 si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
-                                p = tirx.exp(sf[si] - safe)
-                                ph = tirx.Cast(dt, p)
+                                ex2_to(sf, si, sf[si] - safe)
+                                ph = tirx.Cast(dt, sf[si])
                                 # P as the A operand: key chunk kc = n8 // 2, a index 2 hi + 4 (n8 % 2) + u
-                                T.buffer_store(pa, ph, [R(tx, BK // 16 * 8, (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u)])
-                                T.buffer_store(st, st[R(tx, 8, 1 + 4 * hi)] + _f32(ph), [R(tx, 8, 1 + 4 * hi)])
+                                pis.append(R(tx, BK // 16 * 8, (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u))
+                                T.buffer_store(pa, ph, [pis[-1]])
+                        l_ = st[R(tx, 8, 1 + 4 * hi)] * st[R(tx, 8, 2 + 4 * hi)]
+                        T.buffer_store(
+                            st, l_ + _tree(lambda a, c: a + c, [_f32(pa[i]) for i in pis]), [R(tx, 8, 1 + 4 * hi)]
+                        )
                         for nv in range(nnv):
                             for u in range(2):
                                 oi = R(tx, nnv * 4, nv * 4 + 2 * hi + u)
                                 T.buffer_store(of, of[oi] * st[R(tx, 8, 2 + 4 * hi)], [oi])
 
                 th.each_thread(softmax)
+                arrived()  # V(kt) in shared memory; every warp done with K(kt)
+                # K(kt + 1) (past the block's last tile: zeros, no global reads; a condition around
+                # the loads would put the shared-memory sync pass's barrier inside it)
+                th.each_thread(lambda tx: load(tx, kt0 + 1, 0))
+                commit()
 
-                def pv_step(nv2, kc):
+                def pv_load(kc, nv2, off):
                     # V's B fragments of dim tiles 2 nv2, 2 nv2 + 1 (b0b1: keys 2t, 2t+1; b2b3: keys 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4.trans, matrix j = keys kc 16 + 8 (j % 2).., dims 8 (2 nv2 + j // 2)..
                     def vaddr(l):
-                        return (
-                            buf * (BK * hs_v) + (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
-                        )
+                        return (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
 
-                    th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr))
+                    th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr, off))
+
+                def pv_mma(kc, nv2, off):
                     for h2 in range(2):
                         nv = 2 * nv2 + h2
-                        th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4, 4 * h2))
+                        th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4, off + 4 * h2))
 
-                unrolled(BK // 16, lambda kc: unrolled(nnv // 2, lambda nv2: pv_step(nv2, kc)))
-                th.barrier()
+                pipelined(BK // 16, nnv // 2, pv_load, pv_mma)
 
+            if gpu:
+                T.evaluate(T.ptx.cp.async_.wait_group(0))  # the last (zero) K copies
             quad(lambda a, c: a + c, 1, 3)
 
             def write(tx):
