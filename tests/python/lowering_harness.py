@@ -1,7 +1,8 @@
 """Shared steps of the lowering tests (tests/python/test_lowering_*.py), CPU only:
 plan every case model, compile every plan's CUDA source with the venv's nvcc for sm_90, run the
 TPAT lowering built for LLVM, and run ONNX Runtime (float16 through float32 where its CPU
-provider has no float16 kernel).
+provider has no float16 kernel). `lowering_checks` makes the two checks every case table gets:
+nvcc compiles the plan, and the LLVM build matches ONNX Runtime (and any other reference).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto as TP
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +25,7 @@ sys.path.insert(0, str(ROOT / "python"))
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 from tpat_bridge.planning.plan import handle_plan  # noqa: E402
+from tpat_bridge.tools.compare import actual_outputs  # noqa: E402
 from tpat_bridge.tools.reference import _float_twin  # noqa: E402
 
 SCHEMA = json.loads((ROOT / "schemas" / "kernel-plan.schema.json").read_text())
@@ -84,16 +87,26 @@ def input_shape(vi, syms: dict) -> list:
     return [d.dim_value if d.HasField("dim_value") else syms[d.dim_param] for d in vi.type.tensor_type.shape.dim]
 
 
-def run_llvm(path: Path, feeds: dict) -> list:
-    """TPAT's lowering of the node (mode "cpu"), built for LLVM: outputs as numpy arrays."""
+def build_llvm(path: Path):
+    """(run, info): TPAT's lowering of the node (mode "cpu") built for LLVM once; run(feeds) gives
+    its outputs as numpy arrays; info.data_dependent names its data-dependent outputs."""
     import tvm
     from tvm import relax
 
     info = load_node(str(path))
     mod, _ = registry.tpat_module(info, mode="cpu")
     vm = relax.VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
-    res = vm["main"](*[tvm.runtime.tensor(feeds[i["name"]]) for i in info.inputs])
-    return [r.numpy() for r in res] if not hasattr(res, "numpy") else [res.numpy()]
+
+    def run(feeds: dict) -> list:
+        res = vm["main"](*[tvm.runtime.tensor(feeds[i["name"]]) for i in info.inputs])
+        return [r.numpy() for r in res] if not hasattr(res, "numpy") else [res.numpy()]
+
+    return run, info
+
+
+def run_llvm(path: Path, feeds: dict) -> list:
+    """TPAT's lowering of the node (mode "cpu"), built for LLVM: outputs as numpy arrays."""
+    return build_llvm(path)[0](feeds)
 
 
 def float32_twin(model, low=(TP.FLOAT16,)):
@@ -116,6 +129,12 @@ def run_ort(model, feeds: dict, via_float32: bool = False) -> list:
     return sess.run(None, feeds)
 
 
+def run_ort_half_via_float32(model, feeds: dict) -> list:
+    """run_ort, through float32 when a feed is float16: for ops whose ONNX Runtime CPU kernel has
+    no float16 form."""
+    return run_ort(model, feeds, via_float32=any(v.dtype == np.float16 for v in feeds.values()))
+
+
 def assert_matches(got, want, tol: float) -> None:
     """Same dtype and shape; equal when tol is 0, else within tol (relative and absolute)."""
     assert got.dtype == want.dtype and got.shape == want.shape
@@ -123,3 +142,76 @@ def assert_matches(got, want, tol: float) -> None:
         np.testing.assert_array_equal(got, want)
     else:
         np.testing.assert_allclose(got.astype(np.float64), np.asarray(want).astype(np.float64), rtol=tol, atol=tol)
+
+
+def _per(value, name):
+    return value(name) if callable(value) else value
+
+
+def lowering_checks(
+    cases: dict,
+    feeds,
+    *,
+    tol=0,
+    ort=run_ort,
+    ort_has=None,
+    reference=None,
+    ref_tol=None,
+    compare=assert_matches,
+    also=None,
+    names=None,
+    compile_names=None,
+):
+    """The two checks of a lowering test module's case table `cases` (name -> (model, ...)), as
+    pytest tests parametrized by case name, for the module to bind to test names:
+
+        test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(CASES, feeds=...)
+
+    The first asserts that the case's plan compiled with nvcc -arch=sm_90 (conftest's `compiled`
+    fixture; the cases `compile_names`, default all). The second (the cases `names`, default all)
+    builds the lowering of the planned model (conftest's `built`) for LLVM once and runs it on
+    feeds(name), one input dict or a list of them; on each it compares the LLVM outputs, cut to
+    their actual size where data-dependent, output by output with compare(got, want, tol) (default
+    assert_matches: same dtype and shape, equal when tol is 0, else within tol) against
+    - ort(model, feeds): ONNX Runtime (run_ort; run_ort_half_via_float32 for ops without a float16
+      CPU kernel), unless ort_has(name) is false (no kernel, or a wrong one, for that case);
+    - reference(name, feeds), when given and not None: another reference (numpy, onnx.reference),
+      within ref_tol (default tol).
+    A case with neither fails. Then also(name, feeds, outputs) runs any further checks. tol and
+    ref_tol: a number or name -> number.
+    """
+
+    @pytest.mark.parametrize("name", list(cases if compile_names is None else compile_names))
+    def nvcc_compiles(compiled, name):
+        rc, err = compiled[name]
+        assert rc == 0, err
+
+    @pytest.mark.parametrize("name", list(cases if names is None else names))
+    def numerics(built, name):
+        model = cases[name][0]
+        run, info = build_llvm(built[name]["path"])
+        sets = feeds(name)
+        sets = sets if isinstance(sets, list) else [sets]
+        for k, f in enumerate(sets):
+            try:
+                outs = run(f)
+                wants = []
+                if ort_has is None or ort_has(name):
+                    wants.append((ort(model, f), _per(tol, name)))
+                ref = reference(name, f) if reference is not None else None
+                if ref is not None:
+                    wants.append((ref, _per(tol if ref_tol is None else ref_tol, name)))
+                assert wants, f"{name}: neither ONNX Runtime nor a reference checks this case"
+                for want, t in wants:
+                    got = actual_outputs(outs, want, info.data_dependent)
+                    assert len(got) == len(want), (len(got), len(want))
+                    for g, w in zip(got, want):
+                        compare(g, np.asarray(w), t)
+                if also is not None:
+                    also(name, f, outs)
+            except AssertionError as e:
+                if len(sets) == 1:
+                    raise
+                raise AssertionError(f"input set {k} of {len(sets)}: {e}") from e
+
+    return nvcc_compiles, numerics

@@ -25,7 +25,7 @@ from onnx.reference import ReferenceEvaluator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import input_shape, launches, lowered_plan, lowering_checks, run_ort, run_ort_half_via_float32  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 from tpat_bridge.tools.reference import _col2im_ort_wrong  # noqa: E402
@@ -118,23 +118,15 @@ def test_plan_uses_tpat_lowering(built, name):
     assert len(launches(plan)) >= 1
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort_and_onnx_reference(built, name):
-    model, syms, tol = CASES[name]
-    feeds = _feeds(model, syms)
-    got = run_llvm(built[name]["path"], feeds)[0]
-    ref = ReferenceEvaluator(model).run(None, feeds)[0]
-    assert_matches(got, ref.astype(got.dtype), tol)
-    dt = feeds["x"].dtype
-    if not _col2im_ort_wrong(model):  # ONNX Runtime's CPU Col2Im: float32 only, wrong beyond 2-D
-        want = run_ort(model, feeds, via_float32=dt == np.float16)[0]
-        assert_matches(got, want, tol)
+test_nvcc_compiles, test_numerics_llvm_vs_ort_and_onnx_reference = lowering_checks(
+    CASES,
+    feeds=lambda name: _feeds(*CASES[name][:2]),
+    tol=lambda name: CASES[name][2],
+    # ONNX Runtime's CPU Col2Im: float32 only, wrong beyond 2-D
+    ort=run_ort_half_via_float32,
+    ort_has=lambda name: not _col2im_ort_wrong(CASES[name][0]),
+    reference=lambda name, feeds: [ReferenceEvaluator(CASES[name][0]).run(None, feeds)[0].astype(feeds["x"].dtype)],
+)
 
 
 def test_onnx_runtime_is_wrong_where_the_reference_data_uses_onnx_reference():

@@ -24,11 +24,10 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import input_shape, launches, lowered_plan, lowering_checks, run_ort_half_via_float32  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 from tpat_bridge.tools import cross_check, reference  # noqa: E402
-from tpat_bridge.tools.compare import actual_outputs  # noqa: E402
 
 ONNX_T = {"float32": TP.FLOAT, "float16": TP.FLOAT16, "int64": TP.INT64, "bool": TP.BOOL}
 
@@ -97,24 +96,11 @@ def test_plan_declares_size_output(built, name):
     assert size["size_of"] == [0] and size["dtype"] == "int64" and size["shape_expr"] == []
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort(built, name):
-    model, syms, frac = CASES[name]
-    feeds = _feeds(model, syms, frac)
-    outs = run_llvm(built[name]["path"], feeds)
-    info = load_node(str(built[name]["path"]))
-    registry.tpat_module(info, mode="cpu")  # sets info.data_dependent
-    # ONNX Runtime's CPU Compress has no float16 kernel: through float32
-    want = run_ort(model, feeds, via_float32=feeds["x"].dtype == np.float16)
-    got = actual_outputs(outs, want, info.data_dependent)
-    assert got[0].shape == want[0].shape
-    np.testing.assert_array_equal(got[0], want[0])
+# data-dependent: the LLVM output cut to its size output's count; ONNX Runtime's CPU Compress has no
+# float16 kernel: through float32
+test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(
+    CASES, feeds=lambda name: _feeds(*CASES[name]), ort=run_ort_half_via_float32
+)
 
 
 def test_non_bool_or_2d_condition_declines(workdir):

@@ -24,7 +24,7 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import input_shape, launches, lowered_plan, lowering_checks, run_ort_half_via_float32  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 
@@ -113,20 +113,10 @@ def test_plan_uses_tpat_lowering(built, name):
             assert "vector loads" in plan["lowering_detail"], plan["lowering_detail"]
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort(built, name):
-    model, syms, tol = CASES[name]
-    feeds = _feeds(model, syms)
-    got = run_llvm(built[name]["path"], feeds)[0]
-    # ONNX Runtime's CPU CumSum has no float16 kernel
-    want = run_ort(model, feeds, via_float32=feeds["x"].dtype == np.float16)[0]
-    assert_matches(got, want, tol)
+# ONNX Runtime's CPU CumSum has no float16 kernel
+test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(
+    CASES, feeds=lambda name: _feeds(*CASES[name][:2]), tol=lambda name: CASES[name][2], ort=run_ort_half_via_float32
+)
 
 
 def test_bad_axis_declines(workdir):

@@ -28,7 +28,16 @@ from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, input_shape, launches, lowered_plan, plan_all, run_llvm, run_ort  # noqa: E402
+from lowering_harness import (  # noqa: E402
+    assert_matches,
+    input_shape,
+    launches,
+    lowered_plan,
+    lowering_checks,
+    plan_all,
+    run_llvm,
+    run_ort,
+)
 
 vi = h.make_tensor_value_info
 NP = {TP.FLOAT: np.float32, TP.FLOAT16: np.float16, TP.INT8: np.int8, TP.INT64: np.int64, TP.BOOL: np.bool_}
@@ -140,19 +149,7 @@ def test_plan_is_one_vectorized_kernel(built, name):
         assert re.search(r"\*\((uint4|int4|float4|longlong2)\*\)\(data_f_ptr", plan["cuda_source"]), "no 16-byte load"
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort(built, name):
-    model, syms = CASES[name][:2]
-    feeds = _feeds(model, syms)
-    got = run_llvm(built[name]["path"], feeds)[0]
-    want = run_ort(model, feeds)[0]
-    assert_matches(got, want, 0)
+test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(CASES, feeds=lambda name: _feeds(*CASES[name][:2]))
 
 
 def test_out_of_range_indices_are_clamped(built):

@@ -9,25 +9,17 @@ Run: .venv/bin/python -m pytest tests/python/test_lowering_gelu.py
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto as TP
 from onnx import helper as h
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tpat_bridge.lowerings import registry  # noqa: E402
-from tpat_bridge.planning.load import load_node  # noqa: E402
-from tpat_bridge.planning.plan import handle_plan  # noqa: E402
-
-NVCC = ROOT / ".venv/lib/python3.11/site-packages/nvidia/cu13/bin/nvcc"
+from lowering_harness import input_shape, launches, lowered_plan, lowering_checks, run_ort  # noqa: E402
 
 
 def _model(shape, dtype=TP.FLOAT, approximate="none"):
@@ -48,44 +40,32 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def workdir():
-    return Path(tempfile.mkdtemp(prefix="tpat_gelu_test_"))
-
-
 @pytest.mark.parametrize("name", list(CASES))
-def test_plan_compile_and_numerics(workdir, name):
-    import onnxruntime as ort
-    import tvm
-    from tvm import relax
-
-    model, syms, tol, per = CASES[name]
-    path = workdir / f"{name}.onnx"
-    onnx.save(model, str(path))
-    res = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})
-    assert res["ok"], res
-    plan = res["plan"]
-    assert plan["lowering"] == "gelu" and per in plan["lowering_detail"], plan["lowering_detail"]
-    assert len([s for s in plan["steps"] if s["kind"] == "launch"]) == 1
+def test_plan_uses_tpat_lowering(built, name):
+    plan = lowered_plan(built[name]["res"], "gelu")
+    assert CASES[name][3] in plan["lowering_detail"], plan["lowering_detail"]
+    assert len(launches(plan)) == 1
     if name == "fp16_erf":
         assert "*(uint4*)" in plan["cuda_source"]
-    cu = workdir / f"{name}.cu"
-    cu.write_text(plan["cuda_source"])
-    r = subprocess.run(
-        [str(NVCC), "-arch=sm_90", "-c", "-w", *plan["compile_flags"], "-o", str(workdir / f"{name}.o"), str(cu)],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
 
+
+def _feeds(name):
+    model, syms = CASES[name][:2]
     vi = model.graph.input[0]
-    shape = [d.dim_value if d.HasField("dim_value") else syms[d.dim_param] for d in vi.type.tensor_type.shape.dim]
     dt = np.float16 if vi.type.tensor_type.elem_type == TP.FLOAT16 else np.float32
-    x = (np.random.default_rng(0).standard_normal(shape) * 3).astype(dt)
-    info = load_node(str(path))
-    mod, _ = registry.tpat_module(info, mode="cpu")
-    vm = relax.VirtualMachine(tvm.compile(mod, target=tvm.target.Target({"kind": "llvm"})), tvm.cpu())
-    got = vm["main"](tvm.runtime.tensor(x)).numpy()
-    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    assert got.dtype == want.dtype and got.shape == want.shape
-    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=tol, atol=tol)
+    return {"x": (np.random.default_rng(0).standard_normal(input_shape(vi, syms)) * 3).astype(dt)}
+
+
+test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(CASES, feeds=_feeds, tol=lambda name: CASES[name][2])
+
+
+def test_shared_check_catches_a_wrong_answer(built):
+    """lowering_checks' numerics check fails on an answer off by more than the tolerance, and on a
+    case that neither ONNX Runtime nor a reference checks."""
+    off = lambda model, feeds: [w + np.asarray(1e-2, w.dtype) for w in run_ort(model, feeds)]
+    _, wrong = lowering_checks(CASES, feeds=_feeds, tol=lambda name: CASES[name][2], ort=off)
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        wrong(built, "fp32_erf")
+    _, unchecked = lowering_checks(CASES, feeds=_feeds, ort_has=lambda name: False)
+    with pytest.raises(AssertionError, match="neither"):
+        unchecked(built, "fp32_erf")

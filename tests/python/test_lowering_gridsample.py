@@ -25,7 +25,7 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import input_shape, launches, lowered_plan, lowering_checks, run_ort_half_via_float32  # noqa: E402
 
 vi = h.make_tensor_value_info
 
@@ -86,19 +86,10 @@ def test_plan_is_one_kernel(built, name):
     assert "cast" not in " ".join(plan.get("fixups", []))
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort(built, name):
-    model, syms, tol = CASES[name]
-    feeds = _feeds(model, syms)
-    got = run_llvm(built[name]["path"], feeds)[0]
-    want = run_ort(model, feeds, via_float32="fp16" in name)[0]
-    assert_matches(got, want, tol)
+# ONNX Runtime runs the float16 case as its float32 twin
+test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(
+    CASES, feeds=lambda name: _feeds(*CASES[name][:2]), tol=lambda name: CASES[name][2], ort=run_ort_half_via_float32
+)
 
 
 @pytest.mark.parametrize("name", list(NOT_LOWERED))

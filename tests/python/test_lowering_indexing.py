@@ -23,7 +23,7 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import input_shape, launches, lowered_plan, lowering_checks  # noqa: E402
 
 vi = h.make_tensor_value_info
 
@@ -90,16 +90,4 @@ def test_plan_is_one_kernel(built, name):
     assert len(launches(plan)) == 1
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort(built, name):
-    model, syms = CASES[name]
-    feeds = _feeds(name, model, syms)
-    got = run_llvm(built[name]["path"], feeds)[0]
-    want = run_ort(model, feeds)[0]
-    assert_matches(got, want, 0)
+test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(CASES, feeds=lambda name: _feeds(name, *CASES[name]))

@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, launches, lowered_plan, run_llvm  # noqa: E402
+from lowering_harness import launches, lowered_plan, lowering_checks  # noqa: E402
 from norm_cases import feeds_for, norm_model, ort_answer  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
@@ -76,21 +76,9 @@ def test_plan_uses_tpat_lowering(built, name):
     assert len(plan["outputs"]) == len(model.graph.output)
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort(built, name):
-    model, syms, tol, _ = CASES[name]
-    feeds = feeds_for(model, syms)
-    got = run_llvm(built[name]["path"], feeds)
-    want = ort_answer(model, feeds)
-    assert len(got) == len(want) == len(model.graph.output)
-    for g, w in zip(got, want):
-        assert_matches(g, w, tol)
+test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(
+    CASES, feeds=lambda name: feeds_for(*CASES[name][:2]), tol=lambda name: CASES[name][2], ort=ort_answer
+)
 
 
 @pytest.mark.parametrize("name", list(NOT_LOWERED))

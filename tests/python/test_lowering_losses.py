@@ -23,7 +23,15 @@ from onnx.reference import ReferenceEvaluator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, input_shape, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import (  # noqa: E402
+    assert_matches,
+    input_shape,
+    lowered_plan,
+    lowering_checks,
+    run_llvm,
+    run_ort,
+    run_ort_half_via_float32,
+)
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 
@@ -109,24 +117,20 @@ def test_plan_uses_tpat_lowering(built, name):
     assert len([s for s in plan["steps"] if s["kind"] == "launch"]) == (2 if reduced else 1)
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
+def _half(name):
+    return CASES[name][0].graph.input[0].type.tensor_type.elem_type == TP.FLOAT16
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort_and_onnx_reference(built, name):
-    model, syms, tol = CASES[name]
-    feeds = _feeds(model, syms)
-    got = run_llvm(built[name]["path"], feeds)
-    half = feeds["x"].dtype == np.float16
-    want = run_ort(model, feeds, via_float32=half)
-    ref = ReferenceEvaluator(model).run(None, feeds)
-    assert len(got) == len(want) == len(ref)
-    for g, w, r in zip(got, want, ref):
-        assert_matches(g, w, tol)
-        assert_matches(g, np.asarray(r).astype(g.dtype), tol if not half else 5e-2)
+test_nvcc_compiles, test_numerics_llvm_vs_ort_and_onnx_reference = lowering_checks(
+    CASES,
+    feeds=lambda name: _feeds(*CASES[name][:2]),
+    tol=lambda name: CASES[name][2],
+    ort=run_ort_half_via_float32,
+    reference=lambda name, feeds: [
+        np.asarray(r).astype(feeds["x"].dtype) for r in ReferenceEvaluator(CASES[name][0]).run(None, feeds)
+    ],
+    ref_tol=lambda name: 5e-2 if _half(name) else CASES[name][2],
+)
 
 
 def test_symbolic_classes_decline(built):

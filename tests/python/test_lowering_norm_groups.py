@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, launches, lowered_plan, run_llvm  # noqa: E402
+from lowering_harness import launches, lowered_plan, lowering_checks  # noqa: E402
 from norm_cases import feeds_for, norm_model, ort_answer  # noqa: E402
 
 LN, RMS = "LayerNormalization", "RMSNormalization"
@@ -48,18 +48,6 @@ def test_rows_over_several_warps(built, name):
     assert "__shfl_down_sync" in src and "__syncthreads" in src and "__shared__" in src
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort(built, name):
-    model, syms, tol, _ = CASES[name]
-    feeds = feeds_for(model, syms)
-    got = run_llvm(built[name]["path"], feeds)
-    want = ort_answer(model, feeds)
-    assert len(got) == len(want) == len(model.graph.output)
-    for g, w in zip(got, want):
-        assert_matches(g, w, tol)
+test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(
+    CASES, feeds=lambda name: feeds_for(*CASES[name][:2]), tol=lambda name: CASES[name][2], ort=ort_answer
+)

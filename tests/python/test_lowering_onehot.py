@@ -27,7 +27,7 @@ from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import input_shape, launches, lowered_plan, lowering_checks  # noqa: E402
 
 vi = h.make_tensor_value_info
 NP = {
@@ -133,22 +133,17 @@ def test_plan_form_and_vector(built, name):
         assert re.search(r"\*\((uint4|float4|int4|longlong2)\*\)\(out_w_ptr", plan["cuda_source"]), "no 16-byte store"
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
+def _ort_has(name):
+    model = CASES[name][0]
+    return (
+        model.graph.input[0].type.tensor_type.elem_type,
+        model.graph.output[0].type.tensor_type.elem_type,
+    ) in ORT_KERNELS
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm(built, name):
-    model, syms = CASES[name][:2]
-    feeds = _feeds(model, syms)
-    got = run_llvm(built[name]["path"], feeds)[0]
-    vt = model.graph.output[0].type.tensor_type.elem_type
-    it = model.graph.input[0].type.tensor_type.elem_type
-    want = _numpy_onehot(model, feeds)
-    if vt == TP.BFLOAT16:
-        got = got.view(ml_dtypes.bfloat16) if got.dtype != ml_dtypes.bfloat16 else got
-    assert_matches(got, want, 0)
-    if (it, vt) in ORT_KERNELS:
-        assert_matches(got, run_ort(model, feeds)[0], 0)
+test_nvcc_compiles, test_numerics_llvm = lowering_checks(
+    CASES,
+    feeds=lambda name: _feeds(*CASES[name][:2]),
+    ort_has=_ort_has,
+    reference=lambda name, feeds: [_numpy_onehot(CASES[name][0], feeds)],
+)

@@ -28,7 +28,7 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import assert_matches, input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import input_shape, launches, lowered_plan, lowering_checks, run_llvm  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 
@@ -236,26 +236,23 @@ def test_plan_uses_tpat_lowering(built, name):
         assert n_pass == 2, plan["lowering_detail"]
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
+def _numpy(name, feeds):
+    op, axes, keep, noop = _case_args(CASES[name][0])
+    return [numpy_reference(op, feeds["x"], axes, keep, noop)]
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_reference(built, name):
-    model, syms, tol = CASES[name]
-    feeds = _feeds(model, syms)
-    got = run_llvm(built[name]["path"], feeds)[0]
-    op, axes, keep, noop = _case_args(model)
-    want = numpy_reference(op, feeds["x"], axes, keep, noop)
-    if want.dtype == ml_dtypes.bfloat16:
-        got, want = got.astype(np.float32), want.astype(np.float32)
-    assert_matches(got, want, tol)
-    dt = str(feeds["x"].dtype)
-    if dt in ORT_TYPES:
-        ort = run_ort(model, feeds)[0]
-        assert_matches(got, ort, tol)
+def _ort_has(name):
+    dtype = {v: k for k, v in ONNX_T.items()}[CASES[name][0].graph.input[0].type.tensor_type.elem_type]
+    return dtype in ORT_TYPES
+
+
+test_nvcc_compiles, test_numerics_llvm_vs_reference = lowering_checks(
+    CASES,
+    feeds=lambda name: _feeds(*CASES[name][:2]),
+    tol=lambda name: CASES[name][2],
+    ort_has=_ort_has,
+    reference=_numpy,
+)
 
 
 @pytest.mark.parametrize("name", list(NOT_LOWERED))

@@ -31,8 +31,9 @@ from lowering_harness import (  # noqa: E402
     float32_twin,
     input_shape,
     lowered_plan,
+    lowering_checks,
     run_llvm,
-    run_ort,
+    run_ort_half_via_float32,
 )
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
@@ -238,20 +239,10 @@ def test_plan_uses_tpat_lowering(built, name):
     assert len(plan["kernels"]) == 1
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort(built, name):
-    model, syms, tol = CASES[name]
-    feeds = _feeds(model, syms)
-    got = run_llvm(built[name]["path"], feeds)[0]
-    # ONNX Runtime's CPU Resize has no float16 kernel
-    want = run_ort(model, feeds, via_float32=feeds["x"].dtype == np.float16)[0]
-    assert_matches(got, want, tol)
+# ONNX Runtime's CPU Resize has no float16 kernel
+test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(
+    CASES, feeds=lambda name: _feeds(*CASES[name][:2]), tol=lambda name: CASES[name][2], ort=run_ort_half_via_float32
+)
 
 
 @pytest.mark.parametrize("name", list(AA_CASES))

@@ -29,6 +29,7 @@ from lowering_harness import (  # noqa: E402
     compile_all,
     input_shape,
     lowered_plan,
+    lowering_checks,
     plan_all,
     run_llvm,
     run_ort,
@@ -154,21 +155,12 @@ def test_te_form_kept(built, name):
     assert "tiled" not in plan["lowering_detail"], plan["lowering_detail"]
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort(built, name):
-    model, syms, tol = CASES[name]
-    feeds = _feeds(model, syms)
-    got = run_llvm(built[name]["path"], feeds)[0]
-    want = _ort(model, feeds)
-    if got.dtype != np.float32:
-        got, want = got.astype(np.float32), want.astype(np.float32)
-    assert_matches(got, want, tol)
+test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(
+    CASES,
+    feeds=lambda name: _feeds(*CASES[name][:2]),
+    tol=lambda name: CASES[name][2],
+    ort=lambda model, feeds: [_ort(model, feeds)],
+)
 
 
 def test_dlight_switch_keeps_te_form(tmp_path, monkeypatch):

@@ -26,7 +26,16 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import float32_twin, input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import (  # noqa: E402
+    float32_twin,
+    input_shape,
+    launches,
+    lowered_plan,
+    lowering_checks,
+    run_llvm,
+    run_ort,
+    run_ort_half_via_float32,
+)
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 
@@ -182,24 +191,26 @@ def test_plan_uses_tpat_lowering(built, name):
     assert launches(plan) == ["tpat_roi_align_kernel"], launches(plan)
 
 
-@pytest.mark.parametrize("name", list(CASES) + list(BF16))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_vs_ort_and_onnx_reference(built, name):
-    model, syms, tol = CASES[name]
-    feeds = _feeds(model, syms)
-    half = model.graph.input[0].type.tensor_type.elem_type == TP.FLOAT16
-    got = run_llvm(built[name]["path"], feeds)[0]
-    want = run_ort(model, feeds, via_float32=half)[0]
-    ref = _onnx_reference(model, feeds)
-    assert got.dtype == want.dtype and got.shape == want.shape
-    assert np.abs(got.astype(np.float32)).max() > 0  # boxes hit the image: not all zero
+def _close_in_float32(got, want, tol):
+    assert got.shape == want.shape
     np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=tol, atol=tol)
-    np.testing.assert_allclose(got.astype(np.float32), ref.astype(np.float32), rtol=tol, atol=tol)
+
+
+def _dtype_and_hits(name, feeds, outs):
+    assert outs[0].dtype == feeds["x"].dtype  # ONNX Runtime's output type: T1, the image's
+    assert np.abs(outs[0].astype(np.float32)).max() > 0  # boxes hit the image: not all zero
+
+
+test_nvcc_compiles, test_numerics_llvm_vs_ort_and_onnx_reference = lowering_checks(
+    CASES,
+    feeds=lambda name: _feeds(*CASES[name][:2]),
+    tol=lambda name: CASES[name][2],
+    ort=run_ort_half_via_float32,
+    reference=lambda name, feeds: [_onnx_reference(CASES[name][0], feeds)],
+    compare=_close_in_float32,
+    also=_dtype_and_hits,
+    compile_names=list(CASES) + list(BF16),
+)
 
 
 def test_out_of_range_batch_index_gives_zeros(built):

@@ -24,7 +24,7 @@ from onnx import helper as h
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lowering_harness import input_shape, launches, lowered_plan, run_llvm, run_ort  # noqa: E402
+from lowering_harness import input_shape, launches, lowered_plan, lowering_checks, run_ort_half_via_float32  # noqa: E402
 from tpat_bridge.lowerings import registry  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
 
@@ -106,22 +106,10 @@ def test_plan_uses_tpat_lowering(built, name):
     assert all(k.startswith("tpat_topk_merge") for k in kernels[1:])
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_nvcc_compiles(compiled, name):
-    rc, err = compiled[name]
-    assert rc == 0, err
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_numerics_llvm_equal_ort(built, name):
-    model, syms, _ = CASES[name]
-    feeds = _feeds(model, syms)
-    gv, gi = run_llvm(built[name]["path"], feeds)
-    # float16 values are exact in float32: the same order
-    wv, wi = run_ort(model, feeds, via_float32=feeds["x"].dtype == np.float16)
-    assert gv.dtype == wv.dtype and gi.dtype == np.int64
-    np.testing.assert_array_equal(gv, wv)
-    np.testing.assert_array_equal(gi, wi)
+# values and indices equal; float16 values are exact in float32: the same order
+test_nvcc_compiles, test_numerics_llvm_equal_ort = lowering_checks(
+    CASES, feeds=lambda name: _feeds(*CASES[name][:2]), ort=run_ort_half_via_float32
+)
 
 
 def test_nan_comes_first_for_largest(workdir):
