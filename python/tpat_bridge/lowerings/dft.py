@@ -189,6 +189,14 @@ def _good_size(k):
     return best
 
 
+def _bluestein_size(n):
+    """Bluestein's convolution length: the smallest power of two >= 2n - 1 when it is at most 1/8
+    above the smallest 2^a 3^b 5^c (1009: 2048 = 4^5 x 2, one radix-4 butterfly per thread and
+    stage, rather than 2025 = 3^4 x 5^2), else that 2^a 3^b 5^c."""
+    good, pow2 = _good_size(2 * n - 1), 1 << (2 * n - 2).bit_length()
+    return pow2 if pow2 * 8 <= good * 9 else good
+
+
 def _plan(dtype, n, transforms, inner, real=False):
     """The strategy's fields (kind, m, n1, n2, group, threads), or None (no plan)."""
     cap = shared_points(dtype)
@@ -203,7 +211,7 @@ def _plan(dtype, n, transforms, inner, real=False):
         sp = _split(n, cap)
         if sp:
             return dict(kind="fourstep", m=n, n1=sp[0], n2=sp[1])
-    m = _good_size(2 * n - 1)
+    m = _bluestein_size(n)
     if m <= cap:
         g, tb = _pass_shape(m, cap, transforms, mg)
         return dict(kind="bluestein", m=m, group=g, threads=tb)
@@ -462,6 +470,28 @@ class _Pass:
     store_gmajor: bool = True
     declare: object = None  # declares the flat buffer views inside the kernel
     raw_store: bool = False  # store(u, k, get): get(idx) -> (re, im) of any point of the transform
+    ilv: bool = False  # interleaved shared layout: point i of transform g at i * S + g (see _ilv_stride)
+
+
+def _ilv_stride(G):
+    """The row stride S of the interleaved layout (point i of transform g at i S + g): G when G is a
+    multiple of 32 or odd, else G + 1 (odd: a warp reading one transform's consecutive points hits
+    32 different banks). A warp's threads take consecutive g first: rows of one point, no conflict.
+    G = 1: point i at i + i / 32 (a pad word per 32: a stage's stride-R writes hit distinct banks)."""
+    return G if G % 32 == 0 or G % 2 == 1 else G + 1
+
+
+def _ilv_size(N, G):
+    return N + N // 32 if G == 1 else N * _ilv_stride(G)
+
+
+def _ilv_addr(G):
+    """(g, i) -> the shared address of point i of transform g in the interleaved layout."""
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    if G == 1:
+        return lambda g, i: i + (i >> i32(5))
+    S = _ilv_stride(G)
+    return lambda g, i: i * i32(S) + g
 
 
 def _pass_shape(n, cap, transforms=None, min_group=1):
@@ -495,8 +525,13 @@ def _pass_ir(ps: _Pass, acc, mode):
             if ps.declare is not None:
                 ps.declare()
             scope = "shared" if gpu else "global"
-            bre = T.decl_buffer([pts], acc, scope=scope)
-            bim = T.decl_buffer([pts], acc, scope=scope)
+            ilv = _ilv_addr(G) if ps.ilv else None
+            bre = T.decl_buffer([_ilv_size(N, G) if ps.ilv else pts], acc, scope=scope)
+            bim = T.decl_buffer([_ilv_size(N, G) if ps.ilv else pts], acc, scope=scope)
+
+            def A(g, i):  # shared address of point i of the block's transform g
+                return ilv(g, i) if ps.ilv else g * i32(N) + i
+
             rshape = [regs] if gpu else [TB, regs]
             rre = T.decl_buffer(rshape, acc, scope=loc)
             rim = T.decl_buffer(rshape, acc, scope=loc)
@@ -518,14 +553,14 @@ def _pass_ir(ps: _Pass, acc, mode):
                             u = b64 * i64(G) + tirx.Cast("int64", g)
                             re, im, ok = ps.load(u, i)
                             ok = tirx.all(u < ps.total, ok) if ok is not None else u < ps.total
-                            T.buffer_store(bre, tirx.Select(ok, re, fa(0.0)), [g * i32(N) + i])
-                            T.buffer_store(bim, tirx.Select(ok, im, fa(0.0)), [g * i32(N) + i])
+                            T.buffer_store(bre, tirx.Select(ok, re, fa(0.0)), [A(g, i)])
+                            T.buffer_store(bim, tirx.Select(ok, im, fa(0.0)), [A(g, i)])
 
             th.each_thread(load)
             th.barrier()
             for st in ps.steps:
                 if st[0] == "fft":
-                    _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, rad, st[1], acc)
+                    _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, rad, st[1], acc, ilv)
                 else:
                     fn = st[1]
 
@@ -535,7 +570,11 @@ def _pass_ir(ps: _Pass, acc, mode):
                             e = p * i32(TB) + t32
                             with T.If(e < i32(pts)):
                                 with T.Then():
-                                    re, im = fn(e % i32(N), bre[e], bim[e])
+                                    if ps.ilv:  # g fastest: (g, i) = (e mod G, e / G)
+                                        a = A(e % i32(G), e // i32(G))
+                                        re, im = fn(e // i32(G), bre[a], bim[a])
+                                    else:
+                                        re, im = fn(e % i32(N), bre[e], bim[e])
                                     T.buffer_store(rre, re, R_(tx, p))
                                     T.buffer_store(rim, im, R_(tx, p))
 
@@ -545,8 +584,9 @@ def _pass_ir(ps: _Pass, acc, mode):
                             e = p * i32(TB) + t32
                             with T.If(e < i32(pts)):
                                 with T.Then():
-                                    T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
-                                    T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
+                                    a = A(e % i32(G), e // i32(G)) if ps.ilv else e
+                                    T.buffer_store(bre, rre[tuple(R_(tx, p))], [a])
+                                    T.buffer_store(bim, rim[tuple(R_(tx, p))], [a])
 
                     th.each_thread(mul)
                     th.barrier()
@@ -563,16 +603,17 @@ def _pass_ir(ps: _Pass, acc, mode):
                     with T.If(tirx.all(e < i32(kpts), u < ps.total)):
                         with T.Then():
                             if ps.raw_store:
-                                ps.store(u, k, lambda idx, g=g: (bre[g * i32(N) + idx], bim[g * i32(N) + idx]))
+                                ps.store(u, k, lambda idx, g=g: (bre[A(g, idx)], bim[A(g, idx)]))
                             else:
-                                ps.store(u, k, bre[g * i32(N) + k], bim[g * i32(N) + k])
+                                ps.store(u, k, bre[A(g, k)], bim[A(g, k)])
 
             th.each_thread(store)
     return ib.get()
 
 
-def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
-    """The Stockham stages of every length-N transform in the shared buffers (in place)."""
+def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=None):
+    """The Stockham stages of every length-N transform in the shared buffers (in place). ilv: the
+    interleaved layout's address function (g, i) -> address, butterfly b of transform b mod G."""
     gpu = mode == "gpu"
     loc = "local" if gpu else "global"
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
@@ -593,8 +634,9 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                         with T.Then():
                             base = (b // i32(span)) * i32(N) + b % i32(span)
                             for r in range(R):
-                                T.buffer_store(rre, bre[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
-                                T.buffer_store(rim, bim[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
+                                a = ilv(b % i32(G), b // i32(G) + i32(r * span)) if ilv else base + i32(r * span)
+                                T.buffer_store(rre, bre[a], R_(tx, p * i32(R) + i32(r)))
+                                T.buffer_store(rim, bim[a], R_(tx, p * i32(R) + i32(r)))
 
             def butterfly(tx, R=R, nbf=nbf, span=span, per=per, Ns=Ns):
                 t32 = tirx.Cast("int32", tx)
@@ -603,7 +645,7 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                     b = p * i32(TB) + t32
                     with T.If(b < i32(nbf)):
                         with T.Then():
-                            g, j = b // i32(span), b % i32(span)
+                            g, j = (b % i32(G), b // i32(G)) if ilv else (b // i32(span), b % i32(span))
                             s = j % i32(Ns) if Ns > 1 else i32(0)
 
                             def ix(r, p=p, tx=tx):
@@ -625,6 +667,7 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                                     T.buffer_store(rre, tw[0], ix(r))
                             vals = [(rre[tuple(ix(r))], rim[tuple(ix(r))]) for r in range(R)]
                             dst = g * i32(N) + (j // i32(Ns)) * i32(Ns * R) + s
+                            pos = (j // i32(Ns)) * i32(Ns * R) + s
                             for kk in range(R):
                                 cs = [consts[(r * kk) % R] for r in range(R)]
                                 yre = _scaled_sum(
@@ -637,8 +680,9 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                                     + [(cs[r][0], vals[r][1]) for r in range(R)],
                                     acc,
                                 )
-                                T.buffer_store(bre, yre, [dst + i32(kk * Ns)])
-                                T.buffer_store(bim, yim, [dst + i32(kk * Ns)])
+                                a = ilv(g, pos + i32(kk * Ns)) if ilv else dst + i32(kk * Ns)
+                                T.buffer_store(bre, yre, [a])
+                                T.buffer_store(bim, yim, [a])
 
             th.each_thread(gather)
             th.barrier()
@@ -653,17 +697,21 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                     e = p * i32(TB) + t32
                     with T.If(e < i32(pts)):
                         with T.Then():
-                            g, m = e // i32(N), e % i32(N)
+                            g, m = (e % i32(G), e // i32(G)) if ilv else (e // i32(N), e % i32(N))
                             a, rest = m // i32(Ns * R), m % i32(Ns * R)
                             kk, s = rest // i32(Ns), rest % i32(Ns)
                             src = g * i32(N) + a * i32(Ns) + s
+
+                            def at(r, g=g, a=a, s=s, src=src, span=span):
+                                return ilv(g, a * i32(Ns) + s + r * i32(span)) if ilv else src + r * i32(span)
+
                             ph = s + kk * i32(Ns)  # the angle of term r: r * ph / (Ns R) turns
                             acc2 = T.decl_buffer([2], acc, scope=loc)
                             T.buffer_store(acc2, fa(0.0), [0])
                             T.buffer_store(acc2, fa(0.0), [1])
                             with T.serial(0, R) as r:
                                 w = _turn((r * ph) % i32(Ns * R), Ns * R, sign, acc)
-                                y = _cmul((bre[src + r * i32(span)], bim[src + r * i32(span)]), w)
+                                y = _cmul((bre[at(r)], bim[at(r)]), w)
                                 T.buffer_store(acc2, acc2[0] + y[0], [0])
                                 T.buffer_store(acc2, acc2[1] + y[1], [1])
                             T.buffer_store(rre, acc2[0], R_(tx, p))
@@ -675,8 +723,9 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                     e = p * i32(TB) + t32
                     with T.If(e < i32(pts)):
                         with T.Then():
-                            T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
-                            T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
+                            a = ilv(e % i32(G), e // i32(G)) if ilv else e
+                            T.buffer_store(bre, rre[tuple(R_(tx, p))], [a])
+                            T.buffer_store(bim, rim[tuple(R_(tx, p))], [a])
 
             th.each_thread(direct)
             th.barrier()
@@ -718,8 +767,8 @@ def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc
             with T.Then():
                 store(t, k, re, im)
 
-    pa = _Pass(n1, ga, ta, total * i64(n2), load_a, store_a, n1, [("fft", sign)], False, False, declare)
-    pb = _Pass(n2, gb, tb_, total * i64(n1), load_b, store_b, n2, [("fft", sign)], True, False, declare)
+    pa = _Pass(n1, ga, ta, total * i64(n2), load_a, store_a, n1, [("fft", sign)], False, False, declare, ilv=True)
+    pb = _Pass(n2, gb, tb_, total * i64(n1), load_b, store_b, n2, [("fft", sign)], True, False, declare, ilv=True)
     return [_pass_ir(pa, acc, mode), _pass_ir(pb, acc, mode)]
 
 
@@ -882,6 +931,7 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
                 True,
                 True,
                 declare,
+                ilv=True,
             )
             kernels.append(_pass_ir(ps, acc, mode))
         else:  # bluestein4: the m-point FFTs four-step: x -> k1 -> k0 (times bhat) -> k1 -> out
