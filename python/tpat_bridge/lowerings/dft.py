@@ -20,6 +20,8 @@ shared memory (float32 for 16-bit inputs, float64 for float64):
      buf[(j / Ns) Ns R + j mod Ns + k Ns]. Each thread loads its butterflies' inputs into
      registers, a barrier, then writes in place: one buffer, G N <= 6144 (float64: 3072);
   3. store of the bins k < K (onesided: n / 2 + 1), times 1/n for inverse.
+The fourstep / bluestein kernels use the interleaved layout (`_Pass.ilv`): point i of transform g
+at i S + g, a warp's threads on consecutive g, free of bank conflicts; the others keep g N + i.
 Twiddle angles come from exact integers m / q and are taken in (-pi, pi], where CUDA's fast
 sin/cos (the plan compiles with --use_fast_math) are accurate to 2^-21.
 
@@ -28,9 +30,10 @@ Strategies (`_plan`, recorded in describe()):
   fourstep   a longer such n = n1 n2 (both <= 768 where possible): (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
              into a workspace; (B) per row an n2-point FFT, bin k1 + n1 k2: two kernels;
   bluestein  otherwise (a large prime factor): X_k = w_k sum_j (x_j w_j) conj(w_{k-j}),
-             w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m = the smallest
-             2^a 3^b 5^c >= 2n - 1; the FFT of the chirp is a plan constant computed in float64):
-             one kernel when m fits shared memory (FFT, product, inverse FFT), else four (two
+             w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m = _bluestein_size:
+             the smallest 2^a 3^b 5^c >= 2n - 1 or a power of two at most 1/8 longer; the FFT of
+             the chirp is a plan constant computed in float64): one kernel when m fits shared
+             memory (FFT, product in the inverse FFT's first gather, inverse FFT), else four (two
              four-step FFTs through two workspaces);
   direct     only for a symbolic dim between the axis and the last one, n <= MAX_DIRECT_LENGTH:
              the definition as a dlight-scheduled TE sum, O(n) per bin.
@@ -558,9 +561,19 @@ def _pass_ir(ps: _Pass, acc, mode):
 
             th.each_thread(load)
             th.barrier()
-            for st in ps.steps:
+            pre = None
+            for si, st in enumerate(ps.steps):
                 if st[0] == "fft":
-                    _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, rad, st[1], acc, ilv)
+                    _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, rad, st[1], acc, ilv, pre)
+                    pre = None
+                elif (
+                    ps.ilv
+                    and si + 1 < len(ps.steps)
+                    and ps.steps[si + 1][0] == "fft"
+                    and rad
+                    and rad[0] in BUTTERFLY_RADICES
+                ):
+                    pre = st[1]  # applied by the next FFT's first gather: no pass of its own
                 else:
                     fn = st[1]
 
@@ -611,9 +624,10 @@ def _pass_ir(ps: _Pass, acc, mode):
     return ib.get()
 
 
-def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=None):
+def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=None, pre=None):
     """The Stockham stages of every length-N transform in the shared buffers (in place). ilv: the
-    interleaved layout's address function (g, i) -> address, butterfly b of transform b mod G."""
+    interleaved layout's address function (g, i) -> address, butterfly b of transform b mod G.
+    pre(i, re, im) -> (re, im): a pointwise step on point i, applied by the first stage's gather."""
     gpu = mode == "gpu"
     loc = "local" if gpu else "global"
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
@@ -626,7 +640,7 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=
         per = -(-nbf // TB)
         if R in BUTTERFLY_RADICES:
 
-            def gather(tx, R=R, nbf=nbf, span=span, per=per):
+            def gather(tx, R=R, nbf=nbf, span=span, per=per, pre=pre):
                 t32 = tirx.Cast("int32", tx)
                 with T.unroll(0, per) as p:
                     b = p * i32(TB) + t32
@@ -635,8 +649,11 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=
                             base = (b // i32(span)) * i32(N) + b % i32(span)
                             for r in range(R):
                                 a = ilv(b % i32(G), b // i32(G) + i32(r * span)) if ilv else base + i32(r * span)
-                                T.buffer_store(rre, bre[a], R_(tx, p * i32(R) + i32(r)))
-                                T.buffer_store(rim, bim[a], R_(tx, p * i32(R) + i32(r)))
+                                v = (bre[a], bim[a])
+                                if pre is not None:
+                                    v = pre(b // i32(G) + i32(r * span), *v)
+                                T.buffer_store(rre, v[0], R_(tx, p * i32(R) + i32(r)))
+                                T.buffer_store(rim, v[1], R_(tx, p * i32(R) + i32(r)))
 
             def butterfly(tx, R=R, nbf=nbf, span=span, per=per, Ns=Ns):
                 t32 = tirx.Cast("int32", tx)
@@ -732,6 +749,7 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=
             th.each_thread(put)
             th.barrier()
         Ns *= R
+        pre = None  # only the first stage's gather
 
 
 def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc, mode, declare):
