@@ -200,6 +200,11 @@ def _bluestein_size(n):
     return pow2 if pow2 * 8 <= good * 9 else good
 
 
+def _ilv_cap(cap):
+    """The longest transform whose interleaved layout (a pad word per 32) fits `cap` points."""
+    return cap * 32 // 33
+
+
 def _plan(dtype, n, transforms, inner, real=False):
     """The strategy's fields (kind, m, n1, n2, group, threads), or None (no plan)."""
     cap = shared_points(dtype)
@@ -211,14 +216,14 @@ def _plan(dtype, n, transforms, inner, real=False):
         g, tb = _pass_shape(n, cap, transforms, mg)
         return dict(kind="fft", m=n, group=g, threads=tb)
     if _smooth(n):
-        sp = _split(n, cap)
+        sp = _split(n, _ilv_cap(cap))
         if sp:
             return dict(kind="fourstep", m=n, n1=sp[0], n2=sp[1])
     m = _bluestein_size(n)
-    if m <= cap:
-        g, tb = _pass_shape(m, cap, transforms, mg)
+    if _ilv_size(m, 1) <= cap:
+        g, tb = _pass_shape(m, cap, transforms, mg, ilv=True)
         return dict(kind="bluestein", m=m, group=g, threads=tb)
-    sp = _split(m, cap)
+    sp = _split(m, _ilv_cap(cap))
     if sp and m < 2**30:
         return dict(kind="bluestein4", m=m, n1=sp[0], n2=sp[1])
     return None
@@ -273,7 +278,9 @@ def select(n: NodeView) -> DFTSelection | Decline:
         transforms = math.prod(lead) * inner if all(isinstance(d, int) for d in lead) else None
         plan = _plan(dtype, size, transforms, inner, real=xshape[-1] == 1)
         if plan is None:
-            return Decline(f"dft_length {size}: longer than the four-step FFT's {shared_points(dtype) * 4096} points")
+            return Decline(
+                f"dft_length {size}: longer than the four-step FFT's {_ilv_cap(shared_points(dtype)) * 4096} points"
+            )
     elif irfft:
         return Decline("irfft with a symbolic dim between the axis and the last one")
     elif size > MAX_DIRECT_LENGTH:
@@ -497,11 +504,13 @@ def _ilv_addr(G):
     return lambda g, i: i * i32(S) + g
 
 
-def _pass_shape(n, cap, transforms=None, min_group=1):
+def _pass_shape(n, cap, transforms=None, min_group=1, ilv=False):
     g = max(1, min(max(1, cap // n), -(-BLOCK_POINTS // n)))
     if isinstance(transforms, int):
         g = min(g, max(1, transforms // MIN_BLOCKS))
     g = max(g, min(min_group, max(1, cap // n)))
+    while ilv and g > 1 and _ilv_size(n, g) > cap:  # the interleaved layout's padding fits too
+        g -= 1
     pts = g * n
     threads = min(MAX_THREADS, max(32, -(-(-(-pts // 4)) // 32) * 32))
     return g, threads
@@ -759,8 +768,8 @@ def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc
     store(t, k, re, im) of bin k (only where kout_guard(k))."""
     n = n1 * n2
     i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
-    ga, ta = _pass_shape(n1, cap, None, min_group=min(16, n2))
-    gb, tb_ = _pass_shape(n2, cap, None, min_group=min(8, n1))
+    ga, ta = _pass_shape(n1, cap, None, min_group=min(16, n2), ilv=True)
+    gb, tb_ = _pass_shape(n2, cap, None, min_group=min(8, n1), ilv=True)
 
     def load_a(u, i):
         t, c = u // i64(n2), u % i64(n2)
