@@ -91,7 +91,7 @@ SPECS = {
         {},
     ),
     "prime_97_bluestein": (dict(xshape=[2, 500, 1], step=50, flen=97), "Bluestein", {}),
-    "long_frame_fourstep": (dict(xshape=[1, 20000, 1], step=1000, flen=16384), "four-step FFT 32 x 512", {}),
+    "long_frame_fourstep": (dict(xshape=[1, 20000, 1], step=1000, flen=16384), "four-step FFT 64 x 128", {}),
     "fp16": (dict(xshape=[2, 256, 1], step=32, flen=64, dtype="float16"), "real input", {}),
     "fp64_complex": (dict(xshape=[2, 60, 2], step=6, flen=20, onesided=0, dtype="float64"), "Stockham", {}),
     "sym_batch": (dict(xshape=["B", 128, 1], step=16, flen=32), "real input", {"B": 3}),

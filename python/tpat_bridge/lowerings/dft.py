@@ -20,7 +20,7 @@ shared memory (float32 for 16-bit inputs, float64 for float64):
      buf[(j / Ns) Ns R + j mod Ns + k Ns]. Each thread loads its butterflies' inputs into
      registers, a barrier, then writes in place: one buffer, G N <= 6144 (float64: 3072);
   3. store of the bins k < K (onesided: n / 2 + 1), times 1/n for inverse.
-The fourstep / bluestein kernels use the interleaved layout (`_Pass.ilv`): point i of transform g
+The (r)fourstep / bluestein kernels use the interleaved layout (`_Pass.ilv`): point i of transform g
 at i S + g, a warp's threads on consecutive g, free of bank conflicts; the others keep g N + i.
 Twiddle angles come from exact integers m / q and are taken in (-pi, pi], where CUDA's fast
 sin/cos (the plan compiles with --use_fast_math) are accurate to 2^-21.
@@ -29,6 +29,8 @@ Strategies (`_plan`, recorded in describe()):
   fft        n fits shared memory and has no prime factor above MAX_DIRECT_RADIX: one kernel;
   fourstep   a longer such n = n1 n2 (both <= 768 where possible): (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
              into a workspace; (B) per row an n2-point FFT, bin k1 + n1 k2: two kernels;
+  rfourstep  a real input of even length over shared memory: the n/2-point complex four-step FFT of
+             z_j = x_2j + i x_2j+1 (_rfourstep), the even/odd split in pass B's store;
   bluestein  otherwise (a large prime factor): X_k = w_k sum_j (x_j w_j) conj(w_{k-j}),
              w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m = _bluestein_size:
              the smallest 2^a 3^b 5^c >= 2n - 1 or a power of two at most 1/8 longer; the FFT of
@@ -122,7 +124,7 @@ class DFTSelection(Selection):
 
     @property
     def workspaces(self) -> int:
-        return {"fourstep": 1, "bluestein4": 2}.get(self.kind, 0)
+        return {"fourstep": 1, "rfourstep": 1, "bluestein4": 2}.get(self.kind, 0)
 
     @property
     def irfft(self) -> bool:
@@ -146,6 +148,11 @@ class DFTSelection(Selection):
             how = f"Stockham FFT radices {rad(self.n)}, {self.group} transform(s) x {self.threads} threads per block"
         elif self.kind == "fourstep":
             how = f"four-step FFT {self.n1} x {self.n2} (radices {rad(self.n1)} | {rad(self.n2)}), 2 kernels"
+        elif self.kind == "rfourstep":
+            how = (
+                f"real input as a {self.m}-point complex four-step FFT {self.n1} x {self.n2} (radices "
+                f"{rad(self.n1)} | {rad(self.n2)}), rows k1 and n1 - k1 in one block, 2 kernels"
+            )
         elif self.kind == "bluestein":
             how = f"Bluestein, {self.m}-point FFTs (radices {rad(self.m)}) in one kernel"
         elif self.kind == "bluestein4":
@@ -215,6 +222,10 @@ def _plan(dtype, n, transforms, inner, real=False):
     if n <= cap and _smooth(n):
         g, tb = _pass_shape(n, cap, transforms, mg)
         return dict(kind="fft", m=n, group=g, threads=tb)
+    if real and n % 2 == 0 and _smooth(n // 2):
+        sp = _rsplit(n // 2, cap)
+        if sp:
+            return dict(kind="rfourstep", m=n // 2, n1=sp[0], n2=sp[1])
     if _smooth(n):
         sp = _split(n, _ilv_cap(cap))
         if sp:
@@ -479,7 +490,8 @@ class _Pass:
     load_gmajor: bool = True
     store_gmajor: bool = True
     declare: object = None  # declares the flat buffer views inside the kernel
-    raw_store: bool = False  # store(u, k, get): get(idx) -> (re, im) of any point of the transform
+    raw_store: object = False  # True: store(u, k, get), get(idx) -> (re, im) of any point of the
+    # transform; "slots": store(u, k, get, g), get(g', idx) of any transform g' of the block
     ilv: bool = False  # interleaved shared layout: point i of transform g at i * S + g (see _ilv_stride)
 
 
@@ -624,7 +636,9 @@ def _pass_ir(ps: _Pass, acc, mode):
                     u = b64 * i64(G) + tirx.Cast("int64", g)
                     with T.If(tirx.all(e < i32(kpts), u < ps.total)):
                         with T.Then():
-                            if ps.raw_store:
+                            if ps.raw_store == "slots":  # any point of any transform of the block
+                                ps.store(u, k, lambda gg, idx: (bre[A(gg, idx)], bim[A(gg, idx)]), g)
+                            elif ps.raw_store:
                                 ps.store(u, k, lambda idx, g=g: (bre[A(g, idx)], bim[A(g, idx)]))
                             else:
                                 ps.store(u, k, bre[A(g, k)], bim[A(g, k)])
@@ -759,6 +773,92 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=
             th.barrier()
         Ns *= R
         pre = None  # only the first stage's gather
+
+
+def _rsplit(m, cap):
+    """The real four-step's split m = n1 n2: n1 even, both smooth and at most 1/8 of shared
+    memory, as even as possible (8192 = 64 x 128: 512 blocks in each pass for 64 series), pass B's
+    group an even divisor of n1; else None."""
+    lim = _ilv_cap(cap) // 8
+    best = None
+    for n1 in range(2, min(lim, m) + 1, 2):
+        n2 = m // n1
+        if m % n1 or n2 > lim or not (_smooth(n1) and _smooth(n2)) or not _rfourstep_group(n1, n2, cap):
+            continue
+        if best is None or min(n1, n2) > min(best) or (min(n1, n2) == min(best) and n2 > best[1]):
+            best = (n1, n2)
+    return best
+
+
+def _rfourstep_group(n1, n2, cap):
+    """Pass B's rows per block of the real four-step (an even divisor of n1: pairs of rows), else 0."""
+    g = _pass_shape(n2, cap, None, min_group=min(8, n1), ilv=True)[0]
+    while g > 1 and (g % 2 or n1 % g):
+        g -= 1
+    return g if g % 2 == 0 and n1 % 2 == 0 else 0
+
+
+def _rfourstep(n, n1, n2, cap, total, signal, sign, emit, K, flat, wkey, acc, mode, declare):
+    """A real signal of even length n as the M = n / 2 = n1 n2 point complex FFT of
+    z_j = x_2j + i x_2j+1, four-step (as _fourstep, M points): (A) per column an n1-point FFT times
+    exp(sign 2 pi i c k1 / M) into the workspace; (B) per row k1 an n2-point FFT, Z at k1 + n1 k2.
+    X_k = E_k + w^k O_k, X_k+M = E_k - w^k O_k (w = exp(sign 2 pi i / n), E_k = (Z_k + conj
+    Z_M-k) / 2, O_k = (Z_k - conj Z_M-k) / 2i) needs Z_M-k: row n1 - k1 (k1 > 0; column
+    n2 - 1 - k2) or row 0 (column -k2 mod n2). Pass B's block therefore holds pairs of rows: slot
+    2p + m of a series is row p / n1 - p (p > 0; m = 0 / 1), rows 0 and n1 / 2 for p = 0 (each its
+    own partner). emit(t, k, re, im) stores bin k < K."""
+    M = n1 * n2
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    fa = lambda v: tirx.const(v, acc)  # noqa: E731
+    ga, ta = _pass_shape(n1, cap, None, min_group=min(16, n2), ilv=True)
+    gb = _rfourstep_group(n1, n2, cap)
+    tb_ = _pass_shape(n2, cap, None, min_group=gb, ilv=True)[1]
+
+    def load_a(u, i):  # the pair (x_2j, x_2j+1), j = i n2 + c
+        t, c = u // i64(n2), u % i64(n2)
+        j = tirx.Cast("int64", i) * i64(n2) + c
+        re0, _, ok0 = signal(t, j * i64(2))
+        re1, _, ok1 = signal(t, j * i64(2) + i64(1))
+        return tirx.Select(ok0, re0, fa(0.0)), tirx.Select(ok1, re1, fa(0.0)), None
+
+    def store_a(u, k1, re, im):
+        t, c = u // i64(n2), u % i64(n2)
+        w = _turn((c * tirx.Cast("int64", k1)) % i64(M), M, sign, acc)
+        y = _cmul((re, im), w)
+        a = ((t * i64(n1) + tirx.Cast("int64", k1)) * i64(n2) + c) * i64(2)
+        T.buffer_store(flat[wkey], y[0], [a])
+        T.buffer_store(flat[wkey], y[1], [a + i64(1)])
+
+    def row(s):  # the row k1 of slot s (int64)
+        p, m = s // i64(2), s % i64(2)
+        return tirx.Select(p == i64(0), m * i64(n1 // 2), tirx.Select(m == i64(0), p, i64(n1) - p))
+
+    def load_b(u, i):
+        t, s = u // i64(n1), u % i64(n1)
+        a = ((t * i64(n1) + row(s)) * i64(n2) + tirx.Cast("int64", i)) * i64(2)
+        return flat[wkey][a], flat[wkey][a + i64(1)], None
+
+    def store_b(u, k2, get, g):
+        t, s = u // i64(n1), u % i64(n1)
+        k1 = row(s)
+        partner = tirx.Select(s < i64(2), g, g ^ i32(1))  # the slot holding row n1 - k1
+        kp = tirx.Select(k1 == i64(0), (i32(n2) - k2) % i32(n2), i32(n2 - 1) - k2)
+        a, b = get(g, k2), get(partner, kp)
+        half = fa(0.5)
+        e = ((a[0] + b[0]) * half, (a[1] - b[1]) * half)
+        o = ((a[1] + b[1]) * half, (b[0] - a[0]) * half)
+        k = k1 + i64(n1) * tirx.Cast("int64", k2)
+        wo = _cmul(o, _turn(k, n, sign, acc))
+        emit(t, k, e[0] + wo[0], e[1] + wo[1])
+        if K > M:  # the upper half (X_M, the Nyquist bin, from k = 0 when onesided)
+            with T.If(k + i64(M) < i64(K)):
+                with T.Then():
+                    emit(t, k + i64(M), e[0] - wo[0], e[1] - wo[1])
+
+    pa = _Pass(n1, ga, ta, total * i64(n2), load_a, store_a, n1, [("fft", sign)], False, False, declare, ilv=True)
+    pb = _Pass(n2, gb, tb_, total * i64(n1), load_b, store_b, n2, [("fft", sign)], True, False, declare, "slots", True)
+    return [_pass_ir(pa, acc, mode), _pass_ir(pb, acc, mode)]
 
 
 def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc, mode, declare):
@@ -913,6 +1013,23 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
         gm = det.stft or inner == 1
         ps = _Pass(M, det.group, det.threads, total, load_pair, store_r, K, [("fft", sign)], gm, gm, declare, True)
         kernels.append(_pass_ir(ps, acc, mode))
+    elif det.kind == "rfourstep":
+        kernels += _rfourstep(
+            n,
+            det.n1,
+            det.n2,
+            cap,
+            total,
+            signal,
+            sign,
+            lambda t, k, re, im: emit_out(t, k, re, im, scale),
+            K,
+            flat,
+            "k0",
+            acc,
+            mode,
+            declare,
+        )
     elif det.kind == "fourstep":
         kernels += _fourstep(
             det.n1,
