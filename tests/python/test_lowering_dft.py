@@ -7,8 +7,9 @@ kernels), nvcc -arch=sm_90 compiles its CUDA source, and the
 LLVM build of the same kernels matches numpy.fft in float64 (and ONNX Runtime's CPU DFT for the
 float32 / float64 cases).
 
-Grid: n in {1, 2, 3, 5, 7, 8, 12, 16, 96, 97 (prime), 720, 1000, 1024, 4096, 8191 (prime)} and
-16384, 40000, 12000 (real: a 6000-point FFT), 6144 (the shared-memory limit), 6150 (prime factor 41), 221 (radix 17), 62 (radix 31);
+Grid: n in {1, 2, 3, 5, 7, 8, 12, 16, 96, 97 (prime), 720, 1000, 1009 (prime: Rader), 1019 (prime:
+Bluestein through 2048), 83 (Bluestein), 1024, 4096, 8191 (prime)} and 16384 and 20000 (real: the
+half-length four-step), 10336 (four-step, radices 17 and 19), 40000, 12000 (real: a 6000-point FFT), 6144 (the shared-memory limit), 6150 (prime factor 41), 221 (radix 17), 62 (radix 31);
 real and complex input, onesided, inverse, every allowed axis (negative too, non-last with dims
 after it), opset 17's attribute and opset 20's input, dft_length shorter and longer than the signal,
 float32 / float16 / float64 (bfloat16: nvcc only, LLVM cannot run it), a symbolic batch dim.
@@ -100,19 +101,36 @@ GRID = {
     "n12_fp64_inverse": ([2, 12, 2], "Stockham", dict(inverse=1, dtype="float64")),
     "n16_pad_from_10": ([3, 10, 1], "real input as a 8-point", dict(n=16)),
     "n96_inverse": ([5, 96, 2], "Stockham", dict(inverse=1)),
-    "n97_prime_real_onesided": ([3, 97, 1], "Bluestein, 200-point", dict(onesided=1)),
+    "n97_prime_real_onesided": ([3, 97, 1], "Rader, a 96-point cyclic convolution", dict(onesided=1)),
+    "n83_prime_bluestein": ([3, 83, 2], "Bluestein, 180-point", {}),
     "n720_real_onesided": ([4, 720, 1], "real input as a 360-point", dict(onesided=1)),
     "n1000_axis_m3_rank4": ([2, 1000, 3, 2], "Stockham", dict(axis=-3)),
     "n1024": ([3, 1024, 2], "Stockham", {}),
     "n4096_fp16_onesided": ([2, 4096, 1], "real input as a 2048-point", dict(onesided=1, dtype="float16")),
     "n8191_prime_inverse": ([2, 8191, 2], "Bluestein, 16384-point four-step", dict(inverse=1)),
-    "n16384_real_onesided": ([2, 16384, 1], "four-step FFT 32 x 512", dict(onesided=1)),
+    "n16384_real_onesided": (
+        [2, 16384, 1],
+        "real input as a 8192-point complex four-step FFT 64 x 128",
+        dict(onesided=1),
+    ),
+    "n20000_real_inverse_full": ([3, 20000, 1], "real input as a 10000-point complex four-step", dict(inverse=1)),
+    "n12500_real_axis0_cols_fp64": (
+        [12500, 3, 1],
+        "real input as a 6250-point",
+        dict(axis=0, onesided=1, dtype="float64"),
+    ),
+    "n14000_real_pad_fp16": ([2, 13000, 1], "real input as a 7000-point", dict(n=14000, onesided=1, dtype="float16")),
     "n40000_axis0_cols": ([40000, 3, 2], "four-step FFT 64 x 625", dict(axis=0)),
     "n6144_shared_limit": ([2, 6144, 2], "Stockham", {}),
     "n6150_prime41": ([2, 6150, 1], "Bluestein, 12500-point four-step", dict(onesided=1)),
     "n221_radix17": ([3, 221, 2], "Stockham FFT radices 13x17", {}),
     "n62_radix31_fp64": ([3, 62, 2], "Stockham FFT radices 2x31", dict(dtype="float64")),
-    "n37_prime_fp64": ([2, 37, 2], "Bluestein", dict(dtype="float64", inverse=1)),
+    "n37_prime_fp64": ([2, 37, 2], "Rader", dict(dtype="float64", inverse=1)),
+    "n1009_prime_rader": ([3, 1009, 2], "Rader, a 1008-point cyclic convolution by FFTs (radices 4x4x3x3x7)", {}),
+    "n1009_prime_rader_pad_fp16": ([300, 5, 1], "Rader", dict(n=1009, axis=0, dtype="float16", onesided=1)),
+    "n1019_prime_bluestein_pow2": ([3, 1019, 2], "Bluestein, 2048-point FFTs (radices 4x4x4x4x4x2)", {}),
+    "n10336_fourstep_radix17_19": ([2, 10336, 2], "four-step FFT 16 x 646 (radices 4x4 | 2x17x19)", {}),
+    "n16384_fourstep_inverse_fp64": ([2, 16384, 2], "four-step FFT 64 x 256", dict(inverse=1, dtype="float64")),
     "trunc_8191_to_7000": ([2, 8191, 2], "four-step", dict(n=7000)),
     "pad_720_to_1024_axis1": ([2, 720, 3, 1], "real input as a 512-point", dict(n=1024, axis=1, onesided=1)),
     "sym_batch": (["B", 12, 2], "Stockham", {}),

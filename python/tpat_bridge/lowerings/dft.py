@@ -20,6 +20,8 @@ shared memory (float32 for 16-bit inputs, float64 for float64):
      buf[(j / Ns) Ns R + j mod Ns + k Ns]. Each thread loads its butterflies' inputs into
      registers, a barrier, then writes in place: one buffer, G N <= 6144 (float64: 3072);
   3. store of the bins k < K (onesided: n / 2 + 1), times 1/n for inverse.
+The (r)fourstep / bluestein kernels use the interleaved layout (`_Pass.ilv`): point i of transform g
+at i S + g, a warp's threads on consecutive g, free of bank conflicts; the others keep g N + i.
 Twiddle angles come from exact integers m / q and are taken in (-pi, pi], where CUDA's fast
 sin/cos (the plan compiles with --use_fast_math) are accurate to 2^-21.
 
@@ -27,10 +29,15 @@ Strategies (`_plan`, recorded in describe()):
   fft        n fits shared memory and has no prime factor above MAX_DIRECT_RADIX: one kernel;
   fourstep   a longer such n = n1 n2 (both <= 768 where possible): (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
              into a workspace; (B) per row an n2-point FFT, bin k1 + n1 k2: two kernels;
+  rfourstep  a real input of even length over shared memory: the n/2-point complex four-step FFT of
+             z_j = x_2j + i x_2j+1 (_rfourstep), the even/odd split in pass B's store;
+  rader      n a prime > 31, n - 1 smooth and fitting: the (n-1)-point cyclic convolution of Rader's
+             permutation (_rader_ir), one kernel;
   bluestein  otherwise (a large prime factor): X_k = w_k sum_j (x_j w_j) conj(w_{k-j}),
-             w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m = the smallest
-             2^a 3^b 5^c >= 2n - 1; the FFT of the chirp is a plan constant computed in float64):
-             one kernel when m fits shared memory (FFT, product, inverse FFT), else four (two
+             w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m = _bluestein_size:
+             the smallest 2^a 3^b 5^c >= 2n - 1 or a power of two at most 1/8 longer; the FFT of
+             the chirp is a plan constant computed in float64): one kernel when m fits shared
+             memory (FFT, product in the inverse FFT's first gather, inverse FFT), else four (two
              four-step FFTs through two workspaces);
   direct     only for a symbolic dim between the axis and the last one, n <= MAX_DIRECT_LENGTH:
              the definition as a dlight-scheduled TE sum, O(n) per bin.
@@ -119,7 +126,7 @@ class DFTSelection(Selection):
 
     @property
     def workspaces(self) -> int:
-        return {"fourstep": 1, "bluestein4": 2}.get(self.kind, 0)
+        return {"fourstep": 1, "rfourstep": 1, "bluestein4": 2}.get(self.kind, 0)
 
     @property
     def irfft(self) -> bool:
@@ -143,6 +150,13 @@ class DFTSelection(Selection):
             how = f"Stockham FFT radices {rad(self.n)}, {self.group} transform(s) x {self.threads} threads per block"
         elif self.kind == "fourstep":
             how = f"four-step FFT {self.n1} x {self.n2} (radices {rad(self.n1)} | {rad(self.n2)}), 2 kernels"
+        elif self.kind == "rfourstep":
+            how = (
+                f"real input as a {self.m}-point complex four-step FFT {self.n1} x {self.n2} (radices "
+                f"{rad(self.n1)} | {rad(self.n2)}), rows k1 and n1 - k1 in one block, 2 kernels"
+            )
+        elif self.kind == "rader":
+            how = f"Rader, a {self.m}-point cyclic convolution by FFTs (radices {rad(self.m)}) in one kernel"
         elif self.kind == "bluestein":
             how = f"Bluestein, {self.m}-point FFTs (radices {rad(self.m)}) in one kernel"
         elif self.kind == "bluestein4":
@@ -189,6 +203,27 @@ def _good_size(k):
     return best
 
 
+def _primitive_root(n):
+    """The smallest generator of the multiplicative group mod n when n is an odd prime, else 0."""
+    if n < 3 or any(n % p == 0 for p in range(2, math.isqrt(n) + 1)):
+        return 0
+    qs = set(factors(n - 1)) - {4} | ({2} if (n - 1) % 2 == 0 else set())
+    return next(g for g in range(2, n) if all(pow(g, (n - 1) // q, n) != 1 for q in qs))
+
+
+def _bluestein_size(n):
+    """Bluestein's convolution length: the smallest power of two >= 2n - 1 when it is at most 1/8
+    above the smallest 2^a 3^b 5^c (1009: 2048 = 4^5 x 2, one radix-4 butterfly per thread and
+    stage, rather than 2025 = 3^4 x 5^2), else that 2^a 3^b 5^c."""
+    good, pow2 = _good_size(2 * n - 1), 1 << (2 * n - 2).bit_length()
+    return pow2 if pow2 * 8 <= good * 9 else good
+
+
+def _ilv_cap(cap):
+    """The longest transform whose interleaved layout (a pad word per 32) fits `cap` points."""
+    return cap * 32 // 33
+
+
 def _plan(dtype, n, transforms, inner, real=False):
     """The strategy's fields (kind, m, n1, n2, group, threads), or None (no plan)."""
     cap = shared_points(dtype)
@@ -199,15 +234,22 @@ def _plan(dtype, n, transforms, inner, real=False):
     if n <= cap and _smooth(n):
         g, tb = _pass_shape(n, cap, transforms, mg)
         return dict(kind="fft", m=n, group=g, threads=tb)
+    if real and n % 2 == 0 and _smooth(n // 2):
+        sp = _rsplit(n // 2, cap)
+        if sp:
+            return dict(kind="rfourstep", m=n // 2, n1=sp[0], n2=sp[1])
     if _smooth(n):
-        sp = _split(n, cap)
+        sp = _split(n, _ilv_cap(cap))
         if sp:
             return dict(kind="fourstep", m=n, n1=sp[0], n2=sp[1])
-    m = _good_size(2 * n - 1)
-    if m <= cap:
-        g, tb = _pass_shape(m, cap, transforms, mg)
+    if n > MAX_DIRECT_RADIX and _primitive_root(n) and _smooth(n - 1) and _ilv_size(n - 1, 1) <= cap:
+        g, tb = _pass_shape(n - 1, cap, transforms, mg, ilv=True)
+        return dict(kind="rader", m=n - 1, group=g, threads=tb)
+    m = _bluestein_size(n)
+    if _ilv_size(m, 1) <= cap:
+        g, tb = _pass_shape(m, cap, transforms, mg, ilv=True)
         return dict(kind="bluestein", m=m, group=g, threads=tb)
-    sp = _split(m, cap)
+    sp = _split(m, _ilv_cap(cap))
     if sp and m < 2**30:
         return dict(kind="bluestein4", m=m, n1=sp[0], n2=sp[1])
     return None
@@ -262,7 +304,9 @@ def select(n: NodeView) -> DFTSelection | Decline:
         transforms = math.prod(lead) * inner if all(isinstance(d, int) for d in lead) else None
         plan = _plan(dtype, size, transforms, inner, real=xshape[-1] == 1)
         if plan is None:
-            return Decline(f"dft_length {size}: longer than the four-step FFT's {shared_points(dtype) * 4096} points")
+            return Decline(
+                f"dft_length {size}: longer than the four-step FFT's {_ilv_cap(shared_points(dtype)) * 4096} points"
+            )
     elif irfft:
         return Decline("irfft with a symbolic dim between the axis and the last one")
     elif size > MAX_DIRECT_LENGTH:
@@ -461,14 +505,39 @@ class _Pass:
     load_gmajor: bool = True
     store_gmajor: bool = True
     declare: object = None  # declares the flat buffer views inside the kernel
-    raw_store: bool = False  # store(u, k, get): get(idx) -> (re, im) of any point of the transform
+    raw_store: object = False  # True: store(u, k, get), get(idx) -> (re, im) of any point of the
+    # transform; "slots": store(u, k, get, g), get(g', idx) of any transform g' of the block
+    ilv: bool = False  # interleaved shared layout: point i of transform g at i * S + g (see _ilv_stride)
 
 
-def _pass_shape(n, cap, transforms=None, min_group=1):
+def _ilv_stride(G):
+    """The row stride S of the interleaved layout (point i of transform g at i S + g): G when G is a
+    multiple of 32 or odd, else G + 1 (odd: a warp reading one transform's consecutive points hits
+    32 different banks). A warp's threads take consecutive g first: rows of one point, no conflict.
+    G = 1: point i at i + i / 32 (a pad word per 32: a stage's stride-R writes hit distinct banks)."""
+    return G if G % 32 == 0 or G % 2 == 1 else G + 1
+
+
+def _ilv_size(N, G):
+    return N + N // 32 if G == 1 else N * _ilv_stride(G)
+
+
+def _ilv_addr(G):
+    """(g, i) -> the shared address of point i of transform g in the interleaved layout."""
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    if G == 1:
+        return lambda g, i: i + (i >> i32(5))
+    S = _ilv_stride(G)
+    return lambda g, i: i * i32(S) + g
+
+
+def _pass_shape(n, cap, transforms=None, min_group=1, ilv=False):
     g = max(1, min(max(1, cap // n), -(-BLOCK_POINTS // n)))
     if isinstance(transforms, int):
         g = min(g, max(1, transforms // MIN_BLOCKS))
     g = max(g, min(min_group, max(1, cap // n)))
+    while ilv and g > 1 and _ilv_size(n, g) > cap:  # the interleaved layout's padding fits too
+        g -= 1
     pts = g * n
     threads = min(MAX_THREADS, max(32, -(-(-(-pts // 4)) // 32) * 32))
     return g, threads
@@ -495,8 +564,13 @@ def _pass_ir(ps: _Pass, acc, mode):
             if ps.declare is not None:
                 ps.declare()
             scope = "shared" if gpu else "global"
-            bre = T.decl_buffer([pts], acc, scope=scope)
-            bim = T.decl_buffer([pts], acc, scope=scope)
+            ilv = _ilv_addr(G) if ps.ilv else None
+            bre = T.decl_buffer([_ilv_size(N, G) if ps.ilv else pts], acc, scope=scope)
+            bim = T.decl_buffer([_ilv_size(N, G) if ps.ilv else pts], acc, scope=scope)
+
+            def A(g, i):  # shared address of point i of the block's transform g
+                return ilv(g, i) if ps.ilv else g * i32(N) + i
+
             rshape = [regs] if gpu else [TB, regs]
             rre = T.decl_buffer(rshape, acc, scope=loc)
             rim = T.decl_buffer(rshape, acc, scope=loc)
@@ -518,14 +592,24 @@ def _pass_ir(ps: _Pass, acc, mode):
                             u = b64 * i64(G) + tirx.Cast("int64", g)
                             re, im, ok = ps.load(u, i)
                             ok = tirx.all(u < ps.total, ok) if ok is not None else u < ps.total
-                            T.buffer_store(bre, tirx.Select(ok, re, fa(0.0)), [g * i32(N) + i])
-                            T.buffer_store(bim, tirx.Select(ok, im, fa(0.0)), [g * i32(N) + i])
+                            T.buffer_store(bre, tirx.Select(ok, re, fa(0.0)), [A(g, i)])
+                            T.buffer_store(bim, tirx.Select(ok, im, fa(0.0)), [A(g, i)])
 
             th.each_thread(load)
             th.barrier()
-            for st in ps.steps:
+            pre = None
+            for si, st in enumerate(ps.steps):
                 if st[0] == "fft":
-                    _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, rad, st[1], acc)
+                    _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, rad, st[1], acc, ilv, pre)
+                    pre = None
+                elif (
+                    ps.ilv
+                    and si + 1 < len(ps.steps)
+                    and ps.steps[si + 1][0] == "fft"
+                    and rad
+                    and rad[0] in BUTTERFLY_RADICES
+                ):
+                    pre = st[1]  # applied by the next FFT's first gather: no pass of its own
                 else:
                     fn = st[1]
 
@@ -535,7 +619,11 @@ def _pass_ir(ps: _Pass, acc, mode):
                             e = p * i32(TB) + t32
                             with T.If(e < i32(pts)):
                                 with T.Then():
-                                    re, im = fn(e % i32(N), bre[e], bim[e])
+                                    if ps.ilv:  # g fastest: (g, i) = (e mod G, e / G)
+                                        a = A(e % i32(G), e // i32(G))
+                                        re, im = fn(e // i32(G), bre[a], bim[a], g=e % i32(G))
+                                    else:
+                                        re, im = fn(e % i32(N), bre[e], bim[e])
                                     T.buffer_store(rre, re, R_(tx, p))
                                     T.buffer_store(rim, im, R_(tx, p))
 
@@ -545,8 +633,9 @@ def _pass_ir(ps: _Pass, acc, mode):
                             e = p * i32(TB) + t32
                             with T.If(e < i32(pts)):
                                 with T.Then():
-                                    T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
-                                    T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
+                                    a = A(e % i32(G), e // i32(G)) if ps.ilv else e
+                                    T.buffer_store(bre, rre[tuple(R_(tx, p))], [a])
+                                    T.buffer_store(bim, rim[tuple(R_(tx, p))], [a])
 
                     th.each_thread(mul)
                     th.barrier()
@@ -562,17 +651,21 @@ def _pass_ir(ps: _Pass, acc, mode):
                     u = b64 * i64(G) + tirx.Cast("int64", g)
                     with T.If(tirx.all(e < i32(kpts), u < ps.total)):
                         with T.Then():
-                            if ps.raw_store:
-                                ps.store(u, k, lambda idx, g=g: (bre[g * i32(N) + idx], bim[g * i32(N) + idx]))
+                            if ps.raw_store == "slots":  # any point of any transform of the block
+                                ps.store(u, k, lambda gg, idx: (bre[A(gg, idx)], bim[A(gg, idx)]), g)
+                            elif ps.raw_store:
+                                ps.store(u, k, lambda idx, g=g: (bre[A(g, idx)], bim[A(g, idx)]))
                             else:
-                                ps.store(u, k, bre[g * i32(N) + k], bim[g * i32(N) + k])
+                                ps.store(u, k, bre[A(g, k)], bim[A(g, k)])
 
             th.each_thread(store)
     return ib.get()
 
 
-def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
-    """The Stockham stages of every length-N transform in the shared buffers (in place)."""
+def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=None, pre=None):
+    """The Stockham stages of every length-N transform in the shared buffers (in place). ilv: the
+    interleaved layout's address function (g, i) -> address, butterfly b of transform b mod G.
+    pre(i, re, im) -> (re, im): a pointwise step on point i, applied by the first stage's gather."""
     gpu = mode == "gpu"
     loc = "local" if gpu else "global"
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
@@ -585,7 +678,7 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
         per = -(-nbf // TB)
         if R in BUTTERFLY_RADICES:
 
-            def gather(tx, R=R, nbf=nbf, span=span, per=per):
+            def gather(tx, R=R, nbf=nbf, span=span, per=per, pre=pre):
                 t32 = tirx.Cast("int32", tx)
                 with T.unroll(0, per) as p:
                     b = p * i32(TB) + t32
@@ -593,8 +686,12 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                         with T.Then():
                             base = (b // i32(span)) * i32(N) + b % i32(span)
                             for r in range(R):
-                                T.buffer_store(rre, bre[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
-                                T.buffer_store(rim, bim[base + i32(r * span)], R_(tx, p * i32(R) + i32(r)))
+                                a = ilv(b % i32(G), b // i32(G) + i32(r * span)) if ilv else base + i32(r * span)
+                                v = (bre[a], bim[a])
+                                if pre is not None:
+                                    v = pre(b // i32(G) + i32(r * span), *v, g=b % i32(G))
+                                T.buffer_store(rre, v[0], R_(tx, p * i32(R) + i32(r)))
+                                T.buffer_store(rim, v[1], R_(tx, p * i32(R) + i32(r)))
 
             def butterfly(tx, R=R, nbf=nbf, span=span, per=per, Ns=Ns):
                 t32 = tirx.Cast("int32", tx)
@@ -603,7 +700,7 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                     b = p * i32(TB) + t32
                     with T.If(b < i32(nbf)):
                         with T.Then():
-                            g, j = b // i32(span), b % i32(span)
+                            g, j = (b % i32(G), b // i32(G)) if ilv else (b // i32(span), b % i32(span))
                             s = j % i32(Ns) if Ns > 1 else i32(0)
 
                             def ix(r, p=p, tx=tx):
@@ -625,6 +722,7 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                                     T.buffer_store(rre, tw[0], ix(r))
                             vals = [(rre[tuple(ix(r))], rim[tuple(ix(r))]) for r in range(R)]
                             dst = g * i32(N) + (j // i32(Ns)) * i32(Ns * R) + s
+                            pos = (j // i32(Ns)) * i32(Ns * R) + s
                             for kk in range(R):
                                 cs = [consts[(r * kk) % R] for r in range(R)]
                                 yre = _scaled_sum(
@@ -637,8 +735,9 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                                     + [(cs[r][0], vals[r][1]) for r in range(R)],
                                     acc,
                                 )
-                                T.buffer_store(bre, yre, [dst + i32(kk * Ns)])
-                                T.buffer_store(bim, yim, [dst + i32(kk * Ns)])
+                                a = ilv(g, pos + i32(kk * Ns)) if ilv else dst + i32(kk * Ns)
+                                T.buffer_store(bre, yre, [a])
+                                T.buffer_store(bim, yim, [a])
 
             th.each_thread(gather)
             th.barrier()
@@ -653,17 +752,21 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                     e = p * i32(TB) + t32
                     with T.If(e < i32(pts)):
                         with T.Then():
-                            g, m = e // i32(N), e % i32(N)
+                            g, m = (e % i32(G), e // i32(G)) if ilv else (e // i32(N), e % i32(N))
                             a, rest = m // i32(Ns * R), m % i32(Ns * R)
                             kk, s = rest // i32(Ns), rest % i32(Ns)
                             src = g * i32(N) + a * i32(Ns) + s
+
+                            def at(r, g=g, a=a, s=s, src=src, span=span):
+                                return ilv(g, a * i32(Ns) + s + r * i32(span)) if ilv else src + r * i32(span)
+
                             ph = s + kk * i32(Ns)  # the angle of term r: r * ph / (Ns R) turns
                             acc2 = T.decl_buffer([2], acc, scope=loc)
                             T.buffer_store(acc2, fa(0.0), [0])
                             T.buffer_store(acc2, fa(0.0), [1])
                             with T.serial(0, R) as r:
                                 w = _turn((r * ph) % i32(Ns * R), Ns * R, sign, acc)
-                                y = _cmul((bre[src + r * i32(span)], bim[src + r * i32(span)]), w)
+                                y = _cmul((bre[at(r)], bim[at(r)]), w)
                                 T.buffer_store(acc2, acc2[0] + y[0], [0])
                                 T.buffer_store(acc2, acc2[1] + y[1], [1])
                             T.buffer_store(rre, acc2[0], R_(tx, p))
@@ -675,14 +778,102 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc):
                     e = p * i32(TB) + t32
                     with T.If(e < i32(pts)):
                         with T.Then():
-                            T.buffer_store(bre, rre[tuple(R_(tx, p))], [e])
-                            T.buffer_store(bim, rim[tuple(R_(tx, p))], [e])
+                            a = ilv(e % i32(G), e // i32(G)) if ilv else e
+                            T.buffer_store(bre, rre[tuple(R_(tx, p))], [a])
+                            T.buffer_store(bim, rim[tuple(R_(tx, p))], [a])
 
             th.each_thread(direct)
             th.barrier()
             th.each_thread(put)
             th.barrier()
         Ns *= R
+        pre = None  # only the first stage's gather
+
+
+def _rsplit(m, cap):
+    """The real four-step's split m = n1 n2: n1 even, both smooth and at most 1/8 of shared
+    memory, as even as possible (8192 = 64 x 128: 512 blocks in each pass for 64 series), pass B's
+    group an even divisor of n1; else None."""
+    lim = _ilv_cap(cap) // 8
+    best = None
+    for n1 in range(2, min(lim, m) + 1, 2):
+        n2 = m // n1
+        if m % n1 or n2 > lim or not (_smooth(n1) and _smooth(n2)) or not _rfourstep_group(n1, n2, cap):
+            continue
+        if best is None or min(n1, n2) > min(best) or (min(n1, n2) == min(best) and n2 > best[1]):
+            best = (n1, n2)
+    return best
+
+
+def _rfourstep_group(n1, n2, cap):
+    """Pass B's rows per block of the real four-step (an even divisor of n1: pairs of rows), else 0."""
+    g = _pass_shape(n2, cap, None, min_group=min(8, n1), ilv=True)[0]
+    while g > 1 and (g % 2 or n1 % g):
+        g -= 1
+    return g if g % 2 == 0 and n1 % 2 == 0 else 0
+
+
+def _rfourstep(n, n1, n2, cap, total, signal, sign, emit, K, flat, wkey, acc, mode, declare):
+    """A real signal of even length n as the M = n / 2 = n1 n2 point complex FFT of
+    z_j = x_2j + i x_2j+1, four-step (as _fourstep, M points): (A) per column an n1-point FFT times
+    exp(sign 2 pi i c k1 / M) into the workspace; (B) per row k1 an n2-point FFT, Z at k1 + n1 k2.
+    X_k = E_k + w^k O_k, X_k+M = E_k - w^k O_k (w = exp(sign 2 pi i / n), E_k = (Z_k + conj
+    Z_M-k) / 2, O_k = (Z_k - conj Z_M-k) / 2i) needs Z_M-k: row n1 - k1 (k1 > 0; column
+    n2 - 1 - k2) or row 0 (column -k2 mod n2). Pass B's block therefore holds pairs of rows: slot
+    2p + m of a series is row p / n1 - p (p > 0; m = 0 / 1), rows 0 and n1 / 2 for p = 0 (each its
+    own partner). emit(t, k, re, im) stores bin k < K."""
+    M = n1 * n2
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    fa = lambda v: tirx.const(v, acc)  # noqa: E731
+    ga, ta = _pass_shape(n1, cap, None, min_group=min(16, n2), ilv=True)
+    gb = _rfourstep_group(n1, n2, cap)
+    tb_ = _pass_shape(n2, cap, None, min_group=gb, ilv=True)[1]
+
+    def load_a(u, i):  # the pair (x_2j, x_2j+1), j = i n2 + c
+        t, c = u // i64(n2), u % i64(n2)
+        j = tirx.Cast("int64", i) * i64(n2) + c
+        re0, _, ok0 = signal(t, j * i64(2))
+        re1, _, ok1 = signal(t, j * i64(2) + i64(1))
+        return tirx.Select(ok0, re0, fa(0.0)), tirx.Select(ok1, re1, fa(0.0)), None
+
+    def store_a(u, k1, re, im):
+        t, c = u // i64(n2), u % i64(n2)
+        w = _turn((c * tirx.Cast("int64", k1)) % i64(M), M, sign, acc)
+        y = _cmul((re, im), w)
+        a = ((t * i64(n1) + tirx.Cast("int64", k1)) * i64(n2) + c) * i64(2)
+        T.buffer_store(flat[wkey], y[0], [a])
+        T.buffer_store(flat[wkey], y[1], [a + i64(1)])
+
+    def row(s):  # the row k1 of slot s (int64)
+        p, m = s // i64(2), s % i64(2)
+        return tirx.Select(p == i64(0), m * i64(n1 // 2), tirx.Select(m == i64(0), p, i64(n1) - p))
+
+    def load_b(u, i):
+        t, s = u // i64(n1), u % i64(n1)
+        a = ((t * i64(n1) + row(s)) * i64(n2) + tirx.Cast("int64", i)) * i64(2)
+        return flat[wkey][a], flat[wkey][a + i64(1)], None
+
+    def store_b(u, k2, get, g):
+        t, s = u // i64(n1), u % i64(n1)
+        k1 = row(s)
+        partner = tirx.Select(s < i64(2), g, g ^ i32(1))  # the slot holding row n1 - k1
+        kp = tirx.Select(k1 == i64(0), (i32(n2) - k2) % i32(n2), i32(n2 - 1) - k2)
+        a, b = get(g, k2), get(partner, kp)
+        half = fa(0.5)
+        e = ((a[0] + b[0]) * half, (a[1] - b[1]) * half)
+        o = ((a[1] + b[1]) * half, (b[0] - a[0]) * half)
+        k = k1 + i64(n1) * tirx.Cast("int64", k2)
+        wo = _cmul(o, _turn(k, n, sign, acc))
+        emit(t, k, e[0] + wo[0], e[1] + wo[1])
+        if K > M:  # the upper half (X_M, the Nyquist bin, from k = 0 when onesided)
+            with T.If(k + i64(M) < i64(K)):
+                with T.Then():
+                    emit(t, k + i64(M), e[0] - wo[0], e[1] - wo[1])
+
+    pa = _Pass(n1, ga, ta, total * i64(n2), load_a, store_a, n1, [("fft", sign)], False, False, declare, ilv=True)
+    pb = _Pass(n2, gb, tb_, total * i64(n1), load_b, store_b, n2, [("fft", sign)], True, False, declare, "slots", True)
+    return [_pass_ir(pa, acc, mode), _pass_ir(pb, acc, mode)]
 
 
 def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc, mode, declare):
@@ -692,8 +883,8 @@ def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc
     store(t, k, re, im) of bin k (only where kout_guard(k))."""
     n = n1 * n2
     i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
-    ga, ta = _pass_shape(n1, cap, None, min_group=min(16, n2))
-    gb, tb_ = _pass_shape(n2, cap, None, min_group=min(8, n1))
+    ga, ta = _pass_shape(n1, cap, None, min_group=min(16, n2), ilv=True)
+    gb, tb_ = _pass_shape(n2, cap, None, min_group=min(8, n1), ilv=True)
 
     def load_a(u, i):
         t, c = u // i64(n2), u % i64(n2)
@@ -718,12 +909,12 @@ def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc
             with T.Then():
                 store(t, k, re, im)
 
-    pa = _Pass(n1, ga, ta, total * i64(n2), load_a, store_a, n1, [("fft", sign)], False, False, declare)
-    pb = _Pass(n2, gb, tb_, total * i64(n1), load_b, store_b, n2, [("fft", sign)], True, False, declare)
+    pa = _Pass(n1, ga, ta, total * i64(n2), load_a, store_a, n1, [("fft", sign)], False, False, declare, ilv=True)
+    pb = _Pass(n2, gb, tb_, total * i64(n1), load_b, store_b, n2, [("fft", sign)], True, False, declare, ilv=True)
     return [_pass_ir(pa, acc, mode), _pass_ir(pb, acc, mode)]
 
 
-def _fft_ir(det, outer, x, win, bhat, out, works, mode):
+def _fft_ir(det, outer, x, win, bhat, out, works, mode, perm=None):
     """Every kernel of the selection's plan (det.kind), as one statement."""
     dtype, acc = det.dtype, _acc(det.dtype)
     n, K, L, inner = det.n, det.k, det.length, det.inner
@@ -752,6 +943,9 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
             flat["b"] = T.decl_buffer([det.m * 2], acc, data=bhat.data)
         for j, wk in enumerate(works):
             flat[f"k{j}"] = T.decl_buffer([total * i64(det.m * 2)], acc, data=wk.data)
+        if perm is not None:  # Rader: the permutations, and A_0 of each of the block's transforms
+            flat["r"] = T.decl_buffer([det.m * 2], "int32", data=perm.data)
+            flat["a0"] = T.decl_buffer([2 * det.group], acc, scope="shared" if mode == "gpu" else "global")
 
     def signal(u, i):
         """(re, im, ok) of point i (int32/int64) of transform u: zero past min(L, n). irfft: point i
@@ -837,6 +1031,23 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
         gm = det.stft or inner == 1
         ps = _Pass(M, det.group, det.threads, total, load_pair, store_r, K, [("fft", sign)], gm, gm, declare, True)
         kernels.append(_pass_ir(ps, acc, mode))
+    elif det.kind == "rfourstep":
+        kernels += _rfourstep(
+            n,
+            det.n1,
+            det.n2,
+            cap,
+            total,
+            signal,
+            sign,
+            lambda t, k, re, im: emit_out(t, k, re, im, scale),
+            K,
+            flat,
+            "k0",
+            acc,
+            mode,
+            declare,
+        )
     elif det.kind == "fourstep":
         kernels += _fourstep(
             det.n1,
@@ -853,6 +1064,8 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
             mode,
             declare,
         )
+    elif det.kind == "rader":
+        kernels.append(_rader_ir(det, total, signal, emit_out, scale, flat, declare, acc, mode))
     else:  # Bluestein: X_k = w_k sum_j (x_j w_j) conj(w_{k-j}), the convolution by an m-point FFT
         m = det.m
 
@@ -864,7 +1077,7 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
             y = _cmul((re, im), chirp(k))
             emit_out(u, k, y[0], y[1], scale / m)
 
-        def times_bhat(i, re, im):
+        def times_bhat(i, re, im, g=None):
             b = flat["b"]
             i = tirx.Cast("int64", i)
             return _cmul((re, im), (b[i * i64(2)], b[i * i64(2) + i64(1)]))
@@ -882,6 +1095,7 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
                 True,
                 True,
                 declare,
+                ilv=True,
             )
             kernels.append(_pass_ir(ps, acc, mode))
         else:  # bluestein4: the m-point FFTs four-step: x -> k1 -> k0 (times bhat) -> k1 -> out
@@ -917,6 +1131,59 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
     return kernels[0] if len(kernels) == 1 else tirx.SeqStmt(kernels)
 
 
+def _rader_ir(det, total, signal, emit_out, scale, flat, declare, acc, mode):
+    """Rader's algorithm for a prime n (n - 1 = m smooth), with g a generator mod n:
+    X_{g^-p} = x_0 + c_p, c_p = sum_q a_q b_{p-q} (cyclic, m points), a_q = x_{g^q},
+    b_q = w^{g^-q} (w = exp(-+2 pi i / n)), and X_0 = x_0 + A_0 (A = FFT(a)). One kernel: load a
+    through the table g^q, FFT, times FFT(b) / m (a plan constant from numpy in float64; the thread
+    of point 0 keeps A_0 in shared memory), inverse FFT, store bin g^-p (table) of each c_p."""
+    m, K = det.m, det.k
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+
+    def load(u, q):
+        return signal(u, flat["r"][q])
+
+    def times_bhat(i, re, im, g=None):
+        with T.If(i == i32(0)):
+            with T.Then():
+                T.buffer_store(flat["a0"], re, [g * i32(2)])
+                T.buffer_store(flat["a0"], im, [g * i32(2) + i32(1)])
+        b = flat["b"]
+        return _cmul((re, im), (b[i * i32(2)], b[i * i32(2) + i32(1)]))
+
+    def store(u, p, get, g):
+        x0 = signal(u, i64(0))
+        x0r, x0i = (tirx.Select(x0[2], v, tirx.const(0.0, acc)) for v in x0[:2])
+        k = flat["r"][i32(m) + p]
+        c = get(g, p)
+        with T.If(k < i32(K)):
+            with T.Then():
+                emit_out(u, k, x0r + c[0], x0i + c[1], scale)
+        with T.If(p == i32(0)):
+            with T.Then():
+                a0 = flat["a0"]
+                emit_out(u, i64(0), x0r + a0[g * i32(2)], x0i + a0[g * i32(2) + i32(1)], scale)
+
+    steps = [("fft", -1.0), ("mul", times_bhat), ("fft", 1.0)]
+    ps = _Pass(m, det.group, det.threads, total, load, store, m, steps, True, True, declare, "slots", True)
+    return _pass_ir(ps, acc, mode)
+
+
+def _rader_tables(det):
+    """(FFT_m(b) / m as float64 re/im pairs, the int32 table [g^q mod n for q < m] + [g^-p mod n])."""
+    n, m = det.n, det.m
+    sign = 1.0 if det.inverse else -1.0
+    g = _primitive_root(n)
+    pw = [1] * m
+    for q in range(1, m):
+        pw[q] = pw[q - 1] * g % n
+    inv = [pw[(m - p) % m] for p in range(m)]  # g^-p
+    b = np.exp(sign * 2j * np.pi * np.asarray(inv, np.float64) / n)  # b_q = w^(g^-q)
+    f = np.fft.fft(b) / m
+    return np.stack([f.real, f.imag], -1).reshape(-1), np.asarray(pw + inv, np.int32)
+
+
 def _bhat(det):
     """FFT_m of the conjugate chirp conj(w_j), |j| < n, wrapped into m points (float64 numpy)."""
     n, m = det.n, det.m
@@ -947,12 +1214,13 @@ def _fft_stage(det, mode):
             total = outer * det.inner
         shapes = [oshape] + [[total, det.m * 2]] * det.workspaces
         has_win = det.stft and (det.window_index is not None or det.window is not None)
-        has_b = det.kind in ("bluestein", "bluestein4")
+        has_b = det.kind in ("bluestein", "bluestein4", "rader")
 
         def body(ins, outs):
             win = ins[1] if has_win else None
             bh = ins[1 + has_win] if has_b else None
-            return _fft_ir(det, tirx.Cast("int64", outer), ins[0], win, bh, outs[0], list(outs[1:]), mode)
+            perm = ins[2 + has_win] if det.kind == "rader" else None
+            return _fft_ir(det, tirx.Cast("int64", outer), ins[0], win, bh, outs[0], list(outs[1:]), mode, perm)
 
         res = te.extern(
             shapes,
@@ -978,6 +1246,10 @@ def emit(bb, params, det, mode="gpu"):
         extra.append(relax.const(np.asarray(det.window, dtype=det.wdtype), det.wdtype))
     if det.kind in ("bluestein", "bluestein4"):
         extra.append(relax.const(_bhat(det).astype(_acc(det.dtype)), _acc(det.dtype)))
+    elif det.kind == "rader":
+        bh, perm = _rader_tables(det)
+        extra.append(relax.const(bh.astype(_acc(det.dtype)), _acc(det.dtype)))
+        extra.append(relax.const(perm, "int32"))
     out = bb.emit_te(_fft_stage(det, mode), x, *extra, primfunc_name_hint=name)
     return bb.emit(relax.TupleGetItem(out, 0)) if det.workspaces else out
 
