@@ -22,8 +22,8 @@ shared memory (float32 for 16-bit inputs, float64 for float64):
   3. store of the bins k < K (onesided: n / 2 + 1), times 1/n for inverse.
 The (r)fourstep / bluestein kernels use the interleaved layout (`_Pass.ilv`): point i of transform g
 at i S + g, a warp's threads on consecutive g, free of bank conflicts; the others keep g N + i.
-Twiddle angles come from exact integers m / q and are taken in (-pi, pi], where CUDA's fast
-sin/cos (the plan compiles with --use_fast_math) are accurate to 2^-21.
+Twiddle angles come from exact integers m / q and are taken in (-pi, pi], where CUDA's
+__sinf/__cosf (emitted for float32 on the GPU) are accurate to 2^-21.
 
 Strategies (`_plan`, recorded in describe()):
   fft        n fits shared memory and has no prime factor above MAX_DIRECT_RADIX: one kernel;
@@ -477,12 +477,17 @@ def _dft_consts(R, sign):
     return tab
 
 
-def _turn(m, q, sign, acc):
+def _turn(m, q, sign, acc, mode):
     """(cos, sin) of sign * 2 pi m / q for an integer expression 0 <= m < q (q a Python int), the
-    angle taken in (-pi, pi] (where CUDA's fast sin/cos are accurate)."""
+    angle taken in (-pi, pi]. On the GPU in float32 CUDA's __cosf/__sinf (one MUFU instruction
+    each, absolute error 2^-21.41 there; the plugin is built without --use_fast_math, so cosf/sinf
+    would be the accurate versions with their range reduction and slow path); float64 and the CPU
+    twin keep cos/sin."""
     dt = str(m.ty)
     mm = tirx.Select(m * tirx.const(2, dt) > tirx.const(q, dt), m - tirx.const(q, dt), m)
     ang = tirx.Cast(acc, mm) * tirx.const(sign * 2.0 * math.pi / q, acc)
+    if mode == "gpu" and acc == "float32":
+        return tirx.call_pure_extern(acc, "__cosf", ang), tirx.call_pure_extern(acc, "__sinf", ang)
     return tirx.cos(ang), tirx.sin(ang)
 
 
@@ -708,7 +713,7 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=
 
                             if Ns > 1:  # twiddles w^r, w = exp(sign 2 pi i s / (Ns R)); w^r by products
                                 tw = T.decl_buffer([2 * R], acc, scope=loc)
-                                w1 = _turn(s, Ns * R, sign, acc)
+                                w1 = _turn(s, Ns * R, sign, acc, mode)
                                 T.buffer_store(tw, w1[0], [2])
                                 T.buffer_store(tw, w1[1], [3])
                                 for r in range(2, R):
@@ -765,7 +770,7 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=
                             T.buffer_store(acc2, fa(0.0), [0])
                             T.buffer_store(acc2, fa(0.0), [1])
                             with T.serial(0, R) as r:
-                                w = _turn((r * ph) % i32(Ns * R), Ns * R, sign, acc)
+                                w = _turn((r * ph) % i32(Ns * R), Ns * R, sign, acc, mode)
                                 y = _cmul((bre[at(r)], bim[at(r)]), w)
                                 T.buffer_store(acc2, acc2[0] + y[0], [0])
                                 T.buffer_store(acc2, acc2[1] + y[1], [1])
@@ -839,7 +844,7 @@ def _rfourstep(n, n1, n2, cap, total, signal, sign, emit, K, flat, wkey, acc, mo
 
     def store_a(u, k1, re, im):
         t, c = u // i64(n2), u % i64(n2)
-        w = _turn((c * tirx.Cast("int64", k1)) % i64(M), M, sign, acc)
+        w = _turn((c * tirx.Cast("int64", k1)) % i64(M), M, sign, acc, mode)
         y = _cmul((re, im), w)
         a = ((t * i64(n1) + tirx.Cast("int64", k1)) * i64(n2) + c) * i64(2)
         T.buffer_store(flat[wkey], y[0], [a])
@@ -864,7 +869,7 @@ def _rfourstep(n, n1, n2, cap, total, signal, sign, emit, K, flat, wkey, acc, mo
         e = ((a[0] + b[0]) * half, (a[1] - b[1]) * half)
         o = ((a[1] + b[1]) * half, (b[0] - a[0]) * half)
         k = k1 + i64(n1) * tirx.Cast("int64", k2)
-        wo = _cmul(o, _turn(k, n, sign, acc))
+        wo = _cmul(o, _turn(k, n, sign, acc, mode))
         emit(t, k, e[0] + wo[0], e[1] + wo[1])
         if K > M:  # the upper half (X_M, the Nyquist bin, from k = 0 when onesided)
             with T.If(k + i64(M) < i64(K)):
@@ -892,7 +897,7 @@ def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc
 
     def store_a(u, k1, re, im):
         t, c = u // i64(n2), u % i64(n2)
-        w = _turn((c * tirx.Cast("int64", k1)) % i64(n), n, sign, acc)
+        w = _turn((c * tirx.Cast("int64", k1)) % i64(n), n, sign, acc, mode)
         y = _cmul((re, im), w)
         a = ((t * i64(n1) + tirx.Cast("int64", k1)) * i64(n2) + c) * i64(2)
         T.buffer_store(flat[wkey], y[0], [a])
@@ -990,7 +995,7 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode, perm=None):
     def chirp(j):
         """exp(sign pi i j^2 / n) = exp(sign 2 pi i (j^2 mod 2n) / 2n)."""
         j = tirx.Cast("int64", j)
-        return _turn((j * j) % i64(2 * n), 2 * n, sign, acc)
+        return _turn((j * j) % i64(2 * n), 2 * n, sign, acc, mode)
 
     scale = 1.0 / n if det.inverse else 1.0
     kernels = []
@@ -1025,7 +1030,7 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode, perm=None):
             half = fa(0.5)
             e = ((a[0] + b[0]) * half, (a[1] - b[1]) * half)
             o = ((a[1] + b[1]) * half, (b[0] - a[0]) * half)
-            wo = _cmul(o, _turn(k, n, sign, acc))
+            wo = _cmul(o, _turn(k, n, sign, acc, mode))
             emit_out(u, k, e[0] + wo[0], e[1] + wo[1], scale)
 
         gm = det.stft or inner == 1
