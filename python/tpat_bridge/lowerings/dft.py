@@ -31,8 +31,6 @@ Strategies (`_plan`, recorded in describe()):
              into a workspace; (B) per row an n2-point FFT, bin k1 + n1 k2: two kernels;
   rfourstep  a real input of even length over shared memory: the n/2-point complex four-step FFT of
              z_j = x_2j + i x_2j+1 (_rfourstep), the even/odd split in pass B's store;
-  rader      n a prime > 31, n - 1 smooth and fitting: the (n-1)-point cyclic convolution of Rader's
-             permutation (_rader_ir), one kernel;
   bluestein  otherwise (a large prime factor): X_k = w_k sum_j (x_j w_j) conj(w_{k-j}),
              w_j = exp(-+pi i j^2 / n), as an m-point cyclic convolution (m = _bluestein_size:
              the smallest 2^a 3^b 5^c >= 2n - 1 or a power of two at most 1/8 longer; the FFT of
@@ -155,8 +153,6 @@ class DFTSelection(Selection):
                 f"real input as a {self.m}-point complex four-step FFT {self.n1} x {self.n2} (radices "
                 f"{rad(self.n1)} | {rad(self.n2)}), rows k1 and n1 - k1 in one block, 2 kernels"
             )
-        elif self.kind == "rader":
-            how = f"Rader, a {self.m}-point cyclic convolution by FFTs (radices {rad(self.m)}) in one kernel"
         elif self.kind == "bluestein":
             how = f"Bluestein, {self.m}-point FFTs (radices {rad(self.m)}) in one kernel"
         elif self.kind == "bluestein4":
@@ -203,14 +199,6 @@ def _good_size(k):
     return best
 
 
-def _primitive_root(n):
-    """The smallest generator of the multiplicative group mod n when n is an odd prime, else 0."""
-    if n < 3 or any(n % p == 0 for p in range(2, math.isqrt(n) + 1)):
-        return 0
-    qs = set(factors(n - 1)) - {4} | ({2} if (n - 1) % 2 == 0 else set())
-    return next(g for g in range(2, n) if all(pow(g, (n - 1) // q, n) != 1 for q in qs))
-
-
 def _bluestein_size(n):
     """Bluestein's convolution length: the smallest power of two >= 2n - 1 when it is at most 1/8
     above the smallest 2^a 3^b 5^c (1009: 2048 = 4^5 x 2, one radix-4 butterfly per thread and
@@ -242,9 +230,6 @@ def _plan(dtype, n, transforms, inner, real=False):
         sp = _split(n, _ilv_cap(cap))
         if sp:
             return dict(kind="fourstep", m=n, n1=sp[0], n2=sp[1])
-    if n > MAX_DIRECT_RADIX and _primitive_root(n) and _smooth(n - 1) and _ilv_size(n - 1, 1) <= cap:
-        g, tb = _pass_shape(n - 1, cap, transforms, mg, ilv=True)
-        return dict(kind="rader", m=n - 1, group=g, threads=tb)
     m = _bluestein_size(n)
     if _ilv_size(m, 1) <= cap:
         g, tb = _pass_shape(m, cap, transforms, mg, ilv=True)
@@ -626,7 +611,7 @@ def _pass_ir(ps: _Pass, acc, mode):
                                 with T.Then():
                                     if ps.ilv:  # g fastest: (g, i) = (e mod G, e / G)
                                         a = A(e % i32(G), e // i32(G))
-                                        re, im = fn(e // i32(G), bre[a], bim[a], g=e % i32(G))
+                                        re, im = fn(e // i32(G), bre[a], bim[a])
                                     else:
                                         re, im = fn(e % i32(N), bre[e], bim[e])
                                     T.buffer_store(rre, re, R_(tx, p))
@@ -694,7 +679,7 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=
                                 a = ilv(b % i32(G), b // i32(G) + i32(r * span)) if ilv else base + i32(r * span)
                                 v = (bre[a], bim[a])
                                 if pre is not None:
-                                    v = pre(b // i32(G) + i32(r * span), *v, g=b % i32(G))
+                                    v = pre(b // i32(G) + i32(r * span), *v)
                                 T.buffer_store(rre, v[0], R_(tx, p * i32(R) + i32(r)))
                                 T.buffer_store(rim, v[1], R_(tx, p * i32(R) + i32(r)))
 
@@ -919,7 +904,7 @@ def _fourstep(n1, n2, cap, total, load, sign, store, kout_guard, flat, wkey, acc
     return [_pass_ir(pa, acc, mode), _pass_ir(pb, acc, mode)]
 
 
-def _fft_ir(det, outer, x, win, bhat, out, works, mode, perm=None):
+def _fft_ir(det, outer, x, win, bhat, out, works, mode):
     """Every kernel of the selection's plan (det.kind), as one statement."""
     dtype, acc = det.dtype, _acc(det.dtype)
     n, K, L, inner = det.n, det.k, det.length, det.inner
@@ -948,9 +933,6 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode, perm=None):
             flat["b"] = T.decl_buffer([det.m * 2], acc, data=bhat.data)
         for j, wk in enumerate(works):
             flat[f"k{j}"] = T.decl_buffer([total * i64(det.m * 2)], acc, data=wk.data)
-        if perm is not None:  # Rader: the permutations, and A_0 of each of the block's transforms
-            flat["r"] = T.decl_buffer([det.m * 2], "int32", data=perm.data)
-            flat["a0"] = T.decl_buffer([2 * det.group], acc, scope="shared" if mode == "gpu" else "global")
 
     def signal(u, i):
         """(re, im, ok) of point i (int32/int64) of transform u: zero past min(L, n). irfft: point i
@@ -1069,8 +1051,6 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode, perm=None):
             mode,
             declare,
         )
-    elif det.kind == "rader":
-        kernels.append(_rader_ir(det, total, signal, emit_out, scale, flat, declare, acc, mode))
     else:  # Bluestein: X_k = w_k sum_j (x_j w_j) conj(w_{k-j}), the convolution by an m-point FFT
         m = det.m
 
@@ -1082,7 +1062,7 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode, perm=None):
             y = _cmul((re, im), chirp(k))
             emit_out(u, k, y[0], y[1], scale / m)
 
-        def times_bhat(i, re, im, g=None):
+        def times_bhat(i, re, im):
             b = flat["b"]
             i = tirx.Cast("int64", i)
             return _cmul((re, im), (b[i * i64(2)], b[i * i64(2) + i64(1)]))
@@ -1136,59 +1116,6 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode, perm=None):
     return kernels[0] if len(kernels) == 1 else tirx.SeqStmt(kernels)
 
 
-def _rader_ir(det, total, signal, emit_out, scale, flat, declare, acc, mode):
-    """Rader's algorithm for a prime n (n - 1 = m smooth), with g a generator mod n:
-    X_{g^-p} = x_0 + c_p, c_p = sum_q a_q b_{p-q} (cyclic, m points), a_q = x_{g^q},
-    b_q = w^{g^-q} (w = exp(-+2 pi i / n)), and X_0 = x_0 + A_0 (A = FFT(a)). One kernel: load a
-    through the table g^q, FFT, times FFT(b) / m (a plan constant from numpy in float64; the thread
-    of point 0 keeps A_0 in shared memory), inverse FFT, store bin g^-p (table) of each c_p."""
-    m, K = det.m, det.k
-    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
-    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
-
-    def load(u, q):
-        return signal(u, flat["r"][q])
-
-    def times_bhat(i, re, im, g=None):
-        with T.If(i == i32(0)):
-            with T.Then():
-                T.buffer_store(flat["a0"], re, [g * i32(2)])
-                T.buffer_store(flat["a0"], im, [g * i32(2) + i32(1)])
-        b = flat["b"]
-        return _cmul((re, im), (b[i * i32(2)], b[i * i32(2) + i32(1)]))
-
-    def store(u, p, get, g):
-        x0 = signal(u, i64(0))
-        x0r, x0i = (tirx.Select(x0[2], v, tirx.const(0.0, acc)) for v in x0[:2])
-        k = flat["r"][i32(m) + p]
-        c = get(g, p)
-        with T.If(k < i32(K)):
-            with T.Then():
-                emit_out(u, k, x0r + c[0], x0i + c[1], scale)
-        with T.If(p == i32(0)):
-            with T.Then():
-                a0 = flat["a0"]
-                emit_out(u, i64(0), x0r + a0[g * i32(2)], x0i + a0[g * i32(2) + i32(1)], scale)
-
-    steps = [("fft", -1.0), ("mul", times_bhat), ("fft", 1.0)]
-    ps = _Pass(m, det.group, det.threads, total, load, store, m, steps, True, True, declare, "slots", True)
-    return _pass_ir(ps, acc, mode)
-
-
-def _rader_tables(det):
-    """(FFT_m(b) / m as float64 re/im pairs, the int32 table [g^q mod n for q < m] + [g^-p mod n])."""
-    n, m = det.n, det.m
-    sign = 1.0 if det.inverse else -1.0
-    g = _primitive_root(n)
-    pw = [1] * m
-    for q in range(1, m):
-        pw[q] = pw[q - 1] * g % n
-    inv = [pw[(m - p) % m] for p in range(m)]  # g^-p
-    b = np.exp(sign * 2j * np.pi * np.asarray(inv, np.float64) / n)  # b_q = w^(g^-q)
-    f = np.fft.fft(b) / m
-    return np.stack([f.real, f.imag], -1).reshape(-1), np.asarray(pw + inv, np.int32)
-
-
 def _bhat(det):
     """FFT_m of the conjugate chirp conj(w_j), |j| < n, wrapped into m points (float64 numpy)."""
     n, m = det.n, det.m
@@ -1219,13 +1146,12 @@ def _fft_stage(det, mode):
             total = outer * det.inner
         shapes = [oshape] + [[total, det.m * 2]] * det.workspaces
         has_win = det.stft and (det.window_index is not None or det.window is not None)
-        has_b = det.kind in ("bluestein", "bluestein4", "rader")
+        has_b = det.kind in ("bluestein", "bluestein4")
 
         def body(ins, outs):
             win = ins[1] if has_win else None
             bh = ins[1 + has_win] if has_b else None
-            perm = ins[2 + has_win] if det.kind == "rader" else None
-            return _fft_ir(det, tirx.Cast("int64", outer), ins[0], win, bh, outs[0], list(outs[1:]), mode, perm)
+            return _fft_ir(det, tirx.Cast("int64", outer), ins[0], win, bh, outs[0], list(outs[1:]), mode)
 
         res = te.extern(
             shapes,
@@ -1251,10 +1177,6 @@ def emit(bb, params, det, mode="gpu"):
         extra.append(relax.const(np.asarray(det.window, dtype=det.wdtype), det.wdtype))
     if det.kind in ("bluestein", "bluestein4"):
         extra.append(relax.const(_bhat(det).astype(_acc(det.dtype)), _acc(det.dtype)))
-    elif det.kind == "rader":
-        bh, perm = _rader_tables(det)
-        extra.append(relax.const(bh.astype(_acc(det.dtype)), _acc(det.dtype)))
-        extra.append(relax.const(perm, "int32"))
     out = bb.emit_te(_fft_stage(det, mode), x, *extra, primfunc_name_hint=name)
     return bb.emit(relax.TupleGetItem(out, 0)) if det.workspaces else out
 
