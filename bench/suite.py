@@ -928,7 +928,7 @@ DFT = [
     ),
     _row(
         "dft_prime",
-        "complex, n = 1009 (a prime: Bluestein through a 2025-point FFT), 256 series",
+        "complex, n = 1009 (a prime: Bluestein through a 2048-point FFT), 256 series",
         "float32",
         [(256, 1009, 2)],
         [(2, 13, 2)],
