@@ -536,3 +536,29 @@ def test_planner_answers_a_plan_or_a_known_code(tmp_path):
     assert len(answers) == len(paths)
     bad = [(w, a) for w, a in zip(whats, answers) if not a["ok"] and a.get("code") not in PLAN_CODES]
     assert not bad, "\n".join(f"{w}: {a}" for w, a in bad)
+
+
+def test_stft_values_that_crash_onnx_runtime_are_refused():
+    """ONNX Runtime divides by STFT's frame_step and frame length: a 0 there, or an empty window,
+    kills the process (SIGFPE), so `bad_value` refuses them before it runs (found by the seeded
+    reference test above: an empty constant window)."""
+    from tpat_bridge.planning.values import bad_value
+
+    sig = [1, 64, 1]
+    ok = bad_value("STFT", {}, [sig, [], [16], []], {1: np.array(8), 2: np.ones(16, np.float32), 3: np.array(16)})
+    assert ok is None
+    assert "frame_step=0" in bad_value("STFT", {}, [sig, [], None, None], {1: np.array(0)})
+    assert "frame_length=-3" in bad_value("STFT", {}, [sig, [], None, []], {1: np.array(4), 3: np.array(-3)})
+    assert "window is empty" in bad_value(
+        "STFT", {}, [sig, [], [0], None], {1: np.array(4), 2: np.zeros(0, np.float32)}
+    )
+    assert "window is empty" in bad_value("STFT", {}, [sig, [], [0], None], {1: np.array(4)})
+
+
+def test_reduce_segments_with_an_empty_outer_extent():
+    """A 0 dim leaves no block to launch: the segment choice answers instead of dividing by zero
+    (found by the seeded select test: reduce/mean_symbolic with a dim of 0)."""
+    from tpat_bridge.lowerings import reduce
+
+    assert reduce._segments(1024, 4, 8, lambda s: 0, 396) >= 1
+    assert reduce._segments(1024, 4, 8, lambda s: 396 * s, 396) == 1

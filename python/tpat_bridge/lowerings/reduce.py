@@ -200,6 +200,8 @@ def _segments(r, unit, smax, blocks_of, slots):
     for s0 in range(1, max(1, smax) + 1):
         s = rounded(s0)
         b = blocks_of(s)
+        if b <= 0:  # an empty outer extent (a 0 dim): nothing to launch, any S does
+            return s
         eff = b / (-(-b // slots) * slots)
         if eff >= 0.9:
             return s

@@ -9,6 +9,7 @@ batch_dims of -2 crash it). The rules (README, "Hostile models"):
 - `axis` / `axes` lie in [-(r + e), r + e) for the largest input rank r (e: the axes an op adds,
   OneHot's 1, Unsqueeze's len(axes)); `batch_dims` in [0, the smallest input rank);
 - TopK's constant K lies in [0, the axis length] when that length is static;
+- STFT's constant frame_step and frame_length are integers > 0 and its window is not empty;
 - `epsilon` is finite; Resize's constant scales are finite floats > 0, its constant sizes
   integers > 0;
 - Attention's q_num_heads / kv_num_heads are positive, divide a 3-D input's hidden size, and
@@ -94,6 +95,15 @@ def bad_value(op: str, attrs: dict, shapes: list, consts: dict) -> str | None:
         qh, kh = attrs.get("q_num_heads"), attrs.get("kv_num_heads")
         if isinstance(qh, int) and isinstance(kh, int) and qh % kh:
             return f"Attention: q_num_heads={qh} is not a multiple of kv_num_heads={kh}"
+    if op == "STFT":  # ONNX Runtime divides by frame_step and the frame length (SIGFPE on 0)
+        for pos, name in ((1, "frame_step"), (3, "frame_length")):
+            if pos in consts:
+                v, _ = _one_value(consts[pos])
+                if not (isinstance(v, int) and v > 0):
+                    return f"STFT: {name}={v} must be a positive integer"
+        w = shapes[2] if len(shapes) > 2 else None
+        if (2 in consts and consts[2].size == 0) or (w is not None and any(d == 0 for d in w)):
+            return "STFT: the window is empty"
     if op == "TopK" and 1 in consts and shapes and shapes[0]:
         k, _ = _one_value(consts[1])
         axis = attrs.get("axis", -1)
