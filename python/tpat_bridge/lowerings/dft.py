@@ -432,6 +432,16 @@ def _cmul(a, b):
     return (a[0] * b[0] - a[1] * b[1], a[0] * b[1] + a[1] * b[0])
 
 
+def _real_split(a, b, k, n, sign, acc, mode):
+    """A real signal's bins from its half-length complex FFT Z (z_j = x_2j + i x_2j+1): with
+    a = Z_k and b = Z_(M-k), (E_k, w^k O_k), E_k = (Z_k + conj Z_M-k) / 2, O_k = (Z_k - conj
+    Z_M-k) / 2i, w = exp(sign 2 pi i / n); X_k = E_k + w^k O_k, X_k+M = E_k - w^k O_k."""
+    half = tirx.const(0.5, acc)
+    e = ((a[0] + b[0]) * half, (a[1] - b[1]) * half)
+    o = ((a[1] + b[1]) * half, (b[0] - a[0]) * half)
+    return e, _cmul(o, _turn(k, n, sign, acc, mode))
+
+
 def _scaled_sum(terms, acc):
     """sum of c * v over (c, v) with Python float constants c: 0 dropped, +-1 without a multiply."""
     out = None
@@ -850,11 +860,8 @@ def _rfourstep(n, n1, n2, cap, total, signal, sign, emit, K, flat, wkey, acc, mo
         partner = tirx.Select(s < i64(2), g, g ^ i32(1))  # the slot holding row n1 - k1
         kp = tirx.Select(k1 == i64(0), (i32(n2) - k2) % i32(n2), i32(n2 - 1) - k2)
         a, b = get(g, k2), get(partner, kp)
-        half = fa(0.5)
-        e = ((a[0] + b[0]) * half, (a[1] - b[1]) * half)
-        o = ((a[1] + b[1]) * half, (b[0] - a[0]) * half)
         k = k1 + i64(n1) * tirx.Cast("int64", k2)
-        wo = _cmul(o, _turn(k, n, sign, acc, mode))
+        e, wo = _real_split(a, b, k, n, sign, acc, mode)
         emit(t, k, e[0] + wo[0], e[1] + wo[1])
         if K > M:  # the upper half (X_M, the Nyquist bin, from k = 0 when onesided)
             with T.If(k + i64(M) < i64(K)):
@@ -1009,10 +1016,7 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
         def store_r(u, k, get):
             kk = k % tirx.const(M, "int32")
             a, b = get(kk), get((tirx.const(M, "int32") - kk) % tirx.const(M, "int32"))
-            half = fa(0.5)
-            e = ((a[0] + b[0]) * half, (a[1] - b[1]) * half)
-            o = ((a[1] + b[1]) * half, (b[0] - a[0]) * half)
-            wo = _cmul(o, _turn(k, n, sign, acc, mode))
+            e, wo = _real_split(a, b, k, n, sign, acc, mode)
             emit_out(u, k, e[0] + wo[0], e[1] + wo[1], scale)
 
         gm = det.stft or inner == 1
