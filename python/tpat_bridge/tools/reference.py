@@ -907,6 +907,17 @@ _PLAIN_RANDOM = {
 # --------------------------------------------------------------------------------------------
 
 
+def _same_dim(b, x, y):
+    """Two dims ONNX says are equal (each an int or a symbol bound in b): the symbol takes the
+    other's value (the first's when both are symbols)."""
+    if isinstance(x, str) and isinstance(y, str):
+        b[y] = b[x]
+    elif isinstance(x, str):
+        b[x] = int(y)
+    elif isinstance(y, str):
+        b[y] = int(x)
+
+
 def _fix_binding(op, attrs, slots, binding):
     b = dict(binding)
     if (
@@ -938,12 +949,7 @@ def _fix_binding(op, attrs, slots, binding):
         u = slots[2].dims if slots[2].kind == "input" else list(slots[2].value.shape)
         if len(a) == len(u):
             for x, y in zip(a, u):
-                if isinstance(x, str) and isinstance(y, str):
-                    b[y] = b[x]
-                elif isinstance(x, str):
-                    b[x] = int(y)
-                elif isinstance(y, str):
-                    b[y] = int(x)
+                _same_dim(b, x, y)
             d = slots[0].dims if slots[0].kind == "input" else list(slots[0].value.shape)
             if len(d) == len(a):  # every indices dim fits the data's (distinct indices on the axis)
                 for x, y in zip(d, a):
@@ -957,12 +963,7 @@ def _fix_binding(op, attrs, slots, binding):
             if isinstance(bd[2], str):
                 b[bd[2]] = 4
             for x, y in ((bd[0], sd[0]), (bd[1], sd[2])):
-                if isinstance(x, str) and isinstance(y, str):
-                    b[y] = b[x]
-                elif isinstance(x, str):
-                    b[x] = int(y)
-                elif isinstance(y, str):
-                    b[y] = int(x)
+                _same_dim(b, x, y)
     if op == "TopK" and len(slots) >= 2 and slots[0].kind == "input" and slots[1].kind == "const":
         dims = slots[0].dims
         k = int(_scalar_of(slots[1].value))
