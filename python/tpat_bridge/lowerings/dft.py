@@ -51,6 +51,7 @@ reject that node; planning types it (planning/shapes.py) and its reference data 
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext as _nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,11 @@ MAX_THREADS = 1024
 MAX_DIRECT_LENGTH = 4096  # the O(n) per bin sum (symbolic dims between axis and last) up to this n
 BLOCK_POINTS = 1024  # aim: about this many points per block when there are enough transforms
 MIN_BLOCKS = 264  # 2 per SM of an H100/H200: fewer transforms per block below that
+# rfft1: a real input whose half-length FFT is over static shared memory but at most this long
+# runs as one block per transform in dynamic shared memory (sm_80+: 99 KB or more per block)
+RFFT1_MAX_POINTS = 8192
+RFFT1_MAX_BYTES = 96 * 1024  # the padded layout of the largest stage included
+RFFT1_MAX_RADIX = 16  # stages of up to this radix in registers (a composite butterfly)
 
 
 def _acc(dtype):
@@ -148,6 +154,11 @@ class DFTSelection(Selection):
             how = f"Stockham FFT radices {rad(self.n)}, {self.group} transform(s) x {self.threads} threads per block"
         elif self.kind == "fourstep":
             how = f"four-step FFT {self.n1} x {self.n2} (radices {rad(self.n1)} | {rad(self.n2)}), 2 kernels"
+        elif self.kind == "rfft1":
+            how = (
+                f"real input as a {self.m}-point complex FFT in one block per transform (dynamic shared "
+                f"memory, radices {'x'.join(str(r) for r in _rfft1_radices(self.m))}), {self.threads} threads, 1 kernel"
+            )
         elif self.kind == "rfourstep":
             how = (
                 f"real input as a {self.m}-point complex four-step FFT {self.n1} x {self.n2} (radices "
@@ -212,8 +223,9 @@ def _ilv_cap(cap):
     return cap * 32 // 33
 
 
-def _plan(dtype, n, transforms, inner, real=False):
-    """The strategy's fields (kind, m, n1, n2, group, threads), or None (no plan)."""
+def _plan(dtype, n, transforms, inner, real=False, rfft1=False):
+    """The strategy's fields (kind, m, n1, n2, group, threads), or None (no plan). rfft1: the
+    one-block real FFT in dynamic shared memory may be chosen (DFT, not STFT)."""
     cap = shared_points(dtype)
     mg = min(8, inner) if inner > 1 else 1  # columns: G adjacent ones per block keep loads coalesced
     if real and n % 2 == 0 and n >= 4 and n // 2 <= cap and _smooth(n // 2):
@@ -222,6 +234,8 @@ def _plan(dtype, n, transforms, inner, real=False):
     if n <= cap and _smooth(n):
         g, tb = _pass_shape(n, cap, transforms, mg)
         return dict(kind="fft", m=n, group=g, threads=tb)
+    if rfft1 and real and n % 2 == 0 and inner == 1 and dtype != "float64" and _rfft1_fits(n // 2):
+        return dict(kind="rfft1", m=n // 2, threads=_rfft1_threads(n // 2))
     if real and n % 2 == 0 and _smooth(n // 2):
         sp = _rsplit(n // 2, cap)
         if sp:
@@ -287,7 +301,7 @@ def select(n: NodeView) -> DFTSelection | Decline:
             return Decline(f"{inner} transforms per index before the axis")
         lead = xshape[:axis]
         transforms = math.prod(lead) * inner if all(isinstance(d, int) for d in lead) else None
-        plan = _plan(dtype, size, transforms, inner, real=xshape[-1] == 1)
+        plan = _plan(dtype, size, transforms, inner, real=xshape[-1] == 1, rfft1=True)
         if plan is None:
             return Decline(
                 f"dft_length {size}: longer than the four-step FFT's {_ilv_cap(shared_points(dtype)) * 4096} points"
@@ -790,6 +804,306 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=
         pre = None  # only the first stage's gather
 
 
+# ---------------------------------------------------------------- rfft1: one block per long real transform
+
+
+def _rfft1_radices(m):
+    """The stages of rfft1's m-point FFT: m's prime factors (all <= 13) packed first-fit, largest
+    first, into radices of at most RFFT1_MAX_RADIX, largest stage first (8192: 16 x 16 x 16 x 2)."""
+    bins = []
+    for f in sorted((q for f in factors(m) for q in ((2, 2) if f == 4 else (f,))), reverse=True):
+        i = next((i for i, b in enumerate(bins) if b * f <= RFFT1_MAX_RADIX), None)
+        if i is None:
+            bins.append(f)
+        else:
+            bins[i] *= f
+    return sorted(bins, reverse=True)
+
+
+def _rfft1_threads(m):
+    """A thread per butterfly of the largest stage (rounded up to whole warps, at most 1024)."""
+    return min(MAX_THREADS, -(-(m // _rfft1_radices(m)[0]) // 32) * 32)
+
+
+def _rfft1_stages(m):
+    """[(R, Ns)] of the Stockham stages (Ns: the product of the earlier radices)."""
+    out, ns = [], 1
+    for r in _rfft1_radices(m):
+        out.append((r, ns))
+        ns *= r
+    return out
+
+
+def _pad_addr(a, pad):
+    """Shared address of point a in a layout with `pad` words after every 32 (numpy or int)."""
+    return a + pad * (a >> 5)
+
+
+def _bank_cost(addrs):
+    """Shared-memory wavefronts of one warp-wide access per row of `addrs` ([accesses, 32] int, -1 =
+    inactive lane): the most distinct addresses any one bank gets (one word per lane)."""
+    cost = 0
+    for row in addrs:
+        a = np.unique(row[row >= 0])
+        if a.size:
+            cost += int(np.bincount(a % 32, minlength=32).max())
+    return cost
+
+
+def _rfft1_pads(m, tb):
+    """The shared layout's padding (words per 32) after each stage, the one that makes that stage's
+    writes and the next step's reads (the next stage's gather or the store's Z_k and Z_m-k) cost the
+    fewest wavefronts for warp 0 (every warp's pattern is the same up to a shift), the smallest pad
+    on ties: the Stockham writes of a stage with Ns < 32 are strided (8192: 16 x 16 x 16 x 2 is
+    conflict-free with pads 1, 4, 0, 0)."""
+    stages = _rfft1_stages(m)
+    lanes = np.arange(32)
+    pads = []
+    for si, (R, Ns) in enumerate(stages):
+        nbf = m // R
+        writes = []
+        for p in range(-(-nbf // tb)):
+            j = p * tb + lanes
+            ok = j < nbf
+            for k in range(R):
+                d = (j // Ns) * Ns * R + j % Ns + k * Ns
+                writes.append(np.where(ok, d, -1))
+        reads = []
+        if si + 1 < len(stages):
+            R2 = stages[si + 1][0]
+            nb2 = m // R2
+            for p in range(-(-nb2 // tb)):
+                b = p * tb + lanes
+                for r in range(R2):
+                    reads.append(np.where(b < nb2, b + r * nb2, -1))
+        else:
+            for p in range(-(-(m + 1) // tb)):
+                k = (p * tb + lanes) % m
+                reads += [k, (m - k) % m]
+        best = None
+        for pad in (0, 1, 2, 4, 8):
+            if (m + pad * (m // 32)) * 8 > RFFT1_MAX_BYTES:
+                break
+            c = sum(_bank_cost(np.where(a >= 0, _pad_addr(a, pad), -1)) for a in (np.array(writes), np.array(reads)))
+            if best is None or c < best[0]:
+                best = (c, pad)
+        pads.append(best[1])
+    return pads
+
+
+def _rfft1_fits(m):
+    fs = factors(m)
+    return (
+        shared_points("float32") < m <= RFFT1_MAX_POINTS
+        and bool(fs)
+        and max(fs) <= BUTTERFLY_RADICES[-1]
+        and (m + m // 32) * 8 <= RFFT1_MAX_BYTES
+    )
+
+
+def _small_dft(vals, sign, acc, loc):
+    """y_k = sum_r v_r w^(r k), w = exp(sign 2 pi i / R), of R = len(vals) values in registers, as
+    expressions. R prime or 4: the definition with constant coefficients (0 and +-1 folded); a
+    composite R = R1 R2: R1 DFTs of R2 points into a local buffer (registers), constant twiddles
+    w^(r1 k2), R2 DFTs of R1 points (r = r1 + R1 r2, k = k2 + R2 k1)."""
+    R = len(vals)
+    split = next((q for q in (4, 2, 3, 5, 7, 11, 13) if R % q == 0 and q < R), None)
+    if split is None or R == 4:
+        consts = _dft_consts(R, sign)
+        out = []
+        for kk in range(R):
+            cs = [consts[(r * kk) % R] for r in range(R)]
+            yre = _scaled_sum(
+                [(cs[r][0], vals[r][0]) for r in range(R)] + [(-cs[r][1], vals[r][1]) for r in range(R)], acc
+            )
+            yim = _scaled_sum(
+                [(cs[r][1], vals[r][0]) for r in range(R)] + [(cs[r][0], vals[r][1]) for r in range(R)], acc
+            )
+            out.append((yre, yim))
+        return out
+    R2 = split
+    R1 = R // R2
+    tw = _dft_consts(R, sign)
+    z = []
+    for r1 in range(R1):
+        sub = _small_dft([vals[r1 + R1 * r2] for r2 in range(R2)], sign, acc, loc)
+        buf = T.decl_buffer([2 * R2], acc, scope=loc)
+        for k2, (a, b) in enumerate(sub):
+            c, sn = tw[(r1 * k2) % R]
+            T.buffer_store(buf, _scaled_sum([(c, a), (-sn, b)], acc), [2 * k2])
+            T.buffer_store(buf, _scaled_sum([(sn, a), (c, b)], acc), [2 * k2 + 1])
+        z.append([(buf[2 * k2], buf[2 * k2 + 1]) for k2 in range(R2)])
+    out = [None] * R
+    for k2 in range(R2):
+        for k1, y in enumerate(_small_dft([z[r1][k2] for r1 in range(R1)], sign, acc, loc)):
+            out[k2 + R2 * k1] = y
+    return out
+
+
+def _rfft1_ir(M, TB, total, load_z, emit_bin, K, n, sign, acc, mode, declare):
+    """One block per transform: the M = n / 2 point complex FFT of z_j = x_2j + i x_2j+1 in shared
+    memory (dynamic on the GPU), then X_k = E_k + w^k O_k (_real_split) for the bins k < K.
+    Stockham stages (_rfft1_stages): butterfly b of a stage reads points b + r M/R (the first stage
+    straight from global memory: load_z(u, j) -> (re, im)), multiplies by w^(r s), s = b mod Ns,
+    w = exp(sign 2 pi i / (Ns R)) (sin/cos of w and w^q, q = R's first factor; the other powers by
+    at most 3 products), takes the radix-R DFT in registers and writes point (b / Ns) Ns R + s + k Ns
+    in the layout of _rfft1_pads. Where s is the same for all of a thread's butterflies or differs
+    by multiples of TB, the thread's w comes from one sin/cos times exact constants; likewise the
+    store's w^k, k = e + p TB. emit_bin(u, k, re, im) stores bin k."""
+    gpu = mode == "gpu"
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    fa = lambda v: tirx.const(v, acc)  # noqa: E731
+    stages = _rfft1_stages(M)
+    pads = _rfft1_pads(M, TB)
+    size = max(_pad_addr(M - 1, p) + 1 for p in pads)
+    regs = max(-(-(M // R) // TB) * R for R, _ in stages)
+    loc = "local" if gpu else "global"
+    with IRBuilder() as ib:
+        th = Threads(mode, tirx.Cast("int32", total) if gpu else total, TB)
+        with th as bx:
+            declare()
+            scope = "shared.dyn" if gpu else "global"
+            bre = T.decl_buffer([size], acc, scope=scope)
+            bim = T.decl_buffer([size], acc, scope=scope)
+            rshape = [regs] if gpu else [TB, regs]
+            rre = T.decl_buffer(rshape, acc, scope=loc)
+            rim = T.decl_buffer(rshape, acc, scope=loc)
+            u = tirx.Cast("int64", bx)
+
+            def R_(tx, i):
+                return [i] if gpu else [tirx.Cast("int32", tx), i]
+
+            def at(a, pad):
+                return a + (a >> i32(5)) * i32(pad) if pad else a
+
+            for si, (R, Ns) in enumerate(stages):
+                nbf = M // R
+                per = -(-nbf // TB)
+                rpad = pads[si - 1] if si else None
+
+                def gather(tx, R=R, nbf=nbf, per=per, rpad=rpad, first=si == 0):
+                    t32 = tirx.Cast("int32", tx)
+                    with T.unroll(0, per) as p:
+                        b = p * i32(TB) + t32
+                        with T.If(b < i32(nbf)):
+                            with T.Then():
+                                for r in range(R):
+                                    j = b + i32(r * nbf)
+                                    v = load_z(u, j) if first else (bre[at(j, rpad)], bim[at(j, rpad)])
+                                    T.buffer_store(rre, v[0], R_(tx, p * i32(R) + i32(r)))
+                                    T.buffer_store(rim, v[1], R_(tx, p * i32(R) + i32(r)))
+
+                def butterfly(tx, R=R, Ns=Ns, nbf=nbf, per=per, wpad=pads[si]):
+                    t32 = tirx.Cast("int32", tx)
+                    q = next((f for f in (4, 2, 3, 5, 7, 11, 13) if R % f == 0 and f < R), R)
+                    base = None  # (cos, sin) of the thread's own angle when the butterflies share it
+                    if Ns > 1 and (TB % Ns == 0 or Ns % TB == 0):
+                        bw = T.decl_buffer([4], acc, scope=loc)
+                        s0 = t32 % i32(Ns) if TB % Ns == 0 else t32
+                        for slot, mult in ((0, 1), (2, q)):
+                            c, sn = _turn(s0 * i32(mult), Ns * R, sign, acc, mode)
+                            T.buffer_store(bw, c, [slot])
+                            T.buffer_store(bw, sn, [slot + 1])
+                        base = bw
+                    with T.unroll(0, per) as p:
+                        b = p * i32(TB) + t32
+                        with T.If(b < i32(nbf)):
+                            with T.Then():
+                                s = b % i32(Ns) if Ns > 1 else i32(0)
+
+                                def ix(r, p=p, tx=tx):
+                                    return R_(tx, p * i32(R) + i32(r))
+
+                                if Ns > 1:  # w^r = (w^q)^a w^c (r = a q + c), w and w^q from sin/cos
+                                    tw = T.decl_buffer([2 * R], acc, scope=loc)
+                                    pw = {}
+                                    for r in range(1, R):
+                                        a_, c_ = divmod(r, q)
+                                        if r in (1, q):
+                                            if base is None:
+                                                w = _turn(s * i32(r), Ns * R, sign, acc, mode)
+                                            else:
+                                                w = (base[0 if r == 1 else 2], base[1 if r == 1 else 3])
+                                                if Ns % TB == 0 and TB % Ns != 0:  # s = t + p TB: times w^(r p TB)
+                                                    w = _rot_const(w, p, r * TB, Ns * R, sign, acc, per)
+                                        elif c_ == 0:
+                                            w = _cmul(pw[r - q], pw[q])
+                                        elif a_ == 0:
+                                            w = _cmul(pw[r - 1], pw[1])
+                                        else:
+                                            w = _cmul(pw[a_ * q], pw[c_])
+                                        T.buffer_store(tw, w[0], [2 * r])
+                                        T.buffer_store(tw, w[1], [2 * r + 1])
+                                        pw[r] = (tw[2 * r], tw[2 * r + 1])
+                                    for r in range(1, R):
+                                        v = _cmul((rre[tuple(ix(r))], rim[tuple(ix(r))]), pw[r])
+                                        T.buffer_store(tw, v[0], [0])  # slot 0 is free: re first
+                                        T.buffer_store(rim, v[1], ix(r))
+                                        T.buffer_store(rre, tw[0], ix(r))
+                                vals = [(rre[tuple(ix(r))], rim[tuple(ix(r))]) for r in range(R)]
+                                dst = (b // i32(Ns)) * i32(Ns * R) + s
+                                for k, (yre, yim) in enumerate(_small_dft(vals, sign, acc, loc)):
+                                    a = at(dst + i32(k * Ns), wpad)
+                                    T.buffer_store(bre, yre, [a])
+                                    T.buffer_store(bim, yim, [a])
+
+                th.each_thread(gather)
+                if si:  # in place: every thread has read its points before any writes
+                    th.barrier()
+                th.each_thread(butterfly)
+                th.barrier()
+            spad = pads[-1]
+
+            def store(tx):
+                t32 = tirx.Cast("int32", tx)
+                bw = T.decl_buffer([2], acc, scope=loc)
+                c, sn = _turn(t32, n, sign, acc, mode)
+                T.buffer_store(bw, c, [0])
+                T.buffer_store(bw, sn, [1])
+                for p in range(-(-K // TB)):  # k = t + p TB: w^k = w^t exp(sign 2 pi i p TB / n)
+                    k = t32 + i32(p * TB)
+                    # k mod M and (M - k) mod M, where the range of k allows without a division
+                    lo, hi = p * TB, p * TB + TB - 1
+                    kk = k if hi < M else (k - i32(M) if lo >= M else tirx.Select(k >= i32(M), k - i32(M), k))
+                    zero = lo == 0 or lo <= M <= hi  # kk = 0 (k = 0 or M) is in this range
+                    km = tirx.Select(kk == i32(0), i32(0), i32(M) - kk) if zero else i32(M) - kk
+                    with T.If(k < i32(K)) if (p + 1) * TB > K else _nullcontext():
+                        with T.Then() if (p + 1) * TB > K else _nullcontext():
+                            ka, kb = at(kk, spad), at(km, spad)
+                            a, b = (bre[ka], bim[ka]), (bre[kb], bim[kb])
+                            ang = (p * TB) % n
+                            cre, cim = math.cos(2 * math.pi * ang / n), sign * math.sin(2 * math.pi * ang / n)
+                            w = (bw[0], bw[1]) if ang == 0 else _cmul((bw[0], bw[1]), (fa(cre), fa(cim)))
+                            e, o = _real_split_eo(a, b, acc)
+                            wo = _cmul(o, w)
+                            emit_bin(u, k, e[0] + wo[0], e[1] + wo[1])
+
+            th.each_thread(store)
+    return ib.get()
+
+
+def _rot_const(w, p, step, q, sign, acc, count):
+    """w exp(sign 2 pi i p step / q) for the unrolled loop variable p (0 <= p < count): a table of
+    exact constants selected by p (after unrolling: one constant complex product, none for p = 0)."""
+    cs = [
+        (math.cos(2 * math.pi * ((i * step) % q) / q), sign * math.sin(2 * math.pi * ((i * step) % q) / q))
+        for i in range(count)
+    ]
+    if count == 1:
+        return w
+    cre, cim = tirx.const(cs[-1][0], acc), tirx.const(cs[-1][1], acc)
+    for i in range(count - 2, -1, -1):
+        cre = tirx.Select(p == tirx.const(i, str(p.ty)), tirx.const(cs[i][0], acc), cre)
+        cim = tirx.Select(p == tirx.const(i, str(p.ty)), tirx.const(cs[i][1], acc), cim)
+    return _cmul(w, (cre, cim))
+
+
+def _real_split_eo(a, b, acc):
+    """(E_k, O_k) of _real_split without the twiddle."""
+    half = tirx.const(0.5, acc)
+    return ((a[0] + b[0]) * half, (a[1] - b[1]) * half), ((a[1] + b[1]) * half, (b[0] - a[0]) * half)
+
+
 def _rsplit(m, cap):
     """The real four-step's split m = n1 n2: n1 even, both smooth and at most 1/8 of shared
     memory, as even as possible (8192 = 64 x 128: 512 blocks in each pass for 64 series), pass B's
@@ -1022,6 +1336,47 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
         gm = det.stft or inner == 1
         ps = _Pass(M, det.group, det.threads, total, load_pair, store_r, K, [("fft", sign)], gm, gm, declare, True)
         kernels.append(_pass_ir(ps, acc, mode))
+    elif det.kind == "rfft1":
+        # float32 with every point of the signal there and pairs 8-byte aligned: (x_2j, x_2j+1)
+        # and (re, im) of a bin as one float2 load / store (through a 2-word local buffer)
+        vec = dtype == "float32" and L >= n and L % 2 == 0
+        loc = "local" if mode == "gpu" else "global"
+        two = lambda base: tirx.Ramp(base, tirx.const(1, str(base.ty)), 2)  # noqa: E731
+
+        def load_z(u, j):  # z_j = x_2j + i x_2j+1
+            j = tirx.Cast("int64", j)
+            if vec:
+                vb = T.decl_buffer([2], acc, scope=loc)
+                T.buffer_store(vb, flat["x"][two(u * i64(L) + j * i64(2))], [two(tirx.const(0, "int32"))])
+                return vb[0], vb[1]
+            re0, _, ok0 = signal(u, j * i64(2))
+            re1, _, ok1 = signal(u, j * i64(2) + i64(1))
+            return tirx.Select(ok0, re0, fa(0.0)), tirx.Select(ok1, re1, fa(0.0))
+
+        def emit_bin(u, k, re, im):
+            if not vec:
+                return emit_out(u, k, re, im, scale)
+            vb = T.decl_buffer([2], acc, scope=loc)
+            T.buffer_store(vb, re * fa(scale) if scale != 1.0 else re, [0])
+            T.buffer_store(vb, im * fa(scale) if scale != 1.0 else im, [1])
+            a = (u * i64(K) + tirx.Cast("int64", k)) * i64(2)
+            T.buffer_store(flat["o"], vb[two(tirx.const(0, "int32"))], [two(a)])
+
+        kernels.append(
+            _rfft1_ir(
+                det.m,
+                det.threads,
+                total,
+                load_z,
+                emit_bin,
+                K,
+                n,
+                sign,
+                acc,
+                mode,
+                declare,
+            )
+        )
     elif det.kind == "rfourstep":
         kernels += _rfourstep(
             n,
