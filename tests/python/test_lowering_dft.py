@@ -9,7 +9,7 @@ float32 / float64 cases).
 
 Grid: n in {1, 2, 3, 5, 7, 8, 12, 16, 96, 97 (prime), 720, 1000, 1009 (prime: Bluestein through a
 power of two), 1024, 4096, 8191 (prime)} and 16384 (real: one block per transform, rfft1; float64: the
-real four-step), 12800 and 14000 (rfft1 with radices 10 and 14), 10336 (four-step, radices 17 and 19), 40000, 12000 (real: a 6000-point FFT), 6144 (the shared-memory limit), 6150 (prime factor 41), 221 (radix 17), 62 (radix 31);
+real four-step), 12800 and 14000 (rfft1 with radices 10 and 14), 13122 (rfft1 in one block), 10336 (four-step, radices 17 and 19), 40000, 12000 (real: a 6000-point FFT), 6144 (the shared-memory limit), 6150 (prime factor 41), 221 (radix 17), 62 (radix 31);
 real and complex input, onesided, inverse, every allowed axis (negative too, non-last with dims
 after it), opset 17's attribute and opset 20's input, dft_length shorter and longer than the signal,
 float32 / float16 / float64 (bfloat16: nvcc only, LLVM cannot run it), a symbolic batch dim.
@@ -109,14 +109,19 @@ GRID = {
     "n8191_prime_inverse": ([2, 8191, 2], "Bluestein, 16384-point four-step", dict(inverse=1)),
     "n16384_real_onesided": (
         [2, 16384, 1],
-        "real input as a 8192-point complex FFT in one block per transform (dynamic shared memory, radices "
-        "16x16x16x2), 512 threads, 1 kernel",
+        "real input as a 8192-point complex FFT in 2 blocks per transform (bins by parity: 4096 points each, "
+        "radices 16x16x16), 256 threads, shared memory, 1 kernel",
         dict(onesided=1),
     ),
-    "n16384_real_inverse_full_rfft1": ([2, 16384, 1], "8192-point complex FFT in one block", dict(inverse=1)),
+    "n16384_real_inverse_full_rfft1": ([2, 16384, 1], "8192-point complex FFT in 2 blocks", dict(inverse=1)),
+    "n13122_real_rfft1_one_block": (
+        [2, 13122, 1],
+        "6561-point complex FFT in one block per transform (radices 9x9x9x9), 736 threads, dynamic shared memory",
+        dict(onesided=1),
+    ),
     "n12800_real_trunc_odd_rfft1": (
         [2, 13001, 1],
-        "6400-point complex FFT in one block per transform (dynamic shared memory, radices 16x10x10x4)",
+        "6400-point complex FFT in 2 blocks per transform (bins by parity: 3200 points each",
         dict(n=12800, onesided=1),
     ),
     "n16384_real_onesided_fp64_rfourstep": (
@@ -132,7 +137,7 @@ GRID = {
     ),
     "n14000_real_pad_fp16": (
         [2, 13000, 1],
-        "real input as a 7000-point complex FFT in one block per transform",
+        "real input as a 7000-point complex FFT in 2 blocks per transform",
         dict(n=14000, onesided=1, dtype="float16"),
     ),
     "n40000_axis0_cols": ([40000, 3, 2], "four-step FFT 64 x 625", dict(axis=0)),

@@ -75,6 +75,7 @@ MIN_BLOCKS = 264  # 2 per SM of an H100/H200: fewer transforms per block below t
 RFFT1_MAX_POINTS = 8192
 RFFT1_MAX_BYTES = 96 * 1024  # the padded layout of the largest stage included
 RFFT1_MAX_RADIX = 16  # stages of up to this radix in registers (a composite butterfly)
+RFFT1_SPLIT = 2  # blocks per transform where the half-length M is even (bins split by parity)
 
 
 def _acc(dtype):
@@ -145,6 +146,7 @@ class DFTSelection(Selection):
         where = f"frame_step={self.step}, frames={self.frames}" if self.stft else f"axis={self.axis}"
         head = f"{op} ({flags}{where}, n={self.n}, "
         rad = lambda v: "x".join(str(r) for r in factors(v)) or "1"  # noqa: E731
+        rad1 = lambda v: "x".join(str(r) for r in _rfft1_radices(v))  # noqa: E731
         if self.kind == "rfft":
             how = (
                 f"real input as a {self.m}-point complex FFT (radices {rad(self.m)}), {self.group} transform(s) x "
@@ -155,9 +157,15 @@ class DFTSelection(Selection):
         elif self.kind == "fourstep":
             how = f"four-step FFT {self.n1} x {self.n2} (radices {rad(self.n1)} | {rad(self.n2)}), 2 kernels"
         elif self.kind == "rfft1":
+            sp = _rfft1_split(self.m)
+            per = (
+                f"{sp} blocks per transform (bins by parity: {self.m // sp} points each, radices "
+                if sp > 1
+                else "one block per transform (radices "
+            )
             how = (
-                f"real input as a {self.m}-point complex FFT in one block per transform (dynamic shared "
-                f"memory, radices {'x'.join(str(r) for r in _rfft1_radices(self.m))}), {self.threads} threads, 1 kernel"
+                f"real input as a {self.m}-point complex FFT in {per}{rad1(self.m // sp)}), {self.threads} threads, "
+                f"{'dynamic ' if _rfft1_dynamic(self.m) else ''}shared memory, 1 kernel"
             )
         elif self.kind == "rfourstep":
             how = (
@@ -235,7 +243,7 @@ def _plan(dtype, n, transforms, inner, real=False, rfft1=False):
         g, tb = _pass_shape(n, cap, transforms, mg)
         return dict(kind="fft", m=n, group=g, threads=tb)
     if rfft1 and real and n % 2 == 0 and inner == 1 and dtype != "float64" and _rfft1_fits(n // 2):
-        return dict(kind="rfft1", m=n // 2, threads=_rfft1_threads(n // 2))
+        return dict(kind="rfft1", m=n // 2, threads=_rfft1_threads(n // 2 // _rfft1_split(n // 2)))
     if real and n % 2 == 0 and _smooth(n // 2):
         sp = _rsplit(n // 2, cap)
         if sp:
@@ -891,13 +899,31 @@ def _rfft1_pads(m, tb):
     return pads
 
 
+def _rfft1_split(m):
+    """Blocks per transform of rfft1's m-point FFT: RFFT1_SPLIT where m is even, else 1."""
+    return RFFT1_SPLIT if m % RFFT1_SPLIT == 0 else 1
+
+
+def _rfft1_size(m):
+    """Shared words per buffer (re or im) of rfft1's block: its m / split points in the padded layout."""
+    mh = m // _rfft1_split(m)
+    return max(_pad_addr(mh - 1, p) + 1 for p in _rfft1_pads(mh, _rfft1_threads(mh)))
+
+
+def _rfft1_dynamic(m):
+    return _rfft1_size(m) * 8 > SHARED_BYTES
+
+
 def _rfft1_fits(m):
+    """rfft1 takes the half-length m: over static shared memory as one transform, at most
+    RFFT1_MAX_POINTS, prime factors up to 13, a block's padded layout within RFFT1_MAX_BYTES."""
     fs = factors(m)
+    mh = m // _rfft1_split(m)
     return (
         shared_points("float32") < m <= RFFT1_MAX_POINTS
         and bool(fs)
         and max(fs) <= BUTTERFLY_RADICES[-1]
-        and (m + m // 32) * 8 <= RFFT1_MAX_BYTES
+        and (mh + mh // 32) * 8 <= RFFT1_MAX_BYTES
     )
 
 
@@ -940,35 +966,42 @@ def _small_dft(vals, sign, acc, loc):
     return out
 
 
-def _rfft1_ir(M, TB, total, load_z, emit_bin, K, n, sign, acc, mode, declare):
-    """One block per transform: the M = n / 2 point complex FFT of z_j = x_2j + i x_2j+1 in shared
-    memory (dynamic on the GPU), then X_k = E_k + w^k O_k (_real_split) for the bins k < K.
-    Stockham stages (_rfft1_stages): butterfly b of a stage reads points b + r M/R (the first stage
-    straight from global memory: load_z(u, j) -> (re, im)), multiplies by w^(r s), s = b mod Ns,
-    w = exp(sign 2 pi i / (Ns R)) (sin/cos of w and w^q, q = R's first factor; the other powers by
-    at most 3 products), takes the radix-R DFT in registers and writes point (b / Ns) Ns R + s + k Ns
-    in the layout of _rfft1_pads. Where s is the same for all of a thread's butterflies or differs
-    by multiples of TB, the thread's w comes from one sin/cos times exact constants; likewise the
-    store's w^k, k = e + p TB. emit_bin(u, k, re, im) stores bin k."""
+def _rfft1_ir(M, S, TB, total, load_z, emit_bin, K, n, sign, acc, mode, declare):
+    """S blocks per transform (_rfft1_split): the M = n / 2 point complex FFT of z_j = x_2j + i x_2j+1
+    in shared memory, then X_k = E_k + w^k O_k (_real_split) for the bins k < K. S = 2: block c of a
+    transform takes the bins Z_2k'+c, the FFT of the Mh = M / 2 points y_j = z_j + z_j+Mh (c = 0) or
+    (z_j - z_j+Mh) exp(sign 2 pi i j / M) (c = 1), the first radix-2 step by decimation in frequency;
+    as M is even, Z_M-k is in the same block as Z_k, and the block stores the bins k = c mod 2.
+    Stockham stages (_rfft1_stages of Mh): butterfly b of a stage reads points b + r Mh/R (the first
+    stage straight from global memory: load_z(u, j) -> (re, im)), multiplies by w^(r s), s = b mod
+    Ns, w = exp(sign 2 pi i / (Ns R)) (sin/cos of w and w^q, q = R's first factor; the other powers
+    by at most 3 products), takes the radix-R DFT in registers and writes point (b / Ns) Ns R + s +
+    k Ns in the layout of _rfft1_pads. Where a thread's butterflies share s or their s differ by
+    multiples of TB, its twiddles come from one sin/cos times exact constants; likewise the first
+    step's and the store's. emit_bin(u, k, re, im) stores bin k."""
     gpu = mode == "gpu"
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
     fa = lambda v: tirx.const(v, acc)  # noqa: E731
-    stages = _rfft1_stages(M)
-    pads = _rfft1_pads(M, TB)
-    size = max(_pad_addr(M - 1, p) + 1 for p in pads)
-    regs = max(-(-(M // R) // TB) * R for R, _ in stages)
+    Mh = M // S
+    stages = _rfft1_stages(Mh)
+    pads = _rfft1_pads(Mh, TB)
+    size = max(_pad_addr(Mh - 1, p) + 1 for p in pads)
+    regs = max(-(-(Mh // R) // TB) * R for R, _ in stages)
     loc = "local" if gpu else "global"
+    nb = total * tirx.const(S, "int64") if S > 1 else total
     with IRBuilder() as ib:
-        th = Threads(mode, tirx.Cast("int32", total) if gpu else total, TB)
+        th = Threads(mode, tirx.Cast("int32", nb) if gpu else nb, TB)
         with th as bx:
             declare()
-            scope = "shared.dyn" if gpu else "global"
+            scope = ("shared" if size * 8 <= SHARED_BYTES else "shared.dyn") if gpu else "global"
             bre = T.decl_buffer([size], acc, scope=scope)
             bim = T.decl_buffer([size], acc, scope=scope)
             rshape = [regs] if gpu else [TB, regs]
             rre = T.decl_buffer(rshape, acc, scope=loc)
             rim = T.decl_buffer(rshape, acc, scope=loc)
-            u = tirx.Cast("int64", bx)
+            b64 = tirx.Cast("int64", bx)
+            u = b64 // tirx.const(S, "int64") if S > 1 else b64
+            c = tirx.Cast("int32", b64 % tirx.const(S, "int64")) if S > 1 else i32(0)
 
             def R_(tx, i):
                 return [i] if gpu else [tirx.Cast("int32", tx), i]
@@ -976,22 +1009,58 @@ def _rfft1_ir(M, TB, total, load_z, emit_bin, K, n, sign, acc, mode, declare):
             def at(a, pad):
                 return a + (a >> i32(5)) * i32(pad) if pad else a
 
+            def guard(cond, needed):
+                """`with` this: the statements under T.If(cond), or unconditional when not needed."""
+                return T.If(cond) if needed else _nullcontext()
+
+            def then(needed):
+                return T.Then() if needed else _nullcontext()
+
+            def first(tx, R, nbf, per):  # the first stage's gather: from global memory
+                t32 = tirx.Cast("int32", tx)
+                if S > 1:
+                    wb = T.decl_buffer([2], acc, scope=loc)
+                    cw, sw = _turn(t32, M, sign, acc, mode)
+                    T.buffer_store(wb, cw, [0])
+                    T.buffer_store(wb, sw, [1])
+                for p in range(per):
+                    b = t32 + i32(p * TB)
+                    cut = (p + 1) * TB > nbf
+                    with guard(b < i32(nbf), cut):
+                        with then(cut):
+                            for r in range(R):
+                                j = b + i32(r * nbf)
+                                v = load_z(u, j)
+                                if S > 1:  # y_j: z_j + z_j+Mh, or (z_j - z_j+Mh) exp(sign 2 pi i j / M)
+                                    z1 = load_z(u, j + i32(Mh))
+                                    ang = (p * TB + r * nbf) % M
+                                    w = (wb[0], wb[1])
+                                    if ang:
+                                        cst = _cexp(sign, ang, M)
+                                        w = _cmul(w, (fa(cst[0]), fa(cst[1])))
+                                    d = _cmul((v[0] - z1[0], v[1] - z1[1]), w)
+                                    v = (
+                                        tirx.Select(c == i32(0), v[0] + z1[0], d[0]),
+                                        tirx.Select(c == i32(0), v[1] + z1[1], d[1]),
+                                    )
+                                T.buffer_store(rre, v[0], R_(tx, i32(p * R + r)))
+                                T.buffer_store(rim, v[1], R_(tx, i32(p * R + r)))
+
             for si, (R, Ns) in enumerate(stages):
-                nbf = M // R
+                nbf = Mh // R
                 per = -(-nbf // TB)
                 rpad = pads[si - 1] if si else None
 
-                def gather(tx, R=R, nbf=nbf, per=per, rpad=rpad, first=si == 0):
+                def gather(tx, R=R, nbf=nbf, per=per, rpad=rpad):
                     t32 = tirx.Cast("int32", tx)
                     with T.unroll(0, per) as p:
                         b = p * i32(TB) + t32
                         with T.If(b < i32(nbf)):
                             with T.Then():
                                 for r in range(R):
-                                    j = b + i32(r * nbf)
-                                    v = load_z(u, j) if first else (bre[at(j, rpad)], bim[at(j, rpad)])
-                                    T.buffer_store(rre, v[0], R_(tx, p * i32(R) + i32(r)))
-                                    T.buffer_store(rim, v[1], R_(tx, p * i32(R) + i32(r)))
+                                    a = at(b + i32(r * nbf), rpad)
+                                    T.buffer_store(rre, bre[a], R_(tx, p * i32(R) + i32(r)))
+                                    T.buffer_store(rim, bim[a], R_(tx, p * i32(R) + i32(r)))
 
                 def butterfly(tx, R=R, Ns=Ns, nbf=nbf, per=per, wpad=pads[si]):
                     t32 = tirx.Cast("int32", tx)
@@ -1000,10 +1069,10 @@ def _rfft1_ir(M, TB, total, load_z, emit_bin, K, n, sign, acc, mode, declare):
                     if Ns > 1 and (TB % Ns == 0 or Ns % TB == 0):
                         bw = T.decl_buffer([4], acc, scope=loc)
                         s0 = t32 % i32(Ns) if TB % Ns == 0 else t32
-                        for slot, mult in ((0, 1), (2, q)):
-                            c, sn = _turn(s0 * i32(mult), Ns * R, sign, acc, mode)
-                            T.buffer_store(bw, c, [slot])
-                            T.buffer_store(bw, sn, [slot + 1])
+                        for slot, mult in ((0, 1), (2, q))[: 2 if q < R else 1]:
+                            cw, sw = _turn(s0 * i32(mult), Ns * R, sign, acc, mode)
+                            T.buffer_store(bw, cw, [slot])
+                            T.buffer_store(bw, sw, [slot + 1])
                         base = bw
                     with T.unroll(0, per) as p:
                         b = p * i32(TB) + t32
@@ -1047,39 +1116,52 @@ def _rfft1_ir(M, TB, total, load_z, emit_bin, K, n, sign, acc, mode, declare):
                                     T.buffer_store(bre, yre, [a])
                                     T.buffer_store(bim, yim, [a])
 
-                th.each_thread(gather)
-                if si:  # in place: every thread has read its points before any writes
-                    th.barrier()
+                if si:
+                    th.each_thread(gather)
+                    th.barrier()  # in place: every thread has read its points before any writes
+                else:
+                    th.each_thread(lambda tx, R=R, nbf=nbf, per=per: first(tx, R, nbf, per))
                 th.each_thread(butterfly)
                 th.barrier()
             spad = pads[-1]
 
-            def store(tx):
+            def store(tx):  # bin k = S q + c, q = t + p TB: w^k = w^(S t + c) exp(sign 2 pi i S p TB / n)
                 t32 = tirx.Cast("int32", tx)
                 bw = T.decl_buffer([2], acc, scope=loc)
-                c, sn = _turn(t32, n, sign, acc, mode)
-                T.buffer_store(bw, c, [0])
-                T.buffer_store(bw, sn, [1])
-                for p in range(-(-K // TB)):  # k = t + p TB: w^k = w^t exp(sign 2 pi i p TB / n)
-                    k = t32 + i32(p * TB)
-                    # k mod M and (M - k) mod M, where the range of k allows without a division
-                    lo, hi = p * TB, p * TB + TB - 1
+                cw, sw = _turn(t32 * i32(S) + c if S > 1 else t32, n, sign, acc, mode)
+                T.buffer_store(bw, cw, [0])
+                T.buffer_store(bw, sw, [1])
+                for p in range(-(-K // (S * TB))):
+                    q = t32 + i32(p * TB)
+                    k = q * i32(S) + c if S > 1 else q
+                    lo, hi = S * p * TB, S * (p * TB + TB) - 1  # the range of k
                     kk = k if hi < M else (k - i32(M) if lo >= M else tirx.Select(k >= i32(M), k - i32(M), k))
-                    zero = lo == 0 or lo <= M <= hi  # kk = 0 (k = 0 or M) is in this range
-                    km = tirx.Select(kk == i32(0), i32(0), i32(M) - kk) if zero else i32(M) - kk
-                    with T.If(k < i32(K)) if (p + 1) * TB > K else _nullcontext():
-                        with T.Then() if (p + 1) * TB > K else _nullcontext():
-                            ka, kb = at(kk, spad), at(km, spad)
+                    lk = (kk - c) // i32(S) if S > 1 else kk  # Z_kk's place in the block
+                    # Z_(M - kk) mod M's place: Mh - c - lk, or 0 where kk = 0 (k = 0 or M) can occur
+                    part = i32(Mh) - c - lk if S > 1 else i32(Mh) - lk
+                    if lo == 0 or lo <= M <= hi:
+                        part = tirx.Select(lk + c == i32(0), i32(0), part)
+                    cut = hi >= K
+                    with guard(k < i32(K), cut):
+                        with then(cut):
+                            ka, kb = at(lk, spad), at(part, spad)
                             a, b = (bre[ka], bim[ka]), (bre[kb], bim[kb])
-                            ang = (p * TB) % n
-                            cre, cim = math.cos(2 * math.pi * ang / n), sign * math.sin(2 * math.pi * ang / n)
-                            w = (bw[0], bw[1]) if ang == 0 else _cmul((bw[0], bw[1]), (fa(cre), fa(cim)))
+                            ang = (lo % n) if S == 1 else (S * p * TB) % n
+                            w = (bw[0], bw[1])
+                            if ang:
+                                cst = _cexp(sign, ang, n)
+                                w = _cmul(w, (fa(cst[0]), fa(cst[1])))
                             e, o = _real_split_eo(a, b, acc)
                             wo = _cmul(o, w)
                             emit_bin(u, k, e[0] + wo[0], e[1] + wo[1])
 
             th.each_thread(store)
     return ib.get()
+
+
+def _cexp(sign, m, q):
+    """(cos, sin) of sign 2 pi m / q as Python floats."""
+    return math.cos(2 * math.pi * m / q), sign * math.sin(2 * math.pi * m / q)
 
 
 def _rot_const(w, p, step, q, sign, acc, count):
@@ -1365,6 +1447,7 @@ def _fft_ir(det, outer, x, win, bhat, out, works, mode):
         kernels.append(
             _rfft1_ir(
                 det.m,
+                _rfft1_split(det.m),
                 det.threads,
                 total,
                 load_z,
