@@ -8,8 +8,8 @@ LLVM build of the same kernels matches numpy.fft in float64 (and ONNX Runtime's 
 float32 / float64 cases).
 
 Grid: n in {1, 2, 3, 5, 7, 8, 12, 16, 96, 97 (prime), 720, 1000, 1009 (prime: Bluestein through a
-power of two), 1024, 4096, 8191 (prime)} and 16384 (real: one block per transform, rfft1; float64: the
-real four-step), 12800 and 14000 (rfft1 with radices 10 and 14), 13122 (rfft1 in one block), 10336 (four-step, radices 17 and 19), 40000, 12000 (real: a 6000-point FFT), 6144 (the shared-memory limit), 6150 (prime factor 41), 221 (radix 17), 62 (radix 31);
+power of two), 1024, 4096, 8191 (prime)} and 16384 (real: rfft1, 2 blocks per transform; float64: the
+real four-step), 12800 and 14000 (rfft1 with radices 5 and 7), 13122 (rfft1 in one block), 10336 (four-step, radices 17 and 19), 40000, 12000 (real: a 6000-point FFT), 6144 (the shared-memory limit), 6150 (prime factor 41), 221 (radix 17), 62 (radix 31);
 real and complex input, onesided, inverse, every allowed axis (negative too, non-last with dims
 after it), opset 17's attribute and opset 20's input, dft_length shorter and longer than the signal,
 float32 / float16 / float64 (bfloat16: nvcc only, LLVM cannot run it), a symbolic batch dim.
@@ -110,7 +110,7 @@ GRID = {
     "n16384_real_onesided": (
         [2, 16384, 1],
         "real input as a 8192-point complex FFT in 2 blocks per transform (bins by parity: 4096 points each, "
-        "radices 16x16x16), 256 threads, shared memory, 1 kernel",
+        "radices 8x8x8x8), 512 threads, shared memory, 1 kernel",
         dict(onesided=1),
     ),
     "n16384_real_inverse_full_rfft1": ([2, 16384, 1], "8192-point complex FFT in 2 blocks", dict(inverse=1)),

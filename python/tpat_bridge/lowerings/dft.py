@@ -29,6 +29,9 @@ Strategies (`_plan`, recorded in describe()):
   fft        n fits shared memory and has no prime factor above MAX_DIRECT_RADIX: one kernel;
   fourstep   a longer such n = n1 n2 (both <= 768 where possible): (A) per column an n1-point FFT, times exp(-+2 pi i n2 k1 / n),
              into a workspace; (B) per row an n2-point FFT, bin k1 + n1 k2: two kernels;
+  rfft1      (DFT) a real float32/16-bit input, inner == 1, 6144 < n/2 <= 8192 (dft_long): one kernel,
+             2 blocks per transform when n/2 is even (bins by parity after a first radix-2 step by
+             decimation in frequency; else one block in dynamic shared memory), _rfft1_ir;
   rfourstep  a real input of even length over shared memory: the n/2-point complex four-step FFT of
              z_j = x_2j + i x_2j+1 (_rfourstep), the even/odd split in pass B's store;
   bluestein  otherwise (a large prime factor): X_k = w_k sum_j (x_j w_j) conj(w_{k-j}),
@@ -74,7 +77,9 @@ MIN_BLOCKS = 264  # 2 per SM of an H100/H200: fewer transforms per block below t
 # runs as one block per transform in dynamic shared memory (sm_80+: 99 KB or more per block)
 RFFT1_MAX_POINTS = 8192
 RFFT1_MAX_BYTES = 96 * 1024  # the padded layout of the largest stage included
-RFFT1_MAX_RADIX = 16  # stages of up to this radix in registers (a composite butterfly)
+# stages of up to this radix in registers, 9 too (dft_long on the H200: 8x8x8x8 with 512 threads
+# 11.2 us, 16x16x16 with 256 threads 11.7 us: reports/gpu-2026-11-29/dft5-2-README.md)
+RFFT1_MAX_RADIX = 8
 RFFT1_SPLIT = 2  # blocks per transform where the half-length M is even (bins split by parity)
 
 
@@ -115,7 +120,7 @@ class DFTSelection(Selection):
     complex: bool  # the input's last dim is 2 (else 1: real)
     x_index: int
     inner: int = 1  # product of the dims between the axis and the last (static)
-    kind: str = "direct"  # fft | fourstep | bluestein | bluestein4 | direct
+    kind: str = "direct"  # fft | rfft | rfft1 | fourstep | rfourstep | bluestein | bluestein4 | direct
     m: int = 0  # the FFT's length: n, or Bluestein's convolution length
     n1: int = 0  # four-step split m = n1 * n2
     n2: int = 0
@@ -817,10 +822,10 @@ def _stages(th, mode, bre, bim, rre, rim, R_, N, G, TB, radices, sign, acc, ilv=
 
 def _rfft1_radices(m):
     """The stages of rfft1's m-point FFT: m's prime factors (all <= 13) packed first-fit, largest
-    first, into radices of at most RFFT1_MAX_RADIX, largest stage first (8192: 16 x 16 x 16 x 2)."""
+    first, into radices of at most RFFT1_MAX_RADIX (or 9), largest stage first (4096: 8x8x8x8)."""
     bins = []
     for f in sorted((q for f in factors(m) for q in ((2, 2) if f == 4 else (f,))), reverse=True):
-        i = next((i for i, b in enumerate(bins) if b * f <= RFFT1_MAX_RADIX), None)
+        i = next((i for i, b in enumerate(bins) if b * f <= RFFT1_MAX_RADIX or b * f == 9), None)
         if i is None:
             bins.append(f)
         else:
