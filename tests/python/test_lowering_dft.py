@@ -265,3 +265,45 @@ def test_other_cases_decline_with_a_reason(built, name):
     sel, reason = choice.selection, choice.reason
     assert (choice.declined[-1][1] == reason) if choice.declined else reason == "no TPAT lowering for this op"
     assert sel is None and reason
+
+
+def test_rfft1_is_one_launch_of_two_blocks_per_series_without_workspace(tmp_path):
+    """dft_long's shape: one kernel, 2 blocks per series (128 x 512 threads), static shared memory,
+    no workspace buffer (the real four-step had two launches and a 4 MB workspace)."""
+    from tpat_bridge.planning.plan import handle_plan
+
+    path = tmp_path / "dft_long.onnx"
+    onnx.save(_model([64, 16384, 1], onesided=1), str(path))
+    plan = handle_plan({"command": "plan", "model_path": str(path), "target": "sm_90"})["plan"]
+    launches = [s for s in plan["steps"] if s.get("kind") == "launch"]
+    assert len(launches) == 1, launches
+    (ln,) = launches
+    assert [g["int"] for g in ln["grid"]] == [128, 1, 1] and [b["int"] for b in ln["block"]] == [512, 1, 1]
+    assert ln["dynamic_shared_memory_bytes"] == {"int": 0}
+    assert plan["buffers"] == [], plan["buffers"]  # the four-step's was [64, 16384] float32
+
+
+@pytest.mark.parametrize("m", [8192, 7000, 6400, 6561])
+def test_rfft1_shared_layout_is_free_of_bank_conflicts(m):
+    """The padding _rfft1_pads picks makes every stage's strided writes and the next reads (the
+    next gather, or the store's Z_k and Z_M-k) one wavefront per warp access where m is a power of two
+    (8192 = 2 x 8x8x8x8); for the other radices it is never worse than no padding."""
+    from tpat_bridge.lowerings import dft
+
+    mh = m // dft._rfft1_split(m)
+    tb = dft._rfft1_threads(mh)
+    stages = dft._rfft1_stages(mh)
+    pads = dft._rfft1_pads(mh, tb)
+    lanes = np.arange(32)
+    for si, (R, Ns) in enumerate(stages):
+        nbf = mh // R
+        rows = []
+        for p in range(-(-nbf // tb)):
+            j = p * tb + lanes
+            for k in range(R):
+                rows.append(np.where(j < nbf, (j // Ns) * Ns * R + j % Ns + k * Ns, -1))
+        rows = np.array(rows)
+        cost = lambda pad: dft._bank_cost(np.where(rows >= 0, dft._pad_addr(rows, pad), -1))  # noqa: E731
+        assert cost(pads[si]) <= cost(0)
+        if m & (m - 1) == 0:
+            assert cost(pads[si]) == len(rows), (si, R, Ns, pads[si])
