@@ -902,7 +902,7 @@ DFT = [
     ),
     _row(
         "dft_long",
-        "real, onesided, n = 16384 (longer than shared memory: two passes), 64 series",
+        "real, onesided, n = 16384 (its 8192-point half-length FFT split over 2 blocks per series), 64 series",
         "float32",
         [(64, 16384, 1)],
         [(2, 16, 1)],
