@@ -94,7 +94,6 @@ class AttentionSelection(Selection):
             how = (
                 f"fused online softmax on tensor cores, mma.sync m16n8k16, {TC_ROWS * self.tcm} rows x {TC_KEYS} "
                 "keys per tile"
-                + (", 8 warps: two groups of 4 take alternate key tiles, merged" if self.tcm == 2 else "")
             )
         elif self.flash:
             how = f"fused online softmax, {self.bq} rows x {self.bk} keys per tile, {self.vec}-wide loads"
@@ -770,7 +769,6 @@ def _merge_ir(sel, y, ws_acc, ws_ml, bsz, rows, tiles, mode):
 TC_ROWS = 64  # query rows per block and row group per warp: 4 warps x 16 (the kernel takes 1 or 2)
 TC_KEYS = 64  # keys per K/V tile (one K and one V buffer: each loads while the other is used)
 TC_THREADS = 128
-TC_QSETS = 2  # M = 2: sets of Q A-fragment registers (2: step kk + 1's loaded during step kk)
 _MMA_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
 
 
@@ -801,9 +799,9 @@ def _tc_ir(sel, ins, outs, mode):
     for 32 rows of O and S instead), 68 KiB of dynamic shared memory; each K/V fragment then feeds
     two mma.sync (half the ldmatrix and cp.async work per row).
     S = Q K^T by mma.sync m16n8k16 (fp16/bf16 in, float32 out); scale, mask, causal, softcap on the
-    fragments; online softmax in registers in log2 units (a tile with no masked element keeps the
-    raw scores: the row max is taken on them and scale * log2 e is folded into exp2's argument, one
-    FFMA; other tiles are scaled, masked and capped first); a thread holds 2 rows x 16 keys per row
+    fragments; online softmax in registers in log2 units (M = 2: a tile with no masked element keeps
+    the raw scores, the row max is taken on them and scale * log2 e is folded into exp2's argument,
+    one FFMA; other tiles are scaled, masked and capped first); a thread holds 2 rows x 16 keys per row
     group; row max over the 4 lanes of a quad by shuffles; B fragments double-buffered (the ldmatrix
     of step s + 1 issued before the mma.sync of step s); P rounded to Q's type is the A operand of
     O += P V (the accumulator layout of S is the A layout of P), the row sum is of the float32 P.
@@ -823,8 +821,7 @@ def _tc_ir(sel, ins, outs, mode):
     pres_v = outs.pop(0) if sel.outs[2] else None
     gpu = mode == "gpu"
     M = sel.tcm
-    G = 2 if M == 2 else 1  # key groups of 4 warps: group kg takes key tiles kg, kg + G, .. (merged at the end)
-    nt, BQ, BK = TC_THREADS * G, TC_ROWS * M, TC_KEYS
+    nt, BQ, BK = TC_THREADS, TC_ROWS * M, TC_KEYS
     hd, vd, r = sel.hd, sel.vd, sel.qh // sel.kvh
     dt = sel.dtype
     mty = _MMA_TYPE[dt]
@@ -852,51 +849,36 @@ def _tc_ir(sel, ins, outs, mode):
     sh = ("shared" if M == 1 else "shared.dyn") if gpu else "global"
     reg_scope = "local" if gpu else "global"
     # unmasked tiles keep the raw scores, scale * log2 e folded into exp2 (needs scale > 0: the row
-    # max of the raw scores is then the scaled row max's)
-    fold = sel.mask is None and sel.softcap == 0 and sel.scale > 0
+    # max of the raw scores is then the scaled row max's); M = 1 only without it stays at 168
+    # registers (3 blocks per SM; 175 with it)
+    fold = sel.mask is None and sel.softcap == 0 and sel.scale > 0 and M == 2
 
     with IRBuilder() as ib:
         th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
         with th as bx:
             blk = tirx.Cast("int64", bx)
             # the last row tiles of every (batch, kv head) first, the row tile the slowest index:
-            # under causal masking they read the most key tiles, and the longest blocks of the whole
-            # grid starting first keep its tail short (longest-first over all heads, not per head)
+            # under causal masking they read the most key tiles. The second half of the grid in
+            # reverse (lightest first): a GPU's second wave of resident blocks then pairs each heavy
+            # block of the first wave with a light one on its SM (H200, 128 rows, 2 blocks per SM:
+            # 53.5 -> 48.6 us against plain longest-first)
+            nb = bsz * i64(sel.kvh) * tiles
+            half = (nb + i64(1)) // i64(2)
+            blk = tirx.Select(blk < half, blk, nb - i64(1) - (blk - half))
             tile = tiles - i64(1) - blk // (bsz * i64(sel.kvh))
             g = blk % i64(sel.kvh)
             b = (blk // i64(sel.kvh)) % bsz
             last_tile = tile == tiles - i64(1)
             # one K and one V tile; Q is staged in the K buffer first (M = 1) or has its own (M = 2)
-            k_h = T.decl_buffer([(max(BK, BQ) if M == 1 else G * BK) * hs_k], dt, scope=sh)
-            v_h = T.decl_buffer([G * BK * hs_v], dt, scope=sh)
+            k_h = T.decl_buffer([(max(BK, BQ) if M == 1 else BK) * hs_k], dt, scope=sh)
+            v_h = T.decl_buffer([BK * hs_v], dt, scope=sh)
             q_h = k_h if M == 1 else T.decl_buffer([BQ * hs_k], dt, scope=sh)
-            # the key groups' merge: group 1's O, m, l (float32, thread-major: conflict-free)
-            NM = M * NO + 4 * M
-            mbuf = T.decl_buffer([NM * TC_THREADS], "float32", scope=sh) if G > 1 else None
-            guard = [None]  # CPU: a per-thread condition on the thread loops (the GPU guards the region)
-
-            def each(body):
-                """th.each_thread under the current guard (CPU; on the GPU the region is guarded)."""
-                if gpu or guard[0] is None:
-                    th.each_thread(body)
-                    return
-                cond = guard[0]
-
-                def guarded(tx):
-                    with T.If(cond(tx)):
-                        with T.Then():
-                            body(tx)
-
-                th.each_thread(guarded)
-
-            def kg_of(tx):
-                return tirx.Cast("int32", tx) // TC_THREADS  # key group (warp-uniform)
 
             def regs(n, dtype):
                 """n registers per thread (CPU: an array over the block's threads)."""
                 return T.decl_buffer([n] if gpu else [nt * n], dtype, scope=reg_scope)
 
-            qf = regs(nkk * 8 if M == 1 else 32, dt)  # Q A fragments (M = 2: TC_QSETS sets x 2 row groups)
+            qf = regs(nkk * 8 if M == 1 else 32, dt)  # Q A fragments (M = 2: 2 sets x 2 row groups)
             sf = regs(M * NS, "float32")  # S / P accumulators: 8 key tiles x 4 per row group
             pa = regs(M * NP, dt)  # P A fragments
             of = regs(M * NO, "float32")  # O accumulators
@@ -940,7 +922,7 @@ def _tc_ir(sel, ins, outs, mode):
                 return t32 // 32, t32 % 32  # warp, lane
 
             def row_of(w, lane, m, hi):
-                rho = tile * i64(BQ) + tirx.Cast("int64", (w % 4) * (16 * M) + m * 16 + lane // 4 + 8 * hi)
+                rho = tile * i64(BQ) + tirx.Cast("int64", w * (16 * M) + m * 16 + lane // 4 + 8 * hi)
                 return rho, g * i64(r) + rho % i64(r), rho // i64(r)
 
             def strided(tx, n, body):
@@ -1039,29 +1021,15 @@ def _tc_ir(sel, ins, outs, mode):
                             mine = st[R(tx_, 8 * M, src + s_)]
                             T.buffer_store(st, op(mine, xch[other * ns + n_]), [R(tx_, 8 * M, k_out + s_)])
 
-                    each(put)
-                    each(get)
+                    th.each_thread(put)
+                    th.each_thread(get)
 
             # Q: into shared memory (M = 1: the K buffer, then into A fragments for the whole kernel)
-            def commit():
-                if gpu:
-                    T.evaluate(T.ptx.cp.async_.commit_group())
-
             def ldq(tx):
                 def one(idx):
                     i, c = idx // (hd // vec), idx % (hd // vec)
                     rho = tile * i64(BQ) + tirx.Cast("int64", i)
                     h, qi = g * i64(r) + rho % i64(r), rho // i64(r)
-                    if gpu and M == 2:
-                        # cp.async (rows past the end: zero-fill from the last row's address), waited
-                        # for with the first K tile at the loop's first barrier
-                        rc = tirx.min(rho, rows - i64(1))
-                        src_i = _vload(q, sel.rank, b, g * i64(r) + rc % i64(r), rc // i64(r), i64(0), hd, vec).indices
-                        src_i = list(src_i[:-1]) + [src_i[-1].base + tirx.Cast("int64", c * vec)]
-                        size = tirx.Cast("uint32", tirx.Select(rho < rows, i32(16), i32(0)))
-                        dst = q_h.ptr_to([i * hs_k + c * vec])
-                        T.evaluate(T.ptx["cp.async.cg.shared.global"](dst, q.ptr_to(src_i), 16, size))
-                        return
                     with T.If(rho < rows):
                         with T.Then():
                             T.buffer_store(
@@ -1074,11 +1042,8 @@ def _tc_ir(sel, ins, outs, mode):
 
                 strided(tx, BQ * hd // vec, one)
 
-            each(ldq)
-            if M == 2 and gpu:
-                commit()  # Q lands with K(0): the loop's first barrier
-            else:
-                th.barrier()
+            th.each_thread(ldq)
+            th.barrier()
 
             def qfrag(tx):
                 w, lane = lane_of(tx)
@@ -1098,7 +1063,7 @@ def _tc_ir(sel, ins, outs, mode):
                         T.buffer_store(st, ninf, [R(tx, 8 * M, 0 + 4 * hi + 8 * m)])
                         T.buffer_store(st, f32(0), [R(tx, 8 * M, 1 + 4 * hi + 8 * m)])
 
-            each(qfrag)
+            th.each_thread(qfrag)
             if M == 1:
                 th.barrier()  # every warp has its Q fragments before K overwrites them
             if skip:
@@ -1110,18 +1075,16 @@ def _tc_ir(sel, ins, outs, mode):
                 klim = ktiles
 
             def load(tx, kt, kv):
-                """K (kv 0) or V (kv 1) tile kt into the buffer of tx's key group, by the group's threads:
-                cp.async (16 bytes, no registers) where the keys are the current input's and no present
-                is written, else loads through registers; keys past the end or tiles from klim on are
-                zeros."""
+                """K (kv 0) or V (kv 1) tile kt into its buffer: cp.async (16 bytes, no registers)
+                where the keys are the current input's and no present is written, else loads through
+                registers; keys past the end or tiles from klim on are zeros."""
                 key0 = tirx.Cast("int64", kt) * i64(BK)
-                tg = tirx.Cast("int32", tx) % TC_THREADS
 
                 def ld(idx, hs, cur_t, past_t, pres, dst, stride):
                     j, c = idx // (hs // vec), idx % (hs // vec)
                     key = key0 + tirx.Cast("int64", j)
                     d0 = tirx.Cast("int64", c * vec)
-                    dst_i = (kg_of(tx) * BK + j) * stride + c * vec
+                    dst_i = j * stride + c * vec
                     ok = tirx.all(key < tot, kt < klim)
                     if gpu and past_t is None and pres is None:
                         # cp.async with src-size 0 where out of range fills zeros: no store to shared
@@ -1147,15 +1110,14 @@ def _tc_ir(sel, ins, outs, mode):
                                 T.buffer_store(reg, tirx.const(0, dt), [u])
                             T.buffer_store(dst, reg[rix], [_vec(dst_i, vec)])
 
-                n_ = BK * (hd if kv == 0 else vd) // vec
-                with T.serial(0, -(-n_ // TC_THREADS)) as it:
-                    idx = it * TC_THREADS + tg
-                    with T.If(idx < n_):
-                        with T.Then():
-                            if kv == 0:
-                                ld(idx, hd, k, pk, pres_k, k_h, hs_k)
-                            else:
-                                ld(idx, vd, v, pv, pres_v, v_h, hs_v)
+                if kv == 0:
+                    strided(tx, BK * hd // vec, lambda idx: ld(idx, hd, k, pk, pres_k, k_h, hs_k))
+                else:
+                    strided(tx, BK * vd // vec, lambda idx: ld(idx, vd, v, pv, pres_v, v_h, hs_v))
+
+            def commit():
+                if gpu:
+                    T.evaluate(T.ptx.cp.async_.commit_group())
 
             def arrived():
                 """this thread's copies landed, then the block's (a barrier)"""
@@ -1163,13 +1125,21 @@ def _tc_ir(sel, ins, outs, mode):
                     T.evaluate(T.ptx.cp.async_.wait_group(0))
                 th.barrier()
 
-            def qk_softmax():
+            # one K and one V buffer, their loads overlapping the other's use: V(kt) lands while
+            # S = Q K(kt)^T and the softmax compute, K(kt + 1) while O += P V(kt)
+            th.each_thread(lambda tx: load(tx, i32(0), 0))
+            commit()
+            with T.serial(0, klim) as kt0:
+                key0 = tirx.Cast("int64", kt0) * i64(BK)
+                arrived()  # K(kt) in shared memory; every warp done with V(kt - 1)
+                th.each_thread(lambda tx: load(tx, kt0, 1))
+                commit()
 
                 def zero_s(tx):
                     for i in range(M * NS):
                         T.buffer_store(sf, f32(0), [R(tx, M * NS, i)])
 
-                each(zero_s)
+                th.each_thread(zero_s)
 
                 def qk_load(kk, n16, off):
                     # K's B fragments of key tiles 2 n16, 2 n16 + 1 (b0b1: k = 2t, 2t+1; b2b3: k = 2t+8,
@@ -1177,55 +1147,60 @@ def _tc_ir(sel, ins, outs, mode):
                     def kaddr(l):
                         return (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
 
-                    each(lambda tx: ldsm(tx, False, k_h, lambda l: kg_of(tx) * (BK * hs_k) + kaddr(l), bf, 16, off))
-                    if M == 2 and TC_QSETS == 2:
-                        qload(kk, n16, 16 * (kk % 2) if gpu else 0)  # with the step's first key tile, set kk % 2
+                    th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr, bf, 16, off))
+                    if M == 1:
+                        return
 
-                def qload(kk, n16, qset):
-                    """M = 2, at key tile n16 = 0 of step kk: Q's A fragments of step kk for both row groups
-                    into set qset (matrix j = rows 8 (j % 2).., dims kk 16 + 8 (j // 2)..)"""
-
-                    def body(tx):
+                    # M = 2: Q's A fragments of step kk for both row groups with the first key tile
+                    # (matrix j = rows 8 (j % 2).., dims kk 16 + 8 (j // 2)..), into set kk % 2
+                    def qload(tx):
                         w, _ = lane_of(tx)
                         for m in range(M):
 
                             def qaddr(l, m=m):
                                 return (
-                                    ((w % 4) * (16 * M) + m * 16 + l % 8 + 8 * ((l // 8) % 2)) * hs_k
+                                    (w * (16 * M) + m * 16 + l % 8 + 8 * ((l // 8) % 2)) * hs_k
                                     + kk * 16
                                     + 8 * (l // 16)
                                 )
 
-                            ldsm(tx, False, q_h, qaddr, qf, 32, qset + 8 * m)
+                            ldsm(tx, False, q_h, qaddr, qf, 32, _qset(kk) + 8 * m)
 
                     if gpu:
                         if n16 == 0:
-                            each(body)
+                            th.each_thread(qload)
                     else:
                         with T.If(n16 == 0):
                             with T.Then():
-                                each(body)
+                                th.each_thread(qload)
 
                 def _qset(kk):
-                    return 16 * (kk % 2) if gpu and TC_QSETS == 2 else 0
+                    return 16 * (kk % 2) if gpu else 0
 
                 def qk_mma(kk, n16, off):
-                    if M == 2 and TC_QSETS == 1:
-                        qload(kk, n16, 0)  # at its first use: one set of Q registers
                     for m in range(M):
                         a_buf, a_n, a_off = (qf, nkk * 8, kk * 8) if M == 1 else (qf, 32, _qset(kk) + 8 * m)
                         for h2 in range(2):
                             n8 = 2 * n16 + h2
-                            each(lambda tx: mma(tx, a_buf, a_n, a_off, sf, M * NS, m * NS + n8 * 4, off + 4 * h2))
+                            th.each_thread(
+                                lambda tx: mma(tx, a_buf, a_n, a_off, sf, M * NS, m * NS + n8 * 4, off + 4 * h2)
+                            )
 
                 # the k step outside: consecutive mma.sync write different accumulators (the asm is
                 # volatile: nvcc keeps their order, so a dependent chain would stall on each)
                 pipelined(nkk, BK // 16, qk_load, qk_mma)
 
+                # factor of the scores into log2 units for exp2: scale * log2 e on a raw (folded)
+                # tile, 1 on a tile already scaled by the bias step
+                inside = tirx.all(tile * i64(BQ) + i64(BQ) <= rows, key0 + i64(BK) <= tot)
+                if sel.causal:
+                    first_q = tile * i64(BQ) // i64(r)
+                    inside = tirx.all(inside, key0 + i64(BK - 1) <= first_q + past_len)
+                cf = tirx.Select(inside, f32(sel.scale * LOG2E), f32(1.0)) if fold else f32(1.0)
+
                 def bias(tx):
                     w, lane = lane_of(tx)
                     tig = lane % 4
-                    key0, inside = key0_of(tx), inside_of(tx)
 
                     def full():
                         for m in range(M):
@@ -1269,11 +1244,10 @@ def _tc_ir(sel, ins, outs, mode):
                             ]
                             T.buffer_store(st, _tree(tirx.max, vals), [R(tx, 8 * M, 2 + 4 * hi + 8 * m)])
 
-                each(bias)
+                th.each_thread(bias)
                 quad(tirx.max, 2, 3)
 
                 def softmax(tx):
-                    cf = cf_of(tx)
                     for m in range(M):
                         for hi in range(2):
                             S = lambda k_: R(tx, 8 * M, k_ + 4 * hi + 8 * m)  # noqa: E731
@@ -1298,22 +1272,26 @@ def _tc_ir(sel, ins, outs, mode):
                                     oi = R(tx, M * NO, m * NO + nv * 4 + 2 * hi + u)
                                     T.buffer_store(of, of[oi] * st[S(2)], [oi])
 
-                each(softmax)
+                th.each_thread(softmax)
+                arrived()  # V(kt) in shared memory; every warp done with K(kt)
+                # K(kt + 1) (past the block's last tile: zeros, no global reads; a condition around
+                # the loads would put the shared-memory sync pass's barrier inside it)
+                th.each_thread(lambda tx: load(tx, kt0 + 1, 0))
+                commit()
 
-            def pv_phase():
                 def pv_load(kc, nv2, off):
                     # V's B fragments of dim tiles 2 nv2, 2 nv2 + 1 (b0b1: keys 2t, 2t+1; b2b3: keys 2t+8,
                     # 2t+9; n = g): one ldmatrix.x4.trans, matrix j = keys kc 16 + 8 (j % 2).., dims 8 (2 nv2 + j // 2)..
                     def vaddr(l):
                         return (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
 
-                    each(lambda tx: ldsm(tx, True, v_h, lambda l: kg_of(tx) * (BK * hs_v) + vaddr(l), bf, 16, off))
+                    th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr, bf, 16, off))
 
                 def pv_mma(kc, nv2, off):
                     for m in range(M):
                         for h2 in range(2):
                             nv = 2 * nv2 + h2
-                            each(
+                            th.each_thread(
                                 lambda tx: mma(
                                     tx, pa, M * NP, m * NP + kc * 8, of, M * NO, m * NO + nv * 4, off + 4 * h2
                                 )
@@ -1321,173 +1299,13 @@ def _tc_ir(sel, ins, outs, mode):
 
                 pipelined(BK // 16, nnv // 2, pv_load, pv_mma)
 
-            # per key group one K and one V buffer, their loads overlapping the other's use: V(kt)
-            # lands while S = Q K(kt)^T and the softmax compute, K(kt + G) while O += P V(kt)
-            each(lambda tx: load(tx, kg_of(tx), 0))
-            commit()
-            cur = {}  # the loop's tile of the running phase: kt(tx)
-
-            def key0_of(tx):
-                return tirx.Cast("int64", cur["kt"](tx)) * i64(BK)
-
-            def inside_of(tx):
-                """no element of the tile masked (uniform over the warp)"""
-                key0 = key0_of(tx)
-                inside = tirx.all(tile * i64(BQ) + i64(BQ) <= rows, key0 + i64(BK) <= tot)
-                if sel.causal:
-                    first_q = tile * i64(BQ) // i64(r)
-                    inside = tirx.all(inside, key0 + i64(BK - 1) <= first_q + past_len)
-                return inside
-
-            def cf_of(tx):
-                """the scores' factor into log2 units for exp2: scale * log2 e on a raw (folded) tile, 1
-                on a tile already scaled by the bias step"""
-                return tirx.Select(inside_of(tx), f32(sel.scale * LOG2E), f32(1.0)) if fold else f32(1.0)
-
-            def region(cond, fn):
-                """fn's phase for the warps where cond(tx) (uniform over a warp); no barrier inside"""
-                if gpu:
-                    with T.If(cond(th.tx)):
-                        with T.Then():
-                            fn()
-                else:
-                    guard[0] = cond
-                    fn()
-                    guard[0] = None
-
-            # staggered key groups (cp.async loads only: a load through registers may get a barrier
-            # from the sync pass, which must not sit in a group's branch): half step h, group kg runs
-            # S = Q K^T and the softmax of its tile j = (h - kg) / 2 when h - kg is even, else
-            # O += P V of tile j = (h - kg - 1) / 2, so one group's mma.sync overlap the other's
-            # softmax; one barrier per half step
-            stagger = G == 2 and pk is None and not writes_present
-            if G == 1:
-                cur["kt"] = lambda tx: it0
-                with T.serial(0, klim) as it0:
-                    arrived()  # K(kt) in shared memory; every warp done with V(kt - 1)
-                    each(lambda tx: load(tx, it0, 1))
-                    commit()
-                    qk_softmax()
-                    arrived()  # V(kt) in shared memory; every warp done with K(kt)
-                    # K(kt + 1) (past the block's last tile: zeros, no global reads; a condition around
-                    # the loads would put the shared-memory sync pass's barrier inside it)
-                    each(lambda tx: load(tx, it0 + 1, 0))
-                    commit()
-                    pv_phase()
-            elif not stagger:
-                # lock-step: group kg takes tiles kg, kg + 2, ..
-                cur["kt"] = lambda tx: it0 * G + kg_of(tx)
-                valid = lambda tx: cur["kt"](tx) < klim  # noqa: E731
-                with T.serial(0, (klim + G - 1) // G) as it0:
-                    arrived()
-                    each(lambda tx: load(tx, cur["kt"](tx), 1))
-                    commit()
-                    region(valid, qk_softmax)
-                    arrived()
-                    each(lambda tx: load(tx, cur["kt"](tx) + G, 0))
-                    commit()
-                    region(valid, pv_phase)
-            else:
-                qk_turn = lambda tx: (h0 + kg_of(tx)) % 2 == 0  # noqa: E731
-                kt_qk = lambda tx: (h0 - kg_of(tx)) // 2 * G + kg_of(tx)  # noqa: E731
-                kt_pv = lambda tx: (h0 - kg_of(tx) - 1) // 2 * G + kg_of(tx)  # noqa: E731 (-1: none yet)
-                cur["kt"] = kt_qk
-                with T.serial(0, (klim + G - 1) // G * 2 + 1) as h0:
-                    arrived()  # this half step's tiles in shared memory; every warp done with the last's
-                    qk_on = lambda tx: tirx.all(qk_turn(tx), kt_qk(tx) < klim)  # noqa: E731
-                    pv_on = lambda tx: tirx.all(tirx.Not(qk_turn(tx)), kt_pv(tx) >= 0, kt_pv(tx) < klim)  # noqa: E731
-
-                    def turn_qk():
-                        each(lambda tx: load(tx, kt_qk(tx), 1))  # V(kt)
-                        commit()
-                        if gpu:
-                            with T.If(kt_qk(th.tx) < klim):
-                                with T.Then():
-                                    qk_softmax()
-                        else:
-                            region(qk_on, qk_softmax)
-
-                    def turn_pv():
-                        each(lambda tx: load(tx, kt_pv(tx) + G, 0))  # K(kt + G) (group 1's first: K(1) again)
-                        commit()
-                        if gpu:
-                            with T.If(tirx.all(kt_pv(th.tx) >= 0, kt_pv(th.tx) < klim)):
-                                with T.Then():
-                                    pv_phase()
-                        else:
-                            region(pv_on, pv_phase)
-
-                    if gpu:
-                        with T.If(qk_turn(th.tx)):
-                            with T.Then():
-                                turn_qk()
-                            with T.Else():
-                                turn_pv()
-                    else:
-                        guard[0] = qk_turn
-                        turn_qk()
-                        guard[0] = lambda tx: tirx.Not(qk_turn(tx))
-                        turn_pv()
-                        guard[0] = None
-
             if gpu:
                 T.evaluate(T.ptx.cp.async_.wait_group(0))  # the last (zero) K copies
             quad(lambda a, c: a + c, 1, 3)
-            if G > 1:
-                # group 1's O, row max and row sum to shared memory, group 0 merges them into its own
-                # (m = max(m0, m1), c_i = 2^(m_i - m), l = l0 c0 + l1 c1, O = O0 c0 + O1 c1) and writes Y
-                def put(tx):
-                    tg = tirx.Cast("int32", tx) % TC_THREADS
-                    with T.If(kg_of(tx) == 1):
-                        with T.Then():
-                            for i in range(M * NO):
-                                T.buffer_store(mbuf, of[R(tx, M * NO, i)], [i * TC_THREADS + tg])
-                            for k_ in range(2 * M):
-                                for n_, slot in enumerate((0, 3)):
-                                    T.buffer_store(
-                                        mbuf,
-                                        st[R(tx, 8 * M, slot + 4 * k_)],
-                                        [(M * NO + 2 * k_ + n_) * TC_THREADS + tg],
-                                    )
-
-                th.barrier()  # every warp done with its K/V tiles (the merge buffer may share their memory)
-                each(put)
-                th.barrier()
-
-                def merge(tx):
-                    tg = tirx.Cast("int32", tx) % TC_THREADS
-                    with T.If(kg_of(tx) == 0):
-                        with T.Then():
-                            for k_ in range(2 * M):  # k_ = 2 m + hi: st slots 4 k_ + ..
-                                S = lambda j: R(tx, 8 * M, j + 4 * k_)  # noqa: E731
-                                m1 = mbuf[(M * NO + 2 * k_) * TC_THREADS + tg]
-                                l1 = mbuf[(M * NO + 2 * k_ + 1) * TC_THREADS + tg]
-                                mx = tirx.max(st[S(0)], m1)
-                                safe = tirx.Select(mx == ninf, f32(0), mx)
-                                ex2_to(st, S(2), st[S(0)] - safe)  # c0
-                                ex2_to(st, S(1), m1 - safe)  # c1
-                                T.buffer_store(st, st[S(3)] * st[S(2)] + l1 * st[S(1)], [S(3)])
-                                m, hi = k_ // 2, k_ % 2
-                                for nv in range(nnv):
-                                    for u in range(2):
-                                        i = m * NO + nv * 4 + 2 * hi + u
-                                        oi = R(tx, M * NO, i)
-                                        o1 = mbuf[i * TC_THREADS + tg]
-                                        T.buffer_store(of, of[oi] * st[S(2)] + o1 * st[S(1)], [oi])
-
-                each(merge)
 
             def write(tx):
                 w, lane = lane_of(tx)
                 tig = lane % 4
-                if G > 1:  # group 0 holds the merged rows
-                    with T.If(kg_of(tx) == 0):
-                        with T.Then():
-                            _write_rows(tx, w, lane, tig)
-                else:
-                    _write_rows(tx, w, lane, tig)
-
-            def _write_rows(tx, w, lane, tig):
                 for m in range(M):
                     for hi in range(2):
                         rho, h, qi = row_of(w, lane, m, hi)
@@ -1501,7 +1319,7 @@ def _tc_ir(sel, ins, outs, mode):
                                         )
                                         _store_y(sel, y, val, b, h, qi, tirx.Cast("int64", nv * 8 + tig * 2 + u))
 
-            each(write)
+            th.each_thread(write)
     return ib.get()
 
 
