@@ -10,7 +10,8 @@ with past and with L > S), scale, softcap, past_key/past_value with present outp
 without past), softmax_precision, qk_matmul_output_mode 0..3 with the 4th output, float32 /
 float16 / bfloat16 (bfloat16 against ONNX Runtime's float32 answer), symbolic sequence lengths
 (current, past and total). The fused kernels' paths: the tensor-core kernel (tc_* cases: fp16/bf16,
-GQA 1/2/4/8, head 64/128, causal with past and present, mask + softcap, 3-D symbolic; mma.sync
+GQA 1/2/4/8, head 64/128, causal with past and present, mask + softcap, 3-D symbolic, 64 and 128
+rows per block; mma.sync
 emulated on the CPU from the PTX fragment layouts) and flash-decoding (split_* cases: key tiles
 fewer than the splits, a split count that does not divide the tiles, keys not a multiple of the
 tile, GQA 1/4/8); test_fast_paths_are_taken checks which path a case plans. Declined with a reason: nonpad_kv_seqlen, heads that do not divide,
@@ -232,6 +233,13 @@ CASES = {
         {},
         3e-2,
     ),
+    # 128 rows per block (2 row groups per warp, Q A fragments by ldmatrix, dynamic shared memory):
+    # bfloat16, GQA 1, a float mask and softcap, 130 rows (a second tile of 2 rows)
+    "tc_bf16_mask_softcap_128rows": (
+        A([1, 2, 130, 64], [1, 2, 90, 64], [1, 2, 90, 32], "bfloat16", mask=[130, 90], softcap=2.0),
+        {},
+        3e-2,
+    ),
     # 3-D layout, symbolic sequence (rows unknown: tensor cores), causal, GQA 2 (float16 3-D GQA:
     # ONNX Runtime answers NaN, ONNX's reference answers)
     "tc_fp16_3d_causal_sym": (
@@ -266,6 +274,7 @@ NVCC_CASES = [
     "causal_skip_present_3d",
     "tc_fp16_causal_past_present",
     "tc_bf16_mask_softcap",
+    "tc_bf16_mask_softcap_128rows",
 ]
 
 
@@ -351,6 +360,16 @@ def test_other_cases_decline_with_a_reason(built, name):
     assert not built[name]["res"]["ok"]  # TVM's converter is refused: no silent fallback
 
 
+# rows per block of the tensor-core cases: 64 (16 per warp) or 128 (32 per warp, dynamic shared memory)
+TC_BLOCK_ROWS = {
+    "tc_fp16_gqa8_h128": 64,
+    "tc_fp16_causal_past_present": 128,
+    "tc_bf16_mask_softcap": 64,
+    "tc_bf16_mask_softcap_128rows": 128,
+    "tc_fp16_3d_causal_sym": 128,
+}
+
+
 @pytest.mark.parametrize("name", [n for n in CASES if n.startswith(("tc_", "split_"))])
 def test_fast_paths_are_taken(built, name):
     """tc_* cases plan the tensor-core kernel (one launch); split_* cases split the keys over blocks
@@ -359,6 +378,10 @@ def test_fast_paths_are_taken(built, name):
     detail, got = plan["lowering_detail"], launches(plan)
     if name.startswith("tc_"):
         assert "on tensor cores" in detail and got == ["tpat_attention_flash_kernel"], (detail, got)
+        # 64 rows per block below a full 128-row tile of a kv group, else 128 (rows unknown: 128)
+        rows = TC_BLOCK_ROWS[name]
+        assert f"{rows} rows x 64 keys" in detail, detail
+        assert ("extern __shared__" in plan["cuda_source"]) == (rows == 128)
         assert "mma.sync.aligned.m16n8k16" in plan["cuda_source"]
     else:
         assert "keys split over" in detail and "tensor cores" not in detail, detail

@@ -75,6 +75,7 @@ class AttentionSelection(Selection):
     splits: int = 1  # blocks over the keys of a (batch, kv head, row tile); > 1: a merge kernel
     vec: int = 1  # Q/K/V elements per load
     tc: bool = False  # the tensor-core kernel (prefill) in place of the CUDA-core one
+    tcm: int = 1  # tensor-core kernel: row groups of 16 per warp (1: 64 rows per block, 2: 128)
 
     def describe(self) -> str:
         kind = f"{self.rank}-D, {self.qh} q heads / {self.kvh} kv heads, head {self.hd}/{self.vd}"
@@ -90,7 +91,10 @@ class AttentionSelection(Selection):
             if on
         ]
         if self.tc:
-            how = f"fused online softmax on tensor cores, mma.sync m16n8k16, {TC_ROWS} rows x {TC_KEYS} keys per tile"
+            how = (
+                f"fused online softmax on tensor cores, mma.sync m16n8k16, {TC_ROWS * self.tcm} rows x {TC_KEYS} "
+                "keys per tile"
+            )
         elif self.flash:
             how = f"fused online softmax, {self.bq} rows x {self.bk} keys per tile, {self.vec}-wide loads"
             if self.splits > 1:
@@ -213,8 +217,12 @@ def select(n: NodeView) -> AttentionSelection | Decline:
     # the CUDA-core kernel (flash-decoding for a few rows)
     rows = lq * (qh // kvh) if _static(lq) else None
     tc = fplan is not None and tc_fits(dtype, hd, vd) and (rows is None or rows >= TC_ROWS)
+    tcm = 1
     if tc:
         splits = 1
+        # 32 rows per warp (128 per block) once a kv group has a full 128-row tile (or its rows are
+        # unknown: prefill assumed): each K/V fragment feeds two mma.sync
+        tcm = 2 if rows is None or rows >= 2 * TC_ROWS else 1
     return AttentionSelection(
         dtype=dtype,
         rank=rank,
@@ -236,6 +244,7 @@ def select(n: NodeView) -> AttentionSelection | Decline:
         splits=splits,
         vec=vec,
         tc=tc,
+        tcm=tcm,
     )
 
 
@@ -757,7 +766,7 @@ def _merge_ir(sel, y, ws_acc, ws_ml, bsz, rows, tiles, mode):
 
 
 # --- the tensor-core kernel (prefill): mma.sync m16n8k16, float32 accumulators -----------------------
-TC_ROWS = 64  # query rows per block: 4 warps x 16
+TC_ROWS = 64  # query rows per block and row group per warp: 4 warps x 16 (the kernel takes 1 or 2)
 TC_KEYS = 64  # keys per K/V tile (one K and one V buffer: each loads while the other is used)
 TC_THREADS = 128
 _MMA_TYPE = {"float16": "fp16", "bfloat16": "bf16"}
@@ -777,21 +786,26 @@ def _tree(op, xs):
 
 
 def _tc_ir(sel, ins, outs, mode):
-    """IR of the tensor-core kernel. A block of 4 warps owns kv head g of batch b and 64 of the
-    group's r * L rows (row rho: query rho // r of q head g * r + rho % r), warp w rows 16w..16w+15.
-    Q is staged through shared memory into A fragments (registers, the whole kernel). K and V in
-    tiles of 32 keys, two buffers each: tile kt + 1 is fetched by cp.async (16 bytes, no registers)
-    while tile kt is computed; past keys and the present outputs go through registers (the last row
-    tile's blocks write present_key / present_value from them). Rows padded by 8 elements: the
-    ldmatrix.x4 fragment loads (K plain, V .trans; two B fragments each) are free of bank conflicts.
-    S = Q K^T by mma.sync m16n8k16 (fp16/bf16 in, float32 out: 4 key tiles x hd/16 steps per warp);
-    scale, mask, causal, softcap on the fragments; online softmax in
-    registers in log2 units (scale * log2 e folded into the scores, exp2; a thread holds 2 rows x 16
-    keys; row max over the 4 lanes of a quad by shuffles); B fragments double-buffered (the ldmatrix
-    of step s + 1 issued before the mma.sync of step s);
-    P rounded to Q's type is the A operand of O += P V (the accumulator layout of S is the A layout
-    of P). Y = O / sum. Causal key tiles above the block's
-    last query are skipped when exact (as in the CUDA-core kernel).
+    """IR of the tensor-core kernel. A block of 4 warps owns kv head g of batch b and 64 M of the
+    group's r * L rows (row rho: query rho // r of q head g * r + rho % r); warp w owns M row groups
+    of 16 (rows 16 M w + 16 m ..), M = sel.tcm. K and V in tiles of 64 keys, one buffer each, fetched
+    by cp.async (16 bytes, no registers, zero-fill past the end): V(kt) lands while S = Q K(kt)^T and
+    the softmax compute, K(kt + 1) while O += P V(kt); past keys and the present outputs go through
+    registers (the last row tile's blocks write present_key / present_value from them). Rows padded
+    by 8 elements: the ldmatrix.x4 fragment loads (K plain, V .trans; two B fragments each) are free
+    of bank conflicts. M = 1: Q staged through the K buffer into A fragments (registers, the whole
+    kernel), 34.8 KiB of static shared memory. M = 2 (FlashAttention-2's 128 rows x 64 keys): Q
+    stays in its own shared buffer and its A fragments are loaded by ldmatrix per k step (registers
+    for 32 rows of O and S instead), 68 KiB of dynamic shared memory; each K/V fragment then feeds
+    two mma.sync (half the ldmatrix and cp.async work per row).
+    S = Q K^T by mma.sync m16n8k16 (fp16/bf16 in, float32 out); scale, mask, causal, softcap on the
+    fragments; online softmax in registers in log2 units (M = 2: a tile with no masked element keeps
+    the raw scores, the row max is taken on them and scale * log2 e is folded into exp2's argument,
+    one FFMA; other tiles are scaled, masked and capped first); a thread holds 2 rows x 16 keys per row
+    group; row max over the 4 lanes of a quad by shuffles; B fragments double-buffered (the ldmatrix
+    of step s + 1 issued before the mma.sync of step s); P rounded to Q's type is the A operand of
+    O += P V (the accumulator layout of S is the A layout of P), the row sum is of the float32 P.
+    Y = O / sum. Causal key tiles above the block's last query are skipped when exact.
 
     mode "cpu" (LLVM): the same fragment loads and index arithmetic with serial loops for the
     threads; mma.sync is emulated lane by lane from the PTX fragment layouts (each lane gathers the
@@ -806,7 +820,8 @@ def _tc_ir(sel, ins, outs, mode):
     pres_k = outs.pop(0) if sel.outs[1] else None
     pres_v = outs.pop(0) if sel.outs[2] else None
     gpu = mode == "gpu"
-    nt, BQ, BK = TC_THREADS, TC_ROWS, TC_KEYS
+    M = sel.tcm
+    nt, BQ, BK = TC_THREADS, TC_ROWS * M, TC_KEYS
     hd, vd, r = sel.hd, sel.vd, sel.qh // sel.kvh
     dt = sel.dtype
     mty = _MMA_TYPE[dt]
@@ -814,6 +829,7 @@ def _tc_ir(sel, ins, outs, mode):
     hs_k, hs_v = hd + 8, vd + 8  # padded shared-memory rows (halves)
     nkk = hd // 16  # k steps of S = Q K^T
     nnv = vd // 8  # n tiles of O
+    NS, NP, NO = BK // 8 * 4, BK // 16 * 8, nnv * 4  # S, P, O registers per thread and row group
     i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
     i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
     f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
@@ -829,35 +845,46 @@ def _tc_ir(sel, ins, outs, mode):
     _, capped = _bias(sel, None, mask, past_len)
     skip = sel.causal and sel.mask is None and sel.softcap == 0
     writes_present = pres_k is not None or pres_v is not None
-    sh = "shared" if gpu else "global"
+    # shared memory: M = 1 static (34.8 KiB), M = 2 dynamic (over the 48 KiB static limit)
+    sh = ("shared" if M == 1 else "shared.dyn") if gpu else "global"
     reg_scope = "local" if gpu else "global"
+    # unmasked tiles keep the raw scores, scale * log2 e folded into exp2 (needs scale > 0: the row
+    # max of the raw scores is then the scaled row max's); M = 1 only without it stays at 168
+    # registers (3 blocks per SM; 175 with it)
+    fold = sel.mask is None and sel.softcap == 0 and sel.scale > 0 and M == 2
 
     with IRBuilder() as ib:
         th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
         with th as bx:
             blk = tirx.Cast("int64", bx)
             # the last row tiles of every (batch, kv head) first, the row tile the slowest index:
-            # under causal masking they read the most key tiles, and the longest blocks of the whole
-            # grid starting first keep its tail short (longest-first over all heads, not per head)
+            # under causal masking they read the most key tiles. The second half of the grid in
+            # reverse (lightest first): a GPU's second wave of resident blocks then pairs each heavy
+            # block of the first wave with a light one on its SM (H200, 128 rows, 2 blocks per SM:
+            # 53.5 -> 48.6 us against plain longest-first)
+            nb = bsz * i64(sel.kvh) * tiles
+            half = (nb + i64(1)) // i64(2)
+            blk = tirx.Select(blk < half, blk, nb - i64(1) - (blk - half))
             tile = tiles - i64(1) - blk // (bsz * i64(sel.kvh))
             g = blk % i64(sel.kvh)
             b = (blk // i64(sel.kvh)) % bsz
             last_tile = tile == tiles - i64(1)
-            # one K and one V tile; Q is staged in the K buffer first
-            k_h = T.decl_buffer([max(BK, BQ) * hs_k], dt, scope=sh)
+            # one K and one V tile; Q is staged in the K buffer first (M = 1) or has its own (M = 2)
+            k_h = T.decl_buffer([(max(BK, BQ) if M == 1 else BK) * hs_k], dt, scope=sh)
             v_h = T.decl_buffer([BK * hs_v], dt, scope=sh)
+            q_h = k_h if M == 1 else T.decl_buffer([BQ * hs_k], dt, scope=sh)
 
             def regs(n, dtype):
                 """n registers per thread (CPU: an array over the block's threads)."""
                 return T.decl_buffer([n] if gpu else [nt * n], dtype, scope=reg_scope)
 
-            qf = regs(nkk * 8, dt)  # Q A fragments
-            sf = regs(BK // 8 * 4, "float32")  # S / P accumulators: 8 key tiles x 4
-            pa = regs(BK // 16 * 8, dt)  # P A fragments
-            of = regs(nnv * 4, "float32")  # O accumulators
+            qf = regs(nkk * 8 if M == 1 else 32, dt)  # Q A fragments (M = 2: 2 sets x 2 row groups)
+            sf = regs(M * NS, "float32")  # S / P accumulators: 8 key tiles x 4 per row group
+            pa = regs(M * NP, dt)  # P A fragments
+            of = regs(M * NO, "float32")  # O accumulators
             bf = regs(16, dt)  # two B fragments (one ldmatrix.x4), two sets: step s + 1 loads while s computes
-            st = regs(8, "float32")  # per row hi: m, l, reduction scratch, correction
-            xch = T.decl_buffer([1] if gpu else [nt * 2], "float32", scope=reg_scope)  # CPU shuffles
+            st = regs(M * 8, "float32")  # per row group m and row hi: m, l, reduction scratch, correction
+            xch = T.decl_buffer([1] if gpu else [nt * 2 * M], "float32", scope=reg_scope)  # CPU shuffles
             reg = T.decl_buffer([vec], dt, scope=reg_scope)
             rix = _vec(i32(0), vec)
 
@@ -894,8 +921,8 @@ def _tc_ir(sel, ins, outs, mode):
                 t32 = tirx.Cast("int32", tx)
                 return t32 // 32, t32 % 32  # warp, lane
 
-            def row_of(w, lane, hi):
-                rho = tile * i64(BQ) + tirx.Cast("int64", w * 16 + lane // 4 + 8 * hi)
+            def row_of(w, lane, m, hi):
+                rho = tile * i64(BQ) + tirx.Cast("int64", w * (16 * M) + m * 16 + lane // 4 + 8 * hi)
                 return rho, g * i64(r) + rho % i64(r), rho // i64(r)
 
             def strided(tx, n, body):
@@ -942,15 +969,18 @@ def _tc_ir(sel, ins, outs, mode):
                         ci = R(tx, c_n, c_off + c)
                         T.buffer_store(c_buf, c_buf[ci] + prod, [ci])
 
-            def ldsm(tx, trans, src, addr, off):
-                """bf[off..off + 8] = ldmatrix.x4 (.trans) of the warp from shared memory src: lane l supplies the
-                address addr(l) (elements) of row l % 8 of matrix l // 8; register j of lane l is
+            def ldsm(tx, trans, src, addr, dst, dst_n, off):
+                """dst[off..off + 8] = ldmatrix.x4 (.trans) of the warp from shared memory src: lane l supplies
+                the address addr(l) (elements) of row l % 8 of matrix l // 8; register j of lane l is
                 matrix j's row l // 4, columns 2 (l % 4), +1 (trans: column l // 4, rows 2 (l % 4), +1).
-                CPU: each lane reads through the address of the lane that supplies its row."""
+                dst_n: dst's registers per thread. CPU: each lane reads through the address of the lane
+                that supplies its row."""
                 if gpu:
                     lane = tirx.Cast("int32", tx) % 32
                     T.evaluate(
-                        T.ptx_legacy.ldmatrix(trans, 4, ".b16", bf.data, off, src.access_ptr("r"), addr(lane), dtype=dt)
+                        T.ptx_legacy.ldmatrix(
+                            trans, 4, ".b16", dst.data, off, src.access_ptr("r"), addr(lane), dtype=dt
+                        )
                     )
                     return
                 w, lane = lane_of(tx)
@@ -960,39 +990,41 @@ def _tc_ir(sel, ins, outs, mode):
                             val = src[addr(8 * j + (lane % 4) * 2 + u) + lane // 4]
                         else:
                             val = src[addr(8 * j + lane // 4) + (lane % 4) * 2 + u]
-                        T.buffer_store(bf, val, [R(tx, 16, off + 2 * j + u)])
+                        T.buffer_store(dst, val, [R(tx, dst_n, off + 2 * j + u)])
 
             def quad(op, k_in, k_out):
-                """st[k_out] = op over the quad's 4 lanes of st[k_in] (per row hi: k + 4 hi)."""
+                """st[k_out] = op over the quad's 4 lanes of st[k_in] (per row group m and row hi:
+                k + 4 hi + 8 m)."""
+                slots = [4 * hi + 8 * m for m in range(M) for hi in range(2)]
                 if gpu:
                     mask_ = tirx.const(0xFFFFFFFF, "uint32")
-                    for hi in range(2):
-                        x = st[k_in + 4 * hi]
+                    for s_ in slots:
+                        x = st[k_in + s_]
                         for d in (1, 2):
                             y_ = tvm.ir.Call(
                                 "tirx.tvm_warp_shuffle_xor", [mask_, x, i32(d), i32(32), i32(32)], ret_ty="float32"
                             )
-                            T.buffer_store(st, op(x, y_), [k_out + 4 * hi])
-                            x = st[k_out + 4 * hi]
+                            T.buffer_store(st, op(x, y_), [k_out + s_])
+                            x = st[k_out + s_]
                     return
+                ns = len(slots)
                 for d in (1, 2):
+                    src = k_in if d == 1 else k_out
 
                     def put(tx_):
-                        for hi in range(2):
-                            src = k_in if d == 1 else k_out
-                            T.buffer_store(xch, st[R(tx_, 8, src + 4 * hi)], [tirx.Cast("int32", tx_) * 2 + hi])
+                        for n_, s_ in enumerate(slots):
+                            T.buffer_store(xch, st[R(tx_, 8 * M, src + s_)], [tirx.Cast("int32", tx_) * ns + n_])
 
                     def get(tx_):
                         other = tirx.bitwise_xor(tirx.Cast("int32", tx_), i32(d))
-                        for hi in range(2):
-                            src = k_in if d == 1 else k_out
-                            mine = st[R(tx_, 8, src + 4 * hi)]
-                            T.buffer_store(st, op(mine, xch[other * 2 + hi]), [R(tx_, 8, k_out + 4 * hi)])
+                        for n_, s_ in enumerate(slots):
+                            mine = st[R(tx_, 8 * M, src + s_)]
+                            T.buffer_store(st, op(mine, xch[other * ns + n_]), [R(tx_, 8 * M, k_out + s_)])
 
                     th.each_thread(put)
                     th.each_thread(get)
 
-            # Q: staged through k_h, then into A fragments (kept the whole kernel)
+            # Q: into shared memory (M = 1: the K buffer, then into A fragments for the whole kernel)
             def ldq(tx):
                 def one(idx):
                     i, c = idx // (hd // vec), idx % (hd // vec)
@@ -1006,7 +1038,7 @@ def _tc_ir(sel, ins, outs, mode):
                         with T.Else():
                             for u in range(vec):
                                 T.buffer_store(reg, tirx.const(0, dt), [u])
-                    T.buffer_store(k_h, reg[rix], [_vec(i * hs_k + c * vec, vec)])
+                    T.buffer_store(q_h, reg[rix], [_vec(i * hs_k + c * vec, vec)])
 
                 strided(tx, BQ * hd // vec, one)
 
@@ -1016,19 +1048,24 @@ def _tc_ir(sel, ins, outs, mode):
             def qfrag(tx):
                 w, lane = lane_of(tx)
                 gid, tig = lane // 4, lane % 4
-                for kk in range(nkk):
-                    for a in range(4):  # a0a1: (g, 2t), a2a3: (g+8, 2t), a4a5: (g, 2t+8), a6a7: (g+8, 2t+8)
-                        row = w * 16 + gid + 8 * (a % 2)
-                        col = kk * 16 + tig * 2 + 8 * (a // 2)
-                        T.buffer_store(qf, k_h[_vec(row * hs_k + col, 2)], [_vec(R(tx, nkk * 8, kk * 8 + a * 2), 2)])
-                for i in range(nnv * 4):
-                    T.buffer_store(of, f32(0), [R(tx, nnv * 4, i)])
-                for hi in range(2):
-                    T.buffer_store(st, ninf, [R(tx, 8, 0 + 4 * hi)])
-                    T.buffer_store(st, f32(0), [R(tx, 8, 1 + 4 * hi)])
+                if M == 1:
+                    for kk in range(nkk):
+                        for a in range(4):  # a0a1: (g, 2t), a2a3: (g+8, 2t), a4a5: (g, 2t+8), a6a7: (g+8, 2t+8)
+                            row = w * 16 + gid + 8 * (a % 2)
+                            col = kk * 16 + tig * 2 + 8 * (a // 2)
+                            T.buffer_store(
+                                qf, k_h[_vec(row * hs_k + col, 2)], [_vec(R(tx, nkk * 8, kk * 8 + a * 2), 2)]
+                            )
+                for i in range(M * NO):
+                    T.buffer_store(of, f32(0), [R(tx, M * NO, i)])
+                for m in range(M):
+                    for hi in range(2):
+                        T.buffer_store(st, ninf, [R(tx, 8 * M, 0 + 4 * hi + 8 * m)])
+                        T.buffer_store(st, f32(0), [R(tx, 8 * M, 1 + 4 * hi + 8 * m)])
 
             th.each_thread(qfrag)
-            th.barrier()
+            if M == 1:
+                th.barrier()  # every warp has its Q fragments before K overwrites them
             if skip:
                 rho_max = tirx.min(tile * i64(BQ) + i64(BQ - 1), rows - i64(1))
                 klim = tirx.min(ktiles, (rho_max // i64(r) + past_len + i64(BK)) // i64(BK))
@@ -1099,8 +1136,8 @@ def _tc_ir(sel, ins, outs, mode):
                 commit()
 
                 def zero_s(tx):
-                    for i in range(BK // 8 * 4):
-                        T.buffer_store(sf, f32(0), [R(tx, BK // 8 * 4, i)])
+                    for i in range(M * NS):
+                        T.buffer_store(sf, f32(0), [R(tx, M * NS, i)])
 
                 th.each_thread(zero_s)
 
@@ -1110,84 +1147,130 @@ def _tc_ir(sel, ins, outs, mode):
                     def kaddr(l):
                         return (n16 * 16 + 8 * (l // 16) + l % 8) * hs_k + kk * 16 + 8 * ((l // 8) % 2)
 
-                    th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr, off))
+                    th.each_thread(lambda tx: ldsm(tx, False, k_h, kaddr, bf, 16, off))
+                    if M == 1:
+                        return
+
+                    # M = 2: Q's A fragments of step kk for both row groups with the first key tile
+                    # (matrix j = rows 8 (j % 2).., dims kk 16 + 8 (j // 2)..), into set kk % 2
+                    def qload(tx):
+                        w, _ = lane_of(tx)
+                        for m in range(M):
+
+                            def qaddr(l, m=m):
+                                return (
+                                    (w * (16 * M) + m * 16 + l % 8 + 8 * ((l // 8) % 2)) * hs_k
+                                    + kk * 16
+                                    + 8 * (l // 16)
+                                )
+
+                            ldsm(tx, False, q_h, qaddr, qf, 32, _qset(kk) + 8 * m)
+
+                    if gpu:
+                        if n16 == 0:
+                            th.each_thread(qload)
+                    else:
+                        with T.If(n16 == 0):
+                            with T.Then():
+                                th.each_thread(qload)
+
+                def _qset(kk):
+                    return 16 * (kk % 2) if gpu else 0
 
                 def qk_mma(kk, n16, off):
-                    for h2 in range(2):
-                        n8 = 2 * n16 + h2
-                        th.each_thread(lambda tx: mma(tx, qf, nkk * 8, kk * 8, sf, BK // 8 * 4, n8 * 4, off + 4 * h2))
+                    for m in range(M):
+                        a_buf, a_n, a_off = (qf, nkk * 8, kk * 8) if M == 1 else (qf, 32, _qset(kk) + 8 * m)
+                        for h2 in range(2):
+                            n8 = 2 * n16 + h2
+                            th.each_thread(
+                                lambda tx: mma(tx, a_buf, a_n, a_off, sf, M * NS, m * NS + n8 * 4, off + 4 * h2)
+                            )
 
                 # the k step outside: consecutive mma.sync write different accumulators (the asm is
                 # volatile: nvcc keeps their order, so a dependent chain would stall on each)
                 pipelined(nkk, BK // 16, qk_load, qk_mma)
+
+                # factor of the scores into log2 units for exp2: scale * log2 e on a raw (folded)
+                # tile, 1 on a tile already scaled by the bias step
+                inside = tirx.all(tile * i64(BQ) + i64(BQ) <= rows, key0 + i64(BK) <= tot)
+                if sel.causal:
+                    first_q = tile * i64(BQ) // i64(r)
+                    inside = tirx.all(inside, key0 + i64(BK - 1) <= first_q + past_len)
+                cf = tirx.Select(inside, f32(sel.scale * LOG2E), f32(1.0)) if fold else f32(1.0)
 
                 def bias(tx):
                     w, lane = lane_of(tx)
                     tig = lane % 4
 
                     def full():
-                        for hi in range(2):
-                            rho, h, qi = row_of(w, lane, hi)
-                            for n8 in range(BK // 8):
-                                for u in range(2):
-                                    key = key0 + tirx.Cast("int64", n8 * 8 + tig * 2 + u)
-                                    si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
-                                    s_ = sf[si] * f32(sel.scale)
-                                    wv = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), s_)
-                                    # log2 units; float32's lowest (a masked key) and -inf stay as they
-                                    # are (scaled they would overflow to -inf)
-                                    wv = tirx.Select(wv > f32(LOWEST / LOG2E), wv * f32(LOG2E), wv)
-                                    T.buffer_store(
-                                        sf, tirx.if_then_else(tirx.all(rho < rows, key < tot), wv, ninf), [si]
-                                    )
+                        for m in range(M):
+                            for hi in range(2):
+                                rho, h, qi = row_of(w, lane, m, hi)
+                                for n8 in range(BK // 8):
+                                    for u in range(2):
+                                        key = key0 + tirx.Cast("int64", n8 * 8 + tig * 2 + u)
+                                        si = R(tx, M * NS, m * NS + n8 * 4 + 2 * hi + u)
+                                        s_ = sf[si] * f32(sel.scale)
+                                        wv = capped(b, h, tirx.min(qi, lq - 1), tirx.min(key, tot - 1), s_)
+                                        # log2 units; float32's lowest (a masked key) and -inf stay as
+                                        # they are (scaled they would overflow to -inf)
+                                        wv = tirx.Select(wv > f32(LOWEST / LOG2E), wv * f32(LOG2E), wv)
+                                        T.buffer_store(
+                                            sf, tirx.if_then_else(tirx.all(rho < rows, key < tot), wv, ninf), [si]
+                                        )
 
                     if sel.mask is None and sel.softcap == 0:
                         # a tile with every row and key inside and (causal) every key at or below the
-                        # block's first query needs the scale only (uniform over the block)
-                        inside = tirx.all(tile * i64(BQ) + i64(BQ) <= rows, key0 + i64(BK) <= tot)
-                        if sel.causal:
-                            first_q = tile * i64(BQ) // i64(r)
-                            inside = tirx.all(inside, key0 + i64(BK - 1) <= first_q + past_len)
+                        # block's first query needs the scale only (uniform over the block): folded
+                        # into exp2's argument, or (scale <= 0) applied here
                         with T.If(inside):
                             with T.Then():
-                                for i in range(BK // 8 * 4):
-                                    si = R(tx, BK // 8 * 4, i)
-                                    T.buffer_store(sf, sf[si] * f32(sel.scale * LOG2E), [si])
+                                if not fold:
+                                    for i in range(M * NS):
+                                        si = R(tx, M * NS, i)
+                                        T.buffer_store(sf, sf[si] * f32(sel.scale * LOG2E), [si])
+                                else:
+                                    T.evaluate(0)
                             with T.Else():
                                 full()
                     else:
                         full()
-                    for hi in range(2):
-                        vals = [sf[R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)] for n8 in range(BK // 8) for u in range(2)]
-                        T.buffer_store(st, _tree(tirx.max, vals), [R(tx, 8, 2 + 4 * hi)])
+                    for m in range(M):
+                        for hi in range(2):
+                            vals = [
+                                sf[R(tx, M * NS, m * NS + n8 * 4 + 2 * hi + u)]
+                                for n8 in range(BK // 8)
+                                for u in range(2)
+                            ]
+                            T.buffer_store(st, _tree(tirx.max, vals), [R(tx, 8 * M, 2 + 4 * hi + 8 * m)])
 
                 th.each_thread(bias)
                 quad(tirx.max, 2, 3)
 
                 def softmax(tx):
-                    for hi in range(2):
-                        m_old = st[R(tx, 8, 0 + 4 * hi)]
-                        mx = tirx.max(m_old, st[R(tx, 8, 3 + 4 * hi)])
-                        safe = tirx.Select(mx == ninf, f32(0), mx)
-                        ex2_to(st, R(tx, 8, 2 + 4 * hi), m_old - safe)  # correction
-                        T.buffer_store(st, mx, [R(tx, 8, 0 + 4 * hi)])
-                        pis = []
-                        for n8 in range(BK // 8):
-                            for u in range(2):
-                                si = R(tx, BK // 8 * 4, n8 * 4 + 2 * hi + u)
-                                ex2_to(sf, si, sf[si] - safe)
-                                ph = tirx.Cast(dt, sf[si])
-                                # P as the A operand: key chunk kc = n8 // 2, a index 2 hi + 4 (n8 % 2) + u
-                                pis.append(R(tx, BK // 16 * 8, (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u))
-                                T.buffer_store(pa, ph, [pis[-1]])
-                        l_ = st[R(tx, 8, 1 + 4 * hi)] * st[R(tx, 8, 2 + 4 * hi)]
-                        T.buffer_store(
-                            st, l_ + _tree(lambda a, c: a + c, [_f32(pa[i]) for i in pis]), [R(tx, 8, 1 + 4 * hi)]
-                        )
-                        for nv in range(nnv):
-                            for u in range(2):
-                                oi = R(tx, nnv * 4, nv * 4 + 2 * hi + u)
-                                T.buffer_store(of, of[oi] * st[R(tx, 8, 2 + 4 * hi)], [oi])
+                    for m in range(M):
+                        for hi in range(2):
+                            S = lambda k_: R(tx, 8 * M, k_ + 4 * hi + 8 * m)  # noqa: E731
+                            m_old = st[S(0)]
+                            mx = tirx.max(m_old, st[S(3)] * cf)
+                            safe = tirx.Select(mx == ninf, f32(0), mx)
+                            ex2_to(st, S(2), m_old - safe)  # correction
+                            T.buffer_store(st, mx, [S(0)])
+                            sis = []
+                            for n8 in range(BK // 8):
+                                for u in range(2):
+                                    si = R(tx, M * NS, m * NS + n8 * 4 + 2 * hi + u)
+                                    sis.append(si)
+                                    ex2_to(sf, si, sf[si] * cf - safe)
+                                    # P as the A operand: key chunk kc = n8 // 2, a index 2 hi + 4 (n8 % 2) + u
+                                    pi = R(tx, M * NP, m * NP + (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u)
+                                    T.buffer_store(pa, tirx.Cast(dt, sf[si]), [pi])
+                            l_ = st[S(1)] * st[S(2)]
+                            T.buffer_store(st, l_ + _tree(lambda a, c: a + c, [sf[i] for i in sis]), [S(1)])
+                            for nv in range(nnv):
+                                for u in range(2):
+                                    oi = R(tx, M * NO, m * NO + nv * 4 + 2 * hi + u)
+                                    T.buffer_store(of, of[oi] * st[S(2)], [oi])
 
                 th.each_thread(softmax)
                 arrived()  # V(kt) in shared memory; every warp done with K(kt)
@@ -1202,12 +1285,17 @@ def _tc_ir(sel, ins, outs, mode):
                     def vaddr(l):
                         return (kc * 16 + 8 * ((l // 8) % 2) + l % 8) * hs_v + (nv2 * 2 + l // 16) * 8
 
-                    th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr, off))
+                    th.each_thread(lambda tx: ldsm(tx, True, v_h, vaddr, bf, 16, off))
 
                 def pv_mma(kc, nv2, off):
-                    for h2 in range(2):
-                        nv = 2 * nv2 + h2
-                        th.each_thread(lambda tx: mma(tx, pa, BK // 16 * 8, kc * 8, of, nnv * 4, nv * 4, off + 4 * h2))
+                    for m in range(M):
+                        for h2 in range(2):
+                            nv = 2 * nv2 + h2
+                            th.each_thread(
+                                lambda tx: mma(
+                                    tx, pa, M * NP, m * NP + kc * 8, of, M * NO, m * NO + nv * 4, off + 4 * h2
+                                )
+                            )
 
                 pipelined(BK // 16, nnv // 2, pv_load, pv_mma)
 
@@ -1218,14 +1306,18 @@ def _tc_ir(sel, ins, outs, mode):
             def write(tx):
                 w, lane = lane_of(tx)
                 tig = lane % 4
-                for hi in range(2):
-                    rho, h, qi = row_of(w, lane, hi)
-                    with T.If(rho < rows):
-                        with T.Then():
-                            for nv in range(nnv):
-                                for u in range(2):
-                                    val = of[R(tx, nnv * 4, nv * 4 + 2 * hi + u)] / st[R(tx, 8, 3 + 4 * hi)]
-                                    _store_y(sel, y, val, b, h, qi, tirx.Cast("int64", nv * 8 + tig * 2 + u))
+                for m in range(M):
+                    for hi in range(2):
+                        rho, h, qi = row_of(w, lane, m, hi)
+                        with T.If(rho < rows):
+                            with T.Then():
+                                for nv in range(nnv):
+                                    for u in range(2):
+                                        val = (
+                                            of[R(tx, M * NO, m * NO + nv * 4 + 2 * hi + u)]
+                                            / st[R(tx, 8 * M, 3 + 4 * hi + 8 * m)]
+                                        )
+                                        _store_y(sel, y, val, b, h, qi, tirx.Cast("int64", nv * 8 + tig * 2 + u))
 
             th.each_thread(write)
     return ib.get()
