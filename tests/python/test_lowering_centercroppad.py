@@ -14,7 +14,6 @@ Run: .venv/bin/python -m pytest tests/python/test_lowering_centercroppad.py
 from __future__ import annotations
 
 import re
-
 import sys
 from pathlib import Path
 
