@@ -95,7 +95,15 @@ CASES = {
     "fp16_reduction": (_model([10, 10], [9, 8], c=1, dtype="float16"), {}, 3e-2),
     "float64": (_model([7, 5], [2, 3], dtype="float64", strides=[1, 2]), {}, 1e-9),
     "int32": (_model([6, 7], [3, 3], dtype="int32", strides=[1, 2], dilations=[2, 1]), {}, 0),
+    # patch grids walked along the row (row_walk): the ViT form, a pad of one stride with an image
+    # width that is no multiple of it, 16-bit patches, more columns than one thread walks
+    "walk_patches": (_model([32, 48], [8, 8], c=3, strides=[8, 8]), {}, 1e-5),
+    "walk_padded": (_model([30, 44], [8, 8], strides=[8, 8], pads=[2, 8, 0, 4]), {}, 1e-5),
+    "walk_fp16": (_model([32, 64], [16, 16], c=1, dtype="float16", strides=[16, 16]), {}, 2e-2),
+    "walk_long_rows": (_model([4, 330], [1, 8], c=2, strides=[1, 10]), {}, 1e-5),
 }
+# the block columns each thread walks (0: one pixel per thread)
+WALKS = {"walk_patches": 6, "walk_padded": 6, "walk_fp16": 4, "walk_long_rows": 16, "patches": 0, "gaps": 0}
 
 NOT_LOWERED = {
     "runtime_shapes": _model([5, 5], [1, 5], const_shapes=False),
@@ -153,6 +161,22 @@ def test_contributing_range_candidates(built):
     assert col2im.dim_forms(sel("dilation_over_stride")) == [("off", 3), ("col", 2)]
     assert col2im.terms(sel("overlap_strided_dilated")) == 4 * 1
     assert col2im.terms(sel("big_block_reduction")) == 81
+
+
+def test_row_walk(built):
+    """Patch grids along the last dim are walked by a thread per block offset (reads along the
+    input row, unrolled); overlapping, narrow (under 32 B) or 1-stride grids keep one pixel per
+    thread. The walk's stores: `walk` per thread, unrolled."""
+    from tpat_bridge.lowerings import col2im
+
+    for name, walk in WALKS.items():
+        sel = registry.choose(load_node(str(built[name]["path"]))).selection
+        assert col2im.row_walk(sel) == walk, name
+        if walk:
+            body = built[name]["res"]["plan"]["cuda_source"].split("__global__")[-1]
+            assert body.count("tpat_col2im_ptr[") == walk, name
+    for name in ("basic_2d", "overlap_3d", "big_block_reduction", "fp16_reduction", "one_d"):
+        assert col2im.row_walk(registry.choose(load_node(str(built[name]["path"]))).selection) == 0, name
 
 
 def test_declines_with_reasons(built):

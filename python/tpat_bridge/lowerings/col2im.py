@@ -19,7 +19,10 @@ Any spatial rank (1-D and up), dilations, pads, strides; image_shape and block_s
 are unrolled (each a guarded load), more are a serial loop in the thread. Sums in float32 for
 float16/bfloat16, in the element type otherwise. N and the channel dim may be symbolic.
 TPAT's schedule (`schedule`): the output flattened, 256 threads per block, one pixel each (no vector
-loads: consecutive pixels read columns that are not contiguous once strides or dilations are > 1).
+loads: consecutive pixels read columns that are not contiguous once strides or dilations are > 1);
+a patch grid along the last dim (`row_walk`: non-overlapping blocks, a stride of a sector or more)
+gives each thread one block offset and up to 16 block columns instead: reads that run along the
+input row, stores that are whole runs of `stride` pixels per warp.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .protocol import Decline, Lowering, NodeView, Selection
 DTYPES = (*dtypes.FLOATS, "float64", "int32", "int64")
 THREADS = 256
 UNROLL = 64  # candidates summed as unrolled terms up to this many, else a serial loop per thread
+WALK = 16  # block columns one thread walks along the last dim of a patch grid (row_walk)
 MAX_SIZE = 1 << 31  # every constant size (image, block, pads, strides, dilations) below this
 
 
@@ -239,14 +243,46 @@ def emit(bb, params, sel, mode="gpu"):
     return bb.emit_te(lambda x: col2im_te(x, sel), params[sel.x_index], primfunc_name_hint=PRIMFUNC)
 
 
+def row_walk(sel):
+    """Block columns walked by one thread along the last dim (0: no row walk), for a patch grid:
+    the last dim's blocks do not overlap (stride >= span: one candidate, column l = t // stride and
+    offset k = t % stride for t = x + pad), a stride of at least a 32-B sector of elements and a
+    pad that is a whole number of strides (so x = (l - pad / stride) * stride + k splits cleanly).
+    Then a thread takes the offset k of up to WALK consecutive columns l: its reads are one
+    contiguous run of the input row of that offset (the sectors of its first load serve the rest
+    from L1), a warp's stores are runs of `stride` consecutive pixels, whole sectors. One pixel per
+    thread instead reads, per warp, one element of 16-32 different input rows for each store."""
+    if terms(sel) > UNROLL:
+        return 0
+    form, n = dim_forms(sel)[-1]
+    s, size = sel.strides[-1], dtypes.size(sel.dtype)
+    if form != "col" or n != 1 or s * size < 32 or sel.pad_begin[-1] % s or sel.img[-1] < 2 * s:
+        return 0
+    return min(-(-sel.img[-1] // s), WALK)
+
+
 def schedule(sch, blk, sel):
     """One output pixel per thread: the output loops fused, split into (blocks, THREADS). The
     reduction form (more than UNROLL candidates) keeps its candidate loops serial inside the
-    thread; with a float32 sum of 16-bit data the sum is computed at the thread, in a register."""
+    thread; with a float32 sum of 16-bit data the sum is computed at the thread, in a register.
+    A patch grid (`row_walk`) splits the last dim x into (column chunk, column in chunk, offset k)
+    and gives a thread one offset k and a chunk of columns, walked in an unrolled loop."""
     sblk = None
     if terms(sel) > UNROLL and sel.dtype in ("float16", "bfloat16"):
         sblk = sch.get_sblock("tpat_col2im_sum")
     loops = list(sch.get_loops(blk))[: len(sel.img) + 2]
+    walk = row_walk(sel)
+    if walk:
+        s = sel.strides[-1]
+        cols = -(-sel.img[-1] // s)
+        xc, xw, xk = sch.split(loops[-1], [-(-cols // walk), walk, s])
+        sch.reorder(xc, xk, xw)
+        fused = sch.fuse(*loops[:-1], xc, xk)
+        bo, tx = sch.split(fused, [None, THREADS])
+        sch.bind(bo, "blockIdx.x")
+        sch.bind(tx, "threadIdx.x")
+        sch.unroll(xw)
+        return True
     fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
     bo, tx = sch.split(fused, [None, THREADS])
     sch.bind(bo, "blockIdx.x")
