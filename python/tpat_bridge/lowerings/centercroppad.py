@@ -13,9 +13,7 @@ is declined (the output shape depends on it). TPAT's schedule: the output flatte
 block; each thread moves V elements of the last axis (a vectorized load and store of up to 16
 bytes) when every V-run of the output comes from one aligned V-run of the input or is all padding
 (`_vector`: the last axis copied through, or cropped/padded by multiples of V, static); a static
-crop needs no bounds test, a pad tests once per vector. Large static outputs give each thread
-R = 4 (or 2) vectors, the same column of R consecutive output rows (`elementwise.rows_per_thread`):
-R loads in flight per thread, then R stores.
+crop needs no bounds test, a pad tests once per vector.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ from dataclasses import dataclass
 from tvm import te, tirx
 
 from .. import dtypes
-from .elementwise import rows_per_thread
 from .protocol import Decline, Lowering, NodeView, Selection
 
 THREADS = 256
@@ -37,13 +34,12 @@ MAX_SIZE = 1 << 62
 class CenterCropPadSelection(Selection):
     dtype: str
     targets: tuple  # ((axis, target length), ...)
-    vec: int  # elements per vector (1, or 16 bytes when the last axis is copied through)
+    vec: int  # elements per thread (1, or 16 bytes when the last axis is copied through)
     x_index: int
-    rows: int = 1  # vectors per thread: the same column of `rows` consecutive output rows
 
     def describe(self) -> str:
         t = ", ".join(f"axis {a} -> {n}" for a, n in self.targets)
-        return f"center_crop_pad ({t}, {self.vec * self.rows} element(s) per thread)"
+        return f"center_crop_pad ({t}, {self.vec} element(s) per thread)"
 
 
 def _vector(xshape, tgt, size):
@@ -113,8 +109,7 @@ def select(node: NodeView) -> CenterCropPadSelection | Decline:
         return Decline("output of 2^62 elements or more")
     targets = tuple(sorted(zip(axes, target)))
     vec = _vector(x.shape, dict(targets), dtypes.size(x.dtype))
-    rows = rows_per_thread(want, vec) if vec > 1 else 1
-    return CenterCropPadSelection(dtype=x.dtype, targets=targets, vec=vec, x_index=x.index, rows=rows)
+    return CenterCropPadSelection(dtype=x.dtype, targets=targets, vec=vec, x_index=x.index)
 
 
 def center_crop_pad_te(x, sel):
@@ -152,19 +147,11 @@ def emit(bb, params, sel, mode="gpu"):
 
 
 def schedule(sch, blk, sel):
-    """The output flattened into (blocks, THREADS[, vec]); with vec > 1 the last axis is split by
-    vec and its lane loop vectorized: 16-byte loads and stores. With R rows per thread (large
-    static outputs, `rows_per_thread`) a thread copies the same vector column of R consecutive
-    output rows: the R loads go into registers first (a local stage), then the R stores."""
+    """The output flattened into (blocks, THREADS[, vec]); with vec > 1 the last axis (copied
+    through) is split by vec and its lane loop vectorized: 16-byte loads and stores."""
     loops = list(sch.get_loops(blk))
-    vi = ri = None
-    rows = getattr(sel, "rows", 1)
-    if rows > 1:
-        ro, ri = sch.split(loops[-2], [None, rows])
-        lo, vi = sch.split(loops[-1], [None, sel.vec])
-        sch.reorder(ro, lo, ri, vi)
-        loops = [*loops[:-2], ro, lo]
-    elif sel.vec > 1:
+    vi = None
+    if sel.vec > 1:
         lo, vi = sch.split(loops[-1], [None, sel.vec])
         loops[-1] = lo
     fused = sch.fuse(*loops) if len(loops) > 1 else loops[0]
@@ -173,12 +160,6 @@ def schedule(sch, blk, sel):
     sch.bind(tx, "threadIdx.x")
     if vi is not None:
         sch.vectorize(vi)
-    if ri is not None:
-        yl = sch.cache_write(blk, 0, "local")
-        sch.reverse_compute_at(yl, tx)
-        sch.vectorize(sch.get_loops(yl)[-1])
-        sch.unroll(sch.get_loops(yl)[-2])
-        sch.unroll(ri)
     return True
 
 
