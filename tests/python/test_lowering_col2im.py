@@ -101,9 +101,23 @@ CASES = {
     "walk_padded": (_model([30, 44], [8, 8], strides=[8, 8], pads=[2, 8, 0, 4]), {}, 1e-5),
     "walk_fp16": (_model([32, 64], [16, 16], c=1, dtype="float16", strides=[16, 16]), {}, 2e-2),
     "walk_long_rows": (_model([4, 330], [1, 8], c=2, strides=[1, 10]), {}, 1e-5),
+    # exact patch grids (the transposing kernel): symbolic batch, rows of an odd length (2-element
+    # loads, scalar stores), int32
+    "patches_symbolic": (_model([8, 12], [4, 4], batch="N", strides=[4, 4]), {"N": 3}, 1e-5),
+    "patches_odd": (_model([6, 9], [3, 3], c=2, batch=2, strides=[3, 3]), {}, 1e-5),
+    "patches_int32": (_model([4, 8], [2, 4], dtype="int32", strides=[2, 4]), {}, 0),
 }
-# the block columns each thread walks (0: one pixel per thread)
-WALKS = {"walk_patches": 6, "walk_padded": 6, "walk_fp16": 4, "walk_long_rows": 16, "patches": 0, "gaps": 0}
+# the block columns each thread walks (0: one pixel per thread, or the exact-patch kernel)
+WALKS = {"walk_patches": 0, "walk_padded": 6, "walk_fp16": 0, "walk_long_rows": 16, "patches": 0, "gaps": 0}
+# exact patch grids: (sy, sx, LY, LX, VL, V) of the transposing kernel
+PATCHES = {
+    "patches": (4, 4, 2, 3, 4, 4),
+    "walk_patches": (8, 8, 4, 6, 4, 4),
+    "walk_fp16": (16, 16, 2, 4, 8, 8),
+    "patches_symbolic": (4, 4, 2, 3, 4, 4),
+    "patches_odd": (3, 3, 2, 3, 2, 1),
+    "patches_int32": (2, 4, 2, 2, 4, 4),
+}
 
 NOT_LOWERED = {
     "runtime_shapes": _model([5, 5], [1, 5], const_shapes=False),
@@ -177,6 +191,28 @@ def test_row_walk(built):
             assert body.count("tpat_col2im_ptr[") == walk, name
     for name in ("basic_2d", "overlap_3d", "big_block_reduction", "fp16_reduction", "one_d"):
         assert col2im.row_walk(registry.choose(load_node(str(built[name]["path"]))).selection) == 0, name
+
+
+def test_exact_patches_transpose(built):
+    """Exact 2-D patch grids get the transposing kernel (its numerics: the LLVM checks above run
+    it with serial blocks and threads): one launch, the staged rows in shared memory, VL-wide
+    loads and V-wide stores; every other case keeps the TE compute."""
+    from tpat_bridge.lowerings import col2im
+
+    for name in CASES:
+        sel = registry.choose(load_node(str(built[name]["path"]))).selection
+        assert col2im.patch_plan(sel) == PATCHES.get(name), name
+        plan = built[name]["res"]["plan"]
+        kernels = launches(plan)
+        if name not in PATCHES:
+            assert "tpat_col2im_patches_kernel" not in kernels, name
+            continue
+        assert kernels == ["tpat_col2im_patches_kernel"], kernels
+        assert "transposed through shared memory" in plan["lowering_detail"]
+        src = plan["cuda_source"].split("__global__")[-1]
+        assert "__shared__" in src and "__syncthreads()" in src
+        if name == "walk_fp16":  # 8 halves per load and per store (each a uint4 cast on both sides)
+            assert src.count("*(uint4*)") == 4, src
 
 
 def test_declines_with_reasons(built):
