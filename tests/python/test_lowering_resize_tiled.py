@@ -90,6 +90,12 @@ TILED = {
         {},
         1e-5,
     ),
+    # 4 x 8 = 32 taps per axis: the stages stay serial loops (passes x taps over UNROLL_LOADS)
+    "aa_cubic_eighth": (
+        _model([1, 1, 128, 128], [1, 1, 16, 16], scales=[1, 1, 0.125, 0.125], mode="cubic", opset=18, antialias=1),
+        {},
+        1e-4,
+    ),
     "aa_cubic_quarter": (
         _model(
             [1, 2, 64, 64],
@@ -147,6 +153,23 @@ def test_tiled_kernel_planned(built, name):
     plan = lowered_plan(built[name]["res"], "resize")
     assert "tiled" in plan["lowering_detail"], plan["lowering_detail"]
     assert len(plan["kernels"]) == 1
+
+
+@pytest.mark.parametrize("name", list(TILED))
+def test_stage_passes_unrolled(built, name):
+    """Each stage's passes over the tile are unrolled (every load of a thread issued together)
+    while passes x taps <= UNROLL_LOADS; a wider filter keeps a serial loop (counted: the
+    kernel's `for` loops are exactly the stages over the limit)."""
+    from tpat_bridge.lowerings import registry
+    from tpat_bridge.planning.load import load_node
+
+    sel = registry.choose(load_node(str(built[name]["path"]))).selection
+    tp = resize.tile_plan(sel)
+    rs, rows2 = resize.TILE_THREADS // tp.cw, resize.TILE_THREADS // (tp.cw // tp.v)
+    serial = (-(-tp.span // rs) * tp.tw > resize.UNROLL_LOADS) + (-(-tp.rh // rows2) * tp.th > resize.UNROLL_LOADS)
+    src = built[name]["res"]["plan"]["cuda_source"].split("__global__")[-1]
+    assert src.count("for (") == serial, (name, serial)
+    assert serial or name != "aa_cubic_eighth"
 
 
 @pytest.mark.parametrize("name", list(TE_FORM))

@@ -471,6 +471,17 @@ def tile_plan(det):
     return TilePlan(hi, wi, ho, wo, rh, cw, v, span, htab, wtab, lo)
 
 
+UNROLL_LOADS = 64  # a stage's passes are unrolled while passes x taps stays within this many loads
+
+
+def _loop(n, taps):
+    """A stage's loop over its n passes of `taps` loads each: unrolled when n x taps <=
+    UNROLL_LOADS, so that a thread's loads of every pass are issued together (one DRAM round trip
+    per stage, not one per pass or per few passes); a serial loop otherwise (wide antialias
+    filters: the code and registers would grow with the taps)."""
+    return T.unroll(0, n) if n * taps <= UNROLL_LOADS else T.serial(0, n)
+
+
 def _tiled_ir(det, tp, lead, ins, outs, mode):
     """One block per (plane, RH x CW output tile). Stage 1: the tile's SPAN input rows resized
     along W into shared memory (thread = column, its W taps in registers, rows strided by
@@ -527,7 +538,7 @@ def _tiled_ir(det, tp, lead, ins, outs, mode):
                             with T.unroll(0, tp.tw) as k:
                                 T.buffer_store(ci, wbuf[0][ox, k], [k])
                                 T.buffer_store(cwt, wbuf[1][ox, k], [k])
-                        with T.serial(0, -(-span // rs)) as it:
+                        with _loop(-(-span // rs), tp.tw) as it:
                             rr = it * i32(rs) + t // i32(cw)
                             row = lo + rr
                             with T.If(tirx.And(rr < i32(span), row < i32(tp.hi))):
@@ -549,7 +560,7 @@ def _tiled_ir(det, tp, lead, ins, outs, mode):
                 scope = "local" if gpu else "global"
                 acc = T.decl_buffer([v], "float32", scope=scope)
                 ov = T.decl_buffer([v], dtype, scope=scope)
-                with T.serial(0, -(-rh // rows2)) as it:
+                with _loop(-(-rh // rows2), tp.th) as it:
                     ry = it * i32(rows2) + t // i32(g)
                     oy = oy0 + ry
                     with T.If(tirx.And(tirx.And(ry < i32(rh), oy < i32(tp.ho)), ox < i32(tp.wo))):
