@@ -433,6 +433,9 @@ def test_copy_verdicts():
     assert shortfall.verdict(plain)["kind"] == shortfall.verdict(gelu)["kind"] == "no reason"
     erf = _mem("ge", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0)  # approximate defaults to none
     assert shortfall.verdict(erf)["kind"] == "op" and "erf form" in shortfall.verdict(erf)["reason"]
+    for op, words in (("Col2Im", "a transpose"), ("CenterCropPad", "a window, not a stream")):
+        v = shortfall.verdict(_mem("c", op, 60.0, 70.0, None, 100.0, copy_us=34.0))
+        assert v["kind"] == "op" and words in v["reason"], op
     assert shortfall.verdict(aa)["kind"] == "op" and "downscale factor" in shortfall.verdict(aa)["reason"]
     assert shortfall.verdict_text(gelu).startswith("no reason recorded; best PyTorch")
     # at the target: meets, whatever the copy; no size-matched copy: not measured (with the op's reason)

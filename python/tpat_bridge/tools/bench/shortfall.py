@@ -110,10 +110,17 @@ REASONS = {
     ),
     "CenterCropPad": (
         "a centre crop reads a window, not a stream: the kept 224 of every 256 elements of a row "
-        "are 896-B runs 1 KB apart; at 77 MB the size-matched contiguous copy is itself only at "
-        "86% of the copy bandwidth, so 85% needs 99% of that copy; TPAT is at 92% of it, "
-        "torch.compile at the same time, and 4 rows per thread (4 loads in flight) did not help "
-        "(A/B membw-1)"
+        "are 896-B runs 1 KB apart; at 77 MB the size-matched contiguous copy itself measured 79-86% "
+        "of the copy bandwidth (membw-1's two runs), so 85% needs about all of that copy; TPAT is at "
+        "92% of it, torch.compile at the same time, and 4 rows per thread (4 loads in flight) did "
+        "not help (A/B membw-1)"
+    ),
+    "Col2Im": (
+        "a transpose: a column row (one block offset over all block positions) lands in the image "
+        "at a stride, so the data go through shared memory with a barrier between each block's read "
+        "and its write (exact patches), or each pixel sums its candidates from cached columns "
+        "(overlapping blocks); ViT patches at 77 MB: 94% of the size-matched copy, which itself "
+        "measured 78-87% of the copy bandwidth (membw-2)"
     ),
     "CumSum": (
         "a scan: every output depends on all earlier elements along the axis; filling the GPU needs "
