@@ -414,7 +414,7 @@ def test_copy_verdicts():
     assert "reaches only 74% of the copy bandwidth; TPAT is at 38% of that copy: op: atomics" in (
         shortfall.verdict_text(sa)
     )
-    v = shortfall.verdict(_mem("ge", "Gelu", 120.0, 130.0, None, 100.0, copy_us=45.0))
+    v = shortfall.verdict(_mem("ge", "Gelu", 120.0, 130.0, None, 100.0, copy_us=45.0, approximate="tanh"))
     assert v["kind"] == "size-bound" and v["beyond_size"] and v["reason"] is None
     # the same case with a copy at 85% exactly reaches the target: then the op's reason
     v = shortfall.verdict(_mem("g", "Gather", 50.0, 52.0, None, 100.0, copy_us=100 / 3 / 0.85, axis=0))
@@ -429,8 +429,13 @@ def test_copy_verdicts():
     # an access pattern without an entry, and an op without one: never invented
     plain = _mem("rz", "Resize", 60.0, 70.0, None, 100.0, copy_us=34.0, mode="linear")
     aa = _mem("ra", "Resize", 60.0, 70.0, None, 100.0, copy_us=34.0, mode="cubic", antialias=1)
-    gelu = _mem("ge", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0)
+    gelu = _mem("ge", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0, approximate="tanh")
     assert shortfall.verdict(plain)["kind"] == shortfall.verdict(gelu)["kind"] == "no reason"
+    erf = _mem("ge", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0)  # approximate defaults to none
+    assert shortfall.verdict(erf)["kind"] == "op" and "erf form" in shortfall.verdict(erf)["reason"]
+    for op, words in (("Col2Im", "a transpose"), ("CenterCropPad", "a window, not a stream")):
+        v = shortfall.verdict(_mem("c", op, 60.0, 70.0, None, 100.0, copy_us=34.0))
+        assert v["kind"] == "op" and words in v["reason"], op
     assert shortfall.verdict(aa)["kind"] == "op" and "downscale factor" in shortfall.verdict(aa)["reason"]
     assert shortfall.verdict_text(gelu).startswith("no reason recorded; best PyTorch")
     # at the target: meets, whatever the copy; no size-matched copy: not measured (with the op's reason)
@@ -450,7 +455,7 @@ def _copy_doc():
         _mem("gathernd_batch2", "GatherND", 50.0, 52.0, None, 100.0, copy_us=45.0, batch_dims=2),
         _mem("scatter_add", "ScatterElements", 120.0, 130.0, 110.0, 100.0, copy_us=34.0, reduction="add"),
         _mem("scatter_add2", "ScatterElements", 100.0, 130.0, None, 100.0, copy_us=34.0, reduction="max"),
-        _mem("gelu", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0, approximate="none"),
+        _mem("gelu", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0, approximate="tanh"),
         _mem("cumsum", "CumSum", 200.0, 150.0, None, 100.0, copy_us=50.0),
         _mem("rmsnorm", "RMSNormalization", 35.0, 40.0, None, 100.0, copy_us=34.0),
         dict(_mem("topk", "TopK", 30.0, 45.0, None, 2.5), bound="compute", bound_why="a sort"),

@@ -95,6 +95,28 @@ CASES = {
     "fp16_reduction": (_model([10, 10], [9, 8], c=1, dtype="float16"), {}, 3e-2),
     "float64": (_model([7, 5], [2, 3], dtype="float64", strides=[1, 2]), {}, 1e-9),
     "int32": (_model([6, 7], [3, 3], dtype="int32", strides=[1, 2], dilations=[2, 1]), {}, 0),
+    # patch grids walked along the row (row_walk): the ViT form, a pad of one stride with an image
+    # width that is no multiple of it, 16-bit patches, more columns than one thread walks
+    "walk_patches": (_model([32, 48], [8, 8], c=3, strides=[8, 8]), {}, 1e-5),
+    "walk_padded": (_model([30, 44], [8, 8], strides=[8, 8], pads=[2, 8, 0, 4]), {}, 1e-5),
+    "walk_fp16": (_model([32, 64], [16, 16], c=1, dtype="float16", strides=[16, 16]), {}, 2e-2),
+    "walk_long_rows": (_model([4, 330], [1, 8], c=2, strides=[1, 10]), {}, 1e-5),
+    # exact patch grids (the transposing kernel): symbolic batch, rows of an odd length (2-element
+    # loads, scalar stores), int32
+    "patches_symbolic": (_model([8, 12], [4, 4], batch="N", strides=[4, 4]), {"N": 3}, 1e-5),
+    "patches_odd": (_model([6, 9], [3, 3], c=2, batch=2, strides=[3, 3]), {}, 1e-5),
+    "patches_int32": (_model([4, 8], [2, 4], dtype="int32", strides=[2, 4]), {}, 0),
+}
+# the block columns each thread walks (0: one pixel per thread, or the exact-patch kernel)
+WALKS = {"walk_patches": 0, "walk_padded": 6, "walk_fp16": 0, "walk_long_rows": 16, "patches": 0, "gaps": 0}
+# exact patch grids: (sy, sx, LY, LX, VL, V) of the transposing kernel
+PATCHES = {
+    "patches": (4, 4, 2, 3, 4, 4),
+    "walk_patches": (8, 8, 4, 6, 4, 4),
+    "walk_fp16": (16, 16, 2, 4, 8, 8),
+    "patches_symbolic": (4, 4, 2, 3, 4, 4),
+    "patches_odd": (3, 3, 2, 3, 2, 1),
+    "patches_int32": (2, 4, 2, 2, 4, 4),
 }
 
 NOT_LOWERED = {
@@ -153,6 +175,44 @@ def test_contributing_range_candidates(built):
     assert col2im.dim_forms(sel("dilation_over_stride")) == [("off", 3), ("col", 2)]
     assert col2im.terms(sel("overlap_strided_dilated")) == 4 * 1
     assert col2im.terms(sel("big_block_reduction")) == 81
+
+
+def test_row_walk(built):
+    """Patch grids along the last dim are walked by a thread per block offset (reads along the
+    input row, unrolled); overlapping, narrow (under 32 B) or 1-stride grids keep one pixel per
+    thread. The walk's stores: `walk` per thread, unrolled."""
+    from tpat_bridge.lowerings import col2im
+
+    for name, walk in WALKS.items():
+        sel = registry.choose(load_node(str(built[name]["path"]))).selection
+        assert col2im.row_walk(sel) == walk, name
+        if walk:
+            body = built[name]["res"]["plan"]["cuda_source"].split("__global__")[-1]
+            assert body.count("tpat_col2im_ptr[") == walk, name
+    for name in ("basic_2d", "overlap_3d", "big_block_reduction", "fp16_reduction", "one_d"):
+        assert col2im.row_walk(registry.choose(load_node(str(built[name]["path"]))).selection) == 0, name
+
+
+def test_exact_patches_transpose(built):
+    """Exact 2-D patch grids get the transposing kernel (its numerics: the LLVM checks above run
+    it with serial blocks and threads): one launch, the staged rows in shared memory, VL-wide
+    loads and V-wide stores; every other case keeps the TE compute."""
+    from tpat_bridge.lowerings import col2im
+
+    for name in CASES:
+        sel = registry.choose(load_node(str(built[name]["path"]))).selection
+        assert col2im.patch_plan(sel) == PATCHES.get(name), name
+        plan = built[name]["res"]["plan"]
+        kernels = launches(plan)
+        if name not in PATCHES:
+            assert "tpat_col2im_patches_kernel" not in kernels, name
+            continue
+        assert kernels == ["tpat_col2im_patches_kernel"], kernels
+        assert "transposed through shared memory" in plan["lowering_detail"]
+        src = plan["cuda_source"].split("__global__")[-1]
+        assert "__shared__" in src and "__syncthreads()" in src
+        if name == "walk_fp16":  # 8 halves per load and per store (each a uint4 cast on both sides)
+            assert src.count("*(uint4*)") == 4, src
 
 
 def test_declines_with_reasons(built):

@@ -9,6 +9,7 @@ Run: .venv/bin/python -m pytest tests/python/test_lowering_gelu.py
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -37,7 +38,13 @@ CASES = {
     "fp32_tanh": (_model([3, 32], approximate="tanh"), {}, 1e-5, "4 element"),
     "fp16_erf": (_model([8, 256], TP.FLOAT16), {}, 2e-3, "8 element"),
     "fp16_symbolic": (_model(["N", 100], TP.FLOAT16), {"N": 3}, 2e-3, "1 element"),
+    # large enough for 4 rows per thread (8192 / 4 x 128 vectors / 256 threads = 1024 blocks)
+    "fp16_rows": (_model([8192, 1024], TP.FLOAT16, approximate="tanh"), {}, 2e-3, "32 element"),
+    "fp32_rows_2": (_model([4097, 2, 1024]), {}, 1e-5, "8 element"),
 }
+# The LLVM build runs the compute without the GPU schedule: the large cases only add the schedule
+# (checked by plan and nvcc), their numerics are those of the small cases.
+SMALL = [n for n in CASES if "rows" not in n]
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -47,6 +54,32 @@ def test_plan_uses_tpat_lowering(built, name):
     assert len(launches(plan)) == 1
     if name == "fp16_erf":
         assert "*(uint4*)" in plan["cuda_source"]
+    if "rows" in name:
+        src = plan["cuda_source"]
+        body = src[src.index("tpat_gelu_kernel(", src.index("__global__") + 1) :]
+        body = body[body.index("{") :]
+        loads = [m.start() for m in re.finditer(r"= \*\((uint4|float4)\*\)\(x_ptr", body)]
+        stores = [m.start() for m in re.finditer(r"\*\((uint4|float4)\*\)\(tpat_gelu_ptr", body)]
+        rows = 4 if name == "fp16_rows" else 2
+        # R coalesced 16-B loads, all issued before the first store
+        assert len(loads) == len(stores) == rows, (len(loads), len(stores))
+        assert max(loads) < min(stores)
+
+
+def test_rows_per_thread():
+    """R vectors per thread only where the rows divide by R, a row is a warp of vectors wide and
+    the grid keeps MIN_BLOCKS blocks; symbolic or 1-D shapes keep one vector per thread."""
+    from tpat_bridge.lowerings.elementwise import rows_per_thread
+
+    assert rows_per_thread([8192, 4096], 8) == 4
+    assert rows_per_thread([8192 + 2, 4096], 8) == 2  # not a multiple of 4
+    assert rows_per_thread([2, 4097, 4096], 8) == 1  # R rows must not cross the leading axis
+    assert rows_per_thread([8191, 4096], 8) == 1
+    assert rows_per_thread([8192, 128], 8) == 1  # 16 vectors a row: under a warp
+    assert rows_per_thread([64, 4096], 8) == 1  # too few blocks
+    assert rows_per_thread(["N", 4096], 8) == 1
+    assert rows_per_thread([1 << 26], 8) == 1
+    assert rows_per_thread([0, 4096], 8) == 1
 
 
 def _feeds(name):
@@ -56,7 +89,9 @@ def _feeds(name):
     return {"x": (np.random.default_rng(0).standard_normal(input_shape(vi, syms)) * 3).astype(dt)}
 
 
-test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(CASES, feeds=_feeds, tol=lambda name: CASES[name][2])
+test_nvcc_compiles, test_numerics_llvm_vs_ort = lowering_checks(
+    CASES, feeds=_feeds, tol=lambda name: CASES[name][2], names=SMALL
+)
 
 
 def test_shared_check_catches_a_wrong_answer(built):

@@ -90,6 +90,12 @@ TILED = {
         {},
         1e-5,
     ),
+    # 4 x 8 = 32 taps per axis: the stages stay serial loops (passes x taps over UNROLL_LOADS)
+    "aa_cubic_eighth": (
+        _model([1, 1, 128, 128], [1, 1, 16, 16], scales=[1, 1, 0.125, 0.125], mode="cubic", opset=18, antialias=1),
+        {},
+        1e-4,
+    ),
     "aa_cubic_quarter": (
         _model(
             [1, 2, 64, 64],
@@ -147,6 +153,26 @@ def test_tiled_kernel_planned(built, name):
     plan = lowered_plan(built[name]["res"], "resize")
     assert "tiled" in plan["lowering_detail"], plan["lowering_detail"]
     assert len(plan["kernels"]) == 1
+
+
+@pytest.mark.parametrize("name", list(TILED))
+def test_stage_passes_unrolled(built, name):
+    """Each stage's passes over the tile are unrolled (every load of a thread issued together)
+    while passes x taps <= UNROLL_LOADS (per stage) and the stage's filter is linear (<= 2 taps);
+    else a serial loop (counted: the kernel's `for` loops are exactly those stages)."""
+    from tpat_bridge.lowerings import registry
+    from tpat_bridge.planning.load import load_node
+
+    sel = registry.choose(load_node(str(built[name]["path"]))).selection
+    tp = resize.tile_plan(sel)
+    rs, rows2 = resize.TILE_THREADS // tp.cw, resize.TILE_THREADS // (tp.cw // tp.v)
+    lim1, lim2 = resize.UNROLL_LOADS
+    lin = resize.UNROLL_TAPS  # a stage of a wider filter (cubic, antialias) stays serial
+    p1, p2 = -(-tp.span // rs), -(-tp.rh // rows2)  # passes (a loop of 1 pass leaves no `for`)
+    serial = (p1 > 1 and (tp.tw > lin or p1 * tp.tw > lim1)) + (p2 > 1 and (tp.th > lin or p2 * tp.th > lim2))
+    src = built[name]["res"]["plan"]["cuda_source"].split("__global__")[-1]
+    assert src.count("for (") == serial, (name, serial)
+    assert serial or name != "aa_cubic_eighth"
 
 
 @pytest.mark.parametrize("name", list(TE_FORM))
@@ -241,6 +267,13 @@ def test_tile_plan_of_bench_shapes(name, tmp_path):
         rows = hidx[k * tp.rh : (k + 1) * tp.rh]
         assert rows.min() >= lo and rows.max() < lo + tp.span
         assert 0 <= lo < tp.hi
+
+
+def test_whole_height_tile(tmp_path):
+    """An output height that is no power of two (176: linear x4 of 44 rows) may be one tile of the
+    whole height (no padded rows); power-of-two heights keep power-of-two tiles."""
+    assert resize.tile_plan(_sel(BENCH_LIKE["resize"], tmp_path)).rh == 176
+    assert resize.tile_plan(_sel(BENCH_LIKE["resize_align_corners_fp16"], tmp_path)).rh == 256
 
 
 def test_huge_plane_keeps_te_form(tmp_path):

@@ -22,6 +22,10 @@ def _reduction(r):
     return "reduction" if str((r.get("attributes") or {}).get("reduction", "none")) != "none" else "none"
 
 
+def _approximate(r):
+    return str((r.get("attributes") or {}).get("approximate", "none"))
+
+
 def _antialias(r):
     try:
         return "antialias" if int((r.get("attributes") or {}).get("antialias", 0) or 0) else "plain"
@@ -90,6 +94,33 @@ REASONS = {
                 "output byte, not DRAM"
             ),
         },
+    ),
+    "Gelu": (
+        _approximate,
+        {
+            "none": (
+                "arithmetic per element: the erf form is ~32 SASS instructions per element on sm_90 "
+                "(erff's polynomial, the 16-bit conversions; counted in the generated kernel), so "
+                "8192 x 4096 elements take ~32 us of instruction issue on 132 SMs at 1.98 GHz, about "
+                "as long as the copy of their bytes (~37 us): issue and memory both near saturation; "
+                "4 loads in flight per thread instead of 1 gained 5% (A/B membw-1), PyTorch eager "
+                "and torch.compile are slower still"
+            ),
+        },
+    ),
+    "CenterCropPad": (
+        "a centre crop reads a window, not a stream: the kept 224 of every 256 elements of a row "
+        "are 896-B runs 1 KB apart; at 77 MB the size-matched contiguous copy itself measured 79-86% "
+        "of the copy bandwidth (membw-1's two runs), so 85% needs about all of that copy; TPAT is at "
+        "92% of it, torch.compile at the same time, and 4 rows per thread (4 loads in flight) did "
+        "not help (A/B membw-1)"
+    ),
+    "Col2Im": (
+        "a transpose: a column row (one block offset over all block positions) lands in the image "
+        "at a stride, so the data go through shared memory with a barrier between each block's read "
+        "and its write (exact patches), or each pixel sums its candidates from cached columns "
+        "(overlapping blocks); ViT patches at 77 MB: 94% of the size-matched copy, which itself "
+        "measured 78-87% of the copy bandwidth (membw-2)"
     ),
     "CumSum": (
         "a scan: every output depends on all earlier elements along the axis; filling the GPU needs "
