@@ -266,3 +266,28 @@ def test_suite_on_the_cpu(tmp_path, monkeypatch):
     kept_tasks = {t["lowering"] for t in answer["tasks"] if t.get("kept")}
     assert {t["lowering"] for t in compare["tactics"] if t["tuned_us"] is not None} == kept_tasks
     assert (row[7] == "yes") == compare["tuned_wins"] == (out / "kept" / "rmax").is_dir()
+
+
+def test_compare_flushes_before_every_timed_run(tmp_path, monkeypatch):
+    """The GPU timing path on the CPU: one run per repeat, FLUSH_FUNC (a copy between two device
+    buffers) called before each, outside the timed region."""
+    import tune_compare as C
+    import tvm_ffi
+
+    monkeypatch.setattr(C, "REPEATS", 4)
+    target = T.tuning_target("llvm")
+    model = _reduce_max(tmp_path / "rmax.onnx", (8, 32))
+    ((_, mod),), _ = T.fused_modules(model, target, ["tvm"])
+    dev = tvm.cpu(0)
+    keep = C._flusher(dev, 1 << 16)
+    flush = tvm_ffi.get_global_func(C.FLUSH_FUNC)
+    calls = []
+
+    def counting(*args):
+        calls.append(len(args))
+        flush(*args)
+
+    tvm_ffi.register_global_func(C.FLUSH_FUNC, counting, override=True)
+    args = C._inputs(T.load_node(model), dev, __import__("numpy").random.default_rng(0))
+    us = C.time_build(mod, target, args, dev, flush=True)
+    assert us > 0 and len(calls) == 4 and keep[0].shape == (1 << 14,)
