@@ -4,7 +4,7 @@ import TPATCore
 
 struct Tune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "On a GPU: tune every plugin's kernels with MetaSchedule; tuned schedules become tactic 0 (rebuild after).")
+        abstract: "On a GPU: tune the kernels of every plugin's tactics with MetaSchedule; tuned plans lead the tactics (rebuild after).")
 
     @Argument(help: "The folder `tpat generate` wrote.") var out: String
     @Option(help: "MetaSchedule trials per plugin (0: no search; re-plan from the database in OUT/tuning, re-render the sources).")

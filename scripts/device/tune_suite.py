@@ -17,8 +17,9 @@ each case's search budget is min(--budget, its fair share of what is left after 
 per remaining case for worker start-up, default timing and the compare), and a case with less
 than MIN_BUDGET_S left is not started (summary: "no (out of time)").
 
-Outputs in DIR: summary.tsv (one row per case: case, op, tune_s, trials, tasks (lowering:name=
-tuned/default us, kept or dropped by tune), untuned_best, tuned_best, kept), per case <id>.tune.json,
+Outputs in DIR: summary.tsv (one row per case: case, op, tune_s, trials, untuned_best, tuned_best
+(us and lowering), kept, tactics (per tactic lowering=untuned/tuned us, the compare's times), tasks
+(per task lowering:name=best/default us:kept|dropped, tune's times)), per case <id>.tune.json,
 <id>.compare.json and <id>.log (MetaSchedule's and tune's output). Exit 0, or 1 when a case failed.
 """
 
@@ -40,7 +41,7 @@ sys.path.insert(0, HERE)
 import tune_compare  # noqa: E402
 
 MIN_BUDGET_S = 5.0
-COLUMNS = ("case", "op", "tune_s", "trials", "tasks", "untuned_best", "tuned_best", "kept")
+COLUMNS = ("case", "op", "tune_s", "trials", "untuned_best", "tuned_best", "kept", "tactics", "tasks")
 CASE_ID = re.compile(r"^[a-z0-9_]+$")
 
 
@@ -146,6 +147,7 @@ def run_case(case: str, args, budget: float, tune=None, compare=None) -> dict:
         return row
     with open(os.path.join(args.dir, f"{case}.compare.json"), "w") as f:
         json.dump(result, f, indent=1)
+    row["tactics"] = " ".join(f"{t['lowering']}={_us(t['untuned_us'])}/{_us(t['tuned_us'])}" for t in result["tactics"])
     row["untuned_best"] = _us(result["untuned_best_us"], result["untuned_best"])
     row["tuned_best"] = _us(result["tuned_best_us"], result["tuned_best"])
     if result["tuned_wins"]:

@@ -225,6 +225,7 @@ def test_suite_keeps_and_drops_databases(tmp_path):
     assert rows["win"]["untuned_best"] == "30.00 (tpat)" and rows["win"]["tuned_best"] == "20.00 (tvm)"
     assert rows["win"]["trials"] == "4" and rows["win"]["op"] == "ReduceMax"
     assert rows["win"]["tasks"] == "tpat:tpat_reduce=30.00/31.00:dropped tvm:max=20.00/900.00:kept"
+    assert rows["win"]["tactics"] == "tpat=30.00/- tvm=900.00/20.00"
     assert rows["lose"]["kept"].startswith("no (slower") and not (kept / "lose").exists()
     assert rows["hand"]["kept"] == "no (nothing to tune)" and rows["hand"]["tasks"] == "tpat:tpat_x(skipped)"
     assert rows["broken"]["kept"] == "no (tune failed: tvm_error)" and rows["broken"]["failed"]
@@ -257,15 +258,17 @@ def test_suite_on_the_cpu(tmp_path, monkeypatch):
     # database (a task that lost to its default moved to the rejected files)
     assert sorted((t["lowering"], t["name"]) for t in answer["tasks"]) == [("tpat", "tpat_reduce"), ("tvm", "max")]
     assert all(t["trials"] >= 1 and "skipped" not in t for t in answer["tasks"])
-    row = (out / "summary.tsv").read_text().splitlines()[1].split("\t")
-    assert row[0] == "rmax" and row[1] == "ReduceMax" and row[3] == "3"
+    header, line = (out / "summary.tsv").read_text().splitlines()
+    row = dict(zip(header.split("\t"), line.split("\t")))
+    assert row["case"] == "rmax" and row["op"] == "ReduceMax" and row["trials"] == "3"
     compare = json.loads((out / "rmax.compare.json").read_text())
     assert [t["lowering"] for t in compare["tactics"]] == ["tpat", "tvm"]
     assert all(t["untuned_us"] > 0 for t in compare["tactics"])
     # tune kept a task's records only where it beat that task's default; the compare applied them
     kept_tasks = {t["lowering"] for t in answer["tasks"] if t.get("kept")}
     assert {t["lowering"] for t in compare["tactics"] if t["tuned_us"] is not None} == kept_tasks
-    assert (row[7] == "yes") == compare["tuned_wins"] == (out / "kept" / "rmax").is_dir()
+    assert (row["kept"] == "yes") == compare["tuned_wins"] == (out / "kept" / "rmax").is_dir()
+    assert row["tactics"].startswith("tpat=") and " tvm=" in row["tactics"]
 
 
 def test_compare_flushes_before_every_timed_run(tmp_path, monkeypatch):
