@@ -209,12 +209,11 @@ def test_suite_keeps_and_drops_databases(tmp_path):
 
     def fake_compare(model, db, target, lowerings):
         tuned = 20.0 if "win" in model else 29.5
-        return S.tune_compare.verdict(
-            [
-                {"lowering": "tpat", "untuned_us": 30.0, "tuned_us": None},
-                {"lowering": "tvm", "untuned_us": 900.0, "tuned_us": tuned},
-            ]
-        )
+        tactics = [
+            {"lowering": "tpat", "untuned_us": 30.0, "tuned_us": None},
+            {"lowering": "tvm", "untuned_us": 900.0, "tuned_us": tuned},
+        ]
+        return {"tactics": tactics, **S.tune_compare.verdict(tactics)}
 
     rows = {
         c: S.run_case(c, args, 12.5, tune=fake_tune, compare=fake_compare)
