@@ -121,7 +121,9 @@ import Testing
 
     @Test func bothTunedInTacticOrderAndDuplicatesDropped() throws {
         let tpat = try plan("reduce", source: "tpat"), tvm = try plan(KernelPlan.tvmDefault, source: "tvm")
-        let both = [try plan("reduce", source: "tpat tuned", tuned: true), try plan(KernelPlan.tvmDefault, source: "tvm tuned", tuned: true)]
+        let both = [
+            try plan("reduce", source: "tpat tuned", tuned: true), try plan(KernelPlan.tvmDefault, source: "tvm tuned", tuned: true),
+        ]
         #expect(Tuner.ordered(tuned: both, untuned: [tpat, tvm]).map(\.cudaSource) == ["tpat tuned", "tvm tuned", "tpat", "tvm"])
         // a record that replays the default schedule gives the untuned kernel: no second copy
         let same = [try plan(KernelPlan.tvmDefault, source: "tvm", tuned: true)]

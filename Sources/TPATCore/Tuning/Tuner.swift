@@ -99,7 +99,8 @@ public struct Tuner: Sendable {
         var tuned: [KernelPlan] = [], failures: [String] = []
         for lowering in lowerings(of: untuned) {
             do throws(TPATError) {
-                tuned.append(try await planner.plan(node, target: target, tvmVersion: tvmVersion, lowering: lowering, database: database).plan)
+                tuned.append(
+                    try await planner.plan(node, target: target, tvmVersion: tvmVersion, lowering: lowering, database: database).plan)
             } catch {
                 failures.append("\(lowering) lowering: \(error.message)")
             }
