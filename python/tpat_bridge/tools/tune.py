@@ -546,8 +546,9 @@ def _symbolic_vars(func) -> list:
 
 def task_space(task, target):
     """(TuneContext-free) check of one extracted task: returns (kind, reason). kind "tune": a
-    MetaSchedule design space exists; "skip": reason says why not (hand-scheduled TPAT lowering,
-    symbolic shapes left, no design space, the space generator failed)."""
+    MetaSchedule design space with a schedule instruction exists; "skip": reason says why not
+    (hand-scheduled TPAT lowering, symbolic shapes left, no design space, the space generator
+    failed, no schedule instruction in the space)."""
     mod = task.dispatched[0] if task.dispatched else task.mod
     f = mod["main"]
     if f.attrs is not None and "tirx.is_scheduled" in f.attrs and int(f.attrs["tirx.is_scheduled"]):
@@ -568,7 +569,10 @@ def task_space(task, target):
     if all(schedule_instructions(s.trace) == 0 for s in spaces):
         # MetaSchedule counts a record without a schedule instruction as invalid (its query skips
         # it): the candidate would be timed, and never applied.
-        return "skip", "no schedule instruction in its design space (the function as written; a record of it never applies)"
+        return (
+            "skip",
+            "no schedule instruction in its design space (the function as written; a record of it never applies)",
+        )
     return "tune", None
 
 
