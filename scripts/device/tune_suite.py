@@ -75,8 +75,8 @@ def _us(v, lowering=None) -> str:
 
 
 def task_summary(answer: dict) -> str:
-    """ "tvm:max=22.51/15380.90 kept tpat:tpat_reduce=1 pt" style: per searched task its lowering,
-    name, best tuned / default us and tune's verdict; skipped tasks as "(skipped)"."""
+    """Per task "lowering:name=best/default:kept|dropped" (tune's times, us), e.g.
+    "tpat:tpat_reduce(skipped) tvm:max=22.51/15380.90:kept"; skipped tasks as "(skipped)"."""
     parts = []
     for t in answer.get("tasks", []):
         name = f"{t.get('lowering', '?')}:{t['name']}"
@@ -90,7 +90,8 @@ def task_summary(answer: dict) -> str:
 
 def run_case(case: str, args, budget: float, tune=None, compare=None) -> dict:
     """Tunes and compares one case; returns its summary row (a dict over COLUMNS, and "failed":
-    True when the case could not be tuned or compared). `tune` and `compare` default to tools.tune.tune and tune_compare.compare (the tests pass others)."""
+    True when the case could not be tuned or compared). `tune` and `compare` default to
+    tools.tune.tune and tune_compare.compare (the tests pass stand-ins)."""
     if tune is None:
         from tpat_bridge.tools.tune import tune
     compare = compare or tune_compare.compare
@@ -196,7 +197,7 @@ def main(argv=None) -> int:
     for k, case in enumerate(args.cases):
         left = len(args.cases) - k
         if not CASE_ID.match(case):
-            rows.append({**dict.fromkeys(COLUMNS, "-"), "case": case[:40], "kept": "no (bad case id)"})
+            rows.append({**dict.fromkeys(COLUMNS, "-"), "case": ascii(case)[:40], "kept": "no (bad case id)"})
             rc = 1
             continue
         share = (deadline - time.monotonic() - args.reserve * left) / left
