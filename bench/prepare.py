@@ -9,6 +9,9 @@ the GPU machine times every case in one run.
         CMake scratch removed so the folder travels small), and DIR/prepare.json: per case
         "planned" / "not_planned" (with the reason) / "requires" (lowering not landed yet). Only
         what the bench reads is kept (about 1 MB per case; --full keeps the OUT folders).
+        --tuning DIR: a case with a database in DIR/<case id>/ (what scripts/device/tune_suite.sh
+        keeps in $OUT/tune-suite/kept) gets it as OUT/tuning/<plugin> and `tpat tune OUT
+        --trials 0` before the build: its tuned plans join the tactics (docs/tuning.md).
 
 Cases with "requires" in cases.json are not tried: the bench reports them as not planned and
 still times their PyTorch baseline.
@@ -77,7 +80,16 @@ def plan_case(c, arch, timeout):
     }
 
 
-def prepare_case(c, carry, arch, timeout, slim=True):
+def add_tuning(out, db, timeout):
+    """Copies the database `db` into OUT/tuning/<plugin> for every plugin of OUT and re-plans them
+    with it (`tpat tune OUT --trials 0`). Returns (rc, stdout, stderr, seconds)."""
+    plugins = json.loads((out / "tpat-generate.json").read_text()).get("plugins") or []
+    for p in plugins:
+        shutil.copytree(db, out / "tuning" / p["name"], dirs_exist_ok=True, ignore=shutil.ignore_patterns("logs"))
+    return run([str(TPAT), "tune", str(out), "--trials", "0"], timeout)
+
+
+def prepare_case(c, carry, arch, timeout, slim=True, tuning=None):
     out = Path(carry) / c["id"]
     rc, so, err, s1 = run(
         [str(TPAT), "generate", c["model_path"], "--ops", c["select"], "-o", str(out), "--no-reference", "--force"],
@@ -91,6 +103,19 @@ def prepare_case(c, carry, arch, timeout, slim=True):
             "reason": _generate_failure(out) or _reason(err + so),
             "seconds": round(s1, 1),
         }
+    db = Path(tuning) / c["id"] if tuning else None
+    tuned = db is not None and (db / "database_workload.json").is_file()
+    if tuned:
+        rc, so, err, st = add_tuning(out, db, timeout)
+        s1 += st
+        if rc != 0:
+            return {
+                "id": c["id"],
+                "op": c["op"],
+                "status": "not_tuned",
+                "reason": _reason(err + so),
+                "seconds": round(s1, 1),
+            }
     rc, so, err, s2 = run([str(TPAT), "build", str(out), "--arch", arch], timeout)
     if rc != 0:
         return {
@@ -104,7 +129,8 @@ def prepare_case(c, carry, arch, timeout, slim=True):
         slim_out(out)
     else:
         shutil.rmtree(out / "plugins" / "build" / "CMakeFiles", ignore_errors=True)
-    return {"id": c["id"], "op": c["op"], "status": "planned", "reason": None, "seconds": round(s1 + s2, 1)}
+    row = {"id": c["id"], "op": c["op"], "status": "planned", "reason": None, "seconds": round(s1 + s2, 1)}
+    return dict(row, tuning=str(db)) if tuned else row
 
 
 def slim_out(out):
@@ -157,6 +183,7 @@ def main(argv=None):
     ap.add_argument("--only", help="comma-separated case ids")
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--full", action="store_true", help="keep the whole OUT folders (default: what the bench reads)")
+    ap.add_argument("--tuning", help="folder of tune_suite.sh's kept databases, one per case id")
     a = ap.parse_args(argv)
     if not TPAT.is_file():
         print(f"error: {TPAT} not built (swift build)", file=sys.stderr)
@@ -176,7 +203,7 @@ def main(argv=None):
             r = plan_case(c, a.arch, a.timeout)
         else:
             Path(a.carry).mkdir(parents=True, exist_ok=True)
-            r = prepare_case(c, a.carry, a.arch, a.timeout, slim=not a.full)
+            r = prepare_case(c, a.carry, a.arch, a.timeout, slim=not a.full, tuning=a.tuning)
         rows.append(r)
         print(f"{r['id']:30s} {r['status']:12s} {r.get('reason') or r.get('summary') or ''}", flush=True)
     if a.plan_only:

@@ -4,7 +4,7 @@ import TPATCore
 
 struct Tune: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "On a GPU: tune every plugin's kernels with MetaSchedule; tuned schedules become tactic 0 (rebuild after).")
+        abstract: "On a GPU: tune the kernels of every plugin's tactics with MetaSchedule; tuned plans lead the tactics (rebuild after).")
 
     @Argument(help: "The folder `tpat generate` wrote.") var out: String
     @Option(help: "MetaSchedule trials per plugin (0: no search; re-plan from the database in OUT/tuning, re-render the sources).")
@@ -32,7 +32,13 @@ struct Tune: AsyncParsableCommand {
                 out: URL(fileURLWithPath: out), trials: trials, timeBudgetMinutes: timeBudget, rpc: rpc)
             logger.report(diagnostics)
             for r in results {
-                let best = r.answer.tasks.compactMap(\.bestUs).map { String(format: "%.1f us", $0) }.joined(separator: ", ")
+                // per searched task: its best time, and the lowering it belongs to and the verdict when the bridge says them
+                let best = r.answer.tasks.compactMap { t in
+                    t.bestUs.map { us in
+                        let what = [t.lowering.map { "\($0) \(t.name)" }, t.kept.map { $0 ? "kept" : "dropped" }].compactMap { $0 }
+                        return String(format: "%.1f us", us) + (what.isEmpty ? "" : " (\(what.joined(separator: ", ")))")
+                    }
+                }.joined(separator: ", ")
                 let how = [
                     r.answer.costModel.map { "cost model \($0)" }, r.answer.builder.map { "builder \($0)" },
                     r.answer.runner.map { "runner \($0)" },

@@ -302,3 +302,55 @@ extension PipelineTests {
         #expect(b.status == 0, "\(b.stdout)\(b.stderr)")
     }
 }
+
+extension PipelineTests {
+    /// A database with records of TVM's lowering of a ReduceMax (real sm_90 schedules, fake times:
+    /// tests/fixtures/tuning/make_fake_db.py) and a plugin whose tactic 0 is TPAT's lowering:
+    /// `tpat tune --trials 0` and `tpat generate --tuning` re-plan both tactics' lowerings with it.
+    /// The tuned TVM plan leads; TPAT's lowering has no record, so its re-plan is its untuned
+    /// tactic, which stays, with TVM's untuned one, behind it.
+    @Test func tunedTVMTacticJoinsTheTactics() throws {
+        let model = CLITests.root.appendingPathComponent("bench/models/reducemax.onnx").path
+        let fixture = CLITests.root.appendingPathComponent("tests/fixtures/tuning/reducemax_sm90")
+        let out = try temp().appendingPathComponent("out")
+        let g = try cli.run(["generate", model, "--ops", "ReduceMax", "-o", out.path, "--no-reference"])
+        #expect(g.status == 0, "\(g.stderr)")
+        let report = try JSONDecoder().decode(GenerateReport.self, from: Data(contentsOf: out.appendingPathComponent("tpat-generate.json")))
+        let name = try #require(report.plugins.first?.name)
+        func tactics(_ root: URL) throws -> [KernelPlan] {
+            let dir = root.appendingPathComponent("plugins/\(name)")
+            var plans: [KernelPlan] = []
+            for k in 0... {
+                let file = dir.appendingPathComponent(k == 0 ? "\(name).plan.json" : "\(name).tactic\(k).plan.json")
+                guard let data = try? Data(contentsOf: file) else { break }
+                plans.append(try KernelPlan.decode(data))
+            }
+            return plans
+        }
+        let before = try tactics(out)
+        #expect(before.map(\.lowering) == ["reduce", KernelPlan.tvmDefault] && before.allSatisfy { $0.tuningDatabase == nil })
+        let db = out.appendingPathComponent("tuning/\(name)")
+        try FileManager.default.createDirectory(at: db.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: fixture, to: db)
+
+        let t = try cli.run(["tune", out.path, "--trials", "0"])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(t.stdout.contains("3 tactic(s)"), "\(t.stdout)")
+        let after = try tactics(out)
+        #expect(after.map(\.lowering) == [KernelPlan.tvmDefault, "reduce", KernelPlan.tvmDefault])
+        #expect(after.map(\.tuningDatabase) == [name, nil, nil])
+        #expect(after[0].cudaSource != before[1].cudaSource)
+        #expect(after[1].cudaSource == before[0].cudaSource && after[2].cudaSource == before[1].cudaSource)
+        let launcher = try String(contentsOf: out.appendingPathComponent("plugins/\(name)/\(name)_launcher.cu"), encoding: .utf8)
+        #expect(launcher.contains("return 3;"))
+
+        // generate --tuning OUT/tuning: the same tactics straight away
+        let again = try temp().appendingPathComponent("again")
+        let g2 = try cli.run([
+            "generate", model, "--ops", "ReduceMax", "-o", again.path, "--no-reference", "--tuning",
+            out.appendingPathComponent("tuning").path,
+        ])
+        #expect(g2.status == 0, "\(g2.stderr)")
+        #expect(try tactics(again).map(\.cudaSource) == after.map(\.cudaSource))
+    }
+}

@@ -82,3 +82,59 @@ import Testing
         }
     }
 }
+
+/// The tactic list of a tuned plugin: what `tune` searches (the lowerings of its untuned tactics)
+/// and how the re-planned tactics line up (Tuner.lowerings / Tuner.ordered, used by `tpat tune`
+/// and by `tpat generate --tuning`).
+@Suite struct TunerTacticListTests {
+    private func plan(_ lowering: String, source: String, tuned: Bool = false) throws -> KernelPlan {
+        let data = try Data(contentsOf: Repo.root.appendingPathComponent("tests/fixtures/plans/ScatterND_7a375313.plan.json"))
+        var p = try KernelPlan.decode(data)
+        p.lowering = lowering
+        p.cudaSource = source
+        p.tuningDatabase = tuned ? "ReduceMax_1" : nil
+        return p
+    }
+
+    @Test func searchesTheLoweringsOfTheUntunedTactics() throws {
+        let tpat = try plan("reduce", source: "tpat"), tvm = try plan(KernelPlan.tvmDefault, source: "tvm")
+        #expect(Tuner.lowerings(of: [tpat, tvm]) == ["tpat", "tvm"])
+        #expect(Tuner.lowerings(of: [tvm]) == ["tvm"])
+        // an earlier tuned plan is no lowering of its own
+        #expect(Tuner.lowerings(of: [try plan(KernelPlan.tvmDefault, source: "t", tuned: true), tpat, tvm]) == ["tpat", "tvm"])
+        let req = Tuner.request(
+            modelPath: "/o/plugins/P/P.onnx", target: "sm_90", workDir: "/o/tuning/P", trials: 8, timeBudgetS: nil, rpc: nil,
+            lowerings: Tuner.lowerings(of: [tpat, tvm]))
+        let json = try #require(JSONSerialization.jsonObject(with: JSONEncoder().encode(req)) as? [String: Any])
+        #expect(json["lowering"] as? [String] == ["tpat", "tvm"])
+    }
+
+    @Test func tunedTVMTacticLeadsTheUntunedOnes() throws {
+        let tpat = try plan("reduce", source: "tpat"), tvm = try plan(KernelPlan.tvmDefault, source: "tvm")
+        // TPAT's re-plan found no record of its function (no database named); TVM's did
+        let replanned = [try plan("reduce", source: "tpat"), try plan(KernelPlan.tvmDefault, source: "tvm tuned", tuned: true)]
+        let out = Tuner.ordered(tuned: replanned, untuned: [tpat, tvm])
+        #expect(out.map(\.cudaSource) == ["tvm tuned", "tpat", "tvm"])
+        #expect(out[0].tuningDatabase == "ReduceMax_1" && !out[0].usesTPATLowering)
+        #expect(out.dropFirst().allSatisfy { $0.tuningDatabase == nil })
+    }
+
+    @Test func bothTunedInTacticOrderAndDuplicatesDropped() throws {
+        let tpat = try plan("reduce", source: "tpat"), tvm = try plan(KernelPlan.tvmDefault, source: "tvm")
+        let both = [
+            try plan("reduce", source: "tpat tuned", tuned: true), try plan(KernelPlan.tvmDefault, source: "tvm tuned", tuned: true),
+        ]
+        #expect(Tuner.ordered(tuned: both, untuned: [tpat, tvm]).map(\.cudaSource) == ["tpat tuned", "tvm tuned", "tpat", "tvm"])
+        // a record that replays the default schedule gives the untuned kernel: no second copy
+        let same = [try plan(KernelPlan.tvmDefault, source: "tvm", tuned: true)]
+        #expect(Tuner.ordered(tuned: same, untuned: [tpat, tvm]).map(\.cudaSource) == ["tpat", "tvm"])
+        // two lowerings' tuned plans with the same kernels: one tactic
+        let twins = [try plan("reduce", source: "k", tuned: true), try plan(KernelPlan.tvmDefault, source: "k", tuned: true)]
+        #expect(Tuner.ordered(tuned: twins, untuned: [tpat, tvm]).map(\.cudaSource) == ["k", "tpat", "tvm"])
+        // re-tuning: the earlier tuned tactics of the plugin go, the new ones lead
+        let old = try plan(KernelPlan.tvmDefault, source: "tvm tuned before", tuned: true)
+        #expect(Tuner.ordered(tuned: both, untuned: [old, tpat, tvm]).map(\.cudaSource) == ["tpat tuned", "tvm tuned", "tpat", "tvm"])
+        // nothing tuned: the untuned tactics as they were
+        #expect(Tuner.ordered(tuned: [], untuned: [old, tpat, tvm]).map(\.cudaSource) == ["tpat", "tvm"])
+    }
+}

@@ -1,15 +1,26 @@
-"""Time one bench case's node with and without a `tpat tune` database and say which wins.
+"""Time a bench case's tactics untuned and tuned (a `tune` database) and say whether tuning pays.
 
     python3 scripts/device/tune_compare.py MODEL WORK_DIR TARGET [LOWERING]
 
 MODEL: a one-node model (bench/models/<id>.onnx); WORK_DIR: the database `tune` wrote; TARGET:
-sm_80..sm_90 (timed on GPU 0) or llvm (this CPU, for the script's own test). The node is built as
-the planner builds it (build_fused_module: TPAT's lowering or TVM's, index narrowing, FuseTIR),
-then compiled twice by TVM: untuned (dlight schedules every function; hand-scheduled TPAT
-functions keep their schedule) and tuned (the database's best records applied first, dlight for
-the rest). Both are timed with the VM's time_evaluator on the same random inputs (median of
-repeats; the whole node, so kernel launches included). Prints one JSON line:
-{"untuned_us", "tuned_us", "tuned_wins", "tasks_tuned"}. Exit 0, or 2 when something failed.
+sm_80..sm_90 (timed on GPU 0) or llvm (this CPU, for the scripts' own tests); LOWERING: both
+(default), tpat, tvm or tpat,tvm. The tactics are what the planner makes (tune.fused_modules):
+TPAT's lowering where it takes the node, TVM's where the planner uses it. Per tactic the node is
+built as the planner builds it (lowering, index narrowing, FuseTIR), then compiled by TVM untuned
+(dlight schedules every function; hand-scheduled TPAT functions keep their schedule) and, where
+the database has records for its functions, tuned (the best records applied first, dlight for the
+rest). Every build is timed with the VM's time_evaluator on the same random inputs: on a GPU one
+run per repeat with the L2 flushed before it (a copy of FLUSH_BYTES between two device buffers,
+outside the timed region, as the bench flushes), the median of REPEATS; on the CPU the median of
+5 repeats. Times are of the whole node (every kernel launch of the VM function), so they compare
+tactics with each other, not with the bench's CUDA-graph times.
+
+Prints one JSON line: {"tactics": [{"lowering", "untuned_us", "tuned_us" (null when no record
+applies), "tasks_tuned"}], "untuned_best_us", "untuned_best" (its lowering), "tuned_best_us",
+"tuned_best" (null when nothing is tuned), "tuned_wins", "l2_flush", plus "untuned_us" /
+"tuned_us" (the two bests)}. tuned_wins: the fastest tuned tactic is at least 3% faster than the
+fastest untuned one (TensorRT, timing every tactic at engine build, would pick it). Exit 0, or 2
+when something failed.
 """
 
 from __future__ import annotations
@@ -23,11 +34,16 @@ sys.path.insert(0, os.path.join(ROOT, "python"))
 
 import numpy as np  # noqa: E402
 import tvm  # noqa: E402
-from tpat_bridge.planning.pipeline import apply_database, tuning_target  # noqa: E402
-from tpat_bridge.tools.tune import build_fused_module  # noqa: E402
+from tpat_bridge.lowerings import prelude  # noqa: E402
+from tpat_bridge.planning.load import load_node  # noqa: E402
+from tpat_bridge.planning.pipeline import apply_database, scheduled_functions, tuning_target  # noqa: E402
+from tpat_bridge.tools.tune import fused_modules  # noqa: E402
 from tvm import relax  # noqa: E402
 
-WIN = 0.97  # the tuned build must be at least 3% faster to be kept
+WIN = 0.97  # a tuned tactic must be at least 3% faster than the best untuned one to be kept
+REPEATS = 50  # GPU: timed runs, one per repeat, each after an L2 flush
+FLUSH_BYTES = 128 << 20  # per buffer: 128 MiB read and 128 MiB written (the H200's L2 is 60 MiB)
+FLUSH_FUNC = "tpat.tune_compare.flush_l2"
 
 
 def _inputs(info, dev, rng):
@@ -46,11 +62,80 @@ def _inputs(info, dev, rng):
     return out
 
 
-def _time(mod, target, args, dev):
+def _flusher(dev, nbytes: int):
+    """Registers FLUSH_FUNC: a copy between two device buffers of `nbytes` (time_evaluator calls it
+    before every repeat, outside the timed region). Returns the buffers (kept alive by the caller)."""
+    import tvm_ffi
+
+    n = nbytes // 4
+    src = tvm.runtime.empty((n,), "float32", dev)
+    dst = tvm.runtime.empty((n,), "float32", dev)
+
+    def flush(*_args):
+        src.copyto(dst)
+
+    tvm_ffi.register_global_func(FLUSH_FUNC, flush, override=True)
+    return src, dst
+
+
+def time_build(mod, target, args, dev, flush: bool) -> float:
+    """Median microseconds of the compiled module's "main" on `args`."""
     ex = tvm.compile(mod, target=target)
     vm = relax.VirtualMachine(ex, dev)
-    f = vm.time_evaluator("main", dev, number=5, repeat=5, min_repeat_ms=50)
+    if flush:
+        f = vm.time_evaluator("main", dev, number=1, repeat=REPEATS, min_repeat_ms=0, f_preproc=FLUSH_FUNC)
+    else:
+        f = vm.time_evaluator("main", dev, number=5, repeat=5, min_repeat_ms=50)
     return float(f(*args).median) * 1e6
+
+
+def verdict(tactics) -> dict:
+    """The summary of per-tactic times (see the module docstring): the best untuned and tuned
+    tactics, and whether the tuned one wins by WIN."""
+    untuned = [t for t in tactics if t.get("untuned_us") is not None]
+    tuned = [t for t in tactics if t.get("tuned_us") is not None]
+    ub = min(untuned, key=lambda t: t["untuned_us"]) if untuned else None
+    tb = min(tuned, key=lambda t: t["tuned_us"]) if tuned else None
+    return {
+        "untuned_best_us": ub and ub["untuned_us"],
+        "untuned_best": ub and ub["lowering"],
+        "tuned_best_us": tb and tb["tuned_us"],
+        "tuned_best": tb and tb["lowering"],
+        "tuned_wins": bool(ub and tb and tb["tuned_us"] < WIN * ub["untuned_us"]),
+        # the two bests under the names of the one-lowering compare (older summaries read them)
+        "untuned_us": ub and ub["untuned_us"],
+        "tuned_us": tb and tb["tuned_us"],
+    }
+
+
+def compare(model: str, work_dir: str, target_name: str, lowerings=("tpat", "tvm"), flush=None) -> dict:
+    """Times every tactic of `model` untuned and tuned with the database in `work_dir` (see the
+    module docstring); flush: None = on a GPU only."""
+    target = tuning_target(target_name)
+    gpu = target.kind.name == "cuda"
+    prelude.install_cuda_postproc()  # TPAT's lowerings call device helpers the prelude defines
+    dev = tvm.cuda(0) if gpu else tvm.cpu(0)
+    flush = gpu if flush is None else flush
+    keep = _flusher(dev, FLUSH_BYTES if gpu else 1 << 20) if flush else None  # noqa: F841 (alive while timing)
+    modules, _note = fused_modules(model, target, list(lowerings))
+    args = _inputs(load_node(model), dev, np.random.default_rng(0))
+    tactics = []
+    for made_by, mod in modules:
+        row = {"lowering": made_by, "untuned_us": round(time_build(mod, target, args, dev, flush), 3)}
+        tuned_mod = apply_database(mod, target, work_dir)
+        row["tasks_tuned"] = scheduled_functions(tuned_mod) - scheduled_functions(mod)
+        row["tuned_us"] = round(time_build(tuned_mod, target, args, dev, flush), 3) if row["tasks_tuned"] else None
+        tactics.append(row)
+    return {"tactics": tactics, **verdict(tactics), "l2_flush": bool(flush)}
+
+
+def parse_lowerings(text: str) -> list:
+    if text == "both":
+        return ["tpat", "tvm"]
+    out = [x for x in text.split(",") if x]
+    if not out or any(x not in ("tpat", "tvm") for x in out):
+        raise SystemExit(f"error: LOWERING must be both, tpat, tvm or tpat,tvm, not {text!r}")
+    return out
 
 
 def main(argv):
@@ -58,39 +143,8 @@ def main(argv):
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     model, work_dir, target_name = argv[1:4]
-    lowering = argv[4] if len(argv) == 5 else "tpat"
-    target = tuning_target(target_name)
-    dev = tvm.cuda(0) if target.kind.name == "cuda" else tvm.cpu(0)
-    mod, info, _note = build_fused_module(model, target, lowering)
-    args = _inputs(info, dev, np.random.default_rng(0))
-    untuned = _time(mod, target, args, dev)
-    tuned_mod = apply_database(mod, target, work_dir)
-    n_tuned = sum(
-        1
-        for _, f in tuned_mod.functions.items()
-        if isinstance(f, tvm.tirx.PrimFunc)
-        and f.attrs is not None
-        and "tirx.is_scheduled" in f.attrs
-        and int(f.attrs["tirx.is_scheduled"])
-    ) - sum(
-        1
-        for _, f in mod.functions.items()
-        if isinstance(f, tvm.tirx.PrimFunc)
-        and f.attrs is not None
-        and "tirx.is_scheduled" in f.attrs
-        and int(f.attrs["tirx.is_scheduled"])
-    )
-    tuned = _time(tuned_mod, target, args, dev) if n_tuned > 0 else untuned
-    print(
-        json.dumps(
-            {
-                "untuned_us": round(untuned, 3),
-                "tuned_us": round(tuned, 3),
-                "tuned_wins": n_tuned > 0 and tuned < WIN * untuned,
-                "tasks_tuned": n_tuned,
-            }
-        )
-    )
+    lowerings = parse_lowerings(argv[4] if len(argv) == 5 else "both")
+    print(json.dumps(compare(model, work_dir, target_name, lowerings)))
     return 0
 
 

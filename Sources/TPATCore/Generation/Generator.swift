@@ -356,14 +356,15 @@ public struct Generator: Sendable {
                             .init(.note, "no second tactic from TVM's default lowering: \(error.message)", node: first.sourceName))
                     }
                 }
+                // A `tpat tune` database: every tactic's lowering re-planned with it, tuned plans first.
                 if let db = options.tuning?.appendingPathComponent(name),
                     FileManager.default.fileExists(atPath: db.appendingPathComponent("database_workload.json").path)
                 {
-                    do throws(TPATError) {
-                        tactics.insert(try await planner.plan(first, target: options.target, tvmVersion: tvm, database: db).plan, at: 0)
-                    } catch {
-                        diagnostics.emit(
-                            .init(.warning, "tuned schedules in \(db.path) not used: \(error.message)", node: first.sourceName))
+                    let (tuned, failures) = await Tuner.tactics(
+                        untuned: tactics, node: first, target: options.target, tvmVersion: tvm, database: db, planner: planner)
+                    tactics = tuned
+                    for f in failures {
+                        diagnostics.emit(.init(.warning, "tuned schedules in \(db.path) not used for the \(f)", node: first.sourceName))
                     }
                 }
                 sources.append(PluginSource(name: name, node: first, tactics: tactics, coveredNodes: nodes.map(\.sourceName)))

@@ -1,9 +1,9 @@
 import Foundation
 
-/// Tuning (`tpat tune`, on a GPU machine): MetaSchedule searches schedules for every plugin's
-/// kernels (database in OUT/tuning/<P>, kept and reused); the plugin is then re-planned with the
-/// tuned schedules and gets them as tactic 0, its earlier tactics (dlight defaults, TVM's own
-/// lowering) staying as further tactics for TensorRT to time.
+/// Tuning (`tpat tune`, on a GPU machine): MetaSchedule searches schedules for the kernels of every
+/// lowering a plugin has tactics of (TPAT's and TVM's; one database per plugin in OUT/tuning/<P>,
+/// kept and reused); each of those tactics is then re-planned with the database, and where tuned
+/// records apply the tuned plans lead, the untuned tactics staying behind them for TensorRT to time.
 public struct Tuner: Sendable {
     public let bridge: PythonBridge
     public let diagnostics: DiagnosticsCollector
@@ -20,6 +20,8 @@ public struct Tuner: Sendable {
         var work_dir: String
         var trials: Int
         var time_budget_s: Double?
+        /// The lowerings whose functions are searched ("tpat", "tvm"): those of the plugin's tactics.
+        var lowering: [String]?
         var rpc: RPC?
     }
 
@@ -56,16 +58,68 @@ public struct Tuner: Sendable {
     }
 
     /// The bridge request for one plugin (encoded as the bridge reads it; nil fields left out).
-    static func request(modelPath: String, target: String, workDir: String, trials: Int, timeBudgetS: Double?, rpc: RPC?) -> Request {
-        Request(model_path: modelPath, target: target, work_dir: workDir, trials: trials, time_budget_s: timeBudgetS, rpc: rpc)
+    static func request(
+        modelPath: String, target: String, workDir: String, trials: Int, timeBudgetS: Double?, rpc: RPC?, lowerings: [String]? = nil
+    ) -> Request {
+        Request(
+            model_path: modelPath, target: target, work_dir: workDir, trials: trials, time_budget_s: timeBudgetS, lowering: lowerings,
+            rpc: rpc)
+    }
+
+    /// The planner's name of the lowering that made `plan` ("tpat" or "tvm": `plan`'s `lowering`
+    /// argument, the tune request's "lowering").
+    static func loweringName(_ plan: KernelPlan) -> String { plan.usesTPATLowering ? "tpat" : "tvm" }
+
+    /// The lowerings of a plugin's untuned tactics, in tactic order: what `tune` searches.
+    static func lowerings(of tactics: [KernelPlan]) -> [String] {
+        var out: [String] = []
+        for t in tactics where t.tuningDatabase == nil && !out.contains(loweringName(t)) { out.append(loweringName(t)) }
+        return out
+    }
+
+    /// The tactic list of a plugin with a database: the tuned plans (a record applied: `tuningDatabase`
+    /// set) whose kernels differ from every untuned tactic's, one per CUDA source, in the order of
+    /// the untuned tactics they were re-planned from; then the untuned tactics (earlier tuned
+    /// plans dropped). TensorRT times them all at engine build and keeps the fastest.
+    static func ordered(tuned: [KernelPlan], untuned: [KernelPlan]) -> [KernelPlan] {
+        let plain = untuned.filter { $0.tuningDatabase == nil }
+        var lead: [KernelPlan] = []
+        for t in tuned where t.tuningDatabase != nil && !(plain + lead).contains(where: { $0.cudaSource == t.cudaSource }) {
+            lead.append(t)
+        }
+        return lead + plain
+    }
+
+    /// Re-plans every lowering of `untuned` with the database (`planner.plan(..., lowering:, database:)`)
+    /// and orders the result (see `ordered`). A lowering whose re-plan fails keeps its untuned
+    /// tactic only; the failures come back as messages.
+    static func tactics(
+        untuned: [KernelPlan], node: ExtractedNode, target: String, tvmVersion: String, database: URL, planner: Planner
+    ) async -> (tactics: [KernelPlan], failures: [String]) {
+        var tuned: [KernelPlan] = [], failures: [String] = []
+        for lowering in lowerings(of: untuned) {
+            do throws(TPATError) {
+                tuned.append(
+                    try await planner.plan(node, target: target, tvmVersion: tvmVersion, lowering: lowering, database: database).plan)
+            } catch {
+                failures.append("\(lowering) lowering: \(error.message)")
+            }
+        }
+        return (ordered(tuned: tuned, untuned: untuned), failures)
     }
 
     public struct Answer: Decodable, Sendable {
         public struct Task: Decodable, Sendable {
             public var name: String
+            /// The lowering whose function this is: "tpat", "tvm" or "tpat+tvm" (nil from older bridges).
+            public var lowering: String?
             public var trials: Int
             public var bestUs: Double?
-            enum CodingKeys: String, CodingKey { case name, trials, bestUs = "best_us" }
+            /// Whether the task's records stay in the database (its best beat the default schedule by >= 3%).
+            public var kept: Bool?
+            /// Why the task was not searched (hand-scheduled, symbolic shapes...).
+            public var skipped: String?
+            enum CodingKeys: String, CodingKey { case name, lowering, trials, bestUs = "best_us", kept, skipped }
         }
         public var tasks: [Task]
         /// "xgb" or "random" (no xgboost in the bridge's Python).
@@ -151,7 +205,8 @@ public struct Tuner: Sendable {
                     answer = try await bridge.call(
                         Self.request(
                             modelPath: project.appendingPathComponent("\(s.name)/\(s.name).onnx").path,
-                            target: s.plan.target.sm, workDir: work.path, trials: trials, timeBudgetS: budget, rpc: rpc),
+                            target: s.plan.target.sm, workDir: work.path, trials: trials, timeBudgetS: budget, rpc: rpc,
+                            lowerings: Self.lowerings(of: s.tactics)),
                         as: Answer.self, progress: true)
                 } catch {
                     diagnostics.emit(.init(.warning, "\(s.name): tuning failed: \(error.message)"))
@@ -159,10 +214,11 @@ public struct Tuner: Sendable {
             }
             do throws(TPATError) {
                 if FileManager.default.fileExists(atPath: work.appendingPathComponent("database_workload.json").path) {
-                    let tuned = try await planner.plan(s.node, target: s.plan.target.sm, tvmVersion: tvm, database: work).plan
-                    // The tuned plan leads; earlier tuned plans go, the other tactics stay behind it.
-                    let rest = s.tactics.filter { $0.tuningDatabase == nil && $0.cudaSource != tuned.cudaSource }
-                    sources[i].tactics = [tuned] + rest
+                    // Tuned plans lead; earlier tuned plans go, the untuned tactics stay behind them.
+                    let (tactics, failures) = await Self.tactics(
+                        untuned: s.tactics, node: s.node, target: s.plan.target.sm, tvmVersion: tvm, database: work, planner: planner)
+                    for f in failures { diagnostics.emit(.init(.warning, "\(s.name): tuned schedules not used for the \(f)")) }
+                    sources[i].tactics = tactics
                 }
                 let files = try Generator.pluginFiles(sources[i], launchers: launchers, plugins: renderer)
                 try AtomicFiles.write(files.map { (project.appendingPathComponent($0.0), $0.1) })

@@ -159,7 +159,7 @@ def lower_and_capture(mod, target, database=None, narrow=False):
             passes = pre_schedule_passes(target, narrow)
             if database:
                 # Tuned schedules (tpat tune) go in before dlight, which schedules the rest.
-                passes.append(database_pass(target, database))
+                passes.append(database_pass(target, database, cap))
             seq = tvm.transform.Sequential(
                 passes
                 + [default_schedule_pass()]  # dlight's default GPU schedules
@@ -229,11 +229,27 @@ def apply_database(mod, target, work_dir: str):
         return relax.transform.MetaScheduleApplyDatabase(enable_warning=False)(mod)
 
 
-def database_pass(target, work_dir: str):
-    """apply_database as a module pass, to sit between FuseTIR and dlight in a Sequential."""
+def scheduled_functions(mod) -> int:
+    """The PrimFuncs of `mod` marked `tirx.is_scheduled` (hand-scheduled, or a tuned record applied)."""
+    return sum(
+        1
+        for _, f in mod.functions.items()
+        if isinstance(f, tvm.tirx.PrimFunc)
+        and f.attrs is not None
+        and "tirx.is_scheduled" in f.attrs
+        and int(f.attrs["tirx.is_scheduled"])
+    )
+
+
+def database_pass(target, work_dir: str, applied: dict | None = None):
+    """apply_database as a module pass, to sit between FuseTIR and dlight in a Sequential.
+    `applied` (optional): gets "tuned_functions", the number of functions a record was applied to."""
 
     @tvm.transform.module_pass(opt_level=0, name="TPATApplyTuningDatabase")
     def _apply(m, _ctx):
-        return apply_database(m, target, work_dir)
+        out = apply_database(m, target, work_dir)
+        if applied is not None:
+            applied["tuned_functions"] = scheduled_functions(out) - scheduled_functions(m)
+        return out
 
     return _apply

@@ -219,7 +219,9 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
         except Exception as e:  # noqa: BLE001
             msg = " | ".join(s.strip() for s in str(e).strip().splitlines()[-4:] if s.strip())
             raise PlanError("tvm_error", f"TVM compile failed: {type(e).__name__}: {msg[:1500]}") from None
-    tuned_with = os.path.basename(os.path.normpath(database)) if database else None
+    # The database names the plan only where a record of it was applied (a database holds the
+    # records of every lowering's functions; the other lowering's plan is the untuned one).
+    tuned_with = os.path.basename(os.path.normpath(database)) if database and cap.get("tuned_functions") else None
     if tuned_with:
         info.fixups.append(f"MetaSchedule database applied (tpat tune): {tuned_with}")
     it = Interp(info, cap)

@@ -13,11 +13,15 @@ tuned schedule (marked `tirx.is_scheduled`, so dlight leaves it alone) and leave
 unscheduled for dlight.
 
 Request: {"command": "tune", "model_path", "target": "sm_80".."sm_90" | "llvm", "work_dir",
-"trials" (max_trials_global of this call), optional "time_budget_s", "lowering": "tpat"|"tvm",
+"trials" (max_trials_global of this call, shared out over the tasks), optional "time_budget_s",
+"lowering": "tpat"|"tvm"|"both"|["tpat", "tvm"] (default both, or $TPAT_LOWERING: every lowering
+the planner makes a tactic of; the functions of all of them are searched into the one database),
 "trials_per_batch" (default min(32, trials), min(8, trials) with a time budget), "rpc":
 {"tracker": "host:port", "key", "session_timeout_s" (default 60), "max_workers" (default 1)}
-(optional: time candidates on the RPC servers registered under `key` at TVM's RPC tracker)}. Answer: {"work_dir", "target", "lowering",
-"tasks": [{"name", "trials" (measured in this call), "best_us" (best in the database, or None),
+(optional: time candidates on the RPC servers registered under `key` at TVM's RPC tracker)}. Answer: {"work_dir", "target",
+"lowering" (the lowerings whose functions were searched: "tpat" only where TPAT's lowering takes the node),
+"tasks": [{"name", "lowering" ("tpat", "tvm", or "tpat+tvm" for a function both make),
+"trials" (measured in this call), "best_us" (best in the database, or None),
 "records" (records in the database for the task), "skipped" (only for hand-scheduled funcs)}],
 "cost_model": "xgb" | "random" (random when xgboost is not importable), "builder":
 "local (N workers)" | "in-process" (how candidates were built and timed), "runner": "local" |
@@ -67,9 +71,9 @@ from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common, run_eval
 from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
 
 from ..errors import BridgeError, PlanError
-from ..lowerings import registry
+from ..lowerings import refusals, registry
 from ..node import narrowing_applies
-from ..planning.load import load_node
+from ..planning.load import DATA_DEPENDENT_LOWERED, load_node
 from ..planning.pipeline import (  # noqa: F401  (apply_database, tuning_target: tune's API too)
     apply_database,
     open_database,
@@ -171,6 +175,59 @@ def build_fused_module(model_path: str, target, lowering: str = "tpat"):
     with target:
         mod = tvm.transform.Sequential(pre_schedule_passes(target, narrowing_applies(info)))(mod)
     return mod, info, note
+
+
+def fused_modules(model_path: str, target, lowerings) -> tuple:
+    """([(lowering, fused module)], note) for the requested lowerings, as the planner makes a
+    plugin's tactics: "tpat" where TPAT's lowering takes the node; where it does not, the planner
+    falls back to TVM's lowering, so the module is TVM's and is listed (once) as "tvm". A lowering
+    the planner makes no tactic of (TVM's frontend fails, or the planner refuses TVM's lowering of
+    the node: unchecked indices, data-dependent shapes, refused attributes) is left out with a
+    line on stderr; when none is left, the first one's error is raised."""
+    out, note, errors = [], None, []
+    for name in lowerings:
+        try:
+            mod, info, why = build_fused_module(model_path, target, name)
+            made_by = "tpat" if name == "tpat" and (why or "").startswith("tpat lowering:") else "tvm"
+            refusal = _tvm_refusal(info) if made_by == "tvm" else None
+            if refusal is not None:
+                raise BridgeError(*refusal)
+        except BridgeError as e:
+            errors.append(e)
+            _log(f"tune: {name} lowering: not searched ({e.code}: {e.reason[:300]})")
+            continue
+        if name == "tpat":
+            note = why
+        if all(m != made_by for m, _ in out):
+            out.append((made_by, mod))
+    if not out:
+        raise errors[0]
+    return out, note
+
+
+def _tvm_refusal(info):
+    """(code, reason) when the planner makes no plan of TVM's lowering of the node (plan.make_plan's
+    refusals), else None."""
+    from ..planning.plan import UNCHECKED_INDEX_OPS  # lazy: the planner's table, not its TVM set-up
+
+    if info.op_type in UNCHECKED_INDEX_OPS:
+        return (
+            "unchecked_indices",
+            f"TVM's default {info.op_type} lowering {UNCHECKED_INDEX_OPS[info.op_type]} out of bounds on "
+            "out-of-range indices: the planner never uses it",
+        )
+    if info.op_type in DATA_DEPENDENT_LOWERED:
+        return "data_dependent_shape", f"{info.op_type}: TVM lowers it to runtime builtins: the planner never uses it"
+    try:
+        refusals.check(info, "tvm")
+    except PlanError as e:
+        return e.code, e.reason
+    return None
+
+
+def _same_task(a, b) -> bool:
+    """Two extracted tasks with the same function (a database record of one applies to the other)."""
+    return bool(tvm_ffi.structural_equal(a.dispatched[0], b.dispatched[0]))
 
 
 # database: planning.pipeline (open_database, apply_database, database_pass)
@@ -489,8 +546,9 @@ def _symbolic_vars(func) -> list:
 
 def task_space(task, target):
     """(TuneContext-free) check of one extracted task: returns (kind, reason). kind "tune": a
-    MetaSchedule design space exists; "skip": reason says why not (hand-scheduled TPAT lowering,
-    symbolic shapes left, no design space, the space generator failed)."""
+    MetaSchedule design space with a schedule instruction exists; "skip": reason says why not
+    (hand-scheduled TPAT lowering, symbolic shapes left, no design space, the space generator
+    failed, no schedule instruction in the space)."""
     mod = task.dispatched[0] if task.dispatched else task.mod
     f = mod["main"]
     if f.attrs is not None and "tirx.is_scheduled" in f.attrs and int(f.attrs["tirx.is_scheduled"]):
@@ -508,7 +566,26 @@ def task_space(task, target):
         return "skip", f"no design space ({type(e).__name__}: {text[:300]})"
     if len(spaces) == 0:
         return "skip", "empty design space"
+    if all(schedule_instructions(s.trace) == 0 for s in spaces):
+        # MetaSchedule counts a record without a schedule instruction as invalid (its query skips
+        # it): the candidate would be timed, and never applied.
+        return (
+            "skip",
+            "no schedule instruction in its design space (the function as written; a record of it never applies)",
+        )
     return "tune", None
+
+
+def schedule_instructions(trace) -> int:
+    """Instructions of a trace once simplified (dead lookups such as an unused GetSBlock dropped,
+    as MetaSchedule stores a candidate's trace) before its postprocessors: MetaSchedule's
+    GetNumValidInstructions. 0 means the schedule is the function as written."""
+    n = 0
+    for inst in trace.simplified(remove_postproc=True).insts:
+        if inst.kind.name == "EnterPostproc":
+            break
+        n += 1
+    return n
 
 
 def default_schedule(task_mod, target):
@@ -679,9 +756,7 @@ def _validate(request):
     batch = request.get("trials_per_batch", min(8 if budget is not None else 32, trials))
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise BridgeError("invalid_request", f"trials_per_batch must be a positive integer, not {batch!r}")
-    lowering = request.get("lowering", os.environ.get("TPAT_LOWERING") or "tpat")
-    if lowering not in LOWERINGS:
-        raise BridgeError("invalid_request", f"lowering must be 'tpat' or 'tvm', not {lowering!r}")
+    lowering = _lowerings(request.get("lowering"))
     target = request.get("target", "sm_90")
     if not isinstance(target, str):
         raise BridgeError("invalid_request", "target must be a string")
@@ -696,6 +771,24 @@ def _validate(request):
     if keep not in ("wins", "all"):
         raise BridgeError("invalid_request", f"keep must be 'wins' or 'all', not {keep!r}")
     return mp, wd, trials, batch, budget, lowering, target, rpc, bindings, keep
+
+
+def _lowerings(value) -> list:
+    """The request's "lowering" as the lowerings to search, in the planner's tactic order: "tpat",
+    "tvm", "both" or a list of "tpat" / "tvm". Absent: $TPAT_LOWERING when set (the planner then
+    makes that lowering's tactics only), else both (what the planner makes: TPAT's lowering as
+    tactic 0 and TVM's as a second tactic where TPAT's applies, TVM's alone elsewhere)."""
+    if value is None:
+        value = (os.environ.get("TPAT_LOWERING") or "").strip() or "both"
+    if value == "both":
+        value = list(LOWERINGS)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v in LOWERINGS for v in value):
+        raise BridgeError(
+            "invalid_request", f"lowering must be 'tpat', 'tvm', 'both' or a list of 'tpat'/'tvm', not {value!r}"
+        )
+    return [name for name in LOWERINGS if name in value]
 
 
 def _validate_rpc(rpc):
@@ -923,19 +1016,28 @@ def tune(request: dict) -> dict:
         if got is not None:
             used = got[0]
             _log(f"tune: symbolic dims bound to {', '.join(f'{k}={v}' for k, v in used.items())} for the search")
-        mod, _info, note = build_fused_module(spec if got is not None else model_path, target, lowering)
+        modules, note = fused_modules(spec if got is not None else model_path, target, lowering)
     db = open_database(work_dir)
 
-    extracted = ms.relax_integration.extract_tasks(mod, target)
-    skipped = []  # (task, reason)
-    todo = []
-    for t in extracted:
-        kind, reason = task_space(t, target)
-        if kind == "tune":
-            todo.append(t)
-        else:
-            skipped.append((t, reason))
-            _log(f"tune: {t.task_name}: not searched: {reason}")
+    # One database for all lowerings: records are keyed by the function's structure, so a plan of
+    # either lowering applies the records of its own functions.
+    skipped = []  # (task, lowering, reason)
+    todo, owners = [], []  # tasks to search, and the lowering(s) each belongs to
+    for made_by, mod in modules:
+        for t in ms.relax_integration.extract_tasks(mod, target):
+            same = next((k for k, u in enumerate(todo) if _same_task(u, t)), None)
+            if same is not None:  # both lowerings made this function: searched once
+                owners[same] = "+".join(dict.fromkeys(owners[same].split("+") + [made_by]))
+                continue
+            if any(_same_task(u, t) for u, _, _ in skipped):
+                continue
+            kind, reason = task_space(t, target)
+            if kind == "tune":
+                todo.append(t)
+                owners.append(made_by)
+            else:
+                skipped.append((t, made_by, reason))
+                _log(f"tune: {made_by} {t.task_name}: not searched: {reason}")
     n = len(todo)
     names = [t.task_name for t in todo]
     stats = {i: {"trials": 0, "best_us": None, "seconds": 0.0} for i in range(n)}
@@ -946,7 +1048,7 @@ def tune(request: dict) -> dict:
     _STOP["reason"] = None
     deadline = time.monotonic() + float(budget) if budget is not None else None
     cost_model = _cost_model_kind()
-    current = {"task": 0}
+    current = {"task": 0, "deadline": None}  # the task searched now, and the end of its share of the budget
 
     @derived_object
     class Progress(ms.measure_callback.PyMeasureCallback):
@@ -985,11 +1087,16 @@ def tune(request: dict) -> dict:
                 f"{_bar(sum(s['trials'] for s in stats.values()), trials)} "
                 f"task {current['task'] + 1}/{n} {names[current['task']]}: trials {st['trials']}, best {best} us"
             )
-            if _STOP["reason"] is None and deadline is not None and time.monotonic() > deadline:
+            now = time.monotonic()
+            if _STOP["reason"] is None and deadline is not None and now > deadline:
                 _STOP["reason"] = "budget"
                 _log("tune: time budget used up")
             if _STOP["reason"] is not None:
                 raise _StopTuning(_STOP["reason"])
+            if current["deadline"] is not None and now > current["deadline"]:
+                st["budget"] = True  # this task's share of the budget: the next task gets the rest
+                _log(f"tune: {names[current['task']]}: its share of the time budget is used up")
+                raise _StopTuning("task budget")
 
     interrupted = False
     stopped_by_budget = False
@@ -998,8 +1105,10 @@ def tune(request: dict) -> dict:
     failed = {}  # task index -> the search's error
     if n:
         # One search per task (trials shared out): a task whose search fails fails alone, and the
-        # time per task is known.
+        # time per task is known. Trials and time a task leaves unused (a space of one point ends
+        # after one candidate) go to the tasks after it.
         per_task = [trials // n + (1 if i < trials % n else 0) for i in range(n)]
+        spent = 0
         with _workers_can_import_tpat():
             builder = runner = None
             old_handler = _install_sigint()
@@ -1016,10 +1125,12 @@ def tune(request: dict) -> dict:
                     f"database {work_dir}"
                 )
                 for i, t in enumerate(todo):
-                    if _STOP["reason"] is not None or per_task[i] < 1:
+                    share = -(-(trials - spent) // (n - i))  # ceil: the earlier tasks get the remainder
+                    if _STOP["reason"] is not None or share < 1:
                         break
                     current["task"] = i
                     t0 = time.monotonic()
+                    current["deadline"] = None if deadline is None else t0 + (deadline - t0) / (n - i)
                     try:
                         contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
                             [t],
@@ -1032,8 +1143,8 @@ def tune(request: dict) -> dict:
                             tasks=contexts,
                             task_weights=weights,
                             work_dir=work_dir,
-                            max_trials_global=per_task[i],
-                            num_trials_per_iter=min(batch, per_task[i]),
+                            max_trials_global=share,
+                            num_trials_per_iter=min(batch, share),
                             builder=builder,
                             runner=runner,
                             database=db,
@@ -1047,12 +1158,13 @@ def tune(request: dict) -> dict:
                         raise
                     except Exception as e:  # noqa: BLE001 - exceptions raised in Python callbacks come
                         # back from MetaSchedule's C++ loop as RuntimeError(''): the reason is in _STOP.
-                        if _STOP["reason"] is None and not stats[i].get("exhausted"):
+                        if _STOP["reason"] is None and not stats[i].get("exhausted") and not stats[i].get("budget"):
                             text = f"{type(e).__name__}: {e}".strip()
                             failed[i] = text.splitlines()[-1][:500] if text else type(e).__name__
                             _log(f"tune: {names[i]}: search failed: {failed[i]}")
                     finally:
                         stats[i]["seconds"] = round(time.monotonic() - t0, 2)
+                        spent += stats[i]["trials"]
                     if _STOP["reason"] != "interrupted":
                         # The default schedule is timed after the search, with the same builder
                         # and runner (the same RPC servers), and recorded in the same database.
@@ -1085,6 +1197,7 @@ def tune(request: dict) -> dict:
         kept = best is not None and (keep == "all" or default_us is None or best < KEEP_RATIO * default_us)
         entry = {
             "name": names[i],
+            "lowering": owners[i],
             "trials": stats[i]["trials"],
             "best_us": best,
             "default_us": default_us,
@@ -1115,12 +1228,14 @@ def tune(request: dict) -> dict:
             )
     if losers:
         drop_workloads(work_dir, losers)
-    for t, reason in skipped:
-        tasks.append({"name": t.task_name, "trials": 0, "best_us": None, "records": 0, "skipped": reason})
+    for t, made_by, reason in skipped:
+        tasks.append(
+            {"name": t.task_name, "lowering": made_by, "trials": 0, "best_us": None, "records": 0, "skipped": reason}
+        )
     answer = {
         "work_dir": work_dir,
         "target": target_name,
-        "lowering": lowering,
+        "lowering": [made_by for made_by, _ in modules],
         "tasks": tasks,
         "cost_model": cost_model,
         "builder": builder_kind,
