@@ -6,10 +6,11 @@ MODEL: a one-node model (bench/models/<id>.onnx); WORK_DIR: the database `tune` 
 sm_80..sm_90 (timed on GPU 0) or llvm (this CPU, for the scripts' own tests); LOWERING: both
 (default), tpat, tvm or tpat,tvm. The tactics are what the planner makes (tune.fused_modules):
 TPAT's lowering where it takes the node, TVM's where the planner uses it. Per tactic the node is
-built as the planner builds it (lowering, index narrowing, FuseTIR), then compiled by TVM untuned
-(dlight schedules every function; hand-scheduled TPAT functions keep their schedule) and, where
-the database has records for its functions, tuned (the best records applied first, dlight for the
-rest). Every build is timed with the VM's time_evaluator on the same random inputs: on a GPU one
+built as the planner builds it (lowering, index narrowing, FuseTIR), then compiled as the
+planner's pipeline goes on (planning.pipeline.compile_fused) untuned (dlight schedules every
+function; hand-scheduled TPAT functions keep their schedule) and, where the database has records
+for its functions, tuned (the best records applied first, dlight for the rest). A failure exits 2
+with an `error:` line and the last traceback frame (tune_suite writes it into the case's log). Every build is timed with the VM's time_evaluator on the same random inputs: on a GPU one
 run per repeat with the L2 flushed before it (a copy of FLUSH_BYTES between two device buffers,
 outside the timed region, as the bench flushes), the median of REPEATS; on the CPU the median of
 5 repeats. Times are of the whole node (every kernel launch of the VM function), so they compare
@@ -28,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "python"))
@@ -36,7 +38,12 @@ import numpy as np  # noqa: E402
 import tvm  # noqa: E402
 from tpat_bridge.lowerings import prelude  # noqa: E402
 from tpat_bridge.planning.load import load_node  # noqa: E402
-from tpat_bridge.planning.pipeline import apply_database, scheduled_functions, tuning_target  # noqa: E402
+from tpat_bridge.planning.pipeline import (  # noqa: E402
+    apply_database,
+    compile_fused,
+    scheduled_functions,
+    tuning_target,
+)
 from tpat_bridge.tools.tune import fused_modules  # noqa: E402
 from tvm import relax  # noqa: E402
 
@@ -79,8 +86,9 @@ def _flusher(dev, nbytes: int):
 
 
 def time_build(mod, target, args, dev, flush: bool) -> float:
-    """Median microseconds of the compiled module's "main" on `args`."""
-    ex = tvm.compile(mod, target=target)
+    """Median microseconds of the compiled module's "main" on `args` (`mod`: a fused module, built
+    as the planner builds it: planning.pipeline.compile_fused)."""
+    ex = compile_fused(mod, target)
     vm = relax.VirtualMachine(ex, dev)
     if flush:
         f = vm.time_evaluator("main", dev, number=1, repeat=REPEATS, min_repeat_ms=0, f_preproc=FLUSH_FUNC)
@@ -117,16 +125,38 @@ def compare(model: str, work_dir: str, target_name: str, lowerings=("tpat", "tvm
     dev = tvm.cuda(0) if gpu else tvm.cpu(0)
     flush = gpu if flush is None else flush
     keep = _flusher(dev, FLUSH_BYTES if gpu else 1 << 20) if flush else None  # noqa: F841 (alive while timing)
-    modules, _note = fused_modules(model, target, list(lowerings))
     args = _inputs(load_node(model), dev, np.random.default_rng(0))
     tactics = []
-    for made_by, mod in modules:
+    for made_by, mod, tuned_mod, tasks_tuned in tactic_modules(model, work_dir, target, lowerings):
         row = {"lowering": made_by, "untuned_us": round(time_build(mod, target, args, dev, flush), 3)}
-        tuned_mod = apply_database(mod, target, work_dir)
-        row["tasks_tuned"] = scheduled_functions(tuned_mod) - scheduled_functions(mod)
-        row["tuned_us"] = round(time_build(tuned_mod, target, args, dev, flush), 3) if row["tasks_tuned"] else None
+        row["tasks_tuned"] = tasks_tuned
+        row["tuned_us"] = round(time_build(tuned_mod, target, args, dev, flush), 3) if tasks_tuned else None
         tactics.append(row)
     return {"tactics": tactics, **verdict(tactics), "l2_flush": bool(flush)}
+
+
+def tactic_modules(model: str, work_dir: str, target, lowerings=("tpat", "tvm")) -> list:
+    """[(lowering, untuned fused module, tuned fused module, functions a record was applied to)]
+    per tactic: what `compare` builds (with `compile_fused`) and times; no device needed."""
+    if isinstance(target, str):
+        target = tuning_target(target)
+    out = []
+    for made_by, mod in fused_modules(model, target, list(lowerings))[0]:
+        tuned_mod = apply_database(mod, target, work_dir)
+        out.append((made_by, mod, tuned_mod, scheduled_functions(tuned_mod) - scheduled_functions(mod)))
+    return out
+
+
+def describe_error(e: BaseException) -> str:
+    """The exception for a log: "Type: message" (the whole message, or "(no message)": dlight's
+    asserts have none) and the last traceback frame, "at FILE:LINE in FUNCTION: CODE"."""
+    msg = str(e).strip() or "(no message)"
+    out = f"{type(e).__name__}: {msg}"
+    frames = traceback.extract_tb(e.__traceback__)
+    if frames:
+        f = frames[-1]
+        out += f"\n  at {f.filename}:{f.lineno} in {f.name}" + (f": {f.line.strip()}" if f.line else "")
+    return out
 
 
 def parse_lowerings(text: str) -> list:
@@ -153,6 +183,10 @@ if __name__ == "__main__":
         sys.exit(main(sys.argv))
     except SystemExit:
         raise
-    except Exception as e:  # noqa: BLE001 - one line, exit 2
-        print(f"error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - the error line (+ where), exit 2
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "(no message)"
+        print(f"error: {type(e).__name__}: {first}", file=sys.stderr)
+        frame = describe_error(e).splitlines()[-1]
+        if frame.startswith("  at "):
+            print(frame, file=sys.stderr)  # where it was raised
         sys.exit(2)

@@ -144,7 +144,10 @@ def run_case(case: str, args, budget: float, tune=None, compare=None) -> dict:
             result = compare(model, db, args.target, tune_compare.parse_lowerings(args.lowering))
     except Exception as e:  # noqa: BLE001
         row["kept"], row["failed"] = "no (compare failed)", True
-        say(f"{case}: compare failed: {type(e).__name__}: {str(e)[:300]} ({log})")
+        with open(log, "a") as f:  # the whole message and where it was raised, for the reader
+            f.write(f"\ncompare failed: {tune_compare.describe_error(e)}\n")
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else "(no message)"
+        say(f"{case}: compare failed: {type(e).__name__}: {first} ({log})")
         return row
     with open(os.path.join(args.dir, f"{case}.compare.json"), "w") as f:
         json.dump(result, f, indent=1)

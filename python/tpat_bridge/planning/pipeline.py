@@ -5,7 +5,8 @@ FuseTIR, int32 index narrowing (`narrow_index_pass`), a MetaSchedule database wh
 one (`database_pass`), dlight's default schedules (`default_schedule_pass`), dataflow lowering; a
 capture pass keeps Relax `main` there, a pass instrument the host TIR right before MakePackedAPI,
 and a wrapper of `target.build.cuda` the device functions and the CUDA C source. `tpat tune` uses
-`pre_schedule_passes` so its records match the planner's functions.
+`pre_schedule_passes` so its records match the planner's functions, and `compile_fused` builds
+such a fused module as this pipeline would (scripts/device/tune_compare.py).
 """
 
 from __future__ import annotations
@@ -140,6 +141,31 @@ def pre_schedule_passes(target, narrow=False):
     legal = cp.legalize_passes(target)
     # legalize_passes = LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR, dlight
     return cp.library_dispatch_passes(target) + legal[:-1] + ([narrow_index_pass()] if narrow else [])
+
+
+def compile_fused(mod, target):
+    """Compiles a fused module (the output of `pre_schedule_passes`, a database possibly applied)
+    the way the planner's pipeline goes on from there: on CUDA dlight's guarded default schedules
+    (`default_schedule_pass`), then dataflow lowering and finalization (CPU: the last two only).
+    Not `tvm.compile`'s default pipeline: it would run LegalizeOps .. FuseTIR again over functions
+    already fused, which fuses e.g. an int64-indexed one-hot with its int32-narrowed cast
+    (FuseTIR's "Inconsistent buffers ... mapped to the same relax var"), and dlight's unguarded
+    rules (GEMV's empty-message AssertionError on a fused subtract-exp-sum)."""
+    if isinstance(target, str):
+        target = tuning_target(target)
+    if target.kind.name == "cuda":
+        passes = [default_schedule_pass()] + cp.dataflow_lower_passes(target) + cp.finalize_passes(target)
+    else:
+        from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+        passes = cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target)
+
+    @tvm.transform.module_pass(opt_level=0, name="TPATAfterFuse")
+    def after_fuse(m, _ctx):
+        with target:
+            return tvm.transform.Sequential(passes)(m)
+
+    return tvm.compile(mod, target=target, relax_pipeline=after_fuse)
 
 
 def lower_and_capture(mod, target, database=None, narrow=False):
