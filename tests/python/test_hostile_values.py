@@ -562,3 +562,21 @@ def test_reduce_segments_with_an_empty_outer_extent():
 
     assert reduce._segments(1024, 4, 8, lambda s: 0, 396) >= 1
     assert reduce._segments(1024, 4, 8, lambda s: 396 * s, 396) == 1
+
+
+def test_roialign_sampling_ratio_past_32_bit_counts_is_refused():
+    """ONNX Runtime aborted (SIGABRT, a vector index assertion) on RoiAlign with sampling_ratio 2^40 in
+    the seeded reference test: its sample table is int-indexed. ratio^2 x out_h x out_w >= 2^31,
+    a negative ratio and sizes < 1 are refused before it runs; the ratios ONNX models use pass."""
+    from tpat_bridge.planning.values import bad_value
+
+    x, rois, idx = [1, 3, 32, 32], [4, 4], [4]
+    ok = {"output_height": 7, "output_width": 7, "sampling_ratio": 2}
+    assert bad_value("RoiAlign", ok, [x, rois, idx], {}) is None
+    assert bad_value("RoiAlign", {}, [x, rois, idx], {}) is None
+    assert "past 2^31" in bad_value("RoiAlign", {"sampling_ratio": 2**40, "output_width": 64}, [x, rois, idx], {})
+    assert "past 2^31" in bad_value(
+        "RoiAlign", {"sampling_ratio": 8192, "output_height": 32, "output_width": 32}, [x, rois, idx], {}
+    )
+    assert "sampling_ratio=-1" in bad_value("RoiAlign", {"sampling_ratio": -1}, [x, rois, idx], {})
+    assert "output_width=0" in bad_value("RoiAlign", {"output_width": 0}, [x, rois, idx], {})

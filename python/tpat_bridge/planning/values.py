@@ -13,7 +13,9 @@ batch_dims of -2 crash it). The rules (README, "Hostile models"):
 - `epsilon` is finite; Resize's constant scales are finite floats > 0, its constant sizes
   integers > 0;
 - Attention's q_num_heads / kv_num_heads are positive, divide a 3-D input's hidden size, and
-  kv_num_heads divides q_num_heads.
+  kv_num_heads divides q_num_heads;
+- RoiAlign's output sizes are >= 1, its sampling_ratio >= 0 and ratio^2 x output_height x
+  output_width < 2^31 (ONNX Runtime's int-indexed sample table).
 Pure Python and numpy: no TVM import.
 """
 
@@ -104,6 +106,18 @@ def bad_value(op: str, attrs: dict, shapes: list, consts: dict) -> str | None:
         w = shapes[2] if len(shapes) > 2 else None
         if (2 in consts and consts[2].size == 0) or (w is not None and any(d == 0 for d in w)):
             return "STFT: the window is empty"
+    if op == "RoiAlign":
+        # ONNX Runtime indexes its per-bin sample table (ratio^2 x output_height x output_width
+        # entries) with int: past 2^31 it aborts (a vector index assertion, seen with a
+        # sampling_ratio of 2^40); ONNX's sizes are >= 1 and its ratio >= 0 (0: adaptive)
+        oh, ow, r = (attrs.get(k, d) for k, d in (("output_height", 1), ("output_width", 1), ("sampling_ratio", 0)))
+        for name, v in (("output_height", oh), ("output_width", ow)):
+            if not (isinstance(v, int) and 0 < v < 2**31):
+                return f"RoiAlign: {name}={v} must be a positive size"
+        if not (isinstance(r, int) and r >= 0):
+            return f"RoiAlign: sampling_ratio={r} must be an integer >= 0"
+        if r * r * oh * ow >= 2**31:
+            return f"RoiAlign: sampling_ratio={r} gives {r}^2 x {oh} x {ow} samples per ROI, past 2^31"
     if op == "TopK" and 1 in consts and shapes and shapes[0]:
         k, _ = _one_value(consts[1])
         axis = attrs.get("axis", -1)
