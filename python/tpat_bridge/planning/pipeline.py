@@ -156,6 +156,7 @@ def compile_fused(mod, target):
     if target.kind.name == "cuda":
         passes = [default_schedule_pass()] + cp.dataflow_lower_passes(target) + cp.finalize_passes(target)
     else:
+        # lazy: only the CPU (llvm) builds of the scripts' own tests need the generic CPU pipeline
         from tvm.relax.backend.cpu_generic import pipeline as cpu
 
         passes = cpu.dataflow_lower_passes(target) + cpu.finalize_passes(target)
