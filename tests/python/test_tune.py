@@ -21,6 +21,7 @@ sys.path.insert(0, PY_DIR)
 onnx = pytest.importorskip("onnx")
 tvm = pytest.importorskip("tvm")
 
+import fake_tuning  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 from tpat_bridge.errors import BridgeError  # noqa: E402
 from tpat_bridge.tools import tune as T  # noqa: E402
@@ -279,32 +280,10 @@ def test_cuda_records_apply_then_dlight_then_compile(tmp_path, monkeypatch):
     """CUDA without a GPU: candidates are built (CUDA C, no nvcc needed) and given fake times, so
     the database holds real sm_90 schedules; then the planner's pipeline order (FuseTIR ->
     apply_database -> dlight -> lowering) compiles, and the tuned kernel replaces dlight's."""
-    from tvm.ir.utils import derived_object
     from tvm.relax.backend.cuda import pipeline as cp
-    from tvm.s_tir import meta_schedule as ms
-    from tvm.s_tir.meta_schedule.runner.local_runner import LocalRunnerFuture
 
-    orig = T._in_process_measurers
-
-    def measurers(target):
-        builder, _runner = orig(target)
-
-        @derived_object
-        class FakeGpuRunner(ms.runner.PyRunner):
-            def run(self, runner_inputs):
-                out = []
-                for ri in runner_inputs:
-                    rt = T._ARTIFACTS.pop(str(ri.artifact_path))
-                    src = "".join(m.inspect_source("cuda") for m in rt.imports if m.kind == "cuda")
-                    assert "__global__" in src
-                    # fake times: any block size but dlight's 1024 threads wins
-                    fast = "* 1024)" not in src
-                    out.append(LocalRunnerFuture(res=[1e-5 if fast else 1e-4], error_message=None))
-                return out
-
-        return builder, FakeGpuRunner()
-
-    monkeypatch.setattr(T, "_in_process_measurers", measurers)
+    # fake times: any block size but dlight's 1024 threads wins; the default schedule really timed
+    fake_tuning.install(monkeypatch.setattr, time_of=lambda src: 1e-5 if "* 1024)" not in src else 1e-4, default_s=None)
     monkeypatch.setenv("TPAT_TUNE_MEASURER", "inprocess")
     model = _one_node(tmp_path / "relu.onnx", "Relu", [256, 1024])
     wd = str(tmp_path / "db")

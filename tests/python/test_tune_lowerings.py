@@ -5,7 +5,6 @@ built (CUDA C source, no nvcc) and given fake times; the suite runs on the llvm 
 Run: .venv/bin/python -m pytest tests/python/test_tune_lowerings.py -q
 """
 
-import hashlib
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts", "device"))
 onnx = pytest.importorskip("onnx")
 tvm = pytest.importorskip("tvm")
 
+import fake_tuning  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 from tpat_bridge.errors import BridgeError  # noqa: E402
 from tpat_bridge.tools import tune as T  # noqa: E402
@@ -87,41 +87,9 @@ def test_both_lowerings_searched_then_replan_per_lowering(tmp_path, monkeypatch)
     10-20 us, the default schedule 1 ms, so it is kept). Re-planned with the database, TVM's plan
     names it and has MetaSchedule's kernel; TPAT's plan does not name it and is the untuned one."""
     from tpat_bridge.planning.plan import make_plan
-    from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
-    from tvm.s_tir.meta_schedule.runner.local_runner import LocalRunnerFuture
 
-    orig = T._in_process_measurers
-
-    def measurers(target):
-        builder, _runner = orig(target)
-
-        @derived_object
-        class FakeGpuRunner(ms.runner.PyRunner):
-            def run(self, runner_inputs):
-                out = []
-                for ri in runner_inputs:
-                    rt = T._ARTIFACTS.pop(str(ri.artifact_path))
-                    src = "".join(m.inspect_source("cuda") for m in rt.imports if m.kind == "cuda")
-                    assert "__global__" in src
-                    h = int(hashlib.sha256(src.encode()).hexdigest(), 16)
-                    out.append(LocalRunnerFuture(res=[1e-5 * (1 + (h % 100) / 100)], error_message=None))
-                return out
-
-        return builder, FakeGpuRunner()
-
-    @derived_object
-    class SlowRunner(ms.runner.PyRunner):
-        def run(self, runner_inputs):
-            for ri in runner_inputs:
-                T._ARTIFACTS.pop(str(ri.artifact_path), None)
-            return [LocalRunnerFuture(res=[1e-3], error_message=None) for _ in runner_inputs]
-
-    orig_default = T.measure_default
-    monkeypatch.setattr(T, "_in_process_measurers", measurers)
-    monkeypatch.setattr(
-        T, "measure_default", lambda mod, target, b, r, db=None: orig_default(mod, target, b, SlowRunner(), db)
-    )
+    fake_tuning.install(monkeypatch.setattr)
     monkeypatch.setenv("TPAT_TUNE_MEASURER", "inprocess")
     monkeypatch.delenv("TPAT_LOWERING", raising=False)
     model = _reduce_max(tmp_path / "rmax.onnx")
