@@ -148,14 +148,14 @@ REASONS = {
             "plain": (
                 "each output is Th + Tw weighted taps (linear 2 + 2, cubic 4 + 4) read from a "
                 "shared-memory tile that the block first fills from its input rows (loads, a "
-                "barrier, then the stores), so L1/shared-memory throughput and the staged loads, "
-                "not DRAM, set the pace: ncu (membw3-1/2, kernel alone): align_corners x2 fp16 "
-                "(a 32 KB tile and 44 registers: 5 blocks per SM) L1 75% of peak, DRAM 50%, 59.7 "
-                "us (since membw3 without the 2-way bank conflicts of its float4 tile reads: "
-                "4.66 M -> 0.40 M, 77.5 -> 64.1 us in the bench); cubic x2 L1 86%, DRAM 39%; linear x4 f32 (8 blocks "
-                "per SM since membw3: 51.3 -> 48.3 us) L2 83%, 87% achieved occupancy, warps wait "
-                "13.6 of 35 cycles per instruction on the staged loads; x0.5 bf16 (2048 blocks = "
-                "2.59 waves) L2 76%, DRAM 60%"
+                "barrier, then the stores): in ncu (membw3-1/2, kernel alone) L1 or L2 is the "
+                "busiest unit (75-86% of peak) while DRAM runs at 39-60%: align_corners x2 fp16 (a "
+                "32 KB tile and 44 registers: 5 blocks per SM) L1 75%, DRAM 50%, 59.7 us (since "
+                "membw3 without the 2-way bank conflicts of its float4 tile reads: 4.66 M -> 0.40 M, "
+                "77.5 -> 64.1 us in the bench); cubic x2 L1 86%, DRAM 39%; linear x4 f32 (8 blocks "
+                "per SM since membw3: 51.3 -> 48.3 us) L2 83%, DRAM 60%, warps wait 13.6 of 35 "
+                "cycles per instruction on the staged loads; x0.5 bf16 (2048 blocks = 2.59 waves) "
+                "L2 76%, DRAM 60%"
             ),
             "antialias": (
                 "antialias downscaling: the filter widens with the downscale factor, so the taps per "
