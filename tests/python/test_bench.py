@@ -414,7 +414,7 @@ def test_copy_verdicts():
     assert "reaches only 74% of the copy bandwidth; TPAT is at 38% of that copy: op: atomics" in (
         shortfall.verdict_text(sa)
     )
-    v = shortfall.verdict(_mem("ge", "Gelu", 120.0, 130.0, None, 100.0, copy_us=45.0, approximate="tanh"))
+    v = shortfall.verdict(_mem("oh", "OneHot", 120.0, 130.0, None, 100.0, copy_us=45.0, axis=-1))
     assert v["kind"] == "size-bound" and v["beyond_size"] and v["reason"] is None
     # the same case with a copy at 85% exactly reaches the target: then the op's reason
     v = shortfall.verdict(_mem("g", "Gather", 50.0, 52.0, None, 100.0, copy_us=100 / 3 / 0.85, axis=0))
@@ -429,8 +429,13 @@ def test_copy_verdicts():
     # an access pattern without an entry, and an op without one: never invented
     plain = _mem("rz", "Resize", 60.0, 70.0, None, 100.0, copy_us=34.0, mode="linear")
     aa = _mem("ra", "Resize", 60.0, 70.0, None, 100.0, copy_us=34.0, mode="cubic", antialias=1)
-    gelu = _mem("ge", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0, approximate="tanh")
-    assert shortfall.verdict(plain)["kind"] == shortfall.verdict(gelu)["kind"] == "no reason"
+    tanh = _mem("ge", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0, approximate="tanh")
+    gelu = _mem("oh", "OneHot", 60.0, 70.0, None, 100.0, copy_us=34.0, axis=-1)  # no entry
+    assert shortfall.verdict(gelu)["kind"] == "no reason"
+    assert shortfall.verdict(plain)["kind"] == "op" and "Th + Tw" in shortfall.verdict(plain)["reason"]
+    assert shortfall.verdict(tanh)["kind"] == "op" and "__expf" in shortfall.verdict(tanh)["reason"]
+    assert shortfall.verdict(tanh)["reason"] != shortfall.verdict(erf := dict(tanh, attributes={}))["reason"]
+    assert "erf form" in shortfall.verdict(erf)["reason"]
     erf = _mem("ge", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0)  # approximate defaults to none
     assert shortfall.verdict(erf)["kind"] == "op" and "erf form" in shortfall.verdict(erf)["reason"]
     for op, words in (("Col2Im", "a transpose"), ("CenterCropPad", "a window, not a stream")):
@@ -449,13 +454,51 @@ def test_copy_verdicts():
         assert isinstance(e, str) or (callable(e[0]) and all(isinstance(t, str) and t for t in e[1].values())), op
 
 
+def test_reduce_reason_by_form():
+    """A reduction's reason follows its form, read from its shapes: rows (the reduced axes last,
+    keepdims 0 or 1), columns (a kept axis after them), axes apart (two passes); a form the
+    shapes do not tell (keepdims=0 with a middle axis gone) has none."""
+
+    def red(xs, ys, **attrs):
+        r = _mem("r", "ReduceMax", 60.0, 70.0, None, 100.0, copy_us=34.0, **attrs)
+        r["inputs"] = [{"dtype": "float32", "shape": xs}]
+        r["outputs"] = [{"dtype": "float32", "shape": ys}]
+        return r
+
+    cases = {
+        "rows": [red([8192, 4096], [8192], keepdims=0), red([64, 512, 512], [64, 1, 1], keepdims=1)],
+        "columns": [red([4096, 8192], [1, 8192], keepdims=1), red([32, 2048, 512], [32, 1, 512])],
+        "apart": [red([128, 256, 512], [1, 256, 1], keepdims=1)],
+        "unknown": [red([32, 2048, 512], [32, 512], keepdims=0), red([4, 4], [4, 4])],
+    }
+    reasons = {}
+    for form, rows in cases.items():
+        for r in rows:
+            assert shortfall._reduce_form(r) == form, (form, r["inputs"], r["outputs"])
+            v = shortfall.verdict(r)
+            if form == "unknown":
+                assert v["kind"] == "no reason" and v["reason"] is None
+            else:
+                assert v["kind"] == "op" and v["reason"], form
+                reasons[form] = v["reason"]
+    assert len(set(reasons.values())) == 3
+    assert (
+        "whole rows" in reasons["rows"] and "second launch" in reasons["columns"] and "two passes" in reasons["apart"]
+    )
+    for op in ("ReduceSum", "ReduceMean", "ReduceL2", "ReduceSumSquare"):
+        r = dict(cases["rows"][0], op=op)
+        assert shortfall.op_reason(r) == reasons["rows"], op
+    # ReduceLogSumExp keeps its own entry
+    assert "exp(x - max)" in shortfall.op_reason(dict(cases["rows"][0], op="ReduceLogSumExp"))
+
+
 def _copy_doc():
     doc = synthetic_doc()
     doc["results"] = [
         _mem("gathernd_batch2", "GatherND", 50.0, 52.0, None, 100.0, copy_us=45.0, batch_dims=2),
         _mem("scatter_add", "ScatterElements", 120.0, 130.0, 110.0, 100.0, copy_us=34.0, reduction="add"),
         _mem("scatter_add2", "ScatterElements", 100.0, 130.0, None, 100.0, copy_us=34.0, reduction="max"),
-        _mem("gelu", "Gelu", 60.0, 70.0, None, 100.0, copy_us=34.0, approximate="tanh"),
+        _mem("onehot", "OneHot", 60.0, 70.0, None, 100.0, copy_us=34.0, axis=-1),
         _mem("cumsum", "CumSum", 200.0, 150.0, None, 100.0, copy_us=50.0),
         _mem("rmsnorm", "RMSNormalization", 35.0, 40.0, None, 100.0, copy_us=34.0),
         dict(_mem("topk", "TopK", 30.0, 45.0, None, 2.5), bound="compute", bound_why="a sort"),
@@ -480,7 +523,7 @@ def test_report_says_why_memory_bound_cases_are_under(tmp_path):
     assert "  - under for an op reason (the size-matched copy reaches 85%): 2" in md
     add = shortfall.REASONS["ScatterElements"][1]["reduction"]
     assert f"    - scatter_add 28% (copy 98%, PyTorch 30%), scatter_add2 33% (copy 98%, PyTorch 26%): {add}" in md
-    assert "  - no reason recorded (the size-matched copy reaches 85%): 1: gelu 56% (copy 98%, PyTorch 48%)" in md
+    assert "  - no reason recorded (the size-matched copy reaches 85%): 1: onehot 56% (copy 98%, PyTorch 48%)" in md
     assert "not measured" not in md.split("## Kernel-only")[0]
     assert "## Memory-bound cases against the copy bandwidth" in md
     assert (
@@ -498,7 +541,10 @@ def test_report_says_why_memory_bound_cases_are_under(tmp_path):
     md = Path(bench.render_report(str(p), str(tmp_path))["report"]).read_text()
     assert "  - size-bound (a copy of the same minimal traffic, timed the same way, is under 85% too): 0" in md
     assert "  - size-matched copy not measured (results from before it was): 5: gathernd_batch2 67% (PyTorch 64%)" in md
-    assert "| gelu | Gelu | 100.00 MB | 56% | 48% | not measured | not measured | size-matched copy not measured;" in md
+    assert (
+        "| onehot | OneHot | 100.00 MB | 56% | 48% | not measured | not measured | size-matched copy not measured;"
+        in md
+    )
 
 
 def test_size_matched_copy_is_measured_once_per_size(monkeypatch):

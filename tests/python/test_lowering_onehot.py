@@ -73,6 +73,10 @@ CASES = {
     "last_fp16_depth1": (_onehot([4], 1, vt=TP.FLOAT16), {}, "row", 1),
     "last_fp16_small_depth": (_onehot([16], 3, vt=TP.FLOAT16), {}, "row", 2),
     "last_vocab_f32": (_onehot([2, 3], 1001), {}, "row", 2),
+    # large enough for 4 vectors per thread (row_vectors): a vector straddles two rows, a tail
+    # block; fp16 with runtime values (no straddle)
+    "last_vocab_f32_u4": (_onehot([88], 50257), {}, "row", 4),
+    "last_fp16_u4_runtime": (_onehot([4, 68], 32000, vt=TP.FLOAT16, runtime_values=True), {}, "row", 8),
     "last_int64": (_onehot([4, 2], 6, vt=TP.INT64), {}, "row", 2),
     "last_int32_idx32": (_onehot([5], 8, vt=TP.INT32, it=TP.INT32), {}, "row", 4),
     "last_float_indices": (_onehot([7], 9, it=TP.FLOAT), {}, "row", 1),
@@ -128,6 +132,7 @@ def test_plan_form_and_vector(built, name):
     plan = lowered_plan(built[name]["res"], "one_hot")
     assert len(launches(plan)) == 1
     assert f"{form} form, {vec}-element vector stores" in plan["lowering_detail"], plan["lowering_detail"]
+    assert ("4 vectors per thread" in plan["lowering_detail"]) == ("_u4" in name), plan["lowering_detail"]
     out_bytes = {"float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int8": 1, "uint8": 1}
     if vec * out_bytes.get(plan["outputs"][0]["dtype"], 0) == 16:
         assert re.search(r"\*\((uint4|float4|int4|longlong2)\*\)\(out_w_ptr", plan["cuda_source"]), "no 16-byte store"

@@ -329,3 +329,19 @@ def test_onnx_backend_reduce_node_tests(tmp_path):
     assert not bad, bad
     assert sorted(declined) == ["test_reduce_max_bool_inputs", "test_reduce_min_bool_inputs"], declined
     assert ran >= 80, ran
+
+
+def test_column_split_fits_the_blocks_per_sm():
+    """A split column pass plans its segments for the blocks per SM its kernel fits: 16-bit inputs
+    (8-wide, 38 registers: 6 blocks of 256 threads per SM) 12 segments of (32, 2048, 512) axis 1:
+    768 blocks, 0.97 waves of 132 x 6 (15 segments gave 960 blocks = 1.21 waves: 30.4 us, 12
+    gave 28.6 us on the H200, membw3-2); float32 (26 registers, 8 per SM) keeps its plan."""
+    from tpat_bridge.lowerings import reduce as rd
+
+    (p, _) = rd._passes([32, 2048, 512], (1,), "float16", "float32")
+    assert (p.kernel, p.vec, p.s) == ("col", 8, 12)
+    blocks = 32 * (512 // 8) // p.g * p.s
+    assert blocks <= rd.SMS * 6 and blocks / (rd.SMS * 6) >= 0.9
+    (p, _) = rd._passes([4096, 8192], (0,), "float32", "float32")
+    assert (p.kernel, p.vec, p.s) == ("col", 4, 15)
+    assert rd._col_blocks_per_sm(8, 2) == 6 and rd._col_blocks_per_sm(4, 4) == 8

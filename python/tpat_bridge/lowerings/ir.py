@@ -80,15 +80,17 @@ class Threads:
     """GPU: thread_extent scopes (one block, its threads). CPU (mode "cpu", for the LLVM tests):
     serial loops, the thread loop opened anew inside every phase between barriers."""
 
-    def __init__(self, mode, nblocks, nthreads):
+    def __init__(self, mode, nblocks, nthreads, min_blocks=None):
         self.mode, self.nblocks, self.nthreads = mode, nblocks, nthreads
+        self.min_blocks = min_blocks  # GPU: __launch_bounds__(nthreads, min_blocks) (registers capped)
 
     def __enter__(self):
         if self.mode == "gpu":
             bx, self.tx = te.thread_axis("blockIdx.x"), te.thread_axis("threadIdx.x")
-            self._f = T.frame_scope(
-                [T.attr(bx, "thread_extent", self.nblocks), T.attr(self.tx, "thread_extent", self.nthreads)]
-            )
+            scopes = [T.attr(bx, "thread_extent", self.nblocks), T.attr(self.tx, "thread_extent", self.nthreads)]
+            if self.min_blocks:
+                scopes.append(T.attr(self.tx, "tirx.launch_bounds_min_blocks_per_sm", self.min_blocks))
+            self._f = T.frame_scope(scopes)
             self._f.__enter__()
             return bx
         self._f = T.serial(0, self.nblocks)

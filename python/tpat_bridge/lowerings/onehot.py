@@ -10,7 +10,8 @@ seen as (outer, depth, inner) with outer = prod(indices.shape[:axis]), inner = t
 - **row** (inner = 1: the last axis, the common case): the output is one stream of outer x depth
   elements cut into vectors; a thread finds its row with one division per vector, loads that
   row's index (and the next row's when depth is not a multiple of V, so a vector may straddle two
-  rows) and stores V compares;
+  rows) and stores V compares; large static outputs give each thread U = 4 vectors (`row_vectors`:
+  its U index loads issued together, then U stores);
 - **column** (any other axis): a thread loads V consecutive indices once (V x 8 bytes, kept in
   registers) and stores a vector for each of DC consecutive depth values (blockIdx.y walks the
   depth in chunks of DC), so the indices are read depth / DC times from cache, not depth times.
@@ -60,10 +61,18 @@ class OneHotSelection(Selection):
 
     def describe(self) -> str:
         ib = "32" if self.ity == "int32" else "64"
+        u = self.vectors_per_thread()
+        per = f", {u} vectors per thread" if u > 1 else ""
         return (
             f"one_hot (depth={self.depth}, axis={self.axis}, {self.form} form, "
-            f"{self.vec}-element vector stores, int{ib} indexing)"
+            f"{self.vec}-element vector stores{per}, int{ib} indexing)"
         )
+
+    def vectors_per_thread(self) -> int:
+        if self.form != "row" or not all_static(self.indices.shape):
+            return 1
+        items = numel(self.indices.shape[: self.axis]) * self.depth // self.vec
+        return row_vectors(items, _threads(items, True))
 
 
 def select(n: NodeView) -> OneHotSelection | Decline:
@@ -140,6 +149,18 @@ def _threads(items, static: bool) -> int:
         while t > MIN_THREADS and items < TARGET_BLOCKS * t:
             t //= 2
     return t
+
+
+ROW_VECTORS = 4  # vectors per thread of the row form on large static outputs (row_vectors)
+
+
+def row_vectors(items: int, threads: int) -> int:
+    """Vectors per thread of the row form: ROW_VECTORS when the output (`items` vectors, 0 when
+    symbolic) still gives TARGET_BLOCKS x 4 blocks (8 per SM) of `threads` x ROW_VECTORS vectors,
+    else 1.
+    A thread issues its U index loads (dependent round trips to L2 before any store) together,
+    then U 16-byte stores: a block writes U x 4 KB per index round trip instead of 4 KB."""
+    return ROW_VECTORS if items >= TARGET_BLOCKS * 4 * threads * ROW_VECTORS else 1
 
 
 def _bits(values, dtype: str) -> list:
@@ -231,8 +252,10 @@ def onehot_source(sel: OneHotSelection, mode: str = "gpu", const_bits: list | No
 
     if sel.form == "row":
         n_vec = f"({OUT} * {dep} // {c(v)})" if v > 1 else f"({OUT} * {dep})"
-        t = _threads(numel(sel.indices.shape[:a]) * depth // v if static else 0, static)
-        nb = f"({n_vec} + {c(t - 1)}) // {c(t)}"
+        items = numel(sel.indices.shape[:a]) * depth // v if static else 0
+        t = _threads(items, static)
+        u = sel.vectors_per_thread()
+        nb = f"({n_vec} + {c(t * u - 1)}) // {c(t * u)}"
         if mode == "gpu":
             lines += [
                 f'    for bx in T.thread_binding({nb}, thread="blockIdx.x"):',
@@ -241,26 +264,47 @@ def onehot_source(sel: OneHotSelection, mode: str = "gpu", const_bits: list | No
         else:
             lines += [f"    for bx in T.serial({nb}):", f"        for tx in T.serial({c(t)}):"]
         ind = " " * 12
-        g = f"(bx * {c(t)} + tx)"
-        e = f"({g} * {c(v)})" if v > 1 else g
-        lines.append(f"{ind}if {g} < {n_vec}:")
-        ind += "    "
-        o, r = f"({e} // {dep})", f"({e} % {dep})"
+        straddle = depth % v != 0  # a vector may straddle two rows (V <= depth)
         vl, on, off = vals_lines(ind)
         lines += vl
-        lines += wrapped(f"ind_f[{o}]", "w0", ind)
-        if depth % v != 0:  # a vector may straddle two rows (V <= depth)
-            lines += wrapped(f"ind_f[T.min({o} + {c(1)}, {OUT} - {c(1)})]", "w1", ind)
+        # U vectors per thread, a block's U x T vectors contiguous (vector k of a thread at
+        # k x T + tx: every store of a warp one contiguous run); all U index loads first
+        if u > 1:
+            lines.append(f'{ind}w0s = T.alloc_buffer(({u},), "{sel.ity}", scope="local")')
+            if straddle:
+                lines.append(f'{ind}w1s = T.alloc_buffer(({u},), "{sel.ity}", scope="local")')
+            lines.append(f"{ind}for k in T.unroll({u}):")
+            ind_k = ind + "    "
+            g = f"(bx * {c(t * u)} + k * {c(t)} + tx)"
+        else:
+            ind_k = ind
+            g = f"(bx * {c(t)} + tx)"
+        e = f"({g} * {c(v)})" if v > 1 else g
+        o, r = f"({e} // {dep})", f"({e} % {dep})"
+        lines.append(f"{ind_k}if {g} < {n_vec}:")
+        body = ind_k + "    "
+        lines += wrapped(f"ind_f[{o}]", "w0", body)
+        if straddle:
+            lines += wrapped(f"ind_f[T.min({o} + {c(1)}, {OUT} - {c(1)})]", "w1", body)
+        w0, w1 = "w0", "w1"
+        if u > 1:
+            lines.append(f"{body}w0s[k] = w0")
+            if straddle:
+                lines.append(f"{body}w1s[k] = w1")
+            lines.append(f"{ind}for k in T.unroll({u}):")
+            lines.append(f"{ind_k}if {g} < {n_vec}:")
+            w0, w1 = "w0s[k]", "w1s[k]"
+        if straddle:
 
             def cond(lane):
-                return f"T.Select({r} + {lane} < {dep}, w0 == {r} + {lane}, w1 == {r} + {lane} - {dep})"
+                return f"T.Select({r} + {lane} < {dep}, {w0} == {r} + {lane}, {w1} == {r} + {lane} - {dep})"
 
         else:
 
             def cond(lane):
-                return f"w0 == {r} + {lane}"
+                return f"{w0} == {r} + {lane}"
 
-        lines += store(ind, e, cond, on, off)
+        lines += store(body, e, cond, on, off)
         return "\n".join(lines) + "\n"
 
     # column form

@@ -68,6 +68,16 @@ MAX_SEGMENTS = 256
 SPLIT_BYTES = 8 << 20  # passes reading less never split R (the second launch would cost more)
 ROW_BLOCK = 256  # threads per block of the row kernel with warp groups, and of the column kernel
 SYMBOLIC_OUTER = 16  # the outer size assumed when it is symbolic (for the split decision)
+COL_BLOCKS_16BIT = 6  # blocks per SM of the column kernel on 16-bit inputs (see _col_blocks_per_sm)
+
+
+def _col_blocks_per_sm(vec, elem):
+    """Blocks of ROW_BLOCK threads per SM the column kernel fits, for the segment choice: 16-bit
+    inputs (8-wide vectors: 8 float32 accumulators and 4 x 16 bytes loaded per thread) take 38
+    registers, 6 blocks per SM (ncu, membw3-1: 960 blocks planned for 8 per SM ran as 1.21 waves,
+    30.4 us; planned for 6 per SM, 768 blocks: 28.6 us, membw3-2; capping the registers at 32
+    for 8 blocks per SM instead spilled and took 31.2 us); 8 otherwise (float32: 26 registers)."""
+    return COL_BLOCKS_16BIT if elem == 2 and vec == 8 else 2048 // ROW_BLOCK
 
 
 def _acc_dtype(dtype, kind, fin):
@@ -244,7 +254,7 @@ def _col_plan(r_static, i_static, elem, o_static, split_ok=True):
     s = 1
     if split_ok and r_static is not None and 2 * jblocks * ROW_BLOCK <= TARGET_THREADS:
         smax = min(max(1, r_static // (ry * MIN_LOADS)), MAX_SEGMENTS)
-        s = _segments(r_static, ry, smax, lambda s: jblocks * s, SMS * (2048 // ROW_BLOCK))
+        s = _segments(r_static, ry, smax, lambda s: jblocks * s, SMS * _col_blocks_per_sm(vec, elem))
     return vec, cx, s
 
 

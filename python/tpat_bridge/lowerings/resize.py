@@ -18,10 +18,12 @@ Two kernels use these tables:
   (images: NCHW, any leading dims, symbolic ones included) with at most TILE_MAX_TAPS taps per
   axis: a block per (plane, RH x CW output tile); stage 1 resizes the tile's SPAN input rows along
   W into shared memory (a thread per column, its W taps in registers, coalesced loads), stage 2
-  sums each output's Th staged rows (vector reads of the tile) and writes V outputs per 16-byte
-  store. Each input element is read from DRAM once (halo rows from L2), each output written once;
-  a separable filter costs Th + Tw reads per output instead of Th x Tw (antialias x0.25 cubic:
-  16 + 16 instead of 256).
+  sums each output's Th staged rows (float4 reads of the tile, conflict-free: `_chunk_col`) and
+  writes V outputs per thread (one 16-byte store for float32; two 8-byte chunks for 16-bit
+  types). Linear filters with small tiles ask __launch_bounds__ for 8 blocks per SM
+  (`tile_blocks_per_sm`). Each input element is read from DRAM once (halo rows from L2), each
+  output written once; a separable filter costs Th + Tw reads per output instead of Th x Tw
+  (antialias x0.25 cubic: 16 + 16 instead of 256).
 - otherwise the TE compute below, scheduled by TPAT's `schedule` (threads along the last output
   axis) or by dlight when it declines.
 
@@ -488,12 +490,50 @@ def _loop(n, taps, limit):
     return T.unroll(0, n) if taps <= UNROLL_TAPS and n * taps <= limit else T.serial(0, n)
 
 
+SM_SMEM = 228 << 10  # shared memory per SM (H100 / H200), 1 KB of it reserved per block
+
+
+def tile_blocks_per_sm(tp):
+    """The `min blocks per SM` of the tiled kernel's __launch_bounds__ (ptxas then keeps the
+    registers within 65536 / (256 x that)), or None (no cap): BLOCKS_PER_SM for linear filters
+    (<= UNROLL_TAPS taps per axis) whose staged tile lets BLOCKS_PER_SM blocks share an SM's
+    shared memory. Measured on the H200 (membw3-2): linear x4 f32 (34 -> 32 registers, 6 -> 8
+    blocks per SM) 50.8 -> 48.3 us; align_corners fp16 (a 32 KB tile: 6 blocks by shared memory,
+    44 -> 40 registers) 64.1 -> 65.2 us, so not there; cubic x0.25 antialias capped to 32
+    registers spilled 100 bytes (ptxas), so wider filters are not capped."""
+    if tp.th > UNROLL_TAPS or tp.tw > UNROLL_TAPS:
+        return None
+    if SM_SMEM // (tp.span * tp.cw * 4 + 1024) < BLOCKS_PER_SM:
+        return None
+    return BLOCKS_PER_SM
+
+
+def _chunk_col(lane, ry, q, v, sv, cw):
+    """Stage 2's tile column of chunk q (sv outputs, one 16-byte float32 read of the tile) of the
+    thread at `lane` of its row `ry`. With v == sv a thread's v outputs are one chunk, lanes side
+    by side. With v > sv (16-bit outputs: 8 per 16-byte store, 2 float4 reads) chunk q of every
+    lane lies in part q of the row (rotated by the row: ((q + ry) mod v/sv)), lanes side by side:
+    the 8 lanes of a quarter-warp read 8 consecutive float4 (128 contiguous bytes, no shared-
+    memory bank conflict; lanes v floats apart put lane 0 and lane 4 on the same banks, 2-way),
+    and where a quarter-warp spans two rows (CW / V = 4 lanes per row) the rotation puts them on
+    different halves of the banks. Each chunk is then stored on its own (sv elements)."""
+    nq = v // sv
+    if nq == 1:
+        return lane * i32c(v)
+    return ((i32c(q) + ry) % i32c(nq)) * i32c(cw // nq) + lane * i32c(sv)
+
+
+def i32c(c):
+    return tirx.const(c, "int32")
+
+
 def _tiled_ir(det, tp, lead, ins, outs, mode):
     """One block per (plane, RH x CW output tile). Stage 1: the tile's SPAN input rows resized
     along W into shared memory (thread = column, its W taps in registers, rows strided by
     TILE_THREADS / CW; coalesced loads, conflict-free stores). Stage 2: each thread takes V
-    consecutive outputs of a row, sums its Th staged rows with the H weights (vector reads of the
-    shared tile) and writes them with one vector store (16 bytes when W allows)."""
+    outputs of a row in chunks of 4 (`_chunk_col`: consecutive for float32, two chunks half a
+    tile row apart for 16-bit types), sums its Th staged rows with the H weights (float4 reads of
+    the shared tile) and writes each chunk with one vector store."""
     gpu = mode == "gpu"
     nt, cw, rh, v, span = TILE_THREADS, tp.cw, tp.rh, tp.v, tp.span
     nw, nh = -(-tp.wo // cw), -(-tp.ho // rh)
@@ -515,7 +555,7 @@ def _tiled_ir(det, tp, lead, ins, outs, mode):
     rows2 = nt // g  # output rows per pass of stage 2
     sv = min(v, 4)  # float32 lanes per shared read
     with IRBuilder() as ib:
-        th_ = Threads(mode, lead * i64(nh * nw), nt)
+        th_ = Threads(mode, lead * i64(nh * nw), nt, min_blocks=tile_blocks_per_sm(tp))
         with th_ as bx:
             x = T.decl_buffer([lead * i64(tp.hi * tp.wi)], dtype, data=x_in.data, elem_offset=0)
             y = T.decl_buffer([lead * i64(tp.ho * tp.wo)], dtype, data=outs[0].data, elem_offset=0)
@@ -561,34 +601,36 @@ def _tiled_ir(det, tp, lead, ins, outs, mode):
 
             def stage2(tx):
                 t = tirx.Cast("int32", tx)
-                gc = (t % i32(g)) * i32(v)
-                ox = ox0 + gc
                 scope = "local" if gpu else "global"
-                acc = T.decl_buffer([v], "float32", scope=scope)
-                ov = T.decl_buffer([v], dtype, scope=scope)
+                acc = T.decl_buffer([sv], "float32", scope=scope)
+                ov = T.decl_buffer([sv], dtype, scope=scope)
+                vec = T.vectorized if gpu else T.serial
                 with _loop(-(-rh // rows2), tp.th, UNROLL_LOADS[1]) as it:
                     ry = it * i32(rows2) + t // i32(g)
                     oy = oy0 + ry
-                    with T.If(tirx.And(tirx.And(ry < i32(rh), oy < i32(tp.ho)), ox < i32(tp.wo))):
-                        with T.Then():
-                            with T.unroll(0, v) as e:
-                                T.buffer_store(acc, f32(0), [e])
-                            for k in range(tp.th):
-                                if hbuf is None:
-                                    src, wgt = oy - lo, None
-                                else:
-                                    src, wgt = hbuf[0][oy, k] - lo, hbuf[1][oy, k]
-                                with T.unroll(0, v // sv) as q:
-                                    vec = T.vectorized if gpu else T.serial
+                    taps = []
+                    for k in range(tp.th):
+                        if hbuf is None:
+                            taps.append((oy - lo, None))
+                        else:
+                            taps.append((hbuf[0][oy, k] - lo, hbuf[1][oy, k]))
+                    for q in range(v // sv):
+                        # the thread's q-th chunk of sv outputs (`_chunk_col`); sv divides Wo, so a
+                        # chunk lies wholly inside or outside the output
+                        c = _chunk_col(t % i32(g), ry, q, v, sv, cw)
+                        with T.If(tirx.And(tirx.And(ry < i32(rh), oy < i32(tp.ho)), ox0 + c < i32(tp.wo))):
+                            with T.Then():
+                                with T.unroll(0, sv) as e:
+                                    T.buffer_store(acc, f32(0), [e])
+                                for src, wgt in taps:
                                     with vec(0, sv) as e:
-                                        j = q * i32(sv) + e
-                                        s = tile[src * i32(cw) + gc + j]
-                                        T.buffer_store(acc, acc[j] + (s if wgt is None else wgt * s), [j])
-                            with T.unroll(0, v) as e:
-                                T.buffer_store(ov, acc[e] if dtype == "float32" else tirx.Cast(dtype, acc[e]), [e])
-                            dst = ybase + tirx.Cast("int64", oy * i32(tp.wo) + ox)
-                            with (T.vectorized if gpu else T.serial)(0, v) as e:
-                                T.buffer_store(y, ov[e], [dst + tirx.Cast("int64", e)])
+                                        s = tile[src * i32(cw) + c + e]
+                                        T.buffer_store(acc, acc[e] + (s if wgt is None else wgt * s), [e])
+                                with T.unroll(0, sv) as e:
+                                    T.buffer_store(ov, acc[e] if dtype == "float32" else tirx.Cast(dtype, acc[e]), [e])
+                                dst = ybase + tirx.Cast("int64", oy * i32(tp.wo) + ox0 + c)
+                                with vec(0, sv) as e:
+                                    T.buffer_store(y, ov[e], [dst + tirx.Cast("int64", e)])
 
             th_.each_thread(stage1)
             th_.barrier()

@@ -33,6 +33,64 @@ def _antialias(r):
         return "plain"
 
 
+def _reduce_form(r):
+    """rows (the reduced axes last), columns (a kept axis after them), apart (reduced axes not
+    adjacent: two passes) or unknown, from the row's input / output shapes and keepdims."""
+    try:
+        xs = [int(d) for d in r["inputs"][0]["shape"]]
+        ys = [int(d) for d in r["outputs"][0]["shape"]]
+        keep = int((r.get("attributes") or {}).get("keepdims", 1))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return "unknown"
+    if keep and len(ys) == len(xs):
+        red = [d for d, (a, b) in enumerate(zip(xs, ys)) if b == 1 and a != 1]
+    elif not keep and len(ys) < len(xs) and ys == xs[: len(ys)]:
+        red = list(range(len(ys), len(xs)))  # keepdims=0 read only where the last axes went
+    else:
+        return "unknown"
+    if not red:
+        return "unknown"
+    if red != list(range(red[0], red[-1] + 1)):
+        return "apart"
+    inner = 1
+    for d in xs[red[-1] + 1 :]:
+        inner *= d
+    return "rows" if inner == 1 else "columns"
+
+
+_REDUCE = (
+    _reduce_form,
+    {
+        "rows": (
+            "a row reduction ends every row in a combine across lanes (warp shuffles, a block "
+            "barrier for rows over 512 vectors) and its grid is whole rows, so the last wave is a "
+            "tail; ncu (membw3-1, kernel alone): reducemax_last_fp16 (8192 rows of 8 KB, a warp "
+            "each) 1024 blocks = 0.97 waves, 19.0 us at 76% of DRAM peak; reducemean_last_bf16 "
+            "2048 blocks = 1.94 waves, 84%; reducel2_last (a block per 16 KB row, 4 loads per "
+            "thread, then the barrier) 3.88 waves, 79%; warps wait on their loads 83-92% of the "
+            "cycles between their instructions; 64 rows of 1 MB (reducemax_two_axes) are cut into segments, 0.97 waves "
+            "at 77%, and a second launch combines the partials (2.1 us); 8 loads in flight per "
+            "thread instead of 4 gained nothing (membw-2)"
+        ),
+        "columns": (
+            "a column reduction (kept axes after the reduced ones) combines along R in shared "
+            "memory (a barrier tree over 8 lanes), and with few outputs R is cut into segments whose "
+            "partial results a second launch combines; ncu (membw3-1): reducemax_leading (R 4096 "
+            "over 8192 columns) 960 blocks = 0.91 waves, 36.3 us at 78% of DRAM peak, then 3.2 us "
+            "for the 15 partial rows; reducesum_middle_fp16 (16-bit: 38 registers, 6 blocks per "
+            "SM) now planned as 768 blocks = 0.97 waves instead of 960 = 1.21 waves: 30.4 -> "
+            "28.6 us (membw3-2), its combine 2.7 us"
+        ),
+        "apart": (
+            "reduced axes that are not adjacent ([0, 2]) take two passes: the inner run (a warp "
+            "per 2 KB row, 19.1 us at 76% of DRAM peak, ncu membw3-1) writes partial rows that a "
+            "second launch reduces (2 blocks, 3.5 us); TVM's one-kernel schedule (the second "
+            "tactic: 256 blocks of 1024 threads, 0.97 waves, 19.6 us at 74% of DRAM peak, ncu "
+            "membw3-2) is the faster tactic and the one timed"
+        ),
+    },
+)
+
 _GATHER = (
     "gather: every row's address comes from an index read first (a dependent DRAM round trip before "
     "the row is read) and the rows sit at random places (reads jump between DRAM pages); rows shorter "
@@ -87,6 +145,18 @@ REASONS = {
     "Resize": (
         _antialias,
         {
+            "plain": (
+                "each output is Th + Tw weighted taps (linear 2 + 2, cubic 4 + 4) read from a "
+                "shared-memory tile that the block first fills from its input rows (loads, a "
+                "barrier, then the stores): in ncu (membw3-1/2, kernel alone) L1 or L2 is the "
+                "busiest unit (75-86% of peak) while DRAM runs at 39-60%: align_corners x2 fp16 (a "
+                "32 KB tile and 44 registers: 5 blocks per SM) L1 75%, DRAM 50%, 59.7 us (since "
+                "membw3 without the 2-way bank conflicts of its float4 tile reads: 4.66 M -> 0.40 M, "
+                "77.5 -> 64.1 us in the bench); cubic x2 L1 86%, DRAM 39%; linear x4 f32 (8 blocks "
+                "per SM since membw3: 51.3 -> 48.3 us) L2 83%, DRAM 60%, warps wait 13.6 of 35 "
+                "cycles per instruction on the staged loads; x0.5 bf16 (2048 blocks = 2.59 waves) "
+                "L2 76%, DRAM 60%"
+            ),
             "antialias": (
                 "antialias downscaling: the filter widens with the downscale factor, so the taps per "
                 "output and their weights scale with it (linear: 2/scale per axis, cubic: 4/scale per "
@@ -98,6 +168,14 @@ REASONS = {
     "Gelu": (
         _approximate,
         {
+            "tanh": (
+                "computed as x / (1 + __expf(-2u)) since membw3 (x sigmoid(2u), the same function "
+                "as 0.5 x (1 + tanh u)): ~15 SASS instructions per element (471 per 32 bfloat16 "
+                "elements; tanhf took 794), 41.4 -> 38.0 us (membw3-2, 86% of the copy bandwidth; "
+                "83% in membw3-1); ncu: 35 registers, 6 blocks per SM (61% achieved occupancy), L2 "
+                "88% and DRAM 72% of peak; 2 vectors per thread instead of 4 took 37.2 us, within "
+                "the runs' spread, and cost the erf form 3%"
+            ),
             "none": (
                 "arithmetic per element: the erf form is ~32 SASS instructions per element on sm_90 "
                 "(erff's polynomial, the 16-bit conversions; counted in the generated kernel), so "
@@ -133,6 +211,20 @@ REASONS = {
         "heap or radix passes per row; K=1 is an argmax reduction per row), work and a serial merge "
         "per row rather than a stream"
     ),
+    **{
+        op: _REDUCE
+        for op in (
+            "ReduceMax",
+            "ReduceMin",
+            "ReduceSum",
+            "ReduceMean",
+            "ReduceProd",
+            "ReduceL1",
+            "ReduceL2",
+            "ReduceSumSquare",
+            "ReduceLogSum",
+        )
+    },
     "ReduceLogSumExp": (
         "the max, then the sum of exp(x - max): two passes over each row, or one online pass with an "
         "exp and a rescale per element"
