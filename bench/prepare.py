@@ -92,7 +92,8 @@ def add_tuning(out, db, timeout):
 def prepare_case(c, carry, arch, timeout, slim=True, tuning=None):
     out = Path(carry) / c["id"]
     rc, so, err, s1 = run(
-        [str(TPAT), "generate", c["model_path"], "--ops", c["select"], "-o", str(out), "--no-reference", "--force"],
+        [str(TPAT), "generate", c["model_path"], "--ops", c["select"], "-o", str(out), "--no-reference", "--force"]
+        + ["--arch", arch],
         timeout,
     )
     if rc != 0 or not (out / "plugins").is_dir() or not any((out / "plugins").iterdir()):

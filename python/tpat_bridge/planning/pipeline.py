@@ -28,6 +28,8 @@ SM_TARGETS = {
     "sm_86": {"arch": "sm_86", "max_shared_memory_per_block": 49152},
     "sm_89": {"arch": "sm_89", "max_shared_memory_per_block": 49152},
     "sm_90": {"arch": "sm_90", "max_shared_memory_per_block": 49152},
+    # Hopper's architecture-specific features (wgmma): kernels planned for it build only for 90a
+    "sm_90a": {"arch": "sm_90a", "max_shared_memory_per_block": 49152},
 }
 
 
