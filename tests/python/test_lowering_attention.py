@@ -386,3 +386,39 @@ def test_fast_paths_are_taken(built, name):
     else:
         assert "keys split over" in detail and "tensor cores" not in detail, detail
         assert got == ["tpat_attention_flash_kernel", "tpat_attention_flash_kernel_1"], got
+
+
+# Plans for sm_90a (Hopper's architecture-specific target): fp16/bf16 prefill without mask, softcap,
+# past or extra outputs takes the wgmma kernel (no CPU form: its numbers are checked on the GPU by
+# scripts/device/wgmma_attention_harness.py and the bench); the others keep the mma.sync kernel.
+# Plans for sm_90 stay the mma.sync kernel.
+WG_CASES = {"tc_fp16_gqa8_h128": True, "tc_fp16_3d_causal_sym": True, "tc_bf16_mask_softcap": False}
+
+
+@pytest.mark.parametrize("name", list(WG_CASES))
+def test_sm90a_plans_the_wgmma_kernel(built, workdir, name):
+    import subprocess
+
+    from lowering_harness import NVCC
+    from tpat_bridge.planning.plan import handle_plan
+
+    res = handle_plan({"command": "plan", "model_path": str(built[name]["path"]), "target": "sm_90a"})
+    plan = lowered_plan(res, "attention")
+    src, detail = plan["cuda_source"], plan["lowering_detail"]
+    assert plan["target"]["sm"] == "sm_90a"
+    if WG_CASES[name]:
+        assert "wgmma m64n64k16" in detail and "mma.sync" not in src, detail
+        assert "wgmma.mma_async.sync.aligned.m64n64k16.f32" in src and "fence.proxy.async.shared::cta" in src
+        assert launches(plan) == ["tpat_attention_flash_kernel"]
+    else:
+        assert "mma.sync m16n8k16" in detail and "wgmma" not in src, detail
+    sm90 = lowered_plan(built[name]["res"], "attention")
+    assert "wgmma" not in sm90["cuda_source"] and "mma.sync m16n8k16" in sm90["lowering_detail"]
+    if not WG_CASES[name]:
+        return
+    # the source compiles for sm_90a (ptxas refuses wgmma for plain sm_90)
+    cu = workdir / f"{name}_sm90a.cu"
+    cu.write_text(src)
+    cmd = [str(NVCC), "-arch=sm_90a", "-c", "-w", *plan["compile_flags"], "-o", str(cu.with_suffix(".o")), str(cu)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -1341,12 +1341,14 @@ def _tc_ir(sel, ins, outs, mode):
 
 
 WG_ROWS = 64  # query rows per block: one warpgroup (4 warps x 16 rows), the m64 of wgmma
-WG_KEYS = 128  # keys per K/V tile: S = Q K^T is one m64n128 accumulator per k step
 WG_THREADS = 128
+# keys per K/V tile: S = Q K^T is one m64n64 accumulator per k step. H200, the suite's GQA prefill:
+# 64 keys 38.1 us, 128 keys 41.9 (fewer causal keys wasted on the diagonal tiles, 166 registers
+# instead of 208: 3 blocks per SM instead of 2); 2 warpgroups per block over 128 rows sharing the
+# K/V tiles 46.5 (128 keys) / 49.2 (64); S(kt) queued behind O += P V(kt - 1) 42.4 (ptxas
+# serializes the wgmma then: the accumulators of one are read while the other is in flight)
+WG_KEYS = 64
 WG_TARGETS = ("sm_90a",)  # wgmma exists on sm_90a only
-# test hook for the layout probe on the GPU: V's descriptor (LBO, SBO) in the MN-major form; the
-# default follows CUTLASS's canonical SW128 MN-major layout ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO))
-_WG_V_SWAP = False
 
 
 def wg_fits(dtype, hd, vd, scale, mask, softcap, past, outs):
@@ -1368,17 +1370,19 @@ def wg_fits(dtype, hd, vd, scale, mask, softcap, past, outs):
 def _wg_ir(sel, ins, outs, mode):
     """IR of the Hopper kernel (sm_90a; GPU only: the CPU twin has no wgmma). A block of one
     warpgroup (128 threads) owns kv head g of batch b and 64 of the group's r * L rows (row rho:
-    query rho // r of q head g * r + rho % r), warp w rows 16 w ... K and V in tiles of 128 keys.
-    Shared memory (dynamic, 1024-byte aligned): Q (64 x hd), one K (128 x hd) and one V (128 x vd)
-    tile, each in 128-byte swizzled atoms (8 rows x 64 elements, 16-byte chunk c of row i at
+    query rho // r of q head g * r + rho % r), warp w rows 16 w ... K and V in tiles of 64 keys.
+    Shared memory (dynamic, 1024-byte aligned; 49 KiB at head 128): Q (64 x hd), one K (64 x hd) and
+    one V (64 x vd) tile, each in 128-byte swizzled atoms (8 rows x 64 elements, 16-byte chunk c of row i at
     c ^ (i % 8); a head of 128 is two atom columns), filled by cp.async (16 bytes, zero-fill past
     the end): V(kt) lands while S = Q K(kt)^T and the softmax compute, K(kt + 1) while O += P V(kt).
-    S = Q K^T: hd / 16 wgmma.m64n128k16 with both operands from shared memory (descriptors, Q and K
+    S = Q K^T: hd / 16 wgmma.m64n64k16 with both operands from shared memory (descriptors, Q and K
     K-major); online softmax on the accumulator registers (a thread holds rows lane / 4 (+ 8) of
-    its warp, 32 keys each: the mma.sync m16n8 layout per 8 keys), the raw scores' row max over
+    its warp, 16 keys each: the mma.sync m16n8 layout per 8 keys), the raw scores' row max over
     the quad by shuffles, exp2(s * scale log2 e - m) one FFMA + ex2.approx; P rounded to Q's type
     is the register A operand of O += P V (the accumulator layout of S is the A fragment layout),
-    8 wgmma.m64n{vd}k16 with V from shared memory, transposed (V is N-major). Y = O / sum.
+    4 wgmma.m64n{vd}k16 with V from shared memory, transposed (V is N-major). Y = O / sum.
+    wgmma.wait_group 0 after each product (no two in flight; the accumulators pass a volatile mov
+    after the wait so no read is scheduled above it). 166 registers at head 128: 3 blocks per SM.
     Causal key tiles above the block's last query are skipped; the mask is applied only on tiles
     that cross the diagonal or the end."""
     assert mode == "gpu", "the wgmma kernel has no CPU form"
@@ -1420,7 +1424,7 @@ def _wg_ir(sel, ins, outs, mode):
             b = (blk // i64(sel.kvh)) % bsz
             tx = th.tx
             t32 = tirx.Cast("int32", tx)
-            w, lane = t32 // 32, t32 % 32
+            w, lane = t32 // 32, t32 % 32  # warp w (of all warpgroups) owns rows 16 w ..
 
             sm = T.decl_buffer([total + 512], dt, scope="shared.dyn")
             raw = T.bind(T.cuda.cvta_generic_to_shared(sm.access_ptr("r")))
@@ -1527,14 +1531,14 @@ def _wg_ir(sel, ins, outs, mode):
                 arrived()  # K(kt) (and Q) in shared memory; every warp done with V(kt - 1)
                 load_kv(kt0, 1)
                 commit()
-                # S = Q K^T
+                # S = Q K^T: k step kk reads 16 elements (32 bytes) of a 128-byte swizzled row; the
+                # descriptor's start moves by 32 bytes within the atom (the hardware swizzles the
+                # absolute address bits, the atoms 1024-byte aligned); 8-row groups 1024 bytes apart
                 T.evaluate(T.ptx.wgmma.fence.sync.aligned())
                 for kk in range(hd // 16):
                     a = desc(2 * (qo + (kk // 4) * BQ * 64) + (kk % 4) * 32, 16, 1024)
                     bd = desc(2 * (ko + (kk // 4) * BK * 64) + (kk % 4) * 32, 16, 1024)
-                    T.evaluate(
-                        T.ptx[wg.format(BK)](*[sf[i] for i in range(NS)], a, bd, kk > 0, 1, 1, 0, 0)
-                    )
+                    T.evaluate(T.ptx[wg.format(BK)](*[sf[i] for i in range(NS)], a, bd, kk > 0, 1, 1, 0, 0))
                 T.evaluate(T.ptx.wgmma.commit_group.sync.aligned())
                 T.evaluate(T.ptx.wgmma.wait_group.sync.aligned(0))
                 settle(sf, NS)
@@ -1585,9 +1589,11 @@ def _wg_ir(sel, ins, outs, mode):
                 load_kv(kt0 + 1, 0)
                 commit()
                 # O += P V (V N-major: transposed B)
+                # V N-major (transposed B), CUTLASS's canonical SW128 MN-major layout
+                # ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO)): LBO from one 64-dim atom column to the next
+                # (BK rows of 128 bytes), SBO from 8 keys to the next 8 (1024 bytes). (Swapped, the
+                # H200 answer was wrong: max error 4.8.)
                 v_lbo, v_sbo = BK * 128, 1024
-                if _WG_V_SWAP:
-                    v_lbo, v_sbo = v_sbo, v_lbo
                 T.evaluate(T.ptx.wgmma.fence.sync.aligned())
                 for kc in range(BK // 16):
                     bd = desc(2 * (vo + kc * 16 * 64), v_lbo, v_sbo)

@@ -220,7 +220,7 @@ def lower_and_capture(mod, target, database=None, narrow=False):
 
 
 def tuning_target(name: str):
-    """TVM target for a request's "target": "sm_80".."sm_90" (the planner's CUDA target, with an
+    """TVM target for a request's "target": "sm_80".."sm_90a" (the planner's CUDA target, with an
     LLVM host) or "llvm" (this machine's CPU, for tests)."""
     if name == "llvm":
         return tvm.target.Target({"kind": "llvm", "num-cores": max(1, os.cpu_count() or 1)})
