@@ -5,7 +5,8 @@ the GPU machine times every case in one run.
     python bench/prepare.py --plan-only [--out bench/results/plan-check.md]
         `tpat plan` of every case's node (CPU only): which cases plan, and why the others do not.
     python bench/prepare.py --carry .bench-carry [--arch 90] [--only id,id]
-        `tpat generate --no-reference` + `tpat build` of every case into DIR/<case id>/ (the
+        `tpat generate --no-reference --arch A` + `tpat build --arch A` of every case into DIR/<case
+        id>/ (--arch 90a: Hopper-only kernels too, e.g. Attention's wgmma prefill; the
         CMake scratch removed so the folder travels small), and DIR/prepare.json: per case
         "planned" / "not_planned" (with the reason) / "requires" (lowering not landed yet). Only
         what the bench reads is kept (about 1 MB per case; --full keeps the OUT folders).
@@ -92,7 +93,8 @@ def add_tuning(out, db, timeout):
 def prepare_case(c, carry, arch, timeout, slim=True, tuning=None):
     out = Path(carry) / c["id"]
     rc, so, err, s1 = run(
-        [str(TPAT), "generate", c["model_path"], "--ops", c["select"], "-o", str(out), "--no-reference", "--force"],
+        [str(TPAT), "generate", c["model_path"], "--ops", c["select"], "-o", str(out), "--no-reference", "--force"]
+        + ["--arch", arch.replace(",", ";").split(";")[-1].strip()],  # planned for the (last) arch built
         timeout,
     )
     if rc != 0 or not (out / "plugins").is_dir() or not any((out / "plugins").iterdir()):

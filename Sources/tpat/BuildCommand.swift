@@ -7,7 +7,9 @@ struct Build: AsyncParsableCommand {
         abstract: "Configure and build the generated CMake project (OUT/plugins/build).")
 
     @Argument(help: "The folder `tpat generate` wrote.") var out: String
-    @Option(help: "GPU architectures to compile for, e.g. 90, sm_90 or \"80;86;89;90\" (default; PTX for the last).") var arch: String?
+    @Option(
+        help: "GPU architectures to compile for, e.g. 90, sm_90 or \"80;86;89;90\" (default, PTX for the last; 90a if planned for 90a)."
+    ) var arch: String?
     @Option(name: .customLong("tensorrt-root"), help: "TensorRT install (include/NvInfer.h); else $TensorRT_ROOT.") var tensorRTRoot:
         String?
     @Option(help: "Parallel build jobs.") var jobs = ProcessInfo.processInfo.activeProcessorCount
@@ -18,11 +20,15 @@ struct Build: AsyncParsableCommand {
             let logger = log.bootstrap()
             var architectures: String?
             if let arch { architectures = GPUArchitecture.cmake(try GPUArchitecture.list(arch)) }
+            let report = (try? Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("tpat-generate.json")))
+                .flatMap { try? JSONDecoder().decode(Generator.Report.self, from: $0) }
+            // Kernels planned for an architecture-specific target (sm_90a: wgmma) build for it alone
+            if architectures == nil, let t = report?.target, let a = try? GPUArchitecture(parsing: t), a.value.hasSuffix("a") {
+                architectures = a.value
+            }
             logger.debug("building \(out.debugDescription) for \(architectures ?? "80;86;89;90")")
             // A generate that converted nothing leaves no project: nothing to build is not an error.
-            if let data = try? Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("tpat-generate.json")),
-                let report = try? JSONDecoder().decode(Generator.Report.self, from: data), report.plugins.isEmpty
-            {
+            if let report, report.plugins.isEmpty {
                 print("Nothing to build: \(out)/tpat-generate.json lists no plugin (outcome \(report.outcome.rawValue)).")
                 return
             }

@@ -25,7 +25,8 @@ struct Generate: AsyncParsableCommand {
     @Option(help: "Do not convert these nodes (comma-separated names).") var excludeNodes: String?
     @Option(help: "Do not convert nodes of these op types (comma-separated).") var excludeOps: String?
     @OptionGroup var rules: RulesOption
-    @Option(help: "GPU architecture the kernels are planned for: 80, 86, 89 or 90 (also written sm_90).") var arch = "90"
+    @Option(help: "GPU architecture the kernels are planned for: 80, 86, 89, 90 or 90a (Hopper-only kernels); also sm_90.")
+    var arch = "90"
     @Option(name: .customLong("target"), help: .hidden) var legacyTarget: String?
     @Option(name: .shortAndLong, help: "Output folder (gets <model>.onnx, plugins/ and tpat-generate.json).") var output: String
     @Flag(help: "Replace the output folder if it is not empty.") var force = false

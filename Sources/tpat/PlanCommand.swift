@@ -8,7 +8,8 @@ struct Plan: AsyncParsableCommand {
 
     @Argument(help: "The ONNX model.") var model: String
     @Option(help: "Name of the node to plan (as `tpat inspect` shows it).") var node: String
-    @Option(help: "GPU architecture to plan for: 80, 86, 89 or 90 (also written sm_90).") var arch = "90"
+    @Option(help: "GPU architecture to plan for: 80, 86, 89, 90 or 90a (Hopper-only kernels, built with --arch 90a); also sm_90.")
+    var arch = "90"
     @Option(name: .customLong("target"), help: .hidden) var legacyTarget: String?
     @Option(name: .shortAndLong, help: "Write the plan here (default: standard output).") var output: String?
     @Flag(help: "Ignore the plan cache.") var noCache = false

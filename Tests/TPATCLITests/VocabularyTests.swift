@@ -38,6 +38,8 @@ import Testing
         }
         #expect(throws: TPATError.self) { _ = try GPUArchitecture.one("80;90", for: "generate") }
         #expect(try Planner.target(GPUArchitecture(parsing: "89")) == "sm_89")
+        #expect(try Planner.target(GPUArchitecture(parsing: "90a")) == "sm_90a")  // Hopper-only kernels (wgmma)
+        #expect(throws: TPATError.self) { _ = try Planner.target(GPUArchitecture(parsing: "89a")) }
         #expect(throws: TPATError.self) { _ = try Planner.target(GPUArchitecture(parsing: "120")) }
     }
 

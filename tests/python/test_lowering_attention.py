@@ -14,7 +14,8 @@ GQA 1/2/4/8, head 64/128, causal with past and present, mask + softcap, 3-D symb
 rows per block; mma.sync
 emulated on the CPU from the PTX fragment layouts) and flash-decoding (split_* cases: key tiles
 fewer than the splits, a split count that does not divide the tiles, keys not a multiple of the
-tile, GQA 1/4/8); test_fast_paths_are_taken checks which path a case plans. Declined with a reason: nonpad_kv_seqlen, heads that do not divide,
+tile, GQA 1/4/8); test_fast_paths_are_taken checks which path a case plans; plans for sm_90a take
+Hopper's wgmma kernel where it applies (nvcc-compiled for sm_90a here, run on the GPU only). Declined with a reason: nonpad_kv_seqlen, heads that do not divide,
 3-D without head counts, float64, softmax_precision float64, mode 2 with softcap=0, a float16 mask
 on float32 Q.
 
@@ -248,6 +249,13 @@ CASES = {
         5e-3,
         "onnx",
     ),
+    # the same with head 64 (sm_90a plans take the wgmma kernel for it)
+    "tc_fp16_3d_causal_sym_h64": (
+        A([1, "L", 256], [1, "L", 128], [1, "L", 128], "float16", is_causal=1, q_num_heads=4, kv_num_heads=2),
+        {"L": 67},
+        5e-3,
+        "onnx",
+    ),
 }
 NOT_LOWERED = {
     "nonpad_kv_seqlen": A([2, 3, 4, 8], [2, 3, 6, 8], [2, 3, 6, 8], opset=24, nonpad=True),
@@ -367,6 +375,7 @@ TC_BLOCK_ROWS = {
     "tc_bf16_mask_softcap": 64,
     "tc_bf16_mask_softcap_128rows": 128,
     "tc_fp16_3d_causal_sym": 128,
+    "tc_fp16_3d_causal_sym_h64": 128,
 }
 
 
@@ -386,3 +395,41 @@ def test_fast_paths_are_taken(built, name):
     else:
         assert "keys split over" in detail and "tensor cores" not in detail, detail
         assert got == ["tpat_attention_flash_kernel", "tpat_attention_flash_kernel_1"], got
+
+
+# Plans for sm_90a (Hopper's architecture-specific target): fp16/bf16 prefill without mask, softcap,
+# past or extra outputs takes the wgmma kernel (no CPU form: its numbers are checked on the GPU by
+# scripts/device/wgmma_attention_harness.py and the bench); the others keep the mma.sync kernel.
+# Plans for sm_90 stay the mma.sync kernel.
+WG_CASES = {"tc_fp16_gqa8_h128": True, "tc_fp16_3d_causal_sym_h64": True, "tc_bf16_mask_softcap": False}
+
+
+@pytest.mark.parametrize("name", list(WG_CASES))
+def test_sm90a_plans_the_wgmma_kernel(built, workdir, name):
+    import subprocess
+
+    from lowering_harness import NVCC
+    from tpat_bridge.planning.plan import handle_plan
+
+    res = handle_plan({"command": "plan", "model_path": str(built[name]["path"]), "target": "sm_90a"})
+    plan = lowered_plan(res, "attention")
+    src, detail = plan["cuda_source"], plan["lowering_detail"]
+    assert plan["target"]["sm"] == "sm_90a"
+    if WG_CASES[name]:
+        assert "wgmma m64n64k16" in detail and "mma.sync" not in src, detail
+        assert "wgmma.mma_async.sync.aligned.m64n64k16.f32" in src and "fence.proxy.async.shared::cta" in src
+        assert launches(plan) == ["tpat_attention_flash_kernel"]
+    else:
+        assert "mma.sync m16n8k16" in detail and "wgmma" not in src, detail
+    sm90 = lowered_plan(built[name]["res"], "attention")
+    assert "wgmma" not in sm90["cuda_source"] and "mma.sync m16n8k16" in sm90["lowering_detail"]
+    if not WG_CASES[name]:
+        return
+    # the source compiles for sm_90a (ptxas refuses wgmma for plain sm_90; nvcc 13's -arch=sm_90a also
+    # emits compute_90 PTX, so the code is named as CMake's CUDA_ARCHITECTURES "90a" does)
+    cu = workdir / f"{name}_sm90a.cu"
+    cu.write_text(src)
+    gencode = ["-gencode", "arch=compute_90a,code=[compute_90a,sm_90a]"]
+    cmd = [str(NVCC), *gencode, "-c", "-w", *plan["compile_flags"], "-o", str(cu.with_suffix(".o")), str(cu)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]

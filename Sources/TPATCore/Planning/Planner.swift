@@ -3,7 +3,7 @@ import Foundation
 /// Stage 2 of the pipeline: a selected node -> a KernelPlan from TVM (through the bridge),
 /// cached on disk.
 public struct Planner: Sendable {
-    public static let targets = ["sm_80", "sm_86", "sm_89", "sm_90"]
+    public static let targets = ["sm_80", "sm_86", "sm_89", "sm_90", "sm_90a"]
 
     /// The planner's name for `arch` (`sm_90`), when the planner knows it.
     public static func target(_ arch: GPUArchitecture) throws(TPATError) -> String {

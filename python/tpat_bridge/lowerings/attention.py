@@ -45,7 +45,7 @@ from tvm.script.ir_builder import tirx as T
 
 from .. import dtypes
 from .ir import Threads, relax_arg
-from .protocol import BadValue, Decline, Lowering, NodeView, Selection
+from .protocol import PLAN_TARGET, BadValue, Decline, Lowering, NodeView, Selection
 
 DTYPES = dtypes.FLOATS
 LOWEST = float.fromhex("-0x1.fffffep+127")  # float32's lowest, ONNX Runtime's mask value
@@ -76,6 +76,7 @@ class AttentionSelection(Selection):
     vec: int = 1  # Q/K/V elements per load
     tc: bool = False  # the tensor-core kernel (prefill) in place of the CUDA-core one
     tcm: int = 1  # tensor-core kernel: row groups of 16 per warp (1: 64 rows per block, 2: 128)
+    wg: bool = False  # the Hopper wgmma kernel (plans for sm_90a) in place of the mma.sync one
 
     def describe(self) -> str:
         kind = f"{self.rank}-D, {self.qh} q heads / {self.kvh} kv heads, head {self.hd}/{self.vd}"
@@ -90,7 +91,12 @@ class AttentionSelection(Selection):
             )
             if on
         ]
-        if self.tc:
+        if self.wg:
+            how = (
+                f"fused online softmax on Hopper tensor cores, wgmma m64n{WG_KEYS}k16 / m64n{self.vd}k16, "
+                f"{WG_ROWS} rows x {WG_KEYS} keys per tile"
+            )
+        elif self.tc:
             how = (
                 f"fused online softmax on tensor cores, mma.sync m16n8k16, {TC_ROWS * self.tcm} rows x {TC_KEYS} "
                 "keys per tile"
@@ -223,6 +229,12 @@ def select(n: NodeView) -> AttentionSelection | Decline:
         # 32 rows per warp (128 per block) once a kv group has a full 128-row tile (or its rows are
         # unknown: prefill assumed): each K/V fragment feeds two mma.sync
         tcm = 2 if rows is None or rows >= 2 * TC_ROWS else 1
+    wg = (
+        tc
+        and PLAN_TARGET.get() in WG_TARGETS
+        and wg_fits(dtype, hd, vd, scale, mkind, softcap, past, used)
+        and (rows is None or rows >= WG_ROWS)
+    )
     return AttentionSelection(
         dtype=dtype,
         rank=rank,
@@ -245,6 +257,7 @@ def select(n: NodeView) -> AttentionSelection | Decline:
         vec=vec,
         tc=tc,
         tcm=tcm,
+        wg=wg,
     )
 
 
@@ -1323,6 +1336,289 @@ def _tc_ir(sel, ins, outs, mode):
     return ib.get()
 
 
+# ---------------------------------------------------------------------------------------------
+# Hopper (sm_90a) tensor-core kernel: wgmma
+
+
+WG_ROWS = 64  # query rows per block: one warpgroup (4 warps x 16 rows), the m64 of wgmma
+WG_THREADS = 128
+# keys per K/V tile: S = Q K^T is one m64n64 accumulator per k step. H200, the suite's GQA prefill:
+# 64 keys 38.1 us, 128 keys 41.9 (fewer causal keys wasted on the diagonal tiles, 166 registers
+# instead of 208: 3 blocks per SM instead of 2); 2 warpgroups per block over 128 rows sharing the
+# K/V tiles 46.5 (128 keys) / 49.2 (64); S(kt) queued behind O += P V(kt - 1) 42.4 (ptxas
+# serializes the wgmma then: the accumulators of one are read while the other is in flight)
+WG_KEYS = 64
+WG_TARGETS = ("sm_90a",)  # wgmma exists on sm_90a only
+
+
+def wg_fits(dtype, hd, vd, scale, mask, softcap, past, outs):
+    """The wgmma kernel takes fp16 / bf16 prefill without mask, softcap, past or extra outputs,
+    head sizes 64 or 128 (one or two 128-byte swizzle atoms per row) and a positive scale (the
+    row max is taken on the raw scores)."""
+    return (
+        dtype in _MMA_TYPE
+        and hd in (64, 128)
+        and vd in (64, 128)
+        and scale > 0
+        and mask is None
+        and softcap == 0
+        and not past
+        and not any(outs[1:])
+    )
+
+
+def _wg_ir(sel, ins, outs, mode):
+    """IR of the Hopper kernel (sm_90a; GPU only: the CPU twin has no wgmma). A block of one
+    warpgroup (128 threads) owns kv head g of batch b and 64 of the group's r * L rows (row rho:
+    query rho // r of q head g * r + rho % r), warp w rows 16 w ... K and V in tiles of 64 keys.
+    Shared memory (dynamic, 1024-byte aligned; 49 KiB at head 128): Q (64 x hd), one K (64 x hd) and
+    one V (64 x vd) tile, each in 128-byte swizzled atoms (8 rows x 64 elements, 16-byte chunk c of row i at
+    c ^ (i % 8); a head of 128 is two atom columns), filled by cp.async (16 bytes, zero-fill past
+    the end): V(kt) lands while S = Q K(kt)^T and the softmax compute, K(kt + 1) while O += P V(kt).
+    S = Q K^T: hd / 16 wgmma.m64n64k16 with both operands from shared memory (descriptors, Q and K
+    K-major); online softmax on the accumulator registers (a thread holds rows lane / 4 (+ 8) of
+    its warp, 16 keys each: the mma.sync m16n8 layout per 8 keys), the raw scores' row max over
+    the quad by shuffles, exp2(s * scale log2 e - m) one FFMA + ex2.approx; P rounded to Q's type
+    is the register A operand of O += P V (the accumulator layout of S is the A fragment layout),
+    4 wgmma.m64n{vd}k16 with V from shared memory, transposed (V is N-major). Y = O / sum.
+    wgmma.wait_group 0 after each product (no two in flight; the accumulators pass a volatile mov
+    after the wait so no read is scheduled above it). 166 registers at head 128: 3 blocks per SM.
+    Causal key tiles above the block's last query are skipped; the mask is applied only on tiles
+    that cross the diagonal or the end."""
+    assert mode == "gpu", "the wgmma kernel has no CPU form"
+    q, k, v = ins[0], ins[1], ins[2]
+    y = outs[0]
+    nt, BQ, BK = WG_THREADS, WG_ROWS, WG_KEYS
+    hd, vd, r = sel.hd, sel.vd, sel.qh // sel.kvh
+    dt = sel.dtype
+    wty = "f16" if dt == "float16" else "bf16"
+    vec = 8
+    NS, NO, NP = BK // 2, vd // 2, BK // 2  # S, O f32 accumulators and P halves per thread
+    qo, ko = 0, BQ * hd
+    vo = ko + BK * hd
+    total = vo + BK * vd
+    i32 = lambda v: tirx.const(v, "int32")  # noqa: E731
+    i64 = lambda v: tirx.const(v, "int64")  # noqa: E731
+    u32 = lambda v: tirx.const(v, "uint32")  # noqa: E731
+    u64 = lambda v: tirx.const(v, "uint64")  # noqa: E731
+    f32 = lambda v: tirx.const(v, "float32")  # noqa: E731
+    ninf = f32(-math.inf)
+    c2 = f32(sel.scale * LOG2E)
+    bsz = tirx.Cast("int64", q.shape[0])
+    lq = tirx.Cast("int64", _seq(q, sel.rank))
+    tot = tirx.Cast("int64", _seq(k, sel.rank))
+    rows = lq * i64(r)
+    tiles = (rows + i64(BQ - 1)) // i64(BQ)
+    ktiles = (tot + i64(BK - 1)) // i64(BK)
+
+    with IRBuilder() as ib:
+        th = Threads(mode, bsz * i64(sel.kvh) * tiles, nt)
+        with th as bx:
+            blk = tirx.Cast("int64", bx)
+            # heavy causal row tiles first, the second half of the grid lightest first (as _tc_ir)
+            nb = bsz * i64(sel.kvh) * tiles
+            half = (nb + i64(1)) // i64(2)
+            blk = tirx.Select(blk < half, blk, nb - i64(1) - (blk - half))
+            tile = tiles - i64(1) - blk // (bsz * i64(sel.kvh))
+            g = blk % i64(sel.kvh)
+            b = (blk // i64(sel.kvh)) % bsz
+            tx = th.tx
+            t32 = tirx.Cast("int32", tx)
+            w, lane = t32 // 32, t32 % 32  # warp w (of all warpgroups) owns rows 16 w ..
+
+            sm = T.decl_buffer([total + 512], dt, scope="shared.dyn")
+            raw = T.bind(T.cuda.cvta_generic_to_shared(sm.access_ptr("r")))
+            base = T.bind(tirx.bitwise_and(raw + u32(1023), u32(0xFFFFFC00)))
+            pad = T.bind(tirx.Cast("int32", (base - raw) // u32(2)))
+            # descriptor bits 62-63 = 1: 128-byte swizzle; start address >> 4 in bits 0-13
+            dbase = T.bind(tirx.bitwise_or(tirx.Cast("uint64", base // u32(16)), u64(1 << 62)))
+
+            sf = T.decl_buffer([NS], "float32", scope="local")
+            of = T.decl_buffer([NO], "float32", scope="local")
+            pa = T.decl_buffer([NP], dt, scope="local")
+            st = T.decl_buffer([8], "float32", scope="local")  # per row hi: m, l, max / sum scratch
+
+            def desc(byte_off, lbo, sbo):
+                return dbase + u64(byte_off // 16 + ((lbo // 16) << 16) + ((sbo // 16) << 32))
+
+            def swz(nrows, row, c):
+                """element offset of 16-byte chunk c of row `row` in a swizzled tile of nrows rows"""
+                return (c // 8) * (nrows * 64) + row * 64 + tirx.bitwise_xor(c % 8, row % 8) * 8
+
+            def strided(n, body):
+                with T.serial(0, -(-n // nt)) as it:
+                    idx = it * nt + t32
+                    if n % nt == 0:
+                        body(idx)
+                    else:
+                        with T.If(idx < n):
+                            with T.Then():
+                                body(idx)
+
+            def cp(dst_off, t, h, s, d0, ok, hs):
+                src_i = _vload(t, sel.rank, b, h, s, d0, hs, vec).indices
+                src = t.ptr_to(list(src_i[:-1]) + [src_i[-1].base])
+                size = tirx.Cast("uint32", tirx.Select(ok, i32(16), i32(0)))
+                T.evaluate(T.ptx["cp.async.cg.shared.global"](sm.ptr_to([pad + dst_off]), src, 16, size))
+
+            def load_q():
+                def one(idx):
+                    i, c = idx // (hd // vec), idx % (hd // vec)
+                    rho = tile * i64(BQ) + tirx.Cast("int64", i)
+                    rc = tirx.min(rho, rows - i64(1))
+                    h, qi = g * i64(r) + rc % i64(r), rc // i64(r)
+                    cp(qo + swz(BQ, i, c), q, h, qi, tirx.Cast("int64", c * vec), rho < rows, hd)
+
+                strided(BQ * hd // vec, one)
+
+            def load_kv(kt, which):
+                key0 = tirx.Cast("int64", kt) * i64(BK)
+                t, hs, off = (k, hd, ko) if which == 0 else (v, vd, vo)
+
+                def one(idx):
+                    j, c = idx // (hs // vec), idx % (hs // vec)
+                    key = key0 + tirx.Cast("int64", j)
+                    ok = tirx.all(key < tot, kt < klim)
+                    cp(off + swz(BK, j, c), t, g, tirx.min(key, tot - i64(1)), tirx.Cast("int64", c * vec), ok, hs)
+
+                strided(BK * hs // vec, one)
+
+            def commit():
+                T.evaluate(T.ptx.cp.async_.commit_group())
+
+            def arrived():
+                """this thread's copies landed and are visible to the async proxy (wgmma), then the
+                block's (a barrier)"""
+                T.evaluate(T.ptx.cp.async_.wait_group(0))
+                T.evaluate(T.ptx.fence.proxy.async_.shared__cta())
+                th.barrier()
+
+            def settle(buf, n):
+                """after wgmma.wait_group: each accumulator through a volatile mov, so that no read of
+                it is scheduled above the wait"""
+                for i in range(n):
+                    T.evaluate(T.ptx["mov.f32"](buf[i], buf[i]))
+
+            def quad(op, src, dst):
+                mask_ = tirx.const(0xFFFFFFFF, "uint32")
+                for hi in range(2):
+                    x = st[src + 4 * hi]
+                    for d in (1, 2):
+                        y_ = tvm.ir.Call(
+                            "tirx.tvm_warp_shuffle_xor", [mask_, x, i32(d), i32(32), i32(32)], ret_ty="float32"
+                        )
+                        T.buffer_store(st, op(x, y_), [dst + 4 * hi])
+                        x = st[dst + 4 * hi]
+
+            if sel.causal:
+                rho_max = tirx.min(tile * i64(BQ) + i64(BQ - 1), rows - i64(1))
+                klim = tirx.min(ktiles, (rho_max // i64(r) + i64(BK)) // i64(BK))
+            else:
+                klim = ktiles
+
+            load_q()
+            load_kv(i32(0), 0)
+            commit()
+            for i in range(NO):
+                T.buffer_store(of, f32(0), [i])
+            for hi in range(2):
+                T.buffer_store(st, ninf, [4 * hi])
+                T.buffer_store(st, f32(0), [1 + 4 * hi])
+
+            wg = f"wgmma.mma_async.sync.aligned.m64n{{}}k16.f32.{wty}.{wty}"
+            with T.serial(0, klim) as kt0:
+                key0 = tirx.Cast("int64", kt0) * i64(BK)
+                arrived()  # K(kt) (and Q) in shared memory; every warp done with V(kt - 1)
+                load_kv(kt0, 1)
+                commit()
+                # S = Q K^T: k step kk reads 16 elements (32 bytes) of a 128-byte swizzled row; the
+                # descriptor's start moves by 32 bytes within the atom (the hardware swizzles the
+                # absolute address bits, the atoms 1024-byte aligned); 8-row groups 1024 bytes apart
+                T.evaluate(T.ptx.wgmma.fence.sync.aligned())
+                for kk in range(hd // 16):
+                    a = desc(2 * (qo + (kk // 4) * BQ * 64) + (kk % 4) * 32, 16, 1024)
+                    bd = desc(2 * (ko + (kk // 4) * BK * 64) + (kk % 4) * 32, 16, 1024)
+                    T.evaluate(T.ptx[wg.format(BK)](*[sf[i] for i in range(NS)], a, bd, kk > 0, 1, 1, 0, 0))
+                T.evaluate(T.ptx.wgmma.commit_group.sync.aligned())
+                T.evaluate(T.ptx.wgmma.wait_group.sync.aligned(0))
+                settle(sf, NS)
+
+                # mask on tiles crossing the end or (causal) the block's first query's diagonal
+                inside = tirx.all(tile * i64(BQ) + i64(BQ) <= rows, key0 + i64(BK) <= tot)
+                if sel.causal:
+                    inside = tirx.all(inside, key0 + i64(BK - 1) <= tile * i64(BQ) // i64(r))
+                with T.If(tirx.Not(inside)):
+                    with T.Then():
+                        for hi in range(2):
+                            rho = tile * i64(BQ) + tirx.Cast("int64", w * 16 + lane // 4 + 8 * hi)
+                            qi = rho // i64(r)
+                            for n8 in range(BK // 8):
+                                for u in range(2):
+                                    key = key0 + tirx.Cast("int64", n8 * 8 + (lane % 4) * 2 + u)
+                                    ok = key < tot
+                                    if sel.causal:
+                                        ok = tirx.all(ok, key <= qi)
+                                    si = n8 * 4 + 2 * hi + u
+                                    T.buffer_store(sf, tirx.Select(ok, sf[si], ninf), [si])
+                for hi in range(2):
+                    vals = [sf[n8 * 4 + 2 * hi + u] for n8 in range(BK // 8) for u in range(2)]
+                    T.buffer_store(st, _tree(tirx.max, vals), [2 + 4 * hi])
+                quad(tirx.max, 2, 3)
+                for hi in range(2):
+                    m_old = st[4 * hi]
+                    mx = tirx.max(m_old, st[3 + 4 * hi])
+                    safe = tirx.Select(mx == ninf, f32(0), mx) * c2
+                    T.evaluate(T.ptx["ex2.approx.ftz.f32"](st[2 + 4 * hi], m_old * c2 - safe))  # correction
+                    T.buffer_store(st, mx, [4 * hi])
+                    sis = []
+                    for n8 in range(BK // 8):
+                        for u in range(2):
+                            si = n8 * 4 + 2 * hi + u
+                            sis.append(si)
+                            T.evaluate(T.ptx["ex2.approx.ftz.f32"](sf[si], sf[si] * c2 - safe))
+                            # P as the A fragment: k step n8 // 2, a index 2 hi + 4 (n8 % 2) + u
+                            pi = (n8 // 2) * 8 + 2 * hi + 4 * (n8 % 2) + u
+                            T.buffer_store(pa, tirx.Cast(dt, sf[si]), [pi])
+                    l_ = st[1 + 4 * hi] * st[2 + 4 * hi]
+                    T.buffer_store(st, l_ + _tree(lambda a_, c_: a_ + c_, [sf[i] for i in sis]), [1 + 4 * hi])
+                    for nv in range(vd // 8):
+                        for u in range(2):
+                            oi = nv * 4 + 2 * hi + u
+                            T.buffer_store(of, of[oi] * st[2 + 4 * hi], [oi])
+                arrived()  # V(kt) in shared memory; every warp done with K(kt)
+                load_kv(kt0 + 1, 0)
+                commit()
+                # O += P V (V N-major: transposed B)
+                # V N-major (transposed B), CUTLASS's canonical SW128 MN-major layout
+                # ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO)): LBO from one 64-dim atom column to the next
+                # (BK rows of 128 bytes), SBO from 8 keys to the next 8 (1024 bytes). (Swapped, the
+                # H200 answer was wrong: max error 4.8.)
+                v_lbo, v_sbo = BK * 128, 1024
+                T.evaluate(T.ptx.wgmma.fence.sync.aligned())
+                for kc in range(BK // 16):
+                    bd = desc(2 * (vo + kc * 16 * 64), v_lbo, v_sbo)
+                    a_regs = [
+                        tirx.reinterpret("uint32", pa[tirx.Ramp(i32(kc * 8 + 2 * j), i32(1), 2)]) for j in range(4)
+                    ]
+                    T.evaluate(T.ptx[wg.format(vd)](*[of[i] for i in range(NO)], *a_regs, bd, True, 1, 1, 1))
+                T.evaluate(T.ptx.wgmma.commit_group.sync.aligned())
+                T.evaluate(T.ptx.wgmma.wait_group.sync.aligned(0))
+                settle(of, NO)
+
+            T.evaluate(T.ptx.cp.async_.wait_group(0))  # the last (zero) K copies
+            quad(lambda a_, c_: a_ + c_, 1, 3)
+            for hi in range(2):
+                rho = tile * i64(BQ) + tirx.Cast("int64", w * 16 + lane // 4 + 8 * hi)
+                h, qi = g * i64(r) + rho % i64(r), rho // i64(r)
+                with T.If(rho < rows):
+                    with T.Then():
+                        for nv in range(vd // 8):
+                            for u in range(2):
+                                val = of[nv * 4 + 2 * hi + u] / st[3 + 4 * hi]
+                                _store_y(sel, y, val, b, h, qi, tirx.Cast("int64", nv * 8 + (lane % 4) * 2 + u))
+    return ib.get()
+
+
 def _flash_emit(bb, sel, q, k, v, mask, pk, pv, mode):
     """The fused kernel as one te.extern stage: (Y[, present_key][, present_value]), the partial
     states of the splits as workspace outputs after them."""
@@ -1349,7 +1645,10 @@ def _flash_emit(bb, sel, q, k, v, mask, pk, pv, mode):
         return te.extern(
             shapes,
             list(ts),
-            lambda ins, outs: (_tc_ir if sel.tc else _flash_ir)(sel, list(ins), list(outs), mode),
+            # the CPU twin of the wgmma kernel is the mma.sync kernel's emulation (same arithmetic)
+            lambda ins, outs: (_wg_ir if sel.wg and mode == "gpu" else _tc_ir if sel.tc else _flash_ir)(
+                sel, list(ins), list(outs), mode
+            ),
             dtype=dts,
             name="tpat_attention_flash",
             in_buffers=bufs,

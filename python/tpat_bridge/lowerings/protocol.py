@@ -14,6 +14,7 @@ the tests). Lowerings are registered in one table, lowerings/registry.py.
 
 from __future__ import annotations
 
+import contextvars
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from onnx import helper, numpy_helper
 
 from ..dtypes import onnx_dtype
 from ..node import NodeInfo
+
+# The CUDA target ("sm_80" .. "sm_90a") the plan being made is for; None outside the planner (the
+# CPU twin, tests). A lowering may pick an architecture-specific kernel from it in select().
+PLAN_TARGET: contextvars.ContextVar[str | None] = contextvars.ContextVar("tpat_plan_target", default=None)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ SM_TARGETS = {
     "sm_86": {"arch": "sm_86", "max_shared_memory_per_block": 49152},
     "sm_89": {"arch": "sm_89", "max_shared_memory_per_block": 49152},
     "sm_90": {"arch": "sm_90", "max_shared_memory_per_block": 49152},
+    # Hopper's architecture-specific features (wgmma): kernels planned for it build only for 90a
+    "sm_90a": {"arch": "sm_90a", "max_shared_memory_per_block": 49152},
 }
 
 
@@ -218,7 +220,7 @@ def lower_and_capture(mod, target, database=None, narrow=False):
 
 
 def tuning_target(name: str):
-    """TVM target for a request's "target": "sm_80".."sm_90" (the planner's CUDA target, with an
+    """TVM target for a request's "target": "sm_80".."sm_90a" (the planner's CUDA target, with an
     LLVM host) or "llvm" (this machine's CPU, for tests)."""
     if name == "llvm":
         return tvm.target.Target({"kind": "llvm", "num-cores": max(1, os.cpu_count() or 1)})

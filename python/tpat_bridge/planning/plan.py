@@ -30,7 +30,7 @@ from onnx import numpy_helper
 from ..errors import BridgeError, PlanError
 from ..lowerings import refusals, registry
 from ..lowerings.prelude import with_prelude
-from ..lowerings.protocol import BadValue, attr
+from ..lowerings.protocol import PLAN_TARGET, BadValue, attr
 from ..node import narrowing_applies
 from .expr import to_text
 from .interp import WORKSPACE_ALIGNMENT, Interp
@@ -168,6 +168,7 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
         # docs/lowerings.md); any failure falls back to the frontend's lowering below.
         refusals.check(info, "tpat")
         choice = None
+        target_token = PLAN_TARGET.set(sm)
         try:
             choice = registry.choose(info)
             declined = choice.declined_json()
@@ -182,6 +183,8 @@ def make_plan(model_path: str, sm: str, lowering: str = "tpat", database: str | 
             else:
                 failed = [choice.lowering] if choice.lowering is not None else []
             declined += [{"lowering": low.name, "reason": failure} for low in failed]
+        finally:
+            PLAN_TARGET.reset(target_token)
     if cap is None and info.op_type in DATA_DEPENDENT_LOWERED:
         if lowering != "tpat":
             why = f"does not apply (lowering {lowering!r})"

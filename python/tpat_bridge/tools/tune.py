@@ -12,7 +12,7 @@ FuseTIR, before dlight) it replaces every PrimFunc the database has a record for
 tuned schedule (marked `tirx.is_scheduled`, so dlight leaves it alone) and leaves the rest
 unscheduled for dlight.
 
-Request: {"command": "tune", "model_path", "target": "sm_80".."sm_90" | "llvm", "work_dir",
+Request: {"command": "tune", "model_path", "target": "sm_80".."sm_90a" | "llvm", "work_dir",
 "trials" (max_trials_global of this call, shared out over the tasks), optional "time_budget_s",
 "lowering": "tpat"|"tvm"|"both"|["tpat", "tvm"] (default both, or $TPAT_LOWERING: every lowering
 the planner makes a tactic of; the functions of all of them are searched into the one database),
