@@ -22,10 +22,8 @@ struct Build: AsyncParsableCommand {
             if let arch { architectures = GPUArchitecture.cmake(try GPUArchitecture.list(arch)) }
             let report = (try? Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent("tpat-generate.json")))
                 .flatMap { try? JSONDecoder().decode(Generator.Report.self, from: $0) }
-            // Kernels planned for an architecture-specific target (sm_90a: wgmma) build for it alone
-            if architectures == nil, let t = report?.target, let a = try? GPUArchitecture(parsing: t), a.value.hasSuffix("a") {
-                architectures = a.value
-            }
+            // The project's own default (CMakeLists.txt): "90a" alone for kernels planned for sm_90a
+            if architectures == nil, let t = report?.target { architectures = Generator.defaultArchitectures(target: t) }
             logger.debug("building \(out.debugDescription) for \(architectures ?? "80;86;89;90")")
             // A generate that converted nothing leaves no project: nothing to build is not an error.
             if let report, report.plugins.isEmpty {

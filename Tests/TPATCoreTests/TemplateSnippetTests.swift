@@ -116,4 +116,14 @@ import Testing
             #expect(wholeFiles.contains(name) || Self.snippets[name] != nil, "partial \(name) has no snippet test")
         }
     }
+
+    /// The project's CMakeLists.txt builds for the common four architectures by default, and for
+    /// sm_90a alone when its kernels were planned for sm_90a (wgmma exists nowhere else).
+    @Test(arguments: [("sm_90", "80;86;89;90"), ("sm_80", "80;86;89;90"), ("sm_90a", "90a")])
+    func cmakeDefaultArchitectures(target: String, expected: String) throws {
+        let text = try Generator.cmakeLists(
+            sources: [], name: "tpat_m", runtime: Repo.root.appendingPathComponent("plugin-runtime"), target: target)
+        #expect(text.contains("set(TPAT_CUDA_ARCHITECTURES \"\(expected)\" CACHE STRING"))
+        #expect(Generator.defaultArchitectures(target: target) == expected)
+    }
 }

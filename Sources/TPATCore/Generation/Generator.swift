@@ -530,7 +530,7 @@ public struct Generator: Sendable {
             try? FileManager.default.removeItem(at: project)
         } else {
             add("tpat_plugin_specs.cpp", try plugins.specsSource(kept))
-            add("CMakeLists.txt", try cmakeLists(sources: kept, name: Self.projectName(modelPath: modelPath)))
+            add("CMakeLists.txt", try cmakeLists(sources: kept, name: Self.projectName(modelPath: modelPath), target: options.target))
             add("README.md", projectReadme(sources: kept, modelPath: modelPath, target: options.target))
             try AtomicFiles.write(files.map { (project.appendingPathComponent($0.0), $0.1) })
             try copyRuntime(to: project)
@@ -669,8 +669,16 @@ public struct Generator: Sendable {
         return files
     }
 
-    func cmakeLists(sources: [PluginSource], name: String) throws(TPATError) -> String {
-        try Self.cmakeLists(sources: sources, name: name, runtime: runtime)
+    func cmakeLists(sources: [PluginSource], name: String, target: String) throws(TPATError) -> String {
+        try Self.cmakeLists(sources: sources, name: name, runtime: runtime, target: target)
+    }
+
+    /// The CUDA architectures a project builds for when nobody says: the common four (SASS for each,
+    /// PTX for the last) for portable kernels; for a target with architecture-specific features
+    /// (`sm_90a`: wgmma), that architecture alone, since its kernels compile for nothing else.
+    public static func defaultArchitectures(target: String) -> String {
+        if let a = try? GPUArchitecture(parsing: target), a.value.hasSuffix("a") { return a.value }
+        return "80;86;89;90"
     }
 
     /// The CMake project name for a model: "tpat_" and the file name's identifier characters.
@@ -679,15 +687,18 @@ public struct Generator: Sendable {
     }
 
     /// The project's CMakeLists.txt: the template with every plugin's launcher, tactic and spec sources.
-    static func cmakeLists(sources: [PluginSource], name: String, runtime: URL) throws(TPATError) -> String {
+    static func cmakeLists(sources: [PluginSource], name: String, runtime: URL, target: String) throws(TPATError) -> String {
         let url = runtime.appendingPathComponent("CMakeLists.template.txt")
         do {
             let template = try MustacheTemplate(string: "{{%CONTENT_TYPE:TEXT}}" + String(contentsOf: url, encoding: .utf8))
             /// Source lists, one path per line.
-            struct CMakeView { var project_name: String, launcher_sources: String, plugin_sources: String, check_sources: String }
+            struct CMakeView {
+                var project_name: String, architectures: String, launcher_sources: String, plugin_sources: String, check_sources: String
+            }
             return template.render(
                 CMakeView(
                     project_name: name,
+                    architectures: defaultArchitectures(target: target),
                     launcher_sources: sources.flatMap { p in
                         ["\(p.name)/\(p.name)_launcher.cu"] + p.tactics.indices.map { "\(p.name)/\(p.name)_tactic\($0).cu" }
                     }.joined(separator: "\n  "),
