@@ -234,8 +234,9 @@ public struct Tuner: Sendable {
                 project.appendingPathComponent("CMakeLists.txt"),
                 Data(
                     try Generator.cmakeLists(
-                        sources: sources, name: name, runtime: bridge.root.appendingPathComponent("plugin-runtime"), target: report.target)
-                        .utf8)
+                        sources: sources, name: name, runtime: bridge.root.appendingPathComponent("plugin-runtime"), target: report.target
+                    )
+                    .utf8)
             ),
             (project.appendingPathComponent("tpat_plugin_specs.cpp"), Data(try renderer.specsSource(sources).utf8)),
         ])
