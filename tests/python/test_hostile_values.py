@@ -580,3 +580,27 @@ def test_roialign_sampling_ratio_past_32_bit_counts_is_refused():
     )
     assert "sampling_ratio=-1" in bad_value("RoiAlign", {"sampling_ratio": -1}, [x, rois, idx], {})
     assert "output_width=0" in bad_value("RoiAlign", {"output_width": 0}, [x, rois, idx], {})
+
+
+def test_col2im_pads_past_32_bits_and_block_counts_are_refused():
+    """ONNX Runtime looped without end on a Col2Im with pads [2^63 - 1, 2^20, 2^40, -64] (found by
+    the seeded reference test after new lowering cases moved its picks). bad_value refuses
+    negative or >= 2^31 pads, strides and dilations < 1, and (constant shapes) a block that does not
+    fit or an input whose last dim is not the number of blocks."""
+    from tpat_bridge.planning.values import bad_value
+
+    img, block = np.array([13, 10]), np.array([3, 2])
+    consts = {1: img, 2: block}
+    ok = {"dilations": [3, 2], "strides": [2, 2], "pads": [0, 1, 1, 0]}
+    # (13 + 1 - 6 - 1) // 2 + 1 = 4 and (10 + 1 - 2 - 1) // 2 + 1 = 5: 20 blocks
+    assert bad_value("Col2Im", ok, [[1, 12, 20], [2], [2]], consts) is None
+    assert bad_value("Col2Im", {}, [[1, 6, 99], [2], [2]], consts) is None  # defaults: 11 x 9 blocks
+    hostile = dict(ok, pads=[2**63 - 1, 2**20, 2**40, -64])
+    assert "pads=" in bad_value("Col2Im", hostile, [[1, 12, 20], [2], [2]], consts)
+    assert "pads=" in bad_value("Col2Im", dict(ok, pads=[0, 0, -1, 0]), [[1, 12, 20], [2], [2]], consts)
+    assert "strides=" in bad_value("Col2Im", dict(ok, strides=[0, 2]), [[1, 12, 20], [2], [2]], consts)
+    assert "20 columns" in bad_value("Col2Im", dict(ok, strides=[1, 1]), [[1, 12, 20], [2], [2]], consts)
+    assert "does not fit" in bad_value("Col2Im", ok, [[1, 12, 20], [2], [2]], {1: np.array([2, 10]), 2: block})
+    # symbolic input length and non-constant shapes: only the attributes are checked
+    assert bad_value("Col2Im", ok, [[1, 12, "L"], [2], [2]], consts) is None
+    assert bad_value("Col2Im", ok, [[1, 12, 20], [2], [2]], {}) is None

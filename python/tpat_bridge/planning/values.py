@@ -15,7 +15,9 @@ batch_dims of -2 crash it). The rules (README, "Hostile models"):
 - Attention's q_num_heads / kv_num_heads are positive, divide a 3-D input's hidden size, and
   kv_num_heads divides q_num_heads;
 - RoiAlign's output sizes are >= 1, its sampling_ratio >= 0 and ratio^2 x output_height x
-  output_width < 2^31 (ONNX Runtime's int-indexed sample table).
+  output_width < 2^31 (ONNX Runtime's int-indexed sample table);
+- Col2Im's strides and dilations are >= 1, its pads >= 0, all below 2^31; with constant shapes the
+  block fits the padded image and the input holds that many blocks.
 Pure Python and numpy: no TVM import.
 """
 
@@ -118,6 +120,10 @@ def bad_value(op: str, attrs: dict, shapes: list, consts: dict) -> str | None:
             return f"RoiAlign: sampling_ratio={r} must be an integer >= 0"
         if r * r * oh * ow >= 2**31:
             return f"RoiAlign: sampling_ratio={r} gives {r}^2 x {oh} x {ow} samples per ROI, past 2^31"
+    if op == "Col2Im":
+        why = _col2im(attrs, shapes, consts)
+        if why:
+            return f"Col2Im: {why}"
     if op == "TopK" and 1 in consts and shapes and shapes[0]:
         k, _ = _one_value(consts[1])
         axis = attrs.get("axis", -1)
@@ -125,4 +131,39 @@ def bad_value(op: str, attrs: dict, shapes: list, consts: dict) -> str | None:
         if isinstance(axis, int) and -len(x) <= axis < len(x) and isinstance(x[axis], int):
             if not (isinstance(k, int) and 0 <= k <= x[axis]):
                 return f"TopK: K={k} is not in [0, {x[axis]}] (the axis length)"
+    return None
+
+
+def _col2im(attrs: dict, shapes: list, consts: dict) -> str | None:
+    """ONNX's Col2Im: strides and dilations >= 1, pads >= 0, every size below 2^31; with constant
+    image_shape and block_shape, the block fits the padded image and the input's last dim (when
+    static) is the number of blocks. ONNX Runtime loops without end on pads of 2^63 - 1 (seen in
+    the seeded reference test)."""
+    dil, pads, strides = (attrs.get(k) for k in ("dilations", "pads", "strides"))
+    for name, vals, low in (("dilations", dil, 1), ("strides", strides, 1), ("pads", pads, 0)):
+        if vals is None:
+            continue
+        if not (isinstance(vals, list) and all(isinstance(v, int) and low <= v < 2**31 for v in vals)):
+            return f"{name}={vals if not isinstance(vals, list) else vals[:8]} must be integers in [{low}, 2^31)"
+    if 1 not in consts or 2 not in consts:
+        return None
+    img, block = (np.asarray(consts[k]).reshape(-1) for k in (1, 2))
+    if not (np.issubdtype(img.dtype, np.integer) and np.issubdtype(block.dtype, np.integer)):
+        return None  # ONNX Runtime checks the types itself
+    img, block = img.tolist(), block.tolist()
+    n = len(img)
+    if len(block) != n or not all(0 < v < 2**31 for v in [*img, *block]):
+        return f"image_shape {img[:8]} and block_shape {block[:8]} must be as long and in [1, 2^31)"
+    dil, strides, pads = dil or [1] * n, strides or [1] * n, pads or [0] * (2 * n)
+    if len(dil) != n or len(strides) != n or len(pads) != 2 * n:
+        return f"{n} spatial dims take {n} dilations and strides and {2 * n} pads"
+    blocks = 1
+    for d in range(n):
+        span = img[d] + pads[d] + pads[d + n] - dil[d] * (block[d] - 1) - 1
+        if span < 0:
+            return f"spatial dim {d}: the block does not fit the padded image"
+        blocks *= span // strides[d] + 1
+    last = shapes[0][-1] if shapes and shapes[0] else None
+    if isinstance(last, int) and last != blocks:
+        return f"the input has {last} columns, the attributes give {blocks} blocks"
     return None
