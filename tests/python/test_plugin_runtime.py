@@ -114,6 +114,7 @@ def built(tmp_path_factory):
         render_template(
             {
                 "project_name": "tpat_sample",
+                "architectures": "80;86;89;90",
                 "launcher_sources": "AddOne/AddOne_launcher.cu",
                 "plugin_sources": "AddOne/AddOne_plugin.cpp\n    tpat_plugin_specs.cpp",
                 "check_sources": "check/tpat_check.cpp",
@@ -242,11 +243,15 @@ def test_template_placeholders_and_defaults():
     text = (RUNTIME / "CMakeLists.template.txt").read_text()
     assert set(re.findall(r"\{\{\s*([A-Za-z_]+)\s*\}\}", text)) == {
         "project_name",
+        "architectures",
         "launcher_sources",
         "plugin_sources",
         "check_sources",
     }
-    assert 'set(TPAT_CUDA_ARCHITECTURES "80;86;89;90"' in text
+    # the default list is the generator's (Generator.defaultArchitectures: "80;86;89;90", or "90a"
+    # alone for sm_90a plans); the comment documents both
+    assert 'set(TPAT_CUDA_ARCHITECTURES "{{architectures}}"' in text
+    assert '"80;86;89;90", or' in text and '"90a" alone' in text
     assert "TensorRT headers not found (set TensorRT_ROOT): skipping libtpat_plugins.so" in text
     assert "project({{project_name}} LANGUAGES CXX CUDA)" in text
 
